@@ -1,0 +1,92 @@
+# wcache - a write-back cache for unmodified programs.
+#
+#   make            build/libwcache.so, build/wcache and the examples
+#   make test       install missing test dependencies, build, run the tests
+#   make demo       run an example program with and without the shim
+#   make bench      micro-benchmark of the engine (ns per 64-byte write)
+#   make check-long the long variants of the randomised tests
+
+CC      ?= cc
+CFLAGS  ?= -O2 -g
+WARN    := -Wall -Wextra -Werror
+CPPFLAGS += -Iinclude -D_GNU_SOURCE
+PICFLAGS := -fPIC -fvisibility=hidden
+B       := build
+
+CACHE_SRC := $(wildcard cache/*.c) $(wildcard cache/*.S)
+SHIM_SRC  := $(filter-out shim/cli.c,$(wildcard shim/*.c))
+CACHE_OBJ := $(patsubst %,$(B)/obj/%.o,$(CACHE_SRC))
+SHIM_OBJ  := $(patsubst %,$(B)/obj/%.o,$(SHIM_SRC))
+EXAMPLES  := $(patsubst examples/%.c,$(B)/examples/%,$(wildcard examples/*.c))
+TEST_SRC  := $(wildcard tests/test_*.c)
+TESTS     := $(patsubst tests/%.c,$(B)/tests/%,$(TEST_SRC))
+TEST_LIB  := $(patsubst %,$(B)/obj/%.o,$(wildcard tests/lib_*.c))
+TEST_PROGS := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/prog_*.c))
+HEADERS   := $(wildcard include/wcache/*.h) $(wildcard cache/*.h) $(wildcard shim/*.h)
+
+.PHONY: all test check-long bench demo deps clean
+all: $(B)/libwcache.so $(B)/wcache $(EXAMPLES)
+
+$(B)/obj/%.c.o: %.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) $(PICFLAGS) -c $< -o $@
+
+$(B)/obj/%.S.o: %.S
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(PICFLAGS) -c $< -o $@
+
+# The engine alone, for tests and the micro-benchmark.
+$(B)/libwcache_core.a: $(CACHE_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/libwcache.so: $(SHIM_OBJ) $(CACHE_OBJ)
+	$(CC) -shared -Wl,-z,defs -Wl,-z,now -o $@ $^ -ldl -lpthread
+
+$(B)/wcache: shim/cli.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -DWCACHE_LIBDIR='"$(abspath $(B))"' \
+		-o $@ $< -ldl
+
+$(B)/examples/%: examples/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -o $@ $< -lpthread
+
+# ---- tests ---------------------------------------------------------------
+
+deps:
+	@sh tests/deps.sh
+
+TEST_CPPFLAGS := $(CPPFLAGS) -Itests -DWCT_BUILD_DIR='"$(abspath $(B))"' \
+	-DWCT_SRC_DIR='"$(abspath .)"'
+
+$(B)/obj/tests/%.c.o: tests/%.c $(HEADERS) $(wildcard tests/*.h) | deps
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CPPFLAGS) $(CFLAGS) $(WARN) -c $< -o $@
+
+# Stand-alone programs that the tests run with and without the shim.
+$(B)/tests/prog_%: tests/prog_%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CPPFLAGS) $(CFLAGS) $(WARN) -o $@ $< -lpthread
+
+$(B)/tests/test_%: $(B)/obj/tests/test_%.c.o $(TEST_LIB) $(B)/libwcache_core.a
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $^ -lcriterion -ldl -lpthread
+
+test: all $(TEST_PROGS) $(TESTS)
+	@sh tests/run.sh $(TESTS)
+
+check-long: all $(TEST_PROGS) $(TESTS)
+	@WCT_LONG=1 sh tests/run.sh $(TESTS)
+
+$(B)/bench_engine: tests/bench_engine.c $(B)/obj/tests/lib_sys.c.o $(B)/libwcache_core.a
+	$(CC) $(TEST_CPPFLAGS) $(CFLAGS) $(WARN) -o $@ $^ -ldl -lpthread
+
+bench: all $(B)/bench_engine
+	@$(B)/bench_engine
+
+demo: all
+	@sh examples/demo.sh
+
+clean:
+	rm -rf $(B)

@@ -1,0 +1,177 @@
+/*
+ * cache.h - the page cache engine (cache/), as the shim and the tests see it.
+ *
+ * A `wc_cache` is one process's cache: a sparse backing file mapped
+ * MAP_SHARED, cut into 4 KiB blocks, plus the tables that say which block
+ * holds which page of which file (laid out so that a later crash-replay can
+ * read them; see cache/store.h). A `wc_file` is one cached file, shared by
+ * every descriptor of the process that refers to it (same st_dev/st_ino).
+ *
+ * Conventions:
+ *   - Functions return 0 or a byte count on success and -errno on failure;
+ *     they never touch errno except through the real calls they make, and
+ *     the caller restores errno on success (the shim does).
+ *   - Nothing here allocates with malloc after wc_cache_open(): the write and
+ *     read paths may run from a signal handler's write().
+ *   - Thread safety: every function may be called from any thread. A file's
+ *     pages are protected by the file's own lock, so writers to different
+ *     files do not serialise (lock order in cache/cache.c).
+ */
+#ifndef WCACHE_CACHE_H
+#define WCACHE_CACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#define WC_PAGE_SHIFT 12
+#define WC_PAGE_SIZE (1u << WC_PAGE_SHIFT)
+
+/* Linux's limit on one read or write: INT_MAX rounded down to a page. */
+#define WC_MAX_RW_COUNT ((size_t)0x7ffff000)
+
+struct wc_cache;
+struct wc_file;
+
+struct wc_config {
+    size_t size;         /* capacity in bytes; 0: 64 MiB */
+    size_t dirty;        /* dirty bytes that start write-back; 0: size / 2 */
+    size_t bypass;       /* writes of at least this many bytes go straight
+                            to the file; 0: 256 KiB */
+    const char *dir;     /* parent of the per-user store directory; NULL:
+                            /dev/shm, else $TMPDIR, else /tmp */
+    unsigned max_files;  /* file-table slots; 0: 256 */
+};
+
+/* Why a flush happened; counted in wc_stats.flushes[]. */
+enum wc_reason {
+    WC_WHY_CLOSE,
+    WC_WHY_FSYNC,
+    WC_WHY_DEADLINE,
+    WC_WHY_PRESSURE,     /* dirty data above WCACHE_DIRTY */
+    WC_WHY_FULL,         /* no free block */
+    WC_WHY_BYPASS,       /* a large write goes to the file */
+    WC_WHY_TRUNCATE,
+    WC_WHY_LOCK,
+    WC_WHY_FORK,
+    WC_WHY_EXEC,
+    WC_WHY_EXIT,
+    WC_WHY_OTHER,        /* mmap, sendfile, fopen, ... */
+    WC_WHY_COUNT
+};
+extern const char *const wc_reason_names[WC_WHY_COUNT];
+
+struct wc_stats {
+    uint64_t writes;        /* writes absorbed by the cache */
+    uint64_t bytes;         /* bytes absorbed by the cache */
+    uint64_t through;       /* writes sent straight to the file */
+    uint64_t wb_calls;      /* write-back system calls issued */
+    uint64_t wb_bytes;      /* bytes written back */
+    uint64_t flushes[WC_WHY_COUNT]; /* file flushes that wrote something */
+    uint64_t faults;        /* copies retried after a user-memory fault */
+    uint64_t errors;        /* write-back errors recorded */
+    uint64_t evictions;     /* clean pages evicted for space */
+    uint64_t store_full;    /* writes sent through: backing store full */
+};
+
+/* ---- the cache ------------------------------------------------------- */
+
+/* Create the backing file and its mapping. *out is set on success.
+ * Returns 0, or -errno (-ENOSPC, -EACCES, -ENOTDIR when the per-user
+ * directory is not ours...). Installs the user-copy fault handler. */
+int wc_cache_open(struct wc_cache **out, const struct wc_config *cfg);
+
+/* Write back everything, release every file, unmap and unlink the backing
+ * file. Returns 0 or the first write-back error (-errno). */
+int wc_cache_close(struct wc_cache *c);
+
+/* In a child after fork: forget the cache without writing anything back
+ * and without unlinking the parent's backing file. */
+void wc_cache_abandon(struct wc_cache *c);
+
+/* Path of the backing file (for messages and tests). */
+const char *wc_cache_path(const struct wc_cache *c);
+
+/* Write back every file's dirty data. Returns 0 or the first -errno. */
+int wc_cache_flush(struct wc_cache *c, enum wc_reason why);
+
+/* Write back files whose oldest dirty byte is older than `max_age_ns`
+ * (CLOCK_MONOTONIC). Returns 0 or the first -errno. */
+int wc_cache_flush_expired(struct wc_cache *c, uint64_t max_age_ns);
+
+/* Dirty bytes (approximate: counted in whole pages). */
+size_t wc_cache_dirty(const struct wc_cache *c);
+
+void wc_cache_stats(const struct wc_cache *c, struct wc_stats *out);
+
+/* ---- files ----------------------------------------------------------- */
+
+/* The cached file for descriptor `fd` (a regular file the caller decided to
+ * cache). Files are shared by (st_dev, st_ino): a second call for the same
+ * file returns the same object with one more reference. The cache keeps its
+ * own descriptor for write-back (a reopen of /proc/self/fd/N without
+ * O_APPEND, or a dup when that is impossible). Returns NULL and sets *err
+ * (-errno) when the file cannot be cached; the caller then passes the
+ * descriptor through. */
+struct wc_file *wc_file_get(struct wc_cache *c, int fd, int *err);
+
+/* Drop one reference. The last one writes the data back (unless the file
+ * was unlinked: nobody can see it) and frees the slot. Returns 0 or the
+ * pending write-back error, reported once to close (-errno). */
+int wc_file_put(struct wc_file *f);
+
+/* Size as the program sees it (i_size). */
+off_t wc_file_size(struct wc_file *f);
+
+/*
+ * pwrite(2) semantics for one buffer: writes `len` bytes from user memory
+ * `buf` at `pos`, or at the end of file when `append` is set. Returns the
+ * bytes written (possibly short after a fault or at a limit) or -errno
+ * (-EFAULT, -EINVAL, -EFBIG, -ENOSPC...). *where (may be NULL) receives the
+ * offset the write started at. The user memory may be anything: NULL,
+ * PROT_NONE, a mapping of the file itself, changing under us.
+ */
+ssize_t wc_pwrite(struct wc_file *f, const void *buf, size_t len, off_t pos,
+                  int append, off_t *where /* OUT */);
+
+/* pwritev(2) semantics: also validates the iovec array as the kernel does
+ * (EINVAL for iovcnt outside 0..IOV_MAX or a negative segment length,
+ * EFAULT for an unreadable array or a segment outside user space). */
+ssize_t wc_pwritev(struct wc_file *f, const struct iovec *iov, int iovcnt,
+                   off_t pos, int append, off_t *where /* OUT */);
+
+/* pread(2)/preadv(2) semantics: the file's bytes read through `fd`, with
+ * the cached bytes laid over them, holes as zeros, nothing past i_size.
+ * Never flushes. */
+ssize_t wc_pread(struct wc_file *f, int fd, void *buf, size_t len, off_t pos);
+ssize_t wc_preadv(struct wc_file *f, int fd, const struct iovec *iov,
+                  int iovcnt, off_t pos);
+
+/* ftruncate(2): drops cached bytes at and beyond `size`, then truncates the
+ * file (the kernel decides EFBIG, EPERM...). Returns 0 or -errno. */
+int wc_file_truncate(struct wc_file *f, off_t size);
+
+/* Write back this file's dirty data in ascending offset order. Returns 0 or
+ * -errno (the data then stays cached and the error is recorded). */
+int wc_file_flush(struct wc_file *f, enum wc_reason why);
+
+/* fsync/fdatasync: flush, then the real call on the write-back descriptor.
+ * Returns 0 or -errno; a recorded write-back error is reported here once. */
+int wc_file_sync(struct wc_file *f, int datasync);
+
+/* Flush, then forget clean pages (a lock was taken: other processes may
+ * have changed the file). Returns 0 or -errno. */
+int wc_file_invalidate(struct wc_file *f, enum wc_reason why);
+
+/* ---- for tests only -------------------------------------------------- */
+
+/* Fill every block of the backing store with `byte`, then free them all,
+ * so that later allocations reuse dirty blocks. The cache must be empty. */
+int wc__store_poison(struct wc_cache *c, int byte);
+/* The data area of the store and its size in bytes. */
+void *wc__store_data(struct wc_cache *c, size_t *bytes /* OUT */);
+/* Blocks in use / reserved (fallocated) in the store. */
+size_t wc__store_used(const struct wc_cache *c);
+
+#endif /* WCACHE_CACHE_H */

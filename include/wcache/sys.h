@@ -1,0 +1,124 @@
+/*
+ * sys.h - the one table of real libc functions.
+ *
+ * Every system call that wcache makes goes through `wc_sys`, never through
+ * the libc symbol directly: inside libwcache.so a plain call to pwrite()
+ * would bind to the shim's own interposed pwrite and recurse.
+ *
+ *   - In libwcache.so the shim fills the table with dlsym(RTLD_NEXT, ...)
+ *     before anything else runs (shim/real.c).
+ *   - Tests of cache/ alone fill it with libc's functions
+ *     (tests/common.c: wct_sys_use_libc()) and may then replace single
+ *     entries to fail the Nth call with a chosen errno, as SQLite's
+ *     test_syscall.c does with aSyscall[].
+ *
+ * cache/ never calls dlsym and never calls shim/.
+ */
+#ifndef WCACHE_SYS_H
+#define WCACHE_SYS_H
+
+#include <stddef.h>
+#include <stdio.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/mman.h>
+#include <signal.h>
+
+/*
+ * X(return type, name, parameter list). `name` is the libc symbol that the
+ * shim resolves with dlsym(RTLD_NEXT). Entries marked "cache" are used by
+ * cache/; the others only by shim/, but they live in the same table so that
+ * there is exactly one place where real functions are found.
+ */
+#define WC_SYSCALLS(X)                                                     \
+    /* cache */                                                            \
+    X(ssize_t, pread, (int, void *, size_t, off_t))                        \
+    X(ssize_t, preadv, (int, const struct iovec *, int, off_t))            \
+    X(ssize_t, pwrite, (int, const void *, size_t, off_t))                 \
+    X(ssize_t, pwritev, (int, const struct iovec *, int, off_t))           \
+    X(int, ftruncate, (int, off_t))                                        \
+    X(int, fsync, (int))                                                   \
+    X(int, fdatasync, (int))                                               \
+    X(int, fallocate, (int, int, off_t, off_t))                            \
+    X(int, fstat, (int, struct stat *))                                    \
+    X(int, fstatfs, (int, struct statfs *))                                \
+    X(int, open, (const char *, int, ...))                                 \
+    X(int, close, (int))                                                   \
+    X(int, fcntl, (int, int, ...))                                         \
+    X(int, mkdir, (const char *, mode_t))                                  \
+    X(int, lstat, (const char *, struct stat *))                           \
+    X(int, unlink, (const char *))                                         \
+    X(void *, mmap, (void *, size_t, int, int, int, off_t))                \
+    X(int, munmap, (void *, size_t))                                       \
+    X(int, madvise, (void *, size_t, int))                                 \
+    X(ssize_t, readlink, (const char *, char *, size_t))                   \
+    X(int, sigaction, (int, const struct sigaction *, struct sigaction *)) \
+    X(ssize_t, process_vm_readv, (pid_t, const struct iovec *,             \
+                                  unsigned long, const struct iovec *,     \
+                                  unsigned long, unsigned long))           \
+    /* shim */                                                             \
+    X(ssize_t, write, (int, const void *, size_t))                         \
+    X(ssize_t, writev, (int, const struct iovec *, int))                   \
+    X(ssize_t, pwritev2, (int, const struct iovec *, int, off_t, int))     \
+    X(ssize_t, read, (int, void *, size_t))                                \
+    X(ssize_t, readv, (int, const struct iovec *, int))                    \
+    X(ssize_t, preadv2, (int, const struct iovec *, int, off_t, int))      \
+    X(ssize_t, __read_chk, (int, void *, size_t, size_t))                  \
+    X(ssize_t, __pread_chk, (int, void *, size_t, off_t, size_t))          \
+    X(int, openat, (int, const char *, int, ...))                          \
+    X(int, creat, (const char *, mode_t))                                  \
+    X(int, __open_2, (const char *, int))                                  \
+    X(int, __openat_2, (int, const char *, int))                           \
+    X(FILE *, fopen, (const char *, const char *))                         \
+    X(FILE *, freopen, (const char *, const char *, FILE *))               \
+    X(FILE *, fdopen, (int, const char *))                                 \
+    X(int, close_range, (unsigned, unsigned, int))                         \
+    X(int, dup, (int))                                                     \
+    X(int, dup2, (int, int))                                               \
+    X(int, dup3, (int, int, int))                                          \
+    X(int, flock, (int, int))                                              \
+    X(int, lockf, (int, int, off_t))                                       \
+    X(off_t, lseek, (int, off_t, int))                                     \
+    X(int, stat, (const char *, struct stat *))                            \
+    X(int, fstatat, (int, const char *, struct stat *, int))               \
+    X(int, statx, (int, const char *, int, unsigned, struct statx *))      \
+    X(int, __fxstat, (int, int, struct stat *))                            \
+    X(int, __xstat, (int, const char *, struct stat *))                    \
+    X(int, __lxstat, (int, const char *, struct stat *))                   \
+    X(int, __fxstatat, (int, int, const char *, struct stat *, int))       \
+    X(int, truncate, (const char *, off_t))                                \
+    X(int, posix_fallocate, (int, off_t, off_t))                           \
+    X(int, posix_fadvise, (int, off_t, off_t, int))                        \
+    X(void, sync, (void))                                                  \
+    X(int, syncfs, (int))                                                  \
+    X(int, sync_file_range, (int, off_t, off_t, unsigned))                 \
+    X(ssize_t, sendfile, (int, int, off_t *, size_t))                      \
+    X(ssize_t, copy_file_range, (int, off_t *, int, off_t *, size_t,       \
+                                 unsigned))                                \
+    X(ssize_t, splice, (int, off_t *, int, off_t *, size_t, unsigned))     \
+    X(pid_t, fork, (void))                                                 \
+    X(int, execve, (const char *, char *const[], char *const[]))           \
+    X(int, execveat, (int, const char *, char *const[], char *const[],     \
+                      int))                                                \
+    X(int, fexecve, (int, char *const[], char *const[]))                   \
+    X(void, _exit, (int))                                                  \
+    X(void, _Exit, (int))                                                  \
+    X(void, exit, (int))
+
+#define WC_SYS_FIELD(ret, name, args) ret (*name) args;
+struct wc_sys {
+    WC_SYSCALLS(WC_SYS_FIELD)
+};
+#undef WC_SYS_FIELD
+
+/* The table. Filled by the shim (dlsym) or by a test (libc). */
+extern struct wc_sys wc_sys;
+
+/* Names of the entries, in table order, for the resolver's messages. */
+extern const char *const wc_sys_names[];
+/* Number of entries. */
+#define WC_SYS_COUNT (sizeof(struct wc_sys) / sizeof(void (*)(void)))
+
+#endif /* WCACHE_SYS_H */

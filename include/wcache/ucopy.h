@@ -1,0 +1,50 @@
+/*
+ * ucopy.h - copies to and from user memory that never fault into user code.
+ *
+ * The kernel copies from user memory under the page lock with page faults
+ * disabled (copy_folio_from_iter_atomic) and relies on its exception tables
+ * to turn a fault into a short count. wc_copy_nofault() is the same thing in
+ * user space: a `rep movsb` whose SIGSEGV/SIGBUS is caught by our handler,
+ * which moves the instruction pointer past the copy; the count left is in
+ * RCX, so the caller learns exactly how many bytes were copied. The
+ * program's own SIGSEGV/SIGBUS handlers never run for such a fault; every
+ * other fault is handed to them (or to the default action) unchanged.
+ */
+#ifndef WCACHE_UCOPY_H
+#define WCACHE_UCOPY_H
+
+#include <signal.h>
+#include <stddef.h>
+
+/* Copy n bytes; returns how many were copied (n unless a fault stopped it).
+ * Bytes of dst past the returned count may have been written. */
+size_t wc_copy_nofault(void *dst, const void *src, size_t n);
+
+/* How many bytes from src, up to n, can be read (page granularity), found
+ * with process_vm_readv on our own pid, which faults pages in without a
+ * signal (the kernel's fault_in_iov_iter_readable). 0: none. Slow (~1 us):
+ * only for the retry path after a fault. */
+size_t wc_probe_readable(const void *src, size_t n);
+
+/* The highest user address + 1 on this machine (x86_64: 47 or 56 bits). */
+extern unsigned long wc_user_addr_max;
+
+/* The kernel's access_ok(): is [p, p + n) inside user space? */
+static inline int wc_access_ok(const void *p, size_t n)
+{
+    unsigned long a = (unsigned long)p;
+    return n <= wc_user_addr_max && a <= wc_user_addr_max - n;
+}
+
+/* Install the SIGSEGV/SIGBUS handler (idempotent; keeps the handlers
+ * installed before as the ones faults outside our copies are passed to).
+ * Returns 0 or -errno. */
+int wc_fault_install(void);
+
+/* For the shim's sigaction()/signal(): record the program's action for
+ * SIGSEGV or SIGBUS without displacing ours. Same contract as sigaction(2).
+ * Returns 0 or -errno. */
+int wc_fault_sigaction(int sig, const struct sigaction *act,
+                       struct sigaction *old /* OUT, may be NULL */);
+
+#endif /* WCACHE_UCOPY_H */
