@@ -25,6 +25,8 @@
 #include <sys/statfs.h>
 #include <sys/mman.h>
 #include <signal.h>
+#include <spawn.h>
+#include <time.h>
 
 /*
  * X(return type, name, parameter list). `name` is the libc symbol that the
@@ -105,7 +107,27 @@
     X(int, fexecve, (int, char *const[], char *const[]))                   \
     X(void, _exit, (int))                                                  \
     X(void, _Exit, (int))                                                  \
-    X(void, exit, (int))
+    X(void, exit, (int))                                                   \
+    /* shim: process creation, exec, helpers (issue 3) */                  \
+    X(long, syscall, (long, ...))                                          \
+    X(int, execv, (const char *, char *const[]))                           \
+    X(int, execvp, (const char *, char *const[]))                          \
+    X(int, execvpe, (const char *, char *const[], char *const[]))          \
+    X(int, posix_spawn, (pid_t *, const char *,                            \
+                         const posix_spawn_file_actions_t *,               \
+                         const posix_spawnattr_t *, char *const[],         \
+                         char *const[]))                                   \
+    X(int, posix_spawnp, (pid_t *, const char *,                           \
+                          const posix_spawn_file_actions_t *,              \
+                          const posix_spawnattr_t *, char *const[],        \
+                          char *const[]))                                  \
+    X(int, system, (const char *))                                         \
+    X(FILE *, popen, (const char *, const char *))                         \
+    X(void, closefrom, (int))                                              \
+    X(int, faccessat, (int, const char *, int, int))                       \
+    X(char *, getcwd, (char *, size_t))                                    \
+    X(int, clock_nanosleep, (clockid_t, int, const struct timespec *,      \
+                             struct timespec *))
 
 #define WC_SYS_FIELD(ret, name, args) ret (*name) args;
 struct wc_sys {

@@ -1,0 +1,749 @@
+/*
+ * cache.c - the cache, its files and its pages; eviction.
+ *
+ * Invariants:
+ *   (1) Page i is stored in block i; a page is in its file's hash exactly
+ *       when page->file != NULL, and then its block record names the file.
+ *   (2) A page is on the clean LRU only when it has no dirty range and all
+ *       its bytes are valid (WC_BR_UPTODATE); a page with neither dirty nor
+ *       valid bytes does not exist (its block is freed at once).
+ *   (3) A file slot is live while it has references or dirty pages; a slot
+ *       with dirty pages and no references (its last close failed to write
+ *       back) is retried by every later flush of the whole cache.
+ *   (4) A block record is claimed in the order: ranges cleared, index, gen,
+ *       file last; released in the order: file cleared first.
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "cache_int.h"
+#include "wcache/sys.h"
+#include "wcache/ucopy.h"
+
+__thread int wc_in_engine __attribute__((tls_model("initial-exec")));
+
+const char *const wc_reason_names[WC_WHY_COUNT] = {
+    "close", "fsync", "deadline", "pressure", "full", "bypass",
+    "truncate", "lock", "fork", "exec", "exit", "other",
+};
+
+uint64_t wc_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- uthash memory: mmap, never malloc ------------------------------- */
+
+void *wc_hash_alloc(size_t size)
+{
+    void *p = wc_sys.mmap(NULL, size, PROT_READ | PROT_WRITE,
+                          MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+void wc_hash_free(void *p, size_t size)
+{
+    if (p)
+        wc_sys.munmap(p, size);
+}
+
+/* ---- the cache -------------------------------------------------------- */
+
+int wc_cache_open(struct wc_cache **out, const struct wc_config *cfg)
+{
+    struct wc_config def = {0};
+    if (!cfg)
+        cfg = &def;
+    size_t size = cfg->size ? cfg->size : (size_t)64 << 20;
+    uint64_t nblocks = size >> WC_PAGE_SHIFT;
+    if (nblocks < 16)
+        nblocks = 16;
+    if (nblocks > (1u << 30))
+        return -EINVAL;
+    unsigned nfiles = cfg->max_files ? cfg->max_files : 256;
+
+    struct wc_cache *c = calloc(1, sizeof *c);
+    if (!c)
+        return -ENOMEM;
+    c->pages = calloc(nblocks, sizeof *c->pages);
+    c->files = calloc(nfiles, sizeof *c->files);
+    if (!c->pages || !c->files) {
+        free(c->pages);
+        free(c->files);
+        free(c);
+        return -ENOMEM;
+    }
+    int r = wc_store_open(&c->store, cfg->dir, (uint32_t)nblocks, nfiles);
+    if (r < 0) {
+        free(c->pages);
+        free(c->files);
+        free(c);
+        return r;
+    }
+    for (uint32_t i = 0; i < nblocks; i++)
+        c->pages[i].block = i;
+    for (uint32_t i = 0; i < nfiles; i++) {
+        c->files[i].id = i;
+        c->files[i].cache = c;
+        c->files[i].wb_fd = -1;
+    }
+    c->nfiles = nfiles;
+    size_t dirty = cfg->dirty ? cfg->dirty : size / 2;
+    c->dirty_limit = (uint32_t)(dirty >> WC_PAGE_SHIFT);
+    if (c->dirty_limit < 1)
+        c->dirty_limit = 1;
+    if (c->dirty_limit > nblocks)
+        c->dirty_limit = (uint32_t)nblocks;
+    c->bypass = cfg->bypass ? cfg->bypass : (size_t)256 << 10;
+    wc_fault_install();
+    *out = c;
+    return 0;
+}
+
+const char *wc_cache_path(const struct wc_cache *c)
+{
+    return c->store.path;
+}
+
+size_t wc_cache_dirty(const struct wc_cache *c)
+{
+    return (size_t)__atomic_load_n(&c->dirty_pages, __ATOMIC_RELAXED)
+           << WC_PAGE_SHIFT;
+}
+
+static void fold_counters(struct wc_stats *t, struct wc_file *f)
+{
+    t->writes += f->n_writes;
+    t->bytes += f->n_bytes;
+    t->through += f->n_through;
+    t->faults += f->n_faults;
+    f->n_writes = f->n_bytes = f->n_through = f->n_faults = 0;
+}
+
+void wc_cache_stats(const struct wc_cache *cc, struct wc_stats *out)
+{
+    struct wc_cache *c = (struct wc_cache *)cc;
+    int inside = !wc_enter();
+    if (!inside)
+        wc_lock(&c->lock);
+    *out = c->totals;
+    for (uint32_t i = 0; i < c->nfiles; i++) {
+        struct wc_file *f = &c->files[i];
+        out->writes += f->n_writes;     /* racy reads: a snapshot */
+        out->bytes += f->n_bytes;
+        out->through += f->n_through;
+        out->faults += f->n_faults;
+    }
+    if (!inside) {
+        wc_unlock(&c->lock);
+        wc_leave();
+    }
+}
+
+/* Drop every page of f (no write-back). Caller holds f->lock. */
+static void drop_all(struct wc_file *f)
+{
+    struct wc_page *p, *tmp;
+    HASH_ITER(hh, f->pages, p, tmp) wc_page_drop(f, p);
+    f->dirty = NULL;
+    f->ndirty = 0;
+    f->dirty_since = 0;
+}
+
+/* Release slot f: caller holds f->lock and c->lock, f has no pages. */
+static void release_slot(struct wc_cache *c, struct wc_file *f)
+{
+    fold_counters(&c->totals, f);
+    HASH_CLEAR(hh, f->pages);
+    if (f->wb_fd >= 0)
+        wc_sys.close(f->wb_fd);
+    f->wb_fd = -1;
+    f->slot->state = WC_SLOT_FREE;
+    f->live = 0;
+    f->hint = NULL;
+    f->err = 0;
+    f->err_unseen = 0;
+}
+
+static int flush_file(struct wc_file *f, enum wc_reason why)
+{
+    int r = 0;
+    wc_lock(&f->lock);
+    if (f->live && f->ndirty)
+        r = wc_flush_locked(f, why);
+    wc_unlock(&f->lock);
+    return r;
+}
+
+/* Flush all files; release orphans that became clean. Caller is inside. */
+int wc__flush_all(struct wc_cache *c, enum wc_reason why)
+{
+    int first = 0;
+    for (uint32_t i = 0; i < c->nfiles; i++) {
+        struct wc_file *f = &c->files[i];
+        if (!__atomic_load_n(&f->live, __ATOMIC_RELAXED))
+            continue;
+        int r = flush_file(f, why);
+        if (r < 0 && !first)
+            first = r;
+        wc_lock(&f->lock);
+        wc_lock(&c->lock);
+        if (f->live && f->refs == 0 && f->ndirty == 0) {
+            drop_all(f);
+            release_slot(c, f);
+        }
+        wc_unlock(&c->lock);
+        wc_unlock(&f->lock);
+    }
+    return first;
+}
+
+int wc_cache_flush(struct wc_cache *c, enum wc_reason why)
+{
+    if (!wc_enter())
+        return -EDEADLK;
+    int r = wc__flush_all(c, why);
+    wc_leave();
+    return r;
+}
+
+int wc_cache_flush_expired(struct wc_cache *c, uint64_t max_age_ns)
+{
+    if (!wc_enter())
+        return -EDEADLK;
+    uint64_t now = wc_now_ns();
+    int first = 0;
+    for (uint32_t i = 0; i < c->nfiles; i++) {
+        struct wc_file *f = &c->files[i];
+        uint64_t since = __atomic_load_n(&f->dirty_since, __ATOMIC_RELAXED);
+        if (!f->live || !since || now - since < max_age_ns)
+            continue;
+        int r = flush_file(f, WC_WHY_DEADLINE);
+        if (r < 0 && !first)
+            first = r;
+    }
+    wc_leave();
+    return first;
+}
+
+int wc_cache_close(struct wc_cache *c)
+{
+    if (!wc_enter())
+        return -EDEADLK;
+    int r = wc__flush_all(c, WC_WHY_EXIT);
+    for (uint32_t i = 0; i < c->nfiles; i++) {
+        struct wc_file *f = &c->files[i];
+        if (!f->live)
+            continue;
+        wc_lock(&f->lock);
+        wc_lock(&c->lock);
+        drop_all(f);
+        release_slot(c, f);
+        wc_unlock(&c->lock);
+        wc_unlock(&f->lock);
+    }
+    /* Data that could not be written back stays in the backing file for
+     * a replay; only a clean cache removes it. */
+    wc_store_close(&c->store, r == 0);
+    free(c->pages);
+    free(c->files);
+    free(c);
+    wc_leave();
+    return r;
+}
+
+void wc_cache_abandon(struct wc_cache *c)
+{
+    /* The child shares the parent's MAP_SHARED store: forget it without a
+     * single store into it. Descriptors are ours to close. */
+    for (uint32_t i = 0; i < c->nfiles; i++)
+        if (c->files[i].live && c->files[i].wb_fd >= 0)
+            wc_sys.close(c->files[i].wb_fd);
+    wc_sys.munmap(c->store.map, c->store.map_len);
+    wc_sys.close(c->store.fd);
+    free(c->store.ring);
+    free(c->store.punched);
+    /* Hash tables are anonymous private mappings: leaked, a few pages. */
+    free(c->pages);
+    free(c->files);
+    free(c);
+}
+
+/* ---- files ------------------------------------------------------------ */
+
+/* Our own descriptor for write-back: no O_APPEND, out of the program's way
+ * (high numbers), close-on-exec. */
+static int writeback_fd(int fd)
+{
+    char path[64];
+    struct rlimit rl;
+    int minfd = 512;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+        minfd = rl.rlim_cur > 1024 ? (int)(rl.rlim_cur / 2) :
+                                     (int)(rl.rlim_cur * 3 / 4);
+
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    int wb = wc_sys.open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
+    if (wb < 0) {
+        int fl = wc_sys.fcntl(fd, F_GETFL);
+        if (fl < 0)
+            return -errno;
+        if ((fl & O_APPEND) || (fl & O_ACCMODE) == O_RDONLY)
+            return -EACCES;     /* cannot write back at chosen offsets */
+        wb = wc_sys.fcntl(fd, F_DUPFD_CLOEXEC, minfd);
+        if (wb < 0)
+            wb = wc_sys.fcntl(fd, F_DUPFD_CLOEXEC, 0);
+        return wb < 0 ? -errno : wb;
+    }
+    int high = wc_sys.fcntl(wb, F_DUPFD_CLOEXEC, minfd);
+    if (high >= 0) {
+        wc_sys.close(wb);
+        wb = high;
+    }
+    return wb;
+}
+
+struct wc_file *wc_file_get(struct wc_cache *c, int fd, int *err)
+{
+    struct stat st;
+    struct wc_file *f = NULL;
+    int r;
+
+    if (!wc_enter()) {
+        *err = -EDEADLK;
+        return NULL;
+    }
+    if (wc_sys.fstat(fd, &st) < 0) {
+        r = -errno;
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        r = -EINVAL;
+        goto out;
+    }
+
+    wc_lock(&c->lock);
+    for (uint32_t i = 0; i < c->nfiles; i++) {
+        struct wc_file *g = &c->files[i];
+        if (g->live && g->dev == st.st_dev && g->ino == st.st_ino) {
+            g->refs++;
+            wc_unlock(&c->lock);
+            wc_leave();
+            return g;
+        }
+    }
+    for (uint32_t i = 0; i < c->nfiles && !f; i++)
+        if (!c->files[i].live)
+            f = &c->files[i];
+    if (!f) {
+        wc_unlock(&c->lock);
+        r = -EMFILE;
+        goto out;
+    }
+    if ((r = wc_store_reserve_slot(&c->store, f->id)) < 0) {
+        wc_unlock(&c->lock);
+        f = NULL;
+        goto out;
+    }
+    int wb = writeback_fd(fd);
+    if (wb < 0) {
+        wc_unlock(&c->lock);
+        r = wb;
+        f = NULL;
+        goto out;
+    }
+    struct rlimit rl;
+    f->fsize_limit = getrlimit(RLIMIT_FSIZE, &rl) == 0 &&
+                     rl.rlim_cur != RLIM_INFINITY ? rl.rlim_cur : UINT64_MAX;
+    f->wb_fd = wb;
+    f->dev = st.st_dev;
+    f->ino = st.st_ino;
+    f->size = f->disk_size = (uint64_t)st.st_size;
+    f->pages = NULL;
+    f->hint = NULL;
+    f->dirty = NULL;
+    f->ndirty = 0;
+    f->dirty_since = 0;
+    f->err = 0;
+    f->err_unseen = 0;
+    f->refs = 1;
+
+    struct wc_fslot *s = f->slot = wc_store_slot(&c->store, f->id);
+    s->state = WC_SLOT_FREE;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    s->gen++;
+    s->dev = st.st_dev;
+    s->ino = st.st_ino;
+    s->size = s->disk_size = (uint64_t)st.st_size;
+    s->mtime_ns = (uint64_t)st.st_mtim.tv_sec * 1000000000u +
+                  (uint64_t)st.st_mtim.tv_nsec;
+    char link[64];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    ssize_t n = wc_sys.readlink(link, s->path, sizeof s->path - 1);
+    s->path_len = n > 0 ? (uint32_t)n : 0;
+    s->path[s->path_len] = 0;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    s->state = WC_SLOT_LIVE;
+    f->live = 1;
+    wc_unlock(&c->lock);
+    wc_leave();
+    return f;
+
+out:
+    wc_leave();
+    *err = r;
+    return NULL;
+}
+
+int wc_file_put(struct wc_file *f)
+{
+    struct wc_cache *c = f->cache;
+    int r = 0;
+
+    if (!wc_enter())
+        return -EDEADLK;
+    wc_lock(&f->lock);
+    wc_lock(&c->lock);
+    int last = --f->refs == 0;
+    wc_unlock(&c->lock);
+    if (last) {
+        struct stat st;
+        if (f->ndirty && wc_sys.fstat(f->wb_fd, &st) == 0 && st.st_nlink == 0)
+            drop_all(f);    /* unlinked: nobody can ever read it */
+        if (f->ndirty)
+            wc_flush_locked(f, WC_WHY_CLOSE);
+    }
+    if (f->err && (f->err_unseen & WC_SEEN_CLOSE)) {
+        r = f->err;
+        f->err_unseen &= ~WC_SEEN_CLOSE;
+    }
+    if (last && f->ndirty == 0) {
+        drop_all(f);
+        wc_lock(&c->lock);
+        if (f->refs == 0)
+            release_slot(c, f);
+        wc_unlock(&c->lock);
+    }
+    wc_unlock(&f->lock);
+    wc_leave();
+    return r;
+}
+
+off_t wc_file_size(struct wc_file *f)
+{
+    return (off_t)__atomic_load_n(&f->size, __ATOMIC_RELAXED);
+}
+
+int wc_file_flush(struct wc_file *f, enum wc_reason why)
+{
+    if (!wc_enter())
+        return -EDEADLK;
+    wc_lock(&f->lock);
+    int r = f->ndirty ? wc_flush_locked(f, why) : 0;
+    wc_unlock(&f->lock);
+    wc_leave();
+    return r;
+}
+
+int wc_file_sync(struct wc_file *f, int datasync)
+{
+    if (!wc_enter())
+        return -EDEADLK;
+    wc_lock(&f->lock);
+    int r = f->ndirty ? wc_flush_locked(f, WC_WHY_FSYNC) : 0;
+    if (r == 0) {
+        int s = datasync ? wc_sys.fdatasync(f->wb_fd) : wc_sys.fsync(f->wb_fd);
+        if (s < 0)
+            r = -errno;
+    }
+    if (f->err && (f->err_unseen & WC_SEEN_FSYNC)) {
+        if (r == 0)
+            r = f->err;
+        f->err_unseen &= ~WC_SEEN_FSYNC;
+    }
+    wc_unlock(&f->lock);
+    wc_leave();
+    return r;
+}
+
+int wc_file_invalidate(struct wc_file *f, enum wc_reason why)
+{
+    if (!wc_enter())
+        return -EDEADLK;
+    wc_lock(&f->lock);
+    int r = f->ndirty ? wc_flush_locked(f, why) : 0;
+    if (r == 0) {
+        drop_all(f);
+        struct stat st;
+        if (wc_sys.fstat(f->wb_fd, &st) == 0)
+            f->size = f->disk_size = f->slot->size = f->slot->disk_size =
+                (uint64_t)st.st_size;
+    }
+    wc_unlock(&f->lock);
+    wc_leave();
+    return r;
+}
+
+int wc_file_truncate(struct wc_file *f, off_t size)
+{
+    if (size < 0)
+        return -EINVAL;
+    if (!wc_enter())
+        return -EDEADLK;
+    wc_lock(&f->lock);
+    int r = 0;
+    /* The kernel decides first (EFBIG, EPERM, ETXTBSY...); the dirty bytes
+     * below `size` stay cached, and are written after the new size. */
+    if (wc_sys.ftruncate(f->wb_fd, size) < 0) {
+        r = -errno;
+        goto out;
+    }
+    uint64_t n = (uint64_t)size;
+    struct wc_page *p, *tmp;
+    HASH_ITER(hh, f->pages, p, tmp) {
+        uint64_t start = p->index << WC_PAGE_SHIFT;
+        if (start >= n) {
+            wc_page_drop(f, p);
+        } else if (n - start < WC_PAGE_SIZE) {
+            unsigned cut = (unsigned)(n - start);
+            struct wc_brec *rec = wc_page_rec(f->cache, p);
+            wc_range_cut(rec, cut);
+            /* Bytes past the new end read as zeros if the file grows. */
+            memset(wc_page_data(f->cache, p) + cut, 0, WC_PAGE_SIZE - cut);
+            if (rec->nr == 0 && !(rec->flags & WC_BR_UPTODATE))
+                wc_page_drop(f, p);
+        }
+    }
+    f->size = f->disk_size = n;
+    f->slot->size = f->slot->disk_size = n;
+out:
+    wc_unlock(&f->lock);
+    wc_leave();
+    return r;
+}
+
+/* ---- pages ------------------------------------------------------------ */
+
+static void lru_remove(struct wc_cache *c, struct wc_page *p)
+{
+    if (p->lru_prev)
+        p->lru_prev->lru_next = p->lru_next;
+    else
+        c->lru_head = p->lru_next;
+    if (p->lru_next)
+        p->lru_next->lru_prev = p->lru_prev;
+    else
+        c->lru_tail = p->lru_prev;
+    p->lru_prev = p->lru_next = NULL;
+    p->on_lru = 0;
+}
+
+static void lru_append(struct wc_cache *c, struct wc_page *p)
+{
+    p->lru_next = NULL;
+    p->lru_prev = c->lru_tail;
+    if (c->lru_tail)
+        c->lru_tail->lru_next = p;
+    else
+        c->lru_head = p;
+    c->lru_tail = p;
+    p->on_lru = 1;
+}
+
+/* Unhook p from f's structures and free its block. Caller holds f->lock
+ * and c->lock. */
+static void page_free_locked(struct wc_cache *c, struct wc_file *f,
+                             struct wc_page *p)
+{
+    struct wc_brec *rec = wc_page_rec(c, p);
+    rec->file = 0;                       /* invariant (4): file first */
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    rec->nr = 0;
+    if (p->on_lru)
+        lru_remove(c, p);
+    HASH_DEL(f->pages, p);
+    if (f->hint == p)
+        f->hint = NULL;
+    p->file = NULL;
+    wc_store_free(&c->store, p->block);
+}
+
+void wc_page_drop(struct wc_file *f, struct wc_page *p)
+{
+    struct wc_cache *c = f->cache;
+    if (p->dirty) {
+        /* Unlink from the dirty list (rare path: truncate, unlinked). */
+        struct wc_page **pp = &f->dirty;
+        while (*pp != p)
+            pp = &(*pp)->dnext;
+        *pp = p->dnext;
+        p->dirty = 0;
+        f->ndirty--;
+        __atomic_fetch_sub(&c->dirty_pages, 1, __ATOMIC_RELAXED);
+        if (!f->ndirty)
+            f->dirty_since = 0;
+    }
+    wc_lock(&c->lock);
+    page_free_locked(c, f, p);
+    wc_unlock(&c->lock);
+}
+
+void wc_page_cleaned(struct wc_file *f, struct wc_page *p)
+{
+    struct wc_cache *c = f->cache;
+    wc_lock(&c->lock);
+    if (wc_page_rec(c, p)->flags & WC_BR_UPTODATE)
+        lru_append(c, p);
+    else
+        page_free_locked(c, f, p);
+    wc_unlock(&c->lock);
+}
+
+void wc_page_dirtied(struct wc_file *f, struct wc_page *p)
+{
+    struct wc_cache *c = f->cache;
+    if (p->on_lru) {
+        wc_lock(&c->lock);
+        lru_remove(c, p);
+        wc_unlock(&c->lock);
+    }
+}
+
+/* Free up to `want` clean pages, oldest first. Caller holds self->lock and
+ * c->lock; other files' locks are only tried. Returns pages freed. */
+static int evict(struct wc_cache *c, struct wc_file *self, int want)
+{
+    int freed = 0;
+    struct wc_page *p = c->lru_head;
+    while (p && freed < want) {
+        struct wc_page *next = p->lru_next;
+        struct wc_file *g = p->file;
+        if (g == self) {
+            page_free_locked(c, g, p);
+            freed++;
+        } else if (wc_lock_try(&g->lock)) {
+            page_free_locked(c, g, p);
+            wc_unlock(&g->lock);
+            freed++;
+        }
+        p = next;
+    }
+    c->totals.evictions += (uint64_t)freed;
+    return freed;
+}
+
+struct wc_page *wc_page_get(struct wc_file *f, uint64_t idx, int *isnew,
+                            int *err)
+{
+    struct wc_cache *c = f->cache;
+    struct wc_page *p = f->hint;
+
+    if (p && p->index == idx) {
+        *isnew = 0;
+        return p;
+    }
+    HASH_FIND(hh, f->pages, &idx, sizeof idx, p);
+    if (p) {
+        f->hint = p;
+        *isnew = 0;
+        return p;
+    }
+
+    int64_t b;
+    for (int round = 0;; round++) {
+        wc_lock(&c->lock);
+        b = wc_store_alloc(&c->store);
+        if (b == -EAGAIN && evict(c, f, 16) > 0)
+            b = wc_store_alloc(&c->store);
+        wc_unlock(&c->lock);
+        if (b >= 0 || b != -EAGAIN || round == 2)
+            break;
+        /* Nothing clean to evict: write back, ours first (we hold our
+         * lock), then every file whose lock is free. */
+        if (round == 0 && f->ndirty) {
+            wc_flush_locked(f, WC_WHY_FULL);
+            continue;
+        }
+        for (uint32_t i = 0; i < c->nfiles; i++) {
+            struct wc_file *g = &c->files[i];
+            if (g == f || !g->live || !g->ndirty || !wc_lock_try(&g->lock))
+                continue;
+            if (g->live && g->ndirty)
+                wc_flush_locked(g, WC_WHY_FULL);
+            wc_unlock(&g->lock);
+        }
+    }
+    if (b < 0) {
+        *err = b == -EAGAIN ? -ENOSPC : (int)b;
+        if (b == -ENOSPC)
+            c->totals.store_full++;
+        return NULL;
+    }
+
+    p = &c->pages[b];
+    struct wc_brec *rec = wc_page_rec(c, p);
+    rec->file = 0;                      /* invariant (4) */
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    rec->nr = 0;
+    rec->flags = 0;
+    rec->index = idx;
+    rec->gen = f->slot->gen;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    rec->file = f->id + 1;
+    p->index = idx;
+    p->file = f;
+    p->dirty = 0;
+    p->on_lru = 0;
+    p->dnext = NULL;
+    HASH_ADD(hh, f->pages, index, sizeof p->index, p);
+    if (!p->hh.tbl) {                   /* uthash could not allocate */
+        wc_lock(&c->lock);
+        rec->file = 0;
+        p->file = NULL;
+        wc_store_free(&c->store, p->block);
+        wc_unlock(&c->lock);
+        *err = -ENOMEM;
+        return NULL;
+    }
+    f->hint = p;
+    *isnew = 1;
+    return p;
+}
+
+/* ---- for tests -------------------------------------------------------- */
+
+void *wc__store_data(struct wc_cache *c, size_t *bytes)
+{
+    *bytes = (size_t)c->store.nblocks << WC_PAGE_SHIFT;
+    return wc_store_block(&c->store, 0);
+}
+
+size_t wc__store_used(const struct wc_cache *c)
+{
+    return c->store.used;
+}
+
+int wc__store_poison(struct wc_cache *c, int byte)
+{
+    uint32_t *got = calloc(c->store.nblocks, sizeof *got);
+    uint32_t n = 0;
+    int64_t b;
+    if (!got)
+        return -ENOMEM;
+    wc_lock(&c->lock);
+    while ((b = wc_store_alloc(&c->store)) >= 0) {
+        memset(wc_store_block(&c->store, (uint32_t)b), byte, WC_PAGE_SIZE);
+        got[n++] = (uint32_t)b;
+    }
+    for (uint32_t i = 0; i < n; i++)
+        wc_store_free(&c->store, got[i]);
+    wc_unlock(&c->lock);
+    free(got);
+    return b == -EAGAIN ? 0 : (int)b;
+}

@@ -1,0 +1,148 @@
+/*
+ * cache_int.h - the engine's structures, shared by the files of cache/.
+ *
+ * Locks (what each protects) and their order:
+ *
+ *   wc_file.lock   the file's pages (hash, dirty list, hint), i_size,
+ *                  disk_size, the page contents and block records of its
+ *                  pages, its error state and counters. The kernel's
+ *                  i_rwsem and page lock in one: held across a whole write,
+ *                  dropped only to probe user memory after a fault.
+ *   wc_cache.lock  the block allocator (wc_store), the clean-page LRU, the
+ *                  file-slot table (claiming, releasing, refs), the totals.
+ *
+ *   Order: file lock, then cache lock. A thread that holds the cache lock
+ *   (or another file's lock) only ever *tries* a file lock (eviction).
+ *   No lock is held across a call that can run user code.
+ */
+#ifndef WCACHE_CACHE_INT_H
+#define WCACHE_CACHE_INT_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "lock.h"
+#include "store.h"
+#include "wcache/cache.h"
+
+/* uthash without malloc (the write path may run in a signal handler) and
+ * without exit() on allocation failure. */
+void *wc_hash_alloc(size_t size);
+void wc_hash_free(void *p, size_t size);
+#define uthash_malloc(sz) wc_hash_alloc(sz)
+#define uthash_free(p, sz) wc_hash_free(p, sz)
+#define HASH_NONFATAL_OOM 1
+#define HASH_FUNCTION(key, len, hv)                                        \
+    ((hv) = (unsigned)((*(const uint64_t *)(key) * 0x9E3779B97F4A7C15ull) >> 32))
+#define HASH_KEYCMP(a, b, len)                                             \
+    (*(const uint64_t *)(a) != *(const uint64_t *)(b))
+#include <uthash.h>
+
+struct wc_file;
+
+/* One per block of the store: page i lives in block i. */
+struct wc_page {
+    uint64_t index;             /* page index in the file (hash key) */
+    UT_hash_handle hh;          /* in file->pages (file lock) */
+    struct wc_file *file;       /* owner; NULL when the block is free */
+    struct wc_page *lru_prev;   /* clean-page LRU (cache lock) */
+    struct wc_page *lru_next;
+    struct wc_page *dnext;      /* file->dirty list (file lock) */
+    uint32_t block;             /* == this page's number */
+    uint8_t on_lru;             /* on the clean LRU (cache lock) */
+    uint8_t dirty;              /* on file->dirty (file lock) */
+};
+
+struct wc_file {
+    struct wc_lock lock;        /* see the table above */
+    struct wc_cache *cache;
+    uint32_t id;                /* slot number */
+    int live;                   /* slot in use (cache lock to change) */
+    int refs;                   /* references from wc_file_get (cache lock) */
+    int wb_fd;                  /* our write-back descriptor */
+    dev_t dev;                  /* identity of the target */
+    ino_t ino;
+    struct wc_fslot *slot;      /* mapped slot: size lives there too */
+    uint64_t size;              /* i_size as the program sees it */
+    uint64_t disk_size;         /* size of the target on disk */
+    struct wc_page *pages;      /* uthash head: every page of the file */
+    struct wc_page *hint;       /* the page written last */
+    struct wc_page *dirty;      /* pages with dirty ranges, unordered */
+    uint32_t ndirty;            /* pages on that list */
+    uint64_t dirty_since;       /* CLOCK_MONOTONIC ns of the oldest dirty
+                                   byte; 0 when clean */
+    int err;                    /* last write-back error, -errno, or 0 */
+    unsigned err_unseen;        /* WC_SEEN_* bits still to report it to */
+    uint64_t fsize_limit;       /* RLIMIT_FSIZE when the file was got */
+    /* counters, folded into the cache totals on release */
+    uint64_t n_writes, n_bytes, n_through, n_faults;
+};
+
+enum { WC_SEEN_FSYNC = 1, WC_SEEN_CLOSE = 2 };
+
+struct wc_cache {
+    struct wc_lock lock;        /* see the table above */
+    struct wc_store store;
+    struct wc_page *pages;      /* nblocks entries */
+    struct wc_file *files;      /* nfiles entries */
+    uint32_t nfiles;
+    struct wc_page *lru_head;   /* oldest clean page (cache lock) */
+    struct wc_page *lru_tail;
+    uint32_t dirty_pages;       /* atomic: pages with dirty ranges */
+    uint32_t dirty_limit;       /* pages that start write-back */
+    size_t bypass;              /* bytes from which writes go through */
+    struct wc_stats totals;     /* cache lock; released files folded in */
+};
+
+/* ---- cache.c -------------------------------------------------------- */
+
+/* A page for index `idx` of f, existing or new (*isnew set). Caller holds
+ * f->lock. NULL with *err = -ENOSPC when no block can be had even after
+ * eviction and write-back. */
+struct wc_page *wc_page_get(struct wc_file *f, uint64_t idx, int *isnew,
+                            int *err);
+/* Drop page p from f and free its block. Caller holds f->lock. */
+void wc_page_drop(struct wc_file *f, struct wc_page *p);
+/* A page of f became clean after write-back: keep it on the LRU if all its
+ * bytes are valid, else free it. Caller holds f->lock. */
+void wc_page_cleaned(struct wc_file *f, struct wc_page *p);
+/* A clean page is about to be written: take it off the LRU. */
+void wc_page_dirtied(struct wc_file *f, struct wc_page *p);
+
+static inline struct wc_brec *wc_page_rec(struct wc_cache *c,
+                                          const struct wc_page *p)
+{
+    return wc_store_brec(&c->store, p->block);
+}
+
+static inline uint8_t *wc_page_data(struct wc_cache *c,
+                                    const struct wc_page *p)
+{
+    return wc_store_block(&c->store, p->block);
+}
+
+uint64_t wc_now_ns(void);
+
+/* Flush every file; release files whose last close could not write back
+ * and that are now clean. Caller is inside the engine, holds no lock. */
+int wc__flush_all(struct wc_cache *c, enum wc_reason why);
+
+/* ---- flush.c -------------------------------------------------------- */
+
+/* Write back f's dirty data. Caller holds f->lock. Returns 0 or -errno
+ * (recorded in f->err). */
+int wc_flush_locked(struct wc_file *f, enum wc_reason why);
+
+/* ---- ranges (flush.c) ----------------------------------------------- */
+
+/* Add [a, b) to the record's dirty ranges; -1 (nothing changed) when it
+ * would need more than WC_RANGES ranges. */
+int wc_range_add(struct wc_brec *r, unsigned a, unsigned b);
+/* Remove [a, b) from the dirty ranges (a prefix or a whole range). */
+void wc_range_sub(struct wc_brec *r, unsigned a, unsigned b);
+/* Remove everything at and past `a`. */
+void wc_range_cut(struct wc_brec *r, unsigned a);
+/* Are the bytes [a, b) of the page valid (uptodate, or dirty)? */
+int wc_range_covers(const struct wc_brec *r, unsigned a, unsigned b);
+
+#endif /* WCACHE_CACHE_INT_H */

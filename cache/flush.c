@@ -1,0 +1,275 @@
+/*
+ * flush.c - ordered write-back, and the dirty-range sets it consumes.
+ *
+ * Invariants (CONTRACT.md section 6):
+ *   (1) Write-back writes exactly the bytes the program wrote: the dirty
+ *       ranges of each block record, never the rest of a page (bytes from
+ *       zero-fill, or valid clean bytes that another process may since have
+ *       changed).
+ *   (2) A file's ranges go out in ascending offset order; adjacent ranges
+ *       are coalesced into one pwritev of up to WC_WB_SEGS segments.
+ *   (3) Nothing is written at or past i_size.
+ *   (4) Data before metadata: the file is extended with ftruncate only
+ *       after its data, and only when the data did not reach i_size; a
+ *       range is cleared from its block record only after pwritev returned
+ *       it written (a replay may write it twice, never lose it).
+ *   (5) An error stops the flush with the unwritten ranges still dirty; it
+ *       is recorded (f->err) for the next fsync and close, once each.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "cache_int.h"
+#include "wcache/sys.h"
+
+/* Segments per pwritev. Well under IOV_MAX so that a flush run from a
+ * signal handler's write() fits a small alternate stack (4 KiB here). */
+#define WC_WB_SEGS 128
+
+/* ---- range sets ------------------------------------------------------- */
+
+int wc_range_add(struct wc_brec *r, unsigned a, unsigned b)
+{
+    unsigned n = r->nr, i, j;
+
+    /* Common case: extends the last range (sequential writes). */
+    if (n && a <= r->hi[n - 1] && a >= r->lo[n - 1]) {
+        if (b > r->hi[n - 1])
+            r->hi[n - 1] = (uint16_t)b;
+        return 0;
+    }
+    /* First range that ends at or after a (touching counts). */
+    for (i = 0; i < n && r->hi[i] < a; i++)
+        ;
+    /* Ranges i..j-1 overlap or touch [a, b). */
+    for (j = i; j < n && r->lo[j] <= b; j++)
+        ;
+    if (i == j) {                       /* insert at i */
+        if (n == WC_RANGES)
+            return -1;
+        memmove(&r->lo[i + 1], &r->lo[i], (n - i) * sizeof r->lo[0]);
+        memmove(&r->hi[i + 1], &r->hi[i], (n - i) * sizeof r->hi[0]);
+        r->lo[i] = (uint16_t)a;
+        r->hi[i] = (uint16_t)b;
+        r->nr = (uint16_t)(n + 1);
+        return 0;
+    }
+    unsigned lo = r->lo[i] < a ? r->lo[i] : a;
+    unsigned hi = r->hi[j - 1] > b ? r->hi[j - 1] : b;
+    r->lo[i] = (uint16_t)lo;
+    r->hi[i] = (uint16_t)hi;
+    memmove(&r->lo[i + 1], &r->lo[j], (n - j) * sizeof r->lo[0]);
+    memmove(&r->hi[i + 1], &r->hi[j], (n - j) * sizeof r->hi[0]);
+    r->nr = (uint16_t)(n - (j - i - 1));
+    return 0;
+}
+
+void wc_range_sub(struct wc_brec *r, unsigned a, unsigned b)
+{
+    unsigned n = r->nr;
+    for (unsigned i = 0; i < n; i++) {
+        if (r->lo[i] != a)
+            continue;
+        if (b < r->hi[i]) {
+            r->lo[i] = (uint16_t)b;     /* a prefix was written */
+        } else {
+            memmove(&r->lo[i], &r->lo[i + 1], (n - i - 1) * sizeof r->lo[0]);
+            memmove(&r->hi[i], &r->hi[i + 1], (n - i - 1) * sizeof r->hi[0]);
+            r->nr = (uint16_t)(n - 1);
+        }
+        return;
+    }
+}
+
+void wc_range_cut(struct wc_brec *r, unsigned a)
+{
+    unsigned n = r->nr;
+    while (n && r->lo[n - 1] >= a)
+        n--;
+    if (n && r->hi[n - 1] > a)
+        r->hi[n - 1] = (uint16_t)a;
+    r->nr = (uint16_t)n;
+}
+
+int wc_range_covers(const struct wc_brec *r, unsigned a, unsigned b)
+{
+    if (r->flags & WC_BR_UPTODATE)
+        return 1;
+    for (unsigned i = 0; i < r->nr; i++)
+        if (r->lo[i] <= a && b <= r->hi[i])
+            return 1;
+    return 0;
+}
+
+/* ---- write-back ------------------------------------------------------- */
+
+/* Sort a dirty list by page index (merge sort on the list). */
+static struct wc_page *sort_pages(struct wc_page *list, uint32_t n)
+{
+    if (n < 2)
+        return list;
+    struct wc_page *b = list, **pp = &list;
+    for (uint32_t i = 0; i < n / 2; i++) {
+        pp = &b->dnext;
+        b = b->dnext;
+    }
+    *pp = NULL;
+    struct wc_page *a = sort_pages(list, n / 2);
+    b = sort_pages(b, n - n / 2);
+    struct wc_page *head = NULL, **tail = &head;
+    while (a && b) {
+        struct wc_page **s = a->index <= b->index ? &a : &b;
+        *tail = *s;
+        tail = &(*s)->dnext;
+        *s = (*s)->dnext;
+    }
+    *tail = a ? a : b;
+    return head;
+}
+
+struct batch {
+    struct iovec iov[WC_WB_SEGS];
+    struct {
+        struct wc_page *page;
+        uint16_t lo, hi;
+    } ent[WC_WB_SEGS];
+    int n;
+    uint64_t start;     /* file offset of iov[0] */
+    uint64_t end;       /* file offset after the last segment */
+};
+
+/* Write the batch, resuming after short writes and EINTR; clear what was
+ * written from the block records. Returns 0 or -errno. */
+static int issue(struct wc_file *f, struct batch *bt)
+{
+    struct wc_cache *c = f->cache;
+    int first = 0, k = 0;
+    uint64_t pos = bt->start;
+    size_t skip = 0;        /* bytes of ent[first] already written */
+    int r = 0;
+
+    while (first < bt->n) {
+        struct iovec *v = &bt->iov[first];
+        struct iovec saved = *v;
+        v->iov_base = (char *)v->iov_base + skip;
+        v->iov_len -= skip;
+        ssize_t w = wc_sys.pwritev(f->wb_fd, v, bt->n - first, (off_t)pos);
+        *v = saved;
+        c->totals.wb_calls++;
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            r = w < 0 ? -errno : -EIO;
+            break;
+        }
+        c->totals.wb_bytes += (uint64_t)w;
+        pos += (uint64_t)w;
+        if (pos > f->disk_size)
+            f->disk_size = f->slot->disk_size = pos;
+        /* Clear whole segments written; remember a partial one. */
+        size_t left = (size_t)w;
+        for (k = first; k < bt->n && left; k++) {
+            size_t seg = bt->iov[k].iov_len - skip;
+            struct wc_brec *rec = wc_page_rec(c, bt->ent[k].page);
+            if (left < seg) {
+                wc_range_sub(rec, bt->ent[k].lo + skip,
+                             (unsigned)(bt->ent[k].lo + skip + left));
+                /* The range now starts later: keep the entry in step. */
+                skip += left;
+                left = 0;
+                break;
+            }
+            wc_range_sub(rec, (unsigned)(bt->ent[k].lo + skip),
+                         bt->ent[k].hi);
+            left -= seg;
+            skip = 0;
+        }
+        first = k;
+    }
+    bt->n = 0;
+    return r;
+}
+
+int wc_flush_locked(struct wc_file *f, enum wc_reason why)
+{
+    struct wc_cache *c = f->cache;
+    struct batch bt;
+    int r = 0;
+
+    if (!f->ndirty)
+        return 0;
+    f->dirty = sort_pages(f->dirty, f->ndirty);
+    bt.n = 0;
+    bt.start = bt.end = 0;
+
+    for (struct wc_page *p = f->dirty; p && r == 0; p = p->dnext) {
+        struct wc_brec *rec = wc_page_rec(c, p);
+        uint64_t base = p->index << WC_PAGE_SHIFT;
+        /* The ranges are copied: issue() edits the record as it goes. */
+        unsigned nr = rec->nr;
+        uint16_t lo[WC_RANGES], hi[WC_RANGES];
+        memcpy(lo, rec->lo, sizeof lo);
+        memcpy(hi, rec->hi, sizeof hi);
+        for (unsigned i = 0; i < nr && r == 0; i++) {
+            uint64_t s = base + lo[i], e = base + hi[i];
+            if (e > f->size)
+                e = f->size;                    /* invariant (3) */
+            if (s >= e)
+                continue;
+            if (bt.n && (s != bt.end || bt.n == WC_WB_SEGS))
+                r = issue(f, &bt);
+            if (r)
+                break;
+            if (bt.n == 0)
+                bt.start = s;
+            bt.iov[bt.n].iov_base = wc_page_data(c, p) + lo[i];
+            bt.iov[bt.n].iov_len = (size_t)(e - s);
+            bt.ent[bt.n].page = p;
+            bt.ent[bt.n].lo = lo[i];
+            bt.ent[bt.n].hi = (uint16_t)(e - base);
+            bt.n++;
+            bt.end = e;
+        }
+    }
+    if (r == 0 && bt.n)
+        r = issue(f, &bt);
+
+    /* Pages with nothing left to write leave the dirty list. Ranges past
+     * i_size (none should exist) are dropped with them. */
+    uint32_t cleaned = 0;
+    struct wc_page **pp = &f->dirty;
+    while (*pp) {
+        struct wc_page *p = *pp;
+        struct wc_brec *rec = wc_page_rec(c, p);
+        if (rec->nr && (p->index << WC_PAGE_SHIFT) + rec->lo[0] >= f->size)
+            rec->nr = 0;
+        if (rec->nr) {
+            pp = &p->dnext;
+            continue;
+        }
+        *pp = p->dnext;
+        p->dirty = 0;
+        p->dnext = NULL;
+        cleaned++;
+        wc_page_cleaned(f, p);
+    }
+    f->ndirty -= cleaned;
+    __atomic_fetch_sub(&c->dirty_pages, cleaned, __ATOMIC_RELAXED);
+
+    if (r == 0 && f->size > f->disk_size) {             /* invariant (4) */
+        if (wc_sys.ftruncate(f->wb_fd, (off_t)f->size) < 0)
+            r = -errno;
+        else
+            f->disk_size = f->slot->disk_size = f->size;
+    }
+    if (r < 0) {                                        /* invariant (5) */
+        f->err = r;
+        f->err_unseen = WC_SEEN_FSYNC | WC_SEEN_CLOSE;
+        c->totals.errors++;
+    } else if (!f->ndirty) {
+        f->dirty_since = 0;
+    }
+    if (cleaned)
+        c->totals.flushes[why]++;
+    return r;
+}

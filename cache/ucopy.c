@@ -1,0 +1,173 @@
+/*
+ * ucopy.c - non-faulting copies to and from user memory (see ucopy.h).
+ *
+ * Invariants:
+ *   (1) The only instruction that may fault inside a copy is the `rep movsb`
+ *       at wc__copy_insn. Its count register (RCX) is exact: on a fault it
+ *       holds the bytes left, so the fix-up returns them as they are.
+ *   (2) The handler recognises our fault by the faulting instruction pointer
+ *       alone: no flag, no TLS, nothing the compiler could reorder.
+ *   (3) Any other SIGSEGV/SIGBUS goes to the action that was installed
+ *       before ours (or that the program asked for later through
+ *       wc_fault_sigaction), exactly as if we were not there.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include "wcache/sys.h"
+#include "wcache/ucopy.h"
+
+unsigned long wc_user_addr_max = 0x7ffffffff000UL;
+
+/*
+ * size_t wc__copy_rep(void *dst, const void *src, size_t n)
+ * returns the number of bytes NOT copied.
+ */
+__asm__(".text\n"
+        ".globl wc__copy_rep\n"
+        ".hidden wc__copy_rep\n"
+        ".type wc__copy_rep,@function\n"
+        "wc__copy_rep:\n"
+        "    movq %rdx, %rcx\n"
+        ".globl wc__copy_insn\n"
+        ".hidden wc__copy_insn\n"
+        "wc__copy_insn:\n"
+        "    rep movsb\n"
+        ".globl wc__copy_fixup\n"
+        ".hidden wc__copy_fixup\n"
+        "wc__copy_fixup:\n"
+        "    movq %rcx, %rax\n"
+        "    ret\n"
+        ".size wc__copy_rep, .-wc__copy_rep\n");
+
+size_t wc__copy_rep(void *dst, const void *src, size_t n);
+extern const char wc__copy_insn[], wc__copy_fixup[];
+
+size_t wc_copy_nofault(void *dst, const void *src, size_t n)
+{
+    return n - wc__copy_rep(dst, src, n);
+}
+
+size_t wc_probe_readable(const void *src, size_t n)
+{
+    char scratch[4096];
+    size_t done = 0;
+
+    while (done < n) {
+        size_t chunk = n - done < sizeof scratch ? n - done : sizeof scratch;
+        struct iovec local = {scratch, chunk};
+        struct iovec remote = {(char *)src + done, chunk};
+        ssize_t r = wc_sys.process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
+        if (r < 0 && (errno == ENOSYS || errno == EPERM)) {
+            /* No process_vm_readv: the non-faulting copy is a probe too. */
+            r = (ssize_t)wc_copy_nofault(scratch, (const char *)src + done, chunk);
+        }
+        if (r <= 0)
+            break;
+        done += (size_t)r;
+        if ((size_t)r < chunk)
+            break;
+    }
+    return done;
+}
+
+/* ---- the fault handler ---------------------------------------------- */
+
+/*
+ * The actions to chain to, for SIGSEGV and SIGBUS. Written only by
+ * wc_fault_install and wc_fault_sigaction with both signals blocked, read
+ * by the handler; an action is copied as a whole before use.
+ */
+static struct sigaction chain_segv, chain_bus;
+static volatile sig_atomic_t installed;
+
+static struct sigaction *chain_for(int sig)
+{
+    return sig == SIGBUS ? &chain_bus : &chain_segv;
+}
+
+static void fault_handler(int sig, siginfo_t *si, void *ctx)
+{
+    ucontext_t *uc = ctx;
+    greg_t *ip = &uc->uc_mcontext.gregs[REG_RIP];
+
+    if (*ip == (greg_t)(uintptr_t)wc__copy_insn) {
+        *ip = (greg_t)(uintptr_t)wc__copy_fixup;   /* invariant (1) */
+        return;
+    }
+
+    /* Not ours: behave as the previous action would have. */
+    struct sigaction act = *chain_for(sig);
+    if (act.sa_flags & SA_SIGINFO) {
+        if (act.sa_flags & SA_RESETHAND)
+            chain_for(sig)->sa_handler = SIG_DFL;
+        act.sa_sigaction(sig, si, ctx);
+        return;
+    }
+    if (act.sa_handler == SIG_DFL || act.sa_handler == SIG_IGN) {
+        /* A synchronous fault cannot be ignored: the kernel would apply
+         * the default action. Restore it; returning re-executes the
+         * faulting instruction, which then takes the default action. */
+        struct sigaction dfl;
+        memset(&dfl, 0, sizeof dfl);
+        dfl.sa_handler = SIG_DFL;
+        wc_sys.sigaction(sig, &dfl, NULL);
+        installed = 0;
+        if (si->si_code <= 0)           /* sent by kill(): deliver again */
+            raise(sig);
+        return;
+    }
+    if (act.sa_flags & SA_RESETHAND)
+        chain_for(sig)->sa_handler = SIG_DFL;
+    act.sa_handler(sig);
+}
+
+static int install_one(int sig)
+{
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = fault_handler;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER | SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    if (wc_sys.sigaction(sig, &sa, &old) < 0)
+        return -errno;
+    if (old.sa_sigaction != fault_handler)
+        *chain_for(sig) = old;
+    return 0;
+}
+
+int wc_fault_install(void)
+{
+    int r = install_one(SIGSEGV);
+    if (r == 0)
+        r = install_one(SIGBUS);
+    if (r == 0)
+        installed = 1;
+    return r;
+}
+
+int wc_fault_sigaction(int sig, const struct sigaction *act,
+                       struct sigaction *old)
+{
+    if (sig != SIGSEGV && sig != SIGBUS)
+        return -EINVAL;
+    if (!installed)
+        return wc_sys.sigaction(sig, act, old) < 0 ? -errno : 0;
+
+    sigset_t all, saved;
+    sigemptyset(&all);
+    sigaddset(&all, SIGSEGV);
+    sigaddset(&all, SIGBUS);
+    pthread_sigmask(SIG_BLOCK, &all, &saved);
+    if (old)
+        *old = *chain_for(sig);
+    if (act)
+        *chain_for(sig) = *act;
+    pthread_sigmask(SIG_SETMASK, &saved, NULL);
+    return 0;
+}

@@ -1,0 +1,344 @@
+/*
+ * write.c - the write path, after the kernel's generic_perform_write.
+ *
+ * Invariants (CONTRACT.md section 5; the numbers are the contract's):
+ *   5.1 User memory is read only with wc_copy_nofault while a lock is held:
+ *       a fault becomes a short count, never a call into the program.
+ *   5.2 After a copy that made no progress the file lock is dropped, the
+ *       source is probed (wc_probe_readable), and the copy retried. EFAULT
+ *       only when not one byte could be read and nothing was written.
+ *   5.3 Each retry shrinks the chunk to what the probe found readable, and
+ *       a few consecutive stalls end the write: no spinning. Zero-length
+ *       segments are skipped by the iterator, never seen as "copied 0".
+ *   5.4 Only bytes really copied are committed: the block record's ranges
+ *       track valid bytes exactly, so a short copy commits its prefix.
+ *   5.5 A block allocated for this write has every byte outside the copied
+ *       range zeroed before the file lock is released; only then may it
+ *       be marked up to date. Reused blocks hold garbage (0xCD in tests).
+ *   5.6 Zero-fill bytes are valid for reads but never dirty (flush.c (1)).
+ *   5.7 i_size moves to pos + committed; a page wholly past the file's
+ *       data on disk is up to date (zeros), so holes read as zeros.
+ *   5.8 The return value is the bytes committed; nothing outside
+ *       [pos, pos + ret) changes in the cache.
+ *   5.9 The source may map the target itself: the target's mapping is the
+ *       kernel's page cache, never our blocks, so the copy cannot wait on
+ *       us; faults on it are the kernel's business.
+ *   5.10 MAX_RW_COUNT clamping and the kernel's iovec checks, in its order.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <string.h>
+
+#include "cache_int.h"
+#include "wcache/sys.h"
+#include "wcache/ucopy.h"
+
+/* Writes reaching past this offset go to the kernel, which knows the file
+ * system's s_maxbytes (ext4: 16 TiB). */
+#define WC_MAX_CACHED_END ((uint64_t)1 << 40)
+
+
+
+/* A cursor over the user's buffers. The iovec array itself is user memory
+ * and is read with the non-faulting copy, one entry at a time. */
+struct uiter {
+    const struct iovec *uiov;   /* user array; NULL: one buffer */
+    int nr;                     /* entries in uiov */
+    int i;                      /* next entry to load */
+    const char *base;           /* position in the current segment */
+    size_t seg_left;            /* bytes left in it */
+    size_t count;               /* bytes left in all (clamped) */
+    int bad;                    /* the array became unreadable */
+};
+
+/* Load the next non-empty segment; 0 at the end or on an unreadable
+ * array entry (it->bad). */
+static int next_seg(struct uiter *it)
+{
+    while (it->i < it->nr) {
+        struct iovec v;
+        if (wc_copy_nofault(&v, &it->uiov[it->i], sizeof v) != sizeof v) {
+            it->bad = 1;
+            return 0;
+        }
+        it->i++;
+        if (v.iov_len == 0)
+            continue;
+        it->base = v.iov_base;
+        it->seg_left = v.iov_len < it->count ? v.iov_len : it->count;
+        return 1;
+    }
+    return 0;
+}
+
+/* Copy up to n bytes from the iterator to dst; returns bytes copied. */
+static size_t iter_copy(struct uiter *it, uint8_t *dst, size_t n)
+{
+    size_t done = 0;
+    while (done < n && it->count) {
+        if (it->seg_left == 0 && !next_seg(it))
+            break;
+        size_t want = n - done < it->seg_left ? n - done : it->seg_left;
+        size_t got = wc_copy_nofault(dst + done, it->base, want);
+        it->base += got;
+        it->seg_left -= got;
+        it->count -= got;
+        done += got;
+        if (got < want)
+            break;
+    }
+    return done;
+}
+
+/* Drop cached pages overlapping [a, b): the file now holds newer bytes.
+ * Caller holds f->lock; f has no dirty data there (it was flushed). */
+static void drop_range(struct wc_file *f, uint64_t a, uint64_t b)
+{
+    for (uint64_t idx = a >> WC_PAGE_SHIFT; idx << WC_PAGE_SHIFT < b; idx++) {
+        struct wc_page *p;
+        HASH_FIND(hh, f->pages, &idx, sizeof idx, p);
+        if (p)
+            wc_page_drop(f, p);
+        if (!f->pages)
+            break;
+    }
+}
+
+/* Write the rest of the iterator straight to the file, after its cached
+ * data (so the file's writes stay in program order). Caller holds f->lock.
+ * Returns bytes written or -errno. */
+static ssize_t write_through(struct wc_file *f, struct uiter *it, uint64_t pos)
+{
+    int r = f->ndirty ? wc_flush_locked(f, WC_WHY_BYPASS) : 0;
+    if (r < 0)
+        return r;
+    size_t total = 0;
+    while (it->count) {
+        if (it->seg_left == 0 && !next_seg(it)) {
+            if (it->bad && total == 0)
+                return -EFAULT;
+            break;
+        }
+        ssize_t w = wc_sys.pwrite(f->wb_fd, it->base, it->seg_left,
+                                  (off_t)(pos + total));
+        if (w < 0) {
+            if (total == 0)
+                return -errno;
+            break;
+        }
+        total += (size_t)w;
+        it->count -= (size_t)w;
+        if ((size_t)w < it->seg_left)
+            break;
+        it->seg_left = 0;
+    }
+    f->n_through++;
+    if (total) {
+        drop_range(f, pos, pos + total);
+        if (pos + total > f->size)
+            f->size = f->slot->size = pos + total;
+        if (pos + total > f->disk_size)
+            f->disk_size = f->slot->disk_size = pos + total;
+    }
+    return (ssize_t)total;
+}
+
+/* The page became dirty: onto the file's dirty list. */
+static void mark_dirty(struct wc_file *f, struct wc_page *p)
+{
+    struct wc_cache *c = f->cache;
+    if (p->on_lru)
+        wc_page_dirtied(f, p);
+    p->dirty = 1;
+    p->dnext = f->dirty;
+    f->dirty = p;
+    if (f->ndirty++ == 0)
+        __atomic_store_n(&f->dirty_since, wc_now_ns(), __ATOMIC_RELAXED);
+    __atomic_fetch_add(&c->dirty_pages, 1, __ATOMIC_RELAXED);
+}
+
+static ssize_t write_iter(struct wc_file *f, struct uiter *it, off_t pos_in,
+                          int append, off_t *where)
+{
+    struct wc_cache *c = f->cache;
+    size_t written = 0, chunk = WC_PAGE_SIZE;
+    int stalls = 0, faulted = 0;
+    ssize_t ret;
+
+    if (!wc_enter())
+        return -EDEADLK;
+    wc_lock(&f->lock);
+    uint64_t pos = append ? f->size : (uint64_t)pos_in;
+    if (where)
+        *where = (off_t)pos;
+
+    if (it->count && (it->count >= c->bypass ||
+                      pos + it->count > f->fsize_limit ||
+                      pos + it->count > WC_MAX_CACHED_END)) {
+        ret = write_through(f, it, pos);
+        goto out;
+    }
+
+    while (it->count) {
+        uint64_t idx = pos >> WC_PAGE_SHIFT;
+        unsigned off = (unsigned)(pos & (WC_PAGE_SIZE - 1));
+        size_t bytes = WC_PAGE_SIZE - off;
+        if (bytes > it->count)
+            bytes = it->count;
+        if (bytes > chunk)
+            bytes = chunk;
+
+        int isnew, err;
+        struct wc_page *p = wc_page_get(f, idx, &isnew, &err);
+        if (!p) {
+            /* The store cannot hold it: the rest goes to the file. */
+            ssize_t t = write_through(f, it, pos);
+            if (t > 0)
+                written += (size_t)t;
+            else if (written == 0)
+                faulted = (int)t;
+            break;
+        }
+        struct wc_brec *rec = wc_page_rec(c, p);
+        if (rec->nr == WC_RANGES) {
+            /* No room for another range: write this file back first. */
+            int r = wc_flush_locked(f, WC_WHY_OTHER);
+            if (r < 0) {
+                if (written == 0)
+                    faulted = r;
+                break;
+            }
+            continue;       /* the page may be gone now */
+        }
+
+        uint8_t *data = wc_page_data(c, p);
+        size_t copied = iter_copy(it, data + off, bytes);
+        if (isnew) {                                    /* 5.5 */
+            memset(data, 0, off);
+            memset(data + off + copied, 0, WC_PAGE_SIZE - off - copied);
+            if ((idx << WC_PAGE_SHIFT) >= f->disk_size)
+                rec->flags |= WC_BR_UPTODATE;           /* 5.7 */
+        }
+        if (copied) {                                   /* 5.4 */
+            __atomic_signal_fence(__ATOMIC_SEQ_CST);    /* data first */
+            if (rec->nr == 0)
+                mark_dirty(f, p);
+            wc_range_add(rec, off, off + (unsigned)copied);
+            pos += copied;
+            written += copied;
+            if (pos > f->size)
+                f->size = f->slot->size = pos;          /* 5.7 */
+            stalls = 0;
+            chunk = WC_PAGE_SIZE;
+        } else if (isnew) {
+            wc_page_drop(f, p);     /* nothing of ours in it */
+        }
+        if (copied == bytes)
+            continue;
+
+        /* A short copy: a fault in the source, or an unreadable array. */
+        if (it->bad)
+            break;
+        f->n_faults++;
+        if (copied)
+            continue;           /* the next round starts at the fault */
+        wc_unlock(&f->lock);                            /* 5.2 */
+        size_t probe = bytes < it->seg_left ? bytes : it->seg_left;
+        size_t avail = wc_probe_readable(it->base, probe);
+        wc_lock(&f->lock);
+        if (avail == 0 || ++stalls > 3)                 /* 5.3 */
+            break;
+        chunk = avail;
+        if (append) {
+            /* Others may have appended while the lock was dropped. */
+            if (written == 0) {
+                pos = f->size;
+                if (where)
+                    *where = (off_t)pos;
+            } else if (pos != f->size) {
+                break;
+            }
+        }
+    }
+    if (written) {
+        f->n_writes++;
+        f->n_bytes += written;
+        ret = (ssize_t)written;
+    } else if (faulted) {
+        ret = faulted;
+    } else {
+        ret = it->count ? -EFAULT : 0;
+    }
+out:
+    wc_unlock(&f->lock);
+    if (__builtin_expect(__atomic_load_n(&c->dirty_pages, __ATOMIC_RELAXED) >
+                             c->dirty_limit, 0))
+        wc__flush_all(c, WC_WHY_PRESSURE);
+    wc_leave();
+    return ret;
+}
+
+ssize_t wc_pwrite(struct wc_file *f, const void *buf, size_t len, off_t pos,
+                  int append, off_t *where)
+{
+    if (!append && pos < 0)
+        return -EINVAL;
+    if (!wc_access_ok(buf, len))
+        return -EFAULT;
+    if (len > WC_MAX_RW_COUNT)
+        len = WC_MAX_RW_COUNT;
+    if (!append && (off_t)((uint64_t)pos + len) < 0)
+        return -EINVAL;
+    struct uiter it = {.base = buf, .seg_left = len, .count = len};
+    return write_iter(f, &it, pos, append, where);
+}
+
+/* The kernel's import_iovec: EINVAL for a bad count or a negative length
+ * (checked while the array is read), EFAULT for an unreadable array or a
+ * segment outside user space; the total is clamped to MAX_RW_COUNT.
+ * Returns the clamped total or -errno. */
+static ssize_t check_iovec(const struct iovec *iov, int iovcnt)
+{
+    size_t total = 0;
+    if (iovcnt < 0 || iovcnt > IOV_MAX)
+        return -EINVAL;
+    for (int i = 0; i < iovcnt; i++) {
+        struct iovec v;
+        if (wc_copy_nofault(&v, &iov[i], sizeof v) != sizeof v)
+            return -EFAULT;
+        if ((ssize_t)v.iov_len < 0)
+            return -EINVAL;
+    }
+    for (int i = 0; i < iovcnt; i++) {
+        struct iovec v;
+        if (wc_copy_nofault(&v, &iov[i], sizeof v) != sizeof v)
+            return -EFAULT;
+        if (!wc_access_ok(v.iov_base, v.iov_len))
+            return -EFAULT;
+        size_t len = v.iov_len;
+        if (len > WC_MAX_RW_COUNT - total)
+            len = WC_MAX_RW_COUNT - total;
+        total += len;
+    }
+    return (ssize_t)total;
+}
+
+ssize_t wc_pwritev(struct wc_file *f, const struct iovec *iov, int iovcnt,
+                   off_t pos, int append, off_t *where)
+{
+    if (!append && pos < 0)
+        return -EINVAL;
+    ssize_t total = check_iovec(iov, iovcnt);
+    if (total < 0)
+        return total;
+    if (!append && (off_t)((uint64_t)pos + (size_t)total) < 0)
+        return -EINVAL;
+    struct uiter it = {.uiov = iov, .nr = iovcnt, .count = (size_t)total};
+    return write_iter(f, &it, pos, append, where);
+}
+
+/* Used by read.c: the same validation for readv. */
+ssize_t wc__check_iovec(const struct iovec *iov, int iovcnt)
+{
+    return check_iovec(iov, iovcnt);
+}
