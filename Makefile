@@ -24,10 +24,10 @@ TEST_LIB  := $(patsubst %,$(B)/obj/%.o,$(wildcard tests/lib_*.c))
 TEST_PROGS := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/prog_*.c))
 HEADERS   := $(wildcard include/wcache/*.h) $(wildcard cache/*.h) $(wildcard shim/*.h)
 
-.PHONY: all test check-long bench demo deps clean
+.PHONY: all test check-long bench demo deps deps-build clean
 all: $(B)/libwcache.so $(B)/wcache $(EXAMPLES)
 
-$(B)/obj/%.c.o: %.c $(HEADERS)
+$(B)/obj/%.c.o: %.c $(HEADERS) | deps-build
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) $(PICFLAGS) -c $< -o $@
 
@@ -54,8 +54,11 @@ $(B)/examples/%: examples/%.c
 
 # ---- tests ---------------------------------------------------------------
 
+deps-build:
+	@sh tests/deps.sh build
+
 deps:
-	@sh tests/deps.sh
+	@sh tests/deps.sh test
 
 TEST_CPPFLAGS := $(CPPFLAGS) -Itests -DWCT_BUILD_DIR='"$(abspath $(B))"' \
 	-DWCT_SRC_DIR='"$(abspath .)"'

@@ -1,19 +1,32 @@
 #!/bin/sh
-# Install what the tests need (Debian), or say clearly what is missing.
-# Called by `make test`; does nothing when everything is present.
+# Install what wcache needs on Debian, or say clearly what is missing.
+#   sh tests/deps.sh build   what `make` needs (compiler, uthash)
+#   sh tests/deps.sh test    plus Criterion and the real programs the tests run
+# Called by the Makefile; does nothing when everything is present.
+set -u
 need=""
-[ -f /usr/include/criterion/criterion.h ] || need="$need libcriterion-dev"
-[ -f /usr/include/uthash.h ] || need="$need uthash-dev"
-[ -z "$need" ] && exit 0
-echo "wcache: installing missing test dependencies:$need"
-if [ "$(id -u)" -ne 0 ] && ! command -v sudo >/dev/null 2>&1; then
-    echo "wcache: not root and no sudo: please install$need" >&2
-    exit 1
+want() { dpkg -s "$1" >/dev/null 2>&1 || need="$need $1"; }
+command -v cc >/dev/null 2>&1 || need="$need build-essential"
+want uthash-dev
+if [ "${1:-build}" = test ]; then
+    want libcriterion-dev
+    for p in fio sqlite3 stress-ng git gzip tar python3 strace coreutils \
+             util-linux procps; do
+        want "$p"
+    done
 fi
-SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+[ -z "$need" ] && exit 0
+echo "wcache: installing missing packages:$need"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
+        echo "wcache: not root and no sudo; please install:$need" >&2
+        exit 1
+    fi
+fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq >/dev/null 2>&1 || true
 if ! $SUDO apt-get install -y -qq $need >/dev/null; then
-    echo "wcache: apt-get could not install$need; install them by hand" >&2
+    echo "wcache: apt-get could not install:$need; install them by hand" >&2
     exit 1
 fi
