@@ -55,6 +55,22 @@ void wc_hash_free(void *p, size_t size)
 
 /* ---- the cache -------------------------------------------------------- */
 
+/* Ask the kernel what a write past EOF whose copy faults does to i_size:
+ * write NULL past the end of the backing file and look. */
+static int probe_fault_extends(struct wc_store *s)
+{
+    struct stat st;
+    off_t end = (off_t)s->map_len;
+    int saved = errno, r = 0;
+    if (wc_sys.pwrite(s->fd, NULL, 16, end + WC_PAGE_SIZE) < 0 &&
+        wc_sys.fstat(s->fd, &st) == 0 && st.st_size > end) {
+        r = 1;
+        wc_sys.ftruncate(s->fd, end);
+    }
+    errno = saved;
+    return r;
+}
+
 int wc_cache_open(struct wc_cache **out, const struct wc_config *cfg)
 {
     struct wc_config def = {0};
@@ -101,6 +117,7 @@ int wc_cache_open(struct wc_cache **out, const struct wc_config *cfg)
     if (c->dirty_limit > nblocks)
         c->dirty_limit = (uint32_t)nblocks;
     c->bypass = cfg->bypass ? cfg->bypass : (size_t)256 << 10;
+    c->fault_extends = probe_fault_extends(&c->store);
     wc_fault_install();
     *out = c;
     return 0;
@@ -175,7 +192,7 @@ static int flush_file(struct wc_file *f, enum wc_reason why)
 {
     int r = 0;
     wc_lock(&f->lock);
-    if (f->live && f->ndirty)
+    if (f->live && wc_file_dirty(f))
         r = wc_flush_locked(f, why);
     wc_unlock(&f->lock);
     return r;
@@ -194,13 +211,21 @@ int wc__flush_all(struct wc_cache *c, enum wc_reason why)
             first = r;
         wc_lock(&f->lock);
         wc_lock(&c->lock);
-        if (f->live && f->refs == 0 && f->ndirty == 0) {
+        if (f->live && f->refs == 0 && !wc_file_dirty(f)) {
             drop_all(f);
             release_slot(c, f);
         }
         wc_unlock(&c->lock);
         wc_unlock(&f->lock);
     }
+    /* Give memory back only when free blocks are well above need: twice
+     * what is in use (and at least 4 chunks); keep as many as in use. */
+    wc_lock(&c->lock);
+    uint32_t need = c->store.used > 4 * WC_CHUNK_BLOCKS ? c->store.used
+                                                        : 4 * WC_CHUNK_BLOCKS;
+    if (c->store.nfree > 2 * need)
+        wc_store_trim(&c->store, need);
+    wc_unlock(&c->lock);
     return first;
 }
 
@@ -414,16 +439,19 @@ int wc_file_put(struct wc_file *f)
     wc_unlock(&c->lock);
     if (last) {
         struct stat st;
-        if (f->ndirty && wc_sys.fstat(f->wb_fd, &st) == 0 && st.st_nlink == 0)
+        if (wc_file_dirty(f) && wc_sys.fstat(f->wb_fd, &st) == 0 &&
+            st.st_nlink == 0) {
             drop_all(f);    /* unlinked: nobody can ever read it */
-        if (f->ndirty)
+            f->disk_size = f->size;
+        }
+        if (wc_file_dirty(f))
             wc_flush_locked(f, WC_WHY_CLOSE);
     }
     if (f->err && (f->err_unseen & WC_SEEN_CLOSE)) {
         r = f->err;
         f->err_unseen &= ~WC_SEEN_CLOSE;
     }
-    if (last && f->ndirty == 0) {
+    if (last && !wc_file_dirty(f)) {
         drop_all(f);
         wc_lock(&c->lock);
         if (f->refs == 0)
@@ -445,7 +473,7 @@ int wc_file_flush(struct wc_file *f, enum wc_reason why)
     if (!wc_enter())
         return -EDEADLK;
     wc_lock(&f->lock);
-    int r = f->ndirty ? wc_flush_locked(f, why) : 0;
+    int r = wc_file_dirty(f) ? wc_flush_locked(f, why) : 0;
     wc_unlock(&f->lock);
     wc_leave();
     return r;
@@ -456,7 +484,7 @@ int wc_file_sync(struct wc_file *f, int datasync)
     if (!wc_enter())
         return -EDEADLK;
     wc_lock(&f->lock);
-    int r = f->ndirty ? wc_flush_locked(f, WC_WHY_FSYNC) : 0;
+    int r = wc_file_dirty(f) ? wc_flush_locked(f, WC_WHY_FSYNC) : 0;
     if (r == 0) {
         int s = datasync ? wc_sys.fdatasync(f->wb_fd) : wc_sys.fsync(f->wb_fd);
         if (s < 0)
@@ -477,7 +505,7 @@ int wc_file_invalidate(struct wc_file *f, enum wc_reason why)
     if (!wc_enter())
         return -EDEADLK;
     wc_lock(&f->lock);
-    int r = f->ndirty ? wc_flush_locked(f, why) : 0;
+    int r = wc_file_dirty(f) ? wc_flush_locked(f, why) : 0;
     if (r == 0) {
         drop_all(f);
         struct stat st;
@@ -659,10 +687,11 @@ struct wc_page *wc_page_get(struct wc_file *f, uint64_t idx, int *isnew,
     for (int round = 0;; round++) {
         wc_lock(&c->lock);
         b = wc_store_alloc(&c->store);
-        if (b == -EAGAIN && evict(c, f, 16) > 0)
+        /* Full (EAGAIN) or unable to grow (ENOSPC): reuse clean blocks. */
+        if ((b == -EAGAIN || b == -ENOSPC) && evict(c, f, 16) > 0)
             b = wc_store_alloc(&c->store);
         wc_unlock(&c->lock);
-        if (b >= 0 || b != -EAGAIN || round == 2)
+        if (b >= 0 || (b != -EAGAIN && b != -ENOSPC) || round == 2)
             break;
         /* Nothing clean to evict: write back, ours first (we hold our
          * lock), then every file whose lock is free. */
@@ -682,7 +711,7 @@ struct wc_page *wc_page_get(struct wc_file *f, uint64_t idx, int *isnew,
     if (b < 0) {
         *err = b == -EAGAIN ? -ENOSPC : (int)b;
         if (b == -ENOSPC)
-            c->totals.store_full++;
+            __atomic_fetch_add(&c->totals.store_full, 1, __ATOMIC_RELAXED);
         return NULL;
     }
 
@@ -701,6 +730,7 @@ struct wc_page *wc_page_get(struct wc_file *f, uint64_t idx, int *isnew,
     p->dirty = 0;
     p->on_lru = 0;
     p->dnext = NULL;
+    memset(&p->hh, 0, sizeof p->hh);    /* tbl stays NULL if add fails */
     HASH_ADD(hh, f->pages, index, sizeof p->index, p);
     if (!p->hh.tbl) {                   /* uthash could not allocate */
         wc_lock(&c->lock);

@@ -91,6 +91,11 @@ struct wc_cache {
     uint32_t dirty_pages;       /* atomic: pages with dirty ranges */
     uint32_t dirty_limit;       /* pages that start write-back */
     size_t bypass;              /* bytes from which writes go through */
+    int fault_extends;          /* this kernel moves i_size to pos when a
+                                   write past EOF copies nothing (it faults
+                                   the source in only after a failed copy,
+                                   and write_end sets pos + 0); probed once
+                                   on the backing file */
     struct wc_stats totals;     /* cache lock; released files folded in */
 };
 
@@ -122,6 +127,13 @@ static inline uint8_t *wc_page_data(struct wc_cache *c,
 }
 
 uint64_t wc_now_ns(void);
+
+/* Has f anything to write back: dirty pages, or a size the file on disk
+ * does not have yet? Caller holds f->lock. */
+static inline int wc_file_dirty(const struct wc_file *f)
+{
+    return f->ndirty || f->size > f->disk_size;
+}
 
 /* Flush every file; release files whose last close could not write back
  * and that are now clean. Caller is inside the engine, holds no lock. */

@@ -155,14 +155,14 @@ static int issue(struct wc_file *f, struct batch *bt)
         v->iov_len -= skip;
         ssize_t w = wc_sys.pwritev(f->wb_fd, v, bt->n - first, (off_t)pos);
         *v = saved;
-        c->totals.wb_calls++;
+        __atomic_fetch_add(&c->totals.wb_calls, 1, __ATOMIC_RELAXED);
         if (w < 0 && errno == EINTR)
             continue;
         if (w <= 0) {
             r = w < 0 ? -errno : -EIO;
             break;
         }
-        c->totals.wb_bytes += (uint64_t)w;
+        __atomic_fetch_add(&c->totals.wb_bytes, (uint64_t)w, __ATOMIC_RELAXED);
         pos += (uint64_t)w;
         if (pos > f->disk_size)
             f->disk_size = f->slot->disk_size = pos;
@@ -196,7 +196,7 @@ int wc_flush_locked(struct wc_file *f, enum wc_reason why)
     struct batch bt;
     int r = 0;
 
-    if (!f->ndirty)
+    if (!wc_file_dirty(f))
         return 0;
     f->dirty = sort_pages(f->dirty, f->ndirty);
     bt.n = 0;
@@ -265,11 +265,11 @@ int wc_flush_locked(struct wc_file *f, enum wc_reason why)
     if (r < 0) {                                        /* invariant (5) */
         f->err = r;
         f->err_unseen = WC_SEEN_FSYNC | WC_SEEN_CLOSE;
-        c->totals.errors++;
+        __atomic_fetch_add(&c->totals.errors, 1, __ATOMIC_RELAXED);
     } else if (!f->ndirty) {
         f->dirty_since = 0;
     }
     if (cleaned)
-        c->totals.flushes[why]++;
+        __atomic_fetch_add(&c->totals.flushes[why], 1, __ATOMIC_RELAXED);
     return r;
 }

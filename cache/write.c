@@ -109,21 +109,21 @@ static void drop_range(struct wc_file *f, uint64_t a, uint64_t b)
  * Returns bytes written or -errno. */
 static ssize_t write_through(struct wc_file *f, struct uiter *it, uint64_t pos)
 {
-    int r = f->ndirty ? wc_flush_locked(f, WC_WHY_BYPASS) : 0;
+    int r = wc_file_dirty(f) ? wc_flush_locked(f, WC_WHY_BYPASS) : 0;
     if (r < 0)
         return r;
     size_t total = 0;
+    int err = 0;
     while (it->count) {
         if (it->seg_left == 0 && !next_seg(it)) {
-            if (it->bad && total == 0)
-                return -EFAULT;
+            if (it->bad)
+                err = -EFAULT;
             break;
         }
         ssize_t w = wc_sys.pwrite(f->wb_fd, it->base, it->seg_left,
                                   (off_t)(pos + total));
         if (w < 0) {
-            if (total == 0)
-                return -errno;
+            err = -errno;
             break;
         }
         total += (size_t)w;
@@ -133,6 +133,15 @@ static ssize_t write_through(struct wc_file *f, struct uiter *it, uint64_t pos)
         it->seg_left = 0;
     }
     f->n_through++;
+    if (total == 0 || it->count) {
+        /* Failed or short: the kernel may have moved the size anyway. */
+        struct stat st;
+        if (wc_sys.fstat(f->wb_fd, &st) == 0) {
+            if ((uint64_t)st.st_size > f->size)
+                f->size = f->slot->size = (uint64_t)st.st_size;
+            f->disk_size = f->slot->disk_size = (uint64_t)st.st_size;
+        }
+    }
     if (total) {
         drop_range(f, pos, pos + total);
         if (pos + total > f->size)
@@ -140,7 +149,7 @@ static ssize_t write_through(struct wc_file *f, struct uiter *it, uint64_t pos)
         if (pos + total > f->disk_size)
             f->disk_size = f->slot->disk_size = pos + total;
     }
-    return (ssize_t)total;
+    return total ? (ssize_t)total : err;
 }
 
 /* The page became dirty: onto the file's dirty list. */
@@ -221,7 +230,7 @@ static ssize_t write_iter(struct wc_file *f, struct uiter *it, off_t pos_in,
         }
         if (copied) {                                   /* 5.4 */
             __atomic_signal_fence(__ATOMIC_SEQ_CST);    /* data first */
-            if (rec->nr == 0)
+            if (!p->dirty)
                 mark_dirty(f, p);
             wc_range_add(rec, off, off + (unsigned)copied);
             pos += copied;
@@ -230,8 +239,15 @@ static ssize_t write_iter(struct wc_file *f, struct uiter *it, off_t pos_in,
                 f->size = f->slot->size = pos;          /* 5.7 */
             stalls = 0;
             chunk = WC_PAGE_SIZE;
-        } else if (isnew) {
-            wc_page_drop(f, p);     /* nothing of ours in it */
+        } else {
+            if (isnew)
+                wc_page_drop(f, p); /* nothing of ours in it */
+            if (c->fault_extends && !it->bad && pos > f->size) {
+                f->size = f->slot->size = pos;          /* pos + 0 */
+                if (!f->dirty_since)
+                    __atomic_store_n(&f->dirty_since, wc_now_ns(),
+                                     __ATOMIC_RELAXED);
+            }
         }
         if (copied == bytes)
             continue;
