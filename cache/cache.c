@@ -118,9 +118,19 @@ int wc_cache_open(struct wc_cache **out, const struct wc_config *cfg)
         c->dirty_limit = (uint32_t)nblocks;
     c->bypass = cfg->bypass ? cfg->bypass : (size_t)256 << 10;
     c->fault_extends = probe_fault_extends(&c->store);
+    wc_cache_limits_changed(c);
     wc_fault_install();
     *out = c;
     return 0;
+}
+
+void wc_cache_limits_changed(struct wc_cache *c)
+{
+    struct rlimit rl;
+    uint64_t lim = UINT64_MAX;
+    if (getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+        lim = rl.rlim_cur;
+    __atomic_store_n(&c->fsize_limit, lim, __ATOMIC_RELAXED);
 }
 
 const char *wc_cache_path(const struct wc_cache *c)
@@ -210,12 +220,13 @@ int wc__flush_all(struct wc_cache *c, enum wc_reason why)
         if (r < 0 && !first)
             first = r;
         wc_lock(&f->lock);
-        wc_lock(&c->lock);
         if (f->live && f->refs == 0 && !wc_file_dirty(f)) {
-            drop_all(f);
-            release_slot(c, f);
+            drop_all(f);                /* takes c->lock itself */
+            wc_lock(&c->lock);
+            if (f->refs == 0)
+                release_slot(c, f);
+            wc_unlock(&c->lock);
         }
-        wc_unlock(&c->lock);
         wc_unlock(&f->lock);
     }
     /* Give memory back only when free blocks are well above need: twice
@@ -267,8 +278,8 @@ int wc_cache_close(struct wc_cache *c)
         if (!f->live)
             continue;
         wc_lock(&f->lock);
+        drop_all(f);                    /* takes c->lock itself */
         wc_lock(&c->lock);
-        drop_all(f);
         release_slot(c, f);
         wc_unlock(&c->lock);
         wc_unlock(&f->lock);
@@ -363,6 +374,12 @@ struct wc_file *wc_file_get(struct wc_cache *c, int fd, int *err)
             return g;
         }
     }
+    int fl = wc_sys.fcntl(fd, F_GETFL);
+    if (fl < 0 || (fl & O_ACCMODE) == O_RDONLY || (fl & O_PATH)) {
+        wc_unlock(&c->lock);
+        r = -EBADF;         /* nothing to write back through */
+        goto out;
+    }
     for (uint32_t i = 0; i < c->nfiles && !f; i++)
         if (!c->files[i].live)
             f = &c->files[i];
@@ -383,9 +400,6 @@ struct wc_file *wc_file_get(struct wc_cache *c, int fd, int *err)
         f = NULL;
         goto out;
     }
-    struct rlimit rl;
-    f->fsize_limit = getrlimit(RLIMIT_FSIZE, &rl) == 0 &&
-                     rl.rlim_cur != RLIM_INFINITY ? rl.rlim_cur : UINT64_MAX;
     f->wb_fd = wb;
     f->dev = st.st_dev;
     f->ino = st.st_ino;
@@ -526,8 +540,13 @@ int wc_file_truncate(struct wc_file *f, off_t size)
         return -EDEADLK;
     wc_lock(&f->lock);
     int r = 0;
-    /* The kernel decides first (EFBIG, EPERM, ETXTBSY...); the dirty bytes
-     * below `size` stay cached, and are written after the new size. */
+    /* Growing the file exposes its new bytes: the data written below the
+     * old end goes first (data before metadata). Shrinking needs no
+     * flush: the dirty bytes below `size` stay cached. The kernel decides
+     * errors (EFBIG, EPERM, ETXTBSY...) before anything is dropped. */
+    if ((uint64_t)size > f->disk_size && f->ndirty &&
+        (r = wc_flush_below(f, WC_WHY_TRUNCATE, (uint64_t)size)) < 0)
+        goto out;
     if (wc_sys.ftruncate(f->wb_fd, size) < 0) {
         r = -errno;
         goto out;

@@ -73,7 +73,6 @@ struct wc_file {
                                    byte; 0 when clean */
     int err;                    /* last write-back error, -errno, or 0 */
     unsigned err_unseen;        /* WC_SEEN_* bits still to report it to */
-    uint64_t fsize_limit;       /* RLIMIT_FSIZE when the file was got */
     /* counters, folded into the cache totals on release */
     uint64_t n_writes, n_bytes, n_through, n_faults;
 };
@@ -91,6 +90,7 @@ struct wc_cache {
     uint32_t dirty_pages;       /* atomic: pages with dirty ranges */
     uint32_t dirty_limit;       /* pages that start write-back */
     size_t bypass;              /* bytes from which writes go through */
+    uint64_t fsize_limit;       /* RLIMIT_FSIZE (wc_cache_limits_changed) */
     int fault_extends;          /* this kernel moves i_size to pos when a
                                    write past EOF copies nothing (it faults
                                    the source in only after a failed copy,
@@ -144,6 +144,9 @@ int wc__flush_all(struct wc_cache *c, enum wc_reason why);
 /* Write back f's dirty data. Caller holds f->lock. Returns 0 or -errno
  * (recorded in f->err). */
 int wc_flush_locked(struct wc_file *f, enum wc_reason why);
+/* The same, writing only bytes below `limit` (<= i_size); the size is not
+ * extended unless limit is i_size. */
+int wc_flush_below(struct wc_file *f, enum wc_reason why, uint64_t limit);
 
 /* ---- ranges (flush.c) ----------------------------------------------- */
 

@@ -192,9 +192,17 @@ static int issue(struct wc_file *f, struct batch *bt)
 
 int wc_flush_locked(struct wc_file *f, enum wc_reason why)
 {
+    return wc_flush_below(f, why, f->size);
+}
+
+int wc_flush_below(struct wc_file *f, enum wc_reason why, uint64_t limit)
+{
     struct wc_cache *c = f->cache;
     struct batch bt;
     int r = 0;
+
+    if (limit > f->size)
+        limit = f->size;
 
     if (!wc_file_dirty(f))
         return 0;
@@ -212,8 +220,8 @@ int wc_flush_locked(struct wc_file *f, enum wc_reason why)
         memcpy(hi, rec->hi, sizeof hi);
         for (unsigned i = 0; i < nr && r == 0; i++) {
             uint64_t s = base + lo[i], e = base + hi[i];
-            if (e > f->size)
-                e = f->size;                    /* invariant (3) */
+            if (e > limit)
+                e = limit;                      /* invariant (3) */
             if (s >= e)
                 continue;
             if (bt.n && (s != bt.end || bt.n == WC_WB_SEGS))
@@ -256,7 +264,7 @@ int wc_flush_locked(struct wc_file *f, enum wc_reason why)
     f->ndirty -= cleaned;
     __atomic_fetch_sub(&c->dirty_pages, cleaned, __ATOMIC_RELAXED);
 
-    if (r == 0 && f->size > f->disk_size) {             /* invariant (4) */
+    if (r == 0 && limit == f->size && f->size > f->disk_size) { /* (4) */
         if (wc_sys.ftruncate(f->wb_fd, (off_t)f->size) < 0)
             r = -errno;
         else
@@ -266,7 +274,7 @@ int wc_flush_locked(struct wc_file *f, enum wc_reason why)
         f->err = r;
         f->err_unseen = WC_SEEN_FSYNC | WC_SEEN_CLOSE;
         __atomic_fetch_add(&c->totals.errors, 1, __ATOMIC_RELAXED);
-    } else if (!f->ndirty) {
+    } else if (!wc_file_dirty(f)) {
         f->dirty_since = 0;
     }
     if (cleaned)

@@ -194,6 +194,8 @@ ssize_t wc_pread(struct wc_file *f, int fd, void *buf, size_t len, off_t pos)
         return -EINVAL;
     if (!wc_access_ok(buf, len))
         return -EFAULT;
+    if ((off_t)((uint64_t)pos + len) < 0)
+        return -EINVAL;
     if (len > WC_MAX_RW_COUNT)
         len = WC_MAX_RW_COUNT;
     if (!wc_enter())
@@ -214,6 +216,8 @@ ssize_t wc_preadv(struct wc_file *f, int fd, const struct iovec *iov,
     ssize_t total = wc__check_iovec(iov, iovcnt);
     if (total < 0)
         return total;
+    if ((off_t)((uint64_t)pos + (size_t)total) < 0)
+        return -EINVAL;
     if (!wc_enter())
         return -EDEADLK;
     struct dest d = {.uiov = iov, .nr = iovcnt};

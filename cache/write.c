@@ -182,7 +182,7 @@ static ssize_t write_iter(struct wc_file *f, struct uiter *it, off_t pos_in,
         *where = (off_t)pos;
 
     if (it->count && (it->count >= c->bypass ||
-                      pos + it->count > f->fsize_limit ||
+                      pos + it->count > c->fsize_limit ||
                       pos + it->count > WC_MAX_CACHED_END)) {
         ret = write_through(f, it, pos);
         goto out;
@@ -297,13 +297,14 @@ out:
 ssize_t wc_pwrite(struct wc_file *f, const void *buf, size_t len, off_t pos,
                   int append, off_t *where)
 {
-    if (!append && pos < 0)
+    /* The position is checked even when appending, as the kernel does. */
+    if (pos < 0)
         return -EINVAL;
     if (!wc_access_ok(buf, len))
         return -EFAULT;
     if (len > WC_MAX_RW_COUNT)
         len = WC_MAX_RW_COUNT;
-    if (!append && (off_t)((uint64_t)pos + len) < 0)
+    if ((off_t)((uint64_t)pos + len) < 0)
         return -EINVAL;
     struct uiter it = {.base = buf, .seg_left = len, .count = len};
     return write_iter(f, &it, pos, append, where);
@@ -318,6 +319,19 @@ static ssize_t check_iovec(const struct iovec *iov, int iovcnt)
     size_t total = 0;
     if (iovcnt < 0 || iovcnt > IOV_MAX)
         return -EINVAL;
+    if (iovcnt == 1) {
+        /* One segment takes the single-buffer path: clamp, then check
+         * the clamped range (import_ubuf). */
+        struct iovec v;
+        if (wc_copy_nofault(&v, iov, sizeof v) != sizeof v)
+            return -EFAULT;
+        if ((ssize_t)v.iov_len < 0)
+            return -EINVAL;
+        if (v.iov_len > WC_MAX_RW_COUNT)
+            v.iov_len = WC_MAX_RW_COUNT;
+        return wc_access_ok(v.iov_base, v.iov_len) ? (ssize_t)v.iov_len
+                                                   : -EFAULT;
+    }
     for (int i = 0; i < iovcnt; i++) {
         struct iovec v;
         if (wc_copy_nofault(&v, &iov[i], sizeof v) != sizeof v)
@@ -342,12 +356,12 @@ static ssize_t check_iovec(const struct iovec *iov, int iovcnt)
 ssize_t wc_pwritev(struct wc_file *f, const struct iovec *iov, int iovcnt,
                    off_t pos, int append, off_t *where)
 {
-    if (!append && pos < 0)
+    if (pos < 0)
         return -EINVAL;
     ssize_t total = check_iovec(iov, iovcnt);
     if (total < 0)
         return total;
-    if (!append && (off_t)((uint64_t)pos + (size_t)total) < 0)
+    if ((off_t)((uint64_t)pos + (size_t)total) < 0)
         return -EINVAL;
     struct uiter it = {.uiov = iov, .nr = iovcnt, .count = (size_t)total};
     return write_iter(f, &it, pos, append, where);

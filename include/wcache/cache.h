@@ -100,6 +100,11 @@ int wc_cache_flush(struct wc_cache *c, enum wc_reason why);
  * (CLOCK_MONOTONIC). Returns 0 or the first -errno. */
 int wc_cache_flush_expired(struct wc_cache *c, uint64_t max_age_ns);
 
+/* Re-read the process limits the write path obeys (RLIMIT_FSIZE). The
+ * shim calls it after setrlimit/prlimit; reading the limit on every write
+ * would cost a system call. */
+void wc_cache_limits_changed(struct wc_cache *c);
+
 /* Dirty bytes (approximate: counted in whole pages). */
 size_t wc_cache_dirty(const struct wc_cache *c);
 
@@ -109,7 +114,9 @@ void wc_cache_stats(const struct wc_cache *c, struct wc_stats *out);
 
 /* The cached file for descriptor `fd` (a regular file the caller decided to
  * cache). Files are shared by (st_dev, st_ino): a second call for the same
- * file returns the same object with one more reference. The cache keeps its
+ * file returns the same object with one more reference. A descriptor open
+ * only for reading may join a file already cached (so its reads see the
+ * cached bytes) but cannot start one (-EBADF). The cache keeps its
  * own descriptor for write-back (a reopen of /proc/self/fd/N without
  * O_APPEND, or a dup when that is impossible). Returns NULL and sets *err
  * (-errno) when the file cannot be cached; the caller then passes the

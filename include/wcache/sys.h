@@ -27,6 +27,8 @@
 #include <signal.h>
 #include <spawn.h>
 #include <time.h>
+#include <utime.h>
+#include <sys/time.h>
 
 /*
  * X(return type, name, parameter list). `name` is the libc symbol that the
@@ -110,6 +112,7 @@
     X(void, exit, (int))                                                   \
     /* shim: process creation, exec, helpers (issue 3) */                  \
     X(long, syscall, (long, ...))                                          \
+    X(void, abort, (void))                                                 \
     X(int, execv, (const char *, char *const[]))                           \
     X(int, execvp, (const char *, char *const[]))                          \
     X(int, execvpe, (const char *, char *const[], char *const[]))          \
@@ -126,6 +129,13 @@
     X(void, closefrom, (int))                                              \
     X(int, faccessat, (int, const char *, int, int))                       \
     X(char *, getcwd, (char *, size_t))                                    \
+    X(sighandler_t, signal, (int, sighandler_t))                           \
+    X(int, futimens, (int, const struct timespec[2]))                      \
+    X(int, utimensat, (int, const char *, const struct timespec[2], int))  \
+    X(int, futimes, (int, const struct timeval[2]))                        \
+    X(int, lutimes, (const char *, const struct timeval[2]))               \
+    X(int, utimes, (const char *, const struct timeval[2]))                \
+    X(int, utime, (const char *, const struct utimbuf *))                  \
     X(int, clock_nanosleep, (clockid_t, int, const struct timespec *,      \
                              struct timespec *))
 
