@@ -89,9 +89,11 @@ int wc_cache_open(struct wc_cache **out, const struct wc_config *cfg)
         return -ENOMEM;
     c->pages = calloc(nblocks, sizeof *c->pages);
     c->files = calloc(nfiles, sizeof *c->files);
-    if (!c->pages || !c->files) {
+    c->batches = calloc(2 * (size_t)nfiles, sizeof *c->batches);
+    if (!c->pages || !c->files || !c->batches) {
         free(c->pages);
         free(c->files);
+        free(c->batches);
         free(c);
         return -ENOMEM;
     }
@@ -99,6 +101,7 @@ int wc_cache_open(struct wc_cache **out, const struct wc_config *cfg)
     if (r < 0) {
         free(c->pages);
         free(c->files);
+        free(c->batches);
         free(c);
         return r;
     }
@@ -108,6 +111,8 @@ int wc_cache_open(struct wc_cache **out, const struct wc_config *cfg)
         c->files[i].id = i;
         c->files[i].cache = c;
         c->files[i].wb_fd = -1;
+        c->files[i].batch = &c->batches[2 * i];
+        c->files[i].append_from = WC_NO_APPEND;
     }
     c->nfiles = nfiles;
     size_t dirty = cfg->dirty ? cfg->dirty : size / 2;
@@ -174,7 +179,7 @@ void wc_cache_stats(const struct wc_cache *cc, struct wc_stats *out)
 }
 
 /* Drop every page of f (no write-back). Caller holds f->lock. */
-static void drop_all(struct wc_file *f)
+void wc_file_drop_pages(struct wc_file *f)
 {
     struct wc_page *p, *tmp;
     HASH_ITER(hh, f->pages, p, tmp) wc_page_drop(f, p);
@@ -221,7 +226,7 @@ int wc__flush_all(struct wc_cache *c, enum wc_reason why)
             first = r;
         wc_lock(&f->lock);
         if (f->live && f->refs == 0 && !wc_file_dirty(f)) {
-            drop_all(f);                /* takes c->lock itself */
+            wc_file_drop_pages(f);                /* takes c->lock itself */
             wc_lock(&c->lock);
             if (f->refs == 0)
                 release_slot(c, f);
@@ -278,7 +283,7 @@ int wc_cache_close(struct wc_cache *c)
         if (!f->live)
             continue;
         wc_lock(&f->lock);
-        drop_all(f);                    /* takes c->lock itself */
+        wc_file_drop_pages(f);                    /* takes c->lock itself */
         wc_lock(&c->lock);
         release_slot(c, f);
         wc_unlock(&c->lock);
@@ -289,6 +294,7 @@ int wc_cache_close(struct wc_cache *c)
     wc_store_close(&c->store, r == 0);
     free(c->pages);
     free(c->files);
+    free(c->batches);
     free(c);
     wc_leave();
     return r;
@@ -308,6 +314,7 @@ void wc_cache_abandon(struct wc_cache *c)
     /* Hash tables are anonymous private mappings: leaked, a few pages. */
     free(c->pages);
     free(c->files);
+    free(c->batches);
     free(c);
 }
 
@@ -411,6 +418,7 @@ struct wc_file *wc_file_get(struct wc_cache *c, int fd, int *err)
     f->dirty_since = 0;
     f->err = 0;
     f->err_unseen = 0;
+    f->append_from = WC_NO_APPEND;
     f->refs = 1;
 
     struct wc_fslot *s = f->slot = wc_store_slot(&c->store, f->id);
@@ -455,7 +463,7 @@ int wc_file_put(struct wc_file *f)
         struct stat st;
         if (wc_file_dirty(f) && wc_sys.fstat(f->wb_fd, &st) == 0 &&
             st.st_nlink == 0) {
-            drop_all(f);    /* unlinked: nobody can ever read it */
+            wc_file_drop_pages(f);    /* unlinked: nobody can ever read it */
             f->disk_size = f->size;
         }
         if (wc_file_dirty(f))
@@ -466,7 +474,7 @@ int wc_file_put(struct wc_file *f)
         f->err_unseen &= ~WC_SEEN_CLOSE;
     }
     if (last && !wc_file_dirty(f)) {
-        drop_all(f);
+        wc_file_drop_pages(f);
         wc_lock(&c->lock);
         if (f->refs == 0)
             release_slot(c, f);
@@ -521,7 +529,7 @@ int wc_file_invalidate(struct wc_file *f, enum wc_reason why)
     wc_lock(&f->lock);
     int r = wc_file_dirty(f) ? wc_flush_locked(f, why) : 0;
     if (r == 0) {
-        drop_all(f);
+        wc_file_drop_pages(f);
         struct stat st;
         if (wc_sys.fstat(f->wb_fd, &st) == 0)
             f->size = f->disk_size = f->slot->size = f->slot->disk_size =
@@ -569,6 +577,7 @@ int wc_file_truncate(struct wc_file *f, off_t size)
     }
     f->size = f->disk_size = n;
     f->slot->size = f->slot->disk_size = n;
+    f->append_from = WC_NO_APPEND;
 out:
     wc_unlock(&f->lock);
     wc_leave();

@@ -71,6 +71,10 @@ struct wc_file {
     uint32_t ndirty;            /* pages on that list */
     uint64_t dirty_since;       /* CLOCK_MONOTONIC ns of the oldest dirty
                                    byte; 0 when clean */
+    uint64_t append_from;       /* start of the run of bytes appended
+                                   since the last flush, written back at
+                                   the real end of file; WC_NO_APPEND */
+    struct wc_batch *batch;     /* write-back scratch (file lock) */
     int err;                    /* last write-back error, -errno, or 0 */
     unsigned err_unseen;        /* WC_SEEN_* bits still to report it to */
     /* counters, folded into the cache totals on release */
@@ -79,11 +83,31 @@ struct wc_file {
 
 enum { WC_SEEN_FSYNC = 1, WC_SEEN_CLOSE = 2 };
 
+#define WC_NO_APPEND UINT64_MAX
+/* Segments per write-back call. Well under IOV_MAX: a batch lives in the
+ * file (two per file), and an append run must fit one call, so that it
+ * lands at the end of file atomically, as one kernel write would. */
+#define WC_WB_SEGS 128
+/* The longest append run kept before it is written back. */
+#define WC_APPEND_MAX ((uint64_t)(WC_WB_SEGS - 2) << WC_PAGE_SHIFT)
+
+struct wc_batch {
+    struct iovec iov[WC_WB_SEGS];
+    struct {
+        struct wc_page *page;
+        uint16_t lo, hi;
+    } ent[WC_WB_SEGS];
+    int n;
+    uint64_t start;             /* file offset of iov[0] */
+    uint64_t end;               /* file offset after the last segment */
+};
+
 struct wc_cache {
     struct wc_lock lock;        /* see the table above */
     struct wc_store store;
     struct wc_page *pages;      /* nblocks entries */
     struct wc_file *files;      /* nfiles entries */
+    struct wc_batch *batches;   /* 2 per file */
     uint32_t nfiles;
     struct wc_page *lru_head;   /* oldest clean page (cache lock) */
     struct wc_page *lru_tail;
@@ -106,6 +130,8 @@ struct wc_cache {
  * eviction and write-back. */
 struct wc_page *wc_page_get(struct wc_file *f, uint64_t idx, int *isnew,
                             int *err);
+/* Drop every page of f without writing anything. Caller holds f->lock. */
+void wc_file_drop_pages(struct wc_file *f);
 /* Drop page p from f and free its block. Caller holds f->lock. */
 void wc_page_drop(struct wc_file *f, struct wc_page *p);
 /* A page of f became clean after write-back: keep it on the LRU if all its

@@ -18,13 +18,11 @@
  */
 #include <errno.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
 
 #include "cache_int.h"
 #include "wcache/sys.h"
-
-/* Segments per pwritev. Well under IOV_MAX so that a flush run from a
- * signal handler's write() fits a small alternate stack (4 KiB here). */
-#define WC_WB_SEGS 128
 
 /* ---- range sets ------------------------------------------------------- */
 
@@ -127,20 +125,12 @@ static struct wc_page *sort_pages(struct wc_page *list, uint32_t n)
     return head;
 }
 
-struct batch {
-    struct iovec iov[WC_WB_SEGS];
-    struct {
-        struct wc_page *page;
-        uint16_t lo, hi;
-    } ent[WC_WB_SEGS];
-    int n;
-    uint64_t start;     /* file offset of iov[0] */
-    uint64_t end;       /* file offset after the last segment */
-};
 
 /* Write the batch, resuming after short writes and EINTR; clear what was
- * written from the block records. Returns 0 or -errno. */
-static int issue(struct wc_file *f, struct batch *bt)
+ * written from the block records. `append`: at the end of file, whatever
+ * its size now (RWF_APPEND), for a run of appended bytes. Returns 0 or
+ * -errno. */
+static int issue(struct wc_file *f, struct wc_batch *bt, int append)
 {
     struct wc_cache *c = f->cache;
     int first = 0, k = 0;
@@ -153,7 +143,19 @@ static int issue(struct wc_file *f, struct batch *bt)
         struct iovec saved = *v;
         v->iov_base = (char *)v->iov_base + skip;
         v->iov_len -= skip;
-        ssize_t w = wc_sys.pwritev(f->wb_fd, v, bt->n - first, (off_t)pos);
+        ssize_t w;
+        if (append) {
+            w = wc_sys.pwritev2(f->wb_fd, v, bt->n - first, (off_t)pos,
+                                RWF_APPEND);
+            if (w < 0 && (errno == EOPNOTSUPP || errno == EINVAL ||
+                          errno == ENOSYS)) {
+                append = 0;         /* an old kernel: at our offsets */
+                *v = saved;
+                continue;
+            }
+        } else {
+            w = wc_sys.pwritev(f->wb_fd, v, bt->n - first, (off_t)pos);
+        }
         *v = saved;
         __atomic_fetch_add(&c->totals.wb_calls, 1, __ATOMIC_RELAXED);
         if (w < 0 && errno == EINTR)
@@ -164,7 +166,7 @@ static int issue(struct wc_file *f, struct batch *bt)
         }
         __atomic_fetch_add(&c->totals.wb_bytes, (uint64_t)w, __ATOMIC_RELAXED);
         pos += (uint64_t)w;
-        if (pos > f->disk_size)
+        if (!append && pos > f->disk_size)
             f->disk_size = f->slot->disk_size = pos;
         /* Clear whole segments written; remember a partial one. */
         size_t left = (size_t)w;
@@ -195,20 +197,44 @@ int wc_flush_locked(struct wc_file *f, enum wc_reason why)
     return wc_flush_below(f, why, f->size);
 }
 
+/* Add [s, e) of page p to batch bt, issuing the batch first when the
+ * range does not continue it or it is full. */
+static int add(struct wc_file *f, struct wc_batch *bt, struct wc_page *p,
+               uint64_t s, uint64_t e, int append)
+{
+    uint64_t base = p->index << WC_PAGE_SHIFT;
+    int r = 0;
+    if (bt->n && (s != bt->end || bt->n == WC_WB_SEGS))
+        r = issue(f, bt, append);
+    if (r)
+        return r;
+    if (bt->n == 0)
+        bt->start = s;
+    bt->iov[bt->n].iov_base = wc_page_data(f->cache, p) + (s - base);
+    bt->iov[bt->n].iov_len = (size_t)(e - s);
+    bt->ent[bt->n].page = p;
+    bt->ent[bt->n].lo = (uint16_t)(s - base);
+    bt->ent[bt->n].hi = (uint16_t)(e - base);
+    bt->n++;
+    bt->end = e;
+    return 0;
+}
+
 int wc_flush_below(struct wc_file *f, enum wc_reason why, uint64_t limit)
 {
     struct wc_cache *c = f->cache;
-    struct batch bt;
+    struct wc_batch *bt = &f->batch[0], *ab = &f->batch[1];
     int r = 0;
 
     if (limit > f->size)
         limit = f->size;
-
     if (!wc_file_dirty(f))
         return 0;
+    /* The appended run goes to the real end of file, in one call. */
+    uint64_t abase = limit == f->size ? f->append_from : WC_NO_APPEND;
     f->dirty = sort_pages(f->dirty, f->ndirty);
-    bt.n = 0;
-    bt.start = bt.end = 0;
+    bt->n = ab->n = 0;
+    bt->start = bt->end = ab->start = ab->end = 0;
 
     for (struct wc_page *p = f->dirty; p && r == 0; p = p->dnext) {
         struct wc_brec *rec = wc_page_rec(c, p);
@@ -224,23 +250,37 @@ int wc_flush_below(struct wc_file *f, enum wc_reason why, uint64_t limit)
                 e = limit;                      /* invariant (3) */
             if (s >= e)
                 continue;
-            if (bt.n && (s != bt.end || bt.n == WC_WB_SEGS))
-                r = issue(f, &bt);
-            if (r)
-                break;
-            if (bt.n == 0)
-                bt.start = s;
-            bt.iov[bt.n].iov_base = wc_page_data(c, p) + lo[i];
-            bt.iov[bt.n].iov_len = (size_t)(e - s);
-            bt.ent[bt.n].page = p;
-            bt.ent[bt.n].lo = lo[i];
-            bt.ent[bt.n].hi = (uint16_t)(e - base);
-            bt.n++;
-            bt.end = e;
+            if (e <= abase) {
+                r = add(f, bt, p, s, e, 0);
+                continue;
+            }
+            if (s < abase)
+                r = add(f, bt, p, s, abase, 0);
+            uint64_t as = s > abase ? s : abase;
+            if (r == 0 && ab->n && (as != ab->end || ab->n == WC_WB_SEGS))
+                abase = WC_NO_APPEND;   /* not one run after all */
+            if (r == 0)
+                r = abase == WC_NO_APPEND ? add(f, bt, p, as, e, 0)
+                                          : add(f, ab, p, as, e, 1);
         }
     }
-    if (r == 0 && bt.n)
-        r = issue(f, &bt);
+    if (r == 0 && bt->n)
+        r = issue(f, bt, 0);
+    int appended = 0;
+    if (r == 0 && ab->n) {
+        /* The run lands at the end of file: make that where it began (a
+         * size change without data, e.g. a faulting write past EOF, leaves
+         * a hole the program saw as zeros). */
+        if (f->disk_size < ab->start) {
+            if (wc_sys.ftruncate(f->wb_fd, (off_t)ab->start) < 0)
+                r = -errno;
+            else
+                f->disk_size = f->slot->disk_size = ab->start;
+        }
+        if (r == 0)
+            r = issue(f, ab, 1);
+        appended = r == 0;
+    }
 
     /* Pages with nothing left to write leave the dirty list. Ranges past
      * i_size (none should exist) are dropped with them. */
@@ -263,6 +303,22 @@ int wc_flush_below(struct wc_file *f, enum wc_reason why, uint64_t limit)
     }
     f->ndirty -= cleaned;
     __atomic_fetch_sub(&c->dirty_pages, cleaned, __ATOMIC_RELAXED);
+
+    if (appended) {
+        /* Where did the run land? If others appended to (or truncated) the
+         * file meanwhile, our offsets are stale: take the file's size and
+         * forget the (now clean) pages. */
+        struct stat st;
+        if (wc_sys.fstat(f->wb_fd, &st) == 0) {
+            if ((uint64_t)st.st_size != f->size && !f->ndirty) {
+                wc_file_drop_pages(f);
+                f->size = f->slot->size = (uint64_t)st.st_size;
+            }
+            f->disk_size = f->slot->disk_size = (uint64_t)st.st_size;
+        }
+    }
+    if (r == 0 && !f->ndirty)
+        f->append_from = WC_NO_APPEND;
 
     if (r == 0 && limit == f->size && f->size > f->disk_size) { /* (4) */
         if (wc_sys.ftruncate(f->wb_fd, (off_t)f->size) < 0)

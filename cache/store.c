@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -92,6 +93,19 @@ int wc_store_open(struct wc_store *s, const char *dir, uint32_t nblocks,
     if ((r = pick_dir(dir, udir, sizeof udir)) < 0)
         return r;
 
+    uint64_t off_files = WC_PAGE_SIZE;
+    uint64_t off_brecs = off_files + round_page((uint64_t)nfiles * WC_FSLOT_SIZE);
+    uint64_t off_data = off_brecs + round_page((uint64_t)nblocks * WC_BREC_SIZE);
+    uint64_t size = off_data + ((uint64_t)nblocks << WC_PAGE_SHIFT);
+
+    /* A file size limit below the store (plus the probe past its end, see
+     * cache.c) would make the kernel send SIGXFSZ to the program: decline
+     * before touching anything. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        rl.rlim_cur < size + 2 * WC_PAGE_SIZE)
+        return -EFBIG;
+
     clock_gettime(CLOCK_REALTIME, &now);
     for (int attempt = 0;; attempt++) {
         unsigned nonce = (unsigned)(now.tv_nsec ^ (attempt * 2654435761u) ^
@@ -106,11 +120,6 @@ int wc_store_open(struct wc_store *s, const char *dir, uint32_t nblocks,
         if (errno != EEXIST || attempt > 16)
             return -errno;
     }
-
-    uint64_t off_files = WC_PAGE_SIZE;
-    uint64_t off_brecs = off_files + round_page((uint64_t)nfiles * WC_FSLOT_SIZE);
-    uint64_t off_data = off_brecs + round_page((uint64_t)nblocks * 64);
-    uint64_t size = off_data + ((uint64_t)nblocks << WC_PAGE_SHIFT);
 
     r = -ENOMEM;
     s->ring = calloc(nblocks, sizeof *s->ring);
@@ -181,8 +190,8 @@ void wc_store_close(struct wc_store *s, int unlink_it)
 /* Reserve blocks [first, first + n) and their block records. */
 static int reserve_blocks(struct wc_store *s, uint32_t first, uint32_t n)
 {
-    uint64_t rec0 = s->hdr->off_brecs + (uint64_t)first * 64;
-    uint64_t rec1 = s->hdr->off_brecs + (uint64_t)(first + n) * 64;
+    uint64_t rec0 = s->hdr->off_brecs + (uint64_t)first * WC_BREC_SIZE;
+    uint64_t rec1 = s->hdr->off_brecs + (uint64_t)(first + n) * WC_BREC_SIZE;
     rec0 &= ~(uint64_t)(WC_PAGE_SIZE - 1);
     int r = reserve(s, rec0, round_page(rec1) - rec0);
     if (r == 0)

@@ -36,7 +36,9 @@
 
 #define WC_STORE_MAGIC "WCACHE\0\1"
 #define WC_STORE_VERSION 1
-#define WC_RANGES 8             /* dirty ranges one block record holds */
+#define WC_RANGES 26            /* dirty ranges one block record holds:
+                                   random records of n per page fragment
+                                   it into ~n/4 runs at worst */
 #define WC_FSLOT_SIZE 1024      /* bytes per file-table slot */
 #define WC_CHUNK_BLOCKS 64      /* blocks reserved per fallocate */
 
@@ -88,11 +90,11 @@ struct wc_brec {
     uint32_t reserved0;
     uint16_t lo[WC_RANGES];     /* dirty range starts, ascending */
     uint16_t hi[WC_RANGES];     /* dirty range ends (exclusive) */
-    uint8_t reserved[8];
 };
 
 _Static_assert(sizeof(struct wc_fslot) == WC_FSLOT_SIZE, "slot size");
-_Static_assert(sizeof(struct wc_brec) == 64, "block record size");
+#define WC_BREC_SIZE 128
+_Static_assert(sizeof(struct wc_brec) == WC_BREC_SIZE, "block record size");
 _Static_assert(sizeof(struct wc_header) <= 4096, "header size");
 
 /*

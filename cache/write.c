@@ -104,10 +104,26 @@ static void drop_range(struct wc_file *f, uint64_t a, uint64_t b)
     }
 }
 
+/* One buffer straight to the file: at pos, or at its real end. */
+static ssize_t put(struct wc_file *f, const void *buf, size_t n, uint64_t pos,
+                   int append)
+{
+    if (append) {
+        struct iovec v = {(void *)buf, n};
+        ssize_t w = wc_sys.pwritev2(f->wb_fd, &v, 1, (off_t)pos, RWF_APPEND);
+        if (w >= 0 || (errno != EOPNOTSUPP && errno != EINVAL &&
+                       errno != ENOSYS))
+            return w;
+    }
+    return wc_sys.pwrite(f->wb_fd, buf, n, (off_t)pos);
+}
+
 /* Write the rest of the iterator straight to the file, after its cached
- * data (so the file's writes stay in program order). Caller holds f->lock.
- * Returns bytes written or -errno. */
-static ssize_t write_through(struct wc_file *f, struct uiter *it, uint64_t pos)
+ * data (so the file's writes stay in program order); appends go to the
+ * file's real end, *where says where. Caller holds f->lock. Returns bytes
+ * written or -errno. */
+static ssize_t write_through(struct wc_file *f, struct uiter *it, uint64_t pos,
+                             int append, off_t *where)
 {
     int r = wc_file_dirty(f) ? wc_flush_locked(f, WC_WHY_BYPASS) : 0;
     if (r < 0)
@@ -120,8 +136,7 @@ static ssize_t write_through(struct wc_file *f, struct uiter *it, uint64_t pos)
                 err = -EFAULT;
             break;
         }
-        ssize_t w = wc_sys.pwrite(f->wb_fd, it->base, it->seg_left,
-                                  (off_t)(pos + total));
+        ssize_t w = put(f, it->base, it->seg_left, pos + total, append);
         if (w < 0) {
             err = -errno;
             break;
@@ -133,13 +148,23 @@ static ssize_t write_through(struct wc_file *f, struct uiter *it, uint64_t pos)
         it->seg_left = 0;
     }
     f->n_through++;
-    if (total == 0 || it->count) {
-        /* Failed or short: the kernel may have moved the size anyway. */
+    if (total == 0 || it->count || append) {
+        /* Failed or short: the kernel may have moved the size anyway. An
+         * append landed at the end, wherever others had taken it. */
         struct stat st;
         if (wc_sys.fstat(f->wb_fd, &st) == 0) {
-            if ((uint64_t)st.st_size > f->size)
-                f->size = f->slot->size = (uint64_t)st.st_size;
-            f->disk_size = f->slot->disk_size = (uint64_t)st.st_size;
+            uint64_t n = (uint64_t)st.st_size;
+            if (append && total && n >= total && n - total != pos) {
+                if (!f->ndirty)
+                    wc_file_drop_pages(f);
+                pos = n - total;
+                f->size = f->slot->size = n;
+                if (where)
+                    *where = (off_t)pos;
+            }
+            if (n > f->size)
+                f->size = f->slot->size = n;
+            f->disk_size = f->slot->disk_size = n;
         }
     }
     if (total) {
@@ -184,8 +209,24 @@ static ssize_t write_iter(struct wc_file *f, struct uiter *it, off_t pos_in,
     if (it->count && (it->count >= c->bypass ||
                       pos + it->count > c->fsize_limit ||
                       pos + it->count > WC_MAX_CACHED_END)) {
-        ret = write_through(f, it, pos);
+        ret = write_through(f, it, pos, append, where);
         goto out;
+    }
+    if (append) {
+        /* A run of appends is written back at the real end of file, in
+         * one call: keep it short enough for one. */
+        if (f->append_from != WC_NO_APPEND &&
+            pos + it->count - f->append_from > WC_APPEND_MAX &&
+            wc_flush_locked(f, WC_WHY_PRESSURE) == 0) {
+            pos = f->size;
+            if (where)
+                *where = (off_t)pos;
+        }
+        if (f->append_from == WC_NO_APPEND)
+            f->append_from = pos;
+    } else if (f->append_from != WC_NO_APPEND &&
+               pos + it->count > f->append_from) {
+        f->append_from = WC_NO_APPEND;  /* the run is no longer appends */
     }
 
     while (it->count) {
@@ -201,7 +242,7 @@ static ssize_t write_iter(struct wc_file *f, struct uiter *it, off_t pos_in,
         struct wc_page *p = wc_page_get(f, idx, &isnew, &err);
         if (!p) {
             /* The store cannot hold it: the rest goes to the file. */
-            ssize_t t = write_through(f, it, pos);
+            ssize_t t = write_through(f, it, pos, append && !written, where);
             if (t > 0)
                 written += (size_t)t;
             else if (written == 0)

@@ -838,7 +838,17 @@ static ssize_t w_pwrite(int fd, const void *b, size_t n, off_t off)
     return rec_end(i, real.pwrite(fd, b, n, off));
 }
 
-static ssize_t w_pwritev(int fd, const struct iovec *iov, int cnt, off_t off)
+/* pwritev and pwritev2 (the engine appends with RWF_APPEND): one recorder,
+ * both counted as WCT_PWRITEV. */
+static ssize_t real_writev(int fd, const struct iovec *iov, int cnt, off_t off,
+                           int flags)
+{
+    return flags ? real.pwritev2(fd, iov, cnt, off, flags)
+                 : real.pwritev(fd, iov, cnt, off);
+}
+
+static ssize_t w_writev_flags(int fd, const struct iovec *iov, int cnt,
+                              off_t off, int flags)
 {
     size_t total = 0;
     for (int k = 0; k < cnt && iov; k++)
@@ -857,9 +867,20 @@ static ssize_t w_pwritev(int fd, const struct iovec *iov, int cnt, off_t off)
                 cut[m].iov_len = left;
             left -= cut[m].iov_len;
         }
-        return rec_end(i, m ? real.pwritev(fd, cut, m, off) : 0);
+        return rec_end(i, m ? real_writev(fd, cut, m, off, flags) : 0);
     }
-    return rec_end(i, real.pwritev(fd, iov, cnt, off));
+    return rec_end(i, real_writev(fd, iov, cnt, off, flags));
+}
+
+static ssize_t w_pwritev(int fd, const struct iovec *iov, int cnt, off_t off)
+{
+    return w_writev_flags(fd, iov, cnt, off, 0);
+}
+
+static ssize_t w_pwritev2(int fd, const struct iovec *iov, int cnt, off_t off,
+                          int flags)
+{
+    return w_writev_flags(fd, iov, cnt, off, flags);
 }
 
 static ssize_t w_pread(int fd, void *b, size_t n, off_t off)
@@ -934,6 +955,7 @@ void wct_rec_start(int target_fd)
     pthread_mutex_unlock(&rec_lock);
     wc_sys.pwrite = w_pwrite;
     wc_sys.pwritev = w_pwritev;
+    wc_sys.pwritev2 = w_pwritev2;
     wc_sys.pread = w_pread;
     wc_sys.preadv = w_preadv;
     wc_sys.ftruncate = w_ftruncate;
@@ -948,6 +970,7 @@ void wct_rec_stop(void)
         return;
     wc_sys.pwrite = real.pwrite;
     wc_sys.pwritev = real.pwritev;
+    wc_sys.pwritev2 = real.pwritev2;
     wc_sys.pread = real.pread;
     wc_sys.preadv = real.preadv;
     wc_sys.ftruncate = real.ftruncate;

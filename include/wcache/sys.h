@@ -29,6 +29,7 @@
 #include <time.h>
 #include <utime.h>
 #include <sys/time.h>
+#include <sys/resource.h>
 
 /*
  * X(return type, name, parameter list). `name` is the libc symbol that the
@@ -103,6 +104,7 @@
                                  unsigned))                                \
     X(ssize_t, splice, (int, off_t *, int, off_t *, size_t, unsigned))     \
     X(pid_t, fork, (void))                                                 \
+    X(pid_t, _Fork, (void))                                                \
     X(int, execve, (const char *, char *const[], char *const[]))           \
     X(int, execveat, (int, const char *, char *const[], char *const[],     \
                       int))                                                \
@@ -136,6 +138,10 @@
     X(int, lutimes, (const char *, const struct timeval[2]))               \
     X(int, utimes, (const char *, const struct timeval[2]))                \
     X(int, utime, (const char *, const struct utimbuf *))                  \
+    X(int, setrlimit, (__rlimit_resource_t, const struct rlimit *))        \
+    X(int, prlimit, (pid_t, __rlimit_resource_t, const struct rlimit *,    \
+                     struct rlimit *))                                     \
+    X(long, ulimit, (int, ...))                                            \
     X(int, clock_nanosleep, (clockid_t, int, const struct timespec *,      \
                              struct timespec *))
 

@@ -1,0 +1,881 @@
+/*
+ * fdtab.c - the fd table, open file descriptions, the registry of cached
+ * files, and the per-thread queue of writes made by signal handlers.
+ *
+ * Invariants:
+ *   (1) wc_fds[fd] is NULL (pass-through), WC_DESC_INTERNAL (an engine
+ *       descriptor, hidden from the program), or a description with
+ *       refs >= 1. Readers load it without a lock; writers replace it with
+ *       an atomic exchange, then release what they took out.
+ *   (2) Descriptions live in mmap'd slabs and are never unmapped; a reader
+ *       that raced with a close re-checks its slot under desc->lock
+ *       (wc_desc_lock) and retries.
+ *   (3) Which descriptors are cached (CONTRACT.md section 1), decided once
+ *       at open in wc_fd_opened(): regular files opened by the process
+ *       through an interposed call; writable ones are CACHED; read-only
+ *       ones are CACHED (attached) if the file is already in the cache,
+ *       else WATCH, and become CACHED when a writable open brings the file
+ *       into the cache (so their reads see the cached bytes). O_DIRECT,
+ *       O_SYNC, O_DSYNC, O_PATH, mmapped files, excluded paths pass
+ *       through (after a flush when the file is cached).
+ *   (4) The registry holds one entry per cached file (dev, ino) with the
+ *       number of descriptions that hold an engine reference to it.
+ *   (5) Nested calls (a signal handler that interrupted shim code on the
+ *       same thread: wc_depth > 0) take no lock: their writes are copied
+ *       into the thread's queue, and the outermost shim call on that
+ *       thread runs them, in order, before it returns (wc_leave) or before
+ *       it starts (wc_enter). A handler that runs while wc_depth == 0 is
+ *       an ordinary caller, and first runs what is queued.
+ *
+ * Locks (order in shim.h):
+ *   g_cache_lock  protects creation of the cache (wc_cachep, g_cache_failed)
+ *   g_reg_lock    protects the registry (g_reg, g_nreg, entries), the
+ *                 mapped set (g_mapped, g_nmapped, g_mapped_overflow), the
+ *                 description slabs (g_free, g_slab, g_slab_used)
+ *   desc->lock    protects one description (see struct wc_desc)
+ * g_fd_hi and g_nwatch are atomics: g_fd_hi only grows; g_nwatch may
+ * over-count (it only decides whether a scan is worth doing).
+ */
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "shim.h"
+#include "wcache/ucopy.h"
+
+volatile int wc_state = WC_ST_INIT;
+struct wc_cache *volatile wc_cachep;
+struct wc_desc **wc_fds;
+unsigned wc_nfds;
+WC_TLS int wc_depth;
+WC_TLS struct wc_queue *wc_tq;
+WC_TLS int wc_qpending;
+
+extern WC_TLS int wc_engine_opening;     /* real.c */
+
+static wc_lock_t g_cache_lock;
+static int g_cache_failed;               /* wc_cache_open failed: stop */
+static wc_lock_t g_reg_lock;
+
+/* ---- futex lock slow paths ------------------------------------------- */
+
+void wc_lock_slow(wc_lock_t *l)
+{
+    int c = __atomic_exchange_n(&l->v, 2, __ATOMIC_ACQUIRE);
+    while (c != 0) {
+        REAL(syscall)(SYS_futex, &l->v, FUTEX_WAIT_PRIVATE, 2, NULL, NULL,
+                      0);
+        c = __atomic_exchange_n(&l->v, 2, __ATOMIC_ACQUIRE);
+    }
+}
+
+void wc_unlock_slow(wc_lock_t *l)
+{
+    REAL(syscall)(SYS_futex, &l->v, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+/* ---- the table ------------------------------------------------------- */
+
+static unsigned g_fd_hi;     /* every tracked fd is < g_fd_hi (atomic) */
+static int g_nwatch;         /* descriptions in mode WATCH (atomic) */
+
+int wc_fdtab_init(void)
+{
+    struct rlimit rl;
+    unsigned n = 65536;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max != RLIM_INFINITY
+        && rl.rlim_max > n)
+        n = rl.rlim_max > (1u << 20) ? (1u << 20) : (unsigned)rl.rlim_max;
+    void *p = REAL(mmap)(NULL, (size_t)n * sizeof(void *),
+                         PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED)
+        return -errno;
+    wc_fds = p;
+    wc_nfds = n;
+    return 0;
+}
+
+static void note_fd(int fd)
+{
+    unsigned hi = __atomic_load_n(&g_fd_hi, __ATOMIC_RELAXED);
+    while ((unsigned)fd + 1 > hi &&
+           !__atomic_compare_exchange_n(&g_fd_hi, &hi, (unsigned)fd + 1, 0,
+                                        __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+        ;
+}
+
+void wc_fd_mark_internal(int fd, int on)
+{
+    if (!wc_fds || fd < 0 || (unsigned)fd >= wc_nfds)
+        return;
+    if (on) {
+        __atomic_store_n(&wc_fds[fd], WC_DESC_INTERNAL, __ATOMIC_RELEASE);
+    } else {
+        struct wc_desc *x = WC_DESC_INTERNAL;
+        __atomic_compare_exchange_n(&wc_fds[fd], &x, NULL, 0,
+                                    __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
+    }
+}
+
+int wc_fd_is_internal(int fd)
+{
+    return wc_fds && fd >= 0 && (unsigned)fd < wc_nfds &&
+           __atomic_load_n(&wc_fds[fd], __ATOMIC_ACQUIRE) == WC_DESC_INTERNAL;
+}
+
+/* ---- description slab (g_reg_lock) ------------------------------------ */
+
+#define SLAB_DESCS 1024
+static struct wc_desc *g_free;       /* free list */
+static struct wc_desc *g_slab;       /* current slab */
+static unsigned g_slab_used;         /* descs handed out from g_slab */
+
+static struct wc_desc *desc_alloc(void)
+{
+    struct wc_desc *d;
+    wc_lock(&g_reg_lock);
+    if (g_free) {
+        d = g_free;
+        g_free = d->next_free;
+    } else {
+        if (!g_slab || g_slab_used == SLAB_DESCS) {
+            void *p = REAL(mmap)(NULL, SLAB_DESCS * sizeof *d,
+                                 PROT_READ | PROT_WRITE,
+                                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (p == MAP_FAILED) {
+                wc_unlock(&g_reg_lock);
+                return NULL;
+            }
+            g_slab = p;
+            g_slab_used = 0;
+        }
+        d = &g_slab[g_slab_used++];
+    }
+    wc_unlock(&g_reg_lock);
+    memset(d, 0, sizeof *d);
+    d->refs = 1;
+    return d;
+}
+
+static void desc_free(struct wc_desc *d)
+{
+    wc_lock(&g_reg_lock);
+    d->mode = WC_D_FREE;
+    d->next_free = g_free;
+    g_free = d;
+    wc_unlock(&g_reg_lock);
+}
+
+/* ---- registry of cached files (g_reg_lock) ---------------------------- */
+
+struct reg_entry {
+    dev_t dev;
+    ino_t ino;
+    struct wc_file *file;    /* the engine object (one per file) */
+    int ndesc;               /* descriptions holding a reference */
+    int through;             /* a description of it is THROUGH (shared
+                                with a child, stdio, a mapping): the file
+                                can change outside the engine, so every
+                                later description is THROUGH too */
+};
+#define REG_MAX 4096
+static struct reg_entry *g_reg;      /* mmap'd, REG_MAX entries */
+static int g_nreg;                   /* entries in use (atomic reads) */
+
+#define MAPPED_MAX 1024
+static struct { dev_t dev; ino_t ino; } g_mapped[MAPPED_MAX];
+static int g_nmapped;
+static int g_mapped_overflow;        /* too many: cache no new file */
+
+static struct reg_entry *reg_find_locked(dev_t dev, ino_t ino)
+{
+    for (int i = 0; i < g_nreg; i++)
+        if (g_reg[i].ino == ino && g_reg[i].dev == dev)
+            return &g_reg[i];
+    return NULL;
+}
+
+int wc_reg_empty(void)
+{
+    return __atomic_load_n(&g_nreg, __ATOMIC_RELAXED) == 0;
+}
+
+/* Add a description's reference to the registry. Returns REG_FRESH if
+ * the file was not in it before, | REG_THROUGH if it is marked through. */
+enum { REG_FRESH = 1, REG_THROUGH = 2 };
+static int reg_add(dev_t dev, ino_t ino, struct wc_file *f)
+{
+    int fresh = 0;
+    wc_lock(&g_reg_lock);
+    struct reg_entry *e = reg_find_locked(dev, ino);
+    if (!e && g_reg && g_nreg < REG_MAX) {
+        e = &g_reg[g_nreg];
+        e->dev = dev;
+        e->ino = ino;
+        e->file = f;
+        e->ndesc = 0;
+        e->through = 0;
+        __atomic_store_n(&g_nreg, g_nreg + 1, __ATOMIC_RELEASE);
+        fresh = REG_FRESH;
+    }
+    if (e) {
+        e->ndesc++;
+        if (e->through)
+            fresh |= REG_THROUGH;
+    }
+    wc_unlock(&g_reg_lock);
+    return fresh;
+}
+
+static void reg_mark_through(dev_t dev, ino_t ino)
+{
+    wc_lock(&g_reg_lock);
+    struct reg_entry *e = reg_find_locked(dev, ino);
+    if (e)
+        e->through = 1;
+    wc_unlock(&g_reg_lock);
+}
+
+static void reg_drop(dev_t dev, ino_t ino)
+{
+    wc_lock(&g_reg_lock);
+    struct reg_entry *e = reg_find_locked(dev, ino);
+    if (e && --e->ndesc <= 0) {
+        *e = g_reg[g_nreg - 1];
+        __atomic_store_n(&g_nreg, g_nreg - 1, __ATOMIC_RELEASE);
+    }
+    wc_unlock(&g_reg_lock);
+}
+
+/* Call fn on the cached file (dev, ino) under g_reg_lock (so it cannot be
+ * released meanwhile). Returns fn's result, or -ENOENT if not cached. */
+int wc_reg_apply(dev_t dev, ino_t ino,
+                 int (*fn)(struct wc_file *, void *), void *arg)
+{
+    if (wc_reg_empty())
+        return -ENOENT;
+    int r = -ENOENT;
+    wc_lock(&g_reg_lock);
+    struct reg_entry *e = reg_find_locked(dev, ino);
+    if (e)
+        r = fn(e->file, arg);
+    wc_unlock(&g_reg_lock);
+    return r;
+}
+
+static int reg_has(dev_t dev, ino_t ino)
+{
+    if (wc_reg_empty())
+        return 0;
+    wc_lock(&g_reg_lock);
+    int r = reg_find_locked(dev, ino) != NULL;
+    wc_unlock(&g_reg_lock);
+    return r;
+}
+
+void wc_mapped_add(dev_t dev, ino_t ino)
+{
+    wc_lock(&g_reg_lock);
+    int found = 0;
+    for (int i = 0; i < g_nmapped; i++)
+        if (g_mapped[i].dev == dev && g_mapped[i].ino == ino)
+            found = 1;
+    if (!found) {
+        if (g_nmapped < MAPPED_MAX) {
+            g_mapped[g_nmapped].dev = dev;
+            g_mapped[g_nmapped].ino = ino;
+            g_nmapped++;
+        } else {
+            g_mapped_overflow = 1;
+        }
+    }
+    wc_unlock(&g_reg_lock);
+}
+
+int wc_mapped_has(dev_t dev, ino_t ino)
+{
+    if (!__atomic_load_n(&g_nmapped, __ATOMIC_RELAXED))
+        return 0;
+    wc_lock(&g_reg_lock);
+    int r = g_mapped_overflow;
+    for (int i = 0; i < g_nmapped && !r; i++)
+        if (g_mapped[i].dev == dev && g_mapped[i].ino == ino)
+            r = 1;
+    wc_unlock(&g_reg_lock);
+    return r;
+}
+
+/* ---- the cache -------------------------------------------------------- */
+
+struct wc_cache *wc_cache_get(void)
+{
+    struct wc_cache *c = wc_cachep;
+    if (likely(c != NULL) || g_cache_failed)
+        return c;
+    wc_lock(&g_cache_lock);
+    if (!wc_cachep && !g_cache_failed) {
+        if (!g_reg) {
+            void *p = REAL(mmap)(NULL, REG_MAX * sizeof *g_reg,
+                                 PROT_READ | PROT_WRITE,
+                                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (p != MAP_FAILED)
+                g_reg = p;
+        }
+        wc_engine_opening = 1;
+        int r = g_reg ? wc_cache_open(&c, &wc_cfg.cache) : -ENOMEM;
+        wc_engine_opening = 0;
+        if (r < 0) {
+            g_cache_failed = 1;
+            /* A file size limit below the store is the program's own
+             * choice, not a fault: say so only when asked (info). */
+            wc_log(r == -EFBIG ? WC_LOG_INFO : WC_LOG_WARN,
+                   "cannot create the cache (%s): running without it",
+                   strerror(-r));
+            c = NULL;
+        } else {
+            wc_fault_ready = 1;
+            wc_log(WC_LOG_INFO, "cache %s", wc_cache_path(c));
+            __atomic_store_n(&wc_cachep, c, __ATOMIC_RELEASE);
+            wc_flusher_start();
+        }
+    }
+    c = wc_cachep;
+    wc_unlock(&g_cache_lock);
+    return c;
+}
+
+/* ---- descriptors opened, duplicated, closed ------------------------- */
+
+static void install(int fd, struct wc_desc *d)
+{
+    struct wc_desc *old =
+        __atomic_exchange_n(&wc_fds[fd], d, __ATOMIC_ACQ_REL);
+    note_fd(fd);
+    if (old && old != WC_DESC_INTERNAL)     /* closed behind our back */
+        wc_desc_release(old);
+}
+
+static struct wc_file *file_get(struct wc_cache *c, int fd)
+{
+    int err = 0;
+    wc_engine_opening = 1;
+    struct wc_file *f = wc_file_get(c, fd, &err);
+    wc_engine_opening = 0;
+    if (!f)
+        wc_log(WC_LOG_DEBUG, "fd %d not cached: %s", fd, strerror(-err));
+    return f;
+}
+
+/* A writable open brought (dev, ino) into the cache: attach the WATCH
+ * descriptions of that file, at their kernel offsets. */
+static void attach_watchers(struct wc_cache *c, dev_t dev, ino_t ino)
+{
+    unsigned hi = __atomic_load_n(&g_fd_hi, __ATOMIC_RELAXED);
+    for (unsigned fd = 0; fd < hi && hi <= wc_nfds; fd++) {
+        struct wc_desc *d = __atomic_load_n(&wc_fds[fd], __ATOMIC_ACQUIRE);
+        if (!d || d == WC_DESC_INTERNAL || d->mode != WC_D_WATCH ||
+            d->dev != dev || d->ino != ino)
+            continue;
+        if (wc_desc_lock((int)fd, d))
+            continue;
+        if (d->mode == WC_D_WATCH) {
+            struct wc_file *f = file_get(c, (int)fd);
+            if (f) {
+                off_t k = REAL(lseek)((int)fd, 0, SEEK_CUR);
+                d->file = f;
+                d->pos = k < 0 ? 0 : k;
+                d->kstale = 0;
+                int rf = reg_add(dev, ino, f);
+                d->mode = d->shared || (rf & REG_THROUGH) ? WC_D_THROUGH
+                                                          : WC_D_CACHED;
+                __atomic_sub_fetch(&g_nwatch, 1, __ATOMIC_RELAXED);
+            }
+        }
+        wc_unlock(&d->lock);
+    }
+}
+
+static int truncate_cb(struct wc_file *f, void *arg)
+{
+    (void)arg;
+    return wc_file_truncate(f, 0);
+}
+
+static int flush_cb(struct wc_file *f, void *arg)
+{
+    return wc_file_flush(f, *(enum wc_reason *)arg);
+}
+
+/* /proc, /sys and their kind: "regular" files whose writes are commands
+ * to the kernel, which must see each one at once. */
+static int pseudo_fs(int fd)
+{
+    struct statfs sf;
+    if (REAL(fstatfs)(fd, &sf) != 0)
+        return 1;
+    switch ((unsigned long)sf.f_type) {
+    case 0x9fa0:        /* proc */
+    case 0x62656572:    /* sysfs */
+    case 0x64626720:    /* debugfs */
+    case 0x74726163:    /* tracefs */
+    case 0x27e0eb:      /* cgroup */
+    case 0x63677270:    /* cgroup2 */
+    case 0x73636673:    /* securityfs */
+    case 0xf97cff8c:    /* selinuxfs */
+    case 0xcafe4a11:    /* bpf */
+    case 0x62656570:    /* configfs */
+    case 0xde5e81e4:    /* efivarfs */
+    case 0x6165676c:    /* pstore */
+    case 0x958458f6:    /* hugetlbfs */
+    case 0x42494e4d:    /* binfmt_misc */
+    case 0x1cd1:        /* devpts */
+    case 0x6e736673:    /* nsfs */
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+void wc_fd_opened(int fd, int dirfd, const char *path, int flags)
+{
+    if (fd < 0 || (unsigned)fd >= wc_nfds || (flags & (O_PATH | O_DIRECTORY)))
+        return;
+    struct stat st;
+    if (REAL(fstat)(fd, &st) != 0 || !S_ISREG(st.st_mode))
+        return;
+    int acc = flags & O_ACCMODE;
+    enum wc_reason why = WC_WHY_OTHER;
+    if ((flags & (O_DIRECT | O_DSYNC | O_SYNC)) ||
+        !wc_env_path_ok(dirfd, path) || wc_mapped_has(st.st_dev, st.st_ino)) {
+        /* Not cached; but other descriptors may hold cached data of the
+         * file: it must be on disk before this one reads or writes (or be
+         * dropped: this open truncated the file); and since this one can
+         * change the file behind the engine, the others pass through from
+         * now on. */
+        if (wc_reg_apply(st.st_dev, st.st_ino,
+                         (flags & O_TRUNC) ? truncate_cb : flush_cb,
+                         &why) != -ENOENT &&
+            (flags & O_ACCMODE) != O_RDONLY)
+            wc_file_all_through(st.st_dev, st.st_ino, why);
+        return;
+    }
+    if (acc != O_RDONLY && pseudo_fs(fd))
+        return;
+    int had = reg_has(st.st_dev, st.st_ino);
+    struct wc_desc *d;
+    if (acc == O_RDONLY && !had) {
+        if (!(d = desc_alloc()))
+            return;
+        d->mode = WC_D_WATCH;
+        d->accmode = acc;
+        d->dev = st.st_dev;
+        d->ino = st.st_ino;
+        __atomic_add_fetch(&g_nwatch, 1, __ATOMIC_RELAXED);
+        install(fd, d);
+        return;
+    }
+    struct wc_cache *c = wc_cache_get();
+    if (!c)
+        return;
+    struct wc_file *f = file_get(c, fd);
+    if (!f)
+        return;
+    if (!(d = desc_alloc())) {
+        wc_file_put(f);
+        return;
+    }
+    d->mode = WC_D_CACHED;
+    d->accmode = acc;
+    d->append = !!(flags & O_APPEND);
+    d->file = f;
+    d->dev = st.st_dev;
+    d->ino = st.st_ino;
+    int rf = reg_add(st.st_dev, st.st_ino, f);
+    if (rf & REG_THROUGH)
+        d->mode = WC_D_THROUGH;
+    if (had && (flags & O_TRUNC)) {
+        /* The kernel truncated the file at open; drop what the cache still
+         * holds for it (a flush that raced with the open is undone by the
+         * engine's ftruncate too). */
+        wc_file_truncate(f, 0);
+    }
+    install(fd, d);
+    if ((rf & REG_FRESH) && __atomic_load_n(&g_nwatch, __ATOMIC_RELAXED))
+        attach_watchers(c, st.st_dev, st.st_ino);
+}
+
+/* Drop one fd-table reference. The last one releases the engine file (the
+ * engine writes back when it was the file's last reference). Returns 0 or
+ * the write-back error close must report. */
+int wc_desc_release(struct wc_desc *d)
+{
+    if (__atomic_sub_fetch(&d->refs, 1, __ATOMIC_ACQ_REL) != 0)
+        return 0;
+    wc_lock(&d->lock);              /* wait for calls in flight */
+    struct wc_file *f = d->file;
+    if (d->mode == WC_D_WATCH)
+        __atomic_sub_fetch(&g_nwatch, 1, __ATOMIC_RELAXED);
+    dev_t dev = d->dev;
+    ino_t ino = d->ino;
+    d->file = NULL;
+    d->mode = WC_D_FREE;
+    wc_unlock(&d->lock);
+    desc_free(d);
+    if (!f)
+        return 0;
+    reg_drop(dev, ino);
+    return wc_file_put(f);
+}
+
+void wc_fd_duped(int oldfd, int newfd)
+{
+    if (newfd < 0 || (unsigned)newfd >= wc_nfds || oldfd == newfd)
+        return;
+    struct wc_desc *d = NULL;
+    if (oldfd >= 0 && (unsigned)oldfd < wc_nfds) {
+        d = __atomic_load_n(&wc_fds[oldfd], __ATOMIC_ACQUIRE);
+        if (d == WC_DESC_INTERNAL)
+            d = NULL;
+    }
+    if (d)
+        __atomic_add_fetch(&d->refs, 1, __ATOMIC_ACQ_REL);
+    struct wc_desc *old =
+        __atomic_exchange_n(&wc_fds[newfd], d, __ATOMIC_ACQ_REL);
+    if (d)
+        note_fd(newfd);
+    if (old && old != WC_DESC_INTERNAL)
+        wc_desc_release(old);
+}
+
+int wc_fd_forget(int fd)
+{
+    if (fd < 0 || (unsigned)fd >= wc_nfds || !wc_fds)
+        return 0;
+    struct wc_desc *x = __atomic_load_n(&wc_fds[fd], __ATOMIC_ACQUIRE);
+    if (!x || x == WC_DESC_INTERNAL)
+        return 0;
+    struct wc_desc *old = __atomic_exchange_n(&wc_fds[fd], NULL,
+                                              __ATOMIC_ACQ_REL);
+    if (!old || old == WC_DESC_INTERNAL)
+        return 0;
+    return wc_desc_release(old);
+}
+
+/* ---- consistency points ---------------------------------------------- */
+
+int wc_desc_sync_locked(int fd, struct wc_desc *d, enum wc_reason why)
+{
+    int r = 0;
+    if (d->file && d->mode != WC_D_WATCH)
+        r = wc_file_flush(d->file, why);
+    if (d->mode == WC_D_CACHED && d->kstale) {
+        if (REAL(lseek)(fd, d->pos, SEEK_SET) >= 0)
+            d->kstale = 0;
+    }
+    return r;
+}
+
+void wc_desc_through_locked(int fd, struct wc_desc *d, enum wc_reason why)
+{
+    if (d->mode != WC_D_CACHED)
+        return;
+    wc_desc_sync_locked(fd, d, why);
+    d->mode = WC_D_THROUGH;
+    reg_mark_through(d->dev, d->ino);
+}
+
+void wc_file_all_through(dev_t dev, ino_t ino, enum wc_reason why)
+{
+    unsigned hi = __atomic_load_n(&g_fd_hi, __ATOMIC_RELAXED);
+    for (unsigned fd = 0; fd < hi && hi <= wc_nfds; fd++) {
+        struct wc_desc *d = __atomic_load_n(&wc_fds[fd], __ATOMIC_ACQUIRE);
+        if (!d || d == WC_DESC_INTERNAL || d->dev != dev || d->ino != ino)
+            continue;
+        if (wc_desc_lock((int)fd, d))
+            continue;
+        wc_desc_through_locked((int)fd, d, why);
+        wc_unlock(&d->lock);
+    }
+}
+
+void wc_consistency_all(enum wc_reason why, int make_through, int exec_only)
+{
+    struct wc_cache *c = wc_cachep;
+    if (c)
+        wc_cache_flush(c, why);
+    unsigned hi = __atomic_load_n(&g_fd_hi, __ATOMIC_RELAXED);
+    for (unsigned fd = 0; fd < hi && hi <= wc_nfds; fd++) {
+        struct wc_desc *d = __atomic_load_n(&wc_fds[fd], __ATOMIC_ACQUIRE);
+        if (!d || d == WC_DESC_INTERNAL)
+            continue;
+        if (wc_desc_lock((int)fd, d))
+            continue;
+        /* Shared with the new process? An exec-only child (posix_spawn,
+         * system, popen, vfork) gets only the non-O_CLOEXEC descriptors. */
+        int shared = make_through;
+        if (shared && exec_only) {
+            int fl = REAL(fcntl)((int)fd, F_GETFD);
+            shared = fl >= 0 && !(fl & FD_CLOEXEC);
+        }
+        if (shared) {
+            wc_desc_through_locked((int)fd, d, why);
+            d->shared = 1;
+        } else if (d->mode == WC_D_CACHED) {
+            wc_desc_sync_locked((int)fd, d, why);
+        }
+        wc_unlock(&d->lock);
+    }
+}
+
+void wc_after_fork_child(void)
+{
+    struct wc_cache *c = wc_cachep;
+    wc_cachep = NULL;
+    g_cache_lock.v = 0;
+    g_reg_lock.v = 0;
+    g_cache_failed = 0;
+    if (c)
+        wc_cache_abandon(c);
+    g_nreg = 0;
+    int nwatch = 0;
+    unsigned hi = g_fd_hi;
+    for (unsigned fd = 0; fd < hi && hi <= wc_nfds; fd++) {
+        struct wc_desc *d = wc_fds[fd];
+        if (d == WC_DESC_INTERNAL) {
+            wc_fds[fd] = NULL;      /* the parent's: not ours to hide */
+            continue;
+        }
+        if (!d)
+            continue;
+        /* Shared with the parent: the kernel's offset rules from now on;
+         * the file was flushed by the parent before fork. A description
+         * that appears in several slots is visited several times. */
+        d->lock.v = 0;
+        if (d->mode != WC_D_WATCH) {
+            d->mode = WC_D_WATCH;
+            d->file = NULL;
+        }
+        d->shared = 1;
+    }
+    for (unsigned fd = 0; fd < hi && hi <= wc_nfds; fd++)
+        if (wc_fds[fd] && wc_fds[fd] != WC_DESC_INTERNAL)
+            nwatch++;     /* over-counts dups: only gates a scan */
+    g_nwatch = nwatch;
+    /* This thread's queue is empty (fork is called at depth 0). */
+    wc_qpending = 0;
+    wc_depth = 0;
+}
+
+void wc_shutdown(enum wc_reason why)
+{
+    if (wc_state != WC_ST_ON)
+        return;
+    wc_consistency_all(why, 1, 0);
+    wc_state = WC_ST_OFF;
+}
+
+/* ---- the queue of writes made by nested signal handlers -------------- */
+
+/*
+ * One per thread, mmap'd on first use (from the handler itself: mmap is a
+ * plain system call). Records are appended at `tail` with a CAS (atomic
+ * against a further nested handler on the same thread) and consumed at
+ * `head` by the outermost shim call of the thread only.
+ */
+struct wc_qrec {
+    uint32_t size;            /* whole record, 16-byte aligned */
+    uint32_t kind;            /* Q_WRITE or Q_CLOSE */
+    int fd;
+    int rwf_append;
+    off_t pos;                /* < 0: at the description's offset */
+    size_t len;               /* data bytes following */
+    char data[];
+};
+enum { Q_WRITE = 1, Q_CLOSE };
+
+struct wc_queue {
+    size_t head;              /* first unconsumed byte of buf */
+    size_t tail;              /* end of the last record (CAS) */
+    size_t cap;               /* bytes in buf */
+    char buf[];
+};
+#define QUEUE_BYTES (4u << 20)
+
+/* Unmaps a thread's queue when the thread exits (queues are drained
+ * before any shim call returns, so it is empty by then). */
+static pthread_key_t g_queue_key;
+static int g_queue_key_ok;
+
+static void queue_free(void *q)
+{
+    if (q)
+        REAL(munmap)(q, QUEUE_BYTES);
+}
+
+void wc_queue_init(void)
+{
+    g_queue_key_ok = pthread_key_create(&g_queue_key, queue_free) == 0;
+}
+
+static struct wc_queue *queue_get(void)
+{
+    struct wc_queue *q = wc_tq;
+    if (q)
+        return q;
+    void *p = REAL(mmap)(NULL, QUEUE_BYTES, PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    q = p;
+    q->cap = QUEUE_BYTES - sizeof *q;
+    wc_tq = q;
+    /* A key created early has a slot inside the thread descriptor: no
+     * allocation here, which may run in a signal handler. */
+    if (g_queue_key_ok)
+        pthread_setspecific(g_queue_key, q);
+    return q;
+}
+
+/* Reserve `size` bytes at the tail; NULL when full. */
+static struct wc_qrec *queue_reserve(struct wc_queue *q, size_t size)
+{
+    size_t t = __atomic_load_n(&q->tail, __ATOMIC_RELAXED);
+    do {
+        if (t + size > q->cap)
+            return NULL;
+    } while (!__atomic_compare_exchange_n(&q->tail, &t, t + size, 0,
+                                          __ATOMIC_ACQ_REL,
+                                          __ATOMIC_RELAXED));
+    return (struct wc_qrec *)(q->buf + t);
+}
+
+ssize_t wc_queue_write(int fd, const struct iovec *iov, int iovcnt,
+                       off_t pos, int rwf_append)
+{
+    if (iovcnt < 0 || iovcnt > 1024)
+        return -EINVAL;
+    size_t len = 0;
+    for (int i = 0; i < iovcnt; i++) {
+        if ((ssize_t)iov[i].iov_len < 0)
+            return -EINVAL;
+        if (iov[i].iov_len && !wc_access_ok(iov[i].iov_base, iov[i].iov_len))
+            return -EFAULT;
+        len += iov[i].iov_len;
+    }
+    struct wc_queue *q = queue_get();
+    if (!q)
+        return -ENOMEM;
+    size_t room = q->cap - __atomic_load_n(&q->tail, __ATOMIC_RELAXED);
+    if (room <= sizeof(struct wc_qrec) + 16)
+        return -EINTR;    /* nothing accepted: as if interrupted */
+    if (len > room - sizeof(struct wc_qrec) - 16)
+        len = room - sizeof(struct wc_qrec) - 16;  /* a short write */
+    size_t size = (sizeof(struct wc_qrec) + len + 15) & ~(size_t)15;
+    struct wc_qrec *r = queue_reserve(q, size);
+    if (!r)
+        return -EINTR;
+    r->size = (uint32_t)size;
+    r->kind = Q_WRITE;
+    r->fd = fd;
+    r->rwf_append = rwf_append;
+    r->pos = pos;
+    r->len = len;
+    size_t off = 0;
+    for (int i = 0; i < iovcnt && off < len; i++) {
+        size_t n = iov[i].iov_len < len - off ? iov[i].iov_len : len - off;
+        memcpy(r->data + off, iov[i].iov_base, n);
+        off += n;
+    }
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    __atomic_add_fetch(&wc_qpending, 1, __ATOMIC_RELAXED);
+    return (ssize_t)len;
+}
+
+int wc_queue_close(int fd)
+{
+    struct wc_queue *q = queue_get();
+    if (!q)
+        return -ENOMEM;
+    struct wc_qrec *r = queue_reserve(q, sizeof *r);
+    if (!r)
+        return -EINTR;
+    r->size = sizeof *r;
+    r->kind = Q_CLOSE;
+    r->fd = fd;
+    r->len = 0;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    __atomic_add_fetch(&wc_qpending, 1, __ATOMIC_RELAXED);
+    return 0;
+}
+
+/* Run one queued record. Caller is at depth 1. */
+static void queue_run(struct wc_qrec *r)
+{
+    if (r->kind == Q_CLOSE) {
+        wc_fd_forget(r->fd);
+        REAL(close)(r->fd);
+        return;
+    }
+    struct iovec v = {r->data, r->len};
+    size_t done = 0;
+    while (done < r->len) {
+        struct wc_desc *d = wc_fd_get(r->fd);
+        ssize_t n;
+        v.iov_base = r->data + done;
+        v.iov_len = r->len - done;
+        off_t pos = r->pos < 0 ? -1 : r->pos + (off_t)done;
+        if (d)
+            n = wc_do_writev(r->fd, d, &v, 1, pos, r->rwf_append, 0);
+        else if (pos < 0)
+            n = REAL(write)(r->fd, v.iov_base, v.iov_len);
+        else
+            n = REAL(pwrite)(r->fd, v.iov_base, v.iov_len, pos);
+        if (n <= 0) {
+            wc_log(WC_LOG_ERROR, "a write queued by a signal handler on "
+                   "fd %d failed after it returned (%ld): %zu bytes lost",
+                   r->fd, (long)n, r->len - done);
+            break;
+        }
+        done += (size_t)n;
+    }
+}
+
+void wc_queue_drain(void)
+{
+    struct wc_queue *q = wc_tq;
+    int e = errno;
+    while (q && __atomic_load_n(&wc_qpending, __ATOMIC_RELAXED) > 0) {
+        struct wc_qrec *r = (struct wc_qrec *)(q->buf + q->head);
+        size_t size = r->size;
+        queue_run(r);
+        __atomic_sub_fetch(&wc_qpending, 1, __ATOMIC_RELAXED);
+        q->head += size;
+        size_t t = q->head;
+        if (__atomic_compare_exchange_n(&q->tail, &t, 0, 0, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_RELAXED))
+            q->head = 0;
+    }
+    errno = e;
+}
+
+void wc_leave_slow(void)
+{
+    for (;;) {
+        wc_queue_drain();
+        __atomic_signal_fence(__ATOMIC_SEQ_CST);
+        wc_depth = 0;
+        __atomic_signal_fence(__ATOMIC_SEQ_CST);
+        if (!__atomic_load_n(&wc_qpending, __ATOMIC_RELAXED))
+            return;
+        wc_depth = 1;
+    }
+}

@@ -1,0 +1,373 @@
+/*
+ * io.c - the write and read families: the hot path.
+ *
+ *   write(fd, buf, 64) -> wc_fd_get (one load) -> wc_enter (TLS store)
+ *   -> desc->lock (one CAS) -> wc_pwrite -> offset update -> unlock ->
+ *   wc_leave. No system call, no allocation, no clock read, no global lock.
+ *
+ * Invariants:
+ *   (1) Validation happens in the kernel's order: pwrite/pread family:
+ *       EINVAL for a negative offset before anything else; then EBADF for
+ *       a descriptor not open for writing (reading); then the engine's
+ *       checks (EINVAL for iovecs, EFAULT, EFBIG...).
+ *   (2) write/read/writev/readv advance the description's offset by exactly
+ *       the bytes returned, under desc->lock (the kernel's f_pos_lock);
+ *       a zero-byte transfer does not move it (not even with O_APPEND).
+ *       pwrite on an O_APPEND description appends and leaves the offset.
+ *   (3) Success leaves errno alone; failure sets errno and returns -1.
+ *   (4) THROUGH descriptions: the file's cached data is written first, then
+ *       the kernel does the call, then the engine forgets what it knew of
+ *       the file's contents and size (wc_file_invalidate).
+ *   (5) Requests the cache cannot serve (RWF_DSYNC, RWF_NOWAIT, unknown
+ *       flags) are done by the kernel after the file is flushed and the
+ *       kernel's offset is brought up to date; the offset is read back.
+ *   (6) Nested calls (a signal handler interrupted shim code on this
+ *       thread): writes are queued (fdtab.c); reads of a CACHED
+ *       description fail with EINTR rather than block on a lock held by
+ *       the interrupted code.
+ */
+#include <fcntl.h>
+#include <limits.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "shim.h"
+
+#ifndef RWF_HIPRI
+#define RWF_HIPRI 0x1
+#define RWF_DSYNC 0x2
+#define RWF_SYNC 0x4
+#define RWF_NOWAIT 0x8
+#define RWF_APPEND 0x10
+#endif
+
+extern void __chk_fail(void) __attribute__((noreturn));
+
+static int writable(const struct wc_desc *d)
+{
+    return d->accmode == O_WRONLY || d->accmode == O_RDWR;
+}
+
+/* The kernel does a read or write on a tracked description: flush first,
+ * offset synced, offset read back after. Caller holds d->lock. */
+static ssize_t kernel_rw_locked(int fd, struct wc_desc *d, int write,
+                                const struct iovec *iov, int iovcnt,
+                                off_t pos, int flags)
+{
+    if (d->mode == WC_D_CACHED || d->mode == WC_D_THROUGH)
+        wc_desc_sync_locked(fd, d, WC_WHY_OTHER);
+    ssize_t r;
+    if (write)
+        r = flags ? REAL(pwritev2)(fd, iov, iovcnt, pos < 0 ? -1 : pos, flags)
+            : pos < 0 ? REAL(writev)(fd, iov, iovcnt)
+                      : REAL(pwritev)(fd, iov, iovcnt, pos);
+    else
+        r = flags ? REAL(preadv2)(fd, iov, iovcnt, pos < 0 ? -1 : pos, flags)
+            : pos < 0 ? REAL(readv)(fd, iov, iovcnt)
+                      : REAL(preadv)(fd, iov, iovcnt, pos);
+    if (r < 0)
+        r = -errno;
+    if (d->mode == WC_D_CACHED && pos < 0 && r > 0) {
+        off_t k = REAL(lseek)(fd, 0, SEEK_CUR);
+        if (k >= 0)
+            d->pos = k;
+    }
+    if (write && r > 0 && d->file && d->mode != WC_D_WATCH)
+        wc_file_invalidate(d->file, WC_WHY_OTHER);
+    return r;
+}
+
+ssize_t wc_do_writev(int fd, struct wc_desc *d, const struct iovec *iov,
+                     int iovcnt, off_t pos, int rwf_append, int vec)
+{
+    ssize_t r;
+    while (wc_desc_lock(fd, d)) {
+        /* The descriptor was closed or replaced meanwhile: the kernel. */
+        if (!(d = wc_fd_get(fd))) {
+            if (vec)
+                return kernel_rw_locked(fd, &(struct wc_desc){0}, 1, iov,
+                                        iovcnt, pos, rwf_append ? RWF_APPEND
+                                                                : 0);
+            r = pos < 0 ? REAL(write)(fd, iov->iov_base, iov->iov_len)
+                        : REAL(pwrite)(fd, iov->iov_base, iov->iov_len, pos);
+            return r < 0 ? -errno : r;
+        }
+    }
+    if (likely(d->mode == WC_D_CACHED)) {
+        if (unlikely(!writable(d))) {
+            r = -EBADF;
+        } else {
+            off_t where = 0;
+            off_t p = pos < 0 ? d->pos : pos;
+            int app = d->append | rwf_append;
+            r = vec ? wc_pwritev(d->file, iov, iovcnt, p, app, &where)
+                    : wc_pwrite(d->file, iov->iov_base, iov->iov_len, p, app,
+                                &where);
+            if (pos < 0 && r > 0) {
+                d->pos = where + r;
+                d->kstale = 1;
+            }
+        }
+    } else {
+        r = kernel_rw_locked(fd, d, 1, iov, iovcnt, pos,
+                             rwf_append ? RWF_APPEND : 0);
+    }
+    wc_unlock(&d->lock);
+    return r;
+}
+
+static ssize_t do_readv(int fd, struct wc_desc *d, const struct iovec *iov,
+                        int iovcnt, off_t pos, int vec)
+{
+    ssize_t r;
+    while (wc_desc_lock(fd, d)) {
+        if (!(d = wc_fd_get(fd)))
+            return kernel_rw_locked(fd, &(struct wc_desc){0}, 0, iov, iovcnt,
+                                    pos, 0);
+    }
+    if (likely(d->mode == WC_D_CACHED)) {
+        if (unlikely(d->accmode == O_WRONLY)) {
+            r = -EBADF;
+        } else {
+            off_t p = pos < 0 ? d->pos : pos;
+            r = vec ? wc_preadv(d->file, fd, iov, iovcnt, p)
+                    : wc_pread(d->file, fd, iov->iov_base, iov->iov_len, p);
+            if (pos < 0 && r > 0) {
+                d->pos += r;
+                d->kstale = 1;
+            }
+        }
+    } else {
+        r = kernel_rw_locked(fd, d, 0, iov, iovcnt, pos, 0);
+    }
+    wc_unlock(&d->lock);
+    return r;
+}
+
+/* ---- common entry points ---------------------------------------------- */
+
+static ssize_t write_common(int fd, struct wc_desc *d, const struct iovec *iov,
+                            int iovcnt, off_t pos, int rwf_append, int vec)
+{
+    ssize_t r;
+    if (unlikely(wc_depth)) {
+        if (d->mode == WC_D_WATCH)
+            r = kernel_rw_locked(fd, &(struct wc_desc){0}, 1, iov, iovcnt,
+                                 pos, rwf_append ? RWF_APPEND : 0);
+        else
+            r = wc_queue_write(fd, iov, iovcnt, pos, rwf_append);
+        return wc_ret(r);
+    }
+    wc_enter();
+    r = wc_do_writev(fd, d, iov, iovcnt, pos, rwf_append, vec);
+    wc_leave();
+    return wc_ret(r);
+}
+
+static ssize_t read_common(int fd, struct wc_desc *d, const struct iovec *iov,
+                           int iovcnt, off_t pos, int vec)
+{
+    ssize_t r;
+    if (unlikely(wc_depth)) {
+        if (d->mode != WC_D_CACHED)
+            r = kernel_rw_locked(fd, &(struct wc_desc){0}, 0, iov, iovcnt,
+                                 pos, 0);
+        else
+            r = -EINTR;
+        return wc_ret(r);
+    }
+    wc_enter();
+    r = do_readv(fd, d, iov, iovcnt, pos, vec);
+    wc_leave();
+    return wc_ret(r);
+}
+
+/* The kernel-only path for v2 flags the cache does not serve. */
+static ssize_t v2_kernel(int fd, struct wc_desc *d, int write,
+                         const struct iovec *iov, int iovcnt, off_t pos,
+                         int flags)
+{
+    if (wc_depth)
+        return wc_ret(-EINTR);
+    wc_enter();
+    ssize_t r;
+    if (wc_desc_lock(fd, d)) {
+        r = kernel_rw_locked(fd, &(struct wc_desc){0}, write, iov, iovcnt,
+                             pos, flags);
+    } else {
+        if (write && d->mode == WC_D_CACHED && !writable(d))
+            r = -EBADF;
+        else if (!write && d->mode == WC_D_CACHED && d->accmode == O_WRONLY)
+            r = -EBADF;
+        else
+            r = kernel_rw_locked(fd, d, write, iov, iovcnt, pos, flags);
+        wc_unlock(&d->lock);
+    }
+    wc_leave();
+    return wc_ret(r);
+}
+
+/* ---- writes ------------------------------------------------------------ */
+
+WC_EXPORT ssize_t write(int fd, const void *buf, size_t n)
+{
+    struct wc_desc *d = wc_fd_get(fd);
+    if (likely(d == NULL))
+        return REAL(write)(fd, buf, n);
+    struct iovec v = {(void *)buf, n};
+    return write_common(fd, d, &v, 1, -1, 0, 0);
+}
+
+WC_EXPORT ssize_t pwrite(int fd, const void *buf, size_t n, off_t pos)
+{
+    struct wc_desc *d = wc_fd_get(fd);
+    if (likely(d == NULL))
+        return REAL(pwrite)(fd, buf, n, pos);
+    if (pos < 0)
+        return wc_ret(-EINVAL);
+    struct iovec v = {(void *)buf, n};
+    return write_common(fd, d, &v, 1, pos, 0, 0);
+}
+
+WC_EXPORT ssize_t pwrite64(int fd, const void *buf, size_t n, off64_t pos)
+{
+    return pwrite(fd, buf, n, pos);
+}
+
+WC_EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
+{
+    struct wc_desc *d = wc_fd_get(fd);
+    if (likely(d == NULL))
+        return REAL(writev)(fd, iov, iovcnt);
+    return write_common(fd, d, iov, iovcnt, -1, 0, 1);
+}
+
+WC_EXPORT ssize_t pwritev(int fd, const struct iovec *iov, int iovcnt,
+                          off_t pos)
+{
+    struct wc_desc *d = wc_fd_get(fd);
+    if (likely(d == NULL))
+        return REAL(pwritev)(fd, iov, iovcnt, pos);
+    if (pos < 0)
+        return wc_ret(-EINVAL);
+    return write_common(fd, d, iov, iovcnt, pos, 0, 1);
+}
+
+WC_EXPORT ssize_t pwritev64(int fd, const struct iovec *iov, int iovcnt,
+                            off64_t pos)
+{
+    return pwritev(fd, iov, iovcnt, pos);
+}
+
+WC_EXPORT ssize_t pwritev2(int fd, const struct iovec *iov, int iovcnt,
+                           off_t pos, int flags)
+{
+    struct wc_desc *d = wc_fd_get(fd);
+    if (likely(d == NULL))
+        return REAL(pwritev2)(fd, iov, iovcnt, pos, flags);
+    if (pos < -1)
+        return wc_ret(-EINVAL);
+    if (flags & ~(RWF_HIPRI | RWF_APPEND))
+        return v2_kernel(fd, d, 1, iov, iovcnt, pos, flags);
+    return write_common(fd, d, iov, iovcnt, pos, !!(flags & RWF_APPEND), 1);
+}
+
+WC_EXPORT ssize_t pwritev64v2(int fd, const struct iovec *iov, int iovcnt,
+                              off64_t pos, int flags)
+{
+    return pwritev2(fd, iov, iovcnt, pos, flags);
+}
+
+/* ---- reads ------------------------------------------------------------- */
+
+WC_EXPORT ssize_t read(int fd, void *buf, size_t n)
+{
+    struct wc_desc *d = wc_fd_get(fd);
+    if (likely(d == NULL) || d->mode == WC_D_WATCH)
+        return REAL(read)(fd, buf, n);
+    struct iovec v = {buf, n};
+    return read_common(fd, d, &v, 1, -1, 0);
+}
+
+WC_EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
+{
+    if (n > buflen)
+        __chk_fail();
+    return read(fd, buf, n);
+}
+
+WC_EXPORT ssize_t pread(int fd, void *buf, size_t n, off_t pos)
+{
+    struct wc_desc *d = wc_fd_get(fd);
+    if (likely(d == NULL) || d->mode == WC_D_WATCH)
+        return REAL(pread)(fd, buf, n, pos);
+    if (pos < 0)
+        return wc_ret(-EINVAL);
+    struct iovec v = {buf, n};
+    return read_common(fd, d, &v, 1, pos, 0);
+}
+
+WC_EXPORT ssize_t pread64(int fd, void *buf, size_t n, off64_t pos)
+{
+    return pread(fd, buf, n, pos);
+}
+
+WC_EXPORT ssize_t __pread_chk(int fd, void *buf, size_t n, off_t pos,
+                              size_t buflen)
+{
+    if (n > buflen)
+        __chk_fail();
+    return pread(fd, buf, n, pos);
+}
+
+WC_EXPORT ssize_t __pread64_chk(int fd, void *buf, size_t n, off64_t pos,
+                                size_t buflen)
+{
+    if (n > buflen)
+        __chk_fail();
+    return pread(fd, buf, n, pos);
+}
+
+WC_EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
+{
+    struct wc_desc *d = wc_fd_get(fd);
+    if (likely(d == NULL) || d->mode == WC_D_WATCH)
+        return REAL(readv)(fd, iov, iovcnt);
+    return read_common(fd, d, iov, iovcnt, -1, 1);
+}
+
+WC_EXPORT ssize_t preadv(int fd, const struct iovec *iov, int iovcnt,
+                         off_t pos)
+{
+    struct wc_desc *d = wc_fd_get(fd);
+    if (likely(d == NULL) || d->mode == WC_D_WATCH)
+        return REAL(preadv)(fd, iov, iovcnt, pos);
+    if (pos < 0)
+        return wc_ret(-EINVAL);
+    return read_common(fd, d, iov, iovcnt, pos, 1);
+}
+
+WC_EXPORT ssize_t preadv64(int fd, const struct iovec *iov, int iovcnt,
+                           off64_t pos)
+{
+    return preadv(fd, iov, iovcnt, pos);
+}
+
+WC_EXPORT ssize_t preadv2(int fd, const struct iovec *iov, int iovcnt,
+                          off_t pos, int flags)
+{
+    struct wc_desc *d = wc_fd_get(fd);
+    if (likely(d == NULL) || d->mode == WC_D_WATCH)
+        return REAL(preadv2)(fd, iov, iovcnt, pos, flags);
+    if (pos < -1)
+        return wc_ret(-EINVAL);
+    if (flags & ~RWF_HIPRI)
+        return v2_kernel(fd, d, 0, iov, iovcnt, pos, flags);
+    return read_common(fd, d, iov, iovcnt, pos, 1);
+}
+
+WC_EXPORT ssize_t preadv64v2(int fd, const struct iovec *iov, int iovcnt,
+                             off64_t pos, int flags)
+{
+    return preadv2(fd, iov, iovcnt, pos, flags);
+}

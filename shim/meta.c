@@ -1,0 +1,620 @@
+/*
+ * meta.c - offsets, sizes and whole-file calls: lseek, the stat family,
+ * truncate, fallocate, fadvise, the sync family, mmap, and the copy calls
+ * (sendfile, copy_file_range, splice).
+ *
+ * Invariants:
+ *   (1) lseek on a CACHED description is pure arithmetic on the logical
+ *       offset and the cached size (no system call); it fails as the
+ *       kernel's generic_file_llseek does (EINVAL for a bad whence, a
+ *       negative result or overflow). Offsets beyond 1 TiB, SEEK_DATA and
+ *       SEEK_HOLE are left to the kernel after a flush, since the limit
+ *       depends on the file system.
+ *   (2) Every stat-like call reports the cached size of a cached file
+ *       (found by st_dev/st_ino in the registry, so a path, a descriptor
+ *       or a dirfd+path all agree). Never less than the kernel's size:
+ *       cached data only ever makes a file look longer (a truncation
+ *       through the cache truncates the file at once), so a larger kernel
+ *       size means someone outside the cache extended it. A mapped file
+ *       passes through: the kernel's size.
+ *   (3) A call the shim does not emulate that reads or changes the file's
+ *       data or offset (mmap, sendfile, copy_file_range, splice, fallocate,
+ *       sync_file_range, SEEK_DATA/SEEK_HOLE) is a consistency point: the
+ *       file is flushed and the kernel's offset set first; the offset is
+ *       read back after, and a changed file is invalidated in the engine.
+ *   (4) Setting a file's times (futimens, utimensat, utimes...) flushes it
+ *       first, so that a later write-back cannot move the mtime the
+ *       program set (gzip, tar, cp -p set it just before close).
+ *   (5) A file from the moment it is mmapped MAP_SHARED passes through:
+ *       every description of it becomes THROUGH, and later opens of it are
+ *       not cached (wc_mapped_add). A MAP_PRIVATE mapping only flushes the
+ *       file (it shows the contents at the time of the call).
+ */
+#include <fcntl.h>
+#include <stdarg.h>
+#include <sys/mman.h>
+#include <sys/sendfile.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+#include <utime.h>
+#include <sys/time.h>
+
+#include "shim.h"
+
+_Static_assert(sizeof(struct stat) == sizeof(struct stat64),
+               "struct stat64 differs from struct stat");
+
+#define BIG_OFFSET ((off_t)1 << 40)
+
+/* ---- lseek ------------------------------------------------------------ */
+
+static off_t lseek_locked(int fd, struct wc_desc *d, off_t off, int whence)
+{
+    if (d->mode != WC_D_CACHED) {
+        if (d->mode == WC_D_THROUGH && d->file)
+            wc_file_flush(d->file, WC_WHY_OTHER);
+        off_t r = REAL(lseek)(fd, off, whence);
+        return r < 0 ? -errno : r;
+    }
+    off_t base, np;
+    switch (whence) {
+    case SEEK_SET: base = 0; break;
+    case SEEK_CUR:
+        if (off == 0)
+            return d->pos;
+        base = d->pos;
+        break;
+    case SEEK_END: base = wc_file_size(d->file); break;
+    case SEEK_DATA:
+    case SEEK_HOLE: {
+        wc_desc_sync_locked(fd, d, WC_WHY_OTHER);
+        off_t r = REAL(lseek)(fd, off, whence);
+        if (r < 0)
+            return -errno;
+        d->pos = r;
+        d->kstale = 0;
+        return r;
+    }
+    default:
+        return -EINVAL;
+    }
+    if (__builtin_add_overflow(base, off, &np) || np < 0)
+        return -EINVAL;
+    if (np >= BIG_OFFSET) {       /* the file system's limit decides */
+        off_t r = REAL(lseek)(fd, np, SEEK_SET);
+        if (r < 0)
+            return -errno;
+        d->pos = r;
+        d->kstale = 0;
+        return r;
+    }
+    d->pos = np;
+    d->kstale = 1;
+    return np;
+}
+
+WC_EXPORT off_t lseek(int fd, off_t off, int whence)
+{
+    struct wc_desc *d = wc_fd_get(fd);
+    if (likely(d == NULL) || d->mode == WC_D_WATCH)
+        return REAL(lseek)(fd, off, whence);
+    if (wc_depth)
+        return d->mode == WC_D_CACHED ? wc_ret(-EINTR)
+                                      : REAL(lseek)(fd, off, whence);
+    wc_enter();
+    off_t r;
+    if (wc_desc_lock(fd, d)) {
+        r = REAL(lseek)(fd, off, whence);
+        if (r < 0)
+            r = -errno;
+    } else {
+        r = lseek_locked(fd, d, off, whence);
+        wc_unlock(&d->lock);
+    }
+    wc_leave();
+    return wc_ret(r);
+}
+
+WC_EXPORT off64_t lseek64(int fd, off64_t off, int whence)
+{
+    return lseek(fd, off, whence);
+}
+
+/* ---- sizes: the stat family ------------------------------------------ */
+
+static int size_cb(struct wc_file *f, void *arg)
+{
+    *(off_t *)arg = wc_file_size(f);
+    return 0;
+}
+
+/* Replace the size in a successful stat result by the cached one. */
+static void fix_stat(int r, struct stat *st)
+{
+    if (r != 0 || !st || wc_state != WC_ST_ON || wc_depth || wc_reg_empty()
+        || !S_ISREG(st->st_mode))
+        return;
+    int e = errno;
+    off_t size;
+    wc_enter();
+    if (!wc_mapped_has(st->st_dev, st->st_ino) &&
+        wc_reg_apply(st->st_dev, st->st_ino, size_cb, &size) == 0 &&
+        size > st->st_size)
+        st->st_size = size;
+    wc_leave();
+    errno = e;
+}
+
+WC_EXPORT int fstat(int fd, struct stat *st)
+{
+    int r = REAL(fstat)(fd, st);
+    fix_stat(r, st);
+    return r;
+}
+
+WC_EXPORT int fstat64(int fd, struct stat64 *st)
+{
+    return fstat(fd, (struct stat *)st);
+}
+
+WC_EXPORT int stat(const char *path, struct stat *st)
+{
+    int r = REAL(stat)(path, st);
+    fix_stat(r, st);
+    return r;
+}
+
+WC_EXPORT int stat64(const char *path, struct stat64 *st)
+{
+    return stat(path, (struct stat *)st);
+}
+
+WC_EXPORT int lstat(const char *path, struct stat *st)
+{
+    int r = REAL(lstat)(path, st);
+    fix_stat(r, st);
+    return r;
+}
+
+WC_EXPORT int lstat64(const char *path, struct stat64 *st)
+{
+    return lstat(path, (struct stat *)st);
+}
+
+WC_EXPORT int fstatat(int dirfd, const char *path, struct stat *st, int fl)
+{
+    int r = REAL(fstatat)(dirfd, path, st, fl);
+    fix_stat(r, st);
+    return r;
+}
+
+WC_EXPORT int fstatat64(int dirfd, const char *path, struct stat64 *st,
+                        int fl)
+{
+    return fstatat(dirfd, path, (struct stat *)st, fl);
+}
+
+WC_EXPORT int __fxstat(int ver, int fd, struct stat *st)
+{
+    int r = REAL(__fxstat)(ver, fd, st);
+    fix_stat(r, st);
+    return r;
+}
+
+WC_EXPORT int __fxstat64(int ver, int fd, struct stat64 *st)
+{
+    return __fxstat(ver, fd, (struct stat *)st);
+}
+
+WC_EXPORT int __xstat(int ver, const char *path, struct stat *st)
+{
+    int r = REAL(__xstat)(ver, path, st);
+    fix_stat(r, st);
+    return r;
+}
+
+WC_EXPORT int __xstat64(int ver, const char *path, struct stat64 *st)
+{
+    return __xstat(ver, path, (struct stat *)st);
+}
+
+WC_EXPORT int __lxstat(int ver, const char *path, struct stat *st)
+{
+    int r = REAL(__lxstat)(ver, path, st);
+    fix_stat(r, st);
+    return r;
+}
+
+WC_EXPORT int __lxstat64(int ver, const char *path, struct stat64 *st)
+{
+    return __lxstat(ver, path, (struct stat *)st);
+}
+
+WC_EXPORT int __fxstatat(int ver, int dirfd, const char *path,
+                         struct stat *st, int fl)
+{
+    int r = REAL(__fxstatat)(ver, dirfd, path, st, fl);
+    fix_stat(r, st);
+    return r;
+}
+
+WC_EXPORT int __fxstatat64(int ver, int dirfd, const char *path,
+                           struct stat64 *st, int fl)
+{
+    return __fxstatat(ver, dirfd, path, (struct stat *)st, fl);
+}
+
+WC_EXPORT int statx(int dirfd, const char *path, int fl, unsigned mask,
+                    struct statx *stx)
+{
+    int r = REAL(statx)(dirfd, path, fl, mask, stx);
+    if (r != 0 || wc_state != WC_ST_ON || wc_depth ||
+        wc_reg_empty() || !(stx->stx_mask & STATX_SIZE) ||
+        !(stx->stx_mask & STATX_INO) || !(stx->stx_mask & STATX_TYPE) ||
+        !S_ISREG(stx->stx_mode))
+        return r;
+    int e = errno;
+    off_t size;
+    wc_enter();
+    dev_t dev = makedev(stx->stx_dev_major, stx->stx_dev_minor);
+    if (!wc_mapped_has(dev, stx->stx_ino) &&
+        wc_reg_apply(dev, stx->stx_ino, size_cb, &size) == 0 &&
+        (uint64_t)size > stx->stx_size)
+        stx->stx_size = (uint64_t)size;
+    wc_leave();
+    errno = e;
+    return r;
+}
+
+/* ---- truncate ---------------------------------------------------------- */
+
+WC_EXPORT int ftruncate(int fd, off_t len)
+{
+    struct wc_desc *d = wc_fd_get(fd);
+    if (likely(d == NULL) || d->mode == WC_D_WATCH || wc_depth)
+        return REAL(ftruncate)(fd, len);
+    if (len < 0)
+        return wc_ret(-EINVAL);
+    wc_enter();
+    int r;
+    if (wc_desc_lock(fd, d)) {
+        r = REAL(ftruncate)(fd, len) < 0 ? -errno : 0;
+    } else {
+        if (d->mode == WC_D_CACHED) {
+            if (d->accmode != O_WRONLY && d->accmode != O_RDWR)
+                r = -EINVAL;
+            else
+                r = wc_file_truncate(d->file, len);
+        } else {
+            wc_file_flush(d->file, WC_WHY_TRUNCATE);
+            r = REAL(ftruncate)(fd, len) < 0 ? -errno : 0;
+            wc_file_invalidate(d->file, WC_WHY_TRUNCATE);
+        }
+        wc_unlock(&d->lock);
+    }
+    wc_leave();
+    return wc_ret(r);
+}
+
+WC_EXPORT int ftruncate64(int fd, off64_t len)
+{
+    return ftruncate(fd, len);
+}
+
+static int truncate_cb(struct wc_file *f, void *arg)
+{
+    return wc_file_truncate(f, *(off_t *)arg);
+}
+
+WC_EXPORT int truncate(const char *path, off_t len)
+{
+    if (wc_state != WC_ST_ON || wc_depth || wc_reg_empty() || len < 0)
+        return REAL(truncate)(path, len);
+    struct stat st;
+    int e = errno;
+    /* The kernel checks write permission at the call: so do we. */
+    if (REAL(stat)(path, &st) != 0 || !S_ISREG(st.st_mode) ||
+        REAL(faccessat)(AT_FDCWD, path, W_OK, AT_EACCESS) != 0) {
+        errno = e;
+        return REAL(truncate)(path, len);
+    }
+    wc_enter();
+    int r = wc_reg_apply(st.st_dev, st.st_ino, truncate_cb, &len);
+    wc_leave();
+    errno = e;
+    if (r == -ENOENT)
+        return REAL(truncate)(path, len);
+    return wc_ret(r);
+}
+
+WC_EXPORT int truncate64(const char *path, off64_t len)
+{
+    return truncate(path, len);
+}
+
+/* ---- calls the cache does not emulate: flush around them ------------- */
+
+/* Before: flush the file, set the kernel offset; pass-through afterwards
+ * until after_kernel(). Returns the description (NULL: not tracked). */
+static struct wc_desc *before_kernel(int fd, enum wc_reason why)
+{
+    struct wc_desc *d = wc_fd_get(fd);
+    if (!d || d->mode == WC_D_WATCH || wc_depth)
+        return NULL;
+    wc_enter();
+    if (wc_desc_lock(fd, d)) {
+        d = NULL;
+    } else {
+        wc_desc_sync_locked(fd, d, why);
+        wc_unlock(&d->lock);
+    }
+    wc_leave();
+    return d;
+}
+
+/* After: read the kernel offset back (`moved`), forget what the engine
+ * knows about the file's contents (`changed`). */
+static void after_kernel(int fd, struct wc_desc *d, int moved, int changed)
+{
+    if (!d)
+        return;
+    int e = errno;
+    wc_enter();
+    if (!wc_desc_lock(fd, d)) {
+        if (moved && d->mode == WC_D_CACHED) {
+            off_t k = REAL(lseek)(fd, 0, SEEK_CUR);
+            if (k >= 0) {
+                d->pos = k;
+                d->kstale = 0;
+            }
+        }
+        if (changed && d->file)
+            wc_file_invalidate(d->file, WC_WHY_OTHER);
+        wc_unlock(&d->lock);
+    }
+    wc_leave();
+    errno = e;
+}
+
+WC_EXPORT int fallocate(int fd, int mode, off_t off, off_t len)
+{
+    struct wc_desc *d = before_kernel(fd, WC_WHY_OTHER);
+    int r = REAL(fallocate)(fd, mode, off, len);
+    after_kernel(fd, d, 0, r == 0);
+    return r;
+}
+
+WC_EXPORT int fallocate64(int fd, int mode, off64_t off, off64_t len)
+{
+    return fallocate(fd, mode, off, len);
+}
+
+WC_EXPORT int posix_fallocate(int fd, off_t off, off_t len)
+{
+    struct wc_desc *d = before_kernel(fd, WC_WHY_OTHER);
+    int r = REAL(posix_fallocate)(fd, off, len);
+    after_kernel(fd, d, 0, r == 0);
+    return r;
+}
+
+WC_EXPORT int posix_fallocate64(int fd, off64_t off, off64_t len)
+{
+    return posix_fallocate(fd, off, len);
+}
+
+WC_EXPORT int posix_fadvise(int fd, off_t off, off_t len, int advice)
+{
+    return REAL(posix_fadvise)(fd, off, len, advice);
+}
+
+WC_EXPORT int posix_fadvise64(int fd, off64_t off, off64_t len, int advice)
+{
+    return REAL(posix_fadvise)(fd, off, len, advice);
+}
+
+WC_EXPORT int sync_file_range(int fd, off64_t off, off64_t n, unsigned fl)
+{
+    before_kernel(fd, WC_WHY_FSYNC);
+    return REAL(sync_file_range)(fd, off, n, fl);
+}
+
+WC_EXPORT ssize_t sendfile(int out, int in, off_t *off, size_t n)
+{
+    struct wc_desc *di = before_kernel(in, WC_WHY_OTHER);
+    struct wc_desc *dout = before_kernel(out, WC_WHY_OTHER);
+    ssize_t r = REAL(sendfile)(out, in, off, n);
+    after_kernel(in, di, off == NULL, 0);
+    after_kernel(out, dout, 1, r > 0);
+    return r;
+}
+
+WC_EXPORT ssize_t sendfile64(int out, int in, off64_t *off, size_t n)
+{
+    return sendfile(out, in, off, n);
+}
+
+WC_EXPORT ssize_t copy_file_range(int in, off64_t *oin, int out,
+                                  off64_t *oout, size_t n, unsigned fl)
+{
+    struct wc_desc *di = before_kernel(in, WC_WHY_OTHER);
+    struct wc_desc *dout = before_kernel(out, WC_WHY_OTHER);
+    ssize_t r = REAL(copy_file_range)(in, oin, out, oout, n, fl);
+    after_kernel(in, di, oin == NULL, 0);
+    after_kernel(out, dout, oout == NULL, r > 0);
+    return r;
+}
+
+WC_EXPORT ssize_t splice(int in, off64_t *oin, int out, off64_t *oout,
+                         size_t n, unsigned fl)
+{
+    struct wc_desc *di = before_kernel(in, WC_WHY_OTHER);
+    struct wc_desc *dout = before_kernel(out, WC_WHY_OTHER);
+    ssize_t r = REAL(splice)(in, oin, out, oout, n, fl);
+    after_kernel(in, di, oin == NULL, 0);
+    after_kernel(out, dout, oout == NULL, r > 0);
+    return r;
+}
+
+/* ---- the sync family ------------------------------------------------- */
+
+static int sync_common(int fd, int datasync)
+{
+    struct wc_desc *d = wc_fd_get(fd);
+    if (likely(d == NULL) || d->mode == WC_D_WATCH || wc_depth)
+        return datasync ? REAL(fdatasync)(fd) : REAL(fsync)(fd);
+    wc_enter();
+    int r;
+    if (wc_desc_lock(fd, d)) {
+        r = (datasync ? REAL(fdatasync)(fd) : REAL(fsync)(fd)) < 0 ? -errno
+                                                                  : 0;
+    } else {
+        if (d->mode == WC_D_CACHED && d->kstale &&
+            REAL(lseek)(fd, d->pos, SEEK_SET) >= 0)
+            d->kstale = 0;
+        r = wc_file_sync(d->file, datasync);
+        wc_unlock(&d->lock);
+    }
+    wc_leave();
+    return wc_ret(r);
+}
+
+WC_EXPORT int fsync(int fd) { return sync_common(fd, 0); }
+WC_EXPORT int fdatasync(int fd) { return sync_common(fd, 1); }
+
+WC_EXPORT void sync(void)
+{
+    struct wc_cache *c = wc_cachep;
+    if (c && wc_state == WC_ST_ON && !wc_depth) {
+        int e = errno;
+        wc_enter();
+        wc_consistency_all(WC_WHY_FSYNC, 0, 0);
+        wc_leave();
+        errno = e;
+    }
+    REAL(sync)();
+}
+
+WC_EXPORT int syncfs(int fd)
+{
+    struct wc_cache *c = wc_cachep;
+    if (c && wc_state == WC_ST_ON && !wc_depth) {
+        int e = errno;
+        wc_enter();
+        wc_consistency_all(WC_WHY_FSYNC, 0, 0);
+        wc_leave();
+        errno = e;
+    }
+    return REAL(syncfs)(fd);
+}
+
+/* ---- mmap ------------------------------------------------------------- */
+
+static int flush_cb(struct wc_file *f, void *arg)
+{
+    (void)arg;
+    return wc_file_flush(f, WC_WHY_OTHER);
+}
+
+static int present_cb(struct wc_file *f, void *arg)
+{
+    (void)f;
+    (void)arg;
+    return 0;
+}
+
+WC_EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd,
+                     off_t off)
+{
+    if (!(flags & MAP_ANONYMOUS) && fd >= 0 && wc_state == WC_ST_ON &&
+        !wc_depth && (wc_fd_get(fd) || !wc_reg_empty())) {
+        int e = errno;
+        struct stat st;
+        if (REAL(fstat)(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+            wc_enter();
+            if ((flags & MAP_TYPE) == MAP_PRIVATE) {
+                /* A private mapping sees the file as it is now: flush. It
+                 * need not see later writes (Linux shows them only until
+                 * a page is first written; nothing relies on that). */
+                wc_reg_apply(st.st_dev, st.st_ino, flush_cb, NULL);
+            } else if (wc_fd_get(fd) ||
+                       wc_reg_apply(st.st_dev, st.st_ino, present_cb,
+                                    NULL) == 0) {
+                /* A shared mapping is the page cache itself: from now on
+                 * the file passes through. */
+                wc_mapped_add(st.st_dev, st.st_ino);
+                wc_file_all_through(st.st_dev, st.st_ino, WC_WHY_OTHER);
+            }
+            wc_leave();
+        }
+        errno = e;
+    }
+    return REAL(mmap)(addr, len, prot, flags, fd, off);
+}
+
+WC_EXPORT void *mmap64(void *addr, size_t len, int prot, int flags, int fd,
+                       off64_t off)
+{
+    return mmap(addr, len, prot, flags, fd, off);
+}
+
+/* ---- timestamps: flush first, or write-back would move them ---------- */
+
+/* Flush the cached file at (dirfd, path) or fd (path NULL). */
+static void flush_for_times(int dirfd, const char *path, int flags)
+{
+    if (wc_state != WC_ST_ON || wc_depth || wc_reg_empty())
+        return;
+    int e = errno;
+    struct stat st;
+    int r = path ? REAL(fstatat)(dirfd, path, &st, flags)
+                 : REAL(fstat)(dirfd, &st);
+    if (r == 0 && S_ISREG(st.st_mode)) {
+        wc_enter();
+        wc_reg_apply(st.st_dev, st.st_ino, flush_cb, NULL);
+        wc_leave();
+    }
+    errno = e;
+}
+
+WC_EXPORT int futimens(int fd, const struct timespec t[2])
+{
+    flush_for_times(fd, NULL, 0);
+    return REAL(futimens)(fd, t);
+}
+
+WC_EXPORT int utimensat(int dirfd, const char *path,
+                        const struct timespec t[2], int flags)
+{
+    const char *p = path;      /* NULL is valid here (Linux) despite   */
+    __asm__("" : "+r"(p));     /* glibc's nonnull on the declaration  */
+    if (p)
+        flush_for_times(dirfd, p, flags & AT_SYMLINK_NOFOLLOW);
+    else
+        flush_for_times(dirfd, NULL, 0);
+    return REAL(utimensat)(dirfd, path, t, flags);
+}
+
+WC_EXPORT int futimes(int fd, const struct timeval t[2])
+{
+    flush_for_times(fd, NULL, 0);
+    return REAL(futimes)(fd, t);
+}
+
+WC_EXPORT int lutimes(const char *path, const struct timeval t[2])
+{
+    flush_for_times(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW);
+    return REAL(lutimes)(path, t);
+}
+
+WC_EXPORT int utimes(const char *path, const struct timeval t[2])
+{
+    flush_for_times(AT_FDCWD, path, 0);
+    return REAL(utimes)(path, t);
+}
+
+WC_EXPORT int utime(const char *path, const struct utimbuf *t)
+{
+    flush_for_times(AT_FDCWD, path, 0);
+    return REAL(utime)(path, t);
+}

@@ -1,0 +1,470 @@
+/*
+ * open.c - descriptors come and go: the open family, the stdio opens,
+ * close/close_range/closefrom, dup/dup2/dup3, fcntl, and file locks.
+ *
+ * Invariants:
+ *   (1) The real call always happens first for opens and dups (the kernel
+ *       decides success and the descriptor number); the fd table follows.
+ *       For close, the table entry is removed first (so a racing open that
+ *       reuses the number is never mistaken for the old file), then the
+ *       description is released (the engine writes back when it was the
+ *       file's last descriptor), then the real close.
+ *   (2) The engine's own descriptors are invisible: close() of one fails
+ *       with EBADF as if it were not open, dup2()/dup3() onto one fails with
+ *       EBUSY (Linux's answer for a descriptor being set up), close_range
+ *       and closefrom skip them.
+ *   (3) fopen/freopen/fdopen hand a file to stdio, whose reads and writes
+ *       do not come through the shim: the file's cached data is written
+ *       first ("w" modes drop it instead: the open truncates), and an
+ *       fdopen'd description passes through from then on.
+ *   (4) Locks (fcntl F_SETLK*, F_OFD_SETLK*, flock, lockf) are consistency
+ *       points: the file is flushed before the lock call; after a lock is
+ *       taken the engine forgets the file's clean pages (others may have
+ *       changed it under their lock). Blocking lock calls run at depth 0,
+ *       so signal handlers' writes are not held up behind them.
+ */
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <linux/close_range.h>
+
+#include "shim.h"
+
+#ifndef __O_TMPFILE
+#define __O_TMPFILE 0
+#endif
+
+/* Track a descriptor the program just opened. */
+static int opened(int fd, int dirfd, const char *path, int flags)
+{
+    if (fd >= 0 && wc_state == WC_ST_ON && !wc_depth) {
+        int e = errno;
+        wc_enter();
+        wc_fd_opened(fd, dirfd, path, flags);
+        wc_leave();
+        errno = e;
+    }
+    return fd;
+}
+
+static mode_t mode_arg(int flags, va_list ap)
+{
+    return (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE
+               ? va_arg(ap, mode_t) : 0;
+}
+
+WC_EXPORT int open(const char *path, int flags, ...)
+{
+    va_list ap;
+    va_start(ap, flags);
+    mode_t m = mode_arg(flags, ap);
+    va_end(ap);
+    return opened(REAL(openat)(AT_FDCWD, path, flags, m), AT_FDCWD, path,
+                  flags);
+}
+
+WC_EXPORT int open64(const char *path, int flags, ...)
+{
+    va_list ap;
+    va_start(ap, flags);
+    mode_t m = mode_arg(flags, ap);
+    va_end(ap);
+    return opened(REAL(openat)(AT_FDCWD, path, flags, m), AT_FDCWD, path,
+                  flags);
+}
+
+WC_EXPORT int openat(int dirfd, const char *path, int flags, ...)
+{
+    va_list ap;
+    va_start(ap, flags);
+    mode_t m = mode_arg(flags, ap);
+    va_end(ap);
+    return opened(REAL(openat)(dirfd, path, flags, m), dirfd, path, flags);
+}
+
+WC_EXPORT int openat64(int dirfd, const char *path, int flags, ...)
+{
+    va_list ap;
+    va_start(ap, flags);
+    mode_t m = mode_arg(flags, ap);
+    va_end(ap);
+    return opened(REAL(openat)(dirfd, path, flags, m), dirfd, path, flags);
+}
+
+WC_EXPORT int creat(const char *path, mode_t mode)
+{
+    int flags = O_CREAT | O_WRONLY | O_TRUNC;
+    return opened(REAL(openat)(AT_FDCWD, path, flags, mode), AT_FDCWD, path,
+                  flags);
+}
+
+WC_EXPORT int creat64(const char *path, mode_t mode)
+{
+    return creat(path, mode);
+}
+
+/* Fortify variants: the real one checks "O_CREAT without mode" and
+ * aborts as glibc does; then the descriptor is tracked. */
+WC_EXPORT int __open_2(const char *path, int flags)
+{
+    return opened(REAL(__open_2)(path, flags), AT_FDCWD, path, flags);
+}
+
+WC_EXPORT int __open64_2(const char *path, int flags)
+{
+    return opened(REAL(__open_2)(path, flags), AT_FDCWD, path, flags);
+}
+
+WC_EXPORT int __openat_2(int dirfd, const char *path, int flags)
+{
+    return opened(REAL(__openat_2)(dirfd, path, flags), dirfd, path, flags);
+}
+
+WC_EXPORT int __openat64_2(int dirfd, const char *path, int flags)
+{
+    return opened(REAL(__openat_2)(dirfd, path, flags), dirfd, path, flags);
+}
+
+/* ---- stdio opens ------------------------------------------------------ */
+
+static int flush_file_cb(struct wc_file *f, void *arg)
+{
+    (void)arg;
+    return wc_file_flush(f, WC_WHY_OTHER);
+}
+
+static int trunc_file_cb(struct wc_file *f, void *arg)
+{
+    (void)arg;
+    return wc_file_truncate(f, 0);
+}
+
+/* stdio is about to open `path` with `mode`: make the file's bytes on disk
+ * what the program wrote. */
+static void before_stdio_open(const char *path, const char *mode)
+{
+    if (wc_state != WC_ST_ON || wc_depth || !path || wc_reg_empty())
+        return;
+    int e = errno;
+    struct stat st;
+    if (REAL(stat)(path, &st) == 0 && S_ISREG(st.st_mode)) {
+        wc_enter();
+        int r = wc_reg_apply(st.st_dev, st.st_ino,
+                             mode && mode[0] == 'w' ? trunc_file_cb
+                                                    : flush_file_cb,
+                             NULL);
+        /* stdio will write behind the engine's back: the file's cached
+         * descriptions pass through from now on. */
+        if (r != -ENOENT && mode && (strpbrk(mode, "wa+")))
+            wc_file_all_through(st.st_dev, st.st_ino, WC_WHY_OTHER);
+        wc_leave();
+    }
+    errno = e;
+}
+
+WC_EXPORT FILE *fopen(const char *path, const char *mode)
+{
+    before_stdio_open(path, mode);
+    return REAL(fopen)(path, mode);
+}
+
+WC_EXPORT FILE *fopen64(const char *path, const char *mode)
+{
+    before_stdio_open(path, mode);
+    return REAL(fopen)(path, mode);
+}
+
+/* The stream's descriptor (closed or reused by freopen internally, not
+ * through the shim) stops being tracked. */
+static void stdio_takes(int fd)
+{
+    struct wc_desc *d = wc_fd_get(fd);
+    if (!d || wc_depth)
+        return;
+    int e = errno;
+    wc_enter();
+    if (!wc_desc_lock(fd, d)) {
+        wc_desc_through_locked(fd, d, WC_WHY_OTHER);
+        wc_unlock(&d->lock);
+    }
+    wc_fd_forget(fd);
+    wc_leave();
+    errno = e;
+}
+
+WC_EXPORT FILE *freopen(const char *path, const char *mode, FILE *stream)
+{
+    if (stream)
+        stdio_takes(fileno(stream));
+    before_stdio_open(path, mode);
+    return REAL(freopen)(path, mode, stream);
+}
+
+WC_EXPORT FILE *freopen64(const char *path, const char *mode, FILE *stream)
+{
+    return freopen(path, mode, stream);
+}
+
+WC_EXPORT FILE *fdopen(int fd, const char *mode)
+{
+    stdio_takes(fd);
+    return REAL(fdopen)(fd, mode);
+}
+
+/* ---- close ------------------------------------------------------------ */
+
+WC_EXPORT int close(int fd)
+{
+    if (unlikely(wc_fd_is_internal(fd)))
+        return wc_ret(-EBADF);
+    struct wc_desc *d = wc_fd_get(fd);
+    if (likely(d == NULL))
+        return REAL(close)(fd);
+    if (wc_depth)
+        return wc_ret(wc_queue_close(fd));
+    int e = errno;
+    wc_enter();
+    int r = wc_fd_forget(fd);
+    int rc = REAL(close)(fd);
+    int ce = errno;
+    wc_leave();
+    if (rc < 0) {
+        errno = ce;
+        return -1;
+    }
+    errno = e;
+    return wc_ret(r);
+}
+
+/* Forget every tracked descriptor in [lo, hi]. */
+static void forget_range(unsigned lo, unsigned hi)
+{
+    if (wc_state != WC_ST_ON || wc_depth)
+        return;
+    if (hi >= wc_nfds)
+        hi = wc_nfds - 1;
+    wc_enter();
+    for (unsigned fd = lo; fd <= hi && fd < wc_nfds; fd++) {
+        struct wc_desc *d = __atomic_load_n(&wc_fds[fd], __ATOMIC_ACQUIRE);
+        if (d && d != WC_DESC_INTERNAL)
+            wc_fd_forget((int)fd);
+    }
+    wc_leave();
+}
+
+/* close_range over [lo, hi] skipping the engine's descriptors. */
+static int close_range_skipping(unsigned lo, unsigned hi, int flags)
+{
+    unsigned start = lo;
+    unsigned top = hi < wc_nfds ? hi : wc_nfds - 1;
+    for (unsigned fd = lo; wc_fds && fd <= top && fd < wc_nfds; fd++) {
+        if (__atomic_load_n(&wc_fds[fd], __ATOMIC_RELAXED) !=
+            WC_DESC_INTERNAL)
+            continue;
+        if (fd > start && REAL(close_range)(start, fd - 1, flags) < 0)
+            return -1;
+        start = fd + 1;
+        flags &= ~CLOSE_RANGE_UNSHARE;
+    }
+    if (start > hi || start < lo)      /* also: wrapped past UINT_MAX */
+        return 0;
+    return REAL(close_range)(start, hi, flags);
+}
+
+WC_EXPORT int close_range(unsigned lo, unsigned hi, int flags)
+{
+    if (lo > hi || (flags & ~(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC)) ||
+        wc_state != WC_ST_ON)
+        return REAL(close_range)(lo, hi, flags);
+    if (flags & CLOSE_RANGE_CLOEXEC)  /* ours are close-on-exec already */
+        return REAL(close_range)(lo, hi, flags);
+    forget_range(lo, hi);
+    return close_range_skipping(lo, hi, flags);
+}
+
+WC_EXPORT void closefrom(int lo)
+{
+    if (lo < 0)
+        lo = 0;
+    if (wc_state != WC_ST_ON) {
+        REAL(closefrom)(lo);
+        return;
+    }
+    forget_range((unsigned)lo, ~0u);
+    if (close_range_skipping((unsigned)lo, ~0u, 0) < 0) {
+        /* Old kernel: close one by one, as glibc does. */
+        for (unsigned fd = (unsigned)lo; fd < wc_nfds; fd++)
+            if (!wc_fd_is_internal((int)fd))
+                REAL(close)((int)fd);
+    }
+}
+
+/* ---- dup ------------------------------------------------------------- */
+
+static int duped(int oldfd, int newfd)
+{
+    if (newfd >= 0 && wc_state == WC_ST_ON && !wc_depth) {
+        int e = errno;
+        wc_enter();
+        wc_fd_duped(oldfd, newfd);
+        wc_leave();
+        errno = e;
+    }
+    return newfd;
+}
+
+WC_EXPORT int dup(int fd)
+{
+    if (unlikely(wc_fd_is_internal(fd)))
+        return wc_ret(-EBADF);
+    int r = REAL(dup)(fd);
+    return wc_fd_get(fd) ? duped(fd, r) : r;
+}
+
+WC_EXPORT int dup2(int oldfd, int newfd)
+{
+    if (unlikely(wc_fd_is_internal(oldfd)))
+        return wc_ret(-EBADF);
+    if (unlikely(wc_fd_is_internal(newfd)))
+        return wc_ret(-EBUSY);
+    int r = REAL(dup2)(oldfd, newfd);
+    if (r < 0 || oldfd == newfd)
+        return r;
+    if (!wc_fd_get(oldfd) && !wc_fd_get(newfd))
+        return r;
+    return duped(oldfd, r);
+}
+
+WC_EXPORT int dup3(int oldfd, int newfd, int flags)
+{
+    if (unlikely(wc_fd_is_internal(oldfd)))
+        return wc_ret(-EBADF);
+    if (unlikely(wc_fd_is_internal(newfd)) && oldfd != newfd)
+        return wc_ret(-EBUSY);
+    int r = REAL(dup3)(oldfd, newfd, flags);
+    if (r < 0)
+        return r;
+    if (!wc_fd_get(oldfd) && !wc_fd_get(newfd))
+        return r;
+    return duped(oldfd, r);
+}
+
+/* ---- locks ----------------------------------------------------------- */
+
+/* Before a lock call: flush the file. After taking a lock: invalidate. */
+static void lock_point(int fd, int after_taking)
+{
+    struct wc_desc *d = wc_fd_get(fd);
+    if (!d || wc_depth)
+        return;
+    int e = errno;
+    wc_enter();
+    if (!wc_desc_lock(fd, d)) {
+        if (d->file && d->mode != WC_D_WATCH) {
+            if (after_taking)
+                wc_file_invalidate(d->file, WC_WHY_LOCK);
+            else
+                wc_file_flush(d->file, WC_WHY_LOCK);
+        }
+        wc_unlock(&d->lock);
+    }
+    wc_leave();
+    errno = e;
+}
+
+static int fcntl_common(int fd, int cmd, void *arg)
+{
+    if (unlikely(wc_fd_is_internal(fd)))
+        return wc_ret(-EBADF);
+    struct wc_desc *d = wc_fd_get(fd);
+    if (likely(d == NULL))
+        return REAL(fcntl)(fd, cmd, arg);
+    int r;
+    switch (cmd) {
+    case F_DUPFD:
+    case F_DUPFD_CLOEXEC:
+        return duped(fd, REAL(fcntl)(fd, cmd, arg));
+    case F_SETFL:
+        r = REAL(fcntl)(fd, cmd, arg);
+        if (r == 0 && !wc_depth) {
+            int fl = (int)(long)arg;
+            int e = errno;
+            wc_enter();
+            if (!wc_desc_lock(fd, d)) {
+                d->append = !!(fl & O_APPEND);
+                if (fl & O_DIRECT)
+                    wc_desc_through_locked(fd, d, WC_WHY_OTHER);
+                wc_unlock(&d->lock);
+            }
+            wc_leave();
+            errno = e;
+        }
+        return r;
+    case F_SETLK:
+    case F_SETLKW:
+    case F_OFD_SETLK:
+    case F_OFD_SETLKW: {
+        const struct flock *fl = arg;
+        lock_point(fd, 0);
+        r = REAL(fcntl)(fd, cmd, arg);
+        if (r == 0 && fl && fl->l_type != F_UNLCK)
+            lock_point(fd, 1);
+        return r;
+    }
+    default:
+        return REAL(fcntl)(fd, cmd, arg);
+    }
+}
+
+WC_EXPORT int fcntl(int fd, int cmd, ...)
+{
+    va_list ap;
+    va_start(ap, cmd);
+    void *arg = va_arg(ap, void *);
+    va_end(ap);
+    return fcntl_common(fd, cmd, arg);
+}
+
+WC_EXPORT int fcntl64(int fd, int cmd, ...)
+{
+    va_list ap;
+    va_start(ap, cmd);
+    void *arg = va_arg(ap, void *);
+    va_end(ap);
+    return fcntl_common(fd, cmd, arg);
+}
+
+WC_EXPORT int flock(int fd, int op)
+{
+    if (unlikely(wc_fd_is_internal(fd)))
+        return wc_ret(-EBADF);
+    if (!wc_fd_get(fd))
+        return REAL(flock)(fd, op);
+    lock_point(fd, 0);
+    int r = REAL(flock)(fd, op);
+    if (r == 0 && !(op & LOCK_UN))
+        lock_point(fd, 1);
+    return r;
+}
+
+WC_EXPORT int lockf(int fd, int cmd, off_t len)
+{
+    if (unlikely(wc_fd_is_internal(fd)))
+        return wc_ret(-EBADF);
+    if (!wc_fd_get(fd) || cmd == F_TEST)
+        return REAL(lockf)(fd, cmd, len);
+    lock_point(fd, 0);
+    int r = REAL(lockf)(fd, cmd, len);
+    if (r == 0 && cmd != F_ULOCK)
+        lock_point(fd, 1);
+    return r;
+}
+
+WC_EXPORT int lockf64(int fd, int cmd, off64_t len)
+{
+    return lockf(fd, cmd, len);
+}

@@ -1,0 +1,545 @@
+/*
+ * proc.c - the process side: start-up and exit, fork and exec, the
+ * deadline flusher thread, the statistics, and SIGSEGV/SIGBUS handlers.
+ *
+ * Invariants:
+ *   (1) Start-up (wc_init, a constructor): the real functions first, then
+ *       the environment, then the fd table; only then wc_state = ON. Any
+ *       failure leaves the shim pass-through, with at most one message.
+ *   (2) fork (and every libc path that runs the atfork handlers): before,
+ *       every file is flushed, every kernel offset set, and every
+ *       description becomes THROUGH in the parent (it is shared with the
+ *       child); the child abandons the inherited cache (its store is the
+ *       parent's), keeps the inherited descriptors as pass-through and
+ *       creates its own cache for files it opens later. vfork,
+ *       posix_spawn (without file actions), system and popen create a
+ *       child that only execs: the parent's O_CLOEXEC descriptions stay
+ *       cached.
+ *   (3) exec, in every form: flush, kernel offsets, statistics, and the
+ *       backing file's name removed (the mapping stays valid if the exec
+ *       fails; the new image creates its own store).
+ *   (4) Exit in every form: return from main and exit() reach the
+ *       destructor; _exit and _Exit flush first themselves. After that
+ *       everything passes through (a later destructor's write still goes
+ *       to the file, at the right offset).
+ *   (5) The flusher thread has every signal blocked and calls only
+ *       wc_cache_flush_expired: data is on disk at most about
+ *       WCACHE_FLUSH_MS after it was written, even while the program
+ *       sleeps.
+ *   (6) setrlimit/prlimit/ulimit of RLIMIT_FSIZE tell the engine
+ *       (wc_cache_limits_changed), which reads the limit only then.
+ *   (7) The engine's fault handler for the non-faulting copy stays first:
+ *       the program's sigaction/signal for SIGSEGV and SIGBUS are recorded
+ *       through wc_fault_sigaction once the handler is installed.
+ */
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <ulimit.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "shim.h"
+#include "wcache/ucopy.h"
+
+extern char **environ;
+
+volatile int wc_fault_ready;
+static WC_TLS int exec_only_child;   /* vfork: the child only execs */
+
+/* ---- the deadline flusher --------------------------------------------- */
+
+static void *flusher_main(void *arg)
+{
+    struct wc_cache *c = arg;
+    uint64_t period_ms = wc_cfg.flush_ms / 4 ? wc_cfg.flush_ms / 4 : 1;
+    uint64_t age_ns = wc_cfg.flush_ms * 1000000ull / 2;
+    struct timespec ts = {(time_t)(period_ms / 1000),
+                          (long)(period_ms % 1000) * 1000000};
+    while (wc_state == WC_ST_ON && wc_cachep == c) {
+        REAL(clock_nanosleep)(CLOCK_MONOTONIC, 0, &ts, NULL);
+        if (wc_state != WC_ST_ON || wc_cachep != c)
+            break;
+        wc_depth = 1;
+        wc_cache_flush_expired(c, age_ns);
+        wc_depth = 0;
+    }
+    return NULL;
+}
+
+void wc_flusher_start(void)
+{
+    pthread_t t;
+    pthread_attr_t a;
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_attr_init(&a);
+    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&a, 64 << 10);
+    int r = pthread_create(&t, &a, flusher_main, wc_cachep);
+    pthread_attr_destroy(&a);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (r)
+        wc_log(WC_LOG_WARN, "no flusher thread (%s): data reaches files "
+               "only at consistency points", strerror(r));
+    else
+        pthread_setname_np(t, "wcache-flush");
+}
+
+/* ---- statistics -------------------------------------------------------- */
+
+void wc_stats_report(struct wc_cache *c)
+{
+    if (!wc_cfg.stats || !c)
+        return;
+    struct wc_stats s;
+    wc_cache_stats(c, &s);
+    char buf[1536];
+    size_t n = 0;
+#define OUT(...)                                                           \
+    do {                                                                   \
+        int k_ = snprintf(buf + n, sizeof buf - n, __VA_ARGS__);           \
+        if (k_ > 0)                                                        \
+            n = n + (size_t)k_ < sizeof buf ? n + (size_t)k_               \
+                                            : sizeof buf - 1;              \
+    } while (0)
+    uint64_t issued = s.wb_calls + s.through;
+    uint64_t avoided = s.writes > s.wb_calls ? s.writes - s.wb_calls : 0;
+    OUT("wcache[%d]: %llu writes absorbed (%llu bytes); system calls: "
+        "%llu issued (%llu write-back, %llu written through), %llu "
+        "avoided; %llu bytes written back\n", (int)getpid(),
+        (unsigned long long)s.writes, (unsigned long long)s.bytes,
+        (unsigned long long)issued, (unsigned long long)s.wb_calls,
+        (unsigned long long)s.through, (unsigned long long)avoided,
+        (unsigned long long)s.wb_bytes);
+    OUT("wcache[%d]: flushes:", (int)getpid());
+    for (int i = 0; i < WC_WHY_COUNT; i++)
+        OUT(" %s %llu", wc_reason_names[i],
+            (unsigned long long)s.flushes[i]);
+    OUT("; faults retried %llu; write-back errors %llu; evictions %llu; "
+        "store full %llu\n", (unsigned long long)s.faults,
+        (unsigned long long)s.errors, (unsigned long long)s.evictions,
+        (unsigned long long)s.store_full);
+#undef OUT
+    int fd = 2;
+    if (wc_cfg.stats == 2) {
+        fd = REAL(openat)(AT_FDCWD, wc_cfg.stats_path,
+                          O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        if (fd < 0) {
+            wc_log(WC_LOG_WARN, "WCACHE_STATS: cannot open %s: %s",
+                   wc_cfg.stats_path, strerror(errno));
+            return;
+        }
+    }
+    REAL(write)(fd, buf, n);
+    if (fd != 2)
+        REAL(close)(fd);
+}
+
+/* The image ends (exit, _exit, exec): statistics, the store's name. */
+static void image_ends(void)
+{
+    struct wc_cache *c = wc_cachep;
+    if (!c)
+        return;
+    wc_stats_report(c);
+    const char *p = wc_cache_path(c);
+    if (p && *p)
+        REAL(unlink)(p);
+}
+
+/* ---- exit ------------------------------------------------------------- */
+
+static void final_flush(void)
+{
+    if (wc_state != WC_ST_ON)
+        return;
+    if (wc_depth) {
+        /* A signal handler exits while this thread is inside the shim:
+         * its locks may be held; the crash guard covers what is cached. */
+        wc_log(WC_LOG_WARN, "exit from a signal handler inside the shim: "
+               "cached data is left to the crash guard");
+        return;
+    }
+    int e = errno;
+    wc_enter();
+    wc_shutdown(WC_WHY_EXIT);
+    image_ends();
+    wc_leave();
+    errno = e;
+}
+
+__attribute__((destructor)) static void wc_fini(void)
+{
+    final_flush();
+}
+
+WC_EXPORT void exit(int status)
+{
+    /* The destructor runs after the atexit handlers: it flushes. */
+    REAL(exit)(status);
+    __builtin_unreachable();
+}
+
+WC_EXPORT void _exit(int status)
+{
+    final_flush();
+    REAL(_exit)(status);
+    __builtin_unreachable();
+}
+
+WC_EXPORT void _Exit(int status)
+{
+    final_flush();
+    REAL(_Exit)(status);
+    __builtin_unreachable();
+}
+
+/* abort() may be caught (a SIGABRT handler can longjmp away): flush and
+ * fix offsets, as the kernel would have the data, but keep caching. */
+WC_EXPORT void abort(void)
+{
+    if (wc_state == WC_ST_ON && !wc_depth) {
+        int e = errno;
+        wc_enter();
+        wc_consistency_all(WC_WHY_EXIT, 0, 0);
+        wc_leave();
+        errno = e;
+    }
+    REAL(abort)();
+    __builtin_unreachable();
+}
+
+/* syscall(SYS_exit_group, ...) ends the process without destructors;
+ * syscall(SYS_close, fd) must not leave a stale fd-table entry. */
+WC_EXPORT long syscall(long nr, ...)
+{
+    va_list ap;
+    va_start(ap, nr);
+    long a = va_arg(ap, long), b = va_arg(ap, long), c = va_arg(ap, long);
+    long d = va_arg(ap, long), e = va_arg(ap, long), f = va_arg(ap, long);
+    va_end(ap);
+    if (nr == SYS_exit_group)
+        final_flush();
+    if (nr == SYS_close && wc_fd_get((int)a)) /* keep the table right */
+        return close((int)a);
+    return REAL(syscall)(nr, a, b, c, d, e, f);
+}
+
+/* ---- fork ------------------------------------------------------------- */
+
+static void atfork_prepare(void)
+{
+    if (wc_state != WC_ST_ON || wc_depth)
+        return;
+    int e = errno;
+    wc_enter();
+    wc_consistency_all(WC_WHY_FORK, 1, exec_only_child);
+    wc_leave();
+    errno = e;
+}
+
+static void atfork_child(void)
+{
+    exec_only_child = 0;
+    if (wc_state == WC_ST_ON)
+        wc_after_fork_child();
+}
+
+WC_EXPORT pid_t fork(void)
+{
+    return REAL(fork)();
+}
+
+/* _Fork (glibc 2.34) runs no atfork handlers: do their work here, or the
+ * child would write into the parent's store. */
+WC_EXPORT pid_t _Fork(void)
+{
+    atfork_prepare();
+    pid_t p = REAL(_Fork)();
+    if (p == 0)
+        atfork_child();
+    return p;
+}
+
+/* vfork's child may only exec or _exit; a real fork serves it (the child
+ * then has its own memory, so the shim's state cannot be corrupted by it),
+ * and the parent keeps caching its O_CLOEXEC descriptions. */
+WC_EXPORT pid_t vfork(void)
+{
+    exec_only_child = 1;
+    pid_t p = REAL(fork)();
+    exec_only_child = 0;
+    return p;
+}
+
+/* A child that only execs is about to be created. */
+static void before_spawn(int exec_only)
+{
+    if (wc_state != WC_ST_ON || wc_depth)
+        return;
+    int e = errno;
+    wc_enter();
+    wc_consistency_all(WC_WHY_FORK, 1, exec_only);
+    wc_leave();
+    errno = e;
+}
+
+WC_EXPORT int posix_spawn(pid_t *pid, const char *path,
+                          const posix_spawn_file_actions_t *fa,
+                          const posix_spawnattr_t *attr, char *const argv[],
+                          char *const envp[])
+{
+    before_spawn(!(fa && fa->__used > 0));
+    return REAL(posix_spawn)(pid, path, fa, attr, argv, envp);
+}
+
+WC_EXPORT int posix_spawnp(pid_t *pid, const char *file,
+                           const posix_spawn_file_actions_t *fa,
+                           const posix_spawnattr_t *attr, char *const argv[],
+                           char *const envp[])
+{
+    before_spawn(!(fa && fa->__used > 0));
+    return REAL(posix_spawnp)(pid, file, fa, attr, argv, envp);
+}
+
+WC_EXPORT int system(const char *cmd)
+{
+    if (cmd)
+        before_spawn(1);
+    return REAL(system)(cmd);
+}
+
+WC_EXPORT FILE *popen(const char *cmd, const char *mode)
+{
+    before_spawn(1);
+    return REAL(popen)(cmd, mode);
+}
+
+/* ---- exec ------------------------------------------------------------- */
+
+static void before_exec(void)
+{
+    if (wc_state != WC_ST_ON || wc_depth)
+        return;
+    int e = errno;
+    wc_enter();
+    wc_consistency_all(WC_WHY_EXEC, 0, 0);
+    image_ends();
+    wc_leave();
+    errno = e;
+}
+
+WC_EXPORT int execve(const char *path, char *const argv[],
+                     char *const envp[])
+{
+    before_exec();
+    return REAL(execve)(path, argv, envp);
+}
+
+WC_EXPORT int execv(const char *path, char *const argv[])
+{
+    before_exec();
+    return REAL(execv)(path, argv);
+}
+
+WC_EXPORT int execvp(const char *file, char *const argv[])
+{
+    before_exec();
+    return REAL(execvp)(file, argv);
+}
+
+WC_EXPORT int execvpe(const char *file, char *const argv[],
+                      char *const envp[])
+{
+    before_exec();
+    return REAL(execvpe)(file, argv, envp);
+}
+
+WC_EXPORT int execveat(int dirfd, const char *path, char *const argv[],
+                       char *const envp[], int flags)
+{
+    before_exec();
+    return REAL(execveat)(dirfd, path, argv, envp, flags);
+}
+
+WC_EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
+{
+    before_exec();
+    return REAL(fexecve)(fd, argv, envp);
+}
+
+/* execl, execle, execlp: collect the list into an argv on the stack. */
+#define COLLECT_ARGS(arg0, ap, argv)                             \
+    size_t n_ = 1;                                                         \
+    va_list cp_;                                                           \
+    va_copy(cp_, ap);                                                      \
+    while (va_arg(cp_, char *))                                            \
+        n_++;                                                              \
+    va_end(cp_);                                                           \
+    char *argv[n_ + 1];                                                    \
+    argv[0] = (char *)(arg0);                                              \
+    for (size_t i_ = 1; i_ <= n_; i_++)                                    \
+        argv[i_] = va_arg(ap, char *);
+
+WC_EXPORT int execl(const char *path, const char *arg, ...)
+{
+    va_list ap;
+    va_start(ap, arg);
+    COLLECT_ARGS(arg, ap, argv)
+    va_end(ap);
+    return execve(path, argv, environ);
+}
+
+WC_EXPORT int execle(const char *path, const char *arg, ...)
+{
+    char **envp = NULL;
+    va_list ap;
+    va_start(ap, arg);
+    COLLECT_ARGS(arg, ap, argv)
+    envp = va_arg(ap, char **);
+    va_end(ap);
+    return execve(path, argv, envp);
+}
+
+WC_EXPORT int execlp(const char *file, const char *arg, ...)
+{
+    va_list ap;
+    va_start(ap, arg);
+    COLLECT_ARGS(arg, ap, argv)
+    va_end(ap);
+    return execvp(file, argv);
+}
+
+/* ---- resource limits: the write path obeys RLIMIT_FSIZE ------------- */
+
+static void limits_changed(int resource)
+{
+    struct wc_cache *c = wc_cachep;
+    if (c && resource == RLIMIT_FSIZE && wc_state == WC_ST_ON && !wc_depth) {
+        int e = errno;
+        wc_enter();
+        wc_cache_limits_changed(c);
+        wc_leave();
+        errno = e;
+    }
+}
+
+WC_EXPORT int setrlimit(__rlimit_resource_t res, const struct rlimit *rl)
+{
+    int r = REAL(setrlimit)(res, rl);
+    if (r == 0)
+        limits_changed((int)res);
+    return r;
+}
+
+WC_EXPORT int setrlimit64(__rlimit_resource_t res, const struct rlimit64 *rl)
+{
+    return setrlimit(res, (const struct rlimit *)rl);
+}
+
+WC_EXPORT int prlimit(pid_t pid, __rlimit_resource_t res,
+                      const struct rlimit *nl, struct rlimit *ol)
+{
+    int r = REAL(prlimit)(pid, res, nl, ol);
+    if (r == 0 && nl && (pid == 0 || pid == getpid()))
+        limits_changed((int)res);
+    return r;
+}
+
+WC_EXPORT int prlimit64(pid_t pid, __rlimit_resource_t res,
+                        const struct rlimit64 *nl, struct rlimit64 *ol)
+{
+    return prlimit(pid, res, (const struct rlimit *)nl, (struct rlimit *)ol);
+}
+
+WC_EXPORT long ulimit(int cmd, ...)
+{
+    va_list ap;
+    va_start(ap, cmd);
+    long arg = va_arg(ap, long);
+    va_end(ap);
+    long r = REAL(ulimit)(cmd, arg);
+    if (r != -1 && cmd == UL_SETFSIZE)
+        limits_changed(RLIMIT_FSIZE);
+    return r;
+}
+
+/* ---- SIGSEGV / SIGBUS ------------------------------------------------- */
+
+WC_EXPORT int sigaction(int sig, const struct sigaction *act,
+                        struct sigaction *old)
+{
+    if ((sig == SIGSEGV || sig == SIGBUS) && wc_fault_ready)
+        return wc_ret(wc_fault_sigaction(sig, act, old));
+    return REAL(sigaction)(sig, act, old);
+}
+
+WC_EXPORT sighandler_t signal(int sig, sighandler_t h)
+{
+    if ((sig != SIGSEGV && sig != SIGBUS) || !wc_fault_ready)
+        return REAL(signal)(sig, h);
+    /* glibc's signal(): BSD semantics. */
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = h;
+    sigemptyset(&sa.sa_mask);
+    sigaddset(&sa.sa_mask, sig);
+    sa.sa_flags = SA_RESTART;
+    int r = wc_fault_sigaction(sig, &sa, &old);
+    if (r < 0) {
+        errno = -r;
+        return SIG_ERR;
+    }
+    return old.sa_handler;
+}
+
+/* ---- start-up --------------------------------------------------------- */
+
+/* WCACHE_INHERITED=1: adopt the writable regular files open at start. */
+static void adopt_inherited(void)
+{
+    for (int fd = 0; fd < 1024 && (unsigned)fd < wc_nfds; fd++) {
+        int fl = REAL(fcntl)(fd, F_GETFL);
+        if (fl < 0 || wc_fd_is_internal(fd))
+            continue;
+        char link[64], path[4096];
+        snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+        ssize_t n = REAL(readlink)(link, path, sizeof path - 1);
+        path[n > 0 ? n : 0] = 0;
+        off_t k = REAL(lseek)(fd, 0, SEEK_CUR);
+        wc_enter();
+        wc_fd_opened(fd, AT_FDCWD, n > 0 ? path : NULL, fl & ~O_TRUNC);
+        struct wc_desc *d = wc_fd_get(fd);
+        if (d && !wc_desc_lock(fd, d)) {
+            d->pos = k < 0 ? 0 : k;
+            d->kstale = 0;
+            wc_unlock(&d->lock);
+        }
+        wc_leave();
+    }
+}
+
+__attribute__((constructor)) static void wc_init(void)
+{
+    int e = errno;
+    if (!wc_real_init() || !wc_env_load() || wc_fdtab_init() < 0) {
+        wc_state = WC_ST_OFF;
+        errno = e;
+        return;
+    }
+    pthread_atfork(atfork_prepare, NULL, atfork_child);
+    wc_queue_init();
+    wc_state = WC_ST_ON;
+    if (wc_cfg.inherited)
+        adopt_inherited();
+    errno = e;
+}

@@ -1,0 +1,357 @@
+/*
+ * real.c - fill the table of real libc functions (wc_sys) with
+ * dlsym(RTLD_NEXT, name), early and safely.
+ *
+ * Invariants:
+ *   (1) No entry of wc_sys is ever NULL once wc_real_init() has started:
+ *       every slot is first given a fallback (a raw system call, or a stub
+ *       failing with ENOSYS), then replaced by the dlsym result. So a call
+ *       that arrives while dlsym itself runs (dlsym may call calloc, a
+ *       malloc replacement may call write...) passes straight through.
+ *   (2) A required symbol that libc lacks is reported once on stderr and
+ *       the shim runs pass-through (wc_real_init returns 0); never a crash.
+ *   (3) Descriptors the engine opens for itself (the backing store, the
+ *       write-back descriptors) are marked in the fd table as internal and
+ *       moved above the program's usual range, so that the program's own
+ *       close()/close_range() cannot close them and its fd numbers are
+ *       the ones it would get without the shim. The engine's calls are
+ *       recognised by wc_engine_opening, set by the shim around the engine
+ *       calls that open descriptors.
+ */
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "shim.h"
+
+/* Set by the shim (fdtab.c) around engine calls that open descriptors. */
+WC_TLS int wc_engine_opening;
+static WC_TLS int resolving;   /* this thread is inside wc_real_init */
+
+/* ---- fallbacks: used before dlsym answers, or when a symbol is missing */
+
+/* A system call without libc (syscall() itself is interposed: proc.c),
+ * x86_64 only, as the rest of wcache. -1 and errno on failure. */
+static long raw6(long n, long a, long b, long c, long d, long e, long f)
+{
+    register long r10 __asm__("r10") = d;
+    register long r8 __asm__("r8") = e;
+    register long r9 __asm__("r9") = f;
+    long r;
+    __asm__ volatile("syscall"
+                     : "=a"(r)
+                     : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8),
+                       "r"(r9)
+                     : "rcx", "r11", "memory");
+    if (r < 0 && r > -4096) {
+        errno = (int)-r;
+        return -1;
+    }
+    return r;
+}
+#define SC_(n, a, b, c, d, e, f, ...)                                      \
+    raw6((long)(n), (long)(a), (long)(b), (long)(c), (long)(d), (long)(e), \
+         (long)(f))
+#define SC(...) SC_(__VA_ARGS__, 0, 0, 0, 0, 0, 0)
+
+static long fb_syscall(long n, ...)
+{
+    va_list ap;
+    va_start(ap, n);
+    long a = va_arg(ap, long), b = va_arg(ap, long), c = va_arg(ap, long);
+    long d = va_arg(ap, long), e = va_arg(ap, long), f = va_arg(ap, long);
+    va_end(ap);
+    return raw6(n, a, b, c, d, e, f);
+}
+
+static ssize_t fb_read(int fd, void *b, size_t n)
+{ return SC(SYS_read, fd, b, n); }
+static ssize_t fb_write(int fd, const void *b, size_t n)
+{ return SC(SYS_write, fd, b, n); }
+static ssize_t fb_pread(int fd, void *b, size_t n, off_t o)
+{ return SC(SYS_pread64, fd, b, n, o); }
+static ssize_t fb_pwrite(int fd, const void *b, size_t n, off_t o)
+{ return SC(SYS_pwrite64, fd, b, n, o); }
+static ssize_t fb_readv(int fd, const struct iovec *v, int c)
+{ return SC(SYS_readv, fd, v, c); }
+static ssize_t fb_writev(int fd, const struct iovec *v, int c)
+{ return SC(SYS_writev, fd, v, c); }
+static ssize_t fb_preadv(int fd, const struct iovec *v, int c, off_t o)
+{ return SC(SYS_preadv, fd, v, c, o, 0); }
+static ssize_t fb_pwritev(int fd, const struct iovec *v, int c, off_t o)
+{ return SC(SYS_pwritev, fd, v, c, o, 0); }
+static int fb_open(const char *p, int fl, ...)
+{
+    va_list ap;
+    va_start(ap, fl);
+    mode_t m = (fl & (O_CREAT | O_TMPFILE)) ? va_arg(ap, mode_t) : 0;
+    va_end(ap);
+    return SC(SYS_openat, AT_FDCWD, p, fl, m);
+}
+static int fb_openat(int dfd, const char *p, int fl, ...)
+{
+    va_list ap;
+    va_start(ap, fl);
+    mode_t m = (fl & (O_CREAT | O_TMPFILE)) ? va_arg(ap, mode_t) : 0;
+    va_end(ap);
+    return SC(SYS_openat, dfd, p, fl, m);
+}
+static int fb_close(int fd) { return SC(SYS_close, fd); }
+static off_t fb_lseek(int fd, off_t o, int w)
+{ return SC(SYS_lseek, fd, o, w); }
+static int fb_fstat(int fd, struct stat *st)
+{ return SC(SYS_fstat, fd, st); }
+static int fb_stat(const char *p, struct stat *st)
+{ return SC(SYS_newfstatat, AT_FDCWD, p, st, 0); }
+static int fb_lstat(const char *p, struct stat *st)
+{ return SC(SYS_newfstatat, AT_FDCWD, p, st, AT_SYMLINK_NOFOLLOW); }
+static int fb_fstatat(int d, const char *p, struct stat *st, int fl)
+{ return SC(SYS_newfstatat, d, p, st, fl); }
+static int fb_fcntl(int fd, int cmd, ...)
+{
+    va_list ap;
+    va_start(ap, cmd);
+    void *arg = va_arg(ap, void *);
+    va_end(ap);
+    return SC(SYS_fcntl, fd, cmd, arg);
+}
+static int fb_dup(int fd) { return SC(SYS_dup, fd); }
+static int fb_dup2(int a, int b)
+{
+    if (a == b)
+        return SC(SYS_fcntl, a, F_GETFD) < 0 ? -1 : b;
+    return SC(SYS_dup3, a, b, 0);
+}
+static int fb_dup3(int a, int b, int f) { return SC(SYS_dup3, a, b, f); }
+static int fb_ftruncate(int fd, off_t l) { return SC(SYS_ftruncate, fd, l); }
+static int fb_fsync(int fd) { return SC(SYS_fsync, fd); }
+static int fb_fdatasync(int fd) { return SC(SYS_fdatasync, fd); }
+static int fb_close_range(unsigned a, unsigned b, int f)
+{ return SC(SYS_close_range, a, b, f); }
+static void *fb_mmap(void *a, size_t n, int p, int f, int fd, off_t o)
+{ return (void *)SC(SYS_mmap, a, n, p, f, fd, o); }
+static int fb_munmap(void *a, size_t n) { return SC(SYS_munmap, a, n); }
+static int fb_statx(int d, const char *p, int f, unsigned m, struct statx *x)
+{ return SC(SYS_statx, d, p, f, m, x); }
+static ssize_t fb_pwritev2(int fd, const struct iovec *v, int c, off_t o,
+                           int f)
+{ return SC(SYS_pwritev2, fd, v, c, o, 0, f); }
+static ssize_t fb_preadv2(int fd, const struct iovec *v, int c, off_t o,
+                          int f)
+{ return SC(SYS_preadv2, fd, v, c, o, 0, f); }
+static ssize_t fb_copy_file_range(int a, off_t *ao, int b, off_t *bo,
+                                  size_t n, unsigned f)
+{ return SC(SYS_copy_file_range, a, ao, b, bo, n, f); }
+static int fb_syncfs(int fd) { return SC(SYS_syncfs, fd); }
+static void fb_exit(int st)
+{
+    for (;;)
+        SC(SYS_exit_group, st);
+}
+static long fb_enosys(void)
+{
+    errno = ENOSYS;
+    return -1;
+}
+static void *fb_enosys_ptr(void)
+{
+    errno = ENOSYS;
+    return NULL;
+}
+
+static const struct {
+    const char *name;
+    void *fn;
+    int optional;      /* libc may lack it: no message */
+} fallbacks[] = {
+    {"read", (void *)fb_read, 0},         {"write", (void *)fb_write, 0},
+    {"pread", (void *)fb_pread, 0},       {"pwrite", (void *)fb_pwrite, 0},
+    {"readv", (void *)fb_readv, 0},       {"writev", (void *)fb_writev, 0},
+    {"preadv", (void *)fb_preadv, 0},     {"pwritev", (void *)fb_pwritev, 0},
+    {"open", (void *)fb_open, 0},         {"openat", (void *)fb_openat, 0},
+    {"close", (void *)fb_close, 0},       {"lseek", (void *)fb_lseek, 0},
+    {"fstat", (void *)fb_fstat, 0},       {"stat", (void *)fb_stat, 0},
+    {"lstat", (void *)fb_lstat, 0},       {"fstatat", (void *)fb_fstatat, 0},
+    {"fcntl", (void *)fb_fcntl, 0},       {"dup", (void *)fb_dup, 0},
+    {"dup2", (void *)fb_dup2, 0},         {"dup3", (void *)fb_dup3, 0},
+    {"ftruncate", (void *)fb_ftruncate, 0},
+    {"fsync", (void *)fb_fsync, 0},       {"fdatasync", (void *)fb_fdatasync, 0},
+    {"mmap", (void *)fb_mmap, 0},         {"munmap", (void *)fb_munmap, 0},
+    {"_exit", (void *)fb_exit, 0},        {"_Exit", (void *)fb_exit, 0},
+    {"exit", (void *)fb_exit, 0},         {"syscall", (void *)fb_syscall, 0},
+    /* optional: newer or older than some glibc */
+    {"close_range", (void *)fb_close_range, 1},
+    {"statx", (void *)fb_statx, 1},
+    {"pwritev2", (void *)fb_pwritev2, 1}, {"preadv2", (void *)fb_preadv2, 1},
+    {"copy_file_range", (void *)fb_copy_file_range, 1},
+    {"syncfs", (void *)fb_syncfs, 1},
+    {"closefrom", NULL, 1},   {"execveat", NULL, 1}, {"execvpe", NULL, 1},
+    {"__fxstat", NULL, 1},    {"__xstat", NULL, 1},  {"__lxstat", NULL, 1},
+    {"__fxstatat", NULL, 1},  {"_Fork", NULL, 1},
+};
+
+static const char *const ptr_returning[] = {"fopen", "freopen", "fdopen",
+                                            "popen", "getcwd"};
+
+static void *fallback_for(const char *name, int *optional)
+{
+    *optional = 0;
+    for (size_t i = 0; i < sizeof fallbacks / sizeof fallbacks[0]; i++)
+        if (!strcmp(fallbacks[i].name, name)) {
+            *optional = fallbacks[i].optional;
+            if (fallbacks[i].fn)
+                return fallbacks[i].fn;
+            break;
+        }
+    for (size_t i = 0; i < sizeof ptr_returning / sizeof ptr_returning[0];
+         i++)
+        if (!strcmp(ptr_returning[i], name))
+            return (void *)fb_enosys_ptr;
+    return (void *)fb_enosys;
+}
+
+/* ---- the engine's own descriptors ------------------------------------ */
+
+void wc_fd_mark_internal(int fd, int on);     /* fdtab.c */
+
+static int (*real_open)(const char *, int, ...);
+static int (*real_fcntl)(int, int, ...);
+static int (*real_dup)(int);
+static int (*real_close)(int);
+
+/* Move an engine descriptor up, out of the range the program will use,
+ * close-on-exec, and mark it. */
+static int adopt_internal(int fd)
+{
+    static long lo;             /* lowest fd we leave in place (racy but
+                                   idempotent initialisation) */
+    if (fd < 0)
+        return fd;
+    if (!lo) {
+        struct rlimit rl;
+        long l = 512;
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
+            rl.rlim_cur != RLIM_INFINITY)
+            l = (long)rl.rlim_cur / 2;
+        lo = l > 4096 ? 4096 : l < 16 ? 16 : l;
+    }
+    if (lo > fd) {
+        int e = errno;
+        int hi = real_fcntl(fd, F_DUPFD_CLOEXEC, lo);
+        if (hi >= 0) {
+            real_close(fd);
+            fd = hi;
+        }
+        errno = e;
+    } else {
+        real_fcntl(fd, F_SETFD, FD_CLOEXEC);
+    }
+    wc_fd_mark_internal(fd, 1);
+    return fd;
+}
+
+static int track_open(const char *p, int fl, ...)
+{
+    va_list ap;
+    va_start(ap, fl);
+    mode_t m = (fl & (O_CREAT | O_TMPFILE)) ? va_arg(ap, mode_t) : 0;
+    va_end(ap);
+    int fd = real_open(p, fl, m);
+    return wc_engine_opening ? adopt_internal(fd) : fd;
+}
+
+static int track_fcntl(int fd, int cmd, ...)
+{
+    va_list ap;
+    va_start(ap, cmd);
+    void *arg = va_arg(ap, void *);
+    va_end(ap);
+    int r = real_fcntl(fd, cmd, arg);
+    if (wc_engine_opening && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC))
+        return adopt_internal(r);
+    return r;
+}
+
+static int track_dup(int fd)
+{
+    int r = real_dup(fd);
+    return wc_engine_opening ? adopt_internal(r) : r;
+}
+
+static int track_close(int fd)
+{
+    wc_fd_mark_internal(fd, 0);
+    return real_close(fd);
+}
+
+int wc_fd_internal_close(int fd)
+{
+    return real_close ? real_close(fd) : fb_close(fd);
+}
+
+/* ---- resolution ------------------------------------------------------ */
+
+int wc_real_init(void)
+{
+    static int state;       /* 0 not started, 1 running, 2 done */
+    static int ok = 1;
+    if (__atomic_load_n(&state, __ATOMIC_ACQUIRE) == 2)
+        return ok;
+    if (resolving)          /* re-entered from inside dlsym: fallbacks */
+        return 0;
+    int z = 0;
+    if (!__atomic_compare_exchange_n(&state, &z, 1, 0, __ATOMIC_ACQ_REL,
+                                     __ATOMIC_ACQUIRE)) {
+        while (__atomic_load_n(&state, __ATOMIC_ACQUIRE) != 2)
+            SC(SYS_sched_yield);
+        return ok;
+    }
+    resolving = 1;
+    void **slot = (void **)&wc_sys;
+    int optional[WC_SYS_COUNT];
+    for (size_t i = 0; i < WC_SYS_COUNT; i++) {
+        void *fb = fallback_for(wc_sys_names[i], &optional[i]);
+        if (!slot[i])
+            __atomic_store_n(&slot[i], fb, __ATOMIC_RELEASE);
+    }
+    char missing[512];
+    size_t ml = 0;
+    missing[0] = 0;
+    for (size_t i = 0; i < WC_SYS_COUNT; i++) {
+        void *p = dlsym(RTLD_NEXT, wc_sys_names[i]);
+        if (p) {
+            __atomic_store_n(&slot[i], p, __ATOMIC_RELEASE);
+        } else if (!optional[i]) {
+            ok = 0;
+            int n = snprintf(missing + ml, sizeof missing - ml, " %s",
+                             wc_sys_names[i]);
+            if (n > 0 && (size_t)n < sizeof missing - ml)
+                ml += (size_t)n;
+        }
+    }
+    real_open = wc_sys.open;
+    real_fcntl = wc_sys.fcntl;
+    real_dup = wc_sys.dup;
+    real_close = wc_sys.close;
+    wc_sys.open = track_open;
+    wc_sys.fcntl = track_fcntl;
+    wc_sys.dup = track_dup;
+    wc_sys.close = track_close;
+    resolving = 0;
+    __atomic_store_n(&state, 2, __ATOMIC_RELEASE);
+    if (!ok) {
+        char msg[640];
+        int n = snprintf(msg, sizeof msg,
+                         "wcache: libc lacks required function(s):%s; "
+                         "running without the cache\n", missing);
+        if (n > 0)
+            fb_write(2, msg, (size_t)n < sizeof msg ? (size_t)n
+                                                    : sizeof msg - 1);
+    }
+    return ok;
+}

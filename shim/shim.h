@@ -1,0 +1,333 @@
+/*
+ * shim.h - the interposition layer's internal interface (shim/ only).
+ *
+ * Layers: the exported wrappers (io.c, open.c, meta.c, proc.c) call the fd
+ * table (fdtab.c) and the cache engine (include/wcache/cache.h); every real
+ * libc function is called through wc_sys (real.c fills it). cache/ never
+ * calls back into shim/.
+ *
+ * Lock order (the only place it is written down; each lock's comment says
+ * what it protects):
+ *
+ *     desc->lock (struct wc_desc)  ->  g_reg_lock (fdtab.c)  ->
+ *     the engine's locks (inside wc_*)
+ *
+ *     g_cache_lock (fdtab.c) is taken with no other shim lock held, and
+ *     holds only the engine's (wc_cache_open).
+ *
+ *   - the hot path takes only desc->lock, then the engine;
+ *   - g_reg_lock is held across engine calls only on slow paths (stat
+ *     sizes, and the flush before fopen, truncate(path), an uncached open
+ *     or a timestamp change of a cached file); never while waiting for
+ *     anything but the engine;
+ *   - no desc->lock is taken while g_reg_lock is held, and no two
+ *     desc->locks are ever held together;
+ *   - nothing is locked while this thread is nested (depth > 0, i.e. a
+ *     signal handler interrupted shim code on this thread): nested calls
+ *     queue their writes instead (see wc_enter/wc_leave in fdtab.c).
+ */
+#ifndef WCACHE_SHIM_H
+#define WCACHE_SHIM_H
+
+#undef _FORTIFY_SOURCE
+
+#include <errno.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "wcache/cache.h"
+#include "wcache/sys.h"
+
+/* The one way a symbol is exported from libwcache.so (-fvisibility=hidden
+ * hides everything else). */
+#define WC_EXPORT __attribute__((visibility("default")))
+
+#define WC_TLS __thread __attribute__((tls_model("initial-exec")))
+
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+/* ---- configuration (env.c) ------------------------------------------- */
+
+enum { WC_LOG_ERROR, WC_LOG_WARN, WC_LOG_INFO, WC_LOG_DEBUG };
+
+struct wc_shim_config {
+    struct wc_config cache;   /* handed to wc_cache_open() */
+    uint64_t flush_ms;        /* WCACHE_FLUSH_MS */
+    int inherited;            /* WCACHE_INHERITED */
+    int guard;                /* WCACHE_GUARD (accepted; later issue) */
+    int stats;                /* 0 off, 1 stderr, 2 file stats_path */
+    int log_level;            /* WCACHE_LOG */
+    char stats_path[512];     /* WCACHE_STATS when it is a path */
+    char dir[512];            /* WCACHE_DIR (cache.dir points here) */
+    char include[1024];       /* WCACHE_INCLUDE, ':'-separated */
+    char exclude[1024];       /* WCACHE_EXCLUDE, ':'-separated */
+};
+extern struct wc_shim_config wc_cfg;
+
+/* Parse the environment into wc_cfg. Returns 1 when the shim should run,
+ * 0 for pass-through (WCACHE_DISABLE=1, or a bad value, already reported
+ * in one line on stderr). */
+int wc_env_load(void);
+
+/* Does `path` pass WCACHE_INCLUDE/WCACHE_EXCLUDE? (1: cache it) */
+int wc_env_path_ok(int dirfd, const char *path);
+
+/* Log one line to stderr if `level` <= WCACHE_LOG. Async-signal-safe as
+ * far as vsnprintf is. */
+void wc_log(int level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* ---- the real functions (real.c) ------------------------------------- */
+
+/* Fill wc_sys (idempotent, thread-safe; re-entrant calls during dlsym see
+ * raw-syscall fallbacks). Returns 1 when every required symbol was found. */
+int wc_real_init(void);
+
+/* Is `fd` one of the engine's own descriptors? (closing or replacing it
+ * would corrupt write-back; the wrappers hide it from the program). */
+int wc_fd_is_internal(int fd);
+
+/* A real function, resolving the table first if the constructor has not
+ * run yet. Never NULL. */
+#define REAL(name)                                                         \
+    (likely(wc_sys.name != NULL) ? wc_sys.name                             \
+                                 : (wc_real_init(), wc_sys.name))
+
+/* ---- process-wide state (fdtab.c) ------------------------------------ */
+
+enum wc_state {
+    WC_ST_INIT = 0,   /* constructor not finished: pass through */
+    WC_ST_ON,         /* caching */
+    WC_ST_OFF,        /* pass-through for good (disabled, bad env, exit) */
+};
+extern volatile int wc_state;
+
+/* The cache, created on the first cacheable open (and again in a child
+ * after fork). NULL before. */
+extern struct wc_cache *volatile wc_cachep;
+
+/* Get (creating on first use) the cache; NULL if it cannot be created (the
+ * reason was logged; the shim then stops caching new files). */
+struct wc_cache *wc_cache_get(void);
+
+/* ---- open file descriptions and the fd table (fdtab.c) --------------- */
+
+enum wc_mode {
+    WC_D_FREE = 0,    /* on the free list */
+    WC_D_WATCH,       /* read-only regular file not in the cache: pass
+                         through, but attach if the file becomes cached */
+    WC_D_CACHED,      /* served by the cache: `pos` is the offset */
+    WC_D_THROUGH,     /* shared with another process or with stdio/mmap:
+                         the kernel's offset rules; each call flushes the
+                         file first (program order with other descriptions
+                         of the file) and invalidates after a change */
+};
+
+/* A futex-based mutex: 0 free, 1 locked, 2 locked with waiters. */
+typedef struct { int v; } wc_lock_t;
+void wc_lock_slow(wc_lock_t *l);
+void wc_unlock_slow(wc_lock_t *l);
+static inline void wc_lock(wc_lock_t *l)
+{
+    int z = 0;
+    if (!__atomic_compare_exchange_n(&l->v, &z, 1, 0, __ATOMIC_ACQUIRE,
+                                     __ATOMIC_RELAXED))
+        wc_lock_slow(l);
+}
+static inline void wc_unlock(wc_lock_t *l)
+{
+    if (__atomic_exchange_n(&l->v, 0, __ATOMIC_RELEASE) == 2)
+        wc_unlock_slow(l);
+}
+
+/*
+ * One open file description (the kernel's struct file), shared by every
+ * descriptor dup'd from it. Invariants:
+ *   (1) refs == number of fd-table slots pointing here; the object returns
+ *       to the free list when it drops to 0 (never unmapped, so a racing
+ *       lock-free reader only ever sees a valid object; it re-checks its
+ *       slot under `lock`).
+ *   (2) mode CACHED: `file` != NULL, `pos` is the offset; the kernel's
+ *       offset equals `pos` whenever `kstale` is 0.
+ *   (3) mode THROUGH: the kernel's offset is the offset; `file` is held
+ *       only to flush/invalidate around calls.
+ *   (4) `file` holds exactly one engine reference (wc_file_get).
+ */
+struct wc_desc {
+    wc_lock_t lock;           /* protects pos, kstale, mode, flags, file
+                                 (the kernel's f_pos_lock) */
+    int refs;                 /* fd-table slots pointing here (atomic) */
+    int mode;                 /* enum wc_mode */
+    int accmode;              /* O_RDONLY / O_WRONLY / O_RDWR */
+    int append;               /* O_APPEND is set (F_SETFL may change it) */
+    int kstale;               /* kernel offset may differ from pos */
+    int shared;               /* also open in another process (fork):
+                                 never CACHED again */
+    struct wc_file *file;     /* engine file (CACHED, THROUGH) */
+    off_t pos;                /* logical offset (CACHED) */
+    dev_t dev;                /* the file's identity (all modes) */
+    ino_t ino;
+    struct wc_desc *next_free;/* free list link (mode FREE) */
+};
+
+/* Marks an fd-table slot that holds one of the engine's own descriptors. */
+#define WC_DESC_INTERNAL ((struct wc_desc *)1)
+
+/* The fd table: slot[fd] -> description, lock-free readers. */
+extern struct wc_desc **wc_fds;
+extern unsigned wc_nfds;
+
+/* Lock-free lookup: the description of `fd`, or NULL (pass-through, the
+ * shim off, or an internal descriptor). */
+static inline struct wc_desc *wc_fd_get(int fd)
+{
+    if (unlikely(wc_state != WC_ST_ON) || (unsigned)fd >= wc_nfds)
+        return NULL;
+    struct wc_desc *d = __atomic_load_n(&wc_fds[fd], __ATOMIC_ACQUIRE);
+    return d == WC_DESC_INTERNAL ? NULL : d;
+}
+
+/* Lock `d` for descriptor `fd`; returns 0 if the slot still points to d
+ * (caller then owns d->lock), -1 if it changed (nothing held: retry). */
+static inline int wc_desc_lock(int fd, struct wc_desc *d)
+{
+    wc_lock(&d->lock);
+    if (likely(__atomic_load_n(&wc_fds[fd], __ATOMIC_RELAXED) == d))
+        return 0;
+    wc_unlock(&d->lock);
+    return -1;
+}
+
+/* Allocate the table (constructor). Returns 0 or -errno. */
+int wc_fdtab_init(void);
+
+/* A newly opened descriptor `fd` (from open/openat/creat..., already
+ * opened for real): decide whether it is cached, per CONTRACT section 1,
+ * and install it. `path` (may be NULL) and `dirfd` are for the include/
+ * exclude patterns. Never fails: when in doubt the fd passes through. */
+void wc_fd_opened(int fd, int dirfd, const char *path, int flags);
+
+/* Install `newfd` as a duplicate of `oldfd` (dup, dup2, dup3, F_DUPFD),
+ * after the real call succeeded; releases whatever newfd was before. */
+void wc_fd_duped(int oldfd, int newfd);
+
+/* Forget `fd` (closed, or replaced): releases its description. Returns 0
+ * or the write-back error that close must report (-errno). */
+int wc_fd_forget(int fd);
+
+/* Drop one fd-table reference to d (the last one releases the engine
+ * file, which writes back). Returns 0 or the error close must report. */
+int wc_desc_release(struct wc_desc *d);
+
+/* Call fn(file, arg) on the cached file (dev, ino) under the registry lock
+ * (so it stays alive). Returns fn's result or -ENOENT if not cached. */
+int wc_reg_apply(dev_t dev, ino_t ino,
+                 int (*fn)(struct wc_file *, void *), void *arg);
+/* Is no file cached at all? (cheap test before fstat-ing a path) */
+int wc_reg_empty(void);
+
+/* Flush a description's file and bring the kernel offset up to date.
+ * Caller holds d->lock. Returns 0 or -errno (flush error). */
+int wc_desc_sync_locked(int fd, struct wc_desc *d, enum wc_reason why);
+
+/* Turn `d` (slot `fd`) into THROUGH: flush, fix the kernel offset. Caller
+ * holds d->lock. */
+void wc_desc_through_locked(int fd, struct wc_desc *d, enum wc_reason why);
+
+/* Every description of the file (dev, ino) becomes THROUGH (mmap). */
+void wc_file_all_through(dev_t dev, ino_t ino, enum wc_reason why);
+
+/* Remember that (dev, ino) is mapped: later opens pass through. */
+void wc_mapped_add(dev_t dev, ino_t ino);
+int wc_mapped_has(dev_t dev, ino_t ino);
+
+/* Flush everything and fix every kernel offset (fork, exec, exit...).
+ * make_through: a child is being created; the descriptions it will share
+ * (all of them; with exec_only, those with a descriptor without
+ * O_CLOEXEC) become THROUGH and `shared`. Caller at depth 1. */
+void wc_consistency_all(enum wc_reason why, int make_through, int exec_only);
+
+/* In a child after fork: abandon the inherited cache (its store is the
+ * parent's); every inherited description becomes WATCH + shared (pass
+ * through; THROUGH if the child caches the file later). Locks are reset:
+ * other threads of the parent do not exist here. */
+void wc_after_fork_child(void);
+
+/* Leaving for good (exit): flush, fix offsets, pass-through from now on. */
+void wc_shutdown(enum wc_reason why);
+
+/* ---- re-entry and signal-nested writes (fdtab.c) --------------------- */
+
+/* Depth of shim code on this thread (0: not inside). */
+extern WC_TLS int wc_depth;
+/* This thread's queue of nested writes (NULL until first needed) and
+ * the number of records in it not yet run. */
+extern WC_TLS struct wc_queue *wc_tq;
+extern WC_TLS int wc_qpending;
+
+void wc_queue_drain(void);
+/* Create the key that frees a thread's queue at thread exit (start-up). */
+void wc_queue_init(void);
+
+/* Enter shim code that may take locks or call the engine. Caller has
+ * checked wc_depth == 0. */
+static inline void wc_enter(void)
+{
+    wc_depth = 1;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    if (unlikely(wc_qpending != 0))
+        wc_queue_drain();
+}
+
+/* Leave: run the writes queued by signal handlers meanwhile, then
+ * depth 0 (re-checking after, so none is stranded). */
+void wc_leave_slow(void);
+static inline void wc_leave(void)
+{
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    if (unlikely(wc_qpending != 0))
+        wc_leave_slow();
+    else
+        wc_depth = 0;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+}
+
+/* A write made by a signal handler while this thread is inside the shim:
+ * copy it to the thread's queue (async-signal-safe; mmap'd). `pos` < 0:
+ * at the description's offset. Returns bytes accepted or -errno. */
+ssize_t wc_queue_write(int fd, const struct iovec *iov, int iovcnt,
+                       off_t pos, int rwf_append);
+/* A close made by such a handler: queued as well. */
+int wc_queue_close(int fd);
+
+/* ---- write/read paths (io.c) ----------------------------------------- */
+
+/* The one write path: write/pwrite (vec 0: one buffer, iov[0]) or
+ * writev/pwritev (vec 1) semantics on a tracked descriptor. `pos` < 0: at
+ * (and advancing) the description's offset. Returns bytes or -errno.
+ * Caller is at depth 1. */
+ssize_t wc_do_writev(int fd, struct wc_desc *d, const struct iovec *iov,
+                     int iovcnt, off_t pos, int rwf_append, int vec);
+
+/* ---- the process side (proc.c) --------------------------------------- */
+
+/* Start the deadline flusher (once per process image / per child). */
+void wc_flusher_start(void);
+/* Print WCACHE_STATS for cache c (exit, exec). */
+void wc_stats_report(struct wc_cache *c);
+
+/* Is the fault handler installed (a cache was opened in this image)? */
+extern volatile int wc_fault_ready;
+
+/* Restore errno to `e` and return -1 when r < 0 (r = -errno). */
+static inline long wc_ret(long r)
+{
+    if (r < 0) {
+        errno = (int)-r;
+        return -1;
+    }
+    return r;
+}
+
+#endif /* WCACHE_SHIM_H */

@@ -1,0 +1,1120 @@
+/*
+ * prog_points.c - scenarios for the consistency points and pass-through
+ * rules of CONTRACT.md sections 1-3, run by test_shim_points.c without and
+ * with the shim.
+ *
+ *   prog_points SCENARIO DIR [ARGS...]
+ *
+ * The program talks to the test over a control channel (stdout, or the
+ * descriptor named by WCT_CTL_FD) and stdin, one line per message:
+ *
+ *   OUT text             something to compare between the runs
+ *   CHECK label path     at a consistency point: the test reads `path`
+ *                        itself (not under the shim) and records its size
+ *                        and hash; the kernel run's record is the expected
+ *                        one. The program waits for the test's answer.
+ *   SORTED label path    the same, for files whose lines may be in any
+ *                        order (concurrent writers): the lines are sorted
+ *                        first.
+ *   WAIT label path ms   the same, but the test may poll up to `ms`
+ *                        milliseconds for the contents to become right
+ *                        (the flush deadline), while this process waits.
+ *   POKE path off text   another process writes `text` at `off` in `path`
+ *                        (the test does it, not under the shim).
+ *
+ * After the program exits, the test also compares every file left in DIR.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/sendfile.h>
+#include <sys/uio.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "lib_shim.h"
+
+extern char **environ;
+
+static const char *dir;
+static int ctl = 1;
+
+static void say(const char *fmt, ...)
+{
+    char line[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line - 1, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if (n > (int)sizeof line - 2)
+        n = (int)sizeof line - 2;
+    line[n++] = '\n';
+    if (write(ctl, line, (size_t)n) != n)
+        _exit(111);
+}
+
+/* Send a request and wait for the test's answer. */
+static void ask(const char *fmt, ...)
+{
+    char line[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    say("%s", line);
+    char c;
+    if (read(0, &c, 1) != 1)
+        _exit(112);
+}
+
+static char *path(const char *name)
+{
+    static char buf[8][4096];
+    static int i;
+    i = (i + 1) % 8;
+    snprintf(buf[i], sizeof buf[i], "%s/%s", dir, name);
+    return buf[i];
+}
+
+static void check(const char *label, const char *name)
+{
+    ask("CHECK %s %s", label, path(name));
+}
+
+static void die(const char *what)
+{
+    say("OUT fatal %s errno=%d", what, errno);
+    _exit(100);
+}
+
+static int xopen(const char *name, int flags)
+{
+    int fd = open(path(name), flags, 0644);
+    if (fd < 0)
+        die(name);
+    return fd;
+}
+
+/* write() and report anything but a full write. */
+static void put(int fd, const void *buf, size_t n)
+{
+    ssize_t r = write(fd, buf, n);
+    if (r != (ssize_t)n)
+        say("OUT write fd-of-%zu returned %zd errno=%d", n, r, errno);
+}
+
+static void putf(int fd, const char *fmt, ...)
+{
+    char line[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    put(fd, line, (size_t)n);
+}
+
+/* `n` lines "<tag> <i> ....\n" of 32 bytes each. */
+static void lines(int fd, const char *tag, int n)
+{
+    for (int i = 0; i < n; i++)
+        putf(fd, "%-6s %05d ......................\n", tag, i);
+}
+
+static uint64_t hash_fd_pread(int fd, long long *size)
+{
+    static unsigned char buf[1 << 20];
+    ssize_t n = pread(fd, buf, sizeof buf, 0);
+    *size = n;
+    return n > 0 ? wct_hash(buf, (size_t)n) : 0;
+}
+
+static void show_file(const char *label, const char *name)
+{
+    int fd = open(path(name), O_RDONLY);
+    if (fd < 0) {
+        say("OUT %s: open errno=%d", label, errno);
+        return;
+    }
+    long long size;
+    uint64_t h = hash_fd_pread(fd, &size);
+    say("OUT %s: size=%lld hash=%016" PRIx64, label, size, h);
+    close(fd);
+}
+
+static void show_offset(const char *label, int fd)
+{
+    say("OUT %s offset=%lld", label, (long long)lseek(fd, 0, SEEK_CUR));
+}
+
+/* Read all of `fd` (a pipe) and report length and hash. */
+static void show_pipe(const char *label, int fd)
+{
+    static unsigned char buf[1 << 20];
+    size_t len = 0;
+    ssize_t n;
+    while (len < sizeof buf && (n = read(fd, buf + len, sizeof buf - len)) > 0)
+        len += (size_t)n;
+    say("OUT %s: %zu bytes hash=%016" PRIx64, label, len,
+        wct_hash(buf, len));
+}
+
+/* ---- scenarios -------------------------------------------------------- */
+
+static void s_append_pwrite(void)
+{
+    int fd = xopen("a", O_WRONLY | O_CREAT | O_TRUNC | O_APPEND);
+    put(fd, "hello\n", 6);
+    ssize_t r = pwrite(fd, "XYZ", 3, 0);     /* appends on Linux */
+    say("OUT pwrite on O_APPEND returned %zd", r);
+    show_offset("after pwrite", fd);
+    lseek(fd, 0, SEEK_SET);
+    put(fd, "world\n", 6);                   /* still at the end */
+    show_offset("after write", fd);
+    struct stat st;
+    fstat(fd, &st);
+    say("OUT fstat size=%lld", (long long)st.st_size);
+    show_file("read back", "a");
+    close(fd);
+    check("closed", "a");
+}
+
+static void s_dup_offset(void)
+{
+    int fd = xopen("d", O_RDWR | O_CREAT | O_TRUNC);
+    put(fd, "aaaa", 4);
+    int d = dup(fd);
+    put(d, "bbbb", 4);
+    show_offset("fd", fd);
+    show_offset("dup", d);
+    int d2 = fcntl(fd, F_DUPFD, 50);
+    lseek(d2, 2, SEEK_SET);
+    put(fd, "CC", 2);
+    show_offset("dupfd", d2);
+    int d3 = dup2(fd, 60);
+    put(d3, "dddd", 4);
+    show_offset("fd after dup2 write", fd);
+    int d4 = dup3(fd, 61, O_CLOEXEC);
+    lseek(d4, 0, SEEK_END);
+    put(fd, "eeee", 4);
+    /* A second open file description has its own offset. */
+    int other = xopen("d", O_RDWR);
+    put(other, "O", 1);
+    show_offset("other", other);
+    show_offset("fd", fd);
+    close(fd);
+    close(d);
+    close(d2);
+    close(d3);
+    close(other);
+    show_file("before last close", "d");
+    close(d4);
+    check("last close", "d");
+}
+
+static void s_fork_shared(void)
+{
+    int fd = xopen("f", O_WRONLY | O_CREAT | O_TRUNC);
+    lines(fd, "parent", 100);
+    pid_t pid = fork();
+    if (pid == 0) {
+        lines(fd, "child", 200);
+        _exit(0);
+    }
+    lines(fd, "par2", 200);
+    int st;
+    waitpid(pid, &st, 0);
+    say("OUT child status %#x", st);
+    show_offset("parent", fd);
+    close(fd);
+    ask("SORTED both %s", path("f"));
+    unlink(path("f"));         /* its line order differs from run to run */
+}
+
+static void s_fork_sequence(void)
+{
+    int fd = xopen("g", O_RDWR | O_CREAT | O_TRUNC);
+    lines(fd, "before", 50);
+    pid_t pid = fork();
+    if (pid == 0) {
+        show_file("child sees", "g");
+        long long size;
+        uint64_t h = hash_fd_pread(fd, &size);
+        say("OUT child pread size=%lld hash=%016" PRIx64, size, h);
+        show_offset("child", fd);
+        lines(fd, "child", 50);
+        _exit(0);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    show_offset("parent after child", fd);
+    check("after child exit", "g");
+    lines(fd, "after", 50);
+    close(fd);
+    check("closed", "g");
+}
+
+static void s_spawn(void)
+{
+    int fd = xopen("s", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC);
+    lines(fd, "spawn", 300);
+    /* posix_spawn of cat, reading the file just written. */
+    int p[2];
+    if (pipe(p) < 0)
+        die("pipe");
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, p[1], 1);
+    posix_spawn_file_actions_addclose(&fa, p[0]);
+    char *argv[] = {"cat", path("s"), NULL};
+    pid_t pid;
+    int rc = posix_spawnp(&pid, "cat", &fa, NULL, argv, environ);
+    say("OUT posix_spawnp returned %d", rc);
+    close(p[1]);
+    show_pipe("cat printed", p[0]);
+    close(p[0]);
+    int st;
+    waitpid(pid, &st, 0);
+    say("OUT cat status %#x", st);
+    /* The parent keeps writing: its O_CLOEXEC descriptor may stay cached. */
+    lines(fd, "more", 100);
+    /* system() */
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "cat '%s' > '%s'", path("s"), path("s.copy"));
+    say("OUT system returned %#x", system(cmd));
+    check("system copy", "s.copy");
+    lines(fd, "popen", 100);
+    /* popen() */
+    snprintf(cmd, sizeof cmd, "cat '%s'", path("s"));
+    FILE *f = popen(cmd, "r");
+    show_pipe("popen read", fileno(f));
+    say("OUT pclose %#x", pclose(f));
+    lines(fd, "vfork", 100);
+    /* vfork + exec */
+    if (pipe(p) < 0)
+        die("pipe");
+    pid = vfork();
+    if (pid == 0) {
+        dup2(p[1], 1);
+        execlp("cat", "cat", path("s"), (char *)NULL);
+        _exit(127);
+    }
+    close(p[1]);
+    show_pipe("vfork cat", p[0]);
+    close(p[0]);
+    waitpid(pid, &st, 0);
+    close(fd);
+    check("closed", "s");
+}
+
+/* exec: the program after exec sees the data and continues at the
+ * offset the program before it left. */
+static void s_exec(int argc, char **argv)
+{
+    if (argc > 3) {                       /* after exec */
+        int fd = atoi(argv[3]);
+        show_offset("after exec", fd);
+        show_file("after exec sees", "e");
+        lines(fd, "exec", 20);
+        close(fd);
+        check("after exec closed", "e");
+        return;
+    }
+    int fd = xopen("e", O_WRONLY | O_CREAT | O_TRUNC);
+    lines(fd, "before", 100);
+    /* A shell started by fork+exec writes through the same description. */
+    int fd7 = dup2(fd, 7);
+    pid_t pid = fork();
+    if (pid == 0) {
+        execl("/bin/sh", "sh", "-c", "echo shell-wrote-this >&7", (char *)0);
+        _exit(127);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    close(fd7);
+    show_offset("after shell", fd);
+    lines(fd, "middle", 100);
+    char fdstr[16];
+    snprintf(fdstr, sizeof fdstr, "%d", fd);
+    execl("/proc/self/exe", "prog_points", "exec", dir, fdstr, (char *)0);
+    die("exec");
+}
+
+/* Every way a process ends keeps the data it wrote. */
+static void *exit_thread(void *arg)
+{
+    const char *how = arg;
+    if (strcmp(how, "thread_exit") == 0)
+        _exit(0);
+    syscall(SYS_exit_group, 0);
+    return NULL;
+}
+
+static void s_exit(const char *how)
+{
+    int fds[3];
+    for (int i = 0; i < 3; i++) {
+        char name[8];
+        snprintf(name, sizeof name, "x%d", i);
+        fds[i] = xopen(name, O_WRONLY | O_CREAT | O_TRUNC);
+        lines(fds[i], how, 100 + 50 * i);
+    }
+    pwrite(fds[1], "HOLE", 4, 100000);
+    if (strcmp(how, "return") == 0) {
+        return;
+    } else if (strcmp(how, "exit") == 0) {
+        exit(0);
+    } else if (strcmp(how, "_exit") == 0) {
+        _exit(0);
+    } else if (strcmp(how, "_Exit") == 0) {
+        _Exit(0);
+    } else if (strcmp(how, "sigterm") == 0) {
+        raise(SIGTERM);
+    } else if (strcmp(how, "sigkill") == 0) {
+        kill(getpid(), SIGKILL);
+    } else if (strcmp(how, "abort") == 0) {
+        struct rlimit no_core = {0, 0};
+        setrlimit(RLIMIT_CORE, &no_core);
+        abort();
+    } else {                          /* thread_exit, exit_group */
+        pthread_t t;
+        pthread_create(&t, NULL, exit_thread, (void *)how);
+        pthread_join(t, NULL);
+    }
+    say("OUT still alive");
+}
+
+static void s_close_range(int use_closefrom)
+{
+    int base = 100;
+    for (int i = 0; i < 3; i++) {
+        char name[8];
+        snprintf(name, sizeof name, "r%d", i);
+        int fd = xopen(name, O_WRONLY | O_CREAT | O_TRUNC);
+        dup2(fd, base + i);
+        close(fd);
+        lines(base + i, "range", 100 * (i + 1));
+    }
+    int rc = use_closefrom ? (closefrom(base), 0) : close_range(base, ~0U, 0);
+    say("OUT close_range %d", rc);
+    for (int i = 0; i < 3; i++) {
+        char name[8];
+        snprintf(name, sizeof name, "r%d", i);
+        check("after close_range", name);
+    }
+}
+
+static void s_mmap_after(void)
+{
+    int fd = xopen("m", O_RDWR | O_CREAT | O_TRUNC);
+    lines(fd, "mmap", 300);                /* 9600 bytes */
+    void *p = mmap(NULL, 9600, PROT_READ, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED)
+        die("mmap");
+    say("OUT map: %016" PRIx64, wct_hash(p, 9600));
+    check("after mmap", "m");
+    pwrite(fd, "ZZZZ", 4, 10);
+    say("OUT map after pwrite: %016" PRIx64, wct_hash(p, 9600));
+    check("after pwrite", "m");
+    munmap(p, 9600);
+    lines(fd, "after", 10);
+    close(fd);
+    check("closed", "m");
+}
+
+static void s_lock(const char *kind)
+{
+    int fd = xopen("l", O_RDWR | O_CREAT | O_TRUNC);
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+    int rc = -1;
+    if (strcmp(kind, "fcntl") == 0)
+        rc = fcntl(fd, F_SETLKW, &fl);
+    else if (strcmp(kind, "ofd") == 0)
+        rc = fcntl(fd, F_OFD_SETLKW, &fl);
+    else if (strcmp(kind, "flock") == 0)
+        rc = flock(fd, LOCK_EX);
+    else
+        rc = lockf(fd, F_LOCK, 0);
+    say("OUT lock %d", rc);
+    lines(fd, kind, 200);
+    fl.l_type = F_UNLCK;
+    if (strcmp(kind, "fcntl") == 0)
+        rc = fcntl(fd, F_SETLK, &fl);
+    else if (strcmp(kind, "ofd") == 0)
+        rc = fcntl(fd, F_OFD_SETLK, &fl);
+    else if (strcmp(kind, "flock") == 0)
+        rc = flock(fd, LOCK_UN);
+    else {
+        lseek(fd, 0, SEEK_SET);
+        rc = lockf(fd, F_ULOCK, 0);
+        lseek(fd, 0, SEEK_END);
+    }
+    say("OUT unlock %d", rc);
+    check("after unlock", "l");
+    /* Taking a lock drops cached clean pages: another process changes
+     * the file; after the lock this process reads the new bytes. */
+    long long size;
+    say("OUT read before poke %016" PRIx64, hash_fd_pread(fd, &size));
+    ask("POKE %s 40 poked-by-another-process", path("l"));
+    fl.l_type = F_WRLCK;
+    if (strcmp(kind, "fcntl") == 0)
+        rc = fcntl(fd, F_SETLKW, &fl);
+    else if (strcmp(kind, "ofd") == 0)
+        rc = fcntl(fd, F_OFD_SETLKW, &fl);
+    else if (strcmp(kind, "flock") == 0)
+        rc = flock(fd, LOCK_EX);
+    else
+        rc = lockf(fd, F_LOCK, 0);
+    uint64_t h = hash_fd_pread(fd, &size);
+    say("OUT read under lock size=%lld %016" PRIx64, size, h);
+    lines(fd, "locked2", 10);
+    close(fd);
+    check("closed", "l");
+}
+
+/* Two writers of disjoint halves of one page, no locks: both survive. */
+static void s_halves_poke(void)
+{
+    char page[8192];
+    memset(page, 'x', sizeof page);
+    int fd = xopen("h", O_RDWR | O_CREAT | O_TRUNC);
+    put(fd, page, sizeof page);
+    close(fd);
+    check("initial", "h");
+    fd = xopen("h", O_RDWR);
+    long long size;
+    hash_fd_pread(fd, &size);              /* tempt the cache to keep it */
+    for (int off = 0; off < 2048; off += 64)
+        pwrite(fd, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n", 64, off);
+    ask("POKE %s 2048 %s", path("h"), "BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB");
+    pwrite(fd, "after-poke\n", 11, 4096 + 100);
+    close(fd);
+    check("closed", "h");
+}
+
+static void s_halves_fork(void)
+{
+    char page[4096];
+    memset(page, 'x', sizeof page);
+    int fd = xopen("h2", O_RDWR | O_CREAT | O_TRUNC);
+    put(fd, page, sizeof page);
+    close(fd);
+    int go[2], done[2];
+    if (pipe(go) < 0 || pipe(done) < 0)
+        die("pipe");
+    pid_t kids[2];
+    for (int k = 0; k < 2; k++) {
+        kids[k] = fork();
+        if (kids[k] == 0) {
+            int f = xopen("h2", O_RDWR);
+            char buf[4096];
+            if (pread(f, buf, sizeof buf, 0) != 4096)
+                _exit(3);
+            char rec[64];
+            memset(rec, k ? 'R' : 'L', sizeof rec);
+            for (int off = 0; off < 2048; off += 64)
+                pwrite(f, rec, 64, k * 2048 + off);
+            /* Both have written before either closes. */
+            if (write(done[1], "d", 1) != 1 || read(go[0], buf, 1) != 1)
+                _exit(4);
+            close(f);
+            _exit(0);
+        }
+    }
+    char c[2];
+    for (int k = 0; k < 2; k++)
+        if (read(done[0], c, 1) != 1)
+            die("read");
+    if (write(go[1], "gg", 2) != 2)
+        die("write");
+    for (int k = 0; k < 2; k++) {
+        int st;
+        waitpid(kids[k], &st, 0);
+        say("OUT child %d status %#x", k, st);
+    }
+    check("both exited", "h2");
+}
+
+static void s_fopen(void)
+{
+    int fd = xopen("o", O_RDWR | O_CREAT | O_TRUNC);
+    lines(fd, "cached", 100);
+    FILE *f = fopen(path("o"), "r");
+    static char buf[1 << 16];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    say("OUT fopen read %zu bytes %016" PRIx64, n, wct_hash(buf, n));
+    fclose(f);
+    lines(fd, "more", 50);
+    f = fopen(path("o"), "a");
+    fprintf(f, "appended by stdio\n");
+    fclose(f);
+    check("after fclose", "o");
+    lines(fd, "fd-again", 10);
+    f = freopen(path("o"), "r", stdin);
+    n = fread(buf, 1, sizeof buf, f);
+    say("OUT freopen read %zu bytes %016" PRIx64, n, wct_hash(buf, n));
+    close(fd);
+    check("closed", "o");
+}
+
+static void s_unlinked(void)
+{
+    int fd = xopen("u", O_RDWR | O_CREAT | O_TRUNC);
+    for (int i = 0; i < 200; i++)
+        putf(fd, "UNLINKED-MARKER-%05d-written-after-unlink\n", i);
+    unlink(path("u"));
+    for (int i = 0; i < 200; i++)
+        putf(fd, "UNLINKED-MARKER-%05d-written-after-unlink\n", i);
+    long long size;
+    uint64_t h = hash_fd_pread(fd, &size);
+    say("OUT unlinked file reads size=%lld %016" PRIx64, size, h);
+    struct stat st;
+    fstat(fd, &st);
+    say("OUT fstat size=%lld nlink=%ld", (long long)st.st_size,
+        (long)st.st_nlink);
+    close(fd);
+    /* A file of the same name made afterwards must not get the data. */
+    fd = xopen("u", O_RDWR | O_CREAT);
+    put(fd, "new file\n", 9);
+    close(fd);
+    check("recreated", "u");
+}
+
+/* stdout inherited from a shell redirect passes straight through. */
+static void s_inherited(void)
+{
+    for (int i = 0; i < 50; i++) {
+        char line[64];
+        int n = snprintf(line, sizeof line, "stdout line %d\n", i);
+        put(1, line, (size_t)n);
+    }
+    check("while running", "out");
+    printf("via stdio\n");
+    fflush(stdout);
+    check("after fflush", "out");
+}
+
+static void s_inherited_quiet(void)
+{
+    for (int i = 0; i < 500; i++) {
+        char line[64];
+        int n = snprintf(line, sizeof line, "stdout line %d\n", i);
+        put(1, line, (size_t)n);
+    }
+    pwrite(1, "PWRITE", 6, 10);
+    printf("via stdio\n");
+}
+
+static void s_deadline(void)
+{
+    int fd = xopen("t", O_WRONLY | O_CREAT | O_TRUNC);
+    lines(fd, "deadline", 100);
+    ask("WAIT idle %s 1000", path("t"));
+    lines(fd, "second", 10);
+    ask("WAIT idle-again %s 1000", path("t"));
+    close(fd);
+}
+
+static void s_fsync(void)
+{
+    int fd = xopen("y", O_WRONLY | O_CREAT | O_TRUNC);
+    lines(fd, "fsync", 100);
+    say("OUT fsync %d", fsync(fd));
+    check("fsync", "y");
+    lines(fd, "fdatasync", 100);
+    say("OUT fdatasync %d", fdatasync(fd));
+    check("fdatasync", "y");
+    lines(fd, "sfr", 100);
+    say("OUT sync_file_range %d", sync_file_range(fd, 0, 0,
+        SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+        SYNC_FILE_RANGE_WAIT_AFTER));
+    check("sync_file_range", "y");
+    lines(fd, "syncfs", 100);
+    say("OUT syncfs %d", syncfs(fd));
+    check("syncfs", "y");
+    lines(fd, "sync", 100);
+    sync();
+    check("sync", "y");
+    close(fd);
+}
+
+/* Section 1: descriptors that are not cached see every byte at once. */
+static void s_passthrough(const char *kind)
+{
+    int fd = xopen("p", O_RDWR | O_CREAT | O_TRUNC);
+    lines(fd, "cached", 100);
+    if (strcmp(kind, "osync") == 0) {
+        int s = xopen("p", O_WRONLY | O_SYNC);
+        check("after O_SYNC open", "p");
+        lseek(s, 0, SEEK_END);
+        lines(s, "osync", 10);
+        check("after O_SYNC write", "p");
+        close(s);
+    } else if (strcmp(kind, "odirect") == 0) {
+        int d = open(path("p"), O_RDWR | O_DIRECT);
+        if (d < 0) {
+            say("OUT O_DIRECT unsupported here: %d", errno);
+        } else {
+            check("after O_DIRECT open", "p");
+            void *buf;
+            if (posix_memalign(&buf, 4096, 4096) != 0)
+                die("memalign");
+            memset(buf, 'D', 4096);
+            say("OUT direct pwrite %zd", pwrite(d, buf, 4096, 8192));
+            check("after O_DIRECT write", "p");
+            long long size;
+            say("OUT read via other fd %016" PRIx64,
+                hash_fd_pread(fd, &size));
+            free(buf);
+            close(d);
+        }
+    } else if (strcmp(kind, "fdopen") == 0) {
+        FILE *f = fdopen(fd, "w");
+        check("after fdopen", "p");
+        fprintf(f, "via fdopen\n");
+        fflush(f);
+        check("after fflush", "p");
+        fclose(f);
+        check("after fclose", "p");
+        return;
+    } else if (strcmp(kind, "bypass") == 0) {
+        static char big[300 * 1024];
+        memset(big, 'B', sizeof big);
+        put(fd, big, sizeof big);
+        check("after a write past WCACHE_BYPASS", "p");
+        lines(fd, "small-again", 10);
+    } else if (strcmp(kind, "env") == 0) {
+        /* WCACHE_DISABLE=1 or an include/exclude pattern set by the test */
+        check("uncached", "p");
+        lines(fd, "more", 10);
+        check("uncached-2", "p");
+    } else if (strcmp(kind, "proc") == 0) {
+        int c = open("/proc/self/comm", O_WRONLY);
+        say("OUT comm write %zd", write(c, "wct-renamed", 11));
+        close(c);
+        char name[32] = "";
+        prctl(PR_GET_NAME, name);
+        say("OUT comm now %s", name);
+    } else if (strcmp(kind, "sendfile") == 0) {
+        int out = xopen("p.sent", O_WRONLY | O_CREAT | O_TRUNC);
+        off_t off = 0;
+        long r = (long)copy_file_range(fd, &off, out, NULL, 1 << 20, 0);
+        say("OUT copy_file_range %ld", r);
+        close(out);
+        check("copied", "p.sent");
+    }
+    close(fd);
+    check("closed", "p");
+}
+
+static void s_truncate(void)
+{
+    int fd = xopen("tr", O_RDWR | O_CREAT | O_TRUNC);
+    lines(fd, "trunc", 300);
+    say("OUT truncate %d", truncate(path("tr"), 1000));
+    struct stat st;
+    stat(path("tr"), &st);
+    say("OUT stat size %lld", (long long)st.st_size);
+    show_offset("fd", fd);
+    lines(fd, "past", 10);                 /* leaves a hole */
+    show_file("reads", "tr");
+    /* O_TRUNC open while the first descriptor has cached data. */
+    int t = xopen("tr", O_WRONLY | O_TRUNC);
+    fstat(fd, &st);
+    say("OUT after O_TRUNC fstat size %lld", (long long)st.st_size);
+    lines(t, "new", 5);
+    close(t);
+    lines(fd, "old-fd", 5);
+    close(fd);
+    check("closed", "tr");
+}
+
+static void s_second_open(void)
+{
+    int fd = xopen("so", O_WRONLY | O_CREAT | O_TRUNC);
+    lines(fd, "first", 100);
+    int r = xopen("so", O_RDONLY);
+    long long size;
+    uint64_t h = hash_fd_pread(r, &size);
+    say("OUT second open reads size=%lld %016" PRIx64, size, h);
+    struct stat st;
+    fstat(r, &st);
+    say("OUT fstat second %lld", (long long)st.st_size);
+    fstatat(AT_FDCWD, path("so"), &st, 0);
+    say("OUT fstatat %lld", (long long)st.st_size);
+    struct statx sx;
+    statx(AT_FDCWD, path("so"), 0, STATX_SIZE, &sx);
+    say("OUT statx %lld", (long long)sx.stx_size);
+    say("OUT SEEK_END %lld", (long long)lseek(r, 0, SEEK_END));
+    close(r);
+    close(fd);
+    check("closed", "so");
+}
+
+/* Writes with no consistency point before the PEEK: under the shim
+ * another process is expected to see less (test: writes_are_cached...). */
+static void s_peek(void)
+{
+    int fd = xopen("k", O_WRONLY | O_CREAT | O_TRUNC);
+    lines(fd, "peek", 100);
+    ask("PEEK before-close %s", path("k"));
+    close(fd);
+    check("closed", "k");
+}
+
+/* Daemons close every descriptor above 2 at start-up; the shim's own
+ * descriptors must survive (or be re-made) and caching must still work. */
+static void s_close_all(int midway)
+{
+    int a = -1;
+    if (midway) {
+        a = xopen("ca", O_WRONLY | O_CREAT | O_TRUNC);
+        lines(a, "before-closefrom", 100);
+        closefrom(3);                       /* closes `a` too */
+        check("after closefrom", "ca");
+    } else {
+        for (int fd = 3; fd < 1024; fd++)
+            close(fd);
+    }
+    int fd = xopen("cb", O_RDWR | O_CREAT | O_TRUNC);
+    lines(fd, "after", 300);
+    long long size;
+    uint64_t h = hash_fd_pread(fd, &size);
+    say("OUT reads size=%lld %016" PRIx64, size, h);
+    say("OUT fsync %d", fsync(fd));
+    check("fsync", "cb");
+    lines(fd, "more", 100);
+    close(fd);
+    check("closed", "cb");
+}
+
+static void s_rename(void)
+{
+    int fd = xopen("rn", O_WRONLY | O_CREAT | O_TRUNC);
+    lines(fd, "renamed", 100);
+    say("OUT rename %d", rename(path("rn"), path("rn.new")));
+    lines(fd, "after-rename", 100);
+    show_file("new name reads", "rn.new");
+    close(fd);
+    check("closed", "rn.new");
+}
+
+/* Two processes append to one log through their own O_APPEND descriptors,
+ * as two instances of a service do: no line may be lost. */
+static void s_two_appenders(void)
+{
+    int fd = xopen("log", O_WRONLY | O_CREAT | O_TRUNC);
+    close(fd);
+    int go[2];
+    if (pipe(go) < 0)
+        die("pipe");
+    pid_t kids[2];
+    for (int k = 0; k < 2; k++) {
+        kids[k] = fork();
+        if (kids[k] == 0) {
+            close(go[1]);
+            char c;
+            int f = xopen("log", O_WRONLY | O_APPEND);
+            if (read(go[0], &c, 1) < 0)   /* start together */
+                _exit(3);
+            for (int i = 0; i < 2000; i++) {
+                putf(f, "appender-%d line %05d\n", k, i);
+                if (i % 500 == 499)
+                    usleep(2000);
+            }
+            close(f);
+            _exit(0);
+        }
+    }
+    close(go[0]);
+    close(go[1]);                           /* EOF starts both */
+    for (int k = 0; k < 2; k++) {
+        int st;
+        waitpid(kids[k], &st, 0);
+        say("OUT appender %d status %#x", k, st);
+    }
+    ask("SORTED both-exited %s", path("log"));
+    unlink(path("log"));                    /* order differs run to run */
+}
+
+/* A vfork child that fails to exec and _exits must not disturb the
+ * parent's cache (it runs on the parent's memory). */
+static void s_vfork_fail(void)
+{
+    int fd = xopen("vf", O_WRONLY | O_CREAT | O_TRUNC);
+    lines(fd, "before", 100);
+    pid_t pid = vfork();
+    if (pid == 0) {
+        execl("/nonexistent/program", "x", (char *)0);
+        _exit(127);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    say("OUT child status %#x", st);
+    lines(fd, "after", 100);
+    show_file("reads", "vf");
+    close(fd);
+    check("closed", "vf");
+}
+
+/* O_TMPFILE: no name while written (nlink 0), then given one. */
+static void s_tmpfile(void)
+{
+    int fd = open(dir, O_TMPFILE | O_RDWR, 0644);
+    if (fd < 0) {
+        say("OUT O_TMPFILE unsupported: %d", errno);
+        return;
+    }
+    lines(fd, "tmpfile", 300);
+    char proc[64];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+    say("OUT linkat %d", linkat(AT_FDCWD, proc, AT_FDCWD, path("tf"),
+                                AT_SYMLINK_FOLLOW));
+    lines(fd, "linked", 100);
+    close(fd);
+    check("closed", "tf");
+}
+
+/* Offsets past 4 GiB (sparse). */
+static void s_big_offset(void)
+{
+    int fd = xopen("big", O_RDWR | O_CREAT | O_TRUNC);
+    off_t offs[] = {(off_t)5 << 30, ((off_t)1 << 40) + 4095, 100};
+    for (int i = 0; i < 3; i++) {
+        char rec[64];
+        int n = snprintf(rec, sizeof rec, "record at %lld\n",
+                         (long long)offs[i]);
+        say("OUT pwrite %zd", pwrite(fd, rec, (size_t)n, offs[i]));
+    }
+    struct stat st;
+    fstat(fd, &st);
+    say("OUT size %lld", (long long)st.st_size);
+    char buf[64];
+    ssize_t n = pread(fd, buf, sizeof buf, (off_t)5 << 30);
+    say("OUT pread %zd %016" PRIx64, n, n > 0 ? wct_hash(buf, (size_t)n) : 0);
+    close(fd);
+    int r = xopen("big", O_RDONLY);
+    n = pread(r, buf, sizeof buf, ((off_t)1 << 40) + 4095);
+    say("OUT after close: pread %zd %016" PRIx64, n,
+        n > 0 ? wct_hash(buf, (size_t)n) : 0);
+    close(r);
+    unlink(path("big"));
+}
+
+/* The program points its own stdout at a cached file; a child started by
+ * system() writes through the inherited descriptor in between. */
+static void s_dup2_stdout(void)
+{
+    int fd = xopen("so1", O_WRONLY | O_CREAT | O_TRUNC);
+    int saved = dup(1);
+    dup2(fd, 1);
+    close(fd);
+    for (int i = 0; i < 50; i++)
+        printf("printf line %d\n", i);
+    fflush(stdout);
+    int rc = system("echo written-by-a-child-shell");
+    for (int i = 0; i < 50; i++)
+        printf("printf after %d\n", i);
+    fflush(stdout);
+    dup2(saved, 1);                        /* closes the file */
+    close(saved);
+    say("OUT system %#x", rc);
+    check("restored", "so1");
+}
+
+/* A bad WCACHE_* value: one line on stderr, then pass-through. */
+static void s_bad_env(void)
+{
+    int fd = xopen("be", O_WRONLY | O_CREAT | O_TRUNC);
+    lines(fd, "pass-through", 10);
+    check("not cached", "be");
+    close(fd);
+}
+
+/* Print a call's result and errno, read after the call. */
+#define RESULT(label, call)                                              \
+    do {                                                                 \
+        errno = 0;                                                       \
+        ssize_t r_ = (call);                                             \
+        int e_ = errno;                                                  \
+        say("OUT %s: %zd errno=%d", label, r_, r_ < 0 ? e_ : 0);         \
+    } while (0)
+
+/* RLIMIT_FSIZE: the write that crosses the limit is short, the next one
+ * fails with EFBIG and raises SIGXFSZ, as without the shim. */
+static volatile sig_atomic_t xfsz;
+static void on_xfsz(int sig)
+{
+    (void)sig;
+    xfsz++;
+}
+
+static void s_fsize(void)
+{
+    signal(SIGXFSZ, on_xfsz);
+    struct rlimit rl = {10000, 10000};
+    setrlimit(RLIMIT_FSIZE, &rl);
+    int fd = xopen("fs", O_WRONLY | O_CREAT | O_TRUNC);
+    char line[33];
+    memset(line, 'l', 32);
+    line[32] = 0;
+    for (int i = 0; i < 320; i++) {
+        errno = 0;
+        ssize_t r = write(fd, line, 32);
+        int e = errno;
+        if (r != 32)
+            say("OUT write %d returned %zd errno=%d sigxfsz=%d", i, r, e,
+                (int)xfsz);
+    }
+    RESULT("pwrite past the limit", pwrite(fd, "x", 1, 20000));
+    say("OUT sigxfsz=%d", (int)xfsz);
+    close(fd);
+    check("closed", "fs");
+}
+
+/* Faulting user memory through the interposed calls (section 5). */
+static void s_faults(void)
+{
+    int fd = xopen("ft", O_RDWR | O_CREAT | O_TRUNC);
+    char *p = mmap(NULL, 8192, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    memset(p, 'p', 8192);
+    mprotect(p + 4096, 4096, PROT_NONE);
+    static const size_t split[] = {1, 100, 4095};
+    for (int i = 0; i < 3; i++) {
+        char label[64];
+        snprintf(label, sizeof label, "write crossing into PROT_NONE after %zu",
+                 split[i]);
+        RESULT(label, write(fd, p + 4096 - split[i], 200));
+    }
+    RESULT("write from PROT_NONE", write(fd, p + 4096, 10));
+    struct iovec iov[3] = {{p, 10}, {p + 4096, 10}, {p + 20, 10}};
+    RESULT("writev bad middle segment", writev(fd, iov, 3));
+    RESULT("pwritev bad middle segment", pwritev(fd, iov, 3, 50));
+    struct iovec iov2[2] = {{NULL, 0}, {p, 5}};
+    RESULT("writev NULL empty segment", writev(fd, iov2, 2));
+    volatile int bad_count = -1;           /* hidden from the compiler */
+    RESULT("writev iovcnt -1", writev(fd, iov2, bad_count));
+    RESULT("writev iovcnt 1025", writev(fd, iov2, bad_count + 1026));
+    RESULT("read into PROT_NONE", pread(fd, p + 4096, 10, 0));
+    RESULT("read crossing into PROT_NONE", pread(fd, p + 4090, 100, 0));
+    show_offset("fd", fd);
+    munmap(p, 8192);
+    close(fd);
+    check("closed", "ft");
+}
+
+/* sendfile and splice read the file in the kernel: they must see the
+ * cached data. */
+static void s_sendfile_pipe(void)
+{
+    int fd = xopen("sf", O_RDWR | O_CREAT | O_TRUNC);
+    lines(fd, "sendfile", 100);
+    int p[2];
+    if (pipe(p) < 0)
+        die("pipe");
+    off_t off = 0;
+    say("OUT sendfile %zd", sendfile(p[1], fd, &off, 1600));
+    lines(fd, "splice", 50);
+    loff_t so = 1600;
+    say("OUT splice %zd", splice(fd, &so, p[1], NULL, 3200, 0));
+    close(p[1]);
+    show_pipe("pipe got", p[0]);
+    close(p[0]);
+    show_offset("fd", fd);
+    close(fd);
+    check("closed", "sf");
+}
+
+/* A writable shared mapping, and a second descriptor opened before it. */
+static void s_mmap_write(void)
+{
+    int fd = xopen("mw", O_RDWR | O_CREAT | O_TRUNC);
+    int other = xopen("mw", O_RDWR);
+    lines(fd, "mapped", 200);                  /* 6400 bytes */
+    lines(other, "other", 10);                 /* overwrites the start */
+    char *m = mmap(NULL, 6400, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (m == MAP_FAILED)
+        die("mmap");
+    say("OUT map %016" PRIx64, wct_hash(m, 6400));
+    memcpy(m + 1000, "WRITTEN-THROUGH-THE-MAP", 23);
+    long long size;
+    say("OUT pread other %016" PRIx64, hash_fd_pread(other, &size));
+    pwrite(other, "VIA-OTHER", 9, 2000);
+    say("OUT map after pwrite %016" PRIx64, wct_hash(m, 6400));
+    msync(m, 6400, MS_SYNC);
+    munmap(m, 6400);
+    lines(fd, "end", 10);
+    close(other);
+    close(fd);
+    check("closed", "mw");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 3) {
+        fprintf(stderr, "usage: %s SCENARIO DIR [ARG]\n", argv[0]);
+        return 2;
+    }
+    const char *sc = argv[1];
+    const char *arg = argc > 3 ? argv[3] : "";
+    dir = argv[2];
+    if (getenv("WCT_CTL_FD"))
+        ctl = atoi(getenv("WCT_CTL_FD"));
+    if (!strcmp(sc, "append_pwrite")) s_append_pwrite();
+    else if (!strcmp(sc, "dup_offset")) s_dup_offset();
+    else if (!strcmp(sc, "fork_shared")) s_fork_shared();
+    else if (!strcmp(sc, "fork_sequence")) s_fork_sequence();
+    else if (!strcmp(sc, "spawn")) s_spawn();
+    else if (!strcmp(sc, "exec")) s_exec(argc, argv);
+    else if (!strcmp(sc, "exit")) s_exit(arg);
+    else if (!strcmp(sc, "close_range")) s_close_range(0);
+    else if (!strcmp(sc, "closefrom")) s_close_range(1);
+    else if (!strcmp(sc, "mmap_after")) s_mmap_after();
+    else if (!strcmp(sc, "lock")) s_lock(arg);
+    else if (!strcmp(sc, "halves_poke")) s_halves_poke();
+    else if (!strcmp(sc, "halves_fork")) s_halves_fork();
+    else if (!strcmp(sc, "fopen")) s_fopen();
+    else if (!strcmp(sc, "unlinked")) s_unlinked();
+    else if (!strcmp(sc, "inherited")) s_inherited();
+    else if (!strcmp(sc, "inherited_quiet")) s_inherited_quiet();
+    else if (!strcmp(sc, "deadline")) s_deadline();
+    else if (!strcmp(sc, "fsync")) s_fsync();
+    else if (!strcmp(sc, "passthrough")) s_passthrough(arg);
+    else if (!strcmp(sc, "truncate")) s_truncate();
+    else if (!strcmp(sc, "second_open")) s_second_open();
+    else if (!strcmp(sc, "peek")) s_peek();
+    else if (!strcmp(sc, "close_all")) s_close_all(0);
+    else if (!strcmp(sc, "closefrom_midway")) s_close_all(1);
+    else if (!strcmp(sc, "rename")) s_rename();
+    else if (!strcmp(sc, "two_appenders")) s_two_appenders();
+    else if (!strcmp(sc, "vfork_fail")) s_vfork_fail();
+    else if (!strcmp(sc, "tmpfile")) s_tmpfile();
+    else if (!strcmp(sc, "big_offset")) s_big_offset();
+    else if (!strcmp(sc, "dup2_stdout")) s_dup2_stdout();
+    else if (!strcmp(sc, "bad_env")) s_bad_env();
+    else if (!strcmp(sc, "fsize")) s_fsize();
+    else if (!strcmp(sc, "faults")) s_faults();
+    else if (!strcmp(sc, "sendfile_pipe")) s_sendfile_pipe();
+    else if (!strcmp(sc, "mmap_write")) s_mmap_write();
+    else {
+        fprintf(stderr, "unknown scenario %s\n", sc);
+        return 2;
+    }
+    return 0;
+}

@@ -1,0 +1,162 @@
+/*
+ * prog_sigstorm.c - a timer signal at ~10 kHz whose handler writes to the
+ * file the main loop is writing, for test_shim_threads.c.
+ *
+ *   prog_sigstorm PATH MODE SECONDS MAXRECORDS
+ *
+ * MODE: "plain" (one descriptor, no O_APPEND), "append" (O_APPEND), or
+ * "dup" (the handler writes through its own dup of the descriptor).
+ *
+ * The main loop writes 64-byte records "R<seq>...\n" with write() and
+ * writev(), and after each one lseek()s and pread()s (and now and then
+ * fstat()s), so that the signal arrives inside every kind of call; the SIGALRM handler writes a
+ * 32-byte marker "M<seq>...\n" with write(). write() is async-signal-safe
+ * and a write to a regular file is never interrupted by a signal, so the
+ * file must end up as a sequence of whole records and markers, each kind
+ * in order. Prints "records N markers M errors E".
+ *
+ * A watchdog thread ends the process with status 99 after 30 s: a hang
+ * becomes a failure with a message, not a stalled suite.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+static int fd, hfd;
+static volatile sig_atomic_t markers, handler_errors, stop;
+
+static void num(char *p, int width, unsigned long v)
+{
+    for (int i = width - 1; i >= 0; i--) {
+        p[i] = (char)('0' + v % 10);
+        v /= 10;
+    }
+}
+
+static void on_alarm(int sig)
+{
+    (void)sig;
+    if (stop)
+        return;
+    int e = errno;
+    char m[32];
+    memset(m, '-', sizeof m);
+    m[0] = 'M';
+    num(m + 1, 9, (unsigned long)markers);
+    m[31] = '\n';
+    if (write(hfd, m, sizeof m) == (ssize_t)sizeof m)
+        markers++;
+    else
+        handler_errors++;
+    errno = e;
+}
+
+static void *watchdog(void *arg)
+{
+    (void)arg;
+    sleep(30);
+    static const char msg[] = "prog_sigstorm: watchdog: no progress in 30 s,"
+                              " giving up (hang?)\n";
+    if (write(2, msg, sizeof msg - 1) < 0) {
+        /* nothing more to do */
+    }
+    syscall(SYS_exit_group, 99);
+    return NULL;
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 5) {
+        fprintf(stderr, "usage: %s PATH MODE SECONDS MAXRECORDS\n", argv[0]);
+        return 2;
+    }
+    const char *mode = argv[2];
+    double seconds = atof(argv[3]);
+    long maxrec = atol(argv[4]);
+    int flags = O_RDWR | O_CREAT | O_TRUNC;
+    if (strcmp(mode, "append") == 0)
+        flags |= O_APPEND;
+    fd = open(argv[1], flags, 0644);
+    if (fd < 0) {
+        perror(argv[1]);
+        return 1;
+    }
+    hfd = strcmp(mode, "dup") == 0 ? dup(fd) : fd;
+
+    /* The watchdog never takes SIGALRM. */
+    sigset_t set, old;
+    sigemptyset(&set);
+    sigaddset(&set, SIGALRM);
+    pthread_sigmask(SIG_BLOCK, &set, &old);
+    pthread_t wd;
+    pthread_create(&wd, NULL, watchdog, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_alarm;
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGALRM, &sa, NULL);
+    struct itimerval it = {{0, 100}, {0, 100}};
+    setitimer(ITIMER_REAL, &it, NULL);
+
+    long rec = 0, errors = 0;
+    char r[64];
+    double start = now();
+    while (rec < maxrec && (rec % 1024 || now() - start < seconds)) {
+        memset(r, '.', sizeof r);
+        r[0] = 'R';
+        num(r + 1, 9, (unsigned long)rec);
+        r[63] = '\n';
+        ssize_t n;
+        if (rec % 3 == 2) {
+            struct iovec iov[3] = {{r, 5}, {r + 5, 0}, {r + 5, 59}};
+            n = writev(fd, iov, 3);
+        } else {
+            n = write(fd, r, sizeof r);
+        }
+        if (n != (ssize_t)sizeof r) {
+            errors++;
+            fprintf(stderr, "record %ld: write returned %zd errno %d\n",
+                    rec, n, errno);
+        }
+        rec++;
+        /* Other calls into the shim, for the signal to land in. */
+        char b[64];
+        off_t cur = lseek(fd, 0, SEEK_CUR);
+        if (cur < 0 || pread(fd, b, sizeof b, cur / 2) < 0)
+            errors++;
+        if (rec % 8 == 0) {
+            struct stat st;
+            if (fstat(fd, &st) < 0)
+                errors++;
+        }
+    }
+    struct itimerval off = {{0, 0}, {0, 0}};
+    setitimer(ITIMER_REAL, &off, NULL);
+    stop = 1;
+    if (hfd != fd)
+        close(hfd);
+    if (close(fd) < 0)
+        errors++;
+    printf("records %ld markers %ld errors %ld\n", rec, (long)markers,
+           errors + handler_errors);
+    return errors + handler_errors ? 1 : 0;
+}

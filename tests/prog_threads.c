@@ -1,0 +1,192 @@
+/*
+ * prog_threads.c - several threads writing at once, for test_shim_threads.c.
+ *
+ *   prog_threads MODE DIR THREADS RECORDS
+ *
+ * MODE:
+ *   append    every thread write()s records to one O_APPEND descriptor
+ *   shared    every thread write()s to one descriptor without O_APPEND
+ *             (the kernel advances the shared offset atomically per call)
+ *   pwrite    every thread pwrite()s its records to disjoint, interleaved
+ *             slots of one file: slot (i * THREADS + t)
+ *   separate  every thread writes its own file, alternating write, writev
+ *             and an occasional pwrite rewriting an earlier record
+ *   dup       like shared, but each thread uses its own dup() of the
+ *             descriptor, and half of them writev
+ *   forkstorm writer threads append to their own files while the main
+ *             thread forks RECORDS/100 children in a row; each child
+ *             writes a file of its own and _exits. A child that hangs
+ *             (a lock held by a writer thread at fork time) is killed by
+ *             alarm() and counted as an error.
+ *
+ * A record is 64 bytes: "T<thread> S<seq> <filler>\n". Files go to DIR/out
+ * (or DIR/out.<t> for separate). Prints "errors N" (short or failed calls).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define REC 64
+
+static const char *mode, *dir;
+static int nthreads, nrecs, shared_fd;
+static int errors;
+static pthread_mutex_t err_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void record(char *buf, int t, int s)
+{
+    int n = snprintf(buf, REC + 1, "T%02d S%07d ", t, s);
+    for (int i = n; i < REC - 1; i++)
+        buf[i] = (char)('a' + (t + s + i) % 26);
+    buf[REC - 1] = '\n';
+}
+
+static void bad(void)
+{
+    pthread_mutex_lock(&err_lock);
+    errors++;
+    pthread_mutex_unlock(&err_lock);
+}
+
+static void *worker(void *arg)
+{
+    int t = (int)(long)arg;
+    char buf[REC + 1], buf2[REC + 1];
+    int fd = shared_fd;
+    if (strcmp(mode, "separate") == 0) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/out.%d", dir, t);
+        fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+    } else if (strcmp(mode, "dup") == 0) {
+        fd = dup(shared_fd);
+    }
+    for (int s = 0; s < nrecs; s++) {
+        record(buf, t, s);
+        ssize_t r;
+        if (strcmp(mode, "pwrite") == 0) {
+            r = pwrite(fd, buf, REC, ((off_t)s * nthreads + t) * REC);
+        } else if ((strcmp(mode, "separate") == 0 || (strcmp(mode, "dup")
+                   == 0 && t % 2)) && s % 2) {
+            /* the same record as two segments */
+            struct iovec iov[2] = {{buf, 10}, {buf + 10, REC - 10}};
+            r = writev(fd, iov, 2);
+        } else {
+            r = write(fd, buf, REC);
+        }
+        if (r != REC)
+            bad();
+        if (strcmp(mode, "separate") == 0 && s % 97 == 96) {
+            /* rewrite an earlier record with the same bytes, and read it */
+            int old = s - 50;
+            record(buf, t, old);
+            if (pwrite(fd, buf, REC, (off_t)old * REC) != REC)
+                bad();
+            if (pread(fd, buf2, REC, (off_t)old * REC) != REC ||
+                memcmp(buf, buf2, REC) != 0)
+                bad();
+        }
+    }
+    if (fd != shared_fd)
+        close(fd);
+    return NULL;
+}
+
+static volatile int writers_done;
+
+static void *fork_writer(void *arg)
+{
+    int t = (int)(long)arg;
+    char path[4096], buf[REC + 1];
+    snprintf(path, sizeof path, "%s/w.%d", dir, t);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0644);
+    for (int s = 0; s < nrecs; s++) {
+        record(buf, t, s);
+        if (write(fd, buf, REC) != REC)
+            bad();
+    }
+    close(fd);
+    return NULL;
+}
+
+static int fork_storm(void)
+{
+    pthread_t th[64];
+    for (int t = 0; t < nthreads; t++)
+        pthread_create(&th[t], NULL, fork_writer, (void *)(long)t);
+    int kids = nrecs / 100, hung = 0;
+    for (int k = 0; k < kids; k++) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            alarm(10);
+            char path[4096], buf[REC + 1];
+            snprintf(path, sizeof path, "%s/child.%d", dir, k);
+            int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+            for (int s = 0; s < 10; s++) {
+                record(buf, 99, k * 10 + s);
+                if (write(fd, buf, REC) != REC)
+                    _exit(3);
+            }
+            close(fd);
+            _exit(0);
+        }
+        int st = 0;
+        waitpid(pid, &st, 0);
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+            hung++;
+            bad();
+        }
+    }
+    for (int t = 0; t < nthreads; t++)
+        pthread_join(th[t], NULL);
+    printf("children %d failed %d\n", kids, hung);
+    printf("errors %d\n", errors);
+    return errors ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 5) {
+        fprintf(stderr, "usage: %s MODE DIR THREADS RECORDS\n", argv[0]);
+        return 2;
+    }
+    mode = argv[1];
+    dir = argv[2];
+    nthreads = atoi(argv[3]);
+    nrecs = atoi(argv[4]);
+    if (nthreads > 64)
+        nthreads = 64;
+    if (strcmp(mode, "forkstorm") == 0)
+        return fork_storm();
+    char path[4096];
+    snprintf(path, sizeof path, "%s/out", dir);
+    int flags = O_RDWR | O_CREAT | O_TRUNC;
+    if (strcmp(mode, "append") == 0)
+        flags |= O_APPEND;
+    if (strcmp(mode, "separate") != 0) {
+        shared_fd = open(path, flags, 0644);
+        if (shared_fd < 0) {
+            perror(path);
+            return 1;
+        }
+    }
+    pthread_t th[64];
+    if (nthreads > 64)
+        nthreads = 64;
+    for (int t = 0; t < nthreads; t++)
+        pthread_create(&th[t], NULL, worker, (void *)(long)t);
+    for (int t = 0; t < nthreads; t++)
+        pthread_join(th[t], NULL);
+    if (strcmp(mode, "separate") != 0) {
+        off_t end = lseek(shared_fd, 0, SEEK_END);
+        printf("size %lld\n", (long long)end);
+        close(shared_fd);
+    }
+    printf("errors %d\n", errors);
+    return errors ? 1 : 0;
+}

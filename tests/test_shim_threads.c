@@ -1,0 +1,257 @@
+/*
+ * test_shim_threads.c - threads and signals under the shim (issue 3, point
+ * 4): writers in several threads on one file and on separate files
+ * (tests/prog_threads.c), and a 10 kHz timer signal whose handler writes to
+ * the file the main loop writes (tests/prog_sigstorm.c). Every program is
+ * run without the shim too; both runs must satisfy the same checks and,
+ * where the result is deterministic, leave identical files.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lib_shim.h"
+
+#define REC 64
+
+static char *scratch;
+
+static void setup(void)
+{
+    scratch = wct_scratch("threads");
+}
+
+static void teardown(void)
+{
+    wct_rmtree(scratch);
+    free(scratch);
+}
+
+TestSuite(threads, .init = setup, .fini = teardown, .timeout = 120);
+
+/* The record prog_threads writes for thread t, sequence s. */
+static void record(char *buf, int t, int s)
+{
+    int n = snprintf(buf, REC + 1, "T%02d S%07d ", t, s);
+    for (int i = n; i < REC - 1; i++)
+        buf[i] = (char)('a' + (t + s + i) % 26);
+    buf[REC - 1] = '\n';
+}
+
+/*
+ * A file of records from `threads` threads, `recs` each, in any
+ * interleaving: every record whole, each exactly once, each thread's in
+ * its program order. Returns "ok" or what is wrong (static buffer).
+ */
+static const char *check_interleaved(const char *path, int threads, int recs)
+{
+    static char msg[256];
+    size_t len;
+    char *data = wct_slurp(path, &len);
+    if (!data)
+        return "file missing";
+    int next[64] = {0};
+    const char *res = "ok";
+    if (len != (size_t)threads * recs * REC) {
+        snprintf(msg, sizeof msg, "size %zu, expected %zu", len,
+                 (size_t)threads * recs * REC);
+        res = msg;
+    }
+    for (size_t off = 0; off + REC <= len && res == (const char *)"ok";
+         off += REC) {
+        int t, s;
+        char want[REC + 1], rec[REC + 1];
+        memcpy(rec, data + off, REC);     /* sscanf would strlen the file */
+        rec[REC] = 0;
+        if (sscanf(rec, "T%d S%d", &t, &s) != 2 || t < 0 ||
+            t >= threads || s < 0 || s >= recs) {
+            snprintf(msg, sizeof msg, "garbage at offset %zu: %.20s", off,
+                     rec);
+            res = msg;
+            break;
+        }
+        record(want, t, s);
+        if (memcmp(want, data + off, REC) != 0) {
+            snprintf(msg, sizeof msg, "torn record at offset %zu", off);
+            res = msg;
+        } else if (s != next[t]) {
+            snprintf(msg, sizeof msg, "thread %d: record %d at offset %zu, "
+                     "expected %d (lost, doubled or reordered)", t, s, off,
+                     next[t]);
+            res = msg;
+        }
+        next[t] = s + 1;
+    }
+    free(data);
+    return res;
+}
+
+static void run_threads(const char *mode, int threads, int recs,
+                        const char *const *env)
+{
+    wct_require_shim();
+    wct_require_prog(WCT_PROG("prog_threads"));
+    char nt[16], nr[16];
+    snprintf(nt, sizeof nt, "%d", threads);
+    snprintf(nr, sizeof nr, "%d", recs);
+    char *listing[2], *out[2];
+    const char *verdict[2];
+    for (int shim = 0; shim < 2; shim++) {
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%s/%s-%d", scratch, mode, shim);
+        cr_assert(mkdir(dir, 0755) == 0);
+        const char *argv[] = {WCT_PROG("prog_threads"), mode, dir, nt, nr,
+                              NULL};
+        struct wct_spec spec = {.argv = argv, .env = env, .shim = shim,
+                                .timeout_s = 90};
+        struct wct_result res;
+        cr_assert(wct_run(&spec, &res) == 0);
+        cr_expect(wct_ok(&res), "%s %s: %s\n%s%s", mode, shim ? "with shim"
+                  : "without shim", wct_status_str(&res), res.out, res.err);
+        out[shim] = strdup(res.out);
+        wct_result_free(&res);
+        char path[4200];
+        snprintf(path, sizeof path, "%s/out", dir);
+        verdict[shim] = "ok";
+        if (strcmp(mode, "append") == 0 || strcmp(mode, "shared") == 0 ||
+            strcmp(mode, "dup") == 0) {
+            verdict[shim] = strdup(check_interleaved(path, threads, recs));
+            /* Interleaving differs from run to run: drop the file. */
+            unlink(path);
+        }
+        listing[shim] = wct_tree_listing(dir, 0);
+    }
+    cr_assert_str_eq(verdict[0], "ok", "%s without the shim: %s (test bug?)",
+                     mode, verdict[0]);
+    cr_expect_str_eq(verdict[1], "ok", "%s with the shim: %s", mode,
+                     verdict[1]);
+    cr_expect_str_eq(out[0], out[1], "%s: output differs", mode);
+    char *d = wct_first_diff(listing[0], listing[1]);
+    cr_expect(*d == 0, "%s: files differ: %s", mode, d);
+    free(d);
+    for (int i = 0; i < 2; i++) {
+        free(listing[i]);
+        free(out[i]);
+    }
+}
+
+Test(threads, append_one_file) { run_threads("append", 8, 20000, NULL); }
+Test(threads, shared_offset_one_file) { run_threads("shared", 8, 20000, NULL); }
+Test(threads, dup_descriptors_one_file) { run_threads("dup", 8, 10000, NULL); }
+Test(threads, pwrite_disjoint_ranges) { run_threads("pwrite", 8, 20000, NULL); }
+Test(threads, separate_files) { run_threads("separate", 8, 20000, NULL); }
+
+/* fork() while other threads are inside the shim: no child may hang on a
+ * lock a writer thread held at the fork, and no byte may be lost. */
+Test(threads, fork_while_threads_write) { run_threads("forkstorm", 4, 20000, NULL); }
+
+Test(threads, append_small_cache)
+{
+    const char *env[] = {"WCACHE_SIZE=1M", NULL};
+    run_threads("append", 8, 20000, env);
+}
+
+Test(threads, pwrite_small_cache)
+{
+    const char *env[] = {"WCACHE_SIZE=1M", NULL};
+    run_threads("pwrite", 8, 20000, env);
+}
+
+/* ---- signal storm ----------------------------------------------------- */
+
+/*
+ * The file prog_sigstorm leaves: 64-byte records R<seq> and 32-byte markers
+ * M<seq>, whole, each kind in order, as many as the program counted.
+ */
+static const char *check_storm(const char *path, long records, long markers)
+{
+    static char msg[256];
+    size_t len;
+    char *d = wct_slurp(path, &len);
+    if (!d)
+        return "file missing";
+    long nr = 0, nm = 0;
+    size_t off = 0;
+    const char *res = "ok";
+    while (off < len) {
+        size_t sz = d[off] == 'R' ? 64 : d[off] == 'M' ? 32 : 0;
+        char want[64];
+        if (sz) {
+            memset(want, d[off] == 'R' ? '.' : '-', sz);
+            want[0] = d[off];
+            char digits[32];
+            snprintf(digits, sizeof digits, "%09ld",
+                     (d[off] == 'R' ? nr : nm) % 1000000000);
+            memcpy(want + 1, digits, 9);
+            want[10] = d[off] == 'R' ? '.' : '-';
+            want[sz - 1] = '\n';
+        }
+        if (!sz || off + sz > len || memcmp(d + off, want, sz) != 0) {
+            snprintf(msg, sizeof msg, "at offset %zu (after %ld records, %ld "
+                     "markers): expected %c%09ld, found %.12s", off, nr, nm,
+                     sz == 32 ? 'M' : 'R', sz == 32 ? nm : nr, d + off);
+            res = msg;
+            break;
+        }
+        if (sz == 64)
+            nr++;
+        else
+            nm++;
+        off += sz;
+    }
+    if (res == (const char *)"ok" && (nr != records || nm != markers)) {
+        snprintf(msg, sizeof msg, "file holds %ld records and %ld markers; "
+                 "the program wrote %ld and %ld", nr, nm, records, markers);
+        res = msg;
+    }
+    free(d);
+    return res;
+}
+
+static void storm(const char *mode, const char *const *env)
+{
+    wct_require_shim();
+    wct_require_prog(WCT_PROG("prog_sigstorm"));
+    long markers[2] = {0, 0};
+    for (int shim = 0; shim < 2; shim++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/storm-%s-%d", scratch, mode, shim);
+        /* At most 2 s or a million records (64 MB), whichever ends first:
+         * under the shim a record costs little, so the cap decides. */
+        const char *argv[] = {WCT_PROG("prog_sigstorm"), path, mode, "2",
+                              "1000000", NULL};
+        struct wct_spec spec = {.argv = argv, .env = env, .shim = shim,
+                                .timeout_s = 45};
+        struct wct_result res;
+        cr_assert(wct_run(&spec, &res) == 0);
+        const char *who = shim ? "with the shim" : "without the shim";
+        cr_assert(!res.timed_out, "%s %s: hung (killed after 45 s)", mode,
+                  who);
+        cr_assert(wct_ok(&res), "%s %s: %s\n%s%s", mode, who,
+                  wct_status_str(&res), res.out, res.err);
+        long records = -1, errors = -1;
+        cr_assert(sscanf(res.out, "records %ld markers %ld errors %ld",
+                         &records, &markers[shim], &errors) == 3,
+                  "unexpected output: %s", res.out);
+        const char *v = check_storm(path, records, markers[shim]);
+        cr_assert_str_eq(v, "ok", "%s %s: %s", mode, who, v);
+        cr_log_info("storm %s %s: %ld records, %ld markers", mode, who,
+                    records, markers[shim]);
+        wct_result_free(&res);
+        unlink(path);
+    }
+    cr_expect(markers[0] > 0 && markers[1] > 0, "the timer never fired");
+}
+
+Test(threads, signal_storm_same_descriptor) { storm("plain", NULL); }
+Test(threads, signal_storm_append) { storm("append", NULL); }
+Test(threads, signal_storm_dup) { storm("dup", NULL); }
+
+Test(threads, signal_storm_small_cache)
+{
+    const char *env[] = {"WCACHE_SIZE=1M", "WCACHE_FLUSH_MS=5", NULL};
+    storm("plain", env);
+}
