@@ -25,6 +25,8 @@ TEST_PROGS := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/prog_*.c))
 HEADERS   := $(wildcard include/wcache/*.h) $(wildcard cache/*.h) $(wildcard shim/*.h)
 
 .PHONY: all test check-long bench demo deps deps-build clean
+# Keep object files between runs (no trailing `rm` after the tests).
+.SECONDARY:
 all: $(B)/libwcache.so $(B)/wcache $(EXAMPLES)
 
 $(B)/obj/%.c.o: %.c $(HEADERS) | deps-build
