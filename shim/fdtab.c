@@ -693,14 +693,14 @@ void wc_shutdown(enum wc_reason why)
  */
 struct wc_qrec {
     uint32_t size;            /* whole record, 16-byte aligned */
-    uint32_t kind;            /* Q_WRITE or Q_CLOSE */
+    uint32_t kind;            /* Q_WRITE, Q_CLOSE or Q_DEATH */
     int fd;
     int rwf_append;
     off_t pos;                /* < 0: at the description's offset */
     size_t len;               /* data bytes following */
     char data[];
 };
-enum { Q_WRITE = 1, Q_CLOSE };
+enum { Q_WRITE = 1, Q_CLOSE, Q_DEATH };
 
 struct wc_queue {
     size_t head;              /* first unconsumed byte of buf */
@@ -817,9 +817,33 @@ int wc_queue_close(int fd)
     return 0;
 }
 
-/* Run one queued record. Caller is at depth 1. */
+/* A fatal signal arrived while this thread was inside the shim: the
+ * process dies when the thread leaves it (after the writes queued before
+ * it), with the data flushed. Returns 0 or -errno (then die at once). */
+int wc_queue_death(int sig)
+{
+    struct wc_queue *q = queue_get();
+    if (!q)
+        return -ENOMEM;
+    struct wc_qrec *r = queue_reserve(q, sizeof *r);
+    if (!r)
+        return -EINTR;
+    r->size = sizeof *r;
+    r->kind = Q_DEATH;
+    r->fd = sig;
+    r->len = 0;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    __atomic_add_fetch(&wc_qpending, 1, __ATOMIC_RELAXED);
+    return 0;
+}
+
+/* Run one queued record. Caller is at depth 1 and holds no lock. */
 static void queue_run(struct wc_qrec *r)
 {
+    if (r->kind == Q_DEATH) {
+        wc_die_of(r->fd);           /* does not return */
+        return;
+    }
     if (r->kind == Q_CLOSE) {
         wc_fd_forget(r->fd);
         REAL(close)(r->fd);

@@ -31,6 +31,14 @@
  *   (7) The engine's fault handler for the non-faulting copy stays first:
  *       the program's sigaction/signal for SIGSEGV and SIGBUS are recorded
  *       through wc_fault_sigaction once the handler is installed.
+ *   (8) Death by a catchable signal whose action is the default (SIGTERM,
+ *       SIGINT, SIGHUP, SIGPIPE...) flushes first: while the program's
+ *       action is SIG_DFL our handler stands in for it, and sigaction and
+ *       signal report the program's own action, never ours. The handler
+ *       flushes, restores SIG_DFL and re-raises, so the process ends as it
+ *       would have, with the same status. Inside the shim (locks may be
+ *       held) the death is queued and happens when the thread leaves.
+ *       SIGKILL cannot be caught: the crash guard replays that.
  */
 #include <fcntl.h>
 #include <pthread.h>
@@ -473,19 +481,138 @@ WC_EXPORT long ulimit(int cmd, ...)
     return r;
 }
 
-/* ---- SIGSEGV / SIGBUS ------------------------------------------------- */
+/* ---- death by a signal (invariant 8) ---------------------------------- */
+
+/* Asynchronous signals whose default action ends the process. Signals of
+ * faults (SIGILL, SIGFPE...) are left alone: the process may be broken. */
+static const int death_sigs[] = {
+    SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGPIPE, SIGALRM,
+    SIGXCPU, SIGVTALRM, SIGPROF, SIGIO, SIGPWR, SIGSTKFLT,
+};
+/* The program's own action for each, while our handler stands in for its
+ * SIG_DFL. Written with the signal blocked, by sigaction below. */
+static struct sigaction prog_act[NSIG];
+static volatile sig_atomic_t standing_in[NSIG];
+
+static int is_death_sig(int sig)
+{
+    for (size_t i = 0; i < sizeof death_sigs / sizeof *death_sigs; i++)
+        if (death_sigs[i] == sig)
+            return 1;
+    return 0;
+}
+
+void wc_die_of(int sig)
+{
+    struct sigaction dfl;
+    sigset_t one;
+    if (wc_depth) {                 /* from the queue: entered, no locks */
+        int e = errno;
+        if (wc_state == WC_ST_ON) {
+            wc_shutdown(WC_WHY_EXIT);
+            image_ends();
+        }
+        errno = e;
+    } else {
+        final_flush();
+    }
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    REAL(sigaction)(sig, &dfl, NULL);
+    standing_in[sig] = 0;
+    sigemptyset(&one);
+    sigaddset(&one, sig);
+    raise(sig);
+    /* In the handler the signal is blocked: it is delivered (and kills)
+     * as the handler returns. From the queue it kills here. */
+    pthread_sigmask(SIG_UNBLOCK, &one, NULL);
+}
+
+static void death_handler(int sig)
+{
+    int e = errno;
+    if (wc_state == WC_ST_ON && wc_depth && wc_queue_death(sig) == 0) {
+        errno = e;          /* dies when this thread leaves the shim */
+        return;
+    }
+    wc_die_of(sig);
+    errno = e;
+}
+
+static int stand_in(int sig)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = death_handler;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    int r = REAL(sigaction)(sig, &sa, NULL);
+    standing_in[sig] = r == 0;
+    return r;
+}
+
+void wc_death_signals_init(void)
+{
+    for (size_t i = 0; i < sizeof death_sigs / sizeof *death_sigs; i++) {
+        int sig = death_sigs[i];
+        struct sigaction cur;
+        if (REAL(sigaction)(sig, NULL, &cur) != 0)
+            continue;
+        if (!(cur.sa_flags & SA_SIGINFO) && cur.sa_handler == SIG_DFL) {
+            prog_act[sig] = cur;
+            stand_in(sig);
+        }
+    }
+}
+
+/* sigaction for a signal we may stand in for. */
+static int death_sigaction(int sig, const struct sigaction *act,
+                           struct sigaction *old)
+{
+    sigset_t one, saved;
+    sigemptyset(&one);
+    sigaddset(&one, sig);
+    pthread_sigmask(SIG_BLOCK, &one, &saved);
+    struct sigaction was;
+    int r = 0;
+    if (standing_in[sig])
+        was = prog_act[sig];
+    else
+        r = REAL(sigaction)(sig, NULL, &was);
+    if (r == 0 && act) {
+        int dfl = !(act->sa_flags & SA_SIGINFO) && act->sa_handler == SIG_DFL;
+        if (dfl && wc_state == WC_ST_ON) {
+            prog_act[sig] = *act;
+            r = stand_in(sig);
+        } else {
+            r = REAL(sigaction)(sig, act, NULL);
+            if (r == 0)
+                standing_in[sig] = 0;
+        }
+    }
+    pthread_sigmask(SIG_SETMASK, &saved, NULL);
+    if (r == 0 && old)
+        *old = was;
+    return r;
+}
+
+/* ---- sigaction and signal --------------------------------------------- */
 
 WC_EXPORT int sigaction(int sig, const struct sigaction *act,
                         struct sigaction *old)
 {
     if ((sig == SIGSEGV || sig == SIGBUS) && wc_fault_ready)
         return wc_ret(wc_fault_sigaction(sig, act, old));
+    if (sig > 0 && sig < NSIG && is_death_sig(sig))
+        return death_sigaction(sig, act, old);
     return REAL(sigaction)(sig, act, old);
 }
 
 WC_EXPORT sighandler_t signal(int sig, sighandler_t h)
 {
-    if ((sig != SIGSEGV && sig != SIGBUS) || !wc_fault_ready)
+    int fault = (sig == SIGSEGV || sig == SIGBUS) && wc_fault_ready;
+    int death = sig > 0 && sig < NSIG && is_death_sig(sig);
+    if (!fault && !death)
         return REAL(signal)(sig, h);
     /* glibc's signal(): BSD semantics. */
     struct sigaction sa, old;
@@ -494,7 +621,8 @@ WC_EXPORT sighandler_t signal(int sig, sighandler_t h)
     sigemptyset(&sa.sa_mask);
     sigaddset(&sa.sa_mask, sig);
     sa.sa_flags = SA_RESTART;
-    int r = wc_fault_sigaction(sig, &sa, &old);
+    int r = fault ? wc_fault_sigaction(sig, &sa, &old)
+                  : (death_sigaction(sig, &sa, &old) < 0 ? -errno : 0);
     if (r < 0) {
         errno = -r;
         return SIG_ERR;
@@ -539,6 +667,7 @@ __attribute__((constructor)) static void wc_init(void)
     pthread_atfork(atfork_prepare, NULL, atfork_child);
     wc_queue_init();
     wc_state = WC_ST_ON;
+    wc_death_signals_init();
     if (wc_cfg.inherited)
         adopt_inherited();
     errno = e;

@@ -300,6 +300,14 @@ ssize_t wc_queue_write(int fd, const struct iovec *iov, int iovcnt,
                        off_t pos, int rwf_append);
 /* A close made by such a handler: queued as well. */
 int wc_queue_close(int fd);
+/* A fatal signal caught by such a handler: queued as well (proc.c). */
+int wc_queue_death(int sig);
+/* Flush everything, then die of `sig` by its default action. Called at
+ * depth 0 from the handler, or at depth 1 holding no lock from the queue.
+ * Does not return. */
+void wc_die_of(int sig);
+/* Stand in for SIG_DFL of the catchable signals that end the process. */
+void wc_death_signals_init(void);
 
 /* ---- write/read paths (io.c) ----------------------------------------- */
 

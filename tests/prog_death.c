@@ -1,0 +1,82 @@
+/*
+ * prog_death.c - dies of a signal after writing a file, for test_shim_death.
+ *
+ *   prog_death FILE SIG MODE
+ *
+ * Prints the action it sees for SIG (as the program would), writes 2000
+ * numbered lines to FILE with one write() each, then:
+ *   MODE dfl      kill(getpid(), SIG) with the default action
+ *   MODE reset    installs a handler, then SIG_DFL again, then kill
+ *   MODE handler  installs a handler that prints and exits 7, then kill
+ *   MODE ignore   SIG_IGN, then kill: survives, exits 0
+ *   MODE pipe     (SIG is ignored) writes to a pipe with no reader
+ */
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void on_sig(int sig)
+{
+    char m[64];
+    int n = snprintf(m, sizeof m, "handler ran for %d\n", sig);
+    write(1, m, (size_t)n);
+    _exit(7);
+}
+
+static const char *action(int sig)
+{
+    struct sigaction sa;
+    if (sigaction(sig, NULL, &sa) != 0)
+        return "error";
+    if (sa.sa_flags & SA_SIGINFO)
+        return "siginfo";
+    return sa.sa_handler == SIG_DFL ? "default" :
+           sa.sa_handler == SIG_IGN ? "ignore" : "handler";
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 4)
+        return 2;
+    int sig = atoi(argv[2]);
+    const char *mode = argv[3];
+    printf("start: %s\n", action(sig));
+    fflush(stdout);
+    int fd = open(argv[1], O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0)
+        return 3;
+    char line[64];
+    for (int i = 0; i < 2000; i++) {
+        int n = snprintf(line, sizeof line, "line %04d\n", i);
+        if (write(fd, line, (size_t)n) != n)
+            return 4;
+    }
+    if (!strcmp(mode, "reset")) {
+        signal(sig, on_sig);
+        printf("set: %s\n", action(sig));
+        printf("old: %s\n", signal(sig, SIG_DFL) == on_sig ? "ours" : "?");
+    } else if (!strcmp(mode, "handler")) {
+        struct sigaction sa, old;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_sig;
+        sigaction(sig, &sa, &old);
+        printf("old: %s\n", old.sa_handler == SIG_DFL ? "default" : "?");
+    } else if (!strcmp(mode, "ignore")) {
+        signal(sig, SIG_IGN);
+    }
+    printf("now: %s\n", action(sig));
+    fflush(stdout);
+    if (!strcmp(mode, "pipe")) {
+        int p[2];
+        if (pipe(p) != 0)
+            return 5;
+        close(p[0]);
+        write(p[1], "x", 1);        /* SIGPIPE */
+        return 6;
+    }
+    kill(getpid(), sig);
+    return 0;
+}
