@@ -136,6 +136,11 @@ void wc_cache_limits_changed(struct wc_cache *c)
     if (getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
         lim = rl.rlim_cur;
     __atomic_store_n(&c->fsize_limit, lim, __ATOMIC_RELAXED);
+    int minfd = 512;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+        minfd = rl.rlim_cur > 1024 ? (int)(rl.rlim_cur / 2) :
+                                     (int)(rl.rlim_cur * 3 / 4);
+    __atomic_store_n(&c->min_fd, minfd, __ATOMIC_RELAXED);
 }
 
 const char *wc_cache_path(const struct wc_cache *c)
@@ -322,14 +327,10 @@ void wc_cache_abandon(struct wc_cache *c)
 
 /* Our own descriptor for write-back: no O_APPEND, out of the program's way
  * (high numbers), close-on-exec. */
-static int writeback_fd(int fd)
+static int writeback_fd(struct wc_cache *c, int fd)
 {
     char path[64];
-    struct rlimit rl;
-    int minfd = 512;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
-        minfd = rl.rlim_cur > 1024 ? (int)(rl.rlim_cur / 2) :
-                                     (int)(rl.rlim_cur * 3 / 4);
+    int minfd = c->min_fd;
 
     snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
     int wb = wc_sys.open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
@@ -400,7 +401,7 @@ struct wc_file *wc_file_get(struct wc_cache *c, int fd, int *err)
         f = NULL;
         goto out;
     }
-    int wb = writeback_fd(fd);
+    int wb = writeback_fd(c, fd);
     if (wb < 0) {
         wc_unlock(&c->lock);
         r = wb;

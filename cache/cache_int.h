@@ -115,6 +115,9 @@ struct wc_cache {
     uint32_t dirty_limit;       /* pages that start write-back */
     size_t bypass;              /* bytes from which writes go through */
     uint64_t fsize_limit;       /* RLIMIT_FSIZE (wc_cache_limits_changed) */
+    int min_fd;                 /* our descriptors go at or above this:
+                                   out of the program's way (RLIMIT_NOFILE,
+                                   wc_cache_limits_changed) */
     int fault_extends;          /* this kernel moves i_size to pos when a
                                    write past EOF copies nothing (it faults
                                    the source in only after a failed copy,

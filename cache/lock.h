@@ -19,6 +19,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "wcache/sys.h"
+
 struct wc_lock {
     int v;
 };
@@ -38,7 +40,7 @@ static inline void wc_lock_slow(struct wc_lock *l)
         __builtin_ia32_pause();
     }
     while (__atomic_exchange_n(&l->v, 2, __ATOMIC_ACQUIRE) != 0)
-        syscall(SYS_futex, &l->v, FUTEX_WAIT_PRIVATE, 2, NULL, NULL, 0);
+        wc_sys.syscall(SYS_futex, &l->v, FUTEX_WAIT_PRIVATE, 2, NULL, NULL, 0);
 }
 
 static inline void wc_lock(struct wc_lock *l)
@@ -51,7 +53,7 @@ static inline void wc_unlock(struct wc_lock *l)
 {
     if (__builtin_expect(__atomic_exchange_n(&l->v, 0, __ATOMIC_RELEASE) == 2,
                          0))
-        syscall(SYS_futex, &l->v, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+        wc_sys.syscall(SYS_futex, &l->v, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
 /* Per thread: non-zero while the thread is inside a public entry point. */

@@ -800,7 +800,8 @@ ssize_t wc_queue_write(int fd, const struct iovec *iov, int iovcnt,
     return (ssize_t)len;
 }
 
-int wc_queue_close(int fd)
+/* Queue a record without data (a close, a death). 0 or -errno. */
+static int queue_mark(uint32_t kind, int fd)
 {
     struct wc_queue *q = queue_get();
     if (!q)
@@ -809,7 +810,7 @@ int wc_queue_close(int fd)
     if (!r)
         return -EINTR;
     r->size = sizeof *r;
-    r->kind = Q_CLOSE;
+    r->kind = kind;
     r->fd = fd;
     r->len = 0;
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
@@ -817,24 +818,17 @@ int wc_queue_close(int fd)
     return 0;
 }
 
+int wc_queue_close(int fd)
+{
+    return queue_mark(Q_CLOSE, fd);
+}
+
 /* A fatal signal arrived while this thread was inside the shim: the
  * process dies when the thread leaves it (after the writes queued before
  * it), with the data flushed. Returns 0 or -errno (then die at once). */
 int wc_queue_death(int sig)
 {
-    struct wc_queue *q = queue_get();
-    if (!q)
-        return -ENOMEM;
-    struct wc_qrec *r = queue_reserve(q, sizeof *r);
-    if (!r)
-        return -EINTR;
-    r->size = sizeof *r;
-    r->kind = Q_DEATH;
-    r->fd = sig;
-    r->len = 0;
-    __atomic_signal_fence(__ATOMIC_SEQ_CST);
-    __atomic_add_fetch(&wc_qpending, 1, __ATOMIC_RELAXED);
-    return 0;
+    return queue_mark(Q_DEATH, sig);
 }
 
 /* Run one queued record. Caller is at depth 1 and holds no lock. */

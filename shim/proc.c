@@ -26,7 +26,8 @@
  *       wc_cache_flush_expired: data is on disk at most about
  *       WCACHE_FLUSH_MS after it was written, even while the program
  *       sleeps.
- *   (6) setrlimit/prlimit/ulimit of RLIMIT_FSIZE tell the engine
+ *   (6) setrlimit/prlimit/ulimit of RLIMIT_FSIZE (and RLIMIT_NOFILE, which
+ *       places the engine's own descriptors) tell the engine
  *       (wc_cache_limits_changed), which reads the limit only then.
  *   (7) The engine's fault handler for the non-faulting copy stays first:
  *       the program's sigaction/signal for SIGSEGV and SIGBUS are recorded
@@ -432,7 +433,8 @@ WC_EXPORT int execlp(const char *file, const char *arg, ...)
 static void limits_changed(int resource)
 {
     struct wc_cache *c = wc_cachep;
-    if (c && resource == RLIMIT_FSIZE && wc_state == WC_ST_ON && !wc_depth) {
+    if (c && (resource == RLIMIT_FSIZE || resource == RLIMIT_NOFILE) &&
+        wc_state == WC_ST_ON && !wc_depth) {
         int e = errno;
         wc_enter();
         wc_cache_limits_changed(c);
