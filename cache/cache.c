@@ -14,6 +14,7 @@
  *       file last; released in the order: file cleared first.
  */
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,6 +55,28 @@ void wc_hash_free(void *p, size_t size)
 }
 
 /* ---- the cache -------------------------------------------------------- */
+
+/* Does pwritev2 know RWF_NOAPPEND (Linux 6.9)? Write a zero over a zero of
+ * the header's reserved bytes with it. */
+static int probe_noappend(struct wc_store *s)
+{
+    static const char zero;
+    struct iovec v = {(void *)&zero, 1};
+    int saved = errno;
+    int r = wc_sys.pwritev2(s->fd, &v, 1,
+                            (off_t)offsetof(struct wc_header, reserved),
+                            RWF_NOAPPEND) == 1;
+    errno = saved;
+    return r;
+}
+
+ssize_t wc_write_at(struct wc_file *f, const struct iovec *v, int n,
+                    uint64_t pos)
+{
+    if (f->cache->noappend)
+        return wc_sys.pwritev2(f->wb_fd, v, n, (off_t)pos, RWF_NOAPPEND);
+    return wc_sys.pwritev(f->wb_fd, v, n, (off_t)pos);
+}
 
 /* Ask the kernel what a write past EOF whose copy faults does to i_size:
  * write NULL past the end of the backing file and look. */
@@ -123,6 +146,7 @@ int wc_cache_open(struct wc_cache **out, const struct wc_config *cfg)
         c->dirty_limit = (uint32_t)nblocks;
     c->bypass = cfg->bypass ? cfg->bypass : (size_t)256 << 10;
     c->fault_extends = probe_fault_extends(&c->store);
+    c->noappend = probe_noappend(&c->store);
     wc_cache_limits_changed(c);
     wc_fault_install();
     *out = c;
@@ -325,12 +349,23 @@ void wc_cache_abandon(struct wc_cache *c)
 
 /* ---- files ------------------------------------------------------------ */
 
-/* Our own descriptor for write-back: no O_APPEND, out of the program's way
- * (high numbers), close-on-exec. */
+/* Our own descriptor for write-back: out of the program's way (high
+ * numbers), close-on-exec, and never closed while the program has the file
+ * open: closing any descriptor of a file drops the process's POSIX locks
+ * on it. With RWF_NOAPPEND it is a dup of the program's descriptor (one
+ * call; O_APPEND is overridden per write). Without, a reopen through
+ * /proc without O_APPEND, moved high (the one close it needs happens as
+ * the file is first opened; see README, limits). */
 static int writeback_fd(struct wc_cache *c, int fd)
 {
     char path[64];
     int minfd = c->min_fd;
+    if (c->noappend) {
+        int wb = wc_sys.fcntl(fd, F_DUPFD_CLOEXEC, minfd);
+        if (wb < 0)
+            wb = wc_sys.fcntl(fd, F_DUPFD_CLOEXEC, 0);
+        return wb < 0 ? -errno : wb;
+    }
 
     snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
     int wb = wc_sys.open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY);

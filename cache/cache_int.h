@@ -115,6 +115,9 @@ struct wc_cache {
     uint32_t dirty_limit;       /* pages that start write-back */
     size_t bypass;              /* bytes from which writes go through */
     uint64_t fsize_limit;       /* RLIMIT_FSIZE (wc_cache_limits_changed) */
+    int noappend;               /* pwritev2 knows RWF_NOAPPEND: write back
+                                   through a dup of the program's own
+                                   descriptor, O_APPEND or not (probed) */
     int min_fd;                 /* our descriptors go at or above this:
                                    out of the program's way (RLIMIT_NOFILE,
                                    wc_cache_limits_changed) */
@@ -167,6 +170,11 @@ static inline int wc_file_dirty(const struct wc_file *f)
 /* Flush every file; release files whose last close could not write back
  * and that are now clean. Caller is inside the engine, holds no lock. */
 int wc__flush_all(struct wc_cache *c, enum wc_reason why);
+
+/* Positional write of v[0..n) at pos on f's write-back descriptor, never
+ * appending (the descriptor may share an O_APPEND description). */
+ssize_t wc_write_at(struct wc_file *f, const struct iovec *v, int n,
+                    uint64_t pos);
 
 /* ---- flush.c -------------------------------------------------------- */
 

@@ -154,7 +154,7 @@ static int issue(struct wc_file *f, struct wc_batch *bt, int append)
                 continue;
             }
         } else {
-            w = wc_sys.pwritev(f->wb_fd, v, bt->n - first, (off_t)pos);
+            w = wc_write_at(f, v, bt->n - first, pos);
         }
         *v = saved;
         __atomic_fetch_add(&c->totals.wb_calls, 1, __ATOMIC_RELAXED);

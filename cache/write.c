@@ -115,7 +115,8 @@ static ssize_t put(struct wc_file *f, const void *buf, size_t n, uint64_t pos,
                        errno != ENOSYS))
             return w;
     }
-    return wc_sys.pwrite(f->wb_fd, buf, n, (off_t)pos);
+    struct iovec v = {(void *)buf, n};
+    return wc_write_at(f, &v, 1, pos);
 }
 
 /* Write the rest of the iterator straight to the file, after its cached

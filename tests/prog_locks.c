@@ -1,0 +1,66 @@
+/*
+ * prog_locks.c - POSIX record locks survive what the shim does, for
+ * test_shim_locks. Closing any descriptor of a file drops the process's
+ * POSIX locks on it, so the shim must never close one of its own while the
+ * program has the file open.
+ *
+ *   prog_locks FILE
+ *
+ * Takes a read lock through a read-only descriptor, opens the file again
+ * for writing (the shim starts caching it), writes, fsyncs (write-back),
+ * then asks from a child process whether the lock is still held, and
+ * prints what it saw at each step.
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static void probe(const char *path, const char *when)
+{
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(path, O_RDWR);
+        struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+        if (fd < 0 || fcntl(fd, F_GETLK, &fl) != 0)
+            _exit(2);
+        printf("%s: %s\n", when,
+               fl.l_type == F_UNLCK ? "unlocked" : "locked by the parent");
+        fflush(stdout);
+        _exit(0);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2)
+        return 2;
+    int w0 = open(argv[1], O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (w0 < 0 || write(w0, "seed\n", 5) != 5 || close(w0) != 0)
+        return 3;
+    int rd = open(argv[1], O_RDONLY);
+    struct flock fl = {.l_type = F_RDLCK, .l_whence = SEEK_SET};
+    if (rd < 0 || fcntl(rd, F_SETLK, &fl) != 0)
+        return 4;
+    probe(argv[1], "after the lock");
+    int wr = open(argv[1], O_WRONLY | O_APPEND);
+    if (wr < 0)
+        return 5;
+    probe(argv[1], "after a writable open");
+    for (int i = 0; i < 100; i++)
+        if (write(wr, "a line of text\n", 15) != 15)
+            return 6;
+    probe(argv[1], "after writes");
+    if (fsync(wr) != 0)
+        return 7;
+    probe(argv[1], "after fsync");
+    close(wr);
+    probe(argv[1], "after closing the writable descriptor");
+    close(rd);
+    return 0;
+}
