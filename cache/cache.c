@@ -14,7 +14,9 @@
  *       file last; released in the order: file cleared first.
  */
 #include <fcntl.h>
+#include <linux/kcmp.h>
 #include <stddef.h>
+#include <sys/syscall.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -444,6 +446,7 @@ struct wc_file *wc_file_get(struct wc_cache *c, int fd, int *err)
         goto out;
     }
     f->wb_fd = wb;
+    f->wb_src = c->noappend ? fd : -1;
     f->dev = st.st_dev;
     f->ino = st.st_ino;
     f->size = f->disk_size = (uint64_t)st.st_size;
@@ -519,6 +522,46 @@ int wc_file_put(struct wc_file *f)
     wc_unlock(&f->lock);
     wc_leave();
     return r;
+}
+
+/* Is fd's open file description the one f->wb_fd shares? */
+static int shares_description(struct wc_file *f, int fd)
+{
+    if (f->wb_src < 0)
+        return 0;
+    long r = wc_sys.syscall(SYS_kcmp, (long)getpid(), (long)getpid(),
+                            (long)KCMP_FILE, (long)fd, (long)f->wb_fd);
+    if (r >= 0)
+        return r == 0;
+    return fd == f->wb_src;         /* no kcmp: the best guess we have */
+}
+
+int wc_file_put_fd(struct wc_file *f, int fd)
+{
+    struct wc_cache *c = f->cache;
+    if (!wc_enter())
+        return -EDEADLK;
+    wc_lock(&f->lock);
+    if (f->refs > 1 && fd >= 0 && shares_description(f, fd)) {
+        /* The program closes that description now (and with it its POSIX
+         * locks on the file, so closing ours here changes nothing). */
+        char path[64];
+        snprintf(path, sizeof path, "/proc/self/fd/%d", f->wb_fd);
+        int t = wc_sys.open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
+        if (t >= 0) {
+            int h = wc_sys.fcntl(t, F_DUPFD_CLOEXEC, c->min_fd);
+            if (h >= 0) {
+                wc_sys.close(t);
+                t = h;
+            }
+            wc_sys.close(f->wb_fd);
+            f->wb_fd = t;
+            f->wb_src = -1;
+        }
+    }
+    wc_unlock(&f->lock);
+    wc_leave();
+    return wc_file_put(f);
 }
 
 off_t wc_file_size(struct wc_file *f)

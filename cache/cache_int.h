@@ -60,6 +60,8 @@ struct wc_file {
     int live;                   /* slot in use (cache lock to change) */
     int refs;                   /* references from wc_file_get (cache lock) */
     int wb_fd;                  /* our write-back descriptor */
+    int wb_src;                 /* the program's fd it was duplicated from
+                                   (-1: a description of our own) */
     dev_t dev;                  /* identity of the target */
     ino_t ino;
     struct wc_fslot *slot;      /* mapped slot: size lives there too */

@@ -518,6 +518,11 @@ void wc_fd_opened(int fd, int dirfd, const char *path, int flags)
  * the write-back error close must report. */
 int wc_desc_release(struct wc_desc *d)
 {
+    return wc_desc_release_fd(d, -1);
+}
+
+int wc_desc_release_fd(struct wc_desc *d, int fd)
+{
     if (__atomic_sub_fetch(&d->refs, 1, __ATOMIC_ACQ_REL) != 0)
         return 0;
     wc_lock(&d->lock);              /* wait for calls in flight */
@@ -533,7 +538,7 @@ int wc_desc_release(struct wc_desc *d)
     if (!f)
         return 0;
     reg_drop(dev, ino);
-    return wc_file_put(f);
+    return fd >= 0 ? wc_file_put_fd(f, fd) : wc_file_put(f);
 }
 
 void wc_fd_duped(int oldfd, int newfd)
@@ -567,7 +572,7 @@ int wc_fd_forget(int fd)
                                               __ATOMIC_ACQ_REL);
     if (!old || old == WC_DESC_INTERNAL)
         return 0;
-    return wc_desc_release(old);
+    return wc_desc_release_fd(old, fd);     /* fd is still open here */
 }
 
 /* ---- consistency points ---------------------------------------------- */

@@ -219,6 +219,9 @@ int wc_fd_forget(int fd);
 /* Drop one fd-table reference to d (the last one releases the engine
  * file, which writes back). Returns 0 or the error close must report. */
 int wc_desc_release(struct wc_desc *d);
+/* The same, for the description behind fd, which is still open (about to
+ * be closed): lets the engine stop sharing that description. */
+int wc_desc_release_fd(struct wc_desc *d, int fd);
 
 /* Call fn(file, arg) on the cached file (dev, ino) under the registry lock
  * (so it stays alive). Returns fn's result or -ENOENT if not cached. */

@@ -9,12 +9,16 @@
  * Takes a read lock through a read-only descriptor, opens the file again
  * for writing (the shim starts caching it), writes, fsyncs (write-back),
  * then asks from a child process whether the lock is still held, and
- * prints what it saw at each step.
+ * prints what it saw at each step. Then the same for flock(2), whose lock
+ * belongs to the open file description: it must go when the program
+ * closes the descriptor that took it, even while a second descriptor of
+ * the file stays open and cached.
  */
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -29,6 +33,23 @@ static void probe(const char *path, const char *when)
             _exit(2);
         printf("%s: %s\n", when,
                fl.l_type == F_UNLCK ? "unlocked" : "locked by the parent");
+        fflush(stdout);
+        _exit(0);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+}
+
+static void probe_flock(const char *path, const char *when)
+{
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(path, O_RDONLY);
+        if (fd < 0)
+            _exit(2);
+        int r = flock(fd, LOCK_EX | LOCK_NB);
+        printf("%s: flock %s\n", when, r == 0 ? "free" : "held");
         fflush(stdout);
         _exit(0);
     }
@@ -62,5 +83,18 @@ int main(int argc, char **argv)
     close(wr);
     probe(argv[1], "after closing the writable descriptor");
     close(rd);
+
+    int a = open(argv[1], O_RDWR);
+    if (a < 0 || flock(a, LOCK_EX) != 0)
+        return 8;
+    int b = open(argv[1], O_RDWR | O_APPEND);
+    if (b < 0 || write(a, "A", 1) != 1 || write(b, "b line\n", 7) != 7)
+        return 9;
+    probe_flock(argv[1], "while held");
+    close(a);
+    probe_flock(argv[1], "after closing the locking descriptor");
+    if (write(b, "more\n", 5) != 5 || fsync(b) != 0)
+        return 10;
+    close(b);
     return 0;
 }

@@ -128,6 +128,14 @@ struct wc_file *wc_file_get(struct wc_cache *c, int fd, int *err);
  * pending write-back error, reported once to close (-errno). */
 int wc_file_put(struct wc_file *f);
 
+/* The same, told that the reference belongs to the open file description
+ * behind `fd` (still open; the caller is about to close it). When the
+ * write-back descriptor shares that description and the file stays open
+ * through others, the engine moves to a description of its own first, so
+ * that the program's flock and OFD locks on it go when the kernel would
+ * release them. */
+int wc_file_put_fd(struct wc_file *f, int fd);
+
 /* Size as the program sees it (i_size). */
 off_t wc_file_size(struct wc_file *f);
 
