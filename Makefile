@@ -56,6 +56,9 @@ $(B)/examples/%: examples/%.c
 
 # ---- tests ---------------------------------------------------------------
 
+# The fortified variant #includes the plain one.
+$(B)/tests/prog_difftest_fortify: tests/prog_difftest.c
+
 deps-build:
 	@sh tests/deps.sh build
 
@@ -70,7 +73,7 @@ $(B)/obj/tests/%.c.o: tests/%.c $(HEADERS) $(wildcard tests/*.h) | deps
 	$(CC) $(TEST_CPPFLAGS) $(CFLAGS) $(WARN) -c $< -o $@
 
 # Stand-alone programs that the tests run with and without the shim.
-$(B)/tests/prog_%: tests/prog_%.c
+$(B)/tests/prog_%: tests/prog_%.c tests/lib_shim.h
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CPPFLAGS) $(CFLAGS) $(WARN) -o $@ $< -lpthread
 

@@ -162,11 +162,33 @@ void wc_cache_limits_changed(struct wc_cache *c)
     if (getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
         lim = rl.rlim_cur;
     __atomic_store_n(&c->fsize_limit, lim, __ATOMIC_RELAXED);
-    int minfd = 512;
+    /* Half the limit, at most 4096: high enough to stay out of the
+     * program's way, low enough that the fd table the store's descriptor
+     * grew (before any thread of ours existed) holds them all. Growing the
+     * table of a multi-threaded process waits for an RCU grace period:
+     * tens of milliseconds. The shim places its own descriptors alike. */
+    long minfd = 512;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
-        minfd = rl.rlim_cur > 1024 ? (int)(rl.rlim_cur / 2) :
-                                     (int)(rl.rlim_cur * 3 / 4);
-    __atomic_store_n(&c->min_fd, minfd, __ATOMIC_RELAXED);
+        minfd = (long)(rl.rlim_cur / 2);
+    minfd = minfd > 4096 ? 4096 : minfd < 16 ? 16 : minfd;
+    __atomic_store_n(&c->min_fd, (int)minfd, __ATOMIC_RELAXED);
+}
+
+extern __thread struct wc_file *wc_wip_file;
+extern __thread uint64_t wc_wip_size;
+
+void wc_cache_unlock_all(struct wc_cache *c)
+{
+    wc_in_engine = 0;
+    c->lock.v = 0;
+    for (uint32_t i = 0; i < c->nfiles; i++)
+        c->files[i].lock.v = 0;
+    /* A write cut short by the exit: it never returned, and must not
+     * appear in part. Bytes past the old size are not written back. */
+    struct wc_file *f = wc_wip_file;
+    if (f && f->cache == c && f->size > wc_wip_size)
+        f->size = f->slot->size = wc_wip_size;
+    wc_wip_file = NULL;
 }
 
 const char *wc_cache_path(const struct wc_cache *c)

@@ -232,7 +232,11 @@ int wc_flush_below(struct wc_file *f, enum wc_reason why, uint64_t limit)
         return 0;
     /* The appended run goes to the real end of file, in one call. */
     uint64_t abase = limit == f->size ? f->append_from : WC_NO_APPEND;
-    f->dirty = sort_pages(f->dirty, f->ndirty);
+    uint32_t n = 0;         /* the list itself is the truth */
+    for (struct wc_page *p = f->dirty; p; p = p->dnext)
+        n++;
+    f->ndirty = n;
+    f->dirty = sort_pages(f->dirty, n);
     bt->n = ab->n = 0;
     bt->start = bt->end = ab->start = ab->end = 0;
 

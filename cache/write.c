@@ -192,6 +192,13 @@ static void mark_dirty(struct wc_file *f, struct wc_page *p)
     __atomic_fetch_add(&c->dirty_pages, 1, __ATOMIC_RELAXED);
 }
 
+/* The write this thread has in flight, and the size before it: a child
+ * writing back after a signal handler's _exit (wc_cache_unlock_all) takes
+ * the size back, so an interrupted write that grew the file does not
+ * appear in part (the kernel's writes are never cut by a signal). */
+__thread struct wc_file *wc_wip_file __attribute__((tls_model("initial-exec")));
+__thread uint64_t wc_wip_size __attribute__((tls_model("initial-exec")));
+
 static ssize_t write_iter(struct wc_file *f, struct uiter *it, off_t pos_in,
                           int append, off_t *where)
 {
@@ -203,6 +210,8 @@ static ssize_t write_iter(struct wc_file *f, struct uiter *it, off_t pos_in,
     if (!wc_enter())
         return -EDEADLK;
     wc_lock(&f->lock);
+    wc_wip_size = f->size;
+    wc_wip_file = f;
     uint64_t pos = append ? f->size : (uint64_t)pos_in;
     if (where)
         *where = (off_t)pos;
@@ -328,6 +337,7 @@ static ssize_t write_iter(struct wc_file *f, struct uiter *it, off_t pos_in,
         ret = it->count ? -EFAULT : 0;
     }
 out:
+    wc_wip_file = NULL;
     wc_unlock(&f->lock);
     if (__builtin_expect(__atomic_load_n(&c->dirty_pages, __ATOMIC_RELAXED) >
                              c->dirty_limit, 0))

@@ -680,6 +680,20 @@ void wc_after_fork_child(void)
     wc_depth = 0;
 }
 
+void wc_unlock_all_in_child(void)
+{
+    g_cache_lock.v = 0;
+    g_reg_lock.v = 0;
+    unsigned hi = __atomic_load_n(&g_fd_hi, __ATOMIC_RELAXED);
+    for (unsigned fd = 0; fd < hi && hi <= wc_nfds; fd++) {
+        struct wc_desc *d = wc_fds[fd];
+        if (d && d != WC_DESC_INTERNAL)
+            d->lock.v = 0;
+    }
+    if (wc_cachep)
+        wc_cache_unlock_all(wc_cachep);
+}
+
 void wc_shutdown(enum wc_reason why)
 {
     if (wc_state != WC_ST_ON)

@@ -51,6 +51,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <ulimit.h>
 #include <time.h>
 #include <unistd.h>
@@ -167,15 +168,54 @@ static void image_ends(void)
 
 /* ---- exit ------------------------------------------------------------- */
 
+/*
+ * A signal handler exits while this thread is inside the shim: the locks
+ * it holds may guard structures caught mid-update, so this process cannot
+ * write back. A raw fork (no atfork handlers: async-signal-safe) gives a
+ * single-threaded copy in which nobody holds anything: it takes every lock
+ * as free, runs what handlers queued, writes back from the shared store,
+ * sets the shared kernel offsets, and exits. The parent waits, then exits
+ * as asked whatever became of the child (the crash guard, a later issue,
+ * covers a child that could not finish). Other threads' writes that return
+ * after the fork are not in the copy.
+ */
+static void flush_in_child(void)
+{
+    long pid = REAL(syscall)(SYS_fork);
+    if (pid == 0) {
+        wc_unlock_all_in_child();
+        wc_depth = 1;
+        wc_queue_drain();
+        wc_consistency_all(WC_WHY_EXIT, 0, 0);
+        struct wc_cache *c = wc_cachep;
+        if (c && wc_cache_dirty(c) == 0) {
+            const char *p = wc_cache_path(c);
+            if (p && *p)
+                REAL(unlink)(p);
+        }
+        REAL(syscall)(SYS_exit_group, 0);
+    }
+    if (pid < 0) {
+        wc_log(WC_LOG_WARN, "exit from a signal handler inside the shim: "
+               "cannot fork to write back; cached data is left to the "
+               "crash guard");
+        return;
+    }
+    int st;
+    while (REAL(syscall)(SYS_wait4, pid, &st, __WALL, NULL) < 0 &&
+           errno == EINTR)
+        ;
+}
+
 static void final_flush(void)
 {
     if (wc_state != WC_ST_ON)
         return;
     if (wc_depth) {
-        /* A signal handler exits while this thread is inside the shim:
-         * its locks may be held; the crash guard covers what is cached. */
-        wc_log(WC_LOG_WARN, "exit from a signal handler inside the shim: "
-               "cached data is left to the crash guard");
+        int e = errno;
+        flush_in_child();
+        wc_state = WC_ST_OFF;
+        errno = e;
         return;
     }
     int e = errno;

@@ -259,6 +259,10 @@ void wc_after_fork_child(void);
 
 /* Leaving for good (exit): flush, fix offsets, pass-through from now on. */
 void wc_shutdown(enum wc_reason why);
+/* In a single-threaded child forked raw from a process whose threads may
+ * have held shim or engine locks: take every lock as free (proc.c,
+ * flush_in_child). */
+void wc_unlock_all_in_child(void);
 
 /* ---- re-entry and signal-nested writes (fdtab.c) --------------------- */
 

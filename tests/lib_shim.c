@@ -25,6 +25,9 @@ extern char **environ;
 
 /* ---- scratch directories --------------------------------------------- */
 
+/* What wct_scratch() made, for wct_scratch_cleanup(). */
+static char *scratch_made[16];
+
 char *wct_scratch(const char *tag)
 {
     const char *base = getenv("TMPDIR");
@@ -33,7 +36,22 @@ char *wct_scratch(const char *tag)
     char *path = NULL;
     cr_assert(asprintf(&path, "%s/wct-%s-XXXXXX", base, tag) > 0);
     cr_assert(mkdtemp(path) != NULL, "mkdtemp %s: %s", path, strerror(errno));
+    for (size_t i = 0; i < sizeof scratch_made / sizeof *scratch_made; i++)
+        if (!scratch_made[i]) {
+            scratch_made[i] = strdup(path);
+            break;
+        }
     return path;
+}
+
+void wct_scratch_cleanup(void)
+{
+    for (size_t i = 0; i < sizeof scratch_made / sizeof *scratch_made; i++)
+        if (scratch_made[i]) {
+            wct_rmtree(scratch_made[i]);
+            free(scratch_made[i]);
+            scratch_made[i] = NULL;
+        }
 }
 
 static int rm_one(const char *path, const struct stat *st, int flag,
@@ -97,6 +115,7 @@ void wct_require_tool(const char *tool, const char *debian_package)
     if (ci && strcmp(ci, "true") == 0)
         cr_assert_fail("%s is not installed (Debian package %s); .ci/run "
                        "must install it", tool, debian_package);
+    wct_scratch_cleanup();     /* no .fini runs after a skip */
     cr_skip_test("%s is not installed: apt-get install %s", tool,
                  debian_package);
 }

@@ -49,6 +49,10 @@ char *wct_scratch(const char *tag);
  * Returns 0 or -1 with errno set. Ignores a NULL or missing dir. */
 int wct_rmtree(const char *dir);
 
+/* Remove every directory wct_scratch() made in this process. Call it
+ * before cr_skip_test(): Criterion runs no .fini after a skip. */
+void wct_scratch_cleanup(void);
+
 /* ---- environment ------------------------------------------------------ */
 
 /* Fail the test (message names `make`) unless build/libwcache.so exists. */

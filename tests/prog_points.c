@@ -330,6 +330,7 @@ static void s_exec(int argc, char **argv)
         int fd = atoi(argv[3]);
         show_offset("after exec", fd);
         show_file("after exec sees", "e");
+        show_file("after exec, the O_CLOEXEC file", "e2");
         lines(fd, "exec", 20);
         close(fd);
         check("after exec closed", "e");
@@ -349,6 +350,9 @@ static void s_exec(int argc, char **argv)
     close(fd7);
     show_offset("after shell", fd);
     lines(fd, "middle", 100);
+    /* Closed by the exec itself: its data must be written before. */
+    int cl = xopen("e2", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC);
+    lines(cl, "cloexec", 100);
     char fdstr[16];
     snprintf(fdstr, sizeof fdstr, "%d", fd);
     execl("/proc/self/exe", "prog_points", "exec", dir, fdstr, (char *)0);
@@ -710,6 +714,24 @@ static void s_passthrough(const char *kind)
         char name[32] = "";
         prctl(PR_GET_NAME, name);
         say("OUT comm now %s", name);
+    } else if (strcmp(kind, "fifo") == 0) {
+        /* FIFOs and devices opened by path pass straight through. */
+        if (mkfifo(path("fifo"), 0600) < 0)
+            die("mkfifo");
+        int ff = xopen("fifo", O_RDWR);
+        say("OUT fifo write %zd", write(ff, "through-the-fifo", 16));
+        char buf[64] = "";
+        say("OUT fifo read %zd", read(ff, buf, sizeof buf));
+        say("OUT fifo got %.16s", buf);
+        close(ff);
+        unlink(path("fifo"));
+        int dn = open("/dev/null", O_WRONLY);
+        say("OUT /dev/null write %zd", write(dn, buf, 10));
+        close(dn);
+        int dz = open("/dev/zero", O_RDONLY);
+        memset(buf, 1, sizeof buf);
+        say("OUT /dev/zero read %zd first %d", read(dz, buf, 10), buf[0]);
+        close(dz);
     } else if (strcmp(kind, "sendfile") == 0) {
         int out = xopen("p.sent", O_WRONLY | O_CREAT | O_TRUNC);
         off_t off = 0;
@@ -1065,6 +1087,45 @@ static void s_mmap_write(void)
     check("closed", "mw");
 }
 
+/* More files open at once than the cache's file table holds (256 by
+ * default): the rest must pass through, and every file be right. */
+static void s_many_files(void)
+{
+    enum { N = 600 };
+    static int fds[N];
+    struct rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    if (rl.rlim_cur < N + 64) {
+        rl.rlim_cur = rl.rlim_max < N + 64 ? rl.rlim_max : N + 64;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    int opened = 0;
+    for (int i = 0; i < N; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "m%03d", i);
+        fds[i] = open(path(name), O_RDWR | O_CREAT | O_TRUNC, 0644);
+        if (fds[i] >= 0)
+            opened++;
+    }
+    say("OUT opened %d", opened);
+    for (int round = 0; round < 3; round++)
+        for (int i = 0; i < N; i++)
+            if (fds[i] >= 0)
+                putf(fds[i], "file %03d round %d ..............\n", i, round);
+    long long total = 0;
+    for (int i = 0; i < N; i += 37) {
+        long long size;
+        if (fds[i] >= 0) {
+            hash_fd_pread(fds[i], &size);
+            total += size;
+        }
+    }
+    say("OUT sampled sizes %lld", total);
+    for (int i = 0; i < N; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3) {
@@ -1109,6 +1170,7 @@ int main(int argc, char **argv)
     else if (!strcmp(sc, "dup2_stdout")) s_dup2_stdout();
     else if (!strcmp(sc, "bad_env")) s_bad_env();
     else if (!strcmp(sc, "fsize")) s_fsize();
+    else if (!strcmp(sc, "many_files")) s_many_files();
     else if (!strcmp(sc, "faults")) s_faults();
     else if (!strcmp(sc, "sendfile_pipe")) s_sendfile_pipe();
     else if (!strcmp(sc, "mmap_write")) s_mmap_write();

@@ -4,8 +4,11 @@
  *
  *   prog_sigstorm PATH MODE SECONDS MAXRECORDS
  *
- * MODE: "plain" (one descriptor, no O_APPEND), "append" (O_APPEND), or
- * "dup" (the handler writes through its own dup of the descriptor).
+ * MODE: "plain" (one descriptor, no O_APPEND), "append" (O_APPEND),
+ * "dup" (the handler writes through its own dup of the descriptor), or
+ * "exit" (like plain, but the 1000th signal's handler calls _exit(0),
+ * most likely while the main loop is inside the shim: the file must
+ * still hold whole records and markers, in order, and nothing may hang).
  *
  * The main loop writes 64-byte records "R<seq>...\n" with write() and
  * writev(), and after each one lseek()s and pread()s (and now and then
@@ -43,11 +46,44 @@ static void num(char *p, int width, unsigned long v)
     }
 }
 
+static volatile sig_atomic_t exit_after;   /* mode "exit": markers left */
+static volatile long records_done;          /* writes that have returned */
+
+/* "exit records N markers M\n" on stdout, async-signal-safe. */
+static void say_exit(void)
+{
+    char buf[80], *p = buf;
+    const char *parts[] = {"exit records ", " markers ", "\n"};
+    long vals[] = {records_done, (long)markers};
+    for (int i = 0; i < 3; i++) {
+        for (const char *q = parts[i]; *q; q++)
+            *p++ = *q;
+        if (i < 2) {
+            char d[24];
+            int n = 0;
+            long v = vals[i];
+            do {
+                d[n++] = (char)('0' + v % 10);
+                v /= 10;
+            } while (v);
+            while (n)
+                *p++ = d[--n];
+        }
+    }
+    if (write(1, buf, (size_t)(p - buf)) < 0) {
+        /* nothing to do */
+    }
+}
+
 static void on_alarm(int sig)
 {
     (void)sig;
     if (stop)
         return;
+    if (exit_after && --exit_after == 0) {
+        say_exit();
+        _exit(0);       /* async-signal-safe, maybe inside the shim */
+    }
     int e = errno;
     char m[32];
     memset(m, '-', sizeof m);
@@ -99,6 +135,8 @@ int main(int argc, char **argv)
         return 1;
     }
     hfd = strcmp(mode, "dup") == 0 ? dup(fd) : fd;
+    if (strcmp(mode, "exit") == 0)
+        exit_after = 1000;
 
     /* The watchdog never takes SIGALRM. */
     sigset_t set, old;
@@ -138,6 +176,7 @@ int main(int argc, char **argv)
                     rec, n, errno);
         }
         rec++;
+        records_done = rec;
         /* Other calls into the shim, for the signal to land in. */
         char b[64];
         off_t cur = lseek(fd, 0, SEEK_CUR);

@@ -90,6 +90,13 @@ int wc_cache_close(struct wc_cache *c);
  * and without unlinking the parent's backing file. */
 void wc_cache_abandon(struct wc_cache *c);
 
+/* In a single-threaded child forked (raw fork, no atfork handlers) from a
+ * process whose threads may have held engine locks, even mid-update (a
+ * signal handler called _exit inside the shim): take every lock as free,
+ * so that the child can write back what the shared store holds. Best
+ * effort by nature; the parent's exit never depends on it. */
+void wc_cache_unlock_all(struct wc_cache *c);
+
 /* Path of the backing file (for messages and tests). */
 const char *wc_cache_path(const struct wc_cache *c);
 
