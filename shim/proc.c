@@ -260,6 +260,14 @@ WC_EXPORT void abort(void)
         int e = errno;
         wc_enter();
         wc_consistency_all(WC_WHY_EXIT, 0, 0);
+        /* With SIGABRT at its default action the process dies now: the
+         * store's name goes, as at exec (the mapping stays valid). */
+        struct sigaction sa;
+        struct wc_cache *c = wc_cachep;
+        if (c && wc_cache_dirty(c) == 0 &&
+            REAL(sigaction)(SIGABRT, NULL, &sa) == 0 &&
+            !(sa.sa_flags & SA_SIGINFO) && sa.sa_handler == SIG_DFL)
+            image_ends();
         wc_leave();
         errno = e;
     }
