@@ -54,12 +54,15 @@ Test(order, coalesced_ascending_writeback)
     int fd = wct_create("co", 0, 1, O_RDWR);
     struct wc_file *f = wct_get(c, fd);
     wct_rec_start(fd);
-    /* 1 MiB in 100-byte writes, written in descending page order so the
-     * cache must sort */
+    /* 1 MiB in 100-byte writes, the pages in a shuffled order (the
+     * dirty list is unordered: neither ascending nor descending input may
+     * pass by luck), so the cache must sort */
     unsigned char b[100];
     size_t total = 1 << 20;
-    for (long pg = (long)(total / 4096) - 1; pg >= 0; pg--)
-        for (size_t o = 0; o < 4096; o += 100) {
+    long npg = (long)(total / 4096);
+    for (long k = 0; k < npg; k++)
+        for (size_t o = 0, pg = (size_t)((k * 37 + 11) % npg); o < 4096;
+             o += 100) {
             size_t n = o + 100 <= 4096 ? 100 : 4096 - o;
             off_t pos = pg * 4096 + (off_t)o;
             wct_pattern(b, n, pos, 1);
