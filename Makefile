@@ -37,6 +37,20 @@ $(B)/obj/%.S.o: %.S
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(PICFLAGS) -c $< -o $@
 
+# The engine with its invariants asserted (cache/check.c), for the engine's
+# suites: `make test` runs them against both builds.
+DEBUG_OBJ := $(patsubst %,$(B)/debug/obj/%.o,$(CACHE_SRC))
+DEBUG_TESTS := $(patsubst tests/%.c,$(B)/debug/tests/%,\
+	$(wildcard tests/test_cache_*.c tests/test_engine_*.c))
+
+$(B)/debug/obj/%.c.o: %.c $(HEADERS) | deps-build
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -DWC_DEBUG -O1 -g $(WARN) $(PICFLAGS) -c $< -o $@
+
+$(B)/debug/libwcache_core.a: $(DEBUG_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
 # The engine alone, for tests and the micro-benchmark.
 $(B)/libwcache_core.a: $(CACHE_OBJ)
 	@rm -f $@
@@ -81,11 +95,15 @@ $(B)/tests/test_%: $(B)/obj/tests/test_%.c.o $(TEST_LIB) $(B)/libwcache_core.a
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $^ -lcriterion -ldl -lpthread
 
-test: all $(TEST_PROGS) $(TESTS)
-	@sh tests/run.sh $(TESTS)
+$(B)/debug/tests/test_%: $(B)/obj/tests/test_%.c.o $(TEST_LIB) $(B)/debug/libwcache_core.a
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $^ -lcriterion -ldl -lpthread
 
-check-long: all $(TEST_PROGS) $(TESTS)
-	@WCT_LONG=1 sh tests/run.sh $(TESTS)
+test: all $(TEST_PROGS) $(TESTS) $(DEBUG_TESTS)
+	@sh tests/run.sh $(TESTS) $(DEBUG_TESTS)
+
+check-long: all $(TEST_PROGS) $(TESTS) $(DEBUG_TESTS)
+	@WCT_LONG=1 sh tests/run.sh $(TESTS) $(DEBUG_TESTS)
 
 $(B)/bench_engine: tests/bench_engine.c $(B)/obj/tests/lib_sys.c.o $(B)/libwcache_core.a
 	$(CC) $(TEST_CPPFLAGS) $(CFLAGS) $(WARN) -o $@ $^ -ldl -lpthread

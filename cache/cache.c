@@ -679,6 +679,7 @@ int wc_file_truncate(struct wc_file *f, off_t size)
     f->size = f->disk_size = n;
     f->slot->size = f->slot->disk_size = n;
     f->append_from = WC_NO_APPEND;
+    WC_CHECK_FILE(f);
 out:
     wc_unlock(&f->lock);
     wc_leave();

@@ -199,4 +199,16 @@ void wc_range_cut(struct wc_brec *r, unsigned a);
 /* Are the bytes [a, b) of the page valid (uptodate, or dirty)? */
 int wc_range_covers(const struct wc_brec *r, unsigned a, unsigned b);
 
+/* ---- debug builds (-DWC_DEBUG): the invariants, asserted ------------- */
+
+#ifdef WC_DEBUG
+/* Check f's structures against the invariants of cache.c, flush.c,
+ * write.c and store.h; abort with a message naming the broken one.
+ * Caller holds f->lock. */
+void wc_check_file(struct wc_file *f);
+#define WC_CHECK_FILE(f) wc_check_file(f)
+#else
+#define WC_CHECK_FILE(f) ((void)0)
+#endif
+
 #endif /* WCACHE_CACHE_INT_H */

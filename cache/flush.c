@@ -339,5 +339,6 @@ int wc_flush_below(struct wc_file *f, enum wc_reason why, uint64_t limit)
     }
     if (cleaned)
         __atomic_fetch_add(&c->totals.flushes[why], 1, __ATOMIC_RELAXED);
+    WC_CHECK_FILE(f);
     return r;
 }

@@ -153,6 +153,7 @@ ssize_t wc_pread(struct wc_file *f, int fd, void *buf, size_t len, off_t pos)
     if (!wc_enter())
         return -EDEADLK;
     wc_lock(&f->lock);
+    WC_CHECK_FILE(f);
     ssize_t r = read_locked(f, fd, NULL, 0, buf, len, (uint64_t)pos);
     wc_unlock(&f->lock);
     wc_leave();

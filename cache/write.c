@@ -338,6 +338,7 @@ static ssize_t write_iter(struct wc_file *f, struct uiter *it, off_t pos_in,
     }
 out:
     wc_wip_file = NULL;
+    WC_CHECK_FILE(f);
     wc_unlock(&f->lock);
     if (__builtin_expect(__atomic_load_n(&c->dirty_pages, __ATOMIC_RELAXED) >
                              c->dirty_limit, 0))
