@@ -108,8 +108,13 @@ check-long: all $(TEST_PROGS) $(TESTS) $(DEBUG_TESTS)
 $(B)/bench_engine: tests/bench_engine.c $(B)/obj/tests/lib_sys.c.o $(B)/libwcache_core.a
 	$(CC) $(TEST_CPPFLAGS) $(CFLAGS) $(WARN) -o $@ $^ -ldl -lpthread
 
-bench: all $(B)/bench_engine
+$(B)/bench_write: tests/bench_write.c
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -o $@ $<
+
+bench: all $(B)/bench_engine $(B)/bench_write
 	@$(B)/bench_engine
+	@echo
+	@sh tests/bench_shim.sh $(B)
 
 demo: all
 	@sh examples/demo.sh
