@@ -558,32 +558,53 @@ static int shares_description(struct wc_file *f, int fd)
     return fd == f->wb_src;         /* no kcmp: the best guess we have */
 }
 
+/* Move f's write-back to a description of its own (a reopen through
+ * /proc). Only at a moment when the program itself closes a descriptor of
+ * the file, or changes one, so that the closes here, which drop the
+ * process's POSIX locks on the file, change nothing the program sees.
+ * Caller holds f->lock. */
+static void own_description(struct wc_file *f)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", f->wb_fd);
+    int t = wc_sys.open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
+    if (t < 0)
+        return;
+    int h = wc_sys.fcntl(t, F_DUPFD_CLOEXEC, f->cache->min_fd);
+    if (h >= 0) {
+        wc_sys.close(t);
+        t = h;
+    }
+    wc_sys.close(f->wb_fd);
+    f->wb_fd = t;
+    f->wb_src = -1;
+}
+
 int wc_file_put_fd(struct wc_file *f, int fd)
 {
-    struct wc_cache *c = f->cache;
     if (!wc_enter())
         return -EDEADLK;
     wc_lock(&f->lock);
-    if (f->refs > 1 && fd >= 0 && shares_description(f, fd)) {
-        /* The program closes that description now (and with it its POSIX
-         * locks on the file, so closing ours here changes nothing). */
-        char path[64];
-        snprintf(path, sizeof path, "/proc/self/fd/%d", f->wb_fd);
-        int t = wc_sys.open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
-        if (t >= 0) {
-            int h = wc_sys.fcntl(t, F_DUPFD_CLOEXEC, c->min_fd);
-            if (h >= 0) {
-                wc_sys.close(t);
-                t = h;
-            }
-            wc_sys.close(f->wb_fd);
-            f->wb_fd = t;
-            f->wb_src = -1;
-        }
-    }
+    /* The program closes that description now (and with it its POSIX
+     * locks on the file). */
+    if (f->refs > 1 && fd >= 0 && shares_description(f, fd))
+        own_description(f);
     wc_unlock(&f->lock);
     wc_leave();
     return wc_file_put(f);
+}
+
+int wc_file_unshare(struct wc_file *f, int fd)
+{
+    if (!wc_enter())
+        return -EDEADLK;
+    wc_lock(&f->lock);
+    int r = wc_file_dirty(f) ? wc_flush_locked(f, WC_WHY_OTHER) : 0;
+    if (fd >= 0 && shares_description(f, fd))
+        own_description(f);
+    wc_unlock(&f->lock);
+    wc_leave();
+    return r;
 }
 
 off_t wc_file_size(struct wc_file *f)

@@ -389,6 +389,15 @@ static int fcntl_common(int fd, int cmd, void *arg)
     case F_DUPFD_CLOEXEC:
         return duped(fd, REAL(fcntl)(fd, cmd, arg));
     case F_SETFL:
+        /* O_DIRECT on a cached description: write back first and take
+         * the engine off that description (it may share it). */
+        if (((int)(long)arg & O_DIRECT) && !wc_depth && d->file) {
+            int e = errno;
+            wc_enter();
+            wc_file_unshare(d->file, fd);
+            wc_leave();
+            errno = e;
+        }
         r = REAL(fcntl)(fd, cmd, arg);
         if (r == 0 && !wc_depth) {
             int fl = (int)(long)arg;

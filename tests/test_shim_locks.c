@@ -1,9 +1,13 @@
 /*
- * test_shim_locks.c - the shim never drops a POSIX record lock the program
- * holds (CONTRACT.md sections 2 and 3): its write-back descriptor is a dup
- * of the program's, never closed while the file is open. The lock state a
- * second process sees after each step must match the run without the shim,
- * and so must the file.
+ * test_shim_locks.c - the shim's write-back descriptor is a dup of the
+ * program's, so it must never change what the program's descriptions do
+ * (CONTRACT.md sections 2 and 3):
+ *   - it is never closed while the file is open (that would drop the
+ *     program's POSIX record locks), and it lets go of a description the
+ *     program closes (so flock locks go with it);
+ *   - it does not inherit O_DIRECT set later with F_SETFL.
+ * What the programs print, and the files, must match the run without the
+ * shim.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -12,14 +16,15 @@
 
 #include "lib_shim.h"
 
-Test(locks, record_lock_survives_caching, .timeout = 60)
+/* Run `prog FILE` with and without the shim; compare output and file. */
+static void compare(const char *prog, const char *must_contain)
 {
     wct_require_shim();
-    wct_require_prog(WCT_PROG("prog_locks"));
+    wct_require_prog(prog);
     char *dir = wct_scratch("locks");
     char path[4200];
     snprintf(path, sizeof path, "%s/locked", dir);
-    const char *argv[] = {WCT_PROG("prog_locks"), path, NULL};
+    const char *argv[] = {prog, path, NULL};
     struct wct_result r[2];
     char *file[2];
     size_t len[2];
@@ -32,10 +37,10 @@ Test(locks, record_lock_survives_caching, .timeout = 60)
         cr_assert_not_null(file[shim]);
     }
     cr_assert_str_eq(r[1].out, r[0].out,
-                     "lock state differs under the shim:\n%s\n--- kernel:\n%s",
+                     "%s differs under the shim:\n%s\n--- kernel:\n%s", prog,
                      r[1].out, r[0].out);
-    cr_assert(strstr(r[0].out, "after fsync: locked by the parent"),
-              "the case did not hold the lock: %s", r[0].out);
+    cr_assert(strstr(r[0].out, must_contain),
+              "the case did not do what it tests: %s", r[0].out);
     cr_assert_eq(len[1], len[0]);
     cr_assert_eq(memcmp(file[0], file[1], len[0]), 0);
     for (int i = 0; i < 2; i++) {
@@ -44,4 +49,14 @@ Test(locks, record_lock_survives_caching, .timeout = 60)
     }
     wct_rmtree(dir);
     free(dir);
+}
+
+Test(locks, record_lock_survives_caching, .timeout = 60)
+{
+    compare(WCT_PROG("prog_locks"), "after fsync: locked by the parent");
+}
+
+Test(locks, o_direct_set_later_not_inherited, .timeout = 60)
+{
+    compare(WCT_PROG("prog_odirect"), "F_SETFL O_DIRECT fd1: 0");
 }

@@ -143,6 +143,11 @@ int wc_file_put(struct wc_file *f);
  * release them. */
 int wc_file_put_fd(struct wc_file *f, int fd);
 
+/* The description behind `fd` (a descriptor of f) is about to change in a
+ * way write-back must not inherit (O_DIRECT set with F_SETFL): write back,
+ * then stop sharing it. Returns 0 or -errno. */
+int wc_file_unshare(struct wc_file *f, int fd);
+
 /* Size as the program sees it (i_size). */
 off_t wc_file_size(struct wc_file *f);
 
