@@ -16,11 +16,25 @@
 
 #include "lib_shim.h"
 
+/* The scratch directory of the running test; removed by `cleanup` even
+ * when an assertion ends the test early. */
+static char *scratch_dir;
+
+static void cleanup(void)
+{
+    if (scratch_dir) {
+        wct_rmtree(scratch_dir);
+        free(scratch_dir);
+        scratch_dir = NULL;
+    }
+}
+
 static void one(int sig, const char *mode)
 {
     wct_require_shim();
     wct_require_prog(WCT_PROG("prog_death"));
-    char *dir = wct_scratch("death");
+    cleanup();
+    char *dir = scratch_dir = wct_scratch("death");
     char path[4200], signum[16];
     snprintf(path, sizeof path, "%s/out", dir);
     snprintf(signum, sizeof signum, "%d", sig);
@@ -49,11 +63,10 @@ static void one(int sig, const char *mode)
         free(file[i]);
         wct_result_free(&r[i]);
     }
-    wct_rmtree(dir);
-    free(dir);
+    cleanup();
 }
 
-Test(death, default_action_flushes_then_dies, .timeout = 120)
+Test(death, default_action_flushes_then_dies, .fini = cleanup, .timeout = 120)
 {
     static const int sigs[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGALRM,
                                SIGQUIT};
@@ -61,23 +74,23 @@ Test(death, default_action_flushes_then_dies, .timeout = 120)
         one(sigs[i], "dfl");
 }
 
-Test(death, handler_then_default_again, .timeout = 60)
+Test(death, handler_then_default_again, .fini = cleanup, .timeout = 60)
 {
     one(SIGTERM, "reset");
 }
 
-Test(death, program_handler_runs, .timeout = 60)
+Test(death, program_handler_runs, .fini = cleanup, .timeout = 60)
 {
     one(SIGTERM, "handler");
     one(SIGUSR2, "handler");
 }
 
-Test(death, ignored_signal_is_ignored, .timeout = 60)
+Test(death, ignored_signal_is_ignored, .fini = cleanup, .timeout = 60)
 {
     one(SIGTERM, "ignore");
 }
 
-Test(death, sigpipe, .timeout = 60)
+Test(death, sigpipe, .fini = cleanup, .timeout = 60)
 {
     one(SIGPIPE, "pipe");
 }
