@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/statfs.h>
 #include <time.h>
 
 #include "cache_int.h"
@@ -376,15 +377,47 @@ void wc_cache_abandon(struct wc_cache *c)
 /* Our own descriptor for write-back: out of the program's way (high
  * numbers), close-on-exec, and never closed while the program has the file
  * open: closing any descriptor of a file drops the process's POSIX locks
- * on it. With RWF_NOAPPEND it is a dup of the program's descriptor (one
- * call; O_APPEND is overridden per write). Without, a reopen through
- * /proc without O_APPEND, moved high (the one close it needs happens as
- * the file is first opened; see README, limits). */
-static int writeback_fd(struct wc_cache *c, int fd)
+ * on it. With RWF_NOAPPEND (`share`) it is a dup of the program's
+ * descriptor (one call; O_APPEND is overridden per write). Not for a
+ * descriptor opened O_APPEND on FUSE, 9p or SMB: their server opened its
+ * own handle with O_APPEND and appends every write it gets, whatever the
+ * offset. Then, as without RWF_NOAPPEND, a reopen through /proc without
+ * O_APPEND, moved high (the one close it needs happens as the file is
+ * first cached; see README, limits). */
+/* Is fd on a file system whose server keeps an open handle with the
+ * program's O_APPEND (and appends every write it gets)? */
+static int server_appends(int fd)
+{
+    struct statfs sf;
+    if (wc_sys.fstatfs(fd, &sf) != 0)
+        return 1;                       /* cannot tell: the safe answer */
+    switch ((unsigned long)sf.f_type) {
+    case 0x65735546:                    /* FUSE */
+    case 0x01021997:                    /* 9p */
+    case 0xFF534D42:                    /* CIFS */
+    case 0xFE534D42:                    /* SMB2 */
+    case 0x517B:                        /* SMB */
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* Can the write-back descriptor be a dup of the program's `fd`? */
+static int can_share(struct wc_cache *c, int fd)
+{
+    if (!c->noappend)
+        return 0;
+    int fl = wc_sys.fcntl(fd, F_GETFL);
+    return fl >= 0 && (!(fl & O_APPEND) || !server_appends(fd));
+}
+
+static int writeback_fd(struct wc_cache *c, int fd, int share)
 {
     char path[64];
     int minfd = c->min_fd;
-    if (c->noappend) {
+    int fl = wc_sys.fcntl(fd, F_GETFL);
+    if (share) {
         int wb = wc_sys.fcntl(fd, F_DUPFD_CLOEXEC, minfd);
         if (wb < 0)
             wb = wc_sys.fcntl(fd, F_DUPFD_CLOEXEC, 0);
@@ -394,7 +427,6 @@ static int writeback_fd(struct wc_cache *c, int fd)
     snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
     int wb = wc_sys.open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
     if (wb < 0) {
-        int fl = wc_sys.fcntl(fd, F_GETFL);
         if (fl < 0)
             return -errno;
         if ((fl & O_APPEND) || (fl & O_ACCMODE) == O_RDONLY)
@@ -460,7 +492,8 @@ struct wc_file *wc_file_get(struct wc_cache *c, int fd, int *err)
         f = NULL;
         goto out;
     }
-    int wb = writeback_fd(c, fd);
+    int share = can_share(c, fd);
+    int wb = writeback_fd(c, fd, share);
     if (wb < 0) {
         wc_unlock(&c->lock);
         r = wb;
@@ -468,7 +501,7 @@ struct wc_file *wc_file_get(struct wc_cache *c, int fd, int *err)
         goto out;
     }
     f->wb_fd = wb;
-    f->wb_src = c->noappend ? fd : -1;
+    f->wb_src = share ? fd : -1;
     f->dev = st.st_dev;
     f->ino = st.st_ino;
     f->size = f->disk_size = (uint64_t)st.st_size;

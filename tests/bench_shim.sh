@@ -5,7 +5,8 @@
 B=${1:-build}
 SO=$(cd "$B" && pwd)/libwcache.so
 dir=$(mktemp -d "${TMPDIR:-/tmp}/wcache-bench.XXXXXX")
-trap 'rm -rf "$dir"' EXIT
+mounted=""
+trap '[ -n "$mounted" ] && fusermount3 -u "$dir/fuse"; rm -rf "$dir"' EXIT
 ROUNDS=5
 
 median() { sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
@@ -39,3 +40,11 @@ bench "logger, 300k lines (s)" '.* in \([0-9.]*\) s.*' \
     "$B/examples/logger" "$dir/log" 300000
 bench "records, 100k pwrites (s)" '.*written in \([0-9.]*\) s.*' \
     "$B/examples/records" "$dir/rec" 100000
+# The kind of file system wcache is for: FUSE (bindfs), where each write
+# is a round trip to a user-space server.
+if command -v bindfs >/dev/null 2>&1 && mkdir "$dir/src" "$dir/fuse" &&
+   bindfs "$dir/src" "$dir/fuse" 2>/dev/null; then
+    mounted=1
+    bench "logger on FUSE, 20k lines (s)" '.* in \([0-9.]*\) s.*' \
+        "$B/examples/logger" "$dir/fuse/log" 20000
+fi

@@ -11,7 +11,7 @@ want uthash-dev
 if [ "${1:-build}" = test ]; then
     want libcriterion-dev
     for p in fio sqlite3 stress-ng git gzip tar python3 strace coreutils \
-             util-linux procps; do
+             util-linux procps bindfs fuse3; do
         want "$p"
     done
 fi

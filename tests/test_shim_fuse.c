@@ -1,0 +1,170 @@
+/*
+ * test_shim_fuse.c - the shim on a FUSE file system (bindfs), the kind of
+ * slow file system wcache is for, where every write is a round trip to a
+ * user-space server. Each case runs without and with the shim on the same
+ * mount and compares transcripts and files: the differential tester
+ * (CONTRACT sections 2 and 5), a logger (section 6: program order), and
+ * sqlite3 (locks and fsync through FUSE). The mount is made in the test's
+ * scratch directory and always unmounted (.fini).
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lib_shim.h"
+
+static char *scratch;
+static char mnt[4200], src[4200];
+static int mounted;
+
+static void setup(void)
+{
+    scratch = wct_scratch("fuse");
+    snprintf(src, sizeof src, "%s/src", scratch);
+    snprintf(mnt, sizeof mnt, "%s/mnt", scratch);
+    cr_assert_eq(mkdir(src, 0755), 0);
+    cr_assert_eq(mkdir(mnt, 0755), 0);
+}
+
+static void teardown(void)
+{
+    if (mounted) {
+        const char *argv[] = {"fusermount3", "-u", mnt, NULL};
+        struct wct_spec s = {.argv = argv, .timeout_s = 20};
+        struct wct_result r;
+        if (wct_run(&s, &r) != 0 || !wct_ok(&r))
+            umount2(mnt, MNT_DETACH);
+        wct_result_free(&r);
+        mounted = 0;
+    }
+    wct_rmtree(scratch);
+    free(scratch);
+}
+
+/* Mount src on mnt with bindfs (skip, with the reason, where FUSE is not
+ * available outside CI; in CI it must work). */
+static void mount_bindfs(void)
+{
+    wct_require_tool("bindfs", "bindfs");
+    wct_require_tool("fusermount3", "fuse3");
+    const char *argv[] = {"bindfs", src, mnt, NULL};
+    struct wct_spec s = {.argv = argv, .timeout_s = 20};
+    struct wct_result r;
+    cr_assert_eq(wct_run(&s, &r), 0);
+    int ok = wct_ok(&r);
+    if (!ok) {
+        const char *ci = getenv("CI");
+        cr_assert(!(ci && !strcmp(ci, "true")), "bindfs failed: %s", r.err);
+        wct_result_free(&r);
+        cr_skip_test("FUSE not available here: bindfs said: %s", r.err);
+    }
+    wct_result_free(&r);
+    mounted = 1;
+}
+
+/* Run argv (whose FILE arguments point into mnt) without and with the
+ * shim; return both outputs and the two files' contents. */
+static void twice(const char *const *argv0, const char *const *argv1,
+                  const char *f0, const char *f1)
+{
+    struct wct_result r[2];
+    const char *const *argv[2] = {argv0, argv1};
+    for (int shim = 0; shim < 2; shim++) {
+        struct wct_spec s = {.argv = argv[shim], .shim = shim,
+                             .timeout_s = 120};
+        cr_assert_eq(wct_run(&s, &r[shim]), 0);
+        cr_assert(wct_ok(&r[shim]), "shim=%d: %s\n%s", shim,
+                  wct_status_str(&r[shim]), r[shim].err);
+    }
+    size_t n0, n1;
+    char *a = wct_slurp(f0, &n0), *b = wct_slurp(f1, &n1);
+    cr_assert(a && b);
+    cr_assert_eq(n1, n0, "sizes %zu (shim) vs %zu", n1, n0);
+    cr_assert_eq(memcmp(a, b, n0), 0, "contents differ");
+    free(a);
+    free(b);
+    wct_result_free(&r[0]);
+    wct_result_free(&r[1]);
+}
+
+Test(fuse, logger, .init = setup, .fini = teardown, .timeout = 180)
+{
+    wct_require_shim();
+    mount_bindfs();
+    char f0[4300], f1[4300], n[] = "20000";
+    snprintf(f0, sizeof f0, "%s/plain.log", mnt);
+    snprintf(f1, sizeof f1, "%s/shim.log", mnt);
+    const char *a0[] = {WCT_BUILD_DIR "/examples/logger", f0, n, NULL};
+    const char *a1[] = {WCT_BUILD_DIR "/examples/logger", f1, n, NULL};
+    twice(a0, a1, f0, f1);
+}
+
+Test(fuse, differential, .init = setup, .fini = teardown, .timeout = 300)
+{
+    wct_require_shim();
+    wct_require_prog(WCT_PROG("prog_difftest"));
+    mount_bindfs();
+    for (unsigned seed = 1; seed <= 8; seed++) {
+        char d[2][4300], s[16];
+        char *out[2];
+        snprintf(s, sizeof s, "%u", seed);
+        for (int shim = 0; shim < 2; shim++) {
+            snprintf(d[shim], sizeof d[shim], "%s/d%u-%d", mnt, seed, shim);
+            cr_assert_eq(mkdir(d[shim], 0755), 0);
+            const char *argv[] = {WCT_PROG("prog_difftest"), d[shim], s,
+                                  "400", NULL};
+            /* F_SETFL cannot reach a FUSE server's handle: leave it out
+             * (prog_difftest.c, op_setfl). */
+            const char *env[] = {"WCT_DIFF_NO_SETFL=1", NULL};
+            struct wct_spec spec = {.argv = argv, .env = env, .shim = shim,
+                                    .timeout_s = 120};
+            struct wct_result r;
+            cr_assert_eq(wct_run(&spec, &r), 0);
+            cr_assert(!r.timed_out, "seed %u shim=%d hung", seed, shim);
+            char *tree = wct_tree_listing(d[shim], 0);
+            cr_assert(asprintf(&out[shim], "%s--- %s\n%s", r.out,
+                               wct_status_str(&r), tree) > 0);
+            free(tree);
+            wct_result_free(&r);
+        }
+        char *diff = wct_first_diff(out[0], out[1]);
+        cr_assert_str_eq(diff, "", "seed %u on FUSE differs:\n%s", seed,
+                         diff);
+        free(diff);
+        free(out[0]);
+        free(out[1]);
+    }
+}
+
+Test(fuse, sqlite3, .init = setup, .fini = teardown, .timeout = 180)
+{
+    wct_require_shim();
+    wct_require_tool("sqlite3", "sqlite3");
+    mount_bindfs();
+    const char *sql = "create table t(a, b); with recursive c(x) as (select 1 "
+                      "union all select x + 1 from c where x < 5000) insert "
+                      "into t select x, hex(randomblob(8)) from c; "
+                      "pragma integrity_check; select count(*), sum(a) from t;";
+    char f0[4300], f1[4300];
+    snprintf(f0, sizeof f0, "%s/plain.db", mnt);
+    snprintf(f1, sizeof f1, "%s/shim.db", mnt);
+    const char *a0[] = {"sqlite3", f0, sql, NULL};
+    const char *a1[] = {"sqlite3", f1, sql, NULL};
+    struct wct_result r[2];
+    const char *const *argv[2] = {a0, a1};
+    for (int shim = 0; shim < 2; shim++) {
+        struct wct_spec s = {.argv = argv[shim], .shim = shim,
+                             .timeout_s = 120};
+        cr_assert_eq(wct_run(&s, &r[shim]), 0);
+        cr_assert(wct_ok(&r[shim]), "shim=%d: %s", shim, r[shim].err);
+    }
+    cr_assert(strstr(r[1].out, "ok\n5000|12502500"), "under the shim: %s",
+              r[1].out);
+    cr_assert_str_eq(r[1].out, r[0].out);
+    wct_result_free(&r[0]);
+    wct_result_free(&r[1]);
+}
