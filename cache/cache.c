@@ -159,10 +159,10 @@ int wc_cache_open(struct wc_cache **out, const struct wc_config *cfg)
 void wc_cache_limits_changed(struct wc_cache *c)
 {
     struct rlimit rl;
-    uint64_t lim = UINT64_MAX;
-    if (getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+    uint64_t lim = WC_MAX_CACHED_END;
+    if (getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur < lim)
         lim = rl.rlim_cur;
-    __atomic_store_n(&c->fsize_limit, lim, __ATOMIC_RELAXED);
+    __atomic_store_n(&c->max_end, lim, __ATOMIC_RELAXED);
     /* Half the limit, at most 4096: high enough to stay out of the
      * program's way, low enough that the fd table the store's descriptor
      * grew (before any thread of ours existed) holds them all. Growing the
@@ -187,8 +187,8 @@ void wc_cache_unlock_all(struct wc_cache *c)
     /* A write cut short by the exit: it never returned, and must not
      * appear in part. Bytes past the old size are not written back. */
     struct wc_file *f = wc_wip_file;
-    if (f && f->cache == c && f->size > wc_wip_size)
-        f->size = f->slot->size = wc_wip_size;
+    if (f && f->cache == c && f->slot->size > wc_wip_size)
+        f->slot->size = wc_wip_size;
     wc_wip_file = NULL;
 }
 
@@ -261,7 +261,7 @@ static int flush_file(struct wc_file *f, enum wc_reason why)
 {
     int r = 0;
     wc_lock(&f->lock);
-    if (f->live && wc_file_dirty(f))
+    if (f->live)
         r = wc_flush_locked(f, why);
     wc_unlock(&f->lock);
     return r;
@@ -403,45 +403,54 @@ static int server_appends(int fd)
     }
 }
 
-/* Can the write-back descriptor be a dup of the program's `fd`? */
-static int can_share(struct wc_cache *c, int fd)
+/* Can the write-back descriptor be a dup of the program's `fd`, whose
+ * status flags are `fl`? */
+static int can_share(struct wc_cache *c, int fd, int fl)
 {
-    if (!c->noappend)
-        return 0;
-    int fl = wc_sys.fcntl(fd, F_GETFL);
-    return fl >= 0 && (!(fl & O_APPEND) || !server_appends(fd));
+    return c->noappend && (!(fl & O_APPEND) || !server_appends(fd));
 }
 
-static int writeback_fd(struct wc_cache *c, int fd, int share)
+/* A duplicate of fd placed high (out of the program's way), else anywhere.
+ * Returns it or -errno. */
+static int dup_high(struct wc_cache *c, int fd)
+{
+    int d = wc_sys.fcntl(fd, F_DUPFD_CLOEXEC, c->min_fd);
+    if (d < 0)
+        d = wc_sys.fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    return d < 0 ? -errno : d;
+}
+
+/* A description of our own for fd's file, write-only, without O_APPEND,
+ * placed high. Its temporary low descriptor is closed, which drops the
+ * process's POSIX locks on the file: callers choose when. Returns it or
+ * -errno. */
+static int reopen_high(struct wc_cache *c, int fd)
 {
     char path[64];
-    int minfd = c->min_fd;
-    int fl = wc_sys.fcntl(fd, F_GETFL);
-    if (share) {
-        int wb = wc_sys.fcntl(fd, F_DUPFD_CLOEXEC, minfd);
-        if (wb < 0)
-            wb = wc_sys.fcntl(fd, F_DUPFD_CLOEXEC, 0);
-        return wb < 0 ? -errno : wb;
-    }
-
     snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-    int wb = wc_sys.open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
-    if (wb < 0) {
-        if (fl < 0)
-            return -errno;
-        if ((fl & O_APPEND) || (fl & O_ACCMODE) == O_RDONLY)
-            return -EACCES;     /* cannot write back at chosen offsets */
-        wb = wc_sys.fcntl(fd, F_DUPFD_CLOEXEC, minfd);
-        if (wb < 0)
-            wb = wc_sys.fcntl(fd, F_DUPFD_CLOEXEC, 0);
-        return wb < 0 ? -errno : wb;
-    }
-    int high = wc_sys.fcntl(wb, F_DUPFD_CLOEXEC, minfd);
-    if (high >= 0) {
-        wc_sys.close(wb);
-        wb = high;
-    }
-    return wb;
+    int t = wc_sys.open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
+    if (t < 0)
+        return -errno;
+    int h = wc_sys.fcntl(t, F_DUPFD_CLOEXEC, c->min_fd);
+    if (h < 0)
+        return t;
+    wc_sys.close(t);
+    return h;
+}
+
+/* The write-back descriptor for the program's `fd` (status flags `fl`):
+ * shared when `share`, else a reopen, else (no /proc) a dup when the
+ * description allows writing at chosen offsets. Returns it or -errno. */
+static int writeback_fd(struct wc_cache *c, int fd, int fl, int share)
+{
+    if (share)
+        return dup_high(c, fd);
+    int wb = reopen_high(c, fd);
+    if (wb >= 0)
+        return wb;
+    if (fl & O_APPEND)
+        return -EACCES;         /* cannot write back at chosen offsets */
+    return dup_high(c, fd);
 }
 
 struct wc_file *wc_file_get(struct wc_cache *c, int fd, int *err)
@@ -466,7 +475,8 @@ struct wc_file *wc_file_get(struct wc_cache *c, int fd, int *err)
     wc_lock(&c->lock);
     for (uint32_t i = 0; i < c->nfiles; i++) {
         struct wc_file *g = &c->files[i];
-        if (g->live && g->dev == st.st_dev && g->ino == st.st_ino) {
+        if (g->live && g->slot->dev == (uint64_t)st.st_dev &&
+            g->slot->ino == (uint64_t)st.st_ino) {
             g->refs++;
             wc_unlock(&c->lock);
             wc_leave();
@@ -492,8 +502,8 @@ struct wc_file *wc_file_get(struct wc_cache *c, int fd, int *err)
         f = NULL;
         goto out;
     }
-    int share = can_share(c, fd);
-    int wb = writeback_fd(c, fd, share);
+    int share = can_share(c, fd, fl);
+    int wb = writeback_fd(c, fd, fl, share);
     if (wb < 0) {
         wc_unlock(&c->lock);
         r = wb;
@@ -502,9 +512,6 @@ struct wc_file *wc_file_get(struct wc_cache *c, int fd, int *err)
     }
     f->wb_fd = wb;
     f->wb_src = share ? fd : -1;
-    f->dev = st.st_dev;
-    f->ino = st.st_ino;
-    f->size = f->disk_size = (uint64_t)st.st_size;
     f->pages = NULL;
     f->hint = NULL;
     f->dirty = NULL;
@@ -542,6 +549,16 @@ out:
     return NULL;
 }
 
+/* The recorded write-back error, once per kind of reporter (fsync, close),
+ * as the kernel's errseq reports it. Caller holds f->lock. */
+static int take_error(struct wc_file *f, unsigned reporter)
+{
+    if (!f->err || !(f->err_unseen & reporter))
+        return 0;
+    f->err_unseen &= ~reporter;
+    return f->err;
+}
+
 int wc_file_put(struct wc_file *f)
 {
     struct wc_cache *c = f->cache;
@@ -558,15 +575,11 @@ int wc_file_put(struct wc_file *f)
         if (wc_file_dirty(f) && wc_sys.fstat(f->wb_fd, &st) == 0 &&
             st.st_nlink == 0) {
             wc_file_drop_pages(f);    /* unlinked: nobody can ever read it */
-            f->disk_size = f->size;
+            f->slot->disk_size = f->slot->size;
         }
-        if (wc_file_dirty(f))
-            wc_flush_locked(f, WC_WHY_CLOSE);
+        wc_flush_locked(f, WC_WHY_CLOSE);
     }
-    if (f->err && (f->err_unseen & WC_SEEN_CLOSE)) {
-        r = f->err;
-        f->err_unseen &= ~WC_SEEN_CLOSE;
-    }
+    r = take_error(f, WC_SEEN_CLOSE);
     if (last && !wc_file_dirty(f)) {
         wc_file_drop_pages(f);
         wc_lock(&c->lock);
@@ -598,16 +611,9 @@ static int shares_description(struct wc_file *f, int fd)
  * Caller holds f->lock. */
 static void own_description(struct wc_file *f)
 {
-    char path[64];
-    snprintf(path, sizeof path, "/proc/self/fd/%d", f->wb_fd);
-    int t = wc_sys.open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
+    int t = reopen_high(f->cache, f->wb_fd);
     if (t < 0)
         return;
-    int h = wc_sys.fcntl(t, F_DUPFD_CLOEXEC, f->cache->min_fd);
-    if (h >= 0) {
-        wc_sys.close(t);
-        t = h;
-    }
     wc_sys.close(f->wb_fd);
     f->wb_fd = t;
     f->wb_src = -1;
@@ -632,7 +638,7 @@ int wc_file_unshare(struct wc_file *f, int fd)
     if (!wc_enter())
         return -EDEADLK;
     wc_lock(&f->lock);
-    int r = wc_file_dirty(f) ? wc_flush_locked(f, WC_WHY_OTHER) : 0;
+    int r = wc_flush_locked(f, WC_WHY_OTHER);
     if (fd >= 0 && shares_description(f, fd))
         own_description(f);
     wc_unlock(&f->lock);
@@ -642,7 +648,7 @@ int wc_file_unshare(struct wc_file *f, int fd)
 
 off_t wc_file_size(struct wc_file *f)
 {
-    return (off_t)__atomic_load_n(&f->size, __ATOMIC_RELAXED);
+    return (off_t)__atomic_load_n(&f->slot->size, __ATOMIC_RELAXED);
 }
 
 int wc_file_flush(struct wc_file *f, enum wc_reason why)
@@ -650,7 +656,7 @@ int wc_file_flush(struct wc_file *f, enum wc_reason why)
     if (!wc_enter())
         return -EDEADLK;
     wc_lock(&f->lock);
-    int r = wc_file_dirty(f) ? wc_flush_locked(f, why) : 0;
+    int r = wc_flush_locked(f, why);
     wc_unlock(&f->lock);
     wc_leave();
     return r;
@@ -661,17 +667,15 @@ int wc_file_sync(struct wc_file *f, int datasync)
     if (!wc_enter())
         return -EDEADLK;
     wc_lock(&f->lock);
-    int r = wc_file_dirty(f) ? wc_flush_locked(f, WC_WHY_FSYNC) : 0;
+    int r = wc_flush_locked(f, WC_WHY_FSYNC);
     if (r == 0) {
         int s = datasync ? wc_sys.fdatasync(f->wb_fd) : wc_sys.fsync(f->wb_fd);
         if (s < 0)
             r = -errno;
     }
-    if (f->err && (f->err_unseen & WC_SEEN_FSYNC)) {
-        if (r == 0)
-            r = f->err;
-        f->err_unseen &= ~WC_SEEN_FSYNC;
-    }
+    int e = take_error(f, WC_SEEN_FSYNC);
+    if (r == 0)
+        r = e;
     wc_unlock(&f->lock);
     wc_leave();
     return r;
@@ -682,12 +686,12 @@ int wc_file_invalidate(struct wc_file *f, enum wc_reason why)
     if (!wc_enter())
         return -EDEADLK;
     wc_lock(&f->lock);
-    int r = wc_file_dirty(f) ? wc_flush_locked(f, why) : 0;
+    int r = wc_flush_locked(f, why);
     if (r == 0) {
         wc_file_drop_pages(f);
         struct stat st;
         if (wc_sys.fstat(f->wb_fd, &st) == 0)
-            f->size = f->disk_size = f->slot->size = f->slot->disk_size =
+            f->slot->size = f->slot->disk_size =
                 (uint64_t)st.st_size;
     }
     wc_unlock(&f->lock);
@@ -707,7 +711,7 @@ int wc_file_truncate(struct wc_file *f, off_t size)
      * old end goes first (data before metadata). Shrinking needs no
      * flush: the dirty bytes below `size` stay cached. The kernel decides
      * errors (EFBIG, EPERM, ETXTBSY...) before anything is dropped. */
-    if ((uint64_t)size > f->disk_size && f->ndirty &&
+    if ((uint64_t)size > f->slot->disk_size && f->ndirty &&
         (r = wc_flush_below(f, WC_WHY_TRUNCATE, (uint64_t)size)) < 0)
         goto out;
     if (wc_sys.ftruncate(f->wb_fd, size) < 0) {
@@ -730,7 +734,6 @@ int wc_file_truncate(struct wc_file *f, off_t size)
                 wc_page_drop(f, p);
         }
     }
-    f->size = f->disk_size = n;
     f->slot->size = f->slot->disk_size = n;
     f->append_from = WC_NO_APPEND;
     WC_CHECK_FILE(f);

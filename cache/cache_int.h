@@ -18,12 +18,14 @@
 #ifndef WCACHE_CACHE_INT_H
 #define WCACHE_CACHE_INT_H
 
+#include <errno.h>
 #include <stdint.h>
 #include <sys/types.h>
 
 #include "lock.h"
 #include "store.h"
 #include "wcache/cache.h"
+#include "wcache/ucopy.h"
 
 /* uthash without malloc (the write path may run in a signal handler) and
  * without exit() on allocation failure. */
@@ -62,11 +64,9 @@ struct wc_file {
     int wb_fd;                  /* our write-back descriptor */
     int wb_src;                 /* the program's fd it was duplicated from
                                    (-1: a description of our own) */
-    dev_t dev;                  /* identity of the target */
-    ino_t ino;
-    struct wc_fslot *slot;      /* mapped slot: size lives there too */
-    uint64_t size;              /* i_size as the program sees it */
-    uint64_t disk_size;         /* size of the target on disk */
+    struct wc_fslot *slot;      /* mapped slot: the file's identity,
+                                   i_size and size on disk live there only
+                                   (a replay reads them) */
     struct wc_page *pages;      /* uthash head: every page of the file */
     struct wc_page *hint;       /* the page written last */
     struct wc_page *dirty;      /* pages with dirty ranges, unordered */
@@ -86,6 +86,8 @@ struct wc_file {
 enum { WC_SEEN_FSYNC = 1, WC_SEEN_CLOSE = 2 };
 
 #define WC_NO_APPEND UINT64_MAX
+/* No file system's limit is below this; past it the kernel decides. */
+#define WC_MAX_CACHED_END ((uint64_t)1 << 40)
 /* Segments per write-back call. Well under IOV_MAX: a batch lives in the
  * file (two per file), and an append run must fit one call, so that it
  * lands at the end of file atomically, as one kernel write would. */
@@ -116,7 +118,11 @@ struct wc_cache {
     uint32_t dirty_pages;       /* atomic: pages with dirty ranges */
     uint32_t dirty_limit;       /* pages that start write-back */
     size_t bypass;              /* bytes from which writes go through */
-    uint64_t fsize_limit;       /* RLIMIT_FSIZE (wc_cache_limits_changed) */
+    uint64_t max_end;           /* writes reaching past this go to the
+                                   kernel, which decides: RLIMIT_FSIZE
+                                   (EFBIG, SIGXFSZ) and s_maxbytes (ext4:
+                                   16 TiB), capped at WC_MAX_CACHED_END
+                                   (wc_cache_limits_changed) */
     int noappend;               /* pwritev2 knows RWF_NOAPPEND: write back
                                    through a dup of the program's own
                                    descriptor, O_APPEND or not (probed) */
@@ -130,6 +136,32 @@ struct wc_cache {
                                    on the backing file */
     struct wc_stats totals;     /* cache lock; released files folded in */
 };
+
+/* The kernel's checks before a read or write, in its order: EINVAL for a
+ * negative position; one buffer (!vec): EFAULT outside user space; an
+ * iovec array (vec; the array itself may be NULL or unreadable): its
+ * import_iovec checks and clamp (write.c); EINVAL when
+ * pos plus the count overflows. Returns the count clamped to
+ * MAX_RW_COUNT, or -errno. */
+ssize_t wc__check_iovec(const struct iovec *iov, int iovcnt);
+static inline ssize_t wc_rw_count(int vec, const void *buf, size_t len,
+                                  const struct iovec *iov, int iovcnt,
+                                  off_t pos)
+{
+    if (pos < 0)
+        return -EINVAL;
+    if (vec) {
+        ssize_t n = wc__check_iovec(iov, iovcnt);
+        if (n < 0)
+            return n;
+        len = (size_t)n;
+    } else if (!wc_access_ok(buf, len)) {
+        return -EFAULT;
+    }
+    if ((off_t)((uint64_t)pos + len) < 0)
+        return -EINVAL;
+    return (ssize_t)(len > WC_MAX_RW_COUNT ? WC_MAX_RW_COUNT : len);
+}
 
 /* ---- cache.c -------------------------------------------------------- */
 
@@ -166,7 +198,7 @@ uint64_t wc_now_ns(void);
  * does not have yet? Caller holds f->lock. */
 static inline int wc_file_dirty(const struct wc_file *f)
 {
-    return f->ndirty || f->size > f->disk_size;
+    return f->ndirty || f->slot->size > f->slot->disk_size;
 }
 
 /* Flush every file; release files whose last close could not write back

@@ -166,8 +166,8 @@ static int issue(struct wc_file *f, struct wc_batch *bt, int append)
         }
         __atomic_fetch_add(&c->totals.wb_bytes, (uint64_t)w, __ATOMIC_RELAXED);
         pos += (uint64_t)w;
-        if (!append && pos > f->disk_size)
-            f->disk_size = f->slot->disk_size = pos;
+        if (!append && pos > f->slot->disk_size)
+            f->slot->disk_size = pos;
         /* Clear whole segments written; remember a partial one. */
         size_t left = (size_t)w;
         for (k = first; k < bt->n && left; k++) {
@@ -194,7 +194,7 @@ static int issue(struct wc_file *f, struct wc_batch *bt, int append)
 
 int wc_flush_locked(struct wc_file *f, enum wc_reason why)
 {
-    return wc_flush_below(f, why, f->size);
+    return wc_flush_below(f, why, f->slot->size);
 }
 
 /* Add [s, e) of page p to batch bt, issuing the batch first when the
@@ -226,12 +226,12 @@ int wc_flush_below(struct wc_file *f, enum wc_reason why, uint64_t limit)
     struct wc_batch *bt = &f->batch[0], *ab = &f->batch[1];
     int r = 0;
 
-    if (limit > f->size)
-        limit = f->size;
+    if (limit > f->slot->size)
+        limit = f->slot->size;
     if (!wc_file_dirty(f))
         return 0;
     /* The appended run goes to the real end of file, in one call. */
-    uint64_t abase = limit == f->size ? f->append_from : WC_NO_APPEND;
+    uint64_t abase = limit == f->slot->size ? f->append_from : WC_NO_APPEND;
     uint32_t n = 0;         /* the list itself is the truth */
     for (struct wc_page *p = f->dirty; p; p = p->dnext)
         n++;
@@ -275,11 +275,11 @@ int wc_flush_below(struct wc_file *f, enum wc_reason why, uint64_t limit)
         /* The run lands at the end of file: make that where it began (a
          * size change without data, e.g. a faulting write past EOF, leaves
          * a hole the program saw as zeros). */
-        if (f->disk_size < ab->start) {
+        if (f->slot->disk_size < ab->start) {
             if (wc_sys.ftruncate(f->wb_fd, (off_t)ab->start) < 0)
                 r = -errno;
             else
-                f->disk_size = f->slot->disk_size = ab->start;
+                f->slot->disk_size = ab->start;
         }
         if (r == 0)
             r = issue(f, ab, 1);
@@ -293,7 +293,7 @@ int wc_flush_below(struct wc_file *f, enum wc_reason why, uint64_t limit)
     while (*pp) {
         struct wc_page *p = *pp;
         struct wc_brec *rec = wc_page_rec(c, p);
-        if (rec->nr && (p->index << WC_PAGE_SHIFT) + rec->lo[0] >= f->size)
+        if (rec->nr && (p->index << WC_PAGE_SHIFT) + rec->lo[0] >= f->slot->size)
             rec->nr = 0;
         if (rec->nr) {
             pp = &p->dnext;
@@ -314,21 +314,21 @@ int wc_flush_below(struct wc_file *f, enum wc_reason why, uint64_t limit)
          * forget the (now clean) pages. */
         struct stat st;
         if (wc_sys.fstat(f->wb_fd, &st) == 0) {
-            if ((uint64_t)st.st_size != f->size && !f->ndirty) {
+            if ((uint64_t)st.st_size != f->slot->size && !f->ndirty) {
                 wc_file_drop_pages(f);
-                f->size = f->slot->size = (uint64_t)st.st_size;
+                f->slot->size = (uint64_t)st.st_size;
             }
-            f->disk_size = f->slot->disk_size = (uint64_t)st.st_size;
+            f->slot->disk_size = (uint64_t)st.st_size;
         }
     }
     if (r == 0 && !f->ndirty)
         f->append_from = WC_NO_APPEND;
 
-    if (r == 0 && limit == f->size && f->size > f->disk_size) { /* (4) */
-        if (wc_sys.ftruncate(f->wb_fd, (off_t)f->size) < 0)
+    if (r == 0 && limit == f->slot->size && f->slot->size > f->slot->disk_size) { /* (4) */
+        if (wc_sys.ftruncate(f->wb_fd, (off_t)f->slot->size) < 0)
             r = -errno;
         else
-            f->disk_size = f->slot->disk_size = f->size;
+            f->slot->disk_size = f->slot->size;
     }
     if (r < 0) {                                        /* invariant (5) */
         f->err = r;

@@ -21,8 +21,6 @@
 #include "wcache/sys.h"
 #include "wcache/ucopy.h"
 
-ssize_t wc__check_iovec(const struct iovec *iov, int iovcnt);
-
 static const uint8_t zeros[WC_PAGE_SIZE];
 
 /* Is every byte of [pos, pos + n) valid in the cache? Caller holds f->lock. */
@@ -114,13 +112,14 @@ static ssize_t read_buf(struct wc_file *f, int fd, uint8_t *buf, size_t n,
 
 /* Segments one after the other, as the kernel fills them (a later
  * overlapping segment wins). Returns bytes, or -errno when none. */
-static ssize_t read_locked(struct wc_file *f, int fd, const struct iovec *uiov,
-                           int nr, uint8_t *buf, size_t count, uint64_t pos)
+static ssize_t read_locked(struct wc_file *f, int fd, int vec,
+                           const struct iovec *uiov, int nr, uint8_t *buf,
+                           size_t count, uint64_t pos)
 {
-    if (pos >= f->size || count == 0)
+    if (pos >= f->slot->size || count == 0)
         return 0;
-    size_t n = f->size - pos < count ? (size_t)(f->size - pos) : count;
-    if (!uiov) {
+    size_t n = f->slot->size - pos < count ? (size_t)(f->slot->size - pos) : count;
+    if (!vec) {
         ssize_t r = read_buf(f, fd, buf, n, pos);
         return r == 0 ? -EFAULT : r;
     }
@@ -140,42 +139,33 @@ static ssize_t read_locked(struct wc_file *f, int fd, const struct iovec *uiov,
     return done ? (ssize_t)done : -EFAULT;
 }
 
-ssize_t wc_pread(struct wc_file *f, int fd, void *buf, size_t len, off_t pos)
+/* Both entry points: checks, then the read under the file lock. */
+static ssize_t wc_preadv_common(struct wc_file *f, int fd, int vec,
+                                void *buf, size_t len,
+                                const struct iovec *iov, int iovcnt,
+                                off_t pos)
 {
-    if (pos < 0)
-        return -EINVAL;
-    if (!wc_access_ok(buf, len))
-        return -EFAULT;
-    if ((off_t)((uint64_t)pos + len) < 0)
-        return -EINVAL;
-    if (len > WC_MAX_RW_COUNT)
-        len = WC_MAX_RW_COUNT;
+    ssize_t n = wc_rw_count(vec, buf, len, iov, iovcnt, pos);
+    if (n < 0)
+        return n;
     if (!wc_enter())
         return -EDEADLK;
     wc_lock(&f->lock);
     WC_CHECK_FILE(f);
-    ssize_t r = read_locked(f, fd, NULL, 0, buf, len, (uint64_t)pos);
+    ssize_t r = read_locked(f, fd, vec, iov, iovcnt, buf, (size_t)n,
+                            (uint64_t)pos);
     wc_unlock(&f->lock);
     wc_leave();
     return r;
 }
 
+ssize_t wc_pread(struct wc_file *f, int fd, void *buf, size_t len, off_t pos)
+{
+    return wc_preadv_common(f, fd, 0, buf, len, NULL, 0, pos);
+}
+
 ssize_t wc_preadv(struct wc_file *f, int fd, const struct iovec *iov,
                   int iovcnt, off_t pos)
 {
-    if (pos < 0)
-        return -EINVAL;
-    ssize_t total = wc__check_iovec(iov, iovcnt);
-    if (total < 0)
-        return total;
-    if ((off_t)((uint64_t)pos + (size_t)total) < 0)
-        return -EINVAL;
-    if (!wc_enter())
-        return -EDEADLK;
-    wc_lock(&f->lock);
-    ssize_t r = read_locked(f, fd, iov, iovcnt, NULL, (size_t)total,
-                            (uint64_t)pos);
-    wc_unlock(&f->lock);
-    wc_leave();
-    return r;
+    return wc_preadv_common(f, fd, 1, NULL, 0, iov, iovcnt, pos);
 }

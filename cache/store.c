@@ -200,6 +200,12 @@ static int reserve_blocks(struct wc_store *s, uint32_t first, uint32_t n)
     return r;
 }
 
+/* Free block b becomes the newest in the ring (the next one reused). */
+static void ring_push(struct wc_store *s, uint32_t b)
+{
+    s->ring[(s->head + s->nfree++) % s->nblocks] = b;
+}
+
 int64_t wc_store_alloc(struct wc_store *s)
 {
     if (s->nfree) {
@@ -231,7 +237,7 @@ int64_t wc_store_alloc(struct wc_store *s)
         uint32_t b = s->reserved;
         s->reserved += n;
         for (uint32_t i = b + 1; i < b + n; i++)     /* rest: free, cold */
-            s->ring[(s->head + s->nfree++) % s->nblocks] = i;
+            ring_push(s, i);
         s->used++;
         return b;
     }
@@ -248,7 +254,7 @@ int64_t wc_store_alloc(struct wc_store *s)
 
 void wc_store_free(struct wc_store *s, uint32_t b)
 {
-    s->ring[(s->head + s->nfree++) % s->nblocks] = b;
+    ring_push(s, b);
     s->used--;
     s->enospc_backoff = 0;
 }
@@ -279,7 +285,7 @@ void wc_store_trim(struct wc_store *s, uint32_t keep)
         if (wc_sys.fallocate(s->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
                              (off_t)off, WC_PAGE_SIZE) < 0) {
             /* Cannot give it back: keep it as a free block. */
-            s->ring[(s->head + s->nfree++) % s->nblocks] = b;
+            ring_push(s, b);
             return;
         }
         s->punched[s->npunched++] = b;

@@ -33,10 +33,6 @@
 #include "wcache/sys.h"
 #include "wcache/ucopy.h"
 
-/* Writes reaching past this offset go to the kernel, which knows the file
- * system's s_maxbytes (ext4: 16 TiB). */
-#define WC_MAX_CACHED_END ((uint64_t)1 << 40)
-
 
 
 /* A cursor over the user's buffers. The iovec array itself is user memory
@@ -126,7 +122,7 @@ static ssize_t put(struct wc_file *f, const void *buf, size_t n, uint64_t pos,
 static ssize_t write_through(struct wc_file *f, struct uiter *it, uint64_t pos,
                              int append, off_t *where)
 {
-    int r = wc_file_dirty(f) ? wc_flush_locked(f, WC_WHY_BYPASS) : 0;
+    int r = wc_flush_locked(f, WC_WHY_BYPASS);
     if (r < 0)
         return r;
     size_t total = 0;
@@ -159,21 +155,21 @@ static ssize_t write_through(struct wc_file *f, struct uiter *it, uint64_t pos,
                 if (!f->ndirty)
                     wc_file_drop_pages(f);
                 pos = n - total;
-                f->size = f->slot->size = n;
+                f->slot->size = n;
                 if (where)
                     *where = (off_t)pos;
             }
-            if (n > f->size)
-                f->size = f->slot->size = n;
-            f->disk_size = f->slot->disk_size = n;
+            if (n > f->slot->size)
+                f->slot->size = n;
+            f->slot->disk_size = n;
         }
     }
     if (total) {
         drop_range(f, pos, pos + total);
-        if (pos + total > f->size)
-            f->size = f->slot->size = pos + total;
-        if (pos + total > f->disk_size)
-            f->disk_size = f->slot->disk_size = pos + total;
+        if (pos + total > f->slot->size)
+            f->slot->size = pos + total;
+        if (pos + total > f->slot->disk_size)
+            f->slot->disk_size = pos + total;
     }
     return total ? (ssize_t)total : err;
 }
@@ -210,15 +206,14 @@ static ssize_t write_iter(struct wc_file *f, struct uiter *it, off_t pos_in,
     if (!wc_enter())
         return -EDEADLK;
     wc_lock(&f->lock);
-    wc_wip_size = f->size;
+    wc_wip_size = f->slot->size;
     wc_wip_file = f;
-    uint64_t pos = append ? f->size : (uint64_t)pos_in;
+    uint64_t pos = append ? f->slot->size : (uint64_t)pos_in;
     if (where)
         *where = (off_t)pos;
 
     if (it->count && (it->count >= c->bypass ||
-                      pos + it->count > c->fsize_limit ||
-                      pos + it->count > WC_MAX_CACHED_END)) {
+                      pos + it->count > c->max_end)) {
         ret = write_through(f, it, pos, append, where);
         goto out;
     }
@@ -228,7 +223,7 @@ static ssize_t write_iter(struct wc_file *f, struct uiter *it, off_t pos_in,
         if (f->append_from != WC_NO_APPEND &&
             pos + it->count - f->append_from > WC_APPEND_MAX &&
             wc_flush_locked(f, WC_WHY_PRESSURE) == 0) {
-            pos = f->size;
+            pos = f->slot->size;
             if (where)
                 *where = (off_t)pos;
         }
@@ -276,7 +271,7 @@ static ssize_t write_iter(struct wc_file *f, struct uiter *it, off_t pos_in,
         if (isnew) {                                    /* 5.5 */
             memset(data, 0, off);
             memset(data + off + copied, 0, WC_PAGE_SIZE - off - copied);
-            if ((idx << WC_PAGE_SHIFT) >= f->disk_size)
+            if ((idx << WC_PAGE_SHIFT) >= f->slot->disk_size)
                 rec->flags |= WC_BR_UPTODATE;           /* 5.7 */
         }
         if (copied) {                                   /* 5.4 */
@@ -286,15 +281,15 @@ static ssize_t write_iter(struct wc_file *f, struct uiter *it, off_t pos_in,
             wc_range_add(rec, off, off + (unsigned)copied);
             pos += copied;
             written += copied;
-            if (pos > f->size)
-                f->size = f->slot->size = pos;          /* 5.7 */
+            if (pos > f->slot->size)
+                f->slot->size = pos;          /* 5.7 */
             stalls = 0;
             chunk = WC_PAGE_SIZE;
         } else {
             if (isnew)
                 wc_page_drop(f, p); /* nothing of ours in it */
-            if (c->fault_extends && !it->bad && pos > f->size) {
-                f->size = f->slot->size = pos;          /* pos + 0 */
+            if (c->fault_extends && !it->bad && pos > f->slot->size) {
+                f->slot->size = pos;          /* pos + 0 */
                 if (!f->dirty_since)
                     __atomic_store_n(&f->dirty_since, wc_now_ns(),
                                      __ATOMIC_RELAXED);
@@ -319,10 +314,10 @@ static ssize_t write_iter(struct wc_file *f, struct uiter *it, off_t pos_in,
         if (append) {
             /* Others may have appended while the lock was dropped. */
             if (written == 0) {
-                pos = f->size;
+                pos = f->slot->size;
                 if (where)
                     *where = (off_t)pos;
-            } else if (pos != f->size) {
+            } else if (pos != f->slot->size) {
                 break;
             }
         }
@@ -351,15 +346,10 @@ ssize_t wc_pwrite(struct wc_file *f, const void *buf, size_t len, off_t pos,
                   int append, off_t *where)
 {
     /* The position is checked even when appending, as the kernel does. */
-    if (pos < 0)
-        return -EINVAL;
-    if (!wc_access_ok(buf, len))
-        return -EFAULT;
-    if (len > WC_MAX_RW_COUNT)
-        len = WC_MAX_RW_COUNT;
-    if ((off_t)((uint64_t)pos + len) < 0)
-        return -EINVAL;
-    struct uiter it = {.base = buf, .seg_left = len, .count = len};
+    ssize_t n = wc_rw_count(0, buf, len, NULL, 0, pos);
+    if (n < 0)
+        return n;
+    struct uiter it = {.base = buf, .seg_left = (size_t)n, .count = (size_t)n};
     return write_iter(f, &it, pos, append, where);
 }
 
@@ -367,7 +357,7 @@ ssize_t wc_pwrite(struct wc_file *f, const void *buf, size_t len, off_t pos,
  * (checked while the array is read), EFAULT for an unreadable array or a
  * segment outside user space; the total is clamped to MAX_RW_COUNT.
  * Returns the clamped total or -errno. */
-static ssize_t check_iovec(const struct iovec *iov, int iovcnt)
+ssize_t wc__check_iovec(const struct iovec *iov, int iovcnt)
 {
     size_t total = 0;
     if (iovcnt < 0 || iovcnt > IOV_MAX)
@@ -409,19 +399,9 @@ static ssize_t check_iovec(const struct iovec *iov, int iovcnt)
 ssize_t wc_pwritev(struct wc_file *f, const struct iovec *iov, int iovcnt,
                    off_t pos, int append, off_t *where)
 {
-    if (pos < 0)
-        return -EINVAL;
-    ssize_t total = check_iovec(iov, iovcnt);
-    if (total < 0)
-        return total;
-    if ((off_t)((uint64_t)pos + (size_t)total) < 0)
-        return -EINVAL;
-    struct uiter it = {.uiov = iov, .nr = iovcnt, .count = (size_t)total};
+    ssize_t n = wc_rw_count(1, NULL, 0, iov, iovcnt, pos);
+    if (n < 0)
+        return n;
+    struct uiter it = {.uiov = iov, .nr = iovcnt, .count = (size_t)n};
     return write_iter(f, &it, pos, append, where);
-}
-
-/* Used by read.c: the same validation for readv. */
-ssize_t wc__check_iovec(const struct iovec *iov, int iovcnt)
-{
-    return check_iovec(iov, iovcnt);
 }
