@@ -142,8 +142,7 @@ static void fix_stat(int r, struct stat *st)
         wc_reg_apply(st->st_dev, st->st_ino, size_cb, &size) == 0 &&
         size > st->st_size)
         st->st_size = size;
-    wc_leave();
-    errno = e;
+    wc_work_end(e);
 }
 
 WC_EXPORT int fstat(int fd, struct stat *st)
@@ -262,8 +261,7 @@ WC_EXPORT int statx(int dirfd, const char *path, int fl, unsigned mask,
         wc_reg_apply(dev, stx->stx_ino, size_cb, &size) == 0 &&
         (uint64_t)size > stx->stx_size)
         stx->stx_size = (uint64_t)size;
-    wc_leave();
-    errno = e;
+    wc_work_end(e);
     return r;
 }
 
@@ -321,8 +319,7 @@ WC_EXPORT int truncate(const char *path, off_t len)
     }
     wc_enter();
     int r = wc_reg_apply(st.st_dev, st.st_ino, truncate_cb, &len);
-    wc_leave();
-    errno = e;
+    wc_work_end(e);
     if (r == -ENOENT)
         return REAL(truncate)(path, len);
     return wc_ret(r);
@@ -359,8 +356,7 @@ static void after_kernel(int fd, struct wc_desc *d, int moved, int changed)
 {
     if (!d)
         return;
-    int e = errno;
-    wc_enter();
+    int e = wc_work_begin();
     if (!wc_desc_lock(fd, d)) {
         if (moved && d->mode == WC_D_CACHED) {
             off_t k = REAL(lseek)(fd, 0, SEEK_CUR);
@@ -373,8 +369,7 @@ static void after_kernel(int fd, struct wc_desc *d, int moved, int changed)
             wc_file_invalidate(d->file, WC_WHY_OTHER);
         wc_unlock(&d->lock);
     }
-    wc_leave();
-    errno = e;
+    wc_work_end(e);
 }
 
 WC_EXPORT int fallocate(int fd, int mode, off_t off, off_t len)
@@ -486,11 +481,9 @@ WC_EXPORT void sync(void)
 {
     struct wc_cache *c = wc_cachep;
     if (c && wc_state == WC_ST_ON && !wc_depth) {
-        int e = errno;
-        wc_enter();
+        int e = wc_work_begin();
         wc_consistency_all(WC_WHY_FSYNC, 0, 0);
-        wc_leave();
-        errno = e;
+        wc_work_end(e);
     }
     REAL(sync)();
 }
@@ -499,11 +492,9 @@ WC_EXPORT int syncfs(int fd)
 {
     struct wc_cache *c = wc_cachep;
     if (c && wc_state == WC_ST_ON && !wc_depth) {
-        int e = errno;
-        wc_enter();
+        int e = wc_work_begin();
         wc_consistency_all(WC_WHY_FSYNC, 0, 0);
-        wc_leave();
-        errno = e;
+        wc_work_end(e);
     }
     return REAL(syncfs)(fd);
 }

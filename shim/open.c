@@ -42,11 +42,9 @@
 static int opened(int fd, int dirfd, const char *path, int flags)
 {
     if (fd >= 0 && wc_state == WC_ST_ON && !wc_depth) {
-        int e = errno;
-        wc_enter();
+        int e = wc_work_begin();
         wc_fd_opened(fd, dirfd, path, flags);
-        wc_leave();
-        errno = e;
+        wc_work_end(e);
     }
     return fd;
 }
@@ -57,43 +55,31 @@ static mode_t mode_arg(int flags, va_list ap)
                ? va_arg(ap, mode_t) : 0;
 }
 
+static int open_va(int dirfd, const char *path, int flags, va_list ap)
+{
+    mode_t m = mode_arg(flags, ap);
+    return opened(REAL(openat)(dirfd, path, flags, m), dirfd, path, flags);
+}
+
 WC_EXPORT int open(const char *path, int flags, ...)
 {
     va_list ap;
     va_start(ap, flags);
-    mode_t m = mode_arg(flags, ap);
+    int r = open_va(AT_FDCWD, path, flags, ap);
     va_end(ap);
-    return opened(REAL(openat)(AT_FDCWD, path, flags, m), AT_FDCWD, path,
-                  flags);
+    return r;
 }
-
-WC_EXPORT int open64(const char *path, int flags, ...)
-{
-    va_list ap;
-    va_start(ap, flags);
-    mode_t m = mode_arg(flags, ap);
-    va_end(ap);
-    return opened(REAL(openat)(AT_FDCWD, path, flags, m), AT_FDCWD, path,
-                  flags);
-}
+int open64(const char *path, int flags, ...) WC_ALIAS(open);
 
 WC_EXPORT int openat(int dirfd, const char *path, int flags, ...)
 {
     va_list ap;
     va_start(ap, flags);
-    mode_t m = mode_arg(flags, ap);
+    int r = open_va(dirfd, path, flags, ap);
     va_end(ap);
-    return opened(REAL(openat)(dirfd, path, flags, m), dirfd, path, flags);
+    return r;
 }
-
-WC_EXPORT int openat64(int dirfd, const char *path, int flags, ...)
-{
-    va_list ap;
-    va_start(ap, flags);
-    mode_t m = mode_arg(flags, ap);
-    va_end(ap);
-    return opened(REAL(openat)(dirfd, path, flags, m), dirfd, path, flags);
-}
+int openat64(int dirfd, const char *path, int flags, ...) WC_ALIAS(openat);
 
 WC_EXPORT int creat(const char *path, mode_t mode)
 {
@@ -185,15 +171,13 @@ static void stdio_takes(int fd)
     struct wc_desc *d = wc_fd_get(fd);
     if (!d || wc_depth)
         return;
-    int e = errno;
-    wc_enter();
+    int e = wc_work_begin();
     if (!wc_desc_lock(fd, d)) {
         wc_desc_through_locked(fd, d, WC_WHY_OTHER);
         wc_unlock(&d->lock);
     }
     wc_fd_forget(fd);
-    wc_leave();
-    errno = e;
+    wc_work_end(e);
 }
 
 WC_EXPORT FILE *freopen(const char *path, const char *mode, FILE *stream)
@@ -226,8 +210,7 @@ WC_EXPORT int close(int fd)
         return REAL(close)(fd);
     if (wc_depth)
         return wc_ret(wc_queue_close(fd));
-    int e = errno;
-    wc_enter();
+    int e = wc_work_begin();
     int r = wc_fd_forget(fd);
     int rc = REAL(close)(fd);
     int ce = errno;
@@ -308,11 +291,9 @@ WC_EXPORT void closefrom(int lo)
 static int duped(int oldfd, int newfd)
 {
     if (newfd >= 0 && wc_state == WC_ST_ON && !wc_depth) {
-        int e = errno;
-        wc_enter();
+        int e = wc_work_begin();
         wc_fd_duped(oldfd, newfd);
-        wc_leave();
-        errno = e;
+        wc_work_end(e);
     }
     return newfd;
 }
@@ -361,8 +342,7 @@ static void lock_point(int fd, int after_taking)
     struct wc_desc *d = wc_fd_get(fd);
     if (!d || wc_depth)
         return;
-    int e = errno;
-    wc_enter();
+    int e = wc_work_begin();
     if (!wc_desc_lock(fd, d)) {
         if (d->file && d->mode != WC_D_WATCH) {
             if (after_taking)
@@ -372,8 +352,7 @@ static void lock_point(int fd, int after_taking)
         }
         wc_unlock(&d->lock);
     }
-    wc_leave();
-    errno = e;
+    wc_work_end(e);
 }
 
 static int fcntl_common(int fd, int cmd, void *arg)
@@ -392,25 +371,21 @@ static int fcntl_common(int fd, int cmd, void *arg)
         /* O_DIRECT on a cached description: write back first and take
          * the engine off that description (it may share it). */
         if (((int)(long)arg & O_DIRECT) && !wc_depth && d->file) {
-            int e = errno;
-            wc_enter();
+            int e = wc_work_begin();
             wc_file_unshare(d->file, fd);
-            wc_leave();
-            errno = e;
+            wc_work_end(e);
         }
         r = REAL(fcntl)(fd, cmd, arg);
         if (r == 0 && !wc_depth) {
             int fl = (int)(long)arg;
-            int e = errno;
-            wc_enter();
+            int e = wc_work_begin();
             if (!wc_desc_lock(fd, d)) {
                 d->append = !!(fl & O_APPEND);
                 if (fl & O_DIRECT)
                     wc_desc_through_locked(fd, d, WC_WHY_OTHER);
                 wc_unlock(&d->lock);
             }
-            wc_leave();
-            errno = e;
+            wc_work_end(e);
         }
         return r;
     case F_SETLK:
@@ -438,14 +413,7 @@ WC_EXPORT int fcntl(int fd, int cmd, ...)
     return fcntl_common(fd, cmd, arg);
 }
 
-WC_EXPORT int fcntl64(int fd, int cmd, ...)
-{
-    va_list ap;
-    va_start(ap, cmd);
-    void *arg = va_arg(ap, void *);
-    va_end(ap);
-    return fcntl_common(fd, cmd, arg);
-}
+int fcntl64(int fd, int cmd, ...) WC_ALIAS(fcntl);
 
 WC_EXPORT int flock(int fd, int op)
 {

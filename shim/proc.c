@@ -218,12 +218,10 @@ static void final_flush(void)
         errno = e;
         return;
     }
-    int e = errno;
-    wc_enter();
+    int e = wc_work_begin();
     wc_shutdown(WC_WHY_EXIT);
     image_ends();
-    wc_leave();
-    errno = e;
+    wc_work_end(e);
 }
 
 __attribute__((destructor)) static void wc_fini(void)
@@ -257,8 +255,7 @@ WC_EXPORT void _Exit(int status)
 WC_EXPORT void abort(void)
 {
     if (wc_state == WC_ST_ON && !wc_depth) {
-        int e = errno;
-        wc_enter();
+        int e = wc_work_begin();
         wc_consistency_all(WC_WHY_EXIT, 0, 0);
         /* With SIGABRT at its default action the process dies now: the
          * store's name goes, as at exec (the mapping stays valid). */
@@ -268,8 +265,7 @@ WC_EXPORT void abort(void)
             REAL(sigaction)(SIGABRT, NULL, &sa) == 0 &&
             !(sa.sa_flags & SA_SIGINFO) && sa.sa_handler == SIG_DFL)
             image_ends();
-        wc_leave();
-        errno = e;
+        wc_work_end(e);
     }
     REAL(abort)();
     __builtin_unreachable();
@@ -293,22 +289,27 @@ WC_EXPORT long syscall(long nr, ...)
 
 /* ---- fork ------------------------------------------------------------- */
 
-static void atfork_prepare(void)
-{
-    if (wc_state != WC_ST_ON || wc_depth)
-        return;
-    int e = errno;
-    wc_enter();
-    wc_consistency_all(WC_WHY_FORK, 1, exec_only_child);
-    wc_leave();
-    errno = e;
-}
 
 static void atfork_child(void)
 {
     exec_only_child = 0;
     if (wc_state == WC_ST_ON)
         wc_after_fork_child();
+}
+
+/* A child is about to be created (one that only execs: `exec_only`). */
+static void before_spawn(int exec_only)
+{
+    if (wc_state != WC_ST_ON || wc_depth)
+        return;
+    int e = wc_work_begin();
+    wc_consistency_all(WC_WHY_FORK, 1, exec_only);
+    wc_work_end(e);
+}
+
+static void atfork_prepare(void)
+{
+    before_spawn(exec_only_child);
 }
 
 WC_EXPORT pid_t fork(void)
@@ -336,18 +337,6 @@ WC_EXPORT pid_t vfork(void)
     pid_t p = REAL(fork)();
     exec_only_child = 0;
     return p;
-}
-
-/* A child that only execs is about to be created. */
-static void before_spawn(int exec_only)
-{
-    if (wc_state != WC_ST_ON || wc_depth)
-        return;
-    int e = errno;
-    wc_enter();
-    wc_consistency_all(WC_WHY_FORK, 1, exec_only);
-    wc_leave();
-    errno = e;
 }
 
 WC_EXPORT int posix_spawn(pid_t *pid, const char *path,
@@ -387,12 +376,10 @@ static void before_exec(void)
 {
     if (wc_state != WC_ST_ON || wc_depth)
         return;
-    int e = errno;
-    wc_enter();
+    int e = wc_work_begin();
     wc_consistency_all(WC_WHY_EXEC, 0, 0);
     image_ends();
-    wc_leave();
-    errno = e;
+    wc_work_end(e);
 }
 
 WC_EXPORT int execve(const char *path, char *const argv[],
@@ -483,11 +470,9 @@ static void limits_changed(int resource)
     struct wc_cache *c = wc_cachep;
     if (c && (resource == RLIMIT_FSIZE || resource == RLIMIT_NOFILE) &&
         wc_state == WC_ST_ON && !wc_depth) {
-        int e = errno;
-        wc_enter();
+        int e = wc_work_begin();
         wc_cache_limits_changed(c);
-        wc_leave();
-        errno = e;
+        wc_work_end(e);
     }
 }
 

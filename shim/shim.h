@@ -41,6 +41,9 @@
 /* The one way a symbol is exported from libwcache.so (-fvisibility=hidden
  * hides everything else). */
 #define WC_EXPORT __attribute__((visibility("default")))
+/* An exported second name for an interposed function (the LFS "64"
+ * twins, identical on x86-64). */
+#define WC_ALIAS(target) __attribute__((visibility("default"), alias(#target)))
 
 #define WC_TLS __thread __attribute__((tls_model("initial-exec")))
 
@@ -289,6 +292,11 @@ static inline void wc_enter(void)
 
 /* Leave: run the writes queued by signal handlers meanwhile, then
  * depth 0 (re-checking after, so none is stranded). */
+/* Shim work inside a libc wrapper: enter, keeping the errno the program
+ * will see (the wrapped call's answer), and give it back on the way out. */
+static inline int wc_work_begin(void);
+static inline void wc_work_end(int saved_errno);
+
 void wc_leave_slow(void);
 static inline void wc_leave(void)
 {
@@ -298,6 +306,19 @@ static inline void wc_leave(void)
     else
         wc_depth = 0;
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
+}
+
+static inline int wc_work_begin(void)
+{
+    int e = errno;
+    wc_enter();
+    return e;
+}
+
+static inline void wc_work_end(int saved_errno)
+{
+    wc_leave();
+    errno = saved_errno;
 }
 
 /* A write made by a signal handler while this thread is inside the shim:
