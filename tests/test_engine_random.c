@@ -21,27 +21,11 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "lib_sys.h"
+#include "lib_cache.h"
 #include "wcache/cache.h"
 
 #define AREA (64 * 1024)
 #define MAXLEN 9000
-
-static char dir[64];
-
-static void setup(void)
-{
-    wct_sys_use_libc();
-    strcpy(dir, "/tmp/wct-random.XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
-}
-
-static void teardown(void)
-{
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    cr_assert_eq(system(cmd), 0);
-}
 
 static uint64_t rng;
 static uint64_t next(void)
@@ -75,15 +59,12 @@ static uint8_t *pick(uint8_t *ok, uint8_t *guard_end, size_t len)
 
 static void run(unsigned seed, size_t cache_bytes, int nops)
 {
-    char a[128], b[128];
-    snprintf(a, sizeof a, "%s/engine", dir);
-    snprintf(b, sizeof b, "%s/kernel", dir);
-    int fa = open(a, O_RDWR | O_CREAT | O_TRUNC, 0600);
-    int fb = open(b, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    int fa = open(wct_path("engine"), O_RDWR | O_CREAT | O_TRUNC, 0600);
+    int fb = open(wct_path("kernel"), O_RDWR | O_CREAT | O_TRUNC, 0600);
     cr_assert(fa >= 0 && fb >= 0);
 
     struct wc_cache *c;
-    struct wc_config cfg = {.size = cache_bytes, .dir = dir,
+    struct wc_config cfg = {.size = cache_bytes, .dir = wct_dir,
                             .bypass = 6000};
     cr_assert_eq(wc_cache_open(&c, &cfg), 0);
     int err;
@@ -201,24 +182,20 @@ static void run(unsigned seed, size_t cache_bytes, int nops)
     close(fb);
 }
 
-static int long_run(void)
-{
-    const char *e = getenv("WCT_LONG");
-    return e && *e == '1';
-}
-
-Test(engine_random, small_cache, .init = setup, .fini = teardown,
+Test(engine_random, small_cache, .init = wct_setup, .fini = wct_teardown,
      .timeout = 120)
 {
-    int seeds = long_run() ? 200 : 12;
+    wct_watchdog(600, "small-cache seeds");
+    int seeds = wct_long() ? 200 : 12;
     for (int s = 1; s <= seeds; s++)
         run((unsigned)s, 16 * 4096, 1500);
 }
 
-Test(engine_random, medium_cache, .init = setup, .fini = teardown,
+Test(engine_random, medium_cache, .init = wct_setup, .fini = wct_teardown,
      .timeout = 120)
 {
-    int seeds = long_run() ? 100 : 6;
+    wct_watchdog(600, "medium-cache seeds");
+    int seeds = wct_long() ? 100 : 6;
     for (int s = 1000; s < 1000 + seeds; s++)
         run((unsigned)s, 64 * 4096, 3000);
 }

@@ -20,24 +20,8 @@
 #include <unistd.h>
 
 #include "../cache/store.h"
-#include "lib_sys.h"
+#include "lib_cache.h"
 #include "wcache/cache.h"
-
-static char dir[64];
-
-static void setup(void)
-{
-    wct_sys_use_libc();
-    strcpy(dir, "/tmp/wct-store.XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
-}
-
-static void teardown(void)
-{
-    char cmd[256];
-    snprintf(cmd, sizeof cmd, "chmod -R u+rwx %s; rm -rf %s", dir, dir);
-    cr_assert_eq(system(cmd), 0);
-}
 
 static long allocated_kib(const char *path)
 {
@@ -46,14 +30,13 @@ static long allocated_kib(const char *path)
     return (long)st.st_blocks / 2;
 }
 
-Test(engine_store, holes_punched_only_when_well_above_need, .init = setup,
-     .fini = teardown, .timeout = 60)
+Test(engine_store, holes_punched_only_when_well_above_need, .init = wct_setup,
+     .fini = wct_teardown, .timeout = 60)
 {
     struct wc_cache *c;
-    struct wc_config cfg = {.size = 32 << 20, .dir = dir};
+    struct wc_config cfg = {.size = 32 << 20, .dir = wct_dir};
     cr_assert_eq(wc_cache_open(&c, &cfg), 0);
-    char path[128];
-    snprintf(path, sizeof path, "%s/data", dir);
+    const char *path = wct_path("data");
     int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
     int err;
     struct wc_file *f = wc_file_get(c, fd, &err);
@@ -94,14 +77,13 @@ Test(engine_store, holes_punched_only_when_well_above_need, .init = setup,
     close(fd);
 }
 
-Test(engine_store, layout_describes_the_data, .init = setup,
-     .fini = teardown, .timeout = 60)
+Test(engine_store, layout_describes_the_data, .init = wct_setup,
+     .fini = wct_teardown, .timeout = 60)
 {
     struct wc_cache *c;
-    struct wc_config cfg = {.size = 1 << 20, .dir = dir};
+    struct wc_config cfg = {.size = 1 << 20, .dir = wct_dir};
     cr_assert_eq(wc_cache_open(&c, &cfg), 0);
-    char path[128];
-    snprintf(path, sizeof path, "%s/target", dir);
+    const char *path = wct_path("target");
     int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
     int err;
     struct wc_file *f = wc_file_get(c, fd, &err);
@@ -172,14 +154,15 @@ Test(engine_store, layout_describes_the_data, .init = setup,
     close(fd);
 }
 
-Test(engine_store, refuses_a_directory_that_is_not_private, .init = setup,
-     .fini = teardown, .timeout = 30)
+Test(engine_store, refuses_a_directory_that_is_not_private, .init = wct_setup,
+     .fini = wct_teardown, .timeout = 30)
 {
-    char udir[128];
-    snprintf(udir, sizeof udir, "%s/wcache-%u", dir, (unsigned)getuid());
+    char name[32];
+    snprintf(name, sizeof name, "wcache-%u", (unsigned)getuid());
+    const char *udir = wct_path(name);
     cr_assert_eq(mkdir(udir, 0755), 0);
     struct wc_cache *c;
-    struct wc_config cfg = {.size = 1 << 20, .dir = dir};
+    struct wc_config cfg = {.size = 1 << 20, .dir = wct_dir};
     cr_assert_eq(wc_cache_open(&c, &cfg), -EACCES);
     cr_assert_eq(chmod(udir, 0700), 0);
     cr_assert_eq(wc_cache_open(&c, &cfg), 0);

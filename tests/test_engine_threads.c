@@ -19,32 +19,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "lib_sys.h"
+#include "lib_cache.h"
 #include "wcache/cache.h"
 
 #define NREC 4000
 #define RECLEN 48
 #define NT 4
 
-static char dir[64];
 static struct wc_cache *cache;
 static struct wc_file *fa, *fp, *fown[NT];
 static int fda, fdp, fdown[NT];
 static volatile int stop;
-
-static void setup(void)
-{
-    wct_sys_use_libc();
-    strcpy(dir, "/tmp/wct-threads.XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
-}
-
-static void teardown(void)
-{
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    cr_assert_eq(system(cmd), 0);
-}
 
 static void record(char *buf, int t, int i)
 {
@@ -53,10 +38,8 @@ static void record(char *buf, int t, int i)
 
 static int open_file(const char *name, struct wc_file **f)
 {
-    char path[128];
     int err;
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    int fd = open(wct_path(name), O_RDWR | O_CREAT | O_TRUNC, 0600);
     cr_assert(fd >= 0);
     *f = wc_file_get(cache, fd, &err);
     cr_assert_not_null(*f, "wc_file_get: %d", err);
@@ -122,10 +105,11 @@ static char *slurp(int fd, size_t *n)
     return b;
 }
 
-Test(engine_threads, writers, .init = setup, .fini = teardown,
+Test(engine_threads, writers, .init = wct_setup, .fini = wct_teardown,
      .timeout = 120)
 {
-    struct wc_config cfg = {.size = 128 * 4096, .dir = dir};
+    wct_watchdog(120, "concurrent writers");
+    struct wc_config cfg = {.size = 128 * 4096, .dir = wct_dir};
     cr_assert_eq(wc_cache_open(&cache, &cfg), 0);
     fda = open_file("append", &fa);
     fdp = open_file("pwrite", &fp);
@@ -207,10 +191,10 @@ Test(engine_threads, writers, .init = setup, .fini = teardown,
  * is not run for those; so use the public guard directly instead. */
 extern __thread int wc_in_engine;
 
-Test(engine_threads, nested_entry_is_refused, .init = setup, .fini = teardown,
+Test(engine_threads, nested_entry_is_refused, .init = wct_setup, .fini = wct_teardown,
      .timeout = 30)
 {
-    struct wc_config cfg = {.size = 64 * 4096, .dir = dir};
+    struct wc_config cfg = {.size = 64 * 4096, .dir = wct_dir};
     cr_assert_eq(wc_cache_open(&cache, &cfg), 0);
     fda = open_file("nested", &fa);
     wc_in_engine = 1;       /* as if interrupted inside the engine */

@@ -16,25 +16,11 @@
 
 #include "lib_shim.h"
 
-/* The scratch directory of the running test; removed by `cleanup` even
- * when an assertion ends the test early. */
-static char *scratch_dir;
-
-static void cleanup(void)
-{
-    if (scratch_dir) {
-        wct_rmtree(scratch_dir);
-        free(scratch_dir);
-        scratch_dir = NULL;
-    }
-}
-
 static void one(int sig, const char *mode)
 {
     wct_require_shim();
     wct_require_prog(WCT_PROG("prog_death"));
-    cleanup();
-    char *dir = scratch_dir = wct_scratch("death");
+    char *dir = wct_scratch("death");
     char path[4200], signum[16];
     snprintf(path, sizeof path, "%s/out", dir);
     snprintf(signum, sizeof signum, "%d", sig);
@@ -63,10 +49,10 @@ static void one(int sig, const char *mode)
         free(file[i]);
         wct_result_free(&r[i]);
     }
-    cleanup();
+    wct_scratch_cleanup();
 }
 
-Test(death, default_action_flushes_then_dies, .fini = cleanup, .timeout = 120)
+Test(death, default_action_flushes_then_dies, .fini = wct_scratch_cleanup, .timeout = 120)
 {
     static const int sigs[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGALRM,
                                SIGQUIT};
@@ -74,23 +60,23 @@ Test(death, default_action_flushes_then_dies, .fini = cleanup, .timeout = 120)
         one(sigs[i], "dfl");
 }
 
-Test(death, handler_then_default_again, .fini = cleanup, .timeout = 60)
+Test(death, handler_then_default_again, .fini = wct_scratch_cleanup, .timeout = 60)
 {
     one(SIGTERM, "reset");
 }
 
-Test(death, program_handler_runs, .fini = cleanup, .timeout = 60)
+Test(death, program_handler_runs, .fini = wct_scratch_cleanup, .timeout = 60)
 {
     one(SIGTERM, "handler");
     one(SIGUSR2, "handler");
 }
 
-Test(death, ignored_signal_is_ignored, .fini = cleanup, .timeout = 60)
+Test(death, ignored_signal_is_ignored, .fini = wct_scratch_cleanup, .timeout = 60)
 {
     one(SIGTERM, "ignore");
 }
 
-Test(death, sigpipe, .fini = cleanup, .timeout = 60)
+Test(death, sigpipe, .fini = wct_scratch_cleanup, .timeout = 60)
 {
     one(SIGPIPE, "pipe");
 }

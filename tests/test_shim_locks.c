@@ -16,26 +16,12 @@
 
 #include "lib_shim.h"
 
-/* The scratch directory of the running test; removed by `cleanup` even
- * when an assertion ends the test early. */
-static char *scratch_dir;
-
-static void cleanup(void)
-{
-    if (scratch_dir) {
-        wct_rmtree(scratch_dir);
-        free(scratch_dir);
-        scratch_dir = NULL;
-    }
-}
-
 /* Run `prog FILE` with and without the shim; compare output and file. */
 static void compare(const char *prog, const char *must_contain)
 {
     wct_require_shim();
     wct_require_prog(prog);
-    cleanup();
-    char *dir = scratch_dir = wct_scratch("locks");
+    char *dir = wct_scratch("locks");
     char path[4200];
     snprintf(path, sizeof path, "%s/locked", dir);
     const char *argv[] = {prog, path, NULL};
@@ -61,15 +47,15 @@ static void compare(const char *prog, const char *must_contain)
         free(file[i]);
         wct_result_free(&r[i]);
     }
-    cleanup();
+    wct_scratch_cleanup();
 }
 
-Test(locks, record_lock_survives_caching, .fini = cleanup, .timeout = 60)
+Test(locks, record_lock_survives_caching, .fini = wct_scratch_cleanup, .timeout = 60)
 {
     compare(WCT_PROG("prog_locks"), "after fsync: locked by the parent");
 }
 
-Test(locks, o_direct_set_later_not_inherited, .fini = cleanup, .timeout = 60)
+Test(locks, o_direct_set_later_not_inherited, .fini = wct_scratch_cleanup, .timeout = 60)
 {
     compare(WCT_PROG("prog_odirect"), "F_SETFL O_DIRECT fd1: 0");
 }
