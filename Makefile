@@ -72,11 +72,12 @@ $(B)/examples/%: examples/%.c
 
 # The fortified variant #includes the plain one.
 $(B)/tests/prog_difftest_fortify: tests/prog_difftest.c
+$(B)/tests/prog_stdio_fortify: tests/prog_stdio.c
 
 deps-build:
 	@sh tests/deps.sh build
 
-deps:
+deps: deps-build
 	@sh tests/deps.sh test
 
 TEST_CPPFLAGS := $(CPPFLAGS) -Itests -DWCT_BUILD_DIR='"$(abspath $(B))"' \

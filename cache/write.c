@@ -396,6 +396,11 @@ ssize_t wc__check_iovec(const struct iovec *iov, int iovcnt)
     return (ssize_t)total;
 }
 
+ssize_t wc_iov_count(const struct iovec *iov, int iovcnt)
+{
+    return wc__check_iovec(iov, iovcnt);
+}
+
 ssize_t wc_pwritev(struct wc_file *f, const struct iovec *iov, int iovcnt,
                    off_t pos, int append, off_t *where)
 {

@@ -591,7 +591,7 @@ int wc_desc_sync_locked(int fd, struct wc_desc *d, enum wc_reason why)
 
 void wc_desc_through_locked(int fd, struct wc_desc *d, enum wc_reason why)
 {
-    if (d->mode != WC_D_CACHED)
+    if (d->mode != WC_D_CACHED && d->mode != WC_D_RESERVE)
         return;
     wc_desc_sync_locked(fd, d, why);
     d->mode = WC_D_THROUGH;
@@ -600,10 +600,19 @@ void wc_desc_through_locked(int fd, struct wc_desc *d, enum wc_reason why)
 
 void wc_file_all_through(dev_t dev, ino_t ino, enum wc_reason why)
 {
+    wc_file_others_through(dev, ino, NULL, why);
+}
+
+void wc_file_others_through(dev_t dev, ino_t ino, const struct wc_desc *keep,
+                            enum wc_reason why)
+{
+    if (keep)
+        reg_mark_through(dev, ino);
     unsigned hi = __atomic_load_n(&g_fd_hi, __ATOMIC_RELAXED);
     for (unsigned fd = 0; fd < hi && hi <= wc_nfds; fd++) {
         struct wc_desc *d = __atomic_load_n(&wc_fds[fd], __ATOMIC_ACQUIRE);
-        if (!d || d == WC_DESC_INTERNAL || d->dev != dev || d->ino != ino)
+        if (!d || d == WC_DESC_INTERNAL || d == keep || d->dev != dev ||
+            d->ino != ino)
             continue;
         if (wc_desc_lock((int)fd, d))
             continue;

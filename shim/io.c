@@ -15,9 +15,10 @@
  *       a zero-byte transfer does not move it (not even with O_APPEND).
  *       pwrite on an O_APPEND description appends and leaves the offset.
  *   (3) Success leaves errno alone; failure sets errno and returns -1.
- *   (4) THROUGH descriptions: the file's cached data is written first, then
- *       the kernel does the call, then the engine forgets what it knew of
- *       the file's contents and size (wc_file_invalidate).
+ *   (4) THROUGH descriptions, and the calls of RESERVE ones other than
+ *       write/writev (stdio.c): the file's cached data is written first,
+ *       then the kernel does the call, then the engine forgets what it
+ *       knew of the file's contents and size (wc_file_invalidate).
  *   (5) Requests the cache cannot serve (RWF_DSYNC, RWF_NOWAIT, unknown
  *       flags) are done by the kernel after the file is flushed and the
  *       kernel's offset is brought up to date; the offset is read back.
@@ -54,7 +55,7 @@ static ssize_t kernel_rw_locked(int fd, struct wc_desc *d, int write,
                                 const struct iovec *iov, int iovcnt,
                                 off_t pos, int flags)
 {
-    if (d->mode == WC_D_CACHED || d->mode == WC_D_THROUGH)
+    if (d->mode != WC_D_FREE && d->mode != WC_D_WATCH)
         wc_desc_sync_locked(fd, d, WC_WHY_OTHER);
     ssize_t r;
     if (write)
@@ -67,7 +68,8 @@ static ssize_t kernel_rw_locked(int fd, struct wc_desc *d, int write,
                       : REAL(preadv)(fd, iov, iovcnt, pos);
     if (r < 0)
         r = -errno;
-    if (d->mode == WC_D_CACHED && pos < 0 && r > 0) {
+    if ((d->mode == WC_D_CACHED || d->mode == WC_D_RESERVE) && pos < 0 &&
+        r > 0) {
         off_t k = REAL(lseek)(fd, 0, SEEK_CUR);
         if (k >= 0)
             d->pos = k;
@@ -108,6 +110,8 @@ ssize_t wc_do_writev(int fd, struct wc_desc *d, const struct iovec *iov,
                 d->kstale = 1;
             }
         }
+    } else if (d->mode == WC_D_RESERVE && pos < 0 && !rwf_append) {
+        r = wc_reserve_write(fd, d, iov, iovcnt, vec);
     } else {
         r = kernel_rw_locked(fd, d, 1, iov, iovcnt, pos,
                              rwf_append ? RWF_APPEND : 0);

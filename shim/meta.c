@@ -51,6 +51,20 @@ _Static_assert(sizeof(struct stat) == sizeof(struct stat64),
 
 static off_t lseek_locked(int fd, struct wc_desc *d, off_t off, int whence)
 {
+    if (d->mode == WC_D_RESERVE) {
+        /* The kernel's offset is the offset. Moving it: write back first
+         * (stdio.c invariant (1)) and learn what glibc's own writes did
+         * to the file's size. */
+        int moving = !(whence == SEEK_CUR && off == 0);
+        if (moving)
+            wc_file_invalidate(d->file, WC_WHY_OTHER);
+        off_t r = REAL(lseek)(fd, off, whence);
+        if (r < 0)
+            return -errno;
+        if (moving)
+            d->pos = r;
+        return r;
+    }
     if (d->mode != WC_D_CACHED) {
         if (d->mode == WC_D_THROUGH && d->file)
             wc_file_flush(d->file, WC_WHY_OTHER);
@@ -333,8 +347,8 @@ WC_EXPORT int truncate64(const char *path, off64_t len)
 /* ---- calls the cache does not emulate: flush around them ------------- */
 
 /* Before: flush the file, set the kernel offset; pass-through afterwards
- * until after_kernel(). Returns the description (NULL: not tracked). */
-static struct wc_desc *before_kernel(int fd, enum wc_reason why)
+ * until wc_kernel_after(). Returns the description (NULL: not tracked). */
+struct wc_desc *wc_kernel_before(int fd, enum wc_reason why)
 {
     struct wc_desc *d = wc_fd_get(fd);
     if (!d || d->mode == WC_D_WATCH || wc_depth)
@@ -352,13 +366,13 @@ static struct wc_desc *before_kernel(int fd, enum wc_reason why)
 
 /* After: read the kernel offset back (`moved`), forget what the engine
  * knows about the file's contents (`changed`). */
-static void after_kernel(int fd, struct wc_desc *d, int moved, int changed)
+void wc_kernel_after(int fd, struct wc_desc *d, int moved, int changed)
 {
     if (!d)
         return;
     int e = wc_work_begin();
     if (!wc_desc_lock(fd, d)) {
-        if (moved && d->mode == WC_D_CACHED) {
+        if (moved && (d->mode == WC_D_CACHED || d->mode == WC_D_RESERVE)) {
             off_t k = REAL(lseek)(fd, 0, SEEK_CUR);
             if (k >= 0) {
                 d->pos = k;
@@ -374,9 +388,9 @@ static void after_kernel(int fd, struct wc_desc *d, int moved, int changed)
 
 WC_EXPORT int fallocate(int fd, int mode, off_t off, off_t len)
 {
-    struct wc_desc *d = before_kernel(fd, WC_WHY_OTHER);
+    struct wc_desc *d = wc_kernel_before(fd, WC_WHY_OTHER);
     int r = REAL(fallocate)(fd, mode, off, len);
-    after_kernel(fd, d, 0, r == 0);
+    wc_kernel_after(fd, d, 0, r == 0);
     return r;
 }
 
@@ -387,9 +401,9 @@ WC_EXPORT int fallocate64(int fd, int mode, off64_t off, off64_t len)
 
 WC_EXPORT int posix_fallocate(int fd, off_t off, off_t len)
 {
-    struct wc_desc *d = before_kernel(fd, WC_WHY_OTHER);
+    struct wc_desc *d = wc_kernel_before(fd, WC_WHY_OTHER);
     int r = REAL(posix_fallocate)(fd, off, len);
-    after_kernel(fd, d, 0, r == 0);
+    wc_kernel_after(fd, d, 0, r == 0);
     return r;
 }
 
@@ -410,17 +424,17 @@ WC_EXPORT int posix_fadvise64(int fd, off64_t off, off64_t len, int advice)
 
 WC_EXPORT int sync_file_range(int fd, off64_t off, off64_t n, unsigned fl)
 {
-    before_kernel(fd, WC_WHY_FSYNC);
+    wc_kernel_before(fd, WC_WHY_FSYNC);
     return REAL(sync_file_range)(fd, off, n, fl);
 }
 
 WC_EXPORT ssize_t sendfile(int out, int in, off_t *off, size_t n)
 {
-    struct wc_desc *di = before_kernel(in, WC_WHY_OTHER);
-    struct wc_desc *dout = before_kernel(out, WC_WHY_OTHER);
+    struct wc_desc *di = wc_kernel_before(in, WC_WHY_OTHER);
+    struct wc_desc *dout = wc_kernel_before(out, WC_WHY_OTHER);
     ssize_t r = REAL(sendfile)(out, in, off, n);
-    after_kernel(in, di, off == NULL, 0);
-    after_kernel(out, dout, 1, r > 0);
+    wc_kernel_after(in, di, off == NULL, 0);
+    wc_kernel_after(out, dout, 1, r > 0);
     return r;
 }
 
@@ -432,22 +446,22 @@ WC_EXPORT ssize_t sendfile64(int out, int in, off64_t *off, size_t n)
 WC_EXPORT ssize_t copy_file_range(int in, off64_t *oin, int out,
                                   off64_t *oout, size_t n, unsigned fl)
 {
-    struct wc_desc *di = before_kernel(in, WC_WHY_OTHER);
-    struct wc_desc *dout = before_kernel(out, WC_WHY_OTHER);
+    struct wc_desc *di = wc_kernel_before(in, WC_WHY_OTHER);
+    struct wc_desc *dout = wc_kernel_before(out, WC_WHY_OTHER);
     ssize_t r = REAL(copy_file_range)(in, oin, out, oout, n, fl);
-    after_kernel(in, di, oin == NULL, 0);
-    after_kernel(out, dout, oout == NULL, r > 0);
+    wc_kernel_after(in, di, oin == NULL, 0);
+    wc_kernel_after(out, dout, oout == NULL, r > 0);
     return r;
 }
 
 WC_EXPORT ssize_t splice(int in, off64_t *oin, int out, off64_t *oout,
                          size_t n, unsigned fl)
 {
-    struct wc_desc *di = before_kernel(in, WC_WHY_OTHER);
-    struct wc_desc *dout = before_kernel(out, WC_WHY_OTHER);
+    struct wc_desc *di = wc_kernel_before(in, WC_WHY_OTHER);
+    struct wc_desc *dout = wc_kernel_before(out, WC_WHY_OTHER);
     ssize_t r = REAL(splice)(in, oin, out, oout, n, fl);
-    after_kernel(in, di, oin == NULL, 0);
-    after_kernel(out, dout, oout == NULL, r > 0);
+    wc_kernel_after(in, di, oin == NULL, 0);
+    wc_kernel_after(out, dout, oout == NULL, r > 0);
     return r;
 }
 

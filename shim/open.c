@@ -44,6 +44,8 @@ static int opened(int fd, int dirfd, const char *path, int flags)
     if (fd >= 0 && wc_state == WC_ST_ON && !wc_depth) {
         int e = wc_work_begin();
         wc_fd_opened(fd, dirfd, path, flags);
+        if (fd <= 2)
+            wc_stdio_exposed(fd);
         wc_work_end(e);
     }
     return fd;
@@ -293,6 +295,8 @@ static int duped(int oldfd, int newfd)
     if (newfd >= 0 && wc_state == WC_ST_ON && !wc_depth) {
         int e = wc_work_begin();
         wc_fd_duped(oldfd, newfd);
+        if (newfd <= 2)
+            wc_stdio_exposed(newfd);
         wc_work_end(e);
     }
     return newfd;
@@ -381,7 +385,8 @@ static int fcntl_common(int fd, int cmd, void *arg)
             int e = wc_work_begin();
             if (!wc_desc_lock(fd, d)) {
                 d->append = !!(fl & O_APPEND);
-                if (fl & O_DIRECT)
+                if ((fl & O_DIRECT) ||
+                    (d->append && d->mode == WC_D_RESERVE))  /* stdio.c */
                     wc_desc_through_locked(fd, d, WC_WHY_OTHER);
                 wc_unlock(&d->lock);
             }

@@ -687,6 +687,8 @@ static void adopt_inherited(void)
             d->kstale = 0;
             wc_unlock(&d->lock);
         }
+        if (fd <= 2)
+            wc_stdio_exposed(fd);
         wc_leave();
     }
 }

@@ -125,6 +125,12 @@ enum wc_mode {
                          the kernel's offset rules; each call flushes the
                          file first (program order with other descriptions
                          of the file) and invalidates after a change */
+    WC_D_RESERVE,     /* cached, with the kernel's offset kept equal to the
+                         program's: each write reserves its range with
+                         lseek(fd, n, SEEK_CUR) (the kernel's f_pos lock
+                         makes it atomic), so glibc's own writes on the
+                         descriptor (stdio, perror...) land after the
+                         cached bytes. Rules in stdio.c. */
 };
 
 /* A futex-based mutex: 0 free, 1 locked, 2 locked with waiters. */
@@ -243,6 +249,11 @@ void wc_desc_through_locked(int fd, struct wc_desc *d, enum wc_reason why);
 
 /* Every description of the file (dev, ino) becomes THROUGH (mmap). */
 void wc_file_all_through(dev_t dev, ino_t ino, enum wc_reason why);
+/* The same for every description but `keep`, and later opens of the file
+ * are THROUGH too (the registry entry is marked). Caller holds no
+ * desc->lock. */
+void wc_file_others_through(dev_t dev, ino_t ino, const struct wc_desc *keep,
+                            enum wc_reason why);
 
 /* Remember that (dev, ino) is mapped: later opens pass through. */
 void wc_mapped_add(dev_t dev, ino_t ino);
@@ -345,6 +356,26 @@ void wc_death_signals_init(void);
  * Caller is at depth 1. */
 ssize_t wc_do_writev(int fd, struct wc_desc *d, const struct iovec *iov,
                      int iovcnt, off_t pos, int rwf_append, int vec);
+
+/* ---- writes glibc makes behind the shim's back (stdio.c) ------------- */
+
+/* `fd` (0, 1 or 2) now refers to a tracked description, which stdio
+ * (stdin, stdout, stderr, perror, assert...) writes through glibc's
+ * internal calls: make the kernel's offset exact from now on (RESERVE), or
+ * pass through (O_APPEND). Caller at depth 1, holding no lock. */
+void wc_stdio_exposed(int fd);
+
+/* A write(2)-style call on a RESERVE description (pos < 0, no
+ * RWF_APPEND). Caller holds d->lock. Returns bytes or -errno. */
+ssize_t wc_reserve_write(int fd, struct wc_desc *d, const struct iovec *iov,
+                         int iovcnt, int vec);
+
+/* The kernel does a call on a tracked descriptor behind the engine:
+ * before: flush the file and set the kernel's offset (returns the
+ * description, NULL if not tracked); after: read the offset back
+ * (`moved`) and forget what the engine knew of the file (`changed`). */
+struct wc_desc *wc_kernel_before(int fd, enum wc_reason why);
+void wc_kernel_after(int fd, struct wc_desc *d, int moved, int changed);
 
 /* ---- the process side (proc.c) --------------------------------------- */
 

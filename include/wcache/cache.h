@@ -168,6 +168,12 @@ ssize_t wc_pwrite(struct wc_file *f, const void *buf, size_t len, off_t pos,
 ssize_t wc_pwritev(struct wc_file *f, const struct iovec *iov, int iovcnt,
                    off_t pos, int append, off_t *where /* OUT */);
 
+/* The kernel's checks of an iovec array (import_iovec: EINVAL for a bad
+ * count or a negative length, EFAULT for an unreadable array or a segment
+ * outside user space), nothing copied. Returns the total clamped to
+ * WC_MAX_RW_COUNT, or -errno. */
+ssize_t wc_iov_count(const struct iovec *iov, int iovcnt);
+
 /* pread(2)/preadv(2) semantics: the file's bytes read through `fd`, with
  * the cached bytes laid over them, holes as zeros, nothing past i_size.
  * Never flushes. */

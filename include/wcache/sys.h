@@ -17,6 +17,7 @@
 #ifndef WCACHE_SYS_H
 #define WCACHE_SYS_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <sys/types.h>
@@ -143,7 +144,11 @@
                      struct rlimit *))                                     \
     X(long, ulimit, (int, ...))                                            \
     X(int, clock_nanosleep, (clockid_t, int, const struct timespec *,      \
-                             struct timespec *))
+                             struct timespec *))                           \
+    /* shim: glibc calls that write behind the shim (stdio.c) */           \
+    X(int, vdprintf, (int, const char *, va_list))                         \
+    X(int, __vdprintf_chk, (int, int, const char *, va_list))              \
+    X(void, backtrace_symbols_fd, (void *const *, int, int))
 
 #define WC_SYS_FIELD(ret, name, args) ret (*name) args;
 struct wc_sys {

@@ -1,0 +1,290 @@
+/*
+ * prog_stdio.c - glibc's own writes (stdio, dprintf, perror,
+ * backtrace_symbols_fd) mixed with write() on the same descriptors, run by
+ * test_shim_stdio.c without and with the shim.
+ *
+ *   prog_stdio SCENARIO DIR
+ *
+ * The transcript (return values, errno after each call, offsets, sizes,
+ * what another open of the file reads) goes to the descriptor that was
+ * stdout at start, moved to a high number first, since the scenarios
+ * redirect 0, 1 and 2. The test compares transcripts and the files left in
+ * DIR. errno is set to a sentinel before each call so that a call that
+ * succeeds and still changes errno shows up.
+ */
+#include <errno.h>
+#include <execinfo.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/personality.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "lib_shim.h"
+
+#define SENTINEL 4242
+
+static int ctl = -1;
+static const char *dir;
+
+static void say(const char *fmt, ...)
+{
+    char line[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line - 1, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if (n > (int)sizeof line - 2)
+        n = (int)sizeof line - 2;
+    line[n++] = '\n';
+    int e = errno;
+    if (write(ctl, line, (size_t)n) != n)
+        _exit(111);
+    errno = e;
+}
+
+static char *path_of(const char *name)
+{
+    static char p[4][4096];
+    static int k;
+    char *s = p[k++ & 3];
+    snprintf(s, 4096, "%s/%s", dir, name);
+    return s;
+}
+
+/* Record a call's result and errno (set to SENTINEL before the call). */
+#define CALL(label, expr)                                                  \
+    do {                                                                   \
+        errno = SENTINEL;                                                  \
+        long r_ = (long)(expr);                                            \
+        say("%s = %ld errno=%d", label, r_, errno);                        \
+    } while (0)
+
+static void offset(const char *label, int fd)
+{
+    CALL(label, lseek(fd, 0, SEEK_CUR));
+}
+
+static void size(const char *label, int fd)
+{
+    struct stat st;
+    errno = SENTINEL;
+    int r = fstat(fd, &st);
+    say("%s fstat=%d size=%lld errno=%d", label, r, (long long)st.st_size,
+        errno);
+}
+
+/* What a fresh descriptor (another open of the file) reads now. */
+static void peek(const char *label, const char *path)
+{
+    char buf[8192];
+    int fd = open(path, O_RDONLY);
+    ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof buf);
+    say("%s read=%zd hash=%016llx", label, n,
+        (unsigned long long)(n > 0 ? wct_hash(buf, (size_t)n) : 0));
+    if (fd >= 0)
+        close(fd);
+}
+
+static int open_on(int target, const char *name, int flags)
+{
+    int fd = open(path_of(name), flags | O_CREAT, 0644);
+    if (fd < 0 || dup2(fd, target) != target)
+        _exit(112);
+    close(fd);
+    return target;
+}
+
+/* open, dup2 onto 1, mix printf (with fflush) and write(1). */
+static void sc_dup2_stdout(int append)
+{
+    open_on(1, "out", O_WRONLY | O_TRUNC | (append ? O_APPEND : 0));
+    CALL("write1", write(1, "one\n", 4));
+    CALL("printf", printf("two %d\n", 2));
+    CALL("fflush", fflush(stdout));
+    CALL("write2", write(1, "three\n", 6));
+    CALL("puts", puts("four"));
+    CALL("fflush", fflush(stdout));
+    offset("off", 1);
+    size("size", 1);
+    CALL("write3", write(1, "five\n", 5));
+    CALL("fputs", fputs("six\n", stdout));
+    /* left in the stdio buffer: written at exit, after the shim's flush */
+    CALL("write4", write(1, "seven\n", 6));
+}
+
+/* printf overwriting after a seek back on a cached stdout. */
+static void sc_seek_back(void)
+{
+    open_on(1, "out", O_RDWR | O_TRUNC);
+    CALL("write", write(1, "aaaaaaaaaa\n", 11));
+    CALL("write", write(1, "bbbbbbbbbb\n", 11));
+    CALL("lseek", lseek(1, 4, SEEK_SET));
+    CALL("printf", printf("XY"));
+    CALL("fflush", fflush(stdout));
+    offset("off", 1);
+    CALL("write", write(1, "Z", 1));
+    CALL("pwrite", pwrite(1, "P", 1, 30));
+    CALL("printf", printf("QQ"));
+    CALL("fflush", fflush(stdout));
+    size("size", 1);
+    char buf[64] = {0};
+    CALL("pread", pread(1, buf, sizeof buf, 0));
+    say("pread bytes hash=%016llx", (unsigned long long)wct_hash(buf, 40));
+    CALL("lseek_end", lseek(1, 0, SEEK_END));
+    CALL("write", write(1, "end\n", 4));
+    CALL("printf", printf("tail\n"));
+    CALL("fflush", fflush(stdout));
+    peek("peek", path_of("out"));
+}
+
+/* dprintf between cached writes on an ordinary descriptor. */
+static void sc_dprintf(void)
+{
+    int fd = open(path_of("d"), O_RDWR | O_CREAT | O_TRUNC, 0644);
+    CALL("write", write(fd, "first line\n", 11));
+    CALL("dprintf", dprintf(fd, "dprintf %d %s\n", 42, "words"));
+    offset("off", fd);
+    CALL("write", write(fd, "third line\n", 11));
+    char big[3000];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = 0;
+    CALL("dprintf_big", dprintf(fd, "%s\n", big));
+    offset("off", fd);
+    size("size", fd);
+    CALL("dprintf_empty", dprintf(fd, "%s", ""));
+    CALL("lseek", lseek(fd, 6, SEEK_SET));
+    CALL("dprintf_over", dprintf(fd, "LINE"));
+    offset("off", fd);
+    peek("peek", path_of("d"));
+    CALL("close", close(fd));
+    CALL("dprintf_closed", dprintf(fd, "x"));
+    peek("peek", path_of("d"));
+}
+
+/* backtrace_symbols_fd between two writes. */
+static void sc_backtrace(void)
+{
+    int fd = open(path_of("bt"), O_RDWR | O_CREAT | O_TRUNC, 0644);
+    CALL("write", write(fd, "before\n", 7));
+    void *frames[1] = {(void *)&sc_backtrace};
+    errno = SENTINEL;
+    backtrace_symbols_fd(frames, 1, fd);
+    say("backtrace errno=%d", errno);
+    offset("off", fd);
+    CALL("write", write(fd, "after\n", 6));
+    size("size", fd);
+    CALL("close", close(fd));
+}
+
+/* stderr: perror, psignal, fprintf(stderr) between write(2). */
+static void sc_stderr(void)
+{
+    open_on(2, "err", O_WRONLY | O_TRUNC);
+    CALL("write", write(2, "start\n", 6));
+    errno = ENOENT;
+    perror("perror");
+    say("perror errno=%d", errno);
+    CALL("write", write(2, "middle\n", 7));
+    psignal(SIGTERM, "psignal");
+    CALL("fprintf", fprintf(stderr, "fprintf %d\n", 7));
+    CALL("write", write(2, "end\n", 4));
+    offset("off", 2);
+}
+
+/* freopen stdout onto a file, then write(1) and printf. */
+static void sc_freopen(void)
+{
+    int fd = open(path_of("f"), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    CALL("write", write(fd, "cached\n", 7));
+    CALL("freopen", freopen(path_of("f"), "a", stdout) != NULL);
+    CALL("printf", printf("printf\n"));
+    CALL("fflush", fflush(stdout));
+    CALL("write1", write(1, "write1\n", 7));
+    CALL("write", write(fd, "again\n", 6));
+    CALL("close", close(fd));
+    peek("peek", path_of("f"));
+}
+
+/* A fork on a stdout whose file is cached: both write, in turn. */
+static void sc_fork(void)
+{
+    open_on(1, "out", O_WRONLY | O_TRUNC);
+    CALL("write", write(1, "parent 1\n", 9));
+    CALL("printf", printf("parent printf\n"));
+    CALL("fflush", fflush(stdout));
+    pid_t p = fork();
+    if (p == 0) {
+        if (write(1, "child\n", 6) != 6)
+            _exit(1);
+        printf("child printf\n");
+        fflush(stdout);
+        _exit(0);
+    }
+    int st;
+    waitpid(p, &st, 0);
+    CALL("write", write(1, "parent 2\n", 9));
+    offset("off", 1);
+}
+
+/* stdin opened on a cached file: scanf reads what write() put there. */
+static void sc_stdin(void)
+{
+    open_on(0, "in", O_RDWR | O_TRUNC);
+    CALL("write", write(0, "12 34\n", 6));
+    CALL("lseek", lseek(0, 0, SEEK_SET));
+    int a = 0, b = 0;
+    CALL("scanf", scanf("%d %d", &a, &b));
+    say("scanned %d %d", a, b);
+    offset("off", 0);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 3) {
+        fprintf(stderr, "usage: prog_stdio SCENARIO DIR\n");
+        return 2;
+    }
+    /* The same addresses in both runs, for backtrace_symbols_fd. */
+    int pers = personality(0xffffffff);
+    if (pers != -1 && !(pers & ADDR_NO_RANDOMIZE) &&
+        personality((unsigned long)pers | ADDR_NO_RANDOMIZE) != -1) {
+        execv("/proc/self/exe", argv);
+        _exit(113);
+    }
+    ctl = fcntl(1, F_DUPFD_CLOEXEC, 100);
+    dir = argv[2];
+    const char *s = argv[1];
+    if (!strcmp(s, "dup2_stdout"))
+        sc_dup2_stdout(0);
+    else if (!strcmp(s, "dup2_stdout_append"))
+        sc_dup2_stdout(1);
+    else if (!strcmp(s, "seek_back"))
+        sc_seek_back();
+    else if (!strcmp(s, "dprintf"))
+        sc_dprintf();
+    else if (!strcmp(s, "backtrace"))
+        sc_backtrace();
+    else if (!strcmp(s, "stderr"))
+        sc_stderr();
+    else if (!strcmp(s, "freopen"))
+        sc_freopen();
+    else if (!strcmp(s, "fork"))
+        sc_fork();
+    else if (!strcmp(s, "stdin"))
+        sc_stdin();
+    else {
+        fprintf(stderr, "unknown scenario %s\n", s);
+        return 2;
+    }
+    say("done");
+    return 0;
+}
