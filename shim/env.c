@@ -24,6 +24,7 @@
 
 struct wc_shim_config wc_cfg = {
     .flush_ms = 1000,
+    .inherited = 1,
     .guard = 1,
     .log_level = WC_LOG_WARN,
 };

@@ -404,6 +404,38 @@ static void attach_watchers(struct wc_cache *c, dev_t dev, ino_t ino)
     }
 }
 
+int wc_desc_adopt_locked(int fd, struct wc_desc *d)
+{
+    if (d->mode != WC_D_WATCH || !d->shared ||
+        (d->accmode != O_WRONLY && d->accmode != O_RDWR))
+        return 0;
+    struct wc_cache *c = wc_cache_get();
+    struct wc_file *f = c ? file_get(c, fd) : NULL;
+    if (!f)
+        return 0;
+    off_t k = REAL(lseek)(fd, 0, SEEK_CUR);
+    int fl = REAL(fcntl)(fd, F_GETFL);
+    d->append = fl >= 0 && (fl & O_APPEND);
+    d->file = f;
+    d->pos = k < 0 ? 0 : k;
+    d->kstale = 0;
+    int rf = reg_add(d->dev, d->ino, f);
+    __atomic_sub_fetch(&g_nwatch, 1, __ATOMIC_RELAXED);
+    if (!(rf & REG_FRESH)) {
+        /* The child caches the file through descriptions of its own: this
+         * one, which the parent moves too, passes through. */
+        d->mode = WC_D_CACHED;
+        wc_desc_through_locked(fd, d, WC_WHY_OTHER);
+        return 1;
+    }
+    d->mode = WC_D_CACHED;
+    /* A fresh entry: no other description of the file is cached here;
+     * later opens of it pass through (shared.c invariant (4)). */
+    wc_desc_share_locked(fd, d, WC_WHY_OTHER);
+    reg_mark_through(d->dev, d->ino);
+    return 1;
+}
+
 static int truncate_cb(struct wc_file *f, void *arg)
 {
     (void)arg;
@@ -621,7 +653,7 @@ void wc_file_others_through(dev_t dev, ino_t ino, const struct wc_desc *keep,
     }
 }
 
-void wc_consistency_all(enum wc_reason why, int make_through, int exec_only)
+void wc_consistency_all(enum wc_reason why, int how, int exec_only)
 {
     struct wc_cache *c = wc_cachep;
     if (c)
@@ -635,18 +667,24 @@ void wc_consistency_all(enum wc_reason why, int make_through, int exec_only)
             continue;
         /* Shared with the new process? An exec-only child (posix_spawn,
          * system, popen, vfork) gets only the non-O_CLOEXEC descriptors. */
-        int shared = make_through;
+        int shared = how;
         if (shared && exec_only) {
             int fl = REAL(fcntl)((int)fd, F_GETFD);
             shared = fl >= 0 && !(fl & FD_CLOEXEC);
         }
-        if (shared) {
+        int others = 0;
+        if (shared == WC_ALL_THROUGH) {
             wc_desc_through_locked((int)fd, d, why);
+        } else if (shared) {
+            /* The child moves the shared offset too (shared.c). */
+            others = wc_desc_share_locked((int)fd, d, why);
             d->shared = 1;
         } else if (d->mode == WC_D_CACHED) {
             wc_desc_sync_locked((int)fd, d, why);
         }
         wc_unlock(&d->lock);
+        if (others)
+            wc_file_others_through(d->dev, d->ino, d, why);
     }
 }
 
@@ -707,7 +745,7 @@ void wc_shutdown(enum wc_reason why)
 {
     if (wc_state != WC_ST_ON)
         return;
-    wc_consistency_all(why, 1, 0);
+    wc_consistency_all(why, WC_ALL_THROUGH, 0);
     wc_state = WC_ST_OFF;
 }
 

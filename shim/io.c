@@ -83,6 +83,9 @@ ssize_t wc_do_writev(int fd, struct wc_desc *d, const struct iovec *iov,
                      int iovcnt, off_t pos, int rwf_append, int vec)
 {
     ssize_t r;
+    if (unlikely(d->mode == WC_D_WATCH) && d->shared)
+        wc_cache_get();     /* for wc_desc_adopt_locked: before any
+                               desc->lock (lock order, shim.h) */
     while (wc_desc_lock(fd, d)) {
         /* The descriptor was closed or replaced meanwhile: the kernel. */
         if (!(d = wc_fd_get(fd))) {
@@ -112,6 +115,12 @@ ssize_t wc_do_writev(int fd, struct wc_desc *d, const struct iovec *iov,
         }
     } else if (d->mode == WC_D_RESERVE && pos < 0 && !rwf_append) {
         r = wc_reserve_write(fd, d, iov, iovcnt, vec);
+    } else if (d->mode == WC_D_WATCH && d->shared &&
+               wc_desc_adopt_locked(fd, d)) {
+        /* A child's first write through a description its parent shares:
+         * cached from now on; this write takes the new mode's path. */
+        wc_unlock(&d->lock);
+        return wc_do_writev(fd, d, iov, iovcnt, pos, rwf_append, vec);
     } else {
         r = kernel_rw_locked(fd, d, 1, iov, iovcnt, pos,
                              rwf_append ? RWF_APPEND : 0);

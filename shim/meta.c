@@ -496,7 +496,7 @@ WC_EXPORT void sync(void)
     struct wc_cache *c = wc_cachep;
     if (c && wc_state == WC_ST_ON && !wc_depth) {
         int e = wc_work_begin();
-        wc_consistency_all(WC_WHY_FSYNC, 0, 0);
+        wc_consistency_all(WC_WHY_FSYNC, WC_ALL_SYNC, 0);
         wc_work_end(e);
     }
     REAL(sync)();
@@ -507,7 +507,7 @@ WC_EXPORT int syncfs(int fd)
     struct wc_cache *c = wc_cachep;
     if (c && wc_state == WC_ST_ON && !wc_depth) {
         int e = wc_work_begin();
-        wc_consistency_all(WC_WHY_FSYNC, 0, 0);
+        wc_consistency_all(WC_WHY_FSYNC, WC_ALL_SYNC, 0);
         wc_work_end(e);
     }
     return REAL(syncfs)(fd);

@@ -45,7 +45,7 @@ static int opened(int fd, int dirfd, const char *path, int flags)
         int e = wc_work_begin();
         wc_fd_opened(fd, dirfd, path, flags);
         if (fd <= 2)
-            wc_stdio_exposed(fd);
+            wc_fd_share(fd, 0);
         wc_work_end(e);
     }
     return fd;
@@ -296,7 +296,7 @@ static int duped(int oldfd, int newfd)
         int e = wc_work_begin();
         wc_fd_duped(oldfd, newfd);
         if (newfd <= 2)
-            wc_stdio_exposed(newfd);
+            wc_fd_share(newfd, 0);
         wc_work_end(e);
     }
     return newfd;

@@ -186,7 +186,7 @@ static void flush_in_child(void)
         wc_unlock_all_in_child();
         wc_depth = 1;
         wc_queue_drain();
-        wc_consistency_all(WC_WHY_EXIT, 0, 0);
+        wc_consistency_all(WC_WHY_EXIT, WC_ALL_SYNC, 0);
         struct wc_cache *c = wc_cachep;
         if (c && wc_cache_dirty(c) == 0) {
             const char *p = wc_cache_path(c);
@@ -256,7 +256,7 @@ WC_EXPORT void abort(void)
 {
     if (wc_state == WC_ST_ON && !wc_depth) {
         int e = wc_work_begin();
-        wc_consistency_all(WC_WHY_EXIT, 0, 0);
+        wc_consistency_all(WC_WHY_EXIT, WC_ALL_SYNC, 0);
         /* With SIGABRT at its default action the process dies now: the
          * store's name goes, as at exec (the mapping stays valid). */
         struct sigaction sa;
@@ -303,7 +303,7 @@ static void before_spawn(int exec_only)
     if (wc_state != WC_ST_ON || wc_depth)
         return;
     int e = wc_work_begin();
-    wc_consistency_all(WC_WHY_FORK, 1, exec_only);
+    wc_consistency_all(WC_WHY_FORK, WC_ALL_SHARE, exec_only);
     wc_work_end(e);
 }
 
@@ -377,7 +377,7 @@ static void before_exec(void)
     if (wc_state != WC_ST_ON || wc_depth)
         return;
     int e = wc_work_begin();
-    wc_consistency_all(WC_WHY_EXEC, 0, 0);
+    wc_consistency_all(WC_WHY_EXEC, WC_ALL_SYNC, 0);
     image_ends();
     wc_work_end(e);
 }
@@ -674,6 +674,10 @@ static void adopt_inherited(void)
         int fl = REAL(fcntl)(fd, F_GETFL);
         if (fl < 0 || wc_fd_is_internal(fd))
             continue;
+        /* `prog >> log`: a shared O_APPEND description could only pass
+         * through (shared.c); left untracked it costs nothing per call. */
+        if (fl & O_APPEND)
+            continue;
         char link[64], path[4096];
         snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
         ssize_t n = REAL(readlink)(link, path, sizeof path - 1);
@@ -687,8 +691,8 @@ static void adopt_inherited(void)
             d->kstale = 0;
             wc_unlock(&d->lock);
         }
-        if (fd <= 2)
-            wc_stdio_exposed(fd);
+        /* Shared with the parent (a shell, a job): offsets reserved. */
+        wc_fd_share(fd, 1);
         wc_leave();
     }
 }

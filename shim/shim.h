@@ -171,8 +171,9 @@ struct wc_desc {
     int accmode;              /* O_RDONLY / O_WRONLY / O_RDWR */
     int append;               /* O_APPEND is set (F_SETFL may change it) */
     int kstale;               /* kernel offset may differ from pos */
-    int shared;               /* also open in another process (fork):
-                                 never CACHED again */
+    int shared;               /* also open in another process (fork,
+                                 inherited): its offset moves behind us,
+                                 so it caches only as shared.c says */
     struct wc_file *file;     /* engine file (CACHED, THROUGH) */
     off_t pos;                /* logical offset (CACHED) */
     dev_t dev;                /* the file's identity (all modes) */
@@ -260,10 +261,19 @@ void wc_mapped_add(dev_t dev, ino_t ino);
 int wc_mapped_has(dev_t dev, ino_t ino);
 
 /* Flush everything and fix every kernel offset (fork, exec, exit...).
- * make_through: a child is being created; the descriptions it will share
- * (all of them; with exec_only, those with a descriptor without
- * O_CLOEXEC) become THROUGH and `shared`. Caller at depth 1. */
-void wc_consistency_all(enum wc_reason why, int make_through, int exec_only);
+ * `how`: WC_ALL_SYNC only that; WC_ALL_SHARE: a child is being created,
+ * and the descriptions it will share (all of them; with exec_only, those
+ * with a descriptor without O_CLOEXEC) become `shared` and cache as
+ * shared.c says; WC_ALL_THROUGH: every description passes through (the
+ * process is leaving). Caller at depth 1. */
+enum { WC_ALL_SYNC = 0, WC_ALL_SHARE = 1, WC_ALL_THROUGH = 2 };
+void wc_consistency_all(enum wc_reason why, int how, int exec_only);
+
+/* In a child after fork, at the first write through a description it
+ * shares with its parent (WATCH, shared): cache it in this process, as
+ * shared.c says. Caller holds d->lock, at depth 1. Returns 1 when d is no
+ * longer WATCH. */
+int wc_desc_adopt_locked(int fd, struct wc_desc *d);
 
 /* In a child after fork: abandon the inherited cache (its store is the
  * parent's); every inherited description becomes WATCH + shared (pass
@@ -357,18 +367,26 @@ void wc_death_signals_init(void);
 ssize_t wc_do_writev(int fd, struct wc_desc *d, const struct iovec *iov,
                      int iovcnt, off_t pos, int rwf_append, int vec);
 
-/* ---- writes glibc makes behind the shim's back (stdio.c) ------------- */
+/* ---- descriptions whose offset others see (shared.c) ----------------- */
 
-/* `fd` (0, 1 or 2) now refers to a tracked description, which stdio
- * (stdin, stdout, stderr, perror, assert...) writes through glibc's
- * internal calls: make the kernel's offset exact from now on (RESERVE), or
- * pass through (O_APPEND). Caller at depth 1, holding no lock. */
-void wc_stdio_exposed(int fd);
+/* Make d, which stdio (fd 0..2) or another process may write through
+ * behind the engine, cache safely: RESERVE, or THROUGH when it is
+ * O_APPEND on 0..2. Caller holds d->lock. Returns 1 when every other
+ * description of the file must pass through: the caller then calls
+ * wc_file_others_through after unlocking. */
+int wc_desc_share_locked(int fd, struct wc_desc *d, enum wc_reason why);
+
+/* The same for the description of `fd`, found and locked here (open or
+ * dup onto 0..2; start-up, with_process: inherited). Caller at depth 1,
+ * holding no lock. */
+void wc_fd_share(int fd, int with_process);
 
 /* A write(2)-style call on a RESERVE description (pos < 0, no
  * RWF_APPEND). Caller holds d->lock. Returns bytes or -errno. */
 ssize_t wc_reserve_write(int fd, struct wc_desc *d, const struct iovec *iov,
                          int iovcnt, int vec);
+
+/* ---- glibc's own writes (stdio.c) and calls made by the kernel -------- */
 
 /* The kernel does a call on a tracked descriptor behind the engine:
  * before: flush the file and set the kernel's offset (returns the

@@ -5,44 +5,18 @@
  * error, warn, assert and abort messages), dprintf and backtrace_symbols_fd
  * write with glibc's internal write, which LD_PRELOAD cannot see. Such a
  * write lands at the kernel's file offset, so on a tracked descriptor that
- * offset must be right at all times, and the cache must never later write
- * back older bytes over what glibc wrote.
+ * offset must be right whenever glibc may write, and the cache must never
+ * later write back older bytes over what glibc wrote.
  *
  *   - dprintf, vdprintf and their _chk forms are interposed: the text is
  *     formatted here and written through the shim's write(), cached like
  *     any other write.
  *   - backtrace_symbols_fd is interposed: the file is flushed and the
  *     kernel's offset set, glibc writes, the offset is read back.
- *   - Descriptors 0, 1 and 2 are the ones stdio writes through. A tracked
+ *   - Descriptors 0, 1 and 2 are the ones stdio writes through: a tracked
  *     description installed on one of them (open after close(1), dup2 onto
- *     1, an inherited stdout) is made RESERVE (wc_stdio_exposed), or
- *     THROUGH when it is O_APPEND: glibc's O_APPEND writes land at the
- *     file's real end, before cached appends, and nothing the shim can do
- *     in advance keeps them after.
- *
- * RESERVE: a cached description whose kernel offset is kept exact.
- *
- *   CACHED --(installed on fd 0..2, not O_APPEND)--> RESERVE
- *   CACHED --(installed on fd 0..2, O_APPEND)------> THROUGH
- *   RESERVE --(fork, exec, exit, mmap, O_APPEND set, fopen...)--> THROUGH
- *
- * Invariants of a RESERVE description (d->lock held for each step):
- *   (1) Every dirty byte it wrote lies below the kernel's offset: write()
- *       reserves [start, start + n) with lseek(fd, n, SEEK_CUR) before the
- *       bytes are cached at `start`; lseek to anywhere else, pwrite, reads
- *       and every other call write the file back first. So glibc's own
- *       writes, which land at the kernel's offset, never overlap bytes the
- *       cache will write back later.
- *   (2) d->pos is where the kernel's offset was left by the shim; a
- *       reservation that starts elsewhere means glibc (or another process)
- *       moved it, maybe extending the file: the engine then writes back and
- *       forgets what it knew of the file (size included) before caching.
- *   (3) A short or failed write gives back the unused part of its
- *       reservation when nobody reserved after it (the offset is still at
- *       the reservation's end), so the offset ends where the kernel's would.
- *   (4) Every other description of the file is THROUGH and later opens of
- *       it are too (the registry entry is marked): glibc's writes change the
- *       file behind the engine, and only this description notices.
+ *     1, an inherited stdout) is shared with stdio (shared.c,
+ *     wc_fd_share): RESERVE, or THROUGH when it is O_APPEND.
  */
 #include <execinfo.h>
 #include <fcntl.h>
@@ -52,73 +26,6 @@
 #include <unistd.h>
 
 #include "shim.h"
-#include "wcache/ucopy.h"
-
-/* ---- RESERVE descriptions -------------------------------------------- */
-
-void wc_stdio_exposed(int fd)
-{
-    struct wc_desc *d = wc_fd_get(fd);
-    if (!d || fd < 0 || fd > 2 || wc_desc_lock(fd, d))
-        return;
-    int others = 0;
-    if (d->mode == WC_D_CACHED) {
-        if (d->append) {
-            wc_desc_through_locked(fd, d, WC_WHY_OTHER);
-        } else {
-            wc_desc_sync_locked(fd, d, WC_WHY_OTHER);
-            d->mode = WC_D_RESERVE;
-            others = 1;
-        }
-    }
-    dev_t dev = d->dev;
-    ino_t ino = d->ino;
-    wc_unlock(&d->lock);
-    if (others)
-        wc_file_others_through(dev, ino, d, WC_WHY_OTHER);
-}
-
-ssize_t wc_reserve_write(int fd, struct wc_desc *d, const struct iovec *iov,
-                         int iovcnt, int vec)
-{
-    if (d->accmode != O_WRONLY && d->accmode != O_RDWR)
-        return -EBADF;
-    ssize_t n;
-    if (vec) {
-        n = wc_iov_count(iov, iovcnt);
-    } else {
-        n = (ssize_t)(iov->iov_len > WC_MAX_RW_COUNT ? WC_MAX_RW_COUNT
-                                                     : iov->iov_len);
-        if (!wc_access_ok(iov->iov_base, (size_t)n))
-            n = -EFAULT;
-    }
-    if (n <= 0)
-        return n;
-    off_t end = REAL(lseek)(fd, n, SEEK_CUR);
-    if (end < 0) {
-        /* Past the file system's limit: the kernel decides (EFBIG...). */
-        ssize_t r = vec ? REAL(writev)(fd, iov, iovcnt)
-                        : REAL(write)(fd, iov->iov_base, iov->iov_len);
-        r = r < 0 ? -errno : r;
-        off_t k = REAL(lseek)(fd, 0, SEEK_CUR);
-        wc_file_invalidate(d->file, WC_WHY_OTHER);
-        if (k >= 0)
-            d->pos = k;
-        return r;
-    }
-    off_t start = end - n;
-    if (start != d->pos)                           /* invariant (2) */
-        wc_file_invalidate(d->file, WC_WHY_OTHER);
-    off_t where = 0;
-    ssize_t r = vec ? wc_pwritev(d->file, iov, iovcnt, start, 0, &where)
-                    : wc_pwrite(d->file, iov->iov_base, (size_t)n, start, 0,
-                                &where);
-    off_t done = start + (r > 0 ? r : 0);
-    if (done != end && REAL(lseek)(fd, 0, SEEK_CUR) == end)   /* (3) */
-        REAL(lseek)(fd, done, SEEK_SET);
-    d->pos = done;
-    return r;
-}
 
 /* ---- dprintf ---------------------------------------------------------- */
 

@@ -10,7 +10,7 @@ command -v cc >/dev/null 2>&1 || need="$need build-essential"
 want uthash-dev
 if [ "${1:-build}" = test ]; then
     want libcriterion-dev
-    for p in fio sqlite3 stress-ng git gzip tar python3 strace coreutils \
+    for p in fio sqlite3 stress-ng git gzip tar python3 strace coreutils dash bash \
              util-linux procps bindfs fuse3; do
         want "$p"
     done

@@ -247,6 +247,58 @@ static void sc_stdin(void)
     offset("off", 0);
 }
 
+/* On the stdout the program was started with (`prog > f`, `prog >> f`):
+ * write(1), printf, puts, dprintf(1) in turn. The transcript goes to
+ * stderr. */
+static void sc_inherited(void)
+{
+    for (int i = 0; i < 3; i++) {
+        CALL("write", write(1, "write\n", 6));
+        CALL("printf", printf("printf %d\n", i));
+        CALL("fflush", fflush(stdout));
+        CALL("dprintf", dprintf(1, "dprintf %d\n", i));
+        CALL("puts", puts("puts"));
+        CALL("fflush", fflush(stdout));
+    }
+    CALL("write", write(1, "last\n", 5));
+    offset("off", 1);
+    size("size", 1);
+}
+
+/* fork with a cached file open: the child goes on writing through the
+ * shared description, then the parent; both in several rounds. */
+static void sc_fork_loop(void)
+{
+    int fd = open(path_of("shared"), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    char line[64];
+    CALL("write", write(fd, "parent first\n", 13));
+    for (int round = 0; round < 3; round++) {
+        pid_t p = fork();
+        if (p == 0) {
+            for (int i = 0; i < 200; i++) {
+                int n = snprintf(line, sizeof line, "child %d line %d\n",
+                                 round, i);
+                if (write(fd, line, (size_t)n) != n)
+                    _exit(1);
+            }
+            _exit(0);
+        }
+        int st;
+        waitpid(p, &st, 0);
+        say("child status %d", st);
+        offset("off", fd);
+        for (int i = 0; i < 100; i++) {
+            int n = snprintf(line, sizeof line, "parent %d line %d\n",
+                             round, i);
+            if (write(fd, line, (size_t)n) != n)
+                say("short write");
+        }
+        offset("off", fd);
+        size("size", fd);
+    }
+    CALL("close", close(fd));
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3) {
@@ -260,9 +312,9 @@ int main(int argc, char **argv)
         execv("/proc/self/exe", argv);
         _exit(113);
     }
-    ctl = fcntl(1, F_DUPFD_CLOEXEC, 100);
-    dir = argv[2];
     const char *s = argv[1];
+    ctl = fcntl(strcmp(s, "inherited") ? 1 : 2, F_DUPFD_CLOEXEC, 100);
+    dir = argv[2];
     if (!strcmp(s, "dup2_stdout"))
         sc_dup2_stdout(0);
     else if (!strcmp(s, "dup2_stdout_append"))
@@ -281,6 +333,10 @@ int main(int argc, char **argv)
         sc_fork();
     else if (!strcmp(s, "stdin"))
         sc_stdin();
+    else if (!strcmp(s, "inherited"))
+        sc_inherited();
+    else if (!strcmp(s, "fork_loop"))
+        sc_fork_loop();
     else {
         fprintf(stderr, "unknown scenario %s\n", s);
         return 2;

@@ -387,13 +387,19 @@ Test(points, exit_abort, .timeout = 60) { death("abort"); }
 
 /* ---- section 1: what passes through ------------------------------------ */
 
-Test(points, inherited_stdout_passes_through)
+Test(points, inherited_stdout_passes_through_with_wcache_inherited_0)
 {
-    differential_full("inherited", NULL, NULL, 0, 1);
+    const char *env[] = {"WCACHE_INHERITED=0", NULL};
+    differential_full("inherited", NULL, env, 0, 1);
 }
-/* With WCACHE_INHERITED=1 the inherited stdout is cached: no check while
- * running, but at exit the data and the shared offset must be right for
- * the shell that continues writing to the same open file description. */
+/* By default (and with WCACHE_INHERITED=1) the inherited stdout is cached:
+ * no check while running, but at exit the data and the shared offset must
+ * be right for the shell that continues writing to the same open file
+ * description. */
+Test(points, inherited_stdout_cached_by_default)
+{
+    differential_full("inherited_quiet", NULL, NULL, 0, 1);
+}
 Test(points, inherited_stdout_cached_with_wcache_inherited)
 {
     const char *env[] = {"WCACHE_INHERITED=1", NULL};

@@ -1,0 +1,125 @@
+/*
+ * shared.c - descriptions whose file offset someone else sees and moves:
+ * glibc's stdio on descriptors 0, 1 and 2 (stdio.c), and other processes
+ * (the parent shell of an inherited descriptor, the other side of a fork).
+ * Both write at the kernel's offset behind the engine. Such a description
+ * stays cached, in mode RESERVE, with the kernel's offset kept exact.
+ *
+ *   CACHED --wc_desc_share_locked--> RESERVE   (not O_APPEND)
+ *   CACHED --wc_desc_share_locked--> THROUGH   (O_APPEND: a sharer's own
+ *                                     appends, glibc's or another
+ *                                     process's, land at the real end of
+ *                                     file at once, before cached ones;
+ *                                     and the shared offset they move is
+ *                                     the one lseek must report)
+ *   RESERVE --(exit, mmap, O_APPEND set, fopen, O_DIRECT...)--> THROUGH
+ *
+ * Inherited O_APPEND descriptors (`prog >> log`) are left untracked at
+ * start-up rather than THROUGH: they cost nothing per call that way.
+ *
+ * A description is shared when it is installed on 0, 1 or 2 (open, dup2,
+ * start-up), when it is inherited at start-up, when a child is created
+ * that gets it (fork, posix_spawn, system, popen), and in that child at
+ * its first write through it (fdtab.c, wc_desc_adopt_locked).
+ *
+ * Invariants of a RESERVE description (d->lock held for each step):
+ *   (1) Every dirty byte it wrote lies below the kernel's offset: write()
+ *       reserves [start, start + n) with lseek(fd, n, SEEK_CUR) before the
+ *       bytes are cached at `start` (the kernel's f_pos lock makes the
+ *       reservation atomic against every other user of the offset); lseek
+ *       anywhere else, pwrite, reads and every other call write the file
+ *       back first. So writes at the kernel's offset by glibc or by another
+ *       process never overlap bytes that the cache writes back later, and
+ *       each sharer's bytes stay where the kernel would have put them.
+ *   (2) d->pos is where this process left the kernel's offset; a
+ *       reservation that starts elsewhere means someone else wrote (maybe
+ *       extending the file): the engine writes back and forgets what it
+ *       knew of the file, size included, before caching.
+ *   (3) A short or failed write gives back the unused part of its
+ *       reservation when nobody reserved after it (the offset is still at
+ *       the reservation's end), so the offset ends where the kernel's would.
+ *   (4) Every other description of the file in this process is THROUGH,
+ *       and later opens of it are too (the registry entry is marked): the
+ *       file changes behind the engine, and only this description notices.
+ *
+ * What another process sees: each sharer's bytes at the offsets the kernel
+ * gave them, on disk at the consistency points (CONTRACT.md section 3);
+ * until then a reader may see a sharer's later bytes before its earlier
+ * ones, or zeros where a sharer's bytes are still cached.
+ */
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "shim.h"
+#include "wcache/ucopy.h"
+
+int wc_desc_share_locked(int fd, struct wc_desc *d, enum wc_reason why)
+{
+    if (d->mode != WC_D_CACHED)
+        return 0;
+    if (d->append) {
+        wc_desc_through_locked(fd, d, why);
+        return 0;
+    }
+    wc_desc_sync_locked(fd, d, why);
+    d->mode = WC_D_RESERVE;
+    return 1;
+}
+
+void wc_fd_share(int fd, int with_process)
+{
+    struct wc_desc *d = wc_fd_get(fd);
+    if (!d || wc_desc_lock(fd, d))
+        return;
+    int others = wc_desc_share_locked(fd, d, WC_WHY_OTHER);
+    if (with_process)
+        d->shared = 1;
+    dev_t dev = d->dev;
+    ino_t ino = d->ino;
+    wc_unlock(&d->lock);
+    if (others)
+        wc_file_others_through(dev, ino, d, WC_WHY_OTHER);
+}
+
+ssize_t wc_reserve_write(int fd, struct wc_desc *d, const struct iovec *iov,
+                         int iovcnt, int vec)
+{
+    if (d->accmode != O_WRONLY && d->accmode != O_RDWR)
+        return -EBADF;
+    ssize_t n;
+    if (vec) {
+        n = wc_iov_count(iov, iovcnt);
+    } else {
+        n = (ssize_t)(iov->iov_len > WC_MAX_RW_COUNT ? WC_MAX_RW_COUNT
+                                                     : iov->iov_len);
+        if (!wc_access_ok(iov->iov_base, (size_t)n))
+            n = -EFAULT;
+    }
+    if (n <= 0)
+        return n;
+    off_t end = REAL(lseek)(fd, n, SEEK_CUR);
+    if (end < 0) {
+        /* Past the file system's limit: the kernel decides (EFBIG...). */
+        ssize_t r = vec ? REAL(writev)(fd, iov, iovcnt)
+                        : REAL(write)(fd, iov->iov_base, iov->iov_len);
+        r = r < 0 ? -errno : r;
+        off_t k = REAL(lseek)(fd, 0, SEEK_CUR);
+        wc_file_invalidate(d->file, WC_WHY_OTHER);
+        if (k >= 0)
+            d->pos = k;
+        return r;
+    }
+    off_t start = end - n;
+    if (start != d->pos)                           /* invariant (2) */
+        wc_file_invalidate(d->file, WC_WHY_OTHER);
+    off_t where = 0;
+    ssize_t r = vec ? wc_pwritev(d->file, iov, iovcnt, start, 0, &where)
+                    : wc_pwrite(d->file, iov->iov_base, (size_t)n, start, 0,
+                                &where);
+    off_t done = start + (r > 0 ? r : 0);
+    if (done != end && REAL(lseek)(fd, 0, SEEK_CUR) == end)   /* (3) */
+        REAL(lseek)(fd, done, SEEK_SET);
+    d->pos = done;
+    return r;
+}
+

@@ -1,0 +1,220 @@
+/*
+ * test_shim_shared.c - descriptions whose offset other processes share
+ * (CONTRACT.md section 3; shim/shared.c): `prog > f`, `>> f`, `exec 3>f`
+ * with subshells and background jobs, concurrent writers, fork.
+ *
+ * Each script runs under dash and under bash, once without and once with
+ * the shim (the shell and everything it starts are under the shim), in
+ * fresh directories; the files left behind must be identical, or, where
+ * concurrent writers make the kernel's own order vary, hold every line
+ * exactly once, whole, each writer's lines in its order. Where the point
+ * is that the writes are cached, the shim's statistics must say so.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lib_shim.h"
+
+static char *scratch;
+
+static void setup(void)
+{
+    scratch = wct_scratch("shared");
+}
+
+static void teardown(void)
+{
+    wct_rmtree(scratch);
+    free(scratch);
+}
+
+TestSuite(shared, .init = setup, .fini = teardown, .timeout = 120);
+
+struct run {
+    char dir[4096];
+    char *listing;            /* the tree left behind */
+    char *out;                /* stdout + stderr + status */
+    unsigned long absorbed;   /* writes absorbed, all processes (shim) */
+};
+
+/* Run `script` with `shell` in a fresh directory (its cwd; $P is the
+ * path of prog_stdio), under the shim or not. */
+static void run_script(const char *shell, int shim, const char *tag,
+                       const char *script, struct run *r /* OUT */)
+{
+    snprintf(r->dir, sizeof r->dir, "%s/%s-%s-%d", scratch, tag,
+             strrchr(shell, '/') ? strrchr(shell, '/') + 1 : shell, shim);
+    cr_assert(mkdir(r->dir, 0755) == 0, "mkdir %s", r->dir);
+    char stats[4200], penv[4200];
+    snprintf(stats, sizeof stats, "WCACHE_STATS=%s.stats", r->dir);
+    snprintf(penv, sizeof penv, "P=%s", WCT_PROG("prog_stdio"));
+    const char *env[] = {stats, penv, NULL};
+    const char *argv[] = {shell, "-c", script, NULL};
+    struct wct_spec spec = {.argv = argv, .env = env, .shim = shim,
+                            .cwd = r->dir, .timeout_s = 90};
+    struct wct_result res;
+    cr_assert(wct_run(&spec, &res) == 0, "cannot run %s", shell);
+    r->listing = wct_tree_listing(r->dir, 0);
+    cr_assert(asprintf(&r->out, "%s--- stderr\n%s--- %s\n", res.out,
+                       res.err, wct_status_str(&res)) > 0);
+    wct_result_free(&res);
+    r->absorbed = 0;
+    char sp[4200];
+    snprintf(sp, sizeof sp, "%s.stats", r->dir);
+    size_t len;
+    char *st = wct_slurp(sp, &len);
+    for (char *p = st; p && (p = strstr(p, "]: ")); p += 3) {
+        unsigned long n;
+        if (sscanf(p, "]: %lu writes absorbed", &n) == 1)
+            r->absorbed += n;
+    }
+    free(st);
+    unlink(sp);
+}
+
+static void run_free(struct run *r)
+{
+    wct_rmtree(r->dir);
+    free(r->listing);
+    free(r->out);
+}
+
+/* Same files, same output, without and with the shim, under dash and
+ * bash. Returns the writes the shim absorbed under dash. */
+static unsigned long identical(const char *tag, const char *script)
+{
+    wct_require_shim();
+    wct_require_prog(WCT_PROG("prog_stdio"));
+    wct_require_tool("bash", "bash");
+    wct_require_tool("dash", "dash");
+    const char *shells[] = {"dash", "bash"};
+    unsigned long dash_absorbed = 0;
+    for (int i = 0; i < 2; i++) {
+        struct run k, s;
+        run_script(shells[i], 0, tag, script, &k);
+        run_script(shells[i], 1, tag, script, &s);
+        if (strcmp(k.listing, s.listing) || strcmp(k.out, s.out)) {
+            char *d = strcmp(k.listing, s.listing)
+                          ? wct_first_diff(k.listing, s.listing)
+                          : wct_first_diff(k.out, s.out);
+            cr_assert_fail("%s under %s: the shim differs from the "
+                           "kernel:\n%s", tag, shells[i], d);
+        }
+        if (i == 0)
+            dash_absorbed = s.absorbed;
+        run_free(&k);
+        run_free(&s);
+    }
+    return dash_absorbed;
+}
+
+Test(shared, loop_with_command_substitution_into_a_redirect)
+{
+    unsigned long n = identical(
+        "loop", "for i in $(seq 3000); do echo \"line $i\"; done > f; "
+                "for i in $(seq 50); do echo \"x $(echo $i)\"; done > g");
+    /* dash's echo is write(1): the shared stdout is cached. */
+    cr_expect(n >= 3000, "dash loop into > f: %lu writes absorbed, "
+              "expected at least 3000", n);
+}
+
+Test(shared, loop_appending)
+{
+    identical("append", "echo start > f; "
+              "for i in $(seq 500); do echo \"line $i\"; done >> f; "
+              "echo middle >> f; "
+              "for i in $(seq 50); do echo \"y $i\"; done >> f");
+}
+
+Test(shared, exec_descriptor_subshells_and_jobs)
+{
+    unsigned long n = identical(
+        "exec3", "exec 3>f; echo a >&3; (echo b >&3); "
+                 "(echo c >&3; echo c2 >&3) & wait; "
+                 "{ echo d; echo e; } >&3; sh -c 'echo f >&3'; "
+                 "for i in $(seq 200); do echo \"l $i\" >&3; done; "
+                 "exec 3>&-; echo after >> f");
+    cr_expect(n >= 200, "exec 3>f: %lu writes absorbed", n);
+}
+
+Test(shared, printf_and_write_on_inherited_stdout)
+{
+    unsigned long n = identical("stdout", "$P inherited . > f 2> t; "
+                                          "$P inherited . >> f 2>> t");
+    cr_expect(n > 0, "prog > f: nothing was cached");
+}
+
+Test(shared, programs_in_sequence)
+{
+    identical("seq", "seq 100 > f; $P inherited . >> f 2>/dev/null; "
+                     "seq 5 >> f; $P inherited . > g 2>/dev/null; "
+                     "$P inherited . >> g 2>/dev/null");
+}
+
+Test(shared, fork_child_goes_on_writing)
+{
+    /* The child's writes through the shared description are cached in
+     * the child: prog_stdio's fork_loop writes 3 x 200 lines there. */
+    unsigned long n = identical("fork", "$P fork_loop . > t");
+    cr_expect(n >= 900, "fork_loop: %lu writes absorbed, expected parent "
+              "and children to cache (>= 900)", n);
+}
+
+/* ---- concurrent writers --------------------------------------------- */
+
+/* Every line "W i" of writers A, B, C (i = 1..count) exactly once, whole,
+ * each writer's in increasing order; no other byte (no NUL, no torn
+ * line). */
+static void check_concurrent(const char *path, int count, const char *who)
+{
+    size_t len;
+    char *data = wct_slurp(path, &len);
+    cr_assert(data, "%s: cannot read %s", who, path);
+    cr_assert(memchr(data, 0, len) == NULL, "%s: NUL bytes in %s", who,
+              path);
+    int next[3] = {1, 1, 1};
+    for (char *line = strtok(data, "\n"); line; line = strtok(NULL, "\n")) {
+        char w;
+        int i;
+        char extra;
+        cr_assert(sscanf(line, "%c %d%c", &w, &i, &extra) == 2 &&
+                      w >= 'A' && w <= 'C',
+                  "%s: torn or foreign line \"%s\"", who, line);
+        cr_assert(i == next[w - 'A'], "%s: writer %c: line %d where %d "
+                  "was expected", who, w, i, next[w - 'A']);
+        next[w - 'A']++;
+    }
+    for (int k = 0; k < 3; k++)
+        cr_assert(next[k] == count + 1, "%s: writer %c wrote %d lines, "
+                  "expected %d", who, 'A' + k, next[k] - 1, count);
+    free(data);
+}
+
+Test(shared, concurrent_writers_in_one_redirect)
+{
+    wct_require_shim();
+    wct_require_tool("bash", "bash");
+    wct_require_tool("dash", "dash");
+    const char *script =
+        "w() { i=1; while [ $i -le 800 ]; do echo \"$1 $i\"; "
+        "i=$((i + 1)); done; }; { w A & w B & w C & wait; } > f";
+    const char *shells[] = {"dash", "bash"};
+    for (int i = 0; i < 2; i++)
+        for (int shim = 0; shim < 2; shim++) {
+            struct run r;
+            run_script(shells[i], shim, "concurrent", script, &r);
+            char path[4200], who[64];
+            snprintf(path, sizeof path, "%s/f", r.dir);
+            snprintf(who, sizeof who, "%s %s", shells[i],
+                     shim ? "with the shim" : "without the shim");
+            check_concurrent(path, 800, who);
+            if (shim && i == 0)
+                cr_expect(r.absorbed >= 2400, "dash: %lu writes absorbed",
+                          r.absorbed);
+            run_free(&r);
+        }
+}
