@@ -5,6 +5,9 @@
 #   make demo       run an example program with and without the shim
 #   make bench      micro-benchmark of the engine (ns per 64-byte write)
 #   make check-long the long variants of the randomised tests
+#   make install    PREFIX (/usr/local) and DESTDIR: bin/wcache,
+#                   lib/wcache/libwcache.so, the man page, bash completion
+#   make uninstall  remove what install put there
 
 CC      ?= cc
 CFLAGS  ?= -O2 -g
@@ -24,7 +27,14 @@ TEST_LIB  := $(patsubst %,$(B)/obj/%.o,$(wildcard tests/lib_*.c))
 TEST_PROGS := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/prog_*.c))
 HEADERS   := $(wildcard include/wcache/*.h) $(wildcard cache/*.h) $(wildcard shim/*.h)
 
-.PHONY: all test check-long bench demo deps deps-build clean
+PREFIX  ?= /usr/local
+DESTDIR ?=
+BINDIR  := $(PREFIX)/bin
+LIBDIR  := $(PREFIX)/lib/wcache
+MANDIR  := $(PREFIX)/share/man/man1
+COMPDIR := $(PREFIX)/share/bash-completion/completions
+
+.PHONY: all test check-long bench demo deps deps-build clean install uninstall
 # Keep object files between runs (no trailing `rm` after the tests).
 .SECONDARY:
 all: $(B)/libwcache.so $(B)/wcache $(EXAMPLES)
@@ -63,6 +73,26 @@ $(B)/wcache: shim/cli.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -DWCACHE_LIBDIR='"$(abspath $(B))"' \
 		-o $@ $< -ldl
+
+# The installed command: it finds ../lib/wcache/libwcache.so beside
+# itself first (a relocated tree works), then $(LIBDIR).
+$(B)/install/wcache: shim/cli.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -DWCACHE_LIBDIR='"$(LIBDIR)"' \
+		-o $@ $< -ldl
+
+install: $(B)/libwcache.so $(B)/install/wcache
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(MANDIR) \
+		$(DESTDIR)$(COMPDIR)
+	install -m 755 $(B)/install/wcache $(DESTDIR)$(BINDIR)/wcache
+	install -m 755 $(B)/libwcache.so $(DESTDIR)$(LIBDIR)/libwcache.so
+	install -m 644 docs/wcache.1 $(DESTDIR)$(MANDIR)/wcache.1
+	install -m 644 docs/wcache.bash-completion $(DESTDIR)$(COMPDIR)/wcache
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/wcache $(DESTDIR)$(LIBDIR)/libwcache.so \
+		$(DESTDIR)$(MANDIR)/wcache.1 $(DESTDIR)$(COMPDIR)/wcache
+	-rmdir $(DESTDIR)$(LIBDIR) 2>/dev/null
 
 $(B)/examples/%: examples/%.c
 	@mkdir -p $(dir $@)

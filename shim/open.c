@@ -43,6 +43,7 @@ static int opened(int fd, int dirfd, const char *path, int flags)
 {
     if (fd >= 0 && wc_state == WC_ST_ON && !wc_depth) {
         int e = wc_work_begin();
+        wc_nc_mark(fd, WC_NC_UNKNOWN);
         wc_fd_opened(fd, dirfd, path, flags);
         if (fd <= 2)
             wc_fd_share(fd, 0);
@@ -154,16 +155,24 @@ static void before_stdio_open(const char *path, const char *mode)
     errno = e;
 }
 
+/* The descriptor of a stream stdio opened: not ours (statistics). */
+static FILE *stdio_opened(FILE *f)
+{
+    if (f)
+        wc_nc_mark(fileno(f), WC_NC_STDIO);
+    return f;
+}
+
 WC_EXPORT FILE *fopen(const char *path, const char *mode)
 {
     before_stdio_open(path, mode);
-    return REAL(fopen)(path, mode);
+    return stdio_opened(REAL(fopen)(path, mode));
 }
 
 WC_EXPORT FILE *fopen64(const char *path, const char *mode)
 {
     before_stdio_open(path, mode);
-    return REAL(fopen)(path, mode);
+    return stdio_opened(REAL(fopen)(path, mode));
 }
 
 /* The stream's descriptor (closed or reused by freopen internally, not
@@ -187,7 +196,7 @@ WC_EXPORT FILE *freopen(const char *path, const char *mode, FILE *stream)
     if (stream)
         stdio_takes(fileno(stream));
     before_stdio_open(path, mode);
-    return REAL(freopen)(path, mode, stream);
+    return stdio_opened(REAL(freopen)(path, mode, stream));
 }
 
 WC_EXPORT FILE *freopen64(const char *path, const char *mode, FILE *stream)
@@ -198,7 +207,7 @@ WC_EXPORT FILE *freopen64(const char *path, const char *mode, FILE *stream)
 WC_EXPORT FILE *fdopen(int fd, const char *mode)
 {
     stdio_takes(fd);
-    return REAL(fdopen)(fd, mode);
+    return stdio_opened(REAL(fdopen)(fd, mode));
 }
 
 /* ---- close ------------------------------------------------------------ */
@@ -208,6 +217,7 @@ WC_EXPORT int close(int fd)
     if (unlikely(wc_fd_is_internal(fd)))
         return wc_ret(-EBADF);
     struct wc_desc *d = wc_fd_get(fd);
+    wc_nc_mark(fd, WC_NC_UNKNOWN);
     if (likely(d == NULL))
         return REAL(close)(fd);
     if (wc_depth)
@@ -292,6 +302,7 @@ WC_EXPORT void closefrom(int lo)
 
 static int duped(int oldfd, int newfd)
 {
+    wc_nc_dup(oldfd, newfd);
     if (newfd >= 0 && wc_state == WC_ST_ON && !wc_depth) {
         int e = wc_work_begin();
         wc_fd_duped(oldfd, newfd);
@@ -307,7 +318,11 @@ WC_EXPORT int dup(int fd)
     if (unlikely(wc_fd_is_internal(fd)))
         return wc_ret(-EBADF);
     int r = REAL(dup)(fd);
-    return wc_fd_get(fd) ? duped(fd, r) : r;
+    if (!wc_fd_get(fd)) {
+        wc_nc_dup(fd, r);
+        return r;
+    }
+    return duped(fd, r);
 }
 
 WC_EXPORT int dup2(int oldfd, int newfd)
@@ -319,8 +334,10 @@ WC_EXPORT int dup2(int oldfd, int newfd)
     int r = REAL(dup2)(oldfd, newfd);
     if (r < 0 || oldfd == newfd)
         return r;
-    if (!wc_fd_get(oldfd) && !wc_fd_get(newfd))
+    if (!wc_fd_get(oldfd) && !wc_fd_get(newfd)) {
+        wc_nc_dup(oldfd, r);
         return r;
+    }
     return duped(oldfd, r);
 }
 

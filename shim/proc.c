@@ -108,11 +108,14 @@ void wc_flusher_start(void)
 
 void wc_stats_report(struct wc_cache *c)
 {
-    if (!wc_cfg.stats || !c)
+    if (!wc_cfg.stats)
         return;
-    struct wc_stats s;
-    wc_cache_stats(c, &s);
-    char buf[1536];
+    struct wc_stats s = {0};
+    if (c)
+        wc_cache_stats(c, &s);
+    if (!s.writes && !s.through && !wc_nc_total())
+        return;         /* a process that wrote nothing: no lines */
+    char buf[2048];
     size_t n = 0;
 #define OUT(...)                                                           \
     do {                                                                   \
@@ -139,6 +142,7 @@ void wc_stats_report(struct wc_cache *c)
         (unsigned long long)s.errors, (unsigned long long)s.evictions,
         (unsigned long long)s.store_full);
 #undef OUT
+    n += wc_nc_format(buf + n, sizeof buf - n);
     int fd = 2;
     if (wc_cfg.stats == 2) {
         fd = REAL(openat)(AT_FDCWD, wc_cfg.stats_path,
@@ -158,9 +162,9 @@ void wc_stats_report(struct wc_cache *c)
 static void image_ends(void)
 {
     struct wc_cache *c = wc_cachep;
+    wc_stats_report(c);
     if (!c)
         return;
-    wc_stats_report(c);
     const char *p = wc_cache_path(c);
     if (p && *p)
         REAL(unlink)(p);
@@ -676,8 +680,10 @@ static void adopt_inherited(void)
             continue;
         /* `prog >> log`: a shared O_APPEND description could only pass
          * through (shared.c); left untracked it costs nothing per call. */
-        if (fl & O_APPEND)
+        if (fl & O_APPEND) {
+            wc_nc_mark(fd, WC_NC_INHERITED);
             continue;
+        }
         char link[64], path[4096];
         snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
         ssize_t n = REAL(readlink)(link, path, sizeof path - 1);
@@ -709,7 +715,12 @@ __attribute__((constructor)) static void wc_init(void)
     wc_queue_init();
     wc_state = WC_ST_ON;
     wc_death_signals_init();
+    wc_nc_init();
     if (wc_cfg.inherited)
         adopt_inherited();
+    else
+        for (int fd = 0; wc_nc_on && fd < 1024; fd++)
+            if (REAL(fcntl)(fd, F_GETFD) >= 0)
+                wc_nc_mark(fd, WC_NC_INHERITED);
     errno = e;
 }

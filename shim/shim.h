@@ -395,6 +395,47 @@ ssize_t wc_reserve_write(int fd, struct wc_desc *d, const struct iovec *iov,
 struct wc_desc *wc_kernel_before(int fd, enum wc_reason why);
 void wc_kernel_after(int fd, struct wc_desc *d, int moved, int changed);
 
+/* ---- why writes were not cached (stats.c) ---------------------------- */
+
+enum wc_nc {
+    WC_NC_UNKNOWN = 0,  /* not classified yet */
+    WC_NC_NOT_REGULAR,  /* pipe, socket, tty, device */
+    WC_NC_PSEUDO,       /* /proc, /sys... */
+    WC_NC_DIRECT,       /* O_DIRECT, O_SYNC, O_DSYNC */
+    WC_NC_EXCLUDED,     /* WCACHE_INCLUDE/WCACHE_EXCLUDE */
+    WC_NC_MAPPED,       /* the file is mapped */
+    WC_NC_STDIO,        /* fopen'd or fdopen'd: stdio writes it */
+    WC_NC_INHERITED,    /* inherited and not cached */
+    WC_NC_SHARED,       /* THROUGH: O_APPEND shared with a process */
+    WC_NC_THROUGH,      /* THROUGH: the file is written behind the cache */
+    WC_NC_READONLY,     /* not open for writing (the write fails) */
+    WC_NC_NOCACHE,      /* the cache could not be created */
+    WC_NC_COUNT
+};
+
+/* Counting is on (WCACHE_STATS set). */
+extern int wc_nc_on;
+/* Allocate the per-descriptor reasons when WCACHE_STATS is set. */
+void wc_nc_init(void);
+/* Record why `fd` is not cached (WC_NC_UNKNOWN: forget). */
+void wc_nc_mark(int fd, int why);
+/* newfd is a duplicate of oldfd: the same reason. */
+void wc_nc_dup(int oldfd, int newfd);
+/* A write on an untracked descriptor / a THROUGH or WATCH description. */
+void wc_nc_count_untracked(int fd);
+void wc_nc_count_through(const struct wc_desc *d);
+/* Writes passed through so far, all reasons. */
+uint64_t wc_nc_total(void);
+/* One line for the statistics: writes passed through, by reason. */
+size_t wc_nc_format(char *buf, size_t cap);
+
+/* On an untracked descriptor's write: count it when asked to. */
+#define WC_NC_UNTRACKED(fd)                                                \
+    do {                                                                   \
+        if (unlikely(wc_nc_on))                                            \
+            wc_nc_count_untracked(fd);                                     \
+    } while (0)
+
 /* ---- the process side (proc.c) --------------------------------------- */
 
 /* Start the deadline flusher (once per process image / per child). */

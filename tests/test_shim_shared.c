@@ -39,12 +39,14 @@ struct run {
     char *listing;            /* the tree left behind */
     char *out;                /* stdout + stderr + status */
     unsigned long absorbed;   /* writes absorbed, all processes (shim) */
+    char *stats;              /* the WCACHE_STATS lines (shim) */
 };
 
 /* Run `script` with `shell` in a fresh directory (its cwd; $P is the
  * path of prog_stdio), under the shim or not. */
-static void run_script(const char *shell, int shim, const char *tag,
-                       const char *script, struct run *r /* OUT */)
+static void run_script_env(const char *shell, int shim, const char *tag,
+                           const char *script, const char *extra,
+                           struct run *r /* OUT */)
 {
     snprintf(r->dir, sizeof r->dir, "%s/%s-%s-%d", scratch, tag,
              strrchr(shell, '/') ? strrchr(shell, '/') + 1 : shell, shim);
@@ -52,7 +54,7 @@ static void run_script(const char *shell, int shim, const char *tag,
     char stats[4200], penv[4200];
     snprintf(stats, sizeof stats, "WCACHE_STATS=%s.stats", r->dir);
     snprintf(penv, sizeof penv, "P=%s", WCT_PROG("prog_stdio"));
-    const char *env[] = {stats, penv, NULL};
+    const char *env[] = {stats, penv, extra, NULL};
     const char *argv[] = {shell, "-c", script, NULL};
     struct wct_spec spec = {.argv = argv, .env = env, .shim = shim,
                             .cwd = r->dir, .timeout_s = 90};
@@ -72,8 +74,14 @@ static void run_script(const char *shell, int shim, const char *tag,
         if (sscanf(p, "]: %lu writes absorbed", &n) == 1)
             r->absorbed += n;
     }
-    free(st);
+    r->stats = st;
     unlink(sp);
+}
+
+static void run_script(const char *shell, int shim, const char *tag,
+                       const char *script, struct run *r /* OUT */)
+{
+    run_script_env(shell, shim, tag, script, NULL, r);
 }
 
 static void run_free(struct run *r)
@@ -81,6 +89,7 @@ static void run_free(struct run *r)
     wct_rmtree(r->dir);
     free(r->listing);
     free(r->out);
+    free(r->stats);
 }
 
 /* Same files, same output, without and with the shim, under dash and
@@ -217,4 +226,32 @@ Test(shared, concurrent_writers_in_one_redirect)
                           r.absorbed);
             run_free(&r);
         }
+}
+
+/* ---- statistics say why ------------------------------------------------ */
+
+/* Writes that were not cached are counted under their reason. */
+Test(shared, statistics_say_why_writes_were_not_cached)
+{
+    wct_require_shim();
+    wct_require_tool("dash", "dash");
+    struct run r;
+    run_script_env("dash", 1, "why",
+                   "echo a | cat > /dev/null; "
+                   "for i in 1 2 3; do echo $i; done >> f; "
+                   "dd if=/dev/zero of=g bs=512 count=3 oflag=sync "
+                   "2>/dev/null; "
+                   "sh -c 'echo x; echo y' > h",
+                   "WCACHE_INHERITED=0", &r);
+    cr_assert(r.stats, "no statistics written");
+    cr_expect(strstr(r.stats, "not a regular file 1"),
+              "pipe write not counted:\n%s", r.stats);
+    cr_expect(strstr(r.stats, "O_APPEND shared with stdio or another "
+                     "process 3"), "`>> f` not counted:\n%s", r.stats);
+    cr_expect(strstr(r.stats, "O_DIRECT or O_SYNC 3"),
+              "dd oflag=sync not counted:\n%s", r.stats);
+    cr_expect(strstr(r.stats, "inherited and refused (O_APPEND, "
+                     "WCACHE_INHERITED=0) 2"),
+              "inherited stdout not counted:\n%s", r.stats);
+    run_free(&r);
 }

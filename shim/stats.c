@@ -1,0 +1,155 @@
+/*
+ * stats.c - why writes were not cached, for WCACHE_STATS: a run that
+ * gained nothing says why.
+ *
+ * Counted only when WCACHE_STATS is set (one load and a branch otherwise,
+ * on the pass-through path only; the cached hot path never comes here).
+ *
+ * Invariants:
+ *   (1) g_why[fd] is the reason recorded for an untracked descriptor, or
+ *       NC_UNKNOWN; opened(), close and dup reset or copy it, so a reason
+ *       never outlives its descriptor number. An unknown descriptor is
+ *       classified once, at its first write, from what the kernel says of
+ *       it (fstat, F_GETFL, fstatfs, its path).
+ *   (2) Counters are process-wide relaxed atomics: exact once every
+ *       thread has left the shim (exit), approximate before.
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "shim.h"
+
+int wc_nc_on;                                  /* WCACHE_STATS is set */
+static unsigned char *g_why;                   /* per fd, mmap'd */
+static uint64_t g_count[WC_NC_COUNT];          /* writes, by reason */
+
+static const char *const nc_names[WC_NC_COUNT] = {
+    [WC_NC_UNKNOWN] = "unknown",
+    [WC_NC_NOT_REGULAR] = "not a regular file",
+    [WC_NC_PSEUDO] = "/proc, /sys and the like",
+    [WC_NC_DIRECT] = "O_DIRECT or O_SYNC",
+    [WC_NC_EXCLUDED] = "excluded by WCACHE_INCLUDE/EXCLUDE",
+    [WC_NC_MAPPED] = "file mapped",
+    [WC_NC_STDIO] = "stdio stream (fopen, fdopen)",
+    [WC_NC_INHERITED] = "inherited and refused (O_APPEND, WCACHE_INHERITED=0)",
+    [WC_NC_SHARED] = "O_APPEND shared with stdio or another process",
+    [WC_NC_THROUGH] = "file passes through (mmap, fopen, O_DIRECT of it)",
+    [WC_NC_READONLY] = "not open for writing",
+    [WC_NC_NOCACHE] = "no cache (could not be created)",
+};
+
+void wc_nc_init(void)
+{
+    if (!wc_cfg.stats || g_why)
+        return;
+    void *p = REAL(mmap)(NULL, wc_nfds, PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED)
+        return;
+    g_why = p;
+    wc_nc_on = 1;
+}
+
+void wc_nc_mark(int fd, int why)
+{
+    if (wc_nc_on && fd >= 0 && (unsigned)fd < wc_nfds)
+        g_why[fd] = (unsigned char)why;
+}
+
+void wc_nc_dup(int oldfd, int newfd)
+{
+    if (wc_nc_on && oldfd >= 0 && newfd >= 0 && (unsigned)oldfd < wc_nfds &&
+        (unsigned)newfd < wc_nfds)
+        g_why[newfd] = g_why[oldfd];
+}
+
+/* Why is `fd`, which the shim does not track, not cached? */
+static int classify(int fd)
+{
+    int e = errno;
+    struct stat st;
+    int why = WC_NC_NOT_REGULAR;
+    int fl = REAL(fcntl)(fd, F_GETFL);
+    if (fl < 0 || REAL(fstat)(fd, &st) != 0 || !S_ISREG(st.st_mode))
+        goto out;
+    char link[64], path[4096];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    ssize_t n = REAL(readlink)(link, path, sizeof path - 1);
+    path[n > 0 ? n : 0] = 0;
+    if ((fl & O_ACCMODE) == O_RDONLY)
+        why = WC_NC_READONLY;
+    else if (fl & (O_DIRECT | O_SYNC | O_DSYNC))
+        why = WC_NC_DIRECT;
+    else if (!strncmp(path, "/proc/", 6) || !strncmp(path, "/sys/", 5))
+        why = WC_NC_PSEUDO;
+    else if (wc_mapped_has(st.st_dev, st.st_ino))
+        why = WC_NC_MAPPED;
+    else if (n > 0 && !wc_env_path_ok(AT_FDCWD, path))
+        why = WC_NC_EXCLUDED;
+    else if (!wc_cachep)
+        why = WC_NC_NOCACHE;
+    else
+        why = WC_NC_STDIO;       /* a regular file the program did not
+                                    open through an interposed call */
+out:
+    errno = e;
+    return why;
+}
+
+void wc_nc_count_untracked(int fd)
+{
+    int why = WC_NC_NOT_REGULAR;
+    if (fd >= 0 && (unsigned)fd < wc_nfds) {
+        why = g_why[fd];
+        if (why == WC_NC_UNKNOWN)
+            g_why[fd] = (unsigned char)(why = classify(fd));
+    }
+    __atomic_add_fetch(&g_count[why], 1, __ATOMIC_RELAXED);
+}
+
+void wc_nc_count_through(const struct wc_desc *d)
+{
+    int why = d->mode == WC_D_WATCH       ? WC_NC_READONLY
+              : d->shared || d->append    ? WC_NC_SHARED
+                                          : WC_NC_THROUGH;
+    if (wc_nc_on)
+        __atomic_add_fetch(&g_count[why], 1, __ATOMIC_RELAXED);
+}
+
+uint64_t wc_nc_total(void)
+{
+    uint64_t total = 0;
+    for (int i = 0; i < WC_NC_COUNT; i++)
+        total += __atomic_load_n(&g_count[i], __ATOMIC_RELAXED);
+    return total;
+}
+
+size_t wc_nc_format(char *buf, size_t cap)
+{
+    size_t n = 0;
+    uint64_t total = wc_nc_total();
+    int k = snprintf(buf, cap, "wcache[%d]: %llu writes passed through "
+                     "uncached", (int)getpid(), (unsigned long long)total);
+    if (k > 0)
+        n = (size_t)k < cap ? (size_t)k : cap - 1;
+    const char *sep = ": ";
+    for (int i = 0; i < WC_NC_COUNT && n < cap; i++) {
+        uint64_t c = __atomic_load_n(&g_count[i], __ATOMIC_RELAXED);
+        if (!c)
+            continue;
+        k = snprintf(buf + n, cap - n, "%s%s %llu", sep, nc_names[i],
+                     (unsigned long long)c);
+        sep = ", ";
+        if (k > 0)
+            n = n + (size_t)k < cap ? n + (size_t)k : cap - 1;
+    }
+    if (n + 1 < cap) {
+        buf[n++] = '\n';
+        buf[n] = 0;
+    }
+    return n;
+}

@@ -1,0 +1,27 @@
+#!/bin/bash
+# install_check.sh - `make install` into a DESTDIR, then use the installed
+# tree as a user would: wcache -- true, a cached write with statistics,
+# the man page; `make uninstall` leaves nothing behind.
+set -euo pipefail
+dest=$(mktemp -d "${TMPDIR:-/tmp}/wcache-install.XXXXXX")
+trap 'rm -rf "$dest"' EXIT
+make -s install DESTDIR="$dest" PREFIX=/usr
+bin="$dest/usr/bin/wcache"
+fail() { echo "install check: $*" >&2; exit 1; }
+[ -x "$bin" ] || fail "no $bin"
+[ -f "$dest/usr/lib/wcache/libwcache.so" ] || fail "no libwcache.so"
+[ -f "$dest/usr/share/man/man1/wcache.1" ] || fail "no man page"
+[ -f "$dest/usr/share/bash-completion/completions/wcache" ] ||
+    fail "no bash completion"
+"$bin" -- true || fail "wcache -- true failed"
+out=$(cd "$dest" && "$bin" --stats -- sh -c 'for i in 1 2 3; do echo $i; done > f' 2>&1)
+echo "$out" | grep -q "3 writes absorbed" || fail "nothing cached: $out"
+[ "$(cat "$dest/f")" = "$(printf '1\n2\n3')" ] || fail "wrong bytes in f"
+if command -v man >/dev/null 2>&1; then
+    MANPAGER=cat man -l "$dest/usr/share/man/man1/wcache.1" 2>/dev/null |
+        grep -q "CONSISTENCY POINTS" || fail "man page does not render"
+fi
+make -s uninstall DESTDIR="$dest" PREFIX=/usr
+left=$(find "$dest/usr" -type f | head -3)
+[ -z "$left" ] || fail "uninstall left: $left"
+echo "install check: ok"
