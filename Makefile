@@ -17,7 +17,9 @@ PICFLAGS := -fPIC -fvisibility=hidden
 B       := build
 
 CACHE_SRC := $(wildcard cache/*.c) $(wildcard cache/*.S)
-SHIM_SRC  := $(filter-out shim/cli.c,$(wildcard shim/*.c))
+# The `wcache` command: its own files plus the shared config rules.
+CLI_SRC   := $(wildcard shim/cli*.c) shim/config.c
+SHIM_SRC  := $(filter-out $(wildcard shim/cli*.c),$(wildcard shim/*.c))
 CACHE_OBJ := $(patsubst %,$(B)/obj/%.o,$(CACHE_SRC))
 SHIM_OBJ  := $(patsubst %,$(B)/obj/%.o,$(SHIM_SRC))
 EXAMPLES  := $(patsubst examples/%.c,$(B)/examples/%,$(wildcard examples/*.c))
@@ -69,17 +71,17 @@ $(B)/libwcache_core.a: $(CACHE_OBJ)
 $(B)/libwcache.so: $(SHIM_OBJ) $(CACHE_OBJ)
 	$(CC) -shared -Wl,-z,defs -Wl,-z,now -o $@ $^ -ldl -lpthread
 
-$(B)/wcache: shim/cli.c $(HEADERS)
+$(B)/wcache: $(CLI_SRC) $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -DWCACHE_LIBDIR='"$(abspath $(B))"' \
-		-o $@ $< -ldl
+		-o $@ $(CLI_SRC) -ldl
 
 # The installed command: it finds ../lib/wcache/libwcache.so beside
 # itself first (a relocated tree works), then $(LIBDIR).
-$(B)/install/wcache: shim/cli.c $(HEADERS)
+$(B)/install/wcache: $(CLI_SRC) $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -DWCACHE_LIBDIR='"$(LIBDIR)"' \
-		-o $@ $< -ldl
+		-o $@ $(CLI_SRC) -ldl
 
 install: $(B)/libwcache.so $(B)/install/wcache
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(MANDIR) \
@@ -116,6 +118,11 @@ TEST_CPPFLAGS := $(CPPFLAGS) -Itests -DWCT_BUILD_DIR='"$(abspath $(B))"' \
 $(B)/obj/tests/%.c.o: tests/%.c $(HEADERS) $(wildcard tests/*.h) | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CPPFLAGS) $(CFLAGS) $(WARN) -c $< -o $@
+
+# A statically linked program, which LD_PRELOAD cannot reach.
+$(B)/tests/prog_static: tests/prog_static.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(WARN) -static -o $@ $<
 
 # Stand-alone programs that the tests run with and without the shim.
 $(B)/tests/prog_%: tests/prog_%.c tests/lib_shim.h

@@ -1,36 +1,55 @@
 /*
  * cli.c - the `wcache` command: run a program with the shim preloaded, in
- * the style of eatmydata and stdbuf.
+ * the style of eatmydata, stdbuf and env.
  *
- *   wcache [options] -- prog args...
+ *   wcache [options] [--] prog args...
  *
  * Invariants:
- *   (1) Options become the WCACHE_* environment variables (the shim
- *       validates them: one place decides what a valid value is);
- *       LD_PRELOAD gets libwcache.so prepended.
- *   (2) libwcache.so is looked up next to this binary (readlink
- *       /proc/self/exe), then in WCACHE_LIBDIR (set at build time).
- *   (3) The exit status is prog's (we exec it); a program that cannot be
- *       found is 127, one that cannot be run 126, as in a shell; a usage
- *       error is 2.
+ *   (1) Options become the WCACHE_* environment variables. Their values are
+ *       checked here, by the library's own rules (config.c), before
+ *       anything runs: a bad value is wcache's error (exit 125), where the
+ *       library alone would only say so and pass through. Values already
+ *       in the environment keep the library's rule.
+ *   (2) libwcache.so is looked up next to this binary, then in
+ *       ../lib/wcache/ beside it (an installed or relocated tree), then in
+ *       WCACHE_LIBDIR (set at build time); LD_PRELOAD gets it prepended.
+ *       Not found: exit 125.
+ *   (3) Exit status, as coreutils wrappers: the program's own (with
+ *       --stats, the signal it died of is raised again here); 125 for
+ *       wcache's errors; 126 for a program that cannot be run; 127 for one
+ *       that cannot be found.
+ *   (4) Without --stats wcache execs the program (nothing stays between
+ *       it and the shell). With --stats it forks, waits, and prints one
+ *       summary for the whole process tree (cli_stats.c), also when the
+ *       program closed its stderr or cached nothing; a relative FILE is
+ *       taken from the directory wcache was started in.
+ *   (5) Messages start with "wcache: ".
  */
+#include <elf.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include "cli.h"
+#include "config.h"
+
 #ifndef WCACHE_LIBDIR
-#define WCACHE_LIBDIR "/usr/local/lib"
+#define WCACHE_LIBDIR "/usr/local/lib/wcache"
 #endif
-#define WCACHE_VERSION "0.1.0"
+#define WCACHE_VERSION "0.2.0"
 
 static void usage(FILE *out)
 {
     fputs(
-"usage: wcache [options] -- program [args...]\n"
+"usage: wcache [options] [--] program [args...]\n"
 "Run program with its small writes to regular files cached in memory and\n"
 "written back later (close, fsync, locks, fork/exec, exit, or after\n"
 "--flush-ms at the latest).\n"
@@ -43,28 +62,93 @@ static void usage(FILE *out)
 "  --include P     only cache paths matching these ':'-separated\n"
 "                  fnmatch patterns                         WCACHE_INCLUDE\n"
 "  --exclude P     never cache paths matching these         WCACHE_EXCLUDE\n"
-"  --inherited     also cache writable files inherited at start-up\n"
-"                                                           WCACHE_INHERITED\n"
-"  --stats[=FILE]  print statistics at exit (to stderr or FILE)\n"
-"                                                           WCACHE_STATS\n"
+"  --inherited     cache writable files inherited at start-up (default)\n"
+"  --no-inherited  pass inherited files through             WCACHE_INHERITED\n"
+"  --stats [FILE]  one summary for the whole run at the end, on stderr or\n"
+"                  in FILE (--stats=FILE, or --stats FILE -- program)\n"
+"  --stats-per-process  also each process's own lines      WCACHE_STATS\n"
 "  --log LEVEL     error, warn, info or debug               WCACHE_LOG\n"
 "  --disable       pass everything through                  WCACHE_DISABLE\n"
-"  --help          this text\n"
-"  --version       print the version\n"
+"  -h, --help      this text\n"
+"  -V, --version   print the version\n"
 "\n"
-"The exit status is the program's (127: not found, 126: not runnable).\n",
+"Exit status: the program's; 125 for wcache's own errors, 126 when the\n"
+"program cannot be run, 127 when it cannot be found. See wcache(1).\n",
         out);
 }
+
+/* ---- options ------------------------------------------------------------ */
+
+/* Values given as options, checked together once all are read. */
+static struct {
+    const char *name;
+    const char *value;
+} g_opt[16];
+static int g_nopt;
 
 static void set(const char *var, const char *val)
 {
     if (setenv(var, val, 1) != 0) {
         fprintf(stderr, "wcache: cannot set %s: %s\n", var, strerror(errno));
-        exit(2);
+        exit(WC_EXIT_OWN);
     }
 }
 
-/* Where libwcache.so is: beside this binary, else WCACHE_LIBDIR. */
+static void set_opt(const char *var, const char *val)
+{
+    for (int i = 0; i < g_nopt; i++)
+        if (!strcmp(g_opt[i].name, var)) {
+            g_opt[i].value = val;
+            set(var, val);
+            return;
+        }
+    if (g_nopt < (int)(sizeof g_opt / sizeof g_opt[0])) {
+        g_opt[g_nopt].name = var;
+        g_opt[g_nopt++].value = val;
+    }
+    set(var, val);
+}
+
+/* The config loader's view: option values only (WCACHE_SIZE also from
+ * the environment, which --dirty is checked against). */
+static const char *opt_get(const char *name)
+{
+    for (int i = 0; i < g_nopt; i++)
+        if (!strcmp(g_opt[i].name, name))
+            return g_opt[i].value;
+    return strcmp(name, "WCACHE_SIZE") ? NULL : getenv(name);
+}
+
+static int is_dir(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static const char *option_of(const char *var)
+{
+    static const char *const map[][2] = {
+        {"WCACHE_SIZE", "--size"}, {"WCACHE_DIRTY", "--dirty"},
+        {"WCACHE_FLUSH_MS", "--flush-ms"}, {"WCACHE_BYPASS", "--bypass"},
+        {"WCACHE_DIR", "--dir"}, {"WCACHE_INCLUDE", "--include"},
+        {"WCACHE_EXCLUDE", "--exclude"}, {"WCACHE_LOG", "--log"},
+    };
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        if (!strcmp(map[i][0], var))
+            return map[i][1];
+    return var;
+}
+
+static int bad_option(const char *var, const char *val, const char *accepted)
+{
+    fprintf(stderr, "wcache: %s '%s' is not valid (accepted: %s)\n",
+            option_of(var), val, accepted);
+    exit(WC_EXIT_OWN);
+}
+
+/* ---- the library and the program ---------------------------------------- */
+
+/* Where libwcache.so is; 0, or -1 when nowhere. */
 static int find_lib(char *out, size_t cap)
 {
     char exe[PATH_MAX];
@@ -86,11 +170,165 @@ static int find_lib(char *out, size_t cap)
     return access(out, R_OK) == 0 ? 0 : -1;
 }
 
+/* The file execvp would run for `prog`, or NULL. */
+static const char *which(const char *prog, char *buf, size_t cap)
+{
+    if (strchr(prog, '/'))
+        return prog;
+    const char *path = getenv("PATH");
+    if (!path)
+        path = "/usr/local/bin:/usr/bin:/bin";
+    for (const char *p = path; *p;) {
+        const char *e = strchr(p, ':');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        snprintf(buf, cap, "%.*s%s%s", (int)n, p, n ? "/" : "", prog);
+        if (access(buf, X_OK) == 0)
+            return buf;
+        p += n;
+        if (*p == ':')
+            p++;
+    }
+    return NULL;
+}
+
+/* Is `path` an ELF executable without a program interpreter (statically
+ * linked: LD_PRELOAD cannot reach it)? */
+static int elf_is_static(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    Elf64_Ehdr eh;
+    int is_static = 0;
+    if (pread(fd, &eh, sizeof eh, 0) == (ssize_t)sizeof eh &&
+        !memcmp(eh.e_ident, ELFMAG, SELFMAG) &&
+        eh.e_ident[EI_CLASS] == ELFCLASS64 && eh.e_phentsize ==
+        sizeof(Elf64_Phdr) && eh.e_phnum < 256) {
+        is_static = 1;
+        for (int i = 0; i < eh.e_phnum; i++) {
+            Elf64_Phdr ph;
+            if (pread(fd, &ph, sizeof ph,
+                      (off_t)(eh.e_phoff + (Elf64_Off)i * sizeof ph)) !=
+                (ssize_t)sizeof ph || ph.p_type == PT_INTERP) {
+                is_static = 0;
+                break;
+            }
+        }
+    }
+    close(fd);
+    return is_static;
+}
+
+static int log_info(void)
+{
+    const char *v = getenv("WCACHE_LOG");
+    return v && (!strcmp(v, "info") || !strcmp(v, "debug"));
+}
+
+/* ---- --stats: run, wait, sum up ----------------------------------------- */
+
+static pid_t g_child;
+
+static void forward(int sig)
+{
+    if (g_child > 0)
+        kill(g_child, sig);
+}
+
+/* End as the program ended: its status, or its signal. */
+static int end_like(int status)
+{
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status);
+    int sig = WTERMSIG(status);
+    signal(sig, SIG_DFL);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, sig);
+    sigprocmask(SIG_UNBLOCK, &set, NULL);
+    raise(sig);
+    return 128 + sig;
+}
+
+static int run_with_stats(char **argv, const char *stats_file)
+{
+    char records[PATH_MAX];
+    const char *tmp = getenv("TMPDIR");
+    snprintf(records, sizeof records, "%s/wcache-stats.XXXXXX",
+             tmp && *tmp ? tmp : "/tmp");
+    int rfd = mkstemp(records);
+    if (rfd < 0) {
+        fprintf(stderr, "wcache: cannot create a statistics file in %s: "
+                "%s\n", tmp && *tmp ? tmp : "/tmp", strerror(errno));
+        return WC_EXIT_OWN;
+    }
+    close(rfd);
+    set("WCACHE_STATS_RAW", records);
+    /* The exec's errno comes back through a close-on-exec pipe. */
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0) {
+        fprintf(stderr, "wcache: pipe: %s\n", strerror(errno));
+        unlink(records);
+        return WC_EXIT_OWN;
+    }
+    g_child = fork();
+    if (g_child < 0) {
+        fprintf(stderr, "wcache: fork: %s\n", strerror(errno));
+        unlink(records);
+        return WC_EXIT_OWN;
+    }
+    if (g_child == 0) {
+        close(p[0]);
+        execvp(argv[0], argv);
+        int e = errno;
+        if (write(p[1], &e, sizeof e) < 0)
+            _exit(WC_EXIT_CANNOT_RUN);
+        _exit(WC_EXIT_CANNOT_RUN);
+    }
+    close(p[1]);
+    /* As system(3): the terminal's signals go to the whole group; the
+     * others are passed on to the program. */
+    signal(SIGINT, SIG_IGN);
+    signal(SIGQUIT, SIG_IGN);
+    int fwd[] = {SIGTERM, SIGHUP, SIGUSR1, SIGUSR2, SIGALRM};
+    for (size_t i = 0; i < sizeof fwd / sizeof fwd[0]; i++)
+        signal(fwd[i], forward);
+    int e = 0;
+    ssize_t got;
+    while ((got = read(p[0], &e, sizeof e)) < 0 && errno == EINTR)
+        ;
+    close(p[0]);
+    int status = 0;
+    while (waitpid(g_child, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (got == (ssize_t)sizeof e) {
+        fprintf(stderr, "wcache: %s: %s\n", argv[0], strerror(e));
+        unlink(records);
+        return e == ENOENT || e == ENOTDIR ? WC_EXIT_NOT_FOUND
+                                           : WC_EXIT_CANNOT_RUN;
+    }
+    FILE *out = stderr;
+    if (stats_file && !(out = fopen(stats_file, "a"))) {
+        fprintf(stderr, "wcache: cannot write %s: %s\n", stats_file,
+                strerror(errno));
+        out = stderr;
+    }
+    wc_cli_summary(records, out);
+    if (out != stderr)
+        fclose(out);
+    else
+        fflush(stderr);
+    unlink(records);
+    return end_like(status);
+}
+
+/* ---- main --------------------------------------------------------------- */
+
 int main(int argc, char **argv)
 {
     enum { O_SIZE = 256, O_DIRTY, O_FLUSH, O_BYPASS, O_DIR, O_STATS,
-           O_INCLUDE, O_EXCLUDE, O_LOG, O_DISABLE, O_INHERITED, O_HELP,
-           O_VERSION };
+           O_STATS_PER, O_INCLUDE, O_EXCLUDE, O_LOG, O_DISABLE, O_INHERITED,
+           O_NO_INHERITED };
     static const struct option opts[] = {
         {"size", required_argument, 0, O_SIZE},
         {"dirty", required_argument, 0, O_DIRTY},
@@ -98,67 +336,112 @@ int main(int argc, char **argv)
         {"bypass", required_argument, 0, O_BYPASS},
         {"dir", required_argument, 0, O_DIR},
         {"stats", optional_argument, 0, O_STATS},
+        {"stats-per-process", no_argument, 0, O_STATS_PER},
         {"include", required_argument, 0, O_INCLUDE},
         {"exclude", required_argument, 0, O_EXCLUDE},
         {"log", required_argument, 0, O_LOG},
         {"disable", no_argument, 0, O_DISABLE},
         {"inherited", no_argument, 0, O_INHERITED},
-        {"help", no_argument, 0, O_HELP},
-        {"version", no_argument, 0, O_VERSION},
+        {"no-inherited", no_argument, 0, O_NO_INHERITED},
+        {"help", no_argument, 0, 'h'},
+        {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0},
     };
+    int stats = 0, per_process = 0;
+    char stats_file[PATH_MAX] = "";
+    const char *stats_arg = NULL;
     /* '+': stop at the first non-option, so `wcache prog -x` works too. */
     int c;
-    while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+hV", opts, NULL)) != -1) {
         switch (c) {
-        case O_SIZE: set("WCACHE_SIZE", optarg); break;
-        case O_DIRTY: set("WCACHE_DIRTY", optarg); break;
-        case O_FLUSH: set("WCACHE_FLUSH_MS", optarg); break;
-        case O_BYPASS: set("WCACHE_BYPASS", optarg); break;
-        case O_DIR: set("WCACHE_DIR", optarg); break;
-        case O_STATS: set("WCACHE_STATS", optarg ? optarg : "1"); break;
-        case O_INCLUDE: set("WCACHE_INCLUDE", optarg); break;
-        case O_EXCLUDE: set("WCACHE_EXCLUDE", optarg); break;
-        case O_LOG: set("WCACHE_LOG", optarg); break;
+        case O_SIZE: set_opt("WCACHE_SIZE", optarg); break;
+        case O_DIRTY: set_opt("WCACHE_DIRTY", optarg); break;
+        case O_FLUSH: set_opt("WCACHE_FLUSH_MS", optarg); break;
+        case O_BYPASS: set_opt("WCACHE_BYPASS", optarg); break;
+        case O_DIR: set_opt("WCACHE_DIR", optarg); break;
+        case O_INCLUDE: set_opt("WCACHE_INCLUDE", optarg); break;
+        case O_EXCLUDE: set_opt("WCACHE_EXCLUDE", optarg); break;
+        case O_LOG: set_opt("WCACHE_LOG", optarg); break;
         case O_DISABLE: set("WCACHE_DISABLE", "1"); break;
         case O_INHERITED: set("WCACHE_INHERITED", "1"); break;
-        case 'h':
-        case O_HELP: usage(stdout); return 0;
-        case O_VERSION: printf("wcache " WCACHE_VERSION "\n"); return 0;
+        case O_NO_INHERITED: set("WCACHE_INHERITED", "0"); break;
+        case O_STATS_PER: per_process = 1; break;
+        case O_STATS:
+            stats = 1;
+            stats_arg = optarg;
+            /* `--stats FILE -- prog`: FILE when a "--" follows it. */
+            if (!optarg && optind < argc && strcmp(argv[optind], "--") &&
+                argv[optind][0] != '-')
+                for (int i = optind + 1; i < argc; i++)
+                    if (!strcmp(argv[i], "--")) {
+                        stats_arg = argv[optind++];
+                        break;
+                    }
+            break;
+        case 'h': usage(stdout); return 0;
+        case 'V': printf("wcache " WCACHE_VERSION "\n"); return 0;
         default:
             fprintf(stderr, "Try 'wcache --help'.\n");
-            return 2;
+            return WC_EXIT_OWN;
         }
     }
     if (optind >= argc) {
         fprintf(stderr, "wcache: no program given\n"
-                "usage: wcache [options] -- program [args...]\n"
                 "Try 'wcache --help'.\n");
-        return 2;
+        return WC_EXIT_OWN;
+    }
+    struct wc_shim_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    wc_config_load(&cfg, opt_get, is_dir, bad_option);
+    if (stats_arg && *stats_arg) {
+        /* Relative to where wcache was started, not to where each
+         * process happens to be at its exit. */
+        char cwd[PATH_MAX];
+        int n = stats_arg[0] == '/' || !getcwd(cwd, sizeof cwd)
+                    ? snprintf(stats_file, sizeof stats_file, "%s",
+                               stats_arg)
+                    : snprintf(stats_file, sizeof stats_file, "%s/%s", cwd,
+                               stats_arg);
+        if (n < 0 || (size_t)n >= sizeof stats_file) {
+            fprintf(stderr, "wcache: --stats: path too long\n");
+            return WC_EXIT_OWN;
+        }
+    }
+    if (per_process) {
+        stats = 1;
+        set("WCACHE_STATS", stats_file[0] ? stats_file : "1");
     }
     char lib[PATH_MAX + 32];
     if (find_lib(lib, sizeof lib) != 0) {
-        fprintf(stderr, "wcache: libwcache.so not found beside %s or in %s; "
-                "running %s without the cache\n", argv[0], WCACHE_LIBDIR,
-                argv[optind]);
-    } else {
-        const char *old = getenv("LD_PRELOAD");
-        if (old && *old) {
-            size_t n = strlen(lib) + 1 + strlen(old) + 1;
-            char *both = malloc(n);
-            if (!both) {
-                fprintf(stderr, "wcache: out of memory\n");
-                return 2;
-            }
-            snprintf(both, n, "%s:%s", lib, old);
-            set("LD_PRELOAD", both);
-            free(both);
-        } else {
-            set("LD_PRELOAD", lib);
-        }
+        fprintf(stderr, "wcache: libwcache.so not found beside this "
+                "program nor in %s\n", WCACHE_LIBDIR);
+        return WC_EXIT_OWN;
     }
+    const char *old = getenv("LD_PRELOAD");
+    if (old && *old) {
+        size_t n = strlen(lib) + 1 + strlen(old) + 1;
+        char *both = malloc(n);
+        if (!both) {
+            fprintf(stderr, "wcache: out of memory\n");
+            return WC_EXIT_OWN;
+        }
+        snprintf(both, n, "%s:%s", lib, old);
+        set("LD_PRELOAD", both);
+        free(both);
+    } else {
+        set("LD_PRELOAD", lib);
+    }
+    char found[PATH_MAX];
+    const char *exe = which(argv[optind], found, sizeof found);
+    if (exe && log_info() && elf_is_static(exe))
+        fprintf(stderr, "wcache: %s is statically linked: LD_PRELOAD "
+                "cannot reach it, so it runs without the cache\n", exe);
+    if (stats)
+        return run_with_stats(argv + optind, stats_file[0] ? stats_file
+                                                           : NULL);
     execvp(argv[optind], argv + optind);
     int e = errno;
     fprintf(stderr, "wcache: %s: %s\n", argv[optind], strerror(e));
-    return e == ENOENT || e == ENOTDIR ? 127 : 126;
+    return e == ENOENT || e == ENOTDIR ? WC_EXIT_NOT_FOUND
+                                       : WC_EXIT_CANNOT_RUN;
 }

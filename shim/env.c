@@ -64,146 +64,20 @@ static int bad(const char *var, const char *val, const char *accepted)
     return 0;
 }
 
-/* "123", "64K", "64M", "1G" (also lower case, optional "iB"/"B"). */
-static int parse_size(const char *s, uint64_t *out)
+static int is_dir(const char *path)
 {
-    if (!*s || *s < '0' || *s > '9')
-        return -1;
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno)
-        return -1;
-    uint64_t mul = 1;
-    switch (*end) {
-    case 'k': case 'K': mul = 1ull << 10; end++; break;
-    case 'm': case 'M': mul = 1ull << 20; end++; break;
-    case 'g': case 'G': mul = 1ull << 30; end++; break;
-    case 't': case 'T': mul = 1ull << 40; end++; break;
-    default: break;
-    }
-    if (mul > 1 && *end == 'i' && end[1] == 'B')
-        end += 2;
-    else if (mul > 1 && *end == 'B')
-        end++;
-    if (*end || (v && mul > UINT64_MAX / v))
-        return -1;
-    *out = v * mul;
-    return 0;
+    struct stat st;
+    return REAL(stat)(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-static int parse_uint(const char *s, uint64_t max, uint64_t *out)
+static const char *env_get(const char *name)
 {
-    if (!*s || *s < '0' || *s > '9')
-        return -1;
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || *end || v > max)
-        return -1;
-    *out = v;
-    return 0;
+    return getenv(name);
 }
-
-static int parse_bool(const char *s, int *out)
-{
-    if (!strcmp(s, "0") || !strcmp(s, "")) { *out = 0; return 0; }
-    if (!strcmp(s, "1")) { *out = 1; return 0; }
-    return -1;
-}
-
-static int copy(char *dst, size_t cap, const char *src)
-{
-    size_t n = strlen(src);
-    if (n >= cap)
-        return -1;
-    memcpy(dst, src, n + 1);
-    return 0;
-}
-
-#define SIZE_HELP "a byte count with an optional K, M or G suffix, e.g. 64M"
 
 int wc_env_load(void)
 {
-    const char *v;
-    int b;
-    uint64_t n;
-
-    /* WCACHE_LOG first, so that later messages obey it. */
-    if ((v = getenv("WCACHE_LOG")) && *v) {
-        static const char *const lv[] = {"error", "warn", "info", "debug"};
-        int found = -1;
-        for (int i = 0; i < 4; i++)
-            if (!strcmp(v, lv[i]))
-                found = i;
-        if (found < 0)
-            return bad("WCACHE_LOG", v, "error, warn, info or debug");
-        wc_cfg.log_level = found;
-    }
-    if ((v = getenv("WCACHE_DISABLE"))) {
-        if (parse_bool(v, &b))
-            return bad("WCACHE_DISABLE", v, "0 or 1");
-        if (b)
-            return 0;
-    }
-    if ((v = getenv("WCACHE_SIZE")) && *v) {
-        if (parse_size(v, &n) || n < (256u << 10) || n > (1ull << 40))
-            return bad("WCACHE_SIZE", v, SIZE_HELP ", from 256K to 1T");
-        wc_cfg.cache.size = n;
-    }
-    uint64_t size = wc_cfg.cache.size ? wc_cfg.cache.size : 64u << 20;
-    if ((v = getenv("WCACHE_DIRTY")) && *v) {
-        if (parse_size(v, &n) || n < WC_PAGE_SIZE || n > size)
-            return bad("WCACHE_DIRTY", v,
-                       SIZE_HELP ", from 4K to WCACHE_SIZE");
-        wc_cfg.cache.dirty = n;
-    }
-    if ((v = getenv("WCACHE_FLUSH_MS")) && *v) {
-        if (parse_uint(v, 86400000, &n) || n < 1)
-            return bad("WCACHE_FLUSH_MS", v,
-                       "milliseconds, from 1 to 86400000");
-        wc_cfg.flush_ms = n;
-    }
-    if ((v = getenv("WCACHE_BYPASS")) && *v) {
-        if (parse_size(v, &n) || n < 1 || n > WC_MAX_RW_COUNT)
-            return bad("WCACHE_BYPASS", v, SIZE_HELP ", at least 1");
-        wc_cfg.cache.bypass = n;
-    }
-    if ((v = getenv("WCACHE_DIR")) && *v) {
-        struct stat st;
-        if (v[0] != '/' || copy(wc_cfg.dir, sizeof wc_cfg.dir, v) ||
-            REAL(stat)(v, &st) != 0 || !S_ISDIR(st.st_mode))
-            return bad("WCACHE_DIR", v, "the absolute path of an existing "
-                       "directory, shorter than 512");
-        wc_cfg.cache.dir = wc_cfg.dir;
-    }
-    if ((v = getenv("WCACHE_INCLUDE")) && *v)
-        if (copy(wc_cfg.include, sizeof wc_cfg.include, v))
-            return bad("WCACHE_INCLUDE", v,
-                       "':'-separated fnmatch patterns, shorter than 1024");
-    if ((v = getenv("WCACHE_EXCLUDE")) && *v)
-        if (copy(wc_cfg.exclude, sizeof wc_cfg.exclude, v))
-            return bad("WCACHE_EXCLUDE", v,
-                       "':'-separated fnmatch patterns, shorter than 1024");
-    if ((v = getenv("WCACHE_INHERITED"))) {
-        if (parse_bool(v, &wc_cfg.inherited))
-            return bad("WCACHE_INHERITED", v, "0 or 1");
-    }
-    if ((v = getenv("WCACHE_GUARD"))) {
-        if (parse_bool(v, &wc_cfg.guard))
-            return bad("WCACHE_GUARD", v, "0 or 1");
-    }
-    if ((v = getenv("WCACHE_STATS")) && *v && strcmp(v, "0")) {
-        if (!strcmp(v, "1")) {
-            wc_cfg.stats = 1;
-        } else {
-            if (copy(wc_cfg.stats_path, sizeof wc_cfg.stats_path, v))
-                return bad("WCACHE_STATS", v,
-                           "0, 1 (stderr) or a file path shorter than 512");
-            wc_cfg.stats = 2;
-        }
-    }
-    return 1;
+    return wc_config_load(&wc_cfg, env_get, is_dir, bad);
 }
 
 /* Match `path` against a ':'-separated list of fnmatch patterns. */

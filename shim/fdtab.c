@@ -226,6 +226,7 @@ static int reg_add(dev_t dev, ino_t ino, struct wc_file *f)
         e->through = 0;
         __atomic_store_n(&g_nreg, g_nreg + 1, __ATOMIC_RELEASE);
         fresh = REG_FRESH;
+        wc_stats_file_cached();
     }
     if (e) {
         e->ndesc++;

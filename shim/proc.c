@@ -106,14 +106,62 @@ void wc_flusher_start(void)
 
 /* ---- statistics -------------------------------------------------------- */
 
+/* Append buf[0..n) to `path` (O_APPEND: one write per record, so the
+ * records of concurrent processes do not mix). */
+static void stats_append(const char *path, const char *buf, size_t n)
+{
+    int fd = REAL(openat)(AT_FDCWD, path,
+                          O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        wc_log(WC_LOG_WARN, "statistics: cannot open %s: %s", path,
+               strerror(errno));
+        return;
+    }
+    REAL(write)(fd, buf, n);
+    REAL(close)(fd);
+}
+
+/* The wcache command's record of this process image (WCACHE_STATS_RAW):
+ * "key=value..." then "|reason=count" for writes not cached. */
+static void stats_raw(const struct wc_stats *s)
+{
+    char buf[2048];
+    size_t n = 0;
+#define OUT(...)                                                           \
+    do {                                                                   \
+        int k_ = snprintf(buf + n, sizeof buf - n, __VA_ARGS__);           \
+        if (k_ > 0)                                                        \
+            n = n + (size_t)k_ < sizeof buf ? n + (size_t)k_               \
+                                            : sizeof buf - 1;              \
+    } while (0)
+    OUT("pid=%d processes=1 files=%llu writes=%llu bytes=%llu "
+        "wb_calls=%llu through=%llu wb_bytes=%llu faults=%llu errors=%llu "
+        "evictions=%llu store_full=%llu", (int)getpid(),
+        (unsigned long long)wc_stats_files(),
+        (unsigned long long)s->writes, (unsigned long long)s->bytes,
+        (unsigned long long)s->wb_calls, (unsigned long long)s->through,
+        (unsigned long long)s->wb_bytes, (unsigned long long)s->faults,
+        (unsigned long long)s->errors, (unsigned long long)s->evictions,
+        (unsigned long long)s->store_full);
+    for (int i = 0; i < WC_WHY_COUNT; i++)
+        OUT(" flush_%s=%llu", wc_reason_names[i],
+            (unsigned long long)s->flushes[i]);
+#undef OUT
+    n += wc_nc_format_raw(buf + n, sizeof buf - n - 1);
+    buf[n++] = '\n';
+    stats_append(wc_cfg.stats_raw, buf, n);
+}
+
 void wc_stats_report(struct wc_cache *c)
 {
-    if (!wc_cfg.stats)
+    if (!wc_cfg.stats && !wc_cfg.stats_raw[0])
         return;
     struct wc_stats s = {0};
     if (c)
         wc_cache_stats(c, &s);
-    if (!s.writes && !s.through && !wc_nc_total())
+    if (wc_cfg.stats_raw[0])
+        stats_raw(&s);
+    if (!wc_cfg.stats || (!s.writes && !s.through && !wc_nc_total()))
         return;         /* a process that wrote nothing: no lines */
     char buf[2048];
     size_t n = 0;
@@ -143,19 +191,10 @@ void wc_stats_report(struct wc_cache *c)
         (unsigned long long)s.store_full);
 #undef OUT
     n += wc_nc_format(buf + n, sizeof buf - n);
-    int fd = 2;
-    if (wc_cfg.stats == 2) {
-        fd = REAL(openat)(AT_FDCWD, wc_cfg.stats_path,
-                          O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-        if (fd < 0) {
-            wc_log(WC_LOG_WARN, "WCACHE_STATS: cannot open %s: %s",
-                   wc_cfg.stats_path, strerror(errno));
-            return;
-        }
-    }
-    REAL(write)(fd, buf, n);
-    if (fd != 2)
-        REAL(close)(fd);
+    if (wc_cfg.stats == 2)
+        stats_append(wc_cfg.stats_path, buf, n);
+    else
+        REAL(write)(2, buf, n);
 }
 
 /* The image ends (exit, _exit, exec): statistics, the store's name. */
@@ -297,6 +336,7 @@ WC_EXPORT long syscall(long nr, ...)
 static void atfork_child(void)
 {
     exec_only_child = 0;
+    wc_stats_after_fork();
     if (wc_state == WC_ST_ON)
         wc_after_fork_child();
 }

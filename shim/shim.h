@@ -52,20 +52,8 @@
 
 /* ---- configuration (env.c) ------------------------------------------- */
 
-enum { WC_LOG_ERROR, WC_LOG_WARN, WC_LOG_INFO, WC_LOG_DEBUG };
+#include "config.h"
 
-struct wc_shim_config {
-    struct wc_config cache;   /* handed to wc_cache_open() */
-    uint64_t flush_ms;        /* WCACHE_FLUSH_MS */
-    int inherited;            /* WCACHE_INHERITED */
-    int guard;                /* WCACHE_GUARD (accepted; later issue) */
-    int stats;                /* 0 off, 1 stderr, 2 file stats_path */
-    int log_level;            /* WCACHE_LOG */
-    char stats_path[512];     /* WCACHE_STATS when it is a path */
-    char dir[512];            /* WCACHE_DIR (cache.dir points here) */
-    char include[1024];       /* WCACHE_INCLUDE, ':'-separated */
-    char exclude[1024];       /* WCACHE_EXCLUDE, ':'-separated */
-};
 extern struct wc_shim_config wc_cfg;
 
 /* Parse the environment into wc_cfg. Returns 1 when the shim should run,
@@ -428,6 +416,13 @@ void wc_nc_count_through(const struct wc_desc *d);
 uint64_t wc_nc_total(void);
 /* One line for the statistics: writes passed through, by reason. */
 size_t wc_nc_format(char *buf, size_t cap);
+/* The same for the wcache command's records: "|reason=count"... */
+size_t wc_nc_format_raw(char *buf, size_t cap);
+/* A file was brought into the cache / how many so far. */
+void wc_stats_file_cached(void);
+/* In a child after fork: its counts start at zero (its own process). */
+void wc_stats_after_fork(void);
+uint64_t wc_stats_files(void);
 
 /* On an untracked descriptor's write: count it when asked to. */
 #define WC_NC_UNTRACKED(fd)                                                \

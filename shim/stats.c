@@ -26,6 +26,8 @@
 int wc_nc_on;                                  /* WCACHE_STATS is set */
 static unsigned char *g_why;                   /* per fd, mmap'd */
 static uint64_t g_count[WC_NC_COUNT];          /* writes, by reason */
+static uint64_t g_files;                       /* files brought into the
+                                                  cache (atomic) */
 
 static const char *const nc_names[WC_NC_COUNT] = {
     [WC_NC_UNKNOWN] = "unknown",
@@ -42,9 +44,25 @@ static const char *const nc_names[WC_NC_COUNT] = {
     [WC_NC_NOCACHE] = "no cache (could not be created)",
 };
 
+void wc_stats_file_cached(void)
+{
+    __atomic_add_fetch(&g_files, 1, __ATOMIC_RELAXED);
+}
+
+void wc_stats_after_fork(void)
+{
+    memset(g_count, 0, sizeof g_count);
+    g_files = 0;
+}
+
+uint64_t wc_stats_files(void)
+{
+    return __atomic_load_n(&g_files, __ATOMIC_RELAXED);
+}
+
 void wc_nc_init(void)
 {
-    if (!wc_cfg.stats || g_why)
+    if ((!wc_cfg.stats && !wc_cfg.stats_raw[0]) || g_why)
         return;
     void *p = REAL(mmap)(NULL, wc_nfds, PROT_READ | PROT_WRITE,
                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -150,6 +168,21 @@ size_t wc_nc_format(char *buf, size_t cap)
     if (n + 1 < cap) {
         buf[n++] = '\n';
         buf[n] = 0;
+    }
+    return n;
+}
+
+size_t wc_nc_format_raw(char *buf, size_t cap)
+{
+    size_t n = 0;
+    for (int i = 1; i < WC_NC_COUNT && n < cap; i++) {
+        uint64_t c = __atomic_load_n(&g_count[i], __ATOMIC_RELAXED);
+        if (!c)
+            continue;
+        int k = snprintf(buf + n, cap - n, "|%s=%llu", nc_names[i],
+                         (unsigned long long)c);
+        if (k > 0)
+            n = n + (size_t)k < cap ? n + (size_t)k : cap - 1;
     }
     return n;
 }

@@ -21,6 +21,17 @@ if command -v man >/dev/null 2>&1; then
     MANPAGER=cat man -l "$dest/usr/share/man/man1/wcache.1" 2>/dev/null |
         grep -q "CONSISTENCY POINTS" || fail "man page does not render"
 fi
+# Without its library the command stops with its own error, 125.
+mv "$dest/usr/lib/wcache/libwcache.so" "$dest/libwcache.so.away"
+set +e
+"$bin" -- true 2>"$dest/err"
+rc=$?
+set -e
+mv "$dest/libwcache.so.away" "$dest/usr/lib/wcache/libwcache.so"
+[ "$rc" -eq 125 ] || [ -e /usr/lib/wcache/libwcache.so ] ||
+    fail "missing library: exit $rc, expected 125"
+grep -q "^wcache: libwcache.so not found" "$dest/err" ||
+    [ -e /usr/lib/wcache/libwcache.so ] || fail "no message: $(cat "$dest/err")"
 make -s uninstall DESTDIR="$dest" PREFIX=/usr
 left=$(find "$dest/usr" -type f | head -3)
 [ -z "$left" ] || fail "uninstall left: $left"

@@ -1,0 +1,220 @@
+/*
+ * test_cli.c - the `wcache` command's conventions (shim/cli.c), as a user
+ * of env, nice, timeout or stdbuf expects them: exit 125 for wcache's own
+ * errors, 126 and 127 for a program that cannot be run or found, the
+ * program's status otherwise; --stats FILE and --stats=FILE relative to
+ * where wcache started; one summary for the whole run, also when nothing
+ * was cached or the program closed its stderr; -V; a statically linked
+ * program named as such at --log info.
+ */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "lib_shim.h"
+
+#define WCACHE WCT_BUILD_DIR "/wcache"
+
+static char *scratch;
+
+static void setup(void)
+{
+    scratch = wct_scratch("cli");
+}
+
+static void teardown(void)
+{
+    wct_rmtree(scratch);
+    free(scratch);
+}
+
+TestSuite(cli, .init = setup, .fini = teardown, .timeout = 60);
+
+/* Run wcache with `args` (a NULL-terminated list after argv[0]) in the
+ * scratch directory. */
+static void run(struct wct_result *res, const char *const *args)
+{
+    const char *argv[32] = {WCACHE};
+    int n = 1;
+    while (args[n - 1] && n < 31) {
+        argv[n] = args[n - 1];
+        n++;
+    }
+    argv[n] = NULL;
+    struct wct_spec spec = {.argv = argv, .cwd = scratch, .timeout_s = 30};
+    cr_assert(wct_run(&spec, res) == 0, "cannot run %s", WCACHE);
+}
+
+static int exit_code(const struct wct_result *r)
+{
+    return !r->timed_out && WIFEXITED(r->status) ? WEXITSTATUS(r->status)
+                                                   : -1;
+}
+
+Test(cli, bad_option_values_are_wcaches_error)
+{
+    const char *cases[][4] = {
+        {"--size", "1X", "true", NULL}, {"--log", "verbose", "true", NULL},
+        {"--dirty", "1G", "true", NULL}, {"--flush-ms", "0", "true", NULL},
+        {"--dir", "relative", "true", NULL},
+        {"--bogus-option", "true", NULL, NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct wct_result r;
+        run(&r, cases[i]);
+        cr_expect(exit_code(&r) == 125, "%s %s: exit %s, expected 125",
+                  cases[i][0], cases[i][1] ? cases[i][1] : "",
+                  wct_status_str(&r));
+        cr_expect(strncmp(r.err, "wcache: ", 8) == 0 ||
+                  strstr(r.err, "Try 'wcache --help'"),
+                  "%s: message \"%s\"", cases[i][0], r.err);
+        cr_expect(r.out_len == 0, "the program ran: %s", r.out);
+        wct_result_free(&r);
+    }
+}
+
+Test(cli, program_not_found_or_not_runnable)
+{
+    struct wct_result r;
+    run(&r, (const char *[]){"--", "no-such-program-here", NULL});
+    cr_expect(exit_code(&r) == 127, "not found: %s", wct_status_str(&r));
+    cr_expect(strstr(r.err, "wcache: no-such-program-here:"), "%s", r.err);
+    wct_result_free(&r);
+    char plain[4200];
+    snprintf(plain, sizeof plain, "%s/not-executable", scratch);
+    cr_assert(wct_spit(plain, "x\n", 2) == 0);
+    run(&r, (const char *[]){plain, NULL});
+    cr_expect(exit_code(&r) == 126, "not runnable: %s", wct_status_str(&r));
+    wct_result_free(&r);
+    run(&r, (const char *[]){"--stats", "--", "no-such-program-here", NULL});
+    cr_expect(exit_code(&r) == 127, "--stats, not found: %s",
+              wct_status_str(&r));
+    wct_result_free(&r);
+    run(&r, (const char *[]){NULL});
+    cr_expect(exit_code(&r) == 125, "no program: %s", wct_status_str(&r));
+    wct_result_free(&r);
+}
+
+Test(cli, the_programs_status_and_signal)
+{
+    struct wct_result r;
+    for (int stats = 0; stats < 2; stats++) {
+        const char *opt = stats ? "--stats" : "--inherited";
+        run(&r, (const char *[]){opt, "--", "sh", "-c", "exit 3", NULL});
+        cr_expect(exit_code(&r) == 3, "exit 3: %s", wct_status_str(&r));
+        wct_result_free(&r);
+        run(&r, (const char *[]){opt, "--", "sh", "-c", "kill -USR1 $$",
+                                 NULL});
+        cr_expect(!r.timed_out && WIFSIGNALED(r.status) &&
+                  WTERMSIG(r.status) == SIGUSR1,
+                  "killed by SIGUSR1 (stats %d): %s", stats,
+                  wct_status_str(&r));
+        wct_result_free(&r);
+    }
+}
+
+Test(cli, version_and_help)
+{
+    struct wct_result r;
+    run(&r, (const char *[]){"-V", NULL});
+    cr_expect(exit_code(&r) == 0 && !strncmp(r.out, "wcache ", 7), "-V: %s",
+              r.out);
+    wct_result_free(&r);
+    run(&r, (const char *[]){"--version", NULL});
+    cr_expect(exit_code(&r) == 0 && !strncmp(r.out, "wcache ", 7),
+              "--version: %s", r.out);
+    wct_result_free(&r);
+    run(&r, (const char *[]){"--help", NULL});
+    cr_expect(exit_code(&r) == 0 && strstr(r.out, "usage: wcache"), "%s",
+              r.out);
+    wct_result_free(&r);
+}
+
+/* One summary for the whole tree: processes, writes, passed through. */
+Test(cli, stats_summary_for_the_whole_run)
+{
+    struct wct_result r;
+    run(&r, (const char *[]){"--stats", "--", "dash", "-c",
+             "for i in $(seq 300); do echo $i; done > f; "
+             "(echo a > g; echo b >> g); echo x | cat > /dev/null", NULL});
+    cr_assert(exit_code(&r) == 0, "%s: %s", wct_status_str(&r), r.err);
+    cr_expect(strstr(r.err, "wcache: ") && strstr(r.err, " processes, "),
+              "no process count:\n%s", r.err);
+    cr_expect(strstr(r.err, "wcache: 301 writes absorbed") ||
+              strstr(r.err, "wcache: 302 writes absorbed"),
+              "writes absorbed:\n%s", r.err);
+    cr_expect(strstr(r.err, "not a regular file"), "reasons:\n%s", r.err);
+    /* One summary, not a line per process. */
+    const char *first = strstr(r.err, "writes absorbed");
+    cr_expect(first && !strstr(first + 1, "writes absorbed"),
+              "more than one summary:\n%s", r.err);
+    wct_result_free(&r);
+}
+
+Test(cli, stats_when_nothing_cached_and_stderr_closed)
+{
+    struct wct_result r;
+    run(&r, (const char *[]){"--stats", "--", "sh", "-c",
+                             "exec 2>&-; echo hi | cat > /dev/null", NULL});
+    cr_expect(exit_code(&r) == 0, "%s", wct_status_str(&r));
+    cr_expect(strstr(r.err, "0 writes absorbed") &&
+              strstr(r.err, "not a regular file"),
+              "the summary must explain a run that cached nothing:\n%s",
+              r.err);
+    wct_result_free(&r);
+}
+
+/* --stats FILE and --stats=FILE: relative to where wcache started, even
+ * when the program changes directory. */
+Test(cli, stats_file_relative_to_the_start)
+{
+    char sub[4200];
+    snprintf(sub, sizeof sub, "%s/sub", scratch);
+    cr_assert(mkdir(sub, 0755) == 0);
+    const char *forms[][3] = {{"--stats", "s1.txt", NULL},
+                              {"--stats=s2.txt", NULL, NULL}};
+    for (int i = 0; i < 2; i++) {
+        struct wct_result r;
+        const char *args[12];
+        int n = 0;
+        for (int k = 0; forms[i][k]; k++)
+            args[n++] = forms[i][k];
+        args[n++] = "--";
+        args[n++] = "sh";
+        args[n++] = "-c";
+        args[n++] = "cd sub && for i in 1 2 3; do echo $i; done > f";
+        args[n] = NULL;
+        run(&r, args);
+        cr_expect(exit_code(&r) == 0, "%s: %s", wct_status_str(&r), r.err);
+        char path[4300];
+        snprintf(path, sizeof path, "%s/s%d.txt", scratch, i + 1);
+        size_t len;
+        char *s = wct_slurp(path, &len);
+        cr_expect(s && strstr(s, "3 writes absorbed"),
+                  "form %d: no summary in %s: %s", i, path, s ? s : "");
+        free(s);
+        snprintf(path, sizeof path, "%s/sub/s%d.txt", scratch, i + 1);
+        cr_expect(access(path, F_OK) != 0, "summary written in sub/");
+        wct_result_free(&r);
+    }
+}
+
+Test(cli, static_binary_named_at_log_info)
+{
+    wct_require_prog(WCT_PROG("prog_static"));
+    struct wct_result r;
+    run(&r, (const char *[]){"--log", "info", "--", WCT_PROG("prog_static"),
+                             NULL});
+    cr_expect(exit_code(&r) == 0 && !strcmp(r.out, "static\n"), "%s",
+              wct_status_str(&r));
+    cr_expect(strstr(r.err, "statically linked"), "no message: %s", r.err);
+    wct_result_free(&r);
+    run(&r, (const char *[]){"--", WCT_PROG("prog_static"), NULL});
+    cr_expect(r.err_len == 0, "message at the default level: %s", r.err);
+    wct_result_free(&r);
+}
