@@ -47,6 +47,7 @@ static int opened(int fd, int dirfd, const char *path, int flags)
         wc_fd_opened(fd, dirfd, path, flags);
         if (fd <= 2)
             wc_fd_share(fd, 0);
+        wc_debug_fd(fd, path, "opened");
         wc_work_end(e);
     }
     return fd;
@@ -308,6 +309,7 @@ static int duped(int oldfd, int newfd)
         wc_fd_duped(oldfd, newfd);
         if (newfd <= 2)
             wc_fd_share(newfd, 0);
+        wc_debug_fd(newfd, NULL, "duplicated");
         wc_work_end(e);
     }
     return newfd;

@@ -739,6 +739,7 @@ static void adopt_inherited(void)
         }
         /* Shared with the parent (a shell, a job): offsets reserved. */
         wc_fd_share(fd, 1);
+        wc_debug_fd(fd, n > 0 ? path : NULL, "inherited");
         wc_leave();
     }
 }

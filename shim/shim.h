@@ -418,6 +418,9 @@ uint64_t wc_nc_total(void);
 size_t wc_nc_format(char *buf, size_t cap);
 /* The same for the wcache command's records: "|reason=count"... */
 size_t wc_nc_format_raw(char *buf, size_t cap);
+/* WCACHE_LOG=debug: say whether `fd` (just opened, duplicated or
+ * inherited: `how`) is cached, and why not. */
+void wc_debug_fd(int fd, const char *path, const char *how);
 /* A file was brought into the cache / how many so far. */
 void wc_stats_file_cached(void);
 /* In a child after fork: its counts start at zero (its own process). */

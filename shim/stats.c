@@ -186,3 +186,26 @@ size_t wc_nc_format_raw(char *buf, size_t cap)
     }
     return n;
 }
+
+void wc_debug_fd(int fd, const char *path, const char *how)
+{
+    if (wc_cfg.log_level < WC_LOG_DEBUG || fd < 0)
+        return;
+    static const char *const modes[] = {
+        [WC_D_FREE] = "free", [WC_D_WATCH] = "read-only, watched",
+        [WC_D_CACHED] = "cached", [WC_D_THROUGH] = "passes through",
+        [WC_D_RESERVE] = "cached, offset reserved in the kernel",
+    };
+    struct wc_desc *d = wc_fd_get(fd);
+    if (d) {
+        wc_log(WC_LOG_DEBUG, "fd %d (%s, %s): %s%s", fd, path ? path : "?",
+               how, modes[d->mode], d->shared ? ", shared with another "
+                                                "process" : "");
+        return;
+    }
+    int why = (unsigned)fd < wc_nfds && g_why ? g_why[fd] : WC_NC_UNKNOWN;
+    if (why == WC_NC_UNKNOWN)
+        why = classify(fd);
+    wc_log(WC_LOG_DEBUG, "fd %d (%s, %s): not cached: %s", fd,
+           path ? path : "?", how, nc_names[why]);
+}

@@ -218,3 +218,21 @@ Test(cli, static_binary_named_at_log_info)
     cr_expect(r.err_len == 0, "message at the default level: %s", r.err);
     wct_result_free(&r);
 }
+
+/* WCACHE_LOG=debug says, for each descriptor, whether it is cached and
+ * why not. */
+Test(cli, debug_log_says_why_for_each_descriptor)
+{
+    struct wct_result r;
+    run(&r, (const char *[]){"--log", "debug", "--", "dash", "-c",
+             "echo a > f; echo b >> f; exec 3>/dev/null; echo c > g", NULL});
+    cr_expect(exit_code(&r) == 0, "%s", wct_status_str(&r));
+    cr_expect(strstr(r.err, "(f, opened): cached"), "open of f:\n%s", r.err);
+    cr_expect(strstr(r.err, "(/dev/null, opened): not cached: not a regular "
+                     "file"), "/dev/null:\n%s", r.err);
+    cr_expect(strstr(r.err, "duplicated): cached, offset reserved"),
+              "dup2 onto stdout:\n%s", r.err);
+    cr_expect(strstr(r.err, "duplicated): passes through"),
+              ">> onto stdout:\n%s", r.err);
+    wct_result_free(&r);
+}
