@@ -430,8 +430,9 @@ int wc_desc_adopt_locked(int fd, struct wc_desc *d)
         return 1;
     }
     d->mode = WC_D_CACHED;
-    /* A fresh entry: no other description of the file is cached here;
-     * later opens of it pass through (shared.c invariant (4)). */
+    /* A fresh entry: no other description of the file is cached here,
+     * so nothing is left for wc_share_finish; later opens of it pass
+     * through (shared.c invariant (4)). */
     wc_desc_share_locked(fd, d, WC_WHY_OTHER);
     reg_mark_through(d->dev, d->ino);
     return 1;
@@ -673,19 +674,20 @@ void wc_consistency_all(enum wc_reason why, int how, int exec_only)
             int fl = REAL(fcntl)((int)fd, F_GETFD);
             shared = fl >= 0 && !(fl & FD_CLOEXEC);
         }
-        int others = 0;
+        int how = WC_SHARE_DONE;
         if (shared == WC_ALL_THROUGH) {
             wc_desc_through_locked((int)fd, d, why);
         } else if (shared) {
             /* The child moves the shared offset too (shared.c). */
-            others = wc_desc_share_locked((int)fd, d, why);
+            how = wc_desc_share_locked((int)fd, d, why);
             d->shared = 1;
         } else if (d->mode == WC_D_CACHED) {
             wc_desc_sync_locked((int)fd, d, why);
         }
+        dev_t dev = d->dev;
+        ino_t ino = d->ino;
         wc_unlock(&d->lock);
-        if (others)
-            wc_file_others_through(d->dev, d->ino, d, why);
+        wc_share_finish(how, dev, ino, d, why);
     }
 }
 

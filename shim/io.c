@@ -55,7 +55,12 @@ static ssize_t kernel_rw_locked(int fd, struct wc_desc *d, int write,
                                 const struct iovec *iov, int iovcnt,
                                 off_t pos, int flags)
 {
-    if (d->mode != WC_D_FREE && d->mode != WC_D_WATCH)
+    /* A file that passes through for good (mapped, appended to behind
+     * the engine) has nothing cached and nobody reading the engine's view
+     * of it: no engine work around the call. */
+    int engine = d->mode != WC_D_FREE && d->mode != WC_D_WATCH &&
+                 !(d->mode == WC_D_THROUGH && wc_mapped_has(d->dev, d->ino));
+    if (engine)
         wc_desc_sync_locked(fd, d, WC_WHY_OTHER);
     ssize_t r;
     if (write)
@@ -74,7 +79,7 @@ static ssize_t kernel_rw_locked(int fd, struct wc_desc *d, int write,
         if (k >= 0)
             d->pos = k;
     }
-    if (write && r > 0 && d->file && d->mode != WC_D_WATCH)
+    if (write && r > 0 && engine && d->file)
         wc_file_invalidate(d->file, WC_WHY_OTHER);
     if (write && d->mode != WC_D_FREE)
         wc_nc_count_through(d);

@@ -50,6 +50,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <ulimit.h>
@@ -712,36 +713,76 @@ WC_EXPORT sighandler_t signal(int sig, sighandler_t h)
 /* ---- start-up --------------------------------------------------------- */
 
 /* WCACHE_INHERITED=1: adopt the writable regular files open at start. */
+static void adopt_one(int fd)
+{
+    struct stat st;
+    int fl = REAL(fcntl)(fd, F_GETFL);
+    if (fl < 0 || wc_fd_is_internal(fd) || REAL(fstat)(fd, &st) != 0 ||
+        !S_ISREG(st.st_mode))
+        return;
+    /* `prog >> log`: a shared O_APPEND description could only pass
+     * through (shared.c); left untracked it costs nothing per call. */
+    if (fl & O_APPEND) {
+        wc_nc_mark(fd, WC_NC_INHERITED);
+        return;
+    }
+    char link[64], path[4096];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    ssize_t n = REAL(readlink)(link, path, sizeof path - 1);
+    path[n > 0 ? n : 0] = 0;
+    off_t k = REAL(lseek)(fd, 0, SEEK_CUR);
+    wc_enter();
+    wc_fd_opened(fd, AT_FDCWD, n > 0 ? path : NULL, fl & ~O_TRUNC);
+    struct wc_desc *d = wc_fd_get(fd);
+    if (d && !wc_desc_lock(fd, d)) {
+        d->pos = k < 0 ? 0 : k;
+        d->kstale = 0;
+        wc_unlock(&d->lock);
+    }
+    /* Shared with the parent (a shell, a job): offsets reserved. */
+    wc_fd_share(fd, 1);
+    wc_debug_fd(fd, n > 0 ? path : NULL, "inherited");
+    wc_leave();
+}
+
+/* Call fn on every descriptor open at start-up: the few listed in
+ * /proc/self/fd (a handful of system calls), else each below 1024. */
+static void each_open_fd(void (*fn)(int))
+{
+    int dir = REAL(open)("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0) {
+        for (int fd = 0; fd < 1024 && (unsigned)fd < wc_nfds; fd++)
+            fn(fd);
+        return;
+    }
+    int fds[1024], n = 0;
+    char buf[4096];
+    long got;
+    while ((got = REAL(syscall)(SYS_getdents64, dir, buf, sizeof buf)) > 0)
+        for (long off = 0; off < got;) {
+            struct { uint64_t ino; int64_t off; unsigned short reclen;
+                     unsigned char type; char name[]; } *e =
+                (void *)(buf + off);
+            char *end;
+            long fd = strtol(e->name, &end, 10);
+            if (*e->name && !*end && fd != dir && fd >= 0 && n < 1024 &&
+                (unsigned long)fd < wc_nfds)
+                fds[n++] = (int)fd;
+            off += e->reclen;
+        }
+    REAL(close)(dir);
+    for (int i = 0; i < n; i++)
+        fn(fds[i]);
+}
+
 static void adopt_inherited(void)
 {
-    for (int fd = 0; fd < 1024 && (unsigned)fd < wc_nfds; fd++) {
-        int fl = REAL(fcntl)(fd, F_GETFL);
-        if (fl < 0 || wc_fd_is_internal(fd))
-            continue;
-        /* `prog >> log`: a shared O_APPEND description could only pass
-         * through (shared.c); left untracked it costs nothing per call. */
-        if (fl & O_APPEND) {
-            wc_nc_mark(fd, WC_NC_INHERITED);
-            continue;
-        }
-        char link[64], path[4096];
-        snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
-        ssize_t n = REAL(readlink)(link, path, sizeof path - 1);
-        path[n > 0 ? n : 0] = 0;
-        off_t k = REAL(lseek)(fd, 0, SEEK_CUR);
-        wc_enter();
-        wc_fd_opened(fd, AT_FDCWD, n > 0 ? path : NULL, fl & ~O_TRUNC);
-        struct wc_desc *d = wc_fd_get(fd);
-        if (d && !wc_desc_lock(fd, d)) {
-            d->pos = k < 0 ? 0 : k;
-            d->kstale = 0;
-            wc_unlock(&d->lock);
-        }
-        /* Shared with the parent (a shell, a job): offsets reserved. */
-        wc_fd_share(fd, 1);
-        wc_debug_fd(fd, n > 0 ? path : NULL, "inherited");
-        wc_leave();
-    }
+    each_open_fd(adopt_one);
+}
+
+static void mark_inherited(int fd)
+{
+    wc_nc_mark(fd, WC_NC_INHERITED);
 }
 
 __attribute__((constructor)) static void wc_init(void)
@@ -759,9 +800,7 @@ __attribute__((constructor)) static void wc_init(void)
     wc_nc_init();
     if (wc_cfg.inherited)
         adopt_inherited();
-    else
-        for (int fd = 0; wc_nc_on && fd < 1024; fd++)
-            if (REAL(fcntl)(fd, F_GETFD) >= 0)
-                wc_nc_mark(fd, WC_NC_INHERITED);
+    else if (wc_nc_on)
+        each_open_fd(mark_inherited);
     errno = e;
 }

@@ -11,7 +11,11 @@
  *                                     process's, land at the real end of
  *                                     file at once, before cached ones;
  *                                     and the shared offset they move is
- *                                     the one lseek must report)
+ *                                     the one lseek must report. The file
+ *                                     then passes through for good, as a
+ *                                     mapped one does: every description
+ *                                     of it, and later opens, go straight
+ *                                     to the kernel with no engine work)
  *   RESERVE --(exit, mmap, O_APPEND set, fopen, O_DIRECT...)--> THROUGH
  *
  * Inherited O_APPEND descriptors (`prog >> log`) are left untracked at
@@ -56,14 +60,24 @@
 int wc_desc_share_locked(int fd, struct wc_desc *d, enum wc_reason why)
 {
     if (d->mode != WC_D_CACHED)
-        return 0;
+        return WC_SHARE_DONE;
     if (d->append) {
         wc_desc_through_locked(fd, d, why);
-        return 0;
+        wc_mapped_add(d->dev, d->ino);
+        return WC_SHARE_ALL_THROUGH;
     }
     wc_desc_sync_locked(fd, d, why);
     d->mode = WC_D_RESERVE;
-    return 1;
+    return WC_SHARE_OTHERS_THROUGH;
+}
+
+void wc_share_finish(int how, dev_t dev, ino_t ino, const struct wc_desc *d,
+                     enum wc_reason why)
+{
+    if (how == WC_SHARE_OTHERS_THROUGH)
+        wc_file_others_through(dev, ino, d, why);
+    else if (how == WC_SHARE_ALL_THROUGH)
+        wc_file_all_through(dev, ino, why);
 }
 
 void wc_fd_share(int fd, int with_process)
@@ -71,14 +85,13 @@ void wc_fd_share(int fd, int with_process)
     struct wc_desc *d = wc_fd_get(fd);
     if (!d || wc_desc_lock(fd, d))
         return;
-    int others = wc_desc_share_locked(fd, d, WC_WHY_OTHER);
+    int how = wc_desc_share_locked(fd, d, WC_WHY_OTHER);
     if (with_process)
         d->shared = 1;
     dev_t dev = d->dev;
     ino_t ino = d->ino;
     wc_unlock(&d->lock);
-    if (others)
-        wc_file_others_through(dev, ino, d, WC_WHY_OTHER);
+    wc_share_finish(how, dev, ino, d, WC_WHY_OTHER);
 }
 
 ssize_t wc_reserve_write(int fd, struct wc_desc *d, const struct iovec *iov,

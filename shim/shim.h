@@ -244,7 +244,9 @@ void wc_file_all_through(dev_t dev, ino_t ino, enum wc_reason why);
 void wc_file_others_through(dev_t dev, ino_t ino, const struct wc_desc *keep,
                             enum wc_reason why);
 
-/* Remember that (dev, ino) is mapped: later opens pass through. */
+/* Remember that (dev, ino) passes through for good (it is mapped, or
+ * appended to behind the engine: shared.c): later opens pass through, and
+ * its THROUGH descriptions need no engine work around kernel calls. */
 void wc_mapped_add(dev_t dev, ino_t ino);
 int wc_mapped_has(dev_t dev, ino_t ino);
 
@@ -358,11 +360,14 @@ ssize_t wc_do_writev(int fd, struct wc_desc *d, const struct iovec *iov,
 /* ---- descriptions whose offset others see (shared.c) ----------------- */
 
 /* Make d, which stdio (fd 0..2) or another process may write through
- * behind the engine, cache safely: RESERVE, or THROUGH when it is
- * O_APPEND on 0..2. Caller holds d->lock. Returns 1 when every other
- * description of the file must pass through: the caller then calls
- * wc_file_others_through after unlocking. */
+ * behind the engine, cache safely: RESERVE, or THROUGH (and the file
+ * passing through for good) when it is O_APPEND. Caller holds d->lock.
+ * Returns what the caller must finish with wc_share_finish once it has
+ * unlocked d. */
+enum { WC_SHARE_DONE, WC_SHARE_OTHERS_THROUGH, WC_SHARE_ALL_THROUGH };
 int wc_desc_share_locked(int fd, struct wc_desc *d, enum wc_reason why);
+void wc_share_finish(int how, dev_t dev, ino_t ino, const struct wc_desc *d,
+                     enum wc_reason why);
 
 /* The same for the description of `fd`, found and locked here (open or
  * dup onto 0..2; start-up, with_process: inherited). Caller at depth 1,

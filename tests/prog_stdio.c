@@ -119,6 +119,16 @@ static void sc_dup2_stdout(int append)
     CALL("fputs", fputs("six\n", stdout));
     /* left in the stdio buffer: written at exit, after the shim's flush */
     CALL("write4", write(1, "seven\n", 6));
+    /* A second description of the file, in turn with stdout. */
+    int fd = open(path_of("out"), O_RDWR);
+    CALL("pwrite", pwrite(fd, "ONE", 3, 0));
+    CALL("write5", write(1, "eight\n", 6));
+    CALL("write", write(fd, "1234", 4));
+    size("size", fd);
+    char buf[128] = {0};
+    CALL("pread", pread(fd, buf, sizeof buf, 0));
+    say("pread hash=%016llx", (unsigned long long)wct_hash(buf, sizeof buf));
+    CALL("close", close(fd));
 }
 
 /* printf overwriting after a seek back on a cached stdout. */
