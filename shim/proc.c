@@ -271,20 +271,11 @@ WC_EXPORT void abort(void)
     __builtin_unreachable();
 }
 
-/* syscall(SYS_exit_group, ...) ends the process without destructors;
- * syscall(SYS_close, fd) must not leave a stale fd-table entry. */
-WC_EXPORT long syscall(long nr, ...)
+/* For the raw syscall() wrapper (syscall.c): exit_group runs no
+ * destructor. */
+void wc_proc_exit_flush(void)
 {
-    va_list ap;
-    va_start(ap, nr);
-    long a = va_arg(ap, long), b = va_arg(ap, long), c = va_arg(ap, long);
-    long d = va_arg(ap, long), e = va_arg(ap, long), f = va_arg(ap, long);
-    va_end(ap);
-    if (nr == SYS_exit_group)
-        final_flush();
-    if (nr == SYS_close && wc_fd_get((int)a)) /* keep the table right */
-        return close((int)a);
-    return REAL(syscall)(nr, a, b, c, d, e, f);
+    final_flush();
 }
 
 /* ---- fork ------------------------------------------------------------- */
@@ -310,6 +301,18 @@ static void before_spawn(int exec_only)
 static void atfork_prepare(void)
 {
     before_spawn(exec_only_child);
+}
+
+/* For the raw syscall() wrapper (syscall.c): a raw fork or clone runs no
+ * atfork handler, as _Fork. */
+void wc_proc_before_fork(int exec_only)
+{
+    before_spawn(exec_only);
+}
+
+void wc_proc_after_fork_child(void)
+{
+    atfork_child();
 }
 
 WC_EXPORT pid_t fork(void)

@@ -1,10 +1,10 @@
 /*
  * shim.h - the interposition layer's internal interface (shim/ only).
  *
- * Layers: the exported wrappers (io.c, open.c, meta.c, proc.c) call the fd
- * table (fdtab.c) and the cache engine (include/wcache/cache.h); every real
- * libc function is called through wc_sys (real.c fills it). cache/ never
- * calls back into shim/.
+ * Layers: the exported wrappers (io.c, open.c, meta.c, proc.c, syscall.c)
+ * call the fd table (fdtab.c) and the cache engine
+ * (include/wcache/cache.h); every real libc function is called through
+ * wc_sys (real.c fills it). cache/ never calls back into shim/.
  *
  * Lock order (the only place it is written down; each lock's comment says
  * what it protects):
@@ -352,6 +352,12 @@ ssize_t wc_do_writev(int fd, struct wc_desc *d, const struct iovec *iov,
 void wc_flusher_start(void);
 /* Print WCACHE_STATS for cache c (exit, exec). */
 void wc_stats_report(struct wc_cache *c);
+
+/* For the raw syscall() wrapper (syscall.c): what exit (no destructor
+ * will run), and fork's prepare and child handlers do. */
+void wc_proc_exit_flush(void);
+void wc_proc_before_fork(int exec_only);
+void wc_proc_after_fork_child(void);
 
 /* Is the fault handler installed (a cache was opened in this image)? */
 extern volatile int wc_fault_ready;
