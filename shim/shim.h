@@ -372,4 +372,19 @@ static inline long wc_ret(long r)
     return r;
 }
 
+/* The same for a wrapper that did shim work: success gives the program
+ * back the errno it had at the call (`saved`), whatever the shim's and
+ * the engine's own calls left in it (a probe that faulted, a fallback
+ * after EOPNOTSUPP, a flush). CONTRACT section 2: success leaves errno
+ * alone. */
+static inline long wc_ret_keep(long r, int saved)
+{
+    if (r < 0) {
+        errno = (int)-r;
+        return -1;
+    }
+    errno = saved;
+    return r;
+}
+
 #endif /* WCACHE_SHIM_H */

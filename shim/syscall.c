@@ -24,8 +24,9 @@
  *       the libc wrappers' arguments map one to one, except:
  *         - preadv/pwritev/preadv2/pwritev2 take the offset as (pos_l,
  *           pos_h); on 64 bits the kernel uses pos_l alone;
- *         - the iovec count is an unsigned long: anything above IOV_MAX
- *           is passed as IOV_MAX + 1, which fails as the kernel fails;
+ *         - the iovec count is an unsigned long that the kernel narrows
+ *           to an unsigned int (import_iovec); anything above IOV_MAX is
+ *           then passed as IOV_MAX + 1, which fails as the kernel fails;
  *         - fadvise64 returns -1/errno where posix_fadvise returns the
  *           error number.
  *   (3) Opens the libc has no wrapper for (openat2, open_by_handle_at)
@@ -69,7 +70,8 @@
 /* An iovec count as the wrappers take it (see invariant 2). */
 static int vcount(long v)
 {
-    return (unsigned long)v > IOV_MAX ? IOV_MAX + 1 : (int)v;
+    unsigned n = (unsigned)v;       /* import_iovec takes an unsigned */
+    return n > IOV_MAX ? IOV_MAX + 1 : (int)n;
 }
 
 /* Track a descriptor opened raw, as open.c does for its wrappers. */
@@ -85,9 +87,11 @@ static long opened_raw(long fd, int dirfd, const char *path, int flags)
 
 /* ---- process-level points --------------------------------------------- */
 
-/* Is the calling thread the last one of the program? (The shim's own
- * threads, named "wcache-*", do not count: they would keep a process whose
- * program threads are all gone alive for ever.) Slow: only for SYS_exit. */
+/* Is the calling thread the last live one of the program? (Threads that
+ * have exited but wait to be reaped, as a leader that left first, do not
+ * count; nor do the shim's own threads, named "wcache-*", which would
+ * keep a process whose program threads are all gone alive for ever.)
+ * Slow: only for SYS_exit. */
 static int last_program_thread(void)
 {
     int dfd = REAL(open)("/proc/self/task", O_RDONLY | O_DIRECTORY |
@@ -105,15 +109,23 @@ static int last_program_thread(void)
             if (de->d_name[0] < '0' || de->d_name[0] > '9' ||
                 strtol(de->d_name, NULL, 10) == self)
                 continue;
-            char path[300], comm[32] = {0};
-            snprintf(path, sizeof path, "%s/comm", de->d_name);
-            int cfd = REAL(openat)(dfd, path, O_RDONLY | O_CLOEXEC);
-            if (cfd >= 0) {
-                if (REAL(read)(cfd, comm, sizeof comm - 1) < 0)
-                    comm[0] = 0;
-                REAL(close)(cfd);
+            /* "tid (comm) S ...": comm may hold spaces and parentheses */
+            char path[300], st[512] = {0};
+            snprintf(path, sizeof path, "%s/stat", de->d_name);
+            int sfd = REAL(openat)(dfd, path, O_RDONLY | O_CLOEXEC);
+            if (sfd < 0)
+                continue;               /* gone meanwhile */
+            ssize_t k = REAL(read)(sfd, st, sizeof st - 1);
+            REAL(close)(sfd);
+            char *open_p = strchr(st, '('), *close_p = strrchr(st, ')');
+            if (k <= 0 || !open_p || !close_p || close_p[1] != ' ') {
+                others++;               /* unreadable: assume alive */
+                continue;
             }
-            if (strncmp(comm, "wcache-", 7) != 0)
+            char state = close_p[2];
+            if (state == 'Z' || state == 'X')
+                continue;
+            if (strncmp(open_p + 1, "wcache-", 7) != 0)
                 others++;
         }
     }
@@ -122,7 +134,8 @@ static int last_program_thread(void)
 }
 
 /* SYS_exit: the thread ends; if it is the program's last, the process
- * ends too (the kernel's view), so flush as exit does. */
+ * ends too, with this thread's code (the kernel's view): flush as exit
+ * does, then end the group, or the shim's flusher would keep it alive. */
 static long thread_exit(long code)
 {
     if (wc_state == WC_ST_ON && !wc_depth) {
@@ -131,12 +144,7 @@ static long thread_exit(long code)
         errno = e;
         if (last) {
             wc_proc_exit_flush();
-            /* The process's status is the leader's exit code: a leader
-             * leaving last may end the group at once (no wait for the
-             * flusher to notice); another thread leaves and the flusher
-             * ends at its next wake-up, having nothing left to do. */
-            if (REAL(syscall)(SYS_gettid) == getpid())
-                return REAL(syscall)(SYS_exit_group, code);
+            return REAL(syscall)(SYS_exit_group, code);
         }
     }
     return REAL(syscall)(SYS_exit, code);
