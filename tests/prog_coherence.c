@@ -298,10 +298,9 @@ static void scen_raw_data(void)
 static void scen_raw_fd(void)
 {
     int fd, fd2, fd3, fd4, fd5, ro;
-    KEEP(fd, "raw open", (int)syscall(SYS_open, path("b"),
-                                      O_RDWR | O_CREAT | O_TRUNC, 0644));
-    KEEP(ro, "raw open rdonly", (int)syscall(SYS_open, path("b"),
-                                             O_RDONLY, 0));
+    /* cached descriptors, duplicated and closed raw */
+    fd = xopen("b", O_RDWR | O_CREAT | O_TRUNC);
+    ro = xopen("b", O_RDONLY);
     CALL("write 6", write(fd, "hello\n", 6));
     char rd[64] = {0};
     CALL("read rdonly", read(ro, rd, 64));
@@ -346,11 +345,20 @@ static void scen_raw_fd(void)
     CALL("write closed", write(fd4, "x", 1));
     check("after raw close_range", "b");
 
+    /* raw opens of files that cached descriptors hold data of: the new
+     * descriptor must see that data, and its writes must not be undone */
+    int c0 = xopen("c", O_RDWR | O_CREAT | O_TRUNC);
+    CALL("write c0", write(c0, "zero\n", 5));
     KEEP(fd, "raw openat", (int)syscall(SYS_openat, AT_FDCWD, path("c"),
                                         O_WRONLY | O_CREAT | O_APPEND, 0644));
     CALL("write c", write(fd, "one\n", 4));
+    CALL("pwrite c0 Z@0", pwrite(c0, "Z", 1, 0));
+    int d0 = xopen("d", O_RDWR | O_CREAT | O_TRUNC);
+    CALL("write d0", write(d0, "old data\n", 9));
     KEEP(fd2, "raw creat", (int)syscall(SYS_creat, path("d"), 0644));
     CALL("write d", write(fd2, "dee\n", 4));
+    state("d via d0", d0);
+    CALL("close d0", close(d0));
     CALL("raw ftruncate d", syscall(SYS_ftruncate, fd2, 2));
     CALL("write d2", write(fd2, "x\n", 2));
     state("d", fd2);
@@ -366,6 +374,14 @@ static void scen_raw_fd(void)
     struct open_how bad = {.flags = O_RDWR, .resolve = 1ull << 40};
     CALL("raw openat2 bad", syscall(SYS_openat2, AT_FDCWD, path("c"), &bad,
                                     sizeof bad));
+    int o3;
+    KEEP(o3, "raw open c", (int)syscall(SYS_open, path("c"), O_RDWR, 0));
+    CALL("raw pwrite64 c 2@1", syscall(SYS_pwrite64, o3, "##", 2, 1));
+    CALL("pwrite c0 2@3", pwrite(c0, "%%", 2, 3));
+    state("c via c0", c0);
+    state("c via raw open", o3);
+    CALL("close raw open c", close(o3));
+    CALL("close c0", close(c0));
     CALL("raw close c", syscall(SYS_close, fd));
     CALL("raw close d", syscall(SYS_close, fd2));
     check("d after raw close", "d");
