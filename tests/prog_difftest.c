@@ -562,9 +562,19 @@ static void op_fork_write(int s)
     show_offset(s);
 }
 
+/* A readable page followed by a PROT_NONE one (main sets it up): buffers
+ * that end in it make short reads and writes, which succeed. */
+static unsigned char *guard;
+#define GUARD_PAGE 4096
+
 static void op_bad(void)
 {
-    int which = (int)below(6);
+    int which = (int)below(10);
+    size_t k = 1 + below(200);
+    unsigned char *edge = guard + GUARD_PAGE - k;
+    struct iovec iov[3] = {{wbuf, 1 + below(100)}, {edge, k + 50},
+                           {wbuf, 7}};
+    int rw = raw();
     errno = SENTINEL;
     long long r = 0;
     int s = pick_open();
@@ -591,12 +601,37 @@ static void op_bad(void)
     case 4:
         r = s >= 0 ? lseek(slots[s].fd, -1, SEEK_SET) : 0;
         break;
+    case 6:     /* a write whose buffer ends in PROT_NONE: short count */
+        if (s >= 0)
+            r = rw ? syscall(SYS_write, slots[s].fd, edge, k + 100)
+                   : write(slots[s].fd, edge, k + 100);
+        break;
+    case 7: {
+        off_t o = woff();
+        if (s >= 0)
+            r = rw ? syscall(SYS_pwrite64, slots[s].fd, edge, k + 100, o)
+                   : pwrite(slots[s].fd, edge, k + 100, o);
+        break;
+    }
+    case 8:     /* a segment ending in PROT_NONE after a good one */
+        if (s >= 0)
+            r = rw ? syscall(SYS_writev, slots[s].fd, iov, 3)
+                   : writev(slots[s].fd, iov, 3);
+        break;
+    case 9:     /* a read into a buffer that ends in PROT_NONE */
+        if (s >= 0)
+            r = rw ? syscall(SYS_read, slots[s].fd, edge, k + 100)
+                   : read(slots[s].fd, edge, k + 100);
+        break;
     default:
         r = fsync(-1);
         break;
     }
-    printf("bad case=%d slot=%d", which, s);
-    report(r, errno);
+    int e = errno;
+    printf("bad case=%d slot=%d raw=%d", which, s, rw);
+    report(r, e);
+    if (which >= 6 && s >= 0)
+        show_offset(s);
 }
 
 static void op_unlink(void)
@@ -778,6 +813,12 @@ int main(int argc, char **argv)
     rng = seed * 0x9e3779b97f4a7c15ull + 0x1234567;
     for (int i = 0; i < NSLOTS; i++)
         slots[i].fd = -1;
+    guard = mmap(NULL, 2 * GUARD_PAGE, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (guard == MAP_FAILED || mprotect(guard + GUARD_PAGE, GUARD_PAGE,
+                                        PROT_NONE) != 0)
+        return 3;
+    memset(guard, 'g', GUARD_PAGE);
     char d[4096];
     snprintf(d, sizeof d, "%s/d", dir);
     mkdir(d, 0755);
