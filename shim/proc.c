@@ -25,7 +25,8 @@
  *   (5) The flusher thread has every signal blocked and calls only
  *       wc_cache_flush_expired: data is on disk at most about
  *       WCACHE_FLUSH_MS after it was written, even while the program
- *       sleeps.
+ *       sleeps. It ends when the program's threads have all ended, so
+ *       that glibc's "last thread calls exit(0)" still ends the process.
  *   (6) setrlimit/prlimit/ulimit of RLIMIT_FSIZE (and RLIMIT_NOFILE, which
  *       places the engine's own descriptors) tell the engine
  *       (wc_cache_limits_changed), which reads the limit only then.
@@ -76,6 +77,11 @@ static void *flusher_main(void *arg)
     while (wc_state == WC_ST_ON && wc_cachep == c) {
         REAL(clock_nanosleep)(CLOCK_MONOTONIC, 0, &ts, NULL);
         if (wc_state != WC_ST_ON || wc_cachep != c)
+            break;
+        /* main called pthread_exit and every other program thread has
+         * ended: glibc calls exit(0) when the last thread ends, and that
+         * is this one now (the destructor then flushes). */
+        if (wc_program_threads_gone())
             break;
         wc_depth = 1;
         wc_cache_flush_expired(c, age_ns);

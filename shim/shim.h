@@ -358,6 +358,9 @@ void wc_stats_report(struct wc_cache *c);
 void wc_proc_exit_flush(void);
 void wc_proc_before_fork(int exec_only);
 void wc_proc_after_fork_child(void);
+/* Have all the program's threads ended (only the shim's own are left)?
+ * (syscall.c; for the flusher, which then ends so the process can.) */
+int wc_program_threads_gone(void);
 
 /* Is the fault handler installed (a cache was opened in this image)? */
 extern volatile int wc_fault_ready;

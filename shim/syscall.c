@@ -33,8 +33,10 @@
  *       are made raw and the new descriptor is then tracked as an open
  *       through the wrappers would be (wc_fd_opened).
  *   (4) Process-level points: exit_group flushes everything first (it runs
- *       no destructor); exit of the last program thread does the same (the
- *       shim's own flusher thread does not count as one); fork and clone
+ *       no destructor); exit of the last program thread does the same and
+ *       ends the group (the shim's own flusher thread does not count as
+ *       one, and must not keep the process alive: see also
+ *       wc_program_threads_gone); fork and clone
  *       without CLONE_VM are forks (before: every description shared,
  *       THROUGH; after, in the child: the inherited cache abandoned), as
  *       _Fork is; vfork is served by the vfork wrapper (a real fork, as
@@ -131,6 +133,24 @@ static int last_program_thread(void)
     }
     REAL(close)(dfd);
     return others == 0;
+}
+
+/* For the flusher (proc.c): have all the program's threads ended, the
+ * leader included (pthread_exit from main, then the others)? Then nothing
+ * but the shim keeps the process alive. One small read while the leader
+ * lives. */
+int wc_program_threads_gone(void)
+{
+    int fd = REAL(open)("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    char st[512] = {0};
+    ssize_t k = REAL(read)(fd, st, sizeof st - 1);
+    REAL(close)(fd);
+    char *close_p = strrchr(st, ')');
+    if (k <= 0 || !close_p || close_p[1] != ' ' || close_p[2] != 'Z')
+        return 0;
+    return last_program_thread();
 }
 
 /* SYS_exit: the thread ends; if it is the program's last, the process

@@ -13,6 +13,7 @@
  *   raw_exit_group, raw_exit, raw_exit_thread
  *               the process ends by a raw exit_group, a raw exit of its
  *               only thread, or raw exits of its two threads
+ *   pthread_exit  main leaves by pthread_exit, the other thread returns
  *   private     MAP_PRIVATE mappings of a file that is being written
  *   errno       errno on success: set to a sentinel before every call,
  *               printed after it, including writes from partly faulting
@@ -463,6 +464,26 @@ static void scen_raw_exit_thread(void)
     syscall(SYS_exit, 5);
 }
 
+static void *worker_returns(void *arg)
+{
+    (void)arg;
+    usleep(100 * 1000);       /* the main thread has gone by then */
+    CALL("worker write", write(g_fd, "from the worker\n", 16));
+    return NULL;
+}
+
+/* Not a raw call, the same trap: main leaves by pthread_exit, the last
+ * thread by returning; glibc then calls exit(0). */
+static void scen_pthread_exit(void)
+{
+    g_fd = xopen("x", O_RDWR | O_CREAT | O_TRUNC);
+    CALL("write", write(g_fd, "main thread\n", 12));
+    pthread_t t;
+    if (pthread_create(&t, NULL, worker_returns, NULL) != 0)
+        _exit(101);
+    pthread_exit(NULL);
+}
+
 /* ---- MAP_PRIVATE ------------------------------------------------------ */
 
 static void scen_private(void)
@@ -632,6 +653,7 @@ int main(int argc, char **argv)
         {"raw_exit_group", scen_raw_exit_group},
         {"raw_exit", scen_raw_exit},
         {"raw_exit_thread", scen_raw_exit_thread},
+        {"pthread_exit", scen_pthread_exit},
         {"private", scen_private},
         {"errno", scen_errno},
     };

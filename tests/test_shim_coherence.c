@@ -157,6 +157,13 @@ Test(coherence, raw_exit_of_every_thread)
     differential("raw_exit_thread", NULL);
 }
 
+/* The shim's flusher thread must not keep alive a process whose main
+ * thread left by pthread_exit. */
+Test(coherence, pthread_exit_from_main)
+{
+    differential("pthread_exit", NULL);
+}
+
 /* Item 3: MAP_PRIVATE. */
 Test(coherence, private_mapping)
 {
