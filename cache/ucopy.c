@@ -57,6 +57,7 @@ size_t wc_probe_readable(const void *src, size_t n)
 {
     char scratch[4096];
     size_t done = 0;
+    int saved = errno;          /* a probe is not a failure of the call */
 
     while (done < n) {
         size_t chunk = n - done < sizeof scratch ? n - done : sizeof scratch;
@@ -73,6 +74,7 @@ size_t wc_probe_readable(const void *src, size_t n)
         if ((size_t)r < chunk)
             break;
     }
+    errno = saved;
     return done;
 }
 

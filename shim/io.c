@@ -14,9 +14,10 @@
  *       the bytes returned, under desc->lock (the kernel's f_pos_lock);
  *       a zero-byte transfer does not move it (not even with O_APPEND).
  *       pwrite on an O_APPEND description appends and leaves the offset.
- *   (3) Success leaves errno alone; failure sets errno and returns -1.
+ *   (3) Success leaves errno alone, whatever the engine's calls did to it
+ *       (wc_ret_keep); failure sets errno and returns -1.
  *   (4) THROUGH descriptions, and the calls of RESERVE ones other than
- *       write/writev (stdio.c): the file's cached data is written first,
+ *       write/writev (shared.c): the file's cached data is written first,
  *       then the kernel does the call, then the engine forgets what it
  *       knew of the file's contents and size (wc_file_invalidate).
  *   (5) Requests the cache cannot serve (RWF_DSYNC, RWF_NOWAIT, unknown
@@ -170,36 +171,38 @@ static ssize_t write_common(int fd, struct wc_desc *d, const struct iovec *iov,
                             int iovcnt, off_t pos, int rwf_append, int vec)
 {
     ssize_t r;
+    int e = errno;
     if (unlikely(wc_depth)) {
         if (d->mode == WC_D_WATCH)
             r = kernel_rw_locked(fd, &(struct wc_desc){0}, 1, iov, iovcnt,
                                  pos, rwf_append ? RWF_APPEND : 0);
         else
             r = wc_queue_write(fd, iov, iovcnt, pos, rwf_append);
-        return wc_ret(r);
+        return wc_ret_keep(r, e);
     }
     wc_enter();
     r = wc_do_writev(fd, d, iov, iovcnt, pos, rwf_append, vec);
     wc_leave();
-    return wc_ret(r);
+    return wc_ret_keep(r, e);
 }
 
 static ssize_t read_common(int fd, struct wc_desc *d, const struct iovec *iov,
                            int iovcnt, off_t pos, int vec)
 {
     ssize_t r;
+    int e = errno;
     if (unlikely(wc_depth)) {
         if (d->mode != WC_D_CACHED)
             r = kernel_rw_locked(fd, &(struct wc_desc){0}, 0, iov, iovcnt,
                                  pos, 0);
         else
             r = -EINTR;
-        return wc_ret(r);
+        return wc_ret_keep(r, e);
     }
     wc_enter();
     r = do_readv(fd, d, iov, iovcnt, pos, vec);
     wc_leave();
-    return wc_ret(r);
+    return wc_ret_keep(r, e);
 }
 
 /* The kernel-only path for v2 flags the cache does not serve. */
@@ -209,7 +212,7 @@ static ssize_t v2_kernel(int fd, struct wc_desc *d, int write,
 {
     if (wc_depth)
         return wc_ret(-EINTR);
-    wc_enter();
+    int e = wc_work_begin();
     ssize_t r;
     if (wc_desc_lock(fd, d)) {
         r = kernel_rw_locked(fd, &(struct wc_desc){0}, write, iov, iovcnt,
@@ -224,7 +227,7 @@ static ssize_t v2_kernel(int fd, struct wc_desc *d, int write,
         wc_unlock(&d->lock);
     }
     wc_leave();
-    return wc_ret(r);
+    return wc_ret_keep(r, e);
 }
 
 /* ---- writes ------------------------------------------------------------ */

@@ -25,10 +25,12 @@
  *   (4) Setting a file's times (futimens, utimensat, utimes...) flushes it
  *       first, so that a later write-back cannot move the mtime the
  *       program set (gzip, tar, cp -p set it just before close).
- *   (5) A file from the moment it is mmapped MAP_SHARED passes through:
- *       every description of it becomes THROUGH, and later opens of it are
- *       not cached (wc_mapped_add). A MAP_PRIVATE mapping only flushes the
- *       file (it shows the contents at the time of the call).
+ *   (5) A file from the moment it is mmapped, MAP_SHARED or MAP_PRIVATE,
+ *       passes through: its cached data is flushed, every description of
+ *       it becomes THROUGH, and later opens of it are not cached
+ *       (wc_mapped_add). A private mapping too shows later writes to the
+ *       pages it has not copied on write yet, and bytes copied out of it
+ *       must be the file's current ones.
  */
 #include <fcntl.h>
 #include <stdarg.h>
@@ -116,7 +118,7 @@ WC_EXPORT off_t lseek(int fd, off_t off, int whence)
     if (wc_depth)
         return d->mode == WC_D_CACHED ? wc_ret(-EINTR)
                                       : REAL(lseek)(fd, off, whence);
-    wc_enter();
+    int e = wc_work_begin();
     off_t r;
     if (wc_desc_lock(fd, d)) {
         r = REAL(lseek)(fd, off, whence);
@@ -127,7 +129,7 @@ WC_EXPORT off_t lseek(int fd, off_t off, int whence)
         wc_unlock(&d->lock);
     }
     wc_leave();
-    return wc_ret(r);
+    return wc_ret_keep(r, e);
 }
 
 WC_EXPORT off64_t lseek64(int fd, off64_t off, int whence)
@@ -288,7 +290,7 @@ WC_EXPORT int ftruncate(int fd, off_t len)
         return REAL(ftruncate)(fd, len);
     if (len < 0)
         return wc_ret(-EINVAL);
-    wc_enter();
+    int e = wc_work_begin();
     int r;
     if (wc_desc_lock(fd, d)) {
         r = REAL(ftruncate)(fd, len) < 0 ? -errno : 0;
@@ -306,7 +308,7 @@ WC_EXPORT int ftruncate(int fd, off_t len)
         wc_unlock(&d->lock);
     }
     wc_leave();
-    return wc_ret(r);
+    return wc_ret_keep(r, e);
 }
 
 WC_EXPORT int ftruncate64(int fd, off64_t len)
@@ -353,14 +355,14 @@ struct wc_desc *wc_kernel_before(int fd, enum wc_reason why)
     struct wc_desc *d = wc_fd_get(fd);
     if (!d || d->mode == WC_D_WATCH || wc_depth)
         return NULL;
-    wc_enter();
+    int e = wc_work_begin();
     if (wc_desc_lock(fd, d)) {
         d = NULL;
     } else {
         wc_desc_sync_locked(fd, d, why);
         wc_unlock(&d->lock);
     }
-    wc_leave();
+    wc_work_end(e);
     return d;
 }
 
@@ -472,7 +474,7 @@ static int sync_common(int fd, int datasync)
     struct wc_desc *d = wc_fd_get(fd);
     if (likely(d == NULL) || d->mode == WC_D_WATCH || wc_depth)
         return datasync ? REAL(fdatasync)(fd) : REAL(fsync)(fd);
-    wc_enter();
+    int e = wc_work_begin();
     int r;
     if (wc_desc_lock(fd, d)) {
         r = (datasync ? REAL(fdatasync)(fd) : REAL(fsync)(fd)) < 0 ? -errno
@@ -485,7 +487,7 @@ static int sync_common(int fd, int datasync)
         wc_unlock(&d->lock);
     }
     wc_leave();
-    return wc_ret(r);
+    return wc_ret_keep(r, e);
 }
 
 WC_EXPORT int fsync(int fd) { return sync_common(fd, 0); }
@@ -521,35 +523,22 @@ static int flush_cb(struct wc_file *f, void *arg)
     return wc_file_flush(f, WC_WHY_OTHER);
 }
 
-static int present_cb(struct wc_file *f, void *arg)
-{
-    (void)f;
-    (void)arg;
-    return 0;
-}
-
 WC_EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd,
                      off_t off)
 {
     if (!(flags & MAP_ANONYMOUS) && fd >= 0 && wc_state == WC_ST_ON &&
-        !wc_depth && (wc_fd_get(fd) || !wc_reg_empty())) {
+        !wc_depth) {
         int e = errno;
         struct stat st;
         if (REAL(fstat)(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+            /* Invariant (5): a mapping of any kind shows the kernel's
+             * page cache (a private one until a page is first written),
+             * so the file's cached data goes there now and every later
+             * write goes there too. Recorded even when the file is not
+             * cached yet, so a later open does not cache it. */
             wc_enter();
-            if ((flags & MAP_TYPE) == MAP_PRIVATE) {
-                /* A private mapping sees the file as it is now: flush. It
-                 * need not see later writes (Linux shows them only until
-                 * a page is first written; nothing relies on that). */
-                wc_reg_apply(st.st_dev, st.st_ino, flush_cb, NULL);
-            } else if (wc_fd_get(fd) ||
-                       wc_reg_apply(st.st_dev, st.st_ino, present_cb,
-                                    NULL) == 0) {
-                /* A shared mapping is the page cache itself: from now on
-                 * the file passes through. */
-                wc_mapped_add(st.st_dev, st.st_ino);
-                wc_file_all_through(st.st_dev, st.st_ino, WC_WHY_OTHER);
-            }
+            wc_mapped_add(st.st_dev, st.st_ino);
+            wc_file_all_through(st.st_dev, st.st_ino, WC_WHY_OTHER);
             wc_leave();
         }
         errno = e;

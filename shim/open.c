@@ -243,13 +243,13 @@ static void forget_range(unsigned lo, unsigned hi)
         return;
     if (hi >= wc_nfds)
         hi = wc_nfds - 1;
-    wc_enter();
+    int e = wc_work_begin();
     for (unsigned fd = lo; fd <= hi && fd < wc_nfds; fd++) {
         struct wc_desc *d = __atomic_load_n(&wc_fds[fd], __ATOMIC_ACQUIRE);
         if (d && d != WC_DESC_INTERNAL)
             wc_fd_forget((int)fd);
     }
-    wc_leave();
+    wc_work_end(e);
 }
 
 /* close_range over [lo, hi] skipping the engine's descriptors. */

@@ -25,7 +25,8 @@
  *   (5) The flusher thread has every signal blocked and calls only
  *       wc_cache_flush_expired: data is on disk at most about
  *       WCACHE_FLUSH_MS after it was written, even while the program
- *       sleeps.
+ *       sleeps. It ends when the program's threads have all ended, so
+ *       that glibc's "last thread calls exit(0)" still ends the process.
  *   (6) setrlimit/prlimit/ulimit of RLIMIT_FSIZE (and RLIMIT_NOFILE, which
  *       places the engine's own descriptors) tell the engine
  *       (wc_cache_limits_changed), which reads the limit only then.
@@ -77,6 +78,11 @@ static void *flusher_main(void *arg)
     while (wc_state == WC_ST_ON && wc_cachep == c) {
         REAL(clock_nanosleep)(CLOCK_MONOTONIC, 0, &ts, NULL);
         if (wc_state != WC_ST_ON || wc_cachep != c)
+            break;
+        /* main called pthread_exit and every other program thread has
+         * ended: glibc calls exit(0) when the last thread ends, and that
+         * is this one now (the destructor then flushes). */
+        if (wc_program_threads_gone())
             break;
         wc_depth = 1;
         wc_cache_flush_expired(c, age_ns);
@@ -315,20 +321,11 @@ WC_EXPORT void abort(void)
     __builtin_unreachable();
 }
 
-/* syscall(SYS_exit_group, ...) ends the process without destructors;
- * syscall(SYS_close, fd) must not leave a stale fd-table entry. */
-WC_EXPORT long syscall(long nr, ...)
+/* For the raw syscall() wrapper (syscall.c): exit_group runs no
+ * destructor. */
+void wc_proc_exit_flush(void)
 {
-    va_list ap;
-    va_start(ap, nr);
-    long a = va_arg(ap, long), b = va_arg(ap, long), c = va_arg(ap, long);
-    long d = va_arg(ap, long), e = va_arg(ap, long), f = va_arg(ap, long);
-    va_end(ap);
-    if (nr == SYS_exit_group)
-        final_flush();
-    if (nr == SYS_close && wc_fd_get((int)a)) /* keep the table right */
-        return close((int)a);
-    return REAL(syscall)(nr, a, b, c, d, e, f);
+    final_flush();
 }
 
 /* ---- fork ------------------------------------------------------------- */
@@ -355,6 +352,18 @@ static void before_spawn(int exec_only)
 static void atfork_prepare(void)
 {
     before_spawn(exec_only_child);
+}
+
+/* For the raw syscall() wrapper (syscall.c): a raw fork or clone runs no
+ * atfork handler, as _Fork. */
+void wc_proc_before_fork(int exec_only)
+{
+    before_spawn(exec_only);
+}
+
+void wc_proc_after_fork_child(void)
+{
+    atfork_child();
 }
 
 WC_EXPORT pid_t fork(void)

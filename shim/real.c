@@ -35,7 +35,7 @@ static WC_TLS int resolving;   /* this thread is inside wc_real_init */
 
 /* ---- fallbacks: used before dlsym answers, or when a symbol is missing */
 
-/* A system call without libc (syscall() itself is interposed: proc.c),
+/* A system call without libc (syscall() itself is interposed: syscall.c),
  * x86_64 only, as the rest of wcache. -1 and errno on failure. */
 static long raw6(long n, long a, long b, long c, long d, long e, long f)
 {

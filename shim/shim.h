@@ -1,10 +1,10 @@
 /*
  * shim.h - the interposition layer's internal interface (shim/ only).
  *
- * Layers: the exported wrappers (io.c, open.c, meta.c, proc.c) call the fd
- * table (fdtab.c) and the cache engine (include/wcache/cache.h); every real
- * libc function is called through wc_sys (real.c fills it). cache/ never
- * calls back into shim/.
+ * Layers: the exported wrappers (io.c, open.c, meta.c, proc.c, syscall.c)
+ * call the fd table (fdtab.c) and the cache engine
+ * (include/wcache/cache.h); every real libc function is called through
+ * wc_sys (real.c fills it). cache/ never calls back into shim/.
  *
  * Lock order (the only place it is written down; each lock's comment says
  * what it protects):
@@ -446,6 +446,15 @@ void wc_flusher_start(void);
 /* Print WCACHE_STATS for cache c (exit, exec). */
 void wc_stats_report(struct wc_cache *c);
 
+/* For the raw syscall() wrapper (syscall.c): what exit (no destructor
+ * will run), and fork's prepare and child handlers do. */
+void wc_proc_exit_flush(void);
+void wc_proc_before_fork(int exec_only);
+void wc_proc_after_fork_child(void);
+/* Have all the program's threads ended (only the shim's own are left)?
+ * (syscall.c; for the flusher, which then ends so the process can.) */
+int wc_program_threads_gone(void);
+
 /* Is the fault handler installed (a cache was opened in this image)? */
 extern volatile int wc_fault_ready;
 
@@ -456,6 +465,21 @@ static inline long wc_ret(long r)
         errno = (int)-r;
         return -1;
     }
+    return r;
+}
+
+/* The same for a wrapper that did shim work: success gives the program
+ * back the errno it had at the call (`saved`), whatever the shim's and
+ * the engine's own calls left in it (a probe that faulted, a fallback
+ * after EOPNOTSUPP, a flush). CONTRACT section 2: success leaves errno
+ * alone. */
+static inline long wc_ret_keep(long r, int saved)
+{
+    if (r < 0) {
+        errno = (int)-r;
+        return -1;
+    }
+    errno = saved;
     return r;
 }
 

@@ -16,6 +16,12 @@
  * How the process ends depends on the seed (return from main with the
  * descriptors closed, exit() or _exit() with them open) so that every exit
  * path is a consistency point under test.
+ *
+ * errno is set to a sentinel before every call and printed after it when
+ * the call succeeded but changed it (success must leave errno alone). About
+ * one data call in four is made through syscall(SYS_...) instead of its
+ * libc wrapper (raw=1 in the transcript), and MAP_PRIVATE mappings are
+ * read after later writes and copied back into the file.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -26,6 +32,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -35,6 +42,7 @@
 #define NFILES 3
 #define NSLOTS 6
 #define MAXIO (1u << 20)
+#define SENTINEL 4242      /* errno before every call */
 
 static const char *dir;
 static const void *volatile null_buf;   /* NULL the compiler cannot see */
@@ -161,19 +169,30 @@ static int pick_free(void)
     return (int)below(NSLOTS);
 }
 
+/* errno after a call (set to SENTINEL before it): printed for failures,
+ * and for successes that changed it. */
 static void report(long long ret, int err)
 {
     if (ret < 0)
         printf(" -> %lld errno=%d\n", ret, err);
+    else if (err != SENTINEL)
+        printf(" -> %lld errno-on-success=%d\n", ret, err);
     else
         printf(" -> %lld\n", ret);
 }
 
+/* Make this data call through syscall()? (one in four) */
+static int raw(void)
+{
+    return below(4) == 0;
+}
+
 static void show_offset(int s)
 {
-    errno = 0;
+    errno = SENTINEL;
     off_t o = lseek(slots[s].fd, 0, SEEK_CUR);
-    printf("   offset %lld errno=%d\n", (long long)o, o < 0 ? errno : 0);
+    printf("   offset %lld errno=%d\n", (long long)o, o < 0 || errno !=
+           SENTINEL ? errno : 0);
 }
 
 static void op_open(int s)
@@ -186,6 +205,7 @@ static void op_open(int s)
     };
     if (slots[s].fd >= 0) {
         printf("close slot=%d", s);
+        errno = SENTINEL;
         int r = close(slots[s].fd);
         report(r, errno);
         slots[s].fd = -1;
@@ -197,7 +217,7 @@ static void op_open(int s)
     char path[4096];
     path_of(file, path, sizeof path);
     int how = (int)below(4), fd;
-    errno = 0;
+    errno = SENTINEL;
     if (how == 0) {
         fd = open(path, flags, 0644);
     } else if (how == 1) {
@@ -213,7 +233,8 @@ static void op_open(int s)
         flags = O_WRONLY | O_CREAT | O_TRUNC;
         fd = creat(path, 0644);
     } else {
-        fd = open(path, flags, 0644);
+        /* how 3, and 2 when creat does not fit: a raw openat */
+        fd = (int)syscall(SYS_openat, AT_FDCWD, path, flags, 0644);
     }
     int e = errno;
     printf("open slot=%d file=%d flags=%#x how=%d", s, file, flags, how);
@@ -229,9 +250,11 @@ static void op_write(int s)
 {
     size_t n = wsize();
     unsigned char *p = gen(n);
-    errno = 0;
-    ssize_t r = write(slots[s].fd, p, n);
-    printf("write slot=%d len=%zu", s, n);
+    int rw = raw();
+    errno = SENTINEL;
+    ssize_t r = rw ? syscall(SYS_write, slots[s].fd, p, n)
+                   : write(slots[s].fd, p, n);
+    printf("write slot=%d len=%zu raw=%d", s, n, rw);
     report(r, errno);
     show_offset(s);
 }
@@ -241,9 +264,12 @@ static void op_pwrite(int s)
     size_t n = wsize();
     off_t o = woff();
     unsigned char *p = gen(n);
-    errno = 0;
-    ssize_t r = pwrite(slots[s].fd, p, n, o);
-    printf("pwrite slot=%d len=%zu off=%lld", s, n, (long long)o);
+    int rw = raw();
+    errno = SENTINEL;
+    ssize_t r = rw ? syscall(SYS_pwrite64, slots[s].fd, p, n, o)
+                   : pwrite(slots[s].fd, p, n, o);
+    printf("pwrite slot=%d len=%zu off=%lld raw=%d", s, n, (long long)o,
+           rw);
     report(r, errno);
     show_offset(s);
 }
@@ -273,11 +299,17 @@ static void op_writev(int s, int positional)
     gen(64 * 1024);
     int cnt = make_iov(iov, wbuf, 64 * 1024, &total);
     off_t o = positional ? woff() : 0;
-    errno = 0;
-    ssize_t r = positional ? pwritev(slots[s].fd, iov, cnt, o)
-                           : writev(slots[s].fd, iov, cnt);
-    printf("%s slot=%d cnt=%d total=%zu off=%lld", positional ? "pwritev"
-           : "writev", s, cnt, total, (long long)o);
+    int rw = raw();
+    errno = SENTINEL;
+    ssize_t r;
+    if (rw)
+        r = positional ? syscall(SYS_pwritev, slots[s].fd, iov, cnt, o, 0)
+                       : syscall(SYS_writev, slots[s].fd, iov, cnt);
+    else
+        r = positional ? pwritev(slots[s].fd, iov, cnt, o)
+                       : writev(slots[s].fd, iov, cnt);
+    printf("%s slot=%d cnt=%d total=%zu off=%lld raw=%d", positional ?
+           "pwritev" : "writev", s, cnt, total, (long long)o, rw);
     report(r, errno);
     show_offset(s);
 }
@@ -291,22 +323,28 @@ static void op_read(int s, int kind)
     int cnt = 0;
     size_t total = n;
     memset(rbuf, 0xa5, sizeof rbuf);
-    errno = 0;
+    errno = SENTINEL;
     /* A length the compiler cannot bound, so that a fortified build
      * (prog_difftest_fortify.c) calls __read_chk and __pread_chk. */
     volatile size_t vn = n;
-    if (kind == 0) {
-        r = read(slots[s].fd, rbuf, vn);
-    } else if (kind == 1) {
-        r = pread(slots[s].fd, rbuf, vn, o);
-    } else {
+    int rw = raw();
+    if (kind == 2)
         cnt = make_iov(iov, rbuf, 64 * 1024, &total);
-        r = readv(slots[s].fd, iov, cnt);
+    errno = SENTINEL;
+    if (kind == 0) {
+        r = rw ? syscall(SYS_read, slots[s].fd, rbuf, vn)
+               : read(slots[s].fd, rbuf, vn);
+    } else if (kind == 1) {
+        r = rw ? syscall(SYS_pread64, slots[s].fd, rbuf, vn, o)
+               : pread(slots[s].fd, rbuf, vn, o);
+    } else {
+        r = rw ? syscall(SYS_readv, slots[s].fd, iov, cnt)
+               : readv(slots[s].fd, iov, cnt);
     }
     int e = errno;
     static const char *names[] = {"read", "pread", "readv"};
-    printf("%s slot=%d len=%zu off=%lld cnt=%d", names[kind], s, total,
-           (long long)o, cnt);
+    printf("%s slot=%d len=%zu off=%lld cnt=%d raw=%d", names[kind], s,
+           total, (long long)o, cnt, rw);
     if (r >= 0)
         printf(" hash=%016" PRIx64, wct_hash(rbuf, (size_t)r));
     report(r, e);
@@ -325,18 +363,23 @@ static void op_lseek(int s)
         o = (off_t)below(1 << 20);
     else
         o = (off_t)below(20000) - 10000;
-    errno = 0;
-    off_t r = lseek(slots[s].fd, o, w);
-    printf("lseek slot=%d off=%lld whence=%d", s, (long long)o, w);
+    int rw = raw();
+    errno = SENTINEL;
+    off_t r = rw ? syscall(SYS_lseek, slots[s].fd, o, w)
+                 : lseek(slots[s].fd, o, w);
+    printf("lseek slot=%d off=%lld whence=%d raw=%d", s, (long long)o, w,
+           rw);
     report(r, errno);
 }
 
 static void op_ftruncate(int s)
 {
     off_t len = below(10) ? (off_t)below(100 * 1024) : -1;
-    errno = 0;
-    int r = ftruncate(slots[s].fd, len);
-    printf("ftruncate slot=%d len=%lld", s, (long long)len);
+    int rw = raw();
+    errno = SENTINEL;
+    int r = rw ? (int)syscall(SYS_ftruncate, slots[s].fd, len)
+               : ftruncate(slots[s].fd, len);
+    printf("ftruncate slot=%d len=%lld raw=%d", s, (long long)len, rw);
     report(r, errno);
     show_offset(s);
 }
@@ -344,11 +387,13 @@ static void op_ftruncate(int s)
 static void op_fstat(int s)
 {
     struct stat st;
-    errno = 0;
-    int r = fstat(slots[s].fd, &st);
+    int rw = raw();
+    errno = SENTINEL;
+    int r = rw ? (int)syscall(SYS_fstat, slots[s].fd, &st)
+               : fstat(slots[s].fd, &st);
     int e = errno;
     int fl = fcntl(slots[s].fd, F_GETFL);
-    printf("fstat slot=%d size=%lld mode=%o getfl=%#x", s,
+    printf("fstat slot=%d raw=%d size=%lld mode=%o getfl=%#x", s, rw,
            r == 0 ? (long long)st.st_size : -1LL, r == 0 ? st.st_mode : 0,
            fl & (O_ACCMODE | O_APPEND));
     report(r, e);
@@ -360,10 +405,12 @@ static void op_stat(void)
     char path[4096];
     path_of(file, path, sizeof path);
     struct stat st;
-    errno = 0;
-    int r = below(2) ? stat(path, &st) : lstat(path, &st);
-    printf("stat file=%d size=%lld", file, r == 0 ? (long long)st.st_size
-           : -1LL);
+    int l = (int)below(2), rw = raw();
+    errno = SENTINEL;
+    int r = rw ? (int)syscall(l ? SYS_lstat : SYS_stat, path, &st)
+               : l ? lstat(path, &st) : stat(path, &st);
+    printf("stat file=%d raw=%d size=%lld", file, rw,
+           r == 0 ? (long long)st.st_size : -1LL);
     report(r, errno);
 }
 
@@ -375,19 +422,22 @@ static void op_dup(int s)
             d = i;
     if (d < 0)
         d = (s + 1) % NSLOTS;
-    int two = (int)below(2);
-    errno = 0;
+    int two = (int)below(2), rw = raw();
+    if (!two && slots[d].fd >= 0)
+        close(slots[d].fd);
+    errno = SENTINEL;
     int fd;
     if (!two) {
-        if (slots[d].fd >= 0)
-            close(slots[d].fd);
-        fd = dup(slots[s].fd);
+        fd = rw ? (int)syscall(SYS_dup, slots[s].fd) : dup(slots[s].fd);
     } else if (slots[d].fd >= 0) {
-        fd = dup2(slots[s].fd, slots[d].fd);  /* replaces d's descriptor */
+        /* replaces d's descriptor */
+        fd = rw ? (int)syscall(SYS_dup2, slots[s].fd, slots[d].fd)
+                : dup2(slots[s].fd, slots[d].fd);
     } else {
-        fd = dup2(slots[s].fd, 40 + d);
+        fd = rw ? (int)syscall(SYS_dup2, slots[s].fd, 40 + d)
+                : dup2(slots[s].fd, 40 + d);
     }
-    printf("%s slot=%d to=%d", two ? "dup2" : "dup", s, d);
+    printf("%s slot=%d to=%d raw=%d", two ? "dup2" : "dup", s, d, rw);
     report(fd < 0 ? -1 : 0, errno);
     if (fd >= 0) {
         slots[d] = slots[s];
@@ -403,7 +453,7 @@ static void op_mmap_read(int s)
     struct stat st;
     if (fstat(slots[s].fd, &st) < 0)
         return;
-    errno = 0;
+    errno = SENTINEL;
     void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED,
                    slots[s].fd, 0);
     int e = errno;
@@ -413,8 +463,65 @@ static void op_mmap_read(int s)
         return;
     }
     printf(" hash=%016" PRIx64, wct_hash(p, (size_t)st.st_size));
-    report(0, 0);
+    report(0, SENTINEL);
     munmap(p, (size_t)st.st_size);
+}
+
+/* A MAP_PRIVATE mapping of the slot's file: one page is copied on write,
+ * then a later pwrite to the file (the pages not copied show it, as the
+ * kernel's page cache), then bytes copied from the mapping back into the
+ * file. */
+static void op_mmap_private(int s)
+{
+    struct stat st;
+    if (fstat(slots[s].fd, &st) < 0 || st.st_size <= 0 ||
+        st.st_size > (4 << 20)) {
+        printf("mmap-private slot=%d skipped", s);
+        report(0, SENTINEL);
+        return;
+    }
+    size_t size = (size_t)st.st_size;
+    int rw = raw(), prot = PROT_READ | PROT_WRITE;
+    errno = SENTINEL;
+    unsigned char *p = rw ? (void *)syscall(SYS_mmap, NULL, size, prot,
+                                            MAP_PRIVATE, slots[s].fd, 0)
+                          : mmap(NULL, size, prot, MAP_PRIVATE, slots[s].fd,
+                                 0);
+    int e = errno;
+    printf("mmap-private slot=%d size=%zu raw=%d", s, size, rw);
+    if (p == MAP_FAILED) {
+        report(-1, e);
+        return;
+    }
+    report(0, e);
+    p[below(size)] ^= 0x5a;          /* that page is copied on write */
+    int n = 0, idx[NSLOTS];
+    for (int i = 0; i < NSLOTS; i++)
+        if (slots[i].fd >= 0 && slots[i].file == slots[s].file &&
+            (slots[i].flags & O_ACCMODE) != O_RDONLY)
+            idx[n++] = i;
+    int w = n ? idx[below((uint64_t)n)] : -1;
+    if (w >= 0) {
+        size_t len = 1 + below(300);
+        off_t o = (off_t)below(size);
+        unsigned char *g = gen(len);
+        errno = SENTINEL;
+        ssize_t r = pwrite(slots[w].fd, g, len, o);
+        printf("   pwrite under the mapping slot=%d len=%zu off=%lld", w,
+               len, (long long)o);
+        report(r, errno);
+    }
+    printf("   mapping hash=%016" PRIx64 "\n", wct_hash(p, size));
+    if (w >= 0) {
+        size_t from = below(size), len = 1 + below(size - from);
+        off_t o = (off_t)below(size + 100);
+        errno = SENTINEL;
+        ssize_t r = pwrite(slots[w].fd, p + from, len, o);
+        printf("   copy back slot=%d from=%zu len=%zu off=%lld", w, from, len,
+               (long long)o);
+        report(r, errno);
+    }
+    munmap(p, size);
 }
 
 /* Fork; the child writes through the shared descriptor and _exits; the
@@ -431,7 +538,7 @@ static void op_fork_write(int s)
     fflush(stdout);
     pid_t pid = fork();
     if (pid == 0) {
-        errno = 0;
+        errno = SENTINEL;
         long long res[2];
         res[0] = positional ? pwrite(slots[s].fd, data, n, o)
                             : write(slots[s].fd, data, n);
@@ -455,10 +562,20 @@ static void op_fork_write(int s)
     show_offset(s);
 }
 
+/* A readable page followed by a PROT_NONE one (main sets it up): buffers
+ * that end in it make short reads and writes, which succeed. */
+static unsigned char *guard;
+#define GUARD_PAGE 4096
+
 static void op_bad(void)
 {
-    int which = (int)below(6);
-    errno = 0;
+    int which = (int)below(10);
+    size_t k = 1 + below(200);
+    unsigned char *edge = guard + GUARD_PAGE - k;
+    struct iovec iov[3] = {{wbuf, 1 + below(100)}, {edge, k + 50},
+                           {wbuf, 7}};
+    int rw = raw();
+    errno = SENTINEL;
     long long r = 0;
     int s = pick_open();
     switch (which) {
@@ -484,12 +601,37 @@ static void op_bad(void)
     case 4:
         r = s >= 0 ? lseek(slots[s].fd, -1, SEEK_SET) : 0;
         break;
+    case 6:     /* a write whose buffer ends in PROT_NONE: short count */
+        if (s >= 0)
+            r = rw ? syscall(SYS_write, slots[s].fd, edge, k + 100)
+                   : write(slots[s].fd, edge, k + 100);
+        break;
+    case 7: {
+        off_t o = woff();
+        if (s >= 0)
+            r = rw ? syscall(SYS_pwrite64, slots[s].fd, edge, k + 100, o)
+                   : pwrite(slots[s].fd, edge, k + 100, o);
+        break;
+    }
+    case 8:     /* a segment ending in PROT_NONE after a good one */
+        if (s >= 0)
+            r = rw ? syscall(SYS_writev, slots[s].fd, iov, 3)
+                   : writev(slots[s].fd, iov, 3);
+        break;
+    case 9:     /* a read into a buffer that ends in PROT_NONE */
+        if (s >= 0)
+            r = rw ? syscall(SYS_read, slots[s].fd, edge, k + 100)
+                   : read(slots[s].fd, edge, k + 100);
+        break;
     default:
         r = fsync(-1);
         break;
     }
-    printf("bad case=%d slot=%d", which, s);
-    report(r, errno);
+    int e = errno;
+    printf("bad case=%d slot=%d raw=%d", which, s, rw);
+    report(r, e);
+    if (which >= 6 && s >= 0)
+        show_offset(s);
 }
 
 static void op_unlink(void)
@@ -497,7 +639,7 @@ static void op_unlink(void)
     int file = (int)below(NFILES);
     char path[4096];
     path_of(file, path, sizeof path);
-    errno = 0;
+    errno = SENTINEL;
     int r = unlink(path);
     printf("unlink file=%d", file);
     report(r, errno);
@@ -515,12 +657,14 @@ static void op_setfl(int s)
     const char *no = getenv("WCT_DIFF_NO_SETFL");
     if (no && *no == '1') {
         printf("setfl slot=%d skipped", s);
-        report(0, 0);
+        report(0, SENTINEL);
         return;
     }
-    errno = 0;
-    int r = fcntl(slots[s].fd, F_SETFL, want);
-    printf("setfl slot=%d append=%d", s, !!(want & O_APPEND));
+    int rw = raw();
+    errno = SENTINEL;
+    int r = rw ? (int)syscall(SYS_fcntl, slots[s].fd, F_SETFL, want)
+               : fcntl(slots[s].fd, F_SETFL, want);
+    printf("setfl slot=%d append=%d raw=%d", s, !!(want & O_APPEND), rw);
     report(r, errno);
     int file = slots[s].file;
     for (int i = 0; i < NSLOTS; i++)     /* shared by duplicates: best effort */
@@ -534,9 +678,10 @@ static void op_truncate_path(void)
     char path[4096];
     path_of(file, path, sizeof path);
     off_t len = (off_t)below(100 * 1024);
-    errno = 0;
-    int r = truncate(path, len);
-    printf("truncate file=%d len=%lld", file, (long long)len);
+    int rw = raw();
+    errno = SENTINEL;
+    int r = rw ? (int)syscall(SYS_truncate, path, len) : truncate(path, len);
+    printf("truncate file=%d len=%lld raw=%d", file, (long long)len, rw);
     report(r, errno);
 }
 
@@ -547,11 +692,13 @@ static void op_preadv(int s)
     memset(rbuf, 0xa5, 64 * 1024);
     int cnt = make_iov(iov, rbuf, 64 * 1024, &total);
     off_t o = woff();
-    errno = 0;
-    ssize_t r = preadv(slots[s].fd, iov, cnt, o);
+    int rw = raw();
+    errno = SENTINEL;
+    ssize_t r = rw ? syscall(SYS_preadv, slots[s].fd, iov, cnt, o, 0)
+                   : preadv(slots[s].fd, iov, cnt, o);
     int e = errno;
-    printf("preadv slot=%d cnt=%d total=%zu off=%lld", s, cnt, total,
-           (long long)o);
+    printf("preadv slot=%d cnt=%d total=%zu off=%lld raw=%d", s, cnt, total,
+           (long long)o, rw);
     if (r >= 0) {
         /* hash the bytes in segment order */
         uint64_t h = 0xcbf29ce484222325ull;
@@ -578,10 +725,13 @@ static void op_pwritev2(int s)
     int cnt = make_iov(iov, wbuf, 64 * 1024, &total);
     off_t o = below(5) ? woff() : -1;     /* -1: at the file offset */
     int flags = below(3) ? 0 : RWF_APPEND;
-    errno = 0;
-    ssize_t r = pwritev2(slots[s].fd, iov, cnt, o, flags);
-    printf("pwritev2 slot=%d cnt=%d total=%zu off=%lld flags=%d", s, cnt,
-           total, (long long)o, flags);
+    int rw = raw();
+    errno = SENTINEL;
+    ssize_t r = rw ? syscall(SYS_pwritev2, slots[s].fd, iov, cnt, o, 0,
+                             flags)
+                   : pwritev2(slots[s].fd, iov, cnt, o, flags);
+    printf("pwritev2 slot=%d cnt=%d total=%zu off=%lld flags=%d raw=%d", s,
+           cnt, total, (long long)o, flags, rw);
     report(r, errno);
     show_offset(s);
 }
@@ -593,12 +743,21 @@ static void op_copy_range(int s)
     if (out < 0)
         out = 0;
     size_t len = (size_t)below(20000);
-    errno = 0;
-    ssize_t r = copy_file_range(slots[s].fd, &in, slots[d].fd, &out, len, 0);
-    printf("copy_file_range from=%d to=%d len=%zu", s, d, len);
+    int rw = raw(), at_offset = (int)below(3);
+    /* sometimes at the descriptors' offsets (NULL), which must move */
+    loff_t *pin = at_offset == 1 ? NULL : &in;
+    loff_t *pout = at_offset == 2 ? NULL : &out;
+    errno = SENTINEL;
+    ssize_t r = rw ? syscall(SYS_copy_file_range, slots[s].fd, pin,
+                             slots[d].fd, pout, len, 0)
+                   : copy_file_range(slots[s].fd, pin, slots[d].fd, pout,
+                                     len, 0);
+    printf("copy_file_range from=%d to=%d len=%zu raw=%d at=%d", s, d, len,
+           rw, at_offset);
     report(r, errno);
     printf("   in=%lld out=%lld\n", (long long)in, (long long)out);
     show_offset(s);
+    show_offset(d);
 }
 
 static void op_fallocate(int s)
@@ -607,10 +766,12 @@ static void op_fallocate(int s)
                                 FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE};
     int mode = modes[below(3)];
     off_t off = (off_t)below(100000), len = 1 + (off_t)below(20000);
-    errno = 0;
-    int r = fallocate(slots[s].fd, mode, off, len);
-    printf("fallocate slot=%d mode=%d off=%lld len=%lld", s, mode,
-           (long long)off, (long long)len);
+    int rw = raw();
+    errno = SENTINEL;
+    int r = rw ? (int)syscall(SYS_fallocate, slots[s].fd, mode, off, len)
+               : fallocate(slots[s].fd, mode, off, len);
+    printf("fallocate slot=%d mode=%d off=%lld len=%lld raw=%d", s, mode,
+           (long long)off, (long long)len, rw);
     report(r, errno);
 }
 
@@ -652,6 +813,12 @@ int main(int argc, char **argv)
     rng = seed * 0x9e3779b97f4a7c15ull + 0x1234567;
     for (int i = 0; i < NSLOTS; i++)
         slots[i].fd = -1;
+    guard = mmap(NULL, 2 * GUARD_PAGE, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (guard == MAP_FAILED || mprotect(guard + GUARD_PAGE, GUARD_PAGE,
+                                        PROT_NONE) != 0)
+        return 3;
+    memset(guard, 'g', GUARD_PAGE);
     char d[4096];
     snprintf(d, sizeof d, "%s/d", dir);
     mkdir(d, 0755);
@@ -660,12 +827,15 @@ int main(int argc, char **argv)
     for (long i = 0; i < nops; i++) {
         printf("%ld ", i);
         int s = pick_open();
-        uint64_t r = below(1100);
+        uint64_t r = below(1103);
         if (s < 0 || r < 130) {
             op_open(pick_free());
         } else if (r < 170) {
-            printf("close slot=%d", s);
-            int rc = close(slots[s].fd);
+            int rw = raw();
+            printf("close slot=%d raw=%d", s, rw);
+            errno = SENTINEL;
+            int rc = rw ? (int)syscall(SYS_close, slots[s].fd)
+                        : close(slots[s].fd);
             report(rc, errno);
             slots[s].fd = -1;
         } else if (r < 300) {
@@ -693,9 +863,12 @@ int main(int argc, char **argv)
         } else if (r < 920) {
             op_dup(s);
         } else if (r < 940) {
-            errno = 0;
-            int rc = below(2) ? fsync(slots[s].fd) : fdatasync(slots[s].fd);
-            printf("fsync slot=%d", s);
+            int data = (int)below(2), rw = raw();
+            errno = SENTINEL;
+            int rc = rw ? (int)syscall(data ? SYS_fdatasync : SYS_fsync,
+                                       slots[s].fd)
+                 : data ? fdatasync(slots[s].fd) : fsync(slots[s].fd);
+            printf("fsync slot=%d raw=%d", s, rw);
             report(rc, errno);
         } else if (r < 970) {
             op_bad();
@@ -719,8 +892,10 @@ int main(int argc, char **argv)
             op_pwritev2(prefer(s, O_WRONLY));
         } else if (r < 1080) {
             op_copy_range(prefer(s, O_RDONLY));
-        } else {
+        } else if (r < 1100) {
             op_fallocate(prefer(s, O_WRONLY));
+        } else {
+            op_mmap_private(prefer(s, O_RDONLY));
         }
     }
 

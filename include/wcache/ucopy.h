@@ -23,7 +23,7 @@ size_t wc_copy_nofault(void *dst, const void *src, size_t n);
 /* How many bytes from src, up to n, can be read (page granularity), found
  * with process_vm_readv on our own pid, which faults pages in without a
  * signal (the kernel's fault_in_iov_iter_readable). 0: none. Slow (~1 us):
- * only for the retry path after a fault. */
+ * only for the retry path after a fault. Leaves errno as it was. */
 size_t wc_probe_readable(const void *src, size_t n);
 
 /* The highest user address + 1 on this machine (x86_64: 47 or 56 bits). */

@@ -1,0 +1,326 @@
+/*
+ * syscall.c - the exported syscall(): raw system calls that reach a file.
+ *
+ * Programs and language runtimes call syscall(SYS_pwrite64, ...),
+ * syscall(SYS_copy_file_range, ...), syscall(SYS_ftruncate, ...) directly.
+ * Passed straight to the kernel, such a call would bypass the cache: a raw
+ * write lands behind cached data and is overwritten at write-back, a raw
+ * ftruncate is undone, a raw copy reads stale bytes. So every system call
+ * number that takes a descriptor or a path and reads or changes a file's
+ * data, offset or size, opens, duplicates or closes a descriptor, or is a
+ * consistency point (fork, exec, exit) is routed here to the wrapper that
+ * serves the libc call of the same name; every other number goes straight
+ * to the real syscall().
+ *
+ * Invariants:
+ *   (1) One switch (route) maps each number to its wrapper. A routed call
+ *       behaves as the wrapper does, with syscall()'s conventions: -1 and
+ *       errno on failure, errno untouched on success (the wrappers keep
+ *       that too).
+ *   (2) Arguments are read as six longs, whatever the number (the kernel
+ *       reads six registers), and narrowed as the kernel narrows them: a
+ *       descriptor is an unsigned int, so (int) of the long is the same
+ *       descriptor; x86-64 passes off_t and loff_t in one register, so
+ *       the libc wrappers' arguments map one to one, except:
+ *         - preadv/pwritev/preadv2/pwritev2 take the offset as (pos_l,
+ *           pos_h); on 64 bits the kernel uses pos_l alone;
+ *         - the iovec count is an unsigned long that the kernel narrows
+ *           to an unsigned int (import_iovec); anything above IOV_MAX is
+ *           then passed as IOV_MAX + 1, which fails as the kernel fails;
+ *         - fadvise64 returns -1/errno where posix_fadvise returns the
+ *           error number.
+ *   (3) Opens the libc has no wrapper for (openat2, open_by_handle_at)
+ *       are made raw and the new descriptor is then tracked as an open
+ *       through the wrappers would be (wc_fd_opened).
+ *   (4) Process-level points: exit_group flushes everything first (it runs
+ *       no destructor); exit of the last program thread does the same and
+ *       ends the group (the shim's own flusher thread does not count as
+ *       one, and must not keep the process alive: see also
+ *       wc_program_threads_gone); fork and clone
+ *       without CLONE_VM are forks (before: every description shared,
+ *       THROUGH; after, in the child: the inherited cache abandoned), as
+ *       _Fork is; vfork is served by the vfork wrapper (a real fork, as
+ *       for the libc call). clone with CLONE_VM (threads) passes through.
+ *   (5) fcntl commands are routed except F_GETOWN, whose libc wrapper
+ *       translates the answer (F_GETOWN_EX); the raw one is the kernel's.
+ */
+#include <dirent.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/sendfile.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <sys/uio.h>
+#include <unistd.h>
+#include <utime.h>
+
+#include "shim.h"
+#include "wcache/ucopy.h"
+
+#ifndef CLONE_VM
+#define CLONE_VM 0x00000100
+#endif
+
+/* An iovec count as the wrappers take it (see invariant 2). */
+static int vcount(long v)
+{
+    unsigned n = (unsigned)v;       /* import_iovec takes an unsigned */
+    return n > IOV_MAX ? IOV_MAX + 1 : (int)n;
+}
+
+/* Track a descriptor opened raw, as open.c does for its wrappers. */
+static long opened_raw(long fd, int dirfd, const char *path, int flags)
+{
+    if (fd >= 0 && wc_state == WC_ST_ON && !wc_depth) {
+        int e = wc_work_begin();
+        wc_fd_opened((int)fd, dirfd, path, flags);
+        wc_work_end(e);
+    }
+    return fd;
+}
+
+/* ---- process-level points --------------------------------------------- */
+
+/* Is the calling thread the last live one of the program? (Threads that
+ * have exited but wait to be reaped, as a leader that left first, do not
+ * count; nor do the shim's own threads, named "wcache-*", which would
+ * keep a process whose program threads are all gone alive for ever.)
+ * Slow: only for SYS_exit. */
+static int last_program_thread(void)
+{
+    int dfd = REAL(open)("/proc/self/task", O_RDONLY | O_DIRECTORY |
+                         O_CLOEXEC);
+    if (dfd < 0)
+        return 0;
+    char buf[4096];
+    int others = 0;
+    long self = REAL(syscall)(SYS_gettid);
+    long n;
+    while ((n = REAL(syscall)(SYS_getdents64, dfd, buf, sizeof buf)) > 0) {
+        for (long off = 0; off < n;) {
+            struct dirent64 *de = (struct dirent64 *)(buf + off);
+            off += de->d_reclen;
+            if (de->d_name[0] < '0' || de->d_name[0] > '9' ||
+                strtol(de->d_name, NULL, 10) == self)
+                continue;
+            /* "tid (comm) S ...": comm may hold spaces and parentheses */
+            char path[300], st[512] = {0};
+            snprintf(path, sizeof path, "%s/stat", de->d_name);
+            int sfd = REAL(openat)(dfd, path, O_RDONLY | O_CLOEXEC);
+            if (sfd < 0)
+                continue;               /* gone meanwhile */
+            ssize_t k = REAL(read)(sfd, st, sizeof st - 1);
+            REAL(close)(sfd);
+            char *open_p = strchr(st, '('), *close_p = strrchr(st, ')');
+            if (k <= 0 || !open_p || !close_p || close_p[1] != ' ') {
+                others++;               /* unreadable: assume alive */
+                continue;
+            }
+            char state = close_p[2];
+            if (state == 'Z' || state == 'X')
+                continue;
+            if (strncmp(open_p + 1, "wcache-", 7) != 0)
+                others++;
+        }
+    }
+    REAL(close)(dfd);
+    return others == 0;
+}
+
+/* For the flusher (proc.c): have all the program's threads ended, the
+ * leader included (pthread_exit from main, then the others)? Then nothing
+ * but the shim keeps the process alive. One small read while the leader
+ * lives. */
+int wc_program_threads_gone(void)
+{
+    int fd = REAL(open)("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    char st[512] = {0};
+    ssize_t k = REAL(read)(fd, st, sizeof st - 1);
+    REAL(close)(fd);
+    char *close_p = strrchr(st, ')');
+    if (k <= 0 || !close_p || close_p[1] != ' ' || close_p[2] != 'Z')
+        return 0;
+    return last_program_thread();
+}
+
+/* SYS_exit: the thread ends; if it is the program's last, the process
+ * ends too, with this thread's code (the kernel's view): flush as exit
+ * does, then end the group, or the shim's flusher would keep it alive. */
+static long thread_exit(long code)
+{
+    if (wc_state == WC_ST_ON && !wc_depth) {
+        int e = errno;
+        int last = last_program_thread();
+        errno = e;
+        if (last) {
+            wc_proc_exit_flush();
+            return REAL(syscall)(SYS_exit_group, code);
+        }
+    }
+    return REAL(syscall)(SYS_exit, code);
+}
+
+/* fork, and clone without CLONE_VM: a new process that shares every
+ * description, as _Fork. */
+static long fork_like(long nr, long a, long b, long c, long d, long e,
+                      long f)
+{
+    wc_proc_before_fork(0);
+    long r = REAL(syscall)(nr, a, b, c, d, e, f);
+    if (r == 0) {
+        int err = errno;
+        wc_proc_after_fork_child();
+        errno = err;
+    }
+    return r;
+}
+
+/* clone3(args, size): a fork unless args->flags has CLONE_VM (read only
+ * if readable: the kernel answers EFAULT otherwise). */
+static long clone3_call(long a, long b)
+{
+    uint64_t flags = CLONE_VM;
+    if ((size_t)b >= sizeof flags) {
+        int e = errno;
+        if (wc_probe_readable((const void *)a, sizeof flags) == sizeof flags)
+            memcpy(&flags, (const void *)a, sizeof flags);
+        errno = e;
+    }
+    if (flags & CLONE_VM)
+        return REAL(syscall)(SYS_clone3, a, b, 0, 0, 0, 0);
+    return fork_like(SYS_clone3, a, b, 0, 0, 0, 0);
+}
+
+/* ---- the table --------------------------------------------------------- */
+
+#define I(x) ((int)(x))
+#define P(x) ((void *)(x))
+#define CP(x) ((const char *)(x))
+
+/* Route one call. *routed = 0: not a number we serve (pass it through). */
+static long route(long nr, long a, long b, long c, long d, long e, long f,
+                  int *routed)
+{
+    switch (nr) {
+    /* data and offsets */
+    case SYS_read:       return read(I(a), P(b), (size_t)c);
+    case SYS_write:      return write(I(a), P(b), (size_t)c);
+    case SYS_pread64:    return pread64(I(a), P(b), (size_t)c, (off_t)d);
+    case SYS_pwrite64:   return pwrite64(I(a), P(b), (size_t)c, (off_t)d);
+    case SYS_readv:      return readv(I(a), P(b), vcount(c));
+    case SYS_writev:     return writev(I(a), P(b), vcount(c));
+    case SYS_preadv:     return preadv(I(a), P(b), vcount(c), (off_t)d);
+    case SYS_pwritev:    return pwritev(I(a), P(b), vcount(c), (off_t)d);
+    case SYS_preadv2:    return preadv2(I(a), P(b), vcount(c), (off_t)d, I(f));
+    case SYS_pwritev2:   return pwritev2(I(a), P(b), vcount(c), (off_t)d,
+                                         I(f));
+    case SYS_lseek:      return lseek(I(a), (off_t)b, (int)(unsigned)c);
+    /* sizes and space */
+    case SYS_ftruncate:  return ftruncate(I(a), (off_t)b);
+    case SYS_truncate:   return truncate(CP(a), (off_t)b);
+    case SYS_fallocate:  return fallocate(I(a), I(b), (off_t)c, (off_t)d);
+    case SYS_fadvise64: {
+        int r = posix_fadvise(I(a), (off_t)b, (off_t)c, I(d));
+        if (r) {
+            errno = r;
+            return -1;
+        }
+        return 0;
+    }
+    /* the sync family */
+    case SYS_fsync:      return fsync(I(a));
+    case SYS_fdatasync:  return fdatasync(I(a));
+    case SYS_sync_file_range:
+        return sync_file_range(I(a), (off_t)b, (off_t)c, (unsigned)d);
+    case SYS_syncfs:     return syncfs(I(a));
+    case SYS_sync:       sync(); return 0;
+    /* copies between descriptors (tee and vmsplice take pipes only) */
+    case SYS_sendfile:   return sendfile(I(a), I(b), P(c), (size_t)d);
+    case SYS_copy_file_range:
+        return copy_file_range(I(a), P(b), I(c), P(d), (size_t)e,
+                               (unsigned)f);
+    case SYS_splice:
+        return splice(I(a), P(b), I(c), P(d), (size_t)e, (unsigned)f);
+    case SYS_mmap:
+        return (long)mmap(P(a), (size_t)b, I(c), I(d), I(e), (off_t)f);
+    /* sizes seen */
+    case SYS_fstat:      return fstat(I(a), P(b));
+    case SYS_stat:       return stat(CP(a), P(b));
+    case SYS_lstat:      return lstat(CP(a), P(b));
+    case SYS_newfstatat: return fstatat(I(a), CP(b), P(c), I(d));
+    case SYS_statx:
+        return statx(I(a), CP(b), I(c), (unsigned)d, P(e));
+    /* descriptors come and go */
+    case SYS_open:       return open(CP(a), I(b), (mode_t)c);
+    case SYS_openat:     return openat(I(a), CP(b), I(c), (mode_t)d);
+    case SYS_creat:      return creat(CP(a), (mode_t)b);
+    case SYS_openat2: {
+        long fd = REAL(syscall)(nr, a, b, c, d, 0, 0);
+        uint64_t fl = fd >= 0 ? *(const uint64_t *)c : 0;  /* open_how */
+        return opened_raw(fd, I(a), CP(b), (int)fl);
+    }
+    case SYS_open_by_handle_at:
+        return opened_raw(REAL(syscall)(nr, a, b, c, 0, 0, 0), AT_FDCWD,
+                          NULL, I(c));
+    case SYS_close:      return close(I(a));
+    case SYS_close_range:
+        return close_range((unsigned)a, (unsigned)b, I(c));
+    case SYS_dup:        return dup(I(a));
+    case SYS_dup2:       return dup2(I(a), I(b));
+    case SYS_dup3:       return dup3(I(a), I(b), I(c));
+    case SYS_fcntl:
+        if (I(b) == F_GETOWN) {
+            if (wc_fd_is_internal(I(a))) {
+                errno = EBADF;
+                return -1;
+            }
+            break;
+        }
+        return fcntl(I(a), I(b), P(c));
+    case SYS_flock:      return flock(I(a), I(b));
+    /* timestamps (flushed first, so write-back cannot move them) */
+    case SYS_utimensat:  return utimensat(I(a), CP(b), P(c), I(d));
+    case SYS_utimes:     return utimes(CP(a), P(b));
+    case SYS_utime:      return utime(CP(a), P(b));
+    /* process-level consistency points */
+    case SYS_execve:     return execve(CP(a), P(b), P(c));
+    case SYS_execveat:   return execveat(I(a), CP(b), P(c), P(d), I(e));
+    case SYS_fork:       return fork_like(nr, a, b, c, d, e, f);
+    case SYS_vfork:      return vfork();
+    case SYS_clone:
+        if (a & CLONE_VM)
+            break;
+        return fork_like(nr, a, b, c, d, e, f);
+    case SYS_clone3:     return clone3_call(a, b);
+    case SYS_exit_group:
+        wc_proc_exit_flush();
+        break;
+    case SYS_exit:       return thread_exit(a);
+    default:
+        break;
+    }
+    *routed = 0;
+    return 0;
+}
+
+WC_EXPORT long syscall(long nr, ...)
+{
+    va_list ap;
+    va_start(ap, nr);
+    long a = va_arg(ap, long), b = va_arg(ap, long), c = va_arg(ap, long);
+    long d = va_arg(ap, long), e = va_arg(ap, long), f = va_arg(ap, long);
+    va_end(ap);
+    int routed = 1;
+    long r = route(nr, a, b, c, d, e, f, &routed);
+    return routed ? r : REAL(syscall)(nr, a, b, c, d, e, f);
+}

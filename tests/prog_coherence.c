@@ -1,0 +1,669 @@
+/*
+ * prog_coherence.c - scenarios for routes to a file that bypass the libc
+ * write family (issue 6, items 2-4), run by test_shim_coherence.c without
+ * and with the shim:
+ *
+ *   prog_coherence SCENARIO DIR
+ *
+ *   raw_data    raw syscall() forms of every data, offset and size call on
+ *               cached descriptors, between ordinary (cached) calls
+ *   raw_fd      raw opens, dups, fcntl, flock, close, close_range
+ *   raw_fork    raw fork and clone(SIGCHLD): the child writes through the
+ *               shared description
+ *   raw_exit_group, raw_exit, raw_exit_thread
+ *               the process ends by a raw exit_group, a raw exit of its
+ *               only thread, or raw exits of its two threads
+ *   pthread_exit  main leaves by pthread_exit, the other thread returns
+ *   private     MAP_PRIVATE mappings of a file that is being written
+ *   errno       errno on success: set to a sentinel before every call,
+ *               printed after it, including writes from partly faulting
+ *               memory that return a short count
+ *
+ * Protocol (stdout, one line each; stdin carries the test's answers):
+ *   OUT text          compared between the runs
+ *   CHECK label path  at a consistency point: the test reads `path` itself
+ *                     (not under the shim) and records size and hash; the
+ *                     program waits for the answer.
+ * Every call prints its return value and errno, errno being set to a
+ * sentinel before it, so a success that changes errno shows. Descriptor
+ * numbers are never printed (the shim may hold descriptors of its own).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/falloc.h>
+#include <linux/openat2.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/sendfile.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "lib_shim.h"
+
+#define SENTINEL 4242          /* errno before every call */
+
+static const char *dir;
+
+static void say(const char *fmt, ...)
+{
+    char line[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line - 1, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if (n > (int)sizeof line - 2)
+        n = (int)sizeof line - 2;
+    line[n++] = '\n';
+    if (write(1, line, (size_t)n) != n)
+        _exit(111);
+}
+
+static char *path(const char *name)
+{
+    static char buf[8][4096];
+    static int i;
+    i = (i + 1) % 8;
+    snprintf(buf[i], sizeof buf[i], "%s/%s", dir, name);
+    return buf[i];
+}
+
+/* Ask the test to read `name` (another process's view). */
+static void check(const char *label, const char *name)
+{
+    say("CHECK %s %s", label, path(name));
+    char c;
+    if (read(0, &c, 1) != 1)
+        _exit(112);
+}
+
+/* Run `expr` with errno set to the sentinel; print result and errno. */
+#define CALL(label, expr)                                                  \
+    do {                                                                   \
+        errno = SENTINEL;                                                  \
+        long r_ = (long)(expr);                                            \
+        int e_ = errno;                                                    \
+        say("OUT %s -> %ld errno=%d", (label), r_, e_);                    \
+    } while (0)
+
+/* The same, for a call that returns a value this program keeps. */
+#define KEEP(var, label, expr)                                             \
+    do {                                                                   \
+        errno = SENTINEL;                                                  \
+        var = (expr);                                                      \
+        int e_ = errno;                                                    \
+        say("OUT %s -> %ld errno=%d", (label), (long)(var), e_);           \
+    } while (0)
+
+static char buf[1 << 20];
+
+/* What this process sees of `fd`: offset, size, end, and every byte. */
+static void state(const char *label, int fd)
+{
+    struct stat st;
+    off_t cur = lseek(fd, 0, SEEK_CUR);
+    off_t end = lseek(fd, 0, SEEK_END);
+    lseek(fd, cur, SEEK_SET);
+    long size = fstat(fd, &st) == 0 ? (long)st.st_size : -1;
+    ssize_t n = pread(fd, buf, sizeof buf, 0);
+    say("OUT state %s: offset=%lld end=%lld size=%ld read=%zd hash=%016"
+        PRIx64, label, (long long)cur, (long long)end, size, n,
+        wct_hash(buf, n > 0 ? (size_t)n : 0));
+}
+
+static void fill(char *p, int c, size_t n)
+{
+    memset(p, c, n);
+}
+
+static int xopen(const char *name, int flags)
+{
+    int fd = open(path(name), flags, 0644);
+    if (fd < 0) {
+        say("OUT fatal open %s errno=%d", name, errno);
+        _exit(100);
+    }
+    return fd;
+}
+
+/* ---- raw syscall() forms of the data calls ------------------------------ */
+
+static void scen_raw_data(void)
+{
+    char a[4096], rd[4096];
+    int fd = xopen("a", O_RDWR | O_CREAT | O_TRUNC);
+    int fg = xopen("g", O_RDWR | O_CREAT | O_TRUNC);
+    fill(a, 'A', 1000);
+    CALL("write 1000", write(fd, a, 1000));
+    fill(a, 'B', 100);
+    CALL("raw pwrite64 100@200", syscall(SYS_pwrite64, fd, a, 100, 200));
+    fill(a, 'C', 50);
+    CALL("raw write 50", syscall(SYS_write, fd, a, 50));
+    state("after raw writes", fd);
+    CALL("raw lseek 10 SET", syscall(SYS_lseek, fd, 10, SEEK_SET));
+    CALL("write 5", write(fd, "DDDDD", 5));
+    CALL("raw lseek 0 CUR", syscall(SYS_lseek, fd, 0, SEEK_CUR));
+    CALL("raw lseek 0 END", syscall(SYS_lseek, fd, 0, SEEK_END));
+    CALL("raw lseek bad whence", syscall(SYS_lseek, fd, 0, 77));
+    CALL("raw lseek 300 SET", syscall(SYS_lseek, fd, 300, SEEK_SET));
+    memset(rd, 0, sizeof rd);
+    CALL("raw read 100", syscall(SYS_read, fd, rd, 100));
+    say("OUT read hash %016" PRIx64, wct_hash(rd, 100));
+    CALL("raw pread64 60@190", syscall(SYS_pread64, fd, rd, 60, 190));
+    say("OUT pread hash %016" PRIx64, wct_hash(rd, 60));
+    struct iovec v[3] = {{rd, 10}, {rd + 10, 0}, {rd + 20, 30}};
+    CALL("raw readv", syscall(SYS_readv, fd, v, 3));
+    CALL("raw preadv @195", syscall(SYS_preadv, fd, v, 3, 195, 0));
+    CALL("raw preadv2 @-1", syscall(SYS_preadv2, fd, v, 3, -1, 0, 0));
+    CALL("raw preadv2 @5", syscall(SYS_preadv2, fd, v, 3, 5, 0, 0));
+    CALL("raw readv huge count", syscall(SYS_readv, fd, v, 1L << 32 | 1));
+    say("OUT reads hash %016" PRIx64, wct_hash(rd, 50));
+    state("after raw reads", fd);
+    fill(a, 'E', 64);
+    struct iovec w[3] = {{a, 7}, {NULL, 0}, {a + 7, 9}};
+    CALL("raw writev", syscall(SYS_writev, fd, w, 3));
+    CALL("raw pwritev @500", syscall(SYS_pwritev, fd, w, 3, 500, 0));
+    CALL("raw pwritev2 @-1", syscall(SYS_pwritev2, fd, w, 3, -1, 0, 0));
+    CALL("raw pwritev2 @20", syscall(SYS_pwritev2, fd, w, 3, 20, 0, 0));
+    CALL("raw pwritev2 append", syscall(SYS_pwritev2, fd, w, 3, 0, 0,
+                                        RWF_APPEND));
+    CALL("raw pwritev negative", syscall(SYS_pwritev, fd, w, 3, -2L, 0));
+    state("after raw writev", fd);
+    CALL("raw ftruncate 500", syscall(SYS_ftruncate, fd, 500));
+    state("after raw ftruncate", fd);
+    CALL("write 10 past end", write(fd, "FFFFFFFFFF", 10));
+    CALL("raw ftruncate 3000", syscall(SYS_ftruncate, fd, 3000));
+    CALL("raw ftruncate -1", syscall(SYS_ftruncate, fd, -1L));
+    state("after raw ftruncate extend", fd);
+    fill(a, 'G', 400);
+    CALL("pwrite 400@100", pwrite(fd, a, 400, 100));
+    CALL("raw fallocate punch 150+200",
+         syscall(SYS_fallocate, fd, FALLOC_FL_PUNCH_HOLE |
+                 FALLOC_FL_KEEP_SIZE, 150, 200));
+    state("after raw punch", fd);
+    CALL("raw fallocate 0 to 5000", syscall(SYS_fallocate, fd, 0, 0, 5000));
+    state("after raw fallocate", fd);
+    fill(a, 'H', 4000);
+    CALL("write g 4000", write(fg, a, 4000));
+    CALL("lseek g 0", lseek(fg, 0, SEEK_SET));
+    CALL("raw copy_file_range g->a 2000",
+         syscall(SYS_copy_file_range, fg, NULL, fd, NULL, 2000, 0));
+    state("after raw copy (a)", fd);
+    state("after raw copy (g)", fg);
+    fill(a, 'I', 100);
+    CALL("pwrite g 100@50", pwrite(fg, a, 100, 50));
+    loff_t oi = 40, oo = 4990;
+    CALL("raw copy_file_range offsets",
+         syscall(SYS_copy_file_range, fg, &oi, fd, &oo, 300, 0));
+    say("OUT offsets in=%lld out=%lld", (long long)oi, (long long)oo);
+    state("after raw copy offsets", fd);
+    CALL("lseek a end", lseek(fd, 0, SEEK_END));
+    fill(a, 'J', 30);
+    CALL("pwrite g 30@0", pwrite(fg, a, 30, 0));
+    off_t so = 0;
+    CALL("raw sendfile g->a", syscall(SYS_sendfile, fd, fg, &so, 500));
+    say("OUT sendfile off=%lld", (long long)so);
+    state("after raw sendfile", fd);
+    int p[2];
+    if (pipe(p) == 0) {
+        CALL("pipe write", write(p[1], "splice-me", 9));
+        CALL("raw splice pipe->a", syscall(SYS_splice, p[0], NULL, fd, NULL,
+                                           9, 0));
+        loff_t so2 = 100;
+        fill(a, 'K', 20);
+        CALL("pwrite g 20@100", pwrite(fg, a, 20, 100));
+        CALL("raw splice g->pipe", syscall(SYS_splice, fg, &so2, p[1], NULL,
+                                           20, 0));
+        memset(rd, 0, 20);
+        CALL("pipe read", read(p[0], rd, 20));
+        say("OUT spliced %.20s off=%lld", rd, (long long)so2);
+        close(p[0]);
+        close(p[1]);
+    }
+    state("after raw splice", fd);
+    fill(a, 'L', 100);
+    CALL("pwrite 100@0", pwrite(fd, a, 100, 0));
+    CALL("raw fsync", syscall(SYS_fsync, fd));
+    check("after raw fsync", "a");
+    CALL("pwrite 100@100", pwrite(fd, a, 100, 100));
+    CALL("raw fdatasync", syscall(SYS_fdatasync, fd));
+    check("after raw fdatasync", "a");
+    CALL("pwrite 100@200", pwrite(fd, a, 100, 200));
+    CALL("raw sync_file_range", syscall(SYS_sync_file_range, fd, 0, 0,
+                                        SYNC_FILE_RANGE_WAIT_BEFORE |
+                                        SYNC_FILE_RANGE_WRITE |
+                                        SYNC_FILE_RANGE_WAIT_AFTER));
+    check("after raw sync_file_range", "a");
+    CALL("pwrite 100@300", pwrite(fd, a, 100, 300));
+    CALL("raw syncfs", syscall(SYS_syncfs, fd));
+    check("after raw syncfs", "a");
+    CALL("pwrite 100@400", pwrite(fd, a, 100, 400));
+    CALL("raw sync", syscall(SYS_sync));
+    check("after raw sync", "a");
+    fill(a, 'M', 3000);
+    CALL("pwrite 3000@6000", pwrite(fd, a, 3000, 6000));
+    struct stat st;
+    struct statx sx;
+    CALL("raw fstat", syscall(SYS_fstat, fd, &st));
+    say("OUT raw fstat size=%lld", (long long)st.st_size);
+    CALL("raw newfstatat", syscall(SYS_newfstatat, AT_FDCWD, path("a"), &st,
+                                   0));
+    say("OUT raw newfstatat size=%lld", (long long)st.st_size);
+    CALL("raw stat", syscall(SYS_stat, path("a"), &st));
+    say("OUT raw stat size=%lld", (long long)st.st_size);
+    CALL("raw lstat", syscall(SYS_lstat, path("a"), &st));
+    say("OUT raw lstat size=%lld", (long long)st.st_size);
+    CALL("raw statx", syscall(SYS_statx, AT_FDCWD, path("a"), 0,
+                              STATX_BASIC_STATS, &sx));
+    say("OUT raw statx size=%llu", (unsigned long long)sx.stx_size);
+    CALL("raw fadvise64", syscall(SYS_fadvise64, fd, 0, 0,
+                                  POSIX_FADV_DONTNEED));
+    CALL("raw fadvise64 bad", syscall(SYS_fadvise64, fd, 0, 0, 99));
+    CALL("raw truncate path 7000", syscall(SYS_truncate, path("a"), 7000));
+    state("after raw truncate", fd);
+    /* a raw private mapping: later writes show through untouched pages */
+    errno = SENTINEL;
+    char *m = (char *)syscall(SYS_mmap, NULL, 8192, PROT_READ, MAP_PRIVATE,
+                              fd, 0);
+    say("OUT raw mmap private %s errno=%d", m == MAP_FAILED ? "failed"
+        : "ok", errno);
+    if (m != MAP_FAILED) {
+        CALL("pwrite N 10@4100", pwrite(fd, "NNNNNNNNNN", 10, 4100));
+        say("OUT mapping sees %.10s", m + 4100);
+        munmap(m, 8192);
+    }
+    CALL("raw read bad fd", syscall(SYS_read, -1, rd, 1));
+    CALL("raw write bad buffer", syscall(SYS_write, fd, (void *)8, 10));
+    state("before close", fd);
+    CALL("raw close a", syscall(SYS_close, fd));
+    check("after raw close", "a");
+    CALL("raw close g", syscall(SYS_close, fg));
+    CALL("raw close again", syscall(SYS_close, fg));
+    check("g after raw close", "g");
+}
+
+/* ---- raw opens, dups, fcntl, locks, closes --------------------------- */
+
+static void scen_raw_fd(void)
+{
+    int fd, fd2, fd3, fd4, fd5, ro;
+    /* cached descriptors, duplicated and closed raw */
+    fd = xopen("b", O_RDWR | O_CREAT | O_TRUNC);
+    ro = xopen("b", O_RDONLY);
+    CALL("write 6", write(fd, "hello\n", 6));
+    char rd[64] = {0};
+    CALL("read rdonly", read(ro, rd, 64));
+    say("OUT read %s", rd);
+    KEEP(fd2, "raw dup", (int)syscall(SYS_dup, fd));
+    CALL("write dup", write(fd2, "dup\n", 4));
+    KEEP(fd3, "raw dup2 ->50", (int)syscall(SYS_dup2, fd, 50));
+    CALL("write dup2", write(fd3, "dup2\n", 5));
+    KEEP(fd4, "raw dup3 ->51", (int)syscall(SYS_dup3, fd, 51, O_CLOEXEC));
+    CALL("write dup3", write(fd4, "dup3\n", 5));
+    KEEP(fd5, "raw F_DUPFD 60", (int)syscall(SYS_fcntl, fd, F_DUPFD, 60));
+    CALL("write dupfd", write(fd5, "dupfd\n", 6));
+    CALL("lseek", lseek(fd, 0, SEEK_CUR));
+    CALL("raw F_GETFL", syscall(SYS_fcntl, fd, F_GETFL) & (O_ACCMODE |
+                                                            O_APPEND));
+    CALL("pwrite 3@0", pwrite(fd, "HEL", 3, 0));
+    CALL("raw F_SETFL append", syscall(SYS_fcntl, fd2, F_SETFL, O_APPEND));
+    CALL("lseek 0", lseek(fd, 0, SEEK_SET));
+    CALL("write appends", write(fd, "appended\n", 9));
+    CALL("lseek after append", lseek(fd, 0, SEEK_CUR));
+    CALL("raw F_GETOWN", syscall(SYS_fcntl, fd, F_GETOWN));
+    state("b", fd);
+    CALL("raw flock ex", syscall(SYS_flock, fd, LOCK_EX));
+    check("after raw flock", "b");
+    CALL("write locked", write(fd, "locked\n", 7));
+    CALL("raw flock un", syscall(SYS_flock, fd, LOCK_UN));
+    check("after raw unlock", "b");
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+    CALL("write 2", write(fd, "fcntl\n", 6));
+    CALL("raw F_SETLK", syscall(SYS_fcntl, fd, F_SETLK, &fl));
+    check("after raw F_SETLK", "b");
+    CALL("raw close fd", syscall(SYS_close, fd));
+    CALL("raw close dup", syscall(SYS_close, fd2));
+    CALL("raw close dup2", syscall(SYS_close, fd3));
+    CALL("write dup3 after", write(fd4, "last\n", 5));
+    memset(rd, 0, sizeof rd);
+    CALL("pread rdonly", pread(ro, rd, 63, 0));
+    say("OUT pread %s", rd);
+    CALL("raw close rdonly", syscall(SYS_close, ro));
+    CALL("raw close_range", syscall(SYS_close_range, fd4 < fd5 ? fd4 : fd5,
+                                    fd4 < fd5 ? fd5 : fd4, 0));
+    CALL("write closed", write(fd4, "x", 1));
+    check("after raw close_range", "b");
+
+    /* raw opens of files that cached descriptors hold data of: the new
+     * descriptor must see that data, and its writes must not be undone */
+    int c0 = xopen("c", O_RDWR | O_CREAT | O_TRUNC);
+    CALL("write c0", write(c0, "zero\n", 5));
+    KEEP(fd, "raw openat", (int)syscall(SYS_openat, AT_FDCWD, path("c"),
+                                        O_WRONLY | O_CREAT | O_APPEND, 0644));
+    CALL("write c", write(fd, "one\n", 4));
+    CALL("pwrite c0 Z@0", pwrite(c0, "Z", 1, 0));
+    int d0 = xopen("d", O_RDWR | O_CREAT | O_TRUNC);
+    CALL("write d0", write(d0, "old data\n", 9));
+    KEEP(fd2, "raw creat", (int)syscall(SYS_creat, path("d"), 0644));
+    CALL("write d", write(fd2, "dee\n", 4));
+    state("d via d0", d0);
+    CALL("close d0", close(d0));
+    CALL("raw ftruncate d", syscall(SYS_ftruncate, fd2, 2));
+    CALL("write d2", write(fd2, "x\n", 2));
+    state("d", fd2);
+    struct open_how how = {.flags = O_RDWR | O_CREAT, .mode = 0644};
+    KEEP(fd3, "raw openat2", (int)syscall(SYS_openat2, AT_FDCWD, path("c"),
+                                          &how, sizeof how));
+    memset(rd, 0, sizeof rd);
+    CALL("read openat2", read(fd3, rd, 63));
+    say("OUT read %s", rd);
+    CALL("write openat2", write(fd3, "TWO", 3));
+    CALL("write c appends", write(fd, "three\n", 6));
+    state("c", fd3);
+    struct open_how bad = {.flags = O_RDWR, .resolve = 1ull << 40};
+    CALL("raw openat2 bad", syscall(SYS_openat2, AT_FDCWD, path("c"), &bad,
+                                    sizeof bad));
+    int o3;
+    KEEP(o3, "raw open c", (int)syscall(SYS_open, path("c"), O_RDWR, 0));
+    CALL("raw pwrite64 c 2@1", syscall(SYS_pwrite64, o3, "##", 2, 1));
+    CALL("pwrite c0 2@3", pwrite(c0, "%%", 2, 3));
+    state("c via c0", c0);
+    state("c via raw open", o3);
+    CALL("close raw open c", close(o3));
+    CALL("close c0", close(c0));
+    CALL("raw close c", syscall(SYS_close, fd));
+    CALL("raw close d", syscall(SYS_close, fd2));
+    check("d after raw close", "d");
+    CALL("raw close c2", syscall(SYS_close, fd3));
+    check("c after raw close", "c");
+    CALL("raw open missing", syscall(SYS_open, path("nope"), O_RDONLY, 0));
+    CALL("raw close bad", syscall(SYS_close, 12345));
+}
+
+/* ---- raw fork and clone ------------------------------------------------ */
+
+static void child_writes(int fd, const char *text)
+{
+    long r = syscall(SYS_write, fd, text, strlen(text));
+    _exit(r == (long)strlen(text) ? 0 : 3);
+}
+
+static void scen_raw_fork(void)
+{
+    int fd = xopen("e", O_RDWR | O_CREAT | O_TRUNC);
+    CALL("write parent 1", write(fd, "parent one\n", 11));
+    fflush(stdout);
+    long pid = syscall(SYS_fork);
+    if (pid == 0)
+        child_writes(fd, "child of fork\n");
+    int st = -1;
+    waitpid((pid_t)pid, &st, 0);
+    say("OUT fork child status %#x", st);
+    check("after raw fork child", "e");
+    CALL("write parent 2", write(fd, "parent two\n", 11));
+    CALL("lseek", lseek(fd, 0, SEEK_CUR));
+    pid = syscall(SYS_clone, SIGCHLD, 0, NULL, NULL, 0);
+    if (pid == 0)
+        child_writes(fd, "child of clone\n");
+    waitpid((pid_t)pid, &st, 0);
+    say("OUT clone child status %#x", st);
+    check("after raw clone child", "e");
+    CALL("write parent 3", write(fd, "parent three\n", 13));
+    state("e", fd);
+    CALL("close", close(fd));
+    check("after close", "e");
+}
+
+/* ---- raw exits ------------------------------------------------------- */
+
+static void scen_raw_exit_group(void)
+{
+    int fd = xopen("x", O_RDWR | O_CREAT | O_TRUNC);
+    CALL("write", write(fd, "before exit_group\n", 18));
+    CALL("pwrite", pwrite(fd, "B", 1, 0));
+    syscall(SYS_exit_group, 3);
+}
+
+static void scen_raw_exit(void)
+{
+    int fd = xopen("x", O_RDWR | O_CREAT | O_APPEND);
+    CALL("write", write(fd, "before exit\n", 12));
+    syscall(SYS_exit, 4);
+}
+
+static int g_fd;
+
+static void *second_thread(void *arg)
+{
+    (void)arg;
+    usleep(100 * 1000);       /* the main thread has gone by then */
+    CALL("thread write", write(g_fd, "from the thread\n", 16));
+    syscall(SYS_exit, 7);
+    return NULL;
+}
+
+static void scen_raw_exit_thread(void)
+{
+    g_fd = xopen("x", O_RDWR | O_CREAT | O_TRUNC);
+    CALL("write", write(g_fd, "main thread\n", 12));
+    pthread_t t;
+    if (pthread_create(&t, NULL, second_thread, NULL) != 0)
+        _exit(101);
+    syscall(SYS_exit, 5);
+}
+
+static void *worker_returns(void *arg)
+{
+    (void)arg;
+    usleep(100 * 1000);       /* the main thread has gone by then */
+    CALL("worker write", write(g_fd, "from the worker\n", 16));
+    return NULL;
+}
+
+/* Not a raw call, the same trap: main leaves by pthread_exit, the last
+ * thread by returning; glibc then calls exit(0). */
+static void scen_pthread_exit(void)
+{
+    g_fd = xopen("x", O_RDWR | O_CREAT | O_TRUNC);
+    CALL("write", write(g_fd, "main thread\n", 12));
+    pthread_t t;
+    if (pthread_create(&t, NULL, worker_returns, NULL) != 0)
+        _exit(101);
+    pthread_exit(NULL);
+}
+
+/* ---- MAP_PRIVATE ------------------------------------------------------ */
+
+static void scen_private(void)
+{
+    char a[16384];
+    int fd = xopen("p", O_RDWR | O_CREAT | O_TRUNC);
+    fill(a, 'A', 12288);
+    CALL("write 3 pages", write(fd, a, 12288));
+    char *m;
+    m = mmap(NULL, 12288, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    say("OUT mmap private rw %s", m == MAP_FAILED ? "failed" : "ok");
+    if (m == MAP_FAILED)
+        _exit(102);
+    say("OUT mapping hash %016" PRIx64, wct_hash(m, 12288));
+    CALL("pwrite B 10@100", pwrite(fd, "BBBBBBBBBB", 10, 100));
+    say("OUT page 0 sees %.12s", m + 98);
+    m[5000] = 'x';                        /* page 1 copied on write */
+    CALL("pwrite C 10@4996", pwrite(fd, "CCCCCCCCCC", 10, 4996));
+    say("OUT page 1 sees %.12s", m + 4994);
+    CALL("lseek 8190", lseek(fd, 8190, SEEK_SET));
+    CALL("write D 4", write(fd, "DDDD", 4));
+    say("OUT page 1/2 sees %.6s", m + 8189);
+    /* copy from the mapping back into the file */
+    CALL("pwrite from mapping 12288@0", pwrite(fd, m, 12288, 0));
+    state("p after copy back", fd);
+    CALL("write from mapping 100", write(fd, m + 4990, 100));
+    state("p after write from mapping", fd);
+    CALL("munmap", munmap(m, 12288));
+    CALL("pwrite E after munmap", pwrite(fd, "EEEE", 4, 20));
+    state("p after munmap", fd);
+
+    /* a file mapped through a read-only descriptor before it is cached */
+    int w0 = xopen("q", O_WRONLY | O_CREAT | O_TRUNC);
+    fill(a, 'Q', 8192);
+    CALL("write q", write(w0, a, 8192));
+    CALL("close q", close(w0));
+    int ro = xopen("q", O_RDONLY);
+    m = mmap(NULL, 8192, PROT_READ, MAP_PRIVATE, ro, 0);
+    say("OUT mmap private ro %s", m == MAP_FAILED ? "failed" : "ok");
+    if (m == MAP_FAILED)
+        _exit(103);
+    int w = xopen("q", O_RDWR);
+    CALL("pwrite R 8@4", pwrite(w, "RRRRRRRR", 8, 4));
+    say("OUT q mapping sees %.12s", m);
+    CALL("ftruncate 6000", ftruncate(w, 6000));
+    say("OUT q mapping after truncate %.4s|%d", m + 5998, m[6001]);
+    CALL("write S 3", write(w, "SSS", 3));
+    say("OUT q mapping sees %.6s", m);
+    fill(a, 'T', 100);
+    CALL("pwrite from buffer 100@5950", pwrite(w, a, 100, 5950));
+    CALL("copy mapping 0..50 to 7000", pwrite(w, m, 50, 7000));
+    state("q", w);
+    munmap(m, 8192);
+    CALL("close ro", close(ro));
+    CALL("close w", close(w));
+    check("q after close", "q");
+    CALL("close p", close(fd));
+    check("p after close", "p");
+}
+
+/* ---- errno on success ------------------------------------------------- */
+
+static void scen_errno(void)
+{
+    long pg = sysconf(_SC_PAGESIZE);
+    /* [rw page][PROT_NONE page] */
+    char *m = mmap(NULL, 2 * pg, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED)
+        _exit(104);
+    fill(m, 'a', (size_t)pg);
+    mprotect(m + pg, pg, PROT_NONE);
+    /* [rw page][unmapped], far from where mmap(NULL...) places things,
+     * so that the shim's own mappings cannot fill the hole */
+    char *u = mmap((void *)0x200000000000ul, 2 * pg, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    if (u == MAP_FAILED)
+        _exit(106);
+    fill(u, 'u', (size_t)pg);
+    munmap(u + pg, pg);
+    char *hole = (char *)0x1000;   /* below mmap_min_addr: never mapped */
+    /* a large buffer (past WCACHE_BYPASS) that ends in PROT_NONE */
+    size_t big = 300 * 1024;
+    char *bm = mmap(NULL, big + pg, PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (bm == MAP_FAILED)
+        _exit(105);
+    fill(bm, 'b', big);
+    mprotect(bm + big, pg, PROT_NONE);
+
+    for (int app = 0; app < 2; app++) {
+        char name[8];
+        snprintf(name, sizeof name, "r%d", app);
+        int fd = xopen(name, O_RDWR | O_CREAT | O_TRUNC |
+                       (app ? O_APPEND : 0));
+        say("OUT --- O_APPEND=%d", app);
+        CALL("write into PROT_NONE", write(fd, m + pg - 100, 200));
+        CALL("write into unmapped", write(fd, u + pg - 50, 100));
+        CALL("pwrite into unmapped", pwrite(fd, u + pg - 70, 100, 20));
+        CALL("pwrite into PROT_NONE", pwrite(fd, m + pg - 30, 200, 7));
+        struct iovec v[3] = {{m, 10}, {m + pg - 20, 100}, {m, 5}};
+        CALL("writev into PROT_NONE", writev(fd, v, 3));
+        CALL("pwritev into PROT_NONE", pwritev(fd, v, 3, 3));
+        struct iovec b[3] = {{m, 10}, {hole, 10}, {m, 5}};
+        CALL("writev bad iovec after good", writev(fd, b, 3));
+        CALL("pwritev bad iovec after good", pwritev(fd, b, 3, 1));
+        CALL("pwritev2 bad iovec after good", pwritev2(fd, b, 3, -1, 0));
+        CALL("write big into PROT_NONE", write(fd, bm + 4096, big));
+        CALL("pwrite big into PROT_NONE", pwrite(fd, bm + 2048, big, 11));
+        CALL("raw write into PROT_NONE",
+             syscall(SYS_write, fd, m + pg - 100, 200));
+        CALL("raw pwrite64 into PROT_NONE",
+             syscall(SYS_pwrite64, fd, m + pg - 40, 200, 50));
+        CALL("raw writev bad after good", syscall(SYS_writev, fd, b, 3));
+        CALL("write all bad", write(fd, m + pg, 10));
+        CALL("write zero", write(fd, m, 0));
+        CALL("lseek 0", lseek(fd, 0, SEEK_SET));
+        CALL("read into PROT_NONE", read(fd, m + pg - 10, 100));
+        CALL("pread into PROT_NONE", pread(fd, m + pg - 10, 100, 0));
+        struct iovec r[2] = {{m, 10}, {m + pg - 5, 50}};
+        CALL("readv into PROT_NONE", readv(fd, r, 2));
+        CALL("preadv into PROT_NONE", preadv(fd, r, 2, 0));
+        CALL("read at end", read(fd, m, 0));
+        CALL("lseek end", lseek(fd, 0, SEEK_END));
+        CALL("lseek cur", lseek(fd, 0, SEEK_CUR));
+        struct stat st;
+        CALL("fstat", fstat(fd, &st));
+        CALL("stat", stat(path(name), &st));
+        say("OUT size %lld", (long long)st.st_size);
+        CALL("ftruncate", ftruncate(fd, 1000));
+        CALL("fallocate", fallocate(fd, 0, 0, 2000));
+        int d;
+        KEEP(d, "dup", dup(fd));
+        CALL("dup2", dup2(fd, d));
+        CALL("fcntl getfl", fcntl(fd, F_GETFL) & O_APPEND);
+        CALL("write dup", write(d, "x", 1));
+        CALL("close dup", close(d));
+        CALL("fsync", fsync(fd));
+        CALL("fdatasync", fdatasync(fd));
+        int mapped;
+        KEEP(mapped, "mmap", mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd,
+                                  0) == MAP_FAILED ? -1 : 0);
+        CALL("write after mmap", write(fd, m + pg - 100, 200));
+        state(name, fd);
+        CALL("close", close(fd));
+        check("after close", name);
+    }
+    int o;
+    KEEP(o, "open", open(path("r0"), O_RDONLY) >= 0);
+    CALL("open missing", open(path("missing"), O_RDONLY));
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 3) {
+        fprintf(stderr, "usage: %s SCENARIO DIR\n", argv[0]);
+        return 2;
+    }
+    dir = argv[2];
+    static const struct {
+        const char *name;
+        void (*fn)(void);
+    } scen[] = {
+        {"raw_data", scen_raw_data},
+        {"raw_fd", scen_raw_fd},
+        {"raw_fork", scen_raw_fork},
+        {"raw_exit_group", scen_raw_exit_group},
+        {"raw_exit", scen_raw_exit},
+        {"raw_exit_thread", scen_raw_exit_thread},
+        {"pthread_exit", scen_pthread_exit},
+        {"private", scen_private},
+        {"errno", scen_errno},
+    };
+    for (size_t i = 0; i < sizeof scen / sizeof *scen; i++) {
+        if (strcmp(scen[i].name, argv[1]) == 0) {
+            scen[i].fn();
+            say("OUT end");
+            return 0;
+        }
+    }
+    fprintf(stderr, "unknown scenario %s\n", argv[1]);
+    return 2;
+}

@@ -1,0 +1,183 @@
+/*
+ * test_shim_coherence.c - routes to a file other than the libc write
+ * family (issue 6, items 2-4): raw syscall() forms of every data, offset,
+ * size, descriptor and process call, MAP_PRIVATE mappings, and errno on
+ * success.
+ *
+ * Each test runs a scenario of tests/prog_coherence.c once without and
+ * once with the shim. The program prints every call's return value and
+ * errno (errno is set to a sentinel before each call, so a success that
+ * touches errno shows), offsets, sizes and hashes of the bytes it reads;
+ * at each consistency point it stops and this process (never under the
+ * shim: "another process") reads the file. The transcripts, the exit
+ * status and the files left behind must be identical.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lib_shim.h"
+
+static char *scratch;
+
+static void setup(void)
+{
+    scratch = wct_scratch("coherence");
+}
+
+static void teardown(void)
+{
+    wct_rmtree(scratch);
+    free(scratch);
+}
+
+TestSuite(coherence, .init = setup, .fini = teardown, .timeout = 120);
+
+struct session {
+    char *log;
+    size_t len;
+};
+
+static void append(struct session *s, const char *text)
+{
+    size_t n = strlen(text);
+    s->log = realloc(s->log, s->len + n + 1);
+    memcpy(s->log + s->len, text, n + 1);
+    s->len += n;
+}
+
+/* OUT lines are recorded; CHECK lines are answered with what this
+ * process reads in the file. */
+static void on_line(void *ctx, const char *line, int reply_fd)
+{
+    struct session *s = ctx;
+    char rec[8192];
+    if (strncmp(line, "CHECK ", 6) == 0) {
+        const char *sp = strrchr(line, ' ');
+        size_t len;
+        char *data = wct_slurp(sp + 1, &len);
+        snprintf(rec, sizeof rec, "CHECK %.*s: ", (int)(sp - line - 6),
+                 line + 6);
+        append(s, rec);
+        if (data)
+            snprintf(rec, sizeof rec, "size=%zu hash=%016llx\n", len,
+                     (unsigned long long)wct_hash(data, len));
+        else
+            snprintf(rec, sizeof rec, "absent\n");
+        free(data);
+        append(s, rec);
+        if (write(reply_fd, "g", 1) != 1)
+            append(s, "reply failed\n");
+        return;
+    }
+    snprintf(rec, sizeof rec, "%s\n", line);
+    append(s, rec);
+}
+
+/* Run `scenario` once; returns transcript + status + stderr + the files
+ * left in its directory. */
+static char *run_once(int shim, const char *scenario, const char *const *env)
+{
+    char *dir;
+    cr_assert(asprintf(&dir, "%s/%s-%s", scratch, shim ? "shim" : "ref",
+                       scenario) > 0);
+    cr_assert(mkdir(dir, 0755) == 0, "mkdir %s", dir);
+    const char *argv[] = {WCT_PROG("prog_coherence"), scenario, dir, NULL};
+    struct session s = {0};
+    append(&s, "");
+    struct wct_spec spec = {.argv = argv, .env = env, .shim = shim,
+                            .timeout_s = 60, .on_line = on_line, .ctx = &s};
+    struct wct_result res;
+    cr_assert(wct_run(&spec, &res) == 0, "cannot run prog_coherence");
+    char *tree = wct_tree_listing(dir, 0);
+    char *all;
+    cr_assert(asprintf(&all, "%s--- %s\n--- stderr\n%s--- files\n%s", s.log,
+                       wct_status_str(&res), res.err, tree) > 0);
+    free(tree);
+    free(s.log);
+    wct_result_free(&res);
+    wct_rmtree(dir);
+    free(dir);
+    return all;
+}
+
+static void differential(const char *scenario, const char *const *env)
+{
+    wct_require_shim();
+    wct_require_prog(WCT_PROG("prog_coherence"));
+    char *ref = run_once(0, scenario, env);
+    char *got = run_once(1, scenario, env);
+    char *d = wct_first_diff(ref, got);
+    cr_expect(*d == 0, "%s: differs under the shim:\n%s\n--- kernel:\n%s"
+              "--- shim:\n%s", scenario, d, ref, got);
+    cr_expect(strstr(ref, "OUT end") || strstr(scenario, "exit"),
+              "%s: the kernel run did not finish:\n%s", scenario, ref);
+    free(d);
+    free(ref);
+    free(got);
+}
+
+/* Item 2: raw syscall() of every data, offset and size call. */
+Test(coherence, raw_data_calls)
+{
+    differential("raw_data", NULL);
+}
+
+Test(coherence, raw_data_calls_small_bypass)
+{
+    const char *env[] = {"WCACHE_BYPASS=1K", NULL};
+    differential("raw_data", env);
+}
+
+Test(coherence, raw_descriptor_calls)
+{
+    differential("raw_fd", NULL);
+}
+
+Test(coherence, raw_fork_and_clone)
+{
+    differential("raw_fork", NULL);
+}
+
+Test(coherence, raw_exit_group)
+{
+    differential("raw_exit_group", NULL);
+}
+
+Test(coherence, raw_exit_of_the_only_thread)
+{
+    differential("raw_exit", NULL);
+}
+
+Test(coherence, raw_exit_of_every_thread)
+{
+    differential("raw_exit_thread", NULL);
+}
+
+/* The shim's flusher thread must not keep alive a process whose main
+ * thread left by pthread_exit. */
+Test(coherence, pthread_exit_from_main)
+{
+    differential("pthread_exit", NULL);
+}
+
+/* Item 3: MAP_PRIVATE. */
+Test(coherence, private_mapping)
+{
+    differential("private", NULL);
+}
+
+/* Item 4: errno on success, short writes from faulting memory. */
+Test(coherence, errno_kept_on_success)
+{
+    differential("errno", NULL);
+}
+
+Test(coherence, errno_kept_on_success_small_bypass)
+{
+    const char *env[] = {"WCACHE_BYPASS=1K", NULL};
+    differential("errno", env);
+}
