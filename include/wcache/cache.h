@@ -30,6 +30,11 @@
 
 /* Linux's limit on one read or write: INT_MAX rounded down to a page. */
 #define WC_MAX_RW_COUNT ((size_t)0x7ffff000)
+/* Not an errno: wc_pwrite/wc_pwritev did nothing because the file passes
+ * through for good (the kernel refused a call write-back needs: a seccomp
+ * filter). The caller makes the program's own call in the kernel, after
+ * wc_file_flush (which still works, with the calls that remain). */
+#define WC_EPASS 4095
 
 struct wc_cache;
 struct wc_file;
