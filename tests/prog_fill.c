@@ -20,8 +20,12 @@
  *                   as "fail every write from now on")
  *   ask=K           after record K print "ASK k" and wait for one byte on
  *                   stdin (the test changes the world meanwhile)
- *   errseq          after the records: the errseq sequence of fsyncs and a
- *                   close (ASK before each), see the test
+ *   keep-going      do not stop at an error (as a logger that ignores
+ *                   them): print the first error and, at the end, the
+ *                   number of failed writes
+ *   errseq          after the records: fsync, a pwrite of "REWRITTEN" at
+ *                   0, two more fsyncs and a close (ASK before each but
+ *                   the close), see the test
  *
  * Output: "full N" (records written whole), then each other result as
  * "write K -> R errno" lines, then fsync and close results, then the size.
@@ -120,7 +124,8 @@ int main(int argc, char **argv)
     unsigned long long total = strtoull(argv[4], NULL, 0);
     long sync_at = -1, ctl_at = -1, ask_at = -1;
     const char *ctl = NULL;
-    int sec = 0, sec_late = 0, errseq = 0;
+    int sec = 0, sec_late = 0, errseq = 0, keep = 0;
+    long nerr = 0;
     for (int i = 5; i < argc; i++) {
         const char *a = argv[i];
         if (!strncmp(a, "fsize=", 6)) {
@@ -147,6 +152,8 @@ int main(int argc, char **argv)
             *at = 0;
             ctl = p;
             ctl_at = atol(at + 1);
+        } else if (!strcmp(a, "keep-going")) {
+            keep = 1;
         } else if (!strcmp(a, "errseq")) {
             errseq = 1;
         } else {
@@ -184,6 +191,9 @@ int main(int argc, char **argv)
         int e = errno;
         if (r == (ssize_t)rec) {
             full++;
+        } else if (keep) {
+            if (nerr++ == 0)
+                say("write %ld -> %zd %s", k, r, r < 0 ? ename(e) : "short");
         } else {
             say("write %ld -> %zd %s", k, r, r < 0 ? ename(e) : "short");
             if (r < 0 || ++failed > 1)
@@ -204,6 +214,8 @@ int main(int argc, char **argv)
             install_seccomp();
     }
     say("full %ld", full);
+    if (keep)
+        say("failed %ld", nerr);
     if (errseq) {
         /* fsync, fsync, close, with the test changing the world between
          * them (see test_shim_errors.c: errseq). */
@@ -211,6 +223,10 @@ int main(int argc, char **argv)
         errno = 0;
         int r = fsync(fd);
         say("fsync1 -> %d %s", r, ename(r ? errno : 0));
+        ask("rewrite");
+        errno = 0;
+        ssize_t w = pwrite(fd, "REWRITTEN", 9, 0);
+        say("rewrite -> %zd %s", w, ename(w < 0 ? errno : 0));
         ask("fsync2");
         errno = 0;
         r = fsync(fd);
