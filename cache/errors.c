@@ -41,8 +41,9 @@
  * by fsync once more, and clears the error: a later close returns 0.
  *
  * Invariants:
- *   (1) f->space_left is 0 unless the state is OK; the write path caches a
- *       write only when its length is within space_left (one compare).
+ *   (1) f->space_left is 0 or less unless the state is OK; the write path
+ *       caches a write only when its length is within space_left (one
+ *       compare), and subtracts what it cached.
  *   (2) A FAILED file has f->err < 0 and append_from == WC_NO_APPEND (its
  *       cached appends are retried at their offsets, in order with the
  *       writes that passed through after them).
