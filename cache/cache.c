@@ -78,6 +78,7 @@ ssize_t wc_write_at(struct wc_file *f, const struct iovec *v, int n,
 {
     struct wc_cache *c = f->cache;
     if (!__atomic_load_n(&c->refused, __ATOMIC_RELAXED)) {
+        int saved = errno;
         ssize_t w = c->noappend
                         ? wc_sys.pwritev2(f->wb_fd, v, n, (off_t)pos,
                                           RWF_NOAPPEND)
@@ -88,6 +89,7 @@ ssize_t wc_write_at(struct wc_file *f, const struct iovec *v, int n,
          * the program makes itself will do, on a description of ours. */
         __atomic_store_n(&c->noappend, 0, __ATOMIC_RELAXED);
         __atomic_store_n(&c->refused, 1, __ATOMIC_RELAXED);
+        errno = saved;              /* the refusal is not the answer */
     }
     return wc__write_refused(f, v, n, pos);
 }

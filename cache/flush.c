@@ -146,6 +146,7 @@ static int issue(struct wc_file *f, struct wc_batch *bt, int append)
         v->iov_base = (char *)v->iov_base + skip;
         v->iov_len -= skip;
         ssize_t w;
+        int saved_errno = errno;
         if (append) {
             w = wc_sys.pwritev2(f->wb_fd, v, bt->n - first, (off_t)pos,
                                 RWF_APPEND);
@@ -153,6 +154,7 @@ static int issue(struct wc_file *f, struct wc_batch *bt, int append)
                           wc_refused(errno))) {
                 /* An old kernel, or a filter: at our offsets. */
                 append = 0;
+                errno = saved_errno;
                 *v = saved;
                 continue;
             }

@@ -106,10 +106,12 @@ static ssize_t put(struct wc_file *f, const void *buf, size_t n, uint64_t pos,
 {
     if (append) {
         struct iovec v = {(void *)buf, n};
+        int saved = errno;
         ssize_t w = wc_sys.pwritev2(f->wb_fd, &v, 1, (off_t)pos, RWF_APPEND);
         if (w >= 0 || (errno != EOPNOTSUPP && errno != EINVAL &&
                        !wc_refused(errno)))
             return w;
+        errno = saved;      /* an old kernel, or a filter: at pos */
     }
     struct iovec v = {(void *)buf, n};
     return wc_write_at(f, &v, 1, pos);
@@ -239,6 +241,9 @@ static ssize_t write_iter(struct wc_file *f, struct uiter *it, off_t pos_in,
 
     if (!wc_enter())
         return -EDEADLK;
+    /* Success leaves errno alone, whatever failed inside (a refused
+     * fallocate, a write-back error): one errno lookup per write. */
+    int *errp = &errno, saved_errno = *errp;
     wc_lock(&f->lock);
     wc_wip_size = f->slot->size;
     wc_wip_file = f;
@@ -380,6 +385,8 @@ out:
     if (__builtin_expect(__atomic_load_n(&c->dirty_pages, __ATOMIC_RELAXED) >
                              c->dirty_limit, 0))
         wc__flush_all(c, WC_WHY_PRESSURE);
+    if (ret >= 0)
+        *errp = saved_errno;
     wc_leave();
     return ret;
 }

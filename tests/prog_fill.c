@@ -191,6 +191,8 @@ int main(int argc, char **argv)
         int e = errno;
         if (r == (ssize_t)rec) {
             full++;
+            if (e)      /* success leaves errno alone (it was 0) */
+                say("write %ld -> %zd, errno %s", k, r, ename(e));
         } else if (keep) {
             if (nerr++ == 0)
                 say("write %ld -> %zd %s", k, r, r < 0 ? ename(e) : "short");
