@@ -455,7 +455,8 @@ Test(errors, rlimit_fsize, .init = setup, .fini = teardown, .timeout = 300)
  * and frees it again between the program's calls. */
 struct seq {
     const char *fill;       /* the filler file (tmpfs) */
-    int late;               /* wait for the deadline flusher to fail */
+    int pressure;           /* the error meets a write-back under pressure;
+                               the disk is freed before fsync1 */
     int fuse;               /* fuse_failfs: fail from "records" to "rewrite"
                                with the control file instead */
 };
@@ -480,10 +481,8 @@ static void on_seq(void *ctx, const char *line, int reply_fd)
             unlink(ctl);
     } else if (!strcmp(line, "ASK records")) {
         fill_disk(q->fill);
-        if (q->late)
-            usleep(1500 * 1000);    /* the flusher meets ENOSPC */
     } else if (!strcmp(line, "ASK fsync1")) {
-        if (q->late)
+        if (q->pressure)
             unlink(q->fill);
     } else if (!strcmp(line, "ASK fsync2")) {
         unlink(q->fill);
@@ -492,7 +491,7 @@ static void on_seq(void *ctx, const char *line, int reply_fd)
         cr_log_error("reply failed");
 }
 
-static void errseq(int late, int fuse, const char *expect)
+static void errseq(int pressure, int fuse, int nrec, const char *expect)
 {
     wct_require_shim();
     wct_require_prog(WCT_PROG("prog_fill"));
@@ -503,14 +502,18 @@ static void errseq(int late, int fuse, const char *expect)
     char f[4300], fill[4300];
     snprintf(f, sizeof f, "%s/f", mnt);
     snprintf(fill, sizeof fill, "%s/filler", mnt);
-    struct seq q = {.fill = fill, .late = late, .fuse = fuse};
+    struct seq q = {.fill = fill, .pressure = pressure, .fuse = fuse};
     char e_dir[4300];
     snprintf(e_dir, sizeof e_dir, "WCACHE_DIR=%s", shmdir);
-    /* No deadline write-back unless the case wants one. */
-    const char *env[] = {e_dir, late ? "WCACHE_FLUSH_MS=200"
-                                     : "WCACHE_FLUSH_MS=600000", NULL};
+    /* No deadline write-back: the moments are the program's. With `pressure`,
+     * a dirty limit of 8 pages: record 9 starts a write-back. */
+    const char *env[] = {e_dir, "WCACHE_FLUSH_MS=600000",
+                         pressure ? "WCACHE_DIRTY=32K" : NULL, NULL};
+    /* The world changes after record 1: records 2 to 10 are cached on the
+     * room the first write saw (statfs is not asked per write), whether
+     * or not record 1 was written back before. */
     const char *argv[] = {WCT_PROG("prog_fill"), f, "write", "4096", "40960",
-                          "ask=10", "errseq", NULL};
+                          "ask=1", "errseq", NULL};
     struct wct_spec s = {.argv = argv, .shim = 1, .env = env,
                          .timeout_s = 60, .on_line = on_seq, .ctx = &q};
     struct wct_result r;
@@ -519,10 +522,10 @@ static void errseq(int late, int fuse, const char *expect)
     cr_assert_str_eq(r.out, expect);
     size_t n;
     char *got = wct_slurp(f, &n);
-    cr_assert(got && n == 40960, "size %zu", n);
+    cr_assert(got && n == (size_t)nrec * 4096, "size %zu", n);
     /* Every record there, in its last version. */
     char *want = malloc(n);
-    for (int k = 1; k <= 10; k++) {
+    for (int k = 1; k <= nrec; k++) {
         char *b = want + (k - 1) * 4096;
         for (int i = 0; i < 4096; i++)
             b[i] = (char)('a' + (k + i) % 26);
@@ -543,7 +546,7 @@ static void errseq(int late, int fuse, const char *expect)
  * everything and returns 0, and so does close. */
 Test(errors, errseq_fsync, .init = setup, .fini = teardown, .timeout = 120)
 {
-    errseq(0, 0, "ASK records\nfull 10\n"
+    errseq(0, 0, 10, "ASK records\nfull 10\n"
               "ASK fsync1\nfsync1 -> -1 No space left on device\n"
               "ASK rewrite\nrewrite -> -1 No space left on device\n"
               "ASK fsync2\nfsync2 -> 0 ok\n"
@@ -551,17 +554,20 @@ Test(errors, errseq_fsync, .init = setup, .fini = teardown, .timeout = 120)
               "close -> 0 ok\nsize 40960\n");
 }
 
-/* The deadline write-back meets it in the background: the next fsync
- * reports it once, although its own retry wrote everything; then 0. */
+/* A write-back under pressure meets it in the background: the file
+ * passes through, so the next write gets ENOSPC from the kernel at once;
+ * the disk is freed; the next fsync reports the error once, although its
+ * own retry wrote everything; then 0. */
 Test(errors, errseq_background, .init = setup, .fini = teardown,
      .timeout = 120)
 {
-    errseq(1, 0, "ASK records\nfull 10\n"
+    errseq(1, 0, 9, "ASK records\nwrite 10 -> -1 No space left on device\n"
+              "full 9\n"
               "ASK fsync1\nfsync1 -> -1 No space left on device\n"
               "ASK rewrite\nrewrite -> 9 ok\n"
               "ASK fsync2\nfsync2 -> 0 ok\n"
               "ASK fsync3\nfsync3 -> 0 ok\n"
-              "close -> 0 ok\nsize 40960\n");
+              "close -> 0 ok\nsize 36864\n");
 }
 
 /* A FUSE server fails writes for a while: fsync meets EIO; a write made
@@ -569,7 +575,7 @@ Test(errors, errseq_background, .init = setup, .fini = teardown,
  * the older cached bytes at the next fsync does not undo it. */
 Test(errors, errseq_fuse, .init = setup, .fini = teardown, .timeout = 120)
 {
-    errseq(0, 1, "ASK records\nfull 10\n"
+    errseq(0, 1, 10, "ASK records\nfull 10\n"
                  "ASK fsync1\nfsync1 -> -1 Input/output error\n"
                  "ASK rewrite\nrewrite -> 9 ok\n"
                  "ASK fsync2\nfsync2 -> 0 ok\n"
