@@ -129,6 +129,13 @@ $(B)/tests/prog_%: tests/prog_%.c tests/lib_shim.h
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CPPFLAGS) $(CFLAGS) $(WARN) -o $@ $< -lpthread
 
+# The FUSE server of the error tests (libfuse3-dev).
+FUSE_PROGS := $(B)/tests/fuse_failfs
+$(B)/tests/fuse_failfs: tests/fuse_failfs.c | deps
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $$(pkg-config --cflags fuse3) $(CFLAGS) $(WARN) \
+		-o $@ $< $$(pkg-config --libs fuse3)
+
 $(B)/tests/test_%: $(B)/obj/tests/test_%.c.o $(TEST_LIB) $(B)/libwcache_core.a
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $^ -lcriterion -ldl -lpthread
@@ -137,10 +144,10 @@ $(B)/debug/tests/test_%: $(B)/obj/tests/test_%.c.o $(TEST_LIB) $(B)/debug/libwca
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $^ -lcriterion -ldl -lpthread
 
-test: all $(TEST_PROGS) $(TESTS) $(DEBUG_TESTS)
+test: all $(TEST_PROGS) $(FUSE_PROGS) $(TESTS) $(DEBUG_TESTS)
 	@sh tests/run.sh $(TESTS) $(DEBUG_TESTS)
 
-check-long: all $(TEST_PROGS) $(TESTS) $(DEBUG_TESTS)
+check-long: all $(TEST_PROGS) $(FUSE_PROGS) $(TESTS) $(DEBUG_TESTS)
 	@WCT_LONG=1 sh tests/run.sh $(TESTS) $(DEBUG_TESTS)
 
 $(B)/bench_engine: tests/bench_engine.c $(B)/obj/tests/lib_sys.c.o $(B)/libwcache_core.a

@@ -76,9 +76,22 @@ static int probe_noappend(struct wc_store *s)
 ssize_t wc_write_at(struct wc_file *f, const struct iovec *v, int n,
                     uint64_t pos)
 {
-    if (f->cache->noappend)
-        return wc_sys.pwritev2(f->wb_fd, v, n, (off_t)pos, RWF_NOAPPEND);
-    return wc_sys.pwritev(f->wb_fd, v, n, (off_t)pos);
+    struct wc_cache *c = f->cache;
+    if (!__atomic_load_n(&c->refused, __ATOMIC_RELAXED)) {
+        int saved = errno;
+        ssize_t w = c->noappend
+                        ? wc_sys.pwritev2(f->wb_fd, v, n, (off_t)pos,
+                                          RWF_NOAPPEND)
+                        : wc_sys.pwritev(f->wb_fd, v, n, (off_t)pos);
+        if (w >= 0 || !wc_refused(errno))
+            return w;
+        /* A seccomp filter (or an old kernel) refuses the call: the one
+         * the program makes itself will do, on a description of ours. */
+        __atomic_store_n(&c->noappend, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&c->refused, 1, __ATOMIC_RELAXED);
+        errno = saved;              /* the refusal is not the answer */
+    }
+    return wc__write_refused(f, v, n, pos);
 }
 
 /* Ask the kernel what a write past EOF whose copy faults does to i_size:
@@ -137,6 +150,7 @@ int wc_cache_open(struct wc_cache **out, const struct wc_config *cfg)
         c->files[i].id = i;
         c->files[i].cache = c;
         c->files[i].wb_fd = -1;
+        c->files[i].seek_fd = -1;
         c->files[i].batch = &c->batches[2 * i];
         c->files[i].append_from = WC_NO_APPEND;
     }
@@ -250,6 +264,10 @@ static void release_slot(struct wc_cache *c, struct wc_file *f)
     if (f->wb_fd >= 0)
         wc_sys.close(f->wb_fd);
     f->wb_fd = -1;
+    if (f->seek_fd >= 0)
+        wc_sys.close(f->seek_fd);
+    f->seek_fd = -1;
+    f->state = WC_FS_OK;
     f->slot->state = WC_SLOT_FREE;
     f->live = 0;
     f->hint = NULL;
@@ -319,6 +337,10 @@ int wc_cache_flush_expired(struct wc_cache *c, uint64_t max_age_ns)
         uint64_t since = __atomic_load_n(&f->dirty_since, __ATOMIC_RELAXED);
         if (!f->live || !since || now - since < max_age_ns)
             continue;
+        /* A failed file is retried once per deadline, not per tick. */
+        if (__atomic_load_n(&f->state, __ATOMIC_RELAXED) == WC_FS_FAILED &&
+            now - __atomic_load_n(&f->err_at, __ATOMIC_RELAXED) < max_age_ns)
+            continue;
         int r = flush_file(f, WC_WHY_DEADLINE);
         if (r < 0 && !first)
             first = r;
@@ -361,6 +383,9 @@ void wc_cache_abandon(struct wc_cache *c)
     for (uint32_t i = 0; i < c->nfiles; i++)
         if (c->files[i].live && c->files[i].wb_fd >= 0)
             wc_sys.close(c->files[i].wb_fd);
+    for (uint32_t i = 0; i < c->nfiles; i++)
+        if (c->files[i].live && c->files[i].seek_fd >= 0)
+            wc_sys.close(c->files[i].seek_fd);
     wc_sys.munmap(c->store.map, c->store.map_len);
     wc_sys.close(c->store.fd);
     free(c->store.ring);
@@ -519,6 +544,10 @@ struct wc_file *wc_file_get(struct wc_cache *c, int fd, int *err)
     f->dirty_since = 0;
     f->err = 0;
     f->err_unseen = 0;
+    f->state = c->refused ? WC_FS_THROUGH : WC_FS_OK;
+    f->err_at = 0;
+    f->space_left = 0;
+    f->seek_fd = -1;
     f->append_from = WC_NO_APPEND;
     f->refs = 1;
 
@@ -549,16 +578,6 @@ out:
     return NULL;
 }
 
-/* The recorded write-back error, once per kind of reporter (fsync, close),
- * as the kernel's errseq reports it. Caller holds f->lock. */
-static int take_error(struct wc_file *f, unsigned reporter)
-{
-    if (!f->err || !(f->err_unseen & reporter))
-        return 0;
-    f->err_unseen &= ~reporter;
-    return f->err;
-}
-
 int wc_file_put(struct wc_file *f)
 {
     struct wc_cache *c = f->cache;
@@ -579,7 +598,7 @@ int wc_file_put(struct wc_file *f)
         }
         wc_flush_locked(f, WC_WHY_CLOSE);
     }
-    r = take_error(f, WC_SEEN_CLOSE);
+    r = wc_err_take(f, WC_SEEN_CLOSE);
     if (last && !wc_file_dirty(f)) {
         wc_file_drop_pages(f);
         wc_lock(&c->lock);
@@ -673,9 +692,7 @@ int wc_file_sync(struct wc_file *f, int datasync)
         if (s < 0)
             r = -errno;
     }
-    int e = take_error(f, WC_SEEN_FSYNC);
-    if (r == 0)
-        r = e;
+    r = wc_err_sync_done(f, r);
     wc_unlock(&f->lock);
     wc_leave();
     return r;

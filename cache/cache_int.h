@@ -79,11 +79,27 @@ struct wc_file {
     struct wc_batch *batch;     /* write-back scratch (file lock) */
     int err;                    /* last write-back error, -errno, or 0 */
     unsigned err_unseen;        /* WC_SEEN_* bits still to report it to */
+    int state;                  /* enum wc_fstate (errors.c: the diagram) */
+    uint64_t err_at;            /* CLOCK_MONOTONIC ns of the last failed
+                                   write-back */
+    int64_t space_left;         /* bytes the write path may still cache
+                                   before the next fstatfs (errors.c) */
+    int seek_fd;                /* our own description for lseek+write when
+                                   positional writes are refused; -1 */
     /* counters, folded into the cache totals on release */
     uint64_t n_writes, n_bytes, n_through, n_faults;
 };
 
 enum { WC_SEEN_FSYNC = 1, WC_SEEN_CLOSE = 2 };
+
+/* A file's error state (errors.c). */
+enum wc_fstate {
+    WC_FS_OK = 0,     /* caching */
+    WC_FS_FAILED,     /* a write-back failed: pass through, retry the
+                         cached data at consistency points */
+    WC_FS_THROUGH,    /* positional writes refused: pass through for good,
+                         write back with lseek+write */
+};
 
 #define WC_NO_APPEND UINT64_MAX
 /* No file system's limit is below this; past it the kernel decides. */
@@ -129,6 +145,9 @@ struct wc_cache {
     int min_fd;                 /* our descriptors go at or above this:
                                    out of the program's way (RLIMIT_NOFILE,
                                    wc_cache_limits_changed) */
+    int refused;                /* pwritev/pwritev2 were refused (EPERM,
+                                   ENOSYS: a seccomp filter): write-back
+                                   uses lseek+write (errors.c) */
     int fault_extends;          /* this kernel moves i_size to pos when a
                                    write past EOF copies nothing (it faults
                                    the source in only after a failed copy,
@@ -218,6 +237,38 @@ int wc_flush_locked(struct wc_file *f, enum wc_reason why);
 /* The same, writing only bytes below `limit` (<= i_size); the size is not
  * extended unless limit is i_size. */
 int wc_flush_below(struct wc_file *f, enum wc_reason why, uint64_t limit);
+
+/* ---- errors.c ------------------------------------------------------- */
+
+/* A write-back of f failed with err (-errno): record it for fsync and
+ * close; the file passes through (FAILED). Caller holds f->lock. */
+void wc_err_record(struct wc_file *f, int err);
+/* A flush of f ended without error: a FAILED file with nothing left to
+ * write caches again. Caller holds f->lock. */
+void wc_err_flushed(struct wc_file *f);
+/* May a flush for `why` write f back now? (0: FAILED, and `why` is not a
+ * consistency point; the cached data waits for one.) */
+int wc_err_may_retry(const struct wc_file *f, enum wc_reason why);
+/* The recorded error, once per reporter (WC_SEEN_*), or 0. Caller holds
+ * f->lock. */
+int wc_err_take(struct wc_file *f, unsigned reporter);
+/* fsync's answer: r is the result of its flush and real fsync. Reports a
+ * recorded error once; clears it when everything is written. Caller holds
+ * f->lock. */
+int wc_err_sync_done(struct wc_file *f, int r);
+/* The write path's slow check, when a write of `count` bytes exceeds
+ * f->space_left: 1 when it may be cached (space_left renewed), 0 when it
+ * must go to the kernel (not OK, or the file system could not hold the
+ * dirty data plus this write). Caller holds f->lock. */
+int wc_space_check(struct wc_file *f, size_t count);
+/* Is err (positive errno) the answer of a call that is refused rather
+ * than failed (EPERM, ENOSYS)? */
+int wc_refused(int err);
+/* pwritev semantics with lseek+write, on a description of f's own; f
+ * becomes THROUGH. Returns bytes written or -1 with errno. Caller holds
+ * f->lock. */
+ssize_t wc__write_refused(struct wc_file *f, const struct iovec *v, int n,
+                          uint64_t pos);
 
 /* ---- ranges (flush.c) ----------------------------------------------- */
 

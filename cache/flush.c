@@ -14,7 +14,9 @@
  *       range is cleared from its block record only after pwritev returned
  *       it written (a replay may write it twice, never lose it).
  *   (5) An error stops the flush with the unwritten ranges still dirty; it
- *       is recorded (f->err) for the next fsync and close, once each.
+ *       is recorded (f->err) for the next fsync and close, once each, and
+ *       the file passes through until a retry at a consistency point
+ *       writes everything (errors.c: the states).
  */
 #include <errno.h>
 #include <string.h>
@@ -144,12 +146,15 @@ static int issue(struct wc_file *f, struct wc_batch *bt, int append)
         v->iov_base = (char *)v->iov_base + skip;
         v->iov_len -= skip;
         ssize_t w;
+        int saved_errno = errno;
         if (append) {
             w = wc_sys.pwritev2(f->wb_fd, v, bt->n - first, (off_t)pos,
                                 RWF_APPEND);
             if (w < 0 && (errno == EOPNOTSUPP || errno == EINVAL ||
-                          errno == ENOSYS)) {
-                append = 0;         /* an old kernel: at our offsets */
+                          wc_refused(errno))) {
+                /* An old kernel, or a filter: at our offsets. */
+                append = 0;
+                errno = saved_errno;
                 *v = saved;
                 continue;
             }
@@ -228,8 +233,12 @@ int wc_flush_below(struct wc_file *f, enum wc_reason why, uint64_t limit)
 
     if (limit > f->slot->size)
         limit = f->slot->size;
-    if (!wc_file_dirty(f))
+    if (!wc_file_dirty(f)) {
+        wc_err_flushed(f);
         return 0;
+    }
+    if (!wc_err_may_retry(f, why))
+        return f->err;                  /* errors.c (3): not here */
     /* The appended run goes to the real end of file, in one call. */
     uint64_t abase = limit == f->slot->size ? f->append_from : WC_NO_APPEND;
     uint32_t n = 0;         /* the list itself is the truth */
@@ -331,11 +340,10 @@ int wc_flush_below(struct wc_file *f, enum wc_reason why, uint64_t limit)
             f->slot->disk_size = f->slot->size;
     }
     if (r < 0) {                                        /* invariant (5) */
-        f->err = r;
-        f->err_unseen = WC_SEEN_FSYNC | WC_SEEN_CLOSE;
-        __atomic_fetch_add(&c->totals.errors, 1, __ATOMIC_RELAXED);
+        wc_err_record(f, r);
     } else if (!wc_file_dirty(f)) {
         f->dirty_since = 0;
+        wc_err_flushed(f);
     }
     if (cleaned)
         __atomic_fetch_add(&c->totals.flushes[why], 1, __ATOMIC_RELAXED);

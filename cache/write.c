@@ -106,25 +106,58 @@ static ssize_t put(struct wc_file *f, const void *buf, size_t n, uint64_t pos,
 {
     if (append) {
         struct iovec v = {(void *)buf, n};
+        int saved = errno;
         ssize_t w = wc_sys.pwritev2(f->wb_fd, &v, 1, (off_t)pos, RWF_APPEND);
         if (w >= 0 || (errno != EOPNOTSUPP && errno != EINVAL &&
-                       errno != ENOSYS))
+                       !wc_refused(errno)))
             return w;
+        errno = saved;      /* an old kernel, or a filter: at pos */
     }
     struct iovec v = {(void *)buf, n};
     return wc_write_at(f, &v, 1, pos);
 }
 
+/* Bytes [pos, pos + n) of the file were just written from `src` past the
+ * cache of a FAILED file: lay them over the cached pages, so that a retry
+ * of the older cached bytes cannot undo them and reads see them. Caller
+ * holds f->lock. */
+static void overlay(struct wc_file *f, const char *src, size_t n, uint64_t pos)
+{
+    uint64_t end = pos + n;
+    for (uint64_t idx = pos >> WC_PAGE_SHIFT; idx << WC_PAGE_SHIFT < end;
+         idx++) {
+        struct wc_page *p;
+        HASH_FIND(hh, f->pages, &idx, sizeof idx, p);
+        if (!p)
+            continue;
+        uint64_t base = idx << WC_PAGE_SHIFT;
+        uint64_t a = pos > base ? pos : base;
+        uint64_t b = end < base + WC_PAGE_SIZE ? end : base + WC_PAGE_SIZE;
+        size_t len = (size_t)(b - a);
+        if (wc_copy_nofault(wc_page_data(f->cache, p) + (a - base),
+                            src + (a - pos), len) != len &&
+            !p->dirty)
+            wc_page_drop(f, p); /* the source vanished: forget the page */
+    }
+}
+
 /* Write the rest of the iterator straight to the file, after its cached
  * data (so the file's writes stay in program order); appends go to the
- * file's real end, *where says where. Caller holds f->lock. Returns bytes
- * written or -errno. */
+ * file's real end, *where says where. A FAILED file is not flushed first
+ * (errors.c): the new bytes are laid over its cached pages instead.
+ * Caller holds f->lock. Returns bytes written or -errno. */
 static ssize_t write_through(struct wc_file *f, struct uiter *it, uint64_t pos,
                              int append, off_t *where)
 {
-    int r = wc_flush_locked(f, WC_WHY_BYPASS);
-    if (r < 0)
-        return r;
+    int failed = f->state == WC_FS_FAILED;
+    if (!failed) {
+        int r = wc_flush_locked(f, WC_WHY_BYPASS);
+        if (r < 0)
+            return r;
+    } else if (append && wc_file_dirty(f)) {
+        append = 0;         /* at the end the program sees, after the
+                               cached bytes still to be retried */
+    }
     size_t total = 0;
     int err = 0;
     while (it->count) {
@@ -138,6 +171,8 @@ static ssize_t write_through(struct wc_file *f, struct uiter *it, uint64_t pos,
             err = -errno;
             break;
         }
+        if (failed)
+            overlay(f, it->base, (size_t)w, pos + total);
         total += (size_t)w;
         it->count -= (size_t)w;
         if ((size_t)w < it->seg_left)
@@ -165,7 +200,8 @@ static ssize_t write_through(struct wc_file *f, struct uiter *it, uint64_t pos,
         }
     }
     if (total) {
-        drop_range(f, pos, pos + total);
+        if (!failed)
+            drop_range(f, pos, pos + total);
         if (pos + total > f->slot->size)
             f->slot->size = pos + total;
         if (pos + total > f->slot->disk_size)
@@ -205,6 +241,9 @@ static ssize_t write_iter(struct wc_file *f, struct uiter *it, off_t pos_in,
 
     if (!wc_enter())
         return -EDEADLK;
+    /* Success leaves errno alone, whatever failed inside (a refused
+     * fallocate, a write-back error): one errno lookup per write. */
+    int *errp = &errno, saved_errno = *errp;
     wc_lock(&f->lock);
     wc_wip_size = f->slot->size;
     wc_wip_file = f;
@@ -212,9 +251,16 @@ static ssize_t write_iter(struct wc_file *f, struct uiter *it, off_t pos_in,
     if (where)
         *where = (off_t)pos;
 
+    /* To the kernel: large writes, writes it may refuse (RLIMIT_FSIZE,
+     * the file system's limit), writes the disk could not hold, and every
+     * write of a file that is not OK (errors.c (1)). */
     if (it->count && (it->count >= c->bypass ||
-                      pos + it->count > c->max_end)) {
-        ret = write_through(f, it, pos, append, where);
+                      pos + it->count > c->max_end ||
+                      ((int64_t)it->count > f->space_left &&
+                       !wc_space_check(f, it->count)))) {
+        ret = f->state == WC_FS_THROUGH ? -WC_EPASS
+                                        : write_through(f, it, pos, append,
+                                                        where);
         goto out;
     }
     if (append) {
@@ -325,6 +371,7 @@ static ssize_t write_iter(struct wc_file *f, struct uiter *it, off_t pos_in,
     if (written) {
         f->n_writes++;
         f->n_bytes += written;
+        f->space_left -= (int64_t)written;
         ret = (ssize_t)written;
     } else if (faulted) {
         ret = faulted;
@@ -338,6 +385,8 @@ out:
     if (__builtin_expect(__atomic_load_n(&c->dirty_pages, __ATOMIC_RELAXED) >
                              c->dirty_limit, 0))
         wc__flush_all(c, WC_WHY_PRESSURE);
+    if (ret >= 0)
+        *errp = saved_errno;
     wc_leave();
     return ret;
 }

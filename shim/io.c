@@ -87,6 +87,27 @@ static ssize_t kernel_rw_locked(int fd, struct wc_desc *d, int write,
     return r;
 }
 
+/* The engine passes d's file through for good (a call write-back needs
+ * was refused): d becomes THROUGH, and the kernel makes the very call the
+ * program made (write, pwrite, writev...), which may be refused as well.
+ * Caller holds d->lock. */
+static ssize_t pass_for_good(int fd, struct wc_desc *d,
+                             const struct iovec *iov, int iovcnt, off_t pos,
+                             int rwf_append, int vec)
+{
+    wc_desc_through_locked(fd, d, WC_WHY_OTHER);
+    if (vec || rwf_append)
+        return kernel_rw_locked(fd, d, 1, iov, iovcnt, pos,
+                                rwf_append ? RWF_APPEND : 0);
+    ssize_t r = pos < 0 ? REAL(write)(fd, iov->iov_base, iov->iov_len)
+                        : REAL(pwrite)(fd, iov->iov_base, iov->iov_len, pos);
+    if (r < 0)
+        return -errno;
+    if (d->file)
+        wc_file_invalidate(d->file, WC_WHY_OTHER);
+    return r;
+}
+
 ssize_t wc_do_writev(int fd, struct wc_desc *d, const struct iovec *iov,
                      int iovcnt, off_t pos, int rwf_append, int vec)
 {
@@ -120,6 +141,8 @@ ssize_t wc_do_writev(int fd, struct wc_desc *d, const struct iovec *iov,
                 d->pos = where + r;
                 d->kstale = 1;
             }
+            if (unlikely(r == -WC_EPASS))
+                r = pass_for_good(fd, d, iov, iovcnt, pos, rwf_append, vec);
         }
     } else if (d->mode == WC_D_RESERVE && pos < 0 && !rwf_append) {
         r = wc_reserve_write(fd, d, iov, iovcnt, vec);

@@ -11,7 +11,7 @@ want uthash-dev
 if [ "${1:-build}" = test ]; then
     want libcriterion-dev
     for p in fio sqlite3 stress-ng git gzip tar python3 strace coreutils dash bash \
-             util-linux procps bindfs fuse3; do
+             util-linux procps bindfs fuse3 libfuse3-dev pkg-config; do
         want "$p"
     done
 fi

@@ -30,6 +30,11 @@
 
 /* Linux's limit on one read or write: INT_MAX rounded down to a page. */
 #define WC_MAX_RW_COUNT ((size_t)0x7ffff000)
+/* Not an errno: wc_pwrite/wc_pwritev did nothing because the file passes
+ * through for good (the kernel refused a call write-back needs: a seccomp
+ * filter). The caller makes the program's own call in the kernel, after
+ * wc_file_flush (which still works, with the calls that remain). */
+#define WC_EPASS 4095
 
 struct wc_cache;
 struct wc_file;
@@ -155,8 +160,11 @@ off_t wc_file_size(struct wc_file *f);
  * pwrite(2) semantics for one buffer: writes `len` bytes from user memory
  * `buf` at `pos`, or at the end of file when `append` is set. Returns the
  * bytes written (possibly short after a fault or at a limit) or -errno
- * (-EFAULT, -EINVAL, -EFBIG, -ENOSPC...). *where (may be NULL) receives the
- * offset the write started at. The user memory may be anything: NULL,
+ * (-EFAULT, -EINVAL, -EFBIG, -ENOSPC...), or -WC_EPASS when the file
+ * passes through for good (the caller makes the call). A write the kernel
+ * would refuse (RLIMIT_FSIZE, no room on the file system), and every write
+ * of a file whose write-back failed, goes to the kernel, which answers it.
+ * *where (may be NULL) receives the offset the write started at. The user memory may be anything: NULL,
  * PROT_NONE, a mapping of the file itself, changing under us.
  */
 ssize_t wc_pwrite(struct wc_file *f, const void *buf, size_t len, off_t pos,
@@ -189,8 +197,11 @@ int wc_file_truncate(struct wc_file *f, off_t size);
  * -errno (the data then stays cached and the error is recorded). */
 int wc_file_flush(struct wc_file *f, enum wc_reason why);
 
-/* fsync/fdatasync: flush, then the real call on the write-back descriptor.
- * Returns 0 or -errno; a recorded write-back error is reported here once. */
+/* fsync/fdatasync: flush (a retry of a file whose write-back failed), then
+ * the real call on the write-back descriptor. Returns 0 or -errno; a
+ * recorded write-back error is reported here once, and cleared when
+ * everything is written (a later close returns 0), as the kernel's errseq
+ * does (cache/errors.c). */
 int wc_file_sync(struct wc_file *f, int datasync);
 
 /* Flush, then forget clean pages (a lock was taken: other processes may

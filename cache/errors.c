@@ -1,0 +1,230 @@
+/*
+ * errors.c - errors at the right moment (CONTRACT.md section 4): the error
+ * state of a cached file, the free-space check that sends a write to the
+ * kernel when the disk could not hold it, and write-back without the
+ * positional calls a seccomp filter may refuse.
+ *
+ * The states of a file (f->state; file lock):
+ *
+ *            write-back error (wc_err_record)
+ *     OK  ------------------------------------->  FAILED
+ *      ^  <-------------------------------------   |
+ *      |   a retry at a consistency point wrote    |
+ *      |   everything (wc_err_flushed)             |
+ *      |                                           |
+ *      |  pwritev/pwritev2 refused (EPERM, ENOSYS: a seccomp filter):
+ *      +--------------------+----------------------+
+ *                           v   wc__write_refused
+ *                        THROUGH (for good)
+ *
+ *   OK       writes are cached while the file system has room for the
+ *            dirty data plus the write (wc_space_check: fstatfs once per
+ *            few MiB cached, never per write); without room the write goes
+ *            through after a flush, so a full disk answers ENOSPC or a
+ *            short count to the write that fills it, as without the shim.
+ *   FAILED   a write-back failed: the data stays cached (and in the backing
+ *            file); new writes go straight to the kernel, which answers
+ *            them at once, and their bytes are laid over the cached pages
+ *            so a later retry cannot undo them. The cached data is retried
+ *            only at consistency points (close, fsync, locks, fork, exec,
+ *            exit, calls the shim does not emulate; the deadline flusher at
+ *            most once per deadline), never by pressure or a full store:
+ *            no loop of failing write-backs.
+ *   THROUGH  the kernel refused a positional write: write-back and new
+ *            writes use lseek+write on a description of the engine's own
+ *            (the calls the program itself makes), flushing first.
+ *
+ * Reporting (f->err, f->err_unseen), as the kernel's errseq: an error
+ * recorded at write-back is reported once to fsync and once to close. An
+ * fsync whose retry fails reports that failure. An fsync that writes
+ * everything and whose real fsync succeeds reports an error not yet seen
+ * by fsync once more, and clears the error: a later close returns 0.
+ *
+ * Invariants:
+ *   (1) f->space_left is 0 or less unless the state is OK; the write path
+ *       caches a write only when its length is within space_left (one
+ *       compare), and subtracts what it cached.
+ *   (2) A FAILED file has f->err < 0 and append_from == WC_NO_APPEND (its
+ *       cached appends are retried at their offsets, in order with the
+ *       writes that passed through after them).
+ *   (3) Nothing in FAILED state writes back except at a retry point
+ *       (wc_err_may_retry).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#include "cache_int.h"
+#include "wcache/sys.h"
+
+/* ---- the error state ------------------------------------------------- */
+
+void wc_err_record(struct wc_file *f, int err)
+{
+    f->err = err;
+    f->err_unseen = WC_SEEN_FSYNC | WC_SEEN_CLOSE;
+    f->err_at = wc_now_ns();
+    if (f->state == WC_FS_OK)
+        f->state = WC_FS_FAILED;
+    f->space_left = 0;
+    f->append_from = WC_NO_APPEND;                       /* (2) */
+    __atomic_fetch_add(&f->cache->totals.errors, 1, __ATOMIC_RELAXED);
+}
+
+void wc_err_flushed(struct wc_file *f)
+{
+    if (f->state == WC_FS_FAILED && !wc_file_dirty(f))
+        f->state = WC_FS_OK;        /* space_left stays 0: check again */
+}
+
+int wc_err_may_retry(const struct wc_file *f, enum wc_reason why)
+{
+    if (f->state != WC_FS_FAILED)
+        return 1;
+    switch (why) {
+    case WC_WHY_PRESSURE:
+    case WC_WHY_FULL:
+    case WC_WHY_BYPASS:
+        return 0;                                        /* (3) */
+    default:
+        return 1;
+    }
+}
+
+int wc_err_take(struct wc_file *f, unsigned reporter)
+{
+    if (!f->err || !(f->err_unseen & reporter))
+        return 0;
+    f->err_unseen &= ~reporter;
+    return f->err;
+}
+
+int wc_err_sync_done(struct wc_file *f, int r)
+{
+    if (r < 0) {
+        /* This fsync reports the failure it met (a retry that failed is
+         * recorded again for close by the flush). */
+        f->err_unseen &= ~WC_SEEN_FSYNC;
+        return r;
+    }
+    int e = wc_err_take(f, WC_SEEN_FSYNC);
+    if (!wc_file_dirty(f)) {
+        f->err = 0;                 /* everything is written: errseq */
+        f->err_unseen = 0;
+    }
+    return e;
+}
+
+/* ---- room on the file system ------------------------------------------ */
+
+/* Bytes cached between two fstatfs calls, at most. */
+#define WC_SPACE_CHECK ((int64_t)4 << 20)
+
+int wc_space_check(struct wc_file *f, size_t count)
+{
+    struct wc_cache *c = f->cache;
+    struct statfs sf;
+
+    if (f->state != WC_FS_OK) {
+        f->space_left = 0;                               /* (1) */
+        return 0;
+    }
+    int saved = errno;
+    int r = wc_sys.fstatfs(f->wb_fd, &sf);
+    errno = saved;
+    if (r != 0 || sf.f_blocks == 0) {
+        /* No answer, or no limit to report: the kernel decides at
+         * write-back, as it would have later anyway. */
+        f->space_left = WC_SPACE_CHECK + (int64_t)count;
+        return 1;
+    }
+    uint64_t bs = sf.f_frsize ? (uint64_t)sf.f_frsize : (uint64_t)sf.f_bsize;
+    uint64_t avail = (uint64_t)sf.f_bavail * bs;
+    /* Dirty data of every file (they may share this file system), whole
+     * pages, plus the write and one block for a partial one: never less
+     * than the disk will need. */
+    uint64_t need = ((uint64_t)__atomic_load_n(&c->dirty_pages,
+                                               __ATOMIC_RELAXED)
+                     << WC_PAGE_SHIFT) +
+                    (uint64_t)count + bs + WC_PAGE_SIZE;
+    if (need > avail) {
+        f->space_left = 0;
+        return 0;
+    }
+    /* Half the rest: other writers share it. */
+    uint64_t slack = (avail - need) / 2;
+    f->space_left = (int64_t)count +
+                    (slack > (uint64_t)WC_SPACE_CHECK ? WC_SPACE_CHECK
+                                                      : (int64_t)slack);
+    return 1;
+}
+
+/* ---- write-back without positional writes ------------------------------ */
+
+int wc_refused(int err)
+{
+    return err == EPERM || err == ENOSYS;
+}
+
+/* The descriptor lseek may move: f's own description (reopened once when
+ * the write-back descriptor shares the program's), or -1. */
+static int seek_fd(struct wc_file *f)
+{
+    if (f->wb_src < 0)
+        return f->wb_fd;
+    if (f->seek_fd < 0) {
+        char path[64];
+        snprintf(path, sizeof path, "/proc/self/fd/%d", f->wb_fd);
+        int t = wc_sys.open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
+        if (t < 0)
+            return -1;
+        int h = wc_sys.fcntl(t, F_DUPFD_CLOEXEC, f->cache->min_fd);
+        if (h >= 0) {
+            wc_sys.close(t);
+            t = h;
+        }
+        f->seek_fd = t;
+    }
+    return f->seek_fd;
+}
+
+ssize_t wc__write_refused(struct wc_file *f, const struct iovec *v, int n,
+                          uint64_t pos)
+{
+    f->state = WC_FS_THROUGH;
+    f->space_left = 0;
+    int fd = seek_fd(f);
+    off_t back = -1;
+    if (fd < 0) {
+        /* No description of our own: the shared one, offset restored. */
+        fd = f->wb_fd;
+        back = wc_sys.lseek(fd, 0, SEEK_CUR);
+    }
+    size_t total = 0;
+    ssize_t r = 0;
+    for (int i = 0; i < n; i++) {
+        if (v[i].iov_len == 0)
+            continue;
+        if (wc_sys.lseek(fd, (off_t)(pos + total), SEEK_SET) < 0) {
+            r = -1;
+            break;
+        }
+        ssize_t w = wc_sys.write(fd, v[i].iov_base, v[i].iov_len);
+        if (w < 0) {
+            r = -1;
+            break;
+        }
+        total += (size_t)w;
+        if ((size_t)w < v[i].iov_len)
+            break;
+    }
+    if (back >= 0) {
+        int e = errno;
+        wc_sys.lseek(fd, back, SEEK_SET);
+        errno = e;
+    }
+    return total ? (ssize_t)total : r;
+}

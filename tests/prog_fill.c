@@ -1,0 +1,253 @@
+/*
+ * prog_fill.c - a writer for the error tests (test_shim_errors.c): writes
+ * records until an error or a total, and prints what every call that did
+ * not simply succeed returned, so that a run under the shim can be
+ * compared line by line with a run without it.
+ *
+ *   prog_fill FILE MODE RECSIZE TOTAL [OPTION...]
+ *
+ * MODE: write (O_TRUNC, write), append (O_APPEND, write), pwrite (pwrite at
+ * the record's offset), writev (two segments per record).
+ * OPTION:
+ *   fsize=N         RLIMIT_FSIZE = N before opening (SIGXFSZ is left at
+ *                   its default action unless `xfsz-ignore` is given)
+ *   xfsz-ignore     SIGXFSZ ignored: the write gets EFBIG
+ *   seccomp         before opening, install a filter that refuses
+ *                   pwrite64, pwritev, pwritev2 and fallocate with EPERM
+ *   seccomp-late    the same after the first half of the records
+ *   sync-at=K       fsync after record K (counting from 1)
+ *   ctl=PATH@K      create PATH after record K (a FUSE test server reads it
+ *                   as "fail every write from now on")
+ *   ask=K           after record K print "ASK k" and wait for one byte on
+ *                   stdin (the test changes the world meanwhile)
+ *   keep-going      do not stop at an error (as a logger that ignores
+ *                   them): print the first error and, at the end, the
+ *                   number of failed writes
+ *   errseq          after the records: fsync, a pwrite of "REWRITTEN" at
+ *                   0, two more fsyncs and a close (ASK before each but
+ *                   the close), see the test
+ *
+ * Output: "full N" (records written whole), then each other result as
+ * "write K -> R errno" lines, then fsync and close results, then the size.
+ * A record is RECSIZE bytes: its number, then a pattern.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void say(const char *fmt, ...)
+{
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if (n > (int)sizeof buf - 2)
+        n = (int)sizeof buf - 2;
+    buf[n++] = '\n';
+    /* stdout is a pipe: unbuffered, so the test sees each line at once */
+    if (write(1, buf, (size_t)n) != n)
+        _exit(99);
+}
+
+static const char *ename(int e)
+{
+    return e ? strerror(e) : "ok";
+}
+
+/* Refuse the positional writes and fallocate with EPERM. */
+static void install_seccomp(void)
+{
+    struct sock_filter f[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_pwrite64, 4, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_pwritev, 3, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_pwritev2, 2, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_fallocate, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
+    };
+    struct sock_fprog prog = {sizeof f / sizeof f[0], f};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+        prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0) {
+        say("seccomp: %s", strerror(errno));
+        exit(2);
+    }
+}
+
+static void ask(const char *what)
+{
+    char c;
+    say("ASK %s", what);
+    if (read(0, &c, 1) != 1)
+        exit(3);
+}
+
+static void record(char *buf, size_t n, long k)
+{
+    for (size_t i = 0; i < n; i++)
+        buf[i] = (char)('a' + (k + (long)i) % 26);
+    char head[24];
+    int h = snprintf(head, sizeof head, "%ld:", k);
+    memcpy(buf, head, (size_t)h < n ? (size_t)h : n);
+    if (n)
+        buf[n - 1] = '\n';
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 5) {
+        fprintf(stderr, "usage: %s FILE MODE RECSIZE TOTAL [OPTION...]\n",
+                argv[0]);
+        return 2;
+    }
+    const char *path = argv[1], *mode = argv[2];
+    size_t rec = strtoul(argv[3], NULL, 0);
+    unsigned long long total = strtoull(argv[4], NULL, 0);
+    long sync_at = -1, ctl_at = -1, ask_at = -1;
+    const char *ctl = NULL;
+    int sec = 0, sec_late = 0, errseq = 0, keep = 0;
+    long nerr = 0;
+    for (int i = 5; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strncmp(a, "fsize=", 6)) {
+            struct rlimit rl;
+            rl.rlim_cur = rl.rlim_max = strtoull(a + 6, NULL, 0);
+            if (setrlimit(RLIMIT_FSIZE, &rl) != 0)
+                return 2;
+        } else if (!strcmp(a, "xfsz-ignore")) {
+            signal(SIGXFSZ, SIG_IGN);
+        } else if (!strcmp(a, "seccomp")) {
+            sec = 1;
+        } else if (!strcmp(a, "seccomp-late")) {
+            sec_late = 1;
+        } else if (!strncmp(a, "sync-at=", 8)) {
+            sync_at = atol(a + 8);
+        } else if (!strncmp(a, "ask=", 4)) {
+            ask_at = atol(a + 4);
+        } else if (!strncmp(a, "ctl=", 4)) {
+            static char p[4096];
+            snprintf(p, sizeof p, "%s", a + 4);
+            char *at = strrchr(p, '@');
+            if (!at)
+                return 2;
+            *at = 0;
+            ctl = p;
+            ctl_at = atol(at + 1);
+        } else if (!strcmp(a, "keep-going")) {
+            keep = 1;
+        } else if (!strcmp(a, "errseq")) {
+            errseq = 1;
+        } else {
+            fprintf(stderr, "unknown option %s\n", a);
+            return 2;
+        }
+    }
+    if (sec)
+        install_seccomp();
+
+    int flags = O_WRONLY | O_CREAT;
+    flags |= !strcmp(mode, "append") ? O_APPEND : O_TRUNC;
+    int fd = open(path, flags, 0644);
+    if (fd < 0) {
+        say("open: %s", strerror(errno));
+        return 1;
+    }
+    char *buf = malloc(rec ? rec : 1);
+    if (!buf)
+        return 2;
+    long nrec = rec ? (long)(total / rec) : 0, full = 0;
+    int failed = 0;
+    for (long k = 1; k <= nrec; k++) {
+        record(buf, rec, k);
+        ssize_t r;
+        errno = 0;
+        if (!strcmp(mode, "pwrite")) {
+            r = pwrite(fd, buf, rec, (off_t)((k - 1) * (long)rec));
+        } else if (!strcmp(mode, "writev")) {
+            struct iovec v[2] = {{buf, rec / 2}, {buf + rec / 2, rec - rec / 2}};
+            r = writev(fd, v, 2);
+        } else {
+            r = write(fd, buf, rec);
+        }
+        int e = errno;
+        if (r == (ssize_t)rec) {
+            full++;
+            if (e)      /* success leaves errno alone (it was 0) */
+                say("write %ld -> %zd, errno %s", k, r, ename(e));
+        } else if (keep) {
+            if (nerr++ == 0)
+                say("write %ld -> %zd %s", k, r, r < 0 ? ename(e) : "short");
+        } else {
+            say("write %ld -> %zd %s", k, r, r < 0 ? ename(e) : "short");
+            if (r < 0 || ++failed > 1)
+                break;
+            /* After a short write, one more (as dd does): the error. */
+            failed = 1;
+        }
+        if (k == sync_at)
+            say("fsync at %ld -> %d %s", k, fsync(fd), ename(errno));
+        if (k == ctl_at) {
+            int c = open(ctl, O_WRONLY | O_CREAT, 0644);
+            if (c >= 0)
+                close(c);
+        }
+        if (k == ask_at)
+            ask("records");
+        if (sec_late && k == nrec / 2)
+            install_seccomp();
+    }
+    say("full %ld", full);
+    if (keep)
+        say("failed %ld", nerr);
+    if (errseq) {
+        /* fsync, fsync, close, with the test changing the world between
+         * them (see test_shim_errors.c: errseq). */
+        ask("fsync1");
+        errno = 0;
+        int r = fsync(fd);
+        say("fsync1 -> %d %s", r, ename(r ? errno : 0));
+        ask("rewrite");
+        errno = 0;
+        ssize_t w = pwrite(fd, "REWRITTEN", 9, 0);
+        say("rewrite -> %zd %s", w, ename(w < 0 ? errno : 0));
+        ask("fsync2");
+        errno = 0;
+        r = fsync(fd);
+        say("fsync2 -> %d %s", r, ename(r ? errno : 0));
+        ask("fsync3");
+        errno = 0;
+        r = fsync(fd);
+        say("fsync3 -> %d %s", r, ename(r ? errno : 0));
+    } else {
+        errno = 0;
+        int r = fsync(fd);
+        say("fsync -> %d %s", r, ename(r ? errno : 0));
+    }
+    errno = 0;
+    int r = close(fd);
+    say("close -> %d %s", r, ename(r ? errno : 0));
+    struct stat st;
+    if (stat(path, &st) == 0)
+        say("size %lld", (long long)st.st_size);
+    free(buf);
+    return 0;
+}

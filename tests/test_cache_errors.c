@@ -1,0 +1,227 @@
+/*
+ * test_cache_errors.c - the error states of a file in the engine
+ * (cache/errors.c), with the real calls recorded and failed on purpose:
+ *
+ *   failed_passes_through   after a write-back error a new write goes to
+ *                           the kernel at once; pressure does not retry
+ *                           the cached data, fsync does; the new bytes
+ *                           survive the retry; errseq reporting.
+ *   failed_retry_fails_again a retry that fails is reported again; close
+ *                           reports the last failure once.
+ *   full_disk_at_write_time a 1 MiB tmpfs: the write that fills it gets
+ *                           the kernel's short count and ENOSPC.
+ *   refused_seek_write      pwritev/pwritev2 refused (EPERM): the flush
+ *                           writes with lseek+write, nothing is lost, and
+ *                           the file passes through for good (WC_EPASS).
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lib_cache.h"
+
+TestSuite(errors, .init = wct_setup, .fini = wct_teardown, .timeout = 60);
+
+#define NPAGES 10
+
+/* NPAGES pages of pattern at 0, cached; the model gets them too. */
+static void fill(struct wc_file *f, unsigned char *model)
+{
+    unsigned char b[4096];
+    for (off_t pos = 0; pos < NPAGES * 4096; pos += 4096) {
+        wct_pattern(b, sizeof b, pos, 3);
+        cr_assert_eq(wc_pwrite(f, b, sizeof b, pos, 0, NULL),
+                     (ssize_t)sizeof b);
+        memcpy(model + pos, b, sizeof b);
+    }
+}
+
+Test(errors, failed_passes_through)
+{
+    struct wc_cache *c = wct_cache_open(0);
+    int fd = wct_create("f", 0, 1, O_RDWR);
+    struct wc_file *f = wct_get(c, fd);
+    unsigned char *model = calloc(1, NPAGES * 4096);
+    fill(f, model);
+
+    wct_rec_start(fd);
+    wct_inject_fail(WCT_WRITEBACK, 1, EIO);
+    cr_assert_eq(wc_file_flush(f, WC_WHY_DEADLINE), -EIO);
+    wct_inject_fail(0, 0, 0);
+    int before = wct_count(WCT_WRITEBACK);
+
+    /* The next write goes to the kernel at once, over cached bytes. */
+    cr_assert_eq(wc_pwrite(f, "NEW", 3, 5000, 0, NULL), 3);
+    memcpy(model + 5000, "NEW", 3);
+    cr_assert_eq(wct_count(WCT_WRITEBACK), before + 1,
+                 "the write did not pass through:%s", wct_rec_dump());
+    /* Pressure and a full store do not retry the cached data. */
+    cr_assert_eq(wc_cache_flush(c, WC_WHY_PRESSURE), -EIO);
+    cr_assert_eq(wc_file_flush(f, WC_WHY_FULL), -EIO);
+    cr_assert_eq(wct_count(WCT_WRITEBACK), before + 1,
+                 "a failed file was retried under pressure:%s",
+                 wct_rec_dump());
+    /* The cached bytes are still there for reads, the new ones over them. */
+    unsigned char view[NPAGES * 4096];
+    cr_assert_eq(wc_pread(f, fd, view, sizeof view, 0), (ssize_t)sizeof view);
+    cr_assert_eq(wct_diff(view, model, sizeof view), -1);
+
+    /* fsync retries, writes everything, reports the error once; then 0,
+     * and close returns 0. */
+    cr_assert_eq(wc_file_sync(f, 0), -EIO);
+    cr_assert_eq(wc_file_sync(f, 0), 0);
+    wct_rec_stop();
+    cr_assert_eq(wc_file_put(f), 0);
+    size_t len;
+    unsigned char *disk = wct_read_path(wct_path("f"), &len);
+    cr_assert_eq(len, (size_t)NPAGES * 4096);
+    cr_assert_eq(wct_diff(disk, model, len), -1,
+                 "the retry undid a write that passed through");
+    free(disk);
+    free(model);
+    close(fd);
+    cr_assert_eq(wc_cache_close(c), 0);
+}
+
+Test(errors, failed_retry_fails_again)
+{
+    struct wc_cache *c = wct_cache_open(0);
+    int fd = wct_create("g", 0, 1, O_RDWR);
+    struct wc_file *f = wct_get(c, fd);
+    unsigned char *model = calloc(1, NPAGES * 4096);
+    fill(f, model);
+    wct_rec_start(fd);
+    /* fsync meets the error itself: it reports it, close reports it. */
+    wct_inject_fail(WCT_WRITEBACK, 1, ENOSPC);
+    cr_assert_eq(wc_file_sync(f, 0), -ENOSPC);
+    /* A retry that fails again is reported again. */
+    wct_inject_fail(WCT_WRITEBACK, 1, ENOSPC);
+    cr_assert_eq(wc_file_sync(f, 0), -ENOSPC);
+    wct_inject_fail(0, 0, 0);
+    /* The retry at close succeeds; the error was seen by fsync, and the
+     * last failure is reported to close once. */
+    cr_assert_eq(wc_file_put(f), -ENOSPC);
+    wct_rec_stop();
+    size_t len;
+    unsigned char *disk = wct_read_path(wct_path("g"), &len);
+    cr_assert_eq(len, (size_t)NPAGES * 4096);
+    cr_assert_eq(wct_diff(disk, model, len), -1);
+    free(disk);
+    free(model);
+    close(fd);
+    cr_assert_eq(wc_cache_close(c), 0);
+}
+
+Test(errors, refused_seek_write)
+{
+    struct wc_cache *c = wct_cache_open(0);
+    int fd = wct_create("r", 0, 1, O_RDWR);
+    struct wc_file *f = wct_get(c, fd);
+    unsigned char *model = calloc(1, NPAGES * 4096);
+    fill(f, model);
+    wct_rec_start(fd);
+    wct_inject_fail(WCT_PWRITE | WCT_PWRITEV, 1, EPERM);
+    cr_assert_eq(wc_file_flush(f, WC_WHY_OTHER), 0,
+                 "a refused pwritev was not replaced:%s", wct_rec_dump());
+    cr_assert(wct_injected());
+    wct_inject_fail(0, 0, 0);
+    /* From now on the file passes through: the caller makes the call. */
+    cr_assert_eq(wc_pwrite(f, "x", 1, 0, 0, NULL), -WC_EPASS);
+    cr_assert_eq(wc_file_sync(f, 0), 0);
+    wct_rec_stop();
+    cr_assert_eq(wc_file_put(f), 0);
+    size_t len;
+    unsigned char *disk = wct_read_path(wct_path("r"), &len);
+    cr_assert_eq(len, (size_t)NPAGES * 4096);
+    cr_assert_eq(wct_diff(disk, model, len), -1);
+    free(disk);
+    free(model);
+    close(fd);
+    cr_assert_eq(wc_cache_close(c), 0);
+}
+
+/* A full disk answers the write that fills it, as the kernel does: the
+ * same records with pwrite and with wc_pwrite onto a 1 MiB tmpfs end at
+ * the same record with the same short count and the same error, and the
+ * files hold the same bytes; no write-back error. */
+static void fill_until_error(struct wc_file *f, int fd, size_t rec,
+                             long *full, ssize_t *last, int *err)
+{
+    unsigned char *b = malloc(rec);
+    *full = 0;
+    for (long k = 0; k < (4 << 20) / (long)rec; k++) {
+        wct_pattern(b, rec, (off_t)k * (off_t)rec, 9);
+        errno = 0;
+        ssize_t r = f ? wc_pwrite(f, b, rec, (off_t)k * (off_t)rec, 0, NULL)
+                      : pwrite(fd, b, rec, (off_t)k * (off_t)rec);
+        if (f && r < 0) {
+            errno = (int)-r;
+            r = -1;
+        }
+        if (r != (ssize_t)rec) {
+            *last = r;
+            *err = r < 0 ? errno : 0;
+            if (r < 0)
+                break;
+            continue;       /* a short count: the next one says why */
+        }
+        ++*full;
+    }
+    free(b);
+}
+
+Test(errors, full_disk_at_write_time)
+{
+    const char *mnt = wct_mount_tmpfs("full", "1m");
+    if (!mnt) {
+        if (errno == EPERM)
+            cr_skip_test("mount -t tmpfs not permitted here (EPERM)");
+        cr_assert_fail("mount tmpfs: %s", strerror(errno));
+    }
+    char kpath[4200], cpath[4200];
+    snprintf(kpath, sizeof kpath, "%s/k", mnt);
+    snprintf(cpath, sizeof cpath, "%s/c", mnt);
+    static const size_t recs[] = {4096, 1000, 333};
+    for (size_t i = 0; i < sizeof recs / sizeof recs[0]; i++) {
+        long kfull, cfull;
+        ssize_t klast = 0, clast = 0;
+        int kerr = 0, cerr = 0;
+        int fd = open(kpath, O_RDWR | O_CREAT | O_TRUNC, 0644);
+        cr_assert(fd >= 0);
+        fill_until_error(NULL, fd, recs[i], &kfull, &klast, &kerr);
+        close(fd);
+        size_t klen;
+        unsigned char *kdisk = wct_read_path(kpath, &klen);
+        unlink(kpath);
+
+        struct wc_cache *c = wct_cache_open(0);
+        fd = open(cpath, O_RDWR | O_CREAT | O_TRUNC, 0644);
+        cr_assert(fd >= 0);
+        struct wc_file *f = wct_get(c, fd);
+        fill_until_error(f, fd, recs[i], &cfull, &clast, &cerr);
+        cr_assert_eq(wc_file_sync(f, 0), 0, "records of %zu", recs[i]);
+        cr_assert_eq(wc_file_put(f), 0);
+        struct wc_stats st;
+        wc_cache_stats(c, &st);
+        cr_assert_eq(wc_cache_close(c), 0);
+        close(fd);
+        size_t clen;
+        unsigned char *cdisk = wct_read_path(cpath, &clen);
+        unlink(cpath);
+        cr_assert(cfull == kfull && clast == klast && cerr == kerr,
+                  "records of %zu: the cache wrote %ld, then %zd (%s); the "
+                  "kernel %ld, then %zd (%s)", recs[i], cfull, clast,
+                  strerror(cerr), kfull, klast, strerror(kerr));
+        cr_assert_eq(clen, klen);
+        cr_assert_eq(wct_diff(cdisk, kdisk, klen), -1);
+        cr_assert_eq(st.errors, 0, "records of %zu: %llu write-back errors",
+                     recs[i], (unsigned long long)st.errors);
+        cr_assert(st.writes > 0, "nothing was cached");
+        free(kdisk);
+        free(cdisk);
+    }
+}

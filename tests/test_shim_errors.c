@@ -1,0 +1,644 @@
+/*
+ * test_shim_errors.c - errors at the right moment (CONTRACT.md section 4;
+ * engine side in cache/errors.c), and write-back without the calls a
+ * seccomp filter refuses (issue 6 item 8).
+ *
+ *   tmpfs_*     a 1 MiB tmpfs filled by tests/prog_fill, dd and cp with
+ *               and without the shim: same output, same short write, same
+ *               messages, same bytes; the 100 MB attempt ends at once,
+ *               with a handful of write-back calls (no loop).
+ *   fuse_full   the same on tests/fuse_failfs with a 1 MiB limit: a full
+ *               disk that answers EIO, statfs telling the truth.
+ *   fuse_eio    fuse_failfs failing every write once a control file
+ *               exists (an error only write-back can meet): the program
+ *               gets EIO from the kernel soon after, without a loop of
+ *               failing write-backs; the bytes before are on disk; close
+ *               reports the loss.
+ *   rlimit_*    RLIMIT_FSIZE: EFBIG and SIGXFSZ from the kernel.
+ *   errseq_*    ENOSPC after another process filled the disk: fsync
+ *               reports it once, a close after a successful fsync is 0.
+ *   seccomp_*   pwrite64, pwritev, pwritev2 and fallocate refused with
+ *               EPERM: nothing lost, fsync and close as without the shim.
+ *
+ * Every mount lives in a private mount namespace of the test process,
+ * and is unmounted by .fini; the FUSE server dies with the test
+ * (PR_SET_PDEATHSIG) and is stopped by .fini.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "lib_shim.h"
+
+static char *scratch;
+static char mnt[4200], src[4200], ctl[4200], shmdir[4200], stats[4200];
+static int mounted;
+static pid_t server = -1;
+
+static void setup(void)
+{
+    scratch = wct_scratch("errors");
+    snprintf(mnt, sizeof mnt, "%s/mnt", scratch);
+    snprintf(src, sizeof src, "%s/src", scratch);
+    snprintf(ctl, sizeof ctl, "%s/ctl", scratch);
+    snprintf(shmdir, sizeof shmdir, "%s/shm", scratch);
+    snprintf(stats, sizeof stats, "%s/stats", scratch);
+    cr_assert_eq(mkdir(mnt, 0755), 0);
+    cr_assert_eq(mkdir(src, 0755), 0);
+    /* The backing files of runs whose data could not be written stay
+     * here, and go with the scratch directory. */
+    cr_assert_eq(mkdir(shmdir, 0700), 0);
+}
+
+static void teardown(void)
+{
+    if (server > 0) {
+        kill(server, SIGTERM);
+        for (int i = 0; i < 100; i++) {
+            if (waitpid(server, NULL, WNOHANG) == server) {
+                server = -1;
+                break;
+            }
+            usleep(50000);
+        }
+        if (server > 0) {
+            kill(server, SIGKILL);
+            waitpid(server, NULL, 0);
+        }
+        server = -1;
+    }
+    if (mounted) {
+        umount2(mnt, MNT_DETACH);
+        mounted = 0;
+    }
+    wct_scratch_cleanup();
+    free(scratch);
+}
+
+/* Skip (after cleaning up) where the test cannot mount; under CI fail. */
+static void cannot(const char *what)
+{
+    const char *ci = getenv("CI");
+    cr_assert(!(ci && !strcmp(ci, "true")), "%s: %s", what, strerror(errno));
+    int e = errno;
+    teardown();
+    cr_skip_test("%s: %s (needs root and mount namespaces)", what,
+                 strerror(e));
+}
+
+static void private_ns(void)
+{
+    if (unshare(CLONE_NEWNS) != 0 ||
+        mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
+        cannot("private mount namespace");
+}
+
+static void mount_tmpfs(const char *size)
+{
+    private_ns();
+    char opts[64];
+    snprintf(opts, sizeof opts, "size=%s,mode=0755", size);
+    if (mount("tmpfs", mnt, "tmpfs", 0, opts) != 0)
+        cannot("mount tmpfs");
+    mounted = 1;
+}
+
+/* fuse_failfs over src on mnt: `limit` bytes (0: none), failing every
+ * write while `ctl` exists. */
+static void mount_failfs(unsigned long long limit)
+{
+    wct_require_prog(WCT_PROG("fuse_failfs"));
+    if (access("/dev/fuse", R_OK | W_OK) != 0)
+        cannot("/dev/fuse");
+    private_ns();
+    char lim[32];
+    snprintf(lim, sizeof lim, "%llu", limit);
+    struct stat before;
+    cr_assert_eq(stat(mnt, &before), 0);
+    pid_t parent = getpid();
+    server = fork();
+    cr_assert(server >= 0);
+    if (server == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() != parent)
+            _exit(1);
+        int nul = open("/dev/null", O_RDWR);
+        dup2(nul, 0);
+        dup2(nul, 1);
+        execl(WCT_PROG("fuse_failfs"), "fuse_failfs", src, mnt, lim, ctl,
+              (char *)NULL);
+        _exit(127);
+    }
+    mounted = 1;
+    for (int i = 0; i < 200; i++) {
+        struct stat st;
+        if (stat(mnt, &st) == 0 && st.st_dev != before.st_dev)
+            return;
+        if (waitpid(server, NULL, WNOHANG) == server) {
+            server = -1;
+            errno = EIO;
+            cannot("fuse_failfs exited");
+        }
+        usleep(50000);
+    }
+    errno = ETIMEDOUT;
+    cannot("fuse_failfs did not mount");
+}
+
+struct run {
+    struct wct_result r;
+    char *file;                 /* the target's bytes after the run */
+    size_t len;
+    unsigned long long wb_calls, through, errors;
+};
+
+/* The numbers of the WCACHE_STATS file (left at 0 when absent). */
+static void read_stats(struct run *out)
+{
+    size_t n;
+    char *s = wct_slurp(stats, &n);
+    if (!s)
+        return;
+    const char *p = strstr(s, "issued (");
+    if (p)
+        sscanf(p, "issued (%llu write-back, %llu written through)",
+               &out->wb_calls, &out->through);
+    p = strstr(s, "write-back errors ");
+    if (p)
+        sscanf(p, "write-back errors %llu", &out->errors);
+    free(s);
+    unlink(stats);
+}
+
+/* Run argv once, with or without the shim; then read `target` and remove
+ * it (and the control file). */
+static void run_once(const char *const *argv, int shim, const char *target,
+                     const char *const *env_extra, struct run *out)
+{
+    char e_stats[4300], e_dir[4300];
+    snprintf(e_stats, sizeof e_stats, "WCACHE_STATS=%s", stats);
+    snprintf(e_dir, sizeof e_dir, "WCACHE_DIR=%s", shmdir);
+    const char *env[8] = {e_stats, e_dir};
+    int k = 2;
+    for (int i = 0; env_extra && env_extra[i] && k < 7; i++)
+        env[k++] = env_extra[i];
+    env[k] = NULL;
+    memset(out, 0, sizeof *out);
+    unlink(stats);
+    struct wct_spec s = {.argv = argv, .shim = shim, .env = env,
+                         .timeout_s = 120};
+    cr_assert_eq(wct_run(&s, &out->r), 0, "%s: %s", argv[0], strerror(errno));
+    cr_assert(!out->r.timed_out, "%s (shim=%d) timed out", argv[0], shim);
+    out->file = wct_slurp(target, &out->len);
+    if (!out->file) {
+        out->file = strdup("");
+        out->len = 0;
+    }
+    read_stats(out);
+    unlink(target);
+    unlink(ctl);
+}
+
+static void run_free(struct run *r)
+{
+    wct_result_free(&r->r);
+    free(r->file);
+}
+
+/* The lines of `err` without the ones that hold timings (dd's
+ * "... copied, 0.01 s, 80 MB/s"). Malloc'd. */
+static char *untimed(const char *err)
+{
+    char *out = calloc(1, strlen(err) + 1);
+    const char *p = err;
+    while (*p) {
+        const char *nl = strchr(p, '\n');
+        size_t n = nl ? (size_t)(nl - p + 1) : strlen(p);
+        if (!memmem(p, n, " copied, ", 9))
+            strncat(out, p, n);
+        p += n;
+    }
+    return out;
+}
+
+/* The kernel's run and the shim's agree on everything the program and
+ * another process can see; the shim's run ends in a few times the
+ * kernel's time, with a bounded number of write-back calls. */
+static void same(const char *what, struct run *k, struct run *s,
+                 unsigned long long max_calls)
+{
+    cr_assert_eq(s->r.status, k->r.status, "%s: status %s (shim) vs %s",
+                 what, wct_status_str(&s->r), wct_status_str(&k->r));
+    cr_assert_str_eq(s->r.out, k->r.out, "%s: output differs:\n%s", what,
+                     wct_first_diff(k->r.out, s->r.out));
+    char *ke = untimed(k->r.err), *se = untimed(s->r.err);
+    cr_assert_str_eq(se, ke, "%s: messages differ:\n%s", what,
+                     wct_first_diff(ke, se));
+    free(ke);
+    free(se);
+    cr_assert_eq(s->len, k->len, "%s: size %zu (shim) vs %zu", what, s->len,
+                 k->len);
+    cr_assert(memcmp(s->file, k->file, k->len) == 0, "%s: bytes differ",
+              what);
+    cr_assert(s->r.seconds <= 20 * k->r.seconds + 2.0,
+              "%s: %.2f s with the shim, %.2f s without", what, s->r.seconds,
+              k->r.seconds);
+    cr_assert(s->wb_calls <= max_calls,
+              "%s: %llu write-back calls (%llu written through): a loop?",
+              what, s->wb_calls, s->through);
+}
+
+static void differential(const char *what, const char *const *argv,
+                         const char *target, const char *const *env,
+                         unsigned long long max_calls)
+{
+    struct run k, s;
+    run_once(argv, 0, target, env, &k);
+    run_once(argv, 1, target, env, &s);
+    same(what, &k, &s, max_calls);
+    cr_assert_eq(s.errors, 0, "%s: %llu write-back errors", what, s.errors);
+    run_free(&k);
+    run_free(&s);
+}
+
+/* prog_fill in each mode, 100 MB onto the mount. */
+static void fill_modes(void)
+{
+    static const char *const modes[][2] = {
+        {"write", "4096"}, {"write", "1000"}, {"append", "333"},
+        {"pwrite", "5000"}, {"writev", "4096"},
+    };
+    char f[4300];
+    snprintf(f, sizeof f, "%s/f", mnt);
+    for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
+        const char *argv[] = {WCT_PROG("prog_fill"), f, modes[i][0],
+                              modes[i][1], "104857600", NULL};
+        char what[64];
+        snprintf(what, sizeof what, "prog_fill %s %s", modes[i][0],
+                 modes[i][1]);
+        differential(what, argv, f, NULL, 200);
+    }
+    /* A writer that ignores ENOSPC and tries all 100 MB. */
+    const char *argv[] = {WCT_PROG("prog_fill"), f, "write", "1000",
+                          "104857600", "keep-going", NULL};
+    differential("prog_fill keep-going", argv, f, NULL, 200);
+}
+
+static void dd_sizes(void)
+{
+    wct_require_tool("dd", "coreutils");
+    char of[4300];
+    snprintf(of, sizeof of, "of=%s/f", mnt);
+    const char *bs[][2] = {{"bs=4k", "count=25600"}, {"bs=1000", "count=104858"}};
+    for (int i = 0; i < 2; i++) {
+        const char *argv[] = {"dd", "if=/dev/zero", of, bs[i][0], bs[i][1],
+                              NULL};
+        differential(bs[i][0], argv, of + 3, NULL, 200);
+    }
+}
+
+static void cp_big(void)
+{
+    wct_require_tool("cp", "coreutils");
+    char in[4300], out[4300];
+    snprintf(in, sizeof in, "%s/big", scratch);
+    snprintf(out, sizeof out, "%s/copy", mnt);
+    size_t n = 3 << 20;
+    char *b = malloc(n);
+    wct_fill(b, n, 7);
+    cr_assert_eq(wct_spit(in, b, n), 0);
+    free(b);
+    const char *argv[] = {"cp", in, out, NULL};
+    differential("cp", argv, out, NULL, 200);
+}
+
+Test(errors, tmpfs_writer, .init = setup, .fini = teardown, .timeout = 300)
+{
+    wct_require_shim();
+    wct_require_prog(WCT_PROG("prog_fill"));
+    mount_tmpfs("1M");
+    fill_modes();
+}
+
+Test(errors, tmpfs_dd, .init = setup, .fini = teardown, .timeout = 300)
+{
+    wct_require_shim();
+    mount_tmpfs("1M");
+    dd_sizes();
+}
+
+Test(errors, tmpfs_cp, .init = setup, .fini = teardown, .timeout = 300)
+{
+    wct_require_shim();
+    mount_tmpfs("1M");
+    cp_big();
+}
+
+Test(errors, fuse_full, .init = setup, .fini = teardown, .timeout = 300)
+{
+    wct_require_shim();
+    wct_require_prog(WCT_PROG("prog_fill"));
+    mount_failfs(1 << 20);
+    fill_modes();
+    dd_sizes();
+    cp_big();
+}
+
+/* Every write fails once the control file exists; statfs says there is
+ * room, so only write-back meets the error. After it, the file passes
+ * through: the next write gets EIO from the kernel, at once. */
+Test(errors, fuse_eio, .init = setup, .fini = teardown, .timeout = 300)
+{
+    wct_require_shim();
+    wct_require_prog(WCT_PROG("prog_fill"));
+    mount_failfs(0);
+    char f[4300], c[4400];
+    snprintf(f, sizeof f, "%s/f", mnt);
+    snprintf(c, sizeof c, "ctl=%s@100", ctl);
+    const char *argv[] = {WCT_PROG("prog_fill"), f, "write", "4096",
+                          "104857600", "sync-at=100", c, NULL};
+    struct run k, s;
+    run_once(argv, 0, f, NULL, &k);
+    run_once(argv, 1, f, NULL, &s);
+    cr_assert(wct_ok(&k.r) && wct_ok(&s.r), "%s / %s", k.r.err, s.r.err);
+    /* The kernel: EIO for record 101. The shim: EIO for a later record
+     * (those before it were cached when the server failed), then the
+     * loss reported by fsync and close. */
+    cr_assert(strstr(k.r.out, "write 101 -> -1 Input/output error\n"),
+              "%s", k.r.out);
+    cr_assert(strstr(s.r.out, " -> -1 Input/output error\nfull "), "%s",
+              s.r.out);
+    cr_assert(strstr(s.r.out, "fsync -> -1 Input/output error\n"), "%s",
+              s.r.out);
+    cr_assert(strstr(s.r.out, "close -> -1 Input/output error\n"), "%s",
+              s.r.out);
+    /* What was synced is there, nothing else. */
+    cr_assert_eq(s.len, k.len, "size %zu (shim) vs %zu", s.len, k.len);
+    cr_assert_eq(k.len, 100 * 4096);
+    cr_assert(memcmp(s.file, k.file, k.len) == 0, "bytes differ");
+    /* No loop: a few failed write-backs (pressure, fsync, close, exit),
+     * not one per write. */
+    cr_assert(s.wb_calls + s.through <= 40 && s.errors <= 10,
+              "%llu write-back calls, %llu through, %llu errors",
+              s.wb_calls, s.through, s.errors);
+    cr_assert(s.r.seconds <= 20 * k.r.seconds + 5.0, "%.2f s vs %.2f s",
+              s.r.seconds, k.r.seconds);
+    run_free(&k);
+    run_free(&s);
+
+    /* A writer that ignores the errors and writes all 100 MB: each write
+     * is answered by the kernel; the cached data is not retried per
+     * write (no write-back calls but a few). */
+    const char *argv2[] = {WCT_PROG("prog_fill"), f, "write", "4096",
+                           "104857600", "sync-at=100", c, "keep-going", NULL};
+    run_once(argv2, 0, f, NULL, &k);
+    run_once(argv2, 1, f, NULL, &s);
+    cr_assert(wct_ok(&k.r) && wct_ok(&s.r), "%s / %s", k.r.err, s.r.err);
+    cr_assert(strstr(k.r.out, "full 100\nfailed 25500\n"), "%s", k.r.out);
+    cr_assert(strstr(s.r.out, "close -> -1 Input/output error\n"), "%s",
+              s.r.out);
+    cr_assert(s.len == k.len && !memcmp(s.file, k.file, k.len),
+              "bytes differ: %zu vs %zu", s.len, k.len);
+    cr_assert(s.wb_calls <= 40 && s.errors <= 10,
+              "%llu write-back calls, %llu errors: a loop", s.wb_calls,
+              s.errors);
+    cr_assert(s.r.seconds <= 20 * k.r.seconds + 5.0, "%.2f s vs %.2f s",
+              s.r.seconds, k.r.seconds);
+    run_free(&k);
+    run_free(&s);
+}
+
+/* RLIMIT_FSIZE: the write that crosses it is short, the next one gets
+ * EFBIG (SIGXFSZ ignored) or dies of SIGXFSZ (default action). */
+Test(errors, rlimit_fsize, .init = setup, .fini = teardown, .timeout = 300)
+{
+    wct_require_shim();
+    wct_require_prog(WCT_PROG("prog_fill"));
+    char f[4300];
+    snprintf(f, sizeof f, "%s/f", src);
+    const char *opts[] = {"xfsz-ignore", NULL};
+    /* A small cache: the limit must stay above the backing file, or the
+     * shim declines to cache at all (store.c). */
+    const char *env[] = {"WCACHE_SIZE=1M", NULL};
+    for (int i = 0; i < 2; i++) {
+        for (int m = 0; m < 3; m++) {
+            const char *mode = m == 0 ? "write" : m == 1 ? "append" : "writev";
+            const char *argv[] = {WCT_PROG("prog_fill"), f, mode, "1000",
+                                  "10000000", "fsize=3000000", opts[i],
+                                  NULL};
+            char what[64];
+            snprintf(what, sizeof what, "fsize %s %s", mode,
+                     opts[i] ? opts[i] : "SIGXFSZ");
+            differential(what, argv, f, env, 200);
+        }
+    }
+    wct_require_tool("dd", "coreutils");
+    char script[4400];
+    snprintf(script, sizeof script,
+             "ulimit -f 3000 && exec dd if=/dev/zero of=%s bs=1000 "
+             "count=5000", f);
+    const char *argv[] = {"/bin/sh", "-c", script, NULL};
+    differential("dd under ulimit -f", argv, f, env, 200);
+}
+
+/* errseq. The test fills the disk while the program has cached records,
+ * and frees it again between the program's calls. */
+struct seq {
+    const char *fill;       /* the filler file (tmpfs) */
+    int pressure;           /* the error meets a write-back under pressure;
+                               the disk is freed before fsync1 */
+    int fuse;               /* fuse_failfs: fail from "records" to "rewrite"
+                               with the control file instead */
+};
+
+static void fill_disk(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    cr_assert(fd >= 0);
+    char b[4096] = {0};
+    while (write(fd, b, sizeof b) > 0)
+        ;
+    close(fd);
+}
+
+static void on_seq(void *ctx, const char *line, int reply_fd)
+{
+    struct seq *q = ctx;
+    if (q->fuse) {
+        if (!strcmp(line, "ASK records"))
+            close(open(ctl, O_WRONLY | O_CREAT, 0644));
+        else if (!strcmp(line, "ASK rewrite"))
+            unlink(ctl);
+    } else if (!strcmp(line, "ASK records")) {
+        fill_disk(q->fill);
+    } else if (!strcmp(line, "ASK fsync1")) {
+        if (q->pressure)
+            unlink(q->fill);
+    } else if (!strcmp(line, "ASK fsync2")) {
+        unlink(q->fill);
+    }
+    if (!strncmp(line, "ASK ", 4) && write(reply_fd, "g", 1) != 1)
+        cr_log_error("reply failed");
+}
+
+static void errseq(int pressure, int fuse, int nrec, const char *expect)
+{
+    wct_require_shim();
+    wct_require_prog(WCT_PROG("prog_fill"));
+    if (fuse)
+        mount_failfs(0);
+    else
+        mount_tmpfs("1M");
+    char f[4300], fill[4300];
+    snprintf(f, sizeof f, "%s/f", mnt);
+    snprintf(fill, sizeof fill, "%s/filler", mnt);
+    struct seq q = {.fill = fill, .pressure = pressure, .fuse = fuse};
+    char e_dir[4300];
+    snprintf(e_dir, sizeof e_dir, "WCACHE_DIR=%s", shmdir);
+    /* No deadline write-back: the moments are the program's. With `pressure`,
+     * a dirty limit of 8 pages: record 9 starts a write-back. */
+    const char *env[] = {e_dir, "WCACHE_FLUSH_MS=600000",
+                         pressure ? "WCACHE_DIRTY=32K" : NULL, NULL};
+    /* The world changes after record 1: records 2 to 10 are cached on the
+     * room the first write saw (statfs is not asked per write), whether
+     * or not record 1 was written back before. */
+    const char *argv[] = {WCT_PROG("prog_fill"), f, "write", "4096", "40960",
+                          "ask=1", "errseq", NULL};
+    struct wct_spec s = {.argv = argv, .shim = 1, .env = env,
+                         .timeout_s = 60, .on_line = on_seq, .ctx = &q};
+    struct wct_result r;
+    cr_assert_eq(wct_run(&s, &r), 0);
+    cr_assert(wct_ok(&r), "%s: %s", wct_status_str(&r), r.err);
+    cr_assert_str_eq(r.out, expect);
+    size_t n;
+    char *got = wct_slurp(f, &n);
+    cr_assert(got && n == (size_t)nrec * 4096, "size %zu", n);
+    /* Every record there, in its last version. */
+    char *want = malloc(n);
+    for (int k = 1; k <= nrec; k++) {
+        char *b = want + (k - 1) * 4096;
+        for (int i = 0; i < 4096; i++)
+            b[i] = (char)('a' + (k + i) % 26);
+        int h = snprintf(b, 24, "%d:", k);
+        b[h] = (char)('a' + (k + h) % 26);
+        b[4095] = '\n';
+    }
+    if (strstr(expect, "rewrite -> 9 "))
+        memcpy(want, "REWRITTEN", 9);
+    cr_assert(memcmp(got, want, n) == 0, "the file's bytes are not the "
+              "program's last: starts with %.12s", got);
+    free(want);
+    free(got);
+    wct_result_free(&r);
+}
+
+/* fsync meets the error itself: it says so; the next fsync writes
+ * everything and returns 0, and so does close. */
+Test(errors, errseq_fsync, .init = setup, .fini = teardown, .timeout = 120)
+{
+    errseq(0, 0, 10, "ASK records\nfull 10\n"
+              "ASK fsync1\nfsync1 -> -1 No space left on device\n"
+              "ASK rewrite\nrewrite -> -1 No space left on device\n"
+              "ASK fsync2\nfsync2 -> 0 ok\n"
+              "ASK fsync3\nfsync3 -> 0 ok\n"
+              "close -> 0 ok\nsize 40960\n");
+}
+
+/* A write-back under pressure meets it in the background: the file
+ * passes through, so the next write gets ENOSPC from the kernel at once;
+ * the disk is freed; the next fsync reports the error once, although its
+ * own retry wrote everything; then 0. */
+Test(errors, errseq_background, .init = setup, .fini = teardown,
+     .timeout = 120)
+{
+    errseq(1, 0, 9, "ASK records\nwrite 10 -> -1 No space left on device\n"
+              "full 9\n"
+              "ASK fsync1\nfsync1 -> -1 No space left on device\n"
+              "ASK rewrite\nrewrite -> 9 ok\n"
+              "ASK fsync2\nfsync2 -> 0 ok\n"
+              "ASK fsync3\nfsync3 -> 0 ok\n"
+              "close -> 0 ok\nsize 36864\n");
+}
+
+/* A FUSE server fails writes for a while: fsync meets EIO; a write made
+ * meanwhile passes through (the server takes it again), and the retry of
+ * the older cached bytes at the next fsync does not undo it. */
+Test(errors, errseq_fuse, .init = setup, .fini = teardown, .timeout = 120)
+{
+    errseq(0, 1, 10, "ASK records\nfull 10\n"
+                 "ASK fsync1\nfsync1 -> -1 Input/output error\n"
+                 "ASK rewrite\nrewrite -> 9 ok\n"
+                 "ASK fsync2\nfsync2 -> 0 ok\n"
+                 "ASK fsync3\nfsync3 -> 0 ok\n"
+                 "close -> 0 ok\nsize 40960\n");
+}
+
+/* Issue 6 item 8: a seccomp filter refuses pwrite64, pwritev, pwritev2
+ * and fallocate with EPERM, from the start or after the first half of the
+ * records. Nothing is lost; fsync and close return what they return
+ * without the shim. */
+Test(errors, seccomp, .init = setup, .fini = teardown, .timeout = 300)
+{
+    wct_require_shim();
+    wct_require_prog(WCT_PROG("prog_fill"));
+    char f[4300];
+    snprintf(f, sizeof f, "%s/f", src);
+    static const char *const modes[][2] = {
+        {"write", "37"}, {"append", "37"}, {"writev", "100"},
+    };
+    const char *when[] = {"seccomp", "seccomp-late"};
+    for (int w = 0; w < 2; w++)
+        for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
+            const char *argv[] = {WCT_PROG("prog_fill"), f, modes[i][0],
+                                  modes[i][1], "370000", when[w], NULL};
+            struct run k, s;
+            run_once(argv, 0, f, NULL, &k);
+            run_once(argv, 1, f, NULL, &s);
+            char what[64];
+            snprintf(what, sizeof what, "%s %s", when[w], modes[i][0]);
+            cr_assert_eq(s.r.status, k.r.status, "%s: %s vs %s", what,
+                         wct_status_str(&s.r), wct_status_str(&k.r));
+            cr_assert_str_eq(s.r.out, k.r.out, "%s: output differs:\n%s",
+                             what, wct_first_diff(k.r.out, s.r.out));
+            cr_assert(s.len == k.len && !memcmp(s.file, k.file, k.len),
+                      "%s: bytes differ (%zu vs %zu)", what, s.len, k.len);
+            run_free(&k);
+            run_free(&s);
+        }
+    /* pwrite itself is refused: the kernel says EPERM at once; the shim
+     * may have cached a few pwrites before its write-back met the filter
+     * (at the latest at the fsync after record 60), and then the kernel
+     * says EPERM to the program's own pwrite. Every pwrite it
+     * acknowledged is in the file. */
+    const char *argv[] = {WCT_PROG("prog_fill"), f, "pwrite", "5000",
+                          "500000", "seccomp-late", "sync-at=60", NULL};
+    struct run s;
+    run_once(argv, 1, f, NULL, &s);
+    cr_assert(wct_ok(&s.r), "%s", s.r.err);
+    long full = -1;
+    const char *p = strstr(s.r.out, "full ");
+    cr_assert(p && sscanf(p, "full %ld", &full) == 1, "%s", s.r.out);
+    cr_assert(full >= 50 && full <= 60, "%s", s.r.out);
+    cr_assert(strstr(s.r.out, "-> -1 Operation not permitted\n"), "%s",
+              s.r.out);
+    cr_assert(strstr(s.r.out, "fsync -> 0 ok\nclose -> 0 ok\n"), "%s",
+              s.r.out);
+    cr_assert_eq(s.len, (size_t)full * 5000, "%s", s.r.out);
+    for (long k = 1; k <= full; k++) {
+        char head[24];
+        int h = snprintf(head, sizeof head, "%ld:", k);
+        cr_assert(!memcmp(s.file + (k - 1) * 5000, head, (size_t)h),
+                  "record %ld lost", k);
+    }
+    run_free(&s);
+}
