@@ -59,8 +59,6 @@ WC_TLS int wc_depth;
 WC_TLS struct wc_queue *wc_tq;
 WC_TLS int wc_qpending;
 
-extern WC_TLS int wc_engine_opening;     /* real.c */
-
 static wc_lock_t g_cache_lock;
 static int g_cache_failed;               /* wc_cache_open failed: stop */
 static wc_lock_t g_reg_lock;
@@ -118,12 +116,21 @@ void wc_fd_mark_internal(int fd, int on)
     if (!wc_fds || fd < 0 || (unsigned)fd >= wc_nfds)
         return;
     if (on) {
+        /* A description still here was closed behind the shim's back (a
+         * raw close): it is left to its remaining references (this runs
+         * inside the engine, which cannot be re-entered to release it). */
         __atomic_store_n(&wc_fds[fd], WC_DESC_INTERNAL, __ATOMIC_RELEASE);
+        note_fd(fd);
     } else {
         struct wc_desc *x = WC_DESC_INTERNAL;
         __atomic_compare_exchange_n(&wc_fds[fd], &x, NULL, 0,
                                     __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
     }
+}
+
+unsigned wc_fd_hi(void)
+{
+    return __atomic_load_n(&g_fd_hi, __ATOMIC_RELAXED);
 }
 
 int wc_fd_is_internal(int fd)
@@ -330,9 +337,8 @@ struct wc_cache *wc_cache_get(void)
             if (p != MAP_FAILED)
                 g_reg = p;
         }
-        wc_engine_opening = 1;
+        wc_cfg.cache.fds = &wc_own_fd_ops;
         int r = g_reg ? wc_cache_open(&c, &wc_cfg.cache) : -ENOMEM;
-        wc_engine_opening = 0;
         if (r < 0) {
             g_cache_failed = 1;
             /* A file size limit below the store is the program's own
@@ -367,9 +373,7 @@ static void install(int fd, struct wc_desc *d)
 static struct wc_file *file_get(struct wc_cache *c, int fd)
 {
     int err = 0;
-    wc_engine_opening = 1;
     struct wc_file *f = wc_file_get(c, fd, &err);
-    wc_engine_opening = 0;
     if (!f)
         wc_log(WC_LOG_DEBUG, "fd %d not cached: %s", fd, strerror(-err));
     return f;

@@ -9,10 +9,12 @@
  *       reuses the number is never mistaken for the old file), then the
  *       description is released (the engine writes back when it was the
  *       file's last descriptor), then the real close.
- *   (2) The engine's own descriptors are invisible: close() of one fails
- *       with EBADF as if it were not open, dup2()/dup3() onto one fails with
- *       EBUSY (Linux's answer for a descriptor being set up), close_range
- *       and closefrom skip them.
+ *   (2) The engine's own descriptors are invisible (ownfd.c): they sit at
+ *       or above the program's RLIMIT_NOFILE, where the kernel itself
+ *       refuses the program; close() of one fails with EBADF as if it were
+ *       not open, close_range and closefrom skip them. In the fallback
+ *       where some sit below the limit, a dup2/dup3/F_DUPFD onto one moves
+ *       it out of the way first (EBUSY only if it cannot move).
  *   (3) fopen/freopen/fdopen hand a file to stdio, whose reads and writes
  *       do not come through the shim: the file's cached data is written
  *       first ("w" modes drop it instead: the open truncates), and an
@@ -310,7 +312,7 @@ WC_EXPORT int dup2(int oldfd, int newfd)
 {
     if (unlikely(wc_fd_is_internal(oldfd)))
         return wc_ret(-EBADF);
-    if (unlikely(wc_fd_is_internal(newfd)))
+    if (unlikely(wc_fd_is_internal(newfd)) && wc_own_fd_evict(newfd) < 0)
         return wc_ret(-EBUSY);
     int r = REAL(dup2)(oldfd, newfd);
     if (r < 0 || oldfd == newfd)
@@ -324,7 +326,8 @@ WC_EXPORT int dup3(int oldfd, int newfd, int flags)
 {
     if (unlikely(wc_fd_is_internal(oldfd)))
         return wc_ret(-EBADF);
-    if (unlikely(wc_fd_is_internal(newfd)) && oldfd != newfd)
+    if (unlikely(wc_fd_is_internal(newfd)) && oldfd != newfd &&
+        wc_own_fd_evict(newfd) < 0)
         return wc_ret(-EBUSY);
     int r = REAL(dup3)(oldfd, newfd, flags);
     if (r < 0)
@@ -355,10 +358,39 @@ static void lock_point(int fd, int after_taking)
     wc_work_end(e);
 }
 
+/* F_DUPFD when some of our descriptors sit below the limit (ownfd.c,
+ * invariant 4): the kernel skipped them, but the program would have got
+ * the lowest of them at or above `lo`: move it away and take its number. */
+static int dupfd_fallback(int fd, int cmd, int lo)
+{
+    int r = REAL(fcntl)(fd, cmd, lo);
+    if (r <= lo || wc_state != WC_ST_ON)
+        return r;
+    for (int m = lo < 0 ? 0 : lo; m < r; m++) {
+        if (!wc_fd_is_internal(m))
+            continue;
+        if (wc_own_fd_evict(m) < 0)
+            break;
+        int e = errno;
+        int n = REAL(dup3)(fd, m, cmd == F_DUPFD_CLOEXEC ? O_CLOEXEC : 0);
+        if (n < 0)
+            break;
+        REAL(close)(r);
+        errno = e;
+        return n;
+    }
+    return r;
+}
+
 static int fcntl_common(int fd, int cmd, void *arg)
 {
     if (unlikely(wc_fd_is_internal(fd)))
         return wc_ret(-EBADF);
+    if (unlikely(wc_own_fd_fallback) &&
+        (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)) {
+        int r = dupfd_fallback(fd, cmd, (int)(long)arg);
+        return wc_fd_get(fd) ? duped(fd, r) : r;
+    }
     struct wc_desc *d = wc_fd_get(fd);
     if (likely(d == NULL))
         return REAL(fcntl)(fd, cmd, arg);

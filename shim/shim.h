@@ -33,6 +33,7 @@
 
 #include <errno.h>
 #include <stdint.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #include "wcache/cache.h"
@@ -90,6 +91,26 @@ int wc_real_init(void);
 /* Is `fd` one of the engine's own descriptors? (closing or replacing it
  * would corrupt write-back; the wrappers hide it from the program). */
 int wc_fd_is_internal(int fd);
+/* Mark (on) or unmark `fd` as one of the engine's own (fdtab.c). */
+void wc_fd_mark_internal(int fd, int on);
+/* Every descriptor the fd table knows is below this (fdtab.c). */
+unsigned wc_fd_hi(void);
+
+/* ---- the shim's own descriptors (ownfd.c) ----------------------------- */
+
+/* The engine's descriptor placement (wc_config.fds): above the program's
+ * RLIMIT_NOFILE, marked internal. */
+extern const struct wc_fd_ops wc_own_fd_ops;
+/* Set once a descriptor of ours had to go below the program's limit. */
+extern int wc_own_fd_fallback;
+/* The program needs number `fd`: if it is one of ours, move it out of the
+ * way. Returns 0 (fd is free of ours) or -errno (it is still ours). */
+int wc_own_fd_evict(int fd);
+/* getrlimit / prlimit of RLIMIT_NOFILE as the program must see them, and
+ * its changes (serialised with the placement; ours move above a raised
+ * limit). Same returns as prlimit(2). */
+int wc_nofile_get(struct rlimit *rl);
+int wc_nofile_prlimit(pid_t pid, const struct rlimit *nl, struct rlimit *ol);
 
 /* A real function, resolving the table first if the constructor has not
  * run yet. Never NULL. */
