@@ -683,9 +683,12 @@ int wc_file_put_fd(struct wc_file *f, int fd)
     if (!wc_enter())
         return -EDEADLK;
     wc_lock(&f->lock);
+    wc_lock(&f->cache->lock);           /* refs is the cache lock's */
+    int others = f->refs > 1;
+    wc_unlock(&f->cache->lock);
     /* The program closes that description now (and with it its POSIX
      * locks on the file). */
-    if (f->refs > 1 && fd >= 0 && shares_description(f, fd))
+    if (others && fd >= 0 && shares_description(f, fd))
         own_description(f);
     wc_unlock(&f->lock);
     wc_leave();

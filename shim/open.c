@@ -290,11 +290,30 @@ WC_EXPORT void closefrom(int lo)
 
 /* ---- dup ------------------------------------------------------------- */
 
-static int duped(int oldfd, int newfd)
+/* Before a real dup of `oldfd` that may concern the fd table (oldfd or
+ * newfd tracked): a reference to oldfd's description (NULL: untracked),
+ * taken before the kernel call so that a racing close cannot free it
+ * (fdtab.c). *track is set when the table must follow. */
+static struct wc_desc *dup_ref(int oldfd, int newfd, int *track)
 {
-    if (newfd >= 0 && wc_state == WC_ST_ON && !wc_depth) {
+    *track = 0;
+    if (wc_state != WC_ST_ON || wc_depth ||
+        (!wc_fd_get(oldfd) && (newfd < 0 || !wc_fd_get(newfd))))
+        return NULL;
+    *track = 1;
+    int e = wc_work_begin();
+    struct wc_desc *ref = wc_desc_get(oldfd);
+    wc_work_end(e);
+    return ref;
+}
+
+/* After the real call returned newfd (< 0: failed): the table follows;
+ * consumes ref. */
+static int duped(struct wc_desc *ref, int track, int oldfd, int newfd)
+{
+    if (track) {
         int e = wc_work_begin();
-        wc_fd_duped(oldfd, newfd);
+        wc_fd_duped_ref(ref, oldfd, newfd);
         wc_work_end(e);
     }
     return newfd;
@@ -304,8 +323,9 @@ WC_EXPORT int dup(int fd)
 {
     if (unlikely(wc_fd_is_internal(fd)))
         return wc_ret(-EBADF);
-    int r = REAL(dup)(fd);
-    return wc_fd_get(fd) ? duped(fd, r) : r;
+    int track;
+    struct wc_desc *ref = dup_ref(fd, -1, &track);
+    return duped(ref, track, fd, REAL(dup)(fd));
 }
 
 WC_EXPORT int dup2(int oldfd, int newfd)
@@ -314,12 +334,11 @@ WC_EXPORT int dup2(int oldfd, int newfd)
         return wc_ret(-EBADF);
     if (unlikely(wc_fd_is_internal(newfd)) && wc_own_fd_evict(newfd) < 0)
         return wc_ret(-EBUSY);
-    int r = REAL(dup2)(oldfd, newfd);
-    if (r < 0 || oldfd == newfd)
-        return r;
-    if (!wc_fd_get(oldfd) && !wc_fd_get(newfd))
-        return r;
-    return duped(oldfd, r);
+    if (oldfd == newfd)
+        return REAL(dup2)(oldfd, newfd);
+    int track;
+    struct wc_desc *ref = dup_ref(oldfd, newfd, &track);
+    return duped(ref, track, oldfd, REAL(dup2)(oldfd, newfd));
 }
 
 WC_EXPORT int dup3(int oldfd, int newfd, int flags)
@@ -329,12 +348,9 @@ WC_EXPORT int dup3(int oldfd, int newfd, int flags)
     if (unlikely(wc_fd_is_internal(newfd)) && oldfd != newfd &&
         wc_own_fd_evict(newfd) < 0)
         return wc_ret(-EBUSY);
-    int r = REAL(dup3)(oldfd, newfd, flags);
-    if (r < 0)
-        return r;
-    if (!wc_fd_get(oldfd) && !wc_fd_get(newfd))
-        return r;
-    return duped(oldfd, r);
+    int track;
+    struct wc_desc *ref = dup_ref(oldfd, newfd, &track);
+    return duped(ref, track, oldfd, REAL(dup3)(oldfd, newfd, flags));
 }
 
 /* ---- locks ----------------------------------------------------------- */
@@ -388,8 +404,9 @@ static int fcntl_common(int fd, int cmd, void *arg)
         return wc_ret(-EBADF);
     if (unlikely(wc_own_fd_fallback) &&
         (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)) {
-        int r = dupfd_fallback(fd, cmd, (int)(long)arg);
-        return wc_fd_get(fd) ? duped(fd, r) : r;
+        int track;
+        struct wc_desc *ref = dup_ref(fd, -1, &track);
+        return duped(ref, track, fd, dupfd_fallback(fd, cmd, (int)(long)arg));
     }
     struct wc_desc *d = wc_fd_get(fd);
     if (likely(d == NULL))
@@ -397,14 +414,22 @@ static int fcntl_common(int fd, int cmd, void *arg)
     int r;
     switch (cmd) {
     case F_DUPFD:
-    case F_DUPFD_CLOEXEC:
-        return duped(fd, REAL(fcntl)(fd, cmd, arg));
+    case F_DUPFD_CLOEXEC: {
+        int track;
+        struct wc_desc *ref = dup_ref(fd, -1, &track);
+        return duped(ref, track, fd, REAL(fcntl)(fd, cmd, arg));
+    }
     case F_SETFL:
         /* O_DIRECT on a cached description: write back first and take
-         * the engine off that description (it may share it). */
-        if (((int)(long)arg & O_DIRECT) && !wc_depth && d->file) {
+         * the engine off that description (it may share it). The file is
+         * used under d->lock (fdtab.c: never outside it unreferenced). */
+        if (((int)(long)arg & O_DIRECT) && !wc_depth) {
             int e = wc_work_begin();
-            wc_file_unshare(d->file, fd);
+            if (!wc_desc_lock(fd, d)) {
+                if (d->file)
+                    wc_file_unshare(d->file, fd);
+                wc_unlock(&d->lock);
+            }
             wc_work_end(e);
         }
         r = REAL(fcntl)(fd, cmd, arg);

@@ -48,6 +48,7 @@
  */
 #include <fcntl.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "shim.h"
@@ -154,15 +155,33 @@ int wc_own_fd_evict(int fd)
     return r == -ENOENT ? 0 : r;
 }
 
-/* The program's RLIMIT_NOFILE, even while place() has it raised. */
-int wc_nofile_get(struct rlimit *rl)
+/* getrlimit: RLIMIT_NOFILE as the program set it, even while place() has
+ * it raised (invariant 2). Sanitizer runtimes call getrlimit while they
+ * start, before anything of ours may run instrumented or resolve symbols:
+ * a raw system call, no instrumentation. */
+__attribute__((no_sanitize_thread, no_sanitize_address))
+WC_EXPORT int getrlimit(__rlimit_resource_t res, struct rlimit *rl)
 {
-    if (__atomic_load_n(&g_window, __ATOMIC_ACQUIRE)) {
+    if (res == RLIMIT_NOFILE &&
+        __atomic_load_n(&g_window, __ATOMIC_ACQUIRE)) {
         *rl = g_prog_rl;
         return 0;
     }
-    return nofile(rl);
+    long r;
+    register long r10 __asm__("r10") = (long)rl;
+    __asm__ volatile("syscall"
+                     : "=a"(r)
+                     : "a"((long)SYS_prlimit64), "D"(0L), "S"((long)res),
+                       "d"(0L), "r"(r10)
+                     : "rcx", "r11", "memory");
+    if (r < 0) {
+        errno = (int)-r;
+        return -1;
+    }
+    return 0;
 }
+int getrlimit64(__rlimit_resource_t res, struct rlimit64 *rl)
+    WC_ALIAS(getrlimit);
 
 int wc_nofile_prlimit(pid_t pid, const struct rlimit *nl, struct rlimit *ol)
 {

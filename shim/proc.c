@@ -477,20 +477,6 @@ static void limits_changed(int resource)
     }
 }
 
-/* RLIMIT_NOFILE as the program set it, even while the shim has it raised
- * to place a descriptor of its own (ownfd.c). */
-WC_EXPORT int getrlimit(__rlimit_resource_t res, struct rlimit *rl)
-{
-    if (res == RLIMIT_NOFILE && wc_state == WC_ST_ON)
-        return wc_nofile_get(rl);
-    return REAL(prlimit)(0, res, NULL, rl);
-}
-
-WC_EXPORT int getrlimit64(__rlimit_resource_t res, struct rlimit64 *rl)
-{
-    return getrlimit(res, (struct rlimit *)rl);
-}
-
 WC_EXPORT int setrlimit(__rlimit_resource_t res, const struct rlimit *rl)
 {
     if (res == RLIMIT_NOFILE && wc_state == WC_ST_ON)

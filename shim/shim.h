@@ -106,10 +106,9 @@ extern int wc_own_fd_fallback;
 /* The program needs number `fd`: if it is one of ours, move it out of the
  * way. Returns 0 (fd is free of ours) or -errno (it is still ours). */
 int wc_own_fd_evict(int fd);
-/* getrlimit / prlimit of RLIMIT_NOFILE as the program must see them, and
- * its changes (serialised with the placement; ours move above a raised
- * limit). Same returns as prlimit(2). */
-int wc_nofile_get(struct rlimit *rl);
+/* prlimit of RLIMIT_NOFILE as the program must see it, and its changes
+ * (serialised with the placement; ours move above a raised limit). Same
+ * returns as prlimit(2). getrlimit is interposed in ownfd.c. */
 int wc_nofile_prlimit(pid_t pid, const struct rlimit *nl, struct rlimit *ol);
 
 /* A real function, resolving the table first if the constructor has not
@@ -168,10 +167,12 @@ static inline void wc_unlock(wc_lock_t *l)
 /*
  * One open file description (the kernel's struct file), shared by every
  * descriptor dup'd from it. Invariants:
- *   (1) refs == number of fd-table slots pointing here; the object returns
- *       to the free list when it drops to 0 (never unmapped, so a racing
- *       lock-free reader only ever sees a valid object; it re-checks its
- *       slot under `lock`).
+ *   (1) refs == fd-table slots pointing here + references held by
+ *       lookups (wc_desc_get, taken only from a non-zero count); the object
+ *       returns to the free list when it drops to 0 (never unmapped, so a
+ *       racing lock-free reader only ever sees a valid object; it re-checks
+ *       its slot under `lock`, which is never re-initialised). States and
+ *       transitions: the diagram at the top of fdtab.c.
  *   (2) mode CACHED: `file` != NULL, `pos` is the offset; the kernel's
  *       offset equals `pos` whenever `kstale` is 0.
  *   (3) mode THROUGH: the kernel's offset is the offset; `file` is held
@@ -181,7 +182,7 @@ static inline void wc_unlock(wc_lock_t *l)
 struct wc_desc {
     wc_lock_t lock;           /* protects pos, kstale, mode, flags, file
                                  (the kernel's f_pos_lock) */
-    int refs;                 /* fd-table slots pointing here (atomic) */
+    int refs;                 /* slots + lookup references (atomic) */
     int mode;                 /* enum wc_mode */
     int accmode;              /* O_RDONLY / O_WRONLY / O_RDWR */
     int append;               /* O_APPEND is set (F_SETFL may change it) */
@@ -213,11 +214,13 @@ static inline struct wc_desc *wc_fd_get(int fd)
 }
 
 /* Lock `d` for descriptor `fd`; returns 0 if the slot still points to d
- * (caller then owns d->lock), -1 if it changed (nothing held: retry). */
+ * (caller then owns d->lock, and d stays LIVE until it unlocks), -1 if it
+ * changed (nothing held: retry). d may be a stale pointer: its lock is
+ * never re-initialised (fdtab.c, the diagram). */
 static inline int wc_desc_lock(int fd, struct wc_desc *d)
 {
     wc_lock(&d->lock);
-    if (likely(__atomic_load_n(&wc_fds[fd], __ATOMIC_RELAXED) == d))
+    if (likely(__atomic_load_n(&wc_fds[fd], __ATOMIC_ACQUIRE) == d))
         return 0;
     wc_unlock(&d->lock);
     return -1;
@@ -232,9 +235,16 @@ int wc_fdtab_init(void);
  * exclude patterns. Never fails: when in doubt the fd passes through. */
 void wc_fd_opened(int fd, int dirfd, const char *path, int flags);
 
-/* Install `newfd` as a duplicate of `oldfd` (dup, dup2, dup3, F_DUPFD),
- * after the real call succeeded; releases whatever newfd was before. */
-void wc_fd_duped(int oldfd, int newfd);
+/* A counted reference to the description behind `fd`, or NULL (not
+ * tracked). Taken only from a non-zero count, then checked against the
+ * slot again (fdtab.c, the diagram). Drop it with wc_desc_release. */
+struct wc_desc *wc_desc_get(int fd);
+
+/* After the real dup, dup2, dup3 or F_DUPFD of `oldfd` returned `newfd`
+ * (< 0: it failed): install at newfd the description `ref` (taken with
+ * wc_desc_get(oldfd) before the real call; may be NULL), releasing what
+ * newfd was before. Consumes ref. */
+void wc_fd_duped_ref(struct wc_desc *ref, int oldfd, int newfd);
 
 /* Forget `fd` (closed, or replaced): releases its description. Returns 0
  * or the write-back error that close must report (-errno). */

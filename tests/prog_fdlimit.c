@@ -4,9 +4,10 @@
  * descriptors must not take any number below RLIMIT_NOFILE, nor be
  * reachable by close, dup2, dup3, F_DUPFD, close_range or closefrom.
  *
- *   prog_fdlimit count DIR LIMIT       soft limit LIMIT; open (and write
- *                                      to) files until EMFILE
- *   prog_fdlimit high DIR LIMIT        dup2/dup3/F_DUPFD onto high numbers
+ *   prog_fdlimit count DIR LIMIT [hard] soft limit LIMIT (and the hard
+ *                                      one too with "hard"); open (and
+ *                                      write to) files until EMFILE
+ *   prog_fdlimit high DIR LIMIT [hard] dup2/dup3/F_DUPFD onto high numbers
  *                                      (512, LIMIT-1, LIMIT) of cached files
  *   prog_fdlimit closefrom DIR         the issue's repro: a file opened
  *                                      twice, the first closed, closefrom
@@ -27,6 +28,7 @@
 #include <unistd.h>
 
 static const char *dir;
+static int hard;                  /* "hard": the hard limit goes down too */
 
 static void path_of(char *buf, size_t n, const char *name, int i)
 {
@@ -45,14 +47,17 @@ static void set_soft(long lim)
     struct rlimit rl;
     getrlimit(RLIMIT_NOFILE, &rl);
     rl.rlim_cur = (rlim_t)lim;
-    if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < rl.rlim_cur)
+    if (hard || (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < rl.rlim_cur))
         rl.rlim_max = rl.rlim_cur;
     if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
         printf("setrlimit %ld: %s\n", lim, strerror(errno));
         exit(2);
     }
     getrlimit(RLIMIT_NOFILE, &rl);
-    printf("limit %llu\n", (unsigned long long)rl.rlim_cur);
+    printf("limit %llu", (unsigned long long)rl.rlim_cur);
+    if (hard)
+        printf(" hard %llu", (unsigned long long)rl.rlim_max);
+    printf("\n");
 }
 
 /* Open and write files until the kernel says no. */
@@ -245,6 +250,7 @@ int main(int argc, char **argv)
     }
     dir = argv[2];
     long lim = argc > 3 ? atol(argv[3]) : 0;
+    hard = argc > 4 && !strcmp(argv[4], "hard");
     if (!strcmp(argv[1], "count"))
         return count(lim);
     if (!strcmp(argv[1], "high"))
