@@ -678,6 +678,33 @@ int wc_cache_fd_move(struct wc_cache *c, int fd)
     return r;
 }
 
+int wc_cache_fd_owner(struct wc_cache *c, int fd, dev_t *dev, ino_t *ino)
+{
+    if (fd < 0)
+        return -ENOENT;
+    if (!wc_enter())
+        return -EDEADLK;
+    int r = -ENOENT;
+    wc_lock(&c->lock);
+    if (c->store.fd == fd)
+        r = -EBUSY;
+    wc_unlock(&c->lock);
+    for (uint32_t i = 0; i < c->nfiles && r == -ENOENT; i++) {
+        struct wc_file *f = &c->files[i];
+        if (!__atomic_load_n(&f->live, __ATOMIC_RELAXED))
+            continue;
+        wc_lock(&f->lock);
+        if (f->live && f->wb_fd == fd) {
+            *dev = (dev_t)f->slot->dev;
+            *ino = (ino_t)f->slot->ino;
+            r = 0;
+        }
+        wc_unlock(&f->lock);
+    }
+    wc_leave();
+    return r;
+}
+
 int wc_file_put_fd(struct wc_file *f, int fd)
 {
     if (!wc_enter())

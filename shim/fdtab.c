@@ -684,6 +684,34 @@ void wc_file_all_through(dev_t dev, ino_t ino, enum wc_reason why)
     }
 }
 
+void wc_file_detach(dev_t dev, ino_t ino)
+{
+    wc_mapped_add(dev, ino);        /* later opens pass through */
+    unsigned hi = __atomic_load_n(&g_fd_hi, __ATOMIC_RELAXED);
+    for (unsigned fd = 0; fd < hi && hi <= wc_nfds; fd++) {
+        struct wc_desc *d = __atomic_load_n(&wc_fds[fd], __ATOMIC_ACQUIRE);
+        if (!d || d == WC_DESC_INTERNAL)
+            continue;
+        if (wc_desc_lock((int)fd, d))
+            continue;
+        struct wc_file *f = NULL;
+        if (d->dev == dev && d->ino == ino && d->file &&
+            d->mode != WC_D_WATCH) {
+            wc_desc_sync_locked((int)fd, d, WC_WHY_OTHER);
+            f = d->file;
+            d->file = NULL;
+            d->mode = WC_D_WATCH;
+            d->shared = 1;
+            __atomic_add_fetch(&g_nwatch, 1, __ATOMIC_RELAXED);
+        }
+        wc_unlock(&d->lock);
+        if (f) {
+            reg_drop(dev, ino);
+            wc_file_put(f);         /* the last one closes write-back */
+        }
+    }
+}
+
 void wc_consistency_all(enum wc_reason why, int make_through, int exec_only)
 {
     struct wc_cache *c = wc_cachep;

@@ -57,10 +57,20 @@ static mode_t mode_arg(int flags, va_list ap)
                ? va_arg(ap, mode_t) : 0;
 }
 
+/* EMFILE while descriptors of ours sit below the limit (ownfd.c,
+ * fallback): one of them makes room, and the call is made again (the
+ * kernel fails an open for EMFILE before anything else). */
+#define RETRY_EMFILE(r, call)                                              \
+    do {                                                                   \
+        (r) = (call);                                                      \
+    } while (unlikely((r) < 0) && errno == EMFILE && wc_own_fd_yield())
+
 static int open_va(int dirfd, const char *path, int flags, va_list ap)
 {
     mode_t m = mode_arg(flags, ap);
-    return opened(REAL(openat)(dirfd, path, flags, m), dirfd, path, flags);
+    int fd;
+    RETRY_EMFILE(fd, REAL(openat)(dirfd, path, flags, m));
+    return opened(fd, dirfd, path, flags);
 }
 
 WC_EXPORT int open(const char *path, int flags, ...)
@@ -86,8 +96,9 @@ int openat64(int dirfd, const char *path, int flags, ...) WC_ALIAS(openat);
 WC_EXPORT int creat(const char *path, mode_t mode)
 {
     int flags = O_CREAT | O_WRONLY | O_TRUNC;
-    return opened(REAL(openat)(AT_FDCWD, path, flags, mode), AT_FDCWD, path,
-                  flags);
+    int fd;
+    RETRY_EMFILE(fd, REAL(openat)(AT_FDCWD, path, flags, mode));
+    return opened(fd, AT_FDCWD, path, flags);
 }
 
 WC_EXPORT int creat64(const char *path, mode_t mode)
@@ -99,22 +110,30 @@ WC_EXPORT int creat64(const char *path, mode_t mode)
  * aborts as glibc does; then the descriptor is tracked. */
 WC_EXPORT int __open_2(const char *path, int flags)
 {
-    return opened(REAL(__open_2)(path, flags), AT_FDCWD, path, flags);
+    int fd;
+    RETRY_EMFILE(fd, REAL(__open_2)(path, flags));
+    return opened(fd, AT_FDCWD, path, flags);
 }
 
 WC_EXPORT int __open64_2(const char *path, int flags)
 {
-    return opened(REAL(__open_2)(path, flags), AT_FDCWD, path, flags);
+    int fd;
+    RETRY_EMFILE(fd, REAL(__open_2)(path, flags));
+    return opened(fd, AT_FDCWD, path, flags);
 }
 
 WC_EXPORT int __openat_2(int dirfd, const char *path, int flags)
 {
-    return opened(REAL(__openat_2)(dirfd, path, flags), dirfd, path, flags);
+    int fd;
+    RETRY_EMFILE(fd, REAL(__openat_2)(dirfd, path, flags));
+    return opened(fd, dirfd, path, flags);
 }
 
 WC_EXPORT int __openat64_2(int dirfd, const char *path, int flags)
 {
-    return opened(REAL(__openat_2)(dirfd, path, flags), dirfd, path, flags);
+    int fd;
+    RETRY_EMFILE(fd, REAL(__openat_2)(dirfd, path, flags));
+    return opened(fd, dirfd, path, flags);
 }
 
 /* ---- stdio opens ------------------------------------------------------ */
@@ -325,7 +344,9 @@ WC_EXPORT int dup(int fd)
         return wc_ret(-EBADF);
     int track;
     struct wc_desc *ref = dup_ref(fd, -1, &track);
-    return duped(ref, track, fd, REAL(dup)(fd));
+    int r;
+    RETRY_EMFILE(r, REAL(dup)(fd));
+    return duped(ref, track, fd, r);
 }
 
 WC_EXPORT int dup2(int oldfd, int newfd)
@@ -406,7 +427,9 @@ static int fcntl_common(int fd, int cmd, void *arg)
         (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)) {
         int track;
         struct wc_desc *ref = dup_ref(fd, -1, &track);
-        return duped(ref, track, fd, dupfd_fallback(fd, cmd, (int)(long)arg));
+        int r;
+        RETRY_EMFILE(r, dupfd_fallback(fd, cmd, (int)(long)arg));
+        return duped(ref, track, fd, r);
     }
     struct wc_desc *d = wc_fd_get(fd);
     if (likely(d == NULL))
@@ -417,7 +440,9 @@ static int fcntl_common(int fd, int cmd, void *arg)
     case F_DUPFD_CLOEXEC: {
         int track;
         struct wc_desc *ref = dup_ref(fd, -1, &track);
-        return duped(ref, track, fd, REAL(fcntl)(fd, cmd, arg));
+        int r;
+        RETRY_EMFILE(r, REAL(fcntl)(fd, cmd, arg));
+        return duped(ref, track, fd, r);
     }
     case F_SETFL:
         /* O_DIRECT on a cached description: write back first and take

@@ -142,6 +142,21 @@ void wc_own_fd_closed(int fd)
 
 const struct wc_fd_ops wc_own_fd_ops = {wc_own_fd_place, wc_own_fd_closed};
 
+/* Give up the file whose write-back descriptor is `fd` (it leaves the
+ * cache; its descriptor is closed). Caller at depth 1. 0 or -errno. */
+static int give_up(struct wc_cache *c, int fd)
+{
+    dev_t dev;
+    ino_t ino;
+    int r = wc_cache_fd_owner(c, fd, &dev, &ino);
+    if (r < 0)
+        return r;
+    wc_log(WC_LOG_INFO, "descriptor %d is needed: file %lu:%lu leaves the "
+           "cache", fd, (unsigned long)dev, (unsigned long)ino);
+    wc_file_detach(dev, ino);
+    return wc_fd_is_internal(fd) ? -EBUSY : 0;
+}
+
 int wc_own_fd_evict(int fd)
 {
     struct wc_cache *c = wc_cachep;
@@ -151,8 +166,31 @@ int wc_own_fd_evict(int fd)
         return -EBUSY;
     int e = wc_work_begin();
     int r = wc_cache_fd_move(c, fd);
+    if (r < 0 && r != -ENOENT)
+        r = give_up(c, fd);       /* no room to move it: the file goes */
     wc_work_end(e);
     return r == -ENOENT ? 0 : r;
+}
+
+int wc_own_fd_yield(void)
+{
+    struct wc_cache *c = wc_cachep;
+    if (!__atomic_load_n(&wc_own_fd_fallback, __ATOMIC_RELAXED) || !c ||
+        wc_depth || wc_state != WC_ST_ON)
+        return 0;
+    struct rlimit rl;
+    if (wc_nofile_prlimit(0, NULL, &rl) != 0)
+        return 0;
+    unsigned hi = wc_fd_hi();
+    rlim_t lim = rl.rlim_cur < hi ? rl.rlim_cur : hi;
+    int freed = 0;
+    int e = wc_work_begin();
+    /* The lowest first: the number the kernel would have given. */
+    for (unsigned fd = 0; fd < lim && !freed; fd++)
+        if (wc_fd_is_internal((int)fd))
+            freed = give_up(c, (int)fd) == 0;
+    wc_work_end(e);
+    return freed;
 }
 
 /* getrlimit: RLIMIT_NOFILE as the program set it, even while place() has

@@ -104,8 +104,13 @@ extern const struct wc_fd_ops wc_own_fd_ops;
 /* Set once a descriptor of ours had to go below the program's limit. */
 extern int wc_own_fd_fallback;
 /* The program needs number `fd`: if it is one of ours, move it out of the
- * way. Returns 0 (fd is free of ours) or -errno (it is still ours). */
+ * way, or give its file up when there is no room (fallback only). Returns
+ * 0 (fd is free of ours) or -errno (it is still ours). */
 int wc_own_fd_evict(int fd);
+/* An interposed call of the program failed with EMFILE: if some of our
+ * descriptors sit below its limit (fallback), give up the file of the
+ * lowest one and return 1 (retry the call); else 0. */
+int wc_own_fd_yield(void);
 /* prlimit of RLIMIT_NOFILE as the program must see it, and its changes
  * (serialised with the placement; ours move above a raised limit). Same
  * returns as prlimit(2). getrlimit is interposed in ownfd.c. */
@@ -271,6 +276,13 @@ int wc_desc_sync_locked(int fd, struct wc_desc *d, enum wc_reason why);
 /* Turn `d` (slot `fd`) into THROUGH: flush, fix the kernel offset. Caller
  * holds d->lock. */
 void wc_desc_through_locked(int fd, struct wc_desc *d, enum wc_reason why);
+
+/* The file (dev, ino) leaves the cache for good (its write-back
+ * descriptor's number is needed by the program: ownfd.c): every
+ * description of it is flushed, gets the kernel offset and passes through
+ * from now on; later opens of it pass through. Caller at depth 1, holding
+ * no lock. */
+void wc_file_detach(dev_t dev, ino_t ino);
 
 /* Every description of the file (dev, ino) becomes THROUGH (mmap). */
 void wc_file_all_through(dev_t dev, ino_t ino, enum wc_reason why);

@@ -120,6 +120,12 @@ void wc_cache_unlock_all(struct wc_cache *c);
  * record locks on that file, as any close of one of its descriptors. */
 int wc_cache_fd_move(struct wc_cache *c, int fd);
 
+/* Which file is `fd` the write-back descriptor of? Sets *dev, *ino and
+ * returns 0; -EBUSY for the backing store's descriptor; -ENOENT when fd is
+ * none of the engine's. */
+int wc_cache_fd_owner(struct wc_cache *c, int fd, dev_t *dev /* OUT */,
+                      ino_t *ino /* OUT */);
+
 /* Path of the backing file (for messages and tests). */
 const char *wc_cache_path(const struct wc_cache *c);
 
