@@ -590,6 +590,7 @@ struct wc_desc *wc_desc_get(int fd)
         struct wc_desc *d = __atomic_load_n(&wc_fds[fd], __ATOMIC_ACQUIRE);
         if (!d || d == WC_DESC_INTERNAL)
             return NULL;
+        WC_RACE_WINDOW();
         int n = __atomic_load_n(&d->refs, __ATOMIC_RELAXED);
         do {
             if (n == 0)

@@ -164,6 +164,9 @@ int wc_own_fd_evict(int fd)
         return 0;
     if (!c || wc_depth)
         return -EBUSY;
+    struct rlimit rl;
+    if (wc_nofile_prlimit(0, NULL, &rl) == 0 && (rlim_t)fd >= rl.rlim_cur)
+        return 0;       /* the kernel refuses that number to the program */
     int e = wc_work_begin();
     int r = wc_cache_fd_move(c, fd);
     if (r < 0 && r != -ENOENT)

@@ -218,12 +218,23 @@ static inline struct wc_desc *wc_fd_get(int fd)
     return d == WC_DESC_INTERNAL ? NULL : d;
 }
 
+/* The sanitizer build (Makefile, build/tsan) widens the windows between a
+ * lock-free load of a slot and the use of what it pointed to, so that the
+ * thread tests meet stale pointers often. Nothing in other builds. */
+#ifdef WC_TEST_WIDEN_RACES
+#include <sched.h>
+#define WC_RACE_WINDOW() sched_yield()
+#else
+#define WC_RACE_WINDOW() ((void)0)
+#endif
+
 /* Lock `d` for descriptor `fd`; returns 0 if the slot still points to d
  * (caller then owns d->lock, and d stays LIVE until it unlocks), -1 if it
  * changed (nothing held: retry). d may be a stale pointer: its lock is
  * never re-initialised (fdtab.c, the diagram). */
 static inline int wc_desc_lock(int fd, struct wc_desc *d)
 {
+    WC_RACE_WINDOW();
     wc_lock(&d->lock);
     if (likely(__atomic_load_n(&wc_fds[fd], __ATOMIC_ACQUIRE) == d))
         return 0;
