@@ -57,6 +57,29 @@ void wc_hash_free(void *p, size_t size)
         wc_sys.munmap(p, size);
 }
 
+/* ---- the engine's own descriptors ------------------------------------- */
+
+/* Without a shim: anywhere, close-on-exec; nobody to tell. */
+static int default_place(int fd)
+{
+    int d = wc_sys.fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    return d < 0 ? -errno : d;
+}
+
+static void default_closed(int fd)
+{
+    (void)fd;
+}
+
+static const struct wc_fd_ops default_fds = {default_place, default_closed};
+
+/* Close a descriptor the engine kept, and say so. */
+static void fd_close(struct wc_cache *c, int fd)
+{
+    wc_sys.close(fd);
+    c->fds->closed(fd);
+}
+
 /* ---- the cache -------------------------------------------------------- */
 
 /* Does pwritev2 know RWF_NOAPPEND (Linux 6.9)? Write a zero over a zero of
@@ -136,7 +159,19 @@ int wc_cache_open(struct wc_cache **out, const struct wc_config *cfg)
         free(c);
         return -ENOMEM;
     }
+    c->fds = cfg->fds ? cfg->fds : &default_fds;
     int r = wc_store_open(&c->store, cfg->dir, (uint32_t)nblocks, nfiles);
+    if (r >= 0) {
+        /* The store's descriptor becomes one of ours (announced). */
+        int kept = c->fds->place(c->store.fd);
+        if (kept < 0) {
+            wc_store_close(&c->store, 1);
+            r = kept;
+        } else {
+            wc_sys.close(c->store.fd);
+            c->store.fd = kept;
+        }
+    }
     if (r < 0) {
         free(c->pages);
         free(c->files);
@@ -177,16 +212,6 @@ void wc_cache_limits_changed(struct wc_cache *c)
     if (getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur < lim)
         lim = rl.rlim_cur;
     __atomic_store_n(&c->max_end, lim, __ATOMIC_RELAXED);
-    /* Half the limit, at most 4096: high enough to stay out of the
-     * program's way, low enough that the fd table the store's descriptor
-     * grew (before any thread of ours existed) holds them all. Growing the
-     * table of a multi-threaded process waits for an RCU grace period:
-     * tens of milliseconds. The shim places its own descriptors alike. */
-    long minfd = 512;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
-        minfd = (long)(rl.rlim_cur / 2);
-    minfd = minfd > 4096 ? 4096 : minfd < 16 ? 16 : minfd;
-    __atomic_store_n(&c->min_fd, (int)minfd, __ATOMIC_RELAXED);
 }
 
 extern __thread struct wc_file *wc_wip_file;
@@ -262,10 +287,10 @@ static void release_slot(struct wc_cache *c, struct wc_file *f)
     fold_counters(&c->totals, f);
     HASH_CLEAR(hh, f->pages);
     if (f->wb_fd >= 0)
-        wc_sys.close(f->wb_fd);
+        fd_close(c, f->wb_fd);
     f->wb_fd = -1;
     if (f->seek_fd >= 0)
-        wc_sys.close(f->seek_fd);
+        fd_close(c, f->seek_fd);
     f->seek_fd = -1;
     f->state = WC_FS_OK;
     f->slot->state = WC_SLOT_FREE;
@@ -367,7 +392,10 @@ int wc_cache_close(struct wc_cache *c)
     }
     /* Data that could not be written back stays in the backing file for
      * a replay; only a clean cache removes it. */
+    int sfd = c->store.fd;
     wc_store_close(&c->store, r == 0);
+    if (sfd >= 0)
+        c->fds->closed(sfd);
     free(c->pages);
     free(c->files);
     free(c->batches);
@@ -382,12 +410,12 @@ void wc_cache_abandon(struct wc_cache *c)
      * single store into it. Descriptors are ours to close. */
     for (uint32_t i = 0; i < c->nfiles; i++)
         if (c->files[i].live && c->files[i].wb_fd >= 0)
-            wc_sys.close(c->files[i].wb_fd);
+            fd_close(c, c->files[i].wb_fd);
     for (uint32_t i = 0; i < c->nfiles; i++)
         if (c->files[i].live && c->files[i].seek_fd >= 0)
-            wc_sys.close(c->files[i].seek_fd);
+            fd_close(c, c->files[i].seek_fd);
     wc_sys.munmap(c->store.map, c->store.map_len);
-    wc_sys.close(c->store.fd);
+    fd_close(c, c->store.fd);
     free(c->store.ring);
     free(c->store.punched);
     /* Hash tables are anonymous private mappings: leaked, a few pages. */
@@ -435,20 +463,17 @@ static int can_share(struct wc_cache *c, int fd, int fl)
     return c->noappend && (!(fl & O_APPEND) || !server_appends(fd));
 }
 
-/* A duplicate of fd placed high (out of the program's way), else anywhere.
- * Returns it or -errno. */
+/* A duplicate of fd kept as one of ours (c->fds->place: out of the
+ * program's way). Returns it or -errno. */
 static int dup_high(struct wc_cache *c, int fd)
 {
-    int d = wc_sys.fcntl(fd, F_DUPFD_CLOEXEC, c->min_fd);
-    if (d < 0)
-        d = wc_sys.fcntl(fd, F_DUPFD_CLOEXEC, 0);
-    return d < 0 ? -errno : d;
+    return c->fds->place(fd);
 }
 
 /* A description of our own for fd's file, write-only, without O_APPEND,
- * placed high. Its temporary low descriptor is closed, which drops the
- * process's POSIX locks on the file: callers choose when. Returns it or
- * -errno. */
+ * kept as one of ours. Its temporary descriptor (open only during this
+ * call) is closed, which drops the process's POSIX locks on the file:
+ * callers choose when. Returns it or -errno. */
 static int reopen_high(struct wc_cache *c, int fd)
 {
     char path[64];
@@ -456,9 +481,7 @@ static int reopen_high(struct wc_cache *c, int fd)
     int t = wc_sys.open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
     if (t < 0)
         return -errno;
-    int h = wc_sys.fcntl(t, F_DUPFD_CLOEXEC, c->min_fd);
-    if (h < 0)
-        return t;
+    int h = c->fds->place(t);
     wc_sys.close(t);
     return h;
 }
@@ -633,9 +656,72 @@ static void own_description(struct wc_file *f)
     int t = reopen_high(f->cache, f->wb_fd);
     if (t < 0)
         return;
-    wc_sys.close(f->wb_fd);
+    fd_close(f->cache, f->wb_fd);
     f->wb_fd = t;
     f->wb_src = -1;
+}
+
+int wc_cache_fd_move(struct wc_cache *c, int fd)
+{
+    if (fd < 0)
+        return -ENOENT;
+    if (!wc_enter())
+        return -EDEADLK;
+    int r = -ENOENT;
+    wc_lock(&c->lock);              /* covers every use of the store's fd */
+    if (c->store.fd == fd) {
+        int n = c->fds->place(fd);
+        if (n >= 0) {
+            c->store.fd = n;
+            fd_close(c, fd);
+        }
+        r = n < 0 ? n : 0;
+    }
+    wc_unlock(&c->lock);
+    for (uint32_t i = 0; i < c->nfiles && r == -ENOENT; i++) {
+        struct wc_file *f = &c->files[i];
+        if (!__atomic_load_n(&f->live, __ATOMIC_RELAXED))
+            continue;
+        wc_lock(&f->lock);          /* covers every use of f->wb_fd */
+        if (f->live && f->wb_fd == fd) {
+            int n = c->fds->place(fd);
+            if (n >= 0) {
+                f->wb_fd = n;       /* same description: wb_src stays */
+                fd_close(c, fd);
+            }
+            r = n < 0 ? n : 0;
+        }
+        wc_unlock(&f->lock);
+    }
+    wc_leave();
+    return r;
+}
+
+int wc_cache_fd_owner(struct wc_cache *c, int fd, dev_t *dev, ino_t *ino)
+{
+    if (fd < 0)
+        return -ENOENT;
+    if (!wc_enter())
+        return -EDEADLK;
+    int r = -ENOENT;
+    wc_lock(&c->lock);
+    if (c->store.fd == fd)
+        r = -EBUSY;
+    wc_unlock(&c->lock);
+    for (uint32_t i = 0; i < c->nfiles && r == -ENOENT; i++) {
+        struct wc_file *f = &c->files[i];
+        if (!__atomic_load_n(&f->live, __ATOMIC_RELAXED))
+            continue;
+        wc_lock(&f->lock);
+        if (f->live && f->wb_fd == fd) {
+            *dev = (dev_t)f->slot->dev;
+            *ino = (ino_t)f->slot->ino;
+            r = 0;
+        }
+        wc_unlock(&f->lock);
+    }
+    wc_leave();
+    return r;
 }
 
 int wc_file_put_fd(struct wc_file *f, int fd)
@@ -643,9 +729,12 @@ int wc_file_put_fd(struct wc_file *f, int fd)
     if (!wc_enter())
         return -EDEADLK;
     wc_lock(&f->lock);
+    wc_lock(&f->cache->lock);           /* refs is the cache lock's */
+    int others = f->refs > 1;
+    wc_unlock(&f->cache->lock);
     /* The program closes that description now (and with it its POSIX
      * locks on the file). */
-    if (f->refs > 1 && fd >= 0 && shares_description(f, fd))
+    if (others && fd >= 0 && shares_description(f, fd))
         own_description(f);
     wc_unlock(&f->lock);
     wc_leave();

@@ -142,9 +142,9 @@ struct wc_cache {
     int noappend;               /* pwritev2 knows RWF_NOAPPEND: write back
                                    through a dup of the program's own
                                    descriptor, O_APPEND or not (probed) */
-    int min_fd;                 /* our descriptors go at or above this:
-                                   out of the program's way (RLIMIT_NOFILE,
-                                   wc_cache_limits_changed) */
+    const struct wc_fd_ops *fds;/* where our descriptors go, and who is
+                                   told when they close (wc_config.fds;
+                                   never NULL: a default) */
     int refused;                /* pwritev/pwritev2 were refused (EPERM,
                                    ENOSYS: a seccomp filter): write-back
                                    uses lseek+write (errors.c) */

@@ -181,12 +181,13 @@ static int seek_fd(struct wc_file *f)
         int t = wc_sys.open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
         if (t < 0)
             return -1;
-        int h = wc_sys.fcntl(t, F_DUPFD_CLOEXEC, f->cache->min_fd);
-        if (h >= 0) {
-            wc_sys.close(t);
-            t = h;
-        }
-        f->seek_fd = t;
+        /* Placed and announced like every descriptor the engine keeps
+         * (wc_config.fds), so the program cannot see or close it. */
+        int h = f->cache->fds->place(t);
+        wc_sys.close(t);
+        if (h < 0)
+            return -1;
+        f->seek_fd = h;
     }
     return f->seek_fd;
 }

@@ -2,14 +2,41 @@
  * fdtab.c - the fd table, open file descriptions, the registry of cached
  * files, and the per-thread queue of writes made by signal handlers.
  *
+ * A description's life (struct wc_desc; `refs` counts the fd-table slots
+ * pointing to it plus the references lookups hold):
+ *
+ *            desc_alloc                  install / wc_fd_duped_ref
+ *   FREE  ---------------->  NEW  ------------------------------->  LIVE
+ *   refs 0   (fields set,    refs 1    (slot[fd] = d; more slots  refs >= 1
+ *    ^        lock kept)     no slot    and wc_desc_get refs add)    |
+ *    |                                                               |
+ *    |  desc_free            wc_desc_release: refs 1 -> 0            |
+ *    +---------------------  RELEASING  <----------------------------+
+ *                            (under d->lock: file taken out, mode FREE;
+ *                             then the engine file is put outside it)
+ *
+ *   - A reference is taken only from a count that is not zero
+ *     (wc_desc_get: compare-and-swap from n >= 1 to n + 1, like the
+ *     kernel's get_file_rcu), then the slot is checked again: a stale
+ *     pointer to an object that was freed, or freed and reused, either
+ *     fails the increment or fails the check and drops what it took.
+ *   - d->lock is never re-initialised (desc_alloc sets every other field):
+ *     a thread that locked a stale pointer holds a real lock on a real
+ *     object, sees that its slot no longer points there, and unlocks.
+ *     (A fork child, alone, takes every lock as free: wc_after_fork_child.)
+ *   - Under d->lock with slot[fd] == d (wc_desc_lock) the description is
+ *     LIVE and stays so until unlock: RELEASING takes d->lock first.
+ *     Outside it, a description's `file` is used only by the holder of a
+ *     reference (wc_desc_get) or of the registry lock (wc_reg_apply).
+ *
  * Invariants:
  *   (1) wc_fds[fd] is NULL (pass-through), WC_DESC_INTERNAL (an engine
- *       descriptor, hidden from the program), or a description with
- *       refs >= 1. Readers load it without a lock; writers replace it with
- *       an atomic exchange, then release what they took out.
- *   (2) Descriptions live in mmap'd slabs and are never unmapped; a reader
- *       that raced with a close re-checks its slot under desc->lock
- *       (wc_desc_lock) and retries.
+ *       descriptor, hidden from the program), or a LIVE description.
+ *       Readers load it without a lock; writers replace it with an atomic
+ *       exchange, then release the reference they took out.
+ *   (2) Descriptions live in mmap'd slabs and are never unmapped, so a
+ *       stale pointer always points to a description (type-stable
+ *       memory), in whatever state.
  *   (3) Which descriptors are cached (CONTRACT.md section 1), decided once
  *       at open in wc_fd_opened(): regular files opened by the process
  *       through an interposed call; writable ones are CACHED; read-only
@@ -58,8 +85,6 @@ unsigned wc_nfds;
 WC_TLS int wc_depth;
 WC_TLS struct wc_queue *wc_tq;
 WC_TLS int wc_qpending;
-
-extern WC_TLS int wc_engine_opening;     /* real.c */
 
 static wc_lock_t g_cache_lock;
 static int g_cache_failed;               /* wc_cache_open failed: stop */
@@ -118,12 +143,21 @@ void wc_fd_mark_internal(int fd, int on)
     if (!wc_fds || fd < 0 || (unsigned)fd >= wc_nfds)
         return;
     if (on) {
+        /* A description still here was closed behind the shim's back (a
+         * raw close): it is left to its remaining references (this runs
+         * inside the engine, which cannot be re-entered to release it). */
         __atomic_store_n(&wc_fds[fd], WC_DESC_INTERNAL, __ATOMIC_RELEASE);
+        note_fd(fd);
     } else {
         struct wc_desc *x = WC_DESC_INTERNAL;
         __atomic_compare_exchange_n(&wc_fds[fd], &x, NULL, 0,
                                     __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
     }
+}
+
+unsigned wc_fd_hi(void)
+{
+    return __atomic_load_n(&g_fd_hi, __ATOMIC_RELAXED);
 }
 
 int wc_fd_is_internal(int fd)
@@ -161,8 +195,19 @@ static struct wc_desc *desc_alloc(void)
         d = &g_slab[g_slab_used++];
     }
     wc_unlock(&g_reg_lock);
-    memset(d, 0, sizeof *d);
-    d->refs = 1;
+    /* Every field but the lock, which a thread holding a stale pointer
+     * may hold right now (see the diagram). */
+    d->mode = WC_D_FREE;
+    d->accmode = 0;
+    d->append = 0;
+    d->kstale = 0;
+    d->shared = 0;
+    d->file = NULL;
+    d->pos = 0;
+    d->dev = 0;
+    d->ino = 0;
+    d->next_free = NULL;
+    __atomic_store_n(&d->refs, 1, __ATOMIC_RELEASE);
     return d;
 }
 
@@ -319,8 +364,8 @@ int wc_mapped_has(dev_t dev, ino_t ino)
 
 struct wc_cache *wc_cache_get(void)
 {
-    struct wc_cache *c = wc_cachep;
-    if (likely(c != NULL) || g_cache_failed)
+    struct wc_cache *c = __atomic_load_n(&wc_cachep, __ATOMIC_ACQUIRE);
+    if (likely(c != NULL) || __atomic_load_n(&g_cache_failed, __ATOMIC_RELAXED))
         return c;
     wc_lock(&g_cache_lock);
     if (!wc_cachep && !g_cache_failed) {
@@ -331,11 +376,10 @@ struct wc_cache *wc_cache_get(void)
             if (p != MAP_FAILED)
                 g_reg = p;
         }
-        wc_engine_opening = 1;
+        wc_cfg.cache.fds = &wc_own_fd_ops;
         int r = g_reg ? wc_cache_open(&c, &wc_cfg.cache) : -ENOMEM;
-        wc_engine_opening = 0;
         if (r < 0) {
-            g_cache_failed = 1;
+            __atomic_store_n(&g_cache_failed, 1, __ATOMIC_RELAXED);
             /* A file size limit below the store is the program's own
              * choice, not a fault: say so only when asked (info). */
             wc_log(r == -EFBIG ? WC_LOG_INFO : WC_LOG_WARN,
@@ -368,9 +412,7 @@ static void install(int fd, struct wc_desc *d)
 static struct wc_file *file_get(struct wc_cache *c, int fd)
 {
     int err = 0;
-    wc_engine_opening = 1;
     struct wc_file *f = wc_file_get(c, fd, &err);
-    wc_engine_opening = 0;
     if (!f)
         wc_log(WC_LOG_DEBUG, "fd %d not cached: %s", fd, strerror(-err));
     return f;
@@ -383,12 +425,11 @@ static void attach_watchers(struct wc_cache *c, dev_t dev, ino_t ino)
     unsigned hi = __atomic_load_n(&g_fd_hi, __ATOMIC_RELAXED);
     for (unsigned fd = 0; fd < hi && hi <= wc_nfds; fd++) {
         struct wc_desc *d = __atomic_load_n(&wc_fds[fd], __ATOMIC_ACQUIRE);
-        if (!d || d == WC_DESC_INTERNAL || d->mode != WC_D_WATCH ||
-            d->dev != dev || d->ino != ino)
+        if (!d || d == WC_DESC_INTERNAL)
             continue;
         if (wc_desc_lock((int)fd, d))
             continue;
-        if (d->mode == WC_D_WATCH) {
+        if (d->mode == WC_D_WATCH && d->dev == dev && d->ino == ino) {
             struct wc_file *f = file_get(c, (int)fd);
             if (f) {
                 off_t k = REAL(lseek)((int)fd, 0, SEEK_CUR);
@@ -408,7 +449,8 @@ static void attach_watchers(struct wc_cache *c, dev_t dev, ino_t ino)
 int wc_desc_adopt_locked(int fd, struct wc_desc *d)
 {
     if (d->mode != WC_D_WATCH || !d->shared ||
-        (d->accmode != O_WRONLY && d->accmode != O_RDWR))
+        (d->accmode != O_WRONLY && d->accmode != O_RDWR) ||
+        wc_mapped_has(d->dev, d->ino))      /* passes through for good */
         return 0;
     struct wc_cache *c = wc_cache_get();
     struct wc_file *f = c ? file_get(c, fd) : NULL;
@@ -575,18 +617,49 @@ int wc_desc_release_fd(struct wc_desc *d, int fd)
     return fd >= 0 ? wc_file_put_fd(f, fd) : wc_file_put(f);
 }
 
-void wc_fd_duped(int oldfd, int newfd)
+struct wc_desc *wc_desc_get(int fd)
 {
-    if (newfd < 0 || (unsigned)newfd >= wc_nfds || oldfd == newfd)
-        return;
-    struct wc_desc *d = NULL;
-    if (oldfd >= 0 && (unsigned)oldfd < wc_nfds) {
-        d = __atomic_load_n(&wc_fds[oldfd], __ATOMIC_ACQUIRE);
-        if (d == WC_DESC_INTERNAL)
-            d = NULL;
+    if (!wc_fds || fd < 0 || (unsigned)fd >= wc_nfds)
+        return NULL;
+    for (;;) {
+        struct wc_desc *d = __atomic_load_n(&wc_fds[fd], __ATOMIC_ACQUIRE);
+        if (!d || d == WC_DESC_INTERNAL)
+            return NULL;
+        WC_RACE_WINDOW();
+        int n = __atomic_load_n(&d->refs, __ATOMIC_RELAXED);
+        do {
+            if (n == 0)
+                break;          /* being released: look again */
+        } while (!__atomic_compare_exchange_n(&d->refs, &n, n + 1, 1,
+                                              __ATOMIC_ACQUIRE,
+                                              __ATOMIC_RELAXED));
+        if (n == 0)
+            continue;
+        if (__atomic_load_n(&wc_fds[fd], __ATOMIC_ACQUIRE) == d)
+            return d;
+        wc_desc_release(d);     /* freed and reused meanwhile */
     }
-    if (d)
-        __atomic_add_fetch(&d->refs, 1, __ATOMIC_ACQ_REL);
+}
+
+void wc_fd_duped_ref(struct wc_desc *ref, int oldfd, int newfd)
+{
+    if (newfd < 0 || (unsigned)newfd >= wc_nfds || oldfd == newfd) {
+        if (ref)
+            wc_desc_release(ref);
+        return;
+    }
+    /* The reference was taken before the real dup: if oldfd still points
+     * to it, the kernel duplicated that description (it cannot have been
+     * freed and reused meanwhile: we held it). If oldfd was closed or
+     * replaced meanwhile, which description the kernel duplicated is not
+     * known: newfd then passes through. */
+    struct wc_desc *d = ref;
+    if (d && __atomic_load_n(&wc_fds[oldfd], __ATOMIC_ACQUIRE) != d) {
+        wc_log(WC_LOG_DEBUG, "fd %d changed during dup to %d: pass-through",
+               oldfd, newfd);
+        wc_desc_release(d);
+        d = NULL;
+    }
     struct wc_desc *old =
         __atomic_exchange_n(&wc_fds[newfd], d, __ATOMIC_ACQ_REL);
     if (d)
@@ -645,13 +718,41 @@ void wc_file_others_through(dev_t dev, ino_t ino, const struct wc_desc *keep,
     unsigned hi = __atomic_load_n(&g_fd_hi, __ATOMIC_RELAXED);
     for (unsigned fd = 0; fd < hi && hi <= wc_nfds; fd++) {
         struct wc_desc *d = __atomic_load_n(&wc_fds[fd], __ATOMIC_ACQUIRE);
-        if (!d || d == WC_DESC_INTERNAL || d == keep || d->dev != dev ||
-            d->ino != ino)
+        if (!d || d == WC_DESC_INTERNAL || d == keep)
             continue;
         if (wc_desc_lock((int)fd, d))
             continue;
-        wc_desc_through_locked((int)fd, d, why);
+        if (d->dev == dev && d->ino == ino)
+            wc_desc_through_locked((int)fd, d, why);
         wc_unlock(&d->lock);
+    }
+}
+
+void wc_file_detach(dev_t dev, ino_t ino)
+{
+    wc_mapped_add(dev, ino);        /* later opens pass through */
+    unsigned hi = __atomic_load_n(&g_fd_hi, __ATOMIC_RELAXED);
+    for (unsigned fd = 0; fd < hi && hi <= wc_nfds; fd++) {
+        struct wc_desc *d = __atomic_load_n(&wc_fds[fd], __ATOMIC_ACQUIRE);
+        if (!d || d == WC_DESC_INTERNAL)
+            continue;
+        if (wc_desc_lock((int)fd, d))
+            continue;
+        struct wc_file *f = NULL;
+        if (d->dev == dev && d->ino == ino && d->file &&
+            d->mode != WC_D_WATCH) {
+            wc_desc_sync_locked((int)fd, d, WC_WHY_OTHER);
+            f = d->file;
+            d->file = NULL;
+            d->mode = WC_D_WATCH;
+            d->shared = 1;
+            __atomic_add_fetch(&g_nwatch, 1, __ATOMIC_RELAXED);
+        }
+        wc_unlock(&d->lock);
+        if (f) {
+            reg_drop(dev, ino);
+            wc_file_put(f);         /* the last one closes write-back */
+        }
     }
 }
 

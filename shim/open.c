@@ -9,10 +9,12 @@
  *       reuses the number is never mistaken for the old file), then the
  *       description is released (the engine writes back when it was the
  *       file's last descriptor), then the real close.
- *   (2) The engine's own descriptors are invisible: close() of one fails
- *       with EBADF as if it were not open, dup2()/dup3() onto one fails with
- *       EBUSY (Linux's answer for a descriptor being set up), close_range
- *       and closefrom skip them.
+ *   (2) The engine's own descriptors are invisible (ownfd.c): they sit at
+ *       or above the program's RLIMIT_NOFILE, where the kernel itself
+ *       refuses the program; close() of one fails with EBADF as if it were
+ *       not open, close_range and closefrom skip them. In the fallback
+ *       where some sit below the limit, a dup2/dup3/F_DUPFD onto one moves
+ *       it out of the way first (EBUSY only if it cannot move).
  *   (3) fopen/freopen/fdopen hand a file to stdio, whose reads and writes
  *       do not come through the shim: the file's cached data is written
  *       first ("w" modes drop it instead: the open truncates), and an
@@ -59,10 +61,20 @@ static mode_t mode_arg(int flags, va_list ap)
                ? va_arg(ap, mode_t) : 0;
 }
 
+/* EMFILE while descriptors of ours sit below the limit (ownfd.c,
+ * fallback): one of them makes room, and the call is made again (the
+ * kernel fails an open for EMFILE before anything else). */
+#define RETRY_EMFILE(r, call)                                              \
+    do {                                                                   \
+        (r) = (call);                                                      \
+    } while (unlikely((r) < 0) && errno == EMFILE && wc_own_fd_yield())
+
 static int open_va(int dirfd, const char *path, int flags, va_list ap)
 {
     mode_t m = mode_arg(flags, ap);
-    return opened(REAL(openat)(dirfd, path, flags, m), dirfd, path, flags);
+    int fd;
+    RETRY_EMFILE(fd, REAL(openat)(dirfd, path, flags, m));
+    return opened(fd, dirfd, path, flags);
 }
 
 WC_EXPORT int open(const char *path, int flags, ...)
@@ -88,8 +100,9 @@ int openat64(int dirfd, const char *path, int flags, ...) WC_ALIAS(openat);
 WC_EXPORT int creat(const char *path, mode_t mode)
 {
     int flags = O_CREAT | O_WRONLY | O_TRUNC;
-    return opened(REAL(openat)(AT_FDCWD, path, flags, mode), AT_FDCWD, path,
-                  flags);
+    int fd;
+    RETRY_EMFILE(fd, REAL(openat)(AT_FDCWD, path, flags, mode));
+    return opened(fd, AT_FDCWD, path, flags);
 }
 
 WC_EXPORT int creat64(const char *path, mode_t mode)
@@ -101,22 +114,30 @@ WC_EXPORT int creat64(const char *path, mode_t mode)
  * aborts as glibc does; then the descriptor is tracked. */
 WC_EXPORT int __open_2(const char *path, int flags)
 {
-    return opened(REAL(__open_2)(path, flags), AT_FDCWD, path, flags);
+    int fd;
+    RETRY_EMFILE(fd, REAL(__open_2)(path, flags));
+    return opened(fd, AT_FDCWD, path, flags);
 }
 
 WC_EXPORT int __open64_2(const char *path, int flags)
 {
-    return opened(REAL(__open_2)(path, flags), AT_FDCWD, path, flags);
+    int fd;
+    RETRY_EMFILE(fd, REAL(__open_2)(path, flags));
+    return opened(fd, AT_FDCWD, path, flags);
 }
 
 WC_EXPORT int __openat_2(int dirfd, const char *path, int flags)
 {
-    return opened(REAL(__openat_2)(dirfd, path, flags), dirfd, path, flags);
+    int fd;
+    RETRY_EMFILE(fd, REAL(__openat_2)(dirfd, path, flags));
+    return opened(fd, dirfd, path, flags);
 }
 
 WC_EXPORT int __openat64_2(int dirfd, const char *path, int flags)
 {
-    return opened(REAL(__openat_2)(dirfd, path, flags), dirfd, path, flags);
+    int fd;
+    RETRY_EMFILE(fd, REAL(__openat_2)(dirfd, path, flags));
+    return opened(fd, dirfd, path, flags);
 }
 
 /* ---- stdio opens ------------------------------------------------------ */
@@ -301,13 +322,33 @@ WC_EXPORT void closefrom(int lo)
 
 /* ---- dup ------------------------------------------------------------- */
 
-static int duped(int oldfd, int newfd)
+/* Before a real dup of `oldfd` that may concern the fd table (oldfd or
+ * newfd tracked): a reference to oldfd's description (NULL: untracked),
+ * taken before the kernel call so that a racing close cannot free it
+ * (fdtab.c). *track is set when the table must follow. */
+static struct wc_desc *dup_ref(int oldfd, int newfd, int *track)
 {
-    wc_nc_dup(oldfd, newfd);
-    if (newfd >= 0 && wc_state == WC_ST_ON && !wc_depth) {
+    *track = 0;
+    if (wc_state != WC_ST_ON || wc_depth ||
+        (!wc_fd_get(oldfd) && (newfd < 0 || !wc_fd_get(newfd))))
+        return NULL;
+    *track = 1;
+    int e = wc_work_begin();
+    struct wc_desc *ref = wc_desc_get(oldfd);
+    wc_work_end(e);
+    return ref;
+}
+
+/* After the real call returned newfd (< 0: failed): the table follows;
+ * consumes ref. */
+static int duped(struct wc_desc *ref, int track, int oldfd, int newfd)
+{
+    if (newfd >= 0)
+        wc_nc_dup(oldfd, newfd);
+    if (track) {
         int e = wc_work_begin();
-        wc_fd_duped(oldfd, newfd);
-        if (newfd <= 2)
+        wc_fd_duped_ref(ref, oldfd, newfd);
+        if (newfd >= 0 && newfd <= 2)
             wc_fd_share(newfd, 0);
         wc_debug_fd(newfd, NULL, "duplicated");
         wc_work_end(e);
@@ -319,42 +360,36 @@ WC_EXPORT int dup(int fd)
 {
     if (unlikely(wc_fd_is_internal(fd)))
         return wc_ret(-EBADF);
-    int r = REAL(dup)(fd);
-    if (!wc_fd_get(fd)) {
-        wc_nc_dup(fd, r);
-        return r;
-    }
-    return duped(fd, r);
+    int track;
+    struct wc_desc *ref = dup_ref(fd, -1, &track);
+    int r;
+    RETRY_EMFILE(r, REAL(dup)(fd));
+    return duped(ref, track, fd, r);
 }
 
 WC_EXPORT int dup2(int oldfd, int newfd)
 {
     if (unlikely(wc_fd_is_internal(oldfd)))
         return wc_ret(-EBADF);
-    if (unlikely(wc_fd_is_internal(newfd)))
+    if (unlikely(wc_fd_is_internal(newfd)) && wc_own_fd_evict(newfd) < 0)
         return wc_ret(-EBUSY);
-    int r = REAL(dup2)(oldfd, newfd);
-    if (r < 0 || oldfd == newfd)
-        return r;
-    if (!wc_fd_get(oldfd) && !wc_fd_get(newfd)) {
-        wc_nc_dup(oldfd, r);
-        return r;
-    }
-    return duped(oldfd, r);
+    if (oldfd == newfd)
+        return REAL(dup2)(oldfd, newfd);
+    int track;
+    struct wc_desc *ref = dup_ref(oldfd, newfd, &track);
+    return duped(ref, track, oldfd, REAL(dup2)(oldfd, newfd));
 }
 
 WC_EXPORT int dup3(int oldfd, int newfd, int flags)
 {
     if (unlikely(wc_fd_is_internal(oldfd)))
         return wc_ret(-EBADF);
-    if (unlikely(wc_fd_is_internal(newfd)) && oldfd != newfd)
+    if (unlikely(wc_fd_is_internal(newfd)) && oldfd != newfd &&
+        wc_own_fd_evict(newfd) < 0)
         return wc_ret(-EBUSY);
-    int r = REAL(dup3)(oldfd, newfd, flags);
-    if (r < 0)
-        return r;
-    if (!wc_fd_get(oldfd) && !wc_fd_get(newfd))
-        return r;
-    return duped(oldfd, r);
+    int track;
+    struct wc_desc *ref = dup_ref(oldfd, newfd, &track);
+    return duped(ref, track, oldfd, REAL(dup3)(oldfd, newfd, flags));
 }
 
 /* ---- locks ----------------------------------------------------------- */
@@ -378,24 +413,66 @@ static void lock_point(int fd, int after_taking)
     wc_work_end(e);
 }
 
+/* F_DUPFD when some of our descriptors sit below the limit (ownfd.c,
+ * invariant 4): the kernel skipped them, but the program would have got
+ * the lowest of them at or above `lo`: move it away and take its number. */
+static int dupfd_fallback(int fd, int cmd, int lo)
+{
+    int r = REAL(fcntl)(fd, cmd, lo);
+    if (r <= lo || wc_state != WC_ST_ON)
+        return r;
+    for (int m = lo < 0 ? 0 : lo; m < r; m++) {
+        if (!wc_fd_is_internal(m))
+            continue;
+        if (wc_own_fd_evict(m) < 0)
+            break;
+        int e = errno;
+        int n = REAL(dup3)(fd, m, cmd == F_DUPFD_CLOEXEC ? O_CLOEXEC : 0);
+        if (n < 0)
+            break;
+        REAL(close)(r);
+        errno = e;
+        return n;
+    }
+    return r;
+}
+
 static int fcntl_common(int fd, int cmd, void *arg)
 {
     if (unlikely(wc_fd_is_internal(fd)))
         return wc_ret(-EBADF);
+    if (unlikely(wc_own_fd_fallback) &&
+        (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)) {
+        int track;
+        struct wc_desc *ref = dup_ref(fd, -1, &track);
+        int r;
+        RETRY_EMFILE(r, dupfd_fallback(fd, cmd, (int)(long)arg));
+        return duped(ref, track, fd, r);
+    }
     struct wc_desc *d = wc_fd_get(fd);
     if (likely(d == NULL))
         return REAL(fcntl)(fd, cmd, arg);
     int r;
     switch (cmd) {
     case F_DUPFD:
-    case F_DUPFD_CLOEXEC:
-        return duped(fd, REAL(fcntl)(fd, cmd, arg));
+    case F_DUPFD_CLOEXEC: {
+        int track;
+        struct wc_desc *ref = dup_ref(fd, -1, &track);
+        int r;
+        RETRY_EMFILE(r, REAL(fcntl)(fd, cmd, arg));
+        return duped(ref, track, fd, r);
+    }
     case F_SETFL:
         /* O_DIRECT on a cached description: write back first and take
-         * the engine off that description (it may share it). */
-        if (((int)(long)arg & O_DIRECT) && !wc_depth && d->file) {
+         * the engine off that description (it may share it). The file is
+         * used under d->lock (fdtab.c: never outside it unreferenced). */
+        if (((int)(long)arg & O_DIRECT) && !wc_depth) {
             int e = wc_work_begin();
-            wc_file_unshare(d->file, fd);
+            if (!wc_desc_lock(fd, d)) {
+                if (d->file)
+                    wc_file_unshare(d->file, fd);
+                wc_unlock(&d->lock);
+            }
             wc_work_end(e);
         }
         r = REAL(fcntl)(fd, cmd, arg);

@@ -27,9 +27,10 @@
  *       WCACHE_FLUSH_MS after it was written, even while the program
  *       sleeps. It ends when the program's threads have all ended, so
  *       that glibc's "last thread calls exit(0)" still ends the process.
- *   (6) setrlimit/prlimit/ulimit of RLIMIT_FSIZE (and RLIMIT_NOFILE, which
- *       places the engine's own descriptors) tell the engine
+ *   (6) setrlimit/prlimit/ulimit of RLIMIT_FSIZE tell the engine
  *       (wc_cache_limits_changed), which reads the limit only then.
+ *       RLIMIT_NOFILE is read and set through ownfd.c, which places the
+ *       engine's own descriptors above it.
  *   (7) The engine's fault handler for the non-faulting copy stays first:
  *       the program's sigaction/signal for SIGSEGV and SIGBUS are recorded
  *       through wc_fault_sigaction once the handler is installed.
@@ -532,6 +533,8 @@ static void limits_changed(int resource)
 
 WC_EXPORT int setrlimit(__rlimit_resource_t res, const struct rlimit *rl)
 {
+    if (res == RLIMIT_NOFILE && wc_state == WC_ST_ON)
+        return wc_nofile_prlimit(0, rl, NULL);
     int r = REAL(setrlimit)(res, rl);
     if (r == 0)
         limits_changed((int)res);
@@ -546,6 +549,9 @@ WC_EXPORT int setrlimit64(__rlimit_resource_t res, const struct rlimit64 *rl)
 WC_EXPORT int prlimit(pid_t pid, __rlimit_resource_t res,
                       const struct rlimit *nl, struct rlimit *ol)
 {
+    if (res == RLIMIT_NOFILE && wc_state == WC_ST_ON &&
+        (pid == 0 || pid == getpid()))
+        return wc_nofile_prlimit(pid, nl, ol);
     int r = REAL(prlimit)(pid, res, nl, ol);
     if (r == 0 && nl && (pid == 0 || pid == getpid()))
         limits_changed((int)res);

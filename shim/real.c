@@ -10,13 +10,9 @@
  *       malloc replacement may call write...) passes straight through.
  *   (2) A required symbol that libc lacks is reported once on stderr and
  *       the shim runs pass-through (wc_real_init returns 0); never a crash.
- *   (3) Descriptors the engine opens for itself (the backing store, the
- *       write-back descriptors) are marked in the fd table as internal and
- *       moved above the program's usual range, so that the program's own
- *       close()/close_range() cannot close them and its fd numbers are
- *       the ones it would get without the shim. The engine's calls are
- *       recognised by wc_engine_opening, set by the shim around the engine
- *       calls that open descriptors.
+ *   (3) The table holds the real functions only: the descriptors the
+ *       engine keeps are announced by the engine itself (wc_config.fds,
+ *       placed and marked by ownfd.c), not recognised here.
  */
 #include <dlfcn.h>
 #include <fcntl.h>
@@ -29,8 +25,6 @@
 
 #include "shim.h"
 
-/* Set by the shim (fdtab.c) around engine calls that open descriptors. */
-WC_TLS int wc_engine_opening;
 static WC_TLS int resolving;   /* this thread is inside wc_real_init */
 
 /* ---- fallbacks: used before dlsym answers, or when a symbol is missing */
@@ -215,85 +209,6 @@ static void *fallback_for(const char *name, int *optional)
     return (void *)fb_enosys;
 }
 
-/* ---- the engine's own descriptors ------------------------------------ */
-
-void wc_fd_mark_internal(int fd, int on);     /* fdtab.c */
-
-static int (*real_open)(const char *, int, ...);
-static int (*real_fcntl)(int, int, ...);
-static int (*real_dup)(int);
-static int (*real_close)(int);
-
-/* Move an engine descriptor up, out of the range the program will use,
- * close-on-exec, and mark it. */
-static int adopt_internal(int fd)
-{
-    static long lo;             /* lowest fd we leave in place (racy but
-                                   idempotent initialisation) */
-    if (fd < 0)
-        return fd;
-    if (!lo) {
-        struct rlimit rl;
-        long l = 512;
-        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
-            rl.rlim_cur != RLIM_INFINITY)
-            l = (long)rl.rlim_cur / 2;
-        lo = l > 4096 ? 4096 : l < 16 ? 16 : l;
-    }
-    if (lo > fd) {
-        int e = errno;
-        int hi = real_fcntl(fd, F_DUPFD_CLOEXEC, lo);
-        if (hi >= 0) {
-            real_close(fd);
-            fd = hi;
-        }
-        errno = e;
-    } else {
-        real_fcntl(fd, F_SETFD, FD_CLOEXEC);
-    }
-    wc_fd_mark_internal(fd, 1);
-    return fd;
-}
-
-static int track_open(const char *p, int fl, ...)
-{
-    va_list ap;
-    va_start(ap, fl);
-    mode_t m = (fl & (O_CREAT | O_TMPFILE)) ? va_arg(ap, mode_t) : 0;
-    va_end(ap);
-    int fd = real_open(p, fl, m);
-    return wc_engine_opening ? adopt_internal(fd) : fd;
-}
-
-static int track_fcntl(int fd, int cmd, ...)
-{
-    va_list ap;
-    va_start(ap, cmd);
-    void *arg = va_arg(ap, void *);
-    va_end(ap);
-    int r = real_fcntl(fd, cmd, arg);
-    if (wc_engine_opening && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC))
-        return adopt_internal(r);
-    return r;
-}
-
-static int track_dup(int fd)
-{
-    int r = real_dup(fd);
-    return wc_engine_opening ? adopt_internal(r) : r;
-}
-
-static int track_close(int fd)
-{
-    wc_fd_mark_internal(fd, 0);
-    return real_close(fd);
-}
-
-int wc_fd_internal_close(int fd)
-{
-    return real_close ? real_close(fd) : fb_close(fd);
-}
-
 /* ---- resolution ------------------------------------------------------ */
 
 int wc_real_init(void)
@@ -334,14 +249,6 @@ int wc_real_init(void)
                 ml += (size_t)n;
         }
     }
-    real_open = wc_sys.open;
-    real_fcntl = wc_sys.fcntl;
-    real_dup = wc_sys.dup;
-    real_close = wc_sys.close;
-    wc_sys.open = track_open;
-    wc_sys.fcntl = track_fcntl;
-    wc_sys.dup = track_dup;
-    wc_sys.close = track_close;
     resolving = 0;
     __atomic_store_n(&state, 2, __ATOMIC_RELEASE);
     if (!ok) {

@@ -33,6 +33,7 @@
 
 #include <errno.h>
 #include <stdint.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #include "wcache/cache.h"
@@ -78,6 +79,30 @@ int wc_real_init(void);
 /* Is `fd` one of the engine's own descriptors? (closing or replacing it
  * would corrupt write-back; the wrappers hide it from the program). */
 int wc_fd_is_internal(int fd);
+/* Mark (on) or unmark `fd` as one of the engine's own (fdtab.c). */
+void wc_fd_mark_internal(int fd, int on);
+/* Every descriptor the fd table knows is below this (fdtab.c). */
+unsigned wc_fd_hi(void);
+
+/* ---- the shim's own descriptors (ownfd.c) ----------------------------- */
+
+/* The engine's descriptor placement (wc_config.fds): above the program's
+ * RLIMIT_NOFILE, marked internal. */
+extern const struct wc_fd_ops wc_own_fd_ops;
+/* Set once a descriptor of ours had to go below the program's limit. */
+extern int wc_own_fd_fallback;
+/* The program needs number `fd`: if it is one of ours, move it out of the
+ * way, or give its file up when there is no room (fallback only). Returns
+ * 0 (fd is free of ours) or -errno (it is still ours). */
+int wc_own_fd_evict(int fd);
+/* An interposed call of the program failed with EMFILE: if some of our
+ * descriptors sit below its limit (fallback), give up the file of the
+ * lowest one and return 1 (retry the call); else 0. */
+int wc_own_fd_yield(void);
+/* prlimit of RLIMIT_NOFILE as the program must see it, and its changes
+ * (serialised with the placement; ours move above a raised limit). Same
+ * returns as prlimit(2). getrlimit is interposed in ownfd.c. */
+int wc_nofile_prlimit(pid_t pid, const struct rlimit *nl, struct rlimit *ol);
 
 /* A real function, resolving the table first if the constructor has not
  * run yet. Never NULL. */
@@ -141,10 +166,12 @@ static inline void wc_unlock(wc_lock_t *l)
 /*
  * One open file description (the kernel's struct file), shared by every
  * descriptor dup'd from it. Invariants:
- *   (1) refs == number of fd-table slots pointing here; the object returns
- *       to the free list when it drops to 0 (never unmapped, so a racing
- *       lock-free reader only ever sees a valid object; it re-checks its
- *       slot under `lock`).
+ *   (1) refs == fd-table slots pointing here + references held by
+ *       lookups (wc_desc_get, taken only from a non-zero count); the object
+ *       returns to the free list when it drops to 0 (never unmapped, so a
+ *       racing lock-free reader only ever sees a valid object; it re-checks
+ *       its slot under `lock`, which is never re-initialised). States and
+ *       transitions: the diagram at the top of fdtab.c.
  *   (2) mode CACHED: `file` != NULL, `pos` is the offset; the kernel's
  *       offset equals `pos` whenever `kstale` is 0.
  *   (3) mode THROUGH: the kernel's offset is the offset; `file` is held
@@ -154,7 +181,7 @@ static inline void wc_unlock(wc_lock_t *l)
 struct wc_desc {
     wc_lock_t lock;           /* protects pos, kstale, mode, flags, file
                                  (the kernel's f_pos_lock) */
-    int refs;                 /* fd-table slots pointing here (atomic) */
+    int refs;                 /* slots + lookup references (atomic) */
     int mode;                 /* enum wc_mode */
     int accmode;              /* O_RDONLY / O_WRONLY / O_RDWR */
     int append;               /* O_APPEND is set (F_SETFL may change it) */
@@ -186,12 +213,25 @@ static inline struct wc_desc *wc_fd_get(int fd)
     return d == WC_DESC_INTERNAL ? NULL : d;
 }
 
+/* The sanitizer build (Makefile, build/tsan) widens the windows between a
+ * lock-free load of a slot and the use of what it pointed to, so that the
+ * thread tests meet stale pointers often. Nothing in other builds. */
+#ifdef WC_TEST_WIDEN_RACES
+#include <sched.h>
+#define WC_RACE_WINDOW() sched_yield()
+#else
+#define WC_RACE_WINDOW() ((void)0)
+#endif
+
 /* Lock `d` for descriptor `fd`; returns 0 if the slot still points to d
- * (caller then owns d->lock), -1 if it changed (nothing held: retry). */
+ * (caller then owns d->lock, and d stays LIVE until it unlocks), -1 if it
+ * changed (nothing held: retry). d may be a stale pointer: its lock is
+ * never re-initialised (fdtab.c, the diagram). */
 static inline int wc_desc_lock(int fd, struct wc_desc *d)
 {
+    WC_RACE_WINDOW();
     wc_lock(&d->lock);
-    if (likely(__atomic_load_n(&wc_fds[fd], __ATOMIC_RELAXED) == d))
+    if (likely(__atomic_load_n(&wc_fds[fd], __ATOMIC_ACQUIRE) == d))
         return 0;
     wc_unlock(&d->lock);
     return -1;
@@ -206,9 +246,16 @@ int wc_fdtab_init(void);
  * exclude patterns. Never fails: when in doubt the fd passes through. */
 void wc_fd_opened(int fd, int dirfd, const char *path, int flags);
 
-/* Install `newfd` as a duplicate of `oldfd` (dup, dup2, dup3, F_DUPFD),
- * after the real call succeeded; releases whatever newfd was before. */
-void wc_fd_duped(int oldfd, int newfd);
+/* A counted reference to the description behind `fd`, or NULL (not
+ * tracked). Taken only from a non-zero count, then checked against the
+ * slot again (fdtab.c, the diagram). Drop it with wc_desc_release. */
+struct wc_desc *wc_desc_get(int fd);
+
+/* After the real dup, dup2, dup3 or F_DUPFD of `oldfd` returned `newfd`
+ * (< 0: it failed): install at newfd the description `ref` (taken with
+ * wc_desc_get(oldfd) before the real call; may be NULL), releasing what
+ * newfd was before. Consumes ref. */
+void wc_fd_duped_ref(struct wc_desc *ref, int oldfd, int newfd);
 
 /* Forget `fd` (closed, or replaced): releases its description. Returns 0
  * or the write-back error that close must report (-errno). */
@@ -235,6 +282,13 @@ int wc_desc_sync_locked(int fd, struct wc_desc *d, enum wc_reason why);
 /* Turn `d` (slot `fd`) into THROUGH: flush, fix the kernel offset. Caller
  * holds d->lock. */
 void wc_desc_through_locked(int fd, struct wc_desc *d, enum wc_reason why);
+
+/* The file (dev, ino) leaves the cache for good (its write-back
+ * descriptor's number is needed by the program: ownfd.c): every
+ * description of it is flushed, gets the kernel offset and passes through
+ * from now on; later opens of it pass through. Caller at depth 1, holding
+ * no lock. */
+void wc_file_detach(dev_t dev, ino_t ino);
 
 /* Every description of the file (dev, ino) becomes THROUGH (mmap). */
 void wc_file_all_through(dev_t dev, ino_t ino, enum wc_reason why);

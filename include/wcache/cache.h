@@ -39,6 +39,20 @@
 struct wc_cache;
 struct wc_file;
 
+/* How the engine keeps descriptors of its own (the backing store, one
+ * write-back descriptor per file). Every descriptor the engine keeps comes
+ * from place() and is announced gone with closed(); descriptors it opens
+ * only for the length of one call (a reopen through /proc) are closed
+ * before that call returns. */
+struct wc_fd_ops {
+    /* A new close-on-exec descriptor for the open file description behind
+     * `fd` (fd itself is untouched), placed and marked so that the program
+     * cannot see, close or replace it. Returns it or -errno. */
+    int (*place)(int fd);
+    /* The engine has just closed a descriptor place() returned. */
+    void (*closed)(int fd);
+};
+
 struct wc_config {
     size_t size;         /* capacity in bytes; 0: 64 MiB */
     size_t dirty;        /* dirty bytes that start write-back; 0: size / 2 */
@@ -47,6 +61,7 @@ struct wc_config {
     const char *dir;     /* parent of the per-user store directory; NULL:
                             /dev/shm, else $TMPDIR, else /tmp */
     unsigned max_files;  /* file-table slots; 0: 256 */
+    const struct wc_fd_ops *fds; /* NULL: F_DUPFD_CLOEXEC anywhere, close */
 };
 
 /* Why a flush happened; counted in wc_stats.flushes[]. */
@@ -101,6 +116,20 @@ void wc_cache_abandon(struct wc_cache *c);
  * so that the child can write back what the shared store holds. Best
  * effort by nature; the parent's exit never depends on it. */
 void wc_cache_unlock_all(struct wc_cache *c);
+
+/* The program needs the number `fd`, which is one of the engine's own
+ * descriptors: the engine takes a new one from fds->place() and closes
+ * `fd`, under the lock that covers every use of it (no write-back is in
+ * flight on it). Returns 0, -ENOENT when fd is not the engine's, or -errno
+ * (then fd is still the engine's). The close drops the process's POSIX
+ * record locks on that file, as any close of one of its descriptors. */
+int wc_cache_fd_move(struct wc_cache *c, int fd);
+
+/* Which file is `fd` the write-back descriptor of? Sets *dev, *ino and
+ * returns 0; -EBUSY for the backing store's descriptor; -ENOENT when fd is
+ * none of the engine's. */
+int wc_cache_fd_owner(struct wc_cache *c, int fd, dev_t *dev /* OUT */,
+                      ino_t *ino /* OUT */);
 
 /* Path of the backing file (for messages and tests). */
 const char *wc_cache_path(const struct wc_cache *c);

@@ -1,0 +1,253 @@
+/*
+ * ownfd.c - the shim's own descriptors (the engine's backing store and its
+ * write-back descriptors): where they are placed, and how the program is
+ * kept from seeing, closing or replacing them.
+ *
+ * The kernel refuses every descriptor number at or above the soft
+ * RLIMIT_NOFILE (open: EMFILE, dup2/dup3: EBADF, F_DUPFD: EINVAL), but
+ * keeps numbers already open when the limit goes down. So a descriptor
+ * made at or above the program's limit costs the program nothing.
+ *
+ * Invariants:
+ *   (1) Above the limit (the normal case): every descriptor the engine
+ *       keeps comes from wc_own_fd_place(), a duplicate made at or above
+ *       the program's soft limit L, with the soft limit raised for the
+ *       length of that one F_DUPFD_CLOEXEC (to the hard limit; when the
+ *       hard limit equals L, both, if the process may: CAP_SYS_RESOURCE)
+ *       and put back at once. The kernel then enforces the program's own
+ *       limit for every call, even those the shim never sees (socket,
+ *       pipe, raw system calls): the program can open L descriptors,
+ *       whatever the number of cached files, and every number below L is
+ *       free for its open, dup2, dup3 and F_DUPFD.
+ *   (2) g_limit_lock serialises that raise with the program's own changes
+ *       of RLIMIT_NOFILE (setrlimit, prlimit: wc_nofile_prlimit), so that
+ *       neither undoes the other; while the limit is raised, getrlimit and
+ *       prlimit report the program's limit (g_window, g_prog_rl).
+ *   (3) When the program raises its soft limit over numbers the engine
+ *       holds, they move above the new limit (wc_cache_fd_move, under the
+ *       engine lock that covers their use) before setrlimit returns.
+ *   (4) Fallback, when the limit cannot be raised (hard limit == soft
+ *       limit without CAP_SYS_RESOURCE, or above what the fd table
+ *       tracks): the highest free numbers below L (logged once at info);
+ *       the program then has fewer numbers (README, limits), and a dup2,
+ *       dup3 or F_DUPFD onto one of them moves it out of the way first
+ *       (wc_own_fd_evict).
+ *   (5) A descriptor is marked WC_DESC_INTERNAL in the fd table from the
+ *       moment wc_own_fd_place() made it until after the engine closed it
+ *       (wc_own_fd_closed): close, dup2, dup3, fcntl, close_range and
+ *       closefrom of the program never reach it (open.c).
+ *
+ * Known window: during the one F_DUPFD of (1) (about a microsecond, once
+ * per cached file), another thread of a program that holds every number
+ * below L gets number L from the kernel instead of EMFILE.
+ *
+ * Locks: g_limit_lock protects g_prog_rl, g_window and the process's
+ * RLIMIT_NOFILE while raised. Order: taken inside the engine's locks
+ * (place() runs under a file's or the cache's lock); never held while
+ * calling the engine.
+ */
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "shim.h"
+
+static wc_lock_t g_limit_lock;
+static int g_window;                 /* limit raised now (atomic) */
+static struct rlimit g_prog_rl;      /* the program's limit meanwhile */
+static int g_fallback_logged;
+int wc_own_fd_fallback;              /* some descriptor sits below L */
+
+static int nofile(struct rlimit *rl)
+{
+    return REAL(prlimit)(0, RLIMIT_NOFILE, NULL, rl);
+}
+
+/* The highest free number below `lim` (invariant 4). fd or -errno. */
+static int place_below(int fd, rlim_t lim)
+{
+    int tries = 0;
+    for (long a = (long)lim - 1; a >= 0 && tries < 4096; a--) {
+        if (wc_fd_is_internal((int)a))
+            continue;
+        tries++;
+        int n = REAL(fcntl)(fd, F_DUPFD_CLOEXEC, (int)a);
+        if (n >= 0)
+            return n;
+        if (errno != EMFILE)
+            return -errno;
+    }
+    return -EMFILE;
+}
+
+int wc_own_fd_place(int fd)
+{
+    int e = errno;
+    int n = -EMFILE;
+    struct rlimit rl;
+    wc_lock(&g_limit_lock);
+    if (nofile(&rl) != 0) {
+        n = -errno;
+        goto out;
+    }
+    rlim_t lim = rl.rlim_cur, top = wc_nfds;
+    if (lim < top) {
+        /* Invariant 1: just above the program's limit. */
+        struct rlimit up = rl;
+        if (rl.rlim_max > lim) {
+            up.rlim_cur = rl.rlim_max < top ? rl.rlim_max : top;
+        } else {
+            up.rlim_cur = up.rlim_max = lim + 65536 < top ? lim + 65536
+                                                          : top;
+        }
+        g_prog_rl = rl;
+        __atomic_store_n(&g_window, 1, __ATOMIC_RELEASE);
+        if (REAL(prlimit)(0, RLIMIT_NOFILE, &up, NULL) == 0) {
+            n = REAL(fcntl)(fd, F_DUPFD_CLOEXEC, (int)lim);
+            if (n < 0)
+                n = -errno;
+            REAL(prlimit)(0, RLIMIT_NOFILE, &rl, NULL);   /* lowering */
+        }
+        __atomic_store_n(&g_window, 0, __ATOMIC_RELEASE);
+        if (n >= 0 && (unsigned)n >= wc_nfds) {
+            REAL(close)(n);
+            n = -EMFILE;
+        }
+    }
+    if (n < 0 && n != -EBADF) {
+        /* Invariant 4. */
+        n = place_below(fd, lim < top ? lim : top);
+        if (n >= 0) {
+            __atomic_store_n(&wc_own_fd_fallback, 1, __ATOMIC_RELAXED);
+            if (!g_fallback_logged) {
+                g_fallback_logged = 1;
+                wc_log(WC_LOG_INFO, "RLIMIT_NOFILE cannot be raised: the "
+                       "cache's descriptors take numbers below the limit");
+            }
+        }
+    }
+    if (n >= 0)
+        wc_fd_mark_internal(n, 1);
+out:
+    wc_unlock(&g_limit_lock);
+    errno = e;
+    return n;
+}
+
+void wc_own_fd_closed(int fd)
+{
+    wc_fd_mark_internal(fd, 0);
+}
+
+const struct wc_fd_ops wc_own_fd_ops = {wc_own_fd_place, wc_own_fd_closed};
+
+/* Give up the file whose write-back descriptor is `fd` (it leaves the
+ * cache; its descriptor is closed). Caller at depth 1. 0 or -errno. */
+static int give_up(struct wc_cache *c, int fd)
+{
+    dev_t dev;
+    ino_t ino;
+    int r = wc_cache_fd_owner(c, fd, &dev, &ino);
+    if (r < 0)
+        return r;
+    wc_log(WC_LOG_INFO, "descriptor %d is needed: file %lu:%lu leaves the "
+           "cache", fd, (unsigned long)dev, (unsigned long)ino);
+    wc_file_detach(dev, ino);
+    return wc_fd_is_internal(fd) ? -EBUSY : 0;
+}
+
+int wc_own_fd_evict(int fd)
+{
+    struct wc_cache *c = wc_cachep;
+    if (!wc_fd_is_internal(fd))
+        return 0;
+    if (!c || wc_depth)
+        return -EBUSY;
+    struct rlimit rl;
+    if (wc_nofile_prlimit(0, NULL, &rl) == 0 && (rlim_t)fd >= rl.rlim_cur)
+        return 0;       /* the kernel refuses that number to the program */
+    int e = wc_work_begin();
+    int r = wc_cache_fd_move(c, fd);
+    if (r < 0 && r != -ENOENT)
+        r = give_up(c, fd);       /* no room to move it: the file goes */
+    wc_work_end(e);
+    return r == -ENOENT ? 0 : r;
+}
+
+int wc_own_fd_yield(void)
+{
+    struct wc_cache *c = wc_cachep;
+    if (!__atomic_load_n(&wc_own_fd_fallback, __ATOMIC_RELAXED) || !c ||
+        wc_depth || wc_state != WC_ST_ON)
+        return 0;
+    struct rlimit rl;
+    if (wc_nofile_prlimit(0, NULL, &rl) != 0)
+        return 0;
+    unsigned hi = wc_fd_hi();
+    rlim_t lim = rl.rlim_cur < hi ? rl.rlim_cur : hi;
+    int freed = 0;
+    int e = wc_work_begin();
+    /* The lowest first: the number the kernel would have given. */
+    for (unsigned fd = 0; fd < lim && !freed; fd++)
+        if (wc_fd_is_internal((int)fd))
+            freed = give_up(c, (int)fd) == 0;
+    wc_work_end(e);
+    return freed;
+}
+
+/* getrlimit: RLIMIT_NOFILE as the program set it, even while place() has
+ * it raised (invariant 2). Sanitizer runtimes call getrlimit while they
+ * start, before anything of ours may run instrumented or resolve symbols:
+ * a raw system call, no instrumentation. */
+__attribute__((no_sanitize_thread, no_sanitize_address))
+WC_EXPORT int getrlimit(__rlimit_resource_t res, struct rlimit *rl)
+{
+    if (res == RLIMIT_NOFILE &&
+        __atomic_load_n(&g_window, __ATOMIC_ACQUIRE)) {
+        *rl = g_prog_rl;
+        return 0;
+    }
+    long r;
+    register long r10 __asm__("r10") = (long)rl;
+    __asm__ volatile("syscall"
+                     : "=a"(r)
+                     : "a"((long)SYS_prlimit64), "D"(0L), "S"((long)res),
+                       "d"(0L), "r"(r10)
+                     : "rcx", "r11", "memory");
+    if (r < 0) {
+        errno = (int)-r;
+        return -1;
+    }
+    return 0;
+}
+int getrlimit64(__rlimit_resource_t res, struct rlimit64 *rl)
+    WC_ALIAS(getrlimit);
+
+int wc_nofile_prlimit(pid_t pid, const struct rlimit *nl, struct rlimit *ol)
+{
+    struct rlimit now;
+    int locked = !wc_depth;     /* a handler that interrupted place()
+                                   must not wait for it */
+    if (locked)
+        wc_lock(&g_limit_lock);
+    if (!nl && ol && !locked && __atomic_load_n(&g_window, __ATOMIC_ACQUIRE)) {
+        *ol = g_prog_rl;
+        return 0;
+    }
+    int r = REAL(prlimit)(pid, RLIMIT_NOFILE, nl, ol);
+    int e = errno;
+    int ok = r == 0 && nl && nofile(&now) == 0;
+    if (locked)
+        wc_unlock(&g_limit_lock);
+    /* Invariant 3: numbers of ours now below the limit move above it. */
+    if (ok && wc_state == WC_ST_ON && wc_cachep && !wc_depth) {
+        unsigned hi = wc_fd_hi();
+        rlim_t lim = now.rlim_cur < hi ? now.rlim_cur : hi;
+        for (unsigned fd = 0; fd < lim; fd++)
+            if (wc_fd_is_internal((int)fd))
+                wc_own_fd_evict((int)fd);
+    }
+    errno = e;
+    return r;
+}

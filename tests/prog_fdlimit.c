@@ -1,0 +1,263 @@
+/*
+ * prog_fdlimit.c - the descriptor numbers a program gets, run with and
+ * without the shim by test_shim_fds.c (issue 6, point 5): the shim's own
+ * descriptors must not take any number below RLIMIT_NOFILE, nor be
+ * reachable by close, dup2, dup3, F_DUPFD, close_range or closefrom.
+ *
+ *   prog_fdlimit count DIR LIMIT [hard] soft limit LIMIT (and the hard
+ *                                      one too with "hard"); open (and
+ *                                      write to) files until EMFILE
+ *   prog_fdlimit high DIR LIMIT [hard] dup2/dup3/F_DUPFD onto high numbers
+ *                                      (512, LIMIT-1, LIMIT) of cached files
+ *   prog_fdlimit closefrom DIR         the issue's repro: a file opened
+ *                                      twice, the first closed, closefrom
+ *                                      above the second, another file
+ *   prog_fdlimit raise DIR             files cached under a low limit, then
+ *                                      the limit raised: every number up to
+ *                                      the new limit is the program's
+ *
+ * Prints one line per observation (return values, errno, offsets); the
+ * test compares the transcripts and the files.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+static const char *dir;
+static int hard;                  /* "hard": the hard limit goes down too */
+
+static void path_of(char *buf, size_t n, const char *name, int i)
+{
+    snprintf(buf, n, "%s/%s%d", dir, name, i);
+}
+
+static int open_w(const char *name, int i)
+{
+    char p[4096];
+    path_of(p, sizeof p, name, i);
+    return open(p, O_RDWR | O_CREAT | O_TRUNC, 0644);
+}
+
+static void set_soft(long lim)
+{
+    struct rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    rl.rlim_cur = (rlim_t)lim;
+    if (hard || (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < rl.rlim_cur))
+        rl.rlim_max = rl.rlim_cur;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        printf("setrlimit %ld: %s\n", lim, strerror(errno));
+        exit(2);
+    }
+    getrlimit(RLIMIT_NOFILE, &rl);
+    printf("limit %llu", (unsigned long long)rl.rlim_cur);
+    if (hard)
+        printf(" hard %llu", (unsigned long long)rl.rlim_max);
+    printf("\n");
+}
+
+/* Open and write files until the kernel says no. */
+static int count(long lim)
+{
+    set_soft(lim);
+    int n = 0, fd;
+    int *fds = calloc((size_t)lim + 1, sizeof *fds);
+    while (n <= lim && (fd = open_w("c", n)) >= 0) {
+        char b[32];
+        int len = snprintf(b, sizeof b, "file %d\n", n);
+        if (write(fd, b, (size_t)len) != len)
+            printf("write %d: %s\n", n, strerror(errno));
+        fds[n++] = fd;
+    }
+    printf("opened %d, then %s\n", n, strerror(errno));
+    printf("last fd %d\n", n ? fds[n - 1] : -1);
+    /* One more after a close takes its number. */
+    if (n) {
+        close(fds[n / 2]);
+        fd = open_w("again", 0);
+        printf("reopen fd %d (closed %d)\n", fd, fds[n / 2]);
+        fds[n / 2] = fd;
+    }
+    int bad = 0;
+    for (int i = 0; i < n; i++)
+        if (fds[i] >= 0 && close(fds[i]) != 0)
+            bad++;
+    printf("close failures %d\n", bad);
+    free(fds);
+    return 0;
+}
+
+static void report(const char *what, int r)
+{
+    if (r < 0)
+        printf("%s = -1 %s\n", what, strerror(errno));
+    else
+        printf("%s = %d\n", what, r);
+}
+
+static void write_through(int fd, const char *tag)
+{
+    char b[64];
+    int len = snprintf(b, sizeof b, "via %s\n", tag);
+    ssize_t w = write(fd, b, (size_t)len);
+    printf("write %s = %zd\n", tag, w);
+}
+
+static int high(long lim)
+{
+    set_soft(lim);
+    /* Several cached files, so that the shim holds several descriptors. */
+    int fds[8];
+    for (int i = 0; i < 8; i++) {
+        fds[i] = open_w("h", i);
+        write_through(fds[i], "first");
+    }
+    int targets[] = {512, (int)lim - 1, (int)lim - 2, (int)lim, (int)lim + 1,
+                     (int)lim / 2, (int)lim / 2 + 1};
+    for (size_t i = 0; i < sizeof targets / sizeof targets[0]; i++) {
+        int t = targets[i];
+        char what[64];
+        snprintf(what, sizeof what, "dup2 onto %d", t);
+        int r = dup2(fds[i % 8], t);
+        report(what, r);
+        if (r >= 0) {
+            write_through(r, what);
+            report("close it", close(r));
+        }
+        snprintf(what, sizeof what, "dup3 onto %d", t);
+        r = dup3(fds[(i + 1) % 8], t, O_CLOEXEC);
+        report(what, r);
+        if (r >= 0) {
+            write_through(r, what);
+            report("close it", close(r));
+        }
+        snprintf(what, sizeof what, "F_DUPFD from %d", t);
+        r = fcntl(fds[(i + 2) % 8], F_DUPFD, t);
+        report(what, r);
+        if (r >= 0) {
+            write_through(r, what);
+            report("close it", close(r));
+        }
+    }
+    /* close() of every number the program does not hold: EBADF. */
+    int ebadf = 0, other = 0;
+    for (int t = 0; t < (int)lim + 64; t++) {
+        int mine = t <= 2;
+        for (int i = 0; i < 8; i++)
+            mine |= t == fds[i];
+        if (mine)
+            continue;
+        if (close(t) == 0)
+            other++;
+        else if (errno == EBADF)
+            ebadf++;
+        else
+            other++;
+    }
+    printf("close of other numbers: %d EBADF, %d other\n", ebadf, other);
+    for (int i = 0; i < 8; i++) {
+        write_through(fds[i], "last");
+        printf("offset %d = %ld\n", i, (long)lseek(fds[i], 0, SEEK_CUR));
+        report("close", close(fds[i]));
+    }
+    return 0;
+}
+
+static int closefrom_repro(void)
+{
+    int a = open_w("same", 0);
+    char p[4096];
+    path_of(p, sizeof p, "same", 0);
+    int b = open(p, O_RDWR);
+    report("open a", a);
+    report("open b", b);
+    printf("write a = %zd\n", pwrite(a, "AAAA", 4, 0));
+    printf("write b = %zd\n", pwrite(b, "BBBB", 4, 4));
+    report("close a", close(a));
+    printf("write b = %zd\n", pwrite(b, "bbbb", 4, 8));
+    closefrom(b + 1);
+    int c = open_w("other", 0);
+    report("open c", c);
+    printf("write c = %zd\n", write(c, "CCCC", 4));
+    printf("write b = %zd\n", pwrite(b, "ZZZZ", 4, 12));
+    /* And a dup2 over every number above b that the kernel allows. */
+    struct rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    int ok = 0, failed = 0;
+    for (int t = b + 2; t < (int)rl.rlim_cur && t < 4096; t++) {
+        if (dup2(c, t) == t)
+            ok++;
+        else
+            failed++;
+    }
+    printf("dup2 over the rest: %d ok, %d failed\n", ok, failed);
+    closefrom(b + 2);
+    close_range((unsigned)b + 2, ~0u, 0);
+    report("close c", close(c));
+    report("close b", close(b));
+    return 0;
+}
+
+static int raise_limit(void)
+{
+    set_soft(64);
+    int fds[20];
+    for (int i = 0; i < 20; i++) {
+        fds[i] = open_w("r", i);
+        write_through(fds[i], "low");
+    }
+    set_soft(256);
+    /* Every number from 64 to 255 is the program's. */
+    int ok = 0, failed = 0;
+    for (int t = 64; t < 256; t++) {
+        int r = dup2(fds[t % 20], t);
+        if (r == t) {
+            ok++;
+            char b[32];
+            int len = snprintf(b, sizeof b, "dup %d\n", t);
+            if (pwrite(r, b, (size_t)len, 0) != len)
+                failed++;
+            close(r);
+        } else {
+            failed++;
+        }
+    }
+    printf("dup2 onto 64..255: %d ok, %d failed\n", ok, failed);
+    int n = 0, fd, extra[256];
+    while (n < 256 && (fd = open_w("x", n)) >= 0)
+        extra[n++] = fd;
+    printf("then opened %d more, last %d\n", n, n ? extra[n - 1] : -1);
+    for (int i = 0; i < n; i++)
+        close(extra[i]);
+    for (int i = 0; i < 20; i++) {
+        write_through(fds[i], "high");
+        report("close", close(fds[i]));
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    if (argc < 3) {
+        fprintf(stderr, "usage: %s count|high|closefrom|raise DIR [LIMIT]\n",
+                argv[0]);
+        return 2;
+    }
+    dir = argv[2];
+    long lim = argc > 3 ? atol(argv[3]) : 0;
+    hard = argc > 4 && !strcmp(argv[4], "hard");
+    if (!strcmp(argv[1], "count"))
+        return count(lim);
+    if (!strcmp(argv[1], "high"))
+        return high(lim);
+    if (!strcmp(argv[1], "closefrom"))
+        return closefrom_repro();
+    if (!strcmp(argv[1], "raise"))
+        return raise_limit();
+    return 2;
+}

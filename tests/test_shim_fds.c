@@ -1,0 +1,381 @@
+/*
+ * test_shim_fds.c - the shim's own descriptors and the fd table's objects
+ * (issue 6, points 5 and 6).
+ *
+ *   fds/       tests/prog_fdlimit.c with and without the shim: how many
+ *              descriptors a program can open under a low RLIMIT_NOFILE,
+ *              dup2/dup3/F_DUPFD onto high numbers (512, limit - 1, the
+ *              limit), the closefrom repro, a raised limit; transcripts
+ *              and files must be the kernel's (with the hard limit equal
+ *              to the soft one, at most one descriptor fewer).
+ *   fdstress/  tests/prog_fdstress.c: threads racing open, dup, dup2,
+ *              dup3, F_DUPFD, close, write and pwrite on shared numbers;
+ *              every byte of every file checked, with and without the
+ *              shim.
+ *   tsan/      the thread programs (prog_threads, prog_sigstorm,
+ *              prog_fdstress) built with ThreadSanitizer against
+ *              build/tsan/libwcache.so: no report (tests/tsan.supp lists
+ *              what is suppressed and why), and the same checks.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lib_shim.h"
+
+#define REC 64
+
+static char *scratch;
+
+static void setup(void)
+{
+    scratch = wct_scratch("fds");
+}
+
+static void teardown(void)
+{
+    wct_rmtree(scratch);
+    free(scratch);
+}
+
+TestSuite(fds, .init = setup, .fini = teardown, .timeout = 120);
+TestSuite(fdstress, .init = setup, .fini = teardown, .timeout = 180);
+TestSuite(tsan, .init = setup, .fini = teardown, .timeout = 300);
+
+/* A fresh, empty sub-directory of the scratch directory. */
+static char *subdir(const char *name)
+{
+    char *p;
+    cr_assert(asprintf(&p, "%s/%s", scratch, name) > 0);
+    wct_rmtree(p);
+    cr_assert(mkdir(p, 0700) == 0, "mkdir %s", p);
+    return p;
+}
+
+/* Run prog_fdlimit ARGS... in a fresh directory with and without the
+ * shim; return both transcripts and tree listings (malloc'd). */
+struct pair {
+    char *out[2];
+    char *tree[2];
+};
+
+static void run_pair(struct pair *p, const char *mode, const char *limit,
+                     const char *hard)
+{
+    wct_require_shim();
+    wct_require_prog(WCT_PROG("prog_fdlimit"));
+    for (int shim = 0; shim < 2; shim++) {
+        char *dir = subdir(shim ? "shim" : "kernel");
+        const char *argv[] = {WCT_PROG("prog_fdlimit"), mode, dir, limit,
+                              hard, NULL};
+        struct wct_spec spec = {.argv = argv, .shim = shim};
+        struct wct_result res;
+        cr_assert(wct_run(&spec, &res) == 0);
+        cr_assert(wct_ok(&res), "%s %s (shim %d): %s\n%s", mode,
+                  limit ? limit : "", shim, wct_status_str(&res), res.err);
+        p->out[shim] = strdup(res.out);
+        p->tree[shim] = wct_tree_listing(dir, 0);
+        wct_result_free(&res);
+        free(dir);
+    }
+}
+
+static void free_pair(struct pair *p)
+{
+    for (int i = 0; i < 2; i++) {
+        free(p->out[i]);
+        free(p->tree[i]);
+    }
+}
+
+static void same(const char *mode, const char *limit, const char *hard)
+{
+    struct pair p;
+    run_pair(&p, mode, limit, hard);
+    char *d = wct_first_diff(p.out[0], p.out[1]);
+    cr_expect(!*d, "%s %s: transcript differs from the kernel's:\n%s", mode,
+              limit ? limit : "", d);
+    free(d);
+    d = wct_first_diff(p.tree[0], p.tree[1]);
+    cr_expect(!*d, "%s %s: files differ from the kernel's:\n%s", mode,
+              limit ? limit : "", d);
+    free(d);
+    free_pair(&p);
+}
+
+/* A limit of 16 or 1024 with a higher hard limit: the shim's
+ * descriptors go above the soft limit, the program opens exactly as many
+ * files as without the shim, and gets the same numbers. */
+Test(fds, count_limit_16) { same("count", "16", NULL); }
+Test(fds, count_limit_1024) { same("count", "1024", NULL); }
+
+/* dup2, dup3 and F_DUPFD onto 512, limit - 1, limit - 2, the limit, half
+ * of it; close of every number the program does not hold: EBADF. */
+Test(fds, dup_onto_high_numbers_limit_1024) { same("high", "1024", NULL); }
+Test(fds, dup_onto_high_numbers_limit_64) { same("high", "64", NULL); }
+
+/* The issue's repro: a file opened twice, written through both, the first
+ * closed, closefrom() above the second, another file opened. */
+Test(fds, closefrom_after_closing_one_of_two) { same("closefrom", NULL, NULL); }
+
+/* Files cached under a limit of 64, then the limit raised to 256: every
+ * number from 64 up is the program's (dup2 onto each), and it opens as
+ * many more files as without the shim. */
+Test(fds, raised_limit) { same("raise", NULL, NULL); }
+
+/* Soft limit == hard limit: when the process may not raise its limit
+ * (no CAP_SYS_RESOURCE), the shim's descriptors take the top numbers and
+ * give them back as the program needs them (a cached file leaves the
+ * cache): at most one fewer descriptor (the backing store), every dup2
+ * onto a high number as the kernel does. */
+static int opened_count(const char *out)
+{
+    const char *p = strstr(out, "opened ");
+    return p ? atoi(p + 7) : -1;
+}
+
+static void count_hard(const char *limit)
+{
+    struct pair p;
+    run_pair(&p, "count", limit, "hard");
+    int k = opened_count(p.out[0]), s = opened_count(p.out[1]);
+    cr_assert(k > 0, "kernel transcript:\n%s", p.out[0]);
+    cr_expect(s == k || s == k - 1,
+              "limit %s (hard): the kernel opens %d files, the shim %d",
+              limit, k, s);
+    cr_expect(strstr(p.out[1], "close failures 0"), "%s", p.out[1]);
+    free_pair(&p);
+}
+
+Test(fds, count_hard_limit_16) { count_hard("16"); }
+Test(fds, count_hard_limit_1024) { count_hard("1024"); }
+Test(fds, dup_onto_high_numbers_hard_limit_64) { same("high", "64", "hard"); }
+
+/* ---- the stress test -------------------------------------------------- */
+
+/* Check prog_fdstress's files in `dir` against its transcript `out`.
+ * Returns "ok" or what is wrong (static buffer). */
+static const char *check_stress(const char *dir, const char *out,
+                                int threads, int ops)
+{
+    static char msg[512];
+    size_t len[4];
+    char *s[4];
+    for (int i = 0; i < 4; i++) {
+        char p[4096];
+        snprintf(p, sizeof p, "%s/s%d", dir, i);
+        s[i] = wct_slurp(p, &len[i]);
+        if (!s[i])
+            return "a shared file is missing";
+    }
+    const char *res = "ok";
+    char want[REC + 1];
+    /* Every 64-byte slot: zeros or the record that belongs there. */
+    for (int i = 0; i < 4 && res == (const char *)"ok"; i++) {
+        if (len[i] % REC) {
+            snprintf(msg, sizeof msg, "s%d: size %zu", i, len[i]);
+            res = msg;
+        }
+        static const char zero[REC];
+        for (size_t off = 0; off + REC <= len[i]; off += REC) {
+            if (!memcmp(s[i] + off, zero, REC))
+                continue;
+            size_t slot = off / REC;
+            int t = (int)(slot / (size_t)ops), q = (int)(slot % (size_t)ops);
+            int n = snprintf(want, sizeof want, "T%02d S%07d ", t, q);
+            for (int j = n; j < REC - 1; j++)
+                want[j] = (char)('a' + (t * 7 + q + j) % 26);
+            want[REC - 1] = '\n';
+            if (t >= threads || memcmp(s[i] + off, want, REC)) {
+                snprintf(msg, sizeof msg, "s%d: wrong bytes at %zu: %.20s",
+                         i, off, s[i] + off);
+                res = msg;
+                break;
+            }
+        }
+    }
+    /* Every pwrite that returned 64 is in some shared file. */
+    const char *l = out;
+    int checked = 0;
+    while (res == (const char *)"ok" && (l = strstr(l, "\nok ")) != NULL) {
+        int t, q;
+        l++;
+        if (sscanf(l, "ok %d %d", &t, &q) != 2)
+            break;
+        off_t off = ((off_t)t * ops + q) * REC;
+        int found = 0;
+        for (int i = 0; i < 4 && !found; i++)
+            found = (size_t)off + REC <= len[i] && s[i][off] == 'T';
+        if (!found) {
+            snprintf(msg, sizeof msg, "record T%d S%d (returned 64) is in "
+                     "no file", t, q);
+            res = msg;
+        }
+        checked++;
+    }
+    if (res == (const char *)"ok" && checked == 0)
+        res = "no successful pwrite in the transcript";
+    /* Each private file: the thread's write() records, in order. */
+    for (int t = 0; t < threads && res == (const char *)"ok"; t++) {
+        char p[4096], key[32];
+        size_t n;
+        snprintf(p, sizeof p, "%s/p%d", dir, t);
+        char *d = wct_slurp(p, &n);
+        snprintf(key, sizeof key, "private %d ", t);
+        const char *k = strstr(out, key);
+        int want_n = k ? atoi(k + strlen(key)) : -1;
+        if (!d || n != (size_t)want_n * REC) {
+            snprintf(msg, sizeof msg, "p%d: %zu bytes, %d records written",
+                     t, d ? n : 0, want_n);
+            res = msg;
+        }
+        int last = -1;
+        for (size_t off = 0; d && off + REC <= n && res == (const char *)"ok";
+             off += REC) {
+            int tt, q;
+            if (sscanf(d + off, "T%d S%d", &tt, &q) != 2 || tt != t ||
+                q <= last) {
+                snprintf(msg, sizeof msg, "p%d: bad record at %zu", t, off);
+                res = msg;
+                break;
+            }
+            int m = snprintf(want, sizeof want, "T%02d S%07d ", t, q);
+            for (int j = m; j < REC - 1; j++)
+                want[j] = (char)('a' + (t * 7 + q + j) % 26);
+            want[REC - 1] = '\n';
+            if (memcmp(d + off, want, REC)) {
+                snprintf(msg, sizeof msg, "p%d: torn record at %zu", t, off);
+                res = msg;
+            }
+            last = q;
+        }
+        free(d);
+    }
+    for (int i = 0; i < 4; i++)
+        free(s[i]);
+    return res;
+}
+
+static void stress(const char *prog, const char *so, int shim_runs,
+                   int threads, int ops, const char *const *env)
+{
+    wct_require_shim();
+    wct_require_prog(prog);
+    char nt[16], no[16];
+    snprintf(nt, sizeof nt, "%d", threads);
+    snprintf(no, sizeof no, "%d", ops);
+    for (int shim = 2 - shim_runs; shim < 2; shim++) {
+        char *dir = subdir(shim ? "shim" : "kernel");
+        const char *argv[] = {prog, dir, nt, no, NULL};
+        char pre[4200];
+        snprintf(pre, sizeof pre, "LD_PRELOAD=%s", so);
+        const char *envs[8] = {NULL};
+        int ne = 0;
+        if (shim && so)
+            envs[ne++] = pre;
+        for (int i = 0; env && env[i] && ne < 7; i++)
+            envs[ne++] = env[i];
+        struct wct_spec spec = {.argv = argv, .env = envs,
+                                .shim = shim && !so, .timeout_s = 150};
+        struct wct_result res;
+        cr_assert(wct_run(&spec, &res) == 0);
+        cr_assert(wct_ok(&res), "%s (shim %d): %s\n%.2000s", prog, shim,
+                  wct_status_str(&res), res.err);
+        cr_expect(!strstr(res.err, "ThreadSanitizer"), "%.4000s", res.err);
+        cr_expect(strstr(res.out, "close failures 0"), "%.200s", res.out);
+        const char *r = check_stress(dir, res.out, threads, ops);
+        cr_expect(!strcmp(r, "ok"), "%s (shim %d): %s", prog, shim, r);
+        wct_result_free(&res);
+        free(dir);
+    }
+}
+
+/* Four threads, 20000 operations each, on eight shared numbers. */
+Test(fdstress, shared_numbers)
+{
+    stress(WCT_PROG("prog_fdstress"), NULL, 2, 4, 20000, NULL);
+}
+
+/* The same with a cache small enough that write-back runs all the time. */
+Test(fdstress, shared_numbers_small_cache)
+{
+    const char *env[] = {"WCACHE_SIZE=1M", "WCACHE_FLUSH_MS=5", NULL};
+    stress(WCT_PROG("prog_fdstress"), NULL, 1, 4, 20000, env);
+}
+
+/* ---- ThreadSanitizer -------------------------------------------------- */
+
+#define TSAN_SO WCT_BUILD_DIR "/tsan/libwcache.so"
+#define TSAN_PROG(name) WCT_BUILD_DIR "/tsan/" name
+#define TSAN_ENV "TSAN_OPTIONS=halt_on_error=0 exitcode=66 " \
+                 "suppressions=" WCT_SRC_DIR "/tests/tsan.supp"
+
+static void require_tsan(void)
+{
+    struct stat st;
+    cr_assert(stat(TSAN_SO, &st) == 0, "%s missing: run make test", TSAN_SO);
+}
+
+Test(tsan, fdstress)
+{
+    require_tsan();
+    const char *env[] = {TSAN_ENV, NULL};
+    stress(TSAN_PROG("prog_fdstress"), TSAN_SO, 1, 4, 4000, env);
+}
+
+/* prog_threads MODE DIR THREADS RECORDS under the sanitizer: exit 0, no
+ * report, "errors 0" (its own checks). */
+static void tsan_threads(const char *mode)
+{
+    require_tsan();
+    wct_require_prog(TSAN_PROG("prog_threads"));
+    char *dir = subdir(mode);
+    const char *argv[] = {TSAN_PROG("prog_threads"), mode, dir, "4", "2000",
+                          NULL};
+    const char *env[] = {"LD_PRELOAD=" TSAN_SO, TSAN_ENV, NULL};
+    struct wct_spec spec = {.argv = argv, .env = env, .timeout_s = 150};
+    struct wct_result res;
+    cr_assert(wct_run(&spec, &res) == 0);
+    cr_expect(wct_ok(&res), "%s: %s\n%.4000s", mode, wct_status_str(&res),
+              res.err);
+    cr_expect(!strstr(res.err, "ThreadSanitizer"), "%.4000s", res.err);
+    cr_expect(strstr(res.out, "errors 0"), "%s: %.300s", mode, res.out);
+    wct_result_free(&res);
+    free(dir);
+}
+
+Test(tsan, threads_append) { tsan_threads("append"); }
+Test(tsan, threads_shared_offset) { tsan_threads("shared"); }
+Test(tsan, threads_dup) { tsan_threads("dup"); }
+Test(tsan, threads_pwrite) { tsan_threads("pwrite"); }
+Test(tsan, threads_separate_files) { tsan_threads("separate"); }
+
+/* prog_sigstorm PATH MODE SECONDS MAXRECORDS under the sanitizer (which
+ * delivers signals at its own points: the handler still writes while the
+ * main loop is inside the shim's calls). */
+static void tsan_storm(const char *mode)
+{
+    require_tsan();
+    wct_require_prog(TSAN_PROG("prog_sigstorm"));
+    char *dir = subdir(mode);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/f", dir);
+    const char *argv[] = {TSAN_PROG("prog_sigstorm"), path, mode, "1",
+                          "100000", NULL};
+    const char *env[] = {"LD_PRELOAD=" TSAN_SO, TSAN_ENV, NULL};
+    struct wct_spec spec = {.argv = argv, .env = env, .timeout_s = 150};
+    struct wct_result res;
+    cr_assert(wct_run(&spec, &res) == 0);
+    cr_expect(wct_ok(&res), "%s: %s\n%.4000s", mode, wct_status_str(&res),
+              res.err);
+    cr_expect(!strstr(res.err, "ThreadSanitizer"), "%.4000s", res.err);
+    cr_expect(strstr(res.out, "errors 0"), "%s: %.300s", mode, res.out);
+    wct_result_free(&res);
+    free(dir);
+}
+
+Test(tsan, sigstorm_plain) { tsan_storm("plain"); }
+Test(tsan, sigstorm_dup) { tsan_storm("dup"); }
