@@ -977,6 +977,7 @@ struct wc_page *wc_page_get(struct wc_file *f, uint64_t idx, int *isnew,
     }
 
     int64_t b;
+    int saved_errno = errno;    /* the answer is *err, not errno */
     for (int round = 0;; round++) {
         wc_lock(&c->lock);
         b = wc_store_alloc(&c->store);
@@ -1005,6 +1006,7 @@ struct wc_page *wc_page_get(struct wc_file *f, uint64_t idx, int *isnew,
         *err = b == -EAGAIN ? -ENOSPC : (int)b;
         if (b == -ENOSPC)
             __atomic_fetch_add(&c->totals.store_full, 1, __ATOMIC_RELAXED);
+        errno = saved_errno;
         return NULL;
     }
 
@@ -1032,10 +1034,12 @@ struct wc_page *wc_page_get(struct wc_file *f, uint64_t idx, int *isnew,
         wc_store_free(&c->store, p->block);
         wc_unlock(&c->lock);
         *err = -ENOMEM;
+        errno = saved_errno;
         return NULL;
     }
     f->hint = p;
     *isnew = 1;
+    errno = saved_errno;
     return p;
 }
 

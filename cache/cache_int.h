@@ -186,7 +186,7 @@ static inline ssize_t wc_rw_count(int vec, const void *buf, size_t len,
 
 /* A page for index `idx` of f, existing or new (*isnew set). Caller holds
  * f->lock. NULL with *err = -ENOSPC when no block can be had even after
- * eviction and write-back. */
+ * eviction and write-back. errno is left as it was. */
 struct wc_page *wc_page_get(struct wc_file *f, uint64_t idx, int *isnew,
                             int *err);
 /* Drop every page of f without writing anything. Caller holds f->lock. */
@@ -232,7 +232,7 @@ ssize_t wc_write_at(struct wc_file *f, const struct iovec *v, int n,
 /* ---- flush.c -------------------------------------------------------- */
 
 /* Write back f's dirty data. Caller holds f->lock. Returns 0 or -errno
- * (recorded in f->err). */
+ * (recorded in f->err); errno itself is left as it was. */
 int wc_flush_locked(struct wc_file *f, enum wc_reason why);
 /* The same, writing only bytes below `limit` (<= i_size); the size is not
  * extended unless limit is i_size. */

@@ -239,6 +239,7 @@ int wc_flush_below(struct wc_file *f, enum wc_reason why, uint64_t limit)
     }
     if (!wc_err_may_retry(f, why))
         return f->err;                  /* errors.c (3): not here */
+    int saved_errno = errno;            /* the answer is r, not errno */
     /* The appended run goes to the real end of file, in one call. */
     uint64_t abase = limit == f->slot->size ? f->append_from : WC_NO_APPEND;
     uint32_t n = 0;         /* the list itself is the truth */
@@ -348,5 +349,6 @@ int wc_flush_below(struct wc_file *f, enum wc_reason why, uint64_t limit)
     if (cleaned)
         __atomic_fetch_add(&c->totals.flushes[why], 1, __ATOMIC_RELAXED);
     WC_CHECK_FILE(f);
+    errno = saved_errno;
     return r;
 }

@@ -241,9 +241,6 @@ static ssize_t write_iter(struct wc_file *f, struct uiter *it, off_t pos_in,
 
     if (!wc_enter())
         return -EDEADLK;
-    /* Success leaves errno alone, whatever failed inside (a refused
-     * fallocate, a write-back error): one errno lookup per write. */
-    int *errp = &errno, saved_errno = *errp;
     wc_lock(&f->lock);
     wc_wip_size = f->slot->size;
     wc_wip_file = f;
@@ -385,8 +382,6 @@ out:
     if (__builtin_expect(__atomic_load_n(&c->dirty_pages, __ATOMIC_RELAXED) >
                              c->dirty_limit, 0))
         wc__flush_all(c, WC_WHY_PRESSURE);
-    if (ret >= 0)
-        *errp = saved_errno;
     wc_leave();
     return ret;
 }

@@ -382,6 +382,8 @@ Test(errors, fuse_eio, .init = setup, .fini = teardown, .timeout = 300)
               s.r.out);
     cr_assert(strstr(s.r.out, "close -> -1 Input/output error\n"), "%s",
               s.r.out);
+    cr_assert(!strstr(s.r.out, ", errno "), "errno changed by a write that "
+              "succeeded:\n%s", s.r.out);
     /* What was synced is there, nothing else. */
     cr_assert_eq(s.len, k.len, "size %zu (shim) vs %zu", s.len, k.len);
     cr_assert_eq(k.len, 100 * 4096);
