@@ -353,6 +353,11 @@ void wc_flusher_start(void);
 /* Print WCACHE_STATS for cache c (exit, exec). */
 void wc_stats_report(struct wc_cache *c);
 
+/* The calling thread's alternate signal stack, unless it has one: the
+ * mapping, or NULL. wc_altstack_drop(mapping) releases it (altstack.c). */
+void *wc_altstack_add(void);
+void wc_altstack_drop(void *m);
+
 /* Is the fault handler installed (a cache was opened in this image)? */
 extern volatile int wc_fault_ready;
 

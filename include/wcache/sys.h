@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/mman.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <time.h>
@@ -143,7 +144,10 @@
                      struct rlimit *))                                     \
     X(long, ulimit, (int, ...))                                            \
     X(int, clock_nanosleep, (clockid_t, int, const struct timespec *,      \
-                             struct timespec *))
+                             struct timespec *))                           \
+    /* shim: the crash side (issue 7): threads get an alternate stack */   \
+    X(int, pthread_create, (pthread_t *, const pthread_attr_t *,           \
+                            void *(*)(void *), void *))
 
 #define WC_SYS_FIELD(ret, name, args) ret (*name) args;
 struct wc_sys {
