@@ -42,6 +42,17 @@ uint64_t wc_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+void wc_note_disk(struct wc_file *f)
+{
+    struct stat st;
+    f->changed = 0;
+    if (wc_sys.fstat(f->wb_fd, &st) != 0)
+        return;         /* stays as it was: a replay keeps the data aside */
+    f->slot->seen_size = (uint64_t)st.st_size;
+    f->slot->seen_ctime_ns = (uint64_t)st.st_ctim.tv_sec * 1000000000u +
+                             (uint64_t)st.st_ctim.tv_nsec;
+}
+
 /* ---- uthash memory: mmap, never malloc ------------------------------- */
 
 void *wc_hash_alloc(size_t size)
@@ -531,11 +542,16 @@ struct wc_file *wc_file_get(struct wc_cache *c, int fd, int *err)
     s->size = s->disk_size = (uint64_t)st.st_size;
     s->mtime_ns = (uint64_t)st.st_mtim.tv_sec * 1000000000u +
                   (uint64_t)st.st_mtim.tv_nsec;
+    s->seen_size = (uint64_t)st.st_size;
+    s->seen_ctime_ns = (uint64_t)st.st_ctim.tv_sec * 1000000000u +
+                       (uint64_t)st.st_ctim.tv_nsec;
+    f->changed = 0;
     char link[64];
     snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
     ssize_t n = wc_sys.readlink(link, s->path, sizeof s->path - 1);
     s->path_len = n > 0 ? (uint32_t)n : 0;
     s->path[s->path_len] = 0;
+    s->id_sum = wc_fmt_slot_sum(s);                 /* format.h (5) */
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
     s->state = WC_SLOT_LIVE;
     f->live = 1;
@@ -693,6 +709,7 @@ int wc_file_invalidate(struct wc_file *f, enum wc_reason why)
         if (wc_sys.fstat(f->wb_fd, &st) == 0)
             f->slot->size = f->slot->disk_size =
                 (uint64_t)st.st_size;
+        wc_note_disk(f);        /* others' changes: the new baseline */
     }
     wc_unlock(&f->lock);
     wc_leave();
@@ -714,10 +731,17 @@ int wc_file_truncate(struct wc_file *f, off_t size)
     if ((uint64_t)size > f->slot->disk_size && f->ndirty &&
         (r = wc_flush_below(f, WC_WHY_TRUNCATE, (uint64_t)size)) < 0)
         goto out;
+    /* A shrink is recorded first: a replay never brings back bytes past
+     * it (format.h (5)). */
+    uint64_t old_size = f->slot->size;
+    if ((uint64_t)size < old_size)
+        f->slot->size = (uint64_t)size;
     if (wc_sys.ftruncate(f->wb_fd, size) < 0) {
         r = -errno;
+        f->slot->size = old_size;
         goto out;
     }
+    wc_note_disk(f);
     uint64_t n = (uint64_t)size;
     struct wc_page *p, *tmp;
     HASH_ITER(hh, f->pages, p, tmp) {

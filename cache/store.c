@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -93,10 +94,8 @@ int wc_store_open(struct wc_store *s, const char *dir, uint32_t nblocks,
     if ((r = pick_dir(dir, udir, sizeof udir)) < 0)
         return r;
 
-    uint64_t off_files = WC_PAGE_SIZE;
-    uint64_t off_brecs = off_files + round_page((uint64_t)nfiles * WC_FSLOT_SIZE);
-    uint64_t off_data = off_brecs + round_page((uint64_t)nblocks * WC_BREC_SIZE);
-    uint64_t size = off_data + ((uint64_t)nblocks << WC_PAGE_SHIFT);
+    uint64_t off_files, off_brecs, off_data, size;
+    wc_fmt_layout(nfiles, nblocks, &off_files, &off_brecs, &off_data, &size);
 
     /* A file size limit below the store (plus the probe past its end, see
      * cache.c) would make the kernel send SIGXFSZ to the program: decline
@@ -121,6 +120,8 @@ int wc_store_open(struct wc_store *s, const char *dir, uint32_t nblocks,
             return -errno;
     }
 
+    /* Held until the file is closed (store.h (2)); a new file: free. */
+    wc_sys.flock(s->fd, LOCK_EX | LOCK_NB);
     r = -ENOMEM;
     s->ring = calloc(nblocks, sizeof *s->ring);
     s->punched = calloc(nblocks, sizeof *s->punched);
@@ -159,6 +160,9 @@ int wc_store_open(struct wc_store *s, const char *dir, uint32_t nblocks,
     h->uid = getuid();
     h->created_ns = (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
     h->state = WC_STORE_LIVE;
+    memcpy(h->magic, WC_STORE_MAGIC, sizeof h->magic);
+    h->sum = wc_fmt_header_sum(h);                      /* format.h (7) */
+    memset(h->magic, 0, sizeof h->magic);
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
     memcpy(h->magic, WC_STORE_MAGIC, sizeof h->magic);  /* last: valid now */
     return 0;

@@ -164,6 +164,7 @@ static ssize_t write_through(struct wc_file *f, struct uiter *it, uint64_t pos,
             f->slot->disk_size = n;
         }
     }
+    wc_note_disk(f);                    /* format.h (5) */
     if (total) {
         drop_range(f, pos, pos + total);
         if (pos + total > f->slot->size)
@@ -181,6 +182,8 @@ static void mark_dirty(struct wc_file *f, struct wc_page *p)
     if (p->on_lru)
         wc_page_dirtied(f, p);
     p->dirty = 1;
+    wc_page_rec(c, p)->seq = __atomic_add_fetch(&c->store.hdr->seq, 1,
+                                                __ATOMIC_RELAXED);
     p->dnext = f->dirty;
     f->dirty = p;
     if (f->ndirty++ == 0)
