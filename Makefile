@@ -14,7 +14,9 @@ PICFLAGS := -fPIC -fvisibility=hidden
 B       := build
 
 CACHE_SRC := $(wildcard cache/*.c) $(wildcard cache/*.S)
-SHIM_SRC  := $(filter-out shim/cli.c,$(wildcard shim/*.c))
+SHIM_SRC  := $(filter-out shim/cli%.c,$(wildcard shim/*.c))
+# The `wcache` command: the launcher, ls/recover/guard, and the replay.
+CLI_SRC   := shim/cli.c shim/cli_recover.c cache/replay.c cache/sys.c
 CACHE_OBJ := $(patsubst %,$(B)/obj/%.o,$(CACHE_SRC))
 SHIM_OBJ  := $(patsubst %,$(B)/obj/%.o,$(SHIM_SRC))
 EXAMPLES  := $(patsubst examples/%.c,$(B)/examples/%,$(wildcard examples/*.c))
@@ -59,10 +61,17 @@ $(B)/libwcache_core.a: $(CACHE_OBJ)
 $(B)/libwcache.so: $(SHIM_OBJ) $(CACHE_OBJ)
 	$(CC) -shared -Wl,-z,defs -Wl,-z,now -o $@ $^ -ldl -lpthread
 
-$(B)/wcache: shim/cli.c $(HEADERS)
+$(B)/wcache: $(CLI_SRC) $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -DWCACHE_LIBDIR='"$(abspath $(B))"' \
-		-o $@ $< -ldl
+		-o $@ $(CLI_SRC) -ldl
+
+# The same under AddressSanitizer: the tests run `recover` on corrupt files.
+$(B)/asan/wcache: $(CLI_SRC) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -O1 -g -fsanitize=address,undefined \
+		-fno-omit-frame-pointer $(WARN) \
+		-DWCACHE_LIBDIR='"$(abspath $(B))"' -o $@ $(CLI_SRC) -ldl
 
 $(B)/examples/%: examples/%.c
 	@mkdir -p $(dir $@)
@@ -99,10 +108,10 @@ $(B)/debug/tests/test_%: $(B)/obj/tests/test_%.c.o $(TEST_LIB) $(B)/debug/libwca
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $^ -lcriterion -ldl -lpthread
 
-test: all $(TEST_PROGS) $(TESTS) $(DEBUG_TESTS)
+test: all $(B)/asan/wcache $(TEST_PROGS) $(TESTS) $(DEBUG_TESTS)
 	@sh tests/run.sh $(TESTS) $(DEBUG_TESTS)
 
-check-long: all $(TEST_PROGS) $(TESTS) $(DEBUG_TESTS)
+check-long: all $(B)/asan/wcache $(TEST_PROGS) $(TESTS) $(DEBUG_TESTS)
 	@WCT_LONG=1 sh tests/run.sh $(TESTS) $(DEBUG_TESTS)
 
 $(B)/bench_engine: tests/bench_engine.c $(B)/obj/tests/lib_sys.c.o $(B)/libwcache_core.a

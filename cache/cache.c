@@ -46,11 +46,19 @@ void wc_note_disk(struct wc_file *f)
 {
     struct stat st;
     f->changed = 0;
-    if (wc_sys.fstat(f->wb_fd, &st) != 0)
-        return;         /* stays as it was: a replay keeps the data aside */
-    f->slot->seen_size = (uint64_t)st.st_size;
-    f->slot->seen_ctime_ns = (uint64_t)st.st_ctim.tv_sec * 1000000000u +
-                             (uint64_t)st.st_ctim.tv_nsec;
+    if (wc_sys.fstat(f->wb_fd, &st) == 0) {
+        f->slot->seen_size = (uint64_t)st.st_size;
+        f->slot->seen_ctime_ns = (uint64_t)st.st_ctim.tv_sec * 1000000000u +
+                                 (uint64_t)st.st_ctim.tv_nsec;
+    }   /* else stays as it was: a replay keeps the data aside */
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    f->slot->busy = 0;
+}
+
+void wc_disk_busy(struct wc_file *f)
+{
+    f->slot->busy = 1;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
 }
 
 /* ---- uthash memory: mmap, never malloc ------------------------------- */
@@ -542,6 +550,7 @@ struct wc_file *wc_file_get(struct wc_cache *c, int fd, int *err)
     s->size = s->disk_size = (uint64_t)st.st_size;
     s->mtime_ns = (uint64_t)st.st_mtim.tv_sec * 1000000000u +
                   (uint64_t)st.st_mtim.tv_nsec;
+    s->busy = 0;
     s->seen_size = (uint64_t)st.st_size;
     s->seen_ctime_ns = (uint64_t)st.st_ctim.tv_sec * 1000000000u +
                        (uint64_t)st.st_ctim.tv_nsec;
@@ -736,9 +745,11 @@ int wc_file_truncate(struct wc_file *f, off_t size)
     uint64_t old_size = f->slot->size;
     if ((uint64_t)size < old_size)
         f->slot->size = (uint64_t)size;
+    wc_disk_busy(f);
     if (wc_sys.ftruncate(f->wb_fd, size) < 0) {
         r = -errno;
         f->slot->size = old_size;
+        wc_note_disk(f);
         goto out;
     }
     wc_note_disk(f);

@@ -200,6 +200,9 @@ uint64_t wc_now_ns(void);
  * after the engine changed it (format.h (5)): a replay overwrites only a
  * file that still looks so. One fstat. Caller holds f->lock. */
 void wc_note_disk(struct wc_file *f);
+/* The engine is about to change f's file on disk: until wc_note_disk, a
+ * replay compares only its identity. Caller holds f->lock. */
+void wc_disk_busy(struct wc_file *f);
 
 /* Has f anything to write back: dirty pages, or a size the file on disk
  * does not have yet? Caller holds f->lock. */

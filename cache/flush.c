@@ -287,6 +287,7 @@ int wc_flush_below(struct wc_file *f, enum wc_reason why, uint64_t limit)
     f->dirty = sort_pages(f->dirty, n);
     bt->n = ab->n = 0;
     bt->start = bt->end = ab->start = ab->end = 0;
+    wc_disk_busy(f);                            /* format.h (5) */
 
     for (struct wc_page *p = f->dirty; p && r == 0; p = p->dnext) {
         struct wc_brec *rec = wc_page_rec(c, p);
@@ -384,6 +385,8 @@ int wc_flush_below(struct wc_file *f, enum wc_reason why, uint64_t limit)
     }
     if (f->changed || appended)
         wc_note_disk(f);                        /* format.h (5) */
+    else
+        f->slot->busy = 0;
     if (r < 0) {                                        /* invariant (5) */
         f->err = r;
         f->err_unseen = WC_SEEN_FSYNC | WC_SEEN_CLOSE;

@@ -35,7 +35,10 @@
  *       size as the program sees it (i_size); a shrinking truncation is
  *       recorded there before the file is cut. seen_size and seen_ctime_ns
  *       are what fstat said after the engine last changed the file: a
- *       file that differs from them was changed by someone else.
+ *       file that differs from them was changed by someone else. busy is
+ *       set before the engine changes the file and cleared after seen_*
+ *       are updated: while it is set, only dev and ino can be compared
+ *       (what the engine was writing is what a replay writes again).
  *   (6) seq orders records: a page takes the next number when it becomes
  *       dirty, so replaying in seq order follows the program's order.
  *       32-bit serial-number arithmetic (compare differences).
@@ -95,7 +98,8 @@ struct wc_fslot {
     uint64_t disk_size;         /* size on disk as far as we know */
     uint64_t mtime_ns;          /* target's mtime when claimed */
     uint32_t path_len;          /* bytes in path[], without the NUL */
-    uint32_t reserved0;
+    uint32_t busy;              /* 1 while the engine changes the file:
+                                   seen_* may be behind it (5) */
     uint64_t seen_size;         /* st_size after our last change (5) */
     uint64_t seen_ctime_ns;     /* st_ctime then */
     uint64_t id_sum;            /* wc_fmt_slot_sum(): gen, dev, ino, path */

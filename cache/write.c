@@ -125,6 +125,7 @@ static ssize_t write_through(struct wc_file *f, struct uiter *it, uint64_t pos,
     int r = wc_flush_locked(f, WC_WHY_BYPASS);
     if (r < 0)
         return r;
+    wc_disk_busy(f);                    /* format.h (5) */
     size_t total = 0;
     int err = 0;
     while (it->count) {
