@@ -346,6 +346,36 @@ int wc_cache_flush_expired(struct wc_cache *c, uint64_t max_age_ns)
     return first;
 }
 
+int wc_cache_may_remove(struct wc_cache *c)
+{
+    int inside = !wc_enter();
+    int clean = 1;
+    for (uint32_t i = 0; i < c->nfiles && clean; i++) {
+        struct wc_file *f = &c->files[i];
+        if (!__atomic_load_n(&f->live, __ATOMIC_RELAXED))
+            continue;
+        if (!inside)
+            wc_lock(&f->lock);
+        clean = !f->live || !wc_file_dirty(f);
+        if (!inside)
+            wc_unlock(&f->lock);
+    }
+    if (!inside)
+        wc_leave();
+    return clean;
+}
+
+int wc_cache_remove_if_clean(struct wc_cache *c)
+{
+    if (!c->store.path[0] || !wc_cache_may_remove(c))
+        return 0;
+    if (c->store.map)
+        c->store.hdr->state = WC_STORE_CLOSED;
+    int r = wc_sys.unlink(c->store.path) == 0;
+    c->store.path[0] = 0;       /* once */
+    return r;
+}
+
 int wc_cache_close(struct wc_cache *c)
 {
     if (!wc_enter())
@@ -363,8 +393,8 @@ int wc_cache_close(struct wc_cache *c)
         wc_unlock(&f->lock);
     }
     /* Data that could not be written back stays in the backing file for
-     * a replay; only a clean cache removes it. */
-    wc_store_close(&c->store, r == 0);
+     * a replay; only a clean cache removes it (one function decides). */
+    wc_store_close(&c->store, c->store.path[0] && wc_cache_may_remove(c));
     free(c->pages);
     free(c->files);
     free(c->batches);

@@ -346,6 +346,7 @@ struct wc_cache *wc_cache_get(void)
             wc_log(WC_LOG_INFO, "cache %s", wc_cache_path(c));
             __atomic_store_n(&wc_cachep, c, __ATOMIC_RELEASE);
             wc_flusher_start();
+            wc_guard_start(c);          /* guard.c */
         }
     }
     c = wc_cachep;

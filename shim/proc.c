@@ -168,9 +168,7 @@ static void image_ends(void)
     if (!c)
         return;
     wc_stats_report(c);
-    const char *p = wc_cache_path(c);
-    if (p && *p)
-        REAL(unlink)(p);
+    wc_cache_remove_if_clean(c);    /* kept if anything is not written */
 }
 
 /* ---- exit ------------------------------------------------------------- */
@@ -194,12 +192,8 @@ static void flush_in_child(void)
         wc_depth = 1;
         wc_queue_drain();
         wc_consistency_all(WC_WHY_EXIT, 0, 0);
-        struct wc_cache *c = wc_cachep;
-        if (c && wc_cache_dirty(c) == 0) {
-            const char *p = wc_cache_path(c);
-            if (p && *p)
-                REAL(unlink)(p);
-        }
+        if (wc_cachep)
+            wc_cache_remove_if_clean(wc_cachep);
         REAL(syscall)(SYS_exit_group, 0);
     }
     if (pid < 0) {
@@ -268,7 +262,7 @@ WC_EXPORT void abort(void)
          * store's name goes, as at exec (the mapping stays valid). */
         struct sigaction sa;
         struct wc_cache *c = wc_cachep;
-        if (c && wc_cache_dirty(c) == 0 &&
+        if (c && wc_cache_may_remove(c) &&
             REAL(sigaction)(SIGABRT, NULL, &sa) == 0 &&
             !(sa.sa_flags & SA_SIGINFO) && sa.sa_handler == SIG_DFL)
             image_ends();
@@ -781,6 +775,7 @@ __attribute__((constructor)) static void wc_init(void)
     wc_state = WC_ST_ON;
     wc_fault_death_hook = fault_hook;
     wc_altstack_add();      /* the main thread's; kept until exit */
+    wc_guard_init();
     wc_death_signals_init();
     if (wc_cfg.inherited)
         adopt_inherited();

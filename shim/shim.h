@@ -58,7 +58,7 @@ struct wc_shim_config {
     struct wc_config cache;   /* handed to wc_cache_open() */
     uint64_t flush_ms;        /* WCACHE_FLUSH_MS */
     int inherited;            /* WCACHE_INHERITED */
-    int guard;                /* WCACHE_GUARD (accepted; later issue) */
+    int guard;                /* WCACHE_GUARD: start the crash guard */
     int stats;                /* 0 off, 1 stderr, 2 file stats_path */
     int log_level;            /* WCACHE_LOG */
     char stats_path[512];     /* WCACHE_STATS when it is a path */
@@ -357,6 +357,11 @@ void wc_stats_report(struct wc_cache *c);
  * mapping, or NULL. wc_altstack_drop(mapping) releases it (altstack.c). */
 void *wc_altstack_add(void);
 void wc_altstack_drop(void *m);
+
+/* The crash guard for cache c, just created (guard.c); and the start-up
+ * part (finds the wcache binary while dladdr is safe to call). */
+void wc_guard_start(struct wc_cache *c);
+void wc_guard_init(void);
 
 /* Is the fault handler installed (a cache was opened in this image)? */
 extern volatile int wc_fault_ready;

@@ -97,6 +97,16 @@ void wc_cache_abandon(struct wc_cache *c);
  * effort by nature; the parent's exit never depends on it. */
 void wc_cache_unlock_all(struct wc_cache *c);
 
+/* May the backing file go? 1 when no cached file holds data that is not
+ * in the file yet (dirty pages, or a size the file does not have); 0
+ * otherwise: the file then stays for the guard or `wcache recover`. The
+ * one place that decides it (exit, exec, abort, close). */
+int wc_cache_may_remove(struct wc_cache *c);
+
+/* Remove the backing file's name if wc_cache_may_remove says so (once;
+ * the mapping stays valid). Returns 1 when it was removed. */
+int wc_cache_remove_if_clean(struct wc_cache *c);
+
 /* Path of the backing file (for messages and tests). */
 const char *wc_cache_path(const struct wc_cache *c);
 
