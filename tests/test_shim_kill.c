@@ -1,0 +1,501 @@
+/*
+ * test_shim_kill.c - the kill loops (CONTRACT.md section 4: a process that
+ * dies, by any means, loses no write() that returned).
+ *
+ * A writer (prog_killwriter) appends checksummed records of random sizes
+ * to a (write, writev) and b (pwrite), under the shim, and reports each
+ * acknowledged record over a pipe. The test kills it at a random moment
+ * (or it dies of a fault, abort, SIGTERM, the OOM killer), waits for the
+ * crash guard (or runs `wcache recover`), and checks that both files hold
+ * every acknowledged record intact, followed by nothing but a prefix of
+ * the records after them: no garbage, no zero runs. No backing file is
+ * left behind.
+ *
+ * 50 SIGKILLs in `make test`, 1000 in `make check-long` (WCT_LONG=1).
+ */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lib_records.h"
+#include "lib_shim.h"
+
+extern char **environ;
+
+#define WCACHE_BIN WCT_BUILD_DIR "/wcache"
+#define WCACHE_ASAN WCT_BUILD_DIR "/asan/wcache"
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+struct run {
+    const char *dir;        /* where a, b and wcache-<uid>/ live */
+    uint64_t seed;
+    const char *how;        /* prog_killwriter HOW */
+    long n;                 /* its N */
+    int sig;                /* signal the test sends, 0: none */
+    long kill_after;        /* acknowledged records before it is sent */
+    int no_guard;           /* WCACHE_GUARD=0 */
+    const char *cgroup;     /* cgroup directory to move the writer to */
+    int kill_guard;         /* kill the guard before the writer */
+    /* results */
+    long acked;             /* records acknowledged */
+    int status;
+    pid_t pid;
+};
+
+/* The store directory of r->dir. */
+static void store_dir(const char *dir, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s/wcache-%u", dir, (unsigned)getuid());
+}
+
+/* Backing files (cache.*) left in dir's store directory. */
+static int stores_left(const char *dir)
+{
+    char d[4300];
+    store_dir(dir, d, sizeof d);
+    DIR *dh = opendir(d);
+    if (!dh)
+        return 0;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(dh)))
+        n += strncmp(e->d_name, "cache.", 6) == 0;
+    closedir(dh);
+    return n;
+}
+
+/* The guard of a writer whose store is in dir: its pid, or 0. */
+static pid_t find_guard(const char *dir)
+{
+    char d[4300];
+    store_dir(dir, d, sizeof d);
+    DIR *proc = opendir("/proc");
+    pid_t found = 0;
+    struct dirent *e;
+    while (proc && (e = readdir(proc)) && !found) {
+        char p[300], buf[8192];
+        snprintf(p, sizeof p, "/proc/%s/cmdline", e->d_name);
+        int fd = open(p, O_RDONLY);
+        if (fd < 0)
+            continue;
+        ssize_t n = read(fd, buf, sizeof buf - 1);
+        close(fd);
+        if (n <= 0)
+            continue;
+        buf[n] = 0;
+        /* "wcache\0__guard\0<dir>/cache..." */
+        size_t l0 = strlen(buf);
+        if ((ssize_t)l0 + 1 < n && !strcmp(buf + l0 + 1, "__guard")) {
+            const char *arg = buf + l0 + 1 + 8;
+            if (arg < buf + n && !strncmp(arg, d, strlen(d)))
+                found = atoi(e->d_name);
+        }
+    }
+    if (proc)
+        closedir(proc);
+    return found;
+}
+
+/* Run the writer as r says; fills r->acked and r->status. */
+static void run_writer(struct run *r)
+{
+    int in[2], out[2];
+    cr_assert_eq(pipe(in), 0);
+    cr_assert_eq(pipe(out), 0);
+    char seed[32], n[32], dirv[4300];
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)r->seed);
+    snprintf(n, sizeof n, "%ld", r->n);
+    snprintf(dirv, sizeof dirv, "WCACHE_DIR=%s", r->dir);
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        dup2(in[0], 0);
+        dup2(out[1], 1);
+        close(in[0]);
+        close(in[1]);
+        close(out[0]);
+        close(out[1]);
+        setpgid(0, 0);
+        for (char **e = environ; *e;) {
+            if (!strncmp(*e, "LD_PRELOAD=", 11) || !strncmp(*e, "WCACHE_", 7))
+                unsetenv(strndup(*e, (size_t)(strchr(*e, '=') - *e)));
+            else
+                e++;
+        }
+        setenv("LD_PRELOAD", WCT_SHIM_SO, 1);
+        putenv(dirv);
+        if (r->no_guard)
+            setenv("WCACHE_GUARD", "0", 1);
+        execl(WCT_PROG("prog_killwriter"), "prog_killwriter", r->dir, seed,
+              r->how, n, (char *)NULL);
+        _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    r->pid = pid;
+    if (r->cgroup) {
+        char p[4300], s[32];
+        snprintf(p, sizeof p, "%s/cgroup.procs", r->cgroup);
+        snprintf(s, sizeof s, "%d", (int)pid);
+        cr_assert_eq(wct_spit(p, s, strlen(s)), 0, "cannot move the writer "
+                     "into %s: %s", r->cgroup, strerror(errno));
+    }
+    cr_assert_eq(write(in[1], "g", 1), 1);
+    r->acked = 0;
+    int sent = 0;
+    char buf[4096];
+    size_t have = 0;
+    double start = now_ms();
+    for (;;) {
+        if (r->sig && !sent && r->acked >= r->kill_after) {
+            if (r->kill_guard) {
+                pid_t g = 0;
+                for (int i = 0; i < 200 && !(g = find_guard(r->dir)); i++)
+                    usleep(5000);
+                cr_assert(g > 0, "no guard process found");
+                kill(g, SIGKILL);
+            }
+            usleep((useconds_t)(r->seed % 1000));
+            kill(pid, r->sig);
+            sent = 1;
+        }
+        ssize_t k = read(out[0], buf + have, sizeof buf - 1 - have);
+        if (k <= 0)
+            break;
+        have += (size_t)k;
+        buf[have] = 0;
+        char *line = buf, *nl;
+        while ((nl = strchr(line, '\n'))) {
+            r->acked = atol(line) + 1;
+            line = nl + 1;
+        }
+        have = strlen(line);
+        memmove(buf, line, have);
+        cr_assert_lt(now_ms() - start, 60000.0, "writer ran too long");
+    }
+    close(out[0]);
+    close(in[1]);
+    cr_assert_eq(waitpid(pid, &r->status, 0), pid);
+}
+
+/* Wait (bounded) until the guard removed every backing file. */
+static void wait_guard(const char *dir)
+{
+    double start = now_ms();
+    while (stores_left(dir) && now_ms() - start < 15000)
+        usleep(5000);
+    cr_assert_eq(stores_left(dir), 0, "a backing file is left in %s after "
+                 "15 s (the guard did not replay it)", dir);
+}
+
+/* file holds records 0..acked-1 of stream seed intact, then at most a
+ * prefix of the next ones (written, not yet acknowledged). */
+static void check_stream(const char *path, uint64_t seed, long acked,
+                         const char *what)
+{
+    size_t len;
+    unsigned char *f = (unsigned char *)wct_slurp(path, &len);
+    if (!f && errno == ENOENT && acked == 0)
+        return;                 /* killed before it opened the file */
+    cr_assert_not_null(f, "%s: cannot read %s", what, path);
+    static unsigned char rec[4096];
+    size_t off = 0;
+    for (long k = 0; off < len || k < acked; k++) {
+        size_t n = wct_rec_len(seed, (uint64_t)k);
+        if (k >= acked + 2)
+            cr_assert_fail("%s: %s has %zu bytes: more than the %ld "
+                           "acknowledged records (+1 in flight)", what, path,
+                           len, acked);
+        wct_rec_fill(seed, (uint64_t)k, rec);
+        if (k < acked)
+            cr_assert_geq(len, off + n, "%s: %s: acknowledged record %ld "
+                          "(bytes %zu..%zu) missing: file has %zu bytes",
+                          what, path, k, off, off + n, len);
+        size_t m = len - off < n ? len - off : n;
+        for (size_t i = 0; i < m; i++)
+            if (f[off + i] != rec[i])
+                cr_assert_fail("%s: %s: byte %zu (record %ld +%zu) is %#x, "
+                               "expected %#x (%ld acknowledged)", what, path,
+                               off + i, k, i, f[off + i], rec[i], acked);
+        off += n;
+    }
+    free(f);
+}
+
+static void check_files(struct run *r, const char *what)
+{
+    char a[4300], b[4300];
+    snprintf(a, sizeof a, "%s/a", r->dir);
+    snprintf(b, sizeof b, "%s/b", r->dir);
+    check_stream(a, r->seed, r->acked, what);
+    check_stream(b, r->seed + 1, r->acked, what);
+    unlink(a);
+    unlink(b);
+}
+
+static void setup(void)
+{
+    wct_require_shim();
+    wct_require_prog(WCT_PROG("prog_killwriter"));
+}
+
+/* One writer killed with `sig` after a random number of records. */
+static void kill_once(const char *dir, uint64_t seed, int sig, int no_guard)
+{
+    struct run r = {.dir = dir, .seed = seed, .how = "run", .sig = sig,
+                    .kill_after = (long)(seed * 2654435761u % 400),
+                    .no_guard = no_guard};
+    run_writer(&r);
+    cr_assert(WIFSIGNALED(r.status) && WTERMSIG(r.status) == sig,
+              "seed %llu: writer ended with status %#x",
+              (unsigned long long)seed, r.status);
+    if (no_guard) {
+        struct wct_result res;
+        const char *argv[] = {WCACHE_BIN, "recover", dir, NULL};
+        struct wct_spec s = {.argv = argv, .timeout_s = 60};
+        cr_assert_eq(wct_run(&s, &res), 0);
+        cr_assert(wct_ok(&res), "recover: %s\n%s%s", wct_status_str(&res),
+                  res.out, res.err);
+        wct_result_free(&res);
+    }
+    wait_guard(dir);
+    char what[64];
+    snprintf(what, sizeof what, "seed %llu sig %d", (unsigned long long)seed,
+             sig);
+    check_files(&r, what);
+}
+
+Test(kill, sigkill_loop, .init = setup, .fini = wct_scratch_cleanup,
+     .timeout = 900)
+{
+    char *dir = wct_scratch("kill");
+    int n = wct_shim_long() ? 1000 : 50;
+    uint64_t base = (uint64_t)time(NULL);
+    for (int i = 0; i < n; i++)
+        kill_once(dir, base * 1000 + (uint64_t)i, SIGKILL, 0);
+}
+
+Test(kill, unhandled_sigterm, .init = setup, .fini = wct_scratch_cleanup,
+     .timeout = 300)
+{
+    char *dir = wct_scratch("kill");
+    uint64_t base = (uint64_t)time(NULL);
+    for (int i = 0; i < 10; i++)
+        kill_once(dir, base * 1000 + (uint64_t)i, SIGTERM, 0);
+}
+
+/* Each fault kind, after a random number of records. */
+Test(kill, faults_and_abort, .init = setup, .fini = wct_scratch_cleanup,
+     .timeout = 300)
+{
+    static const struct { const char *how; int sig; } k[] = {
+        {"segv", SIGSEGV}, {"abort", SIGABRT}, {"fpe", SIGFPE},
+        {"stack", SIGSEGV},
+    };
+    char *dir = wct_scratch("kill");
+    uint64_t base = (uint64_t)time(NULL);
+    for (size_t j = 0; j < sizeof k / sizeof *k; j++) {
+        for (int i = 0; i < 3; i++) {
+            uint64_t seed = base * 100 + j * 10 + (uint64_t)i;
+            struct run r = {.dir = dir, .seed = seed, .how = k[j].how,
+                            .n = (long)(seed % 500)};
+            run_writer(&r);
+            cr_assert(WIFSIGNALED(r.status) && WTERMSIG(r.status) == k[j].sig,
+                      "%s: status %#x", k[j].how, r.status);
+            cr_assert_eq(r.acked, r.n + 1, "%s", k[j].how);
+            wait_guard(dir);
+            check_files(&r, k[j].how);
+        }
+    }
+}
+
+/* The guard disabled (as if killed before it could act): recover. */
+Test(kill, no_guard_then_recover, .init = setup, .fini = wct_scratch_cleanup,
+     .timeout = 300)
+{
+    char *dir = wct_scratch("kill");
+    uint64_t base = (uint64_t)time(NULL);
+    for (int i = 0; i < 5; i++)
+        kill_once(dir, base * 1000 + (uint64_t)i, SIGKILL, 1);
+}
+
+/* The guard itself killed, then the writer: recover replays. */
+Test(kill, guard_killed_then_recover, .init = setup,
+     .fini = wct_scratch_cleanup, .timeout = 120)
+{
+    char *dir = wct_scratch("kill");
+    uint64_t seed = (uint64_t)time(NULL);
+    struct run r = {.dir = dir, .seed = seed, .how = "run", .sig = SIGKILL,
+                    .kill_after = 300, .kill_guard = 1};
+    run_writer(&r);
+    cr_assert(WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGKILL);
+    usleep(100000);
+    cr_assert_eq(stores_left(dir), 1, "the backing file should be waiting");
+    struct wct_result res;
+    const char *ls[] = {WCACHE_BIN, "ls", dir, NULL};
+    struct wct_spec s = {.argv = ls, .timeout_s = 60};
+    cr_assert_eq(wct_run(&s, &res), 0);
+    cr_assert(wct_ok(&res));
+    cr_assert(strstr(res.out, " dead ") && strstr(res.out, "/a: "),
+              "wcache ls said: %s", res.out);
+    wct_result_free(&res);
+    const char *rec[] = {WCACHE_BIN, "recover", dir, NULL};
+    s.argv = rec;
+    cr_assert_eq(wct_run(&s, &res), 0);
+    cr_assert(wct_ok(&res), "%s%s", res.out, res.err);
+    wct_result_free(&res);
+    cr_assert_eq(stores_left(dir), 0);
+    check_files(&r, "guard killed");
+}
+
+/* A file changed after the crash is left alone; the data goes beside it. */
+Test(kill, file_changed_after_crash, .init = setup,
+     .fini = wct_scratch_cleanup, .timeout = 120)
+{
+    char *dir = wct_scratch("kill");
+    uint64_t seed = (uint64_t)time(NULL);
+    struct run r = {.dir = dir, .seed = seed, .how = "run", .sig = SIGKILL,
+                    .kill_after = 200, .no_guard = 1};
+    run_writer(&r);
+    char a[4300];
+    snprintf(a, sizeof a, "%s/a", dir);
+    size_t before;
+    char *was = wct_slurp(a, &before);
+    cr_assert_not_null(was);
+    int fd = open(a, O_WRONLY | O_APPEND);
+    cr_assert_eq(write(fd, "CHANGED", 7), 7);
+    close(fd);
+    struct wct_result res;
+    const char *rec[] = {WCACHE_BIN, "recover", dir, NULL};
+    struct wct_spec s = {.argv = rec, .timeout_s = 60};
+    cr_assert_eq(wct_run(&s, &res), 0);
+    cr_assert(wct_ok(&res), "%s%s", res.out, res.err);
+    cr_assert(strstr(res.err, "changed after the crash"), "said: %s",
+              res.err);
+    wct_result_free(&res);
+    size_t now;
+    char *is = wct_slurp(a, &now);
+    cr_assert_eq(now, before + 7, "the changed file was written to");
+    cr_assert_eq(memcmp(is, was, before), 0);
+    char aside[4400];
+    snprintf(aside, sizeof aside, "%s.wcache-recovered.%d", a, (int)r.pid);
+    size_t alen;
+    unsigned char *g = (unsigned char *)wct_slurp(aside, &alen);
+    cr_assert_not_null(g, "no %s", aside);
+    /* Every byte there is zero (not held) or the stream's; the
+     * acknowledged bytes the file lacked are all there. */
+    static unsigned char rb[4096];
+    size_t off = 0, acked_len = 0;
+    for (long k = 0; off < alen; k++) {
+        size_t n = wct_rec_len(seed, (uint64_t)k);
+        wct_rec_fill(seed, (uint64_t)k, rb);
+        for (size_t i = 0; i < n && off + i < alen; i++) {
+            unsigned char c = g[off + i];
+            cr_assert(c == 0 || c == rb[i], "garbage at %zu", off + i);
+            if (off + i >= before && k < r.acked)
+                cr_assert_eq(c, rb[i], "acknowledged byte %zu missing",
+                             off + i);
+        }
+        if (k < r.acked)
+            acked_len = off + n;
+        off += n;
+    }
+    cr_assert_geq(alen, acked_len);
+    free(g);
+    free(was);
+    free(is);
+    cr_assert_eq(stores_left(dir), 0);
+}
+
+/* A write to an existing control file (never creating one). */
+static int cg_write(const char *dir, const char *file, const char *val)
+{
+    char p[1400];
+    snprintf(p, sizeof p, "%s/%s", dir, file);
+    int fd = open(p, O_WRONLY);
+    if (fd < 0)
+        return -1;
+    ssize_t n = write(fd, val, strlen(val));
+    close(fd);
+    return n == (ssize_t)strlen(val) ? 0 : -1;
+}
+
+/* A new memory cgroup limited to 96 MiB under our own (v2, or v1's memory
+ * hierarchy): its directory in out, or -1 with a reason. */
+static int make_memcg(char *out, size_t cap, const char **why)
+{
+    char self[700] = "", line[400];
+    FILE *f = fopen("/proc/self/cgroup", "r");
+    int v1 = 0;
+    while (f && fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = 0;
+        if (!strncmp(line, "0::", 3) && !self[0])
+            snprintf(self, sizeof self, "/sys/fs/cgroup%s", line + 3);
+        char *m = strstr(line, ":memory:");
+        if (m) {
+            snprintf(self, sizeof self, "/sys/fs/cgroup/memory%s", m + 8);
+            v1 = 1;
+        }
+    }
+    if (f)
+        fclose(f);
+    *why = "no cgroup found in /proc/self/cgroup";
+    if (!self[0])
+        return -1;
+    snprintf(out, cap, "%s/wct-oom-%d", self, (int)getpid());
+    if (mkdir(out, 0755) != 0) {
+        *why = strerror(errno);
+        return -1;
+    }
+    int r = v1 ? cg_write(out, "memory.limit_in_bytes", "100663296")
+               : cg_write(out, "memory.max", "96M");
+    if (r != 0) {
+        *why = "no memory controller there";
+        rmdir(out);
+        return -1;
+    }
+    if (!v1)
+        cg_write(out, "memory.swap.max", "0");
+    else
+        cg_write(out, "memory.memsw.limit_in_bytes", "100663296");
+    return 0;
+}
+
+/* An OOM kill in a memory cgroup. */
+Test(kill, oom_in_memory_cgroup, .init = setup, .fini = wct_scratch_cleanup,
+     .timeout = 120)
+{
+    char cg[800];
+    const char *why;
+    if (make_memcg(cg, sizeof cg, &why) != 0) {
+        wct_scratch_cleanup();
+        cr_skip_test("cannot create a memory cgroup (%s): OOM kill not "
+                     "tested", why);
+    }
+    char *dir = wct_scratch("kill");
+    uint64_t seed = (uint64_t)time(NULL);
+    struct run r = {.dir = dir, .seed = seed, .how = "oom", .n = 300,
+                    .cgroup = cg};
+    run_writer(&r);
+    wait_guard(dir);
+    for (int i = 0; i < 500 && rmdir(cg) != 0; i++)
+        usleep(10000);
+    cr_assert(WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGKILL,
+              "status %#x (99: the limit did not hold)", r.status);
+    check_files(&r, "oom");
+}
