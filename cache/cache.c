@@ -142,7 +142,8 @@ int wc_cache_open(struct wc_cache **out, const struct wc_config *cfg)
         free(c);
         return -ENOMEM;
     }
-    int r = wc_store_open(&c->store, cfg->dir, (uint32_t)nblocks, nfiles);
+    int r = wc_store_open(&c->store, cfg->dir, (uint32_t)nblocks, nfiles,
+                          cfg->unnamed);
     if (r < 0) {
         free(c->pages);
         free(c->files);
@@ -209,6 +210,16 @@ void wc_cache_unlock_all(struct wc_cache *c)
     if (f && f->cache == c && f->slot->size > wc_wip_size)
         f->slot->size = wc_wip_size;
     wc_wip_file = NULL;
+}
+
+int wc_cache_publish(struct wc_cache *c)
+{
+    return wc_store_publish(&c->store);
+}
+
+int wc_cache_store_fd(const struct wc_cache *c)
+{
+    return c->store.fd;
 }
 
 const char *wc_cache_path(const struct wc_cache *c)
@@ -369,6 +380,10 @@ int wc_cache_remove_if_clean(struct wc_cache *c)
 {
     if (!c->store.path[0] || !wc_cache_may_remove(c))
         return 0;
+    if (!c->store.named) {
+        c->store.path[0] = 0;
+        return 1;               /* never had a name */
+    }
     if (c->store.map)
         c->store.hdr->state = WC_STORE_CLOSED;
     int r = wc_sys.unlink(c->store.path) == 0;
@@ -394,7 +409,8 @@ int wc_cache_close(struct wc_cache *c)
     }
     /* Data that could not be written back stays in the backing file for
      * a replay; only a clean cache removes it (one function decides). */
-    wc_store_close(&c->store, c->store.path[0] && wc_cache_may_remove(c));
+    wc_store_close(&c->store, c->store.path[0] && c->store.named &&
+                                  wc_cache_may_remove(c));
     free(c->pages);
     free(c->files);
     free(c->batches);

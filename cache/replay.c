@@ -21,7 +21,9 @@
  *       data goes to a new file <path>.wcache-recovered.<pid> (O_EXCL,
  *       O_NOFOLLOW, 0600), with a message. No other file is written.
  *   (5) Records are replayed in sequence order (format.h (6)).
- *   (6) The backing file is removed only when every file was replayed
+ *   (6) A backing file with any corrupt record is not replayed at all
+ *       (the lost bytes would become holes of zeros).
+ *   (7) The backing file is removed only when every file was replayed
  *       (in place or aside) and synced; else it stays for `wcache
  *       recover`, and the result says what failed.
  */
@@ -218,6 +220,20 @@ static void open_target(struct target *t, const struct wc_fslot *s,
 int wc_replay(const char *path, int flags, int log_fd,
               struct wc_rp_result *out)
 {
+    int fd = wc_sys.open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY |
+                                   O_NONBLOCK);
+    if (fd < 0) {
+        int r = -errno;
+        memset(out, 0, sizeof *out);
+        say(log_fd, "wcache: %s: %s", path, strerror(errno));
+        return r;
+    }
+    return wc_replay_fd(fd, path, flags, log_fd, out);
+}
+
+int wc_replay_fd(int fd, const char *path, int flags, int log_fd,
+                 struct wc_rp_result *out)
+{
     struct wc_header h;
     struct stat st;
     struct wc_fslot *slots = NULL;
@@ -228,13 +244,6 @@ int wc_replay(const char *path, int flags, int log_fd,
     const char *bad;
 
     memset(out, 0, sizeof *out);
-    int fd = wc_sys.open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY |
-                                   O_NONBLOCK);
-    if (fd < 0) {
-        r = -errno;
-        say(log_fd, "wcache: %s: %s", path, strerror(errno));
-        return r;
-    }
     if (wc_sys.fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         say(log_fd, "wcache: %s: not a regular file", path);
         wc_sys.close(fd);
@@ -266,11 +275,13 @@ int wc_replay(const char *path, int flags, int log_fd,
         wc_sys.close(fd);
         return r;
     }
-    if (wc_sys.fstat(fd, &st) != 0 || st.st_nlink == 0) {
-        wc_sys.close(fd);       /* removed meanwhile: a clean exit */
-        out->removed = 1;
-        return 0;
+    if (wc_sys.fstat(fd, &st) != 0) {
+        r = -errno;
+        wc_sys.close(fd);
+        return r;
     }
+    /* No name (removed at a clean exit, or never given one) and nothing
+     * in it: done. A file without a name but with data is replayed. */
     if ((uint64_t)st.st_size < sizeof h) {
         say(log_fd, "wcache: %s: too short for a header (%lld bytes)", path,
             (long long)st.st_size);
@@ -388,9 +399,14 @@ int wc_replay(const char *path, int flags, int log_fd,
         goto done;
     }
     if (corrupt) {
-        say(log_fd, "wcache: %s: %u corrupt block records (skipped; the "
-            "file is kept)", path, corrupt);
+        /* Which file lost what is unknowable: writing the rest would
+         * leave holes of zeros where the lost bytes belong. Nothing is
+         * written; the file is kept for inspection. */
+        say(log_fd, "wcache: %s: corrupt: %u block records out of range; "
+            "nothing replayed, the file is kept", path, corrupt);
         out->failed += corrupt;
+        if (!(flags & WC_RP_LIST))
+            goto done;
     }
     for (uint32_t i = 0; i < h.nfiles; i++)
         out->files += tg[i].used;

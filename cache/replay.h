@@ -40,5 +40,10 @@ struct wc_rp_result {
  */
 int wc_replay(const char *path, int flags, int log_fd,
               struct wc_rp_result *out /* OUT */);
+/* The same on an open descriptor of the file (closed on return); `path`
+ * is its name, removed when the replay is complete and it still names the
+ * same file (the guard, which opened it before it had a name). */
+int wc_replay_fd(int fd, const char *path, int flags, int log_fd,
+                 struct wc_rp_result *out /* OUT */);
 
 #endif /* WCACHE_REPLAY_H */

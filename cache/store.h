@@ -49,6 +49,8 @@ struct wc_store {
     uint32_t enospc_backoff;    /* allocations to skip before trying
                                    fallocate again after ENOSPC */
     int no_fallocate;           /* fallocate unsupported: touch instead */
+    int named;                  /* path is linked (0: O_TMPFILE, until
+                                   wc_store_publish) */
 };
 
 static inline struct wc_fslot *wc_store_slot(struct wc_store *s, uint32_t i)
@@ -68,9 +70,13 @@ static inline uint8_t *wc_store_block(struct wc_store *s, uint32_t b)
 }
 
 /* Create the backing file for `nblocks` blocks and `nfiles` slots under
- * `dir` (NULL: the default chain). Returns 0 or -errno. */
+ * `dir` (NULL: the default chain); with `unnamed`, without a name (an
+ * O_TMPFILE, where the file system has them) until wc_store_publish, so
+ * that a death before then leaves nothing. Returns 0 or -errno. */
 int wc_store_open(struct wc_store *s, const char *dir, uint32_t nblocks,
-                  uint32_t nfiles);
+                  uint32_t nfiles, int unnamed);
+/* Give an unnamed backing file its name (path). Returns 0 or -errno. */
+int wc_store_publish(struct wc_store *s);
 /* Unmap and close; unlink the file when `unlink_it`. */
 void wc_store_close(struct wc_store *s, int unlink_it);
 

@@ -140,7 +140,7 @@ static int run(const char *given, int flags)
 /* The guard: wait for the owner of PATH to die (its lock), replay, and
  * keep a log beside the backing file. Never under the shim, holds no
  * descriptor of the program (guard.c closed them all before exec). */
-static int guard(const char *path)
+static int guard(const char *path, int fd)
 {
     char log[PATH_MAX + 16];
     snprintf(log, sizeof log, "%s", path);
@@ -154,7 +154,7 @@ static int guard(const char *path)
     signal(SIGINT, SIG_IGN);
     signal(SIGPIPE, SIG_IGN);
     struct wc_rp_result res;
-    int r = wc_replay(path, WC_RP_WAIT | WC_RP_QUIET, lfd, &res);
+    int r = wc_replay_fd(fd, path, WC_RP_WAIT | WC_RP_QUIET, lfd, &res);
     if ((r < 0 || res.failed) && lfd >= 0) {
         dprintf(lfd, "wcache guard: %s kept: `wcache recover` retries it\n",
                 path);
@@ -172,7 +172,7 @@ int wc_cli_recover(int argc, char **argv)
     const char *cmd = argv[0], *given = NULL;
     int flags = 0;
     if (!strcmp(cmd, "__guard"))
-        return argc == 2 ? guard(argv[1]) : 2;
+        return argc == 3 ? guard(argv[1], atoi(argv[2])) : 2;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(cmd, "recover") && !strcmp(argv[i], "--dry-run"))
             flags |= WC_RP_DRY;

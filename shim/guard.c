@@ -12,7 +12,11 @@
  *       descriptor of the program: everything is closed before exec but a
  *       terminal on stderr, which it may speak to; stdin and stdout are
  *       /dev/null. It runs without LD_PRELOAD or any WCACHE_* variable.
- *   (2) The guard learns of the death through the backing file's flock
+ *   (2) The guard opens its own description of the backing file before
+ *       the program goes on (CLONE_VFORK), while the file may still have
+ *       no name (O_TMPFILE, named by wc_cache_publish after this): a death
+ *       at any moment leaves either nothing or a file the guard holds.
+ *   (2b) The guard learns of the death through the backing file's flock
  *       (store.h (2)), released by the kernel when the last descriptor of
  *       the program's open file description goes: at death by any signal,
  *       at exit, at exec (O_CLOEXEC). Then: a removed file (clean exit) is
@@ -65,7 +69,8 @@ static int find_guard(void)
 
 struct spawn {
     const char *exe;
-    char *argv[4];
+    char *argv[5];
+    char self[64];              /* /proc/self/fd/<store> */
     char *envp[1];
     int keep_err;               /* stderr is a terminal: keep it */
 };
@@ -82,7 +87,15 @@ static int guard_child(void *arg)
         if (!s->keep_err)
             REAL(syscall)(SYS_dup3, nul, 2, 0);
     }
-    REAL(syscall)(SYS_close_range, 3, ~0u, 0);
+    /* Its own description of the store (so its own flock), as fd 3: the
+     * store may have no name yet (store.h). */
+    long st = REAL(syscall)(SYS_openat, AT_FDCWD, s->self,
+                            O_RDONLY);
+    if (st < 0)
+        REAL(syscall)(SYS_exit, 127);
+    if (st != 3)
+        REAL(syscall)(SYS_dup3, st, 3, 0);
+    REAL(syscall)(SYS_close_range, 4, ~0u, 0);
     sigset_t none;
     sigemptyset(&none);
     REAL(syscall)(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, 8);
@@ -99,10 +112,11 @@ void wc_guard_start(struct wc_cache *c)
     struct spawn s = {
         .exe = guard_exe,
         .argv = {(char *)"wcache", (char *)"__guard",
-                 (char *)wc_cache_path(c), NULL},
+                 (char *)wc_cache_path(c), (char *)"3", NULL},
         .envp = {NULL},
         .keep_err = isatty(2),
     };
+    snprintf(s.self, sizeof s.self, "/proc/self/fd/%d", wc_cache_store_fd(c));
     static char stack[32 << 10] __attribute__((aligned(16)));
     sigset_t all, old;
     sigfillset(&all);

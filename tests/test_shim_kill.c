@@ -51,6 +51,7 @@ struct run {
     int no_guard;           /* WCACHE_GUARD=0 */
     const char *cgroup;     /* cgroup directory to move the writer to */
     int kill_guard;         /* kill the guard before the writer */
+    const char *size;       /* WCACHE_SIZE, NULL: default */
     /* results */
     long acked;             /* records acknowledged */
     int status;
@@ -141,6 +142,8 @@ static void run_writer(struct run *r)
         putenv(dirv);
         if (r->no_guard)
             setenv("WCACHE_GUARD", "0", 1);
+        if (r->size)
+            setenv("WCACHE_SIZE", r->size, 1);
         execl(WCT_PROG("prog_killwriter"), "prog_killwriter", r->dir, seed,
               r->how, n, (char *)NULL);
         _exit(127);
@@ -498,4 +501,264 @@ Test(kill, oom_in_memory_cgroup, .init = setup, .fini = wct_scratch_cleanup,
     cr_assert(WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGKILL,
               "status %#x (99: the limit did not hold)", r.status);
     check_files(&r, "oom");
+}
+
+/* ---- corrupt and hostile backing files ------------------------------- */
+
+#include "../cache/format.h"
+
+/* Does path hold a prefix of stream seed (or nothing)? */
+static int is_prefix(const char *path, uint64_t seed)
+{
+    size_t len;
+    unsigned char *f = (unsigned char *)wct_slurp(path, &len);
+    if (!f)
+        return errno == ENOENT;
+    static unsigned char rec[4096];
+    size_t off = 0;
+    int ok = 1;
+    for (uint64_t k = 0; off < len && ok; k++) {
+        size_t n = wct_rec_len(seed, k);
+        wct_rec_fill(seed, k, rec);
+        size_t m = len - off < n ? len - off : n;
+        ok = memcmp(f + off, rec, m) == 0;
+        off += n;
+    }
+    free(f);
+    return ok;
+}
+
+struct image {
+    char *buf;
+    size_t len;
+    char name[300];         /* cache.<pid>.<nonce> */
+    struct wc_header h;
+};
+
+/* recover (the ASan build) on `img` placed in dir2's store directory.
+ * Returns its exit status; fails the test on a sanitizer report. */
+static int recover_image(const char *dir2, const struct image *img,
+                         const char *buf, size_t len, uid_t owner,
+                         char **err_out)
+{
+    char sd[4300], p[4700];
+    store_dir(dir2, sd, sizeof sd);
+    mkdir(sd, 0700);
+    snprintf(p, sizeof p, "%s/%s", sd, img->name);
+    unlink(p);
+    cr_assert_eq(wct_spit(p, buf, len), 0);
+    chmod(p, 0600);
+    if (owner != getuid())
+        cr_assert_eq(chown(p, owner, (gid_t)-1), 0);
+    const char *argv[] = {WCACHE_ASAN, "recover", dir2, NULL};
+    const char *env[] = {"ASAN_OPTIONS=exitcode=99:detect_leaks=0",
+                         "UBSAN_OPTIONS=halt_on_error=1:exitcode=98", NULL};
+    struct wct_spec s = {.argv = argv, .env = env, .timeout_s = 120};
+    struct wct_result r;
+    cr_assert_eq(wct_run(&s, &r), 0);
+    cr_assert_not(r.timed_out, "recover hung");
+    cr_assert(WIFEXITED(r.status), "recover died: %s\n%s",
+              wct_status_str(&r), r.err);
+    int st = WEXITSTATUS(r.status);
+    cr_assert(st != 99 && st != 98 && !strstr(r.err, "Sanitizer") &&
+              !strstr(r.err, "runtime error"), "recover crashed:\n%s", r.err);
+    if (err_out)
+        *err_out = strdup(r.err);
+    wct_result_free(&r);
+    unlink(p);
+    return st;
+}
+
+Test(recover, corrupt_and_hostile_files, .init = setup,
+     .fini = wct_scratch_cleanup, .timeout = 600)
+{
+    if (access(WCACHE_ASAN, X_OK) != 0)
+        cr_assert_fail("%s missing: run make", WCACHE_ASAN);
+    char *dir = wct_scratch("recover");
+    char *dir2 = wct_scratch("recover2");
+    uint64_t seed = (uint64_t)time(NULL);
+    struct run r = {.dir = dir, .seed = seed, .how = "run", .sig = SIGKILL,
+                    .kill_after = 150, .no_guard = 1, .size = "256K"};
+    run_writer(&r);
+    /* The backing file left behind: the template. */
+    char sd[4300];
+    store_dir(dir, sd, sizeof sd);
+    DIR *dh = opendir(sd);
+    cr_assert_not_null(dh);
+    struct dirent *e;
+    struct image img = {0};
+    while ((e = readdir(dh)))
+        if (!strncmp(e->d_name, "cache.", 6))
+            snprintf(img.name, sizeof img.name, "%s", e->d_name);
+    closedir(dh);
+    cr_assert(img.name[0], "no backing file left by the killed writer");
+    char tp[4700];
+    snprintf(tp, sizeof tp, "%s/%s", sd, img.name);
+    img.buf = wct_slurp(tp, &img.len);
+    cr_assert_not_null(img.buf);
+    cr_assert_geq(img.len, sizeof img.h);
+    memcpy(&img.h, img.buf, sizeof img.h);
+    unlink(tp);                 /* the tests below use copies */
+    char a[4300], b[4300], other[4300];
+    snprintf(a, sizeof a, "%s/a", dir);
+    snprintf(b, sizeof b, "%s/b", dir);
+    snprintf(other, sizeof other, "%s/other", dir);
+    cr_assert_eq(wct_spit(other, "precious", 8), 0);
+    size_t la0, lb0;
+    char *a0 = wct_slurp(a, &la0), *b0 = wct_slurp(b, &lb0);
+    cr_assert(a0 && b0);
+    char *buf = malloc(img.len);
+    cr_assert_not_null(buf);
+
+#define UNCHANGED(what)                                                    \
+    do {                                                                   \
+        size_t l_;                                                         \
+        char *x_ = wct_slurp(a, &l_);                                      \
+        cr_assert(x_ && l_ == la0 && !memcmp(x_, a0, la0),                 \
+                  "%s: a was written", what);                              \
+        free(x_);                                                          \
+        x_ = wct_slurp(b, &l_);                                            \
+        cr_assert(x_ && l_ == lb0 && !memcmp(x_, b0, lb0),                 \
+                  "%s: b was written", what);                              \
+        free(x_);                                                          \
+    } while (0)
+#define SANE(what)                                                         \
+    do {                                                                   \
+        cr_assert(is_prefix(a, seed), "%s: a holds garbage", what);         \
+        cr_assert(is_prefix(b, seed + 1), "%s: b holds garbage", what);     \
+        size_t l_;                                                         \
+        char *x_ = wct_slurp(other, &l_);                                  \
+        cr_assert(x_ && l_ == 8 && !memcmp(x_, "precious", 8),             \
+                  "%s: another file was written", what);                   \
+        free(x_);                                                          \
+        char g_[4400];                                                     \
+        snprintf(g_, sizeof g_, "%s.wcache-recovered.%lld", a,             \
+                 (long long)img.h.pid);                                    \
+        unlink(g_);                                                        \
+        snprintf(g_, sizeof g_, "%s.wcache-recovered.%lld", b,             \
+                 (long long)img.h.pid);                                    \
+        unlink(g_);                                                        \
+    } while (0)
+
+    /* Truncated: every length that cuts a table. */
+    const size_t cuts[] = {0, 7, sizeof img.h - 1, img.h.off_files + 100,
+                           img.h.off_brecs + 100, img.h.off_data + 1};
+    for (size_t i = 0; i < sizeof cuts / sizeof *cuts; i++) {
+        char what[64];
+        snprintf(what, sizeof what, "truncated to %zu", cuts[i]);
+        cr_assert_eq(recover_image(dir2, &img, img.buf, cuts[i], getuid(),
+                                   NULL), 1, "%s: not reported", what);
+        UNCHANGED(what);
+    }
+    /* A bit flipped in each byte of the checked header. */
+    for (size_t off = 0; off < offsetof(struct wc_header, sum) + 8; off++) {
+        char what[64];
+        snprintf(what, sizeof what, "header byte %zu flipped", off);
+        memcpy(buf, img.buf, img.len);
+        buf[off] ^= (char)(1 << (off % 8));
+        cr_assert_eq(recover_image(dir2, &img, buf, img.len, getuid(), NULL),
+                     1, "%s: not reported", what);
+        UNCHANGED(what);
+    }
+    /* A dirty record of file a, and its slot. */
+    struct wc_brec *rec = NULL;
+    struct wc_fslot *slot = NULL;
+    memcpy(buf, img.buf, img.len);
+    for (uint64_t k = 0; k < img.h.nblocks && !rec; k++) {
+        struct wc_brec *x = (struct wc_brec *)(buf + img.h.off_brecs +
+                                               k * WC_BREC_SIZE);
+        if (!x->file || !x->nr)
+            continue;
+        struct wc_fslot *s = (struct wc_fslot *)(buf + img.h.off_files +
+                                                 (x->file - 1) * WC_FSLOT_SIZE);
+        if (!strcmp(s->path, a)) {
+            rec = x;
+            slot = s;
+        }
+    }
+    cr_assert(rec, "no dirty record of a in the backing file");
+    size_t roff = (size_t)((char *)rec - buf), soff = (size_t)((char *)slot - buf);
+    struct { const char *what; size_t off; uint64_t val; int width; } bad[] = {
+        {"record file out of range", roff + offsetof(struct wc_brec, file),
+         60000, 4},
+        {"record index out of range", roff + offsetof(struct wc_brec, index),
+         (uint64_t)1 << 50, 8},
+        {"record with too many ranges", roff + offsetof(struct wc_brec, nr),
+         200, 2},
+        {"range past the page", roff + offsetof(struct wc_brec, hi), 5000, 2},
+        {"slot path altered", soff + offsetof(struct wc_fslot, path) + 1, 'X',
+         1},
+        {"slot path length out of range",
+         soff + offsetof(struct wc_fslot, path_len), 100000, 4},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        memcpy(buf, img.buf, img.len);
+        memcpy(buf + bad[i].off, &bad[i].val, (size_t)bad[i].width);
+        char *err = NULL;
+        int st = recover_image(dir2, &img, buf, img.len, getuid(), &err);
+        cr_assert_eq(st, 1, "%s: not reported (%s)", bad[i].what, err);
+        free(err);
+        SANE(bad[i].what);
+        if (i < 4)
+            UNCHANGED(bad[i].what);
+    }
+    /* A path pointing elsewhere (checksum made right, as a hostile file
+     * would): the other file is left alone, the data goes beside it. */
+    memcpy(buf, img.buf, img.len);
+    slot = (struct wc_fslot *)(buf + soff);
+    cr_assert_lt(strlen(other), sizeof slot->path);
+    memset(slot->path, 0, sizeof slot->path);
+    memcpy(slot->path, other, strlen(other));
+    slot->path_len = (uint32_t)strlen(other);
+    slot->id_sum = wc_fmt_slot_sum(slot);
+    char *err = NULL;
+    recover_image(dir2, &img, buf, img.len, getuid(), &err);
+    cr_assert(strstr(err, "another file has its name"), "said: %s", err);
+    free(err);
+    char g[4400];
+    snprintf(g, sizeof g, "%s.wcache-recovered.%lld", other,
+             (long long)img.h.pid);
+    cr_assert_eq(access(g, F_OK), 0, "no %s", g);
+    unlink(g);
+    SANE("path pointing elsewhere");
+    /* Another user's file: refused, left in place, nothing written. */
+    free(a0);
+    free(b0);
+    a0 = wct_slurp(a, &la0);
+    b0 = wct_slurp(b, &lb0);
+    cr_assert(a0 && b0);
+    err = NULL;
+    cr_assert_eq(recover_image(dir2, &img, img.buf, img.len, 65534, &err), 1);
+    cr_assert(strstr(err, "not by you"), "said: %s", err);
+    free(err);
+    UNCHANGED("another user's file");
+    /* Random bit flips anywhere in the tables: never a crash, never
+     * garbage. */
+    uint64_t rs = seed | 1;
+    size_t tables = (size_t)img.h.off_data;
+    for (int t = 0; t < 30; t++) {
+        memcpy(buf, img.buf, img.len);
+        for (int k = 0; k < 8; k++) {
+            size_t off = (size_t)(wct_rec_rand(&rs) % tables);
+            buf[off] ^= (char)(1 << (wct_rec_rand(&rs) % 8));
+        }
+        recover_image(dir2, &img, buf, img.len, getuid(), NULL);
+        /* A flip in a mutable field (a range, a size) looks like a valid
+         * state: only crashes and writes outside the targets count. */
+        size_t l_;
+        char *x_ = wct_slurp(other, &l_);
+        cr_assert(x_ && l_ == 8 && !memcmp(x_, "precious", 8));
+        free(x_);
+        char g_[4400];
+        snprintf(g_, sizeof g_, "%s.wcache-recovered.%lld", a,
+                 (long long)img.h.pid);
+        unlink(g_);
+        snprintf(g_, sizeof g_, "%s.wcache-recovered.%lld", b,
+                 (long long)img.h.pid);
+        unlink(g_);
+    }
+    free(buf);
+    free(a0);
+    free(b0);
+    free(img.buf);
 }

@@ -42,6 +42,8 @@ struct wc_config {
     const char *dir;     /* parent of the per-user store directory; NULL:
                             /dev/shm, else $TMPDIR, else /tmp */
     unsigned max_files;  /* file-table slots; 0: 256 */
+    int unnamed;         /* create the backing file without a name until
+                            wc_cache_publish (a guard opens it first) */
 };
 
 /* Why a flush happened; counted in wc_stats.flushes[]. */
@@ -106,6 +108,14 @@ int wc_cache_may_remove(struct wc_cache *c);
 /* Remove the backing file's name if wc_cache_may_remove says so (once;
  * the mapping stays valid). Returns 1 when it was removed. */
 int wc_cache_remove_if_clean(struct wc_cache *c);
+
+/* Give the backing file its name, if it was created unnamed. Returns 0
+ * or -errno (the cache works on; only `wcache recover` cannot find it). */
+int wc_cache_publish(struct wc_cache *c);
+
+/* The backing file's descriptor (the guard opens its own description of
+ * it through /proc/self/fd). */
+int wc_cache_store_fd(const struct wc_cache *c);
 
 /* Path of the backing file (for messages and tests). */
 const char *wc_cache_path(const struct wc_cache *c);

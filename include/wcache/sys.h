@@ -56,6 +56,7 @@
     X(int, mkdir, (const char *, mode_t))                                  \
     X(int, lstat, (const char *, struct stat *))                           \
     X(int, unlink, (const char *))                                         \
+    X(int, linkat, (int, const char *, int, const char *, int))            \
     X(void *, mmap, (void *, size_t, int, int, int, off_t))                \
     X(int, munmap, (void *, size_t))                                       \
     X(int, madvise, (void *, size_t, int))                                 \
