@@ -396,10 +396,20 @@ int wc_cache_close(struct wc_cache *c)
     if (!wc_enter())
         return -EDEADLK;
     int r = wc__flush_all(c, WC_WHY_EXIT);
+    /* Data that could not be written back stays in the backing file for
+     * a replay, its records untouched; only a clean cache removes it (one
+     * function decides). */
+    int keep = !wc_cache_may_remove(c);
     for (uint32_t i = 0; i < c->nfiles; i++) {
         struct wc_file *f = &c->files[i];
         if (!f->live)
             continue;
+        if (keep) {
+            if (f->wb_fd >= 0)
+                wc_sys.close(f->wb_fd);
+            f->wb_fd = -1;
+            continue;
+        }
         wc_lock(&f->lock);
         wc_file_drop_pages(f);                    /* takes c->lock itself */
         wc_lock(&c->lock);
@@ -407,10 +417,7 @@ int wc_cache_close(struct wc_cache *c)
         wc_unlock(&c->lock);
         wc_unlock(&f->lock);
     }
-    /* Data that could not be written back stays in the backing file for
-     * a replay; only a clean cache removes it (one function decides). */
-    wc_store_close(&c->store, c->store.path[0] && c->store.named &&
-                                  wc_cache_may_remove(c));
+    wc_store_close(&c->store, !keep && c->store.path[0] && c->store.named);
     free(c->pages);
     free(c->files);
     free(c->batches);

@@ -762,3 +762,41 @@ Test(recover, corrupt_and_hostile_files, .init = setup,
     free(b0);
     free(img.buf);
 }
+
+/* ---- no backing file left behind ------------------------------------- */
+
+static void leave(const char *how, int want_lines)
+{
+    wct_require_prog(WCT_PROG("prog_leave"));
+    char *dir = wct_scratch("leave");
+    char dv[4300];
+    snprintf(dv, sizeof dv, "WCACHE_DIR=%s", dir);
+    const char *env[] = {dv, NULL};
+    const char *argv[] = {WCT_PROG("prog_leave"), dir, how, NULL};
+    struct wct_spec s = {.argv = argv, .env = env, .shim = 1,
+                         .timeout_s = 60};
+    struct wct_result r;
+    cr_assert_eq(wct_run(&s, &r), 0);
+    cr_assert(wct_ok(&r), "%s: %s %s", how, wct_status_str(&r), r.err);
+    if (!strcmp(r.out, "skip\n")) {
+        wct_result_free(&r);
+        wct_scratch_cleanup();
+        cr_skip_test("%s needs privileges this test does not have", how);
+    }
+    wct_result_free(&r);
+    wait_guard(dir);
+    char p[4300];
+    snprintf(p, sizeof p, "%s/out", dir);
+    size_t len;
+    char *f = wct_slurp(p, &len);
+    cr_assert_not_null(f);
+    cr_assert_eq(len, (size_t)want_lines * 10, "%s: %zu bytes", how, len);
+    free(f);
+}
+
+Test(leftover, after_chroot, .init = setup, .fini = wct_scratch_cleanup,
+     .timeout = 60) { leave("chroot", 200); }
+Test(leftover, after_setuid, .init = setup, .fini = wct_scratch_cleanup,
+     .timeout = 60) { leave("setuid", 200); }
+Test(leftover, after_exec, .init = setup, .fini = wct_scratch_cleanup,
+     .timeout = 60) { leave("exec", 100); }
