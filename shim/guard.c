@@ -5,9 +5,12 @@
  * beside libwcache.so, run as `wcache __guard STORE` (shim/cli_recover.c).
  *
  * Invariants:
- *   (1) The program never sees the guard: it is made by clone() with
- *       termination signal 0 (no SIGCHLD; wait(-1) without __WALL never
- *       returns it), it calls setsid() (no process group or terminal of
+ *   (1) The program never sees the guard: an intermediate child made by
+ *       clone() with termination signal 0 (no SIGCHLD; wait(-1) without
+ *       __WALL never returns it; reaped at once with __WCLONE) calls
+ *       setsid() and starts the guard, then exits, so the guard is
+ *       reparented (to init, or the nearest PR_SET_CHILD_SUBREAPER) and
+ *       is no child of the program (no process group or terminal of
  *       the program, so no job-control signal reaches it), and it holds no
  *       descriptor of the program: everything is closed before exec but a
  *       terminal on stderr, which it may speak to; stdin and stdout are
@@ -39,6 +42,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "shim.h"
@@ -75,11 +79,13 @@ struct spawn {
     int keep_err;               /* stderr is a terminal: keep it */
 };
 
-/* The child: raw system calls only (it shares the parent's memory). */
-static int guard_child(void *arg)
+static char stack[2][16 << 10] __attribute__((aligned(16)));
+
+/* The guard itself: raw system calls only (it shares the parent's
+ * memory until exec). */
+static int guard_exec(void *arg)
 {
     struct spawn *s = arg;
-    REAL(syscall)(SYS_setsid);
     long nul = REAL(syscall)(SYS_openat, AT_FDCWD, "/dev/null", O_RDWR);
     if (nul >= 0) {
         REAL(syscall)(SYS_dup3, nul, 0, 0);
@@ -104,6 +110,18 @@ static int guard_child(void *arg)
     return 127;
 }
 
+/* The intermediate child (exit signal 0): a new session, the guard, and
+ * gone, so that the guard is nobody's child in the program (exec gives a
+ * process the exit signal SIGCHLD again, which would make it visible). */
+static int guard_child(void *arg)
+{
+    REAL(syscall)(SYS_setsid);
+    clone(guard_exec, stack[1] + sizeof stack[1],
+          CLONE_VM | CLONE_VFORK | SIGCHLD, arg);
+    REAL(syscall)(SYS_exit, 0);
+    return 0;
+}
+
 void wc_guard_start(struct wc_cache *c)
 {
     if (!wc_cfg.guard || !c || !find_guard())
@@ -117,14 +135,19 @@ void wc_guard_start(struct wc_cache *c)
         .keep_err = isatty(2),
     };
     snprintf(s.self, sizeof s.self, "/proc/self/fd/%d", wc_cache_store_fd(c));
-    static char stack[32 << 10] __attribute__((aligned(16)));
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    /* The stack is static: the cache lock of fdtab.c serialises callers,
-     * and CLONE_VFORK holds us until the child has exec'd. */
-    int pid = clone(guard_child, stack + sizeof stack, CLONE_VM | CLONE_VFORK,
-                    &s);
+    /* The stacks are static: the cache lock of fdtab.c serialises
+     * callers, and CLONE_VFORK holds us until the intermediate child has
+     * gone, which the guard's exec let it do. It is reaped here, at once
+     * (__WCLONE: the program's wait(-1) never sees it). */
+    int pid = clone(guard_child, stack[0] + sizeof stack[0],
+                    CLONE_VM | CLONE_VFORK, &s);
+    if (pid > 0)
+        while (REAL(syscall)(SYS_wait4, pid, NULL, __WCLONE, NULL) < 0 &&
+               errno == EINTR)
+            ;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (pid < 0)
         wc_log(WC_LOG_WARN, "no crash guard (%s): `wcache recover` replays "

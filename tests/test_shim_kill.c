@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -800,3 +801,69 @@ Test(leftover, after_setuid, .init = setup, .fini = wct_scratch_cleanup,
      .timeout = 60) { leave("setuid", 200); }
 Test(leftover, after_exec, .init = setup, .fini = wct_scratch_cleanup,
      .timeout = 60) { leave("exec", 100); }
+
+/* The program never sees its guard: wait(-1) finds no child, no SIGCHLD
+ * arrives; and under a PR_SET_CHILD_SUBREAPER parent, which inherits the
+ * guard when the program dies, the guard still replays and exits. */
+Test(leftover, guard_invisible_under_a_subreaper, .init = setup,
+     .fini = wct_scratch_cleanup, .timeout = 60)
+{
+    wct_require_prog(WCT_PROG("prog_leave"));
+    char *dir = wct_scratch("leave");
+    int p[2];
+    cr_assert_eq(pipe(p), 0);
+    pid_t sub = fork();
+    cr_assert(sub >= 0);
+    if (sub == 0) {
+        /* The subreaper: runs the program, reaps everything that comes
+         * to it, reports the program's status and output. */
+        close(p[0]);
+        prctl(PR_SET_CHILD_SUBREAPER, 1);
+        char dv[4300];
+        snprintf(dv, sizeof dv, "WCACHE_DIR=%s", dir);
+        int out[2];
+        if (pipe(out) != 0)
+            _exit(10);
+        pid_t prog = fork();
+        if (prog == 0) {
+            dup2(out[1], 1);
+            close(out[0]);
+            setenv("LD_PRELOAD", WCT_SHIM_SO, 1);
+            putenv(dv);
+            execl(WCT_PROG("prog_leave"), "prog_leave", dir, "wait",
+                  (char *)NULL);
+            _exit(127);
+        }
+        close(out[1]);
+        char buf[256] = {0};
+        ssize_t n = read(out[0], buf, sizeof buf - 1);
+        (void)n;
+        int others = 0;
+        pid_t w;
+        while ((w = wait(NULL)) > 0 || errno == EINTR)
+            if (w > 0 && w != prog)
+                others++;
+        dprintf(p[1], "%s|%d\n", buf, others);
+        _exit(0);
+    }
+    close(p[1]);
+    char res[512] = {0};
+    size_t got = 0;
+    ssize_t k;
+    while ((k = read(p[0], res + got, sizeof res - 1 - got)) > 0)
+        got += (size_t)k;
+    close(p[0]);
+    int st;
+    cr_assert_eq(waitpid(sub, &st, 0), sub);
+    cr_assert(strstr(res, "wait: -1 No child processes; SIGCHLD 0;"),
+              "the program saw its guard: %s", res);
+    cr_assert(strstr(res, "|1"), "the subreaper did not reap exactly one "
+              "guard: %s", res);
+    wait_guard(dir);
+    char path[4300];
+    snprintf(path, sizeof path, "%s/out", dir);
+    size_t len;
+    char *f = wct_slurp(path, &len);
+    cr_assert(f && len == 1000, "%zu bytes", len);
+    free(f);
+}
