@@ -8,6 +8,7 @@
  * still runs.
  */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,27 @@
 #include <sys/wait.h>
 
 #include "lib_shim.h"
+
+/* Wait (bounded) until no backing file is left in dir's store directory:
+ * the crash guard removes what a death leaves. */
+static void no_store_left(const char *dir, const char *how)
+{
+    char sd[4300];
+    snprintf(sd, sizeof sd, "%s/wcache-%u", dir, (unsigned)getuid());
+    for (int i = 0; i < 3000; i++) {
+        DIR *d = opendir(sd);
+        int n = 0;
+        struct dirent *e;
+        while (d && (e = readdir(d)))
+            n += strncmp(e->d_name, "cache.", 6) == 0;
+        if (d)
+            closedir(d);
+        if (!n)
+            return;
+        usleep(5000);
+    }
+    cr_assert_fail("%s: a backing file is left in %s", how, sd);
+}
 
 static void one(const char *how)
 {
@@ -27,11 +49,15 @@ static void one(const char *how)
     struct wct_result r[2];
     char *file[2];
     size_t len[2];
+    char dv[4300];
+    snprintf(dv, sizeof dv, "WCACHE_DIR=%s", dir);
+    const char *env[] = {dv, NULL};
     for (int shim = 0; shim < 2; shim++) {
         struct wct_spec s = {.argv = argv, .shim = shim, .timeout_s = 30,
-                             .cwd = dir};
+                             .cwd = dir, .env = env};
         cr_assert_eq(wct_run(&s, &r[shim]), 0);
         cr_assert_not(r[shim].timed_out, "%s hung", how);
+        no_store_left(dir, how);
         file[shim] = wct_slurp(path, &len[shim]);
         cr_assert_not_null(file[shim]);
         unlink(path);
