@@ -260,6 +260,10 @@ int wc_replay_fd(int fd, const char *path, int flags, int log_fd,
     while (wc_sys.flock(fd, how) != 0) {
         if (errno == EINTR)
             continue;
+        if (errno == EWOULDBLOCK && (flags & WC_RP_LIST)) {
+            out->alive = 1;     /* a listing only reads: go on */
+            break;
+        }
         if (errno == EWOULDBLOCK) {
             out->alive = 1;
             if (read_all(fd, &h, sizeof h, 0) == 0 && !check_header(&h, &st))

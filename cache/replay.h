@@ -18,7 +18,8 @@ enum {
 
 struct wc_rp_result {
     int64_t pid;        /* the owner, from the header (0: unreadable) */
-    int alive;          /* the owner holds the lock: nothing was done */
+    int alive;          /* the owner holds the lock: nothing written
+                           (a listing still reads and counts) */
     uint64_t bytes;     /* dirty bytes held */
     uint32_t files;     /* files they belong to */
     uint32_t failed;    /* files (or parts) that could not be replayed */

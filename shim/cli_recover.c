@@ -117,8 +117,7 @@ static int run(const char *given, int flags)
                        (long long)res.pid, res.alive ? "alive" : "dead",
                        (unsigned long long)res.bytes, res.files);
                 fflush(stdout);
-                if (!res.alive)
-                    wc_replay(path, WC_RP_LIST | WC_RP_QUIET, 1, &res);
+                wc_replay(path, WC_RP_LIST | WC_RP_QUIET, 1, &res);
                 continue;
             }
             int r = wc_replay(path, flags, 2, &res);
