@@ -17,9 +17,11 @@ PICFLAGS := -fPIC -fvisibility=hidden
 B       := build
 
 CACHE_SRC := $(wildcard cache/*.c) $(wildcard cache/*.S)
-# The `wcache` command: its own files plus the shared config rules.
-CLI_SRC   := $(wildcard shim/cli*.c) shim/config.c
-SHIM_SRC  := $(filter-out $(wildcard shim/cli*.c),$(wildcard shim/*.c))
+# The `wcache` command: the launcher, ls/recover/guard, the replay, and
+# the shared config rules.
+SHIM_SRC  := $(filter-out shim/cli%.c,$(wildcard shim/*.c))
+CLI_SRC   := shim/cli.c shim/cli_stats.c shim/cli_recover.c shim/config.c \
+	cache/replay.c cache/sys.c
 CACHE_OBJ := $(patsubst %,$(B)/obj/%.o,$(CACHE_SRC))
 SHIM_OBJ  := $(patsubst %,$(B)/obj/%.o,$(SHIM_SRC))
 EXAMPLES  := $(patsubst examples/%.c,$(B)/examples/%,$(wildcard examples/*.c))
@@ -95,6 +97,13 @@ uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/wcache $(DESTDIR)$(LIBDIR)/libwcache.so \
 		$(DESTDIR)$(MANDIR)/wcache.1 $(DESTDIR)$(COMPDIR)/wcache
 	-rmdir $(DESTDIR)$(LIBDIR) 2>/dev/null
+
+# The same under AddressSanitizer: the tests run `recover` on corrupt files.
+$(B)/asan/wcache: $(CLI_SRC) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -O1 -g -fsanitize=address,undefined \
+		-fno-omit-frame-pointer $(WARN) \
+		-DWCACHE_LIBDIR='"$(abspath $(B))"' -o $@ $(CLI_SRC) -ldl
 
 $(B)/examples/%: examples/%.c
 	@mkdir -p $(dir $@)
@@ -173,11 +182,11 @@ $(B)/debug/tests/test_%: $(B)/obj/tests/test_%.c.o $(TEST_LIB) $(B)/debug/libwca
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $^ -lcriterion -ldl -lpthread
 
-test: all $(TEST_PROGS) $(FUSE_PROGS) $(TESTS) $(DEBUG_TESTS) $(B)/tsan/libwcache.so \
-	$(TSAN_PROGS)
+test: all $(B)/asan/wcache $(TEST_PROGS) $(FUSE_PROGS) $(TESTS) $(DEBUG_TESTS) \
+	$(B)/tsan/libwcache.so $(TSAN_PROGS)
 	@sh tests/run.sh $(TESTS) $(DEBUG_TESTS)
 
-check-long: all $(TEST_PROGS) $(FUSE_PROGS) $(TESTS) $(DEBUG_TESTS)
+check-long: all $(B)/asan/wcache $(TEST_PROGS) $(FUSE_PROGS) $(TESTS) $(DEBUG_TESTS)
 	@WCT_LONG=1 sh tests/run.sh $(TESTS) $(DEBUG_TESTS)
 
 $(B)/bench_engine: tests/bench_engine.c $(B)/obj/tests/lib_sys.c.o $(B)/libwcache_core.a

@@ -42,6 +42,25 @@ uint64_t wc_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+void wc_note_disk(struct wc_file *f)
+{
+    struct stat st;
+    f->changed = 0;
+    if (wc_sys.fstat(f->wb_fd, &st) == 0) {
+        f->slot->seen_size = (uint64_t)st.st_size;
+        f->slot->seen_ctime_ns = (uint64_t)st.st_ctim.tv_sec * 1000000000u +
+                                 (uint64_t)st.st_ctim.tv_nsec;
+    }   /* else stays as it was: a replay keeps the data aside */
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    f->slot->busy = 0;
+}
+
+void wc_disk_busy(struct wc_file *f)
+{
+    f->slot->busy = 1;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+}
+
 /* ---- uthash memory: mmap, never malloc ------------------------------- */
 
 void *wc_hash_alloc(size_t size)
@@ -160,7 +179,8 @@ int wc_cache_open(struct wc_cache **out, const struct wc_config *cfg)
         return -ENOMEM;
     }
     c->fds = cfg->fds ? cfg->fds : &default_fds;
-    int r = wc_store_open(&c->store, cfg->dir, (uint32_t)nblocks, nfiles);
+    int r = wc_store_open(&c->store, cfg->dir, (uint32_t)nblocks, nfiles,
+                          cfg->unnamed);
     if (r >= 0) {
         /* The store's descriptor becomes one of ours (announced). */
         int kept = c->fds->place(c->store.fd);
@@ -229,6 +249,16 @@ void wc_cache_unlock_all(struct wc_cache *c)
     if (f && f->cache == c && f->slot->size > wc_wip_size)
         f->slot->size = wc_wip_size;
     wc_wip_file = NULL;
+}
+
+int wc_cache_publish(struct wc_cache *c)
+{
+    return wc_store_publish(&c->store);
+}
+
+int wc_cache_store_fd(const struct wc_cache *c)
+{
+    return c->store.fd;
 }
 
 const char *wc_cache_path(const struct wc_cache *c)
@@ -374,15 +404,59 @@ int wc_cache_flush_expired(struct wc_cache *c, uint64_t max_age_ns)
     return first;
 }
 
+int wc_cache_may_remove(struct wc_cache *c)
+{
+    int inside = !wc_enter();
+    int clean = 1;
+    for (uint32_t i = 0; i < c->nfiles && clean; i++) {
+        struct wc_file *f = &c->files[i];
+        if (!__atomic_load_n(&f->live, __ATOMIC_RELAXED))
+            continue;
+        if (!inside)
+            wc_lock(&f->lock);
+        clean = !f->live || !wc_file_dirty(f);
+        if (!inside)
+            wc_unlock(&f->lock);
+    }
+    if (!inside)
+        wc_leave();
+    return clean;
+}
+
+int wc_cache_remove_if_clean(struct wc_cache *c)
+{
+    if (!c->store.path[0] || !wc_cache_may_remove(c))
+        return 0;
+    if (!c->store.named) {
+        c->store.path[0] = 0;
+        return 1;               /* never had a name */
+    }
+    if (c->store.map)
+        c->store.hdr->state = WC_STORE_CLOSED;
+    int r = wc_sys.unlink(c->store.path) == 0;
+    c->store.path[0] = 0;       /* once */
+    return r;
+}
+
 int wc_cache_close(struct wc_cache *c)
 {
     if (!wc_enter())
         return -EDEADLK;
     int r = wc__flush_all(c, WC_WHY_EXIT);
+    /* Data that could not be written back stays in the backing file for
+     * a replay, its records untouched; only a clean cache removes it (one
+     * function decides). */
+    int keep = !wc_cache_may_remove(c);
     for (uint32_t i = 0; i < c->nfiles; i++) {
         struct wc_file *f = &c->files[i];
         if (!f->live)
             continue;
+        if (keep) {
+            if (f->wb_fd >= 0)
+                wc_sys.close(f->wb_fd);
+            f->wb_fd = -1;
+            continue;
+        }
         wc_lock(&f->lock);
         wc_file_drop_pages(f);                    /* takes c->lock itself */
         wc_lock(&c->lock);
@@ -391,9 +465,9 @@ int wc_cache_close(struct wc_cache *c)
         wc_unlock(&f->lock);
     }
     /* Data that could not be written back stays in the backing file for
-     * a replay; only a clean cache removes it. */
+     * a replay (wc_cache_may_remove); only a clean cache removes it. */
     int sfd = c->store.fd;
-    wc_store_close(&c->store, r == 0);
+    wc_store_close(&c->store, !keep && c->store.path[0] && c->store.named);
     if (sfd >= 0)
         c->fds->closed(sfd);
     free(c->pages);
@@ -583,11 +657,17 @@ struct wc_file *wc_file_get(struct wc_cache *c, int fd, int *err)
     s->size = s->disk_size = (uint64_t)st.st_size;
     s->mtime_ns = (uint64_t)st.st_mtim.tv_sec * 1000000000u +
                   (uint64_t)st.st_mtim.tv_nsec;
+    s->busy = 0;
+    s->seen_size = (uint64_t)st.st_size;
+    s->seen_ctime_ns = (uint64_t)st.st_ctim.tv_sec * 1000000000u +
+                       (uint64_t)st.st_ctim.tv_nsec;
+    f->changed = 0;
     char link[64];
     snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
     ssize_t n = wc_sys.readlink(link, s->path, sizeof s->path - 1);
     s->path_len = n > 0 ? (uint32_t)n : 0;
     s->path[s->path_len] = 0;
+    s->id_sum = wc_fmt_slot_sum(s);                 /* format.h (5) */
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
     s->state = WC_SLOT_LIVE;
     f->live = 1;
@@ -799,6 +879,7 @@ int wc_file_invalidate(struct wc_file *f, enum wc_reason why)
         if (wc_sys.fstat(f->wb_fd, &st) == 0)
             f->slot->size = f->slot->disk_size =
                 (uint64_t)st.st_size;
+        wc_note_disk(f);        /* others' changes: the new baseline */
     }
     wc_unlock(&f->lock);
     wc_leave();
@@ -820,10 +901,19 @@ int wc_file_truncate(struct wc_file *f, off_t size)
     if ((uint64_t)size > f->slot->disk_size && f->ndirty &&
         (r = wc_flush_below(f, WC_WHY_TRUNCATE, (uint64_t)size)) < 0)
         goto out;
+    /* A shrink is recorded first: a replay never brings back bytes past
+     * it (format.h (5)). */
+    uint64_t old_size = f->slot->size;
+    if ((uint64_t)size < old_size)
+        f->slot->size = (uint64_t)size;
+    wc_disk_busy(f);
     if (wc_sys.ftruncate(f->wb_fd, size) < 0) {
         r = -errno;
+        f->slot->size = old_size;
+        wc_note_disk(f);
         goto out;
     }
+    wc_note_disk(f);
     uint64_t n = (uint64_t)size;
     struct wc_page *p, *tmp;
     HASH_ITER(hh, f->pages, p, tmp) {

@@ -77,6 +77,8 @@ struct wc_file {
                                    since the last flush, written back at
                                    the real end of file; WC_NO_APPEND */
     struct wc_batch *batch;     /* write-back scratch (file lock) */
+    int changed;                /* the engine changed the file on disk
+                                   since wc_note_disk last looked */
     int err;                    /* last write-back error, -errno, or 0 */
     unsigned err_unseen;        /* WC_SEEN_* bits still to report it to */
     int state;                  /* enum wc_fstate (errors.c: the diagram) */
@@ -212,6 +214,14 @@ static inline uint8_t *wc_page_data(struct wc_cache *c,
 }
 
 uint64_t wc_now_ns(void);
+
+/* Record in f's slot what the file on disk looks like now (size, ctime),
+ * after the engine changed it (format.h (5)): a replay overwrites only a
+ * file that still looks so. One fstat. Caller holds f->lock. */
+void wc_note_disk(struct wc_file *f);
+/* The engine is about to change f's file on disk: until wc_note_disk, a
+ * replay compares only its identity. Caller holds f->lock. */
+void wc_disk_busy(struct wc_file *f);
 
 /* Has f anything to write back: dirty pages, or a size the file on disk
  * does not have yet? Caller holds f->lock. */

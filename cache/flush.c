@@ -28,6 +28,19 @@
 
 /* ---- range sets ------------------------------------------------------- */
 
+/*
+ * The ranges live in the mapped block record and a replay may read them at
+ * any instant (format.h (1), (2)): every update is a sequence of 16-bit
+ * stores ordered so that each intermediate state covers every byte the old
+ * one did (that a returned write left dirty) and only bytes already
+ * copied. Ranges are sorted and neither overlap nor touch, so for entries
+ * p < q, hi[p] < lo[q]: an entry holding lo of a later one with hi of an
+ * earlier one is empty, and the other mix (which would cover a gap) never
+ * occurs. ORDER() keeps the compiler from reordering the stores; a dead
+ * process's stores are all in the shared mapping, in program order.
+ */
+#define ORDER() __atomic_signal_fence(__ATOMIC_SEQ_CST)
+
 int wc_range_add(struct wc_brec *r, unsigned a, unsigned b)
 {
     unsigned n = r->nr, i, j;
@@ -47,20 +60,50 @@ int wc_range_add(struct wc_brec *r, unsigned a, unsigned b)
     if (i == j) {                       /* insert at i */
         if (n == WC_RANGES)
             return -1;
-        memmove(&r->lo[i + 1], &r->lo[i], (n - i) * sizeof r->lo[0]);
-        memmove(&r->hi[i + 1], &r->hi[i], (n - i) * sizeof r->hi[0]);
+        if (i == n) {                   /* after the last: unseen, then nr */
+            r->lo[n] = (uint16_t)a;
+            r->hi[n] = (uint16_t)b;
+            ORDER();
+            r->nr = (uint16_t)(n + 1);
+            return 0;
+        }
+        /* Shift right, last first; hi before lo: entry k is (lo_k,
+         * hi_k-1), empty, between the two stores. */
+        r->lo[n] = r->lo[n - 1];
+        r->hi[n] = r->hi[n - 1];
+        ORDER();
+        r->nr = (uint16_t)(n + 1);      /* entry n - 1, twice */
+        ORDER();
+        for (unsigned k = n - 1; k > i; k--) {
+            r->hi[k] = r->hi[k - 1];
+            ORDER();
+            r->lo[k] = r->lo[k - 1];
+            ORDER();
+        }
+        r->hi[i] = (uint16_t)b;         /* (lo_i, b): empty, b < lo_i */
+        ORDER();
         r->lo[i] = (uint16_t)a;
-        r->hi[i] = (uint16_t)b;
-        r->nr = (uint16_t)(n + 1);
         return 0;
     }
+    /* Merge into entry i: each intermediate entry lies within the union,
+     * which is contiguous and copied. */
     unsigned lo = r->lo[i] < a ? r->lo[i] : a;
     unsigned hi = r->hi[j - 1] > b ? r->hi[j - 1] : b;
     r->lo[i] = (uint16_t)lo;
+    ORDER();
     r->hi[i] = (uint16_t)hi;
-    memmove(&r->lo[i + 1], &r->lo[j], (n - j) * sizeof r->lo[0]);
-    memmove(&r->hi[i + 1], &r->hi[j], (n - j) * sizeof r->hi[0]);
-    r->nr = (uint16_t)(n - (j - i - 1));
+    ORDER();
+    unsigned d = j - i - 1;             /* entries absorbed */
+    if (d == 0)
+        return 0;
+    /* Shift left, first first; lo before hi: (lo_k, hi_p), empty. */
+    for (unsigned k = j; k < n; k++) {
+        r->lo[k - d] = r->lo[k];
+        ORDER();
+        r->hi[k - d] = r->hi[k];
+        ORDER();
+    }
+    r->nr = (uint16_t)(n - d);
     return 0;
 }
 
@@ -73,8 +116,12 @@ void wc_range_sub(struct wc_brec *r, unsigned a, unsigned b)
         if (b < r->hi[i]) {
             r->lo[i] = (uint16_t)b;     /* a prefix was written */
         } else {
-            memmove(&r->lo[i], &r->lo[i + 1], (n - i - 1) * sizeof r->lo[0]);
-            memmove(&r->hi[i], &r->hi[i + 1], (n - i - 1) * sizeof r->hi[0]);
+            for (unsigned k = i + 1; k < n; k++) {  /* lo before hi */
+                r->lo[k - 1] = r->lo[k];
+                ORDER();
+                r->hi[k - 1] = r->hi[k];
+                ORDER();
+            }
             r->nr = (uint16_t)(n - 1);
         }
         return;
@@ -86,9 +133,9 @@ void wc_range_cut(struct wc_brec *r, unsigned a)
     unsigned n = r->nr;
     while (n && r->lo[n - 1] >= a)
         n--;
+    r->nr = (uint16_t)n;                /* only shrinks: any order */
     if (n && r->hi[n - 1] > a)
         r->hi[n - 1] = (uint16_t)a;
-    r->nr = (uint16_t)n;
 }
 
 int wc_range_covers(const struct wc_brec *r, unsigned a, unsigned b)
@@ -170,6 +217,7 @@ static int issue(struct wc_file *f, struct wc_batch *bt, int append)
             break;
         }
         __atomic_fetch_add(&c->totals.wb_bytes, (uint64_t)w, __ATOMIC_RELAXED);
+        f->changed = 1;
         pos += (uint64_t)w;
         if (!append && pos > f->slot->disk_size)
             f->slot->disk_size = pos;
@@ -249,6 +297,7 @@ int wc_flush_below(struct wc_file *f, enum wc_reason why, uint64_t limit)
     f->dirty = sort_pages(f->dirty, n);
     bt->n = ab->n = 0;
     bt->start = bt->end = ab->start = ab->end = 0;
+    wc_disk_busy(f);                            /* format.h (5) */
 
     for (struct wc_page *p = f->dirty; p && r == 0; p = p->dnext) {
         struct wc_brec *rec = wc_page_rec(c, p);
@@ -288,8 +337,10 @@ int wc_flush_below(struct wc_file *f, enum wc_reason why, uint64_t limit)
         if (f->slot->disk_size < ab->start) {
             if (wc_sys.ftruncate(f->wb_fd, (off_t)ab->start) < 0)
                 r = -errno;
-            else
+            else {
                 f->slot->disk_size = ab->start;
+                f->changed = 1;
+            }
         }
         if (r == 0)
             r = issue(f, ab, 1);
@@ -337,9 +388,15 @@ int wc_flush_below(struct wc_file *f, enum wc_reason why, uint64_t limit)
     if (r == 0 && limit == f->slot->size && f->slot->size > f->slot->disk_size) { /* (4) */
         if (wc_sys.ftruncate(f->wb_fd, (off_t)f->slot->size) < 0)
             r = -errno;
-        else
+        else {
             f->slot->disk_size = f->slot->size;
+            f->changed = 1;
+        }
     }
+    if (f->changed || appended)
+        wc_note_disk(f);                        /* format.h (5) */
+    else
+        f->slot->busy = 0;
     if (r < 0) {                                        /* invariant (5) */
         wc_err_record(f, r);
     } else if (!wc_file_dirty(f)) {

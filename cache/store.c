@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -81,8 +82,43 @@ static int pick_dir(const char *want, char *out, size_t outlen)
     return r;
 }
 
+/* A name for the backing file in udir (attempt-th try). */
+static void store_name(struct wc_store *s, const char *udir, int attempt)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    unsigned nonce = (unsigned)(now.tv_nsec ^ (attempt * 2654435761u) ^
+                                ((unsigned)getpid() << 16));
+    snprintf(s->path, sizeof s->path, "%s/cache.%d.%08x", udir,
+             (int)getpid(), nonce);
+}
+
+int wc_store_publish(struct wc_store *s)
+{
+    char self[64], udir[PATH_MAX];
+    if (s->named || s->fd < 0)
+        return 0;
+    snprintf(udir, sizeof udir, "%s", s->path);
+    char *slash = strrchr(udir, '/');
+    if (slash)
+        *slash = 0;
+    snprintf(self, sizeof self, "/proc/self/fd/%d", s->fd);
+    for (int attempt = 1; attempt < 16; attempt++) {
+        if (wc_sys.linkat(AT_FDCWD, self, AT_FDCWD, s->path,
+                          AT_SYMLINK_FOLLOW) == 0 ||
+            wc_sys.linkat(s->fd, "", AT_FDCWD, s->path, AT_EMPTY_PATH) == 0) {
+            s->named = 1;
+            return 0;
+        }
+        if (errno != EEXIST)
+            return -errno;
+        store_name(s, udir, attempt);
+    }
+    return -EEXIST;
+}
+
 int wc_store_open(struct wc_store *s, const char *dir, uint32_t nblocks,
-                  uint32_t nfiles)
+                  uint32_t nfiles, int unnamed)
 {
     char udir[PATH_MAX - 64];
     struct timespec now;
@@ -93,10 +129,8 @@ int wc_store_open(struct wc_store *s, const char *dir, uint32_t nblocks,
     if ((r = pick_dir(dir, udir, sizeof udir)) < 0)
         return r;
 
-    uint64_t off_files = WC_PAGE_SIZE;
-    uint64_t off_brecs = off_files + round_page((uint64_t)nfiles * WC_FSLOT_SIZE);
-    uint64_t off_data = off_brecs + round_page((uint64_t)nblocks * WC_BREC_SIZE);
-    uint64_t size = off_data + ((uint64_t)nblocks << WC_PAGE_SHIFT);
+    uint64_t off_files, off_brecs, off_data, size;
+    wc_fmt_layout(nfiles, nblocks, &off_files, &off_brecs, &off_data, &size);
 
     /* A file size limit below the store (plus the probe past its end, see
      * cache.c) would make the kernel send SIGXFSZ to the program: decline
@@ -107,11 +141,14 @@ int wc_store_open(struct wc_store *s, const char *dir, uint32_t nblocks,
         return -EFBIG;
 
     clock_gettime(CLOCK_REALTIME, &now);
-    for (int attempt = 0;; attempt++) {
-        unsigned nonce = (unsigned)(now.tv_nsec ^ (attempt * 2654435761u) ^
-                                    ((unsigned)getpid() << 16));
-        snprintf(s->path, sizeof s->path, "%s/cache.%d.%08x", udir,
-                 (int)getpid(), nonce);
+    s->named = 1;
+    if (unnamed) {
+        store_name(s, udir, 0);
+        s->fd = wc_sys.open(udir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+        s->named = s->fd < 0;       /* no O_TMPFILE here: a name at once */
+    }
+    for (int attempt = 0; s->named; attempt++) {
+        store_name(s, udir, attempt);
         s->fd = wc_sys.open(s->path,
                             O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
                             0600);
@@ -121,6 +158,8 @@ int wc_store_open(struct wc_store *s, const char *dir, uint32_t nblocks,
             return -errno;
     }
 
+    /* Held until the file is closed (store.h (2)); a new file: free. */
+    wc_sys.flock(s->fd, LOCK_EX | LOCK_NB);
     r = -ENOMEM;
     s->ring = calloc(nblocks, sizeof *s->ring);
     s->punched = calloc(nblocks, sizeof *s->punched);
@@ -159,6 +198,9 @@ int wc_store_open(struct wc_store *s, const char *dir, uint32_t nblocks,
     h->uid = getuid();
     h->created_ns = (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
     h->state = WC_STORE_LIVE;
+    memcpy(h->magic, WC_STORE_MAGIC, sizeof h->magic);
+    h->sum = wc_fmt_header_sum(h);                      /* format.h (7) */
+    memset(h->magic, 0, sizeof h->magic);
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
     memcpy(h->magic, WC_STORE_MAGIC, sizeof h->magic);  /* last: valid now */
     return 0;
@@ -176,7 +218,7 @@ void wc_store_close(struct wc_store *s, int unlink_it)
         wc_sys.munmap(s->map, s->map_len);
     }
     if (s->fd >= 0) {
-        if (unlink_it)
+        if (unlink_it && s->named)
             wc_sys.unlink(s->path);
         wc_sys.close(s->fd);
     }

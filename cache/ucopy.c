@@ -88,6 +88,8 @@ size_t wc_probe_readable(const void *src, size_t n)
 static struct sigaction chain_segv, chain_bus;
 static volatile sig_atomic_t installed;
 
+void (*volatile wc_fault_death_hook)(int sig);
+
 static struct sigaction *chain_for(int sig)
 {
     return sig == SIGBUS ? &chain_bus : &chain_segv;
@@ -111,10 +113,16 @@ static void fault_handler(int sig, siginfo_t *si, void *ctx)
         act.sa_sigaction(sig, si, ctx);
         return;
     }
+    if (act.sa_handler == SIG_IGN && si->si_code <= 0)
+        return;         /* sent by kill() and ignored: the kernel drops it */
     if (act.sa_handler == SIG_DFL || act.sa_handler == SIG_IGN) {
         /* A synchronous fault cannot be ignored: the kernel would apply
-         * the default action. Restore it; returning re-executes the
-         * faulting instruction, which then takes the default action. */
+         * the default action. Write back first (the process dies now);
+         * then restore it: returning re-executes the faulting
+         * instruction, which then takes the default action. */
+        void (*hook)(int) = wc_fault_death_hook;
+        if (hook)
+            hook(sig);
         struct sigaction dfl;
         memset(&dfl, 0, sizeof dfl);
         dfl.sa_handler = SIG_DFL;

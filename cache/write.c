@@ -158,6 +158,7 @@ static ssize_t write_through(struct wc_file *f, struct uiter *it, uint64_t pos,
         append = 0;         /* at the end the program sees, after the
                                cached bytes still to be retried */
     }
+    wc_disk_busy(f);                    /* format.h (5) */
     size_t total = 0;
     int err = 0;
     while (it->count) {
@@ -199,6 +200,7 @@ static ssize_t write_through(struct wc_file *f, struct uiter *it, uint64_t pos,
             f->slot->disk_size = n;
         }
     }
+    wc_note_disk(f);                    /* format.h (5) */
     if (total) {
         if (!failed)
             drop_range(f, pos, pos + total);
@@ -217,6 +219,8 @@ static void mark_dirty(struct wc_file *f, struct wc_page *p)
     if (p->on_lru)
         wc_page_dirtied(f, p);
     p->dirty = 1;
+    wc_page_rec(c, p)->seq = __atomic_add_fetch(&c->store.hdr->seq, 1,
+                                                __ATOMIC_RELAXED);
     p->dnext = f->dirty;
     f->dirty = p;
     if (f->ndirty++ == 0)

@@ -3,6 +3,7 @@
  * the style of eatmydata, stdbuf and env.
  *
  *   wcache [options] [--] prog args...
+ *   wcache ls [DIR] | wcache recover [--dry-run] [DIR]   (cli_recover.c)
  *
  * Invariants:
  *   (1) Options become the WCACHE_* environment variables. Their values are
@@ -46,10 +47,14 @@
 #endif
 #define WCACHE_VERSION "0.2.0"
 
+int wc_cli_recover(int argc, char **argv);
+
 static void usage(FILE *out)
 {
     fputs(
 "usage: wcache [options] [--] program [args...]\n"
+"       wcache ls [DIR]                  backing files: owner, bytes held\n"
+"       wcache recover [--dry-run] [DIR] write back those of dead processes\n"
 "Run program with its small writes to regular files cached in memory and\n"
 "written back later (close, fsync, locks, fork/exec, exit, or after\n"
 "--flush-ms at the latest).\n"
@@ -347,6 +352,9 @@ int main(int argc, char **argv)
         {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0},
     };
+    if (argc > 1 && (!strcmp(argv[1], "ls") || !strcmp(argv[1], "recover") ||
+                     !strcmp(argv[1], "__guard")))
+        return wc_cli_recover(argc - 1, argv + 1);  /* cli_recover.c */
     int stats = 0, per_process = 0;
     char stats_file[PATH_MAX] = "";
     const char *stats_arg = NULL;

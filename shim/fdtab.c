@@ -377,6 +377,7 @@ struct wc_cache *wc_cache_get(void)
                 g_reg = p;
         }
         wc_cfg.cache.fds = &wc_own_fd_ops;
+        wc_cfg.cache.unnamed = wc_cfg.guard;    /* named after the guard */
         int r = g_reg ? wc_cache_open(&c, &wc_cfg.cache) : -ENOMEM;
         if (r < 0) {
             __atomic_store_n(&g_cache_failed, 1, __ATOMIC_RELAXED);
@@ -391,6 +392,10 @@ struct wc_cache *wc_cache_get(void)
             wc_log(WC_LOG_INFO, "cache %s", wc_cache_path(c));
             __atomic_store_n(&wc_cachep, c, __ATOMIC_RELEASE);
             wc_flusher_start();
+            wc_guard_start(c);          /* guard.c, then the name */
+            if ((r = wc_cache_publish(c)) < 0)
+                wc_log(WC_LOG_WARN, "the backing file has no name (%s): "
+                       "`wcache recover` cannot find it", strerror(-r));
         }
     }
     c = wc_cachep;

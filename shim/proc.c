@@ -42,6 +42,13 @@
  *       would have, with the same status. Inside the shim (locks may be
  *       held) the death is queued and happens when the thread leaves.
  *       SIGKILL cannot be caught: the crash guard replays that.
+ *   (9) Death by a synchronous fault (SIGSEGV, SIGBUS, SIGFPE, SIGILL,
+ *       SIGTRAP, SIGSYS) at the default action, in any thread, stack
+ *       overflow included (every thread has an alternate signal stack,
+ *       altstack.c), writes back first, then dies of the same signal with
+ *       the same status and core dump. The program's own handlers run as
+ *       before; a fault inside the shim writes back from a raw-forked
+ *       child that holds no lock (flush_before_death).
  */
 #include <fcntl.h>
 #include <pthread.h>
@@ -212,9 +219,7 @@ static void image_ends(void)
     wc_stats_report(c);
     if (!c)
         return;
-    const char *p = wc_cache_path(c);
-    if (p && *p)
-        REAL(unlink)(p);
+    wc_cache_remove_if_clean(c);    /* kept if anything is not written */
 }
 
 /* ---- exit ------------------------------------------------------------- */
@@ -238,12 +243,8 @@ static void flush_in_child(void)
         wc_depth = 1;
         wc_queue_drain();
         wc_consistency_all(WC_WHY_EXIT, WC_ALL_SYNC, 0);
-        struct wc_cache *c = wc_cachep;
-        if (c && wc_cache_dirty(c) == 0) {
-            const char *p = wc_cache_path(c);
-            if (p && *p)
-                REAL(unlink)(p);
-        }
+        if (wc_cachep)
+            wc_cache_remove_if_clean(wc_cachep);
         REAL(syscall)(SYS_exit_group, 0);
     }
     if (pid < 0) {
@@ -312,7 +313,7 @@ WC_EXPORT void abort(void)
          * store's name goes, as at exec (the mapping stays valid). */
         struct sigaction sa;
         struct wc_cache *c = wc_cachep;
-        if (c && wc_cache_dirty(c) == 0 &&
+        if (c && wc_cache_may_remove(c) &&
             REAL(sigaction)(SIGABRT, NULL, &sa) == 0 &&
             !(sa.sa_flags & SA_SIGINFO) && sa.sa_handler == SIG_DFL)
             image_ends();
@@ -578,12 +579,19 @@ WC_EXPORT long ulimit(int cmd, ...)
 
 /* ---- death by a signal (invariant 8) ---------------------------------- */
 
-/* Asynchronous signals whose default action ends the process. Signals of
- * faults (SIGILL, SIGFPE...) are left alone: the process may be broken. */
+/* Signals whose default action ends the process: asynchronous ones, and
+ * those of synchronous faults other than SIGSEGV and SIGBUS (whose handler
+ * is the engine's, cache/ucopy.c, which calls fault_hook). */
 static const int death_sigs[] = {
     SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGPIPE, SIGALRM,
-    SIGXCPU, SIGVTALRM, SIGPROF, SIGIO, SIGPWR, SIGSTKFLT,
+    SIGXCPU, SIGVTALRM, SIGPROF, SIGIO, SIGPWR, SIGSTKFLT, SIGABRT,
+    SIGFPE, SIGILL, SIGTRAP, SIGSYS,
 };
+
+static int is_fault_sig(int sig)
+{
+    return sig == SIGFPE || sig == SIGILL || sig == SIGTRAP || sig == SIGSYS;
+}
 /* The program's own action for each, while our handler stands in for its
  * SIG_DFL. Written with the signal blocked, by sigaction below. */
 static struct sigaction prog_act[NSIG];
@@ -623,6 +631,64 @@ void wc_die_of(int sig)
     pthread_sigmask(SIG_UNBLOCK, &one, NULL);
 }
 
+/*
+ * Write back before the process dies of a fault (invariant 9). The first
+ * thread to get here writes back; another one that faults meanwhile waits
+ * for it (at most a few seconds: it may hold a lock the first one needs).
+ * A fault while writing back (this thread is already here) dies as is.
+ * Inside the shim (locks may be held, structures mid-update) the write-back
+ * happens in a raw-forked child that holds no lock (flush_in_child).
+ */
+static WC_TLS int dying_here;
+static int dying;                   /* 0; 1 writing back; 2 done */
+
+static void flush_before_death(void)
+{
+    if (dying_here)
+        return;
+    dying_here = 1;
+    int e = errno, expect = 0;
+    if (__atomic_compare_exchange_n(&dying, &expect, 1, 0, __ATOMIC_ACQ_REL,
+                                    __ATOMIC_ACQUIRE)) {
+        final_flush();
+        __atomic_store_n(&dying, 2, __ATOMIC_RELEASE);
+    } else {
+        struct timespec ms = {0, 1000000};
+        for (int i = 0; i < 3000 && __atomic_load_n(&dying, __ATOMIC_ACQUIRE)
+                                        == 1; i++)
+            REAL(clock_nanosleep)(CLOCK_MONOTONIC, 0, &ms, NULL);
+    }
+    errno = e;
+}
+
+/* The engine's SIGSEGV/SIGBUS handler found a fault that kills. */
+static void fault_hook(int sig)
+{
+    (void)sig;
+    flush_before_death();
+}
+
+/* SIGFPE, SIGILL, SIGTRAP, SIGSYS at the program's default action: write
+ * back, restore the default, and send the signal again to this thread. It
+ * is blocked while the handler runs, so it is delivered as the handler
+ * returns, before the faulting instruction runs again: the process dies
+ * of it, with the same status and core dump, the registers those of the
+ * fault. */
+static void fault_death_handler(int sig, siginfo_t *si, void *ctx)
+{
+    (void)si;
+    (void)ctx;
+    int e = errno;
+    flush_before_death();
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    REAL(sigaction)(sig, &dfl, NULL);
+    standing_in[sig] = 0;
+    raise(sig);
+    errno = e;
+}
+
 static void death_handler(int sig)
 {
     int e = errno;
@@ -638,9 +704,14 @@ static int stand_in(int sig)
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = death_handler;
     sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESTART;
+    if (is_fault_sig(sig)) {
+        sa.sa_sigaction = fault_death_handler;
+        sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    } else {
+        sa.sa_handler = death_handler;
+        sa.sa_flags = SA_RESTART | SA_ONSTACK;
+    }
     int r = REAL(sigaction)(sig, &sa, NULL);
     standing_in[sig] = r == 0;
     return r;
@@ -811,6 +882,9 @@ __attribute__((constructor)) static void wc_init(void)
     pthread_atfork(atfork_prepare, NULL, atfork_child);
     wc_queue_init();
     wc_state = WC_ST_ON;
+    wc_fault_death_hook = fault_hook;
+    wc_altstack_add();      /* the main thread's; kept until exit */
+    wc_guard_init();
     wc_death_signals_init();
     wc_nc_init();
     if (wc_cfg.inherited)

@@ -509,6 +509,16 @@ void wc_proc_after_fork_child(void);
  * (syscall.c; for the flusher, which then ends so the process can.) */
 int wc_program_threads_gone(void);
 
+/* The calling thread's alternate signal stack, unless it has one: the
+ * mapping, or NULL. wc_altstack_drop(mapping) releases it (altstack.c). */
+void *wc_altstack_add(void);
+void wc_altstack_drop(void *m);
+
+/* The crash guard for cache c, just created (guard.c); and the start-up
+ * part (finds the wcache binary while dladdr is safe to call). */
+void wc_guard_start(struct wc_cache *c);
+void wc_guard_init(void);
+
 /* Is the fault handler installed (a cache was opened in this image)? */
 extern volatile int wc_fault_ready;
 

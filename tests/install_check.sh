@@ -21,6 +21,8 @@ if command -v man >/dev/null 2>&1; then
     MANPAGER=cat man -l "$dest/usr/share/man/man1/wcache.1" 2>/dev/null |
         grep -q "CONSISTENCY POINTS" || fail "man page does not render"
 fi
+mkdir -p -m 700 "$dest/store/wcache-$(id -u)"
+"$bin" ls "$dest/store" >/dev/null || fail "wcache ls failed"
 # Without its library the command stops with its own error, 125.
 mv "$dest/usr/lib/wcache/libwcache.so" "$dest/libwcache.so.away"
 set +e

@@ -175,3 +175,80 @@ Test(engine_store, refuses_a_directory_that_is_not_private, .init = wct_setup,
     cr_assert_eq(symlink("/tmp", udir), 0);
     cr_assert_eq(wc_cache_open(&c, &cfg), -ENOTDIR);
 }
+
+/* ---- issue 6 item 7: the backing file goes only when nothing is lost -- */
+
+#include "../cache/replay.h"
+#include "wcache/sys.h"
+
+static ssize_t eio_pwritev(int fd, const struct iovec *v, int n, off_t o)
+{
+    (void)fd, (void)v, (void)n, (void)o;
+    errno = EIO;
+    return -1;
+}
+
+static ssize_t eio_pwritev2(int fd, const struct iovec *v, int n, off_t o,
+                            int fl)
+{
+    (void)fd, (void)v, (void)n, (void)o, (void)fl;
+    errno = EIO;
+    return -1;
+}
+
+Test(engine_store, kept_when_write_back_failed_then_replayed,
+     .init = wct_setup, .fini = wct_teardown, .timeout = 30)
+{
+    struct wc_cache *c;
+    struct wc_config cfg = {.size = 1 << 20, .dir = wct_dir};
+    cr_assert_eq(wc_cache_open(&c, &cfg), 0);
+    const char *path = wct_path("target");
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    int err;
+    struct wc_file *f = wc_file_get(c, fd, &err);
+    cr_assert_not_null(f);
+    cr_assert_eq(wc_pwrite(f, "kept data\n", 10, 0, 0, NULL), 10);
+    cr_assert_eq(wc_cache_may_remove(c), 0, "dirty data: must stay");
+    struct wc_sys saved = wc_sys;
+    wc_sys.pwritev = eio_pwritev;
+    wc_sys.pwritev2 = eio_pwritev2;
+    cr_assert_lt(wc_file_put(f), 0);
+    char store[4200];
+    snprintf(store, sizeof store, "%s", wc_cache_path(c));
+    cr_assert_lt(wc_cache_close(c), 0);
+    wc_sys = saved;
+    cr_assert_eq(access(store, F_OK), 0, "the backing file was removed "
+                 "although its data never reached the file");
+    /* What the guard or `wcache recover` does with it. */
+    struct wc_rp_result res;
+    cr_assert_eq(wc_replay(store, 0, -1, &res), 0);
+    cr_assert_eq(res.failed, 0);
+    cr_assert_eq(res.bytes, 10);
+    cr_assert(res.removed);
+    cr_assert_neq(access(store, F_OK), 0);
+    char buf[16] = {0};
+    cr_assert_eq(pread(fd, buf, sizeof buf, 0), 10);
+    cr_assert_str_eq(buf, "kept data\n");
+    close(fd);
+}
+
+Test(engine_store, removed_when_clean, .init = wct_setup,
+     .fini = wct_teardown, .timeout = 30)
+{
+    struct wc_cache *c;
+    struct wc_config cfg = {.size = 1 << 20, .dir = wct_dir};
+    cr_assert_eq(wc_cache_open(&c, &cfg), 0);
+    const char *path = wct_path("target");
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    int err;
+    struct wc_file *f = wc_file_get(c, fd, &err);
+    cr_assert_eq(wc_pwrite(f, "x", 1, 0, 0, NULL), 1);
+    cr_assert_eq(wc_file_flush(f, WC_WHY_FSYNC), 0);
+    cr_assert_eq(wc_cache_may_remove(c), 1);
+    char store[4200];
+    snprintf(store, sizeof store, "%s", wc_cache_path(c));
+    cr_assert_eq(wc_file_put(f), 0);
+    cr_assert_eq(wc_cache_close(c), 0);
+    cr_assert_neq(access(store, F_OK), 0);
+    close(fd);
+}

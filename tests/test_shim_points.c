@@ -366,23 +366,11 @@ static void death(const char *how)
 Test(points, exit_raw_exit_group, .timeout = 60) { death("exit_group"); }
 /*
  * A catchable signal (SIGTERM) is caught by the shim, which flushes and
- * dies of it. SIGKILL cannot be caught: the crash guard replays it, and
- * that is the next issue's work (the brief defers it). Until the guard
- * exists that test cannot pass; it runs when WCT_GUARD=1 so that issue
- * can switch it on.
+ * dies of it. SIGKILL cannot be caught: the crash guard replays it
+ * (shim/guard.c).
  */
-static void death_needs_guard(const char *how)
-{
-    const char *g = getenv("WCT_GUARD");
-    if (!g || strcmp(g, "1") != 0) {
-        wct_scratch_cleanup();     /* no .fini runs after a skip */
-        cr_skip_test("death by %s needs the crash guard (not built yet: "
-                     "CONTRACT.md section 4, the crash-replay issue)", how);
-    }
-    death(how);
-}
 Test(points, exit_killed_by_sigterm, .timeout = 60) { death("sigterm"); }
-Test(points, exit_killed_by_sigkill, .timeout = 60) { death_needs_guard("sigkill"); }
+Test(points, exit_killed_by_sigkill, .timeout = 60) { death("sigkill"); }
 Test(points, exit_abort, .timeout = 60) { death("abort"); }
 
 /* ---- section 1: what passes through ------------------------------------ */

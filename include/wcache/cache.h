@@ -62,6 +62,8 @@ struct wc_config {
                             /dev/shm, else $TMPDIR, else /tmp */
     unsigned max_files;  /* file-table slots; 0: 256 */
     const struct wc_fd_ops *fds; /* NULL: F_DUPFD_CLOEXEC anywhere, close */
+    int unnamed;         /* create the backing file without a name until
+                            wc_cache_publish (a guard opens it first) */
 };
 
 /* Why a flush happened; counted in wc_stats.flushes[]. */
@@ -130,6 +132,23 @@ int wc_cache_fd_move(struct wc_cache *c, int fd);
  * none of the engine's. */
 int wc_cache_fd_owner(struct wc_cache *c, int fd, dev_t *dev /* OUT */,
                       ino_t *ino /* OUT */);
+/* May the backing file go? 1 when no cached file holds data that is not
+ * in the file yet (dirty pages, or a size the file does not have); 0
+ * otherwise: the file then stays for the guard or `wcache recover`. The
+ * one place that decides it (exit, exec, abort, close). */
+int wc_cache_may_remove(struct wc_cache *c);
+
+/* Remove the backing file's name if wc_cache_may_remove says so (once;
+ * the mapping stays valid). Returns 1 when it was removed. */
+int wc_cache_remove_if_clean(struct wc_cache *c);
+
+/* Give the backing file its name, if it was created unnamed. Returns 0
+ * or -errno (the cache works on; only `wcache recover` cannot find it). */
+int wc_cache_publish(struct wc_cache *c);
+
+/* The backing file's descriptor (the guard opens its own description of
+ * it through /proc/self/fd). */
+int wc_cache_store_fd(const struct wc_cache *c);
 
 /* Path of the backing file (for messages and tests). */
 const char *wc_cache_path(const struct wc_cache *c);

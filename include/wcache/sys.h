@@ -25,6 +25,7 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/mman.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <time.h>
@@ -56,6 +57,7 @@
     X(int, mkdir, (const char *, mode_t))                                  \
     X(int, lstat, (const char *, struct stat *))                           \
     X(int, unlink, (const char *))                                         \
+    X(int, linkat, (int, const char *, int, const char *, int))            \
     X(void *, mmap, (void *, size_t, int, int, int, off_t))                \
     X(int, munmap, (void *, size_t))                                       \
     X(int, madvise, (void *, size_t, int))                                 \
@@ -148,7 +150,10 @@
     /* shim: glibc calls that write behind the shim (stdio.c) */           \
     X(int, vdprintf, (int, const char *, va_list))                         \
     X(int, __vdprintf_chk, (int, int, const char *, va_list))              \
-    X(void, backtrace_symbols_fd, (void *const *, int, int))
+    X(void, backtrace_symbols_fd, (void *const *, int, int))                \
+    /* shim: the crash side (issue 7): threads get an alternate stack */   \
+    X(int, pthread_create, (pthread_t *, const pthread_attr_t *,           \
+                            void *(*)(void *), void *))
 
 #define WC_SYS_FIELD(ret, name, args) ret (*name) args;
 struct wc_sys {

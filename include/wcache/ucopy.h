@@ -47,4 +47,10 @@ int wc_fault_install(void);
 int wc_fault_sigaction(int sig, const struct sigaction *act,
                        struct sigaction *old /* OUT, may be NULL */);
 
+/* Called by the fault handler when a SIGSEGV or SIGBUS that is not ours is
+ * about to take the default action (the process dies of it): the shim
+ * writes back there. Runs inside the handler (on the thread's alternate
+ * stack when it has one); must return. NULL: nothing to do. */
+extern void (*volatile wc_fault_death_hook)(int sig);
+
 #endif /* WCACHE_UCOPY_H */

@@ -1,0 +1,168 @@
+/*
+ * format.h - the backing file's on-disk format, shared by the engine (which
+ * writes it with plain stores into a MAP_SHARED mapping, cache/store.c,
+ * cache.c, write.c, flush.c) and the replay (cache/replay.c: the guard and
+ * `wcache recover`), which trusts nothing in it.
+ *
+ *   offset 0         struct wc_header                     (one page)
+ *   off_files        nfiles x struct wc_fslot             (file table)
+ *   off_brecs        nblocks x struct wc_brec             (block table)
+ *   off_data         nblocks x 4 KiB data blocks
+ *
+ * The offsets are exactly those wc_fmt_layout() computes from nfiles and
+ * nblocks; a replay rejects any other.
+ *
+ * Invariants (the process may die, by SIGKILL, between any two stores;
+ * whatever it stored is in the file, in program order of its stores):
+ *   (1) A block's bytes are stored before the block record range that
+ *       claims them: at every instant, a record's ranges only cover bytes
+ *       already copied (never stale, never uninitialised).
+ *   (2) At every instant the ranges of a record cover every byte of the
+ *       page that a returned write() left dirty: a range update is a
+ *       sequence of single 16-bit stores ordered so that each intermediate
+ *       state is a superset of the old acknowledged set and a subset of
+ *       the copied bytes (flush.c, wc_range_*). An intermediate range may
+ *       be empty (lo >= hi): a replay skips it.
+ *   (3) A block record names its file by slot number + 1 and the slot's
+ *       generation; a record whose gen differs from its slot's, or whose
+ *       slot is not live, is stale. A reused block is unclaimed (file = 0)
+ *       before its ranges are reset and before new bytes go into it; it is
+ *       claimed (file last) with no ranges.
+ *   (4) Ranges are cleared only after the bytes reached the file (pwritev
+ *       returned): a replay may write some twice, never lose one.
+ *   (5) A slot's identity (gen, dev, ino, path) is written before its
+ *       state becomes live and is covered by id_sum. size is the file's
+ *       size as the program sees it (i_size); a shrinking truncation is
+ *       recorded there before the file is cut. seen_size and seen_ctime_ns
+ *       are what fstat said after the engine last changed the file: a
+ *       file that differs from them was changed by someone else. busy is
+ *       set before the engine changes the file and cleared after seen_*
+ *       are updated: while it is set, only dev and ino can be compared
+ *       (what the engine was writing is what a replay writes again).
+ *   (6) seq orders records: a page takes the next number when it becomes
+ *       dirty, so replaying in seq order follows the program's order.
+ *       32-bit serial-number arithmetic (compare differences).
+ *   (7) The header's fields before `sum` never change after creation and
+ *       are covered by sum; magic is stored last.
+ *   (8) All integers are little-endian (x86_64), fixed width.
+ */
+#ifndef WCACHE_FORMAT_H
+#define WCACHE_FORMAT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define WC_STORE_MAGIC "WCACHE\0\2"
+#define WC_STORE_VERSION 2
+#define WC_RANGES 26            /* dirty ranges one block record holds:
+                                   random records of n per page fragment
+                                   it into ~n/4 runs at worst */
+#define WC_FSLOT_SIZE 1024      /* bytes per file-table slot */
+#define WC_FMT_PAGE 4096u       /* page and block size */
+#define WC_FMT_MAX_FILES (1u << 16)     /* bounds a replay accepts */
+#define WC_FMT_MAX_BLOCKS (1u << 30)
+#define WC_FMT_MAX_INDEX (((uint64_t)1 << 40) >> 12)  /* 1 TiB of file */
+
+enum { WC_STORE_LIVE = 1, WC_STORE_CLOSED = 2 };
+enum { WC_SLOT_FREE = 0, WC_SLOT_LIVE = 1 };
+enum { WC_BR_UPTODATE = 1 };    /* every byte of the block is valid */
+
+struct wc_header {
+    char magic[8];              /* WC_STORE_MAGIC, stored last */
+    uint32_t version;           /* WC_STORE_VERSION */
+    uint32_t header_size;       /* sizeof(struct wc_header) */
+    uint32_t page_size;         /* WC_FMT_PAGE */
+    uint32_t nfiles;            /* file-table slots */
+    uint32_t fslot_size;        /* WC_FSLOT_SIZE */
+    uint32_t brec_size;         /* sizeof(struct wc_brec) */
+    uint64_t nblocks;           /* data blocks */
+    uint64_t off_files;         /* byte offset of the file table */
+    uint64_t off_brecs;         /* byte offset of the block table */
+    uint64_t off_data;          /* byte offset of block 0 */
+    uint64_t file_size;         /* total size of the backing file */
+    int64_t pid;                /* the process that owns it */
+    uint64_t uid;               /* its real uid */
+    uint64_t created_ns;        /* CLOCK_REALTIME at creation */
+    uint64_t sum;               /* wc_fmt_sum of the bytes before it */
+    uint32_t state;             /* WC_STORE_LIVE, WC_STORE_CLOSED */
+    uint32_t seq;               /* last sequence number given (6) */
+    uint8_t reserved[128];      /* zero */
+};
+
+struct wc_fslot {
+    uint32_t state;             /* WC_SLOT_FREE, WC_SLOT_LIVE */
+    uint32_t gen;               /* bumped each time the slot is claimed */
+    uint64_t dev;               /* st_dev of the target */
+    uint64_t ino;               /* st_ino of the target */
+    uint64_t size;              /* i_size as the program sees it */
+    uint64_t disk_size;         /* size on disk as far as we know */
+    uint64_t mtime_ns;          /* target's mtime when claimed */
+    uint32_t path_len;          /* bytes in path[], without the NUL */
+    uint32_t busy;              /* 1 while the engine changes the file:
+                                   seen_* may be behind it (5) */
+    uint64_t seen_size;         /* st_size after our last change (5) */
+    uint64_t seen_ctime_ns;     /* st_ctime then */
+    uint64_t id_sum;            /* wc_fmt_slot_sum(): gen, dev, ino, path */
+    uint8_t reserved[40];
+    char path[WC_FSLOT_SIZE - 120]; /* absolute path at claim time, NUL */
+};
+
+struct wc_brec {
+    uint64_t index;             /* page index in the file */
+    uint32_t file;              /* slot number + 1; 0: holds no page */
+    uint32_t gen;               /* the slot's gen when claimed */
+    uint16_t nr;                /* ranges in use */
+    uint16_t flags;             /* WC_BR_* */
+    uint32_t seq;               /* when the page became dirty (6) */
+    uint16_t lo[WC_RANGES];     /* dirty range starts, ascending */
+    uint16_t hi[WC_RANGES];     /* dirty range ends (exclusive) */
+};
+
+_Static_assert(sizeof(struct wc_fslot) == WC_FSLOT_SIZE, "slot size");
+#define WC_BREC_SIZE 128
+_Static_assert(sizeof(struct wc_brec) == WC_BREC_SIZE, "block record size");
+_Static_assert(sizeof(struct wc_header) <= 4096, "header size");
+
+/* FNV-1a, 64 bits. */
+static inline uint64_t wc_fmt_sum(const void *p, size_t n)
+{
+    const unsigned char *s = p;
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n; i++) {
+        h ^= s[i];
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}
+
+/* The header's checksum (invariant 7). */
+static inline uint64_t wc_fmt_header_sum(const struct wc_header *h)
+{
+    return wc_fmt_sum(h, offsetof(struct wc_header, sum));
+}
+
+/* A slot's identity checksum (invariant 5); path_len must be in bounds. */
+static inline uint64_t wc_fmt_slot_sum(const struct wc_fslot *s)
+{
+    uint64_t v[4] = {s->gen, s->dev, s->ino, s->path_len};
+    uint64_t a = wc_fmt_sum(v, sizeof v);
+    return a ^ (wc_fmt_sum(s->path, s->path_len) * 31);
+}
+
+static inline uint64_t wc_fmt_round_page(uint64_t n)
+{
+    return (n + WC_FMT_PAGE - 1) & ~(uint64_t)(WC_FMT_PAGE - 1);
+}
+
+/* The layout for nfiles slots and nblocks blocks. */
+static inline void wc_fmt_layout(uint64_t nfiles, uint64_t nblocks,
+                                 uint64_t *off_files, uint64_t *off_brecs,
+                                 uint64_t *off_data, uint64_t *size)
+{
+    *off_files = WC_FMT_PAGE;
+    *off_brecs = *off_files + wc_fmt_round_page(nfiles * WC_FSLOT_SIZE);
+    *off_data = *off_brecs + wc_fmt_round_page(nblocks * WC_BREC_SIZE);
+    *size = *off_data + nblocks * WC_FMT_PAGE;
+}
+
+#endif /* WCACHE_FORMAT_H */

@@ -1,0 +1,511 @@
+/*
+ * replay.c - a dead process's backing file, written back into its files.
+ *
+ * Invariants:
+ *   (1) Nothing read from the backing file is trusted: every header field
+ *       is checked against the layout, the checksum and the file's real
+ *       size; every slot against its identity checksum and bounds; every
+ *       record against its slot, its generation and the page. The file is
+ *       read with pread into our own buffers (never mapped: a file cut
+ *       short under us cannot SIGBUS us).
+ *   (2) Only the owner's lock tells that the owner is gone (store.h (2)):
+ *       a file whose lock is held is never touched; the lock is held for
+ *       the whole replay, so a guard and `wcache recover` never both
+ *       replay one file.
+ *   (3) Bytes written are exactly the dirty ranges (format.h (1), (2)),
+ *       clipped at the size the program saw; a file is extended to that
+ *       size with ftruncate (zeros), never beyond it, never shortened.
+ *   (4) A target is written in place only when open(path, O_NOFOLLOW)
+ *       gives the recorded dev and ino and, unless the engine was
+ *       changing it (busy), the recorded size and ctime. Otherwise the
+ *       data goes to a new file <path>.wcache-recovered.<pid> (O_EXCL,
+ *       O_NOFOLLOW, 0600), with a message. No other file is written.
+ *   (5) Records are replayed in sequence order (format.h (6)).
+ *   (6) A backing file with any corrupt record is not replayed at all
+ *       (the lost bytes would become holes of zeros).
+ *   (7) The backing file is removed only when every file was replayed
+ *       (in place or aside) and synced; else it stays for `wcache
+ *       recover`, and the result says what failed.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "format.h"
+#include "replay.h"
+#include "wcache/sys.h"
+
+static void say(int fd, const char *fmt, ...)
+{
+    if (fd < 0)
+        return;
+    char buf[4608];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof buf - 1, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if ((size_t)n > sizeof buf - 2)
+        n = (int)sizeof buf - 2;
+    buf[n++] = '\n';
+    for (int off = 0; off < n;) {
+        ssize_t w = wc_sys.write(fd, buf + off, (size_t)(n - off));
+        if (w <= 0)
+            break;
+        off += (int)w;
+    }
+}
+
+/* One dirty record, copied out of the file. */
+struct rec {
+    uint32_t age;       /* header seq - record seq: larger is older */
+    uint32_t slot;
+    uint32_t block;
+    uint16_t nr;
+    uint64_t index;
+    uint16_t lo[WC_RANGES], hi[WC_RANGES];
+};
+
+/* What a replay knows of one file slot. */
+struct target {
+    int ok;             /* the slot passed its checks */
+    int used;           /* has dirty records or a size to restore */
+    uint64_t bytes;
+    int fd;             /* where the data goes, -1 until opened */
+    int aside;          /* fd is a recovery file */
+    int failed;
+    char why[160];      /* why it went aside */
+    char aside_path[sizeof ((struct wc_fslot *)0)->path + 64];
+};
+
+static int by_age(const void *a, const void *b)
+{
+    const struct rec *x = a, *y = b;
+    if (x->age != y->age)
+        return x->age > y->age ? -1 : 1;
+    if (x->slot != y->slot)
+        return x->slot < y->slot ? -1 : 1;
+    return x->index < y->index ? -1 : x->index > y->index;
+}
+
+static int read_all(int fd, void *buf, size_t n, uint64_t off)
+{
+    size_t done = 0;
+    while (done < n) {
+        ssize_t r = wc_sys.pread(fd, (char *)buf + done, n - done,
+                                 (off_t)(off + done));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return r < 0 ? -errno : -EIO;
+        done += (size_t)r;
+    }
+    return 0;
+}
+
+static int write_all(int fd, const void *buf, size_t n, uint64_t off)
+{
+    size_t done = 0;
+    while (done < n) {
+        ssize_t r = wc_sys.pwrite(fd, (const char *)buf + done, n - done,
+                                  (off_t)(off + done));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return r < 0 ? -errno : -EIO;
+        done += (size_t)r;
+    }
+    return 0;
+}
+
+/* Header checks (invariant 1). Returns NULL or what is wrong. */
+static const char *check_header(const struct wc_header *h,
+                                const struct stat *st)
+{
+    uint64_t of, ob, od, size;
+    if (memcmp(h->magic, WC_STORE_MAGIC, sizeof h->magic) != 0)
+        return "bad magic (not a wcache backing file, or another version)";
+    if (h->version != WC_STORE_VERSION)
+        return "unknown version";
+    if (h->sum != wc_fmt_header_sum(h))
+        return "header checksum mismatch";
+    if (h->header_size != sizeof *h || h->page_size != WC_FMT_PAGE ||
+        h->fslot_size != WC_FSLOT_SIZE || h->brec_size != WC_BREC_SIZE)
+        return "unexpected record sizes";
+    if (h->nfiles == 0 || h->nfiles > WC_FMT_MAX_FILES || h->nblocks == 0 ||
+        h->nblocks > WC_FMT_MAX_BLOCKS)
+        return "table sizes out of range";
+    wc_fmt_layout(h->nfiles, h->nblocks, &of, &ob, &od, &size);
+    if (h->off_files != of || h->off_brecs != ob || h->off_data != od ||
+        h->file_size != size)
+        return "table offsets do not match the layout";
+    if ((uint64_t)st->st_size < size)
+        return "file shorter than its header says (truncated)";
+    if (h->pid <= 0 || h->pid > (1 << 22))
+        return "owner pid out of range";
+    if (h->uid != (uint64_t)st->st_uid)
+        return "owner uid differs from the file's";
+    return NULL;
+}
+
+/* Slot checks (invariant 1). Returns NULL or what is wrong. */
+static const char *check_slot(const struct wc_fslot *s)
+{
+    if (s->state != WC_SLOT_LIVE)
+        return "slot not in use";
+    if (s->path_len == 0 || s->path_len >= sizeof s->path ||
+        s->path[s->path_len] != 0 || strlen(s->path) != s->path_len ||
+        s->path[0] != '/')
+        return "bad path";
+    if (s->id_sum != wc_fmt_slot_sum(s))
+        return "slot checksum mismatch";
+    if (s->size > ((uint64_t)1 << 40))
+        return "size out of range";
+    return NULL;
+}
+
+static uint64_t ctime_ns(const struct stat *st)
+{
+    return (uint64_t)st->st_ctim.tv_sec * 1000000000u +
+           (uint64_t)st->st_ctim.tv_nsec;
+}
+
+/* Open where slot s's data goes (invariant 4). */
+static void open_target(struct target *t, const struct wc_fslot *s,
+                        int64_t pid, int log_fd)
+{
+    struct stat st;
+    int fd = wc_sys.open(s->path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC |
+                                      O_NOCTTY | O_NONBLOCK);
+    t->why[0] = 0;
+    if (fd < 0) {
+        snprintf(t->why, sizeof t->why, "cannot open it: %s",
+                 strerror(errno));
+    } else if (wc_sys.fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        snprintf(t->why, sizeof t->why, "not a regular file now");
+    } else if ((uint64_t)st.st_dev != s->dev ||
+               (uint64_t)st.st_ino != s->ino) {
+        snprintf(t->why, sizeof t->why, "another file has its name now");
+    } else if (!s->busy && ((uint64_t)st.st_size != s->seen_size ||
+                            ctime_ns(&st) != s->seen_ctime_ns)) {
+        snprintf(t->why, sizeof t->why, "changed after the crash (size "
+                 "%llu, was %llu)", (unsigned long long)st.st_size,
+                 (unsigned long long)s->seen_size);
+    } else {
+        t->fd = fd;
+        return;
+    }
+    if (fd >= 0)
+        wc_sys.close(fd);
+    snprintf(t->aside_path, sizeof t->aside_path, "%s.wcache-recovered.%lld",
+             s->path, (long long)pid);
+    t->fd = wc_sys.open(t->aside_path, O_WRONLY | O_CREAT | O_EXCL |
+                                           O_NOFOLLOW | O_CLOEXEC | O_NOCTTY,
+                        0600);
+    t->aside = 1;
+    if (t->fd < 0) {
+        say(log_fd, "wcache: %s: %s; cannot create %s either: %s", s->path,
+            t->why, t->aside_path, strerror(errno));
+        t->failed = 1;
+    }
+}
+
+int wc_replay(const char *path, int flags, int log_fd,
+              struct wc_rp_result *out)
+{
+    int fd = wc_sys.open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY |
+                                   O_NONBLOCK);
+    if (fd < 0) {
+        int r = -errno;
+        memset(out, 0, sizeof *out);
+        say(log_fd, "wcache: %s: %s", path, strerror(errno));
+        return r;
+    }
+    return wc_replay_fd(fd, path, flags, log_fd, out);
+}
+
+int wc_replay_fd(int fd, const char *path, int flags, int log_fd,
+                 struct wc_rp_result *out)
+{
+    struct wc_header h;
+    struct stat st;
+    struct wc_fslot *slots = NULL;
+    struct target *tg = NULL;
+    struct rec *recs = NULL;
+    size_t nrecs = 0, caprecs = 0;
+    int r = 0;
+    const char *bad;
+
+    memset(out, 0, sizeof *out);
+    if (wc_sys.fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        say(log_fd, "wcache: %s: not a regular file", path);
+        wc_sys.close(fd);
+        return -EINVAL;
+    }
+    if (st.st_uid != geteuid()) {
+        say(log_fd, "wcache: %s: owned by uid %u, not by you: refused", path,
+            (unsigned)st.st_uid);
+        wc_sys.close(fd);
+        return -EPERM;
+    }
+    /* Invariant (2): the owner's lock. */
+    int how = (flags & WC_RP_WAIT) ? LOCK_EX : LOCK_EX | LOCK_NB;
+    while (wc_sys.flock(fd, how) != 0) {
+        if (errno == EINTR)
+            continue;
+        if (errno == EWOULDBLOCK && (flags & WC_RP_LIST)) {
+            out->alive = 1;     /* a listing only reads: go on */
+            break;
+        }
+        if (errno == EWOULDBLOCK) {
+            out->alive = 1;
+            if (read_all(fd, &h, sizeof h, 0) == 0 && !check_header(&h, &st))
+                out->pid = h.pid;
+            if (!(flags & (WC_RP_LIST | WC_RP_QUIET)))
+                say(log_fd, "wcache: %s: its process (%lld) is alive: left "
+                    "alone", path, (long long)out->pid);
+            wc_sys.close(fd);
+            return 0;
+        }
+        r = -errno;
+        say(log_fd, "wcache: %s: cannot lock it: %s", path, strerror(errno));
+        wc_sys.close(fd);
+        return r;
+    }
+    if (wc_sys.fstat(fd, &st) != 0) {
+        r = -errno;
+        wc_sys.close(fd);
+        return r;
+    }
+    /* No name (removed at a clean exit, or never given one) and nothing
+     * in it: done. A file without a name but with data is replayed. */
+    if ((uint64_t)st.st_size < sizeof h) {
+        say(log_fd, "wcache: %s: too short for a header (%lld bytes)", path,
+            (long long)st.st_size);
+        r = -EINVAL;
+        goto done;
+    }
+    if ((r = read_all(fd, &h, sizeof h, 0)) < 0) {
+        say(log_fd, "wcache: %s: cannot read: %s", path, strerror(-r));
+        goto done;
+    }
+    static const char zero8[8];
+    if (memcmp(h.magic, zero8, 8) == 0 && h.sum == 0) {
+        /* Its owner died while creating it: nothing was ever stored. */
+        goto clean;
+    }
+    if ((bad = check_header(&h, &st)) != NULL) {
+        say(log_fd, "wcache: %s: corrupt: %s", path, bad);
+        r = -EINVAL;
+        goto done;
+    }
+    out->pid = h.pid;
+
+    size_t slots_len = (size_t)h.nfiles * WC_FSLOT_SIZE;
+    slots = malloc(slots_len);
+    tg = calloc(h.nfiles, sizeof *tg);
+    if (!slots || !tg) {
+        say(log_fd, "wcache: %s: out of memory", path);
+        r = -ENOMEM;
+        goto done;
+    }
+    if ((r = read_all(fd, slots, slots_len, h.off_files)) < 0) {
+        say(log_fd, "wcache: %s: cannot read the file table: %s", path,
+            strerror(-r));
+        goto done;
+    }
+    for (uint32_t i = 0; i < h.nfiles; i++) {
+        tg[i].fd = -1;
+        tg[i].ok = check_slot(&slots[i]) == NULL;
+        /* A size the file on disk does not have yet is data too. */
+        if (tg[i].ok && slots[i].size > slots[i].disk_size)
+            tg[i].used = 1;
+    }
+
+    /* The block table, in chunks. */
+    enum { CHUNK = 1024 };
+    struct wc_brec *chunk = malloc(CHUNK * sizeof *chunk);
+    if (!chunk) {
+        r = -ENOMEM;
+        goto done;
+    }
+    uint32_t corrupt = 0;
+    for (uint64_t b0 = 0; b0 < h.nblocks && r == 0; b0 += CHUNK) {
+        uint64_t n = h.nblocks - b0 < CHUNK ? h.nblocks - b0 : CHUNK;
+        if ((r = read_all(fd, chunk, n * sizeof *chunk,
+                          h.off_brecs + b0 * WC_BREC_SIZE)) < 0)
+            break;
+        for (uint64_t k = 0; k < n; k++) {
+            const struct wc_brec *b = &chunk[k];
+            if (b->file == 0 || b->nr == 0)
+                continue;
+            if (b->file > h.nfiles || b->nr > WC_RANGES ||
+                b->index > WC_FMT_MAX_INDEX) {
+                corrupt++;
+                continue;
+            }
+            uint32_t si = b->file - 1;
+            if (!tg[si].ok) {
+                if (slots[si].state == WC_SLOT_LIVE)
+                    corrupt++;      /* data for a slot we cannot trust */
+                continue;
+            }
+            if (b->gen != slots[si].gen)
+                continue;           /* stale (format.h (3)) */
+            struct rec rc = {.age = h.seq - b->seq, .slot = si,
+                             .block = (uint32_t)(b0 + k), .index = b->index};
+            uint64_t base = b->index * WC_FMT_PAGE, held = 0;
+            for (unsigned i = 0; i < b->nr; i++) {
+                unsigned lo = b->lo[i], hi = b->hi[i];
+                if (hi > WC_FMT_PAGE) {
+                    corrupt++;
+                    rc.nr = 0;
+                    break;
+                }
+                if (lo >= hi || base + lo >= slots[si].size)
+                    continue;       /* empty (format.h (2)) or past EOF */
+                if (base + hi > slots[si].size)
+                    hi = (unsigned)(slots[si].size - base);
+                rc.lo[rc.nr] = (uint16_t)lo;
+                rc.hi[rc.nr] = (uint16_t)hi;
+                rc.nr++;
+                held += hi - lo;
+            }
+            if (rc.nr == 0)
+                continue;
+            if (nrecs == caprecs) {
+                size_t nc = caprecs ? 2 * caprecs : 256;
+                struct rec *nr = realloc(recs, nc * sizeof *recs);
+                if (!nr) {
+                    r = -ENOMEM;
+                    break;
+                }
+                recs = nr;
+                caprecs = nc;
+            }
+            recs[nrecs++] = rc;
+            tg[si].used = 1;
+            tg[si].bytes += held;
+            out->bytes += held;
+        }
+    }
+    free(chunk);
+    if (r < 0) {
+        say(log_fd, "wcache: %s: cannot read the block table: %s", path,
+            strerror(-r));
+        goto done;
+    }
+    if (corrupt) {
+        /* Which file lost what is unknowable: writing the rest would
+         * leave holes of zeros where the lost bytes belong. Nothing is
+         * written; the file is kept for inspection. */
+        say(log_fd, "wcache: %s: corrupt: %u block records out of range; "
+            "nothing replayed, the file is kept", path, corrupt);
+        out->failed += corrupt;
+        if (!(flags & WC_RP_LIST))
+            goto done;
+    }
+    for (uint32_t i = 0; i < h.nfiles; i++)
+        out->files += tg[i].used;
+
+    if (flags & WC_RP_LIST) {
+        for (uint32_t i = 0; i < h.nfiles; i++)
+            if (tg[i].used)
+                say(log_fd, "  %s: %llu bytes", slots[i].path,
+                    (unsigned long long)tg[i].bytes);
+        goto done;
+    }
+    if (out->files == 0 && corrupt == 0)
+        goto clean;
+
+    /* Where each file's data goes. */
+    for (uint32_t i = 0; i < h.nfiles; i++) {
+        if (!tg[i].used)
+            continue;
+        if (flags & WC_RP_DRY) {
+            say(log_fd, "wcache: %s: would write %llu bytes (size %llu)",
+                slots[i].path, (unsigned long long)tg[i].bytes,
+                (unsigned long long)slots[i].size);
+            continue;
+        }
+        open_target(&tg[i], &slots[i], h.pid, log_fd);
+    }
+    if (flags & WC_RP_DRY)
+        goto done;
+
+    /* The data, oldest first (invariant 5). */
+    qsort(recs, nrecs, sizeof *recs, by_age);
+    char page[WC_FMT_PAGE];
+    for (size_t k = 0; k < nrecs; k++) {
+        struct rec *rc = &recs[k];
+        struct target *t = &tg[rc->slot];
+        if (t->failed || t->fd < 0)
+            continue;
+        int e = read_all(fd, page, WC_FMT_PAGE,
+                         h.off_data + (uint64_t)rc->block * WC_FMT_PAGE);
+        for (unsigned i = 0; i < rc->nr && e == 0; i++)
+            e = write_all(t->fd, page + rc->lo[i], rc->hi[i] - rc->lo[i],
+                          rc->index * WC_FMT_PAGE + rc->lo[i]);
+        if (e < 0) {
+            say(log_fd, "wcache: %s: write failed: %s", t->aside ?
+                t->aside_path : slots[rc->slot].path, strerror(-e));
+            t->failed = 1;
+        }
+    }
+    /* Sizes (invariant 3), then sync. */
+    for (uint32_t i = 0; i < h.nfiles; i++) {
+        struct target *t = &tg[i];
+        if (!t->used)
+            continue;
+        if (!t->failed && t->fd >= 0) {
+            struct stat ts;
+            if (wc_sys.fstat(t->fd, &ts) != 0 ||
+                ((uint64_t)ts.st_size < slots[i].size &&
+                 wc_sys.ftruncate(t->fd, (off_t)slots[i].size) != 0) ||
+                wc_sys.fsync(t->fd) != 0) {
+                say(log_fd, "wcache: %s: %s", slots[i].path,
+                    strerror(errno));
+                t->failed = 1;
+            }
+        }
+        if (t->fd >= 0)
+            wc_sys.close(t->fd);
+        t->fd = -1;
+        if (t->failed) {
+            out->failed++;
+        } else if (t->aside) {
+            out->aside++;
+            say(log_fd, "wcache: %s: %s: %llu bytes of process %lld saved "
+                "to %s", slots[i].path, t->why,
+                (unsigned long long)t->bytes, (long long)h.pid,
+                t->aside_path);
+        } else if (!(flags & WC_RP_QUIET) || t->bytes) {
+            say(log_fd, "wcache: %s: %llu bytes of process %lld written "
+                "back", slots[i].path, (unsigned long long)t->bytes,
+                (long long)h.pid);
+        }
+    }
+    if (out->failed)
+        goto done;
+clean:
+    if (!(flags & (WC_RP_LIST | WC_RP_DRY))) {
+        /* Still the file we locked? Then it goes (invariant 6). */
+        struct stat now;
+        if (wc_sys.lstat(path, &now) == 0 && now.st_ino == st.st_ino &&
+            now.st_dev == st.st_dev && wc_sys.unlink(path) == 0)
+            out->removed = 1;
+    }
+done:
+    free(recs);
+    free(slots);
+    free(tg);
+    wc_sys.close(fd);       /* releases the lock */
+    return r;
+}

@@ -1,0 +1,50 @@
+/*
+ * replay.h - reading a dead process's backing file back into its files
+ * (the guard, `wcache recover`, `wcache ls`). Layered under the engine: it
+ * reads the format of format.h with the calls of wc_sys, and trusts
+ * nothing in the file.
+ */
+#ifndef WCACHE_REPLAY_H
+#define WCACHE_REPLAY_H
+
+#include <stdint.h>
+
+enum {
+    WC_RP_LIST = 1,     /* only say what the file holds (wcache ls) */
+    WC_RP_DRY = 2,      /* say what a replay would do, write nothing */
+    WC_RP_WAIT = 4,     /* wait for the owner's lock (the guard) */
+    WC_RP_QUIET = 8,    /* no message when there is nothing to do */
+};
+
+struct wc_rp_result {
+    int64_t pid;        /* the owner, from the header (0: unreadable) */
+    int alive;          /* the owner holds the lock: nothing written
+                           (a listing still reads and counts) */
+    uint64_t bytes;     /* dirty bytes held */
+    uint32_t files;     /* files they belong to */
+    uint32_t failed;    /* files (or parts) that could not be replayed */
+    uint32_t aside;     /* files whose data went to a recovery file */
+    int removed;        /* the backing file was removed */
+};
+
+/*
+ * Replay (or, with WC_RP_LIST / WC_RP_DRY, describe) the backing file at
+ * `path`, writing one line per event to `log_fd` (-1: none). Rules
+ * (CONTRACT.md section 4): a file owned by someone else is refused; every
+ * field is validated; only dirty ranges are written, clipped at the size
+ * the program saw; a target is written in place only when it is still the
+ * file the shim last saw (dev, ino, size, ctime), else the data goes to
+ * <path>.wcache-recovered.<pid> beside it. After a complete replay the
+ * backing file is removed; otherwise it is kept and out->failed says why.
+ * Returns 0 (see *out), or -errno when the file was refused or unreadable
+ * (a message was logged).
+ */
+int wc_replay(const char *path, int flags, int log_fd,
+              struct wc_rp_result *out /* OUT */);
+/* The same on an open descriptor of the file (closed on return); `path`
+ * is its name, removed when the replay is complete and it still names the
+ * same file (the guard, which opened it before it had a name). */
+int wc_replay_fd(int fd, const char *path, int flags, int log_fd,
+                 struct wc_rp_result *out /* OUT */);
+
+#endif /* WCACHE_REPLAY_H */

@@ -1,0 +1,105 @@
+/*
+ * altstack.c - an alternate signal stack for every thread, so that a
+ * thread that overflows its stack can still write back before it dies.
+ *
+ * A stack overflow raises SIGSEGV on a stack with no room left: without an
+ * alternate stack the kernel cannot run any handler and kills the process
+ * at once, and whatever the cache holds is left to the crash guard. With
+ * one, the fault handler (cache/ucopy.c, installed SA_ONSTACK) runs, the
+ * shim writes back, and the process dies of the same SIGSEGV.
+ *
+ * Invariants:
+ *   (1) A thread gets our stack only when it has none: a program that set
+ *       its own (sigaltstack) keeps it, and one it sets later replaces ours.
+ *   (2) Our stack is released only by the thread that owns it, after
+ *       turning it off if it is still the active one: a signal never runs
+ *       on freed memory. A thread that ends by returning, pthread_exit or
+ *       cancellation releases it (cleanup handler).
+ *   (3) Cost: one mmap, one mprotect (the guard page) and one sigaltstack
+ *       per thread start, the same to release; nothing per write. Pages
+ *       of the stack are only touched when a handler runs on it.
+ */
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "shim.h"
+
+#define ALT_SIZE (256u << 10)     /* room for a write-back from a handler */
+#define ALT_GUARD 4096u           /* PROT_NONE below it */
+
+/* Give the calling thread an alternate stack if it has none. Returns the
+ * mapping (to release with wc_altstack_drop) or NULL. */
+void *wc_altstack_add(void)
+{
+    stack_t cur;
+    if (sigaltstack(NULL, &cur) != 0 || !(cur.ss_flags & SS_DISABLE))
+        return NULL;                                     /* invariant (1) */
+    void *m = REAL(mmap)(NULL, ALT_SIZE + ALT_GUARD, PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE |
+                             MAP_STACK, -1, 0);
+    if (m == MAP_FAILED)
+        return NULL;
+    mprotect(m, ALT_GUARD, PROT_NONE);
+    stack_t ss = {.ss_sp = (char *)m + ALT_GUARD, .ss_size = ALT_SIZE};
+    if (sigaltstack(&ss, NULL) != 0) {
+        REAL(munmap)(m, ALT_SIZE + ALT_GUARD);
+        return NULL;
+    }
+    return m;
+}
+
+/* Release what wc_altstack_add gave this thread (NULL: nothing). */
+void wc_altstack_drop(void *m)
+{
+    if (!m)
+        return;
+    stack_t cur;
+    if (sigaltstack(NULL, &cur) == 0 && !(cur.ss_flags & SS_DISABLE) &&
+        cur.ss_sp == (char *)m + ALT_GUARD) {
+        if (cur.ss_flags & SS_ONSTACK)
+            return;     /* running on it (a handler ends the thread) */
+        stack_t off = {.ss_flags = SS_DISABLE};
+        if (sigaltstack(&off, NULL) != 0)
+            return;                                      /* invariant (2) */
+    }
+    REAL(munmap)(m, ALT_SIZE + ALT_GUARD);
+}
+
+struct start {
+    void *(*fn)(void *);
+    void *arg;
+};
+
+static void drop_cleanup(void *m)
+{
+    wc_altstack_drop(m);
+}
+
+static void *thread_start(void *p)
+{
+    struct start s = *(struct start *)p;
+    free(p);
+    void *m = wc_altstack_add();
+    void *ret;
+    pthread_cleanup_push(drop_cleanup, m);
+    ret = s.fn(s.arg);
+    pthread_cleanup_pop(1);
+    return ret;
+}
+
+WC_EXPORT int pthread_create(pthread_t *t, const pthread_attr_t *attr,
+                             void *(*fn)(void *), void *arg)
+{
+    struct start *s = malloc(sizeof *s);
+    if (!s)
+        return REAL(pthread_create)(t, attr, fn, arg);
+    s->fn = fn;
+    s->arg = arg;
+    int r = REAL(pthread_create)(t, attr, thread_start, s);
+    if (r != 0)
+        free(s);
+    return r;
+}

@@ -1,0 +1,121 @@
+/*
+ * test_shim_crash.c - death by a synchronous fault (CONTRACT.md section 4:
+ * a process that dies loses no write() that returned). A program writes
+ * 1000 lines, then faults (NULL, stack overflow, division by zero, trap,
+ * breakpoint, SIGBUS, SIGSYS, abort, in the main thread or another). Run
+ * without and with the shim: the same lines on disk, the same termination
+ * signal and core-dump flag, the same output. The program's own handler
+ * still runs.
+ */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "lib_shim.h"
+
+/* Wait (bounded) until no backing file is left in dir's store directory:
+ * the crash guard removes what a death leaves. */
+static void no_store_left(const char *dir, const char *how)
+{
+    char sd[4300];
+    snprintf(sd, sizeof sd, "%s/wcache-%u", dir, (unsigned)getuid());
+    for (int i = 0; i < 3000; i++) {
+        DIR *d = opendir(sd);
+        int n = 0;
+        struct dirent *e;
+        while (d && (e = readdir(d)))
+            n += strncmp(e->d_name, "cache.", 6) == 0;
+        if (d)
+            closedir(d);
+        if (!n)
+            return;
+        usleep(5000);
+    }
+    cr_assert_fail("%s: a backing file is left in %s", how, sd);
+}
+
+static void one(const char *how)
+{
+    wct_require_shim();
+    wct_require_prog(WCT_PROG("prog_crash"));
+    char *dir = wct_scratch("crash");
+    char path[4200];
+    snprintf(path, sizeof path, "%s/out", dir);
+    const char *argv[] = {WCT_PROG("prog_crash"), path, how, NULL};
+    struct wct_result r[2];
+    char *file[2];
+    size_t len[2];
+    char dv[4300];
+    snprintf(dv, sizeof dv, "WCACHE_DIR=%s", dir);
+    const char *env[] = {dv, NULL};
+    for (int shim = 0; shim < 2; shim++) {
+        struct wct_spec s = {.argv = argv, .shim = shim, .timeout_s = 30,
+                             .cwd = dir, .env = env};
+        cr_assert_eq(wct_run(&s, &r[shim]), 0);
+        cr_assert_not(r[shim].timed_out, "%s hung", how);
+        no_store_left(dir, how);
+        file[shim] = wct_slurp(path, &len[shim]);
+        cr_assert_not_null(file[shim]);
+        unlink(path);
+    }
+    cr_assert(WIFSIGNALED(r[0].status), "%s: the kernel run did not die (%s)",
+              how, wct_status_str(&r[0]));
+    cr_assert_eq(r[1].status, r[0].status,
+                 "%s: status %#x under the shim, %#x without (stderr: %s)",
+                 how, r[1].status, r[0].status, r[1].err);
+    cr_assert_str_eq(r[1].out, r[0].out, "%s: printed differently", how);
+    cr_assert_eq(len[0], 1000 * 10, "%s: the kernel run wrote %zu", how,
+                 len[0]);
+    cr_assert_eq(len[1], len[0], "%s: file has %zu bytes, kernel %zu", how,
+                 len[1], len[0]);
+    cr_assert_eq(memcmp(file[0], file[1], len[0]), 0, "%s: bytes differ",
+                 how);
+    for (int i = 0; i < 2; i++) {
+        free(file[i]);
+        wct_result_free(&r[i]);
+    }
+    wct_scratch_cleanup();
+}
+
+Test(crash, null_dereference, .timeout = 60) { one("null"); }
+Test(crash, stack_overflow, .timeout = 60) { one("stack"); }
+Test(crash, divide_by_zero, .timeout = 60) { one("fpe"); }
+Test(crash, builtin_trap, .timeout = 60) { one("trap"); }
+Test(crash, breakpoint, .timeout = 60) { one("int3"); }
+Test(crash, sigbus, .timeout = 60) { one("bus"); }
+Test(crash, sigsys, .timeout = 60) { one("sys"); }
+Test(crash, abort, .timeout = 60) { one("abort"); }
+Test(crash, thread_null_dereference, .timeout = 60) { one("thread"); }
+Test(crash, thread_stack_overflow, .timeout = 60) { one("tstack"); }
+Test(crash, thread_raises_sigsegv, .timeout = 60) { one("tsegv"); }
+
+/* The program's own SIGFPE handler runs, as without the shim (it exits 9;
+ * the shim's exit path writes back). */
+Test(crash, program_handler_runs, .timeout = 60)
+{
+    wct_require_shim();
+    wct_require_prog(WCT_PROG("prog_crash"));
+    char *dir = wct_scratch("crash");
+    char path[4200];
+    snprintf(path, sizeof path, "%s/out", dir);
+    const char *argv[] = {WCT_PROG("prog_crash"), path, "handler", NULL};
+    for (int shim = 0; shim < 2; shim++) {
+        struct wct_spec s = {.argv = argv, .shim = shim, .timeout_s = 30,
+                             .cwd = dir};
+        struct wct_result r;
+        cr_assert_eq(wct_run(&s, &r), 0);
+        cr_assert(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 9,
+                  "shim %d: %s", shim, wct_status_str(&r));
+        cr_assert_str_eq(r.out, "handler ran for 8\n");
+        size_t n;
+        char *f = wct_slurp(path, &n);
+        cr_assert_eq(n, 10000, "shim %d: %zu bytes", shim, n);
+        free(f);
+        wct_result_free(&r);
+    }
+    wct_scratch_cleanup();
+}

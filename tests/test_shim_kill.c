@@ -1,0 +1,869 @@
+/*
+ * test_shim_kill.c - the kill loops (CONTRACT.md section 4: a process that
+ * dies, by any means, loses no write() that returned).
+ *
+ * A writer (prog_killwriter) appends checksummed records of random sizes
+ * to a (write, writev) and b (pwrite), under the shim, and reports each
+ * acknowledged record over a pipe. The test kills it at a random moment
+ * (or it dies of a fault, abort, SIGTERM, the OOM killer), waits for the
+ * crash guard (or runs `wcache recover`), and checks that both files hold
+ * every acknowledged record intact, followed by nothing but a prefix of
+ * the records after them: no garbage, no zero runs. No backing file is
+ * left behind.
+ *
+ * 50 SIGKILLs in `make test`, 1000 in `make check-long` (WCT_LONG=1).
+ */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lib_records.h"
+#include "lib_shim.h"
+
+extern char **environ;
+
+#define WCACHE_BIN WCT_BUILD_DIR "/wcache"
+#define WCACHE_ASAN WCT_BUILD_DIR "/asan/wcache"
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+struct run {
+    const char *dir;        /* where a, b and wcache-<uid>/ live */
+    uint64_t seed;
+    const char *how;        /* prog_killwriter HOW */
+    long n;                 /* its N */
+    int sig;                /* signal the test sends, 0: none */
+    long kill_after;        /* acknowledged records before it is sent */
+    int no_guard;           /* WCACHE_GUARD=0 */
+    const char *cgroup;     /* cgroup directory to move the writer to */
+    int kill_guard;         /* kill the guard before the writer */
+    const char *size;       /* WCACHE_SIZE, NULL: default */
+    /* results */
+    long acked;             /* records acknowledged */
+    int status;
+    pid_t pid;
+};
+
+/* The store directory of r->dir. */
+static void store_dir(const char *dir, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s/wcache-%u", dir, (unsigned)getuid());
+}
+
+/* Backing files (cache.*) left in dir's store directory. */
+static int stores_left(const char *dir)
+{
+    char d[4300];
+    store_dir(dir, d, sizeof d);
+    DIR *dh = opendir(d);
+    if (!dh)
+        return 0;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(dh)))
+        n += strncmp(e->d_name, "cache.", 6) == 0;
+    closedir(dh);
+    return n;
+}
+
+/* The guard of a writer whose store is in dir: its pid, or 0. */
+static pid_t find_guard(const char *dir)
+{
+    char d[4300];
+    store_dir(dir, d, sizeof d);
+    DIR *proc = opendir("/proc");
+    pid_t found = 0;
+    struct dirent *e;
+    while (proc && (e = readdir(proc)) && !found) {
+        char p[300], buf[8192];
+        snprintf(p, sizeof p, "/proc/%s/cmdline", e->d_name);
+        int fd = open(p, O_RDONLY);
+        if (fd < 0)
+            continue;
+        ssize_t n = read(fd, buf, sizeof buf - 1);
+        close(fd);
+        if (n <= 0)
+            continue;
+        buf[n] = 0;
+        /* "wcache\0__guard\0<dir>/cache..." */
+        size_t l0 = strlen(buf);
+        if ((ssize_t)l0 + 1 < n && !strcmp(buf + l0 + 1, "__guard")) {
+            const char *arg = buf + l0 + 1 + 8;
+            if (arg < buf + n && !strncmp(arg, d, strlen(d)))
+                found = atoi(e->d_name);
+        }
+    }
+    if (proc)
+        closedir(proc);
+    return found;
+}
+
+/* Run the writer as r says; fills r->acked and r->status. */
+static void run_writer(struct run *r)
+{
+    int in[2], out[2];
+    cr_assert_eq(pipe(in), 0);
+    cr_assert_eq(pipe(out), 0);
+    char seed[32], n[32], dirv[4300];
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)r->seed);
+    snprintf(n, sizeof n, "%ld", r->n);
+    snprintf(dirv, sizeof dirv, "WCACHE_DIR=%s", r->dir);
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        dup2(in[0], 0);
+        dup2(out[1], 1);
+        close(in[0]);
+        close(in[1]);
+        close(out[0]);
+        close(out[1]);
+        setpgid(0, 0);
+        for (char **e = environ; *e;) {
+            if (!strncmp(*e, "LD_PRELOAD=", 11) || !strncmp(*e, "WCACHE_", 7))
+                unsetenv(strndup(*e, (size_t)(strchr(*e, '=') - *e)));
+            else
+                e++;
+        }
+        setenv("LD_PRELOAD", WCT_SHIM_SO, 1);
+        putenv(dirv);
+        if (r->no_guard)
+            setenv("WCACHE_GUARD", "0", 1);
+        if (r->size)
+            setenv("WCACHE_SIZE", r->size, 1);
+        execl(WCT_PROG("prog_killwriter"), "prog_killwriter", r->dir, seed,
+              r->how, n, (char *)NULL);
+        _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    r->pid = pid;
+    if (r->cgroup) {
+        char p[4300], s[32];
+        snprintf(p, sizeof p, "%s/cgroup.procs", r->cgroup);
+        snprintf(s, sizeof s, "%d", (int)pid);
+        cr_assert_eq(wct_spit(p, s, strlen(s)), 0, "cannot move the writer "
+                     "into %s: %s", r->cgroup, strerror(errno));
+    }
+    cr_assert_eq(write(in[1], "g", 1), 1);
+    r->acked = 0;
+    int sent = 0;
+    char buf[4096];
+    size_t have = 0;
+    double start = now_ms();
+    for (;;) {
+        if (r->sig && !sent && r->acked >= r->kill_after) {
+            if (r->kill_guard) {
+                pid_t g = 0;
+                for (int i = 0; i < 200 && !(g = find_guard(r->dir)); i++)
+                    usleep(5000);
+                cr_assert(g > 0, "no guard process found");
+                kill(g, SIGKILL);
+            }
+            usleep((useconds_t)(r->seed % 1000));
+            kill(pid, r->sig);
+            sent = 1;
+        }
+        ssize_t k = read(out[0], buf + have, sizeof buf - 1 - have);
+        if (k <= 0)
+            break;
+        have += (size_t)k;
+        buf[have] = 0;
+        char *line = buf, *nl;
+        while ((nl = strchr(line, '\n'))) {
+            r->acked = atol(line) + 1;
+            line = nl + 1;
+        }
+        have = strlen(line);
+        memmove(buf, line, have);
+        cr_assert_lt(now_ms() - start, 60000.0, "writer ran too long");
+    }
+    close(out[0]);
+    close(in[1]);
+    cr_assert_eq(waitpid(pid, &r->status, 0), pid);
+}
+
+/* Wait (bounded) until the guard removed every backing file. */
+static void wait_guard(const char *dir)
+{
+    double start = now_ms();
+    while (stores_left(dir) && now_ms() - start < 15000)
+        usleep(5000);
+    cr_assert_eq(stores_left(dir), 0, "a backing file is left in %s after "
+                 "15 s (the guard did not replay it)", dir);
+}
+
+/* file holds records 0..acked-1 of stream seed intact, then at most a
+ * prefix of the next ones (written, not yet acknowledged). */
+static void check_stream(const char *path, uint64_t seed, long acked,
+                         const char *what)
+{
+    size_t len;
+    unsigned char *f = (unsigned char *)wct_slurp(path, &len);
+    if (!f && errno == ENOENT && acked == 0)
+        return;                 /* killed before it opened the file */
+    cr_assert_not_null(f, "%s: cannot read %s", what, path);
+    static unsigned char rec[4096];
+    size_t off = 0;
+    for (long k = 0; off < len || k < acked; k++) {
+        size_t n = wct_rec_len(seed, (uint64_t)k);
+        if (k >= acked + 2)
+            cr_assert_fail("%s: %s has %zu bytes: more than the %ld "
+                           "acknowledged records (+1 in flight)", what, path,
+                           len, acked);
+        wct_rec_fill(seed, (uint64_t)k, rec);
+        if (k < acked)
+            cr_assert_geq(len, off + n, "%s: %s: acknowledged record %ld "
+                          "(bytes %zu..%zu) missing: file has %zu bytes",
+                          what, path, k, off, off + n, len);
+        size_t m = len - off < n ? len - off : n;
+        for (size_t i = 0; i < m; i++)
+            if (f[off + i] != rec[i])
+                cr_assert_fail("%s: %s: byte %zu (record %ld +%zu) is %#x, "
+                               "expected %#x (%ld acknowledged)", what, path,
+                               off + i, k, i, f[off + i], rec[i], acked);
+        off += n;
+    }
+    free(f);
+}
+
+static void check_files(struct run *r, const char *what)
+{
+    char a[4300], b[4300];
+    snprintf(a, sizeof a, "%s/a", r->dir);
+    snprintf(b, sizeof b, "%s/b", r->dir);
+    check_stream(a, r->seed, r->acked, what);
+    check_stream(b, r->seed + 1, r->acked, what);
+    unlink(a);
+    unlink(b);
+}
+
+static void setup(void)
+{
+    wct_require_shim();
+    wct_require_prog(WCT_PROG("prog_killwriter"));
+}
+
+/* One writer killed with `sig` after a random number of records. */
+static void kill_once(const char *dir, uint64_t seed, int sig, int no_guard)
+{
+    struct run r = {.dir = dir, .seed = seed, .how = "run", .sig = sig,
+                    .kill_after = (long)(seed * 2654435761u % 400),
+                    .no_guard = no_guard};
+    run_writer(&r);
+    cr_assert(WIFSIGNALED(r.status) && WTERMSIG(r.status) == sig,
+              "seed %llu: writer ended with status %#x",
+              (unsigned long long)seed, r.status);
+    if (no_guard) {
+        struct wct_result res;
+        const char *argv[] = {WCACHE_BIN, "recover", dir, NULL};
+        struct wct_spec s = {.argv = argv, .timeout_s = 60};
+        cr_assert_eq(wct_run(&s, &res), 0);
+        cr_assert(wct_ok(&res), "recover: %s\n%s%s", wct_status_str(&res),
+                  res.out, res.err);
+        wct_result_free(&res);
+    }
+    wait_guard(dir);
+    char what[64];
+    snprintf(what, sizeof what, "seed %llu sig %d", (unsigned long long)seed,
+             sig);
+    check_files(&r, what);
+}
+
+Test(kill, sigkill_loop, .init = setup, .fini = wct_scratch_cleanup,
+     .timeout = 900)
+{
+    char *dir = wct_scratch("kill");
+    int n = wct_shim_long() ? 1000 : 50;
+    uint64_t base = (uint64_t)time(NULL);
+    for (int i = 0; i < n; i++)
+        kill_once(dir, base * 1000 + (uint64_t)i, SIGKILL, 0);
+}
+
+Test(kill, unhandled_sigterm, .init = setup, .fini = wct_scratch_cleanup,
+     .timeout = 300)
+{
+    char *dir = wct_scratch("kill");
+    uint64_t base = (uint64_t)time(NULL);
+    for (int i = 0; i < 10; i++)
+        kill_once(dir, base * 1000 + (uint64_t)i, SIGTERM, 0);
+}
+
+/* Each fault kind, after a random number of records. */
+Test(kill, faults_and_abort, .init = setup, .fini = wct_scratch_cleanup,
+     .timeout = 300)
+{
+    static const struct { const char *how; int sig; } k[] = {
+        {"segv", SIGSEGV}, {"abort", SIGABRT}, {"fpe", SIGFPE},
+        {"stack", SIGSEGV},
+    };
+    char *dir = wct_scratch("kill");
+    uint64_t base = (uint64_t)time(NULL);
+    for (size_t j = 0; j < sizeof k / sizeof *k; j++) {
+        for (int i = 0; i < 3; i++) {
+            uint64_t seed = base * 100 + j * 10 + (uint64_t)i;
+            struct run r = {.dir = dir, .seed = seed, .how = k[j].how,
+                            .n = (long)(seed % 500)};
+            run_writer(&r);
+            cr_assert(WIFSIGNALED(r.status) && WTERMSIG(r.status) == k[j].sig,
+                      "%s: status %#x", k[j].how, r.status);
+            cr_assert_eq(r.acked, r.n + 1, "%s", k[j].how);
+            wait_guard(dir);
+            check_files(&r, k[j].how);
+        }
+    }
+}
+
+/* The guard disabled (as if killed before it could act): recover. */
+Test(kill, no_guard_then_recover, .init = setup, .fini = wct_scratch_cleanup,
+     .timeout = 300)
+{
+    char *dir = wct_scratch("kill");
+    uint64_t base = (uint64_t)time(NULL);
+    for (int i = 0; i < 5; i++)
+        kill_once(dir, base * 1000 + (uint64_t)i, SIGKILL, 1);
+}
+
+/* The guard itself killed, then the writer: recover replays. */
+Test(kill, guard_killed_then_recover, .init = setup,
+     .fini = wct_scratch_cleanup, .timeout = 120)
+{
+    char *dir = wct_scratch("kill");
+    uint64_t seed = (uint64_t)time(NULL);
+    struct run r = {.dir = dir, .seed = seed, .how = "run", .sig = SIGKILL,
+                    .kill_after = 300, .kill_guard = 1};
+    run_writer(&r);
+    cr_assert(WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGKILL);
+    usleep(100000);
+    cr_assert_eq(stores_left(dir), 1, "the backing file should be waiting");
+    struct wct_result res;
+    const char *ls[] = {WCACHE_BIN, "ls", dir, NULL};
+    struct wct_spec s = {.argv = ls, .timeout_s = 60};
+    cr_assert_eq(wct_run(&s, &res), 0);
+    cr_assert(wct_ok(&res));
+    cr_assert(strstr(res.out, " dead ") && strstr(res.out, "/a: "),
+              "wcache ls said: %s", res.out);
+    wct_result_free(&res);
+    const char *rec[] = {WCACHE_BIN, "recover", dir, NULL};
+    s.argv = rec;
+    cr_assert_eq(wct_run(&s, &res), 0);
+    cr_assert(wct_ok(&res), "%s%s", res.out, res.err);
+    wct_result_free(&res);
+    cr_assert_eq(stores_left(dir), 0);
+    check_files(&r, "guard killed");
+}
+
+/* A file changed after the crash is left alone; the data goes beside it. */
+Test(kill, file_changed_after_crash, .init = setup,
+     .fini = wct_scratch_cleanup, .timeout = 120)
+{
+    char *dir = wct_scratch("kill");
+    uint64_t seed = (uint64_t)time(NULL);
+    struct run r = {.dir = dir, .seed = seed, .how = "run", .sig = SIGKILL,
+                    .kill_after = 200, .no_guard = 1};
+    run_writer(&r);
+    char a[4300];
+    snprintf(a, sizeof a, "%s/a", dir);
+    size_t before;
+    char *was = wct_slurp(a, &before);
+    cr_assert_not_null(was);
+    int fd = open(a, O_WRONLY | O_APPEND);
+    cr_assert_eq(write(fd, "CHANGED", 7), 7);
+    close(fd);
+    struct wct_result res;
+    const char *rec[] = {WCACHE_BIN, "recover", dir, NULL};
+    struct wct_spec s = {.argv = rec, .timeout_s = 60};
+    cr_assert_eq(wct_run(&s, &res), 0);
+    cr_assert(wct_ok(&res), "%s%s", res.out, res.err);
+    cr_assert(strstr(res.err, "changed after the crash"), "said: %s",
+              res.err);
+    wct_result_free(&res);
+    size_t now;
+    char *is = wct_slurp(a, &now);
+    cr_assert_eq(now, before + 7, "the changed file was written to");
+    cr_assert_eq(memcmp(is, was, before), 0);
+    char aside[4400];
+    snprintf(aside, sizeof aside, "%s.wcache-recovered.%d", a, (int)r.pid);
+    size_t alen;
+    unsigned char *g = (unsigned char *)wct_slurp(aside, &alen);
+    cr_assert_not_null(g, "no %s", aside);
+    /* Every byte there is zero (not held) or the stream's; the
+     * acknowledged bytes the file lacked are all there. */
+    static unsigned char rb[4096];
+    size_t off = 0, acked_len = 0;
+    for (long k = 0; off < alen; k++) {
+        size_t n = wct_rec_len(seed, (uint64_t)k);
+        wct_rec_fill(seed, (uint64_t)k, rb);
+        for (size_t i = 0; i < n && off + i < alen; i++) {
+            unsigned char c = g[off + i];
+            cr_assert(c == 0 || c == rb[i], "garbage at %zu", off + i);
+            if (off + i >= before && k < r.acked)
+                cr_assert_eq(c, rb[i], "acknowledged byte %zu missing",
+                             off + i);
+        }
+        if (k < r.acked)
+            acked_len = off + n;
+        off += n;
+    }
+    cr_assert_geq(alen, acked_len);
+    free(g);
+    free(was);
+    free(is);
+    cr_assert_eq(stores_left(dir), 0);
+}
+
+/* A write to an existing control file (never creating one). */
+static int cg_write(const char *dir, const char *file, const char *val)
+{
+    char p[1400];
+    snprintf(p, sizeof p, "%s/%s", dir, file);
+    int fd = open(p, O_WRONLY);
+    if (fd < 0)
+        return -1;
+    ssize_t n = write(fd, val, strlen(val));
+    close(fd);
+    return n == (ssize_t)strlen(val) ? 0 : -1;
+}
+
+/* A new memory cgroup limited to 96 MiB under our own (v2, or v1's memory
+ * hierarchy): its directory in out, or -1 with a reason. */
+static int make_memcg(char *out, size_t cap, const char **why)
+{
+    char self[700] = "", line[400];
+    FILE *f = fopen("/proc/self/cgroup", "r");
+    int v1 = 0;
+    while (f && fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = 0;
+        if (!strncmp(line, "0::", 3) && !self[0])
+            snprintf(self, sizeof self, "/sys/fs/cgroup%s", line + 3);
+        char *m = strstr(line, ":memory:");
+        if (m) {
+            snprintf(self, sizeof self, "/sys/fs/cgroup/memory%s", m + 8);
+            v1 = 1;
+        }
+    }
+    if (f)
+        fclose(f);
+    *why = "no cgroup found in /proc/self/cgroup";
+    if (!self[0])
+        return -1;
+    snprintf(out, cap, "%s/wct-oom-%d", self, (int)getpid());
+    if (mkdir(out, 0755) != 0) {
+        *why = strerror(errno);
+        return -1;
+    }
+    int r = v1 ? cg_write(out, "memory.limit_in_bytes", "100663296")
+               : cg_write(out, "memory.max", "96M");
+    if (r != 0) {
+        *why = "no memory controller there";
+        rmdir(out);
+        return -1;
+    }
+    if (!v1)
+        cg_write(out, "memory.swap.max", "0");
+    else
+        cg_write(out, "memory.memsw.limit_in_bytes", "100663296");
+    return 0;
+}
+
+/* An OOM kill in a memory cgroup. */
+Test(kill, oom_in_memory_cgroup, .init = setup, .fini = wct_scratch_cleanup,
+     .timeout = 120)
+{
+    char cg[800];
+    const char *why;
+    if (make_memcg(cg, sizeof cg, &why) != 0) {
+        wct_scratch_cleanup();
+        cr_skip_test("cannot create a memory cgroup (%s): OOM kill not "
+                     "tested", why);
+    }
+    char *dir = wct_scratch("kill");
+    uint64_t seed = (uint64_t)time(NULL);
+    struct run r = {.dir = dir, .seed = seed, .how = "oom", .n = 300,
+                    .cgroup = cg};
+    run_writer(&r);
+    wait_guard(dir);
+    for (int i = 0; i < 500 && rmdir(cg) != 0; i++)
+        usleep(10000);
+    cr_assert(WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGKILL,
+              "status %#x (99: the limit did not hold)", r.status);
+    check_files(&r, "oom");
+}
+
+/* ---- corrupt and hostile backing files ------------------------------- */
+
+#include "../cache/format.h"
+
+/* Does path hold a prefix of stream seed (or nothing)? */
+static int is_prefix(const char *path, uint64_t seed)
+{
+    size_t len;
+    unsigned char *f = (unsigned char *)wct_slurp(path, &len);
+    if (!f)
+        return errno == ENOENT;
+    static unsigned char rec[4096];
+    size_t off = 0;
+    int ok = 1;
+    for (uint64_t k = 0; off < len && ok; k++) {
+        size_t n = wct_rec_len(seed, k);
+        wct_rec_fill(seed, k, rec);
+        size_t m = len - off < n ? len - off : n;
+        ok = memcmp(f + off, rec, m) == 0;
+        off += n;
+    }
+    free(f);
+    return ok;
+}
+
+struct image {
+    char *buf;
+    size_t len;
+    char name[300];         /* cache.<pid>.<nonce> */
+    struct wc_header h;
+};
+
+/* recover (the ASan build) on `img` placed in dir2's store directory.
+ * Returns its exit status; fails the test on a sanitizer report. */
+static int recover_image(const char *dir2, const struct image *img,
+                         const char *buf, size_t len, uid_t owner,
+                         char **err_out)
+{
+    char sd[4300], p[4700];
+    store_dir(dir2, sd, sizeof sd);
+    mkdir(sd, 0700);
+    snprintf(p, sizeof p, "%s/%s", sd, img->name);
+    unlink(p);
+    cr_assert_eq(wct_spit(p, buf, len), 0);
+    chmod(p, 0600);
+    if (owner != getuid())
+        cr_assert_eq(chown(p, owner, (gid_t)-1), 0);
+    const char *argv[] = {WCACHE_ASAN, "recover", dir2, NULL};
+    const char *env[] = {"ASAN_OPTIONS=exitcode=99:detect_leaks=0",
+                         "UBSAN_OPTIONS=halt_on_error=1:exitcode=98", NULL};
+    struct wct_spec s = {.argv = argv, .env = env, .timeout_s = 120};
+    struct wct_result r;
+    cr_assert_eq(wct_run(&s, &r), 0);
+    cr_assert_not(r.timed_out, "recover hung");
+    cr_assert(WIFEXITED(r.status), "recover died: %s\n%s",
+              wct_status_str(&r), r.err);
+    int st = WEXITSTATUS(r.status);
+    cr_assert(st != 99 && st != 98 && !strstr(r.err, "Sanitizer") &&
+              !strstr(r.err, "runtime error"), "recover crashed:\n%s", r.err);
+    if (err_out)
+        *err_out = strdup(r.err);
+    wct_result_free(&r);
+    unlink(p);
+    return st;
+}
+
+Test(recover, corrupt_and_hostile_files, .init = setup,
+     .fini = wct_scratch_cleanup, .timeout = 600)
+{
+    if (access(WCACHE_ASAN, X_OK) != 0)
+        cr_assert_fail("%s missing: run make", WCACHE_ASAN);
+    char *dir = wct_scratch("recover");
+    char *dir2 = wct_scratch("recover2");
+    uint64_t seed = (uint64_t)time(NULL);
+    struct run r = {.dir = dir, .seed = seed, .how = "run", .sig = SIGKILL,
+                    .kill_after = 150, .no_guard = 1, .size = "256K"};
+    run_writer(&r);
+    /* The backing file left behind: the template. */
+    char sd[4300];
+    store_dir(dir, sd, sizeof sd);
+    DIR *dh = opendir(sd);
+    cr_assert_not_null(dh);
+    struct dirent *e;
+    struct image img = {0};
+    while ((e = readdir(dh)))
+        if (!strncmp(e->d_name, "cache.", 6))
+            snprintf(img.name, sizeof img.name, "%s", e->d_name);
+    closedir(dh);
+    cr_assert(img.name[0], "no backing file left by the killed writer");
+    char tp[4700];
+    snprintf(tp, sizeof tp, "%s/%s", sd, img.name);
+    img.buf = wct_slurp(tp, &img.len);
+    cr_assert_not_null(img.buf);
+    cr_assert_geq(img.len, sizeof img.h);
+    memcpy(&img.h, img.buf, sizeof img.h);
+    unlink(tp);                 /* the tests below use copies */
+    char a[4300], b[4300], other[4300];
+    snprintf(a, sizeof a, "%s/a", dir);
+    snprintf(b, sizeof b, "%s/b", dir);
+    snprintf(other, sizeof other, "%s/other", dir);
+    cr_assert_eq(wct_spit(other, "precious", 8), 0);
+    size_t la0, lb0;
+    char *a0 = wct_slurp(a, &la0), *b0 = wct_slurp(b, &lb0);
+    cr_assert(a0 && b0);
+    char *buf = malloc(img.len);
+    cr_assert_not_null(buf);
+
+#define UNCHANGED(what)                                                    \
+    do {                                                                   \
+        size_t l_;                                                         \
+        char *x_ = wct_slurp(a, &l_);                                      \
+        cr_assert(x_ && l_ == la0 && !memcmp(x_, a0, la0),                 \
+                  "%s: a was written", what);                              \
+        free(x_);                                                          \
+        x_ = wct_slurp(b, &l_);                                            \
+        cr_assert(x_ && l_ == lb0 && !memcmp(x_, b0, lb0),                 \
+                  "%s: b was written", what);                              \
+        free(x_);                                                          \
+    } while (0)
+#define SANE(what)                                                         \
+    do {                                                                   \
+        cr_assert(is_prefix(a, seed), "%s: a holds garbage", what);         \
+        cr_assert(is_prefix(b, seed + 1), "%s: b holds garbage", what);     \
+        size_t l_;                                                         \
+        char *x_ = wct_slurp(other, &l_);                                  \
+        cr_assert(x_ && l_ == 8 && !memcmp(x_, "precious", 8),             \
+                  "%s: another file was written", what);                   \
+        free(x_);                                                          \
+        char g_[4400];                                                     \
+        snprintf(g_, sizeof g_, "%s.wcache-recovered.%lld", a,             \
+                 (long long)img.h.pid);                                    \
+        unlink(g_);                                                        \
+        snprintf(g_, sizeof g_, "%s.wcache-recovered.%lld", b,             \
+                 (long long)img.h.pid);                                    \
+        unlink(g_);                                                        \
+    } while (0)
+
+    /* Truncated: every length that cuts a table. */
+    const size_t cuts[] = {0, 7, sizeof img.h - 1, img.h.off_files + 100,
+                           img.h.off_brecs + 100, img.h.off_data + 1};
+    for (size_t i = 0; i < sizeof cuts / sizeof *cuts; i++) {
+        char what[64];
+        snprintf(what, sizeof what, "truncated to %zu", cuts[i]);
+        cr_assert_eq(recover_image(dir2, &img, img.buf, cuts[i], getuid(),
+                                   NULL), 1, "%s: not reported", what);
+        UNCHANGED(what);
+    }
+    /* A bit flipped in each byte of the checked header. */
+    for (size_t off = 0; off < offsetof(struct wc_header, sum) + 8; off++) {
+        char what[64];
+        snprintf(what, sizeof what, "header byte %zu flipped", off);
+        memcpy(buf, img.buf, img.len);
+        buf[off] ^= (char)(1 << (off % 8));
+        cr_assert_eq(recover_image(dir2, &img, buf, img.len, getuid(), NULL),
+                     1, "%s: not reported", what);
+        UNCHANGED(what);
+    }
+    /* A dirty record of file a, and its slot. */
+    struct wc_brec *rec = NULL;
+    struct wc_fslot *slot = NULL;
+    memcpy(buf, img.buf, img.len);
+    for (uint64_t k = 0; k < img.h.nblocks && !rec; k++) {
+        struct wc_brec *x = (struct wc_brec *)(buf + img.h.off_brecs +
+                                               k * WC_BREC_SIZE);
+        if (!x->file || !x->nr)
+            continue;
+        struct wc_fslot *s = (struct wc_fslot *)(buf + img.h.off_files +
+                                                 (x->file - 1) * WC_FSLOT_SIZE);
+        if (!strcmp(s->path, a)) {
+            rec = x;
+            slot = s;
+        }
+    }
+    cr_assert(rec, "no dirty record of a in the backing file");
+    size_t roff = (size_t)((char *)rec - buf), soff = (size_t)((char *)slot - buf);
+    struct { const char *what; size_t off; uint64_t val; int width; } bad[] = {
+        {"record file out of range", roff + offsetof(struct wc_brec, file),
+         60000, 4},
+        {"record index out of range", roff + offsetof(struct wc_brec, index),
+         (uint64_t)1 << 50, 8},
+        {"record with too many ranges", roff + offsetof(struct wc_brec, nr),
+         200, 2},
+        {"range past the page", roff + offsetof(struct wc_brec, hi), 5000, 2},
+        {"slot path altered", soff + offsetof(struct wc_fslot, path) + 1, 'X',
+         1},
+        {"slot path length out of range",
+         soff + offsetof(struct wc_fslot, path_len), 100000, 4},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        memcpy(buf, img.buf, img.len);
+        memcpy(buf + bad[i].off, &bad[i].val, (size_t)bad[i].width);
+        char *err = NULL;
+        int st = recover_image(dir2, &img, buf, img.len, getuid(), &err);
+        cr_assert_eq(st, 1, "%s: not reported (%s)", bad[i].what, err);
+        free(err);
+        SANE(bad[i].what);
+        if (i < 4)
+            UNCHANGED(bad[i].what);
+    }
+    /* A path pointing elsewhere (checksum made right, as a hostile file
+     * would): the other file is left alone, the data goes beside it. */
+    memcpy(buf, img.buf, img.len);
+    slot = (struct wc_fslot *)(buf + soff);
+    cr_assert_lt(strlen(other), sizeof slot->path);
+    memset(slot->path, 0, sizeof slot->path);
+    memcpy(slot->path, other, strlen(other));
+    slot->path_len = (uint32_t)strlen(other);
+    slot->id_sum = wc_fmt_slot_sum(slot);
+    char *err = NULL;
+    recover_image(dir2, &img, buf, img.len, getuid(), &err);
+    cr_assert(strstr(err, "another file has its name"), "said: %s", err);
+    free(err);
+    char g[4400];
+    snprintf(g, sizeof g, "%s.wcache-recovered.%lld", other,
+             (long long)img.h.pid);
+    cr_assert_eq(access(g, F_OK), 0, "no %s", g);
+    unlink(g);
+    SANE("path pointing elsewhere");
+    /* Another user's file: refused, left in place, nothing written. */
+    free(a0);
+    free(b0);
+    a0 = wct_slurp(a, &la0);
+    b0 = wct_slurp(b, &lb0);
+    cr_assert(a0 && b0);
+    err = NULL;
+    cr_assert_eq(recover_image(dir2, &img, img.buf, img.len, 65534, &err), 1);
+    cr_assert(strstr(err, "not by you"), "said: %s", err);
+    free(err);
+    UNCHANGED("another user's file");
+    /* Random bit flips anywhere in the tables: never a crash, never
+     * garbage. */
+    uint64_t rs = seed | 1;
+    size_t tables = (size_t)img.h.off_data;
+    for (int t = 0; t < 30; t++) {
+        memcpy(buf, img.buf, img.len);
+        for (int k = 0; k < 8; k++) {
+            size_t off = (size_t)(wct_rec_rand(&rs) % tables);
+            buf[off] ^= (char)(1 << (wct_rec_rand(&rs) % 8));
+        }
+        recover_image(dir2, &img, buf, img.len, getuid(), NULL);
+        /* A flip in a mutable field (a range, a size) looks like a valid
+         * state: only crashes and writes outside the targets count. */
+        size_t l_;
+        char *x_ = wct_slurp(other, &l_);
+        cr_assert(x_ && l_ == 8 && !memcmp(x_, "precious", 8));
+        free(x_);
+        char g_[4400];
+        snprintf(g_, sizeof g_, "%s.wcache-recovered.%lld", a,
+                 (long long)img.h.pid);
+        unlink(g_);
+        snprintf(g_, sizeof g_, "%s.wcache-recovered.%lld", b,
+                 (long long)img.h.pid);
+        unlink(g_);
+    }
+    free(buf);
+    free(a0);
+    free(b0);
+    free(img.buf);
+}
+
+/* ---- no backing file left behind ------------------------------------- */
+
+static void leave(const char *how, int want_lines)
+{
+    wct_require_prog(WCT_PROG("prog_leave"));
+    char *dir = wct_scratch("leave");
+    char dv[4300];
+    snprintf(dv, sizeof dv, "WCACHE_DIR=%s", dir);
+    const char *env[] = {dv, NULL};
+    const char *argv[] = {WCT_PROG("prog_leave"), dir, how, NULL};
+    struct wct_spec s = {.argv = argv, .env = env, .shim = 1,
+                         .timeout_s = 60};
+    struct wct_result r;
+    cr_assert_eq(wct_run(&s, &r), 0);
+    cr_assert(wct_ok(&r), "%s: %s %s", how, wct_status_str(&r), r.err);
+    if (!strcmp(r.out, "skip\n")) {
+        wct_result_free(&r);
+        wct_scratch_cleanup();
+        cr_skip_test("%s needs privileges this test does not have", how);
+    }
+    wct_result_free(&r);
+    wait_guard(dir);
+    char p[4300];
+    snprintf(p, sizeof p, "%s/out", dir);
+    size_t len;
+    char *f = wct_slurp(p, &len);
+    cr_assert_not_null(f);
+    cr_assert_eq(len, (size_t)want_lines * 10, "%s: %zu bytes", how, len);
+    free(f);
+}
+
+Test(leftover, after_chroot, .init = setup, .fini = wct_scratch_cleanup,
+     .timeout = 60) { leave("chroot", 200); }
+Test(leftover, after_setuid, .init = setup, .fini = wct_scratch_cleanup,
+     .timeout = 60) { leave("setuid", 200); }
+Test(leftover, after_exec, .init = setup, .fini = wct_scratch_cleanup,
+     .timeout = 60) { leave("exec", 100); }
+
+/* The program never sees its guard: wait(-1) finds no child, no SIGCHLD
+ * arrives; and under a PR_SET_CHILD_SUBREAPER parent, which inherits the
+ * guard when the program dies, the guard still replays and exits. */
+Test(leftover, guard_invisible_under_a_subreaper, .init = setup,
+     .fini = wct_scratch_cleanup, .timeout = 60)
+{
+    wct_require_prog(WCT_PROG("prog_leave"));
+    char *dir = wct_scratch("leave");
+    int p[2];
+    cr_assert_eq(pipe(p), 0);
+    pid_t sub = fork();
+    cr_assert(sub >= 0);
+    if (sub == 0) {
+        /* The subreaper: runs the program, reaps everything that comes
+         * to it, reports the program's status and output. */
+        close(p[0]);
+        prctl(PR_SET_CHILD_SUBREAPER, 1);
+        char dv[4300];
+        snprintf(dv, sizeof dv, "WCACHE_DIR=%s", dir);
+        int out[2];
+        if (pipe(out) != 0)
+            _exit(10);
+        pid_t prog = fork();
+        if (prog == 0) {
+            dup2(out[1], 1);
+            close(out[0]);
+            setenv("LD_PRELOAD", WCT_SHIM_SO, 1);
+            putenv(dv);
+            execl(WCT_PROG("prog_leave"), "prog_leave", dir, "wait",
+                  (char *)NULL);
+            _exit(127);
+        }
+        close(out[1]);
+        char buf[256] = {0};
+        ssize_t n = read(out[0], buf, sizeof buf - 1);
+        (void)n;
+        int others = 0;
+        pid_t w;
+        while ((w = wait(NULL)) > 0 || errno == EINTR)
+            if (w > 0 && w != prog)
+                others++;
+        dprintf(p[1], "%s|%d\n", buf, others);
+        _exit(0);
+    }
+    close(p[1]);
+    char res[512] = {0};
+    size_t got = 0;
+    ssize_t k;
+    while ((k = read(p[0], res + got, sizeof res - 1 - got)) > 0)
+        got += (size_t)k;
+    close(p[0]);
+    int st;
+    cr_assert_eq(waitpid(sub, &st, 0), sub);
+    cr_assert(strstr(res, "wait: -1 No child processes; SIGCHLD 0;"),
+              "the program saw its guard: %s", res);
+    cr_assert(strstr(res, "|1"), "the subreaper did not reap exactly one "
+              "guard: %s", res);
+    wait_guard(dir);
+    char path[4300];
+    snprintf(path, sizeof path, "%s/out", dir);
+    size_t len;
+    char *f = wct_slurp(path, &len);
+    cr_assert(f && len == 1000, "%zu bytes", len);
+    free(f);
+}
