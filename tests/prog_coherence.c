@@ -540,6 +540,28 @@ static void scen_private(void)
     CALL("close ro", close(ro));
     CALL("close w", close(w));
     check("q after close", "q");
+    /* a file mapped through a descriptor the shim does not track (stdio's),
+     * before any cached descriptor of it exists */
+    FILE *fp = fopen(path("u"), "w+");
+    if (!fp)
+        _exit(107);
+    fill(a, 'U', 8192);
+    CALL("fwrite u", fwrite(a, 1, 8192, fp));
+    CALL("fflush u", fflush(fp));
+    m = mmap(NULL, 8192, PROT_READ, MAP_PRIVATE, fileno(fp), 0);
+    say("OUT mmap private untracked %s", m == MAP_FAILED ? "failed" : "ok");
+    if (m == MAP_FAILED)
+        _exit(108);
+    int wu = xopen("u", O_RDWR);
+    CALL("pwrite V 4@10", pwrite(wu, "VVVV", 4, 10));
+    say("OUT u mapping sees %.8s", m + 8);
+    CALL("write W 2", write(wu, "WW", 2));
+    say("OUT u mapping sees %.4s", m);
+    munmap(m, 8192);
+    state("u", wu);
+    CALL("close wu", close(wu));
+    CALL("fclose u", fclose(fp));
+    check("u after close", "u");
     CALL("close p", close(fd));
     check("p after close", "p");
 }
