@@ -33,6 +33,7 @@
 #include <inttypes.h>
 #include <linux/falloc.h>
 #include <linux/openat2.h>
+#include <linux/sched.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -400,30 +401,38 @@ static void child_writes(int fd, const char *text)
     _exit(r == (long)strlen(text) ? 0 : 3);
 }
 
-static void scen_raw_fork(void)
+/* A raw fork-like call (fork, clone(SIGCHLD), clone3) with a cached
+ * description of a fresh file `name`: the child writes through it. */
+static void fork_one(const char *name, const char *kind)
 {
-    int fd = xopen("e", O_RDWR | O_CREAT | O_TRUNC);
+    int fd = xopen(name, O_RDWR | O_CREAT | O_TRUNC);
     CALL("write parent 1", write(fd, "parent one\n", 11));
     fflush(stdout);
-    long pid = syscall(SYS_fork);
+    long pid;
+    struct clone_args ca = {.exit_signal = SIGCHLD};
+    if (strcmp(kind, "fork") == 0)
+        pid = syscall(SYS_fork);
+    else if (strcmp(kind, "clone") == 0)
+        pid = syscall(SYS_clone, SIGCHLD, 0, NULL, NULL, 0);
+    else
+        pid = syscall(SYS_clone3, &ca, sizeof ca);
     if (pid == 0)
-        child_writes(fd, "child of fork\n");
+        child_writes(fd, "the child\n");
     int st = -1;
     waitpid((pid_t)pid, &st, 0);
-    say("OUT fork child status %#x", st);
-    check("after raw fork child", "e");
+    say("OUT %s child status %#x", kind, st);
+    check("after the child", name);
     CALL("write parent 2", write(fd, "parent two\n", 11));
-    CALL("lseek", lseek(fd, 0, SEEK_CUR));
-    pid = syscall(SYS_clone, SIGCHLD, 0, NULL, NULL, 0);
-    if (pid == 0)
-        child_writes(fd, "child of clone\n");
-    waitpid((pid_t)pid, &st, 0);
-    say("OUT clone child status %#x", st);
-    check("after raw clone child", "e");
-    CALL("write parent 3", write(fd, "parent three\n", 13));
-    state("e", fd);
+    state(name, fd);
     CALL("close", close(fd));
-    check("after close", "e");
+    check("after close", name);
+}
+
+static void scen_raw_fork(void)
+{
+    fork_one("e1", "fork");
+    fork_one("e2", "clone");
+    fork_one("e3", "clone3");
 }
 
 /* ---- raw exits ------------------------------------------------------- */
