@@ -83,6 +83,9 @@ static void *flusher_main(void *arg)
     uint64_t age_ns = wc_cfg.flush_ms * 1000000ull / 2;
     struct timespec ts = {(time_t)(period_ms / 1000),
                           (long)(period_ms % 1000) * 1000000};
+    /* Look for the program's end about every 250 ms (it costs a read of
+     * /proc/self/stat), whatever the period. */
+    uint64_t look_every = period_ms < 250 ? 250 / period_ms : 1, wakes = 0;
     while (wc_state == WC_ST_ON && wc_cachep == c) {
         REAL(clock_nanosleep)(CLOCK_MONOTONIC, 0, &ts, NULL);
         if (wc_state != WC_ST_ON || wc_cachep != c)
@@ -90,7 +93,7 @@ static void *flusher_main(void *arg)
         /* main called pthread_exit and every other program thread has
          * ended: glibc calls exit(0) when the last thread ends, and that
          * is this one now (the destructor then flushes). */
-        if (wc_program_threads_gone())
+        if (++wakes % look_every == 0 && wc_program_threads_gone())
             break;
         wc_depth = 1;
         wc_cache_flush_expired(c, age_ns);
