@@ -81,21 +81,21 @@ static void one(const char *how)
     wct_scratch_cleanup();
 }
 
-Test(crash, null_dereference, .timeout = 60) { one("null"); }
-Test(crash, stack_overflow, .timeout = 60) { one("stack"); }
-Test(crash, divide_by_zero, .timeout = 60) { one("fpe"); }
-Test(crash, builtin_trap, .timeout = 60) { one("trap"); }
-Test(crash, breakpoint, .timeout = 60) { one("int3"); }
-Test(crash, sigbus, .timeout = 60) { one("bus"); }
-Test(crash, sigsys, .timeout = 60) { one("sys"); }
-Test(crash, abort, .timeout = 60) { one("abort"); }
-Test(crash, thread_null_dereference, .timeout = 60) { one("thread"); }
-Test(crash, thread_stack_overflow, .timeout = 60) { one("tstack"); }
-Test(crash, thread_raises_sigsegv, .timeout = 60) { one("tsegv"); }
+Test(crash, null_dereference, .fini = wct_scratch_cleanup, .timeout = 60) { one("null"); }
+Test(crash, stack_overflow, .fini = wct_scratch_cleanup, .timeout = 60) { one("stack"); }
+Test(crash, divide_by_zero, .fini = wct_scratch_cleanup, .timeout = 60) { one("fpe"); }
+Test(crash, builtin_trap, .fini = wct_scratch_cleanup, .timeout = 60) { one("trap"); }
+Test(crash, breakpoint, .fini = wct_scratch_cleanup, .timeout = 60) { one("int3"); }
+Test(crash, sigbus, .fini = wct_scratch_cleanup, .timeout = 60) { one("bus"); }
+Test(crash, sigsys, .fini = wct_scratch_cleanup, .timeout = 60) { one("sys"); }
+Test(crash, abort, .fini = wct_scratch_cleanup, .timeout = 60) { one("abort"); }
+Test(crash, thread_null_dereference, .fini = wct_scratch_cleanup, .timeout = 60) { one("thread"); }
+Test(crash, thread_stack_overflow, .fini = wct_scratch_cleanup, .timeout = 60) { one("tstack"); }
+Test(crash, thread_raises_sigsegv, .fini = wct_scratch_cleanup, .timeout = 60) { one("tsegv"); }
 
 /* A SIGSEGV sent by raise() while the program ignores it is ignored, as
  * by the kernel, though the shim's handler stands in front of SIG_IGN. */
-Test(crash, ignored_sigsegv_from_kill, .timeout = 60)
+Test(crash, ignored_sigsegv_from_kill, .fini = wct_scratch_cleanup, .timeout = 60)
 {
     wct_require_shim();
     wct_require_prog(WCT_PROG("prog_crash"));
@@ -117,7 +117,7 @@ Test(crash, ignored_sigsegv_from_kill, .timeout = 60)
 
 /* The program's own SIGFPE handler runs, as without the shim (it exits 9;
  * the shim's exit path writes back). */
-Test(crash, program_handler_runs, .timeout = 60)
+Test(crash, program_handler_runs, .fini = wct_scratch_cleanup, .timeout = 60)
 {
     wct_require_shim();
     wct_require_prog(WCT_PROG("prog_crash"));
