@@ -130,8 +130,12 @@ static const char *check_header(const struct wc_header *h,
                                 const struct stat *st)
 {
     uint64_t of, ob, od, size;
+    if (memcmp(h->magic, WC_STORE_MAGIC, 7) == 0 &&
+        h->magic[7] != WC_STORE_MAGIC[7])
+        return "made by another version of wcache (its format is unknown "
+               "here)";
     if (memcmp(h->magic, WC_STORE_MAGIC, sizeof h->magic) != 0)
-        return "bad magic (not a wcache backing file, or another version)";
+        return "bad magic (not a wcache backing file)";
     if (h->version != WC_STORE_VERSION)
         return "unknown version";
     if (h->sum != wc_fmt_header_sum(h))

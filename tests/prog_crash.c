@@ -19,6 +19,7 @@
  *   tstack    a second thread overflows its stack
  *   tsegv     a second thread raises SIGSEGV
  *   handler   a SIGFPE handler of its own prints and exits 9, then fpe
+ *   ignored   SIGSEGV set to SIG_IGN, then raise(SIGSEGV): survives
  */
 #include <fcntl.h>
 #include <pthread.h>
@@ -107,6 +108,10 @@ int main(int argc, char **argv)
     }
     if (!strcmp(how, "handler"))
         signal(SIGFPE, on_fpe);
+    if (!strcmp(how, "ignored")) {
+        signal(SIGSEGV, SIG_IGN);
+        raise(SIGSEGV);
+    }
     if (how[0] == 't' && strcmp(how, "trap")) {
         pthread_t t;
         pthread_attr_t a;

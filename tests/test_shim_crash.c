@@ -81,21 +81,43 @@ static void one(const char *how)
     wct_scratch_cleanup();
 }
 
-Test(crash, null_dereference, .timeout = 60) { one("null"); }
-Test(crash, stack_overflow, .timeout = 60) { one("stack"); }
-Test(crash, divide_by_zero, .timeout = 60) { one("fpe"); }
-Test(crash, builtin_trap, .timeout = 60) { one("trap"); }
-Test(crash, breakpoint, .timeout = 60) { one("int3"); }
-Test(crash, sigbus, .timeout = 60) { one("bus"); }
-Test(crash, sigsys, .timeout = 60) { one("sys"); }
-Test(crash, abort, .timeout = 60) { one("abort"); }
-Test(crash, thread_null_dereference, .timeout = 60) { one("thread"); }
-Test(crash, thread_stack_overflow, .timeout = 60) { one("tstack"); }
-Test(crash, thread_raises_sigsegv, .timeout = 60) { one("tsegv"); }
+Test(crash, null_dereference, .fini = wct_scratch_cleanup, .timeout = 60) { one("null"); }
+Test(crash, stack_overflow, .fini = wct_scratch_cleanup, .timeout = 60) { one("stack"); }
+Test(crash, divide_by_zero, .fini = wct_scratch_cleanup, .timeout = 60) { one("fpe"); }
+Test(crash, builtin_trap, .fini = wct_scratch_cleanup, .timeout = 60) { one("trap"); }
+Test(crash, breakpoint, .fini = wct_scratch_cleanup, .timeout = 60) { one("int3"); }
+Test(crash, sigbus, .fini = wct_scratch_cleanup, .timeout = 60) { one("bus"); }
+Test(crash, sigsys, .fini = wct_scratch_cleanup, .timeout = 60) { one("sys"); }
+Test(crash, abort, .fini = wct_scratch_cleanup, .timeout = 60) { one("abort"); }
+Test(crash, thread_null_dereference, .fini = wct_scratch_cleanup, .timeout = 60) { one("thread"); }
+Test(crash, thread_stack_overflow, .fini = wct_scratch_cleanup, .timeout = 60) { one("tstack"); }
+Test(crash, thread_raises_sigsegv, .fini = wct_scratch_cleanup, .timeout = 60) { one("tsegv"); }
+
+/* A SIGSEGV sent by raise() while the program ignores it is ignored, as
+ * by the kernel, though the shim's handler stands in front of SIG_IGN. */
+Test(crash, ignored_sigsegv_from_kill, .fini = wct_scratch_cleanup, .timeout = 60)
+{
+    wct_require_shim();
+    wct_require_prog(WCT_PROG("prog_crash"));
+    char *dir = wct_scratch("crash");
+    char path[4200];
+    snprintf(path, sizeof path, "%s/out", dir);
+    const char *argv[] = {WCT_PROG("prog_crash"), path, "ignored", NULL};
+    for (int shim = 0; shim < 2; shim++) {
+        struct wct_spec s = {.argv = argv, .shim = shim, .timeout_s = 30,
+                             .cwd = dir};
+        struct wct_result r;
+        cr_assert_eq(wct_run(&s, &r), 0);
+        cr_assert(wct_ok(&r), "shim %d: %s", shim, wct_status_str(&r));
+        cr_assert_str_eq(r.out, "still alive\n");
+        wct_result_free(&r);
+    }
+    wct_scratch_cleanup();
+}
 
 /* The program's own SIGFPE handler runs, as without the shim (it exits 9;
  * the shim's exit path writes back). */
-Test(crash, program_handler_runs, .timeout = 60)
+Test(crash, program_handler_runs, .fini = wct_scratch_cleanup, .timeout = 60)
 {
     wct_require_shim();
     wct_require_prog(WCT_PROG("prog_crash"));
