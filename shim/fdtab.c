@@ -803,6 +803,7 @@ void wc_after_fork_child(void)
     wc_cachep = NULL;
     g_cache_lock.v = 0;
     g_reg_lock.v = 0;
+    wc_own_fd_after_fork();
     g_cache_failed = 0;
     if (c)
         wc_cache_abandon(c);
@@ -840,6 +841,7 @@ void wc_unlock_all_in_child(void)
 {
     g_cache_lock.v = 0;
     g_reg_lock.v = 0;
+    wc_own_fd_after_fork();
     unsigned hi = __atomic_load_n(&g_fd_hi, __ATOMIC_RELAXED);
     for (unsigned fd = 0; fd < hi && hi <= wc_nfds; fd++) {
         struct wc_desc *d = wc_fds[fd];

@@ -135,6 +135,17 @@ out:
     return n;
 }
 
+void wc_own_fd_after_fork(void)
+{
+    g_limit_lock.v = 0;     /* the child is alone: whoever held it is gone */
+    if (__atomic_load_n(&g_window, __ATOMIC_RELAXED)) {
+        /* Forked while another thread had the limit raised: the child
+         * gets the program's limit back. */
+        REAL(prlimit)(0, RLIMIT_NOFILE, &g_prog_rl, NULL);
+        g_window = 0;
+    }
+}
+
 void wc_own_fd_closed(int fd)
 {
     wc_fd_mark_internal(fd, 0);

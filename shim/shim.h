@@ -89,6 +89,9 @@ unsigned wc_fd_hi(void);
 /* The engine's descriptor placement (wc_config.fds): above the program's
  * RLIMIT_NOFILE, marked internal. */
 extern const struct wc_fd_ops wc_own_fd_ops;
+/* In a child after fork (alone): the placement lock is free, and a limit
+ * raised by another thread of the parent is the program's again. */
+void wc_own_fd_after_fork(void);
 /* Set once a descriptor of ours had to go below the program's limit. */
 extern int wc_own_fd_fallback;
 /* The program needs number `fd`: if it is one of ours, move it out of the
