@@ -113,11 +113,14 @@ int wc_cache_open(struct wc_cache **out, const struct wc_config *cfg)
     struct wc_cache *c = calloc(1, sizeof *c);
     if (!c)
         return -ENOMEM;
-    c->pages = calloc(nblocks, sizeof *c->pages);
+    /* Untouched until a block is first handed out (wc_page_get sets its
+     * page's block number then): memory follows the data cached, not
+     * the store's size. */
+    c->pages = wc_big_alloc(nblocks * sizeof *c->pages);
     c->files = calloc(nfiles, sizeof *c->files);
     c->batches = calloc(2 * (size_t)nfiles, sizeof *c->batches);
     if (!c->pages || !c->files || !c->batches) {
-        free(c->pages);
+        wc_big_free(c->pages, nblocks * sizeof *c->pages);
         free(c->files);
         free(c->batches);
         free(c);
@@ -125,14 +128,12 @@ int wc_cache_open(struct wc_cache **out, const struct wc_config *cfg)
     }
     int r = wc_store_open(&c->store, cfg->dir, (uint32_t)nblocks, nfiles);
     if (r < 0) {
-        free(c->pages);
+        wc_big_free(c->pages, nblocks * sizeof *c->pages);
         free(c->files);
         free(c->batches);
         free(c);
         return r;
     }
-    for (uint32_t i = 0; i < nblocks; i++)
-        c->pages[i].block = i;
     for (uint32_t i = 0; i < nfiles; i++) {
         c->files[i].id = i;
         c->files[i].cache = c;
@@ -289,7 +290,11 @@ int wc__flush_all(struct wc_cache *c, enum wc_reason why)
         wc_unlock(&f->lock);
     }
     /* Give memory back only when free blocks are well above need: twice
-     * what is in use (and at least 4 chunks); keep as many as in use. */
+     * what is in use (and at least 4 chunks); keep as many as in use.
+     * Never when the image ends (exit, exec) or forks: the backing file
+     * is deleted anyway, and each punch is a TLB shoot-down. */
+    if (why == WC_WHY_EXIT || why == WC_WHY_EXEC || why == WC_WHY_FORK)
+        return first;
     wc_lock(&c->lock);
     uint32_t need = c->store.used > 4 * WC_CHUNK_BLOCKS ? c->store.used
                                                         : 4 * WC_CHUNK_BLOCKS;
@@ -345,8 +350,9 @@ int wc_cache_close(struct wc_cache *c)
     }
     /* Data that could not be written back stays in the backing file for
      * a replay; only a clean cache removes it. */
+    size_t pages_len = (size_t)c->store.nblocks * sizeof *c->pages;
     wc_store_close(&c->store, r == 0);
-    free(c->pages);
+    wc_big_free(c->pages, pages_len);
     free(c->files);
     free(c->batches);
     free(c);
@@ -363,10 +369,11 @@ void wc_cache_abandon(struct wc_cache *c)
             wc_sys.close(c->files[i].wb_fd);
     wc_sys.munmap(c->store.map, c->store.map_len);
     wc_sys.close(c->store.fd);
-    free(c->store.ring);
-    free(c->store.punched);
+    wc_big_free(c->store.ring, (size_t)c->store.nblocks * sizeof(uint32_t));
+    wc_big_free(c->store.punched,
+                (size_t)c->store.nblocks * sizeof(uint32_t));
     /* Hash tables are anonymous private mappings: leaked, a few pages. */
-    free(c->pages);
+    wc_big_free(c->pages, (size_t)c->store.nblocks * sizeof *c->pages);
     free(c->files);
     free(c->batches);
     free(c);
@@ -903,6 +910,7 @@ struct wc_page *wc_page_get(struct wc_file *f, uint64_t idx, int *isnew,
     }
 
     p = &c->pages[b];
+    p->block = (uint32_t)b;             /* first use: set lazily */
     struct wc_brec *rec = wc_page_rec(c, p);
     rec->file = 0;                      /* invariant (4) */
     __atomic_signal_fence(__ATOMIC_SEQ_CST);

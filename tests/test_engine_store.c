@@ -9,7 +9,12 @@
  *   and ranges covering exactly the bytes written.
  * - The backing file is 0600 in a 0700 directory, and a directory that is
  *   not private is refused.
+ * - Memory goes back in runs (one fallocate per run of adjacent blocks,
+ *   never one per page), and never at exit, exec or fork.
+ * - Memory follows the data cached, not the store's size: a 64 GiB store
+ *   holding one page costs a few MiB; a 1 TiB store can be created.
  */
+#include <sys/resource.h>
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +26,7 @@
 
 #include "../cache/store.h"
 #include "lib_cache.h"
+#include "lib_sys.h"
 #include "wcache/cache.h"
 
 static long allocated_kib(const char *path)
@@ -174,4 +180,112 @@ Test(engine_store, refuses_a_directory_that_is_not_private, .init = wct_setup,
     cr_assert_eq(rmdir(udir), 0);
     cr_assert_eq(symlink("/tmp", udir), 0);
     cr_assert_eq(wc_cache_open(&c, &cfg), -ENOTDIR);
+}
+
+/* Counting wrapper around the real fallocate: hole punches only. */
+static int punches;
+static int (*real_fallocate)(int, int, off_t, off_t);
+static int count_fallocate(int fd, int mode, off_t off, off_t len)
+{
+    if (mode & FALLOC_FL_PUNCH_HOLE)
+        punches++;
+    return real_fallocate(fd, mode, off, len);
+}
+
+/* Write 8 MiB through a new file and close it: every block becomes free. */
+static void fill_and_release(struct wc_cache *c, int fd)
+{
+    static char buf[4096];
+    int err;
+    struct wc_file *f = wc_file_get(c, fd, &err);
+    cr_assert_not_null(f);
+    memset(buf, 'r', sizeof buf);
+    for (int i = 0; i < 2048; i++)
+        cr_assert_eq(wc_pwrite(f, buf, sizeof buf, (off_t)i * 4096, 0, NULL),
+                     4096);
+    cr_assert_eq(wc_file_put(f), 0);
+    cr_assert_eq(wc__store_used(c), 0);
+}
+
+Test(engine_store, memory_given_back_in_runs_never_at_exit,
+     .init = wct_setup, .fini = wct_teardown, .timeout = 60)
+{
+    struct wc_cache *c;
+    struct wc_config cfg = {.size = 32 << 20, .dir = wct_dir};
+    cr_assert_eq(wc_cache_open(&c, &cfg), 0);
+    int fd = open(wct_path("data"), O_RDWR | O_CREAT | O_TRUNC, 0600);
+    cr_assert_geq(fd, 0);
+    real_fallocate = wc_sys.fallocate;
+    wc_sys.fallocate = count_fallocate;
+
+    /* The image ends: nothing punched (the store is deleted anyway). */
+    fill_and_release(c, fd);
+    long full = allocated_kib(wc_cache_path(c));
+    punches = 0;
+    cr_assert_eq(wc_cache_flush(c, WC_WHY_EXIT), 0);
+    cr_assert_eq(wc_cache_flush(c, WC_WHY_EXEC), 0);
+    cr_assert_eq(wc_cache_flush(c, WC_WHY_FORK), 0);
+    cr_assert_eq(punches, 0, "%d punches at exit", punches);
+    cr_assert_geq(allocated_kib(wc_cache_path(c)), full);
+
+    /* Otherwise ~1,800 free blocks go back in a few calls, not one each:
+     * the blocks were handed out in ascending chunks, so they form runs. */
+    cr_assert_eq(wc_cache_flush(c, WC_WHY_DEADLINE), 0);
+    long after = allocated_kib(wc_cache_path(c));
+    cr_assert_lt(after, full / 2, "after trim %ld KiB of %ld", after, full);
+    cr_assert_gt(punches, 0);
+    cr_assert_leq(punches, 8, "%d punches for %ld KiB", punches,
+                  full - after);
+
+    /* Punched runs are reserved again a run at a time and hold data. */
+    fill_and_release(c, fd);
+    wc_sys.fallocate = real_fallocate;
+    cr_assert_eq(wc_cache_close(c), 0);
+    struct stat st;
+    cr_assert_eq(fstat(fd, &st), 0);
+    cr_assert_eq(st.st_size, 8 << 20);
+    static char got[4096];
+    cr_assert_eq(pread(fd, got, sizeof got, (8 << 20) - 4096), 4096);
+    cr_assert_eq(got[0], 'r');
+    close(fd);
+}
+
+static long rss_kib(void)
+{
+    long kib = -1;
+    char line[256];
+    FILE *fp = fopen("/proc/self/status", "r");
+    cr_assert_not_null(fp);
+    while (fgets(line, sizeof line, fp))
+        if (sscanf(line, "VmRSS: %ld", &kib) == 1)
+            break;
+    fclose(fp);
+    return kib;
+}
+
+Test(engine_store, memory_follows_data_not_store_size, .init = wct_setup,
+     .fini = wct_teardown, .timeout = 60)
+{
+    /* 64 GiB and 1 TiB stores holding one page: the arrays and tables
+     * sized by the store stay untouched (the old engine touched ~104 bytes
+     * per 4 KiB of store at open: 1.7 GB for 64 GiB). */
+    static const size_t sizes[] = {(size_t)64 << 30, (size_t)1 << 40};
+    for (int i = 0; i < 2; i++) {
+        long before = rss_kib();
+        struct wc_cache *c;
+        struct wc_config cfg = {.size = sizes[i], .dir = wct_dir};
+        int r = wc_cache_open(&c, &cfg);
+        cr_assert_eq(r, 0, "size %zu: %s", sizes[i], strerror(-r));
+        int fd = open(wct_path("data"), O_RDWR | O_CREAT | O_TRUNC, 0600);
+        int err;
+        struct wc_file *f = wc_file_get(c, fd, &err);
+        cr_assert_not_null(f);
+        cr_assert_eq(wc_pwrite(f, "x", 1, 0, 0, NULL), 1);
+        long grew = rss_kib() - before;
+        cr_assert_lt(grew, 8 << 10, "size %zu: RSS grew %ld KiB", sizes[i],
+                     grew);
+        cr_assert_eq(wc_file_put(f), 0);
+        cr_assert_eq(wc_cache_close(c), 0);
+        close(fd);
+    }
 }
