@@ -288,13 +288,13 @@ int64_t wc_store_alloc(struct wc_store *s)
     }
     /* The punched list is sorted in runs (wc_store_trim): reserve the
      * run at its end, up to a chunk, in one call. */
-    uint32_t k = 1, *v = s->punched + s->npunched;
-    while (k < WC_CHUNK_BLOCKS && k < s->npunched && v[-k - 1] + 1 == v[-k])
+    uint32_t k = 1, top = s->npunched, *v = s->punched;
+    while (k < WC_CHUNK_BLOCKS && k < top && v[top - k - 1] + 1 == v[top - k])
         k++;
-    uint32_t b = v[-k];
+    uint32_t b = v[top - k];
     int r = reserve_blocks(s, b, k);
     if (r < 0 && k > 1)
-        r = reserve_blocks(s, b = v[-(k = 1)], 1);
+        r = reserve_blocks(s, b = v[top - (k = 1)], 1);
     if (r < 0) {
         s->enospc_backoff = 256;
         return r;
