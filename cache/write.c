@@ -35,6 +35,16 @@
 
 
 
+/* A write of at least this many bytes to a file with nothing to write
+ * back goes straight to the kernel (write_through: its cached pages in the
+ * range are dropped, program order is kept since nothing is pending): one
+ * system call costs less than copying the bytes into the cache and out
+ * again, as stdio writes past its buffer. Measured (make bench, ext4):
+ * appends of 4 KiB and 64 KiB went from 0.29x and 0.11x the kernel when
+ * cached to about 1x. Smaller writes, or any write to a file with dirty
+ * data, are cached. */
+#define WC_DIRECT_MIN WC_PAGE_SIZE
+
 /* A cursor over the user's buffers. The iovec array itself is user memory
  * and is read with the non-faulting copy, one entry at a time. */
 struct uiter {
@@ -213,7 +223,8 @@ static ssize_t write_iter(struct wc_file *f, struct uiter *it, off_t pos_in,
         *where = (off_t)pos;
 
     if (it->count && (it->count >= c->bypass ||
-                      pos + it->count > c->max_end)) {
+                      pos + it->count > c->max_end ||
+                      (it->count >= WC_DIRECT_MIN && !wc_file_dirty(f)))) {
         ret = write_through(f, it, pos, append, where);
         goto out;
     }

@@ -7,9 +7,11 @@
  * line: the wall-clock seconds of all N runs together, and the largest
  * peak resident set (KiB) of any of them. -p LIB preloads LIB into CMD
  * only (LD_PRELOAD, set in the child), so that the timer itself never
- * runs under the shim; -e adds variables to CMD's environment. Exits 1 if
+ * runs under the shim; -e adds variables to CMD's environment. CMD's
+ * standard output goes to /dev/null (its errors stay). Exits 1 if
  * a run fails (a nonzero status or a signal), naming it on stderr.
  */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +59,11 @@ int main(int argc, char **argv)
                 putenv(envs[k]);
             if (lib)
                 setenv("LD_PRELOAD", lib, 1);
+            int null = open("/dev/null", O_WRONLY);
+            if (null >= 0 && null != 1) {
+                dup2(null, 1);
+                close(null);
+            }
             execvp(cmd[0], cmd);
             perror(cmd[0]);
             _exit(127);
