@@ -764,6 +764,7 @@ static void lru_remove(struct wc_cache *c, struct wc_page *p)
         c->lru_tail = p->lru_prev;
     p->lru_prev = p->lru_next = NULL;
     p->on_lru = 0;
+    c->nlru--;
 }
 
 static void lru_append(struct wc_cache *c, struct wc_page *p)
@@ -776,6 +777,7 @@ static void lru_append(struct wc_cache *c, struct wc_page *p)
         c->lru_head = p;
     c->lru_tail = p;
     p->on_lru = 1;
+    c->nlru++;
 }
 
 /* Unhook p from f's structures and free its block. Caller holds f->lock
@@ -880,6 +882,14 @@ struct wc_page *wc_page_get(struct wc_file *f, uint64_t idx, int *isnew,
     int64_t b;
     for (int round = 0;; round++) {
         wc_lock(&c->lock);
+        /* Recycle warm: with no free block at hand and more clean pages
+         * than WC_CLEAN_KEEP, the oldest clean page's block is reused
+         * before a new one is reserved (a new block is a page the kernel
+         * must allocate, zero and fault in; the clean page's bytes are in
+         * the kernel's page cache anyway). A stream's resident set stays
+         * at its dirty data plus WC_CLEAN_KEEP pages, whatever its length. */
+        if (c->store.nfree == 0 && c->nlru > WC_CLEAN_KEEP)
+            evict(c, f, 1);
         b = wc_store_alloc(&c->store);
         /* Full (EAGAIN) or unable to grow (ENOSPC): reuse clean blocks. */
         if ((b == -EAGAIN || b == -ENOSPC) && evict(c, f, 16) > 0)

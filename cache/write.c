@@ -290,6 +290,10 @@ static ssize_t write_iter(struct wc_file *f, struct uiter *it, off_t pos_in,
             if (!p->dirty)
                 mark_dirty(f, p);
             wc_range_add(rec, off, off + (unsigned)copied);
+            if (off + copied == WC_PAGE_SIZE) {         /* page complete */
+                f->seq_pages = idx == f->seq_next ? f->seq_pages + 1 : 1;
+                f->seq_next = idx + 1;
+            }
             pos += copied;
             written += copied;
             if (pos > f->slot->size)
@@ -341,6 +345,13 @@ static ssize_t write_iter(struct wc_file *f, struct uiter *it, off_t pos_in,
         ret = faulted;
     } else {
         ret = it->count ? -EFAULT : 0;
+    }
+    if (f->seq_pages >= WC_STREAM_PAGES && f->append_from == WC_NO_APPEND) {
+        /* A stream: write it back now (an error is kept for fsync and
+         * close, as with the dirty limit's flush below). Appends have
+         * their own run limit above. */
+        f->seq_pages = 0;
+        wc_flush_locked(f, WC_WHY_PRESSURE);
     }
 out:
     wc_wip_file = NULL;

@@ -45,10 +45,20 @@ static char *path(const char *name)
     return p;
 }
 
+/* A new file, never a truncated old one: ext4 writes a file truncated at
+ * open out to disk when it is closed (auto_da_alloc), which would make
+ * every row wait on the disk. */
+static const char *fresh(const char *name)
+{
+    const char *p = path(name);
+    unlink(p);
+    return p;
+}
+
 static void append(const char *name, long sz, long n)
 {
     if (use_stdio) {
-        FILE *f = fopen(path(name), "w");
+        FILE *f = fopen(fresh(name), "w");
         if (!f)
             die("fopen");
         for (long i = 0; i < n; i++)
@@ -58,7 +68,7 @@ static void append(const char *name, long sz, long n)
             die("fclose");
         return;
     }
-    int fd = open(path(name), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int fd = open(fresh(name), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd < 0)
         die("open");
     for (long i = 0; i < n; i++)
@@ -94,7 +104,7 @@ int main(int argc, char **argv)
     } else if (!strcmp(kind, "pwrite")) {
         unsigned long x = 12345;
         long slots = SPAN / size;
-        int fd = open(path("random"), O_RDWR | O_CREAT | O_TRUNC, 0644);
+        int fd = open(fresh("random"), O_RDWR | O_CREAT | O_TRUNC, 0644);
         FILE *f = use_stdio ? fdopen(fd, "r+") : NULL;
         if (fd < 0 || ftruncate(fd, SPAN) || (use_stdio && !f))
             die("open");
@@ -121,8 +131,8 @@ int main(int argc, char **argv)
         }
         FILE *f = NULL;
         int fd = -1;
-        if (use_stdio ? !(f = fopen(path("writev"), "w"))
-                      : (fd = open(path("writev"),
+        if (use_stdio ? !(f = fopen(fresh("writev"), "w"))
+                      : (fd = open(fresh("writev"),
                                    O_WRONLY | O_CREAT | O_TRUNC, 0644)) < 0)
             die("open");
         for (long i = 0; i < count; i++) {
@@ -139,7 +149,7 @@ int main(int argc, char **argv)
             die("close");
     } else if (!strcmp(kind, "raw")) {
         char got[64];
-        int fd = open(path("raw"), O_RDWR | O_CREAT | O_TRUNC, 0644);
+        int fd = open(fresh("raw"), O_RDWR | O_CREAT | O_TRUNC, 0644);
         FILE *f = use_stdio ? fdopen(fd, "w+") : NULL;
         if (fd < 0 || (use_stdio && !f))
             die("open");
