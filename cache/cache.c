@@ -44,17 +44,70 @@ uint64_t wc_now_ns(void)
 
 /* ---- uthash memory: mmap, never malloc ------------------------------- */
 
+/* Freed blocks are kept for reuse, by power-of-two size class from one
+ * page up, instead of an mmap and a munmap per cached file (its table and
+ * bucket array): each is a system call, and a munmap is a TLB shoot-down
+ * once the flusher thread exists. uthash zeroes what it gets. */
+#define HASH_CLASSES 8          /* 4 KiB .. 512 KiB */
+#define HASH_KEEP 32            /* blocks kept per class */
+static struct wc_lock hash_lock;        /* protects hash_free (a leaf:
+                                           nothing is taken under it) */
+static struct {
+    void *head;                 /* free blocks, linked by their 1st word */
+    unsigned n;
+} hash_free[HASH_CLASSES];
+
+static int hash_class(size_t size, size_t *rounded)
+{
+    size_t r = WC_PAGE_SIZE;
+    int k = 0;
+    while (r < size) {
+        r <<= 1;
+        k++;
+    }
+    *rounded = r;
+    return k < HASH_CLASSES ? k : -1;
+}
+
 void *wc_hash_alloc(size_t size)
 {
-    void *p = wc_sys.mmap(NULL, size, PROT_READ | PROT_WRITE,
+    size_t len;
+    int k = hash_class(size, &len);
+    if (k >= 0) {
+        wc_lock(&hash_lock);
+        void *p = hash_free[k].head;
+        if (p) {
+            hash_free[k].head = *(void **)p;
+            hash_free[k].n--;
+        }
+        wc_unlock(&hash_lock);
+        if (p)
+            return p;
+    }
+    void *p = wc_sys.mmap(NULL, len, PROT_READ | PROT_WRITE,
                           MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     return p == MAP_FAILED ? NULL : p;
 }
 
 void wc_hash_free(void *p, size_t size)
 {
-    if (p)
-        wc_sys.munmap(p, size);
+    if (!p)
+        return;
+    size_t len;
+    int k = hash_class(size, &len);
+    if (k >= 0) {
+        wc_lock(&hash_lock);
+        int keep = hash_free[k].n < HASH_KEEP;
+        if (keep) {
+            *(void **)p = hash_free[k].head;
+            hash_free[k].head = p;
+            hash_free[k].n++;
+        }
+        wc_unlock(&hash_lock);
+        if (keep)
+            return;
+    }
+    wc_sys.munmap(p, len);
 }
 
 /* ---- the cache -------------------------------------------------------- */
@@ -183,6 +236,7 @@ void wc_cache_unlock_all(struct wc_cache *c)
 {
     wc_in_engine = 0;
     c->lock.v = 0;
+    hash_lock.v = 0;
     for (uint32_t i = 0; i < c->nfiles; i++)
         c->files[i].lock.v = 0;
     /* A write cut short by the exit: it never returned, and must not
@@ -363,7 +417,9 @@ int wc_cache_close(struct wc_cache *c)
 void wc_cache_abandon(struct wc_cache *c)
 {
     /* The child shares the parent's MAP_SHARED store: forget it without a
-     * single store into it. Descriptors are ours to close. */
+     * single store into it. Descriptors are ours to close. Another thread
+     * of the parent may have held the hash allocator's lock at fork. */
+    hash_lock.v = 0;
     for (uint32_t i = 0; i < c->nfiles; i++)
         if (c->files[i].live && c->files[i].wb_fd >= 0)
             wc_sys.close(c->files[i].wb_fd);

@@ -53,7 +53,7 @@ rows=$OUT/rows.tsv
 # Appends "ID LABEL k s f calls/MiB target_k target_f" to rows.tsv.
 measure() {
     id=$1 label=$2 n=$3 tk=$4 tf=$5 setup=$6 cmd=$7 fcmd=$8
-    : > "$dir/k"; : > "$dir/s"; : > "$dir/f"; rm -f "$dir/stats"
+    : > "$dir/m.k"; : > "$dir/m.s"; : > "$dir/m.f"; rm -f "$dir/m.stats"
     r=1
     while [ $r -le "$ROUNDS" ]; do
         for mode in k s f; do
@@ -62,23 +62,23 @@ measure() {
             case $mode in
             k) eval "\"\$T\" $n $cmd" ;;
             s) if [ $r = 1 ]; then
-                   eval "\"\$T\" -p \"\$SO\" -e WCACHE_STATS=\"\$dir/stats\" $n $cmd"
+                   eval "\"\$T\" -p \"\$SO\" -e WCACHE_STATS=\"\$dir/m.stats\" $n $cmd"
                else
                    eval "\"\$T\" -p \"\$SO\" $n $cmd"
                fi ;;
             f) eval "\"\$T\" $n $fcmd" ;;
-            esac > "$dir/one" || { echo "bench: row $id failed ($mode)" >&2; return; }
-            awk '{print $1}' "$dir/one" >> "$dir/$mode"
+            esac > "$dir/m.out" || { echo "bench: row $id failed ($mode)" >&2; return; }
+            awk '{print $1}' "$dir/m.out" >> "$dir/m.$mode"
         done
         r=$((r + 1))
     done
-    k=$(median < "$dir/k"); s=$(median < "$dir/s"); f=$(median < "$dir/f")
+    k=$(median < "$dir/m.k"); s=$(median < "$dir/m.s"); f=$(median < "$dir/m.f")
     # Sum over every process of the run (make, git and tar have many).
     cpm=$(awk '/writes absorbed/ {
             gsub(/[()]/, ""); b += $5; i += $9; w += $(NF - 3) }
         END { m = (b > w ? b : w) / 1048576;
               if (m >= 0.01) printf "%.0f", i / m; else print "-" }' \
-        "$dir/stats" 2>/dev/null)
+        "$dir/m.stats" 2>/dev/null)
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$id" "$label" "$k" "$s" \
         "${f:--}" "${cpm:--}" "${tk:--}" "${tf:--}" >> "$rows"
     awk -F'\t' -v id="$id" '$1 == id {
@@ -117,7 +117,7 @@ measure one "start-up: write one small file x 50" 50 "" "" "" \
 
 # ---- real programs ----------------------------------------------------------
 # Inputs, made once: a tree of 5,000 small files (100 B - 2 KiB) and its
-# tarball, a tree of 1,000 for git and rsync, a copy of this project.
+# tarball, a tree of 500 for git and rsync, a copy of this project.
 # (Scaled down from the issue's 20,000 and 3,000 so that the whole bench
 # stays under 10 minutes on a shared 2-core machine.)
 perl -e 'my ($t, $n) = @ARGV; for my $d (0 .. $n / 100 - 1) {
@@ -126,7 +126,7 @@ perl -e 'my ($t, $n) = @ARGV; for my $d (0 .. $n / 100 - 1) {
         print $h "line $f of $d\n" x (8 + ($f * 37 + $d) % 120) } }' \
     "$(mkdir -p "$dir/tree" && echo "$dir/tree")" 5000
 tar cf "$dir/tree.tar" -C "$dir/tree" .
-mkdir -p "$dir/t1k" && cp -r "$dir"/tree/[0-9] "$dir/t1k/"
+mkdir -p "$dir/t500" && cp -r "$dir"/tree/[0-4] "$dir/t500/"
 mkdir -p "$dir/proj"
 (cd "$SRC" && cp -r Makefile cache shim include examples "$dir/proj/" &&
     mkdir -p "$dir/proj/tests" && cp tests/deps.sh "$dir/proj/tests/")
@@ -140,16 +140,16 @@ measure tar "tar x of 5,000 small files" 1 0.97 "" \
     'rm -rf "$dir/x"; mkdir "$dir/x"' "tar xf $dir/tree.tar -C $dir/x" ""
 measure sql "sqlite3: 2,000 autocommit inserts" 1 0.97 "" \
     'rm -f "$dir/db"*' "sh -c 'sqlite3 $dir/db < $dir/ins.sql'" ""
-measure git "git add + commit of 1,000 files" 1 0.97 "" \
-    'rm -rf "$dir/t1k/.git"' \
-    "sh -c 'cd $dir/t1k && $GIT init -q && $GIT add -A && $GIT commit -qm bench'" ""
-measure rsync "rsync -a of a 1,000-file tree" 1 0.97 "" \
-    'rm -rf "$dir/rsync"' "rsync -a $dir/t1k/ $dir/rsync/" ""
+measure git "git add + commit of 500 files" 1 0.97 "" \
+    'rm -rf "$dir/t500/.git"' \
+    "sh -c 'cd $dir/t500 && $GIT init -q && $GIT add -A && $GIT commit -qm bench'" ""
+measure rsync "rsync -a of a 500-file tree" 1 0.97 "" \
+    'rm -rf "$dir/rsync"' "rsync -a $dir/t500/ $dir/rsync/" ""
 measure make "make -j2 of this project's engine" 1 0.97 "" \
     'rm -rf "$dir/proj/build"' "make -s -C $dir/proj -j2 build/libwcache_core.a" ""
 measure awk "awk print > file, 300k lines" 1 0.97 "" "" \
     "awk 'BEGIN { for (i = 0; i < 300000; i++) print i, \"lorem ipsum dolor\" > \"$dir/awk.out\" }'" ""
-measure perl "perl, \$|=1, 100k lines" 1 3 "" "" \
+measure perl "perl, autoflush, 100k lines" 1 3 "" "" \
     "perl -e 'open(my \$f, \">\", shift) or die; \$f->autoflush(1); print \$f \"line \$_ of the file\\n\" for 1 .. 100000' $dir/perl.out" ""
 measure py "python3 unbuffered, 100k lines" 1 3 "" "" \
     "$PY -c 'import sys
@@ -164,7 +164,7 @@ if bindfs "$dir/fsrc" "$dir/fuse" 2>/dev/null; then
     mounted=1
     measure fa64 "FUSE (bindfs): append 64 B x 20k" 1 200 1 "" \
         "$W append sys $dir/fuse 64 20000" "$W append stdio $dir/fuse 64 20000"
-    measure fperl "FUSE (bindfs): perl, \$|=1, 20k lines" 1 200 "" "" \
+    measure fperl "FUSE (bindfs): perl, autoflush, 20k lines" 1 200 "" "" \
         "perl -e 'open(my \$f, \">\", shift) or die; \$f->autoflush(1); print \$f \"line \$_ of the file\\n\" for 1 .. 20000' $dir/fuse/perl.out" ""
     fusermount3 -u "$dir/fuse" && mounted=""
 else
