@@ -346,3 +346,38 @@ Test(engine_store, a_stream_is_written_back_early_and_recycles_blocks,
     cr_assert_eq(st.st_size, 16 << 20);
     close(fd);
 }
+
+/* Counting wrapper around the real mmap. */
+static int mmaps;
+static void *(*real_mmap)(void *, size_t, int, int, int, off_t);
+static void *count_mmap(void *a, size_t n, int prot, int fl, int fd, off_t o)
+{
+    mmaps++;
+    return real_mmap(a, n, prot, fl, fd, o);
+}
+
+Test(engine_store, a_new_file_costs_no_mapping, .init = wct_setup,
+     .fini = wct_teardown, .timeout = 60)
+{
+    /* Caching a file and releasing it, 100 times: the page hash's memory
+     * is reused, not mapped and unmapped for each file. */
+    struct wc_cache *c;
+    struct wc_config cfg = {.size = 8 << 20, .dir = wct_dir};
+    cr_assert_eq(wc_cache_open(&c, &cfg), 0);
+    real_mmap = wc_sys.mmap;
+    wc_sys.mmap = count_mmap;
+    for (int i = 0; i < 100; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "f%d", i);
+        int fd = open(wct_path(name), O_RDWR | O_CREAT | O_TRUNC, 0600);
+        int err;
+        struct wc_file *f = wc_file_get(c, fd, &err);
+        cr_assert_not_null(f);
+        cr_assert_eq(wc_pwrite(f, "data\n", 5, 0, 0, NULL), 5);
+        cr_assert_eq(wc_file_put(f), 0);
+        close(fd);
+    }
+    wc_sys.mmap = real_mmap;
+    cr_assert_leq(mmaps, 4, "%d mappings for 100 files", mmaps);
+    cr_assert_eq(wc_cache_close(c), 0);
+}
