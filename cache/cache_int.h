@@ -96,10 +96,11 @@ enum { WC_SEEN_FSYNC = 1, WC_SEEN_CLOSE = 2 };
  * file (two per file), and an append run must fit one call, so that it
  * lands at the end of file atomically, as one kernel write would. */
 #define WC_WB_SEGS 128
-/* A stream of this many pages completed in ascending order is written
- * back at once, by the writer (one pwritev): its blocks are then recycled
- * warm instead of the stream taking new ones until close or the dirty
- * limit. */
+/* A stream of this many pages completed in ascending order at the end of
+ * the file (rewrites of cached data are not a stream: they stay cached) is
+ * written back at once, by the writer (one pwritev): its blocks are then
+ * recycled warm instead of the stream taking new ones until close or the
+ * dirty limit. */
 #define WC_STREAM_PAGES ((uint32_t)WC_WB_SEGS - 2)
 /* Clean pages kept for reads before their blocks are recycled for new
  * data instead of reserving fresh ones (cache.c, wc_page_get): 2 MiB. */

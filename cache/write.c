@@ -290,7 +290,8 @@ static ssize_t write_iter(struct wc_file *f, struct uiter *it, off_t pos_in,
             if (!p->dirty)
                 mark_dirty(f, p);
             wc_range_add(rec, off, off + (unsigned)copied);
-            if (off + copied == WC_PAGE_SIZE) {         /* page complete */
+            if (off + copied == WC_PAGE_SIZE &&         /* page complete, */
+                ((idx + 1) << WC_PAGE_SHIFT) >= f->slot->size) { /* at EOF */
                 f->seq_pages = idx == f->seq_next ? f->seq_pages + 1 : 1;
                 f->seq_next = idx + 1;
             }

@@ -425,3 +425,42 @@ Test(order, whole_pages_to_a_clean_file_go_straight_to_the_kernel)
     close(fd);
     cr_assert_eq(wc_cache_close(c), 0);
 }
+
+/* A stream (pages completed in ascending order at the end of the file) is
+ * written back as it goes; rewriting cached data is not a stream and
+ * stays in the cache until a flush. */
+Test(order, a_stream_is_written_back_early_rewrites_stay_cached)
+{
+    struct wc_config cfg = {.size = 16 << 20};
+    struct wc_cache *c = wct_cache_open_cfg(&cfg);
+    int fd = wct_create("stream", 0, 1, O_RDWR);
+    struct wc_file *f = wct_get(c, fd);
+    char rec[64];
+    const int span = 768 << 10;             /* 192 pages: > WC_STREAM_PAGES */
+    memset(rec, 's', sizeof rec);
+    wct_rec_start(fd);
+    for (int off = 0; off < span; off += 64)
+        cr_assert_eq(wc_pwrite(f, rec, 64, off, 0, NULL), 64);
+    cr_assert_gt(wct_count(WCT_PWRITE | WCT_PWRITEV), 0,
+                 "a stream of 192 pages stayed in the cache");
+    assert_ascending(0, wct_ncalls, "the stream");
+    wct_rec_reset();
+    for (int pass = 0; pass < 2; pass++) {
+        memset(rec, 'a' + pass, sizeof rec);
+        for (int off = 0; off < span; off += 64)
+            cr_assert_eq(wc_pwrite(f, rec, 64, off, 0, NULL), 64);
+    }
+    cr_assert_eq(wct_count(WCT_WRITEBACK), 0,
+                 "rewrites of cached data were written back early:%s",
+                 wct_rec_dump());
+    wct_rec_stop();
+    cr_assert_eq(wc_file_put(f), 0);
+    size_t n;
+    unsigned char *d = wct_read_path(wct_path("stream"), &n);
+    cr_assert_eq(n, (size_t)span);
+    for (size_t i = 0; i < n; i += 4093)
+        cr_assert_eq(d[i], 'b', "byte %zu", i);
+    free(d);
+    close(fd);
+    cr_assert_eq(wc_cache_close(c), 0);
+}

@@ -245,7 +245,9 @@ report=$OUT/report.md
 awk -F'\t' '{ f = ($5 == "-" ? "NaN" : $5 / $4)
     printf "\"%s\"\t%g\t%s\n", $2, $3 / $4, f }' "$rows" > "$OUT/ratios.dat"
 gnuplot <<EOF 2>/dev/null || echo "bench: gnuplot failed: no chart" >&2
-set terminal pngcairo size 1200,700 font ",9"
+set terminal pngcairo size 1300,800 font ",9"
+set bmargin 14
+set rmargin 18
 set output "$OUT/ratios.png"
 set title "wcache: speed-up over the kernel alone and over an fwrite rewrite (log scale; above 1: the shim is faster)"
 set style data histogram
