@@ -345,9 +345,12 @@ int wc__flush_all(struct wc_cache *c, enum wc_reason why)
     }
     /* Give memory back only when free blocks are well above need: twice
      * what is in use (and at least 4 chunks); keep as many as in use.
-     * Never when the image ends (exit, exec) or forks: the backing file
-     * is deleted anyway, and each punch is a TLB shoot-down. */
-    if (why == WC_WHY_EXIT || why == WC_WHY_EXEC || why == WC_WHY_FORK)
+     * Only from the deadline flusher (and explicit flushes): never when
+     * the image ends (exit, exec) or forks, since the backing file is
+     * deleted anyway, and never under pressure, whose writer needs the
+     * blocks again at once; each punch is a TLB shoot-down. */
+    if (why == WC_WHY_EXIT || why == WC_WHY_EXEC || why == WC_WHY_FORK ||
+        why == WC_WHY_PRESSURE)
         return first;
     wc_lock(&c->lock);
     uint32_t need = c->store.used > 4 * WC_CHUNK_BLOCKS ? c->store.used
