@@ -10,7 +10,7 @@
  * - The backing file is 0600 in a 0700 directory, and a directory that is
  *   not private is refused.
  * - Memory goes back in runs (one fallocate per run of adjacent blocks,
- *   never one per page), and never at exit, exec or fork.
+ *   never one per page), and never at exit, exec, fork or under pressure.
  * - A stream is written back as it goes and recycles its blocks warm.
  * - Memory follows the data cached, not the store's size: a 64 GiB store
  *   holding one page costs a few MiB; a 1 TiB store can be created.
@@ -238,6 +238,9 @@ Test(engine_store, memory_given_back_in_runs_never_at_exit,
     cr_assert_eq(wc_cache_flush(c, WC_WHY_EXEC), 0);
     cr_assert_eq(wc_cache_flush(c, WC_WHY_FORK), 0);
     cr_assert_eq(punches, 0, "%d punches at exit", punches);
+    /* Nor under pressure: the writer needs the blocks again at once. */
+    cr_assert_eq(wc_cache_flush(c, WC_WHY_PRESSURE), 0);
+    cr_assert_eq(punches, 0, "%d punches under pressure", punches);
     cr_assert_geq(allocated_kib(wc_cache_path(c)), full);
 
     /* Otherwise ~1,700 free blocks go back in a few calls, not one each:
