@@ -3,7 +3,7 @@
 #   make            build/libwcache.so, build/wcache and the examples
 #   make test       install missing test dependencies, build, run the tests
 #   make demo       run an example program with and without the shim
-#   make bench      micro-benchmark of the engine (ns per 64-byte write)
+#   make bench      the benchmark report (build/bench/report.md, ratios.png)
 #   make check-long the long variants of the randomised tests
 #   make install    PREFIX (/usr/local) and DESTDIR: bin/wcache,
 #                   lib/wcache/libwcache.so, the man page, bash completion
@@ -189,16 +189,15 @@ test: all $(B)/asan/wcache $(TEST_PROGS) $(FUSE_PROGS) $(TESTS) $(DEBUG_TESTS) \
 check-long: all $(B)/asan/wcache $(TEST_PROGS) $(FUSE_PROGS) $(TESTS) $(DEBUG_TESTS)
 	@WCT_LONG=1 sh tests/run.sh $(TESTS) $(DEBUG_TESTS)
 
-$(B)/bench_engine: tests/bench_engine.c $(B)/obj/tests/lib_sys.c.o $(B)/libwcache_core.a
+$(B)/bench_engine: tests/bench/bench_engine.c $(B)/obj/tests/lib_sys.c.o $(B)/libwcache_core.a
 	$(CC) $(TEST_CPPFLAGS) $(CFLAGS) $(WARN) -o $@ $^ -ldl -lpthread
 
-$(B)/bench_write: tests/bench_write.c
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -o $@ $<
+$(B)/bench/%: tests/bench/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -o $@ $< -lpthread
 
-bench: all $(B)/bench_engine $(B)/bench_write
-	@$(B)/bench_engine
-	@echo
-	@sh tests/bench_shim.sh $(B)
+bench: all $(B)/bench_engine $(B)/bench/timeit $(B)/bench/workload
+	@sh tests/bench/bench.sh $(B)
 
 demo: all
 	@sh examples/demo.sh

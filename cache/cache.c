@@ -63,17 +63,70 @@ void wc_disk_busy(struct wc_file *f)
 
 /* ---- uthash memory: mmap, never malloc ------------------------------- */
 
+/* Freed blocks are kept for reuse, by power-of-two size class from one
+ * page up, instead of an mmap and a munmap per cached file (its table and
+ * bucket array): each is a system call, and a munmap is a TLB shoot-down
+ * once the flusher thread exists. uthash zeroes what it gets. */
+#define HASH_CLASSES 8          /* 4 KiB .. 512 KiB */
+#define HASH_KEEP 32            /* blocks kept per class */
+static struct wc_lock hash_lock;        /* protects hash_free (a leaf:
+                                           nothing is taken under it) */
+static struct {
+    void *head;                 /* free blocks, linked by their 1st word */
+    unsigned n;
+} hash_free[HASH_CLASSES];
+
+static int hash_class(size_t size, size_t *rounded)
+{
+    size_t r = WC_PAGE_SIZE;
+    int k = 0;
+    while (r < size) {
+        r <<= 1;
+        k++;
+    }
+    *rounded = r;
+    return k < HASH_CLASSES ? k : -1;
+}
+
 void *wc_hash_alloc(size_t size)
 {
-    void *p = wc_sys.mmap(NULL, size, PROT_READ | PROT_WRITE,
+    size_t len;
+    int k = hash_class(size, &len);
+    if (k >= 0) {
+        wc_lock(&hash_lock);
+        void *p = hash_free[k].head;
+        if (p) {
+            hash_free[k].head = *(void **)p;
+            hash_free[k].n--;
+        }
+        wc_unlock(&hash_lock);
+        if (p)
+            return p;
+    }
+    void *p = wc_sys.mmap(NULL, len, PROT_READ | PROT_WRITE,
                           MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     return p == MAP_FAILED ? NULL : p;
 }
 
 void wc_hash_free(void *p, size_t size)
 {
-    if (p)
-        wc_sys.munmap(p, size);
+    if (!p)
+        return;
+    size_t len;
+    int k = hash_class(size, &len);
+    if (k >= 0) {
+        wc_lock(&hash_lock);
+        int keep = hash_free[k].n < HASH_KEEP;
+        if (keep) {
+            *(void **)p = hash_free[k].head;
+            hash_free[k].head = p;
+            hash_free[k].n++;
+        }
+        wc_unlock(&hash_lock);
+        if (keep)
+            return;
+    }
+    wc_sys.munmap(p, len);
 }
 
 /* ---- the engine's own descriptors ------------------------------------- */
@@ -168,11 +221,14 @@ int wc_cache_open(struct wc_cache **out, const struct wc_config *cfg)
     struct wc_cache *c = calloc(1, sizeof *c);
     if (!c)
         return -ENOMEM;
-    c->pages = calloc(nblocks, sizeof *c->pages);
+    /* Untouched until a block is first handed out (wc_page_get sets its
+     * page's block number then): memory follows the data cached, not
+     * the store's size. */
+    c->pages = wc_big_alloc(nblocks * sizeof *c->pages);
     c->files = calloc(nfiles, sizeof *c->files);
     c->batches = calloc(2 * (size_t)nfiles, sizeof *c->batches);
     if (!c->pages || !c->files || !c->batches) {
-        free(c->pages);
+        wc_big_free(c->pages, nblocks * sizeof *c->pages);
         free(c->files);
         free(c->batches);
         free(c);
@@ -193,14 +249,12 @@ int wc_cache_open(struct wc_cache **out, const struct wc_config *cfg)
         }
     }
     if (r < 0) {
-        free(c->pages);
+        wc_big_free(c->pages, nblocks * sizeof *c->pages);
         free(c->files);
         free(c->batches);
         free(c);
         return r;
     }
-    for (uint32_t i = 0; i < nblocks; i++)
-        c->pages[i].block = i;
     for (uint32_t i = 0; i < nfiles; i++) {
         c->files[i].id = i;
         c->files[i].cache = c;
@@ -241,6 +295,7 @@ void wc_cache_unlock_all(struct wc_cache *c)
 {
     wc_in_engine = 0;
     c->lock.v = 0;
+    hash_lock.v = 0;
     for (uint32_t i = 0; i < c->nfiles; i++)
         c->files[i].lock.v = 0;
     /* A write cut short by the exit: it never returned, and must not
@@ -362,7 +417,14 @@ int wc__flush_all(struct wc_cache *c, enum wc_reason why)
         wc_unlock(&f->lock);
     }
     /* Give memory back only when free blocks are well above need: twice
-     * what is in use (and at least 4 chunks); keep as many as in use. */
+     * what is in use (and at least 4 chunks); keep as many as in use.
+     * Only from the deadline flusher (and explicit flushes): never when
+     * the image ends (exit, exec) or forks, since the backing file is
+     * deleted anyway, and never under pressure, whose writer needs the
+     * blocks again at once; each punch is a TLB shoot-down. */
+    if (why == WC_WHY_EXIT || why == WC_WHY_EXEC || why == WC_WHY_FORK ||
+        why == WC_WHY_PRESSURE)
+        return first;
     wc_lock(&c->lock);
     uint32_t need = c->store.used > 4 * WC_CHUNK_BLOCKS ? c->store.used
                                                         : 4 * WC_CHUNK_BLOCKS;
@@ -466,11 +528,12 @@ int wc_cache_close(struct wc_cache *c)
     }
     /* Data that could not be written back stays in the backing file for
      * a replay (wc_cache_may_remove); only a clean cache removes it. */
+    size_t pages_len = (size_t)c->store.nblocks * sizeof *c->pages;
     int sfd = c->store.fd;
     wc_store_close(&c->store, !keep && c->store.path[0] && c->store.named);
     if (sfd >= 0)
         c->fds->closed(sfd);
-    free(c->pages);
+    wc_big_free(c->pages, pages_len);
     free(c->files);
     free(c->batches);
     free(c);
@@ -481,7 +544,9 @@ int wc_cache_close(struct wc_cache *c)
 void wc_cache_abandon(struct wc_cache *c)
 {
     /* The child shares the parent's MAP_SHARED store: forget it without a
-     * single store into it. Descriptors are ours to close. */
+     * single store into it. Descriptors are ours to close. Another thread
+     * of the parent may have held the hash allocator's lock at fork. */
+    hash_lock.v = 0;
     for (uint32_t i = 0; i < c->nfiles; i++)
         if (c->files[i].live && c->files[i].wb_fd >= 0)
             fd_close(c, c->files[i].wb_fd);
@@ -490,10 +555,11 @@ void wc_cache_abandon(struct wc_cache *c)
             fd_close(c, c->files[i].seek_fd);
     wc_sys.munmap(c->store.map, c->store.map_len);
     fd_close(c, c->store.fd);
-    free(c->store.ring);
-    free(c->store.punched);
+    wc_big_free(c->store.ring, (size_t)c->store.nblocks * sizeof(uint32_t));
+    wc_big_free(c->store.punched,
+                (size_t)c->store.nblocks * sizeof(uint32_t));
     /* Hash tables are anonymous private mappings: leaked, a few pages. */
-    free(c->pages);
+    wc_big_free(c->pages, (size_t)c->store.nblocks * sizeof *c->pages);
     free(c->files);
     free(c->batches);
     free(c);
@@ -953,6 +1019,7 @@ static void lru_remove(struct wc_cache *c, struct wc_page *p)
         c->lru_tail = p->lru_prev;
     p->lru_prev = p->lru_next = NULL;
     p->on_lru = 0;
+    c->nlru--;
 }
 
 static void lru_append(struct wc_cache *c, struct wc_page *p)
@@ -965,6 +1032,7 @@ static void lru_append(struct wc_cache *c, struct wc_page *p)
         c->lru_head = p;
     c->lru_tail = p;
     p->on_lru = 1;
+    c->nlru++;
 }
 
 /* Unhook p from f's structures and free its block. Caller holds f->lock
@@ -1070,6 +1138,14 @@ struct wc_page *wc_page_get(struct wc_file *f, uint64_t idx, int *isnew,
     int saved_errno = errno;    /* the answer is *err, not errno */
     for (int round = 0;; round++) {
         wc_lock(&c->lock);
+        /* Recycle warm: with no free block at hand and more clean pages
+         * than WC_CLEAN_KEEP, the oldest clean page's block is reused
+         * before a new one is reserved (a new block is a page the kernel
+         * must allocate, zero and fault in; the clean page's bytes are in
+         * the kernel's page cache anyway). A stream's resident set stays
+         * at its dirty data plus WC_CLEAN_KEEP pages, whatever its length. */
+        if (c->store.nfree == 0 && c->nlru > WC_CLEAN_KEEP)
+            evict(c, f, 1);
         b = wc_store_alloc(&c->store);
         /* Full (EAGAIN) or unable to grow (ENOSPC): reuse clean blocks. */
         if ((b == -EAGAIN || b == -ENOSPC) && evict(c, f, 16) > 0)
@@ -1101,6 +1177,7 @@ struct wc_page *wc_page_get(struct wc_file *f, uint64_t idx, int *isnew,
     }
 
     p = &c->pages[b];
+    p->block = (uint32_t)b;             /* first use: set lazily */
     struct wc_brec *rec = wc_page_rec(c, p);
     rec->file = 0;                      /* invariant (4) */
     __atomic_signal_fence(__ATOMIC_SEQ_CST);

@@ -79,6 +79,10 @@ struct wc_file {
     struct wc_batch *batch;     /* write-back scratch (file lock) */
     int changed;                /* the engine changed the file on disk
                                    since wc_note_disk last looked */
+    uint64_t seq_next;          /* page after the last one a write
+                                   completed (file lock) */
+    uint32_t seq_pages;         /* pages completed in ascending order up
+                                   to seq_next: a stream (write.c) */
     int err;                    /* last write-back error, -errno, or 0 */
     unsigned err_unseen;        /* WC_SEEN_* bits still to report it to */
     int state;                  /* enum wc_fstate (errors.c: the diagram) */
@@ -110,6 +114,15 @@ enum wc_fstate {
  * file (two per file), and an append run must fit one call, so that it
  * lands at the end of file atomically, as one kernel write would. */
 #define WC_WB_SEGS 128
+/* A stream of this many pages completed in ascending order at the end of
+ * the file (rewrites of cached data are not a stream: they stay cached) is
+ * written back at once, by the writer (one pwritev): its blocks are then
+ * recycled warm instead of the stream taking new ones until close or the
+ * dirty limit. */
+#define WC_STREAM_PAGES ((uint32_t)WC_WB_SEGS - 2)
+/* Clean pages kept for reads before their blocks are recycled for new
+ * data instead of reserving fresh ones (cache.c, wc_page_get): 2 MiB. */
+#define WC_CLEAN_KEEP 512u
 /* The longest append run kept before it is written back. */
 #define WC_APPEND_MAX ((uint64_t)(WC_WB_SEGS - 2) << WC_PAGE_SHIFT)
 
@@ -133,6 +146,7 @@ struct wc_cache {
     uint32_t nfiles;
     struct wc_page *lru_head;   /* oldest clean page (cache lock) */
     struct wc_page *lru_tail;
+    uint32_t nlru;              /* pages on the LRU (cache lock) */
     uint32_t dirty_pages;       /* atomic: pages with dirty ranges */
     uint32_t dirty_limit;       /* pages that start write-back */
     size_t bypass;              /* bytes from which writes go through */

@@ -6,9 +6,20 @@
  *      page the kernel must first allocate and zero);
  *   2. a never-used block, reserving WC_CHUNK_BLOCKS at a time with
  *      fallocate (invariant (4) of store.h);
- *   3. a block whose space was punched back, reserved again one by one.
- * Holes are punched only into the oldest free blocks, and only when free
- * space is well above need (wc_store_trim).
+ *   3. a block whose space was punched back, reserved again a run of
+ *      adjacent ones at a time.
+ * Holes are punched only into the oldest free blocks, only when free
+ * space is well above need, and in runs of adjacent blocks, one fallocate
+ * per run (wc_store_trim): each punch unmaps pages from every thread's
+ * view (a TLB shoot-down per call), so never one call per page.
+ * Reserved blocks are faulted in with one madvise(MADV_POPULATE_WRITE)
+ * per reservation instead of one page fault per block (a fault on tmpfs
+ * costs microseconds in a VM).
+ *
+ * Memory is proportional to what is stored, never to the store's size:
+ * the file is sparse, its mapping is reserved but untouched, and the
+ * arrays sized by nblocks (wc_big_alloc) are untouched anonymous memory
+ * until a block is first handed out.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -45,6 +56,38 @@ static int reserve(struct wc_store *s, uint64_t off, uint64_t len)
         if (wc_sys.pwrite(s->fd, &zero, 1, (off_t)p) != 1)
             return errno ? -errno : -ENOSPC;
     return 0;
+}
+
+void *wc_big_alloc(size_t bytes)
+{
+    /* MAP_NORESERVE: a large store (WCACHE_SIZE=1T) must not be refused
+     * by overcommit accounting for memory it will never touch. */
+    void *p = wc_sys.mmap(NULL, bytes ? bytes : 1, PROT_READ | PROT_WRITE,
+                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+void wc_big_free(void *p, size_t bytes)
+{
+    if (p)
+        wc_sys.munmap(p, bytes ? bytes : 1);
+}
+
+/* Fault [off, off + len) of the mapping in with one call. Best effort: an
+ * older kernel (EINVAL) leaves it to page faults. */
+static void populate(struct wc_store *s, uint64_t off, uint64_t len)
+{
+#ifdef MADV_POPULATE_WRITE
+    if (s->map && !s->no_populate) {
+        int saved = errno;
+        if (wc_sys.madvise(s->map + off, len, MADV_POPULATE_WRITE) < 0 &&
+            errno == EINVAL)
+            s->no_populate = 1;
+        errno = saved;
+    }
+#else
+    (void)s, (void)off, (void)len;
+#endif
 }
 
 /* <base>/wcache-<uid>: created 0700, or checked to be ours and private. */
@@ -161,8 +204,8 @@ int wc_store_open(struct wc_store *s, const char *dir, uint32_t nblocks,
     /* Held until the file is closed (store.h (2)); a new file: free. */
     wc_sys.flock(s->fd, LOCK_EX | LOCK_NB);
     r = -ENOMEM;
-    s->ring = calloc(nblocks, sizeof *s->ring);
-    s->punched = calloc(nblocks, sizeof *s->punched);
+    s->ring = wc_big_alloc((size_t)nblocks * sizeof *s->ring);
+    s->punched = wc_big_alloc((size_t)nblocks * sizeof *s->punched);
     if (!s->ring || !s->punched)
         goto fail;
     if (wc_sys.ftruncate(s->fd, (off_t)size) < 0) {
@@ -222,8 +265,8 @@ void wc_store_close(struct wc_store *s, int unlink_it)
             wc_sys.unlink(s->path);
         wc_sys.close(s->fd);
     }
-    free(s->ring);
-    free(s->punched);
+    wc_big_free(s->ring, (size_t)s->nblocks * sizeof *s->ring);
+    wc_big_free(s->punched, (size_t)s->nblocks * sizeof *s->punched);
     s->map = NULL;
     s->ring = s->punched = NULL;
     s->fd = -1;
@@ -236,9 +279,11 @@ static int reserve_blocks(struct wc_store *s, uint32_t first, uint32_t n)
     uint64_t rec1 = s->hdr->off_brecs + (uint64_t)(first + n) * WC_BREC_SIZE;
     rec0 &= ~(uint64_t)(WC_PAGE_SIZE - 1);
     int r = reserve(s, rec0, round_page(rec1) - rec0);
+    uint64_t data = s->hdr->off_data + ((uint64_t)first << WC_PAGE_SHIFT);
     if (r == 0)
-        r = reserve(s, s->hdr->off_data + ((uint64_t)first << WC_PAGE_SHIFT),
-                    (uint64_t)n << WC_PAGE_SHIFT);
+        r = reserve(s, data, (uint64_t)n << WC_PAGE_SHIFT);
+    if (r == 0)
+        populate(s, data, (uint64_t)n << WC_PAGE_SHIFT);
     return r;
 }
 
@@ -283,13 +328,22 @@ int64_t wc_store_alloc(struct wc_store *s)
         s->used++;
         return b;
     }
-    uint32_t b = s->punched[s->npunched - 1];
-    int r = reserve_blocks(s, b, 1);
+    /* The punched list is sorted in runs (wc_store_trim): reserve the
+     * run at its end, up to a chunk, in one call. */
+    uint32_t k = 1, top = s->npunched, *v = s->punched;
+    while (k < WC_CHUNK_BLOCKS && k < top && v[top - k - 1] + 1 == v[top - k])
+        k++;
+    uint32_t b = v[top - k];
+    int r = reserve_blocks(s, b, k);
+    if (r < 0 && k > 1)
+        r = reserve_blocks(s, b = v[top - (k = 1)], 1);
     if (r < 0) {
         s->enospc_backoff = 256;
         return r;
     }
-    s->npunched--;
+    s->npunched -= k;
+    for (uint32_t i = b + 1; i < b + k; i++)         /* rest: free */
+        ring_push(s, i);
     s->used++;
     return b;
 }
@@ -317,19 +371,40 @@ int wc_store_reserve_slot(struct wc_store *s, uint32_t i)
     return r;
 }
 
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
 void wc_store_trim(struct wc_store *s, uint32_t keep)
 {
-    while (s->nfree > keep) {
-        uint32_t b = s->ring[s->head];
+    if (s->nfree <= keep)
+        return;
+    /* The oldest free blocks move to the end of the punched list (the two
+     * sets are disjoint: there is room), sorted, then are punched one run
+     * of adjacent blocks per call. */
+    uint32_t n = s->nfree - keep, *v = s->punched + s->npunched;
+    for (uint32_t i = 0; i < n; i++) {
+        v[i] = s->ring[s->head];
         s->head = (s->head + 1) % s->nblocks;
-        s->nfree--;
-        uint64_t off = s->hdr->off_data + ((uint64_t)b << WC_PAGE_SHIFT);
-        if (wc_sys.fallocate(s->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                             (off_t)off, WC_PAGE_SIZE) < 0) {
-            /* Cannot give it back: keep it as a free block. */
-            ring_push(s, b);
-            return;
-        }
-        s->punched[s->npunched++] = b;
     }
+    s->nfree -= n;
+    qsort(v, n, sizeof *v, cmp_u32);
+    uint32_t kept = 0;
+    for (uint32_t i = 0, j; i < n; i = j) {
+        for (j = i + 1; j < n && v[j] == v[j - 1] + 1; j++)
+            ;
+        uint64_t off = s->hdr->off_data + ((uint64_t)v[i] << WC_PAGE_SHIFT);
+        if (wc_sys.fallocate(s->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                             (off_t)off, (off_t)(j - i) << WC_PAGE_SHIFT) < 0) {
+            /* Cannot give them back: keep them as free blocks. */
+            for (uint32_t k = i; k < n; k++)
+                ring_push(s, v[k]);
+            break;
+        }
+        for (uint32_t k = i; k < j; k++)
+            s->punched[s->npunched + kept++] = v[k];
+    }
+    s->npunched += kept;
 }

@@ -51,6 +51,7 @@ struct wc_store {
     int no_fallocate;           /* fallocate unsupported: touch instead */
     int named;                  /* path is linked (0: O_TMPFILE, until
                                    wc_store_publish) */
+    int no_populate;            /* MADV_POPULATE_WRITE unsupported */
 };
 
 static inline struct wc_fslot *wc_store_slot(struct wc_store *s, uint32_t i)
@@ -89,7 +90,14 @@ void wc_store_free(struct wc_store *s, uint32_t b);
 /* Reserve the file-table slot i on disk. Returns 0 or -errno. */
 int wc_store_reserve_slot(struct wc_store *s, uint32_t i);
 /* Punch holes into the oldest free blocks while more than `keep` are
- * free, giving their memory back. */
+ * free, giving their memory back, one fallocate per run of adjacent
+ * blocks. */
 void wc_store_trim(struct wc_store *s, uint32_t keep);
+
+/* Zeroed memory for arrays sized by the store (untouched until used:
+ * never counted against memory the program does not use), and its
+ * release. */
+void *wc_big_alloc(size_t bytes);
+void wc_big_free(void *p, size_t bytes);
 
 #endif /* WCACHE_STORE_H */

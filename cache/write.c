@@ -35,6 +35,16 @@
 
 
 
+/* A write of at least this many bytes to a file with nothing to write
+ * back goes straight to the kernel (write_through: its cached pages in the
+ * range are dropped, program order is kept since nothing is pending): one
+ * system call costs less than copying the bytes into the cache and out
+ * again, as stdio writes past its buffer. Measured (make bench, ext4):
+ * appends of 4 KiB and 64 KiB went from 0.29x and 0.11x the kernel when
+ * cached to about 1x. Smaller writes, or any write to a file with dirty
+ * data, are cached. */
+#define WC_DIRECT_MIN WC_PAGE_SIZE
+
 /* A cursor over the user's buffers. The iovec array itself is user memory
  * and is read with the non-faulting copy, one entry at a time. */
 struct uiter {
@@ -258,7 +268,8 @@ static ssize_t write_iter(struct wc_file *f, struct uiter *it, off_t pos_in,
     if (it->count && (it->count >= c->bypass ||
                       pos + it->count > c->max_end ||
                       ((int64_t)it->count > f->space_left &&
-                       !wc_space_check(f, it->count)))) {
+                       !wc_space_check(f, it->count)) ||
+                      (it->count >= WC_DIRECT_MIN && !wc_file_dirty(f)))) {
         ret = f->state == WC_FS_THROUGH ? -WC_EPASS
                                         : write_through(f, it, pos, append,
                                                         where);
@@ -326,6 +337,11 @@ static ssize_t write_iter(struct wc_file *f, struct uiter *it, off_t pos_in,
             if (!p->dirty)
                 mark_dirty(f, p);
             wc_range_add(rec, off, off + (unsigned)copied);
+            if (off + copied == WC_PAGE_SIZE &&         /* page complete, */
+                ((idx + 1) << WC_PAGE_SHIFT) >= f->slot->size) { /* at EOF */
+                f->seq_pages = idx == f->seq_next ? f->seq_pages + 1 : 1;
+                f->seq_next = idx + 1;
+            }
             pos += copied;
             written += copied;
             if (pos > f->slot->size)
@@ -378,6 +394,13 @@ static ssize_t write_iter(struct wc_file *f, struct uiter *it, off_t pos_in,
         ret = faulted;
     } else {
         ret = it->count ? -EFAULT : 0;
+    }
+    if (f->seq_pages >= WC_STREAM_PAGES && f->append_from == WC_NO_APPEND) {
+        /* A stream: write it back now (an error is kept for fsync and
+         * close, as with the dirty limit's flush below). Appends have
+         * their own run limit above. */
+        f->seq_pages = 0;
+        wc_flush_locked(f, WC_WHY_PRESSURE);
     }
 out:
     wc_wip_file = NULL;

@@ -2,6 +2,7 @@
 # Install what wcache needs on Debian, or say clearly what is missing.
 #   sh tests/deps.sh build   what `make` needs (compiler, uthash)
 #   sh tests/deps.sh test    plus Criterion and the real programs the tests run
+#   sh tests/deps.sh bench   the programs `make bench` runs, and gnuplot
 # Called by the Makefile; does nothing when everything is present.
 set -u
 need=""
@@ -12,6 +13,12 @@ if [ "${1:-build}" = test ]; then
     want libcriterion-dev
     for p in fio sqlite3 stress-ng git gzip tar python3 strace coreutils dash bash \
              util-linux procps bindfs fuse3 libfuse3-dev pkg-config; do
+        want "$p"
+    done
+fi
+if [ "${1:-build}" = bench ]; then
+    for p in gnuplot-nox rsync sqlite3 git tar perl python3 bindfs fuse3 \
+             coreutils make; do
         want "$p"
     done
 fi

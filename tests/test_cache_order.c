@@ -187,7 +187,11 @@ Test(order, never_past_isize_holes_stay_holes)
     wct_rec_start(fd);
     unsigned char b[8192];
     wct_pattern(b, sizeof b, 0, 3);
-    cr_assert_eq(wc_pwrite(f, b, sizeof b, 0, 0, NULL), (ssize_t)sizeof b);
+    /* A small write first: a page or more to a clean file would go
+     * straight to the kernel (write.c, WC_DIRECT_MIN), not into the cache. */
+    cr_assert_eq(wc_pwrite(f, b, 100, 0, 0, NULL), 100);
+    cr_assert_eq(wc_pwrite(f, b + 100, sizeof b - 100, 100, 0, NULL),
+                 (ssize_t)sizeof b - 100);
     cr_assert_eq(wc_file_truncate(f, 5000), 0);
     cr_assert_eq(wc_file_truncate(f, 8192), 0);
     cr_assert_eq(wc_pwrite(f, "z", 1, 20000, 0, NULL), 1);
@@ -371,6 +375,93 @@ Test(order, sync_writes_then_fsyncs)
     cr_assert_eq(wc_file_sync(f, 1), -EIO);
     wct_rec_stop();
     cr_assert_eq(wc_file_put(f), 0);
+    close(fd);
+    cr_assert_eq(wc_cache_close(c), 0);
+}
+
+/* A page or more to a file with nothing to write back goes straight to the
+ * kernel, at once, in one call (no copy into the cache and out again); a
+ * write of the same size to a file with dirty data is cached behind it, so
+ * the file's writes stay in program order; cached clean pages in the
+ * direct write's range are dropped, so reads see the new bytes. */
+Test(order, whole_pages_to_a_clean_file_go_straight_to_the_kernel)
+{
+    struct wc_cache *c = wct_cache_open(0);
+    int fd = wct_create("direct", 0, 1, O_RDWR);
+    struct wc_file *f = wct_get(c, fd);
+    static unsigned char b[3 * WCT_PG], got[3 * WCT_PG];
+    wct_pattern(b, sizeof b, 0, 7);
+    wct_rec_start(fd);
+
+    cr_assert_eq(wc_pwrite(f, b, WCT_PG, 0, 0, NULL), (ssize_t)WCT_PG);
+    cr_assert_eq(wct_count(WCT_PWRITE | WCT_PWRITEV), 1,
+                 "a page to a clean file not written at once:%s",
+                 wct_rec_dump());
+    cr_assert_eq(wc_pwrite(f, b + WCT_PG, 2 * WCT_PG, WCT_PG, 0, NULL),
+                 (ssize_t)(2 * WCT_PG));
+    cr_assert_eq(wct_count(WCT_PWRITE | WCT_PWRITEV), 2, "%s", wct_rec_dump());
+
+    /* Dirty data first: the next big write is cached behind it. */
+    cr_assert_eq(wc_pwrite(f, "small", 5, 10, 0, NULL), 5);
+    cr_assert_eq(wc_pwrite(f, b + WCT_PG, WCT_PG, 0, 0, NULL), (ssize_t)WCT_PG);
+    cr_assert_eq(wct_count(WCT_PWRITE | WCT_PWRITEV), 2,
+                 "a write to a dirty file went around the cache:%s",
+                 wct_rec_dump());
+    cr_assert_eq(wc_file_flush(f, WC_WHY_OTHER), 0);
+    memcpy(b, b + WCT_PG, WCT_PG);
+
+    /* Clean again, and page 0 is cached: a direct write over it drops it. */
+    cr_assert_eq(wc_pread(f, fd, got, WCT_PG, 0), (ssize_t)WCT_PG);
+    memset(b, 'd', WCT_PG);
+    cr_assert_eq(wc_pwrite(f, b, WCT_PG, 0, 0, NULL), (ssize_t)WCT_PG);
+    cr_assert_eq(wc_pread(f, fd, got, sizeof got, 0), (ssize_t)sizeof got);
+    cr_assert_eq(wct_diff(got, b, sizeof b), -1);
+    wct_rec_stop();
+    size_t n;
+    unsigned char *d = wct_read_path(wct_path("direct"), &n);
+    cr_assert_eq(n, sizeof b);
+    cr_assert_eq(wct_diff(d, b, sizeof b), -1);
+    free(d);
+    cr_assert_eq(wc_file_put(f), 0);
+    close(fd);
+    cr_assert_eq(wc_cache_close(c), 0);
+}
+
+/* A stream (pages completed in ascending order at the end of the file) is
+ * written back as it goes; rewriting cached data is not a stream and
+ * stays in the cache until a flush. */
+Test(order, a_stream_is_written_back_early_rewrites_stay_cached)
+{
+    struct wc_config cfg = {.size = 16 << 20};
+    struct wc_cache *c = wct_cache_open_cfg(&cfg);
+    int fd = wct_create("stream", 0, 1, O_RDWR);
+    struct wc_file *f = wct_get(c, fd);
+    char rec[64];
+    const int span = 768 << 10;             /* 192 pages: > WC_STREAM_PAGES */
+    memset(rec, 's', sizeof rec);
+    wct_rec_start(fd);
+    for (int off = 0; off < span; off += 64)
+        cr_assert_eq(wc_pwrite(f, rec, 64, off, 0, NULL), 64);
+    cr_assert_gt(wct_count(WCT_PWRITE | WCT_PWRITEV), 0,
+                 "a stream of 192 pages stayed in the cache");
+    assert_ascending(0, wct_ncalls, "the stream");
+    wct_rec_reset();
+    for (int pass = 0; pass < 2; pass++) {
+        memset(rec, 'a' + pass, sizeof rec);
+        for (int off = 0; off < span; off += 64)
+            cr_assert_eq(wc_pwrite(f, rec, 64, off, 0, NULL), 64);
+    }
+    cr_assert_eq(wct_count(WCT_WRITEBACK), 0,
+                 "rewrites of cached data were written back early:%s",
+                 wct_rec_dump());
+    wct_rec_stop();
+    cr_assert_eq(wc_file_put(f), 0);
+    size_t n;
+    unsigned char *d = wct_read_path(wct_path("stream"), &n);
+    cr_assert_eq(n, (size_t)span);
+    for (size_t i = 0; i < n; i += 4093)
+        cr_assert_eq(d[i], 'b', "byte %zu", i);
+    free(d);
     close(fd);
     cr_assert_eq(wc_cache_close(c), 0);
 }

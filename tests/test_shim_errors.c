@@ -365,8 +365,8 @@ Test(errors, fuse_eio, .init = setup, .fini = teardown, .timeout = 300)
     char f[4300], c[4400];
     snprintf(f, sizeof f, "%s/f", mnt);
     snprintf(c, sizeof c, "ctl=%s@100", ctl);
-    const char *argv[] = {WCT_PROG("prog_fill"), f, "write", "4096",
-                          "104857600", "sync-at=100", c, NULL};
+    const char *argv[] = {WCT_PROG("prog_fill"), f, "write", "4000",
+                          "102400000", "sync-at=100", c, NULL};
     struct run k, s;
     run_once(argv, 0, f, NULL, &k);
     run_once(argv, 1, f, NULL, &s);
@@ -386,7 +386,7 @@ Test(errors, fuse_eio, .init = setup, .fini = teardown, .timeout = 300)
               "succeeded:\n%s", s.r.out);
     /* What was synced is there, nothing else. */
     cr_assert_eq(s.len, k.len, "size %zu (shim) vs %zu", s.len, k.len);
-    cr_assert_eq(k.len, 100 * 4096);
+    cr_assert_eq(k.len, 100 * 4000);
     cr_assert(memcmp(s.file, k.file, k.len) == 0, "bytes differ");
     /* No loop: a few failed write-backs (pressure, fsync, close, exit),
      * not one per write. */
@@ -401,8 +401,8 @@ Test(errors, fuse_eio, .init = setup, .fini = teardown, .timeout = 300)
     /* A writer that ignores the errors and writes all 100 MB: each write
      * is answered by the kernel; the cached data is not retried per
      * write (no write-back calls but a few). */
-    const char *argv2[] = {WCT_PROG("prog_fill"), f, "write", "4096",
-                           "104857600", "sync-at=100", c, "keep-going", NULL};
+    const char *argv2[] = {WCT_PROG("prog_fill"), f, "write", "4000",
+                           "102400000", "sync-at=100", c, "keep-going", NULL};
     run_once(argv2, 0, f, NULL, &k);
     run_once(argv2, 1, f, NULL, &s);
     cr_assert(wct_ok(&k.r) && wct_ok(&s.r), "%s / %s", k.r.err, s.r.err);
@@ -508,13 +508,15 @@ static void errseq(int pressure, int fuse, int nrec, const char *expect)
     char e_dir[4300];
     snprintf(e_dir, sizeof e_dir, "WCACHE_DIR=%s", shmdir);
     /* No deadline write-back: the moments are the program's. With `pressure`,
-     * a dirty limit of 8 pages: record 9 starts a write-back. */
+     * a dirty limit of 8 pages: record 9 starts a write-back. Records of
+     * 4000 bytes: whole pages to a file with nothing cached would go
+     * straight to the kernel (write.c, WC_DIRECT_MIN). */
     const char *env[] = {e_dir, "WCACHE_FLUSH_MS=600000",
                          pressure ? "WCACHE_DIRTY=32K" : NULL, NULL};
     /* The world changes after record 1: records 2 to 10 are cached on the
      * room the first write saw (statfs is not asked per write), whether
      * or not record 1 was written back before. */
-    const char *argv[] = {WCT_PROG("prog_fill"), f, "write", "4096", "40960",
+    const char *argv[] = {WCT_PROG("prog_fill"), f, "write", "4000", "40000",
                           "ask=1", "errseq", NULL};
     struct wct_spec s = {.argv = argv, .shim = 1, .env = env,
                          .timeout_s = 60, .on_line = on_seq, .ctx = &q};
@@ -524,16 +526,16 @@ static void errseq(int pressure, int fuse, int nrec, const char *expect)
     cr_assert_str_eq(r.out, expect);
     size_t n;
     char *got = wct_slurp(f, &n);
-    cr_assert(got && n == (size_t)nrec * 4096, "size %zu", n);
+    cr_assert(got && n == (size_t)nrec * 4000, "size %zu", n);
     /* Every record there, in its last version. */
     char *want = malloc(n);
     for (int k = 1; k <= nrec; k++) {
-        char *b = want + (k - 1) * 4096;
-        for (int i = 0; i < 4096; i++)
+        char *b = want + (k - 1) * 4000;
+        for (int i = 0; i < 4000; i++)
             b[i] = (char)('a' + (k + i) % 26);
         int h = snprintf(b, 24, "%d:", k);
         b[h] = (char)('a' + (k + h) % 26);
-        b[4095] = '\n';
+        b[3999] = '\n';
     }
     if (strstr(expect, "rewrite -> 9 "))
         memcpy(want, "REWRITTEN", 9);
@@ -553,7 +555,7 @@ Test(errors, errseq_fsync, .init = setup, .fini = teardown, .timeout = 120)
               "ASK rewrite\nrewrite -> -1 No space left on device\n"
               "ASK fsync2\nfsync2 -> 0 ok\n"
               "ASK fsync3\nfsync3 -> 0 ok\n"
-              "close -> 0 ok\nsize 40960\n");
+              "close -> 0 ok\nsize 40000\n");
 }
 
 /* A write-back under pressure meets it in the background: the file
@@ -569,7 +571,7 @@ Test(errors, errseq_background, .init = setup, .fini = teardown,
               "ASK rewrite\nrewrite -> 9 ok\n"
               "ASK fsync2\nfsync2 -> 0 ok\n"
               "ASK fsync3\nfsync3 -> 0 ok\n"
-              "close -> 0 ok\nsize 36864\n");
+              "close -> 0 ok\nsize 36000\n");
 }
 
 /* A FUSE server fails writes for a while: fsync meets EIO; a write made
@@ -582,7 +584,7 @@ Test(errors, errseq_fuse, .init = setup, .fini = teardown, .timeout = 120)
                  "ASK rewrite\nrewrite -> 9 ok\n"
                  "ASK fsync2\nfsync2 -> 0 ok\n"
                  "ASK fsync3\nfsync3 -> 0 ok\n"
-                 "close -> 0 ok\nsize 40960\n");
+                 "close -> 0 ok\nsize 40000\n");
 }
 
 /* Issue 6 item 8: a seccomp filter refuses pwrite64, pwritev, pwritev2

@@ -1,0 +1,187 @@
+/*
+ * workload.c - the synthetic rows of `make bench`, each written twice: with
+ * system calls (run as is, and under the shim) and rewritten with stdio
+ * (what the program's author could do instead).
+ *
+ *   workload KIND MODE DIR [SIZE] [COUNT]
+ *
+ * MODE is "sys" or "stdio". Files are created in DIR and left there (the
+ * bench removes DIR). KINDs:
+ *   append SIZE COUNT   COUNT writes of SIZE bytes to a new file
+ *   pwrite SIZE COUNT   COUNT writes of SIZE bytes at random SIZE-aligned
+ *                       offsets of a 64 MiB file (fixed seed)
+ *   writev 0 COUNT      COUNT writevs of 8 segments (8-24 bytes each)
+ *   raw 0 COUNT         COUNT times: write 64 bytes, read them back
+ *   threads 0 COUNT     two threads, each appending 64 bytes COUNT times
+ *                       to a file of its own
+ *   one                 write one 6-byte file (start-up cost)
+ * Exits 1 on any short or failed call.
+ */
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#define SPAN (64L << 20)
+
+static int use_stdio;
+static const char *dir;
+static long size, count;
+static char *buf;
+
+static void die(const char *what)
+{
+    perror(what);
+    exit(1);
+}
+
+static char *path(const char *name)
+{
+    static __thread char p[4096];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    return p;
+}
+
+/* A new file, never a truncated old one: ext4 writes a file truncated at
+ * open out to disk when it is closed (auto_da_alloc), which would make
+ * every row wait on the disk. */
+static const char *fresh(const char *name)
+{
+    const char *p = path(name);
+    unlink(p);
+    return p;
+}
+
+static void append(const char *name, long sz, long n)
+{
+    if (use_stdio) {
+        FILE *f = fopen(fresh(name), "w");
+        if (!f)
+            die("fopen");
+        for (long i = 0; i < n; i++)
+            if (fwrite(buf, 1, (size_t)sz, f) != (size_t)sz)
+                die("fwrite");
+        if (fclose(f))
+            die("fclose");
+        return;
+    }
+    int fd = open(fresh(name), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0)
+        die("open");
+    for (long i = 0; i < n; i++)
+        if (write(fd, buf, (size_t)sz) != sz)
+            die("write");
+    if (close(fd))
+        die("close");
+}
+
+static void *thread_main(void *arg)
+{
+    append(arg, 64, count);
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 4)
+        return 2;
+    const char *kind = argv[1];
+    use_stdio = !strcmp(argv[2], "stdio");
+    dir = argv[3];
+    size = argc > 4 ? atol(argv[4]) : 0;
+    count = argc > 5 ? atol(argv[5]) : 0;
+    buf = malloc(size > 4096 ? (size_t)size : 4096);
+    if (!buf)
+        die("malloc");
+    for (long i = 0; i < (size > 4096 ? size : 4096); i++)
+        buf[i] = (char)('a' + i % 26);
+
+    if (!strcmp(kind, "append")) {
+        append("append", size, count);
+    } else if (!strcmp(kind, "pwrite")) {
+        unsigned long x = 12345;
+        long slots = SPAN / size;
+        int fd = open(fresh("random"), O_RDWR | O_CREAT | O_TRUNC, 0644);
+        FILE *f = use_stdio ? fdopen(fd, "r+") : NULL;
+        if (fd < 0 || ftruncate(fd, SPAN) || (use_stdio && !f))
+            die("open");
+        for (long i = 0; i < count; i++) {
+            x = x * 6364136223846793005ul + 1442695040888963407ul;
+            off_t off = (off_t)((x >> 33) % (unsigned long)slots) * size;
+            if (use_stdio) {
+                if (fseeko(f, off, SEEK_SET) ||
+                    fwrite(buf, 1, (size_t)size, f) != (size_t)size)
+                    die("fwrite");
+            } else if (pwrite(fd, buf, (size_t)size, off) != size) {
+                die("pwrite");
+            }
+        }
+        if (use_stdio ? fclose(f) : close(fd))
+            die("close");
+    } else if (!strcmp(kind, "writev")) {
+        struct iovec v[8];
+        size_t total = 0;
+        for (int k = 0; k < 8; k++) {
+            v[k].iov_base = buf + 64 * k;
+            v[k].iov_len = 8 + (size_t)k * 2;
+            total += v[k].iov_len;
+        }
+        FILE *f = NULL;
+        int fd = -1;
+        if (use_stdio ? !(f = fopen(fresh("writev"), "w"))
+                      : (fd = open(fresh("writev"),
+                                   O_WRONLY | O_CREAT | O_TRUNC, 0644)) < 0)
+            die("open");
+        for (long i = 0; i < count; i++) {
+            if (!use_stdio) {
+                if (writev(fd, v, 8) != (ssize_t)total)
+                    die("writev");
+                continue;
+            }
+            for (int k = 0; k < 8; k++)
+                if (fwrite(v[k].iov_base, 1, v[k].iov_len, f) != v[k].iov_len)
+                    die("fwrite");
+        }
+        if (use_stdio ? fclose(f) : close(fd))
+            die("close");
+    } else if (!strcmp(kind, "raw")) {
+        char got[64];
+        int fd = open(fresh("raw"), O_RDWR | O_CREAT | O_TRUNC, 0644);
+        FILE *f = use_stdio ? fdopen(fd, "w+") : NULL;
+        if (fd < 0 || (use_stdio && !f))
+            die("open");
+        for (long i = 0; i < count; i++) {
+            off_t off = (off_t)(i % 16384) * 64;
+            buf[0] = (char)i;
+            if (use_stdio) {
+                if (fseeko(f, off, SEEK_SET) || fwrite(buf, 1, 64, f) != 64 ||
+                    fseeko(f, off, SEEK_SET) || fread(got, 1, 64, f) != 64)
+                    die("stdio");
+            } else if (pwrite(fd, buf, 64, off) != 64 ||
+                       pread(fd, got, 64, off) != 64) {
+                die("pwrite/pread");
+            }
+            if (memcmp(got, buf, 64))
+                die("read-after-write: different bytes");
+        }
+        if (use_stdio ? fclose(f) : close(fd))
+            die("close");
+    } else if (!strcmp(kind, "threads")) {
+        pthread_t t[2];
+        char *names[2] = {"t0", "t1"};
+        for (int k = 0; k < 2; k++)
+            if (pthread_create(&t[k], NULL, thread_main, names[k]))
+                die("pthread_create");
+        for (int k = 0; k < 2; k++)
+            pthread_join(t[k], NULL);
+    } else if (!strcmp(kind, "one")) {
+        append("one", 6, 1);
+    } else {
+        fprintf(stderr, "workload: unknown kind %s\n", kind);
+        return 2;
+    }
+    return 0;
+}
