@@ -40,20 +40,38 @@ static uint64_t round_page(uint64_t n)
 }
 
 /* Reserve [off, off + len) of the backing file. Returns 0 or -errno. */
+/* Write the zero byte at p (the file is sparse: it is zero already),
+ * with pwrite, or lseek+write where a seccomp filter refuses pwrite.
+ * Returns 1 or -1 with errno set. */
+static ssize_t put_zero(struct wc_store *s, uint64_t p)
+{
+    static const char zero;
+    if (!s->no_pwrite) {
+        ssize_t w = wc_sys.pwrite(s->fd, &zero, 1, (off_t)p);
+        if (w >= 0 || (errno != EPERM && errno != ENOSYS))
+            return w;
+        s->no_pwrite = 1;
+    }
+    if (wc_sys.lseek(s->fd, (off_t)p, SEEK_SET) < 0)
+        return -1;
+    return wc_sys.write(s->fd, &zero, 1);
+}
+
 static int reserve(struct wc_store *s, uint64_t off, uint64_t len)
 {
     if (!s->no_fallocate) {
         if (wc_sys.fallocate(s->fd, 0, (off_t)off, (off_t)len) == 0)
             return 0;
-        if (errno != EOPNOTSUPP && errno != ENOSYS)
+        /* EPERM: refused by a seccomp filter, not a permission of the
+         * file (ours, 0600): allocate by hand as below. */
+        if (errno != EOPNOTSUPP && errno != ENOSYS && errno != EPERM)
             return -errno;
         s->no_fallocate = 1;
     }
     /* No fallocate: make the file system allocate by writing a byte in
      * every page (the bytes are zero already: the file is sparse). */
-    static const char zero;
     for (uint64_t p = off; p < off + len; p += WC_PAGE_SIZE)
-        if (wc_sys.pwrite(s->fd, &zero, 1, (off_t)p) != 1)
+        if (put_zero(s, p) != 1)
             return errno ? -errno : -ENOSPC;
     return 0;
 }

@@ -49,6 +49,8 @@ struct wc_store {
     uint32_t enospc_backoff;    /* allocations to skip before trying
                                    fallocate again after ENOSPC */
     int no_fallocate;           /* fallocate unsupported: touch instead */
+    int no_pwrite;              /* pwrite refused (EPERM, ENOSYS: a seccomp
+                                   filter): reserve with lseek+write */
     int named;                  /* path is linked (0: O_TMPFILE, until
                                    wc_store_publish) */
     int no_populate;            /* MADV_POPULATE_WRITE unsupported */
