@@ -73,6 +73,7 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "shim.h"
@@ -549,7 +550,9 @@ void wc_fd_opened(int fd, int dirfd, const char *path, int flags)
             wc_file_all_through(st.st_dev, st.st_ino, why);
         return;
     }
-    if (acc != O_RDONLY && pseudo_fs(fd))
+    /* Pseudo file systems have no device (major 0, as tmpfs and FUSE):
+     * a file on a block device needs no fstatfs to tell. */
+    if (acc != O_RDONLY && major(st.st_dev) == 0 && pseudo_fs(fd))
         return;
     int had = reg_has(st.st_dev, st.st_ino);
     struct wc_desc *d;
