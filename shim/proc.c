@@ -8,16 +8,18 @@
  *       failure leaves the shim pass-through, with at most one message.
  *   (2) fork (and every libc path that runs the atfork handlers): before,
  *       every file is flushed, every kernel offset set, and every
- *       description becomes THROUGH in the parent (it is shared with the
- *       child); the child abandons the inherited cache (its store is the
- *       parent's), keeps the inherited descriptors as pass-through and
- *       creates its own cache for files it opens later. vfork,
- *       posix_spawn (without file actions), system and popen create a
- *       child that only execs: the parent's O_CLOEXEC descriptions stay
- *       cached.
+ *       description the child gets is shared (shared.c: RESERVE, or
+ *       THROUGH when O_APPEND); the child abandons the inherited cache
+ *       (its store is the parent's), caches a shared description from its
+ *       first write through it, in its own cache, and caches files it
+ *       opens itself. vfork, posix_spawn (without file actions), system
+ *       and popen create a child that only execs: the parent's O_CLOEXEC
+ *       descriptions stay as they are.
  *   (3) exec, in every form: flush, kernel offsets, statistics, and the
- *       backing file's name removed (the mapping stays valid if the exec
- *       fails; the new image creates its own store).
+ *       backing file's name removed when nothing is left unwritten
+ *       (wc_cache_may_remove; the mapping stays valid if the exec fails;
+ *       the new image creates its own store and adopts the inherited
+ *       descriptors as shared ones).
  *   (4) Exit in every form: return from main and exit() reach the
  *       destructor; _exit and _Exit flush first themselves. After that
  *       everything passes through (a later destructor's write still goes
