@@ -1,6 +1,7 @@
 /*
- * fdtab.c - the fd table, open file descriptions, the registry of cached
- * files, and the per-thread queue of writes made by signal handlers.
+ * fdtab.c - the fd table, open file descriptions and the registry of
+ * cached files (the per-thread queue of writes made by signal handlers is
+ * in queue.c).
  *
  * A description's life (struct wc_desc; `refs` counts the fd-table slots
  * pointing to it plus the references lookups hold):
@@ -48,11 +49,7 @@
  *   (4) The registry holds one entry per cached file (dev, ino) with the
  *       number of descriptions that hold an engine reference to it.
  *   (5) Nested calls (a signal handler that interrupted shim code on the
- *       same thread: wc_depth > 0) take no lock: their writes are copied
- *       into the thread's queue, and the outermost shim call on that
- *       thread runs them, in order, before it returns (wc_leave) or before
- *       it starts (wc_enter). A handler that runs while wc_depth == 0 is
- *       an ordinary caller, and first runs what is queued.
+ *       same thread: wc_depth > 0) take no lock: see queue.c.
  *
  * Locks (order in shim.h):
  *   g_cache_lock  protects creation of the cache (wc_cachep, g_cache_failed)
@@ -84,8 +81,6 @@ struct wc_cache *volatile wc_cachep;
 struct wc_desc **wc_fds;
 unsigned wc_nfds;
 WC_TLS int wc_depth;
-WC_TLS struct wc_queue *wc_tq;
-WC_TLS int wc_qpending;
 
 static wc_lock_t g_cache_lock;
 static int g_cache_failed;               /* wc_cache_open failed: stop */
@@ -861,219 +856,4 @@ void wc_shutdown(enum wc_reason why)
         return;
     wc_consistency_all(why, WC_ALL_THROUGH, 0);
     wc_state = WC_ST_OFF;
-}
-
-/* ---- the queue of writes made by nested signal handlers -------------- */
-
-/*
- * One per thread, mmap'd on first use (from the handler itself: mmap is a
- * plain system call). Records are appended at `tail` with a CAS (atomic
- * against a further nested handler on the same thread) and consumed at
- * `head` by the outermost shim call of the thread only.
- */
-struct wc_qrec {
-    uint32_t size;            /* whole record, 16-byte aligned */
-    uint32_t kind;            /* Q_WRITE, Q_CLOSE or Q_DEATH */
-    int fd;
-    int rwf_append;
-    off_t pos;                /* < 0: at the description's offset */
-    size_t len;               /* data bytes following */
-    char data[];
-};
-enum { Q_WRITE = 1, Q_CLOSE, Q_DEATH };
-
-struct wc_queue {
-    size_t head;              /* first unconsumed byte of buf */
-    size_t tail;              /* end of the last record (CAS) */
-    size_t cap;               /* bytes in buf */
-    char buf[];
-};
-#define QUEUE_BYTES (4u << 20)
-
-/* Unmaps a thread's queue when the thread exits (queues are drained
- * before any shim call returns, so it is empty by then). */
-static pthread_key_t g_queue_key;
-static int g_queue_key_ok;
-
-static void queue_free(void *q)
-{
-    if (q)
-        REAL(munmap)(q, QUEUE_BYTES);
-}
-
-void wc_queue_init(void)
-{
-    g_queue_key_ok = pthread_key_create(&g_queue_key, queue_free) == 0;
-}
-
-static struct wc_queue *queue_get(void)
-{
-    struct wc_queue *q = wc_tq;
-    if (q)
-        return q;
-    void *p = REAL(mmap)(NULL, QUEUE_BYTES, PROT_READ | PROT_WRITE,
-                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (p == MAP_FAILED)
-        return NULL;
-    q = p;
-    q->cap = QUEUE_BYTES - sizeof *q;
-    wc_tq = q;
-    /* A key created early has a slot inside the thread descriptor: no
-     * allocation here, which may run in a signal handler. */
-    if (g_queue_key_ok)
-        pthread_setspecific(g_queue_key, q);
-    return q;
-}
-
-/* Reserve `size` bytes at the tail; NULL when full. */
-static struct wc_qrec *queue_reserve(struct wc_queue *q, size_t size)
-{
-    size_t t = __atomic_load_n(&q->tail, __ATOMIC_RELAXED);
-    do {
-        if (t + size > q->cap)
-            return NULL;
-    } while (!__atomic_compare_exchange_n(&q->tail, &t, t + size, 0,
-                                          __ATOMIC_ACQ_REL,
-                                          __ATOMIC_RELAXED));
-    return (struct wc_qrec *)(q->buf + t);
-}
-
-ssize_t wc_queue_write(int fd, const struct iovec *iov, int iovcnt,
-                       off_t pos, int rwf_append)
-{
-    if (iovcnt < 0 || iovcnt > 1024)
-        return -EINVAL;
-    size_t len = 0;
-    for (int i = 0; i < iovcnt; i++) {
-        if ((ssize_t)iov[i].iov_len < 0)
-            return -EINVAL;
-        if (iov[i].iov_len && !wc_access_ok(iov[i].iov_base, iov[i].iov_len))
-            return -EFAULT;
-        len += iov[i].iov_len;
-    }
-    struct wc_queue *q = queue_get();
-    if (!q)
-        return -ENOMEM;
-    size_t room = q->cap - __atomic_load_n(&q->tail, __ATOMIC_RELAXED);
-    if (room <= sizeof(struct wc_qrec) + 16)
-        return -EINTR;    /* nothing accepted: as if interrupted */
-    if (len > room - sizeof(struct wc_qrec) - 16)
-        len = room - sizeof(struct wc_qrec) - 16;  /* a short write */
-    size_t size = (sizeof(struct wc_qrec) + len + 15) & ~(size_t)15;
-    struct wc_qrec *r = queue_reserve(q, size);
-    if (!r)
-        return -EINTR;
-    r->size = (uint32_t)size;
-    r->kind = Q_WRITE;
-    r->fd = fd;
-    r->rwf_append = rwf_append;
-    r->pos = pos;
-    r->len = len;
-    size_t off = 0;
-    for (int i = 0; i < iovcnt && off < len; i++) {
-        size_t n = iov[i].iov_len < len - off ? iov[i].iov_len : len - off;
-        memcpy(r->data + off, iov[i].iov_base, n);
-        off += n;
-    }
-    __atomic_signal_fence(__ATOMIC_SEQ_CST);
-    __atomic_add_fetch(&wc_qpending, 1, __ATOMIC_RELAXED);
-    return (ssize_t)len;
-}
-
-/* Queue a record without data (a close, a death). 0 or -errno. */
-static int queue_mark(uint32_t kind, int fd)
-{
-    struct wc_queue *q = queue_get();
-    if (!q)
-        return -ENOMEM;
-    struct wc_qrec *r = queue_reserve(q, sizeof *r);
-    if (!r)
-        return -EINTR;
-    r->size = sizeof *r;
-    r->kind = kind;
-    r->fd = fd;
-    r->len = 0;
-    __atomic_signal_fence(__ATOMIC_SEQ_CST);
-    __atomic_add_fetch(&wc_qpending, 1, __ATOMIC_RELAXED);
-    return 0;
-}
-
-int wc_queue_close(int fd)
-{
-    return queue_mark(Q_CLOSE, fd);
-}
-
-/* A fatal signal arrived while this thread was inside the shim: the
- * process dies when the thread leaves it (after the writes queued before
- * it), with the data flushed. Returns 0 or -errno (then die at once). */
-int wc_queue_death(int sig)
-{
-    return queue_mark(Q_DEATH, sig);
-}
-
-/* Run one queued record. Caller is at depth 1 and holds no lock. */
-static void queue_run(struct wc_qrec *r)
-{
-    if (r->kind == Q_DEATH) {
-        wc_die_of(r->fd);           /* does not return */
-        return;
-    }
-    if (r->kind == Q_CLOSE) {
-        wc_fd_forget(r->fd);
-        REAL(close)(r->fd);
-        return;
-    }
-    struct iovec v = {r->data, r->len};
-    size_t done = 0;
-    while (done < r->len) {
-        struct wc_desc *d = wc_fd_get(r->fd);
-        ssize_t n;
-        v.iov_base = r->data + done;
-        v.iov_len = r->len - done;
-        off_t pos = r->pos < 0 ? -1 : r->pos + (off_t)done;
-        if (d)
-            n = wc_do_writev(r->fd, d, &v, 1, pos, r->rwf_append, 0);
-        else if (pos < 0)
-            n = REAL(write)(r->fd, v.iov_base, v.iov_len);
-        else
-            n = REAL(pwrite)(r->fd, v.iov_base, v.iov_len, pos);
-        if (n <= 0) {
-            wc_log(WC_LOG_ERROR, "a write queued by a signal handler on "
-                   "fd %d failed after it returned (%ld): %zu bytes lost",
-                   r->fd, (long)n, r->len - done);
-            break;
-        }
-        done += (size_t)n;
-    }
-}
-
-void wc_queue_drain(void)
-{
-    struct wc_queue *q = wc_tq;
-    int e = errno;
-    while (q && __atomic_load_n(&wc_qpending, __ATOMIC_RELAXED) > 0) {
-        struct wc_qrec *r = (struct wc_qrec *)(q->buf + q->head);
-        size_t size = r->size;
-        queue_run(r);
-        __atomic_sub_fetch(&wc_qpending, 1, __ATOMIC_RELAXED);
-        q->head += size;
-        size_t t = q->head;
-        if (__atomic_compare_exchange_n(&q->tail, &t, 0, 0, __ATOMIC_ACQ_REL,
-                                        __ATOMIC_RELAXED))
-            q->head = 0;
-    }
-    errno = e;
-}
-
-void wc_leave_slow(void)
-{
-    for (;;) {
-        wc_queue_drain();
-        __atomic_signal_fence(__ATOMIC_SEQ_CST);
-        wc_depth = 0;
-        __atomic_signal_fence(__ATOMIC_SEQ_CST);
-        if (!__atomic_load_n(&wc_qpending, __ATOMIC_RELAXED))
-            return;
-        wc_depth = 1;
-    }
 }

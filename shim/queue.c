@@ -1,0 +1,239 @@
+/*
+ * queue.c - writes, closes and deaths that a signal handler asks for while
+ * its thread is inside shim code (wc_depth > 0), kept per thread and run
+ * in order by the outermost shim call of that thread.
+ *
+ * Invariants:
+ *   (1) Nested calls take no lock: their writes are copied into the
+ *       thread's queue (async-signal-safe: mmap'd memory, a CAS on the
+ *       tail), and the outermost shim call on that thread runs them, in
+ *       order, before it returns (wc_leave) or before it starts
+ *       (wc_enter). A handler that runs while wc_depth == 0 is an ordinary
+ *       caller, and first runs what is queued.
+ *   (2) A queued write has returned to the handler: it is never dropped
+ *       silently (a failure when it runs is logged with the bytes lost).
+ */
+#include <pthread.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "shim.h"
+#include "wcache/ucopy.h"
+
+WC_TLS struct wc_queue *wc_tq;
+WC_TLS int wc_qpending;
+
+
+/*
+ * One per thread, mmap'd on first use (from the handler itself: mmap is a
+ * plain system call). Records are appended at `tail` with a CAS (atomic
+ * against a further nested handler on the same thread) and consumed at
+ * `head` by the outermost shim call of the thread only.
+ */
+struct wc_qrec {
+    uint32_t size;            /* whole record, 16-byte aligned */
+    uint32_t kind;            /* Q_WRITE, Q_CLOSE or Q_DEATH */
+    int fd;
+    int rwf_append;
+    off_t pos;                /* < 0: at the description's offset */
+    size_t len;               /* data bytes following */
+    char data[];
+};
+enum { Q_WRITE = 1, Q_CLOSE, Q_DEATH };
+
+struct wc_queue {
+    size_t head;              /* first unconsumed byte of buf */
+    size_t tail;              /* end of the last record (CAS) */
+    size_t cap;               /* bytes in buf */
+    char buf[];
+};
+#define QUEUE_BYTES (4u << 20)
+
+/* Unmaps a thread's queue when the thread exits (queues are drained
+ * before any shim call returns, so it is empty by then). */
+static pthread_key_t g_queue_key;
+static int g_queue_key_ok;
+
+static void queue_free(void *q)
+{
+    if (q)
+        REAL(munmap)(q, QUEUE_BYTES);
+}
+
+void wc_queue_init(void)
+{
+    g_queue_key_ok = pthread_key_create(&g_queue_key, queue_free) == 0;
+}
+
+static struct wc_queue *queue_get(void)
+{
+    struct wc_queue *q = wc_tq;
+    if (q)
+        return q;
+    void *p = REAL(mmap)(NULL, QUEUE_BYTES, PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    q = p;
+    q->cap = QUEUE_BYTES - sizeof *q;
+    wc_tq = q;
+    /* A key created early has a slot inside the thread descriptor: no
+     * allocation here, which may run in a signal handler. */
+    if (g_queue_key_ok)
+        pthread_setspecific(g_queue_key, q);
+    return q;
+}
+
+/* Reserve `size` bytes at the tail; NULL when full. */
+static struct wc_qrec *queue_reserve(struct wc_queue *q, size_t size)
+{
+    size_t t = __atomic_load_n(&q->tail, __ATOMIC_RELAXED);
+    do {
+        if (t + size > q->cap)
+            return NULL;
+    } while (!__atomic_compare_exchange_n(&q->tail, &t, t + size, 0,
+                                          __ATOMIC_ACQ_REL,
+                                          __ATOMIC_RELAXED));
+    return (struct wc_qrec *)(q->buf + t);
+}
+
+ssize_t wc_queue_write(int fd, const struct iovec *iov, int iovcnt,
+                       off_t pos, int rwf_append)
+{
+    if (iovcnt < 0 || iovcnt > 1024)
+        return -EINVAL;
+    size_t len = 0;
+    for (int i = 0; i < iovcnt; i++) {
+        if ((ssize_t)iov[i].iov_len < 0)
+            return -EINVAL;
+        if (iov[i].iov_len && !wc_access_ok(iov[i].iov_base, iov[i].iov_len))
+            return -EFAULT;
+        len += iov[i].iov_len;
+    }
+    struct wc_queue *q = queue_get();
+    if (!q)
+        return -ENOMEM;
+    size_t room = q->cap - __atomic_load_n(&q->tail, __ATOMIC_RELAXED);
+    if (room <= sizeof(struct wc_qrec) + 16)
+        return -EINTR;    /* nothing accepted: as if interrupted */
+    if (len > room - sizeof(struct wc_qrec) - 16)
+        len = room - sizeof(struct wc_qrec) - 16;  /* a short write */
+    size_t size = (sizeof(struct wc_qrec) + len + 15) & ~(size_t)15;
+    struct wc_qrec *r = queue_reserve(q, size);
+    if (!r)
+        return -EINTR;
+    r->size = (uint32_t)size;
+    r->kind = Q_WRITE;
+    r->fd = fd;
+    r->rwf_append = rwf_append;
+    r->pos = pos;
+    r->len = len;
+    size_t off = 0;
+    for (int i = 0; i < iovcnt && off < len; i++) {
+        size_t n = iov[i].iov_len < len - off ? iov[i].iov_len : len - off;
+        memcpy(r->data + off, iov[i].iov_base, n);
+        off += n;
+    }
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    __atomic_add_fetch(&wc_qpending, 1, __ATOMIC_RELAXED);
+    return (ssize_t)len;
+}
+
+/* Queue a record without data (a close, a death). 0 or -errno. */
+static int queue_mark(uint32_t kind, int fd)
+{
+    struct wc_queue *q = queue_get();
+    if (!q)
+        return -ENOMEM;
+    struct wc_qrec *r = queue_reserve(q, sizeof *r);
+    if (!r)
+        return -EINTR;
+    r->size = sizeof *r;
+    r->kind = kind;
+    r->fd = fd;
+    r->len = 0;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    __atomic_add_fetch(&wc_qpending, 1, __ATOMIC_RELAXED);
+    return 0;
+}
+
+int wc_queue_close(int fd)
+{
+    return queue_mark(Q_CLOSE, fd);
+}
+
+/* A fatal signal arrived while this thread was inside the shim: the
+ * process dies when the thread leaves it (after the writes queued before
+ * it), with the data flushed. Returns 0 or -errno (then die at once). */
+int wc_queue_death(int sig)
+{
+    return queue_mark(Q_DEATH, sig);
+}
+
+/* Run one queued record. Caller is at depth 1 and holds no lock. */
+static void queue_run(struct wc_qrec *r)
+{
+    if (r->kind == Q_DEATH) {
+        wc_die_of(r->fd);           /* does not return */
+        return;
+    }
+    if (r->kind == Q_CLOSE) {
+        wc_fd_forget(r->fd);
+        REAL(close)(r->fd);
+        return;
+    }
+    struct iovec v = {r->data, r->len};
+    size_t done = 0;
+    while (done < r->len) {
+        struct wc_desc *d = wc_fd_get(r->fd);
+        ssize_t n;
+        v.iov_base = r->data + done;
+        v.iov_len = r->len - done;
+        off_t pos = r->pos < 0 ? -1 : r->pos + (off_t)done;
+        if (d)
+            n = wc_do_writev(r->fd, d, &v, 1, pos, r->rwf_append, 0);
+        else if (pos < 0)
+            n = REAL(write)(r->fd, v.iov_base, v.iov_len);
+        else
+            n = REAL(pwrite)(r->fd, v.iov_base, v.iov_len, pos);
+        if (n <= 0) {
+            wc_log(WC_LOG_ERROR, "a write queued by a signal handler on "
+                   "fd %d failed after it returned (%ld): %zu bytes lost",
+                   r->fd, (long)n, r->len - done);
+            break;
+        }
+        done += (size_t)n;
+    }
+}
+
+void wc_queue_drain(void)
+{
+    struct wc_queue *q = wc_tq;
+    int e = errno;
+    while (q && __atomic_load_n(&wc_qpending, __ATOMIC_RELAXED) > 0) {
+        struct wc_qrec *r = (struct wc_qrec *)(q->buf + q->head);
+        size_t size = r->size;
+        queue_run(r);
+        __atomic_sub_fetch(&wc_qpending, 1, __ATOMIC_RELAXED);
+        q->head += size;
+        size_t t = q->head;
+        if (__atomic_compare_exchange_n(&q->tail, &t, 0, 0, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_RELAXED))
+            q->head = 0;
+    }
+    errno = e;
+}
+
+void wc_leave_slow(void)
+{
+    for (;;) {
+        wc_queue_drain();
+        __atomic_signal_fence(__ATOMIC_SEQ_CST);
+        wc_depth = 0;
+        __atomic_signal_fence(__ATOMIC_SEQ_CST);
+        if (!__atomic_load_n(&wc_qpending, __ATOMIC_RELAXED))
+            return;
+        wc_depth = 1;
+    }
+}
