@@ -419,17 +419,28 @@ static struct wc_file *file_get(struct wc_cache *c, int fd)
     return f;
 }
 
+/* The scans over every tracked description: the next one from slot *fd
+ * on (skipping `skip`), locked, with *fd at its slot; NULL at the end.
+ * The caller unlocks it and goes on from *fd + 1. A description that
+ * several slots point to is visited once per slot. */
+static struct wc_desc *next_locked(unsigned *fd, const struct wc_desc *skip)
+{
+    unsigned hi = __atomic_load_n(&g_fd_hi, __ATOMIC_RELAXED);
+    for (; *fd < hi && hi <= wc_nfds; (*fd)++) {
+        struct wc_desc *d = __atomic_load_n(&wc_fds[*fd], __ATOMIC_ACQUIRE);
+        if (d && d != WC_DESC_INTERNAL && d != skip &&
+            !wc_desc_lock((int)*fd, d))
+            return d;
+    }
+    return NULL;
+}
+
 /* A writable open brought (dev, ino) into the cache: attach the WATCH
  * descriptions of that file, at their kernel offsets. */
 static void attach_watchers(struct wc_cache *c, dev_t dev, ino_t ino)
 {
-    unsigned hi = __atomic_load_n(&g_fd_hi, __ATOMIC_RELAXED);
-    for (unsigned fd = 0; fd < hi && hi <= wc_nfds; fd++) {
-        struct wc_desc *d = __atomic_load_n(&wc_fds[fd], __ATOMIC_ACQUIRE);
-        if (!d || d == WC_DESC_INTERNAL)
-            continue;
-        if (wc_desc_lock((int)fd, d))
-            continue;
+    struct wc_desc *d;
+    for (unsigned fd = 0; (d = next_locked(&fd, NULL)); fd++) {
         if (d->mode == WC_D_WATCH && d->dev == dev && d->ino == ino) {
             struct wc_file *f = file_get(c, (int)fd);
             if (f) {
@@ -718,13 +729,8 @@ void wc_file_others_through(dev_t dev, ino_t ino, const struct wc_desc *keep,
 {
     if (keep)
         reg_mark_through(dev, ino);
-    unsigned hi = __atomic_load_n(&g_fd_hi, __ATOMIC_RELAXED);
-    for (unsigned fd = 0; fd < hi && hi <= wc_nfds; fd++) {
-        struct wc_desc *d = __atomic_load_n(&wc_fds[fd], __ATOMIC_ACQUIRE);
-        if (!d || d == WC_DESC_INTERNAL || d == keep)
-            continue;
-        if (wc_desc_lock((int)fd, d))
-            continue;
+    struct wc_desc *d;
+    for (unsigned fd = 0; (d = next_locked(&fd, keep)); fd++) {
         if (d->dev == dev && d->ino == ino)
             wc_desc_through_locked((int)fd, d, why);
         wc_unlock(&d->lock);
@@ -734,13 +740,8 @@ void wc_file_others_through(dev_t dev, ino_t ino, const struct wc_desc *keep,
 void wc_file_detach(dev_t dev, ino_t ino)
 {
     wc_mapped_add(dev, ino);        /* later opens pass through */
-    unsigned hi = __atomic_load_n(&g_fd_hi, __ATOMIC_RELAXED);
-    for (unsigned fd = 0; fd < hi && hi <= wc_nfds; fd++) {
-        struct wc_desc *d = __atomic_load_n(&wc_fds[fd], __ATOMIC_ACQUIRE);
-        if (!d || d == WC_DESC_INTERNAL)
-            continue;
-        if (wc_desc_lock((int)fd, d))
-            continue;
+    struct wc_desc *d;
+    for (unsigned fd = 0; (d = next_locked(&fd, NULL)); fd++) {
         struct wc_file *f = NULL;
         if (d->dev == dev && d->ino == ino && d->file &&
             d->mode != WC_D_WATCH) {
@@ -764,13 +765,8 @@ void wc_consistency_all(enum wc_reason why, int how, int exec_only)
     struct wc_cache *c = wc_cachep;
     if (c)
         wc_cache_flush(c, why);
-    unsigned hi = __atomic_load_n(&g_fd_hi, __ATOMIC_RELAXED);
-    for (unsigned fd = 0; fd < hi && hi <= wc_nfds; fd++) {
-        struct wc_desc *d = __atomic_load_n(&wc_fds[fd], __ATOMIC_ACQUIRE);
-        if (!d || d == WC_DESC_INTERNAL)
-            continue;
-        if (wc_desc_lock((int)fd, d))
-            continue;
+    struct wc_desc *d;
+    for (unsigned fd = 0; (d = next_locked(&fd, NULL)); fd++) {
         /* Shared with the new process? An exec-only child (posix_spawn,
          * system, popen, vfork) gets only the non-O_CLOEXEC descriptors. */
         int shared = how;
@@ -778,12 +774,12 @@ void wc_consistency_all(enum wc_reason why, int how, int exec_only)
             int fl = REAL(fcntl)((int)fd, F_GETFD);
             shared = fl >= 0 && !(fl & FD_CLOEXEC);
         }
-        int how = WC_SHARE_DONE;
+        int finish = WC_SHARE_DONE;
         if (shared == WC_ALL_THROUGH) {
             wc_desc_through_locked((int)fd, d, why);
         } else if (shared) {
             /* The child moves the shared offset too (shared.c). */
-            how = wc_desc_share_locked((int)fd, d, why);
+            finish = wc_desc_share_locked((int)fd, d, why);
             d->shared = 1;
         } else if (d->mode == WC_D_CACHED) {
             wc_desc_sync_locked((int)fd, d, why);
@@ -791,7 +787,7 @@ void wc_consistency_all(enum wc_reason why, int how, int exec_only)
         dev_t dev = d->dev;
         ino_t ino = d->ino;
         wc_unlock(&d->lock);
-        wc_share_finish(how, dev, ino, d, why);
+        wc_share_finish(finish, dev, ino, d, why);
     }
 }
 
