@@ -141,12 +141,8 @@ static void stats_append(const char *path, const char *buf, size_t n)
     REAL(close)(fd);
 }
 
-/* The wcache command's record of this process image (WCACHE_STATS_RAW):
- * "key=value..." then "|reason=count" for writes not cached. */
-static void stats_raw(const struct wc_stats *s)
-{
-    char buf[2048];
-    size_t n = 0;
+/* Append formatted text to buf (size sizeof buf), advancing n, cut at the
+ * end of buf. */
 #define OUT(...)                                                           \
     do {                                                                   \
         int k_ = snprintf(buf + n, sizeof buf - n, __VA_ARGS__);           \
@@ -154,6 +150,13 @@ static void stats_raw(const struct wc_stats *s)
             n = n + (size_t)k_ < sizeof buf ? n + (size_t)k_               \
                                             : sizeof buf - 1;              \
     } while (0)
+
+/* The wcache command's record of this process image (WCACHE_STATS_RAW):
+ * "key=value..." then "|reason=count" for writes not cached. */
+static void stats_raw(const struct wc_stats *s)
+{
+    char buf[2048];
+    size_t n = 0;
     OUT("pid=%d processes=1 files=%llu writes=%llu bytes=%llu "
         "wb_calls=%llu through=%llu wb_bytes=%llu faults=%llu errors=%llu "
         "evictions=%llu store_full=%llu", (int)getpid(),
@@ -166,7 +169,6 @@ static void stats_raw(const struct wc_stats *s)
     for (int i = 0; i < WC_WHY_COUNT; i++)
         OUT(" flush_%s=%llu", wc_reason_names[i],
             (unsigned long long)s->flushes[i]);
-#undef OUT
     n += wc_nc_format_raw(buf + n, sizeof buf - n - 1);
     buf[n++] = '\n';
     stats_append(wc_cfg.stats_raw, buf, n);
@@ -185,13 +187,6 @@ void wc_stats_report(struct wc_cache *c)
         return;         /* a process that wrote nothing: no lines */
     char buf[2048];
     size_t n = 0;
-#define OUT(...)                                                           \
-    do {                                                                   \
-        int k_ = snprintf(buf + n, sizeof buf - n, __VA_ARGS__);           \
-        if (k_ > 0)                                                        \
-            n = n + (size_t)k_ < sizeof buf ? n + (size_t)k_               \
-                                            : sizeof buf - 1;              \
-    } while (0)
     uint64_t issued = s.wb_calls + s.through;
     uint64_t avoided = s.writes > s.wb_calls ? s.writes - s.wb_calls : 0;
     OUT("wcache[%d]: %llu writes absorbed (%llu bytes); system calls: "
@@ -209,13 +204,13 @@ void wc_stats_report(struct wc_cache *c)
         "store full %llu\n", (unsigned long long)s.faults,
         (unsigned long long)s.errors, (unsigned long long)s.evictions,
         (unsigned long long)s.store_full);
-#undef OUT
     n += wc_nc_format(buf + n, sizeof buf - n);
     if (wc_cfg.stats == 2)
         stats_append(wc_cfg.stats_path, buf, n);
     else
         REAL(write)(2, buf, n);
 }
+#undef OUT
 
 /* The image ends (exit, _exit, exec): statistics, the store's name. */
 static void image_ends(void)
