@@ -112,11 +112,12 @@ $(B)/examples/%: examples/%.c
 # The shim built with ThreadSanitizer, for the thread tests (issue 6). The
 # files whose exported calls the sanitizer's runtime makes itself while it
 # starts (mmap, getrlimit/setrlimit, sigaction: meta.c, proc.c, ownfd.c,
-# env.c, real.c, open.c: the symbolizer opens files) are built without
-# instrumentation; everything else is. WC_TEST_WIDEN_RACES (shim.h) makes
+# env.c, real.c, open.c: the symbolizer opens files) and guard.c (its
+# children share the program's memory and thread pointer) are built
+# without instrumentation; everything else is. WC_TEST_WIDEN_RACES (shim.h) makes
 # lookups that race with close meet stale pointers often.
 TSAN_PLAIN := shim/meta.c shim/proc.c shim/ownfd.c shim/env.c shim/real.c \
-	shim/open.c
+	shim/open.c shim/guard.c
 TSAN_OBJ  := $(patsubst %,$(B)/tsan/obj/%.o,$(SHIM_SRC) $(CACHE_SRC))
 TSAN_PROGS := $(patsubst %,$(B)/tsan/prog_%,threads sigstorm fdstress)
 

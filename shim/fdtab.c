@@ -387,8 +387,8 @@ struct wc_cache *wc_cache_get(void)
             wc_fault_ready = 1;
             wc_log(WC_LOG_INFO, "cache %s", wc_cache_path(c));
             __atomic_store_n(&wc_cachep, c, __ATOMIC_RELEASE);
-            wc_flusher_start();
             wc_guard_start(c);          /* guard.c, then the name */
+            wc_flusher_start();         /* which reaps the guard's child */
             if ((r = wc_cache_publish(c)) < 0)
                 wc_log(WC_LOG_WARN, "the backing file has no name (%s): "
                        "`wcache recover` cannot find it", strerror(-r));

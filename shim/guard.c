@@ -15,19 +15,30 @@
  *       descriptor of the program: everything is closed before exec but a
  *       terminal on stderr, which it may speak to; stdin and stdout are
  *       /dev/null. It runs without LD_PRELOAD or any WCACHE_* variable.
- *   (2) The guard opens its own description of the backing file before
- *       the program goes on (CLONE_VFORK), while the file may still have
- *       no name (O_TMPFILE, named by wc_cache_publish after this): a death
- *       at any moment leaves either nothing or a file the guard holds.
+ *   (2) The guard opens its own description of the backing file through
+ *       its copy of the program's descriptor (taken at the clone), so the
+ *       file may still have no name (O_TMPFILE, named by wc_cache_publish
+ *       after this): a death at any moment leaves either nothing or a
+ *       file the guard holds.
  *   (2b) The guard learns of the death through the backing file's flock
  *       (store.h (2)), released by the kernel when the last descriptor of
  *       the program's open file description goes: at death by any signal,
  *       at exit, at exec (O_CLOEXEC). Then: a removed file (clean exit) is
  *       left alone; a kept one is replayed and removed, or kept and
  *       logged (wcache ls finds it).
- *   (3) Spawning: CLONE_VM | CLONE_VFORK (no copy of the program's
- *       memory; the parent waits only until exec), all signals blocked
- *       across it, the child making raw system calls only.
+ *   (3) Spawning costs the program one clone(CLONE_VM) with every
+ *       signal blocked: no copy of its memory, no wait for the guard's
+ *       exec. The intermediate child starts the guard with CLONE_VM |
+ *       CLONE_VFORK (each on a static stack of its own; the guard copies
+ *       the descriptor table and execs) and exits; the flusher thread
+ *       reaps it (wc_guard_reap, __WCLONE: the program's wait(-1) never
+ *       sees it). Both children run with the program's memory and thread
+ *       pointer until exec: raw system calls only (errno never written),
+ *       nothing written but their stacks; this file is built without
+ *       sanitizers. Once the clone has returned, the guard comes whatever
+ *       the program does (killed at once, it is a dead owner when the
+ *       guard looks); a process that ends before the flusher reaped the
+ *       intermediate leaves that zombie to init (or its subreaper).
  *   (4) A child after fork creates its own cache and so its own guard;
  *       it never shares the parent's (fdtab.c abandons the inherited
  *       cache, closing its copy of the store's descriptor).
@@ -43,6 +54,7 @@
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <stdint.h>
 #include <unistd.h>
 
 #include "shim.h"
@@ -80,50 +92,106 @@ struct spawn {
     const char *exe;
     char *argv[5];
     char self[64];              /* /proc/self/fd/<store> */
+    char path[PATH_MAX];        /* the store's name: the cache may be gone
+                                   by the time the children read it */
     char *envp[1];
     int keep_err;               /* stderr is a terminal: keep it */
 };
 
-static char stack[2][16 << 10] __attribute__((aligned(16)));
+/* Written before the clone, read only by the children after it: the
+ * program goes on meanwhile (invariant 3), so nothing of this may live on
+ * its stack. The cache lock of fdtab.c serialises callers (one guard per
+ * cache, one cache per process image). */
+static struct spawn g_spawn;
+static char g_stack[2][16 << 10] __attribute__((aligned(16)));
+static int g_child;             /* the intermediate child, until reaped */
 
-/* The guard itself: raw system calls only (it shares the parent's
- * memory until exec). */
+/* A system call that leaves errno alone: the intermediate child shares
+ * the program's memory and thread pointer, so it must not write the
+ * program's errno (nor anything else). -errno on failure. */
+static inline __attribute__((always_inline)) long
+raw(long n, long a, long b, long c, long d)
+{
+    register long r10 __asm__("r10") = d;
+    long r;
+    __asm__ volatile("syscall"
+                     : "=a"(r)
+                     : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10)
+                     : "rcx", "r11", "memory");
+    return r;
+}
+
+/*
+ * clone(flags, stack) that runs fn(arg) on `stack` in the child and then
+ * exits with its return value; the parent gets the child's pid or -errno.
+ * glibc's clone() would write errno on failure, which the intermediate
+ * child must not do (it shares the program's thread pointer).
+ */
+long wc_guard_clone(long flags, void *stack_top, int (*fn)(void *),
+                    void *arg);
+__asm__(".text\n"
+        ".type wc_guard_clone, @function\n"
+        "wc_guard_clone:\n"
+        "    and $-16, %rsi\n"          /* the child's stack: fn, arg */
+        "    sub $16, %rsi\n"
+        "    mov %rdx, 0(%rsi)\n"
+        "    mov %rcx, 8(%rsi)\n"
+        "    mov $56, %eax\n"           /* SYS_clone(flags, sp, 0, 0, 0) */
+        "    xor %edx, %edx\n"
+        "    xor %r10d, %r10d\n"
+        "    xor %r8d, %r8d\n"
+        "    syscall\n"
+        "    test %rax, %rax\n"
+        "    jnz 1f\n"
+        "    xor %ebp, %ebp\n"          /* the child */
+        "    pop %rax\n"
+        "    pop %rdi\n"
+        "    call *%rax\n"
+        "    mov %eax, %edi\n"
+        "    mov $60, %eax\n"           /* SYS_exit */
+        "    syscall\n"
+        "    hlt\n"
+        "1:  ret\n"
+        ".size wc_guard_clone, . - wc_guard_clone\n");
+
+/* The guard (CLONE_VM | CLONE_VFORK from the intermediate, on its own
+ * static stack): its descriptors, its own description of the store as
+ * fd 3, then exec. */
 static int guard_exec(void *arg)
 {
-    struct spawn *s = arg;
-    long nul = REAL(syscall)(SYS_openat, AT_FDCWD, "/dev/null", O_RDWR);
+    const struct spawn *s = arg;
+    long nul = raw(SYS_openat, AT_FDCWD, (long)"/dev/null", O_RDWR, 0);
     if (nul >= 0) {
-        REAL(syscall)(SYS_dup3, nul, 0, 0);
-        REAL(syscall)(SYS_dup3, nul, 1, 0);
+        raw(SYS_dup3, nul, 0, 0, 0);
+        raw(SYS_dup3, nul, 1, 0, 0);
         if (!s->keep_err)
-            REAL(syscall)(SYS_dup3, nul, 2, 0);
+            raw(SYS_dup3, nul, 2, 0, 0);
     }
     /* Its own description of the store (so its own flock), as fd 3: the
      * store may have no name yet (store.h). */
-    long st = REAL(syscall)(SYS_openat, AT_FDCWD, s->self,
-                            O_RDONLY);
+    long st = raw(SYS_openat, AT_FDCWD, (long)s->self, O_RDONLY, 0);
     if (st < 0)
-        REAL(syscall)(SYS_exit, 127);
+        return 127;
     if (st != 3)
-        REAL(syscall)(SYS_dup3, st, 3, 0);
-    REAL(syscall)(SYS_close_range, 4, ~0u, 0);
-    sigset_t none;
-    sigemptyset(&none);
-    REAL(syscall)(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, 8);
-    REAL(syscall)(SYS_execve, s->exe, s->argv, s->envp);
-    REAL(syscall)(SYS_exit, 127);
+        raw(SYS_dup3, st, 3, 0, 0);
+    raw(SYS_close_range, 4, ~0u, 0, 0);
+    uint64_t none = 0;
+    raw(SYS_rt_sigprocmask, SIG_SETMASK, (long)&none, 0, 8);
+    raw(SYS_execve, (long)s->exe, (long)s->argv, (long)s->envp, 0);
     return 127;
 }
 
-/* The intermediate child (exit signal 0): a new session, the guard, and
- * gone, so that the guard is nobody's child in the program (exec gives a
- * process the exit signal SIGCHLD again, which would make it visible). */
+/* The intermediate child (exit signal 0, sharing the program's memory,
+ * on g_stack[0], while the program goes on): a new session, the guard,
+ * and gone, so that the guard is nobody's child in the program (exec
+ * gives a process the exit signal SIGCHLD again, which would make it
+ * visible). CLONE_VFORK holds it, not the program, until the guard's
+ * exec. */
 static int guard_child(void *arg)
 {
-    REAL(syscall)(SYS_setsid);
-    clone(guard_exec, stack[1] + sizeof stack[1],
-          CLONE_VM | CLONE_VFORK | SIGCHLD, arg);
-    REAL(syscall)(SYS_exit, 0);
+    raw(SYS_setsid, 0, 0, 0, 0);
+    wc_guard_clone(CLONE_VM | CLONE_VFORK | SIGCHLD,
+                   g_stack[1] + sizeof g_stack[1], guard_exec, arg);
     return 0;
 }
 
@@ -132,34 +200,47 @@ void wc_guard_start(struct wc_cache *c)
     if (!wc_cfg.guard || !c || !find_guard())
         return;
     int e = errno;
-    struct spawn s = {
-        .exe = guard_exe,
-        .argv = {(char *)"wcache", (char *)"__guard",
-                 (char *)wc_cache_path(c), (char *)"3", NULL},
-        .envp = {NULL},
-        .keep_err = isatty(2),
-    };
-    snprintf(s.self, sizeof s.self, "/proc/self/fd/%d", wc_cache_store_fd(c));
+    struct spawn *s = &g_spawn;
+    s->exe = guard_exe;
+    s->argv[0] = (char *)"wcache";
+    s->argv[1] = (char *)"__guard";
+    snprintf(s->path, sizeof s->path, "%s", wc_cache_path(c));
+    s->argv[2] = s->path;
+    s->argv[3] = (char *)"3";
+    s->argv[4] = NULL;
+    s->envp[0] = NULL;
+    s->keep_err = isatty(2);
+    snprintf(s->self, sizeof s->self, "/proc/self/fd/%d", wc_cache_store_fd(c));
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    /* The stacks are static: the cache lock of fdtab.c serialises
-     * callers, and CLONE_VFORK holds us until the intermediate child has
-     * gone, which the guard's exec let it do. It is reaped here, at once
-     * (__WCLONE: the program's wait(-1) never sees it). */
-    int pid = clone(guard_child, stack[0] + sizeof stack[0],
-                    CLONE_VM | CLONE_VFORK, &s);
-    if (pid > 0)
-        while (REAL(syscall)(SYS_wait4, pid, NULL, __WCLONE, NULL) < 0 &&
-               errno == EINTR)
-            ;
+    /* The program does not wait for the guard's exec (about a
+     * millisecond here, several under load): the flusher thread reaps
+     * the intermediate (wc_guard_reap). */
+    long pid = wc_guard_clone(CLONE_VM, g_stack[0] + sizeof g_stack[0],
+                              guard_child, s);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (pid < 0)
+    if (pid < 0) {
         wc_log(WC_LOG_WARN, "no crash guard (%s): `wcache recover` replays "
-               "what a crash leaves", strerror(errno));
-    else
-        wc_log(WC_LOG_DEBUG, "crash guard %d for %s", pid, wc_cache_path(c));
+               "what a crash leaves", strerror((int)-pid));
+    } else {
+        __atomic_store_n(&g_child, (int)pid, __ATOMIC_RELEASE);
+        wc_log(WC_LOG_DEBUG, "crash guard started for %s", wc_cache_path(c));
+    }
     errno = e;
+}
+
+void wc_guard_reap(void)
+{
+    int pid = __atomic_exchange_n(&g_child, 0, __ATOMIC_ACQ_REL);
+    if (pid > 0)
+        while (raw(SYS_wait4, pid, 0, __WCLONE, 0) == -EINTR)
+            ;
+}
+
+void wc_guard_after_fork(void)
+{
+    g_child = 0;                /* the parent's child, not ours */
 }
 
 void wc_guard_init(void)

@@ -60,6 +60,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -88,6 +89,8 @@ static void *flusher_main(void *arg)
     /* Look for the program's end about every 250 ms (it costs a read of
      * /proc/self/stat), whatever the period. */
     uint64_t look_every = period_ms < 250 ? 250 / period_ms : 1, wakes = 0;
+    prctl(PR_SET_NAME, "wcache-flush");
+    wc_guard_reap();
     while (wc_state == WC_ST_ON && wc_cachep == c) {
         REAL(clock_nanosleep)(CLOCK_MONOTONIC, 0, &ts, NULL);
         if (wc_state != WC_ST_ON || wc_cachep != c)
@@ -117,11 +120,11 @@ void wc_flusher_start(void)
     int r = pthread_create(&t, &a, flusher_main, wc_cachep);
     pthread_attr_destroy(&a);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (r)
+    if (r) {
         wc_log(WC_LOG_WARN, "no flusher thread (%s): data reaches files "
                "only at consistency points", strerror(r));
-    else
-        pthread_setname_np(t, "wcache-flush");
+        wc_guard_reap();
+    }
 }
 
 /* ---- statistics -------------------------------------------------------- */
@@ -332,11 +335,11 @@ void wc_proc_exit_flush(void)
 
 /* ---- fork ------------------------------------------------------------- */
 
-
 static void atfork_child(void)
 {
     exec_only_child = 0;
     wc_stats_after_fork();
+    wc_guard_after_fork();
     if (wc_state == WC_ST_ON)
         wc_after_fork_child();
 }

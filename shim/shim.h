@@ -520,6 +520,10 @@ void wc_altstack_drop(void *m);
 /* The crash guard for cache c, just created (guard.c); and the start-up
  * part (finds the wcache binary while dladdr is safe to call). */
 void wc_guard_start(struct wc_cache *c);
+/* Wait for the guard's intermediate child to go, and reap it (the
+ * flusher thread, first thing); forget it in a fork child. */
+void wc_guard_reap(void);
+void wc_guard_after_fork(void);
 void wc_guard_init(void);
 
 /* Is the fault handler installed (a cache was opened in this image)? */
