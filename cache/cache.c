@@ -42,10 +42,10 @@ uint64_t wc_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-void wc_note_disk(struct wc_file *f)
+static void note_disk_now(struct wc_file *f)
 {
     struct stat st;
-    f->changed = 0;
+    f->seen_stale = 0;
     if (wc_sys.fstat(f->wb_fd, &st) == 0) {
         f->slot->seen_size = (uint64_t)st.st_size;
         f->slot->seen_ctime_ns = (uint64_t)st.st_ctim.tv_sec * 1000000000u +
@@ -53,6 +53,25 @@ void wc_note_disk(struct wc_file *f)
     }   /* else stays as it was: a replay keeps the data aside */
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
     f->slot->busy = 0;
+}
+
+void wc_note_disk(struct wc_file *f)
+{
+    f->changed = 0;
+    if (wc_file_dirty(f)) {
+        note_disk_now(f);
+    } else {
+        /* Nothing for a replay to write: busy stays set (only dev and ino
+         * compare) until the file next becomes dirty. */
+        f->slot->busy = 1;
+        f->seen_stale = 1;
+    }
+}
+
+void wc_note_disk_due(struct wc_file *f)
+{
+    if (f->seen_stale)
+        note_disk_now(f);
 }
 
 void wc_disk_busy(struct wc_file *f)
@@ -643,6 +662,12 @@ static int writeback_fd(struct wc_cache *c, int fd, int fl, int share)
 
 struct wc_file *wc_file_get(struct wc_cache *c, int fd, int *err)
 {
+    return wc_file_get_known(c, fd, NULL, -1, err);
+}
+
+struct wc_file *wc_file_get_known(struct wc_cache *c, int fd,
+                                  const struct stat *known, int fl, int *err)
+{
     struct stat st;
     struct wc_file *f = NULL;
     int r;
@@ -651,7 +676,9 @@ struct wc_file *wc_file_get(struct wc_cache *c, int fd, int *err)
         *err = -EDEADLK;
         return NULL;
     }
-    if (wc_sys.fstat(fd, &st) < 0) {
+    if (known) {
+        st = *known;
+    } else if (wc_sys.fstat(fd, &st) < 0) {
         r = -errno;
         goto out;
     }
@@ -671,7 +698,8 @@ struct wc_file *wc_file_get(struct wc_cache *c, int fd, int *err)
             return g;
         }
     }
-    int fl = wc_sys.fcntl(fd, F_GETFL);
+    if (fl < 0)
+        fl = wc_sys.fcntl(fd, F_GETFL);
     if (fl < 0 || (fl & O_ACCMODE) == O_RDONLY || (fl & O_PATH)) {
         wc_unlock(&c->lock);
         r = -EBADF;         /* nothing to write back through */
@@ -728,6 +756,7 @@ struct wc_file *wc_file_get(struct wc_cache *c, int fd, int *err)
     s->seen_ctime_ns = (uint64_t)st.st_ctim.tv_sec * 1000000000u +
                        (uint64_t)st.st_ctim.tv_nsec;
     f->changed = 0;
+    f->seen_stale = 0;
     char link[64];
     snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
     ssize_t n = wc_sys.readlink(link, s->path, sizeof s->path - 1);

@@ -9,7 +9,8 @@
  *                  i_rwsem and page lock in one: held across a whole write,
  *                  dropped only to probe user memory after a fault.
  *   wc_cache.lock  the block allocator (wc_store), the clean-page LRU, the
- *                  file-slot table (claiming, releasing, refs), the totals.
+ *                  file-slot table (claiming, releasing, refs), the totals,
+ *                  the free-space budgets of the file systems (space[]).
  *
  *   Order: file lock, then cache lock. A thread that holds the cache lock
  *   (or another file's lock) only ever *tries* a file lock (eviction).
@@ -79,6 +80,10 @@ struct wc_file {
     struct wc_batch *batch;     /* write-back scratch (file lock) */
     int changed;                /* the engine changed the file on disk
                                    since wc_note_disk last looked */
+    int seen_stale;             /* the slot's seen_* were not taken after
+                                   the last change (the file was clean
+                                   then; busy stays set): taken when it
+                                   next becomes dirty (wc_note_disk_due) */
     uint64_t seq_next;          /* page after the last one a write
                                    completed (file lock) */
     uint32_t seq_pages;         /* pages completed in ascending order up
@@ -137,6 +142,8 @@ struct wc_batch {
     uint64_t end;               /* file offset after the last segment */
 };
 
+#define WC_SPACE_DEVS 8         /* file systems with a free-space budget */
+
 struct wc_cache {
     struct wc_lock lock;        /* see the table above */
     struct wc_store store;
@@ -170,6 +177,13 @@ struct wc_cache {
                                    and write_end sets pos + 0); probed once
                                    on the backing file */
     struct wc_stats totals;     /* cache lock; released files folded in */
+    struct wc_space {           /* cache lock: bytes that may still be
+                                   cached on a file system (st_dev) before
+                                   the next fstatfs (errors.c) */
+        uint64_t dev;
+        int64_t left;
+    } space[WC_SPACE_DEVS];
+    uint32_t space_next;        /* the entry a new file system takes */
 };
 
 /* The kernel's checks before a read or write, in its order: EINVAL for a
@@ -231,8 +245,12 @@ uint64_t wc_now_ns(void);
 
 /* Record in f's slot what the file on disk looks like now (size, ctime),
  * after the engine changed it (format.h (5)): a replay overwrites only a
- * file that still looks so. One fstat. Caller holds f->lock. */
+ * file that still looks so. One fstat, put off while f is clean (a replay
+ * has nothing to write for it) until it next becomes dirty, which calls
+ * wc_note_disk_due: a file written once and closed costs none. Caller
+ * holds f->lock. */
 void wc_note_disk(struct wc_file *f);
+void wc_note_disk_due(struct wc_file *f);
 /* The engine is about to change f's file on disk: until wc_note_disk, a
  * replay compares only its identity. Caller holds f->lock. */
 void wc_disk_busy(struct wc_file *f);

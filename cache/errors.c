@@ -18,8 +18,9 @@
  *                        THROUGH (for good)
  *
  *   OK       writes are cached while the file system has room for the
- *            dirty data plus the write (wc_space_check: fstatfs once per
- *            few MiB cached, never per write); without room the write goes
+ *            dirty data plus the write (wc_space_check: one fstatfs per
+ *            16 MiB cached on a file system, shared by its files as a
+ *            budget; never per write, never per file); without room the write goes
  *            through after a flush, so a full disk answers ENOSPC or a
  *            short count to the write that fills it, as without the shim.
  *   FAILED   a write-back failed: the data stays cached (and in the backing
@@ -120,8 +121,37 @@ int wc_err_sync_done(struct wc_file *f, int r)
 
 /* ---- room on the file system ------------------------------------------ */
 
-/* Bytes cached between two fstatfs calls, at most. */
-#define WC_SPACE_CHECK ((int64_t)4 << 20)
+/* Bytes a file system's budget gets from one fstatfs, at most; and what a
+ * file takes from it at a time beyond the write at hand. */
+#define WC_SPACE_CHECK ((int64_t)16 << 20)
+#define WC_SPACE_GRANT ((int64_t)256 << 10)
+
+/* The budget entry of file system `dev` (cache lock), taking the next
+ * entry round-robin for a new one. */
+static struct wc_space *space_of(struct wc_cache *c, uint64_t dev)
+{
+    for (int i = 0; i < WC_SPACE_DEVS; i++)
+        if (c->space[i].dev == dev)
+            return &c->space[i];
+    struct wc_space *s = &c->space[c->space_next++ % WC_SPACE_DEVS];
+    s->dev = dev;
+    s->left = 0;
+    return s;
+}
+
+/* Grant f up to `want` bytes from its file system's budget (cache lock):
+ * at least `count` or nothing. */
+static int space_take(struct wc_file *f, struct wc_space *s, int64_t count)
+{
+    if (s->left < count)
+        return 0;
+    int64_t g = count + WC_SPACE_GRANT;
+    if (g > s->left)
+        g = s->left;
+    s->left -= g;
+    f->space_left = g;
+    return 1;
+}
 
 int wc_space_check(struct wc_file *f, size_t count)
 {
@@ -132,34 +162,48 @@ int wc_space_check(struct wc_file *f, size_t count)
         f->space_left = 0;                               /* (1) */
         return 0;
     }
+    /* From the file system's budget while it lasts: one fstatfs per
+     * WC_SPACE_CHECK bytes cached on it, not one per file. */
+    wc_lock(&c->lock);
+    int ok = space_take(f, space_of(c, f->slot->dev), (int64_t)count);
+    wc_unlock(&c->lock);
+    if (ok)
+        return 1;
     int saved = errno;
     int r = wc_sys.fstatfs(f->wb_fd, &sf);
     errno = saved;
+    int64_t budget;
     if (r != 0 || sf.f_blocks == 0) {
         /* No answer, or no limit to report: the kernel decides at
          * write-back, as it would have later anyway. */
-        f->space_left = WC_SPACE_CHECK + (int64_t)count;
-        return 1;
+        budget = WC_SPACE_CHECK + (int64_t)count;
+    } else {
+        uint64_t bs = sf.f_frsize ? (uint64_t)sf.f_frsize
+                                  : (uint64_t)sf.f_bsize;
+        uint64_t avail = (uint64_t)sf.f_bavail * bs;
+        /* Dirty data of every file (they may share this file system),
+         * whole pages, plus the write and one block for a partial one:
+         * never less than the disk will need. */
+        uint64_t need = ((uint64_t)__atomic_load_n(&c->dirty_pages,
+                                                   __ATOMIC_RELAXED)
+                         << WC_PAGE_SHIFT) +
+                        (uint64_t)count + bs + WC_PAGE_SIZE;
+        if (need > avail) {
+            f->space_left = 0;
+            return 0;
+        }
+        /* Half the rest: other writers share it. */
+        uint64_t slack = (avail - need) / 2;
+        budget = (int64_t)count + (slack > (uint64_t)WC_SPACE_CHECK
+                                       ? WC_SPACE_CHECK
+                                       : (int64_t)slack);
     }
-    uint64_t bs = sf.f_frsize ? (uint64_t)sf.f_frsize : (uint64_t)sf.f_bsize;
-    uint64_t avail = (uint64_t)sf.f_bavail * bs;
-    /* Dirty data of every file (they may share this file system), whole
-     * pages, plus the write and one block for a partial one: never less
-     * than the disk will need. */
-    uint64_t need = ((uint64_t)__atomic_load_n(&c->dirty_pages,
-                                               __ATOMIC_RELAXED)
-                     << WC_PAGE_SHIFT) +
-                    (uint64_t)count + bs + WC_PAGE_SIZE;
-    if (need > avail) {
-        f->space_left = 0;
-        return 0;
-    }
-    /* Half the rest: other writers share it. */
-    uint64_t slack = (avail - need) / 2;
-    f->space_left = (int64_t)count +
-                    (slack > (uint64_t)WC_SPACE_CHECK ? WC_SPACE_CHECK
-                                                      : (int64_t)slack);
-    return 1;
+    wc_lock(&c->lock);
+    struct wc_space *s = space_of(c, f->slot->dev);
+    s->left = budget;           /* what the disk says now replaces it */
+    ok = space_take(f, s, (int64_t)count);
+    wc_unlock(&c->lock);
+    return ok;
 }
 
 /* ---- write-back without positional writes ------------------------------ */

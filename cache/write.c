@@ -233,8 +233,10 @@ static void mark_dirty(struct wc_file *f, struct wc_page *p)
                                                 __ATOMIC_RELAXED);
     p->dnext = f->dirty;
     f->dirty = p;
-    if (f->ndirty++ == 0)
+    if (f->ndirty++ == 0) {
         __atomic_store_n(&f->dirty_since, wc_now_ns(), __ATOMIC_RELAXED);
+        wc_note_disk_due(f);            /* format.h (5) */
+    }
     __atomic_fetch_add(&c->dirty_pages, 1, __ATOMIC_RELAXED);
 }
 

@@ -387,6 +387,7 @@ struct wc_cache *wc_cache_get(void)
             wc_fault_ready = 1;
             wc_log(WC_LOG_INFO, "cache %s", wc_cache_path(c));
             __atomic_store_n(&wc_cachep, c, __ATOMIC_RELEASE);
+            wc_death_signals_init();    /* deaths write back from now */
             wc_guard_start(c);          /* guard.c, then the name */
             wc_flusher_start();         /* which reaps the guard's child */
             if ((r = wc_cache_publish(c)) < 0)
@@ -410,10 +411,13 @@ static void install(int fd, struct wc_desc *d)
         wc_desc_release(old);
 }
 
-static struct wc_file *file_get(struct wc_cache *c, int fd)
+/* The engine's file for fd; `st` and `fl` as wc_file_get_known takes
+ * them (NULL and -1: unknown). */
+static struct wc_file *file_get(struct wc_cache *c, int fd,
+                                const struct stat *st, int fl)
 {
     int err = 0;
-    struct wc_file *f = wc_file_get(c, fd, &err);
+    struct wc_file *f = wc_file_get_known(c, fd, st, fl, &err);
     if (!f)
         wc_log(WC_LOG_DEBUG, "fd %d not cached: %s", fd, strerror(-err));
     return f;
@@ -442,7 +446,7 @@ static void attach_watchers(struct wc_cache *c, dev_t dev, ino_t ino)
     struct wc_desc *d;
     for (unsigned fd = 0; (d = next_locked(&fd, NULL)); fd++) {
         if (d->mode == WC_D_WATCH && d->dev == dev && d->ino == ino) {
-            struct wc_file *f = file_get(c, (int)fd);
+            struct wc_file *f = file_get(c, (int)fd, NULL, -1);
             if (f) {
                 off_t k = REAL(lseek)((int)fd, 0, SEEK_CUR);
                 d->file = f;
@@ -465,7 +469,7 @@ int wc_desc_adopt_locked(int fd, struct wc_desc *d)
         wc_mapped_has(d->dev, d->ino))      /* passes through for good */
         return 0;
     struct wc_cache *c = wc_cache_get();
-    struct wc_file *f = c ? file_get(c, fd) : NULL;
+    struct wc_file *f = c ? file_get(c, fd, NULL, -1) : NULL;
     if (!f)
         return 0;
     off_t k = REAL(lseek)(fd, 0, SEEK_CUR);
@@ -538,7 +542,18 @@ void wc_fd_opened(int fd, int dirfd, const char *path, int flags)
     if (fd < 0 || (unsigned)fd >= wc_nfds || (flags & (O_PATH | O_DIRECTORY)))
         return;
     struct stat st;
-    if (REAL(fstat)(fd, &st) != 0 || !S_ISREG(st.st_mode))
+    if (REAL(fstat)(fd, &st) != 0)
+        return;
+    wc_fd_opened_known(fd, dirfd, path, flags, &st);
+}
+
+void wc_fd_opened_known(int fd, int dirfd, const char *path, int flags,
+                        const struct stat *stp)
+{
+    if (fd < 0 || (unsigned)fd >= wc_nfds || (flags & (O_PATH | O_DIRECTORY)))
+        return;
+    struct stat st = *stp;
+    if (!S_ISREG(st.st_mode))
         return;
     int acc = flags & O_ACCMODE;
     enum wc_reason why = WC_WHY_OTHER;
@@ -576,7 +591,9 @@ void wc_fd_opened(int fd, int dirfd, const char *path, int flags)
     struct wc_cache *c = wc_cache_get();
     if (!c)
         return;
-    struct wc_file *f = file_get(c, fd);
+    /* What open was asked is what F_GETFL would say of these bits. */
+    struct wc_file *f =
+        file_get(c, fd, &st, flags & (O_ACCMODE | O_APPEND | O_PATH));
     if (!f)
         return;
     if (!(d = desc_alloc())) {

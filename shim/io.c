@@ -258,10 +258,8 @@ static ssize_t v2_kernel(int fd, struct wc_desc *d, int write,
 WC_EXPORT ssize_t write(int fd, const void *buf, size_t n)
 {
     struct wc_desc *d = wc_fd_get(fd);
-    if (likely(d == NULL)) {
-        WC_NC_UNTRACKED(fd);
+    if (likely(d == NULL) && !(d = WC_UNTRACKED(fd)))
         return REAL(write)(fd, buf, n);
-    }
     struct iovec v = {(void *)buf, n};
     return write_common(fd, d, &v, 1, -1, 0, 0);
 }
@@ -269,10 +267,8 @@ WC_EXPORT ssize_t write(int fd, const void *buf, size_t n)
 WC_EXPORT ssize_t pwrite(int fd, const void *buf, size_t n, off_t pos)
 {
     struct wc_desc *d = wc_fd_get(fd);
-    if (likely(d == NULL)) {
-        WC_NC_UNTRACKED(fd);
+    if (likely(d == NULL) && !(d = WC_UNTRACKED(fd)))
         return REAL(pwrite)(fd, buf, n, pos);
-    }
     if (pos < 0)
         return wc_ret(-EINVAL);
     struct iovec v = {(void *)buf, n};
@@ -287,10 +283,8 @@ WC_EXPORT ssize_t pwrite64(int fd, const void *buf, size_t n, off64_t pos)
 WC_EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
 {
     struct wc_desc *d = wc_fd_get(fd);
-    if (likely(d == NULL)) {
-        WC_NC_UNTRACKED(fd);
+    if (likely(d == NULL) && !(d = WC_UNTRACKED(fd)))
         return REAL(writev)(fd, iov, iovcnt);
-    }
     return write_common(fd, d, iov, iovcnt, -1, 0, 1);
 }
 
@@ -298,10 +292,8 @@ WC_EXPORT ssize_t pwritev(int fd, const struct iovec *iov, int iovcnt,
                           off_t pos)
 {
     struct wc_desc *d = wc_fd_get(fd);
-    if (likely(d == NULL)) {
-        WC_NC_UNTRACKED(fd);
+    if (likely(d == NULL) && !(d = WC_UNTRACKED(fd)))
         return REAL(pwritev)(fd, iov, iovcnt, pos);
-    }
     if (pos < 0)
         return wc_ret(-EINVAL);
     return write_common(fd, d, iov, iovcnt, pos, 0, 1);
@@ -317,10 +309,8 @@ WC_EXPORT ssize_t pwritev2(int fd, const struct iovec *iov, int iovcnt,
                            off_t pos, int flags)
 {
     struct wc_desc *d = wc_fd_get(fd);
-    if (likely(d == NULL)) {
-        WC_NC_UNTRACKED(fd);
+    if (likely(d == NULL) && !(d = WC_UNTRACKED(fd)))
         return REAL(pwritev2)(fd, iov, iovcnt, pos, flags);
-    }
     if (pos < -1)
         return wc_ret(-EINVAL);
     if (flags & ~(RWF_HIPRI | RWF_APPEND))

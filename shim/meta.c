@@ -560,14 +560,20 @@ static void flush_for_times(int dirfd, const char *path, int flags)
     if (wc_state != WC_ST_ON || wc_depth || wc_reg_empty())
         return;
     int e = errno;
-    struct stat st;
-    int r = path ? REAL(fstatat)(dirfd, path, &st, flags)
-                 : REAL(fstat)(dirfd, &st);
-    if (r == 0 && S_ISREG(st.st_mode)) {
-        wc_enter();
-        wc_reg_apply(st.st_dev, st.st_ino, flush_cb, NULL);
-        wc_leave();
+    wc_enter();
+    struct wc_desc *d = path ? NULL : wc_desc_get(dirfd);
+    if (d) {
+        /* A tracked descriptor: its file's identity is known. */
+        wc_reg_apply(d->dev, d->ino, flush_cb, NULL);
+        wc_desc_release(d);
+    } else {
+        struct stat st;
+        int r = path ? REAL(fstatat)(dirfd, path, &st, flags)
+                     : REAL(fstat)(dirfd, &st);
+        if (r == 0 && S_ISREG(st.st_mode))
+            wc_reg_apply(st.st_dev, st.st_ino, flush_cb, NULL);
     }
+    wc_leave();
     errno = e;
 }
 

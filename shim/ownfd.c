@@ -41,8 +41,8 @@
  * per cached file), another thread of a program that holds every number
  * below L gets number L from the kernel instead of EMFILE.
  *
- * Locks: g_limit_lock protects g_prog_rl, g_window and the process's
- * RLIMIT_NOFILE while raised. Order: taken inside the engine's locks
+ * Locks: g_limit_lock protects g_prog_rl, g_window, g_refused and the
+ * process's RLIMIT_NOFILE while raised. Order: taken inside the engine's locks
  * (place() runs under a file's or the cache's lock); never held while
  * calling the engine.
  */
@@ -57,6 +57,8 @@ static wc_lock_t g_limit_lock;
 static int g_window;                 /* limit raised now (atomic) */
 static struct rlimit g_prog_rl;      /* the program's limit meanwhile */
 static int g_fallback_logged;
+static struct rlimit g_refused;      /* a limit the raise failed from:
+                                        not tried again while it stays */
 int wc_own_fd_fallback;              /* some descriptor sits below L */
 
 static int nofile(struct rlimit *rl)
@@ -101,15 +103,23 @@ int wc_own_fd_place(int fd)
             up.rlim_cur = up.rlim_max = lim + 65536 < top ? lim + 65536
                                                           : top;
         }
-        g_prog_rl = rl;
-        __atomic_store_n(&g_window, 1, __ATOMIC_RELEASE);
-        if (REAL(prlimit)(0, RLIMIT_NOFILE, &up, NULL) == 0) {
-            n = REAL(fcntl)(fd, F_DUPFD_CLOEXEC, (int)lim);
-            if (n < 0)
-                n = -errno;
-            REAL(prlimit)(0, RLIMIT_NOFILE, &rl, NULL);   /* lowering */
+        /* A limit the raise already failed from fails the same way (no
+         * CAP_SYS_RESOURCE) until it changes: invariant 4 at once. */
+        int refused = g_refused.rlim_max && g_refused.rlim_cur == lim &&
+                      g_refused.rlim_max == rl.rlim_max;
+        if (!refused) {
+            g_prog_rl = rl;
+            __atomic_store_n(&g_window, 1, __ATOMIC_RELEASE);
+            if (REAL(prlimit)(0, RLIMIT_NOFILE, &up, NULL) == 0) {
+                n = REAL(fcntl)(fd, F_DUPFD_CLOEXEC, (int)lim);
+                if (n < 0)
+                    n = -errno;
+                REAL(prlimit)(0, RLIMIT_NOFILE, &rl, NULL); /* lowering */
+            } else if (errno == EPERM) {
+                g_refused = rl;
+            }
+            __atomic_store_n(&g_window, 0, __ATOMIC_RELEASE);
         }
-        __atomic_store_n(&g_window, 0, __ATOMIC_RELEASE);
         if (n >= 0 && (unsigned)n >= wc_nfds) {
             REAL(close)(n);
             n = -EMFILE;

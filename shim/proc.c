@@ -43,7 +43,10 @@
  *       flushes, restores SIG_DFL and re-raises, so the process ends as it
  *       would have, with the same status. Inside the shim (locks may be
  *       held) the death is queued and happens when the thread leaves.
- *       SIGKILL cannot be caught: the crash guard replays that.
+ *       SIGKILL cannot be caught: the crash guard replays that. The
+ *       stand-ins are installed when the cache is created (nothing to
+ *       write back before), under g_sig_lock against the program's own
+ *       sigaction calls in other threads.
  *   (9) Death by a synchronous fault (SIGSEGV, SIGBUS, SIGFPE, SIGILL,
  *       SIGTRAP, SIGSYS) at the default action, in any thread, stack
  *       overflow included (every thread has an alternate signal stack,
@@ -338,6 +341,7 @@ void wc_proc_exit_flush(void)
 static void atfork_child(void)
 {
     exec_only_child = 0;
+    wc_death_signals_after_fork();
     wc_stats_after_fork();
     wc_guard_after_fork();
     if (wc_state == WC_ST_ON)
@@ -720,28 +724,56 @@ static int stand_in(int sig)
     return r;
 }
 
+/* g_sig_lock protects standing_in[] and prog_act[] against a concurrent
+ * reader-then-writer (wc_death_signals_init, called when the cache is
+ * created, while the program's threads may call sigaction). Taken with
+ * every signal blocked, so no handler on the holder's thread re-enters. */
+static wc_lock_t g_sig_lock;
+
+static void sig_lock(sigset_t *saved)
+{
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, saved);
+    wc_lock(&g_sig_lock);
+}
+
+static void sig_unlock(const sigset_t *saved)
+{
+    wc_unlock(&g_sig_lock);
+    pthread_sigmask(SIG_SETMASK, saved, NULL);
+}
+
+/* Stand in for every death signal whose action is the default. Called
+ * once the cache exists: before, a death has nothing to write back. */
 void wc_death_signals_init(void)
 {
+    sigset_t saved;
+    sig_lock(&saved);
     for (size_t i = 0; i < sizeof death_sigs / sizeof *death_sigs; i++) {
         int sig = death_sigs[i];
         struct sigaction cur;
-        if (REAL(sigaction)(sig, NULL, &cur) != 0)
+        if (standing_in[sig] || REAL(sigaction)(sig, NULL, &cur) != 0)
             continue;
         if (!(cur.sa_flags & SA_SIGINFO) && cur.sa_handler == SIG_DFL) {
             prog_act[sig] = cur;
             stand_in(sig);
         }
     }
+    sig_unlock(&saved);
+}
+
+void wc_death_signals_after_fork(void)
+{
+    g_sig_lock.v = 0;       /* the child is alone */
 }
 
 /* sigaction for a signal we may stand in for. */
 static int death_sigaction(int sig, const struct sigaction *act,
                            struct sigaction *old)
 {
-    sigset_t one, saved;
-    sigemptyset(&one);
-    sigaddset(&one, sig);
-    pthread_sigmask(SIG_BLOCK, &one, &saved);
+    sigset_t saved;
+    sig_lock(&saved);
     struct sigaction was;
     int r = 0;
     if (standing_in[sig])
@@ -759,7 +791,7 @@ static int death_sigaction(int sig, const struct sigaction *act,
                 standing_in[sig] = 0;
         }
     }
-    pthread_sigmask(SIG_SETMASK, &saved, NULL);
+    sig_unlock(&saved);
     if (r == 0 && old)
         *old = was;
     return r;
@@ -801,79 +833,6 @@ WC_EXPORT sighandler_t signal(int sig, sighandler_t h)
 
 /* ---- start-up --------------------------------------------------------- */
 
-/* WCACHE_INHERITED=1: adopt the writable regular files open at start. */
-static void adopt_one(int fd)
-{
-    struct stat st;
-    int fl = REAL(fcntl)(fd, F_GETFL);
-    if (fl < 0 || wc_fd_is_internal(fd) || REAL(fstat)(fd, &st) != 0 ||
-        !S_ISREG(st.st_mode))
-        return;
-    /* `prog >> log`: a shared O_APPEND description could only pass
-     * through (shared.c); left untracked it costs nothing per call. */
-    if (fl & O_APPEND) {
-        wc_nc_mark(fd, WC_NC_INHERITED);
-        return;
-    }
-    char link[64], path[4096];
-    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
-    ssize_t n = REAL(readlink)(link, path, sizeof path - 1);
-    path[n > 0 ? n : 0] = 0;
-    off_t k = REAL(lseek)(fd, 0, SEEK_CUR);
-    wc_enter();
-    wc_fd_opened(fd, AT_FDCWD, n > 0 ? path : NULL, fl & ~O_TRUNC);
-    struct wc_desc *d = wc_fd_get(fd);
-    if (d && !wc_desc_lock(fd, d)) {
-        d->pos = k < 0 ? 0 : k;
-        d->kstale = 0;
-        wc_unlock(&d->lock);
-    }
-    /* Shared with the parent (a shell, a job): offsets reserved. */
-    wc_fd_share(fd, 1);
-    wc_debug_fd(fd, n > 0 ? path : NULL, "inherited");
-    wc_leave();
-}
-
-/* Call fn on every descriptor open at start-up: the few listed in
- * /proc/self/fd (a handful of system calls), else each below 1024. */
-static void each_open_fd(void (*fn)(int))
-{
-    int dir = REAL(open)("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dir < 0) {
-        for (int fd = 0; fd < 1024 && (unsigned)fd < wc_nfds; fd++)
-            fn(fd);
-        return;
-    }
-    int fds[1024], n = 0;
-    char buf[4096];
-    long got;
-    while ((got = REAL(syscall)(SYS_getdents64, dir, buf, sizeof buf)) > 0)
-        for (long off = 0; off < got;) {
-            struct { uint64_t ino; int64_t off; unsigned short reclen;
-                     unsigned char type; char name[]; } *e =
-                (void *)(buf + off);
-            char *end;
-            long fd = strtol(e->name, &end, 10);
-            if (*e->name && !*end && fd != dir && fd >= 0 && n < 1024 &&
-                (unsigned long)fd < wc_nfds)
-                fds[n++] = (int)fd;
-            off += e->reclen;
-        }
-    REAL(close)(dir);
-    for (int i = 0; i < n; i++)
-        fn(fds[i]);
-}
-
-static void adopt_inherited(void)
-{
-    each_open_fd(adopt_one);
-}
-
-static void mark_inherited(int fd)
-{
-    wc_nc_mark(fd, WC_NC_INHERITED);
-}
-
 __attribute__((constructor)) static void wc_init(void)
 {
     int e = errno;
@@ -888,11 +847,6 @@ __attribute__((constructor)) static void wc_init(void)
     wc_fault_death_hook = fault_hook;
     wc_altstack_add();      /* the main thread's; kept until exit */
     wc_guard_init();
-    wc_death_signals_init();
-    wc_nc_init();
-    if (wc_cfg.inherited)
-        adopt_inherited();
-    else if (wc_nc_on)
-        each_open_fd(mark_inherited);
+    wc_nc_init();       /* descriptors open now: at their first write */
     errno = e;
 }

@@ -52,6 +52,8 @@
  * ones, or zeros where a sharer's bytes are still cached.
  */
 #include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "shim.h"
@@ -136,3 +138,41 @@ ssize_t wc_reserve_write(int fd, struct wc_desc *d, const struct iovec *iov,
     return r;
 }
 
+/* A descriptor open since start-up (WC_NC_START), at its first write
+ * (stats.c): a writable regular file is cached as a description shared
+ * with the parent (a shell, a job), its offsets reserved; `prog >> log`,
+ * a shared O_APPEND description, could only pass through, and is left
+ * untracked (nothing per call). Returns 1 when fd is tracked now. */
+int wc_fd_adopt(int fd)
+{
+    struct stat st;
+    int fl = REAL(fcntl)(fd, F_GETFL);
+    if (fl < 0 || wc_fd_is_internal(fd) || REAL(fstat)(fd, &st) != 0 ||
+        !S_ISREG(st.st_mode) || (fl & O_ACCMODE) == O_RDONLY) {
+        wc_nc_mark(fd, WC_NC_UNKNOWN);
+        return 0;
+    }
+    if (fl & O_APPEND) {
+        wc_nc_mark(fd, WC_NC_INHERITED);
+        return 0;
+    }
+    char link[64], path[4096];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    ssize_t n = REAL(readlink)(link, path, sizeof path - 1);
+    path[n > 0 ? n : 0] = 0;
+    off_t k = REAL(lseek)(fd, 0, SEEK_CUR);
+    int e = wc_work_begin();
+    wc_fd_opened_known(fd, AT_FDCWD, n > 0 ? path : NULL, fl & ~O_TRUNC,
+                       &st);
+    struct wc_desc *d = wc_fd_get(fd);
+    if (d && !wc_desc_lock(fd, d)) {
+        d->pos = k < 0 ? 0 : k;
+        d->kstale = 0;
+        wc_unlock(&d->lock);
+    }
+    /* Shared with the parent: offsets reserved. */
+    wc_fd_share(fd, 1);
+    wc_debug_fd(fd, n > 0 ? path : NULL, "inherited");
+    wc_work_end(e);
+    return wc_fd_get(fd) != NULL;
+}

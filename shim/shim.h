@@ -248,6 +248,11 @@ int wc_fdtab_init(void);
  * and install it. `path` (may be NULL) and `dirfd` are for the include/
  * exclude patterns. Never fails: when in doubt the fd passes through. */
 void wc_fd_opened(int fd, int dirfd, const char *path, int flags);
+/* The same when its fstat is known (`st`). */
+void wc_fd_opened_known(int fd, int dirfd, const char *path, int flags,
+                        const struct stat *st);
+/* A descriptor open since start-up, at its first write (shared.c). */
+int wc_fd_adopt(int fd);
 
 /* A counted reference to the description behind `fd`, or NULL (not
  * tracked). Taken only from a non-zero count, then checked against the
@@ -402,8 +407,11 @@ int wc_queue_death(int sig);
  * depth 0 from the handler, or at depth 1 holding no lock from the queue.
  * Does not return. */
 void wc_die_of(int sig);
-/* Stand in for SIG_DFL of the catchable signals that end the process. */
+/* Stand in for SIG_DFL of the catchable signals that end the process
+ * (once the cache exists: before it, a death has nothing to write back);
+ * in a fork child, forget who held the lock. */
 void wc_death_signals_init(void);
+void wc_death_signals_after_fork(void);
 
 /* ---- write/read paths (io.c) ----------------------------------------- */
 
@@ -448,7 +456,9 @@ void wc_kernel_after(int fd, struct wc_desc *d, int moved, int changed);
 /* ---- why writes were not cached (stats.c) ---------------------------- */
 
 enum wc_nc {
-    WC_NC_UNKNOWN = 0,  /* not classified yet */
+    WC_NC_START = 0,    /* open since start-up (inherited), or made behind
+                           the shim's back: not looked at yet */
+    WC_NC_UNKNOWN,      /* not classified yet */
     WC_NC_NOT_REGULAR,  /* pipe, socket, tty, device */
     WC_NC_PSEUDO,       /* /proc, /sys... */
     WC_NC_DIRECT,       /* O_DIRECT, O_SYNC, O_DSYNC */
@@ -463,38 +473,41 @@ enum wc_nc {
     WC_NC_COUNT
 };
 
-/* Counting is on (WCACHE_STATS set). */
+/* The per-descriptor states exist (WCACHE_STATS set, or inherited
+ * descriptors cached: the default). */
 extern int wc_nc_on;
-/* Allocate the per-descriptor reasons when WCACHE_STATS is set. */
+/* Allocate the per-descriptor states when either needs them. */
 void wc_nc_init(void);
 /* Record why `fd` is not cached (WC_NC_UNKNOWN: forget). */
 void wc_nc_mark(int fd, int why);
 /* newfd is a duplicate of oldfd: the same reason. */
 void wc_nc_dup(int oldfd, int newfd);
-/* A write on an untracked descriptor / a THROUGH or WATCH description. */
-void wc_nc_count_untracked(int fd);
+/* A write on an untracked descriptor: a descriptor open since start-up is
+ * adopted now, at its first write (shared.c), and its description
+ * returned; else the write is counted under its reason and NULL returned
+ * (pass through). */
+struct wc_desc *wc_nc_untracked(int fd);
+/* A write on a THROUGH or WATCH description. */
 void wc_nc_count_through(const struct wc_desc *d);
-/* Writes passed through so far, all reasons. */
+/* Writes passed through (the sum of the reasons). */
 uint64_t wc_nc_total(void);
-/* One line for the statistics: writes passed through, by reason. */
+/* The reasons as one line for WCACHE_STATS ("N writes passed through
+ * uncached: reason n, ..."), and as "|reason=n" fields for the wcache
+ * command's per-process record. Return the length written. */
 size_t wc_nc_format(char *buf, size_t cap);
-/* The same for the wcache command's records: "|reason=count"... */
 size_t wc_nc_format_raw(char *buf, size_t cap);
-/* WCACHE_LOG=debug: say whether `fd` (just opened, duplicated or
- * inherited: `how`) is cached, and why not. */
+/* WCACHE_LOG=debug: say whether fd is cached, and why not. */
 void wc_debug_fd(int fd, const char *path, const char *how);
-/* A file was brought into the cache / how many so far. */
+/* A file was brought into the cache (counted for the statistics). */
 void wc_stats_file_cached(void);
-/* In a child after fork: its counts start at zero (its own process). */
-void wc_stats_after_fork(void);
 uint64_t wc_stats_files(void);
+/* In a fork child: its own counts start at zero. */
+void wc_stats_after_fork(void);
 
-/* On an untracked descriptor's write: count it when asked to. */
-#define WC_NC_UNTRACKED(fd)                                                \
-    do {                                                                   \
-        if (unlikely(wc_nc_on))                                            \
-            wc_nc_count_untracked(fd);                                     \
-    } while (0)
+/* The pass-through path of the write calls: the description a descriptor
+ * open since start-up gets at its first write, or NULL. One load and a
+ * branch when nothing needs looking at. */
+#define WC_UNTRACKED(fd) (unlikely(wc_nc_on) ? wc_nc_untracked(fd) : NULL)
 
 /* ---- the process side (proc.c) --------------------------------------- */
 

@@ -4,13 +4,24 @@
  *
  * Counted only when WCACHE_STATS is set (one load and a branch otherwise,
  * on the pass-through path only; the cached hot path never comes here).
+ * The per-descriptor states also carry the descriptors open since
+ * start-up that nothing has looked at yet (WC_NC_START, zero, as mmap
+ * gives them): with WCACHE_INHERITED=1 such a descriptor is adopted at its
+ * first write (shared.c), not at start-up, so a process that never writes
+ * to its inherited files sets nothing up for them.
  *
  * Invariants:
- *   (1) g_why[fd] is the reason recorded for an untracked descriptor, or
- *       NC_UNKNOWN; opened(), close and dup reset or copy it, so a reason
- *       never outlives its descriptor number. An unknown descriptor is
- *       classified once, at its first write, from what the kernel says of
- *       it (fstat, F_GETFL, fstatfs, its path).
+ *   (1) g_why[fd] is the reason recorded for an untracked descriptor,
+ *       NC_UNKNOWN, or NC_START for a number no interposed call has opened,
+ *       closed or duplicated onto since start-up; opened(), close and dup
+ *       reset or copy it, so a reason never outlives its descriptor
+ *       number. An unknown descriptor is classified once, at its first
+ *       write, from what the kernel says of it (fstat, F_GETFL, fstatfs,
+ *       its path).
+ *   (1b) NC_START leaves that state once, by a compare-and-swap: one
+ *       thread adopts the descriptor; a write that meets it in a nested
+ *       call (a signal handler inside the shim) passes through and leaves
+ *       it for the next write.
  *   (2) Counters are process-wide relaxed atomics: exact once every
  *       thread has left the shim (exit), approximate before.
  */
@@ -23,13 +34,15 @@
 
 #include "shim.h"
 
-int wc_nc_on;                                  /* WCACHE_STATS is set */
+int wc_nc_on;                                  /* g_why exists */
+static int g_counting;                         /* WCACHE_STATS is set */
 static unsigned char *g_why;                   /* per fd, mmap'd */
 static uint64_t g_count[WC_NC_COUNT];          /* writes, by reason */
 static uint64_t g_files;                       /* files brought into the
                                                   cache (atomic) */
 
 static const char *const nc_names[WC_NC_COUNT] = {
+    [WC_NC_START] = "open since start-up",
     [WC_NC_UNKNOWN] = "unknown",
     [WC_NC_NOT_REGULAR] = "not a regular file",
     [WC_NC_PSEUDO] = "/proc, /sys and the like",
@@ -62,7 +75,8 @@ uint64_t wc_stats_files(void)
 
 void wc_nc_init(void)
 {
-    if ((!wc_cfg.stats && !wc_cfg.stats_raw[0]) || g_why)
+    g_counting = wc_cfg.stats || wc_cfg.stats_raw[0];
+    if ((!g_counting && !wc_cfg.inherited) || g_why)
         return;
     void *p = REAL(mmap)(NULL, wc_nfds, PROT_READ | PROT_WRITE,
                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -118,15 +132,39 @@ out:
     return why;
 }
 
-void wc_nc_count_untracked(int fd)
+struct wc_desc *wc_nc_untracked(int fd)
 {
     int why = WC_NC_NOT_REGULAR;
     if (fd >= 0 && (unsigned)fd < wc_nfds) {
-        why = g_why[fd];
-        if (why == WC_NC_UNKNOWN)
-            g_why[fd] = (unsigned char)(why = classify(fd));
+        why = __atomic_load_n(&g_why[fd], __ATOMIC_RELAXED);
+        unsigned char start = WC_NC_START;
+        if (why == WC_NC_START && wc_cfg.inherited &&
+            wc_state == WC_ST_ON && !wc_depth &&
+            __atomic_compare_exchange_n(&g_why[fd], &start, WC_NC_UNKNOWN,
+                                        0, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_RELAXED)) {
+            if (wc_fd_adopt(fd)) {              /* (1b) */
+                struct wc_desc *d = wc_fd_get(fd);
+                if (d)
+                    return d;
+            }
+            why = __atomic_load_n(&g_why[fd], __ATOMIC_RELAXED);
+        }
+        if (!g_counting)
+            return NULL;
+        if (why == WC_NC_START || why == WC_NC_UNKNOWN) {
+            int k = classify(fd);
+            /* A regular file open since start-up, left uncached. */
+            if (why == WC_NC_START && (k == WC_NC_STDIO || k == WC_NC_NOCACHE))
+                k = WC_NC_INHERITED;
+            if (why == WC_NC_UNKNOWN)
+                g_why[fd] = (unsigned char)k;
+            why = k;
+        }
     }
-    __atomic_add_fetch(&g_count[why], 1, __ATOMIC_RELAXED);
+    if (g_counting)
+        __atomic_add_fetch(&g_count[why], 1, __ATOMIC_RELAXED);
+    return NULL;
 }
 
 void wc_nc_count_through(const struct wc_desc *d)
@@ -134,7 +172,7 @@ void wc_nc_count_through(const struct wc_desc *d)
     int why = d->mode == WC_D_WATCH       ? WC_NC_READONLY
               : d->shared || d->append    ? WC_NC_SHARED
                                           : WC_NC_THROUGH;
-    if (wc_nc_on)
+    if (g_counting)
         __atomic_add_fetch(&g_count[why], 1, __ATOMIC_RELAXED);
 }
 
@@ -175,7 +213,7 @@ size_t wc_nc_format(char *buf, size_t cap)
 size_t wc_nc_format_raw(char *buf, size_t cap)
 {
     size_t n = 0;
-    for (int i = 1; i < WC_NC_COUNT && n < cap; i++) {
+    for (int i = WC_NC_UNKNOWN + 1; i < WC_NC_COUNT && n < cap; i++) {
         uint64_t c = __atomic_load_n(&g_count[i], __ATOMIC_RELAXED);
         if (!c)
             continue;
@@ -204,7 +242,7 @@ void wc_debug_fd(int fd, const char *path, const char *how)
         return;
     }
     int why = (unsigned)fd < wc_nfds && g_why ? g_why[fd] : WC_NC_UNKNOWN;
-    if (why == WC_NC_UNKNOWN)
+    if (why == WC_NC_UNKNOWN || why == WC_NC_START)
         why = classify(fd);
     wc_log(WC_LOG_DEBUG, "fd %d (%s, %s): not cached: %s", fd,
            path ? path : "?", how, nc_names[why]);

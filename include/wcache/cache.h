@@ -22,6 +22,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 
@@ -182,6 +183,12 @@ void wc_cache_stats(const struct wc_cache *c, struct wc_stats *out);
  * (-errno) when the file cannot be cached; the caller then passes the
  * descriptor through. */
 struct wc_file *wc_file_get(struct wc_cache *c, int fd, int *err);
+
+/* The same, for a caller that already knows what the kernel says of fd:
+ * `st` its fstat (NULL: asked here) and `fl` its status flags (F_GETFL;
+ * -1: asked here). Saves those system calls per newly cached file. */
+struct wc_file *wc_file_get_known(struct wc_cache *c, int fd,
+                                  const struct stat *st, int fl, int *err);
 
 /* Drop one reference. The last one writes the data back (unless the file
  * was unlinked: nobody can see it) and frees the slot. Returns 0 or the
