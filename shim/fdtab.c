@@ -106,6 +106,12 @@ void wc_unlock_slow(wc_lock_t *l)
 /* ---- the table ------------------------------------------------------- */
 
 static unsigned g_fd_hi;     /* every tracked fd is < g_fd_hi (atomic) */
+static unsigned g_own_lo = ~0u, g_own_hi; /* every WC_DESC_INTERNAL slot is
+                                  in [g_own_lo, g_own_hi) (atomics): kept
+                                  apart from g_fd_hi, so that the scans of
+                                  the program's descriptions do not walk
+                                  (and fault in) the table up to numbers of
+                                  ours placed at the top */
 static int g_nwatch;         /* descriptions in mode WATCH (atomic) */
 
 int wc_fdtab_init(void)
@@ -143,7 +149,18 @@ void wc_fd_mark_internal(int fd, int on)
          * raw close): it is left to its remaining references (this runs
          * inside the engine, which cannot be re-entered to release it). */
         __atomic_store_n(&wc_fds[fd], WC_DESC_INTERNAL, __ATOMIC_RELEASE);
-        note_fd(fd);
+        unsigned lo = __atomic_load_n(&g_own_lo, __ATOMIC_RELAXED);
+        while ((unsigned)fd < lo &&
+               !__atomic_compare_exchange_n(&g_own_lo, &lo, (unsigned)fd, 0,
+                                            __ATOMIC_RELAXED,
+                                            __ATOMIC_RELAXED))
+            ;
+        unsigned hi = __atomic_load_n(&g_own_hi, __ATOMIC_RELAXED);
+        while ((unsigned)fd + 1 > hi &&
+               !__atomic_compare_exchange_n(&g_own_hi, &hi, (unsigned)fd + 1,
+                                            0, __ATOMIC_RELAXED,
+                                            __ATOMIC_RELAXED))
+            ;
     } else {
         struct wc_desc *x = WC_DESC_INTERNAL;
         __atomic_compare_exchange_n(&wc_fds[fd], &x, NULL, 0,
@@ -151,9 +168,10 @@ void wc_fd_mark_internal(int fd, int on)
     }
 }
 
-unsigned wc_fd_hi(void)
+void wc_own_fd_range(unsigned *lo, unsigned *hi)
 {
-    return __atomic_load_n(&g_fd_hi, __ATOMIC_RELAXED);
+    *lo = __atomic_load_n(&g_own_lo, __ATOMIC_RELAXED);
+    *hi = __atomic_load_n(&g_own_hi, __ATOMIC_RELAXED);
 }
 
 int wc_fd_is_internal(int fd)
@@ -820,14 +838,15 @@ void wc_after_fork_child(void)
         wc_cache_abandon(c);
     g_nreg = 0;
     int nwatch = 0;
+    for (unsigned fd = g_own_lo; fd < g_own_hi && g_own_hi <= wc_nfds; fd++)
+        if (wc_fds[fd] == WC_DESC_INTERNAL)
+            wc_fds[fd] = NULL;      /* the parent's: not ours to hide */
+    g_own_lo = ~0u;
+    g_own_hi = 0;
     unsigned hi = g_fd_hi;
     for (unsigned fd = 0; fd < hi && hi <= wc_nfds; fd++) {
         struct wc_desc *d = wc_fds[fd];
-        if (d == WC_DESC_INTERNAL) {
-            wc_fds[fd] = NULL;      /* the parent's: not ours to hide */
-            continue;
-        }
-        if (!d)
+        if (!d || d == WC_DESC_INTERNAL)
             continue;
         /* Shared with the parent: the kernel's offset rules from now on;
          * the file was flushed by the parent before fork. A description

@@ -205,12 +205,13 @@ int wc_own_fd_yield(void)
     struct rlimit rl;
     if (wc_nofile_prlimit(0, NULL, &rl) != 0)
         return 0;
-    unsigned hi = wc_fd_hi();
+    unsigned lo, hi;
+    wc_own_fd_range(&lo, &hi);
     rlim_t lim = rl.rlim_cur < hi ? rl.rlim_cur : hi;
     int freed = 0;
     int e = wc_work_begin();
     /* The lowest first: the number the kernel would have given. */
-    for (unsigned fd = 0; fd < lim && !freed; fd++)
+    for (unsigned fd = lo; fd < lim && !freed; fd++)
         if (wc_fd_is_internal((int)fd))
             freed = give_up(c, (int)fd) == 0;
     wc_work_end(e);
@@ -263,9 +264,10 @@ int wc_nofile_prlimit(pid_t pid, const struct rlimit *nl, struct rlimit *ol)
         wc_unlock(&g_limit_lock);
     /* Invariant 3: numbers of ours now below the limit move above it. */
     if (ok && wc_state == WC_ST_ON && wc_cachep && !wc_depth) {
-        unsigned hi = wc_fd_hi();
+        unsigned lo, hi;
+        wc_own_fd_range(&lo, &hi);
         rlim_t lim = now.rlim_cur < hi ? now.rlim_cur : hi;
-        for (unsigned fd = 0; fd < lim; fd++)
+        for (unsigned fd = lo; fd < lim; fd++)
             if (wc_fd_is_internal((int)fd))
                 wc_own_fd_evict((int)fd);
     }

@@ -81,8 +81,8 @@ int wc_real_init(void);
 int wc_fd_is_internal(int fd);
 /* Mark (on) or unmark `fd` as one of the engine's own (fdtab.c). */
 void wc_fd_mark_internal(int fd, int on);
-/* Every descriptor the fd table knows is below this (fdtab.c). */
-unsigned wc_fd_hi(void);
+/* Every descriptor of the engine's own is in [*lo, *hi) (fdtab.c). */
+void wc_own_fd_range(unsigned *lo, unsigned *hi);
 
 /* ---- the shim's own descriptors (ownfd.c) ----------------------------- */
 
