@@ -57,6 +57,7 @@
  */
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
@@ -82,6 +83,11 @@ static WC_TLS int exec_only_child;   /* vfork: the child only execs */
 
 /* ---- the deadline flusher --------------------------------------------- */
 
+/* The flusher's thread id once it runs (0 before, and in a fork child);
+ * g_flusher_starting while pthread_create may have made it without its
+ * id published yet. */
+static int g_flusher_tid, g_flusher_starting;
+
 static void *flusher_main(void *arg)
 {
     struct wc_cache *c = arg;
@@ -92,6 +98,8 @@ static void *flusher_main(void *arg)
     /* Look for the program's end about every 250 ms (it costs a read of
      * /proc/self/stat), whatever the period. */
     uint64_t look_every = period_ms < 250 ? 250 / period_ms : 1, wakes = 0;
+    __atomic_store_n(&g_flusher_tid, (int)REAL(syscall)(SYS_gettid),
+                     __ATOMIC_RELEASE);
     prctl(PR_SET_NAME, "wcache-flush");
     wc_guard_reap();
     while (wc_state == WC_ST_ON && wc_cachep == c) {
@@ -110,6 +118,15 @@ static void *flusher_main(void *arg)
     return NULL;
 }
 
+int wc_flusher_tid(void)
+{
+    int tid;
+    while (!(tid = __atomic_load_n(&g_flusher_tid, __ATOMIC_ACQUIRE)) &&
+           __atomic_load_n(&g_flusher_starting, __ATOMIC_ACQUIRE))
+        sched_yield();
+    return tid;
+}
+
 void wc_flusher_start(void)
 {
     pthread_t t;
@@ -120,7 +137,10 @@ void wc_flusher_start(void)
     pthread_attr_init(&a);
     pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
     pthread_attr_setstacksize(&a, 64 << 10);
+    __atomic_store_n(&g_flusher_starting, 1, __ATOMIC_RELEASE);
     int r = pthread_create(&t, &a, flusher_main, wc_cachep);
+    if (r)
+        __atomic_store_n(&g_flusher_starting, 0, __ATOMIC_RELEASE);
     pthread_attr_destroy(&a);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (r) {
@@ -341,6 +361,7 @@ void wc_proc_exit_flush(void)
 static void atfork_child(void)
 {
     exec_only_child = 0;
+    g_flusher_tid = g_flusher_starting = 0;    /* threads stay behind */
     wc_death_signals_after_fork();
     wc_stats_after_fork();
     wc_guard_after_fork();

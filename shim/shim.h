@@ -513,6 +513,8 @@ void wc_stats_after_fork(void);
 
 /* Start the deadline flusher (once per process image / per child). */
 void wc_flusher_start(void);
+/* Its thread id (0: none), waiting while it is being started. */
+int wc_flusher_tid(void);
 /* Print WCACHE_STATS for cache c (exit, exec). */
 void wc_stats_report(struct wc_cache *c);
 

@@ -91,8 +91,8 @@ static long opened_raw(long fd, int dirfd, const char *path, int flags)
 
 /* Is the calling thread the last live one of the program? (Threads that
  * have exited but wait to be reaped, as a leader that left first, do not
- * count; nor do the shim's own threads, named "wcache-*", which would
- * keep a process whose program threads are all gone alive for ever.)
+ * count; nor does the shim's flusher, by its thread id, which would keep
+ * a process whose program threads are all gone alive for ever.)
  * Slow: only for SYS_exit. */
 static int last_program_thread(void)
 {
@@ -103,13 +103,15 @@ static int last_program_thread(void)
     char buf[4096];
     int others = 0;
     long self = REAL(syscall)(SYS_gettid);
+    long flusher = wc_flusher_tid();
     long n;
     while ((n = REAL(syscall)(SYS_getdents64, dfd, buf, sizeof buf)) > 0) {
         for (long off = 0; off < n;) {
             struct dirent64 *de = (struct dirent64 *)(buf + off);
             off += de->d_reclen;
-            if (de->d_name[0] < '0' || de->d_name[0] > '9' ||
-                strtol(de->d_name, NULL, 10) == self)
+            long tid = strtol(de->d_name, NULL, 10);
+            if (de->d_name[0] < '0' || de->d_name[0] > '9' || tid == self ||
+                tid == flusher)
                 continue;
             /* "tid (comm) S ...": comm may hold spaces and parentheses */
             char path[300], st[512] = {0};
@@ -127,8 +129,7 @@ static int last_program_thread(void)
             char state = close_p[2];
             if (state == 'Z' || state == 'X')
                 continue;
-            if (strncmp(open_p + 1, "wcache-", 7) != 0)
-                others++;
+            others++;
         }
     }
     REAL(close)(dfd);

@@ -419,9 +419,14 @@ Test(errors, fuse_eio, .init = setup, .fini = teardown, .timeout = 300)
     cr_assert(fp && sscanf(fp, "full %ld", &acked) == 1, "%s", s.r.out);
     cr_assert(s.len <= (size_t)acked * 4000, "%zu bytes but only %ld "
               "records acknowledged", s.len, acked);
-    cr_assert(s.wb_calls <= 40 && s.errors <= 10,
-              "%llu write-back calls, %llu errors: a loop", s.wb_calls,
-              s.errors);
+    /* The deadline flusher may retry once per wake (every 250 ms with
+     * WCACHE_FLUSH_MS at 1 s): a loaded machine that makes the run last
+     * longer sees that many more; a loop would be one per write
+     * (25,500). */
+    unsigned long long per_s = 4 * ((unsigned long long)s.r.seconds + 1);
+    cr_assert(s.wb_calls <= 40 + per_s && s.errors <= 10 + per_s,
+              "%llu write-back calls, %llu errors in %.1f s: a loop",
+              s.wb_calls, s.errors, s.r.seconds);
     cr_assert(s.r.seconds <= 20 * k.r.seconds + 5.0, "%.2f s vs %.2f s",
               s.r.seconds, k.r.seconds);
     run_free(&k);
