@@ -382,7 +382,7 @@ void wc_file_drop_pages(struct wc_file *f)
     HASH_ITER(hh, f->pages, p, tmp) wc_page_drop(f, p);
     f->dirty = NULL;
     f->ndirty = 0;
-    f->dirty_since = 0;
+    __atomic_store_n(&f->dirty_since, 0, __ATOMIC_RELAXED);
 }
 
 /* Release slot f: caller holds f->lock and c->lock, f has no pages. */
@@ -396,9 +396,9 @@ static void release_slot(struct wc_cache *c, struct wc_file *f)
     if (f->seek_fd >= 0)
         fd_close(c, f->seek_fd);
     f->seek_fd = -1;
-    f->state = WC_FS_OK;
+    __atomic_store_n(&f->state, WC_FS_OK, __ATOMIC_RELAXED);
     f->slot->state = WC_SLOT_FREE;
-    f->live = 0;
+    __atomic_store_n(&f->live, 0, __ATOMIC_RELEASE);
     f->hint = NULL;
     f->err = 0;
     f->err_unseen = 0;
@@ -471,7 +471,8 @@ int wc_cache_flush_expired(struct wc_cache *c, uint64_t max_age_ns)
     for (uint32_t i = 0; i < c->nfiles; i++) {
         struct wc_file *f = &c->files[i];
         uint64_t since = __atomic_load_n(&f->dirty_since, __ATOMIC_RELAXED);
-        if (!f->live || !since || now - since < max_age_ns)
+        if (!__atomic_load_n(&f->live, __ATOMIC_ACQUIRE) || !since ||
+            now - since < max_age_ns)
             continue;
         /* A failed file is retried once per deadline, not per tick. */
         if (__atomic_load_n(&f->state, __ATOMIC_RELAXED) == WC_FS_FAILED &&
@@ -732,11 +733,13 @@ struct wc_file *wc_file_get_known(struct wc_cache *c, int fd,
     f->hint = NULL;
     f->dirty = NULL;
     f->ndirty = 0;
-    f->dirty_since = 0;
+    /* Fields the flusher reads without the file's lock: atomic. */
+    __atomic_store_n(&f->dirty_since, 0, __ATOMIC_RELAXED);
     f->err = 0;
     f->err_unseen = 0;
-    f->state = c->refused ? WC_FS_THROUGH : WC_FS_OK;
-    f->err_at = 0;
+    __atomic_store_n(&f->state, c->refused ? WC_FS_THROUGH : WC_FS_OK,
+                     __ATOMIC_RELAXED);
+    __atomic_store_n(&f->err_at, 0, __ATOMIC_RELAXED);
     f->space_left = 0;
     f->seek_fd = -1;
     f->append_from = WC_NO_APPEND;
@@ -765,7 +768,7 @@ struct wc_file *wc_file_get_known(struct wc_cache *c, int fd,
     s->id_sum = wc_fmt_slot_sum(s);                 /* format.h (5) */
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
     s->state = WC_SLOT_LIVE;
-    f->live = 1;
+    __atomic_store_n(&f->live, 1, __ATOMIC_RELEASE);
     wc_unlock(&c->lock);
     wc_leave();
     return f;
@@ -1095,7 +1098,7 @@ void wc_page_drop(struct wc_file *f, struct wc_page *p)
         f->ndirty--;
         __atomic_fetch_sub(&c->dirty_pages, 1, __ATOMIC_RELAXED);
         if (!f->ndirty)
-            f->dirty_since = 0;
+            __atomic_store_n(&f->dirty_since, 0, __ATOMIC_RELAXED);
     }
     wc_lock(&c->lock);
     page_free_locked(c, f, p);

@@ -60,7 +60,8 @@ struct wc_file {
     struct wc_lock lock;        /* see the table above */
     struct wc_cache *cache;
     uint32_t id;                /* slot number */
-    int live;                   /* slot in use (cache lock to change) */
+    int live;                   /* slot in use (cache lock to change;
+                                   atomic: the flusher reads it unlocked) */
     int refs;                   /* references from wc_file_get (cache lock) */
     int wb_fd;                  /* our write-back descriptor */
     int wb_src;                 /* the program's fd it was duplicated from
@@ -90,7 +91,9 @@ struct wc_file {
                                    to seq_next: a stream (write.c) */
     int err;                    /* last write-back error, -errno, or 0 */
     unsigned err_unseen;        /* WC_SEEN_* bits still to report it to */
-    int state;                  /* enum wc_fstate (errors.c: the diagram) */
+    int state;                  /* enum wc_fstate (errors.c: the diagram);
+                                   atomic, as dirty_since and err_at: the
+                                   flusher reads them without the lock */
     uint64_t err_at;            /* CLOCK_MONOTONIC ns of the last failed
                                    write-back */
     int64_t space_left;         /* bytes the write path may still cache

@@ -67,9 +67,9 @@ void wc_err_record(struct wc_file *f, int err)
 {
     f->err = err;
     f->err_unseen = WC_SEEN_FSYNC | WC_SEEN_CLOSE;
-    f->err_at = wc_now_ns();
+    __atomic_store_n(&f->err_at, wc_now_ns(), __ATOMIC_RELAXED);
     if (f->state == WC_FS_OK)
-        f->state = WC_FS_FAILED;
+        __atomic_store_n(&f->state, WC_FS_FAILED, __ATOMIC_RELAXED);
     f->space_left = 0;
     f->append_from = WC_NO_APPEND;                       /* (2) */
     __atomic_fetch_add(&f->cache->totals.errors, 1, __ATOMIC_RELAXED);
@@ -78,7 +78,8 @@ void wc_err_record(struct wc_file *f, int err)
 void wc_err_flushed(struct wc_file *f)
 {
     if (f->state == WC_FS_FAILED && !wc_file_dirty(f))
-        f->state = WC_FS_OK;        /* space_left stays 0: check again */
+        __atomic_store_n(&f->state, WC_FS_OK,  /* space_left stays 0 */
+                         __ATOMIC_RELAXED);
 }
 
 int wc_err_may_retry(const struct wc_file *f, enum wc_reason why)
@@ -239,7 +240,7 @@ static int seek_fd(struct wc_file *f)
 ssize_t wc__write_refused(struct wc_file *f, const struct iovec *v, int n,
                           uint64_t pos)
 {
-    f->state = WC_FS_THROUGH;
+    __atomic_store_n(&f->state, WC_FS_THROUGH, __ATOMIC_RELAXED);
     f->space_left = 0;
     int fd = seek_fd(f);
     off_t back = -1;

@@ -400,7 +400,7 @@ int wc_flush_below(struct wc_file *f, enum wc_reason why, uint64_t limit)
     if (r < 0) {                                        /* invariant (5) */
         wc_err_record(f, r);
     } else if (!wc_file_dirty(f)) {
-        f->dirty_since = 0;
+        __atomic_store_n(&f->dirty_since, 0, __ATOMIC_RELAXED);
         wc_err_flushed(f);
     }
     if (cleaned)

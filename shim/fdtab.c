@@ -391,7 +391,7 @@ struct wc_cache *wc_cache_get(void)
                 g_reg = p;
         }
         wc_cfg.cache.fds = &wc_own_fd_ops;
-        wc_cfg.cache.unnamed = wc_cfg.guard;    /* named after the guard */
+        wc_cfg.cache.unnamed = wc_cfg.guard;    /* named by publish */
         int r = g_reg ? wc_cache_open(&c, &wc_cfg.cache) : -ENOMEM;
         if (r < 0) {
             __atomic_store_n(&g_cache_failed, 1, __ATOMIC_RELAXED);
@@ -406,11 +406,13 @@ struct wc_cache *wc_cache_get(void)
             wc_log(WC_LOG_INFO, "cache %s", wc_cache_path(c));
             __atomic_store_n(&wc_cachep, c, __ATOMIC_RELEASE);
             wc_death_signals_init();    /* deaths write back from now */
-            wc_guard_start(c);          /* guard.c, then the name */
-            wc_flusher_start();         /* which reaps the guard's child */
             if ((r = wc_cache_publish(c)) < 0)
                 wc_log(WC_LOG_WARN, "the backing file has no name (%s): "
-                       "`wcache recover` cannot find it", strerror(-r));
+                       "`wcache recover` cannot find it, no crash guard",
+                       strerror(-r));
+            else
+                wc_guard_start(c);      /* guard.c: opens it by name */
+            wc_flusher_start();         /* which reaps the guard's child */
         }
     }
     c = wc_cachep;

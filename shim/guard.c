@@ -12,14 +12,14 @@
  *       reparented (to init, or the nearest PR_SET_CHILD_SUBREAPER) and
  *       is no child of the program (no process group or terminal of
  *       the program, so no job-control signal reaches it), and it holds no
- *       descriptor of the program: everything is closed before exec but a
- *       terminal on stderr, which it may speak to; stdin and stdout are
- *       /dev/null. It runs without LD_PRELOAD or any WCACHE_* variable.
- *   (2) The guard opens its own description of the backing file through
- *       its copy of the program's descriptor (taken at the clone), so the
- *       file may still have no name (O_TMPFILE, named by wc_cache_publish
- *       after this): a death at any moment leaves either nothing or a
- *       file the guard holds.
+ *       descriptor of the program, not even for a moment (its table starts
+ *       empty: guard_exec): stdin and stdout are /dev/null, stderr the
+ *       program's terminal (reopened by name) or /dev/null. It runs without LD_PRELOAD or any WCACHE_* variable.
+ *   (2) The guard opens its own description of the backing file by its
+ *       name: wc_cache_publish names it before the guard starts. A death
+ *       before the clone leaves a named file that holds no data yet (the
+ *       first write comes after): `wcache ls` shows it dead, `recover`
+ *       removes it.
  *   (2b) The guard learns of the death through the backing file's flock
  *       (store.h (2)), released by the kernel when the last descriptor of
  *       the program's open file description goes: at death by any signal,
@@ -47,6 +47,7 @@
  */
 #include <dlfcn.h>
 #include <fcntl.h>
+#include <linux/close_range.h>
 #include <limits.h>
 #include <sched.h>
 #include <signal.h>
@@ -91,11 +92,10 @@ static int find_guard(void)
 struct spawn {
     const char *exe;
     char *argv[5];
-    char self[64];              /* /proc/self/fd/<store> */
     char path[PATH_MAX];        /* the store's name: the cache may be gone
                                    by the time the children read it */
+    char tty[PATH_MAX];         /* stderr's terminal, or "" */
     char *envp[1];
-    int keep_err;               /* stderr is a terminal: keep it */
 };
 
 /* Written before the clone, read only by the children after it: the
@@ -154,43 +154,45 @@ __asm__(".text\n"
         "1:  ret\n"
         ".size wc_guard_clone, . - wc_guard_clone\n");
 
-/* The guard (CLONE_VM | CLONE_VFORK from the intermediate, on its own
- * static stack): its descriptors, its own description of the store as
- * fd 3, then exec. */
+/* The guard (CLONE_VM | CLONE_VFORK | CLONE_FILES from the intermediate,
+ * on its own static stack): a descriptor table of its own that never
+ * held one of the program's (close_range with CLOSE_RANGE_UNSHARE over
+ * every number copies none), /dev/null or the terminal as 0-2, the store
+ * by its name as fd 3, then exec. A copy of the program's table would
+ * keep its pipes and sockets open behind it (a reader would miss EOF, a
+ * writer EPIPE) for as long as the exec takes. */
 static int guard_exec(void *arg)
 {
     const struct spawn *s = arg;
-    long nul = raw(SYS_openat, AT_FDCWD, (long)"/dev/null", O_RDWR, 0);
-    if (nul >= 0) {
-        raw(SYS_dup3, nul, 0, 0, 0);
-        raw(SYS_dup3, nul, 1, 0, 0);
-        if (!s->keep_err)
-            raw(SYS_dup3, nul, 2, 0, 0);
-    }
-    /* Its own description of the store (so its own flock), as fd 3: the
-     * store may have no name yet (store.h). */
-    long st = raw(SYS_openat, AT_FDCWD, (long)s->self, O_RDONLY, 0);
-    if (st < 0)
+    if (raw(SYS_close_range, 0, ~0u, CLOSE_RANGE_UNSHARE, 0) != 0)
         return 127;
-    if (st != 3)
-        raw(SYS_dup3, st, 3, 0, 0);
-    raw(SYS_close_range, 4, ~0u, 0, 0);
+    long nul = raw(SYS_openat, AT_FDCWD, (long)"/dev/null", O_RDWR, 0);
+    if (nul != 0)
+        return 127;
+    raw(SYS_dup3, 0, 1, 0, 0);
+    if (!s->tty[0] ||
+        raw(SYS_openat, AT_FDCWD, (long)s->tty, O_WRONLY | O_NOCTTY, 0) != 2)
+        raw(SYS_dup3, 0, 2, 0, 0);
+    /* Its own description of the store (so its own flock), as fd 3. */
+    if (raw(SYS_openat, AT_FDCWD, (long)s->path, O_RDONLY | O_NOFOLLOW,
+            0) != 3)
+        return 127;
     uint64_t none = 0;
     raw(SYS_rt_sigprocmask, SIG_SETMASK, (long)&none, 0, 8);
     raw(SYS_execve, (long)s->exe, (long)s->argv, (long)s->envp, 0);
     return 127;
 }
 
-/* The intermediate child (exit signal 0, sharing the program's memory,
- * on g_stack[0], while the program goes on): a new session, the guard,
- * and gone, so that the guard is nobody's child in the program (exec
- * gives a process the exit signal SIGCHLD again, which would make it
- * visible). CLONE_VFORK holds it, not the program, until the guard's
- * exec. */
+/* The intermediate child (exit signal 0, sharing the program's memory and
+ * descriptor table, on g_stack[0], while the program goes on): a new
+ * session, the guard, and gone, so that the guard is nobody's child in
+ * the program (exec gives a process the exit signal SIGCHLD again, which
+ * would make it visible). CLONE_VFORK holds it, not the program, until
+ * the guard's exec. */
 static int guard_child(void *arg)
 {
     raw(SYS_setsid, 0, 0, 0, 0);
-    wc_guard_clone(CLONE_VM | CLONE_VFORK | SIGCHLD,
+    wc_guard_clone(CLONE_VM | CLONE_VFORK | CLONE_FILES | SIGCHLD,
                    g_stack[1] + sizeof g_stack[1], guard_exec, arg);
     return 0;
 }
@@ -209,16 +211,16 @@ void wc_guard_start(struct wc_cache *c)
     s->argv[3] = (char *)"3";
     s->argv[4] = NULL;
     s->envp[0] = NULL;
-    s->keep_err = isatty(2);
-    snprintf(s->self, sizeof s->self, "/proc/self/fd/%d", wc_cache_store_fd(c));
+    if (!isatty(2) || ttyname_r(2, s->tty, sizeof s->tty) != 0)
+        s->tty[0] = 0;
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     /* The program does not wait for the guard's exec (about a
      * millisecond here, several under load): the flusher thread reaps
      * the intermediate (wc_guard_reap). */
-    long pid = wc_guard_clone(CLONE_VM, g_stack[0] + sizeof g_stack[0],
-                              guard_child, s);
+    long pid = wc_guard_clone(CLONE_VM | CLONE_FILES,
+                              g_stack[0] + sizeof g_stack[0], guard_child, s);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (pid < 0) {
         wc_log(WC_LOG_WARN, "no crash guard (%s): `wcache recover` replays "

@@ -22,7 +22,9 @@
  *       thread adopts the descriptor; a write that meets it in a nested
  *       call (a signal handler inside the shim) passes through and leaves
  *       it for the next write.
- *   (2) Counters are process-wide relaxed atomics: exact once every
+ *   (2) g_why's bytes are read and written with relaxed atomics (threads
+ *       close and write different and the same numbers at once).
+ *   (3) Counters are process-wide relaxed atomics: exact once every
  *       thread has left the shim (exit), approximate before.
  */
 #include <fcntl.h>
@@ -89,14 +91,16 @@ void wc_nc_init(void)
 void wc_nc_mark(int fd, int why)
 {
     if (wc_nc_on && fd >= 0 && (unsigned)fd < wc_nfds)
-        g_why[fd] = (unsigned char)why;
+        __atomic_store_n(&g_why[fd], (unsigned char)why, __ATOMIC_RELAXED);
 }
 
 void wc_nc_dup(int oldfd, int newfd)
 {
     if (wc_nc_on && oldfd >= 0 && newfd >= 0 && (unsigned)oldfd < wc_nfds &&
         (unsigned)newfd < wc_nfds)
-        g_why[newfd] = g_why[oldfd];
+        __atomic_store_n(&g_why[newfd],
+                         __atomic_load_n(&g_why[oldfd], __ATOMIC_RELAXED),
+                         __ATOMIC_RELAXED);
 }
 
 /* Why is `fd`, which the shim does not track, not cached? */
@@ -158,7 +162,8 @@ struct wc_desc *wc_nc_untracked(int fd)
             if (why == WC_NC_START && (k == WC_NC_STDIO || k == WC_NC_NOCACHE))
                 k = WC_NC_INHERITED;
             if (why == WC_NC_UNKNOWN)
-                g_why[fd] = (unsigned char)k;
+                __atomic_store_n(&g_why[fd], (unsigned char)k,
+                                 __ATOMIC_RELAXED);
             why = k;
         }
     }
@@ -241,7 +246,9 @@ void wc_debug_fd(int fd, const char *path, const char *how)
                                                 "process" : "");
         return;
     }
-    int why = (unsigned)fd < wc_nfds && g_why ? g_why[fd] : WC_NC_UNKNOWN;
+    int why = (unsigned)fd < wc_nfds && g_why
+                  ? __atomic_load_n(&g_why[fd], __ATOMIC_RELAXED)
+                  : WC_NC_UNKNOWN;
     if (why == WC_NC_UNKNOWN || why == WC_NC_START)
         why = classify(fd);
     wc_log(WC_LOG_DEBUG, "fd %d (%s, %s): not cached: %s", fd,
