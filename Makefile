@@ -114,12 +114,14 @@ $(B)/examples/%: examples/%.c
 # starts (mmap, getrlimit/setrlimit, sigaction: meta.c, proc.c, ownfd.c,
 # env.c, real.c, open.c: the symbolizer opens files) and guard.c (its
 # children share the program's memory and thread pointer) are built
-# without instrumentation; everything else is. WC_TEST_WIDEN_RACES (shim.h) makes
-# lookups that race with close meet stale pointers often.
+# without instrumentation; everything else is. WC_TEST_WIDEN_RACES (shim.h)
+# makes lookups that race with close meet stale pointers often. shim/tsan.c
+# (only in this build) has the symbolizer read its files before the shim
+# starts, not from inside a report.
 TSAN_PLAIN := shim/meta.c shim/proc.c shim/ownfd.c shim/env.c shim/real.c \
 	shim/open.c shim/guard.c
 TSAN_OBJ  := $(patsubst %,$(B)/tsan/obj/%.o,$(SHIM_SRC) $(CACHE_SRC))
-TSAN_PROGS := $(patsubst %,$(B)/tsan/prog_%,threads sigstorm fdstress)
+TSAN_PROGS := $(patsubst %,$(B)/tsan/prog_%,threads sigstorm fdstress tsanrace)
 
 $(B)/tsan/obj/%.c.o: %.c $(HEADERS) | deps-build
 	@mkdir -p $(dir $@)
