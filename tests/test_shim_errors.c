@@ -412,7 +412,12 @@ Test(errors, fuse_eio, .init = setup, .fini = teardown, .timeout = 300)
     /* The kernel's bytes, then at most the records the shim acknowledged
      * (cached before the server failed) if a later retry got them there:
      * never a record the program was told had failed. */
-    cr_assert(s.len >= k.len && !memcmp(s.file, k.file, k.len),
+    /* The 100 records the kernel took before the server failed (the
+     * kernel's own run sometimes leaves more: FUSE's page cache gets some
+     * of the failed records to the server when it retries). */
+    size_t synced = 100 * 4000;
+    cr_assert(k.len >= synced && s.len >= synced &&
+              !memcmp(s.file, k.file, synced),
               "bytes differ: %zu vs %zu", s.len, k.len);
     long acked = 0;
     const char *fp = strstr(s.r.out, "full ");
