@@ -1,7 +1,7 @@
 /*
- * fdtab.c - the fd table, open file descriptions and the registry of
- * cached files (the per-thread queue of writes made by signal handlers is
- * in queue.c).
+ * fdtab.c - the fd table and the open file descriptions (the registry of
+ * cached files is in registry.c, the per-thread queue of writes made by
+ * signal handlers in queue.c).
  *
  * A description's life (struct wc_desc; `refs` counts the fd-table slots
  * pointing to it plus the references lookups hold):
@@ -53,9 +53,9 @@
  *
  * Locks (order in shim.h):
  *   g_cache_lock  protects creation of the cache (wc_cachep, g_cache_failed)
- *   g_reg_lock    protects the registry (g_reg, g_nreg, entries), the
- *                 mapped set (g_mapped, g_nmapped, g_mapped_overflow), the
- *                 description slabs (g_free, g_slab, g_slab_used)
+ *   g_slab_lock   protects the description slabs (g_free, g_slab,
+ *                 g_slab_used); a leaf
+ *   g_reg_lock    (registry.c) the registry of cached files, the mapped set
  *   desc->lock    protects one description (see struct wc_desc)
  * g_fd_hi and g_nwatch are atomics: g_fd_hi only grows; g_nwatch may
  * over-count (it only decides whether a scan is worth doing).
@@ -84,7 +84,7 @@ WC_TLS int wc_depth;
 
 static wc_lock_t g_cache_lock;
 static int g_cache_failed;               /* wc_cache_open failed: stop */
-static wc_lock_t g_reg_lock;
+static wc_lock_t g_slab_lock;
 
 /* ---- futex lock slow paths ------------------------------------------- */
 
@@ -180,7 +180,7 @@ int wc_fd_is_internal(int fd)
            __atomic_load_n(&wc_fds[fd], __ATOMIC_ACQUIRE) == WC_DESC_INTERNAL;
 }
 
-/* ---- description slab (g_reg_lock) ------------------------------------ */
+/* ---- description slab (g_slab_lock) ----------------------------------- */
 
 #define SLAB_DESCS 1024
 static struct wc_desc *g_free;       /* free list */
@@ -190,7 +190,7 @@ static unsigned g_slab_used;         /* descs handed out from g_slab */
 static struct wc_desc *desc_alloc(void)
 {
     struct wc_desc *d;
-    wc_lock(&g_reg_lock);
+    wc_lock(&g_slab_lock);
     if (g_free) {
         d = g_free;
         g_free = d->next_free;
@@ -200,7 +200,7 @@ static struct wc_desc *desc_alloc(void)
                                  PROT_READ | PROT_WRITE,
                                  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
             if (p == MAP_FAILED) {
-                wc_unlock(&g_reg_lock);
+                wc_unlock(&g_slab_lock);
                 return NULL;
             }
             g_slab = p;
@@ -208,7 +208,7 @@ static struct wc_desc *desc_alloc(void)
         }
         d = &g_slab[g_slab_used++];
     }
-    wc_unlock(&g_reg_lock);
+    wc_unlock(&g_slab_lock);
     /* Every field but the lock, which a thread holding a stale pointer
      * may hold right now (see the diagram). */
     d->mode = WC_D_FREE;
@@ -227,151 +227,11 @@ static struct wc_desc *desc_alloc(void)
 
 static void desc_free(struct wc_desc *d)
 {
-    wc_lock(&g_reg_lock);
+    wc_lock(&g_slab_lock);
     d->mode = WC_D_FREE;
     d->next_free = g_free;
     g_free = d;
-    wc_unlock(&g_reg_lock);
-}
-
-/* ---- registry of cached files (g_reg_lock) ---------------------------- */
-
-struct reg_entry {
-    dev_t dev;
-    ino_t ino;
-    struct wc_file *file;    /* the engine object (one per file) */
-    int ndesc;               /* descriptions holding a reference */
-    int through;             /* a description of it is THROUGH (shared
-                                with a child, stdio, a mapping): the file
-                                can change outside the engine, so every
-                                later description is THROUGH too */
-};
-#define REG_MAX 4096
-static struct reg_entry *g_reg;      /* mmap'd, REG_MAX entries */
-static int g_nreg;                   /* entries in use (atomic reads) */
-
-#define MAPPED_MAX 1024
-static struct { dev_t dev; ino_t ino; } g_mapped[MAPPED_MAX];
-static int g_nmapped;
-static int g_mapped_overflow;        /* too many: cache no new file */
-
-static struct reg_entry *reg_find_locked(dev_t dev, ino_t ino)
-{
-    for (int i = 0; i < g_nreg; i++)
-        if (g_reg[i].ino == ino && g_reg[i].dev == dev)
-            return &g_reg[i];
-    return NULL;
-}
-
-int wc_reg_empty(void)
-{
-    return __atomic_load_n(&g_nreg, __ATOMIC_RELAXED) == 0;
-}
-
-/* Add a description's reference to the registry. Returns REG_FRESH if
- * the file was not in it before, | REG_THROUGH if it is marked through. */
-enum { REG_FRESH = 1, REG_THROUGH = 2 };
-static int reg_add(dev_t dev, ino_t ino, struct wc_file *f)
-{
-    int fresh = 0;
-    wc_lock(&g_reg_lock);
-    struct reg_entry *e = reg_find_locked(dev, ino);
-    if (!e && g_reg && g_nreg < REG_MAX) {
-        e = &g_reg[g_nreg];
-        e->dev = dev;
-        e->ino = ino;
-        e->file = f;
-        e->ndesc = 0;
-        e->through = 0;
-        __atomic_store_n(&g_nreg, g_nreg + 1, __ATOMIC_RELEASE);
-        fresh = REG_FRESH;
-        wc_stats_file_cached();
-    }
-    if (e) {
-        e->ndesc++;
-        if (e->through)
-            fresh |= REG_THROUGH;
-    }
-    wc_unlock(&g_reg_lock);
-    return fresh;
-}
-
-static void reg_mark_through(dev_t dev, ino_t ino)
-{
-    wc_lock(&g_reg_lock);
-    struct reg_entry *e = reg_find_locked(dev, ino);
-    if (e)
-        e->through = 1;
-    wc_unlock(&g_reg_lock);
-}
-
-static void reg_drop(dev_t dev, ino_t ino)
-{
-    wc_lock(&g_reg_lock);
-    struct reg_entry *e = reg_find_locked(dev, ino);
-    if (e && --e->ndesc <= 0) {
-        *e = g_reg[g_nreg - 1];
-        __atomic_store_n(&g_nreg, g_nreg - 1, __ATOMIC_RELEASE);
-    }
-    wc_unlock(&g_reg_lock);
-}
-
-/* Call fn on the cached file (dev, ino) under g_reg_lock (so it cannot be
- * released meanwhile). Returns fn's result, or -ENOENT if not cached. */
-int wc_reg_apply(dev_t dev, ino_t ino,
-                 int (*fn)(struct wc_file *, void *), void *arg)
-{
-    if (wc_reg_empty())
-        return -ENOENT;
-    int r = -ENOENT;
-    wc_lock(&g_reg_lock);
-    struct reg_entry *e = reg_find_locked(dev, ino);
-    if (e)
-        r = fn(e->file, arg);
-    wc_unlock(&g_reg_lock);
-    return r;
-}
-
-static int reg_has(dev_t dev, ino_t ino)
-{
-    if (wc_reg_empty())
-        return 0;
-    wc_lock(&g_reg_lock);
-    int r = reg_find_locked(dev, ino) != NULL;
-    wc_unlock(&g_reg_lock);
-    return r;
-}
-
-void wc_mapped_add(dev_t dev, ino_t ino)
-{
-    wc_lock(&g_reg_lock);
-    int found = 0;
-    for (int i = 0; i < g_nmapped; i++)
-        if (g_mapped[i].dev == dev && g_mapped[i].ino == ino)
-            found = 1;
-    if (!found) {
-        if (g_nmapped < MAPPED_MAX) {
-            g_mapped[g_nmapped].dev = dev;
-            g_mapped[g_nmapped].ino = ino;
-            g_nmapped++;
-        } else {
-            g_mapped_overflow = 1;
-        }
-    }
-    wc_unlock(&g_reg_lock);
-}
-
-int wc_mapped_has(dev_t dev, ino_t ino)
-{
-    if (!__atomic_load_n(&g_nmapped, __ATOMIC_RELAXED))
-        return 0;
-    wc_lock(&g_reg_lock);
-    int r = g_mapped_overflow;
-    for (int i = 0; i < g_nmapped && !r; i++)
-        if (g_mapped[i].dev == dev && g_mapped[i].ino == ino)
-            r = 1;
-    wc_unlock(&g_reg_lock);
-    return r;
+    wc_unlock(&g_slab_lock);
 }
 
 /* ---- the cache -------------------------------------------------------- */
@@ -383,16 +243,10 @@ struct wc_cache *wc_cache_get(void)
         return c;
     wc_lock(&g_cache_lock);
     if (!wc_cachep && !g_cache_failed) {
-        if (!g_reg) {
-            void *p = REAL(mmap)(NULL, REG_MAX * sizeof *g_reg,
-                                 PROT_READ | PROT_WRITE,
-                                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-            if (p != MAP_FAILED)
-                g_reg = p;
-        }
         wc_cfg.cache.fds = &wc_own_fd_ops;
         wc_cfg.cache.unnamed = wc_cfg.guard;    /* named by publish */
-        int r = g_reg ? wc_cache_open(&c, &wc_cfg.cache) : -ENOMEM;
+        int r = wc_reg_init() == 0 ? wc_cache_open(&c, &wc_cfg.cache)
+                                   : -ENOMEM;
         if (r < 0) {
             __atomic_store_n(&g_cache_failed, 1, __ATOMIC_RELAXED);
             /* A file size limit below the store is the program's own
@@ -472,8 +326,8 @@ static void attach_watchers(struct wc_cache *c, dev_t dev, ino_t ino)
                 d->file = f;
                 d->pos = k < 0 ? 0 : k;
                 d->kstale = 0;
-                int rf = reg_add(dev, ino, f);
-                d->mode = d->shared || (rf & REG_THROUGH) ? WC_D_THROUGH
+                int rf = wc_reg_add(dev, ino, f);
+                d->mode = d->shared || (rf & WC_REG_THROUGH) ? WC_D_THROUGH
                                                           : WC_D_CACHED;
                 __atomic_sub_fetch(&g_nwatch, 1, __ATOMIC_RELAXED);
             }
@@ -498,9 +352,9 @@ int wc_desc_adopt_locked(int fd, struct wc_desc *d)
     d->file = f;
     d->pos = k < 0 ? 0 : k;
     d->kstale = 0;
-    int rf = reg_add(d->dev, d->ino, f);
+    int rf = wc_reg_add(d->dev, d->ino, f);
     __atomic_sub_fetch(&g_nwatch, 1, __ATOMIC_RELAXED);
-    if (!(rf & REG_FRESH)) {
+    if (!(rf & WC_REG_FRESH)) {
         /* The child caches the file through descriptions of its own: this
          * one, which the parent moves too, passes through. */
         d->mode = WC_D_CACHED;
@@ -512,7 +366,7 @@ int wc_desc_adopt_locked(int fd, struct wc_desc *d)
      * so nothing is left for wc_share_finish; later opens of it pass
      * through (shared.c invariant (4)). */
     wc_desc_share_locked(fd, d, WC_WHY_OTHER);
-    reg_mark_through(d->dev, d->ino);
+    wc_reg_mark_through(d->dev, d->ino);
     return 1;
 }
 
@@ -595,7 +449,7 @@ void wc_fd_opened_known(int fd, int dirfd, const char *path, int flags,
      * a file on a block device needs no fstatfs to tell. */
     if (acc != O_RDONLY && major(st.st_dev) == 0 && pseudo_fs(fd))
         return;
-    int had = reg_has(st.st_dev, st.st_ino);
+    int had = wc_reg_has(st.st_dev, st.st_ino);
     struct wc_desc *d;
     if (acc == O_RDONLY && !had) {
         if (!(d = desc_alloc()))
@@ -626,8 +480,8 @@ void wc_fd_opened_known(int fd, int dirfd, const char *path, int flags,
     d->file = f;
     d->dev = st.st_dev;
     d->ino = st.st_ino;
-    int rf = reg_add(st.st_dev, st.st_ino, f);
-    if (rf & REG_THROUGH)
+    int rf = wc_reg_add(st.st_dev, st.st_ino, f);
+    if (rf & WC_REG_THROUGH)
         d->mode = WC_D_THROUGH;
     if (had && (flags & O_TRUNC)) {
         /* The kernel truncated the file at open; drop what the cache still
@@ -636,7 +490,7 @@ void wc_fd_opened_known(int fd, int dirfd, const char *path, int flags,
         wc_file_truncate(f, 0);
     }
     install(fd, d);
-    if ((rf & REG_FRESH) && __atomic_load_n(&g_nwatch, __ATOMIC_RELAXED))
+    if ((rf & WC_REG_FRESH) && __atomic_load_n(&g_nwatch, __ATOMIC_RELAXED))
         attach_watchers(c, st.st_dev, st.st_ino);
 }
 
@@ -664,7 +518,7 @@ int wc_desc_release_fd(struct wc_desc *d, int fd)
     desc_free(d);
     if (!f)
         return 0;
-    reg_drop(dev, ino);
+    wc_reg_drop(dev, ino);
     return fd >= 0 ? wc_file_put_fd(f, fd) : wc_file_put(f);
 }
 
@@ -753,7 +607,7 @@ void wc_desc_through_locked(int fd, struct wc_desc *d, enum wc_reason why)
         return;
     wc_desc_sync_locked(fd, d, why);
     d->mode = WC_D_THROUGH;
-    reg_mark_through(d->dev, d->ino);
+    wc_reg_mark_through(d->dev, d->ino);
 }
 
 void wc_file_all_through(dev_t dev, ino_t ino, enum wc_reason why)
@@ -765,7 +619,7 @@ void wc_file_others_through(dev_t dev, ino_t ino, const struct wc_desc *keep,
                             enum wc_reason why)
 {
     if (keep)
-        reg_mark_through(dev, ino);
+        wc_reg_mark_through(dev, ino);
     struct wc_desc *d;
     for (unsigned fd = 0; (d = next_locked(&fd, keep)); fd++) {
         if (d->dev == dev && d->ino == ino)
@@ -791,7 +645,7 @@ void wc_file_detach(dev_t dev, ino_t ino)
         }
         wc_unlock(&d->lock);
         if (f) {
-            reg_drop(dev, ino);
+            wc_reg_drop(dev, ino);
             wc_file_put(f);         /* the last one closes write-back */
         }
     }
@@ -833,12 +687,12 @@ void wc_after_fork_child(void)
     struct wc_cache *c = wc_cachep;
     wc_cachep = NULL;
     g_cache_lock.v = 0;
-    g_reg_lock.v = 0;
+    g_slab_lock.v = 0;
+    wc_reg_after_fork();
     wc_own_fd_after_fork();
     g_cache_failed = 0;
     if (c)
         wc_cache_abandon(c);
-    g_nreg = 0;
     int nwatch = 0;
     for (unsigned fd = g_own_lo; fd < g_own_hi && g_own_hi <= wc_nfds; fd++)
         if (wc_fds[fd] == WC_DESC_INTERNAL)
@@ -872,7 +726,8 @@ void wc_after_fork_child(void)
 void wc_unlock_all_in_child(void)
 {
     g_cache_lock.v = 0;
-    g_reg_lock.v = 0;
+    g_slab_lock.v = 0;
+    wc_reg_unlock_in_child();
     wc_own_fd_after_fork();
     unsigned hi = __atomic_load_n(&g_fd_hi, __ATOMIC_RELAXED);
     for (unsigned fd = 0; fd < hi && hi <= wc_nfds; fd++) {

@@ -282,6 +282,18 @@ int wc_reg_apply(dev_t dev, ino_t ino,
                  int (*fn)(struct wc_file *, void *), void *arg);
 /* Is no file cached at all? (cheap test before fstat-ing a path) */
 int wc_reg_empty(void);
+/* The rest of the registry (registry.c): its memory (0 or -ENOMEM); a
+ * description's reference to the file added (WC_REG_FRESH if the file was
+ * not in it before, | WC_REG_THROUGH if it is marked through) or dropped;
+ * is the file in it; mark it through for good; after fork. */
+enum { WC_REG_FRESH = 1, WC_REG_THROUGH = 2 };
+int wc_reg_init(void);
+int wc_reg_add(dev_t dev, ino_t ino, struct wc_file *f);
+void wc_reg_drop(dev_t dev, ino_t ino);
+int wc_reg_has(dev_t dev, ino_t ino);
+void wc_reg_mark_through(dev_t dev, ino_t ino);
+void wc_reg_after_fork(void);
+void wc_reg_unlock_in_child(void);
 
 /* Flush a description's file and bring the kernel offset up to date.
  * Caller holds d->lock. Returns 0 or -errno (flush error). */

@@ -1,0 +1,182 @@
+/*
+ * registry.c - the registry of cached files: one entry per file (dev, ino)
+ * the engine caches for this process, with the number of descriptions
+ * that hold a reference to it; and the set of files that were ever mapped
+ * (they pass through for good).
+ *
+ * Invariants:
+ *   (1) An entry exists while at least one description holds the file
+ *       (wc_reg_add / wc_reg_drop pair with the engine's references).
+ *   (2) `through`, once set, stays for the entry's life: the file can
+ *       change behind the engine (shared with a child, stdio, a mapping),
+ *       so every later description of it passes through.
+ *   (3) The mapped set only grows (to MAPPED_MAX; past it, no new file is
+ *       cached at all).
+ *
+ * Lock: g_reg_lock protects g_reg, g_nreg (written under it, read
+ * lock-free as a hint), every entry, and the mapped set. It is taken
+ * inside a description's lock, never the other way; wc_reg_apply calls
+ * into the engine under it (the engine's locks come after it).
+ */
+#include <sys/mman.h>
+
+#include "shim.h"
+
+static wc_lock_t g_reg_lock;
+
+struct reg_entry {
+    dev_t dev;
+    ino_t ino;
+    struct wc_file *file;    /* the engine object (one per file) */
+    int ndesc;               /* descriptions holding a reference */
+    int through;             /* a description of it is THROUGH (shared
+                                with a child, stdio, a mapping): the file
+                                can change outside the engine, so every
+                                later description is THROUGH too */
+};
+#define REG_MAX 4096
+static struct reg_entry *g_reg;      /* mmap'd, REG_MAX entries */
+static int g_nreg;                   /* entries in use (atomic reads) */
+
+#define MAPPED_MAX 1024
+static struct { dev_t dev; ino_t ino; } g_mapped[MAPPED_MAX];
+static int g_nmapped;
+static int g_mapped_overflow;        /* too many: cache no new file */
+
+static struct reg_entry *reg_find_locked(dev_t dev, ino_t ino)
+{
+    for (int i = 0; i < g_nreg; i++)
+        if (g_reg[i].ino == ino && g_reg[i].dev == dev)
+            return &g_reg[i];
+    return NULL;
+}
+
+int wc_reg_empty(void)
+{
+    return __atomic_load_n(&g_nreg, __ATOMIC_RELAXED) == 0;
+}
+
+int wc_reg_add(dev_t dev, ino_t ino, struct wc_file *f)
+{
+    int fresh = 0;
+    wc_lock(&g_reg_lock);
+    struct reg_entry *e = reg_find_locked(dev, ino);
+    if (!e && g_reg && g_nreg < REG_MAX) {
+        e = &g_reg[g_nreg];
+        e->dev = dev;
+        e->ino = ino;
+        e->file = f;
+        e->ndesc = 0;
+        e->through = 0;
+        __atomic_store_n(&g_nreg, g_nreg + 1, __ATOMIC_RELEASE);
+        fresh = WC_REG_FRESH;
+        wc_stats_file_cached();
+    }
+    if (e) {
+        e->ndesc++;
+        if (e->through)
+            fresh |= WC_REG_THROUGH;
+    }
+    wc_unlock(&g_reg_lock);
+    return fresh;
+}
+
+void wc_reg_mark_through(dev_t dev, ino_t ino)
+{
+    wc_lock(&g_reg_lock);
+    struct reg_entry *e = reg_find_locked(dev, ino);
+    if (e)
+        e->through = 1;
+    wc_unlock(&g_reg_lock);
+}
+
+void wc_reg_drop(dev_t dev, ino_t ino)
+{
+    wc_lock(&g_reg_lock);
+    struct reg_entry *e = reg_find_locked(dev, ino);
+    if (e && --e->ndesc <= 0) {
+        *e = g_reg[g_nreg - 1];
+        __atomic_store_n(&g_nreg, g_nreg - 1, __ATOMIC_RELEASE);
+    }
+    wc_unlock(&g_reg_lock);
+}
+
+int wc_reg_apply(dev_t dev, ino_t ino,
+                 int (*fn)(struct wc_file *, void *), void *arg)
+{
+    if (wc_reg_empty())
+        return -ENOENT;
+    int r = -ENOENT;
+    wc_lock(&g_reg_lock);
+    struct reg_entry *e = reg_find_locked(dev, ino);
+    if (e)
+        r = fn(e->file, arg);
+    wc_unlock(&g_reg_lock);
+    return r;
+}
+
+int wc_reg_has(dev_t dev, ino_t ino)
+{
+    if (wc_reg_empty())
+        return 0;
+    wc_lock(&g_reg_lock);
+    int r = reg_find_locked(dev, ino) != NULL;
+    wc_unlock(&g_reg_lock);
+    return r;
+}
+
+void wc_mapped_add(dev_t dev, ino_t ino)
+{
+    wc_lock(&g_reg_lock);
+    int found = 0;
+    for (int i = 0; i < g_nmapped; i++)
+        if (g_mapped[i].dev == dev && g_mapped[i].ino == ino)
+            found = 1;
+    if (!found) {
+        if (g_nmapped < MAPPED_MAX) {
+            g_mapped[g_nmapped].dev = dev;
+            g_mapped[g_nmapped].ino = ino;
+            g_nmapped++;
+        } else {
+            g_mapped_overflow = 1;
+        }
+    }
+    wc_unlock(&g_reg_lock);
+}
+
+int wc_mapped_has(dev_t dev, ino_t ino)
+{
+    if (!__atomic_load_n(&g_nmapped, __ATOMIC_RELAXED))
+        return 0;
+    wc_lock(&g_reg_lock);
+    int r = g_mapped_overflow;
+    for (int i = 0; i < g_nmapped && !r; i++)
+        if (g_mapped[i].dev == dev && g_mapped[i].ino == ino)
+            r = 1;
+    wc_unlock(&g_reg_lock);
+    return r;
+}
+
+int wc_reg_init(void)
+{
+    if (g_reg)
+        return 0;
+    void *p = REAL(mmap)(NULL, REG_MAX * sizeof *g_reg,
+                         PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return -ENOMEM;
+    g_reg = p;
+    return 0;
+}
+
+void wc_reg_after_fork(void)
+{
+    g_reg_lock.v = 0;       /* the child is alone */
+    g_nreg = 0;             /* the parent's files are not the child's */
+}
+
+void wc_reg_unlock_in_child(void)
+{
+    g_reg_lock.v = 0;
+}
