@@ -4,7 +4,8 @@
 #   make test       install missing test dependencies, build, run the tests
 #   make demo       run an example program with and without the shim
 #   make bench      the benchmark report (build/bench/report.md, ratios.png)
-#   make check-long the long variants of the randomised tests
+#   make check-long the long variants of the randomised tests, and real
+#                   programs on a GlusterFS mount (tests/check_gluster.sh)
 #   make install    PREFIX (/usr/local) and DESTDIR: bin/wcache,
 #                   lib/wcache/libwcache.so, the man page, bash completion
 #   make uninstall  remove what install put there
@@ -189,8 +190,11 @@ test: all $(B)/asan/wcache $(TEST_PROGS) $(FUSE_PROGS) $(TESTS) $(DEBUG_TESTS) \
 	$(B)/tsan/libwcache.so $(TSAN_PROGS)
 	@sh tests/run.sh $(TESTS) $(DEBUG_TESTS)
 
+# Then real programs on a private GlusterFS volume, with and without the
+# shim (tests/check_gluster.sh; says "skipped" where GlusterFS cannot run).
 check-long: all $(B)/asan/wcache $(TEST_PROGS) $(FUSE_PROGS) $(TESTS) $(DEBUG_TESTS)
 	@WCT_LONG=1 sh tests/run.sh $(TESTS) $(DEBUG_TESTS)
+	@sh tests/check_gluster.sh $(B)
 
 $(B)/bench_engine: tests/bench/bench_engine.c $(B)/obj/tests/lib_sys.c.o $(B)/libwcache_core.a
 	$(CC) $(TEST_CPPFLAGS) $(CFLAGS) $(WARN) -o $@ $^ -ldl -lpthread
