@@ -46,8 +46,9 @@
  *       into the cache (so their reads see the cached bytes). O_DIRECT,
  *       O_SYNC, O_DSYNC, O_PATH, mmapped files, excluded paths pass
  *       through (after a flush when the file is cached).
- *   (4) The registry holds one entry per cached file (dev, ino) with the
- *       number of descriptions that hold an engine reference to it.
+ *   (4) Every CACHED or THROUGH description holds one reference to its
+ *       file's entry in the registry (registry.c), taken when it gets its
+ *       engine file and dropped when it releases it.
  *   (5) Nested calls (a signal handler that interrupted shim code on the
  *       same thread: wc_depth > 0) take no lock: see queue.c.
  *
