@@ -112,15 +112,17 @@ $(B)/examples/%: examples/%.c
 
 # The shim built with ThreadSanitizer, for the thread tests (issue 6). The
 # files whose exported calls the sanitizer's runtime makes itself while it
-# starts (mmap, getrlimit/setrlimit, sigaction: meta.c, proc.c, ownfd.c,
+# starts (mmap, getrlimit/setrlimit, sigaction: meta.c, proc.c and what
+# was split from it (signals.c, flusher.c, stats_report.c), ownfd.c,
 # env.c, real.c, open.c: the symbolizer opens files) and guard.c (its
 # children share the program's memory and thread pointer) are built
 # without instrumentation; everything else is. WC_TEST_WIDEN_RACES (shim.h)
 # makes lookups that race with close meet stale pointers often. shim/tsan.c
 # (only in this build) has the symbolizer read its files before the shim
 # starts, not from inside a report.
-TSAN_PLAIN := shim/meta.c shim/proc.c shim/ownfd.c shim/env.c shim/real.c \
-	shim/open.c shim/guard.c
+TSAN_PLAIN := shim/meta.c shim/proc.c shim/signals.c shim/flusher.c \
+	shim/stats_report.c shim/ownfd.c shim/env.c shim/real.c shim/open.c \
+	shim/guard.c
 TSAN_OBJ  := $(patsubst %,$(B)/tsan/obj/%.o,$(SHIM_SRC) $(CACHE_SRC))
 TSAN_PROGS := $(patsubst %,$(B)/tsan/prog_%,threads sigstorm fdstress tsanrace)
 

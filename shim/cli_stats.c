@@ -1,7 +1,7 @@
 /*
  * cli_stats.c - the summary that `wcache --stats` prints for a whole
  * process tree: every process image under the shim appends one record to
- * a private file (WCACHE_STATS_RAW, proc.c), and the command adds them up
+ * a private file (WCACHE_STATS_RAW, stats_report.c), and the command adds them up
  * when the program has finished.
  *
  * A record is one line: "key=value" pairs separated by spaces, then

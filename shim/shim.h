@@ -1,19 +1,22 @@
 /*
  * shim.h - the interposition layer's internal interface (shim/ only).
  *
- * Layers: the exported wrappers (io.c, open.c, meta.c, proc.c, syscall.c)
- * call the fd table (fdtab.c) and the cache engine
+ * Layers: the exported wrappers (io.c, open.c, meta.c, proc.c, signals.c,
+ * syscall.c) call the fd table (fdtab.c, registry.c) and the cache engine
  * (include/wcache/cache.h); every real libc function is called through
  * wc_sys (real.c fills it). cache/ never calls back into shim/.
  *
  * Lock order (the only place it is written down; each lock's comment says
  * what it protects):
  *
- *     desc->lock (struct wc_desc)  ->  g_reg_lock (fdtab.c)  ->
- *     the engine's locks (inside wc_*)
+ *     desc->lock (struct wc_desc)  ->  g_reg_lock (registry.c)  ->
+ *     the engine's locks (inside wc_*)  ->  g_limit_lock (ownfd.c: the
+ *     engine places its descriptors under its own locks)
  *
  *     g_cache_lock (fdtab.c) is taken with no other shim lock held, and
- *     holds only the engine's (wc_cache_open).
+ *     holds only the engine's (wc_cache_open) and g_sig_lock.
+ *     g_slab_lock (fdtab.c) and g_sig_lock (signals.c, taken with every
+ *     signal blocked) are leaves.
  *
  *   - the hot path takes only desc->lock, then the engine;
  *   - g_reg_lock is held across engine calls only on slow paths (stat
@@ -24,7 +27,7 @@
  *     desc->locks are ever held together;
  *   - nothing is locked while this thread is nested (depth > 0, i.e. a
  *     signal handler interrupted shim code on this thread): nested calls
- *     queue their writes instead (see wc_enter/wc_leave in fdtab.c).
+ *     queue their writes instead (wc_enter/wc_leave below, queue.c).
  */
 #ifndef WCACHE_SHIM_H
 #define WCACHE_SHIM_H
@@ -413,7 +416,7 @@ ssize_t wc_queue_write(int fd, const struct iovec *iov, int iovcnt,
                        off_t pos, int rwf_append);
 /* A close made by such a handler: queued as well. */
 int wc_queue_close(int fd);
-/* A fatal signal caught by such a handler: queued as well (proc.c). */
+/* A fatal signal caught by such a handler: queued as well (signals.c). */
 int wc_queue_death(int sig);
 /* Flush everything, then die of `sig` by its default action. Called at
  * depth 0 from the handler, or at depth 1 holding no lock from the queue.
@@ -525,8 +528,17 @@ void wc_stats_after_fork(void);
 
 /* Start the deadline flusher (once per process image / per child). */
 void wc_flusher_start(void);
-/* Its thread id (0: none), waiting while it is being started. */
+/* Its thread id (0: none), waiting while it is being started; in a fork
+ * child, none. */
 int wc_flusher_tid(void);
+void wc_flusher_after_fork(void);
+/* The process image ends (proc.c): statistics, the store's name; and the
+ * flush at exit (from a signal handler inside the shim: in a raw-forked
+ * child). */
+void wc_proc_image_ends(void);
+void wc_proc_final_flush(void);
+/* The fault handler's death hook (signals.c), set at start-up. */
+void wc_signals_init(void);
 /* Print WCACHE_STATS for cache c (exit, exec). */
 void wc_stats_report(struct wc_cache *c);
 

@@ -136,7 +136,7 @@ static int last_program_thread(void)
     return others == 0;
 }
 
-/* For the flusher (proc.c): have all the program's threads ended, the
+/* For the flusher (flusher.c): have all the program's threads ended, the
  * leader included (pthread_exit from main, then the others)? Then nothing
  * but the shim keeps the process alive. One small read while the leader
  * lives. */

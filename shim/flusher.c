@@ -1,0 +1,100 @@
+/*
+ * flusher.c - the deadline flusher: a thread that writes back what has
+ * been dirty for half of WCACHE_FLUSH_MS (the kernel's flusher threads, in
+ * user space), and reaps the crash guard's intermediate child.
+ *
+ * Invariants:
+ *   (1) The flusher thread has every signal blocked and calls only
+ *       wc_cache_flush_expired: data is on disk at most about
+ *       WCACHE_FLUSH_MS after it was written, even while the program
+ *       sleeps. It ends when the program's threads have all ended, so
+ *       that glibc's "last thread calls exit(0)" still ends the process.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "shim.h"
+#include "wcache/ucopy.h"
+
+/* The flusher's thread id once it runs (0 before, and in a fork child);
+ * g_flusher_starting while pthread_create may have made it without its
+ * id published yet. */
+static int g_flusher_tid, g_flusher_starting;
+
+static void *flusher_main(void *arg)
+{
+    struct wc_cache *c = arg;
+    uint64_t period_ms = wc_cfg.flush_ms / 4 ? wc_cfg.flush_ms / 4 : 1;
+    uint64_t age_ns = wc_cfg.flush_ms * 1000000ull / 2;
+    struct timespec ts = {(time_t)(period_ms / 1000),
+                          (long)(period_ms % 1000) * 1000000};
+    /* Look for the program's end about every 250 ms (it costs a read of
+     * /proc/self/stat), whatever the period. */
+    uint64_t look_every = period_ms < 250 ? 250 / period_ms : 1, wakes = 0;
+    __atomic_store_n(&g_flusher_tid, (int)REAL(syscall)(SYS_gettid),
+                     __ATOMIC_RELEASE);
+    prctl(PR_SET_NAME, "wcache-flush");
+    wc_guard_reap();
+    while (wc_state == WC_ST_ON && wc_cachep == c) {
+        REAL(clock_nanosleep)(CLOCK_MONOTONIC, 0, &ts, NULL);
+        if (wc_state != WC_ST_ON || wc_cachep != c)
+            break;
+        /* main called pthread_exit and every other program thread has
+         * ended: glibc calls exit(0) when the last thread ends, and that
+         * is this one now (the destructor then flushes). */
+        if (++wakes % look_every == 0 && wc_program_threads_gone())
+            break;
+        wc_depth = 1;
+        wc_cache_flush_expired(c, age_ns);
+        wc_depth = 0;
+    }
+    return NULL;
+}
+
+int wc_flusher_tid(void)
+{
+    int tid;
+    while (!(tid = __atomic_load_n(&g_flusher_tid, __ATOMIC_ACQUIRE)) &&
+           __atomic_load_n(&g_flusher_starting, __ATOMIC_ACQUIRE))
+        sched_yield();
+    return tid;
+}
+
+void wc_flusher_start(void)
+{
+    pthread_t t;
+    pthread_attr_t a;
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_attr_init(&a);
+    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&a, 64 << 10);
+    __atomic_store_n(&g_flusher_starting, 1, __ATOMIC_RELEASE);
+    int r = pthread_create(&t, &a, flusher_main, wc_cachep);
+    if (r)
+        __atomic_store_n(&g_flusher_starting, 0, __ATOMIC_RELEASE);
+    pthread_attr_destroy(&a);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (r) {
+        wc_log(WC_LOG_WARN, "no flusher thread (%s): data reaches files "
+               "only at consistency points", strerror(r));
+        wc_guard_reap();
+    }
+}
+
+void wc_flusher_after_fork(void)
+{
+    g_flusher_tid = g_flusher_starting = 0;
+}

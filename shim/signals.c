@@ -1,0 +1,297 @@
+/*
+ * signals.c - deaths by a signal: the stand-in handlers that write back
+ * before the process dies of a signal it would die of anyway, the fault
+ * handler's hook, and the program's sigaction and signal for those
+ * signals.
+ *
+ * Invariants:
+ *   (1) The engine's fault handler for the non-faulting copy stays first:
+ *       the program's sigaction/signal for SIGSEGV and SIGBUS are recorded
+ *       through wc_fault_sigaction once the handler is installed.
+ *   (2) Death by a catchable signal whose action is the default (SIGTERM,
+ *       SIGINT, SIGHUP, SIGPIPE...) flushes first: while the program's
+ *       action is SIG_DFL our handler stands in for it, and sigaction and
+ *       signal report the program's own action, never ours. The handler
+ *       flushes, restores SIG_DFL and re-raises, so the process ends as it
+ *       would have, with the same status. Inside the shim (locks may be
+ *       held) the death is queued and happens when the thread leaves.
+ *       SIGKILL cannot be caught: the crash guard replays that. The
+ *       stand-ins are installed when the cache is created (nothing to
+ *       write back before), under g_sig_lock against the program's own
+ *       sigaction calls in other threads.
+ *   (3) Death by a synchronous fault (SIGSEGV, SIGBUS, SIGFPE, SIGILL,
+ *       SIGTRAP, SIGSYS) at the default action, in any thread, stack
+ *       overflow included (every thread has an alternate signal stack,
+ *       altstack.c), writes back first, then dies of the same signal with
+ *       the same status and core dump. The program's own handlers run as
+ *       before; a fault inside the shim writes back from a raw-forked
+ *       child that holds no lock (flush_before_death).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "shim.h"
+#include "wcache/ucopy.h"
+
+/* ---- death by a signal (invariant 2) ---------------------------------- */
+
+/* Signals whose default action ends the process: asynchronous ones, and
+ * those of synchronous faults other than SIGSEGV and SIGBUS (whose handler
+ * is the engine's, cache/ucopy.c, which calls fault_hook). */
+static const int death_sigs[] = {
+    SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGPIPE, SIGALRM,
+    SIGXCPU, SIGVTALRM, SIGPROF, SIGIO, SIGPWR, SIGSTKFLT, SIGABRT,
+    SIGFPE, SIGILL, SIGTRAP, SIGSYS,
+};
+
+static int is_fault_sig(int sig)
+{
+    return sig == SIGFPE || sig == SIGILL || sig == SIGTRAP || sig == SIGSYS;
+}
+/* The program's own action for each, while our handler stands in for its
+ * SIG_DFL. Written with the signal blocked, by sigaction below. */
+static struct sigaction prog_act[NSIG];
+static volatile sig_atomic_t standing_in[NSIG];
+
+static int is_death_sig(int sig)
+{
+    for (size_t i = 0; i < sizeof death_sigs / sizeof *death_sigs; i++)
+        if (death_sigs[i] == sig)
+            return 1;
+    return 0;
+}
+
+void wc_die_of(int sig)
+{
+    struct sigaction dfl;
+    sigset_t one;
+    if (wc_depth) {                 /* from the queue: entered, no locks */
+        int e = errno;
+        if (wc_state == WC_ST_ON) {
+            wc_shutdown(WC_WHY_EXIT);
+            wc_proc_image_ends();
+        }
+        errno = e;
+    } else {
+        wc_proc_final_flush();
+    }
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    REAL(sigaction)(sig, &dfl, NULL);
+    standing_in[sig] = 0;
+    sigemptyset(&one);
+    sigaddset(&one, sig);
+    raise(sig);
+    /* In the handler the signal is blocked: it is delivered (and kills)
+     * as the handler returns. From the queue it kills here. */
+    pthread_sigmask(SIG_UNBLOCK, &one, NULL);
+}
+
+/*
+ * Write back before the process dies of a fault (invariant 3). The first
+ * thread to get here writes back; another one that faults meanwhile waits
+ * for it (at most a few seconds: it may hold a lock the first one needs).
+ * A fault while writing back (this thread is already here) dies as is.
+ * Inside the shim (locks may be held, structures mid-update) the write-back
+ * happens in a raw-forked child that holds no lock (flush_in_child).
+ */
+static WC_TLS int dying_here;
+static int dying;                   /* 0; 1 writing back; 2 done */
+
+static void flush_before_death(void)
+{
+    if (dying_here)
+        return;
+    dying_here = 1;
+    int e = errno, expect = 0;
+    if (__atomic_compare_exchange_n(&dying, &expect, 1, 0, __ATOMIC_ACQ_REL,
+                                    __ATOMIC_ACQUIRE)) {
+        wc_proc_final_flush();
+        __atomic_store_n(&dying, 2, __ATOMIC_RELEASE);
+    } else {
+        struct timespec ms = {0, 1000000};
+        for (int i = 0; i < 3000 && __atomic_load_n(&dying, __ATOMIC_ACQUIRE)
+                                        == 1; i++)
+            REAL(clock_nanosleep)(CLOCK_MONOTONIC, 0, &ms, NULL);
+    }
+    errno = e;
+}
+
+/* The engine's SIGSEGV/SIGBUS handler found a fault that kills. */
+static void fault_hook(int sig)
+{
+    (void)sig;
+    flush_before_death();
+}
+
+/* SIGFPE, SIGILL, SIGTRAP, SIGSYS at the program's default action: write
+ * back, restore the default, and send the signal again to this thread. It
+ * is blocked while the handler runs, so it is delivered as the handler
+ * returns, before the faulting instruction runs again: the process dies
+ * of it, with the same status and core dump, the registers those of the
+ * fault. */
+static void fault_death_handler(int sig, siginfo_t *si, void *ctx)
+{
+    (void)si;
+    (void)ctx;
+    int e = errno;
+    flush_before_death();
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    REAL(sigaction)(sig, &dfl, NULL);
+    standing_in[sig] = 0;
+    raise(sig);
+    errno = e;
+}
+
+static void death_handler(int sig)
+{
+    int e = errno;
+    if (wc_state == WC_ST_ON && wc_depth && wc_queue_death(sig) == 0) {
+        errno = e;          /* dies when this thread leaves the shim */
+        return;
+    }
+    wc_die_of(sig);
+    errno = e;
+}
+
+static int stand_in(int sig)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sigemptyset(&sa.sa_mask);
+    if (is_fault_sig(sig)) {
+        sa.sa_sigaction = fault_death_handler;
+        sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    } else {
+        sa.sa_handler = death_handler;
+        sa.sa_flags = SA_RESTART | SA_ONSTACK;
+    }
+    int r = REAL(sigaction)(sig, &sa, NULL);
+    standing_in[sig] = r == 0;
+    return r;
+}
+
+/* g_sig_lock protects standing_in[] and prog_act[] against a concurrent
+ * reader-then-writer (wc_death_signals_init, called when the cache is
+ * created, while the program's threads may call sigaction). Taken with
+ * every signal blocked, so no handler on the holder's thread re-enters. */
+static wc_lock_t g_sig_lock;
+
+static void sig_lock(sigset_t *saved)
+{
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, saved);
+    wc_lock(&g_sig_lock);
+}
+
+static void sig_unlock(const sigset_t *saved)
+{
+    wc_unlock(&g_sig_lock);
+    pthread_sigmask(SIG_SETMASK, saved, NULL);
+}
+
+/* Stand in for every death signal whose action is the default. Called
+ * once the cache exists: before, a death has nothing to write back. */
+void wc_death_signals_init(void)
+{
+    sigset_t saved;
+    sig_lock(&saved);
+    for (size_t i = 0; i < sizeof death_sigs / sizeof *death_sigs; i++) {
+        int sig = death_sigs[i];
+        struct sigaction cur;
+        if (standing_in[sig] || REAL(sigaction)(sig, NULL, &cur) != 0)
+            continue;
+        if (!(cur.sa_flags & SA_SIGINFO) && cur.sa_handler == SIG_DFL) {
+            prog_act[sig] = cur;
+            stand_in(sig);
+        }
+    }
+    sig_unlock(&saved);
+}
+
+void wc_death_signals_after_fork(void)
+{
+    g_sig_lock.v = 0;       /* the child is alone */
+}
+
+/* sigaction for a signal we may stand in for. */
+static int death_sigaction(int sig, const struct sigaction *act,
+                           struct sigaction *old)
+{
+    sigset_t saved;
+    sig_lock(&saved);
+    struct sigaction was;
+    int r = 0;
+    if (standing_in[sig])
+        was = prog_act[sig];
+    else
+        r = REAL(sigaction)(sig, NULL, &was);
+    if (r == 0 && act) {
+        int dfl = !(act->sa_flags & SA_SIGINFO) && act->sa_handler == SIG_DFL;
+        if (dfl && wc_state == WC_ST_ON) {
+            prog_act[sig] = *act;
+            r = stand_in(sig);
+        } else {
+            r = REAL(sigaction)(sig, act, NULL);
+            if (r == 0)
+                standing_in[sig] = 0;
+        }
+    }
+    sig_unlock(&saved);
+    if (r == 0 && old)
+        *old = was;
+    return r;
+}
+
+/* ---- sigaction and signal --------------------------------------------- */
+
+WC_EXPORT int sigaction(int sig, const struct sigaction *act,
+                        struct sigaction *old)
+{
+    if ((sig == SIGSEGV || sig == SIGBUS) && wc_fault_ready)
+        return wc_ret(wc_fault_sigaction(sig, act, old));
+    if (sig > 0 && sig < NSIG && is_death_sig(sig))
+        return death_sigaction(sig, act, old);
+    return REAL(sigaction)(sig, act, old);
+}
+
+WC_EXPORT sighandler_t signal(int sig, sighandler_t h)
+{
+    int fault = (sig == SIGSEGV || sig == SIGBUS) && wc_fault_ready;
+    int death = sig > 0 && sig < NSIG && is_death_sig(sig);
+    if (!fault && !death)
+        return REAL(signal)(sig, h);
+    /* glibc's signal(): BSD semantics. */
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = h;
+    sigemptyset(&sa.sa_mask);
+    sigaddset(&sa.sa_mask, sig);
+    sa.sa_flags = SA_RESTART;
+    int r = fault ? wc_fault_sigaction(sig, &sa, &old)
+                  : (death_sigaction(sig, &sa, &old) < 0 ? -errno : 0);
+    if (r < 0) {
+        errno = -r;
+        return SIG_ERR;
+    }
+    return old.sa_handler;
+}
+
+void wc_signals_init(void)
+{
+    wc_fault_death_hook = fault_hook;
+}
