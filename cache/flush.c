@@ -17,6 +17,11 @@
  *       is recorded (f->err) for the next fsync and close, once each, and
  *       the file passes through until a retry at a consistency point
  *       writes everything (errors.c: the states).
+ *   (6) A flush with f->recycle set (a stream's, or scattered writes')
+ *       frees the block of each page it cleans, except the page holding
+ *       i_size, which the next append continues: the blocks go back to
+ *       the allocator's ring and are reused at once, warm, instead of
+ *       lingering on the clean LRU while the writer takes cold ones.
  */
 #include <errno.h>
 #include <string.h>
@@ -364,9 +369,14 @@ int wc_flush_below(struct wc_file *f, enum wc_reason why, uint64_t limit)
         p->dirty = 0;
         p->dnext = NULL;
         cleaned++;
-        wc_page_cleaned(f, p);
+        if (f->recycle &&                               /* invariant (6) */
+            (p->index + 1) << WC_PAGE_SHIFT <= f->slot->size)
+            wc_page_drop(f, p);
+        else
+            wc_page_cleaned(f, p);
     }
     f->ndirty -= cleaned;
+    f->wr_since = 0;
     __atomic_fetch_sub(&c->dirty_pages, cleaned, __ATOMIC_RELAXED);
 
     if (appended) {

@@ -4,8 +4,9 @@
  * Allocation order, cheapest first:
  *   1. the most recently freed block (warm: ~5 ns to fill, vs ~4 us for a
  *      page the kernel must first allocate and zero);
- *   2. a never-used block, reserving WC_CHUNK_BLOCKS at a time with
- *      fallocate (invariant (4) of store.h);
+ *   2. a never-used block, reserving with fallocate (invariant (1) of
+ *      store.h) a chunk that doubles with use: 1, 1, 2, 4... up to
+ *      WC_CHUNK_BLOCKS blocks (a small file costs one block);
  *   3. a block whose space was punched back, reserved again a run of
  *      adjacent ones at a time.
  * Holes are punched only into the oldest free blocks, only when free
@@ -325,9 +326,15 @@ int64_t wc_store_alloc(struct wc_store *s)
         return -ENOSPC;
     }
     if (s->reserved < s->nblocks) {
+        /* Chunks grow with use: as many blocks as are reserved already
+         * (one at first), up to WC_CHUNK_BLOCKS. A file of a few bytes
+         * costs one block; a stream still faults in 64 at a time. */
         uint32_t n = s->nblocks - s->reserved;
-        if (n > WC_CHUNK_BLOCKS)
-            n = WC_CHUNK_BLOCKS;
+        uint32_t grow = s->reserved ? s->reserved : 1;
+        if (grow > WC_CHUNK_BLOCKS)
+            grow = WC_CHUNK_BLOCKS;
+        if (n > grow)
+            n = grow;
         /* On ENOSPC try smaller: the last few blocks may still fit. */
         while (n) {
             int r = reserve_blocks(s, s->reserved, n);

@@ -23,7 +23,8 @@
 #include "format.h"
 #include "wcache/cache.h"
 
-#define WC_CHUNK_BLOCKS 64      /* blocks reserved per fallocate */
+#define WC_CHUNK_BLOCKS 64      /* most blocks reserved per fallocate
+                                   (chunks grow to it: store.c) */
 
 /*
  * The allocator. All fields are protected by the cache lock (c->lock in

@@ -44,6 +44,14 @@
  * cached to about 1x. Smaller writes, or any write to a file with dirty
  * data, are cached. */
 #define WC_DIRECT_MIN WC_PAGE_SIZE
+/* Except a write below this size that continues a stream (it starts at
+ * the end of file, where the last write ended): a stream of them is
+ * cached and written back WC_STREAM_PAGES at a time on recycled blocks.
+ * Measured (40 MiB appended, ext4, this VM): 4 KiB appends took 30 ms
+ * cached against 37-42 ms for the kernel alone and 45-54 ms direct; 8 KiB
+ * ones broke even and 16 KiB ones lost (the second copy costs more than
+ * the system calls saved). */
+#define WC_STREAM_DIRECT (2 * WC_PAGE_SIZE)
 
 /* A cursor over the user's buffers. The iovec array itself is user memory
  * and is read with the non-faulting copy, one entry at a time. */
@@ -212,6 +220,7 @@ static ssize_t write_through(struct wc_file *f, struct uiter *it, uint64_t pos,
     }
     wc_note_disk(f);                    /* format.h (5) */
     if (total) {
+        f->last_end = pos + total;
         if (!failed)
             drop_range(f, pos, pos + total);
         if (pos + total > f->slot->size)
@@ -238,6 +247,16 @@ static void mark_dirty(struct wc_file *f, struct wc_page *p)
         wc_note_disk_due(f);            /* format.h (5) */
     }
     __atomic_fetch_add(&c->dirty_pages, 1, __ATOMIC_RELAXED);
+}
+
+/* Write f back now, for a stream or scattered writes, and free the
+ * blocks of the pages cleaned (flush.c (6)). Caller holds f->lock. */
+static int recycle_flush(struct wc_file *f)
+{
+    f->recycle = 1;
+    int r = wc_flush_locked(f, WC_WHY_PRESSURE);
+    f->recycle = 0;
+    return r;
 }
 
 /* The write this thread has in flight, and the size before it: a child
@@ -271,7 +290,9 @@ static ssize_t write_iter(struct wc_file *f, struct uiter *it, off_t pos_in,
                       pos + it->count > c->max_end ||
                       ((int64_t)it->count > f->space_left &&
                        !wc_space_check(f, it->count)) ||
-                      (it->count >= WC_DIRECT_MIN && !wc_file_dirty(f)))) {
+                      (it->count >= WC_DIRECT_MIN && !wc_file_dirty(f) &&
+                       (it->count >= WC_STREAM_DIRECT || pos == 0 ||
+                        pos != f->slot->size || pos != f->last_end)))) {
         ret = f->state == WC_FS_THROUGH ? -WC_EPASS
                                         : write_through(f, it, pos, append,
                                                         where);
@@ -282,7 +303,7 @@ static ssize_t write_iter(struct wc_file *f, struct uiter *it, off_t pos_in,
          * one call: keep it short enough for one. */
         if (f->append_from != WC_NO_APPEND &&
             pos + it->count - f->append_from > WC_APPEND_MAX &&
-            wc_flush_locked(f, WC_WHY_PRESSURE) == 0) {
+            recycle_flush(f) == 0) {
             pos = f->slot->size;
             if (where)
                 *where = (off_t)pos;
@@ -388,6 +409,7 @@ static ssize_t write_iter(struct wc_file *f, struct uiter *it, off_t pos_in,
         }
     }
     if (written) {
+        f->last_end = pos;
         f->n_writes++;
         f->n_bytes += written;
         f->space_left -= (int64_t)written;
@@ -402,7 +424,12 @@ static ssize_t write_iter(struct wc_file *f, struct uiter *it, off_t pos_in,
          * close, as with the dirty limit's flush below). Appends have
          * their own run limit above. */
         f->seq_pages = 0;
-        wc_flush_locked(f, WC_WHY_PRESSURE);
+        recycle_flush(f);
+    } else if (written && 2 * (uint64_t)++f->wr_since < 3 * (uint64_t)f->ndirty &&
+               f->ndirty >= WC_SCATTER_PAGES) {
+        /* Scattered writes, rarely to the same page again: write them
+         * back now, on recycled blocks, rather than fault in fresh ones. */
+        recycle_flush(f);
     }
 out:
     wc_wip_file = NULL;
