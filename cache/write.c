@@ -265,13 +265,14 @@ static int recycle_flush(struct wc_file *f)
  * appear in part (the kernel's writes are never cut by a signal). */
 __thread struct wc_file *wc_wip_file __attribute__((tls_model("initial-exec")));
 __thread uint64_t wc_wip_size __attribute__((tls_model("initial-exec")));
+__thread int64_t wc_wip_end __attribute__((tls_model("initial-exec")));
 
 static ssize_t write_iter(struct wc_file *f, struct uiter *it, off_t pos_in,
                           int append, off_t *where)
 {
     struct wc_cache *c = f->cache;
     size_t written = 0, chunk = WC_PAGE_SIZE;
-    int stalls = 0, faulted = 0;
+    int stalls = 0, faulted = 0, early = 0;
     ssize_t ret;
 
     if (!wc_enter())
@@ -424,15 +425,23 @@ static ssize_t write_iter(struct wc_file *f, struct uiter *it, off_t pos_in,
          * close, as with the dirty limit's flush below). Appends have
          * their own run limit above. */
         f->seq_pages = 0;
-        recycle_flush(f);
+        early = 1;
     } else if (written && 2 * (uint64_t)++f->wr_since < 3 * (uint64_t)f->ndirty &&
                f->ndirty >= WC_SCATTER_PAGES) {
         /* Scattered writes, rarely to the same page again: write them
          * back now, on recycled blocks, rather than fault in fresh ones. */
-        recycle_flush(f);
+        early = 1;
     }
 out:
+    if (ret > 0)                /* before the in-flight mark goes */
+        wc_wip_end = (int64_t)(where ? *where : (off_t)pos_in) + ret;
     wc_wip_file = NULL;
+    /* Only now, with the write whole (no longer in flight): a child that
+     * writes back after a signal handler's _exit either undoes an
+     * unfinished write (wc_cache_unlock_all) or counts a finished one,
+     * never finds a part of it already on disk. */
+    if (early)
+        recycle_flush(f);
     WC_CHECK_FILE(f);
     wc_unlock(&f->lock);
     if (__builtin_expect(__atomic_load_n(&c->dirty_pages, __ATOMIC_RELAXED) >

@@ -737,7 +737,8 @@ void wc_unlock_all_in_child(void)
             d->lock.v = 0;
     }
     if (wc_cachep)
-        wc_cache_unlock_all(wc_cachep);
+        wc_cache_unlock_all(wc_cachep);     /* an unfinished write undone */
+    wc_inflight_fixup();                    /* a finished one counted */
 }
 
 void wc_shutdown(enum wc_reason why)

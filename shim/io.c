@@ -108,6 +108,24 @@ static ssize_t pass_for_good(int fd, struct wc_desc *d,
     return r;
 }
 
+/* The cached write at the description's offset this thread is inside:
+ * if a signal handler's _exit ends the process between the engine's
+ * return and the offset's update, the child that writes back
+ * (wc_unlock_all_in_child) moves the offset past it, as the kernel, which
+ * completes a write before any handler runs, would have. Without this, a
+ * write the handler queued landed on top of the one it interrupted. */
+WC_TLS struct wc_inflight wc_inflight;
+
+void wc_inflight_fixup(void)
+{
+    struct wc_desc *d = wc_inflight.d;
+    if (d && d->pos == wc_inflight.start && wc_wip_end >= 0) {
+        d->pos = wc_wip_end;
+        d->kstale = 1;
+    }
+    wc_inflight.d = NULL;
+}
+
 ssize_t wc_do_writev(int fd, struct wc_desc *d, const struct iovec *iov,
                      int iovcnt, off_t pos, int rwf_append, int vec)
 {
@@ -134,6 +152,11 @@ ssize_t wc_do_writev(int fd, struct wc_desc *d, const struct iovec *iov,
             off_t where = 0;
             off_t p = pos < 0 ? d->pos : pos;
             int app = d->append | rwf_append;
+            if (pos < 0) {
+                wc_wip_end = -1;                /* wc_inflight_fixup */
+                wc_inflight.d = d;
+                wc_inflight.start = p;
+            }
             r = vec ? wc_pwritev(d->file, iov, iovcnt, p, app, &where)
                     : wc_pwrite(d->file, iov->iov_base, iov->iov_len, p, app,
                                 &where);
@@ -141,6 +164,7 @@ ssize_t wc_do_writev(int fd, struct wc_desc *d, const struct iovec *iov,
                 d->pos = where + r;
                 d->kstale = 1;
             }
+            wc_inflight.d = NULL;
             if (unlikely(r == -WC_EPASS))
                 r = pass_for_good(fd, d, iov, iovcnt, pos, rwf_append, vec);
         }

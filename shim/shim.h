@@ -430,6 +430,16 @@ void wc_death_signals_after_fork(void);
 
 /* ---- write/read paths (io.c) ----------------------------------------- */
 
+/* A cached write at a description's offset, in flight on this thread
+ * (io.c); and, in a child writing back after a handler's _exit, the
+ * offset moved past it if the engine had finished it. */
+struct wc_inflight {
+    struct wc_desc *d;
+    off_t start;
+};
+extern WC_TLS struct wc_inflight wc_inflight;
+void wc_inflight_fixup(void);
+
 /* The one write path: write/pwrite (vec 0: one buffer, iov[0]) or
  * writev/pwritev (vec 1) semantics on a tracked descriptor. `pos` < 0: at
  * (and advancing) the description's offset. Returns bytes or -errno.

@@ -190,6 +190,14 @@ struct wc_file *wc_file_get(struct wc_cache *c, int fd, int *err);
 struct wc_file *wc_file_get_known(struct wc_cache *c, int fd,
                                   const struct stat *st, int fl, int *err);
 
+/* Where the calling thread's last completed write ended (its start plus
+ * its count), set by the engine before it stops marking the write as in
+ * flight. A caller that keeps its own offset sets it to -1 before a write:
+ * a child made after a signal handler's _exit interrupted the caller
+ * between the engine's return and its own bookkeeping can then tell
+ * that the write did happen, and where it ended (shim/io.c). */
+extern __thread int64_t wc_wip_end __attribute__((tls_model("initial-exec")));
+
 /* Drop one reference. The last one writes the data back (unless the file
  * was unlinked: nobody can see it) and frees the slot. Returns 0 or the
  * pending write-back error, reported once to close (-errno). */
