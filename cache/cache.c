@@ -361,7 +361,7 @@ static void fold_counters(struct wc_stats *t, struct wc_file *f)
 void wc_cache_stats(const struct wc_cache *cc, struct wc_stats *out)
 {
     struct wc_cache *c = (struct wc_cache *)cc;
-    int inside = !wc_enter();
+    int inside = !wc_engine_enter();
     if (!inside)
         wc_lock(&c->lock);
     *out = c->totals;
@@ -374,7 +374,7 @@ void wc_cache_stats(const struct wc_cache *cc, struct wc_stats *out)
     }
     if (!inside) {
         wc_unlock(&c->lock);
-        wc_leave();
+        wc_engine_leave();
     }
 }
 
@@ -458,16 +458,16 @@ int wc__flush_all(struct wc_cache *c, enum wc_reason why)
 
 int wc_cache_flush(struct wc_cache *c, enum wc_reason why)
 {
-    if (!wc_enter())
+    if (!wc_engine_enter())
         return -EDEADLK;
     int r = wc__flush_all(c, why);
-    wc_leave();
+    wc_engine_leave();
     return r;
 }
 
 int wc_cache_flush_expired(struct wc_cache *c, uint64_t max_age_ns)
 {
-    if (!wc_enter())
+    if (!wc_engine_enter())
         return -EDEADLK;
     uint64_t now = wc_now_ns();
     int first = 0;
@@ -485,13 +485,13 @@ int wc_cache_flush_expired(struct wc_cache *c, uint64_t max_age_ns)
         if (r < 0 && !first)
             first = r;
     }
-    wc_leave();
+    wc_engine_leave();
     return first;
 }
 
 int wc_cache_may_remove(struct wc_cache *c)
 {
-    int inside = !wc_enter();
+    int inside = !wc_engine_enter();
     int clean = 1;
     for (uint32_t i = 0; i < c->nfiles && clean; i++) {
         struct wc_file *f = &c->files[i];
@@ -504,7 +504,7 @@ int wc_cache_may_remove(struct wc_cache *c)
             wc_unlock(&f->lock);
     }
     if (!inside)
-        wc_leave();
+        wc_engine_leave();
     return clean;
 }
 
@@ -525,7 +525,7 @@ int wc_cache_remove_if_clean(struct wc_cache *c)
 
 int wc_cache_close(struct wc_cache *c)
 {
-    if (!wc_enter())
+    if (!wc_engine_enter())
         return -EDEADLK;
     int r = wc__flush_all(c, WC_WHY_EXIT);
     /* Data that could not be written back stays in the backing file for
@@ -558,7 +558,7 @@ int wc_cache_close(struct wc_cache *c)
         c->fds->closed(sfd);
     wc_big_free(c->pages, pages_len);
     cache_free(c, c->nfiles);
-    wc_leave();
+    wc_engine_leave();
     return r;
 }
 
@@ -672,7 +672,7 @@ struct wc_file *wc_file_get_known(struct wc_cache *c, int fd,
     struct wc_file *f = NULL;
     int r;
 
-    if (!wc_enter()) {
+    if (!wc_engine_enter()) {
         *err = -EDEADLK;
         return NULL;
     }
@@ -694,7 +694,7 @@ struct wc_file *wc_file_get_known(struct wc_cache *c, int fd,
             g->slot->ino == (uint64_t)st.st_ino) {
             g->refs++;
             wc_unlock(&c->lock);
-            wc_leave();
+            wc_engine_leave();
             return g;
         }
     }
@@ -778,11 +778,11 @@ struct wc_file *wc_file_get_known(struct wc_cache *c, int fd,
     s->state = WC_SLOT_LIVE;
     __atomic_store_n(&f->live, 1, __ATOMIC_RELEASE);
     wc_unlock(&c->lock);
-    wc_leave();
+    wc_engine_leave();
     return f;
 
 out:
-    wc_leave();
+    wc_engine_leave();
     *err = r;
     return NULL;
 }
@@ -792,7 +792,7 @@ int wc_file_put(struct wc_file *f)
     struct wc_cache *c = f->cache;
     int r = 0;
 
-    if (!wc_enter())
+    if (!wc_engine_enter())
         return -EDEADLK;
     wc_lock(&f->lock);
     wc_lock(&c->lock);
@@ -816,7 +816,7 @@ int wc_file_put(struct wc_file *f)
         wc_unlock(&c->lock);
     }
     wc_unlock(&f->lock);
-    wc_leave();
+    wc_engine_leave();
     return r;
 }
 
@@ -851,7 +851,7 @@ int wc_cache_fd_move(struct wc_cache *c, int fd)
 {
     if (fd < 0)
         return -ENOENT;
-    if (!wc_enter())
+    if (!wc_engine_enter())
         return -EDEADLK;
     int r = -ENOENT;
     wc_lock(&c->lock);              /* covers every use of the store's fd */
@@ -879,7 +879,7 @@ int wc_cache_fd_move(struct wc_cache *c, int fd)
         }
         wc_unlock(&f->lock);
     }
-    wc_leave();
+    wc_engine_leave();
     return r;
 }
 
@@ -887,7 +887,7 @@ int wc_cache_fd_owner(struct wc_cache *c, int fd, dev_t *dev, ino_t *ino)
 {
     if (fd < 0)
         return -ENOENT;
-    if (!wc_enter())
+    if (!wc_engine_enter())
         return -EDEADLK;
     int r = -ENOENT;
     wc_lock(&c->lock);
@@ -906,13 +906,13 @@ int wc_cache_fd_owner(struct wc_cache *c, int fd, dev_t *dev, ino_t *ino)
         }
         wc_unlock(&f->lock);
     }
-    wc_leave();
+    wc_engine_leave();
     return r;
 }
 
 int wc_file_put_fd(struct wc_file *f, int fd)
 {
-    if (!wc_enter())
+    if (!wc_engine_enter())
         return -EDEADLK;
     wc_lock(&f->lock);
     wc_lock(&f->cache->lock);           /* refs is the cache lock's */
@@ -923,20 +923,20 @@ int wc_file_put_fd(struct wc_file *f, int fd)
     if (others && fd >= 0 && shares_description(f, fd))
         own_description(f);
     wc_unlock(&f->lock);
-    wc_leave();
+    wc_engine_leave();
     return wc_file_put(f);
 }
 
 int wc_file_unshare(struct wc_file *f, int fd)
 {
-    if (!wc_enter())
+    if (!wc_engine_enter())
         return -EDEADLK;
     wc_lock(&f->lock);
     int r = wc_flush_locked(f, WC_WHY_OTHER);
     if (fd >= 0 && shares_description(f, fd))
         own_description(f);
     wc_unlock(&f->lock);
-    wc_leave();
+    wc_engine_leave();
     return r;
 }
 
@@ -947,18 +947,18 @@ off_t wc_file_size(struct wc_file *f)
 
 int wc_file_flush(struct wc_file *f, enum wc_reason why)
 {
-    if (!wc_enter())
+    if (!wc_engine_enter())
         return -EDEADLK;
     wc_lock(&f->lock);
     int r = wc_flush_locked(f, why);
     wc_unlock(&f->lock);
-    wc_leave();
+    wc_engine_leave();
     return r;
 }
 
 int wc_file_sync(struct wc_file *f, int datasync)
 {
-    if (!wc_enter())
+    if (!wc_engine_enter())
         return -EDEADLK;
     wc_lock(&f->lock);
     int r = wc_flush_locked(f, WC_WHY_FSYNC);
@@ -969,13 +969,13 @@ int wc_file_sync(struct wc_file *f, int datasync)
     }
     r = wc_err_sync_done(f, r);
     wc_unlock(&f->lock);
-    wc_leave();
+    wc_engine_leave();
     return r;
 }
 
 int wc_file_invalidate(struct wc_file *f, enum wc_reason why)
 {
-    if (!wc_enter())
+    if (!wc_engine_enter())
         return -EDEADLK;
     wc_lock(&f->lock);
     int r = wc_flush_locked(f, why);
@@ -988,7 +988,7 @@ int wc_file_invalidate(struct wc_file *f, enum wc_reason why)
         wc_note_disk(f);        /* others' changes: the new baseline */
     }
     wc_unlock(&f->lock);
-    wc_leave();
+    wc_engine_leave();
     return r;
 }
 
@@ -996,7 +996,7 @@ int wc_file_truncate(struct wc_file *f, off_t size)
 {
     if (size < 0)
         return -EINVAL;
-    if (!wc_enter())
+    if (!wc_engine_enter())
         return -EDEADLK;
     wc_lock(&f->lock);
     int r = 0;
@@ -1041,7 +1041,7 @@ int wc_file_truncate(struct wc_file *f, off_t size)
     WC_CHECK_FILE(f);
 out:
     wc_unlock(&f->lock);
-    wc_leave();
+    wc_engine_leave();
     return r;
 }
 

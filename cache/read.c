@@ -148,14 +148,14 @@ static ssize_t wc_preadv_common(struct wc_file *f, int fd, int vec,
     ssize_t n = wc_rw_count(vec, buf, len, iov, iovcnt, pos);
     if (n < 0)
         return n;
-    if (!wc_enter())
+    if (!wc_engine_enter())
         return -EDEADLK;
     wc_lock(&f->lock);
     WC_CHECK_FILE(f);
     ssize_t r = read_locked(f, fd, vec, iov, iovcnt, buf, (size_t)n,
                             (uint64_t)pos);
     wc_unlock(&f->lock);
-    wc_leave();
+    wc_engine_leave();
     return r;
 }
 

@@ -275,7 +275,7 @@ static ssize_t write_iter(struct wc_file *f, struct uiter *it, off_t pos_in,
     int stalls = 0, faulted = 0, early = 0;
     ssize_t ret;
 
-    if (!wc_enter())
+    if (!wc_engine_enter())
         return -EDEADLK;
     wc_lock(&f->lock);
     wc_wip_size = f->slot->size;
@@ -447,7 +447,7 @@ out:
     if (__builtin_expect(__atomic_load_n(&c->dirty_pages, __ATOMIC_RELAXED) >
                              c->dirty_limit, 0))
         wc__flush_all(c, WC_WHY_PRESSURE);
-    wc_leave();
+    wc_engine_leave();
     return ret;
 }
 

@@ -83,26 +83,9 @@ struct wc_desc **wc_fds;
 unsigned wc_nfds;
 WC_TLS int wc_depth;
 
-static wc_lock_t g_cache_lock;
+static struct wc_lock g_cache_lock;
 static int g_cache_failed;               /* wc_cache_open failed: stop */
-static wc_lock_t g_slab_lock;
-
-/* ---- futex lock slow paths ------------------------------------------- */
-
-void wc_lock_slow(wc_lock_t *l)
-{
-    int c = __atomic_exchange_n(&l->v, 2, __ATOMIC_ACQUIRE);
-    while (c != 0) {
-        REAL(syscall)(SYS_futex, &l->v, FUTEX_WAIT_PRIVATE, 2, NULL, NULL,
-                      0);
-        c = __atomic_exchange_n(&l->v, 2, __ATOMIC_ACQUIRE);
-    }
-}
-
-void wc_unlock_slow(wc_lock_t *l)
-{
-    REAL(syscall)(SYS_futex, &l->v, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
-}
+static struct wc_lock g_slab_lock;
 
 /* ---- the table ------------------------------------------------------- */
 

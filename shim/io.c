@@ -1,9 +1,9 @@
 /*
  * io.c - the write and read families: the hot path.
  *
- *   write(fd, buf, 64) -> wc_fd_get (one load) -> wc_enter (TLS store)
+ *   write(fd, buf, 64) -> wc_fd_get (one load) -> wc_shim_enter (TLS store)
  *   -> desc->lock (one CAS) -> wc_pwrite -> offset update -> unlock ->
- *   wc_leave. No system call, no allocation, no clock read, no global lock.
+ *   wc_shim_leave. No system call, no allocation, no clock read, no global lock.
  *
  * Invariants:
  *   (1) Validation happens in the kernel's order: pwrite/pread family:
@@ -227,9 +227,9 @@ static ssize_t write_common(int fd, struct wc_desc *d, const struct iovec *iov,
             r = wc_queue_write(fd, iov, iovcnt, pos, rwf_append);
         return wc_ret_keep(r, e);
     }
-    wc_enter();
+    wc_shim_enter();
     r = wc_do_writev(fd, d, iov, iovcnt, pos, rwf_append, vec);
-    wc_leave();
+    wc_shim_leave();
     return wc_ret_keep(r, e);
 }
 
@@ -246,9 +246,9 @@ static ssize_t read_common(int fd, struct wc_desc *d, const struct iovec *iov,
             r = -EINTR;
         return wc_ret_keep(r, e);
     }
-    wc_enter();
+    wc_shim_enter();
     r = do_readv(fd, d, iov, iovcnt, pos, vec);
-    wc_leave();
+    wc_shim_leave();
     return wc_ret_keep(r, e);
 }
 
@@ -273,7 +273,7 @@ static ssize_t v2_kernel(int fd, struct wc_desc *d, int write,
             r = kernel_rw_locked(fd, d, write, iov, iovcnt, pos, flags);
         wc_unlock(&d->lock);
     }
-    wc_leave();
+    wc_shim_leave();
     return wc_ret_keep(r, e);
 }
 

@@ -128,7 +128,7 @@ WC_EXPORT off_t lseek(int fd, off_t off, int whence)
         r = lseek_locked(fd, d, off, whence);
         wc_unlock(&d->lock);
     }
-    wc_leave();
+    wc_shim_leave();
     return wc_ret_keep(r, e);
 }
 
@@ -153,7 +153,7 @@ static void fix_stat(int r, struct stat *st)
         return;
     int e = errno;
     off_t size;
-    wc_enter();
+    wc_shim_enter();
     if (!wc_mapped_has(st->st_dev, st->st_ino) &&
         wc_reg_apply(st->st_dev, st->st_ino, size_cb, &size) == 0 &&
         size > st->st_size)
@@ -271,7 +271,7 @@ WC_EXPORT int statx(int dirfd, const char *path, int fl, unsigned mask,
         return r;
     int e = errno;
     off_t size;
-    wc_enter();
+    wc_shim_enter();
     dev_t dev = makedev(stx->stx_dev_major, stx->stx_dev_minor);
     if (!wc_mapped_has(dev, stx->stx_ino) &&
         wc_reg_apply(dev, stx->stx_ino, size_cb, &size) == 0 &&
@@ -307,7 +307,7 @@ WC_EXPORT int ftruncate(int fd, off_t len)
         }
         wc_unlock(&d->lock);
     }
-    wc_leave();
+    wc_shim_leave();
     return wc_ret_keep(r, e);
 }
 
@@ -333,7 +333,7 @@ WC_EXPORT int truncate(const char *path, off_t len)
         errno = e;
         return REAL(truncate)(path, len);
     }
-    wc_enter();
+    wc_shim_enter();
     int r = wc_reg_apply(st.st_dev, st.st_ino, truncate_cb, &len);
     wc_work_end(e);
     if (r == -ENOENT)
@@ -486,7 +486,7 @@ static int sync_common(int fd, int datasync)
         r = wc_file_sync(d->file, datasync);
         wc_unlock(&d->lock);
     }
-    wc_leave();
+    wc_shim_leave();
     return wc_ret_keep(r, e);
 }
 
@@ -536,10 +536,10 @@ WC_EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd,
              * so the file's cached data goes there now and every later
              * write goes there too. Recorded even when the file is not
              * cached yet, so a later open does not cache it. */
-            wc_enter();
+            wc_shim_enter();
             wc_mapped_add(st.st_dev, st.st_ino);
             wc_file_all_through(st.st_dev, st.st_ino, WC_WHY_OTHER);
-            wc_leave();
+            wc_shim_leave();
         }
         errno = e;
     }
@@ -560,7 +560,7 @@ static void flush_for_times(int dirfd, const char *path, int flags)
     if (wc_state != WC_ST_ON || wc_depth || wc_reg_empty())
         return;
     int e = errno;
-    wc_enter();
+    wc_shim_enter();
     struct wc_desc *d = path ? NULL : wc_desc_get(dirfd);
     if (d) {
         /* A tracked descriptor: its file's identity is known. */
@@ -573,7 +573,7 @@ static void flush_for_times(int dirfd, const char *path, int flags)
         if (r == 0 && S_ISREG(st.st_mode))
             wc_reg_apply(st.st_dev, st.st_ino, flush_cb, NULL);
     }
-    wc_leave();
+    wc_shim_leave();
     errno = e;
 }
 

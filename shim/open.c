@@ -163,7 +163,7 @@ static void before_stdio_open(const char *path, const char *mode)
     int e = errno;
     struct stat st;
     if (REAL(stat)(path, &st) == 0 && S_ISREG(st.st_mode)) {
-        wc_enter();
+        wc_shim_enter();
         int r = wc_reg_apply(st.st_dev, st.st_ino,
                              mode && mode[0] == 'w' ? trunc_file_cb
                                                     : flush_file_cb,
@@ -172,7 +172,7 @@ static void before_stdio_open(const char *path, const char *mode)
          * descriptions pass through from now on. */
         if (r != -ENOENT && mode && (strpbrk(mode, "wa+")))
             wc_file_all_through(st.st_dev, st.st_ino, WC_WHY_OTHER);
-        wc_leave();
+        wc_shim_leave();
     }
     errno = e;
 }
@@ -248,7 +248,7 @@ WC_EXPORT int close(int fd)
     int r = wc_fd_forget(fd);
     int rc = REAL(close)(fd);
     int ce = errno;
-    wc_leave();
+    wc_shim_leave();
     if (rc < 0) {
         errno = ce;
         return -1;

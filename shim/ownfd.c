@@ -53,7 +53,7 @@
 
 #include "shim.h"
 
-static wc_lock_t g_limit_lock;
+static struct wc_lock g_limit_lock;
 static int g_window;                 /* limit raised now (atomic) */
 static struct rlimit g_prog_rl;      /* the program's limit meanwhile */
 static int g_fallback_logged;

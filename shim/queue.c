@@ -7,8 +7,8 @@
  *   (1) Nested calls take no lock: their writes are copied into the
  *       thread's queue (async-signal-safe: mmap'd memory, a CAS on the
  *       tail), and the outermost shim call on that thread runs them, in
- *       order, before it returns (wc_leave) or before it starts
- *       (wc_enter). A handler that runs while wc_depth == 0 is an ordinary
+ *       order, before it returns (wc_shim_leave) or before it starts
+ *       (wc_shim_enter). A handler that runs while wc_depth == 0 is an ordinary
  *       caller, and first runs what is queued.
  *   (2) A queued write has returned to the handler: it is never dropped
  *       silently (a failure when it runs is logged with the bytes lost).
@@ -225,7 +225,7 @@ void wc_queue_drain(void)
     errno = e;
 }
 
-void wc_leave_slow(void)
+void wc_shim_leave_slow(void)
 {
     for (;;) {
         wc_queue_drain();

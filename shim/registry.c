@@ -22,7 +22,7 @@
 
 #include "shim.h"
 
-static wc_lock_t g_reg_lock;
+static struct wc_lock g_reg_lock;
 
 struct reg_entry {
     dev_t dev;

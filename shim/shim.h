@@ -27,7 +27,7 @@
  *     desc->locks are ever held together;
  *   - nothing is locked while this thread is nested (depth > 0, i.e. a
  *     signal handler interrupted shim code on this thread): nested calls
- *     queue their writes instead (wc_enter/wc_leave below, queue.c).
+ *     queue their writes instead (wc_shim_enter/wc_shim_leave below, queue.c).
  */
 #ifndef WCACHE_SHIM_H
 #define WCACHE_SHIM_H
@@ -40,6 +40,7 @@
 #include <sys/types.h>
 
 #include "wcache/cache.h"
+#include "wcache/lock.h"
 #include "wcache/sys.h"
 
 /* The one way a symbol is exported from libwcache.so (-fvisibility=hidden
@@ -152,23 +153,6 @@ enum wc_mode {
                          cached bytes. Rules in stdio.c. */
 };
 
-/* A futex-based mutex: 0 free, 1 locked, 2 locked with waiters. */
-typedef struct { int v; } wc_lock_t;
-void wc_lock_slow(wc_lock_t *l);
-void wc_unlock_slow(wc_lock_t *l);
-static inline void wc_lock(wc_lock_t *l)
-{
-    int z = 0;
-    if (!__atomic_compare_exchange_n(&l->v, &z, 1, 0, __ATOMIC_ACQUIRE,
-                                     __ATOMIC_RELAXED))
-        wc_lock_slow(l);
-}
-static inline void wc_unlock(wc_lock_t *l)
-{
-    if (__atomic_exchange_n(&l->v, 0, __ATOMIC_RELEASE) == 2)
-        wc_unlock_slow(l);
-}
-
 /*
  * One open file description (the kernel's struct file), shared by every
  * descriptor dup'd from it. Invariants:
@@ -185,7 +169,7 @@ static inline void wc_unlock(wc_lock_t *l)
  *   (4) `file` holds exactly one engine reference (wc_file_get).
  */
 struct wc_desc {
-    wc_lock_t lock;           /* protects pos, kstale, mode, flags, file
+    struct wc_lock lock;           /* protects pos, kstale, mode, flags, file
                                  (the kernel's f_pos_lock) */
     int refs;                 /* slots + lookup references (atomic) */
     int mode;                 /* enum wc_mode */
@@ -370,7 +354,7 @@ void wc_queue_init(void);
 
 /* Enter shim code that may take locks or call the engine. Caller has
  * checked wc_depth == 0. */
-static inline void wc_enter(void)
+static inline void wc_shim_enter(void)
 {
     wc_depth = 1;
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
@@ -385,12 +369,12 @@ static inline void wc_enter(void)
 static inline int wc_work_begin(void);
 static inline void wc_work_end(int saved_errno);
 
-void wc_leave_slow(void);
-static inline void wc_leave(void)
+void wc_shim_leave_slow(void);
+static inline void wc_shim_leave(void)
 {
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
     if (unlikely(wc_qpending != 0))
-        wc_leave_slow();
+        wc_shim_leave_slow();
     else
         wc_depth = 0;
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
@@ -399,13 +383,13 @@ static inline void wc_leave(void)
 static inline int wc_work_begin(void)
 {
     int e = errno;
-    wc_enter();
+    wc_shim_enter();
     return e;
 }
 
 static inline void wc_work_end(int saved_errno)
 {
-    wc_leave();
+    wc_shim_leave();
     errno = saved_errno;
 }
 

@@ -188,7 +188,7 @@ static int stand_in(int sig)
  * reader-then-writer (wc_death_signals_init, called when the cache is
  * created, while the program's threads may call sigaction). Taken with
  * every signal blocked, so no handler on the holder's thread re-enters. */
-static wc_lock_t g_sig_lock;
+static struct wc_lock g_sig_lock;
 
 static void sig_lock(sigset_t *saved)
 {
