@@ -392,6 +392,8 @@ void wc_file_drop_pages(struct wc_file *f)
 static void release_slot(struct wc_cache *c, struct wc_file *f)
 {
     fold_counters(&c->totals, f);
+    while (f->nstash)           /* the file's recycled blocks: back */
+        wc_store_free(&c->store, f->stash[--f->nstash]);
     HASH_CLEAR(hh, f->pages);
     if (f->wb_fd >= 0)
         fd_close(c, f->wb_fd);
@@ -1096,6 +1098,20 @@ static void page_free_locked(struct wc_cache *c, struct wc_file *f,
 void wc_page_drop(struct wc_file *f, struct wc_page *p)
 {
     struct wc_cache *c = f->cache;
+    if (f->recycle && !p->dirty && !p->on_lru && f->nstash < WC_STASH) {
+        /* A recycling flush's page: its block stays with the file, for
+         * its next new page, without the cache lock (f->stash). */
+        struct wc_brec *rec = wc_page_rec(c, p);
+        rec->file = 0;                   /* invariant (4): file first */
+        __atomic_signal_fence(__ATOMIC_SEQ_CST);
+        rec->nr = 0;
+        HASH_DEL(f->pages, p);
+        if (f->hint == p)
+            f->hint = NULL;
+        p->file = NULL;
+        f->stash[f->nstash++] = p->block;
+        return;
+    }
     if (p->dirty) {
         /* Unlink from the dirty list (rare path: truncate, unlinked). */
         struct wc_page **pp = &f->dirty;
@@ -1174,9 +1190,11 @@ struct wc_page *wc_page_get(struct wc_file *f, uint64_t idx, int *isnew,
         return p;
     }
 
-    int64_t b;
+    int64_t b = -EAGAIN;
     int saved_errno = errno;    /* the answer is *err, not errno */
-    for (int round = 0;; round++) {
+    if (f->nstash)              /* a block this file's flush recycled */
+        b = f->stash[--f->nstash];
+    for (int round = 0; b < 0; round++) {
         wc_lock(&c->lock);
         /* Recycle warm: with no free block at hand and more clean pages
          * than WC_CLEAN_KEEP, the oldest clean page's block is reused

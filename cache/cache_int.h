@@ -56,6 +56,8 @@ struct wc_page {
     uint8_t dirty;              /* on file->dirty (file lock) */
 };
 
+#define WC_STASH 64             /* blocks a file keeps for reuse */
+
 struct wc_file {
     struct wc_lock lock;        /* see the table above */
     struct wc_cache *cache;
@@ -94,6 +96,12 @@ struct wc_file {
                                    continues a stream (write.c) */
     uint32_t wr_since;          /* cached writes since the last flush
                                    (write.c: scattered writes) */
+    uint32_t stash[WC_STASH];   /* blocks a recycling flush freed, kept
+                                   for this file's next new pages (file
+                                   lock): streams to two files on two
+                                   threads do not trade blocks, and their
+                                   cache lines, through the shared list */
+    uint32_t nstash;
     int recycle;                /* the flush running frees the blocks of
                                    the pages it cleans (flush.c (6)) */
     int err;                    /* last write-back error, -errno, or 0 */
@@ -109,7 +117,9 @@ struct wc_file {
                                    positional writes are refused; -1 */
     /* counters, folded into the cache totals on release */
     uint64_t n_writes, n_bytes, n_through, n_faults;
-};
+} __attribute__((aligned(64)));  /* adjacent slots share no cache line:
+                                        two threads on two files do not
+                                        slow each other (false sharing) */
 
 enum { WC_SEEN_FSYNC = 1, WC_SEEN_CLOSE = 2 };
 
