@@ -316,6 +316,16 @@ Test(fdstress, shared_numbers_small_cache)
 #define TSAN_ENV "TSAN_OPTIONS=halt_on_error=0 exitcode=66 " \
                  "suppressions=" WCT_SRC_DIR "/tests/tsan.supp"
 
+/* The sanitizer build has no crash guard (no wcache binary beside it),
+ * and a run that ends through TSan's exit code may leave its backing file:
+ * it goes with the scratch directory, not into /dev/shm. */
+static const char *tsan_dir(void)
+{
+    static char buf[4300];
+    snprintf(buf, sizeof buf, "WCACHE_DIR=%s", scratch);
+    return buf;
+}
+
 static void require_tsan(void)
 {
     struct stat st;
@@ -330,7 +340,7 @@ static void require_tsan(void)
 Test(tsan, fdstress)
 {
     require_tsan();
-    const char *env[] = {TSAN_ENV, NULL};
+    const char *env[] = {TSAN_ENV, tsan_dir(), NULL};
     stress(TSAN_PROG("prog_fdstress"), TSAN_SO, 1, 4, 4000, env);
 }
 
@@ -348,7 +358,8 @@ Test(tsan, symbolizer_reads_before_shim_starts)
     char path[4200];
     snprintf(path, sizeof path, "%s/f", dir);
     const char *argv[] = {TSAN_PROG("prog_tsanrace"), path, NULL};
-    const char *env[] = {"LD_PRELOAD=" TSAN_SO, TSAN_ENV, "WCACHE_LOG=debug",
+    const char *env[] = {"LD_PRELOAD=" TSAN_SO, TSAN_ENV, tsan_dir(),
+                         "WCACHE_LOG=debug",
                          NULL};
     struct wct_spec spec = {.argv = argv, .env = env, .timeout_s = 60};
     struct wct_result res;
@@ -382,7 +393,7 @@ static void tsan_threads(const char *mode)
     char *dir = subdir(mode);
     const char *argv[] = {TSAN_PROG("prog_threads"), mode, dir, "4", "2000",
                           NULL};
-    const char *env[] = {"LD_PRELOAD=" TSAN_SO, TSAN_ENV, NULL};
+    const char *env[] = {"LD_PRELOAD=" TSAN_SO, TSAN_ENV, tsan_dir(), NULL};
     struct wct_spec spec = {.argv = argv, .env = env, .timeout_s = 150};
     struct wct_result res;
     cr_assert(wct_run(&spec, &res) == 0);
@@ -412,7 +423,7 @@ static void tsan_storm(const char *mode)
     snprintf(path, sizeof path, "%s/f", dir);
     const char *argv[] = {TSAN_PROG("prog_sigstorm"), path, mode, "1",
                           "100000", NULL};
-    const char *env[] = {"LD_PRELOAD=" TSAN_SO, TSAN_ENV, NULL};
+    const char *env[] = {"LD_PRELOAD=" TSAN_SO, TSAN_ENV, tsan_dir(), NULL};
     struct wct_spec spec = {.argv = argv, .env = env, .timeout_s = 150};
     struct wct_result res;
     cr_assert(wct_run(&spec, &res) == 0);
