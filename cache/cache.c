@@ -205,7 +205,7 @@ ssize_t wc_write_at(struct wc_file *f, const struct iovec *v, int n,
         __atomic_store_n(&c->refused, 1, __ATOMIC_RELAXED);
         errno = saved;              /* the refusal is not the answer */
     }
-    return wc__write_refused(f, v, n, pos);
+    return wc_err_write_refused(f, v, n, pos);
 }
 
 /* Ask the kernel what a write past EOF whose copy faults does to i_size:
@@ -420,7 +420,7 @@ static int flush_file(struct wc_file *f, enum wc_reason why)
 }
 
 /* Flush all files; release orphans that became clean. Caller is inside. */
-int wc__flush_all(struct wc_cache *c, enum wc_reason why)
+int wc_flush_all_entered(struct wc_cache *c, enum wc_reason why)
 {
     int first = 0;
     for (uint32_t i = 0; i < c->nfiles; i++) {
@@ -462,7 +462,7 @@ int wc_cache_flush(struct wc_cache *c, enum wc_reason why)
 {
     if (!wc_engine_enter())
         return -EDEADLK;
-    int r = wc__flush_all(c, why);
+    int r = wc_flush_all_entered(c, why);
     wc_engine_leave();
     return r;
 }
@@ -529,7 +529,7 @@ int wc_cache_close(struct wc_cache *c)
 {
     if (!wc_engine_enter())
         return -EDEADLK;
-    int r = wc__flush_all(c, WC_WHY_EXIT);
+    int r = wc_flush_all_entered(c, WC_WHY_EXIT);
     /* Data that could not be written back stays in the backing file for
      * a replay, its records untouched; only a clean cache removes it (one
      * function decides). */

@@ -15,6 +15,15 @@
  *   Order: file lock, then cache lock. A thread that holds the cache lock
  *   (or another file's lock) only ever *tries* a file lock (eviction).
  *   No lock is held across a call that can run user code.
+ *
+ * Names (both layers, README "Names"): a function used in one file is
+ * static, without prefix, named for what it does; one used across files is
+ * wc_<concept>_<verb> (wc_store_*, wc_page_*, wc_err_*, wc_reg_*,
+ * wc_fd_*...), declared in the layer's header (this one, shim/shim.h, or
+ * include/wcache/ for what crosses layers); the suffix says what the
+ * caller holds: _locked (the object's lock), _entered (inside
+ * wc_engine_enter); wc__ marks entry points for tests only and the
+ * assembly labels of the non-faulting copy (ucopy.c).
  */
 #ifndef WCACHE_CACHE_INT_H
 #define WCACHE_CACHE_INT_H
@@ -218,7 +227,7 @@ struct wc_cache {
  * import_iovec checks and clamp (write.c); EINVAL when
  * pos plus the count overflows. Returns the count clamped to
  * MAX_RW_COUNT, or -errno. */
-ssize_t wc__check_iovec(const struct iovec *iov, int iovcnt);
+ssize_t wc_iovec_check(const struct iovec *iov, int iovcnt);
 static inline ssize_t wc_rw_count(int vec, const void *buf, size_t len,
                                   const struct iovec *iov, int iovcnt,
                                   off_t pos)
@@ -226,7 +235,7 @@ static inline ssize_t wc_rw_count(int vec, const void *buf, size_t len,
     if (pos < 0)
         return -EINVAL;
     if (vec) {
-        ssize_t n = wc__check_iovec(iov, iovcnt);
+        ssize_t n = wc_iovec_check(iov, iovcnt);
         if (n < 0)
             return n;
         len = (size_t)n;
@@ -290,7 +299,7 @@ static inline int wc_file_dirty(const struct wc_file *f)
 
 /* Flush every file; release files whose last close could not write back
  * and that are now clean. Caller is inside the engine, holds no lock. */
-int wc__flush_all(struct wc_cache *c, enum wc_reason why);
+int wc_flush_all_entered(struct wc_cache *c, enum wc_reason why);
 
 /* Positional write of v[0..n) at pos on f's write-back descriptor, never
  * appending (the descriptor may share an O_APPEND description). */
@@ -335,7 +344,7 @@ int wc_refused(int err);
 /* pwritev semantics with lseek+write, on a description of f's own; f
  * becomes THROUGH. Returns bytes written or -1 with errno. Caller holds
  * f->lock. */
-ssize_t wc__write_refused(struct wc_file *f, const struct iovec *v, int n,
+ssize_t wc_err_write_refused(struct wc_file *f, const struct iovec *v, int n,
                           uint64_t pos);
 
 /* ---- ranges (flush.c) ----------------------------------------------- */

@@ -14,7 +14,7 @@
  *      |                                           |
  *      |  pwritev/pwritev2 refused (EPERM, ENOSYS: a seccomp filter):
  *      +--------------------+----------------------+
- *                           v   wc__write_refused
+ *                           v   wc_err_write_refused
  *                        THROUGH (for good)
  *
  *   OK       writes are cached while the file system has room for the
@@ -237,7 +237,7 @@ static int seek_fd(struct wc_file *f)
     return f->seek_fd;
 }
 
-ssize_t wc__write_refused(struct wc_file *f, const struct iovec *v, int n,
+ssize_t wc_err_write_refused(struct wc_file *f, const struct iovec *v, int n,
                           uint64_t pos)
 {
     __atomic_store_n(&f->state, WC_FS_THROUGH, __ATOMIC_RELAXED);

@@ -446,7 +446,7 @@ out:
     wc_unlock(&f->lock);
     if (__builtin_expect(__atomic_load_n(&c->dirty_pages, __ATOMIC_RELAXED) >
                              c->dirty_limit, 0))
-        wc__flush_all(c, WC_WHY_PRESSURE);
+        wc_flush_all_entered(c, WC_WHY_PRESSURE);
     wc_engine_leave();
     return ret;
 }
@@ -466,7 +466,7 @@ ssize_t wc_pwrite(struct wc_file *f, const void *buf, size_t len, off_t pos,
  * (checked while the array is read), EFAULT for an unreadable array or a
  * segment outside user space; the total is clamped to MAX_RW_COUNT.
  * Returns the clamped total or -errno. */
-ssize_t wc__check_iovec(const struct iovec *iov, int iovcnt)
+ssize_t wc_iovec_check(const struct iovec *iov, int iovcnt)
 {
     size_t total = 0;
     if (iovcnt < 0 || iovcnt > IOV_MAX)
@@ -507,7 +507,7 @@ ssize_t wc__check_iovec(const struct iovec *iov, int iovcnt)
 
 ssize_t wc_iov_count(const struct iovec *iov, int iovcnt)
 {
-    return wc__check_iovec(iov, iovcnt);
+    return wc_iovec_check(iov, iovcnt);
 }
 
 ssize_t wc_pwritev(struct wc_file *f, const struct iovec *iov, int iovcnt,
