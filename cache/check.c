@@ -37,9 +37,9 @@ void wc_check_file(struct wc_file *f)
     HASH_ITER(hh, f->pages, p, tmp) {
         struct wc_brec *r = wc_page_rec(c, p);
         n++;
-        /* cache.c (1): page i in block i, named by its record */
+        /* pages.c (1): page i in block i, named by its record */
         if (p->file != f || p != &c->pages[p->block])
-            fail(f, "cache.c (1): page not ours or not its block's", p->block, 0);
+            fail(f, "pages.c (1): page not ours or not its block's", p->block, 0);
         if (r->file != f->id + 1 || r->index != p->index ||
             r->gen != f->slot->gen)
             fail(f, "store.h (2): record does not name its page", r->file,
@@ -58,15 +58,15 @@ void wc_check_file(struct wc_file *f)
                 fail(f, "flush.c (3): dirty bytes past i_size",
                      (p->index << WC_PAGE_SHIFT) + r->hi[i], f->slot->size);
         }
-        /* cache.c (2): clean pages are on the LRU only when up to date;
+        /* pages.c (2): clean pages are on the LRU only when up to date;
          * a page with nothing valid does not exist */
         if (r->nr && !p->dirty)
             fail(f, "dirty ranges on a page off the dirty list", p->block, 0);
         if (p->on_lru && (r->nr || !(r->flags & WC_BR_UPTODATE)))
-            fail(f, "cache.c (2): LRU page dirty or not up to date", p->block,
+            fail(f, "pages.c (2): LRU page dirty or not up to date", p->block,
                  r->nr);
         if (!p->dirty && !(r->flags & WC_BR_UPTODATE))
-            fail(f, "cache.c (2): page with no valid byte kept", p->block, 0);
+            fail(f, "pages.c (2): page with no valid byte kept", p->block, 0);
     }
     if (f->hint && (f->hint->file != f))
         fail(f, "hint points to a page not ours", f->hint->block, 0);
