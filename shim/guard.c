@@ -59,6 +59,7 @@
 #include <unistd.h>
 
 #include "shim.h"
+#include "wcache/raw.h"
 
 static char guard_exe[PATH_MAX];   /* the wcache binary; "" when none */
 static int guard_found = -1;       /* -1 not looked yet, 0 no, 1 yes */
@@ -106,19 +107,13 @@ static struct spawn g_spawn;
 static char g_stack[2][16 << 10] __attribute__((aligned(16)));
 static int g_child;             /* the intermediate child, until reaped */
 
-/* A system call that leaves errno alone: the intermediate child shares
- * the program's memory and thread pointer, so it must not write the
+/* A system call that leaves errno alone: the children share the
+ * program's memory and thread pointer, so they must not write the
  * program's errno (nor anything else). -errno on failure. */
 static inline __attribute__((always_inline)) long
 raw(long n, long a, long b, long c, long d)
 {
-    register long r10 __asm__("r10") = d;
-    long r;
-    __asm__ volatile("syscall"
-                     : "=a"(r)
-                     : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10)
-                     : "rcx", "r11", "memory");
-    return r;
+    return wc_raw_syscall(n, a, b, c, d, 0, 0);
 }
 
 /*

@@ -52,6 +52,7 @@
 #include <unistd.h>
 
 #include "shim.h"
+#include "wcache/raw.h"
 
 static struct wc_lock g_limit_lock;
 static int g_window;                 /* limit raised now (atomic) */
@@ -230,13 +231,7 @@ WC_EXPORT int getrlimit(__rlimit_resource_t res, struct rlimit *rl)
         *rl = g_prog_rl;
         return 0;
     }
-    long r;
-    register long r10 __asm__("r10") = (long)rl;
-    __asm__ volatile("syscall"
-                     : "=a"(r)
-                     : "a"((long)SYS_prlimit64), "D"(0L), "S"((long)res),
-                       "d"(0L), "r"(r10)
-                     : "rcx", "r11", "memory");
+    long r = wc_raw_syscall(SYS_prlimit64, 0, (long)res, 0, (long)rl, 0, 0);
     if (r < 0) {
         errno = (int)-r;
         return -1;

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "shim.h"
+#include "wcache/raw.h"
 
 static WC_TLS int resolving;   /* this thread is inside wc_real_init */
 
@@ -33,15 +34,7 @@ static WC_TLS int resolving;   /* this thread is inside wc_real_init */
  * x86_64 only, as the rest of wcache. -1 and errno on failure. */
 static long raw6(long n, long a, long b, long c, long d, long e, long f)
 {
-    register long r10 __asm__("r10") = d;
-    register long r8 __asm__("r8") = e;
-    register long r9 __asm__("r9") = f;
-    long r;
-    __asm__ volatile("syscall"
-                     : "=a"(r)
-                     : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8),
-                       "r"(r9)
-                     : "rcx", "r11", "memory");
+    long r = wc_raw_syscall(n, a, b, c, d, e, f);
     if (r < 0 && r > -4096) {
         errno = (int)-r;
         return -1;

@@ -53,6 +53,7 @@ struct run {
     const char *cgroup;     /* cgroup directory to move the writer to */
     int kill_guard;         /* kill the guard before the writer */
     const char *size;       /* WCACHE_SIZE, NULL: default */
+    const char *flush_ms;   /* WCACHE_FLUSH_MS, NULL: default */
     /* results */
     long acked;             /* records acknowledged */
     int status;
@@ -145,6 +146,8 @@ static void run_writer(struct run *r)
             setenv("WCACHE_GUARD", "0", 1);
         if (r->size)
             setenv("WCACHE_SIZE", r->size, 1);
+        if (r->flush_ms)
+            setenv("WCACHE_FLUSH_MS", r->flush_ms, 1);
         execl(WCT_PROG("prog_killwriter"), "prog_killwriter", r->dir, seed,
               r->how, n, (char *)NULL);
         _exit(127);
@@ -578,8 +581,11 @@ Test(recover, corrupt_and_hostile_files, .init = setup,
     char *dir = wct_scratch("recover");
     char *dir2 = wct_scratch("recover2");
     uint64_t seed = (uint64_t)time(NULL);
+    /* No deadline write-back: on a loaded machine the 150 records can take
+     * longer than it, and the template must still hold dirty records. */
     struct run r = {.dir = dir, .seed = seed, .how = "run", .sig = SIGKILL,
-                    .kill_after = 150, .no_guard = 1, .size = "256K"};
+                    .kill_after = 150, .no_guard = 1, .size = "256K",
+                    .flush_ms = "600000"};
     run_writer(&r);
     /* The backing file left behind: the template. */
     char sd[4300];

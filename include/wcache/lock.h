@@ -17,20 +17,15 @@
 #include <linux/futex.h>
 #include <sys/syscall.h>
 
+#include "wcache/raw.h"
+
 struct wc_lock {
     int v;
 };
 
 static inline long wc_futex(int *addr, int op, int val)
 {
-    register long r10 __asm__("r10") = 0;
-    long r;
-    __asm__ volatile("syscall"
-                     : "=a"(r)
-                     : "a"((long)SYS_futex), "D"(addr), "S"((long)op),
-                       "d"((long)val), "r"(r10)
-                     : "rcx", "r11", "memory");
-    return r;
+    return wc_raw_syscall(SYS_futex, (long)addr, op, val, 0, 0, 0);
 }
 
 static inline int wc_lock_try(struct wc_lock *l)
