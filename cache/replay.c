@@ -311,6 +311,12 @@ int wc_replay_fd(int fd, const char *path, int flags, int log_fd,
         goto done;
     }
     out->pid = h.pid;
+    /* Closed by a clean exit (wc_cache_close: every slot was released
+     * before the state was stored): nothing to read past the header.
+     * The guard of every process that exits normally ends here, without
+     * reading the block table (megabytes for a large WCACHE_SIZE). */
+    if (h.state == WC_STORE_CLOSED)
+        goto clean;
 
     size_t slots_len = (size_t)h.nfiles * WC_FSLOT_SIZE;
     slots = malloc(slots_len);

@@ -63,6 +63,8 @@ static void usage(FILE *out)
 "  --dirty N       dirty bytes that start write-back        WCACHE_DIRTY\n"
 "  --flush-ms N    longest time data stays only in memory   WCACHE_FLUSH_MS\n"
 "  --bypass N      writes at least this large skip the cache WCACHE_BYPASS\n"
+"  --min-writes N  writes a file opened by the program makes\n"
+"                  through the kernel before it is cached (8) WCACHE_MIN_WRITES\n"
 "  --dir D         where the backing file lives             WCACHE_DIR\n"
 "  --include P     only cache paths matching these ':'-separated\n"
 "                  fnmatch patterns                         WCACHE_INCLUDE\n"
@@ -333,12 +335,13 @@ int main(int argc, char **argv)
 {
     enum { O_SIZE = 256, O_DIRTY, O_FLUSH, O_BYPASS, O_DIR, O_STATS,
            O_STATS_PER, O_INCLUDE, O_EXCLUDE, O_LOG, O_DISABLE, O_INHERITED,
-           O_NO_INHERITED };
+           O_NO_INHERITED, O_MIN_WRITES };
     static const struct option opts[] = {
         {"size", required_argument, 0, O_SIZE},
         {"dirty", required_argument, 0, O_DIRTY},
         {"flush-ms", required_argument, 0, O_FLUSH},
         {"bypass", required_argument, 0, O_BYPASS},
+        {"min-writes", required_argument, 0, O_MIN_WRITES},
         {"dir", required_argument, 0, O_DIR},
         {"stats", optional_argument, 0, O_STATS},
         {"stats-per-process", no_argument, 0, O_STATS_PER},
@@ -366,6 +369,7 @@ int main(int argc, char **argv)
         case O_DIRTY: set_opt("WCACHE_DIRTY", optarg); break;
         case O_FLUSH: set_opt("WCACHE_FLUSH_MS", optarg); break;
         case O_BYPASS: set_opt("WCACHE_BYPASS", optarg); break;
+        case O_MIN_WRITES: set_opt("WCACHE_MIN_WRITES", optarg); break;
         case O_DIR: set_opt("WCACHE_DIR", optarg); break;
         case O_INCLUDE: set_opt("WCACHE_INCLUDE", optarg); break;
         case O_EXCLUDE: set_opt("WCACHE_EXCLUDE", optarg); break;

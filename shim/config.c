@@ -139,6 +139,12 @@ int wc_config_load(struct wc_shim_config *cfg, const char *(*get)(const char *),
         if (copy(cfg->exclude, sizeof cfg->exclude, v))
             return bad("WCACHE_EXCLUDE", v,
                        "':'-separated fnmatch patterns, shorter than 1024");
+    if ((v = get("WCACHE_MIN_WRITES")) && *v) {
+        if (parse_uint(v, 1000000, &n))
+            return bad("WCACHE_MIN_WRITES", v,
+                       "a count of writes, from 0 to 1000000");
+        cfg->min_writes = (int)n;
+    }
     if ((v = get("WCACHE_INHERITED"))) {
         if (parse_bool(v, &cfg->inherited))
             return bad("WCACHE_INHERITED", v, "0 or 1");

@@ -16,6 +16,9 @@ struct wc_shim_config {
     struct wc_config cache;   /* handed to wc_cache_open() */
     uint64_t flush_ms;        /* WCACHE_FLUSH_MS */
     int inherited;            /* WCACHE_INHERITED */
+    int min_writes;           /* WCACHE_MIN_WRITES: writes a file opened
+                                 here makes through the kernel before it
+                                 is cached (fdtab.c invariant (6)) */
     int guard;                /* WCACHE_GUARD */
     int stats;                /* 0 off, 1 stderr, 2 file stats_path */
     int log_level;            /* WCACHE_LOG */

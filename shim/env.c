@@ -25,6 +25,7 @@
 struct wc_shim_config wc_cfg = {
     .flush_ms = 1000,
     .inherited = 1,
+    .min_writes = 8,
     .guard = 1,
     .log_level = WC_LOG_WARN,
 };

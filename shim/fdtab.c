@@ -38,12 +38,12 @@
  *   (2) Descriptions live in mmap'd slabs and are never unmapped, so a
  *       stale pointer always points to a description (type-stable
  *       memory), in whatever state.
- *   (3) Which descriptors are cached (CONTRACT.md section 1), decided once
- *       at open in wc_fd_opened(): regular files opened by the process
- *       through an interposed call; writable ones are CACHED; read-only
- *       ones are CACHED (attached) if the file is already in the cache,
- *       else WATCH, and become CACHED when a writable open brings the file
- *       into the cache (so their reads see the cached bytes). O_DIRECT,
+ *   (3) Which descriptors are cached (CONTRACT.md section 1), decided at
+ *       open in wc_fd_opened(): regular files opened by the process
+ *       through an interposed call are CACHED (attached) if the file is
+ *       already in the cache, else WATCH, and become CACHED when the file
+ *       comes into the cache through another description (so their reads
+ *       see the cached bytes) or by their own second write (6). O_DIRECT,
  *       O_SYNC, O_DSYNC, O_PATH, mmapped files, excluded paths pass
  *       through (after a flush when the file is cached).
  *   (4) Every CACHED or THROUGH description holds one reference to its
@@ -51,6 +51,22 @@
  *       engine file and dropped when it releases it.
  *   (5) Nested calls (a signal handler that interrupted shim code on the
  *       same thread: wc_depth > 0) take no lock: see queue.c.
+ *   (6) A writable WATCH description's first WCACHE_MIN_WRITES writes
+ *       (8; with 0, a writable open of a regular file caches it at once)
+ *       go to the kernel; the next brings the file into the cache
+ *       (wc_desc_adopt_locked). Caching a file costs about eight system
+ *       calls (its identity, flags and offset, a descriptor of the
+ *       engine's own and its path, the write-back and that descriptor's
+ *       close), so a file written a few times (tar, cp and compilers write
+ *       small files in one to a few calls; lock and pid files) is cheaper
+ *       through the kernel, and costs no cache, no store and no crash
+ *       guard; a stream pays its first few writes. A WATCH description
+ *       holds no cached byte, so the kernel serves it exactly.
+ *   (7) A WATCH description made by a successful O_CREAT | O_EXCL open
+ *       (a new, empty, regular file: nothing can have it cached) may not
+ *       know its file's identity yet: ino 0 until ident_locked asks fstat,
+ *       which attaching and adopting do first. Such a file costs the
+ *       program's open, writes and close, and nothing else.
  *
  * Locks (order in shim.h):
  *   g_cache_lock  protects creation of the cache (wc_cachep, g_cache_failed)
@@ -200,6 +216,8 @@ static struct wc_desc *desc_alloc(void)
     d->append = 0;
     d->kstale = 0;
     d->shared = 0;
+    d->stdio = 0;
+    __atomic_store_n(&d->writes, 0, __ATOMIC_RELAXED);
     d->file = NULL;
     d->pos = 0;
     d->dev = 0;
@@ -251,6 +269,7 @@ struct wc_cache *wc_cache_get(void)
             else
                 wc_guard_start(c);      /* guard.c: opens it by name */
             wc_flusher_start();         /* which reaps the guard's child */
+            wc_flusher_kick();          /* now, if it was already running */
         }
     }
     c = wc_cachep;
@@ -297,12 +316,25 @@ static struct wc_desc *next_locked(unsigned *fd, const struct wc_desc *skip)
     return NULL;
 }
 
+/* Invariant (7): d's identity, asked of the kernel if not known yet.
+ * Caller holds d->lock. */
+static void ident_locked(int fd, struct wc_desc *d)
+{
+    struct stat st;
+    if (d->ino == 0 && REAL(fstat)(fd, &st) == 0) {
+        d->dev = st.st_dev;
+        __atomic_store_n(&d->ino, st.st_ino, __ATOMIC_RELAXED);
+    }
+}
+
 /* A writable open brought (dev, ino) into the cache: attach the WATCH
  * descriptions of that file, at their kernel offsets. */
 static void attach_watchers(struct wc_cache *c, dev_t dev, ino_t ino)
 {
     struct wc_desc *d;
     for (unsigned fd = 0; (d = next_locked(&fd, NULL)); fd++) {
+        if (d->mode == WC_D_WATCH)
+            ident_locked((int)fd, d);
         if (d->mode == WC_D_WATCH && d->dev == dev && d->ino == ino) {
             struct wc_file *f = file_get(c, (int)fd, NULL, -1);
             if (f) {
@@ -320,13 +352,29 @@ static void attach_watchers(struct wc_cache *c, dev_t dev, ino_t ino)
     }
 }
 
+static int pseudo_fs(int fd);
+
 int wc_desc_adopt_locked(int fd, struct wc_desc *d)
 {
-    if (d->mode != WC_D_WATCH || !d->shared ||
-        (d->accmode != O_WRONLY && d->accmode != O_RDWR) ||
-        wc_mapped_has(d->dev, d->ino))      /* passes through for good */
+    if (d->mode != WC_D_WATCH || d->writes < 0 ||
+        (d->accmode != O_WRONLY && d->accmode != O_RDWR))
         return 0;
-    struct wc_cache *c = wc_cache_get();
+    if (!d->shared && d->writes < wc_cfg.min_writes) {
+        /* Invariant (6): the first writes go to the kernel. */
+        __atomic_store_n(&d->writes, d->writes + 1, __ATOMIC_RELAXED);
+        return 0;
+    }
+    ident_locked(fd, d);
+    if (d->ino == 0 || wc_mapped_has(d->dev, d->ino))
+        return 0;                           /* passes through for good */
+    /* Pseudo file systems have no device (major 0, as tmpfs and FUSE):
+     * a file on a block device needs no fstatfs to tell. */
+    if (major(d->dev) == 0 && pseudo_fs(fd)) {
+        __atomic_store_n(&d->writes, -1, __ATOMIC_RELAXED);
+        return 0;
+    }
+    /* The caller made the cache before taking d->lock (lock order). */
+    struct wc_cache *c = __atomic_load_n(&wc_cachep, __ATOMIC_ACQUIRE);
     struct wc_file *f = c ? file_get(c, fd, NULL, -1) : NULL;
     if (!f)
         return 0;
@@ -338,20 +386,43 @@ int wc_desc_adopt_locked(int fd, struct wc_desc *d)
     d->kstale = 0;
     int rf = wc_reg_add(d->dev, d->ino, f);
     __atomic_sub_fetch(&g_nwatch, 1, __ATOMIC_RELAXED);
+    d->mode = WC_D_CACHED;
+    if (!d->shared && !d->stdio) {
+        /* As a writable open of a file in the cache would be. */
+        if (rf & WC_REG_THROUGH)
+            d->mode = WC_D_THROUGH;
+        return rf & WC_REG_FRESH ? WC_ADOPT_ATTACH : WC_ADOPT_DONE;
+    }
     if (!(rf & WC_REG_FRESH)) {
         /* The child caches the file through descriptions of its own: this
-         * one, which the parent moves too, passes through. */
-        d->mode = WC_D_CACHED;
+         * one, which the parent (or stdio) moves too, passes through. */
         wc_desc_through_locked(fd, d, WC_WHY_OTHER);
-        return 1;
+        return WC_ADOPT_DONE;
     }
-    d->mode = WC_D_CACHED;
     /* A fresh entry: no other description of the file is cached here,
      * so nothing is left for wc_share_finish; later opens of it pass
-     * through (shared.c invariant (4)). */
+     * through (shared.c invariant (4)), and so do its WATCH descriptions,
+     * attached after the unlock (THROUGH: the entry is marked). */
     wc_desc_share_locked(fd, d, WC_WHY_OTHER);
     wc_reg_mark_through(d->dev, d->ino);
-    return 1;
+    return WC_ADOPT_ATTACH;
+}
+
+/* The meeting point of a WATCH description installed while its file
+ * comes into the cache: each side stores (the slot; the registry entry),
+ * then does this read-modify-write of one variable, then loads what the
+ * other stored. Whichever comes second in g_nwatch's order sees the
+ * other's store, so a description is attached by one side or the other. */
+static int watch_sync(void)
+{
+    return __atomic_fetch_add(&g_nwatch, 0, __ATOMIC_SEQ_CST);
+}
+
+void wc_desc_adopted(dev_t dev, ino_t ino)
+{
+    struct wc_cache *c = __atomic_load_n(&wc_cachep, __ATOMIC_ACQUIRE);
+    if (watch_sync() && c)
+        attach_watchers(c, dev, ino);
 }
 
 static int truncate_cb(struct wc_file *f, void *arg)
@@ -399,8 +470,9 @@ void wc_fd_opened(int fd, int dirfd, const char *path, int flags)
 {
     if (fd < 0 || (unsigned)fd >= wc_nfds || (flags & (O_PATH | O_DIRECTORY)))
         return;
-    struct stat st;
-    if (REAL(fstat)(fd, &st) != 0)
+    struct stat st = {.st_mode = S_IFREG};      /* invariant (7) */
+    if (((flags & (O_CREAT | O_EXCL)) != (O_CREAT | O_EXCL) ||
+         !wc_cfg.min_writes) && REAL(fstat)(fd, &st) != 0)
         return;
     wc_fd_opened_known(fd, dirfd, path, flags, &st);
 }
@@ -429,23 +501,40 @@ void wc_fd_opened_known(int fd, int dirfd, const char *path, int flags,
             wc_file_all_through(st.st_dev, st.st_ino, why);
         return;
     }
-    /* Pseudo file systems have no device (major 0, as tmpfs and FUSE):
-     * a file on a block device needs no fstatfs to tell. */
-    if (acc != O_RDONLY && major(st.st_dev) == 0 && pseudo_fs(fd))
-        return;
-    int had = wc_reg_has(st.st_dev, st.st_ino);
     struct wc_desc *d;
-    if (acc == O_RDONLY && !had) {
+    if (!wc_reg_has(st.st_dev, st.st_ino) &&
+        (acc == O_RDONLY || wc_cfg.min_writes)) {
+        /* Invariant (6): watched until it has written enough. */
         if (!(d = desc_alloc()))
             return;
         d->mode = WC_D_WATCH;
         d->accmode = acc;
+        d->append = !!(flags & O_APPEND);
         d->dev = st.st_dev;
         d->ino = st.st_ino;
         __atomic_add_fetch(&g_nwatch, 1, __ATOMIC_RELAXED);
         install(fd, d);
+        if (acc != O_RDONLY)
+            wc_flusher_start();         /* flusher.c invariant (2) */
+        /* The file may have come into the cache since wc_reg_has, its
+         * watchers attached before d was installed: attach d now
+         * (watch_sync). */
+        watch_sync();
+        struct wc_cache *c = __atomic_load_n(&wc_cachep, __ATOMIC_ACQUIRE);
+        if (c && !wc_reg_empty() && !wc_desc_lock(fd, d)) {
+            ident_locked(fd, d);
+            st.st_dev = d->dev;
+            st.st_ino = d->ino;
+            wc_unlock(&d->lock);
+            if (wc_reg_has(st.st_dev, st.st_ino))
+                attach_watchers(c, st.st_dev, st.st_ino);
+        }
         return;
     }
+    /* Pseudo file systems have no device (major 0, as tmpfs and FUSE):
+     * a file on a block device needs no fstatfs to tell. */
+    if (acc != O_RDONLY && major(st.st_dev) == 0 && pseudo_fs(fd))
+        return;
     struct wc_cache *c = wc_cache_get();
     if (!c)
         return;
@@ -467,15 +556,15 @@ void wc_fd_opened_known(int fd, int dirfd, const char *path, int flags,
     int rf = wc_reg_add(st.st_dev, st.st_ino, f);
     if (rf & WC_REG_THROUGH)
         d->mode = WC_D_THROUGH;
-    if (had && (flags & O_TRUNC)) {
+    if (flags & O_TRUNC) {
         /* The kernel truncated the file at open; drop what the cache still
          * holds for it (a flush that raced with the open is undone by the
          * engine's ftruncate too). */
         wc_file_truncate(f, 0);
     }
     install(fd, d);
-    if ((rf & WC_REG_FRESH) && __atomic_load_n(&g_nwatch, __ATOMIC_RELAXED))
-        attach_watchers(c, st.st_dev, st.st_ino);
+    if (rf & WC_REG_FRESH)
+        wc_desc_adopted(st.st_dev, st.st_ino);
 }
 
 /* Drop one fd-table reference. The last one releases the engine file (the

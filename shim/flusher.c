@@ -9,6 +9,12 @@
  *       WCACHE_FLUSH_MS after it was written, even while the program
  *       sleeps. It ends when the program's threads have all ended, so
  *       that glibc's "last thread calls exit(0)" still ends the process.
+ *   (2) It is started at the first open of a writable regular file (or
+ *       with the cache, whichever comes first), never from a write: the
+ *       cache itself is made at the write that first caches a file
+ *       (fdtab.c invariant (6)), which may run in a signal handler, where
+ *       pthread_create (malloc, glibc's stack cache lock) may deadlock.
+ *       Until the cache exists it only sleeps.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -28,13 +34,15 @@
 #include "wcache/ucopy.h"
 
 /* The flusher's thread id once it runs (0 before, and in a fork child);
- * g_flusher_starting while pthread_create may have made it without its
- * id published yet. */
+ * g_flusher_starting: 1 from the start (pthread_create may have made it
+ * without its id published yet), 2 when pthread_create failed. */
 static int g_flusher_tid, g_flusher_starting;
+/* Bumped to wake the flusher before its period ends (wc_flusher_kick). */
+static int g_kick;
 
 static void *flusher_main(void *arg)
 {
-    struct wc_cache *c = arg;
+    (void)arg;
     uint64_t period_ms = wc_cfg.flush_ms / 4 ? wc_cfg.flush_ms / 4 : 1;
     uint64_t age_ns = wc_cfg.flush_ms * 1000000ull / 2;
     struct timespec ts = {(time_t)(period_ms / 1000),
@@ -45,20 +53,28 @@ static void *flusher_main(void *arg)
     __atomic_store_n(&g_flusher_tid, (int)REAL(syscall)(SYS_gettid),
                      __ATOMIC_RELEASE);
     prctl(PR_SET_NAME, "wcache-flush");
-    wc_guard_reap();
-    while (wc_state == WC_ST_ON && wc_cachep == c) {
-        REAL(clock_nanosleep)(CLOCK_MONOTONIC, 0, &ts, NULL);
-        if (wc_state != WC_ST_ON || wc_cachep != c)
+    while (wc_state == WC_ST_ON) {
+        wc_guard_reap();
+        int kick = __atomic_load_n(&g_kick, __ATOMIC_ACQUIRE);
+        wc_raw_syscall(SYS_futex, (long)&g_kick, FUTEX_WAIT_PRIVATE, kick,
+                       (long)&ts, 0, 0);
+        if (__atomic_load_n(&g_kick, __ATOMIC_ACQUIRE) != kick)
+            continue;           /* kicked: a guard's child to reap */
+        if (wc_state != WC_ST_ON)
             break;
         /* main called pthread_exit and every other program thread has
          * ended: glibc calls exit(0) when the last thread ends, and that
          * is this one now (the destructor then flushes). */
         if (++wakes % look_every == 0 && wc_program_threads_gone())
             break;
+        struct wc_cache *c = __atomic_load_n(&wc_cachep, __ATOMIC_ACQUIRE);
+        if (!c)
+            continue;           /* invariant (2): no cache yet */
         wc_depth = 1;
         wc_cache_flush_expired(c, age_ns);
         wc_depth = 0;
     }
+    wc_guard_reap();
     return NULL;
 }
 
@@ -66,13 +82,22 @@ int wc_flusher_tid(void)
 {
     int tid;
     while (!(tid = __atomic_load_n(&g_flusher_tid, __ATOMIC_ACQUIRE)) &&
-           __atomic_load_n(&g_flusher_starting, __ATOMIC_ACQUIRE))
+           __atomic_load_n(&g_flusher_starting, __ATOMIC_ACQUIRE) == 1)
         sched_yield();
     return tid;
 }
 
 void wc_flusher_start(void)
 {
+    if (__atomic_load_n(&g_flusher_tid, __ATOMIC_ACQUIRE))
+        return;
+    int was = 0;
+    if (!__atomic_compare_exchange_n(&g_flusher_starting, &was, 1, 0,
+                                     __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        if (was == 2)
+            wc_guard_reap();    /* no flusher to do it */
+        return;                 /* started, being started, or failed */
+    }
     pthread_t t;
     pthread_attr_t a;
     sigset_t all, old;
@@ -81,10 +106,9 @@ void wc_flusher_start(void)
     pthread_attr_init(&a);
     pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
     pthread_attr_setstacksize(&a, 64 << 10);
-    __atomic_store_n(&g_flusher_starting, 1, __ATOMIC_RELEASE);
-    int r = pthread_create(&t, &a, flusher_main, wc_cachep);
+    int r = pthread_create(&t, &a, flusher_main, NULL);
     if (r)
-        __atomic_store_n(&g_flusher_starting, 0, __ATOMIC_RELEASE);
+        __atomic_store_n(&g_flusher_starting, 2, __ATOMIC_RELEASE);
     pthread_attr_destroy(&a);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (r) {
@@ -92,6 +116,12 @@ void wc_flusher_start(void)
                "only at consistency points", strerror(r));
         wc_guard_reap();
     }
+}
+
+void wc_flusher_kick(void)
+{
+    __atomic_add_fetch(&g_kick, 1, __ATOMIC_RELEASE);
+    wc_futex(&g_kick, FUTEX_WAKE_PRIVATE, 1);
 }
 
 void wc_flusher_after_fork(void)

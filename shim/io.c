@@ -130,9 +130,8 @@ ssize_t wc_do_writev(int fd, struct wc_desc *d, const struct iovec *iov,
                      int iovcnt, off_t pos, int rwf_append, int vec)
 {
     ssize_t r;
-    if (unlikely(d->mode == WC_D_WATCH) && d->shared)
-        wc_cache_get();     /* for wc_desc_adopt_locked: before any
-                               desc->lock (lock order, shim.h) */
+    int adopt, made = 0;
+again:
     while (wc_desc_lock(fd, d)) {
         /* The descriptor was closed or replaced meanwhile: the kernel. */
         if (!(d = wc_fd_get(fd))) {
@@ -144,6 +143,17 @@ ssize_t wc_do_writev(int fd, struct wc_desc *d, const struct iovec *iov,
                         : REAL(pwrite)(fd, iov->iov_base, iov->iov_len, pos);
             return r < 0 ? -errno : r;
         }
+    }
+    if (unlikely(d->mode == WC_D_WATCH) && writable(d) &&
+        !__atomic_load_n(&wc_cachep, __ATOMIC_ACQUIRE) &&
+        (d->shared || d->writes >= wc_cfg.min_writes) && d->writes >= 0 &&
+        !made) {
+        /* This write may cache the file: the cache is made first, with
+         * no desc->lock held (lock order, shim.h). */
+        wc_unlock(&d->lock);
+        wc_cache_get();
+        made = 1;
+        goto again;
     }
     if (likely(d->mode == WC_D_CACHED)) {
         if (unlikely(!writable(d))) {
@@ -170,11 +180,15 @@ ssize_t wc_do_writev(int fd, struct wc_desc *d, const struct iovec *iov,
         }
     } else if (d->mode == WC_D_RESERVE && pos < 0 && !rwf_append) {
         r = wc_reserve_write(fd, d, iov, iovcnt, vec);
-    } else if (d->mode == WC_D_WATCH && d->shared &&
-               wc_desc_adopt_locked(fd, d)) {
-        /* A child's first write through a description its parent shares:
-         * cached from now on; this write takes the new mode's path. */
+    } else if (d->mode == WC_D_WATCH && (adopt = wc_desc_adopt_locked(fd, d))) {
+        /* A file's second write, or a child's first through a description
+         * its parent shares: cached from now on; this write takes the new
+         * mode's path. */
+        dev_t dev = d->dev;
+        ino_t ino = d->ino;
         wc_unlock(&d->lock);
+        if (adopt == WC_ADOPT_ATTACH)
+            wc_desc_adopted(dev, ino);
         return wc_do_writev(fd, d, iov, iovcnt, pos, rwf_append, vec);
     } else {
         r = kernel_rw_locked(fd, d, 1, iov, iovcnt, pos,
@@ -220,7 +234,9 @@ static ssize_t write_common(int fd, struct wc_desc *d, const struct iovec *iov,
     ssize_t r;
     int e = errno;
     if (unlikely(wc_depth)) {
-        if (d->mode == WC_D_WATCH)
+        /* A writable WATCH description may be becoming CACHED in the
+         * code this handler interrupted: its write waits in the queue. */
+        if (d->mode == WC_D_WATCH && d->accmode == O_RDONLY)
             r = kernel_rw_locked(fd, &(struct wc_desc){0}, 1, iov, iovcnt,
                                  pos, rwf_append ? RWF_APPEND : 0);
         else

@@ -562,6 +562,10 @@ static void flush_for_times(int dirfd, const char *path, int flags)
     int e = errno;
     wc_shim_enter();
     struct wc_desc *d = path ? NULL : wc_desc_get(dirfd);
+    if (d && __atomic_load_n(&d->ino, __ATOMIC_RELAXED) == 0) {
+        wc_desc_release(d);     /* its identity is not known yet */
+        d = NULL;
+    }
     if (d) {
         /* A tracked descriptor: its file's identity is known. */
         wc_reg_apply(d->dev, d->ino, flush_cb, NULL);

@@ -90,6 +90,8 @@ void wc_fd_share(int fd, int with_process)
     int how = wc_desc_share_locked(fd, d, WC_WHY_OTHER);
     if (with_process)
         d->shared = 1;
+    if (d->mode == WC_D_WATCH)
+        d->stdio = 1;           /* shared when adopted (fdtab.c) */
     dev_t dev = d->dev;
     ino_t ino = d->ino;
     wc_unlock(&d->lock);

@@ -138,8 +138,10 @@ struct wc_cache *wc_cache_get(void);
 
 enum wc_mode {
     WC_D_FREE = 0,    /* on the free list */
-    WC_D_WATCH,       /* read-only regular file not in the cache: pass
-                         through, but attach if the file becomes cached */
+    WC_D_WATCH,       /* regular file not in the cache: pass through,
+                         but attach if the file becomes cached; a
+                         writable one is adopted after WCACHE_MIN_WRITES
+                         writes (`writes`, fdtab.c invariant (6)) */
     WC_D_CACHED,      /* served by the cache: `pos` is the offset */
     WC_D_THROUGH,     /* shared with another process or with stdio/mmap:
                          the kernel's offset rules; each call flushes the
@@ -179,6 +181,11 @@ struct wc_desc {
     int shared;               /* also open in another process (fork,
                                  inherited): its offset moves behind us,
                                  so it caches only as shared.c says */
+    int stdio;                /* WATCH: installed on 0, 1 or 2 (stdio
+                                 writes there): adopted as shared */
+    int writes;               /* WATCH: writes it passed to the kernel
+                                 (read without the lock as a hint);
+                                 -1: never adopted (a pseudo file) */
     struct wc_file *file;     /* engine file (CACHED, THROUGH) */
     off_t pos;                /* logical offset (CACHED) */
     dev_t dev;                /* the file's identity (all modes) */
@@ -320,11 +327,17 @@ int wc_mapped_has(dev_t dev, ino_t ino);
 enum { WC_ALL_SYNC = 0, WC_ALL_SHARE = 1, WC_ALL_THROUGH = 2 };
 void wc_consistency_all(enum wc_reason why, int how, int exec_only);
 
-/* In a child after fork, at the first write through a description it
- * shares with its parent (WATCH, shared): cache it in this process, as
- * shared.c says. Caller holds d->lock, at depth 1. Returns 1 when d is no
- * longer WATCH. */
+/* A writable WATCH description at a write (fdtab.c invariant (6)): after
+ * WCACHE_MIN_WRITES writes (at its first in a child after fork, or for a
+ * descriptor inherited at start-up: d->shared), cache it in this process, as an open
+ * of a cached file, or shared.c, says. Caller holds d->lock, at depth 1,
+ * and made the cache first. Returns 0 when d stays WATCH (this write goes
+ * to the kernel), else WC_ADOPT_DONE, or WC_ADOPT_ATTACH: after unlocking
+ * d, call wc_desc_adopted (the file is new in the cache: other WATCH
+ * descriptions of it attach). */
+enum { WC_ADOPT_DONE = 1, WC_ADOPT_ATTACH = 2 };
 int wc_desc_adopt_locked(int fd, struct wc_desc *d);
+void wc_desc_adopted(dev_t dev, ino_t ino);
 
 /* In a child after fork: abandon the inherited cache (its store is the
  * parent's); every inherited description becomes WATCH + shared (pass
@@ -479,6 +492,7 @@ enum wc_nc {
     WC_NC_THROUGH,      /* THROUGH: the file is written behind the cache */
     WC_NC_READONLY,     /* not open for writing (the write fails) */
     WC_NC_NOCACHE,      /* the cache could not be created */
+    WC_NC_FEW,          /* a file's first writes (WCACHE_MIN_WRITES) */
     WC_NC_COUNT
 };
 
@@ -522,6 +536,8 @@ void wc_stats_after_fork(void);
 
 /* Start the deadline flusher (once per process image / per child). */
 void wc_flusher_start(void);
+/* Wake it now: a guard was started, whose intermediate child it reaps. */
+void wc_flusher_kick(void);
 /* Its thread id (0: none), waiting while it is being started; in a fork
  * child, none. */
 int wc_flusher_tid(void);

@@ -57,6 +57,7 @@ static const char *const nc_names[WC_NC_COUNT] = {
     [WC_NC_THROUGH] = "file passes through (mmap, fopen, O_DIRECT of it)",
     [WC_NC_READONLY] = "not open for writing",
     [WC_NC_NOCACHE] = "no cache (could not be created)",
+    [WC_NC_FEW] = "a file's first writes (WCACHE_MIN_WRITES)",
 };
 
 void wc_stats_file_cached(void)
@@ -174,11 +175,17 @@ struct wc_desc *wc_nc_untracked(int fd)
 
 void wc_nc_count_through(const struct wc_desc *d)
 {
-    int why = d->mode == WC_D_WATCH       ? WC_NC_READONLY
-              : d->shared || d->append    ? WC_NC_SHARED
-                                          : WC_NC_THROUGH;
-    if (g_counting)
-        __atomic_add_fetch(&g_count[why], 1, __ATOMIC_RELAXED);
+    if (!g_counting)
+        return;
+    int why = d->mode != WC_D_WATCH        ? (d->shared || d->append
+                                                  ? WC_NC_SHARED
+                                                  : WC_NC_THROUGH)
+              : d->accmode == O_RDONLY    ? WC_NC_READONLY
+              : d->writes < 0             ? WC_NC_PSEUDO
+              : (d->shared || d->stdio) && d->append ? WC_NC_SHARED
+              : wc_mapped_has(d->dev, d->ino) ? WC_NC_MAPPED
+                                          : WC_NC_FEW;
+    __atomic_add_fetch(&g_count[why], 1, __ATOMIC_RELAXED);
 }
 
 uint64_t wc_nc_total(void)
@@ -235,15 +242,16 @@ void wc_debug_fd(int fd, const char *path, const char *how)
     if (wc_cfg.log_level < WC_LOG_DEBUG || fd < 0)
         return;
     static const char *const modes[] = {
-        [WC_D_FREE] = "free", [WC_D_WATCH] = "read-only, watched",
+        [WC_D_FREE] = "free", [WC_D_WATCH] = "watched, not cached yet",
         [WC_D_CACHED] = "cached", [WC_D_THROUGH] = "passes through",
         [WC_D_RESERVE] = "cached, offset reserved in the kernel",
     };
     struct wc_desc *d = wc_fd_get(fd);
     if (d) {
+        int ro = d->mode == WC_D_WATCH && d->accmode == O_RDONLY;
         wc_log(WC_LOG_DEBUG, "fd %d (%s, %s): %s%s", fd, path ? path : "?",
-               how, modes[d->mode], d->shared ? ", shared with another "
-                                                "process" : "");
+               how, ro ? "read-only, watched" : modes[d->mode],
+               d->shared ? ", shared with another process" : "");
         return;
     }
     int why = (unsigned)fd < wc_nfds && g_why

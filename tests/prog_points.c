@@ -788,6 +788,43 @@ static void s_second_open(void)
     check("closed", "so");
 }
 
+/* Descriptions of one file in every state at once (test_shim_policy.c
+ * runs it with the default WCACHE_MIN_WRITES): a new file made with
+ * O_CREAT|O_EXCL, a reader and a second writer opened before it is
+ * cached. The second writer's 9th write caches the file; the reader must
+ * read the lines that only the cache holds, and the first writer's next
+ * line, at its own offset inside the cached range, must land after them
+ * in program order. No fork, exec or other consistency point between. */
+static void s_watch_states(void)
+{
+    int w1 = xopen("ws", O_WRONLY | O_CREAT | O_EXCL);
+    int rd = xopen("ws", O_RDONLY);
+    int w2 = xopen("ws", O_RDWR);
+    const char *head = "012345678901234567890123456789\n";
+    if (write(w1, head, strlen(head)) != (ssize_t)strlen(head))
+        say("OUT short write");
+    for (int i = 1; i <= 11; i++) {
+        char line[16];
+        int n = snprintf(line, sizeof line, "w%02d\n", i);
+        say("OUT w2 %d -> %zd", i, write(w2, line, (size_t)n));
+    }
+    say("OUT w1 after -> %zd", write(w1, "after\n", 6));
+    char buf[256] = {0};
+    ssize_t n = read(rd, buf, sizeof buf - 1);
+    for (ssize_t i = 0; i < n; i++)
+        if (buf[i] == '\n')
+            buf[i] = '|';
+    say("OUT read %zd %s", n, n > 0 ? buf : "");
+    struct stat st;
+    fstat(rd, &st);
+    say("OUT fstat %lld", (long long)st.st_size);
+    say("OUT w2 end -> %zd", write(w2, "end\n", 4));
+    close(w1);
+    close(rd);
+    close(w2);
+    check("closed", "ws");
+}
+
 /* Writes with no consistency point before the PEEK: under the shim
  * another process is expected to see less (test: writes_are_cached...). */
 static void s_peek(void)
@@ -1159,6 +1196,7 @@ int main(int argc, char **argv)
     else if (!strcmp(sc, "passthrough")) s_passthrough(arg);
     else if (!strcmp(sc, "truncate")) s_truncate();
     else if (!strcmp(sc, "second_open")) s_second_open();
+    else if (!strcmp(sc, "watch_states")) s_watch_states();
     else if (!strcmp(sc, "peek")) s_peek();
     else if (!strcmp(sc, "close_all")) s_close_all(0);
     else if (!strcmp(sc, "closefrom_midway")) s_close_all(1);

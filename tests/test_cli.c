@@ -139,7 +139,7 @@ Test(cli, version_and_help)
 Test(cli, stats_summary_for_the_whole_run)
 {
     struct wct_result r;
-    run(&r, (const char *[]){"--stats", "--", "dash", "-c",
+    run(&r, (const char *[]){"--stats", "--min-writes=0", "--", "dash", "-c",
              "for i in $(seq 300); do echo $i; done > f; "
              "(echo a > g; echo b >> g); echo x | cat > /dev/null", NULL});
     cr_assert(exit_code(&r) == 0, "%s: %s", wct_status_str(&r), r.err);
@@ -184,6 +184,7 @@ Test(cli, stats_file_relative_to_the_start)
         int n = 0;
         for (int k = 0; forms[i][k]; k++)
             args[n++] = forms[i][k];
+        args[n++] = "--min-writes=0";
         args[n++] = "--";
         args[n++] = "sh";
         args[n++] = "-c";
@@ -224,7 +225,8 @@ Test(cli, static_binary_named_at_log_info)
 Test(cli, debug_log_says_why_for_each_descriptor)
 {
     struct wct_result r;
-    run(&r, (const char *[]){"--log", "debug", "--", "dash", "-c",
+    run(&r, (const char *[]){"--log", "debug", "--min-writes", "0", "--",
+             "dash", "-c",
              "echo a > f; echo b >> f; exec 3>/dev/null; echo c > g", NULL});
     cr_expect(exit_code(&r) == 0, "%s", wct_status_str(&r));
     cr_expect(strstr(r.err, "(f, opened): cached"), "open of f:\n%s", r.err);

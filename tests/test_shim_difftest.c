@@ -93,9 +93,24 @@ static void run_seeds(const char *const *env, const char *what)
 
 TestSuite(difftest, .init = setup, .fini = teardown);
 
+/* The harness caches every file from its open (WCACHE_MIN_WRITES=0:
+ * lib_shim.c); the default caches a file after its first 8 writes, so its
+ * descriptions change from WATCH to CACHED in the middle of the ops. */
+Test(difftest, cached_from_open, .timeout = 900)
+{
+    run_seeds(NULL, "WCACHE_MIN_WRITES=0");
+}
+
 Test(difftest, default_settings, .timeout = 900)
 {
-    run_seeds(NULL, "default settings");
+    const char *env[] = {"WCACHE_MIN_WRITES=", NULL};
+    run_seeds(env, "default settings");
+}
+
+Test(difftest, adopted_at_the_second_write, .timeout = 900)
+{
+    const char *env[] = {"WCACHE_MIN_WRITES=1", NULL};
+    run_seeds(env, "WCACHE_MIN_WRITES=1");
 }
 
 Test(difftest, small_cache_evicts, .timeout = 900)

@@ -530,6 +530,7 @@ static void errseq(int pressure, int fuse, int nrec, const char *expect)
      * 4000 bytes: whole pages to a file with nothing cached would go
      * straight to the kernel (write.c, WC_DIRECT_MIN). */
     const char *env[] = {e_dir, "WCACHE_FLUSH_MS=600000",
+                         "WCACHE_MIN_WRITES=0",   /* record 1 cached too */
                          pressure ? "WCACHE_DIRTY=32K" : NULL, NULL};
     /* The world changes after record 1: records 2 to 10 are cached on the
      * room the first write saw (statfs is not asked per write), whether

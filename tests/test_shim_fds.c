@@ -386,14 +386,15 @@ Test(tsan, symbolizer_reads_before_shim_starts)
 
 /* prog_threads MODE DIR THREADS RECORDS under the sanitizer: exit 0, no
  * report, "errors 0" (its own checks). */
-static void tsan_threads(const char *mode)
+static void tsan_threads_env(const char *mode, const char *extra)
 {
     require_tsan();
     wct_require_prog(TSAN_PROG("prog_threads"));
-    char *dir = subdir(mode);
+    char *dir = subdir(extra ? "adopt" : mode);
     const char *argv[] = {TSAN_PROG("prog_threads"), mode, dir, "4", "2000",
                           NULL};
-    const char *env[] = {"LD_PRELOAD=" TSAN_SO, TSAN_ENV, tsan_dir(), NULL};
+    const char *env[] = {"LD_PRELOAD=" TSAN_SO, TSAN_ENV, tsan_dir(), extra,
+                         NULL};
     struct wct_spec spec = {.argv = argv, .env = env, .timeout_s = 150};
     struct wct_result res;
     cr_assert(wct_run(&spec, &res) == 0);
@@ -405,7 +406,18 @@ static void tsan_threads(const char *mode)
     free(dir);
 }
 
+static void tsan_threads(const char *mode)
+{
+    tsan_threads_env(mode, NULL);
+}
+
 Test(tsan, threads_append) { tsan_threads("append"); }
+/* The default WCACHE_MIN_WRITES: four threads write through one
+ * description while it turns from WATCH to CACHED under them. */
+Test(tsan, threads_dup_while_adopted)
+{
+    tsan_threads_env("dup", "WCACHE_MIN_WRITES=");
+}
 Test(tsan, threads_shared_offset) { tsan_threads("shared"); }
 Test(tsan, threads_dup) { tsan_threads("dup"); }
 Test(tsan, threads_pwrite) { tsan_threads("pwrite"); }

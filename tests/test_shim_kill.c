@@ -141,6 +141,7 @@ static void run_writer(struct run *r)
                 e++;
         }
         setenv("LD_PRELOAD", WCT_SHIM_SO, 1);
+        setenv("WCACHE_MIN_WRITES", "0", 1);    /* every write cached */
         putenv(dirv);
         if (r->no_guard)
             setenv("WCACHE_GUARD", "0", 1);
@@ -835,6 +836,7 @@ Test(leftover, guard_invisible_under_a_subreaper, .init = setup,
             dup2(out[1], 1);
             close(out[0]);
             setenv("LD_PRELOAD", WCT_SHIM_SO, 1);
+            setenv("WCACHE_MIN_WRITES", "0", 1);
             putenv(dv);
             execl(WCT_PROG("prog_leave"), "prog_leave", dir, "wait",
                   (char *)NULL);

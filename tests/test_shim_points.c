@@ -318,6 +318,20 @@ Test(points, dup_descriptors_share_offsets) { differential("dup_offset", NULL, N
 Test(points, second_open_and_stat_see_cached_data) { differential("second_open", NULL, NULL); }
 Test(points, truncate_in_program_order) { differential("truncate", NULL, NULL); }
 
+/* With the default WCACHE_MIN_WRITES (every other test here caches from
+ * the open: lib_shim.c), where descriptions change state mid-scenario. */
+static const char *const default_min[] = {"WCACHE_MIN_WRITES=", NULL};
+Test(points, default_policy_every_description_follows)
+{
+    differential("watch_states", NULL, default_min);
+}
+Test(points, default_policy_second_open) { differential("second_open", NULL, default_min); }
+Test(points, default_policy_dup_offsets) { differential("dup_offset", NULL, default_min); }
+Test(points, default_policy_fork_shared) { differential("fork_shared", NULL, default_min); }
+Test(points, default_policy_stdout_dup2) { differential("dup2_stdout", NULL, default_min); }
+Test(points, default_policy_many_files) { differential("many_files", NULL, default_min); }
+Test(points, default_policy_exit) { differential("exit", "_exit", default_min); }
+
 /* ---- section 3: consistency points --------------------------------------- */
 
 Test(points, fork_shared_descriptor_loses_nothing) { differential("fork_shared", NULL, NULL); }
@@ -438,16 +452,16 @@ Test(points, stdout_dup2_to_a_cached_file) { differential("dup2_stdout", NULL, N
 /* Section 7: a bad value is one line on stderr, then pass-through. The
  * stderr line is the one difference expected, so it is checked here and
  * the rest compared. */
-Test(points, bad_environment_value_passes_through)
+static void bad_env(const char *setting, const char *var, const char *val)
 {
     wct_require_shim();
-    const char *env[] = {"WCACHE_SIZE=banana", NULL};
+    const char *env[] = {setting, NULL};
     struct outcome ref = run_once(0, "bad_env", NULL, env, NULL, 0);
     struct outcome got = run_once(1, "bad_env", NULL, env, ref.log, 0);
     const char *noise = strstr(got.log, "--- stdout/stderr noise\n");
     cr_assert(noise, "no stderr section");
     noise += strlen("--- stdout/stderr noise\n");
-    cr_expect(strstr(noise, "WCACHE_SIZE") && strstr(noise, "banana"),
+    cr_expect(strstr(noise, var) && strstr(noise, val),
               "stderr should name the variable and the value: %s", noise);
     const char *nl = strchr(noise, '\n');
     cr_expect(nl && nl[1] == 0, "stderr should be one line: %s", noise);
@@ -458,6 +472,14 @@ Test(points, bad_environment_value_passes_through)
               got.log);
     outcome_free(&ref);
     outcome_free(&got);
+}
+
+Test(points, bad_environment_value_passes_through)
+{
+    bad_env("WCACHE_SIZE=banana", "WCACHE_SIZE", "banana");
+    bad_env("WCACHE_MIN_WRITES=-1", "WCACHE_MIN_WRITES", "-1");
+    bad_env("WCACHE_MIN_WRITES=1000001", "WCACHE_MIN_WRITES", "1000001");
+    bad_env("WCACHE_MIN_WRITES=8x", "WCACHE_MIN_WRITES", "8x");
 }
 
 /* ---- the shim really caches: the one intended difference ---------------- */
@@ -501,6 +523,8 @@ Test(points, unlinked_file_never_written_back)
             "-e", "trace=write,pwrite64,writev,pwritev,pwritev2,"
             "copy_file_range,sendfile,splice",
             "-E", shim ? "LD_PRELOAD=" WCT_SHIM_SO : "WCT_NOTHING=1",
+            /* every write cached, none through the kernel first */
+            "-E", "WCACHE_MIN_WRITES=0",
             WCT_PROG("prog_points"), "unlinked", dir, NULL};
         struct session s = {0};
         append(&s.log, &s.len, "");

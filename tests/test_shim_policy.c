@@ -1,0 +1,188 @@
+/*
+ * test_shim_policy.c - which files the shim caches by default
+ * (WCACHE_MIN_WRITES, shim/fdtab.c invariants (6) and (7)).
+ *
+ * A file opened by the program goes to the kernel for its first 8 writes;
+ * the 9th brings it into the cache. A process whose files are all written
+ * fewer times makes no cache, no backing file and no crash guard. The
+ * other suites run with WCACHE_MIN_WRITES=0 (lib_shim.c), so that their
+ * few writes are cached; these run with the default, and compare with the
+ * kernel as the others do.
+ */
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lib_shim.h"
+
+static char *scratch;
+
+static void setup(void)
+{
+    scratch = wct_scratch("policy");
+}
+
+static void teardown(void)
+{
+    wct_rmtree(scratch);
+    free(scratch);
+}
+
+TestSuite(policy, .init = setup, .fini = teardown, .timeout = 120);
+
+struct run {
+    char dir[4096];
+    char *listing;      /* the files left behind, with their contents */
+    char *out;          /* stdout + stderr + status */
+    char *stats;        /* WCACHE_STATS (shim) */
+};
+
+/* Run `script` under dash in a fresh directory, with the default
+ * WCACHE_MIN_WRITES (or `min`), under the shim or not. $D is a directory
+ * for backing files, kept apart so the script can look into it. */
+static void run_script(int shim, const char *tag, const char *min,
+                       const char *script, struct run *r /* OUT */)
+{
+    snprintf(r->dir, sizeof r->dir, "%s/%s-%d", scratch, tag, shim);
+    cr_assert(mkdir(r->dir, 0755) == 0, "mkdir %s", r->dir);
+    char store[4200], stats[4200], denv[4300], senv[4300], menv[64];
+    snprintf(store, sizeof store, "%s.store", r->dir);
+    cr_assert(mkdir(store, 0700) == 0, "mkdir %s", store);
+    snprintf(stats, sizeof stats, "%s.stats", r->dir);
+    snprintf(denv, sizeof denv, "WCACHE_DIR=%s", store);
+    snprintf(senv, sizeof senv, "WCACHE_STATS=%s", stats);
+    snprintf(menv, sizeof menv, "WCACHE_MIN_WRITES=%s", min ? min : "");
+    char dvar[4300];
+    snprintf(dvar, sizeof dvar, "D=%s", store);
+    /* (the kernel's run writes its $D.counts too: removed with scratch) */
+    const char *env[] = {denv, senv, menv, dvar, NULL};
+    const char *argv[] = {"dash", "-c", script, NULL};
+    struct wct_spec spec = {.argv = argv, .env = env, .shim = shim,
+                            .cwd = r->dir, .timeout_s = 60};
+    struct wct_result res;
+    cr_assert(wct_run(&spec, &res) == 0, "cannot run dash");
+    r->listing = wct_tree_listing(r->dir, 0);
+    cr_assert(asprintf(&r->out, "%s--- stderr\n%s--- %s\n", res.out,
+                       res.err, wct_status_str(&res)) > 0);
+    wct_result_free(&res);
+    size_t len;
+    r->stats = wct_slurp(stats, &len);
+    unlink(stats);
+    wct_rmtree(store);
+}
+
+static void run_free(struct run *r)
+{
+    wct_rmtree(r->dir);
+    free(r->listing);
+    free(r->out);
+    free(r->stats);
+}
+
+/* The script without and with the shim: the same files and output. The
+ * shim's run is left in *s for the caller's checks. */
+static void same_as_kernel(const char *tag, const char *min,
+                           const char *script, struct run *s /* OUT */)
+{
+    wct_require_shim();
+    wct_require_tool("dash", "dash");
+    struct run k;
+    run_script(0, tag, min, script, &k);
+    run_script(1, tag, min, script, s);
+    const char *what = strcmp(k.listing, s->listing) ? "files" : "output";
+    char *d = strcmp(k.listing, s->listing)
+                  ? wct_first_diff(k.listing, s->listing)
+                  : wct_first_diff(k.out, s->out);
+    cr_expect(*d == 0, "%s: the shim's %s differ from the kernel's:\n%s",
+              tag, what, d);
+    free(d);
+    run_free(&k);
+}
+
+/* Three files written once, then one written twelve times through a
+ * redirect: no backing file exists while only the first three are
+ * written (the script looks for its own, named after its pid), one does
+ * once the fourth file's 9th write is cached; 4 writes are absorbed,
+ * 3 + 8 + 1 (the counts) pass through, counted under their reason. */
+Test(policy, files_written_a_few_times_cost_no_cache)
+{
+    struct run s;
+    same_as_kernel("few", NULL,
+                   "echo 1 > a; echo 2 > b; printf 3 > c; "
+                   "n1=$(ls \"$D\"/wcache-*/ 2>/dev/null | "
+                   "grep -c \"^cache\\.$$\\.\"); "
+                   "for i in 1 2 3 4 5 6 7 8 9 10 11 12; do echo $i; done > g; "
+                   "n2=$(ls \"$D\"/wcache-*/ 2>/dev/null | "
+                   "grep -c \"^cache\\.$$\\.\"); "
+                   "echo \"$n1 $n2\" > \"$D.counts\"", &s);
+    char path[4300];
+    snprintf(path, sizeof path, "%s.store.counts", s.dir);
+    size_t len;
+    char *counts = wct_slurp(path, &len);
+    cr_expect(counts && !strcmp(counts, "0 1\n"),
+              "backing files of the shell before and after the 9th write "
+              "to g: %s (want 0 1)", counts ? counts : "(none)");
+    free(counts);
+    unlink(path);
+    cr_assert(s.stats, "no statistics");
+    cr_expect(strstr(s.stats, "4 writes absorbed"),
+              "writes absorbed:\n%s", s.stats);
+    cr_expect(strstr(s.stats, "a file's first writes (WCACHE_MIN_WRITES) "
+                              "12"), "reasons:\n%s", s.stats);
+    run_free(&s);
+}
+
+/* WCACHE_MIN_WRITES=2: a file written twice stays in the kernel's hands,
+ * its third write is cached; =0 caches from the open. */
+Test(policy, the_threshold_is_the_variable)
+{
+    struct run s;
+    same_as_kernel("two", "2", "printf a > a; printf b >> a; "
+                   "for i in 1 2 3; do printf $i; done > b", &s);
+    cr_expect(s.stats && strstr(s.stats, "1 writes absorbed"),
+              "WCACHE_MIN_WRITES=2:\n%s", s.stats ? s.stats : "");
+    run_free(&s);
+    same_as_kernel("zero", "0", "for i in 1 2 3; do printf $i; done > b", &s);
+    cr_expect(s.stats && strstr(s.stats, "3 writes absorbed"),
+              "WCACHE_MIN_WRITES=0:\n%s", s.stats ? s.stats : "");
+    run_free(&s);
+}
+
+/* Descriptions of one file in every state at once, all in one process
+ * (dash builtins: no fork or exec to flush anything): a new file made
+ * with O_CREAT|O_EXCL (`set -C`: its identity not asked yet), a reader
+ * opened before it is cached, a second writer. The second writer's 9th
+ * write caches the file; from then on the reader reads its cached lines
+ * (w9 to w11 are in no kernel page), and the first writer's next line,
+ * at its own offset inside the cached range, lands after them in program
+ * order, as the kernel's would. */
+Test(policy, every_description_follows_when_the_file_is_cached)
+{
+    struct run s;
+    same_as_kernel("states", NULL,
+                   "set -C; exec 3> f; set +C; exec 4< f; exec 5<> f; "
+                   "echo 012345678901234567890123456789 >&3; "
+                   "for i in 1 2 3 4 5 6 7 8 9 10 11; do echo w$i >&5; done; "
+                   "echo after >&3; "
+                   "for i in 1 2 3 4 5 6 7 8 9 10 11; do read x <&4; "
+                   "echo \"$x\" >> r; done; "
+                   "echo end >&5; exec 3>&- 4<&- 5>&-", &s);
+    run_free(&s);
+}
+
+/* A file cached by its 9th write while a child made by fork shares one of
+ * its descriptions: both processes' writes, in order. */
+Test(policy, fork_while_watched)
+{
+    struct run s;
+    same_as_kernel("fork", NULL,
+                   "exec 3> f; echo a >&3; (echo child >&3); "
+                   "for i in 1 2 3 4 5 6 7 8 9 10; do echo $i >&3; done; "
+                   "(for i in x y z; do echo $i >&3; done); echo end >&3",
+                   &s);
+    run_free(&s);
+}
