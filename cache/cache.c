@@ -749,6 +749,12 @@ struct wc_file *wc_file_get_known(struct wc_cache *c, int fd,
     f->space_left = 0;
     f->seek_fd = -1;
     f->append_from = WC_NO_APPEND;
+    /* The write pattern is the new file's, not the slot's last one. */
+    f->scattered = 0;
+    f->last_end = 0;
+    f->wr_since = 0;
+    f->seq_pages = 0;
+    f->seq_next = 0;
     f->refs = 1;
 
     struct wc_fslot *s = f->slot = wc_store_slot(&c->store, f->id);

@@ -103,6 +103,11 @@ struct wc_file {
     uint64_t last_end;          /* where the last write ended, 0 for
                                    none: a write starting there at EOF
                                    continues a stream (write.c) */
+    uint8_t scattered;          /* the last write-back was for scattered
+                                   writes (write.c): until a write
+                                   continues the last one, writes to the
+                                   file while it is clean go straight to
+                                   the kernel (file lock) */
     uint32_t wr_since;          /* cached writes since the last flush
                                    (write.c: scattered writes) */
     uint32_t stash[WC_STASH];   /* blocks a recycling flush freed, kept

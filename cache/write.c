@@ -52,6 +52,14 @@
  * ones broke even and 16 KiB ones lost (the second copy costs more than
  * the system calls saved). */
 #define WC_STREAM_DIRECT (2 * WC_PAGE_SIZE)
+/* Scattered writes (below, WC_SCATTER_PAGES) are written back at once, a
+ * system call per range that no later write joined: holding them gained
+ * nothing. The writes that follow, while the file is clean, go straight
+ * to the kernel (f->scattered): one system call each, as without the
+ * cache, instead of a copy in and a system call out. A write that
+ * continues the last one (a sequence) is cached again. Measured (make
+ * bench: 512 B at random offsets of a 64 MiB file): 0.74x the kernel
+ * when cached and written back, about 1x straight. */
 
 /* A cursor over the user's buffers. The iovec array itself is user memory
  * and is read with the non-faulting copy, one entry at a time. */
@@ -293,12 +301,16 @@ static ssize_t write_iter(struct wc_file *f, struct uiter *it, off_t pos_in,
                        !wc_space_check(f, it->count)) ||
                       (it->count >= WC_DIRECT_MIN && !wc_file_dirty(f) &&
                        (it->count >= WC_STREAM_DIRECT || pos == 0 ||
-                        pos != f->slot->size || pos != f->last_end)))) {
+                        pos != f->slot->size || pos != f->last_end)) ||
+                      (f->scattered && pos != f->last_end &&
+                       !wc_file_dirty(f)))) {
         ret = f->state == WC_FS_THROUGH ? -WC_EPASS
                                         : write_through(f, it, pos, append,
                                                         where);
         goto out;
     }
+    if (pos == f->last_end)
+        f->scattered = 0;       /* a sequence: cached again */
     if (append) {
         /* A run of appends is written back at the real end of file, in
          * one call: keep it short enough for one. */
@@ -429,8 +441,10 @@ static ssize_t write_iter(struct wc_file *f, struct uiter *it, off_t pos_in,
     } else if (written && 2 * (uint64_t)++f->wr_since < 3 * (uint64_t)f->ndirty &&
                f->ndirty >= WC_SCATTER_PAGES) {
         /* Scattered writes, rarely to the same page again: write them
-         * back now, on recycled blocks, rather than fault in fresh ones. */
+         * back now, on recycled blocks, rather than fault in fresh ones;
+         * the next ones go to the kernel (f->scattered, above). */
         early = 1;
+        f->scattered = 1;
     }
 out:
     if (ret > 0)                /* before the in-flight mark goes */

@@ -825,6 +825,40 @@ static void s_watch_states(void)
     check("closed", "ws");
 }
 
+/* Scattered writes over 4096 pages (the engine writes them back early,
+ * then sends the next ones straight to the kernel while the file is
+ * clean), reads of earlier records among them, then a sequence at the
+ * end of the file (cached again) and a read of everything. */
+static void s_scatter(void)
+{
+    int fd = xopen("sc", O_RDWR | O_CREAT | O_TRUNC);
+    char rec[512], got[512];
+    for (int i = 0; i < 3000; i++) {
+        off_t at = (off_t)((i * 7919L) % 4096) * 4096 + (i % 8) * 512;
+        memset(rec, 'a' + i % 26, sizeof rec);
+        snprintf(rec, sizeof rec, "record %d", i);
+        if (pwrite(fd, rec, sizeof rec, at) != (ssize_t)sizeof rec)
+            say("OUT short pwrite %d", i);
+        if (i % 97 == 0 && i) {
+            int j = i - 13;
+            off_t back = (off_t)((j * 7919L) % 4096) * 4096 + (j % 8) * 512;
+            ssize_t n = pread(fd, got, sizeof got, back);
+            say("OUT pread %d -> %zd %.12s", j, n, n > 0 ? got : "");
+        }
+    }
+    lseek(fd, 0, SEEK_END);
+    for (int i = 0; i < 300; i++) {
+        int n = snprintf(rec, sizeof rec, "tail line %d\n", i);
+        if (write(fd, rec, (size_t)n) != n)
+            say("OUT short write %d", i);
+    }
+    long long size;
+    uint64_t h = hash_fd_pread(fd, &size);
+    say("OUT all %lld %016" PRIx64, size, h);
+    close(fd);
+    check("closed", "sc");
+}
+
 /* Writes with no consistency point before the PEEK: under the shim
  * another process is expected to see less (test: writes_are_cached...). */
 static void s_peek(void)
@@ -1197,6 +1231,7 @@ int main(int argc, char **argv)
     else if (!strcmp(sc, "truncate")) s_truncate();
     else if (!strcmp(sc, "second_open")) s_second_open();
     else if (!strcmp(sc, "watch_states")) s_watch_states();
+    else if (!strcmp(sc, "scatter")) s_scatter();
     else if (!strcmp(sc, "peek")) s_peek();
     else if (!strcmp(sc, "close_all")) s_close_all(0);
     else if (!strcmp(sc, "closefrom_midway")) s_close_all(1);

@@ -317,6 +317,7 @@ Test(points, o_append_pwrite_appends) { differential("append_pwrite", NULL, NULL
 Test(points, dup_descriptors_share_offsets) { differential("dup_offset", NULL, NULL); }
 Test(points, second_open_and_stat_see_cached_data) { differential("second_open", NULL, NULL); }
 Test(points, truncate_in_program_order) { differential("truncate", NULL, NULL); }
+Test(points, scattered_writes_then_a_sequence) { differential("scatter", NULL, NULL); }
 
 /* With the default WCACHE_MIN_WRITES (every other test here caches from
  * the open: lib_shim.c), where descriptions change state mid-scenario. */
