@@ -93,6 +93,7 @@ static void *thread_start(void *p)
 WC_EXPORT int pthread_create(pthread_t *t, const pthread_attr_t *attr,
                              void *(*fn)(void *), void *arg)
 {
+    wc_solo_end();              /* before the thread can run */
     struct start *s = malloc(sizeof *s);
     if (!s)
         return REAL(pthread_create)(t, attr, fn, arg);

@@ -84,6 +84,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/single_threaded.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
@@ -94,6 +95,7 @@
 #include "wcache/ucopy.h"
 
 volatile int wc_state = WC_ST_INIT;
+int wc_solo = 1;
 struct wc_cache *volatile wc_cachep;
 struct wc_desc **wc_fds;
 unsigned wc_nfds;
@@ -128,6 +130,10 @@ int wc_fdtab_init(void)
         return -errno;
     wc_fds = p;
     wc_nfds = n;
+    /* Threads made before this library's constructor (another library's,
+     * through glibc): glibc knows of them. */
+    if (!__libc_single_threaded)
+        wc_solo_end();
     return 0;
 }
 

@@ -106,7 +106,9 @@ void wc_flusher_start(void)
     pthread_attr_init(&a);
     pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
     pthread_attr_setstacksize(&a, 64 << 10);
-    int r = pthread_create(&t, &a, flusher_main, NULL);
+    /* Not through our pthread_create: the flusher is no program thread
+     * (wc_solo), and with every signal blocked needs no signal stack. */
+    int r = REAL(pthread_create)(&t, &a, flusher_main, NULL);
     if (r)
         __atomic_store_n(&g_flusher_starting, 2, __ATOMIC_RELEASE);
     pthread_attr_destroy(&a);

@@ -2,8 +2,9 @@
  * io.c - the write and read families: the hot path.
  *
  *   write(fd, buf, 64) -> wc_fd_get (one load) -> wc_shim_enter (TLS store)
- *   -> desc->lock (one CAS) -> wc_pwrite -> offset update -> unlock ->
- *   wc_shim_leave. No system call, no allocation, no clock read, no global lock.
+ *   -> desc->lock (one CAS; none while the program has one thread:
+ *   wc_solo) -> wc_pwrite -> offset update -> unlock -> wc_shim_leave. No
+ *   system call, no allocation, no clock read, no global lock.
  *
  * Invariants:
  *   (1) Validation happens in the kernel's order: pwrite/pread family:
@@ -11,7 +12,8 @@
  *       a descriptor not open for writing (reading); then the engine's
  *       checks (EINVAL for iovecs, EFAULT, EFBIG...).
  *   (2) write/read/writev/readv advance the description's offset by exactly
- *       the bytes returned, under desc->lock (the kernel's f_pos_lock);
+ *       the bytes returned, under desc->lock (the kernel's f_pos_lock), or
+ *       with the program's only thread (wc_solo);
  *       a zero-byte transfer does not move it (not even with O_APPEND).
  *       pwrite on an O_APPEND description appends and leaves the offset.
  *   (3) Success leaves errno alone, whatever the engine's calls did to it
@@ -126,13 +128,33 @@ void wc_inflight_fixup(void)
     wc_inflight.d = NULL;
 }
 
+/* d->lock for a call through descriptor fd, unless the program has one
+ * thread (wc_solo: nobody else can change or close d, and a signal
+ * handler never locks). 0 when d is still fd's description, with *held
+ * telling whether to unlock; -1 when the slot changed (nothing held). */
+static inline int desc_enter(int fd, struct wc_desc *d, int *held)
+{
+    if (likely(__atomic_load_n(&wc_solo, __ATOMIC_RELAXED))) {
+        *held = 0;
+        return 0;
+    }
+    *held = 1;
+    return wc_desc_lock(fd, d);
+}
+
+static inline void desc_leave(struct wc_desc *d, int held)
+{
+    if (held)
+        wc_unlock(&d->lock);
+}
+
 ssize_t wc_do_writev(int fd, struct wc_desc *d, const struct iovec *iov,
                      int iovcnt, off_t pos, int rwf_append, int vec)
 {
     ssize_t r;
-    int adopt, made = 0;
+    int adopt, made = 0, held;
 again:
-    while (wc_desc_lock(fd, d)) {
+    while (desc_enter(fd, d, &held)) {
         /* The descriptor was closed or replaced meanwhile: the kernel. */
         if (!(d = wc_fd_get(fd))) {
             if (vec)
@@ -150,7 +172,7 @@ again:
         !made) {
         /* This write may cache the file: the cache is made first, with
          * no desc->lock held (lock order, shim.h). */
-        wc_unlock(&d->lock);
+        desc_leave(d, held);
         wc_cache_get();
         made = 1;
         goto again;
@@ -186,7 +208,7 @@ again:
          * mode's path. */
         dev_t dev = d->dev;
         ino_t ino = d->ino;
-        wc_unlock(&d->lock);
+        desc_leave(d, held);
         if (adopt == WC_ADOPT_ATTACH)
             wc_desc_adopted(dev, ino);
         return wc_do_writev(fd, d, iov, iovcnt, pos, rwf_append, vec);
@@ -194,7 +216,7 @@ again:
         r = kernel_rw_locked(fd, d, 1, iov, iovcnt, pos,
                              rwf_append ? RWF_APPEND : 0);
     }
-    wc_unlock(&d->lock);
+    desc_leave(d, held);
     return r;
 }
 
@@ -202,7 +224,8 @@ static ssize_t do_readv(int fd, struct wc_desc *d, const struct iovec *iov,
                         int iovcnt, off_t pos, int vec)
 {
     ssize_t r;
-    while (wc_desc_lock(fd, d)) {
+    int held;
+    while (desc_enter(fd, d, &held)) {
         if (!(d = wc_fd_get(fd)))
             return kernel_rw_locked(fd, &(struct wc_desc){0}, 0, iov, iovcnt,
                                     pos, 0);
@@ -222,7 +245,7 @@ static ssize_t do_readv(int fd, struct wc_desc *d, const struct iovec *iov,
     } else {
         r = kernel_rw_locked(fd, d, 0, iov, iovcnt, pos, 0);
     }
-    wc_unlock(&d->lock);
+    desc_leave(d, held);
     return r;
 }
 

@@ -134,6 +134,21 @@ extern struct wc_cache *volatile wc_cachep;
  * reason was logged; the shim then stops caching new files). */
 struct wc_cache *wc_cache_get(void);
 
+/* 1 while the program has one thread (the flusher is not the program's):
+ * no other thread can lock, change or close a description, so the hot
+ * path takes no desc->lock (io.c); a signal handler that interrupts it
+ * never locks either (wc_depth, queue.c). 0 for good once a thread is
+ * made: pthread_create (altstack.c), clone or clone3 with CLONE_VM and
+ * without CLONE_VFORK through syscall() (syscall.c), or glibc says so at
+ * start-up. A thread made by the program with an inline system call is
+ * not seen; glibc's own single-thread fast paths (stdio, malloc) make the
+ * same assumption. */
+extern int wc_solo;
+static inline void wc_solo_end(void)
+{
+    __atomic_store_n(&wc_solo, 0, __ATOMIC_SEQ_CST);
+}
+
 /* ---- open file descriptions and the fd table (fdtab.c) --------------- */
 
 enum wc_mode {

@@ -197,8 +197,11 @@ static long clone3_call(long a, long b)
             memcpy(&flags, (const void *)a, sizeof flags);
         errno = e;
     }
-    if (flags & CLONE_VM)
+    if (flags & CLONE_VM) {
+        if (!(flags & CLONE_VFORK))
+            wc_solo_end();      /* a thread, made behind glibc */
         return REAL(syscall)(SYS_clone3, a, b, 0, 0, 0, 0);
+    }
     return fork_like(SYS_clone3, a, b, 0, 0, 0, 0);
 }
 
@@ -299,6 +302,8 @@ static long route(long nr, long a, long b, long c, long d, long e, long f,
     case SYS_fork:       return fork_like(nr, a, b, c, d, e, f);
     case SYS_vfork:      return vfork();
     case SYS_clone:
+        if ((a & CLONE_VM) && !(a & CLONE_VFORK))
+            wc_solo_end();      /* a thread, made behind glibc */
         if (a & CLONE_VM)
             break;
         return fork_like(nr, a, b, c, d, e, f);

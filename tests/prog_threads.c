@@ -13,6 +13,10 @@
  *             and an occasional pwrite rewriting an earlier record
  *   dup       like shared, but each thread uses its own dup() of the
  *             descriptor, and half of them writev
+ *   late      like shared, but the main thread, as thread 0, writes half
+ *             its records before it makes the others (the shim skips the
+ *             description's lock while the program has one thread), then
+ *             the rest while they write
  *   forkstorm writer threads append to their own files while the main
  *             thread forks RECORDS/100 children in a row; each child
  *             writes a file of its own and _exits. A child that hangs
@@ -54,6 +58,8 @@ static void bad(void)
     pthread_mutex_unlock(&err_lock);
 }
 
+static int first_rec;       /* late: where thread 0 goes on */
+
 static void *worker(void *arg)
 {
     int t = (int)(long)arg;
@@ -66,7 +72,7 @@ static void *worker(void *arg)
     } else if (strcmp(mode, "dup") == 0) {
         fd = dup(shared_fd);
     }
-    for (int s = 0; s < nrecs; s++) {
+    for (int s = t == 0 ? first_rec : 0; s < nrecs; s++) {
         record(buf, t, s);
         ssize_t r;
         if (strcmp(mode, "pwrite") == 0) {
@@ -178,10 +184,24 @@ int main(int argc, char **argv)
     pthread_t th[64];
     if (nthreads > 64)
         nthreads = 64;
-    for (int t = 0; t < nthreads; t++)
-        pthread_create(&th[t], NULL, worker, (void *)(long)t);
-    for (int t = 0; t < nthreads; t++)
-        pthread_join(th[t], NULL);
+    if (strcmp(mode, "late") == 0) {
+        char buf[REC + 1];
+        for (; first_rec < nrecs / 2; first_rec++) {
+            record(buf, 0, first_rec);
+            if (write(shared_fd, buf, REC) != REC)
+                bad();
+        }
+        for (int t = 1; t < nthreads; t++)
+            pthread_create(&th[t], NULL, worker, (void *)(long)t);
+        worker((void *)0L);
+        for (int t = 1; t < nthreads; t++)
+            pthread_join(th[t], NULL);
+    } else {
+        for (int t = 0; t < nthreads; t++)
+            pthread_create(&th[t], NULL, worker, (void *)(long)t);
+        for (int t = 0; t < nthreads; t++)
+            pthread_join(th[t], NULL);
+    }
     if (strcmp(mode, "separate") != 0) {
         off_t end = lseek(shared_fd, 0, SEEK_END);
         printf("size %lld\n", (long long)end);

@@ -412,6 +412,7 @@ static void tsan_threads(const char *mode)
 }
 
 Test(tsan, threads_append) { tsan_threads("append"); }
+Test(tsan, threads_made_after_writes) { tsan_threads("late"); }
 /* The default WCACHE_MIN_WRITES: four threads write through one
  * description while it turns from WATCH to CACHED under them. */
 Test(tsan, threads_dup_while_adopted)
