@@ -16,6 +16,20 @@
  *   (or another file's lock) only ever *tries* a file lock (eviction).
  *   No lock is held across a call that can run user code.
  *
+ *   One writer (wc_config.solo): while the program has one thread, a
+ *   write enters its file without the lock's atomic instructions
+ *   (wc_file_enter): it sets the file's solo_busy, then checks that no
+ *   other thread is intruding (c->intruders). The only other thread, the
+ *   flusher (wc_cache_flush_expired), intrudes: it raises c->intruders,
+ *   makes every thread of the process pass a full memory barrier
+ *   (membarrier), then takes a file's lock and waits for its solo_busy to
+ *   clear. Either the writer's solo_busy was visible after the barrier
+ *   and the flusher waits for it, or the writer sees c->intruders and
+ *   takes the lock itself: never both inside. The flusher waits holding
+ *   only that file's lock, the outermost engine lock, so the writer can
+ *   finish whatever it takes meanwhile. Off without membarrier, and in
+ *   the ThreadSanitizer build (which cannot see that barrier).
+ *
  * Names (both layers, README "Names"): a function used in one file is
  * static, without prefix, named for what it does; one used across files is
  * wc_<concept>_<verb> (wc_store_*, wc_page_*, wc_err_*, wc_reg_*,
@@ -73,6 +87,8 @@ struct wc_file {
     uint32_t id;                /* slot number */
     int live;                   /* slot in use (cache lock to change;
                                    atomic: the flusher reads it unlocked) */
+    int solo_busy;              /* atomic: the one writer is inside the
+                                   file without its lock (the locks) */
     int refs;                   /* references from wc_file_get (cache lock) */
     int wb_fd;                  /* our write-back descriptor */
     int wb_src;                 /* the program's fd it was duplicated from
@@ -196,6 +212,11 @@ struct wc_cache {
     uint32_t nlru;              /* pages on the LRU (cache lock) */
     uint32_t dirty_pages;       /* atomic: pages with dirty ranges */
     uint32_t dirty_limit;       /* pages that start write-back */
+    const int *solo;            /* wc_config.solo when membarrier works,
+                                   else NULL (the locks, above) */
+    int intruders;              /* atomic: flusher passes under way */
+    int intrude_stuck;          /* membarrier refused: intruders stays
+                                   raised (flusher only) */
     size_t bypass;              /* bytes from which writes go through */
     uint64_t max_end;           /* writes reaching past this go to the
                                    kernel, which decides: RLIMIT_FSIZE
@@ -261,6 +282,32 @@ struct wc_page *wc_page_get(struct wc_file *f, uint64_t idx, int *isnew,
                             int *err);
 /* Drop every page of f without writing anything. Caller holds f->lock. */
 void wc_file_drop_pages(struct wc_file *f);
+
+/* Enter f for a write: with the one writer (the locks, above) by its
+ * solo_busy when nobody intrudes, else by f->lock. Returns what
+ * wc_file_leave needs. Either way the caller "holds f->lock" for every
+ * function that asks it to. */
+static inline int wc_file_enter(struct wc_file *f)
+{
+    const int *solo = f->cache->solo;
+    if (solo && __atomic_load_n(solo, __ATOMIC_RELAXED)) {
+        __atomic_store_n(&f->solo_busy, 1, __ATOMIC_RELAXED);
+        __atomic_signal_fence(__ATOMIC_SEQ_CST);   /* see membarrier */
+        if (!__atomic_load_n(&f->cache->intruders, __ATOMIC_RELAXED))
+            return 0;
+        __atomic_store_n(&f->solo_busy, 0, __ATOMIC_RELEASE);
+    }
+    wc_lock(&f->lock);
+    return 1;
+}
+
+static inline void wc_file_leave(struct wc_file *f, int locked)
+{
+    if (locked)
+        wc_unlock(&f->lock);
+    else
+        __atomic_store_n(&f->solo_busy, 0, __ATOMIC_RELEASE);
+}
 /* Drop page p from f and free its block. Caller holds f->lock. */
 void wc_page_drop(struct wc_file *f, struct wc_page *p);
 /* A page of f became clean after write-back: keep it on the LRU if all its

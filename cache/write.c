@@ -285,7 +285,7 @@ static ssize_t write_iter(struct wc_file *f, struct uiter *it, off_t pos_in,
 
     if (!wc_engine_enter())
         return -EDEADLK;
-    wc_lock(&f->lock);
+    int locked = wc_file_enter(f);
     wc_wip_size = f->slot->size;
     wc_wip_file = f;
     uint64_t pos = append ? f->slot->size : (uint64_t)pos_in;
@@ -403,10 +403,10 @@ static ssize_t write_iter(struct wc_file *f, struct uiter *it, off_t pos_in,
         f->n_faults++;
         if (copied)
             continue;           /* the next round starts at the fault */
-        wc_unlock(&f->lock);                            /* 5.2 */
+        wc_file_leave(f, locked);                       /* 5.2 */
         size_t probe = bytes < it->seg_left ? bytes : it->seg_left;
         size_t avail = wc_probe_readable(it->base, probe);
-        wc_lock(&f->lock);
+        locked = wc_file_enter(f);
         if (avail == 0 || ++stalls > 3)                 /* 5.3 */
             break;
         chunk = avail;
@@ -457,7 +457,7 @@ out:
     if (early)
         recycle_flush(f);
     WC_CHECK_FILE(f);
-    wc_unlock(&f->lock);
+    wc_file_leave(f, locked);
     if (__builtin_expect(__atomic_load_n(&c->dirty_pages, __ATOMIC_RELAXED) >
                              c->dirty_limit, 0))
         wc_flush_all_entered(c, WC_WHY_PRESSURE);

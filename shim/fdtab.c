@@ -252,6 +252,7 @@ struct wc_cache *wc_cache_get(void)
     wc_lock(&g_cache_lock);
     if (!wc_cachep && !g_cache_failed) {
         wc_cfg.cache.fds = &wc_own_fd_ops;
+        wc_cfg.cache.solo = &wc_solo;   /* the one-writer entry: shim.h */
         wc_cfg.cache.unnamed = wc_cfg.guard;    /* named by publish */
         int r = wc_reg_init() == 0 ? wc_cache_open(&c, &wc_cfg.cache)
                                    : -ENOMEM;

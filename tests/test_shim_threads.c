@@ -143,6 +143,13 @@ Test(threads, shared_offset_one_file) { run_threads("shared", 8, 20000, NULL); }
 Test(threads, dup_descriptors_one_file) { run_threads("dup", 8, 10000, NULL); }
 /* One thread first (no description lock taken), then eight. */
 Test(threads, threads_made_after_writes) { run_threads("late", 8, 20000, NULL); }
+/* The program's only thread writes without the file's lock while the
+ * flusher intrudes every millisecond (cache_int.h, the one writer). */
+Test(threads, one_writer_against_the_flusher)
+{
+    const char *env[] = {"WCACHE_FLUSH_MS=1", NULL};
+    run_threads("late", 1, 300000, env);
+}
 Test(threads, pwrite_disjoint_ranges) { run_threads("pwrite", 8, 20000, NULL); }
 Test(threads, separate_files) { run_threads("separate", 8, 20000, NULL); }
 

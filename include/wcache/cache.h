@@ -65,6 +65,11 @@ struct wc_config {
     const struct wc_fd_ops *fds; /* NULL: F_DUPFD_CLOEXEC anywhere, close */
     int unnamed;         /* create the backing file without a name until
                             wc_cache_publish (a guard opens it first) */
+    const int *solo;     /* NULL, or the caller's promise: while *solo is
+                            nonzero, one thread makes every call but
+                            wc_cache_flush_expired, and a write then
+                            enters its file without the file's lock
+                            (cache_int.h, the locks) */
 };
 
 /* Why a flush happened; counted in wc_stats.flushes[]. */
