@@ -799,6 +799,7 @@ struct wc_file *wc_file_get_known(struct wc_cache *c, int fd,
     f->append_from = WC_NO_APPEND;
     /* The write pattern is the new file's, not the slot's last one. */
     f->scattered = 0;
+    f->size_stale = 0;
     f->last_end = 0;
     f->wr_since = 0;
     f->seq_pages = 0;
@@ -992,8 +993,25 @@ int wc_file_unshare(struct wc_file *f, int fd)
     return r;
 }
 
+void wc_size_fresh_locked(struct wc_file *f)
+{
+    struct stat st;
+    if (!f->size_stale)
+        return;
+    if (wc_sys.fstat(f->wb_fd, &st) == 0)
+        f->slot->size = f->slot->disk_size = (uint64_t)st.st_size;
+    __atomic_store_n(&f->size_stale, 0, __ATOMIC_RELEASE);
+}
+
 off_t wc_file_size(struct wc_file *f)
 {
+    if (__atomic_load_n(&f->size_stale, __ATOMIC_ACQUIRE) &&
+        wc_engine_enter()) {
+        wc_lock(&f->lock);
+        wc_size_fresh(f);
+        wc_unlock(&f->lock);
+        wc_engine_leave();
+    }
     return (off_t)__atomic_load_n(&f->slot->size, __ATOMIC_RELAXED);
 }
 
@@ -1033,10 +1051,10 @@ int wc_file_invalidate(struct wc_file *f, enum wc_reason why)
     int r = wc_flush_locked(f, why);
     if (r == 0) {
         wc_file_drop_pages(f);
-        struct stat st;
-        if (wc_sys.fstat(f->wb_fd, &st) == 0)
-            f->slot->size = f->slot->disk_size =
-                (uint64_t)st.st_size;
+        /* The size others may have changed is asked when next needed, not
+         * now: a program that takes and drops several locks before its
+         * next read or write (SQLite: five per transaction) asks once. */
+        __atomic_store_n(&f->size_stale, 1, __ATOMIC_RELEASE);
         wc_note_disk(f);        /* others' changes: the new baseline */
     }
     wc_unlock(&f->lock);
@@ -1051,6 +1069,7 @@ int wc_file_truncate(struct wc_file *f, off_t size)
     if (!wc_engine_enter())
         return -EDEADLK;
     wc_lock(&f->lock);
+    wc_size_fresh(f);
     int r = 0;
     /* Growing the file exposes its new bytes: the data written below the
      * old end goes first (data before metadata). Shrinking needs no

@@ -119,6 +119,12 @@ struct wc_file {
     uint64_t last_end;          /* where the last write ended, 0 for
                                    none: a write starting there at EOF
                                    continues a stream (write.c) */
+    uint8_t size_stale;         /* atomic: i_size is to be asked of the
+                                   kernel before it is next used
+                                   (wc_size_fresh): set by
+                                   wc_file_invalidate, whose file has no
+                                   page and size == disk_size, so a replay
+                                   finds nothing to write meanwhile */
     uint8_t scattered;          /* the last write-back was for scattered
                                    writes (write.c): until a write
                                    continues the last one, writes to the
@@ -282,6 +288,15 @@ struct wc_page *wc_page_get(struct wc_file *f, uint64_t idx, int *isnew,
                             int *err);
 /* Drop every page of f without writing anything. Caller holds f->lock. */
 void wc_file_drop_pages(struct wc_file *f);
+/* i_size from the kernel if wc_file_invalidate left it to be asked.
+ * Caller holds f->lock. */
+void wc_size_fresh_locked(struct wc_file *f);
+static inline void wc_size_fresh(struct wc_file *f)
+{
+    if (__builtin_expect(__atomic_load_n(&f->size_stale, __ATOMIC_RELAXED),
+                         0))
+        wc_size_fresh_locked(f);
+}
 
 /* Enter f for a write: with the one writer (the locks, above) by its
  * solo_busy when nobody intrudes, else by f->lock. Returns what

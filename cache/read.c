@@ -151,6 +151,7 @@ static ssize_t wc_preadv_common(struct wc_file *f, int fd, int vec,
     if (!wc_engine_enter())
         return -EDEADLK;
     wc_lock(&f->lock);
+    wc_size_fresh(f);
     WC_CHECK_FILE(f);
     ssize_t r = read_locked(f, fd, vec, iov, iovcnt, buf, (size_t)n,
                             (uint64_t)pos);

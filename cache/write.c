@@ -286,6 +286,7 @@ static ssize_t write_iter(struct wc_file *f, struct uiter *it, off_t pos_in,
     if (!wc_engine_enter())
         return -EDEADLK;
     int locked = wc_file_enter(f);
+    wc_size_fresh(f);
     wc_wip_size = f->slot->size;
     wc_wip_file = f;
     uint64_t pos = append ? f->slot->size : (uint64_t)pos_in;
