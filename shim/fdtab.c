@@ -522,7 +522,7 @@ void wc_fd_opened_known(int fd, int dirfd, const char *path, int flags,
         __atomic_add_fetch(&g_nwatch, 1, __ATOMIC_RELAXED);
         install(fd, d);
         if (acc != O_RDONLY)
-            wc_flusher_start();         /* flusher.c invariant (2) */
+            wc_note_writable();         /* flusher.c invariant (2) */
         /* The file may have come into the cache since wc_reg_has, its
          * watchers attached before d was installed: attach d now
          * (watch_sync). */

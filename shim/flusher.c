@@ -9,12 +9,14 @@
  *       WCACHE_FLUSH_MS after it was written, even while the program
  *       sleeps. It ends when the program's threads have all ended, so
  *       that glibc's "last thread calls exit(0)" still ends the process.
- *   (2) It is started at the first open of a writable regular file (or
- *       with the cache, whichever comes first), never from a write: the
- *       cache itself is made at the write that first caches a file
- *       (fdtab.c invariant (6)), which may run in a signal handler, where
- *       pthread_create (malloc, glibc's stack cache lock) may deadlock.
- *       Until the cache exists it only sleeps.
+ *   (2) It is started with the cache, by the write that first caches a
+ *       file (fdtab.c invariant (6)) - unless that write may run in a
+ *       signal handler, where pthread_create (malloc, glibc's stack cache
+ *       lock) may deadlock: once the program has installed a handler of
+ *       its own (wc_note_handler) and opened a writable regular file, it
+ *       is started then, outside any write, and sleeps until the cache
+ *       exists. A process that caches nothing makes no thread, and glibc
+ *       keeps its single-thread fast paths (malloc, stdio).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -117,6 +119,31 @@ void wc_flusher_start(void)
         wc_log(WC_LOG_WARN, "no flusher thread (%s): data reaches files "
                "only at consistency points", strerror(r));
         wc_guard_reap();
+    }
+}
+
+/* wc_note_handler and the opens: a handler of the program's own, and a
+ * writable regular file open (flusher invariant (2)). */
+static int g_handlers, g_writable;
+
+static void want(void)
+{
+    if (__atomic_load_n(&g_handlers, __ATOMIC_ACQUIRE) &&
+        __atomic_load_n(&g_writable, __ATOMIC_ACQUIRE))
+        wc_flusher_start();
+}
+
+void wc_note_handler(void)
+{
+    if (!__atomic_exchange_n(&g_handlers, 1, __ATOMIC_ACQ_REL))
+        want();
+}
+
+void wc_note_writable(void)
+{
+    if (!__atomic_load_n(&g_writable, __ATOMIC_RELAXED)) {
+        __atomic_store_n(&g_writable, 1, __ATOMIC_RELEASE);
+        want();
     }
 }
 

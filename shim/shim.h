@@ -553,6 +553,11 @@ void wc_stats_after_fork(void);
 void wc_flusher_start(void);
 /* Wake it now: a guard was started, whose intermediate child it reaps. */
 void wc_flusher_kick(void);
+/* The program installed a signal handler of its own (signals.c), opened
+ * a writable regular file (fdtab.c): with both, the flusher starts at
+ * once (flusher.c invariant (2)). */
+void wc_note_handler(void);
+void wc_note_writable(void);
 /* Its thread id (0: none), waiting while it is being started; in a fork
  * child, none. */
 int wc_flusher_tid(void);

@@ -308,6 +308,10 @@ static long route(long nr, long a, long b, long c, long d, long e, long f,
             break;
         return fork_like(nr, a, b, c, d, e, f);
     case SYS_clone3:     return clone3_call(a, b);
+    case SYS_rt_sigaction:
+        if (b)                  /* a handler may be set: flusher.c (2) */
+            wc_note_handler();
+        break;
     case SYS_exit_group:
         wc_proc_exit_flush();
         break;

@@ -427,16 +427,17 @@ Test(tsan, threads_separate_files) { tsan_threads("separate"); }
 /* prog_sigstorm PATH MODE SECONDS MAXRECORDS under the sanitizer (which
  * delivers signals at its own points: the handler still writes while the
  * main loop is inside the shim's calls). */
-static void tsan_storm(const char *mode)
+static void tsan_storm_env(const char *mode, const char *extra)
 {
     require_tsan();
     wct_require_prog(TSAN_PROG("prog_sigstorm"));
-    char *dir = subdir(mode);
+    char *dir = subdir(extra ? "storm-default" : mode);
     char path[4200];
     snprintf(path, sizeof path, "%s/f", dir);
     const char *argv[] = {TSAN_PROG("prog_sigstorm"), path, mode, "1",
                           "100000", NULL};
-    const char *env[] = {"LD_PRELOAD=" TSAN_SO, TSAN_ENV, tsan_dir(), NULL};
+    const char *env[] = {"LD_PRELOAD=" TSAN_SO, TSAN_ENV, tsan_dir(), extra,
+                         NULL};
     struct wct_spec spec = {.argv = argv, .env = env, .timeout_s = 150};
     struct wct_result res;
     cr_assert(wct_run(&spec, &res) == 0);
@@ -448,5 +449,16 @@ static void tsan_storm(const char *mode)
     free(dir);
 }
 
+static void tsan_storm(const char *mode)
+{
+    tsan_storm_env(mode, NULL);
+}
+
 Test(tsan, sigstorm_plain) { tsan_storm("plain"); }
+/* The default WCACHE_MIN_WRITES: the write that makes the cache may be the
+ * handler's; the flusher thread must already exist (flusher.c (2)). */
+Test(tsan, sigstorm_cache_made_in_a_handler)
+{
+    tsan_storm_env("plain", "WCACHE_MIN_WRITES=");
+}
 Test(tsan, sigstorm_dup) { tsan_storm("dup"); }
