@@ -126,8 +126,9 @@ enum wc_state {
 };
 extern volatile int wc_state;
 
-/* The cache, created on the first cacheable open (and again in a child
- * after fork). NULL before. */
+/* The cache, created by the write that first caches a file, or by an
+ * open when WCACHE_MIN_WRITES=0 (fdtab.c invariant (6)); again in a child
+ * after fork. NULL before. */
 extern struct wc_cache *volatile wc_cachep;
 
 /* Get (creating on first use) the cache; NULL if it cannot be created (the
