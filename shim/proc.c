@@ -84,8 +84,12 @@ static void flush_in_child(void)
 {
     long pid = REAL(syscall)(SYS_fork);
     if (pid == 0) {
+        /* Did the write in flight (maybe a queued one being run) complete
+         * in the engine? Asked before wc_unlock_all_in_child forgets it. */
+        int finished = wc_inflight.d && wc_wip_end >= 0;
         wc_unlock_all_in_child();
         wc_depth = 1;
+        wc_queue_child_resume(finished);
         wc_queue_drain();
         wc_consistency_all(WC_WHY_EXIT, WC_ALL_SYNC, 0);
         if (wc_cachep)

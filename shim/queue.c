@@ -12,6 +12,11 @@
  *       caller, and first runs what is queued.
  *   (2) A queued write has returned to the handler: it is never dropped
  *       silently (a failure when it runs is logged with the bytes lost).
+ *   (3) A record runs once. When a handler's _exit interrupts the drain,
+ *       the child that writes back (proc.c, flush_in_child) drains what
+ *       is left, and skips the record being run if its write had returned
+ *       or completed in the engine (wc_queue_child_resume); one cut short
+ *       was undone by the engine (wc_cache_unlock_all) and runs again.
  */
 #include <pthread.h>
 #include <string.h>
@@ -23,6 +28,10 @@
 
 WC_TLS struct wc_queue *wc_tq;
 WC_TLS int wc_qpending;
+/* The record this thread's drain is running (NULL between records), and
+ * whether it has returned: invariant (3). */
+static WC_TLS struct wc_qrec *g_running;
+static WC_TLS int g_running_done;
 
 
 /*
@@ -207,22 +216,46 @@ static void queue_run(struct wc_qrec *r)
     }
 }
 
+/* Drop record r, at the head, from the queue. */
+static void consume(struct wc_queue *q, struct wc_qrec *r)
+{
+    __atomic_sub_fetch(&wc_qpending, 1, __ATOMIC_RELAXED);
+    q->head += r->size;
+    size_t t = q->head;
+    if (__atomic_compare_exchange_n(&q->tail, &t, 0, 0, __ATOMIC_ACQ_REL,
+                                    __ATOMIC_RELAXED))
+        q->head = 0;
+}
+
 void wc_queue_drain(void)
 {
     struct wc_queue *q = wc_tq;
     int e = errno;
     while (q && __atomic_load_n(&wc_qpending, __ATOMIC_RELAXED) > 0) {
         struct wc_qrec *r = (struct wc_qrec *)(q->buf + q->head);
-        size_t size = r->size;
+        g_running = r;
+        g_running_done = 0;
+        __atomic_signal_fence(__ATOMIC_SEQ_CST);
         queue_run(r);
-        __atomic_sub_fetch(&wc_qpending, 1, __ATOMIC_RELAXED);
-        q->head += size;
-        size_t t = q->head;
-        if (__atomic_compare_exchange_n(&q->tail, &t, 0, 0, __ATOMIC_ACQ_REL,
-                                        __ATOMIC_RELAXED))
-            q->head = 0;
+        __atomic_signal_fence(__ATOMIC_SEQ_CST);
+        g_running_done = 1;
+        __atomic_signal_fence(__ATOMIC_SEQ_CST);
+        consume(q, r);
+        __atomic_signal_fence(__ATOMIC_SEQ_CST);
+        g_running = NULL;
     }
     errno = e;
+}
+
+void wc_queue_child_resume(int finished)
+{
+    struct wc_queue *q = wc_tq;
+    struct wc_qrec *r = g_running;
+    if (q && r && (g_running_done || finished) &&
+        __atomic_load_n(&wc_qpending, __ATOMIC_RELAXED) > 0 &&
+        r == (struct wc_qrec *)(q->buf + q->head))
+        consume(q, r);          /* it ran: not again */
+    g_running = NULL;
 }
 
 void wc_shim_leave_slow(void)

@@ -378,6 +378,11 @@ extern WC_TLS struct wc_queue *wc_tq;
 extern WC_TLS int wc_qpending;
 
 void wc_queue_drain(void);
+/* In the child that writes back after a handler's _exit, before it
+ * drains: the record the interrupted drain was running is not run again
+ * if it returned, or if its write completed in the engine (`finished`)
+ * (queue.c invariant (3)). */
+void wc_queue_child_resume(int finished);
 /* Create the key that frees a thread's queue at thread exit (start-up). */
 void wc_queue_init(void);
 
