@@ -51,7 +51,7 @@
  * cached against 37-42 ms for the kernel alone and 45-54 ms direct; 8 KiB
  * ones broke even and 16 KiB ones lost (the second copy costs more than
  * the system calls saved). */
-#define WC_STREAM_DIRECT (2 * WC_PAGE_SIZE)
+#define WC_STREAM_DIRECT WC_LARGE_WRITE
 /* Scattered writes (below, WC_SCATTER_PAGES) are written back at once, a
  * system call per range that no later write joined: holding them gained
  * nothing. The writes that follow, while the file is clean, go straight

@@ -60,8 +60,11 @@
  *       close), so a file written a few times (tar, cp and compilers write
  *       small files in one to a few calls; lock and pid files) is cheaper
  *       through the kernel, and costs no cache, no store and no crash
- *       guard; a stream pays its first few writes. A WATCH description
- *       holds no cached byte, so the kernel serves it exactly.
+ *       guard; a stream pays its first few writes. Writes of
+ *       WC_LARGE_WRITE or more do not count (the engine would send them
+ *       straight to the kernel anyway): a file written in large blocks
+ *       is never cached. A WATCH description holds no cached byte, so the
+ *       kernel serves it exactly.
  *   (7) A WATCH description made by a successful O_CREAT | O_EXCL open
  *       (a new, empty, regular file: nothing can have it cached) may not
  *       know its file's identity yet: ino 0 until ident_locked asks fstat,
@@ -361,10 +364,11 @@ static void attach_watchers(struct wc_cache *c, dev_t dev, ino_t ino)
 
 static int pseudo_fs(int fd);
 
-int wc_desc_adopt_locked(int fd, struct wc_desc *d)
+int wc_desc_adopt_locked(int fd, struct wc_desc *d, size_t len)
 {
     if (d->mode != WC_D_WATCH || d->writes < 0 ||
-        (d->accmode != O_WRONLY && d->accmode != O_RDWR))
+        (d->accmode != O_WRONLY && d->accmode != O_RDWR) ||
+        len >= WC_LARGE_WRITE)  /* straight to the kernel, cached or not */
         return 0;
     if (!d->shared && d->writes < wc_cfg.min_writes) {
         /* Invariant (6): the first writes go to the kernel. */

@@ -169,7 +169,7 @@ again:
     if (unlikely(d->mode == WC_D_WATCH) && writable(d) &&
         !__atomic_load_n(&wc_cachep, __ATOMIC_ACQUIRE) &&
         (d->shared || d->writes >= wc_cfg.min_writes) && d->writes >= 0 &&
-        !made) {
+        (vec || iov->iov_len < WC_LARGE_WRITE) && !made) {
         /* This write may cache the file: the cache is made first, with
          * no desc->lock held (lock order, shim.h). */
         desc_leave(d, held);
@@ -202,7 +202,9 @@ again:
         }
     } else if (d->mode == WC_D_RESERVE && pos < 0 && !rwf_append) {
         r = wc_reserve_write(fd, d, iov, iovcnt, vec);
-    } else if (d->mode == WC_D_WATCH && (adopt = wc_desc_adopt_locked(fd, d))) {
+    } else if (d->mode == WC_D_WATCH &&
+               (adopt = wc_desc_adopt_locked(fd, d,
+                                             vec ? 0 : iov->iov_len))) {
         /* A file's second write, or a child's first through a description
          * its parent shares: cached from now on; this write takes the new
          * mode's path. */

@@ -343,7 +343,8 @@ int wc_mapped_has(dev_t dev, ino_t ino);
 enum { WC_ALL_SYNC = 0, WC_ALL_SHARE = 1, WC_ALL_THROUGH = 2 };
 void wc_consistency_all(enum wc_reason why, int how, int exec_only);
 
-/* A writable WATCH description at a write (fdtab.c invariant (6)): after
+/* A writable WATCH description at a write of `len` bytes (0: unknown, a
+ * writev) (fdtab.c invariant (6)): after
  * WCACHE_MIN_WRITES writes (at its first in a child after fork, or for a
  * descriptor inherited at start-up: d->shared), cache it in this process, as an open
  * of a cached file, or shared.c, says. Caller holds d->lock, at depth 1,
@@ -352,7 +353,7 @@ void wc_consistency_all(enum wc_reason why, int how, int exec_only);
  * d, call wc_desc_adopted (the file is new in the cache: other WATCH
  * descriptions of it attach). */
 enum { WC_ADOPT_DONE = 1, WC_ADOPT_ATTACH = 2 };
-int wc_desc_adopt_locked(int fd, struct wc_desc *d);
+int wc_desc_adopt_locked(int fd, struct wc_desc *d, size_t len);
 void wc_desc_adopted(dev_t dev, ino_t ino);
 
 /* In a child after fork: abandon the inherited cache (its store is the

@@ -186,3 +186,22 @@ Test(policy, fork_while_watched)
                    &s);
     run_free(&s);
 }
+
+/* Writes of 8 KiB or more (WC_LARGE_WRITE) do not count toward caching a
+ * file: the engine would send them straight to the kernel anyway, so a
+ * file written in large blocks never gets a cache, a store or a guard.
+ * Small writes still do. */
+Test(policy, large_writes_never_cache_a_file)
+{
+    struct run s;
+    same_as_kernel("large", NULL,
+                   "dd if=/dev/zero of=f bs=64k count=20 2>/dev/null; "
+                   "dd if=/dev/zero of=g bs=100 count=20 2>/dev/null", &s);
+    cr_assert(s.stats, "no statistics");
+    cr_expect(strstr(s.stats, "20 writes passed through uncached"),
+              "the 64 KiB writes (never cached, so never written through by "
+              "the engine):\n%s", s.stats);
+    cr_expect(strstr(s.stats, "12 writes absorbed (1200 bytes)"),
+              "the 100-byte writes:\n%s", s.stats);
+    run_free(&s);
+}

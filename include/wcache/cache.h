@@ -28,6 +28,10 @@
 
 #define WC_PAGE_SHIFT 12
 #define WC_PAGE_SIZE (1u << WC_PAGE_SHIFT)
+/* A write of at least this many bytes to a file with nothing to write back
+ * goes straight to the kernel (cache/write.c, where it is measured): the
+ * shim does not count such writes toward caching a file. */
+#define WC_LARGE_WRITE (2 * WC_PAGE_SIZE)
 
 /* Linux's limit on one read or write: INT_MAX rounded down to a page. */
 #define WC_MAX_RW_COUNT ((size_t)0x7ffff000)
