@@ -416,10 +416,14 @@ static void release_slot(struct wc_cache *c, struct wc_file *f)
     f->err_unseen = 0;
 }
 
-static int flush_file(struct wc_file *f, enum wc_reason why)
+/* `intruding`: the caller is the flusher inside an intrusion (intrude(),
+ * below): it also waits for the one writer to leave the file. */
+static int flush_file(struct wc_file *f, enum wc_reason why, int intruding)
 {
     int r = 0;
     wc_lock(&f->lock);
+    while (intruding && __atomic_load_n(&f->solo_busy, __ATOMIC_ACQUIRE))
+        wc_raw_syscall(SYS_sched_yield, 0, 0, 0, 0, 0, 0);
     if (f->live)
         r = wc_flush_locked(f, why);
     wc_unlock(&f->lock);
@@ -434,7 +438,7 @@ int wc_flush_all_entered(struct wc_cache *c, enum wc_reason why)
         struct wc_file *f = &c->files[i];
         if (!__atomic_load_n(&f->live, __ATOMIC_RELAXED))
             continue;
-        int r = flush_file(f, why);
+        int r = flush_file(f, why, 0);
         if (r < 0 && !first)
             first = r;
         wc_lock(&f->lock);
@@ -491,18 +495,6 @@ static int intrude(struct wc_cache *c)
     return -1;
 }
 
-static int flush_intruding(struct wc_file *f, enum wc_reason why)
-{
-    int r = 0;
-    wc_lock(&f->lock);
-    while (__atomic_load_n(&f->solo_busy, __ATOMIC_ACQUIRE))
-        wc_raw_syscall(SYS_sched_yield, 0, 0, 0, 0, 0, 0);
-    if (f->live)
-        r = wc_flush_locked(f, why);
-    wc_unlock(&f->lock);
-    return r;
-}
-
 int wc_cache_flush_expired(struct wc_cache *c, uint64_t max_age_ns)
 {
     if (!wc_engine_enter())
@@ -524,8 +516,7 @@ int wc_cache_flush_expired(struct wc_cache *c, uint64_t max_age_ns)
                 break;
             intruding = 1;
         }
-        int r = intruding ? flush_intruding(f, WC_WHY_DEADLINE)
-                          : flush_file(f, WC_WHY_DEADLINE);
+        int r = flush_file(f, WC_WHY_DEADLINE, intruding);
         if (r < 0 && !first)
             first = r;
     }
@@ -996,8 +987,6 @@ int wc_file_unshare(struct wc_file *f, int fd)
 void wc_size_fresh_locked(struct wc_file *f)
 {
     struct stat st;
-    if (!f->size_stale)
-        return;
     if (wc_sys.fstat(f->wb_fd, &st) == 0)
         f->slot->size = f->slot->disk_size = (uint64_t)st.st_size;
     __atomic_store_n(&f->size_stale, 0, __ATOMIC_RELEASE);

@@ -288,8 +288,8 @@ struct wc_page *wc_page_get(struct wc_file *f, uint64_t idx, int *isnew,
                             int *err);
 /* Drop every page of f without writing anything. Caller holds f->lock. */
 void wc_file_drop_pages(struct wc_file *f);
-/* i_size from the kernel if wc_file_invalidate left it to be asked.
- * Caller holds f->lock. */
+/* i_size from the kernel, which wc_file_invalidate left to be asked
+ * (size_stale): wc_size_fresh calls it then. Caller holds f->lock. */
 void wc_size_fresh_locked(struct wc_file *f);
 static inline void wc_size_fresh(struct wc_file *f)
 {

@@ -384,9 +384,10 @@ int wc_desc_adopt_locked(int fd, struct wc_desc *d, size_t len)
         __atomic_store_n(&d->writes, -1, __ATOMIC_RELAXED);
         return 0;
     }
-    /* The caller made the cache before taking d->lock (lock order). */
     struct wc_cache *c = __atomic_load_n(&wc_cachep, __ATOMIC_ACQUIRE);
-    struct wc_file *f = c ? file_get(c, fd, NULL, -1) : NULL;
+    if (!c)
+        return WC_ADOPT_NEED_CACHE;     /* made without d->lock */
+    struct wc_file *f = file_get(c, fd, NULL, -1);
     if (!f)
         return 0;
     off_t k = REAL(lseek)(fd, 0, SEEK_CUR);

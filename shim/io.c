@@ -166,17 +166,6 @@ again:
             return r < 0 ? -errno : r;
         }
     }
-    if (unlikely(d->mode == WC_D_WATCH) && writable(d) &&
-        !__atomic_load_n(&wc_cachep, __ATOMIC_ACQUIRE) &&
-        (d->shared || d->writes >= wc_cfg.min_writes) && d->writes >= 0 &&
-        (vec || iov->iov_len < WC_LARGE_WRITE) && !made) {
-        /* This write may cache the file: the cache is made first, with
-         * no desc->lock held (lock order, shim.h). */
-        desc_leave(d, held);
-        wc_cache_get();
-        made = 1;
-        goto again;
-    }
     if (likely(d->mode == WC_D_CACHED)) {
         if (unlikely(!writable(d))) {
             r = -EBADF;
@@ -204,13 +193,21 @@ again:
         r = wc_reserve_write(fd, d, iov, iovcnt, vec);
     } else if (d->mode == WC_D_WATCH &&
                (adopt = wc_desc_adopt_locked(fd, d,
-                                             vec ? 0 : iov->iov_len))) {
-        /* A file's second write, or a child's first through a description
+                                             vec ? 0 : iov->iov_len)) &&
+               !(adopt == WC_ADOPT_NEED_CACHE && made)) {
+        /* A file's 9th write, or a child's first through a description
          * its parent shares: cached from now on; this write takes the new
-         * mode's path. */
+         * mode's path (once the cache exists: it is made with no
+         * desc->lock held, lock order in shim.h; if it cannot be, the
+         * write goes to the kernel below on the second round). */
         dev_t dev = d->dev;
         ino_t ino = d->ino;
         desc_leave(d, held);
+        if (adopt == WC_ADOPT_NEED_CACHE) {
+            wc_cache_get();
+            made = 1;
+            goto again;
+        }
         if (adopt == WC_ADOPT_ATTACH)
             wc_desc_adopted(dev, ino);
         return wc_do_writev(fd, d, iov, iovcnt, pos, rwf_append, vec);

@@ -344,15 +344,16 @@ enum { WC_ALL_SYNC = 0, WC_ALL_SHARE = 1, WC_ALL_THROUGH = 2 };
 void wc_consistency_all(enum wc_reason why, int how, int exec_only);
 
 /* A writable WATCH description at a write of `len` bytes (0: unknown, a
- * writev) (fdtab.c invariant (6)): after
- * WCACHE_MIN_WRITES writes (at its first in a child after fork, or for a
- * descriptor inherited at start-up: d->shared), cache it in this process, as an open
- * of a cached file, or shared.c, says. Caller holds d->lock, at depth 1,
- * and made the cache first. Returns 0 when d stays WATCH (this write goes
- * to the kernel), else WC_ADOPT_DONE, or WC_ADOPT_ATTACH: after unlocking
- * d, call wc_desc_adopted (the file is new in the cache: other WATCH
- * descriptions of it attach). */
-enum { WC_ADOPT_DONE = 1, WC_ADOPT_ATTACH = 2 };
+ * writev) (fdtab.c invariant (6)): after WCACHE_MIN_WRITES writes (at its
+ * first in a child after fork, or for a descriptor inherited at start-up:
+ * d->shared), cache it in this process, as an open of a cached file, or
+ * shared.c, says. Caller holds d->lock, at depth 1. Returns 0 when d
+ * stays WATCH (this write goes to the kernel); WC_ADOPT_NEED_CACHE when it
+ * would be cached but there is no cache yet: the caller unlocks d, makes
+ * it (lock order, shim.h) and calls again; else WC_ADOPT_DONE, or
+ * WC_ADOPT_ATTACH: after unlocking d, call wc_desc_adopted (the file is
+ * new in the cache: other WATCH descriptions of it attach). */
+enum { WC_ADOPT_DONE = 1, WC_ADOPT_ATTACH = 2, WC_ADOPT_NEED_CACHE = 3 };
 int wc_desc_adopt_locked(int fd, struct wc_desc *d, size_t len);
 void wc_desc_adopted(dev_t dev, ino_t ino);
 

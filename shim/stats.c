@@ -173,19 +173,26 @@ struct wc_desc *wc_nc_untracked(int fd)
     return NULL;
 }
 
+/* Why a tracked description's write went to the kernel. */
+static int through_reason(const struct wc_desc *d)
+{
+    if (d->mode != WC_D_WATCH)          /* THROUGH */
+        return d->shared || d->append ? WC_NC_SHARED : WC_NC_THROUGH;
+    if (d->accmode == O_RDONLY)
+        return WC_NC_READONLY;
+    if (d->writes < 0)
+        return WC_NC_PSEUDO;
+    if ((d->shared || d->stdio) && d->append)
+        return WC_NC_SHARED;            /* would pass through when adopted */
+    if (wc_mapped_has(d->dev, d->ino))
+        return WC_NC_MAPPED;
+    return WC_NC_FEW;
+}
+
 void wc_nc_count_through(const struct wc_desc *d)
 {
-    if (!g_counting)
-        return;
-    int why = d->mode != WC_D_WATCH        ? (d->shared || d->append
-                                                  ? WC_NC_SHARED
-                                                  : WC_NC_THROUGH)
-              : d->accmode == O_RDONLY    ? WC_NC_READONLY
-              : d->writes < 0             ? WC_NC_PSEUDO
-              : (d->shared || d->stdio) && d->append ? WC_NC_SHARED
-              : wc_mapped_has(d->dev, d->ino) ? WC_NC_MAPPED
-                                          : WC_NC_FEW;
-    __atomic_add_fetch(&g_count[why], 1, __ATOMIC_RELAXED);
+    if (g_counting)
+        __atomic_add_fetch(&g_count[through_reason(d)], 1, __ATOMIC_RELAXED);
 }
 
 uint64_t wc_nc_total(void)
