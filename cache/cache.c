@@ -323,7 +323,7 @@ void wc_cache_unlock_all(struct wc_cache *c)
     wc_in_engine = 0;
     c->lock.v = 0;
     hash_lock.v = 0;
-    for (uint32_t i = 0; i < c->nfiles; i++) {
+    for (uint32_t i = 0, hi = wc_files_hi(c); i < hi; i++) {
         c->files[i].lock.v = 0;
         c->files[i].solo_busy = 0;
     }
@@ -372,7 +372,7 @@ void wc_cache_stats(const struct wc_cache *cc, struct wc_stats *out)
     if (!inside)
         wc_lock(&c->lock);
     *out = c->totals;
-    for (uint32_t i = 0; i < c->nfiles; i++) {
+    for (uint32_t i = 0, hi = wc_files_hi(c); i < hi; i++) {
         struct wc_file *f = &c->files[i];
         out->writes += f->n_writes;     /* racy reads: a snapshot */
         out->bytes += f->n_bytes;
@@ -434,7 +434,7 @@ static int flush_file(struct wc_file *f, enum wc_reason why, int intruding)
 int wc_flush_all_entered(struct wc_cache *c, enum wc_reason why)
 {
     int first = 0;
-    for (uint32_t i = 0; i < c->nfiles; i++) {
+    for (uint32_t i = 0, hi = wc_files_hi(c); i < hi; i++) {
         struct wc_file *f = &c->files[i];
         if (!__atomic_load_n(&f->live, __ATOMIC_RELAXED))
             continue;
@@ -501,7 +501,7 @@ int wc_cache_flush_expired(struct wc_cache *c, uint64_t max_age_ns)
         return -EDEADLK;
     uint64_t now = wc_now_ns();
     int first = 0, intruding = 0;
-    for (uint32_t i = 0; i < c->nfiles; i++) {
+    for (uint32_t i = 0, hi = wc_files_hi(c); i < hi; i++) {
         struct wc_file *f = &c->files[i];
         uint64_t since = __atomic_load_n(&f->dirty_since, __ATOMIC_RELAXED);
         if (!__atomic_load_n(&f->live, __ATOMIC_ACQUIRE) || !since ||
@@ -530,7 +530,7 @@ int wc_cache_may_remove(struct wc_cache *c)
 {
     int inside = !wc_engine_enter();
     int clean = 1;
-    for (uint32_t i = 0; i < c->nfiles && clean; i++) {
+    for (uint32_t i = 0, hi = wc_files_hi(c); i < hi && clean; i++) {
         struct wc_file *f = &c->files[i];
         if (!__atomic_load_n(&f->live, __ATOMIC_RELAXED))
             continue;
@@ -569,7 +569,7 @@ int wc_cache_close(struct wc_cache *c)
      * a replay, its records untouched; only a clean cache removes it (one
      * function decides). */
     int keep = !wc_cache_may_remove(c);
-    for (uint32_t i = 0; i < c->nfiles; i++) {
+    for (uint32_t i = 0, hi = wc_files_hi(c); i < hi; i++) {
         struct wc_file *f = &c->files[i];
         if (!f->live)
             continue;
@@ -605,10 +605,10 @@ void wc_cache_abandon(struct wc_cache *c)
      * single store into it. Descriptors are ours to close. Another thread
      * of the parent may have held the hash allocator's lock at fork. */
     hash_lock.v = 0;
-    for (uint32_t i = 0; i < c->nfiles; i++)
+    for (uint32_t i = 0, hi = wc_files_hi(c); i < hi; i++)
         if (c->files[i].live && c->files[i].wb_fd >= 0)
             fd_close(c, c->files[i].wb_fd);
-    for (uint32_t i = 0; i < c->nfiles; i++)
+    for (uint32_t i = 0, hi = wc_files_hi(c); i < hi; i++)
         if (c->files[i].live && c->files[i].seek_fd >= 0)
             fd_close(c, c->files[i].seek_fd);
     wc_sys.munmap(c->store.map, c->store.map_len);
@@ -725,7 +725,7 @@ struct wc_file *wc_file_get_known(struct wc_cache *c, int fd,
     }
 
     wc_lock(&c->lock);
-    for (uint32_t i = 0; i < c->nfiles; i++) {
+    for (uint32_t i = 0, hi = wc_files_hi(c); i < hi; i++) {
         struct wc_file *g = &c->files[i];
         if (g->live && g->slot->dev == (uint64_t)st.st_dev &&
             g->slot->ino == (uint64_t)st.st_ino) {
@@ -753,6 +753,7 @@ struct wc_file *wc_file_get_known(struct wc_cache *c, int fd,
         f->seek_fd = -1;
         f->batch = &c->batches[2 * i];
         f->append_from = WC_NO_APPEND;
+        __atomic_store_n(&c->files_hi, i + 1, __ATOMIC_RELEASE);
     }
     if (!f) {
         wc_unlock(&c->lock);
@@ -793,6 +794,8 @@ struct wc_file *wc_file_get_known(struct wc_cache *c, int fd,
     f->size_stale = 0;
     f->last_end = 0;
     f->wr_since = 0;
+    f->g_ops = f->g_calls = 0;
+    f->futile = 0;
     f->seq_pages = 0;
     f->seq_next = 0;
     f->refs = 1;
@@ -908,7 +911,8 @@ int wc_cache_fd_move(struct wc_cache *c, int fd)
         r = n < 0 ? n : 0;
     }
     wc_unlock(&c->lock);
-    for (uint32_t i = 0; i < c->nfiles && r == -ENOENT; i++) {
+    for (uint32_t i = 0, hi = wc_files_hi(c); i < hi && r == -ENOENT;
+         i++) {
         struct wc_file *f = &c->files[i];
         if (!__atomic_load_n(&f->live, __ATOMIC_RELAXED))
             continue;
@@ -938,7 +942,8 @@ int wc_cache_fd_owner(struct wc_cache *c, int fd, dev_t *dev, ino_t *ino)
     if (c->store.fd == fd)
         r = -EBUSY;
     wc_unlock(&c->lock);
-    for (uint32_t i = 0; i < c->nfiles && r == -ENOENT; i++) {
+    for (uint32_t i = 0, hi = wc_files_hi(c); i < hi && r == -ENOENT;
+         i++) {
         struct wc_file *f = &c->files[i];
         if (!__atomic_load_n(&f->live, __ATOMIC_RELAXED))
             continue;
@@ -989,6 +994,7 @@ void wc_size_fresh_locked(struct wc_file *f)
     struct stat st;
     if (wc_sys.fstat(f->wb_fd, &st) == 0)
         f->slot->size = f->slot->disk_size = (uint64_t)st.st_size;
+    f->g_calls++;
     __atomic_store_n(&f->size_stale, 0, __ATOMIC_RELEASE);
 }
 
@@ -1010,6 +1016,20 @@ int wc_file_flush(struct wc_file *f, enum wc_reason why)
         return -EDEADLK;
     wc_lock(&f->lock);
     int r = wc_flush_locked(f, why);
+    wc_unlock(&f->lock);
+    wc_engine_leave();
+    return r;
+}
+
+int wc_file_settle(struct wc_file *f)
+{
+    if (!wc_engine_enter())
+        return -EDEADLK;
+    wc_lock(&f->lock);
+    int r = wc_flush_locked(f, WC_WHY_OTHER);
+    if (r == 0 && (wc_file_dirty(f) || f->err_unseen ||
+                   __atomic_load_n(&f->state, __ATOMIC_RELAXED) != WC_FS_OK))
+        r = -EBUSY;
     wc_unlock(&f->lock);
     wc_engine_leave();
     return r;

@@ -132,6 +132,15 @@ struct wc_file {
                                    the kernel (file lock) */
     uint32_t wr_since;          /* cached writes since the last flush
                                    (write.c: scattered writes) */
+    uint32_t g_ops;             /* the gain meter (write.c): writes and
+                                   reads the engine took for the file in
+                                   the current window, */
+    uint32_t g_calls;           /* and the system calls it made for them
+                                   (write-back, writes sent through, size
+                                   and read-fill calls) (file lock) */
+    uint8_t futile;             /* a window ended with about one system
+                                   call per operation: caching the file
+                                   gains nothing (write.c; file lock) */
     uint32_t stash[WC_STASH];   /* blocks a recycling flush freed, kept
                                    for this file's next new pages (file
                                    lock): streams to two files on two
@@ -192,6 +201,10 @@ enum wc_fstate {
 #define WC_SCATTER_PAGES 256u
 /* The longest append run kept before it is written back. */
 #define WC_APPEND_MAX ((uint64_t)(WC_WB_SEGS - 2) << WC_PAGE_SHIFT)
+/* The gain meter's window (write.c): after this many operations on a
+ * file, the system calls the engine made for them are counted; three for
+ * four operations or more is no gain. */
+#define WC_GAIN_OPS 64u
 
 struct wc_batch {
     struct iovec iov[WC_WB_SEGS];
@@ -213,6 +226,11 @@ struct wc_cache {
     struct wc_file *files;      /* nfiles entries */
     struct wc_batch *batches;   /* 2 per file */
     uint32_t nfiles;
+    uint32_t files_hi;          /* atomic, only grows: files[i] for i at
+                                   or past it was never claimed, so scans
+                                   stop there (each entry is a page or
+                                   more: a scan of all would fault them
+                                   all in) */
     struct wc_page *lru_head;   /* oldest clean page (cache lock) */
     struct wc_page *lru_tail;
     uint32_t nlru;              /* pages on the LRU (cache lock) */
@@ -252,6 +270,13 @@ struct wc_cache {
     } space[WC_SPACE_DEVS];
     uint32_t space_next;        /* the entry a new file system takes */
 };
+
+/* The bound of a scan of c->files (entries never claimed are not live). */
+static inline uint32_t wc_files_hi(struct wc_cache *c)
+{
+    return __atomic_load_n(&c->files_hi, __ATOMIC_ACQUIRE);
+}
+
 
 /* The kernel's checks before a read or write, in its order: EINVAL for a
  * negative position; one buffer (!vec): EFAULT outside user space; an

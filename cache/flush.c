@@ -214,6 +214,7 @@ static int issue(struct wc_file *f, struct wc_batch *bt, int append)
             w = wc_write_at(f, v, bt->n - first, pos);
         }
         *v = saved;
+        f->g_calls++;
         __atomic_fetch_add(&c->totals.wb_calls, 1, __ATOMIC_RELAXED);
         if (w < 0 && errno == EINTR)
             continue;

@@ -189,7 +189,7 @@ struct wc_page *wc_page_get(struct wc_file *f, uint64_t idx, int *isnew,
             wc_flush_locked(f, WC_WHY_FULL);
             continue;
         }
-        for (uint32_t i = 0; i < c->nfiles; i++) {
+        for (uint32_t i = 0, hi = wc_files_hi(c); i < hi; i++) {
             struct wc_file *g = &c->files[i];
             if (g == f || !g->live || !g->ndirty || !wc_lock_try(&g->lock))
                 continue;

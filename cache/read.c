@@ -57,6 +57,7 @@ static ssize_t read_buf(struct wc_file *f, int fd, uint8_t *buf, size_t n,
         while (got < n) {
             ssize_t r = wc_sys.pread(fd, buf + got, n - got,
                                      (off_t)(pos + got));
+            f->g_calls++;                       /* the gain meter */
             if (r < 0 && errno == EINTR && got)
                 continue;
             if (r < 0 && errno != EFAULT)
@@ -118,6 +119,7 @@ static ssize_t read_locked(struct wc_file *f, int fd, int vec,
 {
     if (pos >= f->slot->size || count == 0)
         return 0;
+    f->g_ops++;                                 /* the gain meter */
     size_t n = f->slot->size - pos < count ? (size_t)(f->slot->size - pos) : count;
     if (!vec) {
         ssize_t r = read_buf(f, fd, buf, n, pos);

@@ -167,6 +167,26 @@ static void overlay(struct wc_file *f, const char *src, size_t n, uint64_t pos)
     }
 }
 
+__thread struct wc_file *wc_futile __attribute__((tls_model("initial-exec")));
+
+/* The gain meter, at the end of a window of operations on f: is caching
+ * f worth its system calls? Caller holds f->lock. A file written
+ * back at every lock or fsync, written at scattered offsets, or written
+ * past the cache costs about a system call per operation, as the kernel
+ * alone would, plus the copy and the engine's own calls (the size after a
+ * lock, a descriptor, a store): its verdict goes to the caller once
+ * (wc_futile), which may take the file out of the cache. Called when
+ * f->g_ops reaches WC_GAIN_OPS (the count is kept inline). */
+static __attribute__((noinline)) void gain_verdict(struct wc_file *f)
+{
+    if (4 * f->g_calls >= 3 * f->g_ops && !f->futile &&
+        f->state == WC_FS_OK) {
+        f->futile = 1;
+        wc_futile = f;
+    }
+    f->g_ops = f->g_calls = 0;
+}
+
 /* Write the rest of the iterator straight to the file, after its cached
  * data (so the file's writes stay in program order); appends go to the
  * file's real end, *where says where. A FAILED file is not flushed first
@@ -194,6 +214,7 @@ static ssize_t write_through(struct wc_file *f, struct uiter *it, uint64_t pos,
             break;
         }
         ssize_t w = put(f, it->base, it->seg_left, pos + total, append);
+        f->g_calls++;
         if (w < 0) {
             err = -errno;
             break;
@@ -207,10 +228,13 @@ static ssize_t write_through(struct wc_file *f, struct uiter *it, uint64_t pos,
         it->seg_left = 0;
     }
     f->n_through++;
+    if (++f->g_ops >= WC_GAIN_OPS)
+        gain_verdict(f);
     if (total == 0 || it->count || append) {
         /* Failed or short: the kernel may have moved the size anyway. An
          * append landed at the end, wherever others had taken it. */
         struct stat st;
+        f->g_calls++;
         if (wc_sys.fstat(f->wb_fd, &st) == 0) {
             uint64_t n = (uint64_t)st.st_size;
             if (append && total && n >= total && n - total != pos) {
@@ -425,6 +449,8 @@ static ssize_t write_iter(struct wc_file *f, struct uiter *it, off_t pos_in,
     if (written) {
         f->last_end = pos;
         f->n_writes++;
+        if (__builtin_expect(++f->g_ops >= WC_GAIN_OPS, 0))
+            gain_verdict(f);
         f->n_bytes += written;
         f->space_left -= (int64_t)written;
         ret = (ssize_t)written;

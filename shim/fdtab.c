@@ -70,6 +70,17 @@
  *       know its file's identity yet: ino 0 until ident_locked asks fstat,
  *       which attaching and adopting do first. Such a file costs the
  *       program's open, writes and close, and nothing else.
+ *   (8) A file whose caching gains nothing (the engine's gain meter:
+ *       about one system call per operation over its last window, as
+ *       for a file written back at every lock, as SQLite's is, or written
+ *       at scattered offsets) leaves the cache when the program has one
+ *       thread and the file is written back with no error pending
+ *       (wc_file_demote), and no description of it is shared with another
+ *       process or with stdio (its registry entry is not THROUGH): its
+ *       descriptions become WATCH again and are
+ *       adopted after WC_BACKOFF_BASE << backoff more writes, the wait
+ *       doubling with each demotion, so a file that changes its pattern
+ *       is tried again and one that does not costs a few adoptions.
  *
  * Locks (order in shim.h):
  *   g_cache_lock  protects creation of the cache (wc_cachep, g_cache_failed)
@@ -227,6 +238,7 @@ static struct wc_desc *desc_alloc(void)
     d->shared = 0;
     d->stdio = 0;
     __atomic_store_n(&d->writes, 0, __ATOMIC_RELAXED);
+    d->backoff = 0;
     d->file = NULL;
     d->pos = 0;
     d->dev = 0;
@@ -370,8 +382,10 @@ int wc_desc_adopt_locked(int fd, struct wc_desc *d, size_t len)
         (d->accmode != O_WRONLY && d->accmode != O_RDWR) ||
         len >= WC_LARGE_WRITE)  /* straight to the kernel, cached or not */
         return 0;
-    if (!d->shared && d->writes < wc_cfg.min_writes) {
-        /* Invariant (6): the first writes go to the kernel. */
+    int need = d->backoff ? WC_BACKOFF_BASE << d->backoff
+                          : d->shared ? 0 : wc_cfg.min_writes;
+    if (d->writes < need) {
+        /* Invariants (6), (8): the first writes go to the kernel. */
         __atomic_store_n(&d->writes, d->writes + 1, __ATOMIC_RELAXED);
         return 0;
     }
@@ -713,9 +727,15 @@ void wc_file_others_through(dev_t dev, ino_t ino, const struct wc_desc *keep,
     }
 }
 
-void wc_file_detach(dev_t dev, ino_t ino)
+/* Take (dev, ino) out of the cache: every description of it becomes
+ * WATCH, at the kernel's offset, and the engine file goes with the last
+ * reference. `mapped`: for good (later opens pass through); else a
+ * description comes back after twice as many writes as the last time
+ * (invariant (8)). */
+static void detach(dev_t dev, ino_t ino, int mapped)
 {
-    wc_mapped_add(dev, ino);        /* later opens pass through */
+    if (mapped)
+        wc_mapped_add(dev, ino);
     struct wc_desc *d;
     for (unsigned fd = 0; (d = next_locked(&fd, NULL)); fd++) {
         struct wc_file *f = NULL;
@@ -725,7 +745,13 @@ void wc_file_detach(dev_t dev, ino_t ino)
             f = d->file;
             d->file = NULL;
             d->mode = WC_D_WATCH;
-            d->shared = 1;
+            if (mapped) {
+                d->shared = 1;
+            } else {
+                if (d->backoff < WC_BACKOFF_MAX)
+                    d->backoff++;
+                __atomic_store_n(&d->writes, 0, __ATOMIC_RELAXED);
+            }
             __atomic_add_fetch(&g_nwatch, 1, __ATOMIC_RELAXED);
         }
         wc_unlock(&d->lock);
@@ -734,6 +760,25 @@ void wc_file_detach(dev_t dev, ino_t ino)
             wc_file_put(f);         /* the last one closes write-back */
         }
     }
+}
+
+void wc_file_detach(dev_t dev, ino_t ino)
+{
+    detach(dev, ino, 1);
+}
+
+void wc_file_demote(struct wc_file *f, dev_t dev, ino_t ino)
+{
+    /* Invariant (8): with one program thread nothing can write the file
+     * between the settling and the detach, so no write-back error is
+     * left for a close that no longer reaches the engine. A file marked
+     * THROUGH (registry.c invariant (2): shared with another process or
+     * with stdio, so it changes behind the engine) keeps its mark, and
+     * its descriptions their modes, for the entry's life: it stays. */
+    if (!__atomic_load_n(&wc_solo, __ATOMIC_RELAXED) ||
+        wc_reg_is_through(dev, ino) || wc_file_settle(f))
+        return;
+    detach(dev, ino, 0);
 }
 
 void wc_consistency_all(enum wc_reason why, int how, int exec_only)

@@ -53,10 +53,13 @@ static int writable(const struct wc_desc *d)
 }
 
 /* The kernel does a read or write on a tracked description: flush first,
- * offset synced, offset read back after. Caller holds d->lock. */
+ * offset synced, offset read back after. `vec`: the program's call took
+ * an iovec array (else `iov` is one buffer, described by the shim, and
+ * the kernel gets the program's own call: write, pwrite, read, pread).
+ * Caller holds d->lock. */
 static ssize_t kernel_rw_locked(int fd, struct wc_desc *d, int write,
                                 const struct iovec *iov, int iovcnt,
-                                off_t pos, int flags)
+                                off_t pos, int flags, int vec)
 {
     /* A file that passes through for good (mapped, appended to behind
      * the engine) has nothing cached and nobody reading the engine's view
@@ -66,7 +69,16 @@ static ssize_t kernel_rw_locked(int fd, struct wc_desc *d, int write,
     if (engine)
         wc_desc_sync_locked(fd, d, WC_WHY_OTHER);
     ssize_t r;
-    if (write)
+    if (!vec && !flags) {
+        /* The program's own call: one buffer (iov is ours). pwritev costs
+         * about 0.1 us more than pwrite in the kernel. */
+        if (write)
+            r = pos < 0 ? REAL(write)(fd, iov->iov_base, iov->iov_len)
+                        : REAL(pwrite)(fd, iov->iov_base, iov->iov_len, pos);
+        else
+            r = pos < 0 ? REAL(read)(fd, iov->iov_base, iov->iov_len)
+                        : REAL(pread)(fd, iov->iov_base, iov->iov_len, pos);
+    } else if (write)
         r = flags ? REAL(pwritev2)(fd, iov, iovcnt, pos < 0 ? -1 : pos, flags)
             : pos < 0 ? REAL(writev)(fd, iov, iovcnt)
                       : REAL(pwritev)(fd, iov, iovcnt, pos);
@@ -100,7 +112,7 @@ static ssize_t pass_for_good(int fd, struct wc_desc *d,
     wc_desc_through_locked(fd, d, WC_WHY_OTHER);
     if (vec || rwf_append)
         return kernel_rw_locked(fd, d, 1, iov, iovcnt, pos,
-                                rwf_append ? RWF_APPEND : 0);
+                                rwf_append ? RWF_APPEND : 0, 1);
     ssize_t r = pos < 0 ? REAL(write)(fd, iov->iov_base, iov->iov_len)
                         : REAL(pwrite)(fd, iov->iov_base, iov->iov_len, pos);
     if (r < 0)
@@ -160,7 +172,7 @@ again:
             if (vec)
                 return kernel_rw_locked(fd, &(struct wc_desc){0}, 1, iov,
                                         iovcnt, pos, rwf_append ? RWF_APPEND
-                                                                : 0);
+                                                                : 0, 1);
             r = pos < 0 ? REAL(write)(fd, iov->iov_base, iov->iov_len)
                         : REAL(pwrite)(fd, iov->iov_base, iov->iov_len, pos);
             return r < 0 ? -errno : r;
@@ -213,7 +225,18 @@ again:
         return wc_do_writev(fd, d, iov, iovcnt, pos, rwf_append, vec);
     } else {
         r = kernel_rw_locked(fd, d, 1, iov, iovcnt, pos,
-                             rwf_append ? RWF_APPEND : 0);
+                             rwf_append ? RWF_APPEND : 0, vec);
+    }
+    if (unlikely(wc_futile != NULL)) {
+        /* The engine found that caching this file gains nothing. */
+        struct wc_file *f = wc_futile;
+        wc_futile = NULL;
+        dev_t dev = d->dev;
+        ino_t ino = d->ino;
+        desc_leave(d, held);
+        if (f == d->file)
+            wc_file_demote(f, dev, ino);
+        return r;
     }
     desc_leave(d, held);
     return r;
@@ -227,7 +250,7 @@ static ssize_t do_readv(int fd, struct wc_desc *d, const struct iovec *iov,
     while (desc_enter(fd, d, &held)) {
         if (!(d = wc_fd_get(fd)))
             return kernel_rw_locked(fd, &(struct wc_desc){0}, 0, iov, iovcnt,
-                                    pos, 0);
+                                    pos, 0, vec);
     }
     if (likely(d->mode == WC_D_CACHED)) {
         if (unlikely(d->accmode == O_WRONLY)) {
@@ -242,7 +265,7 @@ static ssize_t do_readv(int fd, struct wc_desc *d, const struct iovec *iov,
             }
         }
     } else {
-        r = kernel_rw_locked(fd, d, 0, iov, iovcnt, pos, 0);
+        r = kernel_rw_locked(fd, d, 0, iov, iovcnt, pos, 0, vec);
     }
     desc_leave(d, held);
     return r;
@@ -260,7 +283,7 @@ static ssize_t write_common(int fd, struct wc_desc *d, const struct iovec *iov,
          * code this handler interrupted: its write waits in the queue. */
         if (d->mode == WC_D_WATCH && d->accmode == O_RDONLY)
             r = kernel_rw_locked(fd, &(struct wc_desc){0}, 1, iov, iovcnt,
-                                 pos, rwf_append ? RWF_APPEND : 0);
+                                 pos, rwf_append ? RWF_APPEND : 0, vec);
         else
             r = wc_queue_write(fd, iov, iovcnt, pos, rwf_append);
         return wc_ret_keep(r, e);
@@ -279,7 +302,7 @@ static ssize_t read_common(int fd, struct wc_desc *d, const struct iovec *iov,
     if (unlikely(wc_depth)) {
         if (d->mode != WC_D_CACHED)
             r = kernel_rw_locked(fd, &(struct wc_desc){0}, 0, iov, iovcnt,
-                                 pos, 0);
+                                 pos, 0, vec);
         else
             r = -EINTR;
         return wc_ret_keep(r, e);
@@ -301,14 +324,14 @@ static ssize_t v2_kernel(int fd, struct wc_desc *d, int write,
     ssize_t r;
     if (wc_desc_lock(fd, d)) {
         r = kernel_rw_locked(fd, &(struct wc_desc){0}, write, iov, iovcnt,
-                             pos, flags);
+                             pos, flags, 1);
     } else {
         if (write && d->mode == WC_D_CACHED && !writable(d))
             r = -EBADF;
         else if (!write && d->mode == WC_D_CACHED && d->accmode == O_WRONLY)
             r = -EBADF;
         else
-            r = kernel_rw_locked(fd, d, write, iov, iovcnt, pos, flags);
+            r = kernel_rw_locked(fd, d, write, iov, iovcnt, pos, flags, 1);
         wc_unlock(&d->lock);
     }
     wc_shim_leave();

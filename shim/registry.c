@@ -144,6 +144,15 @@ void wc_mapped_add(dev_t dev, ino_t ino)
     wc_unlock(&g_reg_lock);
 }
 
+int wc_reg_is_through(dev_t dev, ino_t ino)
+{
+    wc_lock(&g_reg_lock);
+    struct reg_entry *e = reg_find_locked(dev, ino);
+    int r = e && e->through;
+    wc_unlock(&g_reg_lock);
+    return r;
+}
+
 int wc_mapped_has(dev_t dev, ino_t ino)
 {
     if (!__atomic_load_n(&g_nmapped, __ATOMIC_RELAXED))

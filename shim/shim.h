@@ -202,6 +202,8 @@ struct wc_desc {
     int writes;               /* WATCH: writes it passed to the kernel
                                  (read without the lock as a hint);
                                  -1: never adopted (a pseudo file) */
+    int backoff;              /* times its file left the cache for gaining
+                                 nothing (fdtab.c invariant (8)) */
     struct wc_file *file;     /* engine file (CACHED, THROUGH) */
     off_t pos;                /* logical offset (CACHED) */
     dev_t dev;                /* the file's identity (all modes) */
@@ -301,6 +303,8 @@ int wc_reg_init(void);
 int wc_reg_add(dev_t dev, ino_t ino, struct wc_file *f);
 void wc_reg_drop(dev_t dev, ino_t ino);
 int wc_reg_has(dev_t dev, ino_t ino);
+/* Is (dev, ino)'s entry marked THROUGH (registry.c invariant (2))? */
+int wc_reg_is_through(dev_t dev, ino_t ino);
 void wc_reg_mark_through(dev_t dev, ino_t ino);
 void wc_reg_after_fork(void);
 void wc_reg_unlock_in_child(void);
@@ -319,6 +323,13 @@ void wc_desc_through_locked(int fd, struct wc_desc *d, enum wc_reason why);
  * from now on; later opens of it pass through. Caller at depth 1, holding
  * no lock. */
 void wc_file_detach(dev_t dev, ino_t ino);
+/* f, the file (dev, ino), gains nothing from the cache (the engine's
+ * wc_futile): take it out, if it can be now (fdtab.c invariant (8)). */
+void wc_file_demote(struct wc_file *f, dev_t dev, ino_t ino);
+/* Writes a demoted description passes to the kernel before it is adopted
+ * again: WC_BACKOFF_BASE << backoff, backoff at most WC_BACKOFF_MAX. */
+#define WC_BACKOFF_BASE 8
+#define WC_BACKOFF_MAX 16
 
 /* Every description of the file (dev, ino) becomes THROUGH (mmap). */
 void wc_file_all_through(dev_t dev, ino_t ino, enum wc_reason why);
@@ -516,6 +527,7 @@ enum wc_nc {
     WC_NC_READONLY,     /* not open for writing (the write fails) */
     WC_NC_NOCACHE,      /* the cache could not be created */
     WC_NC_FEW,          /* a file's first writes (WCACHE_MIN_WRITES) */
+    WC_NC_FUTILE,       /* caching the file gained nothing (demoted) */
     WC_NC_COUNT
 };
 

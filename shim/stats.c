@@ -58,6 +58,7 @@ static const char *const nc_names[WC_NC_COUNT] = {
     [WC_NC_READONLY] = "not open for writing",
     [WC_NC_NOCACHE] = "no cache (could not be created)",
     [WC_NC_FEW] = "a file's first writes (WCACHE_MIN_WRITES)",
+    [WC_NC_FUTILE] = "file left the cache (it gained nothing)",
 };
 
 void wc_stats_file_cached(void)
@@ -186,7 +187,7 @@ static int through_reason(const struct wc_desc *d)
         return WC_NC_SHARED;            /* would pass through when adopted */
     if (wc_mapped_has(d->dev, d->ino))
         return WC_NC_MAPPED;
-    return WC_NC_FEW;
+    return d->backoff ? WC_NC_FUTILE : WC_NC_FEW;
 }
 
 void wc_nc_count_through(const struct wc_desc *d)

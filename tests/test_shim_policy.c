@@ -205,3 +205,75 @@ Test(policy, large_writes_never_cache_a_file)
               "the 100-byte writes:\n%s", s.stats);
     run_free(&s);
 }
+
+/* Run prog_futile MODE with N records, with and without the shim (the
+ * default WCACHE_MIN_WRITES): the same output and file. Returns the shim's
+ * statistics (malloc'd). */
+static char *futile(const char *mode, int n)
+{
+    wct_require_shim();
+    const char *prog = WCT_PROG("prog_futile");
+    wct_require_prog(prog);
+    char path[4200], count[16], stats[4200], senv[4300];
+    snprintf(path, sizeof path, "%s/f", scratch);
+    snprintf(stats, sizeof stats, "%s/stats", scratch);
+    snprintf(senv, sizeof senv, "WCACHE_STATS=%s", stats);
+    snprintf(count, sizeof count, "%d", n);
+    const char *argv[] = {prog, mode, path, count, NULL};
+    const char *env[] = {senv, "WCACHE_MIN_WRITES=", NULL};
+    struct wct_result r[2];
+    char *file[2];
+    size_t len[2];
+    for (int shim = 0; shim < 2; shim++) {
+        struct wct_spec s = {.argv = argv, .env = env, .shim = shim,
+                             .timeout_s = 60};
+        cr_assert_eq(wct_run(&s, &r[shim]), 0);
+        cr_assert(wct_ok(&r[shim]), "shim=%d: %s\n%s%s", shim,
+                  wct_status_str(&r[shim]), r[shim].out, r[shim].err);
+        file[shim] = wct_slurp(path, &len[shim]);
+        cr_assert_not_null(file[shim]);
+        unlink(path);
+    }
+    cr_assert_str_eq(r[1].out, r[0].out, "%s: the shim printed %s", mode,
+                     r[1].out);
+    cr_assert(len[0] == len[1] && !memcmp(file[0], file[1], len[0]),
+              "%s: the files differ", mode);
+    size_t slen;
+    char *s = wct_slurp(stats, &slen);
+    cr_assert_not_null(s, "no statistics");
+    unlink(stats);
+    for (int i = 0; i < 2; i++) {
+        free(file[i]);
+        wct_result_free(&r[i]);
+    }
+    return s;
+}
+
+/* A record written under its own lock is written back at its unlock: the
+ * cache saves nothing, so the file leaves it (invariant (8)) and its
+ * writes go to the kernel, counted under that reason; it is tried again
+ * after 16, 32, 64... more writes. A reader's description and the
+ * writer's offset see every record throughout. */
+Test(policy, a_file_written_back_at_every_lock_leaves_the_cache)
+{
+    char *s = futile("locked", 3000);
+    cr_expect(strstr(s, "file left the cache (it gained nothing)"),
+              "the locked records never left the cache:\n%s", s);
+    const char *p = strstr(s, "]: ");      /* wcache[PID]: N writes absorbed */
+    cr_assert(p && strstr(p, " writes absorbed"), "%s", s);
+    long absorbed = atol(p + 3);
+    cr_expect(absorbed > 0 && absorbed < 1000,
+              "%ld of 3000 locked records cached (tried again, but "
+              "mostly through the kernel):\n%s", absorbed, s);
+    free(s);
+}
+
+/* Writes at scattered offsets, each to a page of its own, gain nothing
+ * either (each is written back by a system call of its own). */
+Test(policy, scattered_writes_leave_the_cache)
+{
+    char *s = futile("scatter", 3000);
+    cr_expect(strstr(s, "file left the cache (it gained nothing)"),
+              "the scattered writes never left the cache:\n%s", s);
+    free(s);
+}

@@ -207,6 +207,18 @@ struct wc_file *wc_file_get_known(struct wc_cache *c, int fd,
  * that the write did happen, and where it ended (shim/io.c). */
 extern __thread int64_t wc_wip_end __attribute__((tls_model("initial-exec")));
 
+/* Set by a write (never cleared by the engine) when the file it wrote has
+ * cost about one system call per operation over the engine's last window
+ * of them (cache_int.h, WC_GAIN_OPS): caching it gains nothing. Reported
+ * once per file; the caller clears it, and may take the file out of the
+ * cache (wc_file_settle, then put every reference). */
+extern __thread struct wc_file *wc_futile __attribute__((tls_model("initial-exec")));
+
+/* Write f back and say whether it may leave the cache now: 0 when it holds
+ * no dirty byte, is in its normal state and has no write-back error still
+ * to report; else -errno or -EBUSY. */
+int wc_file_settle(struct wc_file *f);
+
 /* Drop one reference. The last one writes the data back (unless the file
  * was unlinked: nobody can see it) and frees the slot. Returns 0 or the
  * pending write-back error, reported once to close (-errno). */
