@@ -191,7 +191,7 @@ enum wc_fstate {
  * dirty limit. */
 #define WC_STREAM_PAGES ((uint32_t)WC_WB_SEGS - 2)
 /* Clean pages kept for reads before their blocks are recycled for new
- * data instead of reserving fresh ones (cache.c, wc_page_get): 2 MiB. */
+ * data instead of reserving fresh ones (pages.c, wc_page_get): 2 MiB. */
 #define WC_CLEAN_KEEP 512u
 /* A file with this many dirty pages, written fewer than 1.5 times each on
  * average since its last flush (most pages once: scattered writes, which
@@ -462,5 +462,18 @@ void wc_check_file(struct wc_file *f);
 #else
 #define WC_CHECK_FILE(f) ((void)0)
 #endif
+
+/* ---- the engine's own descriptors (wbfd.c) ---------------------------- */
+
+/* Placement without a shim: anywhere, close-on-exec. */
+extern const struct wc_fd_ops wc_default_fds;
+/* Close a descriptor the engine kept, and say so (c->fds->closed). */
+void wc_fd_close(struct wc_cache *c, int fd);
+/* May the write-back descriptor of the program's `fd` (status flags `fl`)
+ * be a dup of it? */
+int wc_wb_can_share(struct wc_cache *c, int fd, int fl);
+/* The write-back descriptor for `fd`: a dup when `share`, else a reopen of
+ * its own. Returns it or -errno. */
+int wc_wb_open(struct wc_cache *c, int fd, int fl, int share);
 
 #endif /* WCACHE_CACHE_INT_H */

@@ -15,7 +15,7 @@
  *     read paths may run from a signal handler's write().
  *   - Thread safety: every function may be called from any thread. A file's
  *     pages are protected by the file's own lock, so writers to different
- *     files do not serialise (lock order in cache/cache.c).
+ *     files do not serialise (lock order in cache/cache_int.h).
  */
 #ifndef WCACHE_CACHE_H
 #define WCACHE_CACHE_H

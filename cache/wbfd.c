@@ -1,0 +1,248 @@
+/*
+ * wbfd.c - the engine's own descriptors: where they are placed (the
+ * shim's fd table hides them, wc_config.fds), and the one per cached file
+ * that write-back goes through (f->wb_fd).
+ *
+ * Invariants:
+ *   (1) Every descriptor the engine keeps was placed by c->fds->place and
+ *       is closed by wc_fd_close, which tells c->fds->closed: the shim's
+ *       table never holds a number the engine no longer owns.
+ *   (2) f->wb_fd is never closed while the program has the file open
+ *       through a description it shares (closing any descriptor of a file
+ *       drops the process's POSIX locks on it), except where the program
+ *       itself closes or changes that description (wc_file_put_fd,
+ *       wc_file_unshare), when the kernel would drop them anyway.
+ *   (3) f->wb_fd writes at chosen offsets: a dup of the program's
+ *       description when RWF_NOAPPEND overrides O_APPEND per write
+ *       (f->wb_src >= 0), else a description of its own without O_APPEND.
+ * Locks: f->lock covers every use and change of f->wb_fd; c->lock covers
+ * the store's descriptor.
+ */
+#include <fcntl.h>
+#include <linux/kcmp.h>
+#include <stdio.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "cache_int.h"
+#include "wcache/sys.h"
+
+/* Without a shim: anywhere, close-on-exec; nobody to tell. */
+static int default_place(int fd)
+{
+    int d = wc_sys.fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    return d < 0 ? -errno : d;
+}
+
+static void default_closed(int fd)
+{
+    (void)fd;
+}
+
+const struct wc_fd_ops wc_default_fds = {default_place, default_closed};
+
+/* Close a descriptor the engine kept, and say so. */
+void wc_fd_close(struct wc_cache *c, int fd)
+{
+    wc_sys.close(fd);
+    c->fds->closed(fd);
+}
+
+/* Is fd on a file system whose server keeps an open handle with the
+ * program's O_APPEND (and appends every write it gets)? */
+static int server_appends(int fd)
+{
+    struct statfs sf;
+    if (wc_sys.fstatfs(fd, &sf) != 0)
+        return 1;                       /* cannot tell: the safe answer */
+    switch ((unsigned long)sf.f_type) {
+    case 0x65735546:                    /* FUSE */
+    case 0x01021997:                    /* 9p */
+    case 0xFF534D42:                    /* CIFS */
+    case 0xFE534D42:                    /* SMB2 */
+    case 0x517B:                        /* SMB */
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* Can the write-back descriptor be a dup of the program's `fd`, whose
+ * status flags are `fl`? */
+int wc_wb_can_share(struct wc_cache *c, int fd, int fl)
+{
+    return c->noappend && (!(fl & O_APPEND) || !server_appends(fd));
+}
+
+/* A duplicate of fd kept as one of ours (c->fds->place: out of the
+ * program's way). Returns it or -errno. */
+static int dup_high(struct wc_cache *c, int fd)
+{
+    return c->fds->place(fd);
+}
+
+/* A description of our own for fd's file, write-only, without O_APPEND,
+ * kept as one of ours. Its temporary descriptor (open only during this
+ * call) is closed, which drops the process's POSIX locks on the file:
+ * callers choose when. Returns it or -errno. */
+static int reopen_high(struct wc_cache *c, int fd)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    int t = wc_sys.open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
+    if (t < 0)
+        return -errno;
+    int h = c->fds->place(t);
+    wc_sys.close(t);
+    return h;
+}
+
+/* Our own descriptor for write-back: out of the program's way (high
+ * numbers), close-on-exec, and never closed while the program has the file
+ * open: closing any descriptor of a file drops the process's POSIX locks
+ * on it. With RWF_NOAPPEND (`share`) it is a dup of the program's
+ * descriptor (one call; O_APPEND is overridden per write). Not for a
+ * descriptor opened O_APPEND on FUSE, 9p or SMB: their server opened its
+ * own handle with O_APPEND and appends every write it gets, whatever the
+ * offset. Then, as without RWF_NOAPPEND, a reopen through /proc without
+ * O_APPEND, moved high (the one close it needs happens as the file is
+ * first cached; see README, limits).
+ *
+ * The write-back descriptor for the program's `fd` (status flags `fl`):
+ * shared when `share`, else a reopen, else (no /proc) a dup when the
+ * description allows writing at chosen offsets. Returns it or -errno. */
+int wc_wb_open(struct wc_cache *c, int fd, int fl, int share)
+{
+    if (share)
+        return dup_high(c, fd);
+    int wb = reopen_high(c, fd);
+    if (wb >= 0)
+        return wb;
+    if (fl & O_APPEND)
+        return -EACCES;         /* cannot write back at chosen offsets */
+    return dup_high(c, fd);
+}
+
+/* Is fd's open file description the one f->wb_fd shares? */
+static int shares_description(struct wc_file *f, int fd)
+{
+    if (f->wb_src < 0)
+        return 0;
+    long r = wc_sys.syscall(SYS_kcmp, (long)getpid(), (long)getpid(),
+                            (long)KCMP_FILE, (long)fd, (long)f->wb_fd);
+    if (r >= 0)
+        return r == 0;
+    return fd == f->wb_src;         /* no kcmp: the best guess we have */
+}
+
+/* Move f's write-back to a description of its own (a reopen through
+ * /proc). Only at a moment when the program itself closes a descriptor of
+ * the file, or changes one, so that the closes here, which drop the
+ * process's POSIX locks on the file, change nothing the program sees.
+ * Caller holds f->lock. */
+static void own_description(struct wc_file *f)
+{
+    int t = reopen_high(f->cache, f->wb_fd);
+    if (t < 0)
+        return;
+    wc_fd_close(f->cache, f->wb_fd);
+    f->wb_fd = t;
+    f->wb_src = -1;
+}
+
+int wc_cache_fd_move(struct wc_cache *c, int fd)
+{
+    if (fd < 0)
+        return -ENOENT;
+    if (!wc_engine_enter())
+        return -EDEADLK;
+    int r = -ENOENT;
+    wc_lock(&c->lock);              /* covers every use of the store's fd */
+    if (c->store.fd == fd) {
+        int n = c->fds->place(fd);
+        if (n >= 0) {
+            c->store.fd = n;
+            wc_fd_close(c, fd);
+        }
+        r = n < 0 ? n : 0;
+    }
+    wc_unlock(&c->lock);
+    for (uint32_t i = 0, hi = wc_files_hi(c); i < hi && r == -ENOENT;
+         i++) {
+        struct wc_file *f = &c->files[i];
+        if (!__atomic_load_n(&f->live, __ATOMIC_RELAXED))
+            continue;
+        wc_lock(&f->lock);          /* covers every use of f->wb_fd */
+        if (f->live && f->wb_fd == fd) {
+            int n = c->fds->place(fd);
+            if (n >= 0) {
+                f->wb_fd = n;       /* same description: wb_src stays */
+                wc_fd_close(c, fd);
+            }
+            r = n < 0 ? n : 0;
+        }
+        wc_unlock(&f->lock);
+    }
+    wc_engine_leave();
+    return r;
+}
+
+int wc_cache_fd_owner(struct wc_cache *c, int fd, dev_t *dev, ino_t *ino)
+{
+    if (fd < 0)
+        return -ENOENT;
+    if (!wc_engine_enter())
+        return -EDEADLK;
+    int r = -ENOENT;
+    wc_lock(&c->lock);
+    if (c->store.fd == fd)
+        r = -EBUSY;
+    wc_unlock(&c->lock);
+    for (uint32_t i = 0, hi = wc_files_hi(c); i < hi && r == -ENOENT;
+         i++) {
+        struct wc_file *f = &c->files[i];
+        if (!__atomic_load_n(&f->live, __ATOMIC_RELAXED))
+            continue;
+        wc_lock(&f->lock);
+        if (f->live && f->wb_fd == fd) {
+            *dev = (dev_t)f->slot->dev;
+            *ino = (ino_t)f->slot->ino;
+            r = 0;
+        }
+        wc_unlock(&f->lock);
+    }
+    wc_engine_leave();
+    return r;
+}
+
+int wc_file_put_fd(struct wc_file *f, int fd)
+{
+    if (!wc_engine_enter())
+        return -EDEADLK;
+    wc_lock(&f->lock);
+    wc_lock(&f->cache->lock);           /* refs is the cache lock's */
+    int others = f->refs > 1;
+    wc_unlock(&f->cache->lock);
+    /* The program closes that description now (and with it its POSIX
+     * locks on the file). */
+    if (others && fd >= 0 && shares_description(f, fd))
+        own_description(f);
+    wc_unlock(&f->lock);
+    wc_engine_leave();
+    return wc_file_put(f);
+}
+
+int wc_file_unshare(struct wc_file *f, int fd)
+{
+    if (!wc_engine_enter())
+        return -EDEADLK;
+    wc_lock(&f->lock);
+    int r = wc_flush_locked(f, WC_WHY_OTHER);
+    if (fd >= 0 && shares_description(f, fd))
+        own_description(f);
+    wc_unlock(&f->lock);
+    wc_engine_leave();
+    return r;
+}
+
