@@ -32,9 +32,10 @@
  *
  * Names (both layers, README "Names"): a function used in one file is
  * static, without prefix, named for what it does; one used across files is
- * wc_<concept>_<verb> (wc_store_*, wc_page_*, wc_err_*, wc_reg_*,
- * wc_fd_*...), declared in the layer's header (this one, shim/shim.h, or
- * include/wcache/ for what crosses layers); the suffix says what the
+ * wc_<concept>_<verb> (wc_store_*, wc_page_*, wc_err_*, wc_wb_*,
+ * wc_engine_*; in the shim wc_reg_*, wc_fd_*, wc_shim_*...), declared in
+ * the layer's header (this one, shim/shim.h, or include/wcache/ for what
+ * crosses layers); the suffix says what the
  * caller holds: _locked (the object's lock), _entered (inside
  * wc_engine_enter); wc__ marks entry points for tests only and the
  * assembly labels of the non-faulting copy (ucopy.c).
@@ -304,15 +305,52 @@ static inline ssize_t wc_rw_count(int vec, const void *buf, size_t len,
     return (ssize_t)(len > WC_MAX_RW_COUNT ? WC_MAX_RW_COUNT : len);
 }
 
-/* ---- cache.c -------------------------------------------------------- */
+/* ---- the cache (cache.c) -------------------------------------------- */
+
+uint64_t wc_now_ns(void);
+
+/* Flush every file; release files whose last close could not write back
+ * and that are now clean. Caller is inside the engine, holds no lock. */
+int wc_flush_all_entered(struct wc_cache *c, enum wc_reason why);
+
+/* Positional write of v[0..n) at pos on f's write-back descriptor, never
+ * appending (the descriptor may share an O_APPEND description). */
+ssize_t wc_write_at(struct wc_file *f, const struct iovec *v, int n,
+                    uint64_t pos);
+
+/* ---- pages (pages.c) ------------------------------------------------ */
 
 /* A page for index `idx` of f, existing or new (*isnew set). Caller holds
  * f->lock. NULL with *err = -ENOSPC when no block can be had even after
  * eviction and write-back. errno is left as it was. */
 struct wc_page *wc_page_get(struct wc_file *f, uint64_t idx, int *isnew,
                             int *err);
+
+/* Drop page p from f and free its block. Caller holds f->lock. */
+void wc_page_drop(struct wc_file *f, struct wc_page *p);
+/* A page of f became clean after write-back: keep it on the LRU if all its
+ * bytes are valid, else free it. Caller holds f->lock. */
+void wc_page_cleaned(struct wc_file *f, struct wc_page *p);
+/* A clean page is about to be written: take it off the LRU. */
+void wc_page_dirtied(struct wc_file *f, struct wc_page *p);
+
+static inline struct wc_brec *wc_page_rec(struct wc_cache *c,
+                                          const struct wc_page *p)
+{
+    return wc_store_brec(&c->store, p->block);
+}
+
+static inline uint8_t *wc_page_data(struct wc_cache *c,
+                                    const struct wc_page *p)
+{
+    return wc_store_block(&c->store, p->block);
+}
+
+/* ---- a file's life (file.c) ----------------------------------------- */
+
 /* Drop every page of f without writing anything. Caller holds f->lock. */
 void wc_file_drop_pages(struct wc_file *f);
+
 /* i_size from the kernel, which wc_file_invalidate left to be asked
  * (size_stale): wc_size_fresh calls it then. Caller holds f->lock. */
 void wc_size_fresh_locked(struct wc_file *f);
@@ -348,27 +386,6 @@ static inline void wc_file_leave(struct wc_file *f, int locked)
     else
         __atomic_store_n(&f->solo_busy, 0, __ATOMIC_RELEASE);
 }
-/* Drop page p from f and free its block. Caller holds f->lock. */
-void wc_page_drop(struct wc_file *f, struct wc_page *p);
-/* A page of f became clean after write-back: keep it on the LRU if all its
- * bytes are valid, else free it. Caller holds f->lock. */
-void wc_page_cleaned(struct wc_file *f, struct wc_page *p);
-/* A clean page is about to be written: take it off the LRU. */
-void wc_page_dirtied(struct wc_file *f, struct wc_page *p);
-
-static inline struct wc_brec *wc_page_rec(struct wc_cache *c,
-                                          const struct wc_page *p)
-{
-    return wc_store_brec(&c->store, p->block);
-}
-
-static inline uint8_t *wc_page_data(struct wc_cache *c,
-                                    const struct wc_page *p)
-{
-    return wc_store_block(&c->store, p->block);
-}
-
-uint64_t wc_now_ns(void);
 
 /* Record in f's slot what the file on disk looks like now (size, ctime),
  * after the engine changed it (format.h (5)): a replay overwrites only a
@@ -389,14 +406,11 @@ static inline int wc_file_dirty(const struct wc_file *f)
     return f->ndirty || f->slot->size > f->slot->disk_size;
 }
 
-/* Flush every file; release files whose last close could not write back
- * and that are now clean. Caller is inside the engine, holds no lock. */
-int wc_flush_all_entered(struct wc_cache *c, enum wc_reason why);
-
-/* Positional write of v[0..n) at pos on f's write-back descriptor, never
- * appending (the descriptor may share an O_APPEND description). */
-ssize_t wc_write_at(struct wc_file *f, const struct iovec *v, int n,
-                    uint64_t pos);
+/* Give slot f back: caller holds f->lock and c->lock, f has no pages.
+ * Its counters go into the cache's totals first. */
+void wc_file_release(struct wc_cache *c, struct wc_file *f);
+/* Add f's counters to t. */
+void wc_file_fold(struct wc_stats *t, struct wc_file *f);
 
 /* ---- flush.c -------------------------------------------------------- */
 
@@ -454,8 +468,8 @@ int wc_range_covers(const struct wc_brec *r, unsigned a, unsigned b);
 /* ---- debug builds (-DWC_DEBUG): the invariants, asserted ------------- */
 
 #ifdef WC_DEBUG
-/* Check f's structures against the invariants of cache.c, flush.c,
- * write.c and store.h; abort with a message naming the broken one.
+/* Check f's structures against the invariants of file.c, pages.c,
+ * flush.c, write.c and store.h; abort with a message naming the broken one.
  * Caller holds f->lock. */
 void wc_check_file(struct wc_file *f);
 #define WC_CHECK_FILE(f) wc_check_file(f)
@@ -466,9 +480,9 @@ void wc_check_file(struct wc_file *f);
 /* ---- the engine's own descriptors (wbfd.c) ---------------------------- */
 
 /* Placement without a shim: anywhere, close-on-exec. */
-extern const struct wc_fd_ops wc_default_fds;
+extern const struct wc_fd_ops wc_engine_fds_default;
 /* Close a descriptor the engine kept, and say so (c->fds->closed). */
-void wc_fd_close(struct wc_cache *c, int fd);
+void wc_engine_fd_close(struct wc_cache *c, int fd);
 /* May the write-back descriptor of the program's `fd` (status flags `fl`)
  * be a dup of it? */
 int wc_wb_can_share(struct wc_cache *c, int fd, int fl);

@@ -22,6 +22,9 @@
  *       i_size, which the next append continues: the blocks go back to
  *       the allocator's ring and are reused at once, warm, instead of
  *       lingering on the clean LRU while the writer takes cold ones.
+ *   (7) Between updates, a block record's ranges are sorted, non-empty,
+ *       within the page, and neither overlap nor touch (the dirty-range
+ *       sets, below).
  */
 #include <errno.h>
 #include <string.h>

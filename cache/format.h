@@ -1,7 +1,7 @@
 /*
  * format.h - the backing file's on-disk format, shared by the engine (which
  * writes it with plain stores into a MAP_SHARED mapping, cache/store.c,
- * cache.c, write.c, flush.c) and the replay (cache/replay.c: the guard and
+ * file.c, write.c, flush.c) and the replay (cache/replay.c: the guard and
  * `wcache recover`), which trusts nothing in it.
  *
  *   offset 0         struct wc_header                     (one page)

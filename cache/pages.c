@@ -3,7 +3,7 @@
  * block), the clean-page LRU, eviction, and a page's changes of state.
  *
  * Invariants (numbered as the engine has always cited them; (3), of file
- * slots, is in cache.c):
+ * slots, is in file.c):
  *   (1) Page i is stored in block i; a page is in its file's hash exactly
  *       when page->file != NULL, and then its block record names the file.
  *   (2) A page is on the clean LRU only when it has no dirty range and all

@@ -27,8 +27,8 @@
                                    (chunks grow to it: store.c) */
 
 /*
- * The allocator. All fields are protected by the cache lock (c->lock in
- * cache.c); the mapped tables are written under the locks of their users.
+ * The allocator. All fields are protected by the cache lock (c->lock,
+ * cache_int.h); the mapped tables are written under the locks of their users.
  */
 struct wc_store {
     int fd;                     /* the backing file, O_CLOEXEC */

@@ -5,7 +5,7 @@
  *
  * Invariants:
  *   (1) Every descriptor the engine keeps was placed by c->fds->place and
- *       is closed by wc_fd_close, which tells c->fds->closed: the shim's
+ *       is closed by wc_engine_fd_close, which tells c->fds->closed: the shim's
  *       table never holds a number the engine no longer owns.
  *   (2) f->wb_fd is never closed while the program has the file open
  *       through a description it shares (closing any descriptor of a file
@@ -40,10 +40,10 @@ static void default_closed(int fd)
     (void)fd;
 }
 
-const struct wc_fd_ops wc_default_fds = {default_place, default_closed};
+const struct wc_fd_ops wc_engine_fds_default = {default_place, default_closed};
 
 /* Close a descriptor the engine kept, and say so. */
-void wc_fd_close(struct wc_cache *c, int fd)
+void wc_engine_fd_close(struct wc_cache *c, int fd)
 {
     wc_sys.close(fd);
     c->fds->closed(fd);
@@ -146,7 +146,7 @@ static void own_description(struct wc_file *f)
     int t = reopen_high(f->cache, f->wb_fd);
     if (t < 0)
         return;
-    wc_fd_close(f->cache, f->wb_fd);
+    wc_engine_fd_close(f->cache, f->wb_fd);
     f->wb_fd = t;
     f->wb_src = -1;
 }
@@ -163,7 +163,7 @@ int wc_cache_fd_move(struct wc_cache *c, int fd)
         int n = c->fds->place(fd);
         if (n >= 0) {
             c->store.fd = n;
-            wc_fd_close(c, fd);
+            wc_engine_fd_close(c, fd);
         }
         r = n < 0 ? n : 0;
     }
@@ -178,7 +178,7 @@ int wc_cache_fd_move(struct wc_cache *c, int fd)
             int n = c->fds->place(fd);
             if (n >= 0) {
                 f->wb_fd = n;       /* same description: wb_src stays */
-                wc_fd_close(c, fd);
+                wc_engine_fd_close(c, fd);
             }
             r = n < 0 ? n : 0;
         }

@@ -8,7 +8,7 @@
  *   - In libwcache.so the shim fills the table with dlsym(RTLD_NEXT, ...)
  *     before anything else runs (shim/real.c).
  *   - Tests of cache/ alone fill it with libc's functions
- *     (tests/common.c: wct_sys_use_libc()) and may then replace single
+ *     (tests/lib_sys.c: wct_sys_use_libc()) and may then replace single
  *     entries to fail the Nth call with a chosen errno, as SQLite's
  *     test_syscall.c does with aSyscall[].
  *

@@ -1,0 +1,408 @@
+/*
+ * file.c - a cached file's life: its slot claimed at the first cached
+ * open (wc_file_get), its references, its size, the program's
+ * consistency points on it (flush, sync, invalidate, truncate), and its
+ * slot given back with the last reference (wc_file_put). Its writes are
+ * in write.c, its reads in read.c, its write-back in flush.c, its pages
+ * in pages.c, its write-back descriptor in wbfd.c.
+ *
+ * Invariants:
+ *   (3) A file slot is live while it has references or dirty pages; a slot
+ *       with dirty pages and no references (its last close failed to write
+ *       back) is retried by every later flush of the whole cache
+ *       (cache.c). (1), (2) and (4), of pages and block records, are in
+ *       pages.c.
+ *   The disk notes (wc_note_disk and its kind) keep format.h's (5): a
+ *   replay writes a slot back only over the file it left.
+ */
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cache_int.h"
+#include "wcache/sys.h"
+
+static void note_disk_now(struct wc_file *f)
+{
+    struct stat st;
+    f->seen_stale = 0;
+    if (wc_sys.fstat(f->wb_fd, &st) == 0) {
+        f->slot->seen_size = (uint64_t)st.st_size;
+        f->slot->seen_ctime_ns = (uint64_t)st.st_ctim.tv_sec * 1000000000u +
+                                 (uint64_t)st.st_ctim.tv_nsec;
+    }   /* else stays as it was: a replay keeps the data aside */
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    f->slot->busy = 0;
+}
+
+void wc_note_disk(struct wc_file *f)
+{
+    f->changed = 0;
+    if (wc_file_dirty(f)) {
+        note_disk_now(f);
+    } else {
+        /* Nothing for a replay to write: busy stays set (only dev and ino
+         * compare) until the file next becomes dirty. */
+        f->slot->busy = 1;
+        f->seen_stale = 1;
+    }
+}
+
+void wc_note_disk_due(struct wc_file *f)
+{
+    if (f->seen_stale)
+        note_disk_now(f);
+}
+
+void wc_disk_busy(struct wc_file *f)
+{
+    f->slot->busy = 1;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+}
+
+void wc_file_fold(struct wc_stats *t, struct wc_file *f)
+{
+    t->writes += f->n_writes;
+    t->bytes += f->n_bytes;
+    t->through += f->n_through;
+    t->faults += f->n_faults;
+    f->n_writes = f->n_bytes = f->n_through = f->n_faults = 0;
+}
+
+/* Drop every page of f (no write-back). Caller holds f->lock. */
+void wc_file_drop_pages(struct wc_file *f)
+{
+    struct wc_page *p, *tmp;
+    HASH_ITER(hh, f->pages, p, tmp) wc_page_drop(f, p);
+    f->dirty = NULL;
+    f->ndirty = 0;
+    __atomic_store_n(&f->dirty_since, 0, __ATOMIC_RELAXED);
+}
+
+/* Release slot f: caller holds f->lock and c->lock, f has no pages. */
+void wc_file_release(struct wc_cache *c, struct wc_file *f)
+{
+    wc_file_fold(&c->totals, f);
+    while (f->nstash)           /* the file's recycled blocks: back */
+        wc_store_free(&c->store, f->stash[--f->nstash]);
+    HASH_CLEAR(hh, f->pages);
+    if (f->wb_fd >= 0)
+        wc_engine_fd_close(c, f->wb_fd);
+    f->wb_fd = -1;
+    if (f->seek_fd >= 0)
+        wc_engine_fd_close(c, f->seek_fd);
+    f->seek_fd = -1;
+    __atomic_store_n(&f->state, WC_FS_OK, __ATOMIC_RELAXED);
+    f->slot->state = WC_SLOT_FREE;
+    __atomic_store_n(&f->live, 0, __ATOMIC_RELEASE);
+    f->hint = NULL;
+    f->err = 0;
+    f->err_unseen = 0;
+}
+
+struct wc_file *wc_file_get(struct wc_cache *c, int fd, int *err)
+{
+    return wc_file_get_known(c, fd, NULL, -1, err);
+}
+
+struct wc_file *wc_file_get_known(struct wc_cache *c, int fd,
+                                  const struct stat *known, int fl, int *err)
+{
+    struct stat st;
+    struct wc_file *f = NULL;
+    int r;
+
+    if (!wc_engine_enter()) {
+        *err = -EDEADLK;
+        return NULL;
+    }
+    if (known) {
+        st = *known;
+    } else if (wc_sys.fstat(fd, &st) < 0) {
+        r = -errno;
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        r = -EINVAL;
+        goto out;
+    }
+
+    wc_lock(&c->lock);
+    for (uint32_t i = 0, hi = wc_files_hi(c); i < hi; i++) {
+        struct wc_file *g = &c->files[i];
+        if (g->live && g->slot->dev == (uint64_t)st.st_dev &&
+            g->slot->ino == (uint64_t)st.st_ino) {
+            g->refs++;
+            wc_unlock(&c->lock);
+            wc_engine_leave();
+            return g;
+        }
+    }
+    if (fl < 0)
+        fl = wc_sys.fcntl(fd, F_GETFL);
+    if (fl < 0 || (fl & O_ACCMODE) == O_RDONLY || (fl & O_PATH)) {
+        wc_unlock(&c->lock);
+        r = -EBADF;         /* nothing to write back through */
+        goto out;
+    }
+    for (uint32_t i = 0; i < c->nfiles && !f; i++)
+        if (!c->files[i].live)
+            f = &c->files[i];
+    if (f && !f->cache) {               /* first claim of this slot */
+        uint32_t i = (uint32_t)(f - c->files);
+        f->id = i;
+        f->cache = c;
+        f->wb_fd = -1;
+        f->seek_fd = -1;
+        f->batch = &c->batches[2 * i];
+        f->append_from = WC_NO_APPEND;
+        __atomic_store_n(&c->files_hi, i + 1, __ATOMIC_RELEASE);
+    }
+    if (!f) {
+        wc_unlock(&c->lock);
+        r = -EMFILE;
+        goto out;
+    }
+    if ((r = wc_store_reserve_slot(&c->store, f->id)) < 0) {
+        wc_unlock(&c->lock);
+        f = NULL;
+        goto out;
+    }
+    int share = wc_wb_can_share(c, fd, fl);
+    int wb = wc_wb_open(c, fd, fl, share);
+    if (wb < 0) {
+        wc_unlock(&c->lock);
+        r = wb;
+        f = NULL;
+        goto out;
+    }
+    f->wb_fd = wb;
+    f->wb_src = share ? fd : -1;
+    f->pages = NULL;
+    f->hint = NULL;
+    f->dirty = NULL;
+    f->ndirty = 0;
+    /* Fields the flusher reads without the file's lock: atomic. */
+    __atomic_store_n(&f->dirty_since, 0, __ATOMIC_RELAXED);
+    f->err = 0;
+    f->err_unseen = 0;
+    __atomic_store_n(&f->state, c->refused ? WC_FS_THROUGH : WC_FS_OK,
+                     __ATOMIC_RELAXED);
+    __atomic_store_n(&f->err_at, 0, __ATOMIC_RELAXED);
+    f->space_left = 0;
+    f->seek_fd = -1;
+    f->append_from = WC_NO_APPEND;
+    /* The write pattern is the new file's, not the slot's last one. */
+    f->scattered = 0;
+    f->size_stale = 0;
+    f->last_end = 0;
+    f->wr_since = 0;
+    f->g_ops = f->g_calls = 0;
+    f->futile = 0;
+    f->seq_pages = 0;
+    f->seq_next = 0;
+    f->refs = 1;
+
+    struct wc_fslot *s = f->slot = wc_store_slot(&c->store, f->id);
+    s->state = WC_SLOT_FREE;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    s->gen++;
+    s->dev = st.st_dev;
+    s->ino = st.st_ino;
+    s->size = s->disk_size = (uint64_t)st.st_size;
+    s->mtime_ns = (uint64_t)st.st_mtim.tv_sec * 1000000000u +
+                  (uint64_t)st.st_mtim.tv_nsec;
+    s->busy = 0;
+    s->seen_size = (uint64_t)st.st_size;
+    s->seen_ctime_ns = (uint64_t)st.st_ctim.tv_sec * 1000000000u +
+                       (uint64_t)st.st_ctim.tv_nsec;
+    f->changed = 0;
+    f->seen_stale = 0;
+    char link[64];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    ssize_t n = wc_sys.readlink(link, s->path, sizeof s->path - 1);
+    s->path_len = n > 0 ? (uint32_t)n : 0;
+    s->path[s->path_len] = 0;
+    s->id_sum = wc_fmt_slot_sum(s);                 /* format.h (5) */
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    s->state = WC_SLOT_LIVE;
+    __atomic_store_n(&f->live, 1, __ATOMIC_RELEASE);
+    wc_unlock(&c->lock);
+    wc_engine_leave();
+    return f;
+
+out:
+    wc_engine_leave();
+    *err = r;
+    return NULL;
+}
+
+int wc_file_put(struct wc_file *f)
+{
+    struct wc_cache *c = f->cache;
+    int r = 0;
+
+    if (!wc_engine_enter())
+        return -EDEADLK;
+    wc_lock(&f->lock);
+    wc_lock(&c->lock);
+    int last = --f->refs == 0;
+    wc_unlock(&c->lock);
+    if (last) {
+        struct stat st;
+        if (wc_file_dirty(f) && wc_sys.fstat(f->wb_fd, &st) == 0 &&
+            st.st_nlink == 0) {
+            wc_file_drop_pages(f);    /* unlinked: nobody can ever read it */
+            f->slot->disk_size = f->slot->size;
+        }
+        wc_flush_locked(f, WC_WHY_CLOSE);
+    }
+    r = wc_err_take(f, WC_SEEN_CLOSE);
+    if (last && !wc_file_dirty(f)) {
+        wc_file_drop_pages(f);
+        wc_lock(&c->lock);
+        if (f->refs == 0)
+            wc_file_release(c, f);
+        wc_unlock(&c->lock);
+    }
+    wc_unlock(&f->lock);
+    wc_engine_leave();
+    return r;
+}
+
+void wc_size_fresh_locked(struct wc_file *f)
+{
+    struct stat st;
+    if (wc_sys.fstat(f->wb_fd, &st) == 0)
+        f->slot->size = f->slot->disk_size = (uint64_t)st.st_size;
+    f->g_calls++;
+    __atomic_store_n(&f->size_stale, 0, __ATOMIC_RELEASE);
+}
+
+off_t wc_file_size(struct wc_file *f)
+{
+    if (__atomic_load_n(&f->size_stale, __ATOMIC_ACQUIRE) &&
+        wc_engine_enter()) {
+        wc_lock(&f->lock);
+        wc_size_fresh(f);
+        wc_unlock(&f->lock);
+        wc_engine_leave();
+    }
+    return (off_t)__atomic_load_n(&f->slot->size, __ATOMIC_RELAXED);
+}
+
+int wc_file_flush(struct wc_file *f, enum wc_reason why)
+{
+    if (!wc_engine_enter())
+        return -EDEADLK;
+    wc_lock(&f->lock);
+    int r = wc_flush_locked(f, why);
+    wc_unlock(&f->lock);
+    wc_engine_leave();
+    return r;
+}
+
+int wc_file_settle(struct wc_file *f)
+{
+    if (!wc_engine_enter())
+        return -EDEADLK;
+    wc_lock(&f->lock);
+    int r = wc_flush_locked(f, WC_WHY_OTHER);
+    if (r == 0 && (wc_file_dirty(f) || f->err_unseen ||
+                   __atomic_load_n(&f->state, __ATOMIC_RELAXED) != WC_FS_OK))
+        r = -EBUSY;
+    wc_unlock(&f->lock);
+    wc_engine_leave();
+    return r;
+}
+
+int wc_file_sync(struct wc_file *f, int datasync)
+{
+    if (!wc_engine_enter())
+        return -EDEADLK;
+    wc_lock(&f->lock);
+    int r = wc_flush_locked(f, WC_WHY_FSYNC);
+    if (r == 0) {
+        int s = datasync ? wc_sys.fdatasync(f->wb_fd) : wc_sys.fsync(f->wb_fd);
+        if (s < 0)
+            r = -errno;
+    }
+    r = wc_err_sync_done(f, r);
+    wc_unlock(&f->lock);
+    wc_engine_leave();
+    return r;
+}
+
+int wc_file_invalidate(struct wc_file *f, enum wc_reason why)
+{
+    if (!wc_engine_enter())
+        return -EDEADLK;
+    wc_lock(&f->lock);
+    int r = wc_flush_locked(f, why);
+    if (r == 0) {
+        wc_file_drop_pages(f);
+        /* The size others may have changed is asked when next needed, not
+         * now: a program that takes and drops several locks before its
+         * next read or write (SQLite: five per transaction) asks once. */
+        __atomic_store_n(&f->size_stale, 1, __ATOMIC_RELEASE);
+        wc_note_disk(f);        /* others' changes: the new baseline */
+    }
+    wc_unlock(&f->lock);
+    wc_engine_leave();
+    return r;
+}
+
+int wc_file_truncate(struct wc_file *f, off_t size)
+{
+    if (size < 0)
+        return -EINVAL;
+    if (!wc_engine_enter())
+        return -EDEADLK;
+    wc_lock(&f->lock);
+    wc_size_fresh(f);
+    int r = 0;
+    /* Growing the file exposes its new bytes: the data written below the
+     * old end goes first (data before metadata). Shrinking needs no
+     * flush: the dirty bytes below `size` stay cached. The kernel decides
+     * errors (EFBIG, EPERM, ETXTBSY...) before anything is dropped. */
+    if ((uint64_t)size > f->slot->disk_size && f->ndirty &&
+        (r = wc_flush_below(f, WC_WHY_TRUNCATE, (uint64_t)size)) < 0)
+        goto out;
+    /* A shrink is recorded first: a replay never brings back bytes past
+     * it (format.h (5)). */
+    uint64_t old_size = f->slot->size;
+    if ((uint64_t)size < old_size)
+        f->slot->size = (uint64_t)size;
+    wc_disk_busy(f);
+    if (wc_sys.ftruncate(f->wb_fd, size) < 0) {
+        r = -errno;
+        f->slot->size = old_size;
+        wc_note_disk(f);
+        goto out;
+    }
+    wc_note_disk(f);
+    uint64_t n = (uint64_t)size;
+    struct wc_page *p, *tmp;
+    HASH_ITER(hh, f->pages, p, tmp) {
+        uint64_t start = p->index << WC_PAGE_SHIFT;
+        if (start >= n) {
+            wc_page_drop(f, p);
+        } else if (n - start < WC_PAGE_SIZE) {
+            unsigned cut = (unsigned)(n - start);
+            struct wc_brec *rec = wc_page_rec(f->cache, p);
+            wc_range_cut(rec, cut);
+            /* Bytes past the new end read as zeros if the file grows. */
+            memset(wc_page_data(f->cache, p) + cut, 0, WC_PAGE_SIZE - cut);
+            if (rec->nr == 0 && !(rec->flags & WC_BR_UPTODATE))
+                wc_page_drop(f, p);
+        }
+    }
+    f->slot->size = f->slot->disk_size = n;
+    f->append_from = WC_NO_APPEND;
+    WC_CHECK_FILE(f);
+out:
+    wc_unlock(&f->lock);
+    wc_engine_leave();
+    return r;
+}
+
