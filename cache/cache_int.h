@@ -47,7 +47,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "lock.h"
+#include "enter.h"
 #include "store.h"
 #include "wcache/cache.h"
 #include "wcache/ucopy.h"
@@ -453,7 +453,7 @@ int wc_refused(int err);
 ssize_t wc_err_write_refused(struct wc_file *f, const struct iovec *v, int n,
                           uint64_t pos);
 
-/* ---- ranges (flush.c) ----------------------------------------------- */
+/* ---- ranges (ranges.c) ---------------------------------------------- */
 
 /* Add [a, b) to the record's dirty ranges; -1 (nothing changed) when it
  * would need more than WC_RANGES ranges. */

@@ -44,16 +44,16 @@ void wc_check_file(struct wc_file *f)
             r->gen != f->slot->gen)
             fail(f, "format.h (3): record does not name its page", r->file,
                  r->index);
-        /* flush.c (7): ranges sorted, disjoint, within the page; (3): below
+        /* ranges.c (1): ranges sorted, disjoint, within the page; (3): below
          * i_size */
         if (r->nr > WC_RANGES)
-            fail(f, "flush.c (7): too many ranges", r->nr, 0);
+            fail(f, "ranges.c (1): too many ranges", r->nr, 0);
         for (unsigned i = 0; i < r->nr; i++) {
             if (r->lo[i] >= r->hi[i] || r->hi[i] > WC_PAGE_SIZE)
-                fail(f, "flush.c (7): empty or oversized range", r->lo[i],
+                fail(f, "ranges.c (1): empty or oversized range", r->lo[i],
                      r->hi[i]);
             if (i && r->lo[i] <= r->hi[i - 1])
-                fail(f, "flush.c (7): ranges overlap or touch", r->hi[i - 1],
+                fail(f, "ranges.c (1): ranges overlap or touch", r->hi[i - 1],
                      r->lo[i]);
             if ((p->index << WC_PAGE_SHIFT) + r->hi[i] > f->slot->size)
                 fail(f, "flush.c (3): dirty bytes past i_size",

@@ -21,7 +21,7 @@
  *       page that a returned write() left dirty: a range update is a
  *       sequence of single 16-bit stores ordered so that each intermediate
  *       state is a superset of the old acknowledged set and a subset of
- *       the copied bytes (flush.c, wc_range_*). An intermediate range may
+ *       the copied bytes (ranges.c, wc_range_*). An intermediate range may
  *       be empty (lo >= hi): a replay skips it.
  *   (3) A block record names its file by slot number + 1 and the slot's
  *       generation; a record whose gen differs from its slot's, or whose

@@ -1,7 +1,7 @@
 /*
  * raw.h - a system call without libc: no errno written, no function of
  * libc or of the shim's table called, no instrumentation. For the places
- * that cannot use either: the futex of the one mutex (lock.h), the crash
+ * that cannot use either: the futex of the one mutex (wcache/lock.h), the crash
  * guard's children, which share the program's memory and thread pointer
  * (shim/guard.c), getrlimit while a sanitizer's runtime starts
  * (shim/ownfd.c), and the fallbacks used before dlsym answers

@@ -1,5 +1,5 @@
 /*
- * lock.h - the engine's re-entry guard (the mutex itself, shared with the
+ * enter.h - the engine's re-entry guard (the mutex itself, shared with the
  * shim, is include/wcache/lock.h).
  *
  * Re-entry: a signal handler may call write() while its thread is inside
@@ -8,8 +8,8 @@
  * (the shim then queues the nested write); nothing in the engine ever waits
  * for a lock its own thread might hold.
  */
-#ifndef WCACHE_LOCK_H
-#define WCACHE_LOCK_H
+#ifndef WCACHE_ENTER_H
+#define WCACHE_ENTER_H
 
 #include <errno.h>
 #include <linux/futex.h>
@@ -39,4 +39,4 @@ static inline void wc_engine_leave(void)
     wc_in_engine = 0;
 }
 
-#endif /* WCACHE_LOCK_H */
+#endif /* WCACHE_ENTER_H */
