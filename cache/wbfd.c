@@ -151,6 +151,22 @@ static void own_description(struct wc_file *f)
     f->wb_src = -1;
 }
 
+/* The live file whose write-back descriptor is fd, returned with its lock
+ * held (f->lock covers every use of f->wb_fd), or NULL. */
+static struct wc_file *file_by_wb_fd(struct wc_cache *c, int fd)
+{
+    for (uint32_t i = 0, hi = wc_files_hi(c); i < hi; i++) {
+        struct wc_file *f = &c->files[i];
+        if (!__atomic_load_n(&f->live, __ATOMIC_RELAXED))
+            continue;
+        wc_lock(&f->lock);
+        if (f->live && f->wb_fd == fd)
+            return f;
+        wc_unlock(&f->lock);
+    }
+    return NULL;
+}
+
 int wc_cache_fd_move(struct wc_cache *c, int fd)
 {
     if (fd < 0)
@@ -168,20 +184,14 @@ int wc_cache_fd_move(struct wc_cache *c, int fd)
         r = n < 0 ? n : 0;
     }
     wc_unlock(&c->lock);
-    for (uint32_t i = 0, hi = wc_files_hi(c); i < hi && r == -ENOENT;
-         i++) {
-        struct wc_file *f = &c->files[i];
-        if (!__atomic_load_n(&f->live, __ATOMIC_RELAXED))
-            continue;
-        wc_lock(&f->lock);          /* covers every use of f->wb_fd */
-        if (f->live && f->wb_fd == fd) {
-            int n = c->fds->place(fd);
-            if (n >= 0) {
-                f->wb_fd = n;       /* same description: wb_src stays */
-                wc_engine_fd_close(c, fd);
-            }
-            r = n < 0 ? n : 0;
+    struct wc_file *f = r == -ENOENT ? file_by_wb_fd(c, fd) : NULL;
+    if (f) {
+        int n = c->fds->place(fd);
+        if (n >= 0) {
+            f->wb_fd = n;           /* same description: wb_src stays */
+            wc_engine_fd_close(c, fd);
         }
+        r = n < 0 ? n : 0;
         wc_unlock(&f->lock);
     }
     wc_engine_leave();
@@ -199,17 +209,11 @@ int wc_cache_fd_owner(struct wc_cache *c, int fd, dev_t *dev, ino_t *ino)
     if (c->store.fd == fd)
         r = -EBUSY;
     wc_unlock(&c->lock);
-    for (uint32_t i = 0, hi = wc_files_hi(c); i < hi && r == -ENOENT;
-         i++) {
-        struct wc_file *f = &c->files[i];
-        if (!__atomic_load_n(&f->live, __ATOMIC_RELAXED))
-            continue;
-        wc_lock(&f->lock);
-        if (f->live && f->wb_fd == fd) {
-            *dev = (dev_t)f->slot->dev;
-            *ino = (ino_t)f->slot->ino;
-            r = 0;
-        }
+    struct wc_file *f = r == -ENOENT ? file_by_wb_fd(c, fd) : NULL;
+    if (f) {
+        *dev = (dev_t)f->slot->dev;
+        *ino = (ino_t)f->slot->ino;
+        r = 0;
         wc_unlock(&f->lock);
     }
     wc_engine_leave();
