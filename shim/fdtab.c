@@ -43,9 +43,10 @@
  *       through an interposed call are CACHED (attached) if the file is
  *       already in the cache, else WATCH, and become CACHED when the file
  *       comes into the cache through another description (so their reads
- *       see the cached bytes) or by their own second write (6). O_DIRECT,
- *       O_SYNC, O_DSYNC, O_PATH, mmapped files, excluded paths pass
- *       through (after a flush when the file is cached).
+ *       see the cached bytes) or by their own writes (6); they become
+ *       WATCH again when the file leaves the cache (8). O_DIRECT, O_SYNC,
+ *       O_DSYNC, O_PATH, mmapped files, excluded paths pass through
+ *       (after a flush when the file is cached).
  *   (4) Every CACHED or THROUGH description holds one reference to its
  *       file's entry in the registry (registry.c), taken when it gets its
  *       engine file and dropped when it releases it.
