@@ -779,6 +779,8 @@ void wc_file_demote(struct wc_file *f, dev_t dev, ino_t ino)
     if (!__atomic_load_n(&wc_solo, __ATOMIC_RELAXED) ||
         wc_reg_is_through(dev, ino) || wc_file_settle(f))
         return;
+    wc_log(WC_LOG_DEBUG, "file %lu:%lu leaves the cache: about one system "
+           "call per operation", (unsigned long)dev, (unsigned long)ino);
     detach(dev, ino, 0);
 }
 
