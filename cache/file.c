@@ -311,6 +311,15 @@ int wc_file_settle(struct wc_file *f)
     if (r == 0 && (wc_file_dirty(f) || f->err_unseen ||
                    __atomic_load_n(&f->state, __ATOMIC_RELAXED) != WC_FS_OK))
         r = -EBUSY;
+    if (r == 0) {
+        /* The kernel serves the file from now on: what the cache knew of
+         * it (clean pages, its size) is asked again if it comes back. */
+        wc_file_drop_pages(f);
+        __atomic_store_n(&f->size_stale, 1, __ATOMIC_RELEASE);
+        wc_note_disk(f);
+        f->futile = 0;              /* a new verdict when it is back */
+        f->g_ops = f->g_calls = 0;
+    }
     wc_unlock(&f->lock);
     wc_engine_leave();
     return r;

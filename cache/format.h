@@ -37,8 +37,9 @@
  *       are what fstat said after the engine last changed the file: a
  *       file that differs from them was changed by someone else. busy is
  *       set before the engine changes the file and cleared after seen_*
- *       are updated: while it is set, only dev and ino can be compared
- *       (what the engine was writing is what a replay writes again).
+ *       are updated: while it is set, only dev, ino and a size between
+ *       seen_size and size can be checked (what the engine was writing
+ *       is what a replay writes again).
  *   (6) seq orders records: a page takes the next number when it becomes
  *       dirty, so replaying in seq order follows the program's order.
  *       32-bit serial-number arithmetic (compare differences).

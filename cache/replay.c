@@ -16,8 +16,9 @@
  *       clipped at the size the program saw; a file is extended to that
  *       size with ftruncate (zeros), never beyond it, never shortened.
  *   (4) A target is written in place only when open(path, O_NOFOLLOW)
- *       gives the recorded dev and ino and, unless the engine was
- *       changing it (busy), the recorded size and ctime. Otherwise the
+ *       gives the recorded dev and ino and the recorded size and ctime,
+ *       or, if the engine was changing it (busy), a size between the one
+ *       recorded and the program's (changed_since). Otherwise the
  *       data goes to a new file <path>.wcache-recovered.<pid> (O_EXCL,
  *       O_NOFOLLOW, 0600), with a message. No other file is written.
  *   (5) Records are replayed in sequence order (format.h (6)).
@@ -181,6 +182,22 @@ static uint64_t ctime_ns(const struct stat *st)
            (uint64_t)st->st_ctim.tv_nsec;
 }
 
+/* Was the file changed by someone else since the engine last changed it
+ * (invariant 4)? While the slot is busy the engine was changing it, so its
+ * ctime and exact size are unknown; but its write-back never goes past
+ * the size the program saw, and a truncation is recorded before the cut:
+ * a size outside [min, max] of the last one seen and the program's is
+ * someone else's doing. */
+static int changed_since(const struct wc_fslot *s, const struct stat *st)
+{
+    uint64_t n = (uint64_t)st->st_size;
+    if (!s->busy)
+        return n != s->seen_size || ctime_ns(st) != s->seen_ctime_ns;
+    uint64_t lo = s->seen_size < s->size ? s->seen_size : s->size;
+    uint64_t hi = s->seen_size < s->size ? s->size : s->seen_size;
+    return n < lo || n > hi;
+}
+
 /* Open where slot s's data goes (invariant 4). */
 static void open_target(struct target *t, const struct wc_fslot *s,
                         int64_t pid, int log_fd)
@@ -197,8 +214,7 @@ static void open_target(struct target *t, const struct wc_fslot *s,
     } else if ((uint64_t)st.st_dev != s->dev ||
                (uint64_t)st.st_ino != s->ino) {
         snprintf(t->why, sizeof t->why, "another file has its name now");
-    } else if (!s->busy && ((uint64_t)st.st_size != s->seen_size ||
-                            ctime_ns(&st) != s->seen_ctime_ns)) {
+    } else if (changed_since(s, &st)) {
         snprintf(t->why, sizeof t->why, "changed after the crash (size "
                  "%llu, was %llu)", (unsigned long long)st.st_size,
                  (unsigned long long)s->seen_size);

@@ -81,7 +81,12 @@
  *       descriptions become WATCH again and are
  *       adopted after WC_BACKOFF_BASE << backoff more writes, the wait
  *       doubling with each demotion, so a file that changes its pattern
- *       is tried again and one that does not costs a few adoptions.
+ *       is tried again and one that does not costs a few adoptions. The
+ *       engine file stays live, clean and without pages, parked with one
+ *       reference (registry.c) until the program closes a descriptor of
+ *       the file: its write-back descriptor stays open until then
+ *       (closing it would drop the program's POSIX locks: wbfd.c (2)),
+ *       and the file comes back through it.
  *
  * Locks (order in shim.h):
  *   g_cache_lock  protects creation of the cache (wc_cachep, g_cache_failed)
@@ -616,10 +621,18 @@ int wc_desc_release_fd(struct wc_desc *d, int fd)
     d->mode = WC_D_FREE;
     wc_unlock(&d->lock);
     desc_free(d);
-    if (!f)
-        return 0;
-    wc_reg_drop(dev, ino);
-    return fd >= 0 ? wc_file_put_fd(f, fd) : wc_file_put(f);
+    /* A file parked when it left the cache: the program closes one of its
+     * descriptors, and with it the kernel drops its POSIX locks on the
+     * file; the parked reference goes too (invariant (8)). */
+    struct wc_file *p = ino ? wc_reg_parked(dev, ino, 1) : NULL;
+    int r = 0;
+    if (f) {
+        wc_reg_drop(dev, ino);
+        r = fd >= 0 ? wc_file_put_fd(f, fd) : wc_file_put(f);
+    }
+    if (p)
+        fd >= 0 ? wc_file_put_fd(p, fd) : wc_file_put(p);
+    return r;
 }
 
 struct wc_desc *wc_desc_get(int fd)
@@ -768,7 +781,7 @@ void wc_file_detach(dev_t dev, ino_t ino)
     detach(dev, ino, 1);
 }
 
-void wc_file_demote(struct wc_file *f, dev_t dev, ino_t ino)
+void wc_file_demote(struct wc_file *f, int fd, dev_t dev, ino_t ino)
 {
     /* Invariant (8): with one program thread nothing can write the file
      * between the settling and the detach, so no write-back error is
@@ -779,6 +792,19 @@ void wc_file_demote(struct wc_file *f, dev_t dev, ino_t ino)
     if (!__atomic_load_n(&wc_solo, __ATOMIC_RELAXED) ||
         wc_reg_is_through(dev, ino) || wc_file_settle(f))
         return;
+    if (!wc_reg_parked(dev, ino, 0)) {
+        /* A reference of its own keeps the file, and its write-back
+         * descriptor, until the program closes one of the file's: closing
+         * that descriptor now would drop the program's POSIX locks on the
+         * file (wbfd.c invariant (2)). */
+        int err;
+        struct wc_file *g = wc_file_get(wc_cachep, fd, &err);
+        if (g != f || wc_reg_park(dev, ino, f)) {
+            if (g)
+                wc_file_put(g);     /* clean, no error left: nothing lost */
+            return;
+        }
+    }
     wc_log(WC_LOG_DEBUG, "file %lu:%lu leaves the cache: about one system "
            "call per operation", (unsigned long)dev, (unsigned long)ino);
     detach(dev, ino, 0);

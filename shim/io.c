@@ -235,7 +235,7 @@ again:
         ino_t ino = d->ino;
         desc_leave(d, held);
         if (f == d->file)
-            wc_file_demote(f, dev, ino);
+            wc_file_demote(f, fd, dev, ino);
         return r;
     }
     desc_leave(d, held);

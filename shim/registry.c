@@ -14,7 +14,8 @@
  *       cached at all).
  *
  * Lock: g_reg_lock protects g_reg, g_nreg (written under it, read
- * lock-free as a hint), every entry, and the mapped set. It is taken
+ * lock-free as a hint), every entry, the parked files (g_nparked likewise
+ * a hint) and the mapped set. It is taken
  * inside a description's lock, never the other way; wc_reg_apply calls
  * into the engine under it (the engine's locks come after it).
  */
@@ -37,6 +38,15 @@ struct reg_entry {
 #define REG_MAX 4096
 static struct reg_entry *g_reg;      /* mmap'd, REG_MAX entries */
 static int g_nreg;                   /* entries in use (atomic reads) */
+
+/* Files that left the cache for gaining nothing (fdtab.c invariant (8)),
+ * each with one engine reference of its own: the file stays live (clean,
+ * no page) and its write-back descriptor open until the program closes a
+ * descriptor of the file (wbfd.c invariant (2): closing it earlier would
+ * drop the program's POSIX locks on the file). */
+#define PARKED_MAX 64
+static struct { dev_t dev; ino_t ino; struct wc_file *file; } g_parked[PARKED_MAX];
+static int g_nparked;                /* entries in use (atomic reads) */
 
 #define MAPPED_MAX 1024
 static struct { dev_t dev; ino_t ino; } g_mapped[MAPPED_MAX];
@@ -183,6 +193,41 @@ void wc_reg_after_fork(void)
 {
     g_reg_lock.v = 0;       /* the child is alone */
     g_nreg = 0;             /* the parent's files are not the child's */
+    g_nparked = 0;          /* nor its parked ones (the cache abandoned) */
+}
+
+int wc_reg_park(dev_t dev, ino_t ino, struct wc_file *f)
+{
+    int r = -ENOSPC;
+    wc_lock(&g_reg_lock);
+    if (g_nparked < PARKED_MAX) {
+        g_parked[g_nparked].dev = dev;
+        g_parked[g_nparked].ino = ino;
+        g_parked[g_nparked].file = f;
+        __atomic_store_n(&g_nparked, g_nparked + 1, __ATOMIC_RELEASE);
+        r = 0;
+    }
+    wc_unlock(&g_reg_lock);
+    return r;
+}
+
+struct wc_file *wc_reg_parked(dev_t dev, ino_t ino, int take)
+{
+    if (!__atomic_load_n(&g_nparked, __ATOMIC_ACQUIRE))
+        return NULL;
+    struct wc_file *f = NULL;
+    wc_lock(&g_reg_lock);
+    for (int i = 0; i < g_nparked && !f; i++) {
+        if (g_parked[i].dev != dev || g_parked[i].ino != ino)
+            continue;
+        f = g_parked[i].file;
+        if (take) {
+            g_parked[i] = g_parked[g_nparked - 1];
+            __atomic_store_n(&g_nparked, g_nparked - 1, __ATOMIC_RELEASE);
+        }
+    }
+    wc_unlock(&g_reg_lock);
+    return f;
 }
 
 void wc_reg_unlock_in_child(void)

@@ -307,6 +307,14 @@ int wc_reg_has(dev_t dev, ino_t ino);
 int wc_reg_is_through(dev_t dev, ino_t ino);
 void wc_reg_mark_through(dev_t dev, ino_t ino);
 void wc_reg_after_fork(void);
+/* Keep one engine reference to f, the file (dev, ino) that left the cache
+ * (fdtab.c invariant (8)), until wc_reg_parked(dev, ino, 1) takes it back
+ * at the program's next close of a descriptor of the file. 0, or -ENOSPC
+ * when too many are parked. */
+int wc_reg_park(dev_t dev, ino_t ino, struct wc_file *f);
+/* The file parked for (dev, ino), or NULL; `take`: and forget it (the
+ * caller owns the reference). */
+struct wc_file *wc_reg_parked(dev_t dev, ino_t ino, int take);
 void wc_reg_unlock_in_child(void);
 
 /* Flush a description's file and bring the kernel offset up to date.
@@ -325,7 +333,7 @@ void wc_desc_through_locked(int fd, struct wc_desc *d, enum wc_reason why);
 void wc_file_detach(dev_t dev, ino_t ino);
 /* f, the file (dev, ino), gains nothing from the cache (the engine's
  * wc_futile): take it out, if it can be now (fdtab.c invariant (8)). */
-void wc_file_demote(struct wc_file *f, dev_t dev, ino_t ino);
+void wc_file_demote(struct wc_file *f, int fd, dev_t dev, ino_t ino);
 /* Writes a demoted description passes to the kernel before it is adopted
  * again: WC_BACKOFF_BASE << backoff, backoff at most WC_BACKOFF_MAX. */
 #define WC_BACKOFF_BASE 8

@@ -11,14 +11,18 @@
  *
  * After every write a second description of the file, opened read-only,
  * reads the record back, and the writer's offset is checked: whether the
- * file is cached, leaves the cache or comes back, both must see it. Prints
- * the checks made; exits 1 at the first wrong answer.
+ * file is cached, leaves the cache or comes back, both must see it. A
+ * record lock taken before the first write must still be held at the end
+ * (a child asks with F_GETLK): leaving the cache must not close a
+ * descriptor of the file, which would drop it. Prints the checks made;
+ * exits 1 at the first wrong answer.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static int fail(const char *what, long i)
@@ -41,6 +45,10 @@ int main(int argc, char **argv)
         return fail("open", -1);
     if (scatter && ftruncate(fd, 16 << 20) != 0)
         return fail("ftruncate", -1);
+    struct flock held = {.l_type = F_WRLCK, .l_whence = SEEK_SET,
+                         .l_start = (off_t)1 << 40, .l_len = 1};
+    if (fcntl(fd, F_SETLK, &held) != 0)
+        return fail("lock held", -1);
     char rec[512], back[512];
     unsigned long x = 12345;
     long checks = 0;
@@ -55,7 +63,8 @@ int main(int argc, char **argv)
             if (pwrite(fd, rec, len, at) != (ssize_t)len)
                 return fail("pwrite", i);
         } else {
-            struct flock l = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+            struct flock l = {.l_type = F_WRLCK, .l_whence = SEEK_SET,
+                              .l_len = (off_t)1 << 30};
             if (fcntl(fd, F_SETLKW, &l) != 0)
                 return fail("lock", i);
             at = i * (off_t)len;
@@ -72,6 +81,16 @@ int main(int argc, char **argv)
             return fail("read back", i);
         checks++;
     }
+    pid_t child = fork();
+    if (child == 0) {
+        struct flock q = held;
+        _exit(fcntl(rd, F_GETLK, &q) == 0 && q.l_type == F_WRLCK &&
+                      q.l_pid == getppid() ? 0 : 1);
+    }
+    int st;
+    if (child < 0 || waitpid(child, &st, 0) != child || !WIFEXITED(st) ||
+        WEXITSTATUS(st) != 0)
+        return fail("the lock taken at the start is no longer held", n);
     if (close(rd) != 0 || close(fd) != 0)
         return fail("close", n);
     printf("%s: %ld records, %ld checks\n", argv[1], n, checks);

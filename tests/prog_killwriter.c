@@ -11,6 +11,8 @@
  * cgroup first). After record N (HOW other than "run") it dies by HOW:
  *   run    keeps writing (up to 200000 records, then sleeps): the test
  *          kills it
+ *   pause  stops and sleeps: the test kills it while no write, and so no
+ *          write-back, is in progress
  *   segv   dereferences NULL        abort  abort()
  *   fpe    divides by zero          stack  overflows its stack
  *   oom    allocates memory until the kernel kills it
@@ -49,6 +51,9 @@ static void die(const char *how)
         printf("%d\n", 100 / zero);
     else if (!strcmp(how, "stack"))
         recurse(0);
+    else if (!strcmp(how, "pause"))
+        for (;;)
+            pause();
     else if (!strcmp(how, "oom"))
         for (int i = 0; i < 2048; i++) {   /* 2 GiB at most: a safety net */
             char *p = malloc(1 << 20);

@@ -216,7 +216,9 @@ extern __thread struct wc_file *wc_futile __attribute__((tls_model("initial-exec
 
 /* Write f back and say whether it may leave the cache now: 0 when it holds
  * no dirty byte, is in its normal state and has no write-back error still
- * to report; else -errno or -EBUSY. */
+ * to report, and then its pages and its size are forgotten (the kernel
+ * serves the file until it is cached again, through the same object if
+ * it is still live); else -errno or -EBUSY. */
 int wc_file_settle(struct wc_file *f);
 
 /* Drop one reference. The last one writes the data back (unless the file
