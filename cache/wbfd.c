@@ -220,6 +220,27 @@ int wc_cache_fd_owner(struct wc_cache *c, int fd, dev_t *dev, ino_t *ino)
     return r;
 }
 
+void wc_cache_each_file_fd(struct wc_cache *c,
+                           void (*fn)(int fd, dev_t dev, ino_t ino,
+                                      void *arg),
+                           void *arg)
+{
+    if (!wc_engine_enter())
+        return;
+    for (uint32_t i = 0, hi = wc_files_hi(c); i < hi; i++) {
+        struct wc_file *f = &c->files[i];
+        if (!__atomic_load_n(&f->live, __ATOMIC_RELAXED))
+            continue;
+        wc_lock(&f->lock);
+        if (f->live && f->wb_fd >= 0)
+            fn(f->wb_fd, (dev_t)f->slot->dev, (ino_t)f->slot->ino, arg);
+        if (f->live && f->seek_fd >= 0)
+            fn(f->seek_fd, (dev_t)f->slot->dev, (ino_t)f->slot->ino, arg);
+        wc_unlock(&f->lock);
+    }
+    wc_engine_leave();
+}
+
 int wc_file_put_fd(struct wc_file *f, int fd)
 {
     if (!wc_engine_enter())

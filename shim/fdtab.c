@@ -810,6 +810,20 @@ void wc_file_demote(struct wc_file *f, int fd, dev_t dev, ino_t ino)
     detach(dev, ino, 0);
 }
 
+int wc_file_fd_cloexec(dev_t dev, ino_t ino)
+{
+    unsigned hi = __atomic_load_n(&g_fd_hi, __ATOMIC_RELAXED);
+    for (unsigned fd = 0; fd < hi && hi <= wc_nfds; fd++) {
+        struct wc_desc *d = __atomic_load_n(&wc_fds[fd], __ATOMIC_ACQUIRE);
+        if (!d || d == WC_DESC_INTERNAL || d->dev != dev || d->ino != ino)
+            continue;
+        int fl = REAL(fcntl)((int)fd, F_GETFD);
+        if (fl >= 0 && (fl & FD_CLOEXEC))
+            return 1;
+    }
+    return 0;
+}
+
 void wc_consistency_all(enum wc_reason why, int how, int exec_only)
 {
     struct wc_cache *c = wc_cachep;

@@ -39,6 +39,12 @@
  *       the program does (killed at once, it is a dead owner when the
  *       guard looks); a process that ends before the flusher reaped the
  *       intermediate leaves that zombie to init (or its subreaper).
+ *   (3b) The intermediate shares the program's descriptor table until it
+ *       exits. An exec in the program meanwhile would give the program a
+ *       copy (exec unshares a shared table) and leave the original, the
+ *       owner of the program's POSIX record locks, to the intermediate,
+ *       whose exit then closes it and drops those locks. So an exec first
+ *       waits for the intermediate to be gone (wc_guard_settle).
  *   (4) A child after fork creates its own cache and so its own guard;
  *       it never shares the parent's (fdtab.c abandons the inherited
  *       cache, closing its copy of the store's descriptor).
@@ -227,17 +233,29 @@ void wc_guard_start(struct wc_cache *c)
     errno = e;
 }
 
+static int g_reaping;           /* threads inside wc_guard_reap (atomic) */
+
 void wc_guard_reap(void)
 {
+    __atomic_add_fetch(&g_reaping, 1, __ATOMIC_ACQ_REL);
     int pid = __atomic_exchange_n(&g_child, 0, __ATOMIC_ACQ_REL);
     if (pid > 0)
         while (raw(SYS_wait4, pid, 0, __WCLONE, 0) == -EINTR)
             ;
+    __atomic_sub_fetch(&g_reaping, 1, __ATOMIC_RELEASE);
+}
+
+void wc_guard_settle(void)
+{
+    wc_guard_reap();
+    while (__atomic_load_n(&g_reaping, __ATOMIC_ACQUIRE))
+        sched_yield();          /* the flusher is reaping it */
 }
 
 void wc_guard_after_fork(void)
 {
     g_child = 0;                /* the parent's child, not ours */
+    g_reaping = 0;              /* its reaper, the flusher, is not here */
 }
 
 void wc_guard_init(void)

@@ -17,7 +17,9 @@
  *       opens itself. vfork, posix_spawn (without file actions), system
  *       and popen create a child that only execs: the parent's O_CLOEXEC
  *       descriptions stay as they are.
- *   (3) exec, in every form: flush, kernel offsets, statistics, and the
+ *   (3) exec, in every form: flush, kernel offsets, statistics, the
+ *       engine's descriptors of files this process holds POSIX locks on
+ *       kept open (execlocks.c), and the
  *       backing file's name removed when nothing is left unwritten
  *       (wc_cache_may_remove; the mapping stays valid if the exec fails;
  *       the new image creates its own store and adopts the inherited
@@ -285,6 +287,8 @@ static void before_exec(void)
         return;
     int e = wc_work_begin();
     wc_consistency_all(WC_WHY_EXEC, WC_ALL_SYNC, 0);
+    wc_guard_settle();          /* guard.c (3b) */
+    wc_exec_keep_locks();       /* execlocks.c */
     wc_proc_image_ends();
     wc_work_end(e);
 }
@@ -293,39 +297,51 @@ WC_EXPORT int execve(const char *path, char *const argv[],
                      char *const envp[])
 {
     before_exec();
-    return REAL(execve)(path, argv, envp);
+    int r = REAL(execve)(path, argv, envp);
+    wc_exec_failed();
+    return r;
 }
 
 WC_EXPORT int execv(const char *path, char *const argv[])
 {
     before_exec();
-    return REAL(execv)(path, argv);
+    int r = REAL(execv)(path, argv);
+    wc_exec_failed();
+    return r;
 }
 
 WC_EXPORT int execvp(const char *file, char *const argv[])
 {
     before_exec();
-    return REAL(execvp)(file, argv);
+    int r = REAL(execvp)(file, argv);
+    wc_exec_failed();
+    return r;
 }
 
 WC_EXPORT int execvpe(const char *file, char *const argv[],
                       char *const envp[])
 {
     before_exec();
-    return REAL(execvpe)(file, argv, envp);
+    int r = REAL(execvpe)(file, argv, envp);
+    wc_exec_failed();
+    return r;
 }
 
 WC_EXPORT int execveat(int dirfd, const char *path, char *const argv[],
                        char *const envp[], int flags)
 {
     before_exec();
-    return REAL(execveat)(dirfd, path, argv, envp, flags);
+    int r = REAL(execveat)(dirfd, path, argv, envp, flags);
+    wc_exec_failed();
+    return r;
 }
 
 WC_EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
 {
     before_exec();
-    return REAL(fexecve)(fd, argv, envp);
+    int r = REAL(fexecve)(fd, argv, envp);
+    wc_exec_failed();
+    return r;
 }
 
 /* execl, execle, execlp: collect the list into an argv on the stack. */

@@ -577,6 +577,17 @@ void wc_stats_after_fork(void);
 
 /* ---- the process side (proc.c) --------------------------------------- */
 
+/* Before an exec: keep open the engine's descriptors whose close would
+ * drop POSIX locks the kernel keeps across it (execlocks.c); after an exec
+ * that failed, make them close-on-exec again. */
+void wc_exec_keep_locks(void);
+/* Before an exec: wait until the guard's intermediate child, which shares
+ * the descriptor table, is gone (guard.c invariant (3b)). */
+void wc_guard_settle(void);
+void wc_exec_failed(void);
+/* Has a tracked descriptor of (dev, ino) FD_CLOEXEC set (fdtab.c)? */
+int wc_file_fd_cloexec(dev_t dev, ino_t ino);
+
 /* Start the deadline flusher (once per process image / per child). */
 void wc_flusher_start(void);
 /* Wake it now: a guard was started, whose intermediate child it reaps. */

@@ -5,7 +5,9 @@
  *   - it is never closed while the file is open (that would drop the
  *     program's POSIX record locks), and it lets go of a description the
  *     program closes (so flock locks go with it);
- *   - it does not inherit O_DIRECT set later with F_SETFL.
+ *   - it does not inherit O_DIRECT set later with F_SETFL;
+ *   - it does not drop a record lock the kernel keeps across exec
+ *     (shim/execlocks.c, guard.c invariant (3b)).
  * What the programs print, and the files, must match the run without the
  * shim.
  */
@@ -58,4 +60,9 @@ Test(locks, record_lock_survives_caching, .fini = wct_scratch_cleanup, .timeout 
 Test(locks, o_direct_set_later_not_inherited, .fini = wct_scratch_cleanup, .timeout = 60)
 {
     compare(WCT_PROG("prog_odirect"), "F_SETFL O_DIRECT fd1: 0");
+}
+
+Test(locks, record_lock_kept_across_exec, .fini = wct_scratch_cleanup, .timeout = 60)
+{
+    compare(WCT_PROG("prog_execlock"), "after exec: locked by this process");
 }

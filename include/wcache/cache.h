@@ -234,6 +234,15 @@ int wc_file_put(struct wc_file *f);
  * release them. */
 int wc_file_put_fd(struct wc_file *f, int fd);
 
+/* Call fn(fd, dev, ino, arg) for every descriptor the engine keeps of a
+ * cached file (write-back's, and the lseek+write one of a file written
+ * back that way), with the file's lock held: fn must not call the
+ * engine. */
+void wc_cache_each_file_fd(struct wc_cache *c,
+                           void (*fn)(int fd, dev_t dev, ino_t ino,
+                                      void *arg),
+                           void *arg);
+
 /* The description behind `fd` (a descriptor of f) is about to change in a
  * way write-back must not inherit (O_DIRECT set with F_SETFL): write back,
  * then stop sharing it. Returns 0 or -errno. */
