@@ -139,7 +139,8 @@ void wc_exec_failed(void)
 {
     int e = errno;
     for (int k = 0; k < g_nkept; k++)
-        REAL(fcntl)(g_kept[k], F_SETFD, FD_CLOEXEC);
+        if (wc_fd_is_internal(g_kept[k]))   /* still the engine's */
+            REAL(fcntl)(g_kept[k], F_SETFD, FD_CLOEXEC);
     g_nkept = 0;
     errno = e;
 }
