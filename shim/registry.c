@@ -43,7 +43,15 @@ static int g_nreg;                   /* entries in use (atomic reads) */
  * each with one engine reference of its own: the file stays live (clean,
  * no page) and its write-back descriptor open until the program closes a
  * descriptor of the file (wbfd.c invariant (2): closing it earlier would
- * drop the program's POSIX locks on the file). */
+ * drop the program's POSIX locks on the file).
+ *
+ *   CACHED --wc_file_demote--> PARKED --a close of one of the file's
+ *   (entry here,               (no entry,   descriptors--> gone (the
+ *    descriptions CACHED)       parked ref,  engine's last reference:
+ *      ^                        descriptions write-back descriptor
+ *      |                        WATCH)       closed with the program's)
+ *      +-- 16, 32, 64... writes later: adopted again, through the same
+ *          engine file (the parked reference stays until that close) */
 #define PARKED_MAX 64
 static struct { dev_t dev; ino_t ino; struct wc_file *file; } g_parked[PARKED_MAX];
 static int g_nparked;                /* entries in use (atomic reads) */
