@@ -237,6 +237,17 @@ out:
     return NULL;
 }
 
+int wc_file_hold(struct wc_file *f)
+{
+    if (!wc_engine_enter())
+        return -EDEADLK;
+    wc_lock(&f->cache->lock);           /* refs is the cache lock's */
+    f->refs++;
+    wc_unlock(&f->cache->lock);
+    wc_engine_leave();
+    return 0;
+}
+
 int wc_file_put(struct wc_file *f)
 {
     struct wc_cache *c = f->cache;
@@ -302,6 +313,17 @@ int wc_file_flush(struct wc_file *f, enum wc_reason why)
     return r;
 }
 
+/* The kernel serves f from now on, or others changed it: what the cache
+ * knew of it (clean pages, its size) is asked again when next needed; the
+ * disk notes take the file as it is for their new baseline. Caller holds
+ * f->lock; f is clean. */
+static void forget_locked(struct wc_file *f)
+{
+    wc_file_drop_pages(f);
+    __atomic_store_n(&f->size_stale, 1, __ATOMIC_RELEASE);
+    wc_note_disk(f);
+}
+
 int wc_file_settle(struct wc_file *f)
 {
     if (!wc_engine_enter())
@@ -312,11 +334,7 @@ int wc_file_settle(struct wc_file *f)
                    __atomic_load_n(&f->state, __ATOMIC_RELAXED) != WC_FS_OK))
         r = -EBUSY;
     if (r == 0) {
-        /* The kernel serves the file from now on: what the cache knew of
-         * it (clean pages, its size) is asked again if it comes back. */
-        wc_file_drop_pages(f);
-        __atomic_store_n(&f->size_stale, 1, __ATOMIC_RELEASE);
-        wc_note_disk(f);
+        forget_locked(f);
         f->futile = 0;              /* a new verdict when it is back */
         f->g_ops = f->g_calls = 0;
     }
@@ -348,14 +366,11 @@ int wc_file_invalidate(struct wc_file *f, enum wc_reason why)
         return -EDEADLK;
     wc_lock(&f->lock);
     int r = wc_flush_locked(f, why);
-    if (r == 0) {
-        wc_file_drop_pages(f);
-        /* The size others may have changed is asked when next needed, not
-         * now: a program that takes and drops several locks before its
-         * next read or write (SQLite: five per transaction) asks once. */
-        __atomic_store_n(&f->size_stale, 1, __ATOMIC_RELEASE);
-        wc_note_disk(f);        /* others' changes: the new baseline */
-    }
+    /* The size others may have changed is asked when next needed, not
+     * now: a program that takes and drops several locks before its next
+     * read or write (SQLite: five per transaction) asks once. */
+    if (r == 0)
+        forget_locked(f);
     wc_unlock(&f->lock);
     wc_engine_leave();
     return r;

@@ -151,16 +151,32 @@ static void own_description(struct wc_file *f)
     f->wb_src = -1;
 }
 
-/* The live file whose write-back descriptor is fd, returned with its lock
- * held (f->lock covers every use of f->wb_fd), or NULL. */
-static struct wc_file *file_by_wb_fd(struct wc_cache *c, int fd)
+/* The next live file from slot *i on, returned with its lock held
+ * (f->lock covers every use of its descriptors), *i past it; NULL at the
+ * end. */
+static struct wc_file *next_live_locked(struct wc_cache *c, uint32_t *i)
 {
-    for (uint32_t i = 0, hi = wc_files_hi(c); i < hi; i++) {
-        struct wc_file *f = &c->files[i];
+    for (uint32_t hi = wc_files_hi(c); *i < hi; (*i)++) {
+        struct wc_file *f = &c->files[*i];
         if (!__atomic_load_n(&f->live, __ATOMIC_RELAXED))
             continue;
         wc_lock(&f->lock);
-        if (f->live && f->wb_fd == fd)
+        if (f->live) {
+            (*i)++;
+            return f;
+        }
+        wc_unlock(&f->lock);
+    }
+    return NULL;
+}
+
+/* The live file whose write-back descriptor is fd, returned with its lock
+ * held, or NULL. */
+static struct wc_file *file_by_wb_fd(struct wc_cache *c, int fd)
+{
+    struct wc_file *f;
+    for (uint32_t i = 0; (f = next_live_locked(c, &i));) {
+        if (f->wb_fd == fd)
             return f;
         wc_unlock(&f->lock);
     }
@@ -227,14 +243,11 @@ void wc_cache_each_file_fd(struct wc_cache *c,
 {
     if (!wc_engine_enter())
         return;
-    for (uint32_t i = 0, hi = wc_files_hi(c); i < hi; i++) {
-        struct wc_file *f = &c->files[i];
-        if (!__atomic_load_n(&f->live, __ATOMIC_RELAXED))
-            continue;
-        wc_lock(&f->lock);
-        if (f->live && f->wb_fd >= 0)
+    struct wc_file *f;
+    for (uint32_t i = 0; (f = next_live_locked(c, &i));) {
+        if (f->wb_fd >= 0)
             fn(f->wb_fd, (dev_t)f->slot->dev, (ino_t)f->slot->ino, arg);
-        if (f->live && f->seek_fd >= 0)
+        if (f->seek_fd >= 0)
             fn(f->seek_fd, (dev_t)f->slot->dev, (ino_t)f->slot->ino, arg);
         wc_unlock(&f->lock);
     }

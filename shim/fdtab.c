@@ -781,7 +781,7 @@ void wc_file_detach(dev_t dev, ino_t ino)
     detach(dev, ino, 1);
 }
 
-void wc_file_demote(struct wc_file *f, int fd, dev_t dev, ino_t ino)
+void wc_file_demote(struct wc_file *f, dev_t dev, ino_t ino)
 {
     /* Invariant (8): with one program thread nothing can write the file
      * between the settling and the detach, so no write-back error is
@@ -797,11 +797,10 @@ void wc_file_demote(struct wc_file *f, int fd, dev_t dev, ino_t ino)
          * descriptor, until the program closes one of the file's: closing
          * that descriptor now would drop the program's POSIX locks on the
          * file (wbfd.c invariant (2)). */
-        int err;
-        struct wc_file *g = wc_file_get(wc_cachep, fd, &err);
-        if (g != f || wc_reg_park(dev, ino, f)) {
-            if (g)
-                wc_file_put(g);     /* clean, no error left: nothing lost */
+        if (wc_file_hold(f))
+            return;
+        if (wc_reg_park(dev, ino, f)) {
+            wc_file_put(f);         /* clean, no error left: nothing lost */
             return;
         }
     }

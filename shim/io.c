@@ -110,16 +110,8 @@ static ssize_t pass_for_good(int fd, struct wc_desc *d,
                              int rwf_append, int vec)
 {
     wc_desc_through_locked(fd, d, WC_WHY_OTHER);
-    if (vec || rwf_append)
-        return kernel_rw_locked(fd, d, 1, iov, iovcnt, pos,
-                                rwf_append ? RWF_APPEND : 0, 1);
-    ssize_t r = pos < 0 ? REAL(write)(fd, iov->iov_base, iov->iov_len)
-                        : REAL(pwrite)(fd, iov->iov_base, iov->iov_len, pos);
-    if (r < 0)
-        return -errno;
-    if (d->file)
-        wc_file_invalidate(d->file, WC_WHY_OTHER);
-    return r;
+    return kernel_rw_locked(fd, d, 1, iov, iovcnt, pos,
+                            rwf_append ? RWF_APPEND : 0, vec);
 }
 
 /* The cached write at the description's offset this thread is inside:
@@ -168,15 +160,9 @@ ssize_t wc_do_writev(int fd, struct wc_desc *d, const struct iovec *iov,
 again:
     while (desc_enter(fd, d, &held)) {
         /* The descriptor was closed or replaced meanwhile: the kernel. */
-        if (!(d = wc_fd_get(fd))) {
-            if (vec)
-                return kernel_rw_locked(fd, &(struct wc_desc){0}, 1, iov,
-                                        iovcnt, pos, rwf_append ? RWF_APPEND
-                                                                : 0, 1);
-            r = pos < 0 ? REAL(write)(fd, iov->iov_base, iov->iov_len)
-                        : REAL(pwrite)(fd, iov->iov_base, iov->iov_len, pos);
-            return r < 0 ? -errno : r;
-        }
+        if (!(d = wc_fd_get(fd)))
+            return kernel_rw_locked(fd, &(struct wc_desc){0}, 1, iov, iovcnt,
+                                    pos, rwf_append ? RWF_APPEND : 0, vec);
     }
     if (likely(d->mode == WC_D_CACHED)) {
         if (unlikely(!writable(d))) {
@@ -231,11 +217,12 @@ again:
         /* The engine found that caching this file gains nothing. */
         struct wc_file *f = wc_futile;
         wc_futile = NULL;
+        int mine = f == d->file;
         dev_t dev = d->dev;
         ino_t ino = d->ino;
         desc_leave(d, held);
-        if (f == d->file)
-            wc_file_demote(f, fd, dev, ino);
+        if (mine)
+            wc_file_demote(f, dev, ino);
         return r;
     }
     desc_leave(d, held);

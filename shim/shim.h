@@ -333,7 +333,7 @@ void wc_desc_through_locked(int fd, struct wc_desc *d, enum wc_reason why);
 void wc_file_detach(dev_t dev, ino_t ino);
 /* f, the file (dev, ino), gains nothing from the cache (the engine's
  * wc_futile): take it out, if it can be now (fdtab.c invariant (8)). */
-void wc_file_demote(struct wc_file *f, int fd, dev_t dev, ino_t ino);
+void wc_file_demote(struct wc_file *f, dev_t dev, ino_t ino);
 /* Writes a demoted description passes to the kernel before it is adopted
  * again: WC_BACKOFF_BASE << backoff, backoff at most WC_BACKOFF_MAX. */
 #define WC_BACKOFF_BASE 8

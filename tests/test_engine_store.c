@@ -213,14 +213,16 @@ static ssize_t eio_pwritev2(int fd, const struct iovec *v, int n, off_t o,
     return -1;
 }
 
-Test(engine_store, kept_when_write_back_failed_then_replayed,
-     .init = wct_setup, .fini = wct_teardown, .timeout = 30)
+/* A backing file kept with 10 dirty bytes of `path` (its write-back failed
+ * with EIO, at the last close and at the cache's); returns its name in
+ * store. */
+static void kept_store(const char *path, char *store, size_t cap)
 {
     struct wc_cache *c;
     struct wc_config cfg = {.size = 1 << 20, .dir = wct_dir};
     cr_assert_eq(wc_cache_open(&c, &cfg), 0);
-    const char *path = wct_path("target");
     int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    cr_assert_geq(fd, 0);
     int err;
     struct wc_file *f = wc_file_get(c, fd, &err);
     cr_assert_not_null(f);
@@ -230,12 +232,20 @@ Test(engine_store, kept_when_write_back_failed_then_replayed,
     wc_sys.pwritev = eio_pwritev;
     wc_sys.pwritev2 = eio_pwritev2;
     cr_assert_lt(wc_file_put(f), 0);
-    char store[4200];
-    snprintf(store, sizeof store, "%s", wc_cache_path(c));
+    snprintf(store, cap, "%s", wc_cache_path(c));
     cr_assert_lt(wc_cache_close(c), 0);
     wc_sys = saved;
     cr_assert_eq(access(store, F_OK), 0, "the backing file was removed "
                  "although its data never reached the file");
+    close(fd);
+}
+
+Test(engine_store, kept_when_write_back_failed_then_replayed,
+     .init = wct_setup, .fini = wct_teardown, .timeout = 30)
+{
+    const char *path = wct_path("target");
+    char store[4200];
+    kept_store(path, store, sizeof store);
     /* What the guard or `wcache recover` does with it. */
     struct wc_rp_result res;
     cr_assert_eq(wc_replay(store, 0, -1, &res), 0);
@@ -243,6 +253,7 @@ Test(engine_store, kept_when_write_back_failed_then_replayed,
     cr_assert_eq(res.bytes, 10);
     cr_assert(res.removed);
     cr_assert_neq(access(store, F_OK), 0);
+    int fd = open(path, O_RDONLY);
     char buf[16] = {0};
     cr_assert_eq(pread(fd, buf, sizeof buf, 0), 10);
     cr_assert_str_eq(buf, "kept data\n");
@@ -460,29 +471,6 @@ Test(engine_store, a_new_file_costs_no_mapping, .init = wct_setup,
     wc_sys.mmap = real_mmap;
     cr_assert_leq(mmaps, 4, "%d mappings for 100 files", mmaps);
     cr_assert_eq(wc_cache_close(c), 0);
-}
-
-/* A backing file kept with 10 dirty bytes of `path` (its write-back failed
- * with EIO, as in the test above); returns its name in store. */
-static void kept_store(const char *path, char *store, size_t cap)
-{
-    struct wc_cache *c;
-    struct wc_config cfg = {.size = 1 << 20, .dir = wct_dir};
-    cr_assert_eq(wc_cache_open(&c, &cfg), 0);
-    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
-    cr_assert_geq(fd, 0);
-    int err;
-    struct wc_file *f = wc_file_get(c, fd, &err);
-    cr_assert_not_null(f);
-    cr_assert_eq(wc_pwrite(f, "kept data\n", 10, 0, 0, NULL), 10);
-    struct wc_sys saved = wc_sys;
-    wc_sys.pwritev = eio_pwritev;
-    wc_sys.pwritev2 = eio_pwritev2;
-    cr_assert_lt(wc_file_put(f), 0);
-    snprintf(store, cap, "%s", wc_cache_path(c));
-    cr_assert_lt(wc_cache_close(c), 0);
-    wc_sys = saved;
-    close(fd);
 }
 
 /* Mark the live slot of the backing file busy, as a death in the middle

@@ -221,6 +221,10 @@ extern __thread struct wc_file *wc_futile __attribute__((tls_model("initial-exec
  * it is still live); else -errno or -EBUSY. */
 int wc_file_settle(struct wc_file *f);
 
+/* One more reference to f, a file the caller holds a reference to.
+ * Returns 0 or -EDEADLK (re-entered from a signal handler). */
+int wc_file_hold(struct wc_file *f);
+
 /* Drop one reference. The last one writes the data back (unless the file
  * was unlinked: nobody can see it) and frees the slot. Returns 0 or the
  * pending write-back error, reported once to close (-errno). */
