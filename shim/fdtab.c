@@ -66,11 +66,17 @@
  *       straight to the kernel anyway): a file written in large blocks
  *       is never cached. A WATCH description holds no cached byte, so the
  *       kernel serves it exactly.
- *   (7) A WATCH description made by a successful O_CREAT | O_EXCL open
- *       (a new, empty, regular file: nothing can have it cached) may not
- *       know its file's identity yet: ino 0 until ident_locked asks fstat,
- *       which attaching and adopting do first. Such a file costs the
- *       program's open, writes and close, and nothing else.
+ *   (7) A WATCH description may not know its file's identity yet (ino
+ *       0 until ident_locked asks fstat, which attaching and adopting do
+ *       first): one made by a successful O_CREAT | O_EXCL open (a new,
+ *       empty, regular file: nothing can have it cached), and a read-only
+ *       one opened while the process has no cache (nothing is cached; a
+ *       reader needs its identity only when a file comes into the cache,
+ *       and attach_watchers asks then). Such a file costs the program's
+ *       open, reads or writes and close, and nothing else. A read-only
+ *       one may turn out not to be a regular file (a FIFO, a device): it
+ *       is never adopted (read-only), stays WATCH, and the kernel serves
+ *       it.
  *   (8) A file whose caching gains nothing (the engine's gain meter:
  *       about one system call per operation over its last window, as
  *       for a file written back at every lock, as SQLite's is, or written
@@ -296,8 +302,8 @@ struct wc_cache *wc_cache_get(void)
                        strerror(-r));
             else
                 wc_guard_start(c);      /* guard.c: opens it by name */
-            wc_flusher_start();         /* which reaps the guard's child */
-            wc_flusher_kick();          /* now, if it was already running */
+            /* The flusher reaps the guard's child: flusher.c (2). */
+            wc_flusher_want();
         }
     }
     c = wc_cachep;
@@ -503,8 +509,11 @@ void wc_fd_opened(int fd, int dirfd, const char *path, int flags)
     if (fd < 0 || (unsigned)fd >= wc_nfds || (flags & (O_PATH | O_DIRECTORY)))
         return;
     struct stat st = {.st_mode = S_IFREG};      /* invariant (7) */
-    if (((flags & (O_CREAT | O_EXCL)) != (O_CREAT | O_EXCL) ||
-         !wc_cfg.min_writes) && REAL(fstat)(fd, &st) != 0)
+    int ro = (flags & (O_ACCMODE | O_TRUNC)) == O_RDONLY;
+    if (!((flags & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL) &&
+          wc_cfg.min_writes) &&
+        !(ro && !__atomic_load_n(&wc_cachep, __ATOMIC_ACQUIRE)) &&
+        REAL(fstat)(fd, &st) != 0)
         return;
     wc_fd_opened_known(fd, dirfd, path, flags, &st);
 }
@@ -546,8 +555,9 @@ void wc_fd_opened_known(int fd, int dirfd, const char *path, int flags,
         d->ino = st.st_ino;
         __atomic_add_fetch(&g_nwatch, 1, __ATOMIC_RELAXED);
         install(fd, d);
-        if (acc != O_RDONLY)
-            wc_note_writable();         /* flusher.c invariant (2) */
+        if (acc != O_RDONLY &&
+            unlikely(__atomic_load_n(&wc_flusher_deferred, __ATOMIC_RELAXED)))
+            wc_flusher_want();          /* flusher.c invariant (2) */
         /* The file may have come into the cache since wc_reg_has, its
          * watchers attached before d was installed: attach d now
          * (watch_sync). */

@@ -10,13 +10,20 @@
  *       sleeps. It ends when the program's threads have all ended, so
  *       that glibc's "last thread calls exit(0)" still ends the process.
  *   (2) It is started with the cache, by the write that first caches a
- *       file (fdtab.c invariant (6)) - unless that write may run in a
- *       signal handler, where pthread_create (malloc, glibc's stack cache
- *       lock) may deadlock: once the program has installed a handler of
- *       its own (wc_note_handler) and opened a writable regular file, it
- *       is started then, outside any write, and sleeps until the cache
- *       exists. A process that caches nothing makes no thread, and glibc
- *       keeps its single-thread fast paths (malloc, stdio).
+ *       file (fdtab.c invariant (6)), and never inside one of the
+ *       program's signal handlers, where pthread_create (malloc, glibc's
+ *       stack cache lock) may deadlock on a lock the interrupted code
+ *       holds. While a handler runs, its signal is blocked: so when this
+ *       thread has blocked a signal the program handles (wc_note_handler)
+ *       the start waits (wc_flusher_deferred), and is tried again at
+ *       each of the next WC_FLUSHER_EAGER writes, then every
+ *       WC_FLUSHER_RETRY writes, and at each writable open. A process that caches nothing makes no thread, and
+ *       glibc keeps its single-thread fast paths (malloc, stdio).
+ *       Limits: an SA_NODEFER handler does not block its signal, so a
+ *       cache made inside one still starts the thread there; and a
+ *       program whose every write after the cache's making runs with a
+ *       handled signal blocked gets no flusher, its data reaching disk at
+ *       the consistency points only (an exception to (1)).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -39,8 +46,9 @@
  * g_flusher_starting: 1 from the start (pthread_create may have made it
  * without its id published yet), 2 when pthread_create failed. */
 static int g_flusher_tid, g_flusher_starting;
-/* Bumped to wake the flusher before its period ends (wc_flusher_kick). */
-static int g_kick;
+/* What the flusher waits on for one period between its ticks (never
+ * changed: the wait always times out). */
+static int g_sleep;
 
 static void *flusher_main(void *arg)
 {
@@ -57,11 +65,8 @@ static void *flusher_main(void *arg)
     prctl(PR_SET_NAME, "wcache-flush");
     while (wc_state == WC_ST_ON) {
         wc_guard_reap();
-        int kick = __atomic_load_n(&g_kick, __ATOMIC_ACQUIRE);
-        wc_raw_syscall(SYS_futex, (long)&g_kick, FUTEX_WAIT_PRIVATE, kick,
+        wc_raw_syscall(SYS_futex, (long)&g_sleep, FUTEX_WAIT_PRIVATE, 0,
                        (long)&ts, 0, 0);
-        if (__atomic_load_n(&g_kick, __ATOMIC_ACQUIRE) != kick)
-            continue;           /* kicked: a guard's child to reap */
         if (wc_state != WC_ST_ON)
             break;
         /* main called pthread_exit and every other program thread has
@@ -71,7 +76,7 @@ static void *flusher_main(void *arg)
             break;
         struct wc_cache *c = __atomic_load_n(&wc_cachep, __ATOMIC_ACQUIRE);
         if (!c)
-            continue;           /* invariant (2): no cache yet */
+            continue;           /* none: it starts with the cache (2) */
         wc_depth = 1;
         wc_cache_flush_expired(c, age_ns);
         wc_depth = 0;
@@ -122,38 +127,73 @@ void wc_flusher_start(void)
     }
 }
 
-/* wc_note_handler and the opens: a handler of the program's own, and a
- * writable regular file open (flusher invariant (2)). */
-static int g_handlers, g_writable;
+/* ---- where it may start (invariant 2) --------------------------------- */
 
-static void want(void)
+/* g_handled: bit sig - 1 for each signal the program has set a handler of
+ * its own for, without SA_NODEFER (never cleared: a handler may still be
+ * running after it is reset). An atomic, set by sigaction, signal and raw
+ * rt_sigaction. */
+static uint64_t g_handled;
+/* The cache exists and the flusher's start waits (atomic); g_retry_in:
+ * writes until the next try; g_tries: tries so far. */
+int wc_flusher_deferred;
+static int g_retry_in, g_tries;
+
+void wc_note_handler(int sig, int nodefer)
 {
-    if (__atomic_load_n(&g_handlers, __ATOMIC_ACQUIRE) &&
-        __atomic_load_n(&g_writable, __ATOMIC_ACQUIRE))
-        wc_flusher_start();
+    if (sig >= 1 && sig <= 64 && !nodefer)
+        __atomic_or_fetch(&g_handled, 1ull << (sig - 1), __ATOMIC_ACQ_REL);
 }
 
-void wc_note_handler(void)
+/* Might this thread be running one of the program's handlers? */
+static int maybe_in_handler(void)
 {
-    if (!__atomic_exchange_n(&g_handlers, 1, __ATOMIC_ACQ_REL))
-        want();
+    uint64_t h = __atomic_load_n(&g_handled, __ATOMIC_ACQUIRE);
+    if (!h)
+        return 0;
+    sigset_t cur;
+    if (pthread_sigmask(SIG_BLOCK, NULL, &cur) != 0)
+        return 1;
+    for (int sig = 1; sig <= 64; sig++)
+        if (((h >> (sig - 1)) & 1) && sigismember(&cur, sig) == 1)
+            return 1;
+    return 0;
 }
 
-void wc_note_writable(void)
+void wc_flusher_want(void)
 {
-    if (!__atomic_load_n(&g_writable, __ATOMIC_RELAXED)) {
-        __atomic_store_n(&g_writable, 1, __ATOMIC_RELEASE);
-        want();
+    if (!__atomic_load_n(&wc_cachep, __ATOMIC_ACQUIRE) ||
+        __atomic_load_n(&g_flusher_starting, __ATOMIC_ACQUIRE)) {
+        __atomic_store_n(&wc_flusher_deferred, 0, __ATOMIC_RELAXED);
+        return;
     }
+    if (maybe_in_handler()) {
+        /* Tried again at each of the next writes (a handler that made
+         * the cache returns after its own few), then every
+         * WC_FLUSHER_RETRY (signals blocked for long: a system call per
+         * write would cost more than the cache saves). */
+        __atomic_store_n(&g_retry_in,
+                         __atomic_add_fetch(&g_tries, 1, __ATOMIC_RELAXED) <
+                                 WC_FLUSHER_EAGER
+                                          ? 1 : WC_FLUSHER_RETRY,
+                         __ATOMIC_RELAXED);
+        if (!__atomic_exchange_n(&wc_flusher_deferred, 1, __ATOMIC_ACQ_REL))
+            wc_log(WC_LOG_DEBUG, "flusher: waits (a handled signal is "
+                   "blocked: maybe inside a handler)");
+        return;
+    }
+    __atomic_store_n(&wc_flusher_deferred, 0, __ATOMIC_RELAXED);
+    wc_flusher_start();
 }
 
-void wc_flusher_kick(void)
+void wc_flusher_retry(void)
 {
-    __atomic_add_fetch(&g_kick, 1, __ATOMIC_RELEASE);
-    wc_futex(&g_kick, FUTEX_WAKE_PRIVATE, 1);
+    if (__atomic_sub_fetch(&g_retry_in, 1, __ATOMIC_RELAXED) <= 0)
+        wc_flusher_want();
 }
 
 void wc_flusher_after_fork(void)
 {
     g_flusher_tid = g_flusher_starting = 0;
+    wc_flusher_deferred = g_tries = 0;
 }

@@ -277,6 +277,8 @@ static ssize_t write_common(int fd, struct wc_desc *d, const struct iovec *iov,
     }
     wc_shim_enter();
     r = wc_do_writev(fd, d, iov, iovcnt, pos, rwf_append, vec);
+    if (unlikely(__atomic_load_n(&wc_flusher_deferred, __ATOMIC_RELAXED)))
+        wc_flusher_retry();             /* flusher.c invariant (2) */
     wc_shim_leave();
     return wc_ret_keep(r, e);
 }

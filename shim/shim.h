@@ -590,13 +590,20 @@ int wc_file_fd_cloexec(dev_t dev, ino_t ino);
 
 /* Start the deadline flusher (once per process image / per child). */
 void wc_flusher_start(void);
-/* Wake it now: a guard was started, whose intermediate child it reaps. */
-void wc_flusher_kick(void);
-/* The program installed a signal handler of its own (signals.c), opened
- * a writable regular file (fdtab.c): with both, the flusher starts at
- * once (flusher.c invariant (2)). */
-void wc_note_handler(void);
-void wc_note_writable(void);
+/* The program set a handler of its own for `sig` (signals.c, syscall.c);
+ * `nodefer`: with SA_NODEFER (flusher.c invariant (2)). */
+void wc_note_handler(int sig, int nodefer);
+/* Start the flusher if the cache exists and this cannot be inside one of
+ * the program's handlers, else try again later: at cache creation and at
+ * writable opens (flusher.c invariant (2)). */
+void wc_flusher_want(void);
+/* Set while the start waits; the write path then calls wc_flusher_retry,
+ * which tries at each write for the first WC_FLUSHER_EAGER tries, then
+ * every WC_FLUSHER_RETRY writes. */
+extern int wc_flusher_deferred;
+#define WC_FLUSHER_EAGER 64
+#define WC_FLUSHER_RETRY 1024
+void wc_flusher_retry(void);
 /* Its thread id (0: none), waiting while it is being started; in a fork
  * child, none. */
 int wc_flusher_tid(void);

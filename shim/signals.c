@@ -260,17 +260,17 @@ static int death_sigaction(int sig, const struct sigaction *act,
 /* ---- sigaction and signal --------------------------------------------- */
 
 /* A handler of the program's own (not SIG_DFL or SIG_IGN). */
-static void note(const struct sigaction *act)
+static void note(int sig, const struct sigaction *act)
 {
     if (act && ((act->sa_flags & SA_SIGINFO) ||
                 (act->sa_handler != SIG_DFL && act->sa_handler != SIG_IGN)))
-        wc_note_handler();
+        wc_note_handler(sig, !!(act->sa_flags & SA_NODEFER));
 }
 
 WC_EXPORT int sigaction(int sig, const struct sigaction *act,
                         struct sigaction *old)
 {
-    note(act);
+    note(sig, act);
     if ((sig == SIGSEGV || sig == SIGBUS) && wc_fault_ready)
         return wc_ret(wc_fault_sigaction(sig, act, old));
     if (sig > 0 && sig < NSIG && is_death_sig(sig))
@@ -281,7 +281,7 @@ WC_EXPORT int sigaction(int sig, const struct sigaction *act,
 WC_EXPORT sighandler_t signal(int sig, sighandler_t h)
 {
     if (h != SIG_DFL && h != SIG_IGN && h != SIG_ERR)
-        wc_note_handler();
+        wc_note_handler(sig, 0);        /* BSD semantics: deferred */
     int fault = (sig == SIGSEGV || sig == SIGBUS) && wc_fault_ready;
     int death = sig > 0 && sig < NSIG && is_death_sig(sig);
     if (!fault && !death)

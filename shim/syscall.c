@@ -309,8 +309,15 @@ static long route(long nr, long a, long b, long c, long d, long e, long f,
         return fork_like(nr, a, b, c, d, e, f);
     case SYS_clone3:     return clone3_call(a, b);
     case SYS_rt_sigaction:
-        if (b)                  /* a handler may be set: flusher.c (2) */
-            wc_note_handler();
+        if (b) {                /* a handler may be set: flusher.c (2) */
+            /* The kernel's struct: handler, flags, restorer, mask. */
+            const unsigned long *k = P(b);
+            if (wc_probe_readable(k, 2 * sizeof *k) < 2 * sizeof *k)
+                break;          /* the kernel says EFAULT */
+            if (k[0] != (unsigned long)SIG_DFL &&
+                k[0] != (unsigned long)SIG_IGN)
+                wc_note_handler(I(a), !!(k[1] & SA_NODEFER));
+        }
         break;
     case SYS_exit_group:
         wc_proc_exit_flush();

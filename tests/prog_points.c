@@ -129,7 +129,7 @@ static void putf(int fd, const char *fmt, ...)
     put(fd, line, (size_t)n);
 }
 
-/* `n` lines "<tag> <i> ....\n" of 32 bytes each. */
+/* `n` lines "<tag> <i> ....\n" of 36 bytes each (tags of up to 6). */
 static void lines(int fd, const char *tag, int n)
 {
     for (int i = 0; i < n; i++)
@@ -632,6 +632,81 @@ static void s_deadline(void)
     lines(fd, "second", 10);
     ask("WAIT idle-again %s 1000", path("t"));
     close(fd);
+}
+
+/* The write that makes the cache runs in a signal handler, where the
+ * flusher thread may not be started (shim/flusher.c invariant (2)): it
+ * starts at the program's next write, and the deadline still holds. */
+static int g_handler_fd;
+
+static void on_usr1_write(int sig)
+{
+    (void)sig;
+    lines(g_handler_fd, "signal", 10);  /* raise(): not asynchronous */
+}
+
+static void s_deadline_handler(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_usr1_write;
+    sigaction(SIGUSR1, &sa, NULL);
+    g_handler_fd = xopen("th", O_WRONLY | O_CREAT | O_TRUNC);
+    raise(SIGUSR1);
+    lines(g_handler_fd, "after", 10);
+    ask("WAIT idle %s 1000", path("th"));
+    close(g_handler_fd);
+}
+
+/* "Threads:" of /proc/self/status. */
+static int thread_count(void)
+{
+    char buf[4096];
+    int fd = open("/proc/self/status", O_RDONLY);
+    ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
+    if (fd >= 0)
+        close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = 0;
+    const char *t = strstr(buf, "\nThreads:");
+    return t ? atoi(t + 9) : -1;
+}
+
+static void on_usr1_quiet(int sig)
+{
+    (void)sig;
+}
+
+/* A program with a handler of its own that writes a file a few times
+ * (under WCACHE_MIN_WRITES) caches nothing and has no thread of the
+ * shim's (flusher.c (2)); descriptors opened read-only before any cache,
+ * a device's among them, are the kernel's (fdtab.c (7)), and a file
+ * cached later is read through them. */
+static void s_no_thread(void)
+{
+    signal(SIGUSR1, on_usr1_quiet);
+    int z = open("/dev/zero", O_RDONLY);
+    int fd = xopen("nt", O_WRONLY | O_CREAT | O_TRUNC);
+    int rd = xopen("nt", O_RDONLY);
+    lines(fd, "few", 3);
+    say("OUT threads %d", thread_count());
+    lines(fd, "many", 40);
+    char buf[64] = {0};
+    ssize_t n = pread(rd, buf, 35, 36 * 41);    /* a line, not its \n */
+    say("OUT read %zd %s", n, n > 0 ? buf : "");
+    struct stat st;
+    int r = fstat(rd, &st);
+    say("OUT fstat %d %lld", r, (long long)st.st_size);
+    memset(buf, 'x', sizeof buf);
+    n = read(z, buf, 8);
+    say("OUT zero %zd %d", n, buf[0]);
+    r = fstat(z, &st);
+    say("OUT zero fstat %d %d", r, S_ISCHR(st.st_mode));
+    close(z);
+    close(rd);
+    close(fd);
+    check("closed", "nt");
 }
 
 static void s_fsync(void)
@@ -1226,6 +1301,8 @@ int main(int argc, char **argv)
     else if (!strcmp(sc, "inherited")) s_inherited();
     else if (!strcmp(sc, "inherited_quiet")) s_inherited_quiet();
     else if (!strcmp(sc, "deadline")) s_deadline();
+    else if (!strcmp(sc, "deadline_handler")) s_deadline_handler();
+    else if (!strcmp(sc, "no_thread")) s_no_thread();
     else if (!strcmp(sc, "fsync")) s_fsync();
     else if (!strcmp(sc, "passthrough")) s_passthrough(arg);
     else if (!strcmp(sc, "truncate")) s_truncate();

@@ -456,7 +456,7 @@ static void tsan_storm(const char *mode)
 
 Test(tsan, sigstorm_plain) { tsan_storm("plain"); }
 /* The default WCACHE_MIN_WRITES: the write that makes the cache may be the
- * handler's; the flusher thread must already exist (flusher.c (2)). */
+ * handler's, which must not start the flusher thread (flusher.c (2)). */
 Test(tsan, sigstorm_cache_made_in_a_handler)
 {
     tsan_storm_env("plain", "WCACHE_MIN_WRITES=");

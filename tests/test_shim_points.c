@@ -332,6 +332,10 @@ Test(points, default_policy_fork_shared) { differential("fork_shared", NULL, def
 Test(points, default_policy_stdout_dup2) { differential("dup2_stdout", NULL, default_min); }
 Test(points, default_policy_many_files) { differential("many_files", NULL, default_min); }
 Test(points, default_policy_exit) { differential("exit", "_exit", default_min); }
+Test(points, default_policy_no_thread_while_nothing_is_cached)
+{
+    differential("no_thread", NULL, default_min);
+}
 
 /* ---- section 3: consistency points --------------------------------------- */
 
@@ -357,6 +361,12 @@ Test(points, deadline_flush_while_idle)
 {
     const char *env[] = {"WCACHE_FLUSH_MS=100", NULL};
     differential("deadline", NULL, env);
+}
+
+Test(points, deadline_flush_when_a_handler_made_the_cache)
+{
+    const char *env[] = {"WCACHE_FLUSH_MS=100", "WCACHE_MIN_WRITES=", NULL};
+    differential("deadline_handler", NULL, env);
 }
 
 /* Every way to end a process keeps the data. */
