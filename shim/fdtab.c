@@ -390,17 +390,8 @@ static int pseudo_fs(int fd);
 
 int wc_desc_adopt_locked(int fd, struct wc_desc *d, size_t len)
 {
-    if (d->mode != WC_D_WATCH || d->writes < 0 ||
-        (d->accmode != O_WRONLY && d->accmode != O_RDWR) ||
-        len >= WC_LARGE_WRITE)  /* straight to the kernel, cached or not */
+    if (d->mode != WC_D_WATCH || wc_watch_passes(d, len))
         return 0;
-    int need = d->backoff ? WC_BACKOFF_BASE << d->backoff
-                          : d->shared ? 0 : wc_cfg.min_writes;
-    if (d->writes < need) {
-        /* Invariants (6), (8): the first writes go to the kernel. */
-        __atomic_store_n(&d->writes, d->writes + 1, __ATOMIC_RELAXED);
-        return 0;
-    }
     ident_locked(fd, d);
     if (d->ino == 0 || wc_mapped_has(d->dev, d->ino))
         return 0;                           /* passes through for good */

@@ -329,11 +329,51 @@ static ssize_t v2_kernel(int fd, struct wc_desc *d, int write,
 
 /* ---- writes ------------------------------------------------------------ */
 
+/* The common case of a WATCH description, a file's first writes or one
+ * written a few times (fdtab.c invariant (6)): with one program thread
+ * (nobody can attach d meanwhile: what d->lock orders otherwise), not
+ * nested in the shim, a write that stays WATCH is the kernel's call and
+ * nothing else; at depth 1 all the same, so that a handler's write meets
+ * d as it is. About 50 instructions where the full path takes 270; out of
+ * line, so that a cached write's frame stays small. Returns WC_UNHANDLED
+ * when the full path must decide. Caller checked solo, depth 0, WATCH. */
+#define WC_UNHANDLED ((ssize_t)INT64_MIN)
+static __attribute__((noinline)) ssize_t
+watch_write(int fd, struct wc_desc *d, const void *buf, size_t n, off_t pos)
+{
+    wc_shim_enter();
+    if (d->mode != WC_D_WATCH || !wc_watch_passes(d, n)) {
+        wc_shim_leave();
+        return WC_UNHANDLED;
+    }
+    ssize_t r = pos < 0 ? REAL(write)(fd, buf, n)
+                        : REAL(pwrite)(fd, buf, n, pos);
+    int e = errno;
+    if (unlikely(wc_nc_on))
+        wc_nc_count_through(d);
+    wc_shim_leave();
+    errno = e;
+    return r;
+}
+
+/* Does a write on d take watch_write? (d->mode is read only while the
+ * program has one thread: with more, d->lock orders it.) */
+static inline int watch_write_may(const struct wc_desc *d)
+{
+    return likely(__atomic_load_n(&wc_solo, __ATOMIC_RELAXED)) && !wc_depth &&
+           d->mode == WC_D_WATCH;
+}
+
 WC_EXPORT ssize_t write(int fd, const void *buf, size_t n)
 {
     struct wc_desc *d = wc_fd_get(fd);
     if (likely(d == NULL) && !(d = WC_UNTRACKED(fd)))
         return REAL(write)(fd, buf, n);
+    if (watch_write_may(d)) {
+        ssize_t r = watch_write(fd, d, buf, n, -1);
+        if (r != WC_UNHANDLED)
+            return r;
+    }
     struct iovec v = {(void *)buf, n};
     return write_common(fd, d, &v, 1, -1, 0, 0);
 }
@@ -345,6 +385,11 @@ WC_EXPORT ssize_t pwrite(int fd, const void *buf, size_t n, off_t pos)
         return REAL(pwrite)(fd, buf, n, pos);
     if (pos < 0)
         return wc_ret(-EINVAL);
+    if (watch_write_may(d)) {
+        ssize_t r = watch_write(fd, d, buf, n, pos);
+        if (r != WC_UNHANDLED)
+            return r;
+    }
     struct iovec v = {(void *)buf, n};
     return write_common(fd, d, &v, 1, pos, 0, 0);
 }

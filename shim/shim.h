@@ -35,6 +35,7 @@
 #undef _FORTIFY_SOURCE
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <sys/resource.h>
 #include <sys/types.h>
@@ -374,6 +375,24 @@ void wc_consistency_all(enum wc_reason why, int how, int exec_only);
  * new in the cache: other WATCH descriptions of it attach). */
 enum { WC_ADOPT_DONE = 1, WC_ADOPT_ATTACH = 2, WC_ADOPT_NEED_CACHE = 3 };
 int wc_desc_adopt_locked(int fd, struct wc_desc *d, size_t len);
+
+/* The first test of wc_desc_adopt_locked: does this write of `len` bytes
+ * on WATCH description d go to the kernel with d staying WATCH (counted
+ * among its first writes: fdtab.c invariants (6), (8)), no adoption to
+ * try? Caller holds d->lock, or is the program's one thread. */
+static inline int wc_watch_passes(struct wc_desc *d, size_t len)
+{
+    if (d->writes < 0 || (d->accmode != O_WRONLY && d->accmode != O_RDWR) ||
+        len >= WC_LARGE_WRITE)  /* straight to the kernel, cached or not */
+        return 1;
+    int need = d->backoff ? WC_BACKOFF_BASE << d->backoff
+                          : d->shared ? 0 : wc_cfg.min_writes;
+    if (d->writes < need) {
+        __atomic_store_n(&d->writes, d->writes + 1, __ATOMIC_RELAXED);
+        return 1;
+    }
+    return 0;
+}
 void wc_desc_adopted(dev_t dev, ino_t ino);
 
 /* In a child after fork: abandon the inherited cache (its store is the
