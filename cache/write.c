@@ -492,6 +492,84 @@ out:
     return ret;
 }
 
+/*
+ * The write that continues the last one inside its page: a sequence of
+ * small writes, lines of a log, records, bytes (write_iter's common case,
+ * which costs it about 370 instructions of general work). It takes
+ * exactly the route write_iter would, and only when nothing but the copy
+ * and the extension of the page's last range is to be done: the page is
+ * the one written last (f->hint) and dirty; the write starts where that
+ * range ends and where the last write ended, and stays short of the page's
+ * end (no page completed: no stream accounting); write_iter's checks all
+ * pass (the bypass size, the file system's limit, space_left, which is 0
+ * or less unless the file is OK: errors.c (1)); no early write-back is due
+ * (a stream's, scattered writes') and appends keep their run. Anything
+ * else, a fault in the copy included (nothing is committed then), returns
+ * WC_FAST_NO before any change, and the caller takes wc_pwrite.
+ */
+ssize_t wc_write_fast(struct wc_file *f, const void *buf, size_t n,
+                      off_t pos_in, int append, off_t *where)
+{
+    struct wc_cache *c = f->cache;
+    if (n == 0 || n >= WC_PAGE_SIZE || !wc_access_ok(buf, n) ||
+        !wc_engine_enter())
+        return WC_FAST_NO;
+    int locked = wc_file_enter(f);
+    wc_size_fresh(f);
+    uint64_t size = f->slot->size;
+    uint64_t pos = append ? size : (uint64_t)pos_in;
+    struct wc_page *p = f->hint;
+    unsigned off = (unsigned)(pos & (WC_PAGE_SIZE - 1));
+    struct wc_brec *rec;
+    if (!p || !p->dirty || p->index != pos >> WC_PAGE_SHIFT ||
+        off + n >= WC_PAGE_SIZE || pos != f->last_end ||
+        n >= c->bypass || pos + n > c->max_end ||
+        (int64_t)n > f->space_left ||
+        (f->ndirty >= WC_SCATTER_PAGES &&
+         2 * ((uint64_t)f->wr_since + 1) < 3 * (uint64_t)f->ndirty) ||
+        (f->seq_pages >= WC_STREAM_PAGES && f->append_from == WC_NO_APPEND) ||
+        (append ? f->append_from == WC_NO_APPEND ||
+                      pos + n - f->append_from > WC_APPEND_MAX
+                : f->append_from != WC_NO_APPEND) ||
+        (rec = wc_page_rec(c, p))->nr == 0 || rec->hi[rec->nr - 1] != off)
+        goto no;
+    wc_wip_size = size;
+    wc_wip_file = f;
+    uint8_t *data = wc_page_data(c, p);
+    if (wc_copy_nofault(data + off, buf, n) != n) {
+        wc_wip_file = NULL;             /* write_iter copies it again */
+        goto no;
+    }
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);    /* data first (5.4) */
+    rec->hi[rec->nr - 1] = (uint16_t)(off + n); /* ranges.c (2) */
+    pos += n;
+    if (pos > size)
+        f->slot->size = pos;                    /* 5.7 */
+    f->scattered = 0;
+    f->last_end = pos;
+    f->n_writes++;
+    if (__builtin_expect(++f->g_ops >= WC_GAIN_OPS, 0))
+        gain_verdict(f);
+    f->n_bytes += n;
+    f->space_left -= (int64_t)n;
+    f->wr_since++;
+    if (where)
+        *where = (off_t)(pos - n);
+    wc_wip_end = (int64_t)pos;
+    wc_wip_file = NULL;
+    WC_CHECK_FILE(f);
+    wc_file_leave(f, locked);
+    if (__builtin_expect(__atomic_load_n(&c->dirty_pages, __ATOMIC_RELAXED) >
+                             c->dirty_limit, 0))
+        wc_flush_all_entered(c, WC_WHY_PRESSURE);
+    wc_engine_leave();
+    return (ssize_t)n;
+no:
+    wc_file_leave(f, locked);
+    wc_engine_leave();
+    return WC_FAST_NO;
+}
+
 ssize_t wc_pwrite(struct wc_file *f, const void *buf, size_t len, off_t pos,
                   int append, off_t *where)
 {

@@ -356,12 +356,53 @@ watch_write(int fd, struct wc_desc *d, const void *buf, size_t n, off_t pos)
     return r;
 }
 
-/* Does a write on d take watch_write? (d->mode is read only while the
- * program has one thread: with more, d->lock orders it.) */
-static inline int watch_write_may(const struct wc_desc *d)
+/* The common case of a CACHED description: a small write at its offset
+ * that continues the last one within its page (wc_write_fast), with one
+ * program thread, not nested in the shim: wc_do_writev's CACHED branch
+ * without its general steps, at depth 1 all the same (queue.c), with the
+ * in-flight mark (wc_inflight) and the program's errno kept. Out of line,
+ * as watch_write. WC_UNHANDLED when the full path must do it. Caller
+ * checked solo, depth 0, CACHED. */
+static __attribute__((noinline)) ssize_t
+cached_write(struct wc_desc *d, const void *buf, size_t n)
 {
-    return likely(__atomic_load_n(&wc_solo, __ATOMIC_RELAXED)) && !wc_depth &&
-           d->mode == WC_D_WATCH;
+    if (unlikely(!writable(d)))
+        return WC_UNHANDLED;
+    int e = errno;
+    wc_shim_enter();
+    off_t where = 0;
+    wc_wip_end = -1;                /* wc_inflight_fixup */
+    wc_inflight.d = d;
+    wc_inflight.start = d->pos;
+    ssize_t r = wc_write_fast(d->file, buf, n, d->pos, d->append, &where);
+    if (r == WC_FAST_NO) {
+        wc_inflight.d = NULL;
+        wc_shim_leave();
+        errno = e;
+        return WC_UNHANDLED;
+    }
+    d->pos = where + r;
+    d->kstale = 1;
+    wc_inflight.d = NULL;
+    if (unlikely(wc_futile != NULL)) {
+        /* The engine found that caching this file gains nothing. */
+        struct wc_file *f = wc_futile;
+        wc_futile = NULL;
+        if (f == d->file)
+            wc_file_demote(f, d->dev, d->ino);
+    }
+    if (unlikely(__atomic_load_n(&wc_flusher_deferred, __ATOMIC_RELAXED)))
+        wc_flusher_retry();             /* flusher.c invariant (2) */
+    wc_shim_leave();
+    errno = e;
+    return r;
+}
+
+/* May a write on d take one of the paths above? (d->mode is read only
+ * while the program has one thread: with more, d->lock orders it.) */
+static inline int fast_may(void)
+{
+    return likely(__atomic_load_n(&wc_solo, __ATOMIC_RELAXED)) && !wc_depth;
 }
 
 WC_EXPORT ssize_t write(int fd, const void *buf, size_t n)
@@ -369,8 +410,10 @@ WC_EXPORT ssize_t write(int fd, const void *buf, size_t n)
     struct wc_desc *d = wc_fd_get(fd);
     if (likely(d == NULL) && !(d = WC_UNTRACKED(fd)))
         return REAL(write)(fd, buf, n);
-    if (watch_write_may(d)) {
-        ssize_t r = watch_write(fd, d, buf, n, -1);
+    if (fast_may()) {
+        ssize_t r = d->mode == WC_D_CACHED ? cached_write(d, buf, n)
+                    : d->mode == WC_D_WATCH ? watch_write(fd, d, buf, n, -1)
+                                            : WC_UNHANDLED;
         if (r != WC_UNHANDLED)
             return r;
     }
@@ -385,7 +428,7 @@ WC_EXPORT ssize_t pwrite(int fd, const void *buf, size_t n, off_t pos)
         return REAL(pwrite)(fd, buf, n, pos);
     if (pos < 0)
         return wc_ret(-EINVAL);
-    if (watch_write_may(d)) {
+    if (fast_may() && d->mode == WC_D_WATCH) {
         ssize_t r = watch_write(fd, d, buf, n, pos);
         if (r != WC_UNHANDLED)
             return r;

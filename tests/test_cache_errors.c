@@ -6,6 +6,7 @@
  *                           the kernel at once; pressure does not retry
  *                           the cached data, fsync does; the new bytes
  *                           survive the retry; errseq reporting.
+ *   failed_file_skips_the_fast_path  the same for wc_write_fast.
  *   failed_retry_fails_again a retry that fails is reported again; close
  *                           reports the last failure once.
  *   full_disk_at_write_time a 1 MiB tmpfs: the write that fills it gets
@@ -91,6 +92,41 @@ Test(errors, failed_passes_through)
     cr_assert_eq(wc_cache_close(c), 0);
 }
 
+/* The shim's first try, wc_write_fast, takes a write that continues the
+ * last one in its page; after a write-back error it must not (errors.c
+ * (1)): wc_pwrite then sends the write to the kernel, and fsync's retry
+ * keeps it. */
+Test(errors, failed_file_skips_the_fast_path)
+{
+    struct wc_cache *c = wct_cache_open(0);
+    int fd = wct_create("h", 0, 1, O_RDWR);
+    struct wc_file *f = wct_get(c, fd);
+    cr_assert_eq(wc_pwrite(f, "0123456789", 10, 0, 0, NULL), 10);
+    cr_assert_eq(wc_write_fast(f, "abcdefghij", 10, 10, 0, NULL), 10,
+                 "the fast path did not take a continuation");
+    wct_rec_start(fd);
+    wct_inject_fail(WCT_WRITEBACK, 1, EIO);
+    cr_assert_eq(wc_file_flush(f, WC_WHY_DEADLINE), -EIO);
+    wct_inject_fail(0, 0, 0);
+    int before = wct_count(WCT_WRITEBACK);
+    cr_assert_eq(wc_write_fast(f, "KLMNOPQRST", 10, 20, 0, NULL), WC_FAST_NO,
+                 "the fast path cached a write of a failed file");
+    cr_assert_eq(wc_pwrite(f, "KLMNOPQRST", 10, 20, 0, NULL), 10);
+    cr_assert_eq(wct_count(WCT_WRITEBACK), before + 1,
+                 "the write did not pass through:%s", wct_rec_dump());
+    cr_assert_eq(wc_file_sync(f, 0), -EIO);
+    cr_assert_eq(wc_file_sync(f, 0), 0);
+    wct_rec_stop();
+    cr_assert_eq(wc_file_put(f), 0);
+    size_t len;
+    unsigned char *disk = wct_read_path(wct_path("h"), &len);
+    cr_assert_eq(len, 30);
+    cr_assert_eq(memcmp(disk, "0123456789abcdefghijKLMNOPQRST", 30), 0);
+    free(disk);
+    close(fd);
+    cr_assert_eq(wc_cache_close(c), 0);
+}
+
 Test(errors, failed_retry_fails_again)
 {
     struct wc_cache *c = wct_cache_open(0);
@@ -149,7 +185,8 @@ Test(errors, refused_seek_write)
 }
 
 /* A full disk answers the write that fills it, as the kernel does: the
- * same records with pwrite and with wc_pwrite onto a 1 MiB tmpfs end at
+ * same records with pwrite and with the engine (wc_write_fast, then
+ * wc_pwrite, as the shim calls them) onto a 1 MiB tmpfs end at
  * the same record with the same short count and the same error, and the
  * files hold the same bytes; no write-back error. */
 static void fill_until_error(struct wc_file *f, int fd, size_t rec,
@@ -160,8 +197,11 @@ static void fill_until_error(struct wc_file *f, int fd, size_t rec,
     for (long k = 0; k < (4 << 20) / (long)rec; k++) {
         wct_pattern(b, rec, (off_t)k * (off_t)rec, 9);
         errno = 0;
-        ssize_t r = f ? wc_pwrite(f, b, rec, (off_t)k * (off_t)rec, 0, NULL)
+        ssize_t r = f ? wc_write_fast(f, b, rec, (off_t)k * (off_t)rec, 0,
+                                      NULL)
                       : pwrite(fd, b, rec, (off_t)k * (off_t)rec);
+        if (f && r == WC_FAST_NO)   /* the shim's order: fast path first */
+            r = wc_pwrite(f, b, rec, (off_t)k * (off_t)rec, 0, NULL);
         if (f && r < 0) {
             errno = (int)-r;
             r = -1;
@@ -189,7 +229,7 @@ Test(errors, full_disk_at_write_time)
     char kpath[4200], cpath[4200];
     snprintf(kpath, sizeof kpath, "%s/k", mnt);
     snprintf(cpath, sizeof cpath, "%s/c", mnt);
-    static const size_t recs[] = {4096, 1000, 333};
+    static const size_t recs[] = {4096, 1000, 333, 64};
     for (size_t i = 0; i < sizeof recs / sizeof recs[0]; i++) {
         long kfull, cfull;
         ssize_t klast = 0, clast = 0;

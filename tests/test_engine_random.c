@@ -57,6 +57,22 @@ static uint8_t *pick(uint8_t *ok, uint8_t *guard_end, size_t len)
     return ok + next() % 2048;
 }
 
+/* Where the last write ended (-1: none yet), and the engine's write: one
+ * in two tries the shim's fast path first (wc_write_fast), which must
+ * either do exactly what wc_pwrite would or nothing at all. */
+static off_t last_end;
+
+static ssize_t eng_write(struct wc_file *f, const void *s, size_t len,
+                         off_t pos, int append, off_t *where)
+{
+    if (next() % 2) {
+        ssize_t r = wc_write_fast(f, s, len, pos, append, where);
+        if (r != WC_FAST_NO)
+            return r;
+    }
+    return wc_pwrite(f, s, len, pos, append, where);
+}
+
 static void run(unsigned seed, size_t cache_bytes, int nops)
 {
     int fa = open(wct_path("engine"), O_RDWR | O_CREAT | O_TRUNC, 0600);
@@ -83,6 +99,7 @@ static void run(unsigned seed, size_t cache_bytes, int nops)
     mprotect(gd2, 4096, PROT_NONE);
 
     rng = seed * 0x9E3779B97F4A7C15ull + 1;
+    last_end = -1;
     for (int op = 0; op < nops; op++) {
         uint64_t kind = next() % 100;
         off_t pos = (off_t)(next() % AREA);
@@ -94,8 +111,13 @@ static void run(unsigned seed, size_t cache_bytes, int nops)
 
         if (kind < 40) {                                /* pwrite */
             const uint8_t *s = pick(src, gs, len);
+            if (last_end >= 0 && next() % 2)
+                pos = last_end;         /* a sequence: the fast path's */
             ssize_t want = pwrite(fb, s, len, pos);
-            ssize_t got = wc_pwrite(f, s, len, pos, 0, NULL);
+            off_t where = -1;
+            ssize_t got = eng_write(f, s, len, pos, 0, &where);
+            if (got > 0)
+                last_end = where + got;
             int e = want < 0 ? errno : 0;
             cr_assert_eq(got, want < 0 ? -e : want,
                          "seed %u op %d pwrite(%p,%zu,%ld): %zd vs kernel %zd/%d",
@@ -105,7 +127,9 @@ static void run(unsigned seed, size_t cache_bytes, int nops)
             off_t end = lseek(fb, 0, SEEK_END);
             ssize_t want = pwrite(fb, s, len, end);
             off_t where = -1;
-            ssize_t got = wc_pwrite(f, s, len, 0, 1, &where);
+            ssize_t got = eng_write(f, s, len, 0, 1, &where);
+            if (got > 0)
+                last_end = where + got;
             int e = want < 0 ? errno : 0;
             cr_assert_eq(got, want < 0 ? -e : want,
                          "seed %u op %d append %zu: %zd vs %zd", seed, op,

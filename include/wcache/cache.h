@@ -269,6 +269,14 @@ off_t wc_file_size(struct wc_file *f);
 ssize_t wc_pwrite(struct wc_file *f, const void *buf, size_t len, off_t pos,
                   int append, off_t *where /* OUT */);
 
+/* wc_pwrite for the common case of a small write that continues the last
+ * one within its page (cache/write.c): the same result, in about a third
+ * of the work; or WC_FAST_NO, having changed nothing, when any other
+ * case applies: call wc_pwrite then. */
+#define WC_FAST_NO ((ssize_t)INT64_MIN)
+ssize_t wc_write_fast(struct wc_file *f, const void *buf, size_t len,
+                      off_t pos, int append, off_t *where /* OUT */);
+
 /* pwritev(2) semantics: also validates the iovec array as the kernel does
  * (EINVAL for iovcnt outside 0..IOV_MAX or a negative segment length,
  * EFAULT for an unreadable array or a segment outside user space). */
