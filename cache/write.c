@@ -511,7 +511,9 @@ ssize_t wc_write_fast(struct wc_file *f, const void *buf, size_t n,
                       off_t pos_in, int append, off_t *where)
 {
     struct wc_cache *c = f->cache;
-    if (n == 0 || n >= WC_PAGE_SIZE || !wc_access_ok(buf, n) ||
+    /* The kernel's checks first (the position even when appending). */
+    if (n == 0 || n >= WC_PAGE_SIZE ||
+        wc_rw_count(0, buf, n, NULL, 0, pos_in) != (ssize_t)n ||
         !wc_engine_enter())
         return WC_FAST_NO;
     int locked = wc_file_enter(f);
