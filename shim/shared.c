@@ -130,9 +130,15 @@ ssize_t wc_reserve_write(int fd, struct wc_desc *d, const struct iovec *iov,
     if (start != d->pos)                           /* invariant (2) */
         wc_file_invalidate(d->file, WC_WHY_OTHER);
     off_t where = 0;
-    ssize_t r = vec ? wc_pwritev(d->file, iov, iovcnt, start, 0, &where)
-                    : wc_pwrite(d->file, iov->iov_base, (size_t)n, start, 0,
-                                &where);
+    /* The engine's short path first: a reservation that follows this
+     * process's last one continues its last write. */
+    ssize_t r = vec ? WC_FAST_NO
+                    : wc_write_fast(d->file, iov->iov_base, (size_t)n, start,
+                                    0, &where);
+    if (r == WC_FAST_NO)
+        r = vec ? wc_pwritev(d->file, iov, iovcnt, start, 0, &where)
+                : wc_pwrite(d->file, iov->iov_base, (size_t)n, start, 0,
+                            &where);
     off_t done = start + (r > 0 ? r : 0);
     if (done != end && REAL(lseek)(fd, 0, SEEK_CUR) == end)   /* (3) */
         REAL(lseek)(fd, done, SEEK_SET);
