@@ -329,9 +329,10 @@ static ssize_t v2_kernel(int fd, struct wc_desc *d, int write,
 
 /* ---- writes ------------------------------------------------------------ */
 
-/* The two common cases of write and pwrite, each on a short path, while
- * the program has one thread (no lock: desc_enter), at depth 1 (a
- * handler's write meets d as it is):
+/* The two common cases of write and pwrite, each on a short path, under
+ * the description's lock as the full path takes it (none while the
+ * program has one thread: desc_enter), at depth 1 (a handler's write meets
+ * d as it is):
  *   - WATCH, a write that stays WATCH (a file's first writes, or one
  *     written a few times: fdtab.c invariant (6)): the kernel's call,
  *     counted, and nothing else (50 instructions where wc_do_writev's
@@ -342,9 +343,7 @@ static ssize_t v2_kernel(int fd, struct wc_desc *d, int write,
  *     all, where the full path takes 571).
  * The program's errno is kept on success. Out of line, so that write()'s
  * own frame stays small. WC_UNHANDLED, having changed nothing: the full
- * path decides. (With two threads, each on its own file, this path under
- * both locks was slower than the full one: 0.127 s against 0.099 s for
- * 2 x 1M 64-byte writes, alternating runs; so it is the one thread's.) */
+ * path decides. */
 #define WC_UNHANDLED ((ssize_t)INT64_MIN)
 static __attribute__((noinline)) ssize_t
 fast_write(int fd, struct wc_desc *d, const void *buf, size_t n, off_t pos)
@@ -413,7 +412,7 @@ no:
 
 static inline int fast_may(void)
 {
-    return likely(__atomic_load_n(&wc_solo, __ATOMIC_RELAXED)) && !wc_depth;
+    return likely(!wc_depth);
 }
 
 WC_EXPORT ssize_t write(int fd, const void *buf, size_t n)

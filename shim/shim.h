@@ -186,6 +186,10 @@ enum wc_mode {
  *   (3) mode THROUGH: the kernel's offset is the offset; `file` is held
  *       only to flush/invalidate around calls.
  *   (4) `file` holds exactly one engine reference (wc_file_get).
+ * Each takes 128 bytes of its own (two cache lines, the pair the hardware
+ * fetches together): two threads writing through two descriptions never
+ * share a line. Packed at 80 bytes, two threads' short writes (io.c,
+ * fast_write) took 0.133 s for 2 x 1M 64-byte writes instead of 0.089.
  */
 struct wc_desc {
     struct wc_lock lock;           /* protects pos, kstale, mode, flags, file
@@ -210,7 +214,7 @@ struct wc_desc {
     dev_t dev;                /* the file's identity (all modes) */
     ino_t ino;
     struct wc_desc *next_free;/* free list link (mode FREE) */
-};
+} __attribute__((aligned(128)));
 
 /* Marks an fd-table slot that holds one of the engine's own descriptors. */
 #define WC_DESC_INTERNAL ((struct wc_desc *)1)
