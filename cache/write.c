@@ -291,6 +291,31 @@ static int recycle_flush(struct wc_file *f)
     return r;
 }
 
+/* A write of n bytes ending at `end` was cached: the file's counters and
+ * the gain meter. Caller holds f->lock. */
+static inline void count_written(struct wc_file *f, uint64_t end, size_t n)
+{
+    f->last_end = end;
+    f->n_writes++;
+    if (__builtin_expect(++f->g_ops >= WC_GAIN_OPS, 0))
+        gain_verdict(f);
+    f->n_bytes += n;
+    f->space_left -= (int64_t)n;
+}
+
+/* The end of a write that entered the engine and f: over the dirty limit,
+ * everything is written back (pressure). */
+static inline void write_leave(struct wc_file *f, int locked)
+{
+    struct wc_cache *c = f->cache;
+    WC_CHECK_FILE(f);
+    wc_file_leave(f, locked);
+    if (__builtin_expect(__atomic_load_n(&c->dirty_pages, __ATOMIC_RELAXED) >
+                             c->dirty_limit, 0))
+        wc_flush_all_entered(c, WC_WHY_PRESSURE);
+    wc_engine_leave();
+}
+
 /* The write this thread has in flight, and the size before it: a child
  * writing back after a signal handler's _exit (wc_cache_unlock_all) takes
  * the size back, so an interrupted write that grew the file does not
@@ -447,12 +472,7 @@ static ssize_t write_iter(struct wc_file *f, struct uiter *it, off_t pos_in,
         }
     }
     if (written) {
-        f->last_end = pos;
-        f->n_writes++;
-        if (__builtin_expect(++f->g_ops >= WC_GAIN_OPS, 0))
-            gain_verdict(f);
-        f->n_bytes += written;
-        f->space_left -= (int64_t)written;
+        count_written(f, pos, written);
         ret = (ssize_t)written;
     } else if (faulted) {
         ret = faulted;
@@ -483,12 +503,7 @@ out:
      * never finds a part of it already on disk. */
     if (early)
         recycle_flush(f);
-    WC_CHECK_FILE(f);
-    wc_file_leave(f, locked);
-    if (__builtin_expect(__atomic_load_n(&c->dirty_pages, __ATOMIC_RELAXED) >
-                             c->dirty_limit, 0))
-        wc_flush_all_entered(c, WC_WHY_PRESSURE);
-    wc_engine_leave();
+    write_leave(f, locked);
     return ret;
 }
 
@@ -548,23 +563,13 @@ ssize_t wc_write_fast(struct wc_file *f, const void *buf, size_t n,
     if (pos > size)
         f->slot->size = pos;                    /* 5.7 */
     f->scattered = 0;
-    f->last_end = pos;
-    f->n_writes++;
-    if (__builtin_expect(++f->g_ops >= WC_GAIN_OPS, 0))
-        gain_verdict(f);
-    f->n_bytes += n;
-    f->space_left -= (int64_t)n;
+    count_written(f, pos, n);
     f->wr_since++;
     if (where)
         *where = (off_t)(pos - n);
     wc_wip_end = (int64_t)pos;
     wc_wip_file = NULL;
-    WC_CHECK_FILE(f);
-    wc_file_leave(f, locked);
-    if (__builtin_expect(__atomic_load_n(&c->dirty_pages, __ATOMIC_RELAXED) >
-                             c->dirty_limit, 0))
-        wc_flush_all_entered(c, WC_WHY_PRESSURE);
-    wc_engine_leave();
+    write_leave(f, locked);
     return (ssize_t)n;
 no:
     wc_file_leave(f, locked);
