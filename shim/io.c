@@ -337,6 +337,8 @@ static ssize_t v2_kernel(int fd, struct wc_desc *d, int write,
  *     written a few times: fdtab.c invariant (6)): the kernel's call,
  *     counted, and nothing else (50 instructions where wc_do_writev's
  *     path takes 270);
+ *   - RESERVE, a write at the shared offset: wc_reserve_write, as
+ *     wc_do_writev calls it;
  *   - CACHED, a small write that continues the last one within its page
  *     (wc_write_fast), with wc_do_writev's in-flight mark (wc_inflight)
  *     and the gain meter's verdict (325 instructions per 1-byte write in
@@ -369,6 +371,11 @@ fast_write(int fd, struct wc_desc *d, const void *buf, size_t n, off_t pos)
         errno = e;
         return r;
     }
+    if (d->mode == WC_D_RESERVE && pos < 0) {
+        struct iovec v = {(void *)buf, n};
+        r = wc_reserve_write(fd, d, &v, 1, 0);
+        goto done;
+    }
     if (d->mode != WC_D_CACHED || unlikely(!writable(d)))
         goto no;
     off_t where = 0, p = pos < 0 ? d->pos : pos;
@@ -387,6 +394,7 @@ fast_write(int fd, struct wc_desc *d, const void *buf, size_t n, off_t pos)
         d->kstale = 1;
     }
     wc_inflight.d = NULL;
+done:;
     struct wc_file *futile = NULL;
     if (unlikely(wc_futile != NULL)) {
         /* The engine found that caching this file gains nothing. */
@@ -401,8 +409,7 @@ fast_write(int fd, struct wc_desc *d, const void *buf, size_t n, off_t pos)
     if (unlikely(__atomic_load_n(&wc_flusher_deferred, __ATOMIC_RELAXED)))
         wc_flusher_retry();             /* flusher.c invariant (2) */
     wc_shim_leave();
-    errno = e;
-    return r;
+    return wc_ret_keep(r, e);
 no:
     desc_leave(d, held);
     wc_shim_leave();
