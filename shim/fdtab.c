@@ -499,12 +499,14 @@ void wc_fd_opened(int fd, int dirfd, const char *path, int flags)
 {
     if (fd < 0 || (unsigned)fd >= wc_nfds || (flags & (O_PATH | O_DIRECTORY)))
         return;
-    struct stat st = {.st_mode = S_IFREG};      /* invariant (7) */
-    int ro = (flags & (O_ACCMODE | O_TRUNC)) == O_RDONLY;
-    if (!((flags & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL) &&
-          wc_cfg.min_writes) &&
-        !(ro && !__atomic_load_n(&wc_cachep, __ATOMIC_ACQUIRE)) &&
-        REAL(fstat)(fd, &st) != 0)
+    /* Invariant (7): no identity asked yet of a file this open made, nor
+     * of a reader's while nothing is cached. */
+    struct stat st = {.st_mode = S_IFREG};
+    int made = (flags & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL) &&
+               wc_cfg.min_writes;
+    int early_reader = (flags & (O_ACCMODE | O_TRUNC)) == O_RDONLY &&
+                       !__atomic_load_n(&wc_cachep, __ATOMIC_ACQUIRE);
+    if (!made && !early_reader && REAL(fstat)(fd, &st) != 0)
         return;
     wc_fd_opened_known(fd, dirfd, path, flags, &st);
 }

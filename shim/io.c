@@ -152,6 +152,47 @@ static inline void desc_leave(struct wc_desc *d, int held)
         wc_unlock(&d->lock);
 }
 
+/* Around the engine's write of a CACHED description at p: at its offset
+ * (pos < 0), the in-flight mark (wc_inflight) before, the offset moved
+ * after. Caller holds d->lock. */
+static inline void cached_begin(struct wc_desc *d, off_t pos, off_t p)
+{
+    if (pos < 0) {
+        wc_wip_end = -1;                /* wc_inflight_fixup */
+        wc_inflight.d = d;
+        wc_inflight.start = p;
+    }
+}
+
+static inline void cached_end(struct wc_desc *d, off_t pos, off_t where,
+                              ssize_t r)
+{
+    if (pos < 0 && r > 0) {
+        d->pos = where + r;
+        d->kstale = 1;
+    }
+    wc_inflight.d = NULL;
+}
+
+/* Leave d after a write; if the engine found meanwhile that caching d's
+ * file gains nothing (wc_futile), the file leaves the cache, outside
+ * d->lock (fdtab.c invariant (8)). */
+static inline void write_leave(struct wc_desc *d, int held)
+{
+    if (likely(wc_futile == NULL)) {
+        desc_leave(d, held);
+        return;
+    }
+    struct wc_file *f = wc_futile;
+    wc_futile = NULL;
+    int mine = f == d->file;
+    dev_t dev = d->dev;
+    ino_t ino = d->ino;
+    desc_leave(d, held);
+    if (mine)
+        wc_file_demote(f, dev, ino);
+}
+
 ssize_t wc_do_writev(int fd, struct wc_desc *d, const struct iovec *iov,
                      int iovcnt, off_t pos, int rwf_append, int vec)
 {
@@ -171,19 +212,11 @@ again:
             off_t where = 0;
             off_t p = pos < 0 ? d->pos : pos;
             int app = d->append | rwf_append;
-            if (pos < 0) {
-                wc_wip_end = -1;                /* wc_inflight_fixup */
-                wc_inflight.d = d;
-                wc_inflight.start = p;
-            }
+            cached_begin(d, pos, p);
             r = vec ? wc_pwritev(d->file, iov, iovcnt, p, app, &where)
                     : wc_pwrite(d->file, iov->iov_base, iov->iov_len, p, app,
                                 &where);
-            if (pos < 0 && r > 0) {
-                d->pos = where + r;
-                d->kstale = 1;
-            }
-            wc_inflight.d = NULL;
+            cached_end(d, pos, where, r);
             if (unlikely(r == -WC_EPASS))
                 r = pass_for_good(fd, d, iov, iovcnt, pos, rwf_append, vec);
         }
@@ -213,19 +246,7 @@ again:
         r = kernel_rw_locked(fd, d, 1, iov, iovcnt, pos,
                              rwf_append ? RWF_APPEND : 0, vec);
     }
-    if (unlikely(wc_futile != NULL)) {
-        /* The engine found that caching this file gains nothing. */
-        struct wc_file *f = wc_futile;
-        wc_futile = NULL;
-        int mine = f == d->file;
-        dev_t dev = d->dev;
-        ino_t ino = d->ino;
-        desc_leave(d, held);
-        if (mine)
-            wc_file_demote(f, dev, ino);
-        return r;
-    }
-    desc_leave(d, held);
+    write_leave(d, held);
     return r;
 }
 
@@ -379,33 +400,15 @@ fast_write(int fd, struct wc_desc *d, const void *buf, size_t n, off_t pos)
     if (d->mode != WC_D_CACHED || unlikely(!writable(d)))
         goto no;
     off_t where = 0, p = pos < 0 ? d->pos : pos;
-    if (pos < 0) {
-        wc_wip_end = -1;                /* wc_inflight_fixup */
-        wc_inflight.d = d;
-        wc_inflight.start = p;
-    }
+    cached_begin(d, pos, p);
     r = wc_write_fast(d->file, buf, n, p, d->append, &where);
     if (r == WC_FAST_NO) {
         wc_inflight.d = NULL;
         goto no;
     }
-    if (pos < 0) {
-        d->pos = where + r;
-        d->kstale = 1;
-    }
-    wc_inflight.d = NULL;
-done:;
-    struct wc_file *futile = NULL;
-    if (unlikely(wc_futile != NULL)) {
-        /* The engine found that caching this file gains nothing. */
-        futile = wc_futile == d->file ? wc_futile : NULL;
-        wc_futile = NULL;
-    }
-    dev_t dev = d->dev;
-    ino_t ino = d->ino;
-    desc_leave(d, held);
-    if (unlikely(futile != NULL))
-        wc_file_demote(futile, dev, ino);
+    cached_end(d, pos, where, r);
+done:
+    write_leave(d, held);
     if (unlikely(__atomic_load_n(&wc_flusher_deferred, __ATOMIC_RELAXED)))
         wc_flusher_retry();             /* flusher.c invariant (2) */
     wc_shim_leave();
