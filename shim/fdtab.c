@@ -251,6 +251,7 @@ static struct wc_desc *desc_alloc(void)
     d->stdio = 0;
     __atomic_store_n(&d->writes, 0, __ATOMIC_RELAXED);
     d->backoff = 0;
+    __atomic_store_n(&d->guard, 0, __ATOMIC_RELAXED);
     d->file = NULL;
     d->pos = 0;
     d->dev = 0;

@@ -48,7 +48,7 @@ static int opened(int fd, int dirfd, const char *path, int flags)
         wc_nc_mark(fd, WC_NC_UNKNOWN);
         wc_fd_opened(fd, dirfd, path, flags);
         if (fd <= 2)
-            wc_fd_share(fd, 0);
+            wc_fd_std(fd, 0);
         wc_debug_fd(fd, path, "opened");
         wc_work_end(e);
     }
@@ -349,7 +349,7 @@ static int duped(struct wc_desc *ref, int track, int oldfd, int newfd)
         int e = wc_work_begin();
         wc_fd_duped_ref(ref, oldfd, newfd);
         if (newfd >= 0 && newfd <= 2)
-            wc_fd_share(newfd, 0);
+            wc_fd_std(newfd, 0);
         wc_debug_fd(newfd, NULL, "duplicated");
         wc_work_end(e);
     }

@@ -82,6 +82,27 @@ void wc_share_finish(int how, dev_t dev, ino_t ino, const struct wc_desc *d,
         wc_file_all_through(dev, ino, why);
 }
 
+void wc_fd_std(int fd, int with_process)
+{
+    if (fd == 1 && !with_process && wc_stdout_quiet()) {
+        /* stdio.c invariant (2): guarded, unless it is shared already
+         * (RESERVE or THROUGH: on 0 or 2 too, or with another process). */
+        struct wc_desc *d = wc_fd_get(fd);
+        if (d && !wc_desc_lock(fd, d)) {
+            int ok = !d->shared && !d->stdio &&
+                     (d->mode == WC_D_WATCH || d->mode == WC_D_CACHED);
+            if (ok) {
+                __atomic_store_n(&wc_guard_seen, 1, __ATOMIC_SEQ_CST);
+                __atomic_store_n(&d->guard, 1, __ATOMIC_RELAXED);
+            }
+            wc_unlock(&d->lock);
+            if (ok)
+                return;
+        }
+    }
+    wc_fd_share(fd, with_process);
+}
+
 void wc_fd_share(int fd, int with_process)
 {
     struct wc_desc *d = wc_fd_get(fd);
@@ -179,7 +200,7 @@ int wc_fd_adopt(int fd)
         wc_unlock(&d->lock);
     }
     /* Shared with the parent: offsets reserved. */
-    wc_fd_share(fd, 1);
+    wc_fd_std(fd, 1);
     wc_debug_fd(fd, n > 0 ? path : NULL, "inherited");
     wc_work_end(e);
     return wc_fd_get(fd) != NULL;

@@ -209,6 +209,10 @@ struct wc_desc {
                                  -1: never adopted (a pseudo file) */
     int backoff;              /* times its file left the cache for gaining
                                  nothing (fdtab.c invariant (8)) */
+    int guard;                /* on descriptor 1, with glibc's stdout not
+                                 writing there yet: cached as a private
+                                 description until a stdio call fences
+                                 it (stdio.c invariant (2)) */
     struct wc_file *file;     /* engine file (CACHED, THROUGH) */
     off_t pos;                /* logical offset (CACHED) */
     dev_t dev;                /* the file's identity (all modes) */
@@ -530,6 +534,21 @@ void wc_fd_share(int fd, int with_process);
  * RWF_APPEND). Caller holds d->lock. Returns bytes or -errno. */
 ssize_t wc_reserve_write(int fd, struct wc_desc *d, const struct iovec *iov,
                          int iovcnt, int vec);
+
+/* A description installed on descriptor fd (0, 1 or 2) by open, dup or
+ * start-up (with_process: inherited): shared with stdio (wc_fd_share),
+ * or, on 1 while glibc's stdout has written nothing there, guarded
+ * (stdio.c invariant (2)). Caller at depth 1, holding no lock. */
+void wc_fd_std(int fd, int with_process);
+
+/* A stdio call may make glibc write through descriptor fd (or through
+ * every stream's, fd < 0): a guarded description there becomes shared
+ * with stdio first (stdio.c invariant (2)). wc_guard_seen says whether
+ * any description was ever guarded (the stdio wrappers' one test). */
+extern int wc_guard_seen;
+void wc_stdio_fence(int fd);
+/* No stream on descriptor 1 unbuffered, line-buffered or holding output. */
+int wc_stdout_quiet(void);
 
 /* ---- glibc's own writes (stdio.c) and calls made by the kernel -------- */
 

@@ -257,9 +257,12 @@ void wc_debug_fd(int fd, const char *path, const char *how)
     struct wc_desc *d = wc_fd_get(fd);
     if (d) {
         int ro = d->mode == WC_D_WATCH && d->accmode == O_RDONLY;
-        wc_log(WC_LOG_DEBUG, "fd %d (%s, %s): %s%s", fd, path ? path : "?",
+        int guard = __atomic_load_n(&d->guard, __ATOMIC_RELAXED) &&
+                    (d->mode == WC_D_WATCH || d->mode == WC_D_CACHED);
+        wc_log(WC_LOG_DEBUG, "fd %d (%s, %s): %s%s%s", fd, path ? path : "?",
                how, ro ? "read-only, watched" : modes[d->mode],
-               d->shared ? ", shared with another process" : "");
+               d->shared ? ", shared with another process" : "",
+               guard ? ", its offset its own until stdio writes there" : "");
         return;
     }
     int why = (unsigned)fd < wc_nfds && g_why

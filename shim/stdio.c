@@ -16,7 +16,34 @@
  *   - Descriptors 0, 1 and 2 are the ones stdio writes through: a tracked
  *     description installed on one of them (open after close(1), dup2 onto
  *     1, an inherited stdout) is shared with stdio (shared.c,
- *     wc_fd_share): RESERVE, or THROUGH when it is O_APPEND.
+ *     wc_fd_share): RESERVE, or THROUGH when it is O_APPEND; except as
+ *     (2) says.
+ *
+ * Invariants:
+ *   (1) glibc writes to descriptor 0 or 2 from inside itself (perror,
+ *       error, assert, abort and fatal messages, getopt, syslog's
+ *       LOG_PERROR): a description there is always shared with stdio.
+ *   (2) Descriptor 1 is written by glibc only through a stream on it
+ *       (stdout, normally), and only inside a stdio call or at exit.
+ *       So a description installed on 1 while no stream on 1 is
+ *       unbuffered, line-buffered or holds output (wc_stdout_quiet) is
+ *       *guarded* (d->guard) instead of shared: cached as a description
+ *       of the process's own, the kernel's offset left behind. Every
+ *       stdio call that can write a stream's bytes out (the printf, puts,
+ *       putc, fwrite and fputs families, narrow and wide, __overflow,
+ *       fflush, fclose, fseek, setvbuf, argp; stdiofence.c) first calls
+ *       wc_stdio_fence for the stream's descriptor: the guard goes for
+ *       good and the description becomes shared (RESERVE, its offset
+ *       written to the kernel), before glibc writes. At exit the shim
+ *       writes the kernel's offset back before glibc flushes its streams
+ *       (the shim's destructor runs first). A description is guarded only
+ *       on 1 and only if it is on neither 0 nor 2.
+ *   Limits of (2), in the contract's terms: a stdio call made by a signal
+ *   handler that interrupted the shim itself does not fence (such a call
+ *   is not async-signal-safe anyway); glibc functions outside the list
+ *   that take a stream (putpwent, malloc_info...) on stdout only buffer
+ *   their output, written out later through a fenced call or at exit,
+ *   unless one such call writes more than the stream's buffer.
  */
 #include <execinfo.h>
 #include <fcntl.h>
@@ -26,6 +53,45 @@
 #include <unistd.h>
 
 #include "shim.h"
+
+/* ---- descriptor 1 and stdout (invariant (2)) --------------------------- */
+
+int wc_guard_seen;
+
+/* glibc's libio flags (libio.h), not in the public header. */
+#define WC_IO_UNBUFFERED 0x0002
+#define WC_IO_LINE_BUF 0x0200
+
+/* Not on 1, or fully buffered, byte-oriented and holding no output. */
+static int stream_quiet(FILE *f)
+{
+    return !f || f->_fileno != 1 ||
+           (!(f->_flags & (WC_IO_UNBUFFERED | WC_IO_LINE_BUF)) &&
+            f->_mode <= 0 && f->_IO_write_ptr == f->_IO_write_base);
+}
+
+int wc_stdout_quiet(void)
+{
+    return stream_quiet(stdin) && stream_quiet(stdout) &&
+           stream_quiet(stderr);
+}
+
+void wc_stdio_fence(int fd)
+{
+    if (fd < 0)
+        fd = 1;             /* every stream: only 1 is ever guarded */
+    struct wc_desc *d = wc_fd_get(fd);
+    if (!d || !__atomic_load_n(&d->guard, __ATOMIC_RELAXED) || wc_depth)
+        return;
+    int e = wc_work_begin();
+    if (!wc_desc_lock(fd, d)) {
+        __atomic_store_n(&d->guard, 0, __ATOMIC_RELAXED);
+        wc_unlock(&d->lock);
+        wc_fd_share(fd, 0);
+        wc_debug_fd(fd, NULL, "stdio writes there: shared with stdio");
+    }
+    wc_work_end(e);
+}
 
 /* ---- dprintf ---------------------------------------------------------- */
 

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <execinfo.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -25,6 +26,7 @@
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <wchar.h>
 
 #include "lib_shim.h"
 
@@ -309,6 +311,177 @@ static void sc_fork_loop(void)
     CALL("close", close(fd));
 }
 
+/* ---- descriptor 1 guarded (the shim's stdio.c invariant (2)) --------- */
+
+static char big[9000];     /* more than a stream's buffer: written inside */
+static wchar_t wbig[12000];
+
+static int vp(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int r = vprintf(fmt, ap);
+    va_end(ap);
+    return r;
+}
+
+/* A fresh file on descriptor 1 (stdout's buffer empty: the shim guards
+ * it), written by write(1) often enough to be cached. */
+static void fresh_stdout(int i)
+{
+    char name[32];
+    snprintf(name, sizeof name, "g%02d", i);
+    /* The last case's rest goes to its file; a byte more leaves stdout's
+     * put area open, so that inline putc_unlocked fills it with no call. */
+    if (i > 0)
+        fputc('\n', stdout);
+    fflush(stdout);
+    open_on(1, name, O_WRONLY | O_TRUNC);
+    for (int k = 0; k < 20; k++) {
+        char line[32];
+        int n = snprintf(line, sizeof line, "case %d line %d\n", i, k);
+        if (write(1, line, (size_t)n) != n)
+            say("short write");
+    }
+}
+
+/* The kernel's own offset of descriptor 1 (fdinfo) against lseek's, on
+ * stderr: it differs under the shim by design (test_shim_stdio.c reads
+ * it; the transcript stays the kernel's). */
+static void kernel_pos(const char *label)
+{
+    char buf[256];
+    int fd = open("/proc/self/fdinfo/1", O_RDONLY);
+    ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
+    if (fd >= 0)
+        close(fd);
+    long long k = -1;
+    if (n > 0) {
+        buf[n] = 0;
+        sscanf(buf, "pos: %lld", &k);
+    }
+    dprintf(2, "%s kernel_behind=%d\n", label,
+            k != (long long)lseek(1, 0, SEEK_CUR));
+}
+
+/* Each stdio call that can write stdout's bytes out, on a guarded
+ * stdout holding cached bytes: glibc's write must land after them, as
+ * with the kernel. The calls write more than the buffer (glibc writes
+ * inside the call), or flush bytes that inline putc_unlocked buffered
+ * without any call. */
+static void sc_fences(void)
+{
+    memset(big, 'b', sizeof big - 1);
+    big[sizeof big - 1] = 0;
+    int i = 0;
+#define ONE(label, expr)                                                   \
+    do {                                                                   \
+        fresh_stdout(i++);                                                 \
+        CALL(label, expr);                                                 \
+        CALL("after", write(1, "after\n", 6));                             \
+        offset("off", 1);                                                  \
+    } while (0)
+    ONE("printf", printf("%s\n", big));
+    ONE("fprintf", fprintf(stdout, "%s\n", big));
+    ONE("vprintf", vp("%s\n", big));
+    ONE("puts", puts(big));
+    ONE("fputs", fputs(big, stdout));
+    ONE("fputs_unlocked", fputs_unlocked(big, stdout));
+    ONE("fwrite", fwrite(big, 1, sizeof big, stdout));
+    ONE("fwrite_unlocked", fwrite_unlocked(big, 1, sizeof big, stdout));
+    fresh_stdout(i++);
+    for (int k = 0; k < 9000; k++)
+        putchar('p');
+    CALL("putchar after", write(1, "after\n", 6));
+    fresh_stdout(i++);
+    for (int k = 0; k < 9000; k++)
+        fputc('f', stdout);
+    CALL("fputc after", write(1, "after\n", 6));
+    fresh_stdout(i++);
+    for (int k = 0; k < 9000; k++)
+        putc('c', stdout);
+    CALL("putc after", write(1, "after\n", 6));
+    fresh_stdout(i++);
+    for (int k = 0; k < 9000; k++)
+        putc_unlocked('u', stdout);        /* __overflow when full */
+    CALL("putc_unlocked after", write(1, "after\n", 6));
+    /* Bytes put in the (already allocated) buffer by inline putc, then
+     * written by a call that only flushes. */
+#define BUFFERED(label, expr)                                              \
+    do {                                                                   \
+        fresh_stdout(i++);                                                 \
+        for (int k = 0; k < 100; k++)                                      \
+            putc_unlocked('i', stdout);                                    \
+        CALL("mid", write(1, "mid\n", 4));                                 \
+        CALL(label, expr);                                                 \
+        CALL("after", write(1, "after\n", 6));                             \
+        CALL("fflush", fflush(stdout));                                    \
+    } while (0)
+    BUFFERED("fflush", fflush(stdout));
+    BUFFERED("fflush_unlocked", fflush_unlocked(stdout));
+    BUFFERED("fflush_all", fflush(NULL));
+    BUFFERED("fseek", fseek(stdout, 0, SEEK_END));
+    BUFFERED("setvbuf", setvbuf(stdout, NULL, _IONBF, 0));
+    static char sbuf[4096];                 /* fully buffered again */
+    CALL("setvbuf", setvbuf(stdout, sbuf, _IOFBF, sizeof sbuf));
+    fresh_stdout(i++);
+    kernel_pos("guarded");
+    CALL("printf", printf("x\n"));
+    kernel_pos("fenced");
+    CALL("write", write(1, "y\n", 2));
+    kernel_pos("reserved");
+    CALL("fflush", fflush(stdout));
+    /* An unbuffered stdout is never guarded: glibc functions that write
+     * to a stream they are given (putpwent here) are not fenced, and on
+     * an unbuffered stream they write at once. */
+    CALL("setvbuf", setvbuf(stdout, NULL, _IONBF, 0));
+    fresh_stdout(i++);
+    struct passwd pw = {.pw_name = "name", .pw_passwd = "x", .pw_uid = 7,
+                        .pw_gid = 8, .pw_gecos = "", .pw_dir = "/",
+                        .pw_shell = "/bin/sh"};
+    CALL("putpwent", putpwent(&pw, stdout));
+    CALL("after", write(1, "after\n", 6));
+    CALL("setvbuf", setvbuf(stdout, sbuf, _IOFBF, sizeof sbuf));
+    /* Last: bytes in the buffer, then exit (the shim's flush first). */
+    fresh_stdout(i++);
+    for (int k = 0; k < 100; k++)
+        putc_unlocked('e', stdout);
+    CALL("write", write(1, "before exit\n", 12));
+#undef ONE
+#undef BUFFERED
+}
+
+/* The same through a wide-oriented stdout. */
+static void sc_fence_wide(void)
+{
+    for (size_t k = 0; k < sizeof wbig / sizeof wbig[0] - 1; k++)
+        wbig[k] = L'w';
+    fresh_stdout(0);
+    CALL("fwprintf", fwprintf(stdout, L"%ls\n", wbig));
+    CALL("after", write(1, "after\n", 6));
+    for (int k = 0; k < 12000; k++)
+        putwchar(L'p');
+    CALL("putwchar after", write(1, "after\n", 6));
+    CALL("fputws", fputws(wbig, stdout));
+    CALL("after", write(1, "after\n", 6));
+    CALL("fflush", fflush(stdout));
+}
+
+/* dd's way: close(1), open the output (it lands on 1), write. */
+static void sc_open_on_1(void)
+{
+    CALL("close", close(1));
+    CALL("open", open(path_of("dd"), O_WRONLY | O_CREAT | O_TRUNC, 0644));
+    for (int k = 0; k < 2000; k++)
+        if (write(1, "x", 1) != 1)
+            say("short write");
+    offset("off", 1);
+    size("size", 1);
+    peek("peek", path_of("dd"));
+    CALL("close", close(1));
+    peek("peek", path_of("dd"));
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3) {
@@ -347,6 +520,12 @@ int main(int argc, char **argv)
         sc_inherited();
     else if (!strcmp(s, "fork_loop"))
         sc_fork_loop();
+    else if (!strcmp(s, "fences"))
+        sc_fences();
+    else if (!strcmp(s, "fence_wide"))
+        sc_fence_wide();
+    else if (!strcmp(s, "open_on_1"))
+        sc_open_on_1();
     else {
         fprintf(stderr, "unknown scenario %s\n", s);
         return 2;

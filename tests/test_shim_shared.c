@@ -238,7 +238,7 @@ Test(shared, statistics_say_why_writes_were_not_cached)
     struct run r;
     run_script_env("dash", 1, "why",
                    "echo a | cat > /dev/null; "
-                   "for i in 1 2 3; do echo $i; done >> f; "
+                   "for i in 1 2 3; do echo $i >&2; done 2>> f; "
                    "dd if=/dev/zero of=g bs=512 count=3 oflag=sync "
                    "2>/dev/null; "
                    "sh -c 'echo x; echo y' > h",

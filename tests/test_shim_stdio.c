@@ -109,3 +109,51 @@ Test(stdio, printf_and_write_small_cache)
     differential("seek_back", env);
     differential("dprintf", env);
 }
+
+/* ---- descriptor 1 guarded (the shim's stdio.c invariant (2)) ----------- */
+
+/* Every stdio call that can write stdout's bytes out, on a stdout whose
+ * file the shim caches as the program's own: glibc's bytes land after the
+ * cached ones, as with the kernel. */
+Test(stdio, stdio_calls_fence_a_guarded_stdout)
+{
+    differential("fences", NULL);
+    const char *env[] = {"WCACHE_SIZE=64K", "WCACHE_FLUSH_MS=1", NULL};
+    differential("fences", env);
+}
+Test(stdio, wide_stdio_calls_fence_a_guarded_stdout)
+{
+    differential("fence_wide", NULL);
+}
+/* dd's way of opening its output: close(1), open. */
+Test(stdio, a_file_opened_on_descriptor_1) { differential("open_on_1", NULL); }
+
+/* The guard is real: on a file the program put on descriptor 1 itself,
+ * write(1) is cached with the kernel's offset left behind (no lseek per
+ * write); the first printf makes the kernel's offset exact, and it stays
+ * so. Without the shim the kernel's offset is always exact. */
+Test(stdio, own_file_on_stdout_is_cached_until_stdio_writes)
+{
+    wct_require_shim();
+    const char *prog = WCT_PROG("prog_stdio");
+    wct_require_prog(prog);
+    for (int shim = 0; shim < 2; shim++) {
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%s/own-%d", scratch, shim);
+        cr_assert(mkdir(dir, 0755) == 0);
+        const char *argv[] = {prog, "fences", dir, NULL};
+        struct wct_spec spec = {.argv = argv, .shim = shim, .timeout_s = 30};
+        struct wct_result res;
+        cr_assert(wct_run(&spec, &res) == 0);
+        char want[64];
+        snprintf(want, sizeof want, "guarded kernel_behind=%d\n", shim);
+        cr_expect(strstr(res.err, want), "%s: expected %s in:\n%s",
+                  shim ? "shim" : "kernel", want, res.err);
+        cr_expect(strstr(res.err, "fenced kernel_behind=0\n"), "%s",
+                  res.err);
+        cr_expect(strstr(res.err, "reserved kernel_behind=0\n"), "%s",
+                  res.err);
+        wct_result_free(&res);
+        wct_rmtree(dir);
+    }
+}
