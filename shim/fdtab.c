@@ -252,6 +252,8 @@ static struct wc_desc *desc_alloc(void)
     __atomic_store_n(&d->writes, 0, __ATOMIC_RELAXED);
     d->backoff = 0;
     __atomic_store_n(&d->guard, 0, __ATOMIC_RELAXED);
+    d->holders = NULL;
+    d->hgen = 0;
     d->file = NULL;
     d->pos = 0;
     d->dev = 0;
@@ -621,10 +623,15 @@ int wc_desc_release_fd(struct wc_desc *d, int fd)
         __atomic_sub_fetch(&g_nwatch, 1, __ATOMIC_RELAXED);
     dev_t dev = d->dev;
     ino_t ino = d->ino;
+    int *holders = d->holders;
     d->file = NULL;
     d->mode = WC_D_FREE;
     wc_unlock(&d->lock);
     desc_free(d);
+    /* This process holds it no more (shared.c invariant (5)): its bytes
+     * reach the file before the others may stop reserving. */
+    if (holders && f)
+        wc_file_flush(f, WC_WHY_CLOSE);
     /* A file parked when it left the cache: the program closes one of its
      * descriptors, and with it the kernel drops its POSIX locks on the
      * file; the parked reference goes too (invariant (8)). */
@@ -636,6 +643,8 @@ int wc_desc_release_fd(struct wc_desc *d, int fd)
     }
     if (p)
         fd >= 0 ? wc_file_put_fd(p, fd) : wc_file_put(p);
+    if (holders)
+        __atomic_sub_fetch(holders, 1, __ATOMIC_RELEASE);
     return r;
 }
 
@@ -829,6 +838,10 @@ int wc_file_fd_cloexec(dev_t dev, ino_t ino)
 
 void wc_consistency_all(enum wc_reason why, int how, int exec_only)
 {
+    static unsigned g_child_gen;    /* child creations (atomic) */
+    unsigned gen = how == WC_ALL_SHARE
+                       ? __atomic_add_fetch(&g_child_gen, 1, __ATOMIC_RELAXED)
+                       : 0;
     struct wc_cache *c = wc_cachep;
     if (c)
         wc_cache_flush(c, why);
@@ -847,6 +860,7 @@ void wc_consistency_all(enum wc_reason why, int how, int exec_only)
         } else if (shared) {
             /* The child moves the shared offset too (shared.c). */
             finish = wc_desc_share_locked((int)fd, d, why);
+            wc_holders_fork(d, gen);
             d->shared = 1;
         } else if (d->mode == WC_D_CACHED) {
             wc_desc_sync_locked((int)fd, d, why);
@@ -866,6 +880,7 @@ void wc_after_fork_child(void)
     g_slab_lock.v = 0;
     wc_reg_after_fork();
     wc_own_fd_after_fork();
+    wc_holders_after_fork_child();
     g_cache_failed = 0;
     if (c)
         wc_cache_abandon(c);

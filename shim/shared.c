@@ -17,6 +17,7 @@
  *                                     of it, and later opens, go straight
  *                                     to the kernel with no engine work)
  *   RESERVE --(exit, mmap, O_APPEND set, fopen, O_DIRECT...)--> THROUGH
+ *   RESERVE --its other holders let it go, invariant (5)--> CACHED
  *
  * Inherited O_APPEND descriptors (`prog >> log`) are left untracked at
  * start-up rather than THROUGH: they cost nothing per call that way.
@@ -45,6 +46,24 @@
  *   (4) Every other description of the file in this process is THROUGH,
  *       and later opens of it are too (the registry entry is marked): the
  *       file changes behind the engine, and only this description notices.
+ *   (5) Holders are counted where the shim sees them all: a description
+ *       this process holds alone (opened here, or alone again by (5))
+ *       gets, when a child is created that gets it, a counter in memory
+ *       shared with that child (MAP_SHARED, inherited by fork), set to 2;
+ *       each later child creation by any holder adds one; a holder whose
+ *       last descriptor of it goes (close, dup2 over it: the child of
+ *       `$(...)` in a shell, the shell's side of `cmd &`) first writes the
+ *       file back, then subtracts one. Exit and exec subtract nothing (the
+ *       kernel may still write a stream's buffer after the shim's exit
+ *       work; an exec'd image keeps the descriptor without the counter),
+ *       nor does anything the shim does not see (a descriptor sent over a
+ *       socket, posix_spawn's file actions): the count only errs high. A
+ *       shared RESERVE description that reads 1 is held by this process
+ *       alone: at its next write it is no longer shared and, unless stdio
+ *       keeps it RESERVE (descriptor 0 or 2, or 1 without its guard:
+ *       stdio.c), becomes CACHED at the kernel's offset, the engine
+ *       forgetting what the others may have changed. Inherited
+ *       descriptions have no counter (their other holders are unknown).
  *
  * What another process sees: each sharer's bytes at the offsets the kernel
  * gave them, on disk at the consistency points (CONTRACT.md section 3);
@@ -53,6 +72,7 @@
  */
 #include <fcntl.h>
 #include <stdio.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -119,6 +139,87 @@ void wc_fd_share(int fd, int with_process)
     wc_share_finish(how, dev, ino, d, WC_WHY_OTHER);
 }
 
+/* ---- holders (invariant (5)) ------------------------------------------ */
+
+#define CELLS_SIZE 4096u
+
+static struct wc_lock g_cells_lock; /* protects g_cells, g_ncells; a leaf */
+static int *g_cells;                /* counters made here (MAP_SHARED) */
+static unsigned g_ncells;
+
+static int *cell_new(void)
+{
+    int *c = NULL;
+    wc_lock(&g_cells_lock);
+    if (!g_cells) {
+        void *m = REAL(mmap)(NULL, CELLS_SIZE, PROT_READ | PROT_WRITE,
+                             MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        g_cells = m == MAP_FAILED ? NULL : m;
+        g_ncells = 0;
+    }
+    if (g_cells && g_ncells < CELLS_SIZE / sizeof *g_cells)
+        c = &g_cells[g_ncells++];
+    wc_unlock(&g_cells_lock);
+    return c;                       /* NULL: not counted, stays shared */
+}
+
+void wc_holders_fork(struct wc_desc *d, unsigned gen)
+{
+    if (d->hgen == gen)             /* on several descriptors: once */
+        return;
+    d->hgen = gen;
+    if (d->holders) {
+        __atomic_add_fetch(d->holders, 1, __ATOMIC_ACQ_REL);
+        return;
+    }
+    if (d->shared)                  /* holders unknown */
+        return;
+    int *c = cell_new();
+    if (c) {
+        __atomic_store_n(c, 2, __ATOMIC_RELEASE);
+        d->holders = c;
+    }
+}
+
+void wc_holders_after_fork_child(void)
+{
+    /* The parent's region stays mapped for the counters the child got;
+     * new ones go to a region of the child's own. */
+    g_cells_lock.v = 0;
+    g_cells = NULL;
+    g_ncells = 0;
+}
+
+/* May d, held by this process alone, keep its offset to itself? Not on
+ * descriptor 0 or 2 (glibc writes there behind the engine), and on 1 only
+ * while guarded (stdio.c invariant (2)). */
+static int private_ok(const struct wc_desc *d)
+{
+    for (unsigned k = 0; k < 3 && k < wc_nfds; k++)
+        if (__atomic_load_n(&wc_fds[k], __ATOMIC_ACQUIRE) == d &&
+            (k != 1 || !__atomic_load_n(&d->guard, __ATOMIC_RELAXED)))
+            return 0;
+    return 1;
+}
+
+/* Invariant (5): the other holders let d go. Caller holds d->lock. */
+static void now_alone(int fd, struct wc_desc *d)
+{
+    d->shared = 0;
+    if (!private_ok(d))
+        return;
+    int e = errno;
+    off_t k = REAL(lseek)(fd, 0, SEEK_CUR);
+    errno = e;
+    if (k < 0)
+        return;
+    wc_file_invalidate(d->file, WC_WHY_OTHER);
+    d->pos = k;
+    d->kstale = 0;
+    d->mode = WC_D_CACHED;
+    wc_debug_fd(fd, NULL, "its other holders let it go");
+}
+
 ssize_t wc_reserve_write(int fd, struct wc_desc *d, const struct iovec *iov,
                          int iovcnt, int vec)
 {
@@ -164,6 +265,9 @@ ssize_t wc_reserve_write(int fd, struct wc_desc *d, const struct iovec *iov,
     if (done != end && REAL(lseek)(fd, 0, SEEK_CUR) == end)   /* (3) */
         REAL(lseek)(fd, done, SEEK_SET);
     d->pos = done;
+    if (unlikely(d->holders) && d->shared &&
+        __atomic_load_n(d->holders, __ATOMIC_ACQUIRE) == 1)
+        now_alone(fd, d);
     return r;
 }
 

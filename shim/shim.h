@@ -209,6 +209,10 @@ struct wc_desc {
                                  -1: never adopted (a pseudo file) */
     int backoff;              /* times its file left the cache for gaining
                                  nothing (fdtab.c invariant (8)) */
+    int *holders;             /* how many processes hold it, in memory
+                                 shared with them (shared.c invariant (5));
+                                 NULL: not counted */
+    unsigned hgen;            /* the child creation that last counted it */
     int guard;                /* on descriptor 1, with glibc's stdout not
                                  writing there yet: cached as a private
                                  description until a stdio call fences
@@ -540,6 +544,12 @@ ssize_t wc_reserve_write(int fd, struct wc_desc *d, const struct iovec *iov,
  * or, on 1 while glibc's stdout has written nothing there, guarded
  * (stdio.c invariant (2)). Caller at depth 1, holding no lock. */
 void wc_fd_std(int fd, int with_process);
+
+/* A child is being created that gets d (locked by the caller), in child
+ * creation number `gen`: count it as a holder (shared.c invariant (5)).
+ * In the child: counters are made in a region of its own from now on. */
+void wc_holders_fork(struct wc_desc *d, unsigned gen);
+void wc_holders_after_fork_child(void);
 
 /* A stdio call may make glibc write through descriptor fd (or through
  * every stream's, fd < 0): a guarded description there becomes shared

@@ -277,6 +277,27 @@ static void sc_inherited(void)
     size("size", 1);
 }
 
+/* On an inherited descriptor 3 shared with other writers (the shell's
+ * `{ ...; } 3> f`): a line, then a child that closes its copy at once,
+ * then 599 more lines, "A 1" to "A 600". The transcript goes to stderr. */
+static void sc_inherited3(void)
+{
+    char line[32];
+    CALL("write", write(3, "A 1\n", 4));
+    pid_t p = fork();
+    if (p == 0) {
+        close(3);
+        _exit(0);
+    }
+    int st;
+    waitpid(p, &st, 0);
+    for (int i = 2; i <= 600; i++) {
+        int n = snprintf(line, sizeof line, "A %d\n", i);
+        if (write(3, line, (size_t)n) != n)
+            say("short write");
+    }
+}
+
 /* fork with a cached file open: the child goes on writing through the
  * shared description, then the parent; both in several rounds. */
 static void sc_fork_loop(void)
@@ -496,7 +517,7 @@ int main(int argc, char **argv)
         _exit(113);
     }
     const char *s = argv[1];
-    ctl = fcntl(strcmp(s, "inherited") ? 1 : 2, F_DUPFD_CLOEXEC, 100);
+    ctl = fcntl(strncmp(s, "inherited", 9) ? 1 : 2, F_DUPFD_CLOEXEC, 100);
     dir = argv[2];
     if (!strcmp(s, "dup2_stdout"))
         sc_dup2_stdout(0);
@@ -520,6 +541,8 @@ int main(int argc, char **argv)
         sc_inherited();
     else if (!strcmp(s, "fork_loop"))
         sc_fork_loop();
+    else if (!strcmp(s, "inherited3"))
+        sc_inherited3();
     else if (!strcmp(s, "fences"))
         sc_fences();
     else if (!strcmp(s, "fence_wide"))

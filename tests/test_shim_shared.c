@@ -228,6 +228,65 @@ Test(shared, concurrent_writers_in_one_redirect)
         }
 }
 
+/* ---- holders counted (shared.c invariant (5)) --------------------------- */
+
+/* The child of `$(seq)` lets the loop's stdout go before the loop writes:
+ * dash's loop writes are cached with the offset its own (no lseek each),
+ * and the files are the kernel's, under dash and bash. (bash's echo
+ * writes through stdio on a line-buffered stdout: stdio's, RESERVE.) */
+Test(shared, a_loop_is_cached_privately_once_its_substitution_child_let_go)
+{
+    const char *script =
+        "for i in $(seq 3000); do echo \"line $i\"; done > f; "
+        "for i in $(seq 100); do echo \"x $(echo $i)\"; done > g";
+    identical("alone", script);
+    struct run r;
+    run_script_env("dash", 1, "alone-log", script, "WCACHE_LOG=debug", &r);
+    const char *p = r.out;
+    int n = 0;
+    while ((p = strstr(p, "its other holders let it go")))
+        n++, p++;
+    cr_expect(n >= 2, "dash: cached privately %d times:\n%.3000s", n, r.out);
+    run_free(&r);
+}
+
+/* Background jobs keep holding the redirect (and each forks `$(seq)`
+ * children that let go): the counts never reach 1 while they live, so
+ * every writer keeps reserving; every line is there once, whole, in its
+ * writer's order. Writer A is a new image (sh -c, prog_stdio): its
+ * descriptor is inherited, its other holders unknown, so its own children
+ * (`$(seq)`, one that closes its copy at once) must not start a count of
+ * their own. */
+Test(shared, background_holders_keep_the_offset_reserved)
+{
+    wct_require_shim();
+    wct_require_tool("bash", "bash");
+    wct_require_tool("dash", "dash");
+    const char *script =
+        "w() { for i in $(seq 600); do echo \"$1 $i\"; done; }; "
+        "{ sh -c 'echo \"A 1\"; for i in $(seq 2 600); do "
+        "echo \"A $i\"; done' & w B & "
+        "for i in $(seq 600); do echo \"C $i\"; done; wait; } > f; "
+        "{ \"$P\" inherited3 . & w B >&3 & "
+        "for i in $(seq 600); do echo \"C $i\"; done >&3; wait; } 3> g";
+    const char *shells[] = {"dash", "bash"};
+    for (int i = 0; i < 2; i++) {
+        struct run r;
+        run_script_env(shells[i], 1, "holders", script, "WCACHE_LOG=debug",
+                       &r);
+        char path[4200], who[64];
+        snprintf(path, sizeof path, "%s/f", r.dir);
+        snprintf(who, sizeof who, "%s with the shim", shells[i]);
+        check_concurrent(path, 600, who);
+        snprintf(path, sizeof path, "%s/g", r.dir);
+        check_concurrent(path, 600, who);
+        cr_expect(!strstr(r.out, "its other holders let it go"),
+                  "%s: cached privately while others hold it:\n%.3000s",
+                  shells[i], r.out);
+        run_free(&r);
+    }
+}
+
 /* ---- statistics say why ------------------------------------------------ */
 
 /* Writes that were not cached are counted under their reason. */
