@@ -64,18 +64,29 @@
  *       guard; a stream pays its first few writes. Writes of
  *       WC_LARGE_WRITE or more do not count (the engine would send them
  *       straight to the kernel anyway): a file written in large blocks
- *       is never cached. A WATCH description holds no cached byte, so the
- *       kernel serves it exactly.
+ *       is never cached. Nor is one whose writes saw a lock call (F_SETLK
+ *       and the like, flock, lockf: consistency points) for every fewer
+ *       than WC_WRITES_PER_LOCK (4) writes: it would be written back at
+ *       nearly every lock and gain nothing, as (8) finds of a cached one
+ *       (SQLite's database), only later and after paying for the cache;
+ *       it is asked again after WC_BACKOFF_BASE << backoff writes, the
+ *       wait doubling each time, as for (8). A WATCH description holds no
+ *       cached byte, so the kernel serves it exactly.
  *   (7) A WATCH description may not know its file's identity yet (ino
  *       0 until ident_locked asks fstat, which attaching and adopting do
  *       first): one made by a successful O_CREAT | O_EXCL open (a new,
- *       empty, regular file: nothing can have it cached), and a read-only
- *       one opened while the process has no cache (nothing is cached; a
- *       reader needs its identity only when a file comes into the cache,
- *       and attach_watchers asks then). Such a file costs the program's
- *       open, reads or writes and close, and nothing else. A read-only
- *       one may turn out not to be a regular file (a FIFO, a device): it
- *       is never adopted (read-only), stays WATCH, and the kernel serves
+ *       empty, regular file: nothing can have it cached), a read-only
+ *       one opened while the process has no cache, and a writable one
+ *       opened while no file is in the cache (the registry is empty;
+ *       parked files have no entry, and their descriptions are WATCH
+ *       too): nothing is cached that it could need to see, and it needs
+ *       its identity only when a file comes into the cache
+ *       (attach_watchers asks then) or at its own adoption. Such a file
+ *       (an SQLite journal, a lock file, a small output) costs the
+ *       program's open, reads or writes and close, and nothing else. It
+ *       may turn out not to be a regular file (a FIFO, a device):
+ *       ident_locked then marks it never to be adopted
+ *       (WC_WRITES_NOT_REGULAR), it stays WATCH, and the kernel serves
  *       it.
  *   (8) A file whose caching gains nothing (the engine's gain meter:
  *       about one system call per operation over its last window, as
@@ -206,11 +217,6 @@ void wc_own_fd_range(unsigned *lo, unsigned *hi)
     *hi = __atomic_load_n(&g_own_hi, __ATOMIC_RELAXED);
 }
 
-int wc_fd_is_internal(int fd)
-{
-    return wc_fds && fd >= 0 && (unsigned)fd < wc_nfds &&
-           __atomic_load_n(&wc_fds[fd], __ATOMIC_ACQUIRE) == WC_DESC_INTERNAL;
-}
 
 /* ---- description slab (g_slab_lock) ----------------------------------- */
 
@@ -250,6 +256,7 @@ static struct wc_desc *desc_alloc(void)
     d->shared = 0;
     d->stdio = 0;
     __atomic_store_n(&d->writes, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&d->wlocks, 0, __ATOMIC_RELAXED);
     d->backoff = 0;
     __atomic_store_n(&d->guard, 0, __ATOMIC_RELAXED);
     d->holders = NULL;
@@ -355,14 +362,18 @@ static struct wc_desc *next_locked(unsigned *fd, const struct wc_desc *skip)
 
 /* Invariant (7): d's identity, asked of the kernel if not known yet.
  * Caller holds d->lock. */
-static void ident_locked(int fd, struct wc_desc *d)
+void wc_ident_locked(int fd, struct wc_desc *d)
 {
     struct stat st;
     if (d->ino == 0 && REAL(fstat)(fd, &st) == 0) {
         d->dev = st.st_dev;
         __atomic_store_n(&d->ino, st.st_ino, __ATOMIC_RELAXED);
+        if (!S_ISREG(st.st_mode))     /* a FIFO, a device: never adopted */
+            __atomic_store_n(&d->writes, WC_WRITES_NOT_REGULAR,
+                             __ATOMIC_RELAXED);
     }
 }
+#define ident_locked wc_ident_locked
 
 /* A writable open brought (dev, ino) into the cache: attach the WATCH
  * descriptions of that file, at their kernel offsets. */
@@ -401,7 +412,7 @@ int wc_desc_adopt_locked(int fd, struct wc_desc *d, size_t len)
     /* Pseudo file systems have no device (major 0, as tmpfs and FUSE):
      * a file on a block device needs no fstatfs to tell. */
     if (major(d->dev) == 0 && pseudo_fs(fd)) {
-        __atomic_store_n(&d->writes, -1, __ATOMIC_RELAXED);
+        __atomic_store_n(&d->writes, WC_WRITES_PSEUDO, __ATOMIC_RELAXED);
         return 0;
     }
     struct wc_cache *c = __atomic_load_n(&wc_cachep, __ATOMIC_ACQUIRE);
@@ -502,14 +513,18 @@ void wc_fd_opened(int fd, int dirfd, const char *path, int flags)
 {
     if (fd < 0 || (unsigned)fd >= wc_nfds || (flags & (O_PATH | O_DIRECTORY)))
         return;
-    /* Invariant (7): no identity asked yet of a file this open made, nor
-     * of a reader's while nothing is cached. */
+    /* Invariant (7): no identity asked yet of a file this open made, of
+     * a reader's while nothing is cached, nor of a writer's while no file
+     * is (a file is cached from its 9th write on, and a writer that stops
+     * before, as a journal or a lock file, costs nothing more). */
     struct stat st = {.st_mode = S_IFREG};
     int made = (flags & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL) &&
                wc_cfg.min_writes;
     int early_reader = (flags & (O_ACCMODE | O_TRUNC)) == O_RDONLY &&
                        !__atomic_load_n(&wc_cachep, __ATOMIC_ACQUIRE);
-    if (!made && !early_reader && REAL(fstat)(fd, &st) != 0)
+    int early_writer = (flags & O_ACCMODE) != O_RDONLY && wc_cfg.min_writes &&
+                       wc_reg_empty();
+    if (!made && !early_reader && !early_writer && REAL(fstat)(fd, &st) != 0)
         return;
     wc_fd_opened_known(fd, dirfd, path, flags, &st);
 }
@@ -778,6 +793,7 @@ static void detach(dev_t dev, ino_t ino, int mapped)
                 if (d->backoff < WC_BACKOFF_MAX)
                     d->backoff++;
                 __atomic_store_n(&d->writes, 0, __ATOMIC_RELAXED);
+                __atomic_store_n(&d->wlocks, 0, __ATOMIC_RELAXED);
             }
             __atomic_add_fetch(&g_nwatch, 1, __ATOMIC_RELAXED);
         }

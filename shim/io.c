@@ -96,8 +96,8 @@ static ssize_t kernel_rw_locked(int fd, struct wc_desc *d, int write,
     }
     if (write && r > 0 && engine && d->file)
         wc_file_invalidate(d->file, WC_WHY_OTHER);
-    if (write && d->mode != WC_D_FREE)
-        wc_nc_count_through(d);
+    if (write && d->mode != WC_D_FREE && unlikely(wc_nc_on))
+        wc_nc_count_through(fd, d);
     return r;
 }
 
@@ -386,7 +386,7 @@ fast_write(int fd, struct wc_desc *d, const void *buf, size_t n, off_t pos)
         if (r < 0)
             e = errno;
         if (unlikely(wc_nc_on))
-            wc_nc_count_through(d);
+            wc_nc_count_through(fd, d);
         desc_leave(d, held);
         wc_shim_leave();
         errno = e;

@@ -400,6 +400,15 @@ static void lock_point(int fd, int after_taking)
     struct wc_desc *d = wc_fd_get(fd);
     if (!d || wc_depth)
         return;
+    /* A WATCH description holds no engine file: nothing to write back or
+     * forget (read without the lock: a write that happened before this
+     * call made it CACHED before, and that store is seen); its locks are
+     * counted (fdtab.c invariant (6)). */
+    if (__atomic_load_n(&d->mode, __ATOMIC_RELAXED) == WC_D_WATCH) {
+        if (!after_taking)
+            __atomic_add_fetch(&d->wlocks, 1, __ATOMIC_RELAXED);
+        return;
+    }
     int e = wc_work_begin();
     if (!wc_desc_lock(fd, d)) {
         if (d->file && d->mode != WC_D_WATCH) {

@@ -17,6 +17,7 @@
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -151,56 +152,45 @@ static void *fb_enosys_ptr(void)
     return NULL;
 }
 
+/* The fallback of each slot, by its place in the table (no name search
+ * at start-up: comparing every name with every fallback's cost 110,000
+ * instructions of /bin/true's start under the shim). */
+#define SLOT(name) (offsetof(struct wc_sys, name) / sizeof(void (*)(void)))
+#define FB(name, fn) [SLOT(name)] = {(void *)(fn), 0}
+#define FB_OPT(name, fn) [SLOT(name)] = {(void *)(fn), 1}
 static const struct {
-    const char *name;
-    void *fn;
+    void *fn;          /* NULL: fb_enosys */
     int optional;      /* libc may lack it: no message */
-} fallbacks[] = {
-    {"read", (void *)fb_read, 0},         {"write", (void *)fb_write, 0},
-    {"pread", (void *)fb_pread, 0},       {"pwrite", (void *)fb_pwrite, 0},
-    {"readv", (void *)fb_readv, 0},       {"writev", (void *)fb_writev, 0},
-    {"preadv", (void *)fb_preadv, 0},     {"pwritev", (void *)fb_pwritev, 0},
-    {"open", (void *)fb_open, 0},         {"openat", (void *)fb_openat, 0},
-    {"close", (void *)fb_close, 0},       {"lseek", (void *)fb_lseek, 0},
-    {"fstat", (void *)fb_fstat, 0},       {"stat", (void *)fb_stat, 0},
-    {"lstat", (void *)fb_lstat, 0},       {"fstatat", (void *)fb_fstatat, 0},
-    {"fcntl", (void *)fb_fcntl, 0},       {"dup", (void *)fb_dup, 0},
-    {"dup2", (void *)fb_dup2, 0},         {"dup3", (void *)fb_dup3, 0},
-    {"ftruncate", (void *)fb_ftruncate, 0},
-    {"fsync", (void *)fb_fsync, 0},       {"fdatasync", (void *)fb_fdatasync, 0},
-    {"mmap", (void *)fb_mmap, 0},         {"munmap", (void *)fb_munmap, 0},
-    {"_exit", (void *)fb_exit, 0},        {"_Exit", (void *)fb_exit, 0},
-    {"exit", (void *)fb_exit, 0},         {"syscall", (void *)fb_syscall, 0},
+} fallbacks[WC_SYS_COUNT] = {
+    FB(read, fb_read),           FB(write, fb_write),
+    FB(pread, fb_pread),         FB(pwrite, fb_pwrite),
+    FB(readv, fb_readv),         FB(writev, fb_writev),
+    FB(preadv, fb_preadv),       FB(pwritev, fb_pwritev),
+    FB(open, fb_open),           FB(openat, fb_openat),
+    FB(close, fb_close),         FB(lseek, fb_lseek),
+    FB(fstat, fb_fstat),         FB(stat, fb_stat),
+    FB(lstat, fb_lstat),         FB(fstatat, fb_fstatat),
+    FB(fcntl, fb_fcntl),         FB(dup, fb_dup),
+    FB(dup2, fb_dup2),           FB(dup3, fb_dup3),
+    FB(ftruncate, fb_ftruncate), FB(fsync, fb_fsync),
+    FB(fdatasync, fb_fdatasync), FB(mmap, fb_mmap),
+    FB(munmap, fb_munmap),       FB(_exit, fb_exit),
+    FB(_Exit, fb_exit),          FB(exit, fb_exit),
+    FB(syscall, fb_syscall),
+    /* functions returning a pointer fail with NULL */
+    FB(fopen, fb_enosys_ptr),    FB(freopen, fb_enosys_ptr),
+    FB(fdopen, fb_enosys_ptr),   FB(popen, fb_enosys_ptr),
+    FB(getcwd, fb_enosys_ptr),
     /* optional: newer or older than some glibc */
-    {"close_range", (void *)fb_close_range, 1},
-    {"statx", (void *)fb_statx, 1},
-    {"pwritev2", (void *)fb_pwritev2, 1}, {"preadv2", (void *)fb_preadv2, 1},
-    {"copy_file_range", (void *)fb_copy_file_range, 1},
-    {"syncfs", (void *)fb_syncfs, 1},
-    {"closefrom", NULL, 1},   {"execveat", NULL, 1}, {"execvpe", NULL, 1},
-    {"__fxstat", NULL, 1},    {"__xstat", NULL, 1},  {"__lxstat", NULL, 1},
-    {"__fxstatat", NULL, 1},  {"_Fork", NULL, 1},
+    FB_OPT(close_range, fb_close_range), FB_OPT(statx, fb_statx),
+    FB_OPT(pwritev2, fb_pwritev2),       FB_OPT(preadv2, fb_preadv2),
+    FB_OPT(copy_file_range, fb_copy_file_range),
+    FB_OPT(syncfs, fb_syncfs),
+    FB_OPT(closefrom, NULL),  FB_OPT(execveat, NULL),
+    FB_OPT(execvpe, NULL),    FB_OPT(__fxstat, NULL),
+    FB_OPT(__xstat, NULL),    FB_OPT(__lxstat, NULL),
+    FB_OPT(__fxstatat, NULL), FB_OPT(_Fork, NULL),
 };
-
-static const char *const ptr_returning[] = {"fopen", "freopen", "fdopen",
-                                            "popen", "getcwd"};
-
-static void *fallback_for(const char *name, int *optional)
-{
-    *optional = 0;
-    for (size_t i = 0; i < sizeof fallbacks / sizeof fallbacks[0]; i++)
-        if (!strcmp(fallbacks[i].name, name)) {
-            *optional = fallbacks[i].optional;
-            if (fallbacks[i].fn)
-                return fallbacks[i].fn;
-            break;
-        }
-    for (size_t i = 0; i < sizeof ptr_returning / sizeof ptr_returning[0];
-         i++)
-        if (!strcmp(ptr_returning[i], name))
-            return (void *)fb_enosys_ptr;
-    return (void *)fb_enosys;
-}
 
 /* ---- resolution ------------------------------------------------------ */
 
@@ -221,9 +211,8 @@ int wc_real_init(void)
     }
     resolving = 1;
     void **slot = (void **)&wc_sys;
-    int optional[WC_SYS_COUNT];
     for (size_t i = 0; i < WC_SYS_COUNT; i++) {
-        void *fb = fallback_for(wc_sys_names[i], &optional[i]);
+        void *fb = fallbacks[i].fn ? fallbacks[i].fn : (void *)fb_enosys;
         if (!slot[i])
             __atomic_store_n(&slot[i], fb, __ATOMIC_RELEASE);
     }
@@ -234,7 +223,7 @@ int wc_real_init(void)
         void *p = dlsym(RTLD_NEXT, wc_sys_names[i]);
         if (p) {
             __atomic_store_n(&slot[i], p, __ATOMIC_RELEASE);
-        } else if (!optional[i]) {
+        } else if (!fallbacks[i].optional) {
             ok = 0;
             int n = snprintf(missing + ml, sizeof missing - ml, " %s",
                              wc_sys_names[i]);

@@ -81,9 +81,6 @@ void wc_log(int level, const char *fmt, ...)
  * raw-syscall fallbacks). Returns 1 when every required symbol was found. */
 int wc_real_init(void);
 
-/* Is `fd` one of the engine's own descriptors? (closing or replacing it
- * would corrupt write-back; the wrappers hide it from the program). */
-int wc_fd_is_internal(int fd);
 /* Mark (on) or unmark `fd` as one of the engine's own (fdtab.c). */
 void wc_fd_mark_internal(int fd, int on);
 /* Every descriptor of the engine's own is in [*lo, *hi) (fdtab.c). */
@@ -206,9 +203,12 @@ struct wc_desc {
                                  writes there): adopted as shared */
     int writes;               /* WATCH: writes it passed to the kernel
                                  (read without the lock as a hint);
-                                 -1: never adopted (a pseudo file) */
+                                 < 0: never adopted (WC_WRITES_PSEUDO,
+                                 WC_WRITES_NOT_REGULAR) */
     int backoff;              /* times its file left the cache for gaining
                                  nothing (fdtab.c invariant (8)) */
+    int wlocks;               /* WATCH: lock calls on it since `writes`
+                                 was last 0 (atomic; fdtab.c (6)) */
     int *holders;             /* how many processes hold it, in memory
                                  shared with them (shared.c invariant (5));
                                  NULL: not counted */
@@ -230,6 +230,15 @@ struct wc_desc {
 /* The fd table: slot[fd] -> description, lock-free readers. */
 extern struct wc_desc **wc_fds;
 extern unsigned wc_nfds;
+
+/* Is `fd` one of the engine's own descriptors? (closing or replacing it
+ * would corrupt write-back; the wrappers hide it from the program). Inline:
+ * every fcntl, close and dup asks it. */
+static inline int wc_fd_is_internal(int fd)
+{
+    return (unsigned)fd < wc_nfds && wc_fds &&
+           __atomic_load_n(&wc_fds[fd], __ATOMIC_ACQUIRE) == WC_DESC_INTERNAL;
+}
 
 /* Lock-free lookup: the description of `fd`, or NULL (pass-through, the
  * shim off, or an internal descriptor). */
@@ -350,6 +359,9 @@ void wc_file_demote(struct wc_file *f, dev_t dev, ino_t ino);
 /* Writes a demoted description passes to the kernel before it is adopted
  * again: WC_BACKOFF_BASE << backoff, backoff at most WC_BACKOFF_MAX. */
 #define WC_BACKOFF_BASE 8
+/* A WATCH description whose writes saw a lock call for every fewer than
+ * this many is not adopted (fdtab.c invariant (6)). */
+#define WC_WRITES_PER_LOCK 4
 #define WC_BACKOFF_MAX 16
 
 /* Every description of the file (dev, ino) becomes THROUGH (mmap). */
@@ -392,6 +404,12 @@ int wc_desc_adopt_locked(int fd, struct wc_desc *d, size_t len);
  * on WATCH description d go to the kernel with d staying WATCH (counted
  * among its first writes: fdtab.c invariants (6), (8)), no adoption to
  * try? Caller holds d->lock, or is the program's one thread. */
+enum { WC_WRITES_PSEUDO = -1, WC_WRITES_NOT_REGULAR = -2 };
+
+/* d's file identity (dev, ino), asked of the kernel if not known yet
+ * (fdtab.c invariant (7)). Caller holds d->lock. */
+void wc_ident_locked(int fd, struct wc_desc *d);
+
 static inline int wc_watch_passes(struct wc_desc *d, size_t len)
 {
     if (d->writes < 0 || (d->accmode != O_WRONLY && d->accmode != O_RDWR) ||
@@ -401,6 +419,17 @@ static inline int wc_watch_passes(struct wc_desc *d, size_t len)
                           : d->shared ? 0 : wc_cfg.min_writes;
     if (d->writes < need) {
         __atomic_store_n(&d->writes, d->writes + 1, __ATOMIC_RELAXED);
+        return 1;
+    }
+    int locks = __atomic_load_n(&d->wlocks, __ATOMIC_RELAXED);
+    if (unlikely(locks) && locks * WC_WRITES_PER_LOCK > d->writes) {
+        /* Written back at nearly every lock: caching it would gain
+         * nothing (fdtab.c invariant (6)); asked again later, as a file
+         * that left the cache is. */
+        __atomic_store_n(&d->writes, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&d->wlocks, 0, __ATOMIC_RELAXED);
+        if (d->backoff < WC_BACKOFF_MAX)
+            d->backoff++;
         return 1;
     }
     return 0;
@@ -606,7 +635,7 @@ void wc_nc_dup(int oldfd, int newfd);
  * (pass through). */
 struct wc_desc *wc_nc_untracked(int fd);
 /* A write on a THROUGH or WATCH description. */
-void wc_nc_count_through(const struct wc_desc *d);
+void wc_nc_count_through(int fd, struct wc_desc *d);
 /* Writes passed through (the sum of the reasons). */
 uint64_t wc_nc_total(void);
 /* The reasons as one line for WCACHE_STATS ("N writes passed through

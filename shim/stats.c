@@ -58,7 +58,8 @@ static const char *const nc_names[WC_NC_COUNT] = {
     [WC_NC_READONLY] = "not open for writing",
     [WC_NC_NOCACHE] = "no cache (could not be created)",
     [WC_NC_FEW] = "a file's first writes (WCACHE_MIN_WRITES)",
-    [WC_NC_FUTILE] = "file left the cache (it gained nothing)",
+    [WC_NC_FUTILE] = "caching the file gains nothing (written back at "
+                     "every lock, or scattered)",
 };
 
 void wc_stats_file_cached(void)
@@ -181,6 +182,8 @@ static int through_reason(const struct wc_desc *d)
         return d->shared || d->append ? WC_NC_SHARED : WC_NC_THROUGH;
     if (d->accmode == O_RDONLY)
         return WC_NC_READONLY;
+    if (d->writes == WC_WRITES_NOT_REGULAR)
+        return WC_NC_NOT_REGULAR;
     if (d->writes < 0)
         return WC_NC_PSEUDO;
     if ((d->shared || d->stdio) && d->append)
@@ -190,10 +193,13 @@ static int through_reason(const struct wc_desc *d)
     return d->backoff ? WC_NC_FUTILE : WC_NC_FEW;
 }
 
-void wc_nc_count_through(const struct wc_desc *d)
+void wc_nc_count_through(int fd, struct wc_desc *d)
 {
-    if (g_counting)
-        __atomic_add_fetch(&g_count[through_reason(d)], 1, __ATOMIC_RELAXED);
+    if (!g_counting)
+        return;
+    if (d->ino == 0)
+        wc_ident_locked(fd, d);     /* a FIFO's reason: not regular */
+    __atomic_add_fetch(&g_count[through_reason(d)], 1, __ATOMIC_RELAXED);
 }
 
 uint64_t wc_nc_total(void)

@@ -8,6 +8,9 @@
  *                               SQLite's transactions are
  *   prog_futile scatter FILE N  N writes of 512 bytes at scattered
  *                               offsets of a 16 MiB file
+ *   prog_futile locked_once FILE N  N records under the one lock taken
+ *                               at the start (every 500th record also
+ *                               locks and unlocks a byte far away)
  *
  * After every write a second description of the file, opened read-only,
  * reads the record back, and the writer's offset is checked: whether the
@@ -34,10 +37,12 @@ static int fail(const char *what, long i)
 int main(int argc, char **argv)
 {
     if (argc != 4) {
-        fprintf(stderr, "usage: prog_futile locked|scatter FILE N\n");
+        fprintf(stderr, "usage: prog_futile locked|locked_once|scatter "
+                "FILE N\n");
         return 2;
     }
     int scatter = !strcmp(argv[1], "scatter");
+    int once = !strcmp(argv[1], "locked_once");
     long n = atol(argv[3]);
     int fd = open(argv[2], O_RDWR | O_CREAT | O_TRUNC, 0644);
     int rd = open(argv[2], O_RDONLY);
@@ -62,6 +67,16 @@ int main(int argc, char **argv)
             at = (off_t)((x >> 33) % 32768) * 512;
             if (pwrite(fd, rec, len, at) != (ssize_t)len)
                 return fail("pwrite", i);
+        } else if (once) {
+            at = i * (off_t)len;
+            if (write(fd, rec, len) != (ssize_t)len)
+                return fail("write", i);
+            struct flock l = {.l_type = F_WRLCK, .l_whence = SEEK_SET,
+                              .l_start = ((off_t)1 << 40) + 8, .l_len = 1};
+            if (i % 500 == 499 && (fcntl(fd, F_SETLK, &l) != 0 ||
+                                   (l.l_type = F_UNLCK,
+                                    fcntl(fd, F_SETLK, &l) != 0)))
+                return fail("far lock", i);
         } else {
             struct flock l = {.l_type = F_WRLCK, .l_whence = SEEK_SET,
                               .l_len = (off_t)1 << 30};
