@@ -68,9 +68,14 @@
  *       and the like, flock, lockf: consistency points) for every fewer
  *       than WC_WRITES_PER_LOCK (4) writes: it would be written back at
  *       nearly every lock and gain nothing, as (8) finds of a cached one
- *       (SQLite's database), only later and after paying for the cache;
- *       it is asked again after WC_BACKOFF_BASE << backoff writes, the
- *       wait doubling each time, as for (8). A WATCH description holds no
+ *       (SQLite's database), only later and after paying for the cache.
+ *       Nor one written mostly by pwrites (more than half of its writes),
+ *       most of them more than a page away from the pwrite before: each
+ *       would be written back by a call of its own (a random update of a
+ *       large file), while rewrites of the same pages and nearly ordered
+ *       records count as near. Either is asked again after
+ *       WC_BACKOFF_BASE << backoff writes, the wait doubling each time,
+ *       as for (8). A WATCH description holds no
  *       cached byte, so the kernel serves it exactly.
  *   (7) A WATCH description may not know its file's identity yet (ino
  *       0 until ident_locked asks fstat, which attaching and adopting do
@@ -255,8 +260,8 @@ static struct wc_desc *desc_alloc(void)
     d->kstale = 0;
     d->shared = 0;
     d->stdio = 0;
-    __atomic_store_n(&d->writes, 0, __ATOMIC_RELAXED);
-    __atomic_store_n(&d->wlocks, 0, __ATOMIC_RELAXED);
+    wc_watch_restart(d);
+    d->wlast = 0;
     d->backoff = 0;
     __atomic_store_n(&d->guard, 0, __ATOMIC_RELAXED);
     d->holders = NULL;
@@ -792,8 +797,7 @@ static void detach(dev_t dev, ino_t ino, int mapped)
             } else {
                 if (d->backoff < WC_BACKOFF_MAX)
                     d->backoff++;
-                __atomic_store_n(&d->writes, 0, __ATOMIC_RELAXED);
-                __atomic_store_n(&d->wlocks, 0, __ATOMIC_RELAXED);
+                wc_watch_restart(d);
             }
             __atomic_add_fetch(&g_nwatch, 1, __ATOMIC_RELAXED);
         }

@@ -380,6 +380,8 @@ fast_write(int fd, struct wc_desc *d, const void *buf, size_t n, off_t pos)
         return WC_UNHANDLED;
     }
     if (d->mode == WC_D_WATCH) {
+        if (pos >= 0)
+            wc_watch_pwrite(d, pos);
         if (!wc_watch_passes(d, n))
             goto no;
         r = pos < 0 ? REAL(write)(fd, buf, n) : REAL(pwrite)(fd, buf, n, pos);

@@ -209,6 +209,9 @@ struct wc_desc {
                                  nothing (fdtab.c invariant (8)) */
     int wlocks;               /* WATCH: lock calls on it since `writes`
                                  was last 0 (atomic; fdtab.c (6)) */
+    int wpw, wnear;           /* WATCH: pwrites since then, and those near
+                                 the one before (fdtab.c (6)) */
+    off_t wlast;              /* WATCH: the last pwrite's first page */
     int *holders;             /* how many processes hold it, in memory
                                  shared with them (shared.c invariant (5));
                                  NULL: not counted */
@@ -410,6 +413,14 @@ enum { WC_WRITES_PSEUDO = -1, WC_WRITES_NOT_REGULAR = -2 };
  * (fdtab.c invariant (7)). Caller holds d->lock. */
 void wc_ident_locked(int fd, struct wc_desc *d);
 
+/* d's WATCH counts start again (fdtab.c invariant (6)). */
+static inline void wc_watch_restart(struct wc_desc *d)
+{
+    __atomic_store_n(&d->writes, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&d->wlocks, 0, __ATOMIC_RELAXED);
+    d->wpw = d->wnear = 0;
+}
+
 static inline int wc_watch_passes(struct wc_desc *d, size_t len)
 {
     if (d->writes < 0 || (d->accmode != O_WRONLY && d->accmode != O_RDWR) ||
@@ -422,17 +433,31 @@ static inline int wc_watch_passes(struct wc_desc *d, size_t len)
         return 1;
     }
     int locks = __atomic_load_n(&d->wlocks, __ATOMIC_RELAXED);
-    if (unlikely(locks) && locks * WC_WRITES_PER_LOCK > d->writes) {
-        /* Written back at nearly every lock: caching it would gain
-         * nothing (fdtab.c invariant (6)); asked again later, as a file
-         * that left the cache is. */
-        __atomic_store_n(&d->writes, 0, __ATOMIC_RELAXED);
-        __atomic_store_n(&d->wlocks, 0, __ATOMIC_RELAXED);
+    if ((unlikely(locks) && locks * WC_WRITES_PER_LOCK > d->writes) ||
+        (unlikely(d->wpw) && d->wpw * 2 > d->writes &&
+         d->wnear * 2 < d->wpw)) {
+        /* Written back at nearly every lock, or written mostly by pwrites
+         * far from each other (each would be written back by a call of its
+         * own): caching it would gain nothing (fdtab.c invariant (6));
+         * asked again later, as a file that left the cache is. */
+        wc_watch_restart(d);
         if (d->backoff < WC_BACKOFF_MAX)
             d->backoff++;
         return 1;
     }
     return 0;
+}
+
+/* A pwrite of n bytes at pos through WATCH description d (under its lock,
+ * before wc_watch_passes): near the last one if it starts on the page
+ * before, at or after where that one started. */
+static inline void wc_watch_pwrite(struct wc_desc *d, off_t pos)
+{
+    off_t page = pos >> 12;
+    if (page + 1 >= d->wlast && page <= d->wlast + 1)
+        d->wnear++;
+    d->wpw++;
+    d->wlast = page;
 }
 void wc_desc_adopted(dev_t dev, ino_t ino);
 

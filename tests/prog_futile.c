@@ -8,6 +8,9 @@
  *                               SQLite's transactions are
  *   prog_futile scatter FILE N  N writes of 512 bytes at scattered
  *                               offsets of a 16 MiB file
+ *   prog_futile hot FILE N      N pwrites of 100 bytes going round the
+ *                               first 32 records (rewrites near each
+ *                               other: worth caching)
  *   prog_futile locked_once FILE N  N records under the one lock taken
  *                               at the start (every 500th record also
  *                               locks and unlocks a byte far away)
@@ -37,12 +40,13 @@ static int fail(const char *what, long i)
 int main(int argc, char **argv)
 {
     if (argc != 4) {
-        fprintf(stderr, "usage: prog_futile locked|locked_once|scatter "
+        fprintf(stderr, "usage: prog_futile locked|locked_once|scatter|hot "
                 "FILE N\n");
         return 2;
     }
     int scatter = !strcmp(argv[1], "scatter");
     int once = !strcmp(argv[1], "locked_once");
+    int hot = !strcmp(argv[1], "hot");
     long n = atol(argv[3]);
     int fd = open(argv[2], O_RDWR | O_CREAT | O_TRUNC, 0644);
     int rd = open(argv[2], O_RDONLY);
@@ -65,6 +69,10 @@ int main(int argc, char **argv)
         if (scatter) {
             x = x * 6364136223846793005ul + 1442695040888963407ul;
             at = (off_t)((x >> 33) % 32768) * 512;
+            if (pwrite(fd, rec, len, at) != (ssize_t)len)
+                return fail("pwrite", i);
+        } else if (hot) {
+            at = (i % 32) * (off_t)len;
             if (pwrite(fd, rec, len, at) != (ssize_t)len)
                 return fail("pwrite", i);
         } else if (once) {
