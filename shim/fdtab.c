@@ -70,7 +70,8 @@
  *       nearly every lock and gain nothing, as (8) finds of a cached one
  *       (SQLite's database), only later and after paying for the cache.
  *       Nor one written mostly by pwrites (more than half of its writes),
- *       most of them more than a page away from the pwrite before: each
+ *       most of them starting more than a page away from the pages of the
+ *       pwrite before (the next record of a stream is near): each
  *       would be written back by a call of its own (a random update of a
  *       large file), while rewrites of the same pages and nearly ordered
  *       records count as near. Either is asked again after
@@ -261,7 +262,7 @@ static struct wc_desc *desc_alloc(void)
     d->shared = 0;
     d->stdio = 0;
     wc_watch_restart(d);
-    d->wlast = 0;
+    d->wlo = d->whi = 0;
     d->backoff = 0;
     __atomic_store_n(&d->guard, 0, __ATOMIC_RELAXED);
     d->holders = NULL;

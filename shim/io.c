@@ -381,7 +381,7 @@ fast_write(int fd, struct wc_desc *d, const void *buf, size_t n, off_t pos)
     }
     if (d->mode == WC_D_WATCH) {
         if (pos >= 0)
-            wc_watch_pwrite(d, pos);
+            wc_watch_pwrite(d, pos, n);
         if (!wc_watch_passes(d, n))
             goto no;
         r = pos < 0 ? REAL(write)(fd, buf, n) : REAL(pwrite)(fd, buf, n, pos);

@@ -211,7 +211,8 @@ struct wc_desc {
                                  was last 0 (atomic; fdtab.c (6)) */
     int wpw, wnear;           /* WATCH: pwrites since then, and those near
                                  the one before (fdtab.c (6)) */
-    off_t wlast;              /* WATCH: the last pwrite's first page */
+    unsigned wlo, whi;        /* WATCH: the last pwrite's first and last
+                                 pages (modulo 2^32: a hint) */
     int *holders;             /* how many processes hold it, in memory
                                  shared with them (shared.c invariant (5));
                                  NULL: not counted */
@@ -449,15 +450,16 @@ static inline int wc_watch_passes(struct wc_desc *d, size_t len)
 }
 
 /* A pwrite of n bytes at pos through WATCH description d (under its lock,
- * before wc_watch_passes): near the last one if it starts on the page
- * before, at or after where that one started. */
-static inline void wc_watch_pwrite(struct wc_desc *d, off_t pos)
+ * before wc_watch_passes): near the last one if it starts within a page
+ * of that one's pages (the next record of a stream, a rewrite). */
+static inline void wc_watch_pwrite(struct wc_desc *d, off_t pos, size_t n)
 {
-    off_t page = pos >> 12;
-    if (page + 1 >= d->wlast && page <= d->wlast + 1)
+    unsigned lo = (unsigned)(pos >> 12);
+    if (lo + 1 >= d->wlo && lo <= d->whi + 1)
         d->wnear++;
     d->wpw++;
-    d->wlast = page;
+    d->wlo = lo;
+    d->whi = (unsigned)((pos + (off_t)(n ? n - 1 : 0)) >> 12);
 }
 void wc_desc_adopted(dev_t dev, ino_t ino);
 

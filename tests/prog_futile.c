@@ -8,6 +8,9 @@
  *                               SQLite's transactions are
  *   prog_futile scatter FILE N  N writes of 512 bytes at scattered
  *                               offsets of a 16 MiB file
+ *   prog_futile stream FILE N   N pwrites of 6000 bytes, each where the
+ *                               one before ended (a stream of large
+ *                               records: worth caching)
  *   prog_futile hot FILE N      N pwrites of 100 bytes going round the
  *                               first 32 records (rewrites near each
  *                               other: worth caching)
@@ -40,13 +43,15 @@ static int fail(const char *what, long i)
 int main(int argc, char **argv)
 {
     if (argc != 4) {
-        fprintf(stderr, "usage: prog_futile locked|locked_once|scatter|hot "
+        fprintf(stderr, "usage: prog_futile locked|locked_once|scatter|hot|"
+                "stream "
                 "FILE N\n");
         return 2;
     }
     int scatter = !strcmp(argv[1], "scatter");
     int once = !strcmp(argv[1], "locked_once");
     int hot = !strcmp(argv[1], "hot");
+    int stream = !strcmp(argv[1], "stream");
     long n = atol(argv[3]);
     int fd = open(argv[2], O_RDWR | O_CREAT | O_TRUNC, 0644);
     int rd = open(argv[2], O_RDONLY);
@@ -58,17 +63,21 @@ int main(int argc, char **argv)
                          .l_start = (off_t)1 << 40, .l_len = 1};
     if (fcntl(fd, F_SETLK, &held) != 0)
         return fail("lock held", -1);
-    char rec[512], back[512];
+    char rec[6000], back[6000];
     unsigned long x = 12345;
     long checks = 0;
     for (long i = 0; i < n; i++) {
-        size_t len = scatter ? sizeof rec : 100;
+        size_t len = stream ? sizeof rec : scatter ? 512 : 100;
         memset(rec, 'a' + (int)(i % 26), len);
         snprintf(rec, len, "record %ld", i);
         off_t at;
         if (scatter) {
             x = x * 6364136223846793005ul + 1442695040888963407ul;
             at = (off_t)((x >> 33) % 32768) * 512;
+            if (pwrite(fd, rec, len, at) != (ssize_t)len)
+                return fail("pwrite", i);
+        } else if (stream) {
+            at = i * (off_t)len;
             if (pwrite(fd, rec, len, at) != (ssize_t)len)
                 return fail("pwrite", i);
         } else if (hot) {

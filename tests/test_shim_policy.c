@@ -293,6 +293,19 @@ Test(policy, scattered_pwrites_are_not_cached)
     free(s);
 }
 
+/* A stream of large records written by pwrite, each where the last one
+ * ended (more than a page apart at their starts), is cached. */
+Test(policy, a_pwrite_stream_of_large_records_is_cached)
+{
+    char *s = futile("stream", 3000);
+    const char *p = strstr(s, "]: ");
+    cr_assert(p && strstr(p, " writes absorbed"), "%s", s);
+    long absorbed = atol(p + 3);
+    cr_expect(absorbed >= 2900, "%ld of 3000 pwrites cached:\n%s",
+              absorbed, s);
+    free(s);
+}
+
 /* pwrites that go round a few records, near each other, are cached. */
 Test(policy, pwrites_near_each_other_are_cached)
 {
