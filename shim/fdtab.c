@@ -467,6 +467,31 @@ static int watch_sync(void)
     return __atomic_fetch_add(&g_nwatch, 0, __ATOMIC_SEQ_CST);
 }
 
+int wc_fd_private(int fd, dev_t *dev, ino_t *ino)
+{
+    struct wc_desc *d = wc_fd_get(fd);
+    if (!d || wc_desc_lock(fd, d))
+        return 0;
+    int ok = !d->shared && d->accmode != O_RDONLY &&
+             (d->mode == WC_D_WATCH || d->mode == WC_D_CACHED ||
+              d->mode == WC_D_RESERVE) &&
+             (!d->holders || __atomic_load_n(d->holders, __ATOMIC_ACQUIRE) == 1);
+    if (ok) {
+        ident_locked(fd, d);
+        ok = d->ino != 0 && d->writes != WC_WRITES_NOT_REGULAR;
+        *dev = d->dev;
+        *ino = d->ino;
+    }
+    wc_unlock(&d->lock);
+    return ok;
+}
+
+unsigned wc_fd_tracked_hi(void)
+{
+    unsigned hi = __atomic_load_n(&g_fd_hi, __ATOMIC_RELAXED);
+    return hi < wc_nfds ? hi : wc_nfds;
+}
+
 void wc_desc_adopted(dev_t dev, ino_t ino)
 {
     struct wc_cache *c = __atomic_load_n(&wc_cachep, __ATOMIC_ACQUIRE);

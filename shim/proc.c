@@ -28,6 +28,24 @@
  *       destructor; _exit and _Exit flush first themselves. After that
  *       everything passes through (a later destructor's write still goes
  *       to the file, at the right offset).
+ *   (6) exec hands over what it knows of who holds each description:
+ *       those the process holds alone (opened here and never shared, or
+ *       shared only with children that let go: shared.c invariant (5);
+ *       or handed over to this image the same way and not yet written),
+ *       writable, regular and without FD_CLOEXEC, are named in
+ *       WCACHE_OWN_FDS (fd:dev:ino each, after this process's pid and
+ *       the identity of the program exec runs). The new image takes the
+ *       variable out of its environment at start-up, before main, and
+ *       believes it only if the pid is its own, /proc/self/exe is that
+ *       program (an image between them that did not run the shim would
+ *       make it differ, unless it ran exactly that program) and each
+ *       descriptor still names its file; then such a descriptor is
+ *       cached as one it opened (`sh -c 'prog > f'`, and a shell under
+ *       wcache that forks, opens `> f` in the child and execs, as bash
+ *       does), not as one shared with the parent. Creating a child takes
+ *       that knowledge back (wc_nc_shared_all). execvp and execlp of a
+ *       name without a slash hand nothing over (the program is not known
+ *       before the search).
  *   (5) setrlimit/prlimit/ulimit of RLIMIT_FSIZE tell the engine
  *       (wc_cache_limits_changed), which reads the limit only then.
  *       RLIMIT_NOFILE is read and set through ownfd.c, which places the
@@ -199,6 +217,7 @@ static void before_spawn(int exec_only)
 {
     if (wc_state != WC_ST_ON || wc_depth)
         return;
+    wc_nc_shared_all();                 /* invariant (6) */
     int e = wc_work_begin();
     wc_consistency_all(WC_WHY_FORK, WC_ALL_SHARE, exec_only);
     wc_work_end(e);
@@ -281,6 +300,126 @@ WC_EXPORT FILE *popen(const char *cmd, const char *mode)
 
 /* ---- exec ------------------------------------------------------------- */
 
+#define OWN_VAR "WCACHE_OWN_FDS"
+#define OWN_MAX 32                      /* descriptors handed over */
+
+/* Invariant (6): envp with WCACHE_OWN_FDS naming the descriptors held
+ * alone, for a program whose identity is *exe; NULL when there is none to
+ * name (or no room): the caller execs with envp. The array and strings
+ * are one anonymous mapping of *len bytes (own_env_free after a failed
+ * exec). */
+static char **own_env(char *const envp[], const struct stat *exe,
+                      size_t *len)
+{
+    if (wc_state != WC_ST_ON || wc_depth || !exe)
+        return NULL;
+    int e = errno;
+    char var[64 + OWN_MAX * 64];
+    int n = snprintf(var, sizeof var, OWN_VAR "=%lld:%llu:%llu/",
+                     (long long)getpid(), (unsigned long long)exe->st_dev,
+                     (unsigned long long)exe->st_ino);
+    int count = 0;
+    unsigned hi = wc_nfds;
+    for (unsigned fd = 0; fd < hi && count < OWN_MAX; fd++) {
+        dev_t dev;
+        ino_t ino;
+        struct stat st;
+        if (fd < wc_fd_tracked_hi() && wc_fd_private((int)fd, &dev, &ino)) {
+            ;
+        } else if (wc_nc_own((int)fd) && REAL(fstat)((int)fd, &st) == 0) {
+            dev = st.st_dev;
+            ino = st.st_ino;
+        } else {
+            continue;
+        }
+        int fl = REAL(fcntl)((int)fd, F_GETFD);
+        if (fl < 0 || (fl & FD_CLOEXEC))
+            continue;
+        n += snprintf(var + n, sizeof var - (size_t)n, "%s%u:%llu:%llu",
+                      count ? "," : "", fd, (unsigned long long)dev,
+                      (unsigned long long)ino);
+        count++;
+    }
+    errno = e;
+    if (!count || n >= (int)sizeof var)
+        return NULL;
+    size_t k = 0, bytes = (size_t)n + 1;
+    for (; envp && envp[k]; k++)
+        ;
+    *len = (k + 2) * sizeof(char *) + bytes;
+    char **out = REAL(mmap)(NULL, *len, PROT_READ | PROT_WRITE,
+                            MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (out == MAP_FAILED) {
+        errno = e;
+        return NULL;
+    }
+    char *str = (char *)(out + k + 2);
+    memcpy(str, var, bytes);
+    size_t j = 0;
+    for (size_t i = 0; i < k; i++)
+        if (strncmp(envp[i], OWN_VAR "=", sizeof OWN_VAR))
+            out[j++] = envp[i];
+    out[j++] = str;
+    out[j] = NULL;
+    return out;
+}
+
+static void own_env_free(char **env, size_t len)
+{
+    if (env) {
+        int e = errno;
+        REAL(munmap)(env, len);
+        errno = e;
+    }
+}
+
+/* The program a path names, as /proc/self/exe will show it. */
+static const struct stat *exe_of(int dirfd, const char *path, int flags,
+                                 struct stat *st)
+{
+    if (wc_state != WC_ST_ON || !path)
+        return NULL;
+    int e = errno;
+    int r = REAL(fstatat)(dirfd, path, st,
+                          flags & (AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW));
+    errno = e;
+    return r == 0 && S_ISREG(st->st_mode) ? st : NULL;
+}
+
+void wc_exec_own_take(unsigned char *why, unsigned char mark)
+{
+    const char *v = getenv(OWN_VAR);
+    if (!v)
+        return;
+    char buf[64 + OWN_MAX * 64];
+    snprintf(buf, sizeof buf, "%s", v);
+    unsetenv(OWN_VAR);
+    long long pid;
+    unsigned long long xdev, xino;
+    int at = 0;
+    struct stat st;
+    if (!why || sscanf(buf, "%lld:%llu:%llu/%n", &pid, &xdev, &xino, &at) < 3 ||
+        !at || pid != (long long)getpid() ||
+        REAL(stat)("/proc/self/exe", &st) != 0 ||
+        (unsigned long long)st.st_dev != xdev ||
+        (unsigned long long)st.st_ino != xino)
+        return;
+    for (char *p = buf + at; *p;) {
+        unsigned fd;
+        unsigned long long dev, ino;
+        int used = 0;
+        if (sscanf(p, "%u:%llu:%llu%n", &fd, &dev, &ino, &used) < 3 || !used)
+            return;
+        p += used;
+        if (*p == ',')
+            p++;
+        if (fd < wc_nfds && REAL(fstat)((int)fd, &st) == 0 &&
+            S_ISREG(st.st_mode) && (unsigned long long)st.st_dev == dev &&
+            (unsigned long long)st.st_ino == ino)
+            __atomic_store_n(&why[fd], mark, __ATOMIC_RELAXED);
+    }
+}
+
 static void before_exec(void)
 {
     if (wc_state != WC_ST_ON || wc_depth)
@@ -297,23 +436,34 @@ WC_EXPORT int execve(const char *path, char *const argv[],
                      char *const envp[])
 {
     before_exec();
-    int r = REAL(execve)(path, argv, envp);
+    struct stat st;
+    size_t len = 0;
+    char **own = own_env(envp, exe_of(AT_FDCWD, path, 0, &st), &len);
+    int r = REAL(execve)(path, argv, own ? own : envp);
+    own_env_free(own, len);
     wc_exec_failed();
     return r;
 }
 
 WC_EXPORT int execv(const char *path, char *const argv[])
 {
-    before_exec();
-    int r = REAL(execv)(path, argv);
-    wc_exec_failed();
-    return r;
+    return execve(path, argv, environ);
+}
+
+/* A name without a slash is searched in PATH: not known before. */
+static const struct stat *exe_of_file(const char *file, struct stat *st)
+{
+    return file && strchr(file, '/') ? exe_of(AT_FDCWD, file, 0, st) : NULL;
 }
 
 WC_EXPORT int execvp(const char *file, char *const argv[])
 {
     before_exec();
-    int r = REAL(execvp)(file, argv);
+    struct stat st;
+    size_t len = 0;
+    char **own = own_env(environ, exe_of_file(file, &st), &len);
+    int r = own ? REAL(execvpe)(file, argv, own) : REAL(execvp)(file, argv);
+    own_env_free(own, len);
     wc_exec_failed();
     return r;
 }
@@ -322,7 +472,11 @@ WC_EXPORT int execvpe(const char *file, char *const argv[],
                       char *const envp[])
 {
     before_exec();
-    int r = REAL(execvpe)(file, argv, envp);
+    struct stat st;
+    size_t len = 0;
+    char **own = own_env(envp, exe_of_file(file, &st), &len);
+    int r = REAL(execvpe)(file, argv, own ? own : envp);
+    own_env_free(own, len);
     wc_exec_failed();
     return r;
 }
@@ -331,7 +485,11 @@ WC_EXPORT int execveat(int dirfd, const char *path, char *const argv[],
                        char *const envp[], int flags)
 {
     before_exec();
-    int r = REAL(execveat)(dirfd, path, argv, envp, flags);
+    struct stat st;
+    size_t len = 0;
+    char **own = own_env(envp, exe_of(dirfd, path, flags, &st), &len);
+    int r = REAL(execveat)(dirfd, path, argv, own ? own : envp, flags);
+    own_env_free(own, len);
     wc_exec_failed();
     return r;
 }
@@ -339,7 +497,11 @@ WC_EXPORT int execveat(int dirfd, const char *path, char *const argv[],
 WC_EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
 {
     before_exec();
-    int r = REAL(fexecve)(fd, argv, envp);
+    struct stat st;
+    size_t len = 0;
+    char **own = own_env(envp, exe_of(fd, "", AT_EMPTY_PATH, &st), &len);
+    int r = REAL(fexecve)(fd, argv, own ? own : envp);
+    own_env_free(own, len);
     wc_exec_failed();
     return r;
 }
@@ -451,6 +613,7 @@ __attribute__((constructor)) static void wc_init(void)
     int e = errno;
     if (!wc_real_init() || !wc_env_load() || wc_fdtab_init() < 0) {
         wc_state = WC_ST_OFF;
+        wc_exec_own_take(NULL, 0);      /* never left for a later image */
         errno = e;
         return;
     }

@@ -275,8 +275,10 @@ ssize_t wc_reserve_write(int fd, struct wc_desc *d, const struct iovec *iov,
  * (stats.c): a writable regular file is cached as a description shared
  * with the parent (a shell, a job), its offsets reserved; `prog >> log`,
  * a shared O_APPEND description, could only pass through, and is left
- * untracked (nothing per call). Returns 1 when fd is tracked now. */
-int wc_fd_adopt(int fd)
+ * untracked (nothing per call). One the image before exec held alone
+ * (`own`, proc.c invariant (6)) is cached as one this process opened.
+ * Returns 1 when fd is tracked now. */
+int wc_fd_adopt(int fd, int own)
 {
     struct stat st;
     int fl = REAL(fcntl)(fd, F_GETFL);
@@ -285,7 +287,7 @@ int wc_fd_adopt(int fd)
         wc_nc_mark(fd, WC_NC_UNKNOWN);
         return 0;
     }
-    if (fl & O_APPEND) {
+    if ((fl & O_APPEND) && !own) {
         wc_nc_mark(fd, WC_NC_INHERITED);
         return 0;
     }
@@ -304,8 +306,9 @@ int wc_fd_adopt(int fd)
         wc_unlock(&d->lock);
     }
     /* Shared with the parent: offsets reserved. */
-    wc_fd_std(fd, 1);
-    wc_debug_fd(fd, n > 0 ? path : NULL, "inherited");
+    wc_fd_std(fd, !own);
+    wc_debug_fd(fd, n > 0 ? path : NULL,
+                own ? "inherited, this process's alone" : "inherited");
     wc_work_end(e);
     return wc_fd_get(fd) != NULL;
 }

@@ -289,8 +289,9 @@ void wc_fd_opened(int fd, int dirfd, const char *path, int flags);
 /* The same when its fstat is known (`st`). */
 void wc_fd_opened_known(int fd, int dirfd, const char *path, int flags,
                         const struct stat *st);
-/* A descriptor open since start-up, at its first write (shared.c). */
-int wc_fd_adopt(int fd);
+/* A descriptor open since start-up, at its first write (shared.c); `own`:
+ * held by this process alone (WC_NC_START_OWN: proc.c invariant (6)). */
+int wc_fd_adopt(int fd, int own);
 
 /* A counted reference to the description behind `fd`, or NULL (not
  * tracked). Taken only from a non-zero count, then checked against the
@@ -644,14 +645,33 @@ enum wc_nc {
     WC_NC_NOCACHE,      /* the cache could not be created */
     WC_NC_FEW,          /* a file's first writes (WCACHE_MIN_WRITES) */
     WC_NC_FUTILE,       /* caching the file gained nothing (demoted) */
+    WC_NC_START_OWN,    /* as WC_NC_START, and held by this process alone
+                           (the image before exec said so: proc.c) */
     WC_NC_COUNT
 };
 
 /* The per-descriptor states exist (WCACHE_STATS set, or inherited
  * descriptors cached: the default). */
 extern int wc_nc_on;
-/* Allocate the per-descriptor states when either needs them. */
+/* Is fd's description writable, regular and held by this process alone
+ * (not shared with a child, its holder count 1 if it has one)? Then its
+ * identity too. For exec (proc.c invariant (6)). */
+int wc_fd_private(int fd, dev_t *dev, ino_t *ino);
+/* Every tracked descriptor is below this. */
+unsigned wc_fd_tracked_hi(void);
+/* The descriptors the image before exec held alone (proc.c invariant (6)):
+ * marked `mark` in why[] (NULL: only forgotten); the variable that says so
+ * leaves the environment either way. */
+void wc_exec_own_take(unsigned char *why, unsigned char mark);
+
+/* Allocate the per-descriptor states when either needs them; mark the
+ * descriptors the image before exec held alone (proc.c invariant (6)). */
 void wc_nc_init(void);
+/* A child is being created: no descriptor open since start-up is this
+ * process's alone any more. */
+void wc_nc_shared_all(void);
+/* Is `fd` open since start-up and this process's alone? */
+int wc_nc_own(int fd);
 /* Record why `fd` is not cached (WC_NC_UNKNOWN: forget). */
 void wc_nc_mark(int fd, int why);
 /* newfd is a duplicate of oldfd: the same reason. */

@@ -45,6 +45,7 @@ static uint64_t g_files;                       /* files brought into the
 
 static const char *const nc_names[WC_NC_COUNT] = {
     [WC_NC_START] = "open since start-up",
+    [WC_NC_START_OWN] = "open since start-up, this process's alone",
     [WC_NC_UNKNOWN] = "unknown",
     [WC_NC_NOT_REGULAR] = "not a regular file",
     [WC_NC_PSEUDO] = "/proc, /sys and the like",
@@ -81,14 +82,34 @@ uint64_t wc_stats_files(void)
 void wc_nc_init(void)
 {
     g_counting = wc_cfg.stats || wc_cfg.stats_raw[0];
-    if ((!g_counting && !wc_cfg.inherited) || g_why)
+    if ((!g_counting && !wc_cfg.inherited) || g_why) {
+        wc_exec_own_take(NULL, 0);      /* forget it all the same */
         return;
+    }
     void *p = REAL(mmap)(NULL, wc_nfds, PROT_READ | PROT_WRITE,
                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (p == MAP_FAILED)
+    if (p == MAP_FAILED) {
+        wc_exec_own_take(NULL, 0);
         return;
+    }
     g_why = p;
     wc_nc_on = 1;
+    wc_exec_own_take(g_why, WC_NC_START_OWN);
+}
+
+void wc_nc_shared_all(void)
+{
+    if (!wc_nc_on)
+        return;
+    for (unsigned fd = 0; fd < wc_nfds; fd++)
+        if (__atomic_load_n(&g_why[fd], __ATOMIC_RELAXED) == WC_NC_START_OWN)
+            __atomic_store_n(&g_why[fd], WC_NC_START, __ATOMIC_RELAXED);
+}
+
+int wc_nc_own(int fd)
+{
+    return wc_nc_on && fd >= 0 && (unsigned)fd < wc_nfds &&
+           __atomic_load_n(&g_why[fd], __ATOMIC_RELAXED) == WC_NC_START_OWN;
 }
 
 void wc_nc_mark(int fd, int why)
@@ -144,13 +165,13 @@ struct wc_desc *wc_nc_untracked(int fd)
     int why = WC_NC_NOT_REGULAR;
     if (fd >= 0 && (unsigned)fd < wc_nfds) {
         why = __atomic_load_n(&g_why[fd], __ATOMIC_RELAXED);
-        unsigned char start = WC_NC_START;
-        if (why == WC_NC_START && wc_cfg.inherited &&
-            wc_state == WC_ST_ON && !wc_depth &&
+        unsigned char start = (unsigned char)why;
+        if ((why == WC_NC_START || why == WC_NC_START_OWN) &&
+            wc_cfg.inherited && wc_state == WC_ST_ON && !wc_depth &&
             __atomic_compare_exchange_n(&g_why[fd], &start, WC_NC_UNKNOWN,
                                         0, __ATOMIC_ACQ_REL,
                                         __ATOMIC_RELAXED)) {
-            if (wc_fd_adopt(fd)) {              /* (1b) */
+            if (wc_fd_adopt(fd, why == WC_NC_START_OWN)) {  /* (1b) */
                 struct wc_desc *d = wc_fd_get(fd);
                 if (d)
                     return d;
@@ -159,6 +180,8 @@ struct wc_desc *wc_nc_untracked(int fd)
         }
         if (!g_counting)
             return NULL;
+        if (why == WC_NC_START_OWN)
+            why = WC_NC_START;
         if (why == WC_NC_START || why == WC_NC_UNKNOWN) {
             int k = classify(fd);
             /* A regular file open since start-up, left uncached. */

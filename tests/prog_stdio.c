@@ -385,6 +385,24 @@ static void kernel_pos(const char *label)
             k != (long long)lseek(1, 0, SEEK_CUR));
 }
 
+/* On an inherited stdout: "A 1" to "A 600", pausing now and then, then
+ * whether the kernel's offset is behind (the shim caches it as this
+ * process's own: its shell handed it over at exec) and whether the
+ * variable that says so reached the program. On stderr. */
+static void sc_inherited1(void)
+{
+    char line[32];
+    for (int i = 1; i <= 600; i++) {
+        int n = snprintf(line, sizeof line, "A %d\n", i);
+        if (write(1, line, (size_t)n) != n)
+            say("short write");
+        if (i % 100 == 0)
+            usleep(2000);
+    }
+    kernel_pos("inherited");
+    dprintf(2, "own var %s\n", getenv("WCACHE_OWN_FDS") ? "seen" : "gone");
+}
+
 /* Each stdio call that can write stdout's bytes out, on a guarded
  * stdout holding cached bytes: glibc's write must land after them, as
  * with the kernel. The calls write more than the buffer (glibc writes
@@ -541,6 +559,8 @@ int main(int argc, char **argv)
         sc_inherited();
     else if (!strcmp(s, "fork_loop"))
         sc_fork_loop();
+    else if (!strcmp(s, "inherited1"))
+        sc_inherited1();
     else if (!strcmp(s, "inherited3"))
         sc_inherited3();
     else if (!strcmp(s, "fences"))

@@ -287,6 +287,86 @@ Test(shared, background_holders_keep_the_offset_reserved)
     }
 }
 
+/* ---- exec hands over what it knows (proc.c invariant (6)) ------------- */
+
+static int has(const struct run *r, const char *s) { return !!strstr(r->out, s); }
+
+/* bash forks, opens `> f` in the child and execs: the program holds f
+ * alone, and the shim there caches it as its own (the kernel's offset
+ * left behind). dash opens it in itself and keeps it while it waits: the
+ * program reserves. The variable that tells never reaches the program; a
+ * stale or garbled one from outside is ignored. */
+Test(shared, exec_hands_over_a_redirect_held_alone)
+{
+    wct_require_shim();
+    wct_require_prog(WCT_PROG("prog_stdio"));
+    wct_require_tool("bash", "bash");
+    wct_require_tool("dash", "dash");
+    const char *script = "\"$P\" inherited1 . > f; :";
+    struct run r;
+    run_script_env("bash", 1, "own", script, "WCACHE_LOG=info", &r);
+    cr_expect(has(&r, "inherited kernel_behind=1") && has(&r, "own var gone"),
+              "bash: not handed over:\n%s", r.out);
+    run_free(&r);
+    run_script_env("dash", 1, "own", script, "WCACHE_LOG=info", &r);
+    cr_expect(has(&r, "inherited kernel_behind=0"),
+              "dash keeps > f while it waits, yet:\n%s", r.out);
+    run_free(&r);
+    const char *bad[] = {"WCACHE_OWN_FDS=1:2:3/1:4:5",
+                         "WCACHE_OWN_FDS=garbage,,::/x:y:z,1:",
+                         "WCACHE_OWN_FDS=/"};
+    for (int i = 0; i < 3; i++) {
+        run_script_env("bash", 1, "own", script, bad[i], &r);
+        cr_expect(has(&r, "inherited kernel_behind=1") &&
+                      has(&r, "own var gone"),
+                  "%s:\n%s", bad[i], r.out);
+        run_free(&r);
+    }
+    run_script_env("bash", 0, "own", script, NULL, &r);
+    cr_expect(has(&r, "inherited kernel_behind=0"), "%s", r.out);
+    run_free(&r);
+}
+
+/* The same program beside other writers of the same redirect: the shell
+ * holds it, so nothing is handed over; every line once, whole, in order. */
+Test(shared, exec_hands_over_nothing_shared)
+{
+    wct_require_shim();
+    wct_require_prog(WCT_PROG("prog_stdio"));
+    wct_require_tool("bash", "bash");
+    wct_require_tool("dash", "dash");
+    const char *script =
+        "{ \"$P\" inherited1 . & "
+        "for i in $(seq 600); do echo \"B $i\"; done & "
+        "for i in $(seq 600); do echo \"C $i\"; done; wait; } > f";
+    const char *shells[] = {"dash", "bash"};
+    for (int i = 0; i < 2; i++) {
+        struct run r;
+        run_script_env(shells[i], 1, "ownc", script, NULL, &r);
+        char path[4200], who[64];
+        snprintf(path, sizeof path, "%s/f", r.dir);
+        snprintf(who, sizeof who, "%s with the shim", shells[i]);
+        check_concurrent(path, 600, who);
+        cr_expect(has(&r, "inherited kernel_behind=0"), "%s:\n%s",
+                  shells[i], r.out);
+        run_free(&r);
+    }
+    /* Handed over to sh alone, which then starts two writers and execs
+     * the program: creating them took the knowledge back. */
+    struct run r;
+    run_script_env(
+        "bash", 1, "ownx",
+        "sh -c '{ for i in $(seq 600); do echo \"B $i\"; done & "
+        "for i in $(seq 600); do echo \"C $i\"; done & "
+        "exec \"$P\" inherited1 .; }' > f; sleep 1",
+        NULL, &r);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/f", r.dir);
+    check_concurrent(path, 600, "sh that forks, then execs");
+    cr_expect(has(&r, "inherited kernel_behind=0"), "%s", r.out);
+    run_free(&r);
+}
+
 /* ---- statistics say why ------------------------------------------------ */
 
 /* Writes that were not cached are counted under their reason. */
