@@ -43,14 +43,19 @@
  *       cached as one it opened (`sh -c 'prog > f'`, and a shell under
  *       wcache that forks, opens `> f` in the child and execs, as bash
  *       does), not as one shared with the parent. Creating a child takes
- *       that knowledge back (wc_nc_shared_all). execvp and execlp of a
- *       name without a slash hand nothing over (the program is not known
- *       before the search).
+ *       that knowledge back (wc_nc_shared_all). Nothing is handed over
+ *       to an image that will not run this library (an environment
+ *       without it in LD_PRELOAD, a static program, a script, whose
+ *       interpreter /proc/self/exe would name), so the variable never
+ *       reaches a program; nor by execvp and execlp of a name without a
+ *       slash (the program is not known before the search).
  *   (5) setrlimit/prlimit/ulimit of RLIMIT_FSIZE tell the engine
  *       (wc_cache_limits_changed), which reads the limit only then.
  *       RLIMIT_NOFILE is read and set through ownfd.c, which places the
  *       engine's own descriptors above it.
  */
+#include <dlfcn.h>
+#include <elf.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
@@ -303,15 +308,61 @@ WC_EXPORT FILE *popen(const char *cmd, const char *mode)
 #define OWN_VAR "WCACHE_OWN_FDS"
 #define OWN_MAX 32                      /* descriptors handed over */
 
+/* Will the new image load this library? envp preloads a file of this
+ * library's name. (An environment cleaned of LD_PRELOAD, as sudo or env -i
+ * make, must not receive the variable: the program would see it.) */
+static int env_preloads_us(char *const envp[])
+{
+    static char name[256];
+    if (!name[0]) {
+        Dl_info di;
+        const char *f = dladdr((void *)env_preloads_us, &di) && di.dli_fname
+                            ? di.dli_fname : "libwcache.so";
+        const char *slash = strrchr(f, '/');
+        snprintf(name, sizeof name, "%s", slash ? slash + 1 : f);
+    }
+    for (size_t i = 0; envp && envp[i]; i++)
+        if (!strncmp(envp[i], "LD_PRELOAD=", 11) && strstr(envp[i], name))
+            return 1;
+    return 0;
+}
+
+/* Is the program at (dirfd, path) a dynamically linked ELF (one that will
+ * load the preloaded library)? A static one ignores LD_PRELOAD, and a
+ * script runs an interpreter that exe_of's identity does not name. */
+static int dynamic_elf(int dirfd, const char *path, int flags)
+{
+    int fd = REAL(openat)(dirfd, path, O_RDONLY | O_CLOEXEC |
+                          ((flags & AT_SYMLINK_NOFOLLOW) ? O_NOFOLLOW : 0));
+    if (fd < 0 && (flags & AT_EMPTY_PATH) && !*path)
+        fd = REAL(fcntl)(dirfd, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0)
+        return 0;
+    Elf64_Ehdr eh;
+    int dyn = 0;
+    if (REAL(pread)(fd, &eh, sizeof eh, 0) == (ssize_t)sizeof eh &&
+        !memcmp(eh.e_ident, ELFMAG, SELFMAG) &&
+        eh.e_ident[EI_CLASS] == ELFCLASS64 &&
+        eh.e_phentsize == sizeof(Elf64_Phdr) && eh.e_phnum < 256) {
+        Elf64_Phdr ph[256];
+        size_t sz = (size_t)eh.e_phnum * sizeof ph[0];
+        if (REAL(pread)(fd, ph, sz, (off_t)eh.e_phoff) == (ssize_t)sz)
+            for (unsigned i = 0; i < eh.e_phnum; i++)
+                dyn |= ph[i].p_type == PT_INTERP;
+    }
+    REAL(close)(fd);
+    return dyn;
+}
+
 /* Invariant (6): envp with WCACHE_OWN_FDS naming the descriptors held
  * alone, for a program whose identity is *exe; NULL when there is none to
- * name (or no room): the caller execs with envp. The array and strings
- * are one anonymous mapping of *len bytes (own_env_free after a failed
- * exec). */
+ * name, no room, or the new image will not run this library: the caller
+ * execs with envp. The array and strings are one anonymous mapping of
+ * *len bytes (own_env_free after a failed exec). */
 static char **own_env(char *const envp[], const struct stat *exe,
                       size_t *len)
 {
-    if (wc_state != WC_ST_ON || wc_depth || !exe)
+    if (wc_state != WC_ST_ON || wc_depth || !exe || !env_preloads_us(envp))
         return NULL;
     int e = errno;
     char var[64 + OWN_MAX * 64];
@@ -373,17 +424,19 @@ static void own_env_free(char **env, size_t len)
     }
 }
 
-/* The program a path names, as /proc/self/exe will show it. */
+/* The program a path names, as /proc/self/exe will show it, if it is a
+ * dynamically linked ELF. */
 static const struct stat *exe_of(int dirfd, const char *path, int flags,
                                  struct stat *st)
 {
-    if (wc_state != WC_ST_ON || !path)
+    if (wc_state != WC_ST_ON || wc_depth || !path)
         return NULL;
     int e = errno;
     int r = REAL(fstatat)(dirfd, path, st,
                           flags & (AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW));
+    int ok = r == 0 && S_ISREG(st->st_mode) && dynamic_elf(dirfd, path, flags);
     errno = e;
-    return r == 0 && S_ISREG(st->st_mode) ? st : NULL;
+    return ok ? st : NULL;
 }
 
 void wc_exec_own_take(unsigned char *why, unsigned char mark)

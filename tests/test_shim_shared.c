@@ -325,6 +325,22 @@ Test(shared, exec_hands_over_a_redirect_held_alone)
     run_script_env("bash", 0, "own", script, NULL, &r);
     cr_expect(has(&r, "inherited kernel_behind=0"), "%s", r.out);
     run_free(&r);
+    /* An exec whose environment drops the library hands nothing over: the
+     * program, not under the shim, never sees the variable. */
+    run_script_env("bash", 1, "own",
+                   "env -u LD_PRELOAD \"$P\" inherited1 . > f; :", NULL, &r);
+    cr_expect(has(&r, "inherited kernel_behind=0") && has(&r, "own var gone"),
+              "%s", r.out);
+    run_free(&r);
+    /* Nor does an exec of a static program (it ignores LD_PRELOAD). */
+    const char *st = WCT_PROG("prog_static");
+    if (access(st, X_OK) == 0) {
+        char sc[4300];
+        snprintf(sc, sizeof sc, "\"%s\" env > f; cat f >&2", st);
+        run_script_env("bash", 1, "own", sc, NULL, &r);
+        cr_expect(has(&r, "own var gone"), "%s", r.out);
+        run_free(&r);
+    }
 }
 
 /* The same program beside other writers of the same redirect: the shell
