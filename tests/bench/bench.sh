@@ -184,6 +184,8 @@ $PY -c 'for i in range(100000): print("line %d of the file" % i, flush=True)' > 
 EOS
 measure perlout "perl autoflush to stdout > file, 100k lines" 1 3 "" "" \
     "dash $dir/perlout.sh" ""
+measure perloutb "the same from bash (it hands > file over at exec)" 1 3 "" \
+    "" "bash $dir/perlout.sh" ""
 measure dashloop "dash: for \$(seq 40000) echo > file" 1 1.1 "" "" \
     "dash $dir/dashloop.sh" ""
 measure pyout "python3 print(flush=True) > file, 100k" 1 1.0 "" "" \
