@@ -23,11 +23,16 @@
  *       backing file's name removed when nothing is left unwritten
  *       (wc_cache_may_remove; the mapping stays valid if the exec fails;
  *       the new image creates its own store and adopts the inherited
- *       descriptors as shared ones, each at its first write).
+ *       descriptors as shared ones, each at its first write, except those
+ *       (6) hands over).
  *   (4) Exit in every form: return from main and exit() reach the
  *       destructor; _exit and _Exit flush first themselves. After that
  *       everything passes through (a later destructor's write still goes
  *       to the file, at the right offset).
+ *   (5) setrlimit/prlimit/ulimit of RLIMIT_FSIZE tell the engine
+ *       (wc_cache_limits_changed), which reads the limit only then.
+ *       RLIMIT_NOFILE is read and set through ownfd.c, which places the
+ *       engine's own descriptors above it.
  *   (6) exec hands over what it knows of who holds each description:
  *       those the process holds alone (opened here and never shared, or
  *       shared only with children that let go: shared.c invariant (5);
@@ -49,10 +54,6 @@
  *       interpreter /proc/self/exe would name), so the variable never
  *       reaches a program; nor by execvp and execlp of a name without a
  *       slash (the program is not known before the search).
- *   (5) setrlimit/prlimit/ulimit of RLIMIT_FSIZE tell the engine
- *       (wc_cache_limits_changed), which reads the limit only then.
- *       RLIMIT_NOFILE is read and set through ownfd.c, which places the
- *       engine's own descriptors above it.
  */
 #include <dlfcn.h>
 #include <elf.h>

@@ -22,10 +22,13 @@
  * Inherited O_APPEND descriptors (`prog >> log`) are left untracked at
  * start-up rather than THROUGH: they cost nothing per call that way.
  *
- * A description is shared when it is installed on 0, 1 or 2 (open, dup2,
- * start-up), when it is inherited at start-up, when a child is created
- * that gets it (fork, posix_spawn, system, popen), and in that child at
- * its first write through it (fdtab.c, wc_desc_adopt_locked).
+ * A description is shared when it is installed on 0 or 2, or on 1 unless
+ * guarded (open, dup2, start-up: stdio.c invariant (2)), when it is
+ * inherited at start-up (unless the image before exec handed it over:
+ * proc.c invariant (6)), when a child is created that gets it (fork,
+ * posix_spawn, system, popen; until the holders counted by (5) let go),
+ * and in that child at its first write through it (fdtab.c,
+ * wc_desc_adopt_locked).
  *
  * Invariants of a RESERVE description (d->lock held for each step):
  *   (1) Every dirty byte it wrote lies below the kernel's offset: write()

@@ -199,8 +199,9 @@ struct wc_desc {
     int shared;               /* also open in another process (fork,
                                  inherited): its offset moves behind us,
                                  so it caches only as shared.c says */
-    int stdio;                /* WATCH: installed on 0, 1 or 2 (stdio
-                                 writes there): adopted as shared */
+    int stdio;                /* WATCH: shared with stdio (installed on 0
+                                 or 2, or on 1 unguarded: stdio.c (2)):
+                                 adopted as shared */
     int writes;               /* WATCH: writes it passed to the kernel
                                  (read without the lock as a hint);
                                  < 0: never adopted (WC_WRITES_PSEUDO,
