@@ -17,6 +17,11 @@
  *             its records before it makes the others (the shim skips the
  *             description's lock while the program has one thread), then
  *             the rest while they write
+ *   stdout    like shared, through descriptor 1 (the file dup2'd there:
+ *             the shim guards it); thread 0 writes every 25th record with
+ *             fputs and fflush (the first fence makes it shared while the
+ *             others write), then dup2s the file onto 1 again (which
+ *             changes nothing: shared stays shared)
  *   forkstorm writer threads append to their own files while the main
  *             thread forks RECORDS/100 children in a row; each child
  *             writes a file of its own and _exits. A child that hangs
@@ -71,12 +76,19 @@ static void *worker(void *arg)
         fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
     } else if (strcmp(mode, "dup") == 0) {
         fd = dup(shared_fd);
+    } else if (strcmp(mode, "stdout") == 0) {
+        fd = 1;
     }
     for (int s = t == 0 ? first_rec : 0; s < nrecs; s++) {
         record(buf, t, s);
         ssize_t r;
         if (strcmp(mode, "pwrite") == 0) {
             r = pwrite(fd, buf, REC, ((off_t)s * nthreads + t) * REC);
+        } else if (fd == 1 && t == 0 && s % 25 == 24) {
+            buf[REC] = 0;
+            r = fputs(buf, stdout) >= 0 && fflush(stdout) == 0 ? REC : -1;
+            if (dup2(shared_fd, 1) != 1)
+                bad();
         } else if ((strcmp(mode, "separate") == 0 || (strcmp(mode, "dup")
                    == 0 && t % 2)) && s % 2) {
             /* the same record as two segments */
@@ -98,7 +110,7 @@ static void *worker(void *arg)
                 bad();
         }
     }
-    if (fd != shared_fd)
+    if (fd != shared_fd && fd != 1)
         close(fd);
     return NULL;
 }
@@ -181,6 +193,12 @@ int main(int argc, char **argv)
             return 1;
         }
     }
+    int saved_out = -1;
+    if (strcmp(mode, "stdout") == 0 &&
+        ((saved_out = dup(1)) < 0 || dup2(shared_fd, 1) != 1)) {
+        perror("dup2");
+        return 1;
+    }
     pthread_t th[64];
     if (nthreads > 64)
         nthreads = 64;
@@ -202,6 +220,9 @@ int main(int argc, char **argv)
         for (int t = 0; t < nthreads; t++)
             pthread_join(th[t], NULL);
     }
+    if (saved_out >= 0 && (fflush(stdout) != 0 || dup2(saved_out, 1) != 1 ||
+                           close(saved_out) != 0))
+        bad();
     if (strcmp(mode, "separate") != 0) {
         off_t end = lseek(shared_fd, 0, SEEK_END);
         printf("size %lld\n", (long long)end);

@@ -117,7 +117,8 @@ static void run_threads(const char *mode, int threads, int recs,
         snprintf(path, sizeof path, "%s/out", dir);
         verdict[shim] = "ok";
         if (strcmp(mode, "append") == 0 || strcmp(mode, "shared") == 0 ||
-            strcmp(mode, "dup") == 0 || strcmp(mode, "late") == 0) {
+            strcmp(mode, "dup") == 0 || strcmp(mode, "late") == 0 ||
+            strcmp(mode, "stdout") == 0) {
             verdict[shim] = strdup(check_interleaved(path, threads, recs));
             /* Interleaving differs from run to run: drop the file. */
             unlink(path);
@@ -141,6 +142,9 @@ static void run_threads(const char *mode, int threads, int recs,
 Test(threads, append_one_file) { run_threads("append", 8, 20000, NULL); }
 Test(threads, shared_offset_one_file) { run_threads("shared", 8, 20000, NULL); }
 Test(threads, dup_descriptors_one_file) { run_threads("dup", 8, 10000, NULL); }
+/* Through a guarded descriptor 1 while one thread fences it with stdio
+ * calls and guards it again (shim/stdio.c invariant (2)). */
+Test(threads, stdout_guard_and_fences) { run_threads("stdout", 8, 10000, NULL); }
 /* One thread first (no description lock taken), then eight. */
 Test(threads, threads_made_after_writes) { run_threads("late", 8, 20000, NULL); }
 /* The program's only thread writes without the file's lock while the
