@@ -76,8 +76,8 @@
  *       large file), while rewrites of the same pages and nearly ordered
  *       records count as near. Either is asked again after
  *       WC_BACKOFF_BASE << backoff writes, the wait doubling each time,
- *       as for (8). A WATCH description holds no
- *       cached byte, so the kernel serves it exactly.
+ *       as for (8). A WATCH description holds no cached byte, so the
+ *       kernel serves it exactly.
  *   (7) A WATCH description may not know its file's identity yet (ino
  *       0 until ident_locked asks fstat, which attaching and adopting do
  *       first): one made by a successful O_CREAT | O_EXCL open (a new,
@@ -222,7 +222,6 @@ void wc_own_fd_range(unsigned *lo, unsigned *hi)
     *lo = __atomic_load_n(&g_own_lo, __ATOMIC_RELAXED);
     *hi = __atomic_load_n(&g_own_hi, __ATOMIC_RELAXED);
 }
-
 
 /* ---- description slab (g_slab_lock) ----------------------------------- */
 
@@ -379,7 +378,6 @@ void wc_ident_locked(int fd, struct wc_desc *d)
                              __ATOMIC_RELAXED);
     }
 }
-#define ident_locked wc_ident_locked
 
 /* A writable open brought (dev, ino) into the cache: attach the WATCH
  * descriptions of that file, at their kernel offsets. */
@@ -388,7 +386,7 @@ static void attach_watchers(struct wc_cache *c, dev_t dev, ino_t ino)
     struct wc_desc *d;
     for (unsigned fd = 0; (d = next_locked(&fd, NULL)); fd++) {
         if (d->mode == WC_D_WATCH)
-            ident_locked((int)fd, d);
+            wc_ident_locked((int)fd, d);
         if (d->mode == WC_D_WATCH && d->dev == dev && d->ino == ino) {
             struct wc_file *f = file_get(c, (int)fd, NULL, -1);
             if (f) {
@@ -412,7 +410,7 @@ int wc_desc_adopt_locked(int fd, struct wc_desc *d, size_t len)
 {
     if (d->mode != WC_D_WATCH || wc_watch_passes(d, len))
         return 0;
-    ident_locked(fd, d);
+    wc_ident_locked(fd, d);
     if (d->ino == 0 || wc_mapped_has(d->dev, d->ino))
         return 0;                           /* passes through for good */
     /* Pseudo file systems have no device (major 0, as tmpfs and FUSE):
@@ -477,7 +475,7 @@ int wc_fd_private(int fd, dev_t *dev, ino_t *ino)
               d->mode == WC_D_RESERVE) &&
              (!d->holders || __atomic_load_n(d->holders, __ATOMIC_ACQUIRE) == 1);
     if (ok) {
-        ident_locked(fd, d);
+        wc_ident_locked(fd, d);
         ok = d->ino != 0 && d->writes != WC_WRITES_NOT_REGULAR;
         *dev = d->dev;
         *ino = d->ino;
@@ -606,7 +604,7 @@ void wc_fd_opened_known(int fd, int dirfd, const char *path, int flags,
         watch_sync();
         struct wc_cache *c = __atomic_load_n(&wc_cachep, __ATOMIC_ACQUIRE);
         if (c && !wc_reg_empty() && !wc_desc_lock(fd, d)) {
-            ident_locked(fd, d);
+            wc_ident_locked(fd, d);
             st.st_dev = d->dev;
             st.st_ino = d->ino;
             wc_unlock(&d->lock);

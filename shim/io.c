@@ -96,7 +96,7 @@ static ssize_t kernel_rw_locked(int fd, struct wc_desc *d, int write,
     }
     if (write && r > 0 && engine && d->file)
         wc_file_invalidate(d->file, WC_WHY_OTHER);
-    if (write && d->mode != WC_D_FREE && unlikely(wc_nc_on))
+    if (write && d->mode != WC_D_FREE && unlikely(wc_nc_counting))
         wc_nc_count_through(fd, d);
     return r;
 }
@@ -387,7 +387,7 @@ fast_write(int fd, struct wc_desc *d, const void *buf, size_t n, off_t pos)
         r = pos < 0 ? REAL(write)(fd, buf, n) : REAL(pwrite)(fd, buf, n, pos);
         if (r < 0)
             e = errno;
-        if (unlikely(wc_nc_on))
+        if (unlikely(wc_nc_counting))
             wc_nc_count_through(fd, d);
         desc_leave(d, held);
         wc_shim_leave();

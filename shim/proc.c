@@ -355,28 +355,38 @@ static int dynamic_elf(int dirfd, const char *path, int flags)
     return dyn;
 }
 
-/* Invariant (6): envp with WCACHE_OWN_FDS naming the descriptors held
- * alone, for a program whose identity is *exe; NULL when there is none to
- * name, no room, or the new image will not run this library: the caller
- * execs with envp. The array and strings are one anonymous mapping of
- * *len bytes (own_env_free after a failed exec). */
-static char **own_env(char *const envp[], const struct stat *exe,
-                      size_t *len)
+/* The program a path names, as /proc/self/exe will show it, if it is a
+ * dynamically linked ELF. */
+static const struct stat *exe_of(int dirfd, const char *path, int flags,
+                                 struct stat *st)
 {
-    if (wc_state != WC_ST_ON || wc_depth || !exe || !env_preloads_us(envp))
+    int r = REAL(fstatat)(dirfd, path, st,
+                          flags & (AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW));
+    return r == 0 && S_ISREG(st->st_mode) && dynamic_elf(dirfd, path, flags)
+               ? st : NULL;
+}
+
+/* Invariant (6): envp with WCACHE_OWN_FDS naming the descriptors held
+ * alone, for the program at (dirfd, path) (NULL: not known); NULL when
+ * there is none to name, no room, or the new image will not run this
+ * library: the caller execs with envp. The program is looked at only
+ * when there is something to hand over. The array and strings are one
+ * anonymous mapping of *len bytes (own_env_free after a failed exec). */
+static char **own_env(char *const envp[], int dirfd, const char *path,
+                      int flags, size_t *len)
+{
+    if (wc_state != WC_ST_ON || wc_depth || !path)
         return NULL;
     int e = errno;
-    char var[64 + OWN_MAX * 64];
-    int n = snprintf(var, sizeof var, OWN_VAR "=%lld:%llu:%llu/",
-                     (long long)getpid(), (unsigned long long)exe->st_dev,
-                     (unsigned long long)exe->st_ino);
-    int count = 0;
-    unsigned hi = wc_nfds;
+    char list[OWN_MAX * 64];
+    int n = 0, count = 0;
+    unsigned tracked = wc_fd_tracked_hi(), own = wc_nc_own_hi();
+    unsigned hi = tracked > own ? tracked : own;
     for (unsigned fd = 0; fd < hi && count < OWN_MAX; fd++) {
         dev_t dev;
         ino_t ino;
         struct stat st;
-        if (fd < wc_fd_tracked_hi() && wc_fd_private((int)fd, &dev, &ino)) {
+        if (fd < tracked && wc_fd_private((int)fd, &dev, &ino)) {
             ;
         } else if (wc_nc_own((int)fd) && REAL(fstat)((int)fd, &st) == 0) {
             dev = st.st_dev;
@@ -387,15 +397,24 @@ static char **own_env(char *const envp[], const struct stat *exe,
         int fl = REAL(fcntl)((int)fd, F_GETFD);
         if (fl < 0 || (fl & FD_CLOEXEC))
             continue;
-        n += snprintf(var + n, sizeof var - (size_t)n, "%s%u:%llu:%llu",
+        n += snprintf(list + n, sizeof list - (size_t)n, "%s%u:%llu:%llu",
                       count ? "," : "", fd, (unsigned long long)dev,
                       (unsigned long long)ino);
         count++;
     }
+    struct stat xst;
+    const struct stat *exe = count && n < (int)sizeof list &&
+                                     env_preloads_us(envp)
+                                 ? exe_of(dirfd, path, flags, &xst)
+                                 : NULL;
     errno = e;
-    if (!count || n >= (int)sizeof var)
+    if (!exe)
         return NULL;
-    size_t k = 0, bytes = (size_t)n + 1;
+    char var[64 + sizeof list];
+    int vn = snprintf(var, sizeof var, OWN_VAR "=%lld:%llu:%llu/%s",
+                      (long long)getpid(), (unsigned long long)exe->st_dev,
+                      (unsigned long long)exe->st_ino, list);
+    size_t k = 0, bytes = (size_t)vn + 1;
     for (; envp && envp[k]; k++)
         ;
     *len = (k + 2) * sizeof(char *) + bytes;
@@ -425,26 +444,11 @@ static void own_env_free(char **env, size_t len)
     }
 }
 
-/* The program a path names, as /proc/self/exe will show it, if it is a
- * dynamically linked ELF. */
-static const struct stat *exe_of(int dirfd, const char *path, int flags,
-                                 struct stat *st)
-{
-    if (wc_state != WC_ST_ON || wc_depth || !path)
-        return NULL;
-    int e = errno;
-    int r = REAL(fstatat)(dirfd, path, st,
-                          flags & (AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW));
-    int ok = r == 0 && S_ISREG(st->st_mode) && dynamic_elf(dirfd, path, flags);
-    errno = e;
-    return ok ? st : NULL;
-}
-
-void wc_exec_own_take(unsigned char *why, unsigned char mark)
+unsigned wc_exec_own_take(unsigned char *why, unsigned char mark)
 {
     const char *v = getenv(OWN_VAR);
     if (!v)
-        return;
+        return 0;
     char buf[64 + OWN_MAX * 64];
     snprintf(buf, sizeof buf, "%s", v);
     unsetenv(OWN_VAR);
@@ -452,26 +456,30 @@ void wc_exec_own_take(unsigned char *why, unsigned char mark)
     unsigned long long xdev, xino;
     int at = 0;
     struct stat st;
+    unsigned hi = 0;
     if (!why || sscanf(buf, "%lld:%llu:%llu/%n", &pid, &xdev, &xino, &at) < 3 ||
         !at || pid != (long long)getpid() ||
         REAL(stat)("/proc/self/exe", &st) != 0 ||
         (unsigned long long)st.st_dev != xdev ||
         (unsigned long long)st.st_ino != xino)
-        return;
+        return 0;
     for (char *p = buf + at; *p;) {
         unsigned fd;
         unsigned long long dev, ino;
         int used = 0;
         if (sscanf(p, "%u:%llu:%llu%n", &fd, &dev, &ino, &used) < 3 || !used)
-            return;
+            return hi;
         p += used;
         if (*p == ',')
             p++;
         if (fd < wc_nfds && REAL(fstat)((int)fd, &st) == 0 &&
             S_ISREG(st.st_mode) && (unsigned long long)st.st_dev == dev &&
-            (unsigned long long)st.st_ino == ino)
+            (unsigned long long)st.st_ino == ino) {
             __atomic_store_n(&why[fd], mark, __ATOMIC_RELAXED);
+            hi = fd + 1 > hi ? fd + 1 : hi;
+        }
     }
+    return hi;
 }
 
 static void before_exec(void)
@@ -490,9 +498,8 @@ WC_EXPORT int execve(const char *path, char *const argv[],
                      char *const envp[])
 {
     before_exec();
-    struct stat st;
     size_t len = 0;
-    char **own = own_env(envp, exe_of(AT_FDCWD, path, 0, &st), &len);
+    char **own = own_env(envp, AT_FDCWD, path, 0, &len);
     int r = REAL(execve)(path, argv, own ? own : envp);
     own_env_free(own, len);
     wc_exec_failed();
@@ -505,17 +512,16 @@ WC_EXPORT int execv(const char *path, char *const argv[])
 }
 
 /* A name without a slash is searched in PATH: not known before. */
-static const struct stat *exe_of_file(const char *file, struct stat *st)
+static const char *named(const char *file)
 {
-    return file && strchr(file, '/') ? exe_of(AT_FDCWD, file, 0, st) : NULL;
+    return file && strchr(file, '/') ? file : NULL;
 }
 
 WC_EXPORT int execvp(const char *file, char *const argv[])
 {
     before_exec();
-    struct stat st;
     size_t len = 0;
-    char **own = own_env(environ, exe_of_file(file, &st), &len);
+    char **own = own_env(environ, AT_FDCWD, named(file), 0, &len);
     int r = own ? REAL(execvpe)(file, argv, own) : REAL(execvp)(file, argv);
     own_env_free(own, len);
     wc_exec_failed();
@@ -526,9 +532,8 @@ WC_EXPORT int execvpe(const char *file, char *const argv[],
                       char *const envp[])
 {
     before_exec();
-    struct stat st;
     size_t len = 0;
-    char **own = own_env(envp, exe_of_file(file, &st), &len);
+    char **own = own_env(envp, AT_FDCWD, named(file), 0, &len);
     int r = REAL(execvpe)(file, argv, own ? own : envp);
     own_env_free(own, len);
     wc_exec_failed();
@@ -539,9 +544,8 @@ WC_EXPORT int execveat(int dirfd, const char *path, char *const argv[],
                        char *const envp[], int flags)
 {
     before_exec();
-    struct stat st;
     size_t len = 0;
-    char **own = own_env(envp, exe_of(dirfd, path, flags, &st), &len);
+    char **own = own_env(envp, dirfd, path, flags, &len);
     int r = REAL(execveat)(dirfd, path, argv, own ? own : envp, flags);
     own_env_free(own, len);
     wc_exec_failed();
@@ -551,9 +555,8 @@ WC_EXPORT int execveat(int dirfd, const char *path, char *const argv[],
 WC_EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
 {
     before_exec();
-    struct stat st;
     size_t len = 0;
-    char **own = own_env(envp, exe_of(fd, "", AT_EMPTY_PATH, &st), &len);
+    char **own = own_env(envp, fd, "", AT_EMPTY_PATH, &len);
     int r = REAL(fexecve)(fd, argv, own ? own : envp);
     own_env_free(own, len);
     wc_exec_failed();

@@ -365,10 +365,10 @@ void wc_file_demote(struct wc_file *f, dev_t dev, ino_t ino);
 /* Writes a demoted description passes to the kernel before it is adopted
  * again: WC_BACKOFF_BASE << backoff, backoff at most WC_BACKOFF_MAX. */
 #define WC_BACKOFF_BASE 8
+#define WC_BACKOFF_MAX 16
 /* A WATCH description whose writes saw a lock call for every fewer than
  * this many is not adopted (fdtab.c invariant (6)). */
 #define WC_WRITES_PER_LOCK 4
-#define WC_BACKOFF_MAX 16
 
 /* Every description of the file (dev, ino) becomes THROUGH (mmap). */
 void wc_file_all_through(dev_t dev, ino_t ino, enum wc_reason why);
@@ -406,10 +406,7 @@ void wc_consistency_all(enum wc_reason why, int how, int exec_only);
 enum { WC_ADOPT_DONE = 1, WC_ADOPT_ATTACH = 2, WC_ADOPT_NEED_CACHE = 3 };
 int wc_desc_adopt_locked(int fd, struct wc_desc *d, size_t len);
 
-/* The first test of wc_desc_adopt_locked: does this write of `len` bytes
- * on WATCH description d go to the kernel with d staying WATCH (counted
- * among its first writes: fdtab.c invariants (6), (8)), no adoption to
- * try? Caller holds d->lock, or is the program's one thread. */
+/* wc_desc.writes of a WATCH description never to be adopted. */
 enum { WC_WRITES_PSEUDO = -1, WC_WRITES_NOT_REGULAR = -2 };
 
 /* d's file identity (dev, ino), asked of the kernel if not known yet
@@ -424,6 +421,11 @@ static inline void wc_watch_restart(struct wc_desc *d)
     d->wpw = d->wnear = 0;
 }
 
+/* The first test of wc_desc_adopt_locked: does this write of `len` bytes
+ * on WATCH description d go to the kernel with d staying WATCH (counted
+ * among its first writes, or refused as gaining nothing: fdtab.c
+ * invariants (6), (8)), no adoption to try? Caller holds d->lock, or is
+ * the program's one thread. */
 static inline int wc_watch_passes(struct wc_desc *d, size_t len)
 {
     if (d->writes < 0 || (d->accmode != O_WRONLY && d->accmode != O_RDWR) ||
@@ -654,6 +656,9 @@ enum wc_nc {
 /* The per-descriptor states exist (WCACHE_STATS set, or inherited
  * descriptors cached: the default). */
 extern int wc_nc_on;
+/* WCACHE_STATS is set: writes passed through are counted (the write
+ * paths test it before calling wc_nc_count_through). */
+extern int wc_nc_counting;
 /* Is fd's description writable, regular and held by this process alone
  * (not shared with a child, its holder count 1 if it has one)? Then its
  * identity too. For exec (proc.c invariant (6)). */
@@ -662,8 +667,9 @@ int wc_fd_private(int fd, dev_t *dev, ino_t *ino);
 unsigned wc_fd_tracked_hi(void);
 /* The descriptors the image before exec held alone (proc.c invariant (6)):
  * marked `mark` in why[] (NULL: only forgotten); the variable that says so
- * leaves the environment either way. */
-void wc_exec_own_take(unsigned char *why, unsigned char mark);
+ * leaves the environment either way. Returns 1 + the highest descriptor
+ * marked (0: none). */
+unsigned wc_exec_own_take(unsigned char *why, unsigned char mark);
 
 /* Allocate the per-descriptor states when either needs them; mark the
  * descriptors the image before exec held alone (proc.c invariant (6)). */
@@ -673,6 +679,8 @@ void wc_nc_init(void);
 void wc_nc_shared_all(void);
 /* Is `fd` open since start-up and this process's alone? */
 int wc_nc_own(int fd);
+/* Every such descriptor is below this (0: there is none). */
+unsigned wc_nc_own_hi(void);
 /* Record why `fd` is not cached (WC_NC_UNKNOWN: forget). */
 void wc_nc_mark(int fd, int why);
 /* newfd is a duplicate of oldfd: the same reason. */
@@ -682,7 +690,7 @@ void wc_nc_dup(int oldfd, int newfd);
  * returned; else the write is counted under its reason and NULL returned
  * (pass through). */
 struct wc_desc *wc_nc_untracked(int fd);
-/* A write on a THROUGH or WATCH description. */
+/* A write on a THROUGH or WATCH description (when wc_nc_counting). */
 void wc_nc_count_through(int fd, struct wc_desc *d);
 /* Writes passed through (the sum of the reasons). */
 uint64_t wc_nc_total(void);

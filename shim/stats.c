@@ -37,7 +37,8 @@
 #include "shim.h"
 
 int wc_nc_on;                                  /* g_why exists */
-static int g_counting;                         /* WCACHE_STATS is set */
+int wc_nc_counting;                             /* WCACHE_STATS is set */
+static unsigned g_own_hi;     /* every WC_NC_START_OWN fd is below it */
 static unsigned char *g_why;                   /* per fd, mmap'd */
 static uint64_t g_count[WC_NC_COUNT];          /* writes, by reason */
 static uint64_t g_files;                       /* files brought into the
@@ -81,8 +82,8 @@ uint64_t wc_stats_files(void)
 
 void wc_nc_init(void)
 {
-    g_counting = wc_cfg.stats || wc_cfg.stats_raw[0];
-    if ((!g_counting && !wc_cfg.inherited) || g_why) {
+    wc_nc_counting = wc_cfg.stats || wc_cfg.stats_raw[0];
+    if ((!wc_nc_counting && !wc_cfg.inherited) || g_why) {
         wc_exec_own_take(NULL, 0);      /* forget it all the same */
         return;
     }
@@ -94,16 +95,20 @@ void wc_nc_init(void)
     }
     g_why = p;
     wc_nc_on = 1;
-    wc_exec_own_take(g_why, WC_NC_START_OWN);
+    g_own_hi = wc_exec_own_take(g_why, WC_NC_START_OWN);
 }
 
 void wc_nc_shared_all(void)
 {
-    if (!wc_nc_on)
-        return;
-    for (unsigned fd = 0; fd < wc_nfds; fd++)
+    unsigned hi = __atomic_exchange_n(&g_own_hi, 0, __ATOMIC_RELAXED);
+    for (unsigned fd = 0; fd < hi; fd++)
         if (__atomic_load_n(&g_why[fd], __ATOMIC_RELAXED) == WC_NC_START_OWN)
             __atomic_store_n(&g_why[fd], WC_NC_START, __ATOMIC_RELAXED);
+}
+
+unsigned wc_nc_own_hi(void)
+{
+    return __atomic_load_n(&g_own_hi, __ATOMIC_RELAXED);
 }
 
 int wc_nc_own(int fd)
@@ -121,10 +126,17 @@ void wc_nc_mark(int fd, int why)
 void wc_nc_dup(int oldfd, int newfd)
 {
     if (wc_nc_on && oldfd >= 0 && newfd >= 0 && (unsigned)oldfd < wc_nfds &&
-        (unsigned)newfd < wc_nfds)
-        __atomic_store_n(&g_why[newfd],
-                         __atomic_load_n(&g_why[oldfd], __ATOMIC_RELAXED),
-                         __ATOMIC_RELAXED);
+        (unsigned)newfd < wc_nfds) {
+        unsigned char why = __atomic_load_n(&g_why[oldfd], __ATOMIC_RELAXED);
+        __atomic_store_n(&g_why[newfd], why, __ATOMIC_RELAXED);
+        unsigned hi = __atomic_load_n(&g_own_hi, __ATOMIC_RELAXED);
+        while (why == WC_NC_START_OWN && hi <= (unsigned)newfd &&
+               !__atomic_compare_exchange_n(&g_own_hi, &hi,
+                                            (unsigned)newfd + 1, 0,
+                                            __ATOMIC_RELAXED,
+                                            __ATOMIC_RELAXED))
+            ;
+    }
 }
 
 /* Why is `fd`, which the shim does not track, not cached? */
@@ -178,7 +190,7 @@ struct wc_desc *wc_nc_untracked(int fd)
             }
             why = __atomic_load_n(&g_why[fd], __ATOMIC_RELAXED);
         }
-        if (!g_counting)
+        if (!wc_nc_counting)
             return NULL;
         if (why == WC_NC_START_OWN)
             why = WC_NC_START;
@@ -193,7 +205,7 @@ struct wc_desc *wc_nc_untracked(int fd)
             why = k;
         }
     }
-    if (g_counting)
+    if (wc_nc_counting)
         __atomic_add_fetch(&g_count[why], 1, __ATOMIC_RELAXED);
     return NULL;
 }
@@ -218,8 +230,6 @@ static int through_reason(const struct wc_desc *d)
 
 void wc_nc_count_through(int fd, struct wc_desc *d)
 {
-    if (!g_counting)
-        return;
     if (d->ino == 0)
         wc_ident_locked(fd, d);     /* a FIFO's reason: not regular */
     __atomic_add_fetch(&g_count[through_reason(d)], 1, __ATOMIC_RELAXED);

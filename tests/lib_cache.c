@@ -338,6 +338,15 @@ int wct_create(const char *name, size_t len, unsigned seed, int flags)
     return fd;
 }
 
+void wct_expect_file(const char *path, const void *want, size_t len)
+{
+    size_t n;
+    unsigned char *d = wct_read_path(path, &n);
+    cr_assert_eq(n, len, "%s: %zu bytes, expected %zu", path, n, len);
+    cr_assert_eq(memcmp(d, want, len), 0, "%s: other bytes", path);
+    free(d);
+}
+
 unsigned char *wct_read_path(const char *path, size_t *len)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);

@@ -77,6 +77,9 @@ int wct_create(const char *name, size_t len, unsigned seed, int flags);
 /* Whole contents of a file by path (malloc'd, *len set). Asserts. */
 unsigned char *wct_read_path(const char *path, size_t *len /* OUT */);
 
+/* Asserts that the file at `path` holds exactly want[0..len). */
+void wct_expect_file(const char *path, const void *want, size_t len);
+
 /* Offset of the first byte equal to `byte` in buf, or -1. */
 long wct_find_byte(const void *buf, size_t len, int byte);
 

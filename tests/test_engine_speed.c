@@ -156,11 +156,7 @@ Test(engine_speed, a_small_file_reserves_one_block,
                   (long long)reserved_bytes);
     cr_assert_eq(wc_file_put(f), 0);
     cr_assert_eq(wc_cache_close(c), 0);
-    size_t n;
-    unsigned char *d = wct_read_path(wct_path("small"), &n);
-    cr_assert_eq(n, 6);
-    cr_assert_eq(memcmp(d, "hello\n", 6), 0);
-    free(d);
+    wct_expect_file(wct_path("small"), "hello\n", 6);
     close(fd);
 }
 

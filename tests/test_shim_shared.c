@@ -203,6 +203,15 @@ static void check_concurrent(const char *path, int count, const char *who)
     free(data);
 }
 
+/* check_concurrent on file `name` of run r's directory. */
+static void check_run_file(const struct run *r, const char *name, int count,
+                           const char *who)
+{
+    char path[4300];
+    snprintf(path, sizeof path, "%s/%s", r->dir, name);
+    check_concurrent(path, count, who);
+}
+
 Test(shared, concurrent_writers_in_one_redirect)
 {
     wct_require_shim();
@@ -216,11 +225,10 @@ Test(shared, concurrent_writers_in_one_redirect)
         for (int shim = 0; shim < 2; shim++) {
             struct run r;
             run_script(shells[i], shim, "concurrent", script, &r);
-            char path[4200], who[64];
-            snprintf(path, sizeof path, "%s/f", r.dir);
+            char who[64];
             snprintf(who, sizeof who, "%s %s", shells[i],
                      shim ? "with the shim" : "without the shim");
-            check_concurrent(path, 800, who);
+            check_run_file(&r, "f", 800, who);
             if (shim && i == 0)
                 cr_expect(r.absorbed >= 2400, "dash: %lu writes absorbed",
                           r.absorbed);
@@ -274,12 +282,10 @@ Test(shared, background_holders_keep_the_offset_reserved)
         struct run r;
         run_script_env(shells[i], 1, "holders", script, "WCACHE_LOG=debug",
                        &r);
-        char path[4200], who[64];
-        snprintf(path, sizeof path, "%s/f", r.dir);
+        char who[64];
         snprintf(who, sizeof who, "%s with the shim", shells[i]);
-        check_concurrent(path, 600, who);
-        snprintf(path, sizeof path, "%s/g", r.dir);
-        check_concurrent(path, 600, who);
+        check_run_file(&r, "f", 600, who);
+        check_run_file(&r, "g", 600, who);
         cr_expect(!strstr(r.out, "its other holders let it go"),
                   "%s: cached privately while others hold it:\n%.3000s",
                   shells[i], r.out);
@@ -363,10 +369,9 @@ Test(shared, exec_hands_over_nothing_shared)
         struct run r;
         run_script_env(shells[i], 1, "ownc", script, "WCACHE_LOG=debug",
                        &r);
-        char path[4200], who[64];
-        snprintf(path, sizeof path, "%s/f", r.dir);
+        char who[64];
         snprintf(who, sizeof who, "%s with the shim", shells[i]);
-        check_concurrent(path, 600, who);
+        check_run_file(&r, "f", 600, who);
         cr_expect(has(&r, "/f, inherited)") &&
                       !has(&r, "this process's alone"),
                   "%s:\n%.4000s", shells[i], r.out);
@@ -381,9 +386,7 @@ Test(shared, exec_hands_over_nothing_shared)
         "for i in $(seq 600); do echo \"C $i\"; done & "
         "exec \"$P\" inherited1 .; }' > f; sleep 1",
         "WCACHE_LOG=debug", &r);
-    char path[4200];
-    snprintf(path, sizeof path, "%s/f", r.dir);
-    check_concurrent(path, 600, "sh that forks, then execs");
+    check_run_file(&r, "f", 600, "sh that forks, then execs");
     cr_expect(has(&r, "/f, inherited)") && !has(&r, "this process's alone"),
               "%.4000s", r.out);
     run_free(&r);
