@@ -264,7 +264,7 @@ static struct wc_desc *desc_alloc(void)
     d->wlo = d->whi = 0;
     d->backoff = 0;
     __atomic_store_n(&d->guard, 0, __ATOMIC_RELAXED);
-    d->holders = NULL;
+    __atomic_store_n(&d->cell, NULL, __ATOMIC_RELAXED);
     d->hgen = 0;
     d->file = NULL;
     d->pos = 0;
@@ -473,8 +473,10 @@ int wc_fd_private(int fd, dev_t *dev, ino_t *ino)
     int ok = !d->shared && d->accmode != O_RDONLY &&
              (d->mode == WC_D_WATCH || d->mode == WC_D_CACHED ||
               d->mode == WC_D_RESERVE) &&
-             (!d->holders || __atomic_load_n(d->holders, __ATOMIC_ACQUIRE) == 1);
+             (!d->cell ||
+              __atomic_load_n(&d->cell->holders, __ATOMIC_ACQUIRE) == 1);
     if (ok) {
+        wc_cell_settle(fd, d);      /* handed over at the kernel's offset */
         wc_ident_locked(fd, d);
         ok = d->ino != 0 && d->writes != WC_WRITES_NOT_REGULAR;
         *dev = d->dev;
@@ -667,14 +669,14 @@ int wc_desc_release_fd(struct wc_desc *d, int fd)
         __atomic_sub_fetch(&g_nwatch, 1, __ATOMIC_RELAXED);
     dev_t dev = d->dev;
     ino_t ino = d->ino;
-    int *holders = d->holders;
+    struct wc_cell *cell = d->cell;
     d->file = NULL;
     d->mode = WC_D_FREE;
     wc_unlock(&d->lock);
     desc_free(d);
     /* This process holds it no more (shared.c invariant (5)): its bytes
      * reach the file before the others may stop reserving. */
-    if (holders && f)
+    if (cell && f)
         wc_file_flush(f, WC_WHY_CLOSE);
     /* A file parked when it left the cache: the program closes one of its
      * descriptors, and with it the kernel drops its POSIX locks on the
@@ -687,8 +689,8 @@ int wc_desc_release_fd(struct wc_desc *d, int fd)
     }
     if (p)
         fd >= 0 ? wc_file_put_fd(p, fd) : wc_file_put(p);
-    if (holders)
-        __atomic_sub_fetch(holders, 1, __ATOMIC_RELEASE);
+    if (cell)
+        __atomic_sub_fetch(&cell->holders, 1, __ATOMIC_RELEASE);
     return r;
 }
 
@@ -773,6 +775,7 @@ int wc_desc_sync_locked(int fd, struct wc_desc *d, enum wc_reason why)
 
 void wc_desc_through_locked(int fd, struct wc_desc *d, enum wc_reason why)
 {
+    wc_cell_settle(fd, d);          /* the kernel's offset from now on */
     if (d->mode != WC_D_CACHED && d->mode != WC_D_RESERVE)
         return;
     wc_desc_sync_locked(fd, d, why);
@@ -904,7 +907,7 @@ void wc_consistency_all(enum wc_reason why, int how, int exec_only)
         } else if (shared) {
             /* The child moves the shared offset too (shared.c). */
             finish = wc_desc_share_locked((int)fd, d, why);
-            wc_holders_fork(d, gen);
+            wc_holders_fork((int)fd, d, gen);
             d->shared = 1;
         } else if (d->mode == WC_D_CACHED) {
             wc_desc_sync_locked((int)fd, d, why);
@@ -924,7 +927,6 @@ void wc_after_fork_child(void)
     g_slab_lock.v = 0;
     wc_reg_after_fork();
     wc_own_fd_after_fork();
-    wc_holders_after_fork_child();
     g_cache_failed = 0;
     if (c)
         wc_cache_abandon(c);
@@ -934,6 +936,7 @@ void wc_after_fork_child(void)
             wc_fds[fd] = NULL;      /* the parent's: not ours to hide */
     g_own_lo = ~0u;
     g_own_hi = 0;
+    wc_holders_after_fork_child();
     unsigned hi = g_fd_hi;
     for (unsigned fd = 0; fd < hi && hi <= wc_nfds; fd++) {
         struct wc_desc *d = wc_fds[fd];

@@ -61,6 +61,8 @@ static ssize_t kernel_rw_locked(int fd, struct wc_desc *d, int write,
                                 const struct iovec *iov, int iovcnt,
                                 off_t pos, int flags, int vec)
 {
+    if (pos < 0)
+        wc_cell_settle(fd, d);      /* shared.c invariant (6) */
     /* A file that passes through for good (mapped, appended to behind
      * the engine) has nothing cached and nobody reading the engine's view
      * of it: no engine work around the call. */
@@ -289,10 +291,12 @@ static ssize_t write_common(int fd, struct wc_desc *d, const struct iovec *iov,
     if (unlikely(wc_depth)) {
         /* A writable WATCH description may be becoming CACHED in the
          * code this handler interrupted: its write waits in the queue. */
-        if (d->mode == WC_D_WATCH && d->accmode == O_RDONLY)
+        if (d->mode == WC_D_WATCH && d->accmode == O_RDONLY) {
+            if (pos < 0)
+                wc_cell_settle(fd, d);
             r = kernel_rw_locked(fd, &(struct wc_desc){0}, 1, iov, iovcnt,
                                  pos, rwf_append ? RWF_APPEND : 0, vec);
-        else
+        } else
             r = wc_queue_write(fd, iov, iovcnt, pos, rwf_append);
         return wc_ret_keep(r, e);
     }
@@ -310,6 +314,8 @@ static ssize_t read_common(int fd, struct wc_desc *d, const struct iovec *iov,
     ssize_t r;
     int e = errno;
     if (unlikely(wc_depth)) {
+        if (pos < 0)
+            wc_cell_settle(fd, d);  /* shared.c invariant (6) */
         if (d->mode != WC_D_CACHED)
             r = kernel_rw_locked(fd, &(struct wc_desc){0}, 0, iov, iovcnt,
                                  pos, 0, vec);
@@ -332,6 +338,8 @@ static ssize_t v2_kernel(int fd, struct wc_desc *d, int write,
         return wc_ret(-EINTR);
     int e = wc_work_begin();
     ssize_t r;
+    if (pos < 0)
+        wc_cell_settle(fd, d);      /* shared.c invariant (6) */
     if (wc_desc_lock(fd, d)) {
         r = kernel_rw_locked(fd, &(struct wc_desc){0}, write, iov, iovcnt,
                              pos, flags, 1);
@@ -384,6 +392,8 @@ fast_write(int fd, struct wc_desc *d, const void *buf, size_t n, off_t pos)
             wc_watch_pwrite(d, pos, n);
         if (!wc_watch_passes(d, n))
             goto no;
+        if (pos < 0)
+            wc_cell_settle(fd, d);  /* shared.c invariant (6) */
         r = pos < 0 ? REAL(write)(fd, buf, n) : REAL(pwrite)(fd, buf, n, pos);
         if (r < 0)
             e = errno;

@@ -113,7 +113,19 @@ static off_t lseek_locked(int fd, struct wc_desc *d, off_t off, int whence)
 WC_EXPORT off_t lseek(int fd, off_t off, int whence)
 {
     struct wc_desc *d = wc_fd_get(fd);
-    if (likely(d == NULL) || d->mode == WC_D_WATCH)
+    if (likely(d == NULL))
+        return REAL(lseek)(fd, off, whence);
+    struct wc_cell *c = __atomic_load_n(&d->cell, __ATOMIC_ACQUIRE);
+    if (unlikely(c != NULL)) {
+        /* shared.c invariant (6): the offset is the cell's; asking it
+         * (as Python does of its stdout) leaves it there. */
+        unsigned long long v = __atomic_load_n(&c->pos, __ATOMIC_ACQUIRE);
+        if (whence == SEEK_CUR && off == 0 &&
+            !(v & (WC_CELL_KERNEL | WC_CELL_MOVING)))
+            return (off_t)v;
+        wc_cell_settle(fd, d);
+    }
+    if (d->mode == WC_D_WATCH)
         return REAL(lseek)(fd, off, whence);
     if (wc_depth)
         return d->mode == WC_D_CACHED ? wc_ret(-EINTR)
@@ -353,6 +365,8 @@ WC_EXPORT int truncate64(const char *path, off64_t len)
 struct wc_desc *wc_kernel_before(int fd, enum wc_reason why)
 {
     struct wc_desc *d = wc_fd_get(fd);
+    if (d)
+        wc_cell_settle(fd, d);      /* shared.c invariant (6) */
     if (!d || d->mode == WC_D_WATCH || wc_depth)
         return NULL;
     int e = wc_work_begin();

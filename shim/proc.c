@@ -48,12 +48,23 @@
  *       cached as one it opened (`sh -c 'prog > f'`, and a shell under
  *       wcache that forks, opens `> f` in the child and execs, as bash
  *       does), not as one shared with the parent. Creating a child takes
- *       that knowledge back (wc_nc_shared_all). Nothing is handed over
- *       to an image that will not run this library (an environment
- *       without it in LD_PRELOAD, a static program, a script, whose
- *       interpreter /proc/self/exe would name), so the variable never
- *       reaches a program; nor by execvp and execlp of a name without a
- *       slash (the program is not known before the search).
+ *       that knowledge back (wc_nc_shared_all). Descriptions whose
+ *       offset is in a cell (shared.c invariant (6): `cmd > f` run by
+ *       dash, which keeps f while it waits) go too, named with a
+ *       descriptor of the cell's region (a memfd, without FD_CLOEXEC for
+ *       the exec, closed by the new image once mapped) and the kernel's
+ *       offset set to the cell's; the new image caches them as shared
+ *       with the cell's other holders, the offset in the cell, or, when it
+ *       does not believe the variable or does not cache inherited
+ *       descriptors (the shim disabled, WCACHE_INHERITED=0), settles each
+ *       cell before main. Nothing is handed over to an image that will
+ *       not run this library (an environment without it in LD_PRELOAD, a
+ *       static program, a script, whose interpreter /proc/self/exe would
+ *       name, a set-user-ID, set-group-ID or file-capability program,
+ *       whose loader ignores LD_PRELOAD paths), so the variable never
+ *       reaches a program, and every cell is settled first; nor by
+ *       execvp and execlp of a name without a slash (the program is not
+ *       known before the search).
  */
 #include <dlfcn.h>
 #include <elf.h>
@@ -71,6 +82,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <ulimit.h>
 #include <time.h>
 #include <unistd.h>
@@ -279,6 +291,7 @@ WC_EXPORT int posix_spawn(pid_t *pid, const char *path,
                           char *const envp[])
 {
     before_spawn(!(fa && fa->__used > 0));
+    wc_cells_settle_all();      /* glibc execs: nothing hands cells over */
     return REAL(posix_spawn)(pid, path, fa, attr, argv, envp);
 }
 
@@ -288,19 +301,23 @@ WC_EXPORT int posix_spawnp(pid_t *pid, const char *file,
                            char *const envp[])
 {
     before_spawn(!(fa && fa->__used > 0));
+    wc_cells_settle_all();
     return REAL(posix_spawnp)(pid, file, fa, attr, argv, envp);
 }
 
 WC_EXPORT int system(const char *cmd)
 {
-    if (cmd)
+    if (cmd) {
         before_spawn(1);
+        wc_cells_settle_all();
+    }
     return REAL(system)(cmd);
 }
 
 WC_EXPORT FILE *popen(const char *cmd, const char *mode)
 {
     before_spawn(1);
+    wc_cells_settle_all();
     return REAL(popen)(cmd, mode);
 }
 
@@ -308,6 +325,7 @@ WC_EXPORT FILE *popen(const char *cmd, const char *mode)
 
 #define OWN_VAR "WCACHE_OWN_FDS"
 #define OWN_MAX 32                      /* descriptors handed over */
+#define OWN_FD_MAX (1u << 20)           /* even with no fd table (off) */
 
 /* Will the new image load this library? envp preloads a file of this
  * library's name. (An environment cleaned of LD_PRELOAD, as sudo or env -i
@@ -355,51 +373,95 @@ static int dynamic_elf(int dirfd, const char *path, int flags)
     return dyn;
 }
 
+/* Does the program carry file capabilities (it runs in secure mode, as a
+ * set-user-ID one does, and its loader ignores our LD_PRELOAD)? */
+static int privileged(int dirfd, const char *path)
+{
+    char p[64];
+    const char *at = path;
+    if (dirfd != AT_FDCWD && (!*path || path[0] != '/')) {
+        if (*path)
+            return 1;       /* relative to a directory descriptor: unsure */
+        snprintf(p, sizeof p, "/proc/self/fd/%d", dirfd);
+        at = p;
+    }
+    int e = errno;
+    ssize_t n = getxattr(at, "security.capability", NULL, 0);
+    errno = e;
+    return n > 0;
+}
+
 /* The program a path names, as /proc/self/exe will show it, if it is a
- * dynamically linked ELF. */
+ * dynamically linked ELF that will load this library. */
 static const struct stat *exe_of(int dirfd, const char *path, int flags,
                                  struct stat *st)
 {
     int r = REAL(fstatat)(dirfd, path, st,
                           flags & (AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW));
-    return r == 0 && S_ISREG(st->st_mode) && dynamic_elf(dirfd, path, flags)
-               ? st : NULL;
+    if (r != 0 || !S_ISREG(st->st_mode) ||
+        (st->st_mode & (S_ISUID | S_ISGID)) || privileged(dirfd, path))
+        return NULL;
+    return dynamic_elf(dirfd, path, flags) ? st : NULL;
 }
 
 /* Invariant (6): envp with WCACHE_OWN_FDS naming the descriptors held
- * alone, for the program at (dirfd, path) (NULL: not known); NULL when
- * there is none to name, no room, or the new image will not run this
- * library: the caller execs with envp. The program is looked at only
- * when there is something to hand over. The array and strings are one
- * anonymous mapping of *len bytes (own_env_free after a failed exec). */
+ * alone, and those whose offset is in a cell (shared.c invariant (6)),
+ * for the program at (dirfd, path) (NULL: not known); NULL when there is
+ * none to name, no room, or the new image will not run this library: the
+ * caller execs with envp, every cell settled. The program is looked at
+ * only when there is something to hand over. The array and strings are
+ * one anonymous mapping of *len bytes; rfds[*nrfd] the regions' memfds
+ * passed with the cells (own_env_free after a failed exec). */
 static char **own_env(char *const envp[], int dirfd, const char *path,
-                      int flags, size_t *len)
+                      int flags, size_t *len, int *rfds, int *nrfd)
 {
-    if (wc_state != WC_ST_ON || wc_depth || !path)
+    *nrfd = 0;
+    if (wc_state != WC_ST_ON || wc_depth || !path) {
+        wc_cells_settle_all();
         return NULL;
+    }
     int e = errno;
-    char list[OWN_MAX * 64];
+    char list[OWN_MAX * 80];
     int n = 0, count = 0;
+    struct wc_cell *cells[OWN_MAX];
+    unsigned cfd[OWN_MAX], ncell = 0;
     unsigned tracked = wc_fd_tracked_hi(), own = wc_nc_own_hi();
     unsigned hi = tracked > own ? tracked : own;
-    for (unsigned fd = 0; fd < hi && count < OWN_MAX; fd++) {
+    for (unsigned fd = 0; fd < hi; fd++) {
         dev_t dev;
         ino_t ino;
         struct stat st;
-        if (fd < tracked && wc_fd_private((int)fd, &dev, &ino)) {
+        struct wc_cell *c = NULL;
+        struct wc_desc *d = fd < tracked ? wc_fd_get((int)fd) : NULL;
+        if (count == OWN_MAX) {
             ;
+        } else if (d && wc_fd_private((int)fd, &dev, &ino)) {
+            goto named;
+        } else if (d && wc_fd_cell((int)fd, &c, &dev, &ino)) {
+            goto named;
         } else if (wc_nc_own((int)fd) && REAL(fstat)((int)fd, &st) == 0) {
             dev = st.st_dev;
             ino = st.st_ino;
-        } else {
-            continue;
+            goto named;
         }
+        /* Not handed over: any cell of its settled (the new image
+         * would take the kernel's offset). */
+        if (d)
+            wc_cell_settle((int)fd, d);
+        continue;
+named:;
         int fl = REAL(fcntl)((int)fd, F_GETFD);
         if (fl < 0 || (fl & FD_CLOEXEC))
             continue;
+        if (c) {
+            cells[ncell] = c;
+            cfd[ncell++] = fd;
+        }
         n += snprintf(list + n, sizeof list - (size_t)n, "%s%u:%llu:%llu",
                       count ? "," : "", fd, (unsigned long long)dev,
                       (unsigned long long)ino);
+        if (c)
+            n += snprintf(list + n, sizeof list - (size_t)n, "@");
         count++;
     }
     struct stat xst;
@@ -407,27 +469,68 @@ static char **own_env(char *const envp[], int dirfd, const char *path,
                                      env_preloads_us(envp)
                                  ? exe_of(dirfd, path, flags, &xst)
                                  : NULL;
+    /* Each cell's region goes with it, as a descriptor without
+     * FD_CLOEXEC ("fd:dev:ino@rfd.idx"); a cell that cannot go is
+     * settled, and its entry left as "@": the new image then takes the
+     * descriptor as inherited, at the kernel's offset. */
+    char full[OWN_MAX * 100];
+    int fn = 0;
+    unsigned k = 0;
+    for (const char *q = list; exe && *q; q++) {
+        if (*q != '@') {
+            if (fn < (int)sizeof full - 1)
+                full[fn++] = *q;
+            continue;
+        }
+        unsigned idx = 0;
+        int rfd = wc_cell_export(cells[k], &idx);
+        if (rfd >= 0) {
+            /* The kernel's offset where the cell's is, for code of the
+             * new image that writes before the shim starts there. */
+            wc_cell_sync_kernel((int)cfd[k], cells[k]);
+            rfds[(*nrfd)++] = rfd;
+            fn += snprintf(full + fn, sizeof full - (size_t)fn, "@%d.%u", rfd,
+                           idx);
+        } else {
+            struct wc_desc *d = wc_fd_get((int)cfd[k]);
+            if (d)
+                wc_cell_settle((int)cfd[k], d);
+            fn += snprintf(full + fn, sizeof full - (size_t)fn, "@");
+        }
+        k++;
+    }
+    full[fn < (int)sizeof full ? fn : (int)sizeof full - 1] = 0;
     errno = e;
-    if (!exe)
-        return NULL;
-    char var[64 + sizeof list];
-    int vn = snprintf(var, sizeof var, OWN_VAR "=%lld:%llu:%llu/%s",
-                      (long long)getpid(), (unsigned long long)exe->st_dev,
-                      (unsigned long long)exe->st_ino, list);
-    size_t k = 0, bytes = (size_t)vn + 1;
-    for (; envp && envp[k]; k++)
-        ;
-    *len = (k + 2) * sizeof(char *) + bytes;
-    char **out = REAL(mmap)(NULL, *len, PROT_READ | PROT_WRITE,
-                            MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (out == MAP_FAILED) {
+    if (!exe || fn >= (int)sizeof full - 1) {
+        wc_cells_settle_all();
+        for (int i = 0; i < *nrfd; i++)
+            REAL(close)(rfds[i]);
+        *nrfd = 0;
         errno = e;
         return NULL;
     }
-    char *str = (char *)(out + k + 2);
+    char var[64 + sizeof full];
+    int vn = snprintf(var, sizeof var, OWN_VAR "=%lld:%llu:%llu/%s",
+                      (long long)getpid(), (unsigned long long)exe->st_dev,
+                      (unsigned long long)exe->st_ino, full);
+    size_t kk = 0, bytes = (size_t)vn + 1;
+    for (; envp && envp[kk]; kk++)
+        ;
+    *len = (kk + 2) * sizeof(char *) + bytes;
+    char **out = REAL(mmap)(NULL, *len, PROT_READ | PROT_WRITE,
+                            MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (out == MAP_FAILED) {
+        wc_cells_settle_all();
+        for (int i = 0; i < *nrfd; i++)
+            REAL(close)(rfds[i]);
+        *nrfd = 0;
+        errno = e;
+        return NULL;
+    }
+    char *str = (char *)(out + kk + 2);
     memcpy(str, var, bytes);
     size_t j = 0;
-    for (size_t i = 0; i < k; i++)
+    for (size_t i = 0; i < kk; i++)
         if (strncmp(envp[i], OWN_VAR "=", sizeof OWN_VAR))
             out[j++] = envp[i];
     out[j++] = str;
@@ -435,13 +538,56 @@ static char **own_env(char *const envp[], int dirfd, const char *path,
     return out;
 }
 
-static void own_env_free(char **env, size_t len)
+static void own_env_free(char **env, size_t len, const int *rfds, int nrfd)
 {
-    if (env) {
-        int e = errno;
+    int e = errno;
+    if (env)
         REAL(munmap)(env, len);
-        errno = e;
+    for (int i = 0; i < nrfd; i++)
+        REAL(close)(rfds[i]);
+    errno = e;
+}
+
+/* The cells named in the variable (the text after the identity), taken
+ * into this image: each descriptor whose identity matches is adopted with
+ * its cell (`adopt`), or its cell settled (the shim is off here, or the
+ * variable was not meant for this image). The regions' descriptors are
+ * closed. */
+static void own_cells(const char *p, int adopt)
+{
+    int rfds[OWN_MAX], nrfd = 0;
+    while (*p) {
+        unsigned fd, idx;
+        unsigned long long dev, ino;
+        int used = 0, rfd;
+        struct stat st;
+        if (sscanf(p, "%u:%llu:%llu%n", &fd, &dev, &ino, &used) < 3 || !used)
+            break;
+        p += used;
+        if (*p == '@' && sscanf(p, "@%d.%u%n", &rfd, &idx, &used) == 2 &&
+            used) {
+            p += used;
+            int seen = 0, ok = rfd >= 0 && (unsigned)rfd < OWN_FD_MAX &&
+                              !wc_fd_is_internal(rfd);
+            for (int i = 0; i < nrfd; i++)
+                seen |= rfds[i] == rfd;
+            if (ok && !seen && nrfd < OWN_MAX)
+                rfds[nrfd++] = rfd;
+            if (!ok || fd >= OWN_FD_MAX || REAL(fstat)((int)fd, &st) != 0 ||
+                !S_ISREG(st.st_mode) || (unsigned long long)st.st_dev != dev ||
+                (unsigned long long)st.st_ino != ino)
+                ;                       /* not that description */
+            else if (!adopt ||
+                     !wc_fd_adopt_cell((int)fd, wc_cell_import(rfd, idx)))
+                wc_cell_settle_at((int)fd, rfd, idx);
+        } else if (*p == '@') {
+            p++;
+        }
+        if (*p == ',')
+            p++;
     }
+    for (int i = 0; i < nrfd; i++)
+        REAL(close)(rfds[i]);
 }
 
 unsigned wc_exec_own_take(unsigned char *why, unsigned char mark)
@@ -449,7 +595,7 @@ unsigned wc_exec_own_take(unsigned char *why, unsigned char mark)
     const char *v = getenv(OWN_VAR);
     if (!v)
         return 0;
-    char buf[64 + OWN_MAX * 64];
+    char buf[64 + OWN_MAX * 100];
     snprintf(buf, sizeof buf, "%s", v);
     unsetenv(OWN_VAR);
     long long pid;
@@ -457,12 +603,19 @@ unsigned wc_exec_own_take(unsigned char *why, unsigned char mark)
     int at = 0;
     struct stat st;
     unsigned hi = 0;
-    if (!why || sscanf(buf, "%lld:%llu:%llu/%n", &pid, &xdev, &xino, &at) < 3 ||
-        !at || pid != (long long)getpid() ||
+    if (sscanf(buf, "%lld:%llu:%llu/%n", &pid, &xdev, &xino, &at) < 3 || !at)
+        return 0;
+    if (!why || pid != (long long)getpid() ||
         REAL(stat)("/proc/self/exe", &st) != 0 ||
         (unsigned long long)st.st_dev != xdev ||
-        (unsigned long long)st.st_ino != xino)
+        (unsigned long long)st.st_ino != xino) {
+        /* Not this image's to use; but cells it names must not stay
+         * where nobody will settle them. */
+        if (pid == (long long)getpid())
+            own_cells(buf + at, 0);
         return 0;
+    }
+    own_cells(buf + at, 1);
     for (char *p = buf + at; *p;) {
         unsigned fd;
         unsigned long long dev, ino;
@@ -470,9 +623,12 @@ unsigned wc_exec_own_take(unsigned char *why, unsigned char mark)
         if (sscanf(p, "%u:%llu:%llu%n", &fd, &dev, &ino, &used) < 3 || !used)
             return hi;
         p += used;
+        int cell = *p == '@';
+        while (*p && *p != ',')
+            p++;
         if (*p == ',')
             p++;
-        if (fd < wc_nfds && REAL(fstat)((int)fd, &st) == 0 &&
+        if (!cell && fd < wc_nfds && REAL(fstat)((int)fd, &st) == 0 &&
             S_ISREG(st.st_mode) && (unsigned long long)st.st_dev == dev &&
             (unsigned long long)st.st_ino == ino) {
             __atomic_store_n(&why[fd], mark, __ATOMIC_RELAXED);
@@ -499,9 +655,10 @@ WC_EXPORT int execve(const char *path, char *const argv[],
 {
     before_exec();
     size_t len = 0;
-    char **own = own_env(envp, AT_FDCWD, path, 0, &len);
+    int rfds[OWN_MAX], nrfd;
+    char **own = own_env(envp, AT_FDCWD, path, 0, &len, rfds, &nrfd);
     int r = REAL(execve)(path, argv, own ? own : envp);
-    own_env_free(own, len);
+    own_env_free(own, len, rfds, nrfd);
     wc_exec_failed();
     return r;
 }
@@ -521,9 +678,10 @@ WC_EXPORT int execvp(const char *file, char *const argv[])
 {
     before_exec();
     size_t len = 0;
-    char **own = own_env(environ, AT_FDCWD, named(file), 0, &len);
+    int rfds[OWN_MAX], nrfd;
+    char **own = own_env(environ, AT_FDCWD, named(file), 0, &len, rfds, &nrfd);
     int r = own ? REAL(execvpe)(file, argv, own) : REAL(execvp)(file, argv);
-    own_env_free(own, len);
+    own_env_free(own, len, rfds, nrfd);
     wc_exec_failed();
     return r;
 }
@@ -533,9 +691,10 @@ WC_EXPORT int execvpe(const char *file, char *const argv[],
 {
     before_exec();
     size_t len = 0;
-    char **own = own_env(envp, AT_FDCWD, named(file), 0, &len);
+    int rfds[OWN_MAX], nrfd;
+    char **own = own_env(envp, AT_FDCWD, named(file), 0, &len, rfds, &nrfd);
     int r = REAL(execvpe)(file, argv, own ? own : envp);
-    own_env_free(own, len);
+    own_env_free(own, len, rfds, nrfd);
     wc_exec_failed();
     return r;
 }
@@ -545,9 +704,10 @@ WC_EXPORT int execveat(int dirfd, const char *path, char *const argv[],
 {
     before_exec();
     size_t len = 0;
-    char **own = own_env(envp, dirfd, path, flags, &len);
+    int rfds[OWN_MAX], nrfd;
+    char **own = own_env(envp, dirfd, path, flags, &len, rfds, &nrfd);
     int r = REAL(execveat)(dirfd, path, argv, own ? own : envp, flags);
-    own_env_free(own, len);
+    own_env_free(own, len, rfds, nrfd);
     wc_exec_failed();
     return r;
 }
@@ -556,9 +716,10 @@ WC_EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
 {
     before_exec();
     size_t len = 0;
-    char **own = own_env(envp, fd, "", AT_EMPTY_PATH, &len);
+    int rfds[OWN_MAX], nrfd;
+    char **own = own_env(envp, fd, "", AT_EMPTY_PATH, &len, rfds, &nrfd);
     int r = REAL(fexecve)(fd, argv, own ? own : envp);
-    own_env_free(own, len);
+    own_env_free(own, len, rfds, nrfd);
     wc_exec_failed();
     return r;
 }

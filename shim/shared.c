@@ -31,18 +31,19 @@
  * wc_desc_adopt_locked).
  *
  * Invariants of a RESERVE description (d->lock held for each step):
- *   (1) Every dirty byte it wrote lies below the kernel's offset: write()
- *       reserves [start, start + n) with lseek(fd, n, SEEK_CUR) before the
- *       bytes are cached at `start` (the kernel's f_pos lock makes the
- *       reservation atomic against every other user of the offset); lseek
- *       anywhere else, pwrite, reads and every other call write the file
- *       back first. So writes at the kernel's offset by glibc or by another
- *       process never overlap bytes that the cache writes back later, and
- *       each sharer's bytes stay where the kernel would have put them.
- *   (2) d->pos is where this process left the kernel's offset; a
- *       reservation that starts elsewhere means someone else wrote (maybe
- *       extending the file): the engine writes back and forgets what it
- *       knew of the file, size included, before caching.
+ *   (1) Every dirty byte it wrote lies below the offset: write() reserves
+ *       [start, start + n) before the bytes are cached at `start`, with
+ *       lseek(fd, n, SEEK_CUR) (the kernel's f_pos lock makes the
+ *       reservation atomic against every other user of the offset), or
+ *       in the offset's cell (6); lseek anywhere else, pwrite, reads and
+ *       every other call write the file back first. So writes at the
+ *       offset by glibc or by another process never overlap bytes that
+ *       the cache writes back later, and each sharer's bytes stay where
+ *       the kernel would have put them.
+ *   (2) d->pos is where this process left the offset; a reservation that
+ *       starts elsewhere means someone else wrote (maybe extending the
+ *       file): the engine writes back and forgets what it knew of the
+ *       file, size included, before caching.
  *   (3) A short or failed write gives back the unused part of its
  *       reservation when nobody reserved after it (the offset is still at
  *       the reservation's end), so the offset ends where the kernel's would.
@@ -51,35 +52,78 @@
  *       file changes behind the engine, and only this description notices.
  *   (5) Holders are counted where the shim sees them all: a description
  *       this process holds alone (opened here, or alone again by (5))
- *       gets, when a child is created that gets it, a counter in memory
- *       shared with that child (MAP_SHARED, inherited by fork), set to 2;
- *       each later child creation by any holder adds one; a holder whose
- *       last descriptor of it goes (close, dup2 over it: the child of
- *       `$(...)` in a shell, the shell's side of `cmd &`) first writes the
- *       file back, then subtracts one. Exit and exec subtract nothing (the
+ *       gets, when a child is created that gets it, a cell in memory
+ *       shared with that child (a memfd mapped MAP_SHARED, inherited by
+ *       fork, passed on by exec: proc.c invariant (6)), its count set to
+ *       2; each later child creation by any holder adds one; a holder
+ *       whose last descriptor of it goes (close, dup2 over it: the child
+ *       of `$(...)` in a shell, the shell's side of `cmd &`) first writes
+ *       the file back, then subtracts one. Exit subtracts nothing (the
  *       kernel may still write a stream's buffer after the shim's exit
- *       work; an exec'd image keeps the descriptor without the counter),
- *       nor does anything the shim does not see (a descriptor sent over a
- *       socket, posix_spawn's file actions): the count only errs high. A
- *       shared RESERVE description that reads 1 is held by this process
- *       alone: at its next write it is no longer shared and, unless stdio
- *       keeps it RESERVE (descriptor 0 or 2, or 1 without its guard:
- *       stdio.c), becomes CACHED at the kernel's offset, the engine
- *       forgetting what the others may have changed. Inherited
- *       descriptions have no counter (their other holders are unknown).
+ *       work), nor does an exec (the new image holds it on), nor anything
+ *       the shim does not see (a descriptor sent over a socket,
+ *       posix_spawn's file actions): the count only errs high. A shared
+ *       RESERVE description that reads 1 is held by this process alone:
+ *       at its next write it is no longer shared and, unless stdio keeps
+ *       it RESERVE (descriptor 0 or 2, or 1 without its guard: stdio.c),
+ *       becomes CACHED at the offset, the engine forgetting what the
+ *       others may have changed. Inherited descriptions have no cell
+ *       (their other holders are unknown), unless exec handed one over.
+ *   (6) The offset in the cell. Every holder of a description with a
+ *       cell runs the shim and maps the cell: it was held alone by the
+ *       process that made the cell, and every other holder came from a
+ *       holder by fork or by an exec that handed the cell over. So while
+ *       none of them lets the kernel's offset be used, the offset can
+ *       live in the cell, where a reservation is one compare-and-swap
+ *       instead of an lseek (1.1 us on ext4, a round trip on some FUSE
+ *       file systems). The cell's word `pos`:
+ *
+ *         CELL (pos = the offset; the kernel's is stale, nobody reads it)
+ *           |  cell_take: CAS to pos | MOVING, mover = pid
+ *           v
+ *         MOVING --lseek(fd, pos, SEEK_SET)--> KERNEL (pos | KERNEL: the
+ *           |                                  kernel's offset is the
+ *           |                                  offset, for good: (1)'s
+ *           |                                  lseek reservations)
+ *           +--(an exec's wc_cell_sync_kernel: the same lseek)--> CELL
+ *
+ *       A cell is made CELL at fork for a writable, non-O_APPEND
+ *       description on a regular file not installed on 0 or 2 nor on 1
+ *       unguarded (stdio writes there at the kernel's offset), from the
+ *       kernel's offset, exact then; else KERNEL at once. A holder
+ *       settles it (MOVING then KERNEL, wc_cell_settle, no lock: the word
+ *       is atomic) before anything uses the kernel's offset: lseek (but
+ *       SEEK_CUR 0, answered from the cell), read, a write the kernel
+ *       makes (WATCH, THROUGH, RWF flags, sendfile, splice...), stdio
+ *       (installed on 0 or 2, the guard on 1 fenced), O_APPEND, its exit
+ *       (glibc flushes streams after the shim's exit work), an exec that
+ *       does not hand the cell over (an image without the shim, a static
+ *       program, a script) and children glibc execs itself (posix_spawn,
+ *       system, popen), and when it finds itself alone ((5): the offset
+ *       becomes its own again). Waiters on MOVING yield; a mover that died
+ *       between its two steps is replaced by one of them. Not seen: a
+ *       descriptor passed over a socket or taken with pidfd_getfd (as for
+ *       a file cached as the process's own).
  *
  * What another process sees: each sharer's bytes at the offsets the kernel
- * gave them, on disk at the consistency points (CONTRACT.md section 3);
- * until then a reader may see a sharer's later bytes before its earlier
- * ones, or zeros where a sharer's bytes are still cached.
+ * (or the cell) gave them, on disk at the consistency points (CONTRACT.md
+ * section 3); until then a reader may see a sharer's later bytes before
+ * its earlier ones, or zeros where a sharer's bytes are still cached. A
+ * process outside the holders that reads the kernel's offset of a
+ * description in CELL state (/proc/PID/fdinfo) sees it behind, as for a
+ * file a process caches as its own.
  */
 #include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "shim.h"
+#include "wcache/raw.h"
 #include "wcache/ucopy.h"
 
 int wc_desc_share_locked(int fd, struct wc_desc *d, enum wc_reason why)
@@ -112,8 +156,14 @@ void wc_fd_std(int fd, int with_process)
          * (RESERVE or THROUGH: on 0 or 2 too, or with another process). */
         struct wc_desc *d = wc_fd_get(fd);
         if (d && !wc_desc_lock(fd, d)) {
-            int ok = !d->shared && !d->stdio &&
-                     (d->mode == WC_D_WATCH || d->mode == WC_D_CACHED);
+            /* A description with its offset in a cell (invariant (6))
+             * is guarded as one held alone is. */
+            struct wc_cell *c = d->cell;
+            int in_cell = c && !(__atomic_load_n(&c->pos, __ATOMIC_ACQUIRE) &
+                                 WC_CELL_KERNEL);
+            int ok = !d->stdio &&
+                     (in_cell || (!d->shared && (d->mode == WC_D_WATCH ||
+                                                 d->mode == WC_D_CACHED)));
             if (ok) {
                 __atomic_store_n(&wc_guard_seen, 1, __ATOMIC_SEQ_CST);
                 __atomic_store_n(&d->guard, 1, __ATOMIC_RELAXED);
@@ -131,6 +181,7 @@ void wc_fd_share(int fd, int with_process)
     struct wc_desc *d = wc_fd_get(fd);
     if (!d || wc_desc_lock(fd, d))
         return;
+    wc_cell_settle(fd, d);      /* stdio writes at the kernel's offset */
     int how = wc_desc_share_locked(fd, d, WC_WHY_OTHER);
     if (with_process)
         d->shared = 1;
@@ -142,55 +193,323 @@ void wc_fd_share(int fd, int with_process)
     wc_share_finish(how, dev, ino, d, WC_WHY_OTHER);
 }
 
-/* ---- holders (invariant (5)) ------------------------------------------ */
+static int private_ok(const struct wc_desc *d);
 
-#define CELLS_SIZE 4096u
+/* ---- holders and offsets in shared memory (invariants (5), (6)) ------- */
 
-static struct wc_lock g_cells_lock; /* protects g_cells, g_ncells; a leaf */
-static int *g_cells;                /* counters made here (MAP_SHARED) */
-static unsigned g_ncells;
+/* A region: one page of a memfd, mapped MAP_SHARED by every process that
+ * got one of its cells (fork copies the mapping; exec passes the memfd,
+ * proc.c invariant (6)). Cells are taken by any of them (`next`, atomic)
+ * and never given back. */
+#define REGION_SIZE 65536u             /* 4095 cells; pages touched as used */
+#define REGION_MAGIC 0x77636c6cu            /* "wcll" */
+#define REGION_CELLS ((REGION_SIZE - 16) / sizeof(struct wc_cell))
+#define REGIONS_MAX 16
+#define CELL_FAR (1ULL << 40)   /* offsets left to the file system's limits */
 
-static int *cell_new(void)
+struct region_head {
+    unsigned magic;
+    unsigned next;                          /* cells taken (atomic) */
+    unsigned pad[2];
+    struct wc_cell cells[];
+};
+
+struct region {
+    struct region_head *h;
+    int fd;                                 /* ours, above the limit */
+    dev_t dev;                              /* the memfd's identity */
+    ino_t ino;
+};
+
+static struct wc_lock g_cells_lock; /* protects g_regions, g_nregions (not
+                                       the cells: atomics); taken inside
+                                       desc->lock, before g_limit_lock
+                                       (ownfd.c: the memfd's placement) */
+static struct region g_regions[REGIONS_MAX];
+static unsigned g_nregions;
+
+/* Record a mapped region whose memfd is `fd` (ours: placed, internal).
+ * Caller holds g_cells_lock. */
+static struct region *region_add(struct region_head *h, int fd)
 {
-    int *c = NULL;
-    wc_lock(&g_cells_lock);
-    if (!g_cells) {
-        void *m = REAL(mmap)(NULL, CELLS_SIZE, PROT_READ | PROT_WRITE,
-                             MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-        g_cells = m == MAP_FAILED ? NULL : m;
-        g_ncells = 0;
+    struct stat st;
+    if (g_nregions == REGIONS_MAX || REAL(fstat)(fd, &st) != 0)
+        return NULL;
+    struct region *r = &g_regions[g_nregions++];
+    r->h = h;
+    r->fd = fd;
+    r->dev = st.st_dev;
+    r->ino = st.st_ino;
+    return r;
+}
+
+/* A memfd placed above the program's limit, marked internal. */
+static int region_fd(int fd)
+{
+    int placed = wc_own_fd_ops.place(fd);
+    REAL(close)(fd);
+    return placed;
+}
+
+static struct region *region_new(void)
+{
+    int e = errno;
+    struct region *r = NULL;
+    long m = wc_raw_syscall(SYS_memfd_create, (long)"wcache-cells",
+                            MFD_CLOEXEC, 0, 0, 0, 0);
+    int fd = m < 0 ? -1 : region_fd((int)m);
+    void *h = MAP_FAILED;
+    if (fd >= 0 && REAL(ftruncate)(fd, REGION_SIZE) == 0)
+        h = REAL(mmap)(NULL, REGION_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
+                       fd, 0);
+    if (h != MAP_FAILED) {
+        ((struct region_head *)h)->magic = REGION_MAGIC;
+        r = region_add(h, fd);
+        if (!r)
+            REAL(munmap)(h, REGION_SIZE);
     }
-    if (g_cells && g_ncells < CELLS_SIZE / sizeof *g_cells)
-        c = &g_cells[g_ncells++];
+    if (!r && fd >= 0) {
+        REAL(close)(fd);
+        wc_own_fd_ops.closed(fd);
+    }
+    errno = e;
+    return r;
+}
+
+static struct wc_cell *cell_new(void)
+{
+    struct wc_cell *c = NULL;
+    wc_lock(&g_cells_lock);
+    for (int tries = 0; !c && tries < 2; tries++) {
+        struct region *r = g_nregions ? &g_regions[g_nregions - 1] : NULL;
+        if (r) {
+            unsigned i = __atomic_fetch_add(&r->h->next, 1, __ATOMIC_RELAXED);
+            if (i < REGION_CELLS)
+                c = &r->h->cells[i];
+        }
+        if (!c && !region_new())
+            break;
+    }
     wc_unlock(&g_cells_lock);
     return c;                       /* NULL: not counted, stays shared */
 }
 
-void wc_holders_fork(struct wc_desc *d, unsigned gen)
+void wc_holders_fork(int fd, struct wc_desc *d, unsigned gen)
 {
     if (d->hgen == gen)             /* on several descriptors: once */
         return;
     d->hgen = gen;
-    if (d->holders) {
-        __atomic_add_fetch(d->holders, 1, __ATOMIC_ACQ_REL);
-        return;
-    }
-    if (d->shared)                  /* holders unknown */
-        return;
-    int *c = cell_new();
-    if (c) {
-        __atomic_store_n(c, 2, __ATOMIC_RELEASE);
-        d->holders = c;
+    if (d->cell) {
+        __atomic_add_fetch(&d->cell->holders, 1, __ATOMIC_ACQ_REL);
+    } else if (!d->shared) {        /* else its holders are unknown */
+        struct wc_cell *c = cell_new();
+        if (!c)
+            return;
+        /* Invariant (6): the offset moves into the cell, from the
+         * kernel's, exact now (a fork is a consistency point), for a
+         * description written at its offset: writable, not O_APPEND. */
+        int e = errno;
+        off_t k = REAL(lseek)(fd, 0, SEEK_CUR);
+        errno = e;
+        if (d->accmode != O_RDONLY)
+            wc_ident_locked(fd, d);     /* a device seeks too */
+        int cell = k >= 0 && d->accmode != O_RDONLY && !d->append &&
+                   d->ino != 0 &&
+                   d->writes != WC_WRITES_NOT_REGULAR &&
+                   (d->mode == WC_D_WATCH || d->mode == WC_D_RESERVE) &&
+                   private_ok(d);
+        c->holders = 2;
+        c->mover = 0;
+        __atomic_store_n(&c->pos,
+                         cell ? (unsigned long long)k
+                              : (unsigned long long)(k < 0 ? 0 : k) |
+                                    WC_CELL_KERNEL,
+                         __ATOMIC_RELEASE);
+        __atomic_store_n(&d->cell, c, __ATOMIC_RELEASE);
+        if (cell)
+            d->pos = k;
     }
 }
 
 void wc_holders_after_fork_child(void)
 {
-    /* The parent's region stays mapped for the counters the child got;
-     * new ones go to a region of the child's own. */
+    /* The regions stay mapped, and their descriptors (the parent's,
+     * inherited) stay ours: an exec here may hand their cells on. */
     g_cells_lock.v = 0;
-    g_cells = NULL;
-    g_ncells = 0;
+    for (unsigned i = 0; i < g_nregions; i++)
+        wc_fd_mark_internal(g_regions[i].fd, 1);
+}
+
+/* Take c for a move: from a value without WC_CELL_MOVING to one with it
+ * (returned: the offset at that moment), waiting while another process
+ * moves it; a mover that died between its steps (SIGKILL) is replaced.
+ * Returns with WC_CELL_KERNEL set if the cell was (or got) settled. */
+static unsigned long long cell_take(struct wc_cell *c)
+{
+    unsigned long long v = __atomic_load_n(&c->pos, __ATOMIC_ACQUIRE);
+    for (unsigned spins = 0; !(v & WC_CELL_KERNEL);
+         v = __atomic_load_n(&c->pos, __ATOMIC_ACQUIRE)) {
+        if (!(v & WC_CELL_MOVING)) {
+            if (__atomic_compare_exchange_n(&c->pos, &v, v | WC_CELL_MOVING,
+                                            0, __ATOMIC_ACQ_REL,
+                                            __ATOMIC_ACQUIRE)) {
+                __atomic_store_n(&c->mover, (int)getpid(), __ATOMIC_RELEASE);
+                return v;
+            }
+            continue;
+        }
+        if (++spins % 1024 == 0) {
+            int m = __atomic_load_n(&c->mover, __ATOMIC_ACQUIRE);
+            if (m > 0 && kill(m, 0) != 0 && errno == ESRCH &&
+                __atomic_compare_exchange_n(&c->mover, &m, (int)getpid(), 0,
+                                            __ATOMIC_ACQ_REL,
+                                            __ATOMIC_ACQUIRE))
+                return v & ~WC_CELL_MOVING;
+        }
+        sched_yield();
+    }
+    return v;
+}
+
+void wc_cell_settle_slow(int fd, struct wc_cell *c)
+{
+    int e = errno;
+    unsigned long long v = cell_take(c);
+    if (!(v & WC_CELL_KERNEL)) {
+        off_t at = (off_t)(v & WC_CELL_POS);
+        REAL(lseek)(fd, at, SEEK_SET);
+        __atomic_store_n(&c->pos, (unsigned long long)at | WC_CELL_KERNEL,
+                         __ATOMIC_RELEASE);
+        wc_log(WC_LOG_DEBUG, "fd %d: its offset is the kernel's again, at "
+               "%lld", fd, (long long)at);
+    }
+    errno = e;
+}
+
+void wc_cell_sync_kernel(int fd, struct wc_cell *c)
+{
+    int e = errno;
+    unsigned long long v = cell_take(c);
+    if (!(v & WC_CELL_KERNEL)) {
+        REAL(lseek)(fd, (off_t)(v & WC_CELL_POS), SEEK_SET);
+        __atomic_store_n(&c->mover, 0, __ATOMIC_RELEASE);
+        __atomic_store_n(&c->pos, v & WC_CELL_POS, __ATOMIC_RELEASE);
+    }
+    errno = e;
+}
+
+/* Invariant (6): [end - n, end) reserved in the cell (end returned), or
+ * -1: the kernel's offset is the offset (settled, or settled here for an
+ * offset near the file system's limits, which the kernel enforces). */
+static off_t cell_reserve(int fd, struct wc_cell *c, ssize_t n)
+{
+    unsigned long long v = __atomic_load_n(&c->pos, __ATOMIC_ACQUIRE);
+    for (;;) {
+        if (v & WC_CELL_KERNEL)
+            return -1;
+        if (v & WC_CELL_MOVING) {       /* an exec's sync, or a settle */
+            sched_yield();
+            v = __atomic_load_n(&c->pos, __ATOMIC_ACQUIRE);
+            continue;
+        }
+        if (v + (unsigned long long)n >= CELL_FAR) {
+            wc_cell_settle_slow(fd, c);
+            return -1;
+        }
+        if (__atomic_compare_exchange_n(&c->pos, &v,
+                                        v + (unsigned long long)n, 0,
+                                        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+            return (off_t)v + n;
+    }
+}
+
+void wc_cells_settle_all(void)
+{
+    unsigned hi = wc_fd_tracked_hi();
+    for (unsigned fd = 0; fd < hi; fd++) {
+        struct wc_desc *d = wc_fd_get((int)fd);
+        if (d)
+            wc_cell_settle((int)fd, d);
+    }
+}
+
+int wc_fd_cell(int fd, struct wc_cell **cp, dev_t *dev, ino_t *ino)
+{
+    struct wc_desc *d = wc_fd_get(fd);
+    if (!d || wc_desc_lock(fd, d))
+        return 0;
+    struct wc_cell *c = d->cell;
+    int ok = c && d->accmode != O_RDONLY && !d->append &&
+             (d->mode == WC_D_WATCH || d->mode == WC_D_RESERVE) &&
+             !(__atomic_load_n(&c->pos, __ATOMIC_ACQUIRE) & WC_CELL_KERNEL);
+    if (ok) {
+        wc_ident_locked(fd, d);
+        ok = d->ino != 0 && d->writes != WC_WRITES_NOT_REGULAR;
+        *cp = c;
+        *dev = d->dev;
+        *ino = d->ino;
+    }
+    wc_unlock(&d->lock);
+    return ok;
+}
+
+int wc_cell_export(struct wc_cell *c, unsigned *idx)
+{
+    int e = errno, fd = -1;
+    wc_lock(&g_cells_lock);
+    for (unsigned i = 0; i < g_nregions; i++) {
+        struct region *r = &g_regions[i];
+        if (c < r->h->cells || c >= r->h->cells + REGION_CELLS)
+            continue;
+        /* Still our memfd (the program cannot close or replace it through
+         * the shim; a raised limit and a raw call could)? */
+        struct stat st;
+        if (REAL(fstat)(r->fd, &st) == 0 && st.st_dev == r->dev &&
+            st.st_ino == r->ino) {
+            fd = REAL(fcntl)(r->fd, F_DUPFD, 3);
+            *idx = (unsigned)(c - r->h->cells);
+        }
+        break;
+    }
+    wc_unlock(&g_cells_lock);
+    errno = e;
+    return fd;
+}
+
+struct wc_cell *wc_cell_import(int rfd, unsigned idx)
+{
+    struct wc_cell *c = NULL;
+    struct stat st;
+    int e = errno;
+    if (idx >= REGION_CELLS || REAL(fstat)(rfd, &st) != 0 ||
+        st.st_size != REGION_SIZE)
+        goto out;
+    wc_lock(&g_cells_lock);
+    struct region *r = NULL;
+    for (unsigned i = 0; i < g_nregions && !r; i++)
+        if (g_regions[i].dev == st.st_dev && g_regions[i].ino == st.st_ino)
+            r = &g_regions[i];
+    if (!r && g_nregions < REGIONS_MAX) {
+        void *h = REAL(mmap)(NULL, REGION_SIZE, PROT_READ | PROT_WRITE,
+                             MAP_SHARED, rfd, 0);
+        int fd = h == MAP_FAILED ? -1 : wc_own_fd_ops.place(rfd);
+        if (fd >= 0 && ((struct region_head *)h)->magic == REGION_MAGIC)
+            r = region_add(h, fd);
+        if (!r) {
+            if (fd >= 0) {
+                REAL(close)(fd);
+                wc_own_fd_ops.closed(fd);
+            }
+            if (h != MAP_FAILED)
+                REAL(munmap)(h, REGION_SIZE);
+        }
+    }
+    if (r)
+        c = &r->h->cells[idx];
+    wc_unlock(&g_cells_lock);
+out:
+    errno = e;
+    return c;
 }
 
 /* May d, held by this process alone, keep its offset to itself? Not on
@@ -209,6 +528,7 @@ static int private_ok(const struct wc_desc *d)
 static void now_alone(int fd, struct wc_desc *d)
 {
     d->shared = 0;
+    wc_cell_settle(fd, d);          /* the kernel's offset, exact */
     if (!private_ok(d))
         return;
     int e = errno;
@@ -239,18 +559,10 @@ ssize_t wc_reserve_write(int fd, struct wc_desc *d, const struct iovec *iov,
     }
     if (n <= 0)
         return n;
-    off_t end = REAL(lseek)(fd, n, SEEK_CUR);
-    if (end < 0) {
-        /* Past the file system's limit: the kernel decides (EFBIG...). */
-        ssize_t r = vec ? REAL(writev)(fd, iov, iovcnt)
-                        : REAL(write)(fd, iov->iov_base, iov->iov_len);
-        r = r < 0 ? -errno : r;
-        off_t k = REAL(lseek)(fd, 0, SEEK_CUR);
-        wc_file_invalidate(d->file, WC_WHY_OTHER);
-        if (k >= 0)
-            d->pos = k;
-        return r;
-    }
+    struct wc_cell *c = d->cell;
+    off_t end = c ? cell_reserve(fd, c, n) : -1;
+    if (end < 0)
+        end = REAL(lseek)(fd, n, SEEK_CUR);
     off_t start = end - n;
     if (start != d->pos)                           /* invariant (2) */
         wc_file_invalidate(d->file, WC_WHY_OTHER);
@@ -265,11 +577,17 @@ ssize_t wc_reserve_write(int fd, struct wc_desc *d, const struct iovec *iov,
                 : wc_pwrite(d->file, iov->iov_base, (size_t)n, start, 0,
                             &where);
     off_t done = start + (r > 0 ? r : 0);
-    if (done != end && REAL(lseek)(fd, 0, SEEK_CUR) == end)   /* (3) */
+    unsigned long long v = (unsigned long long)end;
+    if (done != end &&                                      /* (3) */
+        !(c && __atomic_compare_exchange_n(&c->pos, &v,
+                                           (unsigned long long)done, 0,
+                                           __ATOMIC_ACQ_REL,
+                                           __ATOMIC_ACQUIRE)) &&
+        (!c || (v & WC_CELL_KERNEL)) && REAL(lseek)(fd, 0, SEEK_CUR) == end)
         REAL(lseek)(fd, done, SEEK_SET);
     d->pos = done;
-    if (unlikely(d->holders) && d->shared &&
-        __atomic_load_n(d->holders, __ATOMIC_ACQUIRE) == 1)
+    if (unlikely(c != NULL) && d->shared &&
+        __atomic_load_n(&c->holders, __ATOMIC_ACQUIRE) == 1)
         now_alone(fd, d);
     return r;
 }
@@ -314,4 +632,76 @@ int wc_fd_adopt(int fd, int own)
                 own ? "inherited, this process's alone" : "inherited");
     wc_work_end(e);
     return wc_fd_get(fd) != NULL;
+}
+
+void wc_cell_settle_at(int fd, int rfd, unsigned idx)
+{
+    int e = errno;
+    struct stat st;
+    void *h = MAP_FAILED;
+    if (idx < REGION_CELLS && REAL(fstat)(rfd, &st) == 0 &&
+        st.st_size == REGION_SIZE)
+        h = REAL(mmap)(NULL, REGION_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
+                       rfd, 0);
+    if (h != MAP_FAILED) {
+        if (((struct region_head *)h)->magic == REGION_MAGIC)
+            wc_cell_settle_slow(fd, &((struct region_head *)h)->cells[idx]);
+        REAL(munmap)(h, REGION_SIZE);
+    }
+    errno = e;
+}
+
+int wc_fd_adopt_cell(int fd, struct wc_cell *c)
+{
+    if (!c)
+        return 0;
+    struct stat st;
+    int fl = REAL(fcntl)(fd, F_GETFL);
+    int ok = fl >= 0 && !(fl & O_APPEND) && (fl & O_ACCMODE) != O_RDONLY &&
+             !wc_fd_is_internal(fd) && REAL(fstat)(fd, &st) == 0 &&
+             S_ISREG(st.st_mode) && wc_cfg.inherited;
+    struct wc_desc *d = NULL;
+    if (ok) {
+        char link[64], path[4096];
+        snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+        ssize_t n = REAL(readlink)(link, path, sizeof path - 1);
+        path[n > 0 ? n : 0] = 0;
+        int e = wc_work_begin();
+        wc_fd_opened_known(fd, AT_FDCWD, n > 0 ? path : NULL, fl & ~O_TRUNC,
+                           &st);
+        d = wc_fd_get(fd);
+        if (d && !wc_desc_lock(fd, d)) {
+            /* Shared with the cell's other holders; on descriptor 1
+             * guarded while stdout is quiet, on 0 and 2 never in the
+             * cell (stdio.c invariant (2); wc_fd_std settles it). */
+            int how = wc_desc_share_locked(fd, d, WC_WHY_OTHER);
+            d->shared = 1;
+            /* The old image left the kernel's offset at the cell's; bytes
+             * written before this constructor ran went there and moved
+             * it: they take their range in the cell, unless another holder
+             * reserved meanwhile. */
+            unsigned long long v = __atomic_load_n(&c->pos, __ATOMIC_ACQUIRE);
+            off_t k = REAL(lseek)(fd, 0, SEEK_CUR);
+            if (!(v & (WC_CELL_KERNEL | WC_CELL_MOVING)) && k > (off_t)v)
+                __atomic_compare_exchange_n(&c->pos, &v,
+                                            (unsigned long long)k, 0,
+                                            __ATOMIC_ACQ_REL,
+                                            __ATOMIC_ACQUIRE);
+            d->pos = (off_t)(__atomic_load_n(&c->pos, __ATOMIC_ACQUIRE) &
+                             WC_CELL_POS);
+            __atomic_store_n(&d->cell, c, __ATOMIC_RELEASE);
+            dev_t dev = d->dev;
+            ino_t ino = d->ino;
+            wc_unlock(&d->lock);
+            wc_share_finish(how, dev, ino, d, WC_WHY_OTHER);
+            if (fd <= 2)
+                wc_fd_std(fd, fd != 1);
+            wc_debug_fd(fd, n > 0 ? path : NULL,
+                        "inherited, its offset in a cell");
+        } else {
+            d = NULL;
+        }
+        wc_work_end(e);
+    }
+    return d != NULL;
 }

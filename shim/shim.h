@@ -13,6 +13,9 @@
  *     the engine's locks (inside wc_*)  ->  g_limit_lock (ownfd.c: the
  *     engine places its descriptors under its own locks)
  *
+ *     desc->lock  ->  g_cells_lock (shared.c: the cells' regions)  ->
+ *     g_limit_lock (a region's memfd is placed as the engine's are)
+ *
  *     g_cache_lock (fdtab.c) is taken with no other shim lock held, and
  *     holds only the engine's (wc_cache_open) and g_sig_lock.
  *     g_slab_lock (fdtab.c) and g_sig_lock (signals.c, taken with every
@@ -214,9 +217,10 @@ struct wc_desc {
                                  the one before (fdtab.c (6)) */
     unsigned wlo, whi;        /* WATCH: the last pwrite's first and last
                                  pages (modulo 2^32: a hint) */
-    int *holders;             /* how many processes hold it, in memory
-                                 shared with them (shared.c invariant (5));
-                                 NULL: not counted */
+    struct wc_cell *cell;     /* its holders, counted, and its offset, in
+                                 memory shared with them (shared.c
+                                 invariants (5), (6)); NULL: not counted;
+                                 set under `lock`, read without it */
     unsigned hgen;            /* the child creation that last counted it */
     int guard;                /* on descriptor 1, with glibc's stdout not
                                  writing there yet: cached as a private
@@ -605,11 +609,64 @@ ssize_t wc_reserve_write(int fd, struct wc_desc *d, const struct iovec *iov,
  * (stdio.c invariant (2)). Caller at depth 1, holding no lock. */
 void wc_fd_std(int fd, int with_process);
 
-/* A child is being created that gets d (locked by the caller), in child
- * creation number `gen`: count it as a holder (shared.c invariant (5)).
- * In the child: counters are made in a region of its own from now on. */
-void wc_holders_fork(struct wc_desc *d, unsigned gen);
+/* The holders of a description and its offset, in memory every holder
+ * maps (shared.c invariants (5), (6)). */
+struct wc_cell {
+    int holders;                /* processes holding it (atomic) */
+    int mover;                  /* the pid settling it (atomic) */
+    unsigned long long pos;     /* WC_CELL_KERNEL | WC_CELL_MOVING | offset
+                                   (atomic) */
+};
+#define WC_CELL_KERNEL (1ULL << 63) /* the kernel's offset is the offset */
+#define WC_CELL_MOVING (1ULL << 62) /* being made so (shared.c (6)) */
+#define WC_CELL_POS (WC_CELL_MOVING - 1)
+
+/* A child is being created that gets d (fd's description, locked by the
+ * caller), in child creation number `gen`: count it as a holder (shared.c
+ * invariant (5)), its offset moved into the cell if it may (6). A child
+ * that glibc execs itself (posix_spawn, system, popen) gets no cell: the
+ * caller settles them all (wc_cells_settle_all). */
+void wc_holders_fork(int fd, struct wc_desc *d, unsigned gen);
 void wc_holders_after_fork_child(void);
+
+/* Invariant (6) of shared.c: make the kernel's offset d's offset again,
+ * for good, before anything uses it (a read, lseek, a write the kernel
+ * makes, stdio, an image that will not know the cell). No lock needed:
+ * the cell's state is one atomic word. errno kept. */
+void wc_cell_settle_slow(int fd, struct wc_cell *c);
+static inline void wc_cell_settle(int fd, const struct wc_desc *d)
+{
+    struct wc_cell *c = __atomic_load_n(&d->cell, __ATOMIC_ACQUIRE);
+    if (unlikely(c != NULL) &&
+        !(__atomic_load_n(&c->pos, __ATOMIC_ACQUIRE) & WC_CELL_KERNEL))
+        wc_cell_settle_slow(fd, c);
+}
+/* Set the kernel's offset to the cell's, which stays the offset (exec,
+ * proc.c invariant (6): a library of the new image may write before the
+ * shim starts there). errno kept. */
+void wc_cell_sync_kernel(int fd, struct wc_cell *c);
+/* Every description in the fd table, as the process is about to leave
+ * its descriptors to code that does not know the cells (exit, an exec
+ * that hands nothing over). */
+void wc_cells_settle_all(void);
+/* Does fd's description have an offset in a cell (writable, CELL mode)?
+ * Then *c is it and dev/ino its file's identity (for exec, proc.c (6)). */
+int wc_fd_cell(int fd, struct wc_cell **c, dev_t *dev, ino_t *ino);
+/* A descriptor for the region holding c, without FD_CLOEXEC, for an exec
+ * (close it if the exec fails), and c's index there; -1 if none. */
+int wc_cell_export(struct wc_cell *c, unsigned *idx);
+/* The new image's side: the cell at index idx of the region the old image
+ * passed as descriptor rfd (mapped once per region, its memfd kept as one
+ * of ours; the caller closes rfd); NULL if it cannot be. */
+struct wc_cell *wc_cell_import(int rfd, unsigned idx);
+/* fd was handed over with cell c by exec: cached as a description shared
+ * with the cell's other holders, its offset in the cell. 0 if it cannot
+ * be (c NULL, or not a writable regular file, or WCACHE_INHERITED=0): the
+ * caller settles the cell with wc_cell_settle_at. */
+int wc_fd_adopt_cell(int fd, struct wc_cell *c);
+/* Settle cell idx of the region whose memfd is rfd, through fd (the
+ * region mapped only for that). */
+void wc_cell_settle_at(int fd, int rfd, unsigned idx);
 
 /* A stdio call may make glibc write through descriptor fd (or through
  * every stream's, fd < 0): a guarded description there becomes shared

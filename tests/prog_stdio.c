@@ -17,11 +17,13 @@
 #include <fcntl.h>
 #include <pwd.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/personality.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -403,6 +405,117 @@ static void sc_inherited1(void)
     dprintf(2, "own var %s\n", getenv("WCACHE_OWN_FDS") ? "seen" : "gone");
 }
 
+/* "W 1" to "W n" on descriptor 1, a write each. */
+static void lines(char w, int n)
+{
+    char line[32];
+    for (int i = 1; i <= n; i++) {
+        int k = snprintf(line, sizeof line, "%c %d\n", w, i);
+        if (write(1, line, (size_t)k) != k)
+            say("short write");
+    }
+}
+
+extern char **environ;
+
+/* On an inherited stdout that the shell holds too while it waits (under
+ * dash the offset is in a cell: shared.c invariant (6)): "A" lines, then
+ * one call `op` that uses the kernel's offset, or lets code that knows no
+ * cell use it, then "B" lines (`first`: the call before any write, then
+ * "B" and "A" lines). The file and the transcript must be the kernel's:
+ * the cell settles before. */
+static void at_exit_write(void)
+{
+    if (write(1, "from atexit\n", 12) != 12)
+        say("short write");
+}
+
+static void sc_inherited_cell(const char *op, int first)
+{
+    if (!first)
+        lines('A', 40);
+    char buf[4096];
+    if (!strcmp(op, "tell")) {
+        say("tell %lld", (long long)lseek(1, 0, SEEK_CUR));
+    } else if (!strcmp(op, "seek")) {
+        CALL("lseek", lseek(1, 4, SEEK_SET));
+        CALL("write", write(1, "X", 1));
+        CALL("lseek", lseek(1, 0, SEEK_END));
+    } else if (!strcmp(op, "end")) {
+        say("end %lld", (long long)lseek(1, 0, SEEK_END));
+    } else if (!strcmp(op, "read")) {       /* 1<> f */
+        ssize_t r = read(1, buf, sizeof buf);
+        say("read %zd", r);
+    } else if (!strcmp(op, "system")) {
+        CALL("system", system("echo from system"));
+    } else if (!strcmp(op, "spawn")) {
+        pid_t pid;
+        char *av[] = {"echo", "from posix_spawn", NULL};
+        int st = -1;
+        if (posix_spawnp(&pid, "echo", NULL, NULL, av, environ) == 0)
+            waitpid(pid, &st, 0);
+        say("spawn %d", st);
+    } else if (!strcmp(op, "printf")) {
+        printf("from printf\n");
+        CALL("fflush", fflush(stdout));
+    } else if (!strcmp(op, "append")) {
+        CALL("F_SETFL", fcntl(1, F_SETFL, fcntl(1, F_GETFL) | O_APPEND));
+    } else if (!strcmp(op, "sendfile")) {
+        int src = open(path_of("src"), O_RDWR | O_CREAT | O_TRUNC, 0644);
+        CALL("write src", write(src, "from sendfile\n", 14));
+        CALL("sendfile", sendfile(1, src, &(off_t){0}, 14));
+        close(src);
+        unlink(path_of("src"));
+    } else if (!strcmp(op, "noshim")) {
+        /* An image without the library: nothing may be handed to it. */
+        char *env[] = {"PATH=/usr/bin:/bin", NULL};
+        char *av[] = {"sh", "-c", "echo from an image without the shim",
+                      NULL};
+        pid_t p = fork();
+        if (p == 0) {
+            execve("/bin/sh", av, env);
+            _exit(127);
+        }
+        int st = -1;
+        waitpid(p, &st, 0);
+        say("noshim %d", st);
+    } else if (!strcmp(op, "fork")) {
+        pid_t p = fork();
+        if (p == 0) {
+            lines('C', 40);
+            exit(0);
+        }
+        int st = -1;
+        waitpid(p, &st, 0);
+        say("fork %d", st);
+    } else if (!strcmp(op, "stderr")) {
+        dup2(1, 2);
+        fprintf(stderr, "from stderr\n");
+        errno = ENOENT;
+        perror("perror");
+    } else if (!strcmp(op, "putpwent")) {
+        /* Buffered by a stdio call the shim does not fence, written by
+         * glibc at exit after the shim's exit work: through the kernel,
+         * at its offset. */
+        struct passwd pw = {"cell", "x", 1, 2, "gecos", "/home", "/bin/sh"};
+        CALL("putpwent", putpwent(&pw, stdout));
+    } else if (!strcmp(op, "atexit")) {
+        /* Runs after the shim's exit work (exit called, not main's
+         * return): through the kernel. */
+        atexit(at_exit_write);
+    } else if (!strcmp(op, "dsync")) {
+        struct iovec v = {"from pwritev2\n", 14};
+        CALL("pwritev2", pwritev2(1, &v, 1, -1, RWF_DSYNC));
+    } else {
+        say("unknown op %s", op);
+    }
+    lines('B', 40);
+    if (first)
+        lines('A', 40);
+    if (!strcmp(op, "atexit"))
+        exit(0);
+}
+
 /* Each stdio call that can write stdout's bytes out, on a guarded
  * stdout holding cached bytes: glibc's write must land after them, as
  * with the kernel. The calls write more than the buffer (glibc writes
@@ -561,6 +674,8 @@ int main(int argc, char **argv)
         sc_fork_loop();
     else if (!strcmp(s, "inherited1"))
         sc_inherited1();
+    else if (!strcmp(s, "inherited_cell") && argc > 3)
+        sc_inherited_cell(argv[3], argc > 4);
     else if (!strcmp(s, "inherited3"))
         sc_inherited3();
     else if (!strcmp(s, "fences"))

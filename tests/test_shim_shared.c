@@ -94,7 +94,17 @@ static void run_free(struct run *r)
 
 /* Same files, same output, without and with the shim, under dash and
  * bash. Returns the writes the shim absorbed under dash. */
+static unsigned long identical_env(const char *tag, const char *script,
+                                   const char *extra);
+
 static unsigned long identical(const char *tag, const char *script)
+{
+    return identical_env(tag, script, NULL);
+}
+
+/* The same with one more environment variable for both runs. */
+static unsigned long identical_env(const char *tag, const char *script,
+                                   const char *extra)
 {
     wct_require_shim();
     wct_require_prog(WCT_PROG("prog_stdio"));
@@ -104,8 +114,8 @@ static unsigned long identical(const char *tag, const char *script)
     unsigned long dash_absorbed = 0;
     for (int i = 0; i < 2; i++) {
         struct run k, s;
-        run_script(shells[i], 0, tag, script, &k);
-        run_script(shells[i], 1, tag, script, &s);
+        run_script_env(shells[i], 0, tag, script, extra, &k);
+        run_script_env(shells[i], 1, tag, script, extra, &s);
         if (strcmp(k.listing, s.listing) || strcmp(k.out, s.out)) {
             char *d = strcmp(k.listing, s.listing)
                           ? wct_first_diff(k.listing, s.listing)
@@ -300,8 +310,10 @@ static int has(const struct run *r, const char *s) { return !!strstr(r->out, s);
 /* bash forks, opens `> f` in the child and execs: the program holds f
  * alone, and the shim there caches it as its own (the kernel's offset
  * left behind). dash opens it in itself and keeps it while it waits: the
- * program reserves. The variable that tells never reaches the program; a
- * stale or garbled one from outside is ignored. */
+ * program gets the offset's cell (shared.c invariant (6)), the kernel's
+ * offset left behind too, and is not taken as its own. The variable that
+ * tells never reaches the program; a stale or garbled one from outside is
+ * ignored. */
 Test(shared, exec_hands_over_a_redirect_held_alone)
 {
     wct_require_shim();
@@ -314,8 +326,10 @@ Test(shared, exec_hands_over_a_redirect_held_alone)
     cr_expect(has(&r, "inherited kernel_behind=1") && has(&r, "own var gone"),
               "bash: not handed over:\n%s", r.out);
     run_free(&r);
-    run_script_env("dash", 1, "own", script, "WCACHE_LOG=info", &r);
-    cr_expect(has(&r, "inherited kernel_behind=0"),
+    run_script_env("dash", 1, "own", script, "WCACHE_LOG=debug", &r);
+    cr_expect(has(&r, "inherited kernel_behind=1") &&
+                  has(&r, "/f, inherited, its offset in a cell") &&
+                  !has(&r, "this process's alone") && has(&r, "own var gone"),
               "dash keeps > f while it waits, yet:\n%s", r.out);
     run_free(&r);
     const char *bad[] = {"WCACHE_OWN_FDS=1:2:3/1:4:5",
@@ -372,7 +386,7 @@ Test(shared, exec_hands_over_nothing_shared)
         char who[64];
         snprintf(who, sizeof who, "%s with the shim", shells[i]);
         check_run_file(&r, "f", 600, who);
-        cr_expect(has(&r, "/f, inherited)") &&
+        cr_expect(has(&r, "/f, inherited") &&
                       !has(&r, "this process's alone"),
                   "%s:\n%.4000s", shells[i], r.out);
         run_free(&r);
@@ -387,8 +401,94 @@ Test(shared, exec_hands_over_nothing_shared)
         "exec \"$P\" inherited1 .; }' > f; sleep 1",
         "WCACHE_LOG=debug", &r);
     check_run_file(&r, "f", 600, "sh that forks, then execs");
-    cr_expect(has(&r, "/f, inherited)") && !has(&r, "this process's alone"),
+    cr_expect(has(&r, "/f, inherited") && !has(&r, "this process's alone"),
               "%.4000s", r.out);
+    run_free(&r);
+}
+
+/* ---- offsets in a cell (shared.c invariant (6)) ------------------------ */
+
+/* A program under dash, which keeps `> f` while it waits, writes through
+ * the offset's cell; each call that uses the kernel's offset, or lets
+ * code that knows no cell use it (system, posix_spawn, stdio, an image
+ * without the shim, the program's exit), settles the cell first: the
+ * files and transcripts are the kernel's. */
+static const char *const cell_ops[] = {
+    "tell", "seek", "end", "read", "system", "spawn", "printf", "append",
+    "sendfile", "noshim", "fork", "stderr", "atexit", "putpwent", "dsync"};
+#define NCELL_OPS (sizeof cell_ops / sizeof cell_ops[0])
+
+static void cell_script(char *out, size_t cap, int transcripts,
+                        const char *first)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < NCELL_OPS; i++) {
+        const char *op = cell_ops[i];
+        n += (size_t)snprintf(out + n, cap - n,
+                              "{ \"$P\" inherited_cell . %s %s; "
+                              "echo \"end %s\"; } %s f_%s",
+                              op, first, op,
+                              strcmp(op, "read") ? ">" : "1<>", op);
+        if (transcripts)
+            n += (size_t)snprintf(out + n, cap - n, " 2> t_%s", op);
+        n += (size_t)snprintf(out + n, cap - n, "; ");
+        cr_assert(n < cap);
+    }
+}
+
+static int count(const char *text, const char *what)
+{
+    int n = 0;
+    for (const char *p = text; (p = strstr(p, what)); p++)
+        n++;
+    return n;
+}
+
+Test(shared, a_cell_settles_before_the_kernel_offset_is_used)
+{
+    char script[8192];
+    cell_script(script, sizeof script, 1, "");
+    unsigned long n = identical("cell", script);
+    cr_expect(n >= NCELL_OPS * 80, "dash: %lu writes absorbed", n);
+    /* Each call before the program's first write, with a file's first
+     * writes left to the kernel (WCACHE_MIN_WRITES): the description is
+     * still watched then. */
+    cell_script(script, sizeof script, 1, "first");
+    identical_env("cellw", script, "WCACHE_MIN_WRITES=8");
+    /* Each program took the cell, and each op but "tell" settled it
+     * (the program's exit settles the one "tell" left; "stderr" logs its
+     * settle into its file, now on descriptor 2). */
+    cell_script(script, sizeof script, 0, "");
+    struct run r;
+    run_script_env("dash", 1, "cell-log", script, "WCACHE_LOG=debug", &r);
+    int took = count(r.out, "inherited, its offset in a cell");
+    int settled = count(r.out, "its offset is the kernel's again");
+    cr_expect(took >= (int)NCELL_OPS && settled >= (int)NCELL_OPS - 1,
+              "%d programs took a cell, %d settles:\n%.6000s", took, settled,
+              r.out);
+    run_free(&r);
+}
+
+/* An image that does not take the cell settles it before the program
+ * runs (the shim disabled there, or WCACHE_INHERITED=0); one that cannot
+ * run the shim gets none (a script: the old image settles it); a chain
+ * of images (env, then the program) hands it on. */
+Test(shared, a_cell_is_settled_by_an_image_that_does_not_take_it)
+{
+    const char *script =
+        "{ WCACHE_DISABLE=1 \"$P\" inherited_cell . tell; echo end; } > f1; "
+        "{ WCACHE_INHERITED=0 \"$P\" inherited_cell . tell; echo end; } > f2; "
+        "printf '#!/bin/sh\\n\"$P\" inherited_cell . tell\\n' > s; "
+        "chmod +x s; { ./s; echo end; } > f3; rm s; "
+        "{ env \"$P\" inherited_cell . tell; echo end; } > f4";
+    identical("cellx", script);
+    struct run r;
+    run_script_env("dash", 1, "cellx-log", script, "WCACHE_LOG=debug", &r);
+    /* f4 only: env took it, then the program (twice: it execs itself). */
+    int took = count(r.out, "/f4, inherited, its offset in a cell");
+    cr_expect(took == 3 && count(r.out, "/f1, inherited, its offset") == 0 &&
+                  count(r.out, "/f3, inherited, its offset") == 0,
+              "%d images took f4's cell:\n%.6000s", took, r.out);
     run_free(&r);
 }
 
