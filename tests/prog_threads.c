@@ -22,6 +22,14 @@
  *             fputs and fflush (the first fence makes it shared while the
  *             others write), then dup2s the file onto 1 again (which
  *             changes nothing: shared stays shared)
+ *   cell      the file is opened on descriptor 1, as dash does for
+ *             `prog > out`, and kept while a child execs this program in
+ *             mode "inherited" and the parent waits (under the shim the
+ *             offset goes to a cell: shared.c invariant (6)); prints the
+ *             size and the child's errors
+ *   inherited like stdout, through the descriptor 1 it was given, its
+ *             fences settling the cell while the others write; reports
+ *             on stderr and by its exit status
  *   forkstorm writer threads append to their own files while the main
  *             thread forks RECORDS/100 children in a row; each child
  *             writes a file of its own and _exits. A child that hangs
@@ -37,6 +45,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -76,7 +85,8 @@ static void *worker(void *arg)
         fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
     } else if (strcmp(mode, "dup") == 0) {
         fd = dup(shared_fd);
-    } else if (strcmp(mode, "stdout") == 0) {
+    } else if (strcmp(mode, "stdout") == 0 ||
+               strcmp(mode, "inherited") == 0) {
         fd = 1;
     }
     for (int s = t == 0 ? first_rec : 0; s < nrecs; s++) {
@@ -167,6 +177,50 @@ static int fork_storm(void)
     return errors ? 1 : 0;
 }
 
+/* Mode "cell": `prog > out` as dash runs it. */
+static int cell(char **argv, const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int saved = dup(1);
+    if (fd < 0 || saved < 0 || dup2(fd, 1) != 1 || close(fd) != 0) {
+        perror(path);
+        return 1;
+    }
+    pid_t p = fork();
+    if (p == 0) {
+        dup2(saved, 2);             /* the child's report */
+        execl("/proc/self/exe", argv[0], "inherited", dir, argv[3], argv[4],
+              (char *)NULL);
+        _exit(127);
+    }
+    int st = -1;
+    if (p < 0 || waitpid(p, &st, 0) != p || !WIFEXITED(st) ||
+        WEXITSTATUS(st) != 0)
+        bad();
+    if (dup2(saved, 1) != 1 || close(saved) != 0)
+        bad();
+    struct stat sb;
+    printf("size %lld\n", stat(path, &sb) == 0 ? (long long)sb.st_size : -1);
+    printf("errors %d\n", errors);
+    return errors ? 1 : 0;
+}
+
+/* Mode "inherited": every thread writes to descriptor 1, thread 0 now
+ * and then with fputs and fflush. */
+static int inherited(void)
+{
+    shared_fd = 1;
+    pthread_t th[64];
+    for (int t = 0; t < nthreads; t++)
+        pthread_create(&th[t], NULL, worker, (void *)(long)t);
+    for (int t = 0; t < nthreads; t++)
+        pthread_join(th[t], NULL);
+    if (fflush(stdout) != 0)
+        bad();
+    dprintf(2, "errors %d\n", errors);
+    return errors ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 5) {
@@ -183,6 +237,10 @@ int main(int argc, char **argv)
         return fork_storm();
     char path[4096];
     snprintf(path, sizeof path, "%s/out", dir);
+    if (strcmp(mode, "cell") == 0)
+        return cell(argv, path);
+    if (strcmp(mode, "inherited") == 0)
+        return inherited();
     int flags = O_RDWR | O_CREAT | O_TRUNC;
     if (strcmp(mode, "append") == 0)
         flags |= O_APPEND;

@@ -422,6 +422,7 @@ Test(tsan, threads_dup_while_adopted)
 Test(tsan, threads_shared_offset) { tsan_threads("shared"); }
 Test(tsan, threads_dup) { tsan_threads("dup"); }
 Test(tsan, threads_stdout_guard_and_fences) { tsan_threads("stdout"); }
+Test(tsan, threads_cell_reserves_and_settles) { tsan_threads("cell"); }
 Test(tsan, threads_pwrite) { tsan_threads("pwrite"); }
 Test(tsan, threads_separate_files) { tsan_threads("separate"); }
 

@@ -118,7 +118,7 @@ static void run_threads(const char *mode, int threads, int recs,
         verdict[shim] = "ok";
         if (strcmp(mode, "append") == 0 || strcmp(mode, "shared") == 0 ||
             strcmp(mode, "dup") == 0 || strcmp(mode, "late") == 0 ||
-            strcmp(mode, "stdout") == 0) {
+            strcmp(mode, "stdout") == 0 || strcmp(mode, "cell") == 0) {
             verdict[shim] = strdup(check_interleaved(path, threads, recs));
             /* Interleaving differs from run to run: drop the file. */
             unlink(path);
@@ -145,6 +145,11 @@ Test(threads, dup_descriptors_one_file) { run_threads("dup", 8, 10000, NULL); }
 /* Through a guarded descriptor 1 while one thread fences it with stdio
  * calls and guards it again (shim/stdio.c invariant (2)). */
 Test(threads, stdout_guard_and_fences) { run_threads("stdout", 8, 10000, NULL); }
+/* The same through a descriptor 1 whose offset is in a cell (shared.c
+ * invariant (6)): a parent that holds it and waits, as dash does, and
+ * eight threads of the exec'd child, one of them settling it with fputs
+ * and fflush while the others reserve in it. */
+Test(threads, cell_reserves_and_settles) { run_threads("cell", 8, 10000, NULL); }
 /* One thread first (no description lock taken), then eight. */
 Test(threads, threads_made_after_writes) { run_threads("late", 8, 20000, NULL); }
 /* The program's only thread writes without the file's lock while the
