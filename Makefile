@@ -29,7 +29,8 @@ EXAMPLES  := $(patsubst examples/%.c,$(B)/examples/%,$(wildcard examples/*.c))
 TEST_SRC  := $(wildcard tests/test_*.c)
 TESTS     := $(patsubst tests/%.c,$(B)/tests/%,$(TEST_SRC))
 TEST_LIB  := $(patsubst %,$(B)/obj/%.o,$(wildcard tests/lib_*.c))
-TEST_PROGS := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/prog_*.c))
+TEST_PROGS := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/prog_*.c)) \
+	$(patsubst tests/%.c,$(B)/tests/%.so,$(wildcard tests/so_*.c))
 HEADERS   := $(wildcard include/wcache/*.h) $(wildcard cache/*.h) $(wildcard shim/*.h)
 
 PREFIX  ?= /usr/local
@@ -164,6 +165,12 @@ $(B)/obj/tests/%.c.o: tests/%.c $(HEADERS) $(wildcard tests/*.h) | deps
 	$(CC) $(TEST_CPPFLAGS) $(CFLAGS) $(WARN) -c $< -o $@
 
 # A statically linked program, which LD_PRELOAD cannot reach.
+# A library preloaded after the shim, whose destructor writes after the
+# shim's exit work (test_shim_shared.c).
+$(B)/tests/so_%.so: tests/so_%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(WARN) -shared -fPIC -o $@ $<
+
 $(B)/tests/prog_static: tests/prog_static.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(WARN) -static -o $@ $<

@@ -775,7 +775,10 @@ int wc_desc_sync_locked(int fd, struct wc_desc *d, enum wc_reason why)
 
 void wc_desc_through_locked(int fd, struct wc_desc *d, enum wc_reason why)
 {
-    wc_cell_settle(fd, d);          /* the kernel's offset from now on */
+    /* The kernel's offset from now on; at exit, only for a call that
+     * comes after the shim's work (wc_cells_exit). */
+    if (!__atomic_load_n(&wc_cells_late, __ATOMIC_ACQUIRE))
+        wc_cell_settle(fd, d);
     if (d->mode != WC_D_CACHED && d->mode != WC_D_RESERVE)
         return;
     wc_desc_sync_locked(fd, d, why);
@@ -982,6 +985,7 @@ void wc_shutdown(enum wc_reason why)
 {
     if (wc_state != WC_ST_ON)
         return;
+    wc_cells_exit();                /* shared.c invariant (6) */
     wc_consistency_all(why, WC_ALL_THROUGH, 0);
     wc_state = WC_ST_OFF;
 }

@@ -521,8 +521,12 @@ WC_EXPORT ssize_t pwritev64v2(int fd, const struct iovec *iov, int iovcnt,
 WC_EXPORT ssize_t read(int fd, void *buf, size_t n)
 {
     struct wc_desc *d = wc_fd_get(fd);
-    if (likely(d == NULL) || d->mode == WC_D_WATCH)
+    if (likely(d == NULL))
         return REAL(read)(fd, buf, n);
+    if (d->mode == WC_D_WATCH) {
+        wc_cell_settle(fd, d);      /* shared.c invariant (6) */
+        return REAL(read)(fd, buf, n);
+    }
     struct iovec v = {buf, n};
     return read_common(fd, d, &v, 1, -1, 0);
 }
@@ -569,8 +573,12 @@ WC_EXPORT ssize_t __pread64_chk(int fd, void *buf, size_t n, off64_t pos,
 WC_EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
 {
     struct wc_desc *d = wc_fd_get(fd);
-    if (likely(d == NULL) || d->mode == WC_D_WATCH)
+    if (likely(d == NULL))
         return REAL(readv)(fd, iov, iovcnt);
+    if (d->mode == WC_D_WATCH) {
+        wc_cell_settle(fd, d);      /* shared.c invariant (6) */
+        return REAL(readv)(fd, iov, iovcnt);
+    }
     return read_common(fd, d, iov, iovcnt, -1, 1);
 }
 
@@ -595,8 +603,13 @@ WC_EXPORT ssize_t preadv2(int fd, const struct iovec *iov, int iovcnt,
                           off_t pos, int flags)
 {
     struct wc_desc *d = wc_fd_get(fd);
-    if (likely(d == NULL) || d->mode == WC_D_WATCH)
+    if (likely(d == NULL))
         return REAL(preadv2)(fd, iov, iovcnt, pos, flags);
+    if (d->mode == WC_D_WATCH) {
+        if (pos == -1)
+            wc_cell_settle(fd, d);  /* shared.c invariant (6) */
+        return REAL(preadv2)(fd, iov, iovcnt, pos, flags);
+    }
     if (pos < -1)
         return wc_ret(-EINVAL);
     if (flags & ~RWF_HIPRI)

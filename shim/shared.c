@@ -95,12 +95,17 @@
  *       is atomic) before anything uses the kernel's offset: lseek (but
  *       SEEK_CUR 0, answered from the cell), read, a write the kernel
  *       makes (WATCH, THROUGH, RWF flags, sendfile, splice...), stdio
- *       (installed on 0 or 2, the guard on 1 fenced), O_APPEND, its exit
- *       (glibc flushes streams after the shim's exit work), an exec that
- *       does not hand the cell over (an image without the shim, a static
- *       program, a script) and children glibc execs itself (posix_spawn,
- *       system, popen), and when it finds itself alone ((5): the offset
- *       becomes its own again). Waiters on MOVING yield; a mover that died
+ *       (installed on 0 or 2, the guard on 1 fenced), O_APPEND, an exec
+ *       that does not hand the cell over (an image without the shim, a
+ *       static program, a script) and children glibc execs itself
+ *       (posix_spawn, system, popen), and when it finds itself alone
+ *       ((5): the offset becomes its own again). Its exit settles only
+ *       descriptor 1's cell while glibc's stdout holds output (glibc
+ *       writes it after the shim's exit work); so a holder that exits
+ *       (`{ a; b; } > f`, a child of `(...)`) leaves the cell to the
+ *       others, and a call made after that work all the same (a library
+ *       finalised after this one) settles its descriptor's cell first
+ *       (wc_cells_late, in wc_fd_get). Waiters on MOVING yield; a mover that died
  *       between its two steps is replaced by one of them. Not seen: a
  *       descriptor passed over a socket or taken with pidfd_getfd (as for
  *       a file cached as the process's own).
@@ -421,6 +426,25 @@ static off_t cell_reserve(int fd, struct wc_cell *c, ssize_t n)
                                         __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
             return (off_t)v + n;
     }
+}
+
+int wc_cells_late;
+
+void wc_cells_exit(void)
+{
+    struct wc_desc *d = wc_fd_get(1);
+    if (d && !wc_stdout_quiet())
+        wc_cell_settle(1, d);
+    __atomic_store_n(&wc_cells_late, 1, __ATOMIC_RELEASE);
+}
+
+void wc_cell_settle_late(int fd)
+{
+    if (fd < 0 || (unsigned)fd >= wc_nfds || !wc_fds)
+        return;
+    struct wc_desc *d = __atomic_load_n(&wc_fds[fd], __ATOMIC_ACQUIRE);
+    if (d && d != WC_DESC_INTERNAL)
+        wc_cell_settle(fd, d);
 }
 
 void wc_cells_settle_all(void)

@@ -251,10 +251,15 @@ static inline int wc_fd_is_internal(int fd)
 
 /* Lock-free lookup: the description of `fd`, or NULL (pass-through, the
  * shim off, or an internal descriptor). */
+extern int wc_cells_late;
+void wc_cell_settle_late(int fd);
 static inline struct wc_desc *wc_fd_get(int fd)
 {
-    if (unlikely(wc_state != WC_ST_ON) || (unsigned)fd >= wc_nfds)
+    if (unlikely(wc_state != WC_ST_ON) || (unsigned)fd >= wc_nfds) {
+        if (unlikely(__atomic_load_n(&wc_cells_late, __ATOMIC_RELAXED)))
+            wc_cell_settle_late(fd);    /* shared.c invariant (6) */
         return NULL;
+    }
     struct wc_desc *d = __atomic_load_n(&wc_fds[fd], __ATOMIC_ACQUIRE);
     return d == WC_DESC_INTERNAL ? NULL : d;
 }
@@ -645,6 +650,13 @@ static inline void wc_cell_settle(int fd, const struct wc_desc *d)
  * proc.c invariant (6): a library of the new image may write before the
  * shim starts there). errno kept. */
 void wc_cell_sync_kernel(int fd, struct wc_cell *c);
+/* The process's exit (wc_shutdown): cells stay as they are, since no
+ * holder here uses the kernel's offset any more, except descriptor 1's
+ * while glibc's stdout holds output (written after the shim's exit
+ * work); a call that comes later all the same (a library finalised after
+ * this one) settles its descriptor's first: wc_cells_late, read by
+ * wc_fd_get, and wc_cell_settle_late. */
+void wc_cells_exit(void);
 /* Every description in the fd table, as the process is about to leave
  * its descriptors to code that does not know the cells (exit, an exec
  * that hands nothing over). */

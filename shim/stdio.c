@@ -153,6 +153,8 @@ static int format_and_write(int fd, int flag, const char *fmt, va_list ap)
 static int tracked(int fd)
 {
     struct wc_desc *d = wc_fd_get(fd);
+    if (d && d->mode == WC_D_WATCH)
+        wc_cell_settle(fd, d);  /* glibc writes it: shared.c invariant (6) */
     return d && d->mode != WC_D_WATCH;
 }
 

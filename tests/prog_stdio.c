@@ -446,6 +446,18 @@ static void sc_inherited_cell(const char *op, int first)
     } else if (!strcmp(op, "read")) {       /* 1<> f */
         ssize_t r = read(1, buf, sizeof buf);
         say("read %zd", r);
+    } else if (!strcmp(op, "childread")) {  /* 1<> f */
+        /* A child moves the offset, then this process reads at it. */
+        pid_t p = fork();
+        if (p == 0) {
+            lines('C', 40);
+            _exit(0);
+        }
+        waitpid(p, NULL, 0);
+        ssize_t r = read(1, buf, sizeof buf);
+        struct iovec v = {buf, sizeof buf};
+        ssize_t rv = readv(1, &v, 1);
+        say("read %zd readv %zd", r, rv);
     } else if (!strcmp(op, "system")) {
         CALL("system", system("echo from system"));
     } else if (!strcmp(op, "spawn")) {
@@ -479,6 +491,48 @@ static void sc_inherited_cell(const char *op, int first)
         int st = -1;
         waitpid(p, &st, 0);
         say("noshim %d", st);
+    } else if (!strcmp(op, "execlp")) {
+        /* A name without a slash: the program is not known before the
+         * search, so nothing is handed over. */
+        pid_t p = fork();
+        if (p == 0) {
+            execlp("sh", "sh", "-c", "echo from execlp", (char *)NULL);
+            _exit(127);
+        }
+        int st = -1;
+        waitpid(p, &st, 0);
+        say("execlp %d", st);
+    } else if (!strcmp(op, "cells")) {
+        /* More cells than a region holds: 5,000 descriptions of the
+         * file, each held alone until a child is created that gets it. */
+        int n = 0;
+        for (int i = 0; i < 5000; i++) {
+            int fd = open(path_of("many"), O_WRONLY | O_CREAT, 0644);
+            pid_t p = fork();
+            if (p == 0)
+                _exit(0);
+            if (fd >= 0 && p > 0 && waitpid(p, NULL, 0) == p)
+                n++;
+            if (fd >= 0)
+                close(fd);
+        }
+        unlink(path_of("many"));
+        say("cells %d", n);
+        /* One more, from a region made since: a child and then this
+         * process write through it. */
+        int fd = open(path_of("last"), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        pid_t p = fork();
+        if (p == 0) {
+            for (int i = 0; i < 40; i++)
+                if (write(fd, "child line\n", 11) != 11)
+                    say("short write");
+            exit(0);
+        }
+        waitpid(p, NULL, 0);
+        for (int i = 0; i < 40; i++)
+            if (write(fd, "parent line\n", 12) != 12)
+                say("short write");
+        CALL("close", close(fd));
     } else if (!strcmp(op, "fork")) {
         pid_t p = fork();
         if (p == 0) {
