@@ -213,6 +213,7 @@ struct wc_file *wc_file_get_known(struct wc_cache *c, int fd,
     s->mtime_ns = (uint64_t)st.st_mtim.tv_sec * 1000000000u +
                   (uint64_t)st.st_mtim.tv_nsec;
     s->busy = 0;
+    s->shared = 0;
     s->seen_size = (uint64_t)st.st_size;
     s->seen_ctime_ns = (uint64_t)st.st_ctim.tv_sec * 1000000000u +
                        (uint64_t)st.st_ctim.tv_nsec;
@@ -358,6 +359,12 @@ int wc_file_sync(struct wc_file *f, int datasync)
     wc_unlock(&f->lock);
     wc_engine_leave();
     return r;
+}
+
+void wc_file_shared(struct wc_file *f)
+{
+    if (f && !__atomic_load_n(&f->slot->shared, __ATOMIC_RELAXED))
+        __atomic_store_n(&f->slot->shared, 1, __ATOMIC_RELEASE);
 }
 
 int wc_file_invalidate(struct wc_file *f, enum wc_reason why)

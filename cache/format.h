@@ -39,7 +39,12 @@
  *       set before the engine changes the file and cleared after seen_*
  *       are updated: while it is set, only dev, ino and a size between
  *       seen_size and size can be checked (what the engine was writing
- *       is what a replay writes again).
+ *       is what a replay writes again). shared (set before the first
+ *       byte a shared description caches, cleared when the slot is
+ *       claimed) says that other processes write the file at offsets
+ *       reserved apart from this process's: a larger size or a newer
+ *       ctime is theirs, and only a size below both seen_size and size
+ *       is someone else's doing.
  *   (6) seq orders records: a page takes the next number when it becomes
  *       dirty, so replaying in seq order follows the program's order.
  *       32-bit serial-number arithmetic (compare differences).
@@ -104,7 +109,11 @@ struct wc_fslot {
     uint64_t seen_size;         /* st_size after our last change (5) */
     uint64_t seen_ctime_ns;     /* st_ctime then */
     uint64_t id_sum;            /* wc_fmt_slot_sum(): gen, dev, ino, path */
-    uint8_t reserved[40];
+    uint32_t shared;            /* 1: other processes write the file too,
+                                   at offsets reserved apart from ours
+                                   (the shim's RESERVE descriptions): a
+                                   replay allows it to have grown (5) */
+    uint8_t reserved[36];
     char path[WC_FSLOT_SIZE - 120]; /* absolute path at claim time, NUL */
 };
 

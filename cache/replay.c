@@ -191,10 +191,12 @@ static uint64_t ctime_ns(const struct stat *st)
 static int changed_since(const struct wc_fslot *s, const struct stat *st)
 {
     uint64_t n = (uint64_t)st->st_size;
-    if (!s->busy)
-        return n != s->seen_size || ctime_ns(st) != s->seen_ctime_ns;
     uint64_t lo = s->seen_size < s->size ? s->seen_size : s->size;
     uint64_t hi = s->seen_size < s->size ? s->size : s->seen_size;
+    if (s->shared == 1)     /* others write it after our ranges (format.h) */
+        return n < lo;
+    if (!s->busy)
+        return n != s->seen_size || ctime_ns(st) != s->seen_ctime_ns;
     return n < lo || n > hi;
 }
 

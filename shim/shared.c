@@ -141,6 +141,7 @@ int wc_desc_share_locked(int fd, struct wc_desc *d, enum wc_reason why)
         return WC_SHARE_ALL_THROUGH;
     }
     wc_desc_sync_locked(fd, d, why);
+    wc_file_shared(d->file);        /* a replay allows the others' bytes */
     d->mode = WC_D_RESERVE;
     return WC_SHARE_OTHERS_THROUGH;
 }

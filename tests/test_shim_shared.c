@@ -11,6 +11,7 @@
  * is that the writes are cached, the shim's statistics must say so.
  */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -494,6 +495,52 @@ Test(shared, a_write_after_the_shims_exit_work_settles_the_cell)
               wct_first_diff(k.listing, s.listing));
     run_free(&k);
     run_free(&s);
+}
+
+/* Backing files (cache.*) left in the store directory under `dir`. */
+static int stores_left(const char *dir)
+{
+    char d[4300];
+    snprintf(d, sizeof d, "%s/wcache-%u", dir, (unsigned)getuid());
+    DIR *dh = opendir(d);
+    if (!dh)
+        return 0;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(dh)))
+        n += strncmp(e->d_name, "cache.", 6) == 0;
+    closedir(dh);
+    return n;
+}
+
+/* A holder killed (SIGKILL) with its lines cached at the offsets its cell
+ * gave them: the crash guard writes them back there, and the shell's
+ * line after them reserved its place in the cell: once the guard is done,
+ * the file is the kernel's. */
+Test(shared, a_cell_holder_killed_is_written_back_in_place)
+{
+    wct_require_shim();
+    wct_require_tool("dash", "dash");
+    char store[4200], env[4300];
+    snprintf(store, sizeof store, "%s/kill-store", scratch);
+    cr_assert(mkdir(store, 0755) == 0);
+    snprintf(env, sizeof env, "WCACHE_DIR=%s", store);
+    const char *script =
+        "{ \"$P\" inherited_cell . kill; echo end; } > f 2>/dev/null";
+    struct run k, s;
+    run_script_env("dash", 0, "killed", script, env, &k);
+    run_script_env("dash", 1, "killed", script, env, &s);
+    for (int i = 0; i < 3000 && stores_left(store); i++)
+        usleep(5000);
+    cr_assert_eq(stores_left(store), 0, "the guard did not write back");
+    free(s.listing);
+    s.listing = wct_tree_listing(s.dir, 0);
+    cr_expect(strcmp(k.listing, s.listing) == 0,
+              "the shim differs from the kernel:\n%s\n%s",
+              wct_first_diff(k.listing, s.listing), s.out);
+    run_free(&k);
+    run_free(&s);
+    wct_rmtree(store);
 }
 
 /* An image that does not take the cell settles it before the program

@@ -315,6 +315,13 @@ int wc_file_sync(struct wc_file *f, int datasync);
  * have changed the file). Returns 0 or -errno. */
 int wc_file_invalidate(struct wc_file *f, enum wc_reason why);
 
+/* Other processes write f too, at offsets reserved apart from this
+ * process's (the shim's shared descriptions): recorded in the backing
+ * file before anything of theirs is cached, so that a replay after this
+ * process's death writes in place even though they made the file grow
+ * (format.h (5)). For good, until the file leaves the cache. */
+void wc_file_shared(struct wc_file *f);
+
 /* ---- for tests only -------------------------------------------------- */
 
 /* Fill every block of the backing store with `byte`, then free them all,

@@ -26,7 +26,7 @@ SO=$B/libwcache.so
 T=$B/bench/timeit
 W=$B/bench/workload
 OUT=$B/bench
-ROUNDS=${WCACHE_BENCH_ROUNDS:-5}
+ROUNDS=${WCACHE_BENCH_ROUNDS:-7}
 PY=/usr/bin/python3
 mkdir -p "$OUT"
 sh "$SRC/tests/deps.sh" bench || exit 1
