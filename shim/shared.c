@@ -105,10 +105,10 @@
  *       (`{ a; b; } > f`, a child of `(...)`) leaves the cell to the
  *       others, and a call made after that work all the same (a library
  *       finalised after this one) settles its descriptor's cell first
- *       (wc_cells_late, in wc_fd_get). Waiters on MOVING yield; a mover that died
- *       between its two steps is replaced by one of them. Not seen: a
- *       descriptor passed over a socket or taken with pidfd_getfd (as for
- *       a file cached as the process's own).
+ *       (wc_cells_late, in wc_fd_get). Waiters on MOVING yield; a
+ *       mover that died between its two steps is replaced by one of
+ *       them. Not seen: a descriptor passed over a socket or taken with
+ *       pidfd_getfd (as for a file cached as the process's own).
  *
  * What another process sees: each sharer's bytes at the offsets the kernel
  * (or the cell) gave them, on disk at the consistency points (CONTRACT.md

@@ -444,6 +444,26 @@ static int cmp_lines(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+void wct_store_dir(const char *dir, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s/wcache-%u", dir, (unsigned)getuid());
+}
+
+int wct_stores_left(const char *dir)
+{
+    char d[4300];
+    wct_store_dir(dir, d, sizeof d);
+    DIR *dh = opendir(d);
+    if (!dh)
+        return 0;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(dh)))
+        n += strncmp(e->d_name, "cache.", 6) == 0;
+    closedir(dh);
+    return n;
+}
+
 char *wct_tree_listing(const char *dir, int mtimes)
 {
     struct buf b = {0};

@@ -139,6 +139,11 @@ void wct_fill(void *buf, size_t len, uint64_t seed);
  */
 char *wct_tree_listing(const char *dir, int mtimes);
 
+/* The shim's store directory for WCACHE_DIR=dir (dir/wcache-UID), and the
+ * backing files (cache.*) left there. */
+void wct_store_dir(const char *dir, char *out, size_t cap);
+int wct_stores_left(const char *dir);
+
 /* First differing line of two texts, with a little context, for a failure
  * message. Returns a malloc'd string ("" when equal). */
 char *wct_first_diff(const char *a, const char *b);

@@ -60,33 +60,11 @@ struct run {
     pid_t pid;
 };
 
-/* The store directory of r->dir. */
-static void store_dir(const char *dir, char *out, size_t cap)
-{
-    snprintf(out, cap, "%s/wcache-%u", dir, (unsigned)getuid());
-}
-
-/* Backing files (cache.*) left in dir's store directory. */
-static int stores_left(const char *dir)
-{
-    char d[4300];
-    store_dir(dir, d, sizeof d);
-    DIR *dh = opendir(d);
-    if (!dh)
-        return 0;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(dh)))
-        n += strncmp(e->d_name, "cache.", 6) == 0;
-    closedir(dh);
-    return n;
-}
-
 /* The guard of a writer whose store is in dir: its pid, or 0. */
 static pid_t find_guard(const char *dir)
 {
     char d[4300];
-    store_dir(dir, d, sizeof d);
+    wct_store_dir(dir, d, sizeof d);
     DIR *proc = opendir("/proc");
     pid_t found = 0;
     struct dirent *e;
@@ -205,9 +183,9 @@ static void run_writer(struct run *r)
 static void wait_guard(const char *dir)
 {
     double start = now_ms();
-    while (stores_left(dir) && now_ms() - start < 15000)
+    while (wct_stores_left(dir) && now_ms() - start < 15000)
         usleep(5000);
-    cr_assert_eq(stores_left(dir), 0, "a backing file is left in %s after "
+    cr_assert_eq(wct_stores_left(dir), 0, "a backing file is left in %s after "
                  "15 s (the guard did not replay it)", dir);
 }
 
@@ -353,7 +331,8 @@ Test(kill, guard_killed_then_recover, .init = setup,
     run_writer(&r);
     cr_assert(WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGKILL);
     usleep(100000);
-    cr_assert_eq(stores_left(dir), 1, "the backing file should be waiting");
+    cr_assert_eq(wct_stores_left(dir), 1,
+                 "the backing file should be waiting");
     struct wct_result res;
     const char *ls[] = {WCACHE_BIN, "ls", dir, NULL};
     struct wct_spec s = {.argv = ls, .timeout_s = 60};
@@ -367,7 +346,7 @@ Test(kill, guard_killed_then_recover, .init = setup,
     cr_assert_eq(wct_run(&s, &res), 0);
     cr_assert(wct_ok(&res), "%s%s", res.out, res.err);
     wct_result_free(&res);
-    cr_assert_eq(stores_left(dir), 0);
+    cr_assert_eq(wct_stores_left(dir), 0);
     check_files(&r, "guard killed");
 }
 
@@ -433,7 +412,7 @@ Test(kill, file_changed_after_crash, .init = setup,
     free(g);
     free(was);
     free(is);
-    cr_assert_eq(stores_left(dir), 0);
+    cr_assert_eq(wct_stores_left(dir), 0);
 }
 
 /* A write to an existing control file (never creating one). */
@@ -553,7 +532,7 @@ static int recover_image(const char *dir2, const struct image *img,
                          char **err_out)
 {
     char sd[4300], p[4700];
-    store_dir(dir2, sd, sizeof sd);
+    wct_store_dir(dir2, sd, sizeof sd);
     mkdir(sd, 0700);
     snprintf(p, sizeof p, "%s/%s", sd, img->name);
     unlink(p);
@@ -596,7 +575,7 @@ Test(recover, corrupt_and_hostile_files, .init = setup,
     run_writer(&r);
     /* The backing file left behind: the template. */
     char sd[4300];
-    store_dir(dir, sd, sizeof sd);
+    wct_store_dir(dir, sd, sizeof sd);
     DIR *dh = opendir(sd);
     cr_assert_not_null(dh);
     struct dirent *e;

@@ -11,7 +11,6 @@
  * is that the writes are cached, the shim's statistics must say so.
  */
 #include <criterion/criterion.h>
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -497,22 +496,6 @@ Test(shared, a_write_after_the_shims_exit_work_settles_the_cell)
     run_free(&s);
 }
 
-/* Backing files (cache.*) left in the store directory under `dir`. */
-static int stores_left(const char *dir)
-{
-    char d[4300];
-    snprintf(d, sizeof d, "%s/wcache-%u", dir, (unsigned)getuid());
-    DIR *dh = opendir(d);
-    if (!dh)
-        return 0;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(dh)))
-        n += strncmp(e->d_name, "cache.", 6) == 0;
-    closedir(dh);
-    return n;
-}
-
 /* A holder killed (SIGKILL) with its lines cached at the offsets its cell
  * gave them: the crash guard writes them back there, and the shell's
  * line after them reserved its place in the cell: once the guard is done,
@@ -530,9 +513,9 @@ Test(shared, a_cell_holder_killed_is_written_back_in_place)
     struct run k, s;
     run_script_env("dash", 0, "killed", script, env, &k);
     run_script_env("dash", 1, "killed", script, env, &s);
-    for (int i = 0; i < 3000 && stores_left(store); i++)
+    for (int i = 0; i < 3000 && wct_stores_left(store); i++)
         usleep(5000);
-    cr_assert_eq(stores_left(store), 0, "the guard did not write back");
+    cr_assert_eq(wct_stores_left(store), 0, "the guard did not write back");
     free(s.listing);
     s.listing = wct_tree_listing(s.dir, 0);
     cr_expect(strcmp(k.listing, s.listing) == 0,
