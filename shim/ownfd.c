@@ -35,7 +35,8 @@
  *   (5) A descriptor is marked WC_DESC_INTERNAL in the fd table from the
  *       moment wc_own_fd_place() made it until after the engine closed it
  *       (wc_own_fd_closed): close, dup2, dup3, fcntl, close_range and
- *       closefrom of the program never reach it (open.c).
+ *       closefrom of the program never reach it (open.c). The same holds
+ *       for the memfds of shared.c's cell regions (wc_cells_fd_move).
  *
  * Known window: during the one F_DUPFD of (1) (about a microsecond, once
  * per cached file), another thread of a program that holds every number
@@ -184,7 +185,12 @@ int wc_own_fd_evict(int fd)
     struct wc_cache *c = wc_cachep;
     if (!wc_fd_is_internal(fd))
         return 0;
-    if (!c || wc_depth)
+    if (wc_depth)
+        return -EBUSY;
+    int m = wc_cells_fd_move(fd);       /* a region's memfd (shared.c) */
+    if (m != -ENOENT)
+        return m;
+    if (!c)
         return -EBUSY;
     struct rlimit rl;
     if (wc_nofile_prlimit(0, NULL, &rl) == 0 && (rlim_t)fd >= rl.rlim_cur)

@@ -478,6 +478,27 @@ int wc_fd_cell(int fd, struct wc_cell **cp, dev_t *dev, ino_t *ino)
     return ok;
 }
 
+int wc_cells_fd_move(int fd)
+{
+    int r = -ENOENT;
+    wc_lock(&g_cells_lock);
+    for (unsigned i = 0; i < g_nregions && r == -ENOENT; i++) {
+        struct region *g = &g_regions[i];
+        if (g->fd != fd)
+            continue;
+        /* Elsewhere if there is room; else the memfd goes (the mapping
+         * stays: only an exec could not hand its cells over, and settles
+         * them instead). Either way the number is the program's. */
+        int n = wc_own_fd_ops.place(fd);
+        REAL(close)(fd);
+        wc_own_fd_ops.closed(fd);
+        g->fd = n >= 0 ? n : -1;
+        r = 0;
+    }
+    wc_unlock(&g_cells_lock);
+    return r;
+}
+
 int wc_cell_export(struct wc_cell *c, unsigned *idx)
 {
     int e = errno, fd = -1;

@@ -664,6 +664,10 @@ void wc_cells_settle_all(void);
 /* Does fd's description have an offset in a cell (writable, CELL mode)?
  * Then *c is it and dev/ino its file's identity (for exec, proc.c (6)). */
 int wc_fd_cell(int fd, struct wc_cell **c, dev_t *dev, ino_t *ino);
+/* fd is one of ours that the program needs (ownfd.c, wc_own_fd_evict):
+ * if it is a region's memfd, moved to another number or closed; 0 then,
+ * -ENOENT if fd is no region's. */
+int wc_cells_fd_move(int fd);
 /* A descriptor for the region holding c, without FD_CLOEXEC, for an exec
  * (close it if the exec fails), and c's index there; -1 if none. */
 int wc_cell_export(struct wc_cell *c, unsigned *idx);

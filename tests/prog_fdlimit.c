@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static const char *dir;
@@ -116,6 +117,32 @@ static int high(long lim)
         fds[i] = open_w("h", i);
         write_through(fds[i], "first");
     }
+    /* A child created while they are open: the shim keeps the count of
+     * their holders in a region of shared memory, with a descriptor of
+     * its own (shim/shared.c). Every top number is the program's still. */
+    pid_t child = fork();
+    if (child == 0)
+        _exit(0);
+    waitpid(child, NULL, 0);
+    for (int t = (int)lim - 12; t < (int)lim; t++) {
+        char what[64];
+        snprintf(what, sizeof what, "dup2 onto top %d", t);
+        report(what, dup2(fds[t % 8], t));
+    }
+    /* Kept open across another child's creation: the child closes each
+     * (none may be the shim's now), the parent too. */
+    child = fork();
+    if (child == 0) {
+        int bad = 0;
+        for (int t = (int)lim - 12; t < (int)lim; t++)
+            bad += close(t) != 0;
+        _exit(bad);
+    }
+    int st = -1;
+    waitpid(child, &st, 0);
+    printf("child closed the top numbers: status %d\n", st);
+    for (int t = (int)lim - 12; t < (int)lim; t++)
+        report("close top", close(t));
     int targets[] = {512, (int)lim - 1, (int)lim - 2, (int)lim, (int)lim + 1,
                      (int)lim / 2, (int)lim / 2 + 1};
     for (size_t i = 0; i < sizeof targets / sizeof targets[0]; i++) {
