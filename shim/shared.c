@@ -410,10 +410,15 @@ void wc_cell_sync_kernel(int fd, struct wc_cell *c)
 static off_t cell_reserve(int fd, struct wc_cell *c, ssize_t n)
 {
     unsigned long long v = __atomic_load_n(&c->pos, __ATOMIC_ACQUIRE);
-    for (;;) {
+    for (unsigned spins = 0;;) {
         if (v & WC_CELL_KERNEL)
             return -1;
         if (v & WC_CELL_MOVING) {       /* an exec's sync, or a settle */
+            if (++spins == 1024) {
+                /* Long: its mover may be dead (cell_take replaces it). */
+                wc_cell_settle_slow(fd, c);
+                return -1;
+            }
             sched_yield();
             v = __atomic_load_n(&c->pos, __ATOMIC_ACQUIRE);
             continue;
