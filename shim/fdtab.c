@@ -465,25 +465,34 @@ static int watch_sync(void)
     return __atomic_fetch_add(&g_nwatch, 0, __ATOMIC_SEQ_CST);
 }
 
-int wc_fd_private(int fd, dev_t *dev, ino_t *ino)
+int wc_fd_handover(int fd, dev_t *dev, ino_t *ino, struct wc_cell **cp)
 {
     struct wc_desc *d = wc_fd_get(fd);
     if (!d || wc_desc_lock(fd, d))
         return 0;
-    int ok = !d->shared && d->accmode != O_RDONLY &&
-             (d->mode == WC_D_WATCH || d->mode == WC_D_CACHED ||
-              d->mode == WC_D_RESERVE) &&
-             (!d->cell ||
-              __atomic_load_n(&d->cell->holders, __ATOMIC_ACQUIRE) == 1);
-    if (ok) {
+    struct wc_cell *c = d->cell;
+    int mode_ok = d->mode == WC_D_WATCH || d->mode == WC_D_RESERVE;
+    int how = d->accmode == O_RDONLY ? 0
+        : !d->shared && (mode_ok || d->mode == WC_D_CACHED) &&
+                  (!c || __atomic_load_n(&c->holders, __ATOMIC_ACQUIRE) == 1)
+              ? WC_HAND_OWN
+        : c && !d->append && mode_ok &&
+                  !(__atomic_load_n(&c->pos, __ATOMIC_ACQUIRE) &
+                    WC_CELL_KERNEL)
+              ? WC_HAND_CELL
+              : 0;
+    if (how == WC_HAND_OWN)
         wc_cell_settle(fd, d);      /* handed over at the kernel's offset */
+    if (how) {
         wc_ident_locked(fd, d);
-        ok = d->ino != 0 && d->writes != WC_WRITES_NOT_REGULAR;
+        if (d->ino == 0 || d->writes == WC_WRITES_NOT_REGULAR)
+            how = 0;
         *dev = d->dev;
         *ino = d->ino;
+        *cp = how == WC_HAND_CELL ? c : NULL;
     }
     wc_unlock(&d->lock);
-    return ok;
+    return how;
 }
 
 unsigned wc_fd_tracked_hi(void)
@@ -538,6 +547,15 @@ static int pseudo_fs(int fd)
     default:
         return 0;
     }
+}
+
+ssize_t wc_fd_path(int fd, char *path, size_t cap)
+{
+    char link[64];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    ssize_t n = REAL(readlink)(link, path, cap - 1);
+    path[n > 0 ? n : 0] = 0;
+    return n;
 }
 
 void wc_fd_opened(int fd, int dirfd, const char *path, int flags)

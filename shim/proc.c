@@ -433,23 +433,21 @@ static char **own_env(char *const envp[], int dirfd, const char *path,
         struct stat st;
         struct wc_cell *c = NULL;
         struct wc_desc *d = fd < tracked ? wc_fd_get((int)fd) : NULL;
-        if (count == OWN_MAX) {
-            ;
-        } else if (d && wc_fd_private((int)fd, &dev, &ino)) {
-            goto named;
-        } else if (d && wc_fd_cell((int)fd, &c, &dev, &ino)) {
-            goto named;
-        } else if (wc_nc_own((int)fd) && REAL(fstat)((int)fd, &st) == 0) {
+        int named = count < OWN_MAX && d &&
+                    wc_fd_handover((int)fd, &dev, &ino, &c);
+        if (!named && count < OWN_MAX && wc_nc_own((int)fd) &&
+            REAL(fstat)((int)fd, &st) == 0) {
             dev = st.st_dev;
             ino = st.st_ino;
-            goto named;
+            named = 1;
         }
-        /* Not handed over: any cell of its settled (the new image
-         * would take the kernel's offset). */
-        if (d)
-            wc_cell_settle((int)fd, d);
-        continue;
-named:;
+        if (!named) {
+            /* Not handed over: any cell of its settled (the new image
+             * would take the kernel's offset). */
+            if (d)
+                wc_cell_settle((int)fd, d);
+            continue;
+        }
         int fl = REAL(fcntl)((int)fd, F_GETFD);
         if (fl < 0 || (fl & FD_CLOEXEC))
             continue;
@@ -501,14 +499,8 @@ named:;
     }
     full[fn < (int)sizeof full ? fn : (int)sizeof full - 1] = 0;
     errno = e;
-    if (!exe || fn >= (int)sizeof full - 1) {
-        wc_cells_settle_all();
-        for (int i = 0; i < *nrfd; i++)
-            REAL(close)(rfds[i]);
-        *nrfd = 0;
-        errno = e;
-        return NULL;
-    }
+    if (!exe || fn >= (int)sizeof full - 1)
+        goto none;
     char var[64 + sizeof full];
     int vn = snprintf(var, sizeof var, OWN_VAR "=%lld:%llu:%llu/%s",
                       (long long)getpid(), (unsigned long long)exe->st_dev,
@@ -519,14 +511,8 @@ named:;
     *len = (kk + 2) * sizeof(char *) + bytes;
     char **out = REAL(mmap)(NULL, *len, PROT_READ | PROT_WRITE,
                             MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (out == MAP_FAILED) {
-        wc_cells_settle_all();
-        for (int i = 0; i < *nrfd; i++)
-            REAL(close)(rfds[i]);
-        *nrfd = 0;
-        errno = e;
-        return NULL;
-    }
+    if (out == MAP_FAILED)
+        goto none;
     char *str = (char *)(out + kk + 2);
     memcpy(str, var, bytes);
     size_t j = 0;
@@ -536,6 +522,13 @@ named:;
     out[j++] = str;
     out[j] = NULL;
     return out;
+none:
+    wc_cells_settle_all();
+    for (int i = 0; i < *nrfd; i++)
+        REAL(close)(rfds[i]);
+    *nrfd = 0;
+    errno = e;
+    return NULL;
 }
 
 static void own_env_free(char **env, size_t len, const int *rfds, int nrfd)
@@ -561,6 +554,7 @@ static void own_cells(const char *p, int adopt)
         unsigned long long dev, ino;
         int used = 0, rfd;
         struct stat st;
+        struct wc_cell *c;
         if (sscanf(p, "%u:%llu:%llu%n", &fd, &dev, &ino, &used) < 3 || !used)
             break;
         p += used;
@@ -577,8 +571,8 @@ static void own_cells(const char *p, int adopt)
                 !S_ISREG(st.st_mode) || (unsigned long long)st.st_dev != dev ||
                 (unsigned long long)st.st_ino != ino)
                 ;                       /* not that description */
-            else if (!adopt ||
-                     !wc_fd_adopt_cell((int)fd, wc_cell_import(rfd, idx)))
+            else if (!adopt || !(c = wc_cell_import(rfd, idx)) ||
+                     !wc_fd_adopt((int)fd, 0, c))
                 wc_cell_settle_at((int)fd, rfd, idx);
         } else if (*p == '@') {
             p++;

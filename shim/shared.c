@@ -257,27 +257,49 @@ static int region_fd(int fd)
     return placed;
 }
 
-static struct region *region_new(void)
+/* The region in memfd fd, mapped: made here (`fresh`), or one another
+ * process made (its size and magic checked); NULL if it cannot be. */
+static struct region_head *region_map(int fd, int fresh)
 {
-    int e = errno;
-    struct region *r = NULL;
-    long m = wc_raw_syscall(SYS_memfd_create, (long)"wcache-cells",
-                            MFD_CLOEXEC, 0, 0, 0, 0);
-    int fd = m < 0 ? -1 : region_fd((int)m);
-    void *h = MAP_FAILED;
-    if (fd >= 0 && REAL(ftruncate)(fd, REGION_SIZE) == 0)
-        h = REAL(mmap)(NULL, REGION_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
-                       fd, 0);
-    if (h != MAP_FAILED) {
-        ((struct region_head *)h)->magic = REGION_MAGIC;
-        r = region_add(h, fd);
-        if (!r)
-            REAL(munmap)(h, REGION_SIZE);
+    struct stat st;
+    if (fresh ? REAL(ftruncate)(fd, REGION_SIZE) != 0
+              : REAL(fstat)(fd, &st) != 0 || st.st_size != REGION_SIZE)
+        return NULL;
+    struct region_head *h = REAL(mmap)(NULL, REGION_SIZE,
+                                       PROT_READ | PROT_WRITE, MAP_SHARED,
+                                       fd, 0);
+    if (h == MAP_FAILED)
+        return NULL;
+    if (fresh)
+        h->magic = REGION_MAGIC;
+    if (h->magic != REGION_MAGIC) {
+        REAL(munmap)(h, REGION_SIZE);
+        return NULL;
     }
+    return h;
+}
+
+/* Record region h, whose memfd fd (placed: ours) is kept with it; on
+ * failure both go. Caller holds g_cells_lock. */
+static struct region *region_keep(struct region_head *h, int fd)
+{
+    struct region *r = h && fd >= 0 ? region_add(h, fd) : NULL;
+    if (!r && h)
+        REAL(munmap)(h, REGION_SIZE);
     if (!r && fd >= 0) {
         REAL(close)(fd);
         wc_own_fd_ops.closed(fd);
     }
+    return r;
+}
+
+static struct region *region_new(void)
+{
+    int e = errno;
+    long m = wc_raw_syscall(SYS_memfd_create, (long)"wcache-cells",
+                            MFD_CLOEXEC, 0, 0, 0, 0);
+    int fd = m < 0 ? -1 : region_fd((int)m);
+    struct region *r = region_keep(fd >= 0 ? region_map(fd, 1) : NULL, fd);
     errno = e;
     return r;
 }
@@ -463,26 +485,6 @@ void wc_cells_settle_all(void)
     }
 }
 
-int wc_fd_cell(int fd, struct wc_cell **cp, dev_t *dev, ino_t *ino)
-{
-    struct wc_desc *d = wc_fd_get(fd);
-    if (!d || wc_desc_lock(fd, d))
-        return 0;
-    struct wc_cell *c = d->cell;
-    int ok = c && d->accmode != O_RDONLY && !d->append &&
-             (d->mode == WC_D_WATCH || d->mode == WC_D_RESERVE) &&
-             !(__atomic_load_n(&c->pos, __ATOMIC_ACQUIRE) & WC_CELL_KERNEL);
-    if (ok) {
-        wc_ident_locked(fd, d);
-        ok = d->ino != 0 && d->writes != WC_WRITES_NOT_REGULAR;
-        *cp = c;
-        *dev = d->dev;
-        *ino = d->ino;
-    }
-    wc_unlock(&d->lock);
-    return ok;
-}
-
 int wc_cells_fd_move(int fd)
 {
     int r = -ENOENT;
@@ -532,8 +534,7 @@ struct wc_cell *wc_cell_import(int rfd, unsigned idx)
     struct wc_cell *c = NULL;
     struct stat st;
     int e = errno;
-    if (idx >= REGION_CELLS || REAL(fstat)(rfd, &st) != 0 ||
-        st.st_size != REGION_SIZE)
+    if (idx >= REGION_CELLS || REAL(fstat)(rfd, &st) != 0)
         goto out;
     wc_lock(&g_cells_lock);
     struct region *r = NULL;
@@ -541,19 +542,8 @@ struct wc_cell *wc_cell_import(int rfd, unsigned idx)
         if (g_regions[i].dev == st.st_dev && g_regions[i].ino == st.st_ino)
             r = &g_regions[i];
     if (!r && g_nregions < REGIONS_MAX) {
-        void *h = REAL(mmap)(NULL, REGION_SIZE, PROT_READ | PROT_WRITE,
-                             MAP_SHARED, rfd, 0);
-        int fd = h == MAP_FAILED ? -1 : wc_own_fd_ops.place(rfd);
-        if (fd >= 0 && ((struct region_head *)h)->magic == REGION_MAGIC)
-            r = region_add(h, fd);
-        if (!r) {
-            if (fd >= 0) {
-                REAL(close)(fd);
-                wc_own_fd_ops.closed(fd);
-            }
-            if (h != MAP_FAILED)
-                REAL(munmap)(h, REGION_SIZE);
-        }
+        struct region_head *h = region_map(rfd, 0);
+        r = region_keep(h, h ? wc_own_fd_ops.place(rfd) : -1);
     }
     if (r)
         c = &r->h->cells[idx];
@@ -648,10 +638,14 @@ ssize_t wc_reserve_write(int fd, struct wc_desc *d, const struct iovec *iov,
  * with the parent (a shell, a job), its offsets reserved; `prog >> log`,
  * a shared O_APPEND description, could only pass through, and is left
  * untracked (nothing per call). One the image before exec held alone
- * (`own`, proc.c invariant (6)) is cached as one this process opened.
- * Returns 1 when fd is tracked now. */
-int wc_fd_adopt(int fd, int own)
+ * (`own`, proc.c invariant (6)) is cached as one this process opened;
+ * one it handed over with a cell (`c`, at start-up), as shared with the
+ * cell's other holders, its offset in the cell. Returns 1 when fd is
+ * tracked now. */
+int wc_fd_adopt(int fd, int own, struct wc_cell *c)
 {
+    if (c && !wc_cfg.inherited)
+        return 0;       /* left as inherited and refused (stats.c) */
     struct stat st;
     int fl = REAL(fcntl)(fd, F_GETFL);
     if (fl < 0 || wc_fd_is_internal(fd) || REAL(fstat)(fd, &st) != 0 ||
@@ -659,80 +653,29 @@ int wc_fd_adopt(int fd, int own)
         wc_nc_mark(fd, WC_NC_UNKNOWN);
         return 0;
     }
-    if ((fl & O_APPEND) && !own) {
+    if ((fl & O_APPEND) && (!own || c)) {
         wc_nc_mark(fd, WC_NC_INHERITED);
         return 0;
     }
-    char link[64], path[4096];
-    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
-    ssize_t n = REAL(readlink)(link, path, sizeof path - 1);
-    path[n > 0 ? n : 0] = 0;
+    char path[4096];
+    int named = wc_fd_path(fd, path, sizeof path) > 0;
     off_t k = REAL(lseek)(fd, 0, SEEK_CUR);
     int e = wc_work_begin();
-    wc_fd_opened_known(fd, AT_FDCWD, n > 0 ? path : NULL, fl & ~O_TRUNC,
+    wc_fd_opened_known(fd, AT_FDCWD, named ? path : NULL, fl & ~O_TRUNC,
                        &st);
     struct wc_desc *d = wc_fd_get(fd);
+    int how = WC_SHARE_DONE;
     if (d && !wc_desc_lock(fd, d)) {
         d->pos = k < 0 ? 0 : k;
         d->kstale = 0;
-        wc_unlock(&d->lock);
-    }
-    /* Shared with the parent: offsets reserved. */
-    wc_fd_std(fd, !own);
-    wc_debug_fd(fd, n > 0 ? path : NULL,
-                own ? "inherited, this process's alone" : "inherited");
-    wc_work_end(e);
-    return wc_fd_get(fd) != NULL;
-}
-
-void wc_cell_settle_at(int fd, int rfd, unsigned idx)
-{
-    int e = errno;
-    struct stat st;
-    void *h = MAP_FAILED;
-    if (idx < REGION_CELLS && REAL(fstat)(rfd, &st) == 0 &&
-        st.st_size == REGION_SIZE)
-        h = REAL(mmap)(NULL, REGION_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
-                       rfd, 0);
-    if (h != MAP_FAILED) {
-        if (((struct region_head *)h)->magic == REGION_MAGIC)
-            wc_cell_settle_slow(fd, &((struct region_head *)h)->cells[idx]);
-        REAL(munmap)(h, REGION_SIZE);
-    }
-    errno = e;
-}
-
-int wc_fd_adopt_cell(int fd, struct wc_cell *c)
-{
-    if (!c)
-        return 0;
-    struct stat st;
-    int fl = REAL(fcntl)(fd, F_GETFL);
-    int ok = fl >= 0 && !(fl & O_APPEND) && (fl & O_ACCMODE) != O_RDONLY &&
-             !wc_fd_is_internal(fd) && REAL(fstat)(fd, &st) == 0 &&
-             S_ISREG(st.st_mode) && wc_cfg.inherited;
-    struct wc_desc *d = NULL;
-    if (ok) {
-        char link[64], path[4096];
-        snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
-        ssize_t n = REAL(readlink)(link, path, sizeof path - 1);
-        path[n > 0 ? n : 0] = 0;
-        int e = wc_work_begin();
-        wc_fd_opened_known(fd, AT_FDCWD, n > 0 ? path : NULL, fl & ~O_TRUNC,
-                           &st);
-        d = wc_fd_get(fd);
-        if (d && !wc_desc_lock(fd, d)) {
-            /* Shared with the cell's other holders; on descriptor 1
-             * guarded while stdout is quiet, on 0 and 2 never in the
-             * cell (stdio.c invariant (2); wc_fd_std settles it). */
-            int how = wc_desc_share_locked(fd, d, WC_WHY_OTHER);
+        if (c) {
+            how = wc_desc_share_locked(fd, d, WC_WHY_OTHER);
             d->shared = 1;
             /* The old image left the kernel's offset at the cell's; bytes
              * written before this constructor ran went there and moved
-             * it: they take their range in the cell, unless another holder
-             * reserved meanwhile. */
+             * it: they take their range in the cell, unless another
+             * holder reserved meanwhile. */
             unsigned long long v = __atomic_load_n(&c->pos, __ATOMIC_ACQUIRE);
-            off_t k = REAL(lseek)(fd, 0, SEEK_CUR);
             if (!(v & (WC_CELL_KERNEL | WC_CELL_MOVING)) && k > (off_t)v)
                 __atomic_compare_exchange_n(&c->pos, &v,
                                             (unsigned long long)k, 0,
@@ -741,18 +684,35 @@ int wc_fd_adopt_cell(int fd, struct wc_cell *c)
             d->pos = (off_t)(__atomic_load_n(&c->pos, __ATOMIC_ACQUIRE) &
                              WC_CELL_POS);
             __atomic_store_n(&d->cell, c, __ATOMIC_RELEASE);
-            dev_t dev = d->dev;
-            ino_t ino = d->ino;
-            wc_unlock(&d->lock);
-            wc_share_finish(how, dev, ino, d, WC_WHY_OTHER);
-            if (fd <= 2)
-                wc_fd_std(fd, fd != 1);
-            wc_debug_fd(fd, n > 0 ? path : NULL,
-                        "inherited, its offset in a cell");
-        } else {
-            d = NULL;
         }
-        wc_work_end(e);
+        dev_t dev = d->dev;
+        ino_t ino = d->ino;
+        wc_unlock(&d->lock);
+        wc_share_finish(how, dev, ino, d, WC_WHY_OTHER);
+    } else {
+        d = NULL;
     }
-    return d != NULL;
+    /* Shared with the parent: offsets reserved. With a cell: on
+     * descriptor 1 guarded while stdout is quiet, on 0 and 2 never in the
+     * cell (stdio.c invariant (2); wc_fd_std settles it). */
+    if (!c)
+        wc_fd_std(fd, !own);
+    else if (d && fd <= 2)
+        wc_fd_std(fd, fd != 1);
+    wc_debug_fd(fd, named ? path : NULL,
+                c ? "inherited, its offset in a cell"
+                  : own ? "inherited, this process's alone" : "inherited");
+    wc_work_end(e);
+    return c ? d != NULL : wc_fd_get(fd) != NULL;
+}
+
+void wc_cell_settle_at(int fd, int rfd, unsigned idx)
+{
+    int e = errno;
+    struct region_head *h = idx < REGION_CELLS ? region_map(rfd, 0) : NULL;
+    if (h) {
+        wc_cell_settle_slow(fd, &h->cells[idx]);
+        REAL(munmap)(h, REGION_SIZE);
+    }
+    errno = e;
 }

@@ -300,8 +300,15 @@ void wc_fd_opened(int fd, int dirfd, const char *path, int flags);
 void wc_fd_opened_known(int fd, int dirfd, const char *path, int flags,
                         const struct stat *st);
 /* A descriptor open since start-up, at its first write (shared.c); `own`:
- * held by this process alone (WC_NC_START_OWN: proc.c invariant (6)). */
-int wc_fd_adopt(int fd, int own);
+ * held by this process alone (WC_NC_START_OWN: proc.c invariant (6));
+ * `c`: handed over by exec with its offset's cell (shared.c (6)), at
+ * start-up; 0 then if it cannot be (not a writable regular file, not
+ * O_APPEND, WCACHE_INHERITED=0): the caller settles the cell. */
+int wc_fd_adopt(int fd, int own, struct wc_cell *c);
+
+/* The path /proc/self/fd/FD names, NUL-terminated in path[cap]; its
+ * length, or <= 0 (path then ""). */
+ssize_t wc_fd_path(int fd, char *path, size_t cap);
 
 /* A counted reference to the description behind `fd`, or NULL (not
  * tracked). Taken only from a non-zero count, then checked against the
@@ -661,9 +668,6 @@ void wc_cells_exit(void);
  * its descriptors to code that does not know the cells (exit, an exec
  * that hands nothing over). */
 void wc_cells_settle_all(void);
-/* Does fd's description have an offset in a cell (writable, CELL mode)?
- * Then *c is it and dev/ino its file's identity (for exec, proc.c (6)). */
-int wc_fd_cell(int fd, struct wc_cell **c, dev_t *dev, ino_t *ino);
 /* fd is one of ours that the program needs (ownfd.c, wc_own_fd_evict):
  * if it is a region's memfd, moved to another number or closed; 0 then,
  * -ENOENT if fd is no region's. */
@@ -675,11 +679,6 @@ int wc_cell_export(struct wc_cell *c, unsigned *idx);
  * passed as descriptor rfd (mapped once per region, its memfd kept as one
  * of ours; the caller closes rfd); NULL if it cannot be. */
 struct wc_cell *wc_cell_import(int rfd, unsigned idx);
-/* fd was handed over with cell c by exec: cached as a description shared
- * with the cell's other holders, its offset in the cell. 0 if it cannot
- * be (c NULL, or not a writable regular file, or WCACHE_INHERITED=0): the
- * caller settles the cell with wc_cell_settle_at. */
-int wc_fd_adopt_cell(int fd, struct wc_cell *c);
 /* Settle cell idx of the region whose memfd is rfd, through fd (the
  * region mapped only for that). */
 void wc_cell_settle_at(int fd, int rfd, unsigned idx);
@@ -732,10 +731,13 @@ extern int wc_nc_on;
 /* WCACHE_STATS is set: writes passed through are counted (the write
  * paths test it before calling wc_nc_count_through). */
 extern int wc_nc_counting;
-/* Is fd's description writable, regular and held by this process alone
- * (not shared with a child, its holder count 1 if it has one)? Then its
- * identity too. For exec (proc.c invariant (6)). */
-int wc_fd_private(int fd, dev_t *dev, ino_t *ino);
+/* What an exec may hand over of fd's description (proc.c invariant (6)),
+ * if it is writable and regular: WC_HAND_OWN, held by this process alone
+ * (not shared with a child, its holder count 1 if it has one; its cell
+ * settled); WC_HAND_CELL, its offset in a cell (shared.c (6)), *c; else
+ * 0. Then its identity too. */
+enum { WC_HAND_OWN = 1, WC_HAND_CELL };
+int wc_fd_handover(int fd, dev_t *dev, ino_t *ino, struct wc_cell **c);
 /* Every tracked descriptor is below this. */
 unsigned wc_fd_tracked_hi(void);
 /* The descriptors the image before exec held alone (proc.c invariant (6)):

@@ -148,10 +148,8 @@ static int classify(int fd)
     int fl = REAL(fcntl)(fd, F_GETFL);
     if (fl < 0 || REAL(fstat)(fd, &st) != 0 || !S_ISREG(st.st_mode))
         goto out;
-    char link[64], path[4096];
-    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
-    ssize_t n = REAL(readlink)(link, path, sizeof path - 1);
-    path[n > 0 ? n : 0] = 0;
+    char path[4096];
+    ssize_t n = wc_fd_path(fd, path, sizeof path);
     if ((fl & O_ACCMODE) == O_RDONLY)
         why = WC_NC_READONLY;
     else if (fl & (O_DIRECT | O_SYNC | O_DSYNC))
@@ -183,7 +181,7 @@ struct wc_desc *wc_nc_untracked(int fd)
             __atomic_compare_exchange_n(&g_why[fd], &start, WC_NC_UNKNOWN,
                                         0, __ATOMIC_ACQ_REL,
                                         __ATOMIC_RELAXED)) {
-            if (wc_fd_adopt(fd, why == WC_NC_START_OWN)) {  /* (1b) */
+            if (wc_fd_adopt(fd, why == WC_NC_START_OWN, NULL)) {  /* (1b) */
                 struct wc_desc *d = wc_fd_get(fd);
                 if (d)
                     return d;

@@ -418,6 +418,50 @@ static void lines(char w, int n)
 
 extern char **environ;
 
+/* fn(arg) in a child, which then exits (fn may exec, or _exit(127) when
+ * that fails); the child's wait status. No stdio call before the fork:
+ * one would fence descriptor 1 (and settle its cell) itself. */
+static int in_child(void (*fn)(int), int arg)
+{
+    pid_t p = fork();
+    if (p == 0) {
+        fn(arg);
+        exit(0);
+    }
+    int st = -1;
+    if (p > 0)
+        waitpid(p, &st, 0);
+    return st;
+}
+
+static void child_lines(int w) { lines((char)w, 40); }
+
+static void child_noshim(int unused)
+{
+    (void)unused;
+    /* An image without the library: nothing may be handed to it. */
+    char *env[] = {"PATH=/usr/bin:/bin", NULL};
+    char *av[] = {"sh", "-c", "echo from an image without the shim", NULL};
+    execve("/bin/sh", av, env);
+    _exit(127);
+}
+
+static void child_execlp(int unused)
+{
+    (void)unused;
+    /* A name without a slash: the program is not known before the
+     * search, so nothing is handed over. */
+    execlp("sh", "sh", "-c", "echo from execlp", (char *)NULL);
+    _exit(127);
+}
+
+static void child_writes(int fd)
+{
+    for (int i = 0; i < 40; i++)
+        if (write(fd, "child line\n", 11) != 11)
+            say("short write");
+}
+
 /* On an inherited stdout that the shell holds too while it waits (under
  * dash the offset is in a cell: shared.c invariant (6)): "A" lines, then
  * one call `op` that uses the kernel's offset, or lets code that knows no
@@ -448,12 +492,7 @@ static void sc_inherited_cell(const char *op, int first)
         say("read %zd", r);
     } else if (!strcmp(op, "childread")) {  /* 1<> f */
         /* A child moves the offset, then this process reads at it. */
-        pid_t p = fork();
-        if (p == 0) {
-            lines('C', 40);
-            _exit(0);
-        }
-        waitpid(p, NULL, 0);
+        in_child(child_lines, 'C');
         ssize_t r = read(1, buf, sizeof buf);
         struct iovec v = {buf, sizeof buf};
         ssize_t rv = readv(1, &v, 1);
@@ -479,29 +518,9 @@ static void sc_inherited_cell(const char *op, int first)
         close(src);
         unlink(path_of("src"));
     } else if (!strcmp(op, "noshim")) {
-        /* An image without the library: nothing may be handed to it. */
-        char *env[] = {"PATH=/usr/bin:/bin", NULL};
-        char *av[] = {"sh", "-c", "echo from an image without the shim",
-                      NULL};
-        pid_t p = fork();
-        if (p == 0) {
-            execve("/bin/sh", av, env);
-            _exit(127);
-        }
-        int st = -1;
-        waitpid(p, &st, 0);
-        say("noshim %d", st);
+        say("noshim %d", in_child(child_noshim, 0));
     } else if (!strcmp(op, "execlp")) {
-        /* A name without a slash: the program is not known before the
-         * search, so nothing is handed over. */
-        pid_t p = fork();
-        if (p == 0) {
-            execlp("sh", "sh", "-c", "echo from execlp", (char *)NULL);
-            _exit(127);
-        }
-        int st = -1;
-        waitpid(p, &st, 0);
-        say("execlp %d", st);
+        say("execlp %d", in_child(child_execlp, 0));
     } else if (!strcmp(op, "cells")) {
         /* More cells than a region holds: 5,000 descriptions of the
          * file, each held alone until a child is created that gets it. */
@@ -521,27 +540,13 @@ static void sc_inherited_cell(const char *op, int first)
         /* One more, from a region made since: a child and then this
          * process write through it. */
         int fd = open(path_of("last"), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        pid_t p = fork();
-        if (p == 0) {
-            for (int i = 0; i < 40; i++)
-                if (write(fd, "child line\n", 11) != 11)
-                    say("short write");
-            exit(0);
-        }
-        waitpid(p, NULL, 0);
+        in_child(child_writes, fd);
         for (int i = 0; i < 40; i++)
             if (write(fd, "parent line\n", 12) != 12)
                 say("short write");
         CALL("close", close(fd));
     } else if (!strcmp(op, "fork")) {
-        pid_t p = fork();
-        if (p == 0) {
-            lines('C', 40);
-            exit(0);
-        }
-        int st = -1;
-        waitpid(p, &st, 0);
-        say("fork %d", st);
+        say("fork %d", in_child(child_lines, 'C'));
     } else if (!strcmp(op, "stderr")) {
         dup2(1, 2);
         fprintf(stderr, "from stderr\n");

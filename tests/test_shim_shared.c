@@ -78,6 +78,18 @@ static void run_script_env(const char *shell, int shim, const char *tag,
     unlink(sp);
 }
 
+/* The two shells every script runs under. */
+static const char *const shells[] = {"dash", "bash"};
+
+/* run_script_env under shells[i] with the shim and its debug log; *who
+ * names the run for messages. */
+static void run_logged(int i, const char *tag, const char *script,
+                       struct run *r, char who[64])
+{
+    run_script_env(shells[i], 1, tag, script, "WCACHE_LOG=debug", r);
+    snprintf(who, 64, "%s with the shim", shells[i]);
+}
+
 static void run_script(const char *shell, int shim, const char *tag,
                        const char *script, struct run *r /* OUT */)
 {
@@ -110,7 +122,6 @@ static unsigned long identical_env(const char *tag, const char *script,
     wct_require_prog(WCT_PROG("prog_stdio"));
     wct_require_tool("bash", "bash");
     wct_require_tool("dash", "dash");
-    const char *shells[] = {"dash", "bash"};
     unsigned long dash_absorbed = 0;
     for (int i = 0; i < 2; i++) {
         struct run k, s;
@@ -230,7 +241,6 @@ Test(shared, concurrent_writers_in_one_redirect)
     const char *script =
         "w() { i=1; while [ $i -le 800 ]; do echo \"$1 $i\"; "
         "i=$((i + 1)); done; }; { w A & w B & w C & wait; } > f";
-    const char *shells[] = {"dash", "bash"};
     for (int i = 0; i < 2; i++)
         for (int shim = 0; shim < 2; shim++) {
             struct run r;
@@ -287,13 +297,10 @@ Test(shared, background_holders_keep_the_offset_reserved)
         "for i in $(seq 600); do echo \"C $i\"; done; wait; } > f; "
         "{ \"$P\" inherited3 . & w B >&3 & "
         "for i in $(seq 600); do echo \"C $i\"; done >&3; wait; } 3> g";
-    const char *shells[] = {"dash", "bash"};
     for (int i = 0; i < 2; i++) {
         struct run r;
-        run_script_env(shells[i], 1, "holders", script, "WCACHE_LOG=debug",
-                       &r);
         char who[64];
-        snprintf(who, sizeof who, "%s with the shim", shells[i]);
+        run_logged(i, "holders", script, &r, who);
         check_run_file(&r, "f", 600, who);
         check_run_file(&r, "g", 600, who);
         cr_expect(!strstr(r.out, "its other holders let it go"),
@@ -378,13 +385,10 @@ Test(shared, exec_hands_over_nothing_shared)
         "{ \"$P\" inherited1 . & "
         "for i in $(seq 600); do echo \"B $i\"; done & "
         "for i in $(seq 600); do echo \"C $i\"; done; wait; } > f";
-    const char *shells[] = {"dash", "bash"};
     for (int i = 0; i < 2; i++) {
         struct run r;
-        run_script_env(shells[i], 1, "ownc", script, "WCACHE_LOG=debug",
-                       &r);
         char who[64];
-        snprintf(who, sizeof who, "%s with the shim", shells[i]);
+        run_logged(i, "ownc", script, &r, who);
         check_run_file(&r, "f", 600, who);
         cr_expect(has(&r, "/f, inherited") &&
                       !has(&r, "this process's alone"),
