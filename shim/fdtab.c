@@ -467,7 +467,7 @@ static int watch_sync(void)
 
 int wc_fd_handover(int fd, dev_t *dev, ino_t *ino, struct wc_cell **cp)
 {
-    struct wc_desc *d = wc_fd_get(fd);
+    struct wc_desc *d = wc_fd_peek(fd);     /* the state: own_env's */
     if (!d || wc_desc_lock(fd, d))
         return 0;
     struct wc_cell *c = d->cell;

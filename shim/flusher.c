@@ -63,11 +63,13 @@ static void *flusher_main(void *arg)
     __atomic_store_n(&g_flusher_tid, (int)REAL(syscall)(SYS_gettid),
                      __ATOMIC_RELEASE);
     prctl(PR_SET_NAME, "wcache-flush");
-    while (wc_state == WC_ST_ON) {
+    /* WC_ST_VFORK: a vfork child runs in this memory a while (proc.c
+     * invariant (7)); the engine is the parent's, and stays its. */
+    while (wc_state == WC_ST_ON || wc_state == WC_ST_VFORK) {
         wc_guard_reap();
         wc_raw_syscall(SYS_futex, (long)&g_sleep, FUTEX_WAIT_PRIVATE, 0,
                        (long)&ts, 0, 0);
-        if (wc_state != WC_ST_ON)
+        if (wc_state != WC_ST_ON && wc_state != WC_ST_VFORK)
             break;
         /* main called pthread_exit and every other program thread has
          * ended: glibc calls exit(0) when the last thread ends, and that

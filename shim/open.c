@@ -43,7 +43,9 @@
 /* Track a descriptor the program just opened. */
 static int opened(int fd, int dirfd, const char *path, int flags)
 {
-    if (fd >= 0 && wc_state == WC_ST_ON && !wc_depth) {
+    if (unlikely(wc_state == WC_ST_VFORK))
+        wc_vfork_opened(fd, flags);     /* proc.c invariant (7) */
+    else if (fd >= 0 && wc_state == WC_ST_ON && !wc_depth) {
         int e = wc_work_begin();
         wc_nc_mark(fd, WC_NC_UNKNOWN);
         wc_fd_opened(fd, dirfd, path, flags);
@@ -240,8 +242,11 @@ WC_EXPORT int close(int fd)
         return wc_ret(-EBADF);
     struct wc_desc *d = wc_fd_get(fd);
     wc_nc_mark(fd, WC_NC_UNKNOWN);
-    if (likely(d == NULL))
+    if (likely(d == NULL)) {
+        if (unlikely(wc_state == WC_ST_VFORK))
+            wc_vfork_closed(fd);        /* proc.c invariant (7) */
         return REAL(close)(fd);
+    }
     if (wc_depth)
         return wc_ret(wc_queue_close(fd));
     int e = wc_work_begin();
@@ -260,6 +265,8 @@ WC_EXPORT int close(int fd)
 /* Forget every tracked descriptor in [lo, hi]. */
 static void forget_range(unsigned lo, unsigned hi)
 {
+    if (unlikely(wc_state == WC_ST_VFORK))
+        wc_vfork_closed_range(lo, hi);  /* proc.c invariant (7) */
     if (wc_state != WC_ST_ON || wc_depth)
         return;
     if (hi >= wc_nfds)
@@ -326,6 +333,14 @@ WC_EXPORT void closefrom(int lo)
  * newfd tracked): a reference to oldfd's description (NULL: untracked),
  * taken before the kernel call so that a racing close cannot free it
  * (fdtab.c). *track is set when the table must follow. */
+/* Our descriptor at number fd moves for the program's dup2 or dup3; in a
+ * vfork child it is simply replaced (O_CLOEXEC: gone at its exec; the
+ * parent's is untouched), as the child's table is its own. */
+static int own_fd_evict(int fd)
+{
+    return wc_state == WC_ST_VFORK ? 0 : wc_own_fd_evict(fd);
+}
+
 static struct wc_desc *dup_ref(int oldfd, int newfd, int *track)
 {
     *track = 0;
@@ -343,6 +358,8 @@ static struct wc_desc *dup_ref(int oldfd, int newfd, int *track)
  * consumes ref. */
 static int duped(struct wc_desc *ref, int track, int oldfd, int newfd)
 {
+    if (unlikely(wc_state == WC_ST_VFORK))
+        wc_vfork_duped(oldfd, newfd);   /* proc.c invariant (7) */
     if (newfd >= 0)
         wc_nc_dup(oldfd, newfd);
     if (track) {
@@ -371,7 +388,7 @@ WC_EXPORT int dup2(int oldfd, int newfd)
 {
     if (unlikely(wc_fd_is_internal(oldfd)))
         return wc_ret(-EBADF);
-    if (unlikely(wc_fd_is_internal(newfd)) && wc_own_fd_evict(newfd) < 0)
+    if (unlikely(wc_fd_is_internal(newfd)) && own_fd_evict(newfd) < 0)
         return wc_ret(-EBUSY);
     if (oldfd == newfd)
         return REAL(dup2)(oldfd, newfd);
@@ -385,7 +402,7 @@ WC_EXPORT int dup3(int oldfd, int newfd, int flags)
     if (unlikely(wc_fd_is_internal(oldfd)))
         return wc_ret(-EBADF);
     if (unlikely(wc_fd_is_internal(newfd)) && oldfd != newfd &&
-        wc_own_fd_evict(newfd) < 0)
+        own_fd_evict(newfd) < 0)
         return wc_ret(-EBUSY);
     int track;
     struct wc_desc *ref = dup_ref(oldfd, newfd, &track);
@@ -459,8 +476,12 @@ static int fcntl_common(int fd, int cmd, void *arg)
         return duped(ref, track, fd, r);
     }
     struct wc_desc *d = wc_fd_get(fd);
-    if (likely(d == NULL))
+    if (likely(d == NULL)) {
+        if (unlikely(wc_state == WC_ST_VFORK) &&
+            (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC))
+            return duped(NULL, 0, fd, REAL(fcntl)(fd, cmd, arg));
         return REAL(fcntl)(fd, cmd, arg);
+    }
     int r;
     switch (cmd) {
     case F_DUPFD:

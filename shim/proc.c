@@ -65,6 +65,31 @@
  *       reaches a program, and every cell is settled first; nor by
  *       execvp and execlp of a name without a slash (the program is not
  *       known before the search).
+ *   (7) vfork is the kernel's vfork (dash runs every command so, gcc its
+ *       compilers; a fork in its place cost about 0.9 ms a command here:
+ *       the page tables copied) when the program has one thread, the
+ *       shim is not inside a call and the table is below VF_FDS: first
+ *       everything fork's prepare does (invariant (2), exec-only), then
+ *       wc_state = VFORK until the parent runs again. The child shares
+ *       this memory: with wc_state not ON every call passes through to
+ *       the kernel and nothing the parent relies on is written (its fd
+ *       table, the reasons (wc_nc_on off), the program's signal actions,
+ *       our descriptors' places). The child records which numbers it
+ *       opened, closed or duplicated onto, and the writable files it
+ *       opened (vf_touched, vf_own); its exec hands over as (6) does,
+ *       from the parent's table for the numbers it did not touch (a cell
+ *       goes with its description) and its own files as held alone, in
+ *       a mapping the parent unmaps. A description of the parent's that
+ *       the child duplicates has its cell settled first, through the
+ *       number that still names it. The shim's flusher thread goes on
+ *       with the parent's cache meanwhile. Otherwise (threads, a
+ *       sanitizer build, another architecture, syscall(SYS_vfork)) a
+ *       fork serves it, as before: the child then has its own memory.
+ *
+ *       States of wc_state around a vfork:
+ *
+ *           ON --wc_vfork_begin--> VFORK --child execs or exits-->
+ *              wc_vfork_end (parent) --> ON
  */
 #include <dlfcn.h>
 #include <elf.h>
@@ -274,16 +299,194 @@ WC_EXPORT pid_t _Fork(void)
     return p;
 }
 
-/* vfork's child may only exec or _exit; a real fork serves it (the child
- * then has its own memory, so the shim's state cannot be corrupted by it),
- * and the parent keeps caching its O_CLOEXEC descriptions. */
-WC_EXPORT pid_t vfork(void)
+/* ---- vfork (invariant (7)) -------------------------------------------- */
+
+/* A real fork serves vfork where a real vfork cannot be used: the parent
+ * keeps caching its O_CLOEXEC descriptions, the child has its own memory. */
+pid_t wc_vfork_by_fork(void)
 {
     exec_only_child = 1;
     pid_t p = REAL(fork)();
     exec_only_child = 0;
     return p;
 }
+
+/* What the vfork child did to its descriptors, for its exec (own_env):
+ * the numbers it opened, closed or duplicated onto (vf_touched: the
+ * parent's table says nothing of them any more; numbers from VF_FDS up
+ * all count as touched), and the writable files it opened itself and the
+ * numbers it duplicated them to (vf_own: nobody else holds them). Written
+ * by the child only, emptied by the parent when it runs again. */
+#define VF_FDS 4096
+#define VF_OWN 32
+static unsigned char vf_touched[VF_FDS / 8];
+static int vf_high;                 /* a number >= VF_FDS was touched */
+static int vf_own[VF_OWN];
+static unsigned vf_nown;
+static unsigned vf_depth;           /* vforks under way (a child's own) */
+static int vf_nc_on;                /* wc_nc_on before the child ran */
+static void *vf_env;                /* the child's exec environment */
+static size_t vf_env_len;
+
+int wc_vfork_begin(void);
+long wc_vfork_end(long r);
+pid_t wc_vfork_fork(void);
+
+static int vf_is_touched(unsigned fd)
+{
+    return fd >= VF_FDS ? vf_high : (vf_touched[fd / 8] >> (fd % 8)) & 1;
+}
+
+static void vf_touch(unsigned fd)
+{
+    if (fd >= VF_FDS)
+        vf_high = 1;
+    else
+        vf_touched[fd / 8] |= (unsigned char)(1u << (fd % 8));
+    for (unsigned i = 0; i < vf_nown; i++)
+        if ((unsigned)vf_own[i] == fd) {
+            vf_own[i] = vf_own[--vf_nown];
+            break;
+        }
+}
+
+static int vf_owns(int fd)
+{
+    for (unsigned i = 0; i < vf_nown; i++)
+        if (vf_own[i] == fd)
+            return 1;
+    return 0;
+}
+
+void wc_vfork_closed(int fd)
+{
+    if (fd >= 0)
+        vf_touch((unsigned)fd);
+}
+
+void wc_vfork_closed_range(unsigned lo, unsigned hi)
+{
+    for (unsigned fd = lo; fd <= hi && fd < VF_FDS; fd++)
+        vf_touch(fd);
+    if (hi >= VF_FDS)
+        vf_high = 1;
+    for (unsigned i = 0; i < vf_nown;)
+        if ((unsigned)vf_own[i] >= lo && (unsigned)vf_own[i] <= hi)
+            vf_own[i] = vf_own[--vf_nown];
+        else
+            i++;
+}
+
+void wc_vfork_opened(int fd, int flags)
+{
+    if (fd < 0)
+        return;
+    vf_touch((unsigned)fd);
+    if ((flags & O_ACCMODE) != O_RDONLY && vf_nown < VF_OWN)
+        vf_own[vf_nown++] = fd;
+}
+
+void wc_vfork_duped(int oldfd, int newfd)
+{
+    if (newfd < 0 || newfd == oldfd || oldfd < 0)
+        return;
+    /* A description of the parent's seen at a second number: its offset
+     * goes back to the kernel now, through oldfd (which still names it),
+     * as the exec could hand the cell over at one number only. */
+    if (!vf_is_touched((unsigned)oldfd)) {
+        struct wc_desc *d = wc_fd_peek(oldfd);
+        if (d)
+            wc_cell_settle(oldfd, d);
+    }
+    int own = vf_owns(oldfd);
+    vf_touch((unsigned)newfd);
+    if (own && vf_nown < VF_OWN)
+        vf_own[vf_nown++] = newfd;
+}
+
+/* Called by vfork (below) before the system call: 1 to make a real vfork,
+ * 0 to have a fork serve it. */
+__attribute__((used)) int wc_vfork_begin(void)
+{
+    if (wc_state == WC_ST_VFORK) {
+        vf_depth++;             /* the child vforks: the kernel's */
+        return 1;
+    }
+    if (wc_state != WC_ST_ON)
+        return 1;               /* nothing to keep apart: the kernel's */
+    if (wc_depth || !__atomic_load_n(&wc_solo, __ATOMIC_RELAXED) ||
+        wc_fd_tracked_hi() > VF_FDS)
+        return 0;
+    before_spawn(1);
+    memset(vf_touched, 0, sizeof vf_touched);
+    vf_high = 0;
+    vf_nown = 0;
+    vf_depth = 1;
+    vf_nc_on = wc_nc_on;
+    wc_nc_on = 0;
+    wc_state = WC_ST_VFORK;
+    return 1;
+}
+
+/* Called by vfork in the parent, the child gone (exec'd or exited): the
+ * value of the system call, returned as vfork returns it. */
+__attribute__((used)) long wc_vfork_end(long r)
+{
+    if (vf_depth && --vf_depth == 0) {
+        wc_nc_on = vf_nc_on;
+        wc_state = WC_ST_ON;
+        if (vf_env) {
+            REAL(munmap)(vf_env, vf_env_len);
+            vf_env = NULL;
+        }
+    }
+    if (r < 0) {
+        errno = (int)-r;
+        return -1;
+    }
+    return r;
+}
+
+/* fork's path for a vfork that wc_vfork_begin turned down. */
+__attribute__((used)) pid_t wc_vfork_fork(void)
+{
+    return wc_vfork_by_fork();
+}
+
+#if defined(__x86_64__) && !defined(__SANITIZE_THREAD__) && \
+    !defined(__SANITIZE_ADDRESS__)
+/* vfork itself: the return address is kept in a register across the
+ * system call, as the child returns first and reuses the stack below
+ * (what the caller's frame held is the caller's business, as with the
+ * kernel's vfork). */
+__asm__(".pushsection .text\n"
+        ".globl vfork\n"
+        ".type vfork, @function\n"
+        "vfork:\n"
+        "    sub $8, %rsp\n"
+        "    call wc_vfork_begin\n"
+        "    add $8, %rsp\n"
+        "    test %eax, %eax\n"
+        "    jz wc_vfork_fork\n"
+        "    pop %rdi\n"
+        "    mov $58, %eax\n"          /* SYS_vfork */
+        "    syscall\n"
+        "    push %rdi\n"
+        "    test %rax, %rax\n"
+        "    jz 1f\n"
+        "    mov %rax, %rdi\n"
+        "    sub $8, %rsp\n"
+        "    call wc_vfork_end\n"
+        "    add $8, %rsp\n"
+        "1:  ret\n"
+        ".size vfork, .-vfork\n"
+        ".popsection\n");
+#else
+WC_EXPORT pid_t vfork(void)
+{
+    return wc_vfork_by_fork();
+}
+#endif
 
 WC_EXPORT int posix_spawn(pid_t *pid, const char *path,
                           const posix_spawn_file_actions_t *fa,
@@ -404,6 +607,53 @@ static const struct stat *exe_of(int dirfd, const char *path, int flags,
     return dynamic_elf(dirfd, path, flags) ? st : NULL;
 }
 
+/* envp with WCACHE_OWN_FDS=pid:exe/list in place of any it had, in one
+ * anonymous mapping of *len bytes; NULL if it cannot be made. */
+static char **env_with(char *const envp[], const struct stat *exe,
+                       const char *list, size_t *len)
+{
+    char var[64 + OWN_MAX * 100];
+    int vn = snprintf(var, sizeof var, OWN_VAR "=%lld:%llu:%llu/%s",
+                      (long long)getpid(), (unsigned long long)exe->st_dev,
+                      (unsigned long long)exe->st_ino, list);
+    if (vn < 0 || vn >= (int)sizeof var)
+        return NULL;
+    size_t kk = 0, bytes = (size_t)vn + 1;
+    for (; envp && envp[kk]; kk++)
+        ;
+    *len = (kk + 2) * sizeof(char *) + bytes;
+    char **out = REAL(mmap)(NULL, *len, PROT_READ | PROT_WRITE,
+                            MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (out == MAP_FAILED)
+        return NULL;
+    char *str = (char *)(out + kk + 2);
+    memcpy(str, var, bytes);
+    size_t j = 0;
+    for (size_t i = 0; i < kk; i++)
+        if (strncmp(envp[i], OWN_VAR "=", sizeof OWN_VAR))
+            out[j++] = envp[i];
+    out[j++] = str;
+    out[j] = NULL;
+    return out;
+}
+
+/* Every cell of the descriptions this image leaves to the next one
+ * settled (in a vfork child: those of the parent's descriptors it did not
+ * touch, through their numbers, which still name them). */
+static void settle_cells(int vf)
+{
+    if (!vf) {
+        wc_cells_settle_all();
+        return;
+    }
+    unsigned hi = wc_fd_tracked_hi();
+    for (unsigned fd = 0; fd < hi; fd++) {
+        struct wc_desc *d = vf_is_touched(fd) ? NULL : wc_fd_peek((int)fd);
+        if (d)
+            wc_cell_settle((int)fd, d);
+    }
+}
+
 /* Invariant (6): envp with WCACHE_OWN_FDS naming the descriptors held
  * alone, and those whose offset is in a cell (shared.c invariant (6)),
  * for the program at (dirfd, path) (NULL: not known); NULL when there is
@@ -416,8 +666,11 @@ static char **own_env(char *const envp[], int dirfd, const char *path,
                       int flags, size_t *len, int *rfds, int *nrfd)
 {
     *nrfd = 0;
-    if (wc_state != WC_ST_ON || wc_depth || !path) {
-        wc_cells_settle_all();
+    /* A vfork child (invariant (7)) reads its parent's table, for the
+     * numbers it did not touch, and names the files it opened. */
+    int vf = wc_state == WC_ST_VFORK;
+    if ((!vf && (wc_state != WC_ST_ON || wc_depth)) || !path) {
+        settle_cells(vf);
         return NULL;
     }
     int e = errno;
@@ -427,16 +680,23 @@ static char **own_env(char *const envp[], int dirfd, const char *path,
     unsigned cfd[OWN_MAX], ncell = 0;
     unsigned tracked = wc_fd_tracked_hi(), own = wc_nc_own_hi();
     unsigned hi = tracked > own ? tracked : own;
+    for (unsigned i = 0; vf && i < vf_nown; i++)
+        hi = (unsigned)vf_own[i] + 1 > hi ? (unsigned)vf_own[i] + 1 : hi;
     for (unsigned fd = 0; fd < hi; fd++) {
         dev_t dev;
         ino_t ino;
         struct stat st;
         struct wc_cell *c = NULL;
-        struct wc_desc *d = fd < tracked ? wc_fd_get((int)fd) : NULL;
-        int named = count < OWN_MAX && d &&
-                    wc_fd_handover((int)fd, &dev, &ino, &c);
-        if (!named && count < OWN_MAX && wc_nc_own((int)fd) &&
-            REAL(fstat)((int)fd, &st) == 0) {
+        struct wc_desc *d = fd < tracked && !(vf && vf_is_touched(fd))
+                                ? wc_fd_peek((int)fd) : NULL;
+        int how = count < OWN_MAX && d
+                      ? wc_fd_handover((int)fd, &dev, &ino, &c) : 0;
+        /* In a vfork child, one the parent holds alone is not the child's
+         * to give (an O_CLOEXEC one the child let through). */
+        int named = how && !(vf && how == WC_HAND_OWN);
+        if (!named && count < OWN_MAX &&
+            (vf ? vf_owns((int)fd) : wc_nc_own((int)fd)) &&
+            REAL(fstat)((int)fd, &st) == 0 && S_ISREG(st.st_mode)) {
             dev = st.st_dev;
             ino = st.st_ino;
             named = 1;
@@ -490,7 +750,7 @@ static char **own_env(char *const envp[], int dirfd, const char *path,
             fn += snprintf(full + fn, sizeof full - (size_t)fn, "@%d.%u", rfd,
                            idx);
         } else {
-            struct wc_desc *d = wc_fd_get((int)cfd[k]);
+            struct wc_desc *d = wc_fd_peek((int)cfd[k]);
             if (d)
                 wc_cell_settle((int)cfd[k], d);
             fn += snprintf(full + fn, sizeof full - (size_t)fn, "@");
@@ -501,29 +761,16 @@ static char **own_env(char *const envp[], int dirfd, const char *path,
     errno = e;
     if (!exe || fn >= (int)sizeof full - 1)
         goto none;
-    char var[64 + sizeof full];
-    int vn = snprintf(var, sizeof var, OWN_VAR "=%lld:%llu:%llu/%s",
-                      (long long)getpid(), (unsigned long long)exe->st_dev,
-                      (unsigned long long)exe->st_ino, full);
-    size_t kk = 0, bytes = (size_t)vn + 1;
-    for (; envp && envp[kk]; kk++)
-        ;
-    *len = (kk + 2) * sizeof(char *) + bytes;
-    char **out = REAL(mmap)(NULL, *len, PROT_READ | PROT_WRITE,
-                            MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (out == MAP_FAILED)
+    char **out = env_with(envp, exe, full, len);
+    if (!out)
         goto none;
-    char *str = (char *)(out + kk + 2);
-    memcpy(str, var, bytes);
-    size_t j = 0;
-    for (size_t i = 0; i < kk; i++)
-        if (strncmp(envp[i], OWN_VAR "=", sizeof OWN_VAR))
-            out[j++] = envp[i];
-    out[j++] = str;
-    out[j] = NULL;
+    if (vf) {
+        vf_env = out;           /* the parent's to unmap */
+        vf_env_len = *len;
+    }
     return out;
 none:
-    wc_cells_settle_all();
+    settle_cells(vf);
     for (int i = 0; i < *nrfd; i++)
         REAL(close)(rfds[i]);
     *nrfd = 0;
@@ -534,6 +781,8 @@ none:
 static void own_env_free(char **env, size_t len, const int *rfds, int nrfd)
 {
     int e = errno;
+    if (env && (void *)env == vf_env)
+        vf_env = NULL;              /* a vfork child's, unmapped here */
     if (env)
         REAL(munmap)(env, len);
     for (int i = 0; i < nrfd; i++)

@@ -124,6 +124,8 @@ enum wc_state {
     WC_ST_INIT = 0,   /* constructor not finished: pass through */
     WC_ST_ON,         /* caching */
     WC_ST_OFF,        /* pass-through for good (disabled, bad env, exit) */
+    WC_ST_VFORK,      /* a vfork child runs in this memory: pass through
+                         (proc.c invariant (7)); ON again when it leaves */
 };
 extern volatile int wc_state;
 
@@ -260,6 +262,17 @@ static inline struct wc_desc *wc_fd_get(int fd)
             wc_cell_settle_late(fd);    /* shared.c invariant (6) */
         return NULL;
     }
+    struct wc_desc *d = __atomic_load_n(&wc_fds[fd], __ATOMIC_ACQUIRE);
+    return d == WC_DESC_INTERNAL ? NULL : d;
+}
+
+/* The table's description at fd whatever wc_state is: for code that has
+ * checked the state itself (a vfork child reading its parent's table:
+ * proc.c invariant (7)). */
+static inline struct wc_desc *wc_fd_peek(int fd)
+{
+    if ((unsigned)fd >= wc_nfds || !wc_fds)
+        return NULL;
     struct wc_desc *d = __atomic_load_n(&wc_fds[fd], __ATOMIC_ACQUIRE);
     return d == WC_DESC_INTERNAL ? NULL : d;
 }
@@ -835,6 +848,16 @@ void wc_stats_report(struct wc_cache *c);
 void wc_proc_exit_flush(void);
 void wc_proc_before_fork(int exec_only);
 void wc_proc_after_fork_child(void);
+/* vfork as a real fork serves it (syscall(SYS_vfork): the caller's frame
+ * would not survive a real one); proc.c invariant (7). */
+pid_t wc_vfork_by_fork(void);
+/* A vfork child's descriptors (proc.c invariant (7)): fd was opened
+ * (flags as given to open), newfd made a duplicate of oldfd (< 0: none),
+ * fd closed. Only while wc_state is WC_ST_VFORK. */
+void wc_vfork_opened(int fd, int flags);
+void wc_vfork_duped(int oldfd, int newfd);
+void wc_vfork_closed(int fd);
+void wc_vfork_closed_range(unsigned lo, unsigned hi);
 /* Have all the program's threads ended (only the shim's own are left)?
  * (syscall.c; for the flusher, which then ends so the process can.) */
 int wc_program_threads_gone(void);

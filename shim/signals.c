@@ -267,9 +267,25 @@ static void note(int sig, const struct sigaction *act)
         wc_note_handler(sig, !!(act->sa_flags & SA_NODEFER));
 }
 
+/* In a vfork child (proc.c invariant (7)): the kernel's call, for the
+ * child's own table; nothing recorded in the memory it shares with its
+ * parent. An action the shim stands in for reads as the program's. */
+static int vfork_sigaction(int sig, const struct sigaction *act,
+                           struct sigaction *old)
+{
+    struct sigaction was;
+    int r = REAL(sigaction)(sig, act, &was);
+    if (r == 0 && old)
+        *old = sig > 0 && sig < NSIG && standing_in[sig] ? prog_act[sig]
+                                                          : was;
+    return r;
+}
+
 WC_EXPORT int sigaction(int sig, const struct sigaction *act,
                         struct sigaction *old)
 {
+    if (unlikely(wc_state == WC_ST_VFORK))
+        return vfork_sigaction(sig, act, old);
     note(sig, act);
     if ((sig == SIGSEGV || sig == SIGBUS) && wc_fault_ready)
         return wc_ret(wc_fault_sigaction(sig, act, old));
@@ -280,7 +296,8 @@ WC_EXPORT int sigaction(int sig, const struct sigaction *act,
 
 WC_EXPORT sighandler_t signal(int sig, sighandler_t h)
 {
-    if (h != SIG_DFL && h != SIG_IGN && h != SIG_ERR)
+    int vf = wc_state == WC_ST_VFORK;
+    if (h != SIG_DFL && h != SIG_IGN && h != SIG_ERR && !vf)
         wc_note_handler(sig, 0);        /* BSD semantics: deferred */
     int fault = (sig == SIGSEGV || sig == SIGBUS) && wc_fault_ready;
     int death = sig > 0 && sig < NSIG && is_death_sig(sig);
@@ -293,8 +310,9 @@ WC_EXPORT sighandler_t signal(int sig, sighandler_t h)
     sigemptyset(&sa.sa_mask);
     sigaddset(&sa.sa_mask, sig);
     sa.sa_flags = SA_RESTART;
-    int r = fault ? wc_fault_sigaction(sig, &sa, &old)
-                  : (death_sigaction(sig, &sa, &old) < 0 ? -errno : 0);
+    int r = vf      ? (vfork_sigaction(sig, &sa, &old) < 0 ? -errno : 0)
+            : fault ? wc_fault_sigaction(sig, &sa, &old)
+                    : (death_sigaction(sig, &sa, &old) < 0 ? -errno : 0);
     if (r < 0) {
         errno = -r;
         return SIG_ERR;

@@ -300,7 +300,7 @@ static long route(long nr, long a, long b, long c, long d, long e, long f,
     case SYS_execve:     return execve(CP(a), P(b), P(c));
     case SYS_execveat:   return execveat(I(a), CP(b), P(c), P(d), I(e));
     case SYS_fork:       return fork_like(nr, a, b, c, d, e, f);
-    case SYS_vfork:      return vfork();
+    case SYS_vfork:      return wc_vfork_by_fork();  /* proc.c (7) */
     case SYS_clone:
         if ((a & CLONE_VM) && !(a & CLONE_VFORK))
             wc_solo_end();      /* a thread, made behind glibc */

@@ -1040,6 +1040,102 @@ static void s_vfork_fail(void)
     check("closed", "vf");
 }
 
+/* vfork children that write through a description of the parent's (its
+ * offset in a cell), change their own descriptors and signal actions, and
+ * exec with a file of their own on stdout: they run in the parent's memory
+ * (the shim's too), yet none of it reaches the parent's cache, descriptor
+ * table or signal actions. */
+static volatile sig_atomic_t usr1_seen;
+static void on_usr1(int sig)
+{
+    (void)sig;
+    usr1_seen = 1;
+}
+
+static void s_vfork_child(void)
+{
+    signal(SIGUSR1, on_usr1);
+    struct sigaction dfl = {.sa_handler = SIG_DFL};
+    sigaction(SIGTERM, &dfl, NULL);     /* the shim stands in for it */
+    int p[2];
+    if (pipe(p) < 0)
+        die("pipe");
+    int src = xopen("vsrc", O_WRONLY | O_CREAT | O_TRUNC);
+    lines(src, "src", 50);
+    close(src);
+    int a = xopen("va", O_WRONLY | O_CREAT | O_TRUNC | O_APPEND);
+    int b = xopen("vb", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC);
+    int e = xopen("ve", O_WRONLY | O_CREAT | O_TRUNC);  /* a cell's */
+    lines(a, "a", 200);
+    lines(b, "b", 200);
+    lines(e, "e", 200);
+    char cpath[4096], cmd[4200];
+    snprintf(cpath, sizeof cpath, "%s", path("vc"));
+    /* The child execs a shell that writes through the parent's e, at the
+     * offset the cell keeps. */
+    snprintf(cmd, sizeof cmd, "echo from the first child >&%d", e);
+    pid_t pid = vfork();
+    if (pid == 0) {
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    say("OUT first child status %#x", st);
+    lines(e, "e2", 100);
+    /* This one changes its own descriptors and signal actions, e at a
+     * second number among them. */
+    snprintf(cmd, sizeof cmd, "cat '%s'; echo from the second child >&9",
+             path("vsrc"));
+    pid = vfork();
+    if (pid == 0) {
+        close(a);                           /* its own table only */
+        int c = open(cpath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int c2 = fcntl(c, F_DUPFD, 20);
+        dup2(c2, 1);
+        dup2(c2, p[1]);                     /* the parent writes its own */
+        close(c);
+        close(c2);
+        dup2(2, b);                         /* over the parent's number */
+        dup2(e, 9);
+        close(e);                           /* 9 its only number */
+        struct sigaction ign = {.sa_handler = SIG_IGN};
+        sigaction(SIGTERM, &ign, NULL);
+        signal(SIGUSR1, SIG_DFL);
+        signal(SIGINT, SIG_IGN);
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    waitpid(pid, &st, 0);
+    say("OUT second child status %#x", st);
+    lines(a, "a2", 200);
+    lines(b, "b2", 200);
+    lines(e, "e3", 100);
+    lines(p[1], "pipe", 20);
+    close(p[1]);
+    show_pipe("pipe", p[0]);
+    close(p[0]);
+    show_offset("a", a);
+    show_offset("e", e);
+    struct sigaction now;
+    sigaction(SIGTERM, NULL, &now);
+    say("OUT SIGTERM default %d", now.sa_handler == SIG_DFL);
+    sigaction(SIGINT, NULL, &now);
+    say("OUT SIGINT default %d", now.sa_handler == SIG_DFL);
+    raise(SIGUSR1);
+    say("OUT SIGUSR1 handled %d", (int)usr1_seen);
+    show_file("a reads", "va");
+    show_file("b reads", "vb");
+    show_file("e reads", "ve");
+    check("child's file", "vc");
+    close(a);
+    close(b);
+    close(e);
+    check("a closed", "va");
+    check("b closed", "vb");
+    check("e closed", "ve");
+}
+
 /* O_TMPFILE: no name while written (nlink 0), then given one. */
 static void s_tmpfile(void)
 {
@@ -1315,6 +1411,7 @@ int main(int argc, char **argv)
     else if (!strcmp(sc, "rename")) s_rename();
     else if (!strcmp(sc, "two_appenders")) s_two_appenders();
     else if (!strcmp(sc, "vfork_fail")) s_vfork_fail();
+    else if (!strcmp(sc, "vfork_child")) s_vfork_child();
     else if (!strcmp(sc, "tmpfile")) s_tmpfile();
     else if (!strcmp(sc, "big_offset")) s_big_offset();
     else if (!strcmp(sc, "dup2_stdout")) s_dup2_stdout();

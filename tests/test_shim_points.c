@@ -450,6 +450,12 @@ Test(points, closefrom_3_midway) { differential("closefrom_midway", NULL, NULL);
 Test(points, rename_while_cached) { differential("rename", NULL, NULL); }
 Test(points, two_processes_append_to_one_log) { differential("two_appenders", NULL, NULL); }
 Test(points, vfork_child_failing_exec) { differential("vfork_fail", NULL, NULL); }
+/* proc.c invariant (7): the child runs in the parent's memory. */
+Test(points, vfork_child_changes_only_its_own)
+{
+    differential("vfork_child", NULL, NULL);
+    differential("vfork_child", NULL, default_min);
+}
 Test(points, o_tmpfile_then_linkat) { differential("tmpfile", NULL, NULL); }
 Test(points, offsets_past_4_gib) { differential("big_offset", NULL, NULL); }
 Test(points, fifo_and_devices_pass_through) { differential("passthrough", "fifo", NULL); }
