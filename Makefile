@@ -72,8 +72,10 @@ $(B)/libwcache_core.a: $(CACHE_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
+# -fini: shim/proc.c, wc_dt_fini.
 $(B)/libwcache.so: $(SHIM_OBJ) $(CACHE_OBJ)
-	$(CC) -shared -Wl,-z,defs -Wl,-z,now -o $@ $^ -ldl -lpthread
+	$(CC) -shared -Wl,-z,defs -Wl,-z,now -Wl,-fini=wc_dt_fini -o $@ $^ \
+		-ldl -lpthread
 
 $(B)/wcache: $(CLI_SRC) $(HEADERS)
 	@mkdir -p $(dir $@)

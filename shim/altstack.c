@@ -32,6 +32,7 @@
 
 /* Give the calling thread an alternate stack if it has none. Returns the
  * mapping (to release with wc_altstack_drop) or NULL. */
+WC_ONCE
 void *wc_altstack_add(void)
 {
     stack_t cur;

@@ -76,6 +76,8 @@ static int copy(char *dst, size_t cap, const char *src)
 
 #define SIZE_HELP "a byte count with an optional K, M or G suffix, e.g. 64M"
 
+/* Run once, at start-up: with the shim's others (shim.h, WC_ONCE). */
+__attribute__((cold))
 int wc_config_load(struct wc_shim_config *cfg, const char *(*get)(const char *),
                    int (*isdir)(const char *),
                    int (*bad)(const char *, const char *, const char *))

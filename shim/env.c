@@ -71,11 +71,13 @@ static int is_dir(const char *path)
     return REAL(stat)(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+WC_ONCE
 static const char *env_get(const char *name)
 {
     return getenv(name);
 }
 
+WC_ONCE
 int wc_env_load(void)
 {
     return wc_config_load(&wc_cfg, env_get, is_dir, bad);

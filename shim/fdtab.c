@@ -159,6 +159,7 @@ static unsigned g_own_lo = ~0u, g_own_hi; /* every WC_DESC_INTERNAL slot is
                                   ours placed at the top */
 static int g_nwatch;         /* descriptions in mode WATCH (atomic) */
 
+WC_ONCE
 int wc_fdtab_init(void)
 {
     struct rlimit rl;
@@ -999,6 +1000,7 @@ void wc_unlock_all_in_child(void)
     wc_inflight_fixup();                    /* a finished one counted */
 }
 
+WC_ONCE
 void wc_shutdown(enum wc_reason why)
 {
     if (wc_state != WC_ST_ON)

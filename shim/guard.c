@@ -67,29 +67,40 @@
 #include "shim.h"
 #include "wcache/raw.h"
 
-static char guard_exe[PATH_MAX];   /* the wcache binary; "" when none */
+static char guard_exe[PATH_MAX] WC_LARGE;  /* the wcache binary, once found */
 static int guard_found = -1;       /* -1 not looked yet, 0 no, 1 yes */
+static const char *g_lib;          /* this library's path (dladdr), or NULL */
+
+/* This library's path, asked at start-up while dladdr (which takes the
+ * loader's lock) is safe to call; the string is the loader's, kept while
+ * the library is loaded (always: preloaded). */
+WC_ONCE
+static void find_lib(void)
+{
+    Dl_info di;
+    if (dladdr((void *)find_lib, &di) && di.dli_fname)
+        g_lib = di.dli_fname;
+}
 
 /* The wcache binary beside libwcache.so (the build tree), or where `make
- * install` puts it, PREFIX/bin beside PREFIX/lib/wcache (found once,
- * before any cache). */
+ * install` puts it, PREFIX/bin beside PREFIX/lib/wcache (looked for once,
+ * when the first guard is wanted: a process that caches nothing pays
+ * neither the look nor the page it is written in). */
+WC_ONCE
 static int find_guard(void)
 {
     if (guard_found >= 0)
         return guard_found;
     static const char *const rel[] = {"/wcache", "/../../bin/wcache"};
-    Dl_info di;
     guard_found = 0;
-    if (dladdr((void *)find_guard, &di) && di.dli_fname) {
-        const char *slash = strrchr(di.dli_fname, '/');
-        size_t n = slash ? (size_t)(slash - di.dli_fname) : 0;
-        for (size_t i = 0; slash && !guard_found && i < 2; i++)
-            if (n + strlen(rel[i]) < sizeof guard_exe) {
-                memcpy(guard_exe, di.dli_fname, n);
-                strcpy(guard_exe + n, rel[i]);
-                guard_found = access(guard_exe, X_OK) == 0;
-            }
-    }
+    const char *slash = g_lib ? strrchr(g_lib, '/') : NULL;
+    size_t n = slash ? (size_t)(slash - g_lib) : 0;
+    for (size_t i = 0; slash && !guard_found && i < 2; i++)
+        if (n + strlen(rel[i]) < sizeof guard_exe) {
+            memcpy(guard_exe, g_lib, n);
+            strcpy(guard_exe + n, rel[i]);
+            guard_found = access(guard_exe, X_OK) == 0;
+        }
     if (!guard_found)
         wc_log(WC_LOG_INFO, "no crash guard: the wcache binary is not "
                "beside libwcache.so; `wcache recover` replays by hand");
@@ -109,8 +120,8 @@ struct spawn {
  * program goes on meanwhile (invariant 3), so nothing of this may live on
  * its stack. The cache lock of fdtab.c serialises callers (one guard per
  * cache, one cache per process image). */
-static struct spawn g_spawn;
-static char g_stack[2][16 << 10] __attribute__((aligned(16)));
+static struct spawn g_spawn WC_LARGE;
+static char g_stack[2][16 << 10] __attribute__((aligned(16))) WC_LARGE;
 static int g_child;             /* the intermediate child, until reaped */
 
 /* A system call that leaves errno alone: the children share the
@@ -258,8 +269,9 @@ void wc_guard_after_fork(void)
     g_reaping = 0;              /* its reaper, the flusher, is not here */
 }
 
+WC_ONCE
 void wc_guard_init(void)
 {
     if (wc_cfg.guard)
-        find_guard();
+        find_lib();
 }

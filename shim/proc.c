@@ -116,6 +116,9 @@
 #include "wcache/ucopy.h"
 
 extern char **environ;
+extern void *__dso_handle;
+extern int __register_atfork(void (*prepare)(void), void (*parent)(void),
+                             void (*child)(void), void *dso);
 
 volatile int wc_fault_ready;
 static WC_TLS int exec_only_child;   /* vfork: the child only execs */
@@ -171,6 +174,7 @@ static void flush_in_child(void)
         ;
 }
 
+WC_ONCE
 void wc_proc_final_flush(void)
 {
     if (wc_state != WC_ST_ON)
@@ -186,6 +190,14 @@ void wc_proc_final_flush(void)
     wc_shutdown(WC_WHY_EXIT);
     wc_proc_image_ends();
     wc_work_end(e);
+}
+
+/* The library's DT_FINI (Makefile: -fini): the C runtime's _fini does
+ * nothing on x86-64, and lies at the end of the code, a page fault at
+ * every exit; this one lies with the start-up code (shim.h, WC_ONCE). */
+WC_ONCE __attribute__((used)) void wc_dt_fini(void);
+void wc_dt_fini(void)
+{
 }
 
 __attribute__((destructor)) static void wc_fini(void)
@@ -319,7 +331,7 @@ pid_t wc_vfork_by_fork(void)
  * by the child only, emptied by the parent when it runs again. */
 #define VF_FDS 4096
 #define VF_OWN 32
-static unsigned char vf_touched[VF_FDS / 8];
+static unsigned char vf_touched[VF_FDS / 8] WC_LARGE;
 static int vf_high;                 /* a number >= VF_FDS was touched */
 static int vf_own[VF_OWN];
 static unsigned vf_nown;
@@ -833,6 +845,7 @@ static void own_cells(const char *p, int adopt)
         REAL(close)(rfds[i]);
 }
 
+WC_ONCE
 unsigned wc_exec_own_take(unsigned char *why, unsigned char mark)
 {
     const char *v = getenv(OWN_VAR);
@@ -1078,7 +1091,9 @@ __attribute__((constructor)) static void wc_init(void)
         errno = e;
         return;
     }
-    pthread_atfork(atfork_prepare, NULL, atfork_child);
+    /* pthread_atfork's body (libc_nonshared.a, linked at the end of the
+     * code): called directly, it is one page fewer at start-up. */
+    __register_atfork(atfork_prepare, NULL, atfork_child, __dso_handle);
     wc_queue_init();
     wc_state = WC_ST_ON;
     wc_signals_init();

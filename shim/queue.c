@@ -70,6 +70,7 @@ static void queue_free(void *q)
         REAL(munmap)(q, QUEUE_BYTES);
 }
 
+WC_ONCE
 void wc_queue_init(void)
 {
     g_queue_key_ok = pthread_key_create(&g_queue_key, queue_free) == 0;

@@ -194,6 +194,7 @@ static const struct {
 
 /* ---- resolution ------------------------------------------------------ */
 
+WC_ONCE
 int wc_real_init(void)
 {
     static int state;       /* 0 not started, 1 running, 2 done */

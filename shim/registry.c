@@ -53,11 +53,11 @@ static int g_nreg;                   /* entries in use (atomic reads) */
  *      +-- 16, 32, 64... writes later: adopted again, through the same
  *          engine file (the parked reference stays until that close) */
 #define PARKED_MAX 64
-static struct { dev_t dev; ino_t ino; struct wc_file *file; } g_parked[PARKED_MAX];
+static struct { dev_t dev; ino_t ino; struct wc_file *file; } g_parked[PARKED_MAX] WC_LARGE;
 static int g_nparked;                /* entries in use (atomic reads) */
 
 #define MAPPED_MAX 1024
-static struct { dev_t dev; ino_t ino; } g_mapped[MAPPED_MAX];
+static struct { dev_t dev; ino_t ino; } g_mapped[MAPPED_MAX] WC_LARGE;
 static int g_nmapped;
 static int g_mapped_overflow;        /* too many: cache no new file */
 

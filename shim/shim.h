@@ -56,6 +56,19 @@
 
 #define WC_TLS __thread __attribute__((tls_model("initial-exec")))
 
+/* Every process that loads the library pays a page fault for each page it
+ * touches (10 us and more here, for a /bin/true of 2.4 ms), so what a
+ * process that only starts and exits runs and touches is kept together:
+ *   WC_LARGE  a large zeroed array, placed after the small state (.lbss,
+ *             which the linker puts after .bss), so that the variables
+ *             start-up touches share one or two pages;
+ *   WC_ONCE   a function run once or rarely (start-up, exit, set-up),
+ *             placed with the others at the start of the code (.text.
+ *             unlikely: `cold`, which also lays its callers out for the
+ *             common case). */
+#define WC_LARGE __attribute__((section(".lbss")))
+#define WC_ONCE __attribute__((cold))
+
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 
@@ -868,7 +881,7 @@ void *wc_altstack_add(void);
 void wc_altstack_drop(void *m);
 
 /* The crash guard for cache c, just created (guard.c); and the start-up
- * part (finds the wcache binary while dladdr is safe to call). */
+ * part (asks this library's path while dladdr is safe to call). */
 void wc_guard_start(struct wc_cache *c);
 /* Wait for the guard's intermediate child to go, and reap it (the
  * flusher thread, first thing); forget it in a fork child. */

@@ -61,7 +61,7 @@ static int is_fault_sig(int sig)
 }
 /* The program's own action for each, while our handler stands in for its
  * SIG_DFL. Written with the signal blocked, by sigaction below. */
-static struct sigaction prog_act[NSIG];
+static struct sigaction prog_act[NSIG] WC_LARGE;
 static volatile sig_atomic_t standing_in[NSIG];
 
 static int is_death_sig(int sig)
@@ -320,6 +320,7 @@ WC_EXPORT sighandler_t signal(int sig, sighandler_t h)
     return old.sa_handler;
 }
 
+WC_ONCE
 void wc_signals_init(void)
 {
     wc_fault_death_hook = fault_hook;

@@ -80,6 +80,7 @@ uint64_t wc_stats_files(void)
     return __atomic_load_n(&g_files, __ATOMIC_RELAXED);
 }
 
+WC_ONCE
 void wc_nc_init(void)
 {
     wc_nc_counting = wc_cfg.stats || wc_cfg.stats_raw[0];

@@ -69,6 +69,7 @@ static void stats_raw(const struct wc_stats *s)
     stats_append(wc_cfg.stats_raw, buf, n);
 }
 
+WC_ONCE
 void wc_stats_report(struct wc_cache *c)
 {
     if (!wc_cfg.stats && !wc_cfg.stats_raw[0])
