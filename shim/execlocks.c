@@ -111,6 +111,7 @@ static void our_locks(struct found *lk, long pid)
     REAL(close)(fd);
 }
 
+WC_ONCE
 void wc_exec_keep_locks(void)
 {
     struct wc_cache *c = wc_cachep;
@@ -135,6 +136,7 @@ void wc_exec_keep_locks(void)
     }
 }
 
+WC_ONCE
 void wc_exec_failed(void)
 {
     int e = errno;

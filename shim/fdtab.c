@@ -905,6 +905,7 @@ int wc_file_fd_cloexec(dev_t dev, ino_t ino)
     return 0;
 }
 
+WC_ONCE
 void wc_consistency_all(enum wc_reason why, int how, int exec_only)
 {
     static unsigned g_child_gen;    /* child creations (atomic) */
@@ -941,6 +942,7 @@ void wc_consistency_all(enum wc_reason why, int how, int exec_only)
     }
 }
 
+WC_ONCE
 void wc_after_fork_child(void)
 {
     struct wc_cache *c = wc_cachep;

@@ -194,6 +194,7 @@ void wc_flusher_retry(void)
         wc_flusher_want();
 }
 
+WC_ONCE
 void wc_flusher_after_fork(void)
 {
     g_flusher_tid = g_flusher_starting = 0;

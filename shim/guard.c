@@ -263,6 +263,7 @@ void wc_guard_settle(void)
         sched_yield();          /* the flusher is reaping it */
 }
 
+WC_ONCE
 void wc_guard_after_fork(void)
 {
     g_child = 0;                /* the parent's child, not ours */

@@ -256,6 +256,7 @@ void wc_proc_exit_flush(void)
 
 /* ---- fork ------------------------------------------------------------- */
 
+WC_ONCE
 static void atfork_child(void)
 {
     exec_only_child = 0;
@@ -268,6 +269,7 @@ static void atfork_child(void)
 }
 
 /* A child is about to be created (one that only execs: `exec_only`). */
+WC_ONCE
 static void before_spawn(int exec_only)
 {
     if (wc_state != WC_ST_ON || wc_depth)
@@ -278,6 +280,7 @@ static void before_spawn(int exec_only)
     wc_work_end(e);
 }
 
+WC_ONCE
 static void atfork_prepare(void)
 {
     before_spawn(exec_only_child);
@@ -545,6 +548,7 @@ WC_EXPORT FILE *popen(const char *cmd, const char *mode)
 /* Will the new image load this library? envp preloads a file of this
  * library's name. (An environment cleaned of LD_PRELOAD, as sudo or env -i
  * make, must not receive the variable: the program would see it.) */
+WC_ONCE
 static int env_preloads_us(char *const envp[])
 {
     static char name[256];
@@ -564,6 +568,7 @@ static int env_preloads_us(char *const envp[])
 /* Is the program at (dirfd, path) a dynamically linked ELF (one that will
  * load the preloaded library)? A static one ignores LD_PRELOAD, and a
  * script runs an interpreter that exe_of's identity does not name. */
+WC_ONCE
 static int dynamic_elf(int dirfd, const char *path, int flags)
 {
     int fd = REAL(openat)(dirfd, path, O_RDONLY | O_CLOEXEC |
@@ -590,6 +595,7 @@ static int dynamic_elf(int dirfd, const char *path, int flags)
 
 /* Does the program carry file capabilities (it runs in secure mode, as a
  * set-user-ID one does, and its loader ignores our LD_PRELOAD)? */
+WC_ONCE
 static int privileged(int dirfd, const char *path)
 {
     char p[64];
@@ -608,6 +614,7 @@ static int privileged(int dirfd, const char *path)
 
 /* The program a path names, as /proc/self/exe will show it, if it is a
  * dynamically linked ELF that will load this library. */
+WC_ONCE
 static const struct stat *exe_of(int dirfd, const char *path, int flags,
                                  struct stat *st)
 {
@@ -621,6 +628,7 @@ static const struct stat *exe_of(int dirfd, const char *path, int flags,
 
 /* envp with WCACHE_OWN_FDS=pid:exe/list in place of any it had, in one
  * anonymous mapping of *len bytes; NULL if it cannot be made. */
+WC_ONCE
 static char **env_with(char *const envp[], const struct stat *exe,
                        const char *list, size_t *len)
 {
@@ -652,6 +660,7 @@ static char **env_with(char *const envp[], const struct stat *exe,
 /* Every cell of the descriptions this image leaves to the next one
  * settled (in a vfork child: those of the parent's descriptors it did not
  * touch, through their numbers, which still name them). */
+WC_ONCE
 static void settle_cells(int vf)
 {
     if (!vf) {
@@ -674,6 +683,7 @@ static void settle_cells(int vf)
  * only when there is something to hand over. The array and strings are
  * one anonymous mapping of *len bytes; rfds[*nrfd] the regions' memfds
  * passed with the cells (own_env_free after a failed exec). */
+WC_ONCE
 static char **own_env(char *const envp[], int dirfd, const char *path,
                       int flags, size_t *len, int *rfds, int *nrfd)
 {
@@ -894,6 +904,7 @@ unsigned wc_exec_own_take(unsigned char *why, unsigned char mark)
     return hi;
 }
 
+WC_ONCE
 static void before_exec(void)
 {
     if (wc_state != WC_ST_ON || wc_depth)

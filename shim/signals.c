@@ -223,6 +223,7 @@ void wc_death_signals_init(void)
     sig_unlock(&saved);
 }
 
+WC_ONCE
 void wc_death_signals_after_fork(void)
 {
     g_sig_lock.v = 0;       /* the child is alone */

@@ -69,6 +69,7 @@ void wc_stats_file_cached(void)
     __atomic_add_fetch(&g_files, 1, __ATOMIC_RELAXED);
 }
 
+WC_ONCE
 void wc_stats_after_fork(void)
 {
     memset(g_count, 0, sizeof g_count);
@@ -99,6 +100,7 @@ void wc_nc_init(void)
     g_own_hi = wc_exec_own_take(g_why, WC_NC_START_OWN);
 }
 
+WC_ONCE
 void wc_nc_shared_all(void)
 {
     unsigned hi = __atomic_exchange_n(&g_own_hi, 0, __ATOMIC_RELAXED);
