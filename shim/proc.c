@@ -80,8 +80,11 @@
  *       from the parent's table for the numbers it did not touch (a cell
  *       goes with its description) and its own files as held alone, in
  *       a mapping the parent unmaps. A description of the parent's that
- *       the child duplicates has its cell settled first, through the
- *       number that still names it. The shim's flusher thread goes on
+ *       the child uses through a call of its own (a write, a read, lseek:
+ *       any call that looks up its number, wc_fd_get) or duplicates has
+ *       its cell settled first, through the number that still names it,
+ *       since the child passes through at the kernel's offset (shared.c
+ *       invariant (6)). The shim's flusher thread goes on
  *       with the parent's cache meanwhile. Otherwise (threads, a
  *       sanitizer build, another architecture, syscall(SYS_vfork)) a
  *       fork serves it, as before: the child then has its own memory.
@@ -363,6 +366,11 @@ static void vf_touch(unsigned fd)
             vf_own[i] = vf_own[--vf_nown];
             break;
         }
+}
+
+int wc_vfork_touched(int fd)
+{
+    return fd < 0 || vf_is_touched((unsigned)fd);
 }
 
 static int vf_owns(int fd)

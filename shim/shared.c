@@ -473,6 +473,8 @@ void wc_cell_settle_late(int fd)
 {
     if (fd < 0 || (unsigned)fd >= wc_nfds || !wc_fds)
         return;
+    if (wc_state == WC_ST_VFORK && wc_vfork_touched(fd))
+        return;         /* not the parent's description any more */
     struct wc_desc *d = __atomic_load_n(&wc_fds[fd], __ATOMIC_ACQUIRE);
     if (d && d != WC_DESC_INTERNAL)
         wc_cell_settle(fd, d);

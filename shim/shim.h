@@ -271,8 +271,11 @@ void wc_cell_settle_late(int fd);
 static inline struct wc_desc *wc_fd_get(int fd)
 {
     if (unlikely(wc_state != WC_ST_ON) || (unsigned)fd >= wc_nfds) {
-        if (unlikely(__atomic_load_n(&wc_cells_late, __ATOMIC_RELAXED)))
-            wc_cell_settle_late(fd);    /* shared.c invariant (6) */
+        /* shared.c invariant (6): a call after the exit work, or from a
+         * vfork child (proc.c invariant (7)), uses the kernel's offset. */
+        if (unlikely(__atomic_load_n(&wc_cells_late, __ATOMIC_RELAXED)) ||
+            unlikely(wc_state == WC_ST_VFORK))
+            wc_cell_settle_late(fd);
         return NULL;
     }
     struct wc_desc *d = __atomic_load_n(&wc_fds[fd], __ATOMIC_ACQUIRE);
@@ -871,6 +874,8 @@ void wc_vfork_opened(int fd, int flags);
 void wc_vfork_duped(int oldfd, int newfd);
 void wc_vfork_closed(int fd);
 void wc_vfork_closed_range(unsigned lo, unsigned hi);
+/* Did the vfork child open, close or duplicate onto fd? */
+int wc_vfork_touched(int fd);
 /* Have all the program's threads ended (only the shim's own are left)?
  * (syscall.c; for the flusher, which then ends so the process can.) */
 int wc_program_threads_gone(void);

@@ -1066,9 +1066,11 @@ static void s_vfork_child(void)
     int a = xopen("va", O_WRONLY | O_CREAT | O_TRUNC | O_APPEND);
     int b = xopen("vb", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC);
     int e = xopen("ve", O_WRONLY | O_CREAT | O_TRUNC);  /* a cell's */
+    int g = xopen("vg", O_WRONLY | O_CREAT | O_TRUNC);  /* another */
     lines(a, "a", 200);
     lines(b, "b", 200);
     lines(e, "e", 200);
+    lines(g, "g", 200);
     char cpath[4096], cmd[4200];
     snprintf(cpath, sizeof cpath, "%s", path("vc"));
     /* The child execs a shell that writes through the parent's e, at the
@@ -1083,10 +1085,11 @@ static void s_vfork_child(void)
     waitpid(pid, &st, 0);
     say("OUT first child status %#x", st);
     lines(e, "e2", 100);
+    lines(g, "g2", 100);
     /* This one changes its own descriptors and signal actions, e at a
      * second number among them. */
-    snprintf(cmd, sizeof cmd, "cat '%s'; echo from the second child >&9",
-             path("vsrc"));
+    snprintf(cmd, sizeof cmd, "cat '%s'; echo from the second child >&9; "
+             "echo and through e >&%d", path("vsrc"), e);
     pid = vfork();
     if (pid == 0) {
         close(a);                           /* its own table only */
@@ -1097,8 +1100,11 @@ static void s_vfork_child(void)
         close(c);
         close(c2);
         dup2(2, b);                         /* over the parent's number */
-        dup2(e, 9);
-        close(e);                           /* 9 its only number */
+        /* A write of its own through g (whose offset the parent moved in
+         * its cell since the first child: the kernel's is behind). */
+        if (write(g, "the second child, directly\n", 27) != 27)
+            _exit(126);
+        dup2(e, 9);                         /* e at two numbers */
         struct sigaction ign = {.sa_handler = SIG_IGN};
         sigaction(SIGTERM, &ign, NULL);
         signal(SIGUSR1, SIG_DFL);
@@ -1111,12 +1117,14 @@ static void s_vfork_child(void)
     lines(a, "a2", 200);
     lines(b, "b2", 200);
     lines(e, "e3", 100);
+    lines(g, "g3", 100);
     lines(p[1], "pipe", 20);
     close(p[1]);
     show_pipe("pipe", p[0]);
     close(p[0]);
     show_offset("a", a);
     show_offset("e", e);
+    show_offset("g", g);
     struct sigaction now;
     sigaction(SIGTERM, NULL, &now);
     say("OUT SIGTERM default %d", now.sa_handler == SIG_DFL);
@@ -1127,13 +1135,16 @@ static void s_vfork_child(void)
     show_file("a reads", "va");
     show_file("b reads", "vb");
     show_file("e reads", "ve");
+    show_file("g reads", "vg");
     check("child's file", "vc");
     close(a);
     close(b);
     close(e);
+    close(g);
     check("a closed", "va");
     check("b closed", "vb");
     check("e closed", "ve");
+    check("g closed", "vg");
 }
 
 /* O_TMPFILE: no name while written (nlink 0), then given one. */
