@@ -138,6 +138,7 @@
 #include "wcache/ucopy.h"
 
 volatile int wc_state = WC_ST_INIT;
+int wc_cells_late;      /* shared.c; beside wc_state: both set at exit */
 int wc_solo = 1;
 struct wc_cache *volatile wc_cachep;
 struct wc_desc **wc_fds;
@@ -946,20 +947,20 @@ WC_ONCE
 void wc_after_fork_child(void)
 {
     struct wc_cache *c = wc_cachep;
-    wc_cachep = NULL;
-    g_cache_lock.v = 0;
-    g_slab_lock.v = 0;
+    WC_RESET(wc_cachep, NULL);
+    WC_RESET(g_cache_lock.v, 0);
+    WC_RESET(g_slab_lock.v, 0);
     wc_reg_after_fork();
     wc_own_fd_after_fork();
-    g_cache_failed = 0;
+    WC_RESET(g_cache_failed, 0);
     if (c)
         wc_cache_abandon(c);
     int nwatch = 0;
     for (unsigned fd = g_own_lo; fd < g_own_hi && g_own_hi <= wc_nfds; fd++)
         if (wc_fds[fd] == WC_DESC_INTERNAL)
             wc_fds[fd] = NULL;      /* the parent's: not ours to hide */
-    g_own_lo = ~0u;
-    g_own_hi = 0;
+    WC_RESET(g_own_lo, ~0u);
+    WC_RESET(g_own_hi, 0);
     wc_holders_after_fork_child();
     unsigned hi = g_fd_hi;
     for (unsigned fd = 0; fd < hi && hi <= wc_nfds; fd++) {
@@ -979,7 +980,7 @@ void wc_after_fork_child(void)
     for (unsigned fd = 0; fd < hi && hi <= wc_nfds; fd++)
         if (wc_fds[fd] && wc_fds[fd] != WC_DESC_INTERNAL)
             nwatch++;     /* over-counts dups: only gates a scan */
-    g_nwatch = nwatch;
+    WC_RESET(g_nwatch, nwatch);
     /* This thread's queue is empty (fork is called at depth 0). */
     wc_qpending = 0;
     wc_depth = 0;

@@ -197,6 +197,8 @@ void wc_flusher_retry(void)
 WC_ONCE
 void wc_flusher_after_fork(void)
 {
-    g_flusher_tid = g_flusher_starting = 0;
-    wc_flusher_deferred = g_tries = 0;
+    WC_RESET(g_flusher_tid, 0);
+    WC_RESET(g_flusher_starting, 0);
+    WC_RESET(wc_flusher_deferred, 0);
+    WC_RESET(g_tries, 0);
 }

@@ -266,8 +266,8 @@ void wc_guard_settle(void)
 WC_ONCE
 void wc_guard_after_fork(void)
 {
-    g_child = 0;                /* the parent's child, not ours */
-    g_reaping = 0;              /* its reaper, the flusher, is not here */
+    WC_RESET(g_child, 0);       /* the parent's child, not ours */
+    WC_RESET(g_reaping, 0);     /* its reaper, the flusher, is not here */
 }
 
 WC_ONCE

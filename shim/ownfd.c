@@ -147,9 +147,10 @@ out:
     return n;
 }
 
+WC_ONCE
 void wc_own_fd_after_fork(void)
 {
-    g_limit_lock.v = 0;     /* the child is alone: whoever held it is gone */
+    WC_RESET(g_limit_lock.v, 0);    /* the child is alone: its holder is gone */
     if (__atomic_load_n(&g_window, __ATOMIC_RELAXED)) {
         /* Forked while another thread had the limit raised: the child
          * gets the program's limit back. */

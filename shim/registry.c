@@ -197,11 +197,12 @@ int wc_reg_init(void)
     return 0;
 }
 
+WC_ONCE
 void wc_reg_after_fork(void)
 {
-    g_reg_lock.v = 0;       /* the child is alone */
-    g_nreg = 0;             /* the parent's files are not the child's */
-    g_nparked = 0;          /* nor its parked ones (the cache abandoned) */
+    WC_RESET(g_reg_lock.v, 0);      /* the child is alone */
+    WC_RESET(g_nreg, 0);    /* the parent's files are not the child's */
+    WC_RESET(g_nparked, 0); /* nor its parked ones (the cache abandoned) */
 }
 
 int wc_reg_park(dev_t dev, ino_t ino, struct wc_file *f)

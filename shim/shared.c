@@ -359,11 +359,12 @@ void wc_holders_fork(int fd, struct wc_desc *d, unsigned gen)
     }
 }
 
+WC_ONCE
 void wc_holders_after_fork_child(void)
 {
     /* The regions stay mapped, and their descriptors (the parent's,
      * inherited) stay ours: an exec here may hand their cells on. */
-    g_cells_lock.v = 0;
+    WC_RESET(g_cells_lock.v, 0);
     for (unsigned i = 0; i < g_nregions; i++)
         wc_fd_mark_internal(g_regions[i].fd, 1);
 }
@@ -456,7 +457,6 @@ static off_t cell_reserve(int fd, struct wc_cell *c, ssize_t n)
     }
 }
 
-int wc_cells_late;
 
 WC_ONCE
 void wc_cells_exit(void)

@@ -68,6 +68,14 @@
  *             common case). */
 #define WC_LARGE __attribute__((section(".lbss")))
 #define WC_ONCE __attribute__((cold))
+/* A fork child's reset of what it inherited, stored only where it differs:
+ * a page the process never changed stays shared with the parent (a store
+ * would be a copy-on-write fault). */
+#define WC_RESET(x, v)                                                     \
+    do {                                                                   \
+        if ((x) != (v))                                                    \
+            (x) = (v);                                                     \
+    } while (0)
 
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
@@ -285,6 +293,7 @@ static inline struct wc_desc *wc_fd_get(int fd)
 /* The table's description at fd whatever wc_state is: for code that has
  * checked the state itself (a vfork child reading its parent's table:
  * proc.c invariant (7)). */
+__attribute__((always_inline))
 static inline struct wc_desc *wc_fd_peek(int fd)
 {
     if ((unsigned)fd >= wc_nfds || !wc_fds)
@@ -545,7 +554,7 @@ void wc_queue_init(void);
 
 /* Enter shim code that may take locks or call the engine. Caller has
  * checked wc_depth == 0. */
-static inline void wc_shim_enter(void)
+__attribute__((always_inline)) static inline void wc_shim_enter(void)
 {
     wc_depth = 1;
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
@@ -561,7 +570,7 @@ static inline int wc_work_begin(void);
 static inline void wc_work_end(int saved_errno);
 
 void wc_shim_leave_slow(void);
-static inline void wc_shim_leave(void)
+__attribute__((always_inline)) static inline void wc_shim_leave(void)
 {
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
     if (unlikely(wc_qpending != 0))
@@ -571,14 +580,14 @@ static inline void wc_shim_leave(void)
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
 }
 
-static inline int wc_work_begin(void)
+__attribute__((always_inline)) static inline int wc_work_begin(void)
 {
     int e = errno;
     wc_shim_enter();
     return e;
 }
 
-static inline void wc_work_end(int saved_errno)
+__attribute__((always_inline)) static inline void wc_work_end(int saved_errno)
 {
     wc_shim_leave();
     errno = saved_errno;
@@ -675,6 +684,7 @@ void wc_holders_after_fork_child(void);
  * makes, stdio, an image that will not know the cell). No lock needed:
  * the cell's state is one atomic word. errno kept. */
 void wc_cell_settle_slow(int fd, struct wc_cell *c);
+__attribute__((always_inline))
 static inline void wc_cell_settle(int fd, const struct wc_desc *d)
 {
     struct wc_cell *c = __atomic_load_n(&d->cell, __ATOMIC_ACQUIRE);

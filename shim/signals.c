@@ -226,7 +226,7 @@ void wc_death_signals_init(void)
 WC_ONCE
 void wc_death_signals_after_fork(void)
 {
-    g_sig_lock.v = 0;       /* the child is alone */
+    WC_RESET(g_sig_lock.v, 0);      /* the child is alone */
 }
 
 /* sigaction for a signal we may stand in for. */

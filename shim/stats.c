@@ -72,8 +72,9 @@ void wc_stats_file_cached(void)
 WC_ONCE
 void wc_stats_after_fork(void)
 {
-    memset(g_count, 0, sizeof g_count);
-    g_files = 0;
+    for (unsigned i = 0; i < WC_NC_COUNT; i++)
+        WC_RESET(g_count[i], 0);
+    WC_RESET(g_files, 0);
 }
 
 uint64_t wc_stats_files(void)
