@@ -524,6 +524,14 @@ static int fcntl_common(int fd, int cmd, void *arg)
     case F_OFD_SETLK:
     case F_OFD_SETLKW: {
         const struct flock *fl = arg;
+        /* A watched description with the program's only thread: its locks
+         * are counted (fdtab.c invariant (6)), all lock_point would do on
+         * either side (SQLite takes and drops one per transaction). */
+        if (__atomic_load_n(&d->mode, __ATOMIC_RELAXED) == WC_D_WATCH &&
+            __atomic_load_n(&wc_solo, __ATOMIC_RELAXED) && !wc_depth) {
+            __atomic_add_fetch(&d->wlocks, 1, __ATOMIC_RELAXED);
+            return REAL(fcntl)(fd, cmd, arg);
+        }
         lock_point(fd, 0);
         r = REAL(fcntl)(fd, cmd, arg);
         if (r == 0 && fl && fl->l_type != F_UNLCK)
