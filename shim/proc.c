@@ -341,7 +341,7 @@ static unsigned char vf_touched[VF_FDS / 8] WC_LARGE;
 static int vf_high;                 /* a number >= VF_FDS was touched */
 static int vf_own[VF_OWN];
 static unsigned vf_nown;
-static unsigned vf_depth;           /* vforks under way (a child's own) */
+static unsigned vf_depth;           /* 1 while a vfork child runs */
 static int vf_nc_on;                /* wc_nc_on before the child ran */
 static void *vf_env;                /* the child's exec environment */
 static size_t vf_env_len;
@@ -431,10 +431,8 @@ void wc_vfork_duped(int oldfd, int newfd)
  * 0 to have a fork serve it. */
 __attribute__((used)) int wc_vfork_begin(void)
 {
-    if (wc_state == WC_ST_VFORK) {
-        vf_depth++;             /* the child vforks: the kernel's */
-        return 1;
-    }
+    if (wc_state == WC_ST_VFORK)
+        return 0;       /* the child vforks: a fork keeps its records apart */
     if (wc_state != WC_ST_ON)
         return 1;               /* nothing to keep apart: the kernel's */
     if (wc_depth || !__atomic_load_n(&wc_solo, __ATOMIC_RELAXED) ||
