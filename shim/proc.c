@@ -86,8 +86,9 @@
  *       since the child passes through at the kernel's offset (shared.c
  *       invariant (6)). The shim's flusher thread goes on
  *       with the parent's cache meanwhile. Otherwise (threads, a
- *       sanitizer build, another architecture, syscall(SYS_vfork)) a
- *       fork serves it, as before: the child then has its own memory.
+ *       sanitizer build, another architecture, syscall(SYS_vfork), a
+ *       vfork child's own vfork) a fork serves it, as before: the child
+ *       then has its own memory.
  *
  *       States of wc_state around a vfork:
  *

@@ -39,8 +39,9 @@
  *       wc_program_threads_gone); fork and clone
  *       without CLONE_VM are forks (before: every description shared,
  *       THROUGH; after, in the child: the inherited cache abandoned), as
- *       _Fork is; vfork is served by the vfork wrapper (a real fork, as
- *       for the libc call). clone with CLONE_VM (threads) passes through.
+ *       _Fork is; vfork by a real fork (wc_vfork_by_fork: this C frame
+ *       would not survive a real vfork, which the libc call gets: proc.c
+ *       invariant (7)). clone with CLONE_VM (threads) passes through.
  *   (5) fcntl commands are routed except F_GETOWN, whose libc wrapper
  *       translates the answer (F_GETOWN_EX); the raw one is the kernel's.
  */
