@@ -333,14 +333,6 @@ WC_EXPORT void closefrom(int lo)
  * newfd tracked): a reference to oldfd's description (NULL: untracked),
  * taken before the kernel call so that a racing close cannot free it
  * (fdtab.c). *track is set when the table must follow. */
-/* Our descriptor at number fd moves for the program's dup2 or dup3; in a
- * vfork child it is simply replaced (O_CLOEXEC: gone at its exec; the
- * parent's is untouched), as the child's table is its own. */
-static int own_fd_evict(int fd)
-{
-    return wc_state == WC_ST_VFORK ? 0 : wc_own_fd_evict(fd);
-}
-
 static struct wc_desc *dup_ref(int oldfd, int newfd, int *track)
 {
     *track = 0;
@@ -388,7 +380,7 @@ WC_EXPORT int dup2(int oldfd, int newfd)
 {
     if (unlikely(wc_fd_is_internal(oldfd)))
         return wc_ret(-EBADF);
-    if (unlikely(wc_fd_is_internal(newfd)) && own_fd_evict(newfd) < 0)
+    if (unlikely(wc_fd_is_internal(newfd)) && wc_own_fd_evict(newfd) < 0)
         return wc_ret(-EBUSY);
     if (oldfd == newfd)
         return REAL(dup2)(oldfd, newfd);
@@ -402,7 +394,7 @@ WC_EXPORT int dup3(int oldfd, int newfd, int flags)
     if (unlikely(wc_fd_is_internal(oldfd)))
         return wc_ret(-EBADF);
     if (unlikely(wc_fd_is_internal(newfd)) && oldfd != newfd &&
-        own_fd_evict(newfd) < 0)
+        wc_own_fd_evict(newfd) < 0)
         return wc_ret(-EBUSY);
     int track;
     struct wc_desc *ref = dup_ref(oldfd, newfd, &track);

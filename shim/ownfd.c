@@ -184,7 +184,10 @@ static int give_up(struct wc_cache *c, int fd)
 int wc_own_fd_evict(int fd)
 {
     struct wc_cache *c = wc_cachep;
-    if (!wc_fd_is_internal(fd))
+    /* In a vfork child the table is its own: ours there is simply
+     * replaced (O_CLOEXEC: gone at its exec), the parent's untouched
+     * (proc.c invariant (7)). */
+    if (!wc_fd_is_internal(fd) || wc_state == WC_ST_VFORK)
         return 0;
     if (wc_depth)
         return -EBUSY;

@@ -342,14 +342,12 @@ static unsigned char vf_touched[VF_FDS / 8] WC_LARGE;
 static int vf_high;                 /* a number >= VF_FDS was touched */
 static int vf_own[VF_OWN];
 static unsigned vf_nown;
-static unsigned vf_depth;           /* 1 while a vfork child runs */
 static int vf_nc_on;                /* wc_nc_on before the child ran */
 static void *vf_env;                /* the child's exec environment */
 static size_t vf_env_len;
 
 int wc_vfork_begin(void);
 long wc_vfork_end(long r);
-pid_t wc_vfork_fork(void);
 
 static int vf_is_touched(unsigned fd)
 {
@@ -417,11 +415,7 @@ void wc_vfork_duped(int oldfd, int newfd)
     /* A description of the parent's seen at a second number: its offset
      * goes back to the kernel now, through oldfd (which still names it),
      * as the exec could hand the cell over at one number only. */
-    if (!vf_is_touched((unsigned)oldfd)) {
-        struct wc_desc *d = wc_fd_peek(oldfd);
-        if (d)
-            wc_cell_settle(oldfd, d);
-    }
+    wc_cell_settle_fd(oldfd);
     int own = vf_owns(oldfd);
     vf_touch((unsigned)newfd);
     if (own && vf_nown < VF_OWN)
@@ -443,7 +437,6 @@ __attribute__((used)) int wc_vfork_begin(void)
     memset(vf_touched, 0, sizeof vf_touched);
     vf_high = 0;
     vf_nown = 0;
-    vf_depth = 1;
     vf_nc_on = wc_nc_on;
     wc_nc_on = 0;
     wc_state = WC_ST_VFORK;
@@ -454,7 +447,7 @@ __attribute__((used)) int wc_vfork_begin(void)
  * value of the system call, returned as vfork returns it. */
 __attribute__((used)) long wc_vfork_end(long r)
 {
-    if (vf_depth && --vf_depth == 0) {
+    if (wc_state == WC_ST_VFORK) {     /* wc_vfork_begin set it */
         wc_nc_on = vf_nc_on;
         wc_state = WC_ST_ON;
         if (vf_env) {
@@ -467,12 +460,6 @@ __attribute__((used)) long wc_vfork_end(long r)
         return -1;
     }
     return r;
-}
-
-/* fork's path for a vfork that wc_vfork_begin turned down. */
-__attribute__((used)) pid_t wc_vfork_fork(void)
-{
-    return wc_vfork_by_fork();
 }
 
 #if defined(__x86_64__) && !defined(__SANITIZE_THREAD__) && \
@@ -489,7 +476,7 @@ __asm__(".pushsection .text\n"
         "    call wc_vfork_begin\n"
         "    add $8, %rsp\n"
         "    test %eax, %eax\n"
-        "    jz wc_vfork_fork\n"
+        "    jz wc_vfork_by_fork\n"
         "    pop %rdi\n"
         "    mov $58, %eax\n"          /* SYS_vfork */
         "    syscall\n"
@@ -664,24 +651,6 @@ static char **env_with(char *const envp[], const struct stat *exe,
     return out;
 }
 
-/* Every cell of the descriptions this image leaves to the next one
- * settled (in a vfork child: those of the parent's descriptors it did not
- * touch, through their numbers, which still name them). */
-WC_ONCE
-static void settle_cells(int vf)
-{
-    if (!vf) {
-        wc_cells_settle_all();
-        return;
-    }
-    unsigned hi = wc_fd_tracked_hi();
-    for (unsigned fd = 0; fd < hi; fd++) {
-        struct wc_desc *d = vf_is_touched(fd) ? NULL : wc_fd_peek((int)fd);
-        if (d)
-            wc_cell_settle((int)fd, d);
-    }
-}
-
 /* Invariant (6): envp with WCACHE_OWN_FDS naming the descriptors held
  * alone, and those whose offset is in a cell (shared.c invariant (6)),
  * for the program at (dirfd, path) (NULL: not known); NULL when there is
@@ -699,7 +668,7 @@ static char **own_env(char *const envp[], int dirfd, const char *path,
      * numbers it did not touch, and names the files it opened. */
     int vf = wc_state == WC_ST_VFORK;
     if ((!vf && (wc_state != WC_ST_ON || wc_depth)) || !path) {
-        settle_cells(vf);
+        wc_cells_settle_all();
         return NULL;
     }
     int e = errno;
@@ -799,7 +768,7 @@ static char **own_env(char *const envp[], int dirfd, const char *path,
     }
     return out;
 none:
-    settle_cells(vf);
+    wc_cells_settle_all();
     for (int i = 0; i < *nrfd; i++)
         REAL(close)(rfds[i]);
     *nrfd = 0;

@@ -469,25 +469,20 @@ void wc_cells_exit(void)
     __atomic_store_n(&wc_cells_late, 1, __ATOMIC_RELEASE);
 }
 
-void wc_cell_settle_late(int fd)
+void wc_cell_settle_fd(int fd)
 {
-    if (fd < 0 || (unsigned)fd >= wc_nfds || !wc_fds)
-        return;
     if (wc_state == WC_ST_VFORK && wc_vfork_touched(fd))
         return;         /* not the parent's description any more */
-    struct wc_desc *d = __atomic_load_n(&wc_fds[fd], __ATOMIC_ACQUIRE);
-    if (d && d != WC_DESC_INTERNAL)
+    struct wc_desc *d = wc_fd_peek(fd);
+    if (d)
         wc_cell_settle(fd, d);
 }
 
 void wc_cells_settle_all(void)
 {
     unsigned hi = wc_fd_tracked_hi();
-    for (unsigned fd = 0; fd < hi; fd++) {
-        struct wc_desc *d = wc_fd_get((int)fd);
-        if (d)
-            wc_cell_settle((int)fd, d);
-    }
+    for (unsigned fd = 0; fd < hi; fd++)
+        wc_cell_settle_fd((int)fd);
 }
 
 int wc_cells_fd_move(int fd)

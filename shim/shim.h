@@ -275,7 +275,10 @@ static inline int wc_fd_is_internal(int fd)
 /* Lock-free lookup: the description of `fd`, or NULL (pass-through, the
  * shim off, or an internal descriptor). */
 extern int wc_cells_late;
-void wc_cell_settle_late(int fd);
+/* Settle the cell (shared.c invariant (6)) of the description at fd in
+ * the table, whatever wc_state is; in a vfork child only at a number it
+ * did not touch (one that still names the parent's description). */
+void wc_cell_settle_fd(int fd);
 static inline struct wc_desc *wc_fd_get(int fd)
 {
     if (unlikely(wc_state != WC_ST_ON) || (unsigned)fd >= wc_nfds) {
@@ -283,7 +286,7 @@ static inline struct wc_desc *wc_fd_get(int fd)
          * vfork child (proc.c invariant (7)), uses the kernel's offset. */
         if (unlikely(__atomic_load_n(&wc_cells_late, __ATOMIC_RELAXED)) ||
             unlikely(wc_state == WC_ST_VFORK))
-            wc_cell_settle_late(fd);
+            wc_cell_settle_fd(fd);
         return NULL;
     }
     struct wc_desc *d = __atomic_load_n(&wc_fds[fd], __ATOMIC_ACQUIRE);
@@ -701,11 +704,11 @@ void wc_cell_sync_kernel(int fd, struct wc_cell *c);
  * while glibc's stdout holds output (written after the shim's exit
  * work); a call that comes later all the same (a library finalised after
  * this one) settles its descriptor's first: wc_cells_late, read by
- * wc_fd_get, and wc_cell_settle_late. */
+ * wc_fd_get, and wc_cell_settle_fd. */
 void wc_cells_exit(void);
-/* Every description in the fd table, as the process is about to leave
- * its descriptors to code that does not know the cells (exit, an exec
- * that hands nothing over). */
+/* Every description in the fd table (wc_cell_settle_fd), as the process
+ * is about to leave its descriptors to code that does not know the cells
+ * (exit, an exec that hands nothing over). */
 void wc_cells_settle_all(void);
 /* fd is one of ours that the program needs (ownfd.c, wc_own_fd_evict):
  * if it is a region's memfd, moved to another number or closed; 0 then,
