@@ -278,8 +278,7 @@ int wc_replay_fd(int fd, const char *path, int flags, int log_fd,
         return -EPERM;
     }
     /* Invariant (2): the owner's lock. */
-    int how = (flags & WC_RP_WAIT) ? LOCK_EX : LOCK_EX | LOCK_NB;
-    while (wc_sys.flock(fd, how) != 0) {
+    while (wc_sys.flock(fd, LOCK_EX | LOCK_NB) != 0) {
         if (errno == EINTR)
             continue;
         if (errno == EWOULDBLOCK && (flags & WC_RP_LIST)) {

@@ -12,7 +12,6 @@
 enum {
     WC_RP_LIST = 1,     /* only say what the file holds (wcache ls) */
     WC_RP_DRY = 2,      /* say what a replay would do, write nothing */
-    WC_RP_WAIT = 4,     /* wait for the owner's lock (the guard) */
     WC_RP_QUIET = 8,    /* no message when there is nothing to do */
 };
 

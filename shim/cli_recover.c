@@ -1,6 +1,6 @@
 /*
  * cli_recover.c - `wcache ls [DIR]`, `wcache recover [--dry-run] [DIR]`,
- * and the guard (`wcache __guard PATH`, started by the shim, guard.c).
+ * and the guard (`wcache __guard DIR`, started by the shim, guard.c).
  *
  * Invariants:
  *   (1) Only backing files named cache.<pid>.<nonce> in the caller's own
@@ -18,11 +18,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../cache/replay.h"
@@ -136,33 +140,226 @@ static int run(const char *given, int flags)
     return status;
 }
 
-/* The guard: wait for the owner of PATH to die (its lock), replay, and
- * keep a log beside the backing file. Never under the shim, holds no
- * descriptor of the program (guard.c closed them all before exec). */
-static int guard(const char *path, int fd)
+/* ---- the guard (`wcache __guard DIR`) ----------------------------------
+ *
+ * One guard per store directory, shared by every process whose backing
+ * file is there (shim/guard.c starts it when none runs): starting a
+ * process of its own for each program cost every program that caches a
+ * file about a millisecond (an exec and a clone on a 2-core machine).
+ *
+ *   (G1) The guard holds GUARD_LOCK (flock LOCK_EX) for as long as it
+ *        watches; a program, after publishing its backing file, asks for
+ *        the lock shared and without waiting: refused means a guard
+ *        watches (and will see the file), granted means none does, and
+ *        the program starts one. A program's probe holds the lock for a
+ *        few microseconds, so a starting guard retries for a while
+ *        before concluding that another guard holds it (then it leaves).
+ *   (G2) Every SWEEP_MS, and at once when a file appears in DIR
+ *        (inotify), the guard tries each backing file's lock without
+ *        waiting (store.h (2)): held, its owner lives; free, its owner
+ *        died (or exec'd, or exited without removing it) and the file is
+ *        replayed as `wcache recover` does (cache/replay.c), logging to
+ *        DIR/guard.log. A file that cannot be replayed is kept (logged
+ *        once) for `wcache recover`.
+ *   (G3) It leaves when its sweeps have found no living owner for
+ *        GUARD_LINGER_MS, so that a run of short programs (a
+ *        build, a shell script) keeps one guard: it drops the
+ *        lock, sweeps once more, and stays (taking the lock again) only
+ *        if an owner appeared meanwhile. A program that published before
+ *        the drop is seen by the second sweep; one that probes after it
+ *        is granted the lock and starts a guard: no file is left
+ *        unwatched. Two guards at once (both started, or a second
+ *        taking the lock between) are harmless: a replay takes the
+ *        file's own lock first.
+ *   (G4) It holds nothing open in DIR but the lock file and the inotify
+ *        watch (which does not keep a file system busy), chdir("/"), and
+ *        tells a program's terminal (its stderr when first seen, from
+ *        /proc) when that program's data had to be set aside.
+ */
+#define GUARD_LOCK "guard.lock"
+#define SWEEP_MS 250
+#define GUARD_LINGER_MS 1000    /* with no owner before leaving (G3) */
+#define GUARD_MAX 512           /* living owners remembered (terminals) */
+
+struct owner {
+    char name[64];              /* cache.<pid>.<nonce> */
+    char tty[64];               /* its stderr's terminal, or "" */
+};
+
+struct guard {
+    const char *dir;
+    struct owner seen[GUARD_MAX], next[GUARD_MAX];
+    int nseen, nnext;
+    char kept[GUARD_MAX][64];   /* could not be replayed: left alone */
+    int nkept;
+};
+
+static int is_kept(const struct guard *g, const char *name)
+{
+    for (int i = 0; i < g->nkept; i++)
+        if (!strcmp(g->kept[i], name))
+            return 1;
+    return 0;
+}
+
+/* The terminal of the owner's stderr, learned while it lives. */
+static void owner_tty(const char *name, char *tty, size_t cap)
+{
+    unsigned pid = 0;
+    char link[64], buf[256];
+    tty[0] = 0;
+    if (sscanf(name, "cache.%u.", &pid) != 1)
+        return;
+    snprintf(link, sizeof link, "/proc/%u/fd/2", pid);
+    ssize_t n = readlink(link, buf, sizeof buf - 1);
+    if (n <= 0)
+        return;
+    buf[n] = 0;
+    if ((!strncmp(buf, "/dev/pts/", 9) || !strncmp(buf, "/dev/tty", 8)) &&
+        (size_t)n < cap)
+        memcpy(tty, buf, (size_t)n + 1);
+}
+
+static const struct owner *find_owner(const struct guard *g, const char *name)
+{
+    for (int i = 0; i < g->nseen; i++)
+        if (!strcmp(g->seen[i].name, name))
+            return &g->seen[i];
+    return NULL;
+}
+
+/* A backing file whose owner is gone (fd holds its lock): replay it.
+ * name: its entry, shorter than 64 bytes (guard_sweep). */
+static void guard_replay(struct guard *g, int fd, const char *path,
+                         const char *name)
 {
     char log[PATH_MAX + 16];
-    snprintf(log, sizeof log, "%s", path);
-    char *slash = strrchr(log, '/');
-    if (slash)
-        snprintf(slash + 1, sizeof log - (size_t)(slash + 1 - log),
-                 "guard.log");
+    snprintf(log, sizeof log, "%s/guard.log", g->dir);
     int lfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW |
                             O_CLOEXEC, 0600);
+    struct wc_rp_result res;
+    int r = wc_replay_fd(fd, path, WC_RP_QUIET, lfd, &res);
+    if (r < 0 || res.failed) {
+        if (lfd >= 0)
+            dprintf(lfd, "wcache guard: %s kept: `wcache recover` retries "
+                    "it\n", path);
+        if (g->nkept < GUARD_MAX)
+            memcpy(g->kept[g->nkept++], name, strlen(name) + 1);
+    }
+    if (lfd >= 0)
+        close(lfd);
+    /* The terminal, if the program had one, hears of data set aside. */
+    const struct owner *o = find_owner(g, name);
+    if ((res.aside || res.failed) && o && o->tty[0]) {
+        int t = open(o->tty, O_WRONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+        if (t >= 0) {
+            dprintf(t, "wcache: process %lld died with unwritten data: see "
+                    "%s\n", (long long)res.pid, log);
+            close(t);
+        }
+    }
+}
+
+/* One look at every backing file in the directory (G2): the number whose
+ * owner lives, or -1 when the directory is gone. */
+static int guard_sweep(struct guard *g)
+{
+    DIR *dir = opendir(g->dir);
+    if (!dir)
+        return -1;
+    int live = 0;
+    g->nnext = 0;
+    struct dirent *e;
+    while ((e = readdir(dir)) != NULL) {
+        if (!is_store_name(e->d_name) || strlen(e->d_name) >= 64 ||
+            is_kept(g, e->d_name))
+            continue;
+        char path[PATH_MAX + 80];
+        snprintf(path, sizeof path, "%s/%s", g->dir, e->d_name);
+        int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY |
+                                O_NONBLOCK);
+        if (fd < 0)
+            continue;           /* removed meanwhile: a clean exit */
+        if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+            close(fd);
+            live++;
+            if (g->nnext < GUARD_MAX) {
+                struct owner *o = &g->next[g->nnext++];
+                const struct owner *was = find_owner(g, e->d_name);
+                memcpy(o->name, e->d_name, strlen(e->d_name) + 1);
+                if (was)
+                    memcpy(o->tty, was->tty, sizeof o->tty);
+                else
+                    owner_tty(e->d_name, o->tty, sizeof o->tty);
+            }
+            continue;
+        }
+        guard_replay(g, fd, path, e->d_name);   /* closes fd */
+    }
+    closedir(dir);
+    memcpy(g->seen, g->next, sizeof g->seen[0] * (size_t)g->nnext);
+    g->nseen = g->nnext;
+    return live;
+}
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* The guard's lock (G1): a program's probe holds it for microseconds, a
+ * guard for as long as it runs. */
+static int guard_lock(int lfd)
+{
+    for (int i = 0; i < 200; i++) {
+        if (flock(lfd, LOCK_EX | LOCK_NB) == 0)
+            return 0;
+        usleep(1000);
+    }
+    return -1;
+}
+
+static int guard(const char *dir)
+{
+    static struct guard g;
+    g.dir = dir;
     signal(SIGHUP, SIG_IGN);
     signal(SIGINT, SIG_IGN);
     signal(SIGPIPE, SIG_IGN);
-    struct wc_rp_result res;
-    int r = wc_replay_fd(fd, path, WC_RP_WAIT | WC_RP_QUIET, lfd, &res);
-    if ((r < 0 || res.failed) && lfd >= 0) {
-        dprintf(lfd, "wcache guard: %s kept: `wcache recover` retries it\n",
-                path);
+    if (chdir("/") != 0)
+        return 1;
+    char lock[PATH_MAX + 16];
+    snprintf(lock, sizeof lock, "%s/" GUARD_LOCK, dir);
+    int lfd = open(lock, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (lfd < 0 || guard_lock(lfd) != 0)
+        return 0;               /* another guard watches */
+    int in = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (in >= 0)
+        inotify_add_watch(in, dir, IN_CREATE | IN_MOVED_TO | IN_ONLYDIR);
+    double idle_since = now_ms();       /* or the last living owner */
+    for (;;) {
+        int live = guard_sweep(&g);
+        if (live != 0)
+            idle_since = now_ms();
+        else if (now_ms() - idle_since >= GUARD_LINGER_MS) {
+            flock(lfd, LOCK_UN);        /* G3 */
+            live = guard_sweep(&g);
+            if (live <= 0 || flock(lfd, LOCK_EX | LOCK_NB) != 0)
+                break;
+            idle_since = now_ms();
+        }
+        if (live < 0)
+            break;
+        struct pollfd p = {.fd = in, .events = POLLIN};
+        if (poll(&p, in >= 0, SWEEP_MS) > 0) {
+            char ev[4096];
+            while (read(in, ev, sizeof ev) > 0)
+                ;
+        }
     }
-    /* The terminal, if the program had one, hears of data set aside. */
-    if ((res.aside || res.failed) && isatty(2))
-        fprintf(stderr, "wcache: process %lld died with unwritten data: "
-                "see %s\n", (long long)res.pid, log);
-    return r < 0 || res.failed;
+    return 0;
 }
 
 int wc_cli_recover(int argc, char **argv)
@@ -171,7 +368,7 @@ int wc_cli_recover(int argc, char **argv)
     const char *cmd = argv[0], *given = NULL;
     int flags = 0;
     if (!strcmp(cmd, "__guard"))
-        return argc == 3 ? guard(argv[1], atoi(argv[2])) : 2;
+        return argc == 2 ? guard(argv[1]) : 2;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(cmd, "recover") && !strcmp(argv[i], "--dry-run"))
             flags |= WC_RP_DRY;

@@ -1,8 +1,9 @@
 /*
- * guard.c - the crash guard: a process, started when this process creates
- * its cache, that waits for it to die and replays what its backing file
- * still holds (CONTRACT.md section 4). The guard is the `wcache` binary
- * beside libwcache.so, run as `wcache __guard STORE` (shim/cli_recover.c).
+ * guard.c - starting the crash guard: a process that waits for programs
+ * to die and replays what their backing files still hold (CONTRACT.md
+ * section 4). One guard watches a store directory for every program
+ * whose backing file is there (shim/cli_recover.c (G1)-(G4)): the
+ * `wcache` binary beside libwcache.so, run as `wcache __guard DIR`.
  *
  * Invariants:
  *   (1) The program never sees the guard: an intermediate child made by
@@ -13,19 +14,22 @@
  *       is no child of the program (no process group or terminal of
  *       the program, so no job-control signal reaches it), and it holds no
  *       descriptor of the program, not even for a moment (its table starts
- *       empty: guard_exec): stdin and stdout are /dev/null, stderr the
- *       program's terminal (reopened by name) or /dev/null. It runs without LD_PRELOAD or any WCACHE_* variable.
- *   (2) The guard opens its own description of the backing file by its
- *       name: wc_cache_publish names it before the guard starts. A death
- *       before the clone leaves a named file that holds no data yet (the
- *       first write comes after): `wcache ls` shows it dead, `recover`
- *       removes it.
- *   (2b) The guard learns of the death through the backing file's flock
- *       (store.h (2)), released by the kernel when the last descriptor of
- *       the program's open file description goes: at death by any signal,
- *       at exit, at exec (O_CLOEXEC). Then: a removed file (clean exit) is
- *       left alone; a kept one is replayed and removed, or kept and
- *       logged (wcache ls finds it).
+ *       empty: guard_exec): stdin, stdout and stderr are /dev/null (it
+ *       finds each program's terminal itself). It runs without LD_PRELOAD
+ *       or any WCACHE_* variable.
+ *   (2) A guard is started only when none watches the directory: after
+ *       wc_cache_publish named the backing file (its lock held since its
+ *       creation, store.h (2)), the program asks for the guard's lock
+ *       (cli_recover.c (G1)) shared and without waiting, and starts a
+ *       guard only if it is granted: three system calls when a guard
+ *       runs, as it does for every program after the first. A death
+ *       before the probe leaves a named file that holds no data yet (the
+ *       first write comes after), which a guard or `recover` removes.
+ *   (2b) The guard learns of a death through the backing file's flock,
+ *       released by the kernel when the last descriptor of the program's
+ *       open file description goes: at death by any signal, at exit, at
+ *       exec (O_CLOEXEC). A removed file (clean exit) is never seen; a
+ *       kept one is replayed and removed, or kept and logged.
  *   (3) Spawning costs the program one clone(CLONE_VM) with every
  *       signal blocked: no copy of its memory, no wait for the guard's
  *       exec. The intermediate child starts the guard with CLONE_VM |
@@ -45,9 +49,9 @@
  *       owner of the program's POSIX record locks, to the intermediate,
  *       whose exit then closes it and drops those locks. So an exec first
  *       waits for the intermediate to be gone (wc_guard_settle).
- *   (4) A child after fork creates its own cache and so its own guard;
- *       it never shares the parent's (fdtab.c abandons the inherited
- *       cache, closing its copy of the store's descriptor).
+ *   (4) A child after fork creates its own cache (fdtab.c abandons the
+ *       inherited one, closing its copy of the store's descriptor) and
+ *       probes for the guard as any program does.
  *   (5) WCACHE_GUARD=0 disables it; without the wcache binary there is no
  *       guard (one message at WCACHE_LOG=info): `wcache recover` remains.
  */
@@ -109,10 +113,8 @@ static int find_guard(void)
 
 struct spawn {
     const char *exe;
-    char *argv[5];
-    char path[PATH_MAX];        /* the store's name: the cache may be gone
-                                   by the time the children read it */
-    char tty[PATH_MAX];         /* stderr's terminal, or "" */
+    char *argv[4];
+    char dir[PATH_MAX];         /* the store's directory */
     char *envp[1];
 };
 
@@ -169,10 +171,9 @@ __asm__(".text\n"
 /* The guard (CLONE_VM | CLONE_VFORK | CLONE_FILES from the intermediate,
  * on its own static stack): a descriptor table of its own that never
  * held one of the program's (close_range with CLOSE_RANGE_UNSHARE over
- * every number copies none), /dev/null or the terminal as 0-2, the store
- * by its name as fd 3, then exec. A copy of the program's table would
- * keep its pipes and sockets open behind it (a reader would miss EOF, a
- * writer EPIPE) for as long as the exec takes. */
+ * every number copies none), /dev/null as 0-2, then exec. A copy of the
+ * program's table would keep its pipes and sockets open behind it (a
+ * reader would miss EOF, a writer EPIPE) for as long as the exec takes. */
 static int guard_exec(void *arg)
 {
     const struct spawn *s = arg;
@@ -182,13 +183,7 @@ static int guard_exec(void *arg)
     if (nul != 0)
         return 127;
     raw(SYS_dup3, 0, 1, 0, 0);
-    if (!s->tty[0] ||
-        raw(SYS_openat, AT_FDCWD, (long)s->tty, O_WRONLY | O_NOCTTY, 0) != 2)
-        raw(SYS_dup3, 0, 2, 0, 0);
-    /* Its own description of the store (so its own flock), as fd 3. */
-    if (raw(SYS_openat, AT_FDCWD, (long)s->path, O_RDONLY | O_NOFOLLOW,
-            0) != 3)
-        return 127;
+    raw(SYS_dup3, 0, 2, 0, 0);
     uint64_t none = 0;
     raw(SYS_rt_sigprocmask, SIG_SETMASK, (long)&none, 0, 8);
     raw(SYS_execve, (long)s->exe, (long)s->argv, (long)s->envp, 0);
@@ -209,22 +204,43 @@ static int guard_child(void *arg)
     return 0;
 }
 
+/* Does a guard watch dir (invariant (2))? Its lock, asked shared and
+ * without waiting: refused while a guard holds it. Raw calls: errno stays
+ * the program's. */
+static int guard_watches(const char *dir)
+{
+    char lock[PATH_MAX];
+    if ((size_t)snprintf(lock, sizeof lock, "%s/guard.lock", dir) >=
+        sizeof lock)
+        return 0;
+    long fd = raw(SYS_openat, AT_FDCWD, (long)lock,
+                  O_RDONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return 0;
+    long r = raw(SYS_flock, fd, LOCK_SH | LOCK_NB, 0, 0);
+    raw(SYS_close, fd, 0, 0, 0);
+    return r == -EWOULDBLOCK;
+}
+
 void wc_guard_start(struct wc_cache *c)
 {
-    if (!wc_cfg.guard || !c || !find_guard())
+    if (!wc_cfg.guard || !c)
+        return;
+    struct spawn *s = &g_spawn;
+    const char *path = wc_cache_path(c), *slash = strrchr(path, '/');
+    if (!slash || (size_t)(slash - path) >= sizeof s->dir)
+        return;
+    memcpy(s->dir, path, (size_t)(slash - path));
+    s->dir[slash - path] = 0;
+    if (guard_watches(s->dir) || !find_guard())
         return;
     int e = errno;
-    struct spawn *s = &g_spawn;
     s->exe = guard_exe;
     s->argv[0] = (char *)"wcache";
     s->argv[1] = (char *)"__guard";
-    snprintf(s->path, sizeof s->path, "%s", wc_cache_path(c));
-    s->argv[2] = s->path;
-    s->argv[3] = (char *)"3";
-    s->argv[4] = NULL;
+    s->argv[2] = s->dir;
+    s->argv[3] = NULL;
     s->envp[0] = NULL;
-    if (!isatty(2) || ttyname_r(2, s->tty, sizeof s->tty) != 0)
-        s->tty[0] = 0;
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -239,7 +255,7 @@ void wc_guard_start(struct wc_cache *c)
                "what a crash leaves", strerror((int)-pid));
     } else {
         __atomic_store_n(&g_child, (int)pid, __ATOMIC_RELEASE);
-        wc_log(WC_LOG_DEBUG, "crash guard started for %s", wc_cache_path(c));
+        wc_log(WC_LOG_DEBUG, "crash guard started for %s", s->dir);
     }
     errno = e;
 }

@@ -16,6 +16,7 @@
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -54,21 +55,29 @@ struct run {
     int kill_guard;         /* kill the guard before the writer */
     const char *size;       /* WCACHE_SIZE, NULL: default */
     const char *flush_ms;   /* WCACHE_FLUSH_MS, NULL: default */
+    const char *store;      /* WCACHE_DIR, NULL: dir */
     /* results */
     long acked;             /* records acknowledged */
     int status;
     pid_t pid;
+    /* while it runs */
+    int in, out;            /* its stdin and stdout */
+    char buf[4096];         /* a partial line of its output */
+    size_t have;
+    double start;
 };
 
-/* The guard of a writer whose store is in dir: its pid, or 0. */
-static pid_t find_guard(const char *dir)
+/* The guards watching the stores in dir: how many (in *count, if not
+ * NULL), and the pid of one of them, or 0. */
+static pid_t find_guards(const char *dir, int *count)
 {
     char d[4300];
     wct_store_dir(dir, d, sizeof d);
     DIR *proc = opendir("/proc");
     pid_t found = 0;
+    int n_found = 0;
     struct dirent *e;
-    while (proc && (e = readdir(proc)) && !found) {
+    while (proc && (e = readdir(proc))) {
         char p[300], buf[8192];
         snprintf(p, sizeof p, "/proc/%s/cmdline", e->d_name);
         int fd = open(p, O_RDONLY);
@@ -79,21 +88,33 @@ static pid_t find_guard(const char *dir)
         if (n <= 0)
             continue;
         buf[n] = 0;
-        /* "wcache\0__guard\0<dir>/cache..." */
+        /* "wcache\0__guard\0<dir>" */
         size_t l0 = strlen(buf);
         if ((ssize_t)l0 + 1 < n && !strcmp(buf + l0 + 1, "__guard")) {
             const char *arg = buf + l0 + 1 + 8;
-            if (arg < buf + n && !strncmp(arg, d, strlen(d)))
+            if (arg < buf + n && !strcmp(arg, d)) {
                 found = atoi(e->d_name);
+                n_found++;
+            }
         }
     }
     if (proc)
         closedir(proc);
+    if (count)
+        *count = n_found;
     return found;
 }
 
-/* Run the writer as r says; fills r->acked and r->status. */
-static void run_writer(struct run *r)
+static pid_t find_guard(const char *dir)
+{
+    return find_guards(dir, NULL);
+}
+
+/* Writers started and not yet reaped. */
+static pid_t live_writers[8];
+
+/* Start the writer as r says (its pipes in r->in, r->out). */
+static void start_writer(struct run *r)
 {
     int in[2], out[2];
     cr_assert_eq(pipe(in), 0);
@@ -101,7 +122,8 @@ static void run_writer(struct run *r)
     char seed[32], n[32], dirv[4300];
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)r->seed);
     snprintf(n, sizeof n, "%ld", r->n);
-    snprintf(dirv, sizeof dirv, "WCACHE_DIR=%s", r->dir);
+    snprintf(dirv, sizeof dirv, "WCACHE_DIR=%s",
+             r->store ? r->store : r->dir);
     pid_t pid = fork();
     cr_assert(pid >= 0);
     if (pid == 0) {
@@ -134,6 +156,16 @@ static void run_writer(struct run *r)
     close(in[0]);
     close(out[1]);
     r->pid = pid;
+    for (size_t i = 0; i < sizeof live_writers / sizeof *live_writers; i++)
+        if (!live_writers[i]) {
+            live_writers[i] = pid;
+            break;
+        }
+    r->in = in[1];
+    r->out = out[0];
+    r->have = 0;
+    r->acked = 0;
+    r->start = now_ms();
     if (r->cgroup) {
         char p[4300], s[32];
         snprintf(p, sizeof p, "%s/cgroup.procs", r->cgroup);
@@ -141,42 +173,75 @@ static void run_writer(struct run *r)
         cr_assert_eq(wct_spit(p, s, strlen(s)), 0, "cannot move the writer "
                      "into %s: %s", r->cgroup, strerror(errno));
     }
-    cr_assert_eq(write(in[1], "g", 1), 1);
-    r->acked = 0;
-    int sent = 0;
-    char buf[4096];
-    size_t have = 0;
-    double start = now_ms();
-    for (;;) {
-        if (r->sig && !sent && r->acked >= r->kill_after) {
-            if (r->kill_guard) {
-                pid_t g = 0;
-                for (int i = 0; i < 200 && !(g = find_guard(r->dir)); i++)
-                    usleep(5000);
-                cr_assert(g > 0, "no guard process found");
-                kill(g, SIGKILL);
-            }
-            usleep((useconds_t)(r->seed % 1000));
-            kill(pid, r->sig);
-            sent = 1;
-        }
-        ssize_t k = read(out[0], buf + have, sizeof buf - 1 - have);
+    cr_assert_eq(write(r->in, "g", 1), 1);
+}
+
+/* Read the writer's acknowledgements until `until` of them (or its end):
+ * 0 at its end. */
+static int read_acks(struct run *r, long until)
+{
+    while (r->acked < until) {
+        ssize_t k = read(r->out, r->buf + r->have,
+                         sizeof r->buf - 1 - r->have);
         if (k <= 0)
-            break;
-        have += (size_t)k;
-        buf[have] = 0;
-        char *line = buf, *nl;
+            return 0;
+        r->have += (size_t)k;
+        r->buf[r->have] = 0;
+        char *line = r->buf, *nl;
         while ((nl = strchr(line, '\n'))) {
             r->acked = atol(line) + 1;
             line = nl + 1;
         }
-        have = strlen(line);
-        memmove(buf, line, have);
-        cr_assert_lt(now_ms() - start, 60000.0, "writer ran too long");
+        r->have = strlen(line);
+        memmove(r->buf, line, r->have);
+        cr_assert_lt(now_ms() - r->start, 60000.0, "writer ran too long");
     }
-    close(out[0]);
-    close(in[1]);
-    cr_assert_eq(waitpid(pid, &r->status, 0), pid);
+    return 1;
+}
+
+/* Kill the writer with sig (0: none, it dies by itself), read what it
+ * acknowledged to the end, and reap it. */
+static void end_writer(struct run *r, int sig)
+{
+    if (sig)
+        kill(r->pid, sig);
+    read_acks(r, LONG_MAX);
+    close(r->out);
+    close(r->in);
+    cr_assert_eq(waitpid(r->pid, &r->status, 0), r->pid);
+    for (size_t i = 0; i < sizeof live_writers / sizeof *live_writers; i++)
+        if (live_writers[i] == r->pid)
+            live_writers[i] = 0;
+}
+
+/* A test that failed with writers paused: kill them (they hold the
+ * runner's stderr), then clean up. */
+static void kill_writers_and_clean(void)
+{
+    for (size_t i = 0; i < sizeof live_writers / sizeof *live_writers; i++)
+        if (live_writers[i] > 0)
+            kill(live_writers[i], SIGKILL);
+    wct_scratch_cleanup();
+}
+
+/* Run the writer as r says; fills r->acked and r->status. */
+static void run_writer(struct run *r)
+{
+    start_writer(r);
+    if (r->sig && read_acks(r, r->kill_after)) {
+        if (r->kill_guard) {
+            pid_t g = 0;
+            const char *sd = r->store ? r->store : r->dir;
+            for (int i = 0; i < 200 && !(g = find_guard(sd)); i++)
+                usleep(5000);
+            cr_assert(g > 0, "no guard process found");
+            kill(g, SIGKILL);
+        }
+        usleep((useconds_t)(r->seed % 1000));
+        end_writer(r, r->sig);
+    } else {
+        end_writer(r, 0);
+    }
 }
 
 /* Wait (bounded) until the guard removed every backing file. */
@@ -348,6 +413,89 @@ Test(kill, guard_killed_then_recover, .init = setup,
     wct_result_free(&res);
     cr_assert_eq(wct_stores_left(dir), 0);
     check_files(&r, "guard killed");
+}
+
+/* Are some of the records r acknowledged still only in its cache (its
+ * file a shorter than they are)? */
+static int cached(const struct run *r)
+{
+    char a[4300];
+    struct stat st;
+    snprintf(a, sizeof a, "%s/a", r->dir);
+    uint64_t len = 0;
+    for (long k = 0; k < r->acked; k++)
+        len += wct_rec_len(r->seed, (uint64_t)k);
+    return stat(a, &st) != 0 || (uint64_t)st.st_size < len;
+}
+
+/* One guard watches every program whose store is in a directory
+ * (shim/cli_recover.c (G1)-(G3)): two writers paused with data cached
+ * share one; killed, the guard replays the first; a writer started after
+ * the guard itself was killed starts a new one, which replays the second
+ * writer's store too (one it never heard of), then the third's; with no
+ * owner left it leaves. */
+Test(kill, one_guard_watches_every_writer, .init = setup,
+     .fini = kill_writers_and_clean, .timeout = 120)
+{
+    char *top = wct_scratch("kill");
+    char dirs[3][4300];
+    struct run r[3];
+    uint64_t seed = (uint64_t)time(NULL) * 10;
+    for (int i = 0; i < 3; i++) {
+        snprintf(dirs[i], sizeof dirs[i], "%s/w%d", top, i);
+        cr_assert_eq(mkdir(dirs[i], 0700), 0);
+        r[i] = (struct run){.dir = dirs[i], .store = top, .seed = seed + 2 * i,
+                            .how = "pause", .n = 100 + 50 * i,
+                            .flush_ms = "600000"};
+    }
+    start_writer(&r[0]);
+    cr_assert(read_acks(&r[0], r[0].n + 1), "writer 0 ended early");
+    start_writer(&r[1]);
+    cr_assert(read_acks(&r[1], r[1].n + 1), "writer 1 ended early");
+    int count = 0;
+    pid_t g = 0;
+    for (int i = 0; i < 400 && !(g = find_guards(top, &count)); i++)
+        usleep(5000);
+    cr_assert(g > 0, "no guard");
+    cr_assert_eq(count, 1, "%d guards for two writers", count);
+    cr_assert_eq(wct_stores_left(top), 2);
+    for (int i = 0; i < 2; i++)
+        cr_assert(cached(&r[i]), "writer %d's records are on disk already: "
+                  "nothing for the guard to do", i);
+
+    end_writer(&r[0], SIGKILL);
+    double t0 = now_ms();
+    while (wct_stores_left(top) != 1 && now_ms() - t0 < 15000)
+        usleep(5000);
+    cr_assert_eq(wct_stores_left(top), 1, "writer 0's store not replayed");
+    check_files(&r[0], "writer 0, replayed by the shared guard");
+
+    kill(g, SIGKILL);
+    for (int i = 0; i < 400 && find_guard(top) == g; i++)
+        usleep(5000);
+    start_writer(&r[2]);
+    cr_assert(read_acks(&r[2], r[2].n + 1), "writer 2 ended early");
+    pid_t g2 = 0;
+    for (int i = 0; i < 400 && !(g2 = find_guards(top, &count)); i++)
+        usleep(5000);
+    cr_assert(g2 > 0 && g2 != g, "no new guard after the first was killed");
+    cr_assert_eq(count, 1);
+    cr_assert(cached(&r[2]), "writer 2's records are on disk already");
+
+    end_writer(&r[1], SIGKILL);
+    t0 = now_ms();
+    while (wct_stores_left(top) != 1 && now_ms() - t0 < 15000)
+        usleep(5000);
+    cr_assert_eq(wct_stores_left(top), 1, "writer 1's store not replayed "
+                 "by the new guard");
+    check_files(&r[1], "writer 1, replayed by a later guard");
+    end_writer(&r[2], SIGKILL);
+    wait_guard(top);
+    check_files(&r[2], "writer 2");
+    t0 = now_ms();
+    while (find_guard(top) && now_ms() - t0 < 15000)
+        usleep(10000);
+    cr_assert_eq(find_guard(top), 0, "the guard stayed with no owner left");
 }
 
 /* A file changed after the crash is left alone; the data goes beside it.

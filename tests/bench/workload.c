@@ -15,6 +15,8 @@
  *   threads 0 COUNT     two threads, each appending 64 bytes COUNT times
  *                       to a file of its own
  *   one                 write one 6-byte file (start-up cost)
+ *   small               write one 800-byte file in 20 writes of 40 bytes
+ *                       (start-up cost of a process that caches a file)
  * Exits 1 on any short or failed call.
  */
 #include <fcntl.h>
@@ -179,6 +181,8 @@ int main(int argc, char **argv)
             pthread_join(t[k], NULL);
     } else if (!strcmp(kind, "one")) {
         append("one", 6, 1);
+    } else if (!strcmp(kind, "small")) {
+        append("small", 40, 20);
     } else {
         fprintf(stderr, "workload: unknown kind %s\n", kind);
         return 2;
