@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 
 #include "cache_int.h"
+#include "wcache/str.h"
 #include "wcache/sys.h"
 
 static void note_disk_now(struct wc_file *f)
@@ -220,7 +221,7 @@ struct wc_file *wc_file_get_known(struct wc_cache *c, int fd,
     f->changed = 0;
     f->seen_stale = 0;
     char link[64];
-    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    wc_str_procfd(link, sizeof link, fd);
     ssize_t n = wc_sys.readlink(link, s->path, sizeof s->path - 1);
     s->path_len = n > 0 ? (uint32_t)n : 0;
     s->path[s->path_len] = 0;

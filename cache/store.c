@@ -33,6 +33,8 @@
 #include <unistd.h>
 
 #include "store.h"
+#include "wcache/raw.h"
+#include "wcache/str.h"
 #include "wcache/sys.h"
 
 static uint64_t round_page(uint64_t n)
@@ -83,7 +85,12 @@ void *wc_big_alloc(size_t bytes)
      * by overcommit accounting for memory it will never touch. */
     void *p = wc_sys.mmap(NULL, bytes ? bytes : 1, PROT_READ | PROT_WRITE,
                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    return p == MAP_FAILED ? NULL : p;
+    if (p == MAP_FAILED)
+        return NULL;
+    /* Its first page is written soon in any process that caches (the
+     * cache, its first file, block and batch): one call, not a fault. */
+    wc_prefault(p, bytes < WC_PAGE_SIZE ? bytes : WC_PAGE_SIZE);
+    return p;
 }
 
 void wc_big_free(void *p, size_t bytes)
@@ -113,8 +120,11 @@ static void populate(struct wc_store *s, uint64_t off, uint64_t len)
 static int user_dir(const char *base, char *out, size_t outlen)
 {
     struct stat st;
-    if (snprintf(out, outlen, "%s/wcache-%u", base, (unsigned)getuid()) >=
-        (int)outlen)
+    struct wc_str p = wc_str_init(out, outlen);
+    wc_str_add(&p, base);
+    wc_str_add(&p, "/wcache-");
+    wc_str_num(&p, (unsigned)getuid(), 0, 0);
+    if (p.over)
         return -ENAMETOOLONG;
     if (wc_sys.mkdir(out, 0700) < 0 && errno != EEXIST)
         return -errno;
@@ -151,8 +161,12 @@ static void store_name(struct wc_store *s, const char *udir, int attempt)
     clock_gettime(CLOCK_REALTIME, &now);
     unsigned nonce = (unsigned)(now.tv_nsec ^ (attempt * 2654435761u) ^
                                 ((unsigned)getpid() << 16));
-    snprintf(s->path, sizeof s->path, "%s/cache.%d.%08x", udir,
-             (int)getpid(), nonce);
+    struct wc_str p = wc_str_init(s->path, sizeof s->path);
+    wc_str_add(&p, udir);
+    wc_str_add(&p, "/cache.");
+    wc_str_num(&p, (unsigned)getpid(), 0, 0);
+    wc_str_add(&p, ".");
+    wc_str_num(&p, nonce, 1, 8);
 }
 
 int wc_store_publish(struct wc_store *s)
@@ -160,11 +174,13 @@ int wc_store_publish(struct wc_store *s)
     char self[64], udir[PATH_MAX];
     if (s->named || s->fd < 0)
         return 0;
-    snprintf(udir, sizeof udir, "%s", s->path);
+    memcpy(udir, s->path, sizeof s->path < sizeof udir ? sizeof s->path
+                                                       : sizeof udir);
+    udir[sizeof udir - 1] = 0;
     char *slash = strrchr(udir, '/');
     if (slash)
         *slash = 0;
-    snprintf(self, sizeof self, "/proc/self/fd/%d", s->fd);
+    wc_str_procfd(self, sizeof self, s->fd);
     for (int attempt = 1; attempt < 16; attempt++) {
         if (wc_sys.linkat(AT_FDCWD, self, AT_FDCWD, s->path,
                           AT_SYMLINK_FOLLOW) == 0 ||

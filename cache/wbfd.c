@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "cache_int.h"
+#include "wcache/str.h"
 #include "wcache/sys.h"
 
 /* Without a shim: anywhere, close-on-exec; nobody to tell. */
@@ -89,7 +90,7 @@ static int dup_high(struct wc_cache *c, int fd)
 static int reopen_high(struct wc_cache *c, int fd)
 {
     char path[64];
-    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    wc_str_procfd(path, sizeof path, fd);
     int t = wc_sys.open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
     if (t < 0)
         return -errno;

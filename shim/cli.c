@@ -65,6 +65,8 @@ static void usage(FILE *out)
 "  --bypass N      writes at least this large skip the cache WCACHE_BYPASS\n"
 "  --min-writes N  a file's writes through the kernel before WCACHE_MIN_WRITES\n"
 "                  it is cached (8; 0: from its open)\n"
+"  --setup-us N    what a process's writes must cost before WCACHE_SETUP_US\n"
+"                  it makes its cache (500 us; 0: at once)\n"
 "  --dir D         where the backing file lives             WCACHE_DIR\n"
 "  --include P     only cache paths matching these ':'-separated\n"
 "                  fnmatch patterns                         WCACHE_INCLUDE\n"
@@ -335,13 +337,14 @@ int main(int argc, char **argv)
 {
     enum { O_SIZE = 256, O_DIRTY, O_FLUSH, O_BYPASS, O_DIR, O_STATS,
            O_STATS_PER, O_INCLUDE, O_EXCLUDE, O_LOG, O_DISABLE, O_INHERITED,
-           O_NO_INHERITED, O_MIN_WRITES };
+           O_NO_INHERITED, O_MIN_WRITES, O_SETUP_US };
     static const struct option opts[] = {
         {"size", required_argument, 0, O_SIZE},
         {"dirty", required_argument, 0, O_DIRTY},
         {"flush-ms", required_argument, 0, O_FLUSH},
         {"bypass", required_argument, 0, O_BYPASS},
         {"min-writes", required_argument, 0, O_MIN_WRITES},
+        {"setup-us", required_argument, 0, O_SETUP_US},
         {"dir", required_argument, 0, O_DIR},
         {"stats", optional_argument, 0, O_STATS},
         {"stats-per-process", no_argument, 0, O_STATS_PER},
@@ -370,6 +373,7 @@ int main(int argc, char **argv)
         case O_FLUSH: set_opt("WCACHE_FLUSH_MS", optarg); break;
         case O_BYPASS: set_opt("WCACHE_BYPASS", optarg); break;
         case O_MIN_WRITES: set_opt("WCACHE_MIN_WRITES", optarg); break;
+        case O_SETUP_US: set_opt("WCACHE_SETUP_US", optarg); break;
         case O_DIR: set_opt("WCACHE_DIR", optarg); break;
         case O_INCLUDE: set_opt("WCACHE_INCLUDE", optarg); break;
         case O_EXCLUDE: set_opt("WCACHE_EXCLUDE", optarg); break;

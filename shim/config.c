@@ -147,6 +147,12 @@ int wc_config_load(struct wc_shim_config *cfg, const char *(*get)(const char *),
                        "a count of writes, from 0 to 1000000");
         cfg->min_writes = (int)n;
     }
+    if ((v = get("WCACHE_SETUP_US")) && *v) {
+        if (parse_uint(v, 10000000, &n))
+            return bad("WCACHE_SETUP_US", v,
+                       "microseconds, from 0 to 10000000");
+        cfg->setup_ns = n * 1000;
+    }
     if ((v = get("WCACHE_INHERITED"))) {
         if (parse_bool(v, &cfg->inherited))
             return bad("WCACHE_INHERITED", v, "0 or 1");

@@ -19,6 +19,9 @@ struct wc_shim_config {
     int min_writes;           /* WCACHE_MIN_WRITES: writes a file opened
                                  here makes through the kernel before it
                                  is cached (fdtab.c invariant (6)) */
+    uint64_t setup_ns;        /* WCACHE_SETUP_US, in ns: what a process's
+                                 writes must have cost before it makes its
+                                 cache (fdtab.c invariant (6b)) */
     int guard;                /* WCACHE_GUARD */
     int stats;                /* 0 off, 1 stderr, 2 file stats_path */
     int log_level;            /* WCACHE_LOG */

@@ -26,6 +26,7 @@ struct wc_shim_config wc_cfg = {
     .flush_ms = 1000,
     .inherited = 1,
     .min_writes = 8,
+    .setup_ns = 500000,
     .guard = 1,
     .log_level = WC_LOG_WARN,
 };

@@ -78,6 +78,19 @@
  *       WC_BACKOFF_BASE << backoff writes, the wait doubling each time,
  *       as for (8). A WATCH description holds no cached byte, so the
  *       kernel serves it exactly.
+ *   (6b) A process makes its cache (a backing file, the flusher thread,
+ *       death-signal stand-ins, a guard's probe: about a millisecond on
+ *       this 2-core VM, most of it first-touch page faults) only once its
+ *       writes that the cache would have taken cost more than
+ *       WCACHE_SETUP_US (500 us): until then a write that (6) would have
+ *       cached goes to the kernel, timed, its time added to wc_rent_ns
+ *       (the ski rental: paying at most about twice the better choice,
+ *       whatever comes next). A process that writes a small file (20
+ *       lines: 30 us of writes on ext4) makes no cache; a stream on ext4
+ *       (1.4 us a write) pays about 350 writes more; on FUSE or a network
+ *       file system (50-130 us a write) a few; a shell command writing a
+ *       line or two to an inherited `> log` none. Files cached at their
+ *       open (WCACHE_MIN_WRITES=0) make it at once: asked for.
  *   (7) A WATCH description may not know its file's identity yet (ino
  *       0 until ident_locked asks fstat, which attaching and adopting do
  *       first): one made by a successful O_CREAT | O_EXCL open (a new,
@@ -135,6 +148,8 @@
 #include <unistd.h>
 
 #include "shim.h"
+#include "wcache/raw.h"
+#include "wcache/str.h"
 #include "wcache/ucopy.h"
 
 volatile int wc_state = WC_ST_INIT;
@@ -248,6 +263,7 @@ static struct wc_desc *desc_alloc(void)
                 wc_unlock(&g_slab_lock);
                 return NULL;
             }
+            wc_prefault(p, 4096);       /* its first desc, next */
             g_slab = p;
             g_slab_used = 0;
         }
@@ -265,6 +281,7 @@ static struct wc_desc *desc_alloc(void)
     wc_watch_restart(d);
     d->wlo = d->whi = 0;
     d->backoff = 0;
+    d->rent = 0;
     __atomic_store_n(&d->guard, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&d->cell, NULL, __ATOMIC_RELAXED);
     d->hgen = 0;
@@ -408,6 +425,8 @@ static void attach_watchers(struct wc_cache *c, dev_t dev, ino_t ino)
 
 static int pseudo_fs(int fd);
 
+uint64_t wc_rent_ns;
+
 int wc_desc_adopt_locked(int fd, struct wc_desc *d, size_t len)
 {
     if (d->mode != WC_D_WATCH || wc_watch_passes(d, len))
@@ -415,13 +434,18 @@ int wc_desc_adopt_locked(int fd, struct wc_desc *d, size_t len)
     wc_ident_locked(fd, d);
     if (d->ino == 0 || wc_mapped_has(d->dev, d->ino))
         return 0;                           /* passes through for good */
+    struct wc_cache *c = __atomic_load_n(&wc_cachep, __ATOMIC_ACQUIRE);
+    if (!c && __atomic_load_n(&wc_rent_ns, __ATOMIC_RELAXED) <
+                  wc_cfg.setup_ns) {
+        d->rent = 1;
+        return WC_ADOPT_RENT;           /* invariant (6b) */
+    }
     /* Pseudo file systems have no device (major 0, as tmpfs and FUSE):
      * a file on a block device needs no fstatfs to tell. */
     if (major(d->dev) == 0 && pseudo_fs(fd)) {
         __atomic_store_n(&d->writes, WC_WRITES_PSEUDO, __ATOMIC_RELAXED);
         return 0;
     }
-    struct wc_cache *c = __atomic_load_n(&wc_cachep, __ATOMIC_ACQUIRE);
     if (!c)
         return WC_ADOPT_NEED_CACHE;     /* made without d->lock */
     struct wc_file *f = file_get(c, fd, NULL, -1);
@@ -554,7 +578,7 @@ static int pseudo_fs(int fd)
 ssize_t wc_fd_path(int fd, char *path, size_t cap)
 {
     char link[64];
-    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    wc_str_procfd(link, sizeof link, fd);
     ssize_t n = REAL(readlink)(link, path, cap - 1);
     path[n > 0 ? n : 0] = 0;
     return n;
@@ -948,6 +972,7 @@ void wc_after_fork_child(void)
 {
     struct wc_cache *c = wc_cachep;
     WC_RESET(wc_cachep, NULL);
+    WC_RESET(wc_rent_ns, 0);        /* its own cache, its own rent (6b) */
     WC_RESET(g_cache_lock.v, 0);
     WC_RESET(g_slab_lock.v, 0);
     wc_reg_after_fork();

@@ -70,6 +70,7 @@
 
 #include "shim.h"
 #include "wcache/raw.h"
+#include "wcache/str.h"
 
 static char guard_exe[PATH_MAX] WC_LARGE;  /* the wcache binary, once found */
 static int guard_found = -1;       /* -1 not looked yet, 0 no, 1 yes */
@@ -210,8 +211,10 @@ static int guard_child(void *arg)
 static int guard_watches(const char *dir)
 {
     char lock[PATH_MAX];
-    if ((size_t)snprintf(lock, sizeof lock, "%s/guard.lock", dir) >=
-        sizeof lock)
+    struct wc_str p = wc_str_init(lock, sizeof lock);
+    wc_str_add(&p, dir);
+    wc_str_add(&p, "/guard.lock");
+    if (p.over)
         return 0;
     long fd = raw(SYS_openat, AT_FDCWD, (long)lock,
                   O_RDONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);

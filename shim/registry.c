@@ -22,6 +22,7 @@
 #include <sys/mman.h>
 
 #include "shim.h"
+#include "wcache/raw.h"
 
 static struct wc_lock g_reg_lock;
 
@@ -193,6 +194,7 @@ int wc_reg_init(void)
                          MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED)
         return -ENOMEM;
+    wc_prefault(p, 4096);       /* written next: one call, not a fault */
     g_reg = p;
     return 0;
 }

@@ -42,6 +42,7 @@
 #include <stdint.h>
 #include <sys/resource.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "wcache/cache.h"
 #include "wcache/lock.h"
@@ -234,6 +235,8 @@ struct wc_desc {
                                  WC_WRITES_NOT_REGULAR) */
     int backoff;              /* times its file left the cache for gaining
                                  nothing (fdtab.c invariant (8)) */
+    int rent;                 /* WATCH: refused for want of a cache worth
+                                 making (fdtab.c (6b)): its statistics */
     int wlocks;               /* WATCH: lock calls on it since `writes`
                                  was last 0 (atomic; fdtab.c (6)) */
     int wpw, wnear;           /* WATCH: pwrites since then, and those near
@@ -459,8 +462,20 @@ void wc_consistency_all(enum wc_reason why, int how, int exec_only);
  * would be cached but there is no cache yet: the caller unlocks d, makes
  * it (lock order, shim.h) and calls again; else WC_ADOPT_DONE, or
  * WC_ADOPT_ATTACH: after unlocking d, call wc_desc_adopted (the file is
- * new in the cache: other WATCH descriptions of it attach). */
-enum { WC_ADOPT_DONE = 1, WC_ADOPT_ATTACH = 2, WC_ADOPT_NEED_CACHE = 3 };
+ * new in the cache: other WATCH descriptions of it attach);
+ * WC_ADOPT_RENT: d stays WATCH and this write goes to the kernel, timed
+ * into wc_rent_ns (fdtab.c invariant (6b)). */
+enum { WC_ADOPT_DONE = 1, WC_ADOPT_ATTACH = 2, WC_ADOPT_NEED_CACHE = 3,
+       WC_ADOPT_RENT = 4 };
+/* Nanoseconds this process's writes refused by WC_ADOPT_RENT took in the
+ * kernel (atomic; fdtab.c invariant (6b)). */
+extern uint64_t wc_rent_ns;
+static inline uint64_t wc_now_mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 int wc_desc_adopt_locked(int fd, struct wc_desc *d, size_t len);
 
 /* wc_desc.writes of a WATCH description never to be adopted. */
@@ -761,6 +776,8 @@ enum wc_nc {
     WC_NC_READONLY,     /* not open for writing (the write fails) */
     WC_NC_NOCACHE,      /* the cache could not be created */
     WC_NC_FEW,          /* a file's first writes (WCACHE_MIN_WRITES) */
+    WC_NC_SETUP,        /* cheaper than making the cache (WCACHE_SETUP_US:
+                           fdtab.c invariant (6b)) */
     WC_NC_FUTILE,       /* caching the file gained nothing (demoted) */
     WC_NC_START_OWN,    /* as WC_NC_START, and held by this process alone
                            (the image before exec said so: proc.c) */

@@ -60,6 +60,8 @@ static const char *const nc_names[WC_NC_COUNT] = {
     [WC_NC_READONLY] = "not open for writing",
     [WC_NC_NOCACHE] = "no cache (could not be created)",
     [WC_NC_FEW] = "a file's first writes (WCACHE_MIN_WRITES)",
+    [WC_NC_SETUP] = "the process's first writes, cheaper than making a "
+                    "cache (WCACHE_SETUP_US)",
     [WC_NC_FUTILE] = "caching the file gains nothing (written back at "
                      "every lock, or scattered)",
 };
@@ -227,7 +229,11 @@ static int through_reason(const struct wc_desc *d)
         return WC_NC_SHARED;            /* would pass through when adopted */
     if (wc_mapped_has(d->dev, d->ino))
         return WC_NC_MAPPED;
-    return d->backoff ? WC_NC_FUTILE : WC_NC_FEW;
+    if (d->backoff)
+        return WC_NC_FUTILE;
+    if (d->rent && !__atomic_load_n(&wc_cachep, __ATOMIC_RELAXED))
+        return WC_NC_SETUP;             /* fdtab.c invariant (6b) */
+    return WC_NC_FEW;
 }
 
 void wc_nc_count_through(int fd, struct wc_desc *d)

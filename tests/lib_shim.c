@@ -137,13 +137,13 @@ static double now_s(void)
 
 /* The child's environment: ours without LD_PRELOAD and WCACHE_*, plus.
  * The library in it, or asked for in spec->env, caches files from their
- * open (WCACHE_MIN_WRITES=0), so that a test of the cache's rules can make
- * few writes; a test of the default sets WCACHE_MIN_WRITES itself ("" is
- * the default). */
+ * open (WCACHE_MIN_WRITES=0) and makes its cache at once
+ * (WCACHE_SETUP_US=0), so that a test of the cache's rules can make few
+ * writes; a test of the default sets them itself ("" is the default). */
 static char **child_env(const struct wct_spec *spec)
 {
     size_t n = 0, extra = 0;
-    int preload = spec->shim, min_given = 0;
+    int preload = spec->shim, min_given = 0, setup_given = 0;
     while (environ[n])
         n++;
     while (spec->env && spec->env[extra]) {
@@ -151,9 +151,11 @@ static char **child_env(const struct wct_spec *spec)
             preload = 1;
         if (!strncmp(spec->env[extra], "WCACHE_MIN_WRITES=", 18))
             min_given = 1;
+        if (!strncmp(spec->env[extra], "WCACHE_SETUP_US=", 16))
+            setup_given = 1;
         extra++;
     }
-    char **env = calloc(n + extra + 3, sizeof *env);
+    char **env = calloc(n + extra + 4, sizeof *env);
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         if (strncmp(environ[i], "LD_PRELOAD=", 11) == 0 ||
@@ -167,6 +169,8 @@ static char **child_env(const struct wct_spec *spec)
         env[k++] = (char *)spec->env[i];
     if (preload && !min_given)
         env[k++] = (char *)"WCACHE_MIN_WRITES=0";
+    if (preload && !setup_given)
+        env[k++] = (char *)"WCACHE_SETUP_US=0";
     env[k] = NULL;
     return env;
 }

@@ -497,6 +497,8 @@ Test(points, bad_environment_value_passes_through)
     bad_env("WCACHE_MIN_WRITES=-1", "WCACHE_MIN_WRITES", "-1");
     bad_env("WCACHE_MIN_WRITES=1000001", "WCACHE_MIN_WRITES", "1000001");
     bad_env("WCACHE_MIN_WRITES=8x", "WCACHE_MIN_WRITES", "8x");
+    bad_env("WCACHE_SETUP_US=-5", "WCACHE_SETUP_US", "-5");
+    bad_env("WCACHE_SETUP_US=10000001", "WCACHE_SETUP_US", "10000001");
 }
 
 /* ---- the shim really caches: the one intended difference ---------------- */

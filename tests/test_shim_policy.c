@@ -41,6 +41,10 @@ struct run {
     char *stats;        /* WCACHE_STATS (shim) */
 };
 
+/* WCACHE_SETUP_US for the next runs: NULL, 0 (the cache is made at
+ * once, as the harness does); "" the default. */
+static const char *setup_us;
+
 /* Run `script` under dash in a fresh directory, with the default
  * WCACHE_MIN_WRITES (or `min`), under the shim or not. $D is a directory
  * for backing files, kept apart so the script can look into it. */
@@ -59,7 +63,10 @@ static void run_script(int shim, const char *tag, const char *min,
     char dvar[4300];
     snprintf(dvar, sizeof dvar, "D=%s", store);
     /* (the kernel's run writes its $D.counts too: removed with scratch) */
-    const char *env[] = {denv, senv, menv, dvar, NULL};
+    char uenv[64];
+    snprintf(uenv, sizeof uenv, "WCACHE_SETUP_US=%s", setup_us ? setup_us
+                                                                : "0");
+    const char *env[] = {denv, senv, menv, dvar, uenv, NULL};
     const char *argv[] = {"dash", "-c", script, NULL};
     struct wct_spec spec = {.argv = argv, .env = env, .shim = shim,
                             .cwd = r->dir, .timeout_s = 60};
@@ -133,6 +140,65 @@ Test(policy, files_written_a_few_times_cost_no_cache)
               "writes absorbed:\n%s", s.stats);
     cr_expect(strstr(s.stats, "a file's first writes (WCACHE_MIN_WRITES) "
                               "12"), "reasons:\n%s", s.stats);
+    run_free(&s);
+}
+
+/* The default WCACHE_SETUP_US (shim/fdtab.c invariant (6b)): a process
+ * whose writes would save less than making its cache costs makes none.
+ * A file written in 20 lines: no backing file, nothing absorbed, the 12
+ * writes after the first 8 passed for that reason. */
+Test(policy, a_small_file_makes_no_cache)
+{
+    struct run s;
+    setup_us = "";
+    same_as_kernel("small", NULL,
+                   "for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 "
+                   "20; do echo line $i; done > f; "
+                   "n=$(ls \"$D\"/wcache-*/ 2>/dev/null | "
+                   "grep -c \"^cache\\.$$\\.\"); echo $n > \"$D.counts\"",
+                   &s);
+    setup_us = NULL;
+    char path[4300];
+    snprintf(path, sizeof path, "%s.store.counts", s.dir);
+    size_t len;
+    char *counts = wct_slurp(path, &len);
+    cr_expect(counts && !strcmp(counts, "0\n"), "backing files after a "
+              "20-line file: %s (want 0)", counts ? counts : "(none)");
+    free(counts);
+    unlink(path);
+    cr_assert(s.stats, "no statistics");
+    cr_expect(strstr(s.stats, " 0 writes absorbed") ||
+                  !strstr(s.stats, "writes absorbed"),
+              "absorbed:\n%s", s.stats);
+    cr_expect(strstr(s.stats, "cheaper than making a cache (WCACHE_SETUP_US) "
+                              "12"), "reasons:\n%s", s.stats);
+    run_free(&s);
+}
+
+/* ... and a long stream makes it once its passed writes cost more than
+ * WCACHE_SETUP_US (2 ms here: at most a few thousand writes on any file
+ * system): the rest is absorbed, the same file in the end. */
+Test(policy, a_stream_makes_its_cache_when_its_writes_paid_for_it)
+{
+    struct run s;
+    setup_us = "2000";
+    same_as_kernel("stream", NULL,
+                   "i=0; while [ $i -lt 30000 ]; do echo $i; i=$((i + 1)); "
+                   "done > f", &s);
+    setup_us = NULL;
+    cr_assert(s.stats, "no statistics");
+    unsigned long absorbed = 0, rented = 0;
+    const char *a = strstr(s.stats, " writes absorbed");
+    const char *b = strstr(s.stats, "(WCACHE_SETUP_US) ");
+    while (a && a > s.stats && a[-1] >= '0' && a[-1] <= '9')
+        a--;
+    if (a)
+        absorbed = strtoul(a, NULL, 10);
+    if (b)
+        rented = strtoul(b + strlen("(WCACHE_SETUP_US) "), NULL, 10);
+    cr_expect(rented > 0 && absorbed > 0 && absorbed + rented + 8 == 30000,
+              "30000 writes: %lu passed to pay for the cache, %lu absorbed:"
+              "\n%s", rented, absorbed, s.stats);
     run_free(&s);
 }
 

