@@ -271,6 +271,8 @@ int wc_store_open(struct wc_store *s, const char *dir, uint32_t nblocks,
     h->off_files = off_files;
     h->off_brecs = off_brecs;
     h->off_data = off_data;
+    s->brecs = (struct wc_brec *)(s->map + off_brecs);
+    s->data = s->map + off_data;
     h->file_size = size;
     h->pid = getpid();
     h->uid = getuid();
@@ -303,6 +305,8 @@ void wc_store_close(struct wc_store *s, int unlink_it)
     wc_big_free(s->ring, (size_t)s->nblocks * sizeof *s->ring);
     wc_big_free(s->punched, (size_t)s->nblocks * sizeof *s->punched);
     s->map = NULL;
+    s->brecs = NULL;
+    s->data = NULL;
     s->ring = s->punched = NULL;
     s->fd = -1;
 }

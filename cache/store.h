@@ -36,6 +36,10 @@ struct wc_store {
     uint8_t *map;               /* the whole file, MAP_SHARED */
     size_t map_len;
     struct wc_header *hdr;
+    struct wc_brec *brecs;      /* map + hdr->off_brecs, and */
+    uint8_t *data;              /* map + hdr->off_data: kept here, so that
+                                   the write path does not read the header
+                                   (one dependent load less per write) */
     uint32_t nblocks;
     uint32_t nfiles;
     uint32_t reserved;          /* blocks [0, reserved) were fallocated */
@@ -65,12 +69,12 @@ static inline struct wc_fslot *wc_store_slot(struct wc_store *s, uint32_t i)
 
 static inline struct wc_brec *wc_store_brec(struct wc_store *s, uint32_t b)
 {
-    return (struct wc_brec *)(s->map + s->hdr->off_brecs) + b;
+    return s->brecs + b;
 }
 
 static inline uint8_t *wc_store_block(struct wc_store *s, uint32_t b)
 {
-    return s->map + s->hdr->off_data + ((uint64_t)b << WC_PAGE_SHIFT);
+    return s->data + ((uint64_t)b << WC_PAGE_SHIFT);
 }
 
 /* Create the backing file for `nblocks` blocks and `nfiles` slots under

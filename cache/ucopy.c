@@ -2,9 +2,13 @@
  * ucopy.c - non-faulting copies to and from user memory (see ucopy.h).
  *
  * Invariants:
- *   (1) The only instruction that may fault inside a copy is the `rep movsb`
- *       at wc__copy_insn. Its count register (RCX) is exact: on a fault it
- *       holds the bytes left, so the fix-up returns them as they are.
+ *   (1) The only instructions that may fault inside a copy are the `rep
+ *       movsb` at wc__copy_insn and, for a copy of fewer than 8 bytes,
+ *       the byte load and store at wc__copy_byte_load and
+ *       wc__copy_byte_store (a `rep movsb` of one byte takes 5 ns on this
+ *       machine, the loop 1.5 ns: a 1-byte write()'s copy). The count
+ *       register (RCX) is exact at each: on a fault it holds the bytes
+ *       left, so the fix-up returns them as they are.
  *   (2) The handler recognises our fault by the faulting instruction pointer
  *       alone: no flag, no TLS, nothing the compiler could reorder.
  *   (3) Any other SIGSEGV/SIGBUS goes to the action that was installed
@@ -34,6 +38,23 @@ __asm__(".text\n"
         ".type wc__copy_rep,@function\n"
         "wc__copy_rep:\n"
         "    movq %rdx, %rcx\n"
+        "    cmpq $8, %rcx\n"
+        "    jae 2f\n"
+        "1:  testq %rcx, %rcx\n"
+        "    jz wc__copy_fixup\n"
+        ".globl wc__copy_byte_load\n"
+        ".hidden wc__copy_byte_load\n"
+        "wc__copy_byte_load:\n"
+        "    movb (%rsi), %al\n"
+        ".globl wc__copy_byte_store\n"
+        ".hidden wc__copy_byte_store\n"
+        "wc__copy_byte_store:\n"
+        "    movb %al, (%rdi)\n"
+        "    incq %rsi\n"
+        "    incq %rdi\n"
+        "    decq %rcx\n"
+        "    jmp 1b\n"
+        "2:\n"
         ".globl wc__copy_insn\n"
         ".hidden wc__copy_insn\n"
         "wc__copy_insn:\n"
@@ -45,13 +66,8 @@ __asm__(".text\n"
         "    ret\n"
         ".size wc__copy_rep, .-wc__copy_rep\n");
 
-size_t wc__copy_rep(void *dst, const void *src, size_t n);
-extern const char wc__copy_insn[], wc__copy_fixup[];
-
-size_t wc_copy_nofault(void *dst, const void *src, size_t n)
-{
-    return n - wc__copy_rep(dst, src, n);
-}
+extern const char wc__copy_insn[], wc__copy_fixup[], wc__copy_byte_load[],
+    wc__copy_byte_store[];
 
 size_t wc_probe_readable(const void *src, size_t n)
 {
@@ -100,7 +116,9 @@ static void fault_handler(int sig, siginfo_t *si, void *ctx)
     ucontext_t *uc = ctx;
     greg_t *ip = &uc->uc_mcontext.gregs[REG_RIP];
 
-    if (*ip == (greg_t)(uintptr_t)wc__copy_insn) {
+    if (*ip == (greg_t)(uintptr_t)wc__copy_insn ||
+        *ip == (greg_t)(uintptr_t)wc__copy_byte_load ||
+        *ip == (greg_t)(uintptr_t)wc__copy_byte_store) {
         *ip = (greg_t)(uintptr_t)wc__copy_fixup;   /* invariant (1) */
         return;
     }

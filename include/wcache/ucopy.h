@@ -16,9 +16,15 @@
 #include <signal.h>
 #include <stddef.h>
 
+/* The copy itself (ucopy.c): returns the bytes NOT copied. */
+size_t wc__copy_rep(void *dst, const void *src, size_t n);
+
 /* Copy n bytes; returns how many were copied (n unless a fault stopped it).
  * Bytes of dst past the returned count may have been written. */
-size_t wc_copy_nofault(void *dst, const void *src, size_t n);
+static inline size_t wc_copy_nofault(void *dst, const void *src, size_t n)
+{
+    return n - wc__copy_rep(dst, src, n);
+}
 
 /* How many bytes from src, up to n, can be read (page granularity), found
  * with process_vm_readv on our own pid, which faults pages in without a
