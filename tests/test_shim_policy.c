@@ -202,6 +202,25 @@ Test(policy, a_stream_makes_its_cache_when_its_writes_paid_for_it)
     run_free(&s);
 }
 
+/* ... but `prog > f` run by a shell under the shim makes it at once: the
+ * description's offset is in a cell (shim/shared.c (6)), and a write
+ * through the kernel would end the cell, leaving the description to
+ * reserve mode (an lseek per write). dd's 3000 one-byte writes: all
+ * cached, none passed to pay for the cache. */
+Test(policy, a_cell_description_makes_its_cache_at_once)
+{
+    struct run s;
+    setup_us = "";
+    same_as_kernel("cell", NULL,
+                   "dd if=/dev/zero bs=1 count=3000 status=none > f", &s);
+    setup_us = NULL;
+    cr_assert(s.stats, "no statistics");
+    cr_expect(!strstr(s.stats, "(WCACHE_SETUP_US)") &&
+                  strstr(s.stats, "3000 writes absorbed"),
+              "dd's writes to its inherited > f:\n%s", s.stats);
+    run_free(&s);
+}
+
 /* WCACHE_MIN_WRITES=2: a file written twice stays in the kernel's hands,
  * its third write is cached; =0 caches from the open. */
 Test(policy, the_threshold_is_the_variable)
