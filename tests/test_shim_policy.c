@@ -110,6 +110,28 @@ static void same_as_kernel(const char *tag, const char *min,
     run_free(&k);
 }
 
+/* Script text: set shell variable v to the number of the shell's own
+ * backing files in $D (named after its pid). */
+#define STORES(v)                                                           \
+    v "=$(ls \"$D\"/wcache-*/ 2>/dev/null | grep -c \"^cache\\.$$\\.\"); "
+
+/* The shim's run of a script wrote `want` to $D.counts (its own count
+ * of backing files, at `when`); the file is removed. Then its statistics
+ * exist. */
+static void expect_counts(const struct run *s, const char *want,
+                          const char *when)
+{
+    char path[4300];
+    snprintf(path, sizeof path, "%s.store.counts", s->dir);
+    size_t len;
+    char *counts = wct_slurp(path, &len);
+    unlink(path);
+    cr_expect(counts && !strcmp(counts, want), "backing files %s: %s "
+              "(want %s)", when, counts ? counts : "(none)", want);
+    free(counts);
+    cr_assert(s->stats, "no statistics");
+}
+
 /* Three files written once, then one written twelve times through a
  * redirect: no backing file exists while only the first three are
  * written (the script looks for its own, named after its pid), one does
@@ -119,23 +141,11 @@ Test(policy, files_written_a_few_times_cost_no_cache)
 {
     struct run s;
     same_as_kernel("few", NULL,
-                   "echo 1 > a; echo 2 > b; printf 3 > c; "
-                   "n1=$(ls \"$D\"/wcache-*/ 2>/dev/null | "
-                   "grep -c \"^cache\\.$$\\.\"); "
+                   "echo 1 > a; echo 2 > b; printf 3 > c; " STORES("n1")
                    "for i in 1 2 3 4 5 6 7 8 9 10 11 12; do echo $i; done > g; "
-                   "n2=$(ls \"$D\"/wcache-*/ 2>/dev/null | "
-                   "grep -c \"^cache\\.$$\\.\"); "
-                   "echo \"$n1 $n2\" > \"$D.counts\"", &s);
-    char path[4300];
-    snprintf(path, sizeof path, "%s.store.counts", s.dir);
-    size_t len;
-    char *counts = wct_slurp(path, &len);
-    cr_expect(counts && !strcmp(counts, "0 1\n"),
-              "backing files of the shell before and after the 9th write "
-              "to g: %s (want 0 1)", counts ? counts : "(none)");
-    free(counts);
-    unlink(path);
-    cr_assert(s.stats, "no statistics");
+                   STORES("n2") "echo \"$n1 $n2\" > \"$D.counts\"", &s);
+    expect_counts(&s, "0 1\n", "of the shell before and after the 9th "
+                  "write to g");
     cr_expect(strstr(s.stats, "4 writes absorbed"),
               "writes absorbed:\n%s", s.stats);
     cr_expect(strstr(s.stats, "a file's first writes (WCACHE_MIN_WRITES) "
@@ -153,20 +163,10 @@ Test(policy, a_small_file_makes_no_cache)
     setup_us = "";
     same_as_kernel("small", NULL,
                    "for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 "
-                   "20; do echo line $i; done > f; "
-                   "n=$(ls \"$D\"/wcache-*/ 2>/dev/null | "
-                   "grep -c \"^cache\\.$$\\.\"); echo $n > \"$D.counts\"",
-                   &s);
+                   "20; do echo line $i; done > f; " STORES("n")
+                   "echo $n > \"$D.counts\"", &s);
     setup_us = NULL;
-    char path[4300];
-    snprintf(path, sizeof path, "%s.store.counts", s.dir);
-    size_t len;
-    char *counts = wct_slurp(path, &len);
-    cr_expect(counts && !strcmp(counts, "0\n"), "backing files after a "
-              "20-line file: %s (want 0)", counts ? counts : "(none)");
-    free(counts);
-    unlink(path);
-    cr_assert(s.stats, "no statistics");
+    expect_counts(&s, "0\n", "after a 20-line file");
     cr_expect(strstr(s.stats, " 0 writes absorbed") ||
                   !strstr(s.stats, "writes absorbed"),
               "absorbed:\n%s", s.stats);
