@@ -33,12 +33,6 @@ const char *const wc_reason_names[WC_WHY_COUNT] = {
     "truncate", "lock", "fork", "exec", "exit", "other",
 };
 
-uint64_t wc_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* ---- uthash memory: mmap, never malloc ------------------------------- */
 

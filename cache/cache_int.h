@@ -50,6 +50,7 @@
 #include "enter.h"
 #include "store.h"
 #include "wcache/cache.h"
+#include "wcache/clock.h"
 #include "wcache/ucopy.h"
 
 /* uthash without malloc (the write path may run in a signal handler) and
@@ -307,7 +308,6 @@ static inline ssize_t wc_rw_count(int vec, const void *buf, size_t len,
 
 /* ---- the cache (cache.c) -------------------------------------------- */
 
-uint64_t wc_now_ns(void);
 
 /* Flush every file; release files whose last close could not write back
  * and that are now clean. Caller is inside the engine, holds no lock. */

@@ -24,10 +24,10 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "../cache/replay.h"
+#include "wcache/clock.h"
 #include "wcache/sys.h"
 
 int wc_cli_recover(int argc, char **argv);
@@ -303,13 +303,6 @@ static int guard_sweep(struct guard *g)
     return live;
 }
 
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 /* The guard's lock (G1): a program's probe holds it for microseconds, a
  * guard for as long as it runs. */
 static int guard_lock(int lfd)
@@ -336,17 +329,17 @@ static int guard(const char *dir)
     int lfd = open(lock, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (lfd < 0 || guard_lock(lfd) != 0)
         return 0;               /* another guard watches */
-    double idle_since = now_ms();       /* or the last living owner */
+    uint64_t idle_since = wc_now_ns();  /* or the last living owner */
     for (;;) {
         int live = guard_sweep(&g);
         if (live != 0)
-            idle_since = now_ms();
-        else if (now_ms() - idle_since >= GUARD_LINGER_MS) {
+            idle_since = wc_now_ns();
+        else if (wc_now_ns() - idle_since >= GUARD_LINGER_MS * 1000000ull) {
             flock(lfd, LOCK_UN);        /* G3 */
             live = guard_sweep(&g);
             if (live <= 0 || flock(lfd, LOCK_EX | LOCK_NB) != 0)
                 break;
-            idle_since = now_ms();
+            idle_since = wc_now_ns();
         }
         if (live < 0)
             break;

@@ -231,10 +231,10 @@ again:
         if (adopt == WC_ADOPT_RENT) {
             /* Cheaper through the kernel until the writes the cache
              * would have taken paid for making it (fdtab.c (6b)). */
-            uint64_t t0 = wc_now_mono_ns();
+            uint64_t t0 = wc_now_ns();
             r = kernel_rw_locked(fd, d, 1, iov, iovcnt, pos,
                                  rwf_append ? RWF_APPEND : 0, vec);
-            __atomic_add_fetch(&wc_rent_ns, wc_now_mono_ns() - t0,
+            __atomic_add_fetch(&wc_rent_ns, wc_now_ns() - t0,
                                __ATOMIC_RELAXED);
             write_leave(d, held);
             return r;

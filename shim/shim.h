@@ -42,9 +42,9 @@
 #include <stdint.h>
 #include <sys/resource.h>
 #include <sys/types.h>
-#include <time.h>
 
 #include "wcache/cache.h"
+#include "wcache/clock.h"
 #include "wcache/lock.h"
 #include "wcache/sys.h"
 
@@ -470,12 +470,7 @@ enum { WC_ADOPT_DONE = 1, WC_ADOPT_ATTACH = 2, WC_ADOPT_NEED_CACHE = 3,
 /* Nanoseconds this process's writes refused by WC_ADOPT_RENT took in the
  * kernel (atomic; fdtab.c invariant (6b)). */
 extern uint64_t wc_rent_ns;
-static inline uint64_t wc_now_mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
+
 int wc_desc_adopt_locked(int fd, struct wc_desc *d, size_t len);
 
 /* wc_desc.writes of a WATCH description never to be adopted. */
