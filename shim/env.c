@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "shim.h"
+#include "kcall.h"
 
 struct wc_shim_config wc_cfg = {
     .flush_ms = 1000,
@@ -48,7 +49,7 @@ void wc_log(int level, const char *fmt, ...)
     if ((size_t)n >= sizeof buf - 1)
         n = sizeof buf - 2;
     buf[n++] = '\n';
-    REAL(write)(2, buf, (size_t)n);
+    wc_k_write(2, buf, (size_t)n);
     errno = e;
 }
 
@@ -61,7 +62,7 @@ static int bad(const char *var, const char *val, const char *accepted)
                      "wcache: %s='%.200s' is not valid (accepted: %s); "
                      "running without the cache\n", var, val, accepted);
     if (n > 0)
-        REAL(write)(2, buf, (size_t)n < sizeof buf ? (size_t)n
+        wc_k_write(2, buf, (size_t)n < sizeof buf ? (size_t)n
                                                    : sizeof buf - 1);
     return 0;
 }
@@ -69,7 +70,7 @@ static int bad(const char *var, const char *val, const char *accepted)
 static int is_dir(const char *path)
 {
     struct stat st;
-    return REAL(stat)(path, &st) == 0 && S_ISDIR(st.st_mode);
+    return wc_k_stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
 WC_ONCE

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "shim.h"
+#include "kcall.h"
 
 #define KEEP_MAX 64
 
@@ -90,7 +91,7 @@ static void our_locks(struct found *lk, long pid)
     char buf[4096];
     size_t have = 0;
     for (;;) {
-        ssize_t r = REAL(read)(fd, buf + have, sizeof buf - 1 - have);
+        ssize_t r = wc_k_read(fd, buf + have, sizeof buf - 1 - have);
         if (r <= 0)
             break;
         have += (size_t)r;
@@ -129,9 +130,9 @@ void wc_exec_keep_locks(void)
             locked = lk.dev[i] == fo.dev[k] && lk.ino[i] == fo.ino[k];
         if (!locked || wc_file_fd_cloexec(fo.dev[k], fo.ino[k]))
             continue;
-        int fl = REAL(fcntl)(fo.fd[k], F_GETFD);
+        int fl = wc_k_fcntl(fo.fd[k], F_GETFD, 0);
         if (fl >= 0 && (fl & FD_CLOEXEC) &&
-            REAL(fcntl)(fo.fd[k], F_SETFD, fl & ~FD_CLOEXEC) == 0)
+            wc_k_fcntl(fo.fd[k], F_SETFD, fl & ~FD_CLOEXEC) == 0)
             g_kept[g_nkept++] = fo.fd[k];
     }
 }
@@ -142,7 +143,7 @@ void wc_exec_failed(void)
     int e = errno;
     for (int k = 0; k < g_nkept; k++)
         if (wc_fd_is_internal(g_kept[k]))   /* still the engine's */
-            REAL(fcntl)(g_kept[k], F_SETFD, FD_CLOEXEC);
+            wc_k_fcntl(g_kept[k], F_SETFD, FD_CLOEXEC);
     g_nkept = 0;
     errno = e;
 }

@@ -153,6 +153,7 @@
 #include <unistd.h>
 
 #include "shim.h"
+#include "kcall.h"
 #include "wcache/raw.h"
 #include "wcache/str.h"
 #include "wcache/ucopy.h"
@@ -394,7 +395,7 @@ static struct wc_desc *next_locked(unsigned *fd, const struct wc_desc *skip)
 void wc_ident_locked(int fd, struct wc_desc *d)
 {
     struct stat st;
-    if (d->ino == 0 && REAL(fstat)(fd, &st) == 0) {
+    if (d->ino == 0 && wc_k_fstat(fd, &st) == 0) {
         d->dev = st.st_dev;
         __atomic_store_n(&d->ino, st.st_ino, __ATOMIC_RELAXED);
         if (!S_ISREG(st.st_mode))     /* a FIFO, a device: never adopted */
@@ -414,7 +415,7 @@ static void attach_watchers(struct wc_cache *c, dev_t dev, ino_t ino)
         if (d->mode == WC_D_WATCH && d->dev == dev && d->ino == ino) {
             struct wc_file *f = file_get(c, (int)fd, NULL, -1);
             if (f) {
-                off_t k = REAL(lseek)((int)fd, 0, SEEK_CUR);
+                off_t k = wc_k_lseek((int)fd, 0, SEEK_CUR);
                 d->file = f;
                 d->pos = k < 0 ? 0 : k;
                 d->kstale = 0;
@@ -456,8 +457,8 @@ int wc_desc_adopt_locked(int fd, struct wc_desc *d, size_t len)
     struct wc_file *f = file_get(c, fd, NULL, -1);
     if (!f)
         return 0;
-    off_t k = REAL(lseek)(fd, 0, SEEK_CUR);
-    int fl = REAL(fcntl)(fd, F_GETFL);
+    off_t k = wc_k_lseek(fd, 0, SEEK_CUR);
+    int fl = wc_k_fcntl(fd, F_GETFL, 0);
     d->append = fl >= 0 && (fl & O_APPEND);
     d->file = f;
     d->pos = k < 0 ? 0 : k;
@@ -604,7 +605,7 @@ void wc_fd_opened(int fd, int dirfd, const char *path, int flags)
                        !__atomic_load_n(&wc_cachep, __ATOMIC_ACQUIRE);
     int early_writer = (flags & O_ACCMODE) != O_RDONLY && wc_cfg.min_writes &&
                        wc_reg_empty();
-    if (!made && !early_reader && !early_writer && REAL(fstat)(fd, &st) != 0)
+    if (!made && !early_reader && !early_writer && wc_k_fstat(fd, &st) != 0)
         return;
     wc_fd_opened_known(fd, dirfd, path, flags, &st);
 }
@@ -816,7 +817,7 @@ int wc_desc_sync_locked(int fd, struct wc_desc *d, enum wc_reason why)
     if (d->file && d->mode != WC_D_WATCH)
         r = wc_file_flush(d->file, why);
     if (d->mode == WC_D_CACHED && d->kstale) {
-        if (REAL(lseek)(fd, d->pos, SEEK_SET) >= 0)
+        if (wc_k_lseek(fd, d->pos, SEEK_SET) >= 0)
             d->kstale = 0;
     }
     return r;
@@ -928,7 +929,7 @@ int wc_file_fd_cloexec(dev_t dev, ino_t ino)
         struct wc_desc *d = __atomic_load_n(&wc_fds[fd], __ATOMIC_ACQUIRE);
         if (!d || d == WC_DESC_INTERNAL || d->dev != dev || d->ino != ino)
             continue;
-        int fl = REAL(fcntl)((int)fd, F_GETFD);
+        int fl = wc_k_fcntl((int)fd, F_GETFD, 0);
         if (fl >= 0 && (fl & FD_CLOEXEC))
             return 1;
     }
@@ -951,7 +952,7 @@ void wc_consistency_all(enum wc_reason why, int how, int exec_only)
          * system, popen, vfork) gets only the non-O_CLOEXEC descriptors. */
         int shared = how;
         if (shared && exec_only) {
-            int fl = REAL(fcntl)((int)fd, F_GETFD);
+            int fl = wc_k_fcntl((int)fd, F_GETFD, 0);
             shared = fl >= 0 && !(fl & FD_CLOEXEC);
         }
         int finish = WC_SHARE_DONE;

@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "shim.h"
+#include "kcall.h"
 
 #ifndef RWF_HIPRI
 #define RWF_HIPRI 0x1
@@ -75,11 +76,11 @@ static ssize_t kernel_rw_locked(int fd, struct wc_desc *d, int write,
         /* The program's own call: one buffer (iov is ours). pwritev costs
          * about 0.1 us more than pwrite in the kernel. */
         if (write)
-            r = pos < 0 ? REAL(write)(fd, iov->iov_base, iov->iov_len)
-                        : REAL(pwrite)(fd, iov->iov_base, iov->iov_len, pos);
+            r = pos < 0 ? wc_k_write(fd, iov->iov_base, iov->iov_len)
+                        : wc_k_pwrite(fd, iov->iov_base, iov->iov_len, pos);
         else
-            r = pos < 0 ? REAL(read)(fd, iov->iov_base, iov->iov_len)
-                        : REAL(pread)(fd, iov->iov_base, iov->iov_len, pos);
+            r = pos < 0 ? wc_k_read(fd, iov->iov_base, iov->iov_len)
+                        : wc_k_pread(fd, iov->iov_base, iov->iov_len, pos);
     } else if (write)
         r = flags ? REAL(pwritev2)(fd, iov, iovcnt, pos < 0 ? -1 : pos, flags)
             : pos < 0 ? REAL(writev)(fd, iov, iovcnt)
@@ -92,7 +93,7 @@ static ssize_t kernel_rw_locked(int fd, struct wc_desc *d, int write,
         r = -errno;
     if ((d->mode == WC_D_CACHED || d->mode == WC_D_RESERVE) && pos < 0 &&
         r > 0) {
-        off_t k = REAL(lseek)(fd, 0, SEEK_CUR);
+        off_t k = wc_k_lseek(fd, 0, SEEK_CUR);
         if (k >= 0)
             d->pos = k;
     }
@@ -405,7 +406,7 @@ fast_write(int fd, struct wc_desc *d, const void *buf, size_t n, off_t pos)
             goto no;
         if (pos < 0)
             wc_cell_settle(fd, d);  /* shared.c invariant (6) */
-        r = pos < 0 ? REAL(write)(fd, buf, n) : REAL(pwrite)(fd, buf, n, pos);
+        r = pos < 0 ? wc_k_write(fd, buf, n) : wc_k_pwrite(fd, buf, n, pos);
         if (r < 0)
             e = errno;
         if (unlikely(wc_nc_counting))
@@ -452,7 +453,7 @@ WC_EXPORT ssize_t write(int fd, const void *buf, size_t n)
 {
     struct wc_desc *d = wc_fd_get(fd);
     if (likely(d == NULL) && !(d = WC_UNTRACKED(fd)))
-        return REAL(write)(fd, buf, n);
+        return wc_k_write(fd, buf, n);
     if (fast_may()) {
         ssize_t r = fast_write(fd, d, buf, n, -1);
         if (r != WC_UNHANDLED)
@@ -466,7 +467,7 @@ WC_EXPORT ssize_t pwrite(int fd, const void *buf, size_t n, off_t pos)
 {
     struct wc_desc *d = wc_fd_get(fd);
     if (likely(d == NULL) && !(d = WC_UNTRACKED(fd)))
-        return REAL(pwrite)(fd, buf, n, pos);
+        return wc_k_pwrite(fd, buf, n, pos);
     if (pos < 0)
         return wc_ret(-EINVAL);
     if (fast_may()) {
@@ -533,10 +534,10 @@ WC_EXPORT ssize_t read(int fd, void *buf, size_t n)
 {
     struct wc_desc *d = wc_fd_get(fd);
     if (likely(d == NULL))
-        return REAL(read)(fd, buf, n);
+        return wc_k_read(fd, buf, n);
     if (d->mode == WC_D_WATCH) {
         wc_cell_settle(fd, d);      /* shared.c invariant (6) */
-        return REAL(read)(fd, buf, n);
+        return wc_k_read(fd, buf, n);
     }
     struct iovec v = {buf, n};
     return read_common(fd, d, &v, 1, -1, 0);
@@ -553,7 +554,7 @@ WC_EXPORT ssize_t pread(int fd, void *buf, size_t n, off_t pos)
 {
     struct wc_desc *d = wc_fd_get(fd);
     if (likely(d == NULL) || d->mode == WC_D_WATCH)
-        return REAL(pread)(fd, buf, n, pos);
+        return wc_k_pread(fd, buf, n, pos);
     if (pos < 0)
         return wc_ret(-EINVAL);
     struct iovec v = {buf, n};

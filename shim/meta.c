@@ -43,6 +43,7 @@
 #include <sys/time.h>
 
 #include "shim.h"
+#include "kcall.h"
 
 _Static_assert(sizeof(struct stat) == sizeof(struct stat64),
                "struct stat64 differs from struct stat");
@@ -60,7 +61,7 @@ static off_t lseek_locked(int fd, struct wc_desc *d, off_t off, int whence)
         int moving = !(whence == SEEK_CUR && off == 0);
         if (moving)
             wc_file_invalidate(d->file, WC_WHY_OTHER);
-        off_t r = REAL(lseek)(fd, off, whence);
+        off_t r = wc_k_lseek(fd, off, whence);
         if (r < 0)
             return -errno;
         if (moving)
@@ -70,7 +71,7 @@ static off_t lseek_locked(int fd, struct wc_desc *d, off_t off, int whence)
     if (d->mode != WC_D_CACHED) {
         if (d->mode == WC_D_THROUGH && d->file)
             wc_file_flush(d->file, WC_WHY_OTHER);
-        off_t r = REAL(lseek)(fd, off, whence);
+        off_t r = wc_k_lseek(fd, off, whence);
         return r < 0 ? -errno : r;
     }
     off_t base, np;
@@ -85,7 +86,7 @@ static off_t lseek_locked(int fd, struct wc_desc *d, off_t off, int whence)
     case SEEK_DATA:
     case SEEK_HOLE: {
         wc_desc_sync_locked(fd, d, WC_WHY_OTHER);
-        off_t r = REAL(lseek)(fd, off, whence);
+        off_t r = wc_k_lseek(fd, off, whence);
         if (r < 0)
             return -errno;
         d->pos = r;
@@ -98,7 +99,7 @@ static off_t lseek_locked(int fd, struct wc_desc *d, off_t off, int whence)
     if (__builtin_add_overflow(base, off, &np) || np < 0)
         return -EINVAL;
     if (np >= BIG_OFFSET) {       /* the file system's limit decides */
-        off_t r = REAL(lseek)(fd, np, SEEK_SET);
+        off_t r = wc_k_lseek(fd, np, SEEK_SET);
         if (r < 0)
             return -errno;
         d->pos = r;
@@ -114,7 +115,7 @@ WC_EXPORT off_t lseek(int fd, off_t off, int whence)
 {
     struct wc_desc *d = wc_fd_get(fd);
     if (likely(d == NULL))
-        return REAL(lseek)(fd, off, whence);
+        return wc_k_lseek(fd, off, whence);
     struct wc_cell *c = __atomic_load_n(&d->cell, __ATOMIC_ACQUIRE);
     if (unlikely(c != NULL)) {
         /* shared.c invariant (6): the offset is the cell's; asking it
@@ -126,14 +127,14 @@ WC_EXPORT off_t lseek(int fd, off_t off, int whence)
         wc_cell_settle(fd, d);
     }
     if (d->mode == WC_D_WATCH)
-        return REAL(lseek)(fd, off, whence);
+        return wc_k_lseek(fd, off, whence);
     if (wc_depth)
         return d->mode == WC_D_CACHED ? wc_ret(-EINTR)
-                                      : REAL(lseek)(fd, off, whence);
+                                      : wc_k_lseek(fd, off, whence);
     int e = wc_work_begin();
     off_t r;
     if (wc_desc_lock(fd, d)) {
-        r = REAL(lseek)(fd, off, whence);
+        r = wc_k_lseek(fd, off, whence);
         if (r < 0)
             r = -errno;
     } else {
@@ -175,7 +176,7 @@ static void fix_stat(int r, struct stat *st)
 
 WC_EXPORT int fstat(int fd, struct stat *st)
 {
-    int r = REAL(fstat)(fd, st);
+    int r = wc_k_fstat(fd, st);
     fix_stat(r, st);
     return r;
 }
@@ -187,7 +188,7 @@ WC_EXPORT int fstat64(int fd, struct stat64 *st)
 
 WC_EXPORT int stat(const char *path, struct stat *st)
 {
-    int r = REAL(stat)(path, st);
+    int r = wc_k_stat(path, st);
     fix_stat(r, st);
     return r;
 }
@@ -199,7 +200,7 @@ WC_EXPORT int stat64(const char *path, struct stat64 *st)
 
 WC_EXPORT int lstat(const char *path, struct stat *st)
 {
-    int r = REAL(lstat)(path, st);
+    int r = wc_k_lstat(path, st);
     fix_stat(r, st);
     return r;
 }
@@ -211,7 +212,7 @@ WC_EXPORT int lstat64(const char *path, struct stat64 *st)
 
 WC_EXPORT int fstatat(int dirfd, const char *path, struct stat *st, int fl)
 {
-    int r = REAL(fstatat)(dirfd, path, st, fl);
+    int r = wc_k_fstatat(dirfd, path, st, fl);
     fix_stat(r, st);
     return r;
 }
@@ -340,7 +341,7 @@ WC_EXPORT int truncate(const char *path, off_t len)
     struct stat st;
     int e = errno;
     /* The kernel checks write permission at the call: so do we. */
-    if (REAL(stat)(path, &st) != 0 || !S_ISREG(st.st_mode) ||
+    if (wc_k_stat(path, &st) != 0 || !S_ISREG(st.st_mode) ||
         REAL(faccessat)(AT_FDCWD, path, W_OK, AT_EACCESS) != 0) {
         errno = e;
         return REAL(truncate)(path, len);
@@ -389,7 +390,7 @@ void wc_kernel_after(int fd, struct wc_desc *d, int moved, int changed)
     int e = wc_work_begin();
     if (!wc_desc_lock(fd, d)) {
         if (moved && (d->mode == WC_D_CACHED || d->mode == WC_D_RESERVE)) {
-            off_t k = REAL(lseek)(fd, 0, SEEK_CUR);
+            off_t k = wc_k_lseek(fd, 0, SEEK_CUR);
             if (k >= 0) {
                 d->pos = k;
                 d->kstale = 0;
@@ -495,7 +496,7 @@ static int sync_common(int fd, int datasync)
                                                                   : 0;
     } else {
         if (d->mode == WC_D_CACHED && d->kstale &&
-            REAL(lseek)(fd, d->pos, SEEK_SET) >= 0)
+            wc_k_lseek(fd, d->pos, SEEK_SET) >= 0)
             d->kstale = 0;
         r = wc_file_sync(d->file, datasync);
         wc_unlock(&d->lock);
@@ -544,7 +545,7 @@ WC_EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd,
         !wc_depth) {
         int e = errno;
         struct stat st;
-        if (REAL(fstat)(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+        if (wc_k_fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
             /* Invariant (5): a mapping of any kind shows the kernel's
              * page cache (a private one until a page is first written),
              * so the file's cached data goes there now and every later
@@ -586,8 +587,8 @@ static void flush_for_times(int dirfd, const char *path, int flags)
         wc_desc_release(d);
     } else {
         struct stat st;
-        int r = path ? REAL(fstatat)(dirfd, path, &st, flags)
-                     : REAL(fstat)(dirfd, &st);
+        int r = path ? wc_k_fstatat(dirfd, path, &st, flags)
+                     : wc_k_fstat(dirfd, &st);
         if (r == 0 && S_ISREG(st.st_mode))
             wc_reg_apply(st.st_dev, st.st_ino, flush_cb, NULL);
     }

@@ -35,6 +35,7 @@
 #include <linux/close_range.h>
 
 #include "shim.h"
+#include "kcall.h"
 
 #ifndef __O_TMPFILE
 #define __O_TMPFILE 0
@@ -164,7 +165,7 @@ static void before_stdio_open(const char *path, const char *mode)
         return;
     int e = errno;
     struct stat st;
-    if (REAL(stat)(path, &st) == 0 && S_ISREG(st.st_mode)) {
+    if (wc_k_stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
         wc_shim_enter();
         int r = wc_reg_apply(st.st_dev, st.st_ino,
                              mode && mode[0] == 'w' ? trunc_file_cb
@@ -436,7 +437,7 @@ static void lock_point(int fd, int after_taking)
  * the lowest of them at or above `lo`: move it away and take its number. */
 static int dupfd_fallback(int fd, int cmd, int lo)
 {
-    int r = REAL(fcntl)(fd, cmd, lo);
+    int r = wc_k_fcntl(fd, cmd, lo);
     if (r <= lo || wc_state != WC_ST_ON)
         return r;
     for (int m = lo < 0 ? 0 : lo; m < r; m++) {
@@ -471,8 +472,8 @@ static int fcntl_common(int fd, int cmd, void *arg)
     if (likely(d == NULL)) {
         if (unlikely(wc_state == WC_ST_VFORK) &&
             (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC))
-            return duped(NULL, 0, fd, REAL(fcntl)(fd, cmd, arg));
-        return REAL(fcntl)(fd, cmd, arg);
+            return duped(NULL, 0, fd, wc_k_fcntl(fd, cmd, (long)arg));
+        return wc_k_fcntl(fd, cmd, (long)arg);
     }
     int r;
     switch (cmd) {
@@ -481,7 +482,7 @@ static int fcntl_common(int fd, int cmd, void *arg)
         int track;
         struct wc_desc *ref = dup_ref(fd, -1, &track);
         int r;
-        RETRY_EMFILE(r, REAL(fcntl)(fd, cmd, arg));
+        RETRY_EMFILE(r, wc_k_fcntl(fd, cmd, (long)arg));
         return duped(ref, track, fd, r);
     }
     case F_SETFL:
@@ -497,7 +498,7 @@ static int fcntl_common(int fd, int cmd, void *arg)
             }
             wc_work_end(e);
         }
-        r = REAL(fcntl)(fd, cmd, arg);
+        r = wc_k_fcntl(fd, cmd, (long)arg);
         if (r == 0 && !wc_depth) {
             int fl = (int)(long)arg;
             int e = wc_work_begin();
@@ -522,16 +523,16 @@ static int fcntl_common(int fd, int cmd, void *arg)
         if (__atomic_load_n(&d->mode, __ATOMIC_RELAXED) == WC_D_WATCH &&
             __atomic_load_n(&wc_solo, __ATOMIC_RELAXED) && !wc_depth) {
             __atomic_add_fetch(&d->wlocks, 1, __ATOMIC_RELAXED);
-            return REAL(fcntl)(fd, cmd, arg);
+            return wc_k_fcntl(fd, cmd, (long)arg);
         }
         lock_point(fd, 0);
-        r = REAL(fcntl)(fd, cmd, arg);
+        r = wc_k_fcntl(fd, cmd, (long)arg);
         if (r == 0 && fl && fl->l_type != F_UNLCK)
             lock_point(fd, 1);
         return r;
     }
     default:
-        return REAL(fcntl)(fd, cmd, arg);
+        return wc_k_fcntl(fd, cmd, (long)arg);
     }
 }
 

@@ -53,6 +53,7 @@
 #include <unistd.h>
 
 #include "shim.h"
+#include "kcall.h"
 #include "wcache/raw.h"
 
 static struct wc_lock g_limit_lock;
@@ -76,7 +77,7 @@ static int place_below(int fd, rlim_t lim)
         if (wc_fd_is_internal((int)a))
             continue;
         tries++;
-        int n = REAL(fcntl)(fd, F_DUPFD_CLOEXEC, (int)a);
+        int n = wc_k_fcntl(fd, F_DUPFD_CLOEXEC, (int)a);
         if (n >= 0)
             return n;
         if (errno != EMFILE)
@@ -113,7 +114,7 @@ int wc_own_fd_place(int fd)
             g_prog_rl = rl;
             __atomic_store_n(&g_window, 1, __ATOMIC_RELEASE);
             if (REAL(prlimit)(0, RLIMIT_NOFILE, &up, NULL) == 0) {
-                n = REAL(fcntl)(fd, F_DUPFD_CLOEXEC, (int)lim);
+                n = wc_k_fcntl(fd, F_DUPFD_CLOEXEC, (int)lim);
                 if (n < 0)
                     n = -errno;
                 REAL(prlimit)(0, RLIMIT_NOFILE, &rl, NULL); /* lowering */

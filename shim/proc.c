@@ -117,6 +117,7 @@
 #include <unistd.h>
 
 #include "shim.h"
+#include "kcall.h"
 #include "wcache/ucopy.h"
 
 extern char **environ;
@@ -568,18 +569,18 @@ static int dynamic_elf(int dirfd, const char *path, int flags)
     int fd = REAL(openat)(dirfd, path, O_RDONLY | O_CLOEXEC |
                           ((flags & AT_SYMLINK_NOFOLLOW) ? O_NOFOLLOW : 0));
     if (fd < 0 && (flags & AT_EMPTY_PATH) && !*path)
-        fd = REAL(fcntl)(dirfd, F_DUPFD_CLOEXEC, 0);
+        fd = wc_k_fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
     if (fd < 0)
         return 0;
     Elf64_Ehdr eh;
     int dyn = 0;
-    if (REAL(pread)(fd, &eh, sizeof eh, 0) == (ssize_t)sizeof eh &&
+    if (wc_k_pread(fd, &eh, sizeof eh, 0) == (ssize_t)sizeof eh &&
         !memcmp(eh.e_ident, ELFMAG, SELFMAG) &&
         eh.e_ident[EI_CLASS] == ELFCLASS64 &&
         eh.e_phentsize == sizeof(Elf64_Phdr) && eh.e_phnum < 256) {
         Elf64_Phdr ph[256];
         size_t sz = (size_t)eh.e_phnum * sizeof ph[0];
-        if (REAL(pread)(fd, ph, sz, (off_t)eh.e_phoff) == (ssize_t)sz)
+        if (wc_k_pread(fd, ph, sz, (off_t)eh.e_phoff) == (ssize_t)sz)
             for (unsigned i = 0; i < eh.e_phnum; i++)
                 dyn |= ph[i].p_type == PT_INTERP;
     }
@@ -612,7 +613,7 @@ WC_ONCE
 static const struct stat *exe_of(int dirfd, const char *path, int flags,
                                  struct stat *st)
 {
-    int r = REAL(fstatat)(dirfd, path, st,
+    int r = wc_k_fstatat(dirfd, path, st,
                           flags & (AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW));
     if (r != 0 || !S_ISREG(st->st_mode) ||
         (st->st_mode & (S_ISUID | S_ISGID)) || privileged(dirfd, path))
@@ -694,7 +695,7 @@ static char **own_env(char *const envp[], int dirfd, const char *path,
         int named = how && !(vf && how == WC_HAND_OWN);
         if (!named && count < OWN_MAX &&
             (vf ? vf_owns((int)fd) : wc_nc_own((int)fd)) &&
-            REAL(fstat)((int)fd, &st) == 0 && S_ISREG(st.st_mode)) {
+            wc_k_fstat((int)fd, &st) == 0 && S_ISREG(st.st_mode)) {
             dev = st.st_dev;
             ino = st.st_ino;
             named = 1;
@@ -706,7 +707,7 @@ static char **own_env(char *const envp[], int dirfd, const char *path,
                 wc_cell_settle((int)fd, d);
             continue;
         }
-        int fl = REAL(fcntl)((int)fd, F_GETFD);
+        int fl = wc_k_fcntl((int)fd, F_GETFD, 0);
         if (fl < 0 || (fl & FD_CLOEXEC))
             continue;
         if (c) {
@@ -814,7 +815,7 @@ static void own_cells(const char *p, int adopt)
                 seen |= rfds[i] == rfd;
             if (ok && !seen && nrfd < OWN_MAX)
                 rfds[nrfd++] = rfd;
-            if (!ok || fd >= OWN_FD_MAX || REAL(fstat)((int)fd, &st) != 0 ||
+            if (!ok || fd >= OWN_FD_MAX || wc_k_fstat((int)fd, &st) != 0 ||
                 !S_ISREG(st.st_mode) || (unsigned long long)st.st_dev != dev ||
                 (unsigned long long)st.st_ino != ino)
                 ;                       /* not that description */
@@ -848,7 +849,7 @@ unsigned wc_exec_own_take(unsigned char *why, unsigned char mark)
     if (sscanf(buf, "%lld:%llu:%llu/%n", &pid, &xdev, &xino, &at) < 3 || !at)
         return 0;
     if (!why || pid != (long long)getpid() ||
-        REAL(stat)("/proc/self/exe", &st) != 0 ||
+        wc_k_stat("/proc/self/exe", &st) != 0 ||
         (unsigned long long)st.st_dev != xdev ||
         (unsigned long long)st.st_ino != xino) {
         /* Not this image's to use; but cells it names must not stay
@@ -870,7 +871,7 @@ unsigned wc_exec_own_take(unsigned char *why, unsigned char mark)
             p++;
         if (*p == ',')
             p++;
-        if (!cell && fd < wc_nfds && REAL(fstat)((int)fd, &st) == 0 &&
+        if (!cell && fd < wc_nfds && wc_k_fstat((int)fd, &st) == 0 &&
             S_ISREG(st.st_mode) && (unsigned long long)st.st_dev == dev &&
             (unsigned long long)st.st_ino == ino) {
             __atomic_store_n(&why[fd], mark, __ATOMIC_RELAXED);

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "shim.h"
+#include "kcall.h"
 #include "wcache/ucopy.h"
 
 WC_TLS struct wc_queue *wc_tq;
@@ -204,9 +205,9 @@ static void queue_run(struct wc_qrec *r)
         if (d)
             n = wc_do_writev(r->fd, d, &v, 1, pos, r->rwf_append, 0);
         else if (pos < 0)
-            n = REAL(write)(r->fd, v.iov_base, v.iov_len);
+            n = wc_k_write(r->fd, v.iov_base, v.iov_len);
         else
-            n = REAL(pwrite)(r->fd, v.iov_base, v.iov_len, pos);
+            n = wc_k_pwrite(r->fd, v.iov_base, v.iov_len, pos);
         if (n <= 0) {
             wc_log(WC_LOG_ERROR, "a write queued by a signal handler on "
                    "fd %d failed after it returned (%ld): %zu bytes lost",

@@ -128,6 +128,7 @@
 #include <unistd.h>
 
 #include "shim.h"
+#include "kcall.h"
 #include "wcache/raw.h"
 #include "wcache/ucopy.h"
 
@@ -239,7 +240,7 @@ static unsigned g_nregions;
 static struct region *region_add(struct region_head *h, int fd)
 {
     struct stat st;
-    if (g_nregions == REGIONS_MAX || REAL(fstat)(fd, &st) != 0)
+    if (g_nregions == REGIONS_MAX || wc_k_fstat(fd, &st) != 0)
         return NULL;
     struct region *r = &g_regions[g_nregions++];
     r->h = h;
@@ -263,7 +264,7 @@ static struct region_head *region_map(int fd, int fresh)
 {
     struct stat st;
     if (fresh ? REAL(ftruncate)(fd, REGION_SIZE) != 0
-              : REAL(fstat)(fd, &st) != 0 || st.st_size != REGION_SIZE)
+              : wc_k_fstat(fd, &st) != 0 || st.st_size != REGION_SIZE)
         return NULL;
     struct region_head *h = REAL(mmap)(NULL, REGION_SIZE,
                                        PROT_READ | PROT_WRITE, MAP_SHARED,
@@ -337,7 +338,7 @@ void wc_holders_fork(int fd, struct wc_desc *d, unsigned gen)
          * kernel's, exact now (a fork is a consistency point), for a
          * description written at its offset: writable, not O_APPEND. */
         int e = errno;
-        off_t k = REAL(lseek)(fd, 0, SEEK_CUR);
+        off_t k = wc_k_lseek(fd, 0, SEEK_CUR);
         errno = e;
         if (d->accmode != O_RDONLY)
             wc_ident_locked(fd, d);     /* a device seeks too */
@@ -406,7 +407,7 @@ void wc_cell_settle_slow(int fd, struct wc_cell *c)
     unsigned long long v = cell_take(c);
     if (!(v & WC_CELL_KERNEL)) {
         off_t at = (off_t)(v & WC_CELL_POS);
-        REAL(lseek)(fd, at, SEEK_SET);
+        wc_k_lseek(fd, at, SEEK_SET);
         __atomic_store_n(&c->pos, (unsigned long long)at | WC_CELL_KERNEL,
                          __ATOMIC_RELEASE);
         wc_log(WC_LOG_DEBUG, "fd %d: its offset is the kernel's again, at "
@@ -420,7 +421,7 @@ void wc_cell_sync_kernel(int fd, struct wc_cell *c)
     int e = errno;
     unsigned long long v = cell_take(c);
     if (!(v & WC_CELL_KERNEL)) {
-        REAL(lseek)(fd, (off_t)(v & WC_CELL_POS), SEEK_SET);
+        wc_k_lseek(fd, (off_t)(v & WC_CELL_POS), SEEK_SET);
         __atomic_store_n(&c->mover, 0, __ATOMIC_RELEASE);
         __atomic_store_n(&c->pos, v & WC_CELL_POS, __ATOMIC_RELEASE);
     }
@@ -517,9 +518,9 @@ int wc_cell_export(struct wc_cell *c, unsigned *idx)
         /* Still our memfd (the program cannot close or replace it through
          * the shim; a raised limit and a raw call could)? */
         struct stat st;
-        if (REAL(fstat)(r->fd, &st) == 0 && st.st_dev == r->dev &&
+        if (wc_k_fstat(r->fd, &st) == 0 && st.st_dev == r->dev &&
             st.st_ino == r->ino) {
-            fd = REAL(fcntl)(r->fd, F_DUPFD, 3);
+            fd = wc_k_fcntl(r->fd, F_DUPFD, 3);
             *idx = (unsigned)(c - r->h->cells);
         }
         break;
@@ -534,7 +535,7 @@ struct wc_cell *wc_cell_import(int rfd, unsigned idx)
     struct wc_cell *c = NULL;
     struct stat st;
     int e = errno;
-    if (idx >= REGION_CELLS || REAL(fstat)(rfd, &st) != 0)
+    if (idx >= REGION_CELLS || wc_k_fstat(rfd, &st) != 0)
         goto out;
     wc_lock(&g_cells_lock);
     struct region *r = NULL;
@@ -573,7 +574,7 @@ static void now_alone(int fd, struct wc_desc *d)
     if (!private_ok(d))
         return;
     int e = errno;
-    off_t k = REAL(lseek)(fd, 0, SEEK_CUR);
+    off_t k = wc_k_lseek(fd, 0, SEEK_CUR);
     errno = e;
     if (k < 0)
         return;
@@ -603,7 +604,7 @@ ssize_t wc_reserve_write(int fd, struct wc_desc *d, const struct iovec *iov,
     struct wc_cell *c = d->cell;
     off_t end = c ? cell_reserve(fd, c, n) : -1;
     if (end < 0)
-        end = REAL(lseek)(fd, n, SEEK_CUR);
+        end = wc_k_lseek(fd, n, SEEK_CUR);
     off_t start = end - n;
     if (start != d->pos)                           /* invariant (2) */
         wc_file_invalidate(d->file, WC_WHY_OTHER);
@@ -624,8 +625,8 @@ ssize_t wc_reserve_write(int fd, struct wc_desc *d, const struct iovec *iov,
                                            (unsigned long long)done, 0,
                                            __ATOMIC_ACQ_REL,
                                            __ATOMIC_ACQUIRE)) &&
-        (!c || (v & WC_CELL_KERNEL)) && REAL(lseek)(fd, 0, SEEK_CUR) == end)
-        REAL(lseek)(fd, done, SEEK_SET);
+        (!c || (v & WC_CELL_KERNEL)) && wc_k_lseek(fd, 0, SEEK_CUR) == end)
+        wc_k_lseek(fd, done, SEEK_SET);
     d->pos = done;
     if (unlikely(c != NULL) && d->shared &&
         __atomic_load_n(&c->holders, __ATOMIC_ACQUIRE) == 1)
@@ -647,8 +648,8 @@ int wc_fd_adopt(int fd, int own, struct wc_cell *c)
     if (c && !wc_cfg.inherited)
         return 0;       /* left as inherited and refused (stats.c) */
     struct stat st;
-    int fl = REAL(fcntl)(fd, F_GETFL);
-    if (fl < 0 || wc_fd_is_internal(fd) || REAL(fstat)(fd, &st) != 0 ||
+    int fl = wc_k_fcntl(fd, F_GETFL, 0);
+    if (fl < 0 || wc_fd_is_internal(fd) || wc_k_fstat(fd, &st) != 0 ||
         !S_ISREG(st.st_mode) || (fl & O_ACCMODE) == O_RDONLY) {
         wc_nc_mark(fd, WC_NC_UNKNOWN);
         return 0;
@@ -659,7 +660,7 @@ int wc_fd_adopt(int fd, int own, struct wc_cell *c)
     }
     char path[4096];
     int named = wc_fd_path(fd, path, sizeof path) > 0;
-    off_t k = REAL(lseek)(fd, 0, SEEK_CUR);
+    off_t k = wc_k_lseek(fd, 0, SEEK_CUR);
     int e = wc_work_begin();
     wc_fd_opened_known(fd, AT_FDCWD, named ? path : NULL, fl & ~O_TRUNC,
                        &st);

@@ -4,7 +4,9 @@
  * Layers: the exported wrappers (io.c, open.c, meta.c, proc.c, signals.c,
  * syscall.c) call the fd table (fdtab.c, registry.c) and the cache engine
  * (include/wcache/cache.h); every real libc function is called through
- * wc_sys (real.c fills it). cache/ never calls back into shim/.
+ * wc_sys (real.c fills it), but for the pass-through system calls that
+ * kcall.h makes itself where libc's function would make just that call.
+ * cache/ never calls back into shim/.
  *
  * Lock order (the only place it is written down; each lock's comment says
  * what it protects):

@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "shim.h"
+#include "kcall.h"
 
 int wc_nc_on;                                  /* g_why exists */
 int wc_nc_counting;                             /* WCACHE_STATS is set */
@@ -151,8 +152,8 @@ static int classify(int fd)
     int e = errno;
     struct stat st;
     int why = WC_NC_NOT_REGULAR;
-    int fl = REAL(fcntl)(fd, F_GETFL);
-    if (fl < 0 || REAL(fstat)(fd, &st) != 0 || !S_ISREG(st.st_mode))
+    int fl = wc_k_fcntl(fd, F_GETFL, 0);
+    if (fl < 0 || wc_k_fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
         goto out;
     char path[4096];
     ssize_t n = wc_fd_path(fd, path, sizeof path);

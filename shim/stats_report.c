@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "shim.h"
+#include "kcall.h"
 #include "wcache/ucopy.h"
 
 /* Append buf[0..n) to `path` (O_APPEND: one write per record, so the
@@ -32,7 +33,7 @@ static void stats_append(const char *path, const char *buf, size_t n)
                strerror(errno));
         return;
     }
-    REAL(write)(fd, buf, n);
+    wc_k_write(fd, buf, n);
     REAL(close)(fd);
 }
 
@@ -104,7 +105,7 @@ void wc_stats_report(struct wc_cache *c)
     if (wc_cfg.stats == 2)
         stats_append(wc_cfg.stats_path, buf, n);
     else
-        REAL(write)(2, buf, n);
+        wc_k_write(2, buf, n);
 }
 #undef OUT
 

@@ -64,6 +64,7 @@
 #include <utime.h>
 
 #include "shim.h"
+#include "kcall.h"
 #include "wcache/ucopy.h"
 
 #ifndef CLONE_VM
@@ -120,7 +121,7 @@ static int last_program_thread(void)
             int sfd = REAL(openat)(dfd, path, O_RDONLY | O_CLOEXEC);
             if (sfd < 0)
                 continue;               /* gone meanwhile */
-            ssize_t k = REAL(read)(sfd, st, sizeof st - 1);
+            ssize_t k = wc_k_read(sfd, st, sizeof st - 1);
             REAL(close)(sfd);
             char *open_p = strchr(st, '('), *close_p = strrchr(st, ')');
             if (k <= 0 || !open_p || !close_p || close_p[1] != ' ') {
@@ -147,7 +148,7 @@ int wc_program_threads_gone(void)
     if (fd < 0)
         return 0;
     char st[512] = {0};
-    ssize_t k = REAL(read)(fd, st, sizeof st - 1);
+    ssize_t k = wc_k_read(fd, st, sizeof st - 1);
     REAL(close)(fd);
     char *close_p = strrchr(st, ')');
     if (k <= 0 || !close_p || close_p[1] != ' ' || close_p[2] != 'Z')

@@ -1262,6 +1262,110 @@ static void s_fsize(void)
     check("closed", "fs");
 }
 
+/* The calls the shim passes through as bare system calls (shim/kcall.h):
+ * their edges (negative and closed descriptors, AT_FDCWD, pipes, bad
+ * arguments, symlinks) and errno, which success must leave as it was
+ * (4242 here), answered as libc answers them; once with the process's
+ * one thread, and once with a second thread alive (libc's functions). */
+#define KCALL(label, call)                                               \
+    do {                                                                 \
+        errno = 4242;                                                    \
+        long r_ = (long)(call);                                          \
+        say("OUT %s %s: %ld errno=%d", round, label, r_, errno);        \
+    } while (0)
+
+static void kcalls_round(const char *round)
+{
+    int fd = xopen("kc", O_RDWR | O_CREAT | O_TRUNC);
+    int ro = xopen("kc", O_RDONLY);
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+    int p[2];
+    if (dfd < 0 || pipe(p) != 0)
+        die("kcalls setup");
+    unlink(path("kl"));
+    if (symlink("kc", path("kl")) != 0)
+        die("symlink");
+    char buf[64] = "abcdefgh";
+    struct stat st;
+    KCALL("write", write(fd, buf, 8));
+    KCALL("pwrite", pwrite(fd, buf, 4, 20));
+    KCALL("pwrite negative offset", pwrite(fd, buf, 4, -1));
+    KCALL("pwrite to a pipe", pwrite(p[1], buf, 4, 0));
+    KCALL("write to a read-only descriptor", write(ro, buf, 4));
+    KCALL("write to a closed descriptor", write(900, buf, 4));
+    KCALL("read", read(ro, buf, 4));
+    KCALL("pread", pread(ro, buf, 8, 18));
+    KCALL("pread negative offset", pread(ro, buf, 4, -1));
+    KCALL("pread of a pipe", pread(p[0], buf, 4, 0));
+    KCALL("read of a directory", read(dfd, buf, 4));
+    KCALL("read of descriptor -1", read(-1, buf, 4));
+    KCALL("fstat", fstat(fd, &st) == 0 ? (long)st.st_size : -1);
+    KCALL("fstat of descriptor -1", fstat(-1, &st));
+    KCALL("fstat of AT_FDCWD", fstat(AT_FDCWD, &st));
+    KCALL("fstat of a closed descriptor", fstat(900, &st));
+    KCALL("stat", stat(path("kc"), &st) == 0 ? (long)st.st_size : -1);
+    KCALL("stat of a missing path", stat(path("missing"), &st));
+    KCALL("stat through the symlink",
+          stat(path("kl"), &st) == 0 ? (long)st.st_size : -1);
+    KCALL("lstat of the symlink",
+          lstat(path("kl"), &st) == 0 ? (long)S_ISLNK(st.st_mode) * 1000 +
+                                            (long)st.st_size : -1);
+    KCALL("fstatat nofollow",
+          fstatat(dfd, "kl", &st, AT_SYMLINK_NOFOLLOW) == 0
+              ? (long)S_ISLNK(st.st_mode) : -1);
+    KCALL("fstatat empty path",
+          fstatat(fd, "", &st, AT_EMPTY_PATH) == 0 ? (long)st.st_size : -1);
+    KCALL("fstatat bad flags", fstatat(dfd, "kc", &st, 0x40000000));
+    KCALL("lseek", lseek(fd, 3, SEEK_SET));
+    KCALL("lseek end", lseek(fd, 0, SEEK_END));
+    KCALL("lseek bad whence", lseek(fd, 0, 99));
+    KCALL("lseek before 0", lseek(fd, -5, SEEK_SET));
+    KCALL("lseek of a pipe", lseek(p[0], 0, SEEK_CUR));
+    KCALL("lseek SEEK_DATA past the end", lseek(fd, 1000, SEEK_DATA));
+    KCALL("fcntl F_GETFL", fcntl(fd, F_GETFL) & O_ACCMODE);
+    KCALL("fcntl F_GETFD", fcntl(fd, F_GETFD));
+    KCALL("fcntl bad command", fcntl(fd, 99999));
+    KCALL("fcntl of descriptor -1", fcntl(-1, F_GETFD));
+    KCALL("fcntl F_SETOWN to a process group",
+          fcntl(p[0], F_SETOWN, -getpgrp()));
+    KCALL("fcntl F_GETOWN is that group", fcntl(p[0], F_GETOWN) == -getpgrp());
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_len = 4};
+    KCALL("fcntl F_SETLK", fcntl(fd, F_SETLK, &fl));
+    KCALL("fcntl F_SETLKW", fcntl(fd, F_SETLKW, &fl));
+    KCALL("fcntl F_GETLK", fcntl(fd, F_GETLK, &fl) == 0 ? fl.l_type : -1);
+    KCALL("fcntl F_SETLK on a read-only descriptor", fcntl(ro, F_SETLK, &fl));
+    fl.l_type = F_UNLCK;
+    KCALL("fcntl unlock", fcntl(fd, F_SETLK, &fl));
+    close(p[0]);
+    close(p[1]);
+    close(dfd);
+    close(ro);
+    close(fd);
+    check(round, "kc");
+}
+
+static void *kcalls_idle(void *arg)
+{
+    char c;
+    while (read(*(int *)arg, &c, 1) < 0 && errno == EINTR)
+        ;
+    return NULL;
+}
+
+static void s_kcalls(void)
+{
+    kcalls_round("one-thread");
+    int q[2];
+    pthread_t t;
+    if (pipe(q) != 0 || pthread_create(&t, NULL, kcalls_idle, &q[0]) != 0)
+        die("thread");
+    kcalls_round("two-threads");
+    close(q[1]);
+    pthread_join(t, NULL);
+    close(q[0]);
+    unlink(path("kl"));
+}
+
 /* Faulting user memory through the interposed calls (section 5). */
 static void s_faults(void)
 {
@@ -1430,6 +1534,7 @@ int main(int argc, char **argv)
     else if (!strcmp(sc, "fsize")) s_fsize();
     else if (!strcmp(sc, "many_files")) s_many_files();
     else if (!strcmp(sc, "faults")) s_faults();
+    else if (!strcmp(sc, "kcalls")) s_kcalls();
     else if (!strcmp(sc, "sendfile_pipe")) s_sendfile_pipe();
     else if (!strcmp(sc, "mmap_write")) s_mmap_write();
     else {

@@ -462,6 +462,11 @@ Test(points, fifo_and_devices_pass_through) { differential("passthrough", "fifo"
 Test(points, more_files_than_the_file_table) { differential("many_files", NULL, NULL); }
 Test(points, rlimit_fsize_efbig_and_sigxfsz) { differential("fsize", NULL, NULL); }
 Test(points, faulting_user_memory) { differential("faults", NULL, NULL); }
+Test(points, bare_pass_through_calls_answer_as_libc)
+{
+    differential("kcalls", NULL, NULL);
+    differential("kcalls", NULL, default_min);
+}
 Test(points, sendfile_and_splice_see_data) { differential("sendfile_pipe", NULL, NULL); }
 Test(points, writable_mapping_and_second_descriptor) { differential("mmap_write", NULL, NULL); }
 Test(points, stdout_dup2_to_a_cached_file) { differential("dup2_stdout", NULL, NULL); }

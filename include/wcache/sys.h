@@ -3,7 +3,10 @@
  *
  * Every system call that wcache makes goes through `wc_sys`, never through
  * the libc symbol directly: inside libwcache.so a plain call to pwrite()
- * would bind to the shim's own interposed pwrite and recurse.
+ * would bind to the shim's own interposed pwrite and recurse. (The one
+ * exception: the calls the shim passes through unchanged are made bare
+ * where libc's function would make just that system call, shim/kcall.h;
+ * cache/ uses only this table.)
  *
  *   - In libwcache.so the shim fills the table with dlsym(RTLD_NEXT, ...)
  *     before anything else runs (shim/real.c).
