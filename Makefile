@@ -119,7 +119,9 @@ $(B)/examples/%: examples/%.c
 # was split from it (signals.c, flusher.c, stats_report.c), ownfd.c,
 # env.c, real.c, open.c: the symbolizer opens files) and guard.c (its
 # children share the program's memory and thread pointer) are built
-# without instrumentation; everything else is. WC_TEST_WIDEN_RACES (shim.h)
+# without instrumentation; everything else is; all of them make their
+# pass-through calls through the table (WC_KCALL_TABLE: shim/kcall.h
+# (K3)). WC_TEST_WIDEN_RACES (shim.h)
 # makes lookups that race with close meet stale pointers often. shim/tsan.c
 # (only in this build) has the symbolizer read its files before the shim
 # starts, not from inside a report.
@@ -131,8 +133,9 @@ TSAN_PROGS := $(patsubst %,$(B)/tsan/prog_%,threads sigstorm fdstress tsanrace)
 
 $(B)/tsan/obj/%.c.o: %.c $(HEADERS) | deps-build
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) -DWC_TEST_WIDEN_RACES -O1 -g $(WARN) $(PICFLAGS) \
-		$(if $(filter $<,$(TSAN_PLAIN)),,-fsanitize=thread) -c $< -o $@
+	$(CC) $(CPPFLAGS) -DWC_TEST_WIDEN_RACES -DWC_KCALL_TABLE -O1 -g $(WARN) \
+		$(PICFLAGS) $(if $(filter $<,$(TSAN_PLAIN)),,-fsanitize=thread) \
+		-c $< -o $@
 
 $(B)/tsan/obj/%.S.o: %.S
 	@mkdir -p $(dir $@)

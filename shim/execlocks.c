@@ -109,7 +109,7 @@ static void our_locks(struct found *lk, long pid)
         if (have == sizeof buf - 1)
             have = 0;               /* a line that long is not a lock's */
     }
-    REAL(close)(fd);
+    wc_k_close(fd);
 }
 
 WC_ONCE

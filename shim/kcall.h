@@ -22,7 +22,8 @@
  *        and lstat are newfstatat at AT_FDCWD, fcntl's F_GETOWN (a process
  *        group's negative number, done with F_GETOWN_EX) and the blocking
  *        locks stay libc's.
- *   (K2) Cancellation points (read, write, pread, pwrite): the bare call
+ *   (K2) Cancellation points (read, write, pread, pwrite, openat, close):
+ *        the bare call
  *        only while the process has one thread (__libc_single_threaded),
  *        when libc's SYSCALL_CANCEL makes the bare call too; with threads,
  *        libc's function, which acts on a pending cancellation. (A
@@ -30,9 +31,11 @@
  *        pthread_cancel(pthread_self()) has glibc act at its next
  *        cancellation point; when that point is one of these calls passed
  *        through by the shim, at the one after it.)
- *   (K3) Under a sanitizer (the test builds), always the table's function:
- *        the sanitizers' interceptors check the buffers and order threads
- *        by the descriptors they pass.
+ *   (K3) Under a sanitizer (the test builds: compiled with one, or, for
+ *        the files of the ThreadSanitizer build left uninstrumented,
+ *        WC_KCALL_TABLE), always the table's function: the sanitizers'
+ *        interceptors check the buffers and order threads by the
+ *        descriptors they pass.
  *
  * errno is set on failure only, as libc's functions do (a result in
  * [-4095, -1] is an error: INTERNAL_SYSCALL_ERROR_P).
@@ -48,7 +51,8 @@
 #include "shim.h"
 #include "wcache/raw.h"
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__) || \
+    defined(WC_KCALL_TABLE)
 #define WC_KCALL_BARE 0                 /* (K3) */
 #else
 #define WC_KCALL_BARE 1
@@ -101,6 +105,25 @@ static inline ssize_t wc_k_pread(int fd, void *buf, size_t n, off_t pos)
         return wc_k_ret(wc_raw_syscall(SYS_pread64, fd, (long)buf, (long)n,
                                        pos, 0, 0));
     return REAL(pread)(fd, buf, n, pos);
+}
+
+/* openat with its mode already taken (0 unless O_CREAT or O_TMPFILE, as
+ * glibc passes it); on x86_64 glibc adds no flag (O_LARGEFILE is the
+ * kernel's default for 64-bit callers). */
+static inline int wc_k_openat(int dirfd, const char *path, int flags,
+                              mode_t mode)
+{
+    if (wc_k_solo())
+        return (int)wc_k_ret(wc_raw_syscall(SYS_openat, dirfd, (long)path,
+                                            flags, mode, 0, 0));
+    return REAL(openat)(dirfd, path, flags, mode);
+}
+
+static inline int wc_k_close(int fd)
+{
+    if (wc_k_solo())
+        return (int)wc_k_ret(wc_raw_syscall(SYS_close, fd, 0, 0, 0, 0, 0));
+    return REAL(close)(fd);
 }
 
 static inline int wc_k_fstatat(int dirfd, const char *path, struct stat *st,

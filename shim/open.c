@@ -76,7 +76,7 @@ static int open_va(int dirfd, const char *path, int flags, va_list ap)
 {
     mode_t m = mode_arg(flags, ap);
     int fd;
-    RETRY_EMFILE(fd, REAL(openat)(dirfd, path, flags, m));
+    RETRY_EMFILE(fd, wc_k_openat(dirfd, path, flags, m));
     return opened(fd, dirfd, path, flags);
 }
 
@@ -104,7 +104,7 @@ WC_EXPORT int creat(const char *path, mode_t mode)
 {
     int flags = O_CREAT | O_WRONLY | O_TRUNC;
     int fd;
-    RETRY_EMFILE(fd, REAL(openat)(AT_FDCWD, path, flags, mode));
+    RETRY_EMFILE(fd, wc_k_openat(AT_FDCWD, path, flags, mode));
     return opened(fd, AT_FDCWD, path, flags);
 }
 
@@ -246,13 +246,13 @@ WC_EXPORT int close(int fd)
     if (likely(d == NULL)) {
         if (unlikely(wc_state == WC_ST_VFORK))
             wc_vfork_closed(fd);        /* proc.c invariant (7) */
-        return REAL(close)(fd);
+        return wc_k_close(fd);
     }
     if (wc_depth)
         return wc_ret(wc_queue_close(fd));
     int e = wc_work_begin();
     int r = wc_fd_forget(fd);
-    int rc = REAL(close)(fd);
+    int rc = wc_k_close(fd);
     int ce = errno;
     wc_shim_leave();
     if (rc < 0) {
@@ -324,7 +324,7 @@ WC_EXPORT void closefrom(int lo)
         /* Old kernel: close one by one, as glibc does. */
         for (unsigned fd = (unsigned)lo; fd < wc_nfds; fd++)
             if (!wc_fd_is_internal((int)fd))
-                REAL(close)((int)fd);
+                wc_k_close((int)fd);
     }
 }
 
@@ -449,7 +449,7 @@ static int dupfd_fallback(int fd, int cmd, int lo)
         int n = REAL(dup3)(fd, m, cmd == F_DUPFD_CLOEXEC ? O_CLOEXEC : 0);
         if (n < 0)
             break;
-        REAL(close)(r);
+        wc_k_close(r);
         errno = e;
         return n;
     }

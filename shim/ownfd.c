@@ -124,7 +124,7 @@ int wc_own_fd_place(int fd)
             __atomic_store_n(&g_window, 0, __ATOMIC_RELEASE);
         }
         if (n >= 0 && (unsigned)n >= wc_nfds) {
-            REAL(close)(n);
+            wc_k_close(n);
             n = -EMFILE;
         }
     }

@@ -566,8 +566,8 @@ static int env_preloads_us(char *const envp[])
 WC_ONCE
 static int dynamic_elf(int dirfd, const char *path, int flags)
 {
-    int fd = REAL(openat)(dirfd, path, O_RDONLY | O_CLOEXEC |
-                          ((flags & AT_SYMLINK_NOFOLLOW) ? O_NOFOLLOW : 0));
+    int fd = wc_k_openat(dirfd, path, O_RDONLY | O_CLOEXEC |
+                         ((flags & AT_SYMLINK_NOFOLLOW) ? O_NOFOLLOW : 0), 0);
     if (fd < 0 && (flags & AT_EMPTY_PATH) && !*path)
         fd = wc_k_fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
     if (fd < 0)
@@ -584,7 +584,7 @@ static int dynamic_elf(int dirfd, const char *path, int flags)
             for (unsigned i = 0; i < eh.e_phnum; i++)
                 dyn |= ph[i].p_type == PT_INTERP;
     }
-    REAL(close)(fd);
+    wc_k_close(fd);
     return dyn;
 }
 
@@ -771,7 +771,7 @@ static char **own_env(char *const envp[], int dirfd, const char *path,
 none:
     wc_cells_settle_all();
     for (int i = 0; i < *nrfd; i++)
-        REAL(close)(rfds[i]);
+        wc_k_close(rfds[i]);
     *nrfd = 0;
     errno = e;
     return NULL;
@@ -785,7 +785,7 @@ static void own_env_free(char **env, size_t len, const int *rfds, int nrfd)
     if (env)
         REAL(munmap)(env, len);
     for (int i = 0; i < nrfd; i++)
-        REAL(close)(rfds[i]);
+        wc_k_close(rfds[i]);
     errno = e;
 }
 
@@ -829,7 +829,7 @@ static void own_cells(const char *p, int adopt)
             p++;
     }
     for (int i = 0; i < nrfd; i++)
-        REAL(close)(rfds[i]);
+        wc_k_close(rfds[i]);
 }
 
 WC_ONCE

@@ -191,7 +191,7 @@ static void queue_run(struct wc_qrec *r)
     }
     if (r->kind == Q_CLOSE) {
         wc_fd_forget(r->fd);
-        REAL(close)(r->fd);
+        wc_k_close(r->fd);
         return;
     }
     struct iovec v = {r->data, r->len};

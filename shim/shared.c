@@ -254,7 +254,7 @@ static struct region *region_add(struct region_head *h, int fd)
 static int region_fd(int fd)
 {
     int placed = wc_own_fd_ops.place(fd);
-    REAL(close)(fd);
+    wc_k_close(fd);
     return placed;
 }
 
@@ -288,7 +288,7 @@ static struct region *region_keep(struct region_head *h, int fd)
     if (!r && h)
         REAL(munmap)(h, REGION_SIZE);
     if (!r && fd >= 0) {
-        REAL(close)(fd);
+        wc_k_close(fd);
         wc_own_fd_ops.closed(fd);
     }
     return r;
@@ -498,7 +498,7 @@ int wc_cells_fd_move(int fd)
          * stays: only an exec could not hand its cells over, and settles
          * them instead). Either way the number is the program's. */
         int n = wc_own_fd_ops.place(fd);
-        REAL(close)(fd);
+        wc_k_close(fd);
         wc_own_fd_ops.closed(fd);
         g->fd = n >= 0 ? n : -1;
         r = 0;

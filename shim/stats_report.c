@@ -26,15 +26,15 @@
  * records of concurrent processes do not mix). */
 static void stats_append(const char *path, const char *buf, size_t n)
 {
-    int fd = REAL(openat)(AT_FDCWD, path,
-                          O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    int fd = wc_k_openat(AT_FDCWD, path,
+                         O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (fd < 0) {
         wc_log(WC_LOG_WARN, "statistics: cannot open %s: %s", path,
                strerror(errno));
         return;
     }
     wc_k_write(fd, buf, n);
-    REAL(close)(fd);
+    wc_k_close(fd);
 }
 
 /* Append formatted text to buf (size sizeof buf), advancing n, cut at the

@@ -118,11 +118,11 @@ static int last_program_thread(void)
             /* "tid (comm) S ...": comm may hold spaces and parentheses */
             char path[300], st[512] = {0};
             snprintf(path, sizeof path, "%s/stat", de->d_name);
-            int sfd = REAL(openat)(dfd, path, O_RDONLY | O_CLOEXEC);
+            int sfd = wc_k_openat(dfd, path, O_RDONLY | O_CLOEXEC, 0);
             if (sfd < 0)
                 continue;               /* gone meanwhile */
             ssize_t k = wc_k_read(sfd, st, sizeof st - 1);
-            REAL(close)(sfd);
+            wc_k_close(sfd);
             char *open_p = strchr(st, '('), *close_p = strrchr(st, ')');
             if (k <= 0 || !open_p || !close_p || close_p[1] != ' ') {
                 others++;               /* unreadable: assume alive */
@@ -134,7 +134,7 @@ static int last_program_thread(void)
             others++;
         }
     }
-    REAL(close)(dfd);
+    wc_k_close(dfd);
     return others == 0;
 }
 
@@ -149,7 +149,7 @@ int wc_program_threads_gone(void)
         return 0;
     char st[512] = {0};
     ssize_t k = wc_k_read(fd, st, sizeof st - 1);
-    REAL(close)(fd);
+    wc_k_close(fd);
     char *close_p = strrchr(st, ')');
     if (k <= 0 || !close_p || close_p[1] != ' ' || close_p[2] != 'Z')
         return 0;

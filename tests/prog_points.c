@@ -1336,6 +1336,26 @@ static void kcalls_round(const char *round)
     KCALL("fcntl F_SETLK on a read-only descriptor", fcntl(ro, F_SETLK, &fl));
     fl.l_type = F_UNLCK;
     KCALL("fcntl unlock", fcntl(fd, F_SETLK, &fl));
+    int o = open(path("ko"), O_WRONLY | O_CREAT | O_EXCL, 0640);
+    KCALL("open O_CREAT mode",
+          o >= 0 && fstat(o, &st) == 0 ? (long)(st.st_mode & 07777) : -1);
+    KCALL("close", close(o));
+    KCALL("close again", close(o));
+    KCALL("close of descriptor -1", close(-1));
+    KCALL("open O_EXCL of an existing file",
+          open(path("ko"), O_WRONLY | O_CREAT | O_EXCL, 0640));
+    KCALL("open of a missing file", open(path("kmissing"), O_RDONLY));
+    KCALL("openat relative to descriptor -1", openat(-1, "ko", O_RDONLY));
+    o = openat(dfd, "ko", O_RDONLY | O_NOFOLLOW);
+    KCALL("openat relative to a directory", o >= 0);
+    close(o);
+    KCALL("openat O_NOFOLLOW of a symlink",
+          openat(dfd, "kl", O_RDONLY | O_NOFOLLOW));
+    o = openat(dfd, ".", O_TMPFILE | O_RDWR, 0600);
+    KCALL("openat O_TMPFILE mode",
+          o >= 0 && fstat(o, &st) == 0 ? (long)(st.st_mode & 07777) : -1);
+    close(o);
+    unlink(path("ko"));
     close(p[0]);
     close(p[1]);
     close(dfd);
