@@ -312,6 +312,7 @@ static ssize_t write_common(int fd, struct wc_desc *d, const struct iovec *iov,
             r = wc_queue_write(fd, iov, iovcnt, pos, rwf_append);
         return wc_ret_keep(r, e);
     }
+    wc_cancel_point();                  /* cancel.c invariant (2) */
     wc_shim_enter();
     r = wc_do_writev(fd, d, iov, iovcnt, pos, rwf_append, vec);
     if (unlikely(__atomic_load_n(&wc_flusher_deferred, __ATOMIC_RELAXED)))
@@ -335,6 +336,7 @@ static ssize_t read_common(int fd, struct wc_desc *d, const struct iovec *iov,
             r = -EINTR;
         return wc_ret_keep(r, e);
     }
+    wc_cancel_point();                  /* cancel.c invariant (2) */
     wc_shim_enter();
     r = do_readv(fd, d, iov, iovcnt, pos, vec);
     wc_shim_leave();
@@ -391,6 +393,7 @@ static ssize_t v2_kernel(int fd, struct wc_desc *d, int write,
 static __attribute__((noinline)) ssize_t
 fast_write(int fd, struct wc_desc *d, const void *buf, size_t n, off_t pos)
 {
+    wc_cancel_point();                  /* cancel.c invariant (2) */
     int e = errno, held;
     ssize_t r;
     wc_shim_enter();

@@ -23,14 +23,13 @@
  *        group's negative number, done with F_GETOWN_EX) and the blocking
  *        locks stay libc's.
  *   (K2) Cancellation points (read, write, pread, pwrite, openat, close):
- *        the bare call
- *        only while the process has one thread (__libc_single_threaded),
- *        when libc's SYSCALL_CANCEL makes the bare call too; with threads,
- *        libc's function, which acts on a pending cancellation. (A
- *        single-threaded process that cancels itself with
- *        pthread_cancel(pthread_self()) has glibc act at its next
- *        cancellation point; when that point is one of these calls passed
- *        through by the shim, at the one after it.)
+ *        the bare call only while the process has one thread
+ *        (__libc_single_threaded), when libc's SYSCALL_CANCEL makes the
+ *        bare call too; with threads, libc's function, which acts on a
+ *        pending cancellation; and libc's function too once the process
+ *        has called pthread_cancel (cancel.c: a single-threaded process
+ *        may cancel itself, and glibc then checks at every cancellation
+ *        point).
  *   (K3) Under a sanitizer (the test builds: compiled with one, or, for
  *        the files of the ThreadSanitizer build left uninstrumented,
  *        WC_KCALL_TABLE), always the table's function: the sanitizers'
@@ -71,7 +70,8 @@ static inline long wc_k_ret(long r)
 /* (K2): may a cancellation point be the bare call on this thread? */
 static inline int wc_k_solo(void)
 {
-    return WC_KCALL_BARE && __libc_single_threaded;
+    return WC_KCALL_BARE && __libc_single_threaded &&
+           !__atomic_load_n(&wc_cancel_used, __ATOMIC_RELAXED);
 }
 
 static inline ssize_t wc_k_write(int fd, const void *buf, size_t n)

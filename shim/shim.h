@@ -742,6 +742,19 @@ void wc_cell_settle_at(int fd, int rfd, unsigned idx);
  * with stdio first (stdio.c invariant (2)). wc_guard_seen says whether
  * any description was ever guarded (the stdio wrappers' one test). */
 extern int wc_guard_seen;
+
+/* ---- deferred cancellation (cancel.c) -------------------------------- */
+
+/* 1 once the program has called pthread_cancel (cancel.c invariant (1)). */
+extern int wc_cancel_used;
+/* pthread_testcancel at depth 0 (cancel.c invariant (2)). */
+void wc_cancel_test(void);
+/* A write or read on a tracked description is a cancellation point. */
+static inline void wc_cancel_point(void)
+{
+    if (unlikely(__atomic_load_n(&wc_cancel_used, __ATOMIC_RELAXED)))
+        wc_cancel_test();
+}
 void wc_stdio_fence(int fd);
 /* No stream on descriptor 1 unbuffered, line-buffered or holding output. */
 int wc_stdout_quiet(void);

@@ -1386,6 +1386,56 @@ static void s_kcalls(void)
     unlink(path("kl"));
 }
 
+/* Deferred cancellation (shim/cancel.c): a thread whose cancellation is
+ * pending when it writes, or reads, a file it has been writing is
+ * cancelled there, before the call does anything, as libc's call would:
+ * the bytes of that write never reach the file, and nothing after the
+ * read runs. The thread writes with cancellation disabled (the file is
+ * cached by then), waits without any cancellation point until it has
+ * been cancelled, enables it again, then reads ("read") or writes. */
+static int cancel_fd;
+static int cancel_ready, cancel_go, cancel_after;
+
+static void *cancel_thread(void *arg)
+{
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+    for (int i = 0; i < 40; i++)
+        if (write(cancel_fd, "a record of the thread\n", 23) != 23)
+            return NULL;
+    __atomic_store_n(&cancel_ready, 1, __ATOMIC_SEQ_CST);
+    while (!__atomic_load_n(&cancel_go, __ATOMIC_SEQ_CST))
+        ;
+    pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
+    if (arg) {
+        char b[8];
+        if (pread(cancel_fd, b, sizeof b, 0) < 0)
+            return NULL;
+        __atomic_store_n(&cancel_after, 1, __ATOMIC_SEQ_CST);
+    }
+    if (write(cancel_fd, "written after the cancel\n", 25) == 25)
+        __atomic_store_n(&cancel_after, 2, __ATOMIC_SEQ_CST);
+    return NULL;
+}
+
+static void s_cancel(const char *how)
+{
+    cancel_fd = xopen("cn", O_RDWR | O_CREAT | O_TRUNC);
+    pthread_t t;
+    if (pthread_create(&t, NULL, cancel_thread,
+                       strcmp(how, "read") ? NULL : (void *)1) != 0)
+        die("pthread_create");
+    while (!__atomic_load_n(&cancel_ready, __ATOMIC_SEQ_CST))
+        ;
+    pthread_cancel(t);
+    __atomic_store_n(&cancel_go, 1, __ATOMIC_SEQ_CST);
+    void *ret = NULL;
+    pthread_join(t, &ret);
+    say("OUT cancelled=%d after=%d", ret == PTHREAD_CANCELED,
+        __atomic_load_n(&cancel_after, __ATOMIC_SEQ_CST));
+    close(cancel_fd);
+    check("joined", "cn");
+}
+
 /* Faulting user memory through the interposed calls (section 5). */
 static void s_faults(void)
 {
@@ -1555,6 +1605,7 @@ int main(int argc, char **argv)
     else if (!strcmp(sc, "many_files")) s_many_files();
     else if (!strcmp(sc, "faults")) s_faults();
     else if (!strcmp(sc, "kcalls")) s_kcalls();
+    else if (!strcmp(sc, "cancel")) s_cancel(arg);
     else if (!strcmp(sc, "sendfile_pipe")) s_sendfile_pipe();
     else if (!strcmp(sc, "mmap_write")) s_mmap_write();
     else {

@@ -462,6 +462,12 @@ Test(points, fifo_and_devices_pass_through) { differential("passthrough", "fifo"
 Test(points, more_files_than_the_file_table) { differential("many_files", NULL, NULL); }
 Test(points, rlimit_fsize_efbig_and_sigxfsz) { differential("fsize", NULL, NULL); }
 Test(points, faulting_user_memory) { differential("faults", NULL, NULL); }
+Test(points, a_pending_cancellation_acts_at_a_cached_write)
+{
+    differential("cancel", "write", NULL);
+    differential("cancel", "read", NULL);
+    differential("cancel", "write", default_min);
+}
 Test(points, bare_pass_through_calls_answer_as_libc)
 {
     differential("kcalls", NULL, NULL);
