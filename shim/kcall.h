@@ -15,8 +15,8 @@
  * it is not:
  *
  *   (K1) Calls that are no cancellation point (the stat family, lseek,
- *        fcntl but for F_SETLKW, F_OFD_SETLKW and F_GETOWN): always the
- *        bare call. Each repeats what libc does with its arguments first
+ *        fcntl but for F_SETLKW, F_OFD_SETLKW and F_GETOWN): the bare
+ *        call. Each repeats what libc does with its arguments first
  *        (glibc 2.36, sysdeps/unix/sysv/linux): fstat of a negative
  *        descriptor fails with EBADF (never newfstatat(AT_FDCWD, "")), stat
  *        and lstat are newfstatat at AT_FDCWD, fcntl's F_GETOWN (a process
@@ -35,6 +35,11 @@
  *        WC_KCALL_TABLE), always the table's function: the sanitizers'
  *        interceptors check the buffers and order threads by the
  *        descriptors they pass.
+ *   (K4) Only while the table's function is libc's own (wc_kcall_libc,
+ *        real.c): a library preloaded after the shim that wraps one of
+ *        these calls (fakeroot's stat family, a tracer's write) is what
+ *        RTLD_NEXT found, and the shim calls it, as before, for all of
+ *        them.
  *
  * errno is set on failure only, as libc's functions do (a result in
  * [-4095, -1] is an error: INTERNAL_SYSCALL_ERROR_P).
@@ -67,10 +72,20 @@ static inline long wc_k_ret(long r)
     return r;
 }
 
+/* 1 once real.c found every function of this file's to be libc's own
+ * ((K4); 0 until the table is filled). */
+extern int wc_kcall_libc;
+
+/* (K1), (K3), (K4): may a call that is no cancellation point be bare? */
+static inline int wc_k_bare(void)
+{
+    return WC_KCALL_BARE && __atomic_load_n(&wc_kcall_libc, __ATOMIC_RELAXED);
+}
+
 /* (K2): may a cancellation point be the bare call on this thread? */
 static inline int wc_k_solo(void)
 {
-    return WC_KCALL_BARE && __libc_single_threaded &&
+    return wc_k_bare() && __libc_single_threaded &&
            !__atomic_load_n(&wc_cancel_used, __ATOMIC_RELAXED);
 }
 
@@ -129,7 +144,7 @@ static inline int wc_k_close(int fd)
 static inline int wc_k_fstatat(int dirfd, const char *path, struct stat *st,
                                int flags)
 {
-    if (WC_KCALL_BARE)
+    if (wc_k_bare())
         return (int)wc_k_ret(wc_raw_syscall(SYS_newfstatat, dirfd,
                                             (long)path, (long)st, flags,
                                             0, 0));
@@ -138,7 +153,7 @@ static inline int wc_k_fstatat(int dirfd, const char *path, struct stat *st,
 
 static inline int wc_k_fstat(int fd, struct stat *st)
 {
-    if (!WC_KCALL_BARE)
+    if (!wc_k_bare())
         return REAL(fstat)(fd, st);
     if (fd < 0)
         return (int)wc_k_ret(-EBADF);
@@ -147,21 +162,21 @@ static inline int wc_k_fstat(int fd, struct stat *st)
 
 static inline int wc_k_stat(const char *path, struct stat *st)
 {
-    if (!WC_KCALL_BARE)
+    if (!wc_k_bare())
         return REAL(stat)(path, st);
     return wc_k_fstatat(AT_FDCWD, path, st, 0);
 }
 
 static inline int wc_k_lstat(const char *path, struct stat *st)
 {
-    if (!WC_KCALL_BARE)
+    if (!wc_k_bare())
         return REAL(lstat)(path, st);
     return wc_k_fstatat(AT_FDCWD, path, st, AT_SYMLINK_NOFOLLOW);
 }
 
 static inline off_t wc_k_lseek(int fd, off_t off, int whence)
 {
-    if (WC_KCALL_BARE)
+    if (wc_k_bare())
         return wc_k_ret(wc_raw_syscall(SYS_lseek, fd, off, whence, 0, 0, 0));
     return REAL(lseek)(fd, off, whence);
 }
@@ -170,7 +185,7 @@ static inline off_t wc_k_lseek(int fd, off_t off, int whence)
  * the register is the same). */
 static inline int wc_k_fcntl(int fd, int cmd, long arg)
 {
-    if (WC_KCALL_BARE && cmd != F_SETLKW && cmd != F_OFD_SETLKW &&
+    if (wc_k_bare() && cmd != F_SETLKW && cmd != F_OFD_SETLKW &&
         cmd != F_GETOWN)
         return (int)wc_k_ret(wc_raw_syscall(SYS_fcntl, fd, cmd, arg,
                                             0, 0, 0));

@@ -15,6 +15,7 @@
  *       placed and marked by ownfd.c), not recognised here.
  */
 #include <dlfcn.h>
+#include <gnu/libc-version.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -25,6 +26,7 @@
 #include <unistd.h>
 
 #include "shim.h"
+#include "kcall.h"
 #include "wcache/raw.h"
 
 static WC_TLS int resolving;   /* this thread is inside wc_real_init */
@@ -194,6 +196,28 @@ static const struct {
 
 /* ---- resolution ------------------------------------------------------ */
 
+/* kcall.h (K4): the shim makes its pass-through calls bare only when
+ * the functions RTLD_NEXT found for them all lie in libc, the object that
+ * holds gnu_get_libc_version, and none in a library preloaded after the
+ * shim (_dl_find_object: a lookup in the loader's sorted table of objects,
+ * not dladdr's walk of a symbol table). */
+int wc_kcall_libc;
+
+WC_ONCE
+static int kcall_next_is_libc(void)
+{
+    struct dl_find_object libc, o;
+    if (_dl_find_object((void *)gnu_get_libc_version, &libc) != 0)
+        return 0;
+#define KC(name)                                                           \
+    (_dl_find_object((void *)wc_sys.name, &o) == 0 &&                      \
+     o.dlfo_link_map == libc.dlfo_link_map)
+    return KC(write) && KC(pwrite) && KC(read) && KC(pread) &&
+           KC(openat) && KC(close) && KC(fstat) && KC(stat) && KC(lstat) &&
+           KC(fstatat) && KC(lseek) && KC(fcntl);
+#undef KC
+}
+
 WC_ONCE
 int wc_real_init(void)
 {
@@ -233,6 +257,8 @@ int wc_real_init(void)
         }
     }
     resolving = 0;
+    __atomic_store_n(&wc_kcall_libc, ok && kcall_next_is_libc(),
+                     __ATOMIC_RELAXED);
     __atomic_store_n(&state, 2, __ATOMIC_RELEASE);
     if (!ok) {
         char msg[640];

@@ -468,6 +468,40 @@ Test(points, a_pending_cancellation_acts_at_a_cached_write)
     differential("cancel", "read", NULL);
     differential("cancel", "write", default_min);
 }
+/* A library preloaded after the shim that wraps the calls the shim may
+ * make bare (fakeroot's stat family, a tracer's write) still gets every
+ * one of them (shim/kcall.h (K4)): the scenario's calls with one thread,
+ * counted by tests/so_next.c. */
+Test(points, a_library_preloaded_after_the_shim_sees_every_call)
+{
+    wct_require_prog(WCT_PROG("so_next.so"));
+    char out[4200], env_out[4300];
+    snprintf(out, sizeof out, "%s/so_next.counts", scratch);
+    snprintf(env_out, sizeof env_out, "SO_NEXT_OUT=%s", out);
+    const char *const env[] = {
+        "LD_PRELOAD=" WCT_SHIM_SO ":" WCT_PROG("so_next.so"), env_out, NULL};
+    struct outcome o = run_once(1, "kcalls", "one-thread", env, NULL, 0);
+    char *counts = wct_slurp(out, NULL);
+    cr_assert(counts, "no counts from so_next.so:\n%s", o.log);
+    static const char *const names[] = {
+        "write", "pwrite", "read", "pread", "openat", "close", "fstat",
+        "stat", "lstat", "fstatat", "lseek", "fcntl"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        long n = -1;
+        char name[32];
+        long c;
+        int used;
+        for (const char *l = counts;
+             sscanf(l, "%31s %ld\n%n", name, &c, &used) == 2; l += used)
+            if (!strcmp(name, names[i]))
+                n = c;
+        cr_expect(n > 0, "%s reached the library after the shim %ld times:"
+                  "\n%s", names[i], n, counts);
+    }
+    free(counts);
+    outcome_free(&o);
+}
+
 Test(points, bare_pass_through_calls_answer_as_libc)
 {
     differential("kcalls", NULL, NULL);
