@@ -390,18 +390,25 @@ static struct wc_desc *next_locked(unsigned *fd, const struct wc_desc *skip)
     return NULL;
 }
 
-/* Invariant (7): d's identity, asked of the kernel if not known yet.
- * Caller holds d->lock. */
+/* Invariant (7): d's identity, asked of the kernel if not known yet;
+ * 1 when it was asked now, *st then holding the answer. Caller holds
+ * d->lock. */
+static int ident_stat_locked(int fd, struct wc_desc *d, struct stat *st)
+{
+    if (d->ino != 0 || wc_k_fstat(fd, st) != 0)
+        return 0;
+    d->dev = st->st_dev;
+    __atomic_store_n(&d->ino, st->st_ino, __ATOMIC_RELAXED);
+    if (!S_ISREG(st->st_mode))        /* a FIFO, a device: never adopted */
+        __atomic_store_n(&d->writes, WC_WRITES_NOT_REGULAR,
+                         __ATOMIC_RELAXED);
+    return 1;
+}
+
 void wc_ident_locked(int fd, struct wc_desc *d)
 {
     struct stat st;
-    if (d->ino == 0 && wc_k_fstat(fd, &st) == 0) {
-        d->dev = st.st_dev;
-        __atomic_store_n(&d->ino, st.st_ino, __ATOMIC_RELAXED);
-        if (!S_ISREG(st.st_mode))     /* a FIFO, a device: never adopted */
-            __atomic_store_n(&d->writes, WC_WRITES_NOT_REGULAR,
-                             __ATOMIC_RELAXED);
-    }
+    ident_stat_locked(fd, d, &st);
 }
 
 /* A writable open brought (dev, ino) into the cache: attach the WATCH
@@ -437,7 +444,8 @@ int wc_desc_adopt_locked(int fd, struct wc_desc *d, size_t len)
 {
     if (d->mode != WC_D_WATCH || wc_watch_passes(d, len))
         return 0;
-    wc_ident_locked(fd, d);
+    struct stat st;
+    int fresh = ident_stat_locked(fd, d, &st);
     if (d->ino == 0 || wc_mapped_has(d->dev, d->ino))
         return 0;                           /* passes through for good */
     struct wc_cache *c = __atomic_load_n(&wc_cachep, __ATOMIC_ACQUIRE);
@@ -454,11 +462,14 @@ int wc_desc_adopt_locked(int fd, struct wc_desc *d, size_t len)
     }
     if (!c)
         return WC_ADOPT_NEED_CACHE;     /* made without d->lock */
-    struct wc_file *f = file_get(c, fd, NULL, -1);
+    /* The engine is given what was just asked of the kernel (the stat
+     * only when asked by this call: an identity known from the open may
+     * come with an old size), not to ask again. */
+    int fl = wc_k_fcntl(fd, F_GETFL, 0);
+    struct wc_file *f = file_get(c, fd, fresh ? &st : NULL, fl);
     if (!f)
         return 0;
     off_t k = wc_k_lseek(fd, 0, SEEK_CUR);
-    int fl = wc_k_fcntl(fd, F_GETFL, 0);
     d->append = fl >= 0 && (fl & O_APPEND);
     d->file = f;
     d->pos = k < 0 ? 0 : k;
