@@ -123,6 +123,10 @@ measure raw "read-after-write 64 B x 50k" 1 1 "" "" \
     "$W raw sys $dir 0 50000" "$W raw stdio $dir 0 50000"
 measure thr "2 threads x 64 B x 1M, 2 files" 1 "" "" "" \
     "$W threads sys $dir 0 1000000" "$W threads stdio $dir 0 1000000"
+# Many files, each written in lines: every file pays for being watched (its
+# first WCACHE_MIN_WRITES writes), then cached and written back at close.
+measure files "500 files x 100 writes of 64 B" 1 1 "" "" \
+    "$W files sys $dir 64 100" "$W files stdio $dir 64 100"
 
 # ---- start-up ------------------------------------------------------------
 measure true "start-up: /bin/true x 50" 50 "" "" "" "/bin/true" ""

@@ -17,6 +17,8 @@
  *   one                 write one 6-byte file (start-up cost)
  *   small               write one 800-byte file in 20 writes of 40 bytes
  *                       (start-up cost of a process that caches a file)
+ *   files SIZE COUNT    500 new files, each COUNT writes of SIZE bytes
+ *                       (what caching a file costs, once per file)
  * Exits 1 on any short or failed call.
  */
 #include <fcntl.h>
@@ -183,6 +185,12 @@ int main(int argc, char **argv)
         append("one", 6, 1);
     } else if (!strcmp(kind, "small")) {
         append("small", 40, 20);
+    } else if (!strcmp(kind, "files")) {
+        for (int i = 0; i < 500; i++) {
+            char name[32];
+            snprintf(name, sizeof name, "files.%d", i);
+            append(name, size, count);
+        }
     } else {
         fprintf(stderr, "workload: unknown kind %s\n", kind);
         return 2;
