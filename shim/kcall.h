@@ -72,8 +72,8 @@ static inline long wc_k_ret(long r)
     return r;
 }
 
-/* 1 once real.c found every function of this file's to be libc's own
- * ((K4); 0 until the table is filled). */
+/* 1 once real.c found that every function this file may bypass is
+ * libc's own ((K4); 0 until the table is filled). */
 extern int wc_kcall_libc;
 
 /* (K1), (K3), (K4): may a call that is no cancellation point be bare? */
