@@ -53,14 +53,26 @@ static inline void fence(FILE *fp)
 
 /* WRAP(return type, name, (parameters), (arguments), stream expression).
  * Defined under an assembler name (wcf_NAME is the C name): <stdio.h> may
- * have its own inline or fortified definitions of the same names. */
+ * have its own inline or fortified definitions of the same names. The
+ * common case (no description guarded yet, the real function known) is a
+ * load, a test and a jump into libc, with no frame of its own (putc,
+ * fwrite: awk makes four such calls a line); the rest is a call of its
+ * own (wcs_NAME), also reached by a jump. */
 #define WRAP(ret, name, params, args, stream)                              \
     static void *lz_##name;                                                \
-    WC_EXPORT ret wcf_##name params __asm__(#name);                        \
-    WC_EXPORT ret wcf_##name params                                        \
+    static __attribute__((noinline, cold)) ret wcs_##name params           \
     {                                                                      \
         fence(stream);                                                     \
         return REAL_S(ret(*) params, name) args;                           \
+    }                                                                      \
+    WC_EXPORT ret wcf_##name params __asm__(#name);                        \
+    WC_EXPORT ret wcf_##name params                                        \
+    {                                                                      \
+        void *real_ = __atomic_load_n(&lz_##name, __ATOMIC_ACQUIRE);       \
+        if (likely(real_ != NULL) &&                                       \
+            likely(!__atomic_load_n(&wc_guard_seen, __ATOMIC_RELAXED)))    \
+            return ((ret(*) params)real_) args;                            \
+        return wcs_##name args;                                            \
     }
 
 /* ---- variadic: through their va_list forms --------------------------- */
