@@ -11,7 +11,7 @@
  *
  * A missing program fails the test under CI=true (.ci/run installs them)
  * and skips it elsewhere. Packages: fio sqlite3 stress-ng git gzip tar
- * coreutils python3 strace.
+ * coreutils python3 strace fakeroot util-linux.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -439,6 +439,35 @@ static const char python_script[] =
     "with open('d.log', 'a', buffering=1) as f:\n"
     "    for i in range(3000): print('unbuffered-ish', i, file=f)\n"
     "print('d', os.stat('d.log').st_size)\n";
+
+/* fakeroot fakes owners in a library preloaded with the program; with
+ * the shim's library first (`fakeroot wcache -- prog`: the shim is then
+ * what the program calls, fakeroot's wrappers what the shim calls) the
+ * program must still see fakeroot's owners in stat, lstat and fstat
+ * (shim/kcall.h (K4)). Run as an unprivileged user, as fakeroot is. */
+Test(programs, fakeroot_owners_with_the_shim_first)
+{
+    wct_require_tool("fakeroot", "fakeroot");
+    wct_require_tool("setpriv", "util-linux");
+    wct_require_tool("python3", "python3");
+    if (geteuid() != 0) {
+        wct_scratch_cleanup();     /* no .fini runs after a skip */
+        cr_skip_test("needs root, to run fakeroot as another user");
+    }
+    cr_assert(chmod(scratch, 0711) == 0);
+    compare("fakeroot",
+            "chmod 777 . && echo data > f && chmod 666 f &&\n"
+            "setpriv --reuid=65534 --regid=65534 --clear-groups fakeroot "
+            "sh -c '\n"
+            "  chown 4321:4321 f || exit 1\n"
+            "  LD_PRELOAD=$(echo \"$LD_PRELOAD\" |\n"
+            "      sed \"s/^\\([^:]*\\):\\(.*\\)$/\\2:\\1/\")\n"
+            "  export LD_PRELOAD\n"
+            "  python3 -c \"import os; fd = os.open(\\\"f\\\", os.O_RDONLY); "
+            "print(os.stat(\\\"f\\\").st_uid, os.lstat(\\\"f\\\").st_gid, "
+            "os.fstat(fd).st_uid)\"'\n",
+            NULL, 0, 60);
+}
 
 Test(programs, python3_write_read)
 {
