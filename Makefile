@@ -72,10 +72,14 @@ $(B)/libwcache_core.a: $(CACHE_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-# -fini: shim/proc.c, wc_dt_fini.
+# -fini: shim/proc.c, wc_dt_fini. -Bsymbolic-functions: the library's own
+# calls of the functions it exports (write_all's write, fstat64's fstat)
+# are bound to its own definitions when it is linked, not looked up by the
+# dynamic linker in every process it starts in (59 lookups: about 32,000
+# instructions of a start-up of 320,000, callgrind of /bin/true).
 $(B)/libwcache.so: $(SHIM_OBJ) $(CACHE_OBJ)
-	$(CC) -shared -Wl,-z,defs -Wl,-z,now -Wl,-fini=wc_dt_fini -o $@ $^ \
-		-ldl -lpthread
+	$(CC) -shared -Wl,-z,defs -Wl,-z,now -Wl,-Bsymbolic-functions \
+		-Wl,-fini=wc_dt_fini -o $@ $^ -ldl -lpthread
 
 $(B)/wcache: $(CLI_SRC) $(HEADERS)
 	@mkdir -p $(dir $@)
@@ -142,7 +146,8 @@ $(B)/tsan/obj/%.S.o: %.S
 	$(CC) $(CPPFLAGS) $(PICFLAGS) -c $< -o $@
 
 $(B)/tsan/libwcache.so: $(TSAN_OBJ)
-	$(CC) -shared -fsanitize=thread -Wl,-z,defs -Wl,-z,now -o $@ $^ \
+	$(CC) -shared -fsanitize=thread -Wl,-z,defs -Wl,-z,now \
+		-Wl,-Bsymbolic-functions -o $@ $^ \
 		-ldl -lpthread
 
 $(B)/tsan/prog_%: tests/prog_%.c tests/lib_shim.h
