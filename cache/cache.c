@@ -362,6 +362,25 @@ int wc_flush_all_entered(struct wc_cache *c, enum wc_reason why)
     return first;
 }
 
+int wc_space_settle_entered(struct wc_cache *c, uint64_t dev)
+{
+    int first = 0;
+    for (uint32_t i = 0, hi = wc_files_hi(c); i < hi; i++) {
+        struct wc_file *f = &c->files[i];
+        if (!__atomic_load_n(&f->live, __ATOMIC_ACQUIRE))
+            continue;
+        wc_lock(&f->lock);
+        if (f->live && f->slot->dev == dev) {
+            int r = wc_flush_locked(f, WC_WHY_FULL);
+            if (r < 0 && !first)
+                first = r;
+            __atomic_store_n(&f->space_left, 0, __ATOMIC_RELAXED);
+        }
+        wc_unlock(&f->lock);
+    }
+    return first;
+}
+
 int wc_cache_flush(struct wc_cache *c, enum wc_reason why)
 {
     if (!wc_engine_enter())

@@ -269,6 +269,8 @@ struct wc_cache {
                                    the next fstatfs (errors.c) */
         uint64_t dev;
         int64_t left;
+        int tight;              /* no room to cache: every write to the
+                                   kernel until fstatfs shows plenty */
     } space[WC_SPACE_DEVS];
     uint32_t space_next;        /* the entry a new file system takes */
 };
@@ -312,6 +314,11 @@ static inline ssize_t wc_rw_count(int vec, const void *buf, size_t len,
 /* Flush every file; release files whose last close could not write back
  * and that are now clean. Caller is inside the engine, holds no lock. */
 int wc_flush_all_entered(struct wc_cache *c, enum wc_reason why);
+/* File system `dev` is too full to cache a write (errors.c (5)): every
+ * live file on it writes back what it holds and gives up its grant of
+ * room. Caller is inside and holds no file lock. Returns 0 or the first
+ * -errno. */
+int wc_space_settle_entered(struct wc_cache *c, uint64_t dev);
 
 /* Positional write of v[0..n) at pos on f's write-back descriptor, never
  * appending (the descriptor may share an O_APPEND description). */

@@ -50,6 +50,23 @@
  *       writes that passed through after them).
  *   (3) Nothing in FAILED state writes back except at a retry point
  *       (wc_err_may_retry).
+ *   (4) Room granted is room the disk still has: a budget made from
+ *       fstatfs leaves out the dirty data of every file and what each
+ *       live file of that file system was granted and has not cached yet
+ *       (space_granted). Without the grants, files each holding up to
+ *       WC_SPACE_GRANT could together cache more than the disk holds, and
+ *       their write-back fail after their writes had returned success.
+ *   (5) A write the file system has no room to cache (wc_space_check
+ *       fails while the file is OK) is the kernel's, and goes to it only
+ *       after every file on that file system has written back what it
+ *       holds and given up its grant (wc_space_settle_entered, called by
+ *       the write path outside the file's lock): bytes whose writes
+ *       returned success reach the disk before a later write can take
+ *       their room, as in program order without the cache. The file
+ *       system is then tight (wc_space.tight): no write is cached on it
+ *       until fstatfs finds room for two budgets past what is dirty and
+ *       granted, so that a thread cannot be granted room a write of
+ *       another thread, on its way to the kernel, is about to take.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -70,7 +87,7 @@ void wc_err_record(struct wc_file *f, int err)
     __atomic_store_n(&f->err_at, wc_now_ns(), __ATOMIC_RELAXED);
     if (f->state == WC_FS_OK)
         __atomic_store_n(&f->state, WC_FS_FAILED, __ATOMIC_RELAXED);
-    f->space_left = 0;
+    __atomic_store_n(&f->space_left, 0, __ATOMIC_RELAXED);
     f->append_from = WC_NO_APPEND;                       /* (2) */
     __atomic_fetch_add(&f->cache->totals.errors, 1, __ATOMIC_RELAXED);
 }
@@ -150,8 +167,28 @@ static int space_take(struct wc_file *f, struct wc_space *s, int64_t count)
     if (g > s->left)
         g = s->left;
     s->left -= g;
-    f->space_left = g;
+    __atomic_store_n(&f->space_left, g, __ATOMIC_RELAXED);
     return 1;
+}
+
+/* Bytes granted to the live files of file system `dev` and not cached yet
+ * (cache lock): room they may still fill without asking, which a budget
+ * made from what the disk says now must leave to them (invariant (4)).
+ * Grants are made under the cache lock and only shrink outside it, so a
+ * value read here is never less than what is left of it. */
+static uint64_t space_granted(struct wc_cache *c, uint64_t dev)
+{
+    uint64_t sum = 0;
+    for (uint32_t i = 0, hi = wc_files_hi(c); i < hi; i++) {
+        struct wc_file *g = &c->files[i];
+        if (!__atomic_load_n(&g->live, __ATOMIC_ACQUIRE) ||
+            g->slot->dev != dev)
+            continue;
+        int64_t v = __atomic_load_n(&g->space_left, __ATOMIC_RELAXED);
+        if (v > 0)
+            sum += (uint64_t)v;
+    }
+    return sum;
 }
 
 int wc_space_check(struct wc_file *f, size_t count)
@@ -160,37 +197,49 @@ int wc_space_check(struct wc_file *f, size_t count)
     struct statfs sf;
 
     if (f->state != WC_FS_OK) {
-        f->space_left = 0;                               /* (1) */
+        __atomic_store_n(&f->space_left, 0, __ATOMIC_RELAXED); /* (1) */
         return 0;
     }
     /* From the file system's budget while it lasts: one fstatfs per
      * WC_SPACE_CHECK bytes cached on it, not one per file. */
     wc_lock(&c->lock);
-    int ok = space_take(f, space_of(c, f->slot->dev), (int64_t)count);
+    struct wc_space *s = space_of(c, f->slot->dev);
+    int ok = !s->tight && space_take(f, s, (int64_t)count);
     wc_unlock(&c->lock);
     if (ok)
         return 1;
     int saved = errno;
     int r = wc_sys.fstatfs(f->wb_fd, &sf);
     errno = saved;
-    int64_t budget;
-    if (r != 0 || sf.f_blocks == 0) {
-        /* No answer, or no limit to report: the kernel decides at
-         * write-back, as it would have later anyway. */
-        budget = WC_SPACE_CHECK + (int64_t)count;
-    } else {
-        uint64_t bs = sf.f_frsize ? (uint64_t)sf.f_frsize
-                                  : (uint64_t)sf.f_bsize;
-        uint64_t avail = (uint64_t)sf.f_bavail * bs;
+    int limited = r == 0 && sf.f_blocks != 0;
+    uint64_t bs = 0, avail = 0;
+    if (limited) {
+        bs = sf.f_frsize ? (uint64_t)sf.f_frsize : (uint64_t)sf.f_bsize;
+        avail = (uint64_t)sf.f_bavail * bs;
+    }
+    wc_lock(&c->lock);
+    s = space_of(c, f->slot->dev);
+    /* No answer, or no limit to report: the kernel decides at write-back,
+     * as it would have later anyway. */
+    int64_t budget = WC_SPACE_CHECK + (int64_t)count;
+    if (limited) {
         /* Dirty data of every file (they may share this file system),
-         * whole pages, plus the write and one block for a partial one:
-         * never less than the disk will need. */
+         * whole pages, the room already granted to this file system's
+         * files, plus the write and one block for a partial one: never
+         * less than the disk will need. */
         uint64_t need = ((uint64_t)__atomic_load_n(&c->dirty_pages,
                                                    __ATOMIC_RELAXED)
                          << WC_PAGE_SHIFT) +
-                        (uint64_t)count + bs + WC_PAGE_SIZE;
-        if (need > avail) {
-            f->space_left = 0;
+                        space_granted(c, f->slot->dev) + (uint64_t)count +
+                        bs + WC_PAGE_SIZE;
+        /* Invariant (5): once too full, the file system stays so until
+         * it has room for two budgets. */
+        if (need > avail ||
+            (s->tight && avail - need < 2 * (uint64_t)WC_SPACE_CHECK)) {
+            s->tight = 1;
+            s->left = 0;
+            wc_unlock(&c->lock);
+            __atomic_store_n(&f->space_left, 0, __ATOMIC_RELAXED);
             return 0;
         }
         /* Half the rest: other writers share it. */
@@ -199,8 +248,7 @@ int wc_space_check(struct wc_file *f, size_t count)
                                        ? WC_SPACE_CHECK
                                        : (int64_t)slack);
     }
-    wc_lock(&c->lock);
-    struct wc_space *s = space_of(c, f->slot->dev);
+    s->tight = 0;
     s->left = budget;           /* what the disk says now replaces it */
     ok = space_take(f, s, (int64_t)count);
     wc_unlock(&c->lock);
@@ -241,7 +289,7 @@ ssize_t wc_err_write_refused(struct wc_file *f, const struct iovec *v, int n,
                           uint64_t pos)
 {
     __atomic_store_n(&f->state, WC_FS_THROUGH, __ATOMIC_RELAXED);
-    f->space_left = 0;
+    __atomic_store_n(&f->space_left, 0, __ATOMIC_RELAXED);
     int fd = seek_fd(f);
     off_t back = -1;
     if (fd < 0) {

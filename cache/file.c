@@ -190,7 +190,7 @@ struct wc_file *wc_file_get_known(struct wc_cache *c, int fd,
     __atomic_store_n(&f->state, c->refused ? WC_FS_THROUGH : WC_FS_OK,
                      __ATOMIC_RELAXED);
     __atomic_store_n(&f->err_at, 0, __ATOMIC_RELAXED);
-    f->space_left = 0;
+    __atomic_store_n(&f->space_left, 0, __ATOMIC_RELAXED);
     f->seek_fd = -1;
     f->append_from = WC_NO_APPEND;
     /* The write pattern is the new file's, not the slot's last one. */

@@ -300,7 +300,9 @@ static inline void count_written(struct wc_file *f, uint64_t end, size_t n)
     if (__builtin_expect(++f->g_ops >= WC_GAIN_OPS, 0))
         gain_verdict(f);
     f->n_bytes += n;
-    f->space_left -= (int64_t)n;
+    /* Read without f's lock by space_granted (errors.c): atomic. */
+    __atomic_store_n(&f->space_left, f->space_left - (int64_t)n,
+                     __ATOMIC_RELAXED);
 }
 
 /* The end of a write that entered the engine and f: over the dirty limit,
@@ -345,15 +347,34 @@ static ssize_t write_iter(struct wc_file *f, struct uiter *it, off_t pos_in,
     /* To the kernel: large writes, writes it may refuse (RLIMIT_FSIZE,
      * the file system's limit), writes the disk could not hold, and every
      * write of a file that is not OK (errors.c (1)). */
-    if (it->count && (it->count >= c->bypass ||
-                      pos + it->count > c->max_end ||
-                      ((int64_t)it->count > f->space_left &&
-                       !wc_space_check(f, it->count)) ||
+    int big = it->count >= c->bypass || pos + it->count > c->max_end;
+    int noroom = 0, full = 0;
+    if (it->count && !big && (int64_t)it->count > f->space_left &&
+        !wc_space_check(f, it->count)) {
+        noroom = 1;
+        full = f->state == WC_FS_OK;    /* not an error state: no room */
+    }
+    if (it->count && (big || noroom ||
                       (it->count >= WC_DIRECT_MIN && !wc_file_dirty(f) &&
                        (it->count >= WC_STREAM_DIRECT || pos == 0 ||
                         pos != f->slot->size || pos != f->last_end)) ||
                       (f->scattered && pos != f->last_end &&
                        !wc_file_dirty(f)))) {
+        if (full) {
+            /* No room: what every file of this file system holds goes to
+             * the disk before the kernel answers this write (errors.c
+             * (5)). Nothing of the write is done yet: the file is left
+             * and entered again as after a fault (5.2). */
+            uint64_t dev = f->slot->dev;
+            wc_file_leave(f, locked);
+            wc_space_settle_entered(c, dev);
+            locked = wc_file_enter(f);
+            wc_size_fresh(f);
+            wc_wip_size = f->slot->size;
+            pos = append ? f->slot->size : (uint64_t)pos_in;
+            if (where)
+                *where = (off_t)pos;
+        }
         ret = f->state == WC_FS_THROUGH ? -WC_EPASS
                                         : write_through(f, it, pos, append,
                                                         where);
