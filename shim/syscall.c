@@ -325,6 +325,11 @@ static long route(long nr, long a, long b, long c, long d, long e, long f,
         wc_proc_exit_flush();
         break;
     case SYS_exit:       return thread_exit(a);
+    /* limits the write path obeys (proc.c (5)) or the shim's own
+     * descriptors live with (ownfd.c (2)) */
+    case SYS_setrlimit:  return setrlimit(I(a), P(b));
+    case SYS_getrlimit:  return getrlimit(I(a), P(b));
+    case SYS_prlimit64:  return prlimit64((pid_t)a, I(b), P(c), P(d));
     default:
         break;
     }

@@ -1262,6 +1262,37 @@ static void s_fsize(void)
     check("closed", "fs");
 }
 
+/* The same limit lowered through syscall() once the file is cached
+ * (prlimit64, or setrlimit with the argument "setrlimit"): the cache
+ * must learn it as from libc's setrlimit (a probe found the writes past
+ * it accepted, and the bytes written back after exit). */
+static void s_fsize_raw(const char *how)
+{
+    signal(SIGXFSZ, on_xfsz);
+    int fd = xopen("fsr", O_WRONLY | O_CREAT | O_TRUNC);
+    char line[33];
+    memset(line, 'r', 32);
+    line[32] = 0;
+    for (int i = 0; i < 320; i++) {
+        if (i == 100) {
+            struct rlimit rl = {5000, 5000};
+            RESULT("lowered", how && !strcmp(how, "setrlimit")
+                                  ? syscall(SYS_setrlimit, RLIMIT_FSIZE, &rl)
+                                  : syscall(SYS_prlimit64, 0, RLIMIT_FSIZE,
+                                            &rl, NULL));
+        }
+        errno = 0;
+        ssize_t r = write(fd, line, 32);
+        int e = errno;
+        if (r != 32)
+            say("OUT write %d returned %zd errno=%d sigxfsz=%d", i, r, e,
+                (int)xfsz);
+    }
+    say("OUT sigxfsz=%d", (int)xfsz);
+    RESULT("close", close(fd));
+    check("closed", "fsr");
+}
+
 /* The calls the shim passes through as bare system calls (shim/kcall.h):
  * their edges (negative and closed descriptors, AT_FDCWD, pipes, bad
  * arguments, symlinks) and errno, which success must leave as it was
@@ -1607,6 +1638,7 @@ int main(int argc, char **argv)
     else if (!strcmp(sc, "dup2_stdout")) s_dup2_stdout();
     else if (!strcmp(sc, "bad_env")) s_bad_env();
     else if (!strcmp(sc, "fsize")) s_fsize();
+    else if (!strcmp(sc, "fsize_raw")) s_fsize_raw(arg);
     else if (!strcmp(sc, "many_files")) s_many_files();
     else if (!strcmp(sc, "faults")) s_faults();
     else if (!strcmp(sc, "kcalls")) s_kcalls(arg);

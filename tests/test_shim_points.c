@@ -461,6 +461,11 @@ Test(points, offsets_past_4_gib) { differential("big_offset", NULL, NULL); }
 Test(points, fifo_and_devices_pass_through) { differential("passthrough", "fifo", NULL); }
 Test(points, more_files_than_the_file_table) { differential("many_files", NULL, NULL); }
 Test(points, rlimit_fsize_efbig_and_sigxfsz) { differential("fsize", NULL, NULL); }
+Test(points, rlimit_fsize_lowered_through_syscall)
+{
+    differential("fsize_raw", NULL, NULL);
+    differential("fsize_raw", "setrlimit", NULL);
+}
 Test(points, faulting_user_memory) { differential("faults", NULL, NULL); }
 Test(points, a_pending_cancellation_acts_at_a_cached_write)
 {
