@@ -567,7 +567,9 @@ WC_EXPORT void *mmap64(void *addr, size_t len, int prot, int flags, int fd,
     return mmap(addr, len, prot, flags, fd, off);
 }
 
-/* ---- timestamps: flush first, or write-back would move them ---------- */
+/* ---- timestamps, mode and owner: flush first, or write-back would move
+ * the timestamps, and clear the set-user-ID and set-group-ID bits a later
+ * chmod set (the kernel clears them at the write, before that chmod) --- */
 
 /* Flush the cached file at (dirfd, path) or fd (path NULL). */
 static void flush_for_times(int dirfd, const char *path, int flags)
@@ -636,4 +638,53 @@ WC_EXPORT int utime(const char *path, const struct utimbuf *t)
 {
     flush_for_times(AT_FDCWD, path, 0);
     return REAL(utime)(path, t);
+}
+
+WC_EXPORT int chmod(const char *path, mode_t mode)
+{
+    flush_for_times(AT_FDCWD, path, 0);
+    return REAL(chmod)(path, mode);
+}
+
+WC_EXPORT int fchmod(int fd, mode_t mode)
+{
+    flush_for_times(fd, NULL, 0);
+    return REAL(fchmod)(fd, mode);
+}
+
+WC_EXPORT int fchmodat(int dirfd, const char *path, mode_t mode, int flags)
+{
+    flush_for_times(dirfd, path, flags & AT_SYMLINK_NOFOLLOW);
+    return REAL(fchmodat)(dirfd, path, mode, flags);
+}
+
+WC_EXPORT int chown(const char *path, uid_t uid, gid_t gid)
+{
+    flush_for_times(AT_FDCWD, path, 0);
+    return REAL(chown)(path, uid, gid);
+}
+
+WC_EXPORT int fchown(int fd, uid_t uid, gid_t gid)
+{
+    flush_for_times(fd, NULL, 0);
+    return REAL(fchown)(fd, uid, gid);
+}
+
+WC_EXPORT int lchown(const char *path, uid_t uid, gid_t gid)
+{
+    flush_for_times(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW);
+    return REAL(lchown)(path, uid, gid);
+}
+
+WC_EXPORT int fchownat(int dirfd, const char *path, uid_t uid, gid_t gid,
+                       int flags)
+{
+    /* AT_EMPTY_PATH with "": the descriptor itself. */
+    const char *p = path;      /* as utimensat's: glibc says nonnull */
+    __asm__("" : "+r"(p));
+    if ((flags & AT_EMPTY_PATH) && p && !p[0])
+        flush_for_times(dirfd, NULL, 0);
+    else
+        flush_for_times(dirfd, path, flags & AT_SYMLINK_NOFOLLOW);
+    return REAL(fchownat)(dirfd, path, uid, gid, flags);
 }

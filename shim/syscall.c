@@ -298,6 +298,14 @@ static long route(long nr, long a, long b, long c, long d, long e, long f,
     case SYS_utimensat:  return utimensat(I(a), CP(b), P(c), I(d));
     case SYS_utimes:     return utimes(CP(a), P(b));
     case SYS_utime:      return utime(CP(a), P(b));
+    case SYS_chmod:      return chmod(CP(a), (mode_t)b);
+    case SYS_fchmod:     return fchmod(I(a), (mode_t)b);
+    case SYS_fchmodat:   return fchmodat(I(a), CP(b), (mode_t)c, 0);
+    case SYS_chown:      return chown(CP(a), (uid_t)b, (gid_t)c);
+    case SYS_fchown:     return fchown(I(a), (uid_t)b, (gid_t)c);
+    case SYS_lchown:     return lchown(CP(a), (uid_t)b, (gid_t)c);
+    case SYS_fchownat:
+        return fchownat(I(a), CP(b), (uid_t)c, (gid_t)d, I(e));
     /* process-level consistency points */
     case SYS_execve:     return execve(CP(a), P(b), P(c));
     case SYS_execveat:   return execveat(I(a), CP(b), P(c), P(d), I(e));

@@ -144,6 +144,13 @@
     X(int, lutimes, (const char *, const struct timeval[2]))               \
     X(int, utimes, (const char *, const struct timeval[2]))                \
     X(int, utime, (const char *, const struct utimbuf *))                  \
+    X(int, chmod, (const char *, mode_t))                                  \
+    X(int, fchmod, (int, mode_t))                                          \
+    X(int, fchmodat, (int, const char *, mode_t, int))                     \
+    X(int, chown, (const char *, uid_t, gid_t))                            \
+    X(int, fchown, (int, uid_t, gid_t))                                    \
+    X(int, lchown, (const char *, uid_t, gid_t))                           \
+    X(int, fchownat, (int, const char *, uid_t, gid_t, int))               \
     X(int, setrlimit, (__rlimit_resource_t, const struct rlimit *))        \
     X(int, prlimit, (pid_t, __rlimit_resource_t, const struct rlimit *,    \
                      struct rlimit *))                                     \
