@@ -59,6 +59,14 @@ static long fb_syscall(long n, ...)
     return raw6(n, a, b, c, d, e, f);
 }
 
+static int fb_ioctl(int fd, unsigned long req, ...)
+{
+    va_list ap;
+    va_start(ap, req);
+    void *arg = va_arg(ap, void *);
+    va_end(ap);
+    return (int)SC(SYS_ioctl, fd, req, arg);
+}
 static ssize_t fb_read(int fd, void *b, size_t n)
 { return SC(SYS_read, fd, b, n); }
 static ssize_t fb_write(int fd, const void *b, size_t n)
@@ -178,7 +186,7 @@ static const struct {
     FB(fdatasync, fb_fdatasync), FB(mmap, fb_mmap),
     FB(munmap, fb_munmap),       FB(_exit, fb_exit),
     FB(_Exit, fb_exit),          FB(exit, fb_exit),
-    FB(syscall, fb_syscall),
+    FB(syscall, fb_syscall),     FB(ioctl, fb_ioctl),
     /* functions returning a pointer fail with NULL */
     FB(fopen, fb_enosys_ptr),    FB(freopen, fb_enosys_ptr),
     FB(fdopen, fb_enosys_ptr),   FB(popen, fb_enosys_ptr),

@@ -54,6 +54,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
@@ -298,6 +299,7 @@ static long route(long nr, long a, long b, long c, long d, long e, long f,
     case SYS_utimensat:  return utimensat(I(a), CP(b), P(c), I(d));
     case SYS_utimes:     return utimes(CP(a), P(b));
     case SYS_utime:      return utime(CP(a), P(b));
+    case SYS_ioctl:      return ioctl(I(a), (unsigned long)b, P(c));
     case SYS_chmod:      return chmod(CP(a), (mode_t)b);
     case SYS_fchmod:     return fchmod(I(a), (mode_t)b);
     case SYS_fchmodat:   return fchmodat(I(a), CP(b), (mode_t)c, 0);

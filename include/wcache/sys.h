@@ -144,6 +144,7 @@
     X(int, lutimes, (const char *, const struct timeval[2]))               \
     X(int, utimes, (const char *, const struct timeval[2]))                \
     X(int, utime, (const char *, const struct utimbuf *))                  \
+    X(int, ioctl, (int, unsigned long, ...))                               \
     X(int, chmod, (const char *, mode_t))                                  \
     X(int, fchmod, (int, mode_t))                                          \
     X(int, fchmodat, (int, const char *, mode_t, int))                     \

@@ -1,0 +1,116 @@
+/*
+ * ioctl.c - ioctl on a file the cache may hold: the kernel answers from
+ * the file as it is on disk, so what the cache holds goes there first.
+ *
+ * Invariants:
+ *   (1) Terminal requests (type 'T': TCGETS, which isatty makes on a
+ *       cached stdout, FIONBIO, FIOCLEX...) pass untouched: a regular
+ *       file answers them with ENOTTY or changes only the descriptor's
+ *       flags. FIONREAD and FIOQSIZE, of the same type, are queries (2).
+ *   (2) Queries of the file's size, offset, extents or attributes
+ *       (FIONREAD, FIOQSIZE, FS_IOC_FIEMAP, FIBMAP, FIGETBSZ, FS_IOC_GETFLAGS,
+ *       FS_IOC_FSGETXATTR) are a consistency point of the descriptor (meta.c
+ *       invariant (3)): its file is written back and the kernel's offset
+ *       set before the call.
+ *   (3) Any other request may change the file behind the engine (its
+ *       data: FICLONE, FICLONERANGE; what writes it takes: FS_IOC_SETFLAGS
+ *       with the immutable or append-only flag), or read data the cache
+ *       holds (FIDEDUPERANGE compares): every regular file it names (the
+ *       descriptor, a clone's source, a dedupe's destinations) passes
+ *       through for good from then on, as a mapped one (meta.c invariant
+ *       (5)): written back, every description THROUGH, later opens not
+ *       cached. Only for descriptors the shim tracks, or when some file
+ *       is cached: a process that caches nothing pays nothing.
+ */
+#include <errno.h>
+#include <linux/fiemap.h>
+#include <linux/fs.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+
+#include "shim.h"
+#include "kcall.h"
+#include "wcache/ucopy.h"
+
+/* Invariant (2). */
+static int query(unsigned long req)
+{
+    switch (req) {
+    case FIONREAD:
+    case FIOQSIZE:
+    case FS_IOC_FIEMAP:
+    case FIBMAP:
+    case FIGETBSZ:
+    case FS_IOC_GETFLAGS:
+    case FS_IOC_FSGETXATTR:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* Invariant (3): the regular file open on fd passes through for good. */
+static void for_good(int fd)
+{
+    struct stat st;
+    if (fd < 0 || wc_k_fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+        return;
+    wc_shim_enter();
+    wc_mapped_add(st.st_dev, st.st_ino);
+    wc_file_all_through(st.st_dev, st.st_ino, WC_WHY_OTHER);
+    wc_shim_leave();
+}
+
+/* The other descriptors a request names (invariant (3)), read from the
+ * program's memory without faulting: an unreadable argument is the
+ * kernel's EFAULT to give, and names nothing here. */
+static void others_for_good(unsigned long req, void *arg)
+{
+    if (req == FICLONE) {
+        for_good((int)(intptr_t)arg);
+    } else if (req == FICLONERANGE) {
+        struct file_clone_range r;
+        if (wc_copy_nofault(&r, arg, sizeof r) == sizeof r)
+            for_good((int)r.src_fd);
+    } else if (req == FIDEDUPERANGE) {
+        struct file_dedupe_range h;
+        if (wc_copy_nofault(&h, arg, sizeof h) != sizeof h)
+            return;
+        struct file_dedupe_range_info *v =
+            ((struct file_dedupe_range *)arg)->info;
+        for (unsigned i = 0; i < h.dest_count; i++) {
+            struct file_dedupe_range_info one;
+            if (wc_copy_nofault(&one, &v[i], sizeof one) != sizeof one)
+                return;
+            for_good((int)one.dest_fd);
+        }
+    }
+}
+
+WC_EXPORT int ioctl(int fd, unsigned long req, ...)
+{
+    va_list ap;
+    va_start(ap, req);
+    void *arg = va_arg(ap, void *);     /* as glibc's own ioctl reads it */
+    va_end(ap);
+    if (_IOC_TYPE(req) == 'T' && req != FIONREAD && req != FIOQSIZE)
+        return REAL(ioctl)(fd, req, arg);                   /* (1) */
+    if (wc_state != WC_ST_ON || wc_depth ||
+        (!wc_fd_get(fd) && wc_reg_empty()))
+        return REAL(ioctl)(fd, req, arg);
+    if (query(req)) {                                       /* (2) */
+        struct wc_desc *d = wc_kernel_before(fd, WC_WHY_OTHER);
+        int r = REAL(ioctl)(fd, req, arg);
+        int e = errno;
+        wc_kernel_after(fd, d, 0, 0);
+        errno = e;
+        return r;
+    }
+    int e = errno;                                          /* (3) */
+    for_good(fd);
+    others_for_good(req, arg);
+    errno = e;
+    return REAL(ioctl)(fd, req, arg);
+}
