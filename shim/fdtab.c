@@ -563,13 +563,21 @@ static int flush_cb(struct wc_file *f, void *arg)
 }
 
 /* /proc, /sys and their kind: "regular" files whose writes are commands
- * to the kernel, which must see each one at once. */
+ * to the kernel, which must see each one at once. And a memfd that is
+ * sealed or may be sealed (F_SEAL_WRITE, F_SEAL_GROW... by any process
+ * that holds it, at any time): the kernel refuses the writes a seal
+ * forbids, at the write; a tmpfs file that is not such a memfd answers
+ * F_GET_SEALS with F_SEAL_SEAL alone (sealing closed for good). */
 static int pseudo_fs(int fd)
 {
     struct statfs sf;
     if (REAL(fstatfs)(fd, &sf) != 0)
         return 1;
     switch ((unsigned long)sf.f_type) {
+    case 0x01021994: {  /* tmpfs, and shmem's memfds */
+        int seals = wc_k_fcntl(fd, F_GET_SEALS, 0);
+        return seals >= 0 && seals != F_SEAL_SEAL;
+    }
     case 0x9fa0:        /* proc */
     case 0x62656572:    /* sysfs */
     case 0x64626720:    /* debugfs */
@@ -582,7 +590,7 @@ static int pseudo_fs(int fd)
     case 0x62656570:    /* configfs */
     case 0xde5e81e4:    /* efivarfs */
     case 0x6165676c:    /* pstore */
-    case 0x958458f6:    /* hugetlbfs */
+    case 0x958458f6:    /* hugetlbfs (no write(2) at all) */
     case 0x42494e4d:    /* binfmt_misc */
     case 0x1cd1:        /* devpts */
     case 0x6e736673:    /* nsfs */

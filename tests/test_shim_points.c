@@ -461,6 +461,7 @@ Test(points, offsets_past_4_gib) { differential("big_offset", NULL, NULL); }
 Test(points, fifo_and_devices_pass_through) { differential("passthrough", "fifo", NULL); }
 Test(points, more_files_than_the_file_table) { differential("many_files", NULL, NULL); }
 Test(points, rlimit_fsize_efbig_and_sigxfsz) { differential("fsize", NULL, NULL); }
+Test(points, a_sealable_memfd_is_not_cached) { differential("memfd", NULL, NULL); }
 Test(points, ioctl_sees_the_written_back_file) { differential("ioctl", NULL, NULL); }
 Test(points, rlimit_fsize_lowered_through_syscall)
 {
