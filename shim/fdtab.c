@@ -77,7 +77,11 @@
  *       records count as near. Either is asked again after
  *       WC_BACKOFF_BASE << backoff writes, the wait doubling each time,
  *       as for (8). A WATCH description holds no cached byte, so the
- *       kernel serves it exactly.
+ *       kernel serves it exactly. Nor, ever, a set-user-ID or
+ *       set-group-ID file (wc_mode_setid, as its open or its adoption's
+ *       fstat finds it; meta.c's chmod makes one that becomes so pass
+ *       through for good): the kernel clears the bit at a write of a user
+ *       without CAP_FSETID, and fstat must show that before a write-back.
  *   (6b) A process makes its cache (a backing file, the flusher thread,
  *       death-signal stand-ins, a guard's probe: about a millisecond on
  *       this 2-core VM, most of it first-touch page faults) only once its
@@ -402,6 +406,8 @@ static int ident_stat_locked(int fd, struct wc_desc *d, struct stat *st)
     if (!S_ISREG(st->st_mode))        /* a FIFO, a device: never adopted */
         __atomic_store_n(&d->writes, WC_WRITES_NOT_REGULAR,
                          __ATOMIC_RELAXED);
+    else if (wc_mode_setid(st->st_mode))        /* invariant (6) */
+        __atomic_store_n(&d->writes, WC_WRITES_SETID, __ATOMIC_RELAXED);
     return 1;
 }
 
@@ -664,6 +670,8 @@ void wc_fd_opened_known(int fd, int dirfd, const char *path, int flags,
         d->append = !!(flags & O_APPEND);
         d->dev = st.st_dev;
         d->ino = st.st_ino;
+        if (wc_mode_setid(st.st_mode))          /* invariant (6) */
+            d->writes = WC_WRITES_SETID;
         __atomic_add_fetch(&g_nwatch, 1, __ATOMIC_RELAXED);
         install(fd, d);
         if (acc != O_RDONLY &&
@@ -687,6 +695,8 @@ void wc_fd_opened_known(int fd, int dirfd, const char *path, int flags,
     /* Pseudo file systems have no device (major 0, as tmpfs and FUSE):
      * a file on a block device needs no fstatfs to tell. */
     if (acc != O_RDONLY && major(st.st_dev) == 0 && pseudo_fs(fd))
+        return;
+    if (wc_mode_setid(st.st_mode))              /* invariant (6) */
         return;
     struct wc_cache *c = wc_cache_get();
     if (!c)

@@ -640,21 +640,46 @@ WC_EXPORT int utime(const char *path, const struct utimbuf *t)
     return REAL(utime)(path, t);
 }
 
+/* A chmod that sets a set-user-ID or set-group-ID bit: the file passes
+ * through for good from now on, as a mapped one (fdtab.c invariant (6):
+ * the kernel clears the bit at each later write, which fstat must show at
+ * once). Its cached data goes to the file first. */
+static void for_meta(int dirfd, const char *path, int flags, mode_t mode)
+{
+    if (!wc_mode_setid(mode)) {
+        flush_for_times(dirfd, path, flags);
+        return;
+    }
+    if (wc_state != WC_ST_ON || wc_depth)
+        return;
+    int e = errno;
+    struct stat st;
+    int r = path ? wc_k_fstatat(dirfd, path, &st, flags)
+                 : wc_k_fstat(dirfd, &st);
+    if (r == 0 && S_ISREG(st.st_mode)) {
+        wc_shim_enter();
+        wc_mapped_add(st.st_dev, st.st_ino);
+        wc_file_all_through(st.st_dev, st.st_ino, WC_WHY_OTHER);
+        wc_shim_leave();
+    }
+    errno = e;
+}
+
 WC_EXPORT int chmod(const char *path, mode_t mode)
 {
-    flush_for_times(AT_FDCWD, path, 0);
+    for_meta(AT_FDCWD, path, 0, mode);
     return REAL(chmod)(path, mode);
 }
 
 WC_EXPORT int fchmod(int fd, mode_t mode)
 {
-    flush_for_times(fd, NULL, 0);
+    for_meta(fd, NULL, 0, mode);
     return REAL(fchmod)(fd, mode);
 }
 
 WC_EXPORT int fchmodat(int dirfd, const char *path, mode_t mode, int flags)
 {
-    flush_for_times(dirfd, path, flags & AT_SYMLINK_NOFOLLOW);
+    for_meta(dirfd, path, flags & AT_SYMLINK_NOFOLLOW, mode);
     return REAL(fchmodat)(dirfd, path, mode, flags);
 }
 

@@ -476,7 +476,16 @@ extern uint64_t wc_rent_ns;
 int wc_desc_adopt_locked(int fd, struct wc_desc *d, size_t len);
 
 /* wc_desc.writes of a WATCH description never to be adopted. */
-enum { WC_WRITES_PSEUDO = -1, WC_WRITES_NOT_REGULAR = -2 };
+enum { WC_WRITES_PSEUDO = -1, WC_WRITES_NOT_REGULAR = -2,
+       WC_WRITES_SETID = -3 };
+
+/* A mode whose set-user-ID or set-group-ID bit the kernel clears at each
+ * write of a user without CAP_FSETID: a file so marked is never cached, or
+ * fstat would show the bit until the write-back (fdtab.c invariant (6)). */
+static inline int wc_mode_setid(mode_t m)
+{
+    return (m & S_ISUID) || (m & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP);
+}
 
 /* d's file identity (dev, ino), asked of the kernel if not known yet
  * (fdtab.c invariant (7)). Caller holds d->lock. */
@@ -791,6 +800,7 @@ enum wc_nc {
     WC_NC_FUTILE,       /* caching the file gained nothing (demoted) */
     WC_NC_START_OWN,    /* as WC_NC_START, and held by this process alone
                            (the image before exec said so: proc.c) */
+    WC_NC_SETID,        /* a set-user-ID or set-group-ID file */
     WC_NC_COUNT
 };
 

@@ -65,6 +65,8 @@ static const char *const nc_names[WC_NC_COUNT] = {
                     "cache (WCACHE_SETUP_US)",
     [WC_NC_FUTILE] = "caching the file gains nothing (written back at "
                      "every lock, or scattered)",
+    [WC_NC_SETID] = "set-user-ID or set-group-ID file (a write clears "
+                    "the bit)",
 };
 
 void wc_stats_file_cached(void)
@@ -224,6 +226,8 @@ static int through_reason(const struct wc_desc *d)
         return WC_NC_READONLY;
     if (d->writes == WC_WRITES_NOT_REGULAR)
         return WC_NC_NOT_REGULAR;
+    if (d->writes == WC_WRITES_SETID)
+        return WC_NC_SETID;
     if (d->writes < 0)
         return WC_NC_PSEUDO;
     if ((d->shared || d->stdio) && d->append)

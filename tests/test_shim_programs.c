@@ -473,7 +473,9 @@ Test(programs, fakeroot_owners_with_the_shim_first)
  * the bit at each write of a user without CAP_FSETID, so the writes'
  * clearing comes before the fchmod; the shim writes back before a chmod or
  * chown of a cached file (meta.c), or the write-back cleared the bit the
- * program had just set (found by a probe). */
+ * program had just set (found by a probe). And a file with the bit is
+ * never cached (fdtab.c invariant (6)), so fstat after each write shows
+ * it cleared, as the kernel's. */
 Test(programs, setuid_bit_set_after_cached_writes)
 {
     wct_require_tool("setpriv", "util-linux");
@@ -494,6 +496,14 @@ Test(programs, setuid_bit_set_after_cached_writes)
             "    else: os.fchown(fd, 65534, 65534); os.chmod(name, 0o2755)\n"
             "    os.close(fd)\n"
             "    print(name, oct(os.stat(name).st_mode), os.stat(name).st_size)\n"
+            "fd = os.open(\"s\", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o755)\n"
+            "os.fchmod(fd, 0o4755)\n"
+            "for r in range(3):\n"
+            "    for i in range(40): os.write(fd, b\"line %d\\n\" % i)\n"
+            "    print(\"s\", r, oct(os.fstat(fd).st_mode), os.fstat(fd).st_size)\n"
+            "    os.fchmod(fd, 0o6755)\n"
+            "os.close(fd)\n"
+            "print(\"s\", oct(os.stat(\"s\").st_mode))\n"
             "'\n",
             NULL, 0, 60);
 }
