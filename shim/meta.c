@@ -571,11 +571,19 @@ WC_EXPORT void *mmap64(void *addr, size_t len, int prot, int flags, int fd,
  * the timestamps, and clear the set-user-ID and set-group-ID bits a later
  * chmod set (the kernel clears them at the write, before that chmod) --- */
 
-/* Flush the cached file at (dirfd, path) or fd (path NULL). */
-static void flush_for_times(int dirfd, const char *path, int flags)
+/* Flush the cached file at (dirfd, path) or fd (path NULL): the test
+ * inline (tar sets the times, mode and owner of every file it makes, and
+ * a process that caches nothing pays one load), the rest out of line. */
+static void flush_for_times_slow(int dirfd, const char *path, int flags);
+static inline void flush_for_times(int dirfd, const char *path, int flags)
 {
-    if (wc_state != WC_ST_ON || wc_depth || wc_reg_empty())
-        return;
+    if (unlikely(!wc_reg_empty()) && wc_state == WC_ST_ON && !wc_depth)
+        flush_for_times_slow(dirfd, path, flags);
+}
+
+static __attribute__((noinline)) void
+flush_for_times_slow(int dirfd, const char *path, int flags)
+{
     int e = errno;
     wc_shim_enter();
     struct wc_desc *d = path ? NULL : wc_desc_get(dirfd);
@@ -644,14 +652,19 @@ WC_EXPORT int utime(const char *path, const struct utimbuf *t)
  * through for good from now on, as a mapped one (fdtab.c invariant (6):
  * the kernel clears the bit at each later write, which fstat must show at
  * once). Its cached data goes to the file first. */
-static void for_meta(int dirfd, const char *path, int flags, mode_t mode)
+static void setid_for_good(int dirfd, const char *path, int flags);
+static inline void for_meta(int dirfd, const char *path, int flags,
+                            mode_t mode)
 {
-    if (!wc_mode_setid(mode)) {
+    if (likely(!wc_mode_setid(mode)))
         flush_for_times(dirfd, path, flags);
-        return;
-    }
-    if (wc_state != WC_ST_ON || wc_depth)
-        return;
+    else if (wc_state == WC_ST_ON && !wc_depth)
+        setid_for_good(dirfd, path, flags);
+}
+
+static __attribute__((noinline)) void
+setid_for_good(int dirfd, const char *path, int flags)
+{
     int e = errno;
     struct stat st;
     int r = path ? wc_k_fstatat(dirfd, path, &st, flags)

@@ -13,7 +13,7 @@
  *   (3) The mapped set only grows (to MAPPED_MAX; past it, no new file is
  *       cached at all).
  *
- * Lock: g_reg_lock protects g_reg, g_nreg (written under it, read
+ * Lock: g_reg_lock protects g_reg, wc_nreg (written under it, read
  * lock-free as a hint), every entry, the parked files (g_nparked likewise
  * a hint) and the mapped set. It is taken
  * inside a description's lock, never the other way; wc_reg_apply calls
@@ -38,7 +38,8 @@ struct reg_entry {
 };
 #define REG_MAX 4096
 static struct reg_entry *g_reg;      /* mmap'd, REG_MAX entries */
-static int g_nreg;                   /* entries in use (atomic reads) */
+int wc_nreg;                         /* entries in use (atomic reads:
+                                        wc_reg_empty, shim.h) */
 
 /* Files that left the cache for gaining nothing (fdtab.c invariant (8)),
  * each with one engine reference of its own: the file stays live (clean,
@@ -64,15 +65,10 @@ static int g_mapped_overflow;        /* too many: cache no new file */
 
 static struct reg_entry *reg_find_locked(dev_t dev, ino_t ino)
 {
-    for (int i = 0; i < g_nreg; i++)
+    for (int i = 0; i < wc_nreg; i++)
         if (g_reg[i].ino == ino && g_reg[i].dev == dev)
             return &g_reg[i];
     return NULL;
-}
-
-int wc_reg_empty(void)
-{
-    return __atomic_load_n(&g_nreg, __ATOMIC_RELAXED) == 0;
 }
 
 int wc_reg_add(dev_t dev, ino_t ino, struct wc_file *f)
@@ -80,14 +76,14 @@ int wc_reg_add(dev_t dev, ino_t ino, struct wc_file *f)
     int fresh = 0;
     wc_lock(&g_reg_lock);
     struct reg_entry *e = reg_find_locked(dev, ino);
-    if (!e && g_reg && g_nreg < REG_MAX) {
-        e = &g_reg[g_nreg];
+    if (!e && g_reg && wc_nreg < REG_MAX) {
+        e = &g_reg[wc_nreg];
         e->dev = dev;
         e->ino = ino;
         e->file = f;
         e->ndesc = 0;
         e->through = 0;
-        __atomic_store_n(&g_nreg, g_nreg + 1, __ATOMIC_RELEASE);
+        __atomic_store_n(&wc_nreg, wc_nreg + 1, __ATOMIC_RELEASE);
         fresh = WC_REG_FRESH;
         wc_stats_file_cached();
     }
@@ -114,8 +110,8 @@ void wc_reg_drop(dev_t dev, ino_t ino)
     wc_lock(&g_reg_lock);
     struct reg_entry *e = reg_find_locked(dev, ino);
     if (e && --e->ndesc <= 0) {
-        *e = g_reg[g_nreg - 1];
-        __atomic_store_n(&g_nreg, g_nreg - 1, __ATOMIC_RELEASE);
+        *e = g_reg[wc_nreg - 1];
+        __atomic_store_n(&wc_nreg, wc_nreg - 1, __ATOMIC_RELEASE);
     }
     wc_unlock(&g_reg_lock);
 }
@@ -203,7 +199,7 @@ WC_ONCE
 void wc_reg_after_fork(void)
 {
     WC_RESET(g_reg_lock.v, 0);      /* the child is alone */
-    WC_RESET(g_nreg, 0);    /* the parent's files are not the child's */
+    WC_RESET(wc_nreg, 0);    /* the parent's files are not the child's */
     WC_RESET(g_nparked, 0); /* nor its parked ones (the cache abandoned) */
 }
 

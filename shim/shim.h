@@ -383,7 +383,11 @@ int wc_desc_release_fd(struct wc_desc *d, int fd);
 int wc_reg_apply(dev_t dev, ino_t ino,
                  int (*fn)(struct wc_file *, void *), void *arg);
 /* Is no file cached at all? (cheap test before fstat-ing a path) */
-int wc_reg_empty(void);
+extern int wc_nreg;
+static inline int wc_reg_empty(void)
+{
+    return __atomic_load_n(&wc_nreg, __ATOMIC_RELAXED) == 0;
+}
 /* The rest of the registry (registry.c): its memory (0 or -ENOMEM); a
  * description's reference to the file added (WC_REG_FRESH if the file was
  * not in it before, | WC_REG_THROUGH if it is marked through) or dropped;
