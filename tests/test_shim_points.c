@@ -276,6 +276,11 @@ static void differential_full(const char *scenario, const char *arg,
     wct_require_shim();
     wct_require_prog(WCT_PROG("prog_points"));
     struct outcome ref = run_once(0, scenario, arg, env, NULL, shell);
+    /* Both runs failing alike would compare equal: a scenario the
+     * program does not know (a stale build) is the test's failure. */
+    cr_assert(!strstr(ref.log, "unknown scenario"),
+              "prog_points does not know scenario %s:\n%s", scenario,
+              ref.log);
     struct outcome got = run_once(1, scenario, arg, env, ref.log, shell);
     char *d = wct_first_diff(ref.log, got.log);
     cr_expect(*d == 0, "%s %s: the program saw something else under the "
