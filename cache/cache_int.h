@@ -451,6 +451,11 @@ int wc_err_sync_done(struct wc_file *f, int r);
  * must go to the kernel (not OK, or the file system could not hold the
  * dirty data plus this write). Caller holds f->lock. */
 int wc_space_check(struct wc_file *f, size_t count);
+/* A write of `count` bytes f sends straight to the kernel takes its room
+ * from the file system's budget (errors.c (6)): 1 when the file system
+ * must be settled first (wc_space_settle_entered), 0 otherwise. Caller
+ * holds f->lock. */
+int wc_space_direct(struct wc_file *f, size_t count);
 /* Is err (positive errno) the answer of a call that is refused rather
  * than failed (EPERM, ENOSYS)? */
 int wc_refused(int err);

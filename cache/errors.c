@@ -67,6 +67,17 @@
  *       until fstatfs finds room for two budgets past what is dirty and
  *       granted, so that a thread cannot be granted room a write of
  *       another thread, on its way to the kernel, is about to take.
+ *   (6) A write the engine sends to the kernel itself (a large one, whole
+ *       pages to a clean file, scattered writes: write.c) takes its room
+ *       from the same budget (wc_space_direct); when the budget cannot
+ *       cover it and fstatfs finds no room for it beside what is dirty
+ *       and granted, the file system is settled first, as in (5): the
+ *       bytes of a file written in large blocks cannot take the room of
+ *       another file's cached ones. (Writes the engine never sees, such as
+ *       a file's first writes, which the shim sends to the kernel before
+ *       caching the file, or another process's, can: the cached bytes'
+ *       write-back then fails with ENOSPC, reported at fsync and close,
+ *       the bytes kept in the backing file: README, limits.)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -253,6 +264,57 @@ int wc_space_check(struct wc_file *f, size_t count)
     ok = space_take(f, s, (int64_t)count);
     wc_unlock(&c->lock);
     return ok;
+}
+
+int wc_space_direct(struct wc_file *f, size_t count)
+{
+    struct wc_cache *c = f->cache;
+    struct statfs sf;
+    if (f->state != WC_FS_OK)
+        return 0;
+    wc_lock(&c->lock);
+    struct wc_space *s = space_of(c, f->slot->dev);
+    if (!s->tight && s->left >= (int64_t)count) {
+        s->left -= (int64_t)count;
+        wc_unlock(&c->lock);
+        return 0;
+    }
+    wc_unlock(&c->lock);
+    int saved = errno;
+    int r = wc_sys.fstatfs(f->wb_fd, &sf);
+    errno = saved;
+    if (r != 0 || sf.f_blocks == 0) {
+        /* No limit to keep: the kernel decides; asked again in as many
+         * bytes as a budget, as wc_space_check does. */
+        wc_lock(&c->lock);
+        s = space_of(c, f->slot->dev);
+        s->tight = 0;
+        s->left = WC_SPACE_CHECK;
+        wc_unlock(&c->lock);
+        return 0;
+    }
+    uint64_t bs = sf.f_frsize ? (uint64_t)sf.f_frsize : (uint64_t)sf.f_bsize;
+    uint64_t avail = (uint64_t)sf.f_bavail * bs;
+    wc_lock(&c->lock);
+    s = space_of(c, f->slot->dev);
+    uint64_t need = ((uint64_t)__atomic_load_n(&c->dirty_pages,
+                                               __ATOMIC_RELAXED)
+                     << WC_PAGE_SHIFT) +
+                    space_granted(c, f->slot->dev) + (uint64_t)count + bs +
+                    WC_PAGE_SIZE;
+    int settle = need > avail ||
+                 (s->tight && avail - need < 2 * (uint64_t)WC_SPACE_CHECK);
+    if (settle) {
+        s->tight = 1;
+        s->left = 0;
+    } else {
+        uint64_t slack = (avail - need) / 2;
+        s->tight = 0;
+        s->left = slack > (uint64_t)WC_SPACE_CHECK ? WC_SPACE_CHECK
+                                                    : (int64_t)slack;
+    }
+    wc_unlock(&c->lock);
+    return settle;
 }
 
 /* ---- write-back without positional writes ------------------------------ */

@@ -360,6 +360,8 @@ static ssize_t write_iter(struct wc_file *f, struct uiter *it, off_t pos_in,
                         pos != f->slot->size || pos != f->last_end)) ||
                       (f->scattered && pos != f->last_end &&
                        !wc_file_dirty(f)))) {
+        if (!noroom && f->state == WC_FS_OK && wc_space_direct(f, it->count))
+            full = 1;                   /* errors.c (6) */
         if (full) {
             /* No room: what every file of this file system holds goes to
              * the disk before the kernel answers this write (errors.c

@@ -274,15 +274,18 @@ Test(errors, full_disk_at_write_time)
 /* Three files fill one 1 MiB tmpfs in turn: the engine must answer each
  * write as the kernel does, and every byte of a write that returned
  * success must be in the files after close. Each file holds a grant of
- * room (errors.c (4)), and the write that finds no room goes to the
- * kernel only after the others wrote back (errors.c (5)): without either,
- * the cache took about 1.5 MB of writes on the 1 MiB file system and a
- * file's close failed with ENOSPC, its bytes lost. */
+ * room (errors.c (4)), the write that finds no room goes to the kernel
+ * only after the others wrote back (errors.c (5)), and a file written in
+ * blocks the engine sends straight to the kernel takes its room from the
+ * same budget (errors.c (6)). Without (4) and (5), the cache took about
+ * 1.5 MB of 1000-byte writes on the 1 MiB file system and a file's close
+ * failed with ENOSPC, its bytes lost; without (6), a file written in
+ * 64 KiB blocks took the room of the other two's cached bytes. */
 #define NFULL 3
-static void fill_three(struct wc_file **f, int *fd, size_t rec,
+static void fill_three(struct wc_file **f, int *fd, const size_t *rec,
                        ssize_t *res, int *err, int nres)
 {
-    unsigned char *b = malloc(rec);
+    unsigned char *b = malloc(1 << 16);
     off_t pos[NFULL] = {0};
     int fails = 0;
     for (int k = 0; k < nres; k++) {
@@ -291,12 +294,12 @@ static void fill_three(struct wc_file **f, int *fd, size_t rec,
     }
     for (int k = 0; k < nres && fails < 6; k++) {
         int i = k % NFULL;
-        wct_pattern(b, rec, pos[i], 11 + i);
+        wct_pattern(b, rec[i], pos[i], 11 + i);
         errno = 0;
-        ssize_t r = f ? wc_write_fast(f[i], b, rec, pos[i], 0, NULL)
-                      : pwrite(fd[i], b, rec, pos[i]);
+        ssize_t r = f ? wc_write_fast(f[i], b, rec[i], pos[i], 0, NULL)
+                      : pwrite(fd[i], b, rec[i], pos[i]);
         if (f && r == WC_FAST_NO)
-            r = wc_pwrite(f[i], b, rec, pos[i], 0, NULL);
+            r = wc_pwrite(f[i], b, rec[i], pos[i], 0, NULL);
         if (f && r < 0) {
             errno = (int)-r;
             r = -1;
@@ -305,7 +308,7 @@ static void fill_three(struct wc_file **f, int *fd, size_t rec,
         err[k] = r < 0 ? errno : 0;
         if (r > 0)
             pos[i] += r;
-        if (r != (ssize_t)rec)
+        if (r != (ssize_t)rec[i])
             fails++;
     }
     free(b);
@@ -322,7 +325,8 @@ Test(errors, full_disk_shared_by_three_files)
     enum { NRES = 4000 };
     static ssize_t kres[NRES], cres[NRES];
     static int kerr[NRES], cerr[NRES];
-    static const size_t recs[] = {1000, 333};
+    static const size_t recs[][NFULL] = {
+        {1000, 1000, 1000}, {333, 333, 333}, {1000, 65536, 1000}};
     for (size_t t = 0; t < sizeof recs / sizeof recs[0]; t++) {
         char path[NFULL][4200];
         int fd[NFULL];
@@ -349,30 +353,32 @@ Test(errors, full_disk_shared_by_three_files)
         }
         fill_three(f, fd, recs[t], cres, cerr, NRES);
         for (int i = 0; i < NFULL; i++)
-            cr_assert_eq(wc_file_put(f[i]), 0, "records of %zu: file %d",
-                         recs[t], i);
+            cr_assert_eq(wc_file_put(f[i]), 0, "records of %zu/%zu: file %d",
+                         recs[t][0], recs[t][1], i);
         struct wc_stats st;
         wc_cache_stats(c, &st);
         cr_assert_eq(wc_cache_close(c), 0);
         for (int k = 0; k < NRES; k++)
             cr_assert(cres[k] == kres[k] && cerr[k] == kerr[k],
-                      "records of %zu, write %d: the cache %zd (%s), the "
-                      "kernel %zd (%s)", recs[t], k, cres[k],
-                      strerror(cerr[k]), kres[k], strerror(kerr[k]));
+                      "records of %zu/%zu, write %d: the cache %zd (%s), "
+                      "the kernel %zd (%s)", recs[t][0], recs[t][1], k,
+                      cres[k], strerror(cerr[k]), kres[k],
+                      strerror(kerr[k]));
         for (int i = 0; i < NFULL; i++) {
             cr_assert_eq(close(fd[i]), 0);
             size_t clen;
             unsigned char *cdisk = wct_read_path(path[i], &clen);
             unlink(path[i]);
-            cr_assert_eq(clen, klen[i], "records of %zu: file %d holds %zu "
-                         "bytes, the kernel's %zu", recs[t], i, clen,
-                         klen[i]);
+            cr_assert_eq(clen, klen[i], "records of %zu/%zu: file %d holds "
+                         "%zu bytes, the kernel's %zu", recs[t][0],
+                         recs[t][1], i, clen, klen[i]);
             cr_assert_eq(wct_diff(cdisk, kdisk[i], klen[i]), -1);
             free(cdisk);
             free(kdisk[i]);
         }
-        cr_assert_eq(st.errors, 0, "records of %zu: %llu write-back errors",
-                     recs[t], (unsigned long long)st.errors);
+        cr_assert_eq(st.errors, 0, "records of %zu/%zu: %llu write-back "
+                     "errors", recs[t][0], recs[t][1],
+                     (unsigned long long)st.errors);
         cr_assert(st.writes > 0, "nothing was cached");
     }
 }
