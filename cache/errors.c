@@ -73,11 +73,13 @@
  *       cover it and fstatfs finds no room for it beside what is dirty
  *       and granted, the file system is settled first, as in (5): the
  *       bytes of a file written in large blocks cannot take the room of
- *       another file's cached ones. (Writes the engine never sees, such as
- *       a file's first writes, which the shim sends to the kernel before
- *       caching the file, or another process's, can: the cached bytes'
+ *       another file's cached ones. So do the writes the shim passes to
+ *       the kernel for the descriptions it tracks (a file's first writes,
+ *       files that pass through: wc_cache_space_through). Writes nobody
+ *       here sees (another process's, glibc's stdio, a descriptor the shim
+ *       does not track) can still take the room: the cached bytes'
  *       write-back then fails with ENOSPC, reported at fsync and close,
- *       the bytes kept in the backing file: README, limits.)
+ *       the bytes kept in the backing file (README, limits).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -165,6 +167,7 @@ static struct wc_space *space_of(struct wc_cache *c, uint64_t dev)
     struct wc_space *s = &c->space[c->space_next++ % WC_SPACE_DEVS];
     s->dev = dev;
     s->left = 0;
+    s->tight = 0;
     return s;
 }
 
@@ -172,7 +175,7 @@ static struct wc_space *space_of(struct wc_cache *c, uint64_t dev)
  * at least `count` or nothing. */
 static int space_take(struct wc_file *f, struct wc_space *s, int64_t count)
 {
-    if (s->left < count)
+    if (s->tight || s->left < count)
         return 0;
     int64_t g = count + WC_SPACE_GRANT;
     if (g > s->left)
@@ -202,26 +205,22 @@ static uint64_t space_granted(struct wc_cache *c, uint64_t dev)
     return sum;
 }
 
-int wc_space_check(struct wc_file *f, size_t count)
+/* A new budget for file system `dev` from what fstatfs of fd says, for a
+ * write of `count` bytes (called without the cache lock): 1 when the file
+ * system has room for the write beside the dirty data of every file (in
+ * whole pages, plus a block for a partial one) and the room granted on it
+ * (invariant (4)), the budget then the write and half of the rest, at most
+ * WC_SPACE_CHECK; 0 when not, the file system then tight (invariant (5))
+ * until it has room for two budgets beyond that. */
+static int space_renew(struct wc_cache *c, uint64_t dev, int fd,
+                       size_t count)
 {
-    struct wc_cache *c = f->cache;
     struct statfs sf;
-
-    if (f->state != WC_FS_OK) {
-        __atomic_store_n(&f->space_left, 0, __ATOMIC_RELAXED); /* (1) */
-        return 0;
-    }
-    /* From the file system's budget while it lasts: one fstatfs per
-     * WC_SPACE_CHECK bytes cached on it, not one per file. */
-    wc_lock(&c->lock);
-    struct wc_space *s = space_of(c, f->slot->dev);
-    int ok = !s->tight && space_take(f, s, (int64_t)count);
-    wc_unlock(&c->lock);
-    if (ok)
-        return 1;
     int saved = errno;
-    int r = wc_sys.fstatfs(f->wb_fd, &sf);
+    int r = wc_sys.fstatfs(fd, &sf);
     errno = saved;
+    /* No answer, or no limit to report: the kernel decides at write-back,
+     * as it would have later anyway. */
     int limited = r == 0 && sf.f_blocks != 0;
     uint64_t bs = 0, avail = 0;
     if (limited) {
@@ -229,92 +228,108 @@ int wc_space_check(struct wc_file *f, size_t count)
         avail = (uint64_t)sf.f_bavail * bs;
     }
     wc_lock(&c->lock);
-    s = space_of(c, f->slot->dev);
-    /* No answer, or no limit to report: the kernel decides at write-back,
-     * as it would have later anyway. */
+    struct wc_space *s = space_of(c, dev);
+    int room = 1;
     int64_t budget = WC_SPACE_CHECK + (int64_t)count;
     if (limited) {
-        /* Dirty data of every file (they may share this file system),
-         * whole pages, the room already granted to this file system's
-         * files, plus the write and one block for a partial one: never
-         * less than the disk will need. */
         uint64_t need = ((uint64_t)__atomic_load_n(&c->dirty_pages,
                                                    __ATOMIC_RELAXED)
                          << WC_PAGE_SHIFT) +
-                        space_granted(c, f->slot->dev) + (uint64_t)count +
-                        bs + WC_PAGE_SIZE;
-        /* Invariant (5): once too full, the file system stays so until
-         * it has room for two budgets. */
+                        space_granted(c, dev) + (uint64_t)count + bs +
+                        WC_PAGE_SIZE;
         if (need > avail ||
             (s->tight && avail - need < 2 * (uint64_t)WC_SPACE_CHECK)) {
-            s->tight = 1;
-            s->left = 0;
-            wc_unlock(&c->lock);
-            __atomic_store_n(&f->space_left, 0, __ATOMIC_RELAXED);
-            return 0;
+            room = 0;
+        } else {
+            uint64_t slack = (avail - need) / 2;    /* others share it */
+            budget = (int64_t)count + (slack > (uint64_t)WC_SPACE_CHECK
+                                           ? WC_SPACE_CHECK
+                                           : (int64_t)slack);
         }
-        /* Half the rest: other writers share it. */
-        uint64_t slack = (avail - need) / 2;
-        budget = (int64_t)count + (slack > (uint64_t)WC_SPACE_CHECK
-                                       ? WC_SPACE_CHECK
-                                       : (int64_t)slack);
     }
-    s->tight = 0;
-    s->left = budget;           /* what the disk says now replaces it */
-    ok = space_take(f, s, (int64_t)count);
+    s->tight = !room;
+    s->left = room ? budget : 0;    /* what the disk says now replaces it */
     wc_unlock(&c->lock);
+    return room;
+}
+
+int wc_space_check(struct wc_file *f, size_t count)
+{
+    struct wc_cache *c = f->cache;
+    if (f->state != WC_FS_OK) {
+        __atomic_store_n(&f->space_left, 0, __ATOMIC_RELAXED); /* (1) */
+        return 0;
+    }
+    /* From the file system's budget while it lasts: one fstatfs per
+     * WC_SPACE_CHECK bytes cached on it, not one per file. */
+    wc_lock(&c->lock);
+    int ok = space_take(f, space_of(c, f->slot->dev), (int64_t)count);
+    wc_unlock(&c->lock);
+    if (ok)
+        return 1;
+    if (space_renew(c, f->slot->dev, f->wb_fd, count)) {
+        wc_lock(&c->lock);
+        ok = space_take(f, space_of(c, f->slot->dev), (int64_t)count);
+        wc_unlock(&c->lock);
+    }
+    if (!ok)
+        __atomic_store_n(&f->space_left, 0, __ATOMIC_RELAXED);
     return ok;
+}
+
+/* Take a write of `count` bytes that goes to the kernel without the cache
+ * from the budget of `dev` (cache lock), or say that it must be renewed. */
+static int space_spend(struct wc_space *s, size_t count)
+{
+    if (s->tight || s->left < (int64_t)count)
+        return 0;
+    s->left -= (int64_t)count;
+    return 1;
 }
 
 int wc_space_direct(struct wc_file *f, size_t count)
 {
     struct wc_cache *c = f->cache;
-    struct statfs sf;
     if (f->state != WC_FS_OK)
         return 0;
     wc_lock(&c->lock);
-    struct wc_space *s = space_of(c, f->slot->dev);
-    if (!s->tight && s->left >= (int64_t)count) {
-        s->left -= (int64_t)count;
-        wc_unlock(&c->lock);
-        return 0;
-    }
+    int ok = space_spend(space_of(c, f->slot->dev), count);
     wc_unlock(&c->lock);
-    int saved = errno;
-    int r = wc_sys.fstatfs(f->wb_fd, &sf);
-    errno = saved;
-    if (r != 0 || sf.f_blocks == 0) {
-        /* No limit to keep: the kernel decides; asked again in as many
-         * bytes as a budget, as wc_space_check does. */
-        wc_lock(&c->lock);
-        s = space_of(c, f->slot->dev);
-        s->tight = 0;
-        s->left = WC_SPACE_CHECK;
-        wc_unlock(&c->lock);
+    if (ok)
         return 0;
-    }
-    uint64_t bs = sf.f_frsize ? (uint64_t)sf.f_frsize : (uint64_t)sf.f_bsize;
-    uint64_t avail = (uint64_t)sf.f_bavail * bs;
+    if (!space_renew(c, f->slot->dev, f->wb_fd, count))
+        return 1;                       /* settle first: invariant (6) */
     wc_lock(&c->lock);
-    s = space_of(c, f->slot->dev);
-    uint64_t need = ((uint64_t)__atomic_load_n(&c->dirty_pages,
-                                               __ATOMIC_RELAXED)
-                     << WC_PAGE_SHIFT) +
-                    space_granted(c, f->slot->dev) + (uint64_t)count + bs +
-                    WC_PAGE_SIZE;
-    int settle = need > avail ||
-                 (s->tight && avail - need < 2 * (uint64_t)WC_SPACE_CHECK);
-    if (settle) {
-        s->tight = 1;
-        s->left = 0;
-    } else {
-        uint64_t slack = (avail - need) / 2;
-        s->tight = 0;
-        s->left = slack > (uint64_t)WC_SPACE_CHECK ? WC_SPACE_CHECK
-                                                    : (int64_t)slack;
+    space_spend(space_of(c, f->slot->dev), count);
+    wc_unlock(&c->lock);
+    return 0;
+}
+
+void wc_cache_space_through(struct wc_cache *c, uint64_t dev, int fd,
+                            size_t count)
+{
+    if (!wc_engine_enter())
+        return;
+    int known = 0, ok = 0;
+    wc_lock(&c->lock);
+    for (int i = 0; i < WC_SPACE_DEVS; i++) {
+        if (c->space[i].dev == dev) {   /* no device is number 0 */
+            known = 1;
+            ok = space_spend(&c->space[i], count);
+            break;
+        }
     }
     wc_unlock(&c->lock);
-    return settle;
+    /* No budget for dev: nothing was ever cached there, nothing to keep
+     * room for. */
+    if (known && !ok && !space_renew(c, dev, fd, count))
+        wc_space_settle_entered(c, dev);
+    else if (known && !ok) {
+        wc_lock(&c->lock);
+        space_spend(space_of(c, dev), count);
+        wc_unlock(&c->lock);
+    }
+    wc_engine_leave();
 }
 
 /* ---- write-back without positional writes ------------------------------ */

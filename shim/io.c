@@ -71,6 +71,11 @@ static ssize_t kernel_rw_locked(int fd, struct wc_desc *d, int write,
                  !(d->mode == WC_D_THROUGH && wc_mapped_has(d->dev, d->ino));
     if (engine)
         wc_desc_sync_locked(fd, d, WC_WHY_OTHER);
+    if (write) {
+        ssize_t n = vec ? wc_iov_count(iov, iovcnt) : (ssize_t)iov->iov_len;
+        if (n > 0)
+            wc_through_room(fd, d, (size_t)n);
+    }
     ssize_t r;
     if (!vec && !flags) {
         /* The program's own call: one buffer (iov is ours). pwritev costs
@@ -133,6 +138,16 @@ void wc_inflight_fixup(void)
         d->kstale = 1;
     }
     wc_inflight.d = NULL;
+}
+
+void wc_through_room_slow(int fd, const struct wc_desc *d, size_t n)
+{
+    struct wc_cache *c = __atomic_load_n(&wc_cachep, __ATOMIC_ACQUIRE);
+    if (!c)
+        return;
+    int e = errno;
+    wc_cache_space_through(c, (uint64_t)d->dev, fd, n);
+    errno = e;
 }
 
 /* d->lock for a call through descriptor fd, unless the program has one
@@ -409,6 +424,7 @@ fast_write(int fd, struct wc_desc *d, const void *buf, size_t n, off_t pos)
             goto no;
         if (pos < 0)
             wc_cell_settle(fd, d);  /* shared.c invariant (6) */
+        wc_through_room(fd, d, n);
         r = pos < 0 ? wc_k_write(fd, buf, n) : wc_k_pwrite(fd, buf, n, pos);
         if (r < 0)
             e = errno;

@@ -388,6 +388,18 @@ static inline int wc_reg_empty(void)
 {
     return __atomic_load_n(&wc_nreg, __ATOMIC_RELAXED) == 0;
 }
+
+/* A write of n bytes that description d (slot fd) passes to the kernel
+ * takes its room from the budget that keeps room for cached bytes on its
+ * file system (cache/errors.c (6)), once some file is cached: a file's
+ * first writes cannot fill the disk under another file's cached bytes.
+ * Caller holds d->lock (or is the program's one thread). */
+void wc_through_room_slow(int fd, const struct wc_desc *d, size_t n);
+static inline void wc_through_room(int fd, const struct wc_desc *d, size_t n)
+{
+    if (unlikely(!wc_reg_empty()) && d->ino)
+        wc_through_room_slow(fd, d, n);
+}
 /* The rest of the registry (registry.c): its memory (0 or -ENOMEM); a
  * description's reference to the file added (WC_REG_FRESH if the file was
  * not in it before, | WC_REG_THROUGH if it is marked through) or dropped;

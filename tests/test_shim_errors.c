@@ -6,7 +6,8 @@
  *   tmpfs_*     a 1 MiB tmpfs filled by tests/prog_fill, dd and cp with
  *               and without the shim: same output, same short write, same
  *               messages, same bytes; the 100 MB attempt ends at once,
- *               with a handful of write-back calls (no loop).
+ *               with a handful of write-back calls (no loop); and by
+ *               small files passed to the kernel while a log is cached.
  *   fuse_full   the same on tests/fuse_failfs with a 1 MiB limit: a full
  *               disk that answers EIO, statfs telling the truth.
  *   fuse_eio    fuse_failfs failing every write once a control file
@@ -328,6 +329,43 @@ Test(errors, tmpfs_writer, .init = setup, .fini = teardown, .timeout = 300)
     wct_require_prog(WCT_PROG("prog_fill"));
     mount_tmpfs("1M");
     fill_modes();
+}
+
+/* A log kept open and cached, then small files, each written in one
+ * write that the shim passes to the kernel (a file's first writes), until
+ * the file system is full: the files that fail and the log's bytes must
+ * be the kernel's. The small files' writes take their room from the budget
+ * that keeps room for the log's cached bytes (cache/errors.c (6)): without
+ * it they filled the disk, and the log's write-back at its close failed
+ * (4,096 of its 142,890 bytes on disk). The script forks nothing between
+ * the log's writes and its close (a fork is a consistency point). */
+static const char log_then_small[] =
+    "M=$0; rm -f \"$M\"/s*\n"
+    "data=$(i=0; while [ $i -lt 100 ]; do printf 'small file line %03d\\n' $i;"
+    " i=$((i+1)); done)\n"
+    "exec 3>\"$M/log\"\n"
+    "i=0; while [ $i -lt 3000 ]; do\n"
+    "  echo \"log line $i of the cached log file, kept open\" >&3\n"
+    "  i=$((i+1)); done\n"
+    "j=0; fails=0\n"
+    "while [ $j -lt 400 ] && [ $fails -lt 3 ]; do\n"
+    "  printf '%s\\n' \"$data\" > \"$M/s$j\" 2>/dev/null ||"
+    " { echo \"small file $j failed\"; fails=$((fails+1)); }\n"
+    "  j=$((j+1)); done\n"
+    "exec 3>&-\n"
+    "echo log closed; rm -f \"$M\"/s*\n";
+
+Test(errors, tmpfs_small_files_after_a_cached_log, .init = setup,
+     .fini = teardown, .timeout = 300)
+{
+    wct_require_shim();
+    wct_require_tool("dash", "dash");
+    mount_tmpfs("1M");
+    char log[4300];
+    snprintf(log, sizeof log, "%s/log", mnt);
+    const char *argv[] = {"dash", "-c", log_then_small, mnt, NULL};
+    static const char *const env[] = {"WCACHE_MIN_WRITES=", NULL};
+    differential("a cached log, then small files", argv, log, env, 200);
 }
 
 Test(errors, tmpfs_dd, .init = setup, .fini = teardown, .timeout = 300)

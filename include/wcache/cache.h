@@ -166,6 +166,15 @@ const char *wc_cache_path(const struct wc_cache *c);
 /* Write back every file's dirty data. Returns 0 or the first -errno. */
 int wc_cache_flush(struct wc_cache *c, enum wc_reason why);
 
+/* A write of `count` bytes to file system `dev` that reaches the kernel
+ * without the engine (the shim's pass-through writes, through descriptor
+ * fd): its room comes out of the budget that keeps room for cached bytes
+ * (cache/errors.c (6)); when fstatfs of fd finds no room for it beside
+ * them, every cached file of `dev` is written back first. Nothing when
+ * nothing was ever cached on `dev`. */
+void wc_cache_space_through(struct wc_cache *c, uint64_t dev, int fd,
+                            size_t count);
+
 /* Write back files whose oldest dirty byte is older than `max_age_ns`
  * (CLOCK_MONOTONIC). Returns 0 or the first -errno. */
 int wc_cache_flush_expired(struct wc_cache *c, uint64_t max_age_ns);
