@@ -71,10 +71,11 @@ static ssize_t kernel_rw_locked(int fd, struct wc_desc *d, int write,
                  !(d->mode == WC_D_THROUGH && wc_mapped_has(d->dev, d->ino));
     if (engine)
         wc_desc_sync_locked(fd, d, WC_WHY_OTHER);
-    if (write) {
+    if (write && unlikely(!wc_reg_empty()) && d->ino) {
+        /* wc_through_room, the length counted only then */
         ssize_t n = vec ? wc_iov_count(iov, iovcnt) : (ssize_t)iov->iov_len;
         if (n > 0)
-            wc_through_room(fd, d, (size_t)n);
+            wc_through_room_slow(fd, d, (size_t)n);
     }
     ssize_t r;
     if (!vec && !flags) {
