@@ -29,7 +29,9 @@
  *       destructor; _exit and _Exit flush first themselves. After that
  *       everything passes through (a later destructor's write still goes
  *       to the file, at the right offset).
- *   (5) setrlimit/prlimit/ulimit of RLIMIT_FSIZE tell the engine
+ *   (5) setrlimit/prlimit/ulimit of RLIMIT_FSIZE (syscall() included)
+ *       write every cached file back first (what was written under the
+ *       old limit reaches the file under it), then tell the engine
  *       (wc_cache_limits_changed), which reads the limit only then.
  *       RLIMIT_NOFILE is read and set through ownfd.c, which places the
  *       engine's own descriptors above it.
@@ -1023,10 +1025,25 @@ static void limits_changed(int resource)
     }
 }
 
+/* Before RLIMIT_FSIZE changes: the bytes written under the old limit go
+ * to their files first (invariant (5)). Written back after a lowered
+ * limit, they met it: SIGXFSZ killed a program whose kernel run had
+ * written them before the limit came down. */
+static void limits_before(int resource)
+{
+    struct wc_cache *c = wc_cachep;
+    if (c && resource == RLIMIT_FSIZE && wc_state == WC_ST_ON && !wc_depth) {
+        int e = wc_work_begin();
+        wc_cache_flush(c, WC_WHY_OTHER);
+        wc_work_end(e);
+    }
+}
+
 WC_EXPORT int setrlimit(__rlimit_resource_t res, const struct rlimit *rl)
 {
     if (res == RLIMIT_NOFILE && wc_state == WC_ST_ON)
         return wc_nofile_prlimit(0, rl, NULL);
+    limits_before((int)res);
     int r = REAL(setrlimit)(res, rl);
     if (r == 0)
         limits_changed((int)res);
@@ -1044,6 +1061,8 @@ WC_EXPORT int prlimit(pid_t pid, __rlimit_resource_t res,
     if (res == RLIMIT_NOFILE && wc_state == WC_ST_ON &&
         (pid == 0 || pid == getpid()))
         return wc_nofile_prlimit(pid, nl, ol);
+    if (nl && (pid == 0 || pid == getpid()))
+        limits_before((int)res);
     int r = REAL(prlimit)(pid, res, nl, ol);
     if (r == 0 && nl && (pid == 0 || pid == getpid()))
         limits_changed((int)res);
@@ -1062,6 +1081,8 @@ WC_EXPORT long ulimit(int cmd, ...)
     va_start(ap, cmd);
     long arg = va_arg(ap, long);
     va_end(ap);
+    if (cmd == UL_SETFSIZE)
+        limits_before(RLIMIT_FSIZE);
     long r = REAL(ulimit)(cmd, arg);
     if (r != -1 && cmd == UL_SETFSIZE)
         limits_changed(RLIMIT_FSIZE);

@@ -1265,6 +1265,35 @@ static void s_fsize(void)
     check("closed", "fs");
 }
 
+/* RLIMIT_FSIZE lowered below the size a cached file already has: what
+ * was written before is legal and reaches the file (the shim writes it
+ * back before the limit changes: proc.c invariant (5)); the write that
+ * straddles the new limit is short, the next fails with EFBIG (SIGXFSZ
+ * ignored with the argument "ignore", else its default action ends the
+ * process at that write, as the kernel's; a write-back after the change
+ * killed it at the fsync). */
+static void s_fsize_lower(const char *how)
+{
+    int ignore = how && !strcmp(how, "ignore");
+    if (ignore)
+        signal(SIGXFSZ, SIG_IGN);
+    int fd = xopen("fl", O_RDWR | O_CREAT | O_TRUNC);
+    for (int i = 0; i < 300; i++)
+        if (write(fd, "0123456789", 10) != 10)
+            say("OUT write %d failed errno=%d", i, errno);
+    struct rlimit rl = {1000, 1000};
+    RESULT("lowered", setrlimit(RLIMIT_FSIZE, &rl));
+    RESULT("fsync", fsync(fd));
+    RESULT("ftruncate below the old size", ftruncate(fd, 2000));
+    if (ignore) {
+        RESULT("pwrite across the limit", pwrite(fd, "xyz", 3, 999));
+        RESULT("pwrite past it", pwrite(fd, "xyz", 3, 1500));
+        RESULT("write at the offset", write(fd, "abc", 3));
+    }
+    RESULT("close", close(fd));
+    check("closed", "fl");
+}
+
 /* The same limit lowered through syscall() once the file is cached
  * (prlimit64, or setrlimit with the argument "setrlimit"): the cache
  * must learn it as from libc's setrlimit (a probe found the writes past
@@ -1729,6 +1758,7 @@ int main(int argc, char **argv)
     else if (!strcmp(sc, "bad_env")) s_bad_env();
     else if (!strcmp(sc, "fsize")) s_fsize();
     else if (!strcmp(sc, "fsize_raw")) s_fsize_raw(arg);
+    else if (!strcmp(sc, "fsize_lower")) s_fsize_lower(arg);
     else if (!strcmp(sc, "ioctl")) s_ioctl();
     else if (!strcmp(sc, "memfd")) s_memfd();
     else if (!strcmp(sc, "many_files")) s_many_files();
