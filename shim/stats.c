@@ -137,14 +137,19 @@ void wc_nc_dup(int oldfd, int newfd)
     if (wc_nc_on && oldfd >= 0 && newfd >= 0 && (unsigned)oldfd < wc_nfds &&
         (unsigned)newfd < wc_nfds) {
         unsigned char why = __atomic_load_n(&g_why[oldfd], __ATOMIC_RELAXED);
+        /* Two numbers for one description the shim does not track yet:
+         * each would be adopted on its own, and two descriptions with
+         * offsets of their own would write over each other's bytes (a
+         * shell's `echo x >&3`, dup2(3, 1) and back, after an exec). Both
+         * are adopted as shared ones (shared.c: the kernel's offset kept
+         * exact), as descriptions another process holds are. */
+        if (why == WC_NC_START_OWN) {
+            why = WC_NC_START;
+            unsigned char own = WC_NC_START_OWN;
+            __atomic_compare_exchange_n(&g_why[oldfd], &own, why, 0,
+                                        __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+        }
         __atomic_store_n(&g_why[newfd], why, __ATOMIC_RELAXED);
-        unsigned hi = __atomic_load_n(&g_own_hi, __ATOMIC_RELAXED);
-        while (why == WC_NC_START_OWN && hi <= (unsigned)newfd &&
-               !__atomic_compare_exchange_n(&g_own_hi, &hi,
-                                            (unsigned)newfd + 1, 0,
-                                            __ATOMIC_RELAXED,
-                                            __ATOMIC_RELAXED))
-            ;
     }
 }
 

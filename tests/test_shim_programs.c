@@ -508,6 +508,23 @@ Test(programs, setuid_bit_set_after_cached_writes)
             NULL, 0, 60);
 }
 
+/* After an exec, a shell's `echo x >&3` on a descriptor it inherited
+ * (dup2(3, 1), write, dup2 back): two numbers for one description the
+ * shim had not adopted yet were adopted on their own, each with an
+ * offset of its own, and a later writer through fd 3 overwrote the echo's
+ * bytes (stats.c wc_nc_dup; found by a probe). */
+Test(programs, shell_echo_to_an_inherited_descriptor)
+{
+    wct_require_tool("dash", "dash");
+    compare("inherited-dup",
+            "dash -c 'exec 3>out; echo first >&3; "
+            "exec dash -c \"echo AAAA >&3; /bin/echo B >&3; "
+            "i=0; while [ \\$i -lt 30 ]; do echo line \\$i >&3; "
+            "i=\\$((i+1)); done; /bin/echo C >&3\"'\n"
+            "cat out\n",
+            NULL, 0, 60);
+}
+
 Test(programs, python3_write_read)
 {
     wct_require_tool("python3", "python3");
