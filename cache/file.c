@@ -304,6 +304,25 @@ off_t wc_file_size(struct wc_file *f)
     return (off_t)__atomic_load_n(&f->slot->size, __ATOMIC_RELAXED);
 }
 
+static void forget_locked(struct wc_file *f);
+
+off_t wc_file_size_seen(struct wc_file *f, off_t kernel_size)
+{
+    if (!wc_engine_enter())
+        return (off_t)__atomic_load_n(&f->slot->size, __ATOMIC_RELAXED);
+    wc_lock(&f->lock);
+    wc_size_fresh(f);
+    if ((uint64_t)kernel_size != f->slot->disk_size &&
+        wc_flush_locked(f, WC_WHY_OTHER) == 0) {
+        forget_locked(f);       /* another process changed the file */
+        wc_size_fresh(f);
+    }
+    off_t size = (off_t)f->slot->size;
+    wc_unlock(&f->lock);
+    wc_engine_leave();
+    return size;
+}
+
 int wc_file_flush(struct wc_file *f, enum wc_reason why)
 {
     if (!wc_engine_enter())

@@ -5,17 +5,20 @@
  *
  * Invariants:
  *   (1) lseek on a CACHED description is pure arithmetic on the logical
- *       offset and the cached size (no system call); it fails as the
+ *       offset and the cached size (no system call but SEEK_END's fstat,
+ *       which invariant (2) needs); it fails as the
  *       kernel's generic_file_llseek does (EINVAL for a bad whence, a
  *       negative result or overflow). Offsets beyond 1 TiB, SEEK_DATA and
  *       SEEK_HOLE are left to the kernel after a flush, since the limit
  *       depends on the file system.
- *   (2) Every stat-like call reports the cached size of a cached file
- *       (found by st_dev/st_ino in the registry, so a path, a descriptor
- *       or a dirfd+path all agree). Never less than the kernel's size:
- *       cached data only ever makes a file look longer (a truncation
- *       through the cache truncates the file at once), so a larger kernel
- *       size means someone outside the cache extended it. A mapped file
+ *   (2) Every stat-like call and lseek(SEEK_END) report the cached size
+ *       of a cached file (found by st_dev/st_ino in the registry, so a
+ *       path, a descriptor or a dirfd+path all agree), after comparing the
+ *       kernel's size with the size the engine last left on disk: another
+ *       size means another process changed the file, and the engine writes
+ *       back what it holds and forgets the rest before answering
+ *       (wc_file_size_seen): fstat and SEEK_END agree, and a write at
+ *       SEEK_END lands after the other process's bytes. A mapped file
  *       passes through: the kernel's size.
  *   (3) A call the shim does not emulate that reads or changes the file's
  *       data or offset (mmap, sendfile, copy_file_range, splice, fallocate,
@@ -82,7 +85,15 @@ static off_t lseek_locked(int fd, struct wc_desc *d, off_t off, int whence)
             return d->pos;
         base = d->pos;
         break;
-    case SEEK_END: base = wc_file_size(d->file); break;
+    case SEEK_END: {
+        /* What fstat says (invariant (2)): another process may have
+         * changed the file's size. */
+        struct stat st;
+        base = wc_k_fstat(fd, &st) == 0
+                   ? wc_file_size_seen(d->file, st.st_size)
+                   : wc_file_size(d->file);
+        break;
+    }
     case SEEK_DATA:
     case SEEK_HOLE: {
         wc_desc_sync_locked(fd, d, WC_WHY_OTHER);
@@ -152,9 +163,10 @@ WC_EXPORT off64_t lseek64(int fd, off64_t off, int whence)
 
 /* ---- sizes: the stat family ------------------------------------------ */
 
+/* arg: in, the kernel's size; out, the file's (wc_file_size_seen). */
 static int size_cb(struct wc_file *f, void *arg)
 {
-    *(off_t *)arg = wc_file_size(f);
+    *(off_t *)arg = wc_file_size_seen(f, *(off_t *)arg);
     return 0;
 }
 
@@ -165,11 +177,10 @@ static void fix_stat(int r, struct stat *st)
         || !S_ISREG(st->st_mode))
         return;
     int e = errno;
-    off_t size;
+    off_t size = st->st_size;
     wc_shim_enter();
     if (!wc_mapped_has(st->st_dev, st->st_ino) &&
-        wc_reg_apply(st->st_dev, st->st_ino, size_cb, &size) == 0 &&
-        size > st->st_size)
+        wc_reg_apply(st->st_dev, st->st_ino, size_cb, &size) == 0)
         st->st_size = size;
     wc_work_end(e);
 }

@@ -1265,6 +1265,87 @@ static void s_fsize(void)
     check("closed", "fs");
 }
 
+/* Another process (a child that opens the file itself, writes or
+ * truncates it and exits) changes a file this process caches: fstat and
+ * lseek(SEEK_END) agree and give the kernel's size, a read sees the other
+ * process's bytes, and a write at SEEK_END lands after them (SEEK_END gave
+ * the cached size while fstat gave the kernel's: a probe's "END" landed at
+ * offset 1 of an 8004-byte file; logrotate's copytruncate, a truncate to
+ * 0, kept SEEK_END at the old end). */
+struct other {
+    pid_t pid;
+    int go;             /* write a byte here: the child acts */
+};
+
+/* A child made before this process caches the file (a fork is a
+ * consistency point), waiting for its cue. */
+static struct other other_child(const char *name, int truncate_it)
+{
+    int p[2];
+    if (pipe(p) != 0)
+        die("pipe");
+    pid_t pid = fork();
+    if (pid == 0) {
+        char c;
+        close(p[1]);
+        if (read(p[0], &c, 1) != 1)
+            _exit(2);
+        if (truncate_it)
+            _exit(truncate(path(name), 0) == 0 ? 0 : 1);
+        int fd = open(path(name), O_WRONLY);
+        _exit(fd >= 0 && pwrite(fd, "XYZ", 3, 8000) == 3 && close(fd) == 0
+                  ? 0 : 1);
+    }
+    close(p[0]);
+    return (struct other){pid, p[1]};
+}
+
+static void other_act(struct other o)
+{
+    int st = -1;
+    if (write(o.go, "g", 1) != 1)
+        die("cue");
+    close(o.go);
+    waitpid(o.pid, &st, 0);
+    say("OUT child %d", st);
+}
+
+static void s_other_process(void)
+{
+    close(xopen("op", O_RDWR | O_CREAT | O_TRUNC));
+    struct other o = other_child("op", 0);
+    int fd = xopen("op", O_RDWR);
+    for (int i = 0; i < 40; i++)
+        RESULT("write", write(fd, "a", 1));
+    other_act(o);
+    struct stat st;
+    RESULT("SEEK_END", lseek(fd, 0, SEEK_END));
+    RESULT("fstat", fstat(fd, &st));
+    say("OUT size %lld", (long long)st.st_size);
+    char b[4] = {0};
+    RESULT("pread", pread(fd, b, 3, 8000));
+    say("OUT read %s", b);
+    RESULT("write at the end", write(fd, "END", 3));
+    RESULT("close", close(fd));
+    check("closed", "op");
+
+    close(xopen("ct", O_RDWR | O_CREAT | O_TRUNC));
+    o = other_child("ct", 1);
+    fd = xopen("ct", O_RDWR);
+    for (int i = 0; i < 20; i++)
+        RESULT("line", write(fd, "0123456789", 10));
+    RESULT("fsync", fsync(fd));
+    other_act(o);
+    RESULT("fstat", fstat(fd, &st));
+    say("OUT size %lld", (long long)st.st_size);
+    RESULT("SEEK_END", lseek(fd, 0, SEEK_END));
+    for (int i = 0; i < 3; i++)
+        RESULT("line after", write(fd, "abcdefghij", 10));
+    RESULT("SEEK_CUR", lseek(fd, 0, SEEK_CUR));
+    RESULT("close", close(fd));
+    check("closed", "ct");
+}
+
 /* RLIMIT_FSIZE lowered below the size a cached file already has: what
  * was written before is legal and reaches the file (the shim writes it
  * back before the limit changes: proc.c invariant (5)); the write that
@@ -1759,6 +1840,7 @@ int main(int argc, char **argv)
     else if (!strcmp(sc, "fsize")) s_fsize();
     else if (!strcmp(sc, "fsize_raw")) s_fsize_raw(arg);
     else if (!strcmp(sc, "fsize_lower")) s_fsize_lower(arg);
+    else if (!strcmp(sc, "other_process")) s_other_process();
     else if (!strcmp(sc, "ioctl")) s_ioctl();
     else if (!strcmp(sc, "memfd")) s_memfd();
     else if (!strcmp(sc, "many_files")) s_many_files();

@@ -263,6 +263,13 @@ int wc_file_unshare(struct wc_file *f, int fd);
 
 /* Size as the program sees it (i_size). */
 off_t wc_file_size(struct wc_file *f);
+/* The same, for a program that has just read `kernel_size` from the kernel
+ * (fstat): when that is not the size the engine last left on disk,
+ * another process changed the file, and the engine writes back what it
+ * holds and forgets the rest (as after a lock), then asks the size again.
+ * So fstat and lseek(SEEK_END) agree, and agree with the kernel once the
+ * other process is done. */
+off_t wc_file_size_seen(struct wc_file *f, off_t kernel_size);
 
 /*
  * pwrite(2) semantics for one buffer: writes `len` bytes from user memory
