@@ -34,9 +34,14 @@
  *       (wc_mapped_add). A private mapping too shows later writes to the
  *       pages it has not copied on write yet, and bytes copied out of it
  *       must be the file's current ones.
+ *   (6) rename, renameat, renameat2 and link, linkat of a cached file
+ *       write it back first: they publish it under a name a reader opens
+ *       next (an editor's save, git's lock files, O_TMPFILE), and the
+ *       kernel's reader would find the bytes.
  */
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <sys/mman.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
@@ -687,6 +692,52 @@ setid_for_good(int dirfd, const char *path, int flags)
         wc_shim_leave();
     }
     errno = e;
+}
+
+/* ---- names: rename and link publish a file: its bytes first ----------
+ * (invariant (6)) A program that writes a file and renames it into place
+ * (an editor's save, a package manager, git's lock files) or links it
+ * (O_TMPFILE) publishes it: a reader that opens the new name next must
+ * find the bytes, as with the kernel. */
+
+WC_EXPORT int rename(const char *from, const char *to)
+{
+    flush_for_times(AT_FDCWD, from, AT_SYMLINK_NOFOLLOW);
+    return REAL(rename)(from, to);
+}
+
+WC_EXPORT int renameat(int fd1, const char *from, int fd2, const char *to)
+{
+    flush_for_times(fd1, from, AT_SYMLINK_NOFOLLOW);
+    return REAL(renameat)(fd1, from, fd2, to);
+}
+
+WC_EXPORT int renameat2(int fd1, const char *from, int fd2, const char *to,
+                        unsigned flags)
+{
+    flush_for_times(fd1, from, AT_SYMLINK_NOFOLLOW);
+    if (flags & RENAME_EXCHANGE)        /* both names get the other file */
+        flush_for_times(fd2, to, AT_SYMLINK_NOFOLLOW);
+    return REAL(renameat2)(fd1, from, fd2, to, flags);
+}
+
+WC_EXPORT int link(const char *from, const char *to)
+{
+    flush_for_times(AT_FDCWD, from, AT_SYMLINK_NOFOLLOW);
+    return REAL(link)(from, to);
+}
+
+WC_EXPORT int linkat(int fd1, const char *from, int fd2, const char *to,
+                     int flags)
+{
+    const char *p = from;      /* as utimensat's: glibc says nonnull */
+    __asm__("" : "+r"(p));
+    if ((flags & AT_EMPTY_PATH) && p && !p[0])
+        flush_for_times(fd1, NULL, 0);  /* the descriptor's file */
+    else
+        flush_for_times(fd1, from,
+                        flags & AT_SYMLINK_FOLLOW ? 0 : AT_SYMLINK_NOFOLLOW);
+    return REAL(linkat)(fd1, from, fd2, to, flags);
 }
 
 WC_EXPORT int chmod(const char *path, mode_t mode)

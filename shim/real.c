@@ -195,7 +195,7 @@ static const struct {
     FB_OPT(close_range, fb_close_range), FB_OPT(statx, fb_statx),
     FB_OPT(pwritev2, fb_pwritev2),       FB_OPT(preadv2, fb_preadv2),
     FB_OPT(copy_file_range, fb_copy_file_range),
-    FB_OPT(syncfs, fb_syncfs),
+    FB_OPT(syncfs, fb_syncfs),   FB_OPT(renameat2, NULL),
     FB_OPT(closefrom, NULL),  FB_OPT(execveat, NULL),
     FB_OPT(execvpe, NULL),    FB_OPT(__fxstat, NULL),
     FB_OPT(__xstat, NULL),    FB_OPT(__lxstat, NULL),

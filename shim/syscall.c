@@ -300,6 +300,12 @@ static long route(long nr, long a, long b, long c, long d, long e, long f,
     case SYS_utimes:     return utimes(CP(a), P(b));
     case SYS_utime:      return utime(CP(a), P(b));
     case SYS_ioctl:      return ioctl(I(a), (unsigned long)b, P(c));
+    case SYS_rename:     return rename(CP(a), CP(b));
+    case SYS_renameat:   return renameat(I(a), CP(b), I(c), CP(d));
+    case SYS_renameat2:
+        return renameat2(I(a), CP(b), I(c), CP(d), (unsigned)e);
+    case SYS_link:       return link(CP(a), CP(b));
+    case SYS_linkat:     return linkat(I(a), CP(b), I(c), CP(d), I(e));
     case SYS_chmod:      return chmod(CP(a), (mode_t)b);
     case SYS_fchmod:     return fchmod(I(a), (mode_t)b);
     case SYS_fchmodat:   return fchmodat(I(a), CP(b), (mode_t)c, 0);

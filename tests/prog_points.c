@@ -1346,6 +1346,90 @@ static void s_other_process(void)
     check("closed", "ct");
 }
 
+/* rename and link publish a file (meta.c invariant (6)): a process made
+ * before the writes (a fork is a consistency point) opens the new name
+ * as soon as the call returned, and must find the bytes. */
+struct reader {
+    pid_t pid;
+    int cue, answer;
+};
+
+static struct reader reader_child(void)
+{
+    int c[2], a[2];
+    if (pipe(c) != 0 || pipe(a) != 0)
+        die("pipe");
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(c[1]);
+        close(a[0]);
+        char name[64];
+        ssize_t n;
+        while ((n = read(c[0], name, sizeof name - 1)) > 0) {
+            name[n] = 0;
+            char buf[4096];
+            int fd = open(path(name), O_RDONLY);
+            long got = fd < 0 ? -1 : (long)read(fd, buf, sizeof buf);
+            if (fd >= 0)
+                close(fd);
+            unsigned sum = 0;
+            for (long i = 0; i < got; i++)
+                sum = sum * 31 + (unsigned char)buf[i];
+            char line[64];
+            int k = snprintf(line, sizeof line, "%ld %08x", got, sum);
+            if (write(a[1], line, (size_t)k) != k)
+                _exit(3);
+        }
+        _exit(0);
+    }
+    close(c[0]);
+    close(a[1]);
+    return (struct reader){pid, c[1], a[0]};
+}
+
+static void reader_read(struct reader r, const char *name)
+{
+    char line[64] = {0};
+    if (write(r.cue, name, strlen(name)) != (ssize_t)strlen(name) ||
+        read(r.answer, line, sizeof line - 1) <= 0)
+        die("reader");
+    say("OUT another process reads %s: %s", name, line);
+}
+
+static void s_publish(void)
+{
+    struct reader r = reader_child();
+    int fd = xopen("pub.tmp", O_RDWR | O_CREAT | O_TRUNC);
+    for (int i = 0; i < 40; i++)
+        RESULT("write", write(fd, "published line\n", 15));
+    RESULT("rename", rename(path("pub.tmp"), path("pub")));
+    reader_read(r, "pub");
+    for (int i = 0; i < 10; i++)
+        RESULT("write", write(fd, "more\n", 5));
+    RESULT("link", link(path("pub"), path("pub.link")));
+    reader_read(r, "pub.link");
+    int g = xopen("other", O_RDWR | O_CREAT | O_TRUNC);
+    for (int i = 0; i < 30; i++)
+        RESULT("write other", write(g, "other\n", 6));
+    for (int i = 0; i < 10; i++)
+        RESULT("write", write(fd, "again\n", 6));
+    RESULT("exchange", syscall(SYS_renameat2, AT_FDCWD, path("other"),
+                               AT_FDCWD, path("pub"), 2 /* EXCHANGE */));
+    reader_read(r, "pub");
+    reader_read(r, "other");
+    for (int i = 0; i < 10; i++)
+        RESULT("write other", write(g, "late\n", 5));
+    RESULT("renameat", renameat(AT_FDCWD, path("pub"), AT_FDCWD,
+                                path("pub.final")));
+    reader_read(r, "pub.final");
+    close(r.cue);
+    int st;
+    waitpid(r.pid, &st, 0);
+    RESULT("close", close(fd));
+    RESULT("close other", close(g));
+    check("closed", "pub.final");
+}
+
 /* RLIMIT_FSIZE lowered below the size a cached file already has: what
  * was written before is legal and reaches the file (the shim writes it
  * back before the limit changes: proc.c invariant (5)); the write that
@@ -1841,6 +1925,7 @@ int main(int argc, char **argv)
     else if (!strcmp(sc, "fsize_raw")) s_fsize_raw(arg);
     else if (!strcmp(sc, "fsize_lower")) s_fsize_lower(arg);
     else if (!strcmp(sc, "other_process")) s_other_process();
+    else if (!strcmp(sc, "publish")) s_publish();
     else if (!strcmp(sc, "ioctl")) s_ioctl();
     else if (!strcmp(sc, "memfd")) s_memfd();
     else if (!strcmp(sc, "many_files")) s_many_files();

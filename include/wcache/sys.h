@@ -145,6 +145,10 @@
     X(int, utimes, (const char *, const struct timeval[2]))                \
     X(int, utime, (const char *, const struct utimbuf *))                  \
     X(int, ioctl, (int, unsigned long, ...))                               \
+    X(int, rename, (const char *, const char *))                           \
+    X(int, renameat, (int, const char *, int, const char *))               \
+    X(int, renameat2, (int, const char *, int, const char *, unsigned))    \
+    X(int, link, (const char *, const char *))                             \
     X(int, chmod, (const char *, mode_t))                                  \
     X(int, fchmod, (int, mode_t))                                          \
     X(int, fchmodat, (int, const char *, mode_t, int))                     \
