@@ -744,6 +744,7 @@ int wc_desc_release_fd(struct wc_desc *d, int fd)
         return 0;
     wc_lock(&d->lock);              /* wait for calls in flight */
     struct wc_file *f = d->file;
+    int writer = d->accmode != O_RDONLY;
     if (d->mode == WC_D_WATCH)
         __atomic_sub_fetch(&g_nwatch, 1, __ATOMIC_RELAXED);
     dev_t dev = d->dev;
@@ -754,8 +755,13 @@ int wc_desc_release_fd(struct wc_desc *d, int fd)
     wc_unlock(&d->lock);
     desc_free(d);
     /* This process holds it no more (shared.c invariant (5)): its bytes
-     * reach the file before the others may stop reserving. */
-    if (cell && f)
+     * reach the file before the others may stop reserving. And the close
+     * of a description that could write is a consistency point even while
+     * other descriptions of the file stay open (CONTRACT section 3, as
+     * NFS's close-to-open): a process that opens the file next finds the
+     * bytes. An error stays recorded for fsync and the file's last close,
+     * as before (errors.c). */
+    if (f && (cell || writer))
         wc_file_flush(f, WC_WHY_CLOSE);
     /* A file parked when it left the cache: the program closes one of its
      * descriptors, and with it the kernel drops its POSIX locks on the

@@ -1346,9 +1346,10 @@ static void s_other_process(void)
     check("closed", "ct");
 }
 
-/* rename and link publish a file (meta.c invariant (6)): a process made
- * before the writes (a fork is a consistency point) opens the new name
- * as soon as the call returned, and must find the bytes. */
+/* rename and link publish a file (meta.c invariant (6)), and so does the
+ * close of a writer while another description stays open: a process made
+ * before the writes (a fork is a consistency point) opens the name as soon
+ * as the call returned, and must find the bytes. */
 struct reader {
     pid_t pid;
     int cue, answer;
@@ -1422,6 +1423,15 @@ static void s_publish(void)
     RESULT("renameat", renameat(AT_FDCWD, path("pub"), AT_FDCWD,
                                 path("pub.final")));
     reader_read(r, "pub.final");
+    /* The close of a writer publishes too, while another description of
+     * the file stays open (close-to-open, as NFS). */
+    int w = xopen("two", O_WRONLY | O_CREAT | O_TRUNC);
+    int ro = xopen("two", O_RDONLY);
+    for (int i = 0; i < 40; i++)
+        RESULT("write two", write(w, "0123456789", 10));
+    RESULT("close the writer", close(w));
+    reader_read(r, "two");
+    RESULT("close the reader", close(ro));
     close(r.cue);
     int st;
     waitpid(r.pid, &st, 0);
