@@ -250,6 +250,27 @@ int wc_file_hold(struct wc_file *f)
     return 0;
 }
 
+int wc_file_publish(struct wc_file *f)
+{
+    if (!wc_engine_enter())
+        return -EDEADLK;
+    int r = 0;
+    wc_lock(&f->lock);
+    wc_lock(&f->cache->lock);
+    int others = f->refs > 1;
+    wc_unlock(&f->cache->lock);
+    struct stat st;
+    /* The last reference's put writes back (or drops an unlinked file's
+     * data): only a file others keep open needs it now, and only while it
+     * has a name a reader can open. */
+    if (others && wc_file_dirty(f) && wc_sys.fstat(f->wb_fd, &st) == 0 &&
+        st.st_nlink > 0)
+        r = wc_flush_locked(f, WC_WHY_CLOSE);
+    wc_unlock(&f->lock);
+    wc_engine_leave();
+    return r;
+}
+
 int wc_file_put(struct wc_file *f)
 {
     struct wc_cache *c = f->cache;

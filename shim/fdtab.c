@@ -761,8 +761,10 @@ int wc_desc_release_fd(struct wc_desc *d, int fd)
      * NFS's close-to-open): a process that opens the file next finds the
      * bytes. An error stays recorded for fsync and the file's last close,
      * as before (errors.c). */
-    if (f && (cell || writer))
+    if (f && cell)
         wc_file_flush(f, WC_WHY_CLOSE);
+    else if (f && writer)
+        wc_file_publish(f);
     /* A file parked when it left the cache: the program closes one of its
      * descriptors, and with it the kernel drops its POSIX locks on the
      * file; the parked reference goes too (invariant (8)). */

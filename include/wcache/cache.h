@@ -234,6 +234,12 @@ int wc_file_settle(struct wc_file *f);
  * Returns 0 or -EDEADLK (re-entered from a signal handler). */
 int wc_file_hold(struct wc_file *f);
 
+/* A description that could write lets go of f while others keep it
+ * open: its bytes go to the file now (close-to-open), unless the file has
+ * no name any more. The last reference's wc_file_put does it otherwise.
+ * Returns 0 or the write-back's -errno (also kept for fsync and close). */
+int wc_file_publish(struct wc_file *f);
+
 /* Drop one reference. The last one writes the data back (unless the file
  * was unlinked: nobody can see it) and frees the slot. Returns 0 or the
  * pending write-back error, reported once to close (-errno). */
