@@ -119,13 +119,25 @@ static void set_opt(const char *var, const char *val)
 }
 
 /* The config loader's view: option values only (WCACHE_SIZE also from
- * the environment, which --dirty is checked against). */
+ * the environment, which --dirty is checked against, unless it is bad:
+ * g_env_size_bad). */
+static int g_env_size_bad;
+
+static int is_opt(const char *name)
+{
+    for (int i = 0; i < g_nopt; i++)
+        if (!strcmp(g_opt[i].name, name))
+            return 1;
+    return 0;
+}
+
 static const char *opt_get(const char *name)
 {
     for (int i = 0; i < g_nopt; i++)
         if (!strcmp(g_opt[i].name, name))
             return g_opt[i].value;
-    return strcmp(name, "WCACHE_SIZE") ? NULL : getenv(name);
+    return strcmp(name, "WCACHE_SIZE") || g_env_size_bad ? NULL
+                                                         : getenv(name);
 }
 
 static int is_dir(const char *path)
@@ -150,6 +162,14 @@ static const char *option_of(const char *var)
 
 static int bad_option(const char *var, const char *val, const char *accepted)
 {
+    if (!is_opt(var)) {
+        /* A bad WCACHE_SIZE in the environment, not an option: the
+         * library says so in one line and runs the program pass-through,
+         * as for every other variable (README); the options are checked
+         * again without it. */
+        g_env_size_bad = 1;
+        return 0;
+    }
     fprintf(stderr, "wcache: %s '%s' is not valid (accepted: %s)\n",
             option_of(var), val, accepted);
     exit(WC_EXIT_OWN);
@@ -409,6 +429,10 @@ int main(int argc, char **argv)
     struct wc_shim_config cfg;
     memset(&cfg, 0, sizeof cfg);
     wc_config_load(&cfg, opt_get, is_dir, bad_option);
+    if (g_env_size_bad) {
+        memset(&cfg, 0, sizeof cfg);
+        wc_config_load(&cfg, opt_get, is_dir, bad_option);
+    }
     if (stats_arg && *stats_arg) {
         /* Relative to where wcache was started, not to where each
          * process happens to be at its exit. */

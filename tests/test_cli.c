@@ -78,6 +78,39 @@ Test(cli, bad_option_values_are_wcaches_error)
     }
 }
 
+/* A bad value in the environment, not an option, is the library's to
+ * report: one line naming the variable, and the program runs pass-through
+ * (README), WCACHE_SIZE included (it stopped the run with exit 125 and a
+ * message naming --size, an option nobody gave). */
+Test(cli, bad_environment_values_run_the_program)
+{
+    static const char *const vars[] = {"WCACHE_SIZE=abc", "WCACHE_SIZE=100K",
+                                       "WCACHE_DIRTY=abc"};
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+        const char *argv[] = {WCACHE, "--", "sh", "-c", "echo ran", NULL};
+        const char *env[] = {vars[i], NULL};
+        struct wct_spec spec = {.argv = argv, .env = env, .cwd = scratch,
+                                .timeout_s = 30};
+        struct wct_result r;
+        cr_assert(wct_run(&spec, &r) == 0, "cannot run %s", WCACHE);
+        cr_expect(exit_code(&r) == 0 && !strcmp(r.out, "ran\n"),
+                  "%s: exit %s, output \"%s\"", vars[i], wct_status_str(&r),
+                  r.out);
+        char name[32];
+        snprintf(name, sizeof name, "%.*s", (int)strcspn(vars[i], "="),
+                 vars[i]);
+        cr_expect(strstr(r.err, name) && !strstr(r.err, "--size"),
+                  "%s: message \"%s\"", vars[i], r.err);
+        wct_result_free(&r);
+    }
+    /* The same value given as an option is wcache's own error. */
+    struct wct_result r;
+    const char *args[] = {"--size", "abc", "true", NULL};
+    run(&r, args);
+    cr_expect(exit_code(&r) == 125, "--size abc: exit %s", wct_status_str(&r));
+    wct_result_free(&r);
+}
+
 Test(cli, program_not_found_or_not_runnable)
 {
     struct wct_result r;
