@@ -268,7 +268,7 @@ int wc_file_publish(struct wc_file *f)
         r = wc_flush_locked(f, WC_WHY_CLOSE);
     wc_unlock(&f->lock);
     wc_engine_leave();
-    return r;
+    return r < 0 ? r : others;
 }
 
 int wc_file_put(struct wc_file *f)

@@ -738,6 +738,18 @@ int wc_desc_release(struct wc_desc *d)
     return wc_desc_release_fd(d, -1);
 }
 
+/* Is (dev, ino) still open for writing through a tracked description? */
+static int writer_left(dev_t dev, ino_t ino)
+{
+    struct wc_desc *d;
+    int found = 0;
+    for (unsigned fd = 0; !found && (d = next_locked(&fd, NULL)); fd++) {
+        found = d->dev == dev && d->ino == ino && d->accmode != O_RDONLY;
+        wc_unlock(&d->lock);
+    }
+    return found;
+}
+
 int wc_desc_release_fd(struct wc_desc *d, int fd)
 {
     if (__atomic_sub_fetch(&d->refs, 1, __ATOMIC_ACQ_REL) != 0)
@@ -763,8 +775,14 @@ int wc_desc_release_fd(struct wc_desc *d, int fd)
      * as before (errors.c). */
     if (f && cell)
         wc_file_flush(f, WC_WHY_CLOSE);
-    else if (f && writer)
-        wc_file_publish(f);
+    else if (f && writer && wc_file_publish(f) > 0 && fd >= 0 &&
+             !writer_left(dev, ino))
+        /* Readers alone keep the file: it leaves the cache, and the
+         * engine's write-back descriptor, a writer in the kernel's eyes
+         * (an exec of the file: ETXTBSY; F_SETLEASE: EAGAIN), closes with
+         * the parked reference taken below. Closing it drops no POSIX
+         * lock the program's close of fd does not drop anyway. */
+        wc_file_demote(f, dev, ino);
     /* A file parked when it left the cache: the program closes one of its
      * descriptors, and with it the kernel drops its POSIX locks on the
      * file; the parked reference goes too (invariant (8)). */

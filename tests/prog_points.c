@@ -1440,6 +1440,44 @@ static void s_publish(void)
     check("closed", "pub.final");
 }
 
+/* A program writes an executable in small writes while it holds a
+ * read-only description of it too, closes the writer, then runs it and
+ * takes a read lease: the kernel sees no writer left. The shim's
+ * write-back descriptor stayed open while the reader was (exec: ETXTBSY,
+ * F_SETLEASE: EAGAIN); the file now leaves the cache at the writer's
+ * close (fdtab.c wc_desc_release_fd). */
+static void s_exec_written(void)
+{
+    int in = open("/bin/true", O_RDONLY);
+    if (in < 0)
+        die("/bin/true");
+    int out = open(path("exe"), O_WRONLY | O_CREAT | O_TRUNC, 0755);
+    int ro = xopen("exe", O_RDONLY);
+    if (out < 0)
+        die("exe");
+    char b[512];
+    ssize_t n;
+    long total = 0;
+    while ((n = read(in, b, sizeof b)) > 0)
+        if (write(out, b, (size_t)n) == n)
+            total += n;
+    close(in);
+    say("OUT copied %ld", total > 0);
+    RESULT("close the writer", close(out));
+    pid_t c = fork();
+    if (c == 0) {
+        execl(path("exe"), "exe", (char *)NULL);
+        _exit(100 + errno);
+    }
+    int st = -1;
+    waitpid(c, &st, 0);
+    say("OUT exec of the written file: status %d",
+        WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+    RESULT("read lease", fcntl(ro, F_SETLEASE, F_RDLCK));
+    RESULT("lease off", fcntl(ro, F_SETLEASE, F_UNLCK));
+    RESULT("close the reader", close(ro));
+}
+
 /* RLIMIT_FSIZE lowered below the size a cached file already has: what
  * was written before is legal and reaches the file (the shim writes it
  * back before the limit changes: proc.c invariant (5)); the write that
@@ -1936,6 +1974,7 @@ int main(int argc, char **argv)
     else if (!strcmp(sc, "fsize_lower")) s_fsize_lower(arg);
     else if (!strcmp(sc, "other_process")) s_other_process();
     else if (!strcmp(sc, "publish")) s_publish();
+    else if (!strcmp(sc, "exec_written")) s_exec_written();
     else if (!strcmp(sc, "ioctl")) s_ioctl();
     else if (!strcmp(sc, "memfd")) s_memfd();
     else if (!strcmp(sc, "many_files")) s_many_files();

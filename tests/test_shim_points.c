@@ -468,6 +468,11 @@ Test(points, more_files_than_the_file_table) { differential("many_files", NULL, 
 Test(points, rlimit_fsize_efbig_and_sigxfsz) { differential("fsize", NULL, NULL); }
 Test(points, a_sealable_memfd_is_not_cached) { differential("memfd", NULL, NULL); }
 Test(points, ioctl_sees_the_written_back_file) { differential("ioctl", NULL, NULL); }
+Test(points, a_file_written_and_closed_while_read_can_be_run)
+{
+    differential("exec_written", NULL, NULL);
+    differential("exec_written", NULL, default_min);
+}
 Test(points, rename_and_link_publish_the_bytes)
 {
     differential("publish", NULL, NULL);

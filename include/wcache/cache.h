@@ -237,7 +237,8 @@ int wc_file_hold(struct wc_file *f);
 /* A description that could write lets go of f while others keep it
  * open: its bytes go to the file now (close-to-open), unless the file has
  * no name any more. The last reference's wc_file_put does it otherwise.
- * Returns 0 or the write-back's -errno (also kept for fsync and close). */
+ * Returns 1 when others keep f, 0 when not, or the write-back's -errno
+ * (also kept for fsync and close). */
 int wc_file_publish(struct wc_file *f);
 
 /* Drop one reference. The last one writes the data back (unless the file
