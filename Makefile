@@ -190,6 +190,12 @@ $(B)/tests/prog_%: tests/prog_%.c tests/lib_shim.h
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CPPFLAGS) $(CFLAGS) $(WARN) -o $@ $< -lpthread
 
+# The consistency points' scenarios include asynchronous I/O: POSIX aio,
+# libaio and liburing (libaio-dev, liburing-dev).
+$(B)/tests/prog_points: tests/prog_points.c tests/lib_shim.h
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CPPFLAGS) $(CFLAGS) $(WARN) -o $@ $< -lpthread -laio -luring
+
 # The FUSE server of the error tests (libfuse3-dev).
 FUSE_PROGS := $(B)/tests/fuse_failfs
 $(B)/tests/fuse_failfs: tests/fuse_failfs.c | deps

@@ -896,6 +896,26 @@ void wc_file_all_through(dev_t dev, ino_t ino, enum wc_reason why)
     wc_file_others_through(dev, ino, NULL, why);
 }
 
+void wc_stat_for_good(const struct stat *st)
+{
+    if (!S_ISREG(st->st_mode) || wc_state != WC_ST_ON || wc_depth)
+        return;
+    wc_shim_enter();
+    wc_mapped_add(st->st_dev, st->st_ino);
+    wc_file_all_through(st->st_dev, st->st_ino, WC_WHY_OTHER);
+    wc_shim_leave();
+}
+
+void wc_fd_for_good(int fd)
+{
+    struct stat st;
+    int e = errno;
+    if (fd >= 0 && wc_state == WC_ST_ON && !wc_depth &&
+        wc_k_fstat(fd, &st) == 0)
+        wc_stat_for_good(&st);
+    errno = e;
+}
+
 void wc_file_others_through(dev_t dev, ino_t ino, const struct wc_desc *keep,
                             enum wc_reason why)
 {

@@ -51,29 +51,17 @@ static int query(unsigned long req)
     }
 }
 
-/* Invariant (3): the regular file open on fd passes through for good. */
-static void for_good(int fd)
-{
-    struct stat st;
-    if (fd < 0 || wc_k_fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
-        return;
-    wc_shim_enter();
-    wc_mapped_add(st.st_dev, st.st_ino);
-    wc_file_all_through(st.st_dev, st.st_ino, WC_WHY_OTHER);
-    wc_shim_leave();
-}
-
 /* The other descriptors a request names (invariant (3)), read from the
  * program's memory without faulting: an unreadable argument is the
  * kernel's EFAULT to give, and names nothing here. */
 static void others_for_good(unsigned long req, void *arg)
 {
     if (req == FICLONE) {
-        for_good((int)(intptr_t)arg);
+        wc_fd_for_good((int)(intptr_t)arg);
     } else if (req == FICLONERANGE) {
         struct file_clone_range r;
         if (wc_copy_nofault(&r, arg, sizeof r) == sizeof r)
-            for_good((int)r.src_fd);
+            wc_fd_for_good((int)r.src_fd);
     } else if (req == FIDEDUPERANGE) {
         struct file_dedupe_range h;
         if (wc_copy_nofault(&h, arg, sizeof h) != sizeof h)
@@ -84,7 +72,7 @@ static void others_for_good(unsigned long req, void *arg)
             struct file_dedupe_range_info one;
             if (wc_copy_nofault(&one, &v[i], sizeof one) != sizeof one)
                 return;
-            for_good((int)one.dest_fd);
+            wc_fd_for_good((int)one.dest_fd);
         }
     }
 }
@@ -108,9 +96,7 @@ WC_EXPORT int ioctl(int fd, unsigned long req, ...)
         errno = e;
         return r;
     }
-    int e = errno;                                          /* (3) */
-    for_good(fd);
+    wc_fd_for_good(fd);                                     /* (3) */
     others_for_good(req, arg);
-    errno = e;
     return REAL(ioctl)(fd, req, arg);
 }

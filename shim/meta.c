@@ -559,20 +559,12 @@ WC_EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd,
 {
     if (!(flags & MAP_ANONYMOUS) && fd >= 0 && wc_state == WC_ST_ON &&
         !wc_depth) {
-        int e = errno;
-        struct stat st;
-        if (wc_k_fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
-            /* Invariant (5): a mapping of any kind shows the kernel's
-             * page cache (a private one until a page is first written),
-             * so the file's cached data goes there now and every later
-             * write goes there too. Recorded even when the file is not
-             * cached yet, so a later open does not cache it. */
-            wc_shim_enter();
-            wc_mapped_add(st.st_dev, st.st_ino);
-            wc_file_all_through(st.st_dev, st.st_ino, WC_WHY_OTHER);
-            wc_shim_leave();
-        }
-        errno = e;
+        /* Invariant (5): a mapping of any kind shows the kernel's page
+         * cache (a private one until a page is first written), so the
+         * file's cached data goes there now and every later write goes
+         * there too. Recorded even when the file is not cached yet, so a
+         * later open does not cache it. */
+        wc_fd_for_good(fd);
     }
     return REAL(mmap)(addr, len, prot, flags, fd, off);
 }
@@ -685,12 +677,8 @@ setid_for_good(int dirfd, const char *path, int flags)
     struct stat st;
     int r = path ? wc_k_fstatat(dirfd, path, &st, flags)
                  : wc_k_fstat(dirfd, &st);
-    if (r == 0 && S_ISREG(st.st_mode)) {
-        wc_shim_enter();
-        wc_mapped_add(st.st_dev, st.st_ino);
-        wc_file_all_through(st.st_dev, st.st_ino, WC_WHY_OTHER);
-        wc_shim_leave();
-    }
+    if (r == 0)
+        wc_stat_for_good(&st);
     errno = e;
 }
 

@@ -254,6 +254,23 @@ WC_EXPORT void abort(void)
     __builtin_unreachable();
 }
 
+/* The process stops caching for good (aio.c invariant (2): it sets up an
+ * io_uring): what is cached goes to the files, every offset becomes the
+ * kernel's (cells settled), every later call passes through; the
+ * statistics are reported now and the store's name goes if nothing is
+ * left unwritten, as at exit. Threads that looked a description up before
+ * find it THROUGH under its lock. */
+void wc_proc_off(void)
+{
+    if (wc_state != WC_ST_ON || wc_depth)
+        return;
+    int e = wc_work_begin();
+    wc_consistency_all(WC_WHY_OTHER, WC_ALL_THROUGH, 0);
+    wc_state = WC_ST_OFF;
+    wc_proc_image_ends();
+    wc_work_end(e);
+}
+
 /* For the raw syscall() wrapper (syscall.c): exit_group runs no
  * destructor. */
 void wc_proc_exit_flush(void)

@@ -456,6 +456,15 @@ void wc_file_all_through(dev_t dev, ino_t ino, enum wc_reason why);
 void wc_file_others_through(dev_t dev, ino_t ino, const struct wc_desc *keep,
                             enum wc_reason why);
 
+/* The regular file `st` describes, or that fd is open on, passes through
+ * for good, as a mapped one: recorded (wc_mapped_add; later opens pass
+ * through), written back, every description of it THROUGH at the
+ * kernel's offset. Nothing at depth 1 or with the shim not ON; errno
+ * kept. (mmap, ioctls that change a file behind the engine, set-ID bits,
+ * asynchronous I/O.) */
+void wc_stat_for_good(const struct stat *st);
+void wc_fd_for_good(int fd);
+
 /* Remember that (dev, ino) passes through for good (it is mapped, or
  * appended to behind the engine: shared.c): later opens pass through, and
  * its THROUGH descriptions need no engine work around kernel calls. */
@@ -919,6 +928,11 @@ void wc_flusher_after_fork(void);
  * flush at exit (from a signal handler inside the shim: in a raw-forked
  * child). */
 void wc_proc_image_ends(void);
+/* Stop caching for good (io_uring: aio.c invariant (2)). */
+void wc_proc_off(void);
+/* Every file the Linux AIO request blocks iocbpp[0..nr) name passes
+ * through for good (aio.c invariant (1)). */
+void wc_aio_iocbs_for_good(long nr, void *iocbpp);
 void wc_proc_final_flush(void);
 /* The fault handler's death hook (signals.c), set at start-up. */
 void wc_signals_init(void);

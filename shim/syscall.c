@@ -42,7 +42,10 @@
  *       _Fork is; vfork by a real fork (wc_vfork_by_fork: this C frame
  *       would not survive a real vfork, which the libc call gets: proc.c
  *       invariant (7)). clone with CLONE_VM (threads) passes through.
- *   (5) fcntl commands are routed except F_GETOWN, whose libc wrapper
+ *   (5) io_submit and io_uring_setup go to the kernel as they are, after
+ *       what aio.c does for libaio's and liburing's calls of the same
+ *       name (aio.c invariants (1), (2)).
+ *   (6) fcntl commands are routed except F_GETOWN, whose libc wrapper
  *       translates the answer (F_GETOWN_EX); the raw one is the kernel's.
  */
 #include <dirent.h>
@@ -346,6 +349,13 @@ static long route(long nr, long a, long b, long c, long d, long e, long f,
     case SYS_setrlimit:  return setrlimit(I(a), P(b));
     case SYS_getrlimit:  return getrlimit(I(a), P(b));
     case SYS_prlimit64:  return prlimit64((pid_t)a, I(b), P(c), P(d));
+    /* asynchronous I/O, which the kernel does from a queue (aio.c) */
+    case SYS_io_submit:
+        wc_aio_iocbs_for_good(b, P(c));
+        break;
+    case SYS_io_uring_setup:
+        wc_proc_off();
+        break;
     default:
         break;
     }

@@ -16,7 +16,8 @@ want uthash-dev
 if [ "${1:-build}" = test ]; then
     want libcriterion-dev
     for p in fio sqlite3 stress-ng git gzip tar python3 strace coreutils dash bash \
-             util-linux procps bindfs fuse3 libfuse3-dev pkg-config fakeroot; do
+             util-linux procps bindfs fuse3 libfuse3-dev pkg-config fakeroot \
+             libaio-dev liburing-dev; do
         want "$p"
     done
 fi

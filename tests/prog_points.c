@@ -49,6 +49,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <aio.h>
+#include <libaio.h>
+#include <liburing.h>
+
 #include "lib_shim.h"
 
 extern char **environ;
@@ -1882,6 +1886,245 @@ static void s_mmap_write(void)
     check("closed", "mw");
 }
 
+/* ---- asynchronous I/O (shim/aio.c) -------------------------------------
+ * A file written in small writes, then read and written by requests that
+ * glibc's threads (POSIX aio) or the kernel (Linux AIO, io_uring) carry
+ * out: they must find the bytes written before them, and theirs must not
+ * be overwritten by a later write-back, nor their fsync leave bytes out.
+ * Then more small writes through the same descriptor. */
+
+static void show_buf(const char *label, const void *buf, ssize_t n)
+{
+    say("OUT %s: %zd hash=%016" PRIx64, label, n,
+        n > 0 ? wct_hash(buf, (size_t)n) : 0);
+}
+
+static void aio_wait_one(const char *label, struct aiocb *cb)
+{
+    const struct aiocb *l[1] = {cb};
+    while (aio_error(cb) == EINPROGRESS)
+        aio_suspend(l, 1, NULL);
+    say("OUT %s: error=%d return=%zd", label, aio_error(cb), aio_return(cb));
+}
+
+static void s_posix_aio(void)
+{
+    static char buf[8192], buf2[256];
+    int fd = xopen("pa", O_RDWR | O_CREAT | O_TRUNC);
+    lines(fd, "posix", 100);                    /* 3600 bytes */
+    struct aiocb r = {.aio_fildes = fd, .aio_buf = buf,
+                      .aio_nbytes = sizeof buf, .aio_offset = 0};
+    RESULT("aio_read", aio_read(&r));
+    aio_wait_one("aio_read done", &r);
+    show_buf("read", buf, aio_return(&r));
+    struct aiocb w = {.aio_fildes = fd, .aio_buf = "WXYZ", .aio_nbytes = 4,
+                      .aio_offset = 40};
+    RESULT("aio_write", aio_write(&w));
+    aio_wait_one("aio_write done", &w);
+    lines(fd, "after", 20);
+    show_offset("after the writes", fd);
+    /* lio_listio, waiting: a write and a read of what it overlaps */
+    struct aiocb lw = {.aio_fildes = fd, .aio_buf = "LIO!", .aio_nbytes = 4,
+                       .aio_offset = 80, .aio_lio_opcode = LIO_WRITE};
+    struct aiocb lr = {.aio_fildes = fd, .aio_buf = buf2,
+                       .aio_nbytes = sizeof buf2, .aio_offset = 3500,
+                       .aio_lio_opcode = LIO_READ};
+    struct aiocb *list[2] = {&lw, &lr};
+    RESULT("lio_listio", lio_listio(LIO_WAIT, list, 2, NULL));
+    show_buf("lio read", buf2, aio_return(&lr));
+    /* A second file: its cached bytes reach the disk by aio_fsync. */
+    int g = xopen("pa2", O_RDWR | O_CREAT | O_TRUNC);
+    lines(g, "synced", 50);
+    struct aiocb f = {.aio_fildes = g};
+    RESULT("aio_fsync", aio_fsync(O_SYNC, &f));
+    aio_wait_one("aio_fsync done", &f);
+    check("after aio_fsync", "pa2");
+    lines(g, "more", 5);
+    check("after aio", "pa");
+    RESULT("close", close(fd));
+    RESULT("close 2", close(g));
+    check("closed", "pa");
+    check("closed 2", "pa2");
+}
+
+/* Linux AIO: libaio's io_submit ("lib") or syscall(SYS_io_submit). */
+static long kaio_submit(const char *how, io_context_t ctx, struct iocb *cb)
+{
+    struct iocb *cbs[1] = {cb};
+    if (!strcmp(how, "raw"))
+        return syscall(SYS_io_submit, ctx, 1L, cbs);
+    return io_submit(ctx, 1, cbs);
+}
+
+static void kaio_run(const char *label, const char *how, io_context_t ctx,
+                     struct iocb *cb)
+{
+    say("OUT %s submitted %ld", label, kaio_submit(how, ctx, cb));
+    struct io_event ev;
+    int n = io_getevents(ctx, 1, 1, &ev, NULL);
+    say("OUT %s: events %d res %ld", label, n, n == 1 ? (long)ev.res : 0L);
+}
+
+static void s_linux_aio(const char *how)
+{
+    static char buf[8192];
+    io_context_t ctx = 0;
+    int r = io_setup(8, &ctx);
+    if (r < 0) {
+        say("OUT io_setup failed %d", r);
+        return;
+    }
+    int fd = xopen("la", O_RDWR | O_CREAT | O_TRUNC);
+    lines(fd, "kaio", 100);
+    struct iocb cb;
+    io_prep_pread(&cb, fd, buf, sizeof buf, 0);
+    kaio_run("pread", how, ctx, &cb);
+    show_buf("read", buf, 3600);
+    io_prep_pwrite(&cb, fd, "KAIO", 4, 44);
+    kaio_run("pwrite", how, ctx, &cb);
+    lines(fd, "after", 20);
+    show_offset("after the writes", fd);
+    int g = xopen("la2", O_RDWR | O_CREAT | O_TRUNC);
+    lines(g, "synced", 50);
+    io_prep_fsync(&cb, g);
+    kaio_run("fsync", how, ctx, &cb);     /* EINVAL on ext4 and tmpfs */
+    check("after fsync", "la2");
+    check("after aio", "la");
+    RESULT("close", close(fd));
+    RESULT("close 2", close(g));
+    io_destroy(ctx);
+    check("closed", "la");
+    check("closed 2", "la2");
+}
+
+/* io_uring through liburing ("lib") or syscall(SYS_io_uring_setup) and
+ * rings of our own ("raw"). A second file is written before the ring is
+ * made, and a third after. */
+struct raw_ring {
+    int fd;
+    unsigned *sq_tail, *sq_mask, *sq_array, *cq_head, *cq_tail, *cq_mask;
+    struct io_uring_sqe *sqes;
+    struct io_uring_cqe *cqes;
+};
+
+static int raw_ring_init(struct raw_ring *q)
+{
+    struct io_uring_params p;
+    memset(&p, 0, sizeof p);
+    q->fd = (int)syscall(SYS_io_uring_setup, 4, &p);
+    if (q->fd < 0)
+        return -errno;
+    size_t sl = p.sq_off.array + p.sq_entries * sizeof(unsigned);
+    size_t cl = p.cq_off.cqes + p.cq_entries * sizeof(struct io_uring_cqe);
+    char *sq = mmap(NULL, sl, PROT_READ | PROT_WRITE, MAP_SHARED |
+                    MAP_POPULATE, q->fd, IORING_OFF_SQ_RING);
+    char *cq = mmap(NULL, cl, PROT_READ | PROT_WRITE, MAP_SHARED |
+                    MAP_POPULATE, q->fd, IORING_OFF_CQ_RING);
+    q->sqes = mmap(NULL, p.sq_entries * sizeof(struct io_uring_sqe),
+                   PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, q->fd,
+                   IORING_OFF_SQES);
+    if (sq == MAP_FAILED || cq == MAP_FAILED || q->sqes == MAP_FAILED)
+        return -ENOMEM;
+    q->sq_tail = (unsigned *)(sq + p.sq_off.tail);
+    q->sq_mask = (unsigned *)(sq + p.sq_off.ring_mask);
+    q->sq_array = (unsigned *)(sq + p.sq_off.array);
+    q->cq_head = (unsigned *)(cq + p.cq_off.head);
+    q->cq_tail = (unsigned *)(cq + p.cq_off.tail);
+    q->cq_mask = (unsigned *)(cq + p.cq_off.ring_mask);
+    q->cqes = (struct io_uring_cqe *)(cq + p.cq_off.cqes);
+    return 0;
+}
+
+static int raw_ring_do(struct raw_ring *q, int op, int fd, void *buf,
+                       unsigned n, off_t off)
+{
+    unsigned t = *q->sq_tail, i = t & *q->sq_mask;
+    struct io_uring_sqe *e = &q->sqes[i];
+    memset(e, 0, sizeof *e);
+    e->opcode = (unsigned char)op;
+    e->fd = fd;
+    e->addr = (uintptr_t)buf;
+    e->len = n;
+    e->off = (uint64_t)off;
+    q->sq_array[i] = i;
+    __atomic_store_n(q->sq_tail, t + 1, __ATOMIC_RELEASE);
+    if (syscall(SYS_io_uring_enter, q->fd, 1, 1, IORING_ENTER_GETEVENTS,
+                NULL, 0) < 0)
+        return -errno;
+    unsigned h = *q->cq_head;
+    if (h == __atomic_load_n(q->cq_tail, __ATOMIC_ACQUIRE))
+        return -EAGAIN;
+    int res = q->cqes[h & *q->cq_mask].res;
+    __atomic_store_n(q->cq_head, h + 1, __ATOMIC_RELEASE);
+    return res;
+}
+
+static int lib_ring_do(struct io_uring *ring, int op, int fd, void *buf,
+                       unsigned n, off_t off)
+{
+    struct io_uring_sqe *e = io_uring_get_sqe(ring);
+    if (op == IORING_OP_READ)
+        io_uring_prep_read(e, fd, buf, n, (uint64_t)off);
+    else
+        io_uring_prep_write(e, fd, buf, n, (uint64_t)off);
+    struct io_uring_cqe *c;
+    int r = io_uring_submit(ring);
+    if (r < 0)
+        return r;
+    r = io_uring_wait_cqe(ring, &c);
+    if (r < 0)
+        return r;
+    r = c->res;
+    io_uring_cqe_seen(ring, c);
+    return r;
+}
+
+static void s_io_uring(const char *how)
+{
+    static char buf[8192];
+    int raw = !strcmp(how, "raw");
+    int fd = xopen("ur", O_RDWR | O_CREAT | O_TRUNC);
+    int g = xopen("ur2", O_RDWR | O_CREAT | O_TRUNC);
+    lines(fd, "uring", 100);
+    lines(g, "second", 60);
+    show_offset("before the ring", fd);
+    struct raw_ring q;
+    struct io_uring ring;
+    int r = raw ? raw_ring_init(&q) : io_uring_queue_init(4, &ring, 0);
+    if (r < 0) {
+        say("OUT io_uring unavailable %d", r);
+        close(fd);
+        close(g);
+        return;
+    }
+#define RING(op, f, b, n, o)                                               \
+    (raw ? raw_ring_do(&q, op, f, b, n, o) : lib_ring_do(&ring, op, f, b, n, o))
+    say("OUT read %d", RING(IORING_OP_READ, fd, buf, sizeof buf, 0));
+    show_buf("read", buf, 3600);
+    say("OUT write %d", RING(IORING_OP_WRITE, fd, "RING", 4, 48));
+    say("OUT write 2 %d", RING(IORING_OP_WRITE, g, "SECOND", 6, 0));
+    /* offset -1: the descriptor's offset, used and moved */
+    say("OUT write at the offset %d", RING(IORING_OP_WRITE, g, "@OFF", 4,
+                                          -1));
+    show_offset("second's offset", g);
+    lines(fd, "after", 20);
+    lines(g, "after", 5);
+    int h = xopen("ur3", O_RDWR | O_CREAT | O_TRUNC);
+    lines(h, "third", 40);
+    say("OUT read third %d", RING(IORING_OP_READ, h, buf, sizeof buf, 0));
+    show_buf("read third", buf, 1440);
+    check("with the ring", "ur");
+    check("with the ring 2", "ur2");
+    check("with the ring 3", "ur3");
+    RESULT("close", close(fd));
+    RESULT("close 2", close(g));
+    RESULT("close 3", close(h));
+    if (!raw)
+        io_uring_queue_exit(&ring);
+#undef RING
+    check("closed", "ur");
+}
+
 /* More files open at once than the cache's file table holds (256 by
  * default): the rest must pass through, and every file be right. */
 static void s_many_files(void)
@@ -1983,6 +2226,9 @@ int main(int argc, char **argv)
     else if (!strcmp(sc, "cancel")) s_cancel(arg);
     else if (!strcmp(sc, "sendfile_pipe")) s_sendfile_pipe();
     else if (!strcmp(sc, "mmap_write")) s_mmap_write();
+    else if (!strcmp(sc, "posix_aio")) s_posix_aio();
+    else if (!strcmp(sc, "linux_aio")) s_linux_aio(arg ? arg : "lib");
+    else if (!strcmp(sc, "io_uring")) s_io_uring(arg ? arg : "lib");
     else {
         fprintf(stderr, "unknown scenario %s\n", sc);
         return 2;

@@ -468,6 +468,23 @@ Test(points, more_files_than_the_file_table) { differential("many_files", NULL, 
 Test(points, rlimit_fsize_efbig_and_sigxfsz) { differential("fsize", NULL, NULL); }
 Test(points, a_sealable_memfd_is_not_cached) { differential("memfd", NULL, NULL); }
 Test(points, ioctl_sees_the_written_back_file) { differential("ioctl", NULL, NULL); }
+/* Asynchronous I/O reads and writes a file without the calls the shim
+ * serves (shim/aio.c): glibc's threads, the kernel's queues. */
+Test(points, posix_aio_sees_and_keeps_the_bytes)
+{
+    differential("posix_aio", NULL, NULL);
+    differential("posix_aio", NULL, default_min);
+}
+Test(points, linux_aio_sees_and_keeps_the_bytes)
+{
+    differential("linux_aio", "lib", NULL);
+    differential("linux_aio", "raw", NULL);
+}
+Test(points, io_uring_sees_and_keeps_the_bytes)
+{
+    differential("io_uring", "lib", NULL);
+    differential("io_uring", "raw", NULL);
+}
 Test(points, a_file_written_and_closed_while_read_can_be_run)
 {
     differential("exec_written", NULL, NULL);

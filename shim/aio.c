@@ -1,0 +1,237 @@
+/*
+ * aio.c - asynchronous I/O: requests that reach a file without the calls
+ * the shim serves.
+ *
+ * glibc's POSIX aio (aio_read, aio_write, lio_listio, aio_fsync) runs each
+ * request in a thread of its own with glibc's internal pread, pwrite and
+ * fsync, which no preloaded library sees; Linux AIO (io_submit, libaio's
+ * or syscall()'s) and io_uring are carried out by the kernel from a
+ * queue. Unseen, such a request on a cached file reads what the disk has
+ * (not what the program wrote), its write is overwritten at write-back,
+ * and its fsync leaves the cached bytes out.
+ *
+ * Invariants:
+ *   (1) Every file a POSIX aio or Linux AIO request names passes through
+ *       for good before the request is made (wc_fd_for_good: its cached
+ *       bytes written back, every description of it THROUGH at the
+ *       kernel's offset, later opens of it not cached, as a mapped one).
+ *       A request block that cannot be read names nothing here: its error
+ *       (EFAULT, EINVAL, a crash) is glibc's or the kernel's to give.
+ *   (2) io_uring: requests are placed in memory the kernel reads (with
+ *       SQPOLL, without a system call at all), so none is seen. A process
+ *       that sets up a ring stops caching for good before the ring exists
+ *       (wc_proc_off: every cached byte written back, every description
+ *       THROUGH, every offset the kernel's, wc_state OFF): through
+ *       syscall(SYS_io_uring_setup), or liburing, whose functions make
+ *       their system calls themselves, so its exported entry points that
+ *       make or map a ring are the place to see it (liburing 2.3's
+ *       io_uring_queue_init_params makes the ring by a system call of its
+ *       own, then maps it through the exported io_uring_queue_mmap: seen
+ *       there, before any request can be queued).
+ *   (3) The real functions are looked up when first called (dlsym
+ *       RTLD_NEXT, kept), not at start-up: few programs call them, most
+ *       load neither liburing nor libaio, and glibc before 2.34 has POSIX
+ *       aio in librt. One missing is the caller's ENOSYS (-1 and errno
+ *       for POSIX aio, a negative number for liburing and libaio, as they
+ *       return errors).
+ */
+#include <aio.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <linux/aio_abi.h>
+#include <stdint.h>
+
+#include "shim.h"
+#include "wcache/ucopy.h"
+
+/* Invariant (3): the next definition of `name`, looked up once. */
+static void *next_fn(void **slot, const char *name)
+{
+    void *p = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+    if (!p) {
+        p = dlsym(RTLD_NEXT, name);
+        __atomic_store_n(slot, p, __ATOMIC_RELEASE);
+    }
+    return p;
+}
+#define NEXT(type, name)                                                   \
+    ({                                                                     \
+        static void *slot_;                                                \
+        (type)next_fn(&slot_, #name);                                      \
+    })
+
+/* ---- POSIX aio (invariant (1)) ----------------------------------------- */
+
+/* The descriptor of the request block cb, if it can be read. */
+static void cb_for_good(const struct aiocb *cb)
+{
+    int fd;
+    if (wc_state != WC_ST_ON || wc_depth || !cb)
+        return;
+    int e = errno;
+    if (wc_copy_nofault(&fd, &cb->aio_fildes, sizeof fd) == sizeof fd)
+        wc_fd_for_good(fd);
+    errno = e;
+}
+
+WC_EXPORT int aio_read(struct aiocb *cb)
+{
+    int (*next)(struct aiocb *) = NEXT(int (*)(struct aiocb *), aio_read);
+    if (!next)
+        return wc_ret(-ENOSYS);
+    cb_for_good(cb);
+    return next(cb);
+}
+
+WC_EXPORT int aio_write(struct aiocb *cb)
+{
+    int (*next)(struct aiocb *) = NEXT(int (*)(struct aiocb *), aio_write);
+    if (!next)
+        return wc_ret(-ENOSYS);
+    cb_for_good(cb);
+    return next(cb);
+}
+
+WC_EXPORT int aio_fsync(int op, struct aiocb *cb)
+{
+    int (*next)(int, struct aiocb *) =
+        NEXT(int (*)(int, struct aiocb *), aio_fsync);
+    if (!next)
+        return wc_ret(-ENOSYS);
+    cb_for_good(cb);
+    return next(op, cb);
+}
+
+WC_EXPORT int lio_listio(int mode, struct aiocb *const list[], int n,
+                         struct sigevent *sev)
+{
+    int (*next)(int, struct aiocb *const[], int, struct sigevent *) =
+        NEXT(int (*)(int, struct aiocb *const[], int, struct sigevent *),
+             lio_listio);
+    if (!next)
+        return wc_ret(-ENOSYS);
+    if (wc_state == WC_ST_ON && !wc_depth) {
+        for (int i = 0; i < n; i++) {
+            struct aiocb *cb;
+            if (wc_copy_nofault(&cb, &list[i], sizeof cb) != sizeof cb)
+                break;
+            cb_for_good(cb);
+        }
+    }
+    return next(mode, list, n, sev);
+}
+
+/* On x86-64 struct aiocb64 is struct aiocb (off_t is 64 bits). */
+WC_EXPORT int aio_read64(struct aiocb64 *cb)
+{
+    return aio_read((struct aiocb *)cb);
+}
+WC_EXPORT int aio_write64(struct aiocb64 *cb)
+{
+    return aio_write((struct aiocb *)cb);
+}
+WC_EXPORT int aio_fsync64(int op, struct aiocb64 *cb)
+{
+    return aio_fsync(op, (struct aiocb *)cb);
+}
+WC_EXPORT int lio_listio64(int mode, struct aiocb64 *const list[], int n,
+                           struct sigevent *sev)
+{
+    return lio_listio(mode, (struct aiocb *const *)list, n, sev);
+}
+
+/* ---- Linux AIO (invariant (1)) ----------------------------------------- */
+
+void wc_aio_iocbs_for_good(long nr, void *iocbpp)
+{
+    if (wc_state != WC_ST_ON || wc_depth || !iocbpp)
+        return;
+    struct iocb **v = iocbpp;
+    for (long i = 0; i < nr; i++) {
+        struct iocb *p, cb;
+        if (wc_copy_nofault(&p, &v[i], sizeof p) != sizeof p ||
+            wc_copy_nofault(&cb, p, sizeof cb) != sizeof cb)
+            return;
+        switch (cb.aio_lio_opcode) {
+        case IOCB_CMD_PREAD:
+        case IOCB_CMD_PWRITE:
+        case IOCB_CMD_FSYNC:
+        case IOCB_CMD_FDSYNC:
+        case IOCB_CMD_PREADV:
+        case IOCB_CMD_PWRITEV:
+            wc_fd_for_good((int)cb.aio_fildes);
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+/* libaio's io_submit (its io_context_t is a pointer). */
+WC_EXPORT int io_submit(void *ctx, long nr, void **ios)
+{
+    int (*next)(void *, long, void **) =
+        NEXT(int (*)(void *, long, void **), io_submit);
+    if (!next)
+        return -ENOSYS;
+    wc_aio_iocbs_for_good(nr, ios);
+    return next(ctx, nr, ios);
+}
+
+/* ---- io_uring (invariant (2)) ------------------------------------------ */
+
+/* liburing's struct io_uring and struct io_uring_params are only passed
+ * on: declared as opaque here. */
+WC_EXPORT int io_uring_queue_init(unsigned entries, void *ring,
+                                  unsigned flags)
+{
+    int (*next)(unsigned, void *, unsigned) =
+        NEXT(int (*)(unsigned, void *, unsigned), io_uring_queue_init);
+    if (!next)
+        return -ENOSYS;
+    wc_proc_off();
+    return next(entries, ring, flags);
+}
+
+WC_EXPORT int io_uring_queue_init_params(unsigned entries, void *ring,
+                                         void *params)
+{
+    int (*next)(unsigned, void *, void *) =
+        NEXT(int (*)(unsigned, void *, void *), io_uring_queue_init_params);
+    if (!next)
+        return -ENOSYS;
+    wc_proc_off();
+    return next(entries, ring, params);
+}
+
+WC_EXPORT int io_uring_queue_init_mem(unsigned entries, void *ring,
+                                      void *params, void *buf, size_t len)
+{
+    int (*next)(unsigned, void *, void *, void *, size_t) =
+        NEXT(int (*)(unsigned, void *, void *, void *, size_t),
+             io_uring_queue_init_mem);
+    if (!next)
+        return -ENOSYS;
+    wc_proc_off();
+    return next(entries, ring, params, buf, len);
+}
+
+WC_EXPORT int io_uring_queue_mmap(int fd, void *params, void *ring)
+{
+    int (*next)(int, void *, void *) =
+        NEXT(int (*)(int, void *, void *), io_uring_queue_mmap);
+    if (!next)
+        return -ENOSYS;
+    wc_proc_off();
+    return next(fd, params, ring);
+}
+
+WC_EXPORT int io_uring_setup(unsigned entries, void *params)
+{
+    int (*next)(unsigned, void *) =
+        NEXT(int (*)(unsigned, void *), io_uring_setup);
+    if (!next)
+        return -ENOSYS;
+    wc_proc_off();
+    return next(entries, params);
+}
