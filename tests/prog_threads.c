@@ -30,6 +30,9 @@
  *   inherited like stdout, through the descriptor 1 it was given, its
  *             fences settling the cell while the others write; reports
  *             on stderr and by its exit status
+ *   uring     like shared, while the main thread sets up an io_uring
+ *             once a quarter of the records are written (under the shim
+ *             the process stops caching then: shim/aio.c invariant (2))
  *   forkstorm writer threads append to their own files while the main
  *             thread forks RECORDS/100 children in a row; each child
  *             writes a file of its own and _exits. A child that hangs
@@ -41,11 +44,13 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/io_uring.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -73,6 +78,7 @@ static void bad(void)
 }
 
 static int first_rec;       /* late: where thread 0 goes on */
+static int progress;        /* uring: records written so far (atomic) */
 
 static void *worker(void *arg)
 {
@@ -109,6 +115,7 @@ static void *worker(void *arg)
         }
         if (r != REC)
             bad();
+        __atomic_add_fetch(&progress, 1, __ATOMIC_RELAXED);
         if (strcmp(mode, "separate") == 0 && s % 97 == 96) {
             /* rewrite an earlier record with the same bytes, and read it */
             int old = s - 50;
@@ -221,6 +228,20 @@ static int inherited(void)
     return errors ? 1 : 0;
 }
 
+/* Mode "uring": an io_uring made while the others write (the ring is
+ * only made, never used: making it is what the shim answers). */
+static void uring_midway(void)
+{
+    while (__atomic_load_n(&progress, __ATOMIC_RELAXED) < nthreads * nrecs / 4)
+        usleep(200);
+    struct io_uring_params p;
+    memset(&p, 0, sizeof p);
+    long fd = syscall(SYS_io_uring_setup, 4, &p);
+    printf("ring %s\n", fd >= 0 ? "made" : "refused");
+    if (fd >= 0)
+        close((int)fd);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 5) {
@@ -275,6 +296,8 @@ int main(int argc, char **argv)
     } else {
         for (int t = 0; t < nthreads; t++)
             pthread_create(&th[t], NULL, worker, (void *)(long)t);
+        if (strcmp(mode, "uring") == 0)
+            uring_midway();
         for (int t = 0; t < nthreads; t++)
             pthread_join(th[t], NULL);
     }

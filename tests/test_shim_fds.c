@@ -425,6 +425,7 @@ Test(tsan, threads_stdout_guard_and_fences) { tsan_threads("stdout"); }
 Test(tsan, threads_cell_reserves_and_settles) { tsan_threads("cell"); }
 Test(tsan, threads_pwrite) { tsan_threads("pwrite"); }
 Test(tsan, threads_separate_files) { tsan_threads("separate"); }
+Test(tsan, threads_caching_stops) { tsan_threads("uring"); }
 
 /* prog_sigstorm PATH MODE SECONDS MAXRECORDS under the sanitizer (which
  * delivers signals at its own points: the handler still writes while the

@@ -118,7 +118,8 @@ static void run_threads(const char *mode, int threads, int recs,
         verdict[shim] = "ok";
         if (strcmp(mode, "append") == 0 || strcmp(mode, "shared") == 0 ||
             strcmp(mode, "dup") == 0 || strcmp(mode, "late") == 0 ||
-            strcmp(mode, "stdout") == 0 || strcmp(mode, "cell") == 0) {
+            strcmp(mode, "stdout") == 0 || strcmp(mode, "cell") == 0 ||
+            strcmp(mode, "uring") == 0) {
             verdict[shim] = strdup(check_interleaved(path, threads, recs));
             /* Interleaving differs from run to run: drop the file. */
             unlink(path);
@@ -160,6 +161,12 @@ Test(threads, one_writer_against_the_flusher)
     run_threads("late", 1, 300000, env);
 }
 Test(threads, pwrite_disjoint_ranges) { run_threads("pwrite", 8, 20000, NULL); }
+/* The process stops caching (an io_uring is made) while eight threads
+ * write one file through one description. */
+Test(threads, caching_stops_while_threads_write)
+{
+    run_threads("uring", 8, 20000, NULL);
+}
 Test(threads, separate_files) { run_threads("separate", 8, 20000, NULL); }
 
 /* fork() while other threads are inside the shim: no child may hang on a
