@@ -111,12 +111,14 @@ WC_EXPORT int lio_listio(int mode, struct aiocb *const list[], int n,
     if (!next)
         return wc_ret(-ENOSYS);
     if (wc_state == WC_ST_ON && !wc_depth) {
+        int e = errno;
         for (int i = 0; i < n; i++) {
             struct aiocb *cb;
             if (wc_copy_nofault(&cb, &list[i], sizeof cb) != sizeof cb)
                 break;
             cb_for_good(cb);
         }
+        errno = e;
     }
     return next(mode, list, n, sev);
 }
@@ -146,12 +148,13 @@ void wc_aio_iocbs_for_good(long nr, void *iocbpp)
 {
     if (wc_state != WC_ST_ON || wc_depth || !iocbpp)
         return;
+    int e = errno;
     struct iocb **v = iocbpp;
     for (long i = 0; i < nr; i++) {
         struct iocb *p, cb;
         if (wc_copy_nofault(&p, &v[i], sizeof p) != sizeof p ||
             wc_copy_nofault(&cb, p, sizeof cb) != sizeof cb)
-            return;
+            break;
         switch (cb.aio_lio_opcode) {
         case IOCB_CMD_PREAD:
         case IOCB_CMD_PWRITE:
@@ -165,6 +168,7 @@ void wc_aio_iocbs_for_good(long nr, void *iocbpp)
             break;
         }
     }
+    errno = e;
 }
 
 /* libaio's io_submit (its io_context_t is a pointer). */

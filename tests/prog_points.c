@@ -1899,6 +1899,15 @@ static void show_buf(const char *label, const void *buf, ssize_t n)
         n > 0 ? wct_hash(buf, (size_t)n) : 0);
 }
 
+/* A call's result and the errno it leaves, from 4242: a call that
+ * succeeds leaves errno as it was, under the shim too. */
+#define KEEP(label, call)                                                \
+    do {                                                                 \
+        errno = 4242;                                                    \
+        long r_ = (long)(call);                                          \
+        say("OUT %s: %ld errno=%d", label, r_, errno);                   \
+    } while (0)
+
 static void aio_wait_one(const char *label, struct aiocb *cb)
 {
     const struct aiocb *l[1] = {cb};
@@ -1914,12 +1923,12 @@ static void s_posix_aio(void)
     lines(fd, "posix", 100);                    /* 3600 bytes */
     struct aiocb r = {.aio_fildes = fd, .aio_buf = buf,
                       .aio_nbytes = sizeof buf, .aio_offset = 0};
-    RESULT("aio_read", aio_read(&r));
+    KEEP("aio_read", aio_read(&r));
     aio_wait_one("aio_read done", &r);
     show_buf("read", buf, aio_return(&r));
     struct aiocb w = {.aio_fildes = fd, .aio_buf = "WXYZ", .aio_nbytes = 4,
                       .aio_offset = 40};
-    RESULT("aio_write", aio_write(&w));
+    KEEP("aio_write", aio_write(&w));
     aio_wait_one("aio_write done", &w);
     lines(fd, "after", 20);
     show_offset("after the writes", fd);
@@ -1930,13 +1939,13 @@ static void s_posix_aio(void)
                        .aio_nbytes = sizeof buf2, .aio_offset = 3500,
                        .aio_lio_opcode = LIO_READ};
     struct aiocb *list[2] = {&lw, &lr};
-    RESULT("lio_listio", lio_listio(LIO_WAIT, list, 2, NULL));
+    KEEP("lio_listio", lio_listio(LIO_WAIT, list, 2, NULL));
     show_buf("lio read", buf2, aio_return(&lr));
     /* A second file: its cached bytes reach the disk by aio_fsync. */
     int g = xopen("pa2", O_RDWR | O_CREAT | O_TRUNC);
     lines(g, "synced", 50);
     struct aiocb f = {.aio_fildes = g};
-    RESULT("aio_fsync", aio_fsync(O_SYNC, &f));
+    KEEP("aio_fsync", aio_fsync(O_SYNC, &f));
     aio_wait_one("aio_fsync done", &f);
     check("after aio_fsync", "pa2");
     lines(g, "more", 5);
@@ -1959,7 +1968,7 @@ static long kaio_submit(const char *how, io_context_t ctx, struct iocb *cb)
 static void kaio_run(const char *label, const char *how, io_context_t ctx,
                      struct iocb *cb)
 {
-    say("OUT %s submitted %ld", label, kaio_submit(how, ctx, cb));
+    KEEP(label, kaio_submit(how, ctx, cb));
     struct io_event ev;
     int n = io_getevents(ctx, 1, 1, &ev, NULL);
     say("OUT %s: events %d res %ld", label, n, n == 1 ? (long)ev.res : 0L);
@@ -2090,7 +2099,9 @@ static void s_io_uring(const char *how)
     show_offset("before the ring", fd);
     struct raw_ring q;
     struct io_uring ring;
+    errno = 4242;
     int r = raw ? raw_ring_init(&q) : io_uring_queue_init(4, &ring, 0);
+    say("OUT ring made: errno=%d", errno);
     if (r < 0) {
         say("OUT io_uring unavailable %d", r);
         close(fd);
