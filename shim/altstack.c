@@ -83,7 +83,8 @@ static void *thread_start(void *p)
 {
     struct start s = *(struct start *)p;
     free(p);
-    void *m = wc_altstack_add();
+    /* None once the shim has stopped for good (proc.c invariant (8)). */
+    void *m = wc_state == WC_ST_OFF ? NULL : wc_altstack_add();
     void *ret;
     pthread_cleanup_push(drop_cleanup, m);
     ret = s.fn(s.arg);

@@ -24,6 +24,11 @@
  *       program whose every write after the cache's making runs with a
  *       handled signal blocked gets no flusher, its data reaching disk at
  *       the consistency points only (an exception to (1)).
+ *   (3) When the shim stops for good while the program runs (proc.c
+ *       invariant (8)), the flusher is woken and waited for until it has
+ *       left its loop (wc_flusher_stop), so that it makes no call of its
+ *       own after the program's next one (a seccomp filter on every
+ *       thread).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -46,6 +51,8 @@
  * g_flusher_starting: 1 from the start (pthread_create may have made it
  * without its id published yet), 2 when pthread_create failed. */
 static int g_flusher_tid, g_flusher_starting;
+/* Set by the flusher as it leaves its loop for good (atomic). */
+static int g_flusher_left;
 /* What the flusher waits on for one period between its ticks (never
  * changed: the wait always times out). */
 static int g_sleep;
@@ -84,7 +91,19 @@ static void *flusher_main(void *arg)
         wc_depth = 0;
     }
     wc_guard_reap();
+    __atomic_store_n(&g_flusher_left, 1, __ATOMIC_RELEASE);
     return NULL;
+}
+
+void wc_flusher_stop(void)
+{
+    if (!wc_flusher_tid())
+        return;
+    wc_raw_syscall(SYS_futex, (long)&g_sleep, FUTEX_WAKE_PRIVATE, 1, 0, 0, 0);
+    struct timespec ms = {0, 1000000};
+    for (int i = 0; i < 1000 && !__atomic_load_n(&g_flusher_left,
+                                                 __ATOMIC_ACQUIRE); i++)
+        REAL(clock_nanosleep)(CLOCK_MONOTONIC, 0, &ms, NULL);
 }
 
 int wc_flusher_tid(void)
@@ -199,6 +218,7 @@ void wc_flusher_after_fork(void)
 {
     WC_RESET(g_flusher_tid, 0);
     WC_RESET(g_flusher_starting, 0);
+    WC_RESET(g_flusher_left, 0);
     WC_RESET(wc_flusher_deferred, 0);
     WC_RESET(g_tries, 0);
 }

@@ -96,6 +96,18 @@
  *
  *           ON --wc_vfork_begin--> VFORK --child execs or exits-->
  *              wc_vfork_end (parent) --> ON
+ *
+ *   (8) A process that stops caching for good (wc_proc_off) does so
+ *       before the call that makes it need to: an io_uring set up (aio.c
+ *       invariant (2)), or a seccomp filter or strict mode entered (prctl
+ *       PR_SET_SECCOMP, seccomp through syscall(), which libseccomp's
+ *       seccomp_load uses): from then on the system calls the shim would
+ *       make of its own (the write-back's pwritev2, fstatfs, its guard's)
+ *       may be refused or kill the process, where the program's own are
+ *       what it allowed. Every cached byte is written back first, every
+ *       offset becomes the kernel's, and after it every call passes
+ *       through as the kernel's alone (wc_state OFF), threads made later
+ *       get no signal stack of ours (altstack.c).
  */
 #include <dlfcn.h>
 #include <elf.h>
@@ -254,12 +266,11 @@ WC_EXPORT void abort(void)
     __builtin_unreachable();
 }
 
-/* The process stops caching for good (aio.c invariant (2): it sets up an
- * io_uring): what is cached goes to the files, every offset becomes the
- * kernel's (cells settled), every later call passes through; the
- * statistics are reported now and the store's name goes if nothing is
- * left unwritten, as at exit. Threads that looked a description up before
- * find it THROUGH under its lock. */
+/* The process stops caching for good (invariant (8)): what is cached goes
+ * to the files, every offset becomes the kernel's (cells settled), every
+ * later call passes through; the statistics are reported now and the
+ * store's name goes if nothing is left unwritten, as at exit. Threads
+ * that looked a description up before find it THROUGH under its lock. */
 void wc_proc_off(void)
 {
     if (wc_state != WC_ST_ON || wc_depth)
@@ -267,8 +278,26 @@ void wc_proc_off(void)
     int e = wc_work_begin();
     wc_consistency_all(WC_WHY_OTHER, WC_ALL_THROUGH, 0);
     wc_state = WC_ST_OFF;
+    wc_work_end(e);
+    wc_flusher_stop();          /* flusher.c invariant (3) */
+    e = wc_work_begin();
     wc_proc_image_ends();
     wc_work_end(e);
+}
+
+/* Invariant (8): seccomp through prctl (glibc's prctl is the bare system
+ * call, made here the same way: no table entry, no start-up cost). */
+WC_EXPORT int prctl(int option, ...)
+{
+    va_list ap;
+    va_start(ap, option);
+    unsigned long a = va_arg(ap, unsigned long), b = va_arg(ap, unsigned long);
+    unsigned long c = va_arg(ap, unsigned long), d = va_arg(ap, unsigned long);
+    va_end(ap);
+    if (option == PR_SET_SECCOMP)
+        wc_proc_off();
+    return (int)wc_ret(wc_raw_syscall(SYS_prctl, option, (long)a, (long)b,
+                                      (long)c, (long)d, 0));
 }
 
 /* For the raw syscall() wrapper (syscall.c): exit_group runs no

@@ -923,6 +923,9 @@ void wc_flusher_retry(void);
 /* Its thread id (0: none), waiting while it is being started; in a fork
  * child, none. */
 int wc_flusher_tid(void);
+/* With wc_state no longer ON: wake the flusher and wait (at most 1 s)
+ * until it has left its loop (flusher.c invariant (3)). */
+void wc_flusher_stop(void);
 void wc_flusher_after_fork(void);
 /* The process image ends (proc.c): statistics, the store's name; and the
  * flush at exit (from a signal handler inside the shim: in a raw-forked

@@ -44,11 +44,13 @@
  *       invariant (7)). clone with CLONE_VM (threads) passes through.
  *   (5) io_submit and io_uring_setup go to the kernel as they are, after
  *       what aio.c does for libaio's and liburing's calls of the same
- *       name (aio.c invariants (1), (2)).
+ *       name (aio.c invariants (1), (2)); seccomp and prctl's
+ *       PR_SET_SECCOMP after what prctl does (proc.c invariant (8)).
  *   (6) fcntl commands are routed except F_GETOWN, whose libc wrapper
  *       translates the answer (F_GETOWN_EX); the raw one is the kernel's.
  */
 #include <dirent.h>
+#include <linux/seccomp.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <sched.h>
@@ -59,6 +61,7 @@
 #include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -355,6 +358,14 @@ static long route(long nr, long a, long b, long c, long d, long e, long f,
         break;
     case SYS_io_uring_setup:
         wc_proc_off();
+        break;
+    case SYS_seccomp:    /* proc.c invariant (8) */
+        if (a == SECCOMP_SET_MODE_STRICT || a == SECCOMP_SET_MODE_FILTER)
+            wc_proc_off();
+        break;
+    case SYS_prctl:
+        if (a == PR_SET_SECCOMP)
+            wc_proc_off();
         break;
     default:
         break;

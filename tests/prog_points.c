@@ -50,6 +50,8 @@
 #include <unistd.h>
 
 #include <aio.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <libaio.h>
 #include <liburing.h>
 
@@ -2136,6 +2138,55 @@ static void s_io_uring(const char *how)
     check("closed", "ur");
 }
 
+/* ---- seccomp (shim/proc.c invariant (8)) -------------------------------
+ * A program that writes a file, then confines itself to a few system calls
+ * with a filter that kills the process on any other, and writes on: the
+ * kernel run exits 0 with every byte in the file. The shim must not make a
+ * call of its own after the filter (its write-back would kill the
+ * process): prctl ("prctl"), seccomp() through syscall() ("syscall"), the
+ * same for every thread, the shim's flusher included ("tsync"). */
+#define SC_ALLOW(nr)                                                     \
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (nr), 0, 1),                     \
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)
+
+static void s_seccomp(const char *how)
+{
+    int fd = xopen("sc", O_RDWR | O_CREAT | O_TRUNC);
+    lines(fd, "before", 100);
+    int g = xopen("sc2", O_WRONLY | O_CREAT | O_TRUNC);
+    lines(g, "other", 40);
+    struct sock_filter f[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        SC_ALLOW(SYS_read), SC_ALLOW(SYS_write), SC_ALLOW(SYS_close),
+        SC_ALLOW(SYS_lseek), SC_ALLOW(SYS_fstat), SC_ALLOW(SYS_exit),
+        SC_ALLOW(SYS_exit_group), SC_ALLOW(SYS_rt_sigreturn),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
+    };
+    struct sock_fprog prog = {.len = sizeof f / sizeof f[0], .filter = f};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
+        say("OUT no_new_privs errno=%d", errno);
+        return;
+    }
+    errno = 4242;
+    long r;
+    if (!strcmp(how, "syscall"))
+        r = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog);
+    else if (!strcmp(how, "tsync"))
+        r = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
+                    SECCOMP_FILTER_FLAG_TSYNC, &prog);
+    else
+        r = prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog);
+    say("OUT filter %ld errno=%d", r, errno);
+    lines(fd, "inside", 100);
+    say("OUT offset %lld", (long long)lseek(fd, 0, SEEK_CUR));
+    lines(g, "inside", 10);
+    check("inside the filter", "sc");
+    RESULT("close", close(fd));
+    RESULT("close 2", close(g));
+    check("closed", "sc");
+    check("closed 2", "sc2");
+}
+
 /* More files open at once than the cache's file table holds (256 by
  * default): the rest must pass through, and every file be right. */
 static void s_many_files(void)
@@ -2240,6 +2291,7 @@ int main(int argc, char **argv)
     else if (!strcmp(sc, "posix_aio")) s_posix_aio();
     else if (!strcmp(sc, "linux_aio")) s_linux_aio(arg ? arg : "lib");
     else if (!strcmp(sc, "io_uring")) s_io_uring(arg ? arg : "lib");
+    else if (!strcmp(sc, "seccomp")) s_seccomp(arg);
     else {
         fprintf(stderr, "unknown scenario %s\n", sc);
         return 2;

@@ -480,6 +480,13 @@ Test(points, linux_aio_sees_and_keeps_the_bytes)
     differential("linux_aio", "lib", NULL);
     differential("linux_aio", "raw", NULL);
 }
+/* A program that confines its system calls (proc.c invariant (8)). */
+Test(points, a_seccomp_filter_kills_no_write_back)
+{
+    differential("seccomp", "prctl", NULL);
+    differential("seccomp", "syscall", NULL);
+    differential("seccomp", "tsync", NULL);
+}
 Test(points, io_uring_sees_and_keeps_the_bytes)
 {
     differential("io_uring", "lib", NULL);
