@@ -12,9 +12,13 @@
  *   fsize=N         RLIMIT_FSIZE = N before opening (SIGXFSZ is left at
  *                   its default action unless `xfsz-ignore` is given)
  *   xfsz-ignore     SIGXFSZ ignored: the write gets EFBIG
- *   seccomp         before opening, install a filter that refuses
- *                   pwrite64, pwritev, pwritev2 and fallocate with EPERM
- *   seccomp-late    the same after the first half of the records
+ *   seccomp         install a filter that refuses pwrite64, pwritev,
+ *                   pwritev2 and fallocate with EPERM, then exec this
+ *                   program again (with `seccomp-inherited` in its place):
+ *                   the filter is there before the shim starts, as one a
+ *                   service manager or a sandbox installs (a filter the
+ *                   program installs itself stops the shim: proc.c (8))
+ *   seccomp-late    install it after the first half of the records
  *   sync-at=K       fsync after record K (counting from 1)
  *   ctl=PATH@K      create PATH after record K (a FUSE test server reads it
  *                   as "fail every write from now on")
@@ -137,6 +141,9 @@ int main(int argc, char **argv)
             signal(SIGXFSZ, SIG_IGN);
         } else if (!strcmp(a, "seccomp")) {
             sec = 1;
+            argv[i] = (char *)"seccomp-inherited";
+        } else if (!strcmp(a, "seccomp-inherited")) {
+            ;
         } else if (!strcmp(a, "seccomp-late")) {
             sec_late = 1;
         } else if (!strncmp(a, "sync-at=", 8)) {
@@ -161,8 +168,12 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (sec)
+    if (sec) {
         install_seccomp();
+        execv("/proc/self/exe", argv);
+        say("exec: %s", strerror(errno));
+        return 2;
+    }
 
     int flags = O_WRONLY | O_CREAT;
     flags |= !strcmp(mode, "append") ? O_APPEND : O_TRUNC;
