@@ -30,7 +30,8 @@ TEST_SRC  := $(wildcard tests/test_*.c)
 TESTS     := $(patsubst tests/%.c,$(B)/tests/%,$(TEST_SRC))
 TEST_LIB  := $(patsubst %,$(B)/obj/%.o,$(wildcard tests/lib_*.c))
 TEST_PROGS := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/prog_*.c)) \
-	$(patsubst tests/%.c,$(B)/tests/%.so,$(wildcard tests/so_*.c))
+	$(patsubst tests/%.c,$(B)/tests/%.so,$(wildcard tests/so_*.c)) \
+	$(B)/tests/prog_points_tls
 HEADERS   := $(wildcard include/wcache/*.h) $(wildcard cache/*.h) $(wildcard shim/*.h)
 
 PREFIX  ?= /usr/local
@@ -195,6 +196,11 @@ $(B)/tests/prog_%: tests/prog_%.c tests/lib_shim.h
 $(B)/tests/prog_points: tests/prog_points.c tests/lib_shim.h
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CPPFLAGS) $(CFLAGS) $(WARN) -o $@ $< -lpthread -laio -luring
+# The same with a large static TLS block (every thread's stack holds it).
+$(B)/tests/prog_points_tls: tests/prog_points.c tests/lib_shim.h
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CPPFLAGS) -DWCT_BIG_TLS $(CFLAGS) $(WARN) -o $@ $< \
+		-lpthread -laio -luring
 
 # The FUSE server of the error tests (libfuse3-dev).
 FUSE_PROGS := $(B)/tests/fuse_failfs

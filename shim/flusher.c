@@ -135,8 +135,17 @@ void wc_flusher_start(void)
     pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
     pthread_attr_setstacksize(&a, 64 << 10);
     /* Not through our pthread_create: the flusher is no program thread
-     * (wc_solo), and with every signal blocked needs no signal stack. */
+     * (wc_solo), and with every signal blocked needs no signal stack.
+     * glibc puts the program's static TLS on every thread's stack: a
+     * large one does not fit in 64 KiB (EINVAL), glibc's default size
+     * (only touched pages cost memory) does. */
     int r = REAL(pthread_create)(&t, &a, flusher_main, NULL);
+    if (r == EINVAL) {
+        pthread_attr_destroy(&a);
+        pthread_attr_init(&a);
+        pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+        r = REAL(pthread_create)(&t, &a, flusher_main, NULL);
+    }
     if (r)
         __atomic_store_n(&g_flusher_starting, 2, __ATOMIC_RELEASE);
     pthread_attr_destroy(&a);

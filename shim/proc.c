@@ -21,7 +21,9 @@
  *       engine's descriptors of files this process holds POSIX locks on
  *       kept open (execlocks.c), and the
  *       backing file's name removed when nothing is left unwritten
- *       (wc_cache_may_remove; the mapping stays valid if the exec fails;
+ *       (wc_cache_may_remove; the mapping stays valid if the exec fails,
+ *       but no guard could find the file again, so the process then stops
+ *       caching for good, (8);
  *       the new image creates its own store and adopts the inherited
  *       descriptors as shared ones, each at its first write, except those
  *       (6) hands over).
@@ -98,7 +100,8 @@
  *              wc_vfork_end (parent) --> ON
  *
  *   (8) A process that stops caching for good (wc_proc_off) does so
- *       before the call that makes it need to: an io_uring set up (aio.c
+ *       before the call that makes it need to (or, after an exec that
+ *       failed, right after it: (3)): an io_uring set up (aio.c
  *       invariant (2)), or a seccomp filter or strict mode entered (prctl
  *       PR_SET_SECCOMP, seccomp through syscall(), which libseccomp's
  *       seccomp_load uses): from then on the system calls the shim would
@@ -142,14 +145,15 @@ extern int __register_atfork(void (*prepare)(void), void (*parent)(void),
 volatile int wc_fault_ready;
 static WC_TLS int exec_only_child;   /* vfork: the child only execs */
 
-/* The image ends (exit, _exit, exec): statistics, the store's name. */
-void wc_proc_image_ends(void)
+/* The image ends (exit, _exit, exec): statistics, the store's name.
+ * 1: the store has no name now. */
+int wc_proc_image_ends(void)
 {
     struct wc_cache *c = wc_cachep;
     wc_stats_report(c);
     if (!c)
-        return;
-    wc_cache_remove_if_clean(c);    /* kept if anything is not written */
+        return 0;
+    return wc_cache_remove_if_clean(c); /* kept if anything is not written */
 }
 
 /* ---- exit ------------------------------------------------------------- */
@@ -271,7 +275,7 @@ WC_EXPORT void abort(void)
  * later call passes through; the statistics are reported now and the
  * store's name goes if nothing is left unwritten, as at exit. Threads
  * that looked a description up before find it THROUGH under its lock. */
-void wc_proc_off(void)
+static void proc_off(int image_ends)
 {
     if (wc_state != WC_ST_ON || wc_depth)
         return;
@@ -280,9 +284,16 @@ void wc_proc_off(void)
     wc_state = WC_ST_OFF;
     wc_work_end(e);
     wc_flusher_stop();          /* flusher.c invariant (3) */
+    if (!image_ends)
+        return;
     e = wc_work_begin();
     wc_proc_image_ends();
     wc_work_end(e);
+}
+
+void wc_proc_off(void)
+{
+    proc_off(1);
 }
 
 /* Invariant (8): seccomp through prctl (glibc's prctl is the bare system
@@ -929,6 +940,10 @@ unsigned wc_exec_own_take(unsigned char *why, unsigned char mark)
     return hi;
 }
 
+/* before_exec removed the backing file's name (it cannot be given back:
+ * a file without links cannot be linked again). */
+static int exec_unnamed;
+
 WC_ONCE
 static void before_exec(void)
 {
@@ -938,8 +953,20 @@ static void before_exec(void)
     wc_consistency_all(WC_WHY_EXEC, WC_ALL_SYNC, 0);
     wc_guard_settle();          /* guard.c (3b) */
     wc_exec_keep_locks();       /* execlocks.c */
-    wc_proc_image_ends();
+    exec_unnamed = wc_proc_image_ends();
     wc_work_end(e);
+}
+
+/* The exec failed and this image goes on (invariant (3)): a store without
+ * a name is one the guard can never find, so bytes cached in it from now
+ * on would die with the process: it stops caching for good, as (8). */
+static void exec_failed(void)
+{
+    wc_exec_failed();
+    if (exec_unnamed) {
+        exec_unnamed = 0;
+        proc_off(0);
+    }
 }
 
 WC_EXPORT int execve(const char *path, char *const argv[],
@@ -951,7 +978,7 @@ WC_EXPORT int execve(const char *path, char *const argv[],
     char **own = own_env(envp, AT_FDCWD, path, 0, &len, rfds, &nrfd);
     int r = REAL(execve)(path, argv, own ? own : envp);
     own_env_free(own, len, rfds, nrfd);
-    wc_exec_failed();
+    exec_failed();
     return r;
 }
 
@@ -974,7 +1001,7 @@ WC_EXPORT int execvp(const char *file, char *const argv[])
     char **own = own_env(environ, AT_FDCWD, named(file), 0, &len, rfds, &nrfd);
     int r = own ? REAL(execvpe)(file, argv, own) : REAL(execvp)(file, argv);
     own_env_free(own, len, rfds, nrfd);
-    wc_exec_failed();
+    exec_failed();
     return r;
 }
 
@@ -987,7 +1014,7 @@ WC_EXPORT int execvpe(const char *file, char *const argv[],
     char **own = own_env(envp, AT_FDCWD, named(file), 0, &len, rfds, &nrfd);
     int r = REAL(execvpe)(file, argv, own ? own : envp);
     own_env_free(own, len, rfds, nrfd);
-    wc_exec_failed();
+    exec_failed();
     return r;
 }
 
@@ -1000,7 +1027,7 @@ WC_EXPORT int execveat(int dirfd, const char *path, char *const argv[],
     char **own = own_env(envp, dirfd, path, flags, &len, rfds, &nrfd);
     int r = REAL(execveat)(dirfd, path, argv, own ? own : envp, flags);
     own_env_free(own, len, rfds, nrfd);
-    wc_exec_failed();
+    exec_failed();
     return r;
 }
 
@@ -1012,7 +1039,7 @@ WC_EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
     char **own = own_env(envp, fd, "", AT_EMPTY_PATH, &len, rfds, &nrfd);
     int r = REAL(fexecve)(fd, argv, own ? own : envp);
     own_env_free(own, len, rfds, nrfd);
-    wc_exec_failed();
+    exec_failed();
     return r;
 }
 

@@ -930,7 +930,7 @@ void wc_flusher_after_fork(void);
 /* The process image ends (proc.c): statistics, the store's name; and the
  * flush at exit (from a signal handler inside the shim: in a raw-forked
  * child). */
-void wc_proc_image_ends(void);
+int wc_proc_image_ends(void);
 /* Stop caching for good (io_uring: aio.c invariant (2)). */
 void wc_proc_off(void);
 /* Every file the Linux AIO request blocks iocbpp[0..nr) name passes

@@ -62,6 +62,13 @@ extern char **environ;
 static const char *dir;
 static int ctl = 1;
 
+#ifdef WCT_BIG_TLS
+/* prog_points_tls: 128 KiB of static TLS, which every thread's stack
+ * must hold (glibc's pthread_create fails with EINVAL for a smaller
+ * stack size). */
+__thread char wct_big_tls[128 << 10];
+#endif
+
 static void say(const char *fmt, ...)
 {
     char line[4096];
@@ -399,6 +406,15 @@ static void s_exit(const char *how)
     } else if (strcmp(how, "sigterm") == 0) {
         raise(SIGTERM);
     } else if (strcmp(how, "sigkill") == 0) {
+        kill(getpid(), SIGKILL);
+    } else if (strcmp(how, "exec_failed_sigkill") == 0) {
+        /* An exec that fails (the image goes on), more writes, then a
+         * death the shim cannot see. */
+        char *av[] = {(char *)"/nonexistent/program", NULL};
+        int r = execv(av[0], av);
+        say("OUT execv %d errno=%d", r, errno);
+        for (int i = 0; i < 3; i++)
+            lines(fds[i], "after", 60);
         kill(getpid(), SIGKILL);
     } else if (strcmp(how, "abort") == 0) {
         struct rlimit no_core = {0, 0};
@@ -2234,6 +2250,9 @@ int main(int argc, char **argv)
     }
     const char *sc = argv[1];
     const char *arg = argc > 3 ? argv[3] : "";
+#ifdef WCT_BIG_TLS
+    ((volatile char *)wct_big_tls)[argc] = 1;
+#endif
     dir = argv[2];
     if (getenv("WCT_CTL_FD"))
         ctl = atoi(getenv("WCT_CTL_FD"));

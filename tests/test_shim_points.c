@@ -21,6 +21,16 @@
 #include "lib_shim.h"
 
 static char *scratch;
+/* The scenario program: prog_points, or prog_points_tls (the same with a
+ * large static TLS block). */
+static const char *g_prog = "prog_points";
+
+static const char *prog_path(void)
+{
+    static char buf[4200];
+    snprintf(buf, sizeof buf, "%s/tests/%s", WCT_BUILD_DIR, g_prog);
+    return buf;
+}
 
 static void setup(void)
 {
@@ -225,13 +235,13 @@ static struct outcome run_once(int shim, const char *scenario,
     cr_assert(asprintf(&o.dir, "%s/%s-%s%s", scratch, shim ? "shim" : "ref",
                        scenario, arg ? arg : "") > 0);
     cr_assert(mkdir(o.dir, 0755) == 0, "mkdir %s", o.dir);
-    const char *argv[] = {WCT_PROG("prog_points"), scenario, o.dir, arg,
+    const char *argv[] = {prog_path(), scenario, o.dir, arg,
                           NULL};
     const char *shargv[] = {
         "/bin/sh", "-c",
         "exec 3>&1; { \"$0\" \"$2\" \"$1\"; echo after-prog-exit; } "
         "> \"$1/out\"; echo appended >> \"$1/out\"",
-        WCT_PROG("prog_points"), o.dir, scenario, NULL};
+        prog_path(), o.dir, scenario, NULL};
     const char *envv[16] = {0};
     int k = 0;
     for (; env && env[k] && k < 14; k++)
@@ -274,7 +284,7 @@ static void differential_full(const char *scenario, const char *arg,
                               int shell)
 {
     wct_require_shim();
-    wct_require_prog(WCT_PROG("prog_points"));
+    wct_require_prog(prog_path());
     struct outcome ref = run_once(0, scenario, arg, env, NULL, shell);
     /* Both runs failing alike would compare equal: a scenario the
      * program does not know (a stale build) is the test's failure. */
@@ -368,6 +378,15 @@ Test(points, deadline_flush_while_idle)
     differential("deadline", NULL, env);
 }
 
+/* The flusher thread is made with a small stack, which a program's large
+ * static TLS would not fit in (shim/flusher.c invariant (2)). */
+Test(points, deadline_flush_with_a_large_static_tls)
+{
+    const char *env[] = {"WCACHE_FLUSH_MS=100", NULL};
+    g_prog = "prog_points_tls";
+    differential("deadline", NULL, env);
+}
+
 Test(points, deadline_flush_when_a_handler_made_the_cache)
 {
     const char *env[] = {"WCACHE_FLUSH_MS=100", "WCACHE_MIN_WRITES=", NULL};
@@ -394,6 +413,12 @@ static void death(const char *how)
 }
 
 Test(points, exit_raw_exit_group, .timeout = 60) { death("exit_group"); }
+/* An exec that failed, then SIGKILL: the writes after it reach the file
+ * through the guard too (the exec had removed the backing file's name). */
+Test(points, exec_failed_then_sigkill, .timeout = 60)
+{
+    death("exec_failed_sigkill");
+}
 /*
  * A catchable signal (SIGTERM) is caught by the shim, which flushes and
  * dies of it. SIGKILL cannot be caught: the crash guard replays it
@@ -631,7 +656,7 @@ Test(points, writes_are_cached_until_a_consistency_point)
 Test(points, unlinked_file_never_written_back)
 {
     wct_require_shim();
-    wct_require_prog(WCT_PROG("prog_points"));
+    wct_require_prog(prog_path());
     wct_require_tool("strace", "strace");
     int hits[2];
     for (int shim = 0; shim < 2; shim++) {
@@ -645,7 +670,7 @@ Test(points, unlinked_file_never_written_back)
             "-E", shim ? "LD_PRELOAD=" WCT_SHIM_SO : "WCT_NOTHING=1",
             /* every write cached, none through the kernel first */
             "-E", "WCACHE_MIN_WRITES=0",
-            WCT_PROG("prog_points"), "unlinked", dir, NULL};
+            prog_path(), "unlinked", dir, NULL};
         struct session s = {0};
         append(&s.log, &s.len, "");
         struct wct_spec spec = {.argv = argv, .timeout_s = 40,
