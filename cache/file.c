@@ -260,10 +260,12 @@ int wc_file_publish(struct wc_file *f)
     int others = f->refs > 1;
     wc_unlock(&f->cache->lock);
     struct stat st;
-    /* The last reference's put writes back (or drops an unlinked file's
-     * data): only a file others keep open needs it now, and only while it
-     * has a name a reader can open. */
-    if (others && wc_file_dirty(f) && wc_sys.fstat(f->wb_fd, &st) == 0 &&
+    /* Written back now, while the file has a name a reader can open (an
+     * unlinked file's data is dropped by the last put), whoever else keeps
+     * it: another thread may open it between this and the caller's put,
+     * whose put would then not be the last one, and the close would
+     * return before the bytes reach the file. */
+    if (wc_file_dirty(f) && wc_sys.fstat(f->wb_fd, &st) == 0 &&
         st.st_nlink > 0)
         r = wc_flush_locked(f, WC_WHY_CLOSE);
     wc_unlock(&f->lock);

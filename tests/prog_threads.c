@@ -33,6 +33,12 @@
  *   uring     like shared, while the main thread sets up an io_uring
  *             once a quarter of the records are written (under the shim
  *             the process stops caching then: shim/aio.c invariant (2))
+ *   publish   the main thread writes a file of RECORDS records and
+ *             closes it, RECORDS/50 times, while THREADS threads open and
+ *             close it read-only in a loop; after each close it asks the
+ *             kernel for the size with a raw system call (what another
+ *             process sees: the shim is not asked) and counts each round
+ *             the bytes are not all there as an error (close-to-open)
  *   forkstorm writer threads append to their own files while the main
  *             thread forks RECORDS/100 children in a row; each child
  *             writes a file of its own and _exits. A child that hangs
@@ -228,6 +234,56 @@ static int inherited(void)
     return errors ? 1 : 0;
 }
 
+/* Mode "publish". */
+static int publish_stop;
+
+static void *publish_reader(void *arg)
+{
+    const char *path = arg;
+    while (!__atomic_load_n(&publish_stop, __ATOMIC_ACQUIRE)) {
+        int fd = open(path, O_RDONLY);
+        if (fd >= 0)
+            close(fd);
+    }
+    return NULL;
+}
+
+/* stat's size from the kernel itself: a raw system call, not the shim's
+ * (its stat would be a consistency point of its own). */
+static long raw_size(const char *path)
+{
+    struct stat st;
+    long r;
+    __asm__ volatile("syscall"
+                     : "=a"(r)
+                     : "a"((long)SYS_stat), "D"(path), "S"(&st)
+                     : "rcx", "r11", "memory");
+    return r < 0 ? r : (long)st.st_size;
+}
+
+static int publish(const char *path)
+{
+    pthread_t th[64];
+    for (int t = 0; t < nthreads; t++)
+        pthread_create(&th[t], NULL, publish_reader, (void *)path);
+    char buf[REC + 1];
+    for (int round = 0; round < nrecs / 50; round++) {
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        for (int s = 0; s < 50; s++) {
+            record(buf, 0, round * 50 + s);
+            if (write(fd, buf, REC) != REC)
+                bad();
+        }
+        if (close(fd) != 0 || raw_size(path) != 50 * REC)
+            bad();
+    }
+    __atomic_store_n(&publish_stop, 1, __ATOMIC_RELEASE);
+    for (int t = 0; t < nthreads; t++)
+        pthread_join(th[t], NULL);
+    printf("errors %d\n", errors);
+    return errors ? 1 : 0;
+}
+
 /* Mode "uring": an io_uring made while the others write (the ring is
  * only made, never used: making it is what the shim answers). */
 static void uring_midway(void)
@@ -262,6 +318,8 @@ int main(int argc, char **argv)
         return cell(argv, path);
     if (strcmp(mode, "inherited") == 0)
         return inherited();
+    if (strcmp(mode, "publish") == 0)
+        return publish(path);
     int flags = O_RDWR | O_CREAT | O_TRUNC;
     if (strcmp(mode, "append") == 0)
         flags |= O_APPEND;

@@ -161,6 +161,13 @@ Test(threads, one_writer_against_the_flusher)
     run_threads("late", 1, 300000, env);
 }
 Test(threads, pwrite_disjoint_ranges) { run_threads("pwrite", 8, 20000, NULL); }
+/* A writer's close makes its bytes visible to other processes while
+ * other threads open and close the file (cache/file.c wc_file_publish). */
+Test(threads, close_publishes_while_others_open)
+{
+    run_threads("publish", 2, 100000, NULL);
+}
+
 /* The process stops caching (an io_uring is made) while eight threads
  * write one file through one description. */
 Test(threads, caching_stops_while_threads_write)

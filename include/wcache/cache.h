@@ -234,11 +234,12 @@ int wc_file_settle(struct wc_file *f);
  * Returns 0 or -EDEADLK (re-entered from a signal handler). */
 int wc_file_hold(struct wc_file *f);
 
-/* A description that could write lets go of f while others keep it
- * open: its bytes go to the file now (close-to-open), unless the file has
- * no name any more. The last reference's wc_file_put does it otherwise.
- * Returns 1 when others keep f, 0 when not, or the write-back's -errno
- * (also kept for fsync and close). */
+/* A description that could write lets go of f: its bytes go to the file
+ * now (close-to-open), whoever else keeps f open (one may open it before
+ * the caller's put), unless the file has no name any more (the last
+ * reference's wc_file_put drops them then). Returns 1 when others keep f,
+ * 0 when not, or the write-back's -errno (also kept for fsync and
+ * close). */
 int wc_file_publish(struct wc_file *f);
 
 /* Drop one reference. The last one writes the data back (unless the file
