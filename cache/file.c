@@ -426,6 +426,23 @@ int wc_file_invalidate(struct wc_file *f, enum wc_reason why)
     return r;
 }
 
+int wc_file_kernel_begin(struct wc_file *f, enum wc_reason why)
+{
+    if (!wc_engine_enter())
+        return 0;
+    wc_lock(&f->lock);
+    wc_flush_locked(f, why);        /* an error is kept for fsync, close */
+    return 1;
+}
+
+void wc_file_kernel_end(struct wc_file *f, int changed, enum wc_reason why)
+{
+    if (changed && wc_flush_locked(f, why) == 0)
+        forget_locked(f);
+    wc_unlock(&f->lock);
+    wc_engine_leave();
+}
+
 int wc_file_truncate(struct wc_file *f, off_t size)
 {
     if (size < 0)

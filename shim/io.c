@@ -77,6 +77,13 @@ static ssize_t kernel_rw_locked(int fd, struct wc_desc *d, int write,
         if (n > 0)
             wc_through_room_slow(fd, d, (size_t)n);
     }
+    /* A write: no cached write of the file runs until the engine has
+     * forgotten the size and pages this call changes (another
+     * description of it may still cache: wc_consistency_all makes them
+     * THROUGH one at a time, threads go on writing meanwhile). Taken
+     * after the room's check, which may write back every file. */
+    int held = write && engine && d->file &&
+               wc_file_kernel_begin(d->file, WC_WHY_OTHER);
     ssize_t r;
     if (!vec && !flags) {
         /* The program's own call: one buffer (iov is ours). pwritev costs
@@ -103,7 +110,9 @@ static ssize_t kernel_rw_locked(int fd, struct wc_desc *d, int write,
         if (k >= 0)
             d->pos = k;
     }
-    if (write && r > 0 && engine && d->file)
+    if (held)
+        wc_file_kernel_end(d->file, r > 0, WC_WHY_OTHER);
+    else if (write && r > 0 && engine && d->file)
         wc_file_invalidate(d->file, WC_WHY_OTHER);
     if (write && d->mode != WC_D_FREE && unlikely(wc_nc_counting))
         wc_nc_count_through(fd, d);

@@ -33,6 +33,13 @@
  *   uring     like shared, while the main thread sets up an io_uring
  *             once a quarter of the records are written (under the shim
  *             the process stops caching then: shim/aio.c invariant (2))
+ *   exitwhile in a child, every thread appends records through an
+ *             O_APPEND description of its own and notes where lseek says
+ *             each ended; the main thread calls exit(0) once a quarter of
+ *             them are written, while the others go on (the shim's exit
+ *             work makes descriptions pass through one at a time). The
+ *             parent then prints how many returned records are not where
+ *             their lseek said ("misplaced N")
  *   publish   the main thread writes a file of RECORDS records and
  *             closes it, RECORDS/50 times, while THREADS threads open and
  *             close it read-only in a loop; after each close it asks the
@@ -55,6 +62,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -84,6 +92,10 @@ static void bad(void)
 }
 
 static int first_rec;       /* late: where thread 0 goes on */
+/* exitwhile: where each record ended (lseek), records done per thread;
+ * shared with the parent. */
+static long *g_ends;
+static int *g_done;
 static int progress;        /* uring: records written so far (atomic) */
 
 static void *worker(void *arg)
@@ -97,6 +109,10 @@ static void *worker(void *arg)
         fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
     } else if (strcmp(mode, "dup") == 0) {
         fd = dup(shared_fd);
+    } else if (strcmp(mode, "exitwhile") == 0) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/out", dir);
+        fd = open(path, O_WRONLY | O_APPEND);
     } else if (strcmp(mode, "stdout") == 0 ||
                strcmp(mode, "inherited") == 0) {
         fd = 1;
@@ -121,6 +137,10 @@ static void *worker(void *arg)
         }
         if (r != REC)
             bad();
+        if (g_ends) {
+            g_ends[(long)t * nrecs + s] = lseek(fd, 0, SEEK_CUR);
+            __atomic_store_n(&g_done[t], s + 1, __ATOMIC_RELEASE);
+        }
         __atomic_add_fetch(&progress, 1, __ATOMIC_RELAXED);
         if (strcmp(mode, "separate") == 0 && s % 97 == 96) {
             /* rewrite an earlier record with the same bytes, and read it */
@@ -234,6 +254,46 @@ static int inherited(void)
     return errors ? 1 : 0;
 }
 
+/* Mode "exitwhile". */
+static int exit_while(const char *path)
+{
+    g_ends = mmap(NULL, sizeof *g_ends * (size_t)nthreads * (size_t)nrecs,
+                  PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    g_done = mmap(NULL, sizeof *g_done * 64, PROT_READ | PROT_WRITE,
+                  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (g_ends == MAP_FAILED || g_done == MAP_FAILED)
+        return 2;
+    pid_t p = fork();
+    if (p == 0) {
+        pthread_t th[64];
+        for (int t = 0; t < nthreads; t++)
+            pthread_create(&th[t], NULL, worker, (void *)(long)t);
+        while (__atomic_load_n(&progress, __ATOMIC_RELAXED) <
+               nthreads * nrecs / 4)
+            usleep(200);
+        exit(0);
+    }
+    int st;
+    if (p < 0 || waitpid(p, &st, 0) != p || !WIFEXITED(st) ||
+        WEXITSTATUS(st) != 0)
+        bad();
+    int fd = open(path, O_RDONLY), misplaced = 0;
+    char want[REC + 1], got[REC];
+    for (int t = 0; t < nthreads; t++) {
+        for (int s = 0; s < __atomic_load_n(&g_done[t], __ATOMIC_ACQUIRE);
+             s++) {
+            record(want, t, s);
+            long end = g_ends[(long)t * nrecs + s];
+            if (pread(fd, got, REC, end - REC) != REC ||
+                memcmp(got, want, REC) != 0)
+                misplaced++;
+        }
+    }
+    close(fd);
+    printf("misplaced %d\nerrors %d\n", misplaced, errors);
+    return errors || misplaced ? 1 : 0;
+}
+
 /* Mode "publish". */
 static int publish_stop;
 
@@ -339,6 +399,8 @@ int main(int argc, char **argv)
     pthread_t th[64];
     if (nthreads > 64)
         nthreads = 64;
+    if (strcmp(mode, "exitwhile") == 0)
+        return exit_while(path);
     if (strcmp(mode, "late") == 0) {
         char buf[REC + 1];
         for (; first_rec < nrecs / 2; first_rec++) {

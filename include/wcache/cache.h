@@ -339,6 +339,19 @@ int wc_file_sync(struct wc_file *f, int datasync);
  * have changed the file). Returns 0 or -errno. */
 int wc_file_invalidate(struct wc_file *f, enum wc_reason why);
 
+/* A call the kernel makes on f for a description that passes through
+ * (a write, a truncate) while other descriptions of f may still cache
+ * (they all pass through soon: one at a time). wc_file_kernel_begin
+ * writes f back and keeps f locked, so that no cached write of f is
+ * placed by a size or pages the call is about to change; after the call,
+ * wc_file_kernel_end (`changed`: the call may have changed the file)
+ * makes the engine forget what it knew, as wc_file_invalidate, and
+ * unlocks. begin returns 1 when f is held (end must follow), 0 when
+ * re-entered from a signal handler (nothing held, no end); a write-back
+ * error is kept for fsync and close, as wc_file_flush keeps it. */
+int wc_file_kernel_begin(struct wc_file *f, enum wc_reason why);
+void wc_file_kernel_end(struct wc_file *f, int changed, enum wc_reason why);
+
 /* Other processes write f too, at offsets reserved apart from this
  * process's (the shim's shared descriptions): recorded in the backing
  * file before anything of theirs is cached, so that a replay after this
