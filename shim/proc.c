@@ -23,7 +23,8 @@
  *       backing file's name removed when nothing is left unwritten
  *       (wc_cache_may_remove; the mapping stays valid if the exec fails,
  *       but no guard could find the file again, so the process then stops
- *       caching for good, (8);
+ *       caching for good, (8); with threads it stops right before the
+ *       kernel's exec, since the others may write meanwhile;
  *       the new image creates its own store and adopts the inherited
  *       descriptors as shared ones, each at its first write, except those
  *       (6) hands over).
@@ -957,6 +958,18 @@ static void before_exec(void)
     wc_work_end(e);
 }
 
+/* Right before the kernel's exec (invariant (3)): the program's other
+ * threads may have cached writes since before_exec wrote everything back,
+ * and the exec ends them with the image: with threads, the process stops
+ * caching here, what they cached meanwhile goes to the files, and their
+ * writes from now on to the kernel. (After own_env, which needs the
+ * table as it was.) */
+static void exec_now(void)
+{
+    if (!__atomic_load_n(&wc_solo, __ATOMIC_ACQUIRE))
+        proc_off(0);
+}
+
 /* The exec failed and this image goes on (invariant (3)): a store without
  * a name is one the guard can never find, so bytes cached in it from now
  * on would die with the process: it stops caching for good, as (8). */
@@ -976,6 +989,7 @@ WC_EXPORT int execve(const char *path, char *const argv[],
     size_t len = 0;
     int rfds[OWN_MAX], nrfd;
     char **own = own_env(envp, AT_FDCWD, path, 0, &len, rfds, &nrfd);
+    exec_now();
     int r = REAL(execve)(path, argv, own ? own : envp);
     own_env_free(own, len, rfds, nrfd);
     exec_failed();
@@ -999,6 +1013,7 @@ WC_EXPORT int execvp(const char *file, char *const argv[])
     size_t len = 0;
     int rfds[OWN_MAX], nrfd;
     char **own = own_env(environ, AT_FDCWD, named(file), 0, &len, rfds, &nrfd);
+    exec_now();
     int r = own ? REAL(execvpe)(file, argv, own) : REAL(execvp)(file, argv);
     own_env_free(own, len, rfds, nrfd);
     exec_failed();
@@ -1012,6 +1027,7 @@ WC_EXPORT int execvpe(const char *file, char *const argv[],
     size_t len = 0;
     int rfds[OWN_MAX], nrfd;
     char **own = own_env(envp, AT_FDCWD, named(file), 0, &len, rfds, &nrfd);
+    exec_now();
     int r = REAL(execvpe)(file, argv, own ? own : envp);
     own_env_free(own, len, rfds, nrfd);
     exec_failed();
@@ -1025,6 +1041,7 @@ WC_EXPORT int execveat(int dirfd, const char *path, char *const argv[],
     size_t len = 0;
     int rfds[OWN_MAX], nrfd;
     char **own = own_env(envp, dirfd, path, flags, &len, rfds, &nrfd);
+    exec_now();
     int r = REAL(execveat)(dirfd, path, argv, own ? own : envp, flags);
     own_env_free(own, len, rfds, nrfd);
     exec_failed();
@@ -1037,6 +1054,7 @@ WC_EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
     size_t len = 0;
     int rfds[OWN_MAX], nrfd;
     char **own = own_env(envp, fd, "", AT_EMPTY_PATH, &len, rfds, &nrfd);
+    exec_now();
     int r = REAL(fexecve)(fd, argv, own ? own : envp);
     own_env_free(own, len, rfds, nrfd);
     exec_failed();

@@ -40,6 +40,11 @@
  *             work makes descriptions pass through one at a time). The
  *             parent then prints how many returned records are not where
  *             their lseek said ("misplaced N")
+ *   execwhile every thread pwrites its records to its own slots of one
+ *             file and counts them in a mapped file; after 10 ms the main
+ *             thread execs this program in mode "execcheck", which reads
+ *             back every record counted and prints how many are missing
+ *             ("lost N"), then removes both files
  *   publish   the main thread writes a file of RECORDS records and
  *             closes it, RECORDS/50 times, while THREADS threads open and
  *             close it read-only in a loop; after each close it asks the
@@ -294,6 +299,69 @@ static int exit_while(const char *path)
     return errors || misplaced ? 1 : 0;
 }
 
+/* Modes "execwhile" and "execcheck". */
+static long *g_counts;
+
+static void *exec_writer(void *arg)
+{
+    int t = (int)(long)arg;
+    char buf[REC + 1];
+    for (int s = 0; s < nrecs; s++) {
+        record(buf, t, s);
+        if (pwrite(shared_fd, buf, REC, ((off_t)t * nrecs + s) * REC) != REC)
+            bad();
+        __atomic_store_n(&g_counts[t], s + 1, __ATOMIC_RELEASE);
+    }
+    for (;;)
+        pause();
+    return NULL;
+}
+
+static int exec_while(char **argv, const char *path)
+{
+    char cpath[4200];
+    snprintf(cpath, sizeof cpath, "%s/count", dir);
+    int c = open(cpath, O_RDWR | O_CREAT | O_TRUNC, 0644);
+    if (c < 0 || ftruncate(c, 4096) != 0)
+        return 2;
+    g_counts = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, c, 0);
+    shared_fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+    if (g_counts == MAP_FAILED || shared_fd < 0)
+        return 2;
+    pthread_t th[64];
+    for (int t = 0; t < nthreads; t++)
+        pthread_create(&th[t], NULL, exec_writer, (void *)(long)t);
+    usleep(10000);
+    execl("/proc/self/exe", argv[0], "execcheck", dir, argv[3], argv[4],
+          (char *)NULL);
+    return 2;
+}
+
+static int exec_check(const char *path)
+{
+    char cpath[4200], want[REC + 1], got[REC];
+    long counts[64];
+    snprintf(cpath, sizeof cpath, "%s/count", dir);
+    int c = open(cpath, O_RDONLY), fd = open(path, O_RDONLY);
+    if (c < 0 || fd < 0 ||
+        pread(c, counts, sizeof counts, 0) != (ssize_t)sizeof counts)
+        return 2;
+    long lost = 0;
+    for (int t = 0; t < nthreads; t++)
+        for (long s = 0; s < counts[t]; s++) {
+            record(want, t, (int)s);
+            if (pread(fd, got, REC, ((off_t)t * nrecs + s) * REC) != REC ||
+                memcmp(got, want, REC) != 0)
+                lost++;
+        }
+    close(c);
+    close(fd);
+    unlink(cpath);
+    unlink(path);
+    printf("lost %ld\n", lost);
+    return lost ? 1 : 0;
+}
+
 /* Mode "publish". */
 static int publish_stop;
 
@@ -380,6 +448,10 @@ int main(int argc, char **argv)
         return inherited();
     if (strcmp(mode, "publish") == 0)
         return publish(path);
+    if (strcmp(mode, "execwhile") == 0)
+        return exec_while(argv, path);
+    if (strcmp(mode, "execcheck") == 0)
+        return exec_check(path);
     int flags = O_RDWR | O_CREAT | O_TRUNC;
     if (strcmp(mode, "append") == 0)
         flags |= O_APPEND;

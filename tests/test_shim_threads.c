@@ -217,6 +217,14 @@ Test(threads, exit_while_threads_append)
         run_threads("exitwhile", 8, 40000, NULL);
 }
 
+/* exec while other threads write: every write that returned before it is
+ * in the file (the exec ends them; shim/proc.c invariant (3)). */
+Test(threads, exec_while_threads_write)
+{
+    for (int i = 0; i < 5; i++)
+        run_threads("execwhile", 2, 1000000, NULL);
+}
+
 /* A writer's close makes its bytes visible to other processes while
  * other threads open and close the file (cache/file.c wc_file_publish). */
 Test(threads, close_publishes_while_others_open)
