@@ -269,6 +269,9 @@ struct wc_cache {
                                    the next fstatfs (errors.c) */
         uint64_t dev;
         int64_t left;
+        int64_t inflight;       /* room taken by writes on their way to
+                                   the kernel, which fstatfs does not
+                                   show yet (errors.c (7)) */
         int tight;              /* no room to cache: every write to the
                                    kernel until fstatfs shows plenty */
     } space[WC_SPACE_DEVS];
@@ -452,9 +455,10 @@ int wc_err_sync_done(struct wc_file *f, int r);
  * dirty data plus this write). Caller holds f->lock. */
 int wc_space_check(struct wc_file *f, size_t count);
 /* A write of `count` bytes f sends straight to the kernel takes its room
- * from the file system's budget (errors.c (6)): 1 when the file system
- * must be settled first (wc_space_settle_entered), 0 otherwise. Caller
- * holds f->lock. */
+ * from the file system's budget (errors.c (6)): -1 when the file system
+ * must be settled first (wc_space_settle_entered), 1 when room was taken
+ * (wc_space_done(f->cache, dev, count) once the kernel has answered:
+ * errors.c (7)), 0 when none was (f not OK). Caller holds f->lock. */
 int wc_space_direct(struct wc_file *f, size_t count);
 /* Is err (positive errno) the answer of a call that is refused rather
  * than failed (EPERM, ENOSYS)? */

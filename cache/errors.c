@@ -80,6 +80,15 @@
  *       does not track) can still take the room: the cached bytes'
  *       write-back then fails with ENOSPC, reported at fsync and close,
  *       the bytes kept in the backing file (README, limits).
+ *   (7) Room taken by a write on its way to the kernel (6) stays taken
+ *       until the kernel has answered it (wc_space_done): a budget made
+ *       from fstatfs meanwhile leaves it out as well (wc_space.inflight),
+ *       since the disk does not show it yet. Without it, another thread's
+ *       renewal counted that room as free and cached into it, and the
+ *       write then took it: the cached bytes' write-back failed with
+ *       ENOSPC after their writes had returned success. A write whose
+ *       room a renewal cannot give is the kernel's after a settle, as in
+ *       (5), never uncounted.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -167,6 +176,7 @@ static struct wc_space *space_of(struct wc_cache *c, uint64_t dev)
     struct wc_space *s = &c->space[c->space_next++ % WC_SPACE_DEVS];
     s->dev = dev;
     s->left = 0;
+    s->inflight = 0;
     s->tight = 0;
     return s;
 }
@@ -235,8 +245,8 @@ static int space_renew(struct wc_cache *c, uint64_t dev, int fd,
         uint64_t need = ((uint64_t)__atomic_load_n(&c->dirty_pages,
                                                    __ATOMIC_RELAXED)
                          << WC_PAGE_SHIFT) +
-                        space_granted(c, dev) + (uint64_t)count + bs +
-                        WC_PAGE_SIZE;
+                        space_granted(c, dev) + (uint64_t)s->inflight +
+                        (uint64_t)count + bs + WC_PAGE_SIZE;
         if (need > avail ||
             (s->tight && avail - need < 2 * (uint64_t)WC_SPACE_CHECK)) {
             room = 0;
@@ -278,58 +288,74 @@ int wc_space_check(struct wc_file *f, size_t count)
 }
 
 /* Take a write of `count` bytes that goes to the kernel without the cache
- * from the budget of `dev` (cache lock), or say that it must be renewed. */
+ * from the budget of `dev` (cache lock), in flight until wc_space_done
+ * (invariant (7)), or say that it must be renewed. */
 static int space_spend(struct wc_space *s, size_t count)
 {
     if (s->tight || s->left < (int64_t)count)
         return 0;
     s->left -= (int64_t)count;
+    s->inflight += (int64_t)count;
     return 1;
+}
+
+/* space_spend on dev's budget, renewed once if it cannot cover the write
+ * (1: taken), or 0: no room for it beside what is cached and granted,
+ * the file system to be settled first (invariants (6), (7)). */
+static int space_spend_renew(struct wc_cache *c, uint64_t dev, int fd,
+                             size_t count)
+{
+    wc_lock(&c->lock);
+    int ok = space_spend(space_of(c, dev), count);
+    wc_unlock(&c->lock);
+    if (ok || !space_renew(c, dev, fd, count))
+        return ok;
+    wc_lock(&c->lock);
+    ok = space_spend(space_of(c, dev), count);  /* another may have won */
+    wc_unlock(&c->lock);
+    return ok;
 }
 
 int wc_space_direct(struct wc_file *f, size_t count)
 {
-    struct wc_cache *c = f->cache;
     if (f->state != WC_FS_OK)
         return 0;
-    wc_lock(&c->lock);
-    int ok = space_spend(space_of(c, f->slot->dev), count);
-    wc_unlock(&c->lock);
-    if (ok)
-        return 0;
-    if (!space_renew(c, f->slot->dev, f->wb_fd, count))
-        return 1;                       /* settle first: invariant (6) */
-    wc_lock(&c->lock);
-    space_spend(space_of(c, f->slot->dev), count);
-    wc_unlock(&c->lock);
-    return 0;
+    return space_spend_renew(f->cache, f->slot->dev, f->wb_fd, count) ? 1
+                                                                       : -1;
 }
 
-void wc_cache_space_through(struct wc_cache *c, uint64_t dev, int fd,
-                            size_t count)
+void wc_cache_space_done(struct wc_cache *c, uint64_t dev, size_t count)
 {
-    if (!wc_engine_enter())
-        return;
-    int known = 0, ok = 0;
     wc_lock(&c->lock);
     for (int i = 0; i < WC_SPACE_DEVS; i++) {
-        if (c->space[i].dev == dev) {   /* no device is number 0 */
-            known = 1;
-            ok = space_spend(&c->space[i], count);
+        struct wc_space *s = &c->space[i];
+        if (s->dev == dev) {
+            s->inflight -= (int64_t)count;
+            if (s->inflight < 0)        /* the entry was taken anew */
+                s->inflight = 0;
             break;
         }
     }
     wc_unlock(&c->lock);
+}
+
+int wc_cache_space_through(struct wc_cache *c, uint64_t dev, int fd,
+                           size_t count)
+{
+    if (!wc_engine_enter())
+        return 0;
+    int known = 0;
+    wc_lock(&c->lock);
+    for (int i = 0; i < WC_SPACE_DEVS; i++)
+        known |= c->space[i].dev == dev;    /* no device is number 0 */
+    wc_unlock(&c->lock);
     /* No budget for dev: nothing was ever cached there, nothing to keep
      * room for. */
-    if (known && !ok && !space_renew(c, dev, fd, count))
+    int taken = 0;
+    if (known && !(taken = space_spend_renew(c, dev, fd, count)))
         wc_space_settle_entered(c, dev);
-    else if (known && !ok) {
-        wc_lock(&c->lock);
-        space_spend(space_of(c, dev), count);
-        wc_unlock(&c->lock);
-    }
     wc_engine_leave();
+    return taken;
 }
 
 /* ---- write-back without positional writes ------------------------------ */

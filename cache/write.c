@@ -348,7 +348,7 @@ static ssize_t write_iter(struct wc_file *f, struct uiter *it, off_t pos_in,
      * the file system's limit), writes the disk could not hold, and every
      * write of a file that is not OK (errors.c (1)). */
     int big = it->count >= c->bypass || pos + it->count > c->max_end;
-    int noroom = 0, full = 0;
+    int noroom = 0, full = 0, spent = 0;
     if (it->count && !big && (int64_t)it->count > f->space_left &&
         !wc_space_check(f, it->count)) {
         noroom = 1;
@@ -360,8 +360,10 @@ static ssize_t write_iter(struct wc_file *f, struct uiter *it, off_t pos_in,
                         pos != f->slot->size || pos != f->last_end)) ||
                       (f->scattered && pos != f->last_end &&
                        !wc_file_dirty(f)))) {
-        if (!noroom && f->state == WC_FS_OK && wc_space_direct(f, it->count))
-            full = 1;                   /* errors.c (6) */
+        if (!noroom && f->state == WC_FS_OK) {
+            spent = wc_space_direct(f, it->count);  /* errors.c (6), (7) */
+            full = spent < 0;
+        }
         if (full) {
             /* No room: what every file of this file system holds goes to
              * the disk before the kernel answers this write (errors.c
@@ -380,6 +382,8 @@ static ssize_t write_iter(struct wc_file *f, struct uiter *it, off_t pos_in,
         ret = f->state == WC_FS_THROUGH ? -WC_EPASS
                                         : write_through(f, it, pos, append,
                                                         where);
+        if (spent > 0)
+            wc_cache_space_done(c, f->slot->dev, it->count);
         goto out;
     }
     if (pos == f->last_end)

@@ -71,11 +71,12 @@ static ssize_t kernel_rw_locked(int fd, struct wc_desc *d, int write,
                  !(d->mode == WC_D_THROUGH && wc_mapped_has(d->dev, d->ino));
     if (engine)
         wc_desc_sync_locked(fd, d, WC_WHY_OTHER);
+    ssize_t room = 0;
     if (write && unlikely(!wc_reg_empty()) && d->ino) {
         /* wc_through_room, the length counted only then */
         ssize_t n = vec ? wc_iov_count(iov, iovcnt) : (ssize_t)iov->iov_len;
-        if (n > 0)
-            wc_through_room_slow(fd, d, (size_t)n);
+        if (n > 0 && wc_through_room_slow(fd, d, (size_t)n))
+            room = n;
     }
     /* A write: no cached write of the file runs until the engine has
      * forgotten the size and pages this call changes (another
@@ -104,6 +105,8 @@ static ssize_t kernel_rw_locked(int fd, struct wc_desc *d, int write,
                       : REAL(preadv)(fd, iov, iovcnt, pos);
     if (r < 0)
         r = -errno;
+    if (room)
+        wc_through_done(d, (size_t)room);
     if ((d->mode == WC_D_CACHED || d->mode == WC_D_RESERVE) && pos < 0 &&
         r > 0) {
         off_t k = wc_k_lseek(fd, 0, SEEK_CUR);
@@ -150,14 +153,22 @@ void wc_inflight_fixup(void)
     wc_inflight.d = NULL;
 }
 
-void wc_through_room_slow(int fd, const struct wc_desc *d, size_t n)
+int wc_through_room_slow(int fd, const struct wc_desc *d, size_t n)
 {
     struct wc_cache *c = __atomic_load_n(&wc_cachep, __ATOMIC_ACQUIRE);
     if (!c)
-        return;
+        return 0;
     int e = errno;
-    wc_cache_space_through(c, (uint64_t)d->dev, fd, n);
+    int taken = wc_cache_space_through(c, (uint64_t)d->dev, fd, n);
     errno = e;
+    return taken;
+}
+
+void wc_through_done(const struct wc_desc *d, size_t n)
+{
+    struct wc_cache *c = __atomic_load_n(&wc_cachep, __ATOMIC_ACQUIRE);
+    if (c)
+        wc_cache_space_done(c, (uint64_t)d->dev, n);
 }
 
 /* d->lock for a call through descriptor fd, unless the program has one
@@ -434,10 +445,12 @@ fast_write(int fd, struct wc_desc *d, const void *buf, size_t n, off_t pos)
             goto no;
         if (pos < 0)
             wc_cell_settle(fd, d);  /* shared.c invariant (6) */
-        wc_through_room(fd, d, n);
+        int room = wc_through_room(fd, d, n);
         r = pos < 0 ? wc_k_write(fd, buf, n) : wc_k_pwrite(fd, buf, n, pos);
         if (r < 0)
             e = errno;
+        if (unlikely(room))
+            wc_through_done(d, n);
         if (unlikely(wc_nc_counting))
             wc_nc_count_through(fd, d);
         desc_leave(d, held);

@@ -394,12 +394,16 @@ static inline int wc_reg_empty(void)
  * file system (cache/errors.c (6)), once some file is cached: a file's
  * first writes cannot fill the disk under another file's cached bytes.
  * Caller holds d->lock (or is the program's one thread). */
-void wc_through_room_slow(int fd, const struct wc_desc *d, size_t n);
-static inline void wc_through_room(int fd, const struct wc_desc *d, size_t n)
+int wc_through_room_slow(int fd, const struct wc_desc *d, size_t n);
+static inline int wc_through_room(int fd, const struct wc_desc *d, size_t n)
 {
     if (unlikely(!wc_reg_empty()) && d->ino)
-        wc_through_room_slow(fd, d, n);
+        return wc_through_room_slow(fd, d, n);
+    return 0;
 }
+/* The kernel answered a write whose room wc_through_room took (it
+ * returned 1): the room is the disk's to show now. */
+void wc_through_done(const struct wc_desc *d, size_t n);
 /* The rest of the registry (registry.c): its memory (0 or -ENOMEM); a
  * description's reference to the file added (WC_REG_FRESH if the file was
  * not in it before, | WC_REG_THROUGH if it is marked through) or dropped;

@@ -171,9 +171,13 @@ int wc_cache_flush(struct wc_cache *c, enum wc_reason why);
  * fd): its room comes out of the budget that keeps room for cached bytes
  * (cache/errors.c (6)); when fstatfs of fd finds no room for it beside
  * them, every cached file of `dev` is written back first. Nothing when
- * nothing was ever cached on `dev`. */
-void wc_cache_space_through(struct wc_cache *c, uint64_t dev, int fd,
-                            size_t count);
+ * nothing was ever cached on `dev`. 1 when room was taken: call
+ * wc_cache_space_done once the kernel has answered the write (until then
+ * the room counts as taken, whatever fstatfs says: cache/errors.c (7));
+ * 0 when not. */
+int wc_cache_space_through(struct wc_cache *c, uint64_t dev, int fd,
+                           size_t count);
+void wc_cache_space_done(struct wc_cache *c, uint64_t dev, size_t count);
 
 /* Write back files whose oldest dirty byte is older than `max_age_ns`
  * (CLOCK_MONOTONIC). Returns 0 or the first -errno. */
