@@ -891,8 +891,16 @@ void wc_desc_through_locked(int fd, struct wc_desc *d, enum wc_reason why)
     wc_reg_mark_through(d->dev, d->ino);
 }
 
+static int through_cb(struct wc_file *f, void *arg)
+{
+    return wc_file_through(f, *(enum wc_reason *)arg);
+}
+
 void wc_file_all_through(dev_t dev, ino_t ino, enum wc_reason why)
 {
+    /* The engine first: a description not turned yet cannot cache while
+     * those turned already append in the kernel (wc_file_through). */
+    wc_reg_apply(dev, ino, through_cb, &why);
     wc_file_others_through(dev, ino, NULL, why);
 }
 

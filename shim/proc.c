@@ -942,32 +942,48 @@ unsigned wc_exec_own_take(unsigned char *why, unsigned char mark)
 }
 
 /* before_exec removed the backing file's name (it cannot be given back:
- * a file without links cannot be linked again). */
-static int exec_unnamed;
+ * a file without links cannot be linked again); or left it, the program
+ * having threads, for exec_now. */
+static int exec_unnamed, exec_threads;
 
 WC_ONCE
 static void before_exec(void)
 {
+    if (wc_state == WC_ST_OFF && wc_cachep && !wc_depth) {
+        /* Stopped for good (invariant (8)), the engine's descriptors still
+         * open: one closed by the exec would drop the program's POSIX
+         * locks on its file (execlocks.c). */
+        int e = wc_work_begin();
+        wc_exec_keep_locks();
+        wc_work_end(e);
+        return;
+    }
     if (wc_state != WC_ST_ON || wc_depth)
         return;
+    exec_threads = !__atomic_load_n(&wc_solo, __ATOMIC_ACQUIRE);
     int e = wc_work_begin();
     wc_consistency_all(WC_WHY_EXEC, WC_ALL_SYNC, 0);
     wc_guard_settle();          /* guard.c (3b) */
     wc_exec_keep_locks();       /* execlocks.c */
-    exec_unnamed = wc_proc_image_ends();
+    /* With threads, the others may cache until exec_now: the name stays
+     * for the guard until then. */
+    exec_unnamed = exec_threads ? 0 : wc_proc_image_ends();
     wc_work_end(e);
 }
 
 /* Right before the kernel's exec (invariant (3)): the program's other
  * threads may have cached writes since before_exec wrote everything back,
  * and the exec ends them with the image: with threads, the process stops
- * caching here, what they cached meanwhile goes to the files, and their
- * writes from now on to the kernel. (After own_env, which needs the
- * table as it was.) */
+ * caching here, what they cached meanwhile goes to the files, their
+ * writes from now on to the kernel, and only then does the backing
+ * file's name go (a death before it: the guard replays what they cached).
+ * (After own_env, which needs the table as it was.) */
 static void exec_now(void)
 {
-    if (!__atomic_load_n(&wc_solo, __ATOMIC_ACQUIRE))
-        proc_off(0);
+    if (exec_threads) {
+        exec_threads = 0;
+        proc_off(1);            /* the statistics, the name if clean */
+    }
 }
 
 /* The exec failed and this image goes on (invariant (3)): a store without

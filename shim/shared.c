@@ -137,6 +137,10 @@ int wc_desc_share_locked(int fd, struct wc_desc *d, enum wc_reason why)
     if (d->mode != WC_D_CACHED)
         return WC_SHARE_DONE;
     if (d->append) {
+        /* The engine's file first, as wc_file_all_through does: another
+         * description of it must not go on caching appends, placed by a
+         * size this one's kernel appends move, until its turn comes. */
+        wc_file_through(d->file, why);
         wc_desc_through_locked(fd, d, why);
         wc_mapped_add(d->dev, d->ino);
         return WC_SHARE_ALL_THROUGH;

@@ -40,6 +40,9 @@
  *             work makes descriptions pass through one at a time). The
  *             parent then prints how many returned records are not where
  *             their lseek said ("misplaced N")
+ *   forkwhile the same appends, run to the end, while another thread
+ *             forks every 2 ms (each child _exits at once: fork's prepare
+ *             makes O_APPEND descriptions pass through one at a time)
  *   execwhile every thread pwrites its records to its own slots of one
  *             file and counts them in a mapped file; after 10 ms the main
  *             thread execs this program in mode "execcheck", which reads
@@ -114,7 +117,8 @@ static void *worker(void *arg)
         fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
     } else if (strcmp(mode, "dup") == 0) {
         fd = dup(shared_fd);
-    } else if (strcmp(mode, "exitwhile") == 0) {
+    } else if (strcmp(mode, "exitwhile") == 0 ||
+               strcmp(mode, "forkwhile") == 0) {
         char path[4096];
         snprintf(path, sizeof path, "%s/out", dir);
         fd = open(path, O_WRONLY | O_APPEND);
@@ -273,6 +277,20 @@ static int exit_while(const char *path)
         pthread_t th[64];
         for (int t = 0; t < nthreads; t++)
             pthread_create(&th[t], NULL, worker, (void *)(long)t);
+        if (strcmp(mode, "forkwhile") == 0) {
+            while (__atomic_load_n(&progress, __ATOMIC_RELAXED) <
+                   nthreads * nrecs) {
+                pid_t k = fork();
+                if (k == 0)
+                    _exit(0);
+                if (k < 0 || waitpid(k, NULL, 0) != k)
+                    bad();
+                usleep(2000);
+            }
+            for (int t = 0; t < nthreads; t++)
+                pthread_join(th[t], NULL);
+            exit(errors ? 1 : 0);
+        }
         while (__atomic_load_n(&progress, __ATOMIC_RELAXED) <
                nthreads * nrecs / 4)
             usleep(200);
@@ -471,7 +489,7 @@ int main(int argc, char **argv)
     pthread_t th[64];
     if (nthreads > 64)
         nthreads = 64;
-    if (strcmp(mode, "exitwhile") == 0)
+    if (strcmp(mode, "exitwhile") == 0 || strcmp(mode, "forkwhile") == 0)
         return exit_while(path);
     if (strcmp(mode, "late") == 0) {
         char buf[REC + 1];
