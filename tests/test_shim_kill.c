@@ -403,7 +403,11 @@ Test(kill, guard_killed_then_recover, .init = setup,
     struct wct_spec s = {.argv = ls, .timeout_s = 60};
     cr_assert_eq(wct_run(&s, &res), 0);
     cr_assert(wct_ok(&res));
-    cr_assert(strstr(res.out, " dead ") && strstr(res.out, "/a: "),
+    /* Which file still holds cached records at the kill depends on what
+     * the flusher wrote back before it (a slow spell: a's appends, with
+     * b's pwrites still cached, CI once). */
+    cr_assert(strstr(res.out, " dead ") &&
+              (strstr(res.out, "/a: ") || strstr(res.out, "/b: ")),
               "wcache ls said: %s", res.out);
     wct_result_free(&res);
     const char *rec[] = {WCACHE_BIN, "recover", dir, NULL};
