@@ -426,24 +426,6 @@ int wc_file_invalidate(struct wc_file *f, enum wc_reason why)
     return r;
 }
 
-int wc_file_through(struct wc_file *f, enum wc_reason why)
-{
-    if (!wc_engine_enter())
-        return -EDEADLK;
-    wc_lock(&f->lock);
-    int r = wc_flush_locked(f, why);
-    if (r == 0) {
-        /* errors.c: THROUGH, nothing left to write back with lseek+write;
-         * every later write of f is the kernel's (-WC_EPASS). */
-        __atomic_store_n(&f->state, WC_FS_THROUGH, __ATOMIC_RELAXED);
-        __atomic_store_n(&f->space_left, 0, __ATOMIC_RELAXED);
-        forget_locked(f);
-    }
-    wc_unlock(&f->lock);
-    wc_engine_leave();
-    return r;
-}
-
 int wc_file_kernel_begin(struct wc_file *f, enum wc_reason why)
 {
     if (!wc_engine_enter())

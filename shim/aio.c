@@ -54,40 +54,43 @@ static void *next_fn(void **slot, const char *name)
     }
     return p;
 }
-#define NEXT(type, name)                                                   \
+/* The next `name`, of type `type`; when there is none, the wrapper
+ * returns `fail` at once. */
+#define NEXT_OR(fail, type, name)                                          \
     ({                                                                     \
         static void *slot_;                                                \
-        (type)next_fn(&slot_, #name);                                      \
+        __typeof__((type)0) f_ = (type)next_fn(&slot_, #name);             \
+        if (!f_)                                                           \
+            return (fail);                                                 \
+        f_;                                                                \
     })
+/* POSIX aio: -1 and errno; liburing and libaio: a negative number. */
+#define ENOSYS_ERRNO wc_ret(-ENOSYS)
 
 /* ---- POSIX aio (invariant (1)) ----------------------------------------- */
 
-/* The descriptor of the request block cb, if it can be read. */
+/* The descriptor of the request block cb, if it can be read (the copy
+ * sets no errno; wc_fd_for_good keeps it). */
 static void cb_for_good(const struct aiocb *cb)
 {
     int fd;
-    if (wc_state != WC_ST_ON || wc_depth || !cb)
-        return;
-    int e = errno;
-    if (wc_copy_nofault(&fd, &cb->aio_fildes, sizeof fd) == sizeof fd)
+    if (wc_state == WC_ST_ON && !wc_depth && cb &&
+        wc_copy_nofault(&fd, &cb->aio_fildes, sizeof fd) == sizeof fd)
         wc_fd_for_good(fd);
-    errno = e;
 }
 
 WC_EXPORT int aio_read(struct aiocb *cb)
 {
-    int (*next)(struct aiocb *) = NEXT(int (*)(struct aiocb *), aio_read);
-    if (!next)
-        return wc_ret(-ENOSYS);
+    int (*next)(struct aiocb *) =
+        NEXT_OR(ENOSYS_ERRNO, int (*)(struct aiocb *), aio_read);
     cb_for_good(cb);
     return next(cb);
 }
 
 WC_EXPORT int aio_write(struct aiocb *cb)
 {
-    int (*next)(struct aiocb *) = NEXT(int (*)(struct aiocb *), aio_write);
-    if (!next)
-        return wc_ret(-ENOSYS);
+    int (*next)(struct aiocb *) =
+        NEXT_OR(ENOSYS_ERRNO, int (*)(struct aiocb *), aio_write);
     cb_for_good(cb);
     return next(cb);
 }
@@ -95,9 +98,7 @@ WC_EXPORT int aio_write(struct aiocb *cb)
 WC_EXPORT int aio_fsync(int op, struct aiocb *cb)
 {
     int (*next)(int, struct aiocb *) =
-        NEXT(int (*)(int, struct aiocb *), aio_fsync);
-    if (!next)
-        return wc_ret(-ENOSYS);
+        NEXT_OR(ENOSYS_ERRNO, int (*)(int, struct aiocb *), aio_fsync);
     cb_for_good(cb);
     return next(op, cb);
 }
@@ -106,19 +107,14 @@ WC_EXPORT int lio_listio(int mode, struct aiocb *const list[], int n,
                          struct sigevent *sev)
 {
     int (*next)(int, struct aiocb *const[], int, struct sigevent *) =
-        NEXT(int (*)(int, struct aiocb *const[], int, struct sigevent *),
-             lio_listio);
-    if (!next)
-        return wc_ret(-ENOSYS);
-    if (wc_state == WC_ST_ON && !wc_depth) {
-        int e = errno;
-        for (int i = 0; i < n; i++) {
-            struct aiocb *cb;
-            if (wc_copy_nofault(&cb, &list[i], sizeof cb) != sizeof cb)
-                break;
-            cb_for_good(cb);
-        }
-        errno = e;
+        NEXT_OR(ENOSYS_ERRNO,
+                int (*)(int, struct aiocb *const[], int, struct sigevent *),
+                lio_listio);
+    for (int i = 0; i < n && wc_state == WC_ST_ON && !wc_depth; i++) {
+        struct aiocb *cb;
+        if (wc_copy_nofault(&cb, &list[i], sizeof cb) != sizeof cb)
+            break;
+        cb_for_good(cb);
     }
     return next(mode, list, n, sev);
 }
@@ -148,7 +144,6 @@ void wc_aio_iocbs_for_good(long nr, void *iocbpp)
 {
     if (wc_state != WC_ST_ON || wc_depth || !iocbpp)
         return;
-    int e = errno;
     struct iocb **v = iocbpp;
     for (long i = 0; i < nr; i++) {
         struct iocb *p, cb;
@@ -168,16 +163,13 @@ void wc_aio_iocbs_for_good(long nr, void *iocbpp)
             break;
         }
     }
-    errno = e;
 }
 
 /* libaio's io_submit (its io_context_t is a pointer). */
 WC_EXPORT int io_submit(void *ctx, long nr, void **ios)
 {
     int (*next)(void *, long, void **) =
-        NEXT(int (*)(void *, long, void **), io_submit);
-    if (!next)
-        return -ENOSYS;
+        NEXT_OR(-ENOSYS, int (*)(void *, long, void **), io_submit);
     wc_aio_iocbs_for_good(nr, ios);
     return next(ctx, nr, ios);
 }
@@ -190,9 +182,8 @@ WC_EXPORT int io_uring_queue_init(unsigned entries, void *ring,
                                   unsigned flags)
 {
     int (*next)(unsigned, void *, unsigned) =
-        NEXT(int (*)(unsigned, void *, unsigned), io_uring_queue_init);
-    if (!next)
-        return -ENOSYS;
+        NEXT_OR(-ENOSYS, int (*)(unsigned, void *, unsigned),
+                io_uring_queue_init);
     wc_proc_off();
     return next(entries, ring, flags);
 }
@@ -201,9 +192,8 @@ WC_EXPORT int io_uring_queue_init_params(unsigned entries, void *ring,
                                          void *params)
 {
     int (*next)(unsigned, void *, void *) =
-        NEXT(int (*)(unsigned, void *, void *), io_uring_queue_init_params);
-    if (!next)
-        return -ENOSYS;
+        NEXT_OR(-ENOSYS, int (*)(unsigned, void *, void *),
+                io_uring_queue_init_params);
     wc_proc_off();
     return next(entries, ring, params);
 }
@@ -212,10 +202,8 @@ WC_EXPORT int io_uring_queue_init_mem(unsigned entries, void *ring,
                                       void *params, void *buf, size_t len)
 {
     int (*next)(unsigned, void *, void *, void *, size_t) =
-        NEXT(int (*)(unsigned, void *, void *, void *, size_t),
-             io_uring_queue_init_mem);
-    if (!next)
-        return -ENOSYS;
+        NEXT_OR(-ENOSYS, int (*)(unsigned, void *, void *, void *, size_t),
+                io_uring_queue_init_mem);
     wc_proc_off();
     return next(entries, ring, params, buf, len);
 }
@@ -223,9 +211,7 @@ WC_EXPORT int io_uring_queue_init_mem(unsigned entries, void *ring,
 WC_EXPORT int io_uring_queue_mmap(int fd, void *params, void *ring)
 {
     int (*next)(int, void *, void *) =
-        NEXT(int (*)(int, void *, void *), io_uring_queue_mmap);
-    if (!next)
-        return -ENOSYS;
+        NEXT_OR(-ENOSYS, int (*)(int, void *, void *), io_uring_queue_mmap);
     wc_proc_off();
     return next(fd, params, ring);
 }
@@ -233,9 +219,7 @@ WC_EXPORT int io_uring_queue_mmap(int fd, void *params, void *ring)
 WC_EXPORT int io_uring_setup(unsigned entries, void *params)
 {
     int (*next)(unsigned, void *) =
-        NEXT(int (*)(unsigned, void *), io_uring_setup);
-    if (!next)
-        return -ENOSYS;
+        NEXT_OR(-ENOSYS, int (*)(unsigned, void *), io_uring_setup);
     wc_proc_off();
     return next(entries, params);
 }

@@ -891,17 +891,20 @@ void wc_desc_through_locked(int fd, struct wc_desc *d, enum wc_reason why)
     wc_reg_mark_through(d->dev, d->ino);
 }
 
-static int through_cb(struct wc_file *f, void *arg)
-{
-    return wc_file_through(f, *(enum wc_reason *)arg);
-}
-
 void wc_file_all_through(dev_t dev, ino_t ino, enum wc_reason why)
 {
-    /* The engine first: a description not turned yet cannot cache while
-     * those turned already append in the kernel (wc_file_through). */
-    wc_reg_apply(dev, ino, through_cb, &why);
     wc_file_others_through(dev, ino, NULL, why);
+}
+
+void wc_file_for_good(dev_t dev, ino_t ino, enum wc_reason why)
+{
+    wc_file_all_through(dev, ino, why);
+    /* Only now: a description of a file that passes through for good
+     * writes without engine work, so none of its descriptions may still
+     * cache; until then a THROUGH one's kernel writes hold the engine's
+     * file (io.c kernel_rw_locked). Later opens pass through meanwhile:
+     * the registry entry is marked. */
+    wc_mapped_add(dev, ino);
 }
 
 void wc_stat_for_good(const struct stat *st)
@@ -909,8 +912,7 @@ void wc_stat_for_good(const struct stat *st)
     if (!S_ISREG(st->st_mode) || wc_state != WC_ST_ON || wc_depth)
         return;
     wc_shim_enter();
-    wc_mapped_add(st->st_dev, st->st_ino);
-    wc_file_all_through(st->st_dev, st->st_ino, WC_WHY_OTHER);
+    wc_file_for_good(st->st_dev, st->st_ino, WC_WHY_OTHER);
     wc_shim_leave();
 }
 

@@ -137,12 +137,10 @@ int wc_desc_share_locked(int fd, struct wc_desc *d, enum wc_reason why)
     if (d->mode != WC_D_CACHED)
         return WC_SHARE_DONE;
     if (d->append) {
-        /* The engine's file first, as wc_file_all_through does: another
-         * description of it must not go on caching appends, placed by a
-         * size this one's kernel appends move, until its turn comes. */
-        wc_file_through(d->file, why);
+        /* THROUGH, and for good in wc_share_finish (until then its
+         * kernel appends go with engine work, while another description
+         * of the file may still cache). */
         wc_desc_through_locked(fd, d, why);
-        wc_mapped_add(d->dev, d->ino);
         return WC_SHARE_ALL_THROUGH;
     }
     wc_desc_sync_locked(fd, d, why);
@@ -157,7 +155,7 @@ void wc_share_finish(int how, dev_t dev, ino_t ino, const struct wc_desc *d,
     if (how == WC_SHARE_OTHERS_THROUGH)
         wc_file_others_through(dev, ino, d, why);
     else if (how == WC_SHARE_ALL_THROUGH)
-        wc_file_all_through(dev, ino, why);
+        wc_file_for_good(dev, ino, why);
 }
 
 void wc_fd_std(int fd, int with_process)

@@ -468,6 +468,8 @@ void wc_file_others_through(dev_t dev, ino_t ino, const struct wc_desc *keep,
  * asynchronous I/O.) */
 void wc_stat_for_good(const struct stat *st);
 void wc_fd_for_good(int fd);
+/* The same for (dev, ino), which the caller knows is a regular file. */
+void wc_file_for_good(dev_t dev, ino_t ino, enum wc_reason why);
 
 /* Remember that (dev, ino) passes through for good (it is mapped, or
  * appended to behind the engine: shared.c): later opens pass through, and

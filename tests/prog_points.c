@@ -1926,6 +1926,16 @@ static void show_buf(const char *label, const void *buf, ssize_t n)
         say("OUT %s: %ld errno=%d", label, r_, errno);                   \
     } while (0)
 
+/* Close fd and g (the files `a` and `b`), then another process reads
+ * both. */
+static void close_two(int fd, const char *a, int g, const char *b)
+{
+    RESULT("close", close(fd));
+    RESULT("close 2", close(g));
+    check("closed", a);
+    check("closed 2", b);
+}
+
 static void aio_wait_one(const char *label, struct aiocb *cb)
 {
     const struct aiocb *l[1] = {cb};
@@ -1968,10 +1978,7 @@ static void s_posix_aio(void)
     check("after aio_fsync", "pa2");
     lines(g, "more", 5);
     check("after aio", "pa");
-    RESULT("close", close(fd));
-    RESULT("close 2", close(g));
-    check("closed", "pa");
-    check("closed 2", "pa2");
+    close_two(fd, "pa", g, "pa2");
 }
 
 /* Linux AIO: libaio's io_submit ("lib") or syscall(SYS_io_submit). */
@@ -2017,11 +2024,8 @@ static void s_linux_aio(const char *how)
     kaio_run("fsync", how, ctx, &cb);     /* EINVAL on ext4 and tmpfs */
     check("after fsync", "la2");
     check("after aio", "la");
-    RESULT("close", close(fd));
-    RESULT("close 2", close(g));
+    close_two(fd, "la", g, "la2");
     io_destroy(ctx);
-    check("closed", "la");
-    check("closed 2", "la2");
 }
 
 /* io_uring through liburing ("lib") or syscall(SYS_io_uring_setup) and
@@ -2127,7 +2131,8 @@ static void s_io_uring(const char *how)
         return;
     }
 #define RING(op, f, b, n, o)                                               \
-    (raw ? raw_ring_do(&q, op, f, b, n, o) : lib_ring_do(&ring, op, f, b, n, o))
+    (raw ? raw_ring_do(&q, op, f, b, n, o)                                 \
+         : lib_ring_do(&ring, op, f, b, n, o))
     say("OUT read %d", RING(IORING_OP_READ, fd, buf, sizeof buf, 0));
     show_buf("read", buf, 3600);
     say("OUT write %d", RING(IORING_OP_WRITE, fd, "RING", 4, 48));
@@ -2197,10 +2202,7 @@ static void s_seccomp(const char *how)
     say("OUT offset %lld", (long long)lseek(fd, 0, SEEK_CUR));
     lines(g, "inside", 10);
     check("inside the filter", "sc");
-    RESULT("close", close(fd));
-    RESULT("close 2", close(g));
-    check("closed", "sc");
-    check("closed 2", "sc2");
+    close_two(fd, "sc", g, "sc2");
 }
 
 /* More files open at once than the cache's file table holds (256 by

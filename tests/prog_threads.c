@@ -263,8 +263,9 @@ static int inherited(void)
     return errors ? 1 : 0;
 }
 
-/* Mode "exitwhile". */
-static int exit_while(const char *path)
+/* Modes "exitwhile" and "forkwhile": the appenders run in a child, the
+ * parent checks each record at the end lseek gave. */
+static int appenders(const char *path)
 {
     g_ends = mmap(NULL, sizeof *g_ends * (size_t)nthreads * (size_t)nrecs,
                   PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -490,7 +491,7 @@ int main(int argc, char **argv)
     if (nthreads > 64)
         nthreads = 64;
     if (strcmp(mode, "exitwhile") == 0 || strcmp(mode, "forkwhile") == 0)
-        return exit_while(path);
+        return appenders(path);
     if (strcmp(mode, "late") == 0) {
         char buf[REC + 1];
         for (; first_rec < nrecs / 2; first_rec++) {

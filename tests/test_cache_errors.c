@@ -222,14 +222,21 @@ static void fill_until_error(struct wc_file *f, int fd, size_t rec,
     free(b);
 }
 
-Test(errors, full_disk_at_write_time)
+/* A 1 MiB tmpfs of the test's (skipped where mounting is not allowed). */
+static const char *mount_1m(const char *name)
 {
-    const char *mnt = wct_mount_tmpfs("full", "1m");
+    const char *mnt = wct_mount_tmpfs(name, "1m");
     if (!mnt) {
         if (errno == EPERM)
             cr_skip_test("mount -t tmpfs not permitted here (EPERM)");
         cr_assert_fail("mount tmpfs: %s", strerror(errno));
     }
+    return mnt;
+}
+
+Test(errors, full_disk_at_write_time)
+{
+    const char *mnt = mount_1m("full");
     char kpath[4200], cpath[4200];
     snprintf(kpath, sizeof kpath, "%s/k", mnt);
     snprintf(cpath, sizeof cpath, "%s/c", mnt);
@@ -321,12 +328,7 @@ static void fill_three(struct wc_file **f, int *fd, const size_t *rec,
 
 Test(errors, full_disk_shared_by_three_files)
 {
-    const char *mnt = wct_mount_tmpfs("full3", "1m");
-    if (!mnt) {
-        if (errno == EPERM)
-            cr_skip_test("mount -t tmpfs not permitted here (EPERM)");
-        cr_assert_fail("mount tmpfs: %s", strerror(errno));
-    }
+    const char *mnt = mount_1m("full3");
     enum { NRES = 4000 };
     static ssize_t kres[NRES], cres[NRES];
     static int kerr[NRES], cerr[NRES];
@@ -456,12 +458,7 @@ static void *big_writer(void *arg)
 
 Test(errors, room_of_a_write_in_flight)
 {
-    const char *mnt = wct_mount_tmpfs("inflight", "1m");
-    if (!mnt) {
-        if (errno == EPERM)
-            cr_skip_test("mount -t tmpfs not permitted here (EPERM)");
-        cr_assert_fail("mount tmpfs: %s", strerror(errno));
-    }
+    const char *mnt = mount_1m("inflight");
     char fill[4200], big[4200], small[4200];
     snprintf(fill, sizeof fill, "%s/fill", mnt);
     snprintf(big, sizeof big, "%s/big", mnt);

@@ -343,14 +343,6 @@ int wc_file_sync(struct wc_file *f, int datasync);
  * have changed the file). Returns 0 or -errno. */
 int wc_file_invalidate(struct wc_file *f, enum wc_reason why);
 
-/* f passes through for good from now on (it is mapped, or appended to
- * behind the engine): written back, then every write of f, through any
- * description, is answered -WC_EPASS (the caller's to make in the kernel)
- * instead of cached, so that no description still caching places bytes by
- * a size the kernel's appends have moved. Returns 0, or the write-back's
- * -errno (f then stays as it was). */
-int wc_file_through(struct wc_file *f, enum wc_reason why);
-
 /* A call the kernel makes on f for a description that passes through
  * (a write, a truncate) while other descriptions of f may still cache
  * (they all pass through soon: one at a time). wc_file_kernel_begin
