@@ -184,8 +184,10 @@ Test(threads, exit_while_threads_append)
 /* fork from a thread while the others append through descriptions of
  * their own: fork's prepare makes them pass through one at a time, and
  * one not turned yet must not cache an append placed by a size the
- * kernel's appends through a turned one have moved (cache/file.c
- * wc_file_through). Every record at the end lseek gave. */
+ * kernel's appends through a turned one have moved (shim/fdtab.c
+ * wc_file_for_good marks the file for good only after all have turned;
+ * until then io.c's kernel writes hold the engine's file). Every record
+ * at the end lseek gave. */
 Test(threads, fork_while_threads_append)
 {
     for (int i = 0; i < 4; i++)
