@@ -147,9 +147,12 @@ static ssize_t wc_preadv_common(struct wc_file *f, int fd, int vec,
                                 const struct iovec *iov, int iovcnt,
                                 off_t pos)
 {
-    ssize_t n = wc_rw_count(vec, buf, len, iov, iovcnt, pos);
+    struct iovec snap[WC_IOV_SNAP];
+    ssize_t n = wc_rw_count(vec, buf, len, iov, iovcnt, pos, snap);
     if (n < 0)
         return n;
+    if (vec && iovcnt <= WC_IOV_SNAP)
+        iov = snap;                     /* read as the kernel copied it */
     if (!wc_engine_enter())
         return -EDEADLK;
     wc_lock(&f->lock);

@@ -64,7 +64,9 @@
 /* A cursor over the user's buffers. The iovec array itself is user memory
  * and is read with the non-faulting copy, one entry at a time. */
 struct uiter {
-    const struct iovec *uiov;   /* user array; NULL: one buffer */
+    const struct iovec *uiov;   /* user array, or our copy of it (snap);
+                                   NULL: one buffer */
+    int snap;                   /* uiov is our copy (wc_iovec_check) */
     int nr;                     /* entries in uiov */
     int i;                      /* next entry to load */
     const char *base;           /* position in the current segment */
@@ -79,7 +81,10 @@ static int next_seg(struct uiter *it)
 {
     while (it->i < it->nr) {
         struct iovec v;
-        if (wc_copy_nofault(&v, &it->uiov[it->i], sizeof v) != sizeof v) {
+        if (it->snap) {
+            v = it->uiov[it->i];
+        } else if (wc_copy_nofault(&v, &it->uiov[it->i], sizeof v) !=
+                   sizeof v) {
             it->bad = 1;
             return 0;
         }
@@ -555,7 +560,7 @@ ssize_t wc_write_fast(struct wc_file *f, const void *buf, size_t n,
     struct wc_cache *c = f->cache;
     /* The kernel's checks first (the position even when appending). */
     if (n == 0 || n >= WC_PAGE_SIZE ||
-        wc_rw_count(0, buf, n, NULL, 0, pos_in) != (ssize_t)n ||
+        wc_rw_count(0, buf, n, NULL, 0, pos_in, NULL) != (ssize_t)n ||
         !wc_engine_enter())
         return WC_FAST_NO;
     int locked = wc_file_enter(f);
@@ -608,7 +613,7 @@ ssize_t wc_pwrite(struct wc_file *f, const void *buf, size_t len, off_t pos,
                   int append, off_t *where)
 {
     /* The position is checked even when appending, as the kernel does. */
-    ssize_t n = wc_rw_count(0, buf, len, NULL, 0, pos);
+    ssize_t n = wc_rw_count(0, buf, len, NULL, 0, pos, NULL);
     if (n < 0)
         return n;
     struct uiter it = {.base = buf, .seg_left = (size_t)n, .count = (size_t)n};
@@ -618,8 +623,14 @@ ssize_t wc_pwrite(struct wc_file *f, const void *buf, size_t len, off_t pos,
 /* The kernel's import_iovec: EINVAL for a bad count or a negative length
  * (checked while the array is read), EFAULT for an unreadable array or a
  * segment outside user space; the total is clamped to MAX_RW_COUNT.
- * Returns the clamped total or -errno. */
-ssize_t wc_iovec_check(const struct iovec *iov, int iovcnt)
+ * With `snap` (room for WC_IOV_SNAP entries) and iovcnt <= WC_IOV_SNAP,
+ * the array is read once, as the kernel copies it (iovec_from_user),
+ * into snap, which the caller then reads instead of the program's array:
+ * one copy instead of one per entry per pass (a writev of 8 small
+ * segments took 24 copies of 16 bytes). Returns the clamped total or
+ * -errno. */
+ssize_t wc_iovec_check(const struct iovec *iov, int iovcnt,
+                       struct iovec *snap)
 {
     size_t total = 0;
     if (iovcnt < 0 || iovcnt > IOV_MAX)
@@ -632,21 +643,38 @@ ssize_t wc_iovec_check(const struct iovec *iov, int iovcnt)
             return -EFAULT;
         if ((ssize_t)v.iov_len < 0)
             return -EINVAL;
+        if (snap)
+            snap[0] = v;
         if (v.iov_len > WC_MAX_RW_COUNT)
             v.iov_len = WC_MAX_RW_COUNT;
         return wc_access_ok(v.iov_base, v.iov_len) ? (ssize_t)v.iov_len
                                                    : -EFAULT;
     }
-    for (int i = 0; i < iovcnt; i++) {
-        struct iovec v;
-        if (wc_copy_nofault(&v, &iov[i], sizeof v) != sizeof v)
+    if (snap && iovcnt <= WC_IOV_SNAP) {
+        size_t want = (size_t)iovcnt * sizeof *iov;
+        size_t got = wc_copy_nofault(snap, iov, want);
+        /* The kernel reads entry by entry: a negative length before the
+         * first unreadable entry is EINVAL, then the fault is EFAULT. */
+        for (size_t i = 0; i < got / sizeof *iov; i++)
+            if ((ssize_t)snap[i].iov_len < 0)
+                return -EINVAL;
+        if (got != want)
             return -EFAULT;
-        if ((ssize_t)v.iov_len < 0)
-            return -EINVAL;
+        iov = snap;
+    } else {
+        for (int i = 0; i < iovcnt; i++) {
+            struct iovec v;
+            if (wc_copy_nofault(&v, &iov[i], sizeof v) != sizeof v)
+                return -EFAULT;
+            if ((ssize_t)v.iov_len < 0)
+                return -EINVAL;
+        }
     }
     for (int i = 0; i < iovcnt; i++) {
         struct iovec v;
-        if (wc_copy_nofault(&v, &iov[i], sizeof v) != sizeof v)
+        if (iov == snap)
+            v = snap[i];
+        else if (wc_copy_nofault(&v, &iov[i], sizeof v) != sizeof v)
             return -EFAULT;
         if (!wc_access_ok(v.iov_base, v.iov_len))
             return -EFAULT;
@@ -660,15 +688,18 @@ ssize_t wc_iovec_check(const struct iovec *iov, int iovcnt)
 
 ssize_t wc_iov_count(const struct iovec *iov, int iovcnt)
 {
-    return wc_iovec_check(iov, iovcnt);
+    return wc_iovec_check(iov, iovcnt, NULL);
 }
 
 ssize_t wc_pwritev(struct wc_file *f, const struct iovec *iov, int iovcnt,
                    off_t pos, int append, off_t *where)
 {
-    ssize_t n = wc_rw_count(1, NULL, 0, iov, iovcnt, pos);
+    struct iovec snap[WC_IOV_SNAP];
+    ssize_t n = wc_rw_count(1, NULL, 0, iov, iovcnt, pos, snap);
     if (n < 0)
         return n;
-    struct uiter it = {.uiov = iov, .nr = iovcnt, .count = (size_t)n};
+    int copied = iovcnt <= WC_IOV_SNAP;
+    struct uiter it = {.uiov = copied ? snap : iov, .snap = copied,
+                       .nr = iovcnt, .count = (size_t)n};
     return write_iter(f, &it, pos, append, where);
 }

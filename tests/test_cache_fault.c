@@ -340,6 +340,15 @@ Test(fault, iov_array_unreadable)
     arr[0] = (struct iovec){a, 300};
     struct iovec *arr_hole = wct_edge(sizeof(struct iovec), WCT_UNMAPPED, 0);
     arr_hole[0] = (struct iovec){a, 300};
+    /* Two readable entries, the third on a PROT_NONE page: the kernel
+     * reads entry by entry, so a negative length before the fault is
+     * EINVAL (the engine copies the array at once: wc_iovec_check). */
+    struct iovec *arr_neg = wct_edge(2 * sizeof(struct iovec), WCT_NONE, 0);
+    arr_neg[0] = (struct iovec){a, 300};
+    arr_neg[1] = (struct iovec){a, (size_t)-5};
+    struct iovec *arr_two = wct_edge(2 * sizeof(struct iovec), WCT_NONE, 0);
+    arr_two[0] = (struct iovec){a, 300};
+    arr_two[1] = (struct iovec){a, 10};
     struct {
         struct iov_case k;
         const char *name;
@@ -350,6 +359,9 @@ Test(fault, iov_array_unreadable)
         {{NULL, 2}, "iovec array NULL, 2 segments"},
         {{arr, 2}, "iovec array crossing into PROT_NONE"},
         {{arr_hole, 2}, "iovec array crossing into an unmapped page"},
+        {{arr_neg, 3}, "a negative length, then the array unreadable"},
+        {{arr_two, 3}, "two good entries, then the array unreadable"},
+        {{arr_two, 2}, "two good entries ending at an unreadable page"},
         {{(struct iovec *)1, 2}, "misaligned iovec array at address 1"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
