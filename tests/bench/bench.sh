@@ -69,6 +69,11 @@ measure() {
         for mode in k s f; do
             [ $mode = f ] && [ -z "$fcmd" ] && continue
             [ -n "$setup" ] && eval "$setup"
+            # Untimed: the previous run's dirty pages go to disk now, not
+            # during this run (a kernel run of the 64 MB rows left 64-128
+            # MB for ext4's flusher threads, which then took the second
+            # core from a 50 ms shim run: two threads 0.59x-1.38x).
+            sync
             case $mode in
             k) eval "\"\$T\" $n $cmd" ;;
             s) if [ $r = 1 ]; then
@@ -100,33 +105,45 @@ measure() {
 echo "wcache bench: $ROUNDS rounds, medians; scratch $dir"
 
 # ---- appends, random writes, writev, read-after-write, threads -----------
-A="append sys $dir" F="append stdio $dir"
+# Trees made by a run are moved aside, not removed, until the bench ends:
+# ext4 skips inodes freed in the last ~30 s when it allocates new ones, so
+# extracting right after removing 5,000 files took 0.1 s or 0.9 s at
+# random, for either run.
+mkdir -p "$dir/trash"
+aside() { [ -e "$1" ] && mv "$1" "$(mktemp -d "$dir/trash/t.XXXXXX")/"; :; }
+
+# The synthetic rows write in $dir/w, made empty before every run (SETUP,
+# untimed; measure() then syncs): no run deletes, or waits for the
+# write-back of, what the run before it wrote.
+WD="$dir/w"
+NEW='rm -rf "$WD"; mkdir "$WD"'
+A="append sys $WD" F="append stdio $WD"
 # The small appends run a million writes: the process's fixed costs (its
 # start, the cache's set-up, about 3 ms under the shim) weigh on a ratio
 # of 50 at 100,000 writes of 1.4 us each more than the writes do; and
 # 64 MB of 64-byte writes is a stream as long as the default cache.
-measure a1 "append 1 B x 1M" 1 50 1 "" "$W $A 1 1000000" "$W $F 1 1000000"
-measure a16 "append 16 B x 1M" 1 1 1 "" "$W $A 16 1000000" "$W $F 16 1000000"
-measure a64 "append 64 B x 1M" 1 30 1 "" "$W $A 64 1000000" "$W $F 64 1000000"
-measure a256 "append 256 B x 50k" 1 1 1 "" "$W $A 256 50000" "$W $F 256 50000"
-measure a512 "append 512 B x 50k" 1 1 1 "" "$W $A 512 50000" "$W $F 512 50000"
-measure a4k "append 4 KiB x 10k" 1 1 1 "" "$W $A 4096 10000" "$W $F 4096 10000"
-measure a64k "append 64 KiB x 1k" 1 1 1 "" "$W $A 65536 1000" "$W $F 65536 1000"
-measure a1m "append 1 MiB x 64" 1 0.97 "" "" "$W $A 1048576 64" "$W $F 1048576 64"
-measure r512 "random 512 B pwrite x 20k, 64 MiB" 1 3 "" "" \
-    "$W pwrite sys $dir 512 20000" "$W pwrite stdio $dir 512 20000"
-measure r4k "random 4 KiB pwrite x 10k, 64 MiB" 1 1.5 "" "" \
-    "$W pwrite sys $dir 4096 10000" "$W pwrite stdio $dir 4096 10000"
-measure wv "writev 8 x 8-22 B x 50k" 1 "" "" "" \
-    "$W writev sys $dir 0 50000" "$W writev stdio $dir 0 50000"
-measure raw "read-after-write 64 B x 50k" 1 1 "" "" \
-    "$W raw sys $dir 0 50000" "$W raw stdio $dir 0 50000"
-measure thr "2 threads x 64 B x 1M, 2 files" 1 "" "" "" \
-    "$W threads sys $dir 0 1000000" "$W threads stdio $dir 0 1000000"
+measure a1 "append 1 B x 1M" 1 50 1 "$NEW" "$W $A 1 1000000" "$W $F 1 1000000"
+measure a16 "append 16 B x 1M" 1 1 1 "$NEW" "$W $A 16 1000000" "$W $F 16 1000000"
+measure a64 "append 64 B x 1M" 1 30 1 "$NEW" "$W $A 64 1000000" "$W $F 64 1000000"
+measure a256 "append 256 B x 50k" 1 1 1 "$NEW" "$W $A 256 50000" "$W $F 256 50000"
+measure a512 "append 512 B x 50k" 1 1 1 "$NEW" "$W $A 512 50000" "$W $F 512 50000"
+measure a4k "append 4 KiB x 10k" 1 1 1 "$NEW" "$W $A 4096 10000" "$W $F 4096 10000"
+measure a64k "append 64 KiB x 1k" 1 1 1 "$NEW" "$W $A 65536 1000" "$W $F 65536 1000"
+measure a1m "append 1 MiB x 64" 1 0.97 "" "$NEW" "$W $A 1048576 64" "$W $F 1048576 64"
+measure r512 "random 512 B pwrite x 20k, 64 MiB" 1 3 "" "$NEW" \
+    "$W pwrite sys $WD 512 20000" "$W pwrite stdio $WD 512 20000"
+measure r4k "random 4 KiB pwrite x 10k, 64 MiB" 1 1.5 "" "$NEW" \
+    "$W pwrite sys $WD 4096 10000" "$W pwrite stdio $WD 4096 10000"
+measure wv "writev 8 x 8-22 B x 50k" 1 "" "" "$NEW" \
+    "$W writev sys $WD 0 50000" "$W writev stdio $WD 0 50000"
+measure raw "read-after-write 64 B x 50k" 1 1 "" "$NEW" \
+    "$W raw sys $WD 0 50000" "$W raw stdio $WD 0 50000"
+measure thr "2 threads x 64 B x 1M, 2 files" 1 "" "" "$NEW" \
+    "$W threads sys $WD 0 1000000" "$W threads stdio $WD 0 1000000"
 # Many files, each written in lines: every file pays for being watched (its
 # first WCACHE_MIN_WRITES writes), then cached and written back at close.
-measure files "500 files x 100 writes of 64 B" 1 1 "" "" \
-    "$W files sys $dir 64 100" "$W files stdio $dir 64 100"
+measure files "500 files x 100 writes of 64 B" 1 1 "" "aside \"$WD\"; mkdir \"$WD\"" \
+    "$W files sys $WD 64 100" "$W files stdio $WD 64 100"
 
 # ---- start-up ------------------------------------------------------------
 measure true "start-up: /bin/true x 50" 50 "" "" "" "/bin/true" ""
@@ -159,12 +176,6 @@ awk 'BEGIN { for (i = 0; i < 2000; i++)
     >> "$dir/ins.sql"
 GIT="git -c user.name=bench -c user.email=bench@localhost -c init.defaultBranch=main"
 
-# Trees made by a run are moved aside, not removed, until the bench ends:
-# ext4 skips inodes freed in the last ~30 s when it allocates new ones, so
-# extracting right after removing 5,000 files took 0.1 s or 0.9 s at
-# random, for either run.
-mkdir -p "$dir/trash"
-aside() { [ -e "$1" ] && mv "$1" "$(mktemp -d "$dir/trash/t.XXXXXX")/"; :; }
 measure tar "tar x of 5,000 small files" 1 0.97 "" \
     'aside "$dir/x"; mkdir "$dir/x"' "tar xf $dir/tree.tar -C $dir/x" ""
 measure sql "sqlite3: 2,000 autocommit inserts" 1 0.97 "" \
