@@ -292,15 +292,14 @@ static inline uint32_t wc_files_hi(struct wc_cache *c)
 
 /* The kernel's checks before a read or write, in its order: EINVAL for a
  * negative position; one buffer (!vec): EFAULT outside user space; an
- * iovec array (vec; the array itself may be NULL or unreadable): its
- * import_iovec checks and clamp (write.c), the array copied into snap
- * (WC_IOV_SNAP entries, or NULL) when it has at most WC_IOV_SNAP
- * entries; EINVAL when pos plus the count overflows. Returns the count
- * clamped to MAX_RW_COUNT, or -errno. */
-ssize_t wc_iovec_check(const struct iovec *iov, int iovcnt,
+ * iovec array (vec; *iov itself may be NULL or unreadable): its
+ * import_iovec checks and clamp (write.c), *iov pointed at snap when
+ * the array was copied there; EINVAL when pos plus the count overflows.
+ * Returns the count clamped to MAX_RW_COUNT, or -errno. */
+ssize_t wc_iovec_check(const struct iovec **iov, int iovcnt,
                        struct iovec *snap);
 static inline ssize_t wc_rw_count(int vec, const void *buf, size_t len,
-                                  const struct iovec *iov, int iovcnt,
+                                  const struct iovec **iov, int iovcnt,
                                   off_t pos, struct iovec *snap)
 {
     if (pos < 0)

@@ -148,11 +148,9 @@ static ssize_t wc_preadv_common(struct wc_file *f, int fd, int vec,
                                 off_t pos)
 {
     struct iovec snap[WC_IOV_SNAP];
-    ssize_t n = wc_rw_count(vec, buf, len, iov, iovcnt, pos, snap);
+    ssize_t n = wc_rw_count(vec, buf, len, &iov, iovcnt, pos, snap);
     if (n < 0)
         return n;
-    if (vec && iovcnt <= WC_IOV_SNAP)
-        iov = snap;                     /* read as the kernel copied it */
     if (!wc_engine_enter())
         return -EDEADLK;
     wc_lock(&f->lock);

@@ -61,12 +61,12 @@
  * bench: 512 B at random offsets of a 64 MiB file): 0.74x the kernel
  * when cached and written back, about 1x straight. */
 
-/* A cursor over the user's buffers. The iovec array itself is user memory
- * and is read with the non-faulting copy, one entry at a time. */
+/* A cursor over the user's buffers. The iovec array is our copy of the
+ * program's (wc_iovec_check), or, when longer than WC_IOV_SNAP, the
+ * program's own, read with the non-faulting copy one entry at a time. */
 struct uiter {
-    const struct iovec *uiov;   /* user array, or our copy of it (snap);
-                                   NULL: one buffer */
-    int snap;                   /* uiov is our copy (wc_iovec_check) */
+    const struct iovec *uiov;   /* the array; NULL: one buffer */
+    int snap;                   /* uiov is our copy of it */
     int nr;                     /* entries in uiov */
     int i;                      /* next entry to load */
     const char *base;           /* position in the current segment */
@@ -625,13 +625,13 @@ ssize_t wc_pwrite(struct wc_file *f, const void *buf, size_t len, off_t pos,
  * segment outside user space; the total is clamped to MAX_RW_COUNT.
  * With `snap` (room for WC_IOV_SNAP entries) and iovcnt <= WC_IOV_SNAP,
  * the array is read once, as the kernel copies it (iovec_from_user),
- * into snap, which the caller then reads instead of the program's array:
- * one copy instead of one per entry per pass (a writev of 8 small
- * segments took 24 copies of 16 bytes). Returns the clamped total or
- * -errno. */
-ssize_t wc_iovec_check(const struct iovec *iov, int iovcnt,
+ * into snap, and *iovp points there after: one copy instead of one per
+ * entry per pass (a writev of 8 small segments took 24 copies of 16
+ * bytes). Returns the clamped total or -errno. */
+ssize_t wc_iovec_check(const struct iovec **iovp, int iovcnt,
                        struct iovec *snap)
 {
+    const struct iovec *iov = *iovp;
     size_t total = 0;
     if (iovcnt < 0 || iovcnt > IOV_MAX)
         return -EINVAL;
@@ -643,14 +643,17 @@ ssize_t wc_iovec_check(const struct iovec *iov, int iovcnt,
             return -EFAULT;
         if ((ssize_t)v.iov_len < 0)
             return -EINVAL;
-        if (snap)
+        if (snap) {
             snap[0] = v;
+            *iovp = snap;
+        }
         if (v.iov_len > WC_MAX_RW_COUNT)
             v.iov_len = WC_MAX_RW_COUNT;
         return wc_access_ok(v.iov_base, v.iov_len) ? (ssize_t)v.iov_len
                                                    : -EFAULT;
     }
-    if (snap && iovcnt <= WC_IOV_SNAP) {
+    int copy = snap && iovcnt <= WC_IOV_SNAP;
+    if (copy) {
         size_t want = (size_t)iovcnt * sizeof *iov;
         size_t got = wc_copy_nofault(snap, iov, want);
         /* The kernel reads entry by entry: a negative length before the
@@ -660,7 +663,7 @@ ssize_t wc_iovec_check(const struct iovec *iov, int iovcnt,
                 return -EINVAL;
         if (got != want)
             return -EFAULT;
-        iov = snap;
+        iov = *iovp = snap;
     } else {
         for (int i = 0; i < iovcnt; i++) {
             struct iovec v;
@@ -672,8 +675,8 @@ ssize_t wc_iovec_check(const struct iovec *iov, int iovcnt,
     }
     for (int i = 0; i < iovcnt; i++) {
         struct iovec v;
-        if (iov == snap)
-            v = snap[i];
+        if (copy)
+            v = iov[i];
         else if (wc_copy_nofault(&v, &iov[i], sizeof v) != sizeof v)
             return -EFAULT;
         if (!wc_access_ok(v.iov_base, v.iov_len))
@@ -688,18 +691,17 @@ ssize_t wc_iovec_check(const struct iovec *iov, int iovcnt,
 
 ssize_t wc_iov_count(const struct iovec *iov, int iovcnt)
 {
-    return wc_iovec_check(iov, iovcnt, NULL);
+    return wc_iovec_check(&iov, iovcnt, NULL);
 }
 
 ssize_t wc_pwritev(struct wc_file *f, const struct iovec *iov, int iovcnt,
                    off_t pos, int append, off_t *where)
 {
     struct iovec snap[WC_IOV_SNAP];
-    ssize_t n = wc_rw_count(1, NULL, 0, iov, iovcnt, pos, snap);
+    ssize_t n = wc_rw_count(1, NULL, 0, &iov, iovcnt, pos, snap);
     if (n < 0)
         return n;
-    int copied = iovcnt <= WC_IOV_SNAP;
-    struct uiter it = {.uiov = copied ? snap : iov, .snap = copied,
-                       .nr = iovcnt, .count = (size_t)n};
+    struct uiter it = {.uiov = iov, .snap = iov == snap, .nr = iovcnt,
+                       .count = (size_t)n};
     return write_iter(f, &it, pos, append, where);
 }

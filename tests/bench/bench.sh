@@ -105,10 +105,10 @@ measure() {
 echo "wcache bench: $ROUNDS rounds, medians; scratch $dir"
 
 # ---- appends, random writes, writev, read-after-write, threads -----------
-# Trees made by a run are moved aside, not removed, until the bench ends:
-# ext4 skips inodes freed in the last ~30 s when it allocates new ones, so
-# extracting right after removing 5,000 files took 0.1 s or 0.9 s at
-# random, for either run.
+# Trees made by a run (the 500-file row, tar, git, rsync below) are moved
+# aside, not removed, until the bench ends: ext4 skips inodes freed in the
+# last ~30 s when it allocates new ones, so extracting right after
+# removing 5,000 files took 0.1 s or 0.9 s at random, for either run.
 mkdir -p "$dir/trash"
 aside() { [ -e "$1" ] && mv "$1" "$(mktemp -d "$dir/trash/t.XXXXXX")/"; :; }
 
@@ -117,6 +117,7 @@ aside() { [ -e "$1" ] && mv "$1" "$(mktemp -d "$dir/trash/t.XXXXXX")/"; :; }
 # write-back of, what the run before it wrote.
 WD="$dir/w"
 NEW='rm -rf "$WD"; mkdir "$WD"'
+NEW_ASIDE='aside "$WD"; mkdir "$WD"'
 A="append sys $WD" F="append stdio $WD"
 # The small appends run a million writes: the process's fixed costs (its
 # start, the cache's set-up, about 3 ms under the shim) weigh on a ratio
@@ -142,7 +143,7 @@ measure thr "2 threads x 64 B x 1M, 2 files" 1 "" "" "$NEW" \
     "$W threads sys $WD 0 1000000" "$W threads stdio $WD 0 1000000"
 # Many files, each written in lines: every file pays for being watched (its
 # first WCACHE_MIN_WRITES writes), then cached and written back at close.
-measure files "500 files x 100 writes of 64 B" 1 1 "" "aside \"$WD\"; mkdir \"$WD\"" \
+measure files "500 files x 100 writes of 64 B" 1 1 "" "$NEW_ASIDE" \
     "$W files sys $WD 64 100" "$W files stdio $WD 64 100"
 
 # ---- start-up ------------------------------------------------------------
