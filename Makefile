@@ -156,6 +156,24 @@ $(B)/tsan/prog_%: tests/prog_%.c tests/lib_shim.h
 	$(CC) $(TEST_CPPFLAGS) -O1 -g -fsanitize=thread $(WARN) -o $@ $< \
 		-lpthread
 
+# The biased locks under stress (include/wcache/blk.h, WC_BLK_STRESS): a
+# claim at every second fast-path entry, and owners that yield inside
+# their sections, for the thread tests' revokers to meet them there.
+STRESS_OBJ := $(patsubst %,$(B)/stress/obj/%.o,$(SHIM_SRC) $(CACHE_SRC))
+
+$(B)/stress/obj/%.c.o: %.c $(HEADERS) | deps-build
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -DWC_BLK_STRESS $(CFLAGS) $(WARN) $(PICFLAGS) \
+		-c $< -o $@
+
+$(B)/stress/obj/%.S.o: %.S
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(PICFLAGS) -c $< -o $@
+
+$(B)/stress/libwcache.so: $(STRESS_OBJ)
+	$(CC) -shared -Wl,-z,defs -Wl,-z,now -Wl,-Bsymbolic-functions \
+		-Wl,-fini=wc_dt_fini -o $@ $^ -ldl -lpthread
+
 # ---- tests ---------------------------------------------------------------
 
 # The fortified variant #includes the plain one.
@@ -218,12 +236,13 @@ $(B)/debug/tests/test_%: $(B)/obj/tests/test_%.c.o $(TEST_LIB) $(B)/debug/libwca
 	$(CC) -o $@ $^ -lcriterion -ldl -lpthread
 
 test: all $(B)/asan/wcache $(TEST_PROGS) $(FUSE_PROGS) $(TESTS) $(DEBUG_TESTS) \
-	$(B)/tsan/libwcache.so $(TSAN_PROGS)
+	$(B)/tsan/libwcache.so $(TSAN_PROGS) $(B)/stress/libwcache.so
 	@sh tests/run.sh $(TESTS) $(DEBUG_TESTS)
 
 # Then real programs on a private GlusterFS volume, with and without the
 # shim (tests/check_gluster.sh; says "skipped" where GlusterFS cannot run).
-check-long: all $(B)/asan/wcache $(TEST_PROGS) $(FUSE_PROGS) $(TESTS) $(DEBUG_TESTS)
+check-long: all $(B)/asan/wcache $(TEST_PROGS) $(FUSE_PROGS) $(TESTS) $(DEBUG_TESTS) \
+	$(B)/stress/libwcache.so
 	@WCT_LONG=1 sh tests/run.sh $(TESTS) $(DEBUG_TESTS)
 	@sh tests/check_gluster.sh $(B)
 

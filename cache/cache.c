@@ -195,11 +195,14 @@ int wc_cache_open(struct wc_cache **out, const struct wc_config *cfg)
     }
     c->fds = cfg->fds ? cfg->fds : &wc_engine_fds_default;
 #ifndef __SANITIZE_THREAD__
-    /* The one writer's entry needs the flusher's barrier (cache_int.h). */
+    /* The one writer's entry needs the flusher's barrier (cache_int.h),
+     * the biased locks a revoker's (wcache/blk.h invariant (3)). */
     if (cfg->solo && wc_raw_syscall(SYS_membarrier,
                                     MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED,
-                                    0, 0, 0, 0, 0) == 0)
+                                    0, 0, 0, 0, 0) == 0) {
         c->solo = cfg->solo;
+        __atomic_store_n(&wc_blk_on, 1, __ATOMIC_RELAXED);
+    }
 #endif
     int r = wc_store_open(&c->store, cfg->dir, (uint32_t)nblocks, nfiles,
                           cfg->unnamed);
@@ -257,7 +260,7 @@ void wc_cache_unlock_all(struct wc_cache *c)
     c->lock.v = 0;
     hash_lock.v = 0;
     for (uint32_t i = 0, hi = wc_files_hi(c); i < hi; i++) {
-        c->files[i].lock.v = 0;
+        wc_blk_reset(&c->files[i].lock);
         c->files[i].solo_busy = 0;
     }
     /* A write cut short by the exit: it never returned, and must not
@@ -314,12 +317,19 @@ void wc_cache_stats(const struct wc_cache *cc, struct wc_stats *out)
 static int flush_file(struct wc_file *f, enum wc_reason why, int intruding)
 {
     int r = 0;
-    wc_lock(&f->lock);
-    while (intruding && __atomic_load_n(&f->solo_busy, __ATOMIC_ACQUIRE))
-        wc_raw_syscall(SYS_sched_yield, 0, 0, 0, 0, 0, 0);
+    if (intruding) {
+        /* The mutex without revoking the owner's bias: waiting it out
+         * is enough while the intruder count is raised (wcache/blk.h). */
+        wc_lock(&f->lock.m);
+        while (__atomic_load_n(&f->solo_busy, __ATOMIC_ACQUIRE))
+            wc_raw_syscall(SYS_sched_yield, 0, 0, 0, 0, 0, 0);
+        wc_blk_wait_out(&f->lock);
+    } else {
+        wc_blk_lock(&f->lock);
+    }
     if (f->live)
         r = wc_flush_locked(f, why);
-    wc_unlock(&f->lock);
+    wc_blk_unlock(&f->lock);
     return r;
 }
 
@@ -334,7 +344,7 @@ int wc_flush_all_entered(struct wc_cache *c, enum wc_reason why)
         int r = flush_file(f, why, 0);
         if (r < 0 && !first)
             first = r;
-        wc_lock(&f->lock);
+        wc_blk_lock(&f->lock);
         if (f->live && f->refs == 0 && !wc_file_dirty(f)) {
             wc_file_drop_pages(f);                /* takes c->lock itself */
             wc_lock(&c->lock);
@@ -342,7 +352,7 @@ int wc_flush_all_entered(struct wc_cache *c, enum wc_reason why)
                 wc_file_release(c, f);
             wc_unlock(&c->lock);
         }
-        wc_unlock(&f->lock);
+        wc_blk_unlock(&f->lock);
     }
     /* Give memory back only when free blocks are well above need: twice
      * what is in use (and at least 4 chunks); keep as many as in use.
@@ -369,14 +379,14 @@ int wc_space_settle_entered(struct wc_cache *c, uint64_t dev)
         struct wc_file *f = &c->files[i];
         if (!__atomic_load_n(&f->live, __ATOMIC_ACQUIRE))
             continue;
-        wc_lock(&f->lock);
+        wc_blk_lock(&f->lock);
         if (f->live && f->slot->dev == dev) {
             int r = wc_flush_locked(f, WC_WHY_FULL);
             if (r < 0 && !first)
                 first = r;
             __atomic_store_n(&f->space_left, 0, __ATOMIC_RELAXED);
         }
-        wc_unlock(&f->lock);
+        wc_blk_unlock(&f->lock);
     }
     return first;
 }
@@ -447,10 +457,10 @@ int wc_cache_may_remove(struct wc_cache *c)
         if (!__atomic_load_n(&f->live, __ATOMIC_RELAXED))
             continue;
         if (!inside)
-            wc_lock(&f->lock);
+            wc_blk_lock(&f->lock);
         clean = !f->live || !wc_file_dirty(f);
         if (!inside)
-            wc_unlock(&f->lock);
+            wc_blk_unlock(&f->lock);
     }
     if (!inside)
         wc_engine_leave();
@@ -491,12 +501,12 @@ int wc_cache_close(struct wc_cache *c)
             f->wb_fd = -1;
             continue;
         }
-        wc_lock(&f->lock);
+        wc_blk_lock(&f->lock);
         wc_file_drop_pages(f);                    /* takes c->lock itself */
         wc_lock(&c->lock);
         wc_file_release(c, f);
         wc_unlock(&c->lock);
-        wc_unlock(&f->lock);
+        wc_blk_unlock(&f->lock);
     }
     /* Data that could not be written back stays in the backing file for
      * a replay (wc_cache_may_remove); only a clean cache removes it. */

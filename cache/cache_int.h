@@ -30,6 +30,14 @@
  *   finish whatever it takes meanwhile. Off without membarrier, and in
  *   the ThreadSanitizer build (which cannot see that barrier).
  *
+ *   Many writers: with threads, wc_file.lock is a biased lock
+ *   (wcache/blk.h): the thread that keeps writing a file enters its fast
+ *   write (wc_write_fast) without the mutex's atomic instructions; every
+ *   other entry takes the mutex, which first revokes a bias another
+ *   thread holds (a try-lock gives up instead if that owner is inside).
+ *   The flusher intrudes on owners as on the one writer, by c->intruders,
+ *   without revoking (flush_file).
+ *
  * Names (both layers, README "Names"): a function used in one file is
  * static, without prefix, named for what it does; one used across files is
  * wc_<concept>_<verb> (wc_store_*, wc_page_*, wc_err_*, wc_wb_*,
@@ -48,6 +56,7 @@
 #include <sys/types.h>
 
 #include "enter.h"
+#include "wcache/blk.h"
 #include "store.h"
 #include "wcache/cache.h"
 #include "wcache/clock.h"
@@ -84,7 +93,8 @@ struct wc_page {
 #define WC_STASH 64             /* blocks a file keeps for reuse */
 
 struct wc_file {
-    struct wc_lock lock;        /* see the table above */
+    struct wc_blk lock;         /* see the table above; biased to the
+                                   thread that writes it (wcache/blk.h) */
     struct wc_cache *cache;
     uint32_t id;                /* slot number */
     int live;                   /* slot in use (cache lock to change;
@@ -381,26 +391,46 @@ static inline void wc_size_fresh(struct wc_file *f)
  * solo_busy when nobody intrudes, else by f->lock. Returns what
  * wc_file_leave needs. Either way the caller "holds f->lock" for every
  * function that asks it to. */
-static inline int wc_file_enter(struct wc_file *f)
+enum { WC_IN_SOLO = 0, WC_IN_LOCK = 1, WC_IN_BIAS = 2 };
+static inline int wc_file_enter_as(struct wc_file *f, int fast)
 {
     const int *solo = f->cache->solo;
     if (solo && __atomic_load_n(solo, __ATOMIC_RELAXED)) {
         __atomic_store_n(&f->solo_busy, 1, __ATOMIC_RELAXED);
         __atomic_signal_fence(__ATOMIC_SEQ_CST);   /* see membarrier */
         if (!__atomic_load_n(&f->cache->intruders, __ATOMIC_RELAXED))
-            return 0;
+            return WC_IN_SOLO;
         __atomic_store_n(&f->solo_busy, 0, __ATOMIC_RELEASE);
+    } else if (fast &&
+               wc_blk_enter(&f->lock, WC_BLK_FILE, &f->cache->intruders)) {
+        return WC_IN_BIAS;
     }
-    wc_lock(&f->lock);
-    return 1;
+    wc_blk_lock(&f->lock);
+    if (fast)
+        wc_blk_claim(&f->lock);         /* wcache/blk.h, the diagram */
+    return WC_IN_LOCK;
+}
+
+static inline int wc_file_enter(struct wc_file *f)
+{
+    return wc_file_enter_as(f, 0);
+}
+
+/* The same for the fast write (wc_write_fast), which may also enter as
+ * the file's owner without its mutex (wcache/blk.h invariant (2)). */
+static inline int wc_file_enter_fast(struct wc_file *f)
+{
+    return wc_file_enter_as(f, 1);
 }
 
 static inline void wc_file_leave(struct wc_file *f, int locked)
 {
-    if (locked)
-        wc_unlock(&f->lock);
-    else
+    if (locked == WC_IN_SOLO)
         __atomic_store_n(&f->solo_busy, 0, __ATOMIC_RELEASE);
+    else if (locked == WC_IN_LOCK)
+        wc_blk_unlock(&f->lock);
+    else
+        wc_blk_exit(WC_BLK_FILE);
 }
 
 /* Record in f's slot what the file on disk looks like now (size, ctime),

@@ -255,7 +255,7 @@ int wc_file_publish(struct wc_file *f)
     if (!wc_engine_enter())
         return -EDEADLK;
     int r = 0;
-    wc_lock(&f->lock);
+    wc_blk_lock(&f->lock);
     wc_lock(&f->cache->lock);
     int others = f->refs > 1;
     wc_unlock(&f->cache->lock);
@@ -268,7 +268,7 @@ int wc_file_publish(struct wc_file *f)
     if (wc_file_dirty(f) && wc_sys.fstat(f->wb_fd, &st) == 0 &&
         st.st_nlink > 0)
         r = wc_flush_locked(f, WC_WHY_CLOSE);
-    wc_unlock(&f->lock);
+    wc_blk_unlock(&f->lock);
     wc_engine_leave();
     return r < 0 ? r : others;
 }
@@ -280,7 +280,7 @@ int wc_file_put(struct wc_file *f)
 
     if (!wc_engine_enter())
         return -EDEADLK;
-    wc_lock(&f->lock);
+    wc_blk_lock(&f->lock);
     wc_lock(&c->lock);
     int last = --f->refs == 0;
     wc_unlock(&c->lock);
@@ -301,7 +301,7 @@ int wc_file_put(struct wc_file *f)
             wc_file_release(c, f);
         wc_unlock(&c->lock);
     }
-    wc_unlock(&f->lock);
+    wc_blk_unlock(&f->lock);
     wc_engine_leave();
     return r;
 }
@@ -319,9 +319,9 @@ off_t wc_file_size(struct wc_file *f)
 {
     if (__atomic_load_n(&f->size_stale, __ATOMIC_ACQUIRE) &&
         wc_engine_enter()) {
-        wc_lock(&f->lock);
+        wc_blk_lock(&f->lock);
         wc_size_fresh(f);
-        wc_unlock(&f->lock);
+        wc_blk_unlock(&f->lock);
         wc_engine_leave();
     }
     return (off_t)__atomic_load_n(&f->slot->size, __ATOMIC_RELAXED);
@@ -333,7 +333,7 @@ off_t wc_file_size_seen(struct wc_file *f, off_t kernel_size)
 {
     if (!wc_engine_enter())
         return (off_t)__atomic_load_n(&f->slot->size, __ATOMIC_RELAXED);
-    wc_lock(&f->lock);
+    wc_blk_lock(&f->lock);
     wc_size_fresh(f);
     if ((uint64_t)kernel_size != f->slot->disk_size &&
         wc_flush_locked(f, WC_WHY_OTHER) == 0) {
@@ -341,7 +341,7 @@ off_t wc_file_size_seen(struct wc_file *f, off_t kernel_size)
         wc_size_fresh(f);
     }
     off_t size = (off_t)f->slot->size;
-    wc_unlock(&f->lock);
+    wc_blk_unlock(&f->lock);
     wc_engine_leave();
     return size;
 }
@@ -350,9 +350,9 @@ int wc_file_flush(struct wc_file *f, enum wc_reason why)
 {
     if (!wc_engine_enter())
         return -EDEADLK;
-    wc_lock(&f->lock);
+    wc_blk_lock(&f->lock);
     int r = wc_flush_locked(f, why);
-    wc_unlock(&f->lock);
+    wc_blk_unlock(&f->lock);
     wc_engine_leave();
     return r;
 }
@@ -372,7 +372,7 @@ int wc_file_settle(struct wc_file *f)
 {
     if (!wc_engine_enter())
         return -EDEADLK;
-    wc_lock(&f->lock);
+    wc_blk_lock(&f->lock);
     int r = wc_flush_locked(f, WC_WHY_OTHER);
     if (r == 0 && (wc_file_dirty(f) || f->err_unseen ||
                    __atomic_load_n(&f->state, __ATOMIC_RELAXED) != WC_FS_OK))
@@ -382,7 +382,7 @@ int wc_file_settle(struct wc_file *f)
         f->futile = 0;              /* a new verdict when it is back */
         f->g_ops = f->g_calls = 0;
     }
-    wc_unlock(&f->lock);
+    wc_blk_unlock(&f->lock);
     wc_engine_leave();
     return r;
 }
@@ -391,7 +391,7 @@ int wc_file_sync(struct wc_file *f, int datasync)
 {
     if (!wc_engine_enter())
         return -EDEADLK;
-    wc_lock(&f->lock);
+    wc_blk_lock(&f->lock);
     int r = wc_flush_locked(f, WC_WHY_FSYNC);
     if (r == 0) {
         int s = datasync ? wc_sys.fdatasync(f->wb_fd) : wc_sys.fsync(f->wb_fd);
@@ -399,7 +399,7 @@ int wc_file_sync(struct wc_file *f, int datasync)
             r = -errno;
     }
     r = wc_err_sync_done(f, r);
-    wc_unlock(&f->lock);
+    wc_blk_unlock(&f->lock);
     wc_engine_leave();
     return r;
 }
@@ -414,14 +414,14 @@ int wc_file_invalidate(struct wc_file *f, enum wc_reason why)
 {
     if (!wc_engine_enter())
         return -EDEADLK;
-    wc_lock(&f->lock);
+    wc_blk_lock(&f->lock);
     int r = wc_flush_locked(f, why);
     /* The size others may have changed is asked when next needed, not
      * now: a program that takes and drops several locks before its next
      * read or write (SQLite: five per transaction) asks once. */
     if (r == 0)
         forget_locked(f);
-    wc_unlock(&f->lock);
+    wc_blk_unlock(&f->lock);
     wc_engine_leave();
     return r;
 }
@@ -430,7 +430,7 @@ int wc_file_kernel_begin(struct wc_file *f, enum wc_reason why)
 {
     if (!wc_engine_enter())
         return 0;
-    wc_lock(&f->lock);
+    wc_blk_lock(&f->lock);
     wc_flush_locked(f, why);        /* an error is kept for fsync, close */
     return 1;
 }
@@ -439,7 +439,7 @@ void wc_file_kernel_end(struct wc_file *f, int changed, enum wc_reason why)
 {
     if (changed && wc_flush_locked(f, why) == 0)
         forget_locked(f);
-    wc_unlock(&f->lock);
+    wc_blk_unlock(&f->lock);
     wc_engine_leave();
 }
 
@@ -449,7 +449,7 @@ int wc_file_truncate(struct wc_file *f, off_t size)
         return -EINVAL;
     if (!wc_engine_enter())
         return -EDEADLK;
-    wc_lock(&f->lock);
+    wc_blk_lock(&f->lock);
     wc_size_fresh(f);
     int r = 0;
     /* Growing the file exposes its new bytes: the data written below the
@@ -492,7 +492,7 @@ int wc_file_truncate(struct wc_file *f, off_t size)
     f->append_from = WC_NO_APPEND;
     WC_CHECK_FILE(f);
 out:
-    wc_unlock(&f->lock);
+    wc_blk_unlock(&f->lock);
     wc_engine_leave();
     return r;
 }

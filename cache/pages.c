@@ -134,9 +134,9 @@ static int evict(struct wc_cache *c, struct wc_file *self, int want)
         if (g == self) {
             page_free_locked(c, g, p);
             freed++;
-        } else if (wc_lock_try(&g->lock)) {
+        } else if (wc_blk_trylock(&g->lock)) {
             page_free_locked(c, g, p);
-            wc_unlock(&g->lock);
+            wc_blk_unlock(&g->lock);
             freed++;
         }
         p = next;
@@ -191,11 +191,11 @@ struct wc_page *wc_page_get(struct wc_file *f, uint64_t idx, int *isnew,
         }
         for (uint32_t i = 0, hi = wc_files_hi(c); i < hi; i++) {
             struct wc_file *g = &c->files[i];
-            if (g == f || !g->live || !g->ndirty || !wc_lock_try(&g->lock))
+            if (g == f || !g->live || !g->ndirty || !wc_blk_trylock(&g->lock))
                 continue;
             if (g->live && g->ndirty)
                 wc_flush_locked(g, WC_WHY_FULL);
-            wc_unlock(&g->lock);
+            wc_blk_unlock(&g->lock);
         }
     }
     if (b < 0) {

@@ -153,12 +153,12 @@ static ssize_t wc_preadv_common(struct wc_file *f, int fd, int vec,
         return n;
     if (!wc_engine_enter())
         return -EDEADLK;
-    wc_lock(&f->lock);
+    wc_blk_lock(&f->lock);
     wc_size_fresh(f);
     WC_CHECK_FILE(f);
     ssize_t r = read_locked(f, fd, vec, iov, iovcnt, buf, (size_t)n,
                             (uint64_t)pos);
-    wc_unlock(&f->lock);
+    wc_blk_unlock(&f->lock);
     wc_engine_leave();
     return r;
 }

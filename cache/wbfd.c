@@ -161,12 +161,12 @@ static struct wc_file *next_live_locked(struct wc_cache *c, uint32_t *i)
         struct wc_file *f = &c->files[*i];
         if (!__atomic_load_n(&f->live, __ATOMIC_RELAXED))
             continue;
-        wc_lock(&f->lock);
+        wc_blk_lock(&f->lock);
         if (f->live) {
             (*i)++;
             return f;
         }
-        wc_unlock(&f->lock);
+        wc_blk_unlock(&f->lock);
     }
     return NULL;
 }
@@ -179,7 +179,7 @@ static struct wc_file *file_by_wb_fd(struct wc_cache *c, int fd)
     for (uint32_t i = 0; (f = next_live_locked(c, &i));) {
         if (f->wb_fd == fd)
             return f;
-        wc_unlock(&f->lock);
+        wc_blk_unlock(&f->lock);
     }
     return NULL;
 }
@@ -209,7 +209,7 @@ int wc_cache_fd_move(struct wc_cache *c, int fd)
             wc_engine_fd_close(c, fd);
         }
         r = n < 0 ? n : 0;
-        wc_unlock(&f->lock);
+        wc_blk_unlock(&f->lock);
     }
     wc_engine_leave();
     return r;
@@ -231,7 +231,7 @@ int wc_cache_fd_owner(struct wc_cache *c, int fd, dev_t *dev, ino_t *ino)
         *dev = (dev_t)f->slot->dev;
         *ino = (ino_t)f->slot->ino;
         r = 0;
-        wc_unlock(&f->lock);
+        wc_blk_unlock(&f->lock);
     }
     wc_engine_leave();
     return r;
@@ -250,7 +250,7 @@ void wc_cache_each_file_fd(struct wc_cache *c,
             fn(f->wb_fd, (dev_t)f->slot->dev, (ino_t)f->slot->ino, arg);
         if (f->seek_fd >= 0)
             fn(f->seek_fd, (dev_t)f->slot->dev, (ino_t)f->slot->ino, arg);
-        wc_unlock(&f->lock);
+        wc_blk_unlock(&f->lock);
     }
     wc_engine_leave();
 }
@@ -259,7 +259,7 @@ int wc_file_put_fd(struct wc_file *f, int fd)
 {
     if (!wc_engine_enter())
         return -EDEADLK;
-    wc_lock(&f->lock);
+    wc_blk_lock(&f->lock);
     wc_lock(&f->cache->lock);           /* refs is the cache lock's */
     int others = f->refs > 1;
     wc_unlock(&f->cache->lock);
@@ -267,7 +267,7 @@ int wc_file_put_fd(struct wc_file *f, int fd)
      * locks on the file). */
     if (others && fd >= 0 && shares_description(f, fd))
         own_description(f);
-    wc_unlock(&f->lock);
+    wc_blk_unlock(&f->lock);
     wc_engine_leave();
     return wc_file_put(f);
 }
@@ -276,11 +276,11 @@ int wc_file_unshare(struct wc_file *f, int fd)
 {
     if (!wc_engine_enter())
         return -EDEADLK;
-    wc_lock(&f->lock);
+    wc_blk_lock(&f->lock);
     int r = wc_flush_locked(f, WC_WHY_OTHER);
     if (fd >= 0 && shares_description(f, fd))
         own_description(f);
-    wc_unlock(&f->lock);
+    wc_blk_unlock(&f->lock);
     wc_engine_leave();
     return r;
 }

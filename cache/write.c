@@ -552,7 +552,10 @@ out:
  * or less unless the file is OK: errors.c (1)); no early write-back is due
  * (a stream's, scattered writes') and appends keep their run. Anything
  * else, a fault in the copy included (nothing is committed then), returns
- * WC_FAST_NO before any change, and the caller takes wc_pwrite.
+ * WC_FAST_NO before any change, and the caller takes wc_pwrite. The one
+ * entry that may skip f's mutex when f is biased to this thread
+ * (wcache/blk.h invariant (2)); an entry through the mutex counts toward
+ * claiming it.
  */
 ssize_t wc_write_fast(struct wc_file *f, const void *buf, size_t n,
                       off_t pos_in, int append, off_t *where)
@@ -563,7 +566,7 @@ ssize_t wc_write_fast(struct wc_file *f, const void *buf, size_t n,
         wc_rw_count(0, buf, n, NULL, 0, pos_in, NULL) != (ssize_t)n ||
         !wc_engine_enter())
         return WC_FAST_NO;
-    int locked = wc_file_enter(f);
+    int locked = wc_file_enter_fast(f);
     wc_size_fresh(f);
     uint64_t size = f->slot->size;
     uint64_t pos = append ? size : (uint64_t)pos_in;
@@ -589,6 +592,7 @@ ssize_t wc_write_fast(struct wc_file *f, const void *buf, size_t n,
         wc_wip_file = NULL;             /* write_iter copies it again */
         goto no;
     }
+    wc_blk_stress_point();
     __atomic_signal_fence(__ATOMIC_SEQ_CST);    /* data first (5.4) */
     rec->hi[rec->nr - 1] = (uint16_t)(off + n); /* ranges.c (2) */
     pos += n;

@@ -77,6 +77,7 @@ struct start {
 static void drop_cleanup(void *m)
 {
     wc_altstack_drop(m);
+    wc_blk_thread_end();        /* wcache/blk.h invariant (4) */
 }
 
 static void *thread_start(void *p)

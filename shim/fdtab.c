@@ -23,7 +23,10 @@
  *     fails the increment or fails the check and drops what it took.
  *   - d->lock is never re-initialised (desc_alloc sets every other field):
  *     a thread that locked a stale pointer holds a real lock on a real
- *     object, sees that its slot no longer points there, and unlocks.
+ *     object, sees that its slot no longer points there, and unlocks; its
+ *     bias goes at RELEASING (wc_blk_disown: a new life starts unowned),
+ *     so a former owner's fast entry through a stale pointer finds it not
+ *     its own, or the new life's owner is itself (wcache/blk.h).
  *     (A fork child, alone, takes every lock as free: wc_after_fork_child.)
  *   - Under d->lock with slot[fd] == d (wc_desc_lock) the description is
  *     LIVE and stays so until unlock: RELEASING takes d->lock first.
@@ -438,7 +441,7 @@ static void attach_watchers(struct wc_cache *c, dev_t dev, ino_t ino)
                 __atomic_sub_fetch(&g_nwatch, 1, __ATOMIC_RELAXED);
             }
         }
-        wc_unlock(&d->lock);
+        wc_blk_unlock(&d->lock);
     }
 }
 
@@ -540,7 +543,7 @@ int wc_fd_handover(int fd, dev_t *dev, ino_t *ino, struct wc_cell **cp)
         *ino = d->ino;
         *cp = how == WC_HAND_CELL ? c : NULL;
     }
-    wc_unlock(&d->lock);
+    wc_blk_unlock(&d->lock);
     return how;
 }
 
@@ -686,7 +689,7 @@ void wc_fd_opened_known(int fd, int dirfd, const char *path, int flags,
             wc_ident_locked(fd, d);
             st.st_dev = d->dev;
             st.st_ino = d->ino;
-            wc_unlock(&d->lock);
+            wc_blk_unlock(&d->lock);
             if (wc_reg_has(st.st_dev, st.st_ino))
                 attach_watchers(c, st.st_dev, st.st_ino);
         }
@@ -745,7 +748,7 @@ static int writer_left(dev_t dev, ino_t ino)
     int found = 0;
     for (unsigned fd = 0; !found && (d = next_locked(&fd, NULL)); fd++) {
         found = d->dev == dev && d->ino == ino && d->accmode != O_RDONLY;
-        wc_unlock(&d->lock);
+        wc_blk_unlock(&d->lock);
     }
     return found;
 }
@@ -754,7 +757,8 @@ int wc_desc_release_fd(struct wc_desc *d, int fd)
 {
     if (__atomic_sub_fetch(&d->refs, 1, __ATOMIC_ACQ_REL) != 0)
         return 0;
-    wc_lock(&d->lock);              /* wait for calls in flight */
+    wc_blk_lock(&d->lock);              /* wait for calls in flight */
+    wc_blk_disown(&d->lock);            /* its next life starts unowned */
     struct wc_file *f = d->file;
     int writer = d->accmode != O_RDONLY;
     if (d->mode == WC_D_WATCH)
@@ -764,7 +768,7 @@ int wc_desc_release_fd(struct wc_desc *d, int fd)
     struct wc_cell *cell = d->cell;
     d->file = NULL;
     d->mode = WC_D_FREE;
-    wc_unlock(&d->lock);
+    wc_blk_unlock(&d->lock);
     desc_free(d);
     /* This process holds it no more (shared.c invariant (5)): its bytes
      * reach the file before the others may stop reserving. And the close
@@ -935,7 +939,7 @@ void wc_file_others_through(dev_t dev, ino_t ino, const struct wc_desc *keep,
     for (unsigned fd = 0; (d = next_locked(&fd, keep)); fd++) {
         if (d->dev == dev && d->ino == ino)
             wc_desc_through_locked((int)fd, d, why);
-        wc_unlock(&d->lock);
+        wc_blk_unlock(&d->lock);
     }
 }
 
@@ -966,7 +970,7 @@ static void detach(dev_t dev, ino_t ino, int mapped)
             }
             __atomic_add_fetch(&g_nwatch, 1, __ATOMIC_RELAXED);
         }
-        wc_unlock(&d->lock);
+        wc_blk_unlock(&d->lock);
         if (f) {
             wc_reg_drop(dev, ino);
             wc_file_put(f);         /* the last one closes write-back */
@@ -1053,7 +1057,7 @@ void wc_consistency_all(enum wc_reason why, int how, int exec_only)
         }
         dev_t dev = d->dev;
         ino_t ino = d->ino;
-        wc_unlock(&d->lock);
+        wc_blk_unlock(&d->lock);
         wc_share_finish(finish, dev, ino, d, why);
     }
 }
@@ -1086,7 +1090,7 @@ void wc_after_fork_child(void)
         /* Shared with the parent: the kernel's offset rules from now on;
          * the file was flushed by the parent before fork. A description
          * that appears in several slots is visited several times. */
-        d->lock.v = 0;
+        wc_blk_reset(&d->lock);
         if (d->mode != WC_D_WATCH) {
             d->mode = WC_D_WATCH;
             d->file = NULL;
@@ -1106,13 +1110,14 @@ void wc_unlock_all_in_child(void)
 {
     g_cache_lock.v = 0;
     g_slab_lock.v = 0;
+    wc_blk_after_fork();                /* wcache/blk.h invariant (5) */
     wc_reg_unlock_in_child();
     wc_own_fd_after_fork();
     unsigned hi = __atomic_load_n(&g_fd_hi, __ATOMIC_RELAXED);
     for (unsigned fd = 0; fd < hi && hi <= wc_nfds; fd++) {
         struct wc_desc *d = wc_fds[fd];
         if (d && d != WC_DESC_INTERNAL)
-            d->lock.v = 0;
+            wc_blk_reset(&d->lock);
     }
     if (wc_cachep)
         wc_cache_unlock_all(wc_cachep);     /* an unfinished write undone */

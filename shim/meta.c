@@ -155,7 +155,7 @@ WC_EXPORT off_t lseek(int fd, off_t off, int whence)
             r = -errno;
     } else {
         r = lseek_locked(fd, d, off, whence);
-        wc_unlock(&d->lock);
+        wc_blk_unlock(&d->lock);
     }
     wc_shim_leave();
     return wc_ret_keep(r, e);
@@ -334,7 +334,7 @@ WC_EXPORT int ftruncate(int fd, off_t len)
             r = REAL(ftruncate)(fd, len) < 0 ? -errno : 0;
             wc_file_invalidate(d->file, WC_WHY_TRUNCATE);
         }
-        wc_unlock(&d->lock);
+        wc_blk_unlock(&d->lock);
     }
     wc_shim_leave();
     return wc_ret_keep(r, e);
@@ -391,7 +391,7 @@ struct wc_desc *wc_kernel_before(int fd, enum wc_reason why)
         d = NULL;
     } else {
         wc_desc_sync_locked(fd, d, why);
-        wc_unlock(&d->lock);
+        wc_blk_unlock(&d->lock);
     }
     wc_work_end(e);
     return d;
@@ -414,7 +414,7 @@ void wc_kernel_after(int fd, struct wc_desc *d, int moved, int changed)
         }
         if (changed && d->file)
             wc_file_invalidate(d->file, WC_WHY_OTHER);
-        wc_unlock(&d->lock);
+        wc_blk_unlock(&d->lock);
     }
     wc_work_end(e);
 }
@@ -515,7 +515,7 @@ static int sync_common(int fd, int datasync)
             wc_k_lseek(fd, d->pos, SEEK_SET) >= 0)
             d->kstale = 0;
         r = wc_file_sync(d->file, datasync);
-        wc_unlock(&d->lock);
+        wc_blk_unlock(&d->lock);
     }
     wc_shim_leave();
     return wc_ret_keep(r, e);

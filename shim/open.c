@@ -210,7 +210,7 @@ static void stdio_takes(int fd)
     int e = wc_work_begin();
     if (!wc_desc_lock(fd, d)) {
         wc_desc_through_locked(fd, d, WC_WHY_OTHER);
-        wc_unlock(&d->lock);
+        wc_blk_unlock(&d->lock);
     }
     wc_fd_forget(fd);
     wc_work_end(e);
@@ -427,7 +427,7 @@ static void lock_point(int fd, int after_taking)
             else
                 wc_file_flush(d->file, WC_WHY_LOCK);
         }
-        wc_unlock(&d->lock);
+        wc_blk_unlock(&d->lock);
     }
     wc_work_end(e);
 }
@@ -494,7 +494,7 @@ static int fcntl_common(int fd, int cmd, void *arg)
             if (!wc_desc_lock(fd, d)) {
                 if (d->file)
                     wc_file_unshare(d->file, fd);
-                wc_unlock(&d->lock);
+                wc_blk_unlock(&d->lock);
             }
             wc_work_end(e);
         }
@@ -507,7 +507,7 @@ static int fcntl_common(int fd, int cmd, void *arg)
                 if ((fl & O_DIRECT) ||
                     (d->append && d->mode == WC_D_RESERVE))  /* stdio.c */
                     wc_desc_through_locked(fd, d, WC_WHY_OTHER);
-                wc_unlock(&d->lock);
+                wc_blk_unlock(&d->lock);
             }
             wc_work_end(e);
         }

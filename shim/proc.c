@@ -325,6 +325,7 @@ WC_ONCE
 static void atfork_child(void)
 {
     exec_only_child = 0;
+    wc_blk_after_fork();                /* wcache/blk.h invariant (5) */
     wc_flusher_after_fork();            /* threads stay behind */
     wc_death_signals_after_fork();
     wc_stats_after_fork();

@@ -177,7 +177,7 @@ void wc_fd_std(int fd, int with_process)
                 __atomic_store_n(&wc_guard_seen, 1, __ATOMIC_SEQ_CST);
                 __atomic_store_n(&d->guard, 1, __ATOMIC_RELAXED);
             }
-            wc_unlock(&d->lock);
+            wc_blk_unlock(&d->lock);
             if (ok)
                 return;
         }
@@ -198,7 +198,7 @@ void wc_fd_share(int fd, int with_process)
         d->stdio = 1;           /* shared when adopted (fdtab.c) */
     dev_t dev = d->dev;
     ino_t ino = d->ino;
-    wc_unlock(&d->lock);
+    wc_blk_unlock(&d->lock);
     wc_share_finish(how, dev, ino, d, WC_WHY_OTHER);
 }
 
@@ -690,7 +690,7 @@ int wc_fd_adopt(int fd, int own, struct wc_cell *c)
         }
         dev_t dev = d->dev;
         ino_t ino = d->ino;
-        wc_unlock(&d->lock);
+        wc_blk_unlock(&d->lock);
         wc_share_finish(how, dev, ino, d, WC_WHY_OTHER);
     } else {
         d = NULL;

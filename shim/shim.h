@@ -47,6 +47,7 @@
 
 #include "wcache/cache.h"
 #include "wcache/clock.h"
+#include "wcache/blk.h"
 #include "wcache/lock.h"
 #include "wcache/sys.h"
 
@@ -218,8 +219,10 @@ enum wc_mode {
  * fast_write) took 0.133 s for 2 x 1M 64-byte writes instead of 0.089.
  */
 struct wc_desc {
-    struct wc_lock lock;           /* protects pos, kstale, mode, flags, file
-                                 (the kernel's f_pos_lock) */
+    struct wc_blk lock;       /* protects pos, kstale, mode, flags, file
+                                 (the kernel's f_pos_lock); biased to the
+                                 thread that writes through it
+                                 (wcache/blk.h, io.c fast_write) */
     int refs;                 /* slots + lookup references (atomic) */
     int mode;                 /* enum wc_mode */
     int accmode;              /* O_RDONLY / O_WRONLY / O_RDWR */
@@ -327,10 +330,10 @@ static inline struct wc_desc *wc_fd_peek(int fd)
 static inline int wc_desc_lock(int fd, struct wc_desc *d)
 {
     WC_RACE_WINDOW();
-    wc_lock(&d->lock);
+    wc_blk_lock(&d->lock);
     if (likely(__atomic_load_n(&wc_fds[fd], __ATOMIC_ACQUIRE) == d))
         return 0;
-    wc_unlock(&d->lock);
+    wc_blk_unlock(&d->lock);
     return -1;
 }
 

@@ -86,7 +86,7 @@ void wc_stdio_fence(int fd)
     int e = wc_work_begin();
     if (!wc_desc_lock(fd, d)) {
         __atomic_store_n(&d->guard, 0, __ATOMIC_RELAXED);
-        wc_unlock(&d->lock);
+        wc_blk_unlock(&d->lock);
         wc_fd_share(fd, 0);
         wc_debug_fd(fd, NULL, "stdio writes there: shared with stdio");
     }

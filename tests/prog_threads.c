@@ -40,6 +40,10 @@
  *             work makes descriptions pass through one at a time). The
  *             parent then prints how many returned records are not where
  *             their lseek said ("misplaced N")
+ *   ownappend every thread appends its records through an O_APPEND
+ *             description of its own, all to one file (under the shim the
+ *             threads share the engine's file, each owning its own
+ *             description: wcache/blk.h)
  *   forkwhile the same appends, run to the end, while another thread
  *             forks every 2 ms (each child _exits at once: fork's prepare
  *             makes O_APPEND descriptions pass through one at a time)
@@ -54,6 +58,17 @@
  *             kernel for the size with a raw system call (what another
  *             process sees: the shim is not asked) and counts each round
  *             the bytes are not all there as an error (close-to-open)
+ *   handover  RECORDS/500 rounds (at least one), each on a new file
+ *             DIR/out.<round> opened once and shared: every thread writes
+ *             500 records to it at the shared offset in bursts of 16 to 63
+ *             (every third record of a burst with writev), sleeping a
+ *             little between bursts, so that the description and the file
+ *             pass from thread to thread (under the shim each burst may
+ *             claim them and the next thread's write revoke them, the
+ *             owner often inside: wcache/blk.h); new threads each round.
+ *             After each round the file is read back and checked: every
+ *             thread's records once, whole, in its order; "handover-bad N"
+ *             counts the rounds that fail, and the files are removed
  *   forkstorm writer threads append to their own files while the main
  *             thread forks RECORDS/100 children in a row; each child
  *             writes a file of its own and _exits. A child that hangs
@@ -92,6 +107,16 @@ static void record(char *buf, int t, int s)
     buf[REC - 1] = '\n';
 }
 
+/* One record with write, or with writev as two segments split at
+ * `split` (0: write). */
+static ssize_t put_record(int fd, char *buf, size_t split)
+{
+    if (!split)
+        return write(fd, buf, REC);
+    struct iovec iov[2] = {{buf, split}, {buf + split, REC - split}};
+    return writev(fd, iov, 2);
+}
+
 static void bad(void)
 {
     pthread_mutex_lock(&err_lock);
@@ -118,7 +143,8 @@ static void *worker(void *arg)
     } else if (strcmp(mode, "dup") == 0) {
         fd = dup(shared_fd);
     } else if (strcmp(mode, "exitwhile") == 0 ||
-               strcmp(mode, "forkwhile") == 0) {
+               strcmp(mode, "forkwhile") == 0 ||
+               strcmp(mode, "ownappend") == 0) {
         char path[4096];
         snprintf(path, sizeof path, "%s/out", dir);
         fd = open(path, O_WRONLY | O_APPEND);
@@ -136,13 +162,13 @@ static void *worker(void *arg)
             r = fputs(buf, stdout) >= 0 && fflush(stdout) == 0 ? REC : -1;
             if (dup2(shared_fd, 1) != 1)
                 bad();
-        } else if ((strcmp(mode, "separate") == 0 || (strcmp(mode, "dup")
-                   == 0 && t % 2)) && s % 2) {
-            /* the same record as two segments */
-            struct iovec iov[2] = {{buf, 10}, {buf + 10, REC - 10}};
-            r = writev(fd, iov, 2);
         } else {
-            r = write(fd, buf, REC);
+            /* some records as two segments */
+            r = put_record(fd, buf, (strcmp(mode, "separate") == 0 ||
+                                     (strcmp(mode, "dup") == 0 && t % 2)) &&
+                                            s % 2
+                                        ? 10
+                                        : 0);
         }
         if (r != REC)
             bad();
@@ -165,6 +191,80 @@ static void *worker(void *arg)
     if (fd != shared_fd && fd != 1)
         close(fd);
     return NULL;
+}
+
+/* handover (the header): one round's writer. */
+#define HANDOVER_RECS 500
+static void *handover_writer(void *arg)
+{
+    int t = (int)(long)arg;
+    char buf[REC + 1];
+    for (int s = 0; s < HANDOVER_RECS;) {
+        int burst = 16 + (t * 7 + s * 13) % 48;
+        for (int k = 0; k < burst && s < HANDOVER_RECS; k++, s++) {
+            record(buf, t, s);
+            if (put_record(shared_fd, buf, k % 3 == 2 ? 20 : 0) != REC)
+                bad();
+        }
+        usleep(20 + (unsigned)(t * 37 + s) % 150);
+    }
+    return NULL;
+}
+
+/* Every thread's records once, whole and in order: 0 or -1. */
+static int handover_check(const char *path)
+{
+    int fd = open(path, O_RDONLY);
+    size_t len = (size_t)nthreads * HANDOVER_RECS * REC;
+    char *data = malloc(len + 1);
+    int next[64] = {0}, ok = fd >= 0 && data;
+    if (ok)
+        ok = read(fd, data, len + 1) == (ssize_t)len;
+    for (size_t off = 0; ok && off < len; off += REC) {
+        int t, s;
+        char want[REC + 1], rec[REC + 1];
+        memcpy(rec, data + off, REC);
+        rec[REC] = 0;
+        ok = sscanf(rec, "T%d S%d", &t, &s) == 2 && t >= 0 && t < nthreads &&
+             s == next[t];
+        if (ok) {
+            record(want, t, s);
+            ok = memcmp(want, rec, REC) == 0;
+            next[t]++;
+        }
+    }
+    if (fd >= 0)
+        close(fd);
+    free(data);
+    return ok ? 0 : -1;
+}
+
+static int handover(void)
+{
+    int rounds = nrecs / HANDOVER_RECS, failed = 0;
+    if (rounds < 1)
+        rounds = 1;
+    for (int r = 0; r < rounds; r++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/out.%d", dir, r);
+        shared_fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+        if (shared_fd < 0) {
+            perror(path);
+            return 1;
+        }
+        pthread_t th[64];
+        for (int t = 0; t < nthreads; t++)
+            pthread_create(&th[t], NULL, handover_writer, (void *)(long)t);
+        for (int t = 0; t < nthreads; t++)
+            pthread_join(th[t], NULL);
+        if (close(shared_fd) != 0)
+            bad();
+        if (handover_check(path) < 0)
+            failed++;
+        unlink(path);
+    }
+    printf("handover-bad %d\nerrors %d\n", failed, errors);
+    return failed || errors ? 1 : 0;
 }
 
 static volatile int writers_done;
@@ -459,6 +559,8 @@ int main(int argc, char **argv)
         nthreads = 64;
     if (strcmp(mode, "forkstorm") == 0)
         return fork_storm();
+    if (strcmp(mode, "handover") == 0)
+        return handover();
     char path[4096];
     snprintf(path, sizeof path, "%s/out", dir);
     if (strcmp(mode, "cell") == 0)

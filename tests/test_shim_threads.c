@@ -92,6 +92,12 @@ static const char *check_interleaved(const char *path, int threads, int recs,
     return res;
 }
 
+/* The library of the shim's run: NULL, the normal build; else a test
+ * build's (stress_threads). */
+static const char *shim_so;
+/* What the stress build's runs said at exit (cache/blk.c): summed. */
+static long stress_claims, stress_waits;
+
 static void run_threads(const char *mode, int threads, int recs,
                         const char *const *env)
 {
@@ -110,13 +116,31 @@ static void run_threads(const char *mode, int threads, int recs,
         cr_assert(mkdir(dir, 0755) == 0);
         const char *argv[] = {WCT_PROG("prog_threads"), mode, dir, nt, nr,
                               NULL};
-        struct wct_spec spec = {.argv = argv, .env = env, .shim = shim,
-                                .timeout_s = 90};
+        const char *envs[16] = {NULL};
+        char pre[4200];
+        int ne = 0;
+        if (shim && shim_so) {
+            snprintf(pre, sizeof pre, "LD_PRELOAD=%s", shim_so);
+            envs[ne++] = pre;
+        }
+        for (int i = 0; env && env[i] && ne < 15; i++)
+            envs[ne++] = env[i];
+        struct wct_spec spec = {.argv = argv, .env = envs,
+                                .shim = shim && !shim_so, .timeout_s = 90};
         struct wct_result res;
         cr_assert(wct_run(&spec, &res) == 0);
         cr_expect(wct_ok(&res), "%s %s: %s\n%s%s", mode, shim ? "with shim"
                   : "without shim", wct_status_str(&res), res.out, res.err);
         out[shim] = strdup(res.out);
+        const char *said = shim && shim_so ? strstr(res.err,
+                                                    "wcache-blk-stress:")
+                                           : NULL;
+        long c, rv, w;
+        if (said && sscanf(said, "wcache-blk-stress: claims %ld revokes %ld "
+                           "waits %ld", &c, &rv, &w) == 3) {
+            stress_claims += c;
+            stress_waits += w;
+        }
         wct_result_free(&res);
         char path[4200];
         snprintf(path, sizeof path, "%s/out", dir);
@@ -124,7 +148,7 @@ static void run_threads(const char *mode, int threads, int recs,
         if (strcmp(mode, "append") == 0 || strcmp(mode, "shared") == 0 ||
             strcmp(mode, "dup") == 0 || strcmp(mode, "late") == 0 ||
             strcmp(mode, "stdout") == 0 || strcmp(mode, "cell") == 0 ||
-            strcmp(mode, "uring") == 0) {
+            strcmp(mode, "uring") == 0 || strcmp(mode, "ownappend") == 0) {
             verdict[shim] = strdup(check_interleaved(path, threads, recs, 0));
             /* Interleaving differs from run to run: drop the file. */
             unlink(path);
@@ -170,6 +194,49 @@ Test(threads, one_writer_against_the_flusher)
 {
     const char *env[] = {"WCACHE_FLUSH_MS=1", NULL};
     run_threads("late", 1, 300000, env);
+}
+/* One description and one file per round passed from thread to thread
+ * in bursts: under the shim each is claimed by a thread and revoked by the
+ * next, often while its owner is inside (wcache/blk.h); then the same
+ * with the flusher intruding on the owners every millisecond. */
+Test(threads, biased_locks_handed_over)
+{
+    run_threads("handover", 4, 20000, NULL);
+}
+Test(threads, biased_locks_against_the_flusher)
+{
+    const char *env[] = {"WCACHE_FLUSH_MS=1", NULL};
+    run_threads("handover", 3, 10000, env);
+}
+/* The thread modes again with the biased locks' stress build (the
+ * Makefile, include/wcache/blk.h WC_BLK_STRESS): descriptions and files
+ * claimed at every second write through their mutex and revoked at the
+ * next other thread's, while owners yield inside their sections, so that
+ * revokers wait for them (the claims are counted: the run must have
+ * claimed). */
+#define STRESS_SO WCT_BUILD_DIR "/stress/libwcache.so"
+Test(threads, biased_locks_stress_build)
+{
+    struct stat st;
+    cr_assert(stat(STRESS_SO, &st) == 0, "%s missing: run make test",
+              STRESS_SO);
+    shim_so = STRESS_SO;
+    const char *flush[] = {"WCACHE_FLUSH_MS=1", NULL};
+    run_threads("handover", 4, 10000, NULL);
+    run_threads("handover", 3, 5000, flush);
+    run_threads("shared", 8, 10000, NULL);
+    run_threads("dup", 4, 10000, NULL);
+    run_threads("append", 4, 10000, NULL);
+    run_threads("separate", 4, 10000, flush);
+    run_threads("late", 4, 10000, NULL);
+    run_threads("stdout", 4, 10000, NULL);
+    run_threads("ownappend", 4, 10000, NULL);
+    run_threads("ownappend", 3, 10000, flush);
+    shim_so = NULL;
+    cr_expect(stress_claims > 1000 && stress_waits > 10,
+              "the stress build claimed %ld times and waited for an owner "
+              "inside %ld times: the runs did not exercise the bias",
+              stress_claims, stress_waits);
 }
 Test(threads, pwrite_disjoint_ranges) { run_threads("pwrite", 8, 20000, NULL); }
 /* exit() while threads append through descriptions of their own: the
