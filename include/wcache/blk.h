@@ -213,7 +213,8 @@ static inline void wc_blk_exit(int level)
  * claim (the state diagram). */
 static inline void wc_blk_claim(struct wc_blk *b)
 {
-    if (__builtin_expect(wc_blk_on, 1) && !b->bias &&
+    if (__builtin_expect(__atomic_load_n(&wc_blk_on, __ATOMIC_RELAXED), 1) &&
+        !b->bias &&
         ++b->run >= (b->need ? b->need : WC_BLK_NEED))
         wc_blk_claim_slow(b);
 }
