@@ -18,23 +18,29 @@ __thread char wc_blk_tag __attribute__((tls_model("initial-exec")));
  * whatever became of its thread. */
 static struct wc_blk_thr threads[WC_BLK_THREADS];
 
-#ifdef WC_BLK_STRESS
-/* The stress build counts, and says at exit, so that its tests can tell
- * that owners were revoked while inside (tests/test_shim_threads.c). */
-#include <stdio.h>
-#include <unistd.h>
-static int n_claims, n_revokes, n_waits;
+/* Counted (slow paths only), so that tests can tell that owners were
+ * revoked while inside: the stress build says them at exit
+ * (tests/test_shim_threads.c), the engine's tests ask (wc_blk_counts). */
+static long n_claims, n_revokes, n_waits;
 #define COUNT(n) __atomic_add_fetch(&(n), 1, __ATOMIC_RELAXED)
+
+void wc_blk_counts(long *claims, long *revokes, long *waits)
+{
+    *claims = __atomic_load_n(&n_claims, __ATOMIC_RELAXED);
+    *revokes = __atomic_load_n(&n_revokes, __ATOMIC_RELAXED);
+    *waits = __atomic_load_n(&n_waits, __ATOMIC_RELAXED);
+}
+
+#ifdef WC_BLK_STRESS
+#include <stdio.h>
 __attribute__((destructor)) static void stress_report(void)
 {
     char line[128];
     int len = snprintf(line, sizeof line,
-                       "wcache-blk-stress: claims %d revokes %d waits %d\n",
+                       "wcache-blk-stress: claims %ld revokes %ld waits %ld\n",
                        n_claims, n_revokes, n_waits);
     wc_raw_syscall(SYS_write, 2, (long)line, len, 0, 0, 0);
 }
-#else
-#define COUNT(n) ((void)0)
 #endif
 
 static int inside(const struct wc_blk_thr *o, const struct wc_blk *b)

@@ -49,7 +49,9 @@
  *   (1) A thread other than the owner that holds the mutex has revoked the
  *       bias and seen the owner out (wc_blk_lock), or gives the mutex back
  *       at once (wc_blk_trylock, which may not wait: its caller may hold
- *       the cache lock the owner needs).
+ *       the cache lock the owner needs), with the bias put back: a bias
+ *       cleared while its owner is inside would let the next locker in
+ *       beside it (tests/test_engine_blk.c found that).
  *   (2) Biased sections are the two write fast paths (shim/io.c
  *       fast_write, level WC_BLK_DESC; cache/write.c wc_write_fast, level
  *       WC_BLK_FILE, nested in the first): short, no lock held across
@@ -130,6 +132,9 @@ void wc_blk_claim_slow(struct wc_blk *b);
 void wc_blk_thread_end(void);
 /* In a child after fork (invariant (5)). */
 void wc_blk_after_fork(void);
+/* Claims, revokes, and revokes that met the owner inside, so far (for
+ * tests). */
+void wc_blk_counts(long *claims, long *revokes, long *waits);
 /* Wait until the owner of b (if any) is out of it: an intruder (the
  * flusher) that holds b's mutex and raised the intruder count. */
 void wc_blk_wait_out(struct wc_blk *b);
@@ -152,7 +157,8 @@ static inline void wc_blk_lock(struct wc_blk *b)
     }
 }
 
-/* Try b's mutex: 1 taken, 0 busy or owned by a thread inside it. */
+/* Try b's mutex: 1 taken, 0 busy or owned by a thread inside it (which
+ * keeps its bias: the next locker must still wait for it). */
 static inline int wc_blk_trylock(struct wc_blk *b)
 {
     if (!wc_lock_try(&b->m))
@@ -160,6 +166,7 @@ static inline int wc_blk_trylock(struct wc_blk *b)
     struct wc_blk_thr *o = __atomic_load_n(&b->bias, __ATOMIC_RELAXED);
     if (__builtin_expect(o != NULL, 0) && o != wc_blk_me &&
         wc_blk_revoke(b, 0) < 0) {
+        __atomic_store_n(&b->bias, o, __ATOMIC_RELAXED);
         wc_unlock(&b->m);
         return 0;
     }
