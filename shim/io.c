@@ -212,7 +212,8 @@ static inline int desc_enter_fast(int fd, struct wc_desc *d, int *held)
     *held = DESC_LOCK;
     if (wc_desc_lock(fd, d))
         return -1;
-    wc_blk_claim(&d->lock);         /* wcache/blk.h, the diagram */
+    if (d->mode == WC_D_CACHED)     /* the only mode entered biased */
+        wc_blk_claim(&d->lock);     /* wcache/blk.h, the diagram */
     return 0;
 }
 

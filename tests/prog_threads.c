@@ -58,10 +58,11 @@
  *             kernel for the size with a raw system call (what another
  *             process sees: the shim is not asked) and counts each round
  *             the bytes are not all there as an error (close-to-open)
- *   handover  RECORDS/500 rounds (at least one), each on a new file
+ *   handover  RECORDS/1000 rounds (at least one), each on a new file
  *             DIR/out.<round> opened once and shared: every thread writes
- *             500 records to it at the shared offset in bursts of 16 to 63
- *             (every third record of a burst with writev), sleeping a
+ *             1000 records to it at the shared offset in bursts of 200 to
+ *             359 (around the 256 writes in a row that claim; every
+ *             third record of a burst with writev), sleeping a
  *             little between bursts, so that the description and the file
  *             pass from thread to thread (under the shim each burst may
  *             claim them and the next thread's write revoke them, the
@@ -194,13 +195,13 @@ static void *worker(void *arg)
 }
 
 /* handover (the header): one round's writer. */
-#define HANDOVER_RECS 500
+#define HANDOVER_RECS 1000
 static void *handover_writer(void *arg)
 {
     int t = (int)(long)arg;
     char buf[REC + 1];
     for (int s = 0; s < HANDOVER_RECS;) {
-        int burst = 16 + (t * 7 + s * 13) % 48;
+        int burst = 200 + (t * 37 + s * 13) % 160;
         for (int k = 0; k < burst && s < HANDOVER_RECS; k++, s++) {
             record(buf, t, s);
             if (put_record(shared_fd, buf, k % 3 == 2 ? 20 : 0) != REC)

@@ -39,7 +39,7 @@
  * States of an object's bias (changed only under its mutex):
  *
  *     NULL --its mutex taken `need` times in a row by thread T on a fast
- *            path (wc_blk_claim)--> T's record
+ *            path (wc_blk_claim; WC_BLK_NEED at first)--> T's record
  *     T's record --another thread takes the mutex (wc_blk_lock,
  *            wc_blk_trylock)--> NULL, and `need` doubles (to
  *            WC_BLK_NEED_MAX): two threads writing one file by turns pay
@@ -85,7 +85,12 @@
 enum { WC_BLK_DESC = 0, WC_BLK_FILE = 1, WC_BLK_LEVELS = 2 };
 
 #ifndef WC_BLK_STRESS
-#define WC_BLK_NEED 16u          /* mutex entries in a row that claim */
+/* Mutex entries in a row that claim. A revoke costs a membarrier (about
+ * 20 us in a VM), what the mutex's atomics cost over some 500 writes: an
+ * object claimed and then revoked at once (a file opened and closed by
+ * one thread and written by another) costs at most about twice what the
+ * mutex would have. */
+#define WC_BLK_NEED 256u
 #define WC_BLK_NEED_MAX (1u << 20)
 #else
 /* The stress build (Makefile, build/stress) for the thread tests: a claim
