@@ -312,39 +312,51 @@ void wc_cache_stats(const struct wc_cache *cc, struct wc_stats *out)
     }
 }
 
-/* `intruding`: the caller is the flusher inside an intrusion (intrude(),
- * below): it also waits for the one writer to leave the file. */
+/* f's lock for a pass over every file: `intruding` (inside an intrusion,
+ * intrude() below), its mutex without revoking the owner's bias, waiting
+ * the one writer or the owner out, which is enough while the intruder
+ * count is raised (cache_int.h, wcache/blk.h): one membarrier for the
+ * pass, where a revoke would cost one per file and the bias. */
+static void file_lock(struct wc_file *f, int intruding)
+{
+    if (!intruding) {
+        wc_blk_lock(&f->lock);
+        return;
+    }
+    wc_lock(&f->lock.m);
+    while (__atomic_load_n(&f->solo_busy, __ATOMIC_ACQUIRE))
+        wc_raw_syscall(SYS_sched_yield, 0, 0, 0, 0, 0, 0);
+    wc_blk_wait_out(&f->lock);
+}
+
 static int flush_file(struct wc_file *f, enum wc_reason why, int intruding)
 {
     int r = 0;
-    if (intruding) {
-        /* The mutex without revoking the owner's bias: waiting it out
-         * is enough while the intruder count is raised (wcache/blk.h). */
-        wc_lock(&f->lock.m);
-        while (__atomic_load_n(&f->solo_busy, __ATOMIC_ACQUIRE))
-            wc_raw_syscall(SYS_sched_yield, 0, 0, 0, 0, 0, 0);
-        wc_blk_wait_out(&f->lock);
-    } else {
-        wc_blk_lock(&f->lock);
-    }
+    file_lock(f, intruding);
     if (f->live)
         r = wc_flush_locked(f, why);
     wc_blk_unlock(&f->lock);
     return r;
 }
 
-/* Flush all files; release orphans that became clean. Caller is inside. */
+static int intrude(struct wc_cache *c);
+
+/* Flush all files; release orphans that became clean. Caller is inside.
+ * With threads (and the barrier registered), one intrusion for the pass:
+ * the owners keep their files' bias. */
 int wc_flush_all_entered(struct wc_cache *c, enum wc_reason why)
 {
     int first = 0;
+    int intruding = c->solo && !__atomic_load_n(c->solo, __ATOMIC_RELAXED) &&
+                    intrude(c) == 0;
     for (uint32_t i = 0, hi = wc_files_hi(c); i < hi; i++) {
         struct wc_file *f = &c->files[i];
         if (!__atomic_load_n(&f->live, __ATOMIC_RELAXED))
             continue;
-        int r = flush_file(f, why, 0);
+        int r = flush_file(f, why, intruding);
         if (r < 0 && !first)
             first = r;
-        wc_blk_lock(&f->lock);
+        file_lock(f, intruding);
         if (f->live && f->refs == 0 && !wc_file_dirty(f)) {
             wc_file_drop_pages(f);                /* takes c->lock itself */
             wc_lock(&c->lock);
@@ -354,6 +366,8 @@ int wc_flush_all_entered(struct wc_cache *c, enum wc_reason why)
         }
         wc_blk_unlock(&f->lock);
     }
+    if (intruding && !__atomic_load_n(&c->intrude_stuck, __ATOMIC_RELAXED))
+        __atomic_sub_fetch(&c->intruders, 1, __ATOMIC_RELEASE);
     /* Give memory back only when free blocks are well above need: twice
      * what is in use (and at least 4 chunks); keep as many as in use.
      * Only from the deadline flusher (and explicit flushes): never when
@@ -400,20 +414,20 @@ int wc_cache_flush(struct wc_cache *c, enum wc_reason why)
     return r;
 }
 
-/* The flusher enters the one writer's files (cache_int.h, the locks):
- * once per pass, before its first file. 0: go on; -1: not this pass. A
- * barrier refused (it cannot be, once registered) leaves c->intruders
- * raised for good: from the next pass on, a quarter of a second later,
- * every write takes the file's lock. */
+/* The flusher enters the one writer's files (cache_int.h, the locks), or
+ * a pass over every file the owners' (wc_flush_all_entered): once per
+ * pass, before its first file. 0: go on; -1: not this pass. A barrier
+ * refused (it cannot be, once registered) leaves c->intruders raised for
+ * good: from the next pass on every write takes the file's lock. */
 static int intrude(struct wc_cache *c)
 {
-    if (c->intrude_stuck)
+    if (__atomic_load_n(&c->intrude_stuck, __ATOMIC_RELAXED))
         return 0;
     __atomic_add_fetch(&c->intruders, 1, __ATOMIC_SEQ_CST);
     if (wc_raw_syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0,
                        0, 0, 0, 0) == 0)
         return 0;
-    c->intrude_stuck = 1;
+    __atomic_store_n(&c->intrude_stuck, 1, __ATOMIC_RELAXED);
     return -1;
 }
 
@@ -442,7 +456,7 @@ int wc_cache_flush_expired(struct wc_cache *c, uint64_t max_age_ns)
         if (r < 0 && !first)
             first = r;
     }
-    if (intruding && !c->intrude_stuck)
+    if (intruding && !__atomic_load_n(&c->intrude_stuck, __ATOMIC_RELAXED))
         __atomic_sub_fetch(&c->intruders, 1, __ATOMIC_RELEASE);
     wc_engine_leave();
     return first;
@@ -491,6 +505,9 @@ int wc_cache_close(struct wc_cache *c)
      * a replay, its records untouched; only a clean cache removes it (one
      * function decides). */
     int keep = !wc_cache_may_remove(c);
+    int intruding = !keep && c->solo &&
+                    !__atomic_load_n(c->solo, __ATOMIC_RELAXED) &&
+                    intrude(c) == 0;
     for (uint32_t i = 0, hi = wc_files_hi(c); i < hi; i++) {
         struct wc_file *f = &c->files[i];
         if (!f->live)
@@ -501,13 +518,15 @@ int wc_cache_close(struct wc_cache *c)
             f->wb_fd = -1;
             continue;
         }
-        wc_blk_lock(&f->lock);
+        file_lock(f, intruding);
         wc_file_drop_pages(f);                    /* takes c->lock itself */
         wc_lock(&c->lock);
         wc_file_release(c, f);
         wc_unlock(&c->lock);
         wc_blk_unlock(&f->lock);
     }
+    if (intruding && !__atomic_load_n(&c->intrude_stuck, __ATOMIC_RELAXED))
+        __atomic_sub_fetch(&c->intruders, 1, __ATOMIC_RELEASE);
     /* Data that could not be written back stays in the backing file for
      * a replay (wc_cache_may_remove); only a clean cache removes it. */
     size_t pages_len = (size_t)c->store.nblocks * sizeof *c->pages;

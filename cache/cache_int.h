@@ -36,7 +36,10 @@
  *   other entry takes the mutex, which first revokes a bias another
  *   thread holds (a try-lock gives up instead if that owner is inside).
  *   The flusher intrudes on owners as on the one writer, by c->intruders,
- *   without revoking (flush_file).
+ *   without revoking (cache.c file_lock), and so does a pass over every
+ *   file while the program has threads (wc_flush_all_entered: pressure,
+ *   sync, fork, exec, exit; wc_cache_close): one membarrier for the pass,
+ *   and the owners keep their bias.
  *
  * Names (both layers, README "Names"): a function used in one file is
  * static, without prefix, named for what it does; one used across files is
@@ -250,9 +253,11 @@ struct wc_cache {
     uint32_t dirty_limit;       /* pages that start write-back */
     const int *solo;            /* wc_config.solo when membarrier works,
                                    else NULL (the locks, above) */
-    int intruders;              /* atomic: flusher passes under way */
-    int intrude_stuck;          /* membarrier refused: intruders stays
-                                   raised (flusher only) */
+    int intruders;              /* atomic: flusher passes, and passes
+                                   over every file with threads, under
+                                   way (cache.c intrude) */
+    int intrude_stuck;          /* atomic: membarrier refused, intruders
+                                   stays raised */
     size_t bypass;              /* bytes from which writes go through */
     uint64_t max_end;           /* writes reaching past this go to the
                                    kernel, which decides: RLIMIT_FSIZE

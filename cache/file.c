@@ -94,6 +94,7 @@ void wc_file_release(struct wc_cache *c, struct wc_file *f)
         wc_engine_fd_close(c, f->seek_fd);
     f->seek_fd = -1;
     __atomic_store_n(&f->state, WC_FS_OK, __ATOMIC_RELAXED);
+    wc_blk_disown(&f->lock);    /* the slot's next file starts unowned */
     f->slot->state = WC_SLOT_FREE;
     __atomic_store_n(&f->live, 0, __ATOMIC_RELEASE);
     f->hint = NULL;
