@@ -51,7 +51,11 @@
  *       at once (wc_blk_trylock, which may not wait: its caller may hold
  *       the cache lock the owner needs), with the bias put back: a bias
  *       cleared while its owner is inside would let the next locker in
- *       beside it (tests/test_engine_blk.c found that).
+ *       beside it (tests/test_engine_blk.c found that). Or it intrudes:
+ *       with an intruder count raised and a membarrier made, which every
+ *       owner's entry checks (`intruders`), it waits the owner out under
+ *       the mutex and leaves the bias (wc_blk_wait_out; the engine's
+ *       passes over every file, cache/cache.c file_lock).
  *   (2) Biased sections are the two write fast paths (shim/io.c
  *       fast_write, level WC_BLK_DESC; cache/write.c wc_write_fast, level
  *       WC_BLK_FILE, nested in the first): short, no lock held across
@@ -231,9 +235,10 @@ static inline void wc_blk_claim(struct wc_blk *b)
         wc_blk_claim_slow(b);
 }
 
-/* The object is about to be freed or reused (caller holds its mutex, so
- * no other thread owns it: wc_blk_lock revoked): a new life starts
- * unowned, with the first threshold. */
+/* The object is about to be freed or reused (caller holds its mutex,
+ * and no other thread can be inside: wc_blk_lock revoked, or an intrusion
+ * waited the owner out and keeps it from entering, cache/cache.c
+ * file_lock): a new life starts unowned, with the first threshold. */
 static inline void wc_blk_disown(struct wc_blk *b)
 {
     __atomic_store_n(&b->bias, NULL, __ATOMIC_RELAXED);
