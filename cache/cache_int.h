@@ -93,7 +93,11 @@ struct wc_page {
     uint8_t dirty;              /* on file->dirty (file lock) */
 };
 
-#define WC_STASH 64             /* blocks a file keeps for reuse */
+/* Blocks a file keeps for reuse, given back when the store runs out
+ * (pages.c steal_stashes) and when the file is released. (A stream's
+ * whole batch, 128, measured 1.4% faster for two threads on two files,
+ * medians of 15: not worth twice the blocks an idle stream holds.) */
+#define WC_STASH 64
 
 struct wc_file {
     struct wc_blk lock;         /* see the table above; biased to the

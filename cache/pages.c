@@ -145,6 +145,27 @@ static int evict(struct wc_cache *c, struct wc_file *self, int want)
     return freed;
 }
 
+/* Give the blocks other files keep for their next pages (f->stash) back
+ * to the store: the store is full and nothing clean is left to evict.
+ * Caller holds self->lock and c->lock; other files' locks are only tried.
+ * Returns blocks given back. */
+static int steal_stashes(struct wc_cache *c, struct wc_file *self)
+{
+    int got = 0;
+    for (uint32_t i = 0, hi = wc_files_hi(c); i < hi; i++) {
+        struct wc_file *g = &c->files[i];
+        if (g == self || !__atomic_load_n(&g->live, __ATOMIC_ACQUIRE) ||
+            !wc_blk_trylock(&g->lock))
+            continue;
+        while (g->nstash) {
+            wc_store_free(&c->store, g->stash[--g->nstash]);
+            got++;
+        }
+        wc_blk_unlock(&g->lock);
+    }
+    return got;
+}
+
 struct wc_page *wc_page_get(struct wc_file *f, uint64_t idx, int *isnew,
                             int *err)
 {
@@ -177,8 +198,10 @@ struct wc_page *wc_page_get(struct wc_file *f, uint64_t idx, int *isnew,
         if (c->store.nfree == 0 && c->nlru > WC_CLEAN_KEEP)
             evict(c, f, 1);
         b = wc_store_alloc(&c->store);
-        /* Full (EAGAIN) or unable to grow (ENOSPC): reuse clean blocks. */
-        if ((b == -EAGAIN || b == -ENOSPC) && evict(c, f, 16) > 0)
+        /* Full (EAGAIN) or unable to grow (ENOSPC): reuse clean blocks,
+         * then those other files keep for their streams. */
+        if ((b == -EAGAIN || b == -ENOSPC) &&
+            (evict(c, f, 16) > 0 || steal_stashes(c, f) > 0))
             b = wc_store_alloc(&c->store);
         wc_unlock(&c->lock);
         if (b >= 0 || (b != -EAGAIN && b != -ENOSPC) || round == 2)

@@ -551,3 +551,64 @@ Test(engine_store, busy_slot_of_a_file_grown_since_goes_aside,
     close(a);
     unlink(aside);
 }
+
+Test(engine_store, blocks_kept_for_streams_go_to_a_file_that_needs_them,
+     .init = wct_setup, .fini = wct_teardown, .timeout = 60)
+{
+    /* A 2 MiB store (512 blocks), no dirty limit below it. Three streams
+     * of 140 pages each keep blocks for their next pages (pages.c, the
+     * stash: 64 each); a fourth file then writes 440 pages out of order
+     * (no stream: all stay dirty), more than the store has free. It takes
+     * the streams' kept blocks (steal_stashes) instead of writing itself
+     * back because the store is full (WC_WHY_FULL); everything reaches
+     * the files. */
+    struct wc_cache *c;
+    struct wc_config cfg = {.size = 2 << 20, .dirty = 2 << 20,
+                            .dir = wct_dir};
+    cr_assert_eq(wc_cache_open(&c, &cfg), 0);
+    static char page[4096];
+    int fds[4], err;
+    struct wc_file *fs[4];
+    for (int k = 0; k < 4; k++) {
+        char name[16];
+        snprintf(name, sizeof name, "f%d", k);
+        fds[k] = open(wct_path(name), O_RDWR | O_CREAT | O_TRUNC, 0600);
+        fs[k] = wc_file_get(c, fds[k], &err);
+        cr_assert_not_null(fs[k]);
+    }
+    /* In 512-byte writes: a whole page would go straight to the file. */
+    for (int k = 0; k < 3; k++)
+        for (long i = 0; i < 140 * 8; i++) {
+            memset(page, 'a' + k, 512);
+            cr_assert_eq(wc_pwrite(fs[k], page, 512, i * 512, 0, NULL), 512);
+        }
+    struct wc_stats before, after;
+    wc_cache_stats(c, &before);
+    for (long i = 439; i >= 0; i--) {
+        memset(page, 'A' + (int)(i % 26), 512);
+        for (long j = 0; j < 8; j++)
+            cr_assert_eq(wc_pwrite(fs[3], page, 512, i * 4096 + j * 512, 0,
+                                   NULL), 512);
+    }
+    wc_cache_stats(c, &after);
+    cr_expect_eq(after.flushes[WC_WHY_FULL], before.flushes[WC_WHY_FULL],
+                 "the store was full %llu times: the streams' kept blocks "
+                 "were not given to the file that needed them",
+                 (unsigned long long)(after.flushes[WC_WHY_FULL] -
+                                      before.flushes[WC_WHY_FULL]));
+    cr_expect_eq(after.through, before.through);
+    for (int k = 0; k < 4; k++)
+        cr_assert_eq(wc_file_put(fs[k]), 0);
+    cr_assert_eq(wc_cache_close(c), 0);
+    static char got[4096];
+    for (int k = 0; k < 4; k++) {
+        long n = k < 3 ? 140 : 440;
+        for (long i = 0; i < n; i++) {
+            memset(page, k < 3 ? 'a' + k : 'A' + (int)(i % 26), sizeof page);
+            cr_assert_eq(pread(fds[k], got, sizeof got, i * 4096), 4096);
+            cr_assert_eq(memcmp(got, page, sizeof page), 0, "file %d page %ld",
+                         k, i);
+        }
+        close(fds[k]);
+    }
+}
