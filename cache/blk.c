@@ -52,9 +52,9 @@ static int inside(const struct wc_blk_thr *o, const struct wc_blk *b)
 }
 
 /* Wait for the owner o to leave b: a section is a copy and a few stores
- * (invariant (2)), but its thread may be preempted in it, or, in a
- * description's section, be writing back under pressure: spin, then
- * yield, then sleep. */
+ * (invariant (2): the fast write makes no system call, not even the
+ * dirty limit's write-back), but its thread may be preempted in it:
+ * spin, then yield, then sleep. */
 static void wait_out(const struct wc_blk_thr *o, const struct wc_blk *b)
 {
     for (unsigned i = 0; inside(o, b); i++) {

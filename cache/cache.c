@@ -340,15 +340,22 @@ static int flush_file(struct wc_file *f, enum wc_reason why, int intruding)
 }
 
 static int intrude(struct wc_cache *c);
+static void intrude_end(struct wc_cache *c, int intruding);
 
-/* Flush all files; release orphans that became clean. Caller is inside.
- * With threads (and the barrier registered), one intrusion for the pass:
- * the owners keep their files' bias. */
+/* A pass over every file by a program thread: with threads (and the
+ * barrier registered), one intrusion for the pass, and the owners keep
+ * their files' bias. Returns `intruding` for file_lock and intrude_end. */
+static int pass_begin(struct wc_cache *c)
+{
+    return c->solo && !__atomic_load_n(c->solo, __ATOMIC_RELAXED) &&
+           intrude(c) == 0;
+}
+
+/* Flush all files; release orphans that became clean. Caller is inside. */
 int wc_flush_all_entered(struct wc_cache *c, enum wc_reason why)
 {
     int first = 0;
-    int intruding = c->solo && !__atomic_load_n(c->solo, __ATOMIC_RELAXED) &&
-                    intrude(c) == 0;
+    int intruding = pass_begin(c);
     for (uint32_t i = 0, hi = wc_files_hi(c); i < hi; i++) {
         struct wc_file *f = &c->files[i];
         if (!__atomic_load_n(&f->live, __ATOMIC_RELAXED))
@@ -366,8 +373,7 @@ int wc_flush_all_entered(struct wc_cache *c, enum wc_reason why)
         }
         wc_blk_unlock(&f->lock);
     }
-    if (intruding && !__atomic_load_n(&c->intrude_stuck, __ATOMIC_RELAXED))
-        __atomic_sub_fetch(&c->intruders, 1, __ATOMIC_RELEASE);
+    intrude_end(c, intruding);
     /* Give memory back only when free blocks are well above need: twice
      * what is in use (and at least 4 chunks); keep as many as in use.
      * Only from the deadline flusher (and explicit flushes): never when
@@ -431,6 +437,13 @@ static int intrude(struct wc_cache *c)
     return -1;
 }
 
+/* The intrusion is over (unless the barrier was refused: it stays). */
+static void intrude_end(struct wc_cache *c, int intruding)
+{
+    if (intruding && !__atomic_load_n(&c->intrude_stuck, __ATOMIC_RELAXED))
+        __atomic_sub_fetch(&c->intruders, 1, __ATOMIC_RELEASE);
+}
+
 int wc_cache_flush_expired(struct wc_cache *c, uint64_t max_age_ns)
 {
     if (!wc_engine_enter())
@@ -456,8 +469,7 @@ int wc_cache_flush_expired(struct wc_cache *c, uint64_t max_age_ns)
         if (r < 0 && !first)
             first = r;
     }
-    if (intruding && !__atomic_load_n(&c->intrude_stuck, __ATOMIC_RELAXED))
-        __atomic_sub_fetch(&c->intruders, 1, __ATOMIC_RELEASE);
+    intrude_end(c, intruding);
     wc_engine_leave();
     return first;
 }
@@ -505,9 +517,7 @@ int wc_cache_close(struct wc_cache *c)
      * a replay, its records untouched; only a clean cache removes it (one
      * function decides). */
     int keep = !wc_cache_may_remove(c);
-    int intruding = !keep && c->solo &&
-                    !__atomic_load_n(c->solo, __ATOMIC_RELAXED) &&
-                    intrude(c) == 0;
+    int intruding = !keep && pass_begin(c);
     for (uint32_t i = 0, hi = wc_files_hi(c); i < hi; i++) {
         struct wc_file *f = &c->files[i];
         if (!f->live)
@@ -525,8 +535,7 @@ int wc_cache_close(struct wc_cache *c)
         wc_unlock(&c->lock);
         wc_blk_unlock(&f->lock);
     }
-    if (intruding && !__atomic_load_n(&c->intrude_stuck, __ATOMIC_RELAXED))
-        __atomic_sub_fetch(&c->intruders, 1, __ATOMIC_RELEASE);
+    intrude_end(c, intruding);
     /* Data that could not be written back stays in the backing file for
      * a replay (wc_cache_may_remove); only a clean cache removes it. */
     size_t pages_len = (size_t)c->store.nblocks * sizeof *c->pages;

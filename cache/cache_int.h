@@ -383,6 +383,16 @@ static inline uint8_t *wc_page_data(struct wc_cache *c,
 
 /* ---- a file's life (file.c) ----------------------------------------- */
 
+/* Give the blocks f keeps for its next pages (f->stash) back to the
+ * store; returns how many. Caller holds f->lock and c->lock. */
+static inline int wc_file_stash_free(struct wc_cache *c, struct wc_file *f)
+{
+    int n = (int)f->nstash;
+    while (f->nstash)
+        wc_store_free(&c->store, f->stash[--f->nstash]);
+    return n;
+}
+
 /* Drop every page of f without writing anything. Caller holds f->lock. */
 void wc_file_drop_pages(struct wc_file *f);
 

@@ -84,8 +84,7 @@ void wc_file_drop_pages(struct wc_file *f)
 void wc_file_release(struct wc_cache *c, struct wc_file *f)
 {
     wc_file_fold(&c->totals, f);
-    while (f->nstash)           /* the file's recycled blocks: back */
-        wc_store_free(&c->store, f->stash[--f->nstash]);
+    wc_file_stash_free(c, f);   /* the file's recycled blocks: back */
     HASH_CLEAR(hh, f->pages);
     if (f->wb_fd >= 0)
         wc_engine_fd_close(c, f->wb_fd);

@@ -157,10 +157,7 @@ static int steal_stashes(struct wc_cache *c, struct wc_file *self)
         if (g == self || !__atomic_load_n(&g->live, __ATOMIC_ACQUIRE) ||
             !wc_blk_trylock(&g->lock))
             continue;
-        while (g->nstash) {
-            wc_store_free(&c->store, g->stash[--g->nstash]);
-            got++;
-        }
+        got += wc_file_stash_free(c, g);
         wc_blk_unlock(&g->lock);
     }
     return got;

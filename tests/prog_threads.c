@@ -194,6 +194,17 @@ static void *worker(void *arg)
     return NULL;
 }
 
+/* nthreads threads running fn(t), t = 0..nthreads-1; returns when all
+ * have ended. */
+static void run_all(void *(*fn)(void *))
+{
+    pthread_t th[64];
+    for (int t = 0; t < nthreads; t++)
+        pthread_create(&th[t], NULL, fn, (void *)(long)t);
+    for (int t = 0; t < nthreads; t++)
+        pthread_join(th[t], NULL);
+}
+
 /* handover (the header): one round's writer. */
 #define HANDOVER_RECS 1000
 static void *handover_writer(void *arg)
@@ -253,11 +264,7 @@ static int handover(void)
             perror(path);
             return 1;
         }
-        pthread_t th[64];
-        for (int t = 0; t < nthreads; t++)
-            pthread_create(&th[t], NULL, handover_writer, (void *)(long)t);
-        for (int t = 0; t < nthreads; t++)
-            pthread_join(th[t], NULL);
+        run_all(handover_writer);
         if (close(shared_fd) != 0)
             bad();
         if (handover_check(path) < 0)
@@ -353,11 +360,7 @@ static int cell(char **argv, const char *path)
 static int inherited(void)
 {
     shared_fd = 1;
-    pthread_t th[64];
-    for (int t = 0; t < nthreads; t++)
-        pthread_create(&th[t], NULL, worker, (void *)(long)t);
-    for (int t = 0; t < nthreads; t++)
-        pthread_join(th[t], NULL);
+    run_all(worker);
     if (fflush(stdout) != 0)
         bad();
     dprintf(2, "errors %d\n", errors);

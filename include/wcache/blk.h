@@ -153,17 +153,29 @@ static inline const void *wc_blk_self(void)
     return &wc_blk_tag;
 }
 
-/* Take b's mutex; revoke a bias another thread holds (invariant (1)). */
-static inline void wc_blk_lock(struct wc_blk *b)
+/* b's owner if another thread (caller holds b's mutex), else NULL. */
+static inline struct wc_blk_thr *wc_blk_other(const struct wc_blk *b)
 {
-    wc_lock(&b->m);
     struct wc_blk_thr *o = __atomic_load_n(&b->bias, __ATOMIC_RELAXED);
-    if (__builtin_expect(o != NULL, 0) && o != wc_blk_me)
-        wc_blk_revoke(b, 1);
+    return __builtin_expect(o != NULL, 0) && o != wc_blk_me ? o : NULL;
+}
+
+/* The mutex is this thread's now: a run by another thread is broken. */
+static inline void wc_blk_taken(struct wc_blk *b)
+{
     if (b->last != wc_blk_self()) {
         b->last = wc_blk_self();
         b->run = 0;
     }
+}
+
+/* Take b's mutex; revoke a bias another thread holds (invariant (1)). */
+static inline void wc_blk_lock(struct wc_blk *b)
+{
+    wc_lock(&b->m);
+    if (wc_blk_other(b))
+        wc_blk_revoke(b, 1);
+    wc_blk_taken(b);
 }
 
 /* Try b's mutex: 1 taken, 0 busy or owned by a thread inside it (which
@@ -172,17 +184,13 @@ static inline int wc_blk_trylock(struct wc_blk *b)
 {
     if (!wc_lock_try(&b->m))
         return 0;
-    struct wc_blk_thr *o = __atomic_load_n(&b->bias, __ATOMIC_RELAXED);
-    if (__builtin_expect(o != NULL, 0) && o != wc_blk_me &&
-        wc_blk_revoke(b, 0) < 0) {
+    struct wc_blk_thr *o = wc_blk_other(b);
+    if (o && wc_blk_revoke(b, 0) < 0) {
         __atomic_store_n(&b->bias, o, __ATOMIC_RELAXED);
         wc_unlock(&b->m);
         return 0;
     }
-    if (b->last != wc_blk_self()) {
-        b->last = wc_blk_self();
-        b->run = 0;
-    }
+    wc_blk_taken(b);
     return 1;
 }
 
