@@ -159,7 +159,7 @@ static int probe_fault_extends(struct wc_store *s)
 static void cache_free(struct wc_cache *c, uint32_t nfiles)
 {
     wc_big_free(c->files, nfiles * sizeof *c->files);
-    wc_big_free(c->batches, 2 * (size_t)nfiles * sizeof *c->batches);
+    wc_big_free(c->batches, 3 * (size_t)nfiles * sizeof *c->batches);
     wc_big_free(c, sizeof *c);
 }
 
@@ -187,13 +187,14 @@ int wc_cache_open(struct wc_cache **out, const struct wc_config *cfg)
      * the store's size. */
     c->pages = wc_big_alloc(nblocks * sizeof *c->pages);
     c->files = wc_big_alloc(nfiles * sizeof *c->files);
-    c->batches = wc_big_alloc(2 * (size_t)nfiles * sizeof *c->batches);
+    c->batches = wc_big_alloc(3 * (size_t)nfiles * sizeof *c->batches);
     if (!c->pages || !c->files || !c->batches) {
         wc_big_free(c->pages, nblocks * sizeof *c->pages);
         cache_free(c, nfiles);
         return -ENOMEM;
     }
     c->fds = cfg->fds ? cfg->fds : &wc_engine_fds_default;
+    c->bg_page_ns = cfg->bg_page_ns ? cfg->bg_page_ns : WC_ASYNC_PAGE_NS;
 #ifndef __SANITIZE_THREAD__
     /* The one writer's entry needs the flusher's barrier (cache_int.h),
      * the biased locks a revoker's (wcache/blk.h invariant (3)). */
@@ -259,9 +260,13 @@ void wc_cache_unlock_all(struct wc_cache *c)
     wc_in_engine = 0;
     c->lock.v = 0;
     hash_lock.v = 0;
+    c->aq_lock.v = 0;
+    c->aq = NULL;
+    c->aq_kick = NULL;                  /* no flusher here */
     for (uint32_t i = 0, hi = wc_files_hi(c); i < hi; i++) {
         wc_blk_reset(&c->files[i].lock);
         c->files[i].solo_busy = 0;
+        wc_async_forget(&c->files[i]);  /* its writer is not here */
     }
     /* A write cut short by the exit: it never returned, and must not
      * appear in part. Bytes past the old size are not written back. */
@@ -512,6 +517,9 @@ int wc_cache_close(struct wc_cache *c)
 {
     if (!wc_engine_enter())
         return -EDEADLK;
+    /* Writers write back themselves from now on: the pass below settles
+     * every batch handed over, and no other is (async.c (5)). */
+    __atomic_store_n(&c->aq_kick, NULL, __ATOMIC_RELEASE);
     int r = wc_flush_all_entered(c, WC_WHY_EXIT);
     /* Data that could not be written back stays in the backing file for
      * a replay, its records untouched; only a clean cache removes it (one

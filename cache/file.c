@@ -73,6 +73,7 @@ void wc_file_fold(struct wc_stats *t, struct wc_file *f)
 /* Drop every page of f (no write-back). Caller holds f->lock. */
 void wc_file_drop_pages(struct wc_file *f)
 {
+    wc_async_settle(f);                 /* async.c (1) */
     struct wc_page *p, *tmp;
     HASH_ITER(hh, f->pages, p, tmp) wc_page_drop(f, p);
     f->dirty = NULL;
@@ -155,7 +156,7 @@ struct wc_file *wc_file_get_known(struct wc_cache *c, int fd,
         f->cache = c;
         f->wb_fd = -1;
         f->seek_fd = -1;
-        f->batch = &c->batches[2 * i];
+        f->batch = &c->batches[3 * i];
         f->append_from = WC_NO_APPEND;
         __atomic_store_n(&c->files_hi, i + 1, __ATOMIC_RELEASE);
     }
@@ -450,6 +451,7 @@ int wc_file_truncate(struct wc_file *f, off_t size)
     if (!wc_engine_enter())
         return -EDEADLK;
     wc_blk_lock(&f->lock);
+    wc_async_settle(f);                 /* async.c (1) */
     wc_size_fresh(f);
     int r = 0;
     /* Growing the file exposes its new bytes: the data written below the

@@ -57,6 +57,15 @@ static struct wc_page *sort_pages(struct wc_page *list, uint32_t n)
 }
 
 
+void wc_flush_sort(struct wc_file *f)
+{
+    uint32_t n = 0;         /* the list itself is the truth */
+    for (struct wc_page *p = f->dirty; p; p = p->dnext)
+        n++;
+    f->ndirty = n;
+    f->dirty = sort_pages(f->dirty, n);
+}
+
 /* Write the batch, resuming after short writes and EINTR; clear what was
  * written from the block records. `append`: at the end of file, whatever
  * its size now (RWF_APPEND), for a run of appended bytes. Returns 0 or
@@ -100,6 +109,7 @@ static int issue(struct wc_file *f, struct wc_batch *bt, int append)
             break;
         }
         __atomic_fetch_add(&c->totals.wb_bytes, (uint64_t)w, __ATOMIC_RELAXED);
+        f->wb_bytes += (uint64_t)w;
         f->changed = 1;
         pos += (uint64_t)w;
         if (!append && pos > f->slot->disk_size)
@@ -156,12 +166,45 @@ static int add(struct wc_file *f, struct wc_batch *bt, struct wc_page *p,
     return 0;
 }
 
+uint32_t wc_flush_clean(struct wc_file *f)
+{
+    struct wc_cache *c = f->cache;
+    /* Pages with nothing left to write leave the dirty list. Ranges past
+     * i_size (none should exist) are dropped with them. */
+    uint32_t cleaned = 0;
+    struct wc_page **pp = &f->dirty;
+    while (*pp) {
+        struct wc_page *p = *pp;
+        struct wc_brec *rec = wc_page_rec(c, p);
+        if (rec->nr && (p->index << WC_PAGE_SHIFT) + rec->lo[0] >= f->slot->size)
+            rec->nr = 0;
+        if (rec->nr) {
+            pp = &p->dnext;
+            continue;
+        }
+        *pp = p->dnext;
+        p->dirty = 0;
+        p->dnext = NULL;
+        cleaned++;
+        if (f->recycle &&                               /* invariant (6) */
+            (p->index + 1) << WC_PAGE_SHIFT <= f->slot->size)
+            wc_page_drop(f, p);
+        else
+            wc_page_cleaned(f, p);
+    }
+    f->ndirty -= cleaned;
+    f->wr_since = 0;
+    __atomic_fetch_sub(&c->dirty_pages, cleaned, __ATOMIC_RELAXED);
+    return cleaned;
+}
+
 int wc_flush_below(struct wc_file *f, enum wc_reason why, uint64_t limit)
 {
     struct wc_cache *c = f->cache;
     struct wc_batch *bt = &f->batch[0], *ab = &f->batch[1];
     int r = 0;
 
+    wc_async_settle(f);                 /* async.c (3): nothing in flight */
     if (limit > f->slot->size)
         limit = f->slot->size;
     if (!wc_file_dirty(f)) {
@@ -173,11 +216,7 @@ int wc_flush_below(struct wc_file *f, enum wc_reason why, uint64_t limit)
     int saved_errno = errno;            /* the answer is r, not errno */
     /* The appended run goes to the real end of file, in one call. */
     uint64_t abase = limit == f->slot->size ? f->append_from : WC_NO_APPEND;
-    uint32_t n = 0;         /* the list itself is the truth */
-    for (struct wc_page *p = f->dirty; p; p = p->dnext)
-        n++;
-    f->ndirty = n;
-    f->dirty = sort_pages(f->dirty, n);
+    wc_flush_sort(f);
     bt->n = ab->n = 0;
     bt->start = bt->end = ab->start = ab->end = 0;
     wc_disk_busy(f);                            /* format.h (5) */
@@ -230,32 +269,7 @@ int wc_flush_below(struct wc_file *f, enum wc_reason why, uint64_t limit)
         appended = r == 0;
     }
 
-    /* Pages with nothing left to write leave the dirty list. Ranges past
-     * i_size (none should exist) are dropped with them. */
-    uint32_t cleaned = 0;
-    struct wc_page **pp = &f->dirty;
-    while (*pp) {
-        struct wc_page *p = *pp;
-        struct wc_brec *rec = wc_page_rec(c, p);
-        if (rec->nr && (p->index << WC_PAGE_SHIFT) + rec->lo[0] >= f->slot->size)
-            rec->nr = 0;
-        if (rec->nr) {
-            pp = &p->dnext;
-            continue;
-        }
-        *pp = p->dnext;
-        p->dirty = 0;
-        p->dnext = NULL;
-        cleaned++;
-        if (f->recycle &&                               /* invariant (6) */
-            (p->index + 1) << WC_PAGE_SHIFT <= f->slot->size)
-            wc_page_drop(f, p);
-        else
-            wc_page_cleaned(f, p);
-    }
-    f->ndirty -= cleaned;
-    f->wr_since = 0;
-    __atomic_fetch_sub(&c->dirty_pages, cleaned, __ATOMIC_RELAXED);
+    uint32_t cleaned = wc_flush_clean(f);
 
     if (appended) {
         /* Where did the run land? If others appended to (or truncated) the

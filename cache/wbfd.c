@@ -15,8 +15,9 @@
  *   (3) f->wb_fd writes at chosen offsets: a dup of the program's
  *       description when RWF_NOAPPEND overrides O_APPEND per write
  *       (f->wb_src >= 0), else a description of its own without O_APPEND.
- * Locks: f->lock covers every use and change of f->wb_fd; c->lock covers
- * the store's descriptor.
+ * Locks: f->lock covers every use and change of f->wb_fd (a batch written
+ * in the background uses the number it was posted with, and is settled
+ * before any change: async.c (1)); c->lock covers the store's descriptor.
  */
 #include <fcntl.h>
 #include <linux/kcmp.h>
@@ -144,6 +145,7 @@ static int shares_description(struct wc_file *f, int fd)
  * Caller holds f->lock. */
 static void own_description(struct wc_file *f)
 {
+    wc_async_settle(f);     /* async.c (1): a batch may be writing on it */
     int t = reopen_high(f->cache, f->wb_fd);
     if (t < 0)
         return;
@@ -203,6 +205,7 @@ int wc_cache_fd_move(struct wc_cache *c, int fd)
     wc_unlock(&c->lock);
     struct wc_file *f = r == -ENOENT ? file_by_wb_fd(c, fd) : NULL;
     if (f) {
+        wc_async_settle(f); /* async.c (1): a batch may be writing on fd */
         int n = c->fds->place(fd);
         if (n >= 0) {
             f->wb_fd = n;           /* same description: wb_src stays */

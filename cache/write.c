@@ -200,6 +200,7 @@ static __attribute__((noinline)) void gain_verdict(struct wc_file *f)
 static ssize_t write_through(struct wc_file *f, struct uiter *it, uint64_t pos,
                              int append, off_t *where)
 {
+    wc_async_settle(f);     /* async.c (1): the pages change under it */
     int failed = f->state == WC_FS_FAILED;
     if (!failed) {
         int r = wc_flush_locked(f, WC_WHY_BYPASS);
@@ -291,7 +292,10 @@ static void mark_dirty(struct wc_file *f, struct wc_page *p)
 static int recycle_flush(struct wc_file *f)
 {
     f->recycle = 1;
+    wc_async_settle(f);         /* not timed: the flusher's batch */
+    uint64_t t = wc_now_ns(), b = f->wb_bytes;
     int r = wc_flush_locked(f, WC_WHY_PRESSURE);
+    wc_async_measure(f, wc_now_ns() - t, f->wb_bytes - b);
     f->recycle = 0;
     return r;
 }
@@ -340,7 +344,7 @@ static ssize_t write_iter(struct wc_file *f, struct uiter *it, off_t pos_in,
 {
     struct wc_cache *c = f->cache;
     size_t written = 0, chunk = WC_PAGE_SIZE;
-    int stalls = 0, faulted = 0, early = 0;
+    int stalls = 0, faulted = 0, early = 0, stream = 0;
     ssize_t ret;
 
     if (!wc_engine_enter())
@@ -434,6 +438,10 @@ static ssize_t write_iter(struct wc_file *f, struct uiter *it, off_t pos_in,
                 faulted = (int)t;
             break;
         }
+        if (__builtin_expect(p->wb, 0)) {
+            wc_async_settle(f);         /* async.c (1): written first */
+            continue;                   /* the page may be gone now */
+        }
         struct wc_brec *rec = wc_page_rec(c, p);
         if (rec->nr == WC_RANGES) {
             /* No room for another range: write this file back first. */
@@ -516,13 +524,17 @@ static ssize_t write_iter(struct wc_file *f, struct uiter *it, off_t pos_in,
         ret = it->count ? -EFAULT : 0;
     }
     if (f->seq_pages >= WC_STREAM_PAGES && f->append_from == WC_NO_APPEND) {
-        /* A stream: write it back now (an error is kept for fsync and
-         * close, as with the dirty limit's flush below). Appends have
-         * their own run limit above. */
+        /* A stream: its completed pages go to the flusher, or are
+         * written back now (an error is kept for fsync and close, as
+         * with the dirty limit's flush below). Appends have their own
+         * run limit above. */
         f->seq_pages = 0;
-        early = 1;
+        early = stream = 1;
+    } else if (f->as.due && wc_async_done(f)) {
+        early = stream = 1;     /* the batch in flight is written: next */
     } else if (written && 2 * (uint64_t)++f->wr_since < 3 * (uint64_t)f->ndirty &&
-               f->ndirty >= WC_SCATTER_PAGES) {
+               f->ndirty >= WC_SCATTER_PAGES && !f->as.due &&
+               __atomic_load_n(&f->as.state, __ATOMIC_RELAXED) == WC_AS_IDLE) {
         /* Scattered writes, rarely to the same page again: write them
          * back now, on recycled blocks, rather than fault in fresh ones;
          * the next ones go to the kernel (f->scattered, above). */
@@ -537,7 +549,7 @@ out:
      * writes back after a signal handler's _exit either undoes an
      * unfinished write (wc_cache_unlock_all) or counts a finished one,
      * never finds a part of it already on disk. */
-    if (early)
+    if (early && (!stream || wc_async_stream(f) < 0))
         recycle_flush(f);
     write_leave(f, locked, 1);
     return ret;

@@ -153,6 +153,12 @@ int wc_config_load(struct wc_shim_config *cfg, const char *(*get)(const char *),
                        "microseconds, from 0 to 10000000");
         cfg->setup_ns = n * 1000;
     }
+    if ((v = get("WCACHE_BACKGROUND_NS")) && *v) {
+        if (parse_uint(v, 1000000000, &n))
+            return bad("WCACHE_BACKGROUND_NS", v,
+                       "nanoseconds a page, from 0 (always) to 1000000000");
+        cfg->cache.bg_page_ns = n ? (long)n : -1;
+    }
     if ((v = get("WCACHE_INHERITED"))) {
         if (parse_bool(v, &cfg->inherited))
             return bad("WCACHE_INHERITED", v, "0 or 1");

@@ -1,14 +1,17 @@
 /*
- * flusher.c - the deadline flusher: a thread that writes back what has
- * been dirty for half of WCACHE_FLUSH_MS (the kernel's flusher threads, in
- * user space), and reaps the crash guard's intermediate child.
+ * flusher.c - the flusher: a thread that writes back the batches of
+ * completed pages streams hand over (cache/async.c) while the program
+ * goes on writing, and what has been dirty for half of WCACHE_FLUSH_MS
+ * (the kernel's flusher threads, in user space), and reaps the crash
+ * guard's intermediate child.
  *
  * Invariants:
  *   (1) The flusher thread has every signal blocked and calls only
- *       wc_cache_flush_expired: data is on disk at most about
- *       WCACHE_FLUSH_MS after it was written, even while the program
- *       sleeps. It ends when the program's threads have all ended, so
- *       that glibc's "last thread calls exit(0)" still ends the process.
+ *       wc_cache_async_run and wc_cache_flush_expired: data is on disk at
+ *       most about WCACHE_FLUSH_MS after it was written, even while the
+ *       program sleeps. It ends when the program's threads have all
+ *       ended, so that glibc's "last thread calls exit(0)" still ends the
+ *       process.
  *   (2) It is started with the cache, by the write that first caches a
  *       file (fdtab.c invariant (6)), and never inside one of the
  *       program's signal handlers, where pthread_create (malloc, glibc's
@@ -29,6 +32,10 @@
  *       left its loop (wc_flusher_stop), so that it makes no call of its
  *       own after the program's next one (a seccomp filter on every
  *       thread).
+ *   (4) Batches are taken from the cache only while this thread runs its
+ *       loop (wc_cache_async with the kick, then NULL as it leaves, after
+ *       which it writes what was handed over): with no flusher, a
+ *       stream's writer writes its pages back itself, as before.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -53,42 +60,90 @@
 static int g_flusher_tid, g_flusher_starting;
 /* Set by the flusher as it leaves its loop for good (atomic). */
 static int g_flusher_left;
-/* What the flusher waits on for one period between its ticks (never
- * changed: the wait always times out). */
-static int g_sleep;
+/* What the flusher sleeps on between its ticks: 1 when there is work
+ * before the next tick (a batch handed over, or the stop), atomic. */
+static int g_kick;
+
+/* The engine has handed over a batch (cache/async.c): wake the flusher
+ * unless it is already awake. One system call per batch of up to 128
+ * pages, none while the flusher is busy. */
+static void flusher_kick(void)
+{
+    if (!__atomic_exchange_n(&g_kick, 1, __ATOMIC_ACQ_REL))
+        wc_raw_syscall(SYS_futex, (long)&g_kick, FUTEX_WAKE_PRIVATE, 1, 0,
+                       0, 0);
+}
+
+static uint64_t mono_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+/* Write the batches the program's threads handed over (invariant (4)). */
+static void run_batches(struct wc_cache *c)
+{
+    wc_depth = 1;
+    wc_cache_async_run(c);
+    wc_depth = 0;
+}
 
 static void *flusher_main(void *arg)
 {
     (void)arg;
-    uint64_t period_ms = wc_cfg.flush_ms / 4 ? wc_cfg.flush_ms / 4 : 1;
+    uint64_t period_ns = (wc_cfg.flush_ms / 4 ? wc_cfg.flush_ms / 4 : 1) *
+                         1000000ull;
     uint64_t age_ns = wc_cfg.flush_ms * 1000000ull / 2;
-    struct timespec ts = {(time_t)(period_ms / 1000),
-                          (long)(period_ms % 1000) * 1000000};
     /* Look for the program's end about every 250 ms (it costs a read of
      * /proc/self/stat), whatever the period. */
-    uint64_t look_every = period_ms < 250 ? 250 / period_ms : 1, wakes = 0;
+    uint64_t look_ns = period_ns < 250000000u ? 250000000u : period_ns;
+    uint64_t next_tick = mono_ns() + period_ns, next_look = next_tick;
+    struct wc_cache *c = NULL;          /* the one batches are taken from */
     __atomic_store_n(&g_flusher_tid, (int)REAL(syscall)(SYS_gettid),
                      __ATOMIC_RELEASE);
     prctl(PR_SET_NAME, "wcache-flush");
     /* WC_ST_VFORK: a vfork child runs in this memory a while (proc.c
      * invariant (7)); the engine is the parent's, and stays its. */
     while (wc_state == WC_ST_ON || wc_state == WC_ST_VFORK) {
-        wc_guard_reap();
-        wc_raw_syscall(SYS_futex, (long)&g_sleep, FUTEX_WAIT_PRIVATE, 0,
-                       (long)&ts, 0, 0);
+        wc_guard_reap();        /* at once: nobody else may see that child */
+        if (!c && (c = __atomic_load_n(&wc_cachep, __ATOMIC_ACQUIRE)))
+            wc_cache_async(c, flusher_kick);
+        uint64_t now = mono_ns();
+        if (now < next_tick && !__atomic_load_n(&g_kick, __ATOMIC_ACQUIRE)) {
+            uint64_t d = next_tick - now;
+            struct timespec ts = {(time_t)(d / 1000000000u),
+                                  (long)(d % 1000000000u)};
+            wc_raw_syscall(SYS_futex, (long)&g_kick, FUTEX_WAIT_PRIVATE, 0,
+                           (long)&ts, 0, 0);
+        }
+        __atomic_store_n(&g_kick, 0, __ATOMIC_RELEASE);
         if (wc_state != WC_ST_ON && wc_state != WC_ST_VFORK)
             break;
+        if (c)
+            run_batches(c);
+        if ((now = mono_ns()) < next_tick)
+            continue;
+        next_tick = now + period_ns;
         /* main called pthread_exit and every other program thread has
          * ended: glibc calls exit(0) when the last thread ends, and that
          * is this one now (the destructor then flushes). */
-        if (++wakes % look_every == 0 && wc_program_threads_gone())
-            break;
-        struct wc_cache *c = __atomic_load_n(&wc_cachep, __ATOMIC_ACQUIRE);
+        if (now >= next_look) {
+            next_look = now + look_ns;
+            if (wc_program_threads_gone())
+                break;
+        }
         if (!c)
             continue;           /* none: it starts with the cache (2) */
         wc_depth = 1;
         wc_cache_flush_expired(c, age_ns);
         wc_depth = 0;
+    }
+    if (c) {
+        /* Writers write back themselves from now on; what they handed
+         * over is written before the program's next call (3). */
+        wc_cache_async(c, NULL);
+        run_batches(c);
     }
     wc_guard_reap();
     __atomic_store_n(&g_flusher_left, 1, __ATOMIC_RELEASE);
@@ -99,7 +154,8 @@ void wc_flusher_stop(void)
 {
     if (!wc_flusher_tid())
         return;
-    wc_raw_syscall(SYS_futex, (long)&g_sleep, FUTEX_WAKE_PRIVATE, 1, 0, 0, 0);
+    __atomic_store_n(&g_kick, 1, __ATOMIC_RELEASE);
+    wc_raw_syscall(SYS_futex, (long)&g_kick, FUTEX_WAKE_PRIVATE, 1, 0, 0, 0);
     struct timespec ms = {0, 1000000};
     for (int i = 0; i < 1000 && !__atomic_load_n(&g_flusher_left,
                                                  __ATOMIC_ACQUIRE); i++)
@@ -228,6 +284,7 @@ void wc_flusher_after_fork(void)
     WC_RESET(g_flusher_tid, 0);
     WC_RESET(g_flusher_starting, 0);
     WC_RESET(g_flusher_left, 0);
+    WC_RESET(g_kick, 0);
     WC_RESET(wc_flusher_deferred, 0);
     WC_RESET(g_tries, 0);
 }

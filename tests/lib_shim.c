@@ -139,11 +139,16 @@ static double now_s(void)
  * The library in it, or asked for in spec->env, caches files from their
  * open (WCACHE_MIN_WRITES=0) and makes its cache at once
  * (WCACHE_SETUP_US=0), so that a test of the cache's rules can make few
- * writes; a test of the default sets them itself ("" is the default). */
+ * writes; a test of the default sets them itself ("" is the default).
+ * With WCT_BACKGROUND=1 in the test's own environment (make test's second
+ * pass of the shim suites), every stream's write-back goes to the flusher
+ * thread (WCACHE_BACKGROUND_NS=0), which fast local file systems would
+ * otherwise never see (cache/async.c). */
 static char **child_env(const struct wct_spec *spec)
 {
     size_t n = 0, extra = 0;
-    int preload = spec->shim, min_given = 0, setup_given = 0;
+    int preload = spec->shim, min_given = 0, setup_given = 0, bg_given = 0;
+    const char *bg = getenv("WCT_BACKGROUND");
     while (environ[n])
         n++;
     while (spec->env && spec->env[extra]) {
@@ -153,9 +158,11 @@ static char **child_env(const struct wct_spec *spec)
             min_given = 1;
         if (!strncmp(spec->env[extra], "WCACHE_SETUP_US=", 16))
             setup_given = 1;
+        if (!strncmp(spec->env[extra], "WCACHE_BACKGROUND_NS=", 21))
+            bg_given = 1;
         extra++;
     }
-    char **env = calloc(n + extra + 4, sizeof *env);
+    char **env = calloc(n + extra + 5, sizeof *env);
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         if (strncmp(environ[i], "LD_PRELOAD=", 11) == 0 ||
@@ -171,6 +178,8 @@ static char **child_env(const struct wct_spec *spec)
         env[k++] = (char *)"WCACHE_MIN_WRITES=0";
     if (preload && !setup_given)
         env[k++] = (char *)"WCACHE_SETUP_US=0";
+    if (preload && !bg_given && bg && !strcmp(bg, "1"))
+        env[k++] = (char *)"WCACHE_BACKGROUND_NS=0";
     env[k] = NULL;
     return env;
 }

@@ -386,12 +386,13 @@ Test(tsan, symbolizer_reads_before_shim_starts)
 
 /* prog_threads MODE DIR THREADS RECORDS under the sanitizer: exit 0, no
  * report, "errors 0" (its own checks). */
-static void tsan_threads_env(const char *mode, const char *extra)
+static void tsan_threads_recs(const char *mode, const char *extra,
+                              const char *recs)
 {
     require_tsan();
     wct_require_prog(TSAN_PROG("prog_threads"));
     char *dir = subdir(extra ? "adopt" : mode);
-    const char *argv[] = {TSAN_PROG("prog_threads"), mode, dir, "4", "2000",
+    const char *argv[] = {TSAN_PROG("prog_threads"), mode, dir, "4", recs,
                           NULL};
     const char *env[] = {"LD_PRELOAD=" TSAN_SO, TSAN_ENV, tsan_dir(), extra,
                          NULL};
@@ -404,6 +405,11 @@ static void tsan_threads_env(const char *mode, const char *extra)
     cr_expect(strstr(res.out, "errors 0"), "%s: %.300s", mode, res.out);
     wct_result_free(&res);
     free(dir);
+}
+
+static void tsan_threads_env(const char *mode, const char *extra)
+{
+    tsan_threads_recs(mode, extra, "2000");
 }
 
 static void tsan_threads(const char *mode)
@@ -426,6 +432,15 @@ Test(tsan, threads_cell_reserves_and_settles) { tsan_threads("cell"); }
 Test(tsan, threads_pwrite) { tsan_threads("pwrite"); }
 Test(tsan, threads_separate_files) { tsan_threads("separate"); }
 Test(tsan, threads_caching_stops) { tsan_threads("uring"); }
+/* Every stream's write-back to the flusher thread (cache/async.c), files
+ * long enough for batches (20000 records of 64 bytes a thread): posts,
+ * the flusher's writes, settles and reaps under the sanitizer. */
+Test(tsan, threads_background_write_back)
+{
+    tsan_threads_recs("separate", "WCACHE_BACKGROUND_NS=0", "20000");
+    tsan_threads_recs("pwrite", "WCACHE_BACKGROUND_NS=0", "20000");
+    tsan_threads_recs("late", "WCACHE_BACKGROUND_NS=0", "20000");
+}
 
 /* prog_sigstorm PATH MODE SECONDS MAXRECORDS under the sanitizer (which
  * delivers signals at its own points: the handler still writes while the
@@ -465,3 +480,7 @@ Test(tsan, sigstorm_cache_made_in_a_handler)
     tsan_storm_env("plain", "WCACHE_MIN_WRITES=");
 }
 Test(tsan, sigstorm_dup) { tsan_storm("dup"); }
+Test(tsan, sigstorm_background_write_back)
+{
+    tsan_storm_env("plain", "WCACHE_BACKGROUND_NS=0");
+}

@@ -56,6 +56,7 @@ struct run {
     const char *size;       /* WCACHE_SIZE, NULL: default */
     const char *flush_ms;   /* WCACHE_FLUSH_MS, NULL: default */
     const char *store;      /* WCACHE_DIR, NULL: dir */
+    int background;         /* WCACHE_BACKGROUND_NS=0 */
     /* results */
     long acked;             /* records acknowledged */
     int status;
@@ -149,6 +150,8 @@ static void start_writer(struct run *r)
             setenv("WCACHE_SIZE", r->size, 1);
         if (r->flush_ms)
             setenv("WCACHE_FLUSH_MS", r->flush_ms, 1);
+        if (r->background)
+            setenv("WCACHE_BACKGROUND_NS", "0", 1);
         execl(WCT_PROG("prog_killwriter"), "prog_killwriter", r->dir, seed,
               r->how, n, (char *)NULL);
         _exit(127);
@@ -305,30 +308,38 @@ static void setup(void)
     wct_require_prog(WCT_PROG("prog_killwriter"));
 }
 
-/* One writer killed with `sig` after a random number of records. */
-static void kill_once(const char *dir, uint64_t seed, int sig, int no_guard)
+/* Run the writer r describes (how "run"), kill it with r->sig, replay
+ * (the guard, or `wcache recover` without one) and check every record it
+ * acknowledged. */
+static void kill_run(struct run *r)
 {
-    struct run r = {.dir = dir, .seed = seed, .how = "run", .sig = sig,
-                    .kill_after = (long)(seed * 2654435761u % 400),
-                    .no_guard = no_guard};
-    run_writer(&r);
-    cr_assert(WIFSIGNALED(r.status) && WTERMSIG(r.status) == sig,
+    run_writer(r);
+    cr_assert(WIFSIGNALED(r->status) && WTERMSIG(r->status) == r->sig,
               "seed %llu: writer ended with status %#x",
-              (unsigned long long)seed, r.status);
-    if (no_guard) {
+              (unsigned long long)r->seed, r->status);
+    if (r->no_guard) {
         struct wct_result res;
-        const char *argv[] = {WCACHE_BIN, "recover", dir, NULL};
+        const char *argv[] = {WCACHE_BIN, "recover", r->dir, NULL};
         struct wct_spec s = {.argv = argv, .timeout_s = 60};
         cr_assert_eq(wct_run(&s, &res), 0);
         cr_assert(wct_ok(&res), "recover: %s\n%s%s", wct_status_str(&res),
                   res.out, res.err);
         wct_result_free(&res);
     }
-    wait_guard(dir);
+    wait_guard(r->dir);
     char what[64];
-    snprintf(what, sizeof what, "seed %llu sig %d", (unsigned long long)seed,
-             sig);
-    check_files(&r, what);
+    snprintf(what, sizeof what, "seed %llu sig %d",
+             (unsigned long long)r->seed, r->sig);
+    check_files(r, what);
+}
+
+/* One writer killed with `sig` after a random number of records. */
+static void kill_once(const char *dir, uint64_t seed, int sig, int no_guard)
+{
+    struct run r = {.dir = dir, .seed = seed, .how = "run", .sig = sig,
+                    .kill_after = (long)(seed * 2654435761u % 400),
+                    .no_guard = no_guard};
+    kill_run(&r);
 }
 
 Test(kill, sigkill_loop, .init = setup, .fini = wct_scratch_cleanup,
@@ -339,6 +350,25 @@ Test(kill, sigkill_loop, .init = setup, .fini = wct_scratch_cleanup,
     uint64_t base = (uint64_t)time(NULL);
     for (int i = 0; i < n; i++)
         kill_once(dir, base * 1000 + (uint64_t)i, SIGKILL, 0);
+}
+
+/* SIGKILL while the flusher writes a's batches in the background
+ * (cache/async.c): killed after 300 to 2,300 records (0.5 to 3.5 MB of
+ * a, a few batches), every acknowledged record must be in the files once
+ * the guard has replayed. */
+Test(kill, sigkill_during_background_write_back, .init = setup,
+     .fini = wct_scratch_cleanup, .timeout = 900)
+{
+    char *dir = wct_scratch("killbg");
+    int n = wct_shim_long() ? 200 : 20;
+    uint64_t base = (uint64_t)time(NULL);
+    for (int i = 0; i < n; i++) {
+        uint64_t seed = base * 1000 + (uint64_t)i;
+        struct run r = {.dir = dir, .seed = seed, .how = "run",
+                        .sig = SIGKILL, .background = 1,
+                        .kill_after = 300 + (long)(seed * 2654435761u % 2000)};
+        kill_run(&r);
+    }
 }
 
 Test(kill, unhandled_sigterm, .init = setup, .fini = wct_scratch_cleanup,

@@ -239,6 +239,45 @@ Test(threads, biased_locks_stress_build)
               stress_claims, stress_waits);
 }
 Test(threads, pwrite_disjoint_ranges) { run_threads("pwrite", 8, 20000, NULL); }
+
+/* Batches the flusher wrote in the background, from the shim's raw
+ * statistics (WCACHE_STATS_RAW: one line per process image). */
+static long background_batches(const char *raw)
+{
+    size_t len;
+    char *t = wct_slurp(raw, &len);
+    long sum = 0;
+    for (char *p = t; p && (p = strstr(p, "wb_background=")); p++)
+        sum += atol(p + 14);
+    free(t);
+    return sum;
+}
+
+/* Every stream's write-back to the flusher thread (cache/async.c;
+ * WCACHE_BACKGROUND_NS=0, which a fast local file system would never
+ * choose): files written by one thread each, interleaved records of
+ * eight threads to one file (the pages a batch holds are rewritten by
+ * none, but read and settled by all), one thread then eight, appends
+ * through one O_APPEND description, and the flusher also ticking every
+ * millisecond. The batches must have run. */
+Test(threads, background_write_back, .timeout = 600)
+{
+    char raw[4200], rawenv[4300];
+    snprintf(raw, sizeof raw, "%s/raw", scratch);
+    snprintf(rawenv, sizeof rawenv, "WCACHE_STATS_RAW=%s", raw);
+    const char *env[] = {"WCACHE_BACKGROUND_NS=0", rawenv, NULL};
+    const char *tick[] = {"WCACHE_BACKGROUND_NS=0", "WCACHE_FLUSH_MS=1",
+                          rawenv, NULL};
+    run_threads("separate", 8, 20000, env);
+    run_threads("pwrite", 8, 20000, env);
+    run_threads("late", 8, 20000, env);
+    run_threads("late", 1, 100000, tick);
+    run_threads("append", 4, 20000, env);
+    run_threads("separate", 4, 20000, tick);
+    long n = background_batches(raw);
+    cr_assert_gt(n, 10, "only %ld batches were written in the background",
+                 n);
+}
 /* exit() while threads append through descriptions of their own: the
  * shim's exit work makes them pass through one at a time while the others
  * still cache (io.c kernel_rw_locked, cache/file.c wc_file_kernel_begin). */
@@ -399,6 +438,14 @@ static void storm(const char *mode, const char *const *env)
 Test(threads, signal_storm_same_descriptor) { storm("plain", NULL); }
 Test(threads, signal_storm_append) { storm("append", NULL); }
 Test(threads, signal_storm_dup) { storm("dup", NULL); }
+/* The storm while the flusher writes the stream's batches (cache/async.c):
+ * handlers that write interrupt writers that post, settle and reap. */
+Test(threads, signal_storm_background_write_back)
+{
+    const char *env[] = {"WCACHE_BACKGROUND_NS=0", NULL};
+    storm("plain", env);
+    storm("dup", env);
+}
 
 /*
  * The 1000th signal's handler calls _exit(0), most likely while the main

@@ -69,9 +69,15 @@ struct wc_config {
     const struct wc_fd_ops *fds; /* NULL: F_DUPFD_CLOEXEC anywhere, close */
     int unnamed;         /* create the backing file without a name until
                             wc_cache_publish (a guard opens it first) */
+    long bg_page_ns;     /* a stream's write-back goes to the thread
+                            that calls wc_cache_async_run once writing it
+                            back has cost more than this a page (its
+                            writer then never waits for it); 0: 4 us
+                            (cache/async.c); -1: every stream's */
     const int *solo;     /* NULL, or the caller's promise: while *solo is
                             nonzero, one thread makes every call but
-                            wc_cache_flush_expired, and a write then
+                            wc_cache_flush_expired and
+                            wc_cache_async_run, and a write then
                             enters its file without the file's lock
                             (cache_int.h, the locks) */
 };
@@ -100,6 +106,8 @@ struct wc_stats {
     uint64_t through;       /* writes sent straight to the file */
     uint64_t wb_calls;      /* write-back system calls issued */
     uint64_t wb_bytes;      /* bytes written back */
+    uint64_t wb_background; /* batches written back by the flusher while
+                               their writer went on (cache/async.c) */
     uint64_t flushes[WC_WHY_COUNT]; /* file flushes that wrote something */
     uint64_t faults;        /* copies retried after a user-memory fault */
     uint64_t errors;        /* write-back errors recorded */
@@ -178,6 +186,16 @@ int wc_cache_flush(struct wc_cache *c, enum wc_reason why);
 int wc_cache_space_through(struct wc_cache *c, uint64_t dev, int fd,
                            size_t count);
 void wc_cache_space_done(struct wc_cache *c, uint64_t dev, size_t count);
+
+/* Write-back in the background (cache/async.c): a stream's completed
+ * pages are handed to the thread that calls wc_cache_async_run, woken by
+ * `kick` (which must not block); NULL: the writers write them back
+ * themselves again (a batch already handed over is then written by the
+ * next flush of its file, or by a last wc_cache_async_run). */
+void wc_cache_async(struct wc_cache *c, void (*kick)(void));
+/* Write every batch handed over so far; returns how many. Takes no file
+ * lock: any thread may call it, the one writer's included (wc_config.solo). */
+int wc_cache_async_run(struct wc_cache *c);
 
 /* Write back files whose oldest dirty byte is older than `max_age_ns`
  * (CLOCK_MONOTONIC). Returns 0 or the first -errno. */

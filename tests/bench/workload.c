@@ -12,6 +12,9 @@
  *                       offsets of a 64 MiB file (fixed seed)
  *   writev 0 COUNT      COUNT writevs of 8 segments (8-24 bytes each)
  *   raw 0 COUNT         COUNT times: write 64 bytes, read them back
+ *   compute SIZE COUNT  COUNT writes of SIZE bytes to a new file, each
+ *                       after 4 rounds of a hash per byte (a program that
+ *                       computes its output: write-back can overlap it)
  *   threads 0 COUNT     two threads, each appending 64 bytes COUNT times
  *                       to a file of its own
  *   one                 write one 6-byte file (start-up cost)
@@ -82,6 +85,36 @@ static void append(const char *name, long sz, long n)
         die("close");
 }
 
+/* A program that computes between its writes: `work` rounds of a small
+ * hash per byte written (the same in every run), then the write. */
+static unsigned long crunch(long rounds)
+{
+    static volatile unsigned long sink;
+    unsigned long h = sink;
+    for (long r = 0; r < rounds; r++)
+        h = (h ^ (unsigned long)r) * 0x100000001b3ul;
+    sink = h;
+    return h;
+}
+
+static void compute(const char *name, long sz, long n, long work)
+{
+    FILE *f = NULL;
+    int fd = -1;
+    if (use_stdio ? !(f = fopen(fresh(name), "w"))
+                  : (fd = open(fresh(name), O_WRONLY | O_CREAT | O_TRUNC,
+                               0644)) < 0)
+        die("open");
+    for (long i = 0; i < n; i++) {
+        buf[0] = (char)('a' + crunch(work * sz) % 26);
+        if (use_stdio ? fwrite(buf, 1, (size_t)sz, f) != (size_t)sz
+                      : write(fd, buf, (size_t)sz) != sz)
+            die("write");
+    }
+    if (use_stdio ? fclose(f) : close(fd))
+        die("close");
+}
+
 static void *thread_main(void *arg)
 {
     append(arg, 64, count);
@@ -105,6 +138,8 @@ int main(int argc, char **argv)
 
     if (!strcmp(kind, "append")) {
         append("append", size, count);
+    } else if (!strcmp(kind, "compute")) {
+        compute("compute", size, count, 4);
     } else if (!strcmp(kind, "pwrite")) {
         unsigned long x = 12345;
         long slots = SPAN / size;
