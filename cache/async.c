@@ -51,8 +51,9 @@
  *       itself: the flusher is slower than it, and a backlog would grow.
  *   (6) Only files whose write-back is slow are posted (f->as.slow: the
  *       last WC_ASYNC_SLOW stream batches each took more than
- *       c->bg_page_ns a page, WC_ASYNC_PAGE_NS by default, below); a
- *       stream's first batches are written by its writer, and measured.
+ *       c->bg_page_ns a page, WC_ASYNC_PAGE_NS by default, or the last
+ *       one WC_ASYNC_SLOW_AT_ONCE times that); a stream's first batches
+ *       are written by its writer, and measured.
  *       With bg_page_ns < 0, every stream batch is posted.
  * Locks: c->aq_lock covers c->aq and each file's as.queued and as.qnext;
  * it is a leaf (post takes it under the file lock; the flusher alone).
@@ -67,9 +68,12 @@
 #include "wcache/sys.h"
 
 /* Slow batches in a row before the flusher takes the next: a file's
- * first batch on ext4 takes 6 us a page (its blocks are reserved), the
- * next ones 0.9. */
+ * first batch takes 5.6-5.7 us a page on ext4 and 7-8 on tmpfs (the
+ * kernel's pages are new), the next ones 0.6-1.5; unless one batch took
+ * WC_ASYNC_SLOW_AT_ONCE times the limit (bindfs: 37-40 us a page for the
+ * first batch, 20-38 for the next). */
 #define WC_ASYNC_SLOW 2
+#define WC_ASYNC_SLOW_AT_ONCE 4
 /* Batches shorter than this are not measured (their fixed costs). */
 #define WC_ASYNC_MEASURE (16u * WC_PAGE_SIZE)
 
@@ -258,8 +262,11 @@ void wc_async_measure(struct wc_file *f, uint64_t ns, uint64_t bytes)
     long limit = f->cache->bg_page_ns;
     if (bytes < WC_ASYNC_MEASURE || limit < 0)
         return;
-    if (ns <= (uint64_t)limit * (bytes >> WC_PAGE_SHIFT))
+    uint64_t at_limit = (uint64_t)limit * (bytes >> WC_PAGE_SHIFT);
+    if (ns <= at_limit)
         f->as.slow = 0;
+    else if (ns > WC_ASYNC_SLOW_AT_ONCE * at_limit)
+        f->as.slow = WC_ASYNC_SLOW;     /* no local disk is that slow */
     else if (f->as.slow < WC_ASYNC_SLOW)
         f->as.slow++;
 }

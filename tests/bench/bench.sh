@@ -232,6 +232,10 @@ if bindfs "$dir/fsrc" "$dir/fuse" 2>/dev/null; then
         "$W append sys $dir/fuse 64 20000" "$W append stdio $dir/fuse 64 20000"
     measure fperl "FUSE (bindfs): perl, autoflush, 20k lines" 1 200 "" "" \
         "perl -e 'open(my \$f, \">\", shift) or die; \$f->autoflush(1); print \$f \"line \$_ of the file\\n\" for 1 .. 20000' $dir/fuse/perl.out" ""
+    # A program that computes what it writes: the flusher writes a
+    # stream's batches back while it computes (cache/async.c).
+    measure fcomp "FUSE (bindfs): computed 64 B writes x 50k" 1 "" "" "" \
+        "$W compute sys $dir/fuse 64 50000" "$W compute stdio $dir/fuse 64 50000"
     fusermount3 -u "$dir/fuse" && mounted=""
 else
     echo "bench: bindfs could not mount: no FUSE rows" >&2
@@ -240,9 +244,9 @@ fi
 # ---- GlusterFS: a one-brick volume on loopback, its FUSE client ------------
 # 50k writes (not bindfs's 20k): opening a file there costs milliseconds
 # (several round trips), which would otherwise hide the per-write cost.
-# skipped ID LABEL REASON: a row that could not run.
+# skipped ID LABEL REASON [TARGET_K]: a row that could not run.
 skipped() {
-    printf '%s\t%s\t-\t-\t-\t-\t200\t-\n' "$1" "$2 (skipped: $3)" >> "$rows"
+    printf '%s\t%s\t-\t-\t-\t-\t%s\t-\n' "$1" "$2 (skipped: $3)" "${4:-200}" >> "$rows"
     echo "  $2: skipped: $3"
 }
 mkdir -p "$dir/gluster"
@@ -253,10 +257,13 @@ if gout=$(sh "$SRC/tests/gluster.sh" start "$dir/gluster"); then
         "$W append sys $g 64 50000" "$W append stdio $g 64 50000"
     measure gperl "GlusterFS: perl, autoflush, 50k lines" 1 200 "" "" \
         "perl -e 'open(my \$f, \">\", shift) or die; \$f->autoflush(1); print \$f \"line \$_ of the file\\n\" for 1 .. 50000' $g/perl.out" ""
+    measure gcomp "GlusterFS: computed 64 B writes x 20k" 1 "" "" "" \
+        "$W compute sys $g 64 20000" "$W compute stdio $g 64 20000"
 else
     why=${gout#skipped: }
     skipped ga64 "GlusterFS: append 64 B x 50k" "${why:-tests/gluster.sh start failed}"
     skipped gperl "GlusterFS: perl, autoflush, 50k lines" "${why:-tests/gluster.sh start failed}"
+    skipped gcomp "GlusterFS: computed 64 B writes x 20k" "${why:-tests/gluster.sh start failed}" -
 fi
 sh "$SRC/tests/gluster.sh" stop "$dir/gluster" && gluster=""
 
