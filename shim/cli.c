@@ -67,6 +67,9 @@ static void usage(FILE *out)
 "                  it is cached (8; 0: from its open)\n"
 "  --setup-us N    what a process's writes must cost before WCACHE_SETUP_US\n"
 "                  it makes its cache (500 us; 0: at once)\n"
+"  --background-ns N  a stream's write-back goes to the     WCACHE_BACKGROUND_NS\n"
+"                  flusher thread once it costs this a page\n"
+"                  (4000 ns; 0: always)\n"
 "  --dir D         where the backing file lives             WCACHE_DIR\n"
 "  --include P     only cache paths matching these ':'-separated\n"
 "                  fnmatch patterns                         WCACHE_INCLUDE\n"
@@ -153,6 +156,7 @@ static const char *option_of(const char *var)
         {"WCACHE_FLUSH_MS", "--flush-ms"}, {"WCACHE_BYPASS", "--bypass"},
         {"WCACHE_DIR", "--dir"}, {"WCACHE_INCLUDE", "--include"},
         {"WCACHE_EXCLUDE", "--exclude"}, {"WCACHE_LOG", "--log"},
+        {"WCACHE_BACKGROUND_NS", "--background-ns"},
     };
     for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
         if (!strcmp(map[i][0], var))
@@ -357,7 +361,7 @@ int main(int argc, char **argv)
 {
     enum { O_SIZE = 256, O_DIRTY, O_FLUSH, O_BYPASS, O_DIR, O_STATS,
            O_STATS_PER, O_INCLUDE, O_EXCLUDE, O_LOG, O_DISABLE, O_INHERITED,
-           O_NO_INHERITED, O_MIN_WRITES, O_SETUP_US };
+           O_NO_INHERITED, O_MIN_WRITES, O_SETUP_US, O_BACKGROUND_NS };
     static const struct option opts[] = {
         {"size", required_argument, 0, O_SIZE},
         {"dirty", required_argument, 0, O_DIRTY},
@@ -365,6 +369,7 @@ int main(int argc, char **argv)
         {"bypass", required_argument, 0, O_BYPASS},
         {"min-writes", required_argument, 0, O_MIN_WRITES},
         {"setup-us", required_argument, 0, O_SETUP_US},
+        {"background-ns", required_argument, 0, O_BACKGROUND_NS},
         {"dir", required_argument, 0, O_DIR},
         {"stats", optional_argument, 0, O_STATS},
         {"stats-per-process", no_argument, 0, O_STATS_PER},
@@ -394,6 +399,9 @@ int main(int argc, char **argv)
         case O_BYPASS: set_opt("WCACHE_BYPASS", optarg); break;
         case O_MIN_WRITES: set_opt("WCACHE_MIN_WRITES", optarg); break;
         case O_SETUP_US: set_opt("WCACHE_SETUP_US", optarg); break;
+        case O_BACKGROUND_NS:
+            set_opt("WCACHE_BACKGROUND_NS", optarg);
+            break;
         case O_DIR: set_opt("WCACHE_DIR", optarg); break;
         case O_INCLUDE: set_opt("WCACHE_INCLUDE", optarg); break;
         case O_EXCLUDE: set_opt("WCACHE_EXCLUDE", optarg); break;

@@ -153,6 +153,10 @@ int wc_cli_summary(const char *records, FILE *out)
         }
     if (any)
         fputc('\n', out);
+    if (get(t, "wb_background"))
+        fprintf(out, "wcache: %llu write-back batches written by the "
+                "flusher thread while the program went on\n",
+                get(t, "wb_background"));
     if (get(t, "errors") || get(t, "faults") || get(t, "store_full"))
         fprintf(out, "wcache: write-back errors %llu, faults retried %llu, "
                 "writes sent through with the store full %llu\n",

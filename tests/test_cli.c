@@ -62,6 +62,7 @@ Test(cli, bad_option_values_are_wcaches_error)
         {"--size", "1X", "true", NULL}, {"--log", "verbose", "true", NULL},
         {"--dirty", "1G", "true", NULL}, {"--flush-ms", "0", "true", NULL},
         {"--dir", "relative", "true", NULL},
+        {"--background-ns", "-1", "true", NULL},
         {"--bogus-option", "true", NULL, NULL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -186,6 +187,22 @@ Test(cli, stats_summary_for_the_whole_run)
     const char *first = strstr(r.err, "writes absorbed");
     cr_expect(first && !strstr(first + 1, "writes absorbed"),
               "more than one summary:\n%s", r.err);
+    wct_result_free(&r);
+}
+
+/* --background-ns 0: a stream's batches are written by the flusher
+ * thread (cache/async.c), which the summary counts; the file is whole. */
+Test(cli, background_write_back_in_the_summary)
+{
+    struct wct_result r;
+    run(&r, (const char *[]){"--stats", "--background-ns", "0", "--", "dash",
+             "-c", "perl -e '$|=1; print \"line $_\\n\" for 1..200000' > f; "
+             "md5sum < f; seq -f 'line %g' 200000 | md5sum", NULL});
+    cr_assert(exit_code(&r) == 0, "%s: %s", wct_status_str(&r), r.err);
+    cr_expect(strstr(r.err, "batches written by the flusher thread"),
+              "no batch in the background:\n%s", r.err);
+    cr_expect(strlen(r.out) == 2 * 36 && !strncmp(r.out, r.out + 36, 32),
+              "the file differs from seq's output:\n%s", r.out);
     wct_result_free(&r);
 }
 
