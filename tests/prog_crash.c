@@ -2,11 +2,12 @@
  * prog_crash.c - dies of a synchronous fault after writing a file, for
  * test_shim_crash.
  *
- *   prog_crash FILE HOW
+ *   prog_crash FILE HOW [LINES]
  *
  * Allows a core dump (RLIMIT_CORE 64 MiB: the test runs it in a scratch
- * directory), writes 1000 numbered lines to FILE with one write() each,
- * then dies as HOW says:
+ * directory), writes LINES (1000) numbered lines to FILE with one write()
+ * each, "line %04d\n" (10 bytes) or, past 1000 lines, "line %07d\n" (13
+ * bytes), then dies as HOW says:
  *   null      dereferences NULL (SIGSEGV)
  *   stack     overflows its stack (SIGSEGV on the guard page)
  *   fpe       divides by zero (SIGFPE)
@@ -92,8 +93,9 @@ static void on_fpe(int sig)
 
 int main(int argc, char **argv)
 {
-    if (argc != 3)
+    if (argc != 3 && argc != 4)
         return 2;
+    long lines = argc == 4 ? atol(argv[3]) : 1000;
     const char *how = argv[2];
     struct rlimit core = {64 << 20, 64 << 20};
     setrlimit(RLIMIT_CORE, &core);
@@ -101,8 +103,9 @@ int main(int argc, char **argv)
     if (fd < 0)
         return 3;
     char line[64];
-    for (int i = 0; i < 1000; i++) {
-        int n = snprintf(line, sizeof line, "line %04d\n", i);
+    for (long i = 0; i < lines; i++) {
+        int n = snprintf(line, sizeof line,
+                         lines > 1000 ? "line %07ld\n" : "line %04ld\n", i);
         if (write(fd, line, (size_t)n) != n)
             return 4;
     }
