@@ -25,10 +25,11 @@
  *   write enters its file without the lock's atomic instructions
  *   (wc_file_enter): it sets the file's solo_busy, then checks that no
  *   other thread is intruding (c->intruders). The only other thread, the
- *   flusher (wc_cache_flush_expired), intrudes: it raises c->intruders,
- *   makes every thread of the process pass a full memory barrier
- *   (membarrier), then takes a file's lock and waits for its solo_busy to
- *   clear. Either the writer's solo_busy was visible after the barrier
+ *   flusher, intrudes for its deadline passes (wc_cache_flush_expired;
+ *   the batches it writes for streams take no file lock: async.c (2)):
+ *   it raises c->intruders, makes every thread of the process pass a full
+ *   memory barrier (membarrier), then takes a file's lock and waits for
+ *   its solo_busy to clear. Either the writer's solo_busy was visible after the barrier
  *   and the flusher waits for it, or the writer sees c->intruders and
  *   takes the lock itself: never both inside. The flusher waits holding
  *   only that file's lock, the outermost engine lock, so the writer can
