@@ -90,7 +90,9 @@ measure() {
     k=$(median < "$dir/m.k"); s=$(median < "$dir/m.s"); f=$(median < "$dir/m.f")
     # Sum over every process of the run (make, git and tar have many).
     cpm=$(awk '/writes absorbed/ {
-            gsub(/[()]/, ""); b += $5; i += $9; w += $(NF - 3) }
+            gsub(/[()]/, ""); b += $5; i += $9
+            for (k = 2; k <= NF; k++)
+                if ($k == "bytes" && $(k + 1) == "written") w += $(k - 1) }
         END { m = (b > w ? b : w) / 1048576;
               if (m >= 0.01) printf "%.0f", i / m; else print "-" }' \
         "$dir/m.stats" 2>/dev/null)
