@@ -278,8 +278,9 @@ test: all $(B)/asan/wcache $(TEST_PROGS) $(FUSE_PROGS) $(TESTS) $(DEBUG_TESTS) \
 # Then real programs on a private GlusterFS volume, with and without the
 # shim (tests/check_gluster.sh; says "skipped" where GlusterFS cannot run).
 check-long: all $(B)/asan/wcache $(TEST_PROGS) $(FUSE_PROGS) $(TESTS) $(DEBUG_TESTS) \
-	$(B)/stress/libwcache.so
-	@WCT_LONG=1 sh tests/run.sh $(TESTS) $(DEBUG_TESTS)
+	$(B)/stress/libwcache.so $(B)/tsan/libwcache.so $(TSAN_PROGS) $(ASAN_TESTS)
+	@WCT_LONG=1 sh tests/run.sh $(TESTS) $(DEBUG_TESTS) $(ASAN_TESTS)
+	@WCT_BACKGROUND=1 sh tests/run.sh $(filter $(B)/tests/test_shim_%,$(TESTS))
 	@sh tests/check_gluster.sh $(B)
 
 $(B)/bench_engine: tests/bench/bench_engine.c $(B)/obj/tests/lib_sys.c.o $(B)/libwcache_core.a
