@@ -97,11 +97,7 @@ static void write_batch(struct wc_file *f)
     uint64_t t = wc_now_ns();
     memcpy(v, bt->iov, (size_t)n * sizeof *v);
     while (first < n) {
-        ssize_t w = __atomic_load_n(&c->noappend, __ATOMIC_RELAXED)
-                        ? wc_sys.pwritev2(f->as.fd, &v[first], n - first,
-                                          (off_t)pos, RWF_NOAPPEND)
-                        : wc_sys.pwritev(f->as.fd, &v[first], n - first,
-                                         (off_t)pos);
+        ssize_t w = wc_write_at_fd(c, f->as.fd, &v[first], n - first, pos);
         calls++;
         if (w < 0 && errno == EINTR)
             continue;
@@ -168,20 +164,10 @@ static int reap(struct wc_file *f)
     f->recycle = 1;
     uint32_t cleaned = wc_flush_clean(f);
     f->recycle = recycle;
-    if (f->changed)
-        wc_note_disk(f);                        /* format.h (5) */
-    else
-        f->slot->busy = 0;
-    if (err && !wc_refused(-err)) {
-        wc_err_record(f, err);          /* invariant (4) */
-    } else if (!err && !wc_file_dirty(f)) {
-        __atomic_store_n(&f->dirty_since, 0, __ATOMIC_RELAXED);
-        wc_err_flushed(f);
-    }
-    if (cleaned)
-        __atomic_fetch_add(&c->totals.flushes[WC_WHY_PRESSURE], 1,
-                           __ATOMIC_RELAXED);
-    WC_CHECK_FILE(f);
+    /* Invariant (4): a refusal is no error (and wrote nothing: f stays
+     * dirty, so nothing is marked clean either). */
+    wc_flush_end(f, wc_refused(-err) ? 0 : err, cleaned, WC_WHY_PRESSURE,
+                 f->changed);
     return err;
 }
 
@@ -221,15 +207,7 @@ static void post(struct wc_file *f)
                 bt->n = 0;              /* a gap: a later run, maybe */
             else if (bt->n == WC_WB_SEGS)
                 goto built;
-            if (bt->n == 0)
-                bt->start = s;
-            bt->iov[bt->n].iov_base = wc_page_data(c, p) + rec->lo[i];
-            bt->iov[bt->n].iov_len = (size_t)(e - s);
-            bt->ent[bt->n].page = p;
-            bt->ent[bt->n].lo = rec->lo[i];
-            bt->ent[bt->n].hi = rec->hi[i];
-            bt->n++;
-            bt->end = e;
+            wc_batch_push(c, bt, p, s, e);
         }
     }
 built:

@@ -118,16 +118,21 @@ static int probe_noappend(struct wc_store *s)
     return r;
 }
 
+ssize_t wc_write_at_fd(struct wc_cache *c, int fd, const struct iovec *v,
+                       int n, uint64_t pos)
+{
+    return __atomic_load_n(&c->noappend, __ATOMIC_RELAXED)
+               ? wc_sys.pwritev2(fd, v, n, (off_t)pos, RWF_NOAPPEND)
+               : wc_sys.pwritev(fd, v, n, (off_t)pos);
+}
+
 ssize_t wc_write_at(struct wc_file *f, const struct iovec *v, int n,
                     uint64_t pos)
 {
     struct wc_cache *c = f->cache;
     if (!__atomic_load_n(&c->refused, __ATOMIC_RELAXED)) {
         int saved = errno;
-        ssize_t w = c->noappend
-                        ? wc_sys.pwritev2(f->wb_fd, v, n, (off_t)pos,
-                                          RWF_NOAPPEND)
-                        : wc_sys.pwritev(f->wb_fd, v, n, (off_t)pos);
+        ssize_t w = wc_write_at_fd(c, f->wb_fd, v, n, pos);
         if (w >= 0 || !wc_refused(errno))
             return w;
         /* A seccomp filter (or an old kernel) refuses the call: the one

@@ -393,8 +393,14 @@ int wc_flush_all_entered(struct wc_cache *c, enum wc_reason why);
  * -errno. */
 int wc_space_settle_entered(struct wc_cache *c, uint64_t dev);
 
-/* Positional write of v[0..n) at pos on f's write-back descriptor, never
- * appending (the descriptor may share an O_APPEND description). */
+/* Positional write of v[0..n) at pos on descriptor fd, never appending
+ * (RWF_NOAPPEND where the kernel has it: fd may share an O_APPEND
+ * description); -1 with errno as the call left it. No lock: the writer of
+ * a background batch (async.c) calls it too. */
+ssize_t wc_write_at_fd(struct wc_cache *c, int fd, const struct iovec *v,
+                       int n, uint64_t pos);
+/* The same on f's write-back descriptor, with the fallback when the
+ * positional calls are refused (errors.c). Caller holds f->lock. */
 ssize_t wc_write_at(struct wc_file *f, const struct iovec *v, int n,
                     uint64_t pos);
 
@@ -424,6 +430,23 @@ static inline uint8_t *wc_page_data(struct wc_cache *c,
                                     const struct wc_page *p)
 {
     return wc_store_block(&c->store, p->block);
+}
+
+/* Append [s, e) of page p, a range of its record, to batch bt, which it
+ * starts or continues (the caller checks that it does, and the room). */
+static inline void wc_batch_push(struct wc_cache *c, struct wc_batch *bt,
+                                 struct wc_page *p, uint64_t s, uint64_t e)
+{
+    uint64_t base = p->index << WC_PAGE_SHIFT;
+    if (bt->n == 0)
+        bt->start = s;
+    bt->iov[bt->n].iov_base = wc_page_data(c, p) + (s - base);
+    bt->iov[bt->n].iov_len = (size_t)(e - s);
+    bt->ent[bt->n].page = p;
+    bt->ent[bt->n].lo = (uint16_t)(s - base);
+    bt->ent[bt->n].hi = (uint16_t)(e - base);
+    bt->n++;
+    bt->end = e;
 }
 
 /* ---- a file's life (file.c) ----------------------------------------- */
@@ -582,6 +605,13 @@ void wc_async_forget(struct wc_file *f);
  * left to write leave the dirty list (a recycling flush frees their
  * blocks); returns how many. Caller holds f->lock. */
 uint32_t wc_flush_clean(struct wc_file *f);
+/* The end of a write-back of f (flush.c's, or a batch's reap): the disk
+ * notes (format.h (5); `changed`: the engine changed the file on disk),
+ * the error r (-errno: recorded, flush.c (5)) or, with everything
+ * written, the clean state, and the count of flushes for `why` when it
+ * cleaned pages. Caller holds f->lock. */
+void wc_flush_end(struct wc_file *f, int r, uint32_t cleaned,
+                  enum wc_reason why, int changed);
 /* Sort f's dirty list by page index (and count it). Caller holds f->lock. */
 void wc_flush_sort(struct wc_file *f);
 

@@ -148,22 +148,12 @@ int wc_flush_locked(struct wc_file *f, enum wc_reason why)
 static int add(struct wc_file *f, struct wc_batch *bt, struct wc_page *p,
                uint64_t s, uint64_t e, int append)
 {
-    uint64_t base = p->index << WC_PAGE_SHIFT;
     int r = 0;
     if (bt->n && (s != bt->end || bt->n == WC_WB_SEGS))
         r = issue(f, bt, append);
-    if (r)
-        return r;
-    if (bt->n == 0)
-        bt->start = s;
-    bt->iov[bt->n].iov_base = wc_page_data(f->cache, p) + (s - base);
-    bt->iov[bt->n].iov_len = (size_t)(e - s);
-    bt->ent[bt->n].page = p;
-    bt->ent[bt->n].lo = (uint16_t)(s - base);
-    bt->ent[bt->n].hi = (uint16_t)(e - base);
-    bt->n++;
-    bt->end = e;
-    return 0;
+    if (r == 0)
+        wc_batch_push(f->cache, bt, p, s, e);
+    return r;
 }
 
 uint32_t wc_flush_clean(struct wc_file *f)
@@ -295,7 +285,15 @@ int wc_flush_below(struct wc_file *f, enum wc_reason why, uint64_t limit)
             f->changed = 1;
         }
     }
-    if (f->changed || appended)
+    wc_flush_end(f, r, cleaned, why, f->changed || appended);
+    errno = saved_errno;
+    return r;
+}
+
+void wc_flush_end(struct wc_file *f, int r, uint32_t cleaned,
+                  enum wc_reason why, int changed)
+{
+    if (changed)
         wc_note_disk(f);                        /* format.h (5) */
     else
         f->slot->busy = 0;
@@ -306,8 +304,7 @@ int wc_flush_below(struct wc_file *f, enum wc_reason why, uint64_t limit)
         wc_err_flushed(f);
     }
     if (cleaned)
-        __atomic_fetch_add(&c->totals.flushes[why], 1, __ATOMIC_RELAXED);
+        __atomic_fetch_add(&f->cache->totals.flushes[why], 1,
+                           __ATOMIC_RELAXED);
     WC_CHECK_FILE(f);
-    errno = saved_errno;
-    return r;
 }

@@ -52,6 +52,7 @@
 #include <unistd.h>
 
 #include "shim.h"
+#include "wcache/clock.h"
 #include "wcache/ucopy.h"
 
 /* The flusher's thread id once it runs (0 before, and in a fork child);
@@ -74,13 +75,6 @@ static void flusher_kick(void)
                        0, 0);
 }
 
-static uint64_t mono_ns(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
-}
-
 /* Write the batches the program's threads handed over (invariant (4)). */
 static void run_batches(struct wc_cache *c)
 {
@@ -98,7 +92,7 @@ static void *flusher_main(void *arg)
     /* Look for the program's end about every 250 ms (it costs a read of
      * /proc/self/stat), whatever the period. */
     uint64_t look_ns = period_ns < 250000000u ? 250000000u : period_ns;
-    uint64_t next_tick = mono_ns() + period_ns, next_look = next_tick;
+    uint64_t next_tick = wc_now_ns() + period_ns, next_look = next_tick;
     struct wc_cache *c = NULL;          /* the one batches are taken from */
     __atomic_store_n(&g_flusher_tid, (int)REAL(syscall)(SYS_gettid),
                      __ATOMIC_RELEASE);
@@ -109,7 +103,7 @@ static void *flusher_main(void *arg)
         wc_guard_reap();        /* at once: nobody else may see that child */
         if (!c && (c = __atomic_load_n(&wc_cachep, __ATOMIC_ACQUIRE)))
             wc_cache_async(c, flusher_kick);
-        uint64_t now = mono_ns();
+        uint64_t now = wc_now_ns();
         if (now < next_tick && !__atomic_load_n(&g_kick, __ATOMIC_ACQUIRE)) {
             uint64_t d = next_tick - now;
             struct timespec ts = {(time_t)(d / 1000000000u),
@@ -122,7 +116,7 @@ static void *flusher_main(void *arg)
             break;
         if (c)
             run_batches(c);
-        if ((now = mono_ns()) < next_tick)
+        if ((now = wc_now_ns()) < next_tick)
             continue;
         next_tick = now + period_ns;
         /* main called pthread_exit and every other program thread has
