@@ -318,6 +318,17 @@ static void desc_free(struct wc_desc *d)
 
 /* ---- the cache -------------------------------------------------------- */
 
+int wc_fault_ensure(void)
+{
+    if (likely(__atomic_load_n(&wc_fault_ready, __ATOMIC_ACQUIRE)))
+        return 1;
+    wc_lock(&g_cache_lock);
+    if (!wc_fault_ready && wc_fault_install() == 0)
+        __atomic_store_n(&wc_fault_ready, 1, __ATOMIC_RELEASE);
+    wc_unlock(&g_cache_lock);
+    return wc_fault_ready;
+}
+
 struct wc_cache *wc_cache_get(void)
 {
     struct wc_cache *c = __atomic_load_n(&wc_cachep, __ATOMIC_ACQUIRE);

@@ -28,7 +28,7 @@
  * proc.c invariant (6)), when a child is created that gets it (fork,
  * posix_spawn, system, popen; until the holders counted by (5) let go),
  * and in that child at its first write through it (fdtab.c,
- * wc_desc_adopt_locked).
+ * wc_desc_adopt_locked), and when the program sends it over a socket (7).
  *
  * Invariants of a RESERVE description (d->lock held for each step):
  *   (1) Every dirty byte it wrote lies below the offset: write() reserves
@@ -107,8 +107,22 @@
  *       finalised after this one) settles its descriptor's cell first
  *       (wc_cells_late, in wc_fd_get). Waiters on MOVING yield; a
  *       mover that died between its two steps is replaced by one of
- *       them. Not seen: a descriptor passed over a socket or taken with
- *       pidfd_getfd (as for a file cached as the process's own).
+ *       them. Not seen: a descriptor taken with pidfd_getfd (as for a
+ *       file cached as the process's own); one sent over a socket is (7).
+ *   (7) A descriptor the program sends over a socket (SCM_RIGHTS in
+ *       sendmsg, sendmmsg, or their system calls through syscall()) is
+ *       shared from that call with a process the shim may not run in,
+ *       which writes and reads at the kernel's offset as soon as it has
+ *       it. So before the call each such description is a consistency
+ *       point (its file written back, its offset the kernel's: its cell
+ *       settled for good) and becomes shared with unknown holders, as an
+ *       inherited one is: RESERVE, or THROUGH for good when O_APPEND; a
+ *       WATCH one is adopted so later. The message is the program's
+ *       memory, read without faulting (the kernel answers a bad one); a
+ *       call from a signal handler that interrupted the shim (nested)
+ *       cannot take the locks and passes as it is. The receiving side
+ *       needs nothing: a descriptor that arrives so is untracked, and
+ *       the kernel serves it.
  *
  * What another process sees: each sharer's bytes at the offsets the kernel
  * (or the cell) gave them, on disk at the consistency points (CONTRACT.md
@@ -119,10 +133,12 @@
  * file a process caches as its own.
  */
 #include <fcntl.h>
+#include <limits.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -718,4 +734,76 @@ void wc_cell_settle_at(int fd, int rfd, unsigned idx)
         REAL(munmap)(h, REGION_SIZE);
     }
     errno = e;
+}
+
+/* ---- descriptors sent over a socket (7) --------------------------------- */
+
+/* One descriptor the program is sending: a consistency point, then shared
+ * with unknown holders. Caller at depth 0, holding no lock. */
+static void hand_over(int fd)
+{
+    if (!wc_fd_get(fd))
+        return;
+    (void)wc_kernel_before(fd, WC_WHY_OTHER);   /* written back, offset */
+    int e = wc_work_begin();
+    wc_fd_share(fd, 1);
+    wc_debug_fd(fd, NULL, "sent over a socket: shared");
+    wc_work_end(e);
+}
+
+/* Every descriptor in one message's SCM_RIGHTS, read as the kernel's
+ * __scm_send walks them (CMSG_FIRSTHDR, CMSG_NXTHDR); a header it would
+ * refuse (EINVAL) ends the walk, as it ends the call. */
+static void hand_over_msg(const struct msghdr *um)
+{
+    struct msghdr m;
+    if (wc_copy_nofault(&m, um, sizeof m) != sizeof m || !m.msg_control ||
+        m.msg_controllen < sizeof(struct cmsghdr))
+        return;
+    const char *ctl = m.msg_control;
+    size_t len = m.msg_controllen;
+    for (size_t off = 0; len - off >= sizeof(struct cmsghdr);) {
+        struct cmsghdr h;
+        if (wc_copy_nofault(&h, ctl + off, sizeof h) != sizeof h ||
+            h.cmsg_len < sizeof h || h.cmsg_len > len - off)
+            return;
+        if (h.cmsg_level == SOL_SOCKET && h.cmsg_type == SCM_RIGHTS) {
+            size_t n = (h.cmsg_len - CMSG_LEN(0)) / sizeof(int);
+            for (size_t i = 0; i < n; i++) {
+                int fd;
+                if (wc_copy_nofault(&fd, ctl + off + CMSG_LEN(0) +
+                                             i * sizeof fd,
+                                    sizeof fd) != sizeof fd)
+                    return;
+                hand_over(fd);
+            }
+        }
+        size_t step = CMSG_ALIGN(h.cmsg_len);
+        if (step > len - off)
+            break;
+        off += step;
+    }
+}
+
+/* May this call look at the message? The shim on, not nested, and the
+ * fault handler there to read it with (installed now if no cache made it
+ * yet: fdtab.c wc_fault_ensure). */
+static int may_hand_over(const void *msg)
+{
+    return msg && wc_state == WC_ST_ON && !wc_depth && wc_fault_ensure();
+}
+
+WC_EXPORT ssize_t sendmsg(int s, const struct msghdr *m, int flags)
+{
+    if (may_hand_over(m))
+        hand_over_msg(m);
+    return REAL(sendmsg)(s, m, flags);
+}
+
+WC_EXPORT int sendmmsg(int s, struct mmsghdr *v, unsigned n, int flags)
+{
+    if (may_hand_over(v))
+        for (unsigned i = 0; i < n && i < IOV_MAX; i++)
+            hand_over_msg(&v[i].msg_hdr);
+    return REAL(sendmmsg)(s, v, n, flags);
 }

@@ -986,8 +986,13 @@ void wc_guard_reap(void);
 void wc_guard_after_fork(void);
 void wc_guard_init(void);
 
-/* Is the fault handler installed (a cache was opened in this image)? */
+/* Is the fault handler installed (a cache was opened in this image, or
+ * wc_fault_ensure asked for it)? */
 extern volatile int wc_fault_ready;
+/* Install it without a cache, to read the program's memory without
+ * faulting (shared.c invariant (7)); under the lock wc_cache_get makes
+ * the cache with. Returns 1 when it is there. Caller holds no lock. */
+int wc_fault_ensure(void);
 
 /* Restore errno to `e` and return -1 when r < 0 (r = -errno). */
 static inline long wc_ret(long r)

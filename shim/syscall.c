@@ -8,9 +8,9 @@
  * ftruncate is undone, a raw copy reads stale bytes. So every system call
  * number that takes a descriptor or a path and reads or changes a file's
  * data, offset or size, opens, duplicates or closes a descriptor, or is a
- * consistency point (fork, exec, exit) is routed here to the wrapper that
- * serves the libc call of the same name; every other number goes straight
- * to the real syscall().
+ * consistency point (fork, exec, exit, sending a descriptor over a socket)
+ * is routed here to the wrapper that serves the libc call of the same
+ * name; every other number goes straight to the real syscall().
  *
  * Invariants:
  *   (1) One switch (route) maps each number to its wrapper. A routed call
@@ -63,6 +63,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/sendfile.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
@@ -259,6 +260,9 @@ static long route(long nr, long a, long b, long c, long d, long e, long f,
     case SYS_sync:       sync(); return 0;
     /* copies between descriptors (tee and vmsplice take pipes only) */
     case SYS_sendfile:   return sendfile(I(a), I(b), P(c), (size_t)d);
+    /* a descriptor sent to another process (shared.c invariant (7)) */
+    case SYS_sendmsg:    return sendmsg(I(a), P(b), I(c));
+    case SYS_sendmmsg:   return sendmmsg(I(a), P(b), (unsigned)c, I(d));
     case SYS_copy_file_range:
         return copy_file_range(I(a), P(b), I(c), P(d), (size_t)e,
                                (unsigned)f);

@@ -18,6 +18,10 @@
  *   errno       errno on success: set to a sentinel before every call,
  *               printed after it, including writes from partly faulting
  *               memory that return a short count
+ *   passfd      descriptors sent to another process over a socket
+ *               (SCM_RIGHTS: sendmsg, syscall(SYS_sendmsg), sendmmsg),
+ *               cached, O_APPEND, and sent before their first write; the
+ *               receiver writes and reads through them; bad messages
  *
  * Protocol (stdout, one line each; stdin carries the test's answers):
  *   OUT text          compared between the runs
@@ -44,6 +48,7 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/sendfile.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -667,6 +672,207 @@ static void scen_errno(void)
     CALL("open missing", open(path("missing"), O_RDONLY));
 }
 
+/* ---- descriptors sent over a socket ----------------------------------- */
+
+/* The receiver: a child forked before any file is open, so that only the
+ * socket gives it the parent's descriptions. Each message is one command
+ * byte, maybe with a descriptor:
+ *   'w' + fd   take fd as the current one, write 5 lines, show its state
+ *   'l'        write one line through the current fd
+ *   'n'        nothing (a message of a batch that carries no descriptor)
+ *   'q'        close and leave
+ * It waits for a byte after each command but 'n' and 'q' (the sender
+ * prints its call first) and answers with one, so that the parent's and
+ * its lines and writes interleave the same way in every run. */
+static void receiver(int s)
+{
+    int cur = -1, line = 0;
+    for (;;) {
+        char cmd;
+        struct iovec io = {&cmd, 1};
+        union {
+            char b[CMSG_SPACE(sizeof(int))];
+            struct cmsghdr align;
+        } cb;
+        struct msghdr m = {.msg_iov = &io, .msg_iovlen = 1,
+                           .msg_control = cb.b,
+                           .msg_controllen = sizeof cb.b};
+        if (recvmsg(s, &m, 0) != 1)
+            _exit(120);
+        struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+        if (c && c->cmsg_type == SCM_RIGHTS) {
+            if (cur >= 0)
+                close(cur);
+            memcpy(&cur, CMSG_DATA(c), sizeof cur);
+        }
+        if (cmd == 'n')
+            continue;
+        if (cmd == 'q') {
+            close(cur);
+            _exit(0);
+        }
+        char go;                /* after the sender has printed its call */
+        if (read(s, &go, 1) != 1)
+            _exit(123);
+        char text[64];
+        for (int i = 0; i < (cmd == 'w' ? 5 : 1); i++) {
+            int n = snprintf(text, sizeof text, "receiver line %d\n", line++);
+            CALL("receiver write", write(cur, text, (size_t)n));
+        }
+        if (cmd == 'w')
+            state("receiver's view", cur);
+        if (write(s, "k", 1) != 1)
+            _exit(121);
+    }
+}
+
+/* One command for the receiver, with `fd` attached unless it is < 0, by
+ * sendmsg, or by the raw system call when `raw`. */
+static void command(int s, char cmd, int fd, int raw)
+{
+    struct iovec io = {&cmd, 1};
+    union {
+        char b[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } cb;
+    memset(&cb, 0, sizeof cb);
+    struct msghdr m = {.msg_iov = &io, .msg_iovlen = 1};
+    if (fd >= 0) {
+        m.msg_control = cb.b;
+        m.msg_controllen = sizeof cb.b;
+        struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    }
+    CALL(raw ? "syscall sendmsg" : "sendmsg",
+         raw ? syscall(SYS_sendmsg, s, &m, 0) : sendmsg(s, &m, 0));
+}
+
+/* Let the receiver go on with its command, then wait for its answer. */
+static void answer(int s)
+{
+    if (write(s, "g", 1) != 1)
+        _exit(124);
+    char k;
+    if (read(s, &k, 1) != 1)
+        _exit(122);
+}
+
+static void lines(int fd, const char *who, int from, int to)
+{
+    char text[64];
+    for (int i = from; i < to; i++) {
+        int n = snprintf(text, sizeof text, "%s line %d\n", who, i);
+        if (write(fd, text, (size_t)n) != n)
+            say("OUT short write of %s line %d", who, i);
+    }
+}
+
+static void scen_passfd(void)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
+        _exit(103);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(sv[0]);
+        receiver(sv[1]);
+    }
+    close(sv[1]);
+    int s = sv[0];
+
+    /* cached, then sent by sendmsg: the receiver writes at the offset
+     * the parent's 20 lines left, and reads them */
+    int a = xopen("a", O_RDWR | O_CREAT | O_TRUNC);
+    lines(a, "parent a", 0, 20);
+    command(s, 'w', a, 0);
+    answer(s);
+    lines(a, "parent a", 20, 25);
+    state("a", a);
+
+    /* O_APPEND, sent by the raw system call */
+    int b = xopen("b", O_RDWR | O_CREAT | O_TRUNC | O_APPEND);
+    lines(b, "parent b", 0, 20);
+    command(s, 'w', b, 1);
+    answer(s);
+    lines(b, "parent b", 20, 25);
+    state("b", b);
+
+    /* sendmmsg: a message without a descriptor, then one with */
+    int c = xopen("c", O_RDWR | O_CREAT | O_TRUNC);
+    lines(c, "parent c", 0, 20);
+    {
+        char n = 'n', w = 'w';
+        struct iovec io[2] = {{&n, 1}, {&w, 1}};
+        union {
+            char b[CMSG_SPACE(sizeof(int))];
+            struct cmsghdr align;
+        } cb;
+        memset(&cb, 0, sizeof cb);
+        struct mmsghdr v[2];
+        memset(v, 0, sizeof v);
+        v[0].msg_hdr.msg_iov = &io[0];
+        v[0].msg_hdr.msg_iovlen = 1;
+        v[1].msg_hdr.msg_iov = &io[1];
+        v[1].msg_hdr.msg_iovlen = 1;
+        v[1].msg_hdr.msg_control = cb.b;
+        v[1].msg_hdr.msg_controllen = sizeof cb.b;
+        struct cmsghdr *h = CMSG_FIRSTHDR(&v[1].msg_hdr);
+        h->cmsg_level = SOL_SOCKET;
+        h->cmsg_type = SCM_RIGHTS;
+        h->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(h), &c, sizeof c);
+        CALL("sendmmsg", sendmmsg(s, v, 2, 0));
+    }
+    answer(s);
+    lines(c, "parent c", 20, 25);
+    state("c", c);
+
+    /* sent before its first write, then written in turns with the
+     * receiver (a file that comes into the cache after the send) */
+    int d = xopen("d", O_RDWR | O_CREAT | O_TRUNC);
+    command(s, 'w', d, 0);
+    answer(s);
+    char text[64];
+    for (int i = 0; i < 40; i++) {
+        int n = snprintf(text, sizeof text, "parent d line %d\n", i);
+        CALL("parent write d", write(d, text, (size_t)n));
+        command(s, 'l', -1, 0);
+        answer(s);
+    }
+    state("d", d);
+
+    /* bad messages: the kernel's answer, nothing sent */
+    CALL("sendmsg unreadable header", sendmsg(s, (void *)16, 0));
+    CALL("syscall sendmsg unreadable header",
+         syscall(SYS_sendmsg, s, (void *)16, 0));
+    {
+        char q = 'n';
+        struct iovec io = {&q, 1};
+        struct msghdr m = {.msg_iov = &io, .msg_iovlen = 1,
+                           .msg_control = (void *)16,
+                           .msg_controllen = 64};
+        CALL("sendmsg unreadable control", sendmsg(s, &m, 0));
+        char small[8] = {0};
+        m.msg_control = small;
+        m.msg_controllen = sizeof small;
+        CALL("sendmsg short control", sendmsg(s, &m, 0));
+    }
+    CALL("sendmmsg unreadable vector", sendmmsg(s, (void *)16, 2, 0));
+
+    command(s, 'q', -1, 0);
+    int st;
+    CALL("waitpid", waitpid(pid, &st, 0) == pid ? st : -1);
+    CALL("close a", close(a));
+    CALL("close b", close(b));
+    CALL("close c", close(c));
+    CALL("close d", close(d));
+    check("a after close", "a");
+    check("d after close", "d");
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 3) {
@@ -687,6 +893,7 @@ int main(int argc, char **argv)
         {"pthread_exit", scen_pthread_exit},
         {"private", scen_private},
         {"errno", scen_errno},
+        {"passfd", scen_passfd},
     };
     for (size_t i = 0; i < sizeof scen / sizeof *scen; i++) {
         if (strcmp(scen[i].name, argv[1]) == 0) {

@@ -1,8 +1,8 @@
 /*
  * test_shim_coherence.c - routes to a file other than the libc write
  * family (issue 6, items 2-4): raw syscall() forms of every data, offset,
- * size, descriptor and process call, MAP_PRIVATE mappings, and errno on
- * success.
+ * size, descriptor and process call, MAP_PRIVATE mappings, errno on
+ * success, and descriptors sent to another process over a socket.
  *
  * Each test runs a scenario of tests/prog_coherence.c once without and
  * once with the shim. The program prints every call's return value and
@@ -180,4 +180,21 @@ Test(coherence, errno_kept_on_success_small_bypass)
 {
     const char *env[] = {"WCACHE_BYPASS=1K", NULL};
     differential("errno", env);
+}
+
+/* A descriptor sent over a socket (SCM_RIGHTS) is shared with the
+ * receiver from that call: before it, the receiver's writes at the
+ * kernel's offset landed where the sender's cached bytes were written
+ * back later, and were lost (shim/shared.c invariant (7)). */
+Test(coherence, descriptors_sent_over_a_socket)
+{
+    differential("passfd", NULL);
+}
+
+/* The same when the files come into the cache after the send (their
+ * first writes go to the kernel, WCACHE_MIN_WRITES). */
+Test(coherence, descriptors_sent_before_they_are_cached)
+{
+    const char *env[] = {"WCACHE_MIN_WRITES=8", NULL};
+    differential("passfd", env);
 }

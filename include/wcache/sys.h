@@ -35,6 +35,7 @@
 #include <utime.h>
 #include <sys/time.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 
 /*
  * X(return type, name, parameter list). `name` is the libc symbol that the
@@ -106,6 +107,8 @@
     X(int, syncfs, (int))                                                  \
     X(int, sync_file_range, (int, off_t, off_t, unsigned))                 \
     X(ssize_t, sendfile, (int, int, off_t *, size_t))                      \
+    X(ssize_t, sendmsg, (int, const struct msghdr *, int))                 \
+    X(int, sendmmsg, (int, struct mmsghdr *, unsigned, int))               \
     X(ssize_t, copy_file_range, (int, off_t *, int, off_t *, size_t,       \
                                  unsigned))                                \
     X(ssize_t, splice, (int, off_t *, int, off_t *, size_t, unsigned))     \
