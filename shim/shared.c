@@ -120,9 +120,18 @@
  *       WATCH one is adopted so later. The message is the program's
  *       memory, read without faulting (the kernel answers a bad one); a
  *       call from a signal handler that interrupted the shim (nested)
- *       cannot take the locks and passes as it is. The receiving side
- *       needs nothing: a descriptor that arrives so is untracked, and
- *       the kernel serves it.
+ *       cannot take the locks and passes as it is.
+ *   (8) A descriptor that arrives over a socket (SCM_RIGHTS in recvmsg,
+ *       recvmmsg or their system calls) comes from another process, which
+ *       may write through it behind the engine: it is taken in as an
+ *       inherited one is at its first write (wc_fd_adopt: RESERVE at the
+ *       kernel's offset, its file's other descriptions here THROUGH; an
+ *       O_APPEND one left untracked), at once, before the program can
+ *       use it; a read-only one is tracked as opened here (its reads see
+ *       what this process caches of the file). Untracked, its writes went
+ *       to the kernel while this process cached the same file through a
+ *       description of its own, whose write-back then wrote older bytes
+ *       over them, and its reads missed the cached bytes.
  *
  * What another process sees: each sharer's bytes at the offsets the kernel
  * (or the cell) gave them, on disk at the consistency points (CONTRACT.md
@@ -736,25 +745,13 @@ void wc_cell_settle_at(int fd, int rfd, unsigned idx)
     errno = e;
 }
 
-/* ---- descriptors sent over a socket (7) --------------------------------- */
+/* ---- descriptors sent and received over a socket (7), (8) --------------- */
 
-/* One descriptor the program is sending: a consistency point, then shared
- * with unknown holders. Caller at depth 0, holding no lock. */
-static void hand_over(int fd)
-{
-    if (!wc_fd_get(fd))
-        return;
-    (void)wc_kernel_before(fd, WC_WHY_OTHER);   /* written back, offset */
-    int e = wc_work_begin();
-    wc_fd_share(fd, 1);
-    wc_debug_fd(fd, NULL, "sent over a socket: shared");
-    wc_work_end(e);
-}
-
-/* Every descriptor in one message's SCM_RIGHTS, read as the kernel's
- * __scm_send walks them (CMSG_FIRSTHDR, CMSG_NXTHDR); a header it would
- * refuse (EINVAL) ends the walk, as it ends the call. */
-static void hand_over_msg(const struct msghdr *um)
+/* `fn` on every descriptor in the SCM_RIGHTS of a message, walked as the
+ * kernel's __scm_send walks it (CMSG_FIRSTHDR, CMSG_NXTHDR): a header it
+ * would refuse (EINVAL) ends the walk. The message is the program's
+ * memory, read without faulting. */
+static void each_fd(const struct msghdr *um, void (*fn)(int fd))
 {
     struct msghdr m;
     if (wc_copy_nofault(&m, um, sizeof m) != sizeof m || !m.msg_control ||
@@ -775,7 +772,7 @@ static void hand_over_msg(const struct msghdr *um)
                                              i * sizeof fd,
                                     sizeof fd) != sizeof fd)
                     return;
-                hand_over(fd);
+                fn(fd);
             }
         }
         size_t step = CMSG_ALIGN(h.cmsg_len);
@@ -785,25 +782,78 @@ static void hand_over_msg(const struct msghdr *um)
     }
 }
 
+/* One descriptor the program is sending: a consistency point, then shared
+ * with unknown holders. Caller at depth 0, holding no lock. */
+static void hand_over(int fd)
+{
+    if (!wc_fd_get(fd))
+        return;
+    (void)wc_kernel_before(fd, WC_WHY_OTHER);   /* written back, offset */
+    int e = wc_work_begin();
+    wc_fd_share(fd, 1);
+    wc_debug_fd(fd, NULL, "sent over a socket: shared");
+    wc_work_end(e);
+}
+
+/* One descriptor that arrived from another process (8). Caller at depth
+ * 0, holding no lock. */
+static void take_in(int fd)
+{
+    if ((unsigned)fd >= wc_nfds || wc_fd_get(fd))
+        return;
+    int fl = wc_k_fcntl(fd, F_GETFL, 0);
+    if (fl >= 0 && (fl & O_ACCMODE) == O_RDONLY) {
+        int e = wc_work_begin();
+        wc_fd_opened(fd, AT_FDCWD, NULL, fl);   /* its reads see the cache */
+        wc_work_end(e);
+    } else {
+        wc_fd_adopt(fd, 0, NULL);
+    }
+}
+
 /* May this call look at the message? The shim on, not nested, and the
  * fault handler there to read it with (installed now if no cache made it
  * yet: fdtab.c wc_fault_ensure). */
-static int may_hand_over(const void *msg)
+static int may_look(const void *msg)
 {
     return msg && wc_state == WC_ST_ON && !wc_depth && wc_fault_ensure();
 }
 
 WC_EXPORT ssize_t sendmsg(int s, const struct msghdr *m, int flags)
 {
-    if (may_hand_over(m))
-        hand_over_msg(m);
+    if (may_look(m))
+        each_fd(m, hand_over);
     return REAL(sendmsg)(s, m, flags);
 }
 
 WC_EXPORT int sendmmsg(int s, struct mmsghdr *v, unsigned n, int flags)
 {
-    if (may_hand_over(v))
+    if (may_look(v))
         for (unsigned i = 0; i < n && i < IOV_MAX; i++)
-            hand_over_msg(&v[i].msg_hdr);
+            each_fd(&v[i].msg_hdr, hand_over);
     return REAL(sendmmsg)(s, v, n, flags);
+}
+
+WC_EXPORT ssize_t recvmsg(int s, struct msghdr *m, int flags)
+{
+    ssize_t r = REAL(recvmsg)(s, m, flags);
+    if (r >= 0 && may_look(m)) {
+        int e = errno;
+        each_fd(m, take_in);
+        errno = e;
+    }
+    return r;
+}
+
+WC_EXPORT int recvmmsg(int s, struct mmsghdr *v, unsigned n, int flags,
+                       struct timespec *timeout)
+{
+    int r = REAL(recvmmsg)(s, v, n, flags, timeout);
+    if (r > 0 && may_look(v)) {
+        int e = errno;
+        for (int i = 0; i < r; i++)
+            each_fd(&v[i].msg_hdr, take_in);
+        errno = e;
+    }
+    return r;
 }

@@ -7,10 +7,11 @@
  * write lands behind cached data and is overwritten at write-back, a raw
  * ftruncate is undone, a raw copy reads stale bytes. So every system call
  * number that takes a descriptor or a path and reads or changes a file's
- * data, offset or size, opens, duplicates or closes a descriptor, or is a
- * consistency point (fork, exec, exit, sending a descriptor over a socket)
- * is routed here to the wrapper that serves the libc call of the same
- * name; every other number goes straight to the real syscall().
+ * data, offset or size, opens, duplicates, receives or closes a
+ * descriptor, or is a consistency point (fork, exec, exit, sending a
+ * descriptor over a socket) is routed here to the wrapper that serves the
+ * libc call of the same name; every other number goes straight to the
+ * real syscall().
  *
  * Invariants:
  *   (1) One switch (route) maps each number to its wrapper. A routed call
@@ -260,9 +261,11 @@ static long route(long nr, long a, long b, long c, long d, long e, long f,
     case SYS_sync:       sync(); return 0;
     /* copies between descriptors (tee and vmsplice take pipes only) */
     case SYS_sendfile:   return sendfile(I(a), I(b), P(c), (size_t)d);
-    /* a descriptor sent to another process (shared.c invariant (7)) */
+    /* descriptors sent to and from another process (shared.c (7), (8)) */
     case SYS_sendmsg:    return sendmsg(I(a), P(b), I(c));
     case SYS_sendmmsg:   return sendmmsg(I(a), P(b), (unsigned)c, I(d));
+    case SYS_recvmsg:    return recvmsg(I(a), P(b), I(c));
+    case SYS_recvmmsg:   return recvmmsg(I(a), P(b), (unsigned)c, I(d), P(e));
     case SYS_copy_file_range:
         return copy_file_range(I(a), P(b), I(c), P(d), (size_t)e,
                                (unsigned)f);

@@ -21,7 +21,8 @@
  *   passfd      descriptors sent to another process over a socket
  *               (SCM_RIGHTS: sendmsg, syscall(SYS_sendmsg), sendmmsg),
  *               cached, O_APPEND, and sent before their first write; the
- *               receiver writes and reads through them; bad messages
+ *               receiver writes and reads through them, and through one
+ *               of a file it caches itself too; bad messages
  *
  * Protocol (stdout, one line each; stdin carries the test's answers):
  *   OUT text          compared between the runs
@@ -679,11 +680,17 @@ static void scen_errno(void)
  * byte, maybe with a descriptor:
  *   'w' + fd   take fd as the current one, write 5 lines, show its state
  *   'l'        write one line through the current fd
+ *   'o' + fd   take fd, open its file ("e") itself, write 20 lines through
+ *              its own descriptor, then one through fd, show its state
+ *   'r' + fd   take fd (read-only, of "e"), write 5 more lines through a
+ *              descriptor of its own, show what fd reads
  *   'n'        nothing (a message of a batch that carries no descriptor)
  *   'q'        close and leave
  * It waits for a byte after each command but 'n' and 'q' (the sender
  * prints its call first) and answers with one, so that the parent's and
  * its lines and writes interleave the same way in every run. */
+static void lines(int fd, const char *who, int from, int to);
+
 static void receiver(int s)
 {
     int cur = -1, line = 0;
@@ -715,12 +722,35 @@ static void receiver(int s)
         if (read(s, &go, 1) != 1)
             _exit(123);
         char text[64];
+        if (cmd == 'o') {
+            int own = open(path("e"), O_RDWR);
+            lines(own, "receiver's own", 0, 20);
+            CALL("receiver write through the received one",
+                 write(cur, "RECEIVED\n", 9));
+            state("receiver's own e", own);
+            CALL("receiver fsync", fsync(cur));
+            close(own);
+            if (write(s, "k", 1) != 1)
+                _exit(121);
+            continue;
+        }
+        if (cmd == 'r') {
+            int own = open(path("e"), O_RDWR | O_APPEND);
+            lines(own, "receiver's own", 20, 25);
+            state("e read through the received one", cur);
+            close(own);
+            if (write(s, "k", 1) != 1)
+                _exit(121);
+            continue;
+        }
         for (int i = 0; i < (cmd == 'w' ? 5 : 1); i++) {
             int n = snprintf(text, sizeof text, "receiver line %d\n", line++);
             CALL("receiver write", write(cur, text, (size_t)n));
         }
         if (cmd == 'w')
             state("receiver's view", cur);
+        /* a consistency point: the sender looks at the file next */
+        CALL("receiver fsync", fsync(cur));
         if (write(s, "k", 1) != 1)
             _exit(121);
     }
@@ -844,6 +874,18 @@ static void scen_passfd(void)
     }
     state("d", d);
 
+    /* received by a process that caches the same file through a
+     * description of its own: the received one's write comes after */
+    int e = xopen("e", O_RDWR | O_CREAT | O_TRUNC);
+    command(s, 'o', e, 0);
+    answer(s);
+    CALL("parent write e", write(e, "parent after\n", 13));
+    state("e", e);
+    int er = xopen("e", O_RDONLY);
+    command(s, 'r', er, 0);
+    answer(s);
+    CALL("close e read-only", close(er));
+
     /* bad messages: the kernel's answer, nothing sent */
     CALL("sendmsg unreadable header", sendmsg(s, (void *)16, 0));
     CALL("syscall sendmsg unreadable header",
@@ -869,6 +911,7 @@ static void scen_passfd(void)
     CALL("close b", close(b));
     CALL("close c", close(c));
     CALL("close d", close(d));
+    CALL("close e", close(e));
     check("a after close", "a");
     check("d after close", "d");
 }

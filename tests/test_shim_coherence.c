@@ -185,7 +185,9 @@ Test(coherence, errno_kept_on_success_small_bypass)
 /* A descriptor sent over a socket (SCM_RIGHTS) is shared with the
  * receiver from that call: before it, the receiver's writes at the
  * kernel's offset landed where the sender's cached bytes were written
- * back later, and were lost (shim/shared.c invariant (7)). */
+ * back later, and were lost (shim/shared.c invariant (7)). One received
+ * by a process that caches the same file itself is taken in (8): before,
+ * its write was overwritten by that process's older cached bytes. */
 Test(coherence, descriptors_sent_over_a_socket)
 {
     differential("passfd", NULL);

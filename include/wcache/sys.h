@@ -109,6 +109,9 @@
     X(ssize_t, sendfile, (int, int, off_t *, size_t))                      \
     X(ssize_t, sendmsg, (int, const struct msghdr *, int))                 \
     X(int, sendmmsg, (int, struct mmsghdr *, unsigned, int))               \
+    X(ssize_t, recvmsg, (int, struct msghdr *, int))                       \
+    X(int, recvmmsg, (int, struct mmsghdr *, unsigned, int,                \
+                      struct timespec *))                                  \
     X(ssize_t, copy_file_range, (int, off_t *, int, off_t *, size_t,       \
                                  unsigned))                                \
     X(ssize_t, splice, (int, off_t *, int, off_t *, size_t, unsigned))     \
