@@ -374,8 +374,10 @@ static ssize_t write_common(int fd, struct wc_desc *d, const struct iovec *iov,
     int e = errno;
     if (unlikely(wc_depth)) {
         /* A writable WATCH description may be becoming CACHED in the
-         * code this handler interrupted: its write waits in the queue. */
-        if (d->mode == WC_D_WATCH && d->accmode == O_RDONLY) {
+         * code this handler interrupted: its write waits in the queue. A
+         * read-only one, in any mode, cannot write: the kernel answers
+         * (EBADF), never the queue (which would accept and lose it). */
+        if (d->accmode == O_RDONLY) {
             if (pos < 0)
                 wc_cell_settle(fd, d);
             r = kernel_rw_locked(fd, &(struct wc_desc){0}, 1, iov, iovcnt,

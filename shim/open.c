@@ -108,6 +108,16 @@ WC_EXPORT int creat(const char *path, mode_t mode)
     return opened(fd, AT_FDCWD, path, flags);
 }
 
+/* glibc's wrapper of the system call (syscall.c routes the raw one): an
+ * open like the others, O_TRUNC included, only without a path. */
+WC_EXPORT int open_by_handle_at(int mount_fd, struct file_handle *h,
+                                int flags)
+{
+    int fd;
+    RETRY_EMFILE(fd, REAL(open_by_handle_at)(mount_fd, h, flags));
+    return opened(fd, AT_FDCWD, NULL, flags);
+}
+
 WC_EXPORT int creat64(const char *path, mode_t mode)
 {
     return creat(path, mode);

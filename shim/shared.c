@@ -620,11 +620,14 @@ ssize_t wc_reserve_write(int fd, struct wc_desc *d, const struct iovec *iov,
     ssize_t n;
     if (vec) {
         n = wc_iov_count(iov, iovcnt);
+    } else if (!wc_access_ok(iov->iov_base, iov->iov_len)) {
+        /* The whole count, as the kernel's write checks it before it
+         * clamps: write(fd, buf, SIZE_MAX) is EFAULT, never a copy of
+         * the memory after buf. */
+        n = -EFAULT;
     } else {
         n = (ssize_t)(iov->iov_len > WC_MAX_RW_COUNT ? WC_MAX_RW_COUNT
                                                      : iov->iov_len);
-        if (!wc_access_ok(iov->iov_base, (size_t)n))
-            n = -EFAULT;
     }
     if (n <= 0)
         return n;
@@ -632,6 +635,22 @@ ssize_t wc_reserve_write(int fd, struct wc_desc *d, const struct iovec *iov,
     off_t end = c ? cell_reserve(fd, c, n) : -1;
     if (end < 0)
         end = wc_k_lseek(fd, n, SEEK_CUR);
+    if (end < 0) {
+        /* No reservation past the largest offset lseek allows (the file
+         * system's: EINVAL): the kernel's own write answers there, as it
+         * would (a short count up to the limit, EFBIG), at the offset,
+         * after the cached bytes. */
+        int r = wc_file_flush(d->file, WC_WHY_OTHER);
+        if (r < 0)
+            return r;
+        ssize_t k = vec ? REAL(writev)(fd, iov, iovcnt)
+                        : wc_k_write(fd, iov->iov_base, (size_t)n);
+        if (k < 0)
+            return -errno;
+        d->pos += k;
+        wc_file_invalidate(d->file, WC_WHY_OTHER);
+        return k;
+    }
     off_t start = end - n;
     if (start != d->pos)                           /* invariant (2) */
         wc_file_invalidate(d->file, WC_WHY_OTHER);

@@ -30,9 +30,10 @@
  *           then passed as IOV_MAX + 1, which fails as the kernel fails;
  *         - fadvise64 returns -1/errno where posix_fadvise returns the
  *           error number.
- *   (3) Opens the libc has no wrapper for (openat2, open_by_handle_at)
- *       are made raw and the new descriptor is then tracked as an open
- *       through the wrappers would be (wc_fd_opened).
+ *   (3) Opens the libc has no wrapper for (openat2), and the raw form of
+ *       open_by_handle_at (open.c interposes glibc's), are made raw and
+ *       the new descriptor is then tracked as an open through the
+ *       wrappers would be (wc_fd_opened).
  *   (4) Process-level points: exit_group flushes everything first (it runs
  *       no destructor); exit of the last program thread does the same and
  *       ends the group (the shim's own flusher thread does not count as

@@ -18,6 +18,14 @@
  *   errno       errno on success: set to a sentinel before every call,
  *               printed after it, including writes from partly faulting
  *               memory that return a short count
+ *   reserve     a description shared with stdio (installed on 2: its
+ *               offset reserved with lseek): counts past what user space
+ *               holds (EFAULT, never a copy of the memory after the
+ *               buffer), writes at and across the file system's largest
+ *               offset (a short count, EFBIG)
+ *   handle      open_by_handle_at with O_TRUNC of a file with cached bytes
+ *   sigro       a signal handler that interrupts the shim writes through a
+ *               read-only description of a cached file (EBADF)
  *   passfd      descriptors sent to another process over a socket
  *               (SCM_RIGHTS: sendmsg, syscall(SYS_sendmsg), sendmmsg),
  *               cached, O_APPEND, and sent before their first write; the
@@ -36,6 +44,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <linux/falloc.h>
 #include <linux/openat2.h>
 #include <linux/sched.h>
@@ -50,6 +59,7 @@
 #include <sys/mman.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -673,6 +683,129 @@ static void scen_errno(void)
     CALL("open missing", open(path("missing"), O_RDONLY));
 }
 
+/* ---- a reserved offset, a handle, a handler ---------------------------- */
+
+/* The largest offset lseek accepts on fd (the file system's s_maxbytes). */
+static off_t max_offset(int fd)
+{
+    off_t lo = 0, hi = INT64_MAX;
+    while (lo < hi) {
+        off_t mid = lo + (hi - lo) / 2 + 1;
+        if (lseek(fd, mid, SEEK_SET) == mid)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    return lo;
+}
+
+static void scen_reserve(void)
+{
+    int save = dup(2);
+    int fd = xopen("r", O_RDWR | O_CREAT | O_TRUNC);
+    if (save < 0 || dup2(fd, 2) != 2)
+        _exit(104);
+    close(fd);
+    char b[64];
+    fill(b, 'r', sizeof b);
+    for (int i = 0; i < 20; i++)
+        CALL("write 20", write(2, b, 20));
+    /* (volatile: the compiler would refuse the sizes it can see) */
+    volatile size_t huge[3] = {SIZE_MAX, SSIZE_MAX, (size_t)SSIZE_MAX + 1};
+    CALL("write SIZE_MAX", write(2, b, huge[0]));
+    CALL("write SSIZE_MAX", write(2, b, huge[1]));
+    CALL("write SSIZE_MAX + 1", write(2, b, huge[2]));
+    CALL("ftruncate 400", ftruncate(2, 400));
+    CALL("lseek 400", lseek(2, 400, SEEK_SET));
+    state("r", 2);
+    off_t max = max_offset(2);
+    say("OUT largest offset found");
+    CALL("lseek max - 2", lseek(2, max - 2, SEEK_SET) == max - 2);
+    CALL("write 3 at max - 2", write(2, "abc", 3));
+    CALL("write 3 at max", write(2, "abc", 3));
+    CALL("offset at max", lseek(2, 0, SEEK_CUR) == max);
+    CALL("lseek max - 10", lseek(2, max - 10, SEEK_SET) == max - 10);
+    struct iovec v[2] = {{b, 6}, {b + 6, 6}};
+    CALL("writev 12 at max - 10", writev(2, v, 2));
+    CALL("ftruncate 500", ftruncate(2, 500));
+    CALL("lseek 500", lseek(2, 500, SEEK_SET));
+    CALL("write after", write(2, "end\n", 4));
+    state("r after", 2);
+    if (dup2(save, 2) != 2)
+        _exit(105);
+    close(save);
+}
+
+static void scen_handle(void)
+{
+    int fd = xopen("h", O_RDWR | O_CREAT | O_TRUNC);
+    for (int i = 0; i < 10; i++)
+        CALL("write 10", write(fd, "0123456789", 10));
+    struct file_handle *fh = malloc(sizeof *fh + MAX_HANDLE_SZ);
+    fh->handle_bytes = MAX_HANDLE_SZ;
+    int mount_id, dfd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (!fh || dfd < 0 || name_to_handle_at(AT_FDCWD, path("h"), fh,
+                                            &mount_id, 0) != 0) {
+        say("OUT no handles here");
+        return;
+    }
+    int t = open_by_handle_at(dfd, fh, O_WRONLY | O_TRUNC);
+    if (t < 0 && errno == EPERM) {
+        say("OUT open_by_handle_at not permitted");
+        return;
+    }
+    say("OUT open_by_handle_at O_TRUNC %s", t >= 0 ? "ok" : "failed");
+    state("h after the truncating open", fd);
+    CALL("write through the handle's", write(t, "T", 1));
+    state("h", fd);
+    CALL("close the handle's", close(t));
+    CALL("close", close(fd));
+    check("h after close", "h");
+    close(dfd);
+    free(fh);
+}
+
+static int g_ro;
+static volatile long g_ro_signals, g_ro_wrong;
+
+static void ro_handler(int sig)
+{
+    (void)sig;
+    int e = errno;
+    errno = 0;
+    long r = write(g_ro, "x", 1);
+    if (r != -1 || errno != EBADF)
+        g_ro_wrong++;
+    g_ro_signals++;
+    errno = e;
+}
+
+static void scen_sigro(void)
+{
+    int fd = xopen("s", O_RDWR | O_CREAT | O_TRUNC);
+    g_ro = xopen("s", O_RDONLY);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = ro_handler;
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGALRM, &sa, NULL);
+    struct itimerval it = {{0, 100}, {0, 100}};
+    setitimer(ITIMER_REAL, &it, NULL);
+    char b[16];
+    fill(b, 's', sizeof b);
+    for (int i = 0; i < 200000; i++)
+        if (write(fd, b, sizeof b) != (ssize_t)sizeof b)
+            say("OUT short write %d", i);
+    struct itimerval z;
+    memset(&z, 0, sizeof z);
+    setitimer(ITIMER_REAL, &z, NULL);
+    say("OUT handler writes through a read-only descriptor: %ld not "
+        "EBADF (%s)", g_ro_wrong, g_ro_signals > 0 ? "signals came" :
+        "no signal");
+    CALL("close", close(fd));
+    CALL("close read-only", close(g_ro));
+}
+
 /* ---- descriptors sent over a socket ----------------------------------- */
 
 /* The receiver: a child forked before any file is open, so that only the
@@ -937,6 +1070,9 @@ int main(int argc, char **argv)
         {"private", scen_private},
         {"errno", scen_errno},
         {"passfd", scen_passfd},
+        {"reserve", scen_reserve},
+        {"handle", scen_handle},
+        {"sigro", scen_sigro},
     };
     for (size_t i = 0; i < sizeof scen / sizeof *scen; i++) {
         if (strcmp(scen[i].name, argv[1]) == 0) {

@@ -200,3 +200,29 @@ Test(coherence, descriptors_sent_before_they_are_cached)
     const char *env[] = {"WCACHE_MIN_WRITES=8", NULL};
     differential("passfd", env);
 }
+
+/* A description whose offset is reserved with lseek (shared with stdio
+ * on descriptor 2): a count past user space is EFAULT, as the kernel
+ * checks it before clamping (the shim clamped first and copied the
+ * memory after the buffer into the file); at the file system's largest
+ * offset the kernel's short count and EFBIG (the reservation's lseek
+ * failed with EINVAL, which the write returned). */
+Test(coherence, reserved_offset_counts_and_limits)
+{
+    differential("reserve", NULL);
+}
+
+/* open_by_handle_at is an open: its O_TRUNC drops the cached bytes (they
+ * came back at write-back before glibc's wrapper was interposed). */
+Test(coherence, open_by_handle_truncates)
+{
+    differential("handle", NULL);
+}
+
+/* A write a signal handler makes through a read-only description while
+ * its thread is inside the shim is EBADF, as the kernel's (it was queued,
+ * answered as written, and lost). */
+Test(coherence, handler_write_through_a_read_only_description)
+{
+    differential("sigro", NULL);
+}

@@ -20,6 +20,7 @@
 #ifndef WCACHE_SYS_H
 #define WCACHE_SYS_H
 
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -83,6 +84,7 @@
     X(int, creat, (const char *, mode_t))                                  \
     X(int, __open_2, (const char *, int))                                  \
     X(int, __openat_2, (int, const char *, int))                           \
+    X(int, open_by_handle_at, (int, struct file_handle *, int))            \
     X(FILE *, fopen, (const char *, const char *))                         \
     X(FILE *, freopen, (const char *, const char *, FILE *))               \
     X(FILE *, fdopen, (int, const char *))                                 \
