@@ -38,8 +38,19 @@
  *       write it back first: they publish it under a name a reader opens
  *       next (an editor's save, git's lock files, O_TMPFILE), and the
  *       kernel's reader would find the bytes.
+ *   (7) A call that may take room on a file system (fallocate but for
+ *       the modes that free, posix_fallocate, copy_file_range, sendfile
+ *       and splice into a regular file) takes it first from the budget
+ *       that keeps room for cached bytes, as a write passed to the kernel
+ *       does (cache/errors.c (6), (7)): where fstatfs finds no room for
+ *       it beside them, every cached file of that file system is written
+ *       back before the call, so the call meets the full disk (ENOSPC, a
+ *       short copy) and the cached bytes do not. Without it a fallocate
+ *       took the room of bytes whose writes had returned, and their
+ *       write-back failed at close.
  */
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <sys/mman.h>
@@ -419,11 +430,54 @@ void wc_kernel_after(int fd, struct wc_desc *d, int moved, int changed)
     wc_work_end(e);
 }
 
+/* ---- room for calls that take it (7) ------------------------------------ */
+
+struct room {
+    uint64_t dev;
+    size_t n;
+    int taken;
+};
+
+/* Up to n bytes of fd's file system for the call about to be made; hand
+ * the result to room_done once the kernel has answered. */
+static struct room room_take(int fd, size_t n)
+{
+    struct room r = {0, n, 0};
+    struct wc_cache *c = __atomic_load_n(&wc_cachep, __ATOMIC_ACQUIRE);
+    if (!c || n == 0 || wc_depth || wc_reg_empty())
+        return r;               /* nothing cached: nothing to keep room for */
+    int e = wc_work_begin();
+    struct stat st;
+    if (wc_k_fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+        r.dev = (uint64_t)st.st_dev;
+        r.taken = wc_cache_space_through(c, r.dev, fd, n);
+    }
+    wc_work_end(e);
+    return r;
+}
+
+static void room_done(struct room r)
+{
+    struct wc_cache *c = __atomic_load_n(&wc_cachep, __ATOMIC_ACQUIRE);
+    if (r.taken && c)
+        wc_cache_space_done(c, r.dev, r.n);
+}
+
+/* The bytes a fallocate may allocate: none for the modes that free. */
+static size_t falloc_room(int mode, off_t len)
+{
+    if (len <= 0 || (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_COLLAPSE_RANGE)))
+        return 0;
+    return (size_t)len;
+}
+
 WC_EXPORT int fallocate(int fd, int mode, off_t off, off_t len)
 {
+    struct room room = room_take(fd, falloc_room(mode, len));
     struct wc_desc *d = wc_kernel_before(fd, WC_WHY_OTHER);
     int r = REAL(fallocate)(fd, mode, off, len);
     wc_kernel_after(fd, d, 0, r == 0);
+    room_done(room);
     return r;
 }
 
@@ -434,9 +488,11 @@ WC_EXPORT int fallocate64(int fd, int mode, off64_t off, off64_t len)
 
 WC_EXPORT int posix_fallocate(int fd, off_t off, off_t len)
 {
+    struct room room = room_take(fd, falloc_room(0, len));
     struct wc_desc *d = wc_kernel_before(fd, WC_WHY_OTHER);
     int r = REAL(posix_fallocate)(fd, off, len);
     wc_kernel_after(fd, d, 0, r == 0);
+    room_done(room);
     return r;
 }
 
@@ -463,11 +519,13 @@ WC_EXPORT int sync_file_range(int fd, off64_t off, off64_t n, unsigned fl)
 
 WC_EXPORT ssize_t sendfile(int out, int in, off_t *off, size_t n)
 {
+    struct room room = room_take(out, n);
     struct wc_desc *di = wc_kernel_before(in, WC_WHY_OTHER);
     struct wc_desc *dout = wc_kernel_before(out, WC_WHY_OTHER);
     ssize_t r = REAL(sendfile)(out, in, off, n);
     wc_kernel_after(in, di, off == NULL, 0);
     wc_kernel_after(out, dout, 1, r > 0);
+    room_done(room);
     return r;
 }
 
@@ -479,22 +537,26 @@ WC_EXPORT ssize_t sendfile64(int out, int in, off64_t *off, size_t n)
 WC_EXPORT ssize_t copy_file_range(int in, off64_t *oin, int out,
                                   off64_t *oout, size_t n, unsigned fl)
 {
+    struct room room = room_take(out, n);
     struct wc_desc *di = wc_kernel_before(in, WC_WHY_OTHER);
     struct wc_desc *dout = wc_kernel_before(out, WC_WHY_OTHER);
     ssize_t r = REAL(copy_file_range)(in, oin, out, oout, n, fl);
     wc_kernel_after(in, di, oin == NULL, 0);
     wc_kernel_after(out, dout, oout == NULL, r > 0);
+    room_done(room);
     return r;
 }
 
 WC_EXPORT ssize_t splice(int in, off64_t *oin, int out, off64_t *oout,
                          size_t n, unsigned fl)
 {
+    struct room room = room_take(out, n);
     struct wc_desc *di = wc_kernel_before(in, WC_WHY_OTHER);
     struct wc_desc *dout = wc_kernel_before(out, WC_WHY_OTHER);
     ssize_t r = REAL(splice)(in, oin, out, oout, n, fl);
     wc_kernel_after(in, di, oin == NULL, 0);
     wc_kernel_after(out, dout, oout == NULL, r > 0);
+    room_done(room);
     return r;
 }
 

@@ -24,6 +24,10 @@
  *                   as "fail every write from now on")
  *   ask=K           after record K print "ASK k" and wait for one byte on
  *                   stdin (the test changes the world meanwhile)
+ *   take=HOW:N@K    after record K, take N bytes of the file system in
+ *                   FILE.take with HOW: fallocate, posix_fallocate or
+ *                   sendfile (from a memfd of N bytes), and print the
+ *                   result
  *   keep-going      do not stop at an error (as a logger that ignores
  *                   them): print the first error and, at the end, the
  *                   number of failed writes
@@ -46,7 +50,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/sendfile.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -116,6 +122,47 @@ static void record(char *buf, size_t n, long k)
         buf[n - 1] = '\n';
 }
 
+/* take=HOW:N: room taken on FILE's file system by a call of this
+ * process, not by a write (the shim must count it as it counts writes
+ * it passes to the kernel: shim/meta.c (7)). */
+static void take(const char *path, const char *how, size_t n)
+{
+    char p[4200];
+    snprintf(p, sizeof p, "%s.take", path);
+    int fd = open(p, O_RDWR | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) {
+        say("take: open %s", ename(errno));
+        return;
+    }
+    long r = -1;
+    errno = 0;
+    if (!strcmp(how, "fallocate")) {
+        r = fallocate(fd, 0, 0, (off_t)n);
+    } else if (!strcmp(how, "posix_fallocate")) {
+        r = posix_fallocate(fd, 0, (off_t)n);
+        errno = (int)r;
+    } else {
+        int m = memfd_create("take", 0);
+        char *b = calloc(1, n);
+        if (m < 0 || !b || write(m, b, n) != (ssize_t)n) {
+            say("take: source %s", ename(errno));
+            return;
+        }
+        free(b);
+        off_t o = 0;
+        errno = 0;
+        r = sendfile(fd, m, &o, n);
+        close(m);
+    }
+    int e = errno;
+    struct stat st;
+    fstat(fd, &st);
+    say("take %s %zu -> %ld %s, size %lld", how, n, r, ename(r < 0 ||
+        !strcmp(how, "posix_fallocate") ? e : 0), (long long)st.st_size);
+    close(fd);
+    unlink(p);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 5) {
@@ -126,7 +173,9 @@ int main(int argc, char **argv)
     const char *path = argv[1], *mode = argv[2];
     size_t rec = strtoul(argv[3], NULL, 0);
     unsigned long long total = strtoull(argv[4], NULL, 0);
-    long sync_at = -1, ctl_at = -1, ask_at = -1;
+    long sync_at = -1, ctl_at = -1, ask_at = -1, take_at = -1;
+    size_t take_n = 0;
+    const char *take_how = NULL;
     const char *ctl = NULL;
     int sec = 0, sec_late = 0, errseq = 0, keep = 0;
     long nerr = 0;
@@ -159,6 +208,11 @@ int main(int argc, char **argv)
             *at = 0;
             ctl = p;
             ctl_at = atol(at + 1);
+        } else if (!strncmp(a, "take=", 5)) {
+            static char h[64];
+            if (sscanf(a + 5, "%63[a-z_]:%zu@%ld", h, &take_n, &take_at) != 3)
+                return 2;
+            take_how = h;
         } else if (!strcmp(a, "keep-going")) {
             keep = 1;
         } else if (!strcmp(a, "errseq")) {
@@ -221,6 +275,8 @@ int main(int argc, char **argv)
             if (c >= 0)
                 close(c);
         }
+        if (k == take_at)
+            take(path, take_how, take_n);
         if (k == ask_at)
             ask("records");
         if (sec_late && k == nrec / 2)

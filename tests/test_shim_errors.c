@@ -368,6 +368,32 @@ Test(errors, tmpfs_small_files_after_a_cached_log, .init = setup,
     differential("a cached log, then small files", argv, log, env, 200);
 }
 
+/* Room taken by the program's own calls that are not writes: 500 KB
+ * cached in 1,000-byte records on a 2 MB tmpfs, then fallocate,
+ * posix_fallocate or sendfile of 1.8 MB into another file (copy_file_range
+ * and splice take their room the same way). The kernel answers ENOSPC (or a short copy) there and keeps the
+ * records; before shim/meta.c (7) the call took the records' room and
+ * their write-back failed at fsync and close (f 294,912 bytes of
+ * 500,000). */
+Test(errors, tmpfs_room_taken_by_calls, .init = setup, .fini = teardown,
+     .timeout = 300)
+{
+    wct_require_shim();
+    wct_require_prog(WCT_PROG("prog_fill"));
+    mount_tmpfs("2M");
+    char f[4300];
+    snprintf(f, sizeof f, "%s/f", mnt);
+    static const char *const how[] = {"fallocate", "posix_fallocate",
+                                      "sendfile"};
+    for (size_t i = 0; i < sizeof how / sizeof *how; i++) {
+        char opt[64];
+        snprintf(opt, sizeof opt, "take=%s:1800000@500", how[i]);
+        const char *argv[] = {WCT_PROG("prog_fill"), f, "write", "1000",
+                              "600000", opt, NULL};
+        differential(how[i], argv, f, NULL, 200);
+    }
+}
+
 Test(errors, tmpfs_dd, .init = setup, .fini = teardown, .timeout = 300)
 {
     wct_require_shim();
