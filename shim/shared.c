@@ -20,7 +20,9 @@
  *   RESERVE --its other holders let it go, invariant (5)--> CACHED
  *
  * Inherited O_APPEND descriptors (`prog >> log`) are left untracked at
- * start-up rather than THROUGH: they cost nothing per call that way.
+ * start-up rather than THROUGH: they cost nothing per call that way; at
+ * the first write through one, its file passes through for good (every
+ * other description of it THROUGH, after a write-back: wc_fd_adopt).
  *
  * A description is shared when it is installed on 0 or 2, or on 1 unless
  * guarded (open, dup2, start-up: stdio.c invariant (2)), when it is
@@ -701,6 +703,14 @@ int wc_fd_adopt(int fd, int own, struct wc_cell *c)
         return 0;
     }
     if ((fl & O_APPEND) && (!own || c)) {
+        /* Left untracked (nothing per call), so its appends reach the
+         * kernel at once, at the real end of the file: nothing of the
+         * file may be cached, now or later. It passes through for good
+         * from here, as a mapped one: what another description cached is
+         * written back first, those descriptions go THROUGH, later opens
+         * are not cached. (`prog 3>f 5>>f`: fd 5's line landed inside
+         * fd 3's cached bytes, whose write-back then wrote over it.) */
+        wc_stat_for_good(&st);
         wc_nc_mark(fd, WC_NC_INHERITED);
         return 0;
     }

@@ -226,3 +226,16 @@ Test(coherence, handler_write_through_a_read_only_description)
 {
     differential("sigro", NULL);
 }
+
+/* `prog 3>f 5>>f` from a shell without the shim: fd 5, an inherited
+ * O_APPEND description, is left untracked; its append went to the
+ * kernel's end of file, inside the bytes fd 3 had cached, whose
+ * write-back then wrote over it. Now the file passes through for good
+ * at the first write through fd 5 (shim/shared.c, wc_fd_adopt). */
+Test(coherence, inherited_append_and_plain_descriptors_of_one_file)
+{
+    differential("inhapp", NULL);
+    const char *env[] = {"WCACHE_MIN_WRITES=8", "WCACHE_SETUP_US=500",
+                         NULL};
+    differential("inhapp", env);
+}
