@@ -61,9 +61,9 @@ static int writable(const struct wc_desc *d)
  * an iovec array (else `iov` is one buffer, described by the shim, and
  * the kernel gets the program's own call: write, pwrite, read, pread).
  * Caller holds d->lock. */
-static ssize_t kernel_rw_locked(int fd, struct wc_desc *d, int write,
-                                const struct iovec *iov, int iovcnt,
-                                off_t pos, int flags, int vec)
+ssize_t wc_kernel_rw_locked(int fd, struct wc_desc *d, int write,
+                            const struct iovec *iov, int iovcnt, off_t pos,
+                            int flags, int vec)
 {
     if (pos < 0)
         wc_cell_settle(fd, d);      /* shared.c invariant (6) */
@@ -78,7 +78,7 @@ static ssize_t kernel_rw_locked(int fd, struct wc_desc *d, int write,
     if (write && unlikely(!wc_reg_empty()) && d->ino) {
         /* wc_through_room, the length counted only then */
         ssize_t n = vec ? wc_iov_count(iov, iovcnt) : (ssize_t)iov->iov_len;
-        if (n > 0 && wc_through_room_slow(fd, d, (size_t)n))
+        if (n > 0 && wc_through_room_slow(fd, (uint64_t)d->dev, (size_t)n))
             room = n;
     }
     /* A write: no cached write of the file runs until the engine has
@@ -109,7 +109,7 @@ static ssize_t kernel_rw_locked(int fd, struct wc_desc *d, int write,
     if (r < 0)
         r = -errno;
     if (room)
-        wc_through_done(d, (size_t)room);
+        wc_through_done((uint64_t)d->dev, (size_t)room);
     if ((d->mode == WC_D_CACHED || d->mode == WC_D_RESERVE) && pos < 0 &&
         r > 0) {
         off_t k = wc_k_lseek(fd, 0, SEEK_CUR);
@@ -134,7 +134,7 @@ static ssize_t pass_for_good(int fd, struct wc_desc *d,
                              int rwf_append, int vec)
 {
     wc_desc_through_locked(fd, d, WC_WHY_OTHER);
-    return kernel_rw_locked(fd, d, 1, iov, iovcnt, pos,
+    return wc_kernel_rw_locked(fd, d, 1, iov, iovcnt, pos,
                             rwf_append ? RWF_APPEND : 0, vec);
 }
 
@@ -156,22 +156,22 @@ void wc_inflight_fixup(void)
     wc_inflight.d = NULL;
 }
 
-int wc_through_room_slow(int fd, const struct wc_desc *d, size_t n)
+int wc_through_room_slow(int fd, uint64_t dev, size_t n)
 {
     struct wc_cache *c = __atomic_load_n(&wc_cachep, __ATOMIC_ACQUIRE);
     if (!c)
         return 0;
     int e = errno;
-    int taken = wc_cache_space_through(c, (uint64_t)d->dev, fd, n);
+    int taken = wc_cache_space_through(c, dev, fd, n);
     errno = e;
     return taken;
 }
 
-void wc_through_done(const struct wc_desc *d, size_t n)
+void wc_through_done(uint64_t dev, size_t n)
 {
     struct wc_cache *c = __atomic_load_n(&wc_cachep, __ATOMIC_ACQUIRE);
     if (c)
-        wc_cache_space_done(c, (uint64_t)d->dev, n);
+        wc_cache_space_done(c, dev, n);
 }
 
 /* d->lock for a call through descriptor fd, unless the program has one
@@ -277,7 +277,7 @@ again:
     while (desc_enter(fd, d, &held)) {
         /* The descriptor was closed or replaced meanwhile: the kernel. */
         if (!(d = wc_fd_get(fd)))
-            return kernel_rw_locked(fd, &(struct wc_desc){0}, 1, iov, iovcnt,
+            return wc_kernel_rw_locked(fd, &(struct wc_desc){0}, 1, iov, iovcnt,
                                     pos, rwf_append ? RWF_APPEND : 0, vec);
     }
     if (likely(d->mode == WC_D_CACHED)) {
@@ -305,7 +305,7 @@ again:
             /* Cheaper through the kernel until the writes the cache
              * would have taken paid for making it (fdtab.c (6b)). */
             uint64_t t0 = wc_now_ns();
-            r = kernel_rw_locked(fd, d, 1, iov, iovcnt, pos,
+            r = wc_kernel_rw_locked(fd, d, 1, iov, iovcnt, pos,
                                  rwf_append ? RWF_APPEND : 0, vec);
             __atomic_add_fetch(&wc_rent_ns, wc_now_ns() - t0,
                                __ATOMIC_RELAXED);
@@ -329,7 +329,7 @@ again:
             wc_desc_adopted(dev, ino);
         return wc_do_writev(fd, d, iov, iovcnt, pos, rwf_append, vec);
     } else {
-        r = kernel_rw_locked(fd, d, 1, iov, iovcnt, pos,
+        r = wc_kernel_rw_locked(fd, d, 1, iov, iovcnt, pos,
                              rwf_append ? RWF_APPEND : 0, vec);
     }
     write_leave(d, held);
@@ -343,7 +343,7 @@ static ssize_t do_readv(int fd, struct wc_desc *d, const struct iovec *iov,
     int held;
     while (desc_enter(fd, d, &held)) {
         if (!(d = wc_fd_get(fd)))
-            return kernel_rw_locked(fd, &(struct wc_desc){0}, 0, iov, iovcnt,
+            return wc_kernel_rw_locked(fd, &(struct wc_desc){0}, 0, iov, iovcnt,
                                     pos, 0, vec);
     }
     if (likely(d->mode == WC_D_CACHED)) {
@@ -359,7 +359,7 @@ static ssize_t do_readv(int fd, struct wc_desc *d, const struct iovec *iov,
             }
         }
     } else {
-        r = kernel_rw_locked(fd, d, 0, iov, iovcnt, pos, 0, vec);
+        r = wc_kernel_rw_locked(fd, d, 0, iov, iovcnt, pos, 0, vec);
     }
     desc_leave(d, held);
     return r;
@@ -380,7 +380,7 @@ static ssize_t write_common(int fd, struct wc_desc *d, const struct iovec *iov,
         if (d->accmode == O_RDONLY) {
             if (pos < 0)
                 wc_cell_settle(fd, d);
-            r = kernel_rw_locked(fd, &(struct wc_desc){0}, 1, iov, iovcnt,
+            r = wc_kernel_rw_locked(fd, &(struct wc_desc){0}, 1, iov, iovcnt,
                                  pos, rwf_append ? RWF_APPEND : 0, vec);
         } else
             r = wc_queue_write(fd, iov, iovcnt, pos, rwf_append);
@@ -404,7 +404,7 @@ static ssize_t read_common(int fd, struct wc_desc *d, const struct iovec *iov,
         if (pos < 0)
             wc_cell_settle(fd, d);  /* shared.c invariant (6) */
         if (d->mode != WC_D_CACHED)
-            r = kernel_rw_locked(fd, &(struct wc_desc){0}, 0, iov, iovcnt,
+            r = wc_kernel_rw_locked(fd, &(struct wc_desc){0}, 0, iov, iovcnt,
                                  pos, 0, vec);
         else
             r = -EINTR;
@@ -429,7 +429,7 @@ static ssize_t v2_kernel(int fd, struct wc_desc *d, int write,
     if (pos < 0)
         wc_cell_settle(fd, d);      /* shared.c invariant (6) */
     if (wc_desc_lock(fd, d)) {
-        r = kernel_rw_locked(fd, &(struct wc_desc){0}, write, iov, iovcnt,
+        r = wc_kernel_rw_locked(fd, &(struct wc_desc){0}, write, iov, iovcnt,
                              pos, flags, 1);
     } else {
         if (write && d->mode == WC_D_CACHED && !writable(d))
@@ -437,7 +437,7 @@ static ssize_t v2_kernel(int fd, struct wc_desc *d, int write,
         else if (!write && d->mode == WC_D_CACHED && d->accmode == O_WRONLY)
             r = -EBADF;
         else
-            r = kernel_rw_locked(fd, d, write, iov, iovcnt, pos, flags, 1);
+            r = wc_kernel_rw_locked(fd, d, write, iov, iovcnt, pos, flags, 1);
         wc_blk_unlock(&d->lock);
     }
     wc_shim_leave();
@@ -489,7 +489,7 @@ fast_write(int fd, struct wc_desc *d, const void *buf, size_t n, off_t pos)
         if (r < 0)
             e = errno;
         if (unlikely(room))
-            wc_through_done(d, n);
+            wc_through_done((uint64_t)d->dev, n);
         if (unlikely(wc_nc_counting))
             wc_nc_count_through(fd, d);
         desc_leave(d, held);

@@ -438,19 +438,19 @@ struct room {
     int taken;
 };
 
-/* Up to n bytes of fd's file system for the call about to be made; hand
+/* Up to n bytes of fd's file system for the call about to be made, as a
+ * write passed to the kernel takes them (io.c wc_through_room_slow); hand
  * the result to room_done once the kernel has answered. */
 static struct room room_take(int fd, size_t n)
 {
     struct room r = {0, n, 0};
-    struct wc_cache *c = __atomic_load_n(&wc_cachep, __ATOMIC_ACQUIRE);
-    if (!c || n == 0 || wc_depth || wc_reg_empty())
+    if (n == 0 || wc_depth || wc_reg_empty())
         return r;               /* nothing cached: nothing to keep room for */
     int e = wc_work_begin();
     struct stat st;
     if (wc_k_fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
         r.dev = (uint64_t)st.st_dev;
-        r.taken = wc_cache_space_through(c, r.dev, fd, n);
+        r.taken = wc_through_room_slow(fd, r.dev, n);
     }
     wc_work_end(e);
     return r;
@@ -458,9 +458,8 @@ static struct room room_take(int fd, size_t n)
 
 static void room_done(struct room r)
 {
-    struct wc_cache *c = __atomic_load_n(&wc_cachep, __ATOMIC_ACQUIRE);
-    if (r.taken && c)
-        wc_cache_space_done(c, r.dev, r.n);
+    if (r.taken)
+        wc_through_done(r.dev, r.n);
 }
 
 /* The bytes a fallocate may allocate: none for the modes that free. */

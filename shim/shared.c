@@ -642,16 +642,7 @@ ssize_t wc_reserve_write(int fd, struct wc_desc *d, const struct iovec *iov,
          * system's: EINVAL): the kernel's own write answers there, as it
          * would (a short count up to the limit, EFBIG), at the offset,
          * after the cached bytes. */
-        int r = wc_file_flush(d->file, WC_WHY_OTHER);
-        if (r < 0)
-            return r;
-        ssize_t k = vec ? REAL(writev)(fd, iov, iovcnt)
-                        : wc_k_write(fd, iov->iov_base, (size_t)n);
-        if (k < 0)
-            return -errno;
-        d->pos += k;
-        wc_file_invalidate(d->file, WC_WHY_OTHER);
-        return k;
+        return wc_kernel_rw_locked(fd, d, 1, iov, iovcnt, -1, 0, vec);
     }
     off_t start = end - n;
     if (start != d->pos)                           /* invariant (2) */

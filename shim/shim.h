@@ -392,21 +392,30 @@ static inline int wc_reg_empty(void)
     return __atomic_load_n(&wc_nreg, __ATOMIC_RELAXED) == 0;
 }
 
-/* A write of n bytes that description d (slot fd) passes to the kernel
- * takes its room from the budget that keeps room for cached bytes on its
- * file system (cache/errors.c (6)), once some file is cached: a file's
- * first writes cannot fill the disk under another file's cached bytes.
- * Caller holds d->lock (or is the program's one thread). */
-int wc_through_room_slow(int fd, const struct wc_desc *d, size_t n);
+/* A write of n bytes that descriptor fd passes to the kernel on file
+ * system `dev` (or a call that takes room there: meta.c (7)) takes its
+ * room from the budget that keeps room for cached bytes
+ * (cache/errors.c (6)), once some file is cached: a file's first writes
+ * cannot fill the disk under another file's cached bytes. Caller holds
+ * the description's lock, if any (or is the program's one thread). */
+int wc_through_room_slow(int fd, uint64_t dev, size_t n);
 static inline int wc_through_room(int fd, const struct wc_desc *d, size_t n)
 {
     if (unlikely(!wc_reg_empty()) && d->ino)
-        return wc_through_room_slow(fd, d, n);
+        return wc_through_room_slow(fd, (uint64_t)d->dev, n);
     return 0;
 }
-/* The kernel answered a write whose room wc_through_room took (it
+/* The kernel answered a call whose room wc_through_room_slow took (it
  * returned 1): the room is the disk's to show now. */
-void wc_through_done(const struct wc_desc *d, size_t n);
+void wc_through_done(uint64_t dev, size_t n);
+/* The kernel does the program's call on d (write or read; pos < 0: at the
+ * offset; flags: RWF_* for the v2 calls), in program order with what the
+ * engine caches of the file: written back first, its room taken, the
+ * engine's view forgotten after a write, d->pos read back. Returns bytes
+ * or -errno. Caller holds d->lock. (io.c) */
+ssize_t wc_kernel_rw_locked(int fd, struct wc_desc *d, int write,
+                            const struct iovec *iov, int iovcnt, off_t pos,
+                            int flags, int vec);
 /* The rest of the registry (registry.c): its memory (0 or -ENOMEM); a
  * description's reference to the file added (WC_REG_FRESH if the file was
  * not in it before, | WC_REG_THROUGH if it is marked through) or dropped;

@@ -13,8 +13,11 @@
 #ifndef WCT_LIB_SHIM_H
 #define WCT_LIB_SHIM_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+#include <sys/time.h>
 #include <sys/types.h>
 
 #ifndef WCT_BUILD_DIR
@@ -28,6 +31,22 @@
 #define WCT_PROG(name) WCT_BUILD_DIR "/tests/" name
 
 /* FNV-1a, 64 bits: enough to tell two byte strings apart in a transcript. */
+/* SIGALRM every `usec` microseconds to `handler` (SA_RESTART), for the
+ * programs that interrupt their own writes; usec 0 stops the timer (the
+ * handler stays). */
+static inline void wct_alarms(void (*handler)(int), long usec)
+{
+    if (handler) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = handler;
+        sa.sa_flags = SA_RESTART;
+        sigaction(SIGALRM, &sa, NULL);
+    }
+    struct itimerval it = {{0, usec}, {0, usec}};
+    setitimer(ITIMER_REAL, &it, NULL);
+}
+
 static inline uint64_t wct_hash(const void *p, size_t n)
 {
     const unsigned char *s = p;

@@ -788,21 +788,13 @@ static void scen_sigro(void)
 {
     int fd = xopen("s", O_RDWR | O_CREAT | O_TRUNC);
     g_ro = xopen("s", O_RDONLY);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = ro_handler;
-    sa.sa_flags = SA_RESTART;
-    sigaction(SIGALRM, &sa, NULL);
-    struct itimerval it = {{0, 100}, {0, 100}};
-    setitimer(ITIMER_REAL, &it, NULL);
+    wct_alarms(ro_handler, 100);
     char b[16];
     fill(b, 's', sizeof b);
     for (int i = 0; i < 200000; i++)
         if (write(fd, b, sizeof b) != (ssize_t)sizeof b)
             say("OUT short write %d", i);
-    struct itimerval z;
-    memset(&z, 0, sizeof z);
-    setitimer(ITIMER_REAL, &z, NULL);
+    wct_alarms(NULL, 0);
     say("OUT handler writes through a read-only descriptor: %ld not "
         "EBADF (%s)", g_ro_wrong, g_ro_signals > 0 ? "signals came" :
         "no signal");

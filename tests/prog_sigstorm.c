@@ -35,6 +35,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib_shim.h"
+
 static int fd, hfd;
 static volatile sig_atomic_t markers, handler_errors, stop;
 
@@ -147,13 +149,7 @@ int main(int argc, char **argv)
     pthread_create(&wd, NULL, watchdog, NULL);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_alarm;
-    sa.sa_flags = SA_RESTART;
-    sigaction(SIGALRM, &sa, NULL);
-    struct itimerval it = {{0, 100}, {0, 100}};
-    setitimer(ITIMER_REAL, &it, NULL);
+    wct_alarms(on_alarm, 100);
 
     long rec = 0, errors = 0;
     char r[64];
@@ -188,8 +184,7 @@ int main(int argc, char **argv)
                 errors++;
         }
     }
-    struct itimerval off = {{0, 0}, {0, 0}};
-    setitimer(ITIMER_REAL, &off, NULL);
+    wct_alarms(NULL, 0);
     stop = 1;
     if (hfd != fd)
         close(hfd);
