@@ -36,6 +36,17 @@
  *       loop (wc_cache_async with the kick, then NULL as it leaves, after
  *       which it writes what was handed over): with no flusher, a
  *       stream's writer writes its pages back itself, as before.
+ *   (5) The flusher uses the descriptor table of the thread that made
+ *       it. When the program's only thread is about to take a table of
+ *       its own (proc.c invariant (10)), the flusher leaves its loop as in
+ *       (3) (wc_flusher_leave), and a new one is started, in the new
+ *       table, by invariant (2)'s retry at the next write.
+ *
+ *       States of the flusher:
+ *
+ *           none --first cached write (2)--> running --wc_flusher_stop
+ *             (3) / program gone (1)--> left for good
+ *           running --wc_flusher_leave (5)--> none
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -61,6 +72,9 @@
 static int g_flusher_tid, g_flusher_starting;
 /* Set by the flusher as it leaves its loop for good (atomic). */
 static int g_flusher_left;
+/* Set to make the flusher leave while the shim stays on (atomic):
+ * wc_flusher_leave. */
+static int g_leave;
 /* What the flusher sleeps on between its ticks: 1 when there is work
  * before the next tick (a batch handed over, or the stop), atomic. */
 static int g_kick;
@@ -99,7 +113,8 @@ static void *flusher_main(void *arg)
     prctl(PR_SET_NAME, "wcache-flush");
     /* WC_ST_VFORK: a vfork child runs in this memory a while (proc.c
      * invariant (7)); the engine is the parent's, and stays its. */
-    while (wc_state == WC_ST_ON || wc_state == WC_ST_VFORK) {
+    while ((wc_state == WC_ST_ON || wc_state == WC_ST_VFORK) &&
+           !__atomic_load_n(&g_leave, __ATOMIC_ACQUIRE)) {
         wc_guard_reap();        /* at once: nobody else may see that child */
         if (!c && (c = __atomic_load_n(&wc_cachep, __ATOMIC_ACQUIRE)))
             wc_cache_async(c, flusher_kick);
@@ -112,7 +127,8 @@ static void *flusher_main(void *arg)
                            (long)&ts, 0, 0);
         }
         __atomic_store_n(&g_kick, 0, __ATOMIC_RELEASE);
-        if (wc_state != WC_ST_ON && wc_state != WC_ST_VFORK)
+        if ((wc_state != WC_ST_ON && wc_state != WC_ST_VFORK) ||
+            __atomic_load_n(&g_leave, __ATOMIC_ACQUIRE))
             break;
         if (c)
             run_batches(c);
@@ -279,6 +295,32 @@ void wc_flusher_after_fork(void)
     WC_RESET(g_flusher_starting, 0);
     WC_RESET(g_flusher_left, 0);
     WC_RESET(g_kick, 0);
+    WC_RESET(g_leave, 0);
     WC_RESET(wc_flusher_deferred, 0);
     WC_RESET(g_tries, 0);
+}
+
+/* The program's only thread is about to take a descriptor table of its
+ * own (proc.c invariant (10)): the flusher, which would keep the old one
+ * (a file cached later would have its engine descriptor in the new table
+ * only), leaves; a new one starts at the next write, in the new table.
+ * 1 when none runs now; 0 when it did not leave. */
+int wc_flusher_leave(void)
+{
+    if (!wc_flusher_tid())
+        return 1;               /* none runs */
+    __atomic_store_n(&g_leave, 1, __ATOMIC_RELEASE);
+    wc_flusher_stop();
+    if (!__atomic_load_n(&g_flusher_left, __ATOMIC_ACQUIRE))
+        return 0;               /* it did not leave within a second */
+    /* A new one starts at the next write (invariant (2)'s retry). */
+    __atomic_store_n(&g_flusher_tid, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&g_flusher_left, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&g_kick, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&g_leave, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&g_tries, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&g_retry_in, 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&g_flusher_starting, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&wc_flusher_deferred, 1, __ATOMIC_RELEASE);
+    return 1;
 }

@@ -312,6 +312,9 @@ static int close_range_skipping(unsigned lo, unsigned hi, int flags)
 
 WC_EXPORT int close_range(unsigned lo, unsigned hi, int flags)
 {
+    if ((flags & CLOSE_RANGE_UNSHARE) && lo <= hi &&
+        !(flags & ~(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC)))
+        wc_proc_before_unshare();       /* proc.c invariant (10) */
     if (lo > hi || (flags & ~(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC)) ||
         wc_state != WC_ST_ON)
         return REAL(close_range)(lo, hi, flags);

@@ -112,6 +112,35 @@
  *       offset becomes the kernel's, and after it every call passes
  *       through as the kernel's alone (wc_state OFF), threads made later
  *       get no signal stack of ours (altstack.c).
+ *   (9) A task made by clone (glibc's clone(), or a raw clone or clone3
+ *       through syscall()) is sorted by what it shares (wc_clone_kind):
+ *         - memory and the descriptor table, without CLONE_VFORK: a
+ *           thread; wc_solo ends, the call is the kernel's;
+ *         - neither, and no CLONE_SETTLS: a new process, served as fork
+ *           ((2): before, every description shared); glibc's clone runs
+ *           the program's fn behind clone_child, which does the child's
+ *           part of (2) first and, when fn returns (glibc then makes a
+ *           bare exit system call, no destructor), what exit does;
+ *         - memory with CLONE_VFORK, not the table: glibc's clone is
+ *           served as vfork (7) (the child runs on a stack of its own, so
+ *           this frame survives), with every description shared first
+ *           (the child may write instead of exec);
+ *         - any other mix (the table without the memory: the child's
+ *           opens and closes change this process's numbers behind the
+ *           shim; the memory without the table: the child's calls would
+ *           update this process's records of another table; a new TLS
+ *           without the memory; a raw vfork-like clone, whose child
+ *           returns through the shim's frames; a vfork-like one where (7)
+ *           cannot be kept): the process stops caching for good first
+ *           (8), and the call is the kernel's.
+ *   (10) The shim's records hold one descriptor table for the whole
+ *       process, shared by its flusher thread (flusher.c). Before a thread
+ *       takes a table of its own (unshare with CLONE_FILES, close_range
+ *       with CLOSE_RANGE_UNSHARE, in every form): with other program
+ *       threads the process stops caching for good (8) (their tables
+ *       would differ from the caller's); the program's only thread makes
+ *       the flusher leave (flusher.c invariant (5)), and a new one starts
+ *       in the new table.
  */
 #include <dlfcn.h>
 #include <elf.h>
@@ -484,9 +513,9 @@ void wc_vfork_duped(int oldfd, int newfd)
         vf_own[vf_nown++] = newfd;
 }
 
-/* Called by vfork (below) before the system call: 1 to make a real vfork,
- * 0 to have a fork serve it. */
-__attribute__((used)) int wc_vfork_begin(void)
+/* 1 to make a real vfork (or a clone of the vfork kind: invariant (9)),
+ * 0 where it cannot be kept apart. exec_only: as before_spawn's. */
+static int vfork_begin(int exec_only)
 {
     if (wc_state == WC_ST_VFORK)
         return 0;       /* the child vforks: a fork keeps its records apart */
@@ -495,7 +524,7 @@ __attribute__((used)) int wc_vfork_begin(void)
     if (wc_depth || !__atomic_load_n(&wc_solo, __ATOMIC_RELAXED) ||
         wc_fd_tracked_hi() > VF_FDS)
         return 0;
-    before_spawn(1);
+    before_spawn(exec_only);
     memset(vf_touched, 0, sizeof vf_touched);
     vf_high = 0;
     vf_nown = 0;
@@ -503,6 +532,13 @@ __attribute__((used)) int wc_vfork_begin(void)
     wc_nc_on = 0;
     wc_state = WC_ST_VFORK;
     return 1;
+}
+
+/* Called by vfork (below) before the system call: 1 to make a real vfork,
+ * 0 to have a fork serve it. */
+__attribute__((used)) int wc_vfork_begin(void)
+{
+    return vfork_begin(1);
 }
 
 /* Called by vfork in the parent, the child gone (exec'd or exited): the
@@ -558,6 +594,120 @@ WC_EXPORT pid_t vfork(void)
     return wc_vfork_by_fork();
 }
 #endif
+
+/* ---- clone and unshare (invariants (9), (10)) ------------------------- */
+
+enum wc_clone_kind wc_clone_kind(unsigned long flags)
+{
+    int vm = !!(flags & CLONE_VM), files = !!(flags & CLONE_FILES);
+    if (vm && files && !(flags & CLONE_VFORK))
+        return WC_CLONE_THREAD;
+    if (flags & CLONE_SETTLS)
+        return WC_CLONE_APART;  /* the shim's thread-locals would move */
+    if (!vm && !files)
+        return WC_CLONE_FORK;
+    return vm && !files && (flags & CLONE_VFORK) ? WC_CLONE_VFORK
+                                                 : WC_CLONE_APART;
+}
+
+/* A task that shares this process's memory or descriptor table without
+ * the other is about to be made: caching stops for good first (8). */
+static void clone_apart(void)
+{
+    if (wc_state != WC_ST_ON || wc_depth)
+        return;
+    int e = errno;
+    wc_log(WC_LOG_DEBUG, "clone: a task that shares the memory or the "
+           "descriptor table without the other; caching stops for good");
+    wc_proc_off();
+    errno = e;
+}
+
+void wc_proc_before_raw_clone(enum wc_clone_kind k)
+{
+    if (k == WC_CLONE_THREAD)
+        wc_solo_end();          /* a thread, made behind glibc */
+    else if (k != WC_CLONE_FORK)
+        clone_apart();          /* a vfork too: the child returns here */
+}
+
+/* glibc's clone of a new process: its fn and arg, in the caller's frame,
+ * which the child has a copy of. */
+struct clone_call {
+    int (*fn)(void *);
+    void *arg;
+};
+
+/* The child's first function: fork's child work, the program's fn, and,
+ * as glibc's child then ends by a bare exit system call, exit's work. */
+static int clone_child(void *p)
+{
+    const struct clone_call *cc = p;
+    int e = errno;
+    atfork_child();
+    errno = e;
+    int r = cc->fn(cc->arg);
+    wc_proc_final_flush();
+    return r;
+}
+
+WC_EXPORT int clone(int (*fn)(void *), void *stack, int flags, void *arg,
+                    ...)
+{
+    /* glibc reads the three optional arguments whatever the flags say */
+    va_list ap;
+    va_start(ap, arg);
+    pid_t *ptid = va_arg(ap, pid_t *);
+    void *tls = va_arg(ap, void *);
+    pid_t *ctid = va_arg(ap, pid_t *);
+    va_end(ap);
+    switch (wc_clone_kind((unsigned)flags)) {
+    case WC_CLONE_THREAD:
+        wc_solo_end();
+        break;
+    case WC_CLONE_FORK:
+        if (wc_state == WC_ST_ON && !wc_depth && fn) {
+            struct clone_call cc = {fn, arg};
+            before_spawn(0);
+            return REAL(clone)(clone_child, stack, flags, &cc, ptid, tls,
+                               ctid);
+        }
+        break;
+    case WC_CLONE_VFORK:
+        if (wc_state == WC_ST_VFORK)
+            break;              /* a vfork child's: it passes through */
+        if (vfork_begin(0)) {
+            int r = REAL(clone)(fn, stack, flags, arg, ptid, tls, ctid);
+            return (int)wc_vfork_end(r < 0 ? -errno : r);
+        }
+        clone_apart();
+        break;
+    case WC_CLONE_APART:
+        clone_apart();
+        break;
+    }
+    return REAL(clone)(fn, stack, flags, arg, ptid, tls, ctid);
+}
+
+void wc_proc_before_unshare(void)
+{
+    if (wc_state != WC_ST_ON || wc_depth)
+        return;
+    int e = errno;
+    if (!__atomic_load_n(&wc_solo, __ATOMIC_ACQUIRE) || !wc_flusher_leave()) {
+        wc_log(WC_LOG_DEBUG, "a thread takes a descriptor table of its "
+               "own; caching stops for good");
+        wc_proc_off();
+    }
+    errno = e;
+}
+
+WC_EXPORT int unshare(int flags)
+{
+    if (flags & CLONE_FILES)
+        wc_proc_before_unshare();
+    return (int)wc_ret(wc_raw_syscall(SYS_unshare, flags, 0, 0, 0, 0, 0));
+}
 
 WC_EXPORT int posix_spawn(pid_t *pid, const char *path,
                           const posix_spawn_file_actions_t *fa,

@@ -167,8 +167,8 @@ struct wc_cache *wc_cache_get(void);
  * no other thread can lock, change or close a description, so the hot
  * path takes no desc->lock (io.c); a signal handler that interrupts it
  * never locks either (wc_depth, queue.c). 0 for good once a thread is
- * made: pthread_create (altstack.c), clone or clone3 with CLONE_VM and
- * without CLONE_VFORK through syscall() (syscall.c), or glibc says so at
+ * made: pthread_create (altstack.c), glibc's clone() or a raw clone or
+ * clone3 that makes a thread (proc.c invariant (9)), or glibc says so at
  * start-up. A thread made by the program with an inline system call is
  * not seen; glibc's own single-thread fast paths (stdio, malloc) make the
  * same assumption. */
@@ -944,6 +944,9 @@ int wc_flusher_tid(void);
 /* With wc_state no longer ON: wake the flusher and wait (at most 1 s)
  * until it has left its loop (flusher.c invariant (3)). */
 void wc_flusher_stop(void);
+/* The flusher leaves while the shim stays on, and a new one starts at the
+ * next write (flusher.c invariant (5)); 0 if it would not leave. */
+int wc_flusher_leave(void);
 void wc_flusher_after_fork(void);
 /* The process image ends (proc.c): statistics, the store's name; and the
  * flush at exit (from a signal handler inside the shim: in a raw-forked
@@ -968,6 +971,23 @@ void wc_proc_after_fork_child(void);
 /* vfork as a real fork serves it (syscall(SYS_vfork): the caller's frame
  * would not survive a real one); proc.c invariant (7). */
 pid_t wc_vfork_by_fork(void);
+/* What a task made by clone or clone3 shares with its maker (proc.c
+ * invariant (9)), from the call's flags. */
+enum wc_clone_kind {
+    WC_CLONE_THREAD,    /* memory and descriptor table, no CLONE_VFORK */
+    WC_CLONE_FORK,      /* neither (and no CLONE_SETTLS): a fork */
+    WC_CLONE_VFORK,     /* memory, CLONE_VFORK, not the table */
+    WC_CLONE_APART,     /* any other mix: the process stops caching */
+};
+enum wc_clone_kind wc_clone_kind(unsigned long flags);
+/* Before a raw clone or clone3 of kind `k` (syscall.c): a thread ends
+ * wc_solo; WC_CLONE_VFORK (the child would return into this frame) and
+ * WC_CLONE_APART stop the process caching for good (proc.c (9)). */
+void wc_proc_before_raw_clone(enum wc_clone_kind k);
+/* Before a call that gives the calling thread a descriptor table of its
+ * own (unshare(CLONE_FILES), close_range's CLOSE_RANGE_UNSHARE): proc.c
+ * invariant (10). */
+void wc_proc_before_unshare(void);
 /* A vfork child's descriptors (proc.c invariant (7)): fd was opened
  * (flags as given to open), newfd made a duplicate of oldfd (< 0: none),
  * fd closed. Only while wc_state is WC_ST_VFORK. */

@@ -43,7 +43,11 @@
  *       THROUGH; after, in the child: the inherited cache abandoned), as
  *       _Fork is; vfork by a real fork (wc_vfork_by_fork: this C frame
  *       would not survive a real vfork, which the libc call gets: proc.c
- *       invariant (7)). clone with CLONE_VM (threads) passes through.
+ *       invariant (7)). Other clone and clone3 calls are sorted by what
+ *       the child shares (proc.c invariant (9)): a thread passes through;
+ *       a vfork-like one (whose child would return into this frame) and
+ *       any other mix stop the process caching first. unshare of the
+ *       descriptor table does what the libc call does (proc.c (10)).
  *   (5) io_submit and io_uring_setup go to the kernel as they are, after
  *       what aio.c does for libaio's and liburing's calls of the same
  *       name (aio.c invariants (1), (2)); seccomp and prctl's
@@ -209,12 +213,11 @@ static long clone3_call(long a, long b)
             memcpy(&flags, (const void *)a, sizeof flags);
         errno = e;
     }
-    if (flags & CLONE_VM) {
-        if (!(flags & CLONE_VFORK))
-            wc_solo_end();      /* a thread, made behind glibc */
-        return REAL(syscall)(SYS_clone3, a, b, 0, 0, 0, 0);
-    }
-    return fork_like(SYS_clone3, a, b, 0, 0, 0, 0);
+    enum wc_clone_kind k = wc_clone_kind(flags);
+    if (k == WC_CLONE_FORK)
+        return fork_like(SYS_clone3, a, b, 0, 0, 0, 0);
+    wc_proc_before_raw_clone(k);
+    return REAL(syscall)(SYS_clone3, a, b, 0, 0, 0, 0);
 }
 
 /* ---- the table --------------------------------------------------------- */
@@ -334,11 +337,14 @@ static long route(long nr, long a, long b, long c, long d, long e, long f,
     case SYS_fork:       return fork_like(nr, a, b, c, d, e, f);
     case SYS_vfork:      return wc_vfork_by_fork();  /* proc.c (7) */
     case SYS_clone:
-        if ((a & CLONE_VM) && !(a & CLONE_VFORK))
-            wc_solo_end();      /* a thread, made behind glibc */
-        if (a & CLONE_VM)
-            break;
-        return fork_like(nr, a, b, c, d, e, f);
+        if (wc_clone_kind((unsigned long)a) == WC_CLONE_FORK)
+            return fork_like(nr, a, b, c, d, e, f);
+        wc_proc_before_raw_clone(wc_clone_kind((unsigned long)a));
+        break;
+    case SYS_unshare:
+        if (a & CLONE_FILES)
+            wc_proc_before_unshare();
+        break;
     case SYS_clone3:     return clone3_call(a, b);
     case SYS_rt_sigaction:
         if (b) {                /* a handler may be set: flusher.c (2) */

@@ -30,6 +30,20 @@
  *               plain and one O_APPEND on the same file (`prog 3>f 5>>f`):
  *               thousands of lines through 3, then one through 5, one
  *               more through 3
+ *   clone       glibc's clone() as fork and as vfork: the child writes
+ *               through the parent's cached description and a file of
+ *               its own, and returns, _exits or execs a shell
+ *   clone_files, clone_files_raw, clone_vm
+ *               a child sharing the table and not the memory (glibc's
+ *               clone, the raw call) or the memory and not the table:
+ *               it closes the parent's cached descriptor and opens
+ *               another file
+ *   unshare_thread, unshare_range, unshare_raw
+ *               a thread takes a table of its own (unshare, close_range
+ *               with CLOSE_RANGE_UNSHARE, the raw call), closes the main
+ *               thread's cached descriptor in it and opens another file
+ *   unshare_solo  the only thread takes a table of its own while the
+ *               flusher runs, then caches more files
  *   passfd      descriptors sent to another process over a socket
  *               (SCM_RIGHTS: sendmsg, syscall(SYS_sendmsg), sendmmsg),
  *               cached, O_APPEND, and sent before their first write; the
@@ -1087,6 +1101,176 @@ static void scen_passfd(void)
     check("d after close", "d");
 }
 
+/* ---- clone and unshare (shim/proc.c invariants (9), (10)) ------------- */
+
+static char clone_stack[256 << 10] __attribute__((aligned(64)));
+#define CLONE_TOP (clone_stack + sizeof clone_stack)
+static int c_fd;
+static const char *c_scenario;
+
+/* A clone child of `clone`: lines through the parent's description and a
+ * file of its own, then it returns ('r': glibc's bare exit), calls _exit
+ * ('x') or execs a shell that writes to both ('e'). */
+static int clone_child(void *arg)
+{
+    long how = (long)arg;
+    lines(c_fd, "child", 0, 2000);
+    int g = open(path("b"), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    lines(g, "child b", 0, 2000);
+    if (how == 'e') {
+        char cmd[256];
+        snprintf(cmd, sizeof cmd, "echo from the shell >&%d; "
+                 "echo shell b >&%d", c_fd, g);
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    if (how == 'x')
+        _exit(0);
+    return 0;
+}
+
+static void clone_one(const char *label, int flags, long how)
+{
+    say("OUT clone %s %c", label, (int)how);
+    lines(c_fd, "parent before", 0, 2000);
+    fflush(stdout);
+    pid_t pid = clone(clone_child, CLONE_TOP, flags, (void *)how);
+    int st = -1;
+    CALL("waitpid", waitpid(pid, &st, 0) == pid ? st : -1);
+    check("a after the child", "a");
+    check("b after the child", "b");
+    lines(c_fd, "parent after", 0, 100);
+    state("a", c_fd);
+}
+
+/* glibc's clone() as fork (plain, CLONE_VFORK) and as vfork (CLONE_VM |
+ * CLONE_VFORK): the child writes through the parent's cached description
+ * and a file it opens, and leaves in each way. */
+static void scen_clone(void)
+{
+    c_fd = xopen("a", O_RDWR | O_CREAT | O_TRUNC);
+    clone_one("fork", SIGCHLD, 'r');
+    clone_one("fork", SIGCHLD, 'x');
+    clone_one("fork+vfork", CLONE_VFORK | SIGCHLD, 'r');
+    clone_one("vm+vfork", CLONE_VM | CLONE_VFORK | SIGCHLD, 'e');
+    clone_one("vm+vfork", CLONE_VM | CLONE_VFORK | SIGCHLD, 'x');
+    clone_one("vm+vfork", CLONE_VM | CLONE_VFORK | SIGCHLD, 'r');
+    CALL("close", close(c_fd));
+    check("a after close", "a");
+    check("b after close", "b");
+}
+
+/* A child that shares the table (not the memory) or the memory (not the
+ * table): lines through the parent's description, then it closes it and
+ * opens "b", which takes the same number where the table is shared. */
+static int apart_child(void *arg)
+{
+    lines(c_fd, "child", 0, 2000);
+    CALL("child close", close(c_fd));
+    int g = open(path("b"), O_RDWR | O_CREAT | O_TRUNC, 0644);
+    lines(g, "child b", 0, 20);
+    if ((long)arg == 'x')
+        _exit(0);
+    return 0;
+}
+
+/* clone_files: glibc's clone(CLONE_FILES); clone_files_raw: the raw
+ * system call, whose child _exits; clone_vm: clone(CLONE_VM) without the
+ * table. Thousands of lines are cached before. */
+static void scen_clone_apart(void)
+{
+    c_fd = xopen("a", O_RDWR | O_CREAT | O_TRUNC);
+    lines(c_fd, "parent before", 0, 100000);
+    fflush(stdout);
+    long pid;
+    if (strcmp(c_scenario, "clone_files_raw") == 0) {
+        pid = syscall(SYS_clone, CLONE_FILES | SIGCHLD, 0, NULL, NULL, 0);
+        if (pid == 0)
+            apart_child((void *)'x');
+    } else {
+        int flags = strcmp(c_scenario, "clone_vm") == 0 ? CLONE_VM
+                                                        : CLONE_FILES;
+        pid = clone(apart_child, CLONE_TOP, flags | SIGCHLD, (void *)'r');
+    }
+    int st = -1;
+    CALL("waitpid", waitpid((pid_t)pid, &st, 0) == pid ? st : -1);
+    check("a after the child", "a");
+    check("b after the child", "b");
+    CALL("write to the number", write(c_fd, "parent after\n", 13));
+    lines(c_fd, "parent after", 0, 1000);
+    state("the number", c_fd);
+    CALL("close", close(c_fd));
+    check("a after close", "a");
+    check("b after close", "b");
+}
+
+/* A thread takes a table of its own (unshare_thread: unshare;
+ * unshare_range: close_range with CLOSE_RANGE_UNSHARE; unshare_raw: the
+ * raw system call) and closes the main thread's cached descriptor there,
+ * then opens "b" at that number; the main thread's descriptor stays. */
+static void *unshare_thread(void *arg)
+{
+    (void)arg;
+    if (strcmp(c_scenario, "unshare_range") == 0) {
+        CALL("close_range unshare",
+             close_range((unsigned)c_fd, (unsigned)c_fd,
+                         CLOSE_RANGE_UNSHARE));
+    } else {
+        if (strcmp(c_scenario, "unshare_raw") == 0)
+            CALL("raw unshare", syscall(SYS_unshare, CLONE_FILES));
+        else
+            CALL("unshare", unshare(CLONE_FILES));
+        CALL("close in the thread", close(c_fd));
+    }
+    int g = open(path("b"), O_RDWR | O_CREAT | O_TRUNC, 0644);
+    lines(g, "thread b", 0, 2000);
+    CALL("close b", close(g));
+    return NULL;
+}
+
+static void scen_unshare_thread(void)
+{
+    c_fd = xopen("a", O_RDWR | O_CREAT | O_TRUNC);
+    lines(c_fd, "main before", 0, 5000);
+    pthread_t t;
+    if (pthread_create(&t, NULL, unshare_thread, NULL) != 0)
+        _exit(101);
+    pthread_join(t, NULL);
+    check("a after the thread", "a");
+    check("b after the thread", "b");
+    lines(c_fd, "main after", 0, 100);
+    state("a", c_fd);
+    CALL("close", close(c_fd));
+    check("a after close", "a");
+}
+
+/* The only thread takes a table of its own while the shim's flusher runs
+ * (it has batches of "a" to write), then caches three new files and more
+ * of "a", megabytes each. */
+static void scen_unshare_solo(void)
+{
+    c_fd = xopen("a", O_RDWR | O_CREAT | O_TRUNC);
+    lines(c_fd, "before", 0, 100000);
+    CALL("unshare", unshare(CLONE_FILES));
+    int n[3];
+    for (int i = 0; i < 3; i++) {
+        char name[8];
+        snprintf(name, sizeof name, "n%d", i);
+        n[i] = xopen(name, O_RDWR | O_CREAT | O_TRUNC);
+        lines(n[i], name, 0, 100000);
+    }
+    lines(c_fd, "after", 0, 100000);
+    state("a", c_fd);
+    for (int i = 0; i < 3; i++) {
+        state("n", n[i]);
+        CALL("close n", close(n[i]));
+    }
+    CALL("close", close(c_fd));
+    check("a after close", "a");
+    check("n0 after close", "n0");
+    check("n2 after close", "n2");
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 3) {
@@ -1113,7 +1297,16 @@ int main(int argc, char **argv)
         {"reserve", scen_reserve},
         {"handle", scen_handle},
         {"sigro", scen_sigro},
+        {"clone", scen_clone},
+        {"clone_files", scen_clone_apart},
+        {"clone_files_raw", scen_clone_apart},
+        {"clone_vm", scen_clone_apart},
+        {"unshare_thread", scen_unshare_thread},
+        {"unshare_range", scen_unshare_thread},
+        {"unshare_raw", scen_unshare_thread},
+        {"unshare_solo", scen_unshare_solo},
     };
+    c_scenario = argv[1];
     for (size_t i = 0; i < sizeof scen / sizeof *scen; i++) {
         if (strcmp(scen[i].name, argv[1]) == 0) {
             scen[i].fn();

@@ -239,3 +239,43 @@ Test(coherence, inherited_append_and_plain_descriptors_of_one_file)
                          NULL};
     differential("inhapp", env);
 }
+
+/* glibc's clone() was not interposed: a child made as a fork wrote into
+ * the parent's store at the kernel's offset (the parent's cached bytes
+ * not yet there) and lost what it cached itself at its bare exit; a
+ * CLONE_VM | CLONE_VFORK child cached into the parent's records. Now the
+ * first is a fork and the second a vfork (shim/proc.c invariant (9)). */
+Test(coherence, glibc_clone_as_fork_and_as_vfork)
+{
+    differential("clone", NULL);
+}
+
+/* A child that shares the descriptor table and not the memory (glibc's
+ * clone, the raw call) or the memory and not the table: the process stops
+ * caching first (the raw child's exit closed the shim's own descriptors
+ * in the shared table: 1.5 MB lost). */
+Test(coherence, clone_sharing_the_table_or_the_memory_alone)
+{
+    differential("clone_files", NULL);
+    differential("clone_files_raw", NULL);
+    differential("clone_vm", NULL);
+}
+
+/* A thread that takes a descriptor table of its own and closes a
+ * descriptor there: the shim dropped it for the whole process (its
+ * cached lines lost). shim/proc.c invariant (10). */
+Test(coherence, thread_with_a_table_of_its_own)
+{
+    differential("unshare_thread", NULL);
+    differential("unshare_range", NULL);
+    differential("unshare_raw", NULL);
+}
+
+/* The only thread takes a table of its own while the flusher runs: the
+ * flusher starts again in the new table (flusher.c invariant (5)). */
+Test(coherence, only_thread_with_a_table_of_its_own)
+{
+    differential("unshare_solo", NULL);
+    const char *env[] = {"WCACHE_FLUSH_MS=20", NULL};
+    differential("unshare_solo", env);
+}

@@ -119,6 +119,7 @@
     X(ssize_t, splice, (int, off_t *, int, off_t *, size_t, unsigned))     \
     X(pid_t, fork, (void))                                                 \
     X(pid_t, _Fork, (void))                                                \
+    X(int, clone, (int (*)(void *), void *, int, void *, ...))             \
     X(int, execve, (const char *, char *const[], char *const[]))           \
     X(int, execveat, (int, const char *, char *const[], char *const[],     \
                       int))                                                \
