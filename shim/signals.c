@@ -26,7 +26,16 @@
  *       the same status and core dump. The program's own handlers run as
  *       before; a fault inside the shim writes back from a raw-forked
  *       child that holds no lock (flush_before_death).
+ *   (4) SIGKILL the process sends itself (raise, kill of its own pid,
+ *       group or 0, sigqueue, tgkill or tkill of one of its threads,
+ *       pthread_kill, pthread_sigqueue, and their raw system calls) is
+ *       an exit: what _exit does first (wc_proc_final_flush), then the
+ *       call. So a write a handler queued while its thread was inside the
+ *       shim (queue.c) reaches the file when the handler then kills the
+ *       process: the crash guard, which serves SIGKILL from elsewhere,
+ *       replays the store, and a queued write is not in it yet.
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -325,4 +334,86 @@ WC_ONCE
 void wc_signals_init(void)
 {
     wc_fault_death_hook = fault_hook;
+}
+
+/* ---- SIGKILL to itself (invariant 4) ---------------------------------- */
+
+void wc_before_kill(int how, long pid, long tid, int sig)
+{
+    if (sig != SIGKILL || wc_state != WC_ST_ON)
+        return;
+    long self = wc_raw_syscall(SYS_getpid, 0, 0, 0, 0, 0, 0);
+    int me;
+    switch (how) {
+    case WC_KILL_PID:           /* kill, sigqueue: a pid, 0 or -group */
+        me = pid == self || pid == 0 ||
+             (pid < -1 && -pid == wc_raw_syscall(SYS_getpgid, 0, 0, 0, 0,
+                                                 0, 0));
+        break;
+    case WC_KILL_TGID:          /* tgkill */
+        me = pid == self;
+        break;
+    case WC_KILL_TID:           /* tkill: is tid one of this process's? */
+        me = wc_raw_syscall(SYS_tgkill, self, tid, 0, 0, 0, 0) == 0;
+        break;
+    default:                    /* raise, pthread_kill */
+        me = 1;
+    }
+    if (me)
+        wc_proc_final_flush();
+}
+
+/* libc's function `name`, found at its first use (rare calls: no slot in
+ * the table, no cost at start-up). */
+static void *next_fn(void **slot, const char *name)
+{
+    void *f = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+    if (!f) {
+        f = dlsym(RTLD_NEXT, name);
+        __atomic_store_n(slot, f, __ATOMIC_RELEASE);
+    }
+    return f;
+}
+#define NEXT(type, name)                                                   \
+    ({                                                                     \
+        static void *slot_;                                                \
+        (type)next_fn(&slot_, #name);                                      \
+    })
+
+WC_EXPORT int raise(int sig)
+{
+    wc_before_kill(WC_KILL_SELF, 0, 0, sig);
+    return NEXT(int (*)(int), raise)(sig);
+}
+
+WC_EXPORT int kill(pid_t pid, int sig)
+{
+    wc_before_kill(WC_KILL_PID, pid, 0, sig);
+    return (int)wc_ret(wc_raw_syscall(SYS_kill, pid, sig, 0, 0, 0, 0));
+}
+
+WC_EXPORT int tgkill(pid_t tgid, pid_t tid, int sig)
+{
+    wc_before_kill(WC_KILL_TGID, tgid, tid, sig);
+    return (int)wc_ret(wc_raw_syscall(SYS_tgkill, tgid, tid, sig, 0, 0, 0));
+}
+
+WC_EXPORT int sigqueue(pid_t pid, int sig, const union sigval val)
+{
+    wc_before_kill(WC_KILL_PID, pid, 0, sig);
+    return NEXT(int (*)(pid_t, int, const union sigval), sigqueue)(pid, sig,
+                                                                   val);
+}
+
+WC_EXPORT int pthread_kill(pthread_t t, int sig)
+{
+    wc_before_kill(WC_KILL_SELF, 0, 0, sig);
+    return NEXT(int (*)(pthread_t, int), pthread_kill)(t, sig);
+}
+
+WC_EXPORT int pthread_sigqueue(pthread_t t, int sig, const union sigval val)
+{
+    wc_before_kill(WC_KILL_SELF, 0, 0, sig);
+    return NEXT(int (*)(pthread_t, int, const union sigval),
+                pthread_sigqueue)(t, sig, val);
 }

@@ -361,6 +361,18 @@ static long route(long nr, long a, long b, long c, long d, long e, long f,
         wc_proc_exit_flush();
         break;
     case SYS_exit:       return thread_exit(a);
+    /* SIGKILL to itself (signals.c invariant (4)) */
+    case SYS_kill:
+    case SYS_rt_sigqueueinfo:
+        wc_before_kill(WC_KILL_PID, a, 0, I(b));
+        break;
+    case SYS_tgkill:
+    case SYS_rt_tgsigqueueinfo:
+        wc_before_kill(WC_KILL_TGID, a, b, I(c));
+        break;
+    case SYS_tkill:
+        wc_before_kill(WC_KILL_TID, 0, a, I(b));
+        break;
     /* limits the write path obeys (proc.c (5)) or the shim's own
      * descriptors live with (ownfd.c (2)) */
     case SYS_setrlimit:  return setrlimit(I(a), P(b));

@@ -8,7 +8,11 @@
  * "dup" (the handler writes through its own dup of the descriptor), or
  * "exit" (like plain, but the 1000th signal's handler calls _exit(0),
  * most likely while the main loop is inside the shim: the file must
- * still hold whole records and markers, in order, and nothing may hang).
+ * still hold whole records and markers, in order, and nothing may hang),
+ * or "kill" (like exit, but that handler writes its marker, then kills
+ * the process with raise(SIGKILL): the marker, queued when the handler
+ * interrupted the shim, must be in the file too), or "killraw" (the same
+ * with syscall(SYS_tgkill, ...)).
  *
  * The main loop writes 64-byte records "R<seq>...\n" with write() and
  * writev(), and after each one lseek()s and pread()s (and now and then
@@ -49,6 +53,7 @@ static void num(char *p, int width, unsigned long v)
 }
 
 static volatile sig_atomic_t exit_after;   /* mode "exit": markers left */
+static int kill_mode;               /* mode "kill" 1, "killraw" 2 */
 static volatile long records_done;          /* writes that have returned */
 
 /* "exit records N markers M\n" on stdout, async-signal-safe. */
@@ -82,7 +87,8 @@ static void on_alarm(int sig)
     (void)sig;
     if (stop)
         return;
-    if (exit_after && --exit_after == 0) {
+    int last = exit_after && --exit_after == 0;
+    if (last && !kill_mode) {
         say_exit();
         _exit(0);       /* async-signal-safe, maybe inside the shim */
     }
@@ -96,6 +102,12 @@ static void on_alarm(int sig)
         markers++;
     else
         handler_errors++;
+    if (last) {
+        say_exit();
+        if (kill_mode == 2)
+            syscall(SYS_tgkill, getpid(), syscall(SYS_gettid), SIGKILL);
+        raise(SIGKILL); /* async-signal-safe, maybe inside the shim */
+    }
     errno = e;
 }
 
@@ -137,7 +149,9 @@ int main(int argc, char **argv)
         return 1;
     }
     hfd = strcmp(mode, "dup") == 0 ? dup(fd) : fd;
-    if (strcmp(mode, "exit") == 0)
+    kill_mode = strcmp(mode, "kill") == 0 ? 1
+                : strcmp(mode, "killraw") == 0 ? 2 : 0;
+    if (strcmp(mode, "exit") == 0 || kill_mode)
         exit_after = 1000;
 
     /* The watchdog never takes SIGALRM. */
