@@ -673,6 +673,8 @@ ssize_t wc_reserve_write(int fd, struct wc_desc *d, const struct iovec *iov,
     return r;
 }
 
+static int adopt(int fd, int own, struct wc_cell *c, int refuse);
+
 /* A descriptor open since start-up (WC_NC_START), at its first write
  * (stats.c): a writable regular file is cached as a description shared
  * with the parent (a shell, a job), its offsets reserved; `prog >> log`,
@@ -686,6 +688,19 @@ int wc_fd_adopt(int fd, int own, struct wc_cell *c)
 {
     if (c && !wc_cfg.inherited)
         return 0;       /* left as inherited and refused (stats.c) */
+    return adopt(fd, own, c, 0);
+}
+
+/* With WCACHE_INHERITED=0, a descriptor open since start-up at its first
+ * write (stats.c): never cached, and a writable regular file it names
+ * passes through for good from here (wc_fd_adopt's O_APPEND case). */
+void wc_fd_refuse(int fd)
+{
+    adopt(fd, 0, NULL, 1);
+}
+
+static int adopt(int fd, int own, struct wc_cell *c, int refuse)
+{
     struct stat st;
     int fl = wc_k_fcntl(fd, F_GETFL, 0);
     if (fl < 0 || wc_fd_is_internal(fd) || wc_k_fstat(fd, &st) != 0 ||
@@ -693,14 +708,17 @@ int wc_fd_adopt(int fd, int own, struct wc_cell *c)
         wc_nc_mark(fd, WC_NC_UNKNOWN);
         return 0;
     }
-    if ((fl & O_APPEND) && (!own || c)) {
+    if (((fl & O_APPEND) && (!own || c)) || refuse) {
         /* Left untracked (nothing per call), so its appends reach the
          * kernel at once, at the real end of the file: nothing of the
          * file may be cached, now or later. It passes through for good
          * from here, as a mapped one: what another description cached is
          * written back first, those descriptions go THROUGH, later opens
          * are not cached. (`prog 3>f 5>>f`: fd 5's line landed inside
-         * fd 3's cached bytes, whose write-back then wrote over it.) */
+         * fd 3's cached bytes, whose write-back then wrote over it.) The
+         * same for any writable one when inherited descriptors are not
+         * cached (WCACHE_INHERITED=0: `refuse`): its writes reach the
+         * kernel at once too. */
         wc_stat_for_good(&st);
         wc_nc_mark(fd, WC_NC_INHERITED);
         return 0;

@@ -354,6 +354,11 @@ void wc_fd_opened_known(int fd, int dirfd, const char *path, int flags,
  * start-up; 0 then if it cannot be (not a writable regular file, not
  * O_APPEND, WCACHE_INHERITED=0): the caller settles the cell. */
 int wc_fd_adopt(int fd, int own, struct wc_cell *c);
+/* WCACHE_INHERITED=0: fd, open since start-up, is written through for the
+ * first time; it stays uncached, and a writable regular file it names
+ * passes through for good (another description of it cached here would
+ * write its older bytes back over this one's). */
+void wc_fd_refuse(int fd);
 
 /* The path /proc/self/fd/FD names, NUL-terminated in path[cap]; its
  * length, or <= 0 (path then ""). */

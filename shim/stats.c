@@ -22,6 +22,10 @@
  *       thread adopts the descriptor; a write that meets it in a nested
  *       call (a signal handler inside the shim) passes through and leaves
  *       it for the next write.
+ *   (1c) With WCACHE_INHERITED=0 the same first write makes the file of
+ *       a writable regular one pass through for good instead
+ *       (wc_fd_refuse): its writes reach the kernel at once, so no other
+ *       description of the file may cache.
  *   (2) g_why's bytes are read and written with relaxed atomics (threads
  *       close and write different and the same numbers at once).
  *   (3) Counters are process-wide relaxed atomics: exact once every
@@ -91,7 +95,7 @@ WC_ONCE
 void wc_nc_init(void)
 {
     wc_nc_counting = wc_cfg.stats || wc_cfg.stats_raw[0];
-    if ((!wc_nc_counting && !wc_cfg.inherited) || g_why) {
+    if (g_why) {
         wc_exec_own_take(NULL, 0);      /* forget it all the same */
         return;
     }
@@ -191,11 +195,14 @@ struct wc_desc *wc_nc_untracked(int fd)
         why = __atomic_load_n(&g_why[fd], __ATOMIC_RELAXED);
         unsigned char start = (unsigned char)why;
         if ((why == WC_NC_START || why == WC_NC_START_OWN) &&
-            wc_cfg.inherited && wc_state == WC_ST_ON && !wc_depth &&
+            wc_state == WC_ST_ON && !wc_depth &&
             __atomic_compare_exchange_n(&g_why[fd], &start, WC_NC_UNKNOWN,
                                         0, __ATOMIC_ACQ_REL,
                                         __ATOMIC_RELAXED)) {
-            if (wc_fd_adopt(fd, why == WC_NC_START_OWN, NULL)) {  /* (1b) */
+            if (!wc_cfg.inherited) {
+                wc_fd_refuse(fd);                              /* (1c) */
+            } else if (wc_fd_adopt(fd, why == WC_NC_START_OWN, NULL)) {
+                /* (1b) */
                 struct wc_desc *d = wc_fd_get(fd);
                 if (d)
                     return d;

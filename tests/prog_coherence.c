@@ -44,6 +44,9 @@
  *               thread's cached descriptor in it and opens another file
  *   unshare_solo  the only thread takes a table of its own while the
  *               flusher runs, then caches more files
+ *   inhown      the same two inherited descriptors (3 plain, 5 O_APPEND)
+ *               while the program caches the file through a descriptor
+ *               of its own
  *   passfd      descriptors sent to another process over a socket
  *               (SCM_RIGHTS: sendmsg, syscall(SYS_sendmsg), sendmmsg),
  *               cached, O_APPEND, and sent before their first write; the
@@ -818,6 +821,8 @@ static void scen_sigro(void)
 
 /* ---- inherited descriptors of one file, one O_APPEND ------------------- */
 
+static void lines(int fd, const char *who, int from, int to);
+
 static void scen_inhapp_child(void)
 {
     char text[64];
@@ -832,20 +837,20 @@ static void scen_inhapp_child(void)
     CALL("offset of 5", lseek(5, 0, SEEK_CUR));
 }
 
-static void scen_inhapp(void)
+/* Run this program's scenario `child` from a shell without the shim that
+ * opens `redirs` first, so that they reach it as inherited descriptors
+ * held by another process (not handed over as its own: proc.c invariant
+ * (6)); then look at file f. */
+static void from_a_shell(const char *redirs, const char *child)
 {
-    /* The shell that opens the two descriptors runs without the shim, so
-     * that they reach this program as inherited ones held by another
-     * process (not handed over as its own: proc.c invariant (6)). */
     const char *pre = getenv("LD_PRELOAD");
     char self[4096], cmd[16384];
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
     if (n <= 0)
         _exit(106);
     self[n] = 0;
-    snprintf(cmd, sizeof cmd, "exec 3>'%s' 5>>'%s'; %s%s exec '%s' "
-             "inhapp_child '%s'", path("f"), path("f"),
-             pre ? "LD_PRELOAD=" : "", pre ? pre : "", self, dir);
+    snprintf(cmd, sizeof cmd, "exec %s; %s%s exec '%s' %s '%s'", redirs,
+             pre ? "LD_PRELOAD=" : "", pre ? pre : "", self, child, dir);
     fflush(stdout);
     pid_t pid = fork();
     if (pid == 0) {
@@ -856,6 +861,36 @@ static void scen_inhapp(void)
     int st;
     CALL("waitpid", waitpid(pid, &st, 0) == pid ? st : -1);
     check("f", "f");
+}
+
+static void scen_inhapp(void)
+{
+    char redirs[10000];
+    snprintf(redirs, sizeof redirs, "3>'%s' 5>>'%s'", path("f"), path("f"));
+    from_a_shell(redirs, "inhapp_child");
+}
+
+/* The program opens f itself and caches it, then writes through the
+ * inherited 3 (plain) and 5 (O_APPEND) of the same file. */
+static void scen_inhown_child(void)
+{
+    int fd = xopen("f", O_WRONLY);
+    lines(fd, "own", 0, 3000);
+    CALL("write through 3", write(3, "fd 3 here\n", 10));
+    lines(fd, "own more", 0, 10);
+    CALL("write through 5 (O_APPEND)", write(5, "fd 5 appended\n", 14));
+    lines(fd, "own last", 0, 10);
+    CALL("offset of 3", lseek(3, 0, SEEK_CUR));
+    CALL("offset of 5", lseek(5, 0, SEEK_CUR));
+    CALL("offset of own", lseek(fd, 0, SEEK_CUR));
+    CALL("close own", close(fd));
+}
+
+static void scen_inhown(void)
+{
+    char redirs[10000];
+    snprintf(redirs, sizeof redirs, "3<>'%s' 5>>'%s'", path("f"), path("f"));
+    from_a_shell(redirs, "inhown_child");
 }
 
 /* ---- descriptors sent over a socket ----------------------------------- */
@@ -874,7 +909,6 @@ static void scen_inhapp(void)
  * It waits for a byte after each command but 'n' and 'q' (the sender
  * prints its call first) and answers with one, so that the parent's and
  * its lines and writes interleave the same way in every run. */
-static void lines(int fd, const char *who, int from, int to);
 
 static void receiver(int s)
 {
@@ -1294,6 +1328,8 @@ int main(int argc, char **argv)
         {"passfd", scen_passfd},
         {"inhapp", scen_inhapp},
         {"inhapp_child", scen_inhapp_child},
+        {"inhown", scen_inhown},
+        {"inhown_child", scen_inhown_child},
         {"reserve", scen_reserve},
         {"handle", scen_handle},
         {"sigro", scen_sigro},
