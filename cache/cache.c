@@ -274,9 +274,12 @@ void wc_cache_unlock_all(struct wc_cache *c)
         wc_async_forget(&c->files[i]);  /* its writer is not here */
     }
     /* A write cut short by the exit: it never returned, and must not
-     * appear in part. Bytes past the old size are not written back. */
+     * appear in part. Bytes past the old size are not written back. One
+     * cut between its commit (wc_wip_end set) and the end of its flight
+     * stands: the shim moves the offset past it, and a write queued after
+     * it must not find the size taken back under it. */
     struct wc_file *f = wc_wip_file;
-    if (f && f->cache == c && f->slot->size > wc_wip_size)
+    if (f && f->cache == c && wc_wip_end < 0 && f->slot->size > wc_wip_size)
         f->slot->size = wc_wip_size;
     wc_wip_file = NULL;
 }

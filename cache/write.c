@@ -334,7 +334,10 @@ static inline void write_leave(struct wc_file *f, int locked, int dirtied)
 /* The write this thread has in flight, and the size before it: a child
  * writing back after a signal handler's _exit (wc_cache_unlock_all) takes
  * the size back, so an interrupted write that grew the file does not
- * appear in part (the kernel's writes are never cut by a signal). */
+ * appear in part (the kernel's writes are never cut by a signal). The
+ * write commits when wc_wip_end is set (-1 from its start), before it
+ * stops being in flight: from then on it stands, size included, as the
+ * shim then counts it done too (moves the offset past it). */
 __thread struct wc_file *wc_wip_file __attribute__((tls_model("initial-exec")));
 __thread uint64_t wc_wip_size __attribute__((tls_model("initial-exec")));
 __thread int64_t wc_wip_end __attribute__((tls_model("initial-exec")));
@@ -352,6 +355,7 @@ static ssize_t write_iter(struct wc_file *f, struct uiter *it, off_t pos_in,
     int locked = wc_file_enter(f);
     wc_size_fresh(f);
     wc_wip_size = f->slot->size;
+    wc_wip_end = -1;
     wc_wip_file = f;
     uint64_t pos = append ? f->slot->size : (uint64_t)pos_in;
     if (where)
@@ -542,8 +546,10 @@ static ssize_t write_iter(struct wc_file *f, struct uiter *it, off_t pos_in,
         f->scattered = 1;
     }
 out:
-    if (ret > 0)                /* before the in-flight mark goes */
+    if (ret > 0) {              /* before the in-flight mark goes */
         wc_wip_end = (int64_t)(where ? *where : (off_t)pos_in) + ret;
+        wc_blk_stress_commit();
+    }
     wc_wip_file = NULL;
     /* Only now, with the write whole (no longer in flight): a child that
      * writes back after a signal handler's _exit either undoes an
@@ -602,6 +608,7 @@ ssize_t wc_write_fast(struct wc_file *f, const void *buf, size_t n,
         (rec = wc_page_rec(c, p))->nr == 0 || rec->hi[rec->nr - 1] != off)
         goto no;
     wc_wip_size = size;
+    wc_wip_end = -1;
     wc_wip_file = f;
     uint8_t *data = wc_page_data(c, p);
     if (wc_copy_nofault(data + off, buf, n) != n) {
@@ -620,6 +627,7 @@ ssize_t wc_write_fast(struct wc_file *f, const void *buf, size_t n,
     if (where)
         *where = (off_t)(pos - n);
     wc_wip_end = (int64_t)pos;
+    wc_blk_stress_commit();
     wc_wip_file = NULL;
     write_leave(f, locked, 0);          /* no page became dirty */
     return (ssize_t)n;

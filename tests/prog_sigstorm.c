@@ -11,8 +11,8 @@
  * still hold whole records and markers, in order, and nothing may hang),
  * or "kill" (like exit, but that handler writes its marker, then kills
  * the process with raise(SIGKILL): the marker, queued when the handler
- * interrupted the shim, must be in the file too), or "killraw" (the same
- * with syscall(SYS_tgkill, ...)).
+ * interrupted the shim, must be in the file too), "killraw" (the same
+ * with syscall(SYS_tgkill, ...)), or "exitw" (the same with _exit(0)).
  *
  * The main loop writes 64-byte records "R<seq>...\n" with write() and
  * writev(), and after each one lseek()s and pread()s (and now and then
@@ -53,7 +53,7 @@ static void num(char *p, int width, unsigned long v)
 }
 
 static volatile sig_atomic_t exit_after;   /* mode "exit": markers left */
-static int kill_mode;               /* mode "kill" 1, "killraw" 2 */
+static int kill_mode;   /* mode "kill" 1, "killraw" 2, "exitw" 3 */
 static volatile long records_done;          /* writes that have returned */
 
 /* "exit records N markers M\n" on stdout, async-signal-safe. */
@@ -104,6 +104,8 @@ static void on_alarm(int sig)
         handler_errors++;
     if (last) {
         say_exit();
+        if (kill_mode == 3)
+            _exit(0);
         if (kill_mode == 2)
             syscall(SYS_tgkill, getpid(), syscall(SYS_gettid), SIGKILL);
         raise(SIGKILL); /* async-signal-safe, maybe inside the shim */
@@ -149,8 +151,9 @@ int main(int argc, char **argv)
         return 1;
     }
     hfd = strcmp(mode, "dup") == 0 ? dup(fd) : fd;
-    kill_mode = strcmp(mode, "kill") == 0 ? 1
-                : strcmp(mode, "killraw") == 0 ? 2 : 0;
+    kill_mode = strcmp(mode, "kill") == 0      ? 1
+                : strcmp(mode, "killraw") == 0 ? 2
+                : strcmp(mode, "exitw") == 0   ? 3 : 0;
     if (strcmp(mode, "exit") == 0 || kill_mode)
         exit_after = 1000;
 

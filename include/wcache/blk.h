@@ -264,8 +264,32 @@ static inline void wc_blk_stress_point(void)
     if (++points % 5 == 0)
         wc_raw_syscall(24 /* SYS_sched_yield */, 0, 0, 0, 0, 0, 0);
 }
+
+/* In the stress build, with WCACHE_STRESS_SIGNAL=N in the environment,
+ * signal N sent to the calling thread at every 16th write's commit point
+ * (cache/write.c: the write counts as done, its flight not yet over), so
+ * that a handler that exits there is not left to a timer's luck
+ * (test_shim_threads, a handler's _exit inside the shim). */
+static inline void wc_blk_stress_commit(void)
+{
+    static int sig = -1;
+    static __thread unsigned n;
+    if (sig < 0) {
+        extern char *getenv(const char *);
+        const char *v = getenv("WCACHE_STRESS_SIGNAL");
+        sig = 0;
+        while (v && *v >= '0' && *v <= '9')
+            sig = sig * 10 + *v++ - '0';
+    }
+    if (sig && ++n % 16 == 0)
+        wc_raw_syscall(234 /* SYS_tgkill */,
+                       wc_raw_syscall(39 /* SYS_getpid */, 0, 0, 0, 0, 0, 0),
+                       wc_raw_syscall(186 /* SYS_gettid */, 0, 0, 0, 0, 0, 0),
+                       sig, 0, 0, 0);
+}
 #else
 #define wc_blk_stress_point() ((void)0)
+#define wc_blk_stress_commit() ((void)0)
 #endif
 
 /* The child's copy of an object after fork: free, owned by nobody. */

@@ -232,7 +232,8 @@ struct wc_file *wc_file_get_known(struct wc_cache *c, int fd,
 
 /* Where the calling thread's last completed write ended (its start plus
  * its count), set by the engine before it stops marking the write as in
- * flight. A caller that keeps its own offset sets it to -1 before a write:
+ * flight (-1 from the write's start: the write commits when it is set).
+ * A caller that keeps its own offset sets it to -1 before a write:
  * a child made after a signal handler's _exit interrupted the caller
  * between the engine's return and its own bookkeeping can then tell
  * that the write did happen, and where it ended (shim/io.c). */
