@@ -260,14 +260,11 @@ int wc_file_publish(struct wc_file *f)
     wc_lock(&f->cache->lock);
     int others = f->refs > 1;
     wc_unlock(&f->cache->lock);
-    struct stat st;
-    /* Written back now, while the file has a name a reader can open (an
-     * unlinked file's data is dropped by the last put), whoever else keeps
-     * it: another thread may open it between this and the caller's put,
-     * whose put would then not be the last one, and the close would
-     * return before the bytes reach the file. */
-    if (wc_file_dirty(f) && wc_sys.fstat(f->wb_fd, &st) == 0 &&
-        st.st_nlink > 0)
+    /* Written back now, whoever else keeps it: another thread may open
+     * it between this and the caller's put, whose put would then not be
+     * the last one, and the close would return before the bytes reach
+     * the file. */
+    if (wc_file_dirty(f))
         r = wc_flush_locked(f, WC_WHY_CLOSE);
     wc_blk_unlock(&f->lock);
     wc_engine_leave();
@@ -285,15 +282,12 @@ int wc_file_put(struct wc_file *f)
     wc_lock(&c->lock);
     int last = --f->refs == 0;
     wc_unlock(&c->lock);
-    if (last) {
-        struct stat st;
-        if (wc_file_dirty(f) && wc_sys.fstat(f->wb_fd, &st) == 0 &&
-            st.st_nlink == 0) {
-            wc_file_drop_pages(f);    /* unlinked: nobody can ever read it */
-            f->slot->disk_size = f->slot->size;
-        }
+    /* Written back even when the file has no name left (unlinked, a
+     * memfd): a descriptor this cache never saw (a dup taken before the
+     * file was cached, another process's, `tail -f`'s) may still read it,
+     * as the kernel's page cache would let it. */
+    if (last)
         wc_flush_locked(f, WC_WHY_CLOSE);
-    }
     r = wc_err_take(f, WC_SEEN_CLOSE);
     if (last && !wc_file_dirty(f)) {
         wc_file_drop_pages(f);

@@ -85,7 +85,7 @@ void wc_page_drop(struct wc_file *f, struct wc_page *p)
         return;
     }
     if (p->dirty) {
-        /* Unlink from the dirty list (rare path: truncate, unlinked). */
+        /* Unlink from the dirty list (rare path: truncate). */
         struct wc_page **pp = &f->dirty;
         while (*pp != p)
             pp = &(*pp)->dnext;

@@ -638,12 +638,16 @@ void wc_fd_opened(int fd, int dirfd, const char *path, int flags)
      * is (a file is cached from its 9th write on, and a writer that stops
      * before, as a journal or a lock file, costs nothing more). */
     struct stat st = {.st_mode = S_IFREG};
+    /* (O_DIRECT and O_SYNC ones are looked at: their file passes through
+     * for good, by its identity, wc_fd_opened_known.) */
+    int bypass = flags & (O_DIRECT | O_DSYNC | O_SYNC);
     int made = (flags & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL) &&
-               wc_cfg.min_writes;
+               wc_cfg.min_writes && !bypass;
     int early_reader = (flags & (O_ACCMODE | O_TRUNC)) == O_RDONLY &&
+                       !bypass &&
                        !__atomic_load_n(&wc_cachep, __ATOMIC_ACQUIRE);
     int early_writer = (flags & O_ACCMODE) != O_RDONLY && wc_cfg.min_writes &&
-                       wc_reg_empty();
+                       !bypass && wc_reg_empty();
     if (!made && !early_reader && !early_writer && wc_k_fstat(fd, &st) != 0)
         return;
     wc_fd_opened_known(fd, dirfd, path, flags, &st);
@@ -666,10 +670,15 @@ void wc_fd_opened_known(int fd, int dirfd, const char *path, int flags,
          * dropped: this open truncated the file); and since this one can
          * change the file behind the engine, the others pass through from
          * now on. */
-        if (wc_reg_apply(st.st_dev, st.st_ino,
-                         (flags & O_TRUNC) ? truncate_cb : flush_cb,
-                         &why) != -ENOENT &&
-            (flags & O_ACCMODE) != O_RDONLY)
+        int r = wc_reg_apply(st.st_dev, st.st_ino,
+                             (flags & O_TRUNC) ? truncate_cb : flush_cb,
+                             &why);
+        if (flags & (O_DIRECT | O_DSYNC | O_SYNC))
+            /* For good: a description of the file still watched (its
+             * first writes) would otherwise cache it later, behind this
+             * one's kernel writes and reads. */
+            wc_file_for_good(st.st_dev, st.st_ino, why);
+        else if (r != -ENOENT && (flags & O_ACCMODE) != O_RDONLY)
             wc_file_all_through(st.st_dev, st.st_ino, why);
         return;
     }
@@ -904,6 +913,30 @@ void wc_desc_through_locked(int fd, struct wc_desc *d, enum wc_reason why)
     wc_desc_sync_locked(fd, d, why);
     d->mode = WC_D_THROUGH;
     wc_reg_mark_through(d->dev, d->ino);
+}
+
+int wc_fd_watched_any(void)
+{
+    return __atomic_load_n(&g_nwatch, __ATOMIC_RELAXED) > 0;
+}
+
+int wc_fd_watched(dev_t dev, ino_t ino)
+{
+    if (!__atomic_load_n(&g_nwatch, __ATOMIC_RELAXED))
+        return 0;
+    unsigned hi = __atomic_load_n(&g_fd_hi, __ATOMIC_RELAXED);
+    for (unsigned fd = 0; fd < hi && hi <= wc_nfds; fd++) {
+        struct wc_desc *d = __atomic_load_n(&wc_fds[fd], __ATOMIC_ACQUIRE);
+        if (!d || d == WC_DESC_INTERNAL ||
+            __atomic_load_n(&d->mode, __ATOMIC_RELAXED) != WC_D_WATCH)
+            continue;
+        struct stat st;         /* identity not asked yet (invariant (7)) */
+        if (d->ino ? d->dev == dev && d->ino == ino
+                   : wc_k_fstat((int)fd, &st) == 0 && st.st_dev == dev &&
+                         st.st_ino == ino)
+            return 1;
+    }
+    return 0;
 }
 
 void wc_file_all_through(dev_t dev, ino_t ino, enum wc_reason why)

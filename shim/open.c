@@ -18,13 +18,26 @@
  *   (3) fopen/freopen/fdopen hand a file to stdio, whose reads and writes
  *       do not come through the shim: the file's cached data is written
  *       first ("w" modes drop it instead: the open truncates), and an
- *       fdopen'd description passes through from then on.
+ *       fdopen'd description passes through from then on. A file that a
+ *       stream may write, or that this process caches or watches (a
+ *       description in its first writes) when a stream of it is opened,
+ *       passes through for good (no description caches it while the
+ *       stream may be open); so does one opened or set (F_SETFL) with
+ *       O_DIRECT or O_SYNC. A read-only stream opened first, of a file
+ *       this process opens and caches later, may read what the kernel
+ *       has (README, limits).
+ *   (5) dlopen and dlmopen read and map the file with the loader's own
+ *       calls: everything cached is written back first (a library the
+ *       program just wrote loads whole). The real function is reached by
+ *       a jump, so that it sees the program's call site (the caller's
+ *       RUNPATH and $ORIGIN decide where a name is searched).
  *   (4) Locks (fcntl F_SETLK*, F_OFD_SETLK*, flock, lockf) are consistency
  *       points: the file is flushed before the lock call; after a lock is
  *       taken the engine forgets the file's clean pages (others may have
  *       changed it under their lock). Blocking lock calls run at depth 0,
  *       so signal handlers' writes are not held up behind them.
  */
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -171,7 +184,9 @@ static int trunc_file_cb(struct wc_file *f, void *arg)
  * what the program wrote. */
 static void before_stdio_open(const char *path, const char *mode)
 {
-    if (wc_state != WC_ST_ON || wc_depth || !path || wc_reg_empty())
+    int writes = mode && strpbrk(mode, "wa+");
+    if (wc_state != WC_ST_ON || wc_depth || !path ||
+        (wc_reg_empty() && !wc_fd_watched_any() && !writes))
         return;
     int e = errno;
     struct stat st;
@@ -181,10 +196,15 @@ static void before_stdio_open(const char *path, const char *mode)
                              mode && mode[0] == 'w' ? trunc_file_cb
                                                     : flush_file_cb,
                              NULL);
-        /* stdio will write behind the engine's back: the file's cached
-         * descriptions pass through from now on. */
-        if (r != -ENOENT && mode && (strpbrk(mode, "wa+")))
-            wc_file_all_through(st.st_dev, st.st_ino, WC_WHY_OTHER);
+        /* stdio writes behind the engine's back, and reads behind it: a
+         * file this process caches, or watches (a description in its
+         * first writes, which would cache it later), or that the stream
+         * may write, passes through for good from now on, so that no
+         * description of it caches while the stream may be open. (A
+         * read-only stream opened first, of a file opened and cached
+         * later, may read stale bytes: README, limits.) */
+        if (writes || r != -ENOENT || wc_fd_watched(st.st_dev, st.st_ino))
+            wc_file_for_good(st.st_dev, st.st_ino, WC_WHY_OTHER);
         wc_shim_leave();
     }
     errno = e;
@@ -244,6 +264,62 @@ WC_EXPORT FILE *fdopen(int fd, const char *mode)
     stdio_takes(fd);
     return stdio_opened(REAL(fdopen)(fd, mode));
 }
+
+/* ---- the loader's opens (invariant (5)) --------------------------------- */
+
+#if defined(__x86_64__) && !defined(__SANITIZE_THREAD__) && \
+    !defined(__SANITIZE_ADDRESS__)
+/* Before the loader opens `file`: write back everything. Returns the real
+ * function (`dlm`: dlmopen's), which the caller jumps to. */
+__attribute__((used)) void *wc_before_dlopen(const char *file, int dlm)
+{
+    static void *real[2];
+    void *f = __atomic_load_n(&real[dlm], __ATOMIC_ACQUIRE);
+    if (!f) {
+        f = dlsym(RTLD_NEXT, dlm ? "dlmopen" : "dlopen");
+        __atomic_store_n(&real[dlm], f, __ATOMIC_RELEASE);
+    }
+    if (file && wc_state == WC_ST_ON && !wc_depth && !wc_reg_empty()) {
+        int e = wc_work_begin();
+        wc_consistency_all(WC_WHY_OTHER, WC_ALL_SYNC, 0);
+        wc_work_end(e);
+    }
+    return f;
+}
+
+/* dlopen(file, mode) and dlmopen(lmid, file, mode): the arguments kept in
+ * their registers (and the stack aligned) across the call above, then a
+ * jump to the real function with the program's return address. */
+__asm__(".pushsection .text\n"
+        ".globl dlopen\n"
+        ".type dlopen, @function\n"
+        "dlopen:\n"
+        "    push %rdi\n"
+        "    push %rsi\n"
+        "    sub $8, %rsp\n"
+        "    xor %esi, %esi\n"
+        "    call wc_before_dlopen\n"
+        "    add $8, %rsp\n"
+        "    pop %rsi\n"
+        "    pop %rdi\n"
+        "    jmp *%rax\n"
+        ".size dlopen, .-dlopen\n"
+        ".globl dlmopen\n"
+        ".type dlmopen, @function\n"
+        "dlmopen:\n"
+        "    push %rdi\n"
+        "    push %rsi\n"
+        "    push %rdx\n"
+        "    mov %rsi, %rdi\n"
+        "    mov $1, %esi\n"
+        "    call wc_before_dlopen\n"
+        "    pop %rdx\n"
+        "    pop %rsi\n"
+        "    pop %rdi\n"
+        "    jmp *%rax\n"
+        ".size dlmopen, .-dlmopen\n"
+        ".popsection\n");
+#endif
 
 /* ---- close ------------------------------------------------------------ */
 
@@ -515,13 +591,31 @@ static int fcntl_common(int fd, int cmd, void *arg)
         if (r == 0 && !wc_depth) {
             int fl = (int)(long)arg;
             int e = wc_work_begin();
+            dev_t dev = 0;
+            ino_t ino = 0;
             if (!wc_desc_lock(fd, d)) {
                 d->append = !!(fl & O_APPEND);
                 if ((fl & O_DIRECT) ||
                     (d->append && d->mode == WC_D_RESERVE))  /* stdio.c */
                     wc_desc_through_locked(fd, d, WC_WHY_OTHER);
+                if (fl & O_DIRECT) {
+                    dev = d->dev;
+                    ino = d->ino;
+                }
                 wc_blk_unlock(&d->lock);
             }
+            /* O_DIRECT on a description still watched (its first writes)
+             * too: the file passes through for good, as an O_DIRECT open
+             * makes it (fdtab.c), or its later writes would be cached and
+             * answered where the kernel refuses them (EINVAL). */
+            struct stat st;     /* identity not asked yet: fdtab.c (7) */
+            if (!ino && (fl & O_DIRECT) && wc_k_fstat(fd, &st) == 0 &&
+                S_ISREG(st.st_mode)) {
+                dev = st.st_dev;
+                ino = st.st_ino;
+            }
+            if (ino)
+                wc_file_for_good(dev, ino, WC_WHY_OTHER);
             wc_work_end(e);
         }
         return r;

@@ -487,6 +487,10 @@ void wc_stat_for_good(const struct stat *st);
 void wc_fd_for_good(int fd);
 /* The same for (dev, ino), which the caller knows is a regular file. */
 void wc_file_for_good(dev_t dev, ino_t ino, enum wc_reason why);
+/* Is a description of the file in mode WATCH (its first writes) now? A
+ * scan of the table, only while some description is watched. */
+int wc_fd_watched(dev_t dev, ino_t ino);
+int wc_fd_watched_any(void);
 
 /* Remember that (dev, ino) passes through for good (it is mapped, or
  * appended to behind the engine: shared.c): later opens pass through, and

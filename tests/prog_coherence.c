@@ -47,6 +47,13 @@
  *   inhown      the same two inherited descriptors (3 plain, 5 O_APPEND)
  *               while the program caches the file through a descriptor
  *               of its own
+ *   unlinked    files with no name left (unlinked, a memfd) written
+ *               through one descriptor and read through another the shim
+ *               may not know of
+ *   bypassopen  a description the shim passes through (O_SYNC, O_DIRECT,
+ *               a stdio stream; F_SETFL O_DIRECT) made during another's
+ *               first writes, before the file is cached
+ *   dlopen      dlopen and dlmopen of a library just written, not closed
  *   passfd      descriptors sent to another process over a socket
  *               (SCM_RIGHTS: sendmsg, syscall(SYS_sendmsg), sendmmsg),
  *               cached, O_APPEND, and sent before their first write; the
@@ -62,6 +69,7 @@
  * sentinel before it, so a success that changes errno shows. Descriptor
  * numbers are never printed (the shim may hold descriptors of its own).
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -1305,6 +1313,170 @@ static void scen_unshare_solo(void)
     check("n2 after close", "n2");
 }
 
+/* ---- files with no name left --------------------------------------- */
+
+/* What a descriptor shows of its file: size and a hash of every byte. */
+static void shows(const char *label, int fd)
+{
+    struct stat st;
+    long size = fstat(fd, &st) == 0 ? (long)st.st_size : -1;
+    ssize_t n = pread(fd, buf, sizeof buf, 0);
+    say("OUT %s: size=%ld read=%zd hash=%016" PRIx64, label, size, n,
+        wct_hash(buf, n > 0 ? (size_t)n : 0));
+}
+
+/* Cached bytes of a file that has no name left reach the holders the
+ * shim does not know of: a reader opened before the unlink, a memfd's
+ * duplicate taken before its writes, a parent reading what its child
+ * wrote to an unlinked temporary file (the shell's `$(...)` into a file). */
+static void scen_unlinked(void)
+{
+    /* First, on numbers nothing has used yet (the shim takes such a
+     * descriptor in at its first write, as an inherited one). */
+    int m = memfd_create("wcache-test", 0);
+    int dup_before = dup(m);
+    lines(m, "memfd", 0, 3000);
+    CALL("close memfd writer", close(m));
+    shows("memfd duplicate", dup_before);
+    CALL("close duplicate", close(dup_before));
+
+    int w = xopen("u", O_WRONLY | O_CREAT | O_TRUNC);
+    int reader = xopen("u", O_RDONLY);
+    lines(w, "unlinked", 0, 3000);
+    CALL("unlink", unlink(path("u")));
+    lines(w, "after unlink", 0, 100);
+    CALL("close writer", close(w));
+    shows("reader", reader);
+    CALL("close reader", close(reader));
+
+    int t = xopen("t", O_RDWR | O_CREAT | O_TRUNC);
+    CALL("unlink t", unlink(path("t")));
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int own = dup(t);
+        lines(own, "child", 0, 3000);
+        close(own);
+        _exit(0);
+    }
+    int st;
+    CALL("waitpid", waitpid(pid, &st, 0) == pid ? st : -1);
+    shows("the child's temporary file", t);
+    CALL("close t", close(t));
+}
+
+/* ---- descriptors that pass through, made during a file's first writes */
+
+/* A description of file `name` in its first (watched) writes, then another
+ * one the shim passes through (`how`: O_SYNC, O_DIRECT, or an fopen'd
+ * stream), then enough writes through the first to cache the file; the
+ * second writes inside the cached part and reads it back. */
+static void bypass_one(const char *name, const char *how)
+{
+    static char x[8192] __attribute__((aligned(4096)));
+    say("OUT bypass %s", how);
+    int fd = xopen(name, O_RDWR | O_CREAT | O_TRUNC);
+    for (int i = 0; i < 8; i++)
+        CALL("first write", write(fd, "aaaaaaaaaaaaaaa\n", 16));
+    int d = -1;
+    FILE *s = NULL;
+    if (strcmp(how, "sync") == 0)
+        KEEP(d, "open O_SYNC", open(path(name), O_RDWR | O_SYNC));
+    else if (strcmp(how, "direct") == 0)
+        KEEP(d, "open O_DIRECT", open(path(name), O_RDWR | O_DIRECT));
+    else
+        s = fopen(path(name), "r+");
+    lines(fd, "cached", 0, 3000);
+    off_t t = 16384;
+    memset(x, 'X', 4096);
+    if (s) {
+        CALL("fseek", fseek(s, t + 200, SEEK_SET));
+        CALL("fwrite", fwrite(x, 1, 100, s));
+        CALL("fflush", fflush(s));
+        CALL("fseek back", fseek(s, t, SEEK_SET));
+        ssize_t n = (ssize_t)fread(x + 4096, 1, 4096, s);
+        say("OUT fread %zd hash=%016" PRIx64, n,
+            wct_hash(x + 4096, n > 0 ? (size_t)n : 0));
+        CALL("fclose", fclose(s));
+    } else if (d >= 0) {
+        CALL("pwrite", pwrite(d, x, strcmp(how, "direct") ? 100 : 4096,
+                              t + (strcmp(how, "direct") ? 200 : 0)));
+        ssize_t n = pread(d, x + 4096, 4096, t);
+        say("OUT pread %zd hash=%016" PRIx64, n,
+            wct_hash(x + 4096, n > 0 ? (size_t)n : 0));
+        CALL("close d", close(d));
+    }
+    lines(fd, "after", 0, 10);
+    state(name, fd);
+    CALL("close", close(fd));
+    check("after close", name);
+}
+
+/* O_DIRECT set with F_SETFL during the first writes: an unaligned write
+ * is then the kernel's EINVAL (the shim cached and answered it). */
+static void setfl_direct(const char *name)
+{
+    int fd = xopen(name, O_RDWR | O_CREAT | O_TRUNC);
+    for (int i = 0; i < 8; i++)
+        CALL("first write", write(fd, "0123456789\n", 11));
+    CALL("F_SETFL O_DIRECT", fcntl(fd, F_SETFL, O_DIRECT));
+    for (int i = 0; i < 20; i++)
+        CALL("unaligned write", write(fd, "x", 1));
+    CALL("unaligned pwrite", pwrite(fd, "y", 1, 3));
+    state(name, fd);
+    CALL("close", close(fd));
+    check("after close", name);
+}
+
+static void scen_bypassopen(void)
+{
+    bypass_one("a", "sync");
+    bypass_one("b", "direct");
+    bypass_one("c", "stdio");
+    setfl_direct("d");
+}
+
+/* ---- the loader reads a file just written ------------------------------ */
+
+/* Copy the test library to DIR/name in 64-byte writes, left open. */
+static int copy_library(const char *name)
+{
+    int in = open(WCT_PROG("so_answer.so"), O_RDONLY);
+    if (in < 0) {
+        say("OUT fatal open so_answer.so errno=%d", errno);
+        _exit(100);
+    }
+    int out = xopen(name, O_WRONLY | O_CREAT | O_TRUNC);
+    char b[64];
+    ssize_t n;
+    while ((n = read(in, b, sizeof b)) > 0)
+        if (write(out, b, (size_t)n) != n)
+            say("OUT short write of the copy");
+    close(in);
+    return out;
+}
+
+static void answer_of(const char *label, void *h)
+{
+    int (*f)(void) = h ? (int (*)(void))dlsym(h, "wct_answer") : NULL;
+    say("OUT %s: %s, answer %d", label, h ? "loaded" : "not loaded",
+        f ? f() : -1);
+}
+
+/* dlopen and dlmopen of a library the program has just written (and not
+ * closed), and dlopen by name (the search from the program's call site). */
+static void scen_dlopen(void)
+{
+    int a = copy_library("a.so");
+    answer_of("dlopen", dlopen(path("a.so"), RTLD_NOW));
+    int b = copy_library("b.so");
+    answer_of("dlmopen", dlmopen(LM_ID_NEWLM, path("b.so"), RTLD_NOW));
+    say("OUT dlopen by name: %s",
+        dlopen("libm.so.6", RTLD_NOW) ? "loaded" : "not loaded");
+    CALL("close a", close(a));
+    CALL("close b", close(b));
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 3) {
@@ -1329,6 +1501,9 @@ int main(int argc, char **argv)
         {"inhapp", scen_inhapp},
         {"inhapp_child", scen_inhapp_child},
         {"inhown", scen_inhown},
+        {"unlinked", scen_unlinked},
+        {"bypassopen", scen_bypassopen},
+        {"dlopen", scen_dlopen},
         {"inhown_child", scen_inhown_child},
         {"reserve", scen_reserve},
         {"handle", scen_handle},

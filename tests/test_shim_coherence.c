@@ -293,3 +293,44 @@ Test(coherence, only_thread_with_a_table_of_its_own)
     const char *env[] = {"WCACHE_FLUSH_MS=20", NULL};
     differential("unshare_solo", env);
 }
+
+/* A file with no name left keeps its other holders: its cached bytes were
+ * dropped at the last close that the shim saw (cache/file.c wc_file_put),
+ * and a reader opened before the unlink, a memfd's duplicate, or a parent
+ * reading its child's temporary file found none or part of them. */
+Test(coherence, files_with_no_name_left)
+{
+    differential("unlinked", NULL);
+    const char *env[] = {"WCACHE_MIN_WRITES=0", "WCACHE_SETUP_US=0", NULL};
+    differential("unlinked", env);
+}
+
+/* A description the shim passes through (O_SYNC, O_DIRECT, a stdio stream,
+ * F_SETFL O_DIRECT) made while the file's first writes are watched: the
+ * file was cached later anyway, and that description's write was
+ * overwritten at write-back, its reads stale, an unaligned O_DIRECT write
+ * answered 1 (the kernel: EINVAL). Now the file passes through for good
+ * (shim/fdtab.c wc_fd_opened_known, open.c). */
+Test(coherence, pass_through_descriptions_during_first_writes)
+{
+    /* The users' default: a file's first 8 writes are watched (the tests'
+     * is to cache from the first: lib_shim.c). */
+    const char *first[] = {"WCACHE_MIN_WRITES=8", "WCACHE_SETUP_US=0", NULL};
+    differential("bypassopen", first);
+    const char *dflt[] = {"WCACHE_MIN_WRITES=8", NULL};
+    differential("bypassopen", dflt);
+    differential("bypassopen", NULL);
+}
+
+/* The loader opens and maps a library with calls of its own: one the
+ * program has just written with write() and not closed loaded short ("file
+ * too short") before dlopen and dlmopen wrote everything back first
+ * (shim/open.c invariant (5)); a name is still searched from the
+ * program's call site. */
+Test(coherence, dlopen_of_a_library_just_written)
+{
+    wct_require_prog(WCT_PROG("so_answer.so"));
+    differential("dlopen", NULL);
+    const char *env[] = {"WCACHE_MIN_WRITES=8", NULL};
+    differential("dlopen", env);
+}

@@ -259,14 +259,15 @@ int wc_file_hold(struct wc_file *f);
 
 /* A description that could write lets go of f: its bytes go to the file
  * now (close-to-open), whoever else keeps f open (one may open it before
- * the caller's put), unless the file has no name any more (the last
- * reference's wc_file_put drops them then). Returns 1 when others keep f,
+ * the caller's put), a file with no name left too (another holder may
+ * read it). Returns 1 when others keep f,
  * 0 when not, or the write-back's -errno (also kept for fsync and
  * close). */
 int wc_file_publish(struct wc_file *f);
 
-/* Drop one reference. The last one writes the data back (unless the file
- * was unlinked: nobody can see it) and frees the slot. Returns 0 or the
+/* Drop one reference. The last one writes the data back (a file with no
+ * name left too: a descriptor the cache never saw may read it) and frees
+ * the slot. Returns 0 or the
  * pending write-back error, reported once to close (-errno). */
 int wc_file_put(struct wc_file *f);
 
