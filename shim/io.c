@@ -615,7 +615,7 @@ WC_EXPORT ssize_t pwritev64v2(int fd, const struct iovec *iov, int iovcnt,
 WC_EXPORT ssize_t read(int fd, void *buf, size_t n)
 {
     struct wc_desc *d = wc_fd_get(fd);
-    if (likely(d == NULL))
+    if (likely(d == NULL) && !(d = WC_UNTRACKED_READ(fd)))
         return wc_k_read(fd, buf, n);
     if (d->mode == WC_D_WATCH) {
         wc_cell_settle(fd, d);      /* shared.c invariant (6) */
@@ -635,7 +635,9 @@ WC_EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
 WC_EXPORT ssize_t pread(int fd, void *buf, size_t n, off_t pos)
 {
     struct wc_desc *d = wc_fd_get(fd);
-    if (likely(d == NULL) || d->mode == WC_D_WATCH)
+    if (likely(d == NULL) && !(d = WC_UNTRACKED_READ(fd)))
+        return wc_k_pread(fd, buf, n, pos);
+    if (d->mode == WC_D_WATCH)
         return wc_k_pread(fd, buf, n, pos);
     if (pos < 0)
         return wc_ret(-EINVAL);
@@ -667,7 +669,7 @@ WC_EXPORT ssize_t __pread64_chk(int fd, void *buf, size_t n, off64_t pos,
 WC_EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
 {
     struct wc_desc *d = wc_fd_get(fd);
-    if (likely(d == NULL))
+    if (likely(d == NULL) && !(d = WC_UNTRACKED_READ(fd)))
         return REAL(readv)(fd, iov, iovcnt);
     if (d->mode == WC_D_WATCH) {
         wc_cell_settle(fd, d);      /* shared.c invariant (6) */
@@ -680,7 +682,9 @@ WC_EXPORT ssize_t preadv(int fd, const struct iovec *iov, int iovcnt,
                          off_t pos)
 {
     struct wc_desc *d = wc_fd_get(fd);
-    if (likely(d == NULL) || d->mode == WC_D_WATCH)
+    if (likely(d == NULL) && !(d = WC_UNTRACKED_READ(fd)))
+        return REAL(preadv)(fd, iov, iovcnt, pos);
+    if (d->mode == WC_D_WATCH)
         return REAL(preadv)(fd, iov, iovcnt, pos);
     if (pos < 0)
         return wc_ret(-EINVAL);
@@ -697,7 +701,7 @@ WC_EXPORT ssize_t preadv2(int fd, const struct iovec *iov, int iovcnt,
                           off_t pos, int flags)
 {
     struct wc_desc *d = wc_fd_get(fd);
-    if (likely(d == NULL))
+    if (likely(d == NULL) && !(d = WC_UNTRACKED_READ(fd)))
         return REAL(preadv2)(fd, iov, iovcnt, pos, flags);
     if (d->mode == WC_D_WATCH) {
         if (pos == -1)

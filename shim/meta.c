@@ -141,7 +141,7 @@ static off_t lseek_locked(int fd, struct wc_desc *d, off_t off, int whence)
 WC_EXPORT off_t lseek(int fd, off_t off, int whence)
 {
     struct wc_desc *d = wc_fd_get(fd);
-    if (likely(d == NULL))
+    if (likely(d == NULL) && !(d = WC_UNTRACKED_READ(fd)))
         return wc_k_lseek(fd, off, whence);
     struct wc_cell *c = __atomic_load_n(&d->cell, __ATOMIC_ACQUIRE);
     if (unlikely(c != NULL)) {

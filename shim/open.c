@@ -1,6 +1,8 @@
 /*
  * open.c - descriptors come and go: the open family, the stdio opens,
- * close/close_range/closefrom, dup/dup2/dup3, fcntl, and file locks.
+ * the opens libc and the loader make with their own calls (mkstemp,
+ * memfd_create, dlopen), close/close_range/closefrom, dup/dup2/dup3,
+ * fcntl, and file locks.
  *
  * Invariants:
  *   (1) The real call always happens first for opens and dups (the kernel
@@ -26,16 +28,18 @@
  *       O_DIRECT or O_SYNC. A read-only stream opened first, of a file
  *       this process opens and caches later, may read what the kernel
  *       has (README, limits).
- *   (5) dlopen and dlmopen read and map the file with the loader's own
- *       calls: everything cached is written back first (a library the
- *       program just wrote loads whole). The real function is reached by
- *       a jump, so that it sees the program's call site (the caller's
- *       RUNPATH and $ORIGIN decide where a name is searched).
  *   (4) Locks (fcntl F_SETLK*, F_OFD_SETLK*, flock, lockf) are consistency
  *       points: the file is flushed before the lock call; after a lock is
  *       taken the engine forgets the file's clean pages (others may have
  *       changed it under their lock). Blocking lock calls run at depth 0,
  *       so signal handlers' writes are not held up behind them.
+ *   (5) dlopen and dlmopen read and map the file with the loader's own
+ *       calls: everything cached is written back first (a library the
+ *       program just wrote loads whole). The real function is reached by
+ *       a jump, so that it sees the program's call site (the caller's
+ *       RUNPATH and $ORIGIN decide where a name is searched).
+ *   (6) mkstemp's kin and memfd_create open with libc's own calls: their
+ *       descriptor is tracked as an open's is.
  */
 #include <dlfcn.h>
 #include <fcntl.h>
@@ -263,6 +267,49 @@ WC_EXPORT FILE *fdopen(int fd, const char *mode)
 {
     stdio_takes(fd);
     return stdio_opened(REAL(fdopen)(fd, mode));
+}
+
+/* ---- opens libc makes with calls of its own ---------------------------- */
+
+/* libc's function `name`, found at its first use (no slot in the table:
+ * rare calls, no cost at start-up). */
+static void *next_fn(void **slot, const char *name)
+{
+    void *f = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+    if (!f) {
+        f = dlsym(RTLD_NEXT, name);
+        __atomic_store_n(slot, f, __ATOMIC_RELEASE);
+    }
+    return f;
+}
+#define NEXT(type, name)                                                   \
+    ({                                                                     \
+        static void *slot_;                                                \
+        (type)next_fn(&slot_, #name);                                      \
+    })
+
+/* mkstemp and its kin, and memfd_create, open with libc's inner calls: the
+ * descriptor is tracked as any open's (a dup of it, or a read through it,
+ * then sees what another descriptor of the file cached). */
+#define MKSTEMP(name, params, args, flags)                                 \
+    WC_EXPORT int name params                                              \
+    {                                                                      \
+        int fd = NEXT(int(*) params, name) args;                           \
+        return opened(fd, AT_FDCWD, t, O_RDWR | O_CREAT | O_EXCL | (flags)); \
+    }
+MKSTEMP(mkstemp, (char *t), (t), 0)
+MKSTEMP(mkstemp64, (char *t), (t), 0)
+MKSTEMP(mkostemp, (char *t, int fl), (t, fl), fl)
+MKSTEMP(mkostemp64, (char *t, int fl), (t, fl), fl)
+MKSTEMP(mkstemps, (char *t, int n), (t, n), 0)
+MKSTEMP(mkstemps64, (char *t, int n), (t, n), 0)
+MKSTEMP(mkostemps, (char *t, int n, int fl), (t, n, fl), fl)
+MKSTEMP(mkostemps64, (char *t, int n, int fl), (t, n, fl), fl)
+
+WC_EXPORT int memfd_create(const char *name, unsigned flags)
+{
+    int fd = NEXT(int (*)(const char *, unsigned), memfd_create)(name, flags);
+    return opened(fd, AT_FDCWD, NULL, O_RDWR);
 }
 
 /* ---- the loader's opens (invariant (5)) --------------------------------- */

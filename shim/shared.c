@@ -833,9 +833,10 @@ static void hand_over(int fd)
     wc_work_end(e);
 }
 
-/* One descriptor that arrived from another process (8). Caller at depth
- * 0, holding no lock. */
-static void take_in(int fd)
+/* One descriptor that arrived from another process (8), or one open
+ * since start-up read through before any write (stats.c (1d)). Caller at
+ * depth 0, holding no lock. */
+void wc_fd_take_in(int fd, int own)
 {
     if ((unsigned)fd >= wc_nfds || wc_fd_get(fd))
         return;
@@ -844,9 +845,16 @@ static void take_in(int fd)
         int e = wc_work_begin();
         wc_fd_opened(fd, AT_FDCWD, NULL, fl);   /* its reads see the cache */
         wc_work_end(e);
+    } else if (!wc_cfg.inherited) {
+        wc_fd_refuse(fd);
     } else {
-        wc_fd_adopt(fd, 0, NULL);
+        wc_fd_adopt(fd, own, NULL);
     }
+}
+
+static void take_in(int fd)
+{
+    wc_fd_take_in(fd, 0);
 }
 
 /* May this call look at the message? The shim on, not nested, and the

@@ -359,6 +359,12 @@ int wc_fd_adopt(int fd, int own, struct wc_cell *c);
  * passes through for good (another description of it cached here would
  * write its older bytes back over this one's). */
 void wc_fd_refuse(int fd);
+/* Take in fd, a descriptor this process has not tracked (one received
+ * over a socket, or open since start-up and read through first): a
+ * read-only one is tracked as if opened here, so that its reads see the
+ * cache; a writable one adopted (`own`: this image's alone, proc.c (6)),
+ * or refused with WCACHE_INHERITED=0. Depth 0, no lock held. */
+void wc_fd_take_in(int fd, int own);
 
 /* The path /proc/self/fd/FD names, NUL-terminated in path[cap]; its
  * length, or <= 0 (path then ""). */
@@ -917,6 +923,13 @@ void wc_stats_after_fork(void);
  * open since start-up gets at its first write, or NULL. One load and a
  * branch when nothing needs looking at. */
 #define WC_UNTRACKED(fd) (unlikely(wc_nc_on) ? wc_nc_untracked(fd) : NULL)
+/* The same for the read calls and lseek, while some file is cached (only
+ * then can the kernel's file lack bytes): a descriptor open since
+ * start-up is taken in at its first read (stats.c (1d)). */
+struct wc_desc *wc_nc_untracked_read(int fd);
+#define WC_UNTRACKED_READ(fd)                                              \
+    (unlikely(wc_nc_on) && unlikely(!wc_reg_empty())                      \
+         ? wc_nc_untracked_read(fd) : NULL)
 
 /* ---- the process side (proc.c) --------------------------------------- */
 

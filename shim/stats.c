@@ -26,6 +26,13 @@
  *       a writable regular one pass through for good instead
  *       (wc_fd_refuse): its writes reach the kernel at once, so no other
  *       description of the file may cache.
+ *   (1d) While some file is cached, the first read (or lseek) through a
+ *       descriptor still NC_START takes it in as its first write would
+ *       (wc_fd_take_in; a read-only one is tracked as if opened here), so
+ *       that its reads see the bytes cached through another descriptor of
+ *       the file (`prog 3<>f 4>&3 5<f`). One not taken in (not a regular
+ *       file: a pipe, a terminal) is NC_UNKNOWN from then on (looked at
+ *       once).
  *   (2) g_why's bytes are read and written with relaxed atomics (threads
  *       close and write different and the same numbers at once).
  *   (3) Counters are process-wide relaxed atomics: exact once every
@@ -227,6 +234,20 @@ struct wc_desc *wc_nc_untracked(int fd)
     if (wc_nc_counting)
         __atomic_add_fetch(&g_count[why], 1, __ATOMIC_RELAXED);
     return NULL;
+}
+
+struct wc_desc *wc_nc_untracked_read(int fd)
+{
+    if (fd < 0 || (unsigned)fd >= wc_nfds || wc_state != WC_ST_ON ||
+        wc_depth)
+        return NULL;
+    unsigned char start = __atomic_load_n(&g_why[fd], __ATOMIC_RELAXED);
+    if ((start != WC_NC_START && start != WC_NC_START_OWN) ||
+        !__atomic_compare_exchange_n(&g_why[fd], &start, WC_NC_UNKNOWN, 0,
+                                     __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+        return NULL;
+    wc_fd_take_in(fd, start == WC_NC_START_OWN);               /* (1d) */
+    return wc_fd_get(fd);
 }
 
 /* Why a tracked description's write went to the kernel. */

@@ -54,6 +54,9 @@
  *               a stdio stream; F_SETFL O_DIRECT) made during another's
  *               first writes, before the file is cached
  *   dlopen      dlopen and dlmopen of a library just written, not closed
+ *   untracked   descriptors libc opens (mkstemp, memfd_create) and
+ *               inherited ones, read through another number of the
+ *               description or another description of the file
  *   passfd      descriptors sent to another process over a socket
  *               (SCM_RIGHTS: sendmsg, syscall(SYS_sendmsg), sendmmsg),
  *               cached, O_APPEND, and sent before their first write; the
@@ -1436,6 +1439,49 @@ static void scen_bypassopen(void)
     setfl_direct("d");
 }
 
+/* ---- descriptors libc opens, and inherited ones, read before written ---- */
+
+/* fd cached through `w`; what `other` (another number of its description,
+ * or another description) shows. */
+static void sibling_shows(const char *label, int w, int other)
+{
+    lines(w, label, 0, 3000);
+    shows(label, other);
+    CALL("lseek SEEK_END -10", lseek(other, -10, SEEK_END));
+}
+
+/* mkstemp's and memfd_create's descriptors (opened by libc's own calls)
+ * and a duplicate of each made before the first write. */
+static void scen_untracked(void)
+{
+    char t[4200];
+    snprintf(t, sizeof t, "%s/tmpXXXXXX", dir);
+    int m = mkstemp(t);
+    int md = dup(m);
+    sibling_shows("mkstemp", m, md);
+    CALL("unlink", unlink(t));
+    CALL("close", close(m));
+    CALL("close dup", close(md));
+    int f = memfd_create("wcache-test", 0);
+    int fd2 = dup(f);
+    sibling_shows("memfd", f, fd2);
+    CALL("close", close(f));
+    CALL("close dup", close(fd2));
+    char redirs[10000];
+    snprintf(redirs, sizeof redirs, "3<>'%s' 4>&3 5<'%s'", path("g"),
+             path("g"));
+    from_a_shell(redirs, "untracked_child");
+}
+
+/* Inherited: 3 and 4 one description, 5 a reader of the same file. */
+static void scen_untracked_child(void)
+{
+    lines(3, "inherited", 0, 3000);
+    shows("4, the same description", 4);
+    shows("5, a reader", 5);
+    CALL("lseek 5 SEEK_END -10", lseek(5, -10, SEEK_END));
+}
+
 /* ---- the loader reads a file just written ------------------------------ */
 
 /* Copy the test library to DIR/name in 64-byte writes, left open. */
@@ -1504,6 +1550,8 @@ int main(int argc, char **argv)
         {"unlinked", scen_unlinked},
         {"bypassopen", scen_bypassopen},
         {"dlopen", scen_dlopen},
+        {"untracked", scen_untracked},
+        {"untracked_child", scen_untracked_child},
         {"inhown_child", scen_inhown_child},
         {"reserve", scen_reserve},
         {"handle", scen_handle},

@@ -334,3 +334,16 @@ Test(coherence, dlopen_of_a_library_just_written)
     const char *env[] = {"WCACHE_MIN_WRITES=8", NULL};
     differential("dlopen", env);
 }
+
+/* Descriptors the shim never saw opened (mkstemp's, memfd_create's, a dup
+ * of one before its first write, inherited `3<>g 4>&3 5<g`) read the
+ * kernel's file, which lacked the bytes cached through a sibling (pread 0
+ * of 33,000 bytes; lseek(-10, SEEK_END) EINVAL). Now libc's opens are
+ * tracked (shim/open.c (6)) and an inherited one is taken in at its first
+ * read (shim/stats.c (1d)). */
+Test(coherence, descriptors_opened_by_libc_or_inherited_read_first)
+{
+    differential("untracked", NULL);
+    const char *env[] = {"WCACHE_MIN_WRITES=8", NULL};
+    differential("untracked", env);
+}
