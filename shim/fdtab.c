@@ -468,6 +468,8 @@ int wc_desc_adopt_locked(int fd, struct wc_desc *d, size_t len)
     int fresh = ident_stat_locked(fd, d, &st);
     if (d->ino == 0 || wc_mapped_has(d->dev, d->ino))
         return 0;                           /* passes through for good */
+    if (wc_stream_has(d->dev, d->ino))
+        return 0;       /* a stdio stream holds it: registry.c (4) */
     struct wc_cache *c = __atomic_load_n(&wc_cachep, __ATOMIC_ACQUIRE);
     if (!c && !__atomic_load_n(&d->cell, __ATOMIC_RELAXED) &&
         __atomic_load_n(&wc_rent_ns, __ATOMIC_RELAXED) < wc_cfg.setup_ns) {
@@ -664,7 +666,8 @@ void wc_fd_opened_known(int fd, int dirfd, const char *path, int flags,
     int acc = flags & O_ACCMODE;
     enum wc_reason why = WC_WHY_OTHER;
     if ((flags & (O_DIRECT | O_DSYNC | O_SYNC)) ||
-        !wc_env_path_ok(dirfd, path) || wc_mapped_has(st.st_dev, st.st_ino)) {
+        !wc_env_path_ok(dirfd, path) || wc_mapped_has(st.st_dev, st.st_ino) ||
+        wc_stream_has(st.st_dev, st.st_ino)) {
         /* Not cached; but other descriptors may hold cached data of the
          * file: it must be on disk before this one reads or writes (or be
          * dropped: this open truncated the file); and since this one can

@@ -20,14 +20,12 @@
  *   (3) fopen/freopen/fdopen hand a file to stdio, whose reads and writes
  *       do not come through the shim: the file's cached data is written
  *       first ("w" modes drop it instead: the open truncates), and an
- *       fdopen'd description passes through from then on. A file that a
- *       stream may write, or that this process caches or watches (a
- *       description in its first writes) when a stream of it is opened,
- *       passes through for good (no description caches it while the
- *       stream may be open); so does one opened or set (F_SETFL) with
- *       O_DIRECT or O_SYNC. A read-only stream opened first, of a file
- *       this process opens and caches later, may read what the kernel
- *       has (README, limits).
+ *       fdopen'd description passes through from then on. A file that
+ *       this process caches or watches (a description in its first
+ *       writes) when a stream of it is opened passes through for good; so
+ *       does one opened or set (F_SETFL) with O_DIRECT or O_SYNC. A file
+ *       a stream the program opened holds is cached by no description
+ *       until the stream's fclose (registry.c invariant (4)).
  *   (4) Locks (fcntl F_SETLK*, F_OFD_SETLK*, flock, lockf) are consistency
  *       points: the file is flushed before the lock call; after a lock is
  *       taken the engine forgets the file's clean pages (others may have
@@ -188,9 +186,8 @@ static int trunc_file_cb(struct wc_file *f, void *arg)
  * what the program wrote. */
 static void before_stdio_open(const char *path, const char *mode)
 {
-    int writes = mode && strpbrk(mode, "wa+");
     if (wc_state != WC_ST_ON || wc_depth || !path ||
-        (wc_reg_empty() && !wc_fd_watched_any() && !writes))
+        (wc_reg_empty() && !wc_fd_watched_any()))
         return;
     int e = errno;
     struct stat st;
@@ -202,24 +199,40 @@ static void before_stdio_open(const char *path, const char *mode)
                              NULL);
         /* stdio writes behind the engine's back, and reads behind it: a
          * file this process caches, or watches (a description in its
-         * first writes, which would cache it later), or that the stream
-         * may write, passes through for good from now on, so that no
-         * description of it caches while the stream may be open. (A
-         * read-only stream opened first, of a file opened and cached
-         * later, may read stale bytes: README, limits.) */
-        if (writes || r != -ENOENT || wc_fd_watched(st.st_dev, st.st_ino))
+         * first writes), passes through for good from now on; one
+         * opened and written later is kept from the cache while the
+         * stream is open (stdio_opened: registry.c invariant (4)). */
+        if (r != -ENOENT || wc_fd_watched(st.st_dev, st.st_ino))
             wc_file_for_good(st.st_dev, st.st_ino, WC_WHY_OTHER);
         wc_shim_leave();
     }
     errno = e;
 }
 
-/* The descriptor of a stream stdio opened: not ours (statistics). */
+/* The descriptor of a stream stdio opened: not ours (statistics); its
+ * file is held by a stream until fclose (registry.c invariant (4)). */
 static FILE *stdio_opened(FILE *f)
 {
-    if (f)
+    if (f) {
         wc_nc_mark(fileno(f), WC_NC_STDIO);
+        wc_stdio_hold(f, 1);
+    }
     return f;
+}
+
+void wc_stdio_hold(FILE *f, int hold)
+{
+    if (wc_state != WC_ST_ON || wc_depth || (!hold && !wc_streams_any()))
+        return;
+    int e = errno;
+    struct stat st;
+    if (wc_k_fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode)) {
+        if (hold)
+            wc_stream_add(st.st_dev, st.st_ino);
+        else
+            wc_stream_drop(st.st_dev, st.st_ino);
+    }
+    errno = e;
 }
 
 WC_EXPORT FILE *fopen(const char *path, const char *mode)
@@ -252,8 +265,10 @@ static void stdio_takes(int fd)
 
 WC_EXPORT FILE *freopen(const char *path, const char *mode, FILE *stream)
 {
-    if (stream)
+    if (stream) {
+        wc_stdio_hold(stream, 0);
         stdio_takes(fileno(stream));
+    }
     before_stdio_open(path, mode);
     return stdio_opened(REAL(freopen)(path, mode, stream));
 }

@@ -12,10 +12,15 @@
  *       so every later description of it passes through.
  *   (3) The mapped set only grows (to MAPPED_MAX; past it, no new file is
  *       cached at all).
+ *   (4) The streams set counts, per file, the stdio streams the program
+ *       opened on it (fopen, freopen, fdopen) and has not closed (fclose):
+ *       while a file is in it, no description of it leaves WATCH for the
+ *       cache (fdtab.c wc_desc_adopt_locked), since stdio reads and writes
+ *       it behind the engine (open.c invariant (3)).
  *
  * Lock: g_reg_lock protects g_reg, wc_nreg (written under it, read
  * lock-free as a hint), every entry, the parked files (g_nparked likewise
- * a hint) and the mapped set. It is taken
+ * a hint), the mapped set and the streams set (g_nstreams a hint). It is taken
  * inside a description's lock, never the other way; wc_reg_apply calls
  * into the engine under it (the engine's locks come after it).
  */
@@ -62,6 +67,15 @@ static int g_nparked;                /* entries in use (atomic reads) */
 static struct { dev_t dev; ino_t ino; } g_mapped[MAPPED_MAX] WC_LARGE;
 static int g_nmapped;
 static int g_mapped_overflow;        /* too many: cache no new file */
+
+/* Files a stdio stream the program opened holds (open.c invariant (3)),
+ * each with the number of such streams: none of their descriptions caches
+ * meanwhile. Past STREAMS_MAX files, the streams not counted make every
+ * file count until they close. */
+#define STREAMS_MAX 256
+static struct { dev_t dev; ino_t ino; int n; } g_streams[STREAMS_MAX] WC_LARGE;
+static int g_nstreams;               /* entries in use (atomic reads) */
+static int g_streams_uncounted;
 
 static struct reg_entry *reg_find_locked(dev_t dev, ino_t ino)
 {
@@ -164,6 +178,62 @@ int wc_reg_is_through(dev_t dev, ino_t ino)
     wc_lock(&g_reg_lock);
     struct reg_entry *e = reg_find_locked(dev, ino);
     int r = e && e->through;
+    wc_unlock(&g_reg_lock);
+    return r;
+}
+
+void wc_stream_add(dev_t dev, ino_t ino)
+{
+    wc_lock(&g_reg_lock);
+    int i = 0;
+    while (i < g_nstreams &&
+           !(g_streams[i].dev == dev && g_streams[i].ino == ino))
+        i++;
+    if (i < g_nstreams) {
+        g_streams[i].n++;
+    } else if (i < STREAMS_MAX) {
+        g_streams[i].dev = dev;
+        g_streams[i].ino = ino;
+        g_streams[i].n = 1;
+        __atomic_store_n(&g_nstreams, i + 1, __ATOMIC_RELAXED);
+    } else {
+        g_streams_uncounted++;
+        __atomic_store_n(&g_nstreams, STREAMS_MAX, __ATOMIC_RELAXED);
+    }
+    wc_unlock(&g_reg_lock);
+}
+
+void wc_stream_drop(dev_t dev, ino_t ino)
+{
+    wc_lock(&g_reg_lock);
+    int i = 0;
+    while (i < g_nstreams &&
+           !(g_streams[i].dev == dev && g_streams[i].ino == ino))
+        i++;
+    if (i < g_nstreams) {
+        if (--g_streams[i].n == 0) {
+            g_streams[i] = g_streams[g_nstreams - 1];
+            __atomic_store_n(&g_nstreams, g_nstreams - 1, __ATOMIC_RELAXED);
+        }
+    } else if (g_streams_uncounted > 0) {
+        g_streams_uncounted--;
+    }
+    wc_unlock(&g_reg_lock);
+}
+
+int wc_streams_any(void)
+{
+    return __atomic_load_n(&g_nstreams, __ATOMIC_RELAXED) > 0;
+}
+
+int wc_stream_has(dev_t dev, ino_t ino)
+{
+    if (!wc_streams_any())
+        return 0;
+    wc_lock(&g_reg_lock);
+    int r = g_streams_uncounted > 0;
+    for (int i = 0; i < g_nstreams && !r; i++)
+        r = g_streams[i].dev == dev && g_streams[i].ino == ino;
     wc_unlock(&g_reg_lock);
     return r;
 }

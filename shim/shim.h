@@ -503,6 +503,15 @@ int wc_fd_watched_any(void);
  * its THROUGH descriptions need no engine work around kernel calls. */
 void wc_mapped_add(dev_t dev, ino_t ino);
 int wc_mapped_has(dev_t dev, ino_t ino);
+/* The files stdio streams hold (registry.c invariant (4)): a stream of
+ * (dev, ino) opened, closed; is one open? any at all? */
+void wc_stream_add(dev_t dev, ino_t ino);
+/* A stream of the program's opens (hold 1) or is about to close (0) its
+ * file (open.c; fclose in stdiofence.c). */
+void wc_stdio_hold(FILE *f, int hold);
+void wc_stream_drop(dev_t dev, ino_t ino);
+int wc_stream_has(dev_t dev, ino_t ino);
+int wc_streams_any(void);
 
 /* Flush everything and fix every kernel offset (fork, exec, exit...).
  * `how`: WC_ALL_SYNC only that; WC_ALL_SHARE: a child is being created,

@@ -140,7 +140,20 @@ WRAP(size_t, fwrite_unlocked, (const void *p, size_t s, size_t n, FILE *fp),
 WRAP(int, __overflow, (FILE *fp, int c), (fp, c), fp)
 WRAP(int, fflush, (FILE *fp), (fp), fp)
 WRAP(int, fflush_unlocked, (FILE *fp), (fp), fp)
-WRAP(int, fclose, (FILE *fp), (fp), fp)
+/* fclose: also, the stream's file is no longer held by it (registry.c
+ * invariant (4)), once the stream's buffer is out. */
+static void *lz_fclose;
+WC_EXPORT int wcf_fclose(FILE *fp) __asm__("fclose");
+WC_EXPORT int wcf_fclose(FILE *fp)
+{
+    fence(fp);
+    if (fp && wc_streams_any()) {
+        if (__fwritable(fp))
+            REAL_S(int (*)(FILE *), fflush)(fp);
+        wc_stdio_hold(fp, 0);
+    }
+    return REAL_S(int (*)(FILE *), fclose)(fp);
+}
 WRAP(int, fcloseall, (void), (), NULL)
 WRAP(void, _flushlbf, (void), (), NULL)
 WRAP(int, fseek, (FILE *fp, long off, int whence), (fp, off, whence), fp)

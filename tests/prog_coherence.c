@@ -52,7 +52,8 @@
  *               may not know of
  *   bypassopen  a description the shim passes through (O_SYNC, O_DIRECT,
  *               a stdio stream; F_SETFL O_DIRECT) made during another's
- *               first writes, before the file is cached
+ *               first writes, before the file is cached; streams opened
+ *               before the file is opened and written
  *   dlopen      dlopen and dlmopen of a library just written, not closed
  *   untracked   descriptors libc opens (mkstemp, memfd_create) and
  *               inherited ones, read through another number of the
@@ -1431,12 +1432,42 @@ static void setfl_direct(const char *name)
     check("after close", name);
 }
 
+/* A stream opened first, then the file opened and written through a
+ * descriptor of the program's own: a reader's fgets, a writer's appends
+ * between the descriptor's lines; after fclose, the file may cache. */
+static void stream_first(const char *name)
+{
+    int w0 = xopen(name, O_WRONLY | O_CREAT | O_TRUNC);
+    CALL("close", close(w0));
+    FILE *r = fopen(path(name), "r");
+    FILE *a = fopen(path(name), "a");
+    int w = xopen(name, O_WRONLY | O_APPEND);
+    char line[256];
+    for (int round = 0; round < 3; round++) {
+        lines(w, "descriptor", round * 1000, round * 1000 + 1000);
+        fprintf(a, "stream line %d\n", round);
+        CALL("fflush", fflush(a));
+        int n = 0;
+        while (fgets(line, sizeof line, r))
+            n++;
+        clearerr(r);
+        say("OUT round %d: the reader got %d lines", round, n);
+    }
+    CALL("fclose reader", fclose(r));
+    CALL("fclose appender", fclose(a));
+    lines(w, "after the streams", 0, 3000);
+    state(name, w);
+    CALL("close", close(w));
+    check("after close", name);
+}
+
 static void scen_bypassopen(void)
 {
     bypass_one("a", "sync");
     bypass_one("b", "direct");
     bypass_one("c", "stdio");
     setfl_direct("d");
+    stream_first("e");
 }
 
 /* ---- descriptors libc opens, and inherited ones, read before written ---- */
