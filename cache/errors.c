@@ -45,9 +45,15 @@
  *   (1) f->space_left is 0 or less unless the state is OK; the write path
  *       caches a write only when its length is within space_left (one
  *       compare), and subtracts what it cached.
- *   (2) A FAILED file has f->err < 0 and append_from == WC_NO_APPEND (its
- *       cached appends are retried at their offsets, in order with the
- *       writes that passed through after them).
+ *   (2) A FAILED file has f->err < 0. Its cached bytes are retried at
+ *       their offsets, in order with the writes that passed through after
+ *       them, except a run of appended bytes (append_from kept): that run
+ *       goes to the end of the file as it is at the retry (RWF_APPEND),
+ *       and appends that pass through meanwhile go to the end too, never
+ *       at offsets another process may have appended at since (a full
+ *       disk shared by two appenders: the retry wrote over the other's
+ *       acknowledged records). So appends made while the run fails may
+ *       land before it (the order a second appender could give anyway).
  *   (3) Nothing in FAILED state writes back except at a retry point
  *       (wc_err_may_retry).
  *   (4) Room granted is room the disk still has: a budget made from
@@ -110,7 +116,6 @@ void wc_err_record(struct wc_file *f, int err)
     if (f->state == WC_FS_OK)
         __atomic_store_n(&f->state, WC_FS_FAILED, __ATOMIC_RELAXED);
     __atomic_store_n(&f->space_left, 0, __ATOMIC_RELAXED);
-    f->append_from = WC_NO_APPEND;                       /* (2) */
     __atomic_fetch_add(&f->cache->totals.errors, 1, __ATOMIC_RELAXED);
 }
 

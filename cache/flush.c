@@ -246,7 +246,11 @@ int wc_flush_below(struct wc_file *f, enum wc_reason why, uint64_t limit)
         /* The run lands at the end of file: make that where it began (a
          * size change without data, e.g. a faulting write past EOF, leaves
          * a hole the program saw as zeros). */
-        if (f->slot->disk_size < ab->start) {
+        struct stat st;     /* never below what is there: others may
+                               have appended since disk_size was known */
+        if (f->slot->disk_size < ab->start &&
+            wc_sys.fstat(f->wb_fd, &st) == 0 &&
+            (uint64_t)st.st_size < ab->start) {
             if (wc_sys.ftruncate(f->wb_fd, (off_t)ab->start) < 0)
                 r = -errno;
             else {

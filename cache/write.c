@@ -206,10 +206,15 @@ static ssize_t write_through(struct wc_file *f, struct uiter *it, uint64_t pos,
         int r = wc_flush_locked(f, WC_WHY_BYPASS);
         if (r < 0)
             return r;
-    } else if (append && wc_file_dirty(f)) {
+    } else if (append && wc_file_dirty(f) &&
+               f->append_from == WC_NO_APPEND) {
         append = 0;         /* at the end the program sees, after the
                                cached bytes still to be retried */
     }
+    /* (A FAILED file's cached appended run goes to the real end at its
+     * retry: so does this append, and it lands outside the cached pages:
+     * errors.c (2).) */
+    int lay = failed && !append;
     wc_disk_busy(f);                    /* format.h (5) */
     size_t total = 0;
     int err = 0;
@@ -225,7 +230,7 @@ static ssize_t write_through(struct wc_file *f, struct uiter *it, uint64_t pos,
             err = -errno;
             break;
         }
-        if (failed)
+        if (lay)
             overlay(f, it->base, (size_t)w, pos + total);
         total += (size_t)w;
         it->count -= (size_t)w;

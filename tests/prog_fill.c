@@ -31,6 +31,8 @@
  *   keep-going      do not stop at an error (as a logger that ignores
  *                   them): print the first error and, at the end, the
  *                   number of failed writes
+ *   tag=X           each record starts with the character X (two
+ *                   writers of one file, told apart)
  *   errseq          after the records: fsync, a pwrite of "REWRITTEN" at
  *                   0, two more fsyncs and a close (ASK before each but
  *                   the close), see the test
@@ -111,12 +113,14 @@ static void ask(const char *what)
         exit(3);
 }
 
+static char tag[2];          /* option tag=X: each record starts with X */
+
 static void record(char *buf, size_t n, long k)
 {
     for (size_t i = 0; i < n; i++)
         buf[i] = (char)('a' + (k + (long)i) % 26);
     char head[24];
-    int h = snprintf(head, sizeof head, "%ld:", k);
+    int h = snprintf(head, sizeof head, "%s%ld:", tag, k);
     memcpy(buf, head, (size_t)h < n ? (size_t)h : n);
     if (n)
         buf[n - 1] = '\n';
@@ -193,6 +197,8 @@ int main(int argc, char **argv)
             argv[i] = (char *)"seccomp-inherited";
         } else if (!strcmp(a, "seccomp-inherited")) {
             ;
+        } else if (!strncmp(a, "tag=", 4)) {
+            tag[0] = a[4];
         } else if (!strcmp(a, "seccomp-late")) {
             sec_late = 1;
         } else if (!strncmp(a, "sync-at=", 8)) {
