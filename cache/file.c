@@ -451,10 +451,12 @@ int wc_file_truncate(struct wc_file *f, off_t size)
     /* Growing the file exposes its new bytes: the data written below the
      * old end goes first (data before metadata). Shrinking needs no
      * flush: the dirty bytes below `size` stay cached. The kernel decides
-     * errors (EFBIG, EPERM, ETXTBSY...) before anything is dropped. */
-    if ((uint64_t)size > f->slot->disk_size && f->ndirty &&
-        (r = wc_flush_below(f, WC_WHY_TRUNCATE, (uint64_t)size)) < 0)
-        goto out;
+     * errors (EFBIG, EPERM, ETXTBSY...) before anything is dropped. A
+     * write-back that fails here is recorded (errors.c) and reported by
+     * fsync and close, as the kernel reports one: the truncate is still
+     * made, and its answer is the kernel's. */
+    if ((uint64_t)size > f->slot->disk_size && f->ndirty)
+        (void)wc_flush_below(f, WC_WHY_TRUNCATE, (uint64_t)size);
     /* A shrink is recorded first: a replay never brings back bytes past
      * it (format.h (5)). */
     uint64_t old_size = f->slot->size;

@@ -596,15 +596,30 @@ WC_EXPORT void sync(void)
     REAL(sync)();
 }
 
+static int syncfs_cb(struct wc_file *f, void *arg)
+{
+    (void)arg;
+    return wc_file_flush(f, WC_WHY_FSYNC);
+}
+
+/* syncfs: everything written back, then the kernel's call; a cached file
+ * of that file system whose bytes could not be written makes it fail
+ * with that error, as the kernel's syncfs reports a write-back error of
+ * its file system (the files' fsync and close still report it too). */
 WC_EXPORT int syncfs(int fd)
 {
     struct wc_cache *c = wc_cachep;
+    int err = 0;
     if (c && wc_state == WC_ST_ON && !wc_depth) {
         int e = wc_work_begin();
         wc_consistency_all(WC_WHY_FSYNC, WC_ALL_SYNC, 0);
+        struct stat st;
+        if (wc_k_fstat(fd, &st) == 0)
+            err = wc_reg_each_dev(st.st_dev, syncfs_cb, NULL);
         wc_work_end(e);
     }
-    return REAL(syncfs)(fd);
+    int r = REAL(syncfs)(fd);
+    return r == 0 && err < 0 ? (int)wc_ret(err) : r;
 }
 
 /* ---- mmap ------------------------------------------------------------- */

@@ -144,6 +144,24 @@ int wc_reg_apply(dev_t dev, ino_t ino,
     return r;
 }
 
+int wc_reg_each_dev(dev_t dev, int (*fn)(struct wc_file *, void *),
+                    void *arg)
+{
+    if (wc_reg_empty())
+        return 0;
+    int r = 0;
+    wc_lock(&g_reg_lock);
+    for (int i = 0; i < wc_nreg; i++) {
+        if (g_reg[i].dev != dev)
+            continue;
+        int x = fn(g_reg[i].file, arg);
+        if (x < 0 && r == 0)
+            r = x;
+    }
+    wc_unlock(&g_reg_lock);
+    return r;
+}
+
 int wc_reg_has(dev_t dev, ino_t ino)
 {
     if (wc_reg_empty())

@@ -503,6 +503,10 @@ int wc_fd_watched_any(void);
  * its THROUGH descriptions need no engine work around kernel calls. */
 void wc_mapped_add(dev_t dev, ino_t ino);
 int wc_mapped_has(dev_t dev, ino_t ino);
+/* fn on every cached file of file system `dev`, under the registry's
+ * lock; the first -errno it returned, or 0. */
+int wc_reg_each_dev(dev_t dev, int (*fn)(struct wc_file *, void *),
+                    void *arg);
 /* The files stdio streams hold (registry.c invariant (4)): a stream of
  * (dev, ino) opened, closed; is one open? any at all? */
 void wc_stream_add(dev_t dev, ino_t ino);

@@ -31,6 +31,9 @@
  *   keep-going      do not stop at an error (as a logger that ignores
  *                   them): print the first error and, at the end, the
  *                   number of failed writes
+ *   truncs=N,M...   after the records, ftruncate to each size in turn,
+ *                   each result printed
+ *   syncfs          syncfs before the final fsync, its result printed
  *   tag=X           each record starts with the character X (two
  *                   writers of one file, told apart)
  *   errseq          after the records: fsync, a pwrite of "REWRITTEN" at
@@ -181,7 +184,8 @@ int main(int argc, char **argv)
     size_t take_n = 0;
     const char *take_how = NULL;
     const char *ctl = NULL;
-    int sec = 0, sec_late = 0, errseq = 0, keep = 0;
+    int sec = 0, sec_late = 0, errseq = 0, keep = 0, do_syncfs = 0;
+    const char *truncs = NULL;
     long nerr = 0;
     for (int i = 5; i < argc; i++) {
         const char *a = argv[i];
@@ -197,6 +201,10 @@ int main(int argc, char **argv)
             argv[i] = (char *)"seccomp-inherited";
         } else if (!strcmp(a, "seccomp-inherited")) {
             ;
+        } else if (!strncmp(a, "truncs=", 7)) {
+            truncs = a + 7;
+        } else if (!strcmp(a, "syncfs")) {
+            do_syncfs = 1;
         } else if (!strncmp(a, "tag=", 4)) {
             tag[0] = a[4];
         } else if (!strcmp(a, "seccomp-late")) {
@@ -291,6 +299,16 @@ int main(int argc, char **argv)
     say("full %ld", full);
     if (keep)
         say("failed %ld", nerr);
+    for (const char *t = truncs; t && *t;) {
+        char *end;
+        long long n = strtoll(t, &end, 0);
+        if (end == t)
+            break;
+        errno = 0;
+        int r = ftruncate(fd, (off_t)n);
+        say("ftruncate %lld -> %d %s", n, r, ename(r ? errno : 0));
+        t = *end == ',' ? end + 1 : end;
+    }
     if (errseq) {
         /* fsync, fsync, close, with the test changing the world between
          * them (see test_shim_errors.c: errseq). */
@@ -312,7 +330,13 @@ int main(int argc, char **argv)
         say("fsync3 -> %d %s", r, ename(r ? errno : 0));
     } else {
         errno = 0;
-        int r = fsync(fd);
+        int r;
+        if (do_syncfs) {
+            r = syncfs(fd);
+            say("syncfs -> %d %s", r, ename(r ? errno : 0));
+            errno = 0;
+        }
+        r = fsync(fd);
         say("fsync -> %d %s", r, ename(r ? errno : 0));
     }
     errno = 0;

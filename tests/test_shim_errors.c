@@ -368,6 +368,40 @@ Test(errors, tmpfs_small_files_after_a_cached_log, .init = setup,
     differential("a cached log, then small files", argv, log, env, 200);
 }
 
+/* ftruncate of a file whose cached bytes could not be written back (the
+ * server fails every write after the first): the kernel's answer (0) and
+ * size, where the shim answered the write-back's EIO and left the size
+ * (it flushed below a growing size first, and gave up when that failed).
+ * fsync and close still report the lost bytes. */
+Test(errors, fuse_eio_truncate, .init = setup, .fini = teardown,
+     .timeout = 120)
+{
+    wct_require_shim();
+    wct_require_prog(WCT_PROG("prog_fill"));
+    mount_failfs(0);
+    char f[4300], c[4400];
+    snprintf(f, sizeof f, "%s/t", mnt);
+    snprintf(c, sizeof c, "ctl=%s@1", ctl);
+    const char *argv[] = {WCT_PROG("prog_fill"), f, "write", "1000", "10000",
+                          c, "truncs=5000,20000", NULL};
+    struct run k, s;
+    run_once(argv, 0, f, NULL, &k);
+    run_once(argv, 1, f, NULL, &s);
+    cr_assert(wct_ok(&k.r) && wct_ok(&s.r), "%s / %s", k.r.err, s.r.err);
+    for (int i = 0; i < 2; i++) {
+        const char *out = i ? s.r.out : k.r.out;
+        cr_assert(strstr(out, "ftruncate 5000 -> 0 ok\n") &&
+                  strstr(out, "ftruncate 20000 -> 0 ok\n"),
+                  "%s:\n%s", i ? "shim" : "kernel", out);
+    }
+    cr_assert(strstr(s.r.out, "close -> -1 Input/output error\n"), "%s",
+              s.r.out);
+    cr_assert_eq(s.len, k.len, "size %zu (shim) vs %zu", s.len, k.len);
+    cr_assert_eq(k.len, 20000);
+    run_free(&k);
+    run_free(&s);
+}
+
 /* Records of `tag` whole in the file (a line "X<k>:...") */
 static long tagged(const char *data, size_t len, char t)
 {
@@ -500,10 +534,14 @@ Test(errors, fuse_eio, .init = setup, .fini = teardown, .timeout = 300)
     snprintf(f, sizeof f, "%s/f", mnt);
     snprintf(c, sizeof c, "ctl=%s@100", ctl);
     const char *argv[] = {WCT_PROG("prog_fill"), f, "write", "4000",
-                          "102400000", "sync-at=100", c, NULL};
+                          "102400000", "sync-at=100", c, "syncfs", NULL};
     struct run k, s;
     run_once(argv, 0, f, NULL, &k);
     run_once(argv, 1, f, NULL, &s);
+    /* syncfs reports the bytes its file system could not take (it
+     * returned 0 while they were cached and unwritten). */
+    cr_assert(strstr(s.r.out, "syncfs -> -1 Input/output error\n"), "%s",
+              s.r.out);
     cr_assert(wct_ok(&k.r) && wct_ok(&s.r), "%s / %s", k.r.err, s.r.err);
     /* The kernel: EIO for record 101. The shim: EIO for a later record
      * (those before it were cached when the server failed), then the
