@@ -44,22 +44,11 @@
 #include "shim.h"
 #include "wcache/ucopy.h"
 
-/* Invariant (3): the next definition of `name`, looked up once. */
-static void *next_fn(void **slot, const char *name)
-{
-    void *p = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
-    if (!p) {
-        p = dlsym(RTLD_NEXT, name);
-        __atomic_store_n(slot, p, __ATOMIC_RELEASE);
-    }
-    return p;
-}
-/* The next `name`, of type `type`; when there is none, the wrapper
- * returns `fail` at once. */
+/* Invariant (3): the next `name`, of type `type` (wc_next_fn); when there
+ * is none, the wrapper returns `fail` at once. */
 #define NEXT_OR(fail, type, name)                                          \
     ({                                                                     \
-        static void *slot_;                                                \
-        __typeof__((type)0) f_ = (type)next_fn(&slot_, #name);             \
+        __typeof__((type)0) f_ = WC_NEXT(type, name);                      \
         if (!f_)                                                           \
             return (fail);                                                 \
         f_;                                                                \

@@ -286,30 +286,13 @@ WC_EXPORT FILE *fdopen(int fd, const char *mode)
 
 /* ---- opens libc makes with calls of its own ---------------------------- */
 
-/* libc's function `name`, found at its first use (no slot in the table:
- * rare calls, no cost at start-up). */
-static void *next_fn(void **slot, const char *name)
-{
-    void *f = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
-    if (!f) {
-        f = dlsym(RTLD_NEXT, name);
-        __atomic_store_n(slot, f, __ATOMIC_RELEASE);
-    }
-    return f;
-}
-#define NEXT(type, name)                                                   \
-    ({                                                                     \
-        static void *slot_;                                                \
-        (type)next_fn(&slot_, #name);                                      \
-    })
-
 /* mkstemp and its kin, and memfd_create, open with libc's inner calls: the
  * descriptor is tracked as any open's (a dup of it, or a read through it,
  * then sees what another descriptor of the file cached). */
 #define MKSTEMP(name, params, args, flags)                                 \
     WC_EXPORT int name params                                              \
     {                                                                      \
-        int fd = NEXT(int(*) params, name) args;                           \
+        int fd = WC_NEXT(int(*) params, name) args;                           \
         return opened(fd, AT_FDCWD, t, O_RDWR | O_CREAT | O_EXCL | (flags)); \
     }
 MKSTEMP(mkstemp, (char *t), (t), 0)
@@ -323,7 +306,8 @@ MKSTEMP(mkostemps64, (char *t, int n, int fl), (t, n, fl), fl)
 
 WC_EXPORT int memfd_create(const char *name, unsigned flags)
 {
-    int fd = NEXT(int (*)(const char *, unsigned), memfd_create)(name, flags);
+    int fd = WC_NEXT(int (*)(const char *, unsigned), memfd_create)(name,
+                                                                  flags);
     return opened(fd, AT_FDCWD, NULL, O_RDWR);
 }
 
@@ -336,11 +320,7 @@ WC_EXPORT int memfd_create(const char *name, unsigned flags)
 __attribute__((used)) void *wc_before_dlopen(const char *file, int dlm)
 {
     static void *real[2];
-    void *f = __atomic_load_n(&real[dlm], __ATOMIC_ACQUIRE);
-    if (!f) {
-        f = dlsym(RTLD_NEXT, dlm ? "dlmopen" : "dlopen");
-        __atomic_store_n(&real[dlm], f, __ATOMIC_RELEASE);
-    }
+    void *f = wc_next_fn(&real[dlm], dlm ? "dlmopen" : "dlopen");
     if (file && wc_state == WC_ST_ON && !wc_depth && !wc_reg_empty()) {
         int e = wc_work_begin();
         wc_consistency_all(WC_WHY_OTHER, WC_ALL_SYNC, 0);

@@ -279,3 +279,13 @@ int wc_real_init(void)
     }
     return ok;
 }
+
+void *wc_next_fn(void **slot, const char *name)
+{
+    void *p = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+    if (unlikely(!p)) {
+        p = dlsym(RTLD_NEXT, name);
+        __atomic_store_n(slot, p, __ATOMIC_RELEASE);
+    }
+    return p;
+}

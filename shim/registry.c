@@ -200,13 +200,21 @@ int wc_reg_is_through(dev_t dev, ino_t ino)
     return r;
 }
 
-void wc_stream_add(dev_t dev, ino_t ino)
+/* The index of (dev, ino) in the streams set, or g_nstreams. Caller holds
+ * g_reg_lock. */
+static int stream_find_locked(dev_t dev, ino_t ino)
 {
-    wc_lock(&g_reg_lock);
     int i = 0;
     while (i < g_nstreams &&
            !(g_streams[i].dev == dev && g_streams[i].ino == ino))
         i++;
+    return i;
+}
+
+void wc_stream_add(dev_t dev, ino_t ino)
+{
+    wc_lock(&g_reg_lock);
+    int i = stream_find_locked(dev, ino);
     if (i < g_nstreams) {
         g_streams[i].n++;
     } else if (i < STREAMS_MAX) {
@@ -224,10 +232,7 @@ void wc_stream_add(dev_t dev, ino_t ino)
 void wc_stream_drop(dev_t dev, ino_t ino)
 {
     wc_lock(&g_reg_lock);
-    int i = 0;
-    while (i < g_nstreams &&
-           !(g_streams[i].dev == dev && g_streams[i].ino == ino))
-        i++;
+    int i = stream_find_locked(dev, ino);
     if (i < g_nstreams) {
         if (--g_streams[i].n == 0) {
             g_streams[i] = g_streams[g_nstreams - 1];
@@ -249,9 +254,7 @@ int wc_stream_has(dev_t dev, ino_t ino)
     if (!wc_streams_any())
         return 0;
     wc_lock(&g_reg_lock);
-    int r = g_streams_uncounted > 0;
-    for (int i = 0; i < g_nstreams && !r; i++)
-        r = g_streams[i].dev == dev && g_streams[i].ino == ino;
+    int r = g_streams_uncounted > 0 || stream_find_locked(dev, ino) < g_nstreams;
     wc_unlock(&g_reg_lock);
     return r;
 }

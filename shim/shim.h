@@ -1087,4 +1087,14 @@ static inline long wc_ret_keep(long r, int saved)
     return r;
 }
 
+/* The next definition of `name` (dlsym RTLD_NEXT), looked up at its first
+ * use and kept in *slot (real.c): for the rare calls that have no place
+ * in the table of wcache/sys.h, whose every entry start-up pays for. */
+void *wc_next_fn(void **slot, const char *name);
+#define WC_NEXT(type, name)                                                \
+    ({                                                                     \
+        static void *slot_;                                                \
+        (type)wc_next_fn(&slot_, #name);                                   \
+    })
+
 #endif /* WCACHE_SHIM_H */

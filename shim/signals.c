@@ -363,27 +363,10 @@ void wc_before_kill(int how, long pid, long tid, int sig)
         wc_proc_final_flush();
 }
 
-/* libc's function `name`, found at its first use (rare calls: no slot in
- * the table, no cost at start-up). */
-static void *next_fn(void **slot, const char *name)
-{
-    void *f = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
-    if (!f) {
-        f = dlsym(RTLD_NEXT, name);
-        __atomic_store_n(slot, f, __ATOMIC_RELEASE);
-    }
-    return f;
-}
-#define NEXT(type, name)                                                   \
-    ({                                                                     \
-        static void *slot_;                                                \
-        (type)next_fn(&slot_, #name);                                      \
-    })
-
 WC_EXPORT int raise(int sig)
 {
     wc_before_kill(WC_KILL_SELF, 0, 0, sig);
-    return NEXT(int (*)(int), raise)(sig);
+    return WC_NEXT(int (*)(int), raise)(sig);
 }
 
 WC_EXPORT int kill(pid_t pid, int sig)
@@ -401,19 +384,19 @@ WC_EXPORT int tgkill(pid_t tgid, pid_t tid, int sig)
 WC_EXPORT int sigqueue(pid_t pid, int sig, const union sigval val)
 {
     wc_before_kill(WC_KILL_PID, pid, 0, sig);
-    return NEXT(int (*)(pid_t, int, const union sigval), sigqueue)(pid, sig,
+    return WC_NEXT(int (*)(pid_t, int, const union sigval), sigqueue)(pid, sig,
                                                                    val);
 }
 
 WC_EXPORT int pthread_kill(pthread_t t, int sig)
 {
     wc_before_kill(WC_KILL_SELF, 0, 0, sig);
-    return NEXT(int (*)(pthread_t, int), pthread_kill)(t, sig);
+    return WC_NEXT(int (*)(pthread_t, int), pthread_kill)(t, sig);
 }
 
 WC_EXPORT int pthread_sigqueue(pthread_t t, int sig, const union sigval val)
 {
     wc_before_kill(WC_KILL_SELF, 0, 0, sig);
-    return NEXT(int (*)(pthread_t, int, const union sigval),
+    return WC_NEXT(int (*)(pthread_t, int, const union sigval),
                 pthread_sigqueue)(t, sig, val);
 }

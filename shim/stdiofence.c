@@ -28,19 +28,9 @@
 
 #include "shim.h"
 
-/* The real function `name`, looked up once. */
-static void *lazy(void **slot, const char *name)
-{
-    void *p = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
-    if (unlikely(!p)) {
-        p = dlsym(RTLD_NEXT, name);
-        __atomic_store_n(slot, p, __ATOMIC_RELEASE);
-    }
-    return p;
-}
-
+/* The real function `name`, looked up once (wc_next_fn). */
 #define REAL_S(type, name)                                                 \
-    ((type)lazy(&lz_##name, #name))
+    ((type)wc_next_fn(&lz_##name, #name))
 
 static inline void fence(FILE *fp)
 {
