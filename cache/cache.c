@@ -199,6 +199,7 @@ int wc_cache_open(struct wc_cache **out, const struct wc_config *cfg)
         return -ENOMEM;
     }
     c->fds = cfg->fds ? cfg->fds : &wc_engine_fds_default;
+    c->warn = cfg->warn ? cfg->warn : wc_warn_stderr;
     c->bg_page_ns = cfg->bg_page_ns ? cfg->bg_page_ns : WC_ASYNC_PAGE_NS;
 #ifndef __SANITIZE_THREAD__
     /* The one writer's entry needs the flusher's barrier (cache_int.h),

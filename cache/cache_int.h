@@ -141,6 +141,9 @@ struct wc_file {
     int solo_busy;              /* atomic: the one writer is inside the
                                    file without its lock (the locks) */
     int refs;                   /* references from wc_file_get (cache lock) */
+    int idle;                   /* of them, those that stand for no
+                                   description (wc_file_hold_idle; cache
+                                   lock) */
     int wb_fd;                  /* our write-back descriptor */
     int wb_src;                 /* the program's fd it was duplicated from
                                    (-1: a description of our own) */
@@ -311,6 +314,7 @@ struct wc_cache {
     int noappend;               /* pwritev2 knows RWF_NOAPPEND: write back
                                    through a dup of the program's own
                                    descriptor, O_APPEND or not (probed) */
+    void (*warn)(const char *msg); /* wc_config.warn, NULL replaced */
     const struct wc_fd_ops *fds;/* where our descriptors go, and who is
                                    told when they close (wc_config.fds;
                                    never NULL: a default) */
@@ -632,6 +636,13 @@ void wc_err_flushed(struct wc_file *f);
 /* May a flush for `why` write f back now? (0: FAILED, and `why` is not a
  * consistency point; the cached data waits for one.) */
 int wc_err_may_retry(const struct wc_file *f, enum wc_reason why);
+/* Invariant (8) of errors.c: a FAILED f only idle references keep, whose
+ * file another process changed since: its bytes go beside the file (or
+ * stay cached), never over it. 1 when so (nothing to retry in place), 0
+ * when the retry may go on. Caller holds f->lock. */
+int wc_err_retry_aside(struct wc_file *f);
+/* wc_config.warn's default. */
+void wc_warn_stderr(const char *msg);
 /* The recorded error, once per reporter (WC_SEEN_*), or 0. Caller holds
  * f->lock. */
 int wc_err_take(struct wc_file *f, unsigned reporter);

@@ -95,12 +95,30 @@
  *       ENOSPC after their writes had returned success. A write whose
  *       room a renewal cannot give is the kernel's after a settle, as in
  *       (5), never uncounted.
+ *   (8) A FAILED file that only idle references keep (f->refs == f->idle:
+ *       the program closed every description of it and was told of the
+ *       error at close; wc_file_hold_idle) is retried in place only
+ *       while the file is as the engine last left it: the size and ctime
+ *       noted after each of its changes (format.h (5)) are the file's.
+ *       A file another process changed since (rewrote, truncated, wrote
+ *       into: it opened the file after the close, and owns what it wrote)
+ *       is not written over, which a retry at exit did (the other's 29
+ *       bytes, then zeros, then the old records): the bytes go beside it,
+ *       to <path>.wcache-recovered.<pid>, at their offsets, synced, as a
+ *       replay after a crash puts them (replay.c (4)), the user is told
+ *       (wc_config.warn), and the engine forgets them and the error. Where
+ *       that file cannot be made, the bytes stay cached (and in the
+ *       backing file, for the guard's replay, which applies the same
+ *       rule). A run of appended bytes alone is retried as (2) says: at
+ *       the end of the file, it covers nothing of another's.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "cache_int.h"
@@ -162,6 +180,126 @@ int wc_err_sync_done(struct wc_file *f, int r)
         f->err_unseen = 0;
     }
     return e;
+}
+
+/* ---- a retry nobody holds the file for (invariant (8)) ---------------- */
+
+void wc_warn_stderr(const char *msg)
+{
+    struct iovec v[3] = {{"wcache: ", 8}, {(void *)msg, strlen(msg)},
+                         {"\n", 1}};
+    int saved = errno;
+    (void)!wc_sys.writev(2, v, 3);
+    errno = saved;
+}
+
+/* Does the program hold f through a description? (Cache lock.) */
+static int held_by_program(struct wc_file *f)
+{
+    wc_lock(&f->cache->lock);
+    int r = f->refs > f->idle;
+    wc_unlock(&f->cache->lock);
+    return r;
+}
+
+/* Is every dirty byte of f in its run of appended bytes? */
+static int only_appended(struct wc_file *f)
+{
+    struct wc_cache *c = f->cache;
+    if (f->append_from == WC_NO_APPEND)
+        return 0;
+    for (struct wc_page *p = f->dirty; p; p = p->dnext) {
+        struct wc_brec *rec = wc_page_rec(c, p);
+        if (rec->nr &&
+            (p->index << WC_PAGE_SHIFT) + rec->lo[0] < f->append_from)
+            return 0;
+    }
+    return 1;
+}
+
+/* Write f's dirty ranges, clipped at its size, into a new file beside it;
+ * fill *aside with that file's name. Returns bytes written, or -errno (the
+ * new file removed). */
+static int64_t write_aside(struct wc_file *f, char *aside, size_t len)
+{
+    struct wc_cache *c = f->cache;
+    struct wc_fslot *s = f->slot;
+    if (s->path_len == 0 || s->path[0] != '/')
+        return -ENOENT;
+    int n = snprintf(aside, len, "%s.wcache-recovered.%d", s->path,
+                     (int)getpid());
+    if (n < 0 || (size_t)n >= len)
+        return -ENAMETOOLONG;
+    int fd = wc_sys.open(aside, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+                                    O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -errno;
+    int64_t total = 0;
+    int r = 0;
+    for (struct wc_page *p = f->dirty; p && r == 0; p = p->dnext) {
+        struct wc_brec *rec = wc_page_rec(c, p);
+        uint64_t base = p->index << WC_PAGE_SHIFT;
+        for (unsigned i = 0; i < rec->nr && r == 0; i++) {
+            uint64_t a = base + rec->lo[i], b = base + rec->hi[i];
+            if (b > s->size)
+                b = s->size;
+            while (a < b && r == 0) {
+                ssize_t w = wc_sys.pwrite(fd, wc_page_data(c, p) + (a - base),
+                                          (size_t)(b - a), (off_t)a);
+                if (w < 0 && errno == EINTR)
+                    continue;
+                if (w <= 0)
+                    r = w < 0 ? -errno : -EIO;
+                else {
+                    a += (uint64_t)w;
+                    total += w;
+                }
+            }
+        }
+    }
+    if (r == 0 && wc_sys.ftruncate(fd, (off_t)s->size) < 0)
+        r = -errno;
+    if (r == 0 && wc_sys.fsync(fd) < 0)
+        r = -errno;
+    wc_sys.close(fd);
+    if (r < 0)
+        wc_sys.unlink(aside);
+    return r < 0 ? r : total;
+}
+
+int wc_err_retry_aside(struct wc_file *f)
+{
+    struct wc_fslot *s = f->slot;
+    struct stat st;
+    if (f->state != WC_FS_FAILED || s->busy || only_appended(f) ||
+        held_by_program(f) || wc_sys.fstat(f->wb_fd, &st) != 0)
+        return 0;
+    uint64_t ctime = (uint64_t)st.st_ctim.tv_sec * 1000000000u +
+                     (uint64_t)st.st_ctim.tv_nsec;
+    if ((uint64_t)st.st_size == s->seen_size && ctime == s->seen_ctime_ns)
+        return 0;                       /* as we left it: in place */
+    char aside[sizeof s->path + 48], msg[2 * sizeof aside + 256];
+    int64_t n = write_aside(f, aside, sizeof aside);
+    if (n < 0) {
+        snprintf(msg, sizeof msg, "%s changed after its write-back "
+                 "failed; the bytes it could not take stay cached (%s)",
+                 s->path_len ? s->path : "a file", strerror((int)-n));
+        f->cache->warn(msg);
+        return 1;                       /* kept: not written over */
+    }
+    snprintf(msg, sizeof msg, "%s changed after its write-back "
+             "failed (%s); the %lld bytes it could not take are in %s",
+             s->path, strerror(-f->err), (long long)n, aside);
+    f->cache->warn(msg);
+    wc_disk_busy(f);
+    wc_file_drop_pages(f);
+    s->size = s->disk_size = (uint64_t)st.st_size;
+    f->append_from = WC_NO_APPEND;
+    f->err = 0;
+    f->err_unseen = 0;
+    __atomic_store_n(&f->state, WC_FS_OK, __ATOMIC_RELAXED);
+    wc_note_disk(f);
+    return 1;
 }
 
 /* ---- room on the file system ------------------------------------------ */

@@ -10,8 +10,10 @@
  *   (3) A file slot is live while it has references or dirty pages; a slot
  *       with dirty pages and no references (its last close failed to write
  *       back) is retried by every later flush of the whole cache
- *       (cache.c). (1), (2) and (4), of pages and block records, are in
- *       pages.c.
+ *       (cache.c); so is one that only idle references keep (the shim's
+ *       registry keeps such a file known to later opens), never over a
+ *       file another process changed since (errors.c (8)). (1), (2) and
+ *       (4), of pages and block records, are in pages.c.
  *   The disk notes (wc_note_disk and its kind) keep format.h's (5): a
  *   replay writes a slot back only over the file it left.
  */
@@ -204,6 +206,7 @@ struct wc_file *wc_file_get_known(struct wc_cache *c, int fd,
     f->seq_pages = 0;
     f->seq_next = 0;
     f->refs = 1;
+    f->idle = 0;
 
     struct wc_fslot *s = f->slot = wc_store_slot(&c->store, f->id);
     s->state = WC_SLOT_FREE;
@@ -251,6 +254,29 @@ int wc_file_hold(struct wc_file *f)
     return 0;
 }
 
+int wc_file_hold_idle(struct wc_file *f)
+{
+    if (!wc_engine_enter())
+        return -EDEADLK;
+    wc_lock(&f->cache->lock);
+    f->refs++;
+    f->idle++;
+    wc_unlock(&f->cache->lock);
+    wc_engine_leave();
+    return 0;
+}
+
+int wc_file_put_idle(struct wc_file *f)
+{
+    if (!wc_engine_enter())
+        return -EDEADLK;
+    wc_lock(&f->cache->lock);
+    f->idle--;
+    wc_unlock(&f->cache->lock);
+    wc_engine_leave();
+    return wc_file_put(f);
+}
+
 int wc_file_publish(struct wc_file *f)
 {
     if (!wc_engine_enter())
@@ -269,6 +295,17 @@ int wc_file_publish(struct wc_file *f)
     wc_blk_unlock(&f->lock);
     wc_engine_leave();
     return r < 0 ? r : others;
+}
+
+int wc_file_unwritten(struct wc_file *f)
+{
+    if (!wc_engine_enter())
+        return 1;                       /* cannot tell: keep it */
+    wc_blk_lock(&f->lock);
+    int r = wc_file_dirty(f);
+    wc_blk_unlock(&f->lock);
+    wc_engine_leave();
+    return r;
 }
 
 int wc_file_put(struct wc_file *f)

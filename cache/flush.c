@@ -203,6 +203,8 @@ int wc_flush_below(struct wc_file *f, enum wc_reason why, uint64_t limit)
     }
     if (!wc_err_may_retry(f, why))
         return f->err;                  /* errors.c (3): not here */
+    if (f->state == WC_FS_FAILED && wc_err_retry_aside(f))
+        return f->err;                  /* errors.c (8): not over it */
     int saved_errno = errno;            /* the answer is r, not errno */
     /* The appended run goes to the real end of file, in one call. */
     uint64_t abase = limit == f->slot->size ? f->append_from : WC_NO_APPEND;

@@ -329,6 +329,12 @@ int wc_fault_ensure(void)
     return wc_fault_ready;
 }
 
+/* The engine's lines for the user (wc_config.warn). */
+static void warn_user(const char *msg)
+{
+    wc_log(WC_LOG_WARN, "%s", msg);
+}
+
 struct wc_cache *wc_cache_get(void)
 {
     struct wc_cache *c = __atomic_load_n(&wc_cachep, __ATOMIC_ACQUIRE);
@@ -337,6 +343,7 @@ struct wc_cache *wc_cache_get(void)
     wc_lock(&g_cache_lock);
     if (!wc_cachep && !g_cache_failed) {
         wc_cfg.cache.fds = &wc_own_fd_ops;
+        wc_cfg.cache.warn = warn_user;
         wc_cfg.cache.solo = &wc_solo;   /* the one-writer entry: shim.h */
         wc_cfg.cache.unnamed = wc_cfg.guard;    /* named by publish */
         int r = wc_reg_init() == 0 ? wc_cache_open(&c, &wc_cfg.cache)
@@ -815,10 +822,8 @@ int wc_desc_release_fd(struct wc_desc *d, int fd)
      * file; the parked reference goes too (invariant (8)). */
     struct wc_file *p = ino ? wc_reg_parked(dev, ino, 1) : NULL;
     int r = 0;
-    if (f) {
-        wc_reg_drop(dev, ino);
-        r = fd >= 0 ? wc_file_put_fd(f, fd) : wc_file_put(f);
-    }
+    if (f)
+        r = wc_reg_release(dev, ino, f, fd);
     if (p)
         fd >= 0 ? wc_file_put_fd(p, fd) : wc_file_put(p);
     if (cell)
@@ -1080,8 +1085,10 @@ void wc_consistency_all(enum wc_reason why, int how, int exec_only)
                        ? __atomic_add_fetch(&g_child_gen, 1, __ATOMIC_RELAXED)
                        : 0;
     struct wc_cache *c = wc_cachep;
-    if (c)
+    if (c) {
         wc_cache_flush(c, why);
+        wc_reg_sweep();     /* files whose retry wrote everything */
+    }
     struct wc_desc *d;
     for (unsigned fd = 0; (d = next_locked(&fd, NULL)); fd++) {
         /* Shared with the new process? An exec-only child (posix_spawn,

@@ -6,7 +6,17 @@
  *
  * Invariants:
  *   (1) An entry exists while at least one description holds the file
- *       (wc_reg_add / wc_reg_drop pair with the engine's references).
+ *       (wc_reg_add / wc_reg_drop pair with the engine's references), or
+ *       while it holds an engine reference of its own (`held`): its last
+ *       description let go of the file (wc_reg_release) and the engine
+ *       still keeps bytes whose write-back failed, for a retry (errors.c
+ *       (2)). A later open of the file then attaches to it and sees them
+ *       (fstat, reads, the end its appends go to); without the entry it
+ *       was watched, its writes went to the kernel at the disk's end, and
+ *       the retry wrote the old bytes over them. The reference goes when
+ *       the engine has nothing unwritten left (wc_reg_sweep, at every
+ *       release and every whole-cache consistency point), so a held file
+ *       costs an entry and its write-back descriptor, as a cached one.
  *   (2) `through`, once set, stays for the entry's life: the file can
  *       change behind the engine (shared with a child, stdio, a mapping),
  *       so every later description of it passes through.
@@ -40,11 +50,15 @@ struct reg_entry {
                                 with a child, stdio, a mapping): the file
                                 can change outside the engine, so every
                                 later description is THROUGH too */
+    int held;                /* the entry holds an engine reference of
+                                its own (invariant (1)) */
 };
 #define REG_MAX 4096
 static struct reg_entry *g_reg;      /* mmap'd, REG_MAX entries */
 int wc_nreg;                         /* entries in use (atomic reads:
                                         wc_reg_empty, shim.h) */
+static int g_nheld;                  /* entries with `held` (atomic reads:
+                                        wc_reg_sweep's hint) */
 
 /* Files that left the cache for gaining nothing (fdtab.c invariant (8)),
  * each with one engine reference of its own: the file stays live (clean,
@@ -97,6 +111,7 @@ int wc_reg_add(dev_t dev, ino_t ino, struct wc_file *f)
         e->file = f;
         e->ndesc = 0;
         e->through = 0;
+        e->held = 0;
         __atomic_store_n(&wc_nreg, wc_nreg + 1, __ATOMIC_RELEASE);
         fresh = WC_REG_FRESH;
         wc_stats_file_cached();
@@ -119,15 +134,64 @@ void wc_reg_mark_through(dev_t dev, ino_t ino)
     wc_unlock(&g_reg_lock);
 }
 
+static void reg_remove_locked(struct reg_entry *e)
+{
+    if (e->held)
+        __atomic_store_n(&g_nheld, g_nheld - 1, __ATOMIC_RELAXED);
+    *e = g_reg[wc_nreg - 1];
+    __atomic_store_n(&wc_nreg, wc_nreg - 1, __ATOMIC_RELEASE);
+}
+
 void wc_reg_drop(dev_t dev, ino_t ino)
 {
     wc_lock(&g_reg_lock);
     struct reg_entry *e = reg_find_locked(dev, ino);
-    if (e && --e->ndesc <= 0) {
-        *e = g_reg[wc_nreg - 1];
-        __atomic_store_n(&wc_nreg, wc_nreg - 1, __ATOMIC_RELEASE);
-    }
+    if (e && --e->ndesc <= 0 && !e->held)
+        reg_remove_locked(e);
     wc_unlock(&g_reg_lock);
+}
+
+int wc_reg_release(dev_t dev, ino_t ino, struct wc_file *f, int fd)
+{
+    /* Invariant (1): the entry takes a reference of its own before the
+     * last description's goes (after it, a slot the engine released could
+     * be another file's already); wc_reg_sweep gives it back at once when
+     * the close leaves nothing unwritten. */
+    wc_lock(&g_reg_lock);
+    struct reg_entry *e = reg_find_locked(dev, ino);
+    if (e && e->ndesc == 1 && !e->held && e->file == f &&
+        wc_file_hold_idle(f) == 0) {
+        e->held = 1;
+        __atomic_store_n(&g_nheld, g_nheld + 1, __ATOMIC_RELAXED);
+    }
+    if (e && --e->ndesc <= 0 && !e->held)
+        reg_remove_locked(e);
+    wc_unlock(&g_reg_lock);
+    int r = fd >= 0 ? wc_file_put_fd(f, fd) : wc_file_put(f);
+    wc_reg_sweep();
+    return r;
+}
+
+void wc_reg_sweep(void)
+{
+    while (__atomic_load_n(&g_nheld, __ATOMIC_RELAXED)) {
+        struct wc_file *f = NULL;
+        wc_lock(&g_reg_lock);
+        for (int i = 0; i < wc_nreg && !f; i++) {
+            struct reg_entry *e = &g_reg[i];
+            if (e->held && e->ndesc <= 0 && !wc_file_unwritten(e->file)) {
+                f = e->file;
+                reg_remove_locked(e);
+            }
+        }
+        wc_unlock(&g_reg_lock);
+        if (!f)
+            return;
+        /* Nothing unwritten: the last reference frees the slot. An open
+         * that found the slot meanwhile holds a reference of its own (the
+         * engine's lookup by dev and ino) and makes a new entry. */
+        wc_file_put_idle(f);
+    }
 }
 
 int wc_reg_apply(dev_t dev, ino_t ino,
@@ -291,6 +355,7 @@ void wc_reg_after_fork(void)
 {
     WC_RESET(g_reg_lock.v, 0);      /* the child is alone */
     WC_RESET(wc_nreg, 0);    /* the parent's files are not the child's */
+    WC_RESET(g_nheld, 0);
     WC_RESET(g_nparked, 0); /* nor its parked ones (the cache abandoned) */
 }
 

@@ -435,6 +435,15 @@ enum { WC_REG_FRESH = 1, WC_REG_THROUGH = 2 };
 int wc_reg_init(void);
 int wc_reg_add(dev_t dev, ino_t ino, struct wc_file *f);
 void wc_reg_drop(dev_t dev, ino_t ino);
+/* A description lets go of f, its file (dev, ino): its registry reference,
+ * then its engine reference (wc_file_put_fd with fd >= 0, else
+ * wc_file_put). The entry outlives its last description while the engine
+ * keeps bytes of the file unwritten (registry.c invariant (1)). Returns
+ * the put's answer (0 or the write-back error close reports). */
+int wc_reg_release(dev_t dev, ino_t ino, struct wc_file *f, int fd);
+/* Let go of the files whose entries outlived their descriptions and that
+ * have nothing unwritten any more (registry.c invariant (1)). */
+void wc_reg_sweep(void);
 int wc_reg_has(dev_t dev, ino_t ino);
 /* Is (dev, ino)'s entry marked THROUGH (registry.c invariant (2))? */
 int wc_reg_is_through(dev_t dev, ino_t ino);

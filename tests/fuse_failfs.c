@@ -97,8 +97,9 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
 {
     char p[4200];
     real_path(p, sizeof p, path);
-    /* The kernel computes append offsets itself and sends them. */
-    int fd = open(p, fi->flags & ~(O_APPEND | O_CREAT | O_EXCL | O_TRUNC));
+    /* The kernel computes append offsets itself and sends them; O_TRUNC
+     * comes here (libfuse asks for atomic O_TRUNC) and is the open's. */
+    int fd = open(p, fi->flags & ~(O_APPEND | O_CREAT | O_EXCL));
     if (fd < 0)
         return -errno;
     fi->fh = (uint64_t)fd;

@@ -15,6 +15,10 @@
  *               gets EIO from the kernel soon after, without a loop of
  *               failing write-backs; the bytes before are on disk; close
  *               reports the loss.
+ *   fuse_eio_reopen_after_failed_close, fuse_eio_retry_after_another_process
+ *               what follows a close that reported a write-back error:
+ *               the program's next open sees the bytes kept for a retry,
+ *               and a retry never writes over another process's file.
  *   rlimit_*    RLIMIT_FSIZE: EFBIG and SIGXFSZ from the kernel.
  *   errseq_*    ENOSPC after another process filled the disk: fsync
  *               reports it once, a close after a successful fsync is 0.
@@ -400,6 +404,135 @@ Test(errors, fuse_eio_truncate, .init = setup, .fini = teardown,
     cr_assert_eq(k.len, 20000);
     run_free(&k);
     run_free(&s);
+}
+
+/* prog_failclose's records that its output does not say failed, each at
+ * the offset the program wrote it (a failed write does not move the
+ * offset), into buf (4,000 bytes); returns their bytes. */
+static size_t failclose_expected(const char *out, char *buf)
+{
+    size_t n = 0;
+    for (int i = 0; i < 40; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "write %d -> ", i + 1);
+        if (strstr(out, key))
+            continue;
+        memset(buf + n, 'a' + i % 26, 100);
+        buf[n + 99] = '\n';
+        n += 100;
+    }
+    return n;
+}
+
+/* Run prog_failclose MODE on fuse_failfs, with the shim or not, its
+ * opens watched as by default (the harness's WCACHE_MIN_WRITES=0 caches
+ * at open, which hid the first problem); f gets the file's path. */
+static void failclose_run(const char *mode, int shim, char *f, size_t fsz,
+                          struct run *r)
+{
+    snprintf(f, fsz, "%s/g", mnt);
+    const char *argv[] = {WCT_PROG("prog_failclose"), f, ctl, mode, NULL};
+    const char *env[] = {"WCACHE_MIN_WRITES=8", NULL};
+    run_once(argv, shim, f, env, r);
+    cr_assert(wct_ok(&r->r), "%s, shim=%d: %s", mode, shim, r->r.err);
+    cr_assert(strstr(r->r.out, "done\n"), "%s", r->r.out);
+}
+
+/* After a close that reported a write-back error, the program opens the
+ * file again and appends a line. That open was watched (its identity not
+ * in the registry, which had dropped the file at the close), its append
+ * went to the kernel at the end the disk had, and the retry of the cached
+ * records at exit wrote over it: "appended" lost, 4,000 bytes of records
+ * left. Now the file stays known while the engine keeps its bytes
+ * (registry.c invariant (1)): the append lands after them, where fstat
+ * said the end was. In both runs, the file is every record whose write
+ * returned success, in order, then the line. */
+Test(errors, fuse_eio_reopen_after_failed_close, .init = setup,
+     .fini = teardown, .timeout = 120)
+{
+    wct_require_shim();
+    wct_require_prog(WCT_PROG("prog_failclose"));
+    mount_failfs(0);
+    char f[4300];
+    for (int shim = 0; shim < 2; shim++) {
+        struct run r;
+        failclose_run("reopen", shim, f, sizeof f, &r);
+        static char want[4100];
+        size_t n = failclose_expected(r.r.out, want);
+        memcpy(want + n, "appended\n", 9);
+        n += 9;
+        long size = -1;
+        const char *sp = strstr(r.r.out, "size ");
+        cr_assert(sp && sscanf(sp, "size %ld", &size) == 1, "%s", r.r.out);
+        cr_assert_eq(size, (long)n, "shim=%d: fstat %ld, %zu expected\n%s",
+                     shim, size, n, r.r.out);
+        cr_assert(r.len == n && !memcmp(r.file, want, n),
+                  "shim=%d: %zu bytes, %zu expected, ending \"%.20s\"\n%s",
+                  shim, r.len, n, r.len > 20 ? r.file + r.len - 20 : r.file,
+                  r.r.out);
+        run_free(&r);
+    }
+}
+
+/* After a close that reported a write-back error, another process
+ * rewrites the file; then the program reaches a consistency point
+ * (sync), where the shim retries the bytes it kept. It wrote them over
+ * the other's (29 bytes, then zeros, then old records: the other's file
+ * destroyed). Now (errors.c invariant (8)) they go beside the file, at
+ * their offsets, with a message, and the file is the other's. */
+Test(errors, fuse_eio_retry_after_another_process, .init = setup,
+     .fini = teardown, .timeout = 120)
+{
+    wct_require_shim();
+    wct_require_prog(WCT_PROG("prog_failclose"));
+    mount_failfs(0);
+    char f[4300];
+    static const char other[] = "rewritten by another process\n";
+    for (int shim = 0; shim < 2; shim++) {
+        struct run r;
+        failclose_run("other", shim, f, sizeof f, &r);
+        cr_assert(r.len == sizeof other - 1 && !memcmp(r.file, other, r.len),
+                  "shim=%d: the other process's file is %zu bytes: "
+                  "\"%.40s\"\n%s%s", shim, r.len, r.file, r.r.out, r.r.err);
+        /* The bytes the shim kept: beside it, named in the message, each
+         * record at its offset or a hole. */
+        char aside[4400];
+        snprintf(aside, sizeof aside, "%s.wcache-recovered.", f);
+        const char *m = strstr(r.r.err, aside);
+        if (!shim) {
+            cr_assert(!m, "%s", r.r.err);
+            run_free(&r);
+            continue;
+        }
+        /* Records 9 to 40 were cached (the harness: WCACHE_SETUP_US=0). */
+        cr_assert(strstr(r.r.out, "close -> -1 Input/output error\n"), "%s",
+                  r.r.out);
+        cr_assert(m && strstr(r.r.err, "changed after its write-back failed"),
+                  "%s", r.r.err);
+        long pid = 0;
+        cr_assert(sscanf(m + strlen(aside), "%ld", &pid) == 1);
+        snprintf(aside, sizeof aside, "%s.wcache-recovered.%ld", f, pid);
+        size_t alen = 0;
+        char *a = wct_slurp(aside, &alen);
+        cr_assert(a, "%s: %s", aside, strerror(errno));
+        static char want[4100];
+        size_t n = failclose_expected(r.r.out, want);
+        cr_assert_eq(alen, n, "%zu bytes aside, the program wrote %zu",
+                     alen, n);
+        size_t found = 0;
+        for (size_t off = 0; off < n; off += 100) {
+            static const char zero[100];
+            if (!memcmp(a + off, zero, 100))
+                continue;
+            cr_assert(!memcmp(a + off, want + off, 100),
+                      "record at %zu differs", off);
+            found++;
+        }
+        cr_assert(found > 0, "nothing aside");
+        free(a);
+        cr_assert_eq(unlink(aside), 0);
+        run_free(&r);
+    }
 }
 
 /* Records of `tag` whole in the file (a line "X<k>:...") */

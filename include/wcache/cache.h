@@ -74,6 +74,8 @@ struct wc_config {
                             back has cost more than this a page (its
                             writer then never waits for it); 0: 4 us
                             (cache/async.c); -1: every stream's */
+    void (*warn)(const char *msg); /* a line for the user (no prefix, no
+                            newline); NULL: to standard error */
     const int *solo;     /* NULL, or the caller's promise: while *solo is
                             nonzero, one thread makes every call but
                             wc_cache_flush_expired and
@@ -256,6 +258,13 @@ int wc_file_settle(struct wc_file *f);
 /* One more reference to f, a file the caller holds a reference to.
  * Returns 0 or -EDEADLK (re-entered from a signal handler). */
 int wc_file_hold(struct wc_file *f);
+/* The same for a reference that stands for no description of the
+ * program (the shim keeps a file its program closed, whose write-back
+ * failed): while only such references are left, a retry does not write
+ * over a file another process changed since (errors.c (8)). Given back
+ * with wc_file_put_idle. */
+int wc_file_hold_idle(struct wc_file *f);
+int wc_file_put_idle(struct wc_file *f);
 
 /* A description that could write lets go of f: its bytes go to the file
  * now (close-to-open), whoever else keeps f open (one may open it before
@@ -264,6 +273,10 @@ int wc_file_hold(struct wc_file *f);
  * 0 when not, or the write-back's -errno (also kept for fsync and
  * close). */
 int wc_file_publish(struct wc_file *f);
+
+/* Does f hold bytes not yet written to its file (a write-back that failed
+ * keeps them for a retry: CONTRACT section 4)? */
+int wc_file_unwritten(struct wc_file *f);
 
 /* Drop one reference. The last one writes the data back (a file with no
  * name left too: a descriptor the cache never saw may read it) and frees
