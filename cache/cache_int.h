@@ -168,6 +168,8 @@ struct wc_file {
                                    the last change (the file was clean
                                    then; busy stays set): taken when it
                                    next becomes dirty (wc_note_disk_due) */
+    uint64_t seen_mtime_ns;     /* the file's mtime where the slot's
+                                   seen_* were taken (errors.c (8)) */
     uint64_t seq_next;          /* page after the last one a write
                                    completed (file lock) */
     uint32_t seq_pages;         /* pages completed in ascending order up

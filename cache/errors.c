@@ -98,8 +98,11 @@
  *   (8) A FAILED file that only idle references keep (f->refs == f->idle:
  *       the program closed every description of it and was told of the
  *       error at close; wc_file_hold_idle) is retried in place only
- *       while the file is as the engine last left it: the size and ctime
- *       noted after each of its changes (format.h (5)) are the file's.
+ *       while the file's content is as the engine last left it: the size
+ *       and mtime noted after each of its changes (format.h (5)) are the
+ *       file's. (Not the ctime a crash replay compares: the program's own
+ *       rename, chmod or link of the file after the close changes it, and
+ *       the bytes then still belong in the file.)
  *       A file another process changed since (rewrote, truncated, wrote
  *       into: it opened the file after the close, and owns what it wrote)
  *       is not written over, which a retry at exit did (the other's 29
@@ -274,9 +277,9 @@ int wc_err_retry_aside(struct wc_file *f)
     if (f->state != WC_FS_FAILED || s->busy || only_appended(f) ||
         held_by_program(f) || wc_sys.fstat(f->wb_fd, &st) != 0)
         return 0;
-    uint64_t ctime = (uint64_t)st.st_ctim.tv_sec * 1000000000u +
-                     (uint64_t)st.st_ctim.tv_nsec;
-    if ((uint64_t)st.st_size == s->seen_size && ctime == s->seen_ctime_ns)
+    uint64_t mtime = (uint64_t)st.st_mtim.tv_sec * 1000000000u +
+                     (uint64_t)st.st_mtim.tv_nsec;
+    if ((uint64_t)st.st_size == s->seen_size && mtime == f->seen_mtime_ns)
         return 0;                       /* as we left it: in place */
     char aside[sizeof s->path + 48], msg[2 * sizeof aside + 256];
     int64_t n = write_aside(f, aside, sizeof aside);

@@ -33,6 +33,8 @@ static void note_disk_now(struct wc_file *f)
         f->slot->seen_size = (uint64_t)st.st_size;
         f->slot->seen_ctime_ns = (uint64_t)st.st_ctim.tv_sec * 1000000000u +
                                  (uint64_t)st.st_ctim.tv_nsec;
+        f->seen_mtime_ns = (uint64_t)st.st_mtim.tv_sec * 1000000000u +
+                           (uint64_t)st.st_mtim.tv_nsec;
     }   /* else stays as it was: a replay keeps the data aside */
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
     f->slot->busy = 0;
@@ -222,6 +224,8 @@ struct wc_file *wc_file_get_known(struct wc_cache *c, int fd,
     s->seen_size = (uint64_t)st.st_size;
     s->seen_ctime_ns = (uint64_t)st.st_ctim.tv_sec * 1000000000u +
                        (uint64_t)st.st_ctim.tv_nsec;
+    f->seen_mtime_ns = (uint64_t)st.st_mtim.tv_sec * 1000000000u +
+                       (uint64_t)st.st_mtim.tv_nsec;
     f->changed = 0;
     f->seen_stale = 0;
     char link[64];

@@ -178,6 +178,16 @@ static int fs_unlink(const char *path)
     return unlink(p) < 0 ? -errno : 0;
 }
 
+static int fs_rename(const char *from, const char *to, unsigned int flags)
+{
+    char p[4200], q[4200];
+    if (flags)
+        return -EINVAL;
+    real_path(p, sizeof p, from);
+    real_path(q, sizeof q, to);
+    return rename(p, q) < 0 ? -errno : 0;
+}
+
 static int fs_utimens(const char *path, const struct timespec ts[2],
                       struct fuse_file_info *fi)
 {
@@ -231,6 +241,7 @@ static const struct fuse_operations ops = {
     .release = fs_release,
     .fsync = fs_fsync,
     .unlink = fs_unlink,
+    .rename = fs_rename,
     .utimens = fs_utimens,
     .chmod = fs_chmod,
     .statfs = fs_statfs,

@@ -16,6 +16,9 @@
  *           LD_PRELOAD, started first, told through a pipe) rewrites the
  *           file after the close; then sync() (a consistency point: the
  *           shim retries what it could not write)
+ *   other-mv the same, the other process renaming the file to
+ *           FILE.renamed and making it mode 0600 (its ctime changes, not
+ *           its content)
  * Each result that is not a plain success is printed ("write K -> -1
  * Input/output error", "close -> ..."), then "size N" for reopen, "done".
  */
@@ -42,10 +45,15 @@ int main(int argc, char **argv)
      * and rewrites the file when told through a pipe. */
     int go[2], done[2];
     pid_t other = -1;
-    if (!strcmp(mode, "other")) {
+    int other_mv = !strcmp(mode, "other-mv");
+    if (!strcmp(mode, "other") || other_mv) {
         char cmd[8192];
-        snprintf(cmd, sizeof cmd, "read x && printf 'rewritten by another "
-                 "process\\n' > '%s' && echo ok", path);
+        if (other_mv)
+            snprintf(cmd, sizeof cmd, "read x && mv '%s' '%s.renamed' && "
+                     "chmod 600 '%s.renamed' && echo ok", path, path, path);
+        else
+            snprintf(cmd, sizeof cmd, "read x && printf 'rewritten by "
+                     "another process\\n' > '%s' && echo ok", path);
         if (pipe(go) != 0 || pipe(done) != 0 || (other = fork()) < 0) {
             perror("pipe, fork");
             return 1;
@@ -109,7 +117,7 @@ int main(int argc, char **argv)
         r = close(fd);
         if (r || errno)
             printf("close -> %d %s\n", r, strerror(errno));
-    } else if (!strcmp(mode, "other")) {
+    } else if (!strcmp(mode, "other") || other_mv) {
         char ok[3] = "";
         int status = 0;
         if (write(go[1], "\n", 1) != 1 || read(done[0], ok, 3) != 3 ||
