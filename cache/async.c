@@ -143,6 +143,8 @@ static int reap(struct wc_file *f)
         wc_range_sub(wc_page_rec(c, bt->ent[k].page), lo, hi);
         left -= hi - lo;
     }
+    if (f->as.err)
+        f->changed = 1;     /* the times may have moved: flush.c issue() */
     if (f->as.done) {
         uint64_t end = bt->start + f->as.done;
         if (end > f->slot->disk_size)

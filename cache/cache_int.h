@@ -168,8 +168,10 @@ struct wc_file {
                                    the last change (the file was clean
                                    then; busy stays set): taken when it
                                    next becomes dirty (wc_note_disk_due) */
-    uint64_t seen_mtime_ns;     /* the file's mtime where the slot's
-                                   seen_* were taken (errors.c (8)) */
+    int let_go;                 /* the program let go of the file with
+                                   its bytes unwritten (errors.c (8)) */
+    int aside_err;              /* the last recovery file errors.c (8)
+                                   could not make (-errno), or 0 */
     uint64_t seq_next;          /* page after the last one a write
                                    completed (file lock) */
     uint32_t seq_pages;         /* pages completed in ascending order up
@@ -638,11 +640,15 @@ void wc_err_flushed(struct wc_file *f);
 /* May a flush for `why` write f back now? (0: FAILED, and `why` is not a
  * consistency point; the cached data waits for one.) */
 int wc_err_may_retry(const struct wc_file *f, enum wc_reason why);
-/* Invariant (8) of errors.c: a FAILED f only idle references keep, whose
- * file another process changed since: its bytes go beside the file (or
- * stay cached), never over it. 1 when so (nothing to retry in place), 0
- * when the retry may go on. Caller holds f->lock. */
-int wc_err_retry_aside(struct wc_file *f);
+/* Invariant (8) of errors.c: a FAILED f the program let go of, whose file
+ * another process changed since: its bytes go beside the file (or stay
+ * cached), never over it. 1 when so (nothing to retry in place), 0 when
+ * the retry may go on. Caller holds f->lock. */
+int wc_err_retry_aside(struct wc_file *f, enum wc_reason why);
+/* A reference to f went: if only idle ones are left and f holds bytes its
+ * write-back failed to write, the program has let go of them (errors.c
+ * (8)). Caller holds f->lock. */
+void wc_err_let_go(struct wc_file *f);
 /* wc_config.warn's default. */
 void wc_warn_stderr(const char *msg);
 /* The recorded error, once per reporter (WC_SEEN_*), or 0. Caller holds

@@ -29,8 +29,9 @@
  *            so a later retry cannot undo them. The cached data is retried
  *            only at consistency points (close, fsync, locks, fork, exec,
  *            exit, calls the shim does not emulate; the deadline flusher at
- *            most once per deadline), never by pressure or a full store:
- *            no loop of failing write-backs.
+ *            most once per deadline) and by appends behind an appended
+ *            run (2), never by pressure or a full store: no loop of
+ *            failing write-backs.
  *   THROUGH  the kernel refused a positional write: write-back and new
  *            writes use lseek+write on a description of the engine's own
  *            (the calls the program itself makes), flushing first.
@@ -49,11 +50,14 @@
  *       their offsets, in order with the writes that passed through after
  *       them, except a run of appended bytes (append_from kept): that run
  *       goes to the end of the file as it is at the retry (RWF_APPEND),
- *       and appends that pass through meanwhile go to the end too, never
- *       at offsets another process may have appended at since (a full
- *       disk shared by two appenders: the retry wrote over the other's
- *       acknowledged records). So appends made while the run fails may
- *       land before it (the order a second appender could give anyway).
+ *       never at offsets another process may have appended at since (a
+ *       full disk shared by two appenders: the retry wrote over the
+ *       other's acknowledged records). An append the program makes
+ *       meanwhile is a retry point: the run goes first, then the append,
+ *       both at the end; if the run fails again, the append gets that
+ *       error (it cannot land after a run that is not there; at the
+ *       disk's end, before the run, the program's size went back to the
+ *       disk's and the retry cut the run there).
  *   (3) Nothing in FAILED state writes back except at a retry point
  *       (wc_err_may_retry).
  *   (4) Room granted is room the disk still has: a budget made from
@@ -95,25 +99,28 @@
  *       ENOSPC after their writes had returned success. A write whose
  *       room a renewal cannot give is the kernel's after a settle, as in
  *       (5), never uncounted.
- *   (8) A FAILED file that only idle references keep (f->refs == f->idle:
- *       the program closed every description of it and was told of the
- *       error at close; wc_file_hold_idle) is retried in place only
- *       while the file's content is as the engine last left it: the size
- *       and mtime noted after each of its changes (format.h (5)) are the
- *       file's. (Not the ctime a crash replay compares: the program's own
- *       rename, chmod or link of the file after the close changes it, and
- *       the bytes then still belong in the file.)
- *       A file another process changed since (rewrote, truncated, wrote
- *       into: it opened the file after the close, and owns what it wrote)
- *       is not written over, which a retry at exit did (the other's 29
- *       bytes, then zeros, then the old records): the bytes go beside it,
- *       to <path>.wcache-recovered.<pid>, at their offsets, synced, as a
- *       replay after a crash puts them (replay.c (4)), the user is told
- *       (wc_config.warn), and the engine forgets them and the error. Where
- *       that file cannot be made, the bytes stay cached (and in the
+ *   (8) A FAILED file the program let go of (f->let_go: its last
+ *       description closed, or only idle references were left, with its
+ *       bytes unwritten, and the program was told at that close;
+ *       wc_err_let_go) is retried in place only while the file is as the
+ *       engine last left it: the size and ctime noted after each of its
+ *       changes, failed write-backs included (format.h (5)), are the
+ *       file's, as a crash replay compares them (replay.c (4)). That
+ *       holds until the bytes are written, whether or not the program
+ *       opens the file again: the check is made when a description joins
+ *       the file too (wc_file_get), before it can read the old bytes or
+ *       write after them. A file another process changed since
+ *       (rewrote, truncated, wrote into, renamed: it owns the file after
+ *       the close) is not written over, which a retry at exit did (the
+ *       other's 29 bytes, then zeros, then the old records): the bytes go
+ *       beside it, to <path>.wcache-recovered.<pid> (replay.c's
+ *       wc_aside_open), at their offsets, synced, the user is told
+ *       (wc_config.warn), and the engine forgets them and the error.
+ *       Where that file cannot be made, the bytes stay cached (and in the
  *       backing file, for the guard's replay, which applies the same
- *       rule). A run of appended bytes alone is retried as (2) says: at
- *       the end of the file, it covers nothing of another's.
+ *       rule), said once, tried again at consistency points only. A run
+ *       of appended bytes alone is retried as (2) says: at the end of the
+ *       file, it covers nothing of another's.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -125,6 +132,7 @@
 #include <unistd.h>
 
 #include "cache_int.h"
+#include "replay.h"
 #include "wcache/sys.h"
 
 /* ---- the error state ------------------------------------------------- */
@@ -142,9 +150,12 @@ void wc_err_record(struct wc_file *f, int err)
 
 void wc_err_flushed(struct wc_file *f)
 {
-    if (f->state == WC_FS_FAILED && !wc_file_dirty(f))
+    if (f->state == WC_FS_FAILED && !wc_file_dirty(f)) {
         __atomic_store_n(&f->state, WC_FS_OK,  /* space_left stays 0 */
                          __ATOMIC_RELAXED);
+        __atomic_store_n(&f->let_go, 0, __ATOMIC_RELAXED);
+        f->aside_err = 0;
+    }
 }
 
 int wc_err_may_retry(const struct wc_file *f, enum wc_reason why)
@@ -196,13 +207,14 @@ void wc_warn_stderr(const char *msg)
     errno = saved;
 }
 
-/* Does the program hold f through a description? (Cache lock.) */
-static int held_by_program(struct wc_file *f)
+void wc_err_let_go(struct wc_file *f)
 {
+    if (f->state != WC_FS_FAILED || !wc_file_dirty(f))
+        return;
     wc_lock(&f->cache->lock);
-    int r = f->refs > f->idle;
+    if (f->refs == f->idle)
+        __atomic_store_n(&f->let_go, 1, __ATOMIC_RELAXED);
     wc_unlock(&f->cache->lock);
-    return r;
 }
 
 /* Is every dirty byte of f in its run of appended bytes? */
@@ -220,21 +232,16 @@ static int only_appended(struct wc_file *f)
     return 1;
 }
 
-/* Write f's dirty ranges, clipped at its size, into a new file beside it;
- * fill *aside with that file's name. Returns bytes written, or -errno (the
- * new file removed). */
+/* Write f's dirty ranges, clipped at its size, into a new file beside it
+ * (replay.c's wc_aside_open); fill aside[len] with that file's name.
+ * Returns bytes written, or -errno (the new file removed). */
 static int64_t write_aside(struct wc_file *f, char *aside, size_t len)
 {
     struct wc_cache *c = f->cache;
     struct wc_fslot *s = f->slot;
     if (s->path_len == 0 || s->path[0] != '/')
         return -ENOENT;
-    int n = snprintf(aside, len, "%s.wcache-recovered.%d", s->path,
-                     (int)getpid());
-    if (n < 0 || (size_t)n >= len)
-        return -ENAMETOOLONG;
-    int fd = wc_sys.open(aside, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
-                                    O_CLOEXEC, 0600);
+    int fd = wc_aside_open(s->path, getpid(), aside, len);
     if (fd < 0)
         return -errno;
     int64_t total = 0;
@@ -270,24 +277,35 @@ static int64_t write_aside(struct wc_file *f, char *aside, size_t len)
     return r < 0 ? r : total;
 }
 
-int wc_err_retry_aside(struct wc_file *f)
+int wc_err_retry_aside(struct wc_file *f, enum wc_reason why)
 {
     struct wc_fslot *s = f->slot;
     struct stat st;
-    if (f->state != WC_FS_FAILED || s->busy || only_appended(f) ||
-        held_by_program(f) || wc_sys.fstat(f->wb_fd, &st) != 0)
+    if (!f->let_go || f->state != WC_FS_FAILED || s->busy ||
+        only_appended(f))
         return 0;
-    uint64_t mtime = (uint64_t)st.st_mtim.tv_sec * 1000000000u +
-                     (uint64_t)st.st_mtim.tv_nsec;
-    if ((uint64_t)st.st_size == s->seen_size && mtime == f->seen_mtime_ns)
+    /* The file a recovery file could not be made beside waits for a
+     * consistency point: the deadline's flusher does not make and remove
+     * one on the server every second, nor say so each time. */
+    if (f->aside_err && why == WC_WHY_DEADLINE)
+        return 1;
+    if (wc_sys.fstat(f->wb_fd, &st) != 0)
+        return 0;
+    uint64_t ctime = (uint64_t)st.st_ctim.tv_sec * 1000000000u +
+                     (uint64_t)st.st_ctim.tv_nsec;
+    if ((uint64_t)st.st_size == s->seen_size && ctime == s->seen_ctime_ns)
         return 0;                       /* as we left it: in place */
-    char aside[sizeof s->path + 48], msg[2 * sizeof aside + 256];
+    char aside[sizeof s->path + 64], msg[2 * sizeof aside + 256];
     int64_t n = write_aside(f, aside, sizeof aside);
     if (n < 0) {
-        snprintf(msg, sizeof msg, "%s changed after its write-back "
-                 "failed; the bytes it could not take stay cached (%s)",
-                 s->path_len ? s->path : "a file", strerror((int)-n));
-        f->cache->warn(msg);
+        if (f->aside_err != (int)n) {   /* once per kind of failure */
+            snprintf(msg, sizeof msg, "%s changed after its write-back "
+                     "failed; the bytes it could not take stay cached "
+                     "(cannot save them beside it: %s)",
+                     s->path_len ? s->path : "a file", strerror((int)-n));
+            f->cache->warn(msg);
+        }
+        f->aside_err = (int)n;
         return 1;                       /* kept: not written over */
     }
     snprintf(msg, sizeof msg, "%s changed after its write-back "
@@ -301,6 +319,8 @@ int wc_err_retry_aside(struct wc_file *f)
     f->err = 0;
     f->err_unseen = 0;
     __atomic_store_n(&f->state, WC_FS_OK, __ATOMIC_RELAXED);
+    __atomic_store_n(&f->let_go, 0, __ATOMIC_RELAXED);
+    f->aside_err = 0;
     wc_note_disk(f);
     return 1;
 }

@@ -33,8 +33,6 @@ static void note_disk_now(struct wc_file *f)
         f->slot->seen_size = (uint64_t)st.st_size;
         f->slot->seen_ctime_ns = (uint64_t)st.st_ctim.tv_sec * 1000000000u +
                                  (uint64_t)st.st_ctim.tv_nsec;
-        f->seen_mtime_ns = (uint64_t)st.st_mtim.tv_sec * 1000000000u +
-                           (uint64_t)st.st_mtim.tv_nsec;
     }   /* else stays as it was: a replay keeps the data aside */
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
     f->slot->busy = 0;
@@ -104,6 +102,8 @@ void wc_file_release(struct wc_cache *c, struct wc_file *f)
     f->hint = NULL;
     f->err = 0;
     f->err_unseen = 0;
+    __atomic_store_n(&f->let_go, 0, __ATOMIC_RELAXED);
+    f->aside_err = 0;
 }
 
 struct wc_file *wc_file_get(struct wc_cache *c, int fd, int *err)
@@ -140,6 +140,13 @@ struct wc_file *wc_file_get_known(struct wc_cache *c, int fd,
             g->slot->ino == (uint64_t)st.st_ino) {
             g->refs++;
             wc_unlock(&c->lock);
+            /* Bytes the program let go of are not shown to it, nor
+             * written after, over a file changed since (errors.c (8)). */
+            if (__atomic_load_n(&g->let_go, __ATOMIC_RELAXED)) {
+                wc_blk_lock(&g->lock);
+                wc_err_retry_aside(g, WC_WHY_OTHER);
+                wc_blk_unlock(&g->lock);
+            }
             wc_engine_leave();
             return g;
         }
@@ -209,6 +216,8 @@ struct wc_file *wc_file_get_known(struct wc_cache *c, int fd,
     f->seq_next = 0;
     f->refs = 1;
     f->idle = 0;
+    __atomic_store_n(&f->let_go, 0, __ATOMIC_RELAXED);
+    f->aside_err = 0;
 
     struct wc_fslot *s = f->slot = wc_store_slot(&c->store, f->id);
     s->state = WC_SLOT_FREE;
@@ -224,8 +233,6 @@ struct wc_file *wc_file_get_known(struct wc_cache *c, int fd,
     s->seen_size = (uint64_t)st.st_size;
     s->seen_ctime_ns = (uint64_t)st.st_ctim.tv_sec * 1000000000u +
                        (uint64_t)st.st_ctim.tv_nsec;
-    f->seen_mtime_ns = (uint64_t)st.st_mtim.tv_sec * 1000000000u +
-                       (uint64_t)st.st_mtim.tv_nsec;
     f->changed = 0;
     f->seen_stale = 0;
     char link[64];
@@ -330,6 +337,7 @@ int wc_file_put(struct wc_file *f)
     if (last)
         wc_flush_locked(f, WC_WHY_CLOSE);
     r = wc_err_take(f, WC_SEEN_CLOSE);
+    wc_err_let_go(f);                   /* errors.c (8) */
     if (last && !wc_file_dirty(f)) {
         wc_file_drop_pages(f);
         wc_lock(&c->lock);

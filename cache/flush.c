@@ -106,6 +106,12 @@ static int issue(struct wc_file *f, struct wc_batch *bt, int append)
             continue;
         if (w <= 0) {
             r = w < 0 ? -errno : -EIO;
+            /* The kernel may have moved the file's times before it failed
+             * (ext4 and tmpfs do, at ENOSPC): the disk note is taken again
+             * (wc_flush_end), or the file would look changed by another
+             * process (errors.c (8), replay.c (4)) and its bytes go aside
+             * where they belong in it. */
+            f->changed = 1;
             break;
         }
         __atomic_fetch_add(&c->totals.wb_bytes, (uint64_t)w, __ATOMIC_RELAXED);
@@ -203,7 +209,7 @@ int wc_flush_below(struct wc_file *f, enum wc_reason why, uint64_t limit)
     }
     if (!wc_err_may_retry(f, why))
         return f->err;                  /* errors.c (3): not here */
-    if (f->state == WC_FS_FAILED && wc_err_retry_aside(f))
+    if (f->state == WC_FS_FAILED && wc_err_retry_aside(f, why))
         return f->err;                  /* errors.c (8): not over it */
     int saved_errno = errno;            /* the answer is r, not errno */
     /* The appended run goes to the real end of file, in one call. */

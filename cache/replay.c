@@ -20,7 +20,10 @@
  *       or, if the engine was changing it (busy), a size between the one
  *       recorded and the program's (changed_since). Otherwise the
  *       data goes to a new file <path>.wcache-recovered.<pid> (O_EXCL,
- *       O_NOFOLLOW, 0600), with a message. No other file is written.
+ *       O_NOFOLLOW, 0600; <pid>.1, .2... when the name is taken: a
+ *       process that set bytes aside already, wc_aside_open), with a
+ *       message, and is removed again when it could not be completed.
+ *       No other file is written.
  *   (5) Records are replayed in sequence order (format.h (6)).
  *   (6) A backing file with any corrupt record is not replayed at all
  *       (the lost bytes would become holes of zeros).
@@ -200,13 +203,33 @@ static int changed_since(const struct wc_fslot *s, const struct stat *st)
     return n < lo || n > hi;
 }
 
-/* Open where slot s's data goes (invariant 4). */
+int wc_aside_open(const char *path, int64_t pid, char *name, size_t len)
+{
+    for (int k = 0; k < 100; k++) {
+        int n = k ? snprintf(name, len, "%s.wcache-recovered.%lld.%d", path,
+                             (long long)pid, k)
+                  : snprintf(name, len, "%s.wcache-recovered.%lld", path,
+                             (long long)pid);
+        if (n < 0 || (size_t)n >= len) {
+            errno = ENAMETOOLONG;
+            return -1;
+        }
+        int fd = wc_sys.open(name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+                                       O_CLOEXEC | O_NOCTTY, 0600);
+        if (fd >= 0 || errno != EEXIST)
+            return fd;
+    }
+    return -1;                          /* errno EEXIST */
+}
+
+/* Open where slot s's data goes (invariant 4); with `dry`, only say
+ * whether it is the file itself (t->fd then -1, t->aside set or not). */
 static void open_target(struct target *t, const struct wc_fslot *s,
-                        int64_t pid, int log_fd)
+                        int64_t pid, int log_fd, int dry)
 {
     struct stat st;
-    int fd = wc_sys.open(s->path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC |
-                                      O_NOCTTY | O_NONBLOCK);
+    int fd = wc_sys.open(s->path, (dry ? O_RDONLY : O_WRONLY) | O_NOFOLLOW |
+                                      O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     t->why[0] = 0;
     if (fd < 0) {
         snprintf(t->why, sizeof t->why, "cannot open it: %s",
@@ -220,18 +243,19 @@ static void open_target(struct target *t, const struct wc_fslot *s,
         snprintf(t->why, sizeof t->why, "changed after the crash (size "
                  "%llu, was %llu)", (unsigned long long)st.st_size,
                  (unsigned long long)s->seen_size);
+    } else if (dry) {
+        wc_sys.close(fd);
+        return;
     } else {
         t->fd = fd;
         return;
     }
     if (fd >= 0)
         wc_sys.close(fd);
-    snprintf(t->aside_path, sizeof t->aside_path, "%s.wcache-recovered.%lld",
-             s->path, (long long)pid);
-    t->fd = wc_sys.open(t->aside_path, O_WRONLY | O_CREAT | O_EXCL |
-                                           O_NOFOLLOW | O_CLOEXEC | O_NOCTTY,
-                        0600);
     t->aside = 1;
+    if (dry)
+        return;
+    t->fd = wc_aside_open(s->path, pid, t->aside_path, sizeof t->aside_path);
     if (t->fd < 0) {
         say(log_fd, "wcache: %s: %s; cannot create %s either: %s", s->path,
             t->why, t->aside_path, strerror(errno));
@@ -457,12 +481,18 @@ int wc_replay_fd(int fd, const char *path, int flags, int log_fd,
         if (!tg[i].used)
             continue;
         if (flags & WC_RP_DRY) {
-            say(log_fd, "wcache: %s: would write %llu bytes (size %llu)",
-                slots[i].path, (unsigned long long)tg[i].bytes,
-                (unsigned long long)slots[i].size);
+            open_target(&tg[i], &slots[i], h.pid, log_fd, 1);
+            if (tg[i].aside)
+                say(log_fd, "wcache: %s: %s: would save %llu bytes beside "
+                    "it", slots[i].path, tg[i].why,
+                    (unsigned long long)tg[i].bytes);
+            else
+                say(log_fd, "wcache: %s: would write %llu bytes (size %llu)",
+                    slots[i].path, (unsigned long long)tg[i].bytes,
+                    (unsigned long long)slots[i].size);
             continue;
         }
-        open_target(&tg[i], &slots[i], h.pid, log_fd);
+        open_target(&tg[i], &slots[i], h.pid, log_fd, 0);
     }
     if (flags & WC_RP_DRY)
         goto done;
@@ -502,8 +532,14 @@ int wc_replay_fd(int fd, const char *path, int flags, int log_fd,
                 t->failed = 1;
             }
         }
-        if (t->fd >= 0)
+        if (t->fd >= 0) {
             wc_sys.close(t->fd);
+            /* An incomplete recovery file goes: the data stays in the
+             * backing file for the next replay (invariant 7), which
+             * would otherwise find the name taken by an empty file. */
+            if (t->failed && t->aside)
+                wc_sys.unlink(t->aside_path);
+        }
         t->fd = -1;
         if (t->failed) {
             out->failed++;

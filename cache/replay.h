@@ -7,6 +7,7 @@
 #ifndef WCACHE_REPLAY_H
 #define WCACHE_REPLAY_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 enum {
@@ -45,5 +46,11 @@ int wc_replay(const char *path, int flags, int log_fd,
  * same file (the guard, which opened it before it had a name). */
 int wc_replay_fd(int fd, const char *path, int flags, int log_fd,
                  struct wc_rp_result *out /* OUT */);
+
+/* Create the file beside `path` that bytes which may not go into it are
+ * saved to: <path>.wcache-recovered.<pid>, or the first of <pid>.1 ..
+ * <pid>.99 not taken (O_EXCL, O_NOFOLLOW, mode 0600); its name in
+ * name[len]. Returns the descriptor, or -1 with errno. */
+int wc_aside_open(const char *path, int64_t pid, char *name, size_t len);
 
 #endif /* WCACHE_REPLAY_H */

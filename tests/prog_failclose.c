@@ -1,29 +1,50 @@
 /*
- * prog_failclose.c - a program whose close reports a write-back error
- * (test_shim_errors.c, fuse_failfs failing every write while CTL exists),
- * and what it and another process do with the file afterwards.
+ * prog_failclose.c - a program whose close (or fsync) reports a write-back
+ * error (test_shim_errors.c), and what it and another process do with the
+ * file afterwards.
  *
  *   prog_failclose FILE CTL MODE
  *
- * Both modes write 40 records of 100 bytes ('a'.. 'z', then again; each
- * ends in a newline) through an O_RDWR | O_CREAT | O_TRUNC descriptor,
- * create CTL after the first 30 (the server fails every write from then
- * on), close the descriptor and remove CTL (the server works again).
+ * Every mode writes 40 records of 100 bytes ('a'.. 'z', then again; each
+ * ends in a newline; 400 in mode enospc, more than the page tmpfs gave
+ * the first ones) through an O_RDWR | O_CREAT | O_TRUNC descriptor.
+ * On fuse_failfs (every mode but enospc), CTL is created after the first
+ * 30 records (the server fails every write from then on), and removed
+ * after the close (the server works again).
+ *
+ * Another process (/bin/sh without LD_PRELOAD) is started first, since a
+ * fork later is a consistency point of its own, and runs the commands it
+ * is sent, one per line, answering "ok" to each.
+ *
  * MODE:
- *   reopen  open FILE again with O_WRONLY | O_APPEND, write "appended\n",
- *           print the size fstat gives, close
- *   other   another process (`/bin/sh -c 'printf ... > FILE'` without
- *           LD_PRELOAD, started first, told through a pipe) rewrites the
- *           file after the close; then sync() (a consistency point: the
- *           shim retries what it could not write)
- *   other-mv the same, the other process renaming the file to
- *           FILE.renamed and making it mode 0600 (its ctime changes, not
- *           its content)
+ *   reopen        open FILE again with O_WRONLY | O_APPEND, write
+ *                 "appended\n", print "size N" (fstat), close
+ *   other         the other process rewrites FILE after the close
+ *                 ("rewritten by another process\n"); then sync() (a
+ *                 consistency point: the shim retries what it kept)
+ *   other-failing the same while the server still fails (its truncation
+ *                 works, its write does not), then 3 s without a call
+ *                 (the shim's deadline flusher retries meanwhile); then
+ *                 CTL goes and sync()
+ *   other-mv      the other process renames FILE to FILE.renamed and
+ *                 makes it mode 0600; then sync()
+ *   other-reopen  the other process rewrites FILE; then the program opens
+ *                 it O_RDWR | O_APPEND, prints "read N: TEXT" (what pread
+ *                 at 0 returns), writes "appended\n", prints "size N"
+ *   append-fsync  the descriptor is O_APPEND too, and fsync takes the
+ *                 close's place; after CTL goes, "appended\n" is written
+ *                 through it: "size N" (fstat), "offset N" (lseek), close
+ *   enospc        FILE on a small tmpfs, CTL a file beside it: after the
+ *                 40 records the other process fills the disk with CTL,
+ *                 the close fails (under the shim: ENOSPC), CTL goes,
+ *                 then sync()
  * Each result that is not a plain success is printed ("write K -> -1
- * Input/output error", "close -> ..."), then "size N" for reopen, "done".
+ * Input/output error", "close -> ..."), then "done"; "records 400" first
+ * in mode enospc.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,58 +52,100 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+static int to_other = -1, from_other = -1;
+static pid_t other_pid = -1;
+
+static void other_start(void)
+{
+    int go[2], back[2];
+    if (pipe(go) != 0 || pipe(back) != 0 || (other_pid = fork()) < 0) {
+        perror("pipe, fork");
+        exit(1);
+    }
+    if (other_pid == 0) {
+        dup2(go[0], 0);
+        dup2(back[1], 1);
+        close(go[1]);
+        close(back[0]);
+        unsetenv("LD_PRELOAD");
+        execl("/bin/sh", "sh", "-c",
+              "while read -r c; do eval \"$c\" && echo ok || echo failed; "
+              "done", (char *)NULL);
+        _exit(127);
+    }
+    close(go[0]);
+    close(back[1]);
+    to_other = go[1];
+    from_other = back[0];
+}
+
+/* Have the other process run one shell command, and wait for it. */
+static void other(const char *fmt, ...)
+{
+    char cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(cmd, sizeof cmd - 1, fmt, ap);
+    va_end(ap);
+    cmd[n++] = '\n';
+    char ok[3];
+    if (write(to_other, cmd, (size_t)n) != n || read(from_other, ok, 3) != 3 ||
+        memcmp(ok, "ok\n", 3) != 0) {
+        fprintf(stderr, "the other process failed: %s", cmd);
+        exit(1);
+    }
+}
+
+static void other_stop(void)
+{
+    int status;
+    close(to_other);
+    if (waitpid(other_pid, &status, 0) != other_pid || status != 0) {
+        fprintf(stderr, "the other process ended badly\n");
+        exit(1);
+    }
+}
+
+static void touch(const char *path)
+{
+    int c = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (c < 0 || close(c) != 0) {
+        perror(path);
+        exit(1);
+    }
+}
+
+static void show(const char *what, long r)
+{
+    if (r < 0 || errno)
+        printf("%s -> %ld%s%s\n", what, r, errno ? " " : "",
+               errno ? strerror(errno) : "");
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 4) {
-        fprintf(stderr, "usage: prog_failclose FILE CTL reopen|other\n");
+        fprintf(stderr, "usage: prog_failclose FILE CTL MODE\n");
         return 2;
     }
     const char *path = argv[1], *ctl = argv[2], *mode = argv[3];
+    int enospc = !strcmp(mode, "enospc");
+    int appfs = !strcmp(mode, "append-fsync");
     char rec[100];
     unlink(ctl);
-    /* The other process is started first (a fork later would be a
-     * consistency point of its own, the retry made before the rewrite),
-     * and rewrites the file when told through a pipe. */
-    int go[2], done[2];
-    pid_t other = -1;
-    int other_mv = !strcmp(mode, "other-mv");
-    if (!strcmp(mode, "other") || other_mv) {
-        char cmd[8192];
-        if (other_mv)
-            snprintf(cmd, sizeof cmd, "read x && mv '%s' '%s.renamed' && "
-                     "chmod 600 '%s.renamed' && echo ok", path, path, path);
-        else
-            snprintf(cmd, sizeof cmd, "read x && printf 'rewritten by "
-                     "another process\\n' > '%s' && echo ok", path);
-        if (pipe(go) != 0 || pipe(done) != 0 || (other = fork()) < 0) {
-            perror("pipe, fork");
-            return 1;
-        }
-        if (other == 0) {
-            dup2(go[0], 0);
-            dup2(done[1], 1);
-            close(go[1]);
-            close(done[0]);
-            unsetenv("LD_PRELOAD");
-            execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-            _exit(127);
-        }
-        close(go[0]);
-        close(done[1]);
-    }
-    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+    other_start();
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | (appfs ? O_APPEND : 0),
+                  0644);
     if (fd < 0) {
         perror(path);
         return 1;
     }
-    for (int i = 0; i < 40; i++) {
-        if (i == 30) {
-            int c = open(ctl, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-            if (c < 0 || close(c) != 0) {
-                perror(ctl);
-                return 1;
-            }
-        }
+    int nrec = enospc ? 400 : 40;
+    if (nrec != 40)
+        printf("records %d\n", nrec);
+    for (int i = 0; i < nrec; i++) {
+        if (i == 30 && !enospc)
+            touch(ctl);
         memset(rec, 'a' + i % 26, sizeof rec);
         rec[sizeof rec - 1] = '\n';
         errno = 0;
@@ -90,47 +153,77 @@ int main(int argc, char **argv)
         if (w != (ssize_t)sizeof rec || errno)
             printf("write %d -> %zd %s\n", i + 1, w, strerror(errno));
     }
+    if (enospc)
+        other("dd if=/dev/zero of='%s' bs=4k 2>/dev/null; true", ctl);
     errno = 0;
-    int r = close(fd);
-    printf("close -> %d%s%s\n", r, r ? " " : "", r ? strerror(errno) : "");
-    if (unlink(ctl) != 0) {
+    if (appfs) {
+        show("fsync", fsync(fd));
+    } else {
+        int r = close(fd);
+        printf("close -> %d%s%s\n", r, r ? " " : "", r ? strerror(errno) : "");
+    }
+    int failing = !strcmp(mode, "other-failing");
+    if (!failing && unlink(ctl) != 0) {
         perror(ctl);
         return 1;
     }
-    if (!strcmp(mode, "reopen")) {
-        fd = open(path, O_WRONLY | O_APPEND);
-        if (fd < 0) {
+    struct stat st;
+    if (!strcmp(mode, "reopen") || appfs) {
+        if (!appfs && (fd = open(path, O_WRONLY | O_APPEND)) < 0) {
             perror(path);
             return 1;
         }
         errno = 0;
-        ssize_t w = write(fd, "appended\n", 9);
-        if (w != 9 || errno)
-            printf("append -> %zd %s\n", w, strerror(errno));
-        struct stat st;
+        show("append", write(fd, "appended\n", 9));
+        if (fstat(fd, &st) != 0) {
+            perror("fstat");
+            return 1;
+        }
+        printf("size %lld\n", (long long)st.st_size);
+        if (appfs)
+            printf("offset %lld\n", (long long)lseek(fd, 0, SEEK_CUR));
+        errno = 0;
+        show("close", close(fd));
+    } else if (!strcmp(mode, "other")) {
+        other("printf 'rewritten by another process\\n' > '%s'", path);
+        sync();
+    } else if (failing) {
+        other("printf 'rewritten by another process\\n' > '%s'; true", path);
+        sleep(3);
+        if (unlink(ctl) != 0) {
+            perror(ctl);
+            return 1;
+        }
+        sync();
+    } else if (!strcmp(mode, "other-mv")) {
+        other("mv '%s' '%s.renamed' && chmod 600 '%s.renamed'", path, path,
+              path);
+        sync();
+    } else if (!strcmp(mode, "other-reopen")) {
+        other("printf 'rewritten by another process\\n' > '%s'", path);
+        if ((fd = open(path, O_RDWR | O_APPEND)) < 0) {
+            perror(path);
+            return 1;
+        }
+        char buf[64];
+        ssize_t n = pread(fd, buf, sizeof buf, 0);
+        printf("read %zd: %.*s", n, n > 0 ? (int)n : 0, buf);
+        errno = 0;
+        show("append", write(fd, "appended\n", 9));
         if (fstat(fd, &st) != 0) {
             perror("fstat");
             return 1;
         }
         printf("size %lld\n", (long long)st.st_size);
         errno = 0;
-        r = close(fd);
-        if (r || errno)
-            printf("close -> %d %s\n", r, strerror(errno));
-    } else if (!strcmp(mode, "other") || other_mv) {
-        char ok[3] = "";
-        int status = 0;
-        if (write(go[1], "\n", 1) != 1 || read(done[0], ok, 3) != 3 ||
-            memcmp(ok, "ok\n", 3) != 0 || waitpid(other, &status, 0) != other ||
-            status != 0) {
-            fprintf(stderr, "the other process failed\n");
-            return 1;
-        }
+        show("close", close(fd));
+    } else if (enospc) {
         sync();
     } else {
         fprintf(stderr, "prog_failclose: unknown mode %s\n", mode);
         return 2;
     }
+    other_stop();
     printf("done\n");
     return 0;
 }

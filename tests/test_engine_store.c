@@ -552,6 +552,71 @@ Test(engine_store, busy_slot_of_a_file_grown_since_goes_aside,
     unlink(aside);
 }
 
+static ssize_t eio_pwrite(int fd, const void *b, size_t n, off_t off)
+{
+    (void)fd, (void)b, (void)n, (void)off;
+    errno = EIO;
+    return -1;
+}
+
+/* The recovery file's name is taken (a process that set bytes aside
+ * before, an earlier replay): the data goes to <pid>.1, the file there
+ * untouched (the replay failed with EEXIST and kept failing until a
+ * human removed it). A recovery file that could not be written is
+ * removed (the guard left an empty one, which then took the name). A
+ * dry run says the bytes would go aside (it said in place). */
+Test(engine_store, aside_name_taken_or_aside_unwritable,
+     .init = wct_setup, .fini = wct_teardown, .timeout = 30)
+{
+    const char *path = wct_path("target");
+    char store[4200], aside[4300], aside1[4310];
+    kept_store(path, store, sizeof store);
+    int fd = open(path, O_RDWR | O_APPEND);
+    const char other[] = "another writer's line\n";
+    cr_assert_eq(write(fd, other, sizeof other - 1), (ssize_t)sizeof other - 1);
+    close(fd);
+    snprintf(aside, sizeof aside, "%s.wcache-recovered.%d", path,
+             (int)getpid());
+    snprintf(aside1, sizeof aside1, "%s.1", aside);
+
+    /* A dry run says where the bytes would go (it said "in place"). */
+    struct wc_rp_result res;
+    FILE *log = tmpfile();
+    cr_assert_not_null(log);
+    cr_assert_eq(wc_replay(store, WC_RP_DRY, fileno(log), &res), 0);
+    char said[512] = {0};
+    cr_assert(pread(fileno(log), said, sizeof said - 1, 0) > 0);
+    fclose(log);
+    cr_assert(strstr(said, "would save 10 bytes beside it"), "%s", said);
+    cr_assert_eq(access(aside, F_OK), -1, "a dry run made %s", aside);
+
+    /* Unwritable: nothing left behind, the backing file kept. */
+    wc_sys.pwrite = eio_pwrite;
+    cr_assert_eq(wc_replay(store, 0, -1, &res), 0);
+    wc_sys.pwrite = pwrite;
+    cr_assert_eq(res.failed, 1);
+    cr_assert_eq(access(aside, F_OK), -1, "an incomplete %s left", aside);
+    cr_assert_eq(access(store, F_OK), 0);
+
+    /* Taken: the next name. */
+    int a = open(aside, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    cr_assert(a >= 0 && write(a, "someone's\n", 10) == 10 && close(a) == 0);
+    cr_assert_eq(wc_replay(store, 0, -1, &res), 0);
+    cr_assert_eq(res.failed, 0);
+    cr_assert_eq(res.aside, 1);
+    char b[32] = {0};
+    a = open(aside, O_RDONLY);
+    cr_assert(a >= 0 && pread(a, b, sizeof b, 0) == 10 && close(a) == 0);
+    cr_assert_str_eq(b, "someone's\n");
+    memset(b, 0, sizeof b);
+    a = open(aside1, O_RDONLY);
+    cr_assert(a >= 0, "no %s", aside1);
+    cr_assert(pread(a, b, sizeof b, 0) == 10 && close(a) == 0);
+    cr_assert_str_eq(b, "kept data\n");
+    unlink(aside);
+    unlink(aside1);
+}
+
 Test(engine_store, blocks_kept_for_streams_go_to_a_file_that_needs_them,
      .init = wct_setup, .fini = wct_teardown, .timeout = 60)
 {

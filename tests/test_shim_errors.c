@@ -15,10 +15,13 @@
  *               gets EIO from the kernel soon after, without a loop of
  *               failing write-backs; the bytes before are on disk; close
  *               reports the loss.
- *   fuse_eio_reopen_after_failed_close, fuse_eio_retry_after_another_process
- *               what follows a close that reported a write-back error:
- *               the program's next open sees the bytes kept for a retry,
- *               and a retry never writes over another process's file.
+ *   fuse_eio_reopen_after_failed_close, fuse_eio_retry_after_another_process,
+ *   fuse_eio_append_after_failed_fsync, tmpfs_failed_write_back_retried_in_place
+ *               what follows a close or fsync that reported a write-back
+ *               error: the program's next open sees the bytes kept for a
+ *               retry, an append lands after them, a retry never writes
+ *               over another process's file, and does write over a file
+ *               only its own failed attempt changed.
  *   rlimit_*    RLIMIT_FSIZE: EFBIG and SIGXFSZ from the kernel.
  *   errseq_*    ENOSPC after another process filled the disk: fsync
  *               reports it once, a close after a successful fsync is 0.
@@ -406,13 +409,16 @@ Test(errors, fuse_eio_truncate, .init = setup, .fini = teardown,
     run_free(&s);
 }
 
-/* prog_failclose's records that its output does not say failed, each at
- * the offset the program wrote it (a failed write does not move the
- * offset), into buf (4,000 bytes); returns their bytes. */
+/* prog_failclose's records (40, or 400 in mode enospc) that its output
+ * does not say failed, each at the offset the program wrote it (a failed
+ * write does not move the offset), into buf (FC_MAX bytes); returns their
+ * bytes. */
+#define FC_MAX 40100
 static size_t failclose_expected(const char *out, char *buf)
 {
     size_t n = 0;
-    for (int i = 0; i < 40; i++) {
+    int nrec = strstr(out, "records 400\n") ? 400 : 40;
+    for (int i = 0; i < nrec; i++) {
         char key[32];
         snprintf(key, sizeof key, "write %d -> ", i + 1);
         if (strstr(out, key))
@@ -424,18 +430,74 @@ static size_t failclose_expected(const char *out, char *buf)
     return n;
 }
 
-/* Run prog_failclose MODE on fuse_failfs, with the shim or not, its
- * opens watched as by default (the harness's WCACHE_MIN_WRITES=0 caches
- * at open, which hid the first problem); f gets the file's path. */
-static void failclose_run(const char *mode, int shim, char *f, size_t fsz,
-                          struct run *r)
+/* Run prog_failclose MODE on `dir` (the failfs mount, or a tmpfs), with
+ * the shim or not, its opens watched as by default (the harness's
+ * WCACHE_MIN_WRITES=0 caches at open, which hid the first problem) but in
+ * mode enospc; f gets the file's path. The file is read into r and
+ * removed. */
+static void failclose_run(const char *dir, const char *mode, int shim,
+                          char *f, size_t fsz, struct run *r)
 {
-    snprintf(f, fsz, "%s/g", mnt);
-    const char *argv[] = {WCT_PROG("prog_failclose"), f, ctl, mode, NULL};
-    const char *env[] = {"WCACHE_MIN_WRITES=8", NULL};
+    char c[4400];
+    snprintf(f, fsz, "%s/g", dir);
+    snprintf(c, sizeof c, "%s/filler", dir);
+    const char *argv[] = {WCT_PROG("prog_failclose"), f,
+                          strcmp(mode, "enospc") ? ctl : c, mode, NULL};
+    /* enospc: every record cached, none on the disk before the failed
+     * write-back (a partial one notes the disk anyway). */
+    const char *env[] = {strcmp(mode, "enospc") ? "WCACHE_MIN_WRITES=8"
+                                                : "WCACHE_MIN_WRITES=0",
+                         NULL};
     run_once(argv, shim, f, env, r);
     cr_assert(wct_ok(&r->r), "%s, shim=%d: %s", mode, shim, r->r.err);
     cr_assert(strstr(r->r.out, "done\n"), "%s", r->r.out);
+}
+
+/* The recovery file the shim's message names, read and removed (NULL when
+ * the message is not there). */
+static char *aside_take(const char *f, const char *err, size_t *len)
+{
+    char aside[4400];
+    snprintf(aside, sizeof aside, "%s.wcache-recovered.", f);
+    const char *m = strstr(err, aside);
+    if (!m)
+        return NULL;
+    size_t k = strlen(aside);
+    while (m[k] && m[k] != '\n' && k < sizeof aside - 1) {
+        aside[k] = m[k];
+        k++;
+    }
+    aside[k] = 0;
+    cr_assert(strstr(err, "changed after its write-back failed"), "%s", err);
+    char *a = wct_slurp(aside, len);
+    cr_assert(a, "%s: %s", aside, strerror(errno));
+    cr_assert_eq(unlink(aside), 0);
+    return a;
+}
+
+/* Every record whose write returned success is in `file` or in `aside`
+ * (each at its offset; NULL: none), and nothing else is; with `file`
+ * NULL (another process rewrote it, as it may the records that reached
+ * it), the aside holds records and nothing else. */
+static void records_kept(const char *out, const char *file, size_t flen,
+                         const char *aside, size_t alen)
+{
+    static char want[FC_MAX];
+    static const char zero[100];
+    size_t n = failclose_expected(out, want), found = 0;
+    for (size_t off = 0; off < n; off += 100) {
+        int in_f = file && off + 100 <= flen &&
+                   !memcmp(file + off, want + off, 100);
+        int in_a = aside && off + 100 <= alen &&
+                   !memcmp(aside + off, want + off, 100);
+        found += in_a;
+        cr_assert(in_f || in_a || !file, "record at %zu lost\n%s", off, out);
+        cr_assert(!aside || off + 100 > alen || in_a ||
+                  !memcmp(aside + off, zero, 100), "aside: junk at %zu", off);
+    }
+    cr_assert(flen <= n && (!aside || alen <= n), "%zu + %zu bytes, %zu "
+              "written", flen, alen, n);
+    cr_assert(file || found, "nothing aside");
 }
 
 /* After a close that reported a write-back error, the program opens the
@@ -456,8 +518,8 @@ Test(errors, fuse_eio_reopen_after_failed_close, .init = setup,
     char f[4300];
     for (int shim = 0; shim < 2; shim++) {
         struct run r;
-        failclose_run("reopen", shim, f, sizeof f, &r);
-        static char want[4100];
+        failclose_run(mnt, "reopen", shim, f, sizeof f, &r);
+        static char want[FC_MAX];
         size_t n = failclose_expected(r.r.out, want);
         memcpy(want + n, "appended\n", 9);
         n += 9;
@@ -475,12 +537,14 @@ Test(errors, fuse_eio_reopen_after_failed_close, .init = setup,
 }
 
 /* After a close that reported a write-back error, another process
- * rewrites the file; then the program reaches a consistency point
+ * changes the file; then the program reaches a consistency point
  * (sync), where the shim retries the bytes it kept. It wrote them over
  * the other's (29 bytes, then zeros, then old records: the other's file
  * destroyed). Now (errors.c invariant (8)) they go beside the file, at
- * their offsets, with a message, and the file is the other's; a file the
- * other only renamed gets them in place. */
+ * their offsets, with a message, and the file is the other's, renamed
+ * or rewritten. The same when the program opens the file again after
+ * the other's rewrite: it read the old records and appended after them
+ * (the retry at its close wrote them over the other's). */
 Test(errors, fuse_eio_retry_after_another_process, .init = setup,
      .fini = teardown, .timeout = 120)
 {
@@ -489,69 +553,132 @@ Test(errors, fuse_eio_retry_after_another_process, .init = setup,
     mount_failfs(0);
     char f[4300];
     static const char other[] = "rewritten by another process\n";
+    static const char other_app[] = "rewritten by another process\n"
+                                    "appended\n";
     for (int shim = 0; shim < 2; shim++) {
         struct run r;
-        failclose_run("other", shim, f, sizeof f, &r);
+        size_t alen = 0;
+        failclose_run(mnt, "other", shim, f, sizeof f, &r);
         cr_assert(r.len == sizeof other - 1 && !memcmp(r.file, other, r.len),
                   "shim=%d: the other process's file is %zu bytes: "
                   "\"%.40s\"\n%s%s", shim, r.len, r.file, r.r.out, r.r.err);
-        /* The bytes the shim kept: beside it, named in the message, each
-         * record at its offset or a hole. */
-        char aside[4400];
-        snprintf(aside, sizeof aside, "%s.wcache-recovered.", f);
-        const char *m = strstr(r.r.err, aside);
-        if (!shim) {
-            cr_assert(!m, "%s", r.r.err);
-            run_free(&r);
-            continue;
-        }
+        char *a = aside_take(f, r.r.err, &alen);
         /* Records 9 to 40 were cached (the harness: WCACHE_SETUP_US=0). */
-        cr_assert(strstr(r.r.out, "close -> -1 Input/output error\n"), "%s",
-                  r.r.out);
-        cr_assert(m && strstr(r.r.err, "changed after its write-back failed"),
-                  "%s", r.r.err);
-        long pid = 0;
-        cr_assert(sscanf(m + strlen(aside), "%ld", &pid) == 1);
-        snprintf(aside, sizeof aside, "%s.wcache-recovered.%ld", f, pid);
-        size_t alen = 0;
-        char *a = wct_slurp(aside, &alen);
-        cr_assert(a, "%s: %s", aside, strerror(errno));
-        static char want[4100];
-        size_t n = failclose_expected(r.r.out, want);
-        cr_assert_eq(alen, n, "%zu bytes aside, the program wrote %zu",
-                     alen, n);
-        size_t found = 0;
-        for (size_t off = 0; off < n; off += 100) {
-            static const char zero[100];
-            if (!memcmp(a + off, zero, 100))
-                continue;
-            cr_assert(!memcmp(a + off, want + off, 100),
-                      "record at %zu differs", off);
-            found++;
-        }
-        cr_assert(found > 0, "nothing aside");
+        cr_assert(!shim || strstr(r.r.out, "close -> -1 Input/output "
+                                  "error\n"), "%s", r.r.out);
+        cr_assert(!shim == !a, "shim=%d: %s", shim, r.r.err);
+        if (a)
+            records_kept(r.r.out, NULL, 0, a, alen);
         free(a);
-        cr_assert_eq(unlink(aside), 0);
         run_free(&r);
-    }
-    /* Another process renames the file and changes its mode: its content
-     * is ours still, and the retry writes it in place (the ctime a crash
-     * replay compares changed; errors.c (8) compares the mtime). */
-    for (int shim = 0; shim < 2; shim++) {
-        struct run r;
-        failclose_run("other-mv", shim, f, sizeof f, &r);
+
+        /* The other renames it and changes its mode (its ctime moves):
+         * the bytes go aside too, none lost. */
+        failclose_run(mnt, "other-mv", shim, f, sizeof f, &r);
         char moved[4400];
         snprintf(moved, sizeof moved, "%s.renamed", f);
-        size_t len = 0;
-        char *got = wct_slurp(moved, &len);
-        cr_assert(got, "%s: %s", moved, strerror(errno));
-        static char want[4100];
-        size_t n = failclose_expected(r.r.out, want);
-        cr_assert(len == n && !memcmp(got, want, n), "shim=%d: %zu bytes, "
-                  "%zu expected\n%s%s", shim, len, n, r.r.out, r.r.err);
-        cr_assert(!strstr(r.r.err, "wcache-recovered"), "%s", r.r.err);
-        free(got);
+        size_t mlen = 0;
+        char *m = wct_slurp(moved, &mlen);
+        cr_assert(m, "%s: %s", moved, strerror(errno));
+        a = aside_take(f, r.r.err, &alen);
+        cr_assert(!shim == !a, "shim=%d: %s", shim, r.r.err);
+        records_kept(r.r.out, m, mlen, a, alen);
+        free(m);
+        free(a);
         cr_assert_eq(unlink(moved), 0);
+        run_free(&r);
+
+        /* While the server fails, the recovery file cannot be made: the
+         * bytes stay, said once (not at every deadline, each making and
+         * removing a file on the server), and go aside once it works. */
+        failclose_run(mnt, "other-failing", shim, f, sizeof f, &r);
+        cr_assert_eq(r.len, 0, "shim=%d: \"%.40s\"", shim, r.file);
+        const char *said = strstr(r.r.err, "stay cached");
+        cr_assert(!shim == !said && (!said || !strstr(said + 1, "stay "
+                  "cached")), "shim=%d: %s", shim, r.r.err);
+        a = aside_take(f, r.r.err, &alen);
+        cr_assert(!shim == !a, "shim=%d: %s", shim, r.r.err);
+        if (a)
+            records_kept(r.r.out, NULL, 0, a, alen);
+        free(a);
+        run_free(&r);
+
+        failclose_run(mnt, "other-reopen", shim, f, sizeof f, &r);
+        cr_assert(strstr(r.r.out, "read 29: rewritten by another process\n"),
+                  "shim=%d: %s", shim, r.r.out);
+        cr_assert(strstr(r.r.out, "size 38\n"), "shim=%d: %s", shim, r.r.out);
+        cr_assert(r.len == sizeof other_app - 1 &&
+                  !memcmp(r.file, other_app, r.len), "shim=%d: \"%.60s\"",
+                  shim, r.file);
+        a = aside_take(f, r.r.err, &alen);
+        cr_assert(!shim == !a, "shim=%d: %s", shim, r.r.err);
+        if (a)
+            records_kept(r.r.out, NULL, 0, a, alen);
+        free(a);
+        run_free(&r);
+    }
+}
+
+/* An O_APPEND writer's fsync reports a write-back error; the server
+ * works again and the program appends one more line through the same
+ * descriptor. That append went to the disk's end, took the size the
+ * program sees back to the disk's (offset 9 where the kernel has 3,009),
+ * and the retry cut the cached run there: the acknowledged records lost,
+ * a later fsync and close reporting success. Now the run lands first
+ * (errors.c invariant (2)), then the line. */
+Test(errors, fuse_eio_append_after_failed_fsync, .init = setup,
+     .fini = teardown, .timeout = 120)
+{
+    wct_require_shim();
+    wct_require_prog(WCT_PROG("prog_failclose"));
+    mount_failfs(0);
+    char f[4300];
+    for (int shim = 0; shim < 2; shim++) {
+        struct run r;
+        failclose_run(mnt, "append-fsync", shim, f, sizeof f, &r);
+        cr_assert(!shim || strstr(r.r.out, "fsync -> -1 Input/output "
+                                  "error\n"), "%s", r.r.out);
+        static char want[FC_MAX];
+        size_t n = failclose_expected(r.r.out, want);
+        memcpy(want + n, "appended\n", 9);
+        n += 9;
+        char line[64];
+        snprintf(line, sizeof line, "size %zu\noffset %zu\n", n, n);
+        cr_assert(strstr(r.r.out, line), "shim=%d: %zu expected\n%s", shim,
+                  n, r.r.out);
+        /* (The shim's close may report the fsync's error once more:
+         * CONTRACT section 4.) */
+        cr_assert(r.len == n && !memcmp(r.file, want, n),
+                  "shim=%d: %zu bytes, %zu expected\n%s", shim, r.len, n,
+                  r.r.out);
+        run_free(&r);
+    }
+}
+
+/* A write-back that fails with ENOSPC on ext4 or tmpfs still moves the
+ * file's mtime and ctime (the kernel updates them before the copy). The
+ * shim took its own failed attempt for another process's change: once
+ * the disk had room again, its retry put every byte in a recovery file
+ * and left the file empty. Now the disk note is taken after a failed
+ * attempt too (flush.c issue()): the retry writes the file in place. */
+Test(errors, tmpfs_failed_write_back_retried_in_place, .init = setup,
+     .fini = teardown, .timeout = 120)
+{
+    wct_require_shim();
+    wct_require_prog(WCT_PROG("prog_failclose"));
+    mount_tmpfs("1M");
+    char f[4300];
+    for (int shim = 0; shim < 2; shim++) {
+        struct run r;
+        failclose_run(mnt, "enospc", shim, f, sizeof f, &r);
+        cr_assert(!shim || strstr(r.r.out, "close -> -1 No space left on "
+                                  "device\n"), "%s", r.r.out);
+        cr_assert(!strstr(r.r.err, "wcache-recovered"), "%s", r.r.err);
+        static char want[FC_MAX];
+        size_t n = failclose_expected(r.r.out, want);
+        cr_assert(n == 40000 && r.len == n && !memcmp(r.file, want, n),
+                  "shim=%d: %zu bytes of %zu\n%s%s", shim, r.len, n,
+                  r.r.out, r.r.err);
         run_free(&r);
     }
 }
