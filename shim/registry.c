@@ -155,12 +155,14 @@ int wc_reg_release(dev_t dev, ino_t ino, struct wc_file *f, int fd)
 {
     /* Invariant (1): the entry takes a reference of its own before the
      * last description's goes (after it, a slot the engine released could
-     * be another file's already); wc_reg_sweep gives it back at once when
-     * the close leaves nothing unwritten. */
+     * be another file's already), when the file holds bytes its put may
+     * fail to write (a writer's close wrote them already: wc_file_publish;
+     * with no other description, nothing can dirty it meanwhile);
+     * wc_reg_sweep gives it back at once when the put writes them. */
     wc_lock(&g_reg_lock);
     struct reg_entry *e = reg_find_locked(dev, ino);
     if (e && e->ndesc == 1 && !e->held && e->file == f &&
-        wc_file_hold_idle(f) == 0) {
+        wc_file_unwritten(f) && wc_file_hold_idle(f) == 0) {
         e->held = 1;
         __atomic_store_n(&g_nheld, g_nheld + 1, __ATOMIC_RELAXED);
     }
