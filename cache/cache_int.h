@@ -172,6 +172,10 @@ struct wc_file {
                                    its bytes unwritten (errors.c (8)) */
     int aside_err;              /* the last recovery file errors.c (8)
                                    could not make (-errno), or 0 */
+    unsigned app_fails;         /* appends' retries of a failed appended
+                                   run that failed in a row (write.c
+                                   write_through; file lock) */
+    uint64_t app_next_ns;       /* none before this (CLOCK_MONOTONIC) */
     uint64_t seq_next;          /* page after the last one a write
                                    completed (file lock) */
     uint32_t seq_pages;         /* pages completed in ascending order up

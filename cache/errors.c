@@ -57,7 +57,10 @@
  *       both at the end; if the run fails again, the append gets that
  *       error (it cannot land after a run that is not there; at the
  *       disk's end, before the run, the program's size went back to the
- *       disk's and the retry cut the run there).
+ *       disk's and the retry cut the run there); after k such retries
+ *       failed in a row the next waits 2^k ms, at most about a second,
+ *       and the appends meanwhile get the error (25,375 failing
+ *       write-backs for a logger's 25,500 lines before).
  *   (3) Nothing in FAILED state writes back except at a retry point
  *       (wc_err_may_retry).
  *   (4) Room granted is room the disk still has: a budget made from
@@ -155,6 +158,7 @@ void wc_err_flushed(struct wc_file *f)
                          __ATOMIC_RELAXED);
         __atomic_store_n(&f->let_go, 0, __ATOMIC_RELAXED);
         f->aside_err = 0;
+        f->app_fails = 0;
     }
 }
 

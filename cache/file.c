@@ -218,6 +218,7 @@ struct wc_file *wc_file_get_known(struct wc_cache *c, int fd,
     f->idle = 0;
     __atomic_store_n(&f->let_go, 0, __ATOMIC_RELAXED);
     f->aside_err = 0;
+    f->app_fails = 0;
 
     struct wc_fslot *s = f->slot = wc_store_slot(&c->store, f->id);
     s->state = WC_SLOT_FREE;

@@ -215,10 +215,21 @@ static ssize_t write_through(struct wc_file *f, struct uiter *it, uint64_t pos,
          * (2)), or this append gets its error: at the end the disk has
          * it would come before the run, and the size the program sees
          * (the run's end) would be taken back to the disk's (the retry
-         * then cut the run there: 2,995 acknowledged bytes lost). */
+         * then cut the run there: 2,995 acknowledged bytes lost). After
+         * k such retries failed in a row, the next waits 2^k ms (at most
+         * about a second): a logger appending on while its file system
+         * fails is not a write-back per line. */
+        uint64_t now = wc_now_ns();
+        if (f->app_fails && now < f->app_next_ns)
+            return f->err;
         int r = wc_flush_locked(f, WC_WHY_OTHER);
-        if (r < 0)
+        if (r < 0) {
+            unsigned k = f->app_fails < 10 ? f->app_fails : 10;
+            f->app_fails++;
+            f->app_next_ns = now + (1000000ull << k);
             return r;
+        }
+        f->app_fails = 0;
         failed = f->state == WC_FS_FAILED;
     }
     /* (So an append that passes through lands after every byte the
