@@ -172,6 +172,11 @@ struct wc_file {
                                    its bytes unwritten (errors.c (8)) */
     int aside_err;              /* the last recovery file errors.c (8)
                                    could not make (-errno), or 0 */
+    int behind;                 /* errors.c (8): the file changed behind
+                                   the engine while it held bytes the
+                                   program let go of; they go aside, and
+                                   the disk note keeps the state before
+                                   (file lock) */
     unsigned app_fails;         /* appends' retries of a failed appended
                                    run that failed in a row (write.c
                                    write_through; file lock) */

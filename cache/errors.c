@@ -159,6 +159,7 @@ void wc_err_flushed(struct wc_file *f)
         __atomic_store_n(&f->let_go, 0, __ATOMIC_RELAXED);
         f->aside_err = 0;
         f->app_fails = 0;
+        f->behind = 0;
     }
 }
 
@@ -294,11 +295,13 @@ int wc_err_retry_aside(struct wc_file *f, enum wc_reason why)
     if (f->aside_err && why == WC_WHY_DEADLINE)
         return 1;
     if (wc_sys.fstat(f->wb_fd, &st) != 0)
-        return 0;
+        return f->behind;
     uint64_t ctime = (uint64_t)st.st_ctim.tv_sec * 1000000000u +
                      (uint64_t)st.st_ctim.tv_nsec;
-    if ((uint64_t)st.st_size == s->seen_size && ctime == s->seen_ctime_ns)
+    if (!f->behind && (uint64_t)st.st_size == s->seen_size &&
+        ctime == s->seen_ctime_ns)
         return 0;                       /* as we left it: in place */
+    f->behind = 1;      /* for good: no later note may take it for ours */
     char aside[sizeof s->path + 64], msg[2 * sizeof aside + 256];
     int64_t n = write_aside(f, aside, sizeof aside);
     if (n < 0) {
@@ -325,6 +328,7 @@ int wc_err_retry_aside(struct wc_file *f, enum wc_reason why)
     __atomic_store_n(&f->state, WC_FS_OK, __ATOMIC_RELAXED);
     __atomic_store_n(&f->let_go, 0, __ATOMIC_RELAXED);
     f->aside_err = 0;
+    f->behind = 0;
     wc_note_disk(f);
     return 1;
 }

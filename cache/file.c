@@ -29,7 +29,9 @@ static void note_disk_now(struct wc_file *f)
 {
     struct stat st;
     f->seen_stale = 0;
-    if (wc_sys.fstat(f->wb_fd, &st) == 0) {
+    /* errors.c (8): a file changed behind the engine keeps the note of
+     * before, so that no retry or replay takes the change for ours. */
+    if (!f->behind && wc_sys.fstat(f->wb_fd, &st) == 0) {
         f->slot->seen_size = (uint64_t)st.st_size;
         f->slot->seen_ctime_ns = (uint64_t)st.st_ctim.tv_sec * 1000000000u +
                                  (uint64_t)st.st_ctim.tv_nsec;
@@ -104,6 +106,7 @@ void wc_file_release(struct wc_cache *c, struct wc_file *f)
     f->err_unseen = 0;
     __atomic_store_n(&f->let_go, 0, __ATOMIC_RELAXED);
     f->aside_err = 0;
+    f->behind = 0;
 }
 
 struct wc_file *wc_file_get(struct wc_cache *c, int fd, int *err)
@@ -142,7 +145,8 @@ struct wc_file *wc_file_get_known(struct wc_cache *c, int fd,
             wc_unlock(&c->lock);
             /* Bytes the program let go of are not shown to it, nor
              * written after, over a file changed since (errors.c (8)). */
-            if (__atomic_load_n(&g->let_go, __ATOMIC_RELAXED)) {
+            if (__atomic_load_n(&g->let_go, __ATOMIC_RELAXED) &&
+                !(fl >= 0 && (fl & O_TRUNC))) {   /* dropped next */
                 wc_blk_lock(&g->lock);
                 wc_err_retry_aside(g, WC_WHY_OTHER);
                 wc_blk_unlock(&g->lock);
@@ -219,6 +223,7 @@ struct wc_file *wc_file_get_known(struct wc_cache *c, int fd,
     __atomic_store_n(&f->let_go, 0, __ATOMIC_RELAXED);
     f->aside_err = 0;
     f->app_fails = 0;
+    f->behind = 0;
 
     struct wc_fslot *s = f->slot = wc_store_slot(&c->store, f->id);
     s->state = WC_SLOT_FREE;
@@ -307,6 +312,17 @@ int wc_file_publish(struct wc_file *f)
     wc_blk_unlock(&f->lock);
     wc_engine_leave();
     return r < 0 ? r : others;
+}
+
+void wc_file_noted(struct wc_file *f)
+{
+    if (!wc_engine_enter())
+        return;
+    wc_blk_lock(&f->lock);
+    if (wc_file_dirty(f))
+        note_disk_now(f);       /* not over a change behind it (8) */
+    wc_blk_unlock(&f->lock);
+    wc_engine_leave();
 }
 
 int wc_file_unwritten(struct wc_file *f)

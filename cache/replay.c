@@ -17,8 +17,9 @@
  *       size with ftruncate (zeros), never beyond it, never shortened.
  *   (4) A target is written in place only when open(path, O_NOFOLLOW)
  *       gives the recorded dev and ino and the recorded size and ctime,
- *       or, if the engine was changing it (busy), a size between the one
- *       recorded and the program's (changed_since). Otherwise the
+ *       or, if the engine or a replay was changing it (busy: a replay
+ *       marks the slot before it writes in place, mark_busy), a size
+ *       between the one recorded and the program's (changed_since). Otherwise the
  *       data goes to a new file <path>.wcache-recovered.<pid> (O_EXCL,
  *       O_NOFOLLOW, 0600; <pid>.1, .2... when the name is taken: a
  *       process that set bytes aside already, wc_aside_open), with a
@@ -34,6 +35,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +45,7 @@
 
 #include "format.h"
 #include "replay.h"
+#include "wcache/str.h"
 #include "wcache/sys.h"
 
 static void say(int fd, const char *fmt, ...)
@@ -261,6 +264,30 @@ static void open_target(struct target *t, const struct wc_fslot *s,
             t->why, t->aside_path, strerror(errno));
         t->failed = 1;
     }
+}
+
+/* Slot i of the backing file (fd) is marked busy before its target is
+ * written in place, as the engine marks a write-back (format.h (5)): a
+ * replay that fails part-way (ENOSPC, EIO) has moved the file's size and
+ * times, and the next replay must not take that for another process's
+ * change (invariant (4)): it then allows any size between the two it
+ * knows. Through a descriptor of our own (the guard's is read-only). */
+static void mark_busy(int fd, const struct wc_header *h, uint32_t i,
+                      struct wc_fslot *s)
+{
+    char p[64];
+    if (s->busy)
+        return;
+    int w = wc_sys.open(wc_str_procfd(p, sizeof p, fd),
+                        O_WRONLY | O_CLOEXEC | O_NOCTTY);
+    if (w < 0)
+        return;
+    uint32_t one = 1;
+    off_t at = (off_t)(h->off_files + (uint64_t)i * WC_FSLOT_SIZE +
+                       offsetof(struct wc_fslot, busy));
+    if (wc_sys.pwrite(w, &one, sizeof one, at) == (ssize_t)sizeof one)
+        s->busy = 1;
+    wc_sys.close(w);
 }
 
 int wc_replay(const char *path, int flags, int log_fd,
@@ -493,6 +520,8 @@ int wc_replay_fd(int fd, const char *path, int flags, int log_fd,
             continue;
         }
         open_target(&tg[i], &slots[i], h.pid, log_fd, 0);
+        if (tg[i].fd >= 0 && !tg[i].aside)
+            mark_busy(fd, &h, i, &slots[i]);
     }
     if (flags & WC_RP_DRY)
         goto done;

@@ -736,7 +736,8 @@ void wc_fd_opened_known(int fd, int dirfd, const char *path, int flags,
         return;
     /* What open was asked is what F_GETFL would say of these bits. */
     struct wc_file *f =
-        file_get(c, fd, &st, flags & (O_ACCMODE | O_APPEND | O_PATH));
+        file_get(c, fd, &st,
+                 flags & (O_ACCMODE | O_APPEND | O_PATH | O_TRUNC));
     if (!f)
         return;
     if (!(d = desc_alloc())) {

@@ -657,18 +657,28 @@ WC_EXPORT void *mmap64(void *addr, size_t len, int prot, int flags, int fd,
 
 /* Flush the cached file at (dirfd, path) or fd (path NULL): the test
  * inline (tar sets the times, mode and owner of every file it makes, and
- * a process that caches nothing pays one load), the rest out of line. */
-static void flush_for_times_slow(int dirfd, const char *path, int flags);
-static inline void flush_for_times(int dirfd, const char *path, int flags)
+ * a process that caches nothing pays one load), the rest out of line.
+ * Returns the file's identity when it is in the registry ({0, 0} when
+ * not), for own_change after the call. */
+struct ident {
+    dev_t dev;
+    ino_t ino;
+};
+static struct ident flush_for_times_slow(int dirfd, const char *path,
+                                         int flags);
+static inline struct ident flush_for_times(int dirfd, const char *path,
+                                           int flags)
 {
     if (unlikely(!wc_reg_empty()) && wc_state == WC_ST_ON && !wc_depth)
-        flush_for_times_slow(dirfd, path, flags);
+        return flush_for_times_slow(dirfd, path, flags);
+    return (struct ident){0, 0};
 }
 
-static __attribute__((noinline)) void
+static __attribute__((noinline)) struct ident
 flush_for_times_slow(int dirfd, const char *path, int flags)
 {
     int e = errno;
+    struct ident id = {0, 0};
     wc_shim_enter();
     struct wc_desc *d = path ? NULL : wc_desc_get(dirfd);
     if (d && __atomic_load_n(&d->ino, __ATOMIC_RELAXED) == 0) {
@@ -677,23 +687,48 @@ flush_for_times_slow(int dirfd, const char *path, int flags)
     }
     if (d) {
         /* A tracked descriptor: its file's identity is known. */
-        wc_reg_apply(d->dev, d->ino, flush_cb, NULL);
+        if (wc_reg_apply(d->dev, d->ino, flush_cb, NULL) != -ENOENT)
+            id = (struct ident){d->dev, d->ino};
         wc_desc_release(d);
     } else {
         struct stat st;
         int r = path ? wc_k_fstatat(dirfd, path, &st, flags)
                      : wc_k_fstat(dirfd, &st);
-        if (r == 0 && S_ISREG(st.st_mode))
-            wc_reg_apply(st.st_dev, st.st_ino, flush_cb, NULL);
+        if (r == 0 && S_ISREG(st.st_mode) &&
+            wc_reg_apply(st.st_dev, st.st_ino, flush_cb, NULL) != -ENOENT)
+            id = (struct ident){st.st_dev, st.st_ino};
     }
     wc_shim_leave();
     errno = e;
+    return id;
+}
+
+static int noted_cb(struct wc_file *f, void *arg)
+{
+    (void)arg;
+    wc_file_noted(f);
+    return 0;
+}
+
+/* After the program's own change of a cached file's times, mode, owner or
+ * names (its ctime moves): a file whose bytes could not be written (a
+ * write-back error) takes the disk's note again, or a retry would take
+ * the change for another process's and put them aside (cache/errors.c
+ * (8)). Returns r, errno kept. */
+static int own_change(struct ident id, int r)
+{
+    if (unlikely(id.ino)) {
+        int e = errno;
+        wc_reg_apply(id.dev, id.ino, noted_cb, NULL);
+        errno = e;
+    }
+    return r;
 }
 
 WC_EXPORT int futimens(int fd, const struct timespec t[2])
 {
-    flush_for_times(fd, NULL, 0);
-    return REAL(futimens)(fd, t);
+    struct ident id = flush_for_times(fd, NULL, 0);
+    return own_change(id, REAL(futimens)(fd, t));
 }
 
 WC_EXPORT int utimensat(int dirfd, const char *path,
@@ -701,35 +736,34 @@ WC_EXPORT int utimensat(int dirfd, const char *path,
 {
     const char *p = path;      /* NULL is valid here (Linux) despite   */
     __asm__("" : "+r"(p));     /* glibc's nonnull on the declaration  */
-    if (p)
-        flush_for_times(dirfd, p, flags & AT_SYMLINK_NOFOLLOW);
-    else
-        flush_for_times(dirfd, NULL, 0);
-    return REAL(utimensat)(dirfd, path, t, flags);
+    struct ident id = p ? flush_for_times(dirfd, p,
+                                          flags & AT_SYMLINK_NOFOLLOW)
+                        : flush_for_times(dirfd, NULL, 0);
+    return own_change(id, REAL(utimensat)(dirfd, path, t, flags));
 }
 
 WC_EXPORT int futimes(int fd, const struct timeval t[2])
 {
-    flush_for_times(fd, NULL, 0);
-    return REAL(futimes)(fd, t);
+    struct ident id = flush_for_times(fd, NULL, 0);
+    return own_change(id, REAL(futimes)(fd, t));
 }
 
 WC_EXPORT int lutimes(const char *path, const struct timeval t[2])
 {
-    flush_for_times(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW);
-    return REAL(lutimes)(path, t);
+    struct ident id = flush_for_times(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW);
+    return own_change(id, REAL(lutimes)(path, t));
 }
 
 WC_EXPORT int utimes(const char *path, const struct timeval t[2])
 {
-    flush_for_times(AT_FDCWD, path, 0);
-    return REAL(utimes)(path, t);
+    struct ident id = flush_for_times(AT_FDCWD, path, 0);
+    return own_change(id, REAL(utimes)(path, t));
 }
 
 WC_EXPORT int utime(const char *path, const struct utimbuf *t)
 {
-    flush_for_times(AT_FDCWD, path, 0);
-    return REAL(utime)(path, t);
+    struct ident id = flush_for_times(AT_FDCWD, path, 0);
+    return own_change(id, REAL(utime)(path, t));
 }
 
 /* A chmod that sets a set-user-ID or set-group-ID bit: the file passes
@@ -737,13 +771,14 @@ WC_EXPORT int utime(const char *path, const struct utimbuf *t)
  * the kernel clears the bit at each later write, which fstat must show at
  * once). Its cached data goes to the file first. */
 static void setid_for_good(int dirfd, const char *path, int flags);
-static inline void for_meta(int dirfd, const char *path, int flags,
-                            mode_t mode)
+static inline struct ident for_meta(int dirfd, const char *path, int flags,
+                                    mode_t mode)
 {
     if (likely(!wc_mode_setid(mode)))
-        flush_for_times(dirfd, path, flags);
-    else if (wc_state == WC_ST_ON && !wc_depth)
+        return flush_for_times(dirfd, path, flags);
+    if (wc_state == WC_ST_ON && !wc_depth)
         setid_for_good(dirfd, path, flags);
+    return (struct ident){0, 0};
 }
 
 static __attribute__((noinline)) void
@@ -764,31 +799,43 @@ setid_for_good(int dirfd, const char *path, int flags)
  * (O_TMPFILE) publishes it: a reader that opens the new name next must
  * find the bytes, as with the kernel. */
 
+/* The file a rename replaces at `to` loses its name (its ctime moves):
+ * noted too when it is cached. */
+static struct ident replaced(int fd, const char *to)
+{
+    return flush_for_times(fd, to, AT_SYMLINK_NOFOLLOW);
+}
+
 WC_EXPORT int rename(const char *from, const char *to)
 {
-    flush_for_times(AT_FDCWD, from, AT_SYMLINK_NOFOLLOW);
-    return REAL(rename)(from, to);
+    struct ident id = flush_for_times(AT_FDCWD, from, AT_SYMLINK_NOFOLLOW);
+    struct ident old = replaced(AT_FDCWD, to);
+    return own_change(old, own_change(id, REAL(rename)(from, to)));
 }
 
 WC_EXPORT int renameat(int fd1, const char *from, int fd2, const char *to)
 {
-    flush_for_times(fd1, from, AT_SYMLINK_NOFOLLOW);
-    return REAL(renameat)(fd1, from, fd2, to);
+    struct ident id = flush_for_times(fd1, from, AT_SYMLINK_NOFOLLOW);
+    struct ident old = replaced(fd2, to);
+    return own_change(old,
+                      own_change(id, REAL(renameat)(fd1, from, fd2, to)));
 }
 
 WC_EXPORT int renameat2(int fd1, const char *from, int fd2, const char *to,
                         unsigned flags)
 {
-    flush_for_times(fd1, from, AT_SYMLINK_NOFOLLOW);
-    if (flags & RENAME_EXCHANGE)        /* both names get the other file */
-        flush_for_times(fd2, to, AT_SYMLINK_NOFOLLOW);
-    return REAL(renameat2)(fd1, from, fd2, to, flags);
+    struct ident id = flush_for_times(fd1, from, AT_SYMLINK_NOFOLLOW);
+    /* RENAME_EXCHANGE: both names get the other file, whose bytes go
+     * first too; otherwise the file at `to` is replaced. */
+    struct ident old = replaced(fd2, to);
+    return own_change(old, own_change(id, REAL(renameat2)(fd1, from, fd2,
+                                                          to, flags)));
 }
 
 WC_EXPORT int link(const char *from, const char *to)
 {
-    flush_for_times(AT_FDCWD, from, AT_SYMLINK_NOFOLLOW);
-    return REAL(link)(from, to);
+    struct ident id = flush_for_times(AT_FDCWD, from, AT_SYMLINK_NOFOLLOW);
+    return own_change(id, REAL(link)(from, to));
 }
 
 WC_EXPORT int linkat(int fd1, const char *from, int fd2, const char *to,
@@ -796,48 +843,51 @@ WC_EXPORT int linkat(int fd1, const char *from, int fd2, const char *to,
 {
     const char *p = from;      /* as utimensat's: glibc says nonnull */
     __asm__("" : "+r"(p));
+    struct ident id;
     if ((flags & AT_EMPTY_PATH) && p && !p[0])
-        flush_for_times(fd1, NULL, 0);  /* the descriptor's file */
+        id = flush_for_times(fd1, NULL, 0);     /* the descriptor's file */
     else
-        flush_for_times(fd1, from,
-                        flags & AT_SYMLINK_FOLLOW ? 0 : AT_SYMLINK_NOFOLLOW);
-    return REAL(linkat)(fd1, from, fd2, to, flags);
+        id = flush_for_times(fd1, from,
+                             flags & AT_SYMLINK_FOLLOW ? 0
+                                                       : AT_SYMLINK_NOFOLLOW);
+    return own_change(id, REAL(linkat)(fd1, from, fd2, to, flags));
 }
 
 WC_EXPORT int chmod(const char *path, mode_t mode)
 {
-    for_meta(AT_FDCWD, path, 0, mode);
-    return REAL(chmod)(path, mode);
+    struct ident id = for_meta(AT_FDCWD, path, 0, mode);
+    return own_change(id, REAL(chmod)(path, mode));
 }
 
 WC_EXPORT int fchmod(int fd, mode_t mode)
 {
-    for_meta(fd, NULL, 0, mode);
-    return REAL(fchmod)(fd, mode);
+    struct ident id = for_meta(fd, NULL, 0, mode);
+    return own_change(id, REAL(fchmod)(fd, mode));
 }
 
 WC_EXPORT int fchmodat(int dirfd, const char *path, mode_t mode, int flags)
 {
-    for_meta(dirfd, path, flags & AT_SYMLINK_NOFOLLOW, mode);
-    return REAL(fchmodat)(dirfd, path, mode, flags);
+    struct ident id = for_meta(dirfd, path, flags & AT_SYMLINK_NOFOLLOW,
+                               mode);
+    return own_change(id, REAL(fchmodat)(dirfd, path, mode, flags));
 }
 
 WC_EXPORT int chown(const char *path, uid_t uid, gid_t gid)
 {
-    flush_for_times(AT_FDCWD, path, 0);
-    return REAL(chown)(path, uid, gid);
+    struct ident id = flush_for_times(AT_FDCWD, path, 0);
+    return own_change(id, REAL(chown)(path, uid, gid));
 }
 
 WC_EXPORT int fchown(int fd, uid_t uid, gid_t gid)
 {
-    flush_for_times(fd, NULL, 0);
-    return REAL(fchown)(fd, uid, gid);
+    struct ident id = flush_for_times(fd, NULL, 0);
+    return own_change(id, REAL(fchown)(fd, uid, gid));
 }
 
 WC_EXPORT int lchown(const char *path, uid_t uid, gid_t gid)
 {
-    flush_for_times(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW);
-    return REAL(lchown)(path, uid, gid);
+    struct ident id = flush_for_times(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW);
+    return own_change(id, REAL(lchown)(path, uid, gid));
 }
 
 WC_EXPORT int fchownat(int dirfd, const char *path, uid_t uid, gid_t gid,
@@ -846,9 +896,9 @@ WC_EXPORT int fchownat(int dirfd, const char *path, uid_t uid, gid_t gid,
     /* AT_EMPTY_PATH with "": the descriptor itself. */
     const char *p = path;      /* as utimensat's: glibc says nonnull */
     __asm__("" : "+r"(p));
-    if ((flags & AT_EMPTY_PATH) && p && !p[0])
-        flush_for_times(dirfd, NULL, 0);
-    else
-        flush_for_times(dirfd, path, flags & AT_SYMLINK_NOFOLLOW);
-    return REAL(fchownat)(dirfd, path, uid, gid, flags);
+    struct ident id = (flags & AT_EMPTY_PATH) && p && !p[0]
+                          ? flush_for_times(dirfd, NULL, 0)
+                          : flush_for_times(dirfd, path,
+                                            flags & AT_SYMLINK_NOFOLLOW);
+    return own_change(id, REAL(fchownat)(dirfd, path, uid, gid, flags));
 }

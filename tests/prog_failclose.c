@@ -26,6 +26,13 @@
  *                 works, its write does not), then 3 s without a call
  *                 (the shim's deadline flusher retries meanwhile); then
  *                 CTL goes and sync()
+ *   self-chmod    while the server still fails, the program chmods FILE
+ *                 itself (its ctime moves); then CTL goes and sync()
+ *   self-trunc    the same, the program opening FILE with O_TRUNC
+ *   late-clobber  the server works again, the other process rewrites
+ *                 FILE, the server fails again (CTL), sync(); then the
+ *                 program appends "appended\n" through a new O_APPEND
+ *                 descriptor (it fails), CTL goes, sync()
  *   other-mv      the other process renames FILE to FILE.renamed and
  *                 makes it mode 0600; then sync()
  *   other-reopen  the other process rewrites FILE; then the program opens
@@ -162,7 +169,8 @@ int main(int argc, char **argv)
         int r = close(fd);
         printf("close -> %d%s%s\n", r, r ? " " : "", r ? strerror(errno) : "");
     }
-    int failing = !strcmp(mode, "other-failing");
+    int failing = !strcmp(mode, "other-failing") ||
+                  !strncmp(mode, "self-", 5);
     if (!failing && unlink(ctl) != 0) {
         perror(ctl);
         return 1;
@@ -187,9 +195,39 @@ int main(int argc, char **argv)
     } else if (!strcmp(mode, "other")) {
         other("printf 'rewritten by another process\\n' > '%s'", path);
         sync();
-    } else if (failing) {
+    } else if (!strcmp(mode, "other-failing")) {
         other("printf 'rewritten by another process\\n' > '%s'; true", path);
         sleep(3);
+        if (unlink(ctl) != 0) {
+            perror(ctl);
+            return 1;
+        }
+        sync();
+    } else if (!strcmp(mode, "self-chmod") || !strcmp(mode, "self-trunc")) {
+        int fd2 = -1;
+        if (mode[5] == 'c' ? chmod(path, 0600) != 0
+                           : (fd2 = open(path, O_WRONLY | O_TRUNC)) < 0 ||
+                                 close(fd2) != 0) {
+            perror(path);
+            return 1;
+        }
+        if (unlink(ctl) != 0) {
+            perror(ctl);
+            return 1;
+        }
+        sync();
+    } else if (!strcmp(mode, "late-clobber")) {
+        other("printf 'rewritten by another process\\n' > '%s'", path);
+        touch(ctl);
+        sync();
+        if ((fd = open(path, O_WRONLY | O_APPEND)) < 0) {
+            perror(path);
+            return 1;
+        }
+        errno = 0;
+        show("append", write(fd, "appended\n", 9));
+        errno = 0;
+        show("close", close(fd));
         if (unlink(ctl) != 0) {
             perror(ctl);
             return 1;

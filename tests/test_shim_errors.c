@@ -603,6 +603,23 @@ Test(errors, fuse_eio_retry_after_another_process, .init = setup,
         free(a);
         run_free(&r);
 
+        /* The other rewrites it while the server works, then it fails
+         * again: the bytes cannot go aside yet, and the program's failed
+         * append through a new descriptor noted the other's file as the
+         * engine's own: the next retry wrote the old records over it. */
+        failclose_run(mnt, "late-clobber", shim, f, sizeof f, &r);
+        cr_assert(r.len == sizeof other - 1 && !memcmp(r.file, other, r.len),
+                  "shim=%d: the other process's file is %zu bytes: "
+                  "\"%.40s\"\n%s%s", shim, r.len, r.file, r.r.out, r.r.err);
+        cr_assert(strstr(r.r.out, "append -> -1 Input/output error\n"),
+                  "shim=%d: %s", shim, r.r.out);
+        a = aside_take(f, r.r.err, &alen);
+        cr_assert(!shim == !a, "shim=%d: %s", shim, r.r.err);
+        if (a)
+            records_kept(r.r.out, NULL, 0, a, alen);
+        free(a);
+        run_free(&r);
+
         failclose_run(mnt, "other-reopen", shim, f, sizeof f, &r);
         cr_assert(strstr(r.r.out, "read 29: rewritten by another process\n"),
                   "shim=%d: %s", shim, r.r.out);
@@ -651,6 +668,41 @@ Test(errors, fuse_eio_append_after_failed_fsync, .init = setup,
         cr_assert(r.len == n && !memcmp(r.file, want, n),
                   "shim=%d: %zu bytes, %zu expected\n%s", shim, r.len, n,
                   r.r.out);
+        run_free(&r);
+    }
+}
+
+/* The program itself changes the file whose close reported the error,
+ * while the server still fails: a chmod (its ctime moves) was taken for
+ * another process's change, and the bytes went aside, the file left
+ * without them; an O_TRUNC open put aside the bytes the program had just
+ * discarded, with a message blaming another process. Now the program's
+ * own changes are noted (shim/meta.c own_change; an O_TRUNC open drops
+ * the bytes): in place, and nothing aside. */
+Test(errors, fuse_eio_own_changes_after_failed_close, .init = setup,
+     .fini = teardown, .timeout = 120)
+{
+    wct_require_shim();
+    wct_require_prog(WCT_PROG("prog_failclose"));
+    mount_failfs(0);
+    char f[4300];
+    for (int shim = 0; shim < 2; shim++) {
+        struct run r;
+        failclose_run(mnt, "self-chmod", shim, f, sizeof f, &r);
+        cr_assert(!shim || strstr(r.r.out, "close -> -1 Input/output "
+                                  "error\n"), "%s", r.r.out);
+        cr_assert(!strstr(r.r.err, "changed after"), "shim=%d: %s", shim,
+                  r.r.err);
+        static char want[FC_MAX];
+        size_t n = failclose_expected(r.r.out, want);
+        cr_assert(r.len == n && !memcmp(r.file, want, n), "shim=%d: %zu "
+                  "bytes, %zu expected\n%s", shim, r.len, n, r.r.out);
+        run_free(&r);
+
+        failclose_run(mnt, "self-trunc", shim, f, sizeof f, &r);
+        cr_assert(!strstr(r.r.err, "changed after"), "shim=%d: %s", shim,
+                  r.r.err);
+        cr_assert_eq(r.len, 0, "shim=%d", shim);
         run_free(&r);
     }
 }

@@ -228,7 +228,10 @@ struct wc_file *wc_file_get(struct wc_cache *c, int fd, int *err);
 
 /* The same, for a caller that already knows what the kernel says of fd:
  * `st` its fstat (NULL: asked here) and `fl` its status flags (F_GETFL;
- * -1: asked here). Saves those system calls per newly cached file. */
+ * -1: asked here). Saves those system calls per newly cached file. `fl`
+ * may carry O_TRUNC: the caller truncates the file next (the open did),
+ * so bytes the program let go of are not set aside first (errors.c
+ * (8)). */
 struct wc_file *wc_file_get_known(struct wc_cache *c, int fd,
                                   const struct stat *st, int fl, int *err);
 
@@ -273,6 +276,12 @@ int wc_file_put_idle(struct wc_file *f);
  * 0 when not, or the write-back's -errno (also kept for fsync and
  * close). */
 int wc_file_publish(struct wc_file *f);
+
+/* The program itself changed f's file outside the engine (its times,
+ * mode, owner, names): when f holds bytes not yet written, the disk note
+ * is taken again, so that the change is not taken for another process's
+ * (errors.c (8), a crash replay). */
+void wc_file_noted(struct wc_file *f);
 
 /* Does f hold bytes not yet written to its file (a write-back that failed
  * keeps them for a retry: CONTRACT section 4)? */
