@@ -39,7 +39,10 @@
  *       set before the engine changes the file and cleared after seen_*
  *       are updated: while it is set, only dev, ino and a size between
  *       seen_size and size can be checked (what the engine was writing
- *       is what a replay writes again). shared (set before the first
+ *       is what a replay writes again). busy is 2 while the path is
+ *       being changed (the program renamed the file or a directory above
+ *       it: wc_cache_renamed), path, path_len and id_sum then possibly
+ *       torn: a replay trusts nothing of that slot. shared (set before the first
  *       byte a shared description caches, cleared when the slot is
  *       claimed) says that other processes write the file at offsets
  *       reserved apart from this process's: a larger size or a newer
@@ -105,7 +108,8 @@ struct wc_fslot {
     uint64_t mtime_ns;          /* target's mtime when claimed */
     uint32_t path_len;          /* bytes in path[], without the NUL */
     uint32_t busy;              /* 1 while the engine changes the file:
-                                   seen_* may be behind it (5) */
+                                   seen_* may be behind it; 2 while the
+                                   path changes (5) */
     uint64_t seen_size;         /* st_size after our last change (5) */
     uint64_t seen_ctime_ns;     /* st_ctime then */
     uint64_t id_sum;            /* wc_fmt_slot_sum(): gen, dev, ino, path */

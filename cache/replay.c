@@ -171,6 +171,8 @@ static const char *check_slot(const struct wc_fslot *s)
 {
     if (s->state != WC_SLOT_LIVE)
         return "slot not in use";
+    if (s->busy == 2)
+        return "its name was being changed";    /* format.h (5) */
     if (s->path_len == 0 || s->path_len >= sizeof s->path ||
         s->path[s->path_len] != 0 || strlen(s->path) != s->path_len ||
         s->path[0] != '/')

@@ -22,6 +22,7 @@
 #include <fcntl.h>
 #include <linux/kcmp.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -238,6 +239,40 @@ int wc_cache_fd_owner(struct wc_cache *c, int fd, dev_t *dev, ino_t *ino)
     }
     wc_engine_leave();
     return r;
+}
+
+void wc_cache_renamed(struct wc_cache *c)
+{
+    if (!wc_engine_enter())
+        return;
+    struct wc_file *f;
+    char buf[sizeof f->slot->path], link[64];
+    for (uint32_t i = 0; (f = next_live_locked(c, &i));) {
+        struct wc_fslot *s = f->slot;
+        ssize_t n = f->wb_fd < 0 ? -1
+                    : wc_sys.readlink(wc_str_procfd(link, sizeof link,
+                                                    f->wb_fd),
+                                      buf, sizeof buf - 1);
+        /* Not a name (deleted: "... (deleted)"), or one too long for the
+         * slot: the recorded one stays. */
+        static const char gone[] = " (deleted)";
+        size_t g = sizeof gone - 1;
+        if (n > 0 && (size_t)n < sizeof buf - 1 && buf[0] == '/' &&
+            !((size_t)n > g && !memcmp(buf + n - g, gone, g)) &&
+            ((uint32_t)n != s->path_len || memcmp(buf, s->path, (size_t)n))) {
+            uint32_t was = s->busy;
+            s->busy = 2;                        /* format.h (5) */
+            __atomic_signal_fence(__ATOMIC_SEQ_CST);
+            memcpy(s->path, buf, (size_t)n);
+            s->path[n] = 0;
+            s->path_len = (uint32_t)n;
+            s->id_sum = wc_fmt_slot_sum(s);
+            __atomic_signal_fence(__ATOMIC_SEQ_CST);
+            s->busy = was;
+        }
+        wc_blk_unlock(&f->lock);
+    }
+    wc_engine_leave();
 }
 
 void wc_cache_each_file_fd(struct wc_cache *c,

@@ -56,6 +56,7 @@
 #include <sys/mman.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 #include <utime.h>
@@ -63,6 +64,7 @@
 
 #include "shim.h"
 #include "kcall.h"
+#include "wcache/raw.h"
 
 _Static_assert(sizeof(struct stat) == sizeof(struct stat64),
                "struct stat64 differs from struct stat");
@@ -736,10 +738,44 @@ WC_EXPORT int utimensat(int dirfd, const char *path,
 {
     const char *p = path;      /* NULL is valid here (Linux) despite   */
     __asm__("" : "+r"(p));     /* glibc's nonnull on the declaration  */
-    struct ident id = p ? flush_for_times(dirfd, p,
-                                          flags & AT_SYMLINK_NOFOLLOW)
-                        : flush_for_times(dirfd, NULL, 0);
+    /* NULL, or "" with AT_EMPTY_PATH: the descriptor's own file (an
+     * fstatat of "" without that flag found none, and nothing was
+     * flushed). */
+    struct ident id = p && (p[0] || !(flags & AT_EMPTY_PATH))
+                          ? flush_for_times(dirfd, p,
+                                            flags & AT_SYMLINK_NOFOLLOW)
+                          : flush_for_times(dirfd, NULL, 0);
     return own_change(id, REAL(utimensat)(dirfd, path, t, flags));
+}
+
+/* The system calls themselves, for syscall(): utimensat with a NULL path
+ * (the kernel's: the descriptor's file; glibc's function refuses it with
+ * EINVAL), and futimesat, which glibc's function turns into the same. */
+long wc_sys_utimensat(int dirfd, const char *path, const struct timespec *t,
+                      int flags)
+{
+    struct ident id = path && (path[0] || !(flags & AT_EMPTY_PATH))
+                          ? flush_for_times(dirfd, path,
+                                            flags & AT_SYMLINK_NOFOLLOW)
+                          : flush_for_times(dirfd, NULL, 0);
+    return own_change(id, (int)wc_ret(wc_raw_syscall(SYS_utimensat, dirfd,
+                                                     (long)path, (long)t,
+                                                     flags, 0, 0)));
+}
+
+long wc_sys_futimesat(int dirfd, const char *path, const struct timeval *t)
+{
+    struct ident id = path ? flush_for_times(dirfd, path, 0)
+                           : flush_for_times(dirfd, NULL, 0);
+    return own_change(id, (int)wc_ret(wc_raw_syscall(SYS_futimesat, dirfd,
+                                                     (long)path, (long)t,
+                                                     0, 0, 0)));
+}
+
+WC_EXPORT int futimesat(int dirfd, const char *path,
+                        const struct timeval t[2])
+{
+    return (int)wc_sys_futimesat(dirfd, path, t);
 }
 
 WC_EXPORT int futimes(int fd, const struct timeval t[2])
@@ -799,6 +835,23 @@ setid_for_good(int dirfd, const char *path, int flags)
  * (O_TMPFILE) publishes it: a reader that opens the new name next must
  * find the bytes, as with the kernel. */
 
+/* After a rename the program made (of a file, or of a directory above
+ * cached files): the slots take the files' new names, for a replay after
+ * a crash (wc_cache_renamed). Returns r, errno kept. */
+static int renamed(int r)
+{
+    struct wc_cache *c = wc_cachep;
+    if (r == 0 && unlikely(!wc_reg_empty()) && c && wc_state == WC_ST_ON &&
+        !wc_depth) {
+        int e = errno;
+        wc_shim_enter();
+        wc_cache_renamed(c);
+        wc_shim_leave();
+        errno = e;
+    }
+    return r;
+}
+
 /* The file a rename replaces at `to` loses its name (its ctime moves):
  * noted too when it is cached. */
 static struct ident replaced(int fd, const char *to)
@@ -810,15 +863,15 @@ WC_EXPORT int rename(const char *from, const char *to)
 {
     struct ident id = flush_for_times(AT_FDCWD, from, AT_SYMLINK_NOFOLLOW);
     struct ident old = replaced(AT_FDCWD, to);
-    return own_change(old, own_change(id, REAL(rename)(from, to)));
+    return own_change(old, own_change(id, renamed(REAL(rename)(from, to))));
 }
 
 WC_EXPORT int renameat(int fd1, const char *from, int fd2, const char *to)
 {
     struct ident id = flush_for_times(fd1, from, AT_SYMLINK_NOFOLLOW);
     struct ident old = replaced(fd2, to);
-    return own_change(old,
-                      own_change(id, REAL(renameat)(fd1, from, fd2, to)));
+    return own_change(old, own_change(id, renamed(REAL(renameat)(fd1, from,
+                                                                  fd2, to))));
 }
 
 WC_EXPORT int renameat2(int fd1, const char *from, int fd2, const char *to,
@@ -828,8 +881,8 @@ WC_EXPORT int renameat2(int fd1, const char *from, int fd2, const char *to,
     /* RENAME_EXCHANGE: both names get the other file, whose bytes go
      * first too; otherwise the file at `to` is replaced. */
     struct ident old = replaced(fd2, to);
-    return own_change(old, own_change(id, REAL(renameat2)(fd1, from, fd2,
-                                                          to, flags)));
+    return own_change(old, own_change(id, renamed(REAL(renameat2)(
+                                              fd1, from, fd2, to, flags))));
 }
 
 WC_EXPORT int link(const char *from, const char *to)

@@ -440,6 +440,14 @@ void wc_reg_drop(dev_t dev, ino_t ino);
  * wc_file_put). The entry outlives its last description while the engine
  * keeps bytes of the file unwritten (registry.c invariant (1)). Returns
  * the put's answer (0 or the write-back error close reports). */
+/* syscall()'s utimensat and futimesat (meta.c): flushed first, then the
+ * kernel's call itself (a NULL path is the descriptor's file). Return -1
+ * with errno, or 0. */
+struct timespec;
+struct timeval;
+long wc_sys_utimensat(int dirfd, const char *path, const struct timespec *t,
+                      int flags);
+long wc_sys_futimesat(int dirfd, const char *path, const struct timeval *t);
 int wc_reg_release(dev_t dev, ino_t ino, struct wc_file *f, int fd);
 /* Let go of the files whose entries outlived their descriptions and that
  * have nothing unwritten any more (registry.c invariant (1)). */

@@ -313,7 +313,8 @@ static long route(long nr, long a, long b, long c, long d, long e, long f,
         return fcntl(I(a), I(b), P(c));
     case SYS_flock:      return flock(I(a), I(b));
     /* timestamps (flushed first, so write-back cannot move them) */
-    case SYS_utimensat:  return utimensat(I(a), CP(b), P(c), I(d));
+    case SYS_utimensat:  return wc_sys_utimensat(I(a), CP(b), P(c), I(d));
+    case SYS_futimesat:  return wc_sys_futimesat(I(a), CP(b), P(c));
     case SYS_utimes:     return utimes(CP(a), P(b));
     case SYS_utime:      return utime(CP(a), P(b));
     case SYS_ioctl:      return ioctl(I(a), (unsigned long)b, P(c));

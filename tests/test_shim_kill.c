@@ -57,6 +57,8 @@ struct run {
     const char *flush_ms;   /* WCACHE_FLUSH_MS, NULL: default */
     const char *store;      /* WCACHE_DIR, NULL: dir */
     int background;         /* WCACHE_BACKGROUND_NS=0 */
+    const char *prog;       /* the writer, NULL: prog_killwriter (same
+                               arguments: prog_rename) */
     /* results */
     long acked;             /* records acknowledged */
     int status;
@@ -152,8 +154,8 @@ static void start_writer(struct run *r)
             setenv("WCACHE_FLUSH_MS", r->flush_ms, 1);
         if (r->background)
             setenv("WCACHE_BACKGROUND_NS", "0", 1);
-        execl(WCT_PROG("prog_killwriter"), "prog_killwriter", r->dir, seed,
-              r->how, n, (char *)NULL);
+        const char *prog = r->prog ? r->prog : WCT_PROG("prog_killwriter");
+        execl(prog, prog, r->dir, seed, r->how, n, (char *)NULL);
         _exit(127);
     }
     close(in[0]);
@@ -595,6 +597,43 @@ Test(kill, file_changed_after_crash, .init = setup,
     free(was);
     free(is);
     cr_assert_eq(wct_stores_left(dir), 0);
+}
+
+/* The program renames the file it writes (or the directory above it),
+ * writes on, and is killed: the replay looked for the file under the
+ * name it had when it was cached, took the renamed one for another's
+ * change and put the bytes beside the old name (or, under a renamed
+ * directory, could put them nowhere: kept, `wcache recover` failing).
+ * Now the slot takes the new name at the rename (wc_cache_renamed). */
+Test(kill, replay_after_the_program_renamed_its_file, .init = setup,
+     .fini = kill_writers_and_clean, .timeout = 120)
+{
+    static const char *const hows[] = {"file", "dir"};
+    for (int h = 0; h < 2; h++) {
+        char *dir = wct_scratch("kill");
+        struct run r = {.dir = dir, .seed = 1, .how = hows[h], .n = 20,
+                        .sig = SIGKILL, .kill_after = 1,
+                        .prog = WCT_PROG("prog_rename"),
+                        .flush_ms = "600000"};
+        run_writer(&r);
+        cr_assert_eq(r.acked, 1, "%s: the writer did not finish", hows[h]);
+        wait_guard(dir);
+        char path[4300], aside[4400];
+        snprintf(path, sizeof path, "%s/%s", dir, h ? "final/f" : "B");
+        size_t len = 0;
+        char *got = wct_slurp(path, &len);
+        cr_assert(got && len == 4000, "%s: %s has %zu bytes", hows[h], path,
+                  len);
+        for (size_t off = 0; off < len; off += 100)
+            cr_assert(got[off] == 'a' + (int)(off / 100 % 26) &&
+                      got[off + 99] == '\n', "%s: record at %zu", hows[h],
+                      off);
+        free(got);
+        snprintf(aside, sizeof aside, "%s/%s.wcache-recovered.%d", dir,
+                 h ? "stage/f" : "A", (int)r.pid);
+        cr_assert_eq(access(aside, F_OK), -1, "%s: %s made", hows[h], aside);
+        free(dir);
+    }
 }
 
 /* A write to an existing control file (never creating one). */

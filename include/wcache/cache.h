@@ -301,6 +301,13 @@ int wc_file_put(struct wc_file *f);
  * release them. */
 int wc_file_put_fd(struct wc_file *f, int fd);
 
+/* The program renamed a file or a directory: every cached file's slot
+ * takes the name its write-back descriptor has now (/proc/self/fd), so
+ * that a replay after a crash finds the file where the program put it (it
+ * took the renamed file for another's change, or found no file at all
+ * under a renamed directory). */
+void wc_cache_renamed(struct wc_cache *c);
+
 /* Call fn(fd, dev, ino, arg) for every descriptor the engine keeps of a
  * cached file (write-back's, and the lseek+write one of a file written
  * back that way), with the file's lock held: fn must not call the
