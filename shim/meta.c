@@ -853,14 +853,36 @@ static int renamed(int r)
 }
 
 /* The file a rename replaces at `to` loses its name (its ctime moves):
- * noted too when it is cached. */
+ * noted too when it is cached. A directory renamed (either name, for
+ * RENAME_EXCHANGE) publishes the files under it, as a rename of a file
+ * publishes that file (a staging directory renamed into place: a reader
+ * of the new names found them empty): everything cached goes to its file
+ * first. */
+static void dir_first(int fd, const char *name)
+{
+    struct wc_cache *c = wc_cachep;
+    if (likely(wc_reg_empty()) || !c || wc_state != WC_ST_ON || wc_depth)
+        return;
+    int e = errno;
+    struct stat st;
+    if (wc_k_fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+        S_ISDIR(st.st_mode)) {
+        int w = wc_work_begin();
+        wc_cache_flush(c, WC_WHY_OTHER);
+        wc_work_end(w);
+    }
+    errno = e;
+}
+
 static struct ident replaced(int fd, const char *to)
 {
+    dir_first(fd, to);
     return flush_for_times(fd, to, AT_SYMLINK_NOFOLLOW);
 }
 
 WC_EXPORT int rename(const char *from, const char *to)
 {
+    dir_first(AT_FDCWD, from);
     struct ident id = flush_for_times(AT_FDCWD, from, AT_SYMLINK_NOFOLLOW);
     struct ident old = replaced(AT_FDCWD, to);
     return own_change(old, own_change(id, renamed(REAL(rename)(from, to))));
@@ -868,6 +890,7 @@ WC_EXPORT int rename(const char *from, const char *to)
 
 WC_EXPORT int renameat(int fd1, const char *from, int fd2, const char *to)
 {
+    dir_first(fd1, from);
     struct ident id = flush_for_times(fd1, from, AT_SYMLINK_NOFOLLOW);
     struct ident old = replaced(fd2, to);
     return own_change(old, own_change(id, renamed(REAL(renameat)(fd1, from,
@@ -877,6 +900,7 @@ WC_EXPORT int renameat(int fd1, const char *from, int fd2, const char *to)
 WC_EXPORT int renameat2(int fd1, const char *from, int fd2, const char *to,
                         unsigned flags)
 {
+    dir_first(fd1, from);
     struct ident id = flush_for_times(fd1, from, AT_SYMLINK_NOFOLLOW);
     /* RENAME_EXCHANGE: both names get the other file, whose bytes go
      * first too; otherwise the file at `to` is replaced. */

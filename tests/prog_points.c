@@ -785,6 +785,27 @@ static void s_times(void)
     }
 }
 
+/* A directory of files still open and written, renamed into place (a
+ * staging directory published): a reader of the new names finds the
+ * bytes, as for a rename of the file itself (it found 0 bytes). The files
+ * are compared again after more writes and the close. */
+static void s_dir_rename(void)
+{
+    if (mkdir(path("stage"), 0755) != 0)
+        die("mkdir");
+    int a = xopen("stage/a", O_WRONLY | O_CREAT | O_TRUNC);
+    int b = xopen("stage/b", O_WRONLY | O_CREAT | O_TRUNC);
+    lines(a, "a", 200);
+    lines(b, "b", 30);
+    say("OUT rename %d", rename(path("stage"), path("final")));
+    check("renamed-a", "final/a");
+    check("renamed-b", "final/b");
+    lines(a, "a2", 20);
+    close(a);
+    close(b);
+    check("closed-a", "final/a");
+}
+
 /* Section 1: descriptors that are not cached see every byte at once. */
 static void s_passthrough(const char *kind)
 {
@@ -2308,6 +2329,7 @@ int main(int argc, char **argv)
     else if (!strcmp(sc, "no_thread")) s_no_thread();
     else if (!strcmp(sc, "fsync")) s_fsync();
     else if (!strcmp(sc, "times")) s_times();
+    else if (!strcmp(sc, "dir_rename")) s_dir_rename();
     else if (!strcmp(sc, "passthrough")) s_passthrough(arg);
     else if (!strcmp(sc, "truncate")) s_truncate();
     else if (!strcmp(sc, "second_open")) s_second_open();

@@ -371,6 +371,7 @@ Test(points, fopen_sees_cached_data) { differential("fopen", NULL, NULL); }
 Test(points, unlinked_file_reads) { differential("unlinked", NULL, NULL); }
 Test(points, fsync_family_makes_data_visible) { differential("fsync", NULL, NULL); }
 Test(points, times_set_through_the_descriptor) { differential("times", NULL, NULL); }
+Test(points, directory_renamed_into_place) { differential("dir_rename", NULL, NULL); }
 Test(points, copy_file_range_sees_data) { differential("passthrough", "sendfile", NULL); }
 
 Test(points, deadline_flush_while_idle)
