@@ -29,10 +29,12 @@
  *       it behind the engine (open.c invariant (3)).
  *
  * Lock: g_reg_lock protects g_reg, wc_nreg (written under it, read
- * lock-free as a hint), every entry, the parked files (g_nparked likewise
- * a hint), the mapped set and the streams set (g_nstreams a hint). It is taken
- * inside a description's lock, never the other way; wc_reg_apply calls
- * into the engine under it (the engine's locks come after it).
+ * lock-free as a hint), every entry, g_nheld (a hint likewise), the parked
+ * files (g_nparked a hint), the mapped set and the streams set (g_nstreams
+ * a hint). It is taken inside a description's lock, never the other way;
+ * wc_reg_apply, wc_reg_release and wc_reg_sweep call into the engine under
+ * it (the engine's locks come after it); the puts that may write back are
+ * made outside it.
  */
 #include <sys/mman.h>
 
