@@ -123,7 +123,9 @@
  *       backing file, for the guard's replay, which applies the same
  *       rule), said once, tried again at consistency points only. A run
  *       of appended bytes alone is retried as (2) says: at the end of the
- *       file, it covers nothing of another's.
+ *       file, it covers nothing of another's; so is a file with no name
+ *       left and its size unchanged (an unlink moved its ctime): in place,
+ *       for whoever still holds it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -301,6 +303,12 @@ int wc_err_retry_aside(struct wc_file *f, enum wc_reason why)
     if (!f->behind && (uint64_t)st.st_size == s->seen_size &&
         ctime == s->seen_ctime_ns)
         return 0;                       /* as we left it: in place */
+    /* A file with no name left (the program unlinked it after the close,
+     * or another process did): written back in place like any other
+     * (CONTRACT section 4), for whoever still holds it; a recovery file
+     * would be a name the kernel never had. */
+    if (!f->behind && st.st_nlink == 0 && (uint64_t)st.st_size == s->seen_size)
+        return 0;
     f->behind = 1;      /* for good: no later note may take it for ours */
     char aside[sizeof s->path + 64], msg[2 * sizeof aside + 256];
     int64_t n = write_aside(f, aside, sizeof aside);

@@ -29,6 +29,7 @@
  *   self-chmod    while the server still fails, the program chmods FILE
  *                 itself (its ctime moves); then CTL goes and sync()
  *   self-trunc    the same, the program opening FILE with O_TRUNC
+ *   self-unlink   the same, the program unlinking FILE
  *   late-clobber  the server works again, the other process rewrites
  *                 FILE, the server fails again (CTL), sync(); then the
  *                 program appends "appended\n" through a new O_APPEND
@@ -203,11 +204,13 @@ int main(int argc, char **argv)
             return 1;
         }
         sync();
-    } else if (!strcmp(mode, "self-chmod") || !strcmp(mode, "self-trunc")) {
+    } else if (!strcmp(mode, "self-chmod") || !strcmp(mode, "self-trunc") ||
+               !strcmp(mode, "self-unlink")) {
         int fd2 = -1;
-        if (mode[5] == 'c' ? chmod(path, 0600) != 0
-                           : (fd2 = open(path, O_WRONLY | O_TRUNC)) < 0 ||
-                                 close(fd2) != 0) {
+        if (mode[5] == 'c'   ? chmod(path, 0600) != 0
+            : mode[5] == 'u' ? unlink(path) != 0
+                             : (fd2 = open(path, O_WRONLY | O_TRUNC)) < 0 ||
+                                   close(fd2) != 0) {
             perror(path);
             return 1;
         }
