@@ -667,17 +667,17 @@ struct ident {
     ino_t ino;
 };
 static struct ident flush_for_times_slow(int dirfd, const char *path,
-                                         int flags);
+                                         int flags, int dirs);
 static inline struct ident flush_for_times(int dirfd, const char *path,
                                            int flags)
 {
     if (unlikely(!wc_reg_empty()) && wc_state == WC_ST_ON && !wc_depth)
-        return flush_for_times_slow(dirfd, path, flags);
+        return flush_for_times_slow(dirfd, path, flags, 0);
     return (struct ident){0, 0};
 }
 
 static __attribute__((noinline)) struct ident
-flush_for_times_slow(int dirfd, const char *path, int flags)
+flush_for_times_slow(int dirfd, const char *path, int flags, int dirs)
 {
     int e = errno;
     struct ident id = {0, 0};
@@ -699,6 +699,11 @@ flush_for_times_slow(int dirfd, const char *path, int flags)
         if (r == 0 && S_ISREG(st.st_mode) &&
             wc_reg_apply(st.st_dev, st.st_ino, flush_cb, NULL) != -ENOENT)
             id = (struct ident){st.st_dev, st.st_ino};
+        else if (r == 0 && dirs && S_ISDIR(st.st_mode) && wc_cachep) {
+            int w = wc_work_begin();                    /* rename_name */
+            wc_cache_flush(wc_cachep, WC_WHY_OTHER);
+            wc_work_end(w);
+        }
     }
     wc_shim_leave();
     errno = e;
@@ -852,47 +857,31 @@ static int renamed(int r)
     return r;
 }
 
-/* The file a rename replaces at `to` loses its name (its ctime moves):
- * noted too when it is cached. A directory renamed (either name, for
- * RENAME_EXCHANGE) publishes the files under it, as a rename of a file
- * publishes that file (a staging directory renamed into place: a reader
- * of the new names found them empty): everything cached goes to its file
- * first. */
-static void dir_first(int fd, const char *name)
+/* Either name of a rename, before it: a cached file there goes to its
+ * file first (and is noted after: the one at `to` loses its name, its
+ * ctime moves); a directory renamed (either name, for RENAME_EXCHANGE)
+ * publishes the files under it, as a rename of a file publishes that
+ * file (a staging directory renamed into place: a reader of the new
+ * names found them empty): everything cached goes to its file first.
+ * One fstatat a name, and none while nothing is cached. */
+static struct ident rename_name(int fd, const char *name)
 {
-    struct wc_cache *c = wc_cachep;
-    if (likely(wc_reg_empty()) || !c || wc_state != WC_ST_ON || wc_depth)
-        return;
-    int e = errno;
-    struct stat st;
-    if (wc_k_fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-        S_ISDIR(st.st_mode)) {
-        int w = wc_work_begin();
-        wc_cache_flush(c, WC_WHY_OTHER);
-        wc_work_end(w);
-    }
-    errno = e;
-}
-
-static struct ident replaced(int fd, const char *to)
-{
-    dir_first(fd, to);
-    return flush_for_times(fd, to, AT_SYMLINK_NOFOLLOW);
+    if (unlikely(!wc_reg_empty()) && wc_state == WC_ST_ON && !wc_depth)
+        return flush_for_times_slow(fd, name, AT_SYMLINK_NOFOLLOW, 1);
+    return (struct ident){0, 0};
 }
 
 WC_EXPORT int rename(const char *from, const char *to)
 {
-    dir_first(AT_FDCWD, from);
-    struct ident id = flush_for_times(AT_FDCWD, from, AT_SYMLINK_NOFOLLOW);
-    struct ident old = replaced(AT_FDCWD, to);
+    struct ident id = rename_name(AT_FDCWD, from);
+    struct ident old = rename_name(AT_FDCWD, to);
     return own_change(old, own_change(id, renamed(REAL(rename)(from, to))));
 }
 
 WC_EXPORT int renameat(int fd1, const char *from, int fd2, const char *to)
 {
-    dir_first(fd1, from);
-    struct ident id = flush_for_times(fd1, from, AT_SYMLINK_NOFOLLOW);
-    struct ident old = replaced(fd2, to);
+    struct ident id = rename_name(fd1, from);
+    struct ident old = rename_name(fd2, to);
     return own_change(old, own_change(id, renamed(REAL(renameat)(fd1, from,
                                                                   fd2, to))));
 }
@@ -900,11 +889,10 @@ WC_EXPORT int renameat(int fd1, const char *from, int fd2, const char *to)
 WC_EXPORT int renameat2(int fd1, const char *from, int fd2, const char *to,
                         unsigned flags)
 {
-    dir_first(fd1, from);
-    struct ident id = flush_for_times(fd1, from, AT_SYMLINK_NOFOLLOW);
     /* RENAME_EXCHANGE: both names get the other file, whose bytes go
      * first too; otherwise the file at `to` is replaced. */
-    struct ident old = replaced(fd2, to);
+    struct ident id = rename_name(fd1, from);
+    struct ident old = rename_name(fd2, to);
     return own_change(old, own_change(id, renamed(REAL(renameat2)(
                                               fd1, from, fd2, to, flags))));
 }

@@ -130,6 +130,24 @@ static void show(const char *what, long r)
                errno ? strerror(errno) : "");
 }
 
+/* Append "appended\n" through fd, print "size N" (fstat; and "offset N"
+ * with `offset`), close fd. */
+static void append_line(int fd, int offset)
+{
+    struct stat st;
+    errno = 0;
+    show("append", write(fd, "appended\n", 9));
+    if (fstat(fd, &st) != 0) {
+        perror("fstat");
+        exit(1);
+    }
+    printf("size %lld\n", (long long)st.st_size);
+    if (offset)
+        printf("offset %lld\n", (long long)lseek(fd, 0, SEEK_CUR));
+    errno = 0;
+    show("close", close(fd));
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 4) {
@@ -176,23 +194,12 @@ int main(int argc, char **argv)
         perror(ctl);
         return 1;
     }
-    struct stat st;
     if (!strcmp(mode, "reopen") || appfs) {
         if (!appfs && (fd = open(path, O_WRONLY | O_APPEND)) < 0) {
             perror(path);
             return 1;
         }
-        errno = 0;
-        show("append", write(fd, "appended\n", 9));
-        if (fstat(fd, &st) != 0) {
-            perror("fstat");
-            return 1;
-        }
-        printf("size %lld\n", (long long)st.st_size);
-        if (appfs)
-            printf("offset %lld\n", (long long)lseek(fd, 0, SEEK_CUR));
-        errno = 0;
-        show("close", close(fd));
+        append_line(fd, appfs);
     } else if (!strcmp(mode, "other")) {
         other("printf 'rewritten by another process\\n' > '%s'", path);
         sync();
@@ -249,15 +256,7 @@ int main(int argc, char **argv)
         char buf[64];
         ssize_t n = pread(fd, buf, sizeof buf, 0);
         printf("read %zd: %.*s", n, n > 0 ? (int)n : 0, buf);
-        errno = 0;
-        show("append", write(fd, "appended\n", 9));
-        if (fstat(fd, &st) != 0) {
-            perror("fstat");
-            return 1;
-        }
-        printf("size %lld\n", (long long)st.st_size);
-        errno = 0;
-        show("close", close(fd));
+        append_line(fd, 0);
     } else if (enospc) {
         sync();
     } else {

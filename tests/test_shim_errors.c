@@ -431,6 +431,22 @@ static size_t failclose_expected(const char *out, char *buf)
     return n;
 }
 
+/* The file r read is every record whose write returned success, in
+ * order, then `tail`; returns its length. */
+static size_t file_is_records(const struct run *r, const char *tail,
+                              int shim)
+{
+    static char want[FC_MAX];
+    size_t n = failclose_expected(r->r.out, want), t = strlen(tail);
+    memcpy(want + n, tail, t);
+    n += t;
+    cr_assert(r->len == n && !memcmp(r->file, want, n),
+              "shim=%d: %zu bytes, %zu expected, ending \"%.20s\"\n%s%s",
+              shim, r->len, n, r->len > 20 ? r->file + r->len - 20 : r->file,
+              r->r.out, r->r.err);
+    return n;
+}
+
 /* Run prog_failclose MODE on `dir` (the failfs mount, or a tmpfs), with
  * the shim or not, its opens watched as by default (the harness's
  * WCACHE_MIN_WRITES=0 caches at open, which hid the first problem) but in
@@ -520,19 +536,12 @@ Test(errors, fuse_eio_reopen_after_failed_close, .init = setup,
     for (int shim = 0; shim < 2; shim++) {
         struct run r;
         failclose_run(mnt, "reopen", shim, f, sizeof f, &r);
-        static char want[FC_MAX];
-        size_t n = failclose_expected(r.r.out, want);
-        memcpy(want + n, "appended\n", 9);
-        n += 9;
+        size_t n = file_is_records(&r, "appended\n", shim);
         long size = -1;
         const char *sp = strstr(r.r.out, "size ");
         cr_assert(sp && sscanf(sp, "size %ld", &size) == 1, "%s", r.r.out);
         cr_assert_eq(size, (long)n, "shim=%d: fstat %ld, %zu expected\n%s",
                      shim, size, n, r.r.out);
-        cr_assert(r.len == n && !memcmp(r.file, want, n),
-                  "shim=%d: %zu bytes, %zu expected, ending \"%.20s\"\n%s",
-                  shim, r.len, n, r.len > 20 ? r.file + r.len - 20 : r.file,
-                  r.r.out);
         run_free(&r);
     }
 }
@@ -656,19 +665,13 @@ Test(errors, fuse_eio_append_after_failed_fsync, .init = setup,
         failclose_run(mnt, "append-fsync", shim, f, sizeof f, &r);
         cr_assert(!shim || strstr(r.r.out, "fsync -> -1 Input/output "
                                   "error\n"), "%s", r.r.out);
-        static char want[FC_MAX];
-        size_t n = failclose_expected(r.r.out, want);
-        memcpy(want + n, "appended\n", 9);
-        n += 9;
+        /* (The shim's close may report the fsync's error once more:
+         * CONTRACT section 4.) */
+        size_t n = file_is_records(&r, "appended\n", shim);
         char line[64];
         snprintf(line, sizeof line, "size %zu\noffset %zu\n", n, n);
         cr_assert(strstr(r.r.out, line), "shim=%d: %zu expected\n%s", shim,
                   n, r.r.out);
-        /* (The shim's close may report the fsync's error once more:
-         * CONTRACT section 4.) */
-        cr_assert(r.len == n && !memcmp(r.file, want, n),
-                  "shim=%d: %zu bytes, %zu expected\n%s", shim, r.len, n,
-                  r.r.out);
         run_free(&r);
     }
 }
@@ -694,10 +697,7 @@ Test(errors, fuse_eio_own_changes_after_failed_close, .init = setup,
                                   "error\n"), "%s", r.r.out);
         cr_assert(!strstr(r.r.err, "changed after"), "shim=%d: %s", shim,
                   r.r.err);
-        static char want[FC_MAX];
-        size_t n = failclose_expected(r.r.out, want);
-        cr_assert(r.len == n && !memcmp(r.file, want, n), "shim=%d: %zu "
-                  "bytes, %zu expected\n%s", shim, r.len, n, r.r.out);
+        file_is_records(&r, "", shim);
         run_free(&r);
 
         failclose_run(mnt, "self-trunc", shim, f, sizeof f, &r);
@@ -740,11 +740,7 @@ Test(errors, tmpfs_failed_write_back_retried_in_place, .init = setup,
         cr_assert(!shim || strstr(r.r.out, "close -> -1 No space left on "
                                   "device\n"), "%s", r.r.out);
         cr_assert(!strstr(r.r.err, "wcache-recovered"), "%s", r.r.err);
-        static char want[FC_MAX];
-        size_t n = failclose_expected(r.r.out, want);
-        cr_assert(n == 40000 && r.len == n && !memcmp(r.file, want, n),
-                  "shim=%d: %zu bytes of %zu\n%s%s", shim, r.len, n,
-                  r.r.out, r.r.err);
+        cr_assert_eq(file_is_records(&r, "", shim), 40000);
         run_free(&r);
     }
 }
