@@ -484,6 +484,20 @@ static inline int wc_file_stash_free(struct wc_cache *c, struct wc_file *f)
     return n;
 }
 
+/* Start (at `from`) or end (WC_NO_APPEND) f's run of appended bytes, in
+ * memory and in its slot for a replay (format.h (9)): stored before the
+ * run's first byte is claimed, cleared before a positional write enters
+ * it. Caller holds f->lock. */
+static inline void wc_file_set_append(struct wc_file *f, uint64_t from)
+{
+    f->append_from = from;
+    if (f->slot)
+        __atomic_store_n(&f->slot->append_run,
+                         from == WC_NO_APPEND ? 0 : from + 1,
+                         __ATOMIC_RELAXED);
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);    /* before the bytes */
+}
+
 /* Drop every page of f without writing anything. Caller holds f->lock. */
 void wc_file_drop_pages(struct wc_file *f);
 

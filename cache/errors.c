@@ -330,7 +330,7 @@ int wc_err_retry_aside(struct wc_file *f, enum wc_reason why)
     wc_disk_busy(f);
     wc_file_drop_pages(f);
     s->size = s->disk_size = (uint64_t)st.st_size;
-    f->append_from = WC_NO_APPEND;
+    wc_file_set_append(f, WC_NO_APPEND);
     f->err = 0;
     f->err_unseen = 0;
     __atomic_store_n(&f->state, WC_FS_OK, __ATOMIC_RELAXED);

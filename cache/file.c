@@ -236,6 +236,7 @@ struct wc_file *wc_file_get_known(struct wc_cache *c, int fd,
                   (uint64_t)st.st_mtim.tv_nsec;
     s->busy = 0;
     s->shared = 0;
+    s->append_run = 0;                              /* format.h (9) */
     s->seen_size = (uint64_t)st.st_size;
     s->seen_ctime_ns = (uint64_t)st.st_ctim.tv_sec * 1000000000u +
                        (uint64_t)st.st_ctim.tv_nsec;
@@ -553,7 +554,7 @@ int wc_file_truncate(struct wc_file *f, off_t size)
         }
     }
     f->slot->size = f->slot->disk_size = n;
-    f->append_from = WC_NO_APPEND;
+    wc_file_set_append(f, WC_NO_APPEND);
     WC_CHECK_FILE(f);
 out:
     wc_blk_unlock(&f->lock);

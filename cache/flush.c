@@ -287,7 +287,7 @@ int wc_flush_below(struct wc_file *f, enum wc_reason why, uint64_t limit)
         }
     }
     if (r == 0 && !f->ndirty)
-        f->append_from = WC_NO_APPEND;
+        wc_file_set_append(f, WC_NO_APPEND);
 
     if (r == 0 && limit == f->slot->size && f->slot->size > f->slot->disk_size) { /* (4) */
         if (wc_sys.ftruncate(f->wb_fd, (off_t)f->slot->size) < 0)

@@ -54,6 +54,17 @@
  *   (7) The header's fields before `sum` never change after creation and
  *       are covered by sum; magic is stored last.
  *   (8) All integers are little-endian (x86_64), fixed width.
+ *   (9) append_run says which dirty bytes were written with O_APPEND: those
+ *       at or past append_run - 1 (in the program's offsets, which are
+ *       where it believed the end of file was; another process appending
+ *       to the file meanwhile makes them stale). They belong at the end of
+ *       the file as it is when they are written, as the kernel puts an
+ *       O_APPEND write, and the engine (flush.c) and a replay both write
+ *       them there, in one run. It is stored before the first byte of the
+ *       run is claimed by a block record, and cleared (0) before a write
+ *       at an offset turns the run into positional bytes: a replay never
+ *       appends bytes that were not appends. A slot written by an older
+ *       version has 0 there: its bytes go at their offsets, as before.
  */
 #ifndef WCACHE_FORMAT_H
 #define WCACHE_FORMAT_H
@@ -117,7 +128,10 @@ struct wc_fslot {
                                    at offsets reserved apart from ours
                                    (the shim's RESERVE descriptions): a
                                    replay allows it to have grown (5) */
-    uint8_t reserved[36];
+    uint32_t pad;               /* zero */
+    uint64_t append_run;        /* 1 + where the program's run of O_APPEND
+                                   bytes begins; 0: none (9) */
+    uint8_t reserved[24];
     char path[WC_FSLOT_SIZE - 120]; /* absolute path at claim time, NUL */
 };
 

@@ -31,6 +31,18 @@
  *   (7) The backing file is removed only when every file was replayed
  *       (in place or aside) and synced; else it stays for `wcache
  *       recover`, and the result says what failed.
+ *   (8) A run of appended bytes (format.h (9)), one contiguous run from
+ *       the slot's append_run on, is written at the end of the file as it
+ *       is now, in one O_APPEND write, after the slot's other bytes: its
+ *       offsets are where the program believed the end was, and another
+ *       process may have appended there since (two loggers of one file on
+ *       a full disk: the guard's replay of one wrote its failed run over
+ *       12,588 of the other's acknowledged records). A file holding only
+ *       such a run is appended to even when it changed (it covers nothing
+ *       of another's: the engine's retry does the same, errors.c (2)),
+ *       provided it is still the same file; its size is not set from the
+ *       slot. A run that is not contiguous goes at its offsets, as the
+ *       engine's write-back does (flush.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -80,6 +92,16 @@ struct rec {
     uint16_t lo[WC_RANGES], hi[WC_RANGES];
 };
 
+/* A piece of a run of appended bytes (invariant 8). */
+struct piece {
+    uint32_t slot;
+    uint32_t block;
+    uint64_t off;       /* in the program's offsets */
+    uint16_t lo, hi;    /* within the block */
+};
+
+#define NO_RUN UINT64_MAX
+
 /* What a replay knows of one file slot. */
 struct target {
     int ok;             /* the slot passed its checks */
@@ -88,9 +110,23 @@ struct target {
     int fd;             /* where the data goes, -1 until opened */
     int aside;          /* fd is a recovery file */
     int failed;
+    uint64_t run_from;  /* where appended bytes begin (format.h (9)), or
+                           NO_RUN */
+    int run;            /* those bytes are one run, appended (8) */
+    uint64_t run_start, run_len;
+    uint64_t below;     /* dirty bytes before run_from */
+    size_t piece0, npieces;     /* the run's pieces, by offset */
     char why[160];      /* why it went aside */
     char aside_path[sizeof ((struct wc_fslot *)0)->path + 64];
 };
+
+static int by_offset(const void *a, const void *b)
+{
+    const struct piece *x = a, *y = b;
+    if (x->slot != y->slot)
+        return x->slot < y->slot ? -1 : 1;
+    return x->off < y->off ? -1 : x->off > y->off;
+}
 
 static int by_age(const void *a, const void *b)
 {
@@ -244,7 +280,7 @@ static void open_target(struct target *t, const struct wc_fslot *s,
     } else if ((uint64_t)st.st_dev != s->dev ||
                (uint64_t)st.st_ino != s->ino) {
         snprintf(t->why, sizeof t->why, "another file has its name now");
-    } else if (changed_since(s, &st)) {
+    } else if (!(t->run && !t->below) && changed_since(s, &st)) {
         snprintf(t->why, sizeof t->why, "changed after the crash (size "
                  "%llu, was %llu)", (unsigned long long)st.st_size,
                  (unsigned long long)s->seen_size);
@@ -292,6 +328,112 @@ static void mark_busy(int fd, const struct wc_header *h, uint32_t i,
     wc_sys.close(w);
 }
 
+/* Each slot's run of appended bytes (invariant 8): its pieces, sorted by
+ * offset into *out, and whether they make one run. Returns 0 or -ENOMEM. */
+static int find_runs(const struct wc_fslot *slots, struct target *tg,
+                     uint32_t nfiles, const struct rec *recs, size_t nrecs,
+                     struct piece **out)
+{
+    size_t n = 0, cap = 0;
+    struct piece *pc = NULL;
+    for (uint32_t i = 0; i < nfiles; i++) {
+        const struct wc_fslot *s = &slots[i];
+        tg[i].run_from = tg[i].ok && s->append_run &&
+                         s->append_run - 1 < s->size ? s->append_run - 1
+                                                     : NO_RUN;
+    }
+    for (size_t k = 0; k < nrecs; k++) {
+        const struct rec *rc = &recs[k];
+        struct target *t = &tg[rc->slot];
+        uint64_t base = rc->index * WC_FMT_PAGE;
+        for (unsigned i = 0; i < rc->nr; i++) {
+            uint64_t lo = base + rc->lo[i], hi = base + rc->hi[i];
+            if (lo < t->run_from)
+                t->below += (hi < t->run_from ? hi : t->run_from) - lo;
+            if (hi <= t->run_from)
+                continue;
+            if (n == cap) {
+                size_t nc = cap ? 2 * cap : 64;
+                struct piece *np = realloc(pc, nc * sizeof *pc);
+                if (!np) {
+                    free(pc);
+                    return -ENOMEM;
+                }
+                pc = np;
+                cap = nc;
+            }
+            uint64_t from = lo > t->run_from ? lo : t->run_from;
+            pc[n++] = (struct piece){.slot = rc->slot, .block = rc->block,
+                                     .off = from,
+                                     .lo = (uint16_t)(from - base),
+                                     .hi = rc->hi[i]};
+        }
+    }
+    if (n)
+        qsort(pc, n, sizeof *pc, by_offset);
+    for (size_t k = 0; k < n;) {
+        struct target *t = &tg[pc[k].slot];
+        size_t j = k;
+        uint64_t end = pc[k].off;
+        int one = 1;
+        for (; j < n && pc[j].slot == pc[k].slot; j++) {
+            if (pc[j].off != end)
+                one = 0;        /* a gap, or a page twice: at offsets */
+            end = pc[j].off + (uint64_t)(pc[j].hi - pc[j].lo);
+        }
+        t->run = one;
+        t->run_start = pc[k].off;
+        t->run_len = end - pc[k].off;
+        t->piece0 = k;
+        t->npieces = j - k;
+        if (!one)
+            t->below = 1;       /* written as the rest: at offsets */
+        k = j;
+    }
+    *out = pc;
+    return 0;
+}
+
+/* Target t's run of appended bytes, read from the backing file (fd) and
+ * written at the end of the file in one O_APPEND write (invariant 8),
+ * the file first made as long as the run's start where neither it nor
+ * the engine's last note reached it (a hole the program saw as zeros,
+ * as flush.c does). Returns 0 or -errno. */
+static int append_run(int fd, const struct wc_header *h, struct target *t,
+                      const struct wc_fslot *s, const struct piece *pc)
+{
+    char *buf = malloc(t->run_len ? t->run_len : 1);
+    if (!buf)
+        return -ENOMEM;
+    int e = 0;
+    for (size_t k = t->piece0; k < t->piece0 + t->npieces && e == 0; k++)
+        e = read_all(fd, buf + (pc[k].off - t->run_start),
+                     (size_t)(pc[k].hi - pc[k].lo),
+                     h->off_data + (uint64_t)pc[k].block * WC_FMT_PAGE +
+                         pc[k].lo);
+    struct stat st;
+    if (e == 0 && wc_sys.fstat(t->fd, &st) != 0)
+        e = -errno;
+    if (e == 0 && s->disk_size < t->run_start &&
+        (uint64_t)st.st_size < t->run_start &&
+        wc_sys.ftruncate(t->fd, (off_t)t->run_start) != 0)
+        e = -errno;
+    int fl = e == 0 ? wc_sys.fcntl(t->fd, F_GETFL) : -1;
+    if (e == 0 && (fl < 0 || wc_sys.fcntl(t->fd, F_SETFL, fl | O_APPEND) < 0))
+        e = -errno;
+    for (size_t done = 0; e == 0 && done < t->run_len;) {
+        ssize_t w = wc_sys.write(t->fd, buf + done, t->run_len - done);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            e = w < 0 ? -errno : -EIO;
+        else
+            done += (size_t)w;
+    }
+    free(buf);
+    return e;
+}
+
 int wc_replay(const char *path, int flags, int log_fd,
               struct wc_rp_result *out)
 {
@@ -314,6 +456,7 @@ int wc_replay_fd(int fd, const char *path, int flags, int log_fd,
     struct wc_fslot *slots = NULL;
     struct target *tg = NULL;
     struct rec *recs = NULL;
+    struct piece *pieces = NULL;
     size_t nrecs = 0, caprecs = 0;
     int r = 0;
     const char *bad;
@@ -492,6 +635,10 @@ int wc_replay_fd(int fd, const char *path, int flags, int log_fd,
         if (!(flags & WC_RP_LIST))
             goto done;
     }
+    if ((r = find_runs(slots, tg, h.nfiles, recs, nrecs, &pieces)) < 0) {
+        say(log_fd, "wcache: %s: out of memory", path);
+        goto done;
+    }
     for (uint32_t i = 0; i < h.nfiles; i++)
         out->files += tg[i].used;
 
@@ -515,6 +662,11 @@ int wc_replay_fd(int fd, const char *path, int flags, int log_fd,
                 say(log_fd, "wcache: %s: %s: would save %llu bytes beside "
                     "it", slots[i].path, tg[i].why,
                     (unsigned long long)tg[i].bytes);
+            else if (tg[i].run)
+                say(log_fd, "wcache: %s: would write %llu bytes, %llu of "
+                    "them appended at its end", slots[i].path,
+                    (unsigned long long)tg[i].bytes,
+                    (unsigned long long)tg[i].run_len);
             else
                 say(log_fd, "wcache: %s: would write %llu bytes (size %llu)",
                     slots[i].path, (unsigned long long)tg[i].bytes,
@@ -538,12 +690,29 @@ int wc_replay_fd(int fd, const char *path, int flags, int log_fd,
             continue;
         int e = read_all(fd, page, WC_FMT_PAGE,
                          h.off_data + (uint64_t)rc->block * WC_FMT_PAGE);
-        for (unsigned i = 0; i < rc->nr && e == 0; i++)
-            e = write_all(t->fd, page + rc->lo[i], rc->hi[i] - rc->lo[i],
-                          rc->index * WC_FMT_PAGE + rc->lo[i]);
+        uint64_t base = rc->index * WC_FMT_PAGE;
+        for (unsigned i = 0; i < rc->nr && e == 0; i++) {
+            uint64_t lo = base + rc->lo[i], hi = base + rc->hi[i];
+            if (t->run && !t->aside && hi > t->run_from)
+                hi = t->run_from;       /* the run goes last (8) */
+            if (lo < hi)
+                e = write_all(t->fd, page + (lo - base), hi - lo, lo);
+        }
         if (e < 0) {
             say(log_fd, "wcache: %s: write failed: %s", t->aside ?
                 t->aside_path : slots[rc->slot].path, strerror(-e));
+            t->failed = 1;
+        }
+    }
+    /* Runs of appended bytes, at the end of their files (invariant 8). */
+    for (uint32_t i = 0; i < h.nfiles; i++) {
+        struct target *t = &tg[i];
+        if (!t->used || !t->run || t->aside || t->failed || t->fd < 0)
+            continue;
+        int e = append_run(fd, &h, t, &slots[i], pieces);
+        if (e < 0) {
+            say(log_fd, "wcache: %s: append failed: %s", slots[i].path,
+                strerror(-e));
             t->failed = 1;
         }
     }
@@ -554,8 +723,9 @@ int wc_replay_fd(int fd, const char *path, int flags, int log_fd,
             continue;
         if (!t->failed && t->fd >= 0) {
             struct stat ts;
+            int sized = t->run && !t->aside;    /* where it landed (8) */
             if (wc_sys.fstat(t->fd, &ts) != 0 ||
-                ((uint64_t)ts.st_size < slots[i].size &&
+                (!sized && (uint64_t)ts.st_size < slots[i].size &&
                  wc_sys.ftruncate(t->fd, (off_t)slots[i].size) != 0) ||
                 wc_sys.fsync(t->fd) != 0) {
                 say(log_fd, "wcache: %s: %s", slots[i].path,
@@ -597,6 +767,7 @@ clean:
             out->removed = 1;
     }
 done:
+    free(pieces);
     free(recs);
     free(slots);
     free(tg);

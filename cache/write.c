@@ -446,10 +446,10 @@ static ssize_t write_iter(struct wc_file *f, struct uiter *it, off_t pos_in,
                 *where = (off_t)pos;
         }
         if (f->append_from == WC_NO_APPEND)
-            f->append_from = pos;
+            wc_file_set_append(f, pos);         /* format.h (9) */
     } else if (f->append_from != WC_NO_APPEND &&
                pos + it->count > f->append_from) {
-        f->append_from = WC_NO_APPEND;  /* the run is no longer appends */
+        wc_file_set_append(f, WC_NO_APPEND);    /* no longer appends */
     }
 
     while (it->count) {

@@ -24,6 +24,10 @@
  *                   as "fail every write from now on")
  *   ask=K           after record K print "ASK k" and wait for one byte on
  *                   stdin (the test changes the world meanwhile)
+ *   die=K           after record K (and its sync-at and ask), print "ASK
+ *                   die PID" and wait for the test to kill it with SIGKILL
+ *                   (the guard then replays what is cached; the shim
+ *                   writes back before a SIGKILL the program sends itself)
  *   take=HOW:N@K    after record K, take N bytes of the file system in
  *                   FILE.take with HOW: fallocate, posix_fallocate or
  *                   sendfile (from a memfd of N bytes), and print the
@@ -180,7 +184,7 @@ int main(int argc, char **argv)
     const char *path = argv[1], *mode = argv[2];
     size_t rec = strtoul(argv[3], NULL, 0);
     unsigned long long total = strtoull(argv[4], NULL, 0);
-    long sync_at = -1, ctl_at = -1, ask_at = -1, take_at = -1;
+    long sync_at = -1, ctl_at = -1, ask_at = -1, take_at = -1, die_at = -1;
     size_t take_n = 0;
     const char *take_how = NULL;
     const char *ctl = NULL;
@@ -213,6 +217,8 @@ int main(int argc, char **argv)
             sync_at = atol(a + 8);
         } else if (!strncmp(a, "ask=", 4)) {
             ask_at = atol(a + 4);
+        } else if (!strncmp(a, "die=", 4)) {
+            die_at = atol(a + 4);
         } else if (!strncmp(a, "ctl=", 4)) {
             static char p[4096];
             snprintf(p, sizeof p, "%s", a + 4);
@@ -282,8 +288,11 @@ int main(int argc, char **argv)
             /* After a short write, one more (as dd does): the error. */
             failed = 1;
         }
-        if (k == sync_at)
-            say("fsync at %ld -> %d %s", k, fsync(fd), ename(errno));
+        if (k == sync_at) {
+            errno = 0;
+            int sr = fsync(fd);     /* before ename(errno) is evaluated */
+            say("fsync at %ld -> %d %s", k, sr, ename(sr ? errno : 0));
+        }
         if (k == ctl_at) {
             int c = open(ctl, O_WRONLY | O_CREAT, 0644);
             if (c >= 0)
@@ -293,6 +302,12 @@ int main(int argc, char **argv)
             take(path, take_how, take_n);
         if (k == ask_at)
             ask("records");
+        if (k == die_at) {
+            char w[32];
+            snprintf(w, sizeof w, "die %d", (int)getpid());
+            ask(w);
+            return 4;       /* not killed: the test failed to */
+        }
         if (sec_late && k == nrec / 2)
             install_seccomp();
     }
