@@ -67,7 +67,9 @@ static int count(long lim)
     set_soft(lim);
     int n = 0, fd;
     int *fds = calloc((size_t)lim + 1, sizeof *fds);
-    while (n <= lim && (fd = open_w("c", n)) >= 0) {
+    while (n <= lim && (errno = 0, fd = open_w("c", n)) >= 0) {
+        if (errno)
+            printf("open %d: errno %s on success\n", n, strerror(errno));
         char b[32];
         int len = snprintf(b, sizeof b, "file %d\n", n);
         if (write(fd, b, (size_t)len) != len)
@@ -92,10 +94,14 @@ static int count(long lim)
     return 0;
 }
 
+/* r: the result of a call made with errno 0 before it (a call that
+ * succeeds leaves errno alone). */
 static void report(const char *what, int r)
 {
     if (r < 0)
         printf("%s = -1 %s\n", what, strerror(errno));
+    else if (errno)
+        printf("%s = %d, errno %s on success\n", what, r, strerror(errno));
     else
         printf("%s = %d\n", what, r);
 }
@@ -127,6 +133,7 @@ static int high(long lim)
     for (int t = (int)lim - 12; t < (int)lim; t++) {
         char what[64];
         snprintf(what, sizeof what, "dup2 onto top %d", t);
+        errno = 0;
         report(what, dup2(fds[t % 8], t));
     }
     /* Kept open across another child's creation: the child closes each
@@ -141,32 +148,40 @@ static int high(long lim)
     int st = -1;
     waitpid(child, &st, 0);
     printf("child closed the top numbers: status %d\n", st);
-    for (int t = (int)lim - 12; t < (int)lim; t++)
+    for (int t = (int)lim - 12; t < (int)lim; t++) {
+        errno = 0;
         report("close top", close(t));
+    }
     int targets[] = {512, (int)lim - 1, (int)lim - 2, (int)lim, (int)lim + 1,
                      (int)lim / 2, (int)lim / 2 + 1};
     for (size_t i = 0; i < sizeof targets / sizeof targets[0]; i++) {
         int t = targets[i];
         char what[64];
         snprintf(what, sizeof what, "dup2 onto %d", t);
+        errno = 0;
         int r = dup2(fds[i % 8], t);
         report(what, r);
         if (r >= 0) {
             write_through(r, what);
+            errno = 0;
             report("close it", close(r));
         }
         snprintf(what, sizeof what, "dup3 onto %d", t);
+        errno = 0;
         r = dup3(fds[(i + 1) % 8], t, O_CLOEXEC);
         report(what, r);
         if (r >= 0) {
             write_through(r, what);
+            errno = 0;
             report("close it", close(r));
         }
         snprintf(what, sizeof what, "F_DUPFD from %d", t);
+        errno = 0;
         r = fcntl(fds[(i + 2) % 8], F_DUPFD, t);
         report(what, r);
         if (r >= 0) {
             write_through(r, what);
+            errno = 0;
             report("close it", close(r));
         }
     }

@@ -150,6 +150,7 @@ static void count_hard(const char *limit)
               "limit %s (hard): the kernel opens %d files, the shim %d",
               limit, k, s);
     cr_expect(strstr(p.out[1], "close failures 0"), "%s", p.out[1]);
+    cr_expect(!strstr(p.out[1], "on success"), "%s", p.out[1]);
     free_pair(&p);
 }
 

@@ -22,6 +22,9 @@
  *                       (start-up cost of a process that caches a file)
  *   files SIZE COUNT    500 new files, each COUNT writes of SIZE bytes
  *                       (what caching a file costs, once per file)
+ *   reads SIZE COUNT    COUNT reads of SIZE bytes from /dev/zero and
+ *                       nothing else: what `dd bs=SIZE` does besides its
+ *                       writes (a floor for the dd row; DIR unused)
  * Exits 1 on any short or failed call.
  */
 #include <fcntl.h>
@@ -226,6 +229,14 @@ int main(int argc, char **argv)
             snprintf(name, sizeof name, "files.%d", i);
             append(name, size, count);
         }
+    } else if (!strcmp(kind, "reads")) {
+        int z = open("/dev/zero", O_RDONLY);
+        if (z < 0)
+            die("/dev/zero");
+        for (long i = 0; i < count; i++)
+            if (read(z, buf, (size_t)size) != size)
+                die("read");
+        close(z);
     } else {
         fprintf(stderr, "workload: unknown kind %s\n", kind);
         return 2;
