@@ -491,10 +491,13 @@ static inline int wc_file_stash_free(struct wc_cache *c, struct wc_file *f)
 static inline void wc_file_set_append(struct wc_file *f, uint64_t from)
 {
     f->append_from = from;
-    if (f->slot)
+    if (f->slot) {
+        f->slot->append_wip = 0;
+        f->slot->append_done = 0;
         __atomic_store_n(&f->slot->append_run,
                          from == WC_NO_APPEND ? 0 : from + 1,
                          __ATOMIC_RELAXED);
+    }
     __atomic_signal_fence(__ATOMIC_SEQ_CST);    /* before the bytes */
 }
 

@@ -236,7 +236,7 @@ struct wc_file *wc_file_get_known(struct wc_cache *c, int fd,
                   (uint64_t)st.st_mtim.tv_nsec;
     s->busy = 0;
     s->shared = 0;
-    s->append_run = 0;                              /* format.h (9) */
+    s->append_run = s->append_wip = s->append_done = 0; /* format.h (9) */
     s->seen_size = (uint64_t)st.st_size;
     s->seen_ctime_ns = (uint64_t)st.st_ctim.tv_sec * 1000000000u +
                        (uint64_t)st.st_ctim.tv_nsec;

@@ -77,6 +77,7 @@ static int issue(struct wc_file *f, struct wc_batch *bt, int append)
     uint64_t pos = bt->start;
     size_t skip = 0;        /* bytes of ent[first] already written */
     int r = 0;
+    uint64_t eof = f->slot->disk_size;  /* where an append lands, alone */
 
     while (first < bt->n) {
         struct iovec *v = &bt->iov[first];
@@ -86,6 +87,13 @@ static int issue(struct wc_file *f, struct wc_batch *bt, int append)
         ssize_t w;
         int saved_errno = errno;
         if (append) {
+            /* format.h (9): where this call lands if nobody else
+             * appends, for a replay to look, since a SIGKILL during it
+             * leaves no chance to say whether it did. */
+            f->slot->append_wip_len = bt->end - pos;
+            __atomic_store_n(&f->slot->append_wip, eof + 1,
+                             __ATOMIC_RELAXED);
+            __atomic_signal_fence(__ATOMIC_SEQ_CST);
             w = wc_sys.pwritev2(f->wb_fd, v, bt->n - first, (off_t)pos,
                                 RWF_APPEND);
             if (w < 0 && (errno == EOPNOTSUPP || errno == EINVAL ||
@@ -118,6 +126,7 @@ static int issue(struct wc_file *f, struct wc_batch *bt, int append)
         f->wb_bytes += (uint64_t)w;
         f->changed = 1;
         pos += (uint64_t)w;
+        eof += (uint64_t)w;
         if (!append && pos > f->slot->disk_size)
             f->slot->disk_size = pos;
         /* Clear whole segments written; remember a partial one. */
@@ -139,6 +148,10 @@ static int issue(struct wc_file *f, struct wc_batch *bt, int append)
             skip = 0;
         }
         first = k;
+    }
+    if (f->slot->append_wip) {
+        __atomic_signal_fence(__ATOMIC_SEQ_CST);    /* after the ranges */
+        f->slot->append_wip = 0;
     }
     bt->n = 0;
     return r;
@@ -255,8 +268,13 @@ int wc_flush_below(struct wc_file *f, enum wc_reason why, uint64_t limit)
          * size change without data, e.g. a faulting write past EOF, leaves
          * a hole the program saw as zeros). */
         struct stat st;     /* never below what is there: others may
-                               have appended since disk_size was known */
-        if (f->slot->disk_size < ab->start &&
+                               have appended since disk_size was known;
+                               and only before the run's first byte
+                               landed (then it made the hole, if any: a
+                               retry after a partial write, with the file
+                               truncated by another since, made zeros) */
+        if (ab->start == f->append_from &&
+            f->slot->disk_size < ab->start &&
             wc_sys.fstat(f->wb_fd, &st) == 0 &&
             (uint64_t)st.st_size < ab->start) {
             if (wc_sys.ftruncate(f->wb_fd, (off_t)ab->start) < 0)

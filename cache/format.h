@@ -65,6 +65,15 @@
  *       at an offset turns the run into positional bytes: a replay never
  *       appends bytes that were not appends. A slot written by an older
  *       version has 0 there: its bytes go at their offsets, as before.
+ *       An append, unlike a positional write, must not be made twice:
+ *       append_wip and append_wip_len are stored before each of the
+ *       engine's append calls and cleared after its ranges are cleared
+ *       (a SIGKILL during the call kills the process before it can store
+ *       anything after it), so a replay looks at the file there: the
+ *       part of the run found at append_wip - 1 landed. append_done is
+ *       a replay's own progress, stored after each of its writes, so a
+ *       replay that failed part-way (ENOSPC) is completed, not repeated.
+ *       All three are 0 when a run starts.
  */
 #ifndef WCACHE_FORMAT_H
 #define WCACHE_FORMAT_H
@@ -131,7 +140,10 @@ struct wc_fslot {
     uint32_t pad;               /* zero */
     uint64_t append_run;        /* 1 + where the program's run of O_APPEND
                                    bytes begins; 0: none (9) */
-    uint8_t reserved[24];
+    uint64_t append_wip;        /* 1 + the end of file the engine's append
+                                   call in flight starts from; 0: none */
+    uint64_t append_wip_len;    /* bytes of that call (9) */
+    uint64_t append_done;       /* bytes of the run a replay appended (9) */
     char path[WC_FSLOT_SIZE - 120]; /* absolute path at claim time, NUL */
 };
 

@@ -42,7 +42,10 @@
  *       of another's: the engine's retry does the same, errors.c (2)),
  *       provided it is still the same file; its size is not set from the
  *       slot. A run that is not contiguous goes at its offsets, as the
- *       engine's write-back does (flush.c).
+ *       engine's write-back does (flush.c). An append is never made
+ *       twice where it can be told (format.h (9)): what a replay appended
+ *       is stored in the slot after each write, and the call the engine
+ *       died in is looked for in the file (run_landed).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -310,22 +313,27 @@ static void open_target(struct target *t, const struct wc_fslot *s,
  * times, and the next replay must not take that for another process's
  * change (invariant (4)): it then allows any size between the two it
  * knows. Through a descriptor of our own (the guard's is read-only). */
-static void mark_busy(int fd, const struct wc_header *h, uint32_t i,
-                      struct wc_fslot *s)
+static int store_slot(int fd, const struct wc_header *h, uint32_t i,
+                      size_t field, const void *v, size_t n)
 {
     char p[64];
-    if (s->busy)
-        return;
     int w = wc_sys.open(wc_str_procfd(p, sizeof p, fd),
                         O_WRONLY | O_CLOEXEC | O_NOCTTY);
     if (w < 0)
-        return;
-    uint32_t one = 1;
-    off_t at = (off_t)(h->off_files + (uint64_t)i * WC_FSLOT_SIZE +
-                       offsetof(struct wc_fslot, busy));
-    if (wc_sys.pwrite(w, &one, sizeof one, at) == (ssize_t)sizeof one)
-        s->busy = 1;
+        return -1;
+    off_t at = (off_t)(h->off_files + (uint64_t)i * WC_FSLOT_SIZE + field);
+    int r = wc_sys.pwrite(w, v, n, at) == (ssize_t)n ? 0 : -1;
     wc_sys.close(w);
+    return r;
+}
+
+static void mark_busy(int fd, const struct wc_header *h, uint32_t i,
+                      struct wc_fslot *s)
+{
+    uint32_t one = 1;
+    if (!s->busy && store_slot(fd, h, i, offsetof(struct wc_fslot, busy),
+                               &one, sizeof one) == 0)
+        s->busy = 1;
 }
 
 /* Each slot's run of appended bytes (invariant 8): its pieces, sorted by
@@ -394,13 +402,10 @@ static int find_runs(const struct wc_fslot *slots, struct target *tg,
     return 0;
 }
 
-/* Target t's run of appended bytes, read from the backing file (fd) and
- * written at the end of the file in one O_APPEND write (invariant 8),
- * the file first made as long as the run's start where neither it nor
- * the engine's last note reached it (a hole the program saw as zeros,
- * as flush.c does). Returns 0 or -errno. */
-static int append_run(int fd, const struct wc_header *h, struct target *t,
-                      const struct wc_fslot *s, const struct piece *pc)
+/* Target t's run of appended bytes, read from the backing file (fd) into
+ * a new buffer (*out). Returns 0 or -errno. */
+static int load_run(int fd, const struct wc_header *h, const struct target *t,
+                    const struct piece *pc, char **out)
 {
     char *buf = malloc(t->run_len ? t->run_len : 1);
     if (!buf)
@@ -411,27 +416,158 @@ static int append_run(int fd, const struct wc_header *h, struct target *t,
                      (size_t)(pc[k].hi - pc[k].lo),
                      h->off_data + (uint64_t)pc[k].block * WC_FMT_PAGE +
                          pc[k].lo);
+    if (e < 0) {
+        free(buf);
+        return e;
+    }
+    *out = buf;
+    return 0;
+}
+
+/* Does the file (rfd) hold the n bytes of buf at offset at? */
+static int holds(int rfd, uint64_t at, const char *buf, uint64_t n)
+{
+    char chunk[4096];
+    for (uint64_t k = 0; k < n;) {
+        size_t want = n - k < sizeof chunk ? (size_t)(n - k) : sizeof chunk;
+        ssize_t r = wc_sys.pread(rfd, chunk, want, (off_t)(at + k));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0 || memcmp(chunk, buf + k, (size_t)r) != 0)
+            return 0;
+        k += (uint64_t)r;
+    }
+    return 1;
+}
+
+/* Bytes of t's run (buf) that reached the file already (format.h (9)):
+ * a replay's own progress, or, when the engine died in an append call,
+ * that call's bytes if the file (rfd, readable; -1: cannot look) holds
+ * them all where the call would have put them, or, where another process
+ * appended first (the engine's end of file was behind), at the first
+ * place after that holds them (a call of at least 64 bytes: shorter
+ * ones are taken as not there, written twice rather than lost). Only a
+ * whole call counts: a partial match is someone else's bytes. */
+static uint64_t run_landed(const struct target *t, const struct wc_fslot *s,
+                           const char *buf, int rfd)
+{
+    if (s->append_done)
+        return s->append_done < t->run_len ? s->append_done : t->run_len;
+    if (!s->append_wip || rfd < 0)
+        return 0;
+    uint64_t at = s->append_wip - 1, n = s->append_wip_len;
+    if (n == 0 || n > t->run_len)
+        return 0;
+    if (holds(rfd, at, buf, n))
+        return n;
     struct stat st;
-    if (e == 0 && wc_sys.fstat(t->fd, &st) != 0)
+    if (n < 64 || wc_sys.fstat(rfd, &st) != 0 ||
+        (uint64_t)st.st_size < at + 1 + n)
+        return 0;
+    /* The bytes appended since, at most 16 MiB of them, searched for the
+     * call's first 4 KiB. */
+    uint64_t len = (uint64_t)st.st_size - at - 1;
+    if (len > ((uint64_t)16 << 20))
+        len = (uint64_t)16 << 20;
+    char *area = malloc(len);
+    if (!area)
+        return 0;
+    uint64_t got = 0, found = 0;
+    while (got < len) {
+        ssize_t r = wc_sys.pread(rfd, area + got, len - got,
+                                 (off_t)(at + 1 + got));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        got += (uint64_t)r;
+    }
+    size_t m = n < 4096 ? (size_t)n : 4096;
+    for (const char *p = area, *e = area + got; p && (size_t)(e - p) >= m;) {
+        p = memmem(p, (size_t)(e - p), buf, m);
+        if (p && holds(rfd, at + 1 + (uint64_t)(p - area), buf, n)) {
+            found = n;
+            break;
+        }
+        if (p)
+            p++;
+    }
+    free(area);
+    return found;
+}
+
+/* Target t's run of appended bytes (slot i of the backing file fd),
+ * written at the end of the file in one O_APPEND write (invariant 8),
+ * after what reached it already (run_landed), the file first made as
+ * long as the run's start where neither it nor the engine's last note
+ * reached it and no byte of the run landed yet (a hole the program saw as
+ * zeros, as flush.c does); the progress is stored in the slot after
+ * each write. Returns 0 or -errno. */
+static int append_run(int fd, const struct wc_header *h, uint32_t i,
+                      struct target *t, const struct wc_fslot *s,
+                      const struct piece *pc)
+{
+    char *buf;
+    int e = load_run(fd, h, t, pc, &buf);
+    if (e < 0)
+        return e;
+    char p[64];
+    int rfd = wc_sys.open(wc_str_procfd(p, sizeof p, t->fd),
+                          O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    uint64_t done = run_landed(t, s, buf, rfd);
+    if (rfd >= 0)
+        wc_sys.close(rfd);
+    struct stat st;
+    if (wc_sys.fstat(t->fd, &st) != 0)
         e = -errno;
-    if (e == 0 && s->disk_size < t->run_start &&
+    if (e == 0 && done == 0 && t->run_start == t->run_from &&
+        s->disk_size < t->run_start &&
         (uint64_t)st.st_size < t->run_start &&
         wc_sys.ftruncate(t->fd, (off_t)t->run_start) != 0)
         e = -errno;
     int fl = e == 0 ? wc_sys.fcntl(t->fd, F_GETFL) : -1;
     if (e == 0 && (fl < 0 || wc_sys.fcntl(t->fd, F_SETFL, fl | O_APPEND) < 0))
         e = -errno;
-    for (size_t done = 0; e == 0 && done < t->run_len;) {
+    while (e == 0 && done < t->run_len) {
         ssize_t w = wc_sys.write(t->fd, buf + done, t->run_len - done);
         if (w < 0 && errno == EINTR)
             continue;
-        if (w <= 0)
+        if (w <= 0) {
             e = w < 0 ? -errno : -EIO;
-        else
-            done += (size_t)w;
+            break;
+        }
+        done += (size_t)w;
+        /* Not twice (format.h (9)): the next replay goes on from here. */
+        store_slot(fd, h, i, offsetof(struct wc_fslot, append_done), &done,
+                   sizeof done);
     }
     free(buf);
     return e;
+}
+
+/* What run_landed says of target t (slot s) without writing anything:
+ * for `wcache recover --dry-run`. */
+static uint64_t dry_landed(int fd, const struct wc_header *h,
+                           const struct target *t, const struct wc_fslot *s,
+                           const struct piece *pc)
+{
+    char *buf;
+    if (load_run(fd, h, t, pc, &buf) < 0)
+        return 0;
+    struct stat st;
+    int rfd = wc_sys.open(s->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC |
+                                       O_NOCTTY | O_NONBLOCK);
+    if (rfd >= 0 && (wc_sys.fstat(rfd, &st) != 0 ||
+                     (uint64_t)st.st_dev != s->dev ||
+                     (uint64_t)st.st_ino != s->ino)) {
+        wc_sys.close(rfd);
+        rfd = -1;
+    }
+    uint64_t n = run_landed(t, s, buf, rfd);
+    if (rfd >= 0)
+        wc_sys.close(rfd);
+    free(buf);
+    return n;
 }
 
 int wc_replay(const char *path, int flags, int log_fd,
@@ -662,11 +798,14 @@ int wc_replay_fd(int fd, const char *path, int flags, int log_fd,
                 say(log_fd, "wcache: %s: %s: would save %llu bytes beside "
                     "it", slots[i].path, tg[i].why,
                     (unsigned long long)tg[i].bytes);
-            else if (tg[i].run)
+            else if (tg[i].run) {
+                uint64_t in = dry_landed(fd, &h, &tg[i], &slots[i], pieces);
                 say(log_fd, "wcache: %s: would write %llu bytes, %llu of "
-                    "them appended at its end", slots[i].path,
-                    (unsigned long long)tg[i].bytes,
-                    (unsigned long long)tg[i].run_len);
+                    "them appended at its end%s", slots[i].path,
+                    (unsigned long long)(tg[i].bytes - in),
+                    (unsigned long long)(tg[i].run_len - in),
+                    in ? " (the rest of the run is there)" : "");
+            }
             else
                 say(log_fd, "wcache: %s: would write %llu bytes (size %llu)",
                     slots[i].path, (unsigned long long)tg[i].bytes,
@@ -709,7 +848,7 @@ int wc_replay_fd(int fd, const char *path, int flags, int log_fd,
         struct target *t = &tg[i];
         if (!t->used || !t->run || t->aside || t->failed || t->fd < 0)
             continue;
-        int e = append_run(fd, &h, t, &slots[i], pieces);
+        int e = append_run(fd, &h, i, t, &slots[i], pieces);
         if (e < 0) {
             say(log_fd, "wcache: %s: append failed: %s", slots[i].path,
                 strerror(-e));

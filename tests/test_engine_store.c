@@ -720,3 +720,178 @@ Test(engine_store, blocks_kept_for_streams_go_to_a_file_that_needs_them,
         close(fds[k]);
     }
 }
+
+/* ---- runs of appended bytes: where and how often they land ------------ */
+
+#include <stddef.h>
+#include <sys/uio.h>
+#include "../cache/format.h"
+
+/* Five 20-byte records appended to `path` (opened O_APPEND), their
+ * write-back failed: the backing file is kept (its name in store). */
+static const char app_recs[] = "record 1 of the run\nrecord 2 of the run\n"
+                               "record 3 of the run\nrecord 4 of the run\n"
+                               "record 5 of the run\n";
+
+static void kept_appends(const char *path, char *store, size_t cap)
+{
+    struct wc_cache *c;
+    struct wc_config cfg = {.size = 1 << 20, .dir = wct_dir};
+    cr_assert_eq(wc_cache_open(&c, &cfg), 0);
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_APPEND, 0600);
+    cr_assert_geq(fd, 0);
+    int err;
+    struct wc_file *f = wc_file_get(c, fd, &err);
+    cr_assert_not_null(f);
+    for (int k = 0; k < 5; k++)
+        cr_assert_eq(wc_pwrite(f, app_recs + 20 * k, 20, 0, 1, NULL), 20);
+    struct wc_sys saved = wc_sys;
+    wc_sys.pwritev = eio_pwritev;
+    wc_sys.pwritev2 = eio_pwritev2;
+    cr_assert_lt(wc_file_put(f), 0);
+    snprintf(store, cap, "%s", wc_cache_path(c));
+    cr_assert_lt(wc_cache_close(c), 0);
+    wc_sys = saved;
+    close(fd);
+}
+
+static void expect_content(const char *path, const char *want)
+{
+    size_t n = strlen(want);
+    char buf[512] = {0};
+    int fd = open(path, O_RDONLY);
+    cr_assert_geq(fd, 0);
+    ssize_t r = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    cr_expect(r == (ssize_t)n && memcmp(buf, want, n) == 0,
+              "the file holds %zd bytes:\n%s\nnot %zu:\n%s", r, buf, n, want);
+}
+
+static int torn_writes;
+static ssize_t torn_write(int fd, const void *b, size_t n)
+{
+    if (torn_writes++ == 0)
+        return write(fd, b, n / 2);
+    errno = ENOSPC;
+    return -1;
+}
+
+/* A replay that appended part of the run and then failed (ENOSPC) is
+ * completed by the next one, not made again: the records once each
+ * (replay.c append_done; before, 50 + 100 bytes). */
+Test(engine_store, appended_run_replayed_part_way_is_completed_not_repeated,
+     .init = wct_setup, .fini = wct_teardown, .timeout = 30)
+{
+    const char *path = wct_path("log");
+    char store[4200];
+    kept_appends(path, store, sizeof store);
+    struct wc_rp_result res;
+    torn_writes = 0;
+    wc_sys.write = torn_write;
+    cr_assert_eq(wc_replay(store, 0, -1, &res), 0);
+    wc_sys.write = write;
+    cr_assert_eq(res.failed, 1);
+    struct stat st;
+    cr_assert(stat(path, &st) == 0 && st.st_size == 50, "%lld bytes",
+              (long long)st.st_size);
+    cr_assert_eq(wc_replay(store, 0, -1, &res), 0);
+    cr_assert_eq(res.failed, 0);
+    expect_content(path, app_recs);
+}
+
+/* Slot 0's append_wip and append_wip_len of backing file `store`, as the
+ * engine leaves them when it dies in an append call (format.h (9)). */
+static void set_wip(const char *store, uint64_t at, uint64_t len)
+{
+    int fd = open(store, O_RDWR);
+    cr_assert_geq(fd, 0);
+    struct wc_header h;
+    cr_assert_eq(pread(fd, &h, sizeof h, 0), (ssize_t)sizeof h);
+    uint64_t v[2] = {at + 1, len};
+    cr_assert_eq(pwrite(fd, v, sizeof v, (off_t)(h.off_files +
+                        offsetof(struct wc_fslot, append_wip))),
+                 (ssize_t)sizeof v);
+    close(fd);
+}
+
+/* The engine died in the append call of its run: the replay looks at the
+ * file. Landed where the engine's end of file was: not appended again
+ * (before: the records twice); landed after another process's append
+ * (the engine's end of file behind): found there, not appended again;
+ * not landed: appended, after the other's. */
+Test(engine_store, appended_run_in_flight_at_death_lands_once,
+     .init = wct_setup, .fini = wct_teardown, .timeout = 30)
+{
+    const char *path = wct_path("log");
+    static const char other[] = "another process's line\n";
+    char store[4200], want[256];
+    for (int how = 0; how < 3; how++) {
+        kept_appends(path, store, sizeof store);
+        int fd = open(path, O_WRONLY | O_TRUNC);
+        cr_assert_geq(fd, 0);
+        if (how == 0) {
+            cr_assert_eq(write(fd, app_recs, 100), 100);
+            snprintf(want, sizeof want, "%s", app_recs);
+        } else if (how == 1) {
+            cr_assert_eq(write(fd, other, strlen(other)),
+                         (ssize_t)strlen(other));
+            cr_assert_eq(write(fd, app_recs, 100), 100);
+            snprintf(want, sizeof want, "%s%s", other, app_recs);
+        } else {
+            cr_assert_eq(write(fd, other, strlen(other)),
+                         (ssize_t)strlen(other));
+            snprintf(want, sizeof want, "%s%s", other, app_recs);
+        }
+        close(fd);
+        set_wip(store, 0, 100);
+        struct wc_rp_result res;
+        cr_assert_eq(wc_replay(store, 0, -1, &res), 0);
+        cr_assert_eq(res.failed, 0);
+        cr_assert_eq(res.aside, 0);
+        expect_content(path, want);
+    }
+}
+
+/* A run's write-back appended part of it (ENOSPC), then another process
+ * emptied the file (logrotate's copytruncate): the retry appends the rest
+ * at the new end, with no hole of zeros before it. The file was extended
+ * to where the rest began (flush.c: only before the run's first byte
+ * lands). */
+static int half_calls;
+static ssize_t half_pwritev2(int fd, const struct iovec *v, int n, off_t o,
+                             int fl)
+{
+    (void)n;
+    if (half_calls++ == 0) {
+        struct iovec one = {v[0].iov_base, 50};
+        return pwritev2(fd, &one, 1, o, fl);
+    }
+    errno = ENOSPC;
+    return -1;
+}
+
+Test(engine_store, appended_run_retried_after_truncation_leaves_no_hole,
+     .init = wct_setup, .fini = wct_teardown, .timeout = 30)
+{
+    struct wc_cache *c;
+    struct wc_config cfg = {.size = 1 << 20, .dir = wct_dir};
+    cr_assert_eq(wc_cache_open(&c, &cfg), 0);
+    const char *path = wct_path("log");
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_APPEND, 0600);
+    int err;
+    struct wc_file *f = wc_file_get(c, fd, &err);
+    cr_assert_not_null(f);
+    char rec[100];
+    memcpy(rec, app_recs, 100);
+    cr_assert_eq(wc_pwrite(f, rec, 100, 0, 1, NULL), 100);
+    half_calls = 0;
+    wc_sys.pwritev2 = half_pwritev2;
+    cr_assert_lt(wc_file_flush(f, WC_WHY_FSYNC), 0);
+    wc_sys.pwritev2 = pwritev2;
+    cr_assert_eq(truncate(path, 0), 0);         /* another process */
+    cr_assert_eq(wc_file_flush(f, WC_WHY_FSYNC), 0);
+    expect_content(path, app_recs + 50);
+    cr_assert_lt(wc_file_put(f), 0);    /* the error, once to close too */
+    cr_assert_eq(wc_cache_close(c), 0);
+    close(fd);
+}
