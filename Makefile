@@ -290,7 +290,12 @@ $(B)/bench/%: tests/bench/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -o $@ $< -lpthread
 
-bench: all $(B)/bench_engine $(B)/bench/timeit $(B)/bench/workload
+$(B)/bench/empty.so: tests/bench/empty.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -shared -fPIC -o $@ $<
+
+bench: all $(B)/bench_engine $(B)/bench/timeit $(B)/bench/workload \
+	$(B)/bench/empty.so
 	@sh tests/bench/bench.sh $(B)
 
 demo: all

@@ -150,6 +150,12 @@ measure files "500 files x 100 writes of 64 B" 1 1 "" "$NEW_ASIDE" \
 
 # ---- start-up ------------------------------------------------------------
 measure true "start-up: /bin/true x 50" 50 "" "" "" "/bin/true" ""
+# The same with an empty library preloaded instead of the shim: what any
+# LD_PRELOAD library costs here (the floor under the row above).
+SO=$B/bench/empty.so
+measure true0 "start-up: /bin/true x 50, an empty library preloaded" 50 \
+    "" "" "" "/bin/true" ""
+SO=$B/libwcache.so
 measure one "start-up: write one small file x 50" 50 "" "" "" \
     "$W one sys $dir" ""
 # The same with the file written in 20 lines, more than WCACHE_MIN_WRITES
@@ -336,6 +342,7 @@ report=$OUT/report.md
     echo
     awk -F'\t' '$1 == "a64" {a = $4} $1 == "thr" {t = $4}
         $1 == "true" {printf "Start-up: /bin/true %.2f ms alone, %.2f ms under the shim (%.3fx; target <= 1.05x).\n", $3 * 20, $4 * 20, $4 / $3}
+        $1 == "true0" {printf "With an empty library preloaded instead (what any LD_PRELOAD tool costs): %.2f ms (%.3fx).\n", $4 * 20, $4 / $3}
         $1 == "one" {printf "A process writing one small file: %.2f ms alone, %.2f ms under the shim (%+.2f ms; target <= +1 ms).\n", $3 * 20, $4 * 20, ($4 - $3) * 20}
         $1 == "small" {printf "A process writing a small file in 20 writes: %.2f ms alone, %.2f ms under the shim (%+.2f ms; target <= +1 ms).\n", $3 * 20, $4 * 20, ($4 - $3) * 20}
         $1 == "dd" {dk = $3} $1 == "ddreads" {dn = $3}
