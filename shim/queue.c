@@ -17,6 +17,12 @@
  *       is left, and skips the record being run if its write had returned
  *       or completed in the engine (wc_queue_child_resume); one cut short
  *       was undone by the engine (wc_cache_unlock_all) and runs again.
+ *       Between a call's return and the drain's note of it (r->done,
+ *       g_running_done), the description's offset tells: a write at the
+ *       offset that moved it from where it was before the call is done
+ *       (g_call_start: an exit there wrote the marker twice, about once
+ *       in 3,000 runs of threads::signal_handler_exits_at_a_writes_commit
+ *       with the stress build, which now signals there too).
  */
 #include <pthread.h>
 #include <string.h>
@@ -33,6 +39,11 @@ WC_TLS int wc_qpending;
  * whether it has returned: invariant (3). */
 static WC_TLS struct wc_qrec *g_running;
 static WC_TLS int g_running_done;
+/* The running record's call at the description's offset: the offset
+ * before it (-1: none, or a positional call, which may run twice), and
+ * the record's bytes done before it. Invariant (3). */
+static WC_TLS off_t g_call_start = -1;
+static WC_TLS size_t g_call_done0;
 
 
 /*
@@ -48,6 +59,7 @@ struct wc_qrec {
     int rwf_append;
     off_t pos;                /* < 0: at the description's offset */
     size_t len;               /* data bytes following */
+    size_t done;              /* of them written (the drain's note) */
     char data[];
 };
 enum { Q_WRITE = 1, Q_CLOSE, Q_DEATH };
@@ -140,6 +152,7 @@ ssize_t wc_queue_write(int fd, const struct iovec *iov, int iovcnt,
     r->rwf_append = rwf_append;
     r->pos = pos;
     r->len = len;
+    r->done = 0;
     size_t off = 0;
     for (int i = 0; i < iovcnt && off < len; i++) {
         size_t n = iov[i].iov_len < len - off ? iov[i].iov_len : len - off;
@@ -164,6 +177,7 @@ static int queue_mark(uint32_t kind, int fd)
     r->kind = kind;
     r->fd = fd;
     r->len = 0;
+    r->done = 0;
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
     __atomic_add_fetch(&wc_qpending, 1, __ATOMIC_RELAXED);
     return 0;
@@ -182,6 +196,24 @@ int wc_queue_death(int sig)
     return queue_mark(Q_DEATH, sig);
 }
 
+/* Where a write at fd's offset goes now, as lseek(fd, 0, SEEK_CUR) would
+ * say; -1 when that cannot be told. */
+static off_t offset_now(int fd, struct wc_desc *d)
+{
+    struct wc_cell *c = d ? __atomic_load_n(&d->cell, __ATOMIC_ACQUIRE)
+                          : NULL;
+    if (c) {
+        unsigned long long v = __atomic_load_n(&c->pos, __ATOMIC_ACQUIRE);
+        if (v & WC_CELL_MOVING)
+            return -1;
+        if (!(v & WC_CELL_KERNEL))
+            return (off_t)v;
+    } else if (d && d->mode == WC_D_CACHED) {
+        return d->pos;
+    }
+    return wc_k_lseek(fd, 0, SEEK_CUR);
+}
+
 /* Run one queued record. Caller is at depth 1 and holds no lock. */
 static void queue_run(struct wc_qrec *r)
 {
@@ -195,19 +227,29 @@ static void queue_run(struct wc_qrec *r)
         return;
     }
     struct iovec v = {r->data, r->len};
-    size_t done = 0;
+    size_t done = r->done;
     while (done < r->len) {
         struct wc_desc *d = wc_fd_get(r->fd);
         ssize_t n;
         v.iov_base = r->data + done;
         v.iov_len = r->len - done;
         off_t pos = r->pos < 0 ? -1 : r->pos + (off_t)done;
+        g_call_done0 = done;
+        g_call_start = pos < 0 && d ? offset_now(r->fd, d) : -1;
+        __atomic_signal_fence(__ATOMIC_SEQ_CST);
         if (d)
             n = wc_do_writev(r->fd, d, &v, 1, pos, r->rwf_append, 0);
         else if (pos < 0)
             n = wc_k_write(r->fd, v.iov_base, v.iov_len);
         else
             n = wc_k_pwrite(r->fd, v.iov_base, v.iov_len, pos);
+        wc_blk_stress_commit();         /* an exit here: invariant (3) */
+        if (n > 0) {
+            r->done = done + (size_t)n;
+            __atomic_signal_fence(__ATOMIC_SEQ_CST);
+        }
+        g_call_start = -1;
+        __atomic_signal_fence(__ATOMIC_SEQ_CST);
         if (n <= 0) {
             wc_log(WC_LOG_ERROR, "a write queued by a signal handler on "
                    "fd %d failed after it returned (%ld): %zu bytes lost",
@@ -253,11 +295,29 @@ void wc_queue_child_resume(int finished)
 {
     struct wc_queue *q = wc_tq;
     struct wc_qrec *r = g_running;
-    if (q && r && (g_running_done || finished) &&
-        __atomic_load_n(&wc_qpending, __ATOMIC_RELAXED) > 0 &&
-        r == (struct wc_qrec *)(q->buf + q->head))
-        consume(q, r);          /* it ran: not again */
+    if (q && r && __atomic_load_n(&wc_qpending, __ATOMIC_RELAXED) > 0 &&
+        r == (struct wc_qrec *)(q->buf + q->head)) {
+        off_t now;
+        struct wc_desc *d;
+        if (g_running_done || finished) {
+            consume(q, r);      /* it ran: not again */
+        } else if (r->kind == Q_WRITE && g_call_start >= 0 &&
+                   (now = offset_now(r->fd, d = wc_fd_get(r->fd))) >= 0 &&
+                   now != g_call_start) {
+            /* The call returned, or completed in the engine (the offset
+             * was moved by wc_unlock_all_in_child's fixup): its bytes are
+             * there, all of them for an append. */
+            size_t k = r->rwf_append || (d && d->append)
+                           ? r->len - g_call_done0
+                           : (size_t)(now - g_call_start);
+            if (g_call_done0 + k >= r->len)
+                consume(q, r);
+            else
+                r->done = g_call_done0 + k;
+        }
+    }
     g_running = NULL;
+    g_call_start = -1;
 }
 
 void wc_shim_leave_slow(void)
