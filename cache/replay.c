@@ -424,55 +424,77 @@ static int load_run(int fd, const struct wc_header *h, const struct target *t,
     return 0;
 }
 
-/* Does the file (rfd) hold the n bytes of buf at offset at? */
-static int holds(int rfd, uint64_t at, const char *buf, uint64_t n)
+/* How many of the n bytes of buf the file (rfd) holds at offset at, from
+ * the first: the common prefix. */
+static uint64_t prefix(int rfd, uint64_t at, const char *buf, uint64_t n)
 {
     char chunk[4096];
-    for (uint64_t k = 0; k < n;) {
+    uint64_t k = 0;
+    while (k < n) {
         size_t want = n - k < sizeof chunk ? (size_t)(n - k) : sizeof chunk;
         ssize_t r = wc_sys.pread(rfd, chunk, want, (off_t)(at + k));
         if (r < 0 && errno == EINTR)
             continue;
-        if (r <= 0 || memcmp(chunk, buf + k, (size_t)r) != 0)
-            return 0;
-        k += (uint64_t)r;
+        if (r <= 0)
+            break;
+        size_t same = 0;
+        while (same < (size_t)r && chunk[same] == buf[k + same])
+            same++;
+        k += same;
+        if (same < (size_t)r)
+            break;
     }
-    return 1;
+    return k;
+}
+
+/* Bytes of an append call (buf, n) that landed at offset at of a file
+ * of size eof: all of them, or a part of 64 bytes or more cut where the
+ * kernel cuts a write a death interrupts (at a page boundary of the
+ * file) or at the end of the file; else 0 (a shorter match is someone
+ * else's bytes that begin as ours). */
+static uint64_t landed_at(int rfd, uint64_t at, const char *buf, uint64_t n,
+                          uint64_t eof)
+{
+    uint64_t k = prefix(rfd, at, buf, n);
+    if (k == n)
+        return n;
+    if (k >= 64 && (at + k == eof || (at + k) % WC_FMT_PAGE == 0))
+        return k;
+    return 0;
 }
 
 /* Bytes of t's run (buf) that reached the file already (format.h (9)):
  * a replay's own progress, or, when the engine died in an append call,
- * that call's bytes if the file (rfd, readable; -1: cannot look) holds
- * them all where the call would have put them, or, where another process
- * appended first (the engine's end of file was behind), at the first
- * place after that holds them (a call of at least 64 bytes: shorter
- * ones are taken as not there, written twice rather than lost). Only a
- * whole call counts: a partial match is someone else's bytes. */
+ * what of that call the file (rfd, readable; -1: cannot look) holds where
+ * it would have put it (landed_at: a death cuts the call at a page
+ * boundary), or, where another process appended first (the engine's end
+ * of file was behind), at the first place after that holds it (a call of
+ * at least 64 bytes: shorter ones are taken as not there, written twice
+ * rather than lost). */
 static uint64_t run_landed(const struct target *t, const struct wc_fslot *s,
                            const char *buf, int rfd)
 {
     if (s->append_done)
         return s->append_done < t->run_len ? s->append_done : t->run_len;
-    if (!s->append_wip || rfd < 0)
+    struct stat st;
+    if (!s->append_wip || rfd < 0 || wc_sys.fstat(rfd, &st) != 0)
         return 0;
     uint64_t at = s->append_wip - 1, n = s->append_wip_len;
+    uint64_t eof = (uint64_t)st.st_size;
     if (n == 0 || n > t->run_len)
         return 0;
-    if (holds(rfd, at, buf, n))
-        return n;
-    struct stat st;
-    if (n < 64 || wc_sys.fstat(rfd, &st) != 0 ||
-        (uint64_t)st.st_size < at + 1 + n)
-        return 0;
+    uint64_t k = landed_at(rfd, at, buf, n, eof);
+    if (k || n < 64 || eof < at + 1 + 64)
+        return k;
     /* The bytes appended since, at most 16 MiB of them, searched for the
-     * call's first 4 KiB. */
-    uint64_t len = (uint64_t)st.st_size - at - 1;
+     * call's first 64. */
+    uint64_t len = eof - at - 1;
     if (len > ((uint64_t)16 << 20))
         len = (uint64_t)16 << 20;
     char *area = malloc(len);
     if (!area)
         return 0;
-    uint64_t got = 0, found = 0;
+    uint64_t got = 0;
     while (got < len) {
         ssize_t r = wc_sys.pread(rfd, area + got, len - got,
                                  (off_t)(at + 1 + got));
@@ -482,18 +504,13 @@ static uint64_t run_landed(const struct target *t, const struct wc_fslot *s,
             break;
         got += (uint64_t)r;
     }
-    size_t m = n < 4096 ? (size_t)n : 4096;
-    for (const char *p = area, *e = area + got; p && (size_t)(e - p) >= m;) {
-        p = memmem(p, (size_t)(e - p), buf, m);
-        if (p && holds(rfd, at + 1 + (uint64_t)(p - area), buf, n)) {
-            found = n;
-            break;
-        }
+    for (const char *p = area, *e = area + got; p && e - p >= 64 && !k;) {
+        p = memmem(p, (size_t)(e - p), buf, 64);
         if (p)
-            p++;
+            k = landed_at(rfd, at + 1 + (uint64_t)(p++ - area), buf, n, eof);
     }
     free(area);
-    return found;
+    return k;
 }
 
 /* Target t's run of appended bytes (slot i of the backing file fd),
@@ -761,19 +778,30 @@ int wc_replay_fd(int fd, const char *path, int flags, int log_fd,
             strerror(-r));
         goto done;
     }
-    if (corrupt) {
-        /* Which file lost what is unknowable: writing the rest would
-         * leave holes of zeros where the lost bytes belong. Nothing is
-         * written; the file is kept for inspection. */
-        say(log_fd, "wcache: %s: corrupt: %u block records out of range; "
-            "nothing replayed, the file is kept", path, corrupt);
-        out->failed += corrupt;
-        if (!(flags & WC_RP_LIST))
-            goto done;
-    }
     if ((r = find_runs(slots, tg, h.nfiles, recs, nrecs, &pieces)) < 0) {
         say(log_fd, "wcache: %s: out of memory", path);
         goto done;
+    }
+    /* A replay's progress through a run it does not have, or past its
+     * end, is no progress (format.h (9)): the run would be skipped. */
+    uint32_t bad_done = 0;
+    for (uint32_t i = 0; i < h.nfiles; i++)
+        bad_done += tg[i].used && slots[i].append_done &&
+                    (!tg[i].run || slots[i].append_done > tg[i].run_len);
+    if (corrupt || bad_done) {
+        /* Which file lost what is unknowable: writing the rest would
+         * leave holes of zeros where the lost bytes belong. Nothing is
+         * written; the file is kept for inspection. */
+        if (corrupt)
+            say(log_fd, "wcache: %s: corrupt: %u block records out of "
+                "range; nothing replayed, the file is kept", path, corrupt);
+        else
+            say(log_fd, "wcache: %s: corrupt: a replay's progress past its "
+                "run of appended bytes; nothing replayed, the file is kept",
+                path);
+        out->failed += corrupt + bad_done;
+        if (!(flags & WC_RP_LIST))
+            goto done;
     }
     for (uint32_t i = 0; i < h.nfiles; i++)
         out->files += tg[i].used;
