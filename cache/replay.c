@@ -655,7 +655,17 @@ int wc_replay_fd(int fd, const char *path, int flags, int log_fd,
         return r;
     }
     /* No name (removed at a clean exit, or never given one) and nothing
-     * in it: done. A file without a name but with data is replayed. */
+     * in it: done. A file without a name but with data is replayed. An
+     * empty one holds nothing to replay: its owner died making it
+     * (before its size was set), or something emptied it. Said once,
+     * counted as failed (bytes may have been lost with it), and removed:
+     * every later recover said "too short" and kept it. */
+    if (st.st_size == 0) {
+        say(log_fd, "wcache: %s: empty: nothing to replay (its process "
+            "died making it, or it was emptied); removed", path);
+        out->failed++;
+        goto clean;
+    }
     if ((uint64_t)st.st_size < sizeof h) {
         say(log_fd, "wcache: %s: too short for a header (%lld bytes)", path,
             (long long)st.st_size);

@@ -958,3 +958,21 @@ Test(engine_store, appended_run_retried_after_truncation_leaves_no_hole,
     cr_assert_eq(wc_cache_close(c), 0);
     close(fd);
 }
+
+/* A backing file its owner died making, still empty (no size set, no
+ * header): nothing to replay; a replay says so, counts it failed once
+ * (it may also be a store something emptied) and removes it (before:
+ * "too short for a header", kept, at every recover). */
+Test(engine_store, empty_backing_file_of_a_dead_owner_goes,
+     .init = wct_setup, .fini = wct_teardown, .timeout = 30)
+{
+    const char *store = wct_path("cache.1.empty");
+    int fd = open(store, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    struct wc_rp_result res;
+    cr_assert_eq(wc_replay(store, 0, -1, &res), 0);
+    cr_assert_eq(res.failed, 1, "said as failed once");
+    cr_assert(res.removed, "kept");
+    cr_assert_neq(access(store, F_OK), 0);
+}
