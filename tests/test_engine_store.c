@@ -216,17 +216,25 @@ static ssize_t eio_pwritev2(int fd, const struct iovec *v, int n, off_t o,
 /* A backing file kept with 10 dirty bytes of `path` (its write-back failed
  * with EIO, at the last close and at the cache's); returns its name in
  * store. */
-static void kept_store(const char *path, char *store, size_t cap)
+/* The write-back of `n` records of `len` bytes from `data` to `path`
+ * (appended when `append`) failed: the backing file is kept (its name in
+ * store). */
+static void kept_writes(const char *path, char *store, size_t cap,
+                        const char *data, size_t len, int n, int append)
 {
     struct wc_cache *c;
     struct wc_config cfg = {.size = 1 << 20, .dir = wct_dir};
     cr_assert_eq(wc_cache_open(&c, &cfg), 0);
-    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | (append ? O_APPEND : 0),
+                  0600);
     cr_assert_geq(fd, 0);
     int err;
     struct wc_file *f = wc_file_get(c, fd, &err);
     cr_assert_not_null(f);
-    cr_assert_eq(wc_pwrite(f, "kept data\n", 10, 0, 0, NULL), 10);
+    for (int k = 0; k < n; k++)
+        cr_assert_eq(wc_pwrite(f, data + len * (size_t)k, len,
+                               (off_t)(len * (size_t)k), append, NULL),
+                     (ssize_t)len);
     cr_assert_eq(wc_cache_may_remove(c), 0, "dirty data: must stay");
     struct wc_sys saved = wc_sys;
     wc_sys.pwritev = eio_pwritev;
@@ -238,6 +246,12 @@ static void kept_store(const char *path, char *store, size_t cap)
     cr_assert_eq(access(store, F_OK), 0, "the backing file was removed "
                  "although its data never reached the file");
     close(fd);
+}
+
+/* 10 dirty bytes of `path`, kept. */
+static void kept_store(const char *path, char *store, size_t cap)
+{
+    kept_writes(path, store, cap, "kept data\n", 10, 1, 0);
 }
 
 Test(engine_store, kept_when_write_back_failed_then_replayed,
@@ -735,24 +749,7 @@ static const char app_recs[] = "record 1 of the run\nrecord 2 of the run\n"
 
 static void kept_appends(const char *path, char *store, size_t cap)
 {
-    struct wc_cache *c;
-    struct wc_config cfg = {.size = 1 << 20, .dir = wct_dir};
-    cr_assert_eq(wc_cache_open(&c, &cfg), 0);
-    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_APPEND, 0600);
-    cr_assert_geq(fd, 0);
-    int err;
-    struct wc_file *f = wc_file_get(c, fd, &err);
-    cr_assert_not_null(f);
-    for (int k = 0; k < 5; k++)
-        cr_assert_eq(wc_pwrite(f, app_recs + 20 * k, 20, 0, 1, NULL), 20);
-    struct wc_sys saved = wc_sys;
-    wc_sys.pwritev = eio_pwritev;
-    wc_sys.pwritev2 = eio_pwritev2;
-    cr_assert_lt(wc_file_put(f), 0);
-    snprintf(store, cap, "%s", wc_cache_path(c));
-    cr_assert_lt(wc_cache_close(c), 0);
-    wc_sys = saved;
-    close(fd);
+    kept_writes(path, store, cap, app_recs, 20, 5, 1);
 }
 
 static void expect_content(const char *path, const char *want)
