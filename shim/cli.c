@@ -76,6 +76,9 @@ static void usage(FILE *out)
 "  --exclude P     never cache paths matching these         WCACHE_EXCLUDE\n"
 "  --inherited     cache writable files inherited at start-up (default)\n"
 "  --no-inherited  pass inherited files through             WCACHE_INHERITED\n"
+"  --no-guard      start no crash guard: after a SIGKILL,   WCACHE_GUARD\n"
+"                  `wcache recover` writes the data back\n"
+"  --guard         start one (default)\n"
 "  --stats [FILE]  one summary for the whole run at the end, on stderr or\n"
 "                  in FILE (--stats=FILE, or --stats FILE -- program)\n"
 "  --stats-per-process  also each process's own lines      WCACHE_STATS\n"
@@ -361,7 +364,8 @@ int main(int argc, char **argv)
 {
     enum { O_SIZE = 256, O_DIRTY, O_FLUSH, O_BYPASS, O_DIR, O_STATS,
            O_STATS_PER, O_INCLUDE, O_EXCLUDE, O_LOG, O_DISABLE, O_INHERITED,
-           O_NO_INHERITED, O_MIN_WRITES, O_SETUP_US, O_BACKGROUND_NS };
+           O_NO_INHERITED, O_MIN_WRITES, O_SETUP_US, O_BACKGROUND_NS,
+           O_GUARD, O_NO_GUARD };
     static const struct option opts[] = {
         {"size", required_argument, 0, O_SIZE},
         {"dirty", required_argument, 0, O_DIRTY},
@@ -379,6 +383,8 @@ int main(int argc, char **argv)
         {"disable", no_argument, 0, O_DISABLE},
         {"inherited", no_argument, 0, O_INHERITED},
         {"no-inherited", no_argument, 0, O_NO_INHERITED},
+        {"guard", no_argument, 0, O_GUARD},
+        {"no-guard", no_argument, 0, O_NO_GUARD},
         {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0},
@@ -409,6 +415,8 @@ int main(int argc, char **argv)
         case O_DISABLE: set("WCACHE_DISABLE", "1"); break;
         case O_INHERITED: set("WCACHE_INHERITED", "1"); break;
         case O_NO_INHERITED: set("WCACHE_INHERITED", "0"); break;
+        case O_GUARD: set("WCACHE_GUARD", "1"); break;
+        case O_NO_GUARD: set("WCACHE_GUARD", "0"); break;
         case O_STATS_PER: per_process = 1; break;
         case O_STATS:
             stats = 1;

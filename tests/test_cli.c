@@ -2,8 +2,8 @@
  * test_cli.c - the `wcache` command's conventions (shim/cli.c), as a user
  * of env, nice, timeout or stdbuf expects them: exit 125 for wcache's own
  * errors, 126 and 127 for a program that cannot be run or found, the
- * program's status otherwise; --stats FILE and --stats=FILE relative to
- * where wcache started; one summary for the whole run, also when nothing
+ * program's status otherwise; each option's variable; --stats FILE and
+ * --stats=FILE relative to where wcache started; one summary for the whole run, also when nothing
  * was cached or the program closed its stderr; -V; a statically linked
  * program named as such at --log info.
  */
@@ -166,6 +166,51 @@ Test(cli, version_and_help)
     run(&r, (const char *[]){"--help", NULL});
     cr_expect(exit_code(&r) == 0 && strstr(r.out, "usage: wcache"), "%s",
               r.out);
+    wct_result_free(&r);
+}
+
+/* Does out hold the whole line `line`? */
+static int has_line(const char *out, const char *line)
+{
+    size_t n = strlen(line);
+    for (const char *p = out; (p = strstr(p, line)); p++)
+        if ((p == out || p[-1] == '\n') && (p[n] == '\n' || !p[n]))
+            return 1;
+    return 0;
+}
+
+/* Each option sets the variable the help names, which the program's
+ * environment then shows (and the library reads there, as without the
+ * command); the switches both ways. */
+Test(cli, options_set_their_variables)
+{
+    static const char *const want[] = {
+        "WCACHE_SIZE=3M",        "WCACHE_DIRTY=1M",
+        "WCACHE_FLUSH_MS=250",   "WCACHE_BYPASS=64K",
+        "WCACHE_MIN_WRITES=3",   "WCACHE_SETUP_US=7",
+        "WCACHE_BACKGROUND_NS=9", "WCACHE_INCLUDE=*.log",
+        "WCACHE_EXCLUDE=*.tmp",  "WCACHE_INHERITED=0",
+        "WCACHE_GUARD=0",        "WCACHE_LOG=error",
+        "WCACHE_DISABLE=1",
+    };
+    struct wct_result r;
+    run(&r, (const char *[]){"--size", "3M", "--dirty", "1M", "--flush-ms",
+                             "250", "--bypass", "64K", "--min-writes", "3",
+                             "--setup-us", "7", "--background-ns", "9",
+                             "--include", "*.log", "--exclude", "*.tmp",
+                             "--no-inherited", "--no-guard", "--log",
+                             "error", "--disable", "--", "/usr/bin/env",
+                             NULL});
+    cr_assert(exit_code(&r) == 0, "exit %d: %s", exit_code(&r), r.err);
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        cr_expect(has_line(r.out, want[i]), "%s not set:\n%s", want[i],
+                  r.out);
+    wct_result_free(&r);
+    run(&r, (const char *[]){"--no-inherited", "--inherited", "--no-guard",
+                             "--guard", "--", "/usr/bin/env", NULL});
+    cr_expect(exit_code(&r) == 0 && has_line(r.out, "WCACHE_INHERITED=1") &&
+                  has_line(r.out, "WCACHE_GUARD=1"),
+              "the later switch wins: %s", r.out);
     wct_result_free(&r);
 }
 
