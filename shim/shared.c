@@ -185,6 +185,21 @@ void wc_share_finish(int how, dev_t dev, ino_t ino, const struct wc_desc *d,
         wc_file_for_good(dev, ino, why);
 }
 
+/* Do descriptors 0 or 2 name d's file? They may hold d's description
+ * without the shim tracking them (inherited, and never written through
+ * the shim: glibc's stderr writes behind it), so they are asked by
+ * identity; another description of the file there (`2>>f`) counts too. */
+static int std_alias(const struct wc_desc *d)
+{
+    for (int k = 0; k <= 2; k += 2) {
+        struct stat st;
+        if (wc_k_fstat(k, &st) == 0 && st.st_dev == d->dev &&
+            st.st_ino == d->ino)
+            return 1;
+    }
+    return 0;
+}
+
 void wc_fd_std(int fd, int with_process)
 {
     if (fd == 1 && !with_process && wc_stdout_quiet()) {
@@ -199,7 +214,8 @@ void wc_fd_std(int fd, int with_process)
                                  WC_CELL_KERNEL);
             int ok = !d->stdio &&
                      (in_cell || (!d->shared && (d->mode == WC_D_WATCH ||
-                                                 d->mode == WC_D_CACHED)));
+                                                 d->mode == WC_D_CACHED))) &&
+                     !std_alias(d);
             if (ok) {
                 __atomic_store_n(&wc_guard_seen, 1, __ATOMIC_SEQ_CST);
                 __atomic_store_n(&d->guard, 1, __ATOMIC_RELAXED);

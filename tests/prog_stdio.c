@@ -416,6 +416,21 @@ static void lines(char w, int n)
     }
 }
 
+/* On an inherited stdout that is also stderr (`> f 2>&1`): lines by
+ * write(1) between messages glibc writes to stderr itself (fprintf,
+ * perror, fputs: its internal write, at the kernel's offset). */
+static void sc_inherited_err(void)
+{
+    lines('A', 300);
+    fprintf(stderr, "E 1\n");
+    lines('B', 300);
+    errno = ENOENT;
+    perror("E 2");
+    lines('C', 300);
+    fputs("E 3\n", stderr);
+    lines('D', 300);
+}
+
 extern char **environ;
 
 /* fn(arg) in a child, which then exits (fn may exec, or _exit(127) when
@@ -739,6 +754,8 @@ int main(int argc, char **argv)
         sc_inherited1();
     else if (!strcmp(s, "inherited_cell") && argc > 3)
         sc_inherited_cell(argv[3], argc > 4);
+    else if (!strcmp(s, "inherited_err"))
+        sc_inherited_err();
     else if (!strcmp(s, "inherited3"))
         sc_inherited3();
     else if (!strcmp(s, "fences"))

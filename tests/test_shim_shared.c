@@ -370,6 +370,26 @@ Test(shared, exec_hands_over_a_redirect_held_alone)
     }
 }
 
+/* `prog > f 2>&1`: bash hands 1 and 2 over together, glibc writes its
+ * stderr messages at the kernel's offset behind the shim, so descriptor 1
+ * is not guarded (stdio.c invariant (2)): every message where the
+ * kernel puts it, between the lines (guarded, a message landed inside
+ * bytes 1 had cached, which the write-back then wrote over: dd's
+ * statistics, `> log 2>&1`). Also with `exec > g 2>&1` and with stdin the
+ * same file. */
+Test(shared, stderr_messages_into_a_handed_over_stdout)
+{
+    const char *script =
+        "\"$P\" inherited_err . > f 2>&1; "
+        "exec 3>&1; exec > g 2>&1; \"$P\" inherited_err .; exec >&3; "
+        "\"$P\" inherited_err . <> h >&0 2>&0";
+    identical("err", script);
+    struct run r;
+    run_script_env("bash", 1, "err", script, NULL, &r);
+    cr_expect(r.absorbed >= 3000, "bash: %lu writes absorbed", r.absorbed);
+    run_free(&r);
+}
+
 /* The same program beside other writers of the same redirect: the shell
  * holds it, so nothing is handed over; every line once, whole, in order.
  * (Whether the program took it as its own is read from the debug log:
