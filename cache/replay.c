@@ -449,18 +449,21 @@ static uint64_t prefix(int rfd, uint64_t at, const char *buf, uint64_t n)
 
 /* Bytes of an append call (buf, n) that landed at offset at of a file
  * of size eof: all of them, or a part of 64 bytes or more cut where the
- * kernel cuts a write a death interrupts (at a page boundary of the
- * file) or at the end of the file; else 0 (a shorter match is someone
+ * kernel cuts a write a death interrupts, at a page boundary of the file
+ * (the last one within the bytes the file has in common with buf: what
+ * follows the cut is another's, and may begin as ours does, two loggers'
+ * records starting "W0"; the common part ran 2 bytes past the cut, the
+ * call was taken as not landed and appended again, 4 runs in 30 of a
+ * probe) or at the end of the file; else 0 (a shorter match is someone
  * else's bytes that begin as ours). */
 static uint64_t landed_at(int rfd, uint64_t at, const char *buf, uint64_t n,
                           uint64_t eof)
 {
     uint64_t k = prefix(rfd, at, buf, n);
-    if (k == n)
-        return n;
-    if (k >= 64 && (at + k == eof || (at + k) % WC_FMT_PAGE == 0))
+    if (k == n || (k >= 64 && at + k == eof))
         return k;
-    return 0;
+    uint64_t cut = (at + k) / WC_FMT_PAGE * WC_FMT_PAGE;
+    return cut >= at + 64 ? cut - at : 0;
 }
 
 /* Bytes of t's run (buf) that reached the file already (format.h (9)):

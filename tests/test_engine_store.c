@@ -885,6 +885,52 @@ Test(engine_store, appended_run_in_flight_at_death_lands_once,
     }
 }
 
+/* The same, cut at a page boundary of the file and followed by another
+ * process's record that begins as the run's next one does ("record "):
+ * the bytes the file has in common with the run go 7 bytes past the cut;
+ * only what follows the cut is appended (before: the whole run again,
+ * after the other's record; a probe, two loggers whose records begin
+ * "W0", 4 runs in 30 with thousands of records twice). */
+Test(engine_store, appended_run_cut_before_a_look_alike_lands_once,
+     .init = wct_setup, .fini = wct_teardown, .timeout = 30)
+{
+    const char *path = wct_path("log");
+    static const char other[] = "record of another process\n";
+    enum { REC = 128, NREC = 40, RUN = REC * NREC, CUT = 4096 };
+    static char recs[RUN], want[RUN + 64];
+    for (int i = 0; i < NREC; i++) {
+        memset(recs + i * REC, '.', REC);
+        int n = snprintf(recs + i * REC, REC, "record %d of the run", i);
+        recs[i * REC + n] = ' ';
+        recs[i * REC + REC - 1] = '\n';
+    }
+    char store[4200];
+    kept_writes(path, store, sizeof store, recs, REC, NREC, 1);
+    int fd = open(path, O_WRONLY | O_TRUNC);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(write(fd, recs, CUT), CUT);
+    cr_assert_eq(write(fd, other, strlen(other)), (ssize_t)strlen(other));
+    close(fd);
+    set_wip(store, 0, RUN);
+    struct wc_rp_result res;
+    cr_assert_eq(wc_replay(store, 0, -1, &res), 0);
+    cr_assert_eq(res.failed, 0);
+    size_t wl = 0;
+    memcpy(want, recs, CUT);
+    wl += CUT;
+    memcpy(want + wl, other, strlen(other));
+    wl += strlen(other);
+    memcpy(want + wl, recs + CUT, RUN - CUT);
+    wl += RUN - CUT;
+    char *got = malloc(2 * sizeof want);
+    int rf = open(path, O_RDONLY);
+    ssize_t rn = rf >= 0 ? read(rf, got, 2 * sizeof want) : -1;
+    close(rf);
+    cr_expect(rn == (ssize_t)wl && memcmp(got, want, wl) == 0,
+              "cut before a look-alike: %zd bytes, not %zu", rn, wl);
+    free(got);
+}
+
 /* A replay's progress (append_done) past the end of the run is a corrupt
  * backing file: nothing replayed, the file kept, said (before: the run
  * skipped, the bytes lost, "written back"). */
