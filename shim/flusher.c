@@ -2,12 +2,13 @@
  * flusher.c - the flusher: a thread that writes back the batches of
  * completed pages streams hand over (cache/async.c) while the program
  * goes on writing, and what has been dirty for half of WCACHE_FLUSH_MS
- * (the kernel's flusher threads, in user space), and reaps the crash
- * guard's intermediate child.
+ * (the kernel's flusher threads, in user space), reaps the crash
+ * guard's intermediate child, and starts a guard again when the one
+ * watching the store went (guard.c invariant (6)).
  *
  * Invariants:
  *   (1) The flusher thread has every signal blocked and calls only
- *       wc_cache_async_run and wc_cache_flush_expired: data is on disk at
+ *       wc_cache_async_run, wc_cache_flush_expired and wc_guard_check: data is on disk at
  *       most about WCACHE_FLUSH_MS after it was written, even while the
  *       program sleeps. It ends when the program's threads have all
  *       ended, so that glibc's "last thread calls exit(0)" still ends the
@@ -70,6 +71,7 @@
  * g_flusher_starting: 1 from the start (pthread_create may have made it
  * without its id published yet), 2 when pthread_create failed. */
 static int g_flusher_tid, g_flusher_starting;
+#define WC_GUARD_CHECK_NS 250000000ull  /* the guard's own sweep */
 /* Set by the flusher as it leaves its loop for good (atomic). */
 static int g_flusher_left;
 /* Set to make the flusher leave while the shim stays on (atomic):
@@ -107,6 +109,9 @@ static void *flusher_main(void *arg)
      * /proc/self/stat), whatever the period. */
     uint64_t look_ns = period_ns < 250000000u ? 250000000u : period_ns;
     uint64_t next_tick = wc_now_ns() + period_ns, next_look = next_tick;
+    /* Whether the crash guard still watches, every 250 ms whatever the
+     * period (guard.c invariant (6)). */
+    uint64_t next_guard = wc_now_ns() + WC_GUARD_CHECK_NS;
     struct wc_cache *c = NULL;          /* the one batches are taken from */
     __atomic_store_n(&g_flusher_tid, (int)REAL(syscall)(SYS_gettid),
                      __ATOMIC_RELEASE);
@@ -119,8 +124,9 @@ static void *flusher_main(void *arg)
         if (!c && (c = __atomic_load_n(&wc_cachep, __ATOMIC_ACQUIRE)))
             wc_cache_async(c, flusher_kick);
         uint64_t now = wc_now_ns();
-        if (now < next_tick && !__atomic_load_n(&g_kick, __ATOMIC_ACQUIRE)) {
-            uint64_t d = next_tick - now;
+        uint64_t wake = next_tick < next_guard ? next_tick : next_guard;
+        if (now < wake && !__atomic_load_n(&g_kick, __ATOMIC_ACQUIRE)) {
+            uint64_t d = wake - now;
             struct timespec ts = {(time_t)(d / 1000000000u),
                                   (long)(d % 1000000000u)};
             wc_raw_syscall(SYS_futex, (long)&g_kick, FUTEX_WAIT_PRIVATE, 0,
@@ -132,7 +138,14 @@ static void *flusher_main(void *arg)
             break;
         if (c)
             run_batches(c);
-        if ((now = wc_now_ns()) < next_tick)
+        now = wc_now_ns();
+        if (c && now >= next_guard) {
+            next_guard = now + WC_GUARD_CHECK_NS;
+            wc_depth = 1;
+            wc_guard_check(c);          /* guard.c invariant (6) */
+            wc_depth = 0;
+        }
+        if (now < next_tick)
             continue;
         next_tick = now + period_ns;
         /* main called pthread_exit and every other program thread has

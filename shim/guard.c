@@ -54,6 +54,18 @@
  *       probes for the guard as any program does.
  *   (5) WCACHE_GUARD=0 disables it; without the wcache binary there is no
  *       guard (one message at WCACHE_LOG=info): `wcache recover` remains.
+ *   (6) A guard that goes while the program caches (killed by itself,
+ *       SIGTERM to it alone) is replaced: the flusher asks again every
+ *       250 ms, whatever WCACHE_FLUSH_MS (wc_guard_check, the three
+ *       system calls of (2)), and starts
+ *       one as (2) does, so a later SIGKILL of the program is replayed
+ *       (before, the data waited for the next program caching in the
+ *       directory, or `wcache recover`). One spawn at a time (g_spawning:
+ *       g_spawn and the stacks are single), and none while the last
+ *       intermediate is not reaped (it may still run on the stacks). A
+ *       guard killed together with the program (a cgroup's kill, an OOM
+ *       kill of the group) cannot be replaced by it: the backing file
+ *       waits for the next guard or `wcache recover` (README).
  */
 #include <dlfcn.h>
 #include <fcntl.h>
@@ -126,6 +138,9 @@ struct spawn {
 static struct spawn g_spawn WC_LARGE;
 static char g_stack[2][16 << 10] __attribute__((aligned(16))) WC_LARGE;
 static int g_child;             /* the intermediate child, until reaped */
+static int g_wanted;            /* the cache has a name a guard watches
+                                   (atomic; invariant (6)) */
+static int g_spawning;          /* a spawn in progress (atomic, (6)) */
 
 /* A system call that leaves errno alone: the children share the
  * program's memory and thread pointer, so they must not write the
@@ -225,10 +240,32 @@ static int guard_watches(const char *dir)
     return r == -EWOULDBLOCK;
 }
 
+static void spawn(struct wc_cache *c);
+
 void wc_guard_start(struct wc_cache *c)
 {
     if (!wc_cfg.guard || !c)
         return;
+    __atomic_store_n(&g_wanted, 1, __ATOMIC_RELEASE);
+    int was = 0;
+    if (!__atomic_compare_exchange_n(&g_spawning, &was, 1, 0,
+                                     __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+        return;                 /* (6): another thread spawns */
+    if (!__atomic_load_n(&g_child, __ATOMIC_ACQUIRE))
+        spawn(c);
+    __atomic_store_n(&g_spawning, 0, __ATOMIC_RELEASE);
+}
+
+void wc_guard_check(struct wc_cache *c)
+{
+    if (__atomic_load_n(&g_wanted, __ATOMIC_ACQUIRE) && guard_found != 0)
+        wc_guard_start(c);
+}
+
+/* A guard for c's directory unless one watches it (invariant (2)).
+ * Caller holds g_spawning, with no intermediate unreaped. */
+static void spawn(struct wc_cache *c)
+{
     struct spawn *s = &g_spawn;
     const char *path = wc_cache_path(c), *slash = strrchr(path, '/');
     if (!slash || (size_t)(slash - path) >= sizeof s->dir)
@@ -286,6 +323,8 @@ WC_ONCE
 void wc_guard_after_fork(void)
 {
     WC_RESET(g_child, 0);       /* the parent's child, not ours */
+    WC_RESET(g_wanted, 0);      /* the parent's cache, not ours */
+    WC_RESET(g_spawning, 0);
     WC_RESET(g_reaping, 0);     /* its reaper, the flusher, is not here */
 }
 

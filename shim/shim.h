@@ -1065,6 +1065,9 @@ void wc_altstack_drop(void *m);
 /* The crash guard for cache c, just created (guard.c); and the start-up
  * part (asks this library's path while dladdr is safe to call). */
 void wc_guard_start(struct wc_cache *c);
+/* The flusher, every 250 ms: a guard again if the one started went
+ * (guard.c invariant (6)). */
+void wc_guard_check(struct wc_cache *c);
 /* Wait for the guard's intermediate child to go, and reap it (the
  * flusher thread, first thing); forget it in a fork child. */
 void wc_guard_reap(void);

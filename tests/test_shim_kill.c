@@ -240,10 +240,21 @@ static void run_writer(struct run *r)
             for (int i = 0; i < 200 && !(g = find_guard(sd)); i++)
                 usleep(5000);
             cr_assert(g > 0, "no guard process found");
-            kill(g, SIGKILL);
+            /* Killed together with the writer (a cgroup's kill): stopped
+             * first, so that it replays nothing, and the writer's flusher
+             * does not replace it (guard.c invariant (6)). */
+            kill(g, SIGSTOP);
         }
         usleep((useconds_t)(r->seed % 1000));
         end_writer(r, r->sig);
+        if (r->kill_guard) {
+            const char *sd = r->store ? r->store : r->dir;
+            pid_t g = find_guard(sd);
+            if (g > 0)
+                kill(g, SIGKILL);
+            for (int i = 0; i < 400 && find_guard(sd); i++)
+                usleep(5000);
+        }
     } else {
         end_writer(r, 0);
     }
@@ -417,7 +428,8 @@ Test(kill, no_guard_then_recover, .init = setup, .fini = wct_scratch_cleanup,
         kill_once(dir, base * 1000 + (uint64_t)i, SIGKILL, 1);
 }
 
-/* The guard itself killed, then the writer: recover replays. */
+/* The guard killed together with the writer (a cgroup's kill): the
+ * backing file waits, and recover replays. */
 Test(kill, guard_killed_then_recover, .init = setup,
      .fini = wct_scratch_cleanup, .timeout = 120)
 {
@@ -451,6 +463,59 @@ Test(kill, guard_killed_then_recover, .init = setup,
     check_files(&r, "guard killed");
 }
 
+/* A writer killed together with its guard (WCACHE_GUARD=0 stands for
+ * that: a cgroup's kill, an OOM kill of the group): the next `wcache --
+ * prog` replays its store before prog starts (cli_recover.c (G5)), so a
+ * restarted program writes after the dead one's records, as with the
+ * kernel. */
+Test(kill, wcache_command_replays_the_dead_first, .init = setup,
+     .fini = wct_scratch_cleanup, .timeout = 120)
+{
+    char *dir = wct_scratch("kill");
+    uint64_t seed = (uint64_t)time(NULL);
+    struct run r = {.dir = dir, .seed = seed, .how = "run", .sig = SIGKILL,
+                    .kill_after = 300, .no_guard = 1};
+    run_writer(&r);
+    cr_assert(WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGKILL);
+    cr_assert_eq(wct_stores_left(dir), 1, "the backing file should wait");
+    struct wct_result res;
+    const char *argv[] = {WCACHE_BIN, "--dir", dir, "--", "/bin/true", NULL};
+    struct wct_spec s = {.argv = argv, .timeout_s = 60};
+    cr_assert_eq(wct_run(&s, &res), 0);
+    cr_assert(wct_ok(&res), "%s%s", res.out, res.err);
+    wct_result_free(&res);
+    cr_assert_eq(wct_stores_left(dir), 0, "wcache -- started its program "
+                 "with a dead program's store not replayed");
+    check_files(&r, "replayed by wcache --");
+}
+
+/* The guard killed alone while the writer caches: the writer's flusher
+ * starts another (guard.c invariant (6)), which replays the writer's
+ * SIGKILL (before, nothing did until the next program caching there, or
+ * `wcache recover`: a probe, 10 of 10). */
+Test(kill, guard_killed_alone_is_replaced, .init = setup,
+     .fini = kill_writers_and_clean, .timeout = 120)
+{
+    char *dir = wct_scratch("kill");
+    uint64_t seed = (uint64_t)time(NULL);
+    struct run r = {.dir = dir, .seed = seed, .how = "pause", .n = 200,
+                    .flush_ms = "600000"};
+    start_writer(&r);
+    cr_assert(read_acks(&r, r.n + 1), "the writer ended early");
+    pid_t g = 0, g2 = 0;
+    for (int i = 0; i < 400 && !(g = find_guard(dir)); i++)
+        usleep(5000);
+    cr_assert(g > 0, "no guard");
+    kill(g, SIGKILL);
+    for (int i = 0; i < 600 && ((g2 = find_guard(dir)) == g || !g2); i++)
+        usleep(5000);
+    cr_assert(g2 > 0 && g2 != g, "no guard again 3 s after the first was "
+              "killed");
+    end_writer(&r, SIGKILL);
+    wait_guard(dir);
+    check_files(&r, "replayed by the guard started again");
+}
+
 /* Are some of the records r acknowledged still only in its cache (its
  * file a shorter than they are)? */
 static int cached(const struct run *r)
@@ -466,8 +531,9 @@ static int cached(const struct run *r)
 
 /* One guard watches every program whose store is in a directory
  * (shim/cli_recover.c (G1)-(G3)): two writers paused with data cached
- * share one; killed, the guard replays the first; a writer started after
- * the guard itself was killed starts a new one, which replays the second
+ * share one; killed, the guard replays the first; after the guard itself
+ * was killed a new one starts (writer 1's flusher or writer 2's start),
+ * which replays the second
  * writer's store too (one it never heard of), then the third's; with no
  * owner left it leaves. */
 Test(kill, one_guard_watches_every_writer, .init = setup,
@@ -512,7 +578,10 @@ Test(kill, one_guard_watches_every_writer, .init = setup,
     start_writer(&r[2]);
     cr_assert(read_acks(&r[2], r[2].n + 1), "writer 2 ended early");
     pid_t g2 = 0;
-    for (int i = 0; i < 400 && !(g2 = find_guards(top, &count)); i++)
+    /* Writer 1's flusher may start it as well (guard.c invariant (6)):
+     * a second one starting at once leaves when it sees the first. */
+    for (int i = 0; i < 600 && (!(g2 = find_guards(top, &count)) ||
+                                count != 1); i++)
         usleep(5000);
     cr_assert(g2 > 0 && g2 != g, "no new guard after the first was killed");
     cr_assert_eq(count, 1);
