@@ -145,6 +145,7 @@
  */
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/kcmp.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -185,27 +186,48 @@ void wc_share_finish(int how, dev_t dev, ino_t ino, const struct wc_desc *d,
         wc_file_for_good(dev, ino, why);
 }
 
-/* Do descriptors 0 or 2 name d's file? They may hold d's description
- * without the shim tracking them (inherited, and never written through
- * the shim: glibc's stderr writes behind it), so they are asked by
- * identity; another description of the file there (`2>>f`) counts too. */
-static int std_alias(const struct wc_desc *d)
+/* How descriptors 0-2 other than fd hold d's file, which glibc writes
+ * behind the shim (stdio.c invariants (1), (2)), whether the shim tracks
+ * them or not (inherited and never written through it: glibc's stderr
+ * messages): STD_NONE; STD_SAME, only through d's own description
+ * (kcmp: `prog > f 2>&1`); STD_OTHER, through another one (`prog > f 2>
+ * f`, `2>> f`, `< f`), or one kcmp cannot tell. Raw calls: errno stays
+ * the program's. */
+enum { STD_NONE, STD_SAME, STD_OTHER };
+static int std_holders(int fd, const struct wc_desc *d)
 {
-    for (int k = 0; k <= 2; k += 2) {
+    int how = STD_NONE;
+    long me = wc_raw_syscall(SYS_getpid, 0, 0, 0, 0, 0, 0);
+    for (int k = 0; k <= 2; k++) {
         struct stat st;
-        if (wc_k_fstat(k, &st) == 0 && st.st_dev == d->dev &&
-            st.st_ino == d->ino)
-            return 1;
+        if (k == fd || wc_k_fstat(k, &st) != 0 || st.st_dev != d->dev ||
+            st.st_ino != d->ino)
+            continue;
+        if (wc_raw_syscall(SYS_kcmp, me, me, KCMP_FILE, fd, k, 0) != 0)
+            return STD_OTHER;
+        how = STD_SAME;
     }
-    return 0;
+    return how;
 }
 
 void wc_fd_std(int fd, int with_process)
 {
-    if (fd == 1 && !with_process && wc_stdout_quiet()) {
+    struct wc_desc *d = wc_fd_get(fd);
+    int holders = d ? std_holders(fd, d) : STD_NONE;
+    if (holders == STD_OTHER) {
+        /* glibc's bytes through the other description and the cached
+         * ones would land in the order write-back makes, not the
+         * program's (`prog > f 2> f`: stdout's cached lines were written
+         * back over the stderr message the kernel keeps over them): the
+         * file passes through for good. */
+        wc_file_for_good(d->dev, d->ino, WC_WHY_OTHER);
+        return;
+    }
+    if (fd == 1 && !with_process && wc_stdout_quiet() &&
+        holders == STD_NONE) {
         /* stdio.c invariant (2): guarded, unless it is shared already
-         * (RESERVE or THROUGH: on 0 or 2 too, or with another process). */
-        struct wc_desc *d = wc_fd_get(fd);
+         * (RESERVE or THROUGH: on 0 or 2 too, tracked or not, or with
+         * another process). */
         if (d && !wc_desc_lock(fd, d)) {
             /* A description with its offset in a cell (invariant (6))
              * is guarded as one held alone is. */
@@ -214,8 +236,7 @@ void wc_fd_std(int fd, int with_process)
                                  WC_CELL_KERNEL);
             int ok = !d->stdio &&
                      (in_cell || (!d->shared && (d->mode == WC_D_WATCH ||
-                                                 d->mode == WC_D_CACHED))) &&
-                     !std_alias(d);
+                                                 d->mode == WC_D_CACHED)));
             if (ok) {
                 __atomic_store_n(&wc_guard_seen, 1, __ATOMIC_SEQ_CST);
                 __atomic_store_n(&d->guard, 1, __ATOMIC_RELAXED);

@@ -37,11 +37,13 @@
  *       written to the kernel), before glibc writes. At exit the shim
  *       writes the kernel's offset back before glibc flushes its streams
  *       (the shim's destructor runs first). A description is guarded only
- *       on 1 and only if it is on neither 0 nor 2, tracked there or not
- *       (`prog > f 2>&1` from a shell under wcache hands 1 and 2 over
- *       untracked; glibc's stderr wrote at the kernel's offset, inside
- *       bytes 1 had cached, and the write-back wrote over it): no
- *       descriptor 0 or 2 may name its file (shared.c std_alias).
+ *       on 1 and only if no descriptor 0 or 2 names its file, tracked
+ *       there or not (`prog > f 2>&1` from a shell under wcache hands 1
+ *       and 2 over untracked; glibc's stderr wrote at the kernel's
+ *       offset, inside bytes 1 had cached, and the write-back wrote over
+ *       it): the same description there makes it shared; another
+ *       description of the file on 0, 1 or 2 (`> f 2> f`) makes the file
+ *       pass through for good (shared.c std_holders).
  *   Limits of (2), in the contract's terms: a stdio call made by a signal
  *   handler that interrupted the shim itself does not fence (such a call
  *   is not async-signal-safe anyway); glibc functions outside the list

@@ -376,13 +376,16 @@ Test(shared, exec_hands_over_a_redirect_held_alone)
  * kernel puts it, between the lines (guarded, a message landed inside
  * bytes 1 had cached, which the write-back then wrote over: dd's
  * statistics, `> log 2>&1`). Also with `exec > g 2>&1` and with stdin the
- * same file. */
+ * same file; and with stderr another description of the file (`> k 2>
+ * k`: the file passes through, so that the message overwrites the lines
+ * where the kernel puts it, not the lines the message). */
 Test(shared, stderr_messages_into_a_handed_over_stdout)
 {
     const char *script =
         "\"$P\" inherited_err . > f 2>&1; "
         "exec 3>&1; exec > g 2>&1; \"$P\" inherited_err .; exec >&3; "
-        "\"$P\" inherited_err . <> h >&0 2>&0";
+        "\"$P\" inherited_err . <> h >&0 2>&0; "
+        "\"$P\" inherited_err . > k 2> k";
     identical("err", script);
     struct run r;
     run_script_env("bash", 1, "err", script, NULL, &r);
