@@ -50,6 +50,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -448,14 +449,19 @@ static uint64_t prefix(int rfd, uint64_t at, const char *buf, uint64_t n)
 }
 
 /* Bytes of an append call (buf, n) that landed at offset at of a file
- * of size eof: all of them, or a part of 64 bytes or more cut where the
- * kernel cuts a write a death interrupts, at a page boundary of the file
- * (the last one within the bytes the file has in common with buf: what
- * follows the cut is another's, and may begin as ours does, two loggers'
- * records starting "W0"; the common part ran 2 bytes past the cut, the
- * call was taken as not landed and appended again, 4 runs in 30 of a
- * probe) or at the end of the file; else 0 (a shorter match is someone
- * else's bytes that begin as ours). */
+ * of size eof: all of them; or, cut by a death, up to the end of the
+ * file (64 bytes or more); or up to a page boundary of the file, where
+ * the kernel cuts a write a death interrupts, at least a page of them:
+ * the last boundary within the bytes the file has in common with buf,
+ * since what follows the cut is another's and may begin as ours does
+ * (two loggers' records starting "W0": the common bytes ran 2 bytes past
+ * the cut, the call was taken as not landed and appended again, 4 runs
+ * in 30 of a probe), and never less than a page, since another's bytes
+ * where ours did not land at all may begin as ours do for as long (a
+ * probe: records of 300 'x' then a number, the first 80 bytes of the run
+ * taken as landed and lost). Else 0: a part of the call that reached
+ * the file only in its first page is written again (twice rather than
+ * lost), as is one that only someone else's identical page could fake. */
 static uint64_t landed_at(int rfd, uint64_t at, const char *buf, uint64_t n,
                           uint64_t eof)
 {
@@ -463,7 +469,7 @@ static uint64_t landed_at(int rfd, uint64_t at, const char *buf, uint64_t n,
     if (k == n || (k >= 64 && at + k == eof))
         return k;
     uint64_t cut = (at + k) / WC_FMT_PAGE * WC_FMT_PAGE;
-    return cut >= at + 64 ? cut - at : 0;
+    return cut >= at + WC_FMT_PAGE ? cut - at : 0;
 }
 
 /* Bytes of t's run (buf) that reached the file already (format.h (9)):
@@ -590,6 +596,23 @@ static uint64_t dry_landed(int fd, const struct wc_header *h,
     return n;
 }
 
+/* Does the process whose pid a backing file's name carries
+ * ("cache.<pid>.<nonce>", store.c) live? */
+static int creator_alive(const char *path)
+{
+    const char *base = strrchr(path, '/');
+    unsigned pid, nonce;
+    int at = 0, end = 0;
+    base = base ? base + 1 : path;
+    if (sscanf(base, "cache.%u.%n%8x%n", &pid, &at, &nonce, &end) != 2 ||
+        end - at != 8 || base[end] || pid == 0 || pid > INT32_MAX)
+        return 0;
+    int e = errno;
+    int alive = kill((pid_t)pid, 0) == 0 || errno == EPERM;
+    errno = e;
+    return alive;
+}
+
 int wc_replay(const char *path, int flags, int log_fd,
               struct wc_rp_result *out)
 {
@@ -663,6 +686,15 @@ int wc_replay_fd(int fd, const char *path, int flags, int log_fd,
      * (before its size was set), or something emptied it. Said once,
      * counted as failed (bytes may have been lost with it), and removed:
      * every later recover said "too short" and kept it. */
+    if (st.st_size == 0 && creator_alive(path)) {
+        /* Being made: created by name (no O_TMPFILE there), its lock
+         * not taken yet (store.c). Removing it would leave its process
+         * caching into a file no replay can find. Looked at again
+         * later. */
+        out->alive = 1;
+        wc_sys.close(fd);
+        return 0;
+    }
     if (st.st_size == 0) {
         say(log_fd, "wcache: %s: empty: nothing to replay (its process "
             "died making it, or it was emptied); removed", path);

@@ -445,16 +445,15 @@ int main(int argc, char **argv)
     }
     struct wc_shim_config cfg;
     memset(&cfg, 0, sizeof cfg);
-    cfg.guard = 1;                      /* the library's default */
     int on = wc_config_load(&cfg, opt_get, is_dir, bad_option);
     if (g_env_size_bad) {
         memset(&cfg, 0, sizeof cfg);
-        cfg.guard = 1;
         on = wc_config_load(&cfg, opt_get, is_dir, bad_option);
     }
     /* What programs killed with their guard left goes to the files
-     * before this one writes there (cli_recover.c (G5)). */
-    if (on && cfg.guard)
+     * before this one writes there (cli_recover.c (G5); the options are
+     * in the environment by now). */
+    if (on)
         wc_cli_replay_dead();
     if (stats_arg && *stats_arg) {
         /* Relative to where wcache was started, not to where each

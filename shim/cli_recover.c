@@ -176,8 +176,9 @@ static int run(const char *given, int flags)
  *        it alive, from /proc) when that program's data had to be set
  *        aside; of a program that died before any sweep saw it, only the
  *        log (DIR/guard.log) tells.
- *   (G5) `wcache -- prog` makes one sweep of each directory prog may
- *        cache in before it starts prog (wc_cli_replay_dead): what a
+ *   (G5) `wcache -- prog` makes one sweep of the directory prog will
+ *        cache in before it starts prog (wc_cli_replay_dead; none with
+ *        the guard off or the cache disabled, as by hand): what a
  *        program killed together with its guard left (a cgroup's kill,
  *        an OOM kill of the group: no guard outlives them) reaches the
  *        files before the program that replaces it writes there, as the
@@ -358,14 +359,26 @@ static int guard(const char *dir)
 void wc_cli_replay_dead(void)
 {
     static struct guard g;      /* large: not on the stack */
-    char d[4][PATH_MAX];
-    fill_sys();
-    int nd = dirs(NULL, d, 4);
-    for (int i = 0; i < nd; i++) {
-        memset(&g, 0, sizeof g);
-        g.dir = d[i];
-        guard_sweep(&g);        /* (G5) */
+    const char *off = getenv("WCACHE_DISABLE"), *guard = getenv("WCACHE_GUARD");
+    if ((off && !strcmp(off, "1")) || (guard && !strcmp(guard, "0")))
+        return;                 /* pass-through, or recovery left by hand */
+    /* The directory the program's cache will be in (cache/store.c
+     * pick_dir): WCACHE_DIR, else the first of the chain it may write. */
+    char d[PATH_MAX];
+    const char *want = getenv("WCACHE_DIR"), *tmp = getenv("TMPDIR");
+    if (!want || !*want) {
+        const char *chain[] = {"/dev/shm", tmp && *tmp ? tmp : NULL, "/tmp"};
+        want = NULL;
+        for (size_t i = 0; i < sizeof chain / sizeof *chain && !want; i++)
+            if (chain[i] && access(chain[i], W_OK | X_OK) == 0)
+                want = chain[i];
     }
+    if (!want || user_dir(want, d, sizeof d) != 0)
+        return;                 /* none there yet: nothing left in it */
+    fill_sys();
+    memset(&g, 0, sizeof g);
+    g.dir = d;
+    guard_sweep(&g);            /* (G5) */
 }
 
 int wc_cli_recover(int argc, char **argv)

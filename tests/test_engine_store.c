@@ -817,8 +817,9 @@ static void set_wip(const char *store, uint64_t at, uint64_t len)
  * (the engine's end of file behind): found there, not appended again;
  * not landed: appended, after the other's; cut by the death (the kernel
  * stops a write at a page boundary of the file when the process is
- * killed), at the end of the file or before another's append: only the
- * rest appended (a probe: 500-10,000 records twice, 2 runs in 30-60). */
+ * killed), at the end of the file: only the rest appended (a probe:
+ * 500-10,000 records twice, 2 runs in 30-60); before another's append,
+ * less than a page of it: all of it again (replay.c landed_at). */
 Test(engine_store, appended_run_in_flight_at_death_lands_once,
      .init = wct_setup, .fini = wct_teardown, .timeout = 30)
 {
@@ -835,7 +836,10 @@ Test(engine_store, appended_run_in_flight_at_death_lands_once,
         if (how == 3) {         /* 64 bytes landed, the end of the file */
             cr_assert_eq(write(fd, app_recs, 64), 64);
             snprintf(want, sizeof want, "%s", app_recs);
-        } else if (how == 4) {  /* 64 landed up to a page boundary */
+        } else if (how == 4) {  /* 64 landed up to a page boundary: less
+                                   than a page, not told from another's
+                                   bytes that begin as ours, written twice
+                                   rather than lost */
             cr_assert_eq(write(fd, pad, sizeof pad), (ssize_t)sizeof pad);
             cr_assert_eq(write(fd, app_recs, 64), 64);
             cr_assert_eq(write(fd, other, strlen(other)),
@@ -876,10 +880,10 @@ Test(engine_store, appended_run_in_flight_at_death_lands_once,
         wl += 64;
         memcpy(w + wl, other, strlen(other));
         wl += strlen(other);
-        memcpy(w + wl, app_recs + 64, 36);
-        wl += 36;
+        memcpy(w + wl, app_recs, 100);
+        wl += 100;
         cr_expect(got && n == wl && memcmp(got, w, wl) == 0,
-                  "cut at a page boundary: %zu bytes, not %zu", n, wl);
+                  "cut in the first page: %zu bytes, not %zu", n, wl);
         free(got);
         free(w);
     }
@@ -928,6 +932,55 @@ Test(engine_store, appended_run_cut_before_a_look_alike_lands_once,
     close(rf);
     cr_expect(rn == (ssize_t)wl && memcmp(got, want, wl) == 0,
               "cut before a look-alike: %zd bytes, not %zu", rn, wl);
+    free(got);
+}
+
+/* Nothing of the call landed, and another process's records where it
+ * would have begin as the run's do, for longer than the way to the next
+ * page boundary of the file: all of the run is appended (before, the
+ * bytes up to that boundary were taken as landed and lost; a probe,
+ * records of 300 'x' then a number, 80 bytes of the first record gone). */
+Test(engine_store, appended_run_not_landed_beside_a_look_alike_is_whole,
+     .init = wct_setup, .fini = wct_teardown, .timeout = 30)
+{
+    const char *path = wct_path("log");
+    enum { REC = 400, NREC = 12, RUN = REC * NREC, PAD = 4096 - 80 };
+    static char recs[RUN], theirs[3 * REC], pad[PAD], want[PAD + 4 * RUN];
+    for (int i = 0; i < NREC; i++) {
+        memset(recs + i * REC, 'x', REC);
+        snprintf(recs + i * REC + 300, REC - 300, "W1 %08d", i);
+        recs[i * REC + REC - 1] = '\n';
+    }
+    for (int i = 0; i < 3; i++) {
+        memset(theirs + i * REC, 'x', REC);
+        snprintf(theirs + i * REC + 300, REC - 300, "W2 %08d", i);
+        theirs[i * REC + REC - 1] = '\n';
+    }
+    memset(pad, 'o', sizeof pad);
+    char store[4200];
+    kept_writes(path, store, sizeof store, recs, REC, NREC, 1);
+    int fd = open(path, O_WRONLY | O_TRUNC);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(write(fd, pad, PAD), PAD);
+    cr_assert_eq(write(fd, theirs, sizeof theirs), (ssize_t)sizeof theirs);
+    close(fd);
+    set_wip(store, PAD, RUN);
+    struct wc_rp_result res;
+    cr_assert_eq(wc_replay(store, 0, -1, &res), 0);
+    cr_assert_eq(res.failed, 0);
+    size_t wl = 0;
+    memcpy(want, pad, PAD);
+    wl += PAD;
+    memcpy(want + wl, theirs, sizeof theirs);
+    wl += sizeof theirs;
+    memcpy(want + wl, recs, RUN);
+    wl += RUN;
+    char *got = malloc(sizeof want);
+    int rf = open(path, O_RDONLY);
+    ssize_t rn = rf >= 0 ? read(rf, got, sizeof want) : -1;
+    close(rf);
+    cr_expect(rn == (ssize_t)wl && memcmp(got, want, wl) == 0,
+              "not landed, beside a look-alike: %zd bytes, not %zu", rn, wl);
     free(got);
 }
 
@@ -1006,6 +1059,27 @@ Test(engine_store, appended_run_retried_after_truncation_leaves_no_hole,
  * header): nothing to replay; a replay says so, counts it failed once
  * (it may also be a store something emptied) and removes it (before:
  * "too short for a header", kept, at every recover). */
+/* An empty backing file named for a living process is one being made
+ * (created by name, its lock not taken yet): left alone, not reported
+ * (before, removed: its process went on caching into a file no replay
+ * could find). */
+Test(engine_store, empty_backing_file_of_a_living_owner_stays,
+     .init = wct_setup, .fini = wct_teardown, .timeout = 30)
+{
+    char name[64];
+    snprintf(name, sizeof name, "cache.%u.0badc0de", (unsigned)getpid());
+    const char *store = wct_path(name);
+    int fd = open(store, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    struct wc_rp_result res;
+    cr_assert_eq(wc_replay(store, 0, -1, &res), 0);
+    cr_assert_eq(res.failed, 0);
+    cr_assert(res.alive && !res.removed);
+    cr_assert_eq(access(store, F_OK), 0, "removed while being made");
+    unlink(store);
+}
+
 Test(engine_store, empty_backing_file_of_a_dead_owner_goes,
      .init = wct_setup, .fini = wct_teardown, .timeout = 30)
 {

@@ -467,7 +467,7 @@ Test(kill, guard_killed_then_recover, .init = setup,
  * that: a cgroup's kill, an OOM kill of the group): the next `wcache --
  * prog` replays its store before prog starts (cli_recover.c (G5)), so a
  * restarted program writes after the dead one's records, as with the
- * kernel. */
+ * kernel; `wcache --no-guard` and `--disable` leave it. */
 Test(kill, wcache_command_replays_the_dead_first, .init = setup,
      .fini = wct_scratch_cleanup, .timeout = 120)
 {
@@ -479,6 +479,18 @@ Test(kill, wcache_command_replays_the_dead_first, .init = setup,
     cr_assert(WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGKILL);
     cr_assert_eq(wct_stores_left(dir), 1, "the backing file should wait");
     struct wct_result res;
+    /* Not with the guard off, nor with the cache disabled: recovery is
+     * then left to `wcache recover`, as the user asked. */
+    const char *opt[] = {"--no-guard", "--disable"};
+    for (int i = 0; i < 2; i++) {
+        const char *argv[] = {WCACHE_BIN, "--dir", dir, opt[i], "--",
+                              "/bin/true", NULL};
+        struct wct_spec s = {.argv = argv, .timeout_s = 60};
+        cr_assert_eq(wct_run(&s, &res), 0);
+        cr_assert(wct_ok(&res), "%s%s", res.out, res.err);
+        wct_result_free(&res);
+        cr_assert_eq(wct_stores_left(dir), 1, "wcache %s replayed", opt[i]);
+    }
     const char *argv[] = {WCACHE_BIN, "--dir", dir, "--", "/bin/true", NULL};
     struct wct_spec s = {.argv = argv, .timeout_s = 60};
     cr_assert_eq(wct_run(&s, &res), 0);
