@@ -889,6 +889,41 @@ Test(engine_store, appended_run_in_flight_at_death_lands_once,
     }
 }
 
+/* Append src (n bytes) to buf at *len. */
+static void put_bytes(char *buf, size_t *len, const void *src, size_t n)
+{
+    memcpy(buf + *len, src, n);
+    *len += n;
+}
+
+/* A run of nrec appended records of rec bytes kept, its append call in
+ * flight at death where the engine expected the end of the file
+ * (wip_at), the file holding `file` (len bytes) when the replay looks:
+ * the replay must leave exactly want (wl bytes). */
+static void replay_in_flight(const char *recs, size_t rec, int nrec,
+                             const char *file, size_t len, uint64_t wip_at,
+                             const char *want, size_t wl, const char *what)
+{
+    const char *path = wct_path("log");
+    char store[4200];
+    kept_writes(path, store, sizeof store, recs, rec, nrec, 1);
+    int fd = open(path, O_WRONLY | O_TRUNC);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(write(fd, file, len), (ssize_t)len);
+    close(fd);
+    set_wip(store, wip_at, rec * (size_t)nrec);
+    struct wc_rp_result res;
+    cr_assert_eq(wc_replay(store, 0, -1, &res), 0);
+    cr_assert_eq(res.failed, 0);
+    char *got = malloc(2 * wl + 64);
+    int rf = open(path, O_RDONLY);
+    ssize_t n = got && rf >= 0 ? read(rf, got, 2 * wl + 64) : -1;
+    close(rf);
+    cr_expect(n == (ssize_t)wl && memcmp(got, want, wl) == 0,
+              "%s: %zd bytes, not %zu", what, n, wl);
+    free(got);
+}
+
 /* The same, cut at a page boundary of the file and followed by another
  * process's record that begins as the run's next one does ("record "):
  * the bytes the file has in common with the run go 7 bytes past the cut;
@@ -898,7 +933,6 @@ Test(engine_store, appended_run_in_flight_at_death_lands_once,
 Test(engine_store, appended_run_cut_before_a_look_alike_lands_once,
      .init = wct_setup, .fini = wct_teardown, .timeout = 30)
 {
-    const char *path = wct_path("log");
     static const char other[] = "record of another process\n";
     enum { REC = 128, NREC = 40, RUN = REC * NREC, CUT = 4096 };
     static char recs[RUN], want[RUN + 64];
@@ -908,31 +942,15 @@ Test(engine_store, appended_run_cut_before_a_look_alike_lands_once,
         recs[i * REC + n] = ' ';
         recs[i * REC + REC - 1] = '\n';
     }
-    char store[4200];
-    kept_writes(path, store, sizeof store, recs, REC, NREC, 1);
-    int fd = open(path, O_WRONLY | O_TRUNC);
-    cr_assert_geq(fd, 0);
-    cr_assert_eq(write(fd, recs, CUT), CUT);
-    cr_assert_eq(write(fd, other, strlen(other)), (ssize_t)strlen(other));
-    close(fd);
-    set_wip(store, 0, RUN);
-    struct wc_rp_result res;
-    cr_assert_eq(wc_replay(store, 0, -1, &res), 0);
-    cr_assert_eq(res.failed, 0);
-    size_t wl = 0;
-    memcpy(want, recs, CUT);
-    wl += CUT;
-    memcpy(want + wl, other, strlen(other));
-    wl += strlen(other);
-    memcpy(want + wl, recs + CUT, RUN - CUT);
-    wl += RUN - CUT;
-    char *got = malloc(2 * sizeof want);
-    int rf = open(path, O_RDONLY);
-    ssize_t rn = rf >= 0 ? read(rf, got, 2 * sizeof want) : -1;
-    close(rf);
-    cr_expect(rn == (ssize_t)wl && memcmp(got, want, wl) == 0,
-              "cut before a look-alike: %zd bytes, not %zu", rn, wl);
-    free(got);
+    static char file[RUN];
+    size_t len = 0, wl = 0;
+    put_bytes(file, &len, recs, CUT);
+    put_bytes(file, &len, other, strlen(other));
+    put_bytes(want, &wl, recs, CUT);
+    put_bytes(want, &wl, other, strlen(other));
+    put_bytes(want, &wl, recs + CUT, RUN - CUT);
+    replay_in_flight(recs, REC, NREC, file, len, 0, want, wl,
+                     "cut before a look-alike");
 }
 
 /* Nothing of the call landed, and another process's records where it
@@ -943,7 +961,6 @@ Test(engine_store, appended_run_cut_before_a_look_alike_lands_once,
 Test(engine_store, appended_run_not_landed_beside_a_look_alike_is_whole,
      .init = wct_setup, .fini = wct_teardown, .timeout = 30)
 {
-    const char *path = wct_path("log");
     enum { REC = 400, NREC = 12, RUN = REC * NREC, PAD = 4096 - 80 };
     static char recs[RUN], theirs[3 * REC], pad[PAD], want[PAD + 4 * RUN];
     for (int i = 0; i < NREC; i++) {
@@ -957,31 +974,14 @@ Test(engine_store, appended_run_not_landed_beside_a_look_alike_is_whole,
         theirs[i * REC + REC - 1] = '\n';
     }
     memset(pad, 'o', sizeof pad);
-    char store[4200];
-    kept_writes(path, store, sizeof store, recs, REC, NREC, 1);
-    int fd = open(path, O_WRONLY | O_TRUNC);
-    cr_assert_geq(fd, 0);
-    cr_assert_eq(write(fd, pad, PAD), PAD);
-    cr_assert_eq(write(fd, theirs, sizeof theirs), (ssize_t)sizeof theirs);
-    close(fd);
-    set_wip(store, PAD, RUN);
-    struct wc_rp_result res;
-    cr_assert_eq(wc_replay(store, 0, -1, &res), 0);
-    cr_assert_eq(res.failed, 0);
-    size_t wl = 0;
-    memcpy(want, pad, PAD);
-    wl += PAD;
-    memcpy(want + wl, theirs, sizeof theirs);
-    wl += sizeof theirs;
-    memcpy(want + wl, recs, RUN);
-    wl += RUN;
-    char *got = malloc(sizeof want);
-    int rf = open(path, O_RDONLY);
-    ssize_t rn = rf >= 0 ? read(rf, got, sizeof want) : -1;
-    close(rf);
-    cr_expect(rn == (ssize_t)wl && memcmp(got, want, wl) == 0,
-              "not landed, beside a look-alike: %zd bytes, not %zu", rn, wl);
-    free(got);
+    static char file[PAD + sizeof theirs];
+    size_t len = 0, wl = 0;
+    put_bytes(file, &len, pad, PAD);
+    put_bytes(file, &len, theirs, sizeof theirs);
+    put_bytes(want, &wl, file, len);
+    put_bytes(want, &wl, recs, RUN);
+    replay_in_flight(recs, REC, NREC, file, len, PAD, want, wl,
+                     "not landed, beside a look-alike");
 }
 
 /* A replay's progress (append_done) past the end of the run is a corrupt

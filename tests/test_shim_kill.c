@@ -428,20 +428,39 @@ Test(kill, no_guard_then_recover, .init = setup, .fini = wct_scratch_cleanup,
         kill_once(dir, base * 1000 + (uint64_t)i, SIGKILL, 1);
 }
 
+/* Run the wcache command argv (NULL-terminated): it must succeed. */
+static void wcache_ok(const char **argv)
+{
+    struct wct_result res;
+    struct wct_spec s = {.argv = argv, .timeout_s = 60};
+    cr_assert_eq(wct_run(&s, &res), 0);
+    cr_assert(wct_ok(&res), "%s: %s%s", argv[1], res.out, res.err);
+    wct_result_free(&res);
+}
+
+/* A writer in dir SIGKILLed after 300 records with no guard to replay
+ * it (killed with it, `kill_guard`, or none started): its backing file
+ * waits. */
+static void killed_unreplayed(struct run *r, const char *dir, int kill_guard)
+{
+    *r = (struct run){.dir = dir, .seed = (uint64_t)time(NULL), .how = "run",
+                      .sig = SIGKILL, .kill_after = 300,
+                      .kill_guard = kill_guard, .no_guard = !kill_guard};
+    run_writer(r);
+    cr_assert(WIFSIGNALED(r->status) && WTERMSIG(r->status) == SIGKILL);
+    usleep(100000);
+    cr_assert_eq(wct_stores_left(dir), 1,
+                 "the backing file should be waiting");
+}
+
 /* The guard killed together with the writer (a cgroup's kill): the
  * backing file waits, and recover replays. */
 Test(kill, guard_killed_then_recover, .init = setup,
      .fini = wct_scratch_cleanup, .timeout = 120)
 {
     char *dir = wct_scratch("kill");
-    uint64_t seed = (uint64_t)time(NULL);
-    struct run r = {.dir = dir, .seed = seed, .how = "run", .sig = SIGKILL,
-                    .kill_after = 300, .kill_guard = 1};
-    run_writer(&r);
-    cr_assert(WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGKILL);
-    usleep(100000);
-    cr_assert_eq(wct_stores_left(dir), 1,
-                 "the backing file should be waiting");
+    struct run r;
+    killed_unreplayed(&r, dir, 1);
     struct wct_result res;
     const char *ls[] = {WCACHE_BIN, "ls", dir, NULL};
     struct wct_spec s = {.argv = ls, .timeout_s = 60};
@@ -472,30 +491,18 @@ Test(kill, wcache_command_replays_the_dead_first, .init = setup,
      .fini = wct_scratch_cleanup, .timeout = 120)
 {
     char *dir = wct_scratch("kill");
-    uint64_t seed = (uint64_t)time(NULL);
-    struct run r = {.dir = dir, .seed = seed, .how = "run", .sig = SIGKILL,
-                    .kill_after = 300, .no_guard = 1};
-    run_writer(&r);
-    cr_assert(WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGKILL);
-    cr_assert_eq(wct_stores_left(dir), 1, "the backing file should wait");
-    struct wct_result res;
+    struct run r;
+    killed_unreplayed(&r, dir, 0);
     /* Not with the guard off, nor with the cache disabled: recovery is
      * then left to `wcache recover`, as the user asked. */
     const char *opt[] = {"--no-guard", "--disable"};
     for (int i = 0; i < 2; i++) {
-        const char *argv[] = {WCACHE_BIN, "--dir", dir, opt[i], "--",
-                              "/bin/true", NULL};
-        struct wct_spec s = {.argv = argv, .timeout_s = 60};
-        cr_assert_eq(wct_run(&s, &res), 0);
-        cr_assert(wct_ok(&res), "%s%s", res.out, res.err);
-        wct_result_free(&res);
+        wcache_ok((const char *[]){WCACHE_BIN, "--dir", dir, opt[i], "--",
+                                   "/bin/true", NULL});
         cr_assert_eq(wct_stores_left(dir), 1, "wcache %s replayed", opt[i]);
     }
-    const char *argv[] = {WCACHE_BIN, "--dir", dir, "--", "/bin/true", NULL};
-    struct wct_spec s = {.argv = argv, .timeout_s = 60};
-    cr_assert_eq(wct_run(&s, &res), 0);
-    cr_assert(wct_ok(&res), "%s%s", res.out, res.err);
-    wct_result_free(&res);
+    wcache_ok((const char *[]){WCACHE_BIN, "--dir", dir, "--", "/bin/true",
+                               NULL});
     cr_assert_eq(wct_stores_left(dir), 0, "wcache -- started its program "
                  "with a dead program's store not replayed");
     check_files(&r, "replayed by wcache --");
