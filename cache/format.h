@@ -80,6 +80,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 #define WC_STORE_MAGIC "WCACHE\0\2"
 #define WC_STORE_VERSION 2
@@ -203,6 +205,36 @@ static inline void wc_fmt_layout(uint64_t nfiles, uint64_t nblocks,
     *off_brecs = *off_files + wc_fmt_round_page(nfiles * WC_FSLOT_SIZE);
     *off_data = *off_brecs + wc_fmt_round_page(nblocks * WC_BREC_SIZE);
     *size = *off_data + nblocks * WC_FMT_PAGE;
+}
+
+/* ---- where backing files are, and their names ------------------------ */
+
+/* A backing file is <base>/wcache-<uid>/cache.<pid>.<nonce> (store.c
+ * store_name: the nonce in 8 lowercase hex digits). <base> is WCACHE_DIR,
+ * else the first of these the user may write in (store.c pick_dir, and
+ * the `wcache` command's ls, recover and sweep, cli_recover.c): out[]
+ * gets them in order, the count is returned. */
+static inline size_t wc_fmt_bases(const char *out[3])
+{
+    const char *tmp = getenv("TMPDIR");
+    size_t n = 0;
+    out[n++] = "/dev/shm";
+    if (tmp && *tmp)
+        out[n++] = tmp;
+    out[n++] = "/tmp";
+    return n;
+}
+
+/* The pid the name of a backing file (its last component) carries, or 0
+ * when name is not one. */
+static inline unsigned wc_fmt_name_pid(const char *name)
+{
+    unsigned pid, nonce;
+    int at = 0, end = 0;
+    if (sscanf(name, "cache.%u.%n%8x%n", &pid, &at, &nonce, &end) != 2 ||
+        end - at != 8 || name[end] || pid > INT32_MAX)
+        return 0;
+    return pid;
 }
 
 #endif /* WCACHE_FORMAT_H */

@@ -601,11 +601,8 @@ static uint64_t dry_landed(int fd, const struct wc_header *h,
 static int creator_alive(const char *path)
 {
     const char *base = strrchr(path, '/');
-    unsigned pid, nonce;
-    int at = 0, end = 0;
-    base = base ? base + 1 : path;
-    if (sscanf(base, "cache.%u.%n%8x%n", &pid, &at, &nonce, &end) != 2 ||
-        end - at != 8 || base[end] || pid == 0 || pid > INT32_MAX)
+    unsigned pid = wc_fmt_name_pid(base ? base + 1 : path);
+    if (pid == 0)
         return 0;
     int e = errno;
     int alive = kill((pid_t)pid, 0) == 0 || errno == EPERM;

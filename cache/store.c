@@ -141,11 +141,11 @@ static int pick_dir(const char *want, char *out, size_t outlen)
 {
     if (want)
         return user_dir(want, out, outlen);
-    const char *tmp = getenv("TMPDIR");
-    const char *chain[] = {"/dev/shm", tmp && *tmp ? tmp : NULL, "/tmp"};
+    const char *chain[3];
+    size_t n = wc_fmt_bases(chain);
     int r = -ENOENT;
-    for (size_t i = 0; i < sizeof chain / sizeof *chain; i++) {
-        if (!chain[i] || access(chain[i], W_OK | X_OK) != 0)
+    for (size_t i = 0; i < n; i++) {
+        if (access(chain[i], W_OK | X_OK) != 0)
             continue;
         r = user_dir(chain[i], out, outlen);
         if (r == 0)

@@ -26,6 +26,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../cache/format.h"
 #include "../cache/replay.h"
 #include "wcache/clock.h"
 #include "wcache/sys.h"
@@ -62,9 +63,9 @@ static int dirs(const char *given, char out[][PATH_MAX], int max)
     int n = 0;
     if (given)
         return user_dir(given, out[0], PATH_MAX) == 0;
-    const char *env = getenv("WCACHE_DIR"), *tmp = getenv("TMPDIR");
-    const char *chain[] = {env, "/dev/shm", tmp, "/tmp"};
-    for (size_t i = 0; i < sizeof chain / sizeof *chain && n < max; i++) {
+    const char *chain[4] = {getenv("WCACHE_DIR")};
+    size_t nc = 1 + wc_fmt_bases(chain + 1);
+    for (size_t i = 0; i < nc && n < max; i++) {
         if (!chain[i] || !*chain[i])
             continue;
         char d[PATH_MAX];
@@ -81,9 +82,7 @@ static int dirs(const char *given, char out[][PATH_MAX], int max)
 
 static int is_store_name(const char *name)
 {
-    unsigned pid, nonce;
-    char tail;
-    return sscanf(name, "cache.%u.%8x%c", &pid, &nonce, &tail) == 2;
+    return wc_fmt_name_pid(name) != 0;
 }
 
 static int run(const char *given, int flags)
@@ -365,12 +364,13 @@ void wc_cli_replay_dead(void)
     /* The directory the program's cache will be in (cache/store.c
      * pick_dir): WCACHE_DIR, else the first of the chain it may write. */
     char d[PATH_MAX];
-    const char *want = getenv("WCACHE_DIR"), *tmp = getenv("TMPDIR");
+    const char *want = getenv("WCACHE_DIR");
     if (!want || !*want) {
-        const char *chain[] = {"/dev/shm", tmp && *tmp ? tmp : NULL, "/tmp"};
+        const char *chain[3];
+        size_t n = wc_fmt_bases(chain);
         want = NULL;
-        for (size_t i = 0; i < sizeof chain / sizeof *chain && !want; i++)
-            if (chain[i] && access(chain[i], W_OK | X_OK) == 0)
+        for (size_t i = 0; i < n && !want; i++)
+            if (access(chain[i], W_OK | X_OK) == 0)
                 want = chain[i];
     }
     if (!want || user_dir(want, d, sizeof d) != 0)

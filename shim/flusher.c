@@ -8,11 +8,11 @@
  *
  * Invariants:
  *   (1) The flusher thread has every signal blocked and calls only
- *       wc_cache_async_run, wc_cache_flush_expired and wc_guard_check: data is on disk at
- *       most about WCACHE_FLUSH_MS after it was written, even while the
- *       program sleeps. It ends when the program's threads have all
- *       ended, so that glibc's "last thread calls exit(0)" still ends the
- *       process.
+ *       wc_cache_async_run, wc_cache_flush_expired and wc_guard_check:
+ *       data is on disk at most about WCACHE_FLUSH_MS after it was
+ *       written, even while the program sleeps. It ends when the
+ *       program's threads have all ended, so that glibc's "last thread
+ *       calls exit(0)" still ends the process.
  *   (2) It is started with the cache, by the write that first caches a
  *       file (fdtab.c invariant (6)), and never inside one of the
  *       program's signal handlers, where pthread_create (malloc, glibc's
