@@ -187,7 +187,7 @@ static inline int desc_enter(int fd, struct wc_desc *d, int *held)
         return 0;
     }
     *held = DESC_LOCK;
-    return wc_desc_lock(fd, d);
+    return wc_desc_lock_entry(fd, d);
 }
 
 /* fast_write's entry: also, with threads, as d's owner without its mutex
@@ -210,7 +210,7 @@ static inline int desc_enter_fast(int fd, struct wc_desc *d, int *held)
         wc_blk_exit(WC_BLK_DESC);
     }
     *held = DESC_LOCK;
-    if (wc_desc_lock(fd, d))
+    if (wc_desc_lock_entry(fd, d))
         return -1;
     if (d->mode == WC_D_CACHED)     /* the only mode entered biased */
         wc_blk_claim(&d->lock);     /* wcache/blk.h, the diagram */
@@ -428,7 +428,7 @@ static ssize_t v2_kernel(int fd, struct wc_desc *d, int write,
     ssize_t r;
     if (pos < 0)
         wc_cell_settle(fd, d);      /* shared.c invariant (6) */
-    if (wc_desc_lock(fd, d)) {
+    if (wc_desc_lock_entry(fd, d)) {
         r = wc_kernel_rw_locked(fd, &(struct wc_desc){0}, write, iov, iovcnt,
                              pos, flags, 1);
     } else {

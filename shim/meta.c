@@ -162,7 +162,7 @@ WC_EXPORT off_t lseek(int fd, off_t off, int whence)
                                       : wc_k_lseek(fd, off, whence);
     int e = wc_work_begin();
     off_t r;
-    if (wc_desc_lock(fd, d)) {
+    if (wc_desc_lock_entry(fd, d)) {
         r = wc_k_lseek(fd, off, whence);
         if (r < 0)
             r = -errno;
@@ -334,7 +334,7 @@ WC_EXPORT int ftruncate(int fd, off_t len)
         return wc_ret(-EINVAL);
     int e = wc_work_begin();
     int r;
-    if (wc_desc_lock(fd, d)) {
+    if (wc_desc_lock_entry(fd, d)) {
         r = REAL(ftruncate)(fd, len) < 0 ? -errno : 0;
     } else {
         if (d->mode == WC_D_CACHED) {
@@ -400,7 +400,7 @@ struct wc_desc *wc_kernel_before(int fd, enum wc_reason why)
     if (!d || d->mode == WC_D_WATCH || wc_depth)
         return NULL;
     int e = wc_work_begin();
-    if (wc_desc_lock(fd, d)) {
+    if (wc_desc_lock_entry(fd, d)) {
         d = NULL;
     } else {
         wc_desc_sync_locked(fd, d, why);
@@ -570,7 +570,7 @@ static int sync_common(int fd, int datasync)
         return datasync ? REAL(fdatasync)(fd) : REAL(fsync)(fd);
     int e = wc_work_begin();
     int r;
-    if (wc_desc_lock(fd, d)) {
+    if (wc_desc_lock_entry(fd, d)) {
         r = (datasync ? REAL(fdatasync)(fd) : REAL(fsync)(fd)) < 0 ? -errno
                                                                   : 0;
     } else {

@@ -41,6 +41,7 @@
  */
 #include <dlfcn.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -369,6 +370,23 @@ __asm__(".pushsection .text\n"
 
 /* ---- close ------------------------------------------------------------ */
 
+/* Cancellation off while closing marks are set (fdtab.c invariant (1b)),
+ * once the program has used pthread_cancel (cancel.c): the previous
+ * state, or -1 when nothing was changed. */
+static int cancel_off(void)
+{
+    int old = -1;
+    if (unlikely(__atomic_load_n(&wc_cancel_used, __ATOMIC_RELAXED)))
+        pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
+    return old;
+}
+
+static void cancel_on(int old)
+{
+    if (old >= 0)
+        pthread_setcancelstate(old, NULL);
+}
+
 WC_EXPORT int close(int fd)
 {
     if (unlikely(wc_fd_is_internal(fd)))
@@ -382,10 +400,15 @@ WC_EXPORT int close(int fd)
     }
     if (wc_depth)
         return wc_ret(wc_queue_close(fd));
+    wc_cancel_point();                  /* cancel.c invariant (2) */
     int e = wc_work_begin();
-    int r = wc_fd_forget(fd);
+    int cs = cancel_off(), marked;
+    int r = wc_fd_close_begin(fd, &marked);     /* fdtab.c (1b) */
     int rc = wc_k_close(fd);
     int ce = errno;
+    if (marked)
+        wc_fd_close_end(fd);
+    cancel_on(cs);
     wc_shim_leave();
     if (rc < 0) {
         errno = ce;
@@ -395,22 +418,38 @@ WC_EXPORT int close(int fd)
     return wc_ret(r);
 }
 
-/* Forget every tracked descriptor in [lo, hi]. */
-static void forget_range(unsigned lo, unsigned hi)
+/* The first half of a close of [lo, hi] (close_range, closefrom), entered
+ * from depth 0: every tracked descriptor there is marked closing and its
+ * description released (fdtab.c invariant (1b)). Returns the highest
+ * descriptor marked, -1 for none; close_range_end after the kernel's
+ * close takes the marks away. */
+static int close_range_begin(unsigned lo, unsigned hi)
 {
     if (unlikely(wc_state == WC_ST_VFORK))
         wc_vfork_closed_range(lo, hi);  /* proc.c invariant (7) */
-    if (wc_state != WC_ST_ON || wc_depth)
-        return;
+    if (wc_state != WC_ST_ON)
+        return -1;
     if (hi >= wc_nfds)
         hi = wc_nfds - 1;
-    int e = wc_work_begin();
+    int top = -1;
     for (unsigned fd = lo; fd <= hi && fd < wc_nfds; fd++) {
         struct wc_desc *d = __atomic_load_n(&wc_fds[fd], __ATOMIC_ACQUIRE);
-        if (d && d != WC_DESC_INTERNAL)
-            wc_fd_forget((int)fd);
+        int marked;
+        if (wc_desc_is(d)) {
+            wc_fd_close_begin((int)fd, &marked);
+            if (marked)
+                top = (int)fd;
+        }
     }
-    wc_work_end(e);
+    return top;
+}
+
+static void close_range_end(unsigned lo, int top)
+{
+    for (int fd = (int)lo; fd <= top; fd++)
+        if (__atomic_load_n(&wc_fds[fd], __ATOMIC_ACQUIRE) ==
+            WC_DESC_CLOSING)
+            wc_fd_close_end(fd);
 }
 
 /* close_range over [lo, hi] skipping the engine's descriptors. */
@@ -442,8 +481,17 @@ WC_EXPORT int close_range(unsigned lo, unsigned hi, int flags)
         return REAL(close_range)(lo, hi, flags);
     if (flags & CLOSE_RANGE_CLOEXEC)  /* ours are close-on-exec already */
         return REAL(close_range)(lo, hi, flags);
-    forget_range(lo, hi);
-    return close_range_skipping(lo, hi, flags);
+    if (wc_depth)                     /* a handler inside the shim */
+        return close_range_skipping(lo, hi, flags);
+    int e = wc_work_begin();
+    int cs = cancel_off();
+    int top = close_range_begin(lo, hi);
+    int r = close_range_skipping(lo, hi, flags);
+    int ce = errno;
+    close_range_end(lo, top);
+    cancel_on(cs);
+    wc_work_end(r < 0 ? ce : e);
+    return r;
 }
 
 WC_EXPORT void closefrom(int lo)
@@ -454,12 +502,24 @@ WC_EXPORT void closefrom(int lo)
         REAL(closefrom)(lo);
         return;
     }
-    forget_range((unsigned)lo, ~0u);
+    /* Inside the shim (a handler): nothing is marked or released, as
+     * close_range does then. */
+    int depth = wc_depth, e = 0, cs = -1, top = -1;
+    if (!depth) {
+        e = wc_work_begin();
+        cs = cancel_off();
+        top = close_range_begin((unsigned)lo, ~0u);
+    }
     if (close_range_skipping((unsigned)lo, ~0u, 0) < 0) {
         /* Old kernel: close one by one, as glibc does. */
         for (unsigned fd = (unsigned)lo; fd < wc_nfds; fd++)
             if (!wc_fd_is_internal((int)fd))
                 wc_k_close((int)fd);
+    }
+    if (!depth) {
+        close_range_end((unsigned)lo, top);
+        cancel_on(cs);
+        wc_work_end(e);
     }
 }
 

@@ -266,6 +266,15 @@ struct wc_desc {
 
 /* Marks an fd-table slot that holds one of the engine's own descriptors. */
 #define WC_DESC_INTERNAL ((struct wc_desc *)1)
+/* Marks the slot of a descriptor being closed (close, close_range,
+ * closefrom): its description is out of the table and written back, the
+ * kernel's descriptor not closed yet (fdtab.c invariant (1b)). */
+#define WC_DESC_CLOSING ((struct wc_desc *)2)
+/* Does a slot's value name a description (not NULL or one of the marks)? */
+static inline int wc_desc_is(const struct wc_desc *d)
+{
+    return (uintptr_t)d > (uintptr_t)WC_DESC_CLOSING;
+}
 
 /* The fd table: slot[fd] -> description, lock-free readers. */
 extern struct wc_desc **wc_fds;
@@ -287,6 +296,9 @@ extern int wc_cells_late;
  * the table, whatever wc_state is; in a vfork child only at a number it
  * did not touch (one that still names the parent's description). */
 void wc_cell_settle_fd(int fd);
+/* A call on a descriptor that another thread is closing waits until the
+ * kernel's close is done, then looks again (fdtab.c invariant (1b)). */
+struct wc_desc *wc_fd_closing_wait(int fd);
 static inline struct wc_desc *wc_fd_get(int fd)
 {
     if (unlikely(wc_state != WC_ST_ON) || (unsigned)fd >= wc_nfds) {
@@ -298,7 +310,9 @@ static inline struct wc_desc *wc_fd_get(int fd)
         return NULL;
     }
     struct wc_desc *d = __atomic_load_n(&wc_fds[fd], __ATOMIC_ACQUIRE);
-    return d == WC_DESC_INTERNAL ? NULL : d;
+    if (unlikely((uintptr_t)d - 1 < (uintptr_t)WC_DESC_CLOSING))
+        return d == WC_DESC_CLOSING ? wc_fd_closing_wait(fd) : NULL;
+    return d;
 }
 
 /* The table's description at fd whatever wc_state is: for code that has
@@ -310,7 +324,7 @@ static inline struct wc_desc *wc_fd_peek(int fd)
     if ((unsigned)fd >= wc_nfds || !wc_fds)
         return NULL;
     struct wc_desc *d = __atomic_load_n(&wc_fds[fd], __ATOMIC_ACQUIRE);
-    return d == WC_DESC_INTERNAL ? NULL : d;
+    return wc_desc_is(d) ? d : NULL;
 }
 
 /* The sanitizer build (Makefile, build/tsan) widens the windows between a
@@ -334,6 +348,20 @@ static inline int wc_desc_lock(int fd, struct wc_desc *d)
     if (likely(__atomic_load_n(&wc_fds[fd], __ATOMIC_ACQUIRE) == d))
         return 0;
     wc_blk_unlock(&d->lock);
+    return -1;
+}
+
+/* wc_desc_lock for a call on its own descriptor, from the program's call
+ * (not a signal handler's, not a scan holding other locks): when the slot
+ * holds the closing mark, -1 comes once the kernel's close is done
+ * (fdtab.c invariant (1b)), so that the caller's fallback to the kernel
+ * comes after it, as a call made after the close. */
+void wc_fd_close_wait(int fd);
+static inline int wc_desc_lock_entry(int fd, struct wc_desc *d)
+{
+    if (likely(!wc_desc_lock(fd, d)))
+        return 0;
+    wc_fd_close_wait(fd);
     return -1;
 }
 
@@ -384,6 +412,12 @@ void wc_fd_duped_ref(struct wc_desc *ref, int oldfd, int newfd);
 /* Forget `fd` (closed, or replaced): releases its description. Returns 0
  * or the write-back error that close must report (-errno). */
 int wc_fd_forget(int fd);
+/* A close of `fd` (fdtab.c invariant (1b)): begin puts the closing mark
+ * in its slot and releases its description (*marked: it did; returns 0
+ * or the write-back error that close must report); end, after the
+ * kernel's close, empties the slot and wakes the calls that wait. */
+int wc_fd_close_begin(int fd, int *marked);
+void wc_fd_close_end(int fd);
 
 /* Drop one fd-table reference to d (the last one releases the engine
  * file, which writes back). Returns 0 or the error close must report. */

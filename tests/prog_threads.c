@@ -70,6 +70,13 @@
  *             After each round the file is read back and checked: every
  *             thread's records once, whole, in its order; "handover-bad N"
  *             counts the rounds that fail, and the files are removed
+ *   closerace RECORDS rounds, each on a new file DIR/out: THREADS threads
+ *             write() 1-byte records to one descriptor in a loop while the
+ *             main thread closes it (close, close_range and closefrom by
+ *             turns) after 30 records and a pause; each write that
+ *             returned 1 must be in the file (a write after the close
+ *             gets EBADF). Prints "closerace lost N in M rounds" and
+ *             removes the file
  *   forkstorm writer threads append to their own files while the main
  *             thread forks RECORDS/100 children in a row; each child
  *             writes a file of its own and _exits. A child that hangs
@@ -535,6 +542,63 @@ static int publish(const char *path)
     return errors ? 1 : 0;
 }
 
+/* Mode "closerace". */
+static int cr_fd;
+static int cr_stop;
+static long cr_ok;          /* writes that returned 1 (atomic) */
+
+static void *closerace_writer(void *arg)
+{
+    (void)arg;
+    while (!__atomic_load_n(&cr_stop, __ATOMIC_ACQUIRE))
+        if (write(cr_fd, "a", 1) == 1)
+            __atomic_add_fetch(&cr_ok, 1, __ATOMIC_RELAXED);
+    return NULL;
+}
+
+static int closerace(const char *path)
+{
+    long lost = 0;
+    int rounds = 0;
+    for (int round = 0; round < nrecs; round++) {
+        cr_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (cr_fd < 0) {
+            perror(path);
+            return 1;
+        }
+        cr_ok = 0;
+        cr_stop = 0;
+        for (int i = 0; i < 30; i++)
+            if (write(cr_fd, "a", 1) == 1)
+                cr_ok++;
+        pthread_t th[64];
+        for (int t = 0; t < nthreads; t++)
+            pthread_create(&th[t], NULL, closerace_writer, NULL);
+        usleep(200 + (unsigned)(round % 7) * 100);
+        int r = round % 3 == 0   ? close(cr_fd)
+                : round % 3 == 1 ? close_range((unsigned)cr_fd,
+                                               (unsigned)cr_fd, 0)
+                                 : (closefrom(cr_fd), 0);
+        if (r != 0)
+            bad();
+        usleep(300);
+        __atomic_store_n(&cr_stop, 1, __ATOMIC_RELEASE);
+        for (int t = 0; t < nthreads; t++)
+            pthread_join(th[t], NULL);
+        struct stat st;
+        if (stat(path, &st) != 0)
+            return 1;
+        if (st.st_size != cr_ok) {
+            lost += cr_ok - st.st_size;
+            rounds++;
+        }
+    }
+    unlink(path);
+    printf("closerace lost %ld in %d rounds\nerrors %d\n", lost, rounds,
+           errors);
+    return errors || lost ? 1 : 0;
+}
+
 /* Mode "uring": an io_uring made while the others write (the ring is
  * only made, never used: making it is what the shim answers). */
 static void uring_midway(void)
@@ -573,6 +637,8 @@ int main(int argc, char **argv)
         return inherited();
     if (strcmp(mode, "publish") == 0)
         return publish(path);
+    if (strcmp(mode, "closerace") == 0)
+        return closerace(path);
     if (strcmp(mode, "execwhile") == 0)
         return exec_while(argv, path);
     if (strcmp(mode, "execcheck") == 0)

@@ -315,6 +315,18 @@ Test(threads, close_publishes_while_others_open)
     run_threads("publish", 2, 100000, NULL);
 }
 
+/* A descriptor closed (close, close_range, closefrom) while two threads
+ * write 1-byte records to it: every write that returned is in the file.
+ * The shim took the description out of its table before the kernel's
+ * close, and a write in between went to the kernel's descriptor at its
+ * stale offset, under the bytes written back (fdtab.c invariant (1b)). */
+Test(threads, close_while_threads_write)
+{
+    run_threads("closerace", 2, 60, NULL);
+    const char *now[] = {"WCACHE_MIN_WRITES=0", "WCACHE_SETUP_US=0", NULL};
+    run_threads("closerace", 2, 60, now);
+}
+
 /* The process stops caching (an io_uring is made) while eight threads
  * write one file through one description. */
 Test(threads, caching_stops_while_threads_write)
