@@ -331,6 +331,8 @@ struct wc_cache {
     const struct wc_fd_ops *fds;/* where our descriptors go, and who is
                                    told when they close (wc_config.fds;
                                    never NULL: a default) */
+    int names_apart;            /* atomic: no new file is cached
+                                   (wc_cache_names_apart) */
     int refused;                /* pwritev/pwritev2 were refused (EPERM,
                                    ENOSYS: a seccomp filter): write-back
                                    uses lseek+write (errors.c) */

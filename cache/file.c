@@ -31,11 +31,15 @@ static void note_disk_now(struct wc_file *f)
     f->seen_stale = 0;
     /* errors.c (8): a file changed behind the engine keeps the note of
      * before, so that no retry or replay takes the change for ours. */
-    if (!f->behind && wc_sys.fstat(f->wb_fd, &st) == 0) {
-        f->slot->seen_size = (uint64_t)st.st_size;
-        f->slot->seen_ctime_ns = (uint64_t)st.st_ctim.tv_sec * 1000000000u +
-                                 (uint64_t)st.st_ctim.tv_nsec;
-    }   /* else stays as it was: a replay keeps the data aside */
+    if (wc_sys.fstat(f->wb_fd, &st) == 0) {
+        f->slot->gone = st.st_nlink == 0;           /* format.h (10) */
+        if (!f->behind) {
+            f->slot->seen_size = (uint64_t)st.st_size;
+            f->slot->seen_ctime_ns =
+                (uint64_t)st.st_ctim.tv_sec * 1000000000u +
+                (uint64_t)st.st_ctim.tv_nsec;
+        }   /* else stays as it was: a replay keeps the data aside */
+    }
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
     f->slot->busy = 0;
 }
@@ -162,6 +166,26 @@ struct wc_file *wc_file_get_known(struct wc_cache *c, int fd,
         r = -EBADF;         /* nothing to write back through */
         goto out;
     }
+    if (__atomic_load_n(&c->names_apart, __ATOMIC_ACQUIRE)) {
+        wc_unlock(&c->lock);
+        r = -ENOENT;        /* no name a replay could use */
+        goto out;
+    }
+    /* The name a replay opens (replay.c (4)). The process may have none
+     * to give (no /proc: a chroot without it) or one too long for the
+     * slot: a slot without a usable name would make the whole backing
+     * file unreplayable (replay.c (6)), so such a file is not cached. An
+     * unlinked file's name ends in " (deleted)": it is cached, gone
+     * (format.h (10)). */
+    char name[sizeof f->slot->path], link[64];
+    wc_str_procfd(link, sizeof link, fd);
+    ssize_t nl = wc_sys.readlink(link, name, sizeof name - 1);
+    if (nl <= 0 || name[0] != '/' || (size_t)nl >= sizeof name - 1) {
+        wc_unlock(&c->lock);
+        r = nl > 0 && name[0] == '/' ? -ENAMETOOLONG : -ENOENT;
+        goto out;
+    }
+    name[nl] = 0;
     for (uint32_t i = 0; i < c->nfiles && !f; i++)
         if (!c->files[i].live)
             f = &c->files[i];
@@ -242,11 +266,9 @@ struct wc_file *wc_file_get_known(struct wc_cache *c, int fd,
                        (uint64_t)st.st_ctim.tv_nsec;
     f->changed = 0;
     f->seen_stale = 0;
-    char link[64];
-    wc_str_procfd(link, sizeof link, fd);
-    ssize_t n = wc_sys.readlink(link, s->path, sizeof s->path - 1);
-    s->path_len = n > 0 ? (uint32_t)n : 0;
-    s->path[s->path_len] = 0;
+    memcpy(s->path, name, (size_t)nl + 1);
+    s->path_len = (uint32_t)nl;
+    s->gone = wc_name_gone(name, (size_t)nl);
     s->id_sum = wc_fmt_slot_sum(s);                 /* format.h (5) */
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
     s->state = WC_SLOT_LIVE;

@@ -74,6 +74,15 @@
  *       a replay's own progress, stored after each of its writes, so a
  *       replay that failed part-way (ENOSPC) is completed, not repeated.
  *       All three are 0 when a run starts.
+ *   (10) gone is 1 while the file has no name (unlinked, or made with
+ *       O_TMPFILE and not linked yet), as the engine last saw it: at the
+ *       slot's claim, at each look at the file on disk after a
+ *       write-back, and after each rename, link or unlink the program
+ *       makes (wc_cache_renamed). The kernel frees an unlinked file's
+ *       data with its last descriptor, so a replay drops a gone slot's
+ *       bytes unless its path still names the same file (linked again
+ *       by someone else). A slot written by an older version has 0
+ *       there (its pad).
  */
 #ifndef WCACHE_FORMAT_H
 #define WCACHE_FORMAT_H
@@ -82,6 +91,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define WC_STORE_MAGIC "WCACHE\0\2"
 #define WC_STORE_VERSION 2
@@ -139,7 +149,9 @@ struct wc_fslot {
                                    at offsets reserved apart from ours
                                    (the shim's RESERVE descriptions): a
                                    replay allows it to have grown (5) */
-    uint32_t pad;               /* zero */
+    uint32_t gone;              /* 1: the file had no name when the
+                                   engine last looked (unlinked): a
+                                   replay drops its bytes (10) */
     uint64_t append_run;        /* 1 + where the program's run of O_APPEND
                                    bytes begins; 0: none (9) */
     uint64_t append_wip;        /* 1 + the end of file the engine's append
@@ -164,6 +176,15 @@ _Static_assert(sizeof(struct wc_fslot) == WC_FSLOT_SIZE, "slot size");
 #define WC_BREC_SIZE 128
 _Static_assert(sizeof(struct wc_brec) == WC_BREC_SIZE, "block record size");
 _Static_assert(sizeof(struct wc_header) <= 4096, "header size");
+
+/* Does a name from /proc/self/fd say that the file has none (unlinked:
+ * "<its last name> (deleted)")? format.h (10). */
+static inline int wc_name_gone(const char *name, size_t n)
+{
+    static const char tail[] = " (deleted)";
+    size_t t = sizeof tail - 1;
+    return n > t && memcmp(name + n - t, tail, t) == 0;
+}
 
 /* FNV-1a, 64 bits. */
 static inline uint64_t wc_fmt_sum(const void *p, size_t n)

@@ -46,6 +46,11 @@
  *       twice where it can be told (format.h (9)): what a replay appended
  *       is stored in the slot after each write, and the call the engine
  *       died in is looked for in the file (run_landed).
+ *   (9) A slot marked gone (format.h (10): the file had no name, unlinked)
+ *       whose path does not name the same file now is dropped, neither
+ *       written in place nor aside: the kernel freed the file's data when
+ *       the dead process's descriptors went. (Before the mark, an unlinked
+ *       scratch file's bytes came back as <name>.wcache-recovered.<pid>.)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -113,6 +118,7 @@ struct target {
     uint64_t bytes;
     int fd;             /* where the data goes, -1 until opened */
     int aside;          /* fd is a recovery file */
+    int dropped;        /* unlinked: its bytes went with it (9) */
     int failed;
     uint64_t run_from;  /* where appended bytes begin (format.h (9)), or
                            NO_RUN */
@@ -219,6 +225,8 @@ static const char *check_slot(const struct wc_fslot *s)
         return "bad path";
     if (s->id_sum != wc_fmt_slot_sum(s))
         return "slot checksum mismatch";
+    if (s->gone > 1)
+        return "bad mark of a file without a name";
     if (s->size > ((uint64_t)1 << 40))
         return "size out of range";
     return NULL;
@@ -275,14 +283,15 @@ static void open_target(struct target *t, const struct wc_fslot *s,
     struct stat st;
     int fd = wc_sys.open(s->path, (dry ? O_RDONLY : O_WRONLY) | O_NOFOLLOW |
                                       O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    int same = 0;       /* the path names the slot's file */
     t->why[0] = 0;
     if (fd < 0) {
         snprintf(t->why, sizeof t->why, "cannot open it: %s",
                  strerror(errno));
     } else if (wc_sys.fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         snprintf(t->why, sizeof t->why, "not a regular file now");
-    } else if ((uint64_t)st.st_dev != s->dev ||
-               (uint64_t)st.st_ino != s->ino) {
+    } else if (!(same = (uint64_t)st.st_dev == s->dev &&
+                        (uint64_t)st.st_ino == s->ino)) {
         snprintf(t->why, sizeof t->why, "another file has its name now");
     } else if (!(t->run && !t->below) && changed_since(s, &st)) {
         snprintf(t->why, sizeof t->why, "changed after the crash (size "
@@ -297,6 +306,10 @@ static void open_target(struct target *t, const struct wc_fslot *s,
     }
     if (fd >= 0)
         wc_sys.close(fd);
+    if (s->gone && !same) {
+        t->dropped = 1;         /* invariant (9) */
+        return;
+    }
     t->aside = 1;
     if (dry)
         return;
@@ -864,7 +877,11 @@ int wc_replay_fd(int fd, const char *path, int flags, int log_fd,
             continue;
         if (flags & WC_RP_DRY) {
             open_target(&tg[i], &slots[i], h.pid, log_fd, 1);
-            if (tg[i].aside)
+            if (tg[i].dropped)
+                say(log_fd, "wcache: %s: unlinked: would drop its %llu "
+                    "bytes, as the kernel frees an unlinked file's",
+                    slots[i].path, (unsigned long long)tg[i].bytes);
+            else if (tg[i].aside)
                 say(log_fd, "wcache: %s: %s: would save %llu bytes beside "
                     "it", slots[i].path, tg[i].why,
                     (unsigned long long)tg[i].bytes);
@@ -953,6 +970,12 @@ int wc_replay_fd(int fd, const char *path, int flags, int log_fd,
         t->fd = -1;
         if (t->failed) {
             out->failed++;
+        } else if (t->dropped) {
+            if (!(flags & WC_RP_QUIET))
+                say(log_fd, "wcache: %s: unlinked before process %lld "
+                    "ended: its %llu bytes went with it",
+                    slots[i].path, (long long)h.pid,
+                    (unsigned long long)t->bytes);
         } else if (t->aside) {
             out->aside++;
             say(log_fd, "wcache: %s: %s: %llu bytes of process %lld saved "

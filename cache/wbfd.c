@@ -11,7 +11,13 @@
  *       through a description it shares (closing any descriptor of a file
  *       drops the process's POSIX locks on it), except where the program
  *       itself closes or changes that description (wc_file_put_fd,
- *       wc_file_unshare), when the kernel would drop them anyway.
+ *       wc_file_unshare), when the kernel would drop them anyway, and
+ *       when the process stops caching for good (wc_cache_fds_let_go): a
+ *       clean file whose POSIX locks the program holds none of loses the
+ *       engine's descriptors then, since no later close of the program's
+ *       would (its calls pass through): the write-back descriptor, a
+ *       writer in the kernel's eyes, made an exec of a script the
+ *       program wrote and closed fail with ETXTBSY.
  *   (3) f->wb_fd writes at chosen offsets: a dup of the program's
  *       description when RWF_NOAPPEND overrides O_APPEND per write
  *       (f->wb_src >= 0), else a description of its own without O_APPEND.
@@ -241,7 +247,34 @@ int wc_cache_fd_owner(struct wc_cache *c, int fd, dev_t *dev, ino_t *ino)
     return r;
 }
 
-void wc_cache_renamed(struct wc_cache *c)
+void wc_cache_fds_let_go(struct wc_cache *c,
+                         int (*locked)(dev_t dev, ino_t ino, void *arg),
+                         void *arg)
+{
+    if (!wc_engine_enter())
+        return;
+    struct wc_file *f;
+    for (uint32_t i = 0; (f = next_live_locked(c, &i));) {
+        if (!wc_file_dirty(f) &&
+            !locked((dev_t)f->slot->dev, (ino_t)f->slot->ino, arg)) {
+            wc_async_settle(f);             /* async.c (1) */
+            if (f->wb_fd >= 0)
+                wc_engine_fd_close(c, f->wb_fd);
+            if (f->seek_fd >= 0)
+                wc_engine_fd_close(c, f->seek_fd);
+            f->wb_fd = f->seek_fd = -1;
+        }
+        wc_blk_unlock(&f->lock);
+    }
+    wc_engine_leave();
+}
+
+void wc_cache_names_apart(struct wc_cache *c)
+{
+    __atomic_store_n(&c->names_apart, 1, __ATOMIC_RELEASE);
+}
+
+void wc_cache_renamed(struct wc_cache *c, int names)
 {
     if (!wc_engine_enter())
         return;
@@ -253,12 +286,14 @@ void wc_cache_renamed(struct wc_cache *c)
                     : wc_sys.readlink(wc_str_procfd(link, sizeof link,
                                                     f->wb_fd),
                                       buf, sizeof buf - 1);
-        /* Not a name (deleted: "... (deleted)"), or one too long for the
-         * slot: the recorded one stays. */
-        static const char gone[] = " (deleted)";
-        size_t g = sizeof gone - 1;
-        if (n > 0 && (size_t)n < sizeof buf - 1 && buf[0] == '/' &&
-            !((size_t)n > g && !memcmp(buf + n - g, gone, g)) &&
+        /* No name (unlinked: "... (deleted)"): noted, the recorded one
+         * stays (format.h (10)); one too long for the slot, or the
+         * process's own view of names: the recorded one stays. */
+        int gone = n > 0 && wc_name_gone(buf, (size_t)n);
+        if (n > 0)
+            s->gone = (uint32_t)gone;
+        if (names && !gone && n > 0 && (size_t)n < sizeof buf - 1 &&
+            buf[0] == '/' &&
             ((uint32_t)n != s->path_len || memcmp(buf, s->path, (size_t)n))) {
             uint32_t was = s->busy;
             s->busy = 2;                        /* format.h (5) */

@@ -359,6 +359,9 @@ struct wc_cache *wc_cache_get(void)
     struct wc_cache *c = __atomic_load_n(&wc_cachep, __ATOMIC_ACQUIRE);
     if (likely(c != NULL) || __atomic_load_n(&g_cache_failed, __ATOMIC_RELAXED))
         return c;
+    /* No file could be cached (proc.c invariant (12)): no cache. */
+    if (__atomic_load_n(&wc_names_apart, __ATOMIC_ACQUIRE))
+        return NULL;
     wc_lock(&g_cache_lock);
     if (!wc_cachep && !g_cache_failed) {
         wc_cfg.cache.fds = &wc_own_fd_ops;

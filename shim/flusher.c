@@ -318,6 +318,21 @@ void wc_flusher_after_fork(void)
  * (a file cached later would have its engine descriptor in the new table
  * only), leaves; a new one starts at the next write, in the new table.
  * 1 when none runs now; 0 when it did not leave. */
+void wc_flusher_gone(void)
+{
+    int tid = wc_flusher_tid();
+    if (!tid || !wc_flusher_leave())
+        return;
+    /* It left its loop; glibc ends the thread just after. A tgkill of
+     * signal 0 finds it until the kernel has it gone (a second at most:
+     * the caller's call then fails as it would have). */
+    struct timespec t = {0, 50000};
+    int pid = (int)wc_raw_syscall(SYS_getpid, 0, 0, 0, 0, 0, 0);
+    for (int i = 0; i < 20000 && wc_raw_syscall(SYS_tgkill, pid, tid, 0, 0,
+                                                 0, 0) == 0; i++)
+        REAL(clock_nanosleep)(CLOCK_MONOTONIC, 0, &t, NULL);
+}
+
 int wc_flusher_leave(void)
 {
     if (!wc_flusher_tid())

@@ -840,9 +840,11 @@ setid_for_good(int dirfd, const char *path, int flags)
  * (O_TMPFILE) publishes it: a reader that opens the new name next must
  * find the bytes, as with the kernel. */
 
-/* After a rename the program made (of a file, or of a directory above
- * cached files): the slots take the files' new names, for a replay after
- * a crash (wc_cache_renamed). Returns r, errno kept. */
+/* After a rename, link or unlink the program made (of a file, or of a
+ * directory above cached files): the slots take the files' new names,
+ * and note the files left without one, for a replay after a crash
+ * (wc_cache_renamed; cache/format.h (10): an unlinked file's bytes go
+ * with it, as the kernel's do). Returns r, errno kept. */
 static int renamed(int r)
 {
     struct wc_cache *c = wc_cachep;
@@ -850,7 +852,8 @@ static int renamed(int r)
         !wc_depth) {
         int e = errno;
         wc_shim_enter();
-        wc_cache_renamed(c);
+        wc_cache_renamed(c, !__atomic_load_n(&wc_names_apart,
+                                             __ATOMIC_ACQUIRE));
         wc_shim_leave();
         errno = e;
     }
@@ -900,7 +903,22 @@ WC_EXPORT int renameat2(int fd1, const char *from, int fd2, const char *to,
 WC_EXPORT int link(const char *from, const char *to)
 {
     struct ident id = flush_for_times(AT_FDCWD, from, AT_SYMLINK_NOFOLLOW);
-    return own_change(id, REAL(link)(from, to));
+    return own_change(id, renamed(REAL(link)(from, to)));
+}
+
+WC_EXPORT int unlink(const char *path)
+{
+    return renamed(REAL(unlink)(path));
+}
+
+WC_EXPORT int unlinkat(int dirfd, const char *path, int flags)
+{
+    return renamed(REAL(unlinkat)(dirfd, path, flags));
+}
+
+WC_EXPORT int remove(const char *path)
+{
+    return renamed(REAL(remove)(path));
 }
 
 WC_EXPORT int linkat(int fd1, const char *from, int fd2, const char *to,
@@ -915,7 +933,7 @@ WC_EXPORT int linkat(int fd1, const char *from, int fd2, const char *to,
         id = flush_for_times(fd1, from,
                              flags & AT_SYMLINK_FOLLOW ? 0
                                                        : AT_SYMLINK_NOFOLLOW);
-    return own_change(id, REAL(linkat)(fd1, from, fd2, to, flags));
+    return own_change(id, renamed(REAL(linkat)(fd1, from, fd2, to, flags)));
 }
 
 WC_EXPORT int chmod(const char *path, mode_t mode)

@@ -141,6 +141,26 @@
  *       would differ from the caller's); the program's only thread makes
  *       the flusher leave (flusher.c invariant (5)), and a new one starts
  *       in the new table.
+ *   (11) The kernel lets only a process with one thread enter a user
+ *       namespace (unshare with CLONE_NEWUSER, setns) and only one that
+ *       shares its fs_struct with no thread enter a mount namespace with
+ *       setns: the flusher, a thread of the shim's, must not make such a
+ *       call fail (EINVAL where the kernel gives 0). Before one, from the
+ *       program's only thread, the flusher leaves and is waited for until
+ *       the kernel has it gone (wc_flusher_gone); a new one starts at the
+ *       next write, in the new namespaces.
+ *   (12) Names are the crash guard's: a replay opens each cached file
+ *       by the name /proc/self/fd gave when it was cached, in the guard's
+ *       root and mount namespace, which the program had when it started
+ *       the guard. Once the program resolves names otherwise (chroot,
+ *       pivot_root, a mount namespace of its own by unshare or setns),
+ *       no file is cached from then on (wc_names_apart: they pass
+ *       through), and the files cached before keep the names they had
+ *       (wc_cache_renamed only notes which have none): a file cached in a
+ *       chroot was replayed at its path in the real root, and one cached
+ *       in a chroot without /proc had no name at all, which made the
+ *       whole backing file unreplayable (cache/file.c refuses a file
+ *       without a name now too).
  */
 #include <dlfcn.h>
 #include <elf.h>
@@ -305,6 +325,54 @@ WC_EXPORT void abort(void)
  * later call passes through; the statistics are reported now and the
  * store's name goes if nothing is left unwritten, as at exit. Threads
  * that looked a description up before find it THROUGH under its lock. */
+/* Does this process hold a POSIX record lock on a file with inode
+ * number ino? /proc/locks lists every lock in the system, one a line:
+ * "1: POSIX  ADVISORY  WRITE 1234 08:01:5678 0 EOF". The device is not
+ * compared (a btrfs subvolume's st_dev is not the one printed there): a
+ * lock on another file of that number counts, which only keeps a
+ * descriptor. When the list cannot be read: yes. */
+static int holds_posix_lock(dev_t dev, ino_t ino, void *arg)
+{
+    (void)dev;
+    (void)arg;
+    int fd = wc_k_openat(AT_FDCWD, "/proc/locks", O_RDONLY | O_CLOEXEC, 0);
+    if (fd < 0)
+        return 1;
+    char buf[8192];
+    size_t have = 0;
+    int held = 0, pid = (int)wc_raw_syscall(SYS_getpid, 0, 0, 0, 0, 0, 0);
+    for (;;) {
+        ssize_t n = wc_k_read(fd, buf + have, sizeof buf - 1 - have);
+        if (n < 0) {
+            held = 1;
+            break;
+        }
+        have += (size_t)n;
+        buf[have] = 0;
+        char *line = buf, *nl;
+        while ((nl = strchr(line, '\n')) || (n == 0 && *line)) {
+            if (nl)
+                *nl = 0;
+            char type[16];
+            int lpid;
+            unsigned long lino;
+            if (sscanf(line, "%*d: %15s %*s %*s %d %*x:%*x:%lu", type, &lpid,
+                       &lino) == 3 && strcmp(type, "POSIX") == 0 &&
+                lpid == pid && lino == (unsigned long)ino)
+                held = 1;
+            line = nl ? nl + 1 : line + strlen(line);
+        }
+        if (held || n == 0)
+            break;
+        have = strlen(line);
+        memmove(buf, line, have);
+        if (have == sizeof buf - 1)
+            have = 0;           /* a line that long is no lock's */
+    }
+    wc_k_close(fd);
+    return held;
+}
+
 static void proc_off(int image_ends)
 {
     if (wc_state != WC_ST_ON || wc_depth)
@@ -314,6 +382,14 @@ static void proc_off(int image_ends)
     wc_state = WC_ST_OFF;
     wc_work_end(e);
     wc_flusher_stop();          /* flusher.c invariant (3) */
+    struct wc_cache *c = wc_cachep;
+    if (c) {
+        /* Every later close passes through: what the engine holds open
+         * of a clean file goes now (cache/wbfd.c (2)). */
+        e = wc_work_begin();
+        wc_cache_fds_let_go(c, holds_posix_lock, NULL);
+        wc_work_end(e);
+    }
     if (!image_ends)
         return;
     e = wc_work_begin();
@@ -702,11 +778,68 @@ void wc_proc_before_unshare(void)
     errno = e;
 }
 
+/* Invariant (11): before a call that the kernel refuses to a process
+ * with a second thread. With program threads the kernel's answer stands. */
+static void alone_for_namespace(void)
+{
+    if (wc_state != WC_ST_ON || wc_depth ||
+        !__atomic_load_n(&wc_solo, __ATOMIC_ACQUIRE))
+        return;
+    int e = errno;
+    wc_flusher_gone();
+    errno = e;
+}
+
+int wc_names_apart;
+
+/* Invariant (12): names are the process's own from now on. */
+static long names_apart(long r)
+{
+    if (r >= 0 && !__atomic_load_n(&wc_names_apart, __ATOMIC_RELAXED)) {
+        __atomic_store_n(&wc_names_apart, 1, __ATOMIC_RELEASE);
+        struct wc_cache *c = __atomic_load_n(&wc_cachep, __ATOMIC_ACQUIRE);
+        if (c)
+            wc_cache_names_apart(c);
+        wc_log(WC_LOG_DEBUG, "names resolve apart from the crash guard's: "
+               "no file is cached from now on");
+    }
+    return r;
+}
+
 WC_EXPORT int unshare(int flags)
 {
     if (flags & CLONE_FILES)
         wc_proc_before_unshare();
-    return (int)wc_ret(wc_raw_syscall(SYS_unshare, flags, 0, 0, 0, 0, 0));
+    if (flags & (CLONE_NEWUSER | CLONE_THREAD | CLONE_SIGHAND | CLONE_VM))
+        alone_for_namespace();
+    long r = wc_raw_syscall(SYS_unshare, flags, 0, 0, 0, 0, 0);
+    if (flags & CLONE_NEWNS)
+        names_apart(r);
+    return (int)wc_ret(r);
+}
+
+WC_EXPORT int setns(int fd, int nstype)
+{
+    /* nstype 0: any kind, a user or mount namespace among them. */
+    if (!nstype || (nstype & (CLONE_NEWUSER | CLONE_NEWNS)))
+        alone_for_namespace();
+    long r = wc_raw_syscall(SYS_setns, fd, nstype, 0, 0, 0, 0);
+    if (!nstype || (nstype & CLONE_NEWNS))
+        names_apart(r);
+    return (int)wc_ret(r);
+}
+
+WC_EXPORT int chroot(const char *path)
+{
+    int r = REAL(chroot)(path);     /* fakechroot's, if it wraps it */
+    names_apart(r);
+    return r;
+}
+
+long wc_sys_pivot_root(const char *new_root, const char *put_old)
+{
+    return wc_ret(names_apart(wc_raw_syscall(SYS_pivot_root, (long)new_root,
+                                             (long)put_old, 0, 0, 0, 0)));
 }
 
 WC_EXPORT int posix_spawn(pid_t *pid, const char *path,

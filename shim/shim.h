@@ -482,6 +482,12 @@ struct timeval;
 long wc_sys_utimensat(int dirfd, const char *path, const struct timespec *t,
                       int flags);
 long wc_sys_futimesat(int dirfd, const char *path, const struct timeval *t);
+/* syscall()'s pivot_root (proc.c invariant (12)). */
+long wc_sys_pivot_root(const char *new_root, const char *put_old);
+/* The process resolves names apart from its crash guard (a chroot, a
+ * mount namespace of its own): no file is cached from then on (proc.c
+ * invariant (12)). Atomic. */
+extern int wc_names_apart;
 int wc_reg_release(dev_t dev, ino_t ino, struct wc_file *f, int fd);
 /* Let go of the files whose entries outlived their descriptions and that
  * have nothing unwritten any more (registry.c invariant (1)). */
@@ -1033,6 +1039,9 @@ void wc_flusher_stop(void);
 /* The flusher leaves while the shim stays on, and a new one starts at the
  * next write (flusher.c invariant (5)); 0 if it would not leave. */
 int wc_flusher_leave(void);
+/* wc_flusher_leave, then wait until the kernel has the thread gone from
+ * the process (proc.c invariant (11)). */
+void wc_flusher_gone(void);
 void wc_flusher_after_fork(void);
 /* The process image ends (proc.c): statistics, the store's name; and the
  * flush at exit (from a signal handler inside the shim: in a raw-forked

@@ -9,9 +9,11 @@
  * number that takes a descriptor or a path and reads or changes a file's
  * data, offset or size, opens, duplicates, receives or closes a
  * descriptor, or is a consistency point (fork, exec, exit, sending a
- * descriptor over a socket) is routed here to the wrapper that serves the
- * libc call of the same name; every other number goes straight to the
- * real syscall().
+ * descriptor over a socket), or changes the names a replay after a crash
+ * uses or the threads a namespace call allows (unlink, chroot,
+ * pivot_root, unshare, setns: proc.c invariants (11), (12)) is routed
+ * here to the wrapper that serves the libc call of the same name; every
+ * other number goes straight to the real syscall().
  *
  * Invariants:
  *   (1) One switch (route) maps each number to its wrapper. A routed call
@@ -324,6 +326,8 @@ static long route(long nr, long a, long b, long c, long d, long e, long f,
         return renameat2(I(a), CP(b), I(c), CP(d), (unsigned)e);
     case SYS_link:       return link(CP(a), CP(b));
     case SYS_linkat:     return linkat(I(a), CP(b), I(c), CP(d), I(e));
+    case SYS_unlink:     return unlink(CP(a));
+    case SYS_unlinkat:   return unlinkat(I(a), CP(b), I(c));
     case SYS_chmod:      return chmod(CP(a), (mode_t)b);
     case SYS_fchmod:     return fchmod(I(a), (mode_t)b);
     case SYS_fchmodat:   return fchmodat(I(a), CP(b), (mode_t)c, 0);
@@ -342,10 +346,10 @@ static long route(long nr, long a, long b, long c, long d, long e, long f,
             return fork_like(nr, a, b, c, d, e, f);
         wc_proc_before_raw_clone(wc_clone_kind((unsigned long)a));
         break;
-    case SYS_unshare:
-        if (a & CLONE_FILES)
-            wc_proc_before_unshare();
-        break;
+    case SYS_unshare:    return unshare(I(a));
+    case SYS_setns:      return setns(I(a), I(b));
+    case SYS_chroot:     return chroot(CP(a));
+    case SYS_pivot_root: return wc_sys_pivot_root(CP(a), CP(b));
     case SYS_clone3:     return clone3_call(a, b);
     case SYS_rt_sigaction:
         if (b) {                /* a handler may be set: flusher.c (2) */

@@ -44,6 +44,18 @@
  *               thread's cached descriptor in it and opens another file
  *   unshare_solo  the only thread takes a table of its own while the
  *               flusher runs, then caches more files
+ *   namespaces, namespaces_raw
+ *               after caching, a mount namespace of its own (a new file
+ *               written there), setns back to the first, then a user
+ *               namespace of its own (unshare, or the raw call), writing
+ *               on: the kernel refuses the last two to a process with a
+ *               second thread, such as the shim's flusher
+ *   execoff, execoff_seccomp
+ *               a script written and a file locked with fcntl, then
+ *               caching stops for good (a failed exec; a seccomp filter
+ *               that allows everything); the script's last descriptor is
+ *               closed and a child execs it (ETXTBSY while any writer is
+ *               open), another child asks whether the lock is still held
  *   inhown      the same two inherited descriptors (3 plain, 5 O_APPEND)
  *               while the program caches the file through a descriptor
  *               of its own
@@ -80,7 +92,9 @@
 #include <limits.h>
 #include <linux/falloc.h>
 #include <linux/openat2.h>
+#include <linux/filter.h>
 #include <linux/sched.h>
+#include <linux/seccomp.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -90,6 +104,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -1290,6 +1305,78 @@ static void scen_unshare_thread(void)
     check("a after close", "a");
 }
 
+/* shim/proc.c invariants (11), (12). */
+static void scen_namespaces(void)
+{
+    c_fd = xopen("a", O_RDWR | O_CREAT | O_TRUNC);
+    lines(c_fd, "before", 0, 20000);
+    int mnt = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
+    CALL("unshare newns", unshare(CLONE_NEWNS));
+    int b = xopen("b", O_RDWR | O_CREAT | O_TRUNC);
+    lines(b, "b", 0, 20000);
+    lines(c_fd, "in ns", 0, 20000);
+    CALL("setns back", setns(mnt, CLONE_NEWNS));
+    close(mnt);
+    lines(c_fd, "back", 0, 20000);
+    state("b", b);
+    close(b);
+    if (strcmp(c_scenario, "namespaces_raw") == 0)
+        CALL("raw unshare newuser", syscall(SYS_unshare, CLONE_NEWUSER));
+    else
+        CALL("unshare newuser", unshare(CLONE_NEWUSER));
+    lines(c_fd, "user", 0, 20000);
+    state("a", c_fd);
+}
+
+/* shim/proc.c invariant (8), cache/wbfd.c (2). */
+static void scen_execoff(void)
+{
+    int s = xopen("s.sh", O_RDWR | O_CREAT | O_TRUNC);
+    CALL("chmod", fchmod(s, 0755));
+    const char *head = "#!/bin/sh\necho ran > \"$1\"\n";
+    CALL("write head", write(s, head, strlen(head)));
+    lines(s, "# pad", 0, 2000);
+    int l = xopen("l", O_RDWR | O_CREAT | O_TRUNC);
+    lines(l, "l", 0, 2000);
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_len = 10};
+    CALL("lock", fcntl(l, F_SETLK, &fl));
+    if (strcmp(c_scenario, "execoff_seccomp") == 0) {
+        struct sock_filter allow = BPF_STMT(BPF_RET | BPF_K,
+                                            SECCOMP_RET_ALLOW);
+        struct sock_fprog prog = {1, &allow};
+        CALL("no new privs", prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0));
+        CALL("seccomp", prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog));
+    } else {
+        char *const av[] = {"nothing", NULL};
+        CALL("exec of nothing", execve(path("nothing"), av, environ));
+    }
+    lines(s, "# more", 0, 10);
+    CALL("close script", close(s));
+    pid_t p = fork();
+    if (p == 0) {
+        char *const av[] = {"s.sh", path("ran"), NULL};
+        execve(path("s.sh"), av, environ);
+        _exit(errno == ETXTBSY ? 3 : 4);
+    }
+    int st = 0;
+    CALL("wait", waitpid(p, &st, 0) == p);
+    say("OUT script child: %s %d", WIFEXITED(st) ? "exit" : "signal",
+        WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+    pid_t parent = getpid();
+    p = fork();
+    if (p == 0) {
+        int fd = open(path("l"), O_RDWR);
+        struct flock q = {.l_type = F_WRLCK, .l_whence = SEEK_SET,
+                          .l_len = 10};
+        _exit(fd >= 0 && fcntl(fd, F_GETLK, &q) == 0 && q.l_type == F_WRLCK &&
+                      q.l_pid == parent ? 0 : 5);
+    }
+    CALL("wait", waitpid(p, &st, 0) == p);
+    say("OUT lock still held: %s", WIFEXITED(st) && !WEXITSTATUS(st) ? "yes"
+                                                                    : "no");
+    state("l", l);
+}
+
 /* The only thread takes a table of its own while the shim's flusher runs
  * (it has batches of "a" to write), then caches three new files and more
  * of "a", megabytes each. */
@@ -1595,6 +1682,10 @@ int main(int argc, char **argv)
         {"unshare_range", scen_unshare_thread},
         {"unshare_raw", scen_unshare_thread},
         {"unshare_solo", scen_unshare_solo},
+        {"namespaces", scen_namespaces},
+        {"namespaces_raw", scen_namespaces},
+        {"execoff", scen_execoff},
+        {"execoff_seccomp", scen_execoff},
     };
     c_scenario = argv[1];
     for (size_t i = 0; i < sizeof scen / sizeof *scen; i++) {

@@ -294,6 +294,30 @@ Test(coherence, only_thread_with_a_table_of_its_own)
     differential("unshare_solo", env);
 }
 
+/* Namespaces of its own after caching: the kernel refuses setns into a
+ * mount namespace and unshare of a user namespace to a process with a
+ * second thread (EINVAL where it gives 0: the flusher was one), and a
+ * file made in the new mount namespace is the program's view of names,
+ * not the crash guard's (shim/proc.c invariants (11), (12)). */
+Test(coherence, namespaces_of_its_own)
+{
+    if (geteuid() != 0)
+        cr_skip_test("namespaces need root here");
+    differential("namespaces", NULL);
+    differential("namespaces_raw", NULL);
+}
+
+/* Caching stops for good (a failed exec, a seccomp filter): the engine's
+ * write-back descriptor of a script the program wrote stayed open when
+ * the program closed its own, and the script's exec failed with ETXTBSY;
+ * the descriptor of a file the program holds a POSIX lock on stays (its
+ * close would drop the lock). cache/wbfd.c invariant (2). */
+Test(coherence, caching_stops_then_a_written_script_runs)
+{
+    differential("execoff", NULL);
+    differential("execoff_seccomp", NULL);
+}
+
 /* A file with no name left keeps its other holders: its cached bytes were
  * dropped at the last close that the shim saw (cache/file.c wc_file_put),
  * and a reader opened before the unlink, a memfd's duplicate, or a parent

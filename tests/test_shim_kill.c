@@ -724,6 +724,84 @@ Test(kill, replay_after_the_program_renamed_its_file, .init = setup,
     }
 }
 
+/* Is there a file in dir whose name starts with prefix? */
+static int has_prefix(const char *dir, const char *prefix)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int found = 0;
+    while (d && (e = readdir(d)))
+        found |= !strncmp(e->d_name, prefix, strlen(prefix));
+    if (d)
+        closedir(d);
+    return found;
+}
+
+/* The program's names stop being the guard's, or its file loses its
+ * name, or has one too long for a slot, and it is killed. A file whose
+ * name the slot could not hold was replayed at a cut name, nowhere
+ * (cache/file.c: not cached now); a file cached in a chroot without
+ * /proc had no name in its slot, which made the whole backing file
+ * unreplayable: A, cached before the chroot, lost its bytes too;
+ * in a chroot with /proc, B's bytes went to /B.wcache-recovered.<pid> in
+ * the real root (shim/proc.c invariant (12)); an unlinked file's bytes
+ * came back beside its old name, where the kernel frees them (format.h
+ * (10)). */
+Test(kill, replay_after_chroot_or_unlink, .init = setup,
+     .fini = kill_writers_and_clean, .timeout = 120)
+{
+    if (geteuid() != 0)
+        cr_skip_test("chroot needs root");
+    static const char *const hows[] = {"chroot", "chrootproc", "unlink",
+                                       "longname"};
+    for (int h = 0; h < 4; h++) {
+        char *dir = wct_scratch("kill");
+        struct run r = {.dir = dir, .seed = 1, .how = hows[h], .n = 20,
+                        .sig = SIGKILL, .kill_after = 1,
+                        .prog = WCT_PROG("prog_rename"),
+                        .flush_ms = "600000"};
+        char rootside[64];
+        run_writer(&r);
+        cr_assert_eq(r.acked, 1, "%s: the writer did not finish", hows[h]);
+        wait_guard(dir);
+        char path[4300], deep[1100] = "";
+        /* A name from inside the chroot, replayed in the real root. */
+        snprintf(rootside, sizeof rootside, "B.wcache-recovered.%d",
+                 (int)r.pid);
+        snprintf(path, sizeof path, "/%s", rootside);
+        int stray = access(path, F_OK) == 0;
+        unlink(path);
+        for (int i = 0; h == 3 && i < 5; i++) {
+            size_t l = strlen(deep);
+            deep[l++] = '/';
+            memset(deep + l, 'a' + i, 200);
+            deep[l + 200] = 0;
+        }
+        for (int f = 0; f < 2 - (h == 3); f++) {
+            snprintf(path, sizeof path, "%s%s/%s", dir, deep, f ? "B" : "A");
+            size_t len = 0;
+            char *got = wct_slurp(path, &len);
+            if (h == 2) {
+                cr_assert_null(got, "unlink: %s is back", path);
+                break;
+            }
+            cr_assert(got && len == (f ? 2000u : 4000u),
+                      "%s: %s has %zu bytes", hows[h], path, len);
+            for (size_t off = 0; off < len; off += 100)
+                cr_assert(got[off] == 'a' + (int)(off / 100 % 26) &&
+                          got[off + 99] == '\n', "%s: %s: record at %zu",
+                          hows[h], path, off);
+            free(got);
+        }
+        cr_assert(!has_prefix(dir, "A.wcache-recovered") &&
+                  !has_prefix(dir, "B.wcache-recovered"),
+                  "%s: bytes set aside in %s", hows[h], dir);
+        cr_assert(!stray, "%s: /%s made in the real root", hows[h],
+                  rootside);
+        free(dir);      /* /proc was mounted in the writer's namespace */
+    }
+}
+
 /* A write to an existing control file (never creating one). */
 static int cg_write(const char *dir, const char *file, const char *val)
 {

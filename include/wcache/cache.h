@@ -301,12 +301,31 @@ int wc_file_put(struct wc_file *f);
  * release them. */
 int wc_file_put_fd(struct wc_file *f, int fd);
 
-/* The program renamed a file or a directory: every cached file's slot
- * takes the name its write-back descriptor has now (/proc/self/fd), so
- * that a replay after a crash finds the file where the program put it (it
- * took the renamed file for another's change, or found no file at all
- * under a renamed directory). */
-void wc_cache_renamed(struct wc_cache *c);
+/* The program renamed, linked or unlinked a file or renamed a
+ * directory: every cached file's slot takes the name its write-back
+ * descriptor has now (/proc/self/fd), so that a replay after a crash
+ * finds the file where the program put it (it took the renamed file for
+ * another's change, or found no file at all under a renamed directory),
+ * and notes whether it has one at all (format.h (10): an unlinked file's
+ * bytes go with it). `names` 0: the process resolves names apart from
+ * its crash guard (a chroot, a mount namespace of its own): only the
+ * notes change. */
+void wc_cache_renamed(struct wc_cache *c, int names);
+
+/* The process stops caching for good and every file is written back: a
+ * clean file's engine descriptors close, unless locked(dev, ino, arg)
+ * says the program holds POSIX record locks on it, which a close of any
+ * descriptor of the file would drop (wbfd.c (2)). The files stay, without
+ * descriptors; nothing may be cached or written back through them again. */
+void wc_cache_fds_let_go(struct wc_cache *c,
+                         int (*locked)(dev_t dev, ino_t ino, void *arg),
+                         void *arg);
+
+/* The process no longer resolves names as the replay will (a chroot, a
+ * mount namespace of its own): from now on no file that is not cached
+ * already is taken in (wc_file_get: -ENOENT), since the name a slot would
+ * record could not be replayed. */
+void wc_cache_names_apart(struct wc_cache *c);
 
 /* Call fn(fd, dev, ino, arg) for every descriptor the engine keeps of a
  * cached file (write-back's, and the lseek+write one of a file written

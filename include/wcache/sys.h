@@ -158,6 +158,9 @@
     X(int, renameat, (int, const char *, int, const char *))               \
     X(int, renameat2, (int, const char *, int, const char *, unsigned))    \
     X(int, link, (const char *, const char *))                             \
+    X(int, unlinkat, (int, const char *, int))                             \
+    X(int, remove, (const char *))                                         \
+    X(int, chroot, (const char *))                                         \
     X(int, chmod, (const char *, mode_t))                                  \
     X(int, fchmod, (int, mode_t))                                          \
     X(int, fchmodat, (int, const char *, mode_t, int))                     \
