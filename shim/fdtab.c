@@ -54,9 +54,9 @@
  *       30 of 50 closes racing a writer thread). A call inside the shim
  *       (wc_depth: a handler that interrupted the very close, or the
  *       shim's own lookups, which may hold what the closer needs) does not
- *       wait. The mark is set and cleared with cancellation off (a
- *       cancelled close would leave it for ever); a fork child empties the
- *       marks it inherits.
+ *       wait. The mark is set and cleared inside the shim, where
+ *       cancellation is off (cancel.c (3): a cancelled close would leave
+ *       it for ever); a fork child empties the marks it inherits.
  *   (2) Descriptions live in mmap'd slabs and are never unmapped, so a
  *       stale pointer always points to a description (type-stable
  *       memory), in whatever state.

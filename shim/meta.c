@@ -568,6 +568,8 @@ static int sync_common(int fd, int datasync)
     struct wc_desc *d = wc_fd_get(fd);
     if (likely(d == NULL) || d->mode == WC_D_WATCH || wc_depth)
         return datasync ? REAL(fdatasync)(fd) : REAL(fsync)(fd);
+    /* A cancellation point, made inside the shim (cancel.c (2), (3)). */
+    wc_cancel_point();
     int e = wc_work_begin();
     int r;
     if (wc_desc_lock_entry(fd, d)) {

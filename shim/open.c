@@ -41,7 +41,6 @@
  */
 #include <dlfcn.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -370,23 +369,6 @@ __asm__(".pushsection .text\n"
 
 /* ---- close ------------------------------------------------------------ */
 
-/* Cancellation off while closing marks are set (fdtab.c invariant (1b)),
- * once the program has used pthread_cancel (cancel.c): the previous
- * state, or -1 when nothing was changed. */
-static int cancel_off(void)
-{
-    int old = -1;
-    if (unlikely(__atomic_load_n(&wc_cancel_used, __ATOMIC_RELAXED)))
-        pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
-    return old;
-}
-
-static void cancel_on(int old)
-{
-    if (old >= 0)
-        pthread_setcancelstate(old, NULL);
-}
-
 WC_EXPORT int close(int fd)
 {
     if (unlikely(wc_fd_is_internal(fd)))
@@ -402,13 +384,12 @@ WC_EXPORT int close(int fd)
         return wc_ret(wc_queue_close(fd));
     wc_cancel_point();                  /* cancel.c invariant (2) */
     int e = wc_work_begin();
-    int cs = cancel_off(), marked;
+    int marked;                 /* cancellation off: cancel.c (3) */
     int r = wc_fd_close_begin(fd, &marked);     /* fdtab.c (1b) */
     int rc = wc_k_close(fd);
     int ce = errno;
     if (marked)
         wc_fd_close_end(fd);
-    cancel_on(cs);
     wc_shim_leave();
     if (rc < 0) {
         errno = ce;
@@ -484,12 +465,10 @@ WC_EXPORT int close_range(unsigned lo, unsigned hi, int flags)
     if (wc_depth)                     /* a handler inside the shim */
         return close_range_skipping(lo, hi, flags);
     int e = wc_work_begin();
-    int cs = cancel_off();
     int top = close_range_begin(lo, hi);
     int r = close_range_skipping(lo, hi, flags);
     int ce = errno;
     close_range_end(lo, top);
-    cancel_on(cs);
     wc_work_end(r < 0 ? ce : e);
     return r;
 }
@@ -504,10 +483,9 @@ WC_EXPORT void closefrom(int lo)
     }
     /* Inside the shim (a handler): nothing is marked or released, as
      * close_range does then. */
-    int depth = wc_depth, e = 0, cs = -1, top = -1;
+    int depth = wc_depth, e = 0, top = -1;
     if (!depth) {
         e = wc_work_begin();
-        cs = cancel_off();
         top = close_range_begin((unsigned)lo, ~0u);
     }
     if (close_range_skipping((unsigned)lo, ~0u, 0) < 0) {
@@ -518,8 +496,7 @@ WC_EXPORT void closefrom(int lo)
     }
     if (!depth) {
         close_range_end((unsigned)lo, top);
-        cancel_on(cs);
-        wc_work_end(e);
+            wc_work_end(e);
     }
 }
 

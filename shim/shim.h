@@ -704,12 +704,22 @@ void wc_queue_child_resume(int finished);
 /* Create the key that frees a thread's queue at thread exit (start-up). */
 void wc_queue_init(void);
 
+/* 1 once the program has called pthread_cancel (cancel.c invariant (1)). */
+extern int wc_cancel_used;
+/* 1 + the cancel state to give back when the shim leaves; 0: not held
+ * (cancel.c invariant (3)). */
+extern WC_TLS int wc_cancel_held;
+void wc_cancel_hold(void);
+void wc_cancel_unhold(void);
+
 /* Enter shim code that may take locks or call the engine. Caller has
  * checked wc_depth == 0. */
 __attribute__((always_inline)) static inline void wc_shim_enter(void)
 {
     wc_depth = 1;
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    if (unlikely(__atomic_load_n(&wc_cancel_used, __ATOMIC_RELAXED)))
+        wc_cancel_hold();
     if (unlikely(wc_qpending != 0))
         wc_queue_drain();
 }
@@ -730,6 +740,8 @@ __attribute__((always_inline)) static inline void wc_shim_leave(void)
     else
         wc_depth = 0;
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    if (unlikely(wc_cancel_held))
+        wc_cancel_unhold();
 }
 
 __attribute__((always_inline)) static inline int wc_work_begin(void)
@@ -882,8 +894,6 @@ extern int wc_guard_seen;
 
 /* ---- deferred cancellation (cancel.c) -------------------------------- */
 
-/* 1 once the program has called pthread_cancel (cancel.c invariant (1)). */
-extern int wc_cancel_used;
 /* pthread_testcancel at depth 0 (cancel.c invariant (2)). */
 void wc_cancel_test(void);
 /* A write or read on a tracked description is a cancellation point. */

@@ -1845,12 +1845,24 @@ static void *cancel_thread(void *arg)
     while (!__atomic_load_n(&cancel_go, __ATOMIC_SEQ_CST))
         ;
     pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
-    if (arg) {
-        char b[8];
-        if (pread(cancel_fd, b, sizeof b, 0) < 0)
-            return NULL;
+    /* The first call with the cancellation pending: a read, a write, or
+     * one that writes back (fsync, fdatasync, lockf's wait, a lock, sync,
+     * syncfs: the last two no cancellation points) */
+    const char *how = arg;
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_len = 1};
+    char b[8];
+    int r = !strcmp(how, "read")        ? (int)pread(cancel_fd, b, sizeof b, 0)
+            : !strcmp(how, "fsync")     ? fsync(cancel_fd)
+            : !strcmp(how, "fdatasync") ? fdatasync(cancel_fd)
+            : !strcmp(how, "lockf")     ? lockf(cancel_fd, F_LOCK, 0)
+            : !strcmp(how, "setlkw")    ? fcntl(cancel_fd, F_SETLKW, &fl)
+            : !strcmp(how, "sync")      ? (sync(), 0)
+            : !strcmp(how, "syncfs")    ? syncfs(cancel_fd)
+                                        : 0;
+    if (r < 0)
+        return NULL;
+    if (strcmp(how, "write"))
         __atomic_store_n(&cancel_after, 1, __ATOMIC_SEQ_CST);
-    }
     if (write(cancel_fd, "written after the cancel\n", 25) == 25)
         __atomic_store_n(&cancel_after, 2, __ATOMIC_SEQ_CST);
     return NULL;
@@ -1860,8 +1872,7 @@ static void s_cancel(const char *how)
 {
     cancel_fd = xopen("cn", O_RDWR | O_CREAT | O_TRUNC);
     pthread_t t;
-    if (pthread_create(&t, NULL, cancel_thread,
-                       strcmp(how, "read") ? NULL : (void *)1) != 0)
+    if (pthread_create(&t, NULL, cancel_thread, (void *)how) != 0)
         die("pthread_create");
     while (!__atomic_load_n(&cancel_ready, __ATOMIC_SEQ_CST))
         ;
@@ -1871,6 +1882,9 @@ static void s_cancel(const char *how)
     pthread_join(t, &ret);
     say("OUT cancelled=%d after=%d", ret == PTHREAD_CANCELED,
         __atomic_load_n(&cancel_after, __ATOMIC_SEQ_CST));
+    /* Nothing the cancelled thread held is left held. */
+    RESULT("write after the join", write(cancel_fd, "main\n", 5));
+    RESULT("fsync after the join", fsync(cancel_fd));
     close(cancel_fd);
     check("joined", "cn");
 }

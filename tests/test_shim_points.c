@@ -551,6 +551,18 @@ Test(points, a_pending_cancellation_acts_at_a_cached_write)
     differential("cancel", "read", NULL);
     differential("cancel", "write", default_min);
 }
+/* A cancellation pending at a call that writes back: glibc acted on it in
+ * a call the engine made with the description's and the file's locks
+ * held, and every later call of the process on the file waited for ever
+ * (shim/cancel.c invariant (3)). sync and syncfs are no cancellation
+ * points: the thread goes on to its write. */
+Test(points, a_pending_cancellation_leaves_no_lock_held)
+{
+    static const char *const hows[] = {"fsync", "fdatasync", "lockf",
+                                       "setlkw", "sync", "syncfs"};
+    for (size_t i = 0; i < sizeof hows / sizeof *hows; i++)
+        differential("cancel", hows[i], NULL);
+}
 /* A library preloaded after the shim that wraps the calls the shim may
  * make bare (fakeroot's stat family, a tracer's write) still gets every
  * one of them (shim/kcall.h (K4)): the scenario's calls with one thread,
