@@ -8,7 +8,10 @@
  *       wc__copy_byte_store (a `rep movsb` of one byte takes 5 ns on this
  *       machine, the loop 1.5 ns: a 1-byte write()'s copy). The count
  *       register (RCX) is exact at each: on a fault it holds the bytes
- *       left, so the fix-up returns them as they are.
+ *       left, so the fix-up returns them as they are. And the load at
+ *       wc__probe_load (wc_probe_byte: one byte read and dropped, a
+ *       source's page faulted in before any lock: shim/io.c fault_in),
+ *       whose fix-up returns 1.
  *   (2) The handler recognises our fault by the faulting instruction pointer
  *       alone: no flag, no TLS, nothing the compiler could reorder.
  *   (3) Any other SIGSEGV/SIGBUS goes to the action that was installed
@@ -66,8 +69,30 @@ __asm__(".text\n"
         "    ret\n"
         ".size wc__copy_rep, .-wc__copy_rep\n");
 
+/*
+ * int wc_probe_byte(const void *p): 0 when the byte at p could be read, 1
+ * when reading it faulted.
+ */
+__asm__(".text\n"
+        ".globl wc_probe_byte\n"
+        ".hidden wc_probe_byte\n"
+        ".type wc_probe_byte,@function\n"
+        "wc_probe_byte:\n"
+        "    xorl %eax, %eax\n"
+        ".globl wc__probe_load\n"
+        ".hidden wc__probe_load\n"
+        "wc__probe_load:\n"
+        "    movb (%rdi), %cl\n"
+        "    ret\n"
+        ".globl wc__probe_fixup\n"
+        ".hidden wc__probe_fixup\n"
+        "wc__probe_fixup:\n"
+        "    movl $1, %eax\n"
+        "    ret\n"
+        ".size wc_probe_byte, .-wc_probe_byte\n");
+
 extern const char wc__copy_insn[], wc__copy_fixup[], wc__copy_byte_load[],
-    wc__copy_byte_store[];
+    wc__copy_byte_store[], wc__probe_load[], wc__probe_fixup[];
 
 size_t wc_probe_readable(const void *src, size_t n)
 {
@@ -120,6 +145,10 @@ static void fault_handler(int sig, siginfo_t *si, void *ctx)
         *ip == (greg_t)(uintptr_t)wc__copy_byte_load ||
         *ip == (greg_t)(uintptr_t)wc__copy_byte_store) {
         *ip = (greg_t)(uintptr_t)wc__copy_fixup;   /* invariant (1) */
+        return;
+    }
+    if (*ip == (greg_t)(uintptr_t)wc__probe_load) {
+        *ip = (greg_t)(uintptr_t)wc__probe_fixup;
         return;
     }
 

@@ -379,7 +379,7 @@ struct wc_cache *wc_cache_get(void)
                    strerror(-r));
             c = NULL;
         } else {
-            wc_fault_ready = 1;
+            __atomic_store_n(&wc_fault_ready, 1, __ATOMIC_RELEASE);
             wc_log(WC_LOG_INFO, "cache %s", wc_cache_path(c));
             __atomic_store_n(&wc_cachep, c, __ATOMIC_RELEASE);
             wc_death_signals_init();    /* deaths write back from now */

@@ -40,6 +40,7 @@
 
 #include "shim.h"
 #include "kcall.h"
+#include "wcache/ucopy.h"
 
 #ifndef RWF_HIPRI
 #define RWF_HIPRI 0x1
@@ -268,11 +269,68 @@ static inline void write_leave(struct wc_desc *d, int held)
         wc_file_demote(f, dev, ino);
 }
 
+/* CONTRACT 5.2, before any lock is taken: the first byte of each page of
+ * the source is read with the non-faulting copy, as the kernel's
+ * fault_in_iov_iter_readable reads the source before it locks a page, so
+ * that a fault that waits waits with nothing held: a userfaultfd region
+ * whose handler thread first syncs, forks, reads or fstats the file (a
+ * probe: each hung under the shim, with the description's and the file's
+ * locks held across the copy), or one never resolved while the program
+ * exits or takes SIGTERM (the exit's write-back waited for those locks
+ * for ever). A page that cannot be read is left to the copy (a short
+ * count, EFAULT); one taken away again before the copy is the race the
+ * kernel has too. Up to WC_FAULT_IN_MAX bytes: larger writes go to the
+ * kernel (WCACHE_BYPASS) or are copied a page at a time. */
+#define WC_FAULT_IN_MAX (256u << 10)
+static void fault_in_pages(const void *buf, size_t n)
+{
+    uintptr_t a = (uintptr_t)buf;
+    uintptr_t end = a + (n < WC_FAULT_IN_MAX ? n : WC_FAULT_IN_MAX);
+    for (; a < end; a = (a | (WC_PAGE_SIZE - 1)) + 1)
+        if (wc_probe_byte((const void *)a))
+            return;
+}
+
+/* The common case inline: a source within one page, one byte read. */
+static inline __attribute__((always_inline)) void fault_in(const void *buf,
+                                                           size_t n)
+{
+    if (likely(((uintptr_t)buf & (WC_PAGE_SIZE - 1)) + n <= WC_PAGE_SIZE))
+        wc_probe_byte(buf);
+    else
+        fault_in_pages(buf, n);
+}
+
+/* The same for a writev's segments (the first WC_FAULT_IN_IOV, read as the
+ * copy will read them: without faulting). */
+#define WC_FAULT_IN_IOV 16
+static void fault_in_iov(const struct iovec *iov, int iovcnt)
+{
+    struct iovec v;
+    size_t left = WC_FAULT_IN_MAX;
+    for (int i = 0; i < iovcnt && i < WC_FAULT_IN_IOV && left; i++) {
+        if (wc_copy_nofault(&v, &iov[i], sizeof v) != sizeof v)
+            return;
+        size_t n = v.iov_len < left ? v.iov_len : left;
+        fault_in(v.iov_base, n);
+        left -= n;
+    }
+}
+
 ssize_t wc_do_writev(int fd, struct wc_desc *d, const struct iovec *iov,
                      int iovcnt, off_t pos, int rwf_append, int vec)
 {
     ssize_t r;
     int adopt, made = 0, held;
+    /* The handler that catches a probe's fault is there. (A WATCH
+     * description's write, the kernel's, is probed too: d->mode is read
+     * under d's lock only.) */
+    if (__atomic_load_n(&wc_fault_ready, __ATOMIC_ACQUIRE)) {
+        if (vec)
+            fault_in_iov(iov, iovcnt);
+        else
+            fault_in(iov->iov_base, iov->iov_len);
+    }
 again:
     while (desc_enter(fd, d, &held)) {
         /* The descriptor was closed or replaced meanwhile: the kernel. */
@@ -471,6 +529,8 @@ fast_write(int fd, struct wc_desc *d, const void *buf, size_t n, off_t pos)
     wc_cancel_point();                  /* cancel.c invariant (2) */
     int e = errno, held;
     ssize_t r;
+    if (likely(__atomic_load_n(&wc_fault_ready, __ATOMIC_ACQUIRE)))
+        fault_in(buf, n);
     wc_shim_enter();
     if (desc_enter_fast(fd, d, &held)) {
         wc_shim_leave();

@@ -36,6 +36,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <linux/fs.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
 #include <termios.h>
@@ -1889,6 +1891,99 @@ static void s_cancel(const char *how)
     check("joined", "cn");
 }
 
+/* ---- a source that faults slowly: userfaultfd (CONTRACT 5.2) --------- */
+
+static int uf_fd, uf_target;
+static const char *uf_what;
+
+/* Serves the region's faults; before each, the call named by uf_what,
+ * which the kernel does not hold up while a write of the file waits for
+ * its source ("never": leaves the fault waiting for ever). */
+static void *uf_handler(void *arg)
+{
+    (void)arg;
+    long psz = sysconf(_SC_PAGESIZE);
+    char *pg = aligned_alloc((size_t)psz, (size_t)psz);
+    memset(pg, 'u', (size_t)psz);
+    for (;;) {
+        struct pollfd p = {uf_fd, POLLIN, 0};
+        struct uffd_msg m;
+        if (poll(&p, 1, -1) < 0)
+            return NULL;
+        if (read(uf_fd, &m, sizeof m) != sizeof m ||
+            m.event != UFFD_EVENT_PAGEFAULT || !strcmp(uf_what, "never"))
+            continue;
+        struct stat st;
+        char b[16];
+        if (!strcmp(uf_what, "sync"))
+            sync();
+        else if (!strcmp(uf_what, "fstat"))
+            (void)!fstat(uf_target, &st);
+        else if (!strcmp(uf_what, "pread"))
+            (void)!pread(uf_target, b, sizeof b, 0);
+        else if (!strcmp(uf_what, "fork")) {
+            pid_t c = fork();
+            if (c == 0)
+                _exit(0);
+            waitpid(c, NULL, 0);
+        }
+        struct uffdio_copy c = {.dst = m.arg.pagefault.address &
+                                       ~(unsigned long)(psz - 1),
+                                .src = (unsigned long)pg,
+                                .len = (unsigned long)psz};
+        ioctl(uf_fd, UFFDIO_COPY, &c);
+    }
+}
+
+static void *uf_stuck_writer(void *region)
+{
+    (void)!write(uf_target, region, 100);
+    return NULL;
+}
+
+static void s_uffd(const char *what)
+{
+    long psz = sysconf(_SC_PAGESIZE);
+    uf_what = what;
+    uf_target = xopen("uf", O_RDWR | O_CREAT | O_TRUNC);
+    for (int i = 0; i < 100; i++)
+        (void)!write(uf_target, "a record before the fault\n", 26);
+    uf_fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC);
+    struct uffdio_api api = {.api = UFFD_API};
+    char *region = mmap(NULL, (size_t)(4 * psz), PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    struct uffdio_register reg = {.range = {(unsigned long)region,
+                                            (unsigned long)(4 * psz)},
+                                  .mode = UFFDIO_REGISTER_MODE_MISSING};
+    if (uf_fd < 0 || ioctl(uf_fd, UFFDIO_API, &api) != 0 ||
+        ioctl(uf_fd, UFFDIO_REGISTER, &reg) != 0) {
+        say("OUT no userfaultfd here");
+        return;
+    }
+    pthread_t t;
+    if (pthread_create(&t, NULL, uf_handler, NULL) != 0)
+        die("pthread_create");
+    pthread_detach(t);
+    if (!strcmp(what, "never")) {
+        /* A writer waits for ever for its source; the process exits. */
+        if (pthread_create(&t, NULL, uf_stuck_writer, region) != 0)
+            die("pthread_create");
+        usleep(100000);
+        say("OUT exit with a writer stuck");    /* the files: the harness */
+        exit(0);
+    }
+    RESULT("write from a missing page",
+           write(uf_target, region + 100, 200));
+    RESULT("pwrite across two missing pages",
+           pwrite(uf_target, region + psz + psz - 100, 300, 50));
+    struct iovec v[2] = {{"xx", 2}, {region + 3 * psz + 10, 100}};
+    RESULT("writev from a missing page", writev(uf_target, v, 2));
+    for (int i = 0; i < 100; i++)
+        (void)!write(uf_target, "a record after the fault\n", 25);
+    close(uf_target);
+    check("after", "uf");
+}
+
 /* Faulting user memory through the interposed calls (section 5). */
 static void s_faults(void)
 {
@@ -2372,6 +2467,7 @@ int main(int argc, char **argv)
     else if (!strcmp(sc, "faults")) s_faults();
     else if (!strcmp(sc, "kcalls")) s_kcalls(arg);
     else if (!strcmp(sc, "cancel")) s_cancel(arg);
+    else if (!strcmp(sc, "uffd")) s_uffd(arg ? arg : "sync");
     else if (!strcmp(sc, "sendfile_pipe")) s_sendfile_pipe();
     else if (!strcmp(sc, "mmap_write")) s_mmap_write();
     else if (!strcmp(sc, "posix_aio")) s_posix_aio();

@@ -551,6 +551,20 @@ Test(points, a_pending_cancellation_acts_at_a_cached_write)
     differential("cancel", "read", NULL);
     differential("cancel", "write", default_min);
 }
+/* A write whose source page is missing in a userfaultfd region: its
+ * handler thread syncs, forks, reads or fstats the file before it serves
+ * the fault, as the kernel lets it while the write waits; and a writer
+ * whose fault is never served while the process exits. The shim held the
+ * description's and the file's locks across the copy: each of these hung
+ * (CONTRACT 5.2; shim/io.c fault_in). */
+Test(points, a_source_page_that_faults_slowly)
+{
+    static const char *const whats[] = {"sync", "fork", "pread", "fstat",
+                                        "never"};
+    for (size_t i = 0; i < sizeof whats / sizeof *whats; i++)
+        differential("uffd", whats[i], NULL);
+}
+
 /* A cancellation pending at a call that writes back: glibc acted on it in
  * a call the engine made with the description's and the file's locks
  * held, and every later call of the process on the file waited for ever

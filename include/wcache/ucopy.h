@@ -26,6 +26,12 @@ static inline size_t wc_copy_nofault(void *dst, const void *src, size_t n)
     return n - wc__copy_rep(dst, src, n);
 }
 
+/* Read the byte at p and drop it: 0, or 1 when the read faulted (caught
+ * as a copy's fault is). Faults the page in: a page that must wait for
+ * it (userfaultfd, a slow file mapping) waits here, where the caller
+ * holds no lock. */
+int wc_probe_byte(const void *p);
+
 /* How many bytes from src, up to n, can be read (page granularity), found
  * with process_vm_readv on our own pid, which faults pages in without a
  * signal (the kernel's fault_in_iov_iter_readable). 0: none. Slow (~1 us):
