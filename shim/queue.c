@@ -73,7 +73,7 @@ struct wc_qrec {
     uint64_t seq;             /* this thread's count of records queued */
     char data[];
 };
-enum { Q_WRITE = 1, Q_CLOSE, Q_DEATH };
+enum { Q_WRITE = 1, Q_CLOSE, Q_DEATH, Q_SIGNAL };
 
 struct wc_queue {
     size_t head;              /* first unconsumed byte of buf */
@@ -201,6 +201,32 @@ int wc_queue_close(int fd)
     return queue_mark(Q_CLOSE, fd);
 }
 
+/* A signal whose handler the program set arrived while this thread was
+ * inside the shim (signals.c invariant (5)): it is sent again, with its
+ * siginfo, once the thread has left (wc_shim_leave_slow, at depth 0),
+ * after the records queued before it. 0 or -errno (then the handler runs
+ * at once). */
+int wc_queue_signal(int sig, const siginfo_t *si)
+{
+    struct wc_queue *q = queue_get();
+    if (!q)
+        return -ENOMEM;
+    size_t size = (sizeof(struct wc_qrec) + sizeof *si + 15) & ~(size_t)15;
+    struct wc_qrec *r = queue_reserve(q, size);
+    if (!r)
+        return -EINTR;
+    r->size = (uint32_t)size;
+    r->kind = Q_SIGNAL;
+    r->fd = sig;
+    r->len = sizeof *si;
+    r->done = 0;
+    memcpy(r->data, si, sizeof *si);
+    r->seq = __atomic_add_fetch(&g_qseq, 1, __ATOMIC_RELAXED);
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    __atomic_add_fetch(&wc_qpending, 1, __ATOMIC_RELAXED);
+    return 0;
+}
+
 /* A fatal signal arrived while this thread was inside the shim: the
  * process dies when the thread leaves it (after the writes queued before
  * it), with the data flushed. Returns 0 or -errno (then die at once). */
@@ -290,6 +316,8 @@ void wc_queue_drain(void)
     int e = errno;
     while (q && __atomic_load_n(&wc_qpending, __ATOMIC_RELAXED) > 0) {
         struct wc_qrec *r = (struct wc_qrec *)(q->buf + q->head);
+        if (r->kind == Q_SIGNAL)
+            break;              /* sent at depth 0: wc_shim_leave_slow */
         g_running = r;
         g_running_seq = r->seq;
         g_running_done = 0;
@@ -340,9 +368,27 @@ void wc_shim_leave_slow(void)
 {
     for (;;) {
         wc_queue_drain();
+        /* A signal held while this thread was inside (signals.c (5)),
+         * next in order, is taken off the queue here, still at depth 1
+         * (only the outermost call consumes: invariant (1); a handler
+         * that runs at depth 0 drains the queue itself), and sent again
+         * at depth 0, where its handler may even leave by a jump. */
+        int sig = 0;
+        siginfo_t si;
+        struct wc_queue *q = wc_tq;
+        if (q && __atomic_load_n(&wc_qpending, __ATOMIC_RELAXED) > 0) {
+            struct wc_qrec *r = (struct wc_qrec *)(q->buf + q->head);
+            if (r->kind == Q_SIGNAL) {
+                sig = r->fd;
+                memcpy(&si, r->data, sizeof si);
+                consume(q, r);
+            }
+        }
         __atomic_signal_fence(__ATOMIC_SEQ_CST);
         wc_depth = 0;
         __atomic_signal_fence(__ATOMIC_SEQ_CST);
+        if (sig)
+            wc_signal_again(sig, &si);
         if (!__atomic_load_n(&wc_qpending, __ATOMIC_RELAXED))
             return;
         wc_depth = 1;

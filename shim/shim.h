@@ -41,6 +41,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdint.h>
 #include <sys/resource.h>
 #include <sys/types.h>
@@ -766,6 +767,11 @@ ssize_t wc_queue_write(int fd, const struct iovec *iov, int iovcnt,
 int wc_queue_close(int fd);
 /* A fatal signal caught by such a handler: queued as well (signals.c). */
 int wc_queue_death(int sig);
+/* signals.c invariant (5): a signal that arrived inside the shim, queued
+ * (0, or -errno: run its handler now), and sent again to this thread at
+ * depth 0 (wc_signal_again). */
+int wc_queue_signal(int sig, const siginfo_t *si);
+void wc_signal_again(int sig, const siginfo_t *si);
 /* Flush everything, then die of `sig` by its default action. Called at
  * depth 0 from the handler, or at depth 1 holding no lock from the queue.
  * Does not return. */

@@ -26,6 +26,24 @@
  *       the same status and core dump. The program's own handlers run as
  *       before; a fault inside the shim writes back from a raw-forked
  *       child that holds no lock (flush_before_death).
+ *   (5) A handler the program sets (sigaction, signal) for a signal that
+ *       may come at any point of its run (every catchable one but the
+ *       faults of its own instructions and glibc's two internal ones)
+ *       never runs while its thread is inside the shim: our handler
+ *       stands in, with the program's mask and flags (SA_RESETHAND
+ *       emulated, since a re-sent signal must still find a handler), and
+ *       when it finds the thread inside (wc_depth) it queues the signal
+ *       with its siginfo (queue.c Q_SIGNAL); the thread sends it to
+ *       itself again as it leaves the shim, at depth 0
+ *       (rt_tgsigqueueinfo: the same siginfo), and the program's handler
+ *       runs then, a few microseconds late, as if the signal had come
+ *       then, with no lock of the shim held. It may leave by a jump
+ *       (siglongjmp out of a SIGALRM handler: the thread stayed "inside"
+ *       for good before, every later write queued, then refused, its
+ *       locks held; the probe: 670 KB of acknowledged writes lost), exit,
+ *       or write. sigaction and signal report the program's action. A
+ *       handler set behind the shim (raw rt_sigaction, sigset) still runs
+ *       inside it, where the queue and invariant (2) serve it.
  *   (4) SIGKILL the process sends itself (raise, kill of its own pid,
  *       group or 0, sigqueue, tgkill or tkill of one of its threads,
  *       pthread_kill, pthread_sigqueue, and their raw system calls) is
@@ -68,10 +86,23 @@ static int is_fault_sig(int sig)
 {
     return sig == SIGFPE || sig == SIGILL || sig == SIGTRAP || sig == SIGSYS;
 }
+
+/* Invariant (5): a signal whose handler may be held until the thread
+ * leaves the shim. */
+static int is_async_sig(int sig)
+{
+    return sig > 0 && sig < NSIG && sig != SIGKILL && sig != SIGSTOP &&
+           sig != SIGSEGV && sig != SIGBUS && !is_fault_sig(sig) &&
+           (sig < 32 || sig >= SIGRTMIN);
+}
 /* The program's own action for each, while our handler stands in for its
  * SIG_DFL. Written with the signal blocked, by sigaction below. */
 static struct sigaction prog_act[NSIG] WC_LARGE;
 static volatile sig_atomic_t standing_in[NSIG];
+/* Our handler holds the program's handler out of the shim (invariant (5)):
+ * prog_act[sig] is the program's action. Written with the signal blocked
+ * under g_sig_lock. */
+static volatile sig_atomic_t holding[NSIG];
 
 static int is_death_sig(int sig)
 {
@@ -193,6 +224,65 @@ static int stand_in(int sig)
     return r;
 }
 
+/* Invariant (5): the handler that stands in for the program's. */
+static void holding_handler(int sig, siginfo_t *si, void *uc)
+{
+    if (wc_depth && wc_state == WC_ST_ON) {
+        int e = errno;
+        int r = wc_queue_signal(sig, si);
+        errno = e;
+        if (r == 0)
+            return;             /* sent again when the thread leaves */
+    }
+    unsigned long fl = (unsigned long)__atomic_load_n(&prog_act[sig].sa_flags,
+                                                      __ATOMIC_RELAXED);
+    void *h = __atomic_load_n((void **)&prog_act[sig].sa_sigaction,
+                              __ATOMIC_RELAXED);
+    if (fl & SA_RESETHAND) {
+        /* The kernel's SA_RESETHAND, at this delivery: the default from
+         * now on (or our stand-in for it, invariant (2)). */
+        struct sigaction dfl;
+        memset(&dfl, 0, sizeof dfl);
+        dfl.sa_handler = SIG_DFL;
+        prog_act[sig] = dfl;
+        holding[sig] = 0;
+        if (is_death_sig(sig) && wc_cachep)
+            stand_in(sig);
+        else
+            REAL(sigaction)(sig, &dfl, NULL);
+    }
+    if (fl & SA_SIGINFO)
+        ((void (*)(int, siginfo_t *, void *))h)(sig, si, uc);
+    else if (h != (void *)SIG_DFL && h != (void *)SIG_IGN)
+        ((void (*)(int))h)(sig);
+}
+
+/* Our handler in place of the program's handler `act` (invariant (5)). */
+static int hold(int sig, const struct sigaction *act)
+{
+    struct sigaction sa = *act;
+    sa.sa_sigaction = holding_handler;
+    sa.sa_flags = (act->sa_flags | SA_SIGINFO) & ~SA_RESETHAND;
+    prog_act[sig] = *act;
+    int r = REAL(sigaction)(sig, &sa, NULL);
+    holding[sig] = r == 0;
+    if (r == 0)
+        standing_in[sig] = 0;
+    return r;
+}
+
+void wc_signal_again(int sig, const siginfo_t *si)
+{
+    siginfo_t copy = *si;
+    int e = errno;
+    long pid = wc_raw_syscall(SYS_getpid, 0, 0, 0, 0, 0, 0);
+    long tid = wc_raw_syscall(SYS_gettid, 0, 0, 0, 0, 0, 0);
+    if (wc_raw_syscall(SYS_rt_tgsigqueueinfo, pid, tid, sig, (long)&copy, 0,
+                       0) < 0)
+        wc_raw_syscall(SYS_tgkill, pid, tid, sig, 0, 0, 0);
+    errno = e;
+}
+
 /* g_sig_lock protects standing_in[] and prog_act[] against a concurrent
  * reader-then-writer (wc_death_signals_init, called when the cache is
  * created, while the program's threads may call sigaction). Taken with
@@ -238,7 +328,8 @@ void wc_death_signals_after_fork(void)
     WC_RESET(g_sig_lock.v, 0);      /* the child is alone */
 }
 
-/* sigaction for a signal we may stand in for. */
+/* sigaction for a signal we may stand in for (invariant (2)) or hold the
+ * program's handler of (invariant (5)). */
 static int death_sigaction(int sig, const struct sigaction *act,
                            struct sigaction *old)
 {
@@ -246,19 +337,26 @@ static int death_sigaction(int sig, const struct sigaction *act,
     sig_lock(&saved);
     struct sigaction was;
     int r = 0;
-    if (standing_in[sig])
+    if (standing_in[sig] || holding[sig])
         was = prog_act[sig];
     else
         r = REAL(sigaction)(sig, NULL, &was);
     if (r == 0 && act) {
-        int dfl = !(act->sa_flags & SA_SIGINFO) && act->sa_handler == SIG_DFL;
-        if (dfl && wc_state == WC_ST_ON) {
+        int info = !!(act->sa_flags & SA_SIGINFO);
+        int dfl = !info && act->sa_handler == SIG_DFL;
+        int ign = !info && act->sa_handler == SIG_IGN;
+        if (dfl && is_death_sig(sig) && wc_state == WC_ST_ON) {
             prog_act[sig] = *act;
             r = stand_in(sig);
+            if (r == 0)
+                holding[sig] = 0;
+        } else if (!dfl && !ign && is_async_sig(sig) &&
+                   wc_state == WC_ST_ON) {
+            r = hold(sig, act);
         } else {
             r = REAL(sigaction)(sig, act, NULL);
             if (r == 0)
-                standing_in[sig] = 0;
+                standing_in[sig] = holding[sig] = 0;
         }
     }
     sig_unlock(&saved);
@@ -286,8 +384,9 @@ static int vfork_sigaction(int sig, const struct sigaction *act,
     struct sigaction was;
     int r = REAL(sigaction)(sig, act, &was);
     if (r == 0 && old)
-        *old = sig > 0 && sig < NSIG && standing_in[sig] ? prog_act[sig]
-                                                          : was;
+        *old = sig > 0 && sig < NSIG && (standing_in[sig] || holding[sig])
+                   ? prog_act[sig]
+                   : was;
     return r;
 }
 
@@ -299,7 +398,7 @@ WC_EXPORT int sigaction(int sig, const struct sigaction *act,
     note(sig, act);
     if ((sig == SIGSEGV || sig == SIGBUS) && wc_fault_ready)
         return wc_ret(wc_fault_sigaction(sig, act, old));
-    if (sig > 0 && sig < NSIG && is_death_sig(sig))
+    if (sig > 0 && sig < NSIG && (is_death_sig(sig) || is_async_sig(sig)))
         return death_sigaction(sig, act, old);
     return REAL(sigaction)(sig, act, old);
 }
@@ -310,7 +409,8 @@ WC_EXPORT sighandler_t signal(int sig, sighandler_t h)
     if (h != SIG_DFL && h != SIG_IGN && h != SIG_ERR && !vf)
         wc_note_handler(sig, 0);        /* BSD semantics: deferred */
     int fault = (sig == SIGSEGV || sig == SIGBUS) && wc_fault_ready;
-    int death = sig > 0 && sig < NSIG && is_death_sig(sig);
+    int death = sig > 0 && sig < NSIG &&
+                (is_death_sig(sig) || is_async_sig(sig));
     if (!fault && !death)
         return REAL(signal)(sig, h);
     /* glibc's signal(): BSD semantics. */

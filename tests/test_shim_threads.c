@@ -447,6 +447,34 @@ static void storm(const char *mode, const char *const *env)
     cr_expect(markers[0] > 0 && markers[1] > 0, "the timer never fired");
 }
 
+/* A SIGALRM handler that leaves by siglongjmp, every 37 us, around the
+ * writes of the main loop (tests/prog_sigjump.c checks the file). Under
+ * the shim a jump out of a write left the thread "inside" for good: every
+ * later write was queued, then refused with EINTR, the locks of the
+ * abandoned call held, and most of the file lost (shim/signals.c
+ * invariant (5): the handler now runs once the thread has left). */
+Test(threads, signal_handler_jumps_out_of_a_write)
+{
+    wct_require_shim();
+    wct_require_prog(WCT_PROG("prog_sigjump"));
+    const char *now[] = {"WCACHE_MIN_WRITES=0", "WCACHE_SETUP_US=0", NULL};
+    for (int shim = 0; shim < 3; shim++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/jump-%d", scratch, shim);
+        const char *argv[] = {WCT_PROG("prog_sigjump"), path, "200000",
+                              NULL};
+        struct wct_spec spec = {.argv = argv, .env = shim == 2 ? now : NULL,
+                                .shim = shim > 0, .timeout_s = 60};
+        struct wct_result res;
+        cr_assert(wct_run(&spec, &res) == 0);
+        cr_expect(wct_ok(&res) && strstr(res.out, "errors 0"),
+                  "%s: %s\n%s%s", shim ? "with the shim" : "without it",
+                  wct_status_str(&res), res.out, res.err);
+        wct_result_free(&res);
+        unlink(path);
+    }
+}
+
 Test(threads, signal_storm_same_descriptor) { storm("plain", NULL); }
 Test(threads, signal_storm_append) { storm("append", NULL); }
 Test(threads, signal_storm_dup) { storm("dup", NULL); }

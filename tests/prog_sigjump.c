@@ -1,0 +1,110 @@
+/*
+ * prog_sigjump.c - a signal handler that leaves by siglongjmp while the
+ * main loop writes, for test_shim_threads.c.
+ *
+ *   prog_sigjump PATH RECORDS
+ *
+ * A timer sends SIGALRM every 37 us; its handler, armed around each
+ * write(), jumps out of it with siglongjmp. The main loop writes RECORDS
+ * 11-byte records "<seq, 10 digits>\n" to PATH, a record again after a
+ * jump until one write returns (a write to a regular file is never cut by
+ * a signal: after a jump the record is in the file whole or not at all),
+ * then stops the timer, closes the file and checks it: each record whose
+ * write returned is there, in order, once; a jumped record at most once
+ * (before its retry); the offset was the file's size. Prints "records N
+ * jumps J errors E" and exits 0 when E is 0.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+static sigjmp_buf jump;
+static volatile sig_atomic_t armed;
+static volatile long jumps, errors;    /* kept across the jumps */
+
+static void on_alarm(int sig)
+{
+    (void)sig;
+    if (armed) {
+        armed = 0;
+        siglongjmp(jump, 1);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 3)
+        return 2;
+    const char *path = argv[1];
+    long n = atol(argv[2]);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0)
+        return 1;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_alarm;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGALRM, &sa, NULL);
+    struct itimerval it = {{0, 37}, {0, 37}};
+    setitimer(ITIMER_REAL, &it, NULL);
+    char rec[32];
+    for (long k = 0; k < n; k++) {
+        snprintf(rec, sizeof rec, "%010ld\n", k % 10000000000L);
+        for (;;) {
+            if (sigsetjmp(jump, 1)) {
+                jumps++;
+                continue;       /* jumped out: the record again */
+            }
+            armed = 1;
+            ssize_t r = write(fd, rec, 11);
+            armed = 0;
+            if (r != 11) {
+                errors++;
+                fprintf(stderr, "record %ld: write returned %zd (%s)\n", k,
+                        r, strerror(errno));
+            }
+            break;
+        }
+    }
+    struct itimerval off = {{0, 0}, {0, 0}};
+    setitimer(ITIMER_REAL, &off, NULL);
+    off_t at = lseek(fd, 0, SEEK_CUR);
+    if (close(fd) != 0)
+        errors++;
+    /* Each record in order; one whose write was jumped out of may be
+     * there twice (once before its retry). */
+    FILE *f = fopen(path, "r");
+    char line[64];
+    long want = 0, lines = 0;
+    while (f && fgets(line, sizeof line, f)) {
+        long v = atol(line);
+        lines++;
+        if (strlen(line) != 11 || (v != want && v != want - 1)) {
+            if (errors++ < 5)
+                fprintf(stderr, "line %ld: \"%.11s\" where %ld was due\n",
+                        lines, line, want);
+            continue;
+        }
+        if (v == want)
+            want++;
+    }
+    if (f)
+        fclose(f);
+    struct stat st;
+    if (want != n || stat(path, &st) != 0 || st.st_size != at ||
+        st.st_size != lines * 11) {
+        errors++;
+        fprintf(stderr, "%ld of %ld records in the file, %ld lines, offset "
+                "%lld\n", want, n, lines, (long long)at);
+    }
+    printf("records %ld jumps %s errors %ld\n", n, jumps ? "some" : "none",
+           errors);
+    return errors ? 1 : 0;
+}
