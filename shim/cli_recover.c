@@ -18,12 +18,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "../cache/format.h"
@@ -151,7 +153,11 @@ static int run(const char *given, int flags)
  *        the program starts one. A program's probe holds the lock for a
  *        few microseconds, so a starting guard retries for a while
  *        before concluding that another guard holds it (then it leaves).
- *   (G2) Every SWEEP_MS the guard tries each backing file's lock without
+ *   (G2) Every SWEEP_MS, and at once when a process it saw alive ends
+ *        (a pidfd of each, polled between sweeps: a hint only, the lock
+ *        decides; a program restarted by a supervisor after 100 ms found
+ *        its dead predecessor's last writes not replayed yet, 150-240 ms
+ *        after the kill), the guard tries each backing file's lock without
  *        waiting (store.h (2)): held, its owner lives; free, its owner
  *        died (or exec'd, or exited without removing it) and the file is
  *        replayed as `wcache recover` does (cache/replay.c), logging to
@@ -192,6 +198,8 @@ static int run(const char *given, int flags)
 struct owner {
     char name[64];              /* cache.<pid>.<nonce> */
     char tty[64];               /* its stderr's terminal, or "" */
+    int pidfd;                  /* the pid's pidfd, readable when it ends
+                                   (G2); -1: none */
 };
 
 struct guard {
@@ -228,12 +236,44 @@ static void owner_tty(const char *name, char *tty, size_t cap)
         memcpy(tty, buf, (size_t)n + 1);
 }
 
-static const struct owner *find_owner(const struct guard *g, const char *name)
+static struct owner *find_owner(struct guard *g, const char *name)
 {
     for (int i = 0; i < g->nseen; i++)
         if (!strcmp(g->seen[i].name, name))
             return &g->seen[i];
     return NULL;
+}
+
+/* Has the process behind pidfd ended? */
+static int pidfd_ended(int pidfd)
+{
+    struct pollfd p = {pidfd, POLLIN, 0};
+    return poll(&p, 1, 0) > 0;
+}
+
+/* A pidfd for a backing file's owner, first seen alive (G2): -1 when the
+ * kernel has none to give. */
+static int owner_pidfd(const char *name)
+{
+    unsigned pid = wc_fmt_name_pid(name);
+    if (!pid)
+        return -1;
+    int fd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
+    if (fd >= 0)
+        fcntl(fd, F_SETFD, FD_CLOEXEC);
+    return fd;
+}
+
+/* Between sweeps (G2): SWEEP_MS, or less if a process seen alive ends. */
+static void guard_wait(const struct guard *g)
+{
+    struct pollfd p[GUARD_MAX];
+    int n = 0;
+    for (int i = 0; i < g->nseen; i++)
+        if (g->seen[i].pidfd >= 0)
+            p[n++] = (struct pollfd){g->seen[i].pidfd, POLLIN, 0};
+    if (n == 0 || poll(p, (nfds_t)n, SWEEP_MS) < 0)
+        usleep(SWEEP_MS * 1000);
 }
 
 /* A backing file whose owner is gone (fd holds its lock): replay it.
@@ -293,18 +333,32 @@ static int guard_sweep(struct guard *g)
             live++;
             if (g->nnext < GUARD_MAX) {
                 struct owner *o = &g->next[g->nnext++];
-                const struct owner *was = find_owner(g, e->d_name);
+                struct owner *was = find_owner(g, e->d_name);
                 memcpy(o->name, e->d_name, strlen(e->d_name) + 1);
-                if (was)
+                if (was) {
                     memcpy(o->tty, was->tty, sizeof o->tty);
-                else
+                    o->pidfd = was->pidfd;      /* taken over */
+                    was->pidfd = -1;
+                } else {
                     owner_tty(e->d_name, o->tty, sizeof o->tty);
+                    o->pidfd = owner_pidfd(e->d_name);
+                }
+                /* Ended, with the lock held by another (a fork child's
+                 * copy of the descriptor, for an instant): the sweeps
+                 * tell when it goes. */
+                if (o->pidfd >= 0 && pidfd_ended(o->pidfd)) {
+                    close(o->pidfd);
+                    o->pidfd = -1;
+                }
             }
             continue;
         }
         guard_replay(g, fd, path, e->d_name);   /* closes fd */
     }
     closedir(dir);
+    for (int i = 0; i < g->nseen; i++)      /* owners not seen again */
+        if (g->seen[i].pidfd >= 0)
+            close(g->seen[i].pidfd);
     memcpy(g->seen, g->next, sizeof g->seen[0] * (size_t)g->nnext);
     g->nseen = g->nnext;
     return live;
@@ -350,7 +404,7 @@ static int guard(const char *dir)
         }
         if (live < 0)
             break;
-        usleep(SWEEP_MS * 1000);
+        guard_wait(&g);
     }
     return 0;
 }
@@ -379,6 +433,9 @@ void wc_cli_replay_dead(void)
     memset(&g, 0, sizeof g);
     g.dir = d;
     guard_sweep(&g);            /* (G5) */
+    for (int i = 0; i < g.nseen; i++)
+        if (g.seen[i].pidfd >= 0)
+            close(g.seen[i].pidfd);
 }
 
 int wc_cli_recover(int argc, char **argv)
