@@ -509,6 +509,12 @@ WC_EXPORT void closefrom(int lo)
 static struct wc_desc *dup_ref(int oldfd, int newfd, int *track)
 {
     *track = 0;
+    /* A dup onto a number another thread is closing comes after that
+     * close (fdtab.c invariant (1b)): the closer's kernel close would
+     * otherwise close the new descriptor behind the table. */
+    if (newfd >= 0 && (unsigned)newfd < wc_nfds && wc_fds && !wc_depth &&
+        __atomic_load_n(&wc_fds[newfd], __ATOMIC_ACQUIRE) == WC_DESC_CLOSING)
+        wc_fd_close_wait(newfd);
     if (wc_state != WC_ST_ON || wc_depth ||
         (!wc_fd_get(oldfd) && (newfd < 0 || !wc_fd_get(newfd))))
         return NULL;

@@ -79,6 +79,10 @@ struct wc_queue {
     size_t head;              /* first unconsumed byte of buf */
     size_t tail;              /* end of the last record (CAS) */
     size_t cap;               /* bytes in buf */
+    int nheld;                /* signals taken off the queue by the drain,
+                                 to send at depth 0 (counted in
+                                 wc_qpending until sent) */
+    struct wc_held held[WC_HELD_MAX];
     char buf[];
 };
 #define QUEUE_BYTES (4u << 20)
@@ -314,10 +318,20 @@ void wc_queue_drain(void)
 {
     struct wc_queue *q = wc_tq;
     int e = errno;
-    while (q && __atomic_load_n(&wc_qpending, __ATOMIC_RELAXED) > 0) {
+    while (q && __atomic_load_n(&wc_qpending, __ATOMIC_RELAXED) > q->nheld) {
         struct wc_qrec *r = (struct wc_qrec *)(q->buf + q->head);
-        if (r->kind == Q_SIGNAL)
-            break;              /* sent at depth 0: wc_shim_leave_slow */
+        if (r->kind == Q_SIGNAL) {
+            /* Sent at depth 0 with the others held (wc_shim_leave_slow),
+             * in order; still pending until then. */
+            if (q->nheld == WC_HELD_MAX)
+                break;
+            q->held[q->nheld].sig = r->fd;
+            memcpy(&q->held[q->nheld].si, r->data, sizeof(siginfo_t));
+            q->nheld++;
+            consume(q, r);
+            __atomic_add_fetch(&wc_qpending, 1, __ATOMIC_RELAXED);
+            continue;
+        }
         g_running = r;
         g_running_seq = r->seq;
         g_running_done = 0;
@@ -368,29 +382,33 @@ void wc_shim_leave_slow(void)
 {
     for (;;) {
         wc_queue_drain();
-        /* A signal held while this thread was inside (signals.c (5)),
-         * next in order, is taken off the queue here, still at depth 1
-         * (only the outermost call consumes: invariant (1); a handler
-         * that runs at depth 0 drains the queue itself), and sent again
-         * at depth 0, where its handler may even leave by a jump. */
-        int sig = 0;
-        siginfo_t si;
+        /* The signals held while this thread was inside (signals.c (5)),
+         * taken off the queue by the drain, are taken from it here, still
+         * at depth 1 (only the outermost call consumes: invariant (1); a
+         * handler that runs once depth is 0 drains the queue itself), and
+         * all sent again at depth 0, where their handlers may even leave
+         * by a jump: the ones after a jumping handler are pending in the
+         * kernel already. */
         struct wc_queue *q = wc_tq;
-        if (q && __atomic_load_n(&wc_qpending, __ATOMIC_RELAXED) > 0) {
-            struct wc_qrec *r = (struct wc_qrec *)(q->buf + q->head);
-            if (r->kind == Q_SIGNAL) {
-                sig = r->fd;
-                memcpy(&si, r->data, sizeof si);
-                consume(q, r);
-            }
+        struct wc_held h[WC_HELD_MAX];
+        int n = q ? q->nheld : 0;
+        for (int i = 0; i < n; i++)
+            h[i] = q->held[i];      /* no libc call: none intercepted */
+        if (n) {
+            q->nheld = 0;
+            __atomic_sub_fetch(&wc_qpending, n, __ATOMIC_RELAXED);
         }
+        if (unlikely(wc_cancel_held))
+            wc_cancel_unhold();     /* cancel.c (3): before depth 0 */
         __atomic_signal_fence(__ATOMIC_SEQ_CST);
         wc_depth = 0;
         __atomic_signal_fence(__ATOMIC_SEQ_CST);
-        if (sig)
-            wc_signal_again(sig, &si);
+        if (n)
+            wc_signals_again(h, n);
         if (!__atomic_load_n(&wc_qpending, __ATOMIC_RELAXED))
             return;
         wc_depth = 1;
+        if (unlikely(__atomic_load_n(&wc_cancel_used, __ATOMIC_RELAXED)))
+            wc_cancel_hold();   /* cancel.c (3), given back to send */
     }
 }

@@ -736,13 +736,17 @@ void wc_shim_leave_slow(void);
 __attribute__((always_inline)) static inline void wc_shim_leave(void)
 {
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
-    if (unlikely(wc_qpending != 0))
+    if (unlikely(wc_qpending != 0)) {
         wc_shim_leave_slow();
-    else
+    } else {
+        /* Cancellation back before depth 0: a handler that runs at depth
+         * 0 (and may jump away) runs with the program's state. */
+        if (unlikely(wc_cancel_held))
+            wc_cancel_unhold();
+        __atomic_signal_fence(__ATOMIC_SEQ_CST);
         wc_depth = 0;
+    }
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
-    if (unlikely(wc_cancel_held))
-        wc_cancel_unhold();
 }
 
 __attribute__((always_inline)) static inline int wc_work_begin(void)
@@ -771,7 +775,17 @@ int wc_queue_death(int sig);
  * (0, or -errno: run its handler now), and sent again to this thread at
  * depth 0 (wc_signal_again). */
 int wc_queue_signal(int sig, const siginfo_t *si);
-void wc_signal_again(int sig, const siginfo_t *si);
+struct wc_held {
+    int sig;
+    siginfo_t si;
+};
+#define WC_HELD_MAX 32
+/* Send held signals again to this thread, at depth 0, in order, every
+ * signal blocked meanwhile so that all are pending before the first
+ * handler runs; one the kernel has no room for (RLIMIT_SIGPENDING) has
+ * its handler run here. The caller has given the program its
+ * cancellation state back (cancel.c (3)). */
+void wc_signals_again(const struct wc_held *h, int n);
 /* Flush everything, then die of `sig` by its default action. Called at
  * depth 0 from the handler, or at depth 1 holding no lock from the queue.
  * Does not return. */

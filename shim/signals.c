@@ -66,6 +66,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #include "shim.h"
@@ -224,6 +225,32 @@ static int stand_in(int sig)
     return r;
 }
 
+/* Invariant (5): the program's handler for a delivery of sig. */
+static void holding_handler_run(int sig, siginfo_t *si, void *uc)
+{
+    unsigned long fl = (unsigned long)__atomic_load_n(&prog_act[sig].sa_flags,
+                                                      __ATOMIC_RELAXED);
+    void *h = __atomic_load_n((void **)&prog_act[sig].sa_sigaction,
+                              __ATOMIC_RELAXED);
+    if (fl & SA_RESETHAND) {
+        /* The kernel's SA_RESETHAND, at this delivery: the default
+         * handler from now on, flags and mask kept (or our stand-in for
+         * it, invariant (2)). */
+        struct sigaction r = prog_act[sig];
+        r.sa_handler = SIG_DFL;
+        prog_act[sig] = r;
+        holding[sig] = 0;
+        if (is_death_sig(sig) && wc_cachep)
+            stand_in(sig);
+        else
+            REAL(sigaction)(sig, &r, NULL);
+    }
+    if (fl & SA_SIGINFO)
+        ((void (*)(int, siginfo_t *, void *))h)(sig, si, uc);
+    else if (h != (void *)SIG_DFL && h != (void *)SIG_IGN)
+        ((void (*)(int))h)(sig);
+}
+
 /* Invariant (5): the handler that stands in for the program's. */
 static void holding_handler(int sig, siginfo_t *si, void *uc)
 {
@@ -234,27 +261,7 @@ static void holding_handler(int sig, siginfo_t *si, void *uc)
         if (r == 0)
             return;             /* sent again when the thread leaves */
     }
-    unsigned long fl = (unsigned long)__atomic_load_n(&prog_act[sig].sa_flags,
-                                                      __ATOMIC_RELAXED);
-    void *h = __atomic_load_n((void **)&prog_act[sig].sa_sigaction,
-                              __ATOMIC_RELAXED);
-    if (fl & SA_RESETHAND) {
-        /* The kernel's SA_RESETHAND, at this delivery: the default from
-         * now on (or our stand-in for it, invariant (2)). */
-        struct sigaction dfl;
-        memset(&dfl, 0, sizeof dfl);
-        dfl.sa_handler = SIG_DFL;
-        prog_act[sig] = dfl;
-        holding[sig] = 0;
-        if (is_death_sig(sig) && wc_cachep)
-            stand_in(sig);
-        else
-            REAL(sigaction)(sig, &dfl, NULL);
-    }
-    if (fl & SA_SIGINFO)
-        ((void (*)(int, siginfo_t *, void *))h)(sig, si, uc);
-    else if (h != (void *)SIG_DFL && h != (void *)SIG_IGN)
-        ((void (*)(int))h)(sig);
+    holding_handler_run(sig, si, uc);
 }
 
 /* Our handler in place of the program's handler `act` (invariant (5)). */
@@ -271,15 +278,45 @@ static int hold(int sig, const struct sigaction *act)
     return r;
 }
 
-void wc_signal_again(int sig, const siginfo_t *si)
+/* Run the program's handler for sig here, as the kernel would deliver
+ * it: with its mask added (and sig, unless SA_NODEFER) for the call. For
+ * a held signal the kernel had no room to queue again. */
+static void deliver_here(int sig, siginfo_t *si)
 {
-    siginfo_t copy = *si;
+    struct sigaction a = prog_act[sig];
+    if (!holding[sig])
+        return;                 /* the program changed it since */
+    sigset_t m = a.sa_mask, old;
+    if (!(a.sa_flags & SA_NODEFER))
+        sigaddset(&m, sig);
+    pthread_sigmask(SIG_BLOCK, &m, &old);
+    ucontext_t uc;
+    getcontext(&uc);
+    holding_handler_run(sig, si, &uc);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+void wc_signals_again(const struct wc_held *h, int n)
+{
     int e = errno;
     long pid = wc_raw_syscall(SYS_getpid, 0, 0, 0, 0, 0, 0);
     long tid = wc_raw_syscall(SYS_gettid, 0, 0, 0, 0, 0, 0);
-    if (wc_raw_syscall(SYS_rt_tgsigqueueinfo, pid, tid, sig, (long)&copy, 0,
-                       0) < 0)
-        wc_raw_syscall(SYS_tgkill, pid, tid, sig, 0, 0, 0);
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int failed[WC_HELD_MAX], nf = 0;
+    for (int i = 0; i < n; i++) {
+        siginfo_t copy = h[i].si;
+        if (wc_raw_syscall(SYS_rt_tgsigqueueinfo, pid, tid, h[i].sig,
+                           (long)&copy, 0, 0) < 0)
+            failed[nf++] = i;
+    }
+    errno = e;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);  /* delivered now, in order */
+    for (int i = 0; i < nf; i++) {
+        siginfo_t copy = h[failed[i]].si;
+        deliver_here(h[failed[i]].sig, &copy);
+    }
     errno = e;
 }
 
@@ -328,6 +365,30 @@ void wc_death_signals_after_fork(void)
     WC_RESET(g_sig_lock.v, 0);      /* the child is alone */
 }
 
+/* The action the program sees for a signal whose handler we hold
+ * (invariant (5)), from the kernel's (k: as it reports it, with its
+ * flags and mask as the kernel keeps them): the program's handler, with
+ * SA_SIGINFO and SA_RESETHAND as the program asked. A handler set behind
+ * the shim since (glibc's sysv_signal, bsd_signal, sigset, siginterrupt
+ * call its own sigaction) is reported as it is, and no longer held. */
+static int held_as_program(int sig, struct sigaction *k)
+{
+    if (k->sa_sigaction != holding_handler)
+        return 0;
+    const struct sigaction *p = &prog_act[sig];
+    k->sa_sigaction = p->sa_sigaction;          /* or sa_handler: a union */
+    k->sa_flags = (k->sa_flags & ~(SA_SIGINFO | SA_RESETHAND)) |
+                  (p->sa_flags & (SA_SIGINFO | SA_RESETHAND));
+    return 1;
+}
+
+static int reported(int sig, struct sigaction *k)
+{
+    if (!held_as_program(sig, k))
+        holding[sig] = 0;
+    return 0;
+}
+
 /* sigaction for a signal we may stand in for (invariant (2)) or hold the
  * program's handler of (invariant (5)). */
 static int death_sigaction(int sig, const struct sigaction *act,
@@ -337,10 +398,10 @@ static int death_sigaction(int sig, const struct sigaction *act,
     sig_lock(&saved);
     struct sigaction was;
     int r = 0;
-    if (standing_in[sig] || holding[sig])
+    if (standing_in[sig])
         was = prog_act[sig];
-    else
-        r = REAL(sigaction)(sig, NULL, &was);
+    else if ((r = REAL(sigaction)(sig, NULL, &was)) == 0 && holding[sig])
+        r = reported(sig, &was);
     if (r == 0 && act) {
         int info = !!(act->sa_flags & SA_SIGINFO);
         int dfl = !info && act->sa_handler == SIG_DFL;
@@ -383,10 +444,13 @@ static int vfork_sigaction(int sig, const struct sigaction *act,
 {
     struct sigaction was;
     int r = REAL(sigaction)(sig, act, &was);
-    if (r == 0 && old)
-        *old = sig > 0 && sig < NSIG && (standing_in[sig] || holding[sig])
-                   ? prog_act[sig]
-                   : was;
+    if (r == 0 && old) {
+        *old = was;
+        if (sig > 0 && sig < NSIG && standing_in[sig])
+            *old = prog_act[sig];
+        else if (sig > 0 && sig < NSIG && holding[sig])
+            held_as_program(sig, old);  /* nothing changed: shared memory */
+    }
     return r;
 }
 

@@ -59,6 +59,8 @@
 
 #include "lib_shim.h"
 
+extern __sighandler_t bsd_signal(int, __sighandler_t);
+
 extern char **environ;
 
 static const char *dir;
@@ -1891,6 +1893,57 @@ static void s_cancel(const char *how)
     check("joined", "cn");
 }
 
+/* ---- what sigaction reports (shim/signals.c invariant (5)) ------------ */
+
+static void sr_one(int sig) { (void)sig; }
+static void sr_two(int sig) { (void)sig; }
+
+static void sr_show(const char *what, int sig)
+{
+    struct sigaction o;
+    sigaction(sig, NULL, &o);
+    void *h = (void *)o.sa_handler;
+    say("OUT %s: handler %s flags %#x mask has KILL %d USR2 %d", what,
+        h == (void *)sr_one ? "one" : h == (void *)sr_two ? "two"
+        : h == (void *)SIG_DFL ? "default" : h == (void *)SIG_IGN ? "ignore"
+                                           : "another",
+        (unsigned)o.sa_flags, sigismember(&o.sa_mask, SIGKILL),
+        sigismember(&o.sa_mask, SIGUSR2));
+}
+
+/* The action the program set, as the kernel reports it (its own flags,
+ * SA_RESTORER among them; SIGKILL never in a mask), through a delivery
+ * with SA_RESETHAND (only the handler goes back to the default) and
+ * glibc's other ways to set one (siginterrupt, bsd_signal, sigset,
+ * sysv_signal call its internal sigaction, behind the shim). */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+static void s_sigreport(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = sr_one;
+    sigfillset(&sa.sa_mask);
+    sa.sa_flags = SA_RESETHAND;
+    sigaction(SIGUSR1, &sa, NULL);
+    sr_show("sigaction with SA_RESETHAND", SIGUSR1);
+    raise(SIGUSR1);
+    sr_show("after its delivery", SIGUSR1);
+    signal(SIGUSR2, sr_one);
+    sr_show("signal", SIGUSR2);
+    siginterrupt(SIGUSR2, 1);
+    sr_show("siginterrupt", SIGUSR2);
+    bsd_signal(SIGUSR2, sr_two);
+    sr_show("bsd_signal", SIGUSR2);
+    sigset(SIGUSR2, SIG_DFL);
+    sr_show("sigset to the default", SIGUSR2);
+    sighandler_t was = signal(SIGUSR2, sr_one);
+    say("OUT signal returned %s", was == SIG_DFL ? "default" : "another");
+    sysv_signal(SIGHUP, sr_two);
+    sr_show("sysv_signal", SIGHUP);
+}
+#pragma GCC diagnostic pop
+
 /* ---- a source that faults slowly: userfaultfd (CONTRACT 5.2) --------- */
 
 static int uf_fd, uf_target;
@@ -2468,6 +2521,7 @@ int main(int argc, char **argv)
     else if (!strcmp(sc, "kcalls")) s_kcalls(arg);
     else if (!strcmp(sc, "cancel")) s_cancel(arg);
     else if (!strcmp(sc, "uffd")) s_uffd(arg ? arg : "sync");
+    else if (!strcmp(sc, "sigreport")) s_sigreport();
     else if (!strcmp(sc, "sendfile_pipe")) s_sendfile_pipe();
     else if (!strcmp(sc, "mmap_write")) s_mmap_write();
     else if (!strcmp(sc, "posix_aio")) s_posix_aio();

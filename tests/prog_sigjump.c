@@ -13,9 +13,19 @@
  * write returned is there, in order, once; a jumped record at most once
  * (before its retry); the offset was the file's size. Prints "records N
  * jumps J errors E" and exits 0 when E is 0.
+ *
+ *   prog_sigjump PATH held
+ *
+ * 20 rounds: another thread sends the main thread SIGUSR1, whose handler
+ * jumps, then SIGUSR2, whose handler sets a flag, while the main thread
+ * is in fsync() of PATH with 16 MB written in 1000-byte writes; after the
+ * jump the main thread calls nothing for up to a second while it waits
+ * for the flag. Prints "held rounds 20 missed M" and exits 0 when M is 0
+ * (a signal the shim held must not wait for the thread's next call).
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdio.h>
@@ -23,6 +33,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 static sigjmp_buf jump;
@@ -38,10 +49,73 @@ static void on_alarm(int sig)
     }
 }
 
+static volatile sig_atomic_t second_ran;
+static pthread_t main_thread;
+
+static void on_first(int sig)
+{
+    (void)sig;
+    siglongjmp(jump, 1);
+}
+
+static void on_second(int sig)
+{
+    (void)sig;
+    second_ran = 1;
+}
+
+static void *send_both(void *arg)
+{
+    (void)arg;
+    usleep(1000);
+    pthread_kill(main_thread, SIGUSR1);
+    usleep(200);
+    pthread_kill(main_thread, SIGUSR2);
+    return NULL;
+}
+
+static int held(const char *path)
+{
+    signal(SIGUSR1, on_first);
+    signal(SIGUSR2, on_second);
+    main_thread = pthread_self();
+    static char block[1000];
+    memset(block, 'h', sizeof block);
+    static volatile int missed, round, fd;     /* kept across the jump */
+    for (round = 0; round < 20; round++) {
+        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd < 0)
+            return 1;
+        for (int i = 0; i < 16000; i++)
+            if (write(fd, block, sizeof block) != (ssize_t)sizeof block)
+                return 1;
+        second_ran = 0;
+        pthread_t t;
+        pthread_create(&t, NULL, send_both, NULL);
+        if (!sigsetjmp(jump, 1)) {
+            fsync(fd);
+            usleep(100000);     /* the first handler jumps from here */
+        }
+        struct timespec a, b;
+        clock_gettime(CLOCK_MONOTONIC, &a);
+        do
+            clock_gettime(CLOCK_MONOTONIC, &b);
+        while (!second_ran && b.tv_sec - a.tv_sec < 1);
+        missed += !second_ran;
+        pthread_join(t, NULL);
+        close(fd);
+    }
+    unlink(path);
+    printf("held rounds 20 missed %d\n", missed);
+    return missed ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 3)
         return 2;
+    if (!strcmp(argv[2], "held"))
+        return held(argv[1]);
     const char *path = argv[1];
     long n = atol(argv[2]);
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);

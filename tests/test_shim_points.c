@@ -565,6 +565,18 @@ Test(points, a_source_page_that_faults_slowly)
         differential("uffd", whats[i], NULL);
 }
 
+/* The action sigaction and signal report while the shim holds the
+ * program's handler (shim/signals.c invariant (5)): the shim reported
+ * the struct as the program passed it (no SA_RESTORER, SIGKILL in the
+ * mask), cleared flags and mask at an SA_RESETHAND delivery, and went on
+ * reporting its record after glibc's siginterrupt, bsd_signal, sigset
+ * and sysv_signal had changed the action behind it (signal() then
+ * returned the old handler, which a program restores). */
+Test(points, sigaction_reports_the_kernels_action)
+{
+    differential("sigreport", NULL, NULL);
+}
+
 /* A cancellation pending at a call that writes back: glibc acted on it in
  * a call the engine made with the description's and the file's locks
  * held, and every later call of the process on the file waited for ever

@@ -475,6 +475,31 @@ Test(threads, signal_handler_jumps_out_of_a_write)
     }
 }
 
+/* Two signals held while the thread was inside the shim (in fsync), the
+ * first one's handler jumping away: the second waited in the shim's
+ * queue for the thread's next call, where the kernel runs its handler at
+ * once (shim/queue.c wc_shim_leave_slow sends every held signal again
+ * before the first handler runs). */
+Test(threads, signals_held_past_a_jump)
+{
+    wct_require_shim();
+    wct_require_prog(WCT_PROG("prog_sigjump"));
+    const char *now[] = {"WCACHE_MIN_WRITES=0", "WCACHE_SETUP_US=0", NULL};
+    for (int shim = 0; shim < 2; shim++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/held-%d", scratch, shim);
+        const char *argv[] = {WCT_PROG("prog_sigjump"), path, "held", NULL};
+        struct wct_spec spec = {.argv = argv, .env = shim ? now : NULL,
+                                .shim = shim, .timeout_s = 90};
+        struct wct_result res;
+        cr_assert(wct_run(&spec, &res) == 0);
+        cr_expect(wct_ok(&res) && strstr(res.out, "missed 0"), "%s: %s\n%s%s",
+                  shim ? "with the shim" : "without it",
+                  wct_status_str(&res), res.out, res.err);
+        wct_result_free(&res);
+    }
+}
+
 Test(threads, signal_storm_same_descriptor) { storm("plain", NULL); }
 Test(threads, signal_storm_append) { storm("append", NULL); }
 Test(threads, signal_storm_dup) { storm("dup", NULL); }
