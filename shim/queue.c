@@ -1,7 +1,8 @@
 /*
  * queue.c - writes, closes and deaths that a signal handler asks for while
- * its thread is inside shim code (wc_depth > 0), kept per thread and run
- * in order by the outermost shim call of that thread.
+ * its thread is inside shim code (wc_depth > 0), and the signals the shim
+ * holds there (signals.c invariant (5)), kept per thread and run in order
+ * by the outermost shim call of that thread.
  *
  * Invariants:
  *   (1) Nested calls take no lock: their writes are copied into the
@@ -64,7 +65,7 @@ static WC_TLS size_t g_call_done0;
  */
 struct wc_qrec {
     uint32_t size;            /* whole record, 16-byte aligned */
-    uint32_t kind;            /* Q_WRITE, Q_CLOSE or Q_DEATH */
+    uint32_t kind;            /* Q_WRITE, Q_CLOSE, Q_DEATH or Q_SIGNAL */
     int fd;
     int rwf_append;
     off_t pos;                /* < 0: at the description's offset */
@@ -180,20 +181,24 @@ ssize_t wc_queue_write(int fd, const struct iovec *iov, int iovcnt,
     return (ssize_t)len;
 }
 
-/* Queue a record without data (a close, a death). 0 or -errno. */
-static int queue_mark(uint32_t kind, int fd)
+/* Queue a record of `len` bytes of data (none for a close or a death;
+ * a siginfo for a held signal). 0 or -errno. */
+static int queue_mark(uint32_t kind, int fd, const void *data, size_t len)
 {
     struct wc_queue *q = queue_get();
     if (!q)
         return -ENOMEM;
-    struct wc_qrec *r = queue_reserve(q, sizeof *r);
+    size_t size = (sizeof(struct wc_qrec) + len + 15) & ~(size_t)15;
+    struct wc_qrec *r = queue_reserve(q, size);
     if (!r)
         return -EINTR;
-    r->size = sizeof *r;
+    r->size = (uint32_t)size;
     r->kind = kind;
     r->fd = fd;
-    r->len = 0;
+    r->len = len;
     r->done = 0;
+    if (len)
+        memcpy(r->data, data, len);
     r->seq = __atomic_add_fetch(&g_qseq, 1, __ATOMIC_RELAXED);
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
     __atomic_add_fetch(&wc_qpending, 1, __ATOMIC_RELAXED);
@@ -202,7 +207,7 @@ static int queue_mark(uint32_t kind, int fd)
 
 int wc_queue_close(int fd)
 {
-    return queue_mark(Q_CLOSE, fd);
+    return queue_mark(Q_CLOSE, fd, NULL, 0);
 }
 
 /* A signal whose handler the program set arrived while this thread was
@@ -212,23 +217,7 @@ int wc_queue_close(int fd)
  * at once). */
 int wc_queue_signal(int sig, const siginfo_t *si)
 {
-    struct wc_queue *q = queue_get();
-    if (!q)
-        return -ENOMEM;
-    size_t size = (sizeof(struct wc_qrec) + sizeof *si + 15) & ~(size_t)15;
-    struct wc_qrec *r = queue_reserve(q, size);
-    if (!r)
-        return -EINTR;
-    r->size = (uint32_t)size;
-    r->kind = Q_SIGNAL;
-    r->fd = sig;
-    r->len = sizeof *si;
-    r->done = 0;
-    memcpy(r->data, si, sizeof *si);
-    r->seq = __atomic_add_fetch(&g_qseq, 1, __ATOMIC_RELAXED);
-    __atomic_signal_fence(__ATOMIC_SEQ_CST);
-    __atomic_add_fetch(&wc_qpending, 1, __ATOMIC_RELAXED);
-    return 0;
+    return queue_mark(Q_SIGNAL, sig, si, sizeof *si);
 }
 
 /* A fatal signal arrived while this thread was inside the shim: the
@@ -236,7 +225,7 @@ int wc_queue_signal(int sig, const siginfo_t *si)
  * it), with the data flushed. Returns 0 or -errno (then die at once). */
 int wc_queue_death(int sig)
 {
-    return queue_mark(Q_DEATH, sig);
+    return queue_mark(Q_DEATH, sig, NULL, 0);
 }
 
 /* Where a write at fd's offset goes now, as lseek(fd, 0, SEEK_CUR) would

@@ -773,7 +773,7 @@ int wc_queue_close(int fd);
 int wc_queue_death(int sig);
 /* signals.c invariant (5): a signal that arrived inside the shim, queued
  * (0, or -errno: run its handler now), and sent again to this thread at
- * depth 0 (wc_signal_again). */
+ * depth 0 (wc_signals_again). */
 int wc_queue_signal(int sig, const siginfo_t *si);
 struct wc_held {
     int sig;

@@ -41,9 +41,13 @@
  *       (siglongjmp out of a SIGALRM handler: the thread stayed "inside"
  *       for good before, every later write queued, then refused, its
  *       locks held; the probe: 670 KB of acknowledged writes lost), exit,
- *       or write. sigaction and signal report the program's action. A
- *       handler set behind the shim (raw rt_sigaction, sigset) still runs
- *       inside it, where the queue and invariant (2) serve it.
+ *       or write. Every held signal is sent again at once, every signal
+ *       blocked meanwhile (wc_signals_again), so the ones after a jumping
+ *       handler are pending in the kernel; one the kernel has no room for
+ *       runs here (deliver_here). sigaction and signal report the
+ *       kernel's action with the program's handler put back (reported).
+ *       A handler set behind the shim (raw rt_sigaction, sigset) still
+ *       runs inside it, where the queue and invariant (2) serve it.
  *   (4) SIGKILL the process sends itself (raise, kill of its own pid,
  *       group or 0, sigqueue, tgkill or tkill of one of its threads,
  *       pthread_kill, pthread_sigqueue, and their raw system calls) is
@@ -311,7 +315,6 @@ void wc_signals_again(const struct wc_held *h, int n)
                            (long)&copy, 0, 0) < 0)
             failed[nf++] = i;
     }
-    errno = e;
     pthread_sigmask(SIG_SETMASK, &old, NULL);  /* delivered now, in order */
     for (int i = 0; i < nf; i++) {
         siginfo_t copy = h[failed[i]].si;
@@ -382,16 +385,15 @@ static int held_as_program(int sig, struct sigaction *k)
     return 1;
 }
 
-static int reported(int sig, struct sigaction *k)
+static void reported(int sig, struct sigaction *k)
 {
     if (!held_as_program(sig, k))
         holding[sig] = 0;
-    return 0;
 }
 
 /* sigaction for a signal we may stand in for (invariant (2)) or hold the
  * program's handler of (invariant (5)). */
-static int death_sigaction(int sig, const struct sigaction *act,
+static int stood_sigaction(int sig, const struct sigaction *act,
                            struct sigaction *old)
 {
     sigset_t saved;
@@ -401,7 +403,7 @@ static int death_sigaction(int sig, const struct sigaction *act,
     if (standing_in[sig])
         was = prog_act[sig];
     else if ((r = REAL(sigaction)(sig, NULL, &was)) == 0 && holding[sig])
-        r = reported(sig, &was);
+        reported(sig, &was);
     if (r == 0 && act) {
         int info = !!(act->sa_flags & SA_SIGINFO);
         int dfl = !info && act->sa_handler == SIG_DFL;
@@ -463,7 +465,7 @@ WC_EXPORT int sigaction(int sig, const struct sigaction *act,
     if ((sig == SIGSEGV || sig == SIGBUS) && wc_fault_ready)
         return wc_ret(wc_fault_sigaction(sig, act, old));
     if (sig > 0 && sig < NSIG && (is_death_sig(sig) || is_async_sig(sig)))
-        return death_sigaction(sig, act, old);
+        return stood_sigaction(sig, act, old);
     return REAL(sigaction)(sig, act, old);
 }
 
@@ -486,7 +488,7 @@ WC_EXPORT sighandler_t signal(int sig, sighandler_t h)
     sa.sa_flags = SA_RESTART;
     int r = vf      ? (vfork_sigaction(sig, &sa, &old) < 0 ? -errno : 0)
             : fault ? wc_fault_sigaction(sig, &sa, &old)
-                    : (death_sigaction(sig, &sa, &old) < 0 ? -errno : 0);
+                    : (stood_sigaction(sig, &sa, &old) < 0 ? -errno : 0);
     if (r < 0) {
         errno = -r;
         return SIG_ERR;

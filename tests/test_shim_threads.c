@@ -447,6 +447,31 @@ static void storm(const char *mode, const char *const *env)
     cr_expect(markers[0] > 0 && markers[1] > 0, "the timer never fired");
 }
 
+/* tests/prog_sigjump.c PATH ARG, without the shim, then with it at its
+ * defaults and with caching from the first write: each run must exit 0
+ * and print `want` (the program checks the file itself). */
+static void sigjump(const char *arg, const char *want)
+{
+    wct_require_shim();
+    wct_require_prog(WCT_PROG("prog_sigjump"));
+    const char *now[] = {"WCACHE_MIN_WRITES=0", "WCACHE_SETUP_US=0", NULL};
+    static const char *const how[] = {"without the shim", "with the shim",
+                                      "with the shim, caching at once"};
+    for (int run = 0; run < 3; run++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/jump-%s-%d", scratch, arg, run);
+        const char *argv[] = {WCT_PROG("prog_sigjump"), path, arg, NULL};
+        struct wct_spec spec = {.argv = argv, .env = run == 2 ? now : NULL,
+                                .shim = run > 0, .timeout_s = 90};
+        struct wct_result res;
+        cr_assert(wct_run(&spec, &res) == 0);
+        cr_expect(wct_ok(&res) && strstr(res.out, want), "%s %s: %s\n%s%s",
+                  arg, how[run], wct_status_str(&res), res.out, res.err);
+        wct_result_free(&res);
+        unlink(path);
+    }
+}
+
 /* A SIGALRM handler that leaves by siglongjmp, every 37 us, around the
  * writes of the main loop (tests/prog_sigjump.c checks the file). Under
  * the shim a jump out of a write left the thread "inside" for good: every
@@ -455,24 +480,7 @@ static void storm(const char *mode, const char *const *env)
  * invariant (5): the handler now runs once the thread has left). */
 Test(threads, signal_handler_jumps_out_of_a_write)
 {
-    wct_require_shim();
-    wct_require_prog(WCT_PROG("prog_sigjump"));
-    const char *now[] = {"WCACHE_MIN_WRITES=0", "WCACHE_SETUP_US=0", NULL};
-    for (int shim = 0; shim < 3; shim++) {
-        char path[4096];
-        snprintf(path, sizeof path, "%s/jump-%d", scratch, shim);
-        const char *argv[] = {WCT_PROG("prog_sigjump"), path, "200000",
-                              NULL};
-        struct wct_spec spec = {.argv = argv, .env = shim == 2 ? now : NULL,
-                                .shim = shim > 0, .timeout_s = 60};
-        struct wct_result res;
-        cr_assert(wct_run(&spec, &res) == 0);
-        cr_expect(wct_ok(&res) && strstr(res.out, "errors 0"),
-                  "%s: %s\n%s%s", shim ? "with the shim" : "without it",
-                  wct_status_str(&res), res.out, res.err);
-        wct_result_free(&res);
-        unlink(path);
-    }
+    sigjump("200000", "errors 0");
 }
 
 /* Two signals held while the thread was inside the shim (in fsync), the
@@ -482,22 +490,7 @@ Test(threads, signal_handler_jumps_out_of_a_write)
  * before the first handler runs). */
 Test(threads, signals_held_past_a_jump)
 {
-    wct_require_shim();
-    wct_require_prog(WCT_PROG("prog_sigjump"));
-    const char *now[] = {"WCACHE_MIN_WRITES=0", "WCACHE_SETUP_US=0", NULL};
-    for (int shim = 0; shim < 2; shim++) {
-        char path[4096];
-        snprintf(path, sizeof path, "%s/held-%d", scratch, shim);
-        const char *argv[] = {WCT_PROG("prog_sigjump"), path, "held", NULL};
-        struct wct_spec spec = {.argv = argv, .env = shim ? now : NULL,
-                                .shim = shim, .timeout_s = 90};
-        struct wct_result res;
-        cr_assert(wct_run(&spec, &res) == 0);
-        cr_expect(wct_ok(&res) && strstr(res.out, "missed 0"), "%s: %s\n%s%s",
-                  shim ? "with the shim" : "without it",
-                  wct_status_str(&res), res.out, res.err);
-        wct_result_free(&res);
-    }
+    sigjump("held", "missed 0");
 }
 
 Test(threads, signal_storm_same_descriptor) { storm("plain", NULL); }
