@@ -164,6 +164,10 @@ struct wc_file {
                                    (async.c) */
     int changed;                /* the engine changed the file on disk
                                    since wc_note_disk last looked */
+    uint64_t noted_at;          /* CLOCK_MONOTONIC ns of the last disk
+                                   note's fstat, and what it took: */
+    uint64_t note_ns, note_last;/* the lesser of the last two, and the
+                                   last: wc_note_disk_wb's rate (file.c) */
     int seen_stale;             /* the slot's seen_* were not taken after
                                    the last change (the file was clean
                                    then; busy stays set): taken when it
@@ -570,6 +574,12 @@ static inline void wc_file_leave(struct wc_file *f, int locked)
  * holds f->lock. */
 void wc_note_disk(struct wc_file *f);
 void wc_note_disk_due(struct wc_file *f);
+/* wc_note_disk after a write-back: on a file system whose fstat is a
+ * round trip (the last two took over 100 us each), the note of a file still
+ * dirty waits until 32 times that has passed since the last, busy kept
+ * set meanwhile: a stream's write-back on GlusterFS took an fstat of
+ * 0.4-1 ms after each batch of 0.5 MB. Caller holds f->lock. */
+void wc_note_disk_wb(struct wc_file *f);
 /* The engine is about to change f's file on disk: until wc_note_disk, a
  * replay compares only its identity. Caller holds f->lock. */
 void wc_disk_busy(struct wc_file *f);

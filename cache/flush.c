@@ -324,7 +324,7 @@ void wc_flush_end(struct wc_file *f, int r, uint32_t cleaned,
                   enum wc_reason why, int changed)
 {
     if (changed)
-        wc_note_disk(f);                        /* format.h (5) */
+        wc_note_disk_wb(f);                     /* format.h (5) */
     else
         f->slot->busy = 0;
     if (r < 0) {                                        /* invariant (5) */

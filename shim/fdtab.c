@@ -83,7 +83,12 @@
  *       close), so a file written a few times (tar, cp and compilers write
  *       small files in one to a few calls; lock and pid files) is cheaper
  *       through the kernel, and costs no cache, no store and no crash
- *       guard; a stream pays its first few writes. Writes of
+ *       guard; a stream pays its first few writes. Where writes are
+       round trips to a server (FUSE, a network file system: two of the
+       counted writes took WC_WATCH_SLOW_NS or more, wc_watch_took), the
+       file is adopted at once: its adoption's round trips cost about
+       two writes there, and each write passed costs 50-200 us
+       (GlusterFS: 8 writes were 1.2-1.6 ms of a 25 ms stream). Writes of
  *       WC_LARGE_WRITE or more do not count (the engine would send them
  *       straight to the kernel anyway): a file written in large blocks
  *       is never cached. Nor is one whose writes saw a lock call (F_SETLK
@@ -314,6 +319,7 @@ static struct wc_desc *desc_alloc(void)
     d->wlo = d->whi = 0;
     d->backoff = 0;
     d->rent = 0;
+    d->fs_known = 0;
     __atomic_store_n(&d->guard, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&d->cell, NULL, __ATOMIC_RELAXED);
     d->hgen = 0;
@@ -491,8 +497,11 @@ uint64_t wc_rent_ns;
 
 int wc_desc_adopt_locked(int fd, struct wc_desc *d, size_t len)
 {
-    if (d->mode != WC_D_WATCH || wc_watch_passes(d, len))
+    if (d->mode != WC_D_WATCH)
         return 0;
+    int pass = wc_watch_passes(d, len);
+    if (pass)
+        return pass == WC_WATCH_COUNTED ? WC_ADOPT_COUNTED : 0;
     struct stat st;
     int fresh = ident_stat_locked(fd, d, &st);
     if (d->ino == 0 || wc_mapped_has(d->dev, d->ino))
@@ -507,9 +516,13 @@ int wc_desc_adopt_locked(int fd, struct wc_desc *d, size_t len)
     }
     /* Pseudo file systems have no device (major 0, as tmpfs and FUSE):
      * a file on a block device needs no fstatfs to tell. */
-    if (major(d->dev) == 0 && pseudo_fs(fd)) {
-        __atomic_store_n(&d->writes, WC_WRITES_PSEUDO, __ATOMIC_RELAXED);
-        return 0;
+    if (major(d->dev) == 0 && !d->fs_known) {
+        int pseudo = pseudo_fs(fd);
+        if (pseudo > 0) {
+            __atomic_store_n(&d->writes, WC_WRITES_PSEUDO, __ATOMIC_RELAXED);
+            return 0;
+        }
+        d->fs_known = pseudo == 0;      /* < 0: tmpfs, asked each time */
     }
     if (!c)
         return WC_ADOPT_NEED_CACHE;     /* made without d->lock */
@@ -618,7 +631,8 @@ static int flush_cb(struct wc_file *f, void *arg)
  * sealed or may be sealed (F_SEAL_WRITE, F_SEAL_GROW... by any process
  * that holds it, at any time): the kernel refuses the writes a seal
  * forbids, at the write; a tmpfs file that is not such a memfd answers
- * F_GET_SEALS with F_SEAL_SEAL alone (sealing closed for good). */
+ * F_GET_SEALS with F_SEAL_SEAL alone (sealing closed for good).
+ * Returns 1 (pseudo), 0 (not, for good) or -1 (not now: tmpfs). */
 static int pseudo_fs(int fd)
 {
     struct statfs sf;
@@ -627,7 +641,7 @@ static int pseudo_fs(int fd)
     switch ((unsigned long)sf.f_type) {
     case 0x01021994: {  /* tmpfs, and shmem's memfds */
         int seals = wc_k_fcntl(fd, F_GET_SEALS, 0);
-        return seals >= 0 && seals != F_SEAL_SEAL;
+        return seals >= 0 && seals != F_SEAL_SEAL ? 1 : -1;
     }
     case 0x9fa0:        /* proc */
     case 0x62656572:    /* sysfs */
@@ -749,7 +763,7 @@ void wc_fd_opened_known(int fd, int dirfd, const char *path, int flags,
     }
     /* Pseudo file systems have no device (major 0, as tmpfs and FUSE):
      * a file on a block device needs no fstatfs to tell. */
-    if (acc != O_RDONLY && major(st.st_dev) == 0 && pseudo_fs(fd))
+    if (acc != O_RDONLY && major(st.st_dev) == 0 && pseudo_fs(fd) > 0)
         return;
     if (wc_mode_setid(st.st_mode))              /* invariant (6) */
         return;

@@ -359,14 +359,18 @@ again:
                (adopt = wc_desc_adopt_locked(fd, d,
                                              vec ? 0 : iov->iov_len)) &&
                !(adopt == WC_ADOPT_NEED_CACHE && made)) {
-        if (adopt == WC_ADOPT_RENT) {
+        if (adopt == WC_ADOPT_RENT || adopt == WC_ADOPT_COUNTED) {
             /* Cheaper through the kernel until the writes the cache
-             * would have taken paid for making it (fdtab.c (6b)). */
+             * would have taken paid for making it (fdtab.c (6b)), or
+             * among a file's first writes (6). */
             uint64_t t0 = wc_now_ns();
             r = wc_kernel_rw_locked(fd, d, 1, iov, iovcnt, pos,
                                  rwf_append ? RWF_APPEND : 0, vec);
-            __atomic_add_fetch(&wc_rent_ns, wc_now_ns() - t0,
-                               __ATOMIC_RELAXED);
+            t0 = wc_now_ns() - t0;
+            if (adopt == WC_ADOPT_RENT)
+                __atomic_add_fetch(&wc_rent_ns, t0, __ATOMIC_RELAXED);
+            else
+                wc_watch_took(d, t0);
             write_leave(d, held);
             return r;
         }
@@ -541,14 +545,18 @@ fast_write(int fd, struct wc_desc *d, const void *buf, size_t n, off_t pos)
     if (d->mode == WC_D_WATCH) {
         if (pos >= 0)
             wc_watch_pwrite(d, pos, n);
-        if (!wc_watch_passes(d, n))
+        int pass = wc_watch_passes(d, n);
+        if (!pass)
             goto no;
         if (pos < 0)
             wc_cell_settle(fd, d);  /* shared.c invariant (6) */
         int room = wc_through_room(fd, d, n);
+        uint64_t t0 = pass == WC_WATCH_COUNTED ? wc_now_ns() : 0;
         r = pos < 0 ? wc_k_write(fd, buf, n) : wc_k_pwrite(fd, buf, n, pos);
         if (r < 0)
             e = errno;
+        if (t0)
+            wc_watch_took(d, wc_now_ns() - t0);
         if (unlikely(room))
             wc_through_done((uint64_t)d->dev, n);
         if (unlikely(wc_nc_counting))

@@ -243,6 +243,15 @@ struct wc_desc {
                                  nothing (fdtab.c invariant (8)) */
     int rent;                 /* WATCH: refused for want of a cache worth
                                  making (fdtab.c (6b)): its statistics */
+    int wslow;                /* WATCH: its counted writes (fdtab.c (6))
+                                 that took a server's round trip */
+    int fs_known;             /* WATCH: its file system was asked once
+                                 (pseudo_fs) and may be cached, whatever
+                                 later calls do (not tmpfs, whose memfds
+                                 take seals at any time): an adoption
+                                 that made the cache first asks no
+                                 second time (a round trip on a network
+                                 file system) */
     int wlocks;               /* WATCH: lock calls on it since `writes`
                                  was last 0 (atomic; fdtab.c (6)) */
     int wpw, wnear;           /* WATCH: pwrites since then, and those near
@@ -595,9 +604,12 @@ void wc_consistency_all(enum wc_reason why, int how, int exec_only);
  * WC_ADOPT_ATTACH: after unlocking d, call wc_desc_adopted (the file is
  * new in the cache: other WATCH descriptions of it attach);
  * WC_ADOPT_RENT: d stays WATCH and this write goes to the kernel, timed
- * into wc_rent_ns (fdtab.c invariant (6b)). */
+ * into wc_rent_ns (fdtab.c invariant (6b)); WC_ADOPT_COUNTED: d stays
+ * WATCH and this write, counted among the file's first (6), goes to the
+ * kernel, timed for wc_watch_took; 0: d stays WATCH, the write goes to
+ * the kernel. */
 enum { WC_ADOPT_DONE = 1, WC_ADOPT_ATTACH = 2, WC_ADOPT_NEED_CACHE = 3,
-       WC_ADOPT_RENT = 4 };
+       WC_ADOPT_RENT = 4, WC_ADOPT_COUNTED = 5 };
 /* Nanoseconds this process's writes refused by WC_ADOPT_RENT took in the
  * kernel (atomic; fdtab.c invariant (6b)). */
 extern uint64_t wc_rent_ns;
@@ -625,14 +637,34 @@ static inline void wc_watch_restart(struct wc_desc *d)
 {
     __atomic_store_n(&d->writes, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&d->wlocks, 0, __ATOMIC_RELAXED);
-    d->wpw = d->wnear = 0;
+    d->wpw = d->wnear = d->wslow = 0;
+}
+
+/* A write counted among a file's first (fdtab.c (6)) that took at least
+ * this long in the kernel was a round trip to a server (FUSE: 47 us a
+ * write on bindfs here, GlusterFS 50-200 us; a local disk 1-2 us)... */
+#define WC_WATCH_SLOW_NS 20000u
+/* ...and this many such writes bring the file into the cache at once:
+ * its adoption's own round trips (fstat, fstatfs) cost about as much. */
+#define WC_WATCH_SLOW_WRITES 2
+
+/* A write that wc_watch_passes counted (it returned WC_WATCH_COUNTED) took
+ * ns in the kernel. Caller holds d->lock, or is the program's one
+ * thread. */
+static inline void wc_watch_took(struct wc_desc *d, uint64_t ns)
+{
+    if (ns >= WC_WATCH_SLOW_NS && ++d->wslow >= WC_WATCH_SLOW_WRITES &&
+        d->writes < wc_cfg.min_writes)
+        __atomic_store_n(&d->writes, wc_cfg.min_writes, __ATOMIC_RELAXED);
 }
 
 /* The first test of wc_desc_adopt_locked: does this write of `len` bytes
  * on WATCH description d go to the kernel with d staying WATCH (counted
  * among its first writes, or refused as gaining nothing: fdtab.c
- * invariants (6), (8)), no adoption to try? Caller holds d->lock, or is
- * the program's one thread. */
+ * invariants (6), (8)), no adoption to try? 0: no; WC_WATCH_COUNTED:
+ * yes, counted among the file's first writes (time it: wc_watch_took);
+ * 1: yes. Caller holds d->lock, or is the program's one thread. */
+#define WC_WATCH_COUNTED 2
 static inline int wc_watch_passes(struct wc_desc *d, size_t len)
 {
     if (d->writes < 0 || (d->accmode != O_WRONLY && d->accmode != O_RDWR) ||
@@ -642,7 +674,7 @@ static inline int wc_watch_passes(struct wc_desc *d, size_t len)
                           : d->shared ? 0 : wc_cfg.min_writes;
     if (d->writes < need) {
         __atomic_store_n(&d->writes, d->writes + 1, __ATOMIC_RELAXED);
-        return 1;
+        return d->backoff ? 1 : WC_WATCH_COUNTED;
     }
     int locks = __atomic_load_n(&d->wlocks, __ATOMIC_RELAXED);
     if ((unlikely(locks) && locks * WC_WRITES_PER_LOCK > d->writes) ||

@@ -168,3 +168,59 @@ Test(fuse, sqlite3, .init = setup, .fini = teardown, .timeout = 180)
     wct_result_free(&r[0]);
     wct_result_free(&r[1]);
 }
+
+/* The writes of the logger (200 lines) to `path` that passed through
+ * before its file was cached, from its WCACHE_STATS report; the file is
+ * checked whole. */
+static long first_writes(const char *path)
+{
+    char stats[4300], senv[4400], n[] = "200";
+    snprintf(stats, sizeof stats, "%s/stats", scratch);
+    snprintf(senv, sizeof senv, "WCACHE_STATS=%s", stats);
+    /* The file's own count alone: the process's cache made at once; the
+     * default count of first writes (the tests' is 0). */
+    const char *env[] = {senv, "WCACHE_SETUP_US=0", "WCACHE_MIN_WRITES=8",
+                         NULL};
+    const char *argv[] = {WCT_BUILD_DIR "/examples/logger", path, n, NULL};
+    struct wct_spec s = {.argv = argv, .env = env, .shim = 1,
+                         .timeout_s = 60};
+    struct wct_result r;
+    cr_assert_eq(wct_run(&s, &r), 0);
+    cr_assert(wct_ok(&r), "%s", r.err);
+    wct_result_free(&r);
+    size_t len;
+    char *text = wct_slurp(stats, &len);
+    cr_assert(text, "no statistics at %s", stats);
+    const char *key = "a file's first writes (WCACHE_MIN_WRITES) ";
+    const char *at = strstr(text, key);
+    long few = at ? atol(at + strlen(key)) : 0;
+    free(text);
+    unlink(stats);
+    char *data = wct_slurp(path, &len);
+    cr_assert(data);
+    size_t lines = 0;
+    for (size_t i = 0; i < len; i++)
+        lines += data[i] == '\n';
+    cr_assert_eq(lines, 200, "%s holds %zu lines", path, lines);
+    cr_assert(strstr(data, "request 199 handled"), "the last line lacks");
+    free(data);
+    return few;
+}
+
+/* fdtab.c invariant (6): a file's first writes pass through the kernel
+ * (8 of them) where a write costs little; where each is a round trip to
+ * a server (bindfs), two slow ones bring the file into the cache at
+ * once. */
+Test(fuse, slow_writes_cache_a_file_early, .init = setup, .fini = teardown,
+     .timeout = 120)
+{
+    wct_require_shim();
+    mount_bindfs();
+    char local[4300], remote[4300];
+    snprintf(local, sizeof local, "%s/local.log", src);
+    snprintf(remote, sizeof remote, "%s/remote.log", mnt);
+    long few = first_writes(local);
+    cr_assert_eq(few, 8, "on the backing file system: %ld", few);
+    few = first_writes(remote);
+    cr_assert_eq(few, 2, "on bindfs: %ld", few);
+}
