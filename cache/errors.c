@@ -126,6 +126,19 @@
  *       file, it covers nothing of another's; so is a file with no name
  *       left and its size unchanged (an unlink moved its ctime): in place,
  *       for whoever still holds it.
+ *       A FAILED file the program still holds is looked at the same way
+ *       at each retry and before each write laid over it (write.c
+ *       write_through): a change made around the cache since the failure
+ *       (a descriptor opened O_SYNC or O_DIRECT, a stdio stream, another
+ *       process) makes the bytes stay cached, never written over it
+ *       (f->behind: said once), its reads still seeing them and its
+ *       fsync and close told, until it lets go of the file, when they go
+ *       beside it as above (a retry at close wrote 200,000 old bytes over
+ *       a line the program had since appended through a stream, and over
+ *       an O_SYNC write). A description of this process that passes
+ *       through retries the bytes before each write (wc_file_kernel_begin)
+ *       and, if they stay, writes anyway, as the kernel would: its change
+ *       is one made around them.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -288,9 +301,11 @@ int wc_err_retry_aside(struct wc_file *f, enum wc_reason why)
 {
     struct wc_fslot *s = f->slot;
     struct stat st;
-    if (!f->let_go || f->state != WC_FS_FAILED || s->busy ||
-        only_appended(f))
+    if (f->state != WC_FS_FAILED || s->busy || only_appended(f))
         return 0;
+    int held = !__atomic_load_n(&f->let_go, __ATOMIC_RELAXED);
+    if (held && f->behind)
+        return 1;                       /* (8): kept until let go */
     /* The file a recovery file could not be made beside waits for a
      * consistency point: the deadline's flusher does not make and remove
      * one on the server every second, nor say so each time. */
@@ -311,6 +326,17 @@ int wc_err_retry_aside(struct wc_file *f, enum wc_reason why)
         return 0;
     f->behind = 1;      /* for good: no later note may take it for ours */
     char aside[sizeof s->path + 64], msg[2 * sizeof aside + 256];
+    if (held) {
+        /* The program still holds the file: the bytes stay cached (its
+         * reads see them), its fsync and close are told, and they go
+         * beside the file when it lets go (below). */
+        snprintf(msg, sizeof msg, "%s changed by a path around the cache "
+                 "after its write-back failed (%s): its cached bytes will "
+                 "not be written over the change",
+                 s->path_len ? s->path : "a file", strerror(-f->err));
+        f->cache->warn(msg);
+        return 1;
+    }
     int64_t n = write_aside(f, aside, sizeof aside);
     if (n < 0) {
         if (f->aside_err != (int)n) {   /* once per kind of failure */

@@ -73,7 +73,8 @@ void wc_note_disk(struct wc_file *f)
 
 void wc_note_disk_wb(struct wc_file *f)
 {
-    if (f->note_ns > WC_NOTE_SLOW_NS && wc_file_dirty(f) &&
+    if (f->note_ns > WC_NOTE_SLOW_NS && f->state == WC_FS_OK &&
+        wc_file_dirty(f) &&
         wc_now_ns() - f->noted_at < WC_NOTE_RATIO * f->note_ns) {
         /* busy stays set, as while the write-back ran (format.h (5)): a
          * replay meanwhile checks what it checks during one; the next
@@ -506,7 +507,7 @@ int wc_file_sync(struct wc_file *f, int datasync)
         return -EDEADLK;
     wc_blk_lock(&f->lock);
     int r = wc_flush_locked(f, WC_WHY_FSYNC);
-    if (r == 0) {
+    if (r == 0 && datasync != WC_SYNC_WAIT) {
         int s = datasync ? wc_sys.fdatasync(f->wb_fd) : wc_sys.fsync(f->wb_fd);
         if (s < 0)
             r = -errno;

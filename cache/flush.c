@@ -323,8 +323,10 @@ int wc_flush_below(struct wc_file *f, enum wc_reason why, uint64_t limit)
 void wc_flush_end(struct wc_file *f, int r, uint32_t cleaned,
                   enum wc_reason why, int changed)
 {
-    if (changed)
-        wc_note_disk_wb(f);                     /* format.h (5) */
+    if (changed && r < 0)
+        wc_note_disk(f);        /* format.h (5); errors.c (8) compares */
+    else if (changed)
+        wc_note_disk_wb(f);
     else
         f->slot->busy = 0;
     if (r < 0) {                                        /* invariant (5) */

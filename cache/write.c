@@ -202,10 +202,11 @@ static ssize_t write_through(struct wc_file *f, struct uiter *it, uint64_t pos,
 {
     wc_async_settle(f);     /* async.c (1): the pages change under it */
     int failed = f->state == WC_FS_FAILED;
-    /* Bytes the program let go of: aside first if the file changed
-     * behind them, before this write's own change (errors.c (8)). */
-    if (failed && __atomic_load_n(&f->let_go, __ATOMIC_RELAXED) &&
-        wc_err_retry_aside(f, WC_WHY_OTHER))
+    /* Bytes that could not be written back: aside first (the program
+     * let go of them) or never written over (it holds them) if the file
+     * changed behind them, looked at before this write's own change
+     * (errors.c (8)). */
+    if (failed && wc_err_retry_aside(f, WC_WHY_OTHER))
         failed = f->state == WC_FS_FAILED;
     if (!failed) {
         int r = wc_flush_locked(f, WC_WHY_BYPASS);

@@ -512,12 +512,6 @@ WC_EXPORT int posix_fadvise64(int fd, off64_t off, off64_t len, int advice)
     return REAL(posix_fadvise)(fd, off, len, advice);
 }
 
-WC_EXPORT int sync_file_range(int fd, off64_t off, off64_t n, unsigned fl)
-{
-    wc_kernel_before(fd, WC_WHY_FSYNC);
-    return REAL(sync_file_range)(fd, off, n, fl);
-}
-
 WC_EXPORT ssize_t sendfile(int out, int in, off_t *off, size_t n)
 {
     struct room room = room_take(out, n);
@@ -563,31 +557,62 @@ WC_EXPORT ssize_t splice(int in, off64_t *oin, int out, off64_t *oout,
 
 /* ---- the sync family ------------------------------------------------- */
 
-static int sync_common(int fd, int datasync)
+/* The real call of sync_common: fsync, fdatasync, or (WC_SYNC_WAIT)
+ * sync_file_range with `range`'s arguments. */
+struct sync_range {
+    off64_t off, n;
+    unsigned fl;
+};
+
+static int real_sync(int fd, int datasync, const struct sync_range *range)
+{
+    if (datasync == WC_SYNC_WAIT)
+        return REAL(sync_file_range)(fd, range->off, range->n, range->fl);
+    return datasync ? REAL(fdatasync)(fd) : REAL(fsync)(fd);
+}
+
+static int sync_common(int fd, int datasync, const struct sync_range *range)
 {
     struct wc_desc *d = wc_fd_get(fd);
     if (likely(d == NULL) || d->mode == WC_D_WATCH || wc_depth)
-        return datasync ? REAL(fdatasync)(fd) : REAL(fsync)(fd);
+        return real_sync(fd, datasync, range);
     /* A cancellation point, made inside the shim (cancel.c (2), (3)). */
     wc_cancel_point();
     int e = wc_work_begin();
     int r;
     if (wc_desc_lock_entry(fd, d)) {
-        r = (datasync ? REAL(fdatasync)(fd) : REAL(fsync)(fd)) < 0 ? -errno
-                                                                  : 0;
+        r = real_sync(fd, datasync, range) < 0 ? -errno : 0;
     } else {
         if (d->mode == WC_D_CACHED && d->kstale &&
             wc_k_lseek(fd, d->pos, SEEK_SET) >= 0)
             d->kstale = 0;
         r = wc_file_sync(d->file, datasync);
         wc_blk_unlock(&d->lock);
+        if (r == 0 && datasync == WC_SYNC_WAIT &&
+            real_sync(fd, datasync, range) < 0)
+            r = -errno;
     }
     wc_shim_leave();
     return wc_ret_keep(r, e);
 }
 
-WC_EXPORT int fsync(int fd) { return sync_common(fd, 0); }
-WC_EXPORT int fdatasync(int fd) { return sync_common(fd, 1); }
+WC_EXPORT int fsync(int fd) { return sync_common(fd, 0, NULL); }
+WC_EXPORT int fdatasync(int fd) { return sync_common(fd, 1, NULL); }
+
+/* Its waits (SYNC_FILE_RANGE_WAIT_BEFORE, _AFTER) report a write-back
+ * error as fdatasync does (the kernel's file_fdatawait_range checks the
+ * file's errseq): a failed write-back of the cached bytes, retried first,
+ * is reported there. Without a wait, the bytes are written back first
+ * and an error is kept for fsync and close. */
+WC_EXPORT int sync_file_range(int fd, off64_t off, off64_t n, unsigned fl)
+{
+    if (fl & (SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WAIT_AFTER)) {
+        struct sync_range range = {off, n, fl};
+        return sync_common(fd, WC_SYNC_WAIT, &range);
+    }
+    wc_kernel_before(fd, WC_WHY_FSYNC);
+    return REAL(sync_file_range)(fd, off, n, fl);
+}
 
 WC_EXPORT void sync(void)
 {

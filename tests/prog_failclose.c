@@ -42,6 +42,14 @@
  *   append-fsync  the descriptor is O_APPEND too, and fsync takes the
  *                 close's place; after CTL goes, "appended\n" is written
  *                 through it: "size N" (fstat), "offset N" (lseek), close
+ *   osync         fsync takes the close's place; with the server still
+ *                 failing the program opens FILE again O_WRONLY | O_SYNC
+ *                 (a description the shim passes through), CTL goes, it
+ *                 writes "written through O_SYNC\n" there at offset 1000
+ *                 (in record 11, which the shim caches) and
+ *                 closes it, then closes the first descriptor; sync()
+ *   sfr           sync_file_range(WAIT_BEFORE | WRITE | WAIT_AFTER) takes
+ *                 the close's place; CTL goes, fsync, close
  *   enospc        FILE on a small tmpfs, CTL a file beside it: after the
  *                 40 records the other process fills the disk with CTL,
  *                 the close fails (under the shim: ENOSPC), CTL goes,
@@ -157,6 +165,8 @@ int main(int argc, char **argv)
     const char *path = argv[1], *ctl = argv[2], *mode = argv[3];
     int enospc = !strcmp(mode, "enospc");
     int appfs = !strcmp(mode, "append-fsync");
+    int osync = !strcmp(mode, "osync");
+    int sfr = !strcmp(mode, "sfr");
     char rec[100];
     unlink(ctl);
     other_start();
@@ -182,14 +192,19 @@ int main(int argc, char **argv)
     if (enospc)
         other("dd if=/dev/zero of='%s' bs=4k 2>/dev/null; true", ctl);
     errno = 0;
-    if (appfs) {
+    if (sfr) {
+        show("sync_file_range",
+             sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WAIT_BEFORE |
+                                           SYNC_FILE_RANGE_WRITE |
+                                           SYNC_FILE_RANGE_WAIT_AFTER));
+    } else if (appfs || osync) {
         show("fsync", fsync(fd));
     } else {
         int r = close(fd);
         printf("close -> %d%s%s\n", r, r ? " " : "", r ? strerror(errno) : "");
     }
     int failing = !strcmp(mode, "other-failing") ||
-                  !strncmp(mode, "self-", 5);
+                  !strncmp(mode, "self-", 5) || osync || sfr;
     if (!failing && unlink(ctl) != 0) {
         perror(ctl);
         return 1;
@@ -257,6 +272,29 @@ int main(int argc, char **argv)
         ssize_t n = pread(fd, buf, sizeof buf, 0);
         printf("read %zd: %.*s", n, n > 0 ? (int)n : 0, buf);
         append_line(fd, 0);
+    } else if (osync) {
+        int o = open(path, O_WRONLY | O_SYNC);
+        if (o < 0 || unlink(ctl) != 0) {
+            perror(path);
+            return 1;
+        }
+        errno = 0;
+        show("O_SYNC pwrite",
+             pwrite(o, "written through O_SYNC\n", 23, 1000));
+        errno = 0;
+        show("O_SYNC close", close(o));
+        errno = 0;
+        show("close", close(fd));
+        sync();
+    } else if (sfr) {
+        if (unlink(ctl) != 0) {
+            perror(ctl);
+            return 1;
+        }
+        errno = 0;
+        show("fsync", fsync(fd));
+        errno = 0;
+        show("close", close(fd));
     } else if (enospc) {
         sync();
     } else {

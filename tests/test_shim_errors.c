@@ -1338,3 +1338,69 @@ Test(errors, seccomp, .init = setup, .fini = teardown, .timeout = 300)
     }
     run_free(&s);
 }
+
+/* The program holds a file whose fsync reported a write-back error; it
+ * opens the file again O_SYNC (a description that passes through, whose
+ * open's write-back fails too), the server recovers, and it writes a line
+ * there at offset 1000, in a record still cached. The close of the first descriptor retried the cached
+ * records in place, over the line the O_SYNC write had returned success
+ * for (and over the records the kernel had). Now a change around the
+ * cache after the failure keeps the cached bytes from being written over
+ * it (cache/errors.c (8)): the line stays, the records go beside the
+ * file, and the close reports the error. */
+Test(errors, fuse_eio_osync_write_after_failed_fsync, .init = setup,
+     .fini = teardown, .timeout = 120)
+{
+    wct_require_shim();
+    wct_require_prog(WCT_PROG("prog_failclose"));
+    mount_failfs(0);
+    static const char line[] = "written through O_SYNC\n";
+    char f[4300];
+    for (int shim = 0; shim < 2; shim++) {
+        struct run r;
+        failclose_run(mnt, "osync", shim, f, sizeof f, &r);
+        cr_assert(!strstr(r.r.out, "O_SYNC pwrite ->"), "shim=%d: %s", shim,
+                  r.r.out);
+        cr_assert(r.len >= 1000 + sizeof line - 1 &&
+                      !memcmp(r.file + 1000, line, sizeof line - 1),
+                  "shim=%d: the O_SYNC write was written over: \"%.30s\"\n%s",
+                  shim, r.len > 1000 ? r.file + 1000 : "", r.r.out);
+        if (shim) {
+            cr_assert(strstr(r.r.out, "fsync -> -1 Input/output error\n") &&
+                          strstr(r.r.out, "\nclose -> -1 Input/output "
+                                          "error\n"), "%s", r.r.out);
+            size_t alen;
+            char *aside = aside_take(f, r.r.err, &alen);
+            cr_assert(aside, "no recovery file named: %s", r.r.err);
+            records_kept(r.r.out, NULL, 0, aside, alen);
+            free(aside);
+        }
+        run_free(&r);
+    }
+}
+
+/* sync_file_range with its waits reports a write-back error, as the
+ * kernel's file_fdatawait_range does (the file's errseq, as fdatasync):
+ * under the shim it returned 0 while the cached records' write-back
+ * failed, the error left for fsync and close. The fsync after the server
+ * recovered writes them (it reports nothing more: the error was seen);
+ * the file is every record whose write returned success, in both runs. */
+Test(errors, fuse_eio_sync_file_range_reports, .init = setup,
+     .fini = teardown, .timeout = 120)
+{
+    wct_require_shim();
+    wct_require_prog(WCT_PROG("prog_failclose"));
+    mount_failfs(0);
+    char f[4300];
+    for (int shim = 0; shim < 2; shim++) {
+        struct run r;
+        failclose_run(mnt, "sfr", shim, f, sizeof f, &r);
+        cr_assert(!shim || strstr(r.r.out, "sync_file_range -> -1 "
+                                  "Input/output error\n"), "%s", r.r.out);
+        cr_assert(!strstr(r.r.out, "fsync ->") &&
+                      !strstr(r.r.out, "close ->"), "shim=%d: %s", shim,
+                  r.r.out);
+        file_is_records(&r, "", shim);
+        run_free(&r);
+    }
+}

@@ -401,10 +401,12 @@ int wc_file_truncate(struct wc_file *f, off_t size);
 int wc_file_flush(struct wc_file *f, enum wc_reason why);
 
 /* fsync/fdatasync: flush (a retry of a file whose write-back failed), then
- * the real call on the write-back descriptor. Returns 0 or -errno; a
- * recorded write-back error is reported here once, and cleared when
- * everything is written (a later close returns 0), as the kernel's errseq
- * does (cache/errors.c). */
+ * the real call on the write-back descriptor (`datasync`: 0 fsync, 1
+ * fdatasync, WC_SYNC_WAIT none: sync_file_range's waits, which the
+ * caller makes). Returns 0 or -errno; a recorded write-back error is
+ * reported here once, and cleared when everything is written (a later
+ * close returns 0), as the kernel's errseq does (cache/errors.c). */
+#define WC_SYNC_WAIT (-1)
 int wc_file_sync(struct wc_file *f, int datasync);
 
 /* Flush, then forget clean pages (a lock was taken: other processes may
@@ -420,7 +422,9 @@ int wc_file_invalidate(struct wc_file *f, enum wc_reason why);
  * makes the engine forget what it knew, as wc_file_invalidate, and
  * unlocks. begin returns 1 when f is held (end must follow), 0 when
  * re-entered from a signal handler (nothing held, no end); a write-back
- * error is kept for fsync and close, as wc_file_flush keeps it. */
+ * error is kept for fsync and close, as wc_file_flush keeps it (the
+ * bytes left cached are then never written over what the call changes:
+ * cache/errors.c (8)). */
 int wc_file_kernel_begin(struct wc_file *f, enum wc_reason why);
 void wc_file_kernel_end(struct wc_file *f, int changed, enum wc_reason why);
 
