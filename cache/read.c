@@ -12,6 +12,12 @@
  *   (4) The user's buffer is written with the non-faulting copy; the first
  *       fault ends the read there (a short count, or EFAULT if nothing).
  *   (5) When the cache holds every byte asked for, no system call is made.
+ *   (6) A file with nothing to write back is read by the kernel alone
+ *       (one pread through the caller's descriptor, as without the
+ *       cache): its clean pages and size may be older than another
+ *       process's change (a truncation after the writer's fsync: the
+ *       reads returned 96,000 bytes the file no longer had, beside an
+ *       fstat of 0), and the kernel's page cache is coherent.
  */
 #include <errno.h>
 #include <limits.h>
@@ -154,6 +160,13 @@ static ssize_t wc_preadv_common(struct wc_file *f, int fd, int vec,
     if (!wc_engine_enter())
         return -EDEADLK;
     wc_blk_lock(&f->lock);
+    if (!wc_file_dirty(f)) {                    /* invariant (6) */
+        wc_blk_unlock(&f->lock);
+        wc_engine_leave();
+        ssize_t k = vec ? wc_sys.preadv(fd, iov, iovcnt, pos)
+                        : wc_sys.pread(fd, buf, len, pos);
+        return k < 0 ? -errno : k;
+    }
     wc_size_fresh(f);
     WC_CHECK_FILE(f);
     ssize_t r = read_locked(f, fd, vec, iov, iovcnt, buf, (size_t)n,

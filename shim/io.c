@@ -370,7 +370,7 @@ again:
             if (adopt == WC_ADOPT_RENT)
                 __atomic_add_fetch(&wc_rent_ns, t0, __ATOMIC_RELAXED);
             else
-                wc_watch_took(d, t0);
+                wc_watch_took(fd, d, t0);
             write_leave(d, held);
             return r;
         }
@@ -556,7 +556,7 @@ fast_write(int fd, struct wc_desc *d, const void *buf, size_t n, off_t pos)
         if (r < 0)
             e = errno;
         if (t0)
-            wc_watch_took(d, wc_now_ns() - t0);
+            wc_watch_took(fd, d, wc_now_ns() - t0);
         if (unlikely(room))
             wc_through_done((uint64_t)d->dev, n);
         if (unlikely(wc_nc_counting))

@@ -56,8 +56,7 @@
 #define __O_TMPFILE 0
 #endif
 
-/* Track a descriptor the program just opened. */
-static int opened(int fd, int dirfd, const char *path, int flags)
+int wc_opened(int fd, int dirfd, const char *path, int flags)
 {
     if (unlikely(wc_state == WC_ST_VFORK))
         wc_vfork_opened(fd, flags);     /* proc.c invariant (7) */
@@ -96,7 +95,7 @@ static int open_va(int dirfd, const char *path, int flags, va_list ap)
     mode_t m = mode_arg(flags, ap);
     int fd;
     RETRY_EMFILE(fd, wc_k_openat(dirfd, path, flags, m));
-    return opened(fd, dirfd, path, flags);
+    return wc_opened(fd, dirfd, path, flags);
 }
 
 WC_EXPORT int open(const char *path, int flags, ...)
@@ -124,7 +123,7 @@ WC_EXPORT int creat(const char *path, mode_t mode)
     int flags = O_CREAT | O_WRONLY | O_TRUNC;
     int fd;
     RETRY_EMFILE(fd, wc_k_openat(AT_FDCWD, path, flags, mode));
-    return opened(fd, AT_FDCWD, path, flags);
+    return wc_opened(fd, AT_FDCWD, path, flags);
 }
 
 /* glibc's wrapper of the system call (syscall.c routes the raw one): an
@@ -134,7 +133,7 @@ WC_EXPORT int open_by_handle_at(int mount_fd, struct file_handle *h,
 {
     int fd;
     RETRY_EMFILE(fd, REAL(open_by_handle_at)(mount_fd, h, flags));
-    return opened(fd, AT_FDCWD, NULL, flags);
+    return wc_opened(fd, AT_FDCWD, NULL, flags);
 }
 
 WC_EXPORT int creat64(const char *path, mode_t mode)
@@ -148,28 +147,28 @@ WC_EXPORT int __open_2(const char *path, int flags)
 {
     int fd;
     RETRY_EMFILE(fd, REAL(__open_2)(path, flags));
-    return opened(fd, AT_FDCWD, path, flags);
+    return wc_opened(fd, AT_FDCWD, path, flags);
 }
 
 WC_EXPORT int __open64_2(const char *path, int flags)
 {
     int fd;
     RETRY_EMFILE(fd, REAL(__open_2)(path, flags));
-    return opened(fd, AT_FDCWD, path, flags);
+    return wc_opened(fd, AT_FDCWD, path, flags);
 }
 
 WC_EXPORT int __openat_2(int dirfd, const char *path, int flags)
 {
     int fd;
     RETRY_EMFILE(fd, REAL(__openat_2)(dirfd, path, flags));
-    return opened(fd, dirfd, path, flags);
+    return wc_opened(fd, dirfd, path, flags);
 }
 
 WC_EXPORT int __openat64_2(int dirfd, const char *path, int flags)
 {
     int fd;
     RETRY_EMFILE(fd, REAL(__openat_2)(dirfd, path, flags));
-    return opened(fd, dirfd, path, flags);
+    return wc_opened(fd, dirfd, path, flags);
 }
 
 /* ---- stdio opens ------------------------------------------------------ */
@@ -297,7 +296,7 @@ WC_EXPORT FILE *fdopen(int fd, const char *mode)
     WC_EXPORT int name params                                              \
     {                                                                      \
         int fd = WC_NEXT(int(*) params, name) args;                           \
-        return opened(fd, AT_FDCWD, t, O_RDWR | O_CREAT | O_EXCL | (flags)); \
+        return wc_opened(fd, AT_FDCWD, t, O_RDWR | O_CREAT | O_EXCL | (flags)); \
     }
 MKSTEMP(mkstemp, (char *t), (t), 0)
 MKSTEMP(mkstemp64, (char *t), (t), 0)
@@ -312,7 +311,7 @@ WC_EXPORT int memfd_create(const char *name, unsigned flags)
 {
     int fd = WC_NEXT(int (*)(const char *, unsigned), memfd_create)(name,
                                                                   flags);
-    return opened(fd, AT_FDCWD, NULL, O_RDWR);
+    return wc_opened(fd, AT_FDCWD, NULL, O_RDWR);
 }
 
 /* ---- the loader's opens (invariant (5)) --------------------------------- */
@@ -647,13 +646,17 @@ static int fcntl_common(int fd, int cmd, void *arg)
         return duped(ref, track, fd, r);
     }
     struct wc_desc *d = wc_fd_get(fd);
+    int r;
     if (likely(d == NULL)) {
         if (unlikely(wc_state == WC_ST_VFORK) &&
             (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC))
             return duped(NULL, 0, fd, wc_k_fcntl(fd, cmd, (long)arg));
-        return wc_k_fcntl(fd, cmd, (long)arg);
+        r = wc_k_fcntl(fd, cmd, (long)arg);
+        if (unlikely(wc_state == WC_ST_VFORK) && cmd == F_SETFD && r == 0 &&
+            !((long)arg & FD_CLOEXEC))
+            wc_vfork_inherits(fd);      /* proc.c invariant (7) */
+        return r;
     }
-    int r;
     switch (cmd) {
     case F_DUPFD:
     case F_DUPFD_CLOEXEC: {

@@ -81,7 +81,13 @@
  *       table, the reasons (wc_nc_on off), the program's signal actions,
  *       our descriptors' places). The child records which numbers it
  *       opened, closed or duplicated onto, and the writable files it
- *       opened (vf_touched, vf_own); its exec hands over as (6) does,
+ *       opened (vf_touched, vf_own), and the parent's descriptions it
+       made inheritable (vf_share: a duplicate without O_CLOEXEC, F_SETFD
+       clearing it, e.g. `dup2(log_fd, 1)` before exec, where log_fd is
+       O_CLOEXEC and so left private at vfork_begin): the parent shares
+       them (wc_fd_share) when it runs again, before its next write
+       (the parent wrote over the exec'd echo's line); its exec hands
+       over as (6) does,
  *       from the parent's table for the numbers it did not touch (a cell
  *       goes with its description) and its own files as held alone, in
  *       a mapping the parent unmaps. A description of the parent's that
@@ -509,6 +515,12 @@ static unsigned char vf_touched[VF_FDS / 8] WC_LARGE;
 static int vf_high;                 /* a number >= VF_FDS was touched */
 static int vf_own[VF_OWN];
 static unsigned vf_nown;
+/* Numbers of the parent's descriptions the child made inheritable by its
+ * exec (a duplicate without O_CLOEXEC, F_SETFD clearing it): shared with
+ * the exec'd image when the parent runs again (vf_nshare > VF_OWN: too
+ * many to list, every description is). */
+static int vf_share[VF_OWN];
+static unsigned vf_nshare;
 static int vf_nc_on;                /* wc_nc_on before the child ran */
 static void *vf_env;                /* the child's exec environment */
 static size_t vf_env_len;
@@ -575,6 +587,18 @@ void wc_vfork_opened(int fd, int flags)
         vf_own[vf_nown++] = fd;
 }
 
+void wc_vfork_inherits(int fd)
+{
+    if (fd < 0 || vf_is_touched((unsigned)fd))
+        return;                 /* the child's own, or closed */
+    for (unsigned i = 0; i < vf_nshare && i < VF_OWN; i++)
+        if (vf_share[i] == fd)
+            return;
+    if (vf_nshare < VF_OWN)
+        vf_share[vf_nshare] = fd;
+    vf_nshare++;
+}
+
 void wc_vfork_duped(int oldfd, int newfd)
 {
     if (newfd < 0 || newfd == oldfd || oldfd < 0)
@@ -584,6 +608,11 @@ void wc_vfork_duped(int oldfd, int newfd)
      * as the exec could hand the cell over at one number only. */
     wc_cell_settle_fd(oldfd);
     int own = vf_owns(oldfd);
+    /* Without O_CLOEXEC there, the exec'd image holds it too, though the
+     * parent's number had it (vfork_begin left such a one private). */
+    int fl = wc_k_fcntl(newfd, F_GETFD, 0);
+    if (fl >= 0 && !(fl & FD_CLOEXEC))
+        wc_vfork_inherits(oldfd);
     vf_touch((unsigned)newfd);
     if (own && vf_nown < VF_OWN)
         vf_own[vf_nown++] = newfd;
@@ -604,6 +633,7 @@ static int vfork_begin(int exec_only)
     memset(vf_touched, 0, sizeof vf_touched);
     vf_high = 0;
     vf_nown = 0;
+    vf_nshare = 0;
     vf_nc_on = wc_nc_on;
     wc_nc_on = 0;
     wc_state = WC_ST_VFORK;
@@ -627,6 +657,17 @@ __attribute__((used)) long wc_vfork_end(long r)
         if (vf_env) {
             REAL(munmap)(vf_env, vf_env_len);
             vf_env = NULL;
+        }
+        if (vf_nshare) {
+            /* The exec'd image may already write through them. */
+            int e = wc_work_begin();
+            if (vf_nshare > VF_OWN)
+                wc_consistency_all(WC_WHY_FORK, WC_ALL_SHARE, 0);
+            else
+                for (unsigned i = 0; i < vf_nshare; i++)
+                    wc_fd_share(vf_share[i], 1);
+            wc_work_end(e);
+            vf_nshare = 0;
         }
     }
     if (r < 0) {

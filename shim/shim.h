@@ -243,8 +243,11 @@ struct wc_desc {
                                  nothing (fdtab.c invariant (8)) */
     int rent;                 /* WATCH: refused for want of a cache worth
                                  making (fdtab.c (6b)): its statistics */
-    int wslow;                /* WATCH: its counted writes (fdtab.c (6))
-                                 that took a server's round trip */
+    int wslow;                /* WATCH: its last counted writes in a row
+                                 (fdtab.c (6)) that took a server's round
+                                 trip */
+    int wremote;              /* WATCH: its file system is a server's (1),
+                                 not (-1), not asked yet (0) */
     int fs_known;             /* WATCH: its file system was asked once
                                  (pseudo_fs) and may be cached, whatever
                                  later calls do (not tmpfs, whose memfds
@@ -637,25 +640,35 @@ static inline void wc_watch_restart(struct wc_desc *d)
 {
     __atomic_store_n(&d->writes, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&d->wlocks, 0, __ATOMIC_RELAXED);
-    d->wpw = d->wnear = d->wslow = 0;
+    d->wpw = d->wnear = d->wslow = d->wremote = 0;
 }
 
 /* A write counted among a file's first (fdtab.c (6)) that took at least
  * this long in the kernel was a round trip to a server (FUSE: 47 us a
  * write on bindfs here, GlusterFS 50-200 us; a local disk 1-2 us)... */
 #define WC_WATCH_SLOW_NS 20000u
-/* ...and this many such writes bring the file into the cache at once:
- * its adoption's own round trips (fstat, fstatfs) cost about as much. */
+/* ...and this many such writes in a row bring the file into the cache at
+ * once: its adoption's own round trips (fstat, fstatfs) cost about as
+ * much. */
 #define WC_WATCH_SLOW_WRITES 2
 
 /* A write that wc_watch_passes counted (it returned WC_WATCH_COUNTED) took
- * ns in the kernel. Caller holds d->lock, or is the program's one
+ * ns in the kernel: a slow one counts on a file system that is a server's
+ * (wc_fs_remote: FUSE, NFS, SMB, 9p..., asked once, at the first slow
+ * write), never on a local one, whose writes are slow only when the
+ * thread was preempted. Caller holds d->lock, or is the program's one
  * thread. */
-static inline void wc_watch_took(struct wc_desc *d, uint64_t ns)
+int wc_fs_remote(int fd);
+static inline void wc_watch_took(int fd, struct wc_desc *d, uint64_t ns)
 {
-    if (ns >= WC_WATCH_SLOW_NS && ++d->wslow >= WC_WATCH_SLOW_WRITES &&
-        d->writes < wc_cfg.min_writes)
-        __atomic_store_n(&d->writes, wc_cfg.min_writes, __ATOMIC_RELAXED);
+    if (ns < WC_WATCH_SLOW_NS) {
+        d->wslow = 0;
+        return;
+    }
+    if (!d->wremote)
+        d->wremote = wc_fs_remote(fd) ? 1 : -1;
+    if (d->wremote > 0)
+        d->wslow++;
 }
 
 /* The first test of wc_desc_adopt_locked: does this write of `len` bytes
@@ -672,7 +685,10 @@ static inline int wc_watch_passes(struct wc_desc *d, size_t len)
         return 1;
     int need = d->backoff ? WC_BACKOFF_BASE << d->backoff
                           : d->shared ? 0 : wc_cfg.min_writes;
-    if (d->writes < need) {
+    /* Enough of the counted ones were round trips: the count ends, and
+     * the tests below see the writes there were. */
+    if (d->writes < need && !(d->wslow >= WC_WATCH_SLOW_WRITES &&
+                              !d->backoff)) {
         __atomic_store_n(&d->writes, d->writes + 1, __ATOMIC_RELAXED);
         return d->backoff ? 1 : WC_WATCH_COUNTED;
     }
@@ -1149,6 +1165,11 @@ void wc_proc_before_raw_clone(enum wc_clone_kind k);
  * own (unshare(CLONE_FILES), close_range's CLOSE_RANGE_UNSHARE): proc.c
  * invariant (10). */
 void wc_proc_before_unshare(void);
+/* Track a descriptor the program just opened (open.c: every open, and
+ * the raw calls of syscall.c): in a vfork child its records; else the
+ * table (wc_fd_opened) and, on 0..2, stdio's sharing (wc_fd_std).
+ * Returns fd. */
+int wc_opened(int fd, int dirfd, const char *path, int flags);
 /* A vfork child's descriptors (proc.c invariant (7)): fd was opened
  * (flags as given to open), newfd made a duplicate of oldfd (< 0: none),
  * fd closed. Only while wc_state is WC_ST_VFORK. */
@@ -1156,6 +1177,10 @@ void wc_vfork_opened(int fd, int flags);
 void wc_vfork_duped(int oldfd, int newfd);
 void wc_vfork_closed(int fd);
 void wc_vfork_closed_range(unsigned lo, unsigned hi);
+/* The child made the parent's description at fd inheritable by its exec
+ * (F_SETFD without FD_CLOEXEC; wc_vfork_duped finds it for duplicates):
+ * the parent shares it when it runs again. */
+void wc_vfork_inherits(int fd);
 /* Did the vfork child open, close or duplicate onto fd? */
 int wc_vfork_touched(int fd);
 /* Have all the program's threads ended (only the shim's own are left)?

@@ -94,15 +94,11 @@ static int vcount(long v)
     return n > IOV_MAX ? IOV_MAX + 1 : (int)n;
 }
 
-/* Track a descriptor opened raw, as open.c does for its wrappers. */
+/* A descriptor opened by a raw call: tracked as an open's is (open.c
+ * wc_opened), 0..2 shared with stdio too (glibc writes there itself). */
 static long opened_raw(long fd, int dirfd, const char *path, int flags)
 {
-    if (fd >= 0 && wc_state == WC_ST_ON && !wc_depth) {
-        int e = wc_work_begin();
-        wc_fd_opened((int)fd, dirfd, path, flags);
-        wc_work_end(e);
-    }
-    return fd;
+    return fd < 0 ? fd : wc_opened((int)fd, dirfd, path, flags);
 }
 
 /* ---- process-level points --------------------------------------------- */

@@ -56,6 +56,9 @@
  *               that allows everything); the script's last descriptor is
  *               closed and a child execs it (ETXTBSY while any writer is
  *               open), another child asks whether the lock is still held
+ *   changed_after_fsync
+ *               another process truncates and extends a file the program
+ *               wrote and synced; the program reads it, writes on
  *   inhown      the same two inherited descriptors (3 plain, 5 O_APPEND)
  *               while the program caches the file through a descriptor
  *               of its own
@@ -1456,6 +1459,61 @@ static void scen_unlinked(void)
     CALL("close t", close(t));
 }
 
+/* Another process changes the size of a file the program wrote and
+ * synced (nothing left to write back): truncates it, then makes it
+ * longer. The program's reads returned the bytes of the size before
+ * (96,000 after a truncation to 100), beside an fstat of the new one
+ * (cache/read.c invariant (6)). */
+static void scen_changed_after_fsync(void)
+{
+    /* The other process is made first: a fork is a consistency point,
+     * after which the program's description would be shared with it. */
+    int go[2], back[2];
+    if (pipe(go) || pipe(back)) {
+        say("OUT fatal pipe errno=%d", errno);
+        _exit(100);
+    }
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        long size;
+        close(go[1]);
+        close(back[0]);
+        while (read(go[0], &size, sizeof size) == sizeof size) {
+            char r = truncate(path("s"), size) ? 'e' : 'k';
+            if (write(back[1], &r, 1) != 1)
+                _exit(1);
+        }
+        _exit(0);
+    }
+    close(go[0]);
+    close(back[1]);
+    int w = xopen("s", O_RDWR | O_CREAT | O_TRUNC);
+    lines(w, "before", 0, 3000);
+    CALL("fsync", fsync(w));
+    static const long sizes[] = {100, 0, 150000};
+    for (int i = 0; i < 3; i++) {
+        char r = 0;
+        if (write(go[1], &sizes[i], sizeof sizes[i]) != sizeof sizes[i] ||
+            read(back[0], &r, 1) != 1) {
+            say("OUT fatal: the other process is gone");
+            _exit(100);
+        }
+        say("OUT another's truncate to %ld: %c", sizes[i], r);
+        /* A read first: an fstat before it would find the new size. */
+        ssize_t n = pread(w, buf, sizeof buf, 0);
+        say("OUT read after it: %zd hash=%016" PRIx64, n,
+            wct_hash(buf, n > 0 ? (size_t)n : 0));
+        shows("after it", w);
+    }
+    lines(w, "after", 0, 10);
+    CALL("close", close(w));
+    close(go[1]);
+    int st;
+    CALL("waitpid", waitpid(pid, &st, 0) == pid ? st : -1);
+    close(back[0]);
+}
+
 /* ---- descriptors that pass through, made during a file's first writes */
 
 /* A description of file `name` in its first (watched) writes, then another
@@ -1666,6 +1724,7 @@ int main(int argc, char **argv)
         {"inhapp_child", scen_inhapp_child},
         {"inhown", scen_inhown},
         {"unlinked", scen_unlinked},
+        {"changed_after_fsync", scen_changed_after_fsync},
         {"bypassopen", scen_bypassopen},
         {"dlopen", scen_dlopen},
         {"untracked", scen_untracked},

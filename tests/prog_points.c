@@ -36,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <linux/fs.h>
+#include <linux/openat2.h>
 #include <linux/userfaultfd.h>
 #include <poll.h>
 #include <sys/file.h>
@@ -1116,6 +1117,73 @@ static void s_vfork_fail(void)
     show_file("reads", "vf");
     close(fd);
     check("closed", "vf");
+}
+
+/* Descriptor 2 opened by a raw openat2 (syscall()), then glibc's own
+ * writes there (perror, a stream): they land after the program's, as
+ * without the shim. The raw open was tracked without stdio's sharing,
+ * and perror's line was written over by the cached ones. */
+static void s_raw_open_std(void)
+{
+    int saved = dup(2);
+    close(2);
+    struct open_how how = {.flags = O_RDWR | O_CREAT | O_TRUNC,
+                           .mode = 0644};
+    long fd = syscall(SYS_openat2, AT_FDCWD, path("rawstd"), &how,
+                      sizeof how);
+    if (fd != 2) {
+        dup2(saved, 2);
+        die("openat2");
+    }
+    lines(2, "raw", 300);
+    errno = ENOENT;
+    perror("perror after the lines");
+    fprintf(stderr, "and a stream's line\n");
+    lines(2, "raw2", 20);
+    dup2(saved, 2);
+    close(saved);
+    check("closed", "rawstd");
+}
+
+/* vfork children that make an O_CLOEXEC description of the parent's
+ * inheritable before they exec: one puts it on its stdout (dup2), one
+ * clears the flag (F_SETFD). The exec'd image writes through it at the
+ * kernel's offset; the parent kept it private at the vfork and wrote its
+ * next lines over the child's (a shell's `cmd >&3` with a logger's fd). */
+static void s_vfork_inherit(void)
+{
+    int l = xopen("vl", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC);
+    int m = xopen("vm", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC);
+    lines(l, "l", 300);
+    lines(m, "m", 300);
+    pid_t pid = vfork();
+    if (pid == 0) {
+        dup2(l, 1);
+        execl("/bin/echo", "echo", "from the child, on its stdout",
+              (char *)NULL);
+        _exit(127);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    say("OUT first child status %#x", st);
+    lines(l, "l2", 20);
+    char cmd[64];
+    snprintf(cmd, sizeof cmd, "echo from the child, at %d >&%d", m, m);
+    pid = vfork();
+    if (pid == 0) {
+        fcntl(m, F_SETFD, 0);
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    waitpid(pid, &st, 0);
+    say("OUT second child status %#x", st);
+    lines(m, "m2", 20);
+    say("OUT offsets %lld %lld", (long long)lseek(l, 0, SEEK_CUR),
+        (long long)lseek(m, 0, SEEK_CUR));
+    close(l);
+    close(m);
+    check("closed", "vl");
+    check("closed", "vm");
 }
 
 /* vfork children that write through a description of the parent's (its
@@ -2504,6 +2572,8 @@ int main(int argc, char **argv)
     else if (!strcmp(sc, "two_appenders")) s_two_appenders();
     else if (!strcmp(sc, "vfork_fail")) s_vfork_fail();
     else if (!strcmp(sc, "vfork_child")) s_vfork_child();
+    else if (!strcmp(sc, "vfork_inherit")) s_vfork_inherit();
+    else if (!strcmp(sc, "raw_open_std")) s_raw_open_std();
     else if (!strcmp(sc, "tmpfile")) s_tmpfile();
     else if (!strcmp(sc, "big_offset")) s_big_offset();
     else if (!strcmp(sc, "dup2_stdout")) s_dup2_stdout();

@@ -322,6 +322,13 @@ Test(coherence, caching_stops_then_a_written_script_runs)
  * dropped at the last close that the shim saw (cache/file.c wc_file_put),
  * and a reader opened before the unlink, a memfd's duplicate, or a parent
  * reading its child's temporary file found none or part of them. */
+Test(coherence, size_changed_by_another_after_fsync)
+{
+    differential("changed_after_fsync", NULL);
+    const char *env[] = {"WCACHE_MIN_WRITES=0", "WCACHE_SETUP_US=0", NULL};
+    differential("changed_after_fsync", env);
+}
+
 Test(coherence, files_with_no_name_left)
 {
     differential("unlinked", NULL);

@@ -209,8 +209,8 @@ static long first_writes(const char *path)
 
 /* fdtab.c invariant (6): a file's first writes pass through the kernel
  * (8 of them) where a write costs little; where each is a round trip to
- * a server (bindfs), two slow ones bring the file into the cache at
- * once. */
+ * a server (bindfs), two slow ones in a row bring the file into the
+ * cache at once. */
 Test(fuse, slow_writes_cache_a_file_early, .init = setup, .fini = teardown,
      .timeout = 120)
 {

@@ -483,6 +483,16 @@ Test(points, rename_while_cached) { differential("rename", NULL, NULL); }
 Test(points, two_processes_append_to_one_log) { differential("two_appenders", NULL, NULL); }
 Test(points, vfork_child_failing_exec) { differential("vfork_fail", NULL, NULL); }
 /* proc.c invariant (7): the child runs in the parent's memory. */
+Test(points, raw_open_of_stderr_shares_it_with_stdio)
+{
+    differential("raw_open_std", NULL, NULL);
+    differential("raw_open_std", NULL, default_min);
+}
+Test(points, vfork_child_makes_a_description_inheritable)
+{
+    differential("vfork_inherit", NULL, NULL);
+    differential("vfork_inherit", NULL, default_min);
+}
 Test(points, vfork_child_changes_only_its_own)
 {
     differential("vfork_child", NULL, NULL);
