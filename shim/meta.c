@@ -27,7 +27,10 @@
  *       read back after, and a changed file is invalidated in the engine.
  *   (4) Setting a file's times (futimens, utimensat, utimes...) flushes it
  *       first, so that a later write-back cannot move the mtime the
- *       program set (gzip, tar, cp -p set it just before close).
+ *       program set (gzip, tar, cp -p set it just before close). These,
+ *       mode and owner changes and extended attributes (setxattr and
+ *       its kin) are the program's own changes (own_change): its ctime
+ *       moves, which cache/errors.c (8) must not take for another's.
  *   (5) A file from the moment it is mmapped, MAP_SHARED or MAP_PRIVATE,
  *       passes through: its cached data is flushed, every description of
  *       it becomes THROUGH, and later opens of it are not cached
@@ -606,6 +609,13 @@ WC_EXPORT int fdatasync(int fd) { return sync_common(fd, 1, NULL); }
  * and an error is kept for fsync and close. */
 WC_EXPORT int sync_file_range(int fd, off64_t off, off64_t n, unsigned fl)
 {
+    /* Arguments the kernel refuses (EINVAL) before it looks at the file:
+     * its answer, with nothing written back first. */
+    uint64_t end = (uint64_t)off + (uint64_t)n;
+    if ((fl & ~(unsigned)(SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+                          SYNC_FILE_RANGE_WAIT_AFTER)) ||
+        off < 0 || (int64_t)end < 0 || end < (uint64_t)off)
+        return REAL(sync_file_range)(fd, off, n, fl);
     if (fl & (SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WAIT_AFTER)) {
         struct sync_range range = {off, n, fl};
         return sync_common(fd, WC_SYNC_WAIT, &range);
@@ -1011,4 +1021,55 @@ WC_EXPORT int fchownat(int dirfd, const char *path, uid_t uid, gid_t gid,
                           : flush_for_times(dirfd, path,
                                             flags & AT_SYMLINK_NOFOLLOW);
     return own_change(id, REAL(fchownat)(dirfd, path, uid, gid, flags));
+}
+
+/* ---- extended attributes: the program's own change (ctime moves) ------ */
+
+/* As chmod: written back first, then noted as the program's own change,
+ * not another process's (cache/errors.c (8): a file whose write-back
+ * failed sent its bytes aside after the program's fsetxattr). Looked up
+ * at their first call (WC_NEXT): rare, and not for the table. */
+typedef int (*set_fn)(const char *, const char *, const void *, size_t, int);
+typedef int (*fset_fn)(int, const char *, const void *, size_t, int);
+typedef int (*rm_fn)(const char *, const char *);
+typedef int (*frm_fn)(int, const char *);
+
+WC_EXPORT int setxattr(const char *path, const char *name, const void *v,
+                       size_t n, int flags)
+{
+    struct ident id = flush_for_times(AT_FDCWD, path, 0);
+    return own_change(id, WC_NEXT(set_fn, setxattr)(path, name, v, n, flags));
+}
+
+WC_EXPORT int lsetxattr(const char *path, const char *name, const void *v,
+                        size_t n, int flags)
+{
+    struct ident id = flush_for_times(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW);
+    return own_change(id,
+                      WC_NEXT(set_fn, lsetxattr)(path, name, v, n, flags));
+}
+
+WC_EXPORT int fsetxattr(int fd, const char *name, const void *v, size_t n,
+                        int flags)
+{
+    struct ident id = flush_for_times(fd, NULL, 0);
+    return own_change(id, WC_NEXT(fset_fn, fsetxattr)(fd, name, v, n, flags));
+}
+
+WC_EXPORT int removexattr(const char *path, const char *name)
+{
+    struct ident id = flush_for_times(AT_FDCWD, path, 0);
+    return own_change(id, WC_NEXT(rm_fn, removexattr)(path, name));
+}
+
+WC_EXPORT int lremovexattr(const char *path, const char *name)
+{
+    struct ident id = flush_for_times(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW);
+    return own_change(id, WC_NEXT(rm_fn, lremovexattr)(path, name));
+}
+
+WC_EXPORT int fremovexattr(int fd, const char *name)
+{
+    struct ident id = flush_for_times(fd, NULL, 0);
+    return own_change(id, WC_NEXT(frm_fn, fremovexattr)(fd, name));
 }

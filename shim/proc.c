@@ -521,6 +521,12 @@ static unsigned vf_nown;
  * many to list, every description is). */
 static int vf_share[VF_OWN];
 static unsigned vf_nshare;
+/* Numbers the child duplicated a description of the parent's onto, and
+ * the parent's number of it (F_DUPFD_CLOEXEC, then F_SETFD on the copy). */
+static struct {
+    int fd, parent;
+} vf_alias[VF_OWN];
+static unsigned vf_nalias;
 static int vf_nc_on;                /* wc_nc_on before the child ran */
 static void *vf_env;                /* the child's exec environment */
 static size_t vf_env_len;
@@ -535,6 +541,11 @@ static int vf_is_touched(unsigned fd)
 
 static void vf_touch(unsigned fd)
 {
+    for (unsigned i = 0; i < vf_nalias; i++)
+        if ((unsigned)vf_alias[i].fd == fd) {
+            vf_alias[i] = vf_alias[--vf_nalias];
+            break;
+        }
     if (fd >= VF_FDS)
         vf_high = 1;
     else
@@ -587,10 +598,25 @@ void wc_vfork_opened(int fd, int flags)
         vf_own[vf_nown++] = fd;
 }
 
+/* The parent's number of the description at the child's fd, or -1 (the
+ * child's own, or closed). */
+static int vf_parent_of(int fd)
+{
+    if (fd < 0)
+        return -1;
+    if (!vf_is_touched((unsigned)fd))
+        return fd;
+    for (unsigned i = 0; i < vf_nalias; i++)
+        if (vf_alias[i].fd == fd)
+            return vf_alias[i].parent;
+    return -1;
+}
+
 void wc_vfork_inherits(int fd)
 {
-    if (fd < 0 || vf_is_touched((unsigned)fd))
-        return;                 /* the child's own, or closed */
+    fd = vf_parent_of(fd);
+    if (fd < 0)
+        return;
     for (unsigned i = 0; i < vf_nshare && i < VF_OWN; i++)
         if (vf_share[i] == fd)
             return;
@@ -607,15 +633,21 @@ void wc_vfork_duped(int oldfd, int newfd)
      * goes back to the kernel now, through oldfd (which still names it),
      * as the exec could hand the cell over at one number only. */
     wc_cell_settle_fd(oldfd);
-    int own = vf_owns(oldfd);
+    int own = vf_owns(oldfd), parent = vf_parent_of(oldfd);
+    vf_touch((unsigned)newfd);
+    if (own && vf_nown < VF_OWN)
+        vf_own[vf_nown++] = newfd;
+    if (parent >= 0) {
+        if (vf_nalias < VF_OWN)
+            vf_alias[vf_nalias++] = (typeof(vf_alias[0])){newfd, parent};
+        else
+            vf_nshare = VF_OWN + 1;     /* cannot follow: share them all */
+    }
     /* Without O_CLOEXEC there, the exec'd image holds it too, though the
      * parent's number had it (vfork_begin left such a one private). */
     int fl = wc_k_fcntl(newfd, F_GETFD, 0);
     if (fl >= 0 && !(fl & FD_CLOEXEC))
-        wc_vfork_inherits(oldfd);
-    vf_touch((unsigned)newfd);
-    if (own && vf_nown < VF_OWN)
-        vf_own[vf_nown++] = newfd;
+        wc_vfork_inherits(newfd);
 }
 
 /* 1 to make a real vfork (or a clone of the vfork kind: invariant (9)),
@@ -634,6 +666,7 @@ static int vfork_begin(int exec_only)
     vf_high = 0;
     vf_nown = 0;
     vf_nshare = 0;
+    vf_nalias = 0;
     vf_nc_on = wc_nc_on;
     wc_nc_on = 0;
     wc_state = WC_ST_VFORK;

@@ -48,8 +48,12 @@
  *                 writes "written through O_SYNC\n" there at offset 1000
  *                 (in record 11, which the shim caches) and
  *                 closes it, then closes the first descriptor; sync()
- *   sfr           sync_file_range(WAIT_BEFORE | WRITE | WAIT_AFTER) takes
+ *   sfr           sync_file_range at offset -1 (EINVAL), then
+ *                 sync_file_range(WAIT_BEFORE | WRITE | WAIT_AFTER) takes
  *                 the close's place; CTL goes, fsync, close
+ *   xattr         as enospc, with fsync in the close's place; then the
+ *                 program sets an extended attribute of FILE (fsetxattr),
+ *                 CTL goes, fsync, close
  *   enospc        FILE on a small tmpfs, CTL a file beside it: after the
  *                 40 records the other process fills the disk with CTL,
  *                 the close fails (under the shim: ENOSPC), CTL goes,
@@ -66,6 +70,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 static int to_other = -1, from_other = -1;
@@ -163,7 +168,8 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *path = argv[1], *ctl = argv[2], *mode = argv[3];
-    int enospc = !strcmp(mode, "enospc");
+    int xattr = !strcmp(mode, "xattr");
+    int enospc = !strcmp(mode, "enospc") || xattr;
     int appfs = !strcmp(mode, "append-fsync");
     int osync = !strcmp(mode, "osync");
     int sfr = !strcmp(mode, "sfr");
@@ -192,7 +198,15 @@ int main(int argc, char **argv)
     if (enospc)
         other("dd if=/dev/zero of='%s' bs=4k 2>/dev/null; true", ctl);
     errno = 0;
-    if (sfr) {
+    if (xattr) {
+        show("fsync", fsync(fd));
+        errno = 0;
+        show("fsetxattr", fsetxattr(fd, "user.wct", "1", 1, 0));
+    } else if (sfr) {
+        show("sync_file_range -1",      /* EINVAL, before anything */
+             sync_file_range(fd, -1, 0, SYNC_FILE_RANGE_WAIT_BEFORE |
+                                            SYNC_FILE_RANGE_WAIT_AFTER));
+        errno = 0;
         show("sync_file_range",
              sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WAIT_BEFORE |
                                            SYNC_FILE_RANGE_WRITE |
@@ -291,6 +305,11 @@ int main(int argc, char **argv)
             perror(ctl);
             return 1;
         }
+        errno = 0;
+        show("fsync", fsync(fd));
+        errno = 0;
+        show("close", close(fd));
+    } else if (xattr) {
         errno = 0;
         show("fsync", fsync(fd));
         errno = 0;

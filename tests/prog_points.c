@@ -1146,10 +1146,35 @@ static void s_raw_open_std(void)
 }
 
 /* vfork children that make an O_CLOEXEC description of the parent's
- * inheritable before they exec: one puts it on its stdout (dup2), one
- * clears the flag (F_SETFD). The exec'd image writes through it at the
+ * inheritable before they exec: one puts it on its stdout (dup2), others
+ * clear the flag (F_SETFD, ioctl FIONCLEX, F_SETFD on a copy made with
+ * F_DUPFD_CLOEXEC). The exec'd image writes through it at the
  * kernel's offset; the parent kept it private at the vfork and wrote its
  * next lines over the child's (a shell's `cmd >&3` with a logger's fd). */
+/* A vfork child that clears O_CLOEXEC of fd's description by ioctl
+ * (way 0) or on a copy made with F_DUPFD_CLOEXEC (way 1), then execs a
+ * shell writing a line there. Returns its wait status. */
+static int vfork_clear_cloexec(int fd, int way)
+{
+    int at = way ? 57 : fd;
+    char cmd[64];
+    snprintf(cmd, sizeof cmd, "echo from child %d, at %d >&%d", way, at, at);
+    pid_t pid = vfork();
+    if (pid == 0) {
+        if (way == 0) {
+            ioctl(fd, FIONCLEX);
+        } else {
+            int c = fcntl(fd, F_DUPFD_CLOEXEC, at);
+            fcntl(c, F_SETFD, 0);
+        }
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    int st = -1;
+    waitpid(pid, &st, 0);
+    return st;
+}
+
 static void s_vfork_inherit(void)
 {
     int l = xopen("vl", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC);
@@ -1178,12 +1203,22 @@ static void s_vfork_inherit(void)
     waitpid(pid, &st, 0);
     say("OUT second child status %#x", st);
     lines(m, "m2", 20);
-    say("OUT offsets %lld %lld", (long long)lseek(l, 0, SEEK_CUR),
-        (long long)lseek(m, 0, SEEK_CUR));
+    /* The same by ioctl(FIONCLEX), and through a copy the child made
+     * with F_DUPFD_CLOEXEC, then F_SETFD. */
+    int n = xopen("vn", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC);
+    lines(n, "n", 300);
+    for (int way = 0; way < 2; way++) {
+        say("OUT child %d status %#x", way, vfork_clear_cloexec(n, way));
+        lines(n, way ? "n3" : "n2", 20);
+    }
+    say("OUT offsets %lld %lld %lld", (long long)lseek(l, 0, SEEK_CUR),
+        (long long)lseek(m, 0, SEEK_CUR), (long long)lseek(n, 0, SEEK_CUR));
     close(l);
     close(m);
+    close(n);
     check("closed", "vl");
     check("closed", "vm");
+    check("closed", "vn");
 }
 
 /* vfork children that write through a description of the parent's (its
