@@ -1073,3 +1073,16 @@ WC_EXPORT int fremovexattr(int fd, const char *name)
     struct ident id = flush_for_times(fd, NULL, 0);
     return own_change(id, WC_NEXT(frm_fn, fremovexattr)(fd, name));
 }
+
+long wc_own_change_raw(long nr, long a, long b, long c, long d, long e,
+                       long f, int flags)
+{
+    const char *path = (const char *)b;
+    struct ident id = (flags & AT_EMPTY_PATH) && path && !path[0]
+                          ? flush_for_times((int)a, NULL, 0)
+                          : flush_for_times((int)a, path,
+                                            flags & AT_SYMLINK_NOFOLLOW);
+    long r = REAL(syscall)(nr, a, b, c, d, e, f);
+    own_change(id, 0);
+    return r;
+}

@@ -692,13 +692,19 @@ __attribute__((used)) long wc_vfork_end(long r)
             vf_env = NULL;
         }
         if (vf_nshare) {
-            /* The exec'd image may already write through them. */
+            /* The exec'd image may already write through them, at the
+             * kernel's offset (wc_fd_share settles a cell first: a fork's
+             * share would move the offset into one the image never
+             * sees, and write over its lines). */
             int e = wc_work_begin();
-            if (vf_nshare > VF_OWN)
-                wc_consistency_all(WC_WHY_FORK, WC_ALL_SHARE, 0);
-            else
+            if (vf_nshare > VF_OWN) {
+                unsigned hi = wc_fd_tracked_hi();
+                for (unsigned fd = 0; fd < hi; fd++)
+                    wc_fd_share((int)fd, 1);
+            } else {
                 for (unsigned i = 0; i < vf_nshare; i++)
                     wc_fd_share(vf_share[i], 1);
+            }
             wc_work_end(e);
             vf_nshare = 0;
         }

@@ -312,6 +312,7 @@ void wc_cell_settle_fd(int fd);
 /* A call on a descriptor that another thread is closing waits until the
  * kernel's close is done, then looks again (fdtab.c invariant (1b)). */
 struct wc_desc *wc_fd_closing_wait(int fd);
+void wc_vfork_inherits(int fd);     /* proc.c invariant (7) */
 static inline struct wc_desc *wc_fd_get(int fd)
 {
     if (unlikely(wc_state != WC_ST_ON) || (unsigned)fd >= wc_nfds) {
@@ -320,6 +321,11 @@ static inline struct wc_desc *wc_fd_get(int fd)
         if (unlikely(__atomic_load_n(&wc_cells_late, __ATOMIC_RELAXED)) ||
             unlikely(wc_state == WC_ST_VFORK))
             wc_cell_settle_fd(fd);
+        /* The child uses a description of the parent's (a write after a
+         * failed exec moves the kernel's offset): the parent takes it as
+         * shared when it runs again. */
+        if (unlikely(wc_state == WC_ST_VFORK))
+            wc_vfork_inherits(fd);
         return NULL;
     }
     struct wc_desc *d = __atomic_load_n(&wc_fds[fd], __ATOMIC_ACQUIRE);
@@ -1165,6 +1171,13 @@ void wc_proc_before_raw_clone(enum wc_clone_kind k);
  * own (unshare(CLONE_FILES), close_range's CLOSE_RANGE_UNSHARE): proc.c
  * invariant (10). */
 void wc_proc_before_unshare(void);
+/* A raw call (syscall.c) that changes a file's attributes with *at
+ * flags (fchmodat2, setxattrat, removexattrat): made as meta.c makes
+ * chmod, the file written back first and the change noted as the
+ * program's own. */
+long wc_own_change_raw(long nr, long a, long b, long c, long d, long e,
+                       long f, int flags);
+
 /* Track a descriptor the program just opened (open.c: every open, and
  * the raw calls of syscall.c): in a vfork child its records; else the
  * table (wc_fd_opened) and, on 0..2, stdio's sharing (wc_fd_std).

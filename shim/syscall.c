@@ -76,12 +76,24 @@
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/uio.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 #include <utime.h>
 
 #include "shim.h"
 #include "kcall.h"
 #include "wcache/ucopy.h"
+
+/* Calls newer than this system's headers (x86_64 numbers). */
+#ifndef SYS_fchmodat2
+#define SYS_fchmodat2 452
+#endif
+#ifndef SYS_setxattrat
+#define SYS_setxattrat 463
+#endif
+#ifndef SYS_removexattrat
+#define SYS_removexattrat 466
+#endif
 
 #ifndef CLONE_VM
 #define CLONE_VM 0x00000100
@@ -332,6 +344,19 @@ static long route(long nr, long a, long b, long c, long d, long e, long f,
     case SYS_lchown:     return lchown(CP(a), (uid_t)b, (gid_t)c);
     case SYS_fchownat:
         return fchownat(I(a), CP(b), (uid_t)c, (gid_t)d, I(e));
+    case SYS_setxattr:   return setxattr(CP(a), CP(b), P(c), (size_t)d, I(e));
+    case SYS_lsetxattr:  return lsetxattr(CP(a), CP(b), P(c), (size_t)d, I(e));
+    case SYS_fsetxattr:  return fsetxattr(I(a), CP(b), P(c), (size_t)d, I(e));
+    case SYS_removexattr:  return removexattr(CP(a), CP(b));
+    case SYS_lremovexattr: return lremovexattr(CP(a), CP(b));
+    case SYS_fremovexattr: return fremovexattr(I(a), CP(b));
+    /* the same kind, with *at flags (AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW):
+     * fchmodat2's in its fourth argument, the xattr ones' in the third */
+    case SYS_fchmodat2:
+        return wc_own_change_raw(nr, a, b, c, d, e, f, I(d));
+    case SYS_setxattrat:
+    case SYS_removexattrat:
+        return wc_own_change_raw(nr, a, b, c, d, e, f, I(c));
     /* process-level consistency points */
     case SYS_execve:     return execve(CP(a), P(b), P(c));
     case SYS_execveat:   return execveat(I(a), CP(b), P(c), P(d), I(e));

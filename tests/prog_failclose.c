@@ -54,6 +54,7 @@
  *   xattr         as enospc, with fsync in the close's place; then the
  *                 program sets an extended attribute of FILE (fsetxattr),
  *                 CTL goes, fsync, close
+ *   xattr-raw     the same through syscall(SYS_fsetxattr)
  *   enospc        FILE on a small tmpfs, CTL a file beside it: after the
  *                 40 records the other process fills the disk with CTL,
  *                 the close fails (under the shim: ENOSPC), CTL goes,
@@ -69,6 +70,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -168,7 +170,8 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *path = argv[1], *ctl = argv[2], *mode = argv[3];
-    int xattr = !strcmp(mode, "xattr");
+    int xattr_raw = !strcmp(mode, "xattr-raw");
+    int xattr = !strcmp(mode, "xattr") || xattr_raw;
     int enospc = !strcmp(mode, "enospc") || xattr;
     int appfs = !strcmp(mode, "append-fsync");
     int osync = !strcmp(mode, "osync");
@@ -201,7 +204,9 @@ int main(int argc, char **argv)
     if (xattr) {
         show("fsync", fsync(fd));
         errno = 0;
-        show("fsetxattr", fsetxattr(fd, "user.wct", "1", 1, 0));
+        show("fsetxattr", xattr_raw ? syscall(SYS_fsetxattr, fd, "user.wct",
+                                              "1", 1, 0)
+                                    : fsetxattr(fd, "user.wct", "1", 1, 0));
     } else if (sfr) {
         show("sync_file_range -1",      /* EINVAL, before anything */
              sync_file_range(fd, -1, 0, SYNC_FILE_RANGE_WAIT_BEFORE |

@@ -1213,12 +1213,57 @@ static void s_vfork_inherit(void)
     }
     say("OUT offsets %lld %lld %lld", (long long)lseek(l, 0, SEEK_CUR),
         (long long)lseek(m, 0, SEEK_CUR), (long long)lseek(n, 0, SEEK_CUR));
+    /* A child whose exec fails writes through a description of the
+     * parent's (O_CLOEXEC, private) itself, then _exits: the kernel's
+     * offset moved. */
+    int q = xopen("vq", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC);
+    lines(q, "q", 300);
+    pid = vfork();
+    if (pid == 0) {
+        execl("/nonexistent/program", "x", (char *)NULL);
+        if (write(q, "from the child, its exec failed\n", 32) != 32)
+            _exit(126);
+        _exit(127);
+    }
+    waitpid(pid, &st, 0);
+    say("OUT failed child status %#x", st);
+    lines(q, "q2", 20);
+    say("OUT offset %lld", (long long)lseek(q, 0, SEEK_CUR));
+    close(q);
+    check("closed", "vq");
     close(l);
     close(m);
     close(n);
     check("closed", "vl");
     check("closed", "vm");
     check("closed", "vn");
+    /* More descriptions made inheritable than the child's list holds
+     * (32): the parent shares every one. */
+    enum { MANY = 36 };
+    int fds[MANY];
+    char name[16], many[MANY * 24 + 1] = "";
+    for (int i = 0; i < MANY; i++) {
+        snprintf(name, sizeof name, "vmany%d", i);
+        fds[i] = xopen(name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC);
+        lines(fds[i], "many", 10);
+        snprintf(many + strlen(many), sizeof many - strlen(many),
+                 "echo child >&%d; ", fds[i]);
+    }
+    pid = vfork();
+    if (pid == 0) {
+        for (int i = 0; i < MANY; i++)
+            ioctl(fds[i], FIONCLEX);
+        execl("/bin/sh", "sh", "-c", many, (char *)NULL);
+        _exit(127);
+    }
+    waitpid(pid, &st, 0);
+    say("OUT many child status %#x", st);
+    for (int i = 0; i < MANY; i++) {
+        lines(fds[i], "many2", 5);
+        close(fds[i]);
+        snprintf(name, sizeof name, "vmany%d", i);
+        check("closed", name);
+    }
 }
 
 /* vfork children that write through a description of the parent's (its
