@@ -84,14 +84,15 @@
  *       small files in one to a few calls; lock and pid files) is cheaper
  *       through the kernel, and costs no cache, no store and no crash
  *       guard; a stream pays its first few writes. Where writes are
-       round trips to a server (FUSE, a network file system: two of the
-       counted writes in a row took WC_WATCH_SLOW_NS or more,
-       wc_watch_took; never on a local file system, where a write is slow
-       only when its thread was preempted: on a loaded machine that
-       made the tests' counts flaky), the file is adopted at once: its adoption's round
-       trips cost about two writes there, and each write passed costs
-       50-200 us (GlusterFS: 8 writes were 1.2-1.6 ms of a 25 ms stream);
-       the tests below then see the writes there were. Writes of
+ *       round trips to a server (FUSE, a network file system: two of
+ *       the counted writes in a row took WC_WATCH_SLOW_NS or more,
+ *       wc_watch_took; never on a local file system, where a write is
+ *       slow only when its thread was preempted: on a loaded machine
+ *       that made the tests' counts flaky), the file is adopted at once:
+ *       its adoption's round trips cost about two writes there, and each
+ *       write passed costs 50-200 us (GlusterFS: 8 writes were 1.2-1.6 ms
+ *       of a 25 ms stream); the tests below then see the writes there
+ *       were. Writes of
  *       WC_LARGE_WRITE or more do not count (the engine would send them
  *       straight to the kernel anyway): a file written in large blocks
  *       is never cached. Nor is one whose writes saw a lock call (F_SETLK

@@ -1077,11 +1077,11 @@ WC_EXPORT int fremovexattr(int fd, const char *name)
 long wc_own_change_raw(long nr, long a, long b, long c, long d, long e,
                        long f, int flags)
 {
-    const char *path = (const char *)b;
-    struct ident id = (flags & AT_EMPTY_PATH) && path && !path[0]
-                          ? flush_for_times((int)a, NULL, 0)
-                          : flush_for_times((int)a, path,
-                                            flags & AT_SYMLINK_NOFOLLOW);
+    /* fstatat with the call's own AT_EMPTY_PATH finds the descriptor's
+     * file for "": the kernel reads the path (a bad pointer: EFAULT,
+     * never a fault here). */
+    struct ident id = flush_for_times(
+        (int)a, (const char *)b, flags & (AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH));
     long r = REAL(syscall)(nr, a, b, c, d, e, f);
     own_change(id, 0);
     return r;

@@ -295,8 +295,9 @@ WC_EXPORT FILE *fdopen(int fd, const char *mode)
 #define MKSTEMP(name, params, args, flags)                                 \
     WC_EXPORT int name params                                              \
     {                                                                      \
-        int fd = WC_NEXT(int(*) params, name) args;                           \
-        return wc_opened(fd, AT_FDCWD, t, O_RDWR | O_CREAT | O_EXCL | (flags)); \
+        int fd = WC_NEXT(int(*) params, name) args;                        \
+        return wc_opened(fd, AT_FDCWD, t,                                  \
+                         O_RDWR | O_CREAT | O_EXCL | (flags));             \
     }
 MKSTEMP(mkstemp, (char *t), (t), 0)
 MKSTEMP(mkstemp64, (char *t), (t), 0)

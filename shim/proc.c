@@ -82,12 +82,14 @@
  *       our descriptors' places). The child records which numbers it
  *       opened, closed or duplicated onto, and the writable files it
  *       opened (vf_touched, vf_own), and the parent's descriptions it
-       made inheritable (vf_share: a duplicate without O_CLOEXEC, F_SETFD
-       clearing it, e.g. `dup2(log_fd, 1)` before exec, where log_fd is
-       O_CLOEXEC and so left private at vfork_begin): the parent shares
-       them (wc_fd_share) when it runs again, before its next write
-       (the parent wrote over the exec'd echo's line); its exec hands
-       over as (6) does,
+ *       made inheritable or used (vf_share: a duplicate without
+ *       O_CLOEXEC, F_SETFD or ioctl(FIONCLEX) clearing it, also on a copy
+ *       of its own, vf_alias, e.g. `dup2(log_fd, 1)` before exec, where
+ *       log_fd is O_CLOEXEC and so left private at vfork_begin; or any
+ *       call on it, wc_fd_get, such as a write after a failed exec): the
+ *       parent shares them (wc_fd_share, at the kernel's offset) when it
+ *       runs again, before its next write (the parent wrote over the
+ *       exec'd echo's line); its exec hands over as (6) does,
  *       from the parent's table for the numbers it did not touch (a cell
  *       goes with its description) and its own files as held alone, in
  *       a mapping the parent unmaps. A description of the parent's that

@@ -56,6 +56,8 @@
  *               that allows everything); the script's last descriptor is
  *               closed and a child execs it (ETXTBSY while any writer is
  *               open), another child asks whether the lock is still held
+ *   raw_attr    raw fchmodat2, setxattrat, removexattrat (AT_EMPTY_PATH:
+ *               "" and an unreadable path) and fsetxattr on a cached file
  *   changed_after_fsync
  *               another process truncates and extends a file the program
  *               wrote and synced; the program reads it, writes on
@@ -1514,6 +1516,33 @@ static void scen_changed_after_fsync(void)
     close(back[0]);
 }
 
+/* Raw attribute calls on a cached file (shim/syscall.c routes them as
+ * their wrappers): fchmodat2, setxattrat and removexattrat with
+ * AT_EMPTY_PATH, by "" and by a pointer that is not readable (the shim
+ * read it itself and died of SIGSEGV where the kernel answers EFAULT),
+ * and fsetxattr. */
+static void scen_raw_attr(void)
+{
+    int w = xopen("x", O_RDWR | O_CREAT | O_TRUNC);
+    lines(w, "attr", 0, 300);
+    CALL("fchmodat2 \"\"", syscall(452, w, "", 0600, AT_EMPTY_PATH));
+    CALL("fchmodat2 bad path", syscall(452, AT_FDCWD, (char *)1, 0644,
+                                       AT_EMPTY_PATH));
+    CALL("fsetxattr", syscall(SYS_fsetxattr, w, "user.wct", "1", 1, 0));
+    struct { uint64_t value; uint32_t size, flags; } args = {
+        (uintptr_t)"22", 2, 0};
+    CALL("setxattrat \"\"", syscall(463, w, "", AT_EMPTY_PATH, "user.wct2",
+                                      &args, sizeof args));
+    CALL("setxattrat bad path", syscall(463, w, (char *)1, AT_EMPTY_PATH,
+                                        "user.wct2", &args, sizeof args));
+    CALL("removexattrat bad path", syscall(466, w, (char *)1, AT_EMPTY_PATH,
+                                           "user.wct2"));
+    CALL("removexattrat \"\"", syscall(466, w, "", AT_EMPTY_PATH,
+                                         "user.wct2"));
+    lines(w, "after", 0, 10);
+    CALL("close", close(w));
+}
+
 /* ---- descriptors that pass through, made during a file's first writes */
 
 /* A description of file `name` in its first (watched) writes, then another
@@ -1725,6 +1754,7 @@ int main(int argc, char **argv)
         {"inhown", scen_inhown},
         {"unlinked", scen_unlinked},
         {"changed_after_fsync", scen_changed_after_fsync},
+        {"raw_attr", scen_raw_attr},
         {"bypassopen", scen_bypassopen},
         {"dlopen", scen_dlopen},
         {"untracked", scen_untracked},

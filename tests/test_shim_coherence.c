@@ -322,6 +322,11 @@ Test(coherence, caching_stops_then_a_written_script_runs)
  * dropped at the last close that the shim saw (cache/file.c wc_file_put),
  * and a reader opened before the unlink, a memfd's duplicate, or a parent
  * reading its child's temporary file found none or part of them. */
+Test(coherence, raw_attribute_calls)
+{
+    differential("raw_attr", NULL);
+}
+
 Test(coherence, size_changed_by_another_after_fsync)
 {
     differential("changed_after_fsync", NULL);

@@ -1373,9 +1373,10 @@ Test(errors, seccomp, .init = setup, .fini = teardown, .timeout = 300)
 /* The program holds a file whose fsync reported a write-back error; it
  * opens the file again O_SYNC (a description that passes through, whose
  * open's write-back fails too), the server recovers, and it writes a line
- * there at offset 1000, in a record still cached. The close of the first descriptor retried the cached
- * records in place, over the line the O_SYNC write had returned success
- * for (and over the records the kernel had). Now a change around the
+ * there at offset 1000, in a record still cached. The close of the first
+ * descriptor retried the cached records in place, over the line the
+ * O_SYNC write had returned success for (and over the records the kernel
+ * had). Now a change around the
  * cache after the failure keeps the cached bytes from being written over
  * it (cache/errors.c (8)): the line stays, the records go beside the
  * file, and the close reports the error. */
