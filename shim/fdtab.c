@@ -323,7 +323,7 @@ static struct wc_desc *desc_alloc(void)
     d->wlo = d->whi = 0;
     d->backoff = 0;
     d->rent = 0;
-    d->fs_known = 0;
+    d->fstype = 0;
     __atomic_store_n(&d->guard, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&d->cell, NULL, __ATOMIC_RELAXED);
     d->hgen = 0;
@@ -495,7 +495,8 @@ static void attach_watchers(struct wc_cache *c, dev_t dev, ino_t ino)
     }
 }
 
-static int pseudo_fs(int fd);
+static unsigned long fs_type(int fd, struct wc_desc *d);
+static int pseudo_fs(int fd, unsigned long type);
 
 uint64_t wc_rent_ns;
 
@@ -520,13 +521,9 @@ int wc_desc_adopt_locked(int fd, struct wc_desc *d, size_t len)
     }
     /* Pseudo file systems have no device (major 0, as tmpfs and FUSE):
      * a file on a block device needs no fstatfs to tell. */
-    if (major(d->dev) == 0 && !d->fs_known) {
-        int pseudo = pseudo_fs(fd);
-        if (pseudo > 0) {
-            __atomic_store_n(&d->writes, WC_WRITES_PSEUDO, __ATOMIC_RELAXED);
-            return 0;
-        }
-        d->fs_known = pseudo == 0;      /* < 0: tmpfs, asked each time */
+    if (major(d->dev) == 0 && pseudo_fs(fd, fs_type(fd, d))) {
+        __atomic_store_n(&d->writes, WC_WRITES_PSEUDO, __ATOMIC_RELAXED);
+        return 0;
     }
     if (!c)
         return WC_ADOPT_NEED_CACHE;     /* made without d->lock */
@@ -630,12 +627,24 @@ static int flush_cb(struct wc_file *f, void *arg)
     return wc_file_flush(f, *(enum wc_reason *)arg);
 }
 
-int wc_fs_remote(int fd)
+/* fd's file system (statfs f_type; 1 when fstatfs fails), asked once per
+ * description d (NULL: every time). */
+static unsigned long fs_type(int fd, struct wc_desc *d)
 {
+    if (d && d->fstype)
+        return d->fstype;
     struct statfs sf;
-    if (REAL(fstatfs)(fd, &sf) != 0)
-        return 0;
-    switch ((unsigned long)sf.f_type) {
+    unsigned long type = REAL(fstatfs)(fd, &sf) == 0 && sf.f_type
+                             ? (unsigned long)sf.f_type
+                             : 1;
+    if (d)
+        d->fstype = type;
+    return type;
+}
+
+int wc_fs_remote(int fd, struct wc_desc *d)
+{
+    switch (fs_type(fd, d)) {
     case 0x65735546:    /* FUSE (bindfs, GlusterFS, sshfs...) */
     case 0x6969:        /* NFS */
     case 0xFF534D42:    /* CIFS */
@@ -658,17 +667,16 @@ int wc_fs_remote(int fd)
  * sealed or may be sealed (F_SEAL_WRITE, F_SEAL_GROW... by any process
  * that holds it, at any time): the kernel refuses the writes a seal
  * forbids, at the write; a tmpfs file that is not such a memfd answers
- * F_GET_SEALS with F_SEAL_SEAL alone (sealing closed for good).
- * Returns 1 (pseudo), 0 (not, for good) or -1 (not now: tmpfs). */
-static int pseudo_fs(int fd)
+ * F_GET_SEALS with F_SEAL_SEAL alone (sealing closed for good), asked
+ * each time: seals come at any time. `type`: fs_type's. */
+static int pseudo_fs(int fd, unsigned long type)
 {
-    struct statfs sf;
-    if (REAL(fstatfs)(fd, &sf) != 0)
+    switch (type) {
+    case 1:             /* fstatfs failed: cannot tell */
         return 1;
-    switch ((unsigned long)sf.f_type) {
     case 0x01021994: {  /* tmpfs, and shmem's memfds */
         int seals = wc_k_fcntl(fd, F_GET_SEALS, 0);
-        return seals >= 0 && seals != F_SEAL_SEAL ? 1 : -1;
+        return seals >= 0 && seals != F_SEAL_SEAL;
     }
     case 0x9fa0:        /* proc */
     case 0x62656572:    /* sysfs */
@@ -790,7 +798,8 @@ void wc_fd_opened_known(int fd, int dirfd, const char *path, int flags,
     }
     /* Pseudo file systems have no device (major 0, as tmpfs and FUSE):
      * a file on a block device needs no fstatfs to tell. */
-    if (acc != O_RDONLY && major(st.st_dev) == 0 && pseudo_fs(fd) > 0)
+    if (acc != O_RDONLY && major(st.st_dev) == 0 &&
+        pseudo_fs(fd, fs_type(fd, NULL)))
         return;
     if (wc_mode_setid(st.st_mode))              /* invariant (6) */
         return;

@@ -83,11 +83,9 @@ WC_EXPORT int ioctl(int fd, unsigned long req, ...)
     va_start(ap, req);
     void *arg = va_arg(ap, void *);     /* as glibc's own ioctl reads it */
     va_end(ap);
-    if (unlikely(wc_state == WC_ST_VFORK) && req == FIONCLEX) {
-        int r = REAL(ioctl)(fd, req, arg);
-        if (r == 0)
-            wc_vfork_inherits(fd);      /* proc.c invariant (7) */
-        return r;
+    if (unlikely(wc_state == WC_ST_VFORK)) {
+        (void)wc_fd_get(fd);    /* the child's use: proc.c invariant (7) */
+        return REAL(ioctl)(fd, req, arg);
     }
     if (_IOC_TYPE(req) == 'T' && req != FIONREAD && req != FIOQSIZE)
         return REAL(ioctl)(fd, req, arg);                   /* (1) */

@@ -647,17 +647,15 @@ static int fcntl_common(int fd, int cmd, void *arg)
         return duped(ref, track, fd, r);
     }
     struct wc_desc *d = wc_fd_get(fd);
-    int r;
     if (likely(d == NULL)) {
         if (unlikely(wc_state == WC_ST_VFORK) &&
             (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC))
             return duped(NULL, 0, fd, wc_k_fcntl(fd, cmd, (long)arg));
-        r = wc_k_fcntl(fd, cmd, (long)arg);
-        if (unlikely(wc_state == WC_ST_VFORK) && cmd == F_SETFD && r == 0 &&
-            !((long)arg & FD_CLOEXEC))
-            wc_vfork_inherits(fd);      /* proc.c invariant (7) */
-        return r;
+        /* (A vfork child's F_SETFD on the parent's description: the
+         * wc_fd_get above recorded it, proc.c invariant (7).) */
+        return wc_k_fcntl(fd, cmd, (long)arg);
     }
+    int r;
     switch (cmd) {
     case F_DUPFD:
     case F_DUPFD_CLOEXEC: {

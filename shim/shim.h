@@ -246,15 +246,9 @@ struct wc_desc {
     int wslow;                /* WATCH: its last counted writes in a row
                                  (fdtab.c (6)) that took a server's round
                                  trip */
-    int wremote;              /* WATCH: its file system is a server's (1),
-                                 not (-1), not asked yet (0) */
-    int fs_known;             /* WATCH: its file system was asked once
-                                 (pseudo_fs) and may be cached, whatever
-                                 later calls do (not tmpfs, whose memfds
-                                 take seals at any time): an adoption
-                                 that made the cache first asks no
-                                 second time (a round trip on a network
-                                 file system) */
+    unsigned long fstype;     /* its file system's statfs f_type, asked
+                                 once (fdtab.c fs_type: a round trip on a
+                                 network file system), 0 not yet */
     int wlocks;               /* WATCH: lock calls on it since `writes`
                                  was last 0 (atomic; fdtab.c (6)) */
     int wpw, wnear;           /* WATCH: pwrites since then, and those near
@@ -312,20 +306,26 @@ void wc_cell_settle_fd(int fd);
 /* A call on a descriptor that another thread is closing waits until the
  * kernel's close is done, then looks again (fdtab.c invariant (1b)). */
 struct wc_desc *wc_fd_closing_wait(int fd);
-void wc_vfork_inherits(int fd);     /* proc.c invariant (7) */
+/* A vfork child made the parent's description at fd inheritable by its
+ * exec (a duplicate without O_CLOEXEC, found by wc_vfork_duped) or used
+ * it (any call that looks fd up, wc_fd_get): the parent shares it when it
+ * runs again (proc.c invariant (7)). */
+void wc_vfork_inherits(int fd);
 static inline struct wc_desc *wc_fd_get(int fd)
 {
     if (unlikely(wc_state != WC_ST_ON) || (unsigned)fd >= wc_nfds) {
         /* shared.c invariant (6): a call after the exit work, or from a
          * vfork child (proc.c invariant (7)), uses the kernel's offset. */
-        if (unlikely(__atomic_load_n(&wc_cells_late, __ATOMIC_RELAXED)) ||
-            unlikely(wc_state == WC_ST_VFORK))
+        if (unlikely(wc_state == WC_ST_VFORK)) {
+            /* The child uses a description of the parent's (a write
+             * after a failed exec moves the kernel's offset): the parent
+             * takes it as shared when it runs again. */
             wc_cell_settle_fd(fd);
-        /* The child uses a description of the parent's (a write after a
-         * failed exec moves the kernel's offset): the parent takes it as
-         * shared when it runs again. */
-        if (unlikely(wc_state == WC_ST_VFORK))
             wc_vfork_inherits(fd);
+        } else if (unlikely(__atomic_load_n(&wc_cells_late,
+                                            __ATOMIC_RELAXED))) {
+            wc_cell_settle_fd(fd);
+        }
         return NULL;
     }
     struct wc_desc *d = __atomic_load_n(&wc_fds[fd], __ATOMIC_ACQUIRE);
@@ -646,7 +646,7 @@ static inline void wc_watch_restart(struct wc_desc *d)
 {
     __atomic_store_n(&d->writes, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&d->wlocks, 0, __ATOMIC_RELAXED);
-    d->wpw = d->wnear = d->wslow = d->wremote = 0;
+    d->wpw = d->wnear = d->wslow = 0;
 }
 
 /* A write counted among a file's first (fdtab.c (6)) that took at least
@@ -660,20 +660,15 @@ static inline void wc_watch_restart(struct wc_desc *d)
 
 /* A write that wc_watch_passes counted (it returned WC_WATCH_COUNTED) took
  * ns in the kernel: a slow one counts on a file system that is a server's
- * (wc_fs_remote: FUSE, NFS, SMB, 9p..., asked once, at the first slow
- * write), never on a local one, whose writes are slow only when the
- * thread was preempted. Caller holds d->lock, or is the program's one
- * thread. */
-int wc_fs_remote(int fd);
+ * (wc_fs_remote: FUSE, NFS, SMB, 9p..., asked at the first slow write),
+ * never on a local one, whose writes are slow only when the thread was
+ * preempted. Caller holds d->lock, or is the program's one thread. */
+int wc_fs_remote(int fd, struct wc_desc *d);
 static inline void wc_watch_took(int fd, struct wc_desc *d, uint64_t ns)
 {
-    if (ns < WC_WATCH_SLOW_NS) {
+    if (ns < WC_WATCH_SLOW_NS)
         d->wslow = 0;
-        return;
-    }
-    if (!d->wremote)
-        d->wremote = wc_fs_remote(fd) ? 1 : -1;
-    if (d->wremote > 0)
+    else if (wc_fs_remote(fd, d))
         d->wslow++;
 }
 
@@ -1190,10 +1185,6 @@ void wc_vfork_opened(int fd, int flags);
 void wc_vfork_duped(int oldfd, int newfd);
 void wc_vfork_closed(int fd);
 void wc_vfork_closed_range(unsigned lo, unsigned hi);
-/* The child made the parent's description at fd inheritable by its exec
- * (F_SETFD without FD_CLOEXEC; wc_vfork_duped finds it for duplicates):
- * the parent shares it when it runs again. */
-void wc_vfork_inherits(int fd);
 /* Did the vfork child open, close or duplicate onto fd? */
 int wc_vfork_touched(int fd);
 /* Have all the program's threads ended (only the shim's own are left)?
