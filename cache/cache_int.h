@@ -520,6 +520,12 @@ static inline void wc_size_fresh(struct wc_file *f)
         wc_size_fresh_locked(f);
 }
 
+/* Before a run of appends begins on a file with nothing to write back:
+ * its end of file is asked of the kernel, since another process may have
+ * appended to it or truncated it since the engine last wrote it (write.c
+ * invariant A1). Caller holds f->lock. */
+void wc_file_end_fresh(struct wc_file *f);
+
 /* Enter f for a write: with the one writer (the locks, above) by its
  * solo_busy when nobody intrudes, else by f->lock. Returns what
  * wc_file_leave needs. Either way the caller "holds f->lock" for every

@@ -24,6 +24,27 @@
  *       kernel's page cache, never our blocks, so the copy cannot wait on
  *       us; faults on it are the kernel's business.
  *   5.10 MAX_RW_COUNT clamping and the kernel's iovec checks, in its order.
+ *
+ * And for O_APPEND (CONTRACT.md section 2):
+ *   A1 A run of appended bytes (f->append_from) is written back at the
+ *      real end of file, in one call (flush.c). A run begins at the end
+ *      the kernel reports when the file has nothing left to write back
+ *      (wc_file_end_fresh): another process may have appended to it or
+ *      truncated it since the engine last looked (a pipe between them is
+ *      no consistency point), and the offset an O_APPEND write leaves is
+ *      the end of file after it. Begun at the old end, the run's bytes
+ *      landed right but the description's offset and the cached size
+ *      stayed behind, through fsync and locks (a probe: 250 where the
+ *      kernel says 257, a read then returning the program's own bytes).
+ *   A2 A write that is not an append and reaches into or past the run
+ *      lands the run first (at the real end, which then becomes the
+ *      cached size): the run's offsets may be stale, and turning it into
+ *      positional writes there wrote it over what another process had
+ *      appended (7 bytes lost in a probe). A truncation needs nothing more:
+ *      one past the end the engine knows on disk writes the run back
+ *      first (file.c wc_file_truncate: it lands at the real end), one
+ *      below it cuts the whole run away, as the kernel's would (A1: the
+ *      run began at the end of file).
  */
 #include <errno.h>
 #include <limits.h>
@@ -385,6 +406,8 @@ static ssize_t write_iter(struct wc_file *f, struct uiter *it, off_t pos_in,
         return -EDEADLK;
     int locked = wc_file_enter(f);
     wc_size_fresh(f);
+    if (append && f->append_from == WC_NO_APPEND)
+        wc_file_end_fresh(f);                   /* invariant A1 */
     wc_wip_size = f->slot->size;
     wc_wip_end = -1;
     wc_wip_file = f;
@@ -450,7 +473,12 @@ static ssize_t write_iter(struct wc_file *f, struct uiter *it, off_t pos_in,
             wc_file_set_append(f, pos);         /* format.h (9) */
     } else if (f->append_from != WC_NO_APPEND &&
                pos + it->count > f->append_from) {
-        wc_file_set_append(f, WC_NO_APPEND);    /* no longer appends */
+        /* Invariant A2: the run lands first; if it cannot (a write-back
+         * error), it is taken for writes at the offsets it was cached
+         * at, as before. */
+        if (recycle_flush(f) != 0 || f->append_from != WC_NO_APPEND)
+            wc_file_set_append(f, WC_NO_APPEND);    /* no longer appends */
+        wc_wip_size = f->slot->size;
     }
 
     while (it->count) {

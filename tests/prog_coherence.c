@@ -61,6 +61,11 @@
  *   changed_after_fsync
  *               another process truncates and extends a file the program
  *               wrote and synced; the program reads it, writes on
+ *   appended_by_another
+ *               another process appends to or truncates a file the
+ *               program appends to (O_APPEND) between its runs of
+ *               appends, and during one; the program's offsets, reads,
+ *               a pwrite into the run and a truncation after it
  *   inhown      the same two inherited descriptors (3 plain, 5 O_APPEND)
  *               while the program caches the file through a descriptor
  *               of its own
@@ -1516,6 +1521,149 @@ static void scen_changed_after_fsync(void)
     close(back[0]);
 }
 
+/* The other process of scen_appended_by_another: appends `n` bytes of
+ * 'b' to the file (n > 0) or truncates it to -n, each time it is told. */
+static void other_appender(int in, int out, const char *file)
+{
+    long n;
+    while (read(in, &n, sizeof n) == sizeof n) {
+        char r = 'k';
+        if (n > 0) {
+            int fd = open(file, O_WRONLY | O_APPEND);
+            memset(buf, 'b', (size_t)n);
+            if (fd < 0 || write(fd, buf, (size_t)n) != n || close(fd))
+                r = 'e';
+        } else if (truncate(file, -n)) {
+            r = 'e';
+        }
+        if (write(out, &r, 1) != 1)
+            _exit(1);
+    }
+    _exit(0);
+}
+
+/* Tell the other appender; its answer. */
+static char other(int go, int back, long n)
+{
+    char r = 0;
+    if (write(go, &n, sizeof n) != sizeof n || read(back, &r, 1) != 1) {
+        say("OUT fatal: the other process is gone");
+        _exit(100);
+    }
+    return r;
+}
+
+/* How many bytes of each kind the file holds, through a new descriptor
+ * (no offset of the program's moves), and its size. */
+static void kinds(const char *label, const char *name)
+{
+    int fd = xopen(name, O_RDONLY);
+    ssize_t n = pread(fd, buf, sizeof buf, 0);
+    long k[256] = {0};
+    for (ssize_t i = 0; i < n; i++)
+        k[(unsigned char)buf[i]]++;
+    say("OUT %s: read=%zd a=%ld b=%ld c=%ld q=%ld z=%ld zeros=%ld", label, n,
+        k['a'], k['b'], k['c'], k['q'], k['z'], k[0]);
+    close(fd);
+}
+
+/* A file the program appends to (O_APPEND) that another process appends
+ * to or truncates between two of its runs of appends (after an fsync; a
+ * pipe between them is no consistency point). The run began at the old
+ * end (cache/write.c invariant A1): its bytes landed right, but the
+ * offset stayed 250 where the kernel says 257 through fsync and locks (a
+ * read then returned 7 of the program's own bytes), a pwrite into the run
+ * through another descriptor wrote it over the other's 7 bytes, and a
+ * truncation after it left 30 zeros for the program's 50 acknowledged
+ * bytes. Last, the other appends during a run: a write into the run lands
+ * the run first (A2), at the real end, where turning it into positional
+ * writes at its old offsets wrote over the other's bytes; so does a
+ * truncation. */
+static void scen_appended_by_another(void)
+{
+    int go[2], back[2];
+    if (pipe(go) || pipe(back)) {
+        say("OUT fatal pipe errno=%d", errno);
+        _exit(100);
+    }
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(go[1]);
+        close(back[0]);
+        other_appender(go[0], back[1], path("ap"));
+    }
+    close(go[0]);
+    close(back[1]);
+    int fd = xopen("ap", O_RDWR | O_APPEND | O_CREAT | O_TRUNC);
+    memset(buf, 'a', 10);
+    for (int i = 0; i < 20; i++)
+        CALL("append a", write(fd, buf, 10));
+    CALL("fsync", fsync(fd));
+    say("OUT another appends 7: %c", other(go[1], back[0], 7));
+    memset(buf, 'c', 10);
+    for (int i = 0; i < 5; i++)
+        CALL("append c", write(fd, buf, 10));
+    CALL("fsync", fsync(fd));
+    CALL("flock", flock(fd, LOCK_EX));
+    CALL("unlock", flock(fd, LOCK_UN));
+    CALL("offset", lseek(fd, 0, SEEK_CUR));
+    CALL("read at it", read(fd, buf, 64));
+    state("after the second run", fd);
+
+    /* A pwrite into the run, through another description. */
+    int rw = xopen("ap", O_RDWR);
+    say("OUT another appends 7: %c", other(go[1], back[0], 7));
+    memset(buf, 'z', 50);
+    CALL("append z", write(fd, buf, 50));
+    CALL("pwrite q into it", pwrite(rw, "qqqqq", 5, 297));
+    kinds("after the pwrite", "ap");
+    state("after the pwrite", fd);
+
+    /* A truncation after a run begun on a file another truncated (the
+     * program's bytes synced first: cached ones would be written back
+     * after the truncation, as a close-to-open client's are). */
+    CALL("fsync", fsync(fd));
+    say("OUT another truncates to 0: %c", other(go[1], back[0], -0));
+    memset(buf, 'z', 50);
+    CALL("append z", write(fd, buf, 50));
+    CALL("ftruncate", ftruncate(fd, 30));
+    kinds("after the truncation", "ap");
+    state("after the truncation", fd);
+
+    /* The other appends during a run; then a pwrite into the run. */
+    CALL("fsync", fsync(fd));
+    memset(buf, 'z', 100);
+    CALL("append z", write(fd, buf, 100));
+    say("OUT another appends 7: %c", other(go[1], back[0], 7));
+    CALL("pwrite q into it", pwrite(rw, "qqqqq", 5, 80));
+    kinds("after the pwrite", "ap");
+    /* And a truncation within the other's bytes, which lands the run
+     * first too: at its old offsets it went over them, leaving zeros
+     * past its end. Which bytes are kept depends on the order, which
+     * differs; that every byte is one of a writer's does not. */
+    CALL("fsync", fsync(fd));
+    CALL("append z", write(fd, buf, 100));
+    say("OUT another appends 7: %c", other(go[1], back[0], 7));
+    CALL("ftruncate", ftruncate(fd, 240));
+    CALL("close", close(rw));
+    int rd = xopen("ap", O_RDONLY);
+    ssize_t got = pread(rd, buf, sizeof buf, 0);
+    long zeros = 0;
+    for (ssize_t i = 0; i < got; i++)
+        zeros += buf[i] == 0;
+    say("OUT after the truncation: read=%zd zeros=%ld", got, zeros);
+    close(rd);
+    CALL("close", close(fd));
+    /* Its order differs (the other's bytes first, README: two processes
+     * appending): the tree compared afterwards leaves it out. */
+    CALL("unlink", unlink(path("ap")));
+    close(go[1]);
+    int st;
+    CALL("waitpid", waitpid(pid, &st, 0) == pid ? st : -1);
+    close(back[0]);
+}
+
 /* Raw attribute calls on a cached file (shim/syscall.c routes them as
  * their wrappers): fchmodat2, setxattrat and removexattrat with
  * AT_EMPTY_PATH, by "" and by a pointer that is not readable (the shim
@@ -1754,6 +1902,7 @@ int main(int argc, char **argv)
         {"inhown", scen_inhown},
         {"unlinked", scen_unlinked},
         {"changed_after_fsync", scen_changed_after_fsync},
+        {"appended_by_another", scen_appended_by_another},
         {"raw_attr", scen_raw_attr},
         {"bypassopen", scen_bypassopen},
         {"dlopen", scen_dlopen},

@@ -334,6 +334,15 @@ Test(coherence, size_changed_by_another_after_fsync)
     differential("changed_after_fsync", env);
 }
 
+/* O_APPEND runs after another process appended or truncated
+ * (cache/write.c invariants A1, A2): offsets, lost bytes, zeros. */
+Test(coherence, appends_after_another_changed_the_file)
+{
+    differential("appended_by_another", NULL);
+    const char *env[] = {"WCACHE_MIN_WRITES=0", "WCACHE_SETUP_US=0", NULL};
+    differential("appended_by_another", env);
+}
+
 Test(coherence, files_with_no_name_left)
 {
     differential("unlinked", NULL);
