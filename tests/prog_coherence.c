@@ -66,6 +66,9 @@
  *               program appends to (O_APPEND) between its runs of
  *               appends, and during one; the program's offsets, reads,
  *               a pwrite into the run and a truncation after it
+ *   setfl_by_child
+ *               a child sets O_APPEND on the description it shares with
+ *               the program and moves the offset back; the program writes
  *   inhown      the same two inherited descriptors (3 plain, 5 O_APPEND)
  *               while the program caches the file through a descriptor
  *               of its own
@@ -1664,6 +1667,32 @@ static void scen_appended_by_another(void)
     close(back[0]);
 }
 
+/* A child sets O_APPEND on the description it shares with the program
+ * (the flag is the description's, every holder's) and moves the offset
+ * back to 0, then exits: the program's next write appends, as every
+ * holder's does. Under the shim it went over the file's first bytes,
+ * reserved at the offset (shim/shared.c invariant (2)). */
+static void scen_setfl_by_child(void)
+{
+    int fd = xopen("sf", O_RDWR | O_CREAT | O_TRUNC);
+    lines(fd, "before", 0, 100);
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fl = fcntl(fd, F_GETFL);
+        if (fcntl(fd, F_SETFL, fl | O_APPEND) || lseek(fd, 0, SEEK_SET))
+            _exit(1);
+        _exit(0);
+    }
+    int st;
+    CALL("waitpid", waitpid(pid, &st, 0) == pid ? st : -1);
+    CALL("write", write(fd, "APPENDED\n", 9));
+    CALL("offset", lseek(fd, 0, SEEK_CUR));
+    lines(fd, "after", 0, 10);
+    state("in the end", fd);
+    CALL("close", close(fd));
+}
+
 /* Raw attribute calls on a cached file (shim/syscall.c routes them as
  * their wrappers): fchmodat2, setxattrat and removexattrat with
  * AT_EMPTY_PATH, by "" and by a pointer that is not readable (the shim
@@ -1903,6 +1932,7 @@ int main(int argc, char **argv)
         {"unlinked", scen_unlinked},
         {"changed_after_fsync", scen_changed_after_fsync},
         {"appended_by_another", scen_appended_by_another},
+        {"setfl_by_child", scen_setfl_by_child},
         {"raw_attr", scen_raw_attr},
         {"bypassopen", scen_bypassopen},
         {"dlopen", scen_dlopen},

@@ -343,6 +343,15 @@ Test(coherence, appends_after_another_changed_the_file)
     differential("appended_by_another", env);
 }
 
+/* O_APPEND set by another holder of a shared description, with the
+ * offset moved (shim/shared.c invariant (2)). */
+Test(coherence, append_flag_set_by_another_holder)
+{
+    differential("setfl_by_child", NULL);
+    const char *env[] = {"WCACHE_MIN_WRITES=0", "WCACHE_SETUP_US=0", NULL};
+    differential("setfl_by_child", env);
+}
+
 Test(coherence, files_with_no_name_left)
 {
     differential("unlinked", NULL);
