@@ -429,22 +429,6 @@ void wc_size_fresh_locked(struct wc_file *f)
     __atomic_store_n(&f->size_stale, 0, __ATOMIC_RELEASE);
 }
 
-void wc_file_end_fresh(struct wc_file *f)
-{
-    struct stat st;
-    if (wc_file_dirty(f) || f->state != WC_FS_OK ||
-        wc_sys.fstat(f->wb_fd, &st) != 0)
-        return;
-    f->g_calls++;
-    if ((uint64_t)st.st_size == f->slot->size &&
-        (uint64_t)st.st_size == f->slot->disk_size)
-        return;
-    /* Changed by another: what the cache read of it is stale too. */
-    wc_file_drop_pages(f);
-    f->slot->size = f->slot->disk_size = (uint64_t)st.st_size;
-    wc_note_disk(f);
-}
-
 off_t wc_file_size(struct wc_file *f)
 {
     if (__atomic_load_n(&f->size_stale, __ATOMIC_ACQUIRE) &&
@@ -496,6 +480,19 @@ static void forget_locked(struct wc_file *f)
     wc_file_drop_pages(f);
     __atomic_store_n(&f->size_stale, 1, __ATOMIC_RELEASE);
     wc_note_disk(f);
+}
+
+void wc_file_end_fresh(struct wc_file *f)
+{
+    struct stat st;
+    if (wc_file_dirty(f) || f->state != WC_FS_OK ||
+        wc_sys.fstat(f->wb_fd, &st) != 0)
+        return;
+    f->g_calls++;
+    if ((uint64_t)st.st_size != f->slot->size) {
+        forget_locked(f);       /* changed by another: its pages too */
+        wc_size_fresh(f);
+    }
 }
 
 int wc_file_settle(struct wc_file *f)

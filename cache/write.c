@@ -473,11 +473,11 @@ static ssize_t write_iter(struct wc_file *f, struct uiter *it, off_t pos_in,
             wc_file_set_append(f, pos);         /* format.h (9) */
     } else if (f->append_from != WC_NO_APPEND &&
                pos + it->count > f->append_from) {
-        /* Invariant A2: the run lands first; if it cannot (a write-back
-         * error), it is taken for writes at the offsets it was cached
-         * at, as before. */
-        if (recycle_flush(f) != 0 || f->append_from != WC_NO_APPEND)
-            wc_file_set_append(f, WC_NO_APPEND);    /* no longer appends */
+        /* Invariant A2: the run lands first; what a write-back error
+         * leaves of it is taken for writes at the offsets it was cached
+         * at. */
+        (void)recycle_flush(f);
+        wc_file_set_append(f, WC_NO_APPEND);    /* no longer appends */
         wc_wip_size = f->slot->size;
     }
 

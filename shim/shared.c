@@ -44,10 +44,10 @@
  *       the kernel would have put them.
  *   (2) d->pos is where this process left the offset; a reservation that
  *       starts elsewhere means someone else wrote (maybe extending the
- *       file) or moved it: the engine writes back and forgets what it knew of the
- *       file, size included, right after caching the write (never
- *       between the reservation and the copy: a death there left the
- *       reserved range a gap of zeros in the file, and the write-back
+ *       file) or moved it: the engine writes back and forgets what it
+ *       knew of the file, size included, right after caching the write
+ *       (never between the reservation and the copy: a death there left
+ *       the reserved range a gap of zeros in the file, and the write-back
  *       made that window as long as a round trip to a FUSE server: a
  *       probe killing one of `{ a & b & wait; } > log` found one 7 times
  *       in 10 on bindfs, 1 in 10 after). Caching first with what the

@@ -1469,15 +1469,18 @@ static void scen_unlinked(void)
     CALL("close t", close(t));
 }
 
-/* Another process changes the size of a file the program wrote and
- * synced (nothing left to write back): truncates it, then makes it
- * longer. The program's reads returned the bytes of the size before
- * (96,000 after a truncation to 100), beside an fstat of the new one
- * (cache/read.c invariant (6)). */
-static void scen_changed_after_fsync(void)
+/* Another process, made before the program opens the file (a fork is a
+ * consistency point, after which the program's description would be
+ * shared with it), that changes the file when told, through a pipe (no
+ * consistency point): appends n bytes of 'b' (n > 0) or truncates it to
+ * -n, and answers 'k' (done) or 'e'. */
+struct other {
+    pid_t pid;
+    int go, back;
+};
+
+static struct other other_start(const char *name)
 {
-    /* The other process is made first: a fork is a consistency point,
-     * after which the program's description would be shared with it. */
     int go[2], back[2];
     if (pipe(go) || pipe(back)) {
         say("OUT fatal pipe errno=%d", errno);
@@ -1486,11 +1489,20 @@ static void scen_changed_after_fsync(void)
     fflush(stdout);
     pid_t pid = fork();
     if (pid == 0) {
-        long size;
         close(go[1]);
         close(back[0]);
-        while (read(go[0], &size, sizeof size) == sizeof size) {
-            char r = truncate(path("s"), size) ? 'e' : 'k';
+        const char *file = path(name);
+        long n;
+        while (read(go[0], &n, sizeof n) == sizeof n) {
+            char r = 'k';
+            if (n > 0) {
+                int fd = open(file, O_WRONLY | O_APPEND);
+                memset(buf, 'b', (size_t)n);
+                if (fd < 0 || write(fd, buf, (size_t)n) != n || close(fd))
+                    r = 'e';
+            } else if (truncate(file, -n)) {
+                r = 'e';
+            }
             if (write(back[1], &r, 1) != 1)
                 _exit(1);
         }
@@ -1498,18 +1510,43 @@ static void scen_changed_after_fsync(void)
     }
     close(go[0]);
     close(back[1]);
+    return (struct other){pid, go[1], back[0]};
+}
+
+/* Tell the other process; its answer. */
+static char other(struct other *o, long n)
+{
+    char r = 0;
+    if (write(o->go, &n, sizeof n) != sizeof n || read(o->back, &r, 1) != 1) {
+        say("OUT fatal: the other process is gone");
+        _exit(100);
+    }
+    return r;
+}
+
+static void other_end(struct other *o)
+{
+    close(o->go);
+    int st;
+    CALL("waitpid", waitpid(o->pid, &st, 0) == o->pid ? st : -1);
+    close(o->back);
+}
+
+/* Another process changes the size of a file the program wrote and
+ * synced (nothing left to write back): truncates it, then makes it
+ * longer. The program's reads returned the bytes of the size before
+ * (96,000 after a truncation to 100), beside an fstat of the new one
+ * (cache/read.c invariant (6)). */
+static void scen_changed_after_fsync(void)
+{
+    struct other o = other_start("s");
     int w = xopen("s", O_RDWR | O_CREAT | O_TRUNC);
     lines(w, "before", 0, 3000);
     CALL("fsync", fsync(w));
     static const long sizes[] = {100, 0, 150000};
     for (int i = 0; i < 3; i++) {
-        char r = 0;
-        if (write(go[1], &sizes[i], sizeof sizes[i]) != sizeof sizes[i] ||
-            read(back[0], &r, 1) != 1) {
-            say("OUT fatal: the other process is gone");
-            _exit(100);
-        }
-        say("OUT another's truncate to %ld: %c", sizes[i], r);
+        say("OUT another's truncate to %ld: %c", sizes[i],
+            other(&o, -sizes[i]));
         /* A read first: an fstat before it would find the new size. */
         ssize_t n = pread(w, buf, sizeof buf, 0);
         say("OUT read after it: %zd hash=%016" PRIx64, n,
@@ -1518,42 +1555,7 @@ static void scen_changed_after_fsync(void)
     }
     lines(w, "after", 0, 10);
     CALL("close", close(w));
-    close(go[1]);
-    int st;
-    CALL("waitpid", waitpid(pid, &st, 0) == pid ? st : -1);
-    close(back[0]);
-}
-
-/* The other process of scen_appended_by_another: appends `n` bytes of
- * 'b' to the file (n > 0) or truncates it to -n, each time it is told. */
-static void other_appender(int in, int out, const char *file)
-{
-    long n;
-    while (read(in, &n, sizeof n) == sizeof n) {
-        char r = 'k';
-        if (n > 0) {
-            int fd = open(file, O_WRONLY | O_APPEND);
-            memset(buf, 'b', (size_t)n);
-            if (fd < 0 || write(fd, buf, (size_t)n) != n || close(fd))
-                r = 'e';
-        } else if (truncate(file, -n)) {
-            r = 'e';
-        }
-        if (write(out, &r, 1) != 1)
-            _exit(1);
-    }
-    _exit(0);
-}
-
-/* Tell the other appender; its answer. */
-static char other(int go, int back, long n)
-{
-    char r = 0;
-    if (write(go, &n, sizeof n) != sizeof n || read(back, &r, 1) != 1) {
-        say("OUT fatal: the other process is gone");
-        _exit(100);
-    }
-    return r;
+    other_end(&o);
 }
 
 /* How many bytes of each kind the file holds, through a new descriptor
@@ -1584,26 +1586,13 @@ static void kinds(const char *label, const char *name)
  * truncation. */
 static void scen_appended_by_another(void)
 {
-    int go[2], back[2];
-    if (pipe(go) || pipe(back)) {
-        say("OUT fatal pipe errno=%d", errno);
-        _exit(100);
-    }
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid == 0) {
-        close(go[1]);
-        close(back[0]);
-        other_appender(go[0], back[1], path("ap"));
-    }
-    close(go[0]);
-    close(back[1]);
+    struct other o = other_start("ap");
     int fd = xopen("ap", O_RDWR | O_APPEND | O_CREAT | O_TRUNC);
     memset(buf, 'a', 10);
     for (int i = 0; i < 20; i++)
         CALL("append a", write(fd, buf, 10));
     CALL("fsync", fsync(fd));
-    say("OUT another appends 7: %c", other(go[1], back[0], 7));
+    say("OUT another appends 7: %c", other(&o, 7));
     memset(buf, 'c', 10);
     for (int i = 0; i < 5; i++)
         CALL("append c", write(fd, buf, 10));
@@ -1616,7 +1605,7 @@ static void scen_appended_by_another(void)
 
     /* A pwrite into the run, through another description. */
     int rw = xopen("ap", O_RDWR);
-    say("OUT another appends 7: %c", other(go[1], back[0], 7));
+    say("OUT another appends 7: %c", other(&o, 7));
     memset(buf, 'z', 50);
     CALL("append z", write(fd, buf, 50));
     CALL("pwrite q into it", pwrite(rw, "qqqqq", 5, 297));
@@ -1627,7 +1616,7 @@ static void scen_appended_by_another(void)
      * program's bytes synced first: cached ones would be written back
      * after the truncation, as a close-to-open client's are). */
     CALL("fsync", fsync(fd));
-    say("OUT another truncates to 0: %c", other(go[1], back[0], -0));
+    say("OUT another truncates to 0: %c", other(&o, -0));
     memset(buf, 'z', 50);
     CALL("append z", write(fd, buf, 50));
     CALL("ftruncate", ftruncate(fd, 30));
@@ -1638,7 +1627,7 @@ static void scen_appended_by_another(void)
     CALL("fsync", fsync(fd));
     memset(buf, 'z', 100);
     CALL("append z", write(fd, buf, 100));
-    say("OUT another appends 7: %c", other(go[1], back[0], 7));
+    say("OUT another appends 7: %c", other(&o, 7));
     CALL("pwrite q into it", pwrite(rw, "qqqqq", 5, 80));
     kinds("after the pwrite", "ap");
     /* And a truncation within the other's bytes, which lands the run
@@ -1647,7 +1636,7 @@ static void scen_appended_by_another(void)
      * differs; that every byte is one of a writer's does not. */
     CALL("fsync", fsync(fd));
     CALL("append z", write(fd, buf, 100));
-    say("OUT another appends 7: %c", other(go[1], back[0], 7));
+    say("OUT another appends 7: %c", other(&o, 7));
     CALL("ftruncate", ftruncate(fd, 240));
     CALL("close", close(rw));
     int rd = xopen("ap", O_RDONLY);
@@ -1661,10 +1650,7 @@ static void scen_appended_by_another(void)
     /* Its order differs (the other's bytes first, README: two processes
      * appending): the tree compared afterwards leaves it out. */
     CALL("unlink", unlink(path("ap")));
-    close(go[1]);
-    int st;
-    CALL("waitpid", waitpid(pid, &st, 0) == pid ? st : -1);
-    close(back[0]);
+    other_end(&o);
 }
 
 /* A child sets O_APPEND on the description it shares with the program

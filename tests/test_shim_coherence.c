@@ -120,6 +120,15 @@ static void differential(const char *scenario, const char *const *env)
     free(got);
 }
 
+/* The tests' default environment, then every file cached from its first
+ * write, with no cost of the cache to pay first. */
+static void differential_fast_too(const char *scenario)
+{
+    differential(scenario, NULL);
+    const char *env[] = {"WCACHE_MIN_WRITES=0", "WCACHE_SETUP_US=0", NULL};
+    differential(scenario, env);
+}
+
 /* Item 2: raw syscall() of every data, offset and size call. */
 Test(coherence, raw_data_calls)
 {
@@ -329,34 +338,26 @@ Test(coherence, raw_attribute_calls)
 
 Test(coherence, size_changed_by_another_after_fsync)
 {
-    differential("changed_after_fsync", NULL);
-    const char *env[] = {"WCACHE_MIN_WRITES=0", "WCACHE_SETUP_US=0", NULL};
-    differential("changed_after_fsync", env);
+    differential_fast_too("changed_after_fsync");
 }
 
 /* O_APPEND runs after another process appended or truncated
  * (cache/write.c invariants A1, A2): offsets, lost bytes, zeros. */
 Test(coherence, appends_after_another_changed_the_file)
 {
-    differential("appended_by_another", NULL);
-    const char *env[] = {"WCACHE_MIN_WRITES=0", "WCACHE_SETUP_US=0", NULL};
-    differential("appended_by_another", env);
+    differential_fast_too("appended_by_another");
 }
 
 /* O_APPEND set by another holder of a shared description, with the
  * offset moved (shim/shared.c invariant (2)). */
 Test(coherence, append_flag_set_by_another_holder)
 {
-    differential("setfl_by_child", NULL);
-    const char *env[] = {"WCACHE_MIN_WRITES=0", "WCACHE_SETUP_US=0", NULL};
-    differential("setfl_by_child", env);
+    differential_fast_too("setfl_by_child");
 }
 
 Test(coherence, files_with_no_name_left)
 {
-    differential("unlinked", NULL);
-    const char *env[] = {"WCACHE_MIN_WRITES=0", "WCACHE_SETUP_US=0", NULL};
-    differential("unlinked", env);
+    differential_fast_too("unlinked");
 }
 
 /* A description the shim passes through (O_SYNC, O_DIRECT, a stdio stream,

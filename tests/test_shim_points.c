@@ -337,6 +337,13 @@ Test(points, scattered_writes_then_a_sequence) { differential("scatter", NULL, N
 /* With the default WCACHE_MIN_WRITES (every other test here caches from
  * the open: lib_shim.c), where descriptions change state mid-scenario. */
 static const char *const default_min[] = {"WCACHE_MIN_WRITES=", NULL};
+
+/* A scenario both ways: cached from the open, then with the default. */
+static void differential_default_too(const char *scenario)
+{
+    differential(scenario, NULL, NULL);
+    differential(scenario, NULL, default_min);
+}
 Test(points, default_policy_every_description_follows)
 {
     differential("watch_states", NULL, default_min);
@@ -485,18 +492,15 @@ Test(points, vfork_child_failing_exec) { differential("vfork_fail", NULL, NULL);
 /* proc.c invariant (7): the child runs in the parent's memory. */
 Test(points, raw_open_of_stderr_shares_it_with_stdio)
 {
-    differential("raw_open_std", NULL, NULL);
-    differential("raw_open_std", NULL, default_min);
+    differential_default_too("raw_open_std");
 }
 Test(points, vfork_child_makes_a_description_inheritable)
 {
-    differential("vfork_inherit", NULL, NULL);
-    differential("vfork_inherit", NULL, default_min);
+    differential_default_too("vfork_inherit");
 }
 Test(points, vfork_child_changes_only_its_own)
 {
-    differential("vfork_child", NULL, NULL);
-    differential("vfork_child", NULL, default_min);
+    differential_default_too("vfork_child");
 }
 Test(points, o_tmpfile_then_linkat) { differential("tmpfile", NULL, NULL); }
 Test(points, offsets_past_4_gib) { differential("big_offset", NULL, NULL); }
@@ -509,8 +513,7 @@ Test(points, ioctl_sees_the_written_back_file) { differential("ioctl", NULL, NUL
  * serves (shim/aio.c): glibc's threads, the kernel's queues. */
 Test(points, posix_aio_sees_and_keeps_the_bytes)
 {
-    differential("posix_aio", NULL, NULL);
-    differential("posix_aio", NULL, default_min);
+    differential_default_too("posix_aio");
 }
 Test(points, linux_aio_sees_and_keeps_the_bytes)
 {
@@ -531,18 +534,15 @@ Test(points, io_uring_sees_and_keeps_the_bytes)
 }
 Test(points, a_file_written_and_closed_while_read_can_be_run)
 {
-    differential("exec_written", NULL, NULL);
-    differential("exec_written", NULL, default_min);
+    differential_default_too("exec_written");
 }
 Test(points, rename_and_link_publish_the_bytes)
 {
-    differential("publish", NULL, NULL);
-    differential("publish", NULL, default_min);
+    differential_default_too("publish");
 }
 Test(points, another_process_changes_the_size)
 {
-    differential("other_process", NULL, NULL);
-    differential("other_process", NULL, default_min);
+    differential_default_too("other_process");
 }
 Test(points, rlimit_fsize_lowered_below_cached_data)
 {
@@ -635,8 +635,7 @@ Test(points, a_library_preloaded_after_the_shim_sees_every_call)
 
 Test(points, bare_pass_through_calls_answer_as_libc)
 {
-    differential("kcalls", NULL, NULL);
-    differential("kcalls", NULL, default_min);
+    differential_default_too("kcalls");
 }
 Test(points, sendfile_and_splice_see_data) { differential("sendfile_pipe", NULL, NULL); }
 Test(points, writable_mapping_and_second_descriptor) { differential("mmap_write", NULL, NULL); }
