@@ -364,6 +364,28 @@ static void warn_user(const char *msg)
     wc_log(WC_LOG_WARN, "%s", msg);
 }
 
+/* The cache fits the room the memory cgroup has left (memcg.c): a
+ * quarter of it, of which half may be dirty, unless WCACHE_SIZE or
+ * WCACHE_DIRTY said otherwise (an explicit size is kept, since memory
+ * follows the data cached, but its dirty half is capped the same). */
+static void fit_memcg(struct wc_config *cc)
+{
+    uint64_t room = wc_memcg_room();
+    if (room == UINT64_MAX)
+        return;
+    uint64_t budget = room / 4 & ~(uint64_t)(WC_PAGE_SIZE - 1);
+    if (budget < (256u << 10))
+        budget = 256u << 10;            /* the least WCACHE_SIZE takes */
+    if (!cc->size && budget < (64u << 20))
+        cc->size = (size_t)budget;
+    size_t size = cc->size ? cc->size : (size_t)64 << 20;
+    if (!cc->dirty && size / 2 > budget / 2)
+        cc->dirty = (size_t)(budget / 2);
+    wc_log(WC_LOG_INFO, "memory cgroup: %llu KiB left, cache %zu KiB, "
+           "write-back from %zu KiB dirty", (unsigned long long)(room >> 10),
+           size >> 10, (cc->dirty ? cc->dirty : size / 2) >> 10);
+}
+
 struct wc_cache *wc_cache_get(void)
 {
     struct wc_cache *c = __atomic_load_n(&wc_cachep, __ATOMIC_ACQUIRE);
@@ -378,6 +400,7 @@ struct wc_cache *wc_cache_get(void)
         wc_cfg.cache.warn = warn_user;
         wc_cfg.cache.solo = &wc_solo;   /* the one-writer entry: shim.h */
         wc_cfg.cache.unnamed = wc_cfg.guard;    /* named by publish */
+        fit_memcg(&wc_cfg.cache);
         int r = wc_reg_init() == 0 ? wc_cache_open(&c, &wc_cfg.cache)
                                    : -ENOMEM;
         if (r < 0) {

@@ -604,7 +604,7 @@ WC_EXPORT ssize_t write(int fd, const void *buf, size_t n)
 {
     struct wc_desc *d = wc_fd_get(fd);
     if (likely(d == NULL) && !(d = WC_UNTRACKED(fd)))
-        return wc_k_write(fd, buf, n);
+        return WC_HIDDEN(fd) ? wc_ret(-EBADF) : wc_k_write(fd, buf, n);
     if (fast_may()) {
         ssize_t r = fast_write(fd, d, buf, n, -1);
         if (r != WC_UNHANDLED)
@@ -618,7 +618,7 @@ WC_EXPORT ssize_t pwrite(int fd, const void *buf, size_t n, off_t pos)
 {
     struct wc_desc *d = wc_fd_get(fd);
     if (likely(d == NULL) && !(d = WC_UNTRACKED(fd)))
-        return wc_k_pwrite(fd, buf, n, pos);
+        return WC_HIDDEN(fd) ? wc_ret(-EBADF) : wc_k_pwrite(fd, buf, n, pos);
     if (pos < 0)
         return wc_ret(-EINVAL);
     if (fast_may()) {
@@ -639,7 +639,7 @@ WC_EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
 {
     struct wc_desc *d = wc_fd_get(fd);
     if (likely(d == NULL) && !(d = WC_UNTRACKED(fd)))
-        return REAL(writev)(fd, iov, iovcnt);
+        return WC_HIDDEN(fd) ? wc_ret(-EBADF) : REAL(writev)(fd, iov, iovcnt);
     return write_common(fd, d, iov, iovcnt, -1, 0, 1);
 }
 
@@ -648,7 +648,7 @@ WC_EXPORT ssize_t pwritev(int fd, const struct iovec *iov, int iovcnt,
 {
     struct wc_desc *d = wc_fd_get(fd);
     if (likely(d == NULL) && !(d = WC_UNTRACKED(fd)))
-        return REAL(pwritev)(fd, iov, iovcnt, pos);
+        return WC_HIDDEN(fd) ? wc_ret(-EBADF) : REAL(pwritev)(fd, iov, iovcnt, pos);
     if (pos < 0)
         return wc_ret(-EINVAL);
     return write_common(fd, d, iov, iovcnt, pos, 0, 1);
@@ -665,7 +665,7 @@ WC_EXPORT ssize_t pwritev2(int fd, const struct iovec *iov, int iovcnt,
 {
     struct wc_desc *d = wc_fd_get(fd);
     if (likely(d == NULL) && !(d = WC_UNTRACKED(fd)))
-        return REAL(pwritev2)(fd, iov, iovcnt, pos, flags);
+        return WC_HIDDEN(fd) ? wc_ret(-EBADF) : REAL(pwritev2)(fd, iov, iovcnt, pos, flags);
     if (pos < -1)
         return wc_ret(-EINVAL);
     if (flags & ~(RWF_HIPRI | RWF_APPEND))
@@ -685,7 +685,7 @@ WC_EXPORT ssize_t read(int fd, void *buf, size_t n)
 {
     struct wc_desc *d = wc_fd_get(fd);
     if (likely(d == NULL) && !(d = WC_UNTRACKED_READ(fd)))
-        return wc_k_read(fd, buf, n);
+        return WC_HIDDEN(fd) ? wc_ret(-EBADF) : wc_k_read(fd, buf, n);
     if (d->mode == WC_D_WATCH) {
         wc_cell_settle(fd, d);      /* shared.c invariant (6) */
         return wc_k_read(fd, buf, n);
@@ -705,7 +705,7 @@ WC_EXPORT ssize_t pread(int fd, void *buf, size_t n, off_t pos)
 {
     struct wc_desc *d = wc_fd_get(fd);
     if (likely(d == NULL) && !(d = WC_UNTRACKED_READ(fd)))
-        return wc_k_pread(fd, buf, n, pos);
+        return WC_HIDDEN(fd) ? wc_ret(-EBADF) : wc_k_pread(fd, buf, n, pos);
     if (d->mode == WC_D_WATCH)
         return wc_k_pread(fd, buf, n, pos);
     if (pos < 0)
@@ -739,7 +739,7 @@ WC_EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
 {
     struct wc_desc *d = wc_fd_get(fd);
     if (likely(d == NULL) && !(d = WC_UNTRACKED_READ(fd)))
-        return REAL(readv)(fd, iov, iovcnt);
+        return WC_HIDDEN(fd) ? wc_ret(-EBADF) : REAL(readv)(fd, iov, iovcnt);
     if (d->mode == WC_D_WATCH) {
         wc_cell_settle(fd, d);      /* shared.c invariant (6) */
         return REAL(readv)(fd, iov, iovcnt);
@@ -752,7 +752,7 @@ WC_EXPORT ssize_t preadv(int fd, const struct iovec *iov, int iovcnt,
 {
     struct wc_desc *d = wc_fd_get(fd);
     if (likely(d == NULL) && !(d = WC_UNTRACKED_READ(fd)))
-        return REAL(preadv)(fd, iov, iovcnt, pos);
+        return WC_HIDDEN(fd) ? wc_ret(-EBADF) : REAL(preadv)(fd, iov, iovcnt, pos);
     if (d->mode == WC_D_WATCH)
         return REAL(preadv)(fd, iov, iovcnt, pos);
     if (pos < 0)
@@ -771,7 +771,7 @@ WC_EXPORT ssize_t preadv2(int fd, const struct iovec *iov, int iovcnt,
 {
     struct wc_desc *d = wc_fd_get(fd);
     if (likely(d == NULL) && !(d = WC_UNTRACKED_READ(fd)))
-        return REAL(preadv2)(fd, iov, iovcnt, pos, flags);
+        return WC_HIDDEN(fd) ? wc_ret(-EBADF) : REAL(preadv2)(fd, iov, iovcnt, pos, flags);
     if (d->mode == WC_D_WATCH) {
         if (pos == -1)
             wc_cell_settle(fd, d);  /* shared.c invariant (6) */

@@ -79,6 +79,8 @@ static void others_for_good(unsigned long req, void *arg)
 
 WC_EXPORT int ioctl(int fd, unsigned long req, ...)
 {
+    if (WC_HIDDEN(fd))
+        return wc_ret(-EBADF);
     va_list ap;
     va_start(ap, req);
     void *arg = va_arg(ap, void *);     /* as glibc's own ioctl reads it */

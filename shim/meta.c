@@ -147,7 +147,7 @@ WC_EXPORT off_t lseek(int fd, off_t off, int whence)
 {
     struct wc_desc *d = wc_fd_get(fd);
     if (likely(d == NULL) && !(d = WC_UNTRACKED_READ(fd)))
-        return wc_k_lseek(fd, off, whence);
+        return WC_HIDDEN(fd) ? wc_ret(-EBADF) : wc_k_lseek(fd, off, whence);
     struct wc_cell *c = __atomic_load_n(&d->cell, __ATOMIC_ACQUIRE);
     if (unlikely(c != NULL)) {
         /* shared.c invariant (6): the offset is the cell's; asking it
@@ -208,6 +208,8 @@ static void fix_stat(int r, struct stat *st)
 
 WC_EXPORT int fstat(int fd, struct stat *st)
 {
+    if (WC_HIDDEN(fd))
+        return wc_ret(-EBADF);
     int r = wc_k_fstat(fd, st);
     fix_stat(r, st);
     return r;
@@ -215,6 +217,8 @@ WC_EXPORT int fstat(int fd, struct stat *st)
 
 WC_EXPORT int fstat64(int fd, struct stat64 *st)
 {
+    if (WC_HIDDEN(fd))
+        return wc_ret(-EBADF);
     return fstat(fd, (struct stat *)st);
 }
 
@@ -244,6 +248,8 @@ WC_EXPORT int lstat64(const char *path, struct stat64 *st)
 
 WC_EXPORT int fstatat(int dirfd, const char *path, struct stat *st, int fl)
 {
+    if (WC_HIDDEN_AT(dirfd, path))
+        return wc_ret(-EBADF);
     int r = wc_k_fstatat(dirfd, path, st, fl);
     fix_stat(r, st);
     return r;
@@ -257,6 +263,8 @@ WC_EXPORT int fstatat64(int dirfd, const char *path, struct stat64 *st,
 
 WC_EXPORT int __fxstat(int ver, int fd, struct stat *st)
 {
+    if (WC_HIDDEN(fd))
+        return wc_ret(-EBADF);
     int r = REAL(__fxstat)(ver, fd, st);
     fix_stat(r, st);
     return r;
@@ -264,6 +272,8 @@ WC_EXPORT int __fxstat(int ver, int fd, struct stat *st)
 
 WC_EXPORT int __fxstat64(int ver, int fd, struct stat64 *st)
 {
+    if (WC_HIDDEN(fd))
+        return wc_ret(-EBADF);
     return __fxstat(ver, fd, (struct stat *)st);
 }
 
@@ -294,6 +304,8 @@ WC_EXPORT int __lxstat64(int ver, const char *path, struct stat64 *st)
 WC_EXPORT int __fxstatat(int ver, int dirfd, const char *path,
                          struct stat *st, int fl)
 {
+    if (WC_HIDDEN_AT(dirfd, path))
+        return wc_ret(-EBADF);
     int r = REAL(__fxstatat)(ver, dirfd, path, st, fl);
     fix_stat(r, st);
     return r;
@@ -308,6 +320,8 @@ WC_EXPORT int __fxstatat64(int ver, int dirfd, const char *path,
 WC_EXPORT int statx(int dirfd, const char *path, int fl, unsigned mask,
                     struct statx *stx)
 {
+    if (WC_HIDDEN_AT(dirfd, path))
+        return wc_ret(-EBADF);
     int r = REAL(statx)(dirfd, path, fl, mask, stx);
     if (r != 0 || wc_state != WC_ST_ON || wc_depth ||
         wc_reg_empty() || !(stx->stx_mask & STATX_SIZE) ||
@@ -330,6 +344,8 @@ WC_EXPORT int statx(int dirfd, const char *path, int fl, unsigned mask,
 
 WC_EXPORT int ftruncate(int fd, off_t len)
 {
+    if (WC_HIDDEN(fd))
+        return wc_ret(-EBADF);
     struct wc_desc *d = wc_fd_get(fd);
     if (likely(d == NULL) || d->mode == WC_D_WATCH || wc_depth)
         return REAL(ftruncate)(fd, len);
@@ -477,6 +493,8 @@ static size_t falloc_room(int mode, off_t len)
 
 WC_EXPORT int fallocate(int fd, int mode, off_t off, off_t len)
 {
+    if (WC_HIDDEN(fd))
+        return wc_ret(-EBADF);
     struct room room = room_take(fd, falloc_room(mode, len));
     struct wc_desc *d = wc_kernel_before(fd, WC_WHY_OTHER);
     int r = REAL(fallocate)(fd, mode, off, len);
@@ -492,6 +510,8 @@ WC_EXPORT int fallocate64(int fd, int mode, off64_t off, off64_t len)
 
 WC_EXPORT int posix_fallocate(int fd, off_t off, off_t len)
 {
+    if (WC_HIDDEN(fd))
+        return EBADF;
     struct room room = room_take(fd, falloc_room(0, len));
     struct wc_desc *d = wc_kernel_before(fd, WC_WHY_OTHER);
     int r = REAL(posix_fallocate)(fd, off, len);
@@ -507,16 +527,22 @@ WC_EXPORT int posix_fallocate64(int fd, off64_t off, off64_t len)
 
 WC_EXPORT int posix_fadvise(int fd, off_t off, off_t len, int advice)
 {
+    if (WC_HIDDEN(fd))
+        return EBADF;
     return REAL(posix_fadvise)(fd, off, len, advice);
 }
 
 WC_EXPORT int posix_fadvise64(int fd, off64_t off, off64_t len, int advice)
 {
-    return REAL(posix_fadvise)(fd, off, len, advice);
+    return posix_fadvise(fd, off, len, advice);
 }
 
 WC_EXPORT ssize_t sendfile(int out, int in, off_t *off, size_t n)
 {
+    if (WC_HIDDEN(in))
+        return wc_ret(-EBADF);
+    if (WC_HIDDEN(out))
+        return wc_ret(-EBADF);
     struct room room = room_take(out, n);
     struct wc_desc *di = wc_kernel_before(in, WC_WHY_OTHER);
     struct wc_desc *dout = wc_kernel_before(out, WC_WHY_OTHER);
@@ -535,6 +561,10 @@ WC_EXPORT ssize_t sendfile64(int out, int in, off64_t *off, size_t n)
 WC_EXPORT ssize_t copy_file_range(int in, off64_t *oin, int out,
                                   off64_t *oout, size_t n, unsigned fl)
 {
+    if (WC_HIDDEN(out))
+        return wc_ret(-EBADF);
+    if (WC_HIDDEN(in))
+        return wc_ret(-EBADF);
     struct room room = room_take(out, n);
     struct wc_desc *di = wc_kernel_before(in, WC_WHY_OTHER);
     struct wc_desc *dout = wc_kernel_before(out, WC_WHY_OTHER);
@@ -548,6 +578,10 @@ WC_EXPORT ssize_t copy_file_range(int in, off64_t *oin, int out,
 WC_EXPORT ssize_t splice(int in, off64_t *oin, int out, off64_t *oout,
                          size_t n, unsigned fl)
 {
+    if (WC_HIDDEN(out))
+        return wc_ret(-EBADF);
+    if (WC_HIDDEN(in))
+        return wc_ret(-EBADF);
     struct room room = room_take(out, n);
     struct wc_desc *di = wc_kernel_before(in, WC_WHY_OTHER);
     struct wc_desc *dout = wc_kernel_before(out, WC_WHY_OTHER);
@@ -576,6 +610,8 @@ static int real_sync(int fd, int datasync, const struct sync_range *range)
 
 static int sync_common(int fd, int datasync, const struct sync_range *range)
 {
+    if (WC_HIDDEN(fd))
+        return (int)wc_ret(-EBADF);
     struct wc_desc *d = wc_fd_get(fd);
     if (likely(d == NULL) || d->mode == WC_D_WATCH || wc_depth)
         return real_sync(fd, datasync, range);
@@ -609,6 +645,8 @@ WC_EXPORT int fdatasync(int fd) { return sync_common(fd, 1, NULL); }
  * and an error is kept for fsync and close. */
 WC_EXPORT int sync_file_range(int fd, off64_t off, off64_t n, unsigned fl)
 {
+    if (WC_HIDDEN(fd))
+        return wc_ret(-EBADF);
     /* Arguments the kernel refuses (EINVAL) before it looks at the file:
      * its answer, with nothing written back first. */
     uint64_t end = (uint64_t)off + (uint64_t)n;
@@ -647,6 +685,8 @@ static int syncfs_cb(struct wc_file *f, void *arg)
  * its file system (the files' fsync and close still report it too). */
 WC_EXPORT int syncfs(int fd)
 {
+    if (WC_HIDDEN(fd))
+        return wc_ret(-EBADF);
     struct wc_cache *c = wc_cachep;
     int err = 0;
     if (c && wc_state == WC_ST_ON && !wc_depth) {
@@ -672,6 +712,10 @@ static int flush_cb(struct wc_file *f, void *arg)
 WC_EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd,
                      off_t off)
 {
+    if (!(flags & MAP_ANONYMOUS) && WC_HIDDEN(fd)) {
+        errno = EBADF;
+        return MAP_FAILED;
+    }
     if (!(flags & MAP_ANONYMOUS) && fd >= 0 && wc_state == WC_ST_ON &&
         !wc_depth) {
         /* Invariant (5): a mapping of any kind shows the kernel's page
@@ -771,6 +815,8 @@ static int own_change(struct ident id, int r)
 
 WC_EXPORT int futimens(int fd, const struct timespec t[2])
 {
+    if (WC_HIDDEN(fd))
+        return wc_ret(-EBADF);
     struct ident id = flush_for_times(fd, NULL, 0);
     return own_change(id, REAL(futimens)(fd, t));
 }
@@ -778,6 +824,8 @@ WC_EXPORT int futimens(int fd, const struct timespec t[2])
 WC_EXPORT int utimensat(int dirfd, const char *path,
                         const struct timespec t[2], int flags)
 {
+    if (WC_HIDDEN_AT(dirfd, path))
+        return wc_ret(-EBADF);
     const char *p = path;      /* NULL is valid here (Linux) despite   */
     __asm__("" : "+r"(p));     /* glibc's nonnull on the declaration  */
     /* NULL, or "" with AT_EMPTY_PATH: the descriptor's own file (an
@@ -817,11 +865,15 @@ long wc_sys_futimesat(int dirfd, const char *path, const struct timeval *t)
 WC_EXPORT int futimesat(int dirfd, const char *path,
                         const struct timeval t[2])
 {
+    if (WC_HIDDEN_AT(dirfd, path))
+        return wc_ret(-EBADF);
     return (int)wc_sys_futimesat(dirfd, path, t);
 }
 
 WC_EXPORT int futimes(int fd, const struct timeval t[2])
 {
+    if (WC_HIDDEN(fd))
+        return wc_ret(-EBADF);
     struct ident id = flush_for_times(fd, NULL, 0);
     return own_change(id, REAL(futimes)(fd, t));
 }
@@ -929,6 +981,10 @@ WC_EXPORT int renameat(int fd1, const char *from, int fd2, const char *to)
 WC_EXPORT int renameat2(int fd1, const char *from, int fd2, const char *to,
                         unsigned flags)
 {
+    if (WC_HIDDEN_AT(fd2, to))
+        return wc_ret(-EBADF);
+    if (WC_HIDDEN_AT(fd1, from))
+        return wc_ret(-EBADF);
     /* RENAME_EXCHANGE: both names get the other file, whose bytes go
      * first too; otherwise the file at `to` is replaced. */
     struct ident id = rename_name(fd1, from);
@@ -950,6 +1006,8 @@ WC_EXPORT int unlink(const char *path)
 
 WC_EXPORT int unlinkat(int dirfd, const char *path, int flags)
 {
+    if (WC_HIDDEN_AT(dirfd, path))
+        return wc_ret(-EBADF);
     return renamed(REAL(unlinkat)(dirfd, path, flags));
 }
 
@@ -961,6 +1019,10 @@ WC_EXPORT int remove(const char *path)
 WC_EXPORT int linkat(int fd1, const char *from, int fd2, const char *to,
                      int flags)
 {
+    if (WC_HIDDEN_AT(fd2, to))
+        return wc_ret(-EBADF);
+    if (WC_HIDDEN_AT(fd1, from))
+        return wc_ret(-EBADF);
     const char *p = from;      /* as utimensat's: glibc says nonnull */
     __asm__("" : "+r"(p));
     struct ident id;
@@ -981,12 +1043,16 @@ WC_EXPORT int chmod(const char *path, mode_t mode)
 
 WC_EXPORT int fchmod(int fd, mode_t mode)
 {
+    if (WC_HIDDEN(fd))
+        return wc_ret(-EBADF);
     struct ident id = for_meta(fd, NULL, 0, mode);
     return own_change(id, REAL(fchmod)(fd, mode));
 }
 
 WC_EXPORT int fchmodat(int dirfd, const char *path, mode_t mode, int flags)
 {
+    if (WC_HIDDEN_AT(dirfd, path))
+        return wc_ret(-EBADF);
     struct ident id = for_meta(dirfd, path, flags & AT_SYMLINK_NOFOLLOW,
                                mode);
     return own_change(id, REAL(fchmodat)(dirfd, path, mode, flags));
@@ -1000,6 +1066,8 @@ WC_EXPORT int chown(const char *path, uid_t uid, gid_t gid)
 
 WC_EXPORT int fchown(int fd, uid_t uid, gid_t gid)
 {
+    if (WC_HIDDEN(fd))
+        return wc_ret(-EBADF);
     struct ident id = flush_for_times(fd, NULL, 0);
     return own_change(id, REAL(fchown)(fd, uid, gid));
 }
@@ -1013,6 +1081,8 @@ WC_EXPORT int lchown(const char *path, uid_t uid, gid_t gid)
 WC_EXPORT int fchownat(int dirfd, const char *path, uid_t uid, gid_t gid,
                        int flags)
 {
+    if (WC_HIDDEN_AT(dirfd, path))
+        return wc_ret(-EBADF);
     /* AT_EMPTY_PATH with "": the descriptor itself. */
     const char *p = path;      /* as utimensat's: glibc says nonnull */
     __asm__("" : "+r"(p));
@@ -1052,6 +1122,8 @@ WC_EXPORT int lsetxattr(const char *path, const char *name, const void *v,
 WC_EXPORT int fsetxattr(int fd, const char *name, const void *v, size_t n,
                         int flags)
 {
+    if (WC_HIDDEN(fd))
+        return wc_ret(-EBADF);
     struct ident id = flush_for_times(fd, NULL, 0);
     return own_change(id, WC_NEXT(fset_fn, fsetxattr)(fd, name, v, n, flags));
 }
@@ -1070,6 +1142,8 @@ WC_EXPORT int lremovexattr(const char *path, const char *name)
 
 WC_EXPORT int fremovexattr(int fd, const char *name)
 {
+    if (WC_HIDDEN(fd))
+        return wc_ret(-EBADF);
     struct ident id = flush_for_times(fd, NULL, 0);
     return own_change(id, WC_NEXT(frm_fn, fremovexattr)(fd, name));
 }

@@ -110,6 +110,8 @@ int open64(const char *path, int flags, ...) WC_ALIAS(open);
 
 WC_EXPORT int openat(int dirfd, const char *path, int flags, ...)
 {
+    if (WC_HIDDEN_AT(dirfd, path))
+        return wc_ret(-EBADF);
     va_list ap;
     va_start(ap, flags);
     int r = open_va(dirfd, path, flags, ap);
@@ -159,6 +161,8 @@ WC_EXPORT int __open64_2(const char *path, int flags)
 
 WC_EXPORT int __openat_2(int dirfd, const char *path, int flags)
 {
+    if (WC_HIDDEN_AT(dirfd, path))
+        return wc_ret(-EBADF);
     int fd;
     RETRY_EMFILE(fd, REAL(__openat_2)(dirfd, path, flags));
     return wc_opened(fd, dirfd, path, flags);
@@ -283,6 +287,10 @@ WC_EXPORT FILE *freopen64(const char *path, const char *mode, FILE *stream)
 
 WC_EXPORT FILE *fdopen(int fd, const char *mode)
 {
+    if (WC_HIDDEN(fd)) {
+        errno = EBADF;
+        return NULL;
+    }
     stdio_takes(fd);
     return stdio_opened(REAL(fdopen)(fd, mode));
 }
@@ -747,6 +755,8 @@ int fcntl64(int fd, int cmd, ...) WC_ALIAS(fcntl);
 
 WC_EXPORT int flock(int fd, int op)
 {
+    if (WC_HIDDEN(fd))
+        return wc_ret(-EBADF);
     if (unlikely(wc_fd_is_internal(fd)))
         return wc_ret(-EBADF);
     if (!wc_fd_get(fd))
@@ -760,6 +770,8 @@ WC_EXPORT int flock(int fd, int op)
 
 WC_EXPORT int lockf(int fd, int cmd, off_t len)
 {
+    if (WC_HIDDEN(fd))
+        return wc_ret(-EBADF);
     if (unlikely(wc_fd_is_internal(fd)))
         return wc_ret(-EBADF);
     if (!wc_fd_get(fd) || cmd == F_TEST)

@@ -35,8 +35,15 @@
  *   (5) A descriptor is marked WC_DESC_INTERNAL in the fd table from the
  *       moment wc_own_fd_place() made it until after the engine closed it
  *       (wc_own_fd_closed): close, dup2, dup3, fcntl, close_range and
- *       closefrom of the program never reach it (open.c). The same holds
- *       for the memfds of shared.c's cell regions (wc_cells_fd_move).
+ *       closefrom of the program never reach it (open.c), and every other
+ *       wrapper of a call that takes a descriptor (read, write, lseek,
+ *       the stat, sync, truncate, allocate, lock, mode, owner and xattr
+ *       calls, mmap, sendfile, copy_file_range, splice, ioctl, dprintf,
+ *       fdopen, fexecve, and the *at calls with a relative path) answers
+ *       EBADF for it (WC_HIDDEN, shim.h), as the kernel does for a number
+ *       that is not open. The same holds for the memfds of shared.c's
+ *       cell regions (wc_cells_fd_move). Calls the shim does not wrap
+ *       (getdents64, fchdir, accept...) still reach them.
  *
  * Known window: during the one F_DUPFD of (1) (about a microsecond, once
  * per cached file), another thread of a program that holds every number

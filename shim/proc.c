@@ -29,9 +29,11 @@
  *       descriptors as shared ones, each at its first write, except those
  *       (6) hands over).
  *   (4) Exit in every form: return from main and exit() reach the
- *       destructor; _exit and _Exit flush first themselves. After that
- *       everything passes through (a later destructor's write still goes
- *       to the file, at the right offset).
+ *       destructor; _exit, _Exit and quick_exit (which ends in glibc's
+ *       own _exit, after the at_quick_exit handlers) flush first
+ *       themselves. After that everything passes through (a later
+ *       destructor's or handler's write still goes to the file, at the
+ *       right offset).
  *   (5) setrlimit/prlimit/ulimit of RLIMIT_FSIZE (syscall() included)
  *       write every cached file back first (what was written under the
  *       old limit reaches the file under it), then tell the engine
@@ -304,6 +306,13 @@ WC_EXPORT void _Exit(int status)
 {
     wc_proc_final_flush();
     REAL(_Exit)(status);
+    __builtin_unreachable();
+}
+
+WC_EXPORT void quick_exit(int status)
+{
+    wc_proc_final_flush();      /* the handlers' writes then pass through */
+    REAL(quick_exit)(status);
     __builtin_unreachable();
 }
 
@@ -1419,6 +1428,8 @@ WC_EXPORT int execvpe(const char *file, char *const argv[],
 WC_EXPORT int execveat(int dirfd, const char *path, char *const argv[],
                        char *const envp[], int flags)
 {
+    if (WC_HIDDEN_AT(dirfd, path))
+        return wc_ret(-EBADF);
     before_exec();
     size_t len = 0;
     int rfds[OWN_MAX], nrfd;
@@ -1432,6 +1443,8 @@ WC_EXPORT int execveat(int dirfd, const char *path, char *const argv[],
 
 WC_EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
 {
+    if (WC_HIDDEN(fd))
+        return wc_ret(-EBADF);
     before_exec();
     size_t len = 0;
     int rfds[OWN_MAX], nrfd;

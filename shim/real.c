@@ -186,6 +186,7 @@ static const struct {
     FB(fdatasync, fb_fdatasync), FB(mmap, fb_mmap),
     FB(munmap, fb_munmap),       FB(_exit, fb_exit),
     FB(_Exit, fb_exit),          FB(exit, fb_exit),
+    FB(quick_exit, fb_exit),
     FB(syscall, fb_syscall),     FB(ioctl, fb_ioctl),
     /* functions returning a pointer fail with NULL */
     FB(fopen, fb_enosys_ptr),    FB(freopen, fb_enosys_ptr),

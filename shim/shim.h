@@ -296,6 +296,18 @@ static inline int wc_fd_is_internal(int fd)
            __atomic_load_n(&wc_fds[fd], __ATOMIC_ACQUIRE) == WC_DESC_INTERNAL;
 }
 
+/* A call of the program names one of the engine's own descriptors, a
+ * number it never opened (ownfd.c invariant (5)): the wrapper answers as
+ * the kernel answers for a descriptor that is not open, EBADF. */
+#define WC_HIDDEN(fd) unlikely(wc_fd_is_internal(fd))
+/* The same for a directory descriptor, which the kernel looks at only for
+ * a relative path (or none: the descriptor's own file). */
+static inline int wc_hidden_at(int dirfd, const char *path)
+{
+    return WC_HIDDEN(dirfd) && (!path || path[0] != '/');
+}
+#define WC_HIDDEN_AT(dirfd, path) unlikely(wc_hidden_at(dirfd, path))
+
 /* Lock-free lookup: the description of `fd`, or NULL (pass-through, the
  * shim off, or an internal descriptor). */
 extern int wc_cells_late;
@@ -1079,6 +1091,10 @@ struct wc_desc *wc_nc_untracked_read(int fd);
 #define WC_UNTRACKED_READ(fd)                                              \
     (unlikely(wc_nc_on) && unlikely(!wc_reg_empty())                      \
          ? wc_nc_untracked_read(fd) : NULL)
+
+/* The least room (limit - usage, bytes) the process's memory cgroup and
+ * its ancestors have left; UINT64_MAX: no limit (memcg.c). */
+uint64_t wc_memcg_room(void);
 
 /* ---- the process side (proc.c) --------------------------------------- */
 

@@ -166,6 +166,8 @@ static int tracked(int fd)
 
 WC_EXPORT int vdprintf(int fd, const char *fmt, va_list ap)
 {
+    if (WC_HIDDEN(fd))
+        return wc_ret(-EBADF);
     if (likely(!tracked(fd)))
         return REAL(vdprintf)(fd, fmt, ap);
     return format_and_write(fd, -1, fmt, ap);
@@ -182,6 +184,8 @@ WC_EXPORT int dprintf(int fd, const char *fmt, ...)
 
 WC_EXPORT int __vdprintf_chk(int fd, int flag, const char *fmt, va_list ap)
 {
+    if (WC_HIDDEN(fd))
+        return wc_ret(-EBADF);
     if (likely(!tracked(fd)))
         return REAL(__vdprintf_chk)(fd, flag, fmt, ap);
     return format_and_write(fd, flag, fmt, ap);

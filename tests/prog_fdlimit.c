@@ -15,6 +15,11 @@
  *   prog_fdlimit raise DIR             files cached under a low limit, then
  *                                      the limit raised: every number up to
  *                                      the new limit is the program's
+ *   prog_fdlimit reach DIR LIMIT [hard] files cached, then every number the
+ *                                      program did not open, up to LIMIT +
+ *                                      16, given to the calls that take a
+ *                                      descriptor (fstat, read, write,
+ *                                      ftruncate, mmap...): EBADF each
  *
  * Prints one line per observation (return values, errno, offsets); the
  * test compares the transcripts and the files.
@@ -24,7 +29,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -282,6 +290,71 @@ static int raise_limit(void)
     return 0;
 }
 
+/* Every call below on a number nobody opened: -1 EBADF with the kernel,
+ * which the shim's own descriptors must give too (ownfd.c invariant
+ * (5)). Prints each number and call that answered otherwise. */
+static int reach(long lim)
+{
+    set_soft(lim);
+    int fds[3];
+    for (int i = 0; i < 3; i++) {
+        fds[i] = open_w("r", i);
+        for (int k = 0; k < 200; k++) {
+            char b[32];
+            int len = snprintf(b, sizeof b, "file %d line %03d\n", i, k);
+            if (write(fds[i], b, (size_t)len) != len)
+                printf("write %d: %s\n", i, strerror(errno));
+        }
+    }
+    int other = 0;
+    for (int n = 3; n < lim + 16; n++) {
+        if (n == fds[0] || n == fds[1] || n == fds[2])
+            continue;
+        struct stat st;
+        char b[8] = "XXXXXXX";
+        struct {
+            const char *what;
+            long r;
+        } c[16];
+        int k = 0;
+#define CALL(e) (errno = 0, c[k].what = #e, c[k].r = (long)(e), \
+                 c[k].r = c[k].r == -1 && errno == EBADF ? 0 : 1, k++)
+        CALL(fstat(n, &st));
+        CALL(fstatat(n, "", &st, AT_EMPTY_PATH));
+        CALL(lseek(n, 0, SEEK_END));
+        CALL(read(n, b, sizeof b));
+        CALL(pread(n, b, sizeof b, 0));
+        CALL(write(n, b, 2));
+        CALL(pwrite(n, b, 2, 0));
+        CALL(ftruncate(n, 0));
+        CALL(fallocate(n, 0, 0, 4096));
+        CALL(fsync(n));
+        CALL(fchmod(n, 0600));
+        CALL(flock(n, LOCK_SH | LOCK_NB));
+        CALL(dprintf(n, "x") < 0 ? -1 : 0);
+        errno = 0;
+        void *m = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, n, 0);
+        c[k].what = "mmap";
+        c[k++].r = !(m == MAP_FAILED && errno == EBADF);
+        if (m != MAP_FAILED)
+            munmap(m, 4096);
+#undef CALL
+        for (int i = 0; i < k; i++)
+            if (c[i].r) {
+                printf("descriptor %d: %s did not fail with EBADF\n", n,
+                       c[i].what);
+                other++;
+            }
+    }
+    printf("numbers tried up to %ld, answered otherwise: %d\n", lim + 16,
+           other);
+    for (int i = 0; i < 3; i++) {
+        write_through(fds[i], "end");
+        close(fds[i]);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -301,5 +374,7 @@ int main(int argc, char **argv)
         return closefrom_repro();
     if (!strcmp(argv[1], "raise"))
         return raise_limit();
+    if (!strcmp(argv[1], "reach"))
+        return reach(lim);
     return 2;
 }

@@ -158,6 +158,17 @@ Test(fds, count_hard_limit_16) { count_hard("16"); }
 Test(fds, count_hard_limit_1024) { count_hard("1024"); }
 Test(fds, dup_onto_high_numbers_hard_limit_64) { same("high", "64", "hard"); }
 
+/* The shim's descriptors, above the limit or (hard limit) below it, are
+ * reached by no call that takes a descriptor: fstat, read, write,
+ * ftruncate, mmap... of a number the program never opened give EBADF, as
+ * without the shim (probe M: ftruncate of one emptied the program's file
+ * and the backing store). */
+Test(fds, own_descriptors_unreachable_limit_64) { same("reach", "64", NULL); }
+Test(fds, own_descriptors_unreachable_hard_limit_64)
+{
+    same("reach", "64", "hard");
+}
+
 /* ---- the stress test -------------------------------------------------- */
 
 /* Check prog_fdstress's files in `dir` against its transcript `out`.

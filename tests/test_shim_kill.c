@@ -24,6 +24,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/prctl.h>
+#include <linux/magic.h>
+#include <sys/vfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -822,10 +824,14 @@ static int cg_write(const char *dir, const char *file, const char *val)
     return n == (ssize_t)strlen(val) ? 0 : -1;
 }
 
-/* A new memory cgroup limited to 96 MiB under our own (v2, or v1's memory
- * hierarchy): its directory in out, or -1 with a reason. */
-static int make_memcg(char *out, size_t cap, const char **why)
+/* A new memory cgroup limited to `mib` MiB, swap included, under our own
+ * (v2, or v1's memory hierarchy): its directory in out, or -1 with a
+ * reason. */
+static int make_memcg(char *out, size_t cap, const char **why, int mib)
 {
+    char bytes[32], v2[32];
+    snprintf(bytes, sizeof bytes, "%llu", (unsigned long long)mib << 20);
+    snprintf(v2, sizeof v2, "%dM", mib);
     char self[700] = "", line[400];
     FILE *f = fopen("/proc/self/cgroup", "r");
     int v1 = 0;
@@ -849,8 +855,8 @@ static int make_memcg(char *out, size_t cap, const char **why)
         *why = strerror(errno);
         return -1;
     }
-    int r = v1 ? cg_write(out, "memory.limit_in_bytes", "100663296")
-               : cg_write(out, "memory.max", "96M");
+    int r = v1 ? cg_write(out, "memory.limit_in_bytes", bytes)
+               : cg_write(out, "memory.max", v2);
     if (r != 0) {
         *why = "no memory controller there";
         rmdir(out);
@@ -859,7 +865,7 @@ static int make_memcg(char *out, size_t cap, const char **why)
     if (!v1)
         cg_write(out, "memory.swap.max", "0");
     else
-        cg_write(out, "memory.memsw.limit_in_bytes", "100663296");
+        cg_write(out, "memory.memsw.limit_in_bytes", bytes);
     return 0;
 }
 
@@ -869,7 +875,7 @@ Test(kill, oom_in_memory_cgroup, .init = setup, .fini = wct_scratch_cleanup,
 {
     char cg[800];
     const char *why;
-    if (make_memcg(cg, sizeof cg, &why) != 0) {
+    if (make_memcg(cg, sizeof cg, &why, 96) != 0) {
         wct_scratch_cleanup();
         cr_skip_test("cannot create a memory cgroup (%s): OOM kill not "
                      "tested", why);
@@ -885,6 +891,74 @@ Test(kill, oom_in_memory_cgroup, .init = setup, .fini = wct_scratch_cleanup,
     cr_assert(WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGKILL,
               "status %#x (99: the limit did not hold)", r.status);
     check_files(&r, "oom");
+}
+
+/* A program that writes 40 MB to 40 files in turn, 200 bytes a write, in
+ * a 16 MiB memory cgroup, the store on tmpfs (/dev/shm, the default):
+ * with the kernel alone its page cache is reclaimed and it finishes; the
+ * shim's cache, which nothing reclaims, must fit the room the cgroup has
+ * (shim/memcg.c; probe M: OOM-killed with a 64 MiB cache). */
+Test(kill, small_memory_cgroup_finishes, .init = setup,
+     .fini = wct_scratch_cleanup, .timeout = 120)
+{
+    wct_require_shim();
+    struct statfs sf;
+    if (statfs("/dev/shm", &sf) != 0 || sf.f_type != TMPFS_MAGIC) {
+        wct_scratch_cleanup();
+        cr_skip_test("/dev/shm is not a tmpfs");
+    }
+    char cg[800], store[64];
+    const char *why;
+    if (make_memcg(cg, sizeof cg, &why, 16) != 0) {
+        wct_scratch_cleanup();
+        cr_skip_test("cannot create a memory cgroup (%s)", why);
+    }
+    snprintf(store, sizeof store, "/dev/shm/wct-memcg-%d", (int)getpid());
+    wct_rmtree(store);
+    cr_assert(mkdir(store, 0700) == 0);
+    char *dir = wct_scratch("memcg");
+    static const char prog[] =
+        "my $d = shift; my @f;"
+        "for my $i (0..39) { open($f[$i], '>', \"$d/f$i\") or die }"
+        "my $l = ('x' x 199) . \"\\n\";"
+        "for my $k (1..5000) { for my $i (0..39) {"
+        "  syswrite($f[$i], $l) == 200 or die \"write: $!\" } }"
+        "close($_) or die for @f;";
+    for (int shim = 0; shim < 2; shim++) {
+        char sub[4200];
+        snprintf(sub, sizeof sub, "%s/%s", dir, shim ? "shim" : "kernel");
+        cr_assert(mkdir(sub, 0700) == 0);
+        pid_t pid = fork();
+        cr_assert(pid >= 0);
+        if (pid == 0) {
+            if (cg_write(cg, "cgroup.procs", "0") != 0)
+                _exit(98);
+            if (shim) {
+                setenv("LD_PRELOAD", WCT_BUILD_DIR "/libwcache.so", 1);
+                setenv("WCACHE_DIR", store, 1);
+            }
+            execlp("perl", "perl", "-e", prog, sub, (char *)NULL);
+            _exit(97);
+        }
+        int st;
+        cr_assert(waitpid(pid, &st, 0) == pid);
+        cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+                  "%s: status %#x (signal %d: 9 is the OOM killer)",
+                  shim ? "shim" : "kernel", st,
+                  WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+        for (int i = 0; i < 40; i++) {
+            char p[4300];
+            snprintf(p, sizeof p, "%s/f%d", sub, i);
+            struct stat s;
+            cr_expect(stat(p, &s) == 0 && s.st_size == 1000000,
+                      "%s: f%d has %lld bytes, not 1000000",
+                      shim ? "shim" : "kernel", i,
+                      (long long)(stat(p, &s) == 0 ? s.st_size : -1));
+        }
+    }
+    for (int i = 0; i < 500 && rmdir(cg) != 0; i++)
+        usleep(10000);
+    wct_rmtree(store);
 }
 
 /* ---- corrupt and hostile backing files ------------------------------- */

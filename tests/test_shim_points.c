@@ -407,6 +407,7 @@ Test(points, exit_return_from_main) { differential("exit", "return", NULL); }
 Test(points, exit_exit) { differential("exit", "exit", NULL); }
 Test(points, exit__exit_without_destructors) { differential("exit", "_exit", NULL); }
 Test(points, exit__Exit) { differential("exit", "_Exit", NULL); }
+Test(points, exit_quick_exit) { differential("exit", "quick_exit", NULL); }
 Test(points, exit_from_a_thread) { differential("exit", "thread_exit", NULL); }
 /*
  * Deaths the shim may not see: the crash guard replays the backing file

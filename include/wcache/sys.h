@@ -127,6 +127,7 @@
     X(void, _exit, (int))                                                  \
     X(void, _Exit, (int))                                                  \
     X(void, exit, (int))                                                   \
+    X(void, quick_exit, (int))                                             \
     /* shim: process creation, exec, helpers (issue 3) */                  \
     X(long, syscall, (long, ...))                                          \
     X(void, abort, (void))                                                 \
