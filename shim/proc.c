@@ -940,7 +940,10 @@ WC_EXPORT int posix_spawn(pid_t *pid, const char *path,
 {
     before_spawn(!(fa && fa->__used > 0));
     wc_cells_settle_all();      /* glibc execs: nothing hands cells over */
-    return REAL(posix_spawn)(pid, path, fa, attr, argv, envp);
+    wc_signals_exec(1);         /* its child keeps SIG_IGN, not ours */
+    int r = REAL(posix_spawn)(pid, path, fa, attr, argv, envp);
+    wc_signals_exec(0);
+    return r;
 }
 
 WC_EXPORT int posix_spawnp(pid_t *pid, const char *file,
@@ -950,7 +953,10 @@ WC_EXPORT int posix_spawnp(pid_t *pid, const char *file,
 {
     before_spawn(!(fa && fa->__used > 0));
     wc_cells_settle_all();
-    return REAL(posix_spawnp)(pid, file, fa, attr, argv, envp);
+    wc_signals_exec(1);         /* its child keeps SIG_IGN, not ours */
+    int r = REAL(posix_spawnp)(pid, file, fa, attr, argv, envp);
+    wc_signals_exec(0);
+    return r;
 }
 
 WC_EXPORT int system(const char *cmd)
@@ -959,14 +965,20 @@ WC_EXPORT int system(const char *cmd)
         before_spawn(1);
         wc_cells_settle_all();
     }
-    return REAL(system)(cmd);
+    wc_signals_exec(1);
+    int r = REAL(system)(cmd);
+    wc_signals_exec(0);
+    return r;
 }
 
 WC_EXPORT FILE *popen(const char *cmd, const char *mode)
 {
     before_spawn(1);
     wc_cells_settle_all();
-    return REAL(popen)(cmd, mode);
+    wc_signals_exec(1);
+    FILE *f = REAL(popen)(cmd, mode);
+    wc_signals_exec(0);
+    return f;
 }
 
 /* ---- exec ------------------------------------------------------------- */
@@ -1355,6 +1367,7 @@ static void before_exec(void)
  * (After own_env, which needs the table as it was.) */
 static void exec_now(void)
 {
+    wc_signals_exec(1);         /* signals.c: SIG_IGN survives exec */
     if (exec_threads) {
         exec_threads = 0;
         proc_off(1);            /* the statistics, the name if clean */
@@ -1366,6 +1379,7 @@ static void exec_now(void)
  * on would die with the process: it stops caching for good, as (8). */
 static void exec_failed(void)
 {
+    wc_signals_exec(0);
     wc_exec_failed();
     if (exec_unnamed) {
         exec_unnamed = 0;

@@ -855,6 +855,10 @@ void wc_die_of(int sig);
  * (once the cache exists: before it, a death has nothing to write back);
  * in a fork child, forget who held the lock. */
 void wc_death_signals_init(void);
+/* Around an exec or a spawn (going 1), and after it failed or the spawn
+ * returned (0): signals the program ignores are ignored in the kernel's
+ * table meanwhile (signals.c invariant (3)). */
+void wc_signals_exec(int going);
 void wc_death_signals_after_fork(void);
 
 /* ---- write/read paths (io.c) ----------------------------------------- */

@@ -20,7 +20,11 @@
  *       write back before), under g_sig_lock against the program's own
  *       sigaction calls in other threads.
  *   (3) Death by a synchronous fault (SIGSEGV, SIGBUS, SIGFPE, SIGILL,
- *       SIGTRAP, SIGSYS) at the default action, in any thread, stack
+ *       SIGTRAP, SIGSYS) at the default action or ignored (the kernel
+ *       forces the default on a fault whose signal is ignored: the
+ *       stand-in drops only the ones a process sends, si_code <= 0, and
+ *       SIG_IGN goes back into the kernel's table for an exec or a
+ *       spawn, whose image keeps it: wc_signals_exec), in any thread, stack
  *       overflow included (every thread has an alternate signal stack,
  *       altstack.c), writes back first, then dies of the same signal with
  *       the same status and core dump. The program's own handlers run as
@@ -188,8 +192,13 @@ static void fault_hook(int sig)
  * fault. */
 static void fault_death_handler(int sig, siginfo_t *si, void *ctx)
 {
-    (void)si;
     (void)ctx;
+    /* Standing in for SIG_IGN: one the kernel made of a fault (si_code
+     * above 0: ILL_*, FPE_*, TRAP_*, SI_KERNEL, SYS_SECCOMP) kills, since
+     * the kernel forces SIG_DFL there (force_sig_info_to_task); one a
+     * process sent (SI_USER, SI_QUEUE, SI_TKILL...) is dropped. */
+    if (prog_act[sig].sa_handler == SIG_IGN && si->si_code <= 0)
+        return;
     int e = errno;
     flush_before_death();
     struct sigaction dfl;
@@ -218,8 +227,10 @@ static int stand_in(int sig)
     memset(&sa, 0, sizeof sa);
     sigemptyset(&sa.sa_mask);
     if (is_fault_sig(sig)) {
+        /* SA_RESTART: a signal the program ignores, which the handler
+         * drops, interrupts no call. */
         sa.sa_sigaction = fault_death_handler;
-        sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+        sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
     } else {
         sa.sa_handler = death_handler;
         sa.sa_flags = SA_RESTART | SA_ONSTACK;
@@ -354,12 +365,38 @@ void wc_death_signals_init(void)
         struct sigaction cur;
         if (standing_in[sig] || REAL(sigaction)(sig, NULL, &cur) != 0)
             continue;
-        if (!(cur.sa_flags & SA_SIGINFO) && cur.sa_handler == SIG_DFL) {
+        if (!(cur.sa_flags & SA_SIGINFO) &&
+            (cur.sa_handler == SIG_DFL ||
+             (cur.sa_handler == SIG_IGN && is_fault_sig(sig)))) {
             prog_act[sig] = cur;
             stand_in(sig);
         }
     }
     sig_unlock(&saved);
+}
+
+/* An image is about to replace this one (going: 1), or the exec failed
+ * (0): a signal the program ignores, which the shim stands in for, is
+ * ignored again in the kernel's table for the exec, which keeps SIG_IGN
+ * but resets a handler to SIG_DFL (and so does posix_spawn's child).
+ * Only the kernel's table is changed, nothing in memory: a vfork child
+ * calls it too. */
+void wc_signals_exec(int going)
+{
+    for (size_t i = 0; i < sizeof death_sigs / sizeof *death_sigs; i++) {
+        int sig = death_sigs[i];
+        if (!is_fault_sig(sig) || !standing_in[sig] ||
+            prog_act[sig].sa_handler != SIG_IGN)
+            continue;
+        if (going) {
+            struct sigaction ign;
+            memset(&ign, 0, sizeof ign);
+            ign.sa_handler = SIG_IGN;
+            REAL(sigaction)(sig, &ign, NULL);
+        } else {
+            stand_in(sig);
+        }
+    }
 }
 
 WC_ONCE
@@ -408,7 +445,8 @@ static int stood_sigaction(int sig, const struct sigaction *act,
         int info = !!(act->sa_flags & SA_SIGINFO);
         int dfl = !info && act->sa_handler == SIG_DFL;
         int ign = !info && act->sa_handler == SIG_IGN;
-        if (dfl && is_death_sig(sig) && wc_state == WC_ST_ON) {
+        if ((dfl || (ign && is_fault_sig(sig))) && is_death_sig(sig) &&
+            wc_state == WC_ST_ON) {
             prog_act[sig] = *act;
             r = stand_in(sig);
             if (r == 0)

@@ -9,10 +9,18 @@
  *   MODE reset    installs a handler, then SIG_DFL again, then kill
  *   MODE handler  installs a handler that prints and exits 7, then kill
  *   MODE ignore   SIG_IGN, then kill: survives, exits 0
+ *   MODE fault    (SIGILL, SIGFPE, SIGTRAP) SIG_IGN, then the fault itself
+ *                 (ud2, a division by zero, int3): the kernel forces the
+ *                 default action and the process dies of it
+ *   MODE exec     SIG_IGN, then exec of itself in MODE shown, which
+ *                 prints the action it was given and exits 0
+ *   MODE spawn    the same by posix_spawn, waited for
  *   MODE pipe     (SIG is ignored) writes to a pipe with no reader
  */
 #include <fcntl.h>
 #include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +51,10 @@ int main(int argc, char **argv)
         return 2;
     int sig = atoi(argv[2]);
     const char *mode = argv[3];
+    if (!strcmp(mode, "shown")) {
+        printf("new image: %s\n", action(sig));
+        return 0;
+    }
     printf("start: %s\n", action(sig));
     fflush(stdout);
     int fd = open(argv[1], O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -64,7 +76,8 @@ int main(int argc, char **argv)
         sa.sa_handler = on_sig;
         sigaction(sig, &sa, &old);
         printf("old: %s\n", old.sa_handler == SIG_DFL ? "default" : "?");
-    } else if (!strcmp(mode, "ignore")) {
+    } else if (!strcmp(mode, "ignore") || !strcmp(mode, "fault") ||
+               !strcmp(mode, "exec") || !strcmp(mode, "spawn")) {
         signal(sig, SIG_IGN);
     }
     printf("now: %s\n", action(sig));
@@ -76,6 +89,32 @@ int main(int argc, char **argv)
         close(p[0]);
         write(p[1], "x", 1);        /* SIGPIPE */
         return 6;
+    }
+    if (!strcmp(mode, "fault")) {
+        if (sig == SIGILL)
+            __asm__ volatile("ud2");
+        if (sig == SIGTRAP)
+            __asm__ volatile("int3");
+        if (sig == SIGFPE) {
+            volatile int zero = 0, one = 1;
+            printf("%d\n", one / zero);
+        }
+        return 8;
+    }
+    if (!strcmp(mode, "exec") || !strcmp(mode, "spawn")) {
+        char *av[] = {(char *)"prog_death", argv[1], argv[2],
+                      (char *)"shown", NULL};
+        if (!strcmp(mode, "exec")) {
+            execv("/proc/self/exe", av);
+            return 9;
+        }
+        extern char **environ;
+        pid_t pid;
+        int st;
+        if (posix_spawn(&pid, "/proc/self/exe", NULL, NULL, av, environ) ||
+            waitpid(pid, &st, 0) != pid)
+            return 9;
+        return WIFEXITED(st) ? WEXITSTATUS(st) : 10;
     }
     kill(getpid(), sig);
     return 0;
