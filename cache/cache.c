@@ -406,6 +406,33 @@ int wc_flush_all_entered(struct wc_cache *c, enum wc_reason why)
     return first;
 }
 
+int wc_cache_lock_point(struct wc_cache *c, int taken)
+{
+    if (!wc_engine_enter())
+        return -EDEADLK;
+    int first = 0, intruding = -1;
+    for (uint32_t i = 0, hi = wc_files_hi(c); i < hi; i++) {
+        struct wc_file *f = &c->files[i];
+        if (!__atomic_load_n(&f->live, __ATOMIC_RELAXED))
+            continue;
+        if (intruding < 0)
+            intruding = pass_begin(c);  /* only if some file is live */
+        file_lock(f, intruding);
+        if (f->live) {
+            int r = wc_flush_locked(f, WC_WHY_LOCK);
+            if (r < 0 && !first)
+                first = r;
+            else if (r == 0 && taken)
+                wc_file_forget_locked(f);
+        }
+        wc_blk_unlock(&f->lock);
+    }
+    if (intruding > 0)
+        intrude_end(c, intruding);
+    wc_engine_leave();
+    return first;
+}
+
 int wc_space_settle_entered(struct wc_cache *c, uint64_t dev)
 {
     int first = 0;

@@ -416,6 +416,9 @@ static inline ssize_t wc_rw_count(int vec, const void *buf, size_t len,
 /* Flush every file; release files whose last close could not write back
  * and that are now clean. Caller is inside the engine, holds no lock. */
 int wc_flush_all_entered(struct wc_cache *c, enum wc_reason why);
+/* forget_locked (file.c) for a caller that holds f->lock and wrote f
+ * back: its clean pages dropped, its size asked again when needed. */
+void wc_file_forget_locked(struct wc_file *f);
 /* File system `dev` is too full to cache a write (errors.c (5)): every
  * live file on it writes back what it holds and gives up its grant of
  * room. Caller is inside and holds no file lock. Returns 0 or the first

@@ -482,6 +482,11 @@ static void forget_locked(struct wc_file *f)
     wc_note_disk(f);
 }
 
+void wc_file_forget_locked(struct wc_file *f)
+{
+    forget_locked(f);
+}
+
 void wc_file_end_fresh(struct wc_file *f)
 {
     struct stat st;

@@ -62,11 +62,14 @@ static uint64_t room_up(char *dir, size_t root_len, const char *limit_name,
         int ok_l, ok_u;
         snprintf(p, sizeof p, "%s/%s", dir, limit_name);
         uint64_t lim = read_num(p, &ok_l);
-        snprintf(p, sizeof p, "%s/%s", dir, usage_name);
-        uint64_t use = read_num(p, &ok_u);
-        /* v1 reports no limit as a huge page-rounded number. */
-        if (ok_l && ok_u && lim < (1ull << 62))
-            room = lim > use ? (lim - use < room ? lim - use : room) : 0;
+        /* v1 reports no limit as a huge page-rounded number; the usage
+         * is read only under a limit. */
+        if (ok_l && lim < (1ull << 62)) {
+            snprintf(p, sizeof p, "%s/%s", dir, usage_name);
+            uint64_t use = read_num(p, &ok_u);
+            if (ok_u)
+                room = lim > use ? (lim - use < room ? lim - use : room) : 0;
+        }
         while (len > root_len && dir[len - 1] != '/')
             len--;
         if (len <= root_len)

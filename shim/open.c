@@ -26,11 +26,15 @@
  *       does one opened or set (F_SETFL) with O_DIRECT or O_SYNC. A file
  *       a stream the program opened holds is cached by no description
  *       until the stream's fclose (registry.c invariant (4)).
- *   (4) Locks (fcntl F_SETLK*, F_OFD_SETLK*, flock, lockf) are consistency
- *       points: the file is flushed before the lock call; after a lock is
- *       taken the engine forgets the file's clean pages (others may have
- *       changed it under their lock). Blocking lock calls run at depth 0,
- *       so signal handlers' writes are not held up behind them.
+ *   (4) Locks (fcntl F_SETLK*, F_OFD_SETLK*, flock, lockf) on any
+ *       descriptor, tracked or not, are consistency points for every
+ *       file (processes agree about one file through a lock on another):
+ *       every cached file is written back before the lock call; after a
+ *       lock is taken the engine forgets every file's clean pages and
+ *       size (others may have changed them under their lock:
+ *       wc_cache_lock_point). A WATCH description's own locks are counted
+ *       (fdtab.c invariant (6)). Blocking lock calls run at depth 0, so
+ *       signal handlers' writes are not held up behind them.
  *   (5) dlopen and dlmopen read and map the file with the loader's own
  *       calls: everything cached is written back first (a library the
  *       program just wrote loads whole). The real function is reached by
@@ -593,28 +597,24 @@ WC_EXPORT int dup3(int oldfd, int newfd, int flags)
 /* Before a lock call: flush the file. After taking a lock: invalidate. */
 static void lock_point(int fd, int after_taking)
 {
+    if (wc_depth)
+        return;
+    /* A WATCH description's locks are counted (fdtab.c invariant (6)):
+     * read without the lock, as a write that made it CACHED before this
+     * call is seen. */
     struct wc_desc *d = wc_fd_get(fd);
-    if (!d || wc_depth)
+    if (d && !after_taking &&
+        __atomic_load_n(&d->mode, __ATOMIC_RELAXED) == WC_D_WATCH)
+        __atomic_add_fetch(&d->wlocks, 1, __ATOMIC_RELAXED);
+    /* A lock on any file is a consistency point for every file
+     * (CONTRACT.md section 3): processes agree about one file through a
+     * lock on another (SQLite's WAL behind its -shm file's locks, a log
+     * behind a lock file; probe N: lost commits, a corrupt database). */
+    struct wc_cache *c = __atomic_load_n(&wc_cachep, __ATOMIC_ACQUIRE);
+    if (!c || wc_state != WC_ST_ON)
         return;
-    /* A WATCH description holds no engine file: nothing to write back or
-     * forget (read without the lock: a write that happened before this
-     * call made it CACHED before, and that store is seen); its locks are
-     * counted (fdtab.c invariant (6)). */
-    if (__atomic_load_n(&d->mode, __ATOMIC_RELAXED) == WC_D_WATCH) {
-        if (!after_taking)
-            __atomic_add_fetch(&d->wlocks, 1, __ATOMIC_RELAXED);
-        return;
-    }
     int e = wc_work_begin();
-    if (!wc_desc_lock(fd, d)) {
-        if (d->file && d->mode != WC_D_WATCH) {
-            if (after_taking)
-                wc_file_invalidate(d->file, WC_WHY_LOCK);
-            else
-                wc_file_flush(d->file, WC_WHY_LOCK);
-        }
-        wc_blk_unlock(&d->lock);
-    }
+    wc_cache_lock_point(c, after_taking);   /* an error: kept for fsync */
     wc_work_end(e);
 }
 
@@ -642,6 +642,24 @@ static int dupfd_fallback(int fd, int cmd, int lo)
     return r;
 }
 
+/* A record lock set or dropped (F_SETLK, F_SETLKW, F_OFD_SETLK,
+ * F_OFD_SETLKW), on any descriptor: a consistency point (lock_point). */
+static int lock_call(int fd, int cmd, void *arg)
+{
+    const struct flock *fl = arg;
+    lock_point(fd, 0);
+    int r = wc_k_fcntl(fd, cmd, (long)arg);
+    if (r == 0 && fl && fl->l_type != F_UNLCK)
+        lock_point(fd, 1);
+    return r;
+}
+
+static int is_lock_cmd(int cmd)
+{
+    return cmd == F_SETLK || cmd == F_SETLKW || cmd == F_OFD_SETLK ||
+           cmd == F_OFD_SETLKW;
+}
+
 static int fcntl_common(int fd, int cmd, void *arg)
 {
     if (unlikely(wc_fd_is_internal(fd)))
@@ -661,6 +679,8 @@ static int fcntl_common(int fd, int cmd, void *arg)
             return duped(NULL, 0, fd, wc_k_fcntl(fd, cmd, (long)arg));
         /* (A vfork child's F_SETFD on the parent's description: the
          * wc_fd_get above recorded it, proc.c invariant (7).) */
+        if (unlikely(is_lock_cmd(cmd)))
+            return lock_call(fd, cmd, arg);
         return wc_k_fcntl(fd, cmd, (long)arg);
     }
     int r;
@@ -721,22 +741,8 @@ static int fcntl_common(int fd, int cmd, void *arg)
     case F_SETLK:
     case F_SETLKW:
     case F_OFD_SETLK:
-    case F_OFD_SETLKW: {
-        const struct flock *fl = arg;
-        /* A watched description with the program's only thread: its locks
-         * are counted (fdtab.c invariant (6)), all lock_point would do on
-         * either side (SQLite takes and drops one per transaction). */
-        if (__atomic_load_n(&d->mode, __ATOMIC_RELAXED) == WC_D_WATCH &&
-            __atomic_load_n(&wc_solo, __ATOMIC_RELAXED) && !wc_depth) {
-            __atomic_add_fetch(&d->wlocks, 1, __ATOMIC_RELAXED);
-            return wc_k_fcntl(fd, cmd, (long)arg);
-        }
-        lock_point(fd, 0);
-        r = wc_k_fcntl(fd, cmd, (long)arg);
-        if (r == 0 && fl && fl->l_type != F_UNLCK)
-            lock_point(fd, 1);
-        return r;
-    }
+    case F_OFD_SETLKW:
+        return lock_call(fd, cmd, arg);
     default:
         return wc_k_fcntl(fd, cmd, (long)arg);
     }
@@ -757,10 +763,6 @@ WC_EXPORT int flock(int fd, int op)
 {
     if (WC_HIDDEN(fd))
         return wc_ret(-EBADF);
-    if (unlikely(wc_fd_is_internal(fd)))
-        return wc_ret(-EBADF);
-    if (!wc_fd_get(fd))
-        return REAL(flock)(fd, op);
     lock_point(fd, 0);
     int r = REAL(flock)(fd, op);
     if (r == 0 && !(op & LOCK_UN))
@@ -772,9 +774,7 @@ WC_EXPORT int lockf(int fd, int cmd, off_t len)
 {
     if (WC_HIDDEN(fd))
         return wc_ret(-EBADF);
-    if (unlikely(wc_fd_is_internal(fd)))
-        return wc_ret(-EBADF);
-    if (!wc_fd_get(fd) || cmd == F_TEST)
+    if (cmd == F_TEST)
         return REAL(lockf)(fd, cmd, len);
     lock_point(fd, 0);
     int r = REAL(lockf)(fd, cmd, len);

@@ -413,6 +413,14 @@ int wc_file_sync(struct wc_file *f, int datasync);
  * have changed the file). Returns 0 or -errno. */
 int wc_file_invalidate(struct wc_file *f, enum wc_reason why);
 
+/* A lock was taken or dropped on some file, which processes use to agree
+ * about any file (SQLite's WAL file behind a lock on its -shm file, a log
+ * behind a lock file): every file's dirty data is written back and, after
+ * a lock was taken (`taken`), what the cache knew of every file is
+ * forgotten, as wc_file_invalidate does for one. Returns 0 or the first
+ * -errno (that file's data stays cached and the error recorded). */
+int wc_cache_lock_point(struct wc_cache *c, int taken);
+
 /* A call the kernel makes on f for a description that passes through
  * (a write, a truncate) while other descriptions of f may still cache
  * (they all pass through soon: one at a time). wc_file_kernel_begin
