@@ -50,8 +50,11 @@
  *       handler are pending in the kernel; one the kernel has no room for
  *       runs here (deliver_here). sigaction and signal report the
  *       kernel's action with the program's handler put back (reported).
- *       A handler set behind the shim (raw rt_sigaction, sigset) still
- *       runs inside it, where the queue and invariant (2) serve it.
+ *       A handler set behind the shim (a raw rt_sigaction; glibc's
+ *       sigset, sysv_signal and bsd_signal are made here with the shim's
+ *       sigaction) still runs inside it, where the queue and invariant
+ *       (2) serve it; a lock it takes there writes nothing back
+ *       (open.c lock_point: the thread may hold the engine's locks).
  *   (4) SIGKILL the process sends itself (raise, kill of its own pid,
  *       group or 0, sigqueue, tgkill or tkill of one of its threads,
  *       pthread_kill, pthread_sigqueue, and their raw system calls) is
@@ -119,6 +122,32 @@ static int is_death_sig(int sig)
         if (death_sigs[i] == sig)
             return 1;
     return 0;
+}
+
+/* The program's action as the kernel keeps it, for sigaction to report
+ * while our handler stands in (invariant (2)): glibc's sigaction adds
+ * SA_RESTORER and its restorer; the kernel drops SIGKILL and SIGSTOP from
+ * the mask (kernel/signal.c do_sigaction). */
+#ifndef SA_RESTORER
+#define SA_RESTORER 0x04000000
+#endif
+static struct sigaction as_kept(const struct sigaction *act)
+{
+    struct sigaction k = *act;
+    k.sa_flags |= SA_RESTORER;
+    sigdelset(&k.sa_mask, SIGKILL);
+    sigdelset(&k.sa_mask, SIGSTOP);
+    return k;
+}
+
+/* What sigaction reports for sig while we stand in: the program's
+ * action, with the restorer the kernel holds (ours is glibc's too). */
+static struct sigaction stood_report(int sig)
+{
+    struct sigaction r = prog_act[sig], k;
+    if (REAL(sigaction)(sig, NULL, &k) == 0)
+        r.sa_restorer = k.sa_restorer;
+    return r;
 }
 
 void wc_die_of(int sig)
@@ -285,7 +314,7 @@ static int hold(int sig, const struct sigaction *act)
     struct sigaction sa = *act;
     sa.sa_sigaction = holding_handler;
     sa.sa_flags = (act->sa_flags | SA_SIGINFO) & ~SA_RESETHAND;
-    prog_act[sig] = *act;
+    prog_act[sig] = as_kept(act);
     int r = REAL(sigaction)(sig, &sa, NULL);
     holding[sig] = r == 0;
     if (r == 0)
@@ -409,8 +438,8 @@ void wc_death_signals_after_fork(void)
  * (invariant (5)), from the kernel's (k: as it reports it, with its
  * flags and mask as the kernel keeps them): the program's handler, with
  * SA_SIGINFO and SA_RESETHAND as the program asked. A handler set behind
- * the shim since (glibc's sysv_signal, bsd_signal, sigset, siginterrupt
- * call its own sigaction) is reported as it is, and no longer held. */
+ * the shim since (glibc's siginterrupt calls its own sigaction; a raw
+ * rt_sigaction) is reported as it is, and no longer held. */
 static int held_as_program(int sig, struct sigaction *k)
 {
     if (k->sa_sigaction != holding_handler)
@@ -438,7 +467,7 @@ static int stood_sigaction(int sig, const struct sigaction *act,
     struct sigaction was;
     int r = 0;
     if (standing_in[sig])
-        was = prog_act[sig];
+        was = stood_report(sig);
     else if ((r = REAL(sigaction)(sig, NULL, &was)) == 0 && holding[sig])
         reported(sig, &was);
     if (r == 0 && act) {
@@ -447,7 +476,7 @@ static int stood_sigaction(int sig, const struct sigaction *act,
         int ign = !info && act->sa_handler == SIG_IGN;
         if ((dfl || (ign && is_fault_sig(sig))) && is_death_sig(sig) &&
             wc_state == WC_ST_ON) {
-            prog_act[sig] = *act;
+            prog_act[sig] = as_kept(act);
             r = stand_in(sig);
             if (r == 0)
                 holding[sig] = 0;
@@ -487,7 +516,7 @@ static int vfork_sigaction(int sig, const struct sigaction *act,
     if (r == 0 && old) {
         *old = was;
         if (sig > 0 && sig < NSIG && standing_in[sig])
-            *old = prog_act[sig];
+            *old = stood_report(sig);
         else if (sig > 0 && sig < NSIG && holding[sig])
             held_as_program(sig, old);  /* nothing changed: shared memory */
     }
@@ -507,6 +536,20 @@ WC_EXPORT int sigaction(int sig, const struct sigaction *act,
     return REAL(sigaction)(sig, act, old);
 }
 
+/* The signals siginterrupt made interrupting, as glibc's own _sigintr
+ * (which its signal and bsd_signal read): for the signal() made here. */
+static sigset_t g_sigintr;
+
+WC_EXPORT int siginterrupt(int sig, int flag)
+{
+    int r = REAL(siginterrupt)(sig, flag);
+    if (r == 0 && flag)
+        sigaddset(&g_sigintr, sig);
+    else if (r == 0)
+        sigdelset(&g_sigintr, sig);
+    return r;
+}
+
 WC_EXPORT sighandler_t signal(int sig, sighandler_t h)
 {
     int vf = wc_state == WC_ST_VFORK;
@@ -517,13 +560,14 @@ WC_EXPORT sighandler_t signal(int sig, sighandler_t h)
                 (is_death_sig(sig) || is_async_sig(sig));
     if (!fault && !death)
         return REAL(signal)(sig, h);
-    /* glibc's signal(): BSD semantics. */
+    /* glibc's signal(): BSD semantics, calls restarted unless
+     * siginterrupt said otherwise for sig. */
     struct sigaction sa, old;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = h;
     sigemptyset(&sa.sa_mask);
     sigaddset(&sa.sa_mask, sig);
-    sa.sa_flags = SA_RESTART;
+    sa.sa_flags = sigismember(&g_sigintr, sig) == 1 ? 0 : SA_RESTART;
     int r = vf      ? (vfork_sigaction(sig, &sa, &old) < 0 ? -errno : 0)
             : fault ? wc_fault_sigaction(sig, &sa, &old)
                     : (stood_sigaction(sig, &sa, &old) < 0 ? -errno : 0);
@@ -532,6 +576,61 @@ WC_EXPORT sighandler_t signal(int sig, sighandler_t h)
         return SIG_ERR;
     }
     return old.sa_handler;
+}
+
+/* glibc's sigset, sysv_signal and bsd_signal call its own sigaction,
+ * behind the shim: a handler they set would run inside the shim, where a
+ * lock it takes cannot write anything back (probe O: a SIGALRM handler
+ * set with sigset took a lock and told another process, which found tens
+ * of thousands of acknowledged records missing). Made here with the
+ * shim's sigaction, as glibc makes them, so that the handler is held
+ * (invariant (5)). */
+WC_EXPORT sighandler_t sigset(int sig, sighandler_t disp)
+{
+    sigset_t one, old;
+    sigemptyset(&one);
+    if (sigaddset(&one, sig) < 0)
+        return SIG_ERR;
+    struct sigaction sa, oa;
+    if (disp == SIG_HOLD) {
+        if (pthread_sigmask(SIG_BLOCK, &one, &old) != 0)
+            return SIG_ERR;
+        if (sigismember(&old, sig))
+            return SIG_HOLD;
+        if (sigaction(sig, NULL, &oa) < 0)
+            return SIG_ERR;
+        return oa.sa_handler;
+    }
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = disp;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(sig, &sa, &oa) < 0 ||
+        pthread_sigmask(SIG_UNBLOCK, &one, &old) != 0)
+        return SIG_ERR;
+    return sigismember(&old, sig) ? SIG_HOLD : oa.sa_handler;
+}
+
+/* System V semantics: reset to the default at delivery, not deferred,
+ * calls interrupted. */
+WC_EXPORT sighandler_t sysv_signal(int sig, sighandler_t h)
+{
+    if (h == SIG_ERR || sig <= 0 || sig >= NSIG) {
+        errno = EINVAL;
+        return SIG_ERR;
+    }
+    struct sigaction sa, oa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = h;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESETHAND | SA_NODEFER;
+    if (sigaction(sig, &sa, &oa) < 0)
+        return SIG_ERR;
+    return oa.sa_handler;
+}
+
+WC_EXPORT sighandler_t bsd_signal(int sig, sighandler_t h)
+{
+    return signal(sig, h);
 }
 
 WC_ONCE

@@ -34,15 +34,20 @@ static void on_sig(int sig)
     _exit(7);
 }
 
+/* The action as sigaction reports it: handler, flags, and whether the
+ * mask holds SIGKILL (the kernel never keeps it there). */
 static const char *action(int sig)
 {
+    static char buf[96];
     struct sigaction sa;
     if (sigaction(sig, NULL, &sa) != 0)
         return "error";
-    if (sa.sa_flags & SA_SIGINFO)
-        return "siginfo";
-    return sa.sa_handler == SIG_DFL ? "default" :
-           sa.sa_handler == SIG_IGN ? "ignore" : "handler";
+    const char *h = sa.sa_flags & SA_SIGINFO ? "siginfo" :
+                    sa.sa_handler == SIG_DFL ? "default" :
+                    sa.sa_handler == SIG_IGN ? "ignore" : "handler";
+    snprintf(buf, sizeof buf, "%s flags %#x kill-in-mask %d", h,
+             (unsigned)sa.sa_flags, sigismember(&sa.sa_mask, SIGKILL));
+    return buf;
 }
 
 int main(int argc, char **argv)
@@ -78,7 +83,13 @@ int main(int argc, char **argv)
         printf("old: %s\n", old.sa_handler == SIG_DFL ? "default" : "?");
     } else if (!strcmp(mode, "ignore") || !strcmp(mode, "fault") ||
                !strcmp(mode, "exec") || !strcmp(mode, "spawn")) {
-        signal(sig, SIG_IGN);
+        /* With a full mask, which the kernel keeps without SIGKILL and
+         * SIGSTOP. */
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = SIG_IGN;
+        sigfillset(&sa.sa_mask);
+        sigaction(sig, &sa, NULL);
     }
     printf("now: %s\n", action(sig));
     fflush(stdout);

@@ -148,6 +148,7 @@
     X(int, faccessat, (int, const char *, int, int))                       \
     X(char *, getcwd, (char *, size_t))                                    \
     X(sighandler_t, signal, (int, sighandler_t))                           \
+    X(int, siginterrupt, (int, int))                                       \
     X(int, futimens, (int, const struct timespec[2]))                      \
     X(int, utimensat, (int, const char *, const struct timespec[2], int))  \
     X(int, futimes, (int, const struct timeval[2]))                        \
