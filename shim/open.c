@@ -599,13 +599,14 @@ static void lock_point(int fd, int after_taking)
 {
     if (wc_depth)
         return;
-    /* A WATCH description's locks are counted (fdtab.c invariant (6)):
-     * read without the lock, as a write that made it CACHED before this
-     * call is seen. */
-    struct wc_desc *d = wc_fd_get(fd);
-    if (d && !after_taking &&
-        __atomic_load_n(&d->mode, __ATOMIC_RELAXED) == WC_D_WATCH)
-        __atomic_add_fetch(&d->wlocks, 1, __ATOMIC_RELAXED);
+    /* A WATCH description's locks are counted, once a call (fdtab.c
+     * invariant (6)): read without the lock, as a write that made it
+     * CACHED before this call is seen. */
+    if (!after_taking) {
+        struct wc_desc *d = wc_fd_get(fd);
+        if (d && __atomic_load_n(&d->mode, __ATOMIC_RELAXED) == WC_D_WATCH)
+            __atomic_add_fetch(&d->wlocks, 1, __ATOMIC_RELAXED);
+    }
     /* A lock on any file is a consistency point for every file
      * (CONTRACT.md section 3): processes agree about one file through a
      * lock on another (SQLite's WAL behind its -shm file's locks, a log
