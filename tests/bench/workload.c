@@ -10,6 +10,10 @@
  *   append SIZE COUNT   COUNT writes of SIZE bytes to a new file
  *   pwrite SIZE COUNT   COUNT writes of SIZE bytes at random SIZE-aligned
  *                       offsets of a 64 MiB file (fixed seed)
+ *   sorted SIZE COUNT   the pwrite kind's writes sorted by offset, each
+ *                       run of adjacent (or repeated) ones merged into one
+ *                       pwrite: the fewest calls a write-back of them can
+ *                       make without reading the file (a floor; sys only)
  *   writev 0 COUNT      COUNT writevs of 8 segments (8-24 bytes each)
  *   raw 0 COUNT         COUNT times: write 64 bytes, read them back
  *   compute SIZE COUNT  COUNT writes of SIZE bytes to a new file, each
@@ -17,6 +21,9 @@
  *                       computes its output: write-back can overlap it)
  *   threads 0 COUNT     two threads, each appending 64 bytes COUNT times
  *                       to a file of its own
+ *   procs 0 COUNT       the same in two processes (fork, nothing shared):
+ *                       what two cores give two writers on this machine,
+ *                       the ceiling of the threads row
  *   one                 write one 6-byte file (start-up cost)
  *   small               write one 800-byte file in 20 writes of 40 bytes
  *                       (start-up cost of a process that caches a file)
@@ -33,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define SPAN (64L << 20)
@@ -118,6 +126,12 @@ static void compute(const char *name, long sz, long n, long work)
         die("close");
 }
 
+static int cmp_off(const void *a, const void *b)
+{
+    off_t x = *(const off_t *)a, y = *(const off_t *)b;
+    return x < y ? -1 : x > y;
+}
+
 static void *thread_main(void *arg)
 {
     append(arg, 64, count);
@@ -162,6 +176,43 @@ int main(int argc, char **argv)
             }
         }
         if (use_stdio ? fclose(f) : close(fd))
+            die("close");
+    } else if (!strcmp(kind, "sorted")) {
+        unsigned long x = 12345;
+        long slots = SPAN / size;
+        off_t *offs = malloc((size_t)count * sizeof *offs);
+        int fd = open(fresh("random"), O_RDWR | O_CREAT | O_TRUNC, 0644);
+        if (!offs || fd < 0 || ftruncate(fd, SPAN))
+            die("open");
+        for (long i = 0; i < count; i++) {
+            x = x * 6364136223846793005ul + 1442695040888963407ul;
+            offs[i] = (off_t)((x >> 33) % (unsigned long)slots) * size;
+        }
+        qsort(offs, (size_t)count, sizeof *offs, cmp_off);
+        /* Runs in place: offs[k] = start, and a buffer as long as the
+         * longest (a 64 MiB one would cost its page faults in the run). */
+        long nruns = 0;
+        off_t longest = 0, *ends = malloc((size_t)count * sizeof *ends);
+        if (!ends)
+            die("malloc");
+        for (long i = 0; i < count; nruns++) {
+            off_t from = offs[i], to = offs[i] + size;
+            while (++i < count && offs[i] <= to)
+                to = offs[i] + size;
+            offs[nruns] = from;
+            ends[nruns] = to;
+            if (to - from > longest)
+                longest = to - from;
+        }
+        char *run = malloc((size_t)longest);
+        if (!run)
+            die("malloc");
+        memset(run, buf[0], (size_t)longest);
+        for (long k = 0; k < nruns; k++)
+            if (pwrite(fd, run, (size_t)(ends[k] - offs[k]), offs[k]) !=
+                ends[k] - offs[k])
+                die("pwrite");
+        if (close(fd))
             die("close");
     } else if (!strcmp(kind, "writev")) {
         struct iovec v[8];
@@ -219,6 +270,24 @@ int main(int argc, char **argv)
                 die("pthread_create");
         for (int k = 0; k < 2; k++)
             pthread_join(t[k], NULL);
+    } else if (!strcmp(kind, "procs")) {
+        pid_t p[2];
+        char *names[2] = {"p0", "p1"};
+        for (int k = 0; k < 2; k++) {
+            p[k] = fork();
+            if (p[k] < 0)
+                die("fork");
+            if (p[k] == 0) {
+                append(names[k], 64, count);
+                _exit(0);
+            }
+        }
+        for (int k = 0; k < 2; k++) {
+            int st;
+            if (waitpid(p[k], &st, 0) != p[k] || !WIFEXITED(st) ||
+                WEXITSTATUS(st) != 0)
+                die("child");
+        }
     } else if (!strcmp(kind, "one")) {
         append("one", 6, 1);
     } else if (!strcmp(kind, "small")) {
