@@ -248,14 +248,32 @@ static inline size_t wc_fmt_bases(const char *out[3])
 
 /* The pid the name of a backing file (its last component) carries, or 0
  * when name is not one. */
-static inline unsigned wc_fmt_name_pid(const char *name)
+/* A backing file a guard could not replay is renamed with this suffix
+ * (shim/cli_recover.c (G6)): guards pass it by, `wcache recover` and
+ * `wcache ls` read it. */
+#define WC_FMT_KEPT ".kept"
+
+/* The pid in a backing file's name, "cache.<pid>.<nonce>" and, with
+ * `kept` not NULL, "cache.<pid>.<nonce>.kept" too (*kept then says
+ * which); 0 for any other name. */
+static inline unsigned wc_fmt_name_parse(const char *name, int *kept)
 {
     unsigned pid, nonce;
     int at = 0, end = 0;
     if (sscanf(name, "cache.%u.%n%8x%n", &pid, &at, &nonce, &end) != 2 ||
-        end - at != 8 || name[end] || pid > INT32_MAX)
+        end - at != 8 || pid > INT32_MAX)
         return 0;
+    int k = name[end] != 0;
+    if (k && (!kept || strcmp(name + end, WC_FMT_KEPT) != 0))
+        return 0;
+    if (kept)
+        *kept = k;
     return pid;
+}
+
+static inline unsigned wc_fmt_name_pid(const char *name)
+{
+    return wc_fmt_name_parse(name, NULL);
 }
 
 #endif /* WCACHE_FORMAT_H */

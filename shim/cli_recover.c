@@ -82,9 +82,12 @@ static int dirs(const char *given, char out[][PATH_MAX], int max)
     return n;
 }
 
+/* A backing file recover and ls read: a live one's name, or a kept one's
+ * (G6). */
 static int is_store_name(const char *name)
 {
-    return wc_fmt_name_pid(name) != 0;
+    int kept;
+    return wc_fmt_name_parse(name, &kept) != 0;
 }
 
 static int run(const char *given, int flags)
@@ -162,7 +165,7 @@ static int run(const char *given, int flags)
  *        died (or exec'd, or exited without removing it) and the file is
  *        replayed as `wcache recover` does (cache/replay.c), logging to
  *        DIR/guard.log. A file that cannot be replayed is kept (logged
- *        once) for `wcache recover`.
+ *        once) for `wcache recover` (G6).
  *   (G3) It leaves when its sweeps have found no living owner for
  *        GUARD_LINGER_MS, so that a run of short programs (a
  *        build, a shell script) keeps one guard: it drops the
@@ -189,6 +192,16 @@ static int run(const char *given, int flags)
  *        files before the program that replaces it writes there, as the
  *        kernel would have had it (a probe: a restarted appender's
  *        records landed before the dead one's, 18 of 20 runs).
+ *   (G6) A backing file a replay could not empty (its file's directory
+ *        gone, a file system refusing the write, a corrupt file) is
+ *        renamed cache.<pid>.<nonce>.kept: no guard and no sweep of
+ *        `wcache --` (G5) reads it again, `wcache ls` and `wcache
+ *        recover` do (recover removes it once it replays). Kept under its
+ *        own name, it was tried again, and logged again, by every guard
+ *        started after the last one left (a test's store whose directory
+ *        was gone: five lines per program started, a guard.log of 800 KB
+ *        in a day). A name that cannot be changed is remembered for the
+ *        guard's life, as before.
  */
 #define GUARD_LOCK "guard.lock"
 #define SWEEP_MS 250
@@ -288,10 +301,15 @@ static void guard_replay(struct guard *g, int fd, const char *path,
     struct wc_rp_result res;
     int r = wc_replay_fd(fd, path, WC_RP_QUIET, lfd, &res);
     if (r < 0 || res.failed) {
+        /* (G6): renamed, so that no later guard tries it again. */
+        char kept[PATH_MAX + 96];
+        snprintf(kept, sizeof kept, "%s" WC_FMT_KEPT, path);
+        int named = rename(path, kept) == 0;
         if (lfd >= 0)
-            dprintf(lfd, "wcache guard: %s kept: `wcache recover` retries "
-                    "it\n", path);
-        if (g->nkept < GUARD_MAX)
+            dprintf(lfd, "wcache guard: %s kept%s%s: `wcache recover` "
+                    "retries it\n", path, named ? " as " : "",
+                    named ? kept : "");
+        if (!named && g->nkept < GUARD_MAX)
             memcpy(g->kept[g->nkept++], name, strlen(name) + 1);
     }
     if (lfd >= 0)
@@ -319,8 +337,8 @@ static int guard_sweep(struct guard *g)
     g->nnext = 0;
     struct dirent *e;
     while ((e = readdir(dir)) != NULL) {
-        if (!is_store_name(e->d_name) || strlen(e->d_name) >= 64 ||
-            is_kept(g, e->d_name))
+        if (!wc_fmt_name_pid(e->d_name) || strlen(e->d_name) >= 64 ||
+            is_kept(g, e->d_name))      /* (G6) */
             continue;
         char path[PATH_MAX + 80];
         snprintf(path, sizeof path, "%s/%s", g->dir, e->d_name);

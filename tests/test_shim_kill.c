@@ -510,6 +510,79 @@ Test(kill, wcache_command_replays_the_dead_first, .init = setup,
     check_files(&r, "replayed by wcache --");
 }
 
+/* Lines of guard.log in store dir d that say a backing file was kept. */
+static int kept_lines(const char *d)
+{
+    char log[4400];
+    snprintf(log, sizeof log, "%s/guard.log", d);
+    char *t = wct_slurp(log, NULL);
+    int n = 0;
+    for (char *p = t; p && (p = strstr(p, " kept")); p++)
+        n++;
+    free(t);
+    return n;
+}
+
+/* A store no replay can empty (its files' directory removed after the
+ * kill) is renamed .kept by the first sweep that fails on it, and logged
+ * once: neither the next guard nor the next `wcache --` tries it again
+ * (cli_recover.c (G6); before, every guard started retried it and logged
+ * it again). `wcache ls` lists it, `recover` retries it: failing while
+ * the directory is missing, then replaying into a recovery file beside
+ * the vanished file once the directory is back, and removing it. */
+Test(kill, unreplayable_store_is_kept_once, .init = setup,
+     .fini = wct_scratch_cleanup, .timeout = 120)
+{
+    char *dir = wct_scratch("kill");
+    char sub[4300], store[4300], d[4400];
+    snprintf(sub, sizeof sub, "%s/files", dir);
+    snprintf(store, sizeof store, "%s/store", dir);
+    cr_assert_eq(mkdir(sub, 0700), 0);
+    cr_assert_eq(mkdir(store, 0700), 0);
+    struct run r = {.dir = sub, .store = store, .seed = (uint64_t)time(NULL),
+                    .how = "run", .sig = SIGKILL, .kill_after = 300,
+                    .no_guard = 1};
+    run_writer(&r);
+    cr_assert(WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGKILL);
+    cr_assert_eq(wct_stores_left(store), 1);
+    cr_assert_eq(wct_rmtree(sub), 0);
+    wct_store_dir(store, d, sizeof d);
+    for (int i = 0; i < 3; i++) {
+        wcache_ok((const char *[]){WCACHE_BIN, "--dir", store, "--",
+                                   "/bin/true", NULL});
+        cr_assert_eq(wct_stores_left(store), 1);
+        cr_assert_eq(kept_lines(d), 1, "run %d: the store was tried again "
+                     "(%d lines in guard.log)", i, kept_lines(d));
+    }
+    struct wct_result res;
+    const char *ls[] = {WCACHE_BIN, "ls", store, NULL};
+    struct wct_spec s = {.argv = ls, .timeout_s = 60};
+    cr_assert_eq(wct_run(&s, &res), 0);
+    cr_assert(wct_ok(&res) && strstr(res.out, ".kept pid ") &&
+              strstr(res.out, " dead "), "wcache ls said: %s", res.out);
+    wct_result_free(&res);
+    const char *rec[] = {WCACHE_BIN, "recover", store, NULL};
+    s.argv = rec;
+    cr_assert_eq(wct_run(&s, &res), 0);
+    cr_assert(WIFEXITED(res.status) && WEXITSTATUS(res.status) == 1,
+              "recover with the directory gone: %s%s", res.out, res.err);
+    wct_result_free(&res);
+    cr_assert_eq(wct_stores_left(store), 1);
+    cr_assert_eq(mkdir(sub, 0700), 0);
+    cr_assert_eq(wct_run(&s, &res), 0);
+    cr_assert(wct_ok(&res), "recover: %s%s", res.out, res.err);
+    wct_result_free(&res);
+    cr_assert_eq(wct_stores_left(store), 0);
+    DIR *dh = opendir(sub);
+    int aside = 0;
+    struct dirent *e;
+    while (dh && (e = readdir(dh)))
+        aside += strstr(e->d_name, ".wcache-recovered.") != NULL;
+    if (dh)
+        closedir(dh);
+    cr_assert(aside >= 1, "no recovery file in %s", sub);
+}
+
 /* The guard killed alone while the writer caches: the writer's flusher
  * starts another (guard.c invariant (6)), which replays the writer's
  * SIGKILL (before, nothing did until the next program caching there, or
