@@ -234,6 +234,7 @@ int wc_cache_open(struct wc_cache **out, const struct wc_config *cfg)
      * (about 12 page faults, 150 us here) for a process that caches one
      * file. An unclaimed slot is all zeroes, live == 0. */
     c->nfiles = nfiles;
+    c->store.room = cfg->room;          /* store.h (3) */
     size_t dirty = cfg->dirty ? cfg->dirty : size / 2;
     c->dirty_limit = (uint32_t)(dirty >> WC_PAGE_SHIFT);
     if (c->dirty_limit < 1)
@@ -511,6 +512,8 @@ int wc_cache_flush_expired(struct wc_cache *c, uint64_t max_age_ns)
             first = r;
     }
     intrude_end(c, intruding);
+    if (c->store.room)
+        wc_pages_fit_room(c);           /* store.h (3) */
     wc_engine_leave();
     return first;
 }

@@ -147,6 +147,12 @@ struct wc_file {
     int wb_fd;                  /* our write-back descriptor */
     int wb_src;                 /* the program's fd it was duplicated from
                                    (-1: a description of our own) */
+    uint64_t end_max;           /* writes ending past this go to the
+                                   kernel: the largest size the file may
+                                   have (wc_file_max_size), asked once a
+                                   write reaches past WC_FS_MAX_CHECK
+                                   (UINT64_MAX: no limit below
+                                   WC_MAX_CACHED_END) */
     struct wc_fslot *slot;      /* mapped slot: the file's identity,
                                    i_size and size on disk live there only
                                    (a replay reads them) */
@@ -255,6 +261,12 @@ enum wc_fstate {
 #define WC_NO_APPEND UINT64_MAX
 /* No file system's limit is below this; past it the kernel decides. */
 #define WC_MAX_CACHED_END ((uint64_t)1 << 40)
+/* A file reaching past this size has its file system's limit asked
+ * (wc_file_max_size): the kernel refuses writes past a FAT file's 4 GiB,
+ * an ext2 or ext3 file's 16 GiB with 1 KiB blocks (a short count, then
+ * EFBIG), which the cache must not take first (probe P). File systems
+ * whose limit is lower still (minix) are not asked. */
+#define WC_FS_MAX_CHECK ((uint64_t)64 << 20)
 /* Segments per write-back call. Well under IOV_MAX: a batch lives in the
  * file (three per file: flush.c's two, async.c's), and an append run must
  * fit one call, so that it
@@ -510,8 +522,18 @@ static inline void wc_file_set_append(struct wc_file *f, uint64_t from)
     __atomic_signal_fence(__ATOMIC_SEQ_CST);    /* before the bytes */
 }
 
+/* The largest size the kernel lets f have, from lseek on a description
+ * of the engine's own (UINT64_MAX: at least WC_MAX_CACHED_END, or it
+ * cannot tell). Caller holds f->lock. */
+uint64_t wc_file_max_size(struct wc_file *f);
+
 /* Drop every page of f without writing anything. Caller holds f->lock. */
 void wc_file_drop_pages(struct wc_file *f);
+
+/* Give memory back until the store holds what the room left allows
+ * (store.h (3)): free blocks, then the oldest clean pages of files whose
+ * lock is free. Takes c->lock; the caller holds no file lock. */
+void wc_pages_fit_room(struct wc_cache *c);
 
 /* i_size from the kernel, which wc_file_invalidate left to be asked
  * (size_stale): wc_size_fresh calls it then. Caller holds f->lock. */

@@ -575,6 +575,32 @@ int wc_refused(int err)
 
 /* The descriptor lseek may move: f's own description (reopened once when
  * the write-back descriptor shares the program's), or -1. */
+static int seek_fd(struct wc_file *f);
+
+uint64_t wc_file_max_size(struct wc_file *f)
+{
+    int saved = errno;
+    uint64_t lo = 0, hi = WC_MAX_CACHED_END;
+    int fd = seek_fd(f);
+    /* lseek refuses an offset past the largest size the file may have
+     * (generic_file_llseek_size: s_maxbytes, or ext4's limit for a file
+     * without extents) with EINVAL; anything else tells nothing. */
+    if (fd < 0 || wc_sys.lseek(fd, (off_t)hi, SEEK_SET) >= 0 ||
+        errno != EINVAL) {
+        errno = saved;
+        return UINT64_MAX;
+    }
+    while (hi - lo > 1) {           /* lo allowed, hi refused */
+        uint64_t mid = lo + (hi - lo) / 2;
+        if (wc_sys.lseek(fd, (off_t)mid, SEEK_SET) >= 0)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    errno = saved;
+    return lo;
+}
+
 static int seek_fd(struct wc_file *f)
 {
     if (f->wb_src < 0)

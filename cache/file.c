@@ -247,6 +247,7 @@ struct wc_file *wc_file_get_known(struct wc_cache *c, int fd,
     }
     f->wb_fd = wb;
     f->wb_src = share ? fd : -1;
+    f->end_max = WC_FS_MAX_CHECK;
     f->pages = NULL;
     f->hint = NULL;
     f->dirty = NULL;
@@ -439,6 +440,23 @@ off_t wc_file_size(struct wc_file *f)
         wc_engine_leave();
     }
     return (off_t)__atomic_load_n(&f->slot->size, __ATOMIC_RELAXED);
+}
+
+int wc_file_past_max(struct wc_file *f, uint64_t off)
+{
+    if (off <= WC_FS_MAX_CHECK)
+        return 0;
+    uint64_t max = __atomic_load_n(&f->end_max, __ATOMIC_RELAXED);
+    if (max == WC_FS_MAX_CHECK && wc_engine_enter()) {
+        wc_blk_lock(&f->lock);
+        if (f->end_max == WC_FS_MAX_CHECK)
+            __atomic_store_n(&f->end_max, wc_file_max_size(f),
+                             __ATOMIC_RELAXED);
+        max = f->end_max;
+        wc_blk_unlock(&f->lock);
+        wc_engine_leave();
+    }
+    return off > max;
 }
 
 static void forget_locked(struct wc_file *f);

@@ -145,6 +145,19 @@ static int evict(struct wc_cache *c, struct wc_file *self, int want)
     return freed;
 }
 
+void wc_pages_fit_room(struct wc_cache *c)
+{
+    uint32_t over;
+    wc_lock(&c->lock);
+    wc_store_fit(&c->store, &over);
+    /* Still past it with every free block given back: the oldest clean
+     * pages go too (their bytes are in the kernel's page cache), then
+     * their blocks. Dirty ones wait for their write-back. */
+    if (over && evict(c, NULL, (int)(over < 4096 ? over : 4096)) > 0)
+        wc_store_fit(&c->store, &over);
+    wc_unlock(&c->lock);
+}
+
 /* Give the blocks other files keep for their next pages (f->stash) back
  * to the store: the store is full and nothing clean is left to evict.
  * Caller holds self->lock and c->lock; other files' locks are only tried.

@@ -332,6 +332,59 @@ static void ring_push(struct wc_store *s, uint32_t b)
     s->ring[(s->head + s->nfree++) % s->nblocks] = b;
 }
 
+/* Blocks whose memory the store holds: reserved, less those punched. */
+static uint32_t held(const struct wc_store *s)
+{
+    return s->reserved - s->npunched;
+}
+
+/* The most blocks the store may hold with `left` bytes of room (3). */
+static uint64_t room_cap(const struct wc_store *s, uint64_t left)
+{
+    uint64_t have = (uint64_t)held(s) << WC_PAGE_SHIFT;
+    uint64_t cap = (have + left) / 4;
+    if (cap < WC_ROOM_FREE)
+        cap = WC_ROOM_FREE;
+    return cap >> WC_PAGE_SHIFT;
+}
+
+/* How many of n more blocks the store may take into memory (3). */
+static uint32_t room_allows(struct wc_store *s, uint32_t n)
+{
+    uint32_t h = held(s);
+    if (!s->room || ((uint64_t)(h + n) << WC_PAGE_SHIFT) <= WC_ROOM_FREE)
+        return n;
+    uint64_t left = s->room();
+    if (left == UINT64_MAX)
+        return n;
+    uint64_t cap = room_cap(s, left);
+    if (cap <= h)
+        return 0;
+    return cap - h < n ? (uint32_t)(cap - h) : n;
+}
+
+uint32_t wc_store_fit(struct wc_store *s, uint32_t *over)
+{
+    *over = 0;
+    if (!s->room)
+        return 0;
+    uint64_t left = s->room();
+    uint32_t h = held(s);
+    if (left == UINT64_MAX)
+        return 0;
+    uint64_t cap = room_cap(s, left);
+    if (cap >= h)
+        return 0;
+    uint32_t want = (uint32_t)(h - cap);
+    uint32_t give = want < s->nfree ? want : s->nfree;
+    uint32_t before = s->npunched;
+    if (give)
+        wc_store_trim(s, s->nfree - give);
+    uint32_t gave = s->npunched - before;
+    *over = want - gave;
+    return gave;
+}
+
 int64_t wc_store_alloc(struct wc_store *s)
 {
     if (s->nfree) {
@@ -355,6 +408,8 @@ int64_t wc_store_alloc(struct wc_store *s)
             grow = WC_CHUNK_BLOCKS;
         if (n > grow)
             n = grow;
+        if ((n = room_allows(s, n)) == 0)
+            return -EAGAIN;             /* (3): full at this size */
         /* On ENOSPC try smaller: the last few blocks may still fit. */
         while (n) {
             int r = reserve_blocks(s, s->reserved, n);
@@ -378,6 +433,8 @@ int64_t wc_store_alloc(struct wc_store *s)
     uint32_t k = 1, top = s->npunched, *v = s->punched;
     while (k < WC_CHUNK_BLOCKS && k < top && v[top - k - 1] + 1 == v[top - k])
         k++;
+    if ((k = room_allows(s, k)) == 0)
+        return -EAGAIN;                 /* (3) */
     uint32_t b = v[top - k];
     int r = reserve_blocks(s, b, k);
     if (r < 0 && k > 1)

@@ -12,6 +12,23 @@
  *   (2) The owner holds an exclusive flock on the backing file for as long
  *       as it may store into it: whoever gets the lock (the guard, `wcache
  *       recover`) knows the owner is gone.
+ *   (3) With a room function (wc_config.room: a memory cgroup's limit),
+ *       the blocks the store holds in memory (reserved, less those
+ *       punched) stay at most a quarter of what it holds plus the room
+ *       left, as the cache's size was fitted when it was made: a growth
+ *       past that is refused (-EAGAIN: the store is full, pages.c
+ *       recycles clean blocks or writes back), and wc_store_fit gives
+ *       free blocks back when others took the room since. The first
+ *       WC_ROOM_FREE bytes are always granted. The room is asked at
+ *       every growth past them (a few cgroup files read, tens of us, at
+ *       most once per chunk of up to WC_CHUNK_BLOCKS blocks): processes
+ *       growing together each see what the others took (with one answer
+ *       kept for half of what it allowed, 16 writers in a 16 MiB cgroup
+ *       each took 768 KiB and 1 or 2 were OOM-killed in 3 of 5 runs).
+ *       Shared memory is charged to the cgroup as the kernel's page
+ *       cache is, but nothing reclaims it without swap: several
+ *       processes each sized to a quarter of one room, made at once,
+ *       were OOM-killed where the kernel alone finished (probe O).
  */
 #ifndef WCACHE_STORE_H
 #define WCACHE_STORE_H
@@ -59,7 +76,17 @@ struct wc_store {
     int named;                  /* path is linked (0: O_TMPFILE, until
                                    wc_store_publish) */
     int no_populate;            /* MADV_POPULATE_WRITE unsupported */
+    uint64_t (*room)(void);     /* wc_config.room, or NULL (3) */
 };
+
+/* What the store may always hold, a room function or not (3). */
+#define WC_ROOM_FREE ((uint64_t)64 << 10)
+
+/* Give free blocks back until the store holds what (3) allows with the
+ * room left now (caller holds the cache lock). Returns blocks given back;
+ * *over is set to the blocks still held past it (in use: the caller may
+ * evict clean ones and call again). */
+uint32_t wc_store_fit(struct wc_store *s, uint32_t *over);
 
 static inline struct wc_fslot *wc_store_slot(struct wc_store *s, uint32_t i)
 {

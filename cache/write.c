@@ -418,7 +418,11 @@ static ssize_t write_iter(struct wc_file *f, struct uiter *it, off_t pos_in,
     /* To the kernel: large writes, writes it may refuse (RLIMIT_FSIZE,
      * the file system's limit), writes the disk could not hold, and every
      * write of a file that is not OK (errors.c (1)). */
-    int big = it->count >= c->bypass || pos + it->count > c->max_end;
+    if (pos + it->count > f->end_max && f->end_max == WC_FS_MAX_CHECK)
+        __atomic_store_n(&f->end_max, wc_file_max_size(f),
+                         __ATOMIC_RELAXED);     /* wc_file_past_max */
+    int big = it->count >= c->bypass || pos + it->count > c->max_end ||
+              pos + it->count > f->end_max;
     int noroom = 0, full = 0, spent = 0;
     if (it->count && !big && (int64_t)it->count > f->space_left &&
         !wc_space_check(f, it->count)) {
@@ -656,7 +660,7 @@ ssize_t wc_write_fast(struct wc_file *f, const void *buf, size_t n,
     struct wc_brec *rec;
     if (!p || !p->dirty || p->index != pos >> WC_PAGE_SHIFT ||
         off + n >= WC_PAGE_SIZE || pos != f->last_end ||
-        n >= c->bypass || pos + n > c->max_end ||
+        n >= c->bypass || pos + n > c->max_end || pos + n > f->end_max ||
         (int64_t)n > f->space_left ||
         (f->ndirty >= WC_SCATTER_PAGES &&
          2 * ((uint64_t)f->wr_since + 1) < 3 * (uint64_t)f->ndirty) ||

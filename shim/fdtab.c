@@ -373,6 +373,9 @@ static void fit_memcg(struct wc_config *cc)
     uint64_t room = wc_memcg_room();
     if (room == UINT64_MAX)
         return;
+    /* The store keeps to the room as it grows (cache/store.h (3)): other
+     * processes of the cgroup take from it too. */
+    cc->room = wc_memcg_room;
     uint64_t budget = room / 4 & ~(uint64_t)(WC_PAGE_SIZE - 1);
     if (budget < (256u << 10))
         budget = 256u << 10;            /* the least WCACHE_SIZE takes */

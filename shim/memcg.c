@@ -10,13 +10,19 @@
  * has left.
  *
  * Invariants:
- *   (1) wc_memcg_room() is called once, when the cache is created (never
- *       at start-up: a process that caches nothing reads nothing), and
- *       returns the smallest (limit - usage) over the process's memory
- *       cgroup and its ancestors, cgroup v2 (memory.max,
- *       memory.current) or v1 (memory.limit_in_bytes,
- *       memory.usage_in_bytes); UINT64_MAX when no limit applies or
- *       nothing can be read.
+ *   (1) wc_memcg_room() is called when the cache is created (never at
+ *       start-up: a process that caches nothing reads nothing) and, if a
+ *       limit applied then, by the engine as its store grows and at the
+ *       flusher's ticks (cache/store.h (3), under the cache lock), and
+ *       returns the smallest (limit - usage + clean page cache - limit /
+ *       4: a quarter kept for what is not the cache) over the
+ *       process's memory cgroup and its ancestors, cgroup v2 (memory.max,
+ *       memory.current, memory.stat) or v1 (memory.limit_in_bytes,
+ *       memory.usage_in_bytes, memory.stat); UINT64_MAX when no limit
+ *       applies or nothing can be read. The clean page cache counts as
+ *       room: the kernel gives it back for a new page, and a cgroup whose
+ *       programs wrote more than its limit is full of it (without it the
+ *       cache there was made at its least, 256 KiB).
  *   (2) Its files are read with the kernel's calls, never the shim's
  *       wrappers (no descriptor of the program's table is tracked or
  *       moved), and every descriptor is closed before it returns.
@@ -50,11 +56,50 @@ static uint64_t read_num(const char *path, int *ok)
     return strtoull(b, NULL, 10);
 }
 
+/* The file pages the kernel can take back at once from the cgroup at
+ * `dir` (and below it): its clean page cache, from memory.stat (v1 keys
+ * "total_" prefixed, hierarchical; v2 "file_dirty", "file_writeback").
+ * Shared memory is not among them (it lies on the anon lists). 0 when it
+ * cannot be read. */
+static uint64_t reclaimable(const char *dir, int v1)
+{
+    char p[4352], b[8192];
+    snprintf(p, sizeof p, "%s/memory.stat", dir);
+    int fd = wc_k_openat(AT_FDCWD, p, O_RDONLY | O_CLOEXEC, 0);
+    if (fd < 0)
+        return 0;
+    ssize_t n = wc_k_read(fd, b, sizeof b - 1);
+    wc_k_close(fd);
+    if (n <= 0)
+        return 0;
+    b[n] = 0;
+    static const char *const keys[2][4] = {
+        {"inactive_file ", "active_file ", "file_dirty ", "file_writeback "},
+        {"total_inactive_file ", "total_active_file ", "total_dirty ",
+         "total_writeback "}};
+    uint64_t v[4] = {0, 0, 0, 0};
+    for (char *line = b; line && *line;) {
+        for (int k = 0; k < 4; k++) {
+            size_t kl = strlen(keys[v1][k]);
+            if (!strncmp(line, keys[v1][k], kl))
+                v[k] = strtoull(line + kl, NULL, 10);
+        }
+        line = strchr(line, '\n');
+        if (line)
+            line++;
+    }
+    uint64_t file = v[0] + v[1], busy = v[2] + v[3];
+    return file > busy ? file - busy : 0;
+}
+
 /* Room under the cgroup at `dir` (a directory under the hierarchy's
- * mount) and every ancestor up to `root`. */
+ * mount) and every ancestor up to `root`: its limit less its usage, plus
+ * the clean page cache the kernel would take back for a new page (a
+ * cgroup whose files were written fills its limit with them). */
 static uint64_t room_up(char *dir, size_t root_len, const char *limit_name,
                         const char *usage_name)
 {
+    int v1 = strstr(limit_name, "limit_in_bytes") != NULL;
     uint64_t room = UINT64_MAX;
     size_t len = strlen(dir);
     for (;;) {
@@ -67,8 +112,19 @@ static uint64_t room_up(char *dir, size_t root_len, const char *limit_name,
         if (ok_l && lim < (1ull << 62)) {
             snprintf(p, sizeof p, "%s/%s", dir, usage_name);
             uint64_t use = read_num(p, &ok_u);
-            if (ok_u)
-                room = lim > use ? (lim - use < room ? lim - use : room) : 0;
+            if (ok_u) {
+                uint64_t here = (lim > use ? lim - use : 0) +
+                                reclaimable(dir, v1);
+                if (here > lim)
+                    here = lim;
+                /* A quarter of the limit is left to what is not the
+                 * cache: the programs' own memory, the kernel's (the
+                 * dirty page cache, page tables), whatever grows there
+                 * after the cache did. */
+                here = here > lim / 4 ? here - lim / 4 : 0;
+                if (here < room)
+                    room = here;
+            }
         }
         while (len > root_len && dir[len - 1] != '/')
             len--;

@@ -8,9 +8,10 @@
  *       offset and the cached size (no system call but SEEK_END's fstat,
  *       which invariant (2) needs); it fails as the
  *       kernel's generic_file_llseek does (EINVAL for a bad whence, a
- *       negative result or overflow). Offsets beyond 1 TiB, SEEK_DATA and
- *       SEEK_HOLE are left to the kernel after a flush, since the limit
- *       depends on the file system.
+ *       negative result or overflow). Offsets beyond 1 TiB or beyond the
+ *       file's own limit (wc_file_past_max: ext2's 16 GiB, FAT's 4 GiB),
+ *       SEEK_DATA and SEEK_HOLE are left to the kernel after a flush,
+ *       since the limit depends on the file system.
  *   (2) Every stat-like call and lseek(SEEK_END) report the cached size
  *       of a cached file (found by st_dev/st_ino in the registry, so a
  *       path, a descriptor or a dirfd+path all agree), after comparing the
@@ -130,7 +131,8 @@ static off_t lseek_locked(int fd, struct wc_desc *d, off_t off, int whence)
     }
     if (__builtin_add_overflow(base, off, &np) || np < 0)
         return -EINVAL;
-    if (np >= BIG_OFFSET) {       /* the file system's limit decides */
+    if (np >= BIG_OFFSET ||       /* the file system's limit decides */
+        wc_file_past_max(d->file, (uint64_t)np)) {
         off_t r = wc_k_lseek(fd, np, SEEK_SET);
         if (r < 0)
             return -errno;

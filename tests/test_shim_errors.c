@@ -1042,6 +1042,59 @@ Test(errors, rlimit_fsize, .init = setup, .fini = teardown, .timeout = 300)
     differential("dd under ulimit -f", argv, f, env, 200);
 }
 
+/* Writes across the largest size a file may have on its file system: an
+ * ext2 file system with 1 KiB blocks (16 GiB, where ext4's extents allow
+ * 16 TiB) on a loop device. The kernel answers the write that crosses it
+ * with a short count, the next ones with EFBIG; the shim took them all
+ * into the cache (its own limit was 1 TiB and RLIMIT_FSIZE), fstat showed
+ * a size past the limit and the error came at fsync and close (probe P).
+ * The engine asks the limit of a file that grows past 64 MiB (lseek:
+ * cache/errors.c wc_file_max_size) and sends what reaches past it to the
+ * kernel. Compared line by line with the kernel's run. */
+Test(errors, file_system_size_limit, .init = setup, .fini = teardown,
+     .timeout = 300)
+{
+    wct_require_shim();
+    wct_require_prog(WCT_PROG("prog_maxsize"));
+    wct_require_tool("mkfs.ext2", "e2fsprogs");
+    char img[4300], cmd[9000];
+    snprintf(img, sizeof img, "%s/ext2.img", scratch);
+    int fd = open(img, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    cr_assert(fd >= 0 && ftruncate(fd, 64 << 20) == 0);
+    close(fd);
+    snprintf(cmd, sizeof cmd, "mkfs.ext2 -q -b 1024 -F %s", img);
+    cr_assert_eq(system(cmd), 0);
+    private_ns();
+    snprintf(cmd, sizeof cmd, "mount -o loop %s %s 2>/dev/null", img, mnt);
+    if (system(cmd) != 0)
+        cannot("mount -o loop (ext2)");
+    mounted = 1;
+    char f[4300], none[4300];
+    snprintf(f, sizeof f, "%s/f", mnt);
+    /* run_once reads its target whole: not this 16 GiB sparse file (the
+     * program prints a hash of its end), a name that never exists. */
+    snprintf(none, sizeof none, "%s/none", mnt);
+    const char *argv[] = {WCT_PROG("prog_maxsize"), f, NULL};
+    struct run k, s;
+    run_once(argv, 0, none, NULL, &k);
+    unlink(f);
+    cr_assert(strstr(k.r.out, "EFBIG") || strstr(k.r.out, "too large"),
+              "the kernel's run did not meet the limit:\n%s", k.r.out);
+    for (int def = 0; def < 2; def++) {
+        /* Cached from the first write, and with the defaults. */
+        const char *env[] = {"WCACHE_MIN_WRITES=", "WCACHE_SETUP_US=", NULL};
+        run_once(argv, 1, none, def ? env : NULL, &s);
+        unlink(f);
+        cr_assert_eq(s.r.status, k.r.status, "status %s (shim) vs %s",
+                     wct_status_str(&s.r), wct_status_str(&k.r));
+        cr_assert_str_eq(s.r.out, k.r.out, "%s: output differs:\n%s",
+                         def ? "defaults" : "cached at once",
+                         wct_first_diff(k.r.out, s.r.out));
+        run_free(&s);
+    }
+    run_free(&k);
+}
+
 /* errseq. The test fills the disk while the program has cached records,
  * and frees it again between the program's calls. */
 struct seq {

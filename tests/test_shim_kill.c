@@ -1034,6 +1034,86 @@ Test(kill, small_memory_cgroup_finishes, .init = setup,
     wct_rmtree(store);
 }
 
+/* Does DIR/m<k> hold what prog_manywriters' child k writes (MIB MiB)? */
+static int manywriters_file_ok(const char *dir, int k, long mib)
+{
+    char p[4300], want[4096];
+    snprintf(p, sizeof p, "%s/m%d", dir, k);
+    size_t len;
+    char *f = wct_slurp(p, &len);
+    int ok = f && len == (size_t)mib << 20;
+    for (long i = 0; ok && i < mib * 256; i++) {
+        memset(want, 'a' + (int)(i % 26), sizeof want);
+        snprintf(want, 32, "%d-%ld", k, i);
+        ok = memcmp(f + i * 4096, want, sizeof want) == 0;
+    }
+    free(f);
+    return ok;
+}
+
+/* Sixteen processes making their caches at once in one 16 MiB memory
+ * cgroup, each writing 10 MiB in 4 KiB writes: with the kernel alone all
+ * finish; each cache was sized to a quarter of the room it saw, the same
+ * room for all, and together they took more than the cgroup holds (probe
+ * O: 4 to 10 of them OOM-killed in every run). The store now asks for
+ * the room as it grows, counting what the others took (cache/store.h
+ * (3), shim/memcg.c). Three rounds, kernel and shim alternating. */
+Test(kill, many_writers_in_a_small_memory_cgroup, .init = setup,
+     .fini = wct_scratch_cleanup, .timeout = 300)
+{
+    wct_require_prog(WCT_PROG("prog_manywriters"));
+    struct statfs sf;
+    if (statfs("/dev/shm", &sf) != 0 || sf.f_type != TMPFS_MAGIC) {
+        wct_scratch_cleanup();
+        cr_skip_test("/dev/shm is not a tmpfs");
+    }
+    char cg[800], store[64];
+    const char *why;
+    if (make_memcg(cg, sizeof cg, &why, 16) != 0) {
+        wct_scratch_cleanup();
+        cr_skip_test("cannot create a memory cgroup (%s)", why);
+    }
+    snprintf(store, sizeof store, "/dev/shm/wct-memcg-%d", (int)getpid());
+    wct_rmtree(store);
+    cr_assert(mkdir(store, 0700) == 0);
+    char *dir = wct_scratch("memcg");
+    const int n = 16, mib = 10;
+    for (int round = 0; round < 6; round++) {
+        int shim = round % 2;
+        char sub[4200];
+        snprintf(sub, sizeof sub, "%s/r%d", dir, round);
+        cr_assert(mkdir(sub, 0700) == 0);
+        pid_t pid = fork();
+        cr_assert(pid >= 0);
+        if (pid == 0) {
+            if (cg_write(cg, "cgroup.procs", "0") != 0)
+                _exit(98);
+            if (shim) {
+                setenv("LD_PRELOAD", WCT_BUILD_DIR "/libwcache.so", 1);
+                setenv("WCACHE_DIR", store, 1);
+            }
+            int null = open("/dev/null", O_WRONLY);
+            dup2(null, 1);
+            execl(WCT_PROG("prog_manywriters"), "prog_manywriters", sub,
+                  "16", "10", (char *)NULL);
+            _exit(97);
+        }
+        int st;
+        cr_assert(waitpid(pid, &st, 0) == pid);
+        cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+                  "round %d (%s): status %#x (exit 1: a writer was "
+                  "OOM-killed)", round, shim ? "shim" : "kernel", st);
+        for (int k = 0; k < n; k++)
+            cr_expect(manywriters_file_ok(sub, k, mib),
+                      "round %d (%s): m%d is not what its writer wrote",
+                      round, shim ? "shim" : "kernel", k);
+        wct_rmtree(sub);
+    }
+    for (int i = 0; i < 500 && rmdir(cg) != 0; i++)
+        usleep(10000);
+    wct_rmtree(store);
+}
+
 /* ---- corrupt and hostile backing files ------------------------------- */
 
 #include "../cache/format.h"

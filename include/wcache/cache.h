@@ -76,6 +76,12 @@ struct wc_config {
                             (cache/async.c); -1: every stream's */
     void (*warn)(const char *msg); /* a line for the user (no prefix, no
                             newline); NULL: to standard error */
+    uint64_t (*room)(void); /* NULL, or the bytes of memory left where
+                            the store's memory is charged (a memory
+                            cgroup's room; UINT64_MAX: no limit): the
+                            store then holds at most a quarter of that
+                            room and its own, asked as it grows and at
+                            wc_cache_flush_expired (store.h (3)) */
     const int *solo;     /* NULL, or the caller's promise: while *solo is
                             nonzero, one thread makes every call but
                             wc_cache_flush_expired and
@@ -343,6 +349,10 @@ int wc_file_unshare(struct wc_file *f, int fd);
 
 /* Size as the program sees it (i_size). */
 off_t wc_file_size(struct wc_file *f);
+/* Is `off` past the largest size f may have on its file system (asked of
+ * the kernel the first time an offset past 64 MiB is: cache_int.h
+ * WC_FS_MAX_CHECK)? A seek there is the kernel's to refuse (EINVAL). */
+int wc_file_past_max(struct wc_file *f, uint64_t off);
 /* The same, for a program that has just read `kernel_size` from the kernel
  * (fstat): when that is not the size the engine last left on disk,
  * another process changed the file, and the engine writes back what it
