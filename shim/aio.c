@@ -27,7 +27,14 @@
  *       make or map a ring are the place to see it (liburing 2.3's
  *       io_uring_queue_init_params makes the ring by a system call of its
  *       own, then maps it through the exported io_uring_queue_mmap: seen
- *       there, before any request can be queued).
+ *       there, before any request can be queued). A ring the process did
+ *       not make (another process's, taken with pidfd_getfd; the kernel
+ *       refuses to pass one over SCM_RIGHTS) is seen where it is driven
+ *       or mapped: syscall(SYS_io_uring_enter / _register), and mmap of
+ *       its submission entries (IORING_OFF_SQES, wc_is_io_uring), without
+ *       which no request can be made; liburing's io_uring_queue_mmap of
+ *       it is the call above. Before, its reads missed the cached bytes
+ *       and its writes were written over at write-back (probe P).
  *   (3) The real functions are looked up when first called (dlsym
  *       RTLD_NEXT, kept), not at start-up: few programs call them, most
  *       load neither liburing nor libaio, and glibc before 2.34 has POSIX
@@ -40,6 +47,8 @@
 #include <errno.h>
 #include <linux/aio_abi.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <string.h>
 
 #include "shim.h"
 #include "wcache/ucopy.h"
@@ -211,4 +220,17 @@ WC_EXPORT int io_uring_setup(unsigned entries, void *params)
         NEXT_OR(-ENOSYS, int (*)(unsigned, void *), io_uring_setup);
     wc_proc_off();
     return next(entries, params);
+}
+
+int wc_is_io_uring(int fd)
+{
+    char p[64], t[32];
+    snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
+    int e = errno;
+    ssize_t n = REAL(readlink)(p, t, sizeof t - 1);
+    errno = e;
+    if (n <= 0)
+        return 0;
+    t[n] = 0;
+    return !strcmp(t, "anon_inode:[io_uring]");
 }

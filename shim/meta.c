@@ -54,6 +54,7 @@
  *       write-back failed at close.
  */
 #include <fcntl.h>
+#include <linux/io_uring.h>
 #include <linux/falloc.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -720,12 +721,17 @@ WC_EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd,
     }
     if (!(flags & MAP_ANONYMOUS) && fd >= 0 && wc_state == WC_ST_ON &&
         !wc_depth) {
+        /* The submission entries of an io_uring the process did not make
+         * (another's, taken with pidfd_getfd): aio.c invariant (2). */
+        if (unlikely(off == IORING_OFF_SQES) && wc_is_io_uring(fd))
+            wc_proc_off();
         /* Invariant (5): a mapping of any kind shows the kernel's page
          * cache (a private one until a page is first written), so the
          * file's cached data goes there now and every later write goes
          * there too. Recorded even when the file is not cached yet, so a
          * later open does not cache it. */
-        wc_fd_for_good(fd);
+        else
+            wc_fd_for_good(fd);
     }
     return REAL(mmap)(addr, len, prot, flags, fd, off);
 }

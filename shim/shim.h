@@ -1146,6 +1146,10 @@ void wc_flusher_after_fork(void);
  * flush at exit (from a signal handler inside the shim: in a raw-forked
  * child). */
 int wc_proc_image_ends(void);
+/* Is fd an io_uring's descriptor (readlink of /proc/self/fd: the kernel's
+ * anon inode name)? aio.c invariant (2). errno kept. */
+int wc_is_io_uring(int fd);
+
 /* Stop caching for good (io_uring: aio.c invariant (2)). */
 void wc_proc_off(void);
 /* Every file the Linux AIO request blocks iocbpp[0..nr) name passes

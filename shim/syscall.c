@@ -52,7 +52,8 @@
  *       descriptor table does what the libc call does (proc.c (10)).
  *   (5) io_submit and io_uring_setup go to the kernel as they are, after
  *       what aio.c does for libaio's and liburing's calls of the same
- *       name (aio.c invariants (1), (2)); seccomp and prctl's
+ *       name (aio.c invariants (1), (2)), and so do io_uring_enter and
+ *       io_uring_register (a ring the process did not make); seccomp and prctl's
  *       PR_SET_SECCOMP after what prctl does (proc.c invariant (8)).
  *   (6) fcntl commands are routed except F_GETOWN, whose libc wrapper
  *       translates the answer (F_GETOWN_EX); the raw one is the kernel's.
@@ -409,6 +410,8 @@ static long route(long nr, long a, long b, long c, long d, long e, long f,
         wc_aio_iocbs_for_good(b, P(c));
         break;
     case SYS_io_uring_setup:
+    case SYS_io_uring_enter:    /* a ring made elsewhere (pidfd_getfd) */
+    case SYS_io_uring_register:
         wc_proc_off();
         break;
     case SYS_seccomp:    /* proc.c invariant (8) */

@@ -2409,13 +2409,67 @@ struct raw_ring {
     struct io_uring_cqe *cqes;
 };
 
-static int raw_ring_init(struct raw_ring *q)
+/* A ring made by a child process and taken with pidfd_getfd ("foreign":
+ * the kernel refuses to pass one over SCM_RIGHTS). The child waits until
+ * foreign_ring_end. Its parameters in *p. (With SQPOLL such a ring would
+ * be no use here: its thread resolves descriptors in the child's table.) */
+static pid_t foreign_child;
+static int foreign_hold = -1;
+
+static void foreign_ring_end(void)
+{
+    if (foreign_hold < 0)
+        return;
+    close(foreign_hold);
+    waitpid(foreign_child, NULL, 0);
+    foreign_hold = -1;
+}
+
+static int foreign_ring(struct io_uring_params *p)
+{
+    int pp[2], back[2];
+    if (pipe(pp) != 0 || pipe(back) != 0)
+        return -errno;
+    pid_t c = fork();
+    if (c < 0)
+        return -errno;
+    if (c == 0) {
+        memset(p, 0, sizeof *p);
+        int rf = (int)syscall(SYS_io_uring_setup, 4, p);
+        char x;
+        close(back[1]);
+        if (write(pp[1], p, sizeof *p) != (ssize_t)sizeof *p ||
+            write(pp[1], &rf, sizeof rf) != (ssize_t)sizeof rf ||
+            read(back[0], &x, 1) < 0)       /* until the parent is done */
+            _exit(1);
+        _exit(0);
+    }
+    int rf = -1, got = -1;
+    if (read(pp[0], p, sizeof *p) == (ssize_t)sizeof *p &&
+        read(pp[0], &rf, sizeof rf) == (ssize_t)sizeof rf && rf >= 0) {
+        int pf = (int)syscall(SYS_pidfd_open, c, 0);
+        got = pf < 0 ? -1 : (int)syscall(SYS_pidfd_getfd, pf, rf, 0);
+        if (pf >= 0)
+            close(pf);
+    }
+    foreign_child = c;
+    foreign_hold = back[1];
+    close(pp[0]);
+    close(pp[1]);
+    close(back[0]);
+    if (got < 0)
+        foreign_ring_end();
+    return got < 0 ? -ENOSYS : got;
+}
+
+static int raw_ring_init(struct raw_ring *q, int foreign)
 {
     struct io_uring_params p;
     memset(&p, 0, sizeof p);
-    q->fd = (int)syscall(SYS_io_uring_setup, 4, &p);
+    q->fd = foreign ? foreign_ring(&p)
+                    : (int)syscall(SYS_io_uring_setup, 4, &p);
     if (q->fd < 0)
-        return -errno;
+        return foreign ? q->fd : -errno;
     size_t sl = p.sq_off.array + p.sq_entries * sizeof(unsigned);
     size_t cl = p.cq_off.cqes + p.cq_entries * sizeof(struct io_uring_cqe);
     char *sq = mmap(NULL, sl, PROT_READ | PROT_WRITE, MAP_SHARED |
@@ -2484,7 +2538,8 @@ static int lib_ring_do(struct io_uring *ring, int op, int fd, void *buf,
 static void s_io_uring(const char *how)
 {
     static char buf[8192];
-    int raw = !strcmp(how, "raw");
+    int foreign = !strcmp(how, "foreign");
+    int raw = foreign || !strcmp(how, "raw");
     int fd = xopen("ur", O_RDWR | O_CREAT | O_TRUNC);
     int g = xopen("ur2", O_RDWR | O_CREAT | O_TRUNC);
     lines(fd, "uring", 100);
@@ -2493,7 +2548,8 @@ static void s_io_uring(const char *how)
     struct raw_ring q;
     struct io_uring ring;
     errno = 4242;
-    int r = raw ? raw_ring_init(&q) : io_uring_queue_init(4, &ring, 0);
+    int r = raw ? raw_ring_init(&q, foreign)
+                : io_uring_queue_init(4, &ring, 0);
     say("OUT ring made: errno=%d", errno);
     if (r < 0) {
         say("OUT io_uring unavailable %d", r);
@@ -2526,6 +2582,7 @@ static void s_io_uring(const char *how)
     RESULT("close 3", close(h));
     if (!raw)
         io_uring_queue_exit(&ring);
+    foreign_ring_end();
 #undef RING
     check("closed", "ur");
 }

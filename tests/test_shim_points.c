@@ -533,6 +533,15 @@ Test(points, io_uring_sees_and_keeps_the_bytes)
     differential("io_uring", "lib", NULL);
     differential("io_uring", "raw", NULL);
 }
+/* A ring the program did not make: another process's, taken with
+ * pidfd_getfd, mapped and driven with syscall(SYS_io_uring_enter)
+ * (shim/aio.c invariant (2): seen at the mapping of its entries, and at
+ * the call). Before, its read missed the cached bytes and its write was
+ * written over at write-back (probe P). */
+Test(points, a_foreign_io_uring_sees_and_keeps_the_bytes)
+{
+    differential("io_uring", "foreign", NULL);
+}
 Test(points, a_file_written_and_closed_while_read_can_be_run)
 {
     differential_default_too("exec_written");
