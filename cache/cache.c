@@ -301,6 +301,11 @@ const char *wc_cache_path(const struct wc_cache *c)
     return c->store.path;
 }
 
+uint64_t wc_cache_mnt_ns(const struct wc_cache *c)
+{
+    return c->store.hdr->mnt_ns;
+}
+
 size_t wc_cache_dirty(const struct wc_cache *c)
 {
     return (size_t)__atomic_load_n(&c->dirty_pages, __ATOMIC_RELAXED)

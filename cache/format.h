@@ -83,6 +83,13 @@
  *       bytes unless its path still names the same file (linked again
  *       by someone else). A slot written by an older version has 0
  *       there (its pad).
+ *   (11) mnt_ns names the owner's mount namespace, set at creation (a
+ *       process that changes its namespace stops caching first: shim/
+ *       proc.c). Paths are replayed only by a process of the same
+ *       namespace (wc_fmt_same_ns): a guard of another one, looking the
+ *       path up in its own mounts, sent a private-/tmp service's bytes to
+ *       a recovery file in the host's /tmp (probe Q). Each namespace has
+ *       its own guard (shim/guard.c, cli_recover.c (G7)).
  */
 #ifndef WCACHE_FORMAT_H
 #define WCACHE_FORMAT_H
@@ -92,6 +99,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+
+#include "wcache/str.h"
 
 #define WC_STORE_MAGIC "WCACHE\0\2"
 #define WC_STORE_VERSION 2
@@ -127,7 +137,12 @@ struct wc_header {
     uint64_t sum;               /* wc_fmt_sum of the bytes before it */
     uint32_t state;             /* WC_STORE_LIVE, WC_STORE_CLOSED */
     uint32_t seq;               /* last sequence number given (6) */
-    uint8_t reserved[128];      /* zero */
+    uint64_t mnt_ns;            /* the owner's mount namespace (the inode
+                                   of /proc/self/ns/mnt; 0: unknown, as
+                                   in files made before it was kept):
+                                   its paths mean what they say only
+                                   there (11) */
+    uint8_t reserved[120];      /* zero */
 };
 
 struct wc_fslot {
@@ -248,6 +263,39 @@ static inline size_t wc_fmt_bases(const char *out[3])
 
 /* The pid the name of a backing file (its last component) carries, or 0
  * when name is not one. */
+/* The mount namespace of the calling process (format.h (11)): the inode
+ * of its /proc/self/ns/mnt, or 0 when /proc cannot tell. `st` is the
+ * caller's stat function (a raw one where errno must stay). */
+static inline uint64_t wc_fmt_mnt_ns(int (*st)(const char *, struct stat *))
+{
+    struct stat b;
+    return st("/proc/self/ns/mnt", &b) == 0 ? (uint64_t)b.st_ino : 0;
+}
+
+/* May a process of mount namespace `mine` replay a backing file made in
+ * `theirs` (format.h (11))? Either unknown: yes. */
+static inline int wc_fmt_same_ns(uint64_t mine, uint64_t theirs)
+{
+    return !mine || !theirs || mine == theirs;
+}
+
+/* The lock of the guard of directory `dir` for mount namespace `ns`
+ * (shim/cli_recover.c (G1), (G7)): dir/guard.lock when ns is unknown,
+ * else dir/guard.<ns>.lock. 0, or -1 when it does not fit in cap. */
+static inline int wc_fmt_guard_lock(char *out, size_t cap, const char *dir,
+                                    uint64_t ns)
+{
+    struct wc_str p = wc_str_init(out, cap);
+    wc_str_add(&p, dir);
+    wc_str_add(&p, "/guard.");
+    if (ns) {
+        wc_str_num(&p, ns, 0, 0);
+        wc_str_add(&p, ".");
+    }
+    wc_str_add(&p, "lock");
+    return p.over ? -1 : 0;
+}
+
 /* A backing file a guard could not replay is renamed with this suffix
  * (shim/cli_recover.c (G6)): guards pass it by, `wcache recover` and
  * `wcache ls` read it. */

@@ -25,6 +25,14 @@
  *       process that set bytes aside already, wc_aside_open), with a
  *       message, and is removed again when it could not be completed.
  *       No other file is written.
+ *   (4b) When the path no longer names the file, another entry of the
+ *       same directory with the recorded ino that opens to the recorded
+ *       dev and ino is the file, renamed since by another process
+ *       (logrotate's `mv app.log app.log.1`: the kernel went on writing
+ *       into app.log.1); its size, not its ctime (the rename moved it),
+ *       must be the one recorded. A file moved to another directory is
+ *       not looked for: its bytes go aside (or stay, when the directory
+ *       went).
  *   (5) Records are replayed in sequence order (format.h (6)).
  *   (6) A backing file with any corrupt record is not replayed at all
  *       (the lost bytes would become holes of zeros).
@@ -52,6 +60,7 @@
  *       the dead process's descriptors went. (Before the mark, an unlinked
  *       scratch file's bytes came back as <name>.wcache-recovered.<pid>.)
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -256,6 +265,15 @@ static int changed_since(const struct wc_fslot *s, const struct stat *st)
     return n < lo || n > hi;
 }
 
+/* changed_since for a file another process renamed (4b): the rename
+ * moved its ctime, not its data; the size alone tells. */
+static int changed_size(const struct wc_fslot *s, const struct stat *st)
+{
+    if (s->shared == 1 || s->busy)
+        return changed_since(s, st);
+    return (uint64_t)st->st_size != s->seen_size;
+}
+
 int wc_aside_open(const char *path, int64_t pid, char *name, size_t len)
 {
     for (int k = 0; k < 100; k++) {
@@ -275,25 +293,80 @@ int wc_aside_open(const char *path, int64_t pid, char *name, size_t len)
     return -1;                          /* errno EEXIST */
 }
 
+/* The slot's file under another name in the same directory (invariant
+ * (4b)): opened with `flags` and its stat in *st, or -1. */
+static int find_renamed(const struct wc_fslot *s, int flags, struct stat *st,
+                        char *name, size_t cap)
+{
+    char dir[sizeof s->path];
+    const char *slash = strrchr(s->path, '/');
+    if (slash == s->path)
+        snprintf(dir, sizeof dir, "/");
+    else if (slash)
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - s->path), s->path);
+    else
+        snprintf(dir, sizeof dir, ".");
+    DIR *d = opendir(dir);
+    if (!d)
+        return -1;
+    int fd = -1;
+    struct dirent *e;
+    while (fd < 0 && (e = readdir(d)) != NULL) {
+        if ((uint64_t)e->d_ino != s->ino)
+            continue;
+        int n = snprintf(name, cap, "%s/%s", dir, e->d_name);
+        if (n < 0 || (size_t)n >= cap)
+            continue;
+        fd = wc_sys.open(name, flags);
+        if (fd >= 0 && (wc_sys.fstat(fd, st) != 0 || !S_ISREG(st->st_mode) ||
+                        (uint64_t)st->st_dev != s->dev ||
+                        (uint64_t)st->st_ino != s->ino)) {
+            wc_sys.close(fd);
+            fd = -1;
+        }
+    }
+    closedir(d);
+    return fd;
+}
+
 /* Open where slot s's data goes (invariant 4); with `dry`, only say
  * whether it is the file itself (t->fd then -1, t->aside set or not). */
 static void open_target(struct target *t, const struct wc_fslot *s,
                         int64_t pid, int log_fd, int dry)
 {
     struct stat st;
-    int fd = wc_sys.open(s->path, (dry ? O_RDONLY : O_WRONLY) | O_NOFOLLOW |
-                                      O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    int flags = (dry ? O_RDONLY : O_WRONLY) | O_NOFOLLOW | O_CLOEXEC |
+                O_NOCTTY | O_NONBLOCK;
+    int fd = wc_sys.open(s->path, flags);
     int same = 0;       /* the path names the slot's file */
+    int moved = 0;      /* another name of the directory does (4b) */
     t->why[0] = 0;
+    if (fd < 0 || wc_sys.fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+        (uint64_t)st.st_dev != s->dev || (uint64_t)st.st_ino != s->ino) {
+        char name[sizeof s->path + 256];
+        struct stat st2;
+        int f2 = find_renamed(s, flags, &st2, name, sizeof name);
+        if (f2 >= 0) {
+            if (fd >= 0)
+                wc_sys.close(fd);
+            fd = f2;
+            st = st2;
+            moved = 1;
+            say(log_fd, "wcache: %s: renamed to %s since: replayed there",
+                s->path, name);
+        }
+    }
     if (fd < 0) {
         snprintf(t->why, sizeof t->why, "cannot open it: %s",
                  strerror(errno));
-    } else if (wc_sys.fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    } else if (!moved && (wc_sys.fstat(fd, &st) != 0 ||
+                          !S_ISREG(st.st_mode))) {
         snprintf(t->why, sizeof t->why, "not a regular file now");
     } else if (!(same = (uint64_t)st.st_dev == s->dev &&
                         (uint64_t)st.st_ino == s->ino)) {
         snprintf(t->why, sizeof t->why, "another file has its name now");
-    } else if (!(t->run && !t->below) && changed_since(s, &st)) {
+    } else if (!(t->run && !t->below) &&
+               (moved ? changed_size(s, &st) : changed_since(s, &st))) {
         snprintf(t->why, sizeof t->why, "changed after the crash (size "
                  "%llu, was %llu)", (unsigned long long)st.st_size,
                  (unsigned long long)s->seen_size);

@@ -277,6 +277,9 @@ int wc_store_open(struct wc_store *s, const char *dir, uint32_t nblocks,
     h->pid = getpid();
     h->uid = getuid();
     h->created_ns = (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+    int e = errno;
+    h->mnt_ns = wc_fmt_mnt_ns(wc_sys.stat);             /* format.h (11) */
+    errno = e;
     h->state = WC_STORE_LIVE;
     memcpy(h->magic, WC_STORE_MAGIC, sizeof h->magic);
     h->sum = wc_fmt_header_sum(h);                      /* format.h (7) */

@@ -82,6 +82,17 @@ static int dirs(const char *given, char out[][PATH_MAX], int max)
     return n;
 }
 
+/* The mount namespace a backing file was made in (cache/format.h (11)),
+ * from its header; 0 when unknown or unreadable (replay judges those). */
+static uint64_t store_ns(int fd)
+{
+    struct wc_header h;
+    if (pread(fd, &h, sizeof h, 0) != (ssize_t)sizeof h ||
+        memcmp(h.magic, WC_STORE_MAGIC, sizeof h.magic) != 0)
+        return 0;
+    return h.mnt_ns;
+}
+
 /* A backing file recover and ls read: a live one's name, or a kept one's
  * (G6). */
 static int is_store_name(const char *name)
@@ -92,6 +103,7 @@ static int is_store_name(const char *name)
 
 static int run(const char *given, int flags)
 {
+    uint64_t own_ns = wc_fmt_mnt_ns(stat);
     char d[4][PATH_MAX];
     int nd = dirs(given, d, 4), status = 0, seen = 0;
     if (given && nd == 0) {
@@ -126,6 +138,19 @@ static int run(const char *given, int flags)
                 wc_replay(path, WC_RP_LIST | WC_RP_QUIET, 1, &res);
                 continue;
             }
+            int sfd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC |
+                                     O_NOCTTY | O_NONBLOCK);
+            uint64_t ns = sfd >= 0 ? store_ns(sfd) : 0;
+            if (sfd >= 0)
+                close(sfd);
+            if (!wc_fmt_same_ns(own_ns, ns)) {      /* (G7) */
+                fprintf(stderr, "wcache: %s: made in another mount "
+                        "namespace (mnt:[%llu]), whose paths this one does "
+                        "not see: left for `wcache recover` run there "
+                        "(nsenter -m)\n", path, (unsigned long long)ns);
+                status = 1;
+                continue;
+            }
             int r = wc_replay(path, flags, 2, &res);
             if (r < 0 || res.failed)
                 status = 1;
@@ -149,7 +174,7 @@ static int run(const char *given, int flags)
  * process of its own for each program cost every program that caches a
  * file about a millisecond (an exec and a clone on a 2-core machine).
  *
- *   (G1) The guard holds GUARD_LOCK (flock LOCK_EX) for as long as it
+ *   (G1) The guard holds its lock (flock LOCK_EX) for as long as it
  *        watches; a program, after publishing its backing file, asks for
  *        the lock shared and without waiting: refused means a guard
  *        watches (and will see the file), granted means none does, and
@@ -202,8 +227,15 @@ static int run(const char *given, int flags)
  *        was gone: five lines per program started, a guard.log of 800 KB
  *        in a day). A name that cannot be changed is remembered for the
  *        guard's life, as before.
+ *   (G7) A guard watches the backing files of its own mount namespace
+ *        only: its lock is dir/guard.<ns>.lock (wc_fmt_guard_lock; the
+ *        program asks for the one of its namespace, and starts a guard
+ *        there), and a file whose header names another namespace
+ *        (cache/format.h (11)) is passed by in every sweep, and refused
+ *        by `wcache recover` with a message: its paths mean what they say
+ *        only there. A file of a namespace that is gone waits for a
+ *        recover run where its paths are.
  */
-#define GUARD_LOCK "guard.lock"
 #define SWEEP_MS 250
 #define GUARD_LINGER_MS 1000    /* with no owner before leaving (G3) */
 #define GUARD_MAX 512           /* living owners remembered (terminals) */
@@ -217,6 +249,7 @@ struct owner {
 
 struct guard {
     const char *dir;
+    uint64_t ns;                /* our mount namespace (G7) */
     struct owner seen[GUARD_MAX], next[GUARD_MAX];
     int nseen, nnext;
     char kept[GUARD_MAX][64];   /* could not be replayed: left alone */
@@ -371,6 +404,10 @@ static int guard_sweep(struct guard *g)
             }
             continue;
         }
+        if (!wc_fmt_same_ns(g->ns, store_ns(fd))) {
+            close(fd);          /* (G7): another namespace's guard's */
+            continue;
+        }
         guard_replay(g, fd, path, e->d_name);   /* closes fd */
     }
     closedir(dir);
@@ -403,8 +440,10 @@ static int guard(const char *dir)
     signal(SIGPIPE, SIG_IGN);
     if (chdir("/") != 0)
         return 1;
-    char lock[PATH_MAX + 16];
-    snprintf(lock, sizeof lock, "%s/" GUARD_LOCK, dir);
+    char lock[PATH_MAX + 48];
+    g.ns = wc_fmt_mnt_ns(stat);
+    if (wc_fmt_guard_lock(lock, sizeof lock, dir, g.ns) != 0)
+        return 1;
     int lfd = open(lock, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (lfd < 0 || guard_lock(lfd) != 0)
         return 0;               /* another guard watches */
@@ -450,6 +489,7 @@ void wc_cli_replay_dead(void)
     fill_sys();
     memset(&g, 0, sizeof g);
     g.dir = d;
+    g.ns = wc_fmt_mnt_ns(stat);
     guard_sweep(&g);            /* (G5) */
     for (int i = 0; i < g.nseen; i++)
         if (g.seen[i].pidfd >= 0)

@@ -30,6 +30,12 @@
  *       open file description goes: at death by any signal, at exit, at
  *       exec (O_CLOEXEC). A removed file (clean exit) is never seen; a
  *       kept one is replayed and removed, or kept and logged.
+ *   (2c) One guard per mount namespace: the lock is named after the
+ *       program's (guard.<ns>.lock, cache/format.h (11)), and the guard,
+ *       started from the program, runs in it; it replays only the
+ *       backing files made there. A program in a private namespace (a
+ *       service's PrivateTmp=, `unshare -m`) starts a guard of its own
+ *       even while the host's watches the directory.
  *   (3) Spawning costs the program one clone(CLONE_VM) with every
  *       signal blocked: no copy of its memory, no wait for the guard's
  *       exec. The intermediate child starts the guard with CLONE_VM |
@@ -81,6 +87,7 @@
 #include <unistd.h>
 
 #include "shim.h"
+#include "../cache/format.h"
 #include "wcache/raw.h"
 #include "wcache/str.h"
 
@@ -220,16 +227,13 @@ static int guard_child(void *arg)
     return 0;
 }
 
-/* Does a guard watch dir (invariant (2))? Its lock, asked shared and
- * without waiting: refused while a guard holds it. Raw calls: errno stays
- * the program's. */
-static int guard_watches(const char *dir)
+/* Does a guard of the program's mount namespace `ns` watch dir
+ * (invariant (2), (7))? Its lock, asked shared and without waiting:
+ * refused while a guard holds it. Raw calls: errno stays the program's. */
+static int guard_watches(const char *dir, uint64_t ns)
 {
     char lock[PATH_MAX];
-    struct wc_str p = wc_str_init(lock, sizeof lock);
-    wc_str_add(&p, dir);
-    wc_str_add(&p, "/guard.lock");
-    if (p.over)
+    if (wc_fmt_guard_lock(lock, sizeof lock, dir, ns) != 0)
         return 0;
     long fd = raw(SYS_openat, AT_FDCWD, (long)lock,
                   O_RDONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
@@ -272,7 +276,7 @@ static void spawn(struct wc_cache *c)
         return;
     memcpy(s->dir, path, (size_t)(slash - path));
     s->dir[slash - path] = 0;
-    if (guard_watches(s->dir) || !find_guard())
+    if (guard_watches(s->dir, wc_cache_mnt_ns(c)) || !find_guard())
         return;
     int e = errno;
     s->exe = guard_exe;

@@ -21,8 +21,17 @@
  *       (5)): written back, every description THROUGH, later opens not
  *       cached. Only for descriptors the shim tracks, or when some file
  *       is cached: a process that caches nothing pays nothing.
+ *   (4) Requests on a whole file system, through any descriptor of it (a
+ *       directory's, most often): a btrfs snapshot (BTRFS_IOC_SNAP_CREATE,
+ *       _V2) copies every file of the subvolume as the disk has it, a
+ *       freeze (FIFREEZE) stops the write-back that would follow, and
+ *       btrfs's sync requests are a sync: every cached file is written
+ *       back first, as sync() does (meta.c). A snapshot the program took
+ *       of its own subvolume held none of its cached bytes, for good
+ *       (probe Q).
  */
 #include <errno.h>
+#include <linux/btrfs.h>
 #include <linux/fiemap.h>
 #include <linux/fs.h>
 #include <stdarg.h>
@@ -45,6 +54,21 @@ static int query(unsigned long req)
     case FIGETBSZ:
     case FS_IOC_GETFLAGS:
     case FS_IOC_FSGETXATTR:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* Invariant (4). */
+static int whole_fs(unsigned long req)
+{
+    switch (req) {
+    case BTRFS_IOC_SNAP_CREATE:
+    case BTRFS_IOC_SNAP_CREATE_V2:
+    case BTRFS_IOC_SYNC:
+    case BTRFS_IOC_START_SYNC:
+    case FIFREEZE:
         return 1;
     default:
         return 0;
@@ -94,6 +118,11 @@ WC_EXPORT int ioctl(int fd, unsigned long req, ...)
     if (wc_state != WC_ST_ON || wc_depth ||
         (!wc_fd_get(fd) && wc_reg_empty()))
         return REAL(ioctl)(fd, req, arg);
+    if (whole_fs(req) && wc_cachep) {                       /* (4) */
+        int e = wc_work_begin();
+        wc_consistency_all(WC_WHY_FSYNC, WC_ALL_SYNC, 0);
+        wc_work_end(e);
+    }
     if (query(req)) {                                       /* (2) */
         struct wc_desc *d = wc_kernel_before(fd, WC_WHY_OTHER);
         int r = REAL(ioctl)(fd, req, arg);

@@ -1095,6 +1095,48 @@ Test(errors, file_system_size_limit, .init = setup, .fini = teardown,
     run_free(&k);
 }
 
+/* A program that snapshots its own btrfs subvolume (as backup tools do):
+ * the kernel's snapshot holds every byte written before it; under the
+ * shim it held none of the cached ones, for good (probe Q). The snapshot
+ * request is a consistency point for every file (shim/ioctl.c (4)). */
+Test(errors, btrfs_snapshot_holds_the_cached_bytes, .init = setup,
+     .fini = teardown, .timeout = 300)
+{
+    wct_require_shim();
+    wct_require_prog(WCT_PROG("prog_snapshot"));
+    wct_require_tool("mkfs.btrfs", "btrfs-progs");
+    char img[4300], cmd[9000];
+    snprintf(img, sizeof img, "%s/btrfs.img", scratch);
+    int fd = open(img, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    cr_assert(fd >= 0 && ftruncate(fd, 300 << 20) == 0);
+    close(fd);
+    snprintf(cmd, sizeof cmd, "mkfs.btrfs -q -f %s >/dev/null 2>&1", img);
+    cr_assert_eq(system(cmd), 0);
+    private_ns();
+    snprintf(cmd, sizeof cmd, "mount -o loop %s %s 2>/dev/null", img, mnt);
+    if (system(cmd) != 0)
+        cannot("mount -o loop (btrfs)");
+    mounted = 1;
+    char none[4300];
+    snprintf(none, sizeof none, "%s/none", mnt);
+    const char *ak[] = {WCT_PROG("prog_snapshot"), mnt, "k", NULL};
+    struct run k, s;
+    run_once(ak, 0, none, NULL, &k);
+    cr_assert(wct_ok(&k.r) && strstr(k.r.out, ": 240000 bytes"),
+              "the kernel's run: %s%s", k.r.out, k.r.err);
+    for (int def = 0; def < 2; def++) {
+        const char *as[] = {WCT_PROG("prog_snapshot"), mnt,
+                            def ? "d" : "s", NULL};
+        const char *env[] = {"WCACHE_MIN_WRITES=", "WCACHE_SETUP_US=", NULL};
+        run_once(as, 1, none, def ? env : NULL, &s);
+        cr_assert_str_eq(s.r.out, k.r.out, "%s: %s",
+                         def ? "defaults" : "cached at once", s.r.err);
+        cr_assert_eq(s.r.status, k.r.status);
+        run_free(&s);
+    }
+    run_free(&k);
+}
+
 /* errseq. The test fills the disk while the program has cached records,
  * and frees it again between the program's calls. */
 struct seq {

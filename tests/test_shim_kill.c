@@ -24,6 +24,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/prctl.h>
+#include <sys/mount.h>
+#include <sched.h>
 #include <linux/magic.h>
 #include <sys/vfs.h>
 #include <sys/wait.h>
@@ -453,6 +455,107 @@ static void killed_unreplayed(struct run *r, const char *dir, int kill_guard)
     usleep(100000);
     cr_assert_eq(wct_stores_left(dir), 1,
                  "the backing file should be waiting");
+}
+
+/* Another process renames the file a writer caches, as logrotate does
+ * (`mv app.log app.log.1`, with or without a new app.log), then the
+ * writer is SIGKILLed: the kernel went on writing into app.log.1, and the
+ * replay finds it there by its inode (cache/replay.c (4b)); before, the
+ * bytes went to app.log.wcache-recovered.<pid> (probe Q, 5 of 5). */
+Test(kill, replay_after_another_process_renamed_the_file, .init = setup,
+     .fini = kill_writers_and_clean, .timeout = 120)
+{
+    for (int create = 0; create < 2; create++) {
+        char *dir = wct_scratch("kill");
+        char store[4300], a[4300], a1[4300];
+        snprintf(store, sizeof store, "%s/store", dir);
+        snprintf(a, sizeof a, "%s/a", dir);
+        snprintf(a1, sizeof a1, "%s/a.1", dir);
+        cr_assert_eq(mkdir(store, 0700), 0);
+        struct run r = {.dir = dir, .store = store,
+                        .seed = (uint64_t)time(NULL) + (uint64_t)create,
+                        .how = "run", .sig = SIGKILL, .kill_after = 300,
+                        .flush_ms = "600000"};
+        start_writer(&r);
+        cr_assert(read_acks(&r, 300), "the writer ended early");
+        cr_assert_eq(rename(a, a1), 0);
+        if (create) {
+            int fd = open(a, O_WRONLY | O_CREAT | O_EXCL, 0644);
+            cr_assert(fd >= 0);
+            close(fd);
+        }
+        end_writer(&r, SIGKILL);
+        cr_assert(WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGKILL);
+        wait_guard(store);
+        char what[64];
+        snprintf(what, sizeof what, "renamed%s", create ? ", a new one made" : "");
+        check_stream(a1, r.seed, r.acked, what);
+        char b[4300];
+        snprintf(b, sizeof b, "%s/b", dir);
+        check_stream(b, r.seed + 1, r.acked, what);
+        free(dir);
+    }
+}
+
+/* A writer in a private mount namespace (a service's PrivateTmp=, `unshare
+ * -m`), where a bind mount makes `view` name `real`, while a writer of the
+ * host namespace keeps a guard watching the same store directory: killed,
+ * its bytes must land in view/a as it saw it, that is real/a. The host's
+ * guard replayed it, looking view/a up in its own mounts, and set the
+ * bytes aside there (probe Q, 4 of 4); now each namespace has its guard
+ * (shim/guard.c (2c), cli_recover.c (G7)). */
+Test(kill, a_private_mount_namespace_has_its_own_guard, .init = setup,
+     .fini = kill_writers_and_clean, .timeout = 120)
+{
+    char *dir = wct_scratch("kill");
+    char host[4300], real[4300], view[4300], store[4300];
+    snprintf(host, sizeof host, "%s/host", dir);
+    snprintf(real, sizeof real, "%s/real", dir);
+    snprintf(view, sizeof view, "%s/view", dir);
+    snprintf(store, sizeof store, "%s/store", dir);
+    cr_assert(mkdir(host, 0700) == 0 && mkdir(real, 0700) == 0 &&
+              mkdir(view, 0700) == 0 && mkdir(store, 0700) == 0);
+    uint64_t seed = (uint64_t)time(NULL) * 16;
+    struct run h = {.dir = host, .store = store, .seed = seed, .how = "run",
+                    .flush_ms = "600000"};
+    start_writer(&h);
+    cr_assert(read_acks(&h, 50), "the host's writer ended early");
+    for (int i = 0; i < 400 && !find_guard(store); i++)
+        usleep(5000);
+    cr_assert(find_guard(store) > 0, "no guard for the host's writer");
+    /* This test's process (Criterion's, for this test alone) moves to a
+     * namespace of its own; the host's writer and guard stay behind. */
+    if (unshare(CLONE_NEWNS) != 0 ||
+        mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+        mount(real, view, NULL, MS_BIND, NULL) != 0) {
+        const char *ci = getenv("CI");
+        cr_assert(!(ci && !strcmp(ci, "true")), "mount namespace: %s",
+                  strerror(errno));
+        end_writer(&h, SIGKILL);
+        wct_scratch_cleanup();
+        cr_skip_test("no mount namespace here (needs root)");
+    }
+    struct run r = {.dir = view, .store = store, .seed = seed + 2,
+                    .how = "run", .sig = SIGKILL, .flush_ms = "600000"};
+    start_writer(&r);
+    cr_assert(read_acks(&r, 300), "the namespace's writer ended early");
+    end_writer(&r, SIGKILL);
+    double start = now_ms();
+    while (wct_stores_left(store) > 1 && now_ms() - start < 15000)
+        usleep(5000);
+    cr_assert_eq(wct_stores_left(store), 1, "the killed writer's backing "
+                 "file was not replayed in 15 s");
+    char a[4400], b[4400];
+    snprintf(a, sizeof a, "%s/a", real);
+    snprintf(b, sizeof b, "%s/b", real);
+    check_stream(a, r.seed, r.acked, "namespace's writer");
+    check_stream(b, r.seed + 1, r.acked, "namespace's writer");
+    h.sig = SIGKILL;
+    end_writer(&h, SIGKILL);
+    wait_guard(store);
+    check_files(&h, "host's writer");
+    umount2(view, MNT_DETACH);
+    free(dir);
 }
 
 /* The guard killed together with the writer (a cgroup's kill): the
@@ -1335,24 +1438,51 @@ Test(recover, corrupt_and_hostile_files, .init = setup,
             UNCHANGED(bad[i].what);
     }
     /* A path pointing elsewhere (checksum made right, as a hostile file
-     * would): the other file is left alone, the data goes beside it. */
-    memcpy(buf, img.buf, img.len);
-    slot = (struct wc_fslot *)(buf + soff);
-    cr_assert_lt(strlen(other), sizeof slot->path);
-    memset(slot->path, 0, sizeof slot->path);
-    memcpy(slot->path, other, strlen(other));
-    slot->path_len = (uint32_t)strlen(other);
-    slot->id_sum = wc_fmt_slot_sum(slot);
-    char *err = NULL;
-    recover_image(dir2, &img, buf, img.len, getuid(), &err);
-    cr_assert(strstr(err, "another file has its name"), "said: %s", err);
-    free(err);
-    char g[4400];
-    snprintf(g, sizeof g, "%s.wcache-recovered.%lld", other,
-             (long long)img.h.pid);
-    cr_assert_eq(access(g, F_OK), 0, "no %s", g);
-    unlink(g);
-    SANE("path pointing elsewhere");
+     * would): the other file is left alone. In the slot's own directory,
+     * the file with the recorded inode is found as one another process
+     * renamed (cache/replay.c (4b)) and the data goes there; in another
+     * directory, the data goes beside the path. */
+    char elsewhere[4400];
+    snprintf(elsewhere, sizeof elsewhere, "%s/sub/other", dir2);
+    for (int far = 0; far < 2; far++) {
+        const char *to = far ? elsewhere : other;
+        if (far) {
+            char sub[4400];
+            snprintf(sub, sizeof sub, "%s/sub", dir2);
+            cr_assert_eq(mkdir(sub, 0700), 0);
+            int fo = open(elsewhere, O_WRONLY | O_CREAT | O_EXCL, 0600);
+            cr_assert(fo >= 0 && write(fo, "precious", 8) == 8);
+            close(fo);
+        }
+        memcpy(buf, img.buf, img.len);
+        slot = (struct wc_fslot *)(buf + soff);
+        cr_assert_lt(strlen(to), sizeof slot->path);
+        memset(slot->path, 0, sizeof slot->path);
+        memcpy(slot->path, to, strlen(to));
+        slot->path_len = (uint32_t)strlen(to);
+        slot->id_sum = wc_fmt_slot_sum(slot);
+        char *err = NULL;
+        recover_image(dir2, &img, buf, img.len, getuid(), &err);
+        cr_assert(strstr(err, far ? "another file has its name"
+                                  : "since: replayed there"),
+                  "said: %s", err);
+        free(err);
+        char g[4400];
+        snprintf(g, sizeof g, "%s.wcache-recovered.%lld", to,
+                 (long long)img.h.pid);
+        cr_assert_eq(access(g, F_OK), far ? 0 : -1, "%s %s", g,
+                     far ? "not made" : "made");
+        unlink(g);
+        if (far) {
+            size_t l_;
+            char *x_ = wct_slurp(elsewhere, &l_);
+            cr_assert(x_ && l_ == 8 && !memcmp(x_, "precious", 8),
+                      "another file was written");
+            free(x_);
+        }
+        SANE("path pointing elsewhere");
+    }
+    char *err;
     /* Another user's file: refused, left in place, nothing written. */
     free(a0);
     free(b0);

@@ -178,6 +178,9 @@ int wc_cache_store_fd(const struct wc_cache *c);
 
 /* Path of the backing file (for messages and tests). */
 const char *wc_cache_path(const struct wc_cache *c);
+/* The mount namespace the backing file was made in (cache/format.h (11);
+ * 0: unknown). */
+uint64_t wc_cache_mnt_ns(const struct wc_cache *c);
 
 /* Write back every file's dirty data. Returns 0 or the first -errno. */
 int wc_cache_flush(struct wc_cache *c, enum wc_reason why);
