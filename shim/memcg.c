@@ -36,21 +36,28 @@
 #include "shim.h"
 #include "kcall.h"
 
+/* The start of file `path` in b (NUL-terminated); its length, or -1. */
+static ssize_t read_text(const char *path, char *b, size_t cap)
+{
+    int fd = wc_k_openat(AT_FDCWD, path, O_RDONLY | O_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    ssize_t n = wc_k_read(fd, b, cap - 1);
+    wc_k_close(fd);
+    if (n <= 0)
+        return -1;
+    b[n] = 0;
+    return n;
+}
+
 /* The first line of `path` as a number ("max": UINT64_MAX); 0 and *ok = 0
  * when it cannot be read. */
 static uint64_t read_num(const char *path, int *ok)
 {
     char b[64];
-    int fd = wc_k_openat(AT_FDCWD, path, O_RDONLY | O_CLOEXEC, 0);
-    *ok = 0;
-    if (fd < 0)
+    *ok = read_text(path, b, sizeof b) > 0;
+    if (!*ok)
         return 0;
-    ssize_t n = wc_k_read(fd, b, sizeof b - 1);
-    wc_k_close(fd);
-    if (n <= 0)
-        return 0;
-    b[n] = 0;
-    *ok = 1;
     if (!strncmp(b, "max", 3))
         return UINT64_MAX;
     return strtoull(b, NULL, 10);
@@ -65,14 +72,8 @@ static uint64_t reclaimable(const char *dir, int v1)
 {
     char p[4352], b[8192];
     snprintf(p, sizeof p, "%s/memory.stat", dir);
-    int fd = wc_k_openat(AT_FDCWD, p, O_RDONLY | O_CLOEXEC, 0);
-    if (fd < 0)
+    if (read_text(p, b, sizeof b) <= 0)
         return 0;
-    ssize_t n = wc_k_read(fd, b, sizeof b - 1);
-    wc_k_close(fd);
-    if (n <= 0)
-        return 0;
-    b[n] = 0;
     static const char *const keys[2][4] = {
         {"inactive_file ", "active_file ", "file_dirty ", "file_writeback "},
         {"total_inactive_file ", "total_active_file ", "total_dirty ",
@@ -138,15 +139,8 @@ static uint64_t room_up(char *dir, size_t root_len, const char *limit_name,
 uint64_t wc_memcg_room(void)
 {
     char b[2048];
-    int fd = wc_k_openat(AT_FDCWD, "/proc/self/cgroup", O_RDONLY | O_CLOEXEC,
-                         0);
-    if (fd < 0)
+    if (read_text("/proc/self/cgroup", b, sizeof b) <= 0)
         return UINT64_MAX;
-    ssize_t n = wc_k_read(fd, b, sizeof b - 1);
-    wc_k_close(fd);
-    if (n <= 0)
-        return UINT64_MAX;
-    b[n] = 0;
     uint64_t room = UINT64_MAX;
     for (char *line = b, *next; line && *line; line = next) {
         next = strchr(line, '\n');

@@ -26,6 +26,17 @@
  *       sync_file_range, SEEK_DATA/SEEK_HOLE) is a consistency point: the
  *       file is flushed and the kernel's offset set first; the offset is
  *       read back after, and a changed file is invalidated in the engine.
+ *   (5b) A file mapped shared and writable that the process also locks
+ *       (fcntl, flock, lockf) is a shared-memory protocol between
+ *       processes, which the shim cannot see: SQLite's WAL index (-shm)
+ *       publishes a commit's frames to readers by a store in the mapping,
+ *       before any lock is dropped, so a reader took the new header,
+ *       then read the frames the writer still cached (SQLITE_IOERR, its
+ *       process dying after 1,211 of 1,500 transactions: CI, and a probe
+ *       before). The first lock call on such a file stops the process
+ *       caching for good (wc_shm_locked in open.c's lock_point), every
+ *       cached byte written back first; the file's identity is taken
+ *       when it is mapped (shm_note).
  *   (4) Setting a file's times (futimens, utimensat, utimes...) flushes it
  *       first, so that a later write-back cannot move the mtime the
  *       program set (gzip, tar, cp -p set it just before close). These,
@@ -712,6 +723,47 @@ static int flush_cb(struct wc_file *f, void *arg)
     return wc_file_flush(f, WC_WHY_OTHER);
 }
 
+/* Files the process maps shared and writable (invariant (5b)): their
+ * identities, up to WC_SHM_MAX (more: every lock counts), atomic. */
+#define WC_SHM_MAX 16
+static struct {
+    dev_t dev;
+    ino_t ino;
+} g_shm[WC_SHM_MAX];
+static int g_nshm;
+
+static void shm_note(int fd)
+{
+    struct stat st;
+    if (wc_k_fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+        return;
+    int n = __atomic_load_n(&g_nshm, __ATOMIC_ACQUIRE);
+    for (int i = 0; i < n && i < WC_SHM_MAX; i++)
+        if (g_shm[i].dev == st.st_dev && g_shm[i].ino == st.st_ino)
+            return;
+    int i = __atomic_fetch_add(&g_nshm, 1, __ATOMIC_ACQ_REL);
+    if (i < WC_SHM_MAX) {
+        g_shm[i].dev = st.st_dev;
+        g_shm[i].ino = st.st_ino;
+    }
+}
+
+int wc_shm_locked(int fd)
+{
+    int n = __atomic_load_n(&g_nshm, __ATOMIC_ACQUIRE);
+    if (likely(n == 0))
+        return 0;
+    if (n > WC_SHM_MAX)
+        return 1;
+    struct stat st;
+    if (wc_k_fstat(fd, &st) != 0)
+        return 0;
+    for (int i = 0; i < n; i++)
+        if (g_shm[i].dev == st.st_dev && g_shm[i].ino == st.st_ino)
+            return 1;
+    return 0;
+}
+
 WC_EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd,
                      off_t off)
 {
@@ -725,6 +777,8 @@ WC_EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd,
          * (another's, taken with pidfd_getfd): aio.c invariant (2). */
         if (unlikely(off == IORING_OFF_SQES) && wc_is_io_uring(fd))
             wc_proc_off();
+        else if ((flags & MAP_TYPE) != MAP_PRIVATE && (prot & PROT_WRITE))
+            shm_note(fd);                               /* (5b) */
         /* Invariant (5): a mapping of any kind shows the kernel's page
          * cache (a private one until a page is first written), so the
          * file's cached data goes there now and every later write goes

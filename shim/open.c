@@ -611,8 +611,16 @@ static void lock_point(int fd, int after_taking)
      * (CONTRACT.md section 3): processes agree about one file through a
      * lock on another (SQLite's WAL behind its -shm file's locks, a log
      * behind a lock file; probe N: lost commits, a corrupt database). */
+    if (wc_state != WC_ST_ON)
+        return;
+    /* A lock on a file mapped shared and writable: a shared-memory
+     * protocol the shim cannot follow (meta.c invariant (5b)). */
+    if (!after_taking && unlikely(wc_shm_locked(fd))) {
+        wc_proc_off();
+        return;
+    }
     struct wc_cache *c = __atomic_load_n(&wc_cachep, __ATOMIC_ACQUIRE);
-    if (!c || wc_state != WC_ST_ON)
+    if (!c)
         return;
     int e = wc_work_begin();
     wc_cache_lock_point(c, after_taking);   /* an error: kept for fsync */

@@ -1146,6 +1146,10 @@ void wc_flusher_after_fork(void);
  * flush at exit (from a signal handler inside the shim: in a raw-forked
  * child). */
 int wc_proc_image_ends(void);
+/* Is fd's file one the process maps shared and writable (meta.c
+ * invariant (5b))? An fstat only once such a mapping was made. */
+int wc_shm_locked(int fd);
+
 /* Is fd an io_uring's descriptor (readlink of /proc/self/fd: the kernel's
  * anon inode name)? aio.c invariant (2). errno kept. */
 int wc_is_io_uring(int fd);

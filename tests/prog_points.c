@@ -1581,6 +1581,60 @@ static void s_other_process(void)
     check("closed", "ct");
 }
 
+/* A shared-memory protocol (meta.c invariant (5b)), as SQLite's WAL
+ * index: the writer locks a file it maps shared and writable, appends a
+ * record to another file, and publishes it with a store in the mapping,
+ * holding its lock; a reader that sees the store reads the file and must
+ * find the record, as the kernel's write put it there before the store.
+ * The reader is a child forked before any write (a fork is a consistency
+ * point, nothing is pending then). */
+static void s_shm_channel(void)
+{
+    int s = xopen("shm", O_RDWR | O_CREAT | O_TRUNC);
+    if (ftruncate(s, 4096) != 0)
+        die("ftruncate");
+    volatile int *m = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED,
+                           s, 0);
+    if (m == MAP_FAILED)
+        die("mmap");
+    int w = xopen("log", O_RDWR | O_CREAT | O_TRUNC);
+    pid_t pid = fork();
+    if (pid < 0)
+        die("fork");
+    if (pid == 0) {
+        for (int k = 1; k <= 3; k++) {
+            for (int t = 0; t < 10000 && __atomic_load_n(&m[0],
+                                                         __ATOMIC_ACQUIRE) < k;
+                 t++)
+                usleep(1000);
+            struct stat st;
+            if (stat(path("log"), &st) != 0)
+                _exit(2);
+            say("OUT reader, round %d: %lld bytes", k, (long long)st.st_size);
+            __atomic_store_n(&m[1], k, __ATOMIC_RELEASE);
+        }
+        _exit(0);
+    }
+    lines(w, "before", 40);             /* cached (past the first writes) */
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_len = 1};
+    RESULT("lock", fcntl(s, F_SETLK, &fl));
+    for (int k = 1; k <= 3; k++) {
+        lines(w, "record", 1);
+        __atomic_store_n(&m[0], k, __ATOMIC_RELEASE);   /* published */
+        for (int t = 0; t < 10000 && __atomic_load_n(&m[1], __ATOMIC_ACQUIRE) < k;
+             t++)
+            usleep(1000);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    fl.l_type = F_UNLCK;
+    RESULT("unlock", fcntl(s, F_SETLK, &fl));
+    RESULT("close", close(w));
+    munmap((void *)m, 4096);
+    RESULT("close shm", close(s));
+    check("closed", "log");
+}
+
 /* rename and link publish a file (meta.c invariant (6)), and so does the
  * close of a writer while another description stays open: a process made
  * before the writes (a fork is a consistency point) opens the name as soon
@@ -2746,6 +2800,7 @@ int main(int argc, char **argv)
     else if (!strcmp(sc, "posix_aio")) s_posix_aio();
     else if (!strcmp(sc, "linux_aio")) s_linux_aio(arg ? arg : "lib");
     else if (!strcmp(sc, "io_uring")) s_io_uring(arg ? arg : "lib");
+    else if (!strcmp(sc, "shm_channel")) s_shm_channel();
     else if (!strcmp(sc, "seccomp")) s_seccomp(arg);
     else {
         fprintf(stderr, "unknown scenario %s\n", sc);

@@ -1042,6 +1042,25 @@ Test(errors, rlimit_fsize, .init = setup, .fini = teardown, .timeout = 300)
     differential("dd under ulimit -f", argv, f, env, 200);
 }
 
+/* A file system made by `mkfs` (its command without the image) on an
+ * image of `mib` MiB in the scratch directory, loop-mounted on mnt in a
+ * private mount namespace (unmounted by teardown). */
+static void mount_image(const char *mkfs, int mib)
+{
+    char img[4300], cmd[9000];
+    snprintf(img, sizeof img, "%s/fs.img", scratch);
+    int fd = open(img, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    cr_assert(fd >= 0 && ftruncate(fd, (off_t)mib << 20) == 0);
+    close(fd);
+    snprintf(cmd, sizeof cmd, "%s %s >/dev/null 2>&1", mkfs, img);
+    cr_assert_eq(system(cmd), 0, "%s failed", mkfs);
+    private_ns();
+    snprintf(cmd, sizeof cmd, "mount -o loop %s %s 2>/dev/null", img, mnt);
+    if (system(cmd) != 0)
+        cannot("mount -o loop");
+    mounted = 1;
+}
+
 /* Writes across the largest size a file may have on its file system: an
  * ext2 file system with 1 KiB blocks (16 GiB, where ext4's extents allow
  * 16 TiB) on a loop device. The kernel answers the write that crosses it
@@ -1057,18 +1076,7 @@ Test(errors, file_system_size_limit, .init = setup, .fini = teardown,
     wct_require_shim();
     wct_require_prog(WCT_PROG("prog_maxsize"));
     wct_require_tool("mkfs.ext2", "e2fsprogs");
-    char img[4300], cmd[9000];
-    snprintf(img, sizeof img, "%s/ext2.img", scratch);
-    int fd = open(img, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    cr_assert(fd >= 0 && ftruncate(fd, 64 << 20) == 0);
-    close(fd);
-    snprintf(cmd, sizeof cmd, "mkfs.ext2 -q -b 1024 -F %s", img);
-    cr_assert_eq(system(cmd), 0);
-    private_ns();
-    snprintf(cmd, sizeof cmd, "mount -o loop %s %s 2>/dev/null", img, mnt);
-    if (system(cmd) != 0)
-        cannot("mount -o loop (ext2)");
-    mounted = 1;
+    mount_image("mkfs.ext2 -q -b 1024 -F", 64);
     char f[4300], none[4300];
     snprintf(f, sizeof f, "%s/f", mnt);
     /* run_once reads its target whole: not this 16 GiB sparse file (the
@@ -1105,18 +1113,7 @@ Test(errors, btrfs_snapshot_holds_the_cached_bytes, .init = setup,
     wct_require_shim();
     wct_require_prog(WCT_PROG("prog_snapshot"));
     wct_require_tool("mkfs.btrfs", "btrfs-progs");
-    char img[4300], cmd[9000];
-    snprintf(img, sizeof img, "%s/btrfs.img", scratch);
-    int fd = open(img, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    cr_assert(fd >= 0 && ftruncate(fd, 300 << 20) == 0);
-    close(fd);
-    snprintf(cmd, sizeof cmd, "mkfs.btrfs -q -f %s >/dev/null 2>&1", img);
-    cr_assert_eq(system(cmd), 0);
-    private_ns();
-    snprintf(cmd, sizeof cmd, "mount -o loop %s %s 2>/dev/null", img, mnt);
-    if (system(cmd) != 0)
-        cannot("mount -o loop (btrfs)");
-    mounted = 1;
+    mount_image("mkfs.btrfs -q -f", 300);
     char none[4300];
     snprintf(none, sizeof none, "%s/none", mnt);
     const char *ak[] = {WCT_PROG("prog_snapshot"), mnt, "k", NULL};

@@ -1069,6 +1069,53 @@ Test(kill, oom_in_memory_cgroup, .init = setup, .fini = wct_scratch_cleanup,
     check_files(&r, "oom");
 }
 
+/* A 16 MiB memory cgroup (its directory in cg) and an empty store
+ * directory on tmpfs (/dev/shm, the default's file system) for the
+ * memory cgroup tests; returns their scratch directory. Skips where
+ * /dev/shm is not a tmpfs or no cgroup can be made. */
+static char *small_memcg(char *cg, size_t cgcap, char *store, size_t scap)
+{
+    struct statfs sf;
+    if (statfs("/dev/shm", &sf) != 0 || sf.f_type != TMPFS_MAGIC) {
+        wct_scratch_cleanup();
+        cr_skip_test("/dev/shm is not a tmpfs");
+    }
+    const char *why;
+    if (make_memcg(cg, cgcap, &why, 16) != 0) {
+        wct_scratch_cleanup();
+        cr_skip_test("cannot create a memory cgroup (%s)", why);
+    }
+    snprintf(store, scap, "/dev/shm/wct-memcg-%d", (int)getpid());
+    wct_rmtree(store);
+    cr_assert(mkdir(store, 0700) == 0);
+    return wct_scratch("memcg");
+}
+
+/* Run argv (found in PATH) in cgroup cg, under the shim with its store in
+ * `store` when `shim`, its standard output on /dev/null; its wait
+ * status (exit 98: it could not join the cgroup, 97: no exec). */
+static int in_memcg(const char *cg, const char *store, int shim,
+                    const char *const *argv)
+{
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        if (cg_write(cg, "cgroup.procs", "0") != 0)
+            _exit(98);
+        if (shim) {
+            setenv("LD_PRELOAD", WCT_BUILD_DIR "/libwcache.so", 1);
+            setenv("WCACHE_DIR", store, 1);
+        }
+        int null = open("/dev/null", O_WRONLY);
+        dup2(null, 1);
+        execvp(argv[0], (char *const *)argv);
+        _exit(97);
+    }
+    int st;
+    cr_assert(waitpid(pid, &st, 0) == pid);
+    return st;
+}
+
 /* A program that writes 40 MB to 40 files in turn, 200 bytes a write, in
  * a 16 MiB memory cgroup, the store on tmpfs (/dev/shm, the default):
  * with the kernel alone its page cache is reclaimed and it finishes; the
@@ -1078,21 +1125,8 @@ Test(kill, small_memory_cgroup_finishes, .init = setup,
      .fini = wct_scratch_cleanup, .timeout = 120)
 {
     wct_require_shim();
-    struct statfs sf;
-    if (statfs("/dev/shm", &sf) != 0 || sf.f_type != TMPFS_MAGIC) {
-        wct_scratch_cleanup();
-        cr_skip_test("/dev/shm is not a tmpfs");
-    }
     char cg[800], store[64];
-    const char *why;
-    if (make_memcg(cg, sizeof cg, &why, 16) != 0) {
-        wct_scratch_cleanup();
-        cr_skip_test("cannot create a memory cgroup (%s)", why);
-    }
-    snprintf(store, sizeof store, "/dev/shm/wct-memcg-%d", (int)getpid());
-    wct_rmtree(store);
-    cr_assert(mkdir(store, 0700) == 0);
-    char *dir = wct_scratch("memcg");
+    char *dir = small_memcg(cg, sizeof cg, store, sizeof store);
     static const char prog[] =
         "my $d = shift; my @f;"
         "for my $i (0..39) { open($f[$i], '>', \"$d/f$i\") or die }"
@@ -1104,20 +1138,8 @@ Test(kill, small_memory_cgroup_finishes, .init = setup,
         char sub[4200];
         snprintf(sub, sizeof sub, "%s/%s", dir, shim ? "shim" : "kernel");
         cr_assert(mkdir(sub, 0700) == 0);
-        pid_t pid = fork();
-        cr_assert(pid >= 0);
-        if (pid == 0) {
-            if (cg_write(cg, "cgroup.procs", "0") != 0)
-                _exit(98);
-            if (shim) {
-                setenv("LD_PRELOAD", WCT_BUILD_DIR "/libwcache.so", 1);
-                setenv("WCACHE_DIR", store, 1);
-            }
-            execlp("perl", "perl", "-e", prog, sub, (char *)NULL);
-            _exit(97);
-        }
-        int st;
-        cr_assert(waitpid(pid, &st, 0) == pid);
+        int st = in_memcg(cg, store, shim,
+                          (const char *[]){"perl", "-e", prog, sub, NULL});
         cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0,
                   "%s: status %#x (signal %d: 9 is the OOM killer)",
                   shim ? "shim" : "kernel", st,
@@ -1165,44 +1187,17 @@ Test(kill, many_writers_in_a_small_memory_cgroup, .init = setup,
      .fini = wct_scratch_cleanup, .timeout = 300)
 {
     wct_require_prog(WCT_PROG("prog_manywriters"));
-    struct statfs sf;
-    if (statfs("/dev/shm", &sf) != 0 || sf.f_type != TMPFS_MAGIC) {
-        wct_scratch_cleanup();
-        cr_skip_test("/dev/shm is not a tmpfs");
-    }
     char cg[800], store[64];
-    const char *why;
-    if (make_memcg(cg, sizeof cg, &why, 16) != 0) {
-        wct_scratch_cleanup();
-        cr_skip_test("cannot create a memory cgroup (%s)", why);
-    }
-    snprintf(store, sizeof store, "/dev/shm/wct-memcg-%d", (int)getpid());
-    wct_rmtree(store);
-    cr_assert(mkdir(store, 0700) == 0);
-    char *dir = wct_scratch("memcg");
+    char *dir = small_memcg(cg, sizeof cg, store, sizeof store);
     const int n = 16, mib = 10;
     for (int round = 0; round < 6; round++) {
         int shim = round % 2;
         char sub[4200];
         snprintf(sub, sizeof sub, "%s/r%d", dir, round);
         cr_assert(mkdir(sub, 0700) == 0);
-        pid_t pid = fork();
-        cr_assert(pid >= 0);
-        if (pid == 0) {
-            if (cg_write(cg, "cgroup.procs", "0") != 0)
-                _exit(98);
-            if (shim) {
-                setenv("LD_PRELOAD", WCT_BUILD_DIR "/libwcache.so", 1);
-                setenv("WCACHE_DIR", store, 1);
-            }
-            int null = open("/dev/null", O_WRONLY);
-            dup2(null, 1);
-            execl(WCT_PROG("prog_manywriters"), "prog_manywriters", sub,
-                  "16", "10", (char *)NULL);
-            _exit(97);
-        }
-        int st;
-        cr_assert(waitpid(pid, &st, 0) == pid);
+        int st = in_memcg(cg, store, shim,
+                          (const char *[]){WCT_PROG("prog_manywriters"), sub,
+                                           "16", "10", NULL});
         cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0,
                   "round %d (%s): status %#x (exit 1: a writer was "
                   "OOM-killed)", round, shim ? "shim" : "kernel", st);

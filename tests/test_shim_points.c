@@ -538,6 +538,12 @@ Test(points, io_uring_sees_and_keeps_the_bytes)
  * (shim/aio.c invariant (2): seen at the mapping of its entries, and at
  * the call). Before, its read missed the cached bytes and its write was
  * written over at write-back (probe P). */
+/* Processes that agree through a shared mapping of a file they lock, as
+ * SQLite's WAL readers and writers do (meta.c invariant (5b)). */
+Test(points, a_locked_shared_mapping_publishes_the_bytes)
+{
+    differential_default_too("shm_channel");
+}
 Test(points, a_foreign_io_uring_sees_and_keeps_the_bytes)
 {
     differential("io_uring", "foreign", NULL);
