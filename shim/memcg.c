@@ -26,6 +26,10 @@
  *   (2) Its files are read with the kernel's calls, never the shim's
  *       wrappers (no descriptor of the program's table is tracked or
  *       moved), and every descriptor is closed before it returns.
+ *   (3) Its buffers are static, not on the caller's stack (17 KB: a
+ *       write that grows the store may run on a thread with a small
+ *       stack): every call is made under the cache lock, or while the
+ *       cache is made, before anyone else can ask.
  */
 #include <fcntl.h>
 #include <stdint.h>
@@ -70,7 +74,7 @@ static uint64_t read_num(const char *path, int *ok)
  * cannot be read. */
 static uint64_t reclaimable(const char *dir, int v1)
 {
-    char p[4352], b[8192];
+    static char p[4352], b[8192];       /* (3) */
     snprintf(p, sizeof p, "%s/memory.stat", dir);
     if (read_text(p, b, sizeof b) <= 0)
         return 0;
@@ -104,7 +108,7 @@ static uint64_t room_up(char *dir, size_t root_len, const char *limit_name,
     uint64_t room = UINT64_MAX;
     size_t len = strlen(dir);
     for (;;) {
-        char p[4352];
+        static char p[4352];            /* (3) */
         int ok_l, ok_u;
         snprintf(p, sizeof p, "%s/%s", dir, limit_name);
         uint64_t lim = read_num(p, &ok_l);
@@ -138,7 +142,7 @@ static uint64_t room_up(char *dir, size_t root_len, const char *limit_name,
 
 uint64_t wc_memcg_room(void)
 {
-    char b[2048];
+    static char b[2048];                /* (3) */
     if (read_text("/proc/self/cgroup", b, sizeof b) <= 0)
         return UINT64_MAX;
     uint64_t room = UINT64_MAX;
@@ -163,7 +167,7 @@ uint64_t wc_memcg_room(void)
         } else {
             continue;
         }
-        char dir[4096];
+        static char dir[4096];          /* (3) */
         size_t root_len = strlen(mount);
         const char *path = c2 + 1;
         if (!strcmp(path, "/"))
