@@ -235,6 +235,7 @@ int wc_cache_open(struct wc_cache **out, const struct wc_config *cfg)
      * file. An unclaimed slot is all zeroes, live == 0. */
     c->nfiles = nfiles;
     c->store.room = cfg->room;          /* store.h (3) */
+    c->sent = cfg->sent;                /* errors.c (4c) */
     size_t dirty = cfg->dirty ? cfg->dirty : size / 2;
     c->dirty_limit = (uint32_t)(dirty >> WC_PAGE_SHIFT);
     if (c->dirty_limit < 1)

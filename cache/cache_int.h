@@ -379,7 +379,15 @@ struct wc_cache {
                                    show yet (errors.c (7)) */
         int tight;              /* no room to cache: every write to the
                                    kernel until fstatfs shows plenty */
+        uint64_t lag_bavail;    /* a late file system's f_bavail as last
+                                   read, and the bytes sent (wc_space.
+                                   sent) when it last moved and at the
+                                   last reading (errors.c (4c)) */
+        uint64_t lag_base, lag_prev;
     } space[WC_SPACE_DEVS];
+    uint64_t sent_direct;       /* atomic: bytes written to files with
+                                   room taken (wc_cache_space_done) */
+    const uint64_t *sent;       /* wc_config.sent, or NULL */
     uint32_t space_next;        /* the entry a new file system takes */
 };
 

@@ -69,6 +69,17 @@
  *       (space_granted). Without the grants, files each holding up to
  *       WC_SPACE_GRANT could together cache more than the disk holds, and
  *       their write-back fail after their writes had returned success.
+ *   (4c) A file system whose f_bavail lags (btrfs: it moves at the
+ *       transaction commit, every 30 s, not at the write) has the bytes
+ *       this process sent to the kernel since it last moved (written
+ *       back, written with room taken, or by the caller itself:
+ *       wc_config.sent, the shim's watched writes) left out of it: counted from
+ *       the reading before the one that saw it move, as the commit came
+ *       somewhere between the two. A 200 MiB btrfs kept f_bavail at
+ *       121,856 KB while 124 MB were written, and the cache took 120-330
+ *       KB past the disk, their write-back failing with ENOSPC at fsync
+ *       and close (probe Q). Bytes sent to other file systems count too
+ *       (one total): a margin, never room that is not there.
  *   (5) A write the file system has no room to cache (wc_space_check
  *       fails while the file is OK) is the kernel's, and goes to it only
  *       after every file on that file system has written back what it
@@ -386,6 +397,7 @@ static struct wc_space *space_of(struct wc_cache *c, uint64_t dev)
     s->left = 0;
     s->inflight = 0;
     s->tight = 0;
+    s->lag_bavail = s->lag_base = s->lag_prev = 0;
     return s;
 }
 
@@ -447,6 +459,22 @@ static int space_renew(struct wc_cache *c, uint64_t dev, int fd,
     }
     wc_lock(&c->lock);
     struct wc_space *s = space_of(c, dev);
+    if (limited && (unsigned long)sf.f_type == 0x9123683EUL) {
+        /* btrfs (invariant (4c)): what this process sent since f_bavail
+         * last moved is not in it yet. */
+        uint64_t sent = __atomic_load_n(&c->totals.wb_bytes,
+                                        __ATOMIC_RELAXED) +
+                        __atomic_load_n(&c->sent_direct, __ATOMIC_RELAXED) +
+                        (c->sent ? __atomic_load_n(c->sent, __ATOMIC_RELAXED)
+                                 : 0);
+        if (s->lag_bavail != (uint64_t)sf.f_bavail) {
+            s->lag_bavail = (uint64_t)sf.f_bavail;
+            s->lag_base = s->lag_prev;
+        }
+        s->lag_prev = sent;
+        uint64_t unseen = sent - s->lag_base;
+        avail = avail > unseen ? avail - unseen : 0;
+    }
     int room = 1;
     int64_t budget = WC_SPACE_CHECK + (int64_t)count;
     if (limited) {
@@ -534,6 +562,7 @@ int wc_space_direct(struct wc_file *f, size_t count)
 
 void wc_cache_space_done(struct wc_cache *c, uint64_t dev, size_t count)
 {
+    __atomic_fetch_add(&c->sent_direct, (uint64_t)count, __ATOMIC_RELAXED);
     wc_lock(&c->lock);
     for (int i = 0; i < WC_SPACE_DEVS; i++) {
         struct wc_space *s = &c->space[i];

@@ -402,6 +402,7 @@ struct wc_cache *wc_cache_get(void)
         wc_cfg.cache.fds = &wc_own_fd_ops;
         wc_cfg.cache.warn = warn_user;
         wc_cfg.cache.solo = &wc_solo;   /* the one-writer entry: shim.h */
+        wc_cfg.cache.sent = &wc_sent_through;
         wc_cfg.cache.unnamed = wc_cfg.guard;    /* named by publish */
         fit_memcg(&wc_cfg.cache);
         int r = wc_reg_init() == 0 ? wc_cache_open(&c, &wc_cfg.cache)
@@ -525,6 +526,7 @@ static unsigned long fs_type(int fd, struct wc_desc *d);
 static int pseudo_fs(int fd, unsigned long type);
 
 uint64_t wc_rent_ns;
+uint64_t wc_sent_through;
 
 int wc_desc_adopt_locked(int fd, struct wc_desc *d, size_t len)
 {

@@ -109,6 +109,8 @@ ssize_t wc_kernel_rw_locked(int fd, struct wc_desc *d, int write,
                       : REAL(preadv)(fd, iov, iovcnt, pos);
     if (r < 0)
         r = -errno;
+    else if (write)                     /* cache/errors.c (4c) */
+        __atomic_fetch_add(&wc_sent_through, (uint64_t)r, __ATOMIC_RELAXED);
     if (room)
         wc_through_done((uint64_t)d->dev, (size_t)room);
     if ((d->mode == WC_D_CACHED || d->mode == WC_D_RESERVE) && pos < 0 &&
@@ -555,6 +557,9 @@ fast_write(int fd, struct wc_desc *d, const void *buf, size_t n, off_t pos)
         r = pos < 0 ? wc_k_write(fd, buf, n) : wc_k_pwrite(fd, buf, n, pos);
         if (r < 0)
             e = errno;
+        else                            /* cache/errors.c (4c) */
+            __atomic_fetch_add(&wc_sent_through, (uint64_t)r,
+                               __ATOMIC_RELAXED);
         if (t0)
             wc_watch_took(fd, d, wc_now_ns() - t0);
         if (unlikely(room))

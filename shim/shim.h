@@ -1146,6 +1146,11 @@ void wc_flusher_after_fork(void);
  * flush at exit (from a signal handler inside the shim: in a raw-forked
  * child). */
 int wc_proc_image_ends(void);
+/* Bytes the shim's own calls wrote to files the engine does not hold
+ * (watched descriptions, passed-through writes): atomic, read by the
+ * engine where a file system's free space lags (cache/errors.c (4c)). */
+extern uint64_t wc_sent_through;
+
 /* Is fd's file one the process maps shared and writable (meta.c
  * invariant (5b))? An fstat only once such a mapping was made. */
 int wc_shm_locked(int fd);

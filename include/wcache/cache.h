@@ -82,6 +82,9 @@ struct wc_config {
                             store then holds at most a quarter of that
                             room and its own, asked as it grows and at
                             wc_cache_flush_expired (store.h (3)) */
+    const uint64_t *sent; /* NULL, or bytes the caller wrote to files
+                            itself (atomic): left out of a lagging file
+                            system's free space too (errors.c (4c)) */
     const int *solo;     /* NULL, or the caller's promise: while *solo is
                             nonzero, one thread makes every call but
                             wc_cache_flush_expired and
