@@ -535,6 +535,16 @@ static inline void wc_file_set_append(struct wc_file *f, uint64_t from)
  * cannot tell). Caller holds f->lock. */
 uint64_t wc_file_max_size(struct wc_file *f);
 
+/* f->end_max for an end of `end` bytes: asked of the kernel once, the
+ * first time an end reaches past WC_FS_MAX_CHECK. Caller holds f->lock;
+ * stored atomically (wc_file_past_max reads it without the lock). */
+static inline uint64_t wc_file_end_max(struct wc_file *f, uint64_t end)
+{
+    if (end > f->end_max && f->end_max == WC_FS_MAX_CHECK)
+        __atomic_store_n(&f->end_max, wc_file_max_size(f), __ATOMIC_RELAXED);
+    return f->end_max;
+}
+
 /* Drop every page of f without writing anything. Caller holds f->lock. */
 void wc_file_drop_pages(struct wc_file *f);
 

@@ -449,10 +449,7 @@ int wc_file_past_max(struct wc_file *f, uint64_t off)
     uint64_t max = __atomic_load_n(&f->end_max, __ATOMIC_RELAXED);
     if (max == WC_FS_MAX_CHECK && wc_engine_enter()) {
         wc_blk_lock(&f->lock);
-        if (f->end_max == WC_FS_MAX_CHECK)
-            __atomic_store_n(&f->end_max, wc_file_max_size(f),
-                             __ATOMIC_RELAXED);
-        max = f->end_max;
+        max = wc_file_end_max(f, off);
         wc_blk_unlock(&f->lock);
         wc_engine_leave();
     }

@@ -418,11 +418,8 @@ static ssize_t write_iter(struct wc_file *f, struct uiter *it, off_t pos_in,
     /* To the kernel: large writes, writes it may refuse (RLIMIT_FSIZE,
      * the file system's limit), writes the disk could not hold, and every
      * write of a file that is not OK (errors.c (1)). */
-    if (pos + it->count > f->end_max && f->end_max == WC_FS_MAX_CHECK)
-        __atomic_store_n(&f->end_max, wc_file_max_size(f),
-                         __ATOMIC_RELAXED);     /* wc_file_past_max */
     int big = it->count >= c->bypass || pos + it->count > c->max_end ||
-              pos + it->count > f->end_max;
+              pos + it->count > wc_file_end_max(f, pos + it->count);
     int noroom = 0, full = 0, spent = 0;
     if (it->count && !big && (int64_t)it->count > f->space_left &&
         !wc_space_check(f, it->count)) {

@@ -47,10 +47,10 @@
 #include <errno.h>
 #include <linux/aio_abi.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "shim.h"
+#include "wcache/str.h"
 #include "wcache/ucopy.h"
 
 /* Invariant (3): the next `name`, of type `type` (wc_next_fn); when there
@@ -225,9 +225,9 @@ WC_EXPORT int io_uring_setup(unsigned entries, void *params)
 int wc_is_io_uring(int fd)
 {
     char p[64], t[32];
-    snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
     int e = errno;
-    ssize_t n = REAL(readlink)(p, t, sizeof t - 1);
+    ssize_t n = REAL(readlink)(wc_str_procfd(p, sizeof p, fd), t,
+                               sizeof t - 1);
     errno = e;
     if (n <= 0)
         return 0;

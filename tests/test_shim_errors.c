@@ -1042,6 +1042,11 @@ Test(errors, rlimit_fsize, .init = setup, .fini = teardown, .timeout = 300)
     differential("dd under ulimit -f", argv, f, env, 200);
 }
 
+/* The shim's default policy (the library's own WCACHE_MIN_WRITES and
+ * WCACHE_SETUP_US), where the harness caches from the first write. */
+static const char *const default_policy[] = {"WCACHE_MIN_WRITES=",
+                                             "WCACHE_SETUP_US=", NULL};
+
 /* A file system made by `mkfs` (its command without the image) on an
  * image of `mib` MiB in the scratch directory, loop-mounted on mnt in a
  * private mount namespace (unmounted by teardown). */
@@ -1090,8 +1095,7 @@ Test(errors, file_system_size_limit, .init = setup, .fini = teardown,
               "the kernel's run did not meet the limit:\n%s", k.r.out);
     for (int def = 0; def < 2; def++) {
         /* Cached from the first write, and with the defaults. */
-        const char *env[] = {"WCACHE_MIN_WRITES=", "WCACHE_SETUP_US=", NULL};
-        run_once(argv, 1, none, def ? env : NULL, &s);
+        run_once(argv, 1, none, def ? default_policy : NULL, &s);
         unlink(f);
         cr_assert_eq(s.r.status, k.r.status, "status %s (shim) vs %s",
                      wct_status_str(&s.r), wct_status_str(&k.r));
@@ -1124,8 +1128,7 @@ Test(errors, btrfs_snapshot_holds_the_cached_bytes, .init = setup,
     for (int def = 0; def < 2; def++) {
         const char *as[] = {WCT_PROG("prog_snapshot"), mnt,
                             def ? "d" : "s", NULL};
-        const char *env[] = {"WCACHE_MIN_WRITES=", "WCACHE_SETUP_US=", NULL};
-        run_once(as, 1, none, def ? env : NULL, &s);
+        run_once(as, 1, none, def ? default_policy : NULL, &s);
         cr_assert_str_eq(s.r.out, k.r.out, "%s: %s",
                          def ? "defaults" : "cached at once", s.r.err);
         cr_assert_eq(s.r.status, k.r.status);
@@ -1157,8 +1160,7 @@ Test(errors, btrfs_full, .init = setup, .fini = teardown, .timeout = 300)
     cr_assert(strstr(k.r.out, "No space") || strstr(k.r.out, "28"),
               "the kernel's run did not fill the disk:\n%s", k.r.out);
     for (int def = 0; def < 2; def++) {
-        const char *env[] = {"WCACHE_MIN_WRITES=", "WCACHE_SETUP_US=", NULL};
-        run_once(argv, 1, f, def ? env : NULL, &s);
+        run_once(argv, 1, f, def ? default_policy : NULL, &s);
         sync();
         same(def ? "btrfs full, defaults" : "btrfs full", &k, &s, 2000);
         run_free(&s);
