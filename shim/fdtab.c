@@ -405,6 +405,7 @@ struct wc_cache *wc_cache_get(void)
         wc_cfg.cache.sent = &wc_sent_through;
         wc_cfg.cache.unnamed = wc_cfg.guard;    /* named by publish */
         fit_memcg(&wc_cfg.cache);
+        wc_real_all();          /* real.c (1b) */
         int r = wc_reg_init() == 0 ? wc_cache_open(&c, &wc_cfg.cache)
                                    : -ENOMEM;
         if (r < 0) {

@@ -1,15 +1,32 @@
 /*
  * real.c - fill the table of real libc functions (wc_sys) with
- * dlsym(RTLD_NEXT, name), early and safely.
+ * dlsym(RTLD_NEXT, name), early and safely, and each entry only when it
+ * is first needed.
+ *
+ * A slot's states (the table is process-wide; each store is atomic):
+ *
+ *   NULL --wc_real_init--> trampoline i --first call, or wc_real_all-->
+ *        the function dlsym found (or, missing or inside dlsym: the
+ *        fallback, a raw system call or a stub failing with ENOSYS)
  *
  * Invariants:
  *   (1) No entry of wc_sys is ever NULL once wc_real_init() has started:
- *       every slot is first given a fallback (a raw system call, or a stub
- *       failing with ENOSYS), then replaced by the dlsym result. So a call
- *       that arrives while dlsym itself runs (dlsym may call calloc, a
- *       malloc replacement may call write...) passes straight through.
- *   (2) A required symbol that libc lacks is reported once on stderr and
- *       the shim runs pass-through (wc_real_init returns 0); never a crash.
+ *       every slot is first given its trampoline, which resolves the slot
+ *       at its first call and jumps to the result, so any entry may be
+ *       called through the table at any time, by the shim or by cache/.
+ *       A call that arrives while dlsym itself runs (dlsym may call
+ *       calloc, a malloc replacement may call write...) takes the
+ *       fallback, not kept.
+ *   (1b) The entries kcall.h's check needs (AT_START) are resolved in the
+ *       constructor; all the others when the cache is made (wc_real_all,
+ *       before the engine, its signal handlers and its guard exist), or
+ *       at their first call before that: a process that caches nothing
+ *       looks up the few names it uses (dlsym of all 140 was half of the
+ *       shim's start-up), and the engine never resolves one in a signal
+ *       handler or a child.
+ *   (2) A required symbol that libc lacks is reported once on stderr; one
+ *       of AT_START makes the shim run pass-through (wc_real_init returns
+ *       0), another one is called through its fallback; never a crash.
  *   (3) The table holds the real functions only: the descriptors the
  *       engine keeps are announced by the engine itself (wc_config.fds,
  *       placed and marked by ownfd.c), not recognised here.
@@ -227,6 +244,127 @@ static int kcall_next_is_libc(void)
 #undef KC
 }
 
+/* ---- the lazy entries ---------------------------------------------- */
+
+/*
+ * Until it is resolved, each slot i holds trampoline i: 16 bytes at
+ * wc__lazy_tramp + 16 * i that push i and jump to the common part, which
+ * saves the argument registers (the six integer ones, %rax, whose %al a
+ * variadic callee reads, and %xmm0-7), asks wc__lazy_resolve(i) for the
+ * function, restores them and jumps to it: the caller's frame, its stack
+ * arguments and its return address are untouched, as in the loader's own
+ * lazy binding (_dl_runtime_resolve), whatever the entry's signature.
+ * Stack at the call of the resolver: 7 registers + 136 bytes below the
+ * pushed index, 16-byte aligned (a call left it 8 off, the index 0 off).
+ */
+#define WC_LAZY_MAX 192
+_Static_assert(WC_SYS_COUNT <= WC_LAZY_MAX, "more entries than trampolines");
+void *wc__lazy_resolve(unsigned i);
+extern const char wc__lazy_tramp[];
+__asm__(".text\n"
+        ".p2align 4\n"
+        ".globl wc__lazy_tramp\n"
+        ".hidden wc__lazy_tramp\n"
+        ".type wc__lazy_tramp,@function\n"
+        "wc__lazy_tramp:\n"
+        ".set wc__lazy_i, 0\n"
+        ".rept 192\n"
+        "    .p2align 4\n"
+        "    endbr64\n"
+        "    pushq $wc__lazy_i\n"
+        "    jmp wc__lazy_common\n"
+        "    .set wc__lazy_i, wc__lazy_i + 1\n"
+        ".endr\n"
+        "wc__lazy_common:\n"
+        "    pushq %rdi\n    pushq %rsi\n    pushq %rdx\n    pushq %rcx\n"
+        "    pushq %r8\n     pushq %r9\n     pushq %rax\n"
+        "    subq $136, %rsp\n"
+        "    movdqu %xmm0, 0(%rsp)\n     movdqu %xmm1, 16(%rsp)\n"
+        "    movdqu %xmm2, 32(%rsp)\n    movdqu %xmm3, 48(%rsp)\n"
+        "    movdqu %xmm4, 64(%rsp)\n    movdqu %xmm5, 80(%rsp)\n"
+        "    movdqu %xmm6, 96(%rsp)\n    movdqu %xmm7, 112(%rsp)\n"
+        "    movl 192(%rsp), %edi\n"
+        "    call wc__lazy_resolve\n"
+        "    movq %rax, %r11\n"
+        "    movdqu 0(%rsp), %xmm0\n     movdqu 16(%rsp), %xmm1\n"
+        "    movdqu 32(%rsp), %xmm2\n    movdqu 48(%rsp), %xmm3\n"
+        "    movdqu 64(%rsp), %xmm4\n    movdqu 80(%rsp), %xmm5\n"
+        "    movdqu 96(%rsp), %xmm6\n    movdqu 112(%rsp), %xmm7\n"
+        "    addq $136, %rsp\n"
+        "    popq %rax\n    popq %r9\n     popq %r8\n     popq %rcx\n"
+        "    popq %rdx\n    popq %rsi\n    popq %rdi\n"
+        "    addq $8, %rsp\n"
+        "    jmp *%r11\n"
+        ".size wc__lazy_tramp, . - wc__lazy_tramp\n");
+
+static void *fallback(size_t i)
+{
+    return fallbacks[i].fn ? fallbacks[i].fn : (void *)fb_enosys;
+}
+
+/* The symbols libc lacks, said once per process (invariant (2)). */
+static void missing(const char *names)
+{
+    char msg[640];
+    int n = snprintf(msg, sizeof msg,
+                     "wcache: libc lacks required function(s):%s; %s\n",
+                     names, wc_state == WC_ST_INIT
+                                ? "running without the cache"
+                                : "their calls go to the kernel or fail "
+                                  "with ENOSYS");
+    if (n > 0)
+        fb_write(2, msg, (size_t)n < sizeof msg ? (size_t)n
+                                                : sizeof msg - 1);
+}
+
+/* Slot i's function from dlsym, or its fallback (NULL-free, invariant
+ * (1)); *lacks set when a required one is not there. Inside dlsym (a
+ * malloc replacement that writes, say): the fallback, not kept. */
+static void *resolve(size_t i, int *lacks)
+{
+    void **slot = (void **)&wc_sys;
+    void *p = __atomic_load_n(&slot[i], __ATOMIC_ACQUIRE);
+    if (p && (p < (void *)wc__lazy_tramp ||
+              p >= (void *)(wc__lazy_tramp + 16 * WC_LAZY_MAX)))
+        return p;                       /* resolved already */
+    if (resolving)
+        return fallback(i);
+    resolving = 1;
+    p = dlsym(RTLD_NEXT, wc_sys_names[i]);
+    resolving = 0;
+    if (!p) {
+        p = fallback(i);
+        if (!fallbacks[i].optional)
+            *lacks = 1;
+    }
+    __atomic_store_n(&slot[i], p, __ATOMIC_RELEASE);
+    return p;
+}
+
+/* Called by trampoline i (its first call; again only by a call that raced
+ * with it). errno is the program's: dlsym's is not let through. */
+void *wc__lazy_resolve(unsigned i)
+{
+    int e = errno, lacks = 0;
+    void *p = resolve(i, &lacks);
+    if (lacks) {
+        char one[64];
+        snprintf(one, sizeof one, " %s", wc_sys_names[i]);
+        missing(one);
+    }
+    errno = e;
+    return p;
+}
+
+/* The entries resolved at start-up: those kcall.h's check looks at (K4),
+ * made bare once it passes. Every other entry is resolved at its first
+ * call (a process that runs /bin/true looked up 140 names, half of its
+ * start-up under the shim), or all together when the cache is made
+ * (wc_real_all). */
+#define AT_START(X)                                                         \
+    X(write) X(pwrite) X(read) X(pread) X(openat) X(close) X(fstat)        \
+    X(stat) X(lstat) X(fstatat) X(lseek) X(fcntl)
+
 WC_ONCE
 int wc_real_init(void)
 {
@@ -243,42 +381,41 @@ int wc_real_init(void)
             SC(SYS_sched_yield);
         return ok;
     }
-    resolving = 1;
     void **slot = (void **)&wc_sys;
-    for (size_t i = 0; i < WC_SYS_COUNT; i++) {
-        void *fb = fallbacks[i].fn ? fallbacks[i].fn : (void *)fb_enosys;
+    for (size_t i = 0; i < WC_SYS_COUNT; i++)
         if (!slot[i])
-            __atomic_store_n(&slot[i], fb, __ATOMIC_RELEASE);
-    }
-    char missing[512];
+            __atomic_store_n(&slot[i], (void *)(wc__lazy_tramp + 16 * i),
+                             __ATOMIC_RELEASE);
+    char lacking[512];
     size_t ml = 0;
-    missing[0] = 0;
-    for (size_t i = 0; i < WC_SYS_COUNT; i++) {
-        void *p = dlsym(RTLD_NEXT, wc_sys_names[i]);
-        if (p) {
-            __atomic_store_n(&slot[i], p, __ATOMIC_RELEASE);
-        } else if (!fallbacks[i].optional) {
-            ok = 0;
-            int n = snprintf(missing + ml, sizeof missing - ml, " %s",
-                             wc_sys_names[i]);
-            if (n > 0 && (size_t)n < sizeof missing - ml)
-                ml += (size_t)n;
-        }
+    lacking[0] = 0;
+#define START(name)                                                        \
+    {                                                                      \
+        int lacks = 0;                                                     \
+        resolve(SLOT(name), &lacks);                                       \
+        if (lacks) {                                                       \
+            ok = 0;                                                        \
+            int n = snprintf(lacking + ml, sizeof lacking - ml, " %s",     \
+                             #name);                                       \
+            if (n > 0 && (size_t)n < sizeof lacking - ml)                  \
+                ml += (size_t)n;                                           \
+        }                                                                  \
     }
-    resolving = 0;
+    AT_START(START)
+#undef START
     __atomic_store_n(&wc_kcall_libc, ok && kcall_next_is_libc(),
                      __ATOMIC_RELAXED);
     __atomic_store_n(&state, 2, __ATOMIC_RELEASE);
-    if (!ok) {
-        char msg[640];
-        int n = snprintf(msg, sizeof msg,
-                         "wcache: libc lacks required function(s):%s; "
-                         "running without the cache\n", missing);
-        if (n > 0)
-            fb_write(2, msg, (size_t)n < sizeof msg ? (size_t)n
-                                                    : sizeof msg - 1);
-    }
+    if (!ok)
+        missing(lacking);
     return ok;
+}
+
+WC_ONCE
+void wc_real_all(void)
+{
+    for (size_t i = 0; i < WC_SYS_COUNT; i++)
+        wc__lazy_resolve((unsigned)i);
 }
 
 void *wc_next_fn(void **slot, const char *name)

@@ -107,8 +107,11 @@ void wc_log(int level, const char *fmt, ...)
 /* ---- the real functions (real.c) ------------------------------------- */
 
 /* Fill wc_sys (idempotent, thread-safe; re-entrant calls during dlsym see
- * raw-syscall fallbacks). Returns 1 when every required symbol was found. */
+ * raw-syscall fallbacks): kcall.h's entries resolved, every other one at
+ * its first call (real.c (1b)). Returns 1 when the first were found. */
 int wc_real_init(void);
+/* Resolve every entry of wc_sys now (before the cache is made). */
+void wc_real_all(void);
 
 /* Mark (on) or unmark `fd` as one of the engine's own (fdtab.c). */
 void wc_fd_mark_internal(int fd, int on);
@@ -138,8 +141,8 @@ int wc_own_fd_yield(void);
  * returns as prlimit(2). getrlimit is interposed in ownfd.c. */
 int wc_nofile_prlimit(pid_t pid, const struct rlimit *nl, struct rlimit *ol);
 
-/* A real function, resolving the table first if the constructor has not
- * run yet. Never NULL. */
+/* A real function, setting the table up first if the constructor has not
+ * run yet. Never NULL (a slot not resolved yet holds its trampoline). */
 #define REAL(name)                                                         \
     (likely(wc_sys.name != NULL) ? wc_sys.name                             \
                                  : (wc_real_init(), wc_sys.name))

@@ -42,6 +42,8 @@
 #include <sys/file.h>
 #include <sys/ioctl.h>
 #include <termios.h>
+#include <time.h>
+#include <ulimit.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -1833,6 +1835,95 @@ static void s_fsize_raw(const char *how)
  * FS_IOC_SETFLAGS (root), makes the kernel refuse the writes that follow
  * (they were cached, and refused only at close). Where the file system
  * or the user may not set the flag, both runs fail alike. */
+/* Each call of s_first_calls is the process's first of its function:
+ * under the shim it goes through the slot's trampoline (shim/real.c
+ * (1)), which must pass every argument (in registers, variadic, on the
+ * stack) and errno through unchanged. errno is set before each call and
+ * printed after it, success or not. Descriptor numbers are not printed. */
+#define FIRST(label, call)                                               \
+    do {                                                                 \
+        errno = 4242;                                                    \
+        long r_ = (long)(call);                                          \
+        say("OUT %s: %ld errno=%d", label, r_, errno);                   \
+    } while (0)
+#define FIRST_FD(label, var, call)                                       \
+    do {                                                                 \
+        errno = 4242;                                                    \
+        var = (call);                                                    \
+        say("OUT %s: %s errno=%d", label, var >= 0 ? "a descriptor"      \
+                                                   : "-1", errno);       \
+    } while (0)
+
+/* A file's mode and size; its mtime too when `mtime` (set by the
+ * program, not the clock's). */
+static void say_stat(const char *name, int mtime)
+{
+    struct stat st;
+    if (stat(path(name), &st) != 0)
+        die(name);
+    say("OUT %s: mode %o size %lld mtime %lld.%09ld", name,
+        (unsigned)st.st_mode & 07777, (long long)st.st_size,
+        mtime ? (long long)st.st_mtim.tv_sec : 0LL,
+        mtime ? st.st_mtim.tv_nsec : 0L);
+}
+
+static void s_first_calls(void)
+{
+    umask(022);
+    int fd, fd2;
+    FIRST_FD("open O_CREAT 0640", fd,
+             open(path("a"), O_RDWR | O_CREAT | O_EXCL, 0640));
+    FIRST_FD("creat 0604", fd2, creat(path("b"), 0604));
+    if (fd < 0 || fd2 < 0)
+        die("open");
+    FIRST("syscall pwrite64", syscall(SYS_pwrite64, fd, "abcdef", 6, 10));
+    FIRST("ftruncate", ftruncate(fd, 24));
+    FIRST("dup -1", dup(-1));
+    FIRST("dup2", dup2(fd, 100));
+    FIRST("dup3", dup3(fd, 101, O_CLOEXEC));
+    FIRST("F_GETFD", fcntl(101, F_GETFD));
+    struct iovec v[2] = {{"0123", 4}, {"456789", 6}};
+    FIRST("pwritev2", pwritev2(100, v, 2, 2, RWF_DSYNC));
+    loff_t in = 1, out = 3;
+    FIRST("copy_file_range", copy_file_range(fd, &in, fd2, &out, 7, 0));
+    say("OUT copied from %lld to %lld", (long long)in, (long long)out);
+    struct timespec ts[2] = {{1000000, 5}, {2000000, 7}};
+    FIRST("utimensat", utimensat(AT_FDCWD, path("a"), ts, 0));
+    say_stat("a", 1);
+    FIRST("posix_fallocate", posix_fallocate(fd, 100, 50));
+    FIRST("sync_file_range",
+          sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE));
+    FIRST("posix_fadvise", posix_fadvise(fd, 0, 0, POSIX_FADV_NORMAL));
+    FIRST("lockf F_TEST", lockf(fd, F_TEST, 0));
+    int p[2];
+    if (pipe(p) != 0 || write(p[1], "xyz", 3) != 3)
+        die("pipe");
+    int n = -1;
+    FIRST("ioctl FIONREAD", ioctl(p[0], FIONREAD, &n));
+    say("OUT FIONREAD says %d", n);
+    loff_t at = 40;
+    FIRST("splice", splice(p[0], NULL, fd, &at, 3, 0));
+    say("OUT spliced to %lld", (long long)at);
+    FIRST("ulimit", ulimit(UL_GETFSIZE));
+    FIRST("truncate", truncate(path("b"), 9));
+    FIRST("fchmodat", fchmodat(AT_FDCWD, path("b"), 0611, 0));
+    FIRST("renameat2", renameat2(AT_FDCWD, path("b"), AT_FDCWD, path("c"),
+                                 RENAME_NOREPLACE));
+    FIRST("renameat2 again", renameat2(AT_FDCWD, path("a"), AT_FDCWD,
+                                       path("c"), RENAME_NOREPLACE));
+    struct timespec nap = {0, 1000};
+    FIRST("clock_nanosleep", clock_nanosleep(CLOCK_MONOTONIC, 0, &nap, NULL));
+    say_stat("a", 0);
+    say_stat("c", 0);
+    close(p[0]);
+    close(p[1]);
+    close(100);
+    close(101);
+    close(fd2);
+    FIRST("close", close(fd));
+    check("closed", "a");
+}
+
 static void s_ioctl(void)
 {
     int fd = xopen("io", O_RDWR | O_CREAT | O_TRUNC);
@@ -2788,6 +2879,7 @@ int main(int argc, char **argv)
     else if (!strcmp(sc, "publish")) s_publish();
     else if (!strcmp(sc, "exec_written")) s_exec_written();
     else if (!strcmp(sc, "ioctl")) s_ioctl();
+    else if (!strcmp(sc, "first_calls")) s_first_calls();
     else if (!strcmp(sc, "memfd")) s_memfd();
     else if (!strcmp(sc, "many_files")) s_many_files();
     else if (!strcmp(sc, "faults")) s_faults();

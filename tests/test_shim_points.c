@@ -344,6 +344,15 @@ static void differential_default_too(const char *scenario)
     differential(scenario, NULL, NULL);
     differential(scenario, NULL, default_min);
 }
+/* Every call of the scenario is the process's first of its function.
+ * With the default policy the process makes no cache, and the shim
+ * resolves each of them at that call, through its slot's trampoline
+ * (shim/real.c (1)); cached from the open, every slot was resolved when
+ * the cache was made (1b). */
+Test(points, first_calls_pass_every_argument_and_errno)
+{
+    differential_default_too("first_calls");
+}
 Test(points, default_policy_every_description_follows)
 {
     differential("watch_states", NULL, default_min);

@@ -10,11 +10,13 @@
  * kernel as the others do.
  */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "lib_shim.h"
@@ -390,3 +392,42 @@ Test(policy, a_pwrite_stream_of_large_records_is_cached)
 
 /* pwrites that go round a few records, near each other, are cached. */
 Test(policy, pwrites_near_each_other_are_cached) { expect_cached("hot"); }
+
+/* How often the loader was asked for `name` (LD_DEBUG=symbols lines on
+ * stderr) while `script` ran under the shim. */
+static int lookups(const char *script, const char *min, const char *name)
+{
+    char store[4200], denv[4300], menv[64], want[128];
+    snprintf(store, sizeof store, "%s/lookups.store", scratch);
+    cr_assert(mkdir(store, 0700) == 0 || errno == EEXIST, "mkdir %s", store);
+    snprintf(denv, sizeof denv, "WCACHE_DIR=%s", store);
+    snprintf(menv, sizeof menv, "WCACHE_MIN_WRITES=%s", min);
+    const char *env[] = {denv, menv, "LD_DEBUG=symbols", NULL};
+    const char *argv[] = {"dash", "-c", script, NULL};
+    struct wct_spec spec = {.argv = argv, .env = env, .shim = 1,
+                            .cwd = scratch, .timeout_s = 60};
+    struct wct_result res;
+    cr_assert(wct_run(&spec, &res) == 0, "cannot run dash");
+    cr_assert(WIFEXITED(res.status) && WEXITSTATUS(res.status) == 0,
+              "%s: %s\n%s", script, wct_status_str(&res), res.err);
+    snprintf(want, sizeof want, "symbol=%s;", name);
+    int n = 0;
+    for (const char *p = res.err; (p = strstr(p, want)); p += strlen(want))
+        n++;
+    wct_result_free(&res);
+    wct_rmtree(store);
+    return n;
+}
+
+/* shim/real.c (1b): a process that caches nothing looks up only the real
+ * functions it calls (here none of posix_spawnp, which only the shim's
+ * table names); one that makes its cache looks them all up then. */
+Test(policy, a_process_that_caches_nothing_resolves_few_functions)
+{
+    wct_require_shim();
+    wct_require_tool("dash", "dash");
+    cr_expect(lookups("echo x > f; /bin/true", "", "posix_spawnp") == 0,
+              "posix_spawnp was looked up by a process that cached nothing");
+    cr_expect(lookups("echo x > f", "0", "posix_spawnp") >= 1,
+              "the cache was made without resolving the table");
+}

@@ -8,8 +8,9 @@
  * where libc's function would make just that system call, shim/kcall.h;
  * cache/ uses only this table.)
  *
- *   - In libwcache.so the shim fills the table with dlsym(RTLD_NEXT, ...)
- *     before anything else runs (shim/real.c).
+ *   - In libwcache.so the shim fills the table before anything else runs
+ *     (shim/real.c): each slot with dlsym(RTLD_NEXT, ...) when the cache
+ *     is made or at its first call, a trampoline that does so until then.
  *   - Tests of cache/ alone fill it with libc's functions
  *     (tests/lib_sys.c: wct_sys_use_libc()) and may then replace single
  *     entries to fail the Nth call with a chosen errno, as SQLite's
