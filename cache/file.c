@@ -214,6 +214,19 @@ struct wc_file *wc_file_get_known(struct wc_cache *c, int fd,
         goto out;
     }
     name[nl] = 0;
+    /* The replay opens that name for writing with the guard's
+     * credentials, which are this process's (shim/guard.c (7)): a file
+     * these cannot open so would be set aside by a replay, not written
+     * (replay.c (4)), so it is not cached: one created read-only by the
+     * open that returned fd, one opened under other credentials (a
+     * daemon's log opened before it left root, a service's output its
+     * manager opened). An unlinked file needs no replay. */
+    if (!wc_name_gone(name, (size_t)nl) &&
+        wc_sys.faccessat(AT_FDCWD, name, W_OK, AT_EACCESS) != 0) {
+        wc_unlock(&c->lock);
+        r = -EACCES;
+        goto out;
+    }
     for (uint32_t i = 0; i < c->nfiles && !f; i++)
         if (!c->files[i].live)
             f = &c->files[i];

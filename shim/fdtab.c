@@ -410,9 +410,10 @@ struct wc_cache *wc_cache_get(void)
                                    : -ENOMEM;
         if (r < 0) {
             __atomic_store_n(&g_cache_failed, 1, __ATOMIC_RELAXED);
-            /* A file size limit below the store is the program's own
-             * choice, not a fault: say so only when asked (info). */
-            wc_log(r == -EFBIG ? WC_LOG_INFO : WC_LOG_WARN,
+            /* The program runs as without the shim, which it must not
+             * see on its stderr (a full or read-only store, a file size
+             * limit or a sandbox of its own): said when asked (info). */
+            wc_log(WC_LOG_INFO,
                    "cannot create the cache (%s): running without it",
                    strerror(-r));
             c = NULL;

@@ -54,6 +54,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -230,8 +231,9 @@ void wc_flusher_start(void)
     pthread_attr_destroy(&a);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (r) {
-        wc_log(WC_LOG_WARN, "no flusher thread (%s): data reaches files "
-               "only at consistency points", strerror(r));
+        /* proc.c (8b): without it no deadline is kept, nor the guard
+         * replaced, nor its start's failure seen. */
+        wc_off_want("no flusher thread (%s)", strerror(r));
         wc_guard_reap();
     }
 }
@@ -295,6 +297,33 @@ void wc_flusher_want(void)
     wc_flusher_start();
 }
 
+int wc_off_wanted;
+
+void wc_off_want(const char *fmt, ...)
+{
+    if (__atomic_exchange_n(&wc_off_wanted, 1, __ATOMIC_ACQ_REL))
+        return;
+    char why[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    wc_log(WC_LOG_INFO, "%s: running without the cache from the next "
+           "write, everything written back first", why);
+}
+
+void wc_pending_slow(void)
+{
+    if (!__atomic_load_n(&wc_off_wanted, __ATOMIC_ACQUIRE)) {
+        wc_flusher_retry();
+        return;
+    }
+    if (wc_state == WC_ST_ON)
+        wc_proc_off();
+    if (wc_state == WC_ST_OFF)         /* done: no more slow calls */
+        __atomic_store_n(&wc_off_wanted, 0, __ATOMIC_RELAXED);
+}
+
 void wc_flusher_retry(void)
 {
     if (__atomic_sub_fetch(&g_retry_in, 1, __ATOMIC_RELAXED) <= 0)
@@ -310,6 +339,7 @@ void wc_flusher_after_fork(void)
     WC_RESET(g_kick, 0);
     WC_RESET(g_leave, 0);
     WC_RESET(wc_flusher_deferred, 0);
+    WC_RESET(wc_off_wanted, 0);
     WC_RESET(g_tries, 0);
 }
 

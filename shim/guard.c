@@ -44,7 +44,8 @@
  *       reaps it (wc_guard_reap, __WCLONE: the program's wait(-1) never
  *       sees it). Both children run with the program's memory and thread
  *       pointer until exec: raw system calls only (errno never written),
- *       nothing written but their stacks; this file is built without
+ *       nothing written but their stacks (and (7)'s flag); this file is
+ *       built without
  *       sanitizers. Once the clone has returned, the guard comes whatever
  *       the program does (killed at once, it is a dead owner when the
  *       guard looks); a process that ends before the flusher reaped the
@@ -72,6 +73,18 @@
  *       guard killed together with the program (a cgroup's kill, an OOM
  *       kill of the group) cannot be replaced by it: the backing file
  *       waits for the next guard or `wcache recover` (README).
+ *   (7) A process caches only while a guard can watch it (proc.c
+ *       invariant (8b)): when no guard can be started for its store (the
+ *       clone refused: RLIMIT_NPROC, a seccomp filter; the guard's exec
+ *       failed: a /dev/null or a binary the user cannot open, which
+ *       guard_exec says in g_spawn.failed, the one thing the children
+ *       write besides their stacks, and the intermediate in its exit
+ *       status; or none watches at WC_GUARD_MISSES checks in a row: a
+ *       guard that cannot use the directory, as after the process left
+ *       root for another user), it asks to stop caching (wc_off_want),
+ *       which the program's next write does, writing everything back.
+ *       A SIGKILL before then is replayed by no guard: the bytes wait in
+ *       the backing file for `wcache recover`.
  */
 #include <dlfcn.h>
 #include <fcntl.h>
@@ -136,6 +149,8 @@ struct spawn {
     char *argv[4];
     char dir[PATH_MAX];         /* the store's directory */
     char *envp[1];
+    int failed;                 /* the guard's exec did not happen
+                                   (written by guard_exec, invariant (7)) */
 };
 
 /* Written before the clone, read only by the children after it: the
@@ -199,17 +214,19 @@ __asm__(".text\n"
  * reader would miss EOF, a writer EPIPE) for as long as the exec takes. */
 static int guard_exec(void *arg)
 {
-    const struct spawn *s = arg;
+    struct spawn *s = arg;
     if (raw(SYS_close_range, 0, ~0u, CLOSE_RANGE_UNSHARE, 0) != 0)
-        return 127;
+        goto fail;
     long nul = raw(SYS_openat, AT_FDCWD, (long)"/dev/null", O_RDWR, 0);
     if (nul != 0)
-        return 127;
+        goto fail;
     raw(SYS_dup3, 0, 1, 0, 0);
     raw(SYS_dup3, 0, 2, 0, 0);
     uint64_t none = 0;
     raw(SYS_rt_sigprocmask, SIG_SETMASK, (long)&none, 0, 8);
     raw(SYS_execve, (long)s->exe, (long)s->argv, (long)s->envp, 0);
+fail:
+    s->failed = 1;
     return 127;
 }
 
@@ -221,10 +238,12 @@ static int guard_exec(void *arg)
  * the guard's exec. */
 static int guard_child(void *arg)
 {
+    struct spawn *s = arg;
     raw(SYS_setsid, 0, 0, 0, 0);
-    wc_guard_clone(CLONE_VM | CLONE_VFORK | CLONE_FILES | SIGCHLD,
-                   g_stack[1] + sizeof g_stack[1], guard_exec, arg);
-    return 0;
+    long pid = wc_guard_clone(CLONE_VM | CLONE_VFORK | CLONE_FILES | SIGCHLD,
+                              g_stack[1] + sizeof g_stack[1], guard_exec, arg);
+    /* CLONE_VFORK: back here once the guard has exec'd, or failed to. */
+    return pid < 0 || __atomic_load_n(&s->failed, __ATOMIC_ACQUIRE);
 }
 
 /* Does a guard of the program's mount namespace `ns` watch dir
@@ -244,41 +263,63 @@ static int guard_watches(const char *dir, uint64_t ns)
     return r == -EWOULDBLOCK;
 }
 
-static void spawn(struct wc_cache *c);
+/* Checks (every 250 ms, by the flusher) that may find no guard before
+ * the process stops caching (invariant (7)): 2 s for a guard's exec and
+ * its first look at the directory, however loaded the machine. */
+#define WC_GUARD_MISSES 8
+enum { SPAWN_WATCHED, SPAWN_STARTED, SPAWN_NONE };
+static int spawn(struct wc_cache *c);
+static int g_misses;            /* checks in a row that found no guard
+                                   (flusher only, invariant (7)) */
+
+/* Start a guard unless one watches: SPAWN_* (SPAWN_STARTED also while
+ * another thread or an unreaped intermediate is at it). */
+static int guard_start(struct wc_cache *c)
+{
+    __atomic_store_n(&g_wanted, 1, __ATOMIC_RELEASE);
+    int was = 0, r = SPAWN_STARTED;
+    if (!__atomic_compare_exchange_n(&g_spawning, &was, 1, 0,
+                                     __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+        return r;               /* (6): another thread spawns */
+    if (!__atomic_load_n(&g_child, __ATOMIC_ACQUIRE))
+        r = spawn(c);
+    __atomic_store_n(&g_spawning, 0, __ATOMIC_RELEASE);
+    return r;
+}
 
 void wc_guard_start(struct wc_cache *c)
 {
-    if (!wc_cfg.guard || !c)
-        return;
-    __atomic_store_n(&g_wanted, 1, __ATOMIC_RELEASE);
-    int was = 0;
-    if (!__atomic_compare_exchange_n(&g_spawning, &was, 1, 0,
-                                     __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-        return;                 /* (6): another thread spawns */
-    if (!__atomic_load_n(&g_child, __ATOMIC_ACQUIRE))
-        spawn(c);
-    __atomic_store_n(&g_spawning, 0, __ATOMIC_RELEASE);
+    if (wc_cfg.guard && c)
+        guard_start(c);
 }
 
 void wc_guard_check(struct wc_cache *c)
 {
-    if (__atomic_load_n(&g_wanted, __ATOMIC_ACQUIRE) && guard_found != 0)
-        wc_guard_start(c);
+    if (!__atomic_load_n(&g_wanted, __ATOMIC_ACQUIRE) || guard_found == 0)
+        return;
+    if (guard_start(c) == SPAWN_WATCHED)
+        g_misses = 0;
+    else if (++g_misses >= WC_GUARD_MISSES)     /* invariant (7) */
+        wc_off_want("no crash guard watches %s after %d tries",
+                    g_spawn.dir, g_misses);
 }
 
 /* A guard for c's directory unless one watches it (invariant (2)).
  * Caller holds g_spawning, with no intermediate unreaped. */
-static void spawn(struct wc_cache *c)
+static int spawn(struct wc_cache *c)
 {
     struct spawn *s = &g_spawn;
     const char *path = wc_cache_path(c), *slash = strrchr(path, '/');
     if (!slash || (size_t)(slash - path) >= sizeof s->dir)
-        return;
+        return SPAWN_NONE;
     memcpy(s->dir, path, (size_t)(slash - path));
     s->dir[slash - path] = 0;
-    if (guard_watches(s->dir, wc_cache_mnt_ns(c)) || !find_guard())
-        return;
+    if (guard_watches(s->dir, wc_cache_mnt_ns(c)))
+        return SPAWN_WATCHED;
+    if (!find_guard())
+        return SPAWN_NONE;
     int e = errno;
+    s->failed = 0;
     s->exe = guard_exe;
     s->argv[0] = (char *)"wcache";
     s->argv[1] = (char *)"__guard";
@@ -295,13 +336,13 @@ static void spawn(struct wc_cache *c)
                               g_stack[0] + sizeof g_stack[0], guard_child, s);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (pid < 0) {
-        wc_log(WC_LOG_WARN, "no crash guard (%s): `wcache recover` replays "
-               "what a crash leaves", strerror((int)-pid));
+        wc_off_want("no crash guard (%s)", strerror((int)-pid));
     } else {
         __atomic_store_n(&g_child, (int)pid, __ATOMIC_RELEASE);
         wc_log(WC_LOG_DEBUG, "crash guard started for %s", s->dir);
     }
     errno = e;
+    return pid < 0 ? SPAWN_NONE : SPAWN_STARTED;
 }
 
 static int g_reaping;           /* threads inside wc_guard_reap (atomic) */
@@ -310,9 +351,16 @@ void wc_guard_reap(void)
 {
     __atomic_add_fetch(&g_reaping, 1, __ATOMIC_ACQ_REL);
     int pid = __atomic_exchange_n(&g_child, 0, __ATOMIC_ACQ_REL);
-    if (pid > 0)
-        while (raw(SYS_wait4, pid, 0, __WCLONE, 0) == -EINTR)
+    int st = 0;
+    if (pid > 0) {
+        while (raw(SYS_wait4, pid, (long)&st, __WCLONE, 0) == -EINTR)
             ;
+        /* Invariant (7): the intermediate says whether the guard's exec
+         * happened (a /dev/null the user cannot open, an exec refused). */
+        if (WIFEXITED(st) && WEXITSTATUS(st) != 0)
+            wc_off_want("the crash guard %s could not be started",
+                        guard_exe);
+    }
     __atomic_sub_fetch(&g_reaping, 1, __ATOMIC_RELEASE);
 }
 
@@ -330,6 +378,7 @@ void wc_guard_after_fork(void)
     WC_RESET(g_wanted, 0);      /* the parent's cache, not ours */
     WC_RESET(g_spawning, 0);
     WC_RESET(g_reaping, 0);     /* its reaper, the flusher, is not here */
+    WC_RESET(g_misses, 0);
 }
 
 WC_ONCE

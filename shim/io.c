@@ -453,9 +453,8 @@ static ssize_t write_common(int fd, struct wc_desc *d, const struct iovec *iov,
     wc_cancel_point();                  /* cancel.c invariant (2) */
     wc_shim_enter();
     r = wc_do_writev(fd, d, iov, iovcnt, pos, rwf_append, vec);
-    if (unlikely(__atomic_load_n(&wc_flusher_deferred, __ATOMIC_RELAXED)))
-        wc_flusher_retry();             /* flusher.c invariant (2) */
     wc_shim_leave();
+    wc_pending();           /* flusher.c invariant (2), proc.c (8b) */
     return wc_ret_keep(r, e);
 }
 
@@ -589,9 +588,8 @@ fast_write(int fd, struct wc_desc *d, const void *buf, size_t n, off_t pos)
     cached_end(d, pos, where, r);
 done:
     write_leave(d, held);
-    if (unlikely(__atomic_load_n(&wc_flusher_deferred, __ATOMIC_RELAXED)))
-        wc_flusher_retry();             /* flusher.c invariant (2) */
     wc_shim_leave();
+    wc_pending();           /* flusher.c invariant (2), proc.c (8b) */
     return wc_ret_keep(r, e);
 no:
     desc_leave(d, held);

@@ -122,6 +122,15 @@
  *       offset becomes the kernel's, and after it every call passes
  *       through as the kernel's alone (wc_state OFF), threads made later
  *       get no signal stack of ours (altstack.c).
+ *   (8b) So does a process whose own machinery cannot run: its flusher
+ *       thread could not be made (flusher.c) or no crash guard can watch
+ *       its store (guard.c invariant (7)). Those are found by the
+ *       flusher, by a clone's failure or by the guard's start, where
+ *       stopping (which waits for the flusher, takes every file's lock)
+ *       cannot be done: they ask (wc_off_want, one line at
+ *       WCACHE_LOG=info), and the next write does it, once the shim has
+ *       left (wc_pending, depth 0). Until then the process caches as
+ *       before.
  *   (9) A task made by clone (glibc's clone(), or a raw clone or clone3
  *       through syscall()) is sorted by what it shares (wc_clone_kind):
  *         - memory and the descriptor table, without CLONE_VFORK: a

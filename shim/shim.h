@@ -1132,6 +1132,21 @@ extern int wc_flusher_deferred;
 #define WC_FLUSHER_EAGER 64
 #define WC_FLUSHER_RETRY 1024
 void wc_flusher_retry(void);
+/* Set (atomic) when the shim's own machinery cannot run: its flusher
+ * thread or its crash guard could not be made (proc.c invariant (8b)):
+ * the write path then stops caching for good, at depth 0. */
+extern int wc_off_wanted;
+/* Ask for that, saying why at WCACHE_LOG=info. */
+void wc_off_want(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void wc_pending_slow(void);
+/* After a write, the shim left: the flusher's deferred start or the stop
+ * for good, when either waits (two loads of one cache line). */
+__attribute__((always_inline)) static inline void wc_pending(void)
+{
+    if (unlikely(__atomic_load_n(&wc_flusher_deferred, __ATOMIC_RELAXED) |
+                 __atomic_load_n(&wc_off_wanted, __ATOMIC_RELAXED)))
+        wc_pending_slow();
+}
 /* Its thread id (0: none), waiting while it is being started; in a fork
  * child, none. */
 int wc_flusher_tid(void);

@@ -1624,3 +1624,145 @@ Test(leftover, guard_invisible_under_a_subreaper, .init = setup,
     cr_assert(f && len == 1000, "%zu bytes", len);
     free(f);
 }
+
+/* ---- a guard that cannot work, or cannot write the file ------------------- */
+
+/* Backing files in `store` of root's and of nobody's (wcache-65534). */
+static int privs_stores_left(const char *store)
+{
+    int n = 0;
+    const char *sub[] = {"wcache-0", "wcache-65534"};
+    for (int i = 0; i < 2; i++) {
+        char d[4600];
+        snprintf(d, sizeof d, "%s/%s", store, sub[i]);
+        DIR *dh = opendir(d);
+        if (!dh)
+            continue;
+        struct dirent *e;
+        while ((e = readdir(dh)))
+            n += strncmp(e->d_name, "cache.", 6) == 0;
+        closedir(dh);
+    }
+    return n;
+}
+
+/* prog_privs guardgone left root: its guard, root's, is killed alone
+ * (any other mode says nothing). */
+static void privs_line(void *ctx, const char *line, int reply_fd)
+{
+    const char *store = ctx;
+    if (strcmp(line, "dropped"))
+        return;
+    pid_t g = find_guard(store);
+    if (g > 0)
+        kill(g, SIGTERM);
+    for (int i = 0; i < 400 && find_guard(store) > 0; i++)
+        usleep(5000);
+    cr_expect(find_guard(store) == 0, "the guard did not go");
+    cr_assert(write(reply_fd, "g", 1) == 1);
+}
+
+/* prog_privs MODE in a directory of its own under `base`, with or without
+ * the shim; what its log holds once no backing file waits (or after 10
+ * s). NULL when the set-up is not possible here (not root). */
+static char *privs_run(const char *base, const char *mode, int shim)
+{
+    char dir[4300], w[4400], store[4400], denv[4500], log[4500];
+    snprintf(dir, sizeof dir, "%s/%s-%d", base, mode, shim);
+    snprintf(w, sizeof w, "%s/w", dir);
+    snprintf(store, sizeof store, "%s/store", dir);
+    snprintf(log, sizeof log, "%s/log", w);
+    /* Reachable by nobody; w writable by nobody except where the log
+     * must be root's alone; the store as /dev/shm is. */
+    cr_assert(mkdir(dir, 0755) == 0 && chmod(dir, 0755) == 0 &&
+              mkdir(w, 0755) == 0 && mkdir(store, 0755) == 0);
+    cr_assert(chmod(w, strcmp(mode, "privdrop") ? 0777 : 0755) == 0 &&
+              chmod(store, 01777) == 0);
+    snprintf(denv, sizeof denv, "WCACHE_DIR=%s", store);
+    /* The default policy: the cache is made at the file's 9th write,
+     * after the process left root; guardgone's at the open, before. */
+    int early = !strcmp(mode, "guardgone");
+    const char *env[] = {denv, "WCACHE_FLUSH_MS=600000",
+                         early ? "WCACHE_MIN_WRITES=0" : "WCACHE_MIN_WRITES=",
+                         early ? "WCACHE_SETUP_US=0" : "WCACHE_SETUP_US=",
+                         NULL};
+    const char *argv[] = {WCT_PROG("prog_privs"), mode, dir, NULL};
+    struct wct_spec spec = {.argv = argv, .env = env, .shim = shim,
+                            .timeout_s = 60, .on_line = privs_line,
+                            .ctx = store};
+    struct wct_result res;
+    cr_assert(wct_run(&spec, &res) == 0, "cannot run prog_privs");
+    int skip = WIFEXITED(res.status) && WEXITSTATUS(res.status) == 2;
+    cr_assert(skip || (WIFSIGNALED(res.status) &&
+                       WTERMSIG(res.status) == SIGKILL),
+              "prog_privs %s (%s): %s\n%s", mode, shim ? "shim" : "kernel",
+              wct_status_str(&res), res.err);
+    wct_result_free(&res);
+    if (skip)
+        return NULL;
+    double start = now_ms();
+    while (privs_stores_left(store) > 0 && now_ms() - start < 10000)
+        usleep(10000);
+    size_t len;
+    char *got = wct_slurp(log, &len);
+    cr_assert(got, "no log left by prog_privs %s", mode);
+    return got;
+}
+
+/* guard.c invariant (7), cache/file.c: the program's log after SIGKILL
+ * holds what the kernel's does, every line, although no guard could
+ * replay it (nullexec, noclone: the process stopped caching) or could
+ * open it (privdrop, readonly: the file was never cached). */
+static void privs_same(const char *mode)
+{
+    wct_require_shim();
+    wct_require_prog(WCT_PROG("prog_privs"));
+    char *base = wct_scratch("privs");
+    cr_assert(chmod(base, 0755) == 0);
+    char *want = privs_run(base, mode, 0);
+    if (!want) {
+        const char *ci = getenv("CI");
+        cr_assert(!(ci && !strcmp(ci, "true")), "prog_privs %s: no set-up "
+                  "in CI", mode);
+        cr_skip_test("needs root and mount namespaces");
+    }
+    cr_assert_eq(strlen(want), (3010 + !strcmp(mode, "guardgone")) * 11,
+                 "the kernel's log: %zu bytes", strlen(want));
+    char *got = privs_run(base, mode, 1);
+    cr_expect(strcmp(want, got) == 0, "%s: the log holds %zu bytes under "
+              "the shim, %zu without", mode, strlen(got), strlen(want));
+    free(want);
+    free(got);
+    free(base);
+}
+
+Test(kill, a_guard_that_cannot_exec, .fini = wct_scratch_cleanup,
+     .timeout = 120)
+{
+    privs_same("nullexec");
+}
+
+Test(kill, no_thread_nor_guard_can_be_made, .fini = wct_scratch_cleanup,
+     .timeout = 120)
+{
+    privs_same("noclone");
+}
+
+Test(kill, a_file_opened_before_leaving_root, .fini = wct_scratch_cleanup,
+     .timeout = 120)
+{
+    privs_same("privdrop");
+}
+
+Test(kill, a_file_created_read_only, .fini = wct_scratch_cleanup,
+     .timeout = 120)
+{
+    privs_same("readonly");
+}
+
+/* guard.c invariant (7): WC_GUARD_MISSES checks found no guard. */
+Test(kill, no_guard_can_replace_the_one_killed, .fini = wct_scratch_cleanup,
+     .timeout = 120)
+{
+    privs_same("guardgone");
+}
