@@ -66,6 +66,7 @@
 
 #include "enter.h"
 #include "wcache/blk.h"
+#include "seekio.h"
 #include "store.h"
 #include "wcache/cache.h"
 #include "wcache/clock.h"
@@ -756,9 +757,6 @@ int wc_space_check(struct wc_file *f, size_t count);
  * (wc_space_done(f->cache, dev, count) once the kernel has answered:
  * errors.c (7)), 0 when none was (f not OK). Caller holds f->lock. */
 int wc_space_direct(struct wc_file *f, size_t count);
-/* Is err (positive errno) the answer of a call that is refused rather
- * than failed (EPERM, ENOSYS)? */
-int wc_refused(int err);
 /* pwritev semantics with lseek+write, on a description of f's own; f
  * becomes THROUGH. Returns bytes written or -1 with errno. Caller holds
  * f->lock. */

@@ -34,7 +34,8 @@
  *            failing write-backs.
  *   THROUGH  the kernel refused a positional write: write-back and new
  *            writes use lseek+write on a description of the engine's own
- *            (the calls the program itself makes), flushing first.
+ *            (the calls the program itself makes, seekio.h, which the
+ *            crash replay shares), flushing first.
  *
  * Reporting (f->err, f->err_unseen), as the kernel's errseq: an error
  * recorded at write-back is reported once to fsync and once to close. An
@@ -597,11 +598,6 @@ int wc_cache_space_through(struct wc_cache *c, uint64_t dev, int fd,
 
 /* ---- write-back without positional writes ------------------------------ */
 
-int wc_refused(int err)
-{
-    return err == EPERM || err == ENOSYS;
-}
-
 /* The descriptor lseek may move: f's own description (reopened once when
  * the write-back descriptor shares the program's), or -1. */
 static int seek_fd(struct wc_file *f);
@@ -668,11 +664,8 @@ ssize_t wc_err_write_refused(struct wc_file *f, const struct iovec *v, int n,
     for (int i = 0; i < n; i++) {
         if (v[i].iov_len == 0)
             continue;
-        if (wc_sys.lseek(fd, (off_t)(pos + total), SEEK_SET) < 0) {
-            r = -1;
-            break;
-        }
-        ssize_t w = wc_sys.write(fd, v[i].iov_base, v[i].iov_len);
+        ssize_t w = wc_seek_write(fd, v[i].iov_base, v[i].iov_len,
+                                  (off_t)(pos + total));
         if (w < 0) {
             r = -1;
             break;

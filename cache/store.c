@@ -32,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "seekio.h"
 #include "store.h"
 #include "wcache/raw.h"
 #include "wcache/str.h"
@@ -42,24 +43,17 @@ static uint64_t round_page(uint64_t n)
     return (n + WC_PAGE_SIZE - 1) & ~(uint64_t)(WC_PAGE_SIZE - 1);
 }
 
-/* Reserve [off, off + len) of the backing file. Returns 0 or -errno. */
 /* Write the zero byte at p (the file is sparse: it is zero already),
- * with pwrite, or lseek+write where a seccomp filter refuses pwrite.
- * Returns 1 or -1 with errno set. */
+ * with pwrite, or lseek+write where a seccomp filter refuses pwrite
+ * (seekio.h: the store's descriptor is its own). Returns 1 or -1 with
+ * errno set. */
 static ssize_t put_zero(struct wc_store *s, uint64_t p)
 {
     static const char zero;
-    if (!s->no_pwrite) {
-        ssize_t w = wc_sys.pwrite(s->fd, &zero, 1, (off_t)p);
-        if (w >= 0 || (errno != EPERM && errno != ENOSYS))
-            return w;
-        s->no_pwrite = 1;
-    }
-    if (wc_sys.lseek(s->fd, (off_t)p, SEEK_SET) < 0)
-        return -1;
-    return wc_sys.write(s->fd, &zero, 1);
+    return wc_pwrite_own(s->fd, &zero, 1, (off_t)p, &s->no_pwrite);
 }
 
+/* Reserve [off, off + len) of the backing file. Returns 0 or -errno. */
 static int reserve(struct wc_store *s, uint64_t off, uint64_t len)
 {
     if (!s->no_fallocate) {
@@ -236,8 +230,14 @@ int wc_store_open(struct wc_store *s, const char *dir, uint32_t nblocks,
             return -errno;
     }
 
-    /* Held until the file is closed (store.h (2)); a new file: free. */
-    wc_sys.flock(s->fd, LOCK_EX | LOCK_NB);
+    /* Held until the file is closed (store.h (2)); a new file: free.
+     * Refused (a seccomp filter: EPERM, ENOSYS), no guard or recover
+     * could tell this process's death, and either could replay the file
+     * under it: no cache. */
+    if (wc_sys.flock(s->fd, LOCK_EX | LOCK_NB) != 0) {
+        r = -errno;
+        goto fail;
+    }
     r = -ENOMEM;
     s->ring = wc_big_alloc((size_t)nblocks * sizeof *s->ring);
     s->punched = wc_big_alloc((size_t)nblocks * sizeof *s->punched);

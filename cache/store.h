@@ -11,7 +11,11 @@
  *       time, never SIGBUS at store time.
  *   (2) The owner holds an exclusive flock on the backing file for as long
  *       as it may store into it: whoever gets the lock (the guard, `wcache
- *       recover`) knows the owner is gone.
+ *       recover`) knows the owner is gone. A store whose lock is refused
+ *       (a seccomp filter the program inherited, which the guard, its
+ *       descendant, inherits too: it could not watch the lock) is not
+ *       made (wc_store_open fails with that errno: the process runs
+ *       without a cache); so is one whose ftruncate is refused.
  *   (3) With a room function (wc_config.room: a memory cgroup's limit),
  *       the blocks the store holds in memory (reserved, less those
  *       punched) stay at most a quarter of what it holds plus the room

@@ -406,13 +406,16 @@ struct wc_cache *wc_cache_get(void)
         wc_cfg.cache.unnamed = wc_cfg.guard;    /* named by publish */
         fit_memcg(&wc_cfg.cache);
         wc_real_all();          /* real.c (1b) */
-        int r = wc_reg_init() == 0 ? wc_cache_open(&c, &wc_cfg.cache)
-                                   : -ENOMEM;
+        int r = wc_guard_refused();     /* guard.c (8) */
+        if (r == 0)
+            r = wc_reg_init() == 0 ? wc_cache_open(&c, &wc_cfg.cache)
+                                       : -ENOMEM;
         if (r < 0) {
             __atomic_store_n(&g_cache_failed, 1, __ATOMIC_RELAXED);
             /* The program runs as without the shim, which it must not
              * see on its stderr (a full or read-only store, a file size
-             * limit or a sandbox of its own): said when asked (info). */
+             * limit, a seccomp filter refusing a call the store or the
+             * guard needs: guard.c (8)): said when asked (info). */
             wc_log(WC_LOG_INFO,
                    "cannot create the cache (%s): running without it",
                    strerror(-r));

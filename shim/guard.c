@@ -85,6 +85,24 @@
  *       which the program's next write does, writing everything back.
  *       A SIGKILL before then is replayed by no guard: the bytes wait in
  *       the backing file for `wcache recover`.
+ *   (8) A seccomp filter the program inherited (a service manager's
+ *       SystemCallFilter=, a sandbox) binds the guard too, its
+ *       descendant. Before a cache is made, wc_guard_refused asks the
+ *       calls a guard makes that the program may never make itself
+ *       (clone and close_range to start it, getdents64 to sweep, unlink
+ *       to remove a replayed file) with arguments the kernel refuses
+ *       (EINVAL, EBADF, ENOENT: nothing is made or removed): a filter
+ *       answers first, and EPERM or ENOSYS there means no guard could
+ *       do its work (before, a refused clone printed two lines on the
+ *       program's stderr, a refused close_range or getdents64 ended
+ *       every guard silently, and a SIGKILL lost the cached bytes). No
+ *       cache is made then (fdtab.c, at info level): the program runs on
+ *       the kernel alone. Other calls: flock and ftruncate are asked by
+ *       the store (cache/store.h (2)); pread, pwrite and fsync have
+ *       fallbacks in the replay (cache/replay.c (10)), chdir, rename,
+ *       pidfd_open and poll in the guard (cli_recover.c). A filter that
+ *       kills on one of these kills the program, as on any call of the
+ *       shim's (README).
  */
 #include <dlfcn.h>
 #include <fcntl.h>
@@ -247,7 +265,7 @@ static int guard_child(void *arg)
 }
 
 /* Does a guard of the program's mount namespace `ns` watch dir
- * (invariant (2), (7))? Its lock, asked shared and without waiting:
+ * (invariant (2), (2c))? Its lock, asked shared and without waiting:
  * refused while a guard holds it. Raw calls: errno stays the program's. */
 static int guard_watches(const char *dir, uint64_t ns)
 {
@@ -386,4 +404,34 @@ void wc_guard_init(void)
 {
     if (wc_cfg.guard)
         find_lib();
+}
+
+int wc_guard_refused(void)
+{
+    if (!wc_cfg.guard)
+        return 0;
+    /* CLONE_SIGHAND without CLONE_VM: EINVAL from copy_process before a
+     * task is made. A child all the same (never seen) exits at once. */
+    long r = raw(SYS_clone, CLONE_FILES | CLONE_SIGHAND, 0, 0, 0);
+    if (r == 0)
+        raw(SYS_exit, 0, 0, 0, 0);
+    if (r > 0)
+        raw(SYS_wait4, r, 0, __WALL, 0);
+    if (r == -EPERM || r == -ENOSYS)
+        return (int)r;
+    /* The guard's start (first > last: EINVAL), its sweeps of the
+     * directory (no descriptor: EBADF) and its removal of a replayed
+     * backing file, which the program's own removal at exit makes too
+     * (no name: ENOENT). */
+    long probe[][4] = {
+        {SYS_close_range, 1, 0, 0},
+        {SYS_getdents64, -1, 0, 0},
+        {SYS_unlink, (long)"", 0, 0},
+    };
+    for (size_t i = 0; i < sizeof probe / sizeof probe[0]; i++) {
+        r = raw(probe[i][0], probe[i][1], probe[i][2], probe[i][3], 0);
+        if (r == -EPERM || r == -ENOSYS)
+            return (int)r;
+    }
+    return 0;
 }

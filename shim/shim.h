@@ -1258,6 +1258,10 @@ void wc_guard_check(struct wc_cache *c);
 void wc_guard_reap(void);
 void wc_guard_after_fork(void);
 void wc_guard_init(void);
+/* Before a cache is made: 0, or -errno (EPERM, ENOSYS) when a seccomp
+ * filter refuses a call the guard's start needs, so that no guard could
+ * replay the cache: then no cache is made (guard.c invariant (8)). */
+int wc_guard_refused(void);
 
 /* Is the fault handler installed (a cache was opened in this image, or
  * wc_fault_ensure asked for it)? */

@@ -18,6 +18,11 @@
  *                   the filter is there before the shim starts, as one a
  *                   service manager or a sandbox installs (a filter the
  *                   program installs itself stops the shim: proc.c (8))
+ *   seccomp=LIST    the same with a filter that refuses the calls named
+ *                   in LIST (comma-separated, each NAME or NAME:ENOSYS;
+ *                   EPERM by default): pwrite64, pwritev, pwritev2,
+ *                   fallocate, flock, clone, clone3, close_range, fsync,
+ *                   fdatasync, getdents64, chdir, unlink, rename
  *   seccomp-late    install it after the first half of the records
  *   sync-at=K       fsync after record K (counting from 1)
  *   ctl=PATH@K      create PATH after record K (a FUSE test server reads it
@@ -89,22 +94,55 @@ static const char *ename(int e)
     return e ? strerror(e) : "ok";
 }
 
-/* Refuse the positional writes and fallocate with EPERM. */
-static void install_seccomp(void)
+/* The filter of `seccomp` and `seccomp-late`. */
+#define POSITIONAL "pwrite64,pwritev,pwritev2,fallocate"
+
+static const struct {
+    const char *name;
+    int nr;
+} calls[] = {
+    {"pwrite64", SYS_pwrite64}, {"pwritev", SYS_pwritev},
+    {"pwritev2", SYS_pwritev2}, {"fallocate", SYS_fallocate},
+    {"flock", SYS_flock}, {"clone", SYS_clone}, {"clone3", SYS_clone3},
+    {"close_range", SYS_close_range}, {"fsync", SYS_fsync},
+    {"fdatasync", SYS_fdatasync}, {"getdents64", SYS_getdents64},
+    {"chdir", SYS_chdir}, {"unlink", SYS_unlink}, {"rename", SYS_rename},
+};
+
+/* Refuse the calls of `list` (seccomp=LIST), each with EPERM or ENOSYS. */
+static void install_seccomp(const char *list)
 {
-    struct sock_filter f[] = {
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_pwrite64, 4, 0),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_pwritev, 3, 0),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_pwritev2, 2, 0),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_fallocate, 1, 0),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
-    };
-    struct sock_fprog prog = {sizeof f / sizeof f[0], f};
+    struct sock_filter f[64];
+    int n = 0;
+    f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+                                          offsetof(struct seccomp_data, arch));
+    f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K,
+                                          AUDIT_ARCH_X86_64, 1, 0);
+    f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+    f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+                                          offsetof(struct seccomp_data, nr));
+    char copy[512];
+    snprintf(copy, sizeof copy, "%s", list);
+    for (char *save, *t = strtok_r(copy, ",", &save); t && n < 60;
+         t = strtok_r(NULL, ",", &save)) {
+        char *colon = strchr(t, ':');
+        int err = colon && !strcmp(colon + 1, "ENOSYS") ? ENOSYS : EPERM;
+        if (colon)
+            *colon = 0;
+        size_t i = 0;
+        while (i < sizeof calls / sizeof calls[0] && strcmp(calls[i].name, t))
+            i++;
+        if (i == sizeof calls / sizeof calls[0]) {
+            say("seccomp: unknown call %s", t);
+            exit(2);
+        }
+        f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K,
+                                              (unsigned)calls[i].nr, 0, 1);
+        f[n++] = (struct sock_filter)BPF_STMT(
+            BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (err & SECCOMP_RET_DATA));
+    }
+    f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+    struct sock_fprog prog = {(unsigned short)n, f};
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
         prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0) {
         say("seccomp: %s", strerror(errno));
@@ -188,7 +226,8 @@ int main(int argc, char **argv)
     size_t take_n = 0;
     const char *take_how = NULL;
     const char *ctl = NULL;
-    int sec = 0, sec_late = 0, errseq = 0, keep = 0, do_syncfs = 0;
+    const char *sec = NULL;
+    int sec_late = 0, errseq = 0, keep = 0, do_syncfs = 0;
     const char *truncs = NULL;
     long nerr = 0;
     for (int i = 5; i < argc; i++) {
@@ -201,7 +240,10 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "xfsz-ignore")) {
             signal(SIGXFSZ, SIG_IGN);
         } else if (!strcmp(a, "seccomp")) {
-            sec = 1;
+            sec = POSITIONAL;
+            argv[i] = (char *)"seccomp-inherited";
+        } else if (!strncmp(a, "seccomp=", 8)) {
+            sec = a + 8;
             argv[i] = (char *)"seccomp-inherited";
         } else if (!strcmp(a, "seccomp-inherited")) {
             ;
@@ -243,7 +285,7 @@ int main(int argc, char **argv)
         }
     }
     if (sec) {
-        install_seccomp();
+        install_seccomp(sec);
         execv("/proc/self/exe", argv);
         say("exec: %s", strerror(errno));
         return 2;
@@ -309,7 +351,7 @@ int main(int argc, char **argv)
             return 4;       /* not killed: the test failed to */
         }
         if (sec_late && k == nrec / 2)
-            install_seccomp();
+            install_seccomp(POSITIONAL);
     }
     say("full %ld", full);
     if (keep)

@@ -1044,6 +1044,8 @@ Test(errors, rlimit_fsize, .init = setup, .fini = teardown, .timeout = 300)
 
 /* The shim's default policy (the library's own WCACHE_MIN_WRITES and
  * WCACHE_SETUP_US), where the harness caches from the first write. */
+#define POSITIONAL_CALLS "pwrite64,pwritev,pwritev2,fallocate"
+
 static const char *const default_policy[] = {"WCACHE_MIN_WRITES=",
                                              "WCACHE_SETUP_US=", NULL};
 
@@ -1494,6 +1496,84 @@ Test(errors, seccomp, .init = setup, .fini = teardown, .timeout = 300)
                   "record %ld lost", k);
     }
     run_free(&s);
+}
+
+/* Probe R F3: a filter there from the start binds the crash guard too,
+ * the program's descendant (shim/guard.c (8), cache/replay.c (10)). The
+ * writer (write(), 2000 records) is killed with SIGKILL: the file holds
+ * every record, as without the shim, no backing file is left, and the
+ * program's stderr is the kernel's (empty). Refused pwrite64 (the
+ * replay's write) or fsync: the replay writes with lseek+write and leaves
+ * the bytes to the page cache; refused calls a guard cannot do without
+ * (flock, clone, close_range, getdents64, unlink): no cache at all;
+ * refused chdir: the guard stays where it started. Before: the pwrite64
+ * and flock runs lost the acknowledged bytes (12 of 12 runs), the
+ * pwrite64 one leaving a .kept file. */
+static void on_die(void *ctx, const char *line, int reply_fd)
+{
+    (void)ctx;
+    (void)reply_fd;
+    if (!strncmp(line, "ASK die ", 8))
+        kill((pid_t)atoi(line + 8), SIGKILL);
+}
+
+Test(errors, seccomp_inherited_then_sigkill, .init = setup,
+     .fini = teardown, .timeout = 300)
+{
+    wct_require_shim();
+    wct_require_prog(WCT_PROG("prog_fill"));
+    char f[4300], e_dir[4500];
+    snprintf(f, sizeof f, "%s/f", src);
+    static const char *const filters[] = {
+        "pwrite64", "pwrite64:ENOSYS", POSITIONAL_CALLS, "fsync,fdatasync",
+        "flock", "flock:ENOSYS", "clone", "close_range:ENOSYS",
+        "getdents64", "unlink", "chdir",
+    };
+    for (size_t i = 0; i < sizeof filters / sizeof filters[0]; i++) {
+        /* A store directory per filter: a guard started under one filter
+         * (lingering a second after its last owner) does not watch the
+         * next one's. */
+        char store[4400];
+        snprintf(store, sizeof store, "%s/%zu", shmdir, i);
+        cr_assert_eq(mkdir(store, 0700), 0);
+        snprintf(e_dir, sizeof e_dir, "WCACHE_DIR=%s", store);
+        char opt[128];
+        snprintf(opt, sizeof opt, "seccomp=%s", filters[i]);
+        const char *argv[] = {WCT_PROG("prog_fill"), f, "write", "37",
+                              "74000", opt, "die=2000", NULL};
+        const char *env[] = {e_dir, "WCACHE_MIN_WRITES=0", NULL};
+        struct wct_result r[2];
+        char *file[2];
+        size_t len[2];
+        for (int shim = 0; shim < 2; shim++) {
+            struct wct_spec sp = {.argv = argv, .shim = shim, .env = env,
+                                  .timeout_s = 60, .on_line = on_die};
+            cr_assert_eq(wct_run(&sp, &r[shim]), 0);
+            cr_assert(!r[shim].timed_out && WIFSIGNALED(r[shim].status) &&
+                      WTERMSIG(r[shim].status) == SIGKILL,
+                      "%s (shim=%d): %s\n%s%s", filters[i], shim,
+                      wct_status_str(&r[shim]), r[shim].out, r[shim].err);
+            for (int k = 0; k < 3000 && wct_stores_left(store); k++)
+                usleep(5000);
+            cr_assert_eq(wct_stores_left(store), 0, "%s: a backing file "
+                         "is left after 15 s (the guard did not replay "
+                         "it)", filters[i]);
+            file[shim] = wct_slurp(f, &len[shim]);
+            cr_assert_not_null(file[shim], "%s: no file", filters[i]);
+            unlink(f);
+        }
+        cr_assert_eq(len[1], len[0], "%s: %zu bytes after the SIGKILL, "
+                     "%zu without the shim\n%s", filters[i], len[1], len[0],
+                     r[1].err);
+        cr_assert(!memcmp(file[1], file[0], len[0]), "%s: bytes differ",
+                  filters[i]);
+        cr_assert_str_eq(r[1].err, r[0].err, "%s: messages differ:\n%s",
+                         filters[i], wct_first_diff(r[0].err, r[1].err));
+        for (int shim = 0; shim < 2; shim++) {
+            free(file[shim]);
+            wct_result_free(&r[shim]);
+        }
+    }
 }
 
 /* The program holds a file whose fsync reported a write-back error; it
