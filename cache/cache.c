@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cache_int.h"
 #include "wcache/raw.h"
@@ -168,6 +169,62 @@ static void cache_free(struct wc_cache *c, uint32_t nfiles)
     wc_big_free(c, sizeof *c);
 }
 
+/* The address space the engine maps for nblocks blocks and nfiles file
+ * slots: the store, the arrays sized by them, and WC_AS_SLACK for what
+ * grows with the files cached (uthash tables: wc_uthash_alloc). */
+#define WC_AS_SLACK ((uint64_t)1 << 20)
+static uint64_t as_needed(uint64_t nblocks, unsigned nfiles)
+{
+    uint64_t of, ob, od, size;
+    wc_fmt_layout(nfiles, nblocks, &of, &ob, &od, &size);
+    return size + sizeof(struct wc_cache) + WC_AS_SLACK +
+           nblocks * (sizeof(struct wc_page) + 2 * sizeof(uint32_t)) +
+           (uint64_t)nfiles * (sizeof(struct wc_file) +
+                               3 * sizeof(struct wc_batch));
+}
+
+/* The process's address space now (VmSize, /proc/self/statm), or 0 when
+ * it cannot be read. */
+static uint64_t vm_size(void)
+{
+    char buf[128];
+    int fd = wc_sys.open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = wc_sys.read(fd, buf, sizeof buf - 1);
+    wc_sys.close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = 0;
+    return strtoull(buf, NULL, 10) * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+/* Blocks the store may have under RLIMIT_AS (store.h (4)): *nblocks,
+ * lowered so that the engine maps at most a quarter of what the limit
+ * leaves. 0, or -ENOMEM when fewer than WC_AS_MIN_BLOCKS would fit. */
+#define WC_AS_MIN_BLOCKS 64             /* 256 KiB: WCACHE_SIZE's least */
+static int fit_as(uint64_t *nblocks, unsigned nfiles)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_AS, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+        return 0;
+    uint64_t used = vm_size();
+    if (used == 0 || used >= rl.rlim_cur)
+        return -ENOMEM;                 /* unknown, or nothing left */
+    uint64_t budget = (rl.rlim_cur - used) / 4;
+    uint64_t fixed = as_needed(0, nfiles) + WC_PAGE_SIZE;  /* rounding */
+    uint64_t per = WC_PAGE_SIZE + WC_BREC_SIZE + sizeof(struct wc_page) +
+                   2 * sizeof(uint32_t);
+    uint64_t fit = budget > fixed ? (budget - fixed) / per : 0;
+    while (fit && as_needed(fit, nfiles) > budget)
+        fit--;
+    if (fit < WC_AS_MIN_BLOCKS && fit < *nblocks)
+        return -ENOMEM;
+    if (*nblocks > fit)
+        *nblocks = fit;
+    return 0;
+}
+
 int wc_cache_open(struct wc_cache **out, const struct wc_config *cfg)
 {
     struct wc_config def = {0};
@@ -180,6 +237,13 @@ int wc_cache_open(struct wc_cache **out, const struct wc_config *cfg)
     if (nblocks > (1u << 30))
         return -EINVAL;
     unsigned nfiles = cfg->max_files ? cfg->max_files : 256;
+    /* An address-space limit (store.h (4)): a smaller store, with its
+     * dirty half to match, or none. */
+    int fitted = fit_as(&nblocks, nfiles);
+    if (fitted < 0)
+        return fitted;
+    if (nblocks < size >> WC_PAGE_SHIFT)
+        size = (size_t)nblocks << WC_PAGE_SHIFT;
 
     /* Anonymous mappings, not malloc: untouched until used (malloc's
      * calloc cleared the file array and set up its heap: 300 us here),

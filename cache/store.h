@@ -33,6 +33,23 @@
  *       cache is, but nothing reclaims it without swap: several
  *       processes each sized to a quarter of one room, made at once,
  *       were OOM-killed where the kernel alone finished (probe O).
+ *   (4) The store's mapping, MAP_SHARED and as large as the store, counts
+ *       against RLIMIT_AS like any mapping: with a finite limit when the
+ *       cache is made (wc_cache_open, fit_as), the store has at most as
+ *       many blocks as keep everything the engine maps (the store, the
+ *       arrays sized by its blocks and files, 1 MiB for what grows with
+ *       the files cached) within a quarter of the headroom, the limit
+ *       less the process's VmSize (/proc/self/statm: the kernel's own
+ *       count, which the limit is checked against), so that three
+ *       quarters stay the program's; its dirty share is half of that size
+ *       unless WCACHE_DIRTY says otherwise. Where fewer than 64 blocks
+ *       (256 KiB) would fit, or VmSize cannot be read, no cache is made
+ *       (-ENOMEM; the shim says so at info level only). Before, a program
+ *       under a 128 MiB limit that wrote 2000 lines then asked malloc for
+ *       80 MiB got ENOMEM, where the kernel alone gave it (probe R, 3 of
+ *       3). The limit is read once: nothing the engine maps later
+ *       depends on it, and a limit the program lowers afterwards (below
+ *       the store, even) fails none of its calls.
  */
 #ifndef WCACHE_STORE_H
 #define WCACHE_STORE_H

@@ -414,8 +414,10 @@ struct wc_cache *wc_cache_get(void)
             __atomic_store_n(&g_cache_failed, 1, __ATOMIC_RELAXED);
             /* The program runs as without the shim, which it must not
              * see on its stderr (a full or read-only store, a file size
-             * limit, a seccomp filter refusing a call the store or the
-             * guard needs: guard.c (8)): said when asked (info). */
+             * limit, an address-space limit leaving it too little room:
+             * cache/store.h (4), a seccomp filter refusing a call the
+             * store or the guard needs: guard.c (8)): said when asked
+             * (info). */
             wc_log(WC_LOG_INFO,
                    "cannot create the cache (%s): running without it",
                    strerror(-r));

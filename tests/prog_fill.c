@@ -24,6 +24,15 @@
  *                   fallocate, flock, clone, clone3, close_range, fsync,
  *                   fdatasync, getdents64, chdir, unlink, rename
  *   seccomp-late    install it after the first half of the records
+ *   as=N, as=+N     RLIMIT_AS = N bytes (+N: the process's VmSize now
+ *                   plus N) before opening, as a sandboxed worker sets it
+ *   as-exec=N       RLIMIT_AS = N, then exec this program again (with
+ *                   `as-inherited` in its place): the limit is there
+ *                   before the shim starts, as after `ulimit -v`
+ *   as-late=+N      RLIMIT_AS = VmSize + N after the first half of the
+ *                   records (lowered under a cache already made)
+ *   malloc=N        after the records, malloc N bytes and touch them,
+ *                   printing the result
  *   sync-at=K       fsync after record K (counting from 1)
  *   ctl=PATH@K      create PATH after record K (a FUSE test server reads it
  *                   as "fail every write from now on")
@@ -150,6 +159,32 @@ static void install_seccomp(const char *list)
     }
 }
 
+/* The process's address space now (VmSize), in bytes. */
+static unsigned long long vm_size(void)
+{
+    unsigned long long pages = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) {
+        if (fscanf(f, "%llu", &pages) != 1)
+            pages = 0;
+        fclose(f);
+    }
+    return pages * (unsigned long long)sysconf(_SC_PAGESIZE);
+}
+
+/* RLIMIT_AS from an option's value: N, or +N above VmSize now. */
+static void limit_as(const char *v)
+{
+    unsigned long long n = strtoull(v + (*v == '+'), NULL, 0);
+    if (*v == '+')
+        n += vm_size();
+    struct rlimit rl = {n, n};
+    if (setrlimit(RLIMIT_AS, &rl) != 0) {
+        say("setrlimit: %s", strerror(errno));
+        exit(2);
+    }
+}
+
 static void ask(const char *what)
 {
     char c;
@@ -226,7 +261,8 @@ int main(int argc, char **argv)
     size_t take_n = 0;
     const char *take_how = NULL;
     const char *ctl = NULL;
-    const char *sec = NULL;
+    const char *sec = NULL, *as = NULL, *as_exec = NULL, *as_late = NULL;
+    unsigned long long alloc = 0;
     int sec_late = 0, errseq = 0, keep = 0, do_syncfs = 0;
     const char *truncs = NULL;
     long nerr = 0;
@@ -255,6 +291,17 @@ int main(int argc, char **argv)
             tag[0] = a[4];
         } else if (!strcmp(a, "seccomp-late")) {
             sec_late = 1;
+        } else if (!strncmp(a, "as=", 3)) {
+            as = a + 3;
+        } else if (!strncmp(a, "as-exec=", 8)) {
+            as_exec = a + 8;
+            argv[i] = (char *)"as-inherited";
+        } else if (!strcmp(a, "as-inherited")) {
+            ;
+        } else if (!strncmp(a, "as-late=", 8)) {
+            as_late = a + 8;
+        } else if (!strncmp(a, "malloc=", 7)) {
+            alloc = strtoull(a + 7, NULL, 0);
         } else if (!strncmp(a, "sync-at=", 8)) {
             sync_at = atol(a + 8);
         } else if (!strncmp(a, "ask=", 4)) {
@@ -290,6 +337,14 @@ int main(int argc, char **argv)
         say("exec: %s", strerror(errno));
         return 2;
     }
+    if (as_exec) {
+        limit_as(as_exec);
+        execv("/proc/self/exe", argv);
+        say("exec: %s", strerror(errno));
+        return 2;
+    }
+    if (as)
+        limit_as(as);
 
     int flags = O_WRONLY | O_CREAT;
     flags |= !strcmp(mode, "append") ? O_APPEND : O_TRUNC;
@@ -352,6 +407,15 @@ int main(int argc, char **argv)
         }
         if (sec_late && k == nrec / 2)
             install_seccomp(POSITIONAL);
+        if (as_late && k == nrec / 2)
+            limit_as(as_late);
+    }
+    if (alloc) {
+        char *m = malloc(alloc);
+        say("malloc %llu -> %s", alloc, m ? "ok" : ename(errno));
+        if (m)
+            memset(m, 1, alloc);
+        free(m);
     }
     say("full %ld", full);
     if (keep)

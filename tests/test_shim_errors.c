@@ -22,11 +22,15 @@
  *               retry, an append lands after them, a retry never writes
  *               over another process's file, and does write over a file
  *               only its own failed attempt changed.
- *   rlimit_*    RLIMIT_FSIZE: EFBIG and SIGXFSZ from the kernel.
+ *   rlimit_*    RLIMIT_FSIZE: EFBIG and SIGXFSZ from the kernel;
+ *               RLIMIT_AS: the program's malloc gets what it gets without
+ *               the shim (the store fitted to the limit, or no cache).
  *   errseq_*    ENOSPC after another process filled the disk: fsync
  *               reports it once, a close after a successful fsync is 0.
  *   seccomp_*   pwrite64, pwritev, pwritev2 and fallocate refused with
- *               EPERM: nothing lost, fsync and close as without the shim.
+ *               EPERM: nothing lost, fsync and close as without the shim;
+ *               calls the guard needs refused by a filter it inherits:
+ *               SIGKILL loses nothing either.
  *
  * Every mount lives in a private mount namespace of the test process,
  * and is unmounted by .fini; the FUSE server dies with the test
@@ -1040,6 +1044,45 @@ Test(errors, rlimit_fsize, .init = setup, .fini = teardown, .timeout = 300)
              "count=5000", f);
     const char *argv[] = {"/bin/sh", "-c", script, NULL};
     differential("dd under ulimit -f", argv, f, env, 200);
+}
+
+/* Probe R F4: RLIMIT_AS counts the store's mapping (cache/store.h (4)).
+ * A program under a 128 MiB limit (set by itself, or before it starts as
+ * `ulimit -v` does) writes 2000 lines, then mallocs and touches 80 MiB:
+ * the malloc succeeds as without the shim (before: ENOMEM, 3 of 3), and
+ * the lines were cached (the store fitted to a quarter of the headroom).
+ * A limit 1 MiB above the process's size: no cache, and nothing on
+ * stderr (before: "cannot create the cache" at warn). A limit lowered to
+ * the process's size under a cache already made: every later write,
+ * fsync and close as without the shim. */
+Test(errors, rlimit_as, .init = setup, .fini = teardown, .timeout = 300)
+{
+    wct_require_shim();
+    wct_require_prog(WCT_PROG("prog_fill"));
+    char f[4300];
+    snprintf(f, sizeof f, "%s/f", src);
+    static const char *const cases[][3] = {
+        {"as=134217728", "malloc=83886080", "cached"},
+        {"as-exec=134217728", "malloc=83886080", "cached"},
+        {"as=+1048576", NULL, "none"},
+        {"as-late=+0", NULL, "cached"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *argv[] = {WCT_PROG("prog_fill"), f, "write", "12",
+                              "24000", cases[i][0], cases[i][1], NULL};
+        struct run k, s;
+        run_once(argv, 0, f, NULL, &k);
+        run_once(argv, 1, f, NULL, &s);
+        same(cases[i][0], &k, &s, 200);
+        if (!strcmp(cases[i][2], "cached"))
+            cr_assert(s.wb_calls > 0, "%s: nothing was cached",
+                      cases[i][0]);
+        else
+            cr_assert(s.wb_calls == 0 && s.through == 0,
+                      "%s: a cache was made", cases[i][0]);
+        run_free(&k);
+        run_free(&s);
+    }
 }
 
 /* The shim's default policy (the library's own WCACHE_MIN_WRITES and
