@@ -17,15 +17,22 @@
  *   (3) Any other SIGSEGV/SIGBUS goes to the action that was installed
  *       before ours (or that the program asked for later through
  *       wc_fault_sigaction), exactly as if we were not there.
+ *   (4) The action of (3) runs with the signal mask its handler would have
+ *       had (chain_mask). Not the stack: ours runs on the shim's alternate
+ *       stack (SA_ONSTACK), and so does the program's handler it calls,
+ *       even when the program asked for none (sigaltstack inside it
+ *       reports the shim's).
  */
 #include <errno.h>
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <ucontext.h>
 #include <unistd.h>
 
+#include "wcache/raw.h"
 #include "wcache/sys.h"
 #include "wcache/ucopy.h"
 
@@ -136,6 +143,26 @@ static struct sigaction *chain_for(int sig)
     return sig == SIGBUS ? &chain_bus : &chain_segv;
 }
 
+/* Invariant (4): the program's handler runs with the mask the kernel
+ * would have given it: the interrupted code's, its sa_mask, and the
+ * signal itself unless SA_NODEFER (ours runs with SA_NODEFER and no mask,
+ * for the faults of its own copies). A handler that leaves with
+ * siglongjmp and no saved mask keeps them blocked, as without the shim:
+ * a second fault then kills, where it was handled again. The kernel
+ * restores the interrupted mask when the handler returns. */
+static void chain_mask(int sig, const struct sigaction *act,
+                       const ucontext_t *uc)
+{
+    uint64_t m, extra;
+    memcpy(&m, &uc->uc_sigmask, sizeof m);
+    memcpy(&extra, &act->sa_mask, sizeof extra);
+    m |= extra;
+    if (!(act->sa_flags & SA_NODEFER))
+        m |= 1ull << (sig - 1);
+    wc_raw_syscall(SYS_rt_sigprocmask, SIG_SETMASK, (long)&m, 0, sizeof m, 0,
+                   0);
+}
+
 static void fault_handler(int sig, siginfo_t *si, void *ctx)
 {
     ucontext_t *uc = ctx;
@@ -157,6 +184,7 @@ static void fault_handler(int sig, siginfo_t *si, void *ctx)
     if (act.sa_flags & SA_SIGINFO) {
         if (act.sa_flags & SA_RESETHAND)
             chain_for(sig)->sa_handler = SIG_DFL;
+        chain_mask(sig, &act, uc);
         act.sa_sigaction(sig, si, ctx);
         return;
     }
@@ -181,6 +209,7 @@ static void fault_handler(int sig, siginfo_t *si, void *ctx)
     }
     if (act.sa_flags & SA_RESETHAND)
         chain_for(sig)->sa_handler = SIG_DFL;
+    chain_mask(sig, &act, uc);
     act.sa_handler(sig);
 }
 

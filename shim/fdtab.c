@@ -406,6 +406,7 @@ struct wc_cache *wc_cache_get(void)
         wc_cfg.cache.unnamed = wc_cfg.guard;    /* named by publish */
         fit_memcg(&wc_cfg.cache);
         wc_real_all();          /* real.c (1b) */
+        wc_refused_io_probe();          /* io.c (7) */
         int r = wc_guard_refused();     /* guard.c (8) */
         if (r == 0)
             r = wc_reg_init() == 0 ? wc_cache_open(&c, &wc_cfg.cache)

@@ -32,6 +32,14 @@
  *       thread): writes are queued (fdtab.c); reads of a CACHED
  *       description fail with EINTR rather than block on a lock held by
  *       the interrupted code.
+ *   (7) A positional call (pwrite64, pwritev, pwritev2, pread64, preadv,
+ *       preadv2) that a seccomp filter the program inherited refuses is
+ *       the kernel's, done as (5), so that the program gets the filter's
+ *       EPERM or ENOSYS where the cache would have answered it; the
+ *       shim's own write-back does without it (cache/errors.c THROUGH).
+ *       The calls are asked once, when the cache is made
+ *       (wc_refused_io_probe). Refused write, writev, read or readv are
+ *       not asked: a program under such a filter writes no file.
  */
 #include <fcntl.h>
 #include <limits.h>
@@ -100,11 +108,13 @@ ssize_t wc_kernel_rw_locked(int fd, struct wc_desc *d, int write,
             r = pos < 0 ? wc_k_read(fd, iov->iov_base, iov->iov_len)
                         : wc_k_pread(fd, iov->iov_base, iov->iov_len, pos);
     } else if (write)
-        r = flags ? REAL(pwritev2)(fd, iov, iovcnt, pos < 0 ? -1 : pos, flags)
+        r = flags ? REAL(pwritev2)(fd, iov, iovcnt, pos < 0 ? -1 : pos,
+                                   flags & ~WC_RWF_EXACT)
             : pos < 0 ? REAL(writev)(fd, iov, iovcnt)
                       : REAL(pwritev)(fd, iov, iovcnt, pos);
     else
-        r = flags ? REAL(preadv2)(fd, iov, iovcnt, pos < 0 ? -1 : pos, flags)
+        r = flags ? REAL(preadv2)(fd, iov, iovcnt, pos < 0 ? -1 : pos,
+                                  flags & ~WC_RWF_EXACT)
             : pos < 0 ? REAL(readv)(fd, iov, iovcnt)
                       : REAL(preadv)(fd, iov, iovcnt, pos);
     if (r < 0)
@@ -481,9 +491,41 @@ static ssize_t read_common(int fd, struct wc_desc *d, const struct iovec *iov,
 }
 
 /* The kernel-only path for v2 flags the cache does not serve. */
-static ssize_t v2_kernel(int fd, struct wc_desc *d, int write,
+/* Invariant (7): the positional calls a seccomp filter the program
+ * inherited refuses (EPERM, ENOSYS), asked once when the cache is made,
+ * each with a descriptor the kernel rejects (EBADF: nothing read or
+ * written). The program's own such call then goes to the kernel, which
+ * refuses it, as without the shim, where the cache would have answered
+ * it (its data written back first, as for any call the shim does not
+ * emulate). */
+int wc_refused_io;
+
+void wc_refused_io_probe(void)
+{
+    static const long nr[] = {
+        [WC_RF_PWRITE] = SYS_pwrite64, [WC_RF_PWRITEV] = SYS_pwritev,
+        [WC_RF_PWRITEV2] = SYS_pwritev2, [WC_RF_PREAD] = SYS_pread64,
+        [WC_RF_PREADV] = SYS_preadv, [WC_RF_PREADV2] = SYS_preadv2,
+    };
+    int bits = 0;
+    for (int i = 0; i < (int)(sizeof nr / sizeof nr[0]); i++) {
+        long r = wc_raw_syscall(nr[i], -1, 0, 0, 0, 0, 0);
+        if (r == -EPERM || r == -ENOSYS)
+            bits |= 1 << i;
+    }
+    __atomic_store_n(&wc_refused_io, bits, __ATOMIC_RELAXED);
+}
+
+/* Is the program's positional call `which` (WC_RF_*) refused? */
+static inline int refused(int which)
+{
+    return unlikely(__atomic_load_n(&wc_refused_io, __ATOMIC_RELAXED) &
+                    (1 << which));
+}
+
+static ssize_t to_kernel(int fd, struct wc_desc *d, int write,
                          const struct iovec *iov, int iovcnt, off_t pos,
-                         int flags)
+                         int flags, int vec)
 {
     if (wc_depth)
         return wc_ret(-EINTR);
@@ -493,14 +535,15 @@ static ssize_t v2_kernel(int fd, struct wc_desc *d, int write,
         wc_cell_settle(fd, d);      /* shared.c invariant (6) */
     if (wc_desc_lock_entry(fd, d)) {
         r = wc_kernel_rw_locked(fd, &(struct wc_desc){0}, write, iov, iovcnt,
-                             pos, flags, 1);
+                             pos, flags, vec);
     } else {
         if (write && d->mode == WC_D_CACHED && !writable(d))
             r = -EBADF;
         else if (!write && d->mode == WC_D_CACHED && d->accmode == O_WRONLY)
             r = -EBADF;
         else
-            r = wc_kernel_rw_locked(fd, d, write, iov, iovcnt, pos, flags, 1);
+            r = wc_kernel_rw_locked(fd, d, write, iov, iovcnt, pos, flags,
+                                    vec);
         wc_blk_unlock(&d->lock);
     }
     wc_shim_leave();
@@ -624,12 +667,14 @@ WC_EXPORT ssize_t pwrite(int fd, const void *buf, size_t n, off_t pos)
         return WC_HIDDEN(fd) ? wc_ret(-EBADF) : wc_k_pwrite(fd, buf, n, pos);
     if (pos < 0)
         return wc_ret(-EINVAL);
+    struct iovec v = {(void *)buf, n};
+    if (refused(WC_RF_PWRITE))                  /* invariant (7) */
+        return to_kernel(fd, d, 1, &v, 1, pos, 0, 0);
     if (fast_may()) {
         ssize_t r = fast_write(fd, d, buf, n, pos);
         if (r != WC_UNHANDLED)
             return r;
     }
-    struct iovec v = {(void *)buf, n};
     return write_common(fd, d, &v, 1, pos, 0, 0);
 }
 
@@ -654,6 +699,8 @@ WC_EXPORT ssize_t pwritev(int fd, const struct iovec *iov, int iovcnt,
         return WC_HIDDEN(fd) ? wc_ret(-EBADF) : REAL(pwritev)(fd, iov, iovcnt, pos);
     if (pos < 0)
         return wc_ret(-EINVAL);
+    if (refused(WC_RF_PWRITEV))                 /* invariant (7) */
+        return to_kernel(fd, d, 1, iov, iovcnt, pos, 0, 1);
     return write_common(fd, d, iov, iovcnt, pos, 0, 1);
 }
 
@@ -671,8 +718,9 @@ WC_EXPORT ssize_t pwritev2(int fd, const struct iovec *iov, int iovcnt,
         return WC_HIDDEN(fd) ? wc_ret(-EBADF) : REAL(pwritev2)(fd, iov, iovcnt, pos, flags);
     if (pos < -1)
         return wc_ret(-EINVAL);
-    if (flags & ~(RWF_HIPRI | RWF_APPEND))
-        return v2_kernel(fd, d, 1, iov, iovcnt, pos, flags);
+    if ((flags & ~(RWF_HIPRI | RWF_APPEND)) || refused(WC_RF_PWRITEV2))
+        return to_kernel(fd, d, 1, iov, iovcnt, pos, flags | WC_RWF_EXACT,
+                         1);
     return write_common(fd, d, iov, iovcnt, pos, !!(flags & RWF_APPEND), 1);
 }
 
@@ -714,6 +762,8 @@ WC_EXPORT ssize_t pread(int fd, void *buf, size_t n, off_t pos)
     if (pos < 0)
         return wc_ret(-EINVAL);
     struct iovec v = {buf, n};
+    if (refused(WC_RF_PREAD))                   /* invariant (7) */
+        return to_kernel(fd, d, 0, &v, 1, pos, 0, 0);
     return read_common(fd, d, &v, 1, pos, 0);
 }
 
@@ -760,6 +810,8 @@ WC_EXPORT ssize_t preadv(int fd, const struct iovec *iov, int iovcnt,
         return REAL(preadv)(fd, iov, iovcnt, pos);
     if (pos < 0)
         return wc_ret(-EINVAL);
+    if (refused(WC_RF_PREADV))                  /* invariant (7) */
+        return to_kernel(fd, d, 0, iov, iovcnt, pos, 0, 1);
     return read_common(fd, d, iov, iovcnt, pos, 1);
 }
 
@@ -782,8 +834,9 @@ WC_EXPORT ssize_t preadv2(int fd, const struct iovec *iov, int iovcnt,
     }
     if (pos < -1)
         return wc_ret(-EINVAL);
-    if (flags & ~RWF_HIPRI)
-        return v2_kernel(fd, d, 0, iov, iovcnt, pos, flags);
+    if ((flags & ~RWF_HIPRI) || refused(WC_RF_PREADV2))
+        return to_kernel(fd, d, 0, iov, iovcnt, pos, flags | WC_RWF_EXACT,
+                         1);
     return read_common(fd, d, iov, iovcnt, pos, 1);
 }
 

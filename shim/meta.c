@@ -764,13 +764,10 @@ int wc_shm_locked(int fd)
     return 0;
 }
 
-WC_EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd,
-                     off_t off)
+int wc_mmap_before(int prot, int flags, int fd, off_t off)
 {
-    if (!(flags & MAP_ANONYMOUS) && WC_HIDDEN(fd)) {
-        errno = EBADF;
-        return MAP_FAILED;
-    }
+    if (!(flags & MAP_ANONYMOUS) && WC_HIDDEN(fd))
+        return -EBADF;
     if (!(flags & MAP_ANONYMOUS) && fd >= 0 && wc_state == WC_ST_ON &&
         !wc_depth) {
         /* The submission entries of an io_uring the process did not make
@@ -786,6 +783,17 @@ WC_EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd,
          * later open does not cache it. */
         else
             wc_fd_for_good(fd);
+    }
+    return 0;
+}
+
+WC_EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd,
+                     off_t off)
+{
+    int r = wc_mmap_before(prot, flags, fd, off);
+    if (r < 0) {
+        errno = -r;
+        return MAP_FAILED;
     }
     return REAL(mmap)(addr, len, prot, flags, fd, off);
 }

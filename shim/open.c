@@ -671,7 +671,7 @@ static int is_lock_cmd(int cmd)
 
 static int fcntl_common(int fd, int cmd, void *arg)
 {
-    if (unlikely(wc_fd_is_internal(fd)))
+    if (WC_HIDDEN(fd))
         return wc_ret(-EBADF);
     if (unlikely(wc_own_fd_fallback) &&
         (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)) {

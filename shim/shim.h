@@ -299,10 +299,17 @@ static inline int wc_fd_is_internal(int fd)
            __atomic_load_n(&wc_fds[fd], __ATOMIC_ACQUIRE) == WC_DESC_INTERNAL;
 }
 
+/* The engine's re-entry mark (cache/enter.h): this thread is inside it. */
+extern __thread int wc_in_engine __attribute__((tls_model("initial-exec")));
+
 /* A call of the program names one of the engine's own descriptors, a
  * number it never opened (ownfd.c invariant (5)): the wrapper answers as
- * the kernel answers for a descriptor that is not open, EBADF. */
-#define WC_HIDDEN(fd) unlikely(wc_fd_is_internal(fd))
+ * the kernel answers for a descriptor that is not open, EBADF. A call on
+ * one while this thread is inside the engine is the engine's own, come
+ * back through a library preloaded after the shim that calls an exported
+ * function (eatmydata's fsync asks fcntl whether its descriptor is open):
+ * it goes on as any call does. */
+#define WC_HIDDEN(fd) unlikely(wc_fd_is_internal(fd) && !wc_in_engine)
 /* The same for a directory descriptor, which the kernel looks at only for
  * a relative path (or none: the descriptor's own file). */
 static inline int wc_hidden_at(int dirfd, const char *path)
@@ -582,6 +589,10 @@ void wc_file_others_through(dev_t dev, ino_t ino, const struct wc_desc *keep,
  * asynchronous I/O.) */
 void wc_stat_for_good(const struct stat *st);
 void wc_fd_for_good(int fd);
+/* What the shim does before a mapping of fd is made (meta.c invariants
+ * (5), (5b), aio.c (2)), for mmap and syscall(SYS_mmap): 0, or -EBADF for
+ * one of the engine's own descriptors. */
+int wc_mmap_before(int prot, int flags, int fd, off_t off);
 /* The same for (dev, ino), which the caller knows is a regular file. */
 void wc_file_for_good(dev_t dev, ino_t ino, enum wc_reason why);
 /* Is a description of the file in mode WATCH (its first writes) now? A
@@ -1132,6 +1143,16 @@ extern int wc_flusher_deferred;
 #define WC_FLUSHER_EAGER 64
 #define WC_FLUSHER_RETRY 1024
 void wc_flusher_retry(void);
+/* io.c invariant (7): the program's positional calls an inherited
+ * seccomp filter refuses, bit (1 << WC_RF_*) each, asked when the cache
+ * is made (wc_refused_io_probe); such a call goes to the kernel. */
+enum { WC_RF_PWRITE, WC_RF_PWRITEV, WC_RF_PWRITEV2, WC_RF_PREAD,
+       WC_RF_PREADV, WC_RF_PREADV2 };
+extern int wc_refused_io;
+void wc_refused_io_probe(void);
+/* Not a kernel flag: wc_kernel_rw_locked makes the v2 call (pwritev2,
+ * preadv2) even when no other flag is set, as the program did. */
+#define WC_RWF_EXACT (1 << 30)
 /* Set (atomic) when the shim's own machinery cannot run: its flusher
  * thread or its crash guard could not be made (proc.c invariant (8b)):
  * the write path then stops caching for good, at depth 0. */

@@ -286,8 +286,18 @@ static long route(long nr, long a, long b, long c, long d, long e, long f,
                                (unsigned)f);
     case SYS_splice:
         return splice(I(a), P(b), I(c), P(d), (size_t)e, (unsigned)f);
-    case SYS_mmap:
-        return (long)mmap(P(a), (size_t)b, I(c), I(d), I(e), (off_t)f);
+    case SYS_mmap: {
+        /* The shim's look, then the kernel's call, not the mmap of a
+         * library preloaded after the shim: tcmalloc's calls
+         * syscall(SYS_mmap), and the two called each other until the
+         * stack ran out, in every program. */
+        int r = wc_mmap_before(I(c), I(d), I(e), (off_t)f);
+        if (r < 0) {
+            errno = -r;
+            return -1;
+        }
+        return REAL(syscall)(SYS_mmap, a, b, c, d, e, f);
+    }
     /* sizes seen */
     case SYS_fstat:      return fstat(I(a), P(b));
     case SYS_stat:       return stat(CP(a), P(b));

@@ -29,6 +29,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
@@ -1547,6 +1548,74 @@ static void other_act(struct other o)
     say("OUT child %d", st);
 }
 
+/* The same change by another process, then the stat family first: each
+ * call gives the kernel's size (a library below the shim that makes its
+ * fstat through __fxstat, tests/so_below.c, reached the shim twice). */
+/* A SIGSEGV handler of the program's, with SIGUSR1 in its sa_mask and
+ * without SA_NODEFER, left with siglongjmp and no saved mask: inside it,
+ * and after, SIGSEGV and SIGUSR1 are blocked, as the kernel set them.
+ * Under the shim the handler is called by the shim's own (cache/ucopy.c
+ * invariant (4)), which ran it with nothing blocked. */
+static sigjmp_buf segv_env;
+static volatile sig_atomic_t segv_in_self, segv_in_usr1;
+
+static void on_segv_masked(int sig)
+{
+    (void)sig;
+    sigset_t cur;
+    pthread_sigmask(SIG_BLOCK, NULL, &cur);
+    segv_in_self = sigismember(&cur, SIGSEGV);
+    segv_in_usr1 = sigismember(&cur, SIGUSR1);
+    siglongjmp(segv_env, 1);
+}
+
+static void s_segv_mask(void)
+{
+    int fd = xopen("sm", O_RDWR | O_CREAT | O_TRUNC);
+    lines(fd, "segv", 100);             /* the shim's handler is in place */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_segv_masked;
+    sigemptyset(&sa.sa_mask);
+    sigaddset(&sa.sa_mask, SIGUSR1);
+    if (sigaction(SIGSEGV, &sa, NULL) != 0)
+        die("sigaction");
+    static int *volatile unmapped = (int *)8;   /* not seen through */
+    if (sigsetjmp(segv_env, 0) == 0)
+        *unmapped = 1;
+    sigset_t cur;
+    pthread_sigmask(SIG_BLOCK, NULL, &cur);
+    say("OUT in the handler: SIGSEGV blocked %d, SIGUSR1 blocked %d",
+        segv_in_self, segv_in_usr1);
+    say("OUT after it: SIGSEGV blocked %d, SIGUSR1 blocked %d",
+        sigismember(&cur, SIGSEGV), sigismember(&cur, SIGUSR1));
+    sigprocmask(SIG_UNBLOCK, &cur, NULL);
+    lines(fd, "after", 10);
+    RESULT("close", close(fd));
+    check("closed", "sm");
+}
+
+static void s_other_stat(void)
+{
+    close(xopen("os", O_RDWR | O_CREAT | O_TRUNC));
+    struct other o = other_child("os", 0);
+    int fd = xopen("os", O_RDWR);
+    for (int i = 0; i < 40; i++)
+        RESULT("write", write(fd, "a", 1));
+    other_act(o);
+    struct stat st;
+    RESULT("fstat", fstat(fd, &st));
+    say("OUT fstat size %lld", (long long)st.st_size);
+    RESULT("stat", stat(path("os"), &st));
+    say("OUT stat size %lld", (long long)st.st_size);
+    RESULT("lstat", lstat(path("os"), &st));
+    say("OUT lstat size %lld", (long long)st.st_size);
+    RESULT("fstatat", fstatat(AT_FDCWD, path("os"), &st, 0));
+    say("OUT fstatat size %lld", (long long)st.st_size);
+    RESULT("close", close(fd));
+    check("closed", "os");
+}
+
 static void s_other_process(void)
 {
     close(xopen("op", O_RDWR | O_CREAT | O_TRUNC));
@@ -2876,6 +2945,8 @@ int main(int argc, char **argv)
     else if (!strcmp(sc, "fsize_raw")) s_fsize_raw(arg);
     else if (!strcmp(sc, "fsize_lower")) s_fsize_lower(arg);
     else if (!strcmp(sc, "other_process")) s_other_process();
+    else if (!strcmp(sc, "other_stat")) s_other_stat();
+    else if (!strcmp(sc, "segv_mask")) s_segv_mask();
     else if (!strcmp(sc, "publish")) s_publish();
     else if (!strcmp(sc, "exec_written")) s_exec_written();
     else if (!strcmp(sc, "ioctl")) s_ioctl();

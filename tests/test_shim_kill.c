@@ -1736,33 +1736,14 @@ static void privs_same(const char *mode)
     free(base);
 }
 
-Test(kill, a_guard_that_cannot_exec, .fini = wct_scratch_cleanup,
-     .timeout = 120)
-{
-    privs_same("nullexec");
-}
-
-Test(kill, no_thread_nor_guard_can_be_made, .fini = wct_scratch_cleanup,
-     .timeout = 120)
-{
-    privs_same("noclone");
-}
-
-Test(kill, a_file_opened_before_leaving_root, .fini = wct_scratch_cleanup,
-     .timeout = 120)
-{
-    privs_same("privdrop");
-}
-
-Test(kill, a_file_created_read_only, .fini = wct_scratch_cleanup,
-     .timeout = 120)
-{
-    privs_same("readonly");
-}
-
+#define PRIVS_TEST(name, mode)                                             \
+    Test(kill, name, .fini = wct_scratch_cleanup, .timeout = 120)          \
+    {                                                                      \
+        privs_same(mode);                                                  \
+    }
+PRIVS_TEST(a_guard_that_cannot_exec, "nullexec")
+PRIVS_TEST(no_thread_nor_guard_can_be_made, "noclone")
+PRIVS_TEST(a_file_opened_before_leaving_root, "privdrop")
+PRIVS_TEST(a_file_created_read_only, "readonly")
 /* guard.c invariant (7): WC_GUARD_MISSES checks found no guard. */
-Test(kill, no_guard_can_replace_the_one_killed, .fini = wct_scratch_cleanup,
-     .timeout = 120)
-{
-    privs_same("guardgone");
-}
+PRIVS_TEST(no_guard_can_replace_the_one_killed, "guardgone")

@@ -624,6 +624,43 @@ Test(points, a_pending_cancellation_leaves_no_lock_held)
     for (size_t i = 0; i < sizeof hows / sizeof *hows; i++)
         differential("cancel", hows[i], NULL);
 }
+/* The program's SIGSEGV handler, called by the shim's (cache/ucopy.c
+ * invariant (4)), runs with the mask the kernel gives it. */
+Test(points, a_fault_handler_of_the_programs_has_its_mask)
+{
+    differential("segv_mask", NULL, NULL);
+}
+
+/* A library preloaded after the shim whose functions call others the
+ * shim exports too (tests/so_below.c: mmap through syscall(SYS_mmap), as
+ * tcmalloc's; fsync asking fcntl first, as eatmydata's; fstat through
+ * __fxstat, as fakeroot's): the program sees what it sees with that
+ * library alone. Before: every mmap overflowed the stack (SIGSEGV); the
+ * engine's own fcntl and fstat on its descriptors came back to the shim,
+ * which hid them (EBADF): fsync of a cached file failed, and fstat after
+ * another process's write gave the cache's old size. */
+Test(points, a_library_below_the_shim_that_calls_its_exports)
+{
+    wct_require_shim();
+    wct_require_prog(WCT_PROG("so_below.so"));
+    const char *const env_k[] = {"LD_PRELOAD=" WCT_PROG("so_below.so"),
+                                 NULL};
+    const char *const env_s[] = {
+        "LD_PRELOAD=" WCT_SHIM_SO ":" WCT_PROG("so_below.so"), NULL};
+    static const char *const scenarios[] = {"mmap_after", "fsync",
+                                            "other_stat"};
+    for (size_t i = 0; i < sizeof scenarios / sizeof *scenarios; i++) {
+        struct outcome k = run_once(0, scenarios[i], NULL, env_k, NULL, 0);
+        struct outcome s = run_once(1, scenarios[i], NULL, env_s, k.log, 0);
+        char *d = wct_first_diff(k.log, s.log);
+        cr_expect(*d == 0, "%s: the program saw something else:\n%s\n"
+                  "--- shim:\n%s", scenarios[i], d, s.log);
+        free(d);
+        outcome_free(&k);
+        outcome_free(&s);
+    }
+}
+
 /* A library preloaded after the shim that wraps the calls the shim may
  * make bare (fakeroot's stat family, a tracer's write) still gets every
  * one of them (shim/kcall.h (K4)): the scenario's calls with one thread,
