@@ -312,10 +312,12 @@ void wc_off_want(const char *fmt, ...)
            "write, everything written back first", why);
 }
 
+static void flusher_retry(void);
+
 void wc_pending_slow(void)
 {
     if (!__atomic_load_n(&wc_off_wanted, __ATOMIC_ACQUIRE)) {
-        wc_flusher_retry();
+        flusher_retry();
         return;
     }
     if (wc_state == WC_ST_ON)
@@ -324,7 +326,7 @@ void wc_pending_slow(void)
         __atomic_store_n(&wc_off_wanted, 0, __ATOMIC_RELAXED);
 }
 
-void wc_flusher_retry(void)
+static void flusher_retry(void)
 {
     if (__atomic_sub_fetch(&g_retry_in, 1, __ATOMIC_RELAXED) <= 0)
         wc_flusher_want();

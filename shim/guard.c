@@ -417,21 +417,22 @@ int wc_guard_refused(void)
         raw(SYS_exit, 0, 0, 0, 0);
     if (r > 0)
         raw(SYS_wait4, r, 0, __WALL, 0);
-    if (r == -EPERM || r == -ENOSYS)
+    if (r == -EPERM || r == -ENOSYS)      /* as wc_call_refused */
         return (int)r;
     /* The guard's start (first > last: EINVAL), its sweeps of the
      * directory (no descriptor: EBADF) and its removal of a replayed
      * backing file, which the program's own removal at exit makes too
      * (no name: ENOENT). */
-    long probe[][4] = {
-        {SYS_close_range, 1, 0, 0},
-        {SYS_getdents64, -1, 0, 0},
-        {SYS_unlink, (long)"", 0, 0},
-    };
-    for (size_t i = 0; i < sizeof probe / sizeof probe[0]; i++) {
-        r = raw(probe[i][0], probe[i][1], probe[i][2], probe[i][3], 0);
-        if (r == -EPERM || r == -ENOSYS)
+    static const long nr[] = {SYS_close_range, SYS_getdents64, SYS_unlink};
+    static const long arg[][2] = {{1, 0}, {-1, 0}, {(long)"", 0}};
+    for (size_t i = 0; i < sizeof nr / sizeof nr[0]; i++)
+        if ((r = wc_call_refused(nr[i], arg[i][0], arg[i][1])) < 0)
             return (int)r;
-    }
     return 0;
+}
+
+long wc_call_refused(long nr, long a, long b)
+{
+    long r = raw(nr, a, b, 0, 0);
+    return r == -EPERM || r == -ENOSYS ? r : 0;
 }

@@ -508,11 +508,9 @@ void wc_refused_io_probe(void)
         [WC_RF_PREADV] = SYS_preadv, [WC_RF_PREADV2] = SYS_preadv2,
     };
     int bits = 0;
-    for (int i = 0; i < (int)(sizeof nr / sizeof nr[0]); i++) {
-        long r = wc_raw_syscall(nr[i], -1, 0, 0, 0, 0, 0);
-        if (r == -EPERM || r == -ENOSYS)
+    for (int i = 0; i < (int)(sizeof nr / sizeof nr[0]); i++)
+        if (wc_call_refused(nr[i], -1, 0))
             bits |= 1 << i;
-    }
     __atomic_store_n(&wc_refused_io, bits, __ATOMIC_RELAXED);
 }
 

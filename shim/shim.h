@@ -1136,13 +1136,12 @@ void wc_note_handler(int sig, int nodefer);
  * the program's handlers, else try again later: at cache creation and at
  * writable opens (flusher.c invariant (2)). */
 void wc_flusher_want(void);
-/* Set while the start waits; the write path then calls wc_flusher_retry,
- * which tries at each write for the first WC_FLUSHER_EAGER tries, then
- * every WC_FLUSHER_RETRY writes. */
+/* Set while the start waits; the write path then tries again (wc_pending)
+ * at each write for the first WC_FLUSHER_EAGER tries, then every
+ * WC_FLUSHER_RETRY writes. */
 extern int wc_flusher_deferred;
 #define WC_FLUSHER_EAGER 64
 #define WC_FLUSHER_RETRY 1024
-void wc_flusher_retry(void);
 /* io.c invariant (7): the program's positional calls an inherited
  * seccomp filter refuses, bit (1 << WC_RF_*) each, asked when the cache
  * is made (wc_refused_io_probe); such a call goes to the kernel. */
@@ -1283,6 +1282,10 @@ void wc_guard_init(void);
  * filter refuses a call the guard's start needs, so that no guard could
  * replay the cache: then no cache is made (guard.c invariant (8)). */
 int wc_guard_refused(void);
+/* System call nr asked with arguments the kernel rejects (nothing made,
+ * read or written): -EPERM or -ENOSYS when a seccomp filter refused it
+ * first, else 0 (guard.c (8), io.c (7)). */
+long wc_call_refused(long nr, long a, long b);
 
 /* Is the fault handler installed (a cache was opened in this image, or
  * wc_fault_ensure asked for it)? */
