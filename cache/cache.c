@@ -12,6 +12,7 @@
  *   pages.c.
  */
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/membarrier.h>
 #include <stddef.h>
 #include <sys/syscall.h>
@@ -23,6 +24,8 @@
 #include <unistd.h>
 
 #include "cache_int.h"
+#include "format.h"
+#include "replay.h"
 #include "wcache/raw.h"
 #include "wcache/sys.h"
 #include "wcache/ucopy.h"
@@ -369,6 +372,14 @@ const char *wc_cache_path(const struct wc_cache *c)
 uint64_t wc_cache_mnt_ns(const struct wc_cache *c)
 {
     return c->store.hdr->mnt_ns;
+}
+
+int wc_cache_replay_dead(const char *dir)
+{
+    char d[PATH_MAX];
+    if (wc_store_dir(dir, d, sizeof d) != 0)
+        return 0;
+    return wc_replay_sweep(d, WC_RP_NS_ASK);
 }
 
 size_t wc_cache_dirty(const struct wc_cache *c)

@@ -77,6 +77,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <signal.h>
 #include <stddef.h>
@@ -85,11 +86,13 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "format.h"
 #include "replay.h"
 #include "seekio.h"
+#include "wcache/raw.h"
 #include "wcache/str.h"
 #include "wcache/sys.h"
 
@@ -725,6 +728,87 @@ static int creator_alive(const char *path)
     int alive = kill((pid_t)pid, 0) == 0 || errno == EPERM;
     errno = e;
     return alive;
+}
+
+uint64_t wc_replay_ns(int fd)
+{
+    struct wc_header h;
+    if (read_all(fd, &h, sizeof h, 0) != 0 ||
+        memcmp(h.magic, WC_STORE_MAGIC, sizeof h.magic) != 0)
+        return 0;
+    return h.mnt_ns;
+}
+
+int wc_replay_dead(int fd, const char *path, int log_fd,
+                   struct wc_rp_result *out)
+{
+    int r = wc_replay_fd(fd, path, WC_RP_QUIET, log_fd, out);
+    if (r >= 0 && !out->failed)
+        return 0;
+    /* cli_recover.c (G6): renamed, so that no later sweep tries it again
+     * (and logs it again). */
+    char kept[PATH_MAX + 96];
+    snprintf(kept, sizeof kept, "%s" WC_FMT_KEPT, path);
+    int named = wc_sys.rename(path, kept) == 0;
+    say(log_fd, "wcache guard: %s kept%s%s: `wcache recover` retries it",
+        path, named ? " as " : "", named ? kept : "");
+    return named ? 1 : 2;
+}
+
+/* The sweep's look at one entry of its directory (wc_replay_sweep). */
+static void sweep_one(const char *dir, const char *name, uint64_t *ns,
+                      int *lfd, int *n)
+{
+    char path[PATH_MAX + 80];
+    if (!wc_fmt_name_pid(name) ||
+        snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path)
+        return;                 /* not one, or a kept one */
+    int fd = wc_sys.open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY |
+                                   O_NONBLOCK);
+    if (fd < 0)
+        return;                 /* removed meanwhile */
+    if (*ns == WC_RP_NS_ASK)
+        *ns = wc_fmt_mnt_ns(wc_sys.stat);
+    if (wc_sys.flock(fd, LOCK_EX | LOCK_NB) != 0 ||         /* (2) */
+        !wc_fmt_same_ns(*ns, wc_replay_ns(fd))) {
+        wc_sys.close(fd);       /* alive, being replayed, or another
+                                   mount namespace's */
+        return;
+    }
+    if (*lfd < 0) {
+        char log[PATH_MAX + 16];
+        snprintf(log, sizeof log, "%s/guard.log", dir);
+        *lfd = wc_sys.open(log, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW |
+                                    O_CLOEXEC, 0600);
+    }
+    struct wc_rp_result res;
+    wc_replay_dead(fd, path, *lfd, &res);       /* closes fd */
+    ++*n;
+}
+
+/* Read with getdents64 into a buffer on the stack: a program's start-up
+ * (wc_cache_replay_dead) pays no malloc arena and no 32 KiB buffer of
+ * opendir's for a directory of a few names. */
+int wc_replay_sweep(const char *dir, uint64_t ns)
+{
+    int dfd = wc_sys.openat(AT_FDCWD, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return 0;
+    int n = 0, lfd = -1;
+    char buf[2048] __attribute__((aligned(8)));
+    long got;
+    while ((got = wc_raw_syscall(SYS_getdents64, dfd, (long)buf, sizeof buf,
+                                 0, 0, 0)) > 0) {
+        for (long at = 0; at < got;) {
+            struct dirent64 *e = (struct dirent64 *)(buf + at);
+            at += e->d_reclen;
+            sweep_one(dir, e->d_name, &ns, &lfd, &n);
+        }
+    }
+    wc_sys.close(dfd);
+    if (lfd >= 0)
+        wc_sys.close(lfd);
+    return n;
 }
 
 int wc_replay(const char *path, int flags, int log_fd,

@@ -47,6 +47,28 @@ int wc_replay(const char *path, int flags, int log_fd,
 int wc_replay_fd(int fd, const char *path, int flags, int log_fd,
                  struct wc_rp_result *out /* OUT */);
 
+/* A backing file whose owner is gone, its lock held by fd (closed on
+ * return): replayed as wc_replay_fd does, or, when that cannot empty it,
+ * renamed <path>.kept (shim/cli_recover.c (G6)) with a line in log_fd.
+ * Returns 0 when replayed, 1 when kept under the new name, 2 when kept
+ * under its own (the rename failed: the caller remembers it). */
+int wc_replay_dead(int fd, const char *path, int log_fd,
+                   struct wc_rp_result *out /* OUT */);
+
+/* One sweep of store directory dir, as a program starting there makes it
+ * (shim/cli_recover.c (G5)): every backing file of mount namespace ns
+ * (0: any; WC_RP_NS_ASK: the caller's, asked only when a file needs it)
+ * whose owner is gone (its lock free: invariant (2)) is replayed with
+ * wc_replay_dead, logging to dir/guard.log; one whose lock is held (its
+ * owner alive, or a guard replaying it) is passed by. Returns the number
+ * of files replayed or kept. */
+#define WC_RP_NS_ASK UINT64_MAX
+int wc_replay_sweep(const char *dir, uint64_t ns);
+
+/* The mount namespace a backing file was made in (format.h (11)), from
+ * its header; 0 when unknown or unreadable. */
+uint64_t wc_replay_ns(int fd);
+
 /* Create the file beside `path` that bytes which may not go into it are
  * saved to: <path>.wcache-recovered.<pid>, or the first of <pid>.1 ..
  * <pid>.99 not taken (O_EXCL, O_NOFOLLOW, mode 0600); its name in

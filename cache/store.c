@@ -110,8 +110,9 @@ static void populate(struct wc_store *s, uint64_t off, uint64_t len)
 #endif
 }
 
-/* <base>/wcache-<uid>: created 0700, or checked to be ours and private. */
-static int user_dir(const char *base, char *out, size_t outlen)
+/* <base>/wcache-<uid>: created 0700 (with `create`), or checked to be
+ * ours and private. */
+static int user_dir(const char *base, char *out, size_t outlen, int create)
 {
     struct stat st;
     struct wc_str p = wc_str_init(out, outlen);
@@ -120,7 +121,7 @@ static int user_dir(const char *base, char *out, size_t outlen)
     wc_str_num(&p, (unsigned)getuid(), 0, 0);
     if (p.over)
         return -ENAMETOOLONG;
-    if (wc_sys.mkdir(out, 0700) < 0 && errno != EEXIST)
+    if (create && wc_sys.mkdir(out, 0700) < 0 && errno != EEXIST)
         return -errno;
     if (wc_sys.lstat(out, &st) < 0)
         return -errno;
@@ -131,21 +132,26 @@ static int user_dir(const char *base, char *out, size_t outlen)
     return 0;
 }
 
-static int pick_dir(const char *want, char *out, size_t outlen)
+static int pick_dir(const char *want, char *out, size_t outlen, int create)
 {
     if (want)
-        return user_dir(want, out, outlen);
+        return user_dir(want, out, outlen, create);
     const char *chain[3];
     size_t n = wc_fmt_bases(chain);
     int r = -ENOENT;
     for (size_t i = 0; i < n; i++) {
         if (access(chain[i], W_OK | X_OK) != 0)
             continue;
-        r = user_dir(chain[i], out, outlen);
+        r = user_dir(chain[i], out, outlen, create);
         if (r == 0)
             return 0;
     }
     return r;
+}
+
+int wc_store_dir(const char *dir, char *out, size_t outlen)
+{
+    return pick_dir(dir, out, outlen, 0);
 }
 
 /* A name for the backing file in udir (attempt-th try). */
@@ -198,7 +204,7 @@ int wc_store_open(struct wc_store *s, const char *dir, uint32_t nblocks,
 
     memset(s, 0, sizeof *s);
     s->fd = -1;
-    if ((r = pick_dir(dir, udir, sizeof udir)) < 0)
+    if ((r = pick_dir(dir, udir, sizeof udir, 1)) < 0)
         return r;
 
     uint64_t off_files, off_brecs, off_data, size;

@@ -125,6 +125,11 @@ static inline uint8_t *wc_store_block(struct wc_store *s, uint32_t b)
     return s->data + ((uint64_t)b << WC_PAGE_SHIFT);
 }
 
+/* The per-user directory wc_store_open would create its file in (dir
+ * NULL: the default chain), in out[outlen] when it exists; nothing is
+ * created. Returns 0 or -errno. */
+int wc_store_dir(const char *dir, char *out, size_t outlen);
+
 /* Create the backing file for `nblocks` blocks and `nfiles` slots under
  * `dir` (NULL: the default chain); with `unnamed`, without a name (an
  * O_TMPFILE, where the file system has them) until wc_store_publish, so

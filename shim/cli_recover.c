@@ -82,17 +82,6 @@ static int dirs(const char *given, char out[][PATH_MAX], int max)
     return n;
 }
 
-/* The mount namespace a backing file was made in (cache/format.h (11)),
- * from its header; 0 when unknown or unreadable (replay judges those). */
-static uint64_t store_ns(int fd)
-{
-    struct wc_header h;
-    if (pread(fd, &h, sizeof h, 0) != (ssize_t)sizeof h ||
-        memcmp(h.magic, WC_STORE_MAGIC, sizeof h.magic) != 0)
-        return 0;
-    return h.mnt_ns;
-}
-
 /* A backing file recover and ls read: a live one's name, or a kept one's
  * (G6). */
 static int is_store_name(const char *name)
@@ -140,7 +129,7 @@ static int run(const char *given, int flags)
             }
             int sfd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC |
                                      O_NOCTTY | O_NONBLOCK);
-            uint64_t ns = sfd >= 0 ? store_ns(sfd) : 0;
+            uint64_t ns = sfd >= 0 ? wc_replay_ns(sfd) : 0;
             if (sfd >= 0)
                 close(sfd);
             if (!wc_fmt_same_ns(own_ns, ns)) {      /* (G7) */
@@ -216,7 +205,10 @@ static int run(const char *given, int flags)
  *        an OOM kill of the group: no guard outlives them) reaches the
  *        files before the program that replaces it writes there, as the
  *        kernel would have had it (a probe: a restarted appender's
- *        records landed before the dead one's, 18 of 20 runs).
+ *        records landed before the dead one's, 18 of 20 runs). Every
+ *        program the shim is loaded in makes the same sweep
+ *        (wc_replay_sweep) at start-up (guard.c (9)): this one remains
+ *        for a prog the shim does not load into (static, setuid).
  *   (G6) A backing file a replay could not empty (its file's directory
  *        gone, a file system refusing the write, a corrupt file) is
  *        renamed cache.<pid>.<nonce>.kept: no guard and no sweep of
@@ -332,19 +324,8 @@ static void guard_replay(struct guard *g, int fd, const char *path,
     int lfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW |
                             O_CLOEXEC, 0600);
     struct wc_rp_result res;
-    int r = wc_replay_fd(fd, path, WC_RP_QUIET, lfd, &res);
-    if (r < 0 || res.failed) {
-        /* (G6): renamed, so that no later guard tries it again. */
-        char kept[PATH_MAX + 96];
-        snprintf(kept, sizeof kept, "%s" WC_FMT_KEPT, path);
-        int named = rename(path, kept) == 0;
-        if (lfd >= 0)
-            dprintf(lfd, "wcache guard: %s kept%s%s: `wcache recover` "
-                    "retries it\n", path, named ? " as " : "",
-                    named ? kept : "");
-        if (!named && g->nkept < GUARD_MAX)
-            memcpy(g->kept[g->nkept++], name, strlen(name) + 1);
-    }
+    if (wc_replay_dead(fd, path, lfd, &res) == 2 && g->nkept < GUARD_MAX)
+        memcpy(g->kept[g->nkept++], name, strlen(name) + 1);   /* (G6) */
     if (lfd >= 0)
         close(lfd);
     /* The terminal, if the program had one, hears of data set aside. */
@@ -404,7 +385,7 @@ static int guard_sweep(struct guard *g)
             }
             continue;
         }
-        if (!wc_fmt_same_ns(g->ns, store_ns(fd))) {
+        if (!wc_fmt_same_ns(g->ns, wc_replay_ns(fd))) {
             close(fd);          /* (G7): another namespace's guard's */
             continue;
         }
@@ -471,7 +452,6 @@ static int guard(const char *dir)
 
 void wc_cli_replay_dead(void)
 {
-    static struct guard g;      /* large: not on the stack */
     const char *off = getenv("WCACHE_DISABLE"), *guard = getenv("WCACHE_GUARD");
     if ((off && !strcmp(off, "1")) || (guard && !strcmp(guard, "0")))
         return;                 /* pass-through, or recovery left by hand */
@@ -490,13 +470,7 @@ void wc_cli_replay_dead(void)
     if (!want || user_dir(want, d, sizeof d) != 0)
         return;                 /* none there yet: nothing left in it */
     fill_sys();
-    memset(&g, 0, sizeof g);
-    g.dir = d;
-    g.ns = wc_fmt_mnt_ns(stat);
-    guard_sweep(&g);            /* (G5) */
-    for (int i = 0; i < g.nseen; i++)
-        if (g.seen[i].pidfd >= 0)
-            close(g.seen[i].pidfd);
+    wc_replay_sweep(d, wc_fmt_mnt_ns(stat));    /* (G5) */
 }
 
 int wc_cli_recover(int argc, char **argv)

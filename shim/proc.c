@@ -1617,6 +1617,7 @@ __attribute__((constructor)) static void wc_init(void)
     wc_signals_init();
     wc_altstack_add();      /* the main thread's; kept until exit */
     wc_guard_init();
+    wc_guard_replay_dead();
     wc_nc_init();       /* descriptors open now: at their first write */
     errno = e;
 }

@@ -1278,6 +1278,9 @@ void wc_guard_check(struct wc_cache *c);
 void wc_guard_reap(void);
 void wc_guard_after_fork(void);
 void wc_guard_init(void);
+/* Replay dead processes' backing files before the program runs (guard.c
+ * invariant (9)). */
+void wc_guard_replay_dead(void);
 /* Before a cache is made: 0, or -errno (EPERM, ENOSYS) when a seccomp
  * filter refuses a call the guard's start needs, so that no guard could
  * replay the cache: then no cache is made (guard.c invariant (8)). */

@@ -185,6 +185,14 @@ const char *wc_cache_path(const struct wc_cache *c);
  * 0: unknown). */
 uint64_t wc_cache_mnt_ns(const struct wc_cache *c);
 
+/* Before a program touches its files (the shim's start-up): replay what
+ * dead processes left in the store directory a cache made with `dir`
+ * (NULL: the default chain) would be in, as `wcache -- prog` does before
+ * prog starts (shim/cli_recover.c (G5)). Nothing is created; a directory
+ * that does not exist holds nothing. Returns the number of backing files
+ * replayed or kept. */
+int wc_cache_replay_dead(const char *dir);
+
 /* Write back every file's dirty data. Returns 0 or the first -errno. */
 int wc_cache_flush(struct wc_cache *c, enum wc_reason why);
 
