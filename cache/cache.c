@@ -34,7 +34,7 @@ __thread int wc_in_engine __attribute__((tls_model("initial-exec")));
 
 const char *const wc_reason_names[WC_WHY_COUNT] = {
     "close", "fsync", "deadline", "pressure", "full", "bypass",
-    "truncate", "lock", "fork", "exec", "exit", "other",
+    "truncate", "lock", "fork", "exec", "exit", "signal", "other",
 };
 
 

@@ -1203,9 +1203,10 @@ void wc_proc_off(void);
  * through for good (aio.c invariant (1)). */
 void wc_aio_iocbs_for_good(long nr, void *iocbpp);
 void wc_proc_final_flush(void);
-/* Before a signal is sent (signals.c invariant (4)): SIGKILL to this
- * process is an exit. how: what pid and tid name. */
-enum { WC_KILL_SELF, WC_KILL_PID, WC_KILL_TGID, WC_KILL_TID };
+/* Before a signal is sent: SIGKILL to this process is an exit
+ * (signals.c invariant (4)); a signal to another process a consistency
+ * point (6). how: what pid and tid name. */
+enum { WC_KILL_SELF, WC_KILL_PID, WC_KILL_TGID, WC_KILL_TID, WC_KILL_PIDFD };
 void wc_before_kill(int how, long pid, long tid, int sig);
 /* The fault handler's death hook (signals.c), set at start-up. */
 void wc_signals_init(void);

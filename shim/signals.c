@@ -63,6 +63,21 @@
  *       shim (queue.c) reaches the file when the handler then kills the
  *       process: the crash guard, which serves SIGKILL from elsewhere,
  *       replays the store, and a queued write is not in it yet.
+ *   (6) A signal to another process (kill, sigqueue, tgkill, tkill,
+ *       pidfd_send_signal and their raw system calls; a process group or
+ *       every process included; not signal 0, which only asks) is a
+ *       consistency point: every cached byte is written back first
+ *       (wc_before_kill), so the receiver, woken by it, reads what the
+ *       sender wrote, as the kernel's shared page cache has it. Processes
+ *       that share memory tell each other that data is ready that way
+ *       (PostgreSQL's latches: a standby's WAL receiver writes WAL, then
+ *       sets the startup process's latch, kill(SIGURG), and the startup
+ *       process reads the WAL; with the receiver's writes cached it read
+ *       zeros, killed the receiver and stalled replication for 5 s, every
+ *       run of probe T). A handler that runs inside the shim (set behind
+ *       it) sends without it (its thread may hold the engine's locks).
+ *       A wake-up the shim cannot see (a futex in shared memory, a flag
+ *       polled) is no consistency point (README).
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -641,29 +656,51 @@ void wc_signals_init(void)
 
 /* ---- SIGKILL to itself (invariant 4) ---------------------------------- */
 
+/* Invariant (6): what the receiver of a signal reads is what was written. */
+static void before_signal_others(void)
+{
+    struct wc_cache *c = wc_cachep;
+    if (!c || wc_depth)
+        return;
+    int e = wc_work_begin();
+    wc_cache_flush(c, WC_WHY_SIGNAL);
+    wc_work_end(e);
+}
+
 void wc_before_kill(int how, long pid, long tid, int sig)
 {
-    if (sig != SIGKILL || wc_state != WC_ST_ON)
-        return;
+    if (sig == 0 || wc_state != WC_ST_ON ||
+        (sig != SIGKILL && !wc_cachep))
+        return;                 /* only asks; or nothing to write back */
     long self = wc_raw_syscall(SYS_getpid, 0, 0, 0, 0, 0, 0);
-    int me;
+    int me, others;
     switch (how) {
-    case WC_KILL_PID:           /* kill, sigqueue: a pid, 0 or -group */
+    case WC_KILL_PID:           /* kill, sigqueue: a pid, 0, -1 or -group */
         me = pid == self || pid == 0 ||
              (pid < -1 && -pid == wc_raw_syscall(SYS_getpgid, 0, 0, 0, 0,
                                                  0, 0));
+        others = pid != self;   /* a group may hold others */
         break;
     case WC_KILL_TGID:          /* tgkill */
         me = pid == self;
+        others = !me;
         break;
     case WC_KILL_TID:           /* tkill: is tid one of this process's? */
         me = wc_raw_syscall(SYS_tgkill, self, tid, 0, 0, 0, 0) == 0;
+        others = !me;
+        break;
+    case WC_KILL_PIDFD:         /* any process, this one included */
+        me = 0;
+        others = 1;
         break;
     default:                    /* raise, pthread_kill */
         me = 1;
+        others = 0;
     }
-    if (me)
-        wc_proc_final_flush();
+    if (me && sig == SIGKILL)
+        wc_proc_final_flush();  /* (4) */
+    else if (others)
+        before_signal_others();
 }
 
 WC_EXPORT int raise(int sig)
@@ -682,6 +719,14 @@ WC_EXPORT int tgkill(pid_t tgid, pid_t tid, int sig)
 {
     wc_before_kill(WC_KILL_TGID, tgid, tid, sig);
     return (int)wc_ret(wc_raw_syscall(SYS_tgkill, tgid, tid, sig, 0, 0, 0));
+}
+
+WC_EXPORT int pidfd_send_signal(int pidfd, int sig, siginfo_t *info,
+                                unsigned int flags)
+{
+    wc_before_kill(WC_KILL_PIDFD, pidfd, 0, sig);
+    return (int)wc_ret(wc_raw_syscall(SYS_pidfd_send_signal, pidfd, sig,
+                                      (long)info, flags, 0, 0));
 }
 
 WC_EXPORT int sigqueue(pid_t pid, int sig, const union sigval val)

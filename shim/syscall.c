@@ -398,7 +398,7 @@ static long route(long nr, long a, long b, long c, long d, long e, long f,
         wc_proc_exit_flush();
         break;
     case SYS_exit:       return thread_exit(a);
-    /* SIGKILL to itself (signals.c invariant (4)) */
+    /* SIGKILL to itself, a signal to another (signals.c (4), (6)) */
     case SYS_kill:
     case SYS_rt_sigqueueinfo:
         wc_before_kill(WC_KILL_PID, a, 0, I(b));
@@ -409,6 +409,9 @@ static long route(long nr, long a, long b, long c, long d, long e, long f,
         break;
     case SYS_tkill:
         wc_before_kill(WC_KILL_TID, 0, a, I(b));
+        break;
+    case SYS_pidfd_send_signal:
+        wc_before_kill(WC_KILL_PIDFD, a, 0, I(b));
         break;
     /* limits the write path obeys (proc.c (5)) or the shim's own
      * descriptors live with (ownfd.c (2)) */

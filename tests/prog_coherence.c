@@ -24,6 +24,8 @@
  *               buffer), writes at and across the file system's largest
  *               offset (a short count, EFBIG)
  *   handle      open_by_handle_at with O_TRUNC of a file with cached bytes
+ *   signal      writes, then a signal to another process, by every call
+ *               that sends one: the receiver looks at the file's size
  *   sigro       a signal handler that interrupts the shim writes through a
  *               read-only description of a cached file (EBADF)
  *   inhapp      descriptors inherited from a shell without the shim, one
@@ -857,6 +859,93 @@ static void scen_sigro(void)
         "no signal");
     CALL("close", close(fd));
     CALL("close read-only", close(g_ro));
+}
+
+/* ---- a signal to another process --------------------------------------- */
+
+static volatile sig_atomic_t g_usr1;
+
+static void usr1_note(int sig)
+{
+    (void)sig;
+    g_usr1 = 1;
+}
+
+/* Each way of sending a signal to another process, after writes the
+ * shim caches: the receiver (a child made before anything was written)
+ * looks at the file's size when the signal comes, as a process woken by
+ * another's signal reads what it wrote (PostgreSQL's latches). */
+static void scen_signal(void)
+{
+    static const char *const how[] = {
+        "kill", "sigqueue", "tgkill", "tkill", "raw kill",
+        "pidfd_send_signal", "kill of the process group"};
+    enum { ROUNDS = sizeof how / sizeof *how };
+    int ack[2];
+    if (pipe(ack) != 0)
+        _exit(101);
+    sigset_t usr1, old;
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    sigprocmask(SIG_BLOCK, &usr1, &old);
+    signal(SIGUSR1, usr1_note);
+    fflush(stdout);
+    pid_t child = fork();
+    if (child < 0)
+        _exit(102);
+    if (child == 0) {
+        sigset_t wait_mask = old;
+        sigdelset(&wait_mask, SIGUSR1);
+        for (int r = 0; r < ROUNDS; r++) {
+            while (!g_usr1)
+                sigsuspend(&wait_mask);
+            g_usr1 = 0;
+            struct stat st;
+            long size = stat(path("sig"), &st) == 0 ? (long)st.st_size : -1;
+            say("OUT %s: the receiver sees %ld bytes", how[r], size);
+            if (write(ack[1], "k", 1) != 1)
+                _exit(103);
+        }
+        _exit(0);
+    }
+    int pidfd = (int)syscall(SYS_pidfd_open, child, 0);
+    int fd = xopen("sig", O_WRONLY | O_CREAT | O_TRUNC);
+    char rec[32];
+    fill(rec, 'q', sizeof rec);
+    for (int r = 0; r < ROUNDS; r++) {
+        for (int i = 0; i < 1000; i++)
+            if (write(fd, rec, sizeof rec) != (ssize_t)sizeof rec)
+                say("OUT short write %d", i);
+        union sigval v = {.sival_int = r};
+        switch (r) {
+        case 0: kill(child, SIGUSR1); break;
+        case 1: sigqueue(child, SIGUSR1, v); break;
+        case 2: syscall(SYS_tgkill, child, child, SIGUSR1); break;
+        case 3: syscall(SYS_tkill, child, SIGUSR1); break;
+        case 4: syscall(SYS_kill, child, SIGUSR1); break;
+        case 5: syscall(SYS_pidfd_send_signal, pidfd, SIGUSR1, NULL, 0);
+                break;
+        default: kill(0, SIGUSR1);  /* this one's blocked here */
+        }
+        char c;
+        if (read(ack[0], &c, 1) != 1)
+            say("OUT the receiver did not answer after %s", how[r]);
+    }
+    int st;
+    CALL("wait for the receiver", waitpid(child, &st, 0) == child &&
+                                      WIFEXITED(st) && !WEXITSTATUS(st));
+    CALL("close", close(fd));
+    close(pidfd);
+    close(ack[0]);
+    close(ack[1]);
+    sigset_t pend;
+    sigpending(&pend);
+    if (sigismember(&pend, SIGUSR1)) {      /* the group's: taken here */
+        int got;
+        sigwait(&usr1, &got);
+    }
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    signal(SIGUSR1, SIG_DFL);
 }
 
 /* ---- inherited descriptors of one file, one O_APPEND ------------------- */
@@ -1928,6 +2017,7 @@ int main(int argc, char **argv)
         {"reserve", scen_reserve},
         {"handle", scen_handle},
         {"sigro", scen_sigro},
+        {"signal", scen_signal},
         {"clone", scen_clone},
         {"clone_files", scen_clone_apart},
         {"clone_files_raw", scen_clone_apart},

@@ -228,6 +228,15 @@ Test(coherence, open_by_handle_truncates)
     differential("handle", NULL);
 }
 
+/* A signal to another process is a consistency point (signals.c
+ * invariant (6)): the receiver sees every byte written before it, by
+ * each call that sends one (a PostgreSQL standby read zeros where its
+ * WAL receiver had written, before it signalled: probe T). */
+Test(coherence, a_signal_to_another_process_comes_after_the_writes)
+{
+    differential_fast_too("signal");
+}
+
 /* A write a signal handler makes through a read-only description while
  * its thread is inside the shim is EBADF, as the kernel's (it was queued,
  * answered as written, and lost). */

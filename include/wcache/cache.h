@@ -106,6 +106,7 @@ enum wc_reason {
     WC_WHY_FORK,
     WC_WHY_EXEC,
     WC_WHY_EXIT,
+    WC_WHY_SIGNAL,       /* a signal to another process */
     WC_WHY_OTHER,        /* mmap, sendfile, fopen, ... */
     WC_WHY_COUNT
 };
