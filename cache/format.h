@@ -85,11 +85,15 @@
  *       there (its pad).
  *   (11) mnt_ns names the owner's mount namespace, set at creation (a
  *       process that changes its namespace stops caching first: shim/
- *       proc.c). Paths are replayed only by a process of the same
- *       namespace (wc_fmt_same_ns): a guard of another one, looking the
- *       path up in its own mounts, sent a private-/tmp service's bytes to
- *       a recovery file in the host's /tmp (probe Q). Each namespace has
- *       its own guard (shim/guard.c, cli_recover.c (G7)).
+ *       proc.c). Paths are replayed by a process of the same namespace
+ *       (wc_fmt_same_ns): a guard of another one, looking the path up in
+ *       its own mounts, sent a private-/tmp service's bytes to a recovery
+ *       file in the host's /tmp (probe Q). Each namespace has its own
+ *       guard (shim/guard.c, cli_recover.c (G7)); a file whose namespace
+ *       has no guard left is replayed by any (replay.h wc_replay_may_ns).
+ *       The number is the namespace's inode, which the kernel reuses: a
+ *       later namespace may take a dead one's files for its own, and
+ *       replays them as any would.
  */
 #ifndef WCACHE_FORMAT_H
 #define WCACHE_FORMAT_H

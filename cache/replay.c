@@ -739,6 +739,24 @@ uint64_t wc_replay_ns(int fd)
     return h.mnt_ns;
 }
 
+int wc_replay_may_ns(const char *dir, uint64_t mine, uint64_t theirs)
+{
+    if (wc_fmt_same_ns(mine, theirs))
+        return 1;
+    char lock[PATH_MAX + 48];
+    if (wc_fmt_guard_lock(lock, sizeof lock, dir, theirs) != 0)
+        return 0;
+    int e = errno;
+    int fd = wc_sys.open(lock, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY |
+                                   O_NONBLOCK);
+    int watched = fd >= 0 && wc_sys.flock(fd, LOCK_SH | LOCK_NB) != 0 &&
+                  errno == EWOULDBLOCK;
+    if (fd >= 0)
+        wc_sys.close(fd);       /* (releases a lock it got) */
+    errno = e;
+    return !watched;
+}
+
 int wc_replay_dead(int fd, const char *path, int log_fd,
                    struct wc_rp_result *out)
 {
@@ -770,9 +788,9 @@ static void sweep_one(const char *dir, const char *name, uint64_t *ns,
     if (*ns == WC_RP_NS_ASK)
         *ns = wc_fmt_mnt_ns(wc_sys.stat);
     if (wc_sys.flock(fd, LOCK_EX | LOCK_NB) != 0 ||         /* (2) */
-        !wc_fmt_same_ns(*ns, wc_replay_ns(fd))) {
-        wc_sys.close(fd);       /* alive, being replayed, or another
-                                   mount namespace's */
+        !wc_replay_may_ns(dir, *ns, wc_replay_ns(fd))) {
+        wc_sys.close(fd);       /* alive, being replayed, or left to the
+                                   guard of its mount namespace */
         return;
     }
     if (*lfd < 0) {

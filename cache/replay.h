@@ -69,6 +69,14 @@ int wc_replay_sweep(const char *dir, uint64_t ns);
  * its header; 0 when unknown or unreadable. */
 uint64_t wc_replay_ns(int fd);
 
+/* May a process of mount namespace `mine` replay a backing file of
+ * namespace `theirs` found in store directory dir (format.h (11))? The
+ * same namespace (or either unknown): yes. Another: only when no guard
+ * of that namespace watches dir (its lock, wc_fmt_guard_lock, is free):
+ * a namespace whose every process was killed, its guard with them,
+ * leaves no one else to replay it. */
+int wc_replay_may_ns(const char *dir, uint64_t mine, uint64_t theirs);
+
 /* Create the file beside `path` that bytes which may not go into it are
  * saved to: <path>.wcache-recovered.<pid>, or the first of <pid>.1 ..
  * <pid>.99 not taken (O_EXCL, O_NOFOLLOW, mode 0600); its name in

@@ -132,11 +132,10 @@ static int run(const char *given, int flags)
             uint64_t ns = sfd >= 0 ? wc_replay_ns(sfd) : 0;
             if (sfd >= 0)
                 close(sfd);
-            if (!wc_fmt_same_ns(own_ns, ns)) {      /* (G7) */
+            if (!wc_replay_may_ns(d[i], own_ns, ns)) {      /* (G7) */
                 fprintf(stderr, "wcache: %s: made in another mount "
-                        "namespace (mnt:[%llu]), whose paths this one does "
-                        "not see: left for `wcache recover` run there "
-                        "(nsenter -m)\n", path, (unsigned long long)ns);
+                        "namespace (mnt:[%llu]), whose guard watches it: "
+                        "left to it\n", path, (unsigned long long)ns);
                 status = 1;
                 continue;
             }
@@ -219,14 +218,23 @@ static int run(const char *given, int flags)
  *        was gone: five lines per program started, a guard.log of 800 KB
  *        in a day). A name that cannot be changed is remembered for the
  *        guard's life, as before.
- *   (G7) A guard watches the backing files of its own mount namespace
- *        only: its lock is dir/guard.<ns>.lock (wc_fmt_guard_lock; the
- *        program asks for the one of its namespace, and starts a guard
- *        there), and a file whose header names another namespace
- *        (cache/format.h (11)) is passed by in every sweep, and refused
- *        by `wcache recover` with a message: its paths mean what they say
- *        only there. A file of a namespace that is gone waits for a
- *        recover run where its paths are.
+ *   (G7) A guard watches the backing files of its own mount namespace:
+ *        its lock is dir/guard.<ns>.lock (wc_fmt_guard_lock; the program
+ *        asks for the one of its namespace, and starts a guard there),
+ *        and a dead owner's file whose header names another namespace
+ *        (cache/format.h (11)) is left to that namespace's guard while
+ *        one holds that namespace's lock (passed by in every sweep,
+ *        refused by `wcache recover` with a message): its paths mean what
+ *        they say only there. With no guard there (the namespace's
+ *        processes killed together, its guard with them: `unshare -m`,
+ *        a service's PrivateTmp= under a cgroup's kill), it is replayed
+ *        here like our own (wc_replay_may_ns): no one else would, and the
+ *        replay's checks (cache/replay.c (4)) write in place only where
+ *        the path names the very file here, else aside. Before, such a
+ *        file waited for a namespace that would never come back (probe
+ *        U: 3 of 3 runs kept none of 9,000 lines; a later namespace that
+ *        got the dead one's number replayed it after a restarted
+ *        service's records).
  */
 #define SWEEP_MS 250
 #define GUARD_LINGER_MS 1000    /* with no owner before leaving (G3) */
@@ -385,7 +393,7 @@ static int guard_sweep(struct guard *g)
             }
             continue;
         }
-        if (!wc_fmt_same_ns(g->ns, wc_replay_ns(fd))) {
+        if (!wc_replay_may_ns(g->dir, g->ns, wc_replay_ns(fd))) {
             close(fd);          /* (G7): another namespace's guard's */
             continue;
         }

@@ -61,6 +61,7 @@ struct run {
     const char *flush_ms;   /* WCACHE_FLUSH_MS, NULL: default */
     const char *store;      /* WCACHE_DIR, NULL: dir */
     int background;         /* WCACHE_BACKGROUND_NS=0 */
+    int own_ns;             /* in a mount namespace of its own */
     const char *prog;       /* the writer, NULL: prog_killwriter (same
                                arguments: prog_rename) */
     /* results */
@@ -158,6 +159,10 @@ static void start_writer(struct run *r)
             setenv("WCACHE_FLUSH_MS", r->flush_ms, 1);
         if (r->background)
             setenv("WCACHE_BACKGROUND_NS", "0", 1);
+        if (r->own_ns && (unshare(CLONE_NEWNS) != 0 ||
+                          mount(NULL, "/", NULL, MS_REC | MS_PRIVATE,
+                                NULL) != 0))
+            _exit(126);
         const char *prog = r->prog ? r->prog : WCT_PROG("prog_killwriter");
         execl(prog, prog, r->dir, seed, r->how, n, (char *)NULL);
         _exit(127);
@@ -652,6 +657,50 @@ Test(kill, a_preloaded_program_replays_the_dead_first, .init = setup,
     unlink(a);
     unlink(b);
     check_files(&r, "replayed by a preloaded program");
+}
+
+/* A writer in a mount namespace of its own (`unshare -m`, a service's
+ * PrivateTmp=) killed together with its guard, which was that namespace's
+ * (guard.c (2c)): no guard of that namespace is left, so the next program
+ * under the shim here replays its store before it runs, and so does
+ * `wcache recover` (cli_recover.c (G7)). Before, both passed it by as
+ * another namespace's, and it waited for good (probe U). */
+Test(kill, a_namespace_killed_whole_is_replayed_from_another, .init = setup,
+     .fini = kill_writers_and_clean, .timeout = 120)
+{
+    char *base = wct_scratch("kill");
+    for (int by_recover = 0; by_recover < 2; by_recover++) {
+        char dir[4300];
+        snprintf(dir, sizeof dir, "%s/%d", base, by_recover);
+        cr_assert_eq(mkdir(dir, 0700), 0);
+        struct run r = {.dir = dir, .seed = (uint64_t)time(NULL) + 7u *
+                        (uint64_t)by_recover, .how = "run", .sig = SIGKILL,
+                        .kill_after = 300, .kill_guard = 1, .own_ns = 1};
+        run_writer(&r);
+        cr_assert(WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGKILL,
+                  "writer: status %#x", r.status);
+        usleep(100000);
+        cr_assert_eq(wct_stores_left(dir), 1, "nothing left to replay");
+        struct wct_result res;
+        if (by_recover) {
+            const char *rec[] = {WCACHE_BIN, "recover", dir, NULL};
+            struct wct_spec s = {.argv = rec, .timeout_s = 60};
+            cr_assert_eq(wct_run(&s, &res), 0);
+        } else {
+            char store_env[4400];
+            snprintf(store_env, sizeof store_env, "WCACHE_DIR=%s", dir);
+            const char *env[] = {store_env, NULL};
+            cr_assert_eq(wct_sh(1, dir, env, 60, &res, "true"), 0);
+        }
+        cr_assert(wct_ok(&res), "%s: %s%s", by_recover ? "recover" : "sh",
+                  res.out, res.err);
+        wct_result_free(&res);
+        cr_assert_eq(wct_stores_left(dir), 0, "%s left the store of a "
+                     "namespace killed whole", by_recover ? "wcache "
+                     "recover" : "a program's start-up");
+        check_files(&r, by_recover ? "namespace gone, recover"
+                                   : "namespace gone, start-up");
+    }
 }
 
 /* Lines of guard.log in store dir d that say a backing file was kept. */
