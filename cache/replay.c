@@ -763,6 +763,8 @@ int wc_replay_dead(int fd, const char *path, int log_fd,
     int r = wc_replay_fd(fd, path, WC_RP_QUIET, log_fd, out);
     if (r >= 0 && !out->failed)
         return 0;
+    if (r == -EPERM)
+        return 2;               /* another user's: not ours to set aside */
     /* cli_recover.c (G6): renamed, so that no later sweep tries it again
      * (and logs it again). */
     char kept[PATH_MAX + 96];

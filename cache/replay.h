@@ -50,8 +50,9 @@ int wc_replay_fd(int fd, const char *path, int flags, int log_fd,
 /* A backing file whose owner is gone, its lock held by fd (closed on
  * return): replayed as wc_replay_fd does, or, when that cannot empty it,
  * renamed <path>.kept (shim/cli_recover.c (G6)) with a line in log_fd.
- * Returns 0 when replayed, 1 when kept under the new name, 2 when kept
- * under its own (the rename failed: the caller remembers it). */
+ * Returns 0 when replayed, 1 when kept under the new name, 2 when left
+ * under its own (the rename failed, or the file is another user's: the
+ * caller remembers it). */
 int wc_replay_dead(int fd, const char *path, int log_fd,
                    struct wc_rp_result *out /* OUT */);
 

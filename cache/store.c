@@ -118,7 +118,8 @@ static int user_dir(const char *base, char *out, size_t outlen, int create)
     struct wc_str p = wc_str_init(out, outlen);
     wc_str_add(&p, base);
     wc_str_add(&p, "/wcache-");
-    wc_str_num(&p, (unsigned)getuid(), 0, 0);
+    uid_t uid = getuid();
+    wc_str_num(&p, (unsigned)uid, 0, 0);
     if (p.over)
         return -ENAMETOOLONG;
     if (create && wc_sys.mkdir(out, 0700) < 0 && errno != EEXIST)
@@ -127,7 +128,7 @@ static int user_dir(const char *base, char *out, size_t outlen, int create)
         return -errno;
     if (!S_ISDIR(st.st_mode))
         return -ENOTDIR;
-    if (st.st_uid != getuid() || (st.st_mode & 077))
+    if (st.st_uid != uid || (st.st_mode & 077))
         return -EACCES;
     return 0;
 }

@@ -119,7 +119,9 @@
  *       only. A backing
  *       file a guard is replaying at that moment (its lock held) is
  *       passed by, not waited for. Not with WCACHE_GUARD=0 or the cache
- *       disabled (recovery is then left to `wcache recover`, as asked).
+ *       disabled (recovery is then left to `wcache recover`, as asked),
+ *       nor in a set-user-ID program (AT_SECURE: the directory is its
+ *       real user's, whose files its effective user's replay refuses).
  */
 #include <dlfcn.h>
 #include <fcntl.h>
@@ -129,6 +131,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <stdint.h>
@@ -426,7 +429,9 @@ void wc_guard_init(void)
 WC_ONCE
 void wc_guard_replay_dead(void)
 {
-    if (wc_cfg.guard)
+    /* Not in a set-user-ID program: its real user's directory holds
+     * files its effective user would only refuse. */
+    if (wc_cfg.guard && !getauxval(AT_SECURE))
         wc_cache_replay_dead(wc_cfg.cache.dir);
 }
 

@@ -274,6 +274,34 @@ Test(engine_store, kept_when_write_back_failed_then_replayed,
     close(fd);
 }
 
+/* A sweep (a program's start-up, `wcache --`: replay.h wc_replay_sweep)
+ * replays a dead process's backing file of its own user, and leaves one
+ * of another user's under its name: refused, not set aside as .kept,
+ * which no guard of that user would then read again. */
+Test(engine_store, sweep_replays_its_own_and_leaves_another_users,
+     .init = wct_setup, .fini = wct_teardown, .timeout = 30)
+{
+    const char *path = wct_path("target");
+    char store[4200], dir[4200], kept[4300];
+    kept_store(path, store, sizeof store);
+    snprintf(dir, sizeof dir, "%s", store);
+    *strrchr(dir, '/') = 0;
+    snprintf(kept, sizeof kept, "%s.kept", store);
+    if (chown(store, 65534, 65534) != 0)
+        cr_skip_test("chown: %s (needs root)", strerror(errno));
+    wc_replay_sweep(dir, WC_RP_NS_ASK);
+    cr_assert_eq(access(store, F_OK), 0, "another user's file was moved");
+    cr_assert_neq(access(kept, F_OK), 0, "another user's file set aside");
+    cr_assert_eq(chown(store, getuid(), getgid()), 0);
+    cr_assert_eq(wc_replay_sweep(dir, WC_RP_NS_ASK), 1);
+    cr_assert_neq(access(store, F_OK), 0, "its own file was not replayed");
+    char buf[16] = {0};
+    int fd = open(path, O_RDONLY);
+    cr_assert_eq(pread(fd, buf, sizeof buf, 0), 10);
+    cr_assert_str_eq(buf, "kept data\n");
+    close(fd);
+}
+
 Test(engine_store, removed_when_clean, .init = wct_setup,
      .fini = wct_teardown, .timeout = 30)
 {
