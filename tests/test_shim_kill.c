@@ -313,15 +313,23 @@ static void check_stream(const char *path, uint64_t seed, long acked,
     free(f);
 }
 
-static void check_files(struct run *r, const char *what)
+/* dir/a<suffix> and dir/b<suffix> hold streams seed and seed + 1 as
+ * check_stream says; then they go. */
+static void check_pair(const char *dir, const char *suffix, uint64_t seed,
+                       long acked, const char *what)
 {
-    char a[4300], b[4300];
-    snprintf(a, sizeof a, "%s/a", r->dir);
-    snprintf(b, sizeof b, "%s/b", r->dir);
-    check_stream(a, r->seed, r->acked, what);
-    check_stream(b, r->seed + 1, r->acked, what);
+    char a[4400], b[4400];
+    snprintf(a, sizeof a, "%s/a%s", dir, suffix);
+    snprintf(b, sizeof b, "%s/b%s", dir, suffix);
+    check_stream(a, seed, acked, what);
+    check_stream(b, seed + 1, acked, what);
     unlink(a);
     unlink(b);
+}
+
+static void check_files(struct run *r, const char *what)
+{
+    check_pair(r->dir, "", r->seed, r->acked, what);
 }
 
 static void setup(void)
@@ -550,11 +558,7 @@ Test(kill, a_private_mount_namespace_has_its_own_guard, .init = setup,
         usleep(5000);
     cr_assert_eq(wct_stores_left(store), 1, "the killed writer's backing "
                  "file was not replayed in 15 s");
-    char a[4400], b[4400];
-    snprintf(a, sizeof a, "%s/a", real);
-    snprintf(b, sizeof b, "%s/b", real);
-    check_stream(a, r.seed, r.acked, "namespace's writer");
-    check_stream(b, r.seed + 1, r.acked, "namespace's writer");
+    check_pair(real, "", r.seed, r.acked, "namespace's writer");
     h.sig = SIGKILL;
     end_writer(&h, SIGKILL);
     wait_guard(store);
@@ -649,13 +653,8 @@ Test(kill, a_preloaded_program_replays_the_dead_first, .init = setup,
     wct_result_free(&res);
     cr_assert_eq(wct_stores_left(dir), 0, "a program started with the "
                  "dead one's store not replayed");
-    char a[4300], b[4300];
-    snprintf(a, sizeof a, "%s/a.copy", dir);
-    snprintf(b, sizeof b, "%s/b.copy", dir);
-    check_stream(a, r.seed, r.acked, "what the preloaded program read");
-    check_stream(b, r.seed + 1, r.acked, "what the preloaded program read");
-    unlink(a);
-    unlink(b);
+    check_pair(dir, ".copy", r.seed, r.acked,
+               "what the preloaded program read");
     check_files(&r, "replayed by a preloaded program");
 }
 
