@@ -374,6 +374,7 @@ uint64_t wc_cache_mnt_ns(const struct wc_cache *c)
     return c->store.hdr->mnt_ns;
 }
 
+__attribute__((cold))      /* start-up: replay.c wc_replay_sweep */
 int wc_cache_replay_dead(const char *dir)
 {
     char d[PATH_MAX];

@@ -775,12 +775,15 @@ int wc_replay_dead(int fd, const char *path, int log_fd,
     return named ? 1 : 2;
 }
 
-/* The sweep's look at one entry of its directory (wc_replay_sweep). */
+/* The sweep's look at one entry of its directory (wc_replay_sweep).
+ * Not a backing file's name: no sscanf (whose code a process that never
+ * scans would fault in at start-up). */
+__attribute__((cold))
 static void sweep_one(const char *dir, const char *name, uint64_t *ns,
                       int *lfd, int *n)
 {
     char path[PATH_MAX + 80];
-    if (!wc_fmt_name_pid(name) ||
+    if (strncmp(name, "cache.", 6) != 0 || !wc_fmt_name_pid(name) ||
         snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path)
         return;                 /* not one, or a kept one */
     int fd = wc_sys.open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY |
@@ -808,7 +811,10 @@ static void sweep_one(const char *dir, const char *name, uint64_t *ns,
 
 /* Read with getdents64 into a buffer on the stack: a program's start-up
  * (wc_cache_replay_dead) pays no malloc arena and no 32 KiB buffer of
- * opendir's for a directory of a few names. */
+ * opendir's for a directory of a few names. `cold`, as every function a
+ * program's start-up runs: placed together with the others, a page fault
+ * fewer each (shim/shim.h WC_ONCE). */
+__attribute__((cold))
 int wc_replay_sweep(const char *dir, uint64_t ns)
 {
     int dfd = wc_sys.openat(AT_FDCWD, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -111,7 +111,9 @@ static void populate(struct wc_store *s, uint64_t off, uint64_t len)
 }
 
 /* <base>/wcache-<uid>: created 0700 (with `create`), or checked to be
- * ours and private. */
+ * ours and private. `cold` with pick_dir and wc_store_dir: a program's
+ * start-up runs them (replay.c wc_replay_sweep). */
+__attribute__((cold))
 static int user_dir(const char *base, char *out, size_t outlen, int create)
 {
     struct stat st;
@@ -133,6 +135,7 @@ static int user_dir(const char *base, char *out, size_t outlen, int create)
     return 0;
 }
 
+__attribute__((cold))
 static int pick_dir(const char *want, char *out, size_t outlen, int create)
 {
     if (want)
@@ -150,6 +153,7 @@ static int pick_dir(const char *want, char *out, size_t outlen, int create)
     return r;
 }
 
+__attribute__((cold))
 int wc_store_dir(const char *dir, char *out, size_t outlen)
 {
     return pick_dir(dir, out, outlen, 0);
