@@ -757,6 +757,13 @@ int wc_replay_may_ns(const char *dir, uint64_t mine, uint64_t theirs)
     return !watched;
 }
 
+int wc_replay_log_open(const char *dir, char *log, size_t cap)
+{
+    snprintf(log, cap, "%s/guard.log", dir);
+    return wc_sys.open(log, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW |
+                                O_CLOEXEC, 0600);
+}
+
 int wc_replay_dead(int fd, const char *path, int log_fd,
                    struct wc_rp_result *out)
 {
@@ -800,9 +807,7 @@ static void sweep_one(const char *dir, const char *name, uint64_t *ns,
     }
     if (*lfd < 0) {
         char log[PATH_MAX + 16];
-        snprintf(log, sizeof log, "%s/guard.log", dir);
-        *lfd = wc_sys.open(log, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW |
-                                    O_CLOEXEC, 0600);
+        *lfd = wc_replay_log_open(dir, log, sizeof log);
     }
     struct wc_rp_result res;
     wc_replay_dead(fd, path, *lfd, &res);       /* closes fd */

@@ -47,6 +47,10 @@ int wc_replay(const char *path, int flags, int log_fd,
 int wc_replay_fd(int fd, const char *path, int flags, int log_fd,
                  struct wc_rp_result *out /* OUT */);
 
+/* Open the log of store directory dir (dir/guard.log, appended to, made
+ * 0600), its path in log[cap]: a descriptor, or -1. */
+int wc_replay_log_open(const char *dir, char *log, size_t cap);
+
 /* A backing file whose owner is gone, its lock held by fd (closed on
  * return): replayed as wc_replay_fd does, or, when that cannot empty it,
  * renamed <path>.kept (shim/cli_recover.c (G6)) with a line in log_fd.

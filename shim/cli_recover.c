@@ -328,9 +328,7 @@ static void guard_replay(struct guard *g, int fd, const char *path,
                          const char *name)
 {
     char log[PATH_MAX + 16];
-    snprintf(log, sizeof log, "%s/guard.log", g->dir);
-    int lfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW |
-                            O_CLOEXEC, 0600);
+    int lfd = wc_replay_log_open(g->dir, log, sizeof log);
     struct wc_rp_result res;
     if (wc_replay_dead(fd, path, lfd, &res) == 2 && g->nkept < GUARD_MAX)
         memcpy(g->kept[g->nkept++], name, strlen(name) + 1);   /* (G6) */

@@ -490,7 +490,6 @@ static ssize_t read_common(int fd, struct wc_desc *d, const struct iovec *iov,
     return wc_ret_keep(r, e);
 }
 
-/* The kernel-only path for v2 flags the cache does not serve. */
 /* Invariant (7): the positional calls a seccomp filter the program
  * inherited refuses (EPERM, ENOSYS), asked once when the cache is made,
  * each with a descriptor the kernel rejects (EBADF: nothing read or
@@ -521,6 +520,9 @@ static inline int refused(int which)
                     (1 << which));
 }
 
+/* The kernel-only path: for v2 flags the cache does not serve, and for a
+ * positional call the filter refuses (invariant (7)). `vec`: the program's
+ * call took an iovec array (wc_kernel_rw_locked). */
 static ssize_t to_kernel(int fd, struct wc_desc *d, int write,
                          const struct iovec *iov, int iovcnt, off_t pos,
                          int flags, int vec)

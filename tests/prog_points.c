@@ -1548,9 +1548,6 @@ static void other_act(struct other o)
     say("OUT child %d", st);
 }
 
-/* The same change by another process, then the stat family first: each
- * call gives the kernel's size (a library below the shim that makes its
- * fstat through __fxstat, tests/so_below.c, reached the shim twice). */
 /* A SIGSEGV handler of the program's, with SIGUSR1 in its sa_mask and
  * without SA_NODEFER, left with siglongjmp and no saved mask: inside it,
  * and after, SIGSEGV and SIGUSR1 are blocked, as the kernel set them.
@@ -1595,14 +1592,25 @@ static void s_segv_mask(void)
     check("closed", "sm");
 }
 
-static void s_other_stat(void)
+/* File `name` made empty, 40 one-byte writes of ours, then a pwrite of
+ * another process at 8000: our descriptor of it. */
+static int changed_by_another(const char *name)
 {
-    close(xopen("os", O_RDWR | O_CREAT | O_TRUNC));
-    struct other o = other_child("os", 0);
-    int fd = xopen("os", O_RDWR);
+    close(xopen(name, O_RDWR | O_CREAT | O_TRUNC));
+    struct other o = other_child(name, 0);
+    int fd = xopen(name, O_RDWR);
     for (int i = 0; i < 40; i++)
         RESULT("write", write(fd, "a", 1));
     other_act(o);
+    return fd;
+}
+
+/* The same change by another process, then the stat family first: each
+ * call gives the kernel's size (a library below the shim that makes its
+ * fstat through __fxstat, tests/so_below.c, reached the shim twice). */
+static void s_other_stat(void)
+{
+    int fd = changed_by_another("os");
     struct stat st;
     RESULT("fstat", fstat(fd, &st));
     say("OUT fstat size %lld", (long long)st.st_size);
@@ -1618,12 +1626,7 @@ static void s_other_stat(void)
 
 static void s_other_process(void)
 {
-    close(xopen("op", O_RDWR | O_CREAT | O_TRUNC));
-    struct other o = other_child("op", 0);
-    int fd = xopen("op", O_RDWR);
-    for (int i = 0; i < 40; i++)
-        RESULT("write", write(fd, "a", 1));
-    other_act(o);
+    int fd = changed_by_another("op");
     struct stat st;
     RESULT("SEEK_END", lseek(fd, 0, SEEK_END));
     RESULT("fstat", fstat(fd, &st));
@@ -1636,7 +1639,7 @@ static void s_other_process(void)
     check("closed", "op");
 
     close(xopen("ct", O_RDWR | O_CREAT | O_TRUNC));
-    o = other_child("ct", 1);
+    struct other o = other_child("ct", 1);
     fd = xopen("ct", O_RDWR);
     for (int i = 0; i < 20; i++)
         RESULT("line", write(fd, "0123456789", 10));
