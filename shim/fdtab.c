@@ -65,8 +65,11 @@
  *       through an interposed call are CACHED (attached) if the file is
  *       already in the cache, else WATCH, and become CACHED when the file
  *       comes into the cache through another description (so their reads
- *       see the cached bytes) or by their own writes (6); they become
- *       WATCH again when the file leaves the cache (8). O_DIRECT, O_SYNC,
+ *       see the cached bytes) or by their own writes (6), all of them
+ *       before any description of the file caches a byte (attach_watchers'
+ *       two passes, registry.c invariant (5): a WATCH description's kernel
+ *       write must not move the end a cached append was placed by); they
+ *       become WATCH again when the file leaves the cache (8). O_DIRECT, O_SYNC,
  *       O_DSYNC, O_PATH, mmapped files, excluded paths pass through
  *       (after a flush when the file is cached).
  *   (4) Every CACHED or THROUGH description holds one reference to its
@@ -177,6 +180,7 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -323,6 +327,7 @@ static struct wc_desc *desc_alloc(void)
     d->wlo = d->whi = 0;
     d->backoff = 0;
     d->rent = 0;
+    __atomic_store_n(&d->pending, 0, __ATOMIC_RELAXED);
     d->fstype = 0;
     __atomic_store_n(&d->guard, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&d->cell, NULL, __ATOMIC_RELAXED);
@@ -505,16 +510,67 @@ void wc_ident_locked(int fd, struct wc_desc *d)
     ident_stat_locked(fd, d, &st);
 }
 
-/* A writable open brought (dev, ino) into the cache: attach the WATCH
- * descriptions of that file, at their kernel offsets. */
+/* (dev, ino) came into the cache (its entry claimed by this thread:
+ * registry.c invariant (5)): attach its WATCH descriptions, at their
+ * kernel offsets. In two passes, so that no description of the file
+ * caches before every WATCH one has stopped writing to the kernel:
+ *
+ *   pass 1: each WATCH description of the file, locked (a call of the
+ *           program's on it in progress ends first), is marked pending;
+ *           the program's later calls on it wait (wc_desc_lock_entry);
+ *           then the engine forgets the size it asked when it made the
+ *           file (their writes may have moved it since)
+ *   pass 2: each pending one is attached (CACHED, or THROUGH when shared)
+ *           and unmarked; the description whose adoption or open made the
+ *           entry was marked there, and is unmarked here
+ *
+ * Attached one by one in a single pass, one attached early cached an
+ * append at the end the kernel gave while one not reached yet wrote its
+ * first records there through the kernel: the append was written back
+ * after them, elsewhere than the lseek it had answered. */
+/* The meeting point of a WATCH description installed while its file
+ * comes into the cache: each side stores (the slot; the registry entry),
+ * then does this read-modify-write of one variable, then loads what the
+ * other stored. Whichever comes second in g_nwatch's order sees the
+ * other's store, so a description is attached by one side or the other. */
+static int watch_sync(void)
+{
+    return __atomic_fetch_add(&g_nwatch, 0, __ATOMIC_SEQ_CST);
+}
+
+static int invalidate_cb(struct wc_file *f, void *arg)
+{
+    (void)arg;
+    return wc_file_invalidate(f, WC_WHY_OTHER);
+}
+
 static void attach_watchers(struct wc_cache *c, dev_t dev, ino_t ino)
 {
     struct wc_desc *d;
-    for (unsigned fd = 0; (d = next_locked(&fd, NULL)); fd++) {
+    int marked = 0;
+    /* (g_nwatch counts every WATCH description: none, no pass 1.) */
+    int any = watch_sync();
+    for (unsigned fd = 0; any && (d = next_locked(&fd, NULL)); fd++) {
         if (d->mode == WC_D_WATCH)
             wc_ident_locked((int)fd, d);
         if (d->mode == WC_D_WATCH && d->dev == dev && d->ino == ino) {
-            struct wc_file *f = file_get(c, (int)fd, NULL, -1);
+            __atomic_store_n(&d->pending, 1, __ATOMIC_RELAXED);
+            marked = 1;
+        }
+        wc_blk_unlock(&d->lock);
+    }
+    if (marked)
+        (void)wc_reg_apply(dev, ino, invalidate_cb, NULL);
+    unsigned hi = wc_fd_tracked_hi();
+    for (unsigned fd = 0; fd < hi; fd++) {
+        d = __atomic_load_n(&wc_fds[fd], __ATOMIC_ACQUIRE);
+        if (!wc_desc_is(d) || !__atomic_load_n(&d->pending, __ATOMIC_RELAXED) ||
+            wc_desc_lock((int)fd, d))
+            continue;
+        if (d->pending && d->dev == dev && d->ino == ino) {
+            struct wc_file *f = d->mode == WC_D_WATCH
+                                    ? file_get(c, (int)fd, NULL, -1)
+                                    : NULL;
             if (f) {
                 off_t k = wc_k_lseek((int)fd, 0, SEEK_CUR);
                 d->file = f;
@@ -525,9 +581,17 @@ static void attach_watchers(struct wc_cache *c, dev_t dev, ino_t ino)
                                                           : WC_D_CACHED;
                 __atomic_sub_fetch(&g_nwatch, 1, __ATOMIC_RELAXED);
             }
+            __atomic_store_n(&d->pending, 0, __ATOMIC_RELEASE);
         }
         wc_blk_unlock(&d->lock);
     }
+}
+
+void wc_desc_pending_wait(int fd, struct wc_desc *d)
+{
+    while (__atomic_load_n(&d->pending, __ATOMIC_ACQUIRE) &&
+           __atomic_load_n(&wc_fds[fd], __ATOMIC_ACQUIRE) == d)
+        sched_yield();
 }
 
 static unsigned long fs_type(int fd, struct wc_desc *d);
@@ -570,14 +634,20 @@ int wc_desc_adopt_locked(int fd, struct wc_desc *d, size_t len)
     struct wc_file *f = file_get(c, fd, fresh ? &st : NULL, fl);
     if (!f)
         return 0;
+    int rf = wc_reg_add(d->dev, d->ino, f);
+    if (rf & WC_REG_BUSY) {
+        wc_file_put(f);         /* another thread's adoption attaches it */
+        return WC_ADOPT_WAIT;
+    }
     off_t k = wc_k_lseek(fd, 0, SEEK_CUR);
     d->append = fl >= 0 && (fl & O_APPEND);
     d->file = f;
     d->pos = k < 0 ? 0 : k;
     d->kstale = 0;
-    int rf = wc_reg_add(d->dev, d->ino, f);
     __atomic_sub_fetch(&g_nwatch, 1, __ATOMIC_RELAXED);
     d->mode = WC_D_CACHED;
+    if (rf & WC_REG_FRESH)      /* until attach_watchers is done */
+        __atomic_store_n(&d->pending, 1, __ATOMIC_RELAXED);
     if (!d->shared && !d->stdio) {
         /* As a writable open of a file in the cache would be. */
         if (rf & WC_REG_THROUGH)
@@ -597,16 +667,6 @@ int wc_desc_adopt_locked(int fd, struct wc_desc *d, size_t len)
     wc_desc_share_locked(fd, d, WC_WHY_OTHER);
     wc_reg_mark_through(d->dev, d->ino);
     return WC_ADOPT_ATTACH;
-}
-
-/* The meeting point of a WATCH description installed while its file
- * comes into the cache: each side stores (the slot; the registry entry),
- * then does this read-modify-write of one variable, then loads what the
- * other stored. Whichever comes second in g_nwatch's order sees the
- * other's store, so a description is attached by one side or the other. */
-static int watch_sync(void)
-{
-    return __atomic_fetch_add(&g_nwatch, 0, __ATOMIC_SEQ_CST);
 }
 
 int wc_fd_handover(int fd, dev_t *dev, ino_t *ino, struct wc_cell **cp)
@@ -648,8 +708,9 @@ unsigned wc_fd_tracked_hi(void)
 void wc_desc_adopted(dev_t dev, ino_t ino)
 {
     struct wc_cache *c = __atomic_load_n(&wc_cachep, __ATOMIC_ACQUIRE);
-    if (watch_sync() && c)
+    if (c)
         attach_watchers(c, dev, ino);
+    wc_reg_attached(dev, ino);
 }
 
 static int truncate_cb(struct wc_file *f, void *arg)
@@ -827,8 +888,10 @@ void wc_fd_opened_known(int fd, int dirfd, const char *path, int flags,
             st.st_dev = d->dev;
             st.st_ino = d->ino;
             wc_blk_unlock(&d->lock);
-            if (wc_reg_has(st.st_dev, st.st_ino))
+            if (wc_reg_claim(st.st_dev, st.st_ino)) {
                 attach_watchers(c, st.st_dev, st.st_ino);
+                wc_reg_attached(st.st_dev, st.st_ino);
+            }
         }
         return;
     }
@@ -843,12 +906,20 @@ void wc_fd_opened_known(int fd, int dirfd, const char *path, int flags,
     if (!c)
         return;
     /* What open was asked is what F_GETFL would say of these bits. */
-    struct wc_file *f =
-        file_get(c, fd, &st,
-                 flags & (O_ACCMODE | O_APPEND | O_PATH | O_TRUNC));
-    if (!f)
-        return;
+    struct wc_file *f;
+    int rf;
+    for (;;) {
+        f = file_get(c, fd, &st,
+                     flags & (O_ACCMODE | O_APPEND | O_PATH | O_TRUNC));
+        if (!f)
+            return;
+        if (!((rf = wc_reg_add(st.st_dev, st.st_ino, f)) & WC_REG_BUSY))
+            break;
+        wc_file_put(f);         /* registry.c invariant (5) */
+        wc_reg_wait(st.st_dev, st.st_ino);
+    }
     if (!(d = desc_alloc())) {
+        wc_reg_drop(st.st_dev, st.st_ino);
         wc_file_put(f);
         return;
     }
@@ -858,9 +929,10 @@ void wc_fd_opened_known(int fd, int dirfd, const char *path, int flags,
     d->file = f;
     d->dev = st.st_dev;
     d->ino = st.st_ino;
-    int rf = wc_reg_add(st.st_dev, st.st_ino, f);
     if (rf & WC_REG_THROUGH)
         d->mode = WC_D_THROUGH;
+    if (rf & WC_REG_FRESH)      /* until attach_watchers is done */
+        d->pending = 1;
     if (flags & O_TRUNC) {
         /* The kernel truncated the file at open; drop what the cache still
          * holds for it (a flush that raced with the open is undone by the
@@ -1330,6 +1402,7 @@ void wc_after_fork_child(void)
          * the file was flushed by the parent before fork. A description
          * that appears in several slots is visited several times. */
         wc_blk_reset(&d->lock);
+        d->pending = 0;         /* its scan's thread is not here */
         if (d->mode != WC_D_WATCH) {
             d->mode = WC_D_WATCH;
             d->file = NULL;
@@ -1355,8 +1428,10 @@ void wc_unlock_all_in_child(void)
     unsigned hi = __atomic_load_n(&g_fd_hi, __ATOMIC_RELAXED);
     for (unsigned fd = 0; fd < hi && hi <= wc_nfds; fd++) {
         struct wc_desc *d = wc_fds[fd];
-        if (wc_desc_is(d))
+        if (wc_desc_is(d)) {
             wc_blk_reset(&d->lock);
+            d->pending = 0;
+        }
     }
     if (wc_cachep)
         wc_cache_unlock_all(wc_cachep);     /* an unfinished write undone */

@@ -394,6 +394,10 @@ again:
         dev_t dev = d->dev;
         ino_t ino = d->ino;
         desc_leave(d, held);
+        if (adopt == WC_ADOPT_WAIT) {
+            wc_reg_wait(dev, ino);      /* registry.c invariant (5) */
+            goto again;
+        }
         if (adopt == WC_ADOPT_NEED_CACHE) {
             wc_cache_get();
             made = 1;

@@ -229,6 +229,12 @@ struct wc_desc {
                                  (wcache/blk.h, io.c fast_write) */
     int refs;                 /* slots + lookup references (atomic) */
     int mode;                 /* enum wc_mode */
+    int pending;              /* its file is coming into the cache: the
+                                 program's calls on it wait until the
+                                 scan that set it has attached every
+                                 WATCH description of the file (fdtab.c
+                                 attach_watchers; set and cleared under
+                                 `lock`, read without it by waiters) */
     int accmode;              /* O_RDONLY / O_WRONLY / O_RDWR */
     int append;               /* O_APPEND is set (F_SETFL may change it) */
     int kstale;               /* kernel offset may differ from pos */
@@ -398,12 +404,21 @@ static inline int wc_desc_lock(int fd, struct wc_desc *d)
  * (fdtab.c invariant (1b)), so that the caller's fallback to the kernel
  * comes after it, as a call made after the close. */
 void wc_fd_close_wait(int fd);
+/* ...and when d is `pending`, the call waits, unlocked, until it is not
+ * (fdtab.c attach_watchers). */
+void wc_desc_pending_wait(int fd, struct wc_desc *d);
 static inline int wc_desc_lock_entry(int fd, struct wc_desc *d)
 {
-    if (likely(!wc_desc_lock(fd, d)))
-        return 0;
-    wc_fd_close_wait(fd);
-    return -1;
+    for (;;) {
+        if (unlikely(wc_desc_lock(fd, d))) {
+            wc_fd_close_wait(fd);
+            return -1;
+        }
+        if (likely(!d->pending))
+            return 0;
+        wc_blk_unlock(&d->lock);
+        wc_desc_pending_wait(fd, d);
+    }
 }
 
 /* Allocate the table (constructor). Returns 0 or -errno. */
@@ -504,11 +519,20 @@ ssize_t wc_kernel_rw_locked(int fd, struct wc_desc *d, int write,
                             int flags, int vec);
 /* The rest of the registry (registry.c): its memory (0 or -ENOMEM); a
  * description's reference to the file added (WC_REG_FRESH if the file was
- * not in it before, | WC_REG_THROUGH if it is marked through) or dropped;
- * is the file in it; mark it through for good; after fork. */
-enum { WC_REG_FRESH = 1, WC_REG_THROUGH = 2 };
+ * not in it before: the entry is then claimed by the calling thread until
+ * wc_reg_attached; | WC_REG_THROUGH if it is marked through; WC_REG_BUSY,
+ * no reference taken, when another thread's claim holds it: wc_reg_wait,
+ * then try again) or dropped; is the file in it; mark it through for
+ * good; after fork. */
+enum { WC_REG_FRESH = 1, WC_REG_THROUGH = 2, WC_REG_BUSY = 4 };
 int wc_reg_init(void);
 int wc_reg_add(dev_t dev, ino_t ino, struct wc_file *f);
+/* registry.c invariant (5): claim (dev, ino)'s entry once no other thread
+ * holds it (1; 0 when there is no entry); give the caller's claim back;
+ * wait until no other thread's claim holds it. */
+int wc_reg_claim(dev_t dev, ino_t ino);
+void wc_reg_attached(dev_t dev, ino_t ino);
+void wc_reg_wait(dev_t dev, ino_t ino);
 void wc_reg_drop(dev_t dev, ino_t ino);
 /* A description lets go of f, its file (dev, ino): its registry reference,
  * then its engine reference (wc_file_put_fd with fd >= 0, else
@@ -641,10 +665,12 @@ void wc_consistency_all(enum wc_reason why, int how, int exec_only);
  * WC_ADOPT_RENT: d stays WATCH and this write goes to the kernel, timed
  * into wc_rent_ns (fdtab.c invariant (6b)); WC_ADOPT_COUNTED: d stays
  * WATCH and this write, counted among the file's first (6), goes to the
- * kernel, timed for wc_watch_took; 0: d stays WATCH, the write goes to
- * the kernel. */
+ * kernel, timed for wc_watch_took; WC_ADOPT_WAIT: another thread is
+ * bringing the file into the cache (registry.c invariant (5)): the
+ * caller unlocks d, waits (wc_reg_wait) and starts the call again; 0: d
+ * stays WATCH, the write goes to the kernel. */
 enum { WC_ADOPT_DONE = 1, WC_ADOPT_ATTACH = 2, WC_ADOPT_NEED_CACHE = 3,
-       WC_ADOPT_RENT = 4, WC_ADOPT_COUNTED = 5 };
+       WC_ADOPT_RENT = 4, WC_ADOPT_COUNTED = 5, WC_ADOPT_WAIT = 6 };
 /* Nanoseconds this process's writes refused by WC_ADOPT_RENT took in the
  * kernel (atomic; fdtab.c invariant (6b)). */
 extern uint64_t wc_rent_ns;

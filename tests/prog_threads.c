@@ -77,6 +77,15 @@
  *             returned 1 must be in the file (a write after the close
  *             gets EBADF). Prints "closerace lost N in M rounds" and
  *             removes the file
+ *   adoptrace RECORDS/ADOPT_RECS rounds (at least one), each on a new
+ *             file DIR/out.<round>: every thread opens an O_APPEND
+ *             description of its own, and all start together, each
+ *             appending ADOPT_RECS records and noting where lseek says
+ *             each ended (under the shim the file comes into the cache at
+ *             one description's 9th write while the others still write
+ *             their first ones to the kernel: fdtab.c attach_watchers).
+ *             Every record must be where its lseek said; "adoptrace-bad
+ *             N" counts the rounds where one is not; the files are removed
  *   forkstorm writer threads append to their own files while the main
  *             thread forks RECORDS/100 children in a row; each child
  *             writes a file of its own and _exits. A child that hangs
@@ -279,6 +288,68 @@ static int handover(void)
         unlink(path);
     }
     printf("handover-bad %d\nerrors %d\n", failed, errors);
+    return failed || errors ? 1 : 0;
+}
+
+/* Mode "adoptrace" (the header). */
+#define ADOPT_RECS 24
+static pthread_barrier_t adopt_start;
+static long adopt_ends[64][ADOPT_RECS];
+static const char *adopt_path;
+
+static void *adopt_writer(void *arg)
+{
+    int t = (int)(long)arg;
+    char buf[REC + 1];
+    int fd = open(adopt_path, O_WRONLY | O_APPEND);
+    if (fd < 0)
+        bad();
+    pthread_barrier_wait(&adopt_start);
+    for (int s = 0; s < ADOPT_RECS && fd >= 0; s++) {
+        record(buf, t, s);
+        if (write(fd, buf, REC) != REC)
+            bad();
+        adopt_ends[t][s] = lseek(fd, 0, SEEK_CUR);
+    }
+    if (fd >= 0 && close(fd) != 0)
+        bad();
+    return NULL;
+}
+
+static int adopt_race(void)
+{
+    int rounds = nrecs / ADOPT_RECS, failed = 0;
+    if (rounds < 1)
+        rounds = 1;
+    pthread_barrier_init(&adopt_start, NULL, (unsigned)nthreads);
+    for (int r = 0; r < rounds; r++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/out.%d", dir, r);
+        adopt_path = path;
+        int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+        if (fd < 0 || close(fd) != 0) {
+            perror(path);
+            return 1;
+        }
+        run_all(adopt_writer);
+        fd = open(path, O_RDONLY);
+        int misplaced = fd < 0;
+        char want[REC + 1], got[REC];
+        for (int t = 0; t < nthreads && fd >= 0; t++)
+            for (int s = 0; s < ADOPT_RECS; s++) {
+                record(want, t, s);
+                if (pread(fd, got, REC, adopt_ends[t][s] - REC) != REC ||
+                    memcmp(got, want, REC) != 0)
+                    misplaced++;
+            }
+        if (fd >= 0)
+            close(fd);
+        if (misplaced)
+            failed++;
+        unlink(path);
+    }
+    pthread_barrier_destroy(&adopt_start);
+    printf("adoptrace-bad %d\nerrors %d\n", failed, errors);
     return failed || errors ? 1 : 0;
 }
 
@@ -629,6 +700,8 @@ int main(int argc, char **argv)
         return fork_storm();
     if (strcmp(mode, "handover") == 0)
         return handover();
+    if (strcmp(mode, "adoptrace") == 0)
+        return adopt_race();
     char path[4096];
     snprintf(path, sizeof path, "%s/out", dir);
     if (strcmp(mode, "cell") == 0)

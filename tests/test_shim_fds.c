@@ -437,6 +437,12 @@ Test(tsan, threads_dup_while_adopted)
 {
     tsan_threads_env("dup", "WCACHE_MIN_WRITES=");
 }
+/* Four threads open the file and append while it comes into the cache
+ * under them (the default WCACHE_MIN_WRITES): fdtab.c attach_watchers. */
+Test(tsan, threads_open_while_adopted)
+{
+    tsan_threads_env("adoptrace", "WCACHE_MIN_WRITES=");
+}
 Test(tsan, threads_shared_offset) { tsan_threads("shared"); }
 Test(tsan, threads_dup) { tsan_threads("dup"); }
 Test(tsan, threads_stdout_guard_and_fences) { tsan_threads("stdout"); }

@@ -232,6 +232,8 @@ Test(threads, biased_locks_stress_build)
     run_threads("stdout", 4, 10000, NULL);
     run_threads("ownappend", 4, 10000, NULL);
     run_threads("ownappend", 3, 10000, flush);
+    const char *dflt[] = {"WCACHE_MIN_WRITES=", "WCACHE_SETUP_US=", NULL};
+    run_threads("adoptrace", 4, 2400, dflt);
     shim_so = NULL;
     cr_expect(stress_claims > 1000 && stress_waits > 10,
               "the stress build claimed %ld times and waited for an owner "
@@ -285,6 +287,21 @@ Test(threads, exit_while_threads_append)
 {
     for (int i = 0; i < 15; i++)
         run_threads("exitwhile", 8, 40000, NULL);
+}
+
+/* Every thread opens the file and appends at once, 200 rounds of 8 and
+ * of 3 (the default WCACHE_MIN_WRITES): the file comes into the cache at
+ * one description's 9th write
+ * while the others still write their first records to the kernel; each
+ * record must lie where its lseek said (fdtab.c attach_watchers' two
+ * passes, registry.c invariant (5): attached one by one, 121 of 200
+ * rounds had one elsewhere). */
+Test(threads, file_comes_into_the_cache_while_others_write)
+{
+    const char *dflt[] = {"WCACHE_MIN_WRITES=", "WCACHE_SETUP_US=", NULL};
+    run_threads("adoptrace", 8, 4800, dflt);
+    run_threads("adoptrace", 3, 4800, dflt);
+    run_threads("adoptrace", 8, 2400, NULL);    /* cached from the opens */
 }
 
 /* fork from a thread while the others append through descriptions of
