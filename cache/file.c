@@ -220,11 +220,12 @@ struct wc_file *wc_file_get_known(struct wc_cache *c, int fd,
      * (replay.c (4)), so it is not cached: one created read-only by the
      * open that returned fd, one opened under other credentials (a
      * daemon's log opened before it left root, a service's output its
-     * manager opened). An unlinked file needs no replay. */
-    if (!wc_name_gone(name, (size_t)nl) &&
-        wc_sys.faccessat(AT_FDCWD, name, W_OK, AT_EACCESS) != 0) {
+     * manager opened). An unlinked file needs no replay; one whose name
+     * went while it keeps another link has a name no replay can find. */
+    if (wc_name_gone(name, (size_t)nl) ? st.st_nlink > 0
+        : wc_sys.faccessat(AT_FDCWD, name, W_OK, AT_EACCESS) != 0) {
         wc_unlock(&c->lock);
-        r = -EACCES;
+        r = wc_name_gone(name, (size_t)nl) ? -ENOENT : -EACCES;
         goto out;
     }
     for (uint32_t i = 0; i < c->nfiles && !f; i++)

@@ -274,12 +274,14 @@ void wc_cache_names_apart(struct wc_cache *c)
     __atomic_store_n(&c->names_apart, 1, __ATOMIC_RELEASE);
 }
 
-void wc_cache_renamed(struct wc_cache *c, int names)
+int wc_cache_renamed(struct wc_cache *c, int names, struct wc_file_id *lost,
+                     int max)
 {
     if (!wc_engine_enter())
-        return;
+        return 0;
     struct wc_file *f;
     char buf[sizeof f->slot->path], link[64];
+    int nlost = 0;
     for (uint32_t i = 0; (f = next_live_locked(c, &i));) {
         struct wc_fslot *s = f->slot;
         ssize_t n = f->wb_fd < 0 ? -1
@@ -288,8 +290,20 @@ void wc_cache_renamed(struct wc_cache *c, int names)
                                       buf, sizeof buf - 1);
         /* No name (unlinked: "... (deleted)"): noted, the recorded one
          * stays (format.h (10)); one too long for the slot, or the
-         * process's own view of names: the recorded one stays. */
+         * process's own view of names: the recorded one stays. The
+         * suffix says only that the name the descriptor was opened by
+         * went: a file with a link left is not gone (a replay dropped
+         * its bytes, probe X), but no replay can find it either. */
         int gone = n > 0 && wc_name_gone(buf, (size_t)n);
+        struct stat st;
+        if (gone && wc_sys.fstat(f->wb_fd, &st) == 0 && st.st_nlink > 0) {
+            gone = 0;
+            if (nlost < max) {
+                lost[nlost].dev = s->dev;
+                lost[nlost].ino = s->ino;
+            }
+            nlost++;
+        }
         if (n > 0)
             s->gone = (uint32_t)gone;
         if (names && !gone && n > 0 && (size_t)n < sizeof buf - 1 &&
@@ -308,6 +322,7 @@ void wc_cache_renamed(struct wc_cache *c, int names)
         wc_blk_unlock(&f->lock);
     }
     wc_engine_leave();
+    return nlost < max ? nlost : max;
 }
 
 void wc_cache_each_file_fd(struct wc_cache *c,

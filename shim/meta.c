@@ -1003,16 +1003,26 @@ setid_for_good(int dirfd, const char *path, int flags)
  * directory above cached files): the slots take the files' new names,
  * and note the files left without one, for a replay after a crash
  * (wc_cache_renamed; cache/format.h (10): an unlinked file's bytes go
- * with it, as the kernel's do). Returns r, errno kept. */
+ * with it, as the kernel's do). A file whose name went while another
+ * link keeps it (`ln a dir/b; rm a`, a maildir's delivery) has a name no
+ * replay can find: it passes through for good, written back first (a
+ * replay dropped the bytes it cached, or wrote those after the unlink to
+ * a recovery file, probe X; past 8 in one call the others stay cached,
+ * and a replay sets their bytes aside). Returns r, errno kept. */
 static int renamed(int r)
 {
     struct wc_cache *c = wc_cachep;
     if (r == 0 && unlikely(!wc_reg_empty()) && c && wc_state == WC_ST_ON &&
         !wc_depth) {
         int e = errno;
+        struct wc_file_id lost[8];
         wc_shim_enter();
-        wc_cache_renamed(c, !__atomic_load_n(&wc_names_apart,
-                                             __ATOMIC_ACQUIRE));
+        int n = wc_cache_renamed(c, !__atomic_load_n(&wc_names_apart,
+                                                     __ATOMIC_ACQUIRE),
+                                 lost, 8);
+        for (int i = 0; i < n; i++)
+            wc_file_for_good((dev_t)lost[i].dev, (ino_t)lost[i].ino,
+                             WC_WHY_OTHER);
         wc_shim_leave();
         errno = e;
     }

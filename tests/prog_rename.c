@@ -21,6 +21,10 @@
  *         mounted in DIR (names from inside look absolute: "/B")
  *   longname  DIR/L, L five directories of 200 bytes' names deep: a name
  *         longer than a backing file's slot holds
+ *   linked  DIR/A, linked as DIR/sub/L before its first write; DIR/A
+ *         unlinked after N records (the file lives on as DIR/sub/L)
+ *   relink  DIR/A, linked as DIR/sub/L after N records, then DIR/A
+ *         unlinked (a move done by link and unlink, as a maildir's)
  */
 #include <fcntl.h>
 #include <sched.h>
@@ -56,13 +60,19 @@ static int away(const char *dir, const char *how, long n)
         }
     strcat(file, "/A");
     int fd = open(file, O_WRONLY | O_CREAT | O_TRUNC, 0644), fb = -1;
-    if (fd < 0)
+    int linked = !strcmp(how, "linked"), relink = !strcmp(how, "relink");
+    char other[4300];
+    snprintf(other, sizeof other, "%s/sub", dir);
+    if (fd < 0 || ((linked || relink) && mkdir(other, 0755) != 0))
+        return 1;
+    strcat(other, "/L");
+    if (linked && link(file, other) != 0)
         return 1;
     for (long k = 0; k < n; k++)
         if (put(fd, k))
             return 1;
-    if (!strcmp(how, "unlink")) {
-        if (unlink(file) != 0)
+    if (linked || relink || !strcmp(how, "unlink")) {
+        if ((relink && link(file, other) != 0) || unlink(file) != 0)
             return 1;
     } else if (strcmp(how, "longname")) {
         if (!strcmp(how, "chrootproc")) {

@@ -998,6 +998,44 @@ Test(kill, replay_after_the_program_renamed_its_file, .init = setup,
     }
 }
 
+/* The name the program opened goes while another link keeps the file
+ * (linked first, or linked into another directory, then unlinked), and
+ * the program writes on and is killed: the slot was noted as gone by the
+ * name's " (deleted)", and the replay dropped every cached byte, or put
+ * those written after the unlink in a recovery file beside the old name
+ * (probe X). Now such a file passes through for good at the unlink,
+ * written back first (shim/meta.c renamed). */
+Test(kill, replay_after_the_opened_name_went_but_a_link_stays, .init = setup,
+     .fini = kill_writers_and_clean, .timeout = 120)
+{
+    static const char *const hows[] = {"linked", "relink"};
+    for (int h = 0; h < 2; h++) {
+        char *dir = wct_scratch("kill");
+        struct run r = {.dir = dir, .seed = 1, .how = hows[h], .n = 20,
+                        .sig = SIGKILL, .kill_after = 1,
+                        .prog = WCT_PROG("prog_rename"),
+                        .flush_ms = "600000"};
+        run_writer(&r);
+        cr_assert_eq(r.acked, 1, "%s: the writer did not finish", hows[h]);
+        wait_guard(dir);
+        char path[4300], aside[4400];
+        snprintf(path, sizeof path, "%s/sub/L", dir);
+        size_t len = 0;
+        char *got = wct_slurp(path, &len);
+        cr_assert(got && len == 4000, "%s: %s has %zu bytes", hows[h], path,
+                  len);
+        for (size_t off = 0; off < len; off += 100)
+            cr_assert(got[off] == 'a' + (int)(off / 100 % 26) &&
+                      got[off + 99] == '\n', "%s: record at %zu", hows[h],
+                      off);
+        free(got);
+        snprintf(aside, sizeof aside, "%s/A.wcache-recovered.%d", dir,
+                 (int)r.pid);
+        cr_assert_eq(access(aside, F_OK), -1, "%s: %s made", hows[h], aside);
+        free(dir);
+    }
+}
+
 /* Is there a file in dir whose name starts with prefix? */
 static int has_prefix(const char *dir, const char *prefix)
 {

@@ -330,8 +330,16 @@ int wc_file_put_fd(struct wc_file *f, int fd);
  * and notes whether it has one at all (format.h (10): an unlinked file's
  * bytes go with it). `names` 0: the process resolves names apart from
  * its crash guard (a chroot, a mount namespace of its own): only the
- * notes change. */
-void wc_cache_renamed(struct wc_cache *c, int names);
+ * notes change. A file whose name went while it keeps another (a hard
+ * link: the program's link and unlink, another process's) has a name
+ * no replay can find: up to `max` of them are put in `lost` (dev, ino),
+ * their number returned, for the caller to pass them through for good
+ * (the write-back it makes then leaves nothing to replay). */
+struct wc_file_id {
+    uint64_t dev, ino;
+};
+int wc_cache_renamed(struct wc_cache *c, int names, struct wc_file_id *lost,
+                     int max);
 
 /* The process stops caching for good and every file is written back: a
  * clean file's engine descriptors close, unless locked(dev, ino, arg)
