@@ -464,6 +464,12 @@ static void install(int fd, struct wc_desc *d)
 static struct wc_file *file_get(struct wc_cache *c, int fd,
                                 const struct stat *st, int fl)
 {
+    /* Once the exit work has begun (wc_shutdown: wc_cells_late first,
+     * then every description passes through), no description becomes
+     * CACHED: one attached behind its pass would cache bytes nothing
+     * writes back. */
+    if (__atomic_load_n(&wc_cells_late, __ATOMIC_ACQUIRE))
+        return NULL;
     int err = 0;
     struct wc_file *f = wc_file_get_known(c, fd, st, fl, &err);
     if (!f)
@@ -520,14 +526,23 @@ void wc_ident_locked(int fd, struct wc_desc *d)
  *           the program's later calls on it wait (wc_desc_lock_entry);
  *           then the engine forgets the size it asked when it made the
  *           file (their writes may have moved it since)
- *   pass 2: each pending one is attached (CACHED, or THROUGH when shared)
- *           and unmarked; the description whose adoption or open made the
- *           entry was marked there, and is unmarked here
+ *   pass 2: each pending one is attached (CACHED, or THROUGH when shared),
+ *           still marked
+ *   pass 3: each is unmarked, and so is the description whose adoption or
+ *           open made the entry, marked there
  *
- * Attached one by one in a single pass, one attached early cached an
- * append at the end the kernel gave while one not reached yet wrote its
- * first records there through the kernel: the append was written back
- * after them, elsewhere than the lseek it had answered. */
+ * Until pass 3 no description of the file caches a byte (every one that
+ * could is marked), so the calls on a WATCH one not reached yet, which
+ * go to the kernel without its lock (reads, lseek, ftruncate, fsync),
+ * see everything written. Attached one by one in a single pass, one
+ * attached early cached an append at the end the kernel gave while one
+ * not reached yet wrote its first records there through the kernel: the
+ * append was written back after them, elsewhere than the lseek it had
+ * answered; unmarked one by one, one reached early cached a pwrite that
+ * a pread through one not reached yet did not see (probe W). A WATCH
+ * one the engine cannot take (no descriptor left for its write-back)
+ * would write and read behind the others: the file passes through for
+ * good instead. */
 /* The meeting point of a WATCH description installed while its file
  * comes into the cache: each side stores (the slot; the registry entry),
  * then does this read-modify-write of one variable, then loads what the
@@ -542,6 +557,23 @@ static int invalidate_cb(struct wc_file *f, void *arg)
 {
     (void)arg;
     return wc_file_invalidate(f, WC_WHY_OTHER);
+}
+
+/* Pass 2's step: WATCH description d at fd, locked, attached at its
+ * kernel offset; 0 when the engine could not take it (it stays WATCH). */
+static int attach_one(struct wc_cache *c, int fd, struct wc_desc *d)
+{
+    struct wc_file *f = file_get(c, fd, NULL, -1);
+    if (!f)
+        return 0;
+    off_t k = wc_k_lseek(fd, 0, SEEK_CUR);
+    d->file = f;
+    d->pos = k < 0 ? 0 : k;
+    d->kstale = 0;
+    int rf = wc_reg_add(d->dev, d->ino, f);
+    d->mode = d->shared || (rf & WC_REG_THROUGH) ? WC_D_THROUGH : WC_D_CACHED;
+    __atomic_sub_fetch(&g_nwatch, 1, __ATOMIC_RELAXED);
+    return 1;
 }
 
 static void attach_watchers(struct wc_cache *c, dev_t dev, ino_t ino)
@@ -562,28 +594,24 @@ static void attach_watchers(struct wc_cache *c, dev_t dev, ino_t ino)
     if (marked)
         (void)wc_reg_apply(dev, ino, invalidate_cb, NULL);
     unsigned hi = wc_fd_tracked_hi();
-    for (unsigned fd = 0; fd < hi; fd++) {
-        d = __atomic_load_n(&wc_fds[fd], __ATOMIC_ACQUIRE);
-        if (!wc_desc_is(d) || !__atomic_load_n(&d->pending, __ATOMIC_RELAXED) ||
-            wc_desc_lock((int)fd, d))
-            continue;
-        if (d->pending && d->dev == dev && d->ino == ino) {
-            struct wc_file *f = d->mode == WC_D_WATCH
-                                    ? file_get(c, (int)fd, NULL, -1)
-                                    : NULL;
-            if (f) {
-                off_t k = wc_k_lseek((int)fd, 0, SEEK_CUR);
-                d->file = f;
-                d->pos = k < 0 ? 0 : k;
-                d->kstale = 0;
-                int rf = wc_reg_add(dev, ino, f);
-                d->mode = d->shared || (rf & WC_REG_THROUGH) ? WC_D_THROUGH
-                                                          : WC_D_CACHED;
-                __atomic_sub_fetch(&g_nwatch, 1, __ATOMIC_RELAXED);
+    int failed = 0;
+    for (int pass = 2; pass <= 3; pass++) {
+        if (pass == 3 && failed)    /* one could not attach: none caches */
+            wc_file_for_good(dev, ino, WC_WHY_OTHER);
+        for (unsigned fd = 0; fd < hi; fd++) {
+            d = __atomic_load_n(&wc_fds[fd], __ATOMIC_ACQUIRE);
+            if (!wc_desc_is(d) ||
+                !__atomic_load_n(&d->pending, __ATOMIC_RELAXED) ||
+                wc_desc_lock((int)fd, d))
+                continue;
+            if (d->pending && d->dev == dev && d->ino == ino) {
+                if (pass == 3)
+                    __atomic_store_n(&d->pending, 0, __ATOMIC_RELEASE);
+                else if (d->mode == WC_D_WATCH && !attach_one(c, (int)fd, d))
+                    failed = 1;
             }
-            __atomic_store_n(&d->pending, 0, __ATOMIC_RELEASE);
+            wc_blk_unlock(&d->lock);
         }
-        wc_blk_unlock(&d->lock);
     }
 }
 

@@ -86,6 +86,14 @@
  *             their first ones to the kernel: fdtab.c attach_watchers).
  *             Every record must be where its lseek said; "adoptrace-bad
  *             N" counts the rounds where one is not; the files are removed
+ *   adoptread the same rounds, each thread pwriting record s to its own
+ *             slots through a description of its own (opened first, by
+ *             the main thread) while 64 more of
+ *             the file are open (WATCH under the shim), and after each
+ *             pwrite returns, reading the record back through one of
+ *             those (pread) and asking its end (lseek SEEK_END): the
+ *             record must be there; "adoptread-bad N" counts the rounds
+ *             where one was not
  *   forkstorm writer threads append to their own files while the main
  *             thread forks RECORDS/100 children in a row; each child
  *             writes a file of its own and _exits. A child that hangs
@@ -314,6 +322,71 @@ static void *adopt_writer(void *arg)
     if (fd >= 0 && close(fd) != 0)
         bad();
     return NULL;
+}
+
+#define ADOPT_EXTRA 64
+static int adopt_xfd[ADOPT_EXTRA];
+static int adopt_bad;       /* this round's misses (atomic) */
+
+static int adopt_wfd[64];
+
+static void *adopt_reader(void *arg)
+{
+    int t = (int)(long)arg;
+    char buf[REC + 1], got[REC];
+    int fd = adopt_wfd[t];
+    pthread_barrier_wait(&adopt_start);
+    for (int s = 0; s < ADOPT_RECS && fd >= 0; s++) {
+        off_t at = ((off_t)s * nthreads + t) * REC;
+        record(buf, t, s);
+        if (pwrite(fd, buf, REC, at) != REC)
+            bad();
+        int o = adopt_xfd[(t * 13 + s) % ADOPT_EXTRA];
+        if (pread(o, got, REC, at) != REC || memcmp(got, buf, REC) != 0 ||
+            lseek(o, 0, SEEK_END) < at + REC)
+            __atomic_add_fetch(&adopt_bad, 1, __ATOMIC_RELAXED);
+    }
+    return NULL;
+}
+
+static int adopt_read(void)
+{
+    int rounds = nrecs / ADOPT_RECS, failed = 0;
+    if (rounds < 1)
+        rounds = 1;
+    pthread_barrier_init(&adopt_start, NULL, (unsigned)nthreads);
+    for (int r = 0; r < rounds; r++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/out.%d", dir, r);
+        adopt_path = path;
+        int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+        if (fd < 0 || close(fd) != 0) {
+            perror(path);
+            return 1;
+        }
+        /* The writers' descriptions first: numbered below the others,
+         * they are attached first. */
+        for (int t = 0; t < nthreads; t++)
+            if ((adopt_wfd[t] = open(path, O_RDWR)) < 0)
+                bad();
+        for (int x = 0; x < ADOPT_EXTRA; x++)
+            if ((adopt_xfd[x] = open(path, x % 2 ? O_RDONLY : O_RDWR)) < 0)
+                bad();
+        adopt_bad = 0;
+        run_all(adopt_reader);
+        for (int t = 0; t < nthreads; t++)
+            if (adopt_wfd[t] >= 0 && close(adopt_wfd[t]) != 0)
+                bad();
+        for (int x = 0; x < ADOPT_EXTRA; x++)
+            if (adopt_xfd[x] >= 0)
+                close(adopt_xfd[x]);
+        if (adopt_bad)
+            failed++;
+        unlink(path);
+    }
+    pthread_barrier_destroy(&adopt_start);
+    printf("adoptread-bad %d\nerrors %d\n", failed, errors);
+    return failed || errors ? 1 : 0;
 }
 
 static int adopt_race(void)
@@ -702,6 +775,8 @@ int main(int argc, char **argv)
         return handover();
     if (strcmp(mode, "adoptrace") == 0)
         return adopt_race();
+    if (strcmp(mode, "adoptread") == 0)
+        return adopt_read();
     char path[4096];
     snprintf(path, sizeof path, "%s/out", dir);
     if (strcmp(mode, "cell") == 0)

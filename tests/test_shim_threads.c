@@ -303,6 +303,17 @@ Test(threads, file_comes_into_the_cache_while_others_write)
     run_threads("adoptrace", 3, 4800, dflt);
     run_threads("adoptrace", 8, 2400, NULL);    /* cached from the opens */
 }
+/* The same rounds with pwrites, each read back through one of 64 more
+ * descriptions of the file, still WATCH when it comes into the cache:
+ * calls on those go to the kernel without their lock, so no description
+ * may cache a byte before every one is attached (attach_watchers' third
+ * pass; probe W: unmarked one by one, 10 to 107 of 200 rounds missed a
+ * record). */
+Test(threads, read_back_while_the_file_comes_into_the_cache)
+{
+    const char *dflt[] = {"WCACHE_MIN_WRITES=", "WCACHE_SETUP_US=", NULL};
+    run_threads("adoptread", 4, 4800, dflt);
+}
 
 /* fork from a thread while the others append through descriptions of
  * their own: fork's prepare makes them pass through one at a time, and
