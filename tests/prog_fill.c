@@ -24,6 +24,12 @@
  *                   fallocate, flock, clone, clone3, close_range, fsync,
  *                   fdatasync, getdents64, chdir, unlink, rename
  *   seccomp-late    install it after the first half of the records
+ *   seccomp-raw-late  the same filter after the first half, installed
+ *                   with the program's own `syscall` instruction (the
+ *                   shim does not see it: its write-back meets the
+ *                   refusal)
+ *   notes=N         after the close, write N lines "note K" to
+ *                   descriptor 2 (a file the caller shares: see the test)
  *   as=N, as=+N     RLIMIT_AS = N bytes (+N: the process's VmSize now
  *                   plus N) before opening, as a sandboxed worker sets it
  *   as-exec=N       RLIMIT_AS = N, then exec this program again (with
@@ -159,6 +165,38 @@ static void install_seccomp(const char *list)
     }
 }
 
+/* install_seccomp(POSITIONAL) through the program's own system call
+ * instruction, past any library's wrapper. */
+static void install_seccomp_raw(void)
+{
+    struct sock_filter f[16];
+    int n = 0;
+    f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+                                          offsetof(struct seccomp_data, nr));
+    static const int nrs[] = {SYS_pwrite64, SYS_pwritev, SYS_pwritev2,
+                              SYS_fallocate};
+    for (int i = 0; i < 4; i++) {
+        f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K,
+                                              (unsigned)nrs[i], 0, 1);
+        f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K,
+                                              SECCOMP_RET_ERRNO | EPERM);
+    }
+    f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+    struct sock_fprog prog = {(unsigned short)n, f};
+    long r;
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+        exit(2);
+    __asm__ volatile("syscall"
+                     : "=a"(r)
+                     : "0"((long)SYS_seccomp),
+                       "D"((long)SECCOMP_SET_MODE_FILTER), "S"(0L), "d"(&prog)
+                     : "rcx", "r11", "memory");
+    if (r != 0) {
+        say("seccomp: %s", strerror((int)-r));
+        exit(2);
+    }
+}
+
 /* The process's address space now (VmSize), in bytes. */
 static unsigned long long vm_size(void)
 {
@@ -263,7 +301,8 @@ int main(int argc, char **argv)
     const char *ctl = NULL;
     const char *sec = NULL, *as = NULL, *as_exec = NULL, *as_late = NULL;
     unsigned long long alloc = 0;
-    int sec_late = 0, errseq = 0, keep = 0, do_syncfs = 0;
+    int sec_late = 0, sec_raw = 0, errseq = 0, keep = 0, do_syncfs = 0;
+    int notes = 0;
     const char *truncs = NULL;
     long nerr = 0;
     for (int i = 5; i < argc; i++) {
@@ -291,6 +330,10 @@ int main(int argc, char **argv)
             tag[0] = a[4];
         } else if (!strcmp(a, "seccomp-late")) {
             sec_late = 1;
+        } else if (!strcmp(a, "seccomp-raw-late")) {
+            sec_raw = 1;
+        } else if (!strncmp(a, "notes=", 6)) {
+            notes = atoi(a + 6);
         } else if (!strncmp(a, "as=", 3)) {
             as = a + 3;
         } else if (!strncmp(a, "as-exec=", 8)) {
@@ -407,6 +450,8 @@ int main(int argc, char **argv)
         }
         if (sec_late && k == nrec / 2)
             install_seccomp(POSITIONAL);
+        if (sec_raw && k == nrec / 2)
+            install_seccomp_raw();
         if (as_late && k == nrec / 2)
             limit_as(as_late);
     }
@@ -466,6 +511,14 @@ int main(int argc, char **argv)
     struct stat st;
     if (stat(path, &st) == 0)
         say("size %lld", (long long)st.st_size);
+    for (int i = 1; i <= notes; i++) {
+        char line[32];
+        int n = snprintf(line, sizeof line, "note %d\n", i);
+        errno = 0;
+        ssize_t w = write(2, line, (size_t)n);
+        if (w != n)
+            say("note %d -> %zd %s", i, w, ename(w < 0 ? errno : 0));
+    }
     free(buf);
     return 0;
 }

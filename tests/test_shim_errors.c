@@ -1551,6 +1551,58 @@ Test(errors, seccomp, .init = setup, .fini = teardown, .timeout = 300)
     run_free(&s);
 }
 
+/* Probe X F3: a filter the program installs with its own system call
+ * instruction (the shim does not see it) refuses the positional writes
+ * after half the records: the write-back meets the refusal and passes
+ * the file through (cache/errors.c); then the program writes lines to
+ * its stderr, a file its shell shares, which the shell writes after. A
+ * description cached from then on starts passing through, and the shared
+ * one's write was given back its reservation but never made: the lines
+ * lost, the shell's written over them at 0. Now it is the kernel's.
+ * Both files and the output as without the shim. */
+Test(errors, seccomp_by_the_program_itself, .init = setup,
+     .fini = teardown, .timeout = 120)
+{
+    wct_require_shim();
+    wct_require_prog(WCT_PROG("prog_fill"));
+    char f[4300], e[4300], script[9000];
+    snprintf(f, sizeof f, "%s/f", src);
+    snprintf(e, sizeof e, "%s/e", src);
+    snprintf(script, sizeof script,
+             "{ '%s' '%s' write 37 74000 seccomp-raw-late notes=3; "
+             "echo tail >&2; } 2>'%s'", WCT_PROG("prog_fill"), f, e);
+    const char *argv[] = {"/bin/sh", "-c", script, NULL};
+    char *file[2], *err[2], *out[2];
+    size_t flen[2], elen[2];
+    for (int shim = 0; shim < 2; shim++) {
+        struct wct_spec sp = {.argv = argv, .shim = shim, .timeout_s = 60};
+        struct wct_result r;
+        cr_assert_eq(wct_run(&sp, &r), 0);
+        cr_assert(wct_ok(&r), "shim=%d: %s\n%s%s", shim, wct_status_str(&r),
+                  r.out, r.err);
+        out[shim] = strdup(r.out);
+        wct_result_free(&r);
+        file[shim] = wct_slurp(f, &flen[shim]);
+        err[shim] = wct_slurp(e, &elen[shim]);
+        cr_assert(file[shim] && err[shim], "shim=%d: a file is missing",
+                  shim);
+        unlink(f);
+        unlink(e);
+    }
+    cr_assert_str_eq(out[1], out[0], "output differs:\n%s",
+                     wct_first_diff(out[0], out[1]));
+    cr_assert(elen[1] == elen[0] && !memcmp(err[1], err[0], elen[0]),
+              "stderr file: %.*s, not %.*s", (int)elen[1], err[1],
+              (int)elen[0], err[0]);
+    cr_assert(flen[1] == flen[0] && !memcmp(file[1], file[0], flen[0]),
+              "file: %zu bytes, not %zu", flen[1], flen[0]);
+    for (int shim = 0; shim < 2; shim++) {
+        free(file[shim]);
+        free(err[shim]);
+        free(out[shim]);
+    }
+}
+
 /* Probe R F3: a filter there from the start binds the crash guard too,
  * the program's descendant (shim/guard.c (8), cache/replay.c (10)). The
  * writer (write(), 2000 records) is killed with SIGKILL: the file holds
