@@ -464,12 +464,6 @@ static void install(int fd, struct wc_desc *d)
 static struct wc_file *file_get(struct wc_cache *c, int fd,
                                 const struct stat *st, int fl)
 {
-    /* Once the exit work has begun (wc_shutdown: wc_cells_late first,
-     * then every description passes through), no description becomes
-     * CACHED: one attached behind its pass would cache bytes nothing
-     * writes back. */
-    if (__atomic_load_n(&wc_cells_late, __ATOMIC_ACQUIRE))
-        return NULL;
     int err = 0;
     struct wc_file *f = wc_file_get_known(c, fd, st, fl, &err);
     if (!f)
@@ -559,6 +553,24 @@ static int invalidate_cb(struct wc_file *f, void *arg)
     return wc_file_invalidate(f, WC_WHY_OTHER);
 }
 
+/* The mode of a description attached to a file now (`rf`: wc_reg_add's
+ * answer): THROUGH when the file may change behind the engine (d shared
+ * with another process; the entry marked), and once the exit work has
+ * begun (wc_shutdown: wc_cells_late, then its pass makes every
+ * description THROUGH): one attached CACHED behind that pass cached
+ * appends nothing wrote back, and one left untracked wrote to the
+ * kernel behind descriptions still cached, whose runs then landed
+ * elsewhere than their lseeks said. A THROUGH one's kernel writes hold
+ * the engine's file (io.c wc_kernel_rw_locked). Caller holds d->lock, or
+ * has not installed d yet (then it looks again after: opened_known). */
+static int attached_mode(const struct wc_desc *d, int rf)
+{
+    return d->shared || (rf & WC_REG_THROUGH) ||
+                   __atomic_load_n(&wc_cells_late, __ATOMIC_SEQ_CST)
+               ? WC_D_THROUGH
+               : WC_D_CACHED;
+}
+
 /* Pass 2's step: WATCH description d at fd, locked, attached at its
  * kernel offset; 0 when the engine could not take it (it stays WATCH). */
 static int attach_one(struct wc_cache *c, int fd, struct wc_desc *d)
@@ -570,8 +582,7 @@ static int attach_one(struct wc_cache *c, int fd, struct wc_desc *d)
     d->file = f;
     d->pos = k < 0 ? 0 : k;
     d->kstale = 0;
-    int rf = wc_reg_add(d->dev, d->ino, f);
-    d->mode = d->shared || (rf & WC_REG_THROUGH) ? WC_D_THROUGH : WC_D_CACHED;
+    d->mode = attached_mode(d, wc_reg_add(d->dev, d->ino, f));
     __atomic_sub_fetch(&g_nwatch, 1, __ATOMIC_RELAXED);
     return 1;
 }
@@ -678,8 +689,7 @@ int wc_desc_adopt_locked(int fd, struct wc_desc *d, size_t len)
         __atomic_store_n(&d->pending, 1, __ATOMIC_RELAXED);
     if (!d->shared && !d->stdio) {
         /* As a writable open of a file in the cache would be. */
-        if (rf & WC_REG_THROUGH)
-            d->mode = WC_D_THROUGH;
+        d->mode = attached_mode(d, rf);
         return rf & WC_REG_FRESH ? WC_ADOPT_ATTACH : WC_ADOPT_DONE;
     }
     if (!(rf & WC_REG_FRESH)) {
@@ -957,8 +967,7 @@ void wc_fd_opened_known(int fd, int dirfd, const char *path, int flags,
     d->file = f;
     d->dev = st.st_dev;
     d->ino = st.st_ino;
-    if (rf & WC_REG_THROUGH)
-        d->mode = WC_D_THROUGH;
+    d->mode = attached_mode(d, rf);
     if (rf & WC_REG_FRESH)      /* until attach_watchers is done */
         d->pending = 1;
     if (flags & O_TRUNC) {
@@ -978,7 +987,16 @@ void wc_fd_opened_known(int fd, int dirfd, const char *path, int flags,
         off_t k = wc_k_lseek(fd, 0, SEEK_CUR);
         if (k > 0 && d->pos == 0 && !d->append)
             d->pos = k;
+        /* The exit work began after attached_mode looked, and its pass
+         * may have gone by this slot before the install: d passes
+         * through (the pass sets wc_cells_late, then reads the slots; d
+         * was installed, then the flag read: one sees the other). */
+        if (__atomic_load_n(&wc_cells_late, __ATOMIC_SEQ_CST))
+            wc_desc_through_locked(fd, d, WC_WHY_EXIT);
         wc_blk_unlock(&d->lock);
+    } else if (d->mode == WC_D_CACHED &&
+               __atomic_load_n(&wc_cells_late, __ATOMIC_SEQ_CST)) {
+        d->mode = WC_D_THROUGH;     /* the only thread: nothing cached */
     }
     if (rf & WC_REG_FRESH)
         wc_desc_adopted(st.st_dev, st.st_ino);

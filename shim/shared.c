@@ -548,7 +548,10 @@ void wc_cells_exit(void)
     struct wc_desc *d = wc_fd_tracked_hi() > 1 ? wc_fd_get(1) : NULL;
     if (d && !wc_stdout_quiet())
         wc_cell_settle(1, d);
-    __atomic_store_n(&wc_cells_late, 1, __ATOMIC_RELEASE);
+    /* Sequentially consistent: an open that installs its description
+     * and then reads this, against the exit pass that follows and reads
+     * the slots (fdtab.c wc_fd_opened_known). */
+    __atomic_store_n(&wc_cells_late, 1, __ATOMIC_SEQ_CST);
 }
 
 void wc_cell_settle_fd(int fd)

@@ -40,6 +40,10 @@
  *             work makes descriptions pass through one at a time). The
  *             parent then prints how many returned records are not where
  *             their lseek said ("misplaced N")
+ *   exitopen  like exitwhile, but the second half of the threads start
+ *             writing only once an atexit handler of the main thread's
+ *             has run, each through a new O_APPEND description every 20
+ *             records: their opens meet the shim's exit work
  *   ownappend every thread appends its records through an O_APPEND
  *             description of its own, all to one file (under the shim the
  *             threads share the engine's file, each owning its own
@@ -150,11 +154,24 @@ static void bad(void)
 }
 
 static int first_rec;       /* late: where thread 0 goes on */
+static int g_exiting;       /* exitopen: the atexit handler ran (atomic) */
+
+static void note_exiting(void)
+{
+    __atomic_store_n(&g_exiting, 1, __ATOMIC_RELEASE);
+}
 /* exitwhile: where each record ended (lseek), records done per thread;
  * shared with the parent. */
 static long *g_ends;
 static int *g_done;
 static int progress;        /* uring: records written so far (atomic) */
+
+/* exitopen: thread t opens only once the exit began, and again and
+ * again. */
+static int late_opener(int t)
+{
+    return t >= nthreads / 2 && strcmp(mode, "exitopen") == 0;
+}
 
 static void *worker(void *arg)
 {
@@ -168,16 +185,26 @@ static void *worker(void *arg)
     } else if (strcmp(mode, "dup") == 0) {
         fd = dup(shared_fd);
     } else if (strcmp(mode, "exitwhile") == 0 ||
+               strcmp(mode, "exitopen") == 0 ||
                strcmp(mode, "forkwhile") == 0 ||
                strcmp(mode, "ownappend") == 0) {
         char path[4096];
         snprintf(path, sizeof path, "%s/out", dir);
+        if (late_opener(t))
+            while (!__atomic_load_n(&g_exiting, __ATOMIC_ACQUIRE))
+                sched_yield();
         fd = open(path, O_WRONLY | O_APPEND);
     } else if (strcmp(mode, "stdout") == 0 ||
                strcmp(mode, "inherited") == 0) {
         fd = 1;
     }
     for (int s = t == 0 ? first_rec : 0; s < nrecs; s++) {
+        if (s && s % 20 == 0 && late_opener(t)) {
+            char path[4096];
+            snprintf(path, sizeof path, "%s/out", dir);
+            if (close(fd) != 0 || (fd = open(path, O_WRONLY | O_APPEND)) < 0)
+                bad();
+        }
         record(buf, t, s);
         ssize_t r;
         if (strcmp(mode, "pwrite") == 0) {
@@ -518,7 +545,8 @@ static int inherited(void)
     return errors ? 1 : 0;
 }
 
-/* Modes "exitwhile" and "forkwhile": the appenders run in a child, the
+/* Modes "exitwhile", "exitopen" and "forkwhile": the appenders run in a
+ * child, the
  * parent checks each record at the end lseek gave. */
 static int appenders(const char *path)
 {
@@ -550,6 +578,8 @@ static int appenders(const char *path)
         while (__atomic_load_n(&progress, __ATOMIC_RELAXED) <
                nthreads * nrecs / 4)
             usleep(200);
+        if (strcmp(mode, "exitopen") == 0)
+            atexit(note_exiting);
         exit(0);
     }
     int st;
@@ -810,7 +840,8 @@ int main(int argc, char **argv)
     pthread_t th[64];
     if (nthreads > 64)
         nthreads = 64;
-    if (strcmp(mode, "exitwhile") == 0 || strcmp(mode, "forkwhile") == 0)
+    if (strcmp(mode, "exitwhile") == 0 || strcmp(mode, "exitopen") == 0 ||
+        strcmp(mode, "forkwhile") == 0)
         return appenders(path);
     if (strcmp(mode, "late") == 0) {
         char buf[REC + 1];
