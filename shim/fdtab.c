@@ -578,11 +578,13 @@ static int attach_one(struct wc_cache *c, int fd, struct wc_desc *d)
     struct wc_file *f = file_get(c, fd, NULL, -1);
     if (!f)
         return 0;
-    off_t k = wc_k_lseek(fd, 0, SEEK_CUR);
     d->file = f;
+    /* The mode first, then the kernel's offset: see wc_watch_moved. */
+    __atomic_store_n(&d->mode, attached_mode(d, wc_reg_add(d->dev, d->ino, f)),
+                     __ATOMIC_SEQ_CST);
+    off_t k = wc_k_lseek(fd, 0, SEEK_CUR);
     d->pos = k < 0 ? 0 : k;
     d->kstale = 0;
-    d->mode = attached_mode(d, wc_reg_add(d->dev, d->ino, f));
     __atomic_sub_fetch(&g_nwatch, 1, __ATOMIC_RELAXED);
     return 1;
 }
@@ -624,6 +626,24 @@ static void attach_watchers(struct wc_cache *c, dev_t dev, ino_t ino)
             wc_blk_unlock(&d->lock);
         }
     }
+}
+
+void wc_watch_moved_slow(int fd, struct wc_desc *d)
+{
+    if (wc_depth)
+        return;     /* a handler's call: no lock (invariant (5)) */
+    int e = wc_work_begin();
+    if (!wc_desc_lock_entry(fd, d)) {
+        /* Not if a cached call moved the offset since (kstale): that one
+         * came after. */
+        if (d->mode == WC_D_CACHED && !d->kstale) {
+            off_t k = wc_k_lseek(fd, 0, SEEK_CUR);
+            if (k >= 0)
+                d->pos = k;
+        }
+        wc_blk_unlock(&d->lock);
+    }
+    wc_work_end(e);
 }
 
 void wc_desc_pending_wait(int fd, struct wc_desc *d)
@@ -678,15 +698,16 @@ int wc_desc_adopt_locked(int fd, struct wc_desc *d, size_t len)
         wc_file_put(f);         /* another thread's adoption attaches it */
         return WC_ADOPT_WAIT;
     }
-    off_t k = wc_k_lseek(fd, 0, SEEK_CUR);
     d->append = fl >= 0 && (fl & O_APPEND);
     d->file = f;
+    if (rf & WC_REG_FRESH)      /* until attach_watchers is done */
+        __atomic_store_n(&d->pending, 1, __ATOMIC_RELAXED);
+    /* The mode first, then the kernel's offset: see wc_watch_moved. */
+    __atomic_store_n(&d->mode, WC_D_CACHED, __ATOMIC_SEQ_CST);
+    off_t k = wc_k_lseek(fd, 0, SEEK_CUR);
     d->pos = k < 0 ? 0 : k;
     d->kstale = 0;
     __atomic_sub_fetch(&g_nwatch, 1, __ATOMIC_RELAXED);
-    d->mode = WC_D_CACHED;
-    if (rf & WC_REG_FRESH)      /* until attach_watchers is done */
-        __atomic_store_n(&d->pending, 1, __ATOMIC_RELAXED);
     if (!d->shared && !d->stdio) {
         /* As a writable open of a file in the cache would be. */
         d->mode = attached_mode(d, rf);

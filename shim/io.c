@@ -743,7 +743,9 @@ WC_EXPORT ssize_t read(int fd, void *buf, size_t n)
         return WC_HIDDEN(fd) ? wc_ret(-EBADF) : wc_k_read(fd, buf, n);
     if (d->mode == WC_D_WATCH) {
         wc_cell_settle(fd, d);      /* shared.c invariant (6) */
-        return wc_k_read(fd, buf, n);
+        ssize_t r = wc_k_read(fd, buf, n);
+        wc_watch_moved(fd, d);
+        return r;
     }
     struct iovec v = {buf, n};
     return read_common(fd, d, &v, 1, -1, 0);
@@ -799,7 +801,9 @@ WC_EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
         return WC_HIDDEN(fd) ? wc_ret(-EBADF) : REAL(readv)(fd, iov, iovcnt);
     if (d->mode == WC_D_WATCH) {
         wc_cell_settle(fd, d);      /* shared.c invariant (6) */
-        return REAL(readv)(fd, iov, iovcnt);
+        ssize_t r = REAL(readv)(fd, iov, iovcnt);
+        wc_watch_moved(fd, d);
+        return r;
     }
     return read_common(fd, d, iov, iovcnt, -1, 1);
 }
@@ -834,7 +838,10 @@ WC_EXPORT ssize_t preadv2(int fd, const struct iovec *iov, int iovcnt,
     if (d->mode == WC_D_WATCH) {
         if (pos == -1)
             wc_cell_settle(fd, d);  /* shared.c invariant (6) */
-        return REAL(preadv2)(fd, iov, iovcnt, pos, flags);
+        ssize_t r = REAL(preadv2)(fd, iov, iovcnt, pos, flags);
+        if (pos == -1)
+            wc_watch_moved(fd, d);
+        return r;
     }
     if (pos < -1)
         return wc_ret(-EINVAL);

@@ -172,8 +172,11 @@ WC_EXPORT off_t lseek(int fd, off_t off, int whence)
             return (off_t)v;
         wc_cell_settle(fd, d);
     }
-    if (d->mode == WC_D_WATCH)
-        return wc_k_lseek(fd, off, whence);
+    if (d->mode == WC_D_WATCH) {
+        off_t r = wc_k_lseek(fd, off, whence);
+        wc_watch_moved(fd, d);
+        return r;
+    }
     if (wc_depth)
         return d->mode == WC_D_CACHED ? wc_ret(-EINTR)
                                       : wc_k_lseek(fd, off, whence);

@@ -404,6 +404,19 @@ static inline int wc_desc_lock(int fd, struct wc_desc *d)
  * (fdtab.c invariant (1b)), so that the caller's fallback to the kernel
  * comes after it, as a call made after the close. */
 void wc_fd_close_wait(int fd);
+/* After a call on WATCH description d that may have moved the kernel's
+ * offset without d's lock (read, readv, preadv2 at -1, lseek: the
+ * kernel's calls on a description not cached): if d was attached
+ * meanwhile, the offset the attach read (after setting the mode: fdtab.c
+ * attach_one, wc_desc_adopt_locked) may come before this call's move,
+ * and is taken again (probe Y: a read returned the previous bytes
+ * again, a write after an lseek landed at the old offset). One load. */
+void wc_watch_moved_slow(int fd, struct wc_desc *d);
+static inline void wc_watch_moved(int fd, struct wc_desc *d)
+{
+    if (unlikely(__atomic_load_n(&d->mode, __ATOMIC_SEQ_CST) != WC_D_WATCH))
+        wc_watch_moved_slow(fd, d);
+}
 /* ...and when d is `pending`, the call waits, unlocked, until it is not
  * (fdtab.c attach_watchers). */
 void wc_desc_pending_wait(int fd, struct wc_desc *d);

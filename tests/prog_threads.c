@@ -98,6 +98,13 @@
  *             those (pread) and asking its end (lseek SEEK_END): the
  *             record must be there; "adoptread-bad N" counts the rounds
  *             where one was not
+ *   adoptseek RECORDS/100 rounds (THREADS unused), each on a new file
+ *             of 64 KiB of known words: one thread reads it through a
+ *             description of its own, 16 bytes at a time, in order or
+ *             after an lseek (odd rounds), checking each word, while
+ *             another brings the file into the cache with 14 pwrites far
+ *             past it through another description; "adoptseek-bad N"
+ *             counts the rounds where a read returned the wrong bytes
  *   forkstorm writer threads append to their own files while the main
  *             thread forks RECORDS/100 children in a row; each child
  *             writes a file of its own and _exits. A child that hangs
@@ -111,6 +118,7 @@
 #include <fcntl.h>
 #include <linux/io_uring.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -413,6 +421,91 @@ static int adopt_read(void)
     }
     pthread_barrier_destroy(&adopt_start);
     printf("adoptread-bad %d\nerrors %d\n", failed, errors);
+    return failed || errors ? 1 : 0;
+}
+
+/* Mode "adoptseek" (the header). */
+#define SEEK_SZ (64 * 1024)
+static int seek_rfd, seek_wfd, seek_odd, seek_done, seek_bad;
+
+static uint32_t seek_word(off_t o)
+{
+    return (uint32_t)(o / 4) * 2654435761u;
+}
+
+static void *seek_reader(void *arg)
+{
+    (void)arg;
+    uint32_t w[4];
+    off_t at = 0;
+    unsigned seed = 1;
+    for (int it = 0; !__atomic_load_n(&seek_done, __ATOMIC_ACQUIRE) ||
+                     it < 50; it++) {
+        if (seek_odd) {
+            at = (off_t)(rand_r(&seed) % (SEEK_SZ / 16)) * 16;
+            if (lseek(seek_rfd, at, SEEK_SET) != at)
+                seek_bad = 1;
+        } else if (at + 16 > SEEK_SZ) {
+            at = 0;
+            if (lseek(seek_rfd, 0, SEEK_SET) != 0)
+                seek_bad = 1;
+        }
+        if (read(seek_rfd, w, 16) != 16)
+            seek_bad = 1;
+        for (int i = 0; i < 4; i++)
+            if (w[i] != seek_word(at + 4 * i))
+                seek_bad = 1;
+        at += 16;
+        if (seek_bad)
+            break;
+    }
+    return NULL;
+}
+
+static void *seek_writer(void *arg)
+{
+    (void)arg;
+    char b[REC];
+    memset(b, 'a', sizeof b);
+    for (int i = 0; i < 14; i++)
+        if (pwrite(seek_wfd, b, REC, (off_t)SEEK_SZ * 4 + i * REC) != REC)
+            bad();
+    return NULL;
+}
+
+static int adopt_seek(void)
+{
+    int rounds = nrecs / 100, failed = 0;
+    static uint32_t init[SEEK_SZ / 4];
+    for (int i = 0; i < SEEK_SZ / 4; i++)
+        init[i] = seek_word((off_t)i * 4);
+    for (int r = 0; r < rounds; r++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/out.%d", dir, r);
+        int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+        if (fd < 0 || pwrite(fd, init, SEEK_SZ, 0) != SEEK_SZ ||
+            close(fd) != 0) {
+            perror(path);
+            return 1;
+        }
+        seek_rfd = open(path, O_RDONLY);
+        seek_wfd = open(path, O_WRONLY);
+        seek_odd = r % 2;
+        seek_done = seek_bad = 0;
+        pthread_t a, b;
+        pthread_create(&b, NULL, seek_reader, NULL);
+        for (volatile int k = 0; k < (r % 50) * 2000; k++)
+            ;
+        pthread_create(&a, NULL, seek_writer, NULL);
+        pthread_join(a, NULL);
+        __atomic_store_n(&seek_done, 1, __ATOMIC_RELEASE);
+        pthread_join(b, NULL);
+        close(seek_rfd);
+        close(seek_wfd);
+        failed += seek_bad;
+        unlink(path);
+    }
+    printf("adoptseek-bad %d\nerrors %d\n", failed, errors);
     return failed || errors ? 1 : 0;
 }
 
@@ -807,6 +900,8 @@ int main(int argc, char **argv)
         return adopt_race();
     if (strcmp(mode, "adoptread") == 0)
         return adopt_read();
+    if (strcmp(mode, "adoptseek") == 0)
+        return adopt_seek();
     char path[4096];
     snprintf(path, sizeof path, "%s/out", dir);
     if (strcmp(mode, "cell") == 0)

@@ -326,6 +326,18 @@ Test(threads, read_back_while_the_file_comes_into_the_cache)
     const char *dflt[] = {"WCACHE_MIN_WRITES=", "WCACHE_SETUP_US=", NULL};
     run_threads("adoptread", 4, 4800, dflt);
 }
+/* A thread reads the file through a WATCH description of its own, in
+ * order or after lseeks (calls that move the kernel's offset without the
+ * description's lock), while another brings the file into the cache:
+ * the attach read the offset before such a call moved it, and the next
+ * read returned the same bytes again (probe Y: 9 to 12 of 300 rounds).
+ * Now the attach sets the mode first and the call looks again after
+ * (shim.h wc_watch_moved). 300 rounds. */
+Test(threads, read_on_while_the_file_comes_into_the_cache)
+{
+    const char *dflt[] = {"WCACHE_MIN_WRITES=", "WCACHE_SETUP_US=", NULL};
+    run_threads("adoptseek", 2, 30000, dflt);
+}
 
 /* fork from a thread while the others append through descriptions of
  * their own: fork's prepare makes them pass through one at a time, and
