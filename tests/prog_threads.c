@@ -359,6 +359,19 @@ static void *adopt_writer(void *arg)
     return NULL;
 }
 
+/* Round r's file, DIR/out.<r>, made empty: 0, or -1 (said). */
+static int adopt_new_file(int r, char *path, size_t n)
+{
+    snprintf(path, n, "%s/out.%d", dir, r);
+    adopt_path = path;
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0 || close(fd) != 0) {
+        perror(path);
+        return -1;
+    }
+    return 0;
+}
+
 #define ADOPT_EXTRA 64
 static int adopt_xfd[ADOPT_EXTRA];
 static int adopt_bad;       /* this round's misses (atomic) */
@@ -392,13 +405,8 @@ static int adopt_read(void)
     pthread_barrier_init(&adopt_start, NULL, (unsigned)nthreads);
     for (int r = 0; r < rounds; r++) {
         char path[4096];
-        snprintf(path, sizeof path, "%s/out.%d", dir, r);
-        adopt_path = path;
-        int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
-        if (fd < 0 || close(fd) != 0) {
-            perror(path);
+        if (adopt_new_file(r, path, sizeof path) < 0)
             return 1;
-        }
         /* The writers' descriptions first: numbered below the others,
          * they are attached first. */
         for (int t = 0; t < nthreads; t++)
@@ -517,15 +525,10 @@ static int adopt_race(void)
     pthread_barrier_init(&adopt_start, NULL, (unsigned)nthreads);
     for (int r = 0; r < rounds; r++) {
         char path[4096];
-        snprintf(path, sizeof path, "%s/out.%d", dir, r);
-        adopt_path = path;
-        int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
-        if (fd < 0 || close(fd) != 0) {
-            perror(path);
+        if (adopt_new_file(r, path, sizeof path) < 0)
             return 1;
-        }
         run_all(adopt_writer);
-        fd = open(path, O_RDONLY);
+        int fd = open(path, O_RDONLY);
         int misplaced = fd < 0;
         char want[REC + 1], got[REC];
         for (int t = 0; t < nthreads && fd >= 0; t++)

@@ -961,6 +961,28 @@ Test(kill, file_changed_after_crash, .init = setup,
     cr_assert_eq(wct_stores_left(dir), 0);
 }
 
+/* prog_rename's run r (HOW r->how, N 20) from its start to the guard's
+ * replay after the kill: DIR/<now> holds all 4,000 bytes, each record
+ * whole and in place, and no recovery file is beside DIR/<was>. */
+static void renamed_replayed(struct run *r, const char *now, const char *was)
+{
+    run_writer(r);
+    cr_assert_eq(r->acked, 1, "%s: the writer did not finish", r->how);
+    wait_guard(r->dir);
+    char path[4300], aside[4400];
+    snprintf(path, sizeof path, "%s/%s", r->dir, now);
+    size_t len = 0;
+    char *got = wct_slurp(path, &len);
+    cr_assert(got && len == 4000, "%s: %s has %zu bytes", r->how, path, len);
+    for (size_t off = 0; off < len; off += 100)
+        cr_assert(got[off] == 'a' + (int)(off / 100 % 26) &&
+                  got[off + 99] == '\n', "%s: record at %zu", r->how, off);
+    free(got);
+    snprintf(aside, sizeof aside, "%s/%s.wcache-recovered.%d", r->dir, was,
+             (int)r->pid);
+    cr_assert_eq(access(aside, F_OK), -1, "%s: %s made", r->how, aside);
+}
+
 /* The program renames the file it writes (or the directory above it),
  * writes on, and is killed: the replay looked for the file under the
  * name it had when it was cached, took the renamed one for another's
@@ -977,23 +999,7 @@ Test(kill, replay_after_the_program_renamed_its_file, .init = setup,
                         .sig = SIGKILL, .kill_after = 1,
                         .prog = WCT_PROG("prog_rename"),
                         .flush_ms = "600000"};
-        run_writer(&r);
-        cr_assert_eq(r.acked, 1, "%s: the writer did not finish", hows[h]);
-        wait_guard(dir);
-        char path[4300], aside[4400];
-        snprintf(path, sizeof path, "%s/%s", dir, h ? "final/f" : "B");
-        size_t len = 0;
-        char *got = wct_slurp(path, &len);
-        cr_assert(got && len == 4000, "%s: %s has %zu bytes", hows[h], path,
-                  len);
-        for (size_t off = 0; off < len; off += 100)
-            cr_assert(got[off] == 'a' + (int)(off / 100 % 26) &&
-                      got[off + 99] == '\n', "%s: record at %zu", hows[h],
-                      off);
-        free(got);
-        snprintf(aside, sizeof aside, "%s/%s.wcache-recovered.%d", dir,
-                 h ? "stage/f" : "A", (int)r.pid);
-        cr_assert_eq(access(aside, F_OK), -1, "%s: %s made", hows[h], aside);
+        renamed_replayed(&r, h ? "final/f" : "B", h ? "stage/f" : "A");
         free(dir);
     }
 }
@@ -1015,23 +1021,7 @@ Test(kill, replay_after_the_opened_name_went_but_a_link_stays, .init = setup,
                         .sig = SIGKILL, .kill_after = 1,
                         .prog = WCT_PROG("prog_rename"),
                         .flush_ms = "600000"};
-        run_writer(&r);
-        cr_assert_eq(r.acked, 1, "%s: the writer did not finish", hows[h]);
-        wait_guard(dir);
-        char path[4300], aside[4400];
-        snprintf(path, sizeof path, "%s/sub/L", dir);
-        size_t len = 0;
-        char *got = wct_slurp(path, &len);
-        cr_assert(got && len == 4000, "%s: %s has %zu bytes", hows[h], path,
-                  len);
-        for (size_t off = 0; off < len; off += 100)
-            cr_assert(got[off] == 'a' + (int)(off / 100 % 26) &&
-                      got[off + 99] == '\n', "%s: record at %zu", hows[h],
-                      off);
-        free(got);
-        snprintf(aside, sizeof aside, "%s/A.wcache-recovered.%d", dir,
-                 (int)r.pid);
-        cr_assert_eq(access(aside, F_OK), -1, "%s: %s made", hows[h], aside);
+        renamed_replayed(&r, "sub/L", "A");
         free(dir);
     }
 }
