@@ -222,10 +222,11 @@ struct wc_file *wc_file_get_known(struct wc_cache *c, int fd,
      * daemon's log opened before it left root, a service's output its
      * manager opened). An unlinked file needs no replay; one whose name
      * went while it keeps another link has a name no replay can find. */
-    if (wc_name_gone(name, (size_t)nl) ? st.st_nlink > 0
-        : wc_sys.faccessat(AT_FDCWD, name, W_OK, AT_EACCESS) != 0) {
+    int nameless = wc_name_gone(name, (size_t)nl);
+    if (nameless ? st.st_nlink > 0
+                 : wc_sys.faccessat(AT_FDCWD, name, W_OK, AT_EACCESS) != 0) {
         wc_unlock(&c->lock);
-        r = wc_name_gone(name, (size_t)nl) ? -ENOENT : -EACCES;
+        r = nameless ? -ENOENT : -EACCES;
         goto out;
     }
     for (uint32_t i = 0; i < c->nfiles && !f; i++)
@@ -313,7 +314,7 @@ struct wc_file *wc_file_get_known(struct wc_cache *c, int fd,
     f->note_last = UINT64_MAX;          /* the first note's time alone */
     memcpy(s->path, name, (size_t)nl + 1);
     s->path_len = (uint32_t)nl;
-    s->gone = wc_name_gone(name, (size_t)nl);
+    s->gone = (uint32_t)nameless;
     s->id_sum = wc_fmt_slot_sum(s);                 /* format.h (5) */
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
     s->state = WC_SLOT_LIVE;

@@ -67,11 +67,11 @@
  *       comes into the cache through another description (so their reads
  *       see the cached bytes) or by their own writes (6), all of them
  *       before any description of the file caches a byte (attach_watchers'
- *       two passes, registry.c invariant (5): a WATCH description's kernel
+ *       passes, registry.c invariant (5): a WATCH description's kernel
  *       write must not move the end a cached append was placed by); they
- *       become WATCH again when the file leaves the cache (8). O_DIRECT, O_SYNC,
- *       O_DSYNC, O_PATH, mmapped files, excluded paths pass through
- *       (after a flush when the file is cached).
+ *       become WATCH again when the file leaves the cache (8). O_DIRECT,
+ *       O_SYNC, O_DSYNC, O_PATH, mmapped files, excluded paths pass
+ *       through (after a flush when the file is cached).
  *   (4) Every CACHED or THROUGH description holds one reference to its
  *       file's entry in the registry (registry.c), taken when it gets its
  *       engine file and dropped when it releases it.
@@ -510,33 +510,6 @@ void wc_ident_locked(int fd, struct wc_desc *d)
     ident_stat_locked(fd, d, &st);
 }
 
-/* (dev, ino) came into the cache (its entry claimed by this thread:
- * registry.c invariant (5)): attach its WATCH descriptions, at their
- * kernel offsets. In two passes, so that no description of the file
- * caches before every WATCH one has stopped writing to the kernel:
- *
- *   pass 1: each WATCH description of the file, locked (a call of the
- *           program's on it in progress ends first), is marked pending;
- *           the program's later calls on it wait (wc_desc_lock_entry);
- *           then the engine forgets the size it asked when it made the
- *           file (their writes may have moved it since)
- *   pass 2: each pending one is attached (CACHED, or THROUGH when shared),
- *           still marked
- *   pass 3: each is unmarked, and so is the description whose adoption or
- *           open made the entry, marked there
- *
- * Until pass 3 no description of the file caches a byte (every one that
- * could is marked), so the calls on a WATCH one not reached yet, which
- * go to the kernel without its lock (reads, lseek, ftruncate, fsync),
- * see everything written. Attached one by one in a single pass, one
- * attached early cached an append at the end the kernel gave while one
- * not reached yet wrote its first records there through the kernel: the
- * append was written back after them, elsewhere than the lseek it had
- * answered; unmarked one by one, one reached early cached a pwrite that
- * a pread through one not reached yet did not see (probe W). A WATCH
- * one the engine cannot take (no descriptor left for its write-back)
- * would write and read behind the others: the file passes through for
- * good instead. */
 /* The meeting point of a WATCH description installed while its file
  * comes into the cache: each side stores (the slot; the registry entry),
  * then does this read-modify-write of one variable, then loads what the
@@ -589,6 +562,33 @@ static int attach_one(struct wc_cache *c, int fd, struct wc_desc *d)
     return 1;
 }
 
+/* (dev, ino) came into the cache (its entry claimed by this thread:
+ * registry.c invariant (5)): attach its WATCH descriptions, at their
+ * kernel offsets. In three passes, so that no description of the file
+ * caches before every WATCH one has stopped writing to the kernel:
+ *
+ *   pass 1: each WATCH description of the file, locked (a call of the
+ *           program's on it in progress ends first), is marked pending;
+ *           the program's later calls on it wait (wc_desc_lock_entry);
+ *           then the engine forgets the size it asked when it made the
+ *           file (their writes may have moved it since)
+ *   pass 2: each pending one is attached (CACHED, or THROUGH when shared),
+ *           still marked
+ *   pass 3: each is unmarked, and so is the description whose adoption or
+ *           open made the entry, marked there
+ *
+ * Until pass 3 no description of the file caches a byte (every one that
+ * could is marked), so the calls on a WATCH one not reached yet, which
+ * go to the kernel without its lock (reads, lseek, ftruncate, fsync),
+ * see everything written. Attached one by one in a single pass, one
+ * attached early cached an append at the end the kernel gave while one
+ * not reached yet wrote its first records there through the kernel: the
+ * append was written back after them, elsewhere than the lseek it had
+ * answered; unmarked one by one, one reached early cached a pwrite that
+ * a pread through one not reached yet did not see (probe W). A WATCH
+ * one the engine cannot take (no descriptor left for its write-back)
+ * would write and read behind the others: the file passes through for
+ * good instead. */
 static void attach_watchers(struct wc_cache *c, dev_t dev, ino_t ino)
 {
     struct wc_desc *d;
@@ -702,17 +702,18 @@ int wc_desc_adopt_locked(int fd, struct wc_desc *d, size_t len)
     d->file = f;
     if (rf & WC_REG_FRESH)      /* until attach_watchers is done */
         __atomic_store_n(&d->pending, 1, __ATOMIC_RELAXED);
-    /* The mode first, then the kernel's offset: see wc_watch_moved. */
-    __atomic_store_n(&d->mode, WC_D_CACHED, __ATOMIC_SEQ_CST);
+    /* The mode first, then the kernel's offset: see wc_watch_moved. A
+     * description of its own, as a writable open of a file in the cache
+     * would be; a shared one CACHED until wc_desc_share_locked below. */
+    int own = !d->shared && !d->stdio;
+    __atomic_store_n(&d->mode, own ? attached_mode(d, rf) : WC_D_CACHED,
+                     __ATOMIC_SEQ_CST);
     off_t k = wc_k_lseek(fd, 0, SEEK_CUR);
     d->pos = k < 0 ? 0 : k;
     d->kstale = 0;
     __atomic_sub_fetch(&g_nwatch, 1, __ATOMIC_RELAXED);
-    if (!d->shared && !d->stdio) {
-        /* As a writable open of a file in the cache would be. */
-        d->mode = attached_mode(d, rf);
+    if (own)
         return rf & WC_REG_FRESH ? WC_ADOPT_ATTACH : WC_ADOPT_DONE;
-    }
     if (!(rf & WC_REG_FRESH)) {
         /* The child caches the file through descriptions of its own: this
          * one, which the parent (or stdio) moves too, passes through. */
@@ -1015,10 +1016,7 @@ void wc_fd_opened_known(int fd, int dirfd, const char *path, int flags,
         if (__atomic_load_n(&wc_cells_late, __ATOMIC_SEQ_CST))
             wc_desc_through_locked(fd, d, WC_WHY_EXIT);
         wc_blk_unlock(&d->lock);
-    } else if (d->mode == WC_D_CACHED &&
-               __atomic_load_n(&wc_cells_late, __ATOMIC_SEQ_CST)) {
-        d->mode = WC_D_THROUGH;     /* the only thread: nothing cached */
-    }
+    }   /* (with one thread, nobody began the exit work since it looked) */
     if (rf & WC_REG_FRESH)
         wc_desc_adopted(st.st_dev, st.st_ino);
 }

@@ -138,13 +138,9 @@ ssize_t wc_kernel_rw_locked(int fd, struct wc_desc *d, int write,
     return r;
 }
 
-/* The engine passes d's file through for good (a call write-back needs
- * was refused): d becomes THROUGH, and the kernel makes the very call the
- * program made (write, pwrite, writev...), which may be refused as well.
- * Caller holds d->lock. */
-static ssize_t pass_for_good(int fd, struct wc_desc *d,
-                             const struct iovec *iov, int iovcnt, off_t pos,
-                             int rwf_append, int vec)
+ssize_t wc_desc_pass_for_good(int fd, struct wc_desc *d,
+                              const struct iovec *iov, int iovcnt, off_t pos,
+                              int rwf_append, int vec)
 {
     wc_desc_through_locked(fd, d, WC_WHY_OTHER);
     return wc_kernel_rw_locked(fd, d, 1, iov, iovcnt, pos,
@@ -363,7 +359,8 @@ again:
                                 &where);
             cached_end(d, pos, where, r);
             if (unlikely(r == -WC_EPASS))
-                r = pass_for_good(fd, d, iov, iovcnt, pos, rwf_append, vec);
+                r = wc_desc_pass_for_good(fd, d, iov, iovcnt, pos, rwf_append,
+                                          vec);
         }
     } else if (d->mode == WC_D_RESERVE && pos < 0 && !rwf_append) {
         r = wc_reserve_write(fd, d, iov, iovcnt, vec);

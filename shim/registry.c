@@ -22,6 +22,11 @@
  *       so every later description of it passes through.
  *   (3) The mapped set only grows (to MAPPED_MAX; past it, no new file is
  *       cached at all).
+ *   (4) The streams set counts, per file, the stdio streams the program
+ *       opened on it (fopen, freopen, fdopen) and has not closed (fclose):
+ *       while a file is in it, no description of it leaves WATCH for the
+ *       cache (fdtab.c wc_desc_adopt_locked), since stdio reads and writes
+ *       it behind the engine (open.c invariant (3)).
  *   (5) An entry is claimed (`attaching`, the claiming thread) from its
  *       making by a description's adoption or open (WC_REG_FRESH) until
  *       that thread has attached the file's WATCH descriptions
@@ -33,11 +38,6 @@
  *       size the WATCH ones' kernel writes were still moving (a probe: 121
  *       of 200 rounds of 8 threads each opening the file had a record
  *       elsewhere than lseek said).
- *   (4) The streams set counts, per file, the stdio streams the program
- *       opened on it (fopen, freopen, fdopen) and has not closed (fclose):
- *       while a file is in it, no description of it leaves WATCH for the
- *       cache (fdtab.c wc_desc_adopt_locked), since stdio reads and writes
- *       it behind the engine (open.c invariant (3)).
  *
  * Lock: g_reg_lock protects g_reg, wc_nreg (written under it, read
  * lock-free as a hint), every entry, g_nheld (a hint likewise), the parked
@@ -152,19 +152,32 @@ int wc_reg_add(dev_t dev, ino_t ino, struct wc_file *f)
     return fresh;
 }
 
-int wc_reg_claim(dev_t dev, ino_t ino)
+/* Wait until no other thread's claim holds (dev, ino)'s entry; with
+ * `claim`, then claim it. 1 when it was claimed, 0 otherwise (no entry,
+ * or not asked to). */
+static int reg_settle(dev_t dev, ino_t ino, int claim)
 {
     for (;;) {
         wc_lock(&g_reg_lock);
         struct reg_entry *e = reg_find_locked(dev, ino);
-        int got = e && !e->attaching;
-        if (got)
+        int busy = e && e->attaching && e->attaching != self();
+        if (e && !busy && claim)
             e->attaching = self();
         wc_unlock(&g_reg_lock);
-        if (got || !e)
-            return got;
+        if (!busy)
+            return e && claim;
         sched_yield();
     }
+}
+
+int wc_reg_claim(dev_t dev, ino_t ino)
+{
+    return reg_settle(dev, ino, 1);
+}
+
+void wc_reg_wait(dev_t dev, ino_t ino)
+{
+    (void)reg_settle(dev, ino, 0);
 }
 
 void wc_reg_attached(dev_t dev, ino_t ino)
@@ -174,19 +187,6 @@ void wc_reg_attached(dev_t dev, ino_t ino)
     if (e && e->attaching == self())
         e->attaching = 0;
     wc_unlock(&g_reg_lock);
-}
-
-void wc_reg_wait(dev_t dev, ino_t ino)
-{
-    for (;;) {
-        wc_lock(&g_reg_lock);
-        struct reg_entry *e = reg_find_locked(dev, ino);
-        int busy = e && e->attaching && e->attaching != self();
-        wc_unlock(&g_reg_lock);
-        if (!busy)
-            return;
-        sched_yield();
-    }
 }
 
 void wc_reg_mark_through(dev_t dev, ino_t ino)

@@ -735,15 +735,12 @@ ssize_t wc_reserve_write(int fd, struct wc_desc *d, const struct iovec *iov,
         (!c || (v & WC_CELL_KERNEL)) && wc_k_lseek(fd, 0, SEEK_CUR) == end)
         wc_k_lseek(fd, done, SEEK_SET);
     d->pos = done;
-    if (unlikely(r == -WC_EPASS)) {
-        /* The engine passes the file through for good (a call its
-         * write-back needs was refused: cache/errors.c): the reservation
-         * is given back above, and the kernel writes at the offset. The
-         * error went to the program as its write's answer, the bytes
-         * nowhere (probe X, a seccomp filter refusing pwritev2). */
-        wc_desc_through_locked(fd, d, WC_WHY_OTHER);
-        return wc_kernel_rw_locked(fd, d, 1, iov, iovcnt, -1, 0, vec);
-    }
+    if (unlikely(r == -WC_EPASS))
+        /* The reservation is given back above; the kernel writes at the
+         * offset, as for a CACHED description (before, the error went to
+         * the program as its write's answer, the bytes nowhere: probe X,
+         * a seccomp filter refusing pwritev2). */
+        return wc_desc_pass_for_good(fd, d, iov, iovcnt, -1, 0, vec);
     if (unlikely(c != NULL) && d->shared &&
         __atomic_load_n(&c->holders, __ATOMIC_ACQUIRE) == 1)
         now_alone(fd, d);

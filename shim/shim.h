@@ -530,6 +530,13 @@ void wc_through_done(uint64_t dev, size_t n);
 ssize_t wc_kernel_rw_locked(int fd, struct wc_desc *d, int write,
                             const struct iovec *iov, int iovcnt, off_t pos,
                             int flags, int vec);
+/* The engine passes d's file through for good (-WC_EPASS: a call its
+ * write-back needs was refused): d becomes THROUGH, and the kernel makes
+ * the very call the program made (write, pwrite, writev...), which may be
+ * refused as well. Caller holds d->lock. (io.c) */
+ssize_t wc_desc_pass_for_good(int fd, struct wc_desc *d,
+                              const struct iovec *iov, int iovcnt, off_t pos,
+                              int rwf_append, int vec);
 /* The rest of the registry (registry.c): its memory (0 or -ENOMEM); a
  * description's reference to the file added (WC_REG_FRESH if the file was
  * not in it before: the entry is then claimed by the calling thread until

@@ -359,17 +359,31 @@ static void *adopt_writer(void *arg)
     return NULL;
 }
 
-/* Round r's file, DIR/out.<r>, made empty: 0, or -1 (said). */
-static int adopt_new_file(int r, char *path, size_t n)
+/* The adoption modes' rounds: RECORDS/per of them (at least one), each
+ * on a new empty file DIR/out.<r> (adopt_path), on which round(path, r)
+ * works and returns 1 when a record was wrong; the file is removed.
+ * Prints "<mode>-bad N" (rounds with a wrong record). */
+static int adopt_rounds(int per, int (*round)(const char *path, int r))
 {
-    snprintf(path, n, "%s/out.%d", dir, r);
-    adopt_path = path;
-    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0 || close(fd) != 0) {
-        perror(path);
-        return -1;
+    int rounds = nrecs / per, failed = 0;
+    if (rounds < 1)
+        rounds = 1;
+    pthread_barrier_init(&adopt_start, NULL, (unsigned)nthreads);
+    for (int r = 0; r < rounds; r++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/out.%d", dir, r);
+        adopt_path = path;
+        int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+        if (fd < 0 || close(fd) != 0) {
+            perror(path);
+            return 1;
+        }
+        failed += round(path, r);
+        unlink(path);
     }
-    return 0;
+    pthread_barrier_destroy(&adopt_start);
+    printf("%s-bad %d\nerrors %d\n", mode, failed, errors);
+    return failed || errors ? 1 : 0;
 }
 
 #define ADOPT_EXTRA 64
@@ -397,39 +411,26 @@ static void *adopt_reader(void *arg)
     return NULL;
 }
 
-static int adopt_read(void)
+static int adopt_read(const char *path, int r)
 {
-    int rounds = nrecs / ADOPT_RECS, failed = 0;
-    if (rounds < 1)
-        rounds = 1;
-    pthread_barrier_init(&adopt_start, NULL, (unsigned)nthreads);
-    for (int r = 0; r < rounds; r++) {
-        char path[4096];
-        if (adopt_new_file(r, path, sizeof path) < 0)
-            return 1;
-        /* The writers' descriptions first: numbered below the others,
-         * they are attached first. */
-        for (int t = 0; t < nthreads; t++)
-            if ((adopt_wfd[t] = open(path, O_RDWR)) < 0)
-                bad();
-        for (int x = 0; x < ADOPT_EXTRA; x++)
-            if ((adopt_xfd[x] = open(path, x % 2 ? O_RDONLY : O_RDWR)) < 0)
-                bad();
-        adopt_bad = 0;
-        run_all(adopt_reader);
-        for (int t = 0; t < nthreads; t++)
-            if (adopt_wfd[t] >= 0 && close(adopt_wfd[t]) != 0)
-                bad();
-        for (int x = 0; x < ADOPT_EXTRA; x++)
-            if (adopt_xfd[x] >= 0)
-                close(adopt_xfd[x]);
-        if (adopt_bad)
-            failed++;
-        unlink(path);
-    }
-    pthread_barrier_destroy(&adopt_start);
-    printf("adoptread-bad %d\nerrors %d\n", failed, errors);
-    return failed || errors ? 1 : 0;
+    (void)r;
+    /* The writers' descriptions first: numbered below the others, they
+     * are attached first. */
+    for (int t = 0; t < nthreads; t++)
+        if ((adopt_wfd[t] = open(path, O_RDWR)) < 0)
+            bad();
+    for (int x = 0; x < ADOPT_EXTRA; x++)
+        if ((adopt_xfd[x] = open(path, x % 2 ? O_RDONLY : O_RDWR)) < 0)
+            bad();
+    adopt_bad = 0;
+    run_all(adopt_reader);
+    for (int t = 0; t < nthreads; t++)
+        if (adopt_wfd[t] >= 0 && close(adopt_wfd[t]) != 0)
+            bad();
+    for (int x = 0; x < ADOPT_EXTRA; x++)
+        if (adopt_xfd[x] >= 0)
+            close(adopt_xfd[x]);
+    return adopt_bad != 0;
 }
 
 /* Mode "adoptseek" (the header). */
@@ -481,72 +482,47 @@ static void *seek_writer(void *arg)
     return NULL;
 }
 
-static int adopt_seek(void)
+static int adopt_seek(const char *path, int r)
 {
-    int rounds = nrecs / 100, failed = 0;
     static uint32_t init[SEEK_SZ / 4];
-    for (int i = 0; i < SEEK_SZ / 4; i++)
+    for (int i = 0; !init[1] && i < SEEK_SZ / 4; i++)     /* once */
         init[i] = seek_word((off_t)i * 4);
-    for (int r = 0; r < rounds; r++) {
-        char path[4096];
-        snprintf(path, sizeof path, "%s/out.%d", dir, r);
-        int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
-        if (fd < 0 || pwrite(fd, init, SEEK_SZ, 0) != SEEK_SZ ||
-            close(fd) != 0) {
-            perror(path);
-            return 1;
-        }
-        seek_rfd = open(path, O_RDONLY);
-        seek_wfd = open(path, O_WRONLY);
-        seek_odd = r % 2;
-        seek_done = seek_bad = 0;
-        pthread_t a, b;
-        pthread_create(&b, NULL, seek_reader, NULL);
-        for (volatile int k = 0; k < (r % 50) * 2000; k++)
-            ;
-        pthread_create(&a, NULL, seek_writer, NULL);
-        pthread_join(a, NULL);
-        __atomic_store_n(&seek_done, 1, __ATOMIC_RELEASE);
-        pthread_join(b, NULL);
-        close(seek_rfd);
-        close(seek_wfd);
-        failed += seek_bad;
-        unlink(path);
-    }
-    printf("adoptseek-bad %d\nerrors %d\n", failed, errors);
-    return failed || errors ? 1 : 0;
+    int fd = open(path, O_WRONLY);
+    if (fd < 0 || pwrite(fd, init, SEEK_SZ, 0) != SEEK_SZ || close(fd) != 0)
+        bad();
+    seek_rfd = open(path, O_RDONLY);
+    seek_wfd = open(path, O_WRONLY);
+    seek_odd = r % 2;
+    seek_done = seek_bad = 0;
+    pthread_t a, b;
+    pthread_create(&b, NULL, seek_reader, NULL);
+    for (volatile int k = 0; k < (r % 50) * 2000; k++)
+        ;
+    pthread_create(&a, NULL, seek_writer, NULL);
+    pthread_join(a, NULL);
+    __atomic_store_n(&seek_done, 1, __ATOMIC_RELEASE);
+    pthread_join(b, NULL);
+    close(seek_rfd);
+    close(seek_wfd);
+    return seek_bad;
 }
 
-static int adopt_race(void)
+static int adopt_race(const char *path, int r)
 {
-    int rounds = nrecs / ADOPT_RECS, failed = 0;
-    if (rounds < 1)
-        rounds = 1;
-    pthread_barrier_init(&adopt_start, NULL, (unsigned)nthreads);
-    for (int r = 0; r < rounds; r++) {
-        char path[4096];
-        if (adopt_new_file(r, path, sizeof path) < 0)
-            return 1;
-        run_all(adopt_writer);
-        int fd = open(path, O_RDONLY);
-        int misplaced = fd < 0;
-        char want[REC + 1], got[REC];
-        for (int t = 0; t < nthreads && fd >= 0; t++)
-            for (int s = 0; s < ADOPT_RECS; s++) {
-                record(want, t, s);
-                if (pread(fd, got, REC, adopt_ends[t][s] - REC) != REC ||
-                    memcmp(got, want, REC) != 0)
-                    misplaced++;
-            }
-        if (fd >= 0)
-            close(fd);
-        if (misplaced)
-            failed++;
-        unlink(path);
-    }
-    pthread_barrier_destroy(&adopt_start);
-    printf("adoptrace-bad %d\nerrors %d\n", failed, errors);
-    return failed || errors ? 1 : 0;
+    (void)r;
+    run_all(adopt_writer);
+    int fd = open(path, O_RDONLY), misplaced = fd < 0;
+    char want[REC + 1], got[REC];
+    for (int t = 0; t < nthreads && fd >= 0; t++)
+        for (int s = 0; s < ADOPT_RECS; s++) {
+            record(want, t, s);
+            if (pread(fd, got, REC, adopt_ends[t][s] - REC) != REC ||
+                memcmp(got, want, REC) != 0)
+                misplaced++;
+        }
+    if (fd >= 0)
+        close(fd);
+    return misplaced != 0;
 }
 
 static volatile int writers_done;
@@ -900,11 +876,11 @@ int main(int argc, char **argv)
     if (strcmp(mode, "handover") == 0)
         return handover();
     if (strcmp(mode, "adoptrace") == 0)
-        return adopt_race();
+        return adopt_rounds(ADOPT_RECS, adopt_race);
     if (strcmp(mode, "adoptread") == 0)
-        return adopt_read();
+        return adopt_rounds(ADOPT_RECS, adopt_read);
     if (strcmp(mode, "adoptseek") == 0)
-        return adopt_seek();
+        return adopt_rounds(100, adopt_seek);
     char path[4096];
     snprintf(path, sizeof path, "%s/out", dir);
     if (strcmp(mode, "cell") == 0)

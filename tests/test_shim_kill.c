@@ -961,11 +961,18 @@ Test(kill, file_changed_after_crash, .init = setup,
     cr_assert_eq(wct_stores_left(dir), 0);
 }
 
-/* prog_rename's run r (HOW r->how, N 20) from its start to the guard's
- * replay after the kill: DIR/<now> holds all 4,000 bytes, each record
- * whole and in place, and no recovery file is beside DIR/<was>. */
-static void renamed_replayed(struct run *r, const char *now, const char *was)
+/* prog_rename HOW (c[0], N 20) in a new directory, from its start to the
+ * guard's replay after the kill: DIR/<c[1]> holds all 4,000 bytes, each
+ * record whole and in place, and no recovery file is beside DIR/<c[2]>,
+ * the name the file was opened by. */
+static void renamed_replayed(const char *const c[3])
 {
+    const char *now = c[1], *was = c[2];
+    char *dir = wct_scratch("kill");
+    struct run run = {.dir = dir, .seed = 1, .how = c[0], .n = 20,
+                      .sig = SIGKILL, .kill_after = 1,
+                      .prog = WCT_PROG("prog_rename"), .flush_ms = "600000"};
+    struct run *r = &run;
     run_writer(r);
     cr_assert_eq(r->acked, 1, "%s: the writer did not finish", r->how);
     wait_guard(r->dir);
@@ -981,6 +988,7 @@ static void renamed_replayed(struct run *r, const char *now, const char *was)
     snprintf(aside, sizeof aside, "%s/%s.wcache-recovered.%d", r->dir, was,
              (int)r->pid);
     cr_assert_eq(access(aside, F_OK), -1, "%s: %s made", r->how, aside);
+    free(dir);
 }
 
 /* The program renames the file it writes (or the directory above it),
@@ -992,16 +1000,10 @@ static void renamed_replayed(struct run *r, const char *now, const char *was)
 Test(kill, replay_after_the_program_renamed_its_file, .init = setup,
      .fini = kill_writers_and_clean, .timeout = 120)
 {
-    static const char *const hows[] = {"file", "dir"};
-    for (int h = 0; h < 2; h++) {
-        char *dir = wct_scratch("kill");
-        struct run r = {.dir = dir, .seed = 1, .how = hows[h], .n = 20,
-                        .sig = SIGKILL, .kill_after = 1,
-                        .prog = WCT_PROG("prog_rename"),
-                        .flush_ms = "600000"};
-        renamed_replayed(&r, h ? "final/f" : "B", h ? "stage/f" : "A");
-        free(dir);
-    }
+    static const char *const cases[][3] = {{"file", "B", "A"},
+                                           {"dir", "final/f", "stage/f"}};
+    for (int h = 0; h < 2; h++)
+        renamed_replayed(cases[h]);
 }
 
 /* The name the program opened goes while another link keeps the file
@@ -1014,16 +1016,10 @@ Test(kill, replay_after_the_program_renamed_its_file, .init = setup,
 Test(kill, replay_after_the_opened_name_went_but_a_link_stays, .init = setup,
      .fini = kill_writers_and_clean, .timeout = 120)
 {
-    static const char *const hows[] = {"linked", "relink"};
-    for (int h = 0; h < 2; h++) {
-        char *dir = wct_scratch("kill");
-        struct run r = {.dir = dir, .seed = 1, .how = hows[h], .n = 20,
-                        .sig = SIGKILL, .kill_after = 1,
-                        .prog = WCT_PROG("prog_rename"),
-                        .flush_ms = "600000"};
-        renamed_replayed(&r, "sub/L", "A");
-        free(dir);
-    }
+    static const char *const cases[][3] = {{"linked", "sub/L", "A"},
+                                           {"relink", "sub/L", "A"}};
+    for (int h = 0; h < 2; h++)
+        renamed_replayed(cases[h]);
 }
 
 /* Is there a file in dir whose name starts with prefix? */
