@@ -485,8 +485,10 @@ static void *seek_writer(void *arg)
 static int adopt_seek(const char *path, int r)
 {
     static uint32_t init[SEEK_SZ / 4];
-    for (int i = 0; !init[1] && i < SEEK_SZ / 4; i++)     /* once */
+    static int made;
+    for (int i = 0; !made && i < SEEK_SZ / 4; i++)
         init[i] = seek_word((off_t)i * 4);
+    made = 1;
     int fd = open(path, O_WRONLY);
     if (fd < 0 || pwrite(fd, init, SEEK_SZ, 0) != SEEK_SZ || close(fd) != 0)
         bad();
