@@ -53,20 +53,11 @@ static int inside(const struct wc_blk_thr *o, const struct wc_blk *b)
 
 /* Wait for the owner o to leave b: a section is a copy and a few stores
  * (invariant (2): the fast write makes no system call, not even the
- * dirty limit's write-back), but its thread may be preempted in it:
- * spin, then yield, then sleep. */
+ * dirty limit's write-back), but its thread may be preempted in it. */
 static void wait_out(const struct wc_blk_thr *o, const struct wc_blk *b)
 {
-    for (unsigned i = 0; inside(o, b); i++) {
-        if (i < 64) {
-            __builtin_ia32_pause();
-        } else if (i < 128) {
-            wc_raw_syscall(SYS_sched_yield, 0, 0, 0, 0, 0, 0);
-        } else {
-            struct timespec ts = {0, 50000};
-            wc_raw_syscall(SYS_nanosleep, (long)&ts, 0, 0, 0, 0, 0);
-        }
-    }
+    for (unsigned i = 0; inside(o, b); i++)
+        wc_backoff(i);
 }
 
 int wc_blk_revoke(struct wc_blk *b, int wait)

@@ -421,8 +421,8 @@ static void file_lock(struct wc_file *f, int intruding)
         return;
     }
     wc_lock(&f->lock.m);
-    while (__atomic_load_n(&f->solo_busy, __ATOMIC_ACQUIRE))
-        wc_raw_syscall(SYS_sched_yield, 0, 0, 0, 0, 0, 0);
+    for (unsigned i = 0; __atomic_load_n(&f->solo_busy, __ATOMIC_ACQUIRE); i++)
+        wc_backoff(i);
     wc_blk_wait_out(&f->lock);
 }
 

@@ -648,9 +648,10 @@ void wc_watch_moved_slow(int fd, struct wc_desc *d)
 
 void wc_desc_pending_wait(int fd, struct wc_desc *d)
 {
-    while (__atomic_load_n(&d->pending, __ATOMIC_ACQUIRE) &&
-           __atomic_load_n(&wc_fds[fd], __ATOMIC_ACQUIRE) == d)
-        sched_yield();
+    for (unsigned i = 0; __atomic_load_n(&d->pending, __ATOMIC_ACQUIRE) &&
+                         __atomic_load_n(&wc_fds[fd], __ATOMIC_ACQUIRE) == d;
+         i++)
+        wc_backoff(i);
 }
 
 static unsigned long fs_type(int fd, struct wc_desc *d);

@@ -48,6 +48,17 @@
  *           none --first cached write (2)--> running --wc_flusher_stop
  *             (3) / program gone (1)--> left for good
  *           running --wc_flusher_leave (5)--> none
+ *
+ *   (6) The flusher runs as the kernel's flusher threads do: SCHED_OTHER,
+ *       on any CPU the process's cpuset allows. A real-time program
+ *       (SCHED_FIFO, SCHED_RR: the policy and the CPUs of the thread that
+ *       starts this one are inherited) pinned to one CPU that computes
+ *       without a system call would otherwise never let its flusher run,
+ *       and its data would stay off the disk past WCACHE_FLUSH_MS, where
+ *       the kernel's writeback runs elsewhere (probe Z). No wait between
+ *       the flusher and the program's threads only yields: each ends in
+ *       sleeps (wcache/raw.h wc_backoff), or a futex, so that neither
+ *       priority keeps the other from running.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -189,10 +200,39 @@ void wc_flusher_stop(void)
 int wc_flusher_tid(void)
 {
     int tid;
-    while (!(tid = __atomic_load_n(&g_flusher_tid, __ATOMIC_ACQUIRE)) &&
-           __atomic_load_n(&g_flusher_starting, __ATOMIC_ACQUIRE) == 1)
-        sched_yield();
+    for (unsigned i = 0;
+         !(tid = __atomic_load_n(&g_flusher_tid, __ATOMIC_ACQUIRE)) &&
+         __atomic_load_n(&g_flusher_starting, __ATOMIC_ACQUIRE) == 1;
+         i++)
+        wc_backoff(i);
     return tid;
+}
+
+/* Make the flusher thread (detached): with a 64 KiB stack if `small`,
+ * SCHED_OTHER on every CPU the cpuset allows if `rt`. Not through our
+ * pthread_create: the flusher is no program thread (wc_solo), and with
+ * every signal blocked needs no signal stack. Returns 0 or an errno. */
+static int flusher_create(int small, int rt)
+{
+    pthread_t t;
+    pthread_attr_t a;
+    pthread_attr_init(&a);
+    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    if (small)
+        pthread_attr_setstacksize(&a, 64 << 10);
+    if (rt) {
+        struct sched_param sp = {0};
+        cpu_set_t cpus;
+        memset(&cpus, 0xff, sizeof cpus);   /* the kernel keeps the
+                                               cpuset's own */
+        pthread_attr_setinheritsched(&a, PTHREAD_EXPLICIT_SCHED);
+        pthread_attr_setschedpolicy(&a, SCHED_OTHER);
+        pthread_attr_setschedparam(&a, &sp);
+        pthread_attr_setaffinity_np(&a, sizeof cpus, &cpus);
+    }
+    int r = REAL(pthread_create)(&t, &a, flusher_main, NULL);
+    pthread_attr_destroy(&a);
+    return r;
 }
 
 void wc_flusher_start(void)
@@ -206,29 +246,24 @@ void wc_flusher_start(void)
             wc_guard_reap();    /* no flusher to do it */
         return;                 /* started, being started, or failed */
     }
-    pthread_t t;
-    pthread_attr_t a;
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    pthread_attr_init(&a);
-    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&a, 64 << 10);
-    /* Not through our pthread_create: the flusher is no program thread
-     * (wc_solo), and with every signal blocked needs no signal stack.
-     * glibc puts the program's static TLS on every thread's stack: a
+    /* glibc puts the program's static TLS on every thread's stack: a
      * large one does not fit in 64 KiB (EINVAL), glibc's default size
-     * (only touched pages cost memory) does. */
-    int r = REAL(pthread_create)(&t, &a, flusher_main, NULL);
-    if (r == EINVAL) {
-        pthread_attr_destroy(&a);
-        pthread_attr_init(&a);
-        pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-        r = REAL(pthread_create)(&t, &a, flusher_main, NULL);
-    }
+     * (only touched pages cost memory) does. A real-time program's
+     * flusher is made SCHED_OTHER on every CPU (invariant (6)) by
+     * pthread_create itself, before it runs: from inside, it might
+     * never get to. */
+    int pol = sched_getscheduler(0) & ~SCHED_RESET_ON_FORK;
+    int rt = pol == SCHED_FIFO || pol == SCHED_RR;
+    int r = flusher_create(1, rt);
+    if (r == EINVAL)
+        r = flusher_create(0, rt);
+    if (r && rt)                /* refused: as the program's threads */
+        r = flusher_create(0, 0);
     if (r)
         __atomic_store_n(&g_flusher_starting, 2, __ATOMIC_RELEASE);
-    pthread_attr_destroy(&a);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (r) {
         /* proc.c (8b): without it no deadline is kept, nor the guard

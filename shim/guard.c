@@ -122,6 +122,15 @@
  *       disabled (recovery is then left to `wcache recover`, as asked),
  *       nor in a set-user-ID program (AT_SECURE: the directory is its
  *       real user's, whose files its effective user's replay refuses).
+ *   (10) A real-time program's guard (SCHED_FIFO or SCHED_RR, as the
+ *       thread that starts it) is made SCHED_OTHER on every CPU the
+ *       cpuset allows, by the program right after the clone and by the
+ *       intermediate itself (sched_plain): pinned to the program's one
+ *       CPU at its priority, the intermediate never ran while the
+ *       program computed, and the flusher, which reaps it, waited with it
+ *       (probe Z: nothing reached the disk). So the guard runs as the
+ *       flusher does (flusher.c invariant (6)), as the kernel's own
+ *       helpers would.
  */
 #include <dlfcn.h>
 #include <fcntl.h>
@@ -189,6 +198,8 @@ struct spawn {
     char *envp[1];
     int failed;                 /* the guard's exec did not happen
                                    (written by guard_exec, invariant (7)) */
+    int rt;                     /* the program runs SCHED_FIFO or
+                                   SCHED_RR (invariant (10)) */
 };
 
 /* Written before the clone, read only by the children after it: the
@@ -268,6 +279,19 @@ fail:
     return 127;
 }
 
+/* Invariant (10): thread or process `pid` (0: the caller) SCHED_OTHER,
+ * on every CPU the cpuset allows. Raw calls (the children share the
+ * program's memory), best effort. */
+static void sched_plain(long pid)
+{
+    int prio = 0;
+    unsigned long cpus[16];
+    for (unsigned i = 0; i < sizeof cpus / sizeof cpus[0]; i++)
+        cpus[i] = ~0ul;
+    raw(SYS_sched_setscheduler, pid, SCHED_OTHER, (long)&prio, 0);
+    raw(SYS_sched_setaffinity, pid, sizeof cpus, (long)cpus, 0);
+}
+
 /* The intermediate child (exit signal 0, sharing the program's memory and
  * descriptor table, on g_stack[0], while the program goes on): a new
  * session, the guard, and gone, so that the guard is nobody's child in
@@ -277,6 +301,8 @@ fail:
 static int guard_child(void *arg)
 {
     struct spawn *s = arg;
+    if (s->rt)
+        sched_plain(0);         /* in case it ran before spawn's call */
     raw(SYS_setsid, 0, 0, 0, 0);
     long pid = wc_guard_clone(CLONE_VM | CLONE_VFORK | CLONE_FILES | SIGCHLD,
                               g_stack[1] + sizeof g_stack[1], guard_exec, arg);
@@ -364,6 +390,8 @@ static int spawn(struct wc_cache *c)
     s->argv[2] = s->dir;
     s->argv[3] = NULL;
     s->envp[0] = NULL;
+    int pol = sched_getscheduler(0) & ~SCHED_RESET_ON_FORK;
+    s->rt = pol == SCHED_FIFO || pol == SCHED_RR;
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -372,6 +400,8 @@ static int spawn(struct wc_cache *c)
      * the intermediate (wc_guard_reap). */
     long pid = wc_guard_clone(CLONE_VM | CLONE_FILES,
                               g_stack[0] + sizeof g_stack[0], guard_child, s);
+    if (pid > 0 && s->rt)
+        sched_plain(pid);       /* so that it runs at all (invariant (10)) */
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (pid < 0) {
         wc_off_want("no crash guard (%s)", strerror((int)-pid));
@@ -405,8 +435,8 @@ void wc_guard_reap(void)
 void wc_guard_settle(void)
 {
     wc_guard_reap();
-    while (__atomic_load_n(&g_reaping, __ATOMIC_ACQUIRE))
-        sched_yield();          /* the flusher is reaping it */
+    for (unsigned i = 0; __atomic_load_n(&g_reaping, __ATOMIC_ACQUIRE); i++)
+        wc_backoff(i);          /* the flusher is reaping it */
 }
 
 WC_ONCE

@@ -157,7 +157,7 @@ int wc_reg_add(dev_t dev, ino_t ino, struct wc_file *f)
  * or not asked to). */
 static int reg_settle(dev_t dev, ino_t ino, int claim)
 {
-    for (;;) {
+    for (unsigned i = 0;; i++) {
         wc_lock(&g_reg_lock);
         struct reg_entry *e = reg_find_locked(dev, ino);
         int busy = e && e->attaching && e->attaching != self();
@@ -166,7 +166,7 @@ static int reg_settle(dev_t dev, ino_t ino, int claim)
         wc_unlock(&g_reg_lock);
         if (!busy)
             return e && claim;
-        sched_yield();
+        wc_backoff(i);
     }
 }
 

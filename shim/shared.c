@@ -469,7 +469,7 @@ static unsigned long long cell_take(struct wc_cell *c)
             }
             continue;
         }
-        if (++spins % 1024 == 0) {
+        if ((++spins & 127) == 0) {     /* every 7 ms or so, once asleep */
             int m = __atomic_load_n(&c->mover, __ATOMIC_ACQUIRE);
             if (m > 0 && kill(m, 0) != 0 && errno == ESRCH &&
                 __atomic_compare_exchange_n(&c->mover, &m, (int)getpid(), 0,
@@ -477,7 +477,7 @@ static unsigned long long cell_take(struct wc_cell *c)
                                             __ATOMIC_ACQUIRE))
                 return v & ~WC_CELL_MOVING;
         }
-        sched_yield();
+        wc_backoff(spins);
     }
     return v;
 }
@@ -520,11 +520,12 @@ static off_t cell_reserve(int fd, struct wc_cell *c, ssize_t n)
             return -1;
         if (v & WC_CELL_MOVING) {       /* an exec's sync, or a settle */
             if (++spins == 1024) {
-                /* Long: its mover may be dead (cell_take replaces it). */
+                /* Long (50 ms): its mover may be dead (cell_take
+                 * replaces it). */
                 wc_cell_settle_slow(fd, c);
                 return -1;
             }
-            sched_yield();
+            wc_backoff(spins);
             v = __atomic_load_n(&c->pos, __ATOMIC_ACQUIRE);
             continue;
         }

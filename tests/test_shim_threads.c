@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "lib_shim.h"
@@ -644,4 +645,56 @@ Test(threads, signal_storm_small_cache)
 {
     const char *env[] = {"WCACHE_SIZE=1M", "WCACHE_FLUSH_MS=5", NULL};
     storm("plain", env);
+}
+
+/* A real-time program (tests/prog_sched.c, pinned to one CPU, SCHED_FIFO)
+ * and its own flusher: run without and with the shim, `env` added; both
+ * must print `want` (the program skips, exit 77, where it may not become
+ * real-time: then so does the test). */
+static void realtime(const char *mode, const char *const *env,
+                     const char *want)
+{
+    wct_require_prog(WCT_PROG("prog_sched"));
+    for (int shim = 0; shim < 2; shim++) {
+        const char *argv[] = {WCT_PROG("prog_sched"), mode, scratch, NULL};
+        struct wct_spec spec = {.argv = argv, .env = env, .shim = shim,
+                                .timeout_s = 20};
+        struct wct_result res;
+        cr_assert(wct_run(&spec, &res) == 0);
+        const char *who = shim ? "with the shim" : "without the shim";
+        if (!res.timed_out && WIFEXITED(res.status) &&
+            WEXITSTATUS(res.status) == 77) {
+            cr_assert(!shim, "skipped with the shim only: %s", res.out);
+            wct_result_free(&res);
+            wct_scratch_cleanup();
+            cr_skip_test("%s", res.out);
+        }
+        cr_assert(!res.timed_out, "%s %s: hung (killed after 20 s)", mode,
+                  who);
+        cr_assert(wct_ok(&res), "%s %s: %s\n%s%s", mode, who,
+                  wct_status_str(&res), res.out, res.err);
+        cr_assert_str_eq(res.out, want, "%s %s", mode, who);
+        wct_result_free(&res);
+    }
+}
+
+/* The program computes without a system call on its one CPU after its
+ * writes: its flusher, which inherited its policy and CPU, never ran, nor
+ * did its crash guard's intermediate, which the flusher reaps (probe Z:
+ * nothing on disk within 3 s; the kernel has it at once). Now both run
+ * SCHED_OTHER on any CPU (shim/flusher.c invariant (6), shim/guard.c
+ * (10)). */
+Test(threads, realtime_program_computing_on_one_cpu)
+{
+    realtime("spin", NULL, "visible\n");
+}
+
+/* The program lowers itself below the priority its flusher inherited and
+ * goes on writing: the flusher's deadline pass met it inside its write
+ * and waited by yielding, which at a higher priority never let it run
+ * (probe Z: hung, 3 of 3 with a deadline every 5 ms). */
+Test(threads, realtime_program_lowering_its_priority)
+{
+    const char *env[] = {"WCACHE_FLUSH_MS=20", NULL};
+    realtime("lower", env, "done same\n");
 }

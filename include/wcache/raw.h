@@ -38,4 +38,25 @@ static inline void wc_prefault(void *p, unsigned long len)
                    23 /* MADV_POPULATE_WRITE */, 0, 0, 0);
 }
 
+/* One round of a wait for another thread or process that holds something
+ * for a moment (a fast write's section, a claim, a cell being moved):
+ * spin, then yield, then sleep, `round` counting from 0. Never only
+ * yield: under SCHED_FIFO or SCHED_RR a thread that yields runs again at
+ * once when the one it waits for has a lower priority (a program that
+ * lowered its own priority below its flusher's, probe Z), so a wait that
+ * only yields may never end. The sleep lets every thread run. */
+static inline void wc_backoff(unsigned round)
+{
+    if (round < 64) {
+        __builtin_ia32_pause();
+    } else if (round < 128) {
+        wc_raw_syscall(24 /* SYS_sched_yield */, 0, 0, 0, 0, 0, 0);
+    } else {
+        struct {
+            long sec, nsec;
+        } ts = {0, 50000};
+        wc_raw_syscall(35 /* SYS_nanosleep */, (long)&ts, 0, 0, 0, 0, 0);
+    }
+}
+
 #endif /* WCACHE_RAW_H */
