@@ -22,7 +22,7 @@ CACHE_SRC := $(wildcard cache/*.c) $(wildcard cache/*.S)
 # the shared config rules.
 SHIM_SRC  := $(filter-out shim/cli%.c,$(wildcard shim/*.c))
 CLI_SRC   := shim/cli.c shim/cli_stats.c shim/cli_recover.c shim/config.c \
-	cache/replay.c cache/seekio.c cache/sys.c
+	cache/replay.c cache/seekio.c cache/sys.c cache/clock.c
 CACHE_OBJ := $(patsubst %,$(B)/obj/%.o,$(CACHE_SRC))
 SHIM_OBJ  := $(patsubst %,$(B)/obj/%.o,$(SHIM_SRC))
 EXAMPLES  := $(patsubst examples/%.c,$(B)/examples/%,$(wildcard examples/*.c))

@@ -17,17 +17,29 @@
  *       file (fdtab.c invariant (6)), and never inside one of the
  *       program's signal handlers, where pthread_create (malloc, glibc's
  *       stack cache lock) may deadlock on a lock the interrupted code
- *       holds. While a handler runs, its signal is blocked: so when this
- *       thread has blocked a signal the program handles (wc_note_handler)
- *       the start waits (wc_flusher_deferred), and is tried again at
- *       each of the next WC_FLUSHER_EAGER writes, then every
- *       WC_FLUSHER_RETRY writes, and at each writable open. A process that caches nothing makes no thread, and
+ *       holds. While a handler runs, its signal is blocked, and the
+ *       kernel's signal frame (its return address, the sa_restorer, then
+ *       the interrupted context) lies on the stack above the handler's
+ *       frames: so when this thread has blocked a signal the program
+ *       handles (wc_note_handler) and such a frame is found above the
+ *       caller (frame_above: 1 MiB at most, read with process_vm_readv) the
+ *       start waits (wc_flusher_deferred), and is tried again at each of
+ *       the next WC_FLUSHER_EAGER writes, then every WC_FLUSHER_RETRY
+ *       writes, and at each writable open. A program that keeps a handled
+ *       signal blocked outside any handler (to take it with sigwait,
+ *       sigtimedwait or a signalfd, as daemons and their worker threads
+ *       do) gets its flusher at once: the mask alone had kept it waiting
+ *       for good, the data reaching disk at the consistency points only
+ *       (probe Z). A process that caches nothing makes no thread, and
  *       glibc keeps its single-thread fast paths (malloc, stdio).
- *       Limits: an SA_NODEFER handler does not block its signal, so a
- *       cache made inside one still starts the thread there; and a
- *       program whose every write after the cache's making runs with a
- *       handled signal blocked gets no flusher, its data reaching disk at
- *       the consistency points only (an exception to (1)).
+ *       Limits: an SA_NODEFER handler does not block its signal, nor does
+ *       a handler that runs deeper than 1 MiB below its frame or on a
+ *       stack it switched to (swapcontext) show one, so a cache made
+ *       there still starts the thread there; and a program whose writes
+ *       all run inside its handlers (a timer's) and that then makes no
+ *       call the shim sees outside one gets no flusher until such a call,
+ *       its data reaching disk at the consistency points only (probe Z,
+ *       README).
  *   (3) When the shim stops for good while the program runs (proc.c
  *       invariant (8)), the flusher is woken and waited for until it has
  *       left its loop (wc_flusher_stop), so that it makes no call of its
@@ -291,7 +303,81 @@ void wc_note_handler(int sig, int nodefer)
         __atomic_or_fetch(&g_handled, 1ull << (sig - 1), __ATOMIC_ACQ_REL);
 }
 
-/* Might this thread be running one of the program's handlers? */
+/* The x86_64 kernel's signal frame (struct rt_sigframe), as far as
+ * frame_at looks at it: the handler's return address, then the kernel's
+ * struct ucontext (uc_flags, uc_link, uc_stack, then the sigcontext:
+ * sixteen registers, rip, eflags, the segments, err, trapno, oldmask,
+ * cr2, then the pointer to the saved FPU state), then the siginfo. */
+enum {
+    FR_FLAGS = 8,                       /* uc_flags */
+    FR_LINK = 16,                       /* uc_link */
+    FR_FPSTATE = 8 + 8 + 8 + 24 + 184,  /* uc_mcontext.fpstate */
+    FR_LEN = FR_FPSTATE + 8
+};
+
+/* Read up to n bytes of this process's memory at `at` into dst with
+ * process_vm_readv, which stops at the first unmapped page without a
+ * signal: the bytes read, or -1 when it cannot (a seccomp filter). */
+static ssize_t read_own(void *dst, uintptr_t at, size_t n)
+{
+    struct iovec local = {dst, n}, remote = {(void *)at, n};
+    int e = errno;
+    ssize_t r = wc_sys.process_vm_readv(
+        (pid_t)wc_raw_syscall(SYS_getpid, 0, 0, 0, 0, 0, 0), &local, 1,
+        &remote, 1, 0);
+    if (r < 0 && errno == EFAULT)
+        r = 0;                  /* the first page is not there */
+    errno = e;
+    return r;
+}
+
+/* Is the word at `slot` (just read as `restorer`, some signal's
+ * sa_restorer) the start of a signal frame? Its flags are the kernel's
+ * (UC_FP_XSTATE, UC_SIGCONTEXT_SS, UC_STRICT_RESTORE_SS: the last two
+ * always on x86_64), its uc_link none, and its FPU state, which the
+ * kernel puts just above the frame, there (or none). Not the siginfo:
+ * the kernel fills it for SA_SIGINFO handlers only. */
+static int frame_at(uintptr_t slot)
+{
+    unsigned char f[FR_LEN];
+    if (read_own(f, slot, sizeof f) != (ssize_t)sizeof f)
+        return 0;
+    uint64_t flags, link, fp;
+    memcpy(&flags, f + FR_FLAGS, sizeof flags);
+    memcpy(&link, f + FR_LINK, sizeof link);
+    memcpy(&fp, f + FR_FPSTATE, sizeof fp);
+    return (flags & ~7ull) == 0 && (flags & 2) && link == 0 &&
+           (fp == 0 || (fp > slot + FR_LEN && fp < slot + (64u << 10)));
+}
+
+/* Invariant (2): is a signal frame above this function's, on this
+ * thread's stack (1 MiB at most), whose return address is one of
+ * `restorers`? 1 also when the stack cannot be read. noinline: its own
+ * buffer lies below where the search starts. */
+static __attribute__((noinline)) int frame_above(const uint64_t *restorers,
+                                                 int n)
+{
+    uint64_t w[512];
+    uintptr_t at = (uintptr_t)__builtin_frame_address(0) & ~7ul;
+    for (size_t done = 0; done < (1u << 20); done += sizeof w) {
+        ssize_t got = read_own(w, at + done, sizeof w);
+        if (got < 0)
+            return 1;
+        for (size_t i = 0; i < (size_t)got / 8; i++)
+            for (int k = 0; k < n; k++)
+                if (w[i] == restorers[k] && frame_at(at + done + 8 * i))
+                    return 1;
+        if (got < (ssize_t)sizeof w)
+            return 0;           /* the end of the stack's mapping */
+    }
+    return 0;
+}
+
+/* Might this thread be running one of the program's handlers? A handled
+ * signal blocked, and the shim's stand-in running one (signals.c
+ * invariant (5)), or a signal frame above, returning to the restorer of
+ * one of the blocked ones (invariant (2)): a handler set behind the
+ * shim's back, or one for a fault, has no stand-in. */
 static int maybe_in_handler(void)
 {
     uint64_t h = __atomic_load_n(&g_handled, __ATOMIC_ACQUIRE);
@@ -300,10 +386,29 @@ static int maybe_in_handler(void)
     sigset_t cur;
     if (pthread_sigmask(SIG_BLOCK, NULL, &cur) != 0)
         return 1;
-    for (int sig = 1; sig <= 64; sig++)
-        if (((h >> (sig - 1)) & 1) && sigismember(&cur, sig) == 1)
+    uint64_t restorers[4];
+    int n = 0;
+    for (int sig = 1; sig <= 64; sig++) {
+        if (!((h >> (sig - 1)) & 1) || sigismember(&cur, sig) != 1)
+            continue;
+        /* The kernel's action, raw: its sa_restorer (glibc's, or the
+         * program's own through a raw rt_sigaction). */
+        struct {
+            uint64_t handler, flags, restorer, mask;
+        } k;
+        if (wc_raw_syscall(SYS_rt_sigaction, sig, 0, (long)&k, 8, 0, 0) != 0)
             return 1;
-    return 0;
+        int known = 0;
+        for (int i = 0; i < n; i++)
+            known |= restorers[i] == k.restorer;
+        if (!known && n < 4)
+            restorers[n++] = k.restorer;
+        else if (!known)
+            return 1;           /* more than four: do not look */
+    }
+    if (!n)
+        return 0;
+    return wc_in_held_handler() || frame_above(restorers, n);
 }
 
 void wc_flusher_want(void)

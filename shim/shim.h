@@ -1178,6 +1178,11 @@ void wc_flusher_start(void);
 /* The program set a handler of its own for `sig` (signals.c, syscall.c);
  * `nodefer`: with SA_NODEFER (flusher.c invariant (2)). */
 void wc_note_handler(int sig, int nodefer);
+/* Is this thread running a program's handler through the shim's stand-in
+ * (signals.c invariant (5))? However the handler was called: by the
+ * kernel, or later by a runtime that delivers signals itself (the
+ * ThreadSanitizer's, with no signal frame on the stack). */
+int wc_in_held_handler(void);
 /* Start the flusher if the cache exists and this cannot be inside one of
  * the program's handlers, else try again later: at cache creation and at
  * writable opens (flusher.c invariant (2)). */

@@ -310,6 +310,18 @@ static void holding_handler_run(int sig, siginfo_t *si, void *uc)
         ((void (*)(int))h)(sig);
 }
 
+/* The stack pointer where the program's innermost handler run through
+ * holding_handler began on this thread; 0: none. A handler left by a
+ * jump leaves it behind, above the stack pointer from then on:
+ * wc_in_held_handler looks at where it is, not only whether it is set. */
+static WC_TLS uintptr_t held_sp;
+
+int wc_in_held_handler(void)
+{
+    uintptr_t here = (uintptr_t)__builtin_frame_address(0);
+    return held_sp && here < held_sp;
+}
+
 /* Invariant (5): the handler that stands in for the program's. */
 static void holding_handler(int sig, siginfo_t *si, void *uc)
 {
@@ -320,7 +332,10 @@ static void holding_handler(int sig, siginfo_t *si, void *uc)
         if (r == 0)
             return;             /* sent again when the thread leaves */
     }
+    uintptr_t was = held_sp;
+    held_sp = (uintptr_t)__builtin_frame_address(0);
     holding_handler_run(sig, si, uc);
+    held_sp = was;
 }
 
 /* Our handler in place of the program's handler `act` (invariant (5)). */

@@ -723,6 +723,83 @@ static void on_usr1_quiet(int sig)
     (void)sig;
 }
 
+/* A program that handles SIGTERM but keeps it blocked, to take it with
+ * sigtimedwait or a signalfd, as daemons do: its flusher starts all the
+ * same, and the deadline holds while it waits (flusher.c (2): the blocked
+ * signal alone had kept the flusher from starting, for good). */
+static void s_deadline_blocked(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_usr1_quiet;
+    sigaction(SIGTERM, &sa, NULL);
+    sigset_t term;
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    sigprocmask(SIG_BLOCK, &term, NULL);
+    int fd = xopen("tb", O_WRONLY | O_CREAT | O_TRUNC);
+    lines(fd, "blocked", 100);
+    ask("WAIT idle %s 1000", path("tb"));
+    close(fd);
+    sigprocmask(SIG_UNBLOCK, &term, NULL);
+}
+
+/* The write that makes the cache runs in a handler (the default
+ * WCACHE_MIN_WRITES: its 9th write): no thread is made there (flusher.c
+ * (2): the kernel's signal frame above it says where it runs); the next
+ * write, outside, makes the flusher. With "onstack", the handler runs on
+ * an alternate stack of the program's (SA_ONSTACK), the frame on it; with
+ * "raw", it is set with a raw rt_sigaction, behind the shim, which then
+ * has no stand-in running it (signals.c invariant (5)) and finds the
+ * kernel's signal frame alone. */
+static int g_threads_in;
+
+static void on_usr1_count(int sig)
+{
+    (void)sig;
+    lines(g_handler_fd, "signal", 20);
+    g_threads_in = thread_count();
+}
+
+static void s_handler_thread(const char *arg)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_usr1_count;
+    if (arg && !strcmp(arg, "onstack")) {
+        static char alt[256 << 10];
+        stack_t ss = {.ss_sp = alt, .ss_size = sizeof alt};
+        if (sigaltstack(&ss, NULL) != 0)
+            die("sigaltstack");
+        sa.sa_flags = SA_ONSTACK;
+    }
+    sigaction(SIGUSR1, &sa, NULL);
+    if (arg && !strcmp(arg, "raw")) {
+        /* The kernel's struct, with glibc's restorer read back. */
+        struct {
+            void (*handler)(int);
+            unsigned long flags;
+            void (*restorer)(void);
+            uint64_t mask;
+        } k;
+        if (syscall(SYS_rt_sigaction, SIGUSR1, NULL, &k, 8) != 0)
+            die("rt_sigaction get");
+        k.handler = on_usr1_count;
+        k.flags = 0x04000000;   /* SA_RESTORER (the kernel's) */
+        k.mask = 0;
+        if (syscall(SYS_rt_sigaction, SIGUSR1, &k, NULL, 8) != 0)
+            die("rt_sigaction set");
+    }
+    g_handler_fd = xopen("tt", O_WRONLY | O_CREAT | O_TRUNC);
+    int before = thread_count();
+    raise(SIGUSR1);
+    say("OUT no thread made in the handler: %s",
+        g_threads_in == before ? "yes" : "no");
+    lines(g_handler_fd, "after", 10);
+    ask("WAIT idle %s 1000", path("tt"));
+    close(g_handler_fd);
+}
+
 /* A program with a handler of its own that writes a file a few times
  * (under WCACHE_MIN_WRITES) caches nothing and has no thread of the
  * shim's (flusher.c (2)); descriptors opened read-only before any cache,
@@ -2922,6 +2999,8 @@ int main(int argc, char **argv)
     else if (!strcmp(sc, "inherited_quiet")) s_inherited_quiet();
     else if (!strcmp(sc, "deadline")) s_deadline();
     else if (!strcmp(sc, "deadline_handler")) s_deadline_handler();
+    else if (!strcmp(sc, "deadline_blocked")) s_deadline_blocked();
+    else if (!strcmp(sc, "handler_thread")) s_handler_thread(arg);
     else if (!strcmp(sc, "no_thread")) s_no_thread();
     else if (!strcmp(sc, "fsync")) s_fsync();
     else if (!strcmp(sc, "times")) s_times();

@@ -4,9 +4,11 @@
  *
  *   prog_sched MODE DIR
  *
- * Both modes first pin the process to the CPU it runs on and make it
+ * spin and lower first pin the process to the CPU it runs on and make it
  * SCHED_FIFO (as `taskset -c N chrt -f P prog` would); a process that may
- * not prints "skip: ..." and exits 77.
+ * not prints "skip: ..." and exits 77. No clock decides how long the
+ * watcher watches or the idle program sleeps: the program's clock may be
+ * a fake one.
  *   spin   writes 200 lines of 64 bytes to DIR/spin.out, then computes for
  *          3 s without a system call. A child made before the process
  *          became real-time (SCHED_OTHER, any CPU) watches the file's size
@@ -14,6 +16,10 @@
  *          in the file by then, "not visible" otherwise: the
  *          kernel's writeback has them at once; a flusher or a guard that
  *          inherits the program's priority and its one CPU never runs.
+ *   idle   as spin, but neither pinned nor real-time, and sleeping
+ *          instead of computing: run with a library that fakes the
+ *          program's clock (libfaketime, FAKETIME frozen), the shim's
+ *          deadline must still come (include/wcache/clock.h).
  *   lower  at priority 50, writes 20 records of 100 bytes (the cache and
  *          its flusher are made now, at that priority), lowers itself to
  *          priority 10 and rewrites a 64 KiB region with small pwrites
@@ -21,9 +27,18 @@
  *          that waited for the program's write at a higher priority by
  *          yielding alone would never let it finish (the test's timeout
  *          ends it).
+ *   claims two threads on the process's one CPU, SCHED_FIFO at priority
+ *          10 and 50, open the same file (O_APPEND), append to it (20
+ *          and 2 records of 64 bytes) and close it, over and over for 2 s,
+ *          the high one sleeping up to 200 us between rounds so that it
+ *          wakes anywhere in the low one's. Prints "done same" when the
+ *          file holds every record. A thread that waited for the other's
+ *          claim on the file (shim/registry.c) by yielding alone never let
+ *          the low one run (probe Z: hung, 3 of 3).
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -65,7 +80,13 @@ static void realtime(int prio)
     }
 }
 
-static void spin(void)
+/* Write 200 lines of 64 bytes to `path`, then leave the CPU to nothing
+ * but this process for 3 s (`compute`: without a system call) or sleep as
+ * long, while a watcher child made first looks at the file's size every
+ * 5 ms, 500 times (2.5 s or a little more, so within the 3 s: after them,
+ * the program's flusher would run). Prints "visible" when the whole file
+ * was seen, "not visible" otherwise. */
+static void watched(int compute)
 {
     int pfd[2];
     if (pipe(pfd) != 0)
@@ -75,17 +96,12 @@ static void spin(void)
     if (w < 0)
         die("fork");
     if (w == 0) {
-        /* The watcher: the file's size every 5 ms for 2.5 s, which ends
-         * before the parent's computing does (its writes take
-         * milliseconds, then 3 s): after, its flusher would run. */
         close(pfd[0]);
         char seen = 'n';
-        for (double end = now() + 2.5; now() < end;) {
+        for (int i = 0; i < 500 && seen == 'n'; i++) {
             struct stat st;
-            if (stat(path, &st) == 0 && st.st_size == want) {
+            if (stat(path, &st) == 0 && st.st_size == want)
                 seen = 'y';
-                break;
-            }
             struct timespec ts = {0, 5000000};
             nanosleep(&ts, NULL);
         }
@@ -94,7 +110,8 @@ static void spin(void)
         _exit(0);
     }
     close(pfd[1]);
-    realtime(10);
+    if (compute)
+        realtime(10);
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd < 0)
         die("open");
@@ -104,11 +121,17 @@ static void spin(void)
         if (write(fd, line, 64) != 64)
             die("write");
     }
-    volatile uint64_t x = 0;
-    for (double end = now() + 3; now() < end;)
-        x++;
-    struct sched_param sp = {0};
-    sched_setscheduler(0, SCHED_OTHER, &sp);    /* let the watcher end */
+    if (compute) {
+        volatile uint64_t x = 0;
+        for (double end = now() + 3; now() < end;)
+            x++;
+        struct sched_param sp = {0};
+        sched_setscheduler(0, SCHED_OTHER, &sp);    /* let the watcher end */
+    } else {
+        struct timespec ts = {3, 0};
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+            ;
+    }
     char seen = 0;
     if (read(pfd[0], &seen, 1) != 1)
         die("read");
@@ -157,18 +180,90 @@ static void lower(void)
     printf("done %s\n", memcmp(got, want, sizeof got) ? "differs" : "same");
 }
 
+static long g_rounds[2];
+static double g_end;
+
+static void *claimer(void *arg)
+{
+    long id = (long)arg;
+    char b[64];
+    memset(b, '0' + (int)id, sizeof b);
+    unsigned seed = (unsigned)id + 1;
+    while (now() < g_end) {
+        int fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd < 0)
+            die("open");
+        for (int i = 0; i < (id ? 2 : 20); i++)
+            if (write(fd, b, sizeof b) != (ssize_t)sizeof b)
+                die("write");
+        if (close(fd) != 0)
+            die("close");
+        g_rounds[id]++;
+        if (id) {
+            struct timespec t = {0, (long)(rand_r(&seed) % 200) * 1000};
+            nanosleep(&t, NULL);
+        }
+    }
+    return NULL;
+}
+
+static void claims(void)
+{
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(sched_getcpu(), &one);
+    if (sched_setaffinity(0, sizeof one, &one) != 0)
+        die("sched_setaffinity");
+    unlink(path);               /* a killed run's, appended to */
+    g_end = now() + 2;
+    pthread_t t[2];
+    for (long i = 0; i < 2; i++) {
+        pthread_attr_t a;
+        struct sched_param sp = {.sched_priority = i ? 50 : 10};
+        pthread_attr_init(&a);
+        pthread_attr_setinheritsched(&a, PTHREAD_EXPLICIT_SCHED);
+        pthread_attr_setschedpolicy(&a, SCHED_FIFO);
+        pthread_attr_setschedparam(&a, &sp);
+        int r = pthread_create(&t[i], &a, claimer, (void *)i);
+        pthread_attr_destroy(&a);
+        if (r == EPERM) {
+            printf("skip: SCHED_FIFO: %s\n", strerror(r));
+            exit(77);
+        }
+        if (r != 0) {
+            errno = r;
+            die("pthread_create");
+        }
+    }
+    pthread_join(t[0], NULL);
+    pthread_join(t[1], NULL);
+    struct stat st;
+    if (stat(path, &st) != 0)
+        die("stat");
+    off_t want = (g_rounds[0] * 20 + g_rounds[1] * 2) * 64;
+    if (st.st_size != want)
+        fprintf(stderr, "prog_sched: %lld bytes, %lld expected (%ld and %ld "
+                "rounds)\n", (long long)st.st_size, (long long)want,
+                g_rounds[0], g_rounds[1]);
+    printf("done %s\n", st.st_size == want ? "same" : "differs");
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 3) {
-        fprintf(stderr, "usage: prog_sched spin|lower DIR\n");
+        fprintf(stderr, "usage: prog_sched spin|idle|lower|claims DIR\n");
         return 2;
     }
     snprintf(path, sizeof path, "%s/%s.out", argv[2], argv[1]);
     setvbuf(stdout, NULL, _IONBF, 0);
     if (!strcmp(argv[1], "spin"))
-        spin();
+        watched(1);
+    else if (!strcmp(argv[1], "idle"))
+        watched(0);
     else if (!strcmp(argv[1], "lower"))
         lower();
+    else if (!strcmp(argv[1], "claims"))
+        claims();
     else
         return 2;
     unlink(path);

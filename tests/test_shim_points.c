@@ -410,6 +410,18 @@ Test(points, deadline_flush_when_a_handler_made_the_cache)
     const char *env[] = {"WCACHE_FLUSH_MS=100", "WCACHE_MIN_WRITES=", NULL};
     differential("deadline_handler", NULL, env);
 }
+Test(points, deadline_flush_with_a_handled_signal_kept_blocked)
+{
+    const char *env[] = {"WCACHE_FLUSH_MS=100", NULL};
+    differential("deadline_blocked", NULL, env);
+}
+Test(points, no_thread_made_inside_a_handler)
+{
+    const char *env[] = {"WCACHE_FLUSH_MS=100", "WCACHE_MIN_WRITES=", NULL};
+    differential("handler_thread", NULL, env);
+    differential("handler_thread", "onstack", env);
+    differential("handler_thread", "raw", env);
+}
 
 /* Every way to end a process keeps the data. */
 Test(points, exit_return_from_main) { differential("exit", "return", NULL); }

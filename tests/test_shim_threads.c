@@ -698,3 +698,43 @@ Test(threads, realtime_program_lowering_its_priority)
     const char *env[] = {"WCACHE_FLUSH_MS=20", NULL};
     realtime("lower", env, "done same\n");
 }
+
+/* A library that fakes the program's clock, preloaded before or after the
+ * shim, with the clock frozen: the shim's deadline flush still comes
+ * within WCACHE_FLUSH_MS of the real time while the program sleeps. It
+ * went with the fake clock (probe Z: frozen, nothing reached the disk
+ * while the program slept; slowed five times, five times later); the
+ * shim's clock is now the vDSO's own (include/wcache/clock.h). */
+#define FAKETIME_SO "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+Test(threads, deadline_with_the_programs_clock_faked)
+{
+    wct_require_prog(WCT_PROG("prog_sched"));
+    cr_assert(access(FAKETIME_SO, R_OK) == 0,
+              "%s missing: apt-get install faketime (tests/deps.sh)",
+              FAKETIME_SO);
+    const char *preload[] = {"LD_PRELOAD=" FAKETIME_SO,
+                             "LD_PRELOAD=" FAKETIME_SO " " WCT_SHIM_SO,
+                             "LD_PRELOAD=" WCT_SHIM_SO " " FAKETIME_SO};
+    for (int i = 0; i < 3; i++) {
+        const char *env[] = {preload[i], "FAKETIME=2020-01-01 00:00:00",
+                             NULL};
+        const char *argv[] = {WCT_PROG("prog_sched"), "idle", scratch,
+                              NULL};
+        struct wct_spec spec = {.argv = argv, .env = env, .timeout_s = 20};
+        struct wct_result res;
+        cr_assert(wct_run(&spec, &res) == 0);
+        cr_assert(wct_ok(&res), "%s: %s\n%s%s", preload[i],
+                  wct_status_str(&res), res.out, res.err);
+        cr_assert_str_eq(res.out, "visible\n", "%s", preload[i]);
+        wct_result_free(&res);
+    }
+}
+
+/* Two threads of different real-time priorities on one CPU open, append
+ * to and close one file over and over: the high one waited for the low
+ * one's claim on the file (shim/registry.c) by yielding alone, which
+ * never let the low one run (probe Z: hung, 3 of 3). */
+Test(threads, realtime_threads_claiming_one_file)
+{
+    realtime("claims", NULL, "done same\n");
+}
