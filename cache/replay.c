@@ -1003,8 +1003,13 @@ int wc_replay_fd(int fd, const char *path, int flags, int log_fd,
             }
             uint32_t si = b->file - 1;
             if (!tg[si].ok) {
-                if (slots[si].state == WC_SLOT_LIVE)
-                    corrupt++;      /* data for a slot we cannot trust */
+                /* Data for a slot we cannot trust: one in use that
+                 * failed its checks, or one in no state of the format
+                 * (a stray store over it: its data was dropped, the
+                 * backing file removed, probe AA). A free slot's
+                 * records are stale (format.h (3)). */
+                if (slots[si].state != WC_SLOT_FREE)
+                    corrupt++;
                 continue;
             }
             if (b->gen != slots[si].gen)
@@ -1068,7 +1073,8 @@ int wc_replay_fd(int fd, const char *path, int flags, int log_fd,
          * written; the file is kept for inspection. */
         if (corrupt)
             say(log_fd, "wcache: %s: corrupt: %u block records out of "
-                "range; nothing replayed, the file is kept", path, corrupt);
+                "range or of a broken file slot; nothing replayed, the "
+                "file is kept", path, corrupt);
         else
             say(log_fd, "wcache: %s: corrupt: a replay's progress past its "
                 "run of appended bytes; nothing replayed, the file is kept",

@@ -1545,6 +1545,10 @@ Test(recover, corrupt_and_hostile_files, .init = setup,
         {"record with too many ranges", roff + offsetof(struct wc_brec, nr),
          200, 2},
         {"range past the page", roff + offsetof(struct wc_brec, hi), 5000, 2},
+        /* Its data was dropped and the backing file removed, "replayed"
+         * (probe AA). */
+        {"slot in no state of the format",
+         soff + offsetof(struct wc_fslot, state), 0xfe, 4},
         {"slot path altered", soff + offsetof(struct wc_fslot, path) + 1, 'X',
          1},
         {"slot path length out of range",
@@ -1558,7 +1562,7 @@ Test(recover, corrupt_and_hostile_files, .init = setup,
         cr_assert_eq(st, 1, "%s: not reported (%s)", bad[i].what, err);
         free(err);
         SANE(bad[i].what);
-        if (i < 4)
+        if (i < 5)
             UNCHANGED(bad[i].what);
     }
     /* A path pointing elsewhere (checksum made right, as a hostile file
