@@ -14,9 +14,11 @@
  *   (2) libwcache.so is looked up next to this binary, then in
  *       ../lib/wcache/ beside it (an installed or relocated tree), then in
  *       WCACHE_LIBDIR (set at build time); LD_PRELOAD gets it prepended.
- *       Not found: exit 125.
+ *       Not found, or found at a path LD_PRELOAD cannot carry (a space,
+ *       a colon): exit 125.
  *   (3) Exit status, as coreutils wrappers: the program's own (with
- *       --stats, the signal it died of is raised again here); 125 for
+ *       --stats, the signal it died of is raised again here, with no core
+ *       dump of wcache's: the program's is the one left); 125 for
  *       wcache's errors; 126 for a program that cannot be run; 127 for one
  *       that cannot be found.
  *   (4) Without --stats wcache execs the program (nothing stays between
@@ -35,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -272,12 +275,17 @@ static void forward(int sig)
         kill(g_child, sig);
 }
 
-/* End as the program ended: its status, or its signal. */
+/* End as the program ended: its status, or its signal, without a core
+ * dump of our own: the kernel would write it over the program's (a
+ * core_pattern of `core`), or add a second report blaming wcache (probe
+ * AA). */
 static int end_like(int status)
 {
     if (WIFEXITED(status))
         return WEXITSTATUS(status);
     int sig = WTERMSIG(status);
+    struct rlimit none = {0, 0};
+    setrlimit(RLIMIT_CORE, &none);
     signal(sig, SIG_DFL);
     sigset_t set;
     sigemptyset(&set);
@@ -477,6 +485,13 @@ int main(int argc, char **argv)
     if (find_lib(lib, sizeof lib) != 0) {
         fprintf(stderr, "wcache: libwcache.so not found beside this "
                 "program nor in %s\n", WCACHE_LIBDIR);
+        return WC_EXIT_OWN;
+    }
+    if (strpbrk(lib, " \t\n:")) {
+        /* ld.so splits LD_PRELOAD at spaces and colons: every process
+         * would print its errors and run without the cache (probe AA). */
+        fprintf(stderr, "wcache: %s: LD_PRELOAD cannot hold a path with a "
+                "space or a colon; install wcache under another path\n", lib);
         return WC_EXIT_OWN;
     }
     const char *old = getenv("LD_PRELOAD");

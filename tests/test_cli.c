@@ -12,6 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <elf.h>
+#include <sys/procfs.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -148,6 +151,97 @@ Test(cli, the_programs_status_and_signal)
                   WTERMSIG(r.status) == SIGUSR1,
                   "killed by SIGUSR1 (stats %d): %s", stats,
                   wct_status_str(&r));
+        wct_result_free(&r);
+    }
+}
+
+/* The process name in a core file's NT_PRPSINFO note; "" if none. */
+static void core_name(const char *path, char *out, size_t cap)
+{
+    size_t len;
+    char *c = wct_slurp(path, &len);
+    out[0] = 0;
+    if (!c || len < sizeof(Elf64_Ehdr))
+        goto done;
+    const Elf64_Ehdr *eh = (const Elf64_Ehdr *)c;
+    for (unsigned i = 0; i < eh->e_phnum; i++) {
+        const Elf64_Phdr *ph = (const Elf64_Phdr *)(c + eh->e_phoff +
+                                                    i * eh->e_phentsize);
+        if ((const char *)(ph + 1) > c + len || ph->p_type != PT_NOTE)
+            continue;
+        for (size_t at = ph->p_offset;
+             at + sizeof(Elf64_Nhdr) <= ph->p_offset + ph->p_filesz &&
+             at + sizeof(Elf64_Nhdr) <= len;) {
+            const Elf64_Nhdr *nh = (const Elf64_Nhdr *)(c + at);
+            size_t desc = at + sizeof *nh + ((nh->n_namesz + 3) & ~3u);
+            if (nh->n_type == NT_PRPSINFO &&
+                desc + sizeof(prpsinfo_t) <= len) {
+                const prpsinfo_t *ps = (const prpsinfo_t *)(c + desc);
+                snprintf(out, cap, "%.*s", (int)sizeof ps->pr_fname,
+                         ps->pr_fname);
+                goto done;
+            }
+            at = desc + ((nh->n_descsz + 3) & ~3u);
+        }
+    }
+done:
+    free(c);
+}
+
+/* With --stats, wcache stays the parent and dies of the program's signal
+ * again: without a core dump of its own, which the kernel wrote over the
+ * program's (probe AA: a core_pattern of `core`, Debian's default). */
+Test(cli, the_programs_core_dump_is_the_one_left)
+{
+    struct rlimit old, all = {RLIM_INFINITY, RLIM_INFINITY};
+    getrlimit(RLIMIT_CORE, &old);
+    if (setrlimit(RLIMIT_CORE, &all) != 0) {
+        all.rlim_cur = all.rlim_max = old.rlim_max;
+        setrlimit(RLIMIT_CORE, &all);
+    }
+    struct wct_result r;
+    run(&r, (const char *[]){"--stats", "--", "sh", "-c", "kill -SEGV $$",
+                             NULL});
+    setrlimit(RLIMIT_CORE, &old);
+    cr_assert(!r.timed_out && WIFSIGNALED(r.status) &&
+              WTERMSIG(r.status) == SIGSEGV, "%s", wct_status_str(&r));
+    cr_expect(!WCOREDUMP(r.status), "wcache dumped core itself");
+    wct_result_free(&r);
+    char pattern[256] = "", core[4200], name[32];
+    FILE *f = fopen("/proc/sys/kernel/core_pattern", "r");
+    if (f && fgets(pattern, sizeof pattern, f))
+        pattern[strcspn(pattern, "\n")] = 0;
+    if (f)
+        fclose(f);
+    snprintf(core, sizeof core, "%s/core", scratch);
+    if (strcmp(pattern, "core") != 0 || all.rlim_cur == 0)
+        return;                 /* the dump goes elsewhere, or none */
+    core_name(core, name, sizeof name);
+    cr_expect_str_eq(name, "sh", "the core left is not the program's");
+    unlink(core);
+}
+
+/* A tree whose path holds a space or a colon: LD_PRELOAD cannot carry
+ * the library's path, and every process ran uncached, printing the
+ * loader's errors, wcache exiting 0 (probe AA). Now wcache's error. */
+Test(cli, library_path_that_ld_preload_cannot_carry)
+{
+    const char *dirs[] = {"sp ace", "co:lon"};
+    for (int i = 0; i < 2; i++) {
+        char d[4200], sh[9000];
+        snprintf(d, sizeof d, "%s/%s", scratch, dirs[i]);
+        snprintf(sh, sizeof sh, "mkdir '%s' && cp %s %s/libwcache.so '%s'/",
+                 d, WCACHE, WCT_BUILD_DIR, d);
+        cr_assert_eq(system(sh), 0, "%s", sh);
+        char exe[4300];
+        snprintf(exe, sizeof exe, "%s/wcache", d);
+        const char *argv[] = {exe, "--", "true", NULL};
+        struct wct_spec spec = {.argv = argv, .cwd = scratch,
+                                .timeout_s = 30};
+        struct wct_result r;
+        cr_assert(wct_run(&spec, &r) == 0);
+        cr_expect(exit_code(&r) == 125 && strstr(r.err, "LD_PRELOAD"),
+                  "%s: %s\n%s", dirs[i], wct_status_str(&r), r.err);
         wct_result_free(&r);
     }
 }
