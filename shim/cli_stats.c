@@ -129,6 +129,7 @@ int wc_cli_summary(const char *records, FILE *out)
         fclose(in);
     unsigned long long writes = get(t, "writes"), wb = get(t, "wb_calls");
     unsigned long long through = get(t, "through");
+    unsigned long long rsv = get(t, "reserve");
     unsigned long long nc = 0;
     for (int i = 0; i < t->n; i++)
         if (!strncmp(t->key[i], "nc:", 3))
@@ -138,10 +139,10 @@ int wc_cli_summary(const char *records, FILE *out)
             t->npids == 1 ? "" : "es", get(t, "files"),
             get(t, "files") == 1 ? "" : "s");
     fprintf(out, "wcache: %llu writes absorbed (%s); system calls: %llu "
-            "issued (%llu write-back, %llu written through), %llu avoided; "
-            "%s written back\n", writes,
-            human(get(t, "bytes"), b1, sizeof b1), wb + through, wb, through,
-            writes > wb ? writes - wb : 0,
+            "issued (%llu write-back, %llu written through, %llu offset "
+            "reservations), %llu avoided; %s written back\n", writes,
+            human(get(t, "bytes"), b1, sizeof b1), wb + through + rsv, wb,
+            through, rsv, writes > wb + rsv ? writes - wb - rsv : 0,
             human(get(t, "wb_bytes"), b2, sizeof b2));
     const char *sep = "wcache: flushes: ";
     int any = 0;
@@ -170,8 +171,12 @@ int wc_cli_summary(const char *records, FILE *out)
         }
     fputc('\n', out);
     if (!writes && !nc)
-        fprintf(out, "wcache: the program wrote nothing to files%s\n",
-                t->npids ? "" : " under the shim (was it statically linked?)");
+        fprintf(out, "wcache: no write()-family call of the program's "
+                "reached a file%s\n",
+                t->npids ? " (the writes stdio makes from its own buffers "
+                           "are not seen)"
+                         : " under the shim (was it statically linked, or "
+                           "the cache disabled?)");
     free(t);
     return 0;
 }

@@ -659,6 +659,7 @@ static int pseudo_fs(int fd, unsigned long type);
 
 uint64_t wc_rent_ns;
 uint64_t wc_sent_through;
+uint64_t wc_reserve_calls;
 
 int wc_desc_adopt_locked(int fd, struct wc_desc *d, size_t len)
 {

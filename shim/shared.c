@@ -691,8 +691,10 @@ ssize_t wc_reserve_write(int fd, struct wc_desc *d, const struct iovec *iov,
         return n;
     struct wc_cell *c = d->cell;
     off_t end = c ? cell_reserve(fd, c, n) : -1;
-    if (end < 0)
+    if (end < 0) {
         end = wc_k_lseek(fd, n, SEEK_CUR);
+        __atomic_fetch_add(&wc_reserve_calls, 1, __ATOMIC_RELAXED);
+    }
     if (end < 0) {
         /* No reservation past the largest offset lseek allows (the file
          * system's: EINVAL): the kernel's own write answers there, as it

@@ -1239,6 +1239,9 @@ int wc_proc_image_ends(void);
  * (watched descriptions, passed-through writes): atomic, read by the
  * engine where a file system's free space lags (cache/errors.c (4c)). */
 extern uint64_t wc_sent_through;
+/* lseek calls that reserved a shared description's offset for a cached
+ * write (shared.c wc_reserve_write): issued, not avoided (atomic). */
+extern uint64_t wc_reserve_calls;
 
 /* Is fd's file one the process maps shared and writable (meta.c
  * invariant (5b))? An fstat only once such a mapping was made. */

@@ -55,14 +55,17 @@ static void stats_raw(const struct wc_stats *s)
     size_t n = 0;
     OUT("pid=%d processes=1 files=%llu writes=%llu bytes=%llu "
         "wb_calls=%llu through=%llu wb_bytes=%llu faults=%llu errors=%llu "
-        "evictions=%llu store_full=%llu wb_background=%llu", (int)getpid(),
+        "evictions=%llu store_full=%llu wb_background=%llu reserve=%llu",
+        (int)getpid(),
         (unsigned long long)wc_stats_files(),
         (unsigned long long)s->writes, (unsigned long long)s->bytes,
         (unsigned long long)s->wb_calls, (unsigned long long)s->through,
         (unsigned long long)s->wb_bytes, (unsigned long long)s->faults,
         (unsigned long long)s->errors, (unsigned long long)s->evictions,
         (unsigned long long)s->store_full,
-        (unsigned long long)s->wb_background);
+        (unsigned long long)s->wb_background,
+        (unsigned long long)__atomic_load_n(&wc_reserve_calls,
+                                            __ATOMIC_RELAXED));
     for (int i = 0; i < WC_WHY_COUNT; i++)
         OUT(" flush_%s=%llu", wc_reason_names[i],
             (unsigned long long)s->flushes[i]);
@@ -85,15 +88,18 @@ void wc_stats_report(struct wc_cache *c)
         return;         /* a process that wrote nothing: no lines */
     char buf[2048];
     size_t n = 0;
-    uint64_t issued = s.wb_calls + s.through;
-    uint64_t avoided = s.writes > s.wb_calls ? s.writes - s.wb_calls : 0;
+    uint64_t rsv = __atomic_load_n(&wc_reserve_calls, __ATOMIC_RELAXED);
+    uint64_t issued = s.wb_calls + s.through + rsv;
+    uint64_t avoided = s.writes > s.wb_calls + rsv
+                           ? s.writes - s.wb_calls - rsv : 0;
     OUT("wcache[%d]: %llu writes absorbed (%llu bytes); system calls: "
-        "%llu issued (%llu write-back, %llu written through), %llu "
-        "avoided; %llu bytes written back (%llu batches by the flusher "
-        "thread)\n", (int)getpid(),
+        "%llu issued (%llu write-back, %llu written through, %llu offset "
+        "reservations), %llu avoided; %llu bytes written back (%llu "
+        "batches by the flusher thread)\n", (int)getpid(),
         (unsigned long long)s.writes, (unsigned long long)s.bytes,
         (unsigned long long)issued, (unsigned long long)s.wb_calls,
-        (unsigned long long)s.through, (unsigned long long)avoided,
+        (unsigned long long)s.through, (unsigned long long)rsv,
+        (unsigned long long)avoided,
         (unsigned long long)s.wb_bytes, (unsigned long long)s.wb_background);
     OUT("wcache[%d]: flushes:", (int)getpid());
     for (int i = 0; i < WC_WHY_COUNT; i++)

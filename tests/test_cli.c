@@ -246,6 +246,39 @@ Test(cli, library_path_that_ld_preload_cannot_carry)
     }
 }
 
+/* Writes through a description the shell keeps (`prog > out` run by a
+ * shell that waits) are cached, each with an lseek reserving its offset:
+ * those calls are issued, not avoided (probe AA: "19985 avoided" where
+ * strace counted one lseek a write). */
+Test(cli, stats_count_offset_reservations)
+{
+    char sh[9000];
+    snprintf(sh, sizeof sh, "%s --stats=stats.txt -- sh -c 'i=0; "
+             "while [ $i -lt 300 ]; do echo line $i; i=$((i + 1)); done' "
+             "> out", WCACHE);
+    struct wct_result r;
+    const char *env[] = {"WCACHE_SETUP_US=0", "WCACHE_MIN_WRITES=0", NULL};
+    cr_assert_eq(wct_sh(0, scratch, env, 60, &r, sh), 0);
+    cr_assert(wct_ok(&r), "%s\n%s", wct_status_str(&r), r.err);
+    wct_result_free(&r);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/stats.txt", scratch);
+    char *s = wct_slurp(path, NULL);
+    cr_assert_not_null(s);
+    unsigned long long w = 0, issued = 0, wb = 0, th = 0, rsv = 0, av = 0;
+    const char *p = strstr(s, "\nwcache: ");
+    cr_assert(p && sscanf(p, "\nwcache: %llu writes absorbed", &w) == 1,
+              "%s", s);
+    p = strstr(s, "system calls: ");
+    cr_assert(p && sscanf(p, "system calls: %llu issued (%llu write-back, "
+                             "%llu written through, %llu offset "
+                             "reservations), %llu avoided",
+                          &issued, &wb, &th, &rsv, &av) == 5, "%s", s);
+    cr_expect(rsv > 0 && issued == wb + th + rsv &&
+              av == (w > wb + rsv ? w - wb - rsv : 0), "%s", s);
+    free(s);
+}
+
 Test(cli, version_and_help)
 {
     struct wct_result r;
