@@ -1390,6 +1390,8 @@ static void exec_failed(void)
 {
     wc_signals_exec(0);
     wc_exec_failed();
+    if (!exec_threads)
+        wc_nc_published();      /* before_exec published them (probe AA) */
     if (exec_unnamed) {
         exec_unnamed = 0;
         proc_off(0);

@@ -1131,6 +1131,10 @@ struct wc_desc *wc_nc_untracked(int fd);
 void wc_nc_count_through(int fd, struct wc_desc *d);
 /* Writes passed through (the sum of the reasons). */
 uint64_t wc_nc_total(void);
+/* An exec that failed published this image's counts of writes not cached
+ * and of offset reservations (wc_proc_image_ends): they start again from
+ * zero, so that the image's end does not count them twice. */
+void wc_nc_published(void);
 /* The reasons as one line for WCACHE_STATS ("N writes passed through
  * uncached: reason n, ..."), and as "|reason=n" fields for the wcache
  * command's per-process record. Return the length written. */

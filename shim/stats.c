@@ -281,6 +281,13 @@ void wc_nc_count_through(int fd, struct wc_desc *d)
     __atomic_add_fetch(&g_count[through_reason(d)], 1, __ATOMIC_RELAXED);
 }
 
+void wc_nc_published(void)
+{
+    for (int i = 0; i < WC_NC_COUNT; i++)
+        __atomic_store_n(&g_count[i], 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&wc_reserve_calls, 0, __ATOMIC_RELAXED);
+}
+
 uint64_t wc_nc_total(void)
 {
     uint64_t total = 0;

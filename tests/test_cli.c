@@ -279,6 +279,33 @@ Test(cli, stats_count_offset_reservations)
     free(s);
 }
 
+/* An exec that fails (each directory of PATH before the program's) goes
+ * on in the same image: the counts it published were counted again at
+ * every try (probe AA: 5 writes reported as 30). */
+Test(cli, stats_after_failed_execs)
+{
+    char sh[9000];
+    snprintf(sh, sizeof sh, "%s --stats=stats.txt -- sh -c 'for i in 1 2 3 "
+             "4 5; do echo $i; done > g; PATH=/n1:/n2:/n3:/n4:/n5:$PATH; "
+             "exec sh -c true'", WCACHE);
+    struct wct_result r;
+    cr_assert_eq(wct_sh(0, scratch, NULL, 60, &r, sh), 0);
+    cr_assert(wct_ok(&r), "%s\n%s", wct_status_str(&r), r.err);
+    wct_result_free(&r);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/stats.txt", scratch);
+    char *s = wct_slurp(path, NULL);
+    cr_assert_not_null(s);
+    unsigned long long nc = 0;
+    const char *q = strstr(s, " writes passed through uncached");
+    cr_assert(q, "%s", s);
+    while (q > s && q[-1] != ' ' && q[-1] != '\n')
+        q--;
+    cr_assert(sscanf(q, "%llu", &nc) == 1, "%s", s);
+    cr_expect_eq(nc, 5, "%s", s);
+    free(s);
+}
+
 Test(cli, version_and_help)
 {
     struct wct_result r;
