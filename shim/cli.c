@@ -10,7 +10,9 @@
  *       checked here, by the library's own rules (config.c), before
  *       anything runs: a bad value is wcache's error (exit 125), where the
  *       library alone would only say so and pass through. Values already
- *       in the environment keep the library's rule.
+ *       in the environment keep the library's rule (the program runs
+ *       without the cache), said once here for the whole run, not once by
+ *       each of its processes (the run gets WCACHE_DISABLE=1).
  *   (2) libwcache.so is looked up next to this binary, then in
  *       ../lib/wcache/ beside it (an installed or relocated tree), then in
  *       WCACHE_LIBDIR (set at build time); LD_PRELOAD gets it prepended.
@@ -184,6 +186,28 @@ static int bad_option(const char *var, const char *val, const char *accepted)
     fprintf(stderr, "wcache: %s '%s' is not valid (accepted: %s)\n",
             option_of(var), val, accepted);
     exit(WC_EXIT_OWN);
+}
+
+/* A bad value of a variable already in the environment (invariant (1)):
+ * said once here, and the run made without the cache (WCACHE_DISABLE=1),
+ * so that its processes do not each say it again (probe AA: 102 lines for
+ * 100 commands). */
+static int g_env_bad;
+
+static const char *env_get(const char *name)
+{
+    for (int i = 0; i < g_nopt; i++)
+        if (!strcmp(g_opt[i].name, name))
+            return g_opt[i].value;
+    return getenv(name);
+}
+
+static int bad_env(const char *var, const char *val, const char *accepted)
+{
+    fprintf(stderr, "wcache: %s='%s' is not valid (accepted: %s): the "
+            "program runs without the cache\n", var, val, accepted);
+    g_env_bad = 1;
+    return 0;
 }
 
 /* ---- the library and the program ---------------------------------------- */
@@ -457,6 +481,13 @@ int main(int argc, char **argv)
     if (g_env_size_bad) {
         memset(&cfg, 0, sizeof cfg);
         on = wc_config_load(&cfg, opt_get, is_dir, bad_option);
+    }
+    if (on) {
+        struct wc_shim_config all;
+        memset(&all, 0, sizeof all);
+        on = wc_config_load(&all, env_get, is_dir, bad_env);
+        if (g_env_bad)
+            set("WCACHE_DISABLE", "1");
     }
     /* What programs killed with their guard left goes to the files
      * before this one writes there (cli_recover.c (G5); the options are

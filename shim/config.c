@@ -86,7 +86,11 @@ int wc_config_load(struct wc_shim_config *cfg, const char *(*get)(const char *),
     int b;
     uint64_t n;
 
-    /* WCACHE_LOG first, so that later messages obey it. */
+    /* WCACHE_DISABLE=1 first: nothing else is read then (the wcache
+     * command sets it after saying once that a variable is bad: cli.c
+     * (1)); then WCACHE_LOG, so that later messages obey it. */
+    if ((v = get("WCACHE_DISABLE")) && !parse_bool(v, &b) && b)
+        return 0;
     if ((v = get("WCACHE_LOG")) && *v) {
         static const char *const lv[] = {"error", "warn", "info", "debug"};
         int found = -1;
