@@ -115,8 +115,15 @@ static void set(const char *var, const char *val)
     }
 }
 
+static const char *option_of(const char *var);
+
 static void set_opt(const char *var, const char *val)
 {
+    if (!*val) {
+        /* An empty value would read as the default, silently. */
+        fprintf(stderr, "wcache: %s needs a value\n", option_of(var));
+        exit(WC_EXIT_OWN);
+    }
     for (int i = 0; i < g_nopt; i++)
         if (!strcmp(g_opt[i].name, var)) {
             g_opt[i].value = val;
@@ -166,6 +173,8 @@ static const char *option_of(const char *var)
         {"WCACHE_DIR", "--dir"}, {"WCACHE_INCLUDE", "--include"},
         {"WCACHE_EXCLUDE", "--exclude"}, {"WCACHE_LOG", "--log"},
         {"WCACHE_BACKGROUND_NS", "--background-ns"},
+        {"WCACHE_MIN_WRITES", "--min-writes"},
+        {"WCACHE_SETUP_US", "--setup-us"},
     };
     for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
         if (!strcmp(map[i][0], var))

@@ -127,7 +127,9 @@ int wc_config_load(struct wc_shim_config *cfg, const char *(*get)(const char *),
     }
     if ((v = get("WCACHE_BYPASS")) && *v) {
         if (parse_size(v, &n) || n < 1 || n > WC_MAX_RW_COUNT)
-            return bad("WCACHE_BYPASS", v, SIZE_HELP ", at least 1");
+            return bad("WCACHE_BYPASS", v,
+                       SIZE_HELP ", from 1 to 2147479552 (the kernel's "
+                       "largest write)");
         cfg->cache.bypass = n;
     }
     if ((v = get("WCACHE_DIR")) && *v) {

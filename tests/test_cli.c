@@ -67,6 +67,12 @@ Test(cli, bad_option_values_are_wcaches_error)
         {"--dir", "relative", "true", NULL},
         {"--background-ns", "-1", "true", NULL},
         {"--bogus-option", "true", NULL, NULL},
+        /* Named as typed, not as the variable; an empty value is no
+         * silent default; the upper bound said (probe AA). */
+        {"--min-writes", "abc", "true", NULL},
+        {"--setup-us", "abc", "true", NULL},
+        {"--size", "", "true", NULL},
+        {"--bypass", "1T", "true", NULL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct wct_result r;
@@ -77,6 +83,10 @@ Test(cli, bad_option_values_are_wcaches_error)
         cr_expect(strncmp(r.err, "wcache: ", 8) == 0 ||
                   strstr(r.err, "Try 'wcache --help'"),
                   "%s: message \"%s\"", cases[i][0], r.err);
+        cr_expect(strncmp(r.err, "wcache: WCACHE_", 15) != 0,
+                  "%s: message \"%s\"", cases[i][0], r.err);
+        if (!strcmp(cases[i][0], "--bypass"))
+            cr_expect(strstr(r.err, "2147479552"), "%s", r.err);
         cr_expect(r.out_len == 0, "the program ran: %s", r.out);
         wct_result_free(&r);
     }
