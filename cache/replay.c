@@ -915,7 +915,7 @@ int wc_replay_fd(int fd, const char *path, int flags, int log_fd,
      * (before its size was set), or something emptied it. Said once,
      * counted as failed (bytes may have been lost with it), and removed:
      * every later recover said "too short" and kept it. */
-    if (st.st_size == 0 && creator_alive(path)) {
+    if (st.st_size == 0 && (out->alive || creator_alive(path))) {
         /* Being made: created by name (no O_TMPFILE there), its lock
          * not taken yet (store.c). Removing it would leave its process
          * caching into a file no replay can find. Looked at again
@@ -925,8 +925,12 @@ int wc_replay_fd(int fd, const char *path, int flags, int log_fd,
         return 0;
     }
     if (st.st_size == 0) {
+        /* A listing (or a dry run) removes nothing: it says what a
+         * recover would do (probe AA: "removed", the file still there). */
         say(log_fd, "wcache: %s: empty: nothing to replay (its process "
-            "died making it, or it was emptied); removed", path);
+            "died making it, or it was emptied); %s", path,
+            flags & (WC_RP_LIST | WC_RP_DRY) ? "recover removes it"
+                                             : "removed");
         out->failed++;
         goto clean;
     }

@@ -322,6 +322,27 @@ Test(cli, stats_after_failed_execs)
     free(s);
 }
 
+/* `ls` lists and removes nothing: for an empty backing file it said
+ * "removed", the file still there (probe AA); `recover` removes it. */
+Test(cli, ls_removes_nothing)
+{
+    char d[4300], f[4400];
+    snprintf(d, sizeof d, "%s/wcache-%u", scratch, (unsigned)getuid());
+    cr_assert_eq(mkdir(d, 0700), 0);
+    snprintf(f, sizeof f, "%s/cache.99999.1234abcd", d);
+    cr_assert_eq(wct_spit(f, "", 0), 0);
+    chmod(f, 0600);
+    struct wct_result r;
+    run(&r, (const char *[]){"ls", scratch, NULL});
+    cr_expect(access(f, F_OK) == 0, "ls removed it");
+    cr_expect(!strstr(r.err, "removed") && !strstr(r.out, "removed"),
+              "ls says: %s%s", r.out, r.err);
+    wct_result_free(&r);
+    run(&r, (const char *[]){"recover", scratch, NULL});
+    cr_expect(access(f, F_OK) != 0, "recover kept it: %s", r.err);
+    wct_result_free(&r);
+}
+
 Test(cli, version_and_help)
 {
     struct wct_result r;
