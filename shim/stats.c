@@ -74,8 +74,10 @@ static const char *const nc_names[WC_NC_COUNT] = {
     [WC_NC_FEW] = "a file's first writes (WCACHE_MIN_WRITES)",
     [WC_NC_SETUP] = "the process's first writes, cheaper than making a "
                     "cache (WCACHE_SETUP_US)",
-    [WC_NC_FUTILE] = "caching the file gains nothing (written back at "
-                     "every lock, or scattered)",
+    [WC_NC_FUTILE] = "caching the file gains nothing (its writes cost "
+                     "a system call each all the same: at least "
+                     "WCACHE_BYPASS, written back at every lock, or "
+                     "scattered)",
     [WC_NC_SETID] = "set-user-ID or set-group-ID file (a write clears "
                     "the bit)",
 };
