@@ -89,19 +89,31 @@ $(B)/wcache: $(CLI_SRC) $(HEADERS)
 
 # The installed command: it finds ../lib/wcache/libwcache.so beside
 # itself first (a relocated tree works), then $(LIBDIR).
-$(B)/install/wcache: $(CLI_SRC) $(HEADERS)
+# Built again whenever LIBDIR differs from the one it was built with
+# (a second install with another PREFIX kept the first's: probe AA).
+$(B)/install/wcache: $(CLI_SRC) $(HEADERS) $(B)/install/libdir
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -DWCACHE_LIBDIR='"$(LIBDIR)"' \
 		-o $@ $(CLI_SRC) -ldl
+
+$(B)/install/libdir: FORCE
+	@mkdir -p $(dir $@)
+	@[ "$$(cat $@ 2>/dev/null)" = "$(LIBDIR)" ] || echo "$(LIBDIR)" > $@
+
+.PHONY: FORCE
+FORCE:
 
 install: $(B)/libwcache.so $(B)/install/wcache
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(MANDIR) \
 		$(DESTDIR)$(COMPDIR)
 	install -m 755 $(B)/install/wcache $(DESTDIR)$(BINDIR)/wcache
 	install -m 755 $(B)/libwcache.so $(DESTDIR)$(LIBDIR)/libwcache.so
-	install -m 644 docs/wcache.1 $(DESTDIR)$(MANDIR)/wcache.1
+	sed 's|/usr/local/lib/wcache|$(LIBDIR)|g' docs/wcache.1 \
+		> $(DESTDIR)$(MANDIR)/wcache.1
+	chmod 644 $(DESTDIR)$(MANDIR)/wcache.1
 	install -m 644 docs/wcache.bash-completion $(DESTDIR)$(COMPDIR)/wcache
 
+# wcache's own directory goes too; the shared ones (bin, man1...) stay.
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/wcache $(DESTDIR)$(LIBDIR)/libwcache.so \
 		$(DESTDIR)$(MANDIR)/wcache.1 $(DESTDIR)$(COMPDIR)/wcache

@@ -37,7 +37,16 @@ mv "$dest/libwcache.so.away" "$dest/usr/lib/wcache/libwcache.so"
     fail "missing library: exit $rc, expected 125"
 grep -q "^wcache: libwcache.so not found" "$dest/err" ||
     [ -e /usr/lib/wcache/libwcache.so ] || fail "no message: $(cat "$dest/err")"
+# The man page names the library where this PREFIX put it.
+grep -q "LD_PRELOAD=/usr/lib/wcache/libwcache.so" \
+    "$dest/usr/share/man/man1/wcache.1" || fail "man page names another path"
 make -s uninstall DESTDIR="$dest" PREFIX=/usr
 left=$(find "$dest/usr" -type f | head -3)
 [ -z "$left" ] || fail "uninstall left: $left"
+# Installed again under another PREFIX, the command looks for its library
+# there (it kept the first PREFIX's: probe AA).
+make -s install DESTDIR="$dest" PREFIX=/opt/wct
+grep -aq "/opt/wct/lib/wcache" "$dest/opt/wct/bin/wcache" ||
+    fail "a second install kept the first PREFIX in the command"
+make -s uninstall DESTDIR="$dest" PREFIX=/opt/wct
 echo "install check: ok"
