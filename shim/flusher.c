@@ -317,7 +317,9 @@ enum {
 
 /* Read up to n bytes of this process's memory at `at` into dst with
  * process_vm_readv, which stops at the first unmapped page without a
- * signal: the bytes read, or -1 when it cannot (a seccomp filter). */
+ * signal; where a seccomp filter refuses it (probe AB), with the copy
+ * whose fault the shim's handler catches (ucopy.h). The bytes read, or
+ * -1 when neither can. */
 static ssize_t read_own(void *dst, uintptr_t at, size_t n)
 {
     struct iovec local = {dst, n}, remote = {(void *)at, n};
@@ -327,6 +329,8 @@ static ssize_t read_own(void *dst, uintptr_t at, size_t n)
         &remote, 1, 0);
     if (r < 0 && errno == EFAULT)
         r = 0;                  /* the first page is not there */
+    else if (r < 0 && __atomic_load_n(&wc_fault_ready, __ATOMIC_ACQUIRE))
+        r = (ssize_t)wc_copy_nofault(dst, (const void *)at, n);
     errno = e;
     return r;
 }

@@ -16,6 +16,11 @@
  *          in the file by then, "not visible" otherwise: the
  *          kernel's writeback has them at once; a flusher or a guard that
  *          inherits the program's priority and its one CPU never runs.
+ *   blocked as idle, with SIGTERM handled and kept blocked (a daemon that
+ *          takes it with sigtimedwait): the flusher starts all the same
+ *          (shim/flusher.c invariant (2)).
+ *   nopvr  a seccomp filter refusing process_vm_readv, then exec of this
+ *          program in mode blocked: the shim reads its stack otherwise.
  *   idle   as spin, but neither pinned nor real-time, and sleeping
  *          instead of computing: run with a library that fakes the
  *          program's clock (libfaketime, FAKETIME frozen), the shim's
@@ -39,12 +44,18 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <sched.h>
+#include <signal.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -86,6 +97,11 @@ static void realtime(int prio)
  * 5 ms, 500 times (2.5 s or a little more, so within the 3 s: after them,
  * the program's flusher would run). Prints "visible" when the whole file
  * was seen, "not visible" otherwise. */
+static void on_term(int sig)
+{
+    (void)sig;
+}
+
 static void watched(int compute)
 {
     int pfd[2];
@@ -110,8 +126,20 @@ static void watched(int compute)
         _exit(0);
     }
     close(pfd[1]);
-    if (compute)
+    if (compute == 1)
         realtime(10);
+    if (compute == 2) {
+        /* A daemon's way: SIGTERM handled, kept blocked, to be taken
+         * with sigtimedwait or a signalfd. */
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_term;
+        sigaction(SIGTERM, &sa, NULL);
+        sigset_t term;
+        sigemptyset(&term);
+        sigaddset(&term, SIGTERM);
+        sigprocmask(SIG_BLOCK, &term, NULL);
+    }
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd < 0)
         die("open");
@@ -121,7 +149,7 @@ static void watched(int compute)
         if (write(fd, line, 64) != 64)
             die("write");
     }
-    if (compute) {
+    if (compute == 1) {
         volatile uint64_t x = 0;
         for (double end = now() + 3; now() < end;)
             x++;
@@ -251,7 +279,7 @@ static void claims(void)
 int main(int argc, char **argv)
 {
     if (argc != 3) {
-        fprintf(stderr, "usage: prog_sched spin|idle|lower|claims DIR\n");
+        fprintf(stderr, "usage: prog_sched spin|idle|blocked|nopvr|lower|claims DIR\n");
         return 2;
     }
     snprintf(path, sizeof path, "%s/%s.out", argv[2], argv[1]);
@@ -260,6 +288,25 @@ int main(int argc, char **argv)
         watched(1);
     else if (!strcmp(argv[1], "idle"))
         watched(0);
+    else if (!strcmp(argv[1], "blocked"))
+        watched(2);
+    else if (!strcmp(argv[1], "nopvr")) {
+        /* A filter that refuses process_vm_readv (EPERM), inherited by
+         * the image exec runs, as a service manager's would be. */
+        struct sock_filter f[] = {
+            BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+                     offsetof(struct seccomp_data, nr)),
+            BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_process_vm_readv, 0, 1),
+            BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+            BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        };
+        struct sock_fprog prog = {sizeof f / sizeof f[0], f};
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+            prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0)
+            die("seccomp");
+        execl("/proc/self/exe", argv[0], "blocked", argv[2], (char *)NULL);
+        die("exec");
+    }
     else if (!strcmp(argv[1], "lower"))
         lower();
     else if (!strcmp(argv[1], "claims"))

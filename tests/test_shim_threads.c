@@ -738,3 +738,15 @@ Test(threads, realtime_threads_claiming_one_file)
 {
     realtime("claims", NULL, "done same\n");
 }
+
+/* A daemon that handles SIGTERM and keeps it blocked gets its flusher
+ * (points::deadline_flush_with_a_handled_signal_kept_blocked), also under
+ * an inherited seccomp filter that refuses process_vm_readv, with which
+ * the shim reads its stack to see whether it runs in a handler: "cannot
+ * read" had kept the flusher waiting for good (probe AB); the copy whose
+ * faults the shim catches reads it then. */
+Test(threads, deadline_with_a_handled_signal_blocked_under_a_filter)
+{
+    realtime("blocked", NULL, "visible\n");
+    realtime("nopvr", NULL, "visible\n");
+}
