@@ -17,13 +17,18 @@
  *       file (fdtab.c invariant (6)), and never inside one of the
  *       program's signal handlers, where pthread_create (malloc, glibc's
  *       stack cache lock) may deadlock on a lock the interrupted code
- *       holds. While a handler runs, its signal is blocked, and the
- *       kernel's signal frame (its return address, the sa_restorer, then
- *       the interrupted context) lies on the stack above the handler's
- *       frames: so when this thread has blocked a signal the program
- *       handles (wc_note_handler) and such a frame is found above the
- *       caller (frame_above: 1 MiB at most, read with process_vm_readv) the
- *       start waits (wc_flusher_deferred), and is tried again at each of
+ *       holds. While a handler runs, its signal is blocked: so when this
+ *       thread has blocked a signal the program handles (wc_note_handler)
+ *       and may run one of its handlers, the start waits
+ *       (wc_flusher_deferred). For a signal handled through the shim's
+ *       stand-in (signals.c invariant (5): every handler set with
+ *       sigaction or signal) the stand-in says whether it runs one on this
+ *       thread (wc_in_held_handler); for one it does not run (a handler set
+ *       with a raw rt_sigaction, one for a fault) the kernel's signal frame
+ *       (its return address, the sa_restorer, then the interrupted
+ *       context) is looked for on the stack above the caller (frame_above:
+ *       1 MiB at most, read with process_vm_readv). The start is tried
+ *       again at each of
  *       the next WC_FLUSHER_EAGER writes, then every WC_FLUSHER_RETRY
  *       writes, and at each writable open. A program that keeps a handled
  *       signal blocked outside any handler (to take it with sigwait,
@@ -33,9 +38,12 @@
  *       (probe Z). A process that caches nothing makes no thread, and
  *       glibc keeps its single-thread fast paths (malloc, stdio).
  *       Limits: an SA_NODEFER handler does not block its signal, nor does
- *       a handler that runs deeper than 1 MiB below its frame or on a
+ *       a raw handler that runs deeper than 1 MiB below its frame or on a
  *       stack it switched to (swapcontext) show one, so a cache made
- *       there still starts the thread there; and a program whose writes
+ *       there still starts the thread there; a handler left with longjmp
+ *       (not siglongjmp: its signal stays blocked) still counts as running
+ *       for the writes made deeper than it ran, which wait for one made
+ *       higher up (probe AB); and a program whose writes
  *       all run inside its handlers (a timer's) and that then makes no
  *       call the shim sees outside one gets no flusher until such a call,
  *       its data reaching disk at the consistency points only (probe Z,
@@ -379,9 +387,9 @@ static __attribute__((noinline)) int frame_above(const uint64_t *restorers,
 
 /* Might this thread be running one of the program's handlers? A handled
  * signal blocked, and the shim's stand-in running one (signals.c
- * invariant (5)), or a signal frame above, returning to the restorer of
- * one of the blocked ones (invariant (2)): a handler set behind the
- * shim's back, or one for a fault, has no stand-in. */
+ * invariant (5)), or, for a blocked signal whose handler runs without the
+ * stand-in (set behind the shim's back, or one for a fault), a signal
+ * frame above returning to its restorer (invariant (2)). */
 static int maybe_in_handler(void)
 {
     uint64_t h = __atomic_load_n(&g_handled, __ATOMIC_ACQUIRE);
@@ -391,7 +399,7 @@ static int maybe_in_handler(void)
     if (pthread_sigmask(SIG_BLOCK, NULL, &cur) != 0)
         return 1;
     uint64_t restorers[4];
-    int n = 0;
+    int n = 0, held = 0;
     for (int sig = 1; sig <= 64; sig++) {
         if (!((h >> (sig - 1)) & 1) || sigismember(&cur, sig) != 1)
             continue;
@@ -402,6 +410,14 @@ static int maybe_in_handler(void)
         } k;
         if (wc_raw_syscall(SYS_rt_sigaction, sig, 0, (long)&k, 8, 0, 0) != 0)
             return 1;
+        /* Run through the stand-in: wc_in_held_handler knows. A frame
+         * the stack still holds from an earlier delivery (in a buffer
+         * nobody cleared since) would say "inside" for good (probe AB:
+         * SIGALRM blocked around writes made from a deep function). */
+        if (wc_is_stand_in((const void *)(uintptr_t)k.handler)) {
+            held = 1;
+            continue;
+        }
         int known = 0;
         for (int i = 0; i < n; i++)
             known |= restorers[i] == k.restorer;
@@ -410,9 +426,9 @@ static int maybe_in_handler(void)
         else if (!known)
             return 1;           /* more than four: do not look */
     }
-    if (!n)
-        return 0;
-    return wc_in_held_handler() || frame_above(restorers, n);
+    if (held && wc_in_held_handler())
+        return 1;
+    return n ? frame_above(restorers, n) : 0;
 }
 
 void wc_flusher_want(void)

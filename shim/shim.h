@@ -1187,6 +1187,10 @@ void wc_note_handler(int sig, int nodefer);
  * kernel, or later by a runtime that delivers signals itself (the
  * ThreadSanitizer's, with no signal frame on the stack). */
 int wc_in_held_handler(void);
+/* Is `handler` the shim's stand-in (a kernel action's sa_handler)? Then
+ * wc_in_held_handler alone tells whether one of the program's handlers
+ * runs: the stack need not be searched for the kernel's frame. */
+int wc_is_stand_in(const void *handler);
 /* Start the flusher if the cache exists and this cannot be inside one of
  * the program's handlers, else try again later: at cache creation and at
  * writable opens (flusher.c invariant (2)). */

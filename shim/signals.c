@@ -338,6 +338,11 @@ static void holding_handler(int sig, siginfo_t *si, void *uc)
     held_sp = was;
 }
 
+int wc_is_stand_in(const void *handler)
+{
+    return handler == (const void *)holding_handler;
+}
+
 /* Our handler in place of the program's handler `act` (invariant (5)). */
 static int hold(int sig, const struct sigaction *act)
 {

@@ -19,6 +19,10 @@
  *   blocked as idle, with SIGTERM handled and kept blocked (a daemon that
  *          takes it with sigtimedwait): the flusher starts all the same
  *          (shim/flusher.c invariant (2)).
+ *   critsec as idle, but its 200 lines written 10 at a time with SIGALRM
+ *          blocked, from a function whose large buffer reaches below where
+ *          a timer's handler ran meanwhile (the kernel's frames of it stay
+ *          in that memory): each write has a handled signal blocked.
  *   nopvr  a seccomp filter refusing process_vm_readv, then exec of this
  *          program in mode blocked: the shim reads its stack otherwise.
  *   idle   as spin, but neither pinned nor real-time, and sleeping
@@ -56,6 +60,7 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -102,6 +107,55 @@ static void on_term(int sig)
     (void)sig;
 }
 
+static volatile sig_atomic_t g_ticks;
+
+static void on_tick(int sig)
+{
+    (void)sig;
+    g_ticks++;
+}
+
+/* Ten 64-byte lines from a function with a large buffer, which reaches
+ * below where the timer's handler ran during the sleeps. */
+static __attribute__((noinline)) void save(int fd, int gen)
+{
+    char buf[16384];
+    for (int i = 0; i < 10; i++) {
+        snprintf(buf, 65, "%-63d\n", gen * 10 + i);
+        if (write(fd, buf, 64) != 64)
+            die("write");
+    }
+}
+
+/* A timer's handler counts ticks while the program sleeps; every write is
+ * made with SIGALRM blocked (so that the handler never sees half a
+ * record), from save(); then the timer stops and the program idles. */
+static void critsec_writes(int fd)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_tick;
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGALRM, &sa, NULL);
+    struct itimerval it = {{0, 20000}, {0, 20000}};
+    setitimer(ITIMER_REAL, &it, NULL);
+    sigset_t alrm;
+    sigemptyset(&alrm);
+    sigaddset(&alrm, SIGALRM);
+    for (int gen = 0, last = 0; gen < 20;) {
+        struct timespec t = {1, 0};
+        nanosleep(&t, NULL);            /* a tick ends it */
+        if (g_ticks - last >= 2) {
+            last = g_ticks;
+            sigprocmask(SIG_BLOCK, &alrm, NULL);
+            save(fd, gen++);
+            sigprocmask(SIG_UNBLOCK, &alrm, NULL);
+        }
+    }
+    struct itimerval off = {{0, 0}, {0, 0}};
+    setitimer(ITIMER_REAL, &off, NULL);
+}
+
 static void watched(int compute)
 {
     int pfd[2];
@@ -143,11 +197,15 @@ static void watched(int compute)
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd < 0)
         die("open");
-    char line[65];
-    for (int i = 0; i < 200; i++) {
-        snprintf(line, sizeof line, "%-63d\n", i);
-        if (write(fd, line, 64) != 64)
-            die("write");
+    if (compute == 3) {
+        critsec_writes(fd);
+    } else {
+        char line[65];
+        for (int i = 0; i < 200; i++) {
+            snprintf(line, sizeof line, "%-63d\n", i);
+            if (write(fd, line, 64) != 64)
+                die("write");
+        }
     }
     if (compute == 1) {
         volatile uint64_t x = 0;
@@ -279,7 +337,7 @@ static void claims(void)
 int main(int argc, char **argv)
 {
     if (argc != 3) {
-        fprintf(stderr, "usage: prog_sched spin|idle|blocked|nopvr|lower|claims DIR\n");
+        fprintf(stderr, "usage: prog_sched spin|idle|blocked|critsec|nopvr|lower|claims DIR\n");
         return 2;
     }
     snprintf(path, sizeof path, "%s/%s.out", argv[2], argv[1]);
@@ -290,6 +348,8 @@ int main(int argc, char **argv)
         watched(0);
     else if (!strcmp(argv[1], "blocked"))
         watched(2);
+    else if (!strcmp(argv[1], "critsec"))
+        watched(3);
     else if (!strcmp(argv[1], "nopvr")) {
         /* A filter that refuses process_vm_readv (EPERM), inherited by
          * the image exec runs, as a service manager's would be. */
