@@ -426,7 +426,10 @@ static int maybe_in_handler(void)
         else if (!known)
             return 1;           /* more than four: do not look */
     }
-    if (held && wc_in_held_handler())
+    /* The stand-in is asked whenever a handled signal is blocked: under
+     * a runtime that installs its own handler in the kernel and calls the
+     * stand-in later (ThreadSanitizer), the kernel's action is not it. */
+    if ((held || n) && wc_in_held_handler())
         return 1;
     return n ? frame_above(restorers, n) : 0;
 }
