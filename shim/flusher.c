@@ -17,18 +17,18 @@
  *       file (fdtab.c invariant (6)), and never inside one of the
  *       program's signal handlers, where pthread_create (malloc, glibc's
  *       stack cache lock) may deadlock on a lock the interrupted code
- *       holds. While a handler runs, its signal is blocked: so when this
- *       thread has blocked a signal the program handles (wc_note_handler)
- *       and may run one of its handlers, the start waits
- *       (wc_flusher_deferred). For a signal handled through the shim's
+ *       holds. So the start waits (wc_flusher_deferred) while the shim's
  *       stand-in (signals.c invariant (5): every handler set with
- *       sigaction or signal) the stand-in says whether it runs one on this
- *       thread (wc_in_held_handler); for one it does not run (a handler set
- *       with a raw rt_sigaction, one for a fault) the kernel's signal frame
- *       (its return address, the sa_restorer, then the interrupted
- *       context) is looked for on the stack above the caller (frame_above:
- *       1 MiB at most, read with process_vm_readv). The start is tried
- *       again at each of
+ *       sigaction, signal and glibc's other names for them) runs one of
+ *       the program's handlers on this thread (wc_in_held_handler), what-
+ *       ever the mask (a handler may unblock its own signal, or have
+ *       SA_NODEFER); and, for a signal the program handles without the
+ *       stand-in (a raw rt_sigaction, a fault's handler) that this thread
+ *       has blocked (a handler blocks its own), while the kernel's signal
+ *       frame (its return address, the sa_restorer, then the interrupted
+ *       context) is found on the stack above the caller (frame_above:
+ *       1 MiB at most, read with process_vm_readv, else with the copy
+ *       whose faults the shim catches). The start is tried again at each of
  *       the next WC_FLUSHER_EAGER writes, then every WC_FLUSHER_RETRY
  *       writes, and at each writable open. A program that keeps a handled
  *       signal blocked outside any handler (to take it with sigwait,
@@ -37,13 +37,14 @@
  *       for good, the data reaching disk at the consistency points only
  *       (probe Z). A process that caches nothing makes no thread, and
  *       glibc keeps its single-thread fast paths (malloc, stdio).
- *       Limits: an SA_NODEFER handler does not block its signal, nor does
- *       a raw handler that runs deeper than 1 MiB below its frame or on a
- *       stack it switched to (swapcontext) show one, so a cache made
- *       there still starts the thread there; a handler left with longjmp
- *       (not siglongjmp: its signal stays blocked) still counts as running
- *       for the writes made deeper than it ran, which wait for one made
- *       higher up (probe AB); and a program whose writes
+ *       Limits: a raw handler (no stand-in) with SA_NODEFER, or that runs
+ *       deeper than 1 MiB below its frame or on a stack it switched to
+ *       (swapcontext), or one set through a function the shim does not
+ *       see (sigaction found with dlsym in libc's own handle), shows
+ *       nothing, so a cache made there still starts the thread there; a
+ *       handler left with a jump still counts as running for the writes
+ *       made deeper than it ran, which wait for one made higher up
+ *       (probe AB); and a program whose writes
  *       all run inside its handlers (a timer's) and that then makes no
  *       call the shim sees outside one gets no flusher until such a call,
  *       its data reaching disk at the consistency points only (probe Z,
@@ -229,9 +230,10 @@ int wc_flusher_tid(void)
 }
 
 /* Make the flusher thread (detached): with a 64 KiB stack if `small`,
- * SCHED_OTHER on every CPU the cpuset allows if `rt`. Not through our
- * pthread_create: the flusher is no program thread (wc_solo), and with
- * every signal blocked needs no signal stack. Returns 0 or an errno. */
+ * rt & 1: SCHED_OTHER, rt & 2: on every CPU the cpuset allows. Not
+ * through our pthread_create: the flusher is no program thread
+ * (wc_solo), and with every signal blocked needs no signal stack.
+ * Returns 0 or an errno. */
 static int flusher_create(int small, int rt)
 {
     pthread_t t;
@@ -240,14 +242,16 @@ static int flusher_create(int small, int rt)
     pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
     if (small)
         pthread_attr_setstacksize(&a, 64 << 10);
-    if (rt) {
+    if (rt & 1) {
         struct sched_param sp = {0};
-        cpu_set_t cpus;
-        memset(&cpus, 0xff, sizeof cpus);   /* the kernel keeps the
-                                               cpuset's own */
         pthread_attr_setinheritsched(&a, PTHREAD_EXPLICIT_SCHED);
         pthread_attr_setschedpolicy(&a, SCHED_OTHER);
         pthread_attr_setschedparam(&a, &sp);
+    }
+    if (rt & 2) {
+        cpu_set_t cpus;
+        memset(&cpus, 0xff, sizeof cpus);   /* the kernel keeps the
+                                               cpuset's own */
         pthread_attr_setaffinity_np(&a, sizeof cpus, &cpus);
     }
     int r = REAL(pthread_create)(&t, &a, flusher_main, NULL);
@@ -276,11 +280,16 @@ void wc_flusher_start(void)
      * pthread_create itself, before it runs: from inside, it might
      * never get to. */
     int pol = sched_getscheduler(0) & ~SCHED_RESET_ON_FORK;
-    int rt = pol == SCHED_FIFO || pol == SCHED_RR;
+    int rt = pol == SCHED_FIFO || pol == SCHED_RR ? 3 : 0;
     int r = flusher_create(1, rt);
     if (r == EINVAL)
         r = flusher_create(0, rt);
-    if (r && rt)                /* refused: as the program's threads */
+    /* A filter may refuse one of the two calls (probe AB): either one
+     * alone still lets the flusher run beside a program computing on its
+     * CPU; then as the program's threads. */
+    for (int k = 1; r && rt && k >= 0; k--)
+        r = flusher_create(0, k ? 1 : 2);
+    if (r && rt)
         r = flusher_create(0, 0);
     if (r)
         __atomic_store_n(&g_flusher_starting, 2, __ATOMIC_RELEASE);
@@ -392,6 +401,12 @@ static __attribute__((noinline)) int frame_above(const uint64_t *restorers,
  * frame above returning to its restorer (invariant (2)). */
 static int maybe_in_handler(void)
 {
+    /* The stand-in first, whatever the mask: a handler that unblocked
+     * its own signal, or one with SA_NODEFER, blocks nothing (probe AB:
+     * the flusher started inside one, its pthread_create then deadlocked
+     * or aborted in malloc). */
+    if (wc_in_held_handler())
+        return 1;
     uint64_t h = __atomic_load_n(&g_handled, __ATOMIC_ACQUIRE);
     if (!h)
         return 0;
@@ -399,7 +414,7 @@ static int maybe_in_handler(void)
     if (pthread_sigmask(SIG_BLOCK, NULL, &cur) != 0)
         return 1;
     uint64_t restorers[4];
-    int n = 0, held = 0;
+    int n = 0;
     for (int sig = 1; sig <= 64; sig++) {
         if (!((h >> (sig - 1)) & 1) || sigismember(&cur, sig) != 1)
             continue;
@@ -409,15 +424,13 @@ static int maybe_in_handler(void)
             uint64_t handler, flags, restorer, mask;
         } k;
         if (wc_raw_syscall(SYS_rt_sigaction, sig, 0, (long)&k, 8, 0, 0) != 0)
-            return 1;
+            continue;           /* refused (a filter): the stand-in's word */
         /* Run through the stand-in: wc_in_held_handler knows. A frame
          * the stack still holds from an earlier delivery (in a buffer
          * nobody cleared since) would say "inside" for good (probe AB:
          * SIGALRM blocked around writes made from a deep function). */
-        if (wc_is_stand_in((const void *)(uintptr_t)k.handler)) {
-            held = 1;
+        if (wc_is_stand_in((const void *)(uintptr_t)k.handler))
             continue;
-        }
         int known = 0;
         for (int i = 0; i < n; i++)
             known |= restorers[i] == k.restorer;
@@ -426,11 +439,6 @@ static int maybe_in_handler(void)
         else if (!known)
             return 1;           /* more than four: do not look */
     }
-    /* The stand-in is asked whenever a handled signal is blocked: under
-     * a runtime that installs its own handler in the kernel and calls the
-     * stand-in later (ThreadSanitizer), the kernel's action is not it. */
-    if ((held || n) && wc_in_held_handler())
-        return 1;
     return n ? frame_above(restorers, n) : 0;
 }
 

@@ -668,6 +668,26 @@ WC_EXPORT sighandler_t bsd_signal(int sig, sighandler_t h)
     return signal(sig, h);
 }
 
+/* glibc's other names for these, which a program reaches without the
+ * shim's (probe AB: the handlers they set ran without the stand-in, and
+ * the flusher could start inside one): signal() under -std=c99 or c11 is
+ * __sysv_signal; ssignal is SVID's; __sigaction is exported. */
+WC_EXPORT sighandler_t __sysv_signal(int sig, sighandler_t h)
+{
+    return sysv_signal(sig, h);
+}
+
+WC_EXPORT sighandler_t ssignal(int sig, sighandler_t h)
+{
+    return signal(sig, h);
+}
+
+WC_EXPORT int __sigaction(int sig, const struct sigaction *act,
+                          struct sigaction *old)
+{
+    return sigaction(sig, act, old);
+}
+
 WC_ONCE
 void wc_signals_init(void)
 {

@@ -47,6 +47,20 @@ static inline void wct_alarms(void (*handler)(int), long usec)
     setitimer(ITIMER_REAL, &it, NULL);
 }
 
+/* A daemon's way with `sig`: a handler set (h), the signal kept blocked,
+ * to be taken with sigtimedwait or a signalfd (shim/flusher.c (2)). */
+static inline void wct_handle_blocked(int sig, void (*h)(int))
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = h;
+    sigaction(sig, &sa, NULL);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, sig);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+}
+
 static inline uint64_t wct_hash(const void *p, size_t n)
 {
     const unsigned char *s = p;

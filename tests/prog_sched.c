@@ -65,6 +65,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib_shim.h"
+
 static char path[4096];
 
 static double now(void)
@@ -182,18 +184,8 @@ static void watched(int compute)
     close(pfd[1]);
     if (compute == 1)
         realtime(10);
-    if (compute == 2) {
-        /* A daemon's way: SIGTERM handled, kept blocked, to be taken
-         * with sigtimedwait or a signalfd. */
-        struct sigaction sa;
-        memset(&sa, 0, sizeof sa);
-        sa.sa_handler = on_term;
-        sigaction(SIGTERM, &sa, NULL);
-        sigset_t term;
-        sigemptyset(&term);
-        sigaddset(&term, SIGTERM);
-        sigprocmask(SIG_BLOCK, &term, NULL);
-    }
+    if (compute == 2)
+        wct_handle_blocked(SIGTERM, on_term);
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd < 0)
         die("open");

@@ -262,6 +262,21 @@ Test(cli, library_path_that_ld_preload_cannot_carry)
     }
 }
 
+/* Run the shell script `sh` (it names stats.txt for --stats) in the
+ * scratch directory with `env` added; the statistics it wrote (malloc'd). */
+static char *stats_of(const char *sh, const char *const *env)
+{
+    struct wct_result r;
+    cr_assert_eq(wct_sh(0, scratch, env, 60, &r, sh), 0);
+    cr_assert(wct_ok(&r), "%s\n%s", wct_status_str(&r), r.err);
+    wct_result_free(&r);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/stats.txt", scratch);
+    char *s = wct_slurp(path, NULL);
+    cr_assert_not_null(s);
+    return s;
+}
+
 /* Writes through a description the shell keeps (`prog > out` run by a
  * shell that waits) are cached, each with an lseek reserving its offset:
  * those calls are issued, not avoided (probe AA: "19985 avoided" where
@@ -272,15 +287,8 @@ Test(cli, stats_count_offset_reservations)
     snprintf(sh, sizeof sh, "%s --stats=stats.txt -- sh -c 'i=0; "
              "while [ $i -lt 300 ]; do echo line $i; i=$((i + 1)); done' "
              "> out", WCACHE);
-    struct wct_result r;
     const char *env[] = {"WCACHE_SETUP_US=0", "WCACHE_MIN_WRITES=0", NULL};
-    cr_assert_eq(wct_sh(0, scratch, env, 60, &r, sh), 0);
-    cr_assert(wct_ok(&r), "%s\n%s", wct_status_str(&r), r.err);
-    wct_result_free(&r);
-    char path[4200];
-    snprintf(path, sizeof path, "%s/stats.txt", scratch);
-    char *s = wct_slurp(path, NULL);
-    cr_assert_not_null(s);
+    char *s = stats_of(sh, env);
     unsigned long long w = 0, issued = 0, wb = 0, th = 0, rsv = 0, av = 0;
     const char *p = strstr(s, "\nwcache: ");
     cr_assert(p && sscanf(p, "\nwcache: %llu writes absorbed", &w) == 1,
@@ -304,14 +312,7 @@ Test(cli, stats_after_failed_execs)
     snprintf(sh, sizeof sh, "%s --stats=stats.txt -- sh -c 'for i in 1 2 3 "
              "4 5; do echo $i; done > g; PATH=/n1:/n2:/n3:/n4:/n5:$PATH; "
              "exec sh -c true'", WCACHE);
-    struct wct_result r;
-    cr_assert_eq(wct_sh(0, scratch, NULL, 60, &r, sh), 0);
-    cr_assert(wct_ok(&r), "%s\n%s", wct_status_str(&r), r.err);
-    wct_result_free(&r);
-    char path[4200];
-    snprintf(path, sizeof path, "%s/stats.txt", scratch);
-    char *s = wct_slurp(path, NULL);
-    cr_assert_not_null(s);
+    char *s = stats_of(sh, NULL);
     unsigned long long nc = 0;
     const char *q = strstr(s, " writes passed through uncached");
     cr_assert(q, "%s", s);

@@ -421,6 +421,8 @@ Test(points, no_thread_made_inside_a_handler)
     differential("handler_thread", NULL, env);
     differential("handler_thread", "onstack", env);
     differential("handler_thread", "raw", env);
+    differential("handler_thread", "unblock", env);
+    differential("handler_thread", "sysv", env);
 }
 
 /* Every way to end a process keeps the data. */
