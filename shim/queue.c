@@ -89,14 +89,23 @@ struct wc_queue {
 #define QUEUE_BYTES (4u << 20)
 
 /* Unmaps a thread's queue when the thread exits (queues are drained
- * before any shim call returns, so it is empty by then). */
+ * before any shim call returns, so it is empty by then). The thread's
+ * pointer to it goes first: a signal still comes while the thread ends
+ * (glibc unmaps its TSD after the destructors), and a handler that
+ * writes from inside the shim then took the unmapped queue (probe AB: a
+ * SIGSEGV, one run in four of a timer handler opening files while
+ * threads ended); it makes a new one now, set in the key again. */
 static pthread_key_t g_queue_key;
 static int g_queue_key_ok;
 
 static void queue_free(void *q)
 {
-    if (q)
-        REAL(munmap)(q, QUEUE_BYTES);
+    if (!q)
+        return;
+    if (wc_tq == q)
+        wc_tq = NULL;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    REAL(munmap)(q, QUEUE_BYTES);
 }
 
 WC_ONCE

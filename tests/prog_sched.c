@@ -36,6 +36,11 @@
  *          that waited for the program's write at a higher priority by
  *          yielding alone would never let it finish (the test's timeout
  *          ends it).
+ *   exitsig a 100 us timer's handler that unblocks its own signal, then
+ *          writes a new file, while the main thread makes and joins
+ *          threads for 1.5 s: prints "done". A handler that wrote from
+ *          inside the shim (the timer came again) in a thread ending met
+ *          the thread's signal queue unmapped (shim/queue.c, probe AB).
  *   claims two threads on the process's one CPU, SCHED_FIFO at priority
  *          10 and 50, open the same file (O_APPEND), append to it (20
  *          and 2 records of 64 bytes) and close it, over and over for 2 s,
@@ -258,6 +263,63 @@ static void lower(void)
     printf("done %s\n", memcmp(got, want, sizeof got) ? "differs" : "same");
 }
 
+/* exitsig: a timer's handler (100 us) that unblocks its own signal, then
+ * opens a new file and writes it, while the main thread makes and joins
+ * threads; the handler often runs in a thread that is ending. */
+static volatile sig_atomic_t g_in, g_files;
+static char g_dir[4096];
+
+static void on_exit_tick(int sig)
+{
+    if (g_in)
+        return;
+    g_in = 1;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, sig);
+    sigprocmask(SIG_UNBLOCK, &set, NULL);
+    char p[4200], line[64];
+    snprintf(p, sizeof p, "%s/x%d", g_dir, (int)g_files++ % 50);
+    int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    for (int i = 0; fd >= 0 && i < 20; i++) {
+        int n = snprintf(line, sizeof line, "line %d\n", i);
+        if (write(fd, line, (size_t)n) != n)
+            _exit(3);
+    }
+    if (fd >= 0)
+        close(fd);
+    g_in = 0;
+}
+
+static void *short_thread(void *arg)
+{
+    return arg;
+}
+
+static void exitsig(const char *dir)
+{
+    snprintf(g_dir, sizeof g_dir, "%s", dir);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_exit_tick;
+    sigaction(SIGALRM, &sa, NULL);
+    struct itimerval it = {{0, 100}, {0, 100}};
+    setitimer(ITIMER_REAL, &it, NULL);
+    for (double end = now() + 1.5; now() < end;) {
+        pthread_t t;
+        if (pthread_create(&t, NULL, short_thread, NULL) == 0)
+            pthread_join(t, NULL);
+    }
+    struct itimerval off = {{0, 0}, {0, 0}};
+    setitimer(ITIMER_REAL, &off, NULL);
+    for (int i = 0; i < 50; i++) {
+        char p[4200];
+        snprintf(p, sizeof p, "%s/x%d", dir, i);
+        unlink(p);
+    }
+    printf("done\n");
+}
+
 static long g_rounds[2];
 static double g_end;
 
@@ -329,7 +391,7 @@ static void claims(void)
 int main(int argc, char **argv)
 {
     if (argc != 3) {
-        fprintf(stderr, "usage: prog_sched spin|idle|blocked|critsec|nopvr|lower|claims DIR\n");
+        fprintf(stderr, "usage: prog_sched spin|idle|blocked|critsec|nopvr|lower|claims|exitsig DIR\n");
         return 2;
     }
     snprintf(path, sizeof path, "%s/%s.out", argv[2], argv[1]);
@@ -363,6 +425,8 @@ int main(int argc, char **argv)
         lower();
     else if (!strcmp(argv[1], "claims"))
         claims();
+    else if (!strcmp(argv[1], "exitsig"))
+        exitsig(argv[2]);
     else
         return 2;
     unlink(path);

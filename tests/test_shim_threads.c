@@ -763,3 +763,14 @@ Test(threads, deadline_when_every_write_blocks_a_timer_signal)
     const char *env[] = {"WCACHE_MIN_WRITES=", "WCACHE_SETUP_US=", NULL};
     realtime("critsec", env, "visible\n");
 }
+
+/* A timer's handler that unblocks its own signal and writes a new file,
+ * while threads are made and joined: a handler that wrote from inside the
+ * shim in a thread that was ending took its signal queue, which the
+ * thread's key destructor had unmapped (probe AB: SIGSEGV in about one
+ * run in four; 5 runs here). */
+Test(threads, handler_writes_while_threads_end)
+{
+    for (int i = 0; i < 5; i++)
+        realtime("exitsig", NULL, "done\n");
+}
