@@ -9,7 +9,9 @@
  *       of other users and validates everything.
  *   (2) recover exits 0 when everything of dead processes was written
  *       back (in place or into a recovery file), 1 when anything could not
- *       be (the backing file is then kept), 2 on a usage error.
+ *       be (the backing file is then kept), 125 on a usage error, as
+ *       the command's own errors (cli.c (3)); --help prints the usage on
+ *       standard output and exits 0.
  *   (3) This binary is never under the shim: wc_sys holds libc's own
  *       functions (fill_sys).
  */
@@ -30,6 +32,7 @@
 
 #include "../cache/format.h"
 #include "../cache/replay.h"
+#include "cli.h"
 #include "wcache/clock.h"
 #include "wcache/sys.h"
 
@@ -487,12 +490,13 @@ int wc_cli_recover(int argc, char **argv)
     if (!strcmp(cmd, "__guard"))
         return argc == 2 ? guard(argv[1]) : 2;
     for (int i = 1; i < argc; i++) {
+        int help = !strcmp(argv[i], "--help") || !strcmp(argv[i], "-h");
         if (!strcmp(cmd, "recover") && !strcmp(argv[i], "--dry-run"))
             flags |= WC_RP_DRY;
-        else if (argv[i][0] == '-' || given) {
-            fprintf(stderr, "usage: wcache ls [DIR]\n"
+        else if (help || argv[i][0] == '-' || given) {
+            fprintf(help ? stdout : stderr, "usage: wcache ls [DIR]\n"
                     "       wcache recover [--dry-run] [DIR]\n");
-            return 2;
+            return help ? 0 : WC_EXIT_OWN;
         } else
             given = argv[i];
     }

@@ -344,6 +344,21 @@ Test(cli, ls_removes_nothing)
     wct_result_free(&r);
 }
 
+/* ls and recover follow the command's conventions: a usage error is
+ * wcache's own (125, not 2), --help is no error (probe AA). */
+Test(cli, ls_and_recover_usage)
+{
+    struct wct_result r;
+    run(&r, (const char *[]){"ls", "--bogus", NULL});
+    cr_expect(exit_code(&r) == 125 && strstr(r.err, "usage: wcache ls"),
+              "ls --bogus: %s %s", wct_status_str(&r), r.err);
+    wct_result_free(&r);
+    run(&r, (const char *[]){"recover", "--help", NULL});
+    cr_expect(exit_code(&r) == 0 && strstr(r.out, "usage: wcache ls"),
+              "recover --help: %s %s", wct_status_str(&r), r.out);
+    wct_result_free(&r);
+}
+
 Test(cli, version_and_help)
 {
     struct wct_result r;
