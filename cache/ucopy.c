@@ -101,28 +101,32 @@ __asm__(".text\n"
 extern const char wc__copy_insn[], wc__copy_fixup[], wc__copy_byte_load[],
     wc__copy_byte_store[], wc__probe_load[], wc__probe_fixup[];
 
+size_t wc_read_readable(void *dst, const void *src, size_t n)
+{
+    int saved = errno;          /* a probe is not a failure of the call */
+    struct iovec local = {dst, n}, remote = {(void *)src, n};
+    ssize_t r = wc_sys.process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
+    if (r < 0 && (errno == ENOSYS || errno == EPERM)) {
+        /* No process_vm_readv (a seccomp filter): the non-faulting copy
+         * reads as far too. */
+        r = (ssize_t)wc_copy_nofault(dst, src, n);
+    }
+    errno = saved;
+    return r < 0 ? 0 : (size_t)r;
+}
+
 size_t wc_probe_readable(const void *src, size_t n)
 {
     char scratch[4096];
     size_t done = 0;
-    int saved = errno;          /* a probe is not a failure of the call */
 
     while (done < n) {
         size_t chunk = n - done < sizeof scratch ? n - done : sizeof scratch;
-        struct iovec local = {scratch, chunk};
-        struct iovec remote = {(char *)src + done, chunk};
-        ssize_t r = wc_sys.process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
-        if (r < 0 && (errno == ENOSYS || errno == EPERM)) {
-            /* No process_vm_readv: the non-faulting copy is a probe too. */
-            r = (ssize_t)wc_copy_nofault(scratch, (const char *)src + done, chunk);
-        }
-        if (r <= 0)
-            break;
-        done += (size_t)r;
-        if ((size_t)r < chunk)
+        size_t r = wc_read_readable(scratch, (const char *)src + done, chunk);
+        done += r;
+        if (r < chunk)
             break;
     }
-    errno = saved;
     return done;
 }
 

@@ -137,26 +137,31 @@ static void set_opt(const char *var, const char *val)
     set(var, val);
 }
 
+/* The value an option gave `name`; NULL if none did. */
+static const char *opt_value(const char *name)
+{
+    for (int i = 0; i < g_nopt; i++)
+        if (!strcmp(g_opt[i].name, name))
+            return g_opt[i].value;
+    return NULL;
+}
+
+static int is_opt(const char *name)
+{
+    return opt_value(name) != NULL;
+}
+
 /* The config loader's view: option values only (WCACHE_SIZE also from
  * the environment, which --dirty is checked against, unless it is bad:
  * g_env_size_bad). */
 static int g_env_size_bad;
 
-static int is_opt(const char *name)
-{
-    for (int i = 0; i < g_nopt; i++)
-        if (!strcmp(g_opt[i].name, name))
-            return 1;
-    return 0;
-}
-
 static const char *opt_get(const char *name)
 {
-    for (int i = 0; i < g_nopt; i++)
-        if (!strcmp(g_opt[i].name, name))
-            return g_opt[i].value;
-    return strcmp(name, "WCACHE_SIZE") || g_env_size_bad ? NULL
-                                                         : getenv(name);
+    const char *v = opt_value(name);
+    if (v || strcmp(name, "WCACHE_SIZE") || g_env_size_bad)
+        return v;
+    return getenv(name);
 }
 
 static int is_dir(const char *path)
@@ -205,10 +210,8 @@ static int g_env_bad;
 
 static const char *env_get(const char *name)
 {
-    for (int i = 0; i < g_nopt; i++)
-        if (!strcmp(g_opt[i].name, name))
-            return g_opt[i].value;
-    return getenv(name);
+    const char *v = opt_value(name);
+    return v ? v : getenv(name);
 }
 
 static int bad_env(const char *var, const char *val, const char *accepted)

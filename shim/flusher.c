@@ -259,6 +259,12 @@ static int flusher_create(int small, int rt)
     return r;
 }
 
+int wc_sched_realtime(void)
+{
+    int pol = sched_getscheduler(0) & ~SCHED_RESET_ON_FORK;
+    return pol == SCHED_FIFO || pol == SCHED_RR;
+}
+
 void wc_flusher_start(void)
 {
     if (__atomic_load_n(&g_flusher_tid, __ATOMIC_ACQUIRE))
@@ -279,8 +285,7 @@ void wc_flusher_start(void)
      * flusher is made SCHED_OTHER on every CPU (invariant (6)) by
      * pthread_create itself, before it runs: from inside, it might
      * never get to. */
-    int pol = sched_getscheduler(0) & ~SCHED_RESET_ON_FORK;
-    int rt = pol == SCHED_FIFO || pol == SCHED_RR ? 3 : 0;
+    int rt = wc_sched_realtime() ? 3 : 0;
     int r = flusher_create(1, rt);
     if (r == EINVAL)
         r = flusher_create(0, rt);
@@ -332,26 +337,6 @@ enum {
     FR_LEN = FR_FPSTATE + 8
 };
 
-/* Read up to n bytes of this process's memory at `at` into dst with
- * process_vm_readv, which stops at the first unmapped page without a
- * signal; where a seccomp filter refuses it (probe AB), with the copy
- * whose fault the shim's handler catches (ucopy.h). The bytes read, or
- * -1 when neither can. */
-static ssize_t read_own(void *dst, uintptr_t at, size_t n)
-{
-    struct iovec local = {dst, n}, remote = {(void *)at, n};
-    int e = errno;
-    ssize_t r = wc_sys.process_vm_readv(
-        (pid_t)wc_raw_syscall(SYS_getpid, 0, 0, 0, 0, 0, 0), &local, 1,
-        &remote, 1, 0);
-    if (r < 0 && errno == EFAULT)
-        r = 0;                  /* the first page is not there */
-    else if (r < 0 && __atomic_load_n(&wc_fault_ready, __ATOMIC_ACQUIRE))
-        r = (ssize_t)wc_copy_nofault(dst, (const void *)at, n);
-    errno = e;
-    return r;
-}
-
 /* Is the word at `slot` (just read as `restorer`, some signal's
  * sa_restorer) the start of a signal frame? Its flags are the kernel's
  * (UC_FP_XSTATE, UC_SIGCONTEXT_SS, UC_STRICT_RESTORE_SS: the last two
@@ -361,7 +346,7 @@ static ssize_t read_own(void *dst, uintptr_t at, size_t n)
 static int frame_at(uintptr_t slot)
 {
     unsigned char f[FR_LEN];
-    if (read_own(f, slot, sizeof f) != (ssize_t)sizeof f)
+    if (wc_read_readable(f, (const void *)slot, sizeof f) != sizeof f)
         return 0;
     uint64_t flags, link, fp;
     memcpy(&flags, f + FR_FLAGS, sizeof flags);
@@ -373,22 +358,21 @@ static int frame_at(uintptr_t slot)
 
 /* Invariant (2): is a signal frame above this function's, on this
  * thread's stack (1 MiB at most), whose return address is one of
- * `restorers`? 1 also when the stack cannot be read. noinline: its own
- * buffer lies below where the search starts. */
+ * `restorers`? Read with wc_read_readable (ucopy.h: process_vm_readv, or
+ * the copy whose faults the shim catches where a filter refuses it).
+ * noinline: its own buffer lies below where the search starts. */
 static __attribute__((noinline)) int frame_above(const uint64_t *restorers,
                                                  int n)
 {
     uint64_t w[512];
     uintptr_t at = (uintptr_t)__builtin_frame_address(0) & ~7ul;
     for (size_t done = 0; done < (1u << 20); done += sizeof w) {
-        ssize_t got = read_own(w, at + done, sizeof w);
-        if (got < 0)
-            return 1;
-        for (size_t i = 0; i < (size_t)got / 8; i++)
+        size_t got = wc_read_readable(w, (const void *)(at + done), sizeof w);
+        for (size_t i = 0; i < got / 8; i++)
             for (int k = 0; k < n; k++)
                 if (w[i] == restorers[k] && frame_at(at + done + 8 * i))
                     return 1;
-        if (got < (ssize_t)sizeof w)
+        if (got < sizeof w)
             return 0;           /* the end of the stack's mapping */
     }
     return 0;

@@ -390,8 +390,7 @@ static int spawn(struct wc_cache *c)
     s->argv[2] = s->dir;
     s->argv[3] = NULL;
     s->envp[0] = NULL;
-    int pol = sched_getscheduler(0) & ~SCHED_RESET_ON_FORK;
-    s->rt = pol == SCHED_FIFO || pol == SCHED_RR;
+    s->rt = wc_sched_realtime();
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);

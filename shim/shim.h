@@ -1179,6 +1179,10 @@ int wc_file_fd_cloexec(dev_t dev, ino_t ino);
 
 /* Start the deadline flusher (once per process image / per child). */
 void wc_flusher_start(void);
+/* Does the calling thread run SCHED_FIFO or SCHED_RR? Its flusher and
+ * guard are then made SCHED_OTHER on every CPU (flusher.c (6), guard.c
+ * (10)). */
+int wc_sched_realtime(void);
 /* The program set a handler of its own for `sig` (signals.c, syscall.c);
  * `nodefer`: with SA_NODEFER (flusher.c invariant (2)). */
 void wc_note_handler(int sig, int nodefer);

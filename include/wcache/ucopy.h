@@ -38,6 +38,11 @@ int wc_probe_byte(const void *p);
  * only for the retry path after a fault. Leaves errno as it was. */
 size_t wc_probe_readable(const void *src, size_t n);
 
+/* Copy into dst what of [src, src + n) can be read, up to the first page
+ * that cannot, the same way (the non-faulting copy where a filter
+ * refuses process_vm_readv): the bytes copied. Leaves errno as it was. */
+size_t wc_read_readable(void *dst, const void *src, size_t n);
+
 /* The highest user address + 1 on this machine (x86_64: 47 or 56 bits). */
 extern unsigned long wc_user_addr_max;
 
