@@ -197,12 +197,14 @@
 #include "wcache/str.h"
 #include "wcache/ucopy.h"
 
-volatile int wc_state = WC_ST_INIT;
-int wc_cells_late;      /* shared.c; beside wc_state: both set at exit */
-int wc_solo = 1;
-struct wc_cache *volatile wc_cachep;
-struct wc_desc **wc_fds;
-unsigned wc_nfds;
+/* Read by every call, written at every start: WC_BOOT (shim.h). */
+WC_BOOT volatile int wc_state = WC_ST_INIT;
+WC_BOOT int wc_cells_late;      /* shared.c; beside wc_state: both set at exit */
+WC_BOOT int wc_solo = 1;
+WC_BOOT struct wc_cache *volatile wc_cachep;
+WC_BOOT struct wc_desc **wc_fds;
+WC_BOOT unsigned char *wc_fd_bytes;
+WC_BOOT unsigned wc_nfds;
 WC_TLS int wc_depth;
 
 static struct wc_lock g_cache_lock;
@@ -211,7 +213,8 @@ static struct wc_lock g_slab_lock;
 
 /* ---- the table ------------------------------------------------------- */
 
-static unsigned g_fd_hi;     /* every tracked fd is < g_fd_hi (atomic) */
+WC_BOOT static unsigned g_fd_hi;  /* every tracked fd is < g_fd_hi (atomic);
+                                       read at every exit */
 static unsigned g_own_lo = ~0u, g_own_hi; /* every WC_DESC_INTERNAL slot is
                                   in [g_own_lo, g_own_hi) (atomics): kept
                                   apart from g_fd_hi, so that the scans of
@@ -225,15 +228,24 @@ int wc_fdtab_init(void)
 {
     struct rlimit rl;
     unsigned n = 65536;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max != RLIM_INFINITY
+    /* The kernel's limit (ownfd.c's getrlimit would give the same now,
+     * through a page of its own). */
+    if (wc_raw_syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, 0, (long)&rl, 0,
+                       0) == 0 && rl.rlim_max != RLIM_INFINITY
         && rl.rlim_max > n)
         n = rl.rlim_max > (1u << 20) ? (1u << 20) : (unsigned)rl.rlim_max;
-    void *p = REAL(mmap)(NULL, (size_t)n * sizeof(void *),
-                         PROT_READ | PROT_WRITE,
-                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (p == MAP_FAILED)
-        return -errno;
+    /* One mapping for the table and stats.c's byte per descriptor (one
+     * mmap fewer at each start; pages are only touched where used), made
+     * with the system call itself: libc's mmap is not looked up (real.c
+     * (1b)) for a process that caches nothing. */
+    long r = wc_raw_syscall(SYS_mmap, 0, (long)n * (long)(sizeof(void *) + 1),
+                            PROT_READ | PROT_WRITE,
+                            MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (r < 0 && r > -4096)
+        return (int)r;
+    void *p = (void *)r;
     wc_fds = p;
+    wc_fd_bytes = (unsigned char *)p + (size_t)n * sizeof(void *);
     wc_nfds = n;
     /* Threads made before this library's constructor (another library's,
      * through glibc): glibc knows of them. */
@@ -433,6 +445,7 @@ struct wc_cache *wc_cache_get(void)
             wc_log(WC_LOG_INFO, "cache %s", wc_cache_path(c));
             __atomic_store_n(&wc_cachep, c, __ATOMIC_RELEASE);
             wc_death_signals_init();    /* deaths write back from now */
+            wc_altstack_add();          /* altstack.c invariant (3) */
             if ((r = wc_cache_publish(c)) < 0)
                 wc_log(WC_LOG_WARN, "the backing file has no name (%s): "
                        "`wcache recover` cannot find it, no crash guard",

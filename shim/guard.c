@@ -153,7 +153,7 @@
 
 static char guard_exe[PATH_MAX] WC_LARGE;  /* the wcache binary, once found */
 static int guard_found = -1;       /* -1 not looked yet, 0 no, 1 yes */
-static const char *g_lib;          /* this library's path (dladdr), or NULL */
+WC_BOOT static const char *g_lib;  /* this library's path (dladdr), or NULL */
 
 /* This library's path, asked at start-up while dladdr (which takes the
  * loader's lock) is safe to call; the string is the loader's, kept while

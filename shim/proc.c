@@ -216,6 +216,7 @@ static WC_TLS int exec_only_child;   /* vfork: the child only execs */
 
 /* The image ends (exit, _exit, exec): statistics, the store's name.
  * 1: the store has no name now. */
+WC_ONCE
 int wc_proc_image_ends(void)
 {
     struct wc_cache *c = wc_cachep;
@@ -1617,7 +1618,6 @@ __attribute__((constructor)) static void wc_init(void)
     wc_queue_init();
     wc_state = WC_ST_ON;
     wc_signals_init();
-    wc_altstack_add();      /* the main thread's; kept until exit */
     wc_guard_init();
     wc_guard_replay_dead();
     wc_nc_init();       /* descriptors open now: at their first write */

@@ -95,8 +95,8 @@ struct wc_queue {
  * writes from inside the shim then took the unmapped queue (probe AB: a
  * SIGSEGV, one run in four of a timer handler opening files while
  * threads ended); it makes a new one now, set in the key again. */
-static pthread_key_t g_queue_key;
-static int g_queue_key_ok;
+WC_BOOT static pthread_key_t g_queue_key;
+WC_BOOT static int g_queue_key_ok;
 
 static void queue_free(void *q)
 {

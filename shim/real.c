@@ -227,7 +227,7 @@ static const struct {
  * holds gnu_get_libc_version, and none in a library preloaded after the
  * shim (_dl_find_object: a lookup in the loader's sorted table of objects,
  * not dladdr's walk of a symbol table). */
-int wc_kcall_libc;
+WC_BOOT int wc_kcall_libc;
 
 WC_ONCE
 static int kcall_next_is_libc(void)
@@ -320,6 +320,7 @@ static void missing(const char *names)
 /* Slot i's function from dlsym, or its fallback (NULL-free, invariant
  * (1)); *lacks set when a required one is not there. Inside dlsym (a
  * malloc replacement that writes, say): the fallback, not kept. */
+WC_ONCE
 static void *resolve(size_t i, int *lacks)
 {
     void **slot = (void **)&wc_sys;
@@ -368,8 +369,8 @@ void *wc__lazy_resolve(unsigned i)
 WC_ONCE
 int wc_real_init(void)
 {
-    static int state;       /* 0 not started, 1 running, 2 done */
-    static int ok = 1;
+    WC_BOOT static int state;   /* 0 not started, 1 running, 2 done */
+    WC_BOOT static int ok = 1;
     if (__atomic_load_n(&state, __ATOMIC_ACQUIRE) == 2)
         return ok;
     if (resolving)          /* re-entered from inside dlsym: fallbacks */
@@ -382,10 +383,14 @@ int wc_real_init(void)
         return ok;
     }
     void **slot = (void **)&wc_sys;
-    for (size_t i = 0; i < WC_SYS_COUNT; i++)
-        if (!slot[i])
-            __atomic_store_n(&slot[i], (void *)(wc__lazy_tramp + 16 * i),
-                             __ATOMIC_RELEASE);
+    /* A compare-and-swap writes even where it fails: the table's page
+     * faults in once, written, not once read and again written. */
+    for (size_t i = 0; i < WC_SYS_COUNT; i++) {
+        void *none = NULL;
+        __atomic_compare_exchange_n(&slot[i], &none,
+                                    (void *)(wc__lazy_tramp + 16 * i), 0,
+                                    __ATOMIC_RELEASE, __ATOMIC_RELAXED);
+    }
     char lacking[512];
     size_t ml = 0;
     lacking[0] = 0;

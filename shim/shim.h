@@ -73,6 +73,11 @@
  *             common case). */
 #define WC_LARGE __attribute__((section(".lbss")))
 #define WC_ONCE __attribute__((cold))
+/*   WC_BOOT   a variable every start writes (the constructor's): kept in
+ *             .data, whose one page the dynamic loader has written
+ *             already (it clears the end of it), where in .bss each page
+ *             first read, then written costs two faults. */
+#define WC_BOOT __attribute__((section(".data.wc_boot")))
 /* A fork child's reset of what it inherited, stored only where it differs:
  * a page the process never changed stays shared with the parent (a store
  * would be a copy-on-write fault). */
@@ -436,6 +441,9 @@ static inline int wc_desc_lock_entry(int fd, struct wc_desc *d)
 
 /* Allocate the table (constructor). Returns 0 or -errno. */
 int wc_fdtab_init(void);
+/* wc_nfds bytes, one per descriptor, zero at start, mapped with the
+ * table: stats.c's reasons (wc_nc_init). */
+extern unsigned char *wc_fd_bytes;
 
 /* A newly opened descriptor `fd` (from open/openat/creat..., already
  * opened for real): decide whether it is cached, per CONTRACT section 1,
@@ -1330,9 +1338,10 @@ int wc_vfork_touched(int fd);
 int wc_program_threads_gone(void);
 
 /* The calling thread's alternate signal stack, unless it has one: the
- * mapping, or NULL. wc_altstack_drop(mapping) releases it (altstack.c). */
+ * mapping, or NULL. wc_altstack_drop() releases the calling thread's
+ * (altstack.c). */
 void *wc_altstack_add(void);
-void wc_altstack_drop(void *m);
+void wc_altstack_drop(void);
 
 /* The crash guard for cache c, just created (guard.c); and the start-up
  * part (asks this library's path while dladdr is safe to call). */

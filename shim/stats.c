@@ -48,10 +48,10 @@
 #include "shim.h"
 #include "kcall.h"
 
-int wc_nc_on;                                  /* g_why exists */
-int wc_nc_counting;                             /* WCACHE_STATS is set */
-static unsigned g_own_hi;     /* every WC_NC_START_OWN fd is below it */
-static unsigned char *g_why;                   /* per fd, mmap'd */
+WC_BOOT int wc_nc_on;                               /* g_why exists */
+WC_BOOT int wc_nc_counting;                          /* WCACHE_STATS is set */
+WC_BOOT static unsigned g_own_hi;    /* every WC_NC_START_OWN fd is below it */
+WC_BOOT static unsigned char *g_why;                /* per fd: wc_fd_bytes */
 static uint64_t g_count[WC_NC_COUNT];          /* writes, by reason */
 static uint64_t g_files;                       /* files brought into the
                                                   cache (atomic) */
@@ -108,13 +108,11 @@ void wc_nc_init(void)
         wc_exec_own_take(NULL, 0);      /* forget it all the same */
         return;
     }
-    void *p = REAL(mmap)(NULL, wc_nfds, PROT_READ | PROT_WRITE,
-                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (p == MAP_FAILED) {
+    if (!wc_fd_bytes) {
         wc_exec_own_take(NULL, 0);
         return;
     }
-    g_why = p;
+    g_why = wc_fd_bytes;
     wc_nc_on = 1;
     g_own_hi = wc_exec_own_take(g_why, WC_NC_START_OWN);
 }

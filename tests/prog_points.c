@@ -1996,6 +1996,35 @@ static void s_fsize_raw(const char *how)
  * FS_IOC_SETFLAGS (root), makes the kernel refuse the writes that follow
  * (they were cached, and refused only at close). Where the file system
  * or the user may not set the flag, both runs fail alike. */
+/* The signal stack a program finds: none before it writes, as without
+ * the shim (altstack.c invariant (3): the shim gives one to the thread
+ * that makes the cache, and to threads started after it, only then). A
+ * program that asks sigaltstack before its first write, to decide whether
+ * to set its own, saw the shim's. The lines after it are cached (the
+ * stack the thread then has is the shim's business, as before). */
+static void say_sigstack(const char *when)
+{
+    stack_t cur;
+    if (sigaltstack(NULL, &cur) != 0)
+        die("sigaltstack");
+    say("OUT %s: %s", when,
+        (cur.ss_flags & SS_DISABLE) ? "no signal stack" : "a signal stack");
+}
+
+static void s_sigstack(void)
+{
+    say_sigstack("at start");
+    int fd = xopen("log", O_WRONLY | O_CREAT | O_TRUNC);
+    for (int i = 0; i < 50; i++) {
+        char line[32];
+        int n = snprintf(line, sizeof line, "line %d\n", i);
+        if (write(fd, line, (size_t)n) != n)
+            die("write");
+    }
+    close(fd);
+    check("written", "log");
+}
+
 /* Each call of s_first_calls is the process's first of its function:
  * under the shim it goes through the slot's trampoline (shim/real.c
  * (1)), which must pass every argument (in registers, variadic, on the
@@ -3045,6 +3074,7 @@ int main(int argc, char **argv)
     else if (!strcmp(sc, "exec_written")) s_exec_written();
     else if (!strcmp(sc, "ioctl")) s_ioctl();
     else if (!strcmp(sc, "first_calls")) s_first_calls();
+    else if (!strcmp(sc, "sigstack")) s_sigstack();
     else if (!strcmp(sc, "memfd")) s_memfd();
     else if (!strcmp(sc, "many_files")) s_many_files();
     else if (!strcmp(sc, "faults")) s_faults();

@@ -349,6 +349,10 @@ static void differential_default_too(const char *scenario)
  * resolves each of them at that call, through its slot's trampoline
  * (shim/real.c (1)); cached from the open, every slot was resolved when
  * the cache was made (1b). */
+/* No signal stack of the shim's before the program writes (altstack.c
+ * invariant (3)): sigaltstack says none, as without the shim. */
+Test(points, no_signal_stack_before_caching) { differential("sigstack", NULL, NULL); }
+
 Test(points, first_calls_pass_every_argument_and_errno)
 {
     differential_default_too("first_calls");
