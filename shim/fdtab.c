@@ -199,7 +199,7 @@
 
 /* Read by every call, written at every start: WC_BOOT (shim.h). */
 WC_BOOT volatile int wc_state = WC_ST_INIT;
-WC_BOOT int wc_cells_late;      /* shared.c; beside wc_state: both set at exit */
+WC_BOOT int wc_cells_late;  /* shared.c; beside wc_state: both set at exit */
 WC_BOOT int wc_solo = 1;
 WC_BOOT struct wc_cache *volatile wc_cachep;
 WC_BOOT struct wc_desc **wc_fds;
@@ -238,9 +238,11 @@ int wc_fdtab_init(void)
      * mmap fewer at each start; pages are only touched where used), made
      * with the system call itself: libc's mmap is not looked up (real.c
      * (1b)) for a process that caches nothing. */
-    long r = wc_raw_syscall(SYS_mmap, 0, (long)n * (long)(sizeof(void *) + 1),
+    long r = wc_raw_syscall(SYS_mmap, 0,
+                            (long)n * (long)(sizeof(void *) + 1),
                             PROT_READ | PROT_WRITE,
-                            MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+                            MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1,
+                            0);
     if (r < 0 && r > -4096)
         return (int)r;
     void *p = (void *)r;
