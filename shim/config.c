@@ -177,9 +177,15 @@ int wc_config_load(struct wc_shim_config *cfg, const char *(*get)(const char *),
         if (!strcmp(v, "1")) {
             cfg->stats = 1;
         } else {
-            if (copy(cfg->stats_path, sizeof cfg->stats_path, v))
+            /* Absolute: a relative one was taken relative to each
+             * process's directory at its exit (WCACHE_STATS=true wrote a
+             * file "true" wherever a process of the run ended; `wcache
+             * --stats FILE` makes FILE absolute itself). */
+            if (v[0] != '/' ||
+                copy(cfg->stats_path, sizeof cfg->stats_path, v))
                 return bad("WCACHE_STATS", v,
-                           "0, 1 (stderr) or a file path shorter than 512");
+                           "0, 1 (stderr) or an absolute file path shorter "
+                           "than 512");
             cfg->stats = 2;
         }
     }

@@ -754,6 +754,9 @@ Test(points, bad_environment_value_passes_through)
     bad_env("WCACHE_MIN_WRITES=8x", "WCACHE_MIN_WRITES", "8x");
     bad_env("WCACHE_SETUP_US=-5", "WCACHE_SETUP_US", "-5");
     bad_env("WCACHE_SETUP_US=10000001", "WCACHE_SETUP_US", "10000001");
+    /* Not a file named "true" in each process's directory at its exit. */
+    bad_env("WCACHE_STATS=true", "WCACHE_STATS", "true");
+    bad_env("WCACHE_STATS=stats.txt", "WCACHE_STATS", "stats.txt");
 }
 
 /* ---- the shim really caches: the one intended difference ---------------- */
