@@ -408,6 +408,11 @@ static void fit_memcg(struct wc_config *cc)
            size >> 10, (cc->dirty ? cc->dirty : size / 2) >> 10);
 }
 
+int wc_cache_failed(void)
+{
+    return __atomic_load_n(&g_cache_failed, __ATOMIC_RELAXED);
+}
+
 struct wc_cache *wc_cache_get(void)
 {
     struct wc_cache *c = __atomic_load_n(&wc_cachep, __ATOMIC_ACQUIRE);

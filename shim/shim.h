@@ -171,6 +171,8 @@ extern struct wc_cache *volatile wc_cachep;
 /* Get (creating on first use) the cache; NULL if it cannot be created (the
  * reason was logged; the shim then stops caching new files). */
 struct wc_cache *wc_cache_get(void);
+/* 1 once wc_cache_get could not create it (for good). */
+int wc_cache_failed(void);
 
 /* 1 while the program has one thread (the flusher is not the program's):
  * no other thread can lock, change or close a description, so the hot

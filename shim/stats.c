@@ -269,6 +269,10 @@ static int through_reason(const struct wc_desc *d)
         return WC_NC_MAPPED;
     if (d->backoff)
         return WC_NC_FUTILE;
+    /* Past its first writes, a file that would be cached but for the
+     * cache (probe AA F10: all of them were "a file's first writes"). */
+    if (!__atomic_load_n(&wc_cachep, __ATOMIC_RELAXED) && wc_cache_failed())
+        return WC_NC_NOCACHE;
     if (d->rent && !__atomic_load_n(&wc_cachep, __ATOMIC_RELAXED))
         return WC_NC_SETUP;             /* fdtab.c invariant (6b) */
     return WC_NC_FEW;

@@ -482,6 +482,37 @@ Test(cli, stats_when_nothing_cached_and_stderr_closed)
     wct_result_free(&r);
 }
 
+/* A cache that cannot be made (a regular file where the store directory
+ * would be): the summary says so, not that the writes were the files'
+ * first ones (probe AA F10: "a file's first writes (WCACHE_MIN_WRITES)
+ * 100"). */
+Test(cli, stats_when_no_cache_can_be_made)
+{
+    char file[4200], out[4200];
+    snprintf(file, sizeof file, "%s/wcache-%u", scratch, (unsigned)getuid());
+    snprintf(out, sizeof out, "%s/out", scratch);
+    FILE *f = fopen(file, "w");
+    cr_assert_not_null(f);
+    fclose(f);
+    char sh[9000];
+    snprintf(sh, sizeof sh, "i=0; while [ $i -lt 100 ]; do echo line $i; "
+             "i=$((i + 1)); done > %s", out);
+    struct wct_result r;
+    run(&r, (const char *[]){"--dir", scratch, "--setup-us", "0", "--stats",
+                             "--", "sh", "-c", sh, NULL});
+    cr_expect(exit_code(&r) == 0, "%s", wct_status_str(&r));
+    /* All but the first file's first writes (WCACHE_MIN_WRITES). */
+    const char *p = strstr(r.err, "no cache (could not be created) ");
+    unsigned n = 0;
+    cr_expect(p && sscanf(p, "no cache (could not be created) %u", &n) == 1
+                  && n >= 50,
+              "the summary must say the cache could not be made:\n%s",
+              r.err);
+    wct_result_free(&r);
+    unlink(out);
+    unlink(file);
+}
+
 /* --stats FILE and --stats=FILE: relative to where wcache started, even
  * when the program changes directory. */
 Test(cli, stats_file_relative_to_the_start)
