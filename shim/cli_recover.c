@@ -98,9 +98,16 @@ static int run(const char *given, int flags)
     uint64_t own_ns = wc_fmt_mnt_ns(stat);
     char d[4][PATH_MAX];
     int nd = dirs(given, d, 4), status = 0, seen = 0;
-    if (given && nd == 0) {
-        fprintf(stderr, "wcache: %s: no wcache-%u directory there\n", given,
-                (unsigned)getuid());
+    /* A directory named that holds no store is an empty one, as the
+     * default directories and WCACHE_DIR are (probe AA F11: 1 one way, 0
+     * the other); a name that is no directory is an error. */
+    struct stat st;
+    if (given && nd == 0 && stat(given, &st) != 0) {
+        fprintf(stderr, "wcache: %s: %s\n", given, strerror(errno));
+        return 1;
+    }
+    if (given && nd == 0 && !S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "wcache: %s: not a directory\n", given);
         return 1;
     }
     for (int i = 0; i < nd; i++) {

@@ -359,6 +359,28 @@ Test(cli, ls_and_recover_usage)
     wct_result_free(&r);
 }
 
+/* A directory named that holds no store is empty, as one given through
+ * WCACHE_DIR is (probe AA F11: exit 1 one way, 0 the other); a name that
+ * is no directory is an error, said. */
+Test(cli, ls_and_recover_of_an_empty_directory)
+{
+    struct wct_result r;
+    for (int rec = 0; rec < 2; rec++) {
+        const char *cmd = rec ? "recover" : "ls";
+        run(&r, (const char *[]){cmd, scratch, NULL});
+        cr_expect(exit_code(&r) == 0, "%s of an empty directory: %s %s", cmd,
+                  wct_status_str(&r), r.err);
+        wct_result_free(&r);
+        char missing[4200];
+        snprintf(missing, sizeof missing, "%s/missing", scratch);
+        run(&r, (const char *[]){cmd, missing, NULL});
+        cr_expect(exit_code(&r) == 1 && strstr(r.err, "No such file"),
+                  "%s of a missing directory: %s %s", cmd,
+                  wct_status_str(&r), r.err);
+        wct_result_free(&r);
+    }
+}
+
 Test(cli, version_and_help)
 {
     struct wct_result r;
