@@ -8,6 +8,7 @@
  * program named as such at --log info.
  */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -502,6 +503,52 @@ Test(cli, stats_when_nothing_cached_and_stderr_closed)
               "the summary must explain a run that cached nothing:\n%s",
               r.err);
     wct_result_free(&r);
+}
+
+/* A descendant that outlives the program: its record comes after the
+ * summary, which it cannot join, and must not make the records file again
+ * (probe AA F13: one left in TMPDIR per such run). */
+Test(cli, stats_and_a_descendant_that_outlives_the_program)
+{
+    char tmp[4200], env_tmp[4300], done[4200];
+    snprintf(tmp, sizeof tmp, "%s/tmp", scratch);
+    snprintf(done, sizeof done, "%s/done", scratch);
+    cr_assert_eq(mkdir(tmp, 0700), 0);
+    snprintf(env_tmp, sizeof env_tmp, "TMPDIR=%s", tmp);
+    char sh[9000];
+    snprintf(sh, sizeof sh, "%s --stats -- sh -c '(sleep 0.3; i=0; "
+             "while [ $i -lt 50 ]; do echo $i; i=$((i + 1)); done > %s/late; "
+             "touch %s) > /dev/null 2>&1 &'", WCACHE, scratch, done);
+    const char *env[] = {env_tmp, "WCACHE_MIN_WRITES=0", NULL};
+    struct wct_result r;
+    cr_assert_eq(wct_sh(0, scratch, env, 60, &r, sh), 0);
+    cr_expect(wct_ok(&r), "%s\n%s", wct_status_str(&r), r.err);
+    cr_expect(strstr(r.err, "wcache: "), "no summary:\n%s", r.err);
+    wct_result_free(&r);
+    for (int i = 0; i < 500 && access(done, F_OK) != 0; i++)
+        usleep(10000);
+    cr_assert_eq(access(done, F_OK), 0, "the descendant did not finish");
+    usleep(100000);             /* its exit, after the touch */
+    DIR *d = opendir(tmp);
+    cr_assert_not_null(d);
+    struct dirent *e;
+    int left = 0;
+    while ((e = readdir(d)))
+        if (e->d_name[0] != '.') {
+            left++;
+            cr_expect(0, "left in TMPDIR: %s", e->d_name);
+        }
+    closedir(d);
+    cr_expect_eq(left, 0);
+    char late[4200];
+    snprintf(late, sizeof late, "%s/late", scratch);
+    size_t len = 0;
+    char *t = wct_slurp(late, &len);
+    cr_expect(t && len == 140, "the descendant's file: %zu bytes", len);
+    free(t);
+    unlink(late);
+    unlink(done);
+    rmdir(tmp);
 }
 
 /* A cache that cannot be made (a regular file where the store directory
