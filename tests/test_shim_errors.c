@@ -1184,13 +1184,104 @@ Test(errors, btrfs_snapshot_holds_the_cached_bytes, .init = setup,
     run_free(&k);
 }
 
+/* prog_fill's record k of `rec` bytes (prog_fill.c record(), no tag). */
+static void fill_record(char *buf, size_t rec, long k)
+{
+    for (size_t i = 0; i < rec; i++)
+        buf[i] = (char)('a' + (k + (long)i) % 26);
+    char head[24];
+    int h = snprintf(head, sizeof head, "%ld:", k);
+    memcpy(buf, head, (size_t)h < rec ? (size_t)h : rec);
+    if (rec)
+        buf[rec - 1] = '\n';
+}
+
+/* out with every number that follows "write ", "full " or "size " made
+ * "#", and those numbers in nums[0..2] (-1 where absent). Malloc'd. */
+static char *fill_shape(const char *out, long long nums[3])
+{
+    static const char *const keys[] = {"write ", "full ", "size "};
+    char *shape = calloc(1, strlen(out) + 1);
+    nums[0] = nums[1] = nums[2] = -1;
+    size_t n = 0;
+    for (const char *p = out; *p;) {
+        int hit = -1;
+        for (int k = 0; k < 3; k++)
+            if ((p == out || p[-1] == '\n') &&
+                !strncmp(p, keys[k], strlen(keys[k])))
+                hit = k;
+        if (hit < 0) {
+            shape[n++] = *p++;
+            continue;
+        }
+        size_t kl = strlen(keys[hit]);
+        memcpy(shape + n, p, kl);
+        n += kl;
+        p += kl;
+        char *end;
+        long long v = strtoll(p, &end, 10);
+        if (nums[hit] < 0)
+            nums[hit] = v;
+        shape[n++] = '#';
+        p = end;
+    }
+    return shape;
+}
+
+/* A full btrfs, the kernel's run k against the shim's run s. Where the
+ * disk ends moves from run to run on btrfs: the transaction commits come
+ * when they come, and a machine under load moved the kernel's own ENOSPC
+ * by 164 records of 124,700 between two runs (the test failed 3 runs in
+ * 4 so, the shim as close to each kernel run as the kernel runs to each
+ * other). So the record that gets ENOSPC may differ by 1%; everything
+ * else is the kernel's, and no acknowledged byte is lost: the fsync and
+ * close succeed (the same lines), the file holds exactly the records the
+ * shim's run reported written, byte for byte, and no write-back failed. */
+static void same_full_btrfs(const char *what, struct run *k, struct run *s,
+                            size_t rec, unsigned long long max_calls)
+{
+    cr_assert_eq(s->r.status, k->r.status, "%s: status %s (shim) vs %s",
+                 what, wct_status_str(&s->r), wct_status_str(&k->r));
+    long long kn[3], sn[3];
+    char *ks = fill_shape(k->r.out, kn), *ss = fill_shape(s->r.out, sn);
+    cr_assert_str_eq(ss, ks, "%s: output differs:\n%s", what,
+                     wct_first_diff(k->r.out, s->r.out));
+    free(ks);
+    free(ss);
+    long long lo = kn[0] - kn[0] / 100, hi = kn[0] + kn[0] / 100;
+    cr_assert(kn[0] > 0 && sn[0] >= lo && sn[0] <= hi,
+              "%s: ENOSPC at write %lld under the shim, %lld without "
+              "(more than 1%% apart)", what, sn[0], kn[0]);
+    cr_assert_eq((long long)s->len, sn[2], "%s: file of %zu bytes, the "
+                 "program's stat said %lld", what, s->len, sn[2]);
+    char *want = malloc(rec);
+    cr_assert_not_null(want);
+    for (size_t off = 0; off < s->len; off += rec) {
+        fill_record(want, rec, (long)(off / rec) + 1);
+        size_t n = s->len - off < rec ? s->len - off : rec;
+        cr_assert(memcmp(s->file + off, want, n) == 0,
+                  "%s: record %zu differs from what was written", what,
+                  off / rec + 1);
+    }
+    free(want);
+    cr_assert_eq(s->errors, 0, "%s: %llu write-back errors", what,
+                 s->errors);
+    cr_assert(s->r.seconds <= 20 * k->r.seconds + 2.0,
+              "%s: %.2f s with the shim, %.2f s without", what, s->r.seconds,
+              k->r.seconds);
+    cr_assert(s->wb_calls <= max_calls,
+              "%s: %llu write-back calls (%llu written through): a loop?",
+              what, s->wb_calls, s->through);
+}
+
 /* A full btrfs: its f_bavail moves at the transaction commit, not at the
  * write, and the cache took 120-330 KB past the disk (probe Q): their
  * write-back failed with ENOSPC at fsync and close. The bytes sent since
  * it last moved are left out of it (cache/errors.c (4c)): the write that
  * fills the disk gets ENOSPC, as with the kernel alone. Line by line
- * against the kernel, cached at once and with the defaults; a sync
- * between runs gives the unlinked file's room back. */
+ * against the kernel (same_full_btrfs: where btrfs ends moves a little
+ * from run to run), cached at once and with the defaults; a sync between
+ * runs gives the unlinked file's room back. */
 Test(errors, btrfs_full, .init = setup, .fini = teardown, .timeout = 300)
 {
     wct_require_shim();
@@ -1214,7 +1305,8 @@ Test(errors, btrfs_full, .init = setup, .fini = teardown, .timeout = 300)
         mounted = 0;
         mount_image("mkfs.btrfs -q -f", 200);
         run_once(argv, 1, f, def ? default_policy : NULL, &s);
-        same(def ? "btrfs full, defaults" : "btrfs full", &k, &s, 2000);
+        same_full_btrfs(def ? "btrfs full, defaults" : "btrfs full", &k,
+                        &s, 1000, 2000);
         run_free(&s);
     }
     run_free(&k);
