@@ -27,7 +27,9 @@ struct wc_shim_config {
     int log_level;            /* WCACHE_LOG */
     char stats_path[512];     /* WCACHE_STATS when it is a path */
     char stats_raw[512];      /* WCACHE_STATS_RAW: where the wcache command
-                                 collects one record per process image */
+                                 collects one record per process image
+                                 (appended to the file it made, never
+                                 made here: stats_report.c) */
     char dir[512];            /* WCACHE_DIR (cache.dir points here) */
     char include[1024];       /* WCACHE_INCLUDE, ':'-separated */
     char exclude[1024];       /* WCACHE_EXCLUDE, ':'-separated */

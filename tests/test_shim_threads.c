@@ -7,6 +7,8 @@
  * where the result is deterministic, leave identical files.
  */
 #include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -245,7 +247,8 @@ Test(threads, biased_locks_stress_build)
 Test(threads, pwrite_disjoint_ranges) { run_threads("pwrite", 8, 20000, NULL); }
 
 /* Batches the flusher wrote in the background, from the shim's raw
- * statistics (WCACHE_STATS_RAW: one line per process image). */
+ * statistics (WCACHE_STATS_RAW: one line per process image, appended to
+ * a file that exists, as the wcache command makes it first). */
 static long background_batches(const char *raw)
 {
     size_t len;
@@ -269,6 +272,9 @@ Test(threads, background_write_back, .timeout = 600)
     char raw[4200], rawenv[4300];
     snprintf(raw, sizeof raw, "%s/raw", scratch);
     snprintf(rawenv, sizeof rawenv, "WCACHE_STATS_RAW=%s", raw);
+    int rfd = open(raw, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    cr_assert_geq(rfd, 0, "%s: %s", raw, strerror(errno));
+    close(rfd);
     const char *env[] = {"WCACHE_BACKGROUND_NS=0", rawenv, NULL};
     const char *tick[] = {"WCACHE_BACKGROUND_NS=0", "WCACHE_FLUSH_MS=1",
                           rawenv, NULL};
