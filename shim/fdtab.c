@@ -72,6 +72,15 @@
  *       become WATCH again when the file leaves the cache (8). O_DIRECT,
  *       O_SYNC, O_DSYNC, O_PATH, mmapped files, excluded paths pass
  *       through (after a flush when the file is cached).
+ *   (3b) So do writable descriptions of a file the kernel writes
+ *       synchronously whatever the open asked: on a file system mounted
+ *       `sync`, or marked `chattr +S` (sync_writes, asked when the
+ *       description would be cached: an open that caches at once, or the
+ *       adoption after its first writes). The kernel makes each of their
+ *       writes durable before it returns, which a cached write is not (a
+ *       power failure loses it). A remount or a chattr of another process
+ *       later is not seen; the program's own chattr (FS_IOC_SETFLAGS)
+ *       makes the file pass through (ioctl.c).
  *   (4) Every CACHED or THROUGH description holds one reference to its
  *       file's entry in the registry (registry.c), taken when it gets its
  *       engine file and dropped when it releases it.
@@ -178,6 +187,7 @@
  */
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/fs.h>
 #include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>
@@ -187,6 +197,7 @@
 #include <sys/single_threaded.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -343,6 +354,7 @@ static struct wc_desc *desc_alloc(void)
     d->rent = 0;
     __atomic_store_n(&d->pending, 0, __ATOMIC_RELAXED);
     d->fstype = 0;
+    d->fsflags = 0;
     __atomic_store_n(&d->guard, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&d->cell, NULL, __ATOMIC_RELAXED);
     d->hgen = 0;
@@ -676,6 +688,7 @@ void wc_desc_pending_wait(int fd, struct wc_desc *d)
 
 static unsigned long fs_type(int fd, struct wc_desc *d);
 static int pseudo_fs(int fd, unsigned long type);
+static int sync_writes(int fd, struct wc_desc *d, dev_t dev);
 
 uint64_t wc_rent_ns;
 uint64_t wc_sent_through;
@@ -704,6 +717,10 @@ int wc_desc_adopt_locked(int fd, struct wc_desc *d, size_t len)
      * a file on a block device needs no fstatfs to tell. */
     if (major(d->dev) == 0 && pseudo_fs(fd, fs_type(fd, d))) {
         __atomic_store_n(&d->writes, WC_WRITES_PSEUDO, __ATOMIC_RELAXED);
+        return 0;
+    }
+    if (sync_writes(fd, d, d->dev)) {                   /* invariant (3b) */
+        __atomic_store_n(&d->writes, WC_WRITES_SYNC, __ATOMIC_RELAXED);
         return 0;
     }
     if (!c)
@@ -807,18 +824,54 @@ static int flush_cb(struct wc_file *f, void *arg)
 }
 
 /* fd's file system (statfs f_type; 1 when fstatfs fails), asked once per
- * description d (NULL: every time). */
+ * description d (NULL: every time); its f_flags in *flags if not NULL. */
+static unsigned long fs_type_flags(int fd, struct wc_desc *d,
+                                   unsigned long *flags)
+{
+    if (d && d->fstype) {
+        if (flags)
+            *flags = d->fsflags;
+        return d->fstype;
+    }
+    struct statfs sf;
+    int ok = REAL(fstatfs)(fd, &sf) == 0;
+    unsigned long type = ok && sf.f_type ? (unsigned long)sf.f_type : 1;
+    unsigned long fl = ok ? (unsigned long)sf.f_flags : 0;
+    if (d) {
+        d->fstype = type;
+        d->fsflags = fl;
+    }
+    if (flags)
+        *flags = fl;
+    return type;
+}
+
 static unsigned long fs_type(int fd, struct wc_desc *d)
 {
-    if (d && d->fstype)
-        return d->fstype;
-    struct statfs sf;
-    unsigned long type = REAL(fstatfs)(fd, &sf) == 0 && sf.f_type
-                             ? (unsigned long)sf.f_type
-                             : 1;
-    if (d)
-        d->fstype = type;
-    return type;
+    return fs_type_flags(fd, d, NULL);
+}
+
+/* Invariant (3b): does the kernel make each write to fd's file (on
+ * device dev) durable before the write returns? A file system mounted
+ * `sync` (MS_SYNCHRONOUS, which statfs reports) or a file marked
+ * `chattr +S` (FS_SYNC_FL: asked of block-device file systems only, where
+ * ext4, XFS, btrfs and f2fs keep it; on FUSE it would be a round trip to
+ * the server). */
+int wc_fd_sync_writes(int fd, dev_t dev)
+{
+    return sync_writes(fd, NULL, dev);
+}
+
+static int sync_writes(int fd, struct wc_desc *d, dev_t dev)
+{
+    unsigned long fl = 0;
+    fs_type_flags(fd, d, &fl);
+    if (fl & ST_SYNCHRONOUS)
+        return 1;
+    int attr = 0;
+    return major(dev) != 0 &&
+           REAL(ioctl)(fd, FS_IOC_GETFLAGS, &attr) == 0 &&
+           (attr & FS_SYNC_FL);
 }
 
 int wc_fs_remote(int fd, struct wc_desc *d)
@@ -981,6 +1034,8 @@ void wc_fd_opened_known(int fd, int dirfd, const char *path, int flags,
      * a file on a block device needs no fstatfs to tell. */
     if (acc != O_RDONLY && major(st.st_dev) == 0 &&
         pseudo_fs(fd, fs_type(fd, NULL)))
+        return;
+    if (acc != O_RDONLY && sync_writes(fd, NULL, st.st_dev))   /* (3b) */
         return;
     if (wc_mode_setid(st.st_mode))              /* invariant (6) */
         return;

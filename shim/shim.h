@@ -173,6 +173,9 @@ extern struct wc_cache *volatile wc_cachep;
 struct wc_cache *wc_cache_get(void);
 /* 1 once wc_cache_get could not create it (for good). */
 int wc_cache_failed(void);
+/* Does the kernel write fd's file (on device dev) synchronously: a sync
+ * mount, chattr +S (fdtab.c invariant (3b))? */
+int wc_fd_sync_writes(int fd, dev_t dev);
 
 /* 1 while the program has one thread (the flusher is not the program's):
  * no other thread can lock, change or close a description, so the hot
@@ -265,6 +268,7 @@ struct wc_desc {
     unsigned long fstype;     /* its file system's statfs f_type, asked
                                  once (fdtab.c fs_type: a round trip on a
                                  network file system), 0 not yet */
+    unsigned long fsflags;    /* and its f_flags, asked with it */
     int wlocks;               /* WATCH: lock calls on it since `writes`
                                  was last 0 (atomic; fdtab.c (6)) */
     int wpw, wnear;           /* WATCH: pwrites since then, and those near
@@ -709,7 +713,7 @@ int wc_desc_adopt_locked(int fd, struct wc_desc *d, size_t len);
 
 /* wc_desc.writes of a WATCH description never to be adopted. */
 enum { WC_WRITES_PSEUDO = -1, WC_WRITES_NOT_REGULAR = -2,
-       WC_WRITES_SETID = -3 };
+       WC_WRITES_SETID = -3, WC_WRITES_SYNC = -4 };
 
 /* A mode whose set-user-ID or set-group-ID bit the kernel clears at each
  * write of a user without CAP_FSETID: a file so marked is never cached, or

@@ -62,7 +62,7 @@ static const char *const nc_names[WC_NC_COUNT] = {
     [WC_NC_UNKNOWN] = "unknown",
     [WC_NC_NOT_REGULAR] = "not a regular file",
     [WC_NC_PSEUDO] = "/proc, /sys and the like",
-    [WC_NC_DIRECT] = "O_DIRECT or O_SYNC",
+    [WC_NC_DIRECT] = "O_DIRECT or O_SYNC (or a sync mount, chattr +S)",
     [WC_NC_EXCLUDED] = "excluded by WCACHE_INCLUDE/EXCLUDE",
     [WC_NC_MAPPED] = "file mapped",
     [WC_NC_STDIO] = "stdio stream (fopen, fdopen)",
@@ -177,7 +177,8 @@ static int classify(int fd)
     ssize_t n = wc_fd_path(fd, path, sizeof path);
     if ((fl & O_ACCMODE) == O_RDONLY)
         why = WC_NC_READONLY;
-    else if (fl & (O_DIRECT | O_SYNC | O_DSYNC))
+    else if ((fl & (O_DIRECT | O_SYNC | O_DSYNC)) ||
+             wc_fd_sync_writes(fd, st.st_dev))
         why = WC_NC_DIRECT;
     else if (!strncmp(path, "/proc/", 6) || !strncmp(path, "/sys/", 5))
         why = WC_NC_PSEUDO;
@@ -261,6 +262,8 @@ static int through_reason(const struct wc_desc *d)
         return WC_NC_NOT_REGULAR;
     if (d->writes == WC_WRITES_SETID)
         return WC_NC_SETID;
+    if (d->writes == WC_WRITES_SYNC)
+        return WC_NC_DIRECT;
     if (d->writes < 0)
         return WC_NC_PSEUDO;
     if ((d->shared || d->stdio) && d->append)

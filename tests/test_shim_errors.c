@@ -45,6 +45,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -1445,6 +1447,94 @@ Test(errors, errseq_fuse, .init = setup, .fini = teardown, .timeout = 120)
                  "ASK fsync2\nfsync2 -> 0 ok\n"
                  "ASK fsync3\nfsync3 -> 0 ok\n"
                  "close -> 0 ok\nsize 40000\n");
+}
+
+/* A file the kernel writes synchronously whatever the open asked: on a
+ * file system mounted `sync` (MS_SYNCHRONOUS), or marked `chattr +S`
+ * (FS_SYNC_FL). There each write is durable when it returns, which a
+ * cached one is not (a power failure loses it): such a file passes
+ * through, as an O_SYNC descriptor does (shim/fdtab.c invariant (3b)).
+ * Another process sees the records written so far at once, as without
+ * the shim, cached at once and with the defaults; the same writes to a
+ * file the kernel writes as usual are cached (so the check can fail). */
+struct peek {
+    const char *file;
+    long long size;     /* the file's size at "ASK records", -1 none */
+};
+
+static void on_peek(void *ctx, const char *line, int reply_fd)
+{
+    struct peek *p = ctx;
+    struct stat st;
+    if (!strcmp(line, "ASK records"))
+        p->size = stat(p->file, &st) == 0 ? (long long)st.st_size : -1;
+    if (!strncmp(line, "ASK ", 4) && write(reply_fd, "g", 1) != 1)
+        cr_log_error("reply failed");
+}
+
+/* prog_fill writes 3000 records of 100 bytes to f under the shim, and
+ * says "ASK records" after the 2000th (with the defaults, a process
+ * makes its cache once its writes cost more than making it): the size
+ * another process sees then. */
+static long long size_seen_at_2000(const char *f, int defaults)
+{
+    char e_dir[4300];
+    snprintf(e_dir, sizeof e_dir, "WCACHE_DIR=%s", shmdir);
+    const char *env[] = {e_dir, "WCACHE_FLUSH_MS=600000",
+                         defaults ? "WCACHE_MIN_WRITES=" : "WCACHE_MIN_WRITES=0",
+                         defaults ? "WCACHE_SETUP_US=" : NULL, NULL};
+    const char *argv[] = {WCT_PROG("prog_fill"), f, "write", "100", "300000",
+                          "ask=2000", NULL};
+    struct peek pk = {.file = f, .size = -1};
+    struct wct_spec sp = {.argv = argv, .shim = 1, .env = env,
+                          .timeout_s = 60, .on_line = on_peek, .ctx = &pk};
+    struct wct_result r;
+    cr_assert_eq(wct_run(&sp, &r), 0);
+    cr_assert(wct_ok(&r) && strstr(r.out, "full 3000\n"), "%s: %s\n%s%s",
+              f, wct_status_str(&r), r.out, r.err);
+    wct_result_free(&r);
+    size_t n;
+    char *got = wct_slurp(f, &n);
+    cr_assert(got && n == 300000, "%s: %zu bytes at the end", f, n);
+    free(got);
+    return pk.size;
+}
+
+Test(errors, sync_mount_and_chattr_s_pass_through, .init = setup,
+     .fini = teardown, .timeout = 120)
+{
+    wct_require_shim();
+    wct_require_prog(WCT_PROG("prog_fill"));
+    wct_require_tool("mkfs.ext4", "e2fsprogs");
+    char f[4300], plain[4300];
+    snprintf(f, sizeof f, "%s/f", mnt);
+    snprintf(plain, sizeof plain, "%s/plain", mnt);
+    private_ns();
+    if (mount("tmpfs", mnt, "tmpfs", MS_SYNCHRONOUS, "size=4M,mode=0755"))
+        cannot("mount tmpfs -o sync");
+    mounted = 1;
+    for (int def = 0; def < 2; def++)
+        cr_expect_eq(size_seen_at_2000(f, def), 200000, "mounted sync%s: "
+                     "another process saw less than the 2000 records "
+                     "written", def ? ", defaults" : "");
+    cr_assert_eq(umount2(mnt, 0), 0, "umount: %s", strerror(errno));
+    mounted = 0;
+    mount_image("mkfs.ext4 -q -F", 16);
+    int fd = open(f, O_WRONLY | O_CREAT, 0644);
+    int attr = 0;
+    cr_assert(fd >= 0 && ioctl(fd, FS_IOC_GETFLAGS, &attr) == 0,
+              "FS_IOC_GETFLAGS: %s", strerror(errno));
+    attr |= FS_SYNC_FL;
+    cr_assert_eq(ioctl(fd, FS_IOC_SETFLAGS, &attr), 0, "chattr +S: %s",
+                 strerror(errno));
+    close(fd);
+    for (int def = 0; def < 2; def++) {
+        cr_expect_eq(size_seen_at_2000(f, def), 200000, "chattr +S%s: "
+                     "another process saw less than the 2000 records "
+                     "written", def ? ", defaults" : "");
+        cr_expect_lt(size_seen_at_2000(plain, def), 200000, "a plain "
+                     "file%s: not cached", def ? ", defaults" : "");
+    }
 }
 
 /* A run of appended bytes replayed after a death goes at the end of the
