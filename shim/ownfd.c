@@ -44,6 +44,16 @@
  *       that is not open. The same holds for the memfds of shared.c's
  *       cell regions (wc_cells_fd_move). Calls the shim does not wrap
  *       (getdents64, fchdir, accept...) still reach them.
+ *   (6) The kernel grows a descriptor table that threads share only after
+ *       an RCU grace period (expand_fdtable's synchronize_rcu: 14-24 ms
+ *       here), and a number above L grows it for most programs (the table
+ *       starts at 64): the first cached file of a program that had
+ *       threads paid that once (two threads writing 6 MB took 47 ms
+ *       where two processes took 13). So the first pthread_create, while
+ *       the process has one thread, grows it as a placement would (a
+ *       duplicate at L, or below it as (4) places, closed at once:
+ *       wc_own_fd_table_ready, 18 us), when L is below TABLE_READY_MAX;
+ *       above, the grace period is paid at the first placement.
  *
  * Known window: during the one F_DUPFD of (1) (about a microsecond, once
  * per cached file), another thread of a program that holds every number
@@ -93,6 +103,74 @@ static int place_below(int fd, rlim_t lim)
     return -EMFILE;
 }
 
+/* Invariant 1: fd duplicated just above the program's soft limit (rl,
+ * its limit now), with the limit raised for that one F_DUPFD. The new
+ * number, or -errno (-EMFILE: no room there, or the raise refused).
+ * Caller holds g_limit_lock. */
+static int place_above(int fd, const struct rlimit *rl)
+{
+    rlim_t lim = rl->rlim_cur, top = wc_nfds;
+    int n = -EMFILE;
+    if (lim >= top)
+        return n;
+    struct rlimit up = *rl;
+    if (rl->rlim_max > lim) {
+        up.rlim_cur = rl->rlim_max < top ? rl->rlim_max : top;
+    } else {
+        up.rlim_cur = up.rlim_max = lim + 65536 < top ? lim + 65536 : top;
+    }
+    /* A limit the raise already failed from fails the same way (no
+     * CAP_SYS_RESOURCE) until it changes: invariant 4 at once. */
+    int refused = g_refused.rlim_max && g_refused.rlim_cur == lim &&
+                  g_refused.rlim_max == rl->rlim_max;
+    if (!refused) {
+        g_prog_rl = *rl;
+        __atomic_store_n(&g_window, 1, __ATOMIC_RELEASE);
+        if (REAL(prlimit)(0, RLIMIT_NOFILE, &up, NULL) == 0) {
+            n = wc_k_fcntl(fd, F_DUPFD_CLOEXEC, (int)lim);
+            if (n < 0)
+                n = -errno;
+            REAL(prlimit)(0, RLIMIT_NOFILE, rl, NULL);     /* lowering */
+        } else if (errno == EPERM) {
+            g_refused = *rl;
+        }
+        __atomic_store_n(&g_window, 0, __ATOMIC_RELEASE);
+    }
+    if (n >= 0 && (unsigned)n >= wc_nfds) {
+        wc_k_close(n);
+        n = -EMFILE;
+    }
+    return n;
+}
+
+/* Invariant (6): the largest limit whose table is grown beforehand (its
+ * table: 512 KiB of the kernel's memory at most). */
+#define TABLE_READY_MAX 65536
+
+WC_ONCE
+void wc_own_fd_table_ready(void)
+{
+    int e = errno;
+    struct rlimit rl;
+    wc_lock(&g_limit_lock);
+    if (nofile(&rl) == 0 && rl.rlim_cur < TABLE_READY_MAX) {
+        /* Any open descriptor serves as the one duplicated; where the
+         * limit cannot be raised, as invariant 4 places (just below L). */
+        for (int src = 0; src < 3; src++) {
+            int n = place_above(src, &rl);
+            if (n < 0 && n != -EBADF)
+                n = place_below(src, rl.rlim_cur < wc_nfds ? rl.rlim_cur
+                                                           : wc_nfds);
+            if (n >= 0)
+                wc_k_close(n);
+            if (n != -EBADF)
+                break;
+        }
+    }
+    wc_unlock(&g_limit_lock);
+    errno = e;
+}
+
 int wc_own_fd_place(int fd)
 {
     int e = errno;
@@ -104,37 +182,7 @@ int wc_own_fd_place(int fd)
         goto out;
     }
     rlim_t lim = rl.rlim_cur, top = wc_nfds;
-    if (lim < top) {
-        /* Invariant 1: just above the program's limit. */
-        struct rlimit up = rl;
-        if (rl.rlim_max > lim) {
-            up.rlim_cur = rl.rlim_max < top ? rl.rlim_max : top;
-        } else {
-            up.rlim_cur = up.rlim_max = lim + 65536 < top ? lim + 65536
-                                                          : top;
-        }
-        /* A limit the raise already failed from fails the same way (no
-         * CAP_SYS_RESOURCE) until it changes: invariant 4 at once. */
-        int refused = g_refused.rlim_max && g_refused.rlim_cur == lim &&
-                      g_refused.rlim_max == rl.rlim_max;
-        if (!refused) {
-            g_prog_rl = rl;
-            __atomic_store_n(&g_window, 1, __ATOMIC_RELEASE);
-            if (REAL(prlimit)(0, RLIMIT_NOFILE, &up, NULL) == 0) {
-                n = wc_k_fcntl(fd, F_DUPFD_CLOEXEC, (int)lim);
-                if (n < 0)
-                    n = -errno;
-                REAL(prlimit)(0, RLIMIT_NOFILE, &rl, NULL); /* lowering */
-            } else if (errno == EPERM) {
-                g_refused = rl;
-            }
-            __atomic_store_n(&g_window, 0, __ATOMIC_RELEASE);
-        }
-        if (n >= 0 && (unsigned)n >= wc_nfds) {
-            wc_k_close(n);
-            n = -EMFILE;
-        }
-    }
+    n = place_above(fd, &rl);       /* invariant 1 */
     if (n < 0 && n != -EBADF) {
         /* Invariant 4. */
         n = place_below(fd, lim < top ? lim : top);

@@ -1348,6 +1348,13 @@ int wc_program_threads_gone(void);
  * (altstack.c). */
 void *wc_altstack_add(void);
 void wc_altstack_drop(void);
+/* Register the process for membarrier's private expedited barrier, as
+ * the engine does when it makes the cache (cache/cache.c); cheap while
+ * the process has one thread (altstack.c invariant (5)). */
+void wc_membarrier_register(void);
+/* Grow the descriptor table to where the engine places its descriptors
+ * (ownfd.c invariant (6)); while the process has one thread. */
+void wc_own_fd_table_ready(void);
 
 /* The crash guard for cache c, just created (guard.c); and the start-up
  * part (asks this library's path while dladdr is safe to call). */

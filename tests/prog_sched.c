@@ -49,6 +49,13 @@
  *          file holds every record. A thread that waited for the other's
  *          claim on the file (shim/registry.c) by yielding alone never let
  *          the low one run (probe Z: hung, 3 of 3).
+  *   fdsize a thread writes 100 lines to DIR/fdsize.out after the main
+ *          thread read its descriptor table's size (FDSize); prints
+ *          "fdsize kept" when the table did not grow meanwhile, as
+ *          without the shim (shim/ownfd.c invariant (6): the shim grew it
+ *          at the thread's creation, while the process had one thread,
+ *          not at the cache's, which in a process with threads waits for
+ *          an RCU grace period), "fdsize grew" otherwise.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -388,10 +395,61 @@ static void claims(void)
     printf("done %s\n", st.st_size == want ? "same" : "differs");
 }
 
+/* The kernel's descriptor table size (/proc/self/status FDSize). */
+static long fdsize(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long n = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "FDSize: %ld", &n) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return n;
+}
+
+static int g_go[2];
+
+static void *fdsize_writer(void *arg)
+{
+    (void)arg;
+    char c;
+    if (read(g_go[0], &c, 1) != 1)
+        die("read");
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0)
+        die("open");
+    char line[64];
+    memset(line, 'f', sizeof line - 1);
+    line[sizeof line - 1] = '\n';
+    for (int i = 0; i < 100; i++)
+        if (write(fd, line, sizeof line) != (ssize_t)sizeof line)
+            die("write");
+    close(fd);
+    return NULL;
+}
+
+/* fdsize: a thread writes a file (the cache is made then, and its
+ * descriptors placed) after the main thread read the table's size; the
+ * size after: "fdsize kept", as without the shim, or "fdsize grew". */
+static void fdsize_mode(void)
+{
+    pthread_t t;
+    if (pipe(g_go) != 0 || pthread_create(&t, NULL, fdsize_writer, NULL))
+        die("thread");
+    long before = fdsize();
+    if (write(g_go[1], "g", 1) != 1)
+        die("write");
+    pthread_join(t, NULL);
+    long after = fdsize();
+    printf("fdsize %s\n", after > before ? "grew" : "kept");
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 3) {
-        fprintf(stderr, "usage: prog_sched spin|idle|blocked|critsec|nopvr|lower|claims|exitsig DIR\n");
+        fprintf(stderr, "usage: prog_sched spin|idle|blocked|critsec|nopvr|lower|claims|exitsig|fdsize DIR\n");
         return 2;
     }
     snprintf(path, sizeof path, "%s/%s.out", argv[2], argv[1]);
@@ -427,6 +485,8 @@ int main(int argc, char **argv)
         claims();
     else if (!strcmp(argv[1], "exitsig"))
         exitsig(argv[2]);
+    else if (!strcmp(argv[1], "fdsize"))
+        fdsize_mode();
     else
         return 2;
     unlink(path);
