@@ -246,6 +246,19 @@ static char *untimed(const char *err)
     return out;
 }
 
+/* The shim's run s ends in a few times the kernel's time (k), with a
+ * bounded number of write-back calls. */
+static void bounded(const char *what, const struct run *k,
+                    const struct run *s, unsigned long long max_calls)
+{
+    cr_assert(s->r.seconds <= 20 * k->r.seconds + 2.0,
+              "%s: %.2f s with the shim, %.2f s without", what, s->r.seconds,
+              k->r.seconds);
+    cr_assert(s->wb_calls <= max_calls,
+              "%s: %llu write-back calls (%llu written through): a loop?",
+              what, s->wb_calls, s->through);
+}
+
 /* The kernel's run and the shim's agree on everything the program and
  * another process can see; the shim's run ends in a few times the
  * kernel's time, with a bounded number of write-back calls. */
@@ -265,12 +278,7 @@ static void same(const char *what, struct run *k, struct run *s,
                  k->len);
     cr_assert(memcmp(s->file, k->file, k->len) == 0, "%s: bytes differ",
               what);
-    cr_assert(s->r.seconds <= 20 * k->r.seconds + 2.0,
-              "%s: %.2f s with the shim, %.2f s without", what, s->r.seconds,
-              k->r.seconds);
-    cr_assert(s->wb_calls <= max_calls,
-              "%s: %llu write-back calls (%llu written through): a loop?",
-              what, s->wb_calls, s->through);
+    bounded(what, k, s, max_calls);
 }
 
 static void differential(const char *what, const char *const *argv,
@@ -1268,12 +1276,7 @@ static void same_full_btrfs(const char *what, struct run *k, struct run *s,
     free(want);
     cr_assert_eq(s->errors, 0, "%s: %llu write-back errors", what,
                  s->errors);
-    cr_assert(s->r.seconds <= 20 * k->r.seconds + 2.0,
-              "%s: %.2f s with the shim, %.2f s without", what, s->r.seconds,
-              k->r.seconds);
-    cr_assert(s->wb_calls <= max_calls,
-              "%s: %llu write-back calls (%llu written through): a loop?",
-              what, s->wb_calls, s->through);
+    bounded(what, k, s, max_calls);
 }
 
 /* A full btrfs: its f_bavail moves at the transaction commit, not at the
