@@ -19,9 +19,10 @@
  *       wc_fault_sigaction), exactly as if we were not there.
  *   (4) The action of (3) runs with the signal mask its handler would have
  *       had (chain_mask). Not the stack: ours runs on the shim's alternate
- *       stack (SA_ONSTACK), and so does the program's handler it calls,
- *       even when the program asked for none (sigaltstack inside it
- *       reports the shim's).
+ *       stack (SA_ONSTACK) where the thread has one (shim/altstack.c
+ *       (3)), and so does the program's handler it calls, even when the
+ *       program asked for none (sigaltstack inside it reports the
+ *       shim's).
  */
 #include <errno.h>
 #include <signal.h>
