@@ -51,9 +51,12 @@
  *       threads paid that once (two threads writing 6 MB took 47 ms
  *       where two processes took 13). So the first pthread_create, while
  *       the process has one thread, grows it as a placement would (a
- *       duplicate at L, or below it as (4) places, closed at once:
- *       wc_own_fd_table_ready, 18 us), when L is below TABLE_READY_MAX;
- *       above, the grace period is paid at the first placement.
+ *       duplicate at L, or below it as (4) places, of an eventfd of its
+ *       own, both closed at once: wc_own_fd_table_ready, 18 us; never a
+ *       descriptor of the program's, whose close would drop the
+ *       process's POSIX locks on its file), when L is below
+ *       TABLE_READY_MAX; above, the grace period is paid at the first
+ *       placement.
  *
  * Known window: during the one F_DUPFD of (1) (about a microsecond, once
  * per cached file), another thread of a program that holds every number
@@ -65,6 +68,7 @@
  * calling the engine.
  */
 #include <fcntl.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -153,19 +157,23 @@ void wc_own_fd_table_ready(void)
     int e = errno;
     struct rlimit rl;
     wc_lock(&g_limit_lock);
-    if (nofile(&rl) == 0 && rl.rlim_cur < TABLE_READY_MAX) {
-        /* Any open descriptor serves as the one duplicated; where the
-         * limit cannot be raised, as invariant 4 places (just below L). */
-        for (int src = 0; src < 3; src++) {
-            int n = place_above(src, &rl);
-            if (n < 0 && n != -EBADF)
-                n = place_below(src, rl.rlim_cur < wc_nfds ? rl.rlim_cur
-                                                           : wc_nfds);
-            if (n >= 0)
-                wc_k_close(n);
-            if (n != -EBADF)
-                break;
-        }
+    /* The descriptor duplicated is one of ours, of an object nobody
+     * else holds (an eventfd): closing a descriptor of the program's
+     * file drops every POSIX lock the process holds on it (probe AC F3:
+     * a lock on the file on descriptor 0 was gone after the first
+     * pthread_create). Where the limit cannot be raised, as invariant 4
+     * places (just below L). */
+    long src = -1;
+    if (nofile(&rl) == 0 && rl.rlim_cur < TABLE_READY_MAX)
+        src = wc_raw_syscall(SYS_eventfd2, 0, EFD_CLOEXEC, 0, 0, 0, 0);
+    if (src >= 0) {
+        int n = place_above((int)src, &rl);
+        if (n < 0 && n != -EBADF)
+            n = place_below((int)src, rl.rlim_cur < wc_nfds ? rl.rlim_cur
+                                                            : wc_nfds);
+        if (n >= 0)
+            wc_k_close(n);
+        wc_k_close((int)src);
     }
     wc_unlock(&g_limit_lock);
     errno = e;

@@ -56,6 +56,8 @@
  *          at the thread's creation, while the process had one thread,
  *          not at the cache's, which in a process with threads waits for
  *          an RCU grace period), "fdsize grew" otherwise.
+  *   lockfd0 a write lock taken through descriptor 0, then a thread made:
+ *          prints "lock held" when another process still finds it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -446,10 +448,51 @@ static void fdsize_mode(void)
     printf("fdsize %s\n", after > before ? "grew" : "kept");
 }
 
+static void *nothing(void *arg)
+{
+    return arg;
+}
+
+/* Does another process find a write lock on path (F_GETLK)? */
+static int lock_seen(void)
+{
+    pid_t c = fork();
+    if (c == 0) {
+        int fd = open(path, O_RDWR);
+        struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+        _exit(fd < 0 || fcntl(fd, F_GETLK, &fl) != 0 ? 2
+                                                     : fl.l_type != F_UNLCK);
+    }
+    int st;
+    return c > 0 && waitpid(c, &st, 0) == c && WIFEXITED(st) &&
+           WEXITSTATUS(st) == 1;
+}
+
+/* lockfd0: a POSIX write lock taken through descriptor 0 (the file
+ * dup2'd there), then a thread made: "lock held" when another process
+ * still finds it, as without the shim (probe AC F3: the shim's first
+ * pthread_create closed a duplicate of descriptor 0, which drops the
+ * process's locks on its file). */
+static void lockfd0_mode(void)
+{
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0 || dup2(fd, 0) != 0)
+        die("open");
+    close(fd);
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+    if (fcntl(0, F_SETLK, &fl) != 0)
+        die("lock");
+    pthread_t t;
+    if (pthread_create(&t, NULL, nothing, NULL) != 0)
+        die("thread");
+    pthread_join(t, NULL);
+    printf("lock %s\n", lock_seen() ? "held" : "lost");
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 3) {
-        fprintf(stderr, "usage: prog_sched spin|idle|blocked|critsec|nopvr|lower|claims|exitsig|fdsize DIR\n");
+        fprintf(stderr, "usage: prog_sched spin|idle|blocked|critsec|nopvr|lower|claims|exitsig|fdsize|lockfd0 DIR\n");
         return 2;
     }
     snprintf(path, sizeof path, "%s/%s.out", argv[2], argv[1]);
@@ -487,6 +530,8 @@ int main(int argc, char **argv)
         exitsig(argv[2]);
     else if (!strcmp(argv[1], "fdsize"))
         fdsize_mode();
+    else if (!strcmp(argv[1], "lockfd0"))
+        lockfd0_mode();
     else
         return 2;
     unlink(path);

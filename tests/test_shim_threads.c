@@ -792,6 +792,14 @@ Test(threads, cache_made_by_a_thread_grows_no_table)
     realtime("fdsize", NULL, "fdsize kept\n");
 }
 
+/* A POSIX lock held through descriptor 0 survives the program's first
+ * pthread_create (probe AC F3: the shim grew the descriptor table with a
+ * duplicate of descriptor 0, whose close dropped the lock). */
+Test(threads, first_thread_keeps_the_programs_locks)
+{
+    realtime("lockfd0", NULL, "lock held\n");
+}
+
 Test(threads, handler_writes_while_threads_end)
 {
     for (int i = 0; i < 5; i++)
