@@ -688,7 +688,8 @@ void wc_desc_pending_wait(int fd, struct wc_desc *d)
 
 static unsigned long fs_type(int fd, struct wc_desc *d);
 static int pseudo_fs(int fd, unsigned long type);
-static int sync_writes(int fd, struct wc_desc *d, dev_t dev);
+static int sync_writes(int fd, struct wc_desc *d);
+static int remote_type(unsigned long type);
 
 uint64_t wc_rent_ns;
 uint64_t wc_sent_through;
@@ -719,7 +720,7 @@ int wc_desc_adopt_locked(int fd, struct wc_desc *d, size_t len)
         __atomic_store_n(&d->writes, WC_WRITES_PSEUDO, __ATOMIC_RELAXED);
         return 0;
     }
-    if (sync_writes(fd, d, d->dev)) {                   /* invariant (3b) */
+    if (sync_writes(fd, d)) {                           /* invariant (3b) */
         __atomic_store_n(&d->writes, WC_WRITES_SYNC, __ATOMIC_RELAXED);
         return 0;
     }
@@ -851,32 +852,35 @@ static unsigned long fs_type(int fd, struct wc_desc *d)
     return fs_type_flags(fd, d, NULL);
 }
 
-/* Invariant (3b): does the kernel make each write to fd's file (on
- * device dev) durable before the write returns? A file system mounted
- * `sync` (MS_SYNCHRONOUS, which statfs reports) or a file marked
- * `chattr +S` (FS_SYNC_FL: asked of block-device file systems only, where
- * ext4, XFS, btrfs and f2fs keep it; on FUSE it would be a round trip to
- * the server). */
-int wc_fd_sync_writes(int fd, dev_t dev)
-{
-    return sync_writes(fd, NULL, dev);
-}
-
-static int sync_writes(int fd, struct wc_desc *d, dev_t dev)
+/* Invariant (3b): does the kernel make each write to fd's file durable
+ * before the write returns? A file system mounted `sync` (MS_SYNCHRONOUS,
+ * which statfs reports) or a file marked `chattr +S` (FS_SYNC_FL, asked
+ * of every file system but FUSE and the network ones, where it would be a
+ * round trip to the server: ext4, XFS, btrfs, f2fs keep it; btrfs's files
+ * have a device of major 0, as an overlay's, which answers with its upper
+ * file's). */
+static int sync_writes(int fd, struct wc_desc *d)
 {
     unsigned long fl = 0;
-    fs_type_flags(fd, d, &fl);
+    unsigned long type = fs_type_flags(fd, d, &fl);
     if (fl & ST_SYNCHRONOUS)
         return 1;
     int attr = 0;
-    return major(dev) != 0 &&
+    return !remote_type(type) &&
            REAL(ioctl)(fd, FS_IOC_GETFLAGS, &attr) == 0 &&
            (attr & FS_SYNC_FL);
 }
 
-int wc_fs_remote(int fd, struct wc_desc *d)
+int wc_fd_sync_writes(int fd)
 {
-    switch (fs_type(fd, d)) {
+    return sync_writes(fd, NULL);
+}
+
+/* A file system whose calls are round trips to a server, FUSE's
+ * included (by statfs f_type). */
+static int remote_type(unsigned long type)
+{
+    switch (type) {
     case 0x65735546:    /* FUSE (bindfs, GlusterFS, sshfs...) */
     case 0x6969:        /* NFS */
     case 0xFF534D42:    /* CIFS */
@@ -892,6 +896,11 @@ int wc_fs_remote(int fd, struct wc_desc *d)
     default:
         return 0;
     }
+}
+
+int wc_fs_remote(int fd, struct wc_desc *d)
+{
+    return remote_type(fs_type(fd, d));
 }
 
 /* /proc, /sys and their kind: "regular" files whose writes are commands
@@ -1035,7 +1044,7 @@ void wc_fd_opened_known(int fd, int dirfd, const char *path, int flags,
     if (acc != O_RDONLY && major(st.st_dev) == 0 &&
         pseudo_fs(fd, fs_type(fd, NULL)))
         return;
-    if (acc != O_RDONLY && sync_writes(fd, NULL, st.st_dev))   /* (3b) */
+    if (acc != O_RDONLY && sync_writes(fd, NULL))              /* (3b) */
         return;
     if (wc_mode_setid(st.st_mode))              /* invariant (6) */
         return;

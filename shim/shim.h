@@ -173,9 +173,9 @@ extern struct wc_cache *volatile wc_cachep;
 struct wc_cache *wc_cache_get(void);
 /* 1 once wc_cache_get could not create it (for good). */
 int wc_cache_failed(void);
-/* Does the kernel write fd's file (on device dev) synchronously: a sync
- * mount, chattr +S (fdtab.c invariant (3b))? */
-int wc_fd_sync_writes(int fd, dev_t dev);
+/* Does the kernel write fd's file synchronously: a sync mount, chattr +S
+ * (fdtab.c invariant (3b))? */
+int wc_fd_sync_writes(int fd);
 
 /* 1 while the program has one thread (the flusher is not the program's):
  * no other thread can lock, change or close a description, so the hot

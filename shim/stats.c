@@ -178,7 +178,7 @@ static int classify(int fd)
     if ((fl & O_ACCMODE) == O_RDONLY)
         why = WC_NC_READONLY;
     else if ((fl & (O_DIRECT | O_SYNC | O_DSYNC)) ||
-             wc_fd_sync_writes(fd, st.st_dev))
+             wc_fd_sync_writes(fd))
         why = WC_NC_DIRECT;
     else if (!strncmp(path, "/proc/", 6) || !strncmp(path, "/sys/", 5))
         why = WC_NC_PSEUDO;
