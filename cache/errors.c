@@ -81,6 +81,15 @@
  *       KB past the disk, their write-back failing with ENOSPC at fsync
  *       and close (probe Q). Bytes sent to other file systems count too
  *       (one total): a margin, never room that is not there.
+ *   (4d) A cached write past the end takes the room of the gap it leaves
+ *       as well as its own (write.c write_iter): vfat and exFAT have no
+ *       holes, and the kernel zero-fills the gap, answering ENOSPC where
+ *       it cannot; a write far past the end of a file on a nearly full
+ *       exFAT was cached, its write-back failing with ENOSPC at fsync and
+ *       close (probe AC F5). On file systems with holes the gap takes no
+ *       room: the charge only makes the budget's next renewal (one
+ *       fstatfs) come sooner, or sends to the kernel a write that leaves
+ *       a gap larger than the disk's room, which it then answers itself.
  *   (5) A write the file system has no room to cache (wc_space_check
  *       fails while the file is OK) is the kernel's, and goes to it only
  *       after every file on that file system has written back what it

@@ -421,8 +421,14 @@ static ssize_t write_iter(struct wc_file *f, struct uiter *it, off_t pos_in,
     int big = it->count >= c->bypass || pos + it->count > c->max_end ||
               pos + it->count > wc_file_end_max(f, pos + it->count);
     int noroom = 0, full = 0, spent = 0;
-    if (it->count && !big && (int64_t)it->count > f->space_left &&
-        !wc_space_check(f, it->count)) {
+    /* A write past the end leaves a gap the file system may have to fill
+     * (vfat and exFAT have no holes: the kernel zero-fills it, and
+     * answers ENOSPC where it cannot): its room is taken too (errors.c
+     * (4d)). */
+    uint64_t gap = pos > f->slot->size ? pos - f->slot->size : 0;
+    size_t need = it->count + (size_t)gap;
+    if (it->count && !big && (int64_t)need > f->space_left &&
+        !wc_space_check(f, need)) {
         noroom = 1;
         full = f->state == WC_FS_OK;    /* not an error state: no room */
     }
@@ -581,6 +587,9 @@ static ssize_t write_iter(struct wc_file *f, struct uiter *it, off_t pos_in,
     }
     if (written) {
         count_written(f, pos, written);
+        if (gap)        /* its room too (errors.c (4d)) */
+            __atomic_store_n(&f->space_left, f->space_left - (int64_t)gap,
+                             __ATOMIC_RELAXED);
         ret = (ssize_t)written;
     } else if (faulted) {
         ret = faulted;

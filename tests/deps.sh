@@ -17,7 +17,8 @@ if [ "${1:-build}" = test ]; then
     want libcriterion-dev
     for p in fio sqlite3 stress-ng git gzip tar python3 strace coreutils dash bash \
              util-linux procps bindfs fuse3 libfuse3-dev pkg-config fakeroot \
-             libaio-dev liburing-dev btrfs-progs faketime; do
+             libaio-dev liburing-dev btrfs-progs faketime exfat-fuse \
+             exfatprogs; do
         want "$p"
     done
 fi
