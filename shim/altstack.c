@@ -28,6 +28,16 @@
  *   (4) Cost: one mmap, one mprotect (the guard page) and one sigaltstack
  *       per such thread, the same to release; nothing per write. Pages of
  *       the stack are only touched when a handler runs on it.
+ *   (6) Without it, the kernel runs a handler the program installed with
+ *       SA_ONSTACK, having set no stack of its own, on the thread's stack;
+ *       with it, on ours: so ours is as large as a thread's own stack
+ *       (RLIMIT_STACK, 8 MiB by default, between 256 KiB and 64 MiB:
+ *       address space only, NORESERVE), and sigaltstack tells the program
+ *       of no stack while ours is the one set, as the kernel would without
+ *       it (probe AC F6: a handler using 512 KiB died of SIGSEGV on the
+ *       256 KiB one, and the program saw a stack it never set). One
+ *       difference stays: a handler running on ours gets EPERM from a
+ *       sigaltstack that would set one.
  *   (5) pthread_create registers the process for the engine's membarrier
  *       (cache/cache_int.h, wcache/blk.h (3)) before its first thread,
  *       while it has one: registering a process that has threads waits
@@ -38,22 +48,71 @@
  *       creation then returns at once. A process that never caches pays
  *       one cheap system call at its first thread.
  */
+#include <errno.h>
 #include <linux/membarrier.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include "shim.h"
 #include "wcache/raw.h"
 
-#define ALT_SIZE (256u << 10)     /* room for a write-back from a handler */
+#define ALT_MIN (256ul << 10)     /* room for a write-back from a handler */
+#define ALT_MAX (64ul << 20)
 #define ALT_GUARD 4096u           /* PROT_NONE below it */
 
-/* The mapping wc_altstack_add gave this thread, or NULL. */
+/* The mapping wc_altstack_add gave this thread (NULL: none), and its
+ * stack's size. */
 static WC_TLS void *t_alt;
+static WC_TLS size_t t_alt_size;
+
+/* Invariant (6): as large as a thread's own stack, RLIMIT_STACK (8 MiB
+ * unless set), between ALT_MIN and ALT_MAX. */
+static size_t alt_size(void)
+{
+    struct rlimit rl;
+    if (wc_raw_syscall(SYS_prlimit64, 0, RLIMIT_STACK, 0, (long)&rl, 0,
+                       0) != 0 || rl.rlim_cur == RLIM_INFINITY)
+        return 8ul << 20;
+    size_t n = (size_t)rl.rlim_cur & ~(size_t)4095;
+    return n < ALT_MIN ? ALT_MIN : n > ALT_MAX ? ALT_MAX : n;
+}
+
+/* The kernel's sigaltstack. */
+static int k_sigaltstack(const stack_t *ss, stack_t *old)
+{
+    long r = wc_raw_syscall(SYS_sigaltstack, (long)ss, (long)old, 0, 0, 0,
+                            0);
+    if (r < 0) {
+        errno = (int)-r;
+        return -1;
+    }
+    return 0;
+}
+
+/* Is the stack `cur` describes the one wc_altstack_add set? */
+static int is_ours(const stack_t *cur)
+{
+    return t_alt && !(cur->ss_flags & SS_DISABLE) &&
+           cur->ss_sp == (char *)t_alt + ALT_GUARD;
+}
+
+/* Invariant (6): the program is told of no stack of ours. */
+WC_EXPORT int sigaltstack(const stack_t *ss, stack_t *old)
+{
+    if (k_sigaltstack(ss, old) != 0)
+        return -1;
+    if (old && is_ours(old)) {
+        old->ss_sp = NULL;
+        old->ss_size = 0;
+        old->ss_flags = SS_DISABLE;
+    }
+    return 0;
+}
 
 /* Give the calling thread an alternate stack if it has none (nor one of
  * ours already). Returns the mapping (to release with wc_altstack_drop)
@@ -62,21 +121,23 @@ WC_ONCE
 void *wc_altstack_add(void)
 {
     stack_t cur;
-    if (t_alt || sigaltstack(NULL, &cur) != 0 ||
+    if (t_alt || k_sigaltstack(NULL, &cur) != 0 ||
         !(cur.ss_flags & SS_DISABLE))
         return NULL;                                     /* invariant (1) */
-    void *m = REAL(mmap)(NULL, ALT_SIZE + ALT_GUARD, PROT_READ | PROT_WRITE,
+    size_t size = alt_size();
+    void *m = REAL(mmap)(NULL, size + ALT_GUARD, PROT_READ | PROT_WRITE,
                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE |
                              MAP_STACK, -1, 0);
     if (m == MAP_FAILED)
         return NULL;
     mprotect(m, ALT_GUARD, PROT_NONE);
-    stack_t ss = {.ss_sp = (char *)m + ALT_GUARD, .ss_size = ALT_SIZE};
-    if (sigaltstack(&ss, NULL) != 0) {
-        REAL(munmap)(m, ALT_SIZE + ALT_GUARD);
+    stack_t ss = {.ss_sp = (char *)m + ALT_GUARD, .ss_size = size};
+    if (k_sigaltstack(&ss, NULL) != 0) {
+        REAL(munmap)(m, size + ALT_GUARD);
         return NULL;
     }
     t_alt = m;
+    t_alt_size = size;
     return m;
 }
 
@@ -87,16 +148,15 @@ void wc_altstack_drop(void)
     if (!m)
         return;
     stack_t cur;
-    if (sigaltstack(NULL, &cur) == 0 && !(cur.ss_flags & SS_DISABLE) &&
-        cur.ss_sp == (char *)m + ALT_GUARD) {
+    if (k_sigaltstack(NULL, &cur) == 0 && is_ours(&cur)) {
         if (cur.ss_flags & SS_ONSTACK)
             return;     /* running on it (a handler ends the thread) */
         stack_t off = {.ss_flags = SS_DISABLE};
-        if (sigaltstack(&off, NULL) != 0)
+        if (k_sigaltstack(&off, NULL) != 0)
             return;                                      /* invariant (2) */
     }
     t_alt = NULL;
-    REAL(munmap)(m, ALT_SIZE + ALT_GUARD);
+    REAL(munmap)(m, t_alt_size + ALT_GUARD);
 }
 
 void wc_membarrier_register(void)

@@ -2025,6 +2025,36 @@ static void s_sigstack(void)
     check("written", "log");
 }
 
+/* A handler installed with SA_ONSTACK by a program that set no stack of
+ * its own runs on the thread's stack under the kernel: it may use as
+ * much of it as any function. The program's file is cached first (the
+ * shim's thread then has its signal stack: shim/altstack.c (6)). */
+static volatile int onstack_sink;
+
+static void onstack_handler(int sig)
+{
+    char big[512 * 1024];
+    memset(big, sig, sizeof big);
+    onstack_sink = big[12345];
+}
+
+static void s_onstack(void)
+{
+    int fd = xopen("os", O_WRONLY | O_CREAT | O_TRUNC);
+    lines(fd, "before-handler", 2000);
+    say_sigstack("after the writes");
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = onstack_handler;
+    sa.sa_flags = SA_ONSTACK;
+    if (sigaction(SIGUSR1, &sa, NULL) != 0)
+        die("sigaction");
+    raise(SIGUSR1);
+    say("OUT the handler ran (%d)", onstack_sink);
+    close(fd);
+    check("closed", "os");
+}
+
 /* Each call of s_first_calls is the process's first of its function:
  * under the shim it goes through the slot's trampoline (shim/real.c
  * (1)), which must pass every argument (in registers, variadic, on the
@@ -3075,6 +3105,7 @@ int main(int argc, char **argv)
     else if (!strcmp(sc, "ioctl")) s_ioctl();
     else if (!strcmp(sc, "first_calls")) s_first_calls();
     else if (!strcmp(sc, "sigstack")) s_sigstack();
+    else if (!strcmp(sc, "onstack")) s_onstack();
     else if (!strcmp(sc, "memfd")) s_memfd();
     else if (!strcmp(sc, "many_files")) s_many_files();
     else if (!strcmp(sc, "faults")) s_faults();

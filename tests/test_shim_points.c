@@ -353,6 +353,11 @@ static void differential_default_too(const char *scenario)
  * invariant (3)): sigaltstack says none, as without the shim. */
 Test(points, no_signal_stack_before_caching) { differential("sigstack", NULL, NULL); }
 
+/* An SA_ONSTACK handler of a program that set no stack: as much room as
+ * on the thread's own stack, and sigaltstack says none, after the writes
+ * were cached (probe AC F6: SIGSEGV on the shim's 256 KiB stack). */
+Test(points, onstack_handler_without_a_stack_of_its_own) { differential("onstack", NULL, NULL); }
+
 Test(points, first_calls_pass_every_argument_and_errno)
 {
     differential_default_too("first_calls");
