@@ -82,7 +82,13 @@ static size_t alt_size(void)
     return n < ALT_MIN ? ALT_MIN : n > ALT_MAX ? ALT_MAX : n;
 }
 
+/* Sanitizer runtimes call sigaltstack while they start, before anything
+ * of ours may run instrumented (as getrlimit: ownfd.c): these three are
+ * not instrumented. */
+#define NO_SANITIZE __attribute__((no_sanitize_thread, no_sanitize_address))
+
 /* The kernel's sigaltstack. */
+NO_SANITIZE
 static int k_sigaltstack(const stack_t *ss, stack_t *old)
 {
     long r = wc_raw_syscall(SYS_sigaltstack, (long)ss, (long)old, 0, 0, 0,
@@ -95,6 +101,7 @@ static int k_sigaltstack(const stack_t *ss, stack_t *old)
 }
 
 /* Is the stack `cur` describes the one wc_altstack_add set? */
+NO_SANITIZE
 static int is_ours(const stack_t *cur)
 {
     return t_alt && !(cur->ss_flags & SS_DISABLE) &&
@@ -102,6 +109,7 @@ static int is_ours(const stack_t *cur)
 }
 
 /* Invariant (6): the program is told of no stack of ours. */
+NO_SANITIZE
 WC_EXPORT int sigaltstack(const stack_t *ss, stack_t *old)
 {
     if (k_sigaltstack(ss, old) != 0)
