@@ -25,8 +25,10 @@
  *       stand-in drops only the ones a process sends, si_code <= 0, and
  *       SIG_IGN goes back into the kernel's table for an exec or a
  *       spawn, whose image keeps it: wc_signals_exec), in any thread, stack
- *       overflow included (every thread has an alternate signal stack,
- *       altstack.c), writes back first, then dies of the same signal with
+ *       overflow included where the thread has the shim's alternate
+ *       signal stack (the one that made the cache and those started after
+ *       it, altstack.c (3); another dies at once, its bytes the guard's),
+ *       writes back first, then dies of the same signal with
  *       the same status and core dump. The program's own handlers run as
  *       before; a fault inside the shim writes back from a raw-forked
  *       child that holds no lock (flush_before_death).
@@ -88,6 +90,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -310,16 +313,34 @@ static void holding_handler_run(int sig, siginfo_t *si, void *uc)
         ((void (*)(int))h)(sig);
 }
 
-/* The stack pointer where the program's innermost handler run through
- * holding_handler began on this thread; 0: none. A handler left by a
- * jump leaves it behind, above the stack pointer from then on:
- * wc_in_held_handler looks at where it is, not only whether it is set. */
+/* Where the program's innermost handler run through holding_handler
+ * began on this thread (the address of a mark in holding_handler's
+ * frame); 0: none. A handler left by a jump (longjmp from it, the signal
+ * left blocked) leaves it behind: wc_in_held_handler looks at where it is
+ * and whether the mark is still there. Below it, the frames of whatever
+ * the program called after the jump wrote over it (probe AB F1: every
+ * write made deeper than the handler had run took itself for one inside
+ * it, and no flusher was made). A frame that leaves that word unwritten
+ * keeps the mark: such a write still waits, as before. */
 static WC_TLS uintptr_t held_sp;
+static uintptr_t g_mark_key;    /* AT_RANDOM's, set at start-up */
+
+static uintptr_t mark_of(uintptr_t at)
+{
+    return at ^ g_mark_key ^ 0x5a5a5a5a5a5a5a5aul;
+}
 
 int wc_in_held_handler(void)
 {
     uintptr_t here = (uintptr_t)__builtin_frame_address(0);
-    return held_sp && here < held_sp;
+    uintptr_t at = held_sp, word = 0;
+    if (!at || here >= at)
+        return 0;
+    /* Read without a fault: a mark on an alternate stack the program
+     * has unmapped since is no mark. */
+    return wc_read_readable(&word, (const void *)at, sizeof word) ==
+               sizeof word &&
+           word == mark_of(at);
 }
 
 /* Invariant (5): the handler that stands in for the program's. */
@@ -332,10 +353,12 @@ static void holding_handler(int sig, siginfo_t *si, void *uc)
         if (r == 0)
             return;             /* sent again when the thread leaves */
     }
+    volatile uintptr_t mark = mark_of((uintptr_t)&mark);
     uintptr_t was = held_sp;
-    held_sp = (uintptr_t)__builtin_frame_address(0);
+    held_sp = (uintptr_t)&mark;
     holding_handler_run(sig, si, uc);
     held_sp = was;
+    mark = 0;
 }
 
 int wc_is_stand_in(const void *handler)
@@ -692,6 +715,9 @@ WC_ONCE
 void wc_signals_init(void)
 {
     wc_fault_death_hook = fault_hook;
+    const uintptr_t *r = (const uintptr_t *)getauxval(AT_RANDOM);
+    if (r)
+        g_mark_key = r[0];
 }
 
 /* ---- SIGKILL to itself (invariant 4) ---------------------------------- */

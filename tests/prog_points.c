@@ -736,6 +736,43 @@ static void s_deadline_blocked(void)
     close(fd);
 }
 
+/* A handler left by longjmp (glibc's setjmp saves no signal mask: the
+ * signal stays blocked), then writes made deeper in the stack than the
+ * handler ran, then idle: the deadline must still write them back. The
+ * stand-in's record of where the handler ran was left behind, and every
+ * such write took itself for one inside the handler: no flusher was made
+ * (probe AB F1). */
+static jmp_buf jumped_env;
+
+static void on_alrm_jump(int sig)
+{
+    (void)sig;
+    longjmp(jumped_env, 1);
+}
+
+/* The file opened and written from 64 KiB of frame, all of it written,
+ * below where the handler ran (the cache and its flusher are made from
+ * there). */
+__attribute__((noinline)) static int jumped_writes(void)
+{
+    volatile char pad[64 * 1024];
+    memset((char *)pad, 'p', sizeof pad);
+    int fd = xopen("tj", O_WRONLY | O_CREAT | O_TRUNC);
+    lines(fd, "deep", 100);
+    (void)pad[sizeof pad - 1];
+    return fd;
+}
+
+static void s_deadline_jumped(void)
+{
+    signal(SIGALRM, on_alrm_jump);
+    if (setjmp(jumped_env) == 0)
+        raise(SIGALRM);
+    int fd = jumped_writes();
+    ask("WAIT idle %s 1000", path("tj"));
+    close(fd);
+}
+
 /* The write that makes the cache runs in a handler (the default
  * WCACHE_MIN_WRITES: its 9th write): no thread is made there (flusher.c
  * (2): the kernel's signal frame above it says where it runs); the next
@@ -3070,6 +3107,7 @@ int main(int argc, char **argv)
     else if (!strcmp(sc, "inherited_quiet")) s_inherited_quiet();
     else if (!strcmp(sc, "deadline")) s_deadline();
     else if (!strcmp(sc, "deadline_handler")) s_deadline_handler();
+    else if (!strcmp(sc, "deadline_jumped")) s_deadline_jumped();
     else if (!strcmp(sc, "deadline_blocked")) s_deadline_blocked();
     else if (!strcmp(sc, "handler_thread")) s_handler_thread(arg);
     else if (!strcmp(sc, "no_thread")) s_no_thread();

@@ -424,6 +424,14 @@ Test(points, deadline_flush_with_a_handled_signal_kept_blocked)
     const char *env[] = {"WCACHE_FLUSH_MS=100", NULL};
     differential("deadline_blocked", NULL, env);
 }
+/* A handler left by longjmp, its signal left blocked, then writes deeper
+ * in the stack (probe AB F1: no flusher, nothing written back until the
+ * exit). */
+Test(points, deadline_flush_after_a_handler_left_by_longjmp)
+{
+    const char *env[] = {"WCACHE_FLUSH_MS=100", NULL};
+    differential("deadline_jumped", NULL, env);
+}
 Test(points, no_thread_made_inside_a_handler)
 {
     const char *env[] = {"WCACHE_FLUSH_MS=100", "WCACHE_MIN_WRITES=", NULL};
