@@ -28,6 +28,16 @@
  *   (4) Cost: one mmap, one mprotect (the guard page) and one sigaltstack
  *       per such thread, the same to release; nothing per write. Pages of
  *       the stack are only touched when a handler runs on it.
+ *   (5) pthread_create registers the process for the engine's membarrier
+ *       (cache/cache_int.h, wcache/blk.h (3)) before its first thread,
+ *       while it has one: registering a process that has threads waits
+ *       for an RCU grace period (the kernel's synchronize_rcu: 20 ms and
+ *       more in a VM), which the cache's creation by a worker thread paid
+ *       (a program writing from two threads took 47 ms where two
+ *       processes took 13). The engine's own registration at the cache's
+ *       creation then returns at once. A process that never caches pays
+ *       one cheap system call at its first thread. It grows the
+ *       descriptor table then too, for the same reason (ownfd.c (6)).
  *   (6) Without it, the kernel runs a handler the program installed with
  *       SA_ONSTACK, having set no stack of its own, on the thread's stack;
  *       with it, on ours: so ours is as large as a thread's own stack
@@ -38,15 +48,6 @@
  *       256 KiB one, and the program saw a stack it never set). One
  *       difference stays: a handler running on ours gets EPERM from a
  *       sigaltstack that would set one.
- *   (5) pthread_create registers the process for the engine's membarrier
- *       (cache/cache_int.h, wcache/blk.h (3)) before its first thread,
- *       while it has one: registering a process that has threads waits
- *       for an RCU grace period (the kernel's synchronize_rcu: 20 ms and
- *       more in a VM), which the cache's creation by a worker thread paid
- *       (a program writing from two threads took 47 ms where two
- *       processes took 13). The engine's own registration at the cache's
- *       creation then returns at once. A process that never caches pays
- *       one cheap system call at its first thread.
  */
 #include <errno.h>
 #include <linux/membarrier.h>
