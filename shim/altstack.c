@@ -42,7 +42,8 @@
  *       SA_ONSTACK, having set no stack of its own, on the thread's stack;
  *       with it, on ours: so ours is as large as a thread's own stack
  *       (RLIMIT_STACK, 8 MiB by default, between 256 KiB and 64 MiB:
- *       address space only, NORESERVE), and sigaltstack tells the program
+ *       address space only, NORESERVE; 256 KiB under a finite RLIMIT_AS,
+ *       which it would count against), and sigaltstack tells the program
  *       of no stack while ours is the one set, as the kernel would without
  *       it (probe AC F6: a handler using 512 KiB died of SIGSEGV on the
  *       256 KiB one, and the program saw a stack it never set). One
@@ -72,10 +73,14 @@ static WC_TLS void *t_alt;
 static WC_TLS size_t t_alt_size;
 
 /* Invariant (6): as large as a thread's own stack, RLIMIT_STACK (8 MiB
- * unless set), between ALT_MIN and ALT_MAX. */
+ * unless set), between ALT_MIN and ALT_MAX; ALT_MIN under a finite
+ * RLIMIT_AS, where the address space it takes is the program's. */
 static size_t alt_size(void)
 {
     struct rlimit rl;
+    if (wc_raw_syscall(SYS_prlimit64, 0, RLIMIT_AS, 0, (long)&rl, 0, 0) ==
+            0 && rl.rlim_cur != RLIM_INFINITY)
+        return ALT_MIN;
     if (wc_raw_syscall(SYS_prlimit64, 0, RLIMIT_STACK, 0, (long)&rl, 0,
                        0) != 0 || rl.rlim_cur == RLIM_INFINITY)
         return 8ul << 20;
