@@ -49,19 +49,33 @@
  *       256 KiB one, and the program saw a stack it never set). One
  *       difference stays: a handler running on ours gets EPERM from a
  *       sigaltstack that would set one.
+ *   (7) So do the threads glibc makes itself to run a function of the
+ *       program's, which do not go through this file's pthread_create:
+ *       a timer's or a message queue's SIGEV_THREAD notification
+ *       (timer_create, mq_notify), getaddrinfo_a's, and C11's
+ *       thrd_create. Their wrappers end the one-thread fast paths first
+ *       (probe AD F1: a SIGEV_THREAD timer's writes and the main thread's
+ *       to one cached file ran both without locks: lost and torn lines,
+ *       SIGSEGV, a hang). Such a thread gets no signal stack of ours.
+ *       POSIX aio's threads run none of the program's code.
  */
 #include <errno.h>
 #include <linux/membarrier.h>
+#include <mqueue.h>
+#include <netdb.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <threads.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "shim.h"
 #include "wcache/raw.h"
+#include "wcache/ucopy.h"
 
 #define ALT_MIN (256ul << 10)     /* room for a write-back from a handler */
 #define ALT_MAX (64ul << 20)
@@ -181,6 +195,19 @@ void wc_membarrier_register(void)
 #endif
 }
 
+/* A thread of the program's is about to be made: invariant (5) while
+ * this is still its one thread, and the one-thread fast paths end
+ * (shim.h wc_solo) before the thread can run. */
+static void thread_to_come(void)
+{
+    if (__atomic_load_n(&wc_solo, __ATOMIC_RELAXED) &&
+        wc_state == WC_ST_ON) {
+        wc_membarrier_register();
+        wc_own_fd_table_ready();        /* ownfd.c invariant (6) */
+    }
+    wc_solo_end();
+}
+
 struct start {
     void *(*fn)(void *);
     void *arg;
@@ -212,14 +239,7 @@ static void *thread_start(void *p)
 WC_EXPORT int pthread_create(pthread_t *t, const pthread_attr_t *attr,
                              void *(*fn)(void *), void *arg)
 {
-    /* Invariant (5): the engine's membarrier registered while this is
-     * still the process's one thread. */
-    if (__atomic_load_n(&wc_solo, __ATOMIC_RELAXED) &&
-        wc_state == WC_ST_ON) {
-        wc_membarrier_register();
-        wc_own_fd_table_ready();        /* ownfd.c invariant (6) */
-    }
-    wc_solo_end();              /* before the thread can run */
+    thread_to_come();
     struct start *s = malloc(sizeof *s);
     if (!s)
         return REAL(pthread_create)(t, attr, fn, arg);
@@ -229,4 +249,62 @@ WC_EXPORT int pthread_create(pthread_t *t, const pthread_attr_t *attr,
     if (r != 0)
         free(s);
     return r;
+}
+
+/* ---- threads glibc makes itself (invariant (7)) ------------------------ */
+
+/* A notification by a thread glibc makes to run the program's function. */
+static int by_thread(const struct sigevent *sev)
+{
+    struct sigevent e;
+    return sev && wc_read_readable(&e, sev, sizeof e) == sizeof e &&
+           e.sigev_notify == SIGEV_THREAD;
+}
+
+WC_EXPORT int timer_create(clockid_t clk, struct sigevent *sev, timer_t *t)
+{
+    int (*next)(clockid_t, struct sigevent *, timer_t *) =
+        WC_NEXT(int (*)(clockid_t, struct sigevent *, timer_t *),
+                timer_create);
+    if (!next)
+        return (int)wc_ret(-ENOSYS);
+    if (by_thread(sev))
+        thread_to_come();
+    return next(clk, sev, t);
+}
+
+WC_EXPORT int mq_notify(mqd_t mq, const struct sigevent *sev)
+{
+    int (*next)(mqd_t, const struct sigevent *) =
+        WC_NEXT(int (*)(mqd_t, const struct sigevent *), mq_notify);
+    if (!next)
+        return (int)wc_ret(-ENOSYS);
+    if (by_thread(sev))
+        thread_to_come();
+    return next(mq, sev);
+}
+
+WC_EXPORT int getaddrinfo_a(int mode, struct gaicb *list[], int n,
+                            struct sigevent *sev)
+{
+    int (*next)(int, struct gaicb *[], int, struct sigevent *) =
+        WC_NEXT(int (*)(int, struct gaicb *[], int, struct sigevent *),
+                getaddrinfo_a);
+    if (!next)
+        return EAI_SYSTEM;
+    if (by_thread(sev))
+        thread_to_come();
+    return next(mode, list, n, sev);
+}
+
+/* C11's thrd_create makes its thread with glibc's own pthread_create,
+ * not through this file's. */
+WC_EXPORT int thrd_create(thrd_t *thr, thrd_start_t fn, void *arg)
+{
+    int (*next)(thrd_t *, thrd_start_t, void *) =
+        WC_NEXT(int (*)(thrd_t *, thrd_start_t, void *), thrd_create);
+    if (!next)
+        return thrd_error;
+    thread_to_come();
+    return next(thr, fn, arg);
 }

@@ -58,10 +58,17 @@
  *          an RCU grace period), "fdsize grew" otherwise.
   *   lockfd0 a write lock taken through descriptor 0, then a thread made:
  *          prints "lock held" when another process still finds it.
+  *   timerthread  the main thread writes 100,000 records to DIR/
+ *          timerthread.out while a SIGEV_THREAD timer's thread (made by
+ *          glibc, not through pthread_create) writes bursts of 50 to the
+ *          same descriptor; prints "records whole" when every record of
+ *          both is there, whole. c11thread: the same with a C11 thread.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <threads.h>
+#include <time.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <sched.h>
@@ -489,10 +496,102 @@ static void lockfd0_mode(void)
     printf("lock %s\n", lock_seen() ? "held" : "lost");
 }
 
+/* timerthread and c11thread: the main thread and a thread glibc makes
+ * itself (a SIGEV_THREAD timer's, or C11's thrd_create) write whole
+ * records to one file through one descriptor; "records whole" when the
+ * file then holds every record of both, whole. */
+static int g_recfd;
+static volatile int g_recs_stop;
+static int g_side_recs;
+
+static void put_rec(const char *who, int i)
+{
+    char b[96];
+    int n = snprintf(b, sizeof b, "%s %08d %.*s\n", who, i, i % 40,
+                     "rrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrr");
+    if (write(g_recfd, b, (size_t)n) != n)
+        die("write");
+}
+
+static void side_burst(void)
+{
+    for (int k = 0; k < 50 && !g_recs_stop; k++)
+        put_rec("side", __atomic_fetch_add(&g_side_recs, 1,
+                                           __ATOMIC_RELAXED));
+}
+
+static int g_in_tick;
+
+static void on_rec_tick(union sigval sv)
+{
+    (void)sv;
+    if (__atomic_exchange_n(&g_in_tick, 1, __ATOMIC_ACQUIRE))
+        return;                 /* one burst at a time */
+    side_burst();
+    __atomic_store_n(&g_in_tick, 0, __ATOMIC_RELEASE);
+}
+
+static int c11_side(void *arg)
+{
+    (void)arg;
+    while (!g_recs_stop)
+        side_burst();
+    return 0;
+}
+
+static void records_mode(int c11)
+{
+    g_recfd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (g_recfd < 0)
+        die("open");
+    timer_t tm;
+    thrd_t th;
+    if (c11) {
+        if (thrd_create(&th, c11_side, NULL) != thrd_success)
+            die("thrd_create");
+    } else {
+        struct sigevent se = {.sigev_notify = SIGEV_THREAD,
+                              .sigev_notify_function = on_rec_tick};
+        struct itimerspec its = {{0, 200000}, {0, 200000}};
+        if (timer_create(CLOCK_MONOTONIC, &se, &tm) != 0 ||
+            timer_settime(tm, 0, &its, NULL) != 0)
+            die("timer");
+    }
+    int n = 100000;
+    for (int i = 0; i < n; i++)
+        put_rec("main", i);
+    g_recs_stop = 1;
+    if (c11)
+        thrd_join(th, NULL);
+    else
+        timer_delete(tm);
+    while (__atomic_load_n(&g_in_tick, __ATOMIC_ACQUIRE))
+        usleep(1000);
+    usleep(20000);
+    close(g_recfd);
+    FILE *f = fopen(path, "r");
+    char line[160];
+    int m = 0, side = 0, bad = 0;
+    while (f && fgets(line, sizeof line, f)) {
+        int i = atoi(line + 5);
+        char want[96];
+        int is_main = !strncmp(line, "main ", 5);
+        snprintf(want, sizeof want, "%s %08d %.*s\n", is_main ? "main" : "side",
+                 i, i % 40, "rrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrr");
+        if (strcmp(want, line) || (is_main && i != m++))
+            bad++;
+        side += !is_main;
+    }
+    if (f)
+        fclose(f);
+    printf("records %s\n", m == n && side == g_side_recs && !bad
+                               ? "whole" : "broken");
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 3) {
-        fprintf(stderr, "usage: prog_sched spin|idle|blocked|critsec|nopvr|lower|claims|exitsig|fdsize|lockfd0 DIR\n");
+        fprintf(stderr, "usage: prog_sched spin|idle|blocked|critsec|nopvr|lower|claims|exitsig|fdsize|lockfd0|timerthread|c11thread DIR\n");
         return 2;
     }
     snprintf(path, sizeof path, "%s/%s.out", argv[2], argv[1]);
@@ -532,6 +631,10 @@ int main(int argc, char **argv)
         fdsize_mode();
     else if (!strcmp(argv[1], "lockfd0"))
         lockfd0_mode();
+    else if (!strcmp(argv[1], "timerthread"))
+        records_mode(0);
+    else if (!strcmp(argv[1], "c11thread"))
+        records_mode(1);
     else
         return 2;
     unlink(path);

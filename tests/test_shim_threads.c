@@ -800,6 +800,21 @@ Test(threads, first_thread_keeps_the_programs_locks)
     realtime("lockfd0", NULL, "lock held\n");
 }
 
+/* Threads glibc makes itself, which do not go through the shim's
+ * pthread_create: a SIGEV_THREAD timer's and C11's thrd_create (probe AD
+ * F1: the one-thread fast paths stayed on, the two threads wrote without
+ * locks: lost and torn records, SIGSEGV, a hang). */
+Test(threads, thread_of_a_sigev_thread_timer, .timeout = 120)
+{
+    for (int i = 0; i < 3; i++)
+        realtime("timerthread", NULL, "records whole\n");
+}
+Test(threads, c11_thread, .timeout = 120)
+{
+    for (int i = 0; i < 3; i++)
+        realtime("c11thread", NULL, "records whole\n");
+}
+
 Test(threads, handler_writes_while_threads_end)
 {
     for (int i = 0; i < 5; i++)
