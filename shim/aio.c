@@ -71,6 +71,10 @@
  * sets no errno; wc_fd_for_good keeps it). */
 static void cb_for_good(const struct aiocb *cb)
 {
+    /* Its completion may run the program's function in a thread glibc
+     * makes (altstack.c invariant (7)). */
+    if (cb && wc_sigev_by_thread(&cb->aio_sigevent))
+        wc_thread_to_come();
     int fd;
     if (wc_state == WC_ST_ON && !wc_depth && cb &&
         wc_copy_nofault(&fd, &cb->aio_fildes, sizeof fd) == sizeof fd)
@@ -114,6 +118,8 @@ WC_EXPORT int lio_listio(int mode, struct aiocb *const list[], int n,
             break;
         cb_for_good(cb);
     }
+    if (wc_sigev_by_thread(sev))
+        wc_thread_to_come();
     return next(mode, list, n, sev);
 }
 

@@ -57,7 +57,8 @@
  *       (probe AD F1: a SIGEV_THREAD timer's writes and the main thread's
  *       to one cached file ran both without locks: lost and torn lines,
  *       SIGSEGV, a hang). Such a thread gets no signal stack of ours.
- *       POSIX aio's threads run none of the program's code.
+ *       POSIX aio's workers run none of the program's code; a request's
+ *       SIGEV_THREAD completion does (aio.c asks).
  */
 #include <errno.h>
 #include <linux/membarrier.h>
@@ -198,7 +199,7 @@ void wc_membarrier_register(void)
 /* A thread of the program's is about to be made: invariant (5) while
  * this is still its one thread, and the one-thread fast paths end
  * (shim.h wc_solo) before the thread can run. */
-static void thread_to_come(void)
+void wc_thread_to_come(void)
 {
     if (__atomic_load_n(&wc_solo, __ATOMIC_RELAXED) &&
         wc_state == WC_ST_ON) {
@@ -239,7 +240,7 @@ static void *thread_start(void *p)
 WC_EXPORT int pthread_create(pthread_t *t, const pthread_attr_t *attr,
                              void *(*fn)(void *), void *arg)
 {
-    thread_to_come();
+    wc_thread_to_come();
     struct start *s = malloc(sizeof *s);
     if (!s)
         return REAL(pthread_create)(t, attr, fn, arg);
@@ -253,8 +254,7 @@ WC_EXPORT int pthread_create(pthread_t *t, const pthread_attr_t *attr,
 
 /* ---- threads glibc makes itself (invariant (7)) ------------------------ */
 
-/* A notification by a thread glibc makes to run the program's function. */
-static int by_thread(const struct sigevent *sev)
+int wc_sigev_by_thread(const struct sigevent *sev)
 {
     struct sigevent e;
     return sev && wc_read_readable(&e, sev, sizeof e) == sizeof e &&
@@ -268,8 +268,8 @@ WC_EXPORT int timer_create(clockid_t clk, struct sigevent *sev, timer_t *t)
                 timer_create);
     if (!next)
         return (int)wc_ret(-ENOSYS);
-    if (by_thread(sev))
-        thread_to_come();
+    if (wc_sigev_by_thread(sev))
+        wc_thread_to_come();
     return next(clk, sev, t);
 }
 
@@ -279,8 +279,8 @@ WC_EXPORT int mq_notify(mqd_t mq, const struct sigevent *sev)
         WC_NEXT(int (*)(mqd_t, const struct sigevent *), mq_notify);
     if (!next)
         return (int)wc_ret(-ENOSYS);
-    if (by_thread(sev))
-        thread_to_come();
+    if (wc_sigev_by_thread(sev))
+        wc_thread_to_come();
     return next(mq, sev);
 }
 
@@ -292,8 +292,8 @@ WC_EXPORT int getaddrinfo_a(int mode, struct gaicb *list[], int n,
                 getaddrinfo_a);
     if (!next)
         return EAI_SYSTEM;
-    if (by_thread(sev))
-        thread_to_come();
+    if (wc_sigev_by_thread(sev))
+        wc_thread_to_come();
     return next(mode, list, n, sev);
 }
 
@@ -305,6 +305,6 @@ WC_EXPORT int thrd_create(thrd_t *thr, thrd_start_t fn, void *arg)
         WC_NEXT(int (*)(thrd_t *, thrd_start_t, void *), thrd_create);
     if (!next)
         return thrd_error;
-    thread_to_come();
+    wc_thread_to_come();
     return next(thr, fn, arg);
 }

@@ -1352,6 +1352,13 @@ void wc_altstack_drop(void);
  * the engine does when it makes the cache (cache/cache.c); cheap while
  * the process has one thread (altstack.c invariant (5)). */
 void wc_membarrier_register(void);
+/* A thread of the program's is about to be made, by pthread_create or
+ * by glibc itself: the one-thread fast paths end (altstack.c (5), (7)). */
+void wc_thread_to_come(void);
+/* Does sev ask glibc for a thread to run the program's function (a
+ * SIGEV_THREAD notification)? Read without a fault. */
+struct sigevent;
+int wc_sigev_by_thread(const struct sigevent *sev);
 /* Grow the descriptor table to where the engine places its descriptors
  * (ownfd.c invariant (6)); while the process has one thread. */
 void wc_own_fd_table_ready(void);

@@ -62,8 +62,12 @@
  *          timerthread.out while a SIGEV_THREAD timer's thread (made by
  *          glibc, not through pthread_create) writes bursts of 50 to the
  *          same descriptor; prints "records whole" when every record of
- *          both is there, whole. c11thread: the same with a C11 thread.
+ *          both is there, whole. c11thread: the same with a C11 thread;
+ *          aiothread: with the SIGEV_THREAD completions of 50 POSIX aio
+ *          writes to another file.
  */
+#include <errno.h>
+#include <aio.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -539,14 +543,26 @@ static int c11_side(void *arg)
     return 0;
 }
 
-static void records_mode(int c11)
+/* how: 0 a SIGEV_THREAD timer, 1 C11's thrd_create, 2 POSIX aio
+ * requests whose completions are SIGEV_THREAD notifications. */
+static void records_mode(int how)
 {
+    int c11 = how == 1;
     g_recfd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (g_recfd < 0)
         die("open");
     timer_t tm;
     thrd_t th;
-    if (c11) {
+    static struct aiocb cbs[50];
+    int ncb = 0, aux = -1;
+    if (how == 2) {
+        char aux_path[4200];
+        snprintf(aux_path, sizeof aux_path, "%s.aux", path);
+        aux = open(aux_path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+        unlink(aux_path);
+        if (aux < 0)
+            die("aux");
+    } else if (c11) {
         if (thrd_create(&th, c11_side, NULL) != thrd_success)
             die("thrd_create");
     } else {
@@ -558,13 +574,31 @@ static void records_mode(int c11)
             die("timer");
     }
     int n = 100000;
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
         put_rec("main", i);
+        if (how == 2 && i % 2000 == 0 && ncb < 50) {
+            struct aiocb *cb = &cbs[ncb++];
+            cb->aio_fildes = aux;
+            cb->aio_buf = "a";
+            cb->aio_nbytes = 1;
+            cb->aio_offset = ncb;
+            cb->aio_sigevent.sigev_notify = SIGEV_THREAD;
+            cb->aio_sigevent.sigev_notify_function = on_rec_tick;
+            if (aio_write(cb) != 0)
+                die("aio_write");
+        }
+    }
     g_recs_stop = 1;
-    if (c11)
+    if (how == 2) {
+        for (int k = 0; k < ncb; k++)
+            while (aio_error(&cbs[k]) == EINPROGRESS)
+                usleep(1000);
+        close(aux);
+    } else if (c11) {
         thrd_join(th, NULL);
-    else
+    } else {
         timer_delete(tm);
+    }
     while (__atomic_load_n(&g_in_tick, __ATOMIC_ACQUIRE))
         usleep(1000);
     usleep(20000);
@@ -591,7 +625,7 @@ static void records_mode(int c11)
 int main(int argc, char **argv)
 {
     if (argc != 3) {
-        fprintf(stderr, "usage: prog_sched spin|idle|blocked|critsec|nopvr|lower|claims|exitsig|fdsize|lockfd0|timerthread|c11thread DIR\n");
+        fprintf(stderr, "usage: prog_sched spin|idle|blocked|critsec|nopvr|lower|claims|exitsig|fdsize|lockfd0|timerthread|c11thread|aiothread DIR\n");
         return 2;
     }
     snprintf(path, sizeof path, "%s/%s.out", argv[2], argv[1]);
@@ -635,6 +669,8 @@ int main(int argc, char **argv)
         records_mode(0);
     else if (!strcmp(argv[1], "c11thread"))
         records_mode(1);
+    else if (!strcmp(argv[1], "aiothread"))
+        records_mode(2);
     else
         return 2;
     unlink(path);

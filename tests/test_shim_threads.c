@@ -814,6 +814,11 @@ Test(threads, c11_thread, .timeout = 120)
     for (int i = 0; i < 3; i++)
         realtime("c11thread", NULL, "records whole\n");
 }
+Test(threads, thread_of_an_aio_completion, .timeout = 120)
+{
+    for (int i = 0; i < 3; i++)
+        realtime("aiothread", NULL, "records whole\n");
+}
 
 Test(threads, handler_writes_while_threads_end)
 {
