@@ -134,7 +134,7 @@ ssize_t wc_kernel_rw_locked(int fd, struct wc_desc *d, int write,
     else if (write && r > 0 && engine && d->file)
         wc_file_invalidate(d->file, WC_WHY_OTHER);
     if (write && d->mode != WC_D_FREE && unlikely(wc_nc_counting))
-        wc_nc_count_through(fd, d);
+        wc_nc_count_through(fd, d, r > 0 ? (size_t)r : 0);
     return r;
 }
 
@@ -608,7 +608,7 @@ fast_write(int fd, struct wc_desc *d, const void *buf, size_t n, off_t pos)
         if (unlikely(room))
             wc_through_done((uint64_t)d->dev, n);
         if (unlikely(wc_nc_counting))
-            wc_nc_count_through(fd, d);
+            wc_nc_count_through(fd, d, n);
         desc_leave(d, held);
         wc_shim_leave();
         errno = e;

@@ -1098,6 +1098,8 @@ enum wc_nc {
     WC_NC_START_OWN,    /* as WC_NC_START, and held by this process alone
                            (the image before exec said so: proc.c) */
     WC_NC_SETID,        /* a set-user-ID or set-group-ID file */
+    WC_NC_LARGE,        /* a write of WC_LARGE_WRITE bytes or more: never
+                           cached, one system call either way */
     WC_NC_COUNT
 };
 
@@ -1142,7 +1144,7 @@ void wc_nc_dup(int oldfd, int newfd);
  * (pass through). */
 struct wc_desc *wc_nc_untracked(int fd);
 /* A write on a THROUGH or WATCH description (when wc_nc_counting). */
-void wc_nc_count_through(int fd, struct wc_desc *d);
+void wc_nc_count_through(int fd, struct wc_desc *d, size_t n);
 /* Writes passed through (the sum of the reasons). */
 uint64_t wc_nc_total(void);
 /* An exec that failed published this image's counts of writes not cached

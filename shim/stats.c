@@ -80,6 +80,8 @@ static const char *const nc_names[WC_NC_COUNT] = {
                      "scattered)",
     [WC_NC_SETID] = "set-user-ID or set-group-ID file (a write clears "
                     "the bit)",
+    [WC_NC_LARGE] = "writes of 8 KiB or more (one system call either "
+                    "way)",
 };
 
 void wc_stats_file_cached(void)
@@ -281,11 +283,16 @@ static int through_reason(const struct wc_desc *d)
     return WC_NC_FEW;
 }
 
-void wc_nc_count_through(int fd, struct wc_desc *d)
+void wc_nc_count_through(int fd, struct wc_desc *d, size_t n)
 {
     if (d->ino == 0)
         wc_ident_locked(fd, d);     /* a FIFO's reason: not regular */
-    __atomic_add_fetch(&g_count[through_reason(d)], 1, __ATOMIC_RELAXED);
+    int why = through_reason(d);
+    /* Not a file's first writes: no number of them would cache these
+     * (probe AD F7: --stats sent users to WCACHE_MIN_WRITES). */
+    if (why == WC_NC_FEW && n >= WC_LARGE_WRITE)
+        why = WC_NC_LARGE;
+    __atomic_add_fetch(&g_count[why], 1, __ATOMIC_RELAXED);
 }
 
 void wc_nc_published(void)

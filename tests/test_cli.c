@@ -551,6 +551,26 @@ Test(cli, stats_and_a_descendant_that_outlives_the_program)
     rmdir(tmp);
 }
 
+/* Writes of 8 KiB or more are never cached: the summary says so, not
+ * that they were a file's first writes (probe AD F7). */
+Test(cli, stats_name_large_writes)
+{
+    char of[4300];
+    snprintf(of, sizeof of, "of=%s/big", scratch);
+    struct wct_result r;
+    run(&r, (const char *[]){"--stats", "--", "dd", "if=/dev/zero", of,
+                             "bs=65536", "count=20", "status=none", NULL});
+    cr_expect(exit_code(&r) == 0, "%s", wct_status_str(&r));
+    cr_expect(strstr(r.err, "writes of 8 KiB or more (one system call "
+                            "either way) 20") &&
+              !strstr(r.err, "first writes"),
+              "the summary must name the large writes:\n%s", r.err);
+    wct_result_free(&r);
+    char big[4200];
+    snprintf(big, sizeof big, "%s/big", scratch);
+    unlink(big);
+}
+
 /* A cache that cannot be made (a regular file where the store directory
  * would be): the summary says so, not that the writes were the files'
  * first ones (probe AA F10: "a file's first writes (WCACHE_MIN_WRITES)
