@@ -68,6 +68,7 @@
  * calling the engine.
  */
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -156,6 +157,14 @@ void wc_own_fd_table_ready(void)
 {
     int e = errno;
     struct rlimit rl;
+    /* No handler runs meanwhile: this is no call of the shim's (wc_depth
+     * is 0), and a handler's write that placed a descriptor would take
+     * g_limit_lock again on this thread (threads::handler_writes_while_
+     * threads_end hung one run in three). */
+    sigset_t all, old;
+    sigfillset(&all);
+    wc_raw_syscall(SYS_rt_sigprocmask, SIG_BLOCK, (long)&all, (long)&old,
+                   sizeof(long), 0, 0);
     wc_lock(&g_limit_lock);
     /* The descriptor duplicated is one of ours, of an object nobody
      * else holds (an eventfd): closing a descriptor of the program's
@@ -176,6 +185,8 @@ void wc_own_fd_table_ready(void)
         wc_k_close((int)src);
     }
     wc_unlock(&g_limit_lock);
+    wc_raw_syscall(SYS_rt_sigprocmask, SIG_SETMASK, (long)&old, 0,
+                   sizeof(long), 0, 0);
     errno = e;
 }
 
