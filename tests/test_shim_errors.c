@@ -1238,12 +1238,32 @@ static char *fill_shape(const char *out, long long nums[3])
     return shape;
 }
 
+/* Remove from a shape the lines "write # -> N short" (N > 0). */
+static void drop_short_writes(char *shape)
+{
+    char *w = shape;
+    for (char *p = shape; *p;) {
+        char *nl = strchr(p, '\n');
+        size_t n = nl ? (size_t)(nl - p + 1) : strlen(p);
+        int shortw = !strncmp(p, "write # -> ", 11) && p[11] != '-' &&
+                     memmem(p, n, " short", 6);
+        if (!shortw) {
+            memmove(w, p, n);
+            w += n;
+        }
+        p += n;
+    }
+    *w = 0;
+}
+
 /* A full btrfs, the kernel's run k against the shim's run s. Where the
  * disk ends moves from run to run on btrfs: the transaction commits come
  * when they come, and a machine under load moved the kernel's own ENOSPC
  * by 164 records of 124,700 between two runs (the test failed 3 runs in
  * 4 so, the shim as close to each kernel run as the kernel runs to each
- * other). So the record that gets ENOSPC may differ by 1%; everything
+ * other; once 1,241 apart, in make test). So the record that gets ENOSPC
+ * may differ by 2%, and a short write before it may come or not;
+ * everything
  * else is the kernel's, and no acknowledged byte is lost: the fsync and
  * close succeed (the same lines), the file holds exactly the records the
  * shim's run reported written, byte for byte, and no write-back failed. */
@@ -1254,14 +1274,18 @@ static void same_full_btrfs(const char *what, struct run *k, struct run *s,
                  what, wct_status_str(&s->r), wct_status_str(&k->r));
     long long kn[3], sn[3];
     char *ks = fill_shape(k->r.out, kn), *ss = fill_shape(s->r.out, sn);
+    /* A short write before the ENOSPC one comes or not as the disk's
+     * last block falls: not part of the shape. */
+    drop_short_writes(ks);
+    drop_short_writes(ss);
     cr_assert_str_eq(ss, ks, "%s: output differs:\n%s", what,
                      wct_first_diff(k->r.out, s->r.out));
     free(ks);
     free(ss);
-    long long lo = kn[0] - kn[0] / 100, hi = kn[0] + kn[0] / 100;
+    long long lo = kn[0] - kn[0] / 50, hi = kn[0] + kn[0] / 50;
     cr_assert(kn[0] > 0 && sn[0] >= lo && sn[0] <= hi,
               "%s: ENOSPC at write %lld under the shim, %lld without "
-              "(more than 1%% apart)", what, sn[0], kn[0]);
+              "(more than 2%% apart)", what, sn[0], kn[0]);
     cr_assert_eq((long long)s->len, sn[2], "%s: file of %zu bytes, the "
                  "program's stat said %lld", what, s->len, sn[2]);
     char *want = malloc(rec);
