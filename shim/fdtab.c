@@ -859,16 +859,21 @@ static unsigned long fs_type(int fd, struct wc_desc *d)
  * round trip to the server: ext4, XFS, btrfs, f2fs keep it; btrfs's files
  * have a device of major 0, as an overlay's, which answers with its upper
  * file's). */
-static int sync_writes(int fd, struct wc_desc *d)
+static int sync_by(int fd, unsigned long type, unsigned long fl)
 {
-    unsigned long fl = 0;
-    unsigned long type = fs_type_flags(fd, d, &fl);
     if (fl & ST_SYNCHRONOUS)
         return 1;
     int attr = 0;
     return !remote_type(type) &&
            REAL(ioctl)(fd, FS_IOC_GETFLAGS, &attr) == 0 &&
            (attr & FS_SYNC_FL);
+}
+
+static int sync_writes(int fd, struct wc_desc *d)
+{
+    unsigned long fl = 0;
+    unsigned long type = fs_type_flags(fd, d, &fl);
+    return sync_by(fd, type, fl);
 }
 
 int wc_fd_sync_writes(int fd)
@@ -1039,13 +1044,14 @@ void wc_fd_opened_known(int fd, int dirfd, const char *path, int flags,
         }
         return;
     }
-    /* Pseudo file systems have no device (major 0, as tmpfs and FUSE):
-     * a file on a block device needs no fstatfs to tell. */
-    if (acc != O_RDONLY && major(st.st_dev) == 0 &&
-        pseudo_fs(fd, fs_type(fd, NULL)))
-        return;
-    if (acc != O_RDONLY && sync_writes(fd, NULL))              /* (3b) */
-        return;
+    /* Pseudo file systems have no device (major 0, as tmpfs and FUSE);
+     * the one fstatfs serves invariant (3b) too (on FUSE, a round trip). */
+    if (acc != O_RDONLY) {
+        unsigned long fl = 0, type = fs_type_flags(fd, NULL, &fl);
+        if ((major(st.st_dev) == 0 && pseudo_fs(fd, type)) ||
+            sync_by(fd, type, fl))
+            return;
+    }
     if (wc_mode_setid(st.st_mode))              /* invariant (6) */
         return;
     struct wc_cache *c = wc_cache_get();
