@@ -1083,7 +1083,7 @@ void wc_fd_opened_known(int fd, int dirfd, const char *path, int flags,
     d->ino = st.st_ino;
     d->mode = attached_mode(d, rf);
     if (rf & WC_REG_FRESH)      /* until attach_watchers is done */
-        d->pending = 1;
+        __atomic_store_n(&d->pending, 1, __ATOMIC_RELAXED);
     if (flags & O_TRUNC) {
         /* The kernel truncated the file at open; drop what the cache still
          * holds for it (a flush that raced with the open is undone by the
