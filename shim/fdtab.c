@@ -1533,6 +1533,11 @@ void wc_after_fork_child(void)
 {
     struct wc_cache *c = wc_cachep;
     WC_RESET(wc_cachep, NULL);
+    /* The child has one thread, whatever the parent had (shim.h): its
+     * first thread prepares its table and membarrier early again
+     * (altstack.c (5); probe AD F5: a threaded parent's child paid a
+     * grace period at its cache's first descriptor). */
+    WC_RESET(wc_solo, 1);
     WC_RESET(wc_rent_ns, 0);        /* its own cache, its own rent (6b) */
     WC_RESET(g_cache_lock.v, 0);
     WC_RESET(g_slab_lock.v, 0);

@@ -183,7 +183,8 @@ int wc_fd_sync_writes(int fd);
  * never locks either (wc_depth, queue.c). 0 for good once a thread is
  * made: pthread_create (altstack.c), glibc's clone() or a raw clone or
  * clone3 that makes a thread (proc.c invariant (9)), or glibc says so at
- * start-up. A thread made by the program with an inline system call is
+ * start-up; 1 again in a fork child, which has one thread
+ * (wc_after_fork_child). A thread made by the program with an inline system call is
  * not seen; glibc's own single-thread fast paths (stdio, malloc) make the
  * same assumption. */
 extern int wc_solo;

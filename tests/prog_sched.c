@@ -56,6 +56,9 @@
  *          at the thread's creation, while the process had one thread,
  *          not at the cache's, which in a process with threads waits for
  *          an RCU grace period), "fdsize grew" otherwise.
+  *   forkfdsize  the same in the fork child of a process that made a
+ *          thread (probe AD F5: the child's one-thread state was not
+ *          given back, its first thread did not grow the table early).
   *   lockfd0 a write lock taken through descriptor 0, then a thread made:
  *          prints "lock held" when another process still finds it.
   *   timerthread  the main thread writes 100,000 records to DIR/
@@ -464,6 +467,24 @@ static void *nothing(void *arg)
     return arg;
 }
 
+/* forkfdsize: fdsize_mode in the child of a process that made a thread. */
+static void forkfdsize_mode(void)
+{
+    pthread_t t;
+    if (pthread_create(&t, NULL, nothing, NULL) || pthread_join(t, NULL))
+        die("thread");
+    pid_t c = fork();
+    if (c < 0)
+        die("fork");
+    if (c == 0) {
+        fdsize_mode();
+        return;
+    }
+    int st;
+    if (waitpid(c, &st, 0) != c || !WIFEXITED(st) || WEXITSTATUS(st))
+        die("child");
+}
+
 /* Does another process find a write lock on path (F_GETLK)? */
 static int lock_seen(void)
 {
@@ -625,7 +646,7 @@ static void records_mode(int how)
 int main(int argc, char **argv)
 {
     if (argc != 3) {
-        fprintf(stderr, "usage: prog_sched spin|idle|blocked|critsec|nopvr|lower|claims|exitsig|fdsize|lockfd0|timerthread|c11thread|aiothread DIR\n");
+        fprintf(stderr, "usage: prog_sched spin|idle|blocked|critsec|nopvr|lower|claims|exitsig|fdsize|forkfdsize|lockfd0|timerthread|c11thread|aiothread DIR\n");
         return 2;
     }
     snprintf(path, sizeof path, "%s/%s.out", argv[2], argv[1]);
@@ -663,6 +684,8 @@ int main(int argc, char **argv)
         exitsig(argv[2]);
     else if (!strcmp(argv[1], "fdsize"))
         fdsize_mode();
+    else if (!strcmp(argv[1], "forkfdsize"))
+        forkfdsize_mode();
     else if (!strcmp(argv[1], "lockfd0"))
         lockfd0_mode();
     else if (!strcmp(argv[1], "timerthread"))

@@ -792,6 +792,20 @@ Test(threads, cache_made_by_a_thread_grows_no_table)
     realtime("fdsize", NULL, "fdsize kept\n");
 }
 
+/* The same in the fork child of a process that had a thread: the child
+ * has one thread again (probe AD F5: it kept the parent's "threads
+ * exist", so its first thread did not grow the table early, and its
+ * cache's first descriptor waited for a grace period). */
+Test(threads, fork_child_of_a_threaded_parent_grows_no_table)
+{
+    struct rlimit rl;
+    cr_assert_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    if (rl.rlim_cur >= 65536)       /* ownfd.c TABLE_READY_MAX */
+        cr_skip_test("RLIMIT_NOFILE %llu: the table is not grown early",
+                     (unsigned long long)rl.rlim_cur);
+    realtime("forkfdsize", NULL, "fdsize kept\n");
+}
+
 /* A POSIX lock held through descriptor 0 survives the program's first
  * pthread_create (probe AC F3: the shim grew the descriptor table with a
  * duplicate of descriptor 0, whose close dropped the lock). */
