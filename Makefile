@@ -251,6 +251,13 @@ $(B)/tests/prog_static: tests/prog_static.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(WARN) -static -o $@ $<
 
+# A program linked with a library whose constructor starts a thread.
+$(B)/tests/prog_ctorthread: tests/prog_ctorthread.c $(B)/tests/so_ctorthread.so
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(WARN) -o $@ $< -L$(B)/tests -Wl,--no-as-needed \
+		-l:so_ctorthread.so -Wl,--as-needed \
+		-Wl,-rpath,$(abspath $(B)/tests) -lpthread
+
 # Stand-alone programs that the tests run with and without the shim.
 $(B)/tests/prog_%: tests/prog_%.c tests/lib_shim.h
 	@mkdir -p $(dir $@)

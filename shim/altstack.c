@@ -25,9 +25,15 @@
  *       SIGKILL. A process that never caches makes none: one mmap, one
  *       mprotect and two sigaltstack fewer at each start (8 us of a
  *       /bin/true's 0.7 ms here) and at each thread's start and end.
- *   (4) Cost: one mmap, one mprotect (the guard page) and one sigaltstack
- *       per such thread, the same to release; nothing per write. Pages of
- *       the stack are only touched when a handler runs on it.
+ *   (4) Cost: one sigaltstack at a thread's start (set, asking what was
+ *       set before), one at its end (off, asking the same);
+ *       nothing per write. The stacks of ended threads are kept for the
+ *       next ones (ALT_KEPT at most: address space only, NORESERVE), so
+ *       that a program starting a thread per task does not pay an mmap,
+ *       an mprotect (the guard page) and an munmap (a TLB shoot-down on
+ *       every CPU the process runs on) per thread (probe AD F3: 4,000
+ *       short threads 0.77x of the kernel's time). Pages of a stack are
+ *       only touched when a handler runs on it.
  *   (5) pthread_create registers the process for the engine's membarrier
  *       (cache/cache_int.h, wcache/blk.h (3)) before its first thread,
  *       while it has one: registering a process that has threads waits
@@ -38,15 +44,23 @@
  *       creation then returns at once. A process that never caches pays
  *       one cheap system call at its first thread. It grows the
  *       descriptor table then too, for the same reason (ownfd.c (6)).
+ *       Before the shim's constructor has run too (WC_ST_INIT): the
+ *       constructors of the program's libraries run before a preloaded
+ *       library's, and one may start threads (OpenBLAS's pool; probe AD
+ *       F5: the first cached write of such a program then paid both
+ *       grace periods, 2,000 small writes 0.07x).
  *   (6) Without it, the kernel runs a handler the program installed with
  *       SA_ONSTACK, having set no stack of its own, on the thread's stack;
  *       with it, on ours: so ours is as large as a thread's own stack
  *       (RLIMIT_STACK, 8 MiB by default, between 256 KiB and 64 MiB:
  *       address space only, NORESERVE; 256 KiB under a finite RLIMIT_AS,
- *       which it would count against), and sigaltstack tells the program
- *       of no stack while ours is the one set, as the kernel would without
- *       it (probe AC F6: a handler using 512 KiB died of SIGSEGV on the
- *       256 KiB one, and the program saw a stack it never set). One
+ *       which it would count against; the limits as the program last set
+ *       them through the shim: a change made by another process, or by
+ *       an inline system call, is seen only then), and sigaltstack tells
+ *       the program of no stack while ours is the one set, as the kernel
+ *       would without it (probe AC F6: a handler using 512 KiB died of
+ *       SIGSEGV on the 256 KiB one, and the program saw a stack it never
+ *       set). One
  *       difference stays: a handler running on ours gets EPERM from a
  *       sigaltstack that would set one.
  *   (7) So do the threads glibc makes itself to run a function of the
@@ -81,6 +95,9 @@
 #define ALT_MIN (256ul << 10)     /* room for a write-back from a handler */
 #define ALT_MAX (64ul << 20)
 #define ALT_GUARD 4096u           /* PROT_NONE below it */
+#ifndef SS_AUTODISARM
+#define SS_AUTODISARM ((int)(1u << 31))     /* the kernel's (4.7) */
+#endif
 
 /* The mapping wc_altstack_add gave this thread (NULL: none), and its
  * stack's size. */
@@ -90,7 +107,7 @@ static WC_TLS size_t t_alt_size;
 /* Invariant (6): as large as a thread's own stack, RLIMIT_STACK (8 MiB
  * unless set), between ALT_MIN and ALT_MAX; ALT_MIN under a finite
  * RLIMIT_AS, where the address space it takes is the program's. */
-static size_t alt_size(void)
+static size_t alt_size_now(void)
 {
     struct rlimit rl;
     if (wc_raw_syscall(SYS_prlimit64, 0, RLIMIT_AS, 0, (long)&rl, 0, 0) ==
@@ -101,6 +118,25 @@ static size_t alt_size(void)
         return 8ul << 20;
     size_t n = (size_t)rl.rlim_cur & ~(size_t)4095;
     return n < ALT_MIN ? ALT_MIN : n > ALT_MAX ? ALT_MAX : n;
+}
+
+/* alt_size_now's answer, asked again after the program changes either
+ * limit through the shim (wc_altstack_limits_changed); 0: to ask. */
+static size_t g_alt_size;
+
+static size_t alt_size(void)
+{
+    size_t n = __atomic_load_n(&g_alt_size, __ATOMIC_RELAXED);
+    if (!n) {
+        n = alt_size_now();
+        __atomic_store_n(&g_alt_size, n, __ATOMIC_RELAXED);
+    }
+    return n;
+}
+
+void wc_altstack_limits_changed(void)
+{
+    __atomic_store_n(&g_alt_size, 0, __ATOMIC_RELAXED);
 }
 
 /* Sanitizer runtimes call sigaltstack while they start, before anything
@@ -143,26 +179,88 @@ WC_EXPORT int sigaltstack(const stack_t *ss, stack_t *old)
     return 0;
 }
 
+/* ---- stacks kept for the next threads (invariant (4)) ------------------ */
+
+/* Stacks of ended threads, turned off by their owner before they came
+ * here (invariant (2)), for threads started later: a slot holds one
+ * mapping or NULL, taken and given with compare-and-swap (no lock: a
+ * thread that makes the cache may be in a handler, wc_cache_get), its
+ * size in g_kept_size, written before the mapping is published. */
+#define ALT_KEPT 16
+static void *g_kept[ALT_KEPT];
+static size_t g_kept_size[ALT_KEPT];
+#define KEPT_FILLING ((void *)1)    /* a slot being given: its size next */
+
+static void *kept_take(size_t size)
+{
+    for (int i = 0; i < ALT_KEPT; i++) {
+        void *m = __atomic_load_n(&g_kept[i], __ATOMIC_ACQUIRE);
+        if (!m || m == KEPT_FILLING)
+            continue;
+        /* Read while the slot holds m: once taken, another thread's
+         * give may fill it again. A mapping's size is its own. */
+        size_t had = __atomic_load_n(&g_kept_size[i], __ATOMIC_RELAXED);
+        if (!__atomic_compare_exchange_n(&g_kept[i], &m, NULL, 0,
+                                         __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+            continue;
+        if (had == size)
+            return m;
+        REAL(munmap)(m, had + ALT_GUARD);   /* a limit changed since */
+    }
+    return NULL;
+}
+
+/* 1 when kept, 0 when every slot is taken (the caller unmaps it). */
+static int kept_give(void *m, size_t size)
+{
+    for (int i = 0; i < ALT_KEPT; i++) {
+        void *none = NULL;
+        if (__atomic_load_n(&g_kept[i], __ATOMIC_RELAXED))
+            continue;
+        /* The slot is ours once the exchange succeeds; its size is read
+         * by a taker only after it saw the mapping (release). */
+        if (__atomic_compare_exchange_n(&g_kept[i], &none, KEPT_FILLING, 0,
+                                        __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
+            __atomic_store_n(&g_kept_size[i], size, __ATOMIC_RELAXED);
+            __atomic_store_n(&g_kept[i], m, __ATOMIC_RELEASE);
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* Give the calling thread an alternate stack if it has none (nor one of
  * ours already). Returns the mapping (to release with wc_altstack_drop)
- * or NULL. */
+ * or NULL. Set and asked in one call: a stack found set already (a
+ * sanitizer's, set before the thread's function ran) is put back. */
 WC_ONCE
 void *wc_altstack_add(void)
 {
-    stack_t cur;
-    if (t_alt || k_sigaltstack(NULL, &cur) != 0 ||
-        !(cur.ss_flags & SS_DISABLE))
-        return NULL;                                     /* invariant (1) */
-    size_t size = alt_size();
-    void *m = REAL(mmap)(NULL, size + ALT_GUARD, PROT_READ | PROT_WRITE,
-                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE |
-                             MAP_STACK, -1, 0);
-    if (m == MAP_FAILED)
+    if (t_alt)
         return NULL;
-    mprotect(m, ALT_GUARD, PROT_NONE);
-    stack_t ss = {.ss_sp = (char *)m + ALT_GUARD, .ss_size = size};
-    if (k_sigaltstack(&ss, NULL) != 0) {
-        REAL(munmap)(m, size + ALT_GUARD);
+    size_t size = alt_size();
+    void *m = kept_take(size);
+    if (!m) {
+        m = REAL(mmap)(NULL, size + ALT_GUARD, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE |
+                           MAP_STACK, -1, 0);
+        if (m == MAP_FAILED)
+            return NULL;
+        mprotect(m, ALT_GUARD, PROT_NONE);
+    }
+    stack_t ss = {.ss_sp = (char *)m + ALT_GUARD, .ss_size = size}, old;
+    if (k_sigaltstack(&ss, &old) != 0) {
+        m = NULL;       /* running on one already (EPERM): it stays */
+    } else if (!(old.ss_flags & SS_DISABLE)) {
+        /* Invariant (1): theirs again. */
+        old.ss_flags &= SS_AUTODISARM;
+        k_sigaltstack(&old, NULL);
+        m = NULL;
+    }
+    if (!m) {
+        void *had = (char *)ss.ss_sp - ALT_GUARD;
+        if (!kept_give(had, size))
+            REAL(munmap)(had, size + ALT_GUARD);
         return NULL;
     }
     t_alt = m;
@@ -170,22 +268,28 @@ void *wc_altstack_add(void)
     return m;
 }
 
-/* Release what wc_altstack_add gave this thread (nothing if none). */
+/* Release what wc_altstack_add gave this thread (nothing if none): off
+ * and asked in one call; a stack the program set since is put back. */
 void wc_altstack_drop(void)
 {
     void *m = t_alt;
     if (!m)
         return;
-    stack_t cur;
-    if (k_sigaltstack(NULL, &cur) == 0 && is_ours(&cur)) {
-        if (cur.ss_flags & SS_ONSTACK)
-            return;     /* running on it (a handler ends the thread) */
-        stack_t off = {.ss_flags = SS_DISABLE};
-        if (k_sigaltstack(&off, NULL) != 0)
-            return;                                      /* invariant (2) */
+    stack_t off = {.ss_flags = SS_DISABLE}, old;
+    if (k_sigaltstack(&off, &old) != 0) {
+        /* EPERM: running on the one set (a handler ends the thread). If
+         * that is ours, it stays (invariant (2)); if the program's, ours
+         * is set no more. */
+        stack_t cur;
+        if (k_sigaltstack(NULL, &cur) != 0 || is_ours(&cur))
+            return;
+    } else if (!(old.ss_flags & SS_DISABLE) && !is_ours(&old)) {
+        old.ss_flags &= SS_AUTODISARM;
+        k_sigaltstack(&old, NULL);      /* the program's, set since */
     }
     t_alt = NULL;
-    REAL(munmap)(m, t_alt_size + ALT_GUARD);
+    if (!kept_give(m, t_alt_size))
+        REAL(munmap)(m, t_alt_size + ALT_GUARD);
 }
 
 void wc_membarrier_register(void)
@@ -202,7 +306,7 @@ void wc_membarrier_register(void)
 void wc_thread_to_come(void)
 {
     if (__atomic_load_n(&wc_solo, __ATOMIC_RELAXED) &&
-        wc_state == WC_ST_ON) {
+        (wc_state == WC_ST_ON || wc_state == WC_ST_INIT)) {
         wc_membarrier_register();
         wc_own_fd_table_ready();        /* ownfd.c invariant (6) */
     }

@@ -234,8 +234,7 @@ static unsigned g_own_lo = ~0u, g_own_hi; /* every WC_DESC_INTERNAL slot is
                                   ours placed at the top */
 static int g_nwatch;         /* descriptions in mode WATCH (atomic) */
 
-WC_ONCE
-int wc_fdtab_init(void)
+unsigned wc_fdtab_slots(void)
 {
     struct rlimit rl;
     unsigned n = 65536;
@@ -245,6 +244,13 @@ int wc_fdtab_init(void)
                        0) == 0 && rl.rlim_max != RLIM_INFINITY
         && rl.rlim_max > n)
         n = rl.rlim_max > (1u << 20) ? (1u << 20) : (unsigned)rl.rlim_max;
+    return n;
+}
+
+WC_ONCE
+int wc_fdtab_init(void)
+{
+    unsigned n = wc_fdtab_slots();
     /* One mapping for the table and stats.c's byte per descriptor (one
      * mmap fewer at each start; pages are only touched where used), made
      * with the system call itself: libc's mmap is not looked up (real.c

@@ -56,7 +56,10 @@
  *       descriptor of the program's, whose close would drop the
  *       process's POSIX locks on its file), when L is below
  *       TABLE_READY_MAX; above, the grace period is paid at the first
- *       placement.
+ *       placement. So does a thread made before the shim's constructor
+ *       ran (by the constructor of a library the program is linked
+ *       with, as OpenBLAS starts its pool: those run before a preloaded
+ *       library's), with the table's size still to come (table_top).
  *
  * Known window: during the one F_DUPFD of (1) (about a microsecond, once
  * per cached file), another thread of a program that holds every number
@@ -108,13 +111,21 @@ static int place_below(int fd, rlim_t lim)
     return -EMFILE;
 }
 
+/* The numbers the fd table tracks: wc_nfds, or before the constructor
+ * made the table (a thread started by another library's constructor:
+ * invariant (6)), what it will be. */
+static unsigned table_top(void)
+{
+    return wc_nfds ? wc_nfds : wc_fdtab_slots();
+}
+
 /* Invariant 1: fd duplicated just above the program's soft limit (rl,
  * its limit now), with the limit raised for that one F_DUPFD. The new
  * number, or -errno (-EMFILE: no room there, or the raise refused).
  * Caller holds g_limit_lock. */
 static int place_above(int fd, const struct rlimit *rl)
 {
-    rlim_t lim = rl->rlim_cur, top = wc_nfds;
+    rlim_t lim = rl->rlim_cur, top = table_top();
     int n = -EMFILE;
     if (lim >= top)
         return n;
@@ -141,7 +152,7 @@ static int place_above(int fd, const struct rlimit *rl)
         }
         __atomic_store_n(&g_window, 0, __ATOMIC_RELEASE);
     }
-    if (n >= 0 && (unsigned)n >= wc_nfds) {
+    if (n >= 0 && (unsigned)n >= top) {
         wc_k_close(n);
         n = -EMFILE;
     }
@@ -177,9 +188,9 @@ void wc_own_fd_table_ready(void)
         src = wc_raw_syscall(SYS_eventfd2, 0, EFD_CLOEXEC, 0, 0, 0, 0);
     if (src >= 0) {
         int n = place_above((int)src, &rl);
+        unsigned top = table_top();
         if (n < 0 && n != -EBADF)
-            n = place_below((int)src, rl.rlim_cur < wc_nfds ? rl.rlim_cur
-                                                            : wc_nfds);
+            n = place_below((int)src, rl.rlim_cur < top ? rl.rlim_cur : top);
         if (n >= 0)
             wc_k_close(n);
         wc_k_close((int)src);

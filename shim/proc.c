@@ -1529,6 +1529,8 @@ WC_EXPORT int execlp(const char *file, const char *arg, ...)
 static void limits_changed(int resource)
 {
     struct wc_cache *c = wc_cachep;
+    if (resource == RLIMIT_STACK || resource == RLIMIT_AS)
+        wc_altstack_limits_changed();   /* altstack.c (6) */
     if (c && (resource == RLIMIT_FSIZE || resource == RLIMIT_NOFILE) &&
         wc_state == WC_ST_ON && !wc_depth) {
         int e = wc_work_begin();

@@ -448,6 +448,9 @@ static inline int wc_desc_lock_entry(int fd, struct wc_desc *d)
 
 /* Allocate the table (constructor). Returns 0 or -errno. */
 int wc_fdtab_init(void);
+/* The descriptor numbers the table tracks (wc_nfds once made): the hard
+ * RLIMIT_NOFILE, between 65536 and 1 << 20. */
+unsigned wc_fdtab_slots(void);
 /* wc_nfds bytes, one per descriptor, zero at start, mapped with the
  * table: stats.c's reasons (wc_nc_init). */
 extern unsigned char *wc_fd_bytes;
@@ -1351,6 +1354,8 @@ int wc_program_threads_gone(void);
  * (altstack.c). */
 void *wc_altstack_add(void);
 void wc_altstack_drop(void);
+/* RLIMIT_STACK or RLIMIT_AS changed: the next stack is sized anew. */
+void wc_altstack_limits_changed(void);
 /* Register the process for membarrier's private expedited barrier, as
  * the engine does when it makes the cache (cache/cache.c); cheap while
  * the process has one thread (altstack.c invariant (5)). */

@@ -2067,12 +2067,32 @@ static void s_sigstack(void)
  * much of it as any function. The program's file is cached first (the
  * shim's thread then has its signal stack: shim/altstack.c (6)). */
 static volatile int onstack_sink;
+static __thread unsigned char onstack_mark;   /* this thread's byte */
+static int onstack_torn;                      /* atomic */
 
 static void onstack_handler(int sig)
 {
     char big[512 * 1024];
-    memset(big, sig, sizeof big);
+    unsigned char mark = onstack_mark ? onstack_mark : (unsigned char)sig;
+    memset(big, mark, sizeof big);
+    /* Another thread's handler on the same stack would write its own
+     * byte over this one's meanwhile. */
+    for (int pass = 0; pass < 4; pass++)
+        for (size_t i = 0; i < sizeof big; i += 512)
+            if ((unsigned char)((volatile char *)big)[i] != mark)
+                __atomic_add_fetch(&onstack_torn, 1, __ATOMIC_RELAXED);
     onstack_sink = big[12345];
+}
+
+/* Threads made and ended two at a time, each taking the signal on its
+ * stack 20 times: under the shim each has a signal stack of its own,
+ * some kept from threads that ended before (shim/altstack.c (4)). */
+static void *onstack_thread(void *arg)
+{
+    onstack_mark = (unsigned char)(uintptr_t)arg;
+    for (int i = 0; i < 20; i++)
+        raise(SIGUSR1);
+    return NULL;
 }
 
 static void s_onstack(void)
@@ -2088,6 +2108,17 @@ static void s_onstack(void)
         die("sigaction");
     raise(SIGUSR1);
     say("OUT the handler ran (%d)", onstack_sink);
+    for (int round = 0; round < 8; round++) {
+        pthread_t t[2];
+        for (int k = 0; k < 2; k++)
+            if (pthread_create(&t[k], NULL, onstack_thread,
+                               (void *)(uintptr_t)(2 * round + k + 1)))
+                die("pthread_create");
+        for (int k = 0; k < 2; k++)
+            pthread_join(t[k], NULL);
+    }
+    say("OUT the threads' handlers ran, torn %d",
+        __atomic_load_n(&onstack_torn, __ATOMIC_RELAXED));
     close(fd);
     check("closed", "os");
 }

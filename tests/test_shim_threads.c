@@ -806,6 +806,33 @@ Test(threads, fork_child_of_a_threaded_parent_grows_no_table)
     realtime("forkfdsize", NULL, "fdsize kept\n");
 }
 
+/* The same where a thread was made before the shim's constructor ran: by
+ * the constructor of a library the program is linked with, as OpenBLAS
+ * starts its pool (probe AD F5: the shim's pthread_create prepared
+ * nothing before it was on; the first cached write then waited for two
+ * RCU grace periods, 2,000 small writes 0.07x). */
+Test(threads, thread_of_a_library_constructor_grows_no_table)
+{
+    struct rlimit rl;
+    cr_assert_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    if (rl.rlim_cur >= 65536)       /* ownfd.c TABLE_READY_MAX */
+        cr_skip_test("RLIMIT_NOFILE %llu: the table is not grown early",
+                     (unsigned long long)rl.rlim_cur);
+    wct_require_prog(WCT_PROG("prog_ctorthread"));
+    for (int shim = 0; shim < 2; shim++) {
+        const char *argv[] = {WCT_PROG("prog_ctorthread"), scratch, NULL};
+        struct wct_spec spec = {.argv = argv, .shim = shim,
+                                .timeout_s = 20};
+        struct wct_result res;
+        cr_assert(wct_run(&spec, &res) == 0);
+        const char *who = shim ? "with the shim" : "without the shim";
+        cr_assert(wct_ok(&res), "%s: %s\n%s%s", who, wct_status_str(&res),
+                  res.out, res.err);
+        cr_assert_str_eq(res.out, "fdsize kept\n", "%s", who);
+        wct_result_free(&res);
+    }
+}
+
 /* A POSIX lock held through descriptor 0 survives the program's first
  * pthread_create (probe AC F3: the shim grew the descriptor table with a
  * duplicate of descriptor 0, whose close dropped the lock). */

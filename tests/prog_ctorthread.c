@@ -1,0 +1,62 @@
+/*
+ * prog_ctorthread DIR - linked with so_ctorthread.so, whose constructor
+ * started a thread before the shim's constructor ran. Reads its
+ * descriptor table's size (FDSize), writes 100 lines to DIR/ctor.out
+ * (the cache is made then, and its descriptors placed), reads it again:
+ * prints "fdsize kept" when the table did not grow meanwhile, as without
+ * the shim (shim/altstack.c (5), ownfd.c (6): grown while the process had
+ * one thread; growing the table of a process with threads waits for an
+ * RCU grace period, 14-24 ms here: probe AD F5), "fdsize grew"
+ * otherwise; "no thread" when the library's thread is not there.
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static long status_field(const char *name)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long n = -1;
+    size_t len = strlen(name);
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, name, len) && line[len] == ':') {
+            n = atol(line + len + 1);
+            break;
+        }
+    if (f)
+        fclose(f);
+    return n;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: prog_ctorthread DIR\n");
+        return 2;
+    }
+    if (status_field("Threads") < 2) {
+        printf("no thread\n");
+        return 0;
+    }
+    char path[4200];
+    snprintf(path, sizeof path, "%s/ctor.out", argv[1]);
+    long before = status_field("FDSize");
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0)
+        return perror("open"), 1;
+    char line[64];
+    memset(line, 'c', sizeof line - 1);
+    line[sizeof line - 1] = '\n';
+    for (int i = 0; i < 100; i++)
+        if (write(fd, line, sizeof line) != (ssize_t)sizeof line)
+            return perror("write"), 1;
+    if (close(fd) != 0)
+        return perror("close"), 1;
+    long after = status_field("FDSize");
+    unlink(path);
+    printf("fdsize %s\n", after > before ? "grew" : "kept");
+    return 0;
+}
