@@ -9,9 +9,10 @@
  * made at or above the program's limit costs the program nothing.
  *
  * Invariants:
- *   (1) Above the limit (the normal case): every descriptor the engine
- *       keeps comes from wc_own_fd_place(), a duplicate made at or above
- *       the program's soft limit L, with the soft limit raised for the
+ *   (1) Above the limit, where the program's soft limit L is at most
+ *       WC_FD_LOW (1024, select's FD_SETSIZE: most systems' default):
+ *       every descriptor the engine keeps comes from wc_own_fd_place(), a
+ *       duplicate made at or above L, with the soft limit raised for the
  *       length of that one F_DUPFD_CLOEXEC (to the hard limit; when the
  *       hard limit equals L, both, if the process may: CAP_SYS_RESOURCE)
  *       and put back at once. The kernel then enforces the program's own
@@ -19,16 +20,29 @@
  *       pipe, raw system calls): the program can open L descriptors,
  *       whatever the number of cached files, and every number below L is
  *       free for its open, dup2, dup3 and F_DUPFD.
+ *   (1b) Where L is higher (20,000 on this machine; 1,048,576 in many
+ *       containers), at the lowest free numbers from WC_FD_LOW up, below
+ *       L, given back as (4) gives its own. A descriptor at L would make
+ *       the kernel's table L long: growing it to 1,048,576 is 8 MiB of
+ *       the kernel's memory, and every fork copies the table up to the
+ *       highest open number (one open at 19,999: fork and wait 110 ->
+ *       164 us here). A program meets these numbers only with more than
+ *       1024 descriptors open at once, past what select can use: its
+ *       open, socket or accept then gets the next free number, and an
+ *       F_DUPFD, dup2 or dup3 gets the kernel's (the engine's moves away,
+ *       (4)); at L it has one number fewer (the store's).
  *   (2) g_limit_lock serialises that raise with the program's own changes
  *       of RLIMIT_NOFILE (setrlimit, prlimit: wc_nofile_prlimit), so that
  *       neither undoes the other; while the limit is raised, getrlimit and
  *       prlimit report the program's limit (g_window, g_prog_rl).
  *   (3) When the program raises its soft limit over numbers the engine
- *       holds, they move above the new limit (wc_cache_fd_move, under the
- *       engine lock that covers their use) before setrlimit returns.
+ *       holds, those below WC_FD_LOW move above the new limit, or from
+ *       WC_FD_LOW up (1b) (wc_cache_fd_move, under the engine lock that
+ *       covers their use), before setrlimit returns.
  *   (4) Fallback, when the limit cannot be raised (hard limit == soft
  *       limit without CAP_SYS_RESOURCE, or above what the fd table
- *       tracks): the highest free numbers below L (logged once at info);
+ *       tracks) and L is at most WC_FD_LOW, or no number is free in
+ *       (1b)'s: the highest free numbers below L (logged once at info);
  *       the program then has fewer numbers (README, limits), and a dup2,
  *       dup3 or F_DUPFD onto one of them moves it out of the way first
  *       (wc_own_fd_evict).
@@ -46,17 +60,16 @@
  *       (getdents64, fchdir, accept...) still reach them.
  *   (6) The kernel grows a descriptor table that threads share only after
  *       an RCU grace period (expand_fdtable's synchronize_rcu: 14-24 ms
- *       here), and a number above L grows it for most programs (the table
+ *       here), and a placement grows it for most programs (the table
  *       starts at 64): the first cached file of a program that had
  *       threads paid that once (two threads writing 6 MB took 47 ms
  *       where two processes took 13). So the first pthread_create, while
  *       the process has one thread, grows it as a placement would (a
- *       duplicate at L, or below it as (4) places, of an eventfd of its
+ *       duplicate placed as (1), (1b) or (4) place, of an eventfd of its
  *       own, both closed at once: wc_own_fd_table_ready, 18 us; never a
  *       descriptor of the program's, whose close would drop the
- *       process's POSIX locks on its file), when L is below
- *       TABLE_READY_MAX; above, the grace period is paid at the first
- *       placement. So does a thread made before the shim's constructor
+ *       process's POSIX locks on its file): a table of 2048 at most
+ *       (16 KiB). So does a thread made before the shim's constructor
  *       ran (by the constructor of a library the program is linked
  *       with, as OpenBLAS starts its pool: those run before a preloaded
  *       library's), with the table's size still to come (table_top).
@@ -85,6 +98,8 @@ static struct wc_lock g_limit_lock;
 static int g_window;                 /* limit raised now (atomic) */
 static struct rlimit g_prog_rl;      /* the program's limit meanwhile */
 static int g_fallback_logged;
+/* Invariant (1b): where L is above it, the engine's numbers start here. */
+#define WC_FD_LOW 1024
 static struct rlimit g_refused;      /* a limit the raise failed from:
                                         not tried again while it stays */
 int wc_own_fd_fallback;              /* some descriptor sits below L */
@@ -117,6 +132,24 @@ static int place_below(int fd, rlim_t lim)
 static unsigned table_top(void)
 {
     return wc_nfds ? wc_nfds : wc_fdtab_slots();
+}
+
+static int place(int fd, const struct rlimit *rl);
+
+/* Invariant (1b): the lowest free number from WC_FD_LOW up, below `lim`
+ * (the program's soft limit, at most the table's size). fd or -errno. */
+static int place_low(int fd, rlim_t lim)
+{
+    if (lim <= WC_FD_LOW)
+        return -EMFILE;
+    int n = wc_k_fcntl(fd, F_DUPFD_CLOEXEC, WC_FD_LOW);
+    if (n < 0)
+        return -errno;
+    if ((rlim_t)n >= lim) {
+        wc_k_close(n);
+        return -EMFILE;
+    }
+    return n;
 }
 
 /* Invariant 1: fd duplicated just above the program's soft limit (rl,
@@ -159,10 +192,6 @@ static int place_above(int fd, const struct rlimit *rl)
     return n;
 }
 
-/* Invariant (6): the largest limit whose table is grown beforehand (its
- * table: 512 KiB of the kernel's memory at most). */
-#define TABLE_READY_MAX 65536
-
 WC_ONCE
 void wc_own_fd_table_ready(void)
 {
@@ -184,13 +213,10 @@ void wc_own_fd_table_ready(void)
      * pthread_create). Where the limit cannot be raised, as invariant 4
      * places (just below L). */
     long src = -1;
-    if (nofile(&rl) == 0 && rl.rlim_cur < TABLE_READY_MAX)
+    if (nofile(&rl) == 0)
         src = wc_raw_syscall(SYS_eventfd2, 0, EFD_CLOEXEC, 0, 0, 0, 0);
     if (src >= 0) {
-        int n = place_above((int)src, &rl);
-        unsigned top = table_top();
-        if (n < 0 && n != -EBADF)
-            n = place_below((int)src, rl.rlim_cur < top ? rl.rlim_cur : top);
+        int n = place((int)src, &rl);
         if (n >= 0)
             wc_k_close(n);
         wc_k_close((int)src);
@@ -201,33 +227,39 @@ void wc_own_fd_table_ready(void)
     errno = e;
 }
 
+/* A duplicate of fd where invariants (1), (1b) and (4) put it, under the
+ * program's limit rl: the new number or -errno. Caller holds
+ * g_limit_lock. */
+static int place(int fd, const struct rlimit *rl)
+{
+    rlim_t top = table_top(), lim = rl->rlim_cur < top ? rl->rlim_cur : top;
+    int n = place_low(fd, lim);                                /* (1b) */
+    if (n >= 0 || n == -EBADF)
+        return n;
+    n = place_above(fd, rl);                                   /* (1) */
+    if (n < 0 && n != -EBADF)
+        n = place_below(fd, lim);                              /* (4) */
+    return n;
+}
+
 int wc_own_fd_place(int fd)
 {
     int e = errno;
-    int n = -EMFILE;
+    int n;
     struct rlimit rl;
     wc_lock(&g_limit_lock);
-    if (nofile(&rl) != 0) {
-        n = -errno;
-        goto out;
-    }
-    rlim_t lim = rl.rlim_cur, top = wc_nfds;
-    n = place_above(fd, &rl);       /* invariant 1 */
-    if (n < 0 && n != -EBADF) {
-        /* Invariant 4. */
-        n = place_below(fd, lim < top ? lim : top);
-        if (n >= 0) {
+    n = nofile(&rl) == 0 ? place(fd, &rl) : -errno;
+    if (n >= 0) {
+        wc_fd_mark_internal(n, 1);
+        /* Below the limit: given back as the program needs it. */
+        if ((rlim_t)n < rl.rlim_cur)
             __atomic_store_n(&wc_own_fd_fallback, 1, __ATOMIC_RELAXED);
-            if (!g_fallback_logged) {
-                g_fallback_logged = 1;
-                wc_log(WC_LOG_INFO, "RLIMIT_NOFILE cannot be raised: the "
-                       "cache's descriptors take numbers below the limit");
-            }
+        if ((rlim_t)n < rl.rlim_cur && n < WC_FD_LOW && !g_fallback_logged) {
+            g_fallback_logged = 1;
+            wc_log(WC_LOG_INFO, "RLIMIT_NOFILE cannot be raised: the "
+                   "cache's descriptors take numbers below the limit");
         }
     }
-    if (n >= 0)
-        wc_fd_mark_internal(n, 1);
-out:
     wc_unlock(&g_limit_lock);
     errno = e;
     return n;
@@ -353,11 +385,14 @@ int wc_nofile_prlimit(pid_t pid, const struct rlimit *nl, struct rlimit *ol)
     int ok = r == 0 && nl && nofile(&now) == 0;
     if (locked)
         wc_unlock(&g_limit_lock);
-    /* Invariant 3: numbers of ours now below the limit move above it. */
+    /* Invariant 3: numbers of ours now below the limit and below
+     * WC_FD_LOW move away. */
     if (ok && wc_state == WC_ST_ON && wc_cachep && !wc_depth) {
         unsigned lo, hi;
         wc_own_fd_range(&lo, &hi);
         rlim_t lim = now.rlim_cur < hi ? now.rlim_cur : hi;
+        if (lim > WC_FD_LOW)
+            lim = WC_FD_LOW;
         for (unsigned fd = lo; fd < lim; fd++)
             if (wc_fd_is_internal((int)fd))
                 wc_own_fd_evict((int)fd);

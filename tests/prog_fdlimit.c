@@ -15,6 +15,10 @@
  *   prog_fdlimit raise DIR             files cached under a low limit, then
  *                                      the limit raised: every number up to
  *                                      the new limit is the program's
+ *   prog_fdlimit forktable DIR LIMIT   files cached, then a child: "small"
+ *                                      when its descriptor table (a copy of
+ *                                      the parent's up to the highest open
+ *                                      number) has 2048 slots at most
  *   prog_fdlimit reach DIR LIMIT [hard] files cached, then every number the
  *                                      program did not open, up to LIMIT +
  *                                      16, given to the calls that take a
@@ -161,7 +165,7 @@ static int high(long lim)
         report("close top", close(t));
     }
     int targets[] = {512, (int)lim - 1, (int)lim - 2, (int)lim, (int)lim + 1,
-                     (int)lim / 2, (int)lim / 2 + 1};
+                     (int)lim / 2, (int)lim / 2 + 1, 1024, 1025};
     for (size_t i = 0; i < sizeof targets / sizeof targets[0]; i++) {
         int t = targets[i];
         char what[64];
@@ -355,6 +359,50 @@ static int reach(long lim)
     return 0;
 }
 
+/* The kernel's descriptor table size (/proc/self/status FDSize). */
+static long fdsize(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long n = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "FDSize: %ld", &n) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return n;
+}
+
+/* Files written, then a child: its table is a copy of the parent's up to
+ * the highest open number, which the shim's descriptors set (ownfd.c
+ * (1b)). "small" when it has at most 2048 slots. */
+static int forktable(long lim)
+{
+    set_soft(lim);
+    int fds[8];
+    for (int i = 0; i < 8; i++) {
+        fds[i] = open_w("t", i);
+        for (int k = 0; k < 20; k++)
+            write_through(fds[i], "line");
+    }
+    int pipefd[2];
+    if (pipe(pipefd) != 0)
+        return 3;
+    pid_t c = fork();
+    if (c == 0) {
+        long n = fdsize();
+        _exit(n > 0 && n <= 2048 ? 0 : 1);
+    }
+    int st = -1;
+    waitpid(c, &st, 0);
+    printf("the child's table: %s\n",
+           WIFEXITED(st) && WEXITSTATUS(st) == 0 ? "small" : "large");
+    printf("the parent's table: %s\n", fdsize() <= 2048 ? "small" : "large");
+    for (int i = 0; i < 8; i++)
+        report("close", close(fds[i]));
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -376,5 +424,7 @@ int main(int argc, char **argv)
         return raise_limit();
     if (!strcmp(argv[1], "reach"))
         return reach(lim);
+    if (!strcmp(argv[1], "forktable"))
+        return forktable(lim);
     return 2;
 }

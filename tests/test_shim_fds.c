@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -152,6 +153,45 @@ static void count_hard(const char *limit)
     cr_expect(strstr(p.out[1], "close failures 0"), "%s", p.out[1]);
     cr_expect(!strstr(p.out[1], "on success"), "%s", p.out[1]);
     free_pair(&p);
+}
+
+/* A soft limit above 1024 (1,048,576 in many containers): the shim's
+ * descriptors take numbers from 1024 up, not at the limit, where the
+ * kernel's table would grow to the limit's size and every fork copy it
+ * (shim/ownfd.c (1b)); they are given back as under an equal hard limit
+ * (at most one descriptor fewer), every dup2 onto them as the kernel
+ * does, and a child's table stays small. Needs a hard limit of 4096. */
+static void need_hard_4096(void)
+{
+    struct rlimit rl;
+    cr_assert_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < 4096)
+        cr_skip_test("hard RLIMIT_NOFILE %llu: below 4096",
+                     (unsigned long long)rl.rlim_max);
+}
+
+Test(fds, count_limit_4096)
+{
+    need_hard_4096();
+    struct pair p;
+    run_pair(&p, "count", "4096", NULL);
+    int k = opened_count(p.out[0]), s = opened_count(p.out[1]);
+    cr_assert(k > 0, "kernel transcript:\n%s", p.out[0]);
+    cr_expect(s == k || s == k - 1,
+              "limit 4096: the kernel opens %d files, the shim %d", k, s);
+    cr_expect(strstr(p.out[1], "close failures 0"), "%s", p.out[1]);
+    cr_expect(!strstr(p.out[1], "on success"), "%s", p.out[1]);
+    free_pair(&p);
+}
+Test(fds, dup_onto_high_numbers_limit_4096)
+{
+    need_hard_4096();
+    same("high", "4096", NULL);
+}
+Test(fds, fork_copies_a_small_table_limit_4096)
+{
+    need_hard_4096();
+    same("forktable", "4096", NULL);
 }
 
 Test(fds, count_hard_limit_16) { count_hard("16"); }

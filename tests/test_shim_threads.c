@@ -784,11 +784,6 @@ Test(threads, deadline_when_every_write_blocks_a_timer_signal)
  * (The program does not become real-time: realtime() only runs it.) */
 Test(threads, cache_made_by_a_thread_grows_no_table)
 {
-    struct rlimit rl;
-    cr_assert_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
-    if (rl.rlim_cur >= 65536)       /* ownfd.c TABLE_READY_MAX */
-        cr_skip_test("RLIMIT_NOFILE %llu: the table is not grown early",
-                     (unsigned long long)rl.rlim_cur);
     realtime("fdsize", NULL, "fdsize kept\n");
 }
 
@@ -798,11 +793,6 @@ Test(threads, cache_made_by_a_thread_grows_no_table)
  * cache's first descriptor waited for a grace period). */
 Test(threads, fork_child_of_a_threaded_parent_grows_no_table)
 {
-    struct rlimit rl;
-    cr_assert_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
-    if (rl.rlim_cur >= 65536)       /* ownfd.c TABLE_READY_MAX */
-        cr_skip_test("RLIMIT_NOFILE %llu: the table is not grown early",
-                     (unsigned long long)rl.rlim_cur);
     realtime("forkfdsize", NULL, "fdsize kept\n");
 }
 
@@ -813,11 +803,6 @@ Test(threads, fork_child_of_a_threaded_parent_grows_no_table)
  * RCU grace periods, 2,000 small writes 0.07x). */
 Test(threads, thread_of_a_library_constructor_grows_no_table)
 {
-    struct rlimit rl;
-    cr_assert_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
-    if (rl.rlim_cur >= 65536)       /* ownfd.c TABLE_READY_MAX */
-        cr_skip_test("RLIMIT_NOFILE %llu: the table is not grown early",
-                     (unsigned long long)rl.rlim_cur);
     wct_require_prog(WCT_PROG("prog_ctorthread"));
     for (int shim = 0; shim < 2; shim++) {
         const char *argv[] = {WCT_PROG("prog_ctorthread"), scratch, NULL};
