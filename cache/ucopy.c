@@ -21,8 +21,15 @@
  *       had (chain_mask). Not the stack: ours runs on the shim's alternate
  *       stack (SA_ONSTACK) where the thread has one (shim/altstack.c
  *       (3)), and so does the program's handler it calls, even when the
- *       program asked for none (sigaltstack inside it reports the
- *       shim's).
+ *       program asked for none; what the handler sees of that stack
+ *       (sigaltstack, its ucontext's uc_stack) is what the kernel alone
+ *       would show (wc_fault_uc_stack_hook: none).
+ *   (5) Where the kernel alone could not have run the program's handler
+ *       (the fault came on the shim's stack, and the interrupted stack
+ *       has no room for a signal frame: a stack overflow), the action is
+ *       the default one, as the kernel forces it: the process dies of the
+ *       signal (wc_fault_undeliverable_hook; probe AE F1: the program's
+ *       handler ran and chose the exit status).
  */
 #include <errno.h>
 #include <signal.h>
@@ -142,6 +149,10 @@ static struct sigaction chain_segv, chain_bus;
 static volatile sig_atomic_t installed;
 
 void (*volatile wc_fault_death_hook)(int sig);
+int (*volatile wc_fault_undeliverable_hook)(const siginfo_t *si,
+                                            const ucontext_t *uc);
+void (*volatile wc_fault_uc_stack_hook)(ucontext_t *uc, stack_t *saved,
+                                        int show);
 
 static struct sigaction *chain_for(int sig)
 {
@@ -186,36 +197,50 @@ static void fault_handler(int sig, siginfo_t *si, void *ctx)
 
     /* Not ours: behave as the previous action would have. */
     struct sigaction act = *chain_for(sig);
-    if (act.sa_flags & SA_SIGINFO) {
+    int handler = (act.sa_flags & SA_SIGINFO) ||
+                  (act.sa_handler != SIG_DFL && act.sa_handler != SIG_IGN);
+    int (*cannot)(const siginfo_t *, const ucontext_t *) =
+        wc_fault_undeliverable_hook;
+    if (handler && si->si_code > 0 && cannot && cannot(si, uc)) {
+        /* The kernel alone would have had no room to run it: it forces
+         * the default action (a stack overflow kills). */
+        handler = 0;
+        act.sa_flags = 0;
+        act.sa_handler = SIG_DFL;
+    }
+    if (handler) {
+        void (*uc_stack)(ucontext_t *, stack_t *, int) =
+            wc_fault_uc_stack_hook;
+        stack_t saved;
         if (act.sa_flags & SA_RESETHAND)
             chain_for(sig)->sa_handler = SIG_DFL;
         chain_mask(sig, &act, uc);
-        act.sa_sigaction(sig, si, ctx);
+        if (uc_stack)
+            uc_stack(uc, &saved, 0);
+        if (act.sa_flags & SA_SIGINFO)
+            act.sa_sigaction(sig, si, ctx);
+        else
+            act.sa_handler(sig);
+        if (uc_stack)
+            uc_stack(uc, &saved, 1);
         return;
     }
     if (act.sa_handler == SIG_IGN && si->si_code <= 0)
         return;         /* sent by kill() and ignored: the kernel drops it */
-    if (act.sa_handler == SIG_DFL || act.sa_handler == SIG_IGN) {
-        /* A synchronous fault cannot be ignored: the kernel would apply
-         * the default action. Write back first (the process dies now);
-         * then restore it: returning re-executes the faulting
-         * instruction, which then takes the default action. */
-        void (*hook)(int) = wc_fault_death_hook;
-        if (hook)
-            hook(sig);
-        struct sigaction dfl;
-        memset(&dfl, 0, sizeof dfl);
-        dfl.sa_handler = SIG_DFL;
-        wc_sys.sigaction(sig, &dfl, NULL);
-        installed = 0;
-        if (si->si_code <= 0)           /* sent by kill(): deliver again */
-            raise(sig);
-        return;
-    }
-    if (act.sa_flags & SA_RESETHAND)
-        chain_for(sig)->sa_handler = SIG_DFL;
-    chain_mask(sig, &act, uc);
-    act.sa_handler(sig);
+    /* A synchronous fault cannot be ignored: the kernel would apply the
+     * default action. Write back first (the process dies now); then
+     * restore it: returning re-executes the faulting instruction, which
+     * then takes the default action. */
+    void (*hook)(int) = wc_fault_death_hook;
+    if (hook)
+        hook(sig);
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    wc_sys.sigaction(sig, &dfl, NULL);
+    installed = 0;
+    if (si->si_code <= 0)               /* sent by kill(): deliver again */
+        raise(sig);
 }
 
 static int install_one(int sig)

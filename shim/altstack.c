@@ -51,18 +51,26 @@
  *       grace periods, 2,000 small writes 0.07x).
  *   (6) Without it, the kernel runs a handler the program installed with
  *       SA_ONSTACK, having set no stack of its own, on the thread's stack;
- *       with it, on ours: so ours is as large as a thread's own stack
- *       (RLIMIT_STACK, 8 MiB by default, between 256 KiB and 64 MiB:
- *       address space only, NORESERVE; 256 KiB under a finite RLIMIT_AS,
- *       which it would count against; the limits as the program last set
- *       them through the shim: a change made by another process, or by
- *       an inline system call, is seen only then), and sigaltstack tells
- *       the program of no stack while ours is the one set, as the kernel
- *       would without it (probe AC F6: a handler using 512 KiB died of
- *       SIGSEGV on the 256 KiB one, and the program saw a stack it never
- *       set). One
- *       difference stays: a handler running on ours gets EPERM from a
- *       sigaltstack that would set one.
+ *       with it, on ours: so ours is as large as the thread's own stack
+ *       (a thread made through pthread_create: its attribute's size or
+ *       glibc's default; the first thread: RLIMIT_STACK, 8 MiB by
+ *       default, as the program last set it through the shim; between
+ *       256 KiB and 1 GiB: address space only, NORESERVE; 256 KiB under a
+ *       finite RLIMIT_AS, which it would count against; probe AE F2: a
+ *       handler using 20 MB on a thread of 128 MiB died on the 64 MiB
+ *       stack then), and what a handler is told of it is what the kernel
+ *       would tell without it: sigaltstack, no stack, while ours is the
+ *       one set (probe AC F6: a handler using 512 KiB died of SIGSEGV on
+ *       the 256 KiB one, and the program saw a stack it never set); its
+ *       ucontext's uc_stack, no stack either (wc_altstack_uc_stack,
+ *       around the program's handlers: the kernel restores the stack
+ *       from there at their return; probe AE F3). Where the kernel would
+ *       have had no room on the interrupted stack to run a fault's
+ *       handler at all (a stack overflow), the process dies of the
+ *       fault as it would have (wc_altstack_undeliverable, cache/ucopy.c
+ *       (5); probe AE F1: the program's SIGSEGV handler ran on ours and
+ *       chose the exit status). One difference stays: a handler running
+ *       on ours gets EPERM from a sigaltstack that would set one.
  *   (7) So do the threads glibc makes itself to run a function of the
  *       program's, which do not go through this file's pthread_create:
  *       a timer's or a message queue's SIGEV_THREAD notification
@@ -93,25 +101,34 @@
 #include "wcache/ucopy.h"
 
 #define ALT_MIN (256ul << 10)     /* room for a write-back from a handler */
-#define ALT_MAX (64ul << 20)
+#define ALT_MAX (1ul << 30)       /* address space only (NORESERVE) */
 #define ALT_GUARD 4096u           /* PROT_NONE below it */
 #ifndef SS_AUTODISARM
 #define SS_AUTODISARM ((int)(1u << 31))     /* the kernel's (4.7) */
 #endif
 
-/* The mapping wc_altstack_add gave this thread (NULL: none), and its
- * stack's size. */
+/* The mapping wc_altstack_add gave this thread (NULL: none), its
+ * stack's size, and the ss_flags a handler's ucontext would show of the
+ * thread's alternate stack without it (the kernel's: 0 in a process's
+ * first thread that never set one, SS_DISABLE in a thread made later). */
 static WC_TLS void *t_alt;
 static WC_TLS size_t t_alt_size;
+static WC_TLS int t_uc_flags;
 
-/* Invariant (6): as large as a thread's own stack, RLIMIT_STACK (8 MiB
- * unless set), between ALT_MIN and ALT_MAX; ALT_MIN under a finite
- * RLIMIT_AS, where the address space it takes is the program's. */
+/* A finite RLIMIT_AS (atomic; with g_alt_size). */
+static int g_as_finite;
+
+/* Invariant (6): as large as the process's first thread's stack,
+ * RLIMIT_STACK (8 MiB unless set), between ALT_MIN and ALT_MAX; ALT_MIN
+ * under a finite RLIMIT_AS, where the address space it takes is the
+ * program's. */
 static size_t alt_size_now(void)
 {
     struct rlimit rl;
-    if (wc_raw_syscall(SYS_prlimit64, 0, RLIMIT_AS, 0, (long)&rl, 0, 0) ==
-            0 && rl.rlim_cur != RLIM_INFINITY)
+    int finite = wc_raw_syscall(SYS_prlimit64, 0, RLIMIT_AS, 0, (long)&rl,
+                                0, 0) == 0 && rl.rlim_cur != RLIM_INFINITY;
+    __atomic_store_n(&g_as_finite, finite, __ATOMIC_RELAXED);
+    if (finite)
         return ALT_MIN;
     if (wc_raw_syscall(SYS_prlimit64, 0, RLIMIT_STACK, 0, (long)&rl, 0,
                        0) != 0 || rl.rlim_cur == RLIM_INFINITY)
@@ -230,15 +247,21 @@ static int kept_give(void *m, size_t size)
 }
 
 /* Give the calling thread an alternate stack if it has none (nor one of
- * ours already). Returns the mapping (to release with wc_altstack_drop)
- * or NULL. Set and asked in one call: a stack found set already (a
- * sanitizer's, set before the thread's function ran) is put back. */
+ * ours already), as large as its own stack `own` (0: the process's
+ * first thread, or unknown). Returns the mapping (to release with
+ * wc_altstack_drop) or NULL. Set and asked in one call: a stack found set
+ * already (a sanitizer's, set before the thread's function ran) is put
+ * back. */
 WC_ONCE
-void *wc_altstack_add(void)
+void *wc_altstack_add(size_t own)
 {
     if (t_alt)
         return NULL;
     size_t size = alt_size();
+    if (own && !__atomic_load_n(&g_as_finite, __ATOMIC_RELAXED)) {
+        size = (own + 4095) & ~(size_t)4095;
+        size = size < ALT_MIN ? ALT_MIN : size > ALT_MAX ? ALT_MAX : size;
+    }
     void *m = kept_take(size);
     if (!m) {
         m = REAL(mmap)(NULL, size + ALT_GUARD, PROT_READ | PROT_WRITE,
@@ -265,6 +288,9 @@ void *wc_altstack_add(void)
     }
     t_alt = m;
     t_alt_size = size;
+    t_uc_flags = own || wc_raw_syscall(SYS_gettid, 0, 0, 0, 0, 0, 0) !=
+                            wc_raw_syscall(SYS_getpid, 0, 0, 0, 0, 0, 0)
+                     ? SS_DISABLE : 0;
     return m;
 }
 
@@ -292,6 +318,73 @@ void wc_altstack_drop(void)
         REAL(munmap)(m, t_alt_size + ALT_GUARD);
 }
 
+/* ---- what a handler on our stack sees (invariant (6)) ----------------- */
+
+/* Is the frame of ucontext uc (a signal delivered now) on this thread's
+ * stack of ours? Its [lo, hi). */
+static int frame_on_ours(const void *uc, const char **lo, const char **hi)
+{
+    if (!t_alt)
+        return 0;
+    *lo = (const char *)t_alt + ALT_GUARD;
+    *hi = *lo + t_alt_size;
+    return (const char *)uc >= *lo && (const char *)uc < *hi;
+}
+
+/* The kernel alone, the thread having no alternate stack, puts the frame
+ * of a handler on the interrupted stack: below the stack pointer's red
+ * zone, as large as the one it put on ours (the handler's return
+ * address, the ucontext, the siginfo, the FPU state: a few KiB). When
+ * that room is not there (not readable: a guard page, a stack that may
+ * not grow further) and the fault itself was on the stack there, the
+ * kernel could not run the handler and the process died of the signal.
+ * A fault elsewhere (a NULL pointer) with the stack pointer near the
+ * main thread's growable end is delivered: the kernel grows the stack,
+ * which the test here cannot see, so it says "deliverable" there. */
+int wc_altstack_undeliverable(const siginfo_t *si, const ucontext_t *uc)
+{
+    const char *lo, *hi;
+    if (!frame_on_ours(uc, &lo, &hi))
+        return 0;               /* delivered where the kernel would */
+    uintptr_t frame = (uintptr_t)(hi - (const char *)uc) + 8;
+    if (frame > (64u << 10))
+        return 0;               /* not the first frame on ours: unknown */
+    uintptr_t sp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
+    uintptr_t at = (uintptr_t)si->si_addr;
+    if (sp < frame + 128 + (64u << 10))
+        return 0;
+    uintptr_t flo = sp - 128 - frame;
+    if (at < flo - (64u << 10) || at >= sp + 4096)
+        return 0;               /* the fault was not on the stack there */
+    char buf[1024];
+    for (uintptr_t p = flo; p < sp - 128; p += sizeof buf) {
+        size_t n = sp - 128 - p < sizeof buf ? sp - 128 - p : sizeof buf;
+        if (wc_read_readable(buf, (const void *)p, n) != n)
+            return 1;
+    }
+    return 0;
+}
+
+void wc_altstack_uc_stack(ucontext_t *uc, stack_t *saved, int show)
+{
+    if (!show) {
+        saved->ss_flags = -1;           /* nothing hidden */
+        if (!uc || !t_alt || uc->uc_stack.ss_sp != (void *)((char *)t_alt +
+                                                             ALT_GUARD))
+            return;
+        *saved = uc->uc_stack;
+        uc->uc_stack.ss_sp = NULL;
+        uc->uc_stack.ss_size = 0;
+        uc->uc_stack.ss_flags = t_uc_flags;
+        return;
+    }
+    /* Put back unless the handler set one of its own there (the kernel
+     * takes it at the handler's return). */
+    if (saved->ss_flags != -1 && uc && uc->uc_stack.ss_sp == NULL &&
+        uc->uc_stack.ss_size == 0 && uc->uc_stack.ss_flags == t_uc_flags)
+        uc->uc_stack = *saved;
+}
+
 void wc_membarrier_register(void)
 {
 #ifndef __SANITIZE_THREAD__     /* as the engine (cache/cache.c) */
@@ -316,6 +409,7 @@ void wc_thread_to_come(void)
 struct start {
     void *(*fn)(void *);
     void *arg;
+    size_t stack;               /* the thread's stack size, 0: unknown */
 };
 
 static void drop_cleanup(void *unused)
@@ -333,7 +427,7 @@ static void *thread_start(void *p)
      * invariant (8)). */
     if (__atomic_load_n(&wc_cachep, __ATOMIC_ACQUIRE) &&
         wc_state != WC_ST_OFF)
-        wc_altstack_add();
+        wc_altstack_add(s.stack);
     void *ret;
     pthread_cleanup_push(drop_cleanup, NULL);
     ret = s.fn(s.arg);
@@ -350,6 +444,17 @@ WC_EXPORT int pthread_create(pthread_t *t, const pthread_attr_t *attr,
         return REAL(pthread_create)(t, attr, fn, arg);
     s->fn = fn;
     s->arg = arg;
+    /* Its stack's size (invariant (6)): the attribute's, or glibc's
+     * default for new threads (fixed at start-up from RLIMIT_STACK, or
+     * set with pthread_setattr_default_np). */
+    s->stack = 0;
+    pthread_attr_t def;
+    if (attr)
+        pthread_attr_getstacksize(attr, &s->stack);
+    else if (pthread_getattr_default_np(&def) == 0) {
+        pthread_attr_getstacksize(&def, &s->stack);
+        pthread_attr_destroy(&def);
+    }
     int r = REAL(pthread_create)(t, attr, thread_start, s);
     if (r != 0)
         free(s);

@@ -470,7 +470,7 @@ struct wc_cache *wc_cache_get(void)
             wc_log(WC_LOG_INFO, "cache %s", wc_cache_path(c));
             __atomic_store_n(&wc_cachep, c, __ATOMIC_RELEASE);
             wc_death_signals_init();    /* deaths write back from now */
-            wc_altstack_add();          /* altstack.c invariant (3) */
+            wc_altstack_add(0);         /* altstack.c invariant (3) */
             if ((r = wc_cache_publish(c)) < 0)
                 wc_log(WC_LOG_WARN, "the backing file has no name (%s): "
                        "`wcache recover` cannot find it, no crash guard",

@@ -1349,13 +1349,17 @@ int wc_vfork_touched(int fd);
  * (syscall.c; for the flusher, which then ends so the process can.) */
 int wc_program_threads_gone(void);
 
-/* The calling thread's alternate signal stack, unless it has one: the
- * mapping, or NULL. wc_altstack_drop() releases the calling thread's
- * (altstack.c). */
-void *wc_altstack_add(void);
+/* The calling thread's alternate signal stack, unless it has one, as
+ * large as its own stack `own` (0: the process's first thread, or
+ * unknown): the mapping, or NULL. wc_altstack_drop() releases the
+ * calling thread's (altstack.c). */
+void *wc_altstack_add(size_t own);
 void wc_altstack_drop(void);
 /* RLIMIT_STACK or RLIMIT_AS changed: the next stack is sized anew. */
 void wc_altstack_limits_changed(void);
+/* wcache/ucopy.h's two hooks (altstack.c invariant (6)). */
+int wc_altstack_undeliverable(const siginfo_t *si, const ucontext_t *uc);
+void wc_altstack_uc_stack(ucontext_t *uc, stack_t *saved, int show);
 /* Register the process for membarrier's private expedited barrier, as
  * the engine does when it makes the cache (cache/cache.c); cheap while
  * the process has one thread (altstack.c invariant (5)). */

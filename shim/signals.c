@@ -307,10 +307,16 @@ static void holding_handler_run(int sig, siginfo_t *si, void *uc)
         else
             REAL(sigaction)(sig, &r, NULL);
     }
-    if (fl & SA_SIGINFO)
+    if (fl & SA_SIGINFO) {
+        /* What the kernel alone shows of the thread's alternate stack
+         * (altstack.c (6)). */
+        stack_t saved;
+        wc_altstack_uc_stack(uc, &saved, 0);
         ((void (*)(int, siginfo_t *, void *))h)(sig, si, uc);
-    else if (h != (void *)SIG_DFL && h != (void *)SIG_IGN)
+        wc_altstack_uc_stack(uc, &saved, 1);
+    } else if (h != (void *)SIG_DFL && h != (void *)SIG_IGN) {
         ((void (*)(int))h)(sig);
+    }
 }
 
 /* Where the program's innermost handler run through holding_handler
@@ -715,6 +721,8 @@ WC_ONCE
 void wc_signals_init(void)
 {
     wc_fault_death_hook = fault_hook;
+    wc_fault_undeliverable_hook = wc_altstack_undeliverable;
+    wc_fault_uc_stack_hook = wc_altstack_uc_stack;
     const uintptr_t *r = (const uintptr_t *)getauxval(AT_RANDOM);
     if (r)
         g_mark_key = r[0];

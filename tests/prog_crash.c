@@ -20,6 +20,13 @@
  *   tstack    a second thread overflows its stack
  *   tsegv     a second thread raises SIGSEGV
  *   handler   a SIGFPE handler of its own prints and exits 9, then fpe
+ *   segvstack a SIGSEGV handler of its own (prints, exits 9; set without
+ *             SA_ONSTACK and no stack of its own), then overflows its
+ *             stack: the kernel cannot run the handler (no room) and the
+ *             process dies of SIGSEGV; segvostack: with SA_ONSTACK;
+ *             tsegvstack: in a second thread
+ *   segvnull  the same handler, then NULL: the handler runs (exit 9);
+ *             tsegvnull: in a second thread
  *   ignored   SIGSEGV set to SIG_IGN, then raise(SIGSEGV): survives
  */
 #include <fcntl.h>
@@ -57,9 +64,11 @@ static void bus(void)
 
 static void die(const char *how)
 {
-    if (!strcmp(how, "null") || !strcmp(how, "thread"))
+    if (!strcmp(how, "null") || !strcmp(how, "thread") ||
+        strstr(how, "segvnull"))
         *nullp = 1;
-    else if (!strcmp(how, "stack") || !strcmp(how, "tstack"))
+    else if (!strcmp(how, "stack") || !strcmp(how, "tstack") ||
+             strstr(how, "segvstack") || strstr(how, "segvostack"))
         recurse(0);
     else if (!strcmp(how, "fpe") || !strcmp(how, "handler"))
         printf("%d\n", 100 / zero);
@@ -75,6 +84,14 @@ static void die(const char *how)
         abort();
     else if (!strcmp(how, "tsegv"))
         raise(SIGSEGV);
+}
+
+static void on_segv(int sig)
+{
+    char m[64];
+    int n = snprintf(m, sizeof m, "handler ran for %d\n", sig);
+    write(1, m, (size_t)n);
+    _exit(9);
 }
 
 static void *thread_main(void *how)
@@ -111,6 +128,14 @@ int main(int argc, char **argv)
     }
     if (!strcmp(how, "handler"))
         signal(SIGFPE, on_fpe);
+    if (strstr(how, "segvstack") || strstr(how, "segvostack") ||
+        strstr(how, "segvnull")) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_segv;
+        sa.sa_flags = strstr(how, "segvostack") ? SA_ONSTACK : 0;
+        sigaction(SIGSEGV, &sa, NULL);
+    }
     if (!strcmp(how, "ignored")) {
         signal(SIGSEGV, SIG_IGN);
         raise(SIGSEGV);

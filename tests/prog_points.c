@@ -29,6 +29,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <ucontext.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <spawn.h>
@@ -2084,6 +2085,46 @@ static void onstack_handler(int sig)
     onstack_sink = big[12345];
 }
 
+/* What a handler's ucontext says of the thread's alternate stack (the
+ * kernel restores it from there at the handler's return): none, as the
+ * program set none (probe AE F3: the shim's showed through). */
+static volatile int onstack_uc_none = -1;
+
+static volatile int onstack_uc_flags;
+static volatile size_t onstack_uc_size;
+
+static void onstack_info_handler(int sig, siginfo_t *si, void *ctx)
+{
+    (void)sig, (void)si;
+    const ucontext_t *uc = ctx;
+    onstack_uc_none = uc->uc_stack.ss_sp == NULL;
+    onstack_uc_flags = uc->uc_stack.ss_flags;
+    onstack_uc_size = uc->uc_stack.ss_size;
+}
+
+/* A handler using 16 MiB of stack, on a thread made with a 64 MiB one
+ * (probe AE F2: the shim's stack was RLIMIT_STACK's 8 MiB whatever the
+ * thread's: SIGSEGV). */
+static int onstack_deep(int n)
+{
+    volatile char frame[1024];      /* touched from the top down, as a
+                                       stack grows: the guard page first */
+    frame[0] = (char)n;
+    frame[1023] = (char)n;
+    return n ? onstack_deep(n - 1) + frame[0] : frame[1023];
+}
+
+static void onstack_big_handler(int sig)
+{
+    onstack_sink = onstack_deep(16 * 1024) + sig;
+}
+
+static void *onstack_big_thread(void *arg)
+{
+    raise(SIGVTALRM);
+    return arg;
+}
+
 /* Threads made and ended two at a time, each taking the signal on its
  * stack 20 times: under the shim each has a signal stack of its own,
  * some kept from threads that ended before (shim/altstack.c (4)). */
@@ -2108,6 +2149,16 @@ static void s_onstack(void)
         die("sigaction");
     raise(SIGUSR1);
     say("OUT the handler ran (%d)", onstack_sink);
+    sa.sa_sigaction = onstack_info_handler;
+    sa.sa_flags = SA_ONSTACK | SA_SIGINFO;
+    if (sigaction(SIGUSR2, &sa, NULL) != 0)
+        die("sigaction");
+    raise(SIGUSR2);
+    say("OUT its ucontext's stack: %s, flags %d, size %zu",
+        onstack_uc_none == 1 ? "none" : onstack_uc_none == 0 ? "a stack"
+                                                              : "no call",
+        onstack_uc_flags, (size_t)onstack_uc_size);
+    say_sigstack("after the handlers");
     for (int round = 0; round < 8; round++) {
         pthread_t t[2];
         for (int k = 0; k < 2; k++)
@@ -2119,6 +2170,20 @@ static void s_onstack(void)
     }
     say("OUT the threads' handlers ran, torn %d",
         __atomic_load_n(&onstack_torn, __ATOMIC_RELAXED));
+    sa.sa_handler = onstack_big_handler;
+    sa.sa_flags = SA_ONSTACK;
+    if (sigaction(SIGVTALRM, &sa, NULL) != 0)
+        die("sigaction");
+    pthread_attr_t big;
+    pthread_t bt;
+    pthread_attr_init(&big);
+    pthread_attr_setstacksize(&big, 64u << 20);
+    onstack_sink = 0;
+    if (pthread_create(&bt, &big, onstack_big_thread, NULL))
+        die("pthread_create");
+    pthread_join(bt, NULL);
+    pthread_attr_destroy(&big);
+    say("OUT a 16 MiB handler on a 64 MiB thread ran (%d)", onstack_sink);
     close(fd);
     check("closed", "os");
 }

@@ -102,6 +102,69 @@ Test(crash, thread_null_dereference, .fini = wct_scratch_cleanup, .timeout = 60)
 Test(crash, thread_stack_overflow, .fini = wct_scratch_cleanup, .timeout = 60) { one("tstack"); }
 Test(crash, thread_raises_sigsegv, .fini = wct_scratch_cleanup, .timeout = 60) { one("tsegv"); }
 
+/* A SIGSEGV handler of the program's, which set no signal stack: at a
+ * stack overflow the kernel has no room to run it and the process dies
+ * of SIGSEGV; under the shim the fault came on the shim's stack and the
+ * handler ran there, choosing the exit status (probe AE F1). Now the
+ * default action, as the kernel's (cache/ucopy.c (5)). */
+Test(crash, stack_overflow_with_a_handler, .fini = wct_scratch_cleanup,
+     .timeout = 60)
+{
+    one("segvstack");
+}
+Test(crash, stack_overflow_with_an_onstack_handler,
+     .fini = wct_scratch_cleanup, .timeout = 60)
+{
+    one("segvostack");
+}
+Test(crash, thread_stack_overflow_with_a_handler,
+     .fini = wct_scratch_cleanup, .timeout = 60)
+{
+    one("tsegvstack");
+}
+
+/* Where the kernel can run it (a NULL pointer), the handler runs under
+ * the shim too, on its stack: exit 9, "handler ran", the file whole. */
+static void handled(const char *how)
+{
+    wct_require_shim();
+    wct_require_prog(WCT_PROG("prog_crash"));
+    char *dir = wct_scratch("crash");
+    char path[4200];
+    snprintf(path, sizeof path, "%s/out", dir);
+    const char *argv[] = {WCT_PROG("prog_crash"), path, how, NULL};
+    char dv[4300];
+    snprintf(dv, sizeof dv, "WCACHE_DIR=%s", dir);
+    const char *env[] = {dv, NULL};
+    for (int shim = 0; shim < 2; shim++) {
+        struct wct_spec s = {.argv = argv, .shim = shim, .timeout_s = 30,
+                             .cwd = dir, .env = env};
+        struct wct_result r;
+        cr_assert_eq(wct_run(&s, &r), 0);
+        cr_assert(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 9 &&
+                  !strcmp(r.out, "handler ran for 11\n"),
+                  "%s (shim %d): %s, printed %s", how, shim,
+                  wct_status_str(&r), r.out);
+        size_t len;
+        char *file = wct_slurp(path, &len);
+        cr_assert(file && len == 10000, "%s (shim %d): %zu bytes", how, shim,
+                  len);
+        free(file);
+        wct_result_free(&r);
+        unlink(path);
+    }
+    wct_scratch_cleanup();
+}
+Test(crash, null_with_a_handler, .fini = wct_scratch_cleanup, .timeout = 60)
+{
+    handled("segvnull");
+}
+Test(crash, thread_null_with_a_handler, .fini = wct_scratch_cleanup,
+     .timeout = 60)
+{
+    handled("tsegvnull");
+}
+
 /* 400,000 lines (5.2 MB) with every stream batch written by the flusher
  * thread (cache/async.c): the fault comes while batches are in flight,
  * and the stand-in handler's write-back settles them (writes a batch

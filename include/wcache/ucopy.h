@@ -14,6 +14,7 @@
 #define WCACHE_UCOPY_H
 
 #include <signal.h>
+#include <ucontext.h>
 #include <stddef.h>
 
 /* The copy itself (ucopy.c): returns the bytes NOT copied. */
@@ -69,5 +70,21 @@ int wc_fault_sigaction(int sig, const struct sigaction *act,
  * writes back there. Runs inside the handler (on the thread's alternate
  * stack when it has one); must return. NULL: nothing to do. */
 extern void (*volatile wc_fault_death_hook)(int sig);
+
+/* Called by the fault handler before it runs the program's handler for a
+ * SIGSEGV or SIGBUS the kernel raised: 1 when the kernel alone could not
+ * have run that handler (the signal came on the shim's alternate stack,
+ * and the interrupted stack has no room for the kernel's frame: a stack
+ * overflow), and the process dies of the signal instead, as it would
+ * have. NULL or 0: the handler runs. */
+extern int (*volatile wc_fault_undeliverable_hook)(const siginfo_t *si,
+                                                   const ucontext_t *uc);
+
+/* Called around the program's handler: with show 0, what uc->uc_stack
+ * says of the shim's own alternate stack is replaced by what the kernel
+ * alone would say (no stack) and kept in *saved; with show 1, put back
+ * (the kernel restores the stack from it at the handler's return). */
+extern void (*volatile wc_fault_uc_stack_hook)(ucontext_t *uc,
+                                               stack_t *saved, int show);
 
 #endif /* WCACHE_UCOPY_H */
