@@ -137,12 +137,17 @@
  *       (1.4 us a write) pays about 350 writes more; on FUSE or a network
  *       file system (50-130 us a write) a few; a shell command writing a
  *       line or two to an inherited `> log` none. Files cached at their
- *       open (WCACHE_MIN_WRITES=0) make it at once: asked for; so do
- *       descriptions whose offset is in a cell (shared.c (6): `prog >
- *       file` run by a shell under the shim), as a write through the
- *       kernel would end the cell, and the description would then be
- *       cached in reserve mode, an lseek per write (perl's 100k lines:
- *       0.036 s with the cell, 0.235 s without).
+ *       open (WCACHE_MIN_WRITES=0) make it at once: asked for. A
+ *       description whose offset is in a cell (shared.c (6): `prog >
+ *       file` run by a shell under the shim, a log a forked child writes)
+ *       pays its rent too, each write's range reserved in the cell and
+ *       written by the kernel there (wc_cell_write_kernel): a write the
+ *       kernel made at its own offset would end the cell, and the
+ *       description would then be cached in reserve mode, an lseek per
+ *       write (perl's 100k lines: 0.036 s with the cell, 0.235 s
+ *       without); such descriptions made the cache at once before, 0.5 ms
+ *       in each forked child writing a line to its parent's log (300
+ *       such children: 0.28x of the kernel's time).
  *   (7) A WATCH description may not know its file's identity yet (ino
  *       0 until ident_locked asks fstat, which attaching and adopting do
  *       first): one made by a successful O_CREAT | O_EXCL open (a new,
@@ -715,10 +720,11 @@ int wc_desc_adopt_locked(int fd, struct wc_desc *d, size_t len)
     if (wc_stream_has(d->dev, d->ino))
         return 0;       /* a stdio stream holds it: registry.c (4) */
     struct wc_cache *c = __atomic_load_n(&wc_cachep, __ATOMIC_ACQUIRE);
-    if (!c && !__atomic_load_n(&d->cell, __ATOMIC_RELAXED) &&
+    if (!c &&
         __atomic_load_n(&wc_rent_ns, __ATOMIC_RELAXED) < wc_cfg.setup_ns) {
-        d->rent = 1;
-        return WC_ADOPT_RENT;           /* invariant (6b) */
+        d->rent = 1;                    /* invariant (6b) */
+        return __atomic_load_n(&d->cell, __ATOMIC_RELAXED)
+                   ? WC_ADOPT_RENT_CELL : WC_ADOPT_RENT;
     }
     /* Pseudo file systems have no device (major 0, as tmpfs and FUSE):
      * a file on a block device needs no fstatfs to tell. */

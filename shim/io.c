@@ -368,15 +368,20 @@ again:
                (adopt = wc_desc_adopt_locked(fd, d,
                                              vec ? 0 : iov->iov_len)) &&
                !(adopt == WC_ADOPT_NEED_CACHE && made)) {
-        if (adopt == WC_ADOPT_RENT || adopt == WC_ADOPT_COUNTED) {
+        if (adopt == WC_ADOPT_RENT || adopt == WC_ADOPT_COUNTED ||
+            adopt == WC_ADOPT_RENT_CELL) {
             /* Cheaper through the kernel until the writes the cache
              * would have taken paid for making it (fdtab.c (6b)), or
-             * among a file's first writes (6). */
+             * among a file's first writes (6); at the offset of a cell
+             * reserved there. */
             uint64_t t0 = wc_now_ns();
-            r = wc_kernel_rw_locked(fd, d, 1, iov, iovcnt, pos,
-                                 rwf_append ? RWF_APPEND : 0, vec);
+            if (adopt == WC_ADOPT_RENT_CELL && pos < 0 && !rwf_append)
+                r = wc_cell_write_kernel(fd, d, iov, iovcnt, vec);
+            else
+                r = wc_kernel_rw_locked(fd, d, 1, iov, iovcnt, pos,
+                                        rwf_append ? RWF_APPEND : 0, vec);
             t0 = wc_now_ns() - t0;
-            if (adopt == WC_ADOPT_RENT)
+            if (adopt != WC_ADOPT_COUNTED)
                 __atomic_add_fetch(&wc_rent_ns, t0, __ATOMIC_RELAXED);
             else
                 wc_watch_took(fd, d, t0);

@@ -750,6 +750,48 @@ ssize_t wc_reserve_write(int fd, struct wc_desc *d, const struct iovec *iov,
     return r;
 }
 
+ssize_t wc_cell_write_kernel(int fd, struct wc_desc *d,
+                             const struct iovec *iov, int iovcnt, int vec)
+{
+    struct wc_cell *c = d->cell;
+    ssize_t n;
+    if (!c || (d->accmode != O_WRONLY && d->accmode != O_RDWR))
+        return wc_kernel_rw_locked(fd, d, 1, iov, iovcnt, -1, 0, vec);
+    if (vec)
+        n = wc_iov_count(iov, iovcnt);
+    else if (!wc_access_ok(iov->iov_base, iov->iov_len))
+        n = -EFAULT;
+    else
+        n = (ssize_t)(iov->iov_len > WC_MAX_RW_COUNT ? WC_MAX_RW_COUNT
+                                                     : iov->iov_len);
+    if (n <= 0)
+        return n;
+    off_t end = cell_reserve(fd, c, n);
+    if (end < 0)        /* the kernel's offset is the offset now */
+        return wc_kernel_rw_locked(fd, d, 1, iov, iovcnt, -1, 0, vec);
+    off_t start = end - n;
+    if (start != d->pos) {
+        /* As wc_reserve_write: another holder may have set O_APPEND (or
+         * O_DIRECT, O_SYNC) on the description they share. */
+        int fl = wc_k_fcntl(fd, F_GETFL, 0);
+        if (fl >= 0 && (fl & (O_APPEND | O_DIRECT | O_SYNC | O_DSYNC))) {
+            unsigned long long v = (unsigned long long)end;
+            __atomic_compare_exchange_n(&c->pos, &v,
+                                        (unsigned long long)start, 0,
+                                        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+            return wc_kernel_rw_locked(fd, d, 1, iov, iovcnt, -1, 0, vec);
+        }
+    }
+    ssize_t r = wc_kernel_rw_locked(fd, d, 1, iov, iovcnt, start, 0, vec);
+    off_t done = start + (r > 0 ? r : 0);
+    unsigned long long v = (unsigned long long)end;
+    if (done != end)                                        /* (3) */
+        __atomic_compare_exchange_n(&c->pos, &v, (unsigned long long)done, 0,
+                                    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+    d->pos = done;
+    return r;
+}
+
 static int adopt(int fd, int own, struct wc_cell *c, int refuse);
 
 /* A descriptor open since start-up (WC_NC_START), at its first write

@@ -701,14 +701,17 @@ void wc_consistency_all(enum wc_reason why, int how, int exec_only);
  * WC_ADOPT_ATTACH: after unlocking d, call wc_desc_adopted (the file is
  * new in the cache: other WATCH descriptions of it attach);
  * WC_ADOPT_RENT: d stays WATCH and this write goes to the kernel, timed
- * into wc_rent_ns (fdtab.c invariant (6b)); WC_ADOPT_COUNTED: d stays
+ * into wc_rent_ns (fdtab.c invariant (6b)); WC_ADOPT_RENT_CELL: the same
+ * for a description whose offset is in a cell, through
+ * wc_cell_write_kernel when the write uses the offset; WC_ADOPT_COUNTED: d stays
  * WATCH and this write, counted among the file's first (6), goes to the
  * kernel, timed for wc_watch_took; WC_ADOPT_WAIT: another thread is
  * bringing the file into the cache (registry.c invariant (5)): the
  * caller unlocks d, waits (wc_reg_wait) and starts the call again; 0: d
  * stays WATCH, the write goes to the kernel. */
 enum { WC_ADOPT_DONE = 1, WC_ADOPT_ATTACH = 2, WC_ADOPT_NEED_CACHE = 3,
-       WC_ADOPT_RENT = 4, WC_ADOPT_COUNTED = 5, WC_ADOPT_WAIT = 6 };
+       WC_ADOPT_RENT = 4, WC_ADOPT_COUNTED = 5, WC_ADOPT_WAIT = 6,
+       WC_ADOPT_RENT_CELL = 7 };
 /* Nanoseconds this process's writes refused by WC_ADOPT_RENT took in the
  * kernel (atomic; fdtab.c invariant (6b)). */
 extern uint64_t wc_rent_ns;
@@ -979,6 +982,11 @@ void wc_fd_share(int fd, int with_process);
  * RWF_APPEND). Caller holds d->lock. Returns bytes or -errno. */
 ssize_t wc_reserve_write(int fd, struct wc_desc *d, const struct iovec *iov,
                          int iovcnt, int vec);
+/* The same for a WATCH description with a cell while the process has no
+ * cache (fdtab.c (6b)): its range reserved in the cell, written by the
+ * kernel at that offset (pwrite), the cell kept. The count or -errno. */
+ssize_t wc_cell_write_kernel(int fd, struct wc_desc *d,
+                             const struct iovec *iov, int iovcnt, int vec);
 
 /* A description installed on descriptor fd (0, 1 or 2) by open, dup or
  * start-up (with_process: inherited): shared with stdio (wc_fd_share),

@@ -369,6 +369,15 @@ Test(points, default_policy_every_description_follows)
 Test(points, default_policy_second_open) { differential("second_open", NULL, default_min); }
 Test(points, default_policy_dup_offsets) { differential("dup_offset", NULL, default_min); }
 Test(points, default_policy_fork_shared) { differential("fork_shared", NULL, default_min); }
+/* With the defaults (a cache made once the writes paid for it): forked
+ * children writing a few lines each through the log they share make no
+ * cache (shim/fdtab.c (6b)), and the log is the kernel's. */
+static const char *const defaults[] = {"WCACHE_MIN_WRITES=",
+                                       "WCACHE_SETUP_US=", NULL};
+Test(points, default_policy_fork_children_log)
+{
+    differential("fork_children_log", NULL, defaults);
+}
 Test(points, default_policy_stdout_dup2) { differential("dup2_stdout", NULL, default_min); }
 Test(points, default_policy_many_files) { differential("many_files", NULL, default_min); }
 Test(points, default_policy_exit) { differential("exit", "_exit", default_min); }

@@ -156,6 +156,13 @@ measure thr "2 threads x 64 B x 1M, 2 files" 1 "" "" "$NEW" \
 # row above; the kernel's own rows scale by it too).
 measure prc "2 processes x 64 B x 1M, 2 files" 1 "" "" "$NEW" \
     "$W procs sys $WD 0 1000000" "$W procs stdio $WD 0 1000000"
+# A thread per task, a process per task, after the cache is made: each
+# thread gets a signal stack (shim/altstack.c (4): kept ones reused), each
+# fork copies a table up to the shim's descriptors (shim/ownfd.c (1b)).
+measure churn "4,000 short threads writing a cached log" 1 0.97 "" "$NEW" \
+    "$W churn sys $WD 0 4000" ""
+measure forks "300 children writing a cached log" 1 0.97 "" "$NEW" \
+    "$W forks sys $WD 0 300" ""
 # Many files, each written in lines: every file pays for being watched (its
 # first WCACHE_MIN_WRITES writes), then cached and written back at close.
 measure files "500 files x 100 writes of 64 B" 1 1 "" "$NEW_ASIDE" \

@@ -29,6 +29,14 @@
  *                       (start-up cost of a process that caches a file)
  *   files SIZE COUNT    500 new files, each COUNT writes of SIZE bytes
  *                       (what caching a file costs, once per file)
+ *   churn 0 COUNT       a log of 5,000 lines of 64 bytes (cached under
+ *                       the shim), then COUNT short threads, two at a
+ *                       time, each appending one line to it (a thread per
+ *                       task; sys only)
+ *   forks 0 COUNT       the same log, then COUNT children, one at a time,
+ *                       each appending one line through the shared
+ *                       descriptor and exiting (a process per task; sys
+ *                       only)
  *   reads SIZE COUNT    COUNT reads of SIZE bytes from /dev/zero and
  *                       nothing else: what `dd bs=SIZE` does besides its
  *                       writes (a floor for the dd row; DIR unused)
@@ -136,6 +144,28 @@ static void *thread_main(void *arg)
 {
     append(arg, 64, count);
     return NULL;
+}
+
+static int g_log = -1;          /* churn and forks: the shared log */
+
+static void log_line(void)
+{
+    if (write(g_log, buf, 64) != 64)
+        die("write");
+}
+
+static void *task_main(void *arg)
+{
+    log_line();
+    return arg;
+}
+
+static void open_log(void)
+{
+    if ((g_log = open(fresh("log"), O_WRONLY | O_CREAT | O_TRUNC, 0644)) < 0)
+        die("open");
+    for (int i = 0; i < 5000; i++)
+        log_line();
 }
 
 int main(int argc, char **argv)
@@ -298,6 +328,35 @@ int main(int argc, char **argv)
             snprintf(name, sizeof name, "files.%d", i);
             append(name, size, count);
         }
+    } else if (!strcmp(kind, "churn")) {
+        open_log();
+        for (long i = 0; i < count; i += 2) {
+            pthread_t t[2];
+            for (int k = 0; k < 2; k++)
+                if (pthread_create(&t[k], NULL, task_main, NULL))
+                    die("pthread_create");
+            for (int k = 0; k < 2; k++)
+                pthread_join(t[k], NULL);
+        }
+        if (close(g_log))
+            die("close");
+    } else if (!strcmp(kind, "forks")) {
+        open_log();
+        for (long i = 0; i < count; i++) {
+            pid_t c = fork();
+            if (c < 0)
+                die("fork");
+            if (c == 0) {
+                log_line();
+                _exit(0);
+            }
+            int st;
+            if (waitpid(c, &st, 0) != c || !WIFEXITED(st) ||
+                WEXITSTATUS(st) != 0)
+                die("child");
+        }
+        if (close(g_log))
+            die("close");
     } else if (!strcmp(kind, "reads")) {
         int z = open("/dev/zero", O_RDONLY);
         if (z < 0)
