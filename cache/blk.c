@@ -17,6 +17,9 @@ __thread char wc_blk_tag __attribute__((tls_model("initial-exec")));
 /* The records (invariant (4)): static, so that a revoker may read one
  * whatever became of its thread. */
 static struct wc_blk_thr threads[WC_BLK_THREADS];
+/* Every record ever taken is below it (atomic, only grows): a fork child
+ * looks at those alone (wc_blk_after_fork). */
+static int threads_hi;
 
 /* Counted (slow paths only), so that tests can tell that owners were
  * revoked while inside: the stress build says them at exit
@@ -105,8 +108,15 @@ void wc_blk_claim_slow(struct wc_blk *b)
             if (__atomic_load_n(&threads[i].used, __ATOMIC_RELAXED) == 0 &&
                 __atomic_compare_exchange_n(&threads[i].used, &free_, 1, 0,
                                             __ATOMIC_ACQUIRE,
-                                            __ATOMIC_RELAXED))
+                                            __ATOMIC_RELAXED)) {
                 me = &threads[i];
+                int hi = __atomic_load_n(&threads_hi, __ATOMIC_RELAXED);
+                while (hi < i + 1 &&
+                       !__atomic_compare_exchange_n(&threads_hi, &hi, i + 1,
+                                                    0, __ATOMIC_RELAXED,
+                                                    __ATOMIC_RELAXED))
+                    ;
+            }
         }
         if (!me) {
             b->run = 0;         /* the table is full: the mutex */
@@ -134,10 +144,18 @@ void wc_blk_thread_end(void)
 void wc_blk_after_fork(void)
 {
     /* The child registers membarrier again if it makes a cache. */
-    wc_blk_on = 0;
-    for (int i = 0; i < WC_BLK_THREADS; i++) {
+    if (wc_blk_on)
+        wc_blk_on = 0;
+    /* Written only where they differ: each page of the table written is
+     * a page fault in the child (copy-on-write, or a zero page of .bss
+     * made real: 16 KiB, 4 faults a fork before). */
+    int hi = __atomic_load_n(&threads_hi, __ATOMIC_RELAXED);
+    for (int i = 0; i < hi && i < WC_BLK_THREADS; i++) {
         for (int k = 0; k < WC_BLK_LEVELS; k++)
-            threads[i].in[k] = NULL;
-        threads[i].used = &threads[i] == wc_blk_me;
+            if (threads[i].in[k])
+                threads[i].in[k] = NULL;
+        int used = &threads[i] == wc_blk_me;
+        if (threads[i].used != used)
+            threads[i].used = used;
     }
 }
