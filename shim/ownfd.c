@@ -21,16 +21,22 @@
  *       whatever the number of cached files, and every number below L is
  *       free for its open, dup2, dup3 and F_DUPFD.
  *   (1b) Where L is higher (20,000 on this machine; 1,048,576 in many
- *       containers), at the lowest free numbers from WC_FD_LOW up, below
- *       L, given back as (4) gives its own. A descriptor at L would make
- *       the kernel's table L long: growing it to 1,048,576 is 8 MiB of
- *       the kernel's memory, and every fork copies the table up to the
- *       highest open number (one open at 19,999: fork and wait 110 ->
- *       164 us here). A program meets these numbers only with more than
- *       1024 descriptors open at once, past what select can use: its
- *       open, socket or accept then gets the next free number, and an
- *       F_DUPFD, dup2 or dup3 gets the kernel's (the engine's moves away,
- *       (4)); at L it has one number fewer (the store's).
+ *       containers), at the highest free numbers below WC_FD_TOP (2048,
+ *       or L when lower), from 2047 down, not below WC_FD_LOW, given back
+ *       as (4) gives its own. A descriptor at L would make the kernel's
+ *       table L long: growing it to 1,048,576 is 8 MiB of the kernel's
+ *       memory, and every fork copies the table up to the highest open
+ *       number (one open at 19,999: fork and wait 110 -> 164 us here);
+ *       below 2048 it is 16 KiB. A program meets these numbers only with
+ *       about 2040 descriptors open at once (past what select can use):
+ *       its open, socket or accept then gets the next free number, and an
+ *       F_DUPFD, dup2 or dup3 onto one gets the kernel's (the engine's
+ *       moves away, (4); a moved write-back descriptor's close drops the
+ *       process's POSIX locks on its file, README: probe AF F2 found that
+ *       at 1024, where the first version put them, a number programs
+ *       pick); at L the interposed calls that make descriptors give a
+ *       cached file's number back (open.c RETRY_EMFILE), one fewer in
+ *       all (the store's).
  *   (2) g_limit_lock serialises that raise with the program's own changes
  *       of RLIMIT_NOFILE (setrlimit, prlimit: wc_nofile_prlimit), so that
  *       neither undoes the other; while the limit is raised, getrlimit and
@@ -85,8 +91,10 @@
  */
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -98,8 +106,10 @@ static struct wc_lock g_limit_lock;
 static int g_window;                 /* limit raised now (atomic) */
 static struct rlimit g_prog_rl;      /* the program's limit meanwhile */
 static int g_fallback_logged;
-/* Invariant (1b): where L is above it, the engine's numbers start here. */
+/* Invariant (1b): where L is above WC_FD_LOW, the engine's numbers are
+ * the highest free ones below WC_FD_TOP (or L), not below WC_FD_LOW. */
 #define WC_FD_LOW 1024
+#define WC_FD_TOP 2048
 static struct rlimit g_refused;      /* a limit the raise failed from:
                                         not tried again while it stays */
 int wc_own_fd_fallback;              /* some descriptor sits below L */
@@ -136,20 +146,33 @@ static unsigned table_top(void)
 
 static int place(int fd, const struct rlimit *rl);
 
-/* Invariant (1b): the lowest free number from WC_FD_LOW up, below `lim`
- * (the program's soft limit, at most the table's size). fd or -errno. */
+/* Invariant (1b): the highest free number below WC_FD_TOP (below `lim`,
+ * the program's soft limit at most the table's size, when lower), not
+ * below WC_FD_LOW. fd or -errno (-EMFILE: none in the first numbers
+ * tried). */
 static int place_low(int fd, rlim_t lim)
 {
     if (lim <= WC_FD_LOW)
         return -EMFILE;
-    int n = wc_k_fcntl(fd, F_DUPFD_CLOEXEC, WC_FD_LOW);
-    if (n < 0)
-        return -errno;
-    if ((rlim_t)n >= lim) {
+    long top = lim < WC_FD_TOP ? (long)lim : WC_FD_TOP;
+    int tries = 0;
+    for (long a = top - 1; a >= WC_FD_LOW && tries < 64; a--) {
+        if (wc_fd_is_internal((int)a))
+            continue;
+        tries++;
+        /* The lowest free number from a up: a, or one above the top
+         * when a is the program's (given back: the next a below). */
+        int n = wc_k_fcntl(fd, F_DUPFD_CLOEXEC, (int)a);
+        if (n < 0) {
+            if (errno == EMFILE)
+                continue;
+            return -errno;
+        }
+        if (n < top)
+            return n;
         wc_k_close(n);
-        return -EMFILE;
     }
-    return n;
+    return -EMFILE;
 }
 
 /* Invariant 1: fd duplicated just above the program's soft limit (rl,
@@ -345,6 +368,115 @@ int wc_own_fd_yield(void)
             freed = give_up(c, (int)fd) == 0;
     wc_work_end(e);
     return freed;
+}
+
+/* ---- calls that make a descriptor, not otherwise interposed ---------- */
+
+/* Invariants (1b) and (4) put the engine's descriptors below the
+ * program's limit: at EMFILE a cached file gives its number back
+ * (wc_own_fd_yield) and the call is made again, as open.c does for open,
+ * dup and F_DUPFD (probe AF F1: sockets, pipes, eventfds, epoll
+ * instances and accepted connections failed one number per cached file
+ * early). Nothing else per call. */
+#define MAKES_FD(r, call)                                                  \
+    do {                                                                   \
+        int e_ = errno;                                                    \
+        while (((r) = (call)) < 0 && unlikely(errno == EMFILE) &&          \
+               wc_own_fd_yield())                                          \
+            errno = e_;                                                    \
+    } while (0)
+
+WC_EXPORT int socket(int domain, int type, int proto)
+{
+    int (*next)(int, int, int) = WC_NEXT(int (*)(int, int, int), socket);
+    int r;
+    if (!next)
+        return (int)wc_ret(-ENOSYS);
+    MAKES_FD(r, next(domain, type, proto));
+    return r;
+}
+
+WC_EXPORT int socketpair(int domain, int type, int proto, int sv[2])
+{
+    int (*next)(int, int, int, int *) =
+        WC_NEXT(int (*)(int, int, int, int *), socketpair);
+    int r;
+    if (!next)
+        return (int)wc_ret(-ENOSYS);
+    MAKES_FD(r, next(domain, type, proto, sv));
+    return r;
+}
+
+WC_EXPORT int accept(int s, struct sockaddr *a, socklen_t *n)
+{
+    int (*next)(int, struct sockaddr *, socklen_t *) =
+        WC_NEXT(int (*)(int, struct sockaddr *, socklen_t *), accept);
+    int r;
+    if (!next)
+        return (int)wc_ret(-ENOSYS);
+    MAKES_FD(r, next(s, a, n));
+    return r;
+}
+
+WC_EXPORT int accept4(int s, struct sockaddr *a, socklen_t *n, int fl)
+{
+    int (*next)(int, struct sockaddr *, socklen_t *, int) =
+        WC_NEXT(int (*)(int, struct sockaddr *, socklen_t *, int), accept4);
+    int r;
+    if (!next)
+        return (int)wc_ret(-ENOSYS);
+    MAKES_FD(r, next(s, a, n, fl));
+    return r;
+}
+
+WC_EXPORT int pipe(int p[2])
+{
+    int (*next)(int *) = WC_NEXT(int (*)(int *), pipe);
+    int r;
+    if (!next)
+        return (int)wc_ret(-ENOSYS);
+    MAKES_FD(r, next(p));
+    return r;
+}
+
+WC_EXPORT int pipe2(int p[2], int fl)
+{
+    int (*next)(int *, int) = WC_NEXT(int (*)(int *, int), pipe2);
+    int r;
+    if (!next)
+        return (int)wc_ret(-ENOSYS);
+    MAKES_FD(r, next(p, fl));
+    return r;
+}
+
+WC_EXPORT int eventfd(unsigned v, int fl)
+{
+    int (*next)(unsigned, int) = WC_NEXT(int (*)(unsigned, int), eventfd);
+    int r;
+    if (!next)
+        return (int)wc_ret(-ENOSYS);
+    MAKES_FD(r, next(v, fl));
+    return r;
+}
+
+WC_EXPORT int epoll_create(int size)
+{
+    int (*next)(int) = WC_NEXT(int (*)(int), epoll_create);
+    int r;
+    if (!next)
+        return (int)wc_ret(-ENOSYS);
+    MAKES_FD(r, next(size));
+    return r;
+}
+
+WC_EXPORT int epoll_create1(int fl)
+{
+    int (*next)(int) = WC_NEXT(int (*)(int), epoll_create1);
+    int r;
+    if (!next)
+        return (int)wc_ret(-ENOSYS);
+    MAKES_FD(r, next(fl));
+    return r;
 }
 
 /* getrlimit: RLIMIT_NOFILE as the program set it, even while place() has

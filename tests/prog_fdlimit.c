@@ -15,6 +15,10 @@
  *   prog_fdlimit raise DIR             files cached under a low limit, then
  *                                      the limit raised: every number up to
  *                                      the new limit is the program's
+ *   prog_fdlimit sockets DIR LIMIT     files cached, then sockets and pipes
+ *                                      made until EMFILE
+ *   prog_fdlimit lockdup DIR LIMIT     a lock on a cached file, dup2 onto
+ *                                      1024-1031, a child asks for the lock
  *   prog_fdlimit forktable DIR LIMIT   files cached, then a child: "small"
  *                                      when its descriptor table (a copy of
  *                                      the parent's up to the highest open
@@ -36,6 +40,7 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -165,7 +170,8 @@ static int high(long lim)
         report("close top", close(t));
     }
     int targets[] = {512, (int)lim - 1, (int)lim - 2, (int)lim, (int)lim + 1,
-                     (int)lim / 2, (int)lim / 2 + 1, 1024, 1025};
+                     (int)lim / 2, (int)lim / 2 + 1, 1024, 1025, 2046,
+                     2047};
     for (size_t i = 0; i < sizeof targets / sizeof targets[0]; i++) {
         int t = targets[i];
         char what[64];
@@ -359,6 +365,70 @@ static int reach(long lim)
     return 0;
 }
 
+/* Files cached, then sockets, then pipes, made until EMFILE: calls the
+ * shim wraps only to give a cached file's number back at EMFILE
+ * (ownfd.c; probe AF F1: one number short per cached file). */
+static int sockets(long lim)
+{
+    set_soft(lim);
+    int fds[5];
+    for (int i = 0; i < 5; i++) {
+        fds[i] = open_w("s", i);
+        for (int k = 0; k < 20; k++)
+            write_through(fds[i], "line");
+    }
+    int n = 0, s, first = -1;
+    while ((s = socket(AF_UNIX, SOCK_DGRAM, 0)) >= 0) {
+        if (first < 0)
+            first = s;
+        n++;
+    }
+    printf("sockets %d, then %s\n", n, strerror(errno));
+    for (int i = 0; i < n; i++)
+        close(first + i);
+    int p[2], pipes = 0;
+    while (pipe(p) == 0)
+        pipes++;
+    printf("pipes %d, then %s\n", pipes, strerror(errno));
+    for (int i = 0; i < 5; i++)
+        close(fds[i]);
+    return 0;
+}
+
+/* A write lock on a cached file, then dup2 onto 1024-1031 (numbers a
+ * program picks: bash's `exec 1025>x`): the lock stays (probe AF F2: the
+ * shim's write-back descriptor sat there, moved, and its close dropped
+ * the process's lock). A child then asks for the same lock. */
+static int lockdup(long lim)
+{
+    set_soft(lim);
+    int fd = open_w("l", 0);
+    for (int k = 0; k < 20; k++)
+        write_through(fd, "line");
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+    report("lock", fcntl(fd, F_SETLK, &fl));
+    for (int t = 1024; t < 1032; t++) {
+        char what[32];
+        snprintf(what, sizeof what, "dup2 onto %d", t);
+        errno = 0;
+        report(what, dup2(2, t));
+    }
+    pid_t c = fork();
+    if (c == 0) {
+        char p[4096];
+        path_of(p, sizeof p, "l", 0);
+        int f = open(p, O_RDWR);
+        struct flock l2 = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+        _exit(f >= 0 && fcntl(f, F_SETLK, &l2) == 0 ? 1 : 0);
+    }
+    int st = -1;
+    waitpid(c, &st, 0);
+    printf("a child asking for the lock: %s\n",
+           WIFEXITED(st) && WEXITSTATUS(st) == 0 ? "refused" : "got it");
+    report("close", close(fd));
+    return 0;
+}
+
 /* The kernel's descriptor table size (/proc/self/status FDSize). */
 static long fdsize(void)
 {
@@ -426,5 +496,9 @@ int main(int argc, char **argv)
         return reach(lim);
     if (!strcmp(argv[1], "forktable"))
         return forktable(lim);
+    if (!strcmp(argv[1], "sockets"))
+        return sockets(lim);
+    if (!strcmp(argv[1], "lockdup"))
+        return lockdup(lim);
     return 2;
 }

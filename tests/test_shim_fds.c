@@ -188,6 +188,39 @@ Test(fds, dup_onto_high_numbers_limit_4096)
     need_hard_4096();
     same("high", "4096", NULL);
 }
+static int count_after(const char *out, const char *label)
+{
+    const char *p = strstr(out, label);
+    return p ? atoi(p + strlen(label)) : -1;
+}
+
+/* Sockets and pipes, which the shim wraps only for this: at EMFILE a
+ * cached file gives its number back (probe AF F1: 6 sockets fewer with 5
+ * files cached). */
+Test(fds, sockets_and_pipes_limit_1100)
+{
+    need_hard_4096();
+    struct pair p;
+    run_pair(&p, "sockets", "1100", NULL);
+    for (int i = 0; i < 2; i++) {
+        const char *what = i ? "pipes " : "sockets ";
+        int k = count_after(p.out[0], what), s = count_after(p.out[1], what);
+        cr_assert(k > 0, "kernel transcript:\n%s", p.out[0]);
+        cr_expect(s == k || s == k - 1, "limit 1100: the kernel makes %d %s"
+                  "the shim %d", k, what, s);
+    }
+    free_pair(&p);
+}
+
+/* dup2 onto 1024-1031 with a lock held on a cached file: the lock stays
+ * (probe AF F2: the shim's write-back descriptor was there, moved, and
+ * its close dropped the lock; now they sit from 2047 down). */
+Test(fds, lock_kept_across_dup2_onto_1024_limit_4096)
+{
+    need_hard_4096();
+    same("lockdup", "4096", NULL);
+}
+
 Test(fds, fork_copies_a_small_table_limit_4096)
 {
     need_hard_4096();
