@@ -304,7 +304,7 @@ struct region_head {
 
 struct region {
     struct region_head *h;
-    int fd;                                 /* ours, placed as ownfd.c places */
+    int fd;                             /* ours, placed as ownfd.c places */
     dev_t dev;                              /* the memfd's identity */
     ino_t ino;
 };

@@ -184,9 +184,9 @@ int wc_fd_sync_writes(int fd);
  * made: pthread_create (altstack.c), glibc's clone() or a raw clone or
  * clone3 that makes a thread (proc.c invariant (9)), or glibc says so at
  * start-up; 1 again in a fork child, which has one thread
- * (wc_after_fork_child). A thread made by the program with an inline system call is
- * not seen; glibc's own single-thread fast paths (stdio, malloc) make the
- * same assumption. */
+ * (wc_after_fork_child). A thread made by the program with an inline
+ * system call is not seen; glibc's own single-thread fast paths (stdio,
+ * malloc) make the same assumption. */
 extern int wc_solo;
 static inline void wc_solo_end(void)
 {
@@ -703,9 +703,9 @@ void wc_consistency_all(enum wc_reason why, int how, int exec_only);
  * WC_ADOPT_RENT: d stays WATCH and this write goes to the kernel, timed
  * into wc_rent_ns (fdtab.c invariant (6b)); WC_ADOPT_RENT_CELL: the same
  * for a description whose offset is in a cell, through
- * wc_cell_write_kernel when the write uses the offset; WC_ADOPT_COUNTED: d stays
- * WATCH and this write, counted among the file's first (6), goes to the
- * kernel, timed for wc_watch_took; WC_ADOPT_WAIT: another thread is
+ * wc_cell_write_kernel when the write uses the offset; WC_ADOPT_COUNTED:
+ * d stays WATCH and this write, counted among the file's first (6), goes
+ * to the kernel, timed for wc_watch_took; WC_ADOPT_WAIT: another thread is
  * bringing the file into the cache (registry.c invariant (5)): the
  * caller unlocks d, waits (wc_reg_wait) and starts the call again; 0: d
  * stays WATCH, the write goes to the kernel. */

@@ -646,7 +646,9 @@ static void records_mode(int how)
 int main(int argc, char **argv)
 {
     if (argc != 3) {
-        fprintf(stderr, "usage: prog_sched spin|idle|blocked|critsec|nopvr|lower|claims|exitsig|fdsize|forkfdsize|lockfd0|timerthread|c11thread|aiothread DIR\n");
+        fprintf(stderr, "usage: prog_sched spin|idle|blocked|critsec|nopvr|"
+                "lower|claims|exitsig|fdsize|forkfdsize|lockfd0|timerthread|"
+                "c11thread|aiothread DIR\n");
         return 2;
     }
     snprintf(path, sizeof path, "%s/%s.out", argv[2], argv[1]);
