@@ -273,6 +273,14 @@ static int guard_exec(void *arg)
     raw(SYS_dup3, 0, 2, 0, 0);
     uint64_t none = 0;
     raw(SYS_rt_sigprocmask, SIG_SETMASK, (long)&none, 0, 8);
+    /* Nothing of the program's kept busy from the start: its working
+     * directory (a mount the program ran in could not be unmounted until
+     * the guard's own chdir, a few ms after its exec: errors::exfat_...
+     * failed with EBUSY in CI). A relative path to the guard (a relative
+     * LD_PRELOAD) is found from there first; the guard goes to / itself
+     * then (cli_recover.c (G4)). */
+    if (s->exe[0] == '/')
+        raw(SYS_chdir, (long)"/", 0, 0, 0);
     raw(SYS_execve, (long)s->exe, (long)s->argv, (long)s->envp, 0);
 fail:
     s->failed = 1;
