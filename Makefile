@@ -252,7 +252,8 @@ $(B)/tests/prog_static: tests/prog_static.c
 	$(CC) $(CFLAGS) $(WARN) -static -o $@ $<
 
 # A program linked with a library whose constructor starts a thread.
-$(B)/tests/prog_ctorthread: tests/prog_ctorthread.c $(B)/tests/so_ctorthread.so
+$(B)/tests/prog_ctorthread: tests/prog_ctorthread.c tests/lib_shim.h \
+		$(B)/tests/so_ctorthread.so
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(WARN) -o $@ $< -L$(B)/tests -Wl,--no-as-needed \
 		-l:so_ctorthread.so -Wl,--as-needed \

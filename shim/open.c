@@ -82,17 +82,8 @@ static mode_t mode_arg(int flags, va_list ap)
                ? va_arg(ap, mode_t) : 0;
 }
 
-/* EMFILE while descriptors of ours sit below the limit (ownfd.c,
- * fallback): one of them makes room, and the call is made again (the
- * kernel fails an open for EMFILE before anything else), with the errno
- * the program had: a call that then succeeds leaves it as it was. */
-#define RETRY_EMFILE(r, call)                                              \
-    do {                                                                   \
-        int retry_errno_ = errno;                                          \
-        while (((r) = (call)) < 0 && unlikely(errno == EMFILE) &&          \
-               wc_own_fd_yield())                                          \
-            errno = retry_errno_;                                          \
-    } while (0)
+/* EMFILE while descriptors of ours sit below the limit: RETRY_EMFILE
+ * (shim.h). */
 
 static int open_va(int dirfd, const char *path, int flags, va_list ap)
 {

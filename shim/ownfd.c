@@ -119,22 +119,6 @@ static int nofile(struct rlimit *rl)
     return REAL(prlimit)(0, RLIMIT_NOFILE, NULL, rl);
 }
 
-/* The highest free number below `lim` (invariant 4). fd or -errno. */
-static int place_below(int fd, rlim_t lim)
-{
-    int tries = 0;
-    for (long a = (long)lim - 1; a >= 0 && tries < 4096; a--) {
-        if (wc_fd_is_internal((int)a))
-            continue;
-        tries++;
-        int n = wc_k_fcntl(fd, F_DUPFD_CLOEXEC, (int)a);
-        if (n >= 0)
-            return n;
-        if (errno != EMFILE)
-            return -errno;
-    }
-    return -EMFILE;
-}
 
 /* The numbers the fd table tracks: wc_nfds, or before the constructor
  * made the table (a thread started by another library's constructor:
@@ -146,26 +130,21 @@ static unsigned table_top(void)
 
 static int place(int fd, const struct rlimit *rl);
 
-/* Invariant (1b): the highest free number below WC_FD_TOP (below `lim`,
- * the program's soft limit at most the table's size, when lower), not
- * below WC_FD_LOW. fd or -errno (-EMFILE: none in the first numbers
- * tried). */
-static int place_low(int fd, rlim_t lim)
+/* The highest free number in [floor, top), not one of ours, trying at
+ * most `tries` numbers: invariant (4) (below L) and (1b) (below
+ * WC_FD_TOP, from WC_FD_LOW up). fd or -errno (-EMFILE: none found). */
+static int place_highest(int fd, long top, long floor, int tries)
 {
-    if (lim <= WC_FD_LOW)
-        return -EMFILE;
-    long top = lim < WC_FD_TOP ? (long)lim : WC_FD_TOP;
-    int tries = 0;
-    for (long a = top - 1; a >= WC_FD_LOW && tries < 64; a--) {
+    for (long a = top - 1; a >= floor && tries > 0; a--) {
         if (wc_fd_is_internal((int)a))
             continue;
-        tries++;
-        /* The lowest free number from a up: a, or one above the top
-         * when a is the program's (given back: the next a below). */
+        tries--;
+        /* The lowest free number from a up: a, or one above when a is
+         * taken (given back when at or above the top: the next a). */
         int n = wc_k_fcntl(fd, F_DUPFD_CLOEXEC, (int)a);
         if (n < 0) {
             if (errno == EMFILE)
-                continue;
+                continue;       /* nothing free from a up to L */
             return -errno;
         }
         if (n < top)
@@ -256,12 +235,15 @@ void wc_own_fd_table_ready(void)
 static int place(int fd, const struct rlimit *rl)
 {
     rlim_t top = table_top(), lim = rl->rlim_cur < top ? rl->rlim_cur : top;
-    int n = place_low(fd, lim);                                /* (1b) */
+    int n = lim > WC_FD_LOW                                    /* (1b) */
+                ? place_highest(fd, lim < WC_FD_TOP ? (long)lim : WC_FD_TOP,
+                                WC_FD_LOW, 64)
+                : -EMFILE;
     if (n >= 0 || n == -EBADF)
         return n;
     n = place_above(fd, rl);                                   /* (1) */
     if (n < 0 && n != -EBADF)
-        n = place_below(fd, lim);                              /* (4) */
+        n = place_highest(fd, (long)lim, 0, 4096);             /* (4) */
     return n;
 }
 
@@ -377,107 +359,32 @@ int wc_own_fd_yield(void)
  * (wc_own_fd_yield) and the call is made again, as open.c does for open,
  * dup and F_DUPFD (probe AF F1: sockets, pipes, eventfds, epoll
  * instances and accepted connections failed one number per cached file
- * early). Nothing else per call. */
-#define MAKES_FD(r, call)                                                  \
-    do {                                                                   \
-        int e_ = errno;                                                    \
-        while (((r) = (call)) < 0 && unlikely(errno == EMFILE) &&          \
-               wc_own_fd_yield())                                          \
-            errno = e_;                                                    \
-    } while (0)
+ * early). Nothing else per call. MAKES_FD(name, parameters, their
+ * types, the arguments) defines one such wrapper. */
+#define MAKES_FD(name, params, types, args)                                \
+    WC_EXPORT int name params                                              \
+    {                                                                      \
+        int(*next) types = WC_NEXT(int(*) types, name);                    \
+        int r;                                                             \
+        if (!next)                                                         \
+            return (int)wc_ret(-ENOSYS);                                   \
+        RETRY_EMFILE(r, next args);                                        \
+        return r;                                                          \
+    }
 
-WC_EXPORT int socket(int domain, int type, int proto)
-{
-    int (*next)(int, int, int) = WC_NEXT(int (*)(int, int, int), socket);
-    int r;
-    if (!next)
-        return (int)wc_ret(-ENOSYS);
-    MAKES_FD(r, next(domain, type, proto));
-    return r;
-}
-
-WC_EXPORT int socketpair(int domain, int type, int proto, int sv[2])
-{
-    int (*next)(int, int, int, int *) =
-        WC_NEXT(int (*)(int, int, int, int *), socketpair);
-    int r;
-    if (!next)
-        return (int)wc_ret(-ENOSYS);
-    MAKES_FD(r, next(domain, type, proto, sv));
-    return r;
-}
-
-WC_EXPORT int accept(int s, struct sockaddr *a, socklen_t *n)
-{
-    int (*next)(int, struct sockaddr *, socklen_t *) =
-        WC_NEXT(int (*)(int, struct sockaddr *, socklen_t *), accept);
-    int r;
-    if (!next)
-        return (int)wc_ret(-ENOSYS);
-    MAKES_FD(r, next(s, a, n));
-    return r;
-}
-
-WC_EXPORT int accept4(int s, struct sockaddr *a, socklen_t *n, int fl)
-{
-    int (*next)(int, struct sockaddr *, socklen_t *, int) =
-        WC_NEXT(int (*)(int, struct sockaddr *, socklen_t *, int), accept4);
-    int r;
-    if (!next)
-        return (int)wc_ret(-ENOSYS);
-    MAKES_FD(r, next(s, a, n, fl));
-    return r;
-}
-
-WC_EXPORT int pipe(int p[2])
-{
-    int (*next)(int *) = WC_NEXT(int (*)(int *), pipe);
-    int r;
-    if (!next)
-        return (int)wc_ret(-ENOSYS);
-    MAKES_FD(r, next(p));
-    return r;
-}
-
-WC_EXPORT int pipe2(int p[2], int fl)
-{
-    int (*next)(int *, int) = WC_NEXT(int (*)(int *, int), pipe2);
-    int r;
-    if (!next)
-        return (int)wc_ret(-ENOSYS);
-    MAKES_FD(r, next(p, fl));
-    return r;
-}
-
-WC_EXPORT int eventfd(unsigned v, int fl)
-{
-    int (*next)(unsigned, int) = WC_NEXT(int (*)(unsigned, int), eventfd);
-    int r;
-    if (!next)
-        return (int)wc_ret(-ENOSYS);
-    MAKES_FD(r, next(v, fl));
-    return r;
-}
-
-WC_EXPORT int epoll_create(int size)
-{
-    int (*next)(int) = WC_NEXT(int (*)(int), epoll_create);
-    int r;
-    if (!next)
-        return (int)wc_ret(-ENOSYS);
-    MAKES_FD(r, next(size));
-    return r;
-}
-
-WC_EXPORT int epoll_create1(int fl)
-{
-    int (*next)(int) = WC_NEXT(int (*)(int), epoll_create1);
-    int r;
-    if (!next)
-        return (int)wc_ret(-ENOSYS);
-    MAKES_FD(r, next(fl));
-    return r;
-}
+MAKES_FD(socket, (int domain, int type, int proto), (int, int, int),
+         (domain, type, proto))
+MAKES_FD(socketpair, (int domain, int type, int proto, int sv[2]),
+         (int, int, int, int *), (domain, type, proto, sv))
+MAKES_FD(accept, (int s, struct sockaddr *a, socklen_t *n),
+         (int, struct sockaddr *, socklen_t *), (s, a, n))
+MAKES_FD(accept4, (int s, struct sockaddr *a, socklen_t *n, int fl),
+         (int, struct sockaddr *, socklen_t *, int), (s, a, n, fl))
+MAKES_FD(pipe, (int p[2]), (int *), (p))
+MAKES_FD(pipe2, (int p[2], int fl), (int *, int), (p, fl))
+MAKES_FD(eventfd, (unsigned v, int fl), (unsigned, int), (v, fl))
+MAKES_FD(epoll_create, (int size), (int), (size))
+MAKES_FD(epoll_create1, (int fl), (int), (fl))
 
 /* getrlimit: RLIMIT_NOFILE as the program set it, even while place() has
  * it raised (invariant 2). Sanitizer runtimes call getrlimit while they

@@ -141,6 +141,17 @@ int wc_own_fd_evict(int fd);
  * descriptors sit below its limit (fallback), give up the file of the
  * lowest one and return 1 (retry the call); else 0. */
 int wc_own_fd_yield(void);
+/* r = call, made again while it fails with EMFILE and wc_own_fd_yield
+ * makes room (the kernel fails a call that makes a descriptor for EMFILE
+ * before anything else), with the errno the program had: a call that
+ * then succeeds leaves it as it was. */
+#define RETRY_EMFILE(r, call)                                              \
+    do {                                                                   \
+        int retry_errno_ = errno;                                          \
+        while (((r) = (call)) < 0 && unlikely(errno == EMFILE) &&          \
+               wc_own_fd_yield())                                          \
+            errno = retry_errno_;                                          \
+    } while (0)
 /* prlimit of RLIMIT_NOFILE as the program must see it, and its changes
  * (serialised with the placement; ours move above a raised limit). Same
  * returns as prlimit(2). getrlimit is interposed in ownfd.c. */

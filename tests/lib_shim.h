@@ -7,8 +7,9 @@
  * and what the files hold afterwards, read by the test process itself,
  * which is never under the shim. The kernel run is the expected answer.
  *
- * The hash below is header-only so that the stand-alone programs
- * (tests/prog_*.c, built from one source file each) can use it too.
+ * The hash and the status field below are header-only so that the
+ * stand-alone programs (tests/prog_*.c, built from one source file each)
+ * can use them too.
  */
 #ifndef WCT_LIB_SHIM_H
 #define WCT_LIB_SHIM_H
@@ -16,6 +17,8 @@
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 #include <sys/types.h>
@@ -70,6 +73,24 @@ static inline uint64_t wct_hash(const void *p, size_t n)
         h *= 0x100000001b3ull;
     }
     return h;
+}
+
+/* A number field of this process's /proc/self/status ("Threads",
+ * "FDSize": the kernel's descriptor table size), or -1. */
+static inline long wct_status_field(const char *name)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long n = -1;
+    size_t len = strlen(name);
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, name, len) && line[len] == ':') {
+            n = strtol(line + len + 1, NULL, 10);
+            break;
+        }
+    if (f)
+        fclose(f);
+    return n;
 }
 
 /* ---- scratch directories --------------------------------------------- */

@@ -15,21 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static long status_field(const char *name)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long n = -1;
-    size_t len = strlen(name);
-    while (f && fgets(line, sizeof line, f))
-        if (!strncmp(line, name, len) && line[len] == ':') {
-            n = atol(line + len + 1);
-            break;
-        }
-    if (f)
-        fclose(f);
-    return n;
-}
+#include "lib_shim.h"
 
 int main(int argc, char **argv)
 {
@@ -37,13 +23,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: prog_ctorthread DIR\n");
         return 2;
     }
-    if (status_field("Threads") < 2) {
+    if (wct_status_field("Threads") < 2) {
         printf("no thread\n");
         return 0;
     }
     char path[4200];
     snprintf(path, sizeof path, "%s/ctor.out", argv[1]);
-    long before = status_field("FDSize");
+    long before = wct_status_field("FDSize");
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd < 0)
         return perror("open"), 1;
@@ -55,7 +41,7 @@ int main(int argc, char **argv)
             return perror("write"), 1;
     if (close(fd) != 0)
         return perror("close"), 1;
-    long after = status_field("FDSize");
+    long after = wct_status_field("FDSize");
     unlink(path);
     printf("fdsize %s\n", after > before ? "grew" : "kept");
     return 0;

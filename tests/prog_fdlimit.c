@@ -45,6 +45,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "lib_shim.h"
+
 static const char *dir;
 static int hard;                  /* "hard": the hard limit goes down too */
 
@@ -365,6 +367,17 @@ static int reach(long lim)
     return 0;
 }
 
+/* n files NAME0.. opened and written in 20 lines each (cached under the
+ * shim: the tests run it with WCACHE_MIN_WRITES=0). */
+static void cache_files(int *fds, int n, const char *name)
+{
+    for (int i = 0; i < n; i++) {
+        fds[i] = open_w(name, i);
+        for (int k = 0; k < 20; k++)
+            write_through(fds[i], "line");
+    }
+}
+
 /* Files cached, then sockets, then pipes, made until EMFILE: calls the
  * shim wraps only to give a cached file's number back at EMFILE
  * (ownfd.c; probe AF F1: one number short per cached file). */
@@ -372,11 +385,7 @@ static int sockets(long lim)
 {
     set_soft(lim);
     int fds[5];
-    for (int i = 0; i < 5; i++) {
-        fds[i] = open_w("s", i);
-        for (int k = 0; k < 20; k++)
-            write_through(fds[i], "line");
-    }
+    cache_files(fds, 5, "s");
     int n = 0, s, first = -1;
     while ((s = socket(AF_UNIX, SOCK_DGRAM, 0)) >= 0) {
         if (first < 0)
@@ -402,9 +411,8 @@ static int sockets(long lim)
 static int lockdup(long lim)
 {
     set_soft(lim);
-    int fd = open_w("l", 0);
-    for (int k = 0; k < 20; k++)
-        write_through(fd, "line");
+    int fd;
+    cache_files(&fd, 1, "l");
     struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
     report("lock", fcntl(fd, F_SETLK, &fl));
     for (int t = 1024; t < 1032; t++) {
@@ -429,18 +437,10 @@ static int lockdup(long lim)
     return 0;
 }
 
-/* The kernel's descriptor table size (/proc/self/status FDSize). */
+/* The kernel's descriptor table size. */
 static long fdsize(void)
 {
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long n = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "FDSize: %ld", &n) == 1)
-            break;
-    if (f)
-        fclose(f);
-    return n;
+    return wct_status_field("FDSize");
 }
 
 /* Files written, then a child: its table is a copy of the parent's up to
@@ -450,11 +450,7 @@ static int forktable(long lim)
 {
     set_soft(lim);
     int fds[8];
-    for (int i = 0; i < 8; i++) {
-        fds[i] = open_w("t", i);
-        for (int k = 0; k < 20; k++)
-            write_through(fds[i], "line");
-    }
+    cache_files(fds, 8, "t");
     int pipefd[2];
     if (pipe(pipefd) != 0)
         return 3;

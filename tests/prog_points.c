@@ -275,15 +275,7 @@ static void s_fork_shared(void)
  * thread now? A cache brings its flusher thread. */
 static int has_a_second_thread(void)
 {
-    char line[256];
-    FILE *f = fopen("/proc/self/status", "r");
-    int n = 1;
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "Threads: %d", &n) == 1)
-            break;
-    if (f)
-        fclose(f);
-    return n > 1;
+    return wct_status_field("Threads") > 1;
 }
 
 /* A process writes a log (its cache made once its writes paid for it),

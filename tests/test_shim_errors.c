@@ -1496,19 +1496,27 @@ Test(errors, errseq_fuse, .init = setup, .fini = teardown, .timeout = 120)
  * Another process sees the records written so far at once, as without
  * the shim, cached at once and with the defaults; the same writes to a
  * file the kernel writes as usual are cached (so the check can fail). */
+/* What another process sees of `what` at prog_fill's "ASK records"
+ * (`measure`: -1 when it cannot tell); every ASK answered. */
 struct peek {
-    const char *file;
-    long long size;     /* the file's size at "ASK records", -1 none */
+    const char *what;
+    long long (*measure)(const char *what);
+    long long value;    /* at "ASK records", -1 none */
 };
 
 static void on_peek(void *ctx, const char *line, int reply_fd)
 {
     struct peek *p = ctx;
-    struct stat st;
     if (!strcmp(line, "ASK records"))
-        p->size = stat(p->file, &st) == 0 ? (long long)st.st_size : -1;
+        p->value = p->measure(p->what);
     if (!strncmp(line, "ASK ", 4) && write(reply_fd, "g", 1) != 1)
         cr_log_error("reply failed");
+}
+
+static long long file_size(const char *file)
+{
+    struct stat st;
+    return stat(file, &st) == 0 ? (long long)st.st_size : -1;
 }
 
 /* prog_fill writes 3000 records of 100 bytes to f under the shim, and
@@ -1524,7 +1532,7 @@ static long long size_seen_at_2000(const char *f, int defaults)
                          defaults ? "WCACHE_SETUP_US=" : NULL, NULL};
     const char *argv[] = {WCT_PROG("prog_fill"), f, "write", "100", "300000",
                           "ask=2000", NULL};
-    struct peek pk = {.file = f, .size = -1};
+    struct peek pk = {.what = f, .measure = file_size, .value = -1};
     struct wct_spec sp = {.argv = argv, .shim = 1, .env = env,
                           .timeout_s = 60, .on_line = on_peek, .ctx = &pk};
     struct wct_result r;
@@ -1536,7 +1544,7 @@ static long long size_seen_at_2000(const char *f, int defaults)
     char *got = wct_slurp(f, &n);
     cr_assert(got && n == 300000, "%s: %zu bytes at the end", f, n);
     free(got);
-    return pk.size;
+    return pk.value;
 }
 
 Test(errors, sync_mount_and_chattr_s_pass_through, .init = setup,
@@ -1597,17 +1605,13 @@ Test(errors, sync_mount_and_chattr_s_pass_through, .init = setup,
  * store file has the few pages written in the page cache, not the
  * loop device's 128 KiB window around each (32 pages). Counted with
  * mincore from another process. */
-struct resident {
-    const char *dir;
-    long pages;         /* the store's pages in the page cache, -1 none */
-};
-
-static long store_pages_cached(const char *dir)
+/* The store's pages in the page cache, -1 when no store is found. */
+static long long store_pages_cached(const char *dir)
 {
     char sub[4400];
     snprintf(sub, sizeof sub, "%s/wcache-%u", dir, (unsigned)getuid());
     DIR *d = opendir(sub);
-    long n = -1;
+    long long n = -1;
     struct dirent *e;
     while (d && (e = readdir(d))) {
         char p[4700];
@@ -1638,15 +1642,6 @@ static long store_pages_cached(const char *dir)
     return n;
 }
 
-static void on_resident(void *ctx, const char *line, int reply_fd)
-{
-    struct resident *r = ctx;
-    if (!strcmp(line, "ASK records"))
-        r->pages = store_pages_cached(r->dir);
-    if (!strncmp(line, "ASK ", 4) && write(reply_fd, "g", 1) != 1)
-        cr_log_error("reply failed");
-}
-
 Test(errors, store_on_a_disk_reads_nothing_around, .init = setup,
      .fini = teardown, .timeout = 120)
 {
@@ -1664,19 +1659,19 @@ Test(errors, store_on_a_disk_reads_nothing_around, .init = setup,
                          NULL};
     const char *argv[] = {WCT_PROG("prog_fill"), f, "write", "100", "4000",
                           "ask=40", NULL};
-    struct resident rs = {.dir = dir, .pages = -1};
+    struct peek rs = {.what = dir, .measure = store_pages_cached,
+                      .value = -1};
     struct wct_spec sp = {.argv = argv, .shim = 1, .env = env,
-                          .timeout_s = 60, .on_line = on_resident,
-                          .ctx = &rs};
+                          .timeout_s = 60, .on_line = on_peek, .ctx = &rs};
     struct wct_result r;
     cr_assert_eq(wct_run(&sp, &r), 0);
     cr_assert(wct_ok(&r) && strstr(r.out, "full 40\n"), "%s\n%s%s",
               wct_status_str(&r), r.out, r.err);
     wct_result_free(&r);
-    cr_assert_geq(rs.pages, 1, "no store found in %s", dir);
-    cr_assert_leq(rs.pages, 16, "the store has %ld pages in the page cache "
+    cr_assert_geq(rs.value, 1, "no store found in %s", dir);
+    cr_assert_leq(rs.value, 16, "the store has %lld pages in the page cache "
                   "after 4,000 bytes cached: read around its faults",
-                  rs.pages);
+                  rs.value);
 }
 
 /* A program that ran in a mount leaves nothing of the shim's in it: the
