@@ -754,9 +754,13 @@ static inline void wc_watch_restart(struct wc_desc *d)
 }
 
 /* A write counted among a file's first (fdtab.c (6)) that took at least
- * this long in the kernel was a round trip to a server (FUSE: 47 us a
- * write on bindfs here, GlusterFS 50-200 us; a local disk 1-2 us)... */
-#define WC_WATCH_SLOW_NS 20000u
+ * this long in the kernel was a round trip to a server (FUSE: 20-23 us a
+ * write on bindfs on a quiet day here, 47 us on others, GlusterFS
+ * 50-200 us; a local disk 0.7-2 us, and only FUSE, network and similar
+ * file systems are asked: wc_fs_remote)... At 20 us bindfs's writes
+ * fell on both sides of it (fuse::slow_writes_cache_a_file_early failed
+ * once). */
+#define WC_WATCH_SLOW_NS 10000u
 /* ...and this many such writes in a row bring the file into the cache at
  * once: its adoption's own round trips (fstat, fstatfs) cost about as
  * much. */
