@@ -6,7 +6,9 @@
  */
 #include "wcache/sys.h"
 
-struct wc_sys wc_sys;
+/* Within one page (it is under 1 KiB): a start-up writes every slot
+ * (shim/real.c), a fault for each page it spans. */
+struct wc_sys wc_sys __attribute__((aligned(1024)));
 
 #define WC_SYS_NAME(ret, name, args) #name,
 const char *const wc_sys_names[] = {WC_SYSCALLS(WC_SYS_NAME)};

@@ -394,6 +394,7 @@ int wc_fault_ensure(void)
     if (likely(__atomic_load_n(&wc_fault_ready, __ATOMIC_ACQUIRE)))
         return 1;
     wc_lock(&g_cache_lock);
+    wc_signals_fault_hooks();
     if (!wc_fault_ready && wc_fault_install() == 0)
         __atomic_store_n(&wc_fault_ready, 1, __ATOMIC_RELEASE);
     wc_unlock(&g_cache_lock);
@@ -453,6 +454,7 @@ struct wc_cache *wc_cache_get(void)
         wc_cfg.cache.unnamed = wc_cfg.guard;    /* named by publish */
         fit_memcg(&wc_cfg.cache);
         wc_real_all();          /* real.c (1b) */
+        wc_signals_fault_hooks();       /* before the fault handler */
         wc_refused_io_probe();          /* io.c (7) */
         int r = wc_guard_refused();     /* guard.c (8) */
         if (r == 0)
@@ -1504,10 +1506,11 @@ int wc_file_fd_cloexec(dev_t dev, ino_t ino)
 WC_ONCE
 void wc_consistency_all(enum wc_reason why, int how, int exec_only)
 {
-    static unsigned g_child_gen;    /* child creations (atomic) */
-    unsigned gen = how == WC_ALL_SHARE
-                       ? __atomic_add_fetch(&g_child_gen, 1, __ATOMIC_RELAXED)
-                       : 0;
+    static unsigned g_child_gen;    /* child creations that share a
+                                       description (atomic) */
+    unsigned gen = 0;               /* taken at the first one shared: a
+                                       fork that shares none writes no
+                                       page the child shares */
     struct wc_cache *c = wc_cachep;
     if (c) {
         wc_cache_flush(c, why);
@@ -1528,6 +1531,8 @@ void wc_consistency_all(enum wc_reason why, int how, int exec_only)
         } else if (shared) {
             /* The child moves the shared offset too (shared.c). */
             finish = wc_desc_share_locked((int)fd, d, why);
+            while (!gen)
+                gen = __atomic_add_fetch(&g_child_gen, 1, __ATOMIC_RELAXED);
             wc_holders_fork((int)fd, d, gen);
             d->shared = 1;
         } else if (d->mode == WC_D_CACHED) {

@@ -321,8 +321,12 @@ static int g_retry_in, g_tries;
 
 void wc_note_handler(int sig, int nodefer)
 {
-    if (sig >= 1 && sig <= 64 && !nodefer)
-        __atomic_or_fetch(&g_handled, 1ull << (sig - 1), __ATOMIC_ACQ_REL);
+    uint64_t bit = sig >= 1 && sig <= 64 ? 1ull << (sig - 1) : 0;
+    /* Set once: a program that sets its handlers again before each fork
+     * (bash) would otherwise write this page in every cycle, a
+     * copy-on-write fault after each fork. */
+    if (bit && !nodefer && !(__atomic_load_n(&g_handled, __ATOMIC_ACQUIRE) & bit))
+        __atomic_or_fetch(&g_handled, bit, __ATOMIC_ACQ_REL);
 }
 
 /* The x86_64 kernel's signal frame (struct rt_sigframe), as far as

@@ -133,6 +133,7 @@
  *       helpers would.
  */
 #include <dlfcn.h>
+#include <link.h>
 #include <fcntl.h>
 #include <linux/close_range.h>
 #include <limits.h>
@@ -153,17 +154,19 @@
 
 static char guard_exe[PATH_MAX] WC_LARGE;  /* the wcache binary, once found */
 static int guard_found = -1;       /* -1 not looked yet, 0 no, 1 yes */
-WC_BOOT static const char *g_lib;  /* this library's path (dladdr), or NULL */
 
-/* This library's path, asked at start-up while dladdr (which takes the
- * loader's lock) is safe to call; the string is the loader's, kept while
- * the library is loaded (always: preloaded). */
-WC_ONCE
-static void find_lib(void)
+/* This library's path as the loader opened it (its link map's name),
+ * from _dl_find_object: no lock and async-signal-safe, so asked when
+ * needed (a guard's start, an exec's environment), not at every start-up
+ * as dladdr was (its walk of the symbol table: 9,000 of the 240,000
+ * instructions of a /bin/true start under the shim). NULL when unknown. */
+const char *wc_lib_path(void)
 {
-    Dl_info di;
-    if (dladdr((void *)find_lib, &di) && di.dli_fname)
-        g_lib = di.dli_fname;
+    struct dl_find_object o;
+    if (_dl_find_object((void *)wc_lib_path, &o) == 0 && o.dlfo_link_map &&
+        o.dlfo_link_map->l_name && o.dlfo_link_map->l_name[0])
+        return o.dlfo_link_map->l_name;
+    return NULL;
 }
 
 /* The wcache binary beside libwcache.so (the build tree), or where `make
@@ -177,6 +180,7 @@ static int find_guard(void)
         return guard_found;
     static const char *const rel[] = {"/wcache", "/../../bin/wcache"};
     guard_found = 0;
+    const char *g_lib = wc_lib_path();
     const char *slash = g_lib ? strrchr(g_lib, '/') : NULL;
     size_t n = slash ? (size_t)(slash - g_lib) : 0;
     for (size_t i = 0; slash && !guard_found && i < 2; i++)
@@ -457,12 +461,6 @@ void wc_guard_after_fork(void)
 }
 
 WC_ONCE
-void wc_guard_init(void)
-{
-    if (wc_cfg.guard)
-        find_lib();
-}
-
 WC_ONCE
 void wc_guard_replay_dead(void)
 {

@@ -102,8 +102,11 @@
 #include "kcall.h"
 #include "wcache/raw.h"
 
-static struct wc_lock g_limit_lock;
-static int g_window;                 /* limit raised now (atomic) */
+/* In .data (WC_BOOT's page): every fork child reads both first thing
+ * (wc_own_fd_after_fork), and a .bss page no one had touched was a page
+ * fault in each child. */
+WC_BOOT static struct wc_lock g_limit_lock;
+WC_BOOT static int g_window;         /* limit raised now (atomic) */
 static struct rlimit g_prog_rl;      /* the program's limit meanwhile */
 static int g_fallback_logged;
 /* Invariant (1b): where L is above WC_FD_LOW, the engine's numbers are

@@ -456,7 +456,7 @@ void wc_proc_exit_flush(void)
 WC_ONCE
 static void atfork_child(void)
 {
-    exec_only_child = 0;
+    WC_RESET(exec_only_child, 0);   /* a TLS page the parent shares */
     wc_blk_after_fork();                /* wcache/blk.h invariant (5) */
     wc_flusher_after_fork();            /* threads stay behind */
     wc_death_signals_after_fork();
@@ -472,7 +472,15 @@ static void before_spawn(int exec_only)
 {
     if (wc_state != WC_ST_ON || wc_depth)
         return;
+    wc_real_for_children();             /* real.c (1c) */
+    if (!exec_only)
+        wc_stdio_for_children();        /* only an exec follows: no stdio */
     wc_nc_shared_all();                 /* invariant (6) */
+    /* Nothing cached, nothing tracked: nothing to make consistent, and
+     * nothing written (each page written here is a copy-on-write fault
+     * in the parent after every fork: its children share it). */
+    if (!wc_cachep && !wc_fd_tracked_hi())
+        return;
     int e = wc_work_begin();
     wc_consistency_all(WC_WHY_FORK, WC_ALL_SHARE, exec_only);
     wc_work_end(e);
@@ -1005,9 +1013,9 @@ static int env_preloads_us(char *const envp[])
 {
     static char name[256];
     if (!name[0]) {
-        Dl_info di;
-        const char *f = dladdr((void *)env_preloads_us, &di) && di.dli_fname
-                            ? di.dli_fname : "libwcache.so";
+        const char *f = wc_lib_path();
+        if (!f)
+            f = "libwcache.so";
         const char *slash = strrchr(f, '/');
         snprintf(name, sizeof name, "%s", slash ? slash + 1 : f);
     }
@@ -1620,7 +1628,6 @@ __attribute__((constructor)) static void wc_init(void)
     wc_queue_init();
     wc_state = WC_ST_ON;
     wc_signals_init();
-    wc_guard_init();
     wc_guard_replay_dead();
     wc_nc_init();       /* descriptors open now: at their first write */
     errno = e;

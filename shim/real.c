@@ -24,6 +24,14 @@
  *       looks up the few names it uses (dlsym of all 140 was half of the
  *       shim's start-up), and the engine never resolves one in a signal
  *       handler or a child.
+ *   (1c) The entries a child calls first (FOR_CHILDREN: its exit, its
+ *       exec, the moves of its descriptors before that) are resolved in
+ *       the parent before its first fork or vfork (wc_real_for_children,
+ *       from proc.c's before_spawn): a fork child resolves in a copy of
+ *       the table the parent never sees, so each child of a process that
+ *       caches nothing paid a dlsym and about ten page faults of libc's
+ *       and ld.so's tables for its _exit or its execve (300 children:
+ *       44 faults a fork against 23 without the shim).
  *   (2) A required symbol that libc lacks is reported once on stderr; one
  *       of AT_START makes the shim run pass-through (wc_real_init returns
  *       0), another one is called through its fallback; never a crash.
@@ -414,6 +422,24 @@ int wc_real_init(void)
     if (!ok)
         missing(lacking);
     return ok;
+}
+
+/* Invariant (1c): what a child calls between fork and its exec or exit. */
+#define FOR_CHILDREN(X)                                                     \
+    X(_exit) X(_Exit) X(exit) X(execve) X(execveat) X(fexecve) X(execv)    \
+    X(execvp) X(execvpe) X(dup) X(dup2) X(dup3) X(close_range)            \
+    X(closefrom) X(open) X(creat) X(sigaction) X(signal) X(mmap) X(munmap)
+
+WC_ONCE
+void wc_real_for_children(void)
+{
+    WC_BOOT static int done;    /* written once, by the first fork's parent */
+    if (__atomic_load_n(&done, __ATOMIC_ACQUIRE))
+        return;
+#define CHILD(name) wc__lazy_resolve(SLOT(name));
+    FOR_CHILDREN(CHILD)
+#undef CHILD
+    __atomic_store_n(&done, 1, __ATOMIC_RELEASE);
 }
 
 WC_ONCE

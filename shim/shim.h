@@ -73,10 +73,12 @@
  *             common case). */
 #define WC_LARGE __attribute__((section(".lbss")))
 #define WC_ONCE __attribute__((cold))
-/*   WC_BOOT   a variable every start writes (the constructor's): kept in
- *             .data, whose one page the dynamic loader has written
- *             already (it clears the end of it), where in .bss each page
- *             first read, then written costs two faults. */
+/*   WC_BOOT   a variable every start writes (the constructor's), or one
+ *             every fork child reads first: kept in .data, whose one page
+ *             the dynamic loader has written already (it clears the end of
+ *             it), where in .bss each page first read, then written costs
+ *             two faults (and a page the parent never touched, one in
+ *             each child). */
 #define WC_BOOT __attribute__((section(".data.wc_boot")))
 /* A fork child's reset of what it inherited, stored only where it differs:
  * a page the process never changed stays shared with the parent (a store
@@ -117,6 +119,10 @@ void wc_log(int level, const char *fmt, ...)
 int wc_real_init(void);
 /* Resolve every entry of wc_sys now (before the cache is made). */
 void wc_real_all(void);
+/* Resolve the entries a child calls first (real.c (1c)); before a fork. */
+void wc_real_for_children(void);
+/* The same for the stdio wrappers (stdiofence.c): before a fork. */
+void wc_stdio_for_children(void);
 
 /* Mark (on) or unmark `fd` as one of the engine's own (fdtab.c). */
 void wc_fd_mark_internal(int fd, int on);
@@ -1317,7 +1323,10 @@ void wc_proc_final_flush(void);
  * point (6). how: what pid and tid name. */
 enum { WC_KILL_SELF, WC_KILL_PID, WC_KILL_TGID, WC_KILL_TID, WC_KILL_PIDFD };
 void wc_before_kill(int how, long pid, long tid, int sig);
-/* The fault handler's death hook (signals.c), set at start-up. */
+/* Point cache/ucopy.c's fault hooks (its death hook among them) at the
+ * shim, before wc_fault_install (signals.c). */
+void wc_signals_fault_hooks(void);
+/* Start-up: the key of the shim's marks on signal frames (signals.c). */
 void wc_signals_init(void);
 /* Print WCACHE_STATS for cache c (exit, exec). */
 void wc_stats_report(struct wc_cache *c);
@@ -1408,7 +1417,8 @@ void wc_guard_check(struct wc_cache *c);
  * flusher thread, first thing); forget it in a fork child. */
 void wc_guard_reap(void);
 void wc_guard_after_fork(void);
-void wc_guard_init(void);
+/* This library's path as loaded, or NULL (guard.c; async-signal-safe). */
+const char *wc_lib_path(void);
 /* Replay dead processes' backing files before the program runs (guard.c
  * invariant (9)). */
 void wc_guard_replay_dead(void);

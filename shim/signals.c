@@ -283,7 +283,7 @@ static int stand_in(int sig)
         sa.sa_flags = SA_RESTART | SA_ONSTACK;
     }
     int r = REAL(sigaction)(sig, &sa, NULL);
-    standing_in[sig] = r == 0;
+    WC_RESET(standing_in[sig], r == 0);
     return r;
 }
 
@@ -329,7 +329,7 @@ static void holding_handler_run(int sig, siginfo_t *si, void *uc)
  * it, and no flusher was made). A frame that leaves that word unwritten
  * keeps the mark: such a write still waits, as before. */
 static WC_TLS uintptr_t held_sp;
-static uintptr_t g_mark_key;    /* AT_RANDOM's, set at start-up */
+WC_BOOT static uintptr_t g_mark_key;    /* AT_RANDOM's, set at start-up */
 
 static uintptr_t mark_of(uintptr_t at)
 {
@@ -378,11 +378,16 @@ static int hold(int sig, const struct sigaction *act)
     struct sigaction sa = *act;
     sa.sa_sigaction = holding_handler;
     sa.sa_flags = (act->sa_flags | SA_SIGINFO) & ~SA_RESETHAND;
-    prog_act[sig] = as_kept(act);
+    /* Stored only where they change: a program that sets the same
+     * handler again before each fork (bash) wrote these pages in every
+     * cycle, a copy-on-write fault after each fork. */
+    struct sigaction k = as_kept(act);
+    if (memcmp(&prog_act[sig], &k, sizeof k))
+        prog_act[sig] = k;
     int r = REAL(sigaction)(sig, &sa, NULL);
-    holding[sig] = r == 0;
+    WC_RESET(holding[sig], r == 0);
     if (r == 0)
-        standing_in[sig] = 0;
+        WC_RESET(standing_in[sig], 0);
     return r;
 }
 
@@ -540,17 +545,21 @@ static int stood_sigaction(int sig, const struct sigaction *act,
         int ign = !info && act->sa_handler == SIG_IGN;
         if ((dfl || (ign && is_fault_sig(sig))) && is_death_sig(sig) &&
             wc_state == WC_ST_ON) {
-            prog_act[sig] = as_kept(act);
+            struct sigaction k = as_kept(act);
+            if (memcmp(&prog_act[sig], &k, sizeof k))   /* as in hold() */
+                prog_act[sig] = k;
             r = stand_in(sig);
             if (r == 0)
-                holding[sig] = 0;
+                WC_RESET(holding[sig], 0);
         } else if (!dfl && !ign && is_async_sig(sig) &&
                    wc_state == WC_ST_ON) {
             r = hold(sig, act);
         } else {
             r = REAL(sigaction)(sig, act, NULL);
-            if (r == 0)
-                standing_in[sig] = holding[sig] = 0;
+            if (r == 0) {
+                WC_RESET(standing_in[sig], 0);  /* as in hold() */
+                WC_RESET(holding[sig], 0);
+            }
         }
     }
     sig_unlock(&saved);
@@ -718,11 +727,19 @@ WC_EXPORT int __sigaction(int sig, const struct sigaction *act,
 }
 
 WC_ONCE
+/* The engine's fault handler calls back into the shim (cache/ucopy.c):
+ * set before it is installed, not at start-up (three stores in a page of
+ * .bss no start writes otherwise). */
+void wc_signals_fault_hooks(void)
+{
+    WC_RESET(wc_fault_death_hook, fault_hook);
+    WC_RESET(wc_fault_undeliverable_hook, wc_altstack_undeliverable);
+    WC_RESET(wc_fault_uc_stack_hook, wc_altstack_uc_stack);
+}
+
+WC_ONCE
 void wc_signals_init(void)
 {
-    wc_fault_death_hook = fault_hook;
-    wc_fault_undeliverable_hook = wc_altstack_undeliverable;
-    wc_fault_uc_stack_hook = wc_altstack_uc_stack;
     const uintptr_t *r = (const uintptr_t *)getauxval(AT_RANDOM);
     if (r)
         g_mark_key = r[0];

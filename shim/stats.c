@@ -122,6 +122,8 @@ void wc_nc_init(void)
 WC_ONCE
 void wc_nc_shared_all(void)
 {
+    if (!__atomic_load_n(&g_own_hi, __ATOMIC_RELAXED))
+        return;     /* not written: a fault in the parent after each fork */
     unsigned hi = __atomic_exchange_n(&g_own_hi, 0, __ATOMIC_RELAXED);
     for (unsigned fd = 0; fd < hi; fd++)
         if (__atomic_load_n(&g_why[fd], __ATOMIC_RELAXED) == WC_NC_START_OWN)
@@ -141,7 +143,10 @@ int wc_nc_own(int fd)
 
 void wc_nc_mark(int fd, int why)
 {
-    if (wc_nc_on && fd >= 0 && (unsigned)fd < wc_nfds)
+    /* Stored only where it changes (a page written in every fork cycle
+     * of a shell is a copy-on-write fault after each fork). */
+    if (wc_nc_on && fd >= 0 && (unsigned)fd < wc_nfds &&
+        __atomic_load_n(&g_why[fd], __ATOMIC_RELAXED) != (unsigned char)why)
         __atomic_store_n(&g_why[fd], (unsigned char)why, __ATOMIC_RELAXED);
 }
 

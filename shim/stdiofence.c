@@ -28,6 +28,14 @@
 
 #include "shim.h"
 
+/* Every wrapper's slot and name, gathered by the linker in one section
+ * (wc_stdio_for_children). */
+struct lazy {
+    void **slot;
+    const char *name;
+};
+extern struct lazy __start_wc_stdio_lazy[], __stop_wc_stdio_lazy[];
+
 /* The real function `name`, looked up once (wc_next_fn). */
 #define REAL_S(type, name)                                                 \
     ((type)wc_next_fn(&lz_##name, #name))
@@ -50,6 +58,9 @@ static inline void fence(FILE *fp)
  * own (wcs_NAME), also reached by a jump. */
 #define WRAP(ret, name, params, args, stream)                              \
     static void *lz_##name;                                                \
+    static struct lazy lzent_##name                                        \
+        __attribute__((used, section("wc_stdio_lazy"))) = {&lz_##name,     \
+                                                          #name};          \
     static __attribute__((noinline, cold)) ret wcs_##name params           \
     {                                                                      \
         fence(stream);                                                     \
@@ -176,3 +187,18 @@ WRAP(void, argp_help, (const struct argp *a, FILE *fp, unsigned fl, char *n),
      (a, fp, fl, n), fp)
 WRAP(void, argp_state_help,
      (const struct argp_state *s, FILE *fp, unsigned fl), (s, fp, fl), fp)
+
+/* Look up every real function above, before a fork (proc.c's
+ * before_spawn, real.c (1c)): a child's first printf or fflush would
+ * otherwise call dlsym in the child, its result lost with it (a shell's
+ * `$(echo ...)`: about ten page faults in each child). */
+WC_ONCE
+void wc_stdio_for_children(void)
+{
+    WC_BOOT static int done;    /* written once, by the first fork's parent */
+    if (__atomic_load_n(&done, __ATOMIC_ACQUIRE))
+        return;
+    for (struct lazy *l = __start_wc_stdio_lazy; l < __stop_wc_stdio_lazy; l++)
+        wc_next_fn(l->slot, l->name);
+    __atomic_store_n(&done, 1, __ATOMIC_RELEASE);
+}

@@ -1290,8 +1290,9 @@ static void same_full_btrfs(const char *what, struct run *k, struct run *s,
      * last block falls: not part of the shape. */
     drop_short_writes(ks);
     drop_short_writes(ss);
-    cr_assert_str_eq(ss, ks, "%s: output differs:\n%s", what,
-                     wct_first_diff(k->r.out, s->r.out));
+    cr_assert_str_eq(ss, ks, "%s: output differs:\n%s\nkernel's run:\n%s\n"
+                     "the shim's run:\n%s", what, wct_first_diff(ks, ss),
+                     k->r.out, s->r.out);
     free(ks);
     free(ss);
     long long lo = kn[0] - kn[0] / 50, hi = kn[0] + kn[0] / 50;

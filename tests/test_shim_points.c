@@ -806,3 +806,63 @@ Test(points, writes_are_cached_until_a_consistency_point)
     outcome_free(&got);
 }
 
+
+/* ---- what a fork child looks up (shim/real.c (1c)) ----------------------- */
+
+/* A fork child calls the real functions its parent has looked up: it
+ * never calls dlsym itself (each lookup in a child is lost with it: a
+ * shell's `$(echo ...)` paid a dlsym and about ten page faults of libc's
+ * and ld.so's tables in every child, for its _exit, its exec, its printf).
+ * ld.so's LD_DEBUG=bindings names every lookup, with the pid that made it;
+ * bash's subshells, command substitutions and failed exec are children
+ * that never exec a new image, so every pid in the file but bash's own is
+ * a fork child. */
+Test(points, fork_children_look_nothing_up)
+{
+    wct_require_tool("bash", "bash");
+    char ld[4200], env_out[4300];
+    snprintf(ld, sizeof ld, "%s/ld", scratch);
+    snprintf(env_out, sizeof env_out, "LD_DEBUG_OUTPUT=%s", ld);
+    const char *env[] = {"LD_DEBUG=bindings", env_out, NULL};
+    const char *argv[] = {
+        "bash", "-c",
+        "( : ); ( exec 3>/dev/null; exit 3 ); (exec /nonexistent) 2>/dev/null;"
+        " x=$(echo a); y=$(printf '%s' b); ( echo c >/dev/null ); true",
+        NULL};
+    struct wct_spec spec = {.argv = argv, .env = env, .shim = 1,
+                            .timeout_s = 30};
+    struct wct_result res;
+    cr_assert(wct_run(&spec, &res) == 0);
+    cr_assert(wct_ok(&res), "%s\n%s", wct_status_str(&res), res.err);
+    wct_result_free(&res);
+
+    /* The one file: bash's (its children inherit its descriptor). */
+    char cmd[8600], name[4400] = "";
+    snprintf(cmd, sizeof cmd, "ls %s/ld.* 2>/dev/null", scratch);
+    FILE *ls = popen(cmd, "r");
+    cr_assert(ls != NULL);
+    cr_assert(fgets(name, sizeof name, ls) != NULL, "no LD_DEBUG output");
+    pclose(ls);
+    name[strcspn(name, "\n")] = 0;
+    long parent = atol(strrchr(name, '.') + 1);
+    char *text = wct_slurp(name, NULL);
+    cr_assert(text != NULL);
+    int in_parent = 0, in_children = 0;
+    char first[512] = "";
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        if (!strstr(line, "libwcache.so [0] to "))
+            continue;           /* a lookup of the shim's own */
+        long pid = atol(line);
+        if (pid == parent) {
+            in_parent += strstr(line, "`_exit'") != NULL;
+        } else if (!in_children++) {
+            snprintf(first, sizeof first, "%s", line);
+        }
+    }
+    free(text);
+    cr_assert(in_children == 0, "%d lookups in fork children, the first:\n%s",
+              in_children, first);
+    /* The parent did them, before its first fork. */
+    cr_assert(in_parent > 0, "bash itself looked up no _exit: is "
+              "LD_DEBUG=bindings read at all?");
+}
