@@ -917,9 +917,42 @@ static int remote_type(unsigned long type)
     }
 }
 
+/* The file system types wc_fs_remote found, by device: asked once per
+ * device, not once per description (sqlite3 makes and removes a journal
+ * at every transaction, whose first write, allocating, takes more than
+ * WC_WATCH_SLOW_NS on ext4: an fstatfs per transaction, 2,000 in the
+ * bench's row). Only the slow-write count reads it, a matter of speed: a
+ * device number used again by another mount can only make a file's
+ * early caching come later or sooner. */
+#define FS_MEMO 8
+static struct {
+    dev_t dev;
+    unsigned long type;
+} g_fs_memo[FS_MEMO];
+static unsigned g_fs_memo_next;
+static struct wc_lock g_fs_memo_lock;   /* protects g_fs_memo, _next */
+
 int wc_fs_remote(int fd, struct wc_desc *d)
 {
-    return remote_type(fs_type(fd, d));
+    if (!d || d->fstype)
+        return remote_type(fs_type(fd, d));
+    unsigned long type = 0;
+    wc_lock(&g_fs_memo_lock);
+    for (unsigned i = 0; i < FS_MEMO && !type; i++)
+        if (g_fs_memo[i].type && g_fs_memo[i].dev == d->dev)
+            type = g_fs_memo[i].type;
+    wc_unlock(&g_fs_memo_lock);
+    if (type)
+        return remote_type(type);
+    type = fs_type(fd, d);
+    if (type != 1) {                    /* 1: fstatfs failed */
+        wc_lock(&g_fs_memo_lock);
+        unsigned i = g_fs_memo_next++ % FS_MEMO;
+        g_fs_memo[i].dev = d->dev;
+        g_fs_memo[i].type = type;
+        wc_unlock(&g_fs_memo_lock);
+    }
+    return remote_type(type);
 }
 
 /* /proc, /sys and their kind: "regular" files whose writes are commands
@@ -1558,6 +1591,7 @@ void wc_after_fork_child(void)
     WC_RESET(wc_rent_ns, 0);        /* its own cache, its own rent (6b) */
     WC_RESET(g_cache_lock.v, 0);
     WC_RESET(g_slab_lock.v, 0);
+    WC_RESET(g_fs_memo_lock.v, 0);
     wc_reg_after_fork();
     wc_own_fd_after_fork();
     WC_RESET(g_cache_failed, 0);
@@ -1601,6 +1635,7 @@ void wc_unlock_all_in_child(void)
 {
     g_cache_lock.v = 0;
     g_slab_lock.v = 0;
+    g_fs_memo_lock.v = 0;
     wc_blk_after_fork();                /* wcache/blk.h invariant (5) */
     wc_reg_unlock_in_child();
     wc_own_fd_after_fork();

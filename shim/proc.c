@@ -472,9 +472,6 @@ static void before_spawn(int exec_only)
 {
     if (wc_state != WC_ST_ON || wc_depth)
         return;
-    wc_real_for_children();             /* real.c (1c) */
-    if (!exec_only)
-        wc_stdio_for_children();        /* only an exec follows: no stdio */
     wc_nc_shared_all();                 /* invariant (6) */
     /* Nothing cached, nothing tracked: nothing to make consistent, and
      * nothing written (each page written here is a copy-on-write fault
@@ -486,9 +483,24 @@ static void before_spawn(int exec_only)
     wc_work_end(e);
 }
 
+/* The real functions a child calls first, looked up in the parent
+ * (real.c (1c)): by fork's and vfork's prepare only. Not by _Fork nor a
+ * raw fork, which a signal handler may call (they are async-signal-safe,
+ * dlsym is not); nor for posix_spawn, system and popen, whose children
+ * exec inside glibc. */
+static void resolve_for_children(int exec_only)
+{
+    if (wc_state != WC_ST_ON || wc_depth)
+        return;
+    wc_real_for_children();
+    if (!exec_only)
+        wc_stdio_for_children();        /* only an exec follows: no stdio */
+}
+
 WC_ONCE
 static void atfork_prepare(void)
 {
+    resolve_for_children(exec_only_child);
     before_spawn(exec_only_child);
 }
 
@@ -513,7 +525,7 @@ WC_EXPORT pid_t fork(void)
  * child would write into the parent's store. */
 WC_EXPORT pid_t _Fork(void)
 {
-    atfork_prepare();
+    before_spawn(exec_only_child);
     pid_t p = REAL(_Fork)();
     if (p == 0)
         atfork_child();
@@ -690,6 +702,7 @@ static int vfork_begin(int exec_only)
     if (wc_depth || !__atomic_load_n(&wc_solo, __ATOMIC_RELAXED) ||
         wc_fd_tracked_hi() > VF_FDS)
         return 0;
+    resolve_for_children(exec_only);
     before_spawn(exec_only);
     memset(vf_touched, 0, sizeof vf_touched);
     vf_high = 0;

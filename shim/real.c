@@ -25,10 +25,12 @@
  *       shim's start-up), and the engine never resolves one in a signal
  *       handler or a child.
  *   (1c) The entries a child calls first (FOR_CHILDREN: its exit, its
- *       exec, the moves of its descriptors before that) are resolved in
- *       the parent before its first fork or vfork (wc_real_for_children,
- *       from proc.c's before_spawn): a fork child resolves in a copy of
- *       the table the parent never sees, so each child of a process that
+ *       exec, the moves of its descriptors before that; and stdio's,
+ *       stdiofence.c) are resolved in the parent before its first fork
+ *       or vfork (wc_real_for_children, from proc.c's
+ *       resolve_for_children; not before _Fork or a raw fork, which a
+ *       signal handler may call): a fork child resolves in a copy of the
+ *       table the parent never sees, so each child of a process that
  *       caches nothing paid a dlsym and about ten page faults of libc's
  *       and ld.so's tables for its _exit or its execve (300 children:
  *       44 faults a fork against 23 without the shim).

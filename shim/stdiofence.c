@@ -189,7 +189,7 @@ WRAP(void, argp_state_help,
      (const struct argp_state *s, FILE *fp, unsigned fl), (s, fp, fl), fp)
 
 /* Look up every real function above, before a fork (proc.c's
- * before_spawn, real.c (1c)): a child's first printf or fflush would
+ * resolve_for_children, real.c (1c)): a child's first printf or fflush would
  * otherwise call dlsym in the child, its result lost with it (a shell's
  * `$(echo ...)`: about ten page faults in each child). */
 WC_ONCE

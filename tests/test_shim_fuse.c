@@ -224,3 +224,46 @@ Test(fuse, slow_writes_cache_a_file_early, .init = setup, .fini = teardown,
     few = first_writes(remote);
     cr_assert_eq(few, 2, "on bindfs: %ld", few);
 }
+
+/* Where a file's first write is slow, the shim asks whether its file
+ * system is a server's (fstatfs: a round trip itself on FUSE) once per
+ * device, not once per file (shim/fdtab.c wc_fs_remote): tar, git and
+ * sqlite3's journal make a new file at every step, and each paid an
+ * fstatfs for its first write (2,000 in the bench's sqlite3 row). The
+ * shell makes 40 files on bindfs, one write each, traced from outside. */
+Test(fuse, file_system_type_asked_once_per_device, .init = setup,
+     .fini = teardown, .timeout = 120)
+{
+    wct_require_shim();
+    wct_require_tool("strace", "strace");
+    mount_bindfs();
+    char out[4300], script[4600];
+    snprintf(out, sizeof out, "%s/trace", scratch);
+    snprintf(script, sizeof script,
+             "cd %s && i=0; while [ $i -lt 40 ]; do echo line $i > f$i;"
+             " i=$((i + 1)); done", mnt);
+    const char *argv[] = {"strace", "-f", "-qq", "-e", "trace=fstatfs",
+                          "-o", out, "env", "LD_PRELOAD=" WCT_SHIM_SO,
+                          "sh", "-c", script, NULL};
+    struct wct_spec s = {.argv = argv, .timeout_s = 60};
+    struct wct_result r;
+    cr_assert_eq(wct_run(&s, &r), 0);
+    cr_assert(wct_ok(&r), "%s\n%s", wct_status_str(&r), r.err);
+    wct_result_free(&r);
+    size_t len;
+    char *text = wct_slurp(out, &len);
+    cr_assert(text);
+    int on_mnt = 0;
+    for (char *p = text; (p = strstr(p, "fstatfs(")); p++)
+        on_mnt += strstr(p, "f_type=FUSE") && strchr(p, '\n') &&
+                  strstr(p, "f_type=FUSE") < strchr(p, '\n');
+    free(text);
+    /* At least one: the question was asked (the writes were slow). */
+    cr_assert(on_mnt >= 1 && on_mnt <= 2,
+              "fstatfs on bindfs %d times for 40 new files", on_mnt);
+    char f[4400];
+    snprintf(f, sizeof f, "%s/f39", src);
+    char *last = wct_slurp(f, &len);
+    cr_assert(last && !strcmp(last, "line 39\n"), "f39 holds %s", last);
+    free(last);
+}
