@@ -325,7 +325,8 @@ void wc_note_handler(int sig, int nodefer)
     /* Set once: a program that sets its handlers again before each fork
      * (bash) would otherwise write this page in every cycle, a
      * copy-on-write fault after each fork. */
-    if (bit && !nodefer && !(__atomic_load_n(&g_handled, __ATOMIC_ACQUIRE) & bit))
+    if (bit && !nodefer &&
+        !(__atomic_load_n(&g_handled, __ATOMIC_ACQUIRE) & bit))
         __atomic_or_fetch(&g_handled, bit, __ATOMIC_ACQ_REL);
 }
 

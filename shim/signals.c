@@ -726,10 +726,10 @@ WC_EXPORT int __sigaction(int sig, const struct sigaction *act,
     return sigaction(sig, act, old);
 }
 
-WC_ONCE
 /* The engine's fault handler calls back into the shim (cache/ucopy.c):
  * set before it is installed, not at start-up (three stores in a page of
  * .bss no start writes otherwise). */
+WC_ONCE
 void wc_signals_fault_hooks(void)
 {
     WC_RESET(wc_fault_death_hook, fault_hook);

@@ -198,7 +198,8 @@ void wc_stdio_for_children(void)
     WC_BOOT static int done;    /* written once, by the first fork's parent */
     if (__atomic_load_n(&done, __ATOMIC_ACQUIRE))
         return;
-    for (struct lazy *l = __start_wc_stdio_lazy; l < __stop_wc_stdio_lazy; l++)
+    for (struct lazy *l = __start_wc_stdio_lazy; l < __stop_wc_stdio_lazy;
+         l++)
         wc_next_fn(l->slot, l->name);
     __atomic_store_n(&done, 1, __ATOMIC_RELEASE);
 }

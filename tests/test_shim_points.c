@@ -807,7 +807,7 @@ Test(points, writes_are_cached_until_a_consistency_point)
 }
 
 
-/* ---- what a fork child looks up (shim/real.c (1c)) ----------------------- */
+/* ---- what a fork child looks up (shim/real.c (1c)) ---------------------- */
 
 /* A fork child calls the real functions its parent has looked up: it
  * never calls dlsym itself (each lookup in a child is lost with it: a
