@@ -894,6 +894,84 @@ static void s_handler_thread(const char *arg)
  * shim's (flusher.c (2)); descriptors opened read-only before any cache,
  * a device's among them, are the kernel's (fdtab.c (7)), and a file
  * cached later is read through them. */
+/* sigaction's answers, call after call, with the file cached (so that the
+ * shim stands in for the death signals' default actions) or not: each
+ * call's old action as the program sees it (which handler, the flags the
+ * program chose, two signals of its mask), and what a raise then runs.
+ * shim/signals.c stood_sigaction makes the program's old action from the
+ * kernel's, read by the same call that sets the new one. */
+static volatile sig_atomic_t sa_hits[3];
+static void sa_h0(int sig) { (void)sig; sa_hits[0]++; }
+static void sa_h1(int sig) { (void)sig; sa_hits[1]++; }
+static void sa_h2(int sig, siginfo_t *si, void *uc)
+{
+    (void)sig; (void)si; (void)uc;
+    sa_hits[2]++;
+}
+
+static const char *sa_name(const struct sigaction *a)
+{
+    if (a->sa_flags & SA_SIGINFO)
+        return a->sa_sigaction == sa_h2 ? "h2" : "info?";
+    return a->sa_handler == SIG_DFL ? "DFL" : a->sa_handler == SIG_IGN ? "IGN"
+           : a->sa_handler == sa_h0 ? "h0" : a->sa_handler == sa_h1 ? "h1"
+           : "other";
+}
+
+static void s_sigactions(const char *how)
+{
+    int fd = -1;
+    if (!strcmp(how, "cached")) {
+        fd = xopen("sa", O_WRONLY | O_CREAT | O_TRUNC);
+        lines(fd, "line", 40);
+    }
+    static const int sigs[] = {SIGINT, SIGTERM, SIGUSR1, SIGPIPE, SIGALRM};
+    for (int round = 0; round < 12; round++) {
+        for (size_t k = 0; k < sizeof sigs / sizeof *sigs; k++) {
+            int sig = sigs[k];
+            struct sigaction a, old;
+            memset(&a, 0, sizeof a);
+            sigemptyset(&a.sa_mask);
+            switch ((round + (int)k) % 6) {
+            case 0: a.sa_handler = sa_h0; sigaddset(&a.sa_mask, SIGUSR2);
+                    break;
+            case 1: a.sa_handler = SIG_DFL; break;
+            case 2: a.sa_sigaction = sa_h2; a.sa_flags = SA_SIGINFO;
+                    break;
+            case 3: a.sa_handler = sa_h1; a.sa_flags = SA_RESETHAND |
+                    SA_NODEFER; break;
+            case 4: a.sa_handler = SIG_IGN; break;
+            default: a.sa_handler = sa_h1; a.sa_flags = SA_RESTART;
+                    sigaddset(&a.sa_mask, SIGHUP); break;
+            }
+            memset(&old, 0x5a, sizeof old);
+            errno = 0;
+            int r = sigaction(sig, &a, &old);
+            say("OUT %d/%d set %s: %d errno=%d old %s flags=%#x usr2=%d "
+                "hup=%d", round, sig, sa_name(&a), r, errno, sa_name(&old),
+                old.sa_flags & (SA_SIGINFO | SA_RESETHAND | SA_NODEFER |
+                                SA_RESTART | SA_ONSTACK),
+                sigismember(&old.sa_mask, SIGUSR2),
+                sigismember(&old.sa_mask, SIGHUP));
+            if (round % 3 == 2 && a.sa_handler != SIG_DFL) {
+                raise(sig);
+                struct sigaction now;
+                sigaction(sig, NULL, &now);
+                say("OUT %d/%d raised: h0 %d h1 %d h2 %d now %s", round,
+                    sig, (int)sa_hits[0], (int)sa_hits[1], (int)sa_hits[2],
+                    sa_name(&now));
+            }
+        }
+        if (fd >= 0)
+            lines(fd, "more", 3);
+    }
+    errno = 0;
+    int r = sigaction(SIGINT, NULL, NULL);
+    say("OUT query nothing: %d errno=%d", r, errno);
+    if (fd >= 0)
+        close(fd);      /* the file is compared after the run */
+}
+
 static void s_no_thread(void)
 {
     signal(SIGUSR1, on_usr1_quiet);
@@ -3247,6 +3325,7 @@ int main(int argc, char **argv)
     else if (!strcmp(sc, "deadline_blocked")) s_deadline_blocked();
     else if (!strcmp(sc, "handler_thread")) s_handler_thread(arg);
     else if (!strcmp(sc, "no_thread")) s_no_thread();
+    else if (!strcmp(sc, "sigactions")) s_sigactions(arg);
     else if (!strcmp(sc, "fsync")) s_fsync();
     else if (!strcmp(sc, "times")) s_times();
     else if (!strcmp(sc, "dir_rename")) s_dir_rename();
