@@ -169,26 +169,88 @@ const char *wc_lib_path(void)
     return NULL;
 }
 
-/* The wcache binary beside libwcache.so (the build tree), or where `make
- * install` puts it, PREFIX/bin beside PREFIX/lib/wcache (looked for once,
- * when the first guard is wanted: a process that caches nothing pays
- * neither the look nor the page it is written in). */
+/* Is the wcache binary beside `lib` (an absolute path: the build tree),
+ * or where `make install` puts it, PREFIX/bin beside PREFIX/lib/wcache?
+ * Then its path is in guard_exe. */
+static int beside(const char *lib)
+{
+    static const char *const rel[] = {"/wcache", "/../../bin/wcache"};
+    const char *slash = strrchr(lib, '/');
+    size_t n = slash ? (size_t)(slash - lib) : 0;
+    for (size_t i = 0; slash && i < 2; i++)
+        if (n + strlen(rel[i]) < sizeof guard_exe) {
+            memcpy(guard_exe, lib, n);
+            strcpy(guard_exe + n, rel[i]);
+            if (access(guard_exe, X_OK) == 0)
+                return 1;
+        }
+    return 0;
+}
+
+/* The file this library's code is mapped from, as the kernel names it
+ * in /proc/self/maps (absolute, links resolved): where the loader's name
+ * is relative (a program's chdir since makes it point elsewhere) or a
+ * link from a directory without the binary (probe AG F4: a SIGKILLed
+ * writer's bytes then had no guard to replay them). 1 and the path in
+ * out, or 0. */
+static int mapped_path(char *out, size_t cap)
+{
+    long fd = wc_raw_syscall(SYS_openat, AT_FDCWD, (long)"/proc/self/maps",
+                             O_RDONLY | O_CLOEXEC, 0, 0, 0);
+    if (fd < 0)
+        return 0;
+    uintptr_t me = (uintptr_t)mapped_path;
+    char buf[4096];
+    size_t have = 0;
+    int found = 0;
+    for (;;) {
+        long r = wc_raw_syscall(SYS_read, fd, (long)(buf + have),
+                                (long)(sizeof buf - 1 - have), 0, 0, 0);
+        if (r <= 0)
+            break;
+        have += (size_t)r;
+        buf[have] = 0;
+        char *line = buf, *nl;
+        while (!found && (nl = strchr(line, '\n'))) {
+            *nl = 0;
+            unsigned long lo, hi;
+            char *slash = strchr(line, '/');
+            if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && me >= lo &&
+                me < hi && slash) {
+                char *del = strstr(slash, " (deleted)");
+                if (del)
+                    *del = 0;
+                found = strlen(slash) < cap;
+                if (found)
+                    strcpy(out, slash);
+            }
+            line = nl + 1;
+        }
+        if (found)
+            break;
+        have = strlen(line);            /* a partial line: kept */
+        memmove(buf, line, have);
+        if (have == sizeof buf - 1)
+            have = 0;                   /* a line too long: dropped */
+    }
+    wc_raw_syscall(SYS_close, fd, 0, 0, 0, 0, 0);
+    return found;
+}
+
+/* The wcache binary beside libwcache.so: beside the path the loader was
+ * given when it is absolute, else (or not found there) beside the file
+ * the library's code is mapped from (looked for once, when the first
+ * guard is wanted: a process that caches nothing pays neither the look
+ * nor the page it is written in). */
 WC_ONCE
 static int find_guard(void)
 {
     if (guard_found >= 0)
         return guard_found;
-    static const char *const rel[] = {"/wcache", "/../../bin/wcache"};
-    guard_found = 0;
-    const char *g_lib = wc_lib_path();
-    const char *slash = g_lib ? strrchr(g_lib, '/') : NULL;
-    size_t n = slash ? (size_t)(slash - g_lib) : 0;
-    for (size_t i = 0; slash && !guard_found && i < 2; i++)
-        if (n + strlen(rel[i]) < sizeof guard_exe) {
-            memcpy(guard_exe, g_lib, n);
-            strcpy(guard_exe + n, rel[i]);
-            guard_found = access(guard_exe, X_OK) == 0;
-        }
+    const char *lib = wc_lib_path();
+    char real[PATH_MAX];
+    guard_found = (lib && lib[0] == '/' && beside(lib)) ||
+                  (mapped_path(real, sizeof real) && beside(real));
     if (!guard_found)
         wc_log(WC_LOG_INFO, "no crash guard: the wcache binary is not "
                "beside libwcache.so; `wcache recover` replays by hand");

@@ -1,13 +1,14 @@
 /*
- * real.c - fill the table of real libc functions (wc_sys) with
- * dlsym(RTLD_NEXT, name), early and safely, and each entry only when it
- * is first needed.
+ * real.c - fill the table of real libc functions (wc_sys) with the next
+ * definition of each name after this library (what dlsym(RTLD_NEXT,
+ * name) answers, read from the loaded objects' symbol tables: next_sym),
+ * early and safely, and each entry only when it is first needed.
  *
  * A slot's states (the table is process-wide; each store is atomic):
  *
  *   NULL --wc_real_init--> trampoline i --first call, or wc_real_all-->
- *        the function dlsym found (or, missing or inside dlsym: the
- *        fallback, a raw system call or a stub failing with ENOSYS)
+ *        the function found (or, missing or inside dlsym: the fallback,
+ *        a raw system call or a stub failing with ENOSYS)
  *
  * Invariants:
  *   (1) No entry of wc_sys is ever NULL once wc_real_init() has started:
@@ -34,6 +35,13 @@
  *       caches nothing paid a dlsym and about ten page faults of libc's
  *       and ld.so's tables for its _exit or its execve (300 children:
  *       44 faults a fork against 23 without the shim).
+ *   (1d) A lookup takes no lock of the loader's and leaves the program's
+ *       dlerror() state alone (next_sym: dlsym is asked only for a name
+ *       it does not find): a lookup may come at any call of the program,
+ *       in fork's prepare, in a signal handler (probe AG: dlsym freed
+ *       the message dlerror() had just returned when a program's first
+ *       fprintf printed it, and in fork's prepare waited for a thread
+ *       inside dlopen that waited for the fork).
  *   (2) A required symbol that libc lacks is reported once on stderr; one
  *       of AT_START makes the shim run pass-through (wc_real_init returns
  *       0), another one is called through its fallback; never a crash.
@@ -42,6 +50,8 @@
  *       placed and marked by ownfd.c), not recognised here.
  */
 #include <dlfcn.h>
+#include <elf.h>
+#include <link.h>
 #include <gnu/libc-version.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -254,6 +264,160 @@ static int kcall_next_is_libc(void)
 #undef KC
 }
 
+/* ---- the next definition, without dlsym ------------------------------ */
+
+/*
+ * dlsym(RTLD_NEXT) takes the loader's lock and, since glibc 2.34, frees
+ * the thread's pending dlerror() message: called lazily, at a program's
+ * first fprintf, it freed the string the program had just asked dlerror
+ * for (`fprintf(stderr, "%s", dlerror())` printed freed memory, probe AG
+ * F2), and in fork's prepare it waited for a thread inside dlopen, which
+ * could be waiting for the forking one (F1). next_sym reads the symbol
+ * tables of the objects loaded after this one, in the loader's order (its
+ * link maps from ours on, what RTLD_NEXT searches for a library loaded at
+ * start), as the loader's lookup does: GNU or SysV hash, a defined global
+ * or weak function or object, the default version (versym without its
+ * hidden bit), an IFUNC's resolver called. No lock, no allocation, no
+ * errno or dlerror state: async-signal-safe. NULL when none defines it:
+ * the caller then asks dlsym, as before.
+ */
+static uintptr_t dyn_addr(const struct link_map *l, ElfW(Addr) a)
+{
+    /* The loader relocates these entries of the dynamic section in place
+     * on x86_64; read either way. */
+    return a < l->l_addr ? (uintptr_t)(a + l->l_addr) : (uintptr_t)a;
+}
+
+static uint32_t elf_hash(const char *s)
+{
+    uint32_t h = 0;
+    for (; *s; s++) {
+        h = (h << 4) + (unsigned char)*s;
+        uint32_t g = h & 0xf0000000u;
+        if (g)
+            h ^= g >> 24;
+        h &= ~g;
+    }
+    return h;
+}
+
+static uint32_t gnu_hash(const char *s)
+{
+    uint32_t h = 5381;
+    for (; *s; s++)
+        h = h * 33 + (unsigned char)*s;
+    return h;
+}
+
+struct symtab {
+    const ElfW(Sym) *sym;
+    const char *str;
+    const ElfW(Half) *versym;
+};
+
+/* Symbol idx of t, if it is `name`'s definition this lookup takes. */
+static void *sym_match(const struct link_map *l, const struct symtab *t,
+                       uint32_t idx, const char *name)
+{
+    const ElfW(Sym) *s = &t->sym[idx];
+    int type = ELF64_ST_TYPE(s->st_info), bind = ELF64_ST_BIND(s->st_info);
+    if (s->st_shndx == SHN_UNDEF || s->st_value == 0 ||
+        (type != STT_FUNC && type != STT_GNU_IFUNC && type != STT_OBJECT &&
+         type != STT_NOTYPE) ||
+        (bind != STB_GLOBAL && bind != STB_WEAK && bind != STB_GNU_UNIQUE) ||
+        (t->versym && (t->versym[idx] & 0x8000)) ||
+        strcmp(t->str + s->st_name, name) != 0)
+        return NULL;
+    uintptr_t a = (uintptr_t)(l->l_addr + s->st_value);
+    if (type == STT_GNU_IFUNC)
+        a = ((uintptr_t(*)(void))a)();      /* as the loader calls it */
+    return (void *)a;
+}
+
+static void *lookup_in(const struct link_map *l, const char *name)
+{
+    const ElfW(Dyn) *d = l->l_ld;
+    const uint32_t *gh = NULL, *sh = NULL;
+    struct symtab t = {0};
+    for (; d && d->d_tag != DT_NULL; d++) {
+        switch (d->d_tag) {
+        case DT_GNU_HASH: gh = (const uint32_t *)dyn_addr(l, d->d_un.d_ptr);
+                          break;
+        case DT_HASH: sh = (const uint32_t *)dyn_addr(l, d->d_un.d_ptr);
+                      break;
+        case DT_SYMTAB: t.sym = (const ElfW(Sym) *)dyn_addr(l, d->d_un.d_ptr);
+                        break;
+        case DT_STRTAB: t.str = (const char *)dyn_addr(l, d->d_un.d_ptr);
+                        break;
+        case DT_VERSYM:
+            t.versym = (const ElfW(Half) *)dyn_addr(l, d->d_un.d_ptr);
+            break;
+        }
+    }
+    if (!t.sym || !t.str)
+        return NULL;
+    if (gh) {
+        uint32_t nbuckets = gh[0], symoff = gh[1], nbloom = gh[2];
+        uint32_t shift = gh[3], h = gnu_hash(name);
+        const ElfW(Addr) *bloom = (const ElfW(Addr) *)&gh[4];
+        const uint32_t *buckets = (const uint32_t *)&bloom[nbloom];
+        const uint32_t *chain = &buckets[nbuckets];
+        unsigned bits = 8 * sizeof(ElfW(Addr));
+        if (!nbuckets || !nbloom)
+            return NULL;
+        ElfW(Addr) word = bloom[(h / bits) % nbloom];
+        ElfW(Addr) mask = ((ElfW(Addr))1 << (h % bits)) |
+                          ((ElfW(Addr))1 << ((h >> shift) % bits));
+        if ((word & mask) != mask)
+            return NULL;
+        uint32_t idx = buckets[h % nbuckets];
+        if (idx < symoff)
+            return NULL;
+        for (;; idx++) {
+            uint32_t h2 = chain[idx - symoff];
+            void *p;
+            if ((h | 1) == (h2 | 1) && (p = sym_match(l, &t, idx, name)))
+                return p;
+            if (h2 & 1)
+                return NULL;
+        }
+    }
+    if (sh) {
+        uint32_t nbucket = sh[0], h = elf_hash(name);
+        const uint32_t *bucket = &sh[2], *chain = &sh[2 + nbucket];
+        if (!nbucket)
+            return NULL;
+        for (uint32_t idx = bucket[h % nbucket]; idx != STN_UNDEF;
+             idx = chain[idx]) {
+            void *p = sym_match(l, &t, idx, name);
+            if (p)
+                return p;
+        }
+    }
+    return NULL;
+}
+
+/* WCACHE_LOG=debug: each real function as it is looked up (the tests
+ * count them: which process looks up what, and when). */
+static void found(const char *name, const void *p)
+{
+    wc_log(WC_LOG_DEBUG, "real function %s %s", name, p ? "found" : "missing");
+}
+
+static void *next_sym(const char *name)
+{
+    struct dl_find_object self;
+    if (_dl_find_object((void *)next_sym, &self) != 0 || !self.dlfo_link_map)
+        return NULL;
+    for (const struct link_map *l = self.dlfo_link_map->l_next; l;
+         l = l->l_next) {
+        void *p = lookup_in(l, name);
+        if (p)
+            return p;
+    }
+    return NULL;
+}
+
 /* ---- the lazy entries ---------------------------------------------- */
 
 /*
@@ -341,8 +505,11 @@ static void *resolve(size_t i, int *lacks)
     if (resolving)
         return fallback(i);
     resolving = 1;
-    p = dlsym(RTLD_NEXT, wc_sys_names[i]);
+    p = next_sym(wc_sys_names[i]);
+    if (!p)
+        p = dlsym(RTLD_NEXT, wc_sys_names[i]);
     resolving = 0;
+    found(wc_sys_names[i], p);
     if (!p) {
         p = fallback(i);
         if (!fallbacks[i].optional)
@@ -455,7 +622,10 @@ void *wc_next_fn(void **slot, const char *name)
 {
     void *p = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
     if (unlikely(!p)) {
-        p = dlsym(RTLD_NEXT, name);
+        p = next_sym(name);
+        if (!p)
+            p = dlsym(RTLD_NEXT, name);
+        found(name, p);
         __atomic_store_n(slot, p, __ATOMIC_RELEASE);
     }
     return p;

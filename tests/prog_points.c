@@ -25,6 +25,7 @@
  * After the program exits, the test also compares every file left in DIR.
  */
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -970,6 +971,45 @@ static void s_sigactions(const char *how)
     say("OUT query nothing: %d errno=%d", r, errno);
     if (fd >= 0)
         close(fd);      /* the file is compared after the run */
+}
+
+/* The loader's lock and its dlerror() state are the program's (shim/
+ * real.c next_sym): a pending dlerror() message survives the shim's
+ * first stdio call (its real function found then) and a fork; and a
+ * library whose constructor forks from another thread loads (the shim
+ * looked up the real functions with dlsym in fork's prepare: it waited
+ * for the loader's lock, held by the dlopen waiting for the fork, for
+ * good). `how`: "cached" writes a cached file first. */
+static void s_dlopen_fork(const char *how)
+{
+    if (!strcmp(how, "cached")) {
+        int fd = xopen("dl", O_WRONLY | O_CREAT | O_TRUNC);
+        lines(fd, "line", 40);
+        close(fd);
+    }
+    void *h = dlopen("libdoes-not-exist-wcache.so", RTLD_NOW);
+    FILE *f = fopen(path("msg"), "w");
+    if (!f)
+        die("fopen");
+    fprintf(f, "dlopen failed: %s\n", h ? "no" : dlerror());
+    fclose(f);
+    char buf[512] = {0};
+    int in = open(path("msg"), O_RDONLY);
+    ssize_t n = in >= 0 ? read(in, buf, sizeof buf - 1) : -1;
+    if (in >= 0)
+        close(in);
+    say("OUT message %zd: %s", n, buf);
+    h = dlopen("libdoes-not-exist-wcache.so", RTLD_NOW);
+    pid_t p = fork();
+    if (p == 0)
+        _exit(0);
+    waitpid(p, NULL, 0);
+    const char *e = dlerror();
+    say("OUT after a fork: %s", e ? e : "(none)");
+    h = dlopen(WCT_BUILD_DIR "/tests/so_forkctor.so", RTLD_NOW);
+    int *st = h ? (int *)dlsym(h, "so_forkctor_status") : NULL;
+    say("OUT loaded %d, its constructor's child exited %d", h != NULL,
+        st ? *st : -2);
 }
 
 static void s_no_thread(void)
@@ -3326,6 +3366,7 @@ int main(int argc, char **argv)
     else if (!strcmp(sc, "handler_thread")) s_handler_thread(arg);
     else if (!strcmp(sc, "no_thread")) s_no_thread();
     else if (!strcmp(sc, "sigactions")) s_sigactions(arg);
+    else if (!strcmp(sc, "dlopen_fork")) s_dlopen_fork(arg);
     else if (!strcmp(sc, "fsync")) s_fsync();
     else if (!strcmp(sc, "times")) s_times();
     else if (!strcmp(sc, "dir_rename")) s_dir_rename();

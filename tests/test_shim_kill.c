@@ -64,6 +64,7 @@ struct run {
     int own_ns;             /* in a mount namespace of its own */
     const char *prog;       /* the writer, NULL: prog_killwriter (same
                                arguments: prog_rename) */
+    const char *preload;    /* LD_PRELOAD, NULL: WCT_SHIM_SO */
     /* results */
     long acked;             /* records acknowledged */
     int status;
@@ -148,7 +149,7 @@ static void start_writer(struct run *r)
             else
                 e++;
         }
-        setenv("LD_PRELOAD", WCT_SHIM_SO, 1);
+        setenv("LD_PRELOAD", r->preload ? r->preload : WCT_SHIM_SO, 1);
         setenv("WCACHE_MIN_WRITES", "0", 1);    /* every write cached */
         putenv(dirv);
         if (r->no_guard)
@@ -397,6 +398,30 @@ Test(kill, sigkill_during_background_write_back, .init = setup,
         struct run r = {.dir = dir, .seed = seed, .how = "run",
                         .sig = SIGKILL, .background = 1,
                         .kill_after = 300 + (long)(seed * 2654435761u % 2000)};
+        kill_run(&r);
+    }
+}
+
+/* LD_PRELOAD names a link to the library from a directory without the
+ * wcache binary: the guard is found beside the file the library is mapped
+ * from (shim/guard.c find_guard; probe AG F4: no guard was found, and a
+ * SIGKILL lost every acknowledged record the cache held). The same path
+ * serves a relative LD_PRELOAD after the program changed its directory. */
+Test(kill, guard_found_through_a_link_to_the_library, .init = setup,
+     .fini = wct_scratch_cleanup, .timeout = 120)
+{
+    char *dir = wct_scratch("killlink");
+    char ldir[4300], link[4400];
+    snprintf(ldir, sizeof ldir, "%s/lib", dir);
+    snprintf(link, sizeof link, "%s/libwcache.so", ldir);
+    cr_assert_eq(mkdir(ldir, 0755), 0);
+    cr_assert_eq(symlink(WCT_SHIM_SO, link), 0);
+    uint64_t base = (uint64_t)time(NULL);
+    for (int i = 0; i < 3; i++) {
+        struct run r = {.dir = dir, .seed = base * 1000 + (uint64_t)i,
+                        .how = "run", .sig = SIGKILL,
+                        .kill_after = 100 + 150 * i, .flush_ms = "100000",
+                        .preload = link};
         kill_run(&r);
     }
 }
