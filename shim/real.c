@@ -404,16 +404,39 @@ static void found(const char *name, const void *p)
     wc_log(WC_LOG_DEBUG, "real function %s %s", name, p ? "found" : "missing");
 }
 
-static void *next_sym(const char *name)
+/* The objects RTLD_NEXT searches: those loaded with the program, after
+ * this library, up to the last of them (g_scope_end, taken by
+ * wc_real_init in the constructor, when every one of them is loaded and
+ * none loaded later is). A library dlopen'ed since is not searched (one
+ * loaded RTLD_LOCAL is in no one's global scope; a name only such a
+ * library defines goes to dlsym), nor the vDSO. */
+WC_BOOT static const struct link_map *g_self, *g_scope_end;
+
+static void scope_init(void)
 {
     struct dl_find_object self;
-    if (_dl_find_object((void *)next_sym, &self) != 0 || !self.dlfo_link_map)
+    if (_dl_find_object((void *)scope_init, &self) != 0 ||
+        !self.dlfo_link_map)
+        return;
+    const struct link_map *l = self.dlfo_link_map;
+    while (l->l_next)
+        l = l->l_next;
+    g_scope_end = l;
+    __atomic_store_n(&g_self, self.dlfo_link_map, __ATOMIC_RELEASE);
+}
+
+static void *next_sym(const char *name)
+{
+    const struct link_map *self = __atomic_load_n(&g_self, __ATOMIC_ACQUIRE);
+    if (!self || self == g_scope_end)
         return NULL;
-    for (const struct link_map *l = self.dlfo_link_map->l_next; l;
-         l = l->l_next) {
-        void *p = lookup_in(l, name);
+    for (const struct link_map *l = self->l_next; l; l = l->l_next) {
+        void *p = strcmp(l->l_name, "linux-vdso.so.1")
+                      ? lookup_in(l, name) : NULL;
         if (p)
             return p;
+        if (l == g_scope_end)
+            break;
     }
     return NULL;
 }
@@ -559,6 +582,7 @@ int wc_real_init(void)
             SC(SYS_sched_yield);
         return ok;
     }
+    scope_init();
     void **slot = (void **)&wc_sys;
     /* A compare-and-swap writes even where it fails: the table's page
      * faults in once, written, not once read and again written. */

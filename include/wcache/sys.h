@@ -9,7 +9,8 @@
  * cache/ uses only this table.)
  *
  *   - In libwcache.so the shim fills the table before anything else runs
- *     (shim/real.c): each slot with dlsym(RTLD_NEXT, ...) when the cache
+ *     (shim/real.c): each slot with the next definition of its name, what
+ *     dlsym(RTLD_NEXT, ...) answers, found without dlsym, when the cache
  *     is made or at its first call, a trampoline that does so until then.
  *   - Tests of cache/ alone fill it with libc's functions
  *     (tests/lib_sys.c: wct_sys_use_libc()) and may then replace single
