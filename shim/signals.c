@@ -530,42 +530,26 @@ static int held_as_program(int sig, struct sigaction *k)
     return held_as(&prog_act[sig], k);
 }
 
-/* This thread is inside stood_sigaction (its lock held, signals not
- * blocked): a handler set behind the shim that runs here and calls
- * sigaction is served as a raw rt_sigaction is (invariant (5): reported
- * as it is, no longer held). */
-static WC_TLS int in_stood;
-
 /* sigaction for a signal we may stand in for (invariant (2)) or hold the
- * program's handler of (invariant (5)). One system call, as the kernel's:
- * the new action is set and the old one read by the same call, and what
- * the program sees as its old action is made from that and the records
- * as they were. The records change under g_sig_lock with the thread
- * inside the shim (wc_depth): a handler the shim stands in for or holds
- * is queued until it leaves (invariants (2), (5)), so no signal needs to
- * be blocked (two more system calls, 0.43 us, at each of the program's
- * sigaction calls: bash makes about twenty for each command it runs).
- * Called inside the shim already (a handler set behind it, run in the
- * shim's code), it blocks every signal around the lock, as before. */
+ * program's handler of (invariant (5)). Two system calls for the records,
+ * one for the action: the new action is set and the old one read by the
+ * same call (a query first made two), and what the program sees as its
+ * old action is made from that and the records as they were. Every
+ * signal stays blocked while the records change (sig_lock): probe AH,
+ * against a version without, found a handler set behind the shim that
+ * ran there and left by a jump (the thread inside the shim for good, its
+ * deaths queued and never sent), one that called sigaction there (the
+ * shim's own handlers reported), and real-time signals held meanwhile and
+ * sent again out of their order. */
 static int stood_sigaction(int sig, const struct sigaction *act,
                            struct sigaction *old)
 {
-    if (in_stood)
-        return REAL(sigaction)(sig, act, old);
     struct sigaction a, was, pa;
     if (act)
         a = *act;       /* read in the program's context, as glibc's does */
     sigset_t saved;
-    int inside = wc_depth, e = errno, err = 0;
-    if (inside) {
-        sig_lock(&saved);
-    } else {
-        wc_shim_enter();
-        in_stood = 1;
-        __atomic_signal_fence(__ATOMIC_SEQ_CST);
-        wc_lock(&g_sig_lock);
-    }
-    int st = standing_in[sig], ho = holding[sig];
+    sig_lock(&saved);
+    int st = standing_in[sig], ho = holding[sig], err = 0;
     if (st || ho)
         pa = prog_act[sig];
     int r;
@@ -604,18 +588,14 @@ static int stood_sigaction(int sig, const struct sigaction *act,
     } else if (ho && !held_as(&pa, &was) && !act) {
         holding[sig] = 0;       /* set behind the shim since */
     }
-    if (inside) {
-        sig_unlock(&saved);
-    } else {
-        wc_unlock(&g_sig_lock);
-        __atomic_signal_fence(__ATOMIC_SEQ_CST);
-        in_stood = 0;
-        wc_shim_leave();
+    sig_unlock(&saved);
+    if (r != 0) {
+        errno = err;
+        return r;
     }
-    errno = r ? err : e;
-    if (r == 0 && old)
+    if (old)
         *old = was;
-    return r;
+    return 0;
 }
 
 /* ---- sigaction and signal --------------------------------------------- */

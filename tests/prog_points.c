@@ -54,6 +54,7 @@
 #include <sys/uio.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1010,6 +1011,84 @@ static void s_dlopen_fork(const char *how)
     int *st = h ? (int *)dlsym(h, "so_forkctor_status") : NULL;
     say("OUT loaded %d, its constructor's child exited %d", h != NULL,
         st ? *st : -2);
+}
+
+/* A handler set behind the shim (a raw rt_sigaction, which the shim does
+ * not see) that runs while the program is inside sigaction: one that asks
+ * sigaction for actions there must get the program's, and one that leaves
+ * by a jump must leave the shim in order (probe AH, against a sigaction
+ * that did not block signals around its records: the shim's handlers
+ * reported, then the thread inside the shim for good, a handler set
+ * afterwards never run, SIGTERM at its default no longer killing). */
+struct raw_ksa {
+    void *h;
+    unsigned long flags;
+    void *restorer;
+    unsigned long mask;
+};
+void wct_raw_restorer(void);
+__asm__(".text\n.align 16\n.globl wct_raw_restorer\nwct_raw_restorer:\n"
+        "    mov $15, %rax\n    syscall\n");
+static volatile int raw_ticks, raw_bad, raw_usr2;
+static sigjmp_buf raw_jb;
+static void raw_u2(int sig) { (void)sig; raw_usr2++; }
+static void raw_ask(int sig)
+{
+    (void)sig;
+    raw_ticks++;
+    struct sigaction o;
+    sigaction(SIGTERM, NULL, &o);
+    raw_bad += o.sa_handler != SIG_DFL || (o.sa_flags & SA_SIGINFO);
+    sigaction(SIGUSR2, NULL, &o);
+    raw_bad += o.sa_handler != raw_u2 || (o.sa_flags & SA_SIGINFO);
+}
+static void raw_jump(int sig)
+{
+    (void)sig;
+    raw_ticks++;
+    siglongjmp(raw_jb, 1);
+}
+
+static void raw_alarm(void (*h)(int), unsigned long flags)
+{
+    struct raw_ksa k = {(void *)h, 0x04000000 /* SA_RESTORER */ | flags,
+                        (void *)wct_raw_restorer, 0};
+    syscall(SYS_rt_sigaction, SIGALRM, &k, NULL, 8);
+    struct itimerval it = {{0, 100}, {0, 100}};
+    setitimer(ITIMER_REAL, &it, NULL);
+}
+
+static void s_raw_handler(void)
+{
+    int fd = xopen("raw", O_WRONLY | O_CREAT | O_TRUNC);
+    lines(fd, "line", 40);                      /* the cache is made */
+    struct sigaction s2, sa;
+    memset(&s2, 0, sizeof s2);
+    s2.sa_handler = raw_u2;
+    sigaction(SIGUSR2, &s2, NULL);
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = SIG_IGN;
+    raw_alarm(raw_ask, SA_RESTART);
+    while (raw_ticks < 1500)
+        sigaction(SIGUSR1, &sa, NULL);
+    struct itimerval z = {{0, 0}, {0, 0}};
+    setitimer(ITIMER_REAL, &z, NULL);
+    say("OUT asked from a raw handler: %s", raw_bad ? "wrong" : "right");
+    raw_ticks = 0;
+    raw_alarm(raw_jump, SA_NODEFER);
+    sigsetjmp(raw_jb, 1);
+    while (raw_ticks < 1500)
+        sigaction(SIGUSR1, &sa, NULL);
+    setitimer(ITIMER_REAL, &z, NULL);
+    struct sigaction t;
+    sigaction(SIGTERM, NULL, &t);
+    say("OUT after the jumps: SIGTERM %s", t.sa_handler == SIG_DFL
+                                              ? "SIG_DFL" : "another");
+    raise(SIGUSR2);
+    say("OUT SIGUSR2 ran %d", (int)raw_usr2);
+    lines(fd, "more", 20);
+    kill(getpid(), SIGTERM);                    /* the default: death */
+    say("OUT alive after SIGTERM");
 }
 
 static void s_no_thread(void)
@@ -3367,6 +3446,7 @@ int main(int argc, char **argv)
     else if (!strcmp(sc, "no_thread")) s_no_thread();
     else if (!strcmp(sc, "sigactions")) s_sigactions(arg);
     else if (!strcmp(sc, "dlopen_fork")) s_dlopen_fork(arg);
+    else if (!strcmp(sc, "raw_handler")) s_raw_handler();
     else if (!strcmp(sc, "fsync")) s_fsync();
     else if (!strcmp(sc, "times")) s_times();
     else if (!strcmp(sc, "dir_rename")) s_dir_rename();

@@ -405,6 +405,11 @@ Test(points, dlerror_and_the_loaders_lock_are_the_programs_cached)
     differential("dlopen_fork", "cached", NULL);
 }
 
+/* Handlers set behind the shim run while the program is in sigaction:
+ * they ask it for actions, or leave by a jump (shim/signals.c
+ * stood_sigaction blocks every signal while it changes its records). */
+Test(points, raw_handlers_inside_sigaction) { differential("raw_handler", NULL, NULL); }
+
 /* ---- section 3: consistency points --------------------------------------- */
 
 Test(points, fork_shared_descriptor_loses_nothing) { differential("fork_shared", NULL, NULL); }
@@ -874,13 +879,13 @@ Test(points, fork_children_look_nothing_up)
               "WCACHE_LOG=debug read at all?");
 }
 
-/* What the program's sigaction costs under the shim: one system call, as
- * the kernel's (shim/signals.c stood_sigaction: the old action read by
- * the call that sets the new one, no signal blocked around it; there were
- * four, two of them rt_sigprocmask, at each of bash's twenty-odd calls a
- * command). Counted with strace from outside, the sigactions scenario's
- * 80-odd calls with a file cached: the shim's own calls (its stand-ins,
- * installed when the cache is made) are a fixed number. */
+/* What the program's sigaction costs under the shim: one rt_sigaction,
+ * as the kernel's (shim/signals.c stood_sigaction: the old action read by
+ * the call that sets the new one; a query made it two at each of bash's
+ * twenty-odd calls a command). Counted with strace from outside, the
+ * sigactions scenario's 80-odd calls with a file cached: the shim's own
+ * calls (its stand-ins, installed when the cache is made) are a fixed
+ * number. */
 static void count_sig_calls(int shim, long *sa, long *mask)
 {
     char dir[4300], out[4400];
@@ -917,7 +922,7 @@ static void count_sig_calls(int shim, long *sa, long *mask)
     free(text);
 }
 
-Test(points, sigaction_is_one_system_call)
+Test(points, sigaction_is_one_rt_sigaction)
 {
     wct_require_shim();
     wct_require_prog(prog_path());
@@ -926,10 +931,12 @@ Test(points, sigaction_is_one_system_call)
     count_sig_calls(0, &ksa, &kmask);
     count_sig_calls(1, &ssa, &smask);
     cr_assert(ksa >= 60, "the scenario made %ld sigaction calls", ksa);
-    /* The library before: 184 rt_sigaction, 166 rt_sigprocmask against
-     * the kernel's 79 and 0; now 127 and 11. */
-    cr_assert(smask - kmask <= 30, "rt_sigprocmask: %ld under the shim, "
-              "%ld without", smask, kmask);
+    /* The library before: 184 rt_sigaction against the kernel's 79; now
+     * 127, the rest the shim's own (its stand-ins). The two
+     * rt_sigprocmask around each call stay (166): every signal is blocked
+     * while the records change (raw_handlers_inside_sigaction). */
+    (void)smask;
+    (void)kmask;
     cr_assert(ssa - ksa <= 70, "rt_sigaction: %ld under the shim, %ld "
               "without", ssa, ksa);
 }
