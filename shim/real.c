@@ -431,7 +431,7 @@ static void *next_sym(const char *name)
     if (!self || self == g_scope_end)
         return NULL;
     for (const struct link_map *l = self->l_next; l; l = l->l_next) {
-        void *p = strcmp(l->l_name, "linux-vdso.so.1")
+        void *p = l->l_name && strcmp(l->l_name, "linux-vdso.so.1")
                       ? lookup_in(l, name) : NULL;
         if (p)
             return p;
