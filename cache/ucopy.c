@@ -279,11 +279,26 @@ int wc_fault_sigaction(int sig, const struct sigaction *act,
     sigemptyset(&all);
     sigaddset(&all, SIGSEGV);
     sigaddset(&all, SIGBUS);
+    /* Kept as the kernel keeps what glibc's sigaction gives it, for the
+     * program's later questions: SA_RESTORER and glibc's restorer (the
+     * one glibc gave the handler installed here), without SIGKILL and
+     * SIGSTOP in the mask (probe AG F5: the flags came back without
+     * SA_RESTORER). */
+    struct sigaction k, cur;
+    if (act) {
+        k = *act;
+        if (wc_sys.sigaction(sig, NULL, &cur) == 0) {
+            k.sa_flags |= 0x04000000;   /* SA_RESTORER */
+            k.sa_restorer = cur.sa_restorer;
+        }
+        sigdelset(&k.sa_mask, SIGKILL);
+        sigdelset(&k.sa_mask, SIGSTOP);
+    }
     pthread_sigmask(SIG_BLOCK, &all, &saved);
     if (old)
         *old = *chain_for(sig);
     if (act)
-        *chain_for(sig) = *act;
+        *chain_for(sig) = k;
     pthread_sigmask(SIG_SETMASK, &saved, NULL);
     return 0;
 }
