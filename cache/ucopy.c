@@ -279,20 +279,14 @@ int wc_fault_sigaction(int sig, const struct sigaction *act,
     sigemptyset(&all);
     sigaddset(&all, SIGSEGV);
     sigaddset(&all, SIGBUS);
-    /* Kept as the kernel keeps what glibc's sigaction gives it, for the
-     * program's later questions: SA_RESTORER and glibc's restorer (the
-     * one glibc gave the handler installed here), without SIGKILL and
-     * SIGSTOP in the mask (probe AG F5: the flags came back without
-     * SA_RESTORER). */
+    /* Kept as the kernel keeps it, for the program's later questions,
+     * with glibc's restorer (the one glibc gave the handler installed
+     * here; probe AG F5: the flags came back without SA_RESTORER). */
     struct sigaction k, cur;
     if (act) {
-        k = *act;
-        if (wc_sys.sigaction(sig, NULL, &cur) == 0) {
-            k.sa_flags |= 0x04000000;   /* SA_RESTORER */
+        k = wc_sigaction_kept(act);
+        if (wc_sys.sigaction(sig, NULL, &cur) == 0)
             k.sa_restorer = cur.sa_restorer;
-        }
-        sigdelset(&k.sa_mask, SIGKILL);
-        sigdelset(&k.sa_mask, SIGSTOP);
     }
     pthread_sigmask(SIG_BLOCK, &all, &saved);
     if (old)

@@ -523,7 +523,6 @@ void wc_guard_after_fork(void)
 }
 
 WC_ONCE
-WC_ONCE
 void wc_guard_replay_dead(void)
 {
     /* Not in a set-user-ID program: its real user's directory holds

@@ -397,12 +397,6 @@ static void *lookup_in(const struct link_map *l, const char *name)
     return NULL;
 }
 
-/* WCACHE_LOG=debug: each real function as it is looked up (the tests
- * count them: which process looks up what, and when). */
-static void found(const char *name, const void *p)
-{
-    wc_log(WC_LOG_DEBUG, "real function %s %s", name, p ? "found" : "missing");
-}
 
 /* The objects RTLD_NEXT searches: those loaded with the program, after
  * this library, up to the last of them (g_scope_end, taken by
@@ -439,6 +433,18 @@ static void *next_sym(const char *name)
             break;
     }
     return NULL;
+}
+
+/* The next definition of `name`: next_sym's, else dlsym's (a name only
+ * a library loaded since defines), or NULL. WCACHE_LOG=debug names each
+ * lookup (the tests count them: which process looks up what, and when). */
+static void *lookup(const char *name)
+{
+    void *p = next_sym(name);
+    if (!p)
+        p = dlsym(RTLD_NEXT, name);
+    wc_log(WC_LOG_DEBUG, "real function %s %s", name, p ? "found" : "missing");
+    return p;
 }
 
 /* ---- the lazy entries ---------------------------------------------- */
@@ -528,11 +534,8 @@ static void *resolve(size_t i, int *lacks)
     if (resolving)
         return fallback(i);
     resolving = 1;
-    p = next_sym(wc_sys_names[i]);
-    if (!p)
-        p = dlsym(RTLD_NEXT, wc_sys_names[i]);
+    p = lookup(wc_sys_names[i]);
     resolving = 0;
-    found(wc_sys_names[i], p);
     if (!p) {
         p = fallback(i);
         if (!fallbacks[i].optional)
@@ -646,10 +649,7 @@ void *wc_next_fn(void **slot, const char *name)
 {
     void *p = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
     if (unlikely(!p)) {
-        p = next_sym(name);
-        if (!p)
-            p = dlsym(RTLD_NEXT, name);
-        found(name, p);
+        p = lookup(name);
         __atomic_store_n(slot, p, __ATOMIC_RELEASE);
     }
     return p;

@@ -670,23 +670,49 @@ static void now_alone(int fd, struct wc_desc *d)
     wc_debug_fd(fd, NULL, "its other holders let it go");
 }
 
+/* The count a write of iov makes, as the kernel's write counts it: the
+ * whole count checked before it clamps (write(fd, buf, SIZE_MAX) is
+ * EFAULT, never a copy of the memory after buf), or -errno. */
+static ssize_t write_count(const struct iovec *iov, int iovcnt, int vec)
+{
+    if (vec)
+        return wc_iov_count(iov, iovcnt);
+    if (!wc_access_ok(iov->iov_base, iov->iov_len))
+        return -EFAULT;
+    return (ssize_t)(iov->iov_len > WC_MAX_RW_COUNT ? WC_MAX_RW_COUNT
+                                                    : iov->iov_len);
+}
+
+/* The flags another holder may have set on the description they share,
+ * which every holder's writes obey (invariant (2)): O_APPEND, O_DIRECT,
+ * O_SYNC, O_DSYNC, or 0. */
+static int shared_write_flags(int fd)
+{
+    int fl = wc_k_fcntl(fd, F_GETFL, 0);
+    return fl >= 0 ? fl & (O_APPEND | O_DIRECT | O_SYNC | O_DSYNC) : 0;
+}
+
+/* Give back the end of a reservation [.., end) not written (invariant
+ * (3)): the cell's offset goes back to `to` if it still is `end`. 1 if
+ * it did; else 0 and the value it had in *seen (if not NULL). */
+static int cell_give_back(struct wc_cell *c, off_t end, off_t to,
+                          unsigned long long *seen)
+{
+    unsigned long long v = (unsigned long long)end;
+    int r = __atomic_compare_exchange_n(&c->pos, &v, (unsigned long long)to,
+                                        0, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE);
+    if (seen)
+        *seen = v;
+    return r;
+}
+
 ssize_t wc_reserve_write(int fd, struct wc_desc *d, const struct iovec *iov,
                          int iovcnt, int vec)
 {
     if (d->accmode != O_WRONLY && d->accmode != O_RDWR)
         return -EBADF;
-    ssize_t n;
-    if (vec) {
-        n = wc_iov_count(iov, iovcnt);
-    } else if (!wc_access_ok(iov->iov_base, iov->iov_len)) {
-        /* The whole count, as the kernel's write checks it before it
-         * clamps: write(fd, buf, SIZE_MAX) is EFAULT, never a copy of
-         * the memory after buf. */
-        n = -EFAULT;
-    } else {
-        n = (ssize_t)(iov->iov_len > WC_MAX_RW_COUNT ? WC_MAX_RW_COUNT
-                                                     : iov->iov_len);
-    }
+    ssize_t n = write_count(iov, iovcnt, vec);
     if (n <= 0)
         return n;
     struct wc_cell *c = d->cell;
@@ -706,10 +732,9 @@ ssize_t wc_reserve_write(int fd, struct wc_desc *d, const struct iovec *iov,
     int moved = start != d->pos;                   /* invariant (2) */
     if (moved) {
         /* Another holder moved the offset: it may have set O_APPEND (or
-         * O_DIRECT, O_SYNC) on the description they share, which every
-         * holder's writes obey (invariant (2)). */
-        int fl = wc_k_fcntl(fd, F_GETFL, 0);
-        if (fl >= 0 && (fl & (O_APPEND | O_DIRECT | O_SYNC | O_DSYNC))) {
+         * O_DIRECT, O_SYNC) on the description they share. */
+        int fl = shared_write_flags(fd);
+        if (fl) {
             wc_desc_through_locked(fd, d, WC_WHY_OTHER);
             if (!(fl & O_APPEND))
                 wc_k_lseek(fd, start, SEEK_SET);
@@ -729,12 +754,9 @@ ssize_t wc_reserve_write(int fd, struct wc_desc *d, const struct iovec *iov,
     if (moved)
         wc_file_invalidate(d->file, WC_WHY_OTHER);
     off_t done = start + (r > 0 ? r : 0);
-    unsigned long long v = (unsigned long long)end;
+    unsigned long long v = 0;
     if (done != end &&                                      /* (3) */
-        !(c && __atomic_compare_exchange_n(&c->pos, &v,
-                                           (unsigned long long)done, 0,
-                                           __ATOMIC_ACQ_REL,
-                                           __ATOMIC_ACQUIRE)) &&
+        !(c && cell_give_back(c, end, done, &v)) &&
         (!c || (v & WC_CELL_KERNEL)) && wc_k_lseek(fd, 0, SEEK_CUR) == end)
         wc_k_lseek(fd, done, SEEK_SET);
     d->pos = done;
@@ -754,40 +776,23 @@ ssize_t wc_cell_write_kernel(int fd, struct wc_desc *d,
                              const struct iovec *iov, int iovcnt, int vec)
 {
     struct wc_cell *c = d->cell;
-    ssize_t n;
     if (!c || (d->accmode != O_WRONLY && d->accmode != O_RDWR))
         return wc_kernel_rw_locked(fd, d, 1, iov, iovcnt, -1, 0, vec);
-    if (vec)
-        n = wc_iov_count(iov, iovcnt);
-    else if (!wc_access_ok(iov->iov_base, iov->iov_len))
-        n = -EFAULT;
-    else
-        n = (ssize_t)(iov->iov_len > WC_MAX_RW_COUNT ? WC_MAX_RW_COUNT
-                                                     : iov->iov_len);
+    ssize_t n = write_count(iov, iovcnt, vec);
     if (n <= 0)
         return n;
     off_t end = cell_reserve(fd, c, n);
     if (end < 0)        /* the kernel's offset is the offset now */
         return wc_kernel_rw_locked(fd, d, 1, iov, iovcnt, -1, 0, vec);
     off_t start = end - n;
-    if (start != d->pos) {
-        /* As wc_reserve_write: another holder may have set O_APPEND (or
-         * O_DIRECT, O_SYNC) on the description they share. */
-        int fl = wc_k_fcntl(fd, F_GETFL, 0);
-        if (fl >= 0 && (fl & (O_APPEND | O_DIRECT | O_SYNC | O_DSYNC))) {
-            unsigned long long v = (unsigned long long)end;
-            __atomic_compare_exchange_n(&c->pos, &v,
-                                        (unsigned long long)start, 0,
-                                        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
-            return wc_kernel_rw_locked(fd, d, 1, iov, iovcnt, -1, 0, vec);
-        }
+    if (start != d->pos && shared_write_flags(fd)) {    /* as there */
+        cell_give_back(c, end, start, NULL);
+        return wc_kernel_rw_locked(fd, d, 1, iov, iovcnt, -1, 0, vec);
     }
     ssize_t r = wc_kernel_rw_locked(fd, d, 1, iov, iovcnt, start, 0, vec);
     off_t done = start + (r > 0 ? r : 0);
-    unsigned long long v = (unsigned long long)end;
     if (done != end)                                        /* (3) */
-        __atomic_compare_exchange_n(&c->pos, &v, (unsigned long long)done, 0,
-                                    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+        cell_give_back(c, end, done, NULL);
     d->pos = done;
     return r;
 }

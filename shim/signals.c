@@ -142,30 +142,22 @@ static int is_death_sig(int sig)
     return 0;
 }
 
-/* The program's action as the kernel keeps it, for sigaction to report
- * while our handler stands in (invariant (2)): glibc's sigaction adds
- * SA_RESTORER and its restorer; the kernel drops SIGKILL and SIGSTOP from
- * the mask (kernel/signal.c do_sigaction). */
-#ifndef SA_RESTORER
-#define SA_RESTORER 0x04000000
-#endif
-static struct sigaction as_kept(const struct sigaction *act)
+/* What sigaction reports for sig while we stand in: the program's action
+ * p, with the restorer of the kernel's action k (ours is glibc's too). */
+static struct sigaction stood_as(const struct sigaction *p,
+                                 const struct sigaction *k)
 {
-    struct sigaction k = *act;
-    k.sa_flags |= SA_RESTORER;
-    sigdelset(&k.sa_mask, SIGKILL);
-    sigdelset(&k.sa_mask, SIGSTOP);
-    return k;
+    struct sigaction r = *p;
+    r.sa_restorer = k->sa_restorer;
+    return r;
 }
 
-/* What sigaction reports for sig while we stand in: the program's
- * action, with the restorer the kernel holds (ours is glibc's too). */
 static struct sigaction stood_report(int sig)
 {
-    struct sigaction r = prog_act[sig], k;
-    if (REAL(sigaction)(sig, NULL, &k) == 0)
-        r.sa_restorer = k.sa_restorer;
-    return r;
+    struct sigaction k;
+    if (REAL(sigaction)(sig, NULL, &k) != 0)
+        return prog_act[sig];
+    return stood_as(&prog_act[sig], &k);
 }
 
 void wc_die_of(int sig)
@@ -387,7 +379,7 @@ static int hold(int sig, const struct sigaction *act, struct sigaction *kold)
     /* Stored only where they change: a program that sets the same
      * handler again before each fork (bash) wrote these pages in every
      * cycle, a copy-on-write fault after each fork. */
-    struct sigaction k = as_kept(act);
+    struct sigaction k = wc_sigaction_kept(act);
     if (memcmp(&prog_act[sig], &k, sizeof k))
         prog_act[sig] = k;
     int r = REAL(sigaction)(sig, &sa, kold);
@@ -561,7 +553,7 @@ static int stood_sigaction(int sig, const struct sigaction *act,
         int ign = !info && a.sa_handler == SIG_IGN;
         if ((dfl || (ign && is_fault_sig(sig))) && is_death_sig(sig) &&
             wc_state == WC_ST_ON) {
-            struct sigaction k = as_kept(&a);
+            struct sigaction k = wc_sigaction_kept(&a);
             if (memcmp(&prog_act[sig], &k, sizeof k))   /* as in hold() */
                 prog_act[sig] = k;
             r = stand_in_was(sig, &was);
@@ -581,10 +573,7 @@ static int stood_sigaction(int sig, const struct sigaction *act,
     if (r != 0) {
         err = errno;
     } else if (st) {
-        /* The program's action, with the restorer the kernel held. */
-        void (*restorer)(void) = was.sa_restorer;
-        was = pa;
-        was.sa_restorer = restorer;
+        was = stood_as(&pa, &was);
     } else if (ho && !held_as(&pa, &was) && !act) {
         holding[sig] = 0;       /* set behind the shim since */
     }

@@ -848,6 +848,26 @@ static void on_usr1_unblock(int sig)
  * signal before (probe AB). */
 extern sighandler_t __sysv_signal(int, sighandler_t);
 
+/* A handler set behind the shim, as a program's own rt_sigaction system
+ * call sets it (the kernel's struct; a restorer of our own). */
+struct raw_ksa {
+    void *h;
+    unsigned long flags;
+    void *restorer;
+    unsigned long mask;
+};
+void wct_raw_restorer(void);
+__asm__(".text\n.align 16\n.globl wct_raw_restorer\nwct_raw_restorer:\n"
+        "    mov $15, %rax\n    syscall\n");
+
+static void raw_sigaction(int sig, void (*h)(int), unsigned long flags)
+{
+    struct raw_ksa k = {(void *)h, 0x04000000 /* SA_RESTORER */ | flags,
+                        (void *)wct_raw_restorer, 0};
+    if (syscall(SYS_rt_sigaction, sig, &k, NULL, 8) != 0)
+        die("rt_sigaction");
+}
+
 static void s_handler_thread(const char *arg)
 {
     struct sigaction sa;
@@ -865,22 +885,8 @@ static void s_handler_thread(const char *arg)
     sigaction(SIGUSR1, &sa, NULL);
     if (arg && !strcmp(arg, "sysv"))
         __sysv_signal(SIGUSR1, on_usr1_count);
-    if (arg && !strcmp(arg, "raw")) {
-        /* The kernel's struct, with glibc's restorer read back. */
-        struct {
-            void (*handler)(int);
-            unsigned long flags;
-            void (*restorer)(void);
-            uint64_t mask;
-        } k;
-        if (syscall(SYS_rt_sigaction, SIGUSR1, NULL, &k, 8) != 0)
-            die("rt_sigaction get");
-        k.handler = on_usr1_count;
-        k.flags = 0x04000000;   /* SA_RESTORER (the kernel's) */
-        k.mask = 0;
-        if (syscall(SYS_rt_sigaction, SIGUSR1, &k, NULL, 8) != 0)
-            die("rt_sigaction set");
-    }
+    if (arg && !strcmp(arg, "raw"))
+        raw_sigaction(SIGUSR1, on_usr1_count, 0);
     g_handler_fd = xopen("tt", O_WRONLY | O_CREAT | O_TRUNC);
     int before = thread_count();
     raise(SIGUSR1);
@@ -1033,15 +1039,6 @@ static void s_dlopen_fork(const char *how)
  * that did not block signals around its records: the shim's handlers
  * reported, then the thread inside the shim for good, a handler set
  * afterwards never run, SIGTERM at its default no longer killing). */
-struct raw_ksa {
-    void *h;
-    unsigned long flags;
-    void *restorer;
-    unsigned long mask;
-};
-void wct_raw_restorer(void);
-__asm__(".text\n.align 16\n.globl wct_raw_restorer\nwct_raw_restorer:\n"
-        "    mov $15, %rax\n    syscall\n");
 static volatile int raw_ticks, raw_bad, raw_usr2;
 static sigjmp_buf raw_jb;
 static void raw_u2(int sig) { (void)sig; raw_usr2++; }
@@ -1064,9 +1061,7 @@ static void raw_jump(int sig)
 
 static void raw_alarm(void (*h)(int), unsigned long flags)
 {
-    struct raw_ksa k = {(void *)h, 0x04000000 /* SA_RESTORER */ | flags,
-                        (void *)wct_raw_restorer, 0};
-    syscall(SYS_rt_sigaction, SIGALRM, &k, NULL, 8);
+    raw_sigaction(SIGALRM, h, flags);
     struct itimerval it = {{0, 100}, {0, 100}};
     setitimer(ITIMER_REAL, &it, NULL);
 }

@@ -87,4 +87,22 @@ extern int (*volatile wc_fault_undeliverable_hook)(const siginfo_t *si,
 extern void (*volatile wc_fault_uc_stack_hook)(ucontext_t *uc,
                                                stack_t *saved, int show);
 
+/* The program's action `act` as the kernel keeps it: glibc's sigaction
+ * adds SA_RESTORER (and its restorer, the caller's to fill in); the
+ * kernel drops SIGKILL and SIGSTOP from the mask (kernel/signal.c
+ * do_sigaction). For sigaction to report what the kernel would, where
+ * the engine (wc_fault_sigaction) or the shim (signals.c) keeps the
+ * program's action in the kernel's place. */
+#ifndef SA_RESTORER
+#define SA_RESTORER 0x04000000
+#endif
+static inline struct sigaction wc_sigaction_kept(const struct sigaction *act)
+{
+    struct sigaction k = *act;
+    k.sa_flags |= SA_RESTORER;
+    sigdelset(&k.sa_mask, SIGKILL);
+    sigdelset(&k.sa_mask, SIGSTOP);
+    return k;
+}
+
 #endif /* WCACHE_UCOPY_H */
