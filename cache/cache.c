@@ -417,13 +417,14 @@ void wc_cache_stats(const struct wc_cache *cc, struct wc_stats *out)
 static void file_lock(struct wc_file *f, int intruding)
 {
     if (!intruding) {
-        wc_blk_lock(&f->lock);
+        wc_file_lock(f);
         return;
     }
     wc_lock(&f->lock.m);
     for (unsigned i = 0; __atomic_load_n(&f->solo_busy, __ATOMIC_ACQUIRE); i++)
         wc_backoff(i);
     wc_blk_wait_out(&f->lock);
+    wc_fw_close(f);                     /* write.c invariant W1 */
 }
 
 static int flush_file(struct wc_file *f, enum wc_reason why, int intruding)
@@ -523,7 +524,7 @@ int wc_space_settle_entered(struct wc_cache *c, uint64_t dev)
         struct wc_file *f = &c->files[i];
         if (!__atomic_load_n(&f->live, __ATOMIC_ACQUIRE))
             continue;
-        wc_blk_lock(&f->lock);
+        wc_file_lock(f);
         if (f->live && f->slot->dev == dev) {
             int r = wc_flush_locked(f, WC_WHY_FULL);
             if (r < 0 && !first)
@@ -609,7 +610,7 @@ int wc_cache_may_remove(struct wc_cache *c)
         if (!__atomic_load_n(&f->live, __ATOMIC_RELAXED))
             continue;
         if (!inside)
-            wc_blk_lock(&f->lock);
+            wc_file_lock(f);
         clean = !f->live || !wc_file_dirty(f);
         if (!inside)
             wc_blk_unlock(&f->lock);

@@ -159,6 +159,17 @@ struct wc_file {
                                    (a replay reads them) */
     struct wc_page *pages;      /* uthash head: every page of the file */
     struct wc_page *hint;       /* the page written last */
+    /* The fast write's window (write.c invariant W1): a write starting
+     * at last_end, an append (fw_end[1]) or not ([0]), that ends below
+     * fw_end[append] is the fast write's, into fw_data at the page's
+     * offset, extending the range whose end fw_hi points at. 0: closed.
+     * Opened by write_iter as it leaves f; closed by every other entry
+     * into f (wc_file_enter, wc_file_lock, wc_file_trylock, cache.c
+     * file_lock): what it was made from stays as it was while only the
+     * fast write enters. */
+    uint64_t fw_end[2];
+    uint8_t *fw_data;
+    uint16_t *fw_hi;
     struct wc_page *dirty;      /* pages with dirty ranges, unordered */
     uint32_t ndirty;            /* pages on that list */
     uint64_t dirty_since;       /* CLOCK_MONOTONIC ns of the oldest dirty
@@ -575,14 +586,24 @@ void wc_file_end_fresh(struct wc_file *f);
  * wc_file_leave needs. Either way the caller "holds f->lock" for every
  * function that asks it to. */
 enum { WC_IN_SOLO = 0, WC_IN_LOCK = 1, WC_IN_BIAS = 2 };
+/* Close f's fast window (write.c invariant W1). Caller has just entered f
+ * by another way than the fast write's. */
+static inline void wc_fw_close(struct wc_file *f)
+{
+    f->fw_end[0] = f->fw_end[1] = 0;
+}
+
 static inline int wc_file_enter_as(struct wc_file *f, int fast)
 {
     const int *solo = f->cache->solo;
     if (solo && __atomic_load_n(solo, __ATOMIC_RELAXED)) {
         __atomic_store_n(&f->solo_busy, 1, __ATOMIC_RELAXED);
         __atomic_signal_fence(__ATOMIC_SEQ_CST);   /* see membarrier */
-        if (!__atomic_load_n(&f->cache->intruders, __ATOMIC_RELAXED))
+        if (!__atomic_load_n(&f->cache->intruders, __ATOMIC_RELAXED)) {
+            if (!fast)
+                wc_fw_close(f);
             return WC_IN_SOLO;
+        }
         __atomic_store_n(&f->solo_busy, 0, __ATOMIC_RELEASE);
     } else if (fast &&
                wc_blk_enter(&f->lock, WC_BLK_FILE, &f->cache->intruders)) {
@@ -591,7 +612,25 @@ static inline int wc_file_enter_as(struct wc_file *f, int fast)
     wc_blk_lock(&f->lock);
     if (fast)
         wc_blk_claim(&f->lock);         /* wcache/blk.h, the diagram */
+    else
+        wc_fw_close(f);
     return WC_IN_LOCK;
+}
+
+/* f's lock, for a caller that does not write through wc_file_enter (a
+ * pass over files, eviction, reads, truncation): the window closes. */
+static inline void wc_file_lock(struct wc_file *f)
+{
+    wc_blk_lock(&f->lock);
+    wc_fw_close(f);
+}
+
+static inline int wc_file_trylock(struct wc_file *f)
+{
+    if (!wc_blk_trylock(&f->lock))
+        return 0;
+    wc_fw_close(f);
+    return 1;
 }
 
 static inline int wc_file_enter(struct wc_file *f)

@@ -134,6 +134,7 @@ void wc_file_release(struct wc_cache *c, struct wc_file *f)
     f->slot->state = WC_SLOT_FREE;
     __atomic_store_n(&f->live, 0, __ATOMIC_RELEASE);
     f->hint = NULL;
+    wc_fw_close(f);
     f->err = 0;
     f->err_unseen = 0;
     __atomic_store_n(&f->let_go, 0, __ATOMIC_RELAXED);
@@ -179,7 +180,7 @@ struct wc_file *wc_file_get_known(struct wc_cache *c, int fd,
              * written after, over a file changed since (errors.c (8)). */
             if (__atomic_load_n(&g->let_go, __ATOMIC_RELAXED) &&
                 !(fl >= 0 && (fl & O_TRUNC))) {   /* dropped next */
-                wc_blk_lock(&g->lock);
+                wc_file_lock(g);
                 wc_err_retry_aside(g, WC_WHY_OTHER);
                 wc_blk_unlock(&g->lock);
             }
@@ -265,6 +266,7 @@ struct wc_file *wc_file_get_known(struct wc_cache *c, int fd,
     f->end_max = WC_FS_MAX_CHECK;
     f->pages = NULL;
     f->hint = NULL;
+    wc_fw_close(f);
     f->dirty = NULL;
     f->ndirty = 0;
     /* Fields the flusher reads without the file's lock: atomic. */
@@ -368,7 +370,7 @@ int wc_file_publish(struct wc_file *f)
     if (!wc_engine_enter())
         return -EDEADLK;
     int r = 0;
-    wc_blk_lock(&f->lock);
+    wc_file_lock(f);
     wc_lock(&f->cache->lock);
     int others = f->refs > 1;
     wc_unlock(&f->cache->lock);
@@ -387,7 +389,7 @@ void wc_file_noted(struct wc_file *f)
 {
     if (!wc_engine_enter())
         return;
-    wc_blk_lock(&f->lock);
+    wc_file_lock(f);
     if (wc_file_dirty(f))
         note_disk_now(f);       /* not over a change behind it (8) */
     wc_blk_unlock(&f->lock);
@@ -398,7 +400,7 @@ int wc_file_unwritten(struct wc_file *f)
 {
     if (!wc_engine_enter())
         return 1;                       /* cannot tell: keep it */
-    wc_blk_lock(&f->lock);
+    wc_file_lock(f);
     int r = wc_file_dirty(f);
     wc_blk_unlock(&f->lock);
     wc_engine_leave();
@@ -412,7 +414,7 @@ int wc_file_put(struct wc_file *f)
 
     if (!wc_engine_enter())
         return -EDEADLK;
-    wc_blk_lock(&f->lock);
+    wc_file_lock(f);
     wc_lock(&c->lock);
     int last = --f->refs == 0;
     wc_unlock(&c->lock);
@@ -449,7 +451,7 @@ off_t wc_file_size(struct wc_file *f)
 {
     if (__atomic_load_n(&f->size_stale, __ATOMIC_ACQUIRE) &&
         wc_engine_enter()) {
-        wc_blk_lock(&f->lock);
+        wc_file_lock(f);
         wc_size_fresh(f);
         wc_blk_unlock(&f->lock);
         wc_engine_leave();
@@ -463,7 +465,7 @@ int wc_file_past_max(struct wc_file *f, uint64_t off)
         return 0;
     uint64_t max = __atomic_load_n(&f->end_max, __ATOMIC_RELAXED);
     if (max == WC_FS_MAX_CHECK && wc_engine_enter()) {
-        wc_blk_lock(&f->lock);
+        wc_file_lock(f);
         max = wc_file_end_max(f, off);
         wc_blk_unlock(&f->lock);
         wc_engine_leave();
@@ -477,7 +479,7 @@ off_t wc_file_size_seen(struct wc_file *f, off_t kernel_size)
 {
     if (!wc_engine_enter())
         return (off_t)__atomic_load_n(&f->slot->size, __ATOMIC_RELAXED);
-    wc_blk_lock(&f->lock);
+    wc_file_lock(f);
     wc_size_fresh(f);
     if ((uint64_t)kernel_size != f->slot->disk_size &&
         wc_flush_locked(f, WC_WHY_OTHER) == 0) {
@@ -494,7 +496,7 @@ int wc_file_flush(struct wc_file *f, enum wc_reason why)
 {
     if (!wc_engine_enter())
         return -EDEADLK;
-    wc_blk_lock(&f->lock);
+    wc_file_lock(f);
     int r = wc_flush_locked(f, why);
     wc_blk_unlock(&f->lock);
     wc_engine_leave();
@@ -534,7 +536,7 @@ int wc_file_settle(struct wc_file *f)
 {
     if (!wc_engine_enter())
         return -EDEADLK;
-    wc_blk_lock(&f->lock);
+    wc_file_lock(f);
     int r = wc_flush_locked(f, WC_WHY_OTHER);
     if (r == 0 && (wc_file_dirty(f) || f->err_unseen ||
                    __atomic_load_n(&f->state, __ATOMIC_RELAXED) != WC_FS_OK))
@@ -553,7 +555,7 @@ int wc_file_sync(struct wc_file *f, int datasync)
 {
     if (!wc_engine_enter())
         return -EDEADLK;
-    wc_blk_lock(&f->lock);
+    wc_file_lock(f);
     int r = wc_flush_locked(f, WC_WHY_FSYNC);
     if (r == 0 && datasync != WC_SYNC_WAIT) {
         int s = datasync ? wc_sys.fdatasync(f->wb_fd) : wc_sys.fsync(f->wb_fd);
@@ -576,7 +578,7 @@ int wc_file_invalidate(struct wc_file *f, enum wc_reason why)
 {
     if (!wc_engine_enter())
         return -EDEADLK;
-    wc_blk_lock(&f->lock);
+    wc_file_lock(f);
     int r = wc_flush_locked(f, why);
     /* The size others may have changed is asked when next needed, not
      * now: a program that takes and drops several locks before its next
@@ -592,7 +594,7 @@ int wc_file_kernel_begin(struct wc_file *f, enum wc_reason why)
 {
     if (!wc_engine_enter())
         return 0;
-    wc_blk_lock(&f->lock);
+    wc_file_lock(f);
     wc_flush_locked(f, why);        /* an error is kept for fsync, close */
     return 1;
 }
@@ -611,7 +613,7 @@ int wc_file_truncate(struct wc_file *f, off_t size)
         return -EINVAL;
     if (!wc_engine_enter())
         return -EDEADLK;
-    wc_blk_lock(&f->lock);
+    wc_file_lock(f);
     wc_async_settle(f);                 /* async.c (1) */
     wc_size_fresh(f);
     int r = 0;

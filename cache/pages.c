@@ -134,7 +134,7 @@ static int evict(struct wc_cache *c, struct wc_file *self, int want)
         if (g == self) {
             page_free_locked(c, g, p);
             freed++;
-        } else if (wc_blk_trylock(&g->lock)) {
+        } else if (wc_file_trylock(g)) {
             page_free_locked(c, g, p);
             wc_blk_unlock(&g->lock);
             freed++;
@@ -168,7 +168,7 @@ static int steal_stashes(struct wc_cache *c, struct wc_file *self)
     for (uint32_t i = 0, hi = wc_files_hi(c); i < hi; i++) {
         struct wc_file *g = &c->files[i];
         if (g == self || !__atomic_load_n(&g->live, __ATOMIC_ACQUIRE) ||
-            !wc_blk_trylock(&g->lock))
+            !wc_file_trylock(g))
             continue;
         got += wc_file_stash_free(c, g);
         wc_blk_unlock(&g->lock);
@@ -224,7 +224,7 @@ struct wc_page *wc_page_get(struct wc_file *f, uint64_t idx, int *isnew,
         }
         for (uint32_t i = 0, hi = wc_files_hi(c); i < hi; i++) {
             struct wc_file *g = &c->files[i];
-            if (g == f || !g->live || !g->ndirty || !wc_blk_trylock(&g->lock))
+            if (g == f || !g->live || !g->ndirty || !wc_file_trylock(g))
                 continue;
             if (g->live && g->ndirty)
                 wc_flush_locked(g, WC_WHY_FULL);

@@ -159,7 +159,7 @@ static ssize_t wc_preadv_common(struct wc_file *f, int fd, int vec,
         return n;
     if (!wc_engine_enter())
         return -EDEADLK;
-    wc_blk_lock(&f->lock);
+    wc_file_lock(f);
     if (!wc_file_dirty(f)) {                    /* invariant (6) */
         wc_blk_unlock(&f->lock);
         wc_engine_leave();

@@ -3,12 +3,15 @@
  *
  * Invariants:
  *   (1) The only instructions that may fault inside a copy are the `rep
- *       movsb` at wc__copy_insn and, for a copy of fewer than 8 bytes,
- *       the byte load and store at wc__copy_byte_load and
- *       wc__copy_byte_store (a `rep movsb` of one byte takes 5 ns on this
- *       machine, the loop 1.5 ns: a 1-byte write()'s copy). The count
- *       register (RCX) is exact at each: on a fault it holds the bytes
- *       left, so the fix-up returns them as they are. And the load at
+ *       movsb` at wc__copy_insn (copies of WC_COPY_REP_MIN bytes or more)
+ *       and, for shorter ones, the labelled loads and stores of 16, 8, 4,
+ *       2 and 1 bytes (copy_faults; a `rep movsb` of one byte takes 5 ns
+ *       on this machine, one move 1.5 ns: a 1-byte write()'s copy). The
+ *       count register (RCX) is exact at each, and so are RSI and RDI: on
+ *       a fault in a move of 2 to 16 bytes the copy goes on byte by byte
+ *       from there (wc__copy_bytes); on a fault of a single byte or of
+ *       `rep movsb`, RCX holds the bytes left, so the fix-up returns them
+ *       as they are. The count is exact to the byte. And the load at
  *       wc__probe_load (wc_probe_byte: one byte read and dropped, a
  *       source's page faulted in before any lock: shim/io.c fault_in),
  *       whose fix-up returns 1.
@@ -49,7 +52,20 @@ unsigned long wc_user_addr_max = 0x7ffffffff000UL;
 /*
  * size_t wc__copy_rep(void *dst, const void *src, size_t n)
  * returns the number of bytes NOT copied.
+ *
+ * Under WC_COPY_REP_MIN bytes, moves of 16, then 8, 4, 2 and 1 bytes; from
+ * there `rep movsb`, whose start-up cost only a long copy repays (in a
+ * write() of 8 to 256 bytes through the shim, the moves take 1.5-5 ns
+ * less; a byte loop took 1 ns a byte). A fault in a move of 2 to 16 bytes
+ * sends the copy on byte by byte from that move's first byte (RCX, RSI
+ * and RDI are exact there), which stops at the byte that faults: the count
+ * is exact to the byte, as `rep movsb`'s is (invariant (1)).
  */
+#define WC_COPY_REP_MIN 512
+#define WC_STR2(x) #x
+#define WC_STR(x) WC_STR2(x)
+#define WC_COPY_LABEL(name) \
+        ".globl " name "\n.hidden " name "\n" name ":\n"
 __asm__(".text\n"
         ".globl wc__copy_rep\n"
         ".hidden wc__copy_rep\n"
@@ -57,29 +73,78 @@ __asm__(".text\n"
         "wc__copy_rep:\n"
         "    movq %rdx, %rcx\n"
         "    cmpq $8, %rcx\n"
-        "    jae 2f\n"
-        "1:  testq %rcx, %rcx\n"
-        "    jz wc__copy_fixup\n"
-        ".globl wc__copy_byte_load\n"
-        ".hidden wc__copy_byte_load\n"
-        "wc__copy_byte_load:\n"
+        "    jae 1f\n"
+        /* 0 to 7 bytes (a byte first: a 1-byte write()'s copy). */
+        "2:  testb $1, %cl\n"
+        "    jz 3f\n"
+        WC_COPY_LABEL("wc__copy_byte_load")
         "    movb (%rsi), %al\n"
-        ".globl wc__copy_byte_store\n"
-        ".hidden wc__copy_byte_store\n"
-        "wc__copy_byte_store:\n"
+        WC_COPY_LABEL("wc__copy_byte_store")
         "    movb %al, (%rdi)\n"
         "    incq %rsi\n"
         "    incq %rdi\n"
         "    decq %rcx\n"
-        "    jmp 1b\n"
-        "2:\n"
-        ".globl wc__copy_insn\n"
-        ".hidden wc__copy_insn\n"
-        "wc__copy_insn:\n"
+        "    jz wc__copy_fixup\n"
+        "3:  testb $2, %cl\n"
+        "    jz 4f\n"
+        WC_COPY_LABEL("wc__copy_w_load")
+        "    movzwl (%rsi), %eax\n"
+        WC_COPY_LABEL("wc__copy_w_store")
+        "    movw %ax, (%rdi)\n"
+        "    addq $2, %rsi\n"
+        "    addq $2, %rdi\n"
+        "    subq $2, %rcx\n"
+        "4:  testb $4, %cl\n"
+        "    jz wc__copy_fixup\n"
+        WC_COPY_LABEL("wc__copy_d_load")
+        "    movl (%rsi), %eax\n"
+        WC_COPY_LABEL("wc__copy_d_store")
+        "    movl %eax, (%rdi)\n"
+        "    xorl %ecx, %ecx\n"
+        "    jmp wc__copy_fixup\n"
+        /* 8 bytes or more: 16 at a time, then 8, then the rest as above;
+         * `rep movsb` from WC_COPY_REP_MIN. */
+        "1:  cmpq $" WC_STR(WC_COPY_REP_MIN) ", %rcx\n"
+        "    jae 5f\n"
+        "    cmpq $16, %rcx\n"
+        "    jb 7f\n"
+        "6:\n"
+        WC_COPY_LABEL("wc__copy_x_load")
+        "    movdqu (%rsi), %xmm0\n"
+        WC_COPY_LABEL("wc__copy_x_store")
+        "    movdqu %xmm0, (%rdi)\n"
+        "    addq $16, %rsi\n"
+        "    addq $16, %rdi\n"
+        "    subq $16, %rcx\n"
+        "    cmpq $16, %rcx\n"
+        "    jae 6b\n"
+        "    cmpq $8, %rcx\n"
+        "    jb 2b\n"
+        "7:\n"
+        WC_COPY_LABEL("wc__copy_q_load")
+        "    movq (%rsi), %rax\n"
+        WC_COPY_LABEL("wc__copy_q_store")
+        "    movq %rax, (%rdi)\n"
+        "    addq $8, %rsi\n"
+        "    addq $8, %rdi\n"
+        "    subq $8, %rcx\n"
+        "    jmp 2b\n"
+        /* After a fault in a move of 2 to 16 bytes: byte by byte. */
+        WC_COPY_LABEL("wc__copy_bytes")
+        "    testq %rcx, %rcx\n"
+        "    jz wc__copy_fixup\n"
+        WC_COPY_LABEL("wc__copy_loop_load")
+        "    movb (%rsi), %al\n"
+        WC_COPY_LABEL("wc__copy_loop_store")
+        "    movb %al, (%rdi)\n"
+        "    incq %rsi\n"
+        "    incq %rdi\n"
+        "    decq %rcx\n"
+        "    jmp wc__copy_bytes\n"
+        "5:\n"
+        WC_COPY_LABEL("wc__copy_insn")
         "    rep movsb\n"
-        ".globl wc__copy_fixup\n"
-        ".hidden wc__copy_fixup\n"
-        "wc__copy_fixup:\n"
+        WC_COPY_LABEL("wc__copy_fixup")
         "    movq %rcx, %rax\n"
         "    ret\n"
         ".size wc__copy_rep, .-wc__copy_rep\n");
@@ -106,8 +171,27 @@ __asm__(".text\n"
         "    ret\n"
         ".size wc_probe_byte, .-wc_probe_byte\n");
 
-extern const char wc__copy_insn[], wc__copy_fixup[], wc__copy_byte_load[],
-    wc__copy_byte_store[], wc__probe_load[], wc__probe_fixup[];
+extern const char wc__copy_insn[], wc__copy_fixup[], wc__copy_bytes[],
+    wc__copy_x_load[], wc__copy_x_store[], wc__copy_q_load[],
+    wc__copy_q_store[], wc__copy_d_load[], wc__copy_d_store[],
+    wc__copy_w_load[], wc__copy_w_store[], wc__copy_byte_load[],
+    wc__copy_byte_store[], wc__copy_loop_load[], wc__copy_loop_store[],
+    wc__probe_load[], wc__probe_fixup[];
+
+/* Invariant (1): the copy's instructions that may fault, and where each
+ * goes on: the moves of 2 to 16 bytes to the byte loop, the others (RCX
+ * exact to the byte) to the return. */
+static const struct {
+    const char *insn, *next;
+} copy_faults[] = {
+    {wc__copy_x_load, wc__copy_bytes},     {wc__copy_x_store, wc__copy_bytes},
+    {wc__copy_q_load, wc__copy_bytes},     {wc__copy_q_store, wc__copy_bytes},
+    {wc__copy_d_load, wc__copy_bytes},     {wc__copy_d_store, wc__copy_bytes},
+    {wc__copy_w_load, wc__copy_bytes},     {wc__copy_w_store, wc__copy_bytes},
+    {wc__copy_byte_load, wc__copy_fixup},  {wc__copy_byte_store, wc__copy_fixup},
+    {wc__copy_loop_load, wc__copy_fixup},  {wc__copy_loop_store, wc__copy_fixup},
+    {wc__copy_insn, wc__copy_fixup},
+};
 
 size_t wc_read_readable(void *dst, const void *src, size_t n)
 {
@@ -184,12 +268,11 @@ static void fault_handler(int sig, siginfo_t *si, void *ctx)
     ucontext_t *uc = ctx;
     greg_t *ip = &uc->uc_mcontext.gregs[REG_RIP];
 
-    if (*ip == (greg_t)(uintptr_t)wc__copy_insn ||
-        *ip == (greg_t)(uintptr_t)wc__copy_byte_load ||
-        *ip == (greg_t)(uintptr_t)wc__copy_byte_store) {
-        *ip = (greg_t)(uintptr_t)wc__copy_fixup;   /* invariant (1) */
-        return;
-    }
+    for (size_t i = 0; i < sizeof copy_faults / sizeof *copy_faults; i++)
+        if (*ip == (greg_t)(uintptr_t)copy_faults[i].insn) {
+            *ip = (greg_t)(uintptr_t)copy_faults[i].next;  /* invariant (1) */
+            return;
+        }
     if (*ip == (greg_t)(uintptr_t)wc__probe_load) {
         *ip = (greg_t)(uintptr_t)wc__probe_fixup;
         return;

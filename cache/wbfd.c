@@ -170,7 +170,7 @@ static struct wc_file *next_live_locked(struct wc_cache *c, uint32_t *i)
         struct wc_file *f = &c->files[*i];
         if (!__atomic_load_n(&f->live, __ATOMIC_RELAXED))
             continue;
-        wc_blk_lock(&f->lock);
+        wc_file_lock(f);
         if (f->live) {
             (*i)++;
             return f;
@@ -347,7 +347,7 @@ int wc_file_put_fd(struct wc_file *f, int fd)
 {
     if (!wc_engine_enter())
         return -EDEADLK;
-    wc_blk_lock(&f->lock);
+    wc_file_lock(f);
     wc_lock(&f->cache->lock);           /* refs is the cache lock's */
     int others = f->refs > 1;
     wc_unlock(&f->cache->lock);
@@ -364,7 +364,7 @@ int wc_file_unshare(struct wc_file *f, int fd)
 {
     if (!wc_engine_enter())
         return -EDEADLK;
-    wc_blk_lock(&f->lock);
+    wc_file_lock(f);
     int r = wc_flush_locked(f, WC_WHY_OTHER);
     if (fd >= 0 && shares_description(f, fd))
         own_description(f);

@@ -45,6 +45,19 @@
  *      first (file.c wc_file_truncate: it lands at the real end), one
  *      below it cuts the whole run away, as the kernel's would (A1: the
  *      run began at the end of file).
+ *
+ * And for the fast write (wc_write_fast):
+ *   W1 f's window (f->fw_end, fw_data, fw_hi) is open only while every
+ *      check write_iter's route makes for a small write that continues
+ *      the last one inside its page would pass: write_iter opens it as it
+ *      leaves f (window_open), from the hint page, the range it ends,
+ *      the file's limits and budget; the fast write keeps it so (it only
+ *      extends that range, moves last_end, the size and the budget by
+ *      the same bytes); every other entry into f closes it
+ *      (wc_fw_close), so that nothing it was made from can change while
+ *      it is open. The fast write then checks its start and its end
+ *      against it, and the process's size limit (c->max_end, which
+ *      setrlimit changes without entering f), nothing else.
  */
 #include <errno.h>
 #include <limits.h>
@@ -394,6 +407,44 @@ __thread struct wc_file *wc_wip_file __attribute__((tls_model("initial-exec")));
 __thread uint64_t wc_wip_size __attribute__((tls_model("initial-exec")));
 __thread int64_t wc_wip_end __attribute__((tls_model("initial-exec")));
 
+/* Invariant W1: open f's window for the next write if it continues this
+ * one inside the hint page, exactly where wc_write_fast's route is
+ * write_iter's: the page is dirty, not in a batch in flight, and its last
+ * range ends at last_end; no early write-back is due (a stream's,
+ * scattered writes'); the file's size is known and it is OK (a budget
+ * left); appends keep their run. The end is the least of the page's end,
+ * the file system's limit, the budget and the append run's limit. Caller
+ * holds f->lock. */
+static void window_open(struct wc_file *f)
+{
+    struct wc_cache *c = f->cache;
+    struct wc_page *p = f->hint;
+    uint64_t pos = f->last_end;
+    wc_fw_close(f);
+    if (!p || !p->dirty || p->wb || p->index != pos >> WC_PAGE_SHIFT ||
+        c->bypass < WC_PAGE_SIZE || f->space_left <= 0 ||
+        __atomic_load_n(&f->size_stale, __ATOMIC_RELAXED) ||
+        (f->ndirty >= WC_SCATTER_PAGES &&
+         2 * ((uint64_t)f->wr_since + 1) < 3 * (uint64_t)f->ndirty) ||
+        (f->seq_pages >= WC_STREAM_PAGES && f->append_from == WC_NO_APPEND))
+        return;
+    struct wc_brec *rec = wc_page_rec(c, p);
+    unsigned off = (unsigned)(pos & (WC_PAGE_SIZE - 1));
+    if (rec->nr == 0 || rec->hi[rec->nr - 1] != off)
+        return;
+    uint64_t end = (p->index + 1) << WC_PAGE_SHIFT;     /* below it */
+    if (f->end_max < end)
+        end = f->end_max + 1;
+    if ((uint64_t)f->space_left < end - pos)
+        end = pos + (uint64_t)f->space_left + 1;
+    int append = f->append_from != WC_NO_APPEND;
+    if (append && f->append_from + WC_APPEND_MAX + 1 < end)
+        end = f->append_from + WC_APPEND_MAX + 1;
+    f->fw_data = wc_page_data(c, p);
+    f->fw_hi = &rec->hi[rec->nr - 1];
+    f->fw_end[append] = end;
+}
+
 static ssize_t write_iter(struct wc_file *f, struct uiter *it, off_t pos_in,
                           int append, off_t *where)
 {
@@ -626,6 +677,7 @@ out:
      * never finds a part of it already on disk. */
     if (early && (!stream || wc_async_stream(f) < 0))
         recycle_flush(f);
+    window_open(f);                     /* invariant W1 */
     write_leave(f, locked, 1);
     return ret;
 }
@@ -635,58 +687,39 @@ out:
  * small writes, lines of a log, records, bytes (write_iter's common case,
  * which costs it about 370 instructions of general work). It takes
  * exactly the route write_iter would, and only when nothing but the copy
- * and the extension of the page's last range is to be done: the page is
- * the one written last (f->hint) and dirty; the write starts where that
- * range ends and where the last write ended, and stays short of the page's
- * end (no page completed: no stream accounting); write_iter's checks all
- * pass (the bypass size, the file system's limit, space_left, which is 0
- * or less unless the file is OK: errors.c (1)); no early write-back is due
- * (a stream's, scattered writes') and appends keep their run. Anything
- * else, a fault in the copy included (nothing is committed then), returns
- * WC_FAST_NO before any change, and the caller takes wc_pwrite. The one
- * entry that may skip f's mutex when f is biased to this thread
- * (wcache/blk.h invariant (2)); an entry through the mutex counts toward
- * claiming it.
+ * and the extension of the page's last range is to be done: inside f's
+ * window (invariant W1), which write_iter opened for it with every other
+ * check made. Anything else, a fault in the copy included (nothing is
+ * committed then), returns WC_FAST_NO before any change, and the caller
+ * takes wc_pwrite. The one entry that may skip f's mutex when f is biased
+ * to this thread (wcache/blk.h invariant (2)); an entry through the mutex
+ * counts toward claiming it.
  */
 ssize_t wc_write_fast(struct wc_file *f, const void *buf, size_t n,
                       off_t pos_in, int append, off_t *where)
 {
     struct wc_cache *c = f->cache;
     /* The kernel's checks first (the position even when appending). */
-    if (n == 0 || n >= WC_PAGE_SIZE ||
-        wc_rw_count(0, buf, n, NULL, 0, pos_in, NULL) != (ssize_t)n ||
-        !wc_engine_enter())
+    if (n == 0 || !wc_access_ok(buf, n) ||
+        (uint64_t)pos_in > (uint64_t)INT64_MAX - n || !wc_engine_enter())
         return WC_FAST_NO;
     int locked = wc_file_enter_fast(f);
-    wc_size_fresh(f);
     uint64_t size = f->slot->size;
     uint64_t pos = append ? size : (uint64_t)pos_in;
-    struct wc_page *p = f->hint;
-    unsigned off = (unsigned)(pos & (WC_PAGE_SIZE - 1));
-    struct wc_brec *rec;
-    if (!p || !p->dirty || p->index != pos >> WC_PAGE_SHIFT ||
-        off + n >= WC_PAGE_SIZE || pos != f->last_end ||
-        n >= c->bypass || pos + n > c->max_end || pos + n > f->end_max ||
-        (int64_t)n > f->space_left ||
-        (f->ndirty >= WC_SCATTER_PAGES &&
-         2 * ((uint64_t)f->wr_since + 1) < 3 * (uint64_t)f->ndirty) ||
-        (f->seq_pages >= WC_STREAM_PAGES && f->append_from == WC_NO_APPEND) ||
-        (append ? f->append_from == WC_NO_APPEND ||
-                      pos + n - f->append_from > WC_APPEND_MAX
-                : f->append_from != WC_NO_APPEND) ||
-        (rec = wc_page_rec(c, p))->nr == 0 || rec->hi[rec->nr - 1] != off)
+    if (pos != f->last_end || pos + n >= f->fw_end[append != 0] ||
+        pos + n > __atomic_load_n(&c->max_end, __ATOMIC_RELAXED))
         goto no;
+    unsigned off = (unsigned)(pos & (WC_PAGE_SIZE - 1));
     wc_wip_size = size;
     wc_wip_end = -1;
     wc_wip_file = f;
-    uint8_t *data = wc_page_data(c, p);
-    if (wc_copy_nofault(data + off, buf, n) != n) {
+    if (wc_copy_nofault(f->fw_data + off, buf, n) != n) {
         wc_wip_file = NULL;             /* write_iter copies it again */
         goto no;
     }
     wc_blk_stress_point();
     __atomic_signal_fence(__ATOMIC_SEQ_CST);    /* data first (5.4) */
-    rec->hi[rec->nr - 1] = (uint16_t)(off + n); /* ranges.c (2) */
+    *f->fw_hi = (uint16_t)(off + n);            /* ranges.c (2) */
     pos += n;
     if (pos > size)
         f->slot->size = pos;                    /* 5.7 */

@@ -12,6 +12,8 @@
  *   5.8    return value == bytes made visible; nothing outside changes
  *   5.10   MAX_RW_COUNT clamping, negative segment lengths, iovcnt range,
  *          unreadable iovec arrays
+ *   (and the non-faulting copy itself, at every length it copies by moves,
+ *   exact to the byte where the source or the destination stops)
  *
  * Every expected answer comes from running the same call with libc's
  * pwrite/pwritev/pread/preadv on a scratch file (struct wct_pair): return
@@ -32,6 +34,7 @@
 #include <unistd.h>
 
 #include "lib_cache.h"
+#include "wcache/ucopy.h"
 
 TestSuite(fault, .init = wct_setup, .fini = wct_teardown, .timeout = 90);
 
@@ -644,4 +647,67 @@ Test(fault, concurrent_faulting_writers)
         cr_assert_eq(at, -1, "file %d: wrong byte at %ld", k, at);
         free(d);
     }
+}
+
+/* ---- the non-faulting copy itself -------------------------------------- */
+
+/* cache/ucopy.c invariant (1): below WC_COPY_REP_MIN (512) bytes the copy
+ * moves 16, 8, 4, 2 and 1 bytes at a time, `rep movsb` from there; where
+ * the source or the destination stops `stop` bytes in (a PROT_NONE page
+ * or no page at all), the count is `stop` exactly, whatever move the fault
+ * hit, and the bytes before it are the source's. */
+static void copy_edge(int unmap)
+{
+    long pg = sysconf(_SC_PAGESIZE);
+    char *map = mmap(NULL, 3 * (size_t)pg, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    cr_assert_neq(map, MAP_FAILED);
+    char *bad = map + 2 * pg;        /* the third page: none or gone */
+    cr_assert_eq(unmap ? munmap(bad, (size_t)pg)
+                       : mprotect(bad, (size_t)pg, PROT_NONE), 0);
+    static char src[6000], dst[6000];
+    for (size_t i = 0; i < sizeof src; i++)
+        src[i] = (char)(i * 7 + 1);
+    for (size_t i = 0; i < (size_t)pg; i++)
+        map[pg + (long)i] = (char)(i * 13 + 5);
+    size_t lens[330], nlens = 0;
+    for (size_t n = 0; n <= 300; n++)
+        lens[nlens++] = n;
+    size_t more[] = {383, 400, 511, 512, 513, 600, 1000, 4000};
+    for (size_t i = 0; i < sizeof more / sizeof *more; i++)
+        lens[nlens++] = more[i];
+    for (size_t li = 0; li < nlens; li++) {
+        size_t n = lens[li];
+        for (size_t stop = 0; stop <= n + 1 && stop <= 4000; stop++) {
+            if (stop > 40 && stop + 40 < n && stop % 37)
+                continue;       /* every stop near either end, some between */
+            size_t want = stop < n ? stop : n;
+            /* The source stops. */
+            const char *s = bad - stop;
+            memset(dst, 0, sizeof dst);
+            size_t got = wc_copy_nofault(dst, s, n);
+            cr_assert_eq(got, want, "source stops %zu bytes into %zu: %zu copied",
+                         stop, n, got);
+            cr_assert_eq(memcmp(dst, s, got), 0, "source stops at %zu of %zu",
+                         stop, n);
+            /* The destination stops. */
+            char *d = bad - stop;
+            memset(d, 0, stop);
+            got = wc_copy_nofault(d, src, n);
+            cr_assert_eq(got, want, "destination stops %zu bytes into %zu: %zu copied",
+                         stop, n, got);
+            cr_assert_eq(memcmp(d, src, got), 0, "destination stops at %zu of %zu",
+                         stop, n);
+        }
+    }
+    munmap(map, 2 * (size_t)pg);
+    if (!unmap)
+        munmap(bad, (size_t)pg);
+}
+
+Test(fault, nofault_copy_exact_at_every_length)
+{
+    cr_assert_eq(wc_fault_install(), 0);
+    copy_edge(0);
+    copy_edge(1);
 }

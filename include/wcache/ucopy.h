@@ -4,9 +4,10 @@
  * The kernel copies from user memory under the page lock with page faults
  * disabled (copy_folio_from_iter_atomic) and relies on its exception tables
  * to turn a fault into a short count. wc_copy_nofault() is the same thing in
- * user space: a `rep movsb` whose SIGSEGV/SIGBUS is caught by our handler,
- * which moves the instruction pointer past the copy; the count left is in
- * RCX, so the caller learns exactly how many bytes were copied. The
+ * user space: moves (a `rep movsb` for long copies) whose SIGSEGV/SIGBUS is
+ * caught by our handler, which moves the instruction pointer past the copy;
+ * the count left is in RCX, so the caller learns exactly how many bytes
+ * were copied. The
  * program's own SIGSEGV/SIGBUS handlers never run for such a fault; every
  * other fault is handed to them (or to the default action) unchanged.
  */
