@@ -202,7 +202,8 @@ static inline int desc_enter(int fd, struct wc_desc *d, int *held)
 /* fast_write's entry: also, with threads, as d's owner without its mutex
  * (wcache/blk.h invariant (2)), checked against the slot as wc_desc_lock
  * does (d may be stale: it is then no longer ours, or a new life's). */
-static inline int desc_enter_fast(int fd, struct wc_desc *d, int *held)
+static inline __attribute__((always_inline)) int
+desc_enter_fast(int fd, struct wc_desc *d, int *held)
 {
     if (likely(__atomic_load_n(&wc_solo, __ATOMIC_RELAXED))) {
         *held = DESC_SOLO;
@@ -574,11 +575,13 @@ static ssize_t to_kernel(int fd, struct wc_desc *d, int write,
  *     and the gain meter's verdict (364 instructions per 1-byte write in
  *     all, where the full path takes 571).
  * The source is faulted in first, before any lock (fault_in). The
- * program's errno is kept on success. Out of line, so that write()'s
- * own frame stays small. WC_UNHANDLED, having changed nothing: the full
- * path decides. */
+ * program's errno is kept on success. Inline in write_tracked and
+ * pwrite_tracked, which write() and pwrite() reach by a tail call (their
+ * own frames save no register: an untracked descriptor's call pays
+ * nothing for it). WC_UNHANDLED, having changed nothing: the full path
+ * decides. */
 #define WC_UNHANDLED ((ssize_t)INT64_MIN)
-static __attribute__((noinline)) ssize_t
+static inline __attribute__((always_inline)) ssize_t
 fast_write(int fd, struct wc_desc *d, const void *buf, size_t n, off_t pos)
 {
     wc_cancel_point();                  /* cancel.c invariant (2) */
@@ -652,11 +655,9 @@ static inline int fast_may(void)
     return likely(!wc_depth);
 }
 
-WC_EXPORT ssize_t write(int fd, const void *buf, size_t n)
+static __attribute__((noinline)) ssize_t
+write_tracked(int fd, struct wc_desc *d, const void *buf, size_t n)
 {
-    struct wc_desc *d = wc_fd_get(fd);
-    if (likely(d == NULL) && !(d = WC_UNTRACKED(fd)))
-        return WC_HIDDEN(fd) ? wc_ret(-EBADF) : wc_k_write(fd, buf, n);
     if (fast_may()) {
         ssize_t r = fast_write(fd, d, buf, n, -1);
         if (r != WC_UNHANDLED)
@@ -666,11 +667,43 @@ WC_EXPORT ssize_t write(int fd, const void *buf, size_t n)
     return write_common(fd, d, &v, 1, -1, 0, 0);
 }
 
-WC_EXPORT ssize_t pwrite(int fd, const void *buf, size_t n, off_t pos)
+/* write() of a descriptor the quick look below leaves: the full lookup. */
+static __attribute__((noinline)) ssize_t write_other(int fd, const void *buf,
+                                                     size_t n)
 {
     struct wc_desc *d = wc_fd_get(fd);
     if (likely(d == NULL) && !(d = WC_UNTRACKED(fd)))
-        return WC_HIDDEN(fd) ? wc_ret(-EBADF) : wc_k_pwrite(fd, buf, n, pos);
+        return WC_HIDDEN(fd) ? wc_ret(-EBADF) : wc_k_write(fd, buf, n);
+    return write_tracked(fd, d, buf, n);
+}
+
+static __attribute__((noinline)) ssize_t write_kernel(int fd, const void *buf,
+                                                      size_t n)
+{
+    return wc_k_write(fd, buf, n);
+}
+
+/* The common routes, each a tail call, so that write() itself saves no
+ * register: a tracked description (write_tracked), an untracked
+ * descriptor while no descriptor open since start-up waits to be taken
+ * in (the kernel's call, wc_k_write); anything else
+ * (write_other) looks again as wc_fd_get and WC_UNTRACKED do. */
+WC_EXPORT ssize_t write(int fd, const void *buf, size_t n)
+{
+    if (likely(wc_state == WC_ST_ON) && likely((unsigned)fd < wc_nfds)) {
+        struct wc_desc *d = __atomic_load_n(&wc_fds[fd], __ATOMIC_ACQUIRE);
+        if (likely(wc_desc_is(d)))
+            return write_tracked(fd, d, buf, n);
+        if (d == NULL && likely(!wc_nc_on))
+            return write_kernel(fd, buf, n);
+    }
+    return write_other(fd, buf, n);
+}
+
+static __attribute__((noinline)) ssize_t
+pwrite_tracked(int fd, struct wc_desc *d, const void *buf, size_t n,
+               off_t pos)
+{
     if (pos < 0)
         return wc_ret(-EINVAL);
     struct iovec v = {(void *)buf, n};
@@ -682,6 +715,34 @@ WC_EXPORT ssize_t pwrite(int fd, const void *buf, size_t n, off_t pos)
             return r;
     }
     return write_common(fd, d, &v, 1, pos, 0, 0);
+}
+
+static __attribute__((noinline)) ssize_t
+pwrite_other(int fd, const void *buf, size_t n, off_t pos)
+{
+    struct wc_desc *d = wc_fd_get(fd);
+    if (likely(d == NULL) && !(d = WC_UNTRACKED(fd)))
+        return WC_HIDDEN(fd) ? wc_ret(-EBADF) : wc_k_pwrite(fd, buf, n, pos);
+    return pwrite_tracked(fd, d, buf, n, pos);
+}
+
+static __attribute__((noinline)) ssize_t
+pwrite_kernel(int fd, const void *buf, size_t n, off_t pos)
+{
+    return wc_k_pwrite(fd, buf, n, pos);
+}
+
+/* As write(). */
+WC_EXPORT ssize_t pwrite(int fd, const void *buf, size_t n, off_t pos)
+{
+    if (likely(wc_state == WC_ST_ON) && likely((unsigned)fd < wc_nfds)) {
+        struct wc_desc *d = __atomic_load_n(&wc_fds[fd], __ATOMIC_ACQUIRE);
+        if (likely(wc_desc_is(d)))
+            return pwrite_tracked(fd, d, buf, n, pos);
+        if (d == NULL && likely(!wc_nc_on))
+            return pwrite_kernel(fd, buf, n, pos);
+    }
+    return pwrite_other(fd, buf, n, pos);
 }
 
 WC_EXPORT ssize_t pwrite64(int fd, const void *buf, size_t n, off64_t pos)
