@@ -694,7 +694,7 @@ WC_EXPORT ssize_t write(int fd, const void *buf, size_t n)
         struct wc_desc *d = __atomic_load_n(&wc_fds[fd], __ATOMIC_ACQUIRE);
         if (likely(wc_desc_is(d)))
             return write_tracked(fd, d, buf, n);
-        if (d == NULL && likely(!wc_nc_on))
+        if (d == NULL && wc_nc_quiet(fd, 0))
             return write_kernel(fd, buf, n);
     }
     return write_other(fd, buf, n);
@@ -739,7 +739,7 @@ WC_EXPORT ssize_t pwrite(int fd, const void *buf, size_t n, off_t pos)
         struct wc_desc *d = __atomic_load_n(&wc_fds[fd], __ATOMIC_ACQUIRE);
         if (likely(wc_desc_is(d)))
             return pwrite_tracked(fd, d, buf, n, pos);
-        if (d == NULL && likely(!wc_nc_on))
+        if (d == NULL && wc_nc_quiet(fd, 0))
             return pwrite_kernel(fd, buf, n, pos);
     }
     return pwrite_other(fd, buf, n, pos);
@@ -799,11 +799,9 @@ WC_EXPORT ssize_t pwritev64v2(int fd, const struct iovec *iov, int iovcnt,
 
 /* ---- reads ------------------------------------------------------------- */
 
-WC_EXPORT ssize_t read(int fd, void *buf, size_t n)
+static __attribute__((noinline)) ssize_t
+read_tracked(int fd, struct wc_desc *d, void *buf, size_t n)
 {
-    struct wc_desc *d = wc_fd_get(fd);
-    if (likely(d == NULL) && !(d = WC_UNTRACKED_READ(fd)))
-        return WC_HIDDEN(fd) ? wc_ret(-EBADF) : wc_k_read(fd, buf, n);
     if (d->mode == WC_D_WATCH) {
         wc_cell_settle(fd, d);      /* shared.c invariant (6) */
         ssize_t r = wc_k_read(fd, buf, n);
@@ -812,6 +810,34 @@ WC_EXPORT ssize_t read(int fd, void *buf, size_t n)
     }
     struct iovec v = {buf, n};
     return read_common(fd, d, &v, 1, -1, 0);
+}
+
+static __attribute__((noinline)) ssize_t read_other(int fd, void *buf,
+                                                    size_t n)
+{
+    struct wc_desc *d = wc_fd_get(fd);
+    if (likely(d == NULL) && !(d = WC_UNTRACKED_READ(fd)))
+        return WC_HIDDEN(fd) ? wc_ret(-EBADF) : wc_k_read(fd, buf, n);
+    return read_tracked(fd, d, buf, n);
+}
+
+static __attribute__((noinline)) ssize_t read_kernel(int fd, void *buf,
+                                                     size_t n)
+{
+    return wc_k_read(fd, buf, n);
+}
+
+/* As write(): the common routes by tail calls. */
+WC_EXPORT ssize_t read(int fd, void *buf, size_t n)
+{
+    if (likely(wc_state == WC_ST_ON) && likely((unsigned)fd < wc_nfds)) {
+        struct wc_desc *d = __atomic_load_n(&wc_fds[fd], __ATOMIC_ACQUIRE);
+        if (likely(wc_desc_is(d)))
+            return read_tracked(fd, d, buf, n);
+        if (d == NULL && wc_nc_quiet(fd, 1))
+            return read_kernel(fd, buf, n);
+    }
+    return read_other(fd, buf, n);
 }
 
 WC_EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)

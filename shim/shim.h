@@ -1197,6 +1197,22 @@ uint64_t wc_stats_files(void);
 /* In a fork child: its own counts start at zero. */
 void wc_stats_after_fork(void);
 
+/* Per descriptor number (wc_nfds of them), its enum wc_nc (stats.c). */
+extern unsigned char *wc_nc_why;
+/* Would WC_UNTRACKED (write: `read` 0) or WC_UNTRACKED_READ (1) find
+ * nothing to do for fd, a number below wc_nfds the table has no
+ * description at: no descriptor open since start-up to take in, no
+ * write to count? The write and read wrappers' quick look (io.c). */
+static inline int wc_nc_quiet(int fd, int read)
+{
+    if (likely(!wc_nc_on))
+        return 1;
+    if (read ? wc_reg_empty() : wc_nc_counting)
+        return read;
+    unsigned char why = __atomic_load_n(&wc_nc_why[fd], __ATOMIC_RELAXED);
+    return why != WC_NC_START && why != WC_NC_START_OWN;
+}
+
 /* The pass-through path of the write calls: the description a descriptor
  * open since start-up gets at its first write, or NULL. One load and a
  * branch when nothing needs looking at. */

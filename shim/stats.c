@@ -51,7 +51,8 @@
 WC_BOOT int wc_nc_on;                               /* g_why exists */
 WC_BOOT int wc_nc_counting;                          /* WCACHE_STATS is set */
 WC_BOOT static unsigned g_own_hi;    /* every WC_NC_START_OWN fd is below it */
-WC_BOOT static unsigned char *g_why;                /* per fd: wc_fd_bytes */
+WC_BOOT unsigned char *wc_nc_why;                  /* per fd: wc_fd_bytes */
+#define g_why wc_nc_why
 static uint64_t g_count[WC_NC_COUNT];          /* writes, by reason */
 static uint64_t g_files;                       /* files brought into the
                                                   cache (atomic) */
