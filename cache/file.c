@@ -607,6 +607,18 @@ void wc_file_kernel_end(struct wc_file *f, int changed, enum wc_reason why)
     wc_engine_leave();
 }
 
+int wc_file_open_truncated(struct wc_file *f)
+{
+    if (!wc_engine_enter())
+        return -EDEADLK;
+    wc_file_lock(f);
+    int empty = !f->pages && !__atomic_load_n(&f->size_stale, __ATOMIC_RELAXED) &&
+                f->slot->size == 0 && f->slot->disk_size == 0;
+    wc_blk_unlock(&f->lock);
+    wc_engine_leave();
+    return empty ? 0 : wc_file_truncate(f, 0);
+}
+
 int wc_file_truncate(struct wc_file *f, off_t size)
 {
     if (size < 0)

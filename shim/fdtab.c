@@ -1134,8 +1134,9 @@ void wc_fd_opened_known(int fd, int dirfd, const char *path, int flags,
     if (flags & O_TRUNC) {
         /* The kernel truncated the file at open; drop what the cache still
          * holds for it (a flush that raced with the open is undone by the
-         * engine's ftruncate too). */
-        wc_file_truncate(f, 0);
+         * engine's ftruncate too; a file the engine knows empty is left
+         * as it is). */
+        wc_file_open_truncated(f);
     }
     install(fd, d);
     /* With threads, another one's write on this number between the

@@ -428,6 +428,13 @@ ssize_t wc_preadv(struct wc_file *f, int fd, const struct iovec *iov,
 /* ftruncate(2): drops cached bytes at and beyond `size`, then truncates the
  * file (the kernel decides EFBIG, EPERM...). Returns 0 or -errno. */
 int wc_file_truncate(struct wc_file *f, off_t size);
+/* The kernel truncated f's file at an open (O_TRUNC): wc_file_truncate(f,
+ * 0), unless the engine holds nothing of it and knows it empty (no page,
+ * size and size on disk 0): then no write-back can have put bytes there
+ * since that open, and the truncation is not made again (on ext4 it
+ * would mark the file to be written to disk at its close, auto_da_alloc,
+ * and a program's unlink of it then waited for that write). */
+int wc_file_open_truncated(struct wc_file *f);
 
 /* Write back this file's dirty data in ascending offset order. Returns 0 or
  * -errno (the data then stays cached and the error is recorded). */
