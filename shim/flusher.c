@@ -80,6 +80,16 @@
  *       the flusher and the program's threads only yields: each ends in
  *       sleeps (wcache/raw.h wc_backoff), or a futex, so that neither
  *       priority keeps the other from running.
+ *   (7) Its own short-lived descriptors (the crash guard's lock file,
+ *       wc_guard_check; /proc/self/stat, wc_program_threads_gone) would
+ *       take the lowest free number for a few microseconds, and a program
+ *       thread's open, dup, socket... at that moment would get another
+ *       (probe AI F1: 12-25 of 450,000 reopens of /dev/null in 1.5 s). It
+ *       opens them only while no program thread is inside a call that
+ *       makes a descriptor (shim.h RETRY_EMFILE, wc_fd_makers), and such
+ *       a call waits while it has one open (wc_fd_own_open); a look put
+ *       off WC_OWN_OPEN_WAITS times in a row (a thread blocked in accept)
+ *       is made anyway.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -113,6 +123,33 @@ static int g_leave;
 /* What the flusher sleeps on between its ticks: 1 when there is work
  * before the next tick (a batch handed over, or the stop), atomic. */
 static int g_kick;
+
+/* Invariant (7). */
+int wc_fd_makers, wc_fd_own_open;
+static WC_TLS int g_is_flusher;         /* this thread is the flusher */
+static int g_own_open_waits;            /* looks put off in a row
+                                           (the flusher only) */
+#define WC_OWN_OPEN_WAITS 8
+
+int wc_fd_own_open_begin(void)
+{
+    if (!g_is_flusher)
+        return 1;
+    __atomic_store_n(&wc_fd_own_open, 1, __ATOMIC_SEQ_CST);
+    if (!__atomic_load_n(&wc_fd_makers, __ATOMIC_SEQ_CST) ||
+        ++g_own_open_waits > WC_OWN_OPEN_WAITS) {
+        g_own_open_waits = 0;
+        return 1;
+    }
+    __atomic_store_n(&wc_fd_own_open, 0, __ATOMIC_RELEASE);
+    return 0;
+}
+
+void wc_fd_own_open_end(void)
+{
+    if (g_is_flusher)
+        __atomic_store_n(&wc_fd_own_open, 0, __ATOMIC_RELEASE);
+}
 
 /* The engine has handed over a batch (cache/async.c): wake the flusher
  * unless it is already awake. One system call per batch of up to 128
@@ -148,6 +185,7 @@ static void *flusher_main(void *arg)
     struct wc_cache *c = NULL;          /* the one batches are taken from */
     __atomic_store_n(&g_flusher_tid, (int)REAL(syscall)(SYS_gettid),
                      __ATOMIC_RELEASE);
+    g_is_flusher = 1;
     prctl(PR_SET_NAME, "wcache-flush");
     /* WC_ST_VFORK: a vfork child runs in this memory a while (proc.c
      * invariant (7)); the engine is the parent's, and stays its. */
@@ -503,6 +541,11 @@ void wc_flusher_after_fork(void)
     WC_RESET(wc_flusher_deferred, 0);
     WC_RESET(wc_off_wanted, 0);
     WC_RESET(g_tries, 0);
+    /* Invariant (7): the threads inside such calls, and the flusher,
+     * are the parent's. */
+    WC_RESET(wc_fd_makers, 0);
+    WC_RESET(wc_fd_own_open, 0);
+    WC_RESET(g_own_open_waits, 0);
 }
 
 /* The program's only thread is about to take a descriptor table of its

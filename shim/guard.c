@@ -435,11 +435,16 @@ void wc_guard_check(struct wc_cache *c)
 {
     if (!__atomic_load_n(&g_wanted, __ATOMIC_ACQUIRE) || guard_found == 0)
         return;
+    /* flusher.c invariant (7): the lock file's descriptor, and the
+     * spawn's reads, only while no program thread makes one. */
+    if (!wc_fd_own_open_begin())
+        return;
     if (guard_start(c) == SPAWN_WATCHED)
         g_misses = 0;
     else if (++g_misses >= WC_GUARD_MISSES)     /* invariant (7) */
         wc_off_want("no crash guard watches %s after %d tries",
                     g_spawn.dir, g_misses);
+    wc_fd_own_open_end();
 }
 
 /* A guard for c's directory unless one watches it (invariant (2)).

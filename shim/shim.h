@@ -154,10 +154,39 @@ int wc_own_fd_yield(void);
 #define RETRY_EMFILE(r, call)                                              \
     do {                                                                   \
         int retry_errno_ = errno;                                          \
+        wc_fd_make_begin();                                                \
         while (((r) = (call)) < 0 && unlikely(errno == EMFILE) &&          \
                wc_own_fd_yield())                                          \
             errno = retry_errno_;                                          \
+        wc_fd_make_end();                                                  \
     } while (0)
+/* flusher.c invariant (7): the program's calls that make a descriptor
+ * (RETRY_EMFILE) and the flusher's own short-lived descriptors (the
+ * guard's lock file, /proc/self/stat) exclude each other, so that the
+ * program's call gets the lowest free number, as without the shim:
+ * wc_fd_makers counts program threads inside such a call, wc_fd_own_open
+ * is set while the flusher has one of its own open (both atomic; each
+ * side raises its own, then looks at the other's: one of the two always
+ * sees the other). A call waits out the flusher's few microseconds. */
+extern int wc_fd_makers, wc_fd_own_open;
+static inline void wc_fd_make_begin(void)
+{
+    __atomic_add_fetch(&wc_fd_makers, 1, __ATOMIC_SEQ_CST);
+    for (unsigned i = 0; unlikely(__atomic_load_n(&wc_fd_own_open,
+                                                  __ATOMIC_SEQ_CST)); i++)
+        wc_backoff(i);
+}
+static inline void wc_fd_make_end(void)
+{
+    __atomic_sub_fetch(&wc_fd_makers, 1, __ATOMIC_RELEASE);
+}
+/* In the flusher (any other thread: 1 at once): may it open a descriptor
+ * of its own now? 0 while a program thread is inside a call that makes
+ * one (the look is put off), but not more than WC_OWN_OPEN_WAITS times in
+ * a row (a thread blocked in accept or in the open of a FIFO). Then
+ * wc_fd_own_open_end after its close. */
+int wc_fd_own_open_begin(void);
+void wc_fd_own_open_end(void);
 /* prlimit of RLIMIT_NOFILE as the program must see it, and its changes
  * (serialised with the placement; ours move above a raised limit). Same
  * returns as prlimit(2). getrlimit is interposed in ownfd.c. */
