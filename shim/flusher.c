@@ -88,8 +88,8 @@
  *       opens them only while no program thread is inside a call that
  *       makes a descriptor (shim.h RETRY_EMFILE, wc_fd_makers), and such
  *       a call waits while it has one open (wc_fd_own_open); a look put
- *       off WC_OWN_OPEN_WAITS times in a row (a thread blocked in accept)
- *       is made anyway.
+ *       off WC_OWN_OPEN_WAITS times in a row while no such call ended (a
+ *       thread blocked in accept, in the open of a FIFO) is made anyway.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -125,10 +125,13 @@ static int g_leave;
 static int g_kick;
 
 /* Invariant (7). */
-int wc_fd_makers, wc_fd_own_open;
+unsigned wc_fd_makers;
+int wc_fd_own_open;
 static WC_TLS int g_is_flusher;         /* this thread is the flusher */
-static int g_own_open_waits;            /* looks put off in a row
-                                           (the flusher only) */
+/* Looks put off in a row with no call ended, and the count of ended
+ * calls at the last one (the flusher only). */
+static int g_own_open_waits;
+static unsigned g_own_open_made;
 #define WC_OWN_OPEN_WAITS 8
 
 int wc_fd_own_open_begin(void)
@@ -136,10 +139,16 @@ int wc_fd_own_open_begin(void)
     if (!g_is_flusher)
         return 1;
     __atomic_store_n(&wc_fd_own_open, 1, __ATOMIC_SEQ_CST);
-    if (!__atomic_load_n(&wc_fd_makers, __ATOMIC_SEQ_CST) ||
-        ++g_own_open_waits > WC_OWN_OPEN_WAITS) {
+    unsigned w = __atomic_load_n(&wc_fd_makers, __ATOMIC_SEQ_CST);
+    unsigned made = w / WC_FD_MADE;
+    if (!(w % WC_FD_MADE) ||
+        (made == g_own_open_made && ++g_own_open_waits > WC_OWN_OPEN_WAITS)) {
         g_own_open_waits = 0;
         return 1;
+    }
+    if (made != g_own_open_made) {
+        g_own_open_made = made;         /* calls go on: no call is stuck */
+        g_own_open_waits = 0;
     }
     __atomic_store_n(&wc_fd_own_open, 0, __ATOMIC_RELEASE);
     return 0;
@@ -546,6 +555,7 @@ void wc_flusher_after_fork(void)
     WC_RESET(wc_fd_makers, 0);
     WC_RESET(wc_fd_own_open, 0);
     WC_RESET(g_own_open_waits, 0);
+    WC_RESET(g_own_open_made, 0);
 }
 
 /* The program's only thread is about to take a descriptor table of its

@@ -168,7 +168,11 @@ int wc_own_fd_yield(void);
  * is set while the flusher has one of its own open (both atomic; each
  * side raises its own, then looks at the other's: one of the two always
  * sees the other). A call waits out the flusher's few microseconds. */
-extern int wc_fd_makers, wc_fd_own_open;
+/* wc_fd_makers: the calls inside (low 16 bits), and the calls ended
+ * (above), one word: the end of a call moves both with one operation. */
+#define WC_FD_MADE (1u << 16)
+extern unsigned wc_fd_makers;
+extern int wc_fd_own_open;
 static inline void wc_fd_make_begin(void)
 {
     __atomic_add_fetch(&wc_fd_makers, 1, __ATOMIC_SEQ_CST);
@@ -178,13 +182,14 @@ static inline void wc_fd_make_begin(void)
 }
 static inline void wc_fd_make_end(void)
 {
-    __atomic_sub_fetch(&wc_fd_makers, 1, __ATOMIC_RELEASE);
+    __atomic_add_fetch(&wc_fd_makers, WC_FD_MADE - 1, __ATOMIC_RELEASE);
 }
 /* In the flusher (any other thread: 1 at once): may it open a descriptor
  * of its own now? 0 while a program thread is inside a call that makes
- * one (the look is put off), but not more than WC_OWN_OPEN_WAITS times in
- * a row (a thread blocked in accept or in the open of a FIFO). Then
- * wc_fd_own_open_end after its close. */
+ * one (the look is put off), unless no such call has ended over
+ * WC_OWN_OPEN_WAITS looks in a row: one is blocked (in accept, in the
+ * open of a FIFO), and the look is made. Then wc_fd_own_open_end after
+ * its close. */
 int wc_fd_own_open_begin(void);
 void wc_fd_own_open_end(void);
 /* prlimit of RLIMIT_NOFILE as the program must see it, and its changes
