@@ -683,19 +683,37 @@ static __attribute__((noinline)) ssize_t write_kernel(int fd, const void *buf,
     return wc_k_write(fd, buf, n);
 }
 
-/* The common routes, each a tail call, so that write() itself saves no
- * register: a tracked description (write_tracked), an untracked
- * descriptor while no descriptor open since start-up waits to be taken
- * in (the kernel's call, wc_k_write); anything else
- * (write_other) looks again as wc_fd_get and WC_UNTRACKED do. */
-WC_EXPORT ssize_t write(int fd, const void *buf, size_t n)
+/* The quick look of write(), pwrite() and read(), on loads alone: QUICK_
+ * TRACKED with *dp a tracked description; QUICK_KERNEL for an untracked
+ * descriptor WC_UNTRACKED (`read`: WC_UNTRACKED_READ) would find nothing
+ * to do for (wc_nc_quiet); QUICK_OTHER: the full lookup (wc_fd_get) must
+ * decide (the shim not on, a vfork child, a closing or internal
+ * descriptor, a number past the table). Each caller then jumps to its
+ * route (a tail call), so that the wrapper itself saves no register: an
+ * untracked descriptor's call pays nothing for the tracked one's path. */
+enum { QUICK_OTHER, QUICK_TRACKED, QUICK_KERNEL };
+static inline __attribute__((always_inline)) int
+quick_look(int fd, int read, struct wc_desc **dp)
 {
     if (likely(wc_state == WC_ST_ON) && likely((unsigned)fd < wc_nfds)) {
         struct wc_desc *d = __atomic_load_n(&wc_fds[fd], __ATOMIC_ACQUIRE);
+        *dp = d;
         if (likely(wc_desc_is(d)))
-            return write_tracked(fd, d, buf, n);
-        if (d == NULL && wc_nc_quiet(fd, 0))
-            return write_kernel(fd, buf, n);
+            return QUICK_TRACKED;
+        if (d == NULL && wc_nc_quiet(fd, read))
+            return QUICK_KERNEL;
+    }
+    return QUICK_OTHER;
+}
+
+WC_EXPORT ssize_t write(int fd, const void *buf, size_t n)
+{
+    struct wc_desc *d;
+    switch (quick_look(fd, 0, &d)) {
+    case QUICK_TRACKED:
+        return write_tracked(fd, d, buf, n);
+    case QUICK_KERNEL:
+        return write_kernel(fd, buf, n);
     }
     return write_other(fd, buf, n);
 }
@@ -732,15 +750,14 @@ pwrite_kernel(int fd, const void *buf, size_t n, off_t pos)
     return wc_k_pwrite(fd, buf, n, pos);
 }
 
-/* As write(). */
 WC_EXPORT ssize_t pwrite(int fd, const void *buf, size_t n, off_t pos)
 {
-    if (likely(wc_state == WC_ST_ON) && likely((unsigned)fd < wc_nfds)) {
-        struct wc_desc *d = __atomic_load_n(&wc_fds[fd], __ATOMIC_ACQUIRE);
-        if (likely(wc_desc_is(d)))
-            return pwrite_tracked(fd, d, buf, n, pos);
-        if (d == NULL && wc_nc_quiet(fd, 0))
-            return pwrite_kernel(fd, buf, n, pos);
+    struct wc_desc *d;
+    switch (quick_look(fd, 0, &d)) {
+    case QUICK_TRACKED:
+        return pwrite_tracked(fd, d, buf, n, pos);
+    case QUICK_KERNEL:
+        return pwrite_kernel(fd, buf, n, pos);
     }
     return pwrite_other(fd, buf, n, pos);
 }
@@ -827,15 +844,14 @@ static __attribute__((noinline)) ssize_t read_kernel(int fd, void *buf,
     return wc_k_read(fd, buf, n);
 }
 
-/* As write(): the common routes by tail calls. */
 WC_EXPORT ssize_t read(int fd, void *buf, size_t n)
 {
-    if (likely(wc_state == WC_ST_ON) && likely((unsigned)fd < wc_nfds)) {
-        struct wc_desc *d = __atomic_load_n(&wc_fds[fd], __ATOMIC_ACQUIRE);
-        if (likely(wc_desc_is(d)))
-            return read_tracked(fd, d, buf, n);
-        if (d == NULL && wc_nc_quiet(fd, 1))
-            return read_kernel(fd, buf, n);
+    struct wc_desc *d;
+    switch (quick_look(fd, 1, &d)) {
+    case QUICK_TRACKED:
+        return read_tracked(fd, d, buf, n);
+    case QUICK_KERNEL:
+        return read_kernel(fd, buf, n);
     }
     return read_other(fd, buf, n);
 }
