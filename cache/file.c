@@ -607,25 +607,9 @@ void wc_file_kernel_end(struct wc_file *f, int changed, enum wc_reason why)
     wc_engine_leave();
 }
 
-int wc_file_open_truncated(struct wc_file *f)
+/* wc_file_truncate's work. Caller holds f->lock. */
+static int truncate_locked(struct wc_file *f, off_t size)
 {
-    if (!wc_engine_enter())
-        return -EDEADLK;
-    wc_file_lock(f);
-    int empty = !f->pages && !__atomic_load_n(&f->size_stale, __ATOMIC_RELAXED) &&
-                f->slot->size == 0 && f->slot->disk_size == 0;
-    wc_blk_unlock(&f->lock);
-    wc_engine_leave();
-    return empty ? 0 : wc_file_truncate(f, 0);
-}
-
-int wc_file_truncate(struct wc_file *f, off_t size)
-{
-    if (size < 0)
-        return -EINVAL;
-    if (!wc_engine_enter())
-        return -EDEADLK;
-    wc_file_lock(f);
     wc_async_settle(f);                 /* async.c (1) */
     wc_size_fresh(f);
     int r = 0;
@@ -648,7 +632,7 @@ int wc_file_truncate(struct wc_file *f, off_t size)
         r = -errno;
         f->slot->size = old_size;
         wc_note_disk(f);
-        goto out;
+        return r;
     }
     wc_note_disk(f);
     uint64_t n = (uint64_t)size;
@@ -670,7 +654,31 @@ int wc_file_truncate(struct wc_file *f, off_t size)
     f->slot->size = f->slot->disk_size = n;
     wc_file_set_append(f, WC_NO_APPEND);
     WC_CHECK_FILE(f);
-out:
+    return r;
+}
+
+int wc_file_truncate(struct wc_file *f, off_t size)
+{
+    if (size < 0)
+        return -EINVAL;
+    if (!wc_engine_enter())
+        return -EDEADLK;
+    wc_file_lock(f);
+    int r = truncate_locked(f, size);
+    wc_blk_unlock(&f->lock);
+    wc_engine_leave();
+    return r;
+}
+
+int wc_file_open_truncated(struct wc_file *f)
+{
+    if (!wc_engine_enter())
+        return -EDEADLK;
+    wc_file_lock(f);
+    int empty = !f->pages &&
+                !__atomic_load_n(&f->size_stale, __ATOMIC_RELAXED) &&
+                f->slot->size == 0 && f->slot->disk_size == 0;
+    int r = empty ? 0 : truncate_locked(f, 0);
     wc_blk_unlock(&f->lock);
     wc_engine_leave();
     return r;

@@ -64,7 +64,9 @@ unsigned long wc_user_addr_max = 0x7ffffffff000UL;
 #define WC_COPY_REP_MIN 512
 #define WC_STR2(x) #x
 #define WC_STR(x) WC_STR2(x)
-#define WC_COPY_LABEL(name) \
+/* A global, hidden label: an instruction the fault handler knows, or
+ * where it sends one (invariant (1)). */
+#define WC_FAULT_LABEL(name) \
         ".globl " name "\n.hidden " name "\n" name ":\n"
 __asm__(".text\n"
         ".globl wc__copy_rep\n"
@@ -77,9 +79,9 @@ __asm__(".text\n"
         /* 0 to 7 bytes (a byte first: a 1-byte write()'s copy). */
         "2:  testb $1, %cl\n"
         "    jz 3f\n"
-        WC_COPY_LABEL("wc__copy_byte_load")
+        WC_FAULT_LABEL("wc__copy_byte_load")
         "    movb (%rsi), %al\n"
-        WC_COPY_LABEL("wc__copy_byte_store")
+        WC_FAULT_LABEL("wc__copy_byte_store")
         "    movb %al, (%rdi)\n"
         "    incq %rsi\n"
         "    incq %rdi\n"
@@ -87,18 +89,18 @@ __asm__(".text\n"
         "    jz wc__copy_fixup\n"
         "3:  testb $2, %cl\n"
         "    jz 4f\n"
-        WC_COPY_LABEL("wc__copy_w_load")
+        WC_FAULT_LABEL("wc__copy_w_load")
         "    movzwl (%rsi), %eax\n"
-        WC_COPY_LABEL("wc__copy_w_store")
+        WC_FAULT_LABEL("wc__copy_w_store")
         "    movw %ax, (%rdi)\n"
         "    addq $2, %rsi\n"
         "    addq $2, %rdi\n"
         "    subq $2, %rcx\n"
         "4:  testb $4, %cl\n"
         "    jz wc__copy_fixup\n"
-        WC_COPY_LABEL("wc__copy_d_load")
+        WC_FAULT_LABEL("wc__copy_d_load")
         "    movl (%rsi), %eax\n"
-        WC_COPY_LABEL("wc__copy_d_store")
+        WC_FAULT_LABEL("wc__copy_d_store")
         "    movl %eax, (%rdi)\n"
         "    xorl %ecx, %ecx\n"
         "    jmp wc__copy_fixup\n"
@@ -109,9 +111,9 @@ __asm__(".text\n"
         "    cmpq $16, %rcx\n"
         "    jb 7f\n"
         "6:\n"
-        WC_COPY_LABEL("wc__copy_x_load")
+        WC_FAULT_LABEL("wc__copy_x_load")
         "    movdqu (%rsi), %xmm0\n"
-        WC_COPY_LABEL("wc__copy_x_store")
+        WC_FAULT_LABEL("wc__copy_x_store")
         "    movdqu %xmm0, (%rdi)\n"
         "    addq $16, %rsi\n"
         "    addq $16, %rdi\n"
@@ -121,30 +123,30 @@ __asm__(".text\n"
         "    cmpq $8, %rcx\n"
         "    jb 2b\n"
         "7:\n"
-        WC_COPY_LABEL("wc__copy_q_load")
+        WC_FAULT_LABEL("wc__copy_q_load")
         "    movq (%rsi), %rax\n"
-        WC_COPY_LABEL("wc__copy_q_store")
+        WC_FAULT_LABEL("wc__copy_q_store")
         "    movq %rax, (%rdi)\n"
         "    addq $8, %rsi\n"
         "    addq $8, %rdi\n"
         "    subq $8, %rcx\n"
         "    jmp 2b\n"
         /* After a fault in a move of 2 to 16 bytes: byte by byte. */
-        WC_COPY_LABEL("wc__copy_bytes")
+        WC_FAULT_LABEL("wc__copy_bytes")
         "    testq %rcx, %rcx\n"
         "    jz wc__copy_fixup\n"
-        WC_COPY_LABEL("wc__copy_loop_load")
+        WC_FAULT_LABEL("wc__copy_loop_load")
         "    movb (%rsi), %al\n"
-        WC_COPY_LABEL("wc__copy_loop_store")
+        WC_FAULT_LABEL("wc__copy_loop_store")
         "    movb %al, (%rdi)\n"
         "    incq %rsi\n"
         "    incq %rdi\n"
         "    decq %rcx\n"
         "    jmp wc__copy_bytes\n"
         "5:\n"
-        WC_COPY_LABEL("wc__copy_insn")
+        WC_FAULT_LABEL("wc__copy_insn")
         "    rep movsb\n"
-        WC_COPY_LABEL("wc__copy_fixup")
+        WC_FAULT_LABEL("wc__copy_fixup")
         "    movq %rcx, %rax\n"
         "    ret\n"
         ".size wc__copy_rep, .-wc__copy_rep\n");
@@ -159,14 +161,10 @@ __asm__(".text\n"
         ".type wc_probe_byte,@function\n"
         "wc_probe_byte:\n"
         "    xorl %eax, %eax\n"
-        ".globl wc__probe_load\n"
-        ".hidden wc__probe_load\n"
-        "wc__probe_load:\n"
+        WC_FAULT_LABEL("wc__probe_load")
         "    movb (%rdi), %cl\n"
         "    ret\n"
-        ".globl wc__probe_fixup\n"
-        ".hidden wc__probe_fixup\n"
-        "wc__probe_fixup:\n"
+        WC_FAULT_LABEL("wc__probe_fixup")
         "    movl $1, %eax\n"
         "    ret\n"
         ".size wc_probe_byte, .-wc_probe_byte\n");

@@ -417,13 +417,12 @@ __thread int64_t wc_wip_end __attribute__((tls_model("initial-exec")));
  * scattered writes'); the file's size is known and it is OK (a budget
  * left); appends keep their run. The end is the least of the page's end,
  * the file system's limit, the budget and the append run's limit. Caller
- * holds f->lock. */
+ * holds f->lock, entered by wc_file_enter, which closed the window. */
 static void window_open(struct wc_file *f)
 {
     struct wc_cache *c = f->cache;
     struct wc_page *p = f->hint;
     uint64_t pos = f->last_end;
-    wc_fw_close(f);
     if (!p || !p->dirty || p->wb || p->index != pos >> WC_PAGE_SHIFT ||
         c->bypass < WC_PAGE_SIZE || f->space_left <= 0 ||
         __atomic_load_n(&f->size_stale, __ATOMIC_RELAXED) ||

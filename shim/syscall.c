@@ -171,17 +171,15 @@ int wc_program_threads_gone(void)
 {
     if (!wc_fd_own_open_begin())        /* flusher.c invariant (7) */
         return 0;
-    int fd = REAL(open)("/proc/self/stat", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        wc_fd_own_open_end();
-        return 0;
-    }
-    char st[512] = {0};
-    ssize_t k = wc_k_read(fd, st, sizeof st - 1);
-    wc_k_close(fd);
-    char *close_p = strrchr(st, ')');
-    int gone = k > 0 && close_p && close_p[1] == ' ' && close_p[2] == 'Z' &&
+    int gone = 0, fd = REAL(open)("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        char st[512] = {0};
+        ssize_t k = wc_k_read(fd, st, sizeof st - 1);
+        wc_k_close(fd);
+        char *close_p = strrchr(st, ')');
+        gone = k > 0 && close_p && close_p[1] == ' ' && close_p[2] == 'Z' &&
                last_program_thread();   /* a directory's descriptor too */
+    }
     wc_fd_own_open_end();
     return gone;
 }
