@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -251,15 +252,15 @@ int wc_cache_open(struct wc_cache **out, const struct wc_config *cfg)
     /* Anonymous mappings, not malloc: untouched until used (malloc's
      * calloc cleared the file array and set up its heap: 300 us here),
      * and out of the way of the program's allocator. */
-    struct wc_cache *c = wc_big_alloc(sizeof *c);
+    struct wc_cache *c = wc_big_alloc(sizeof *c, WC_BIG_CHILD);
     if (!c)
         return -ENOMEM;
     /* Untouched until a block is first handed out (wc_page_get sets its
      * page's block number then): memory follows the data cached, not
      * the store's size. */
-    c->pages = wc_big_alloc(nblocks * sizeof *c->pages);
-    c->files = wc_big_alloc(nfiles * sizeof *c->files);
-    c->batches = wc_big_alloc(3 * (size_t)nfiles * sizeof *c->batches);
+    c->pages = wc_big_alloc(nblocks * sizeof *c->pages, 0);
+    c->files = wc_big_alloc(nfiles * sizeof *c->files, WC_BIG_CHILD);
+    c->batches = wc_big_alloc(3 * (size_t)nfiles * sizeof *c->batches, 0);
     if (!c->pages || !c->files || !c->batches) {
         wc_big_free(c->pages, nblocks * sizeof *c->pages);
         cache_free(c, nfiles);
@@ -681,9 +682,11 @@ int wc_cache_close(struct wc_cache *c)
 
 void wc_cache_abandon(struct wc_cache *c)
 {
-    /* The child shares the parent's MAP_SHARED store: forget it without a
-     * single store into it. Descriptors are ours to close. Another thread
-     * of the parent may have held the hash allocator's lock at fork. */
+    /* The child has the cache object and its file slots alone, not the
+     * store's mapping nor the arrays sized by it (store.h (5)): it reads
+     * none of those and unmaps none. Descriptors are ours to close.
+     * Another thread of the parent may have held the hash allocator's
+     * lock at fork. */
     hash_lock.v = 0;
     for (uint32_t i = 0, hi = wc_files_hi(c); i < hi; i++)
         if (c->files[i].live && c->files[i].wb_fd >= 0)
@@ -691,14 +694,25 @@ void wc_cache_abandon(struct wc_cache *c)
     for (uint32_t i = 0, hi = wc_files_hi(c); i < hi; i++)
         if (c->files[i].live && c->files[i].seek_fd >= 0)
             wc_engine_fd_close(c, c->files[i].seek_fd);
-    wc_sys.munmap(c->store.map, c->store.map_len);
     wc_engine_fd_close(c, c->store.fd);
-    wc_big_free(c->store.ring, (size_t)c->store.nblocks * sizeof(uint32_t));
-    wc_big_free(c->store.punched,
-                (size_t)c->store.nblocks * sizeof(uint32_t));
     /* Hash tables are anonymous private mappings: leaked, a few pages. */
-    wc_big_free(c->pages, (size_t)c->store.nblocks * sizeof *c->pages);
-    cache_free(c, c->nfiles);
+    wc_big_free(c->files, c->nfiles * sizeof *c->files);
+    wc_big_free(c, sizeof *c);
+}
+
+void wc_cache_inherit(struct wc_cache *c)
+{
+    int saved = errno;
+    wc_sys.madvise(c->store.map, c->store.map_len, MADV_DOFORK);
+    wc_sys.madvise(c->store.ring, c->store.nblocks * sizeof(uint32_t),
+                   MADV_DOFORK);
+    wc_sys.madvise(c->store.punched, c->store.nblocks * sizeof(uint32_t),
+                   MADV_DOFORK);
+    wc_sys.madvise(c->pages, c->store.nblocks * sizeof *c->pages,
+                   MADV_DOFORK);
+    wc_sys.madvise(c->batches, 3 * (size_t)c->nfiles * sizeof *c->batches,
+                   MADV_DOFORK);
+    errno = saved;
 }
 
 /* ---- for tests -------------------------------------------------------- */

@@ -74,7 +74,16 @@ static int reserve(struct wc_store *s, uint64_t off, uint64_t len)
     return 0;
 }
 
-void *wc_big_alloc(size_t bytes)
+/* Invariant (5) of store.h: [p, p + len) is never a fork child's. Best
+ * effort (an error leaves the child a copy it unmaps). */
+static void not_for_children(void *p, size_t len)
+{
+    int saved = errno;
+    wc_sys.madvise(p, len, MADV_DONTFORK);
+    errno = saved;
+}
+
+void *wc_big_alloc(size_t bytes, int child)
 {
     /* MAP_NORESERVE: a large store (WCACHE_SIZE=1T) must not be refused
      * by overcommit accounting for memory it will never touch. */
@@ -82,6 +91,8 @@ void *wc_big_alloc(size_t bytes)
                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED)
         return NULL;
+    if (child != WC_BIG_CHILD)
+        not_for_children(p, bytes ? bytes : 1);
     /* Its first page is written soon in any process that caches (the
      * cache, its first file, block and batch): one call, not a fault. */
     wc_prefault(p, bytes < WC_PAGE_SIZE ? bytes : WC_PAGE_SIZE);
@@ -251,8 +262,8 @@ int wc_store_open(struct wc_store *s, const char *dir, uint32_t nblocks,
         goto fail;
     }
     r = -ENOMEM;
-    s->ring = wc_big_alloc((size_t)nblocks * sizeof *s->ring);
-    s->punched = wc_big_alloc((size_t)nblocks * sizeof *s->punched);
+    s->ring = wc_big_alloc((size_t)nblocks * sizeof *s->ring, 0);
+    s->punched = wc_big_alloc((size_t)nblocks * sizeof *s->punched, 0);
     if (!s->ring || !s->punched)
         goto fail;
     if (wc_sys.ftruncate(s->fd, (off_t)size) < 0) {
@@ -279,6 +290,7 @@ int wc_store_open(struct wc_store *s, const char *dir, uint32_t nblocks,
     int saved = errno;
     wc_sys.madvise(s->map, size, MADV_RANDOM);
     errno = saved;
+    not_for_children(s->map, size);
 
     struct wc_header *h = s->hdr = (struct wc_header *)s->map;
     h->version = WC_STORE_VERSION;

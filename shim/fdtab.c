@@ -1579,6 +1579,21 @@ void wc_consistency_all(enum wc_reason why, int how, int exec_only)
     }
 }
 
+/* A fork child of a process that stopped caching for good (proc.c (8))
+ * but keeps its cache (the engine's descriptors of locked files) owns none
+ * of it either, and was given only the cache object and its file slots
+ * (cache/store.h (5)): it closes its copies of the engine's descriptors
+ * (the parent's POSIX locks are the parent's) and forgets the rest. */
+WC_ONCE
+void wc_forget_cache_in_child(void)
+{
+    struct wc_cache *c = wc_cachep;
+    if (!c)
+        return;
+    wc_cachep = NULL;
+    wc_cache_abandon(c);
+}
+
 WC_ONCE
 void wc_after_fork_child(void)
 {

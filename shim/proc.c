@@ -232,15 +232,18 @@ int wc_proc_image_ends(void)
  * A signal handler exits while this thread is inside the shim: the locks
  * it holds may guard structures caught mid-update, so this process cannot
  * write back. A raw fork (no atfork handlers: async-signal-safe) gives a
- * single-threaded copy in which nobody holds anything: it takes every lock
- * as free, runs what handlers queued, writes back from the shared store,
- * sets the shared kernel offsets, and exits. The parent waits, then exits
+ * single-threaded copy, with the whole cache (wc_cache_inherit: a fork
+ * child gets none of the store otherwise), in which nobody holds anything:
+ * it takes every lock as free, runs what handlers queued, writes back from
+ * the shared store, sets the shared kernel offsets, and exits. The parent waits, then exits
  * as asked whatever became of the child (the crash guard, a later issue,
  * covers a child that could not finish). Other threads' writes that return
  * after the fork are not in the copy.
  */
 static void flush_in_child(void)
 {
+    if (wc_cachep)
+        wc_cache_inherit(wc_cachep);    /* the copy writes back from it */
     long pid = REAL(syscall)(SYS_fork);
     if (pid == 0) {
         /* Did the write in flight (maybe a queued one being run) complete
@@ -464,6 +467,8 @@ static void atfork_child(void)
     wc_guard_after_fork();
     if (wc_state == WC_ST_ON)
         wc_after_fork_child();
+    else
+        wc_forget_cache_in_child();     /* stopped (8), its cache kept */
 }
 
 /* A child is about to be created (one that only execs: `exec_only`). */

@@ -876,6 +876,9 @@ void wc_desc_adopted(dev_t dev, ino_t ino);
  * through; THROUGH if the child caches the file later). Locks are reset:
  * other threads of the parent do not exist here. */
 void wc_after_fork_child(void);
+/* The same child of a process that stopped caching for good: its copies
+ * of the engine's descriptors closed, the cache forgotten. */
+void wc_forget_cache_in_child(void);
 
 /* Leaving for good (exit): flush, fix offsets, pass-through from now on. */
 void wc_shutdown(enum wc_reason why);

@@ -1135,6 +1135,48 @@ static void mount_image(const char *mkfs, int mib)
     mounted = 1;
 }
 
+/* A signal handler that calls _exit while the program is inside the
+ * shim: the exit path cannot write back in this process (the locks held
+ * may guard structures caught mid-update) and makes a copy of it with a
+ * raw fork that does (shim/proc.c flush_in_child). A fork child gets none
+ * of the store by default (cache/store.h (5)): the copy must be given it
+ * (wc_cache_inherit), or it faults at its first page and the cached lines
+ * are lost. Made certain with a frozen file system: the handler is set
+ * behind the shim and the signal comes while the fsync of a file on an
+ * ext2 image waits for the thaw; the lines of another file, written to
+ * nothing yet, must all be there after the exit. The crash guard, which
+ * would replay them, is off: this is the exit path's own write-back. */
+Test(errors, an_exit_from_a_handler_inside_the_shim_writes_back,
+     .init = setup, .fini = teardown, .timeout = 120)
+{
+    wct_require_shim();
+    wct_require_prog(WCT_PROG("prog_frozen"));
+    wct_require_tool("mkfs.ext2", "e2fsprogs");
+    mount_image("mkfs.ext2 -q -F", 16);
+    char a[4300];
+    snprintf(a, sizeof a, "%s/a", scratch);
+    const char *argv[] = {WCT_PROG("prog_frozen"), a, mnt, NULL};
+    const char *env[] = {"WCACHE_MIN_WRITES=0", "WCACHE_SETUP_US=0",
+                         "WCACHE_GUARD=0", NULL};
+    struct wct_spec spec = {.argv = argv, .env = env, .shim = 1,
+                            .timeout_s = 60};
+    struct wct_result res;
+    cr_assert(wct_run(&spec, &res) == 0);
+    cr_assert(wct_ok(&res), "%s\n%s%s", wct_status_str(&res), res.out,
+              res.err);
+    wct_result_free(&res);
+    size_t len;
+    char *got = wct_slurp(a, &len);
+    cr_assert(got, "no %s", a);
+    char *want = malloc(2000 * 20), *w = want;
+    for (int i = 0; i < 2000; i++)
+        w += sprintf(w, "a line %d\n", i);
+    cr_assert(len == (size_t)(w - want) && !memcmp(got, want, len),
+              "%s holds %zu bytes of %zu", a, len, (size_t)(w - want));
+    free(want);
+    free(got);
+}
+
 /* Writes across the largest size a file may have on its file system: an
  * ext2 file system with 1 KiB blocks (16 GiB, where ext4's extents allow
  * 16 TiB) on a loop device. The kernel answers the write that crosses it

@@ -139,8 +139,16 @@ int wc_cache_open(struct wc_cache **out, const struct wc_config *cfg);
 int wc_cache_close(struct wc_cache *c);
 
 /* In a child after fork: forget the cache without writing anything back
- * and without unlinking the parent's backing file. */
+ * and without unlinking the parent's backing file. A fork child has only
+ * the cache object and its file slots (store.h (5)): this reads nothing
+ * else. */
 void wc_cache_abandon(struct wc_cache *c);
+
+/* The next fork child gets the whole cache, store and arrays, as a
+ * process that will write back from it (wc_cache_unlock_all's) needs:
+ * undoes store.h (5) for good. A system call per mapping; safe in a
+ * signal handler. */
+void wc_cache_inherit(struct wc_cache *c);
 
 /* In a single-threaded child forked (raw fork, no atfork handlers) from a
  * process whose threads may have held engine locks, even mid-update (a
