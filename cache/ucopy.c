@@ -33,6 +33,14 @@
  *       the default one, as the kernel forces it: the process dies of the
  *       signal (wc_fault_undeliverable_hook; probe AE F1: the program's
  *       handler ran and chose the exit status).
+ *   (6) At the default action the handler writes back (wc_fault_death_hook)
+ *       and returns to the faulting access, which faults again and kills
+ *       or, where the write-back made it valid, goes on (an access to a
+ *       mapping of a file past the size the disk had, which cached data
+ *       extends: the kernel alone had no fault there); a signal that came
+ *       from no access (sent by a process, or a SIGSEGV the kernel sends
+ *       when it cannot build another signal's frame) kills as the handler
+ *       returns.
  */
 #include <errno.h>
 #include <signal.h>
@@ -310,8 +318,15 @@ static void fault_handler(int sig, siginfo_t *si, void *ctx)
         return;         /* sent by kill() and ignored: the kernel drops it */
     /* A synchronous fault cannot be ignored: the kernel would apply the
      * default action. Write back first (the process dies now); then
-     * restore it: returning re-executes the faulting instruction, which
-     * then takes the default action. */
+     * restore it: returning re-executes the faulting access, which then
+     * takes the default action, or goes on where the write-back made it
+     * valid (a mapping of the file past the size on disk, invariant (6)).
+     * A signal sent by kill(), or a SIGSEGV the kernel forces when it
+     * cannot build a signal's frame (SI_KERNEL, as a general protection
+     * fault, which would only repeat), comes from no access: it is sent
+     * again to this thread, blocked until this handler returns, so that
+     * the process dies of it then, before anything runs again (returning
+     * alone, the program ran on where the kernel's died). */
     void (*hook)(int) = wc_fault_death_hook;
     if (hook)
         hook(sig);
@@ -320,8 +335,14 @@ static void fault_handler(int sig, siginfo_t *si, void *ctx)
     dfl.sa_handler = SIG_DFL;
     wc_sys.sigaction(sig, &dfl, NULL);
     installed = 0;
-    if (si->si_code <= 0)               /* sent by kill(): deliver again */
-        raise(sig);
+    if (si->si_code > 0 && si->si_code != SI_KERNEL)
+        return;
+    uint64_t one = 1ull << (sig - 1);
+    wc_raw_syscall(SYS_rt_sigprocmask, SIG_BLOCK, (long)&one, 0, sizeof one,
+                   0, 0);
+    wc_raw_syscall(SYS_tgkill, wc_raw_syscall(SYS_getpid, 0, 0, 0, 0, 0, 0),
+                   wc_raw_syscall(SYS_gettid, 0, 0, 0, 0, 0, 0), sig, 0, 0, 0);
+    sigdelset(&uc->uc_sigmask, sig);    /* unblocked at the return */
 }
 
 static int install_one(int sig)

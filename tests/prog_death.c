@@ -16,6 +16,10 @@
  *                 prints the action it was given and exits 0
  *   MODE spawn    the same by posix_spawn, waited for
  *   MODE pipe     (SIG is ignored) writes to a pipe with no reader
+ *   MODE noframe  a handler for SIG set behind the shim (a raw
+ *                 rt_sigaction) without the restorer x86-64 needs, then
+ *                 kill: the kernel cannot deliver SIG and kills with
+ *                 SIGSEGV (a failed signal frame: no fault repeats)
  */
 #include <fcntl.h>
 #include <signal.h>
@@ -24,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 static void on_sig(int sig)
@@ -91,7 +96,18 @@ int main(int argc, char **argv)
         sigfillset(&sa.sa_mask);
         sigaction(sig, &sa, NULL);
     }
-    printf("now: %s\n", action(sig));
+    if (!strcmp(mode, "noframe")) {
+        struct {
+            void (*handler)(int);
+            unsigned long flags;
+            void (*restorer)(void);
+            unsigned long mask;
+        } k = {on_sig, 0, NULL, 0};
+        if (syscall(SYS_rt_sigaction, sig, &k, NULL, 8) != 0)
+            return 11;
+    } else {
+        printf("now: %s\n", action(sig));
+    }
     fflush(stdout);
     if (!strcmp(mode, "pipe")) {
         int p[2];

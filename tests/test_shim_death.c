@@ -93,6 +93,17 @@ Test(death, ignored_fault_still_flushes, .fini = wct_scratch_cleanup,
     }
 }
 
+/* A signal the kernel cannot deliver (its handler, set behind the shim,
+ * lacks the restorer x86-64 needs) kills with SIGSEGV, which no
+ * instruction raises again: the shim's SIGSEGV handler wrote back, then
+ * returned expecting the fault to repeat, and the program ran on (exit 0
+ * where the kernel's run died). */
+Test(death, a_signal_without_a_frame_kills_with_sigsegv,
+     .fini = wct_scratch_cleanup, .timeout = 60)
+{
+    one(SIGUSR1, "noframe");
+}
+
 Test(death, sigpipe, .fini = wct_scratch_cleanup, .timeout = 60)
 {
     one(SIGPIPE, "pipe");
