@@ -103,10 +103,15 @@ struct wc_page {
 };
 
 /* Blocks a file keeps for reuse, given back when the store runs out
- * (pages.c steal_stashes) and when the file is released. (A stream's
- * whole batch, 128, measured 1.4% faster for two threads on two files,
- * medians of 15: not worth twice the blocks an idle stream holds.) */
-#define WC_STASH 64
+ * (pages.c steal_stashes) and when the file is released: a stream's whole
+ * batch (WC_STREAM_PAGES, written back at once), so that none of its
+ * blocks goes through the shared list to another thread's stream, whose
+ * core then takes the block's cache lines over from this one. 64 let
+ * half of each batch go: two threads on two files 0.91-0.93x the time
+ * with 128 (paired medians of 25 alternating runs, twice; an earlier
+ * 1.4% from unpaired medians of 15 was this VM's noise), for 256 KiB
+ * more that an idle stream holds until the store needs it. */
+#define WC_STASH 128
 
 /* A file's write-back in the background (async.c, where the states are
  * drawn): one batch at a time, f->batch[2], written by whichever thread
@@ -291,6 +296,7 @@ enum wc_fstate {
  * its blocks are then recycled warm instead of the stream taking new ones
  * until close or the dirty limit. */
 #define WC_STREAM_PAGES ((uint32_t)WC_WB_SEGS - 2)
+_Static_assert(WC_STASH >= WC_STREAM_PAGES, "a stream's batch fits the stash");
 /* Clean pages kept for reads before their blocks are recycled for new
  * data instead of reserving fresh ones (pages.c, wc_page_get): 2 MiB. */
 #define WC_CLEAN_KEEP 512u
