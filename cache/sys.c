@@ -6,9 +6,12 @@
  */
 #include "wcache/sys.h"
 
-/* Within one page (it is under 1 KiB): a start-up writes every slot
- * (shim/real.c), a fault for each page it spans. */
-struct wc_sys wc_sys __attribute__((aligned(1024)));
+/* A start-up writes every slot (shim/real.c): in .data, within one page
+ * (it is under 1 KiB), next to what the loader writes in every start (the
+ * relocated data, and the end of the last page it maps from the file,
+ * which it zeroes), not in a page of .bss of its own (a page fault in
+ * each start-up, 7 us here). */
+struct wc_sys wc_sys __attribute__((section(".data.wc_boot"), aligned(1024)));
 
 #define WC_SYS_NAME(ret, name, args) #name,
 const char *const wc_sys_names[] = {WC_SYSCALLS(WC_SYS_NAME)};

@@ -288,6 +288,10 @@ static uintptr_t dyn_addr(const struct link_map *l, ElfW(Addr) a)
     return a < l->l_addr ? (uintptr_t)(a + l->l_addr) : (uintptr_t)a;
 }
 
+/* The lookups below run at start-up (AT_START) and at an entry's first
+ * call: WC_ONCE, with the rest of start-up's code, where they were a page
+ * of their own (two page faults in each start-up, with scope_init). */
+WC_ONCE
 static uint32_t elf_hash(const char *s)
 {
     uint32_t h = 0;
@@ -301,6 +305,7 @@ static uint32_t elf_hash(const char *s)
     return h;
 }
 
+WC_ONCE
 static uint32_t gnu_hash(const char *s)
 {
     uint32_t h = 5381;
@@ -316,6 +321,7 @@ struct symtab {
 };
 
 /* Symbol idx of t, if it is `name`'s definition this lookup takes. */
+WC_ONCE
 static void *sym_match(const struct link_map *l, const struct symtab *t,
                        uint32_t idx, const char *name)
 {
@@ -334,6 +340,7 @@ static void *sym_match(const struct link_map *l, const struct symtab *t,
     return (void *)a;
 }
 
+WC_ONCE
 static void *lookup_in(const struct link_map *l, const char *name)
 {
     const ElfW(Dyn) *d = l->l_ld;
@@ -406,6 +413,7 @@ static void *lookup_in(const struct link_map *l, const char *name)
  * library defines goes to dlsym), nor the vDSO. */
 WC_BOOT static const struct link_map *g_self, *g_scope_end;
 
+WC_ONCE
 static void scope_init(void)
 {
     struct dl_find_object self;
@@ -419,6 +427,7 @@ static void scope_init(void)
     __atomic_store_n(&g_self, self.dlfo_link_map, __ATOMIC_RELEASE);
 }
 
+WC_ONCE
 static void *next_sym(const char *name)
 {
     const struct link_map *self = __atomic_load_n(&g_self, __ATOMIC_ACQUIRE);
@@ -438,6 +447,7 @@ static void *next_sym(const char *name)
 /* The next definition of `name`: next_sym's, else dlsym's (a name only
  * a library loaded since defines), or NULL. WCACHE_LOG=debug names each
  * lookup (the tests count them: which process looks up what, and when). */
+WC_ONCE
 static void *lookup(const char *name)
 {
     void *p = next_sym(name);
