@@ -10,7 +10,10 @@
 #include "wcache/blk.h"
 #include "wcache/raw.h"
 
-int wc_blk_on;
+/* Read by every entry, written when a cache is made and in a fork child:
+ * beside the shim's start-up state (its .data.wc_boot), whose page a
+ * child writes anyway, not in a page of .bss a child writes only for it. */
+int wc_blk_on __attribute__((section(".data.wc_boot")));
 __thread struct wc_blk_thr *wc_blk_me __attribute__((tls_model("initial-exec")));
 __thread char wc_blk_tag __attribute__((tls_model("initial-exec")));
 
@@ -141,7 +144,7 @@ void wc_blk_thread_end(void)
     __atomic_store_n(&me->used, 0, __ATOMIC_RELEASE);
 }
 
-void wc_blk_after_fork(void)
+__attribute__((cold)) void wc_blk_after_fork(void)
 {
     /* The child registers membarrier again if it makes a cache. */
     if (wc_blk_on)

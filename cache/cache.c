@@ -680,14 +680,15 @@ int wc_cache_close(struct wc_cache *c)
     return r;
 }
 
-void wc_cache_abandon(struct wc_cache *c)
+__attribute__((cold)) void wc_cache_abandon(struct wc_cache *c)
 {
     /* The child has the cache object and its file slots alone, not the
      * store's mapping nor the arrays sized by it (store.h (5)): it reads
      * none of those and unmaps none. Descriptors are ours to close.
      * Another thread of the parent may have held the hash allocator's
      * lock at fork. */
-    hash_lock.v = 0;
+    if (hash_lock.v)
+        hash_lock.v = 0;
     for (uint32_t i = 0, hi = wc_files_hi(c); i < hi; i++)
         if (c->files[i].live && c->files[i].wb_fd >= 0)
             wc_engine_fd_close(c, c->files[i].wb_fd);

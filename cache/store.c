@@ -99,7 +99,7 @@ void *wc_big_alloc(size_t bytes, int child)
     return p;
 }
 
-void wc_big_free(void *p, size_t bytes)
+__attribute__((cold)) void wc_big_free(void *p, size_t bytes)
 {
     if (p)
         wc_sys.munmap(p, bytes ? bytes : 1);

@@ -52,7 +52,7 @@ static void default_closed(int fd)
 const struct wc_fd_ops wc_engine_fds_default = {default_place, default_closed};
 
 /* Close a descriptor the engine kept, and say so. */
-void wc_engine_fd_close(struct wc_cache *c, int fd)
+__attribute__((cold)) void wc_engine_fd_close(struct wc_cache *c, int fd)
 {
     wc_sys.close(fd);
     c->fds->closed(fd);

@@ -231,7 +231,7 @@ static struct wc_lock g_slab_lock;
 
 WC_BOOT static unsigned g_fd_hi;  /* every tracked fd is < g_fd_hi (atomic);
                                        read at every exit */
-static unsigned g_own_lo = ~0u, g_own_hi; /* every WC_DESC_INTERNAL slot is
+WC_BOOT static unsigned g_own_lo = ~0u, g_own_hi; /* every WC_DESC_INTERNAL slot is
                                   in [g_own_lo, g_own_hi) (atomics): kept
                                   apart from g_fd_hi, so that the scans of
                                   the program's descriptions do not walk
@@ -287,6 +287,7 @@ static void note_fd(int fd)
         ;
 }
 
+WC_ONCE
 void wc_fd_mark_internal(int fd, int on)
 {
     if (!wc_fds || fd < 0 || (unsigned)fd >= wc_nfds)
@@ -704,7 +705,7 @@ static int pseudo_fs(int fd, unsigned long type);
 static int sync_writes(int fd, struct wc_desc *d);
 static int remote_type(unsigned long type);
 
-uint64_t wc_rent_ns;
+WC_BOOT uint64_t wc_rent_ns;
 uint64_t wc_sent_through;
 uint64_t wc_reserve_calls;
 

@@ -113,13 +113,13 @@
 /* The flusher's thread id once it runs (0 before, and in a fork child);
  * g_flusher_starting: 1 from the start (pthread_create may have made it
  * without its id published yet), 2 when pthread_create failed. */
-static int g_flusher_tid, g_flusher_starting;
+WC_BOOT static int g_flusher_tid, g_flusher_starting;
 #define WC_GUARD_CHECK_NS 250000000ull  /* the guard's own sweep */
 /* Set by the flusher as it leaves its loop for good (atomic). */
-static int g_flusher_left;
+WC_BOOT static int g_flusher_left;
 /* Set to make the flusher leave while the shim stays on (atomic):
  * wc_flusher_leave. */
-static int g_leave;
+WC_BOOT static int g_leave;
 /* What the flusher sleeps on between its ticks: 1 when there is work
  * before the next tick (a batch handed over, or the stop), atomic. */
 static int g_kick;
@@ -551,11 +551,12 @@ void wc_flusher_after_fork(void)
     WC_RESET(wc_off_wanted, 0);
     WC_RESET(g_tries, 0);
     /* Invariant (7): the threads inside such calls, and the flusher,
-     * are the parent's. */
-    WC_RESET(wc_fd_makers, 0);
+     * are the parent's. The count of ended calls stays, with the last
+     * look's copy of it (a store would be a page fault in every child). */
+    if (wc_fd_makers % WC_FD_MADE)
+        wc_fd_makers -= wc_fd_makers % WC_FD_MADE;
     WC_RESET(wc_fd_own_open, 0);
     WC_RESET(g_own_open_waits, 0);
-    WC_RESET(g_own_open_made, 0);
 }
 
 /* The program's only thread is about to take a descriptor table of its

@@ -274,8 +274,8 @@ struct spawn {
  * cache, one cache per process image). */
 static struct spawn g_spawn WC_LARGE;
 static char g_stack[2][16 << 10] __attribute__((aligned(16))) WC_LARGE;
-static int g_child;             /* the intermediate child, until reaped */
-static int g_wanted;            /* the cache has a name a guard watches
+WC_BOOT static int g_child;     /* the intermediate child, until reaped */
+WC_BOOT static int g_wanted;    /* the cache has a name a guard watches
                                    (atomic; invariant (6)) */
 static int g_spawning;          /* a spawn in progress (atomic, (6)) */
 

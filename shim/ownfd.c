@@ -285,6 +285,7 @@ void wc_own_fd_after_fork(void)
     }
 }
 
+WC_ONCE
 void wc_own_fd_closed(int fd)
 {
     wc_fd_mark_internal(fd, 0);

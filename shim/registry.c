@@ -72,7 +72,7 @@ struct reg_entry {
 };
 #define REG_MAX 4096
 static struct reg_entry *g_reg;      /* mmap'd, REG_MAX entries */
-int wc_nreg;                         /* entries in use (atomic reads:
+WC_BOOT int wc_nreg;                 /* entries in use (atomic reads:
                                         wc_reg_empty, shim.h) */
 static int g_nheld;                  /* entries with `held` (atomic reads:
                                         wc_reg_sweep's hint) */
@@ -96,7 +96,7 @@ static int g_nparked;                /* entries in use (atomic reads) */
 
 #define MAPPED_MAX 1024
 static struct { dev_t dev; ino_t ino; } g_mapped[MAPPED_MAX] WC_LARGE;
-static int g_nmapped;
+WC_BOOT static int g_nmapped;  /* read by every child's write: WC_BOOT */
 static int g_mapped_overflow;        /* too many: cache no new file */
 
 /* Files a stdio stream the program opened holds (open.c invariant (3)),

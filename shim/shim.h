@@ -74,11 +74,14 @@
 #define WC_LARGE __attribute__((section(".lbss")))
 #define WC_ONCE __attribute__((cold))
 /*   WC_BOOT   a variable every start writes (the constructor's), or one
- *             every fork child reads first: kept in .data, whose one page
- *             the dynamic loader has written already (it clears the end of
- *             it), where in .bss each page first read, then written costs
- *             two faults (and a page the parent never touched, one in
- *             each child). */
+ *             every fork child reads first or resets: kept in .data, whose
+ *             one page the dynamic loader has written already (it clears
+ *             the end of it), where in .bss each page first read, then
+ *             written costs two faults (and a page the parent never
+ *             touched, one in each child); a child's resets share that
+ *             page, where each page of .bss it wrote was a copy-on-write
+ *             fault of its own (7 us here). Not for what threads write
+ *             often: the page's first lines are read by every call. */
 #define WC_BOOT __attribute__((section(".data.wc_boot")))
 /* A fork child's reset of what it inherited, stored only where it differs:
  * a page the process never changed stays shared with the parent (a store

@@ -53,7 +53,7 @@ WC_BOOT int wc_nc_counting;                          /* WCACHE_STATS is set */
 WC_BOOT static unsigned g_own_hi;    /* every WC_NC_START_OWN fd is below it */
 WC_BOOT unsigned char *wc_nc_why;                  /* per fd: wc_fd_bytes */
 static uint64_t g_count[WC_NC_COUNT];          /* writes, by reason */
-static uint64_t g_files;                       /* files brought into the
+WC_BOOT static uint64_t g_files;               /* files brought into the
                                                   cache (atomic) */
 
 static const char *const nc_names[WC_NC_COUNT] = {
