@@ -314,8 +314,12 @@ $(B)/bench/empty.so: tests/bench/empty.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -shared -fPIC -o $@ $<
 
+$(B)/bench/nowrite.so: tests/bench/nowrite.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -shared -fPIC -o $@ $< -ldl
+
 bench: all $(B)/bench_engine $(B)/bench/timeit $(B)/bench/workload \
-	$(B)/bench/empty.so
+	$(B)/bench/empty.so $(B)/bench/nowrite.so
 	@sh tests/bench/bench.sh $(B)
 
 demo: all

@@ -66,11 +66,12 @@ rows=$OUT/rows.tsv
 # second row, EMPTY_ID, gives the kernel's median of these same rounds
 # against the empty library's: the floor of any LD_PRELOAD tool, measured
 # beside the shim (as a row of its own, run minutes later, its kernel
-# median was another: tar's 0.109 s and 0.157 s in one report).
+# median was another: tar's 0.109 s and 0.157 s in one report). EMPTY_LIB
+# (for one call, with those) preloads another library in mode e.
 measure() {
     id=$1 label=$2 n=$3 tk=$4 tf=$5 setup=$6 cmd=$7 fcmd=$8
-    eid=${EMPTY_ID:-} elabel=${EMPTY_LABEL:-}
-    EMPTY_ID= EMPTY_LABEL=
+    eid=${EMPTY_ID:-} elabel=${EMPTY_LABEL:-} elib=${EMPTY_LIB:-$EMPTY_SO}
+    EMPTY_ID= EMPTY_LABEL= EMPTY_LIB=
     : > "$dir/m.k"; : > "$dir/m.s"; : > "$dir/m.f"; : > "$dir/m.e"
     rm -f "$dir/m.stats"
     r=1
@@ -91,7 +92,7 @@ measure() {
                else
                    eval "\"\$T\" -p \"\$SO\" $n $cmd"
                fi ;;
-            e) eval "\"\$T\" -p \"\$EMPTY_SO\" $n $cmd" ;;
+            e) eval "\"\$T\" -p \"\$elib\" $n $cmd" ;;
             f) eval "\"\$T\" $n $fcmd" ;;
             esac > "$dir/m.out" || { echo "bench: row $id failed ($mode)" >&2; return; }
             awk '{print $1}' "$dir/m.out" >> "$dir/m.$mode"
@@ -123,6 +124,7 @@ measure() {
     fi
 }
 EMPTY_SO=$B/bench/empty.so
+NOWRITE_SO=$B/bench/nowrite.so
 
 echo "wcache bench: $ROUNDS rounds, medians; scratch $dir"
 
@@ -287,6 +289,11 @@ if bindfs "$dir/fsrc" "$dir/fuse" 2>/dev/null; then
     mounted=1
     measure fa64 "FUSE (bindfs): append 64 B x 20k" 1 200 1 "" \
         "$W append sys $dir/fuse 64 20000" "$W append stdio $dir/fuse 64 20000"
+    # Its ceiling: the kernel's time over perl's own work, with writes that
+    # return at once (tests/bench/nowrite.c) in the same rounds. The
+    # bytes' one write (the floor below) leaves perl's work out.
+    EMPTY_ID=fperl0 EMPTY_LIB=$NOWRITE_SO \
+    EMPTY_LABEL="FUSE (bindfs): perl's own work (its writes return at once)" \
     measure fperl "FUSE (bindfs): perl, autoflush, 20k lines" 1 200 "" "" \
         "perl -e 'open(my \$f, \">\", shift) or die; \$f->autoflush(1); print \$f \"line \$_ of the file\\n\" for 1 .. 20000' $dir/fuse/perl.out" ""
     # A program that computes what it writes: the flusher writes a
@@ -319,6 +326,8 @@ if gout=$(sh "$SRC/tests/gluster.sh" start "$dir/gluster"); then
     g=$dir/gluster/mnt
     measure ga64 "GlusterFS: append 64 B x 50k" 1 200 1 "" \
         "$W append sys $g 64 50000" "$W append stdio $g 64 50000"
+    EMPTY_ID=gperl0 EMPTY_LIB=$NOWRITE_SO \
+    EMPTY_LABEL="GlusterFS: perl's own work (its writes return at once)" \
     measure gperl "GlusterFS: perl, autoflush, 50k lines" 1 200 "" "" \
         "perl -e 'open(my \$f, \">\", shift) or die; \$f->autoflush(1); print \$f \"line \$_ of the file\\n\" for 1 .. 50000' $g/perl.out" ""
     measure gcomp "GlusterFS: computed 64 B writes x 20k" 1 "" "" "" \
@@ -400,6 +409,10 @@ report=$OUT/report.md
         $1 == "r4k" {r4 = $3} $1 == "r4kf" {r4f = $3}
         $1 == "fa64" {fk = $3} $1 == "ffloor" {ff = $3}
         $1 == "ga64" {gk = $3} $1 == "gfloor" {gf = $3}
+        $1 == "fperl0" && $4 > 0 {printf "On bindfs perl alone, its writes returning at once (tests/bench/nowrite.c), takes %.4f s: %.0fx the kernel is the most any cache in the process could reach for the perl row there (target 200x); the shim took %.2fx that time.\n", $4, $3 / $4, fps / $4}
+        $1 == "fperl" {fps = $4}
+        $1 == "gperl0" && $4 > 0 {printf "On GlusterFS likewise %.4f s: at most %.0fx the kernel for its perl row (target 200x); the shim took %.2fx that time.\n", $4, $3 / $4, gps / $4}
+        $1 == "gperl" {gps = $4}
         END { if (r5 && r5f > 0) printf "Random pwrite: the same writes sorted by offset and merged where adjacent, the fewest calls any write-back makes without reading the file, take %.4f s (512 B) and %.4f s (4 KiB) in the kernel: at most %.2fx and %.2fx the kernel for a cache (targets 3x and 1.5x).\n", r5f, r4f, r5 / r5f, (r4f > 0 ? r4 / r4f : 0)
               if (dk && dn > 0) printf "dd bs=1 makes 200k reads of /dev/zero besides its writes; they alone take %.4f s, so %.1fx the kernel is the most a cache could reach for dd bs=1 (target 3x).\n", dn, dk / dn
               if (fk && ff > 0) printf "On bindfs the bytes of the 64 B row, in one write, take %.4f s: no cache in the process can take less, so %.0fx the kernel is the most any could reach there (target 200x).\n", ff, fk / ff
