@@ -53,7 +53,10 @@
  *       last WC_ASYNC_SLOW stream batches each took more than
  *       c->bg_page_ns a page, WC_ASYNC_PAGE_NS by default, or the last
  *       one WC_ASYNC_SLOW_AT_ONCE times that); a stream's first batches
- *       are written by its writer, and measured.
+ *       are written by its writer, and measured. A file the caller knows
+ *       to be on a server (wc_file_remote: the shim timed its writes
+ *       before caching it) is slow from the start, its batches of
+ *       WC_REMOTE_STREAM_PAGES.
  *       With bg_page_ns < 0, every stream batch is posted.
  * Locks: c->aq_lock covers c->aq and each file's as.queued and as.qnext;
  * it is a leaf (post takes it under the file lock; the flusher alone).
@@ -235,6 +238,17 @@ built:
     void (*kick)(void) = __atomic_load_n(&c->aq_kick, __ATOMIC_ACQUIRE);
     if (kick)
         kick();
+}
+
+void wc_file_remote(struct wc_file *f)
+{
+    if (!wc_engine_enter())
+        return;
+    wc_file_lock(f);
+    f->as.slow = WC_ASYNC_SLOW;
+    f->stream_pages = WC_REMOTE_STREAM_PAGES;
+    wc_blk_unlock(&f->lock);
+    wc_engine_leave();
 }
 
 void wc_async_measure(struct wc_file *f, uint64_t ns, uint64_t bytes)

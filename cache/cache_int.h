@@ -210,6 +210,10 @@ struct wc_file {
     uint64_t app_next_ns;       /* none before this (CLOCK_MONOTONIC) */
     uint64_t seq_next;          /* page after the last one a write
                                    completed (file lock) */
+    uint32_t stream_pages;      /* a stream's batch: WC_STREAM_PAGES, or
+                                   WC_REMOTE_STREAM_PAGES for a file whose
+                                   writes are round trips to a server
+                                   (wc_file_remote) (file lock) */
     uint32_t seq_pages;         /* pages completed in ascending order up
                                    to seq_next: a stream (write.c) */
     uint64_t last_end;          /* where the last write ended, 0 for
@@ -296,6 +300,12 @@ enum wc_fstate {
  * its blocks are then recycled warm instead of the stream taking new ones
  * until close or the dirty limit. */
 #define WC_STREAM_PAGES ((uint32_t)WC_WB_SEGS - 2)
+/* The same for a file on a server (FUSE, a network file system: the shim
+ * found its writes to be round trips, wc_file_remote): batches of 128 KiB
+ * go to the flusher from the first, so that the write-back overlaps the
+ * program's own work early (a file of 440 KiB wrote no batch before its
+ * close with 126 pages a batch). */
+#define WC_REMOTE_STREAM_PAGES 32u
 _Static_assert(WC_STASH >= WC_STREAM_PAGES, "a stream's batch fits the stash");
 /* Clean pages kept for reads before their blocks are recycled for new
  * data instead of reserving fresh ones (pages.c, wc_page_get): 2 MiB. */

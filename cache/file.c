@@ -288,6 +288,8 @@ struct wc_file *wc_file_get_known(struct wc_cache *c, int fd,
     f->futile = 0;
     f->seq_pages = 0;
     f->seq_next = 0;
+    f->stream_pages = WC_STREAM_PAGES;
+    f->as.slow = 0;             /* measured anew (async.c (6)) */
     f->refs = 1;
     f->idle = 0;
     __atomic_store_n(&f->let_go, 0, __ATOMIC_RELAXED);

@@ -428,7 +428,7 @@ static void window_open(struct wc_file *f)
         __atomic_load_n(&f->size_stale, __ATOMIC_RELAXED) ||
         (f->ndirty >= WC_SCATTER_PAGES &&
          2 * ((uint64_t)f->wr_since + 1) < 3 * (uint64_t)f->ndirty) ||
-        (f->seq_pages >= WC_STREAM_PAGES && f->append_from == WC_NO_APPEND))
+        (f->seq_pages >= f->stream_pages && f->append_from == WC_NO_APPEND))
         return;
     struct wc_brec *rec = wc_page_rec(c, p);
     unsigned off = (unsigned)(pos & (WC_PAGE_SIZE - 1));
@@ -650,7 +650,7 @@ static ssize_t write_iter(struct wc_file *f, struct uiter *it, off_t pos_in,
     } else {
         ret = it->count ? -EFAULT : 0;
     }
-    if (f->seq_pages >= WC_STREAM_PAGES && f->append_from == WC_NO_APPEND) {
+    if (f->seq_pages >= f->stream_pages && f->append_from == WC_NO_APPEND) {
         /* A stream: its completed pages go to the flusher, or are
          * written back now (an error is kept for fsync and close, as
          * with the dirty limit's flush below). Appends have their own

@@ -100,7 +100,9 @@
  *       the counted writes in a row took WC_WATCH_SLOW_NS or more,
  *       wc_watch_took; never on a local file system, where a write is
  *       slow only when its thread was preempted: on a loaded machine
- *       that made the tests' counts flaky), the file is adopted at once:
+ *       that made the tests' counts flaky), the file is adopted at once,
+ *       and the engine told so (wc_file_remote: its stream goes back in
+ *       batches of 128 KiB handed to the flusher from the first):
  *       its adoption's round trips cost about two writes there, and each
  *       write passed costs 50-200 us (GlusterFS: 8 writes were 1.2-1.6 ms
  *       of a 25 ms stream); the tests below then see the writes there
@@ -748,6 +750,8 @@ int wc_desc_adopt_locked(int fd, struct wc_desc *d, size_t len)
     struct wc_file *f = file_get(c, fd, fresh ? &st : NULL, fl);
     if (!f)
         return 0;
+    if (d->wslow >= WC_WATCH_SLOW_WRITES)
+        wc_file_remote(f);      /* its write-back overlaps the program */
     int rf = wc_reg_add(d->dev, d->ino, f);
     if (rf & WC_REG_BUSY) {
         wc_file_put(f);         /* another thread's adoption attaches it */

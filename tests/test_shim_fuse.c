@@ -267,3 +267,55 @@ Test(fuse, file_system_type_asked_once_per_device, .init = setup,
     cr_assert(last && !strcmp(last, "line 39\n"), "f39 holds %s", last);
     free(last);
 }
+
+/* A stream to a server's file system (its first writes were round trips:
+ * bindfs) is written back from its first 128 KiB, in batches of 32 pages
+ * handed to the flusher (cache/async.c (6), wc_file_remote), while the
+ * program goes on (the writer writes one back itself only when the
+ * flusher has not started it: which one does is the machine's timing,
+ * not asserted): perl's 12,000 autoflushed lines (about 265 KB, fewer
+ * pages than a local stream's batch of 126) went back in one call at the
+ * close, before. */
+Test(fuse, a_remote_stream_is_written_back_early,
+     .init = setup, .fini = teardown, .timeout = 120)
+{
+    wct_require_shim();
+    wct_require_tool("perl", "perl");
+    mount_bindfs();
+    char path[4300], stats[4300], senv[4400];
+    snprintf(path, sizeof path, "%s/perl.out", mnt);
+    snprintf(stats, sizeof stats, "%s/stats", scratch);
+    snprintf(senv, sizeof senv, "WCACHE_STATS=%s", stats);
+    const char *env[] = {senv, "WCACHE_SETUP_US=0", "WCACHE_MIN_WRITES=8",
+                         NULL};
+    const char *argv[] = {"perl", "-e",
+                          "open(my $f, '>', shift) or die; $f->autoflush(1);"
+                          " print $f \"line $_ of the file\\n\" for 1 .. 12000",
+                          path, NULL};
+    struct wct_spec s = {.argv = argv, .env = env, .shim = 1,
+                         .timeout_s = 60};
+    struct wct_result r;
+    cr_assert_eq(wct_run(&s, &r), 0);
+    cr_assert(wct_ok(&r), "%s\n%s", wct_status_str(&r), r.err);
+    wct_result_free(&r);
+    size_t len;
+    char *text = wct_slurp(stats, &len);
+    cr_assert(text, "no statistics at %s", stats);
+    const char *at = strstr(text, "flushes: close ");
+    const char *pr = at ? strstr(at, " pressure ") : NULL;
+    long batches = pr ? atol(pr + strlen(" pressure ")) : -1;
+    cr_assert_geq(batches, 2, "%ld stream batches before the close:\n%s",
+                  batches, text);
+    free(text);
+    char *data = wct_slurp(path, &len);
+    cr_assert(data);
+    size_t lines = 0;
+    for (size_t i = 0; i < len; i++)
+        lines += data[i] == '\n';
+    cr_assert_eq(lines, 12000, "%s holds %zu lines", path, lines);
+    const char *last = "line 12000 of the file\n";
+    size_t ll = strlen(last);
+    cr_assert(len >= ll && !memcmp(data + len - ll, last, ll),
+              "the last line lacks");
+    free(data);
+}

@@ -264,6 +264,11 @@ struct wc_file *wc_file_get(struct wc_cache *c, int fd, int *err);
 struct wc_file *wc_file_get_known(struct wc_cache *c, int fd,
                                   const struct stat *st, int fl, int *err);
 
+/* f's writes are round trips to a server (the caller timed them: FUSE, a
+ * network file system): its stream's write-back goes to the flusher from
+ * the first batch, and in smaller batches (cache/async.c (6)). */
+void wc_file_remote(struct wc_file *f);
+
 /* Where the calling thread's last completed write ended (its start plus
  * its count), set by the engine before it stops marking the write as in
  * flight (-1 from the write's start: the write commits when it is set).
