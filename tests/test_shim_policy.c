@@ -454,6 +454,37 @@ Test(policy, a_process_that_caches_nothing_resolves_few_functions)
               "the cache was made without resolving the table");
 }
 
+/* dash running `script` in the scratch directory under the shim, its
+ * files cached from their open (WCACHE_MIN_WRITES=0, in a store of its
+ * own: <tag>.store, removed after), traced from outside by strace -f for
+ * `calls`: the trace's text (malloc'd). */
+static char *traced_dash(const char *tag, const char *calls,
+                         const char *script)
+{
+    wct_require_shim();
+    wct_require_tool("dash", "dash");
+    wct_require_tool("strace", "strace");
+    char store[4200], denv[4300], out[4200];
+    snprintf(store, sizeof store, "%s/%s.store", scratch, tag);
+    cr_assert(mkdir(store, 0700) == 0, "mkdir %s", store);
+    snprintf(denv, sizeof denv, "WCACHE_DIR=%s", store);
+    snprintf(out, sizeof out, "%s/%s.trace", scratch, tag);
+    const char *argv[] = {"strace", "-f", "-qq", "-e", calls, "-o", out,
+                          "env", "LD_PRELOAD=" WCT_SHIM_SO, denv,
+                          "WCACHE_MIN_WRITES=0", "WCACHE_SETUP_US=0",
+                          "dash", "-c", script, NULL};
+    struct wct_spec spec = {.argv = argv, .cwd = scratch, .timeout_s = 60};
+    struct wct_result res;
+    cr_assert(wct_run(&spec, &res) == 0, "cannot run strace");
+    cr_assert(wct_ok(&res), "%s\n%s", wct_status_str(&res), res.err);
+    wct_result_free(&res);
+    wct_rmtree(store);
+    size_t len;
+    char *text = wct_slurp(out, &len);
+    cr_assert(text, "no trace");
+    return text;
+}
+
 /* cache.h wc_file_open_truncated: a file created (or empty) at an open
  * with O_TRUNC and cached from that open (WCACHE_MIN_WRITES=0) is not
  * truncated again by the shim: on ext4 the truncation marks the file to
@@ -463,29 +494,9 @@ Test(policy, a_process_that_caches_nothing_resolves_few_functions)
  * hold what the shell wrote, as without the shim. */
 Test(policy, a_file_created_at_open_is_not_truncated_again)
 {
-    wct_require_shim();
-    wct_require_tool("dash", "dash");
-    wct_require_tool("strace", "strace");
-    char store[4200], denv[4300], out[4200];
-    snprintf(store, sizeof store, "%s/trunc.store", scratch);
-    cr_assert(mkdir(store, 0700) == 0, "mkdir %s", store);
-    snprintf(denv, sizeof denv, "WCACHE_DIR=%s", store);
-    snprintf(out, sizeof out, "%s/trace", scratch);
-    const char *argv[] = {"strace", "-f", "-qq", "-e", "trace=ftruncate",
-                          "-o", out, "env", "LD_PRELOAD=" WCT_SHIM_SO,
-                          denv, "WCACHE_MIN_WRITES=0", "WCACHE_SETUP_US=0",
-                          "dash", "-c",
-                          "i=0; while [ $i -lt 20 ]; do echo line $i > f$i;"
-                          " i=$((i + 1)); done; echo again > f3",
-                          NULL};
-    struct wct_spec spec = {.argv = argv, .cwd = scratch, .timeout_s = 60};
-    struct wct_result res;
-    cr_assert(wct_run(&spec, &res) == 0, "cannot run strace");
-    cr_assert(wct_ok(&res), "%s\n%s", wct_status_str(&res), res.err);
-    wct_result_free(&res);
-    size_t len;
-    char *text = wct_slurp(out, &len);
-    cr_assert(text, "no trace");
+    char *text = traced_dash("trunc", "trace=ftruncate",
+                             "i=0; while [ $i -lt 20 ]; do echo line $i > f$i;"
+                             " i=$((i + 1)); done; echo again > f3");
     int zero = 0;
     for (char *p = text; (p = strstr(p, "ftruncate(")); p++) {
         char *nl = strchr(p, '\n'), *z = strstr(p, ", 0)");
@@ -499,11 +510,11 @@ Test(policy, a_file_created_at_open_is_not_truncated_again)
         char f[4300], want[32];
         snprintf(f, sizeof f, "%s/f%d", scratch, i);
         snprintf(want, sizeof want, i == 3 ? "again\n" : "line %d\n", i);
+        size_t len;
         char *got = wct_slurp(f, &len);
         cr_assert(got && !strcmp(got, want), "f%d holds %s", i, got);
         free(got);
     }
-    wct_rmtree(store);
 }
 
 /* A fork child of a process with a cache receives none of the store nor
@@ -516,32 +527,12 @@ Test(policy, a_file_created_at_open_is_not_truncated_again)
  * in order, as without the shim. */
 Test(policy, a_fork_child_unmaps_none_of_the_store)
 {
-    wct_require_shim();
-    wct_require_tool("dash", "dash");
-    wct_require_tool("strace", "strace");
-    char store[4200], denv[4300], out[4200], f[4300];
-    snprintf(store, sizeof store, "%s/fork.store", scratch);
-    cr_assert(mkdir(store, 0700) == 0, "mkdir %s", store);
-    snprintf(denv, sizeof denv, "WCACHE_DIR=%s", store);
-    snprintf(out, sizeof out, "%s/trace", scratch);
-    snprintf(f, sizeof f, "%s/log", scratch);
-    const char *argv[] = {"strace", "-f", "-qq", "-e",
-                          "trace=munmap,clone,clone3,fork,vfork",
-                          "-o", out, "env", "LD_PRELOAD=" WCT_SHIM_SO,
-                          denv, "WCACHE_MIN_WRITES=0", "WCACHE_SETUP_US=0",
-                          "WCACHE_SIZE=64M",
-                          "dash", "-c",
-                          "i=0; while [ $i -lt 20 ]; do echo parent $i;"
-                          " (echo child $i); i=$((i + 1)); done > log",
-                          NULL};
-    struct wct_spec spec = {.argv = argv, .cwd = scratch, .timeout_s = 60};
-    struct wct_result res;
-    cr_assert(wct_run(&spec, &res) == 0, "cannot run strace");
-    cr_assert(wct_ok(&res), "%s\n%s", wct_status_str(&res), res.err);
-    wct_result_free(&res);
+    char *text = traced_dash("fork", "trace=munmap,clone,clone3,fork,vfork",
+                             "i=0; while [ $i -lt 20 ]; do echo parent $i;"
+                             " (echo child $i); i=$((i + 1)); done > log");
     size_t len;
-    char *text = wct_slurp(out, &len);
-    cr_assert(text, "no trace");
+    char f[4300];
+    snprintf(f, sizeof f, "%s/log", scratch);
     /* The children: what clone returned. */
     long kids[64];
     int nkids = 0;
@@ -576,5 +567,4 @@ Test(policy, a_fork_child_unmaps_none_of_the_store)
         w += sprintf(w, "parent %d\nchild %d\n", i, i);
     cr_assert_str_eq(got, want);
     free(got);
-    wct_rmtree(store);
 }
