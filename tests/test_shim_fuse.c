@@ -275,7 +275,7 @@ Test(fuse, file_system_type_asked_once_per_device, .init = setup,
  * flusher has not started it: which one does is the machine's timing,
  * not asserted): perl's 12,000 autoflushed lines (about 265 KB, fewer
  * pages than a local stream's batch of 126) went back in one call at the
- * close, before. */
+ * close, before; now one batch or two before it. */
 Test(fuse, a_remote_stream_is_written_back_early,
      .init = setup, .fini = teardown, .timeout = 120)
 {
@@ -304,7 +304,9 @@ Test(fuse, a_remote_stream_is_written_back_early,
     const char *at = strstr(text, "flushes: close ");
     const char *pr = at ? strstr(at, " pressure ") : NULL;
     long batches = pr ? atol(pr + strlen(" pressure ")) : -1;
-    cr_assert_geq(batches, 2, "%ld stream batches before the close:\n%s",
+    /* The first at 32 pages; the second at 64 only where the first was
+     * done by then (else it waits, and goes with the close's). */
+    cr_assert_geq(batches, 1, "%ld stream batches before the close:\n%s",
                   batches, text);
     free(text);
     char *data = wct_slurp(path, &len);
