@@ -703,17 +703,14 @@ __attribute__((cold)) void wc_cache_abandon(struct wc_cache *c)
 
 void wc_cache_inherit(struct wc_cache *c)
 {
-    int saved = errno;
-    wc_sys.madvise(c->store.map, c->store.map_len, MADV_DOFORK);
-    wc_sys.madvise(c->store.ring, c->store.nblocks * sizeof(uint32_t),
-                   MADV_DOFORK);
-    wc_sys.madvise(c->store.punched, c->store.nblocks * sizeof(uint32_t),
-                   MADV_DOFORK);
-    wc_sys.madvise(c->pages, c->store.nblocks * sizeof *c->pages,
-                   MADV_DOFORK);
-    wc_sys.madvise(c->batches, 3 * (size_t)c->nfiles * sizeof *c->batches,
-                   MADV_DOFORK);
-    errno = saved;
+    size_t nb = c->store.nblocks;
+    wc_big_fork(c->store.map, c->store.map_len, WC_BIG_CHILD);
+    wc_big_fork(c->store.ring, nb * sizeof *c->store.ring, WC_BIG_CHILD);
+    wc_big_fork(c->store.punched, nb * sizeof *c->store.punched,
+                WC_BIG_CHILD);
+    wc_big_fork(c->pages, nb * sizeof *c->pages, WC_BIG_CHILD);
+    wc_big_fork(c->batches, 3 * (size_t)c->nfiles * sizeof *c->batches,
+                WC_BIG_CHILD);
 }
 
 /* ---- for tests -------------------------------------------------------- */

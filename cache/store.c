@@ -74,12 +74,11 @@ static int reserve(struct wc_store *s, uint64_t off, uint64_t len)
     return 0;
 }
 
-/* Invariant (5) of store.h: [p, p + len) is never a fork child's. Best
- * effort (an error leaves the child a copy it unmaps). */
-static void not_for_children(void *p, size_t len)
+void wc_big_fork(void *p, size_t len, int child)
 {
     int saved = errno;
-    wc_sys.madvise(p, len, MADV_DONTFORK);
+    wc_sys.madvise(p, len ? len : 1,
+                   child == WC_BIG_CHILD ? MADV_DOFORK : MADV_DONTFORK);
     errno = saved;
 }
 
@@ -92,7 +91,7 @@ void *wc_big_alloc(size_t bytes, int child)
     if (p == MAP_FAILED)
         return NULL;
     if (child != WC_BIG_CHILD)
-        not_for_children(p, bytes ? bytes : 1);
+        wc_big_fork(p, bytes, 0);
     /* Its first page is written soon in any process that caches (the
      * cache, its first file, block and batch): one call, not a fault. */
     wc_prefault(p, bytes < WC_PAGE_SIZE ? bytes : WC_PAGE_SIZE);
@@ -290,7 +289,7 @@ int wc_store_open(struct wc_store *s, const char *dir, uint32_t nblocks,
     int saved = errno;
     wc_sys.madvise(s->map, size, MADV_RANDOM);
     errno = saved;
-    not_for_children(s->map, size);
+    wc_big_fork(s->map, size, 0);
 
     struct wc_header *h = s->hdr = (struct wc_header *)s->map;
     h->version = WC_STORE_VERSION;

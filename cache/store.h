@@ -168,6 +168,10 @@ void wc_store_trim(struct wc_store *s, uint32_t keep);
  * is WC_BIG_CHILD. */
 #define WC_BIG_CHILD 1
 void *wc_big_alloc(size_t bytes, int child);
+/* Whether a fork child gets [p, p + bytes) from now on (WC_BIG_CHILD, or
+ * 0: invariant (5)). Best effort, errno kept: where it fails a child
+ * gets a copy it never reads. */
+void wc_big_fork(void *p, size_t bytes, int child);
 void wc_big_free(void *p, size_t bytes);
 
 #endif /* WCACHE_STORE_H */

@@ -1584,11 +1584,13 @@ void wc_consistency_all(enum wc_reason why, int how, int exec_only)
     }
 }
 
-/* A fork child of a process that stopped caching for good (proc.c (8))
- * but keeps its cache (the engine's descriptors of locked files) owns none
- * of it either, and was given only the cache object and its file slots
- * (cache/store.h (5)): it closes its copies of the engine's descriptors
- * (the parent's POSIX locks are the parent's) and forgets the rest. */
+/* A fork child owns none of its parent's cache, whether the parent caches
+ * or stopped for good (proc.c (8)) and keeps it (the engine's descriptors
+ * of locked files), and was given only the cache object and its file
+ * slots (cache/store.h (5)): it closes its copies of the engine's
+ * descriptors (the parent's POSIX locks are the parent's) and forgets the
+ * rest. Before wc_after_fork_child, whose pass over the engine's numbers
+ * then finds only what is not the cache's. */
 WC_ONCE
 void wc_forget_cache_in_child(void)
 {
@@ -1602,8 +1604,6 @@ void wc_forget_cache_in_child(void)
 WC_ONCE
 void wc_after_fork_child(void)
 {
-    struct wc_cache *c = wc_cachep;
-    WC_RESET(wc_cachep, NULL);
     /* The child has one thread, whatever the parent had (shim.h): its
      * first thread prepares its table and membarrier early again
      * (altstack.c (5); probe AD F5: a threaded parent's child paid a
@@ -1616,8 +1616,6 @@ void wc_after_fork_child(void)
     wc_reg_after_fork();
     wc_own_fd_after_fork();
     WC_RESET(g_cache_failed, 0);
-    if (c)
-        wc_cache_abandon(c);
     int nwatch = 0;
     for (unsigned fd = g_own_lo; fd < g_own_hi && g_own_hi <= wc_nfds; fd++)
         if (wc_fds[fd] == WC_DESC_INTERNAL)

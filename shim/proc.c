@@ -465,10 +465,9 @@ static void atfork_child(void)
     wc_death_signals_after_fork();
     wc_stats_after_fork();
     wc_guard_after_fork();
+    wc_forget_cache_in_child();         /* in every state: the parent's */
     if (wc_state == WC_ST_ON)
         wc_after_fork_child();
-    else
-        wc_forget_cache_in_child();     /* stopped (8), its cache kept */
 }
 
 /* A child is about to be created (one that only execs: `exec_only`). */

@@ -874,14 +874,13 @@ static inline void wc_watch_pwrite(struct wc_desc *d, off_t pos, size_t n)
 }
 void wc_desc_adopted(dev_t dev, ino_t ino);
 
-/* In a child after fork: abandon the inherited cache (its store is the
- * parent's); every inherited description becomes WATCH + shared (pass
- * through; THROUGH if the child caches the file later). Locks are reset:
- * other threads of the parent do not exist here. */
-void wc_after_fork_child(void);
-/* The same child of a process that stopped caching for good: its copies
- * of the engine's descriptors closed, the cache forgotten. */
+/* In a child after fork: forget the parent's cache, in any state (its
+ * copies of the engine's descriptors closed; the store is the parent's). */
 void wc_forget_cache_in_child(void);
+/* Then, with the shim on: every inherited description becomes WATCH +
+ * shared (pass through; THROUGH if the child caches the file later).
+ * Locks are reset: other threads of the parent do not exist here. */
+void wc_after_fork_child(void);
 
 /* Leaving for good (exit): flush, fix offsets, pass-through from now on. */
 void wc_shutdown(enum wc_reason why);
@@ -1237,8 +1236,6 @@ uint64_t wc_stats_files(void);
 /* In a fork child: its own counts start at zero. */
 void wc_stats_after_fork(void);
 
-/* Per descriptor number (wc_nfds of them), its enum wc_nc (stats.c). */
-extern unsigned char *wc_nc_why;
 /* Would WC_UNTRACKED (write: `read` 0) or WC_UNTRACKED_READ (1) find
  * nothing to do for fd, a number below wc_nfds the table has no
  * description at: no descriptor open since start-up to take in, no
@@ -1249,7 +1246,7 @@ static inline int wc_nc_quiet(int fd, int read)
         return 1;
     if (read ? wc_reg_empty() : wc_nc_counting)
         return read;
-    unsigned char why = __atomic_load_n(&wc_nc_why[fd], __ATOMIC_RELAXED);
+    unsigned char why = __atomic_load_n(&wc_fd_bytes[fd], __ATOMIC_RELAXED);
     return why != WC_NC_START && why != WC_NC_START_OWN;
 }
 

@@ -11,7 +11,7 @@
  * to its inherited files sets nothing up for them.
  *
  * Invariants:
- *   (1) wc_nc_why[fd] is the reason recorded for an untracked descriptor,
+ *   (1) wc_fd_bytes[fd] is the reason recorded for an untracked descriptor,
  *       NC_UNKNOWN, or NC_START for a number no interposed call has opened,
  *       closed or duplicated onto since start-up; opened(), close and dup
  *       reset or copy it, so a reason never outlives its descriptor
@@ -33,7 +33,7 @@
  *       the file (`prog 3<>f 4>&3 5<f`). One not taken in (not a regular
  *       file: a pipe, a terminal) is NC_UNKNOWN from then on (looked at
  *       once).
- *   (2) wc_nc_why's bytes are read and written with relaxed atomics (threads
+ *   (2) wc_fd_bytes's bytes are read and written with relaxed atomics (threads
  *       close and write different and the same numbers at once).
  *   (3) Counters are process-wide relaxed atomics: exact once every
  *       thread has left the shim (exit), approximate before.
@@ -48,10 +48,9 @@
 #include "shim.h"
 #include "kcall.h"
 
-WC_BOOT int wc_nc_on;                               /* wc_nc_why exists */
+WC_BOOT int wc_nc_on;               /* the reasons are kept, in wc_fd_bytes */
 WC_BOOT int wc_nc_counting;                          /* WCACHE_STATS is set */
 WC_BOOT static unsigned g_own_hi;    /* every WC_NC_START_OWN fd is below it */
-WC_BOOT unsigned char *wc_nc_why;                  /* per fd: wc_fd_bytes */
 static uint64_t g_count[WC_NC_COUNT];          /* writes, by reason */
 WC_BOOT static uint64_t g_files;               /* files brought into the
                                                   cache (atomic) */
@@ -106,17 +105,12 @@ WC_ONCE
 void wc_nc_init(void)
 {
     wc_nc_counting = wc_cfg.stats || wc_cfg.stats_raw[0];
-    if (wc_nc_why) {
+    if (wc_nc_on || !wc_fd_bytes) {
         wc_exec_own_take(NULL, 0);      /* forget it all the same */
         return;
     }
-    if (!wc_fd_bytes) {
-        wc_exec_own_take(NULL, 0);
-        return;
-    }
-    wc_nc_why = wc_fd_bytes;
     wc_nc_on = 1;
-    g_own_hi = wc_exec_own_take(wc_nc_why, WC_NC_START_OWN);
+    g_own_hi = wc_exec_own_take(wc_fd_bytes, WC_NC_START_OWN);
 }
 
 WC_ONCE
@@ -126,8 +120,8 @@ void wc_nc_shared_all(void)
         return;     /* not written: a fault in the parent after each fork */
     unsigned hi = __atomic_exchange_n(&g_own_hi, 0, __ATOMIC_RELAXED);
     for (unsigned fd = 0; fd < hi; fd++)
-        if (__atomic_load_n(&wc_nc_why[fd], __ATOMIC_RELAXED) == WC_NC_START_OWN)
-            __atomic_store_n(&wc_nc_why[fd], WC_NC_START, __ATOMIC_RELAXED);
+        if (__atomic_load_n(&wc_fd_bytes[fd], __ATOMIC_RELAXED) == WC_NC_START_OWN)
+            __atomic_store_n(&wc_fd_bytes[fd], WC_NC_START, __ATOMIC_RELAXED);
 }
 
 unsigned wc_nc_own_hi(void)
@@ -138,7 +132,7 @@ unsigned wc_nc_own_hi(void)
 int wc_nc_own(int fd)
 {
     return wc_nc_on && fd >= 0 && (unsigned)fd < wc_nfds &&
-           __atomic_load_n(&wc_nc_why[fd], __ATOMIC_RELAXED) == WC_NC_START_OWN;
+           __atomic_load_n(&wc_fd_bytes[fd], __ATOMIC_RELAXED) == WC_NC_START_OWN;
 }
 
 void wc_nc_mark(int fd, int why)
@@ -146,15 +140,15 @@ void wc_nc_mark(int fd, int why)
     /* Stored only where it changes (a page written in every fork cycle
      * of a shell is a copy-on-write fault after each fork). */
     if (wc_nc_on && fd >= 0 && (unsigned)fd < wc_nfds &&
-        __atomic_load_n(&wc_nc_why[fd], __ATOMIC_RELAXED) != (unsigned char)why)
-        __atomic_store_n(&wc_nc_why[fd], (unsigned char)why, __ATOMIC_RELAXED);
+        __atomic_load_n(&wc_fd_bytes[fd], __ATOMIC_RELAXED) != (unsigned char)why)
+        __atomic_store_n(&wc_fd_bytes[fd], (unsigned char)why, __ATOMIC_RELAXED);
 }
 
 void wc_nc_dup(int oldfd, int newfd)
 {
     if (wc_nc_on && oldfd >= 0 && newfd >= 0 && (unsigned)oldfd < wc_nfds &&
         (unsigned)newfd < wc_nfds) {
-        unsigned char why = __atomic_load_n(&wc_nc_why[oldfd], __ATOMIC_RELAXED);
+        unsigned char why = __atomic_load_n(&wc_fd_bytes[oldfd], __ATOMIC_RELAXED);
         /* Two numbers for one description the shim does not track yet:
          * each would be adopted on its own, and two descriptions with
          * offsets of their own would write over each other's bytes (a
@@ -164,10 +158,10 @@ void wc_nc_dup(int oldfd, int newfd)
         if (why == WC_NC_START_OWN) {
             why = WC_NC_START;
             unsigned char own = WC_NC_START_OWN;
-            __atomic_compare_exchange_n(&wc_nc_why[oldfd], &own, why, 0,
+            __atomic_compare_exchange_n(&wc_fd_bytes[oldfd], &own, why, 0,
                                         __ATOMIC_RELAXED, __ATOMIC_RELAXED);
         }
-        __atomic_store_n(&wc_nc_why[newfd], why, __ATOMIC_RELAXED);
+        __atomic_store_n(&wc_fd_bytes[newfd], why, __ATOMIC_RELAXED);
     }
 }
 
@@ -207,11 +201,11 @@ struct wc_desc *wc_nc_untracked(int fd)
 {
     int why = WC_NC_NOT_REGULAR;
     if (fd >= 0 && (unsigned)fd < wc_nfds) {
-        why = __atomic_load_n(&wc_nc_why[fd], __ATOMIC_RELAXED);
+        why = __atomic_load_n(&wc_fd_bytes[fd], __ATOMIC_RELAXED);
         unsigned char start = (unsigned char)why;
         if ((why == WC_NC_START || why == WC_NC_START_OWN) &&
             wc_state == WC_ST_ON && !wc_depth &&
-            __atomic_compare_exchange_n(&wc_nc_why[fd], &start, WC_NC_UNKNOWN,
+            __atomic_compare_exchange_n(&wc_fd_bytes[fd], &start, WC_NC_UNKNOWN,
                                         0, __ATOMIC_ACQ_REL,
                                         __ATOMIC_RELAXED)) {
             if (!wc_cfg.inherited) {
@@ -222,7 +216,7 @@ struct wc_desc *wc_nc_untracked(int fd)
                 if (d)
                     return d;
             }
-            why = __atomic_load_n(&wc_nc_why[fd], __ATOMIC_RELAXED);
+            why = __atomic_load_n(&wc_fd_bytes[fd], __ATOMIC_RELAXED);
         }
         if (!wc_nc_counting)
             return NULL;
@@ -234,7 +228,7 @@ struct wc_desc *wc_nc_untracked(int fd)
             if (why == WC_NC_START && (k == WC_NC_STDIO || k == WC_NC_NOCACHE))
                 k = WC_NC_INHERITED;
             if (why == WC_NC_UNKNOWN)
-                __atomic_store_n(&wc_nc_why[fd], (unsigned char)k,
+                __atomic_store_n(&wc_fd_bytes[fd], (unsigned char)k,
                                  __ATOMIC_RELAXED);
             why = k;
         }
@@ -249,9 +243,9 @@ struct wc_desc *wc_nc_untracked_read(int fd)
     if (fd < 0 || (unsigned)fd >= wc_nfds || wc_state != WC_ST_ON ||
         wc_depth)
         return NULL;
-    unsigned char start = __atomic_load_n(&wc_nc_why[fd], __ATOMIC_RELAXED);
+    unsigned char start = __atomic_load_n(&wc_fd_bytes[fd], __ATOMIC_RELAXED);
     if ((start != WC_NC_START && start != WC_NC_START_OWN) ||
-        !__atomic_compare_exchange_n(&wc_nc_why[fd], &start, WC_NC_UNKNOWN, 0,
+        !__atomic_compare_exchange_n(&wc_fd_bytes[fd], &start, WC_NC_UNKNOWN, 0,
                                      __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
         return NULL;
     wc_fd_take_in(fd, start == WC_NC_START_OWN);               /* (1d) */
@@ -376,8 +370,8 @@ void wc_debug_fd(int fd, const char *path, const char *how)
                guard ? ", its offset its own until stdio writes there" : "");
         return;
     }
-    int why = (unsigned)fd < wc_nfds && wc_nc_why
-                  ? __atomic_load_n(&wc_nc_why[fd], __ATOMIC_RELAXED)
+    int why = (unsigned)fd < wc_nfds && wc_nc_on
+                  ? __atomic_load_n(&wc_fd_bytes[fd], __ATOMIC_RELAXED)
                   : WC_NC_UNKNOWN;
     if (why == WC_NC_UNKNOWN || why == WC_NC_START)
         why = classify(fd);

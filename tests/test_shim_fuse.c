@@ -169,6 +169,24 @@ Test(fuse, sqlite3, .init = setup, .fini = teardown, .timeout = 180)
     wct_result_free(&r[1]);
 }
 
+/* The number after `key` in a WCACHE_STATS report (-1: no such key). */
+static long stat_after(const char *text, const char *key)
+{
+    const char *at = strstr(text, key);
+    return at ? atol(at + strlen(key)) : -1;
+}
+
+/* path's bytes (malloc'd, *len) and its count of lines, in *lines. */
+static char *file_lines(const char *path, size_t *len, size_t *lines)
+{
+    char *data = wct_slurp(path, len);
+    cr_assert(data, "cannot read %s", path);
+    *lines = 0;
+    for (size_t i = 0; i < *len; i++)
+        *lines += data[i] == '\n';
+    return data;
+}
+
 /* The writes of the logger (200 lines) to `path` that passed through
  * before its file was cached, from its WCACHE_STATS report; the file is
  * checked whole. */
@@ -191,16 +209,13 @@ static long first_writes(const char *path)
     size_t len;
     char *text = wct_slurp(stats, &len);
     cr_assert(text, "no statistics at %s", stats);
-    const char *key = "a file's first writes (WCACHE_MIN_WRITES) ";
-    const char *at = strstr(text, key);
-    long few = at ? atol(at + strlen(key)) : 0;
+    long few = stat_after(text, "a file's first writes (WCACHE_MIN_WRITES) ");
+    if (few < 0)
+        few = 0;
     free(text);
     unlink(stats);
-    char *data = wct_slurp(path, &len);
-    cr_assert(data);
-    size_t lines = 0;
-    for (size_t i = 0; i < len; i++)
-        lines += data[i] == '\n';
+    size_t lines;
+    char *data = file_lines(path, &len, &lines);
     cr_assert_eq(lines, 200, "%s holds %zu lines", path, lines);
     cr_assert(strstr(data, "request 199 handled"), "the last line lacks");
     free(data);
@@ -302,18 +317,14 @@ Test(fuse, a_remote_stream_is_written_back_early,
     char *text = wct_slurp(stats, &len);
     cr_assert(text, "no statistics at %s", stats);
     const char *at = strstr(text, "flushes: close ");
-    const char *pr = at ? strstr(at, " pressure ") : NULL;
-    long batches = pr ? atol(pr + strlen(" pressure ")) : -1;
+    long batches = at ? stat_after(at, " pressure ") : -1;
     /* The first at 32 pages; the second at 64 only where the first was
      * done by then (else it waits, and goes with the close's). */
     cr_assert_geq(batches, 1, "%ld stream batches before the close:\n%s",
                   batches, text);
     free(text);
-    char *data = wct_slurp(path, &len);
-    cr_assert(data);
-    size_t lines = 0;
-    for (size_t i = 0; i < len; i++)
-        lines += data[i] == '\n';
+    size_t lines;
+    char *data = file_lines(path, &len, &lines);
     cr_assert_eq(lines, 12000, "%s holds %zu lines", path, lines);
     const char *last = "line 12000 of the file\n";
     size_t ll = strlen(last);
