@@ -523,14 +523,16 @@ static void flusher_retry(void);
 
 void wc_pending_slow(void)
 {
+    int e = errno;      /* io.c's solo fast path neither saves nor sets it */
     if (!__atomic_load_n(&wc_off_wanted, __ATOMIC_ACQUIRE)) {
         flusher_retry();
-        return;
+    } else {
+        if (wc_state == WC_ST_ON)
+            wc_proc_off();
+        if (wc_state == WC_ST_OFF)     /* done: no more slow calls */
+            __atomic_store_n(&wc_off_wanted, 0, __ATOMIC_RELAXED);
     }
-    if (wc_state == WC_ST_ON)
-        wc_proc_off();
-    if (wc_state == WC_ST_OFF)         /* done: no more slow calls */
-        __atomic_store_n(&wc_off_wanted, 0, __ATOMIC_RELAXED);
+    errno = e;
 }
 
 static void flusher_retry(void)

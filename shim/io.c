@@ -274,8 +274,11 @@ static inline void write_leave(struct wc_desc *d, int held)
     dev_t dev = d->dev;
     ino_t ino = d->ino;
     desc_leave(d, held);
-    if (mine)
+    if (mine) {
+        int e = errno;          /* fast_write's solo path keeps errno */
         wc_file_demote(f, dev, ino);
+        errno = e;
+    }
 }
 
 /* CONTRACT 5.2, before any lock is taken: the first byte of each page of
@@ -586,15 +589,43 @@ static inline __attribute__((always_inline)) ssize_t
 fast_write(int fd, struct wc_desc *d, const void *buf, size_t n, off_t pos)
 {
     wc_cancel_point();                  /* cancel.c invariant (2) */
-    int e = errno, held;
+    int e, held;
     ssize_t r;
+    off_t where, p;
     if (likely(__atomic_load_n(&wc_fault_ready, __ATOMIC_ACQUIRE)))
         fault_in(buf, n);
     wc_shim_enter();
-    if (desc_enter_fast(fd, d, &held)) {
-        wc_shim_leave();
-        errno = e;
-        return WC_UNHANDLED;
+    if (likely(__atomic_load_n(&wc_solo, __ATOMIC_RELAXED))) {
+        /* The common case first, where nothing changes errno: a CACHED
+         * description's write (the rare calls on the way keep it:
+         * queue.c's drain, flusher.c's wc_pending_slow, write_leave's
+         * demotion), so the program's errno is neither read nor set. */
+        held = DESC_SOLO;
+        if (likely(d->mode == WC_D_CACHED) && likely(writable(d))) {
+            where = 0;
+            p = pos < 0 ? d->pos : pos;
+            wc_blk_stress_point();
+            cached_begin(d, pos, p);
+            r = wc_write_fast(d->file, buf, n, p, d->append, &where);
+            if (likely(r != WC_FAST_NO)) {
+                cached_end(d, pos, where, r);
+                write_leave(d, held);
+                wc_shim_leave();
+                wc_pending();   /* flusher.c invariant (2), proc.c (8b) */
+                return r;
+            }
+            wc_inflight.d = NULL;
+            e = errno;
+            goto no;
+        }
+        e = errno;
+    } else {
+        e = errno;
+        if (desc_enter_fast(fd, d, &held)) {
+            wc_shim_leave();
+            errno = e;
+            return WC_UNHANDLED;
+        }
     }
     if (d->mode == WC_D_WATCH) {
         if (pos >= 0)
@@ -630,7 +661,8 @@ fast_write(int fd, struct wc_desc *d, const void *buf, size_t n, off_t pos)
     }
     if (d->mode != WC_D_CACHED || unlikely(!writable(d)))
         goto no;
-    off_t where = 0, p = pos < 0 ? d->pos : pos;
+    where = 0;
+    p = pos < 0 ? d->pos : pos;
     wc_blk_stress_point();
     cached_begin(d, pos, p);
     r = wc_write_fast(d->file, buf, n, p, d->append, &where);

@@ -741,6 +741,27 @@ static void scen_errno(void)
         CALL("close", close(fd));
         check("after close", name);
     }
+    /* A stream the shim caches (past its first writes, WCACHE_MIN_WRITES):
+     * its fast path, by write and by pwrite, keeps errno too. */
+    for (int app = 0; app < 2; app++) {
+        char name[8];
+        snprintf(name, sizeof name, "s%d", app);
+        int fd = xopen(name, O_RDWR | O_CREAT | O_TRUNC |
+                       (app ? O_APPEND : 0));
+        int kept = 0, done = 0;
+        for (int i = 0; i < 200; i++) {
+            errno = SENTINEL;
+            ssize_t r = i % 4 == 3 ? pwrite(fd, m, 16, 16 * i)
+                                   : write(fd, m, 16);
+            kept += errno == SENTINEL;
+            done += r == 16;
+        }
+        say("OUT stream O_APPEND=%d: %d of 200 written, errno kept %d",
+            app, done, kept);
+        state(name, fd);
+        CALL("close", close(fd));
+        check("stream after close", name);
+    }
     int o;
     KEEP(o, "open", open(path("r0"), O_RDONLY) >= 0);
     CALL("open missing", open(path("missing"), O_RDONLY));
