@@ -199,31 +199,21 @@ static inline int desc_enter(int fd, struct wc_desc *d, int *held)
     return wc_desc_lock_entry(fd, d);
 }
 
-/* fast_write's entry: also, with threads, as d's owner without its mutex
+/* fast_write's entry with threads as d's owner without its mutex
  * (wcache/blk.h invariant (2)), checked against the slot as wc_desc_lock
- * does (d may be stale: it is then no longer ours, or a new life's). */
+ * does (d may be stale: it is then no longer ours, or a new life's): 1
+ * entered (leave as DESC_BIAS), 0 not (nothing held). Only a cached write
+ * is short enough for a biased section (wcache/blk.h (2)): the others
+ * take the mutex. */
 static inline __attribute__((always_inline)) int
-desc_enter_fast(int fd, struct wc_desc *d, int *held)
+desc_enter_bias(int fd, struct wc_desc *d)
 {
-    if (likely(__atomic_load_n(&wc_solo, __ATOMIC_RELAXED))) {
-        *held = DESC_SOLO;
+    if (!wc_blk_enter(&d->lock, WC_BLK_DESC, NULL))
         return 0;
-    }
-    if (wc_blk_enter(&d->lock, WC_BLK_DESC, NULL)) {
-        /* Only a cached write is short enough for a biased section
-         * (wcache/blk.h (2)): the others take the mutex. */
-        if (likely(__atomic_load_n(&wc_fds[fd], __ATOMIC_ACQUIRE) == d &&
-                   d->mode == WC_D_CACHED)) {
-            *held = DESC_BIAS;
-            return 0;
-        }
-        wc_blk_exit(WC_BLK_DESC);
-    }
-    *held = DESC_LOCK;
-    if (wc_desc_lock_entry(fd, d))
-        return -1;
-    if (d->mode == WC_D_CACHED)     /* the only mode entered biased */
-        wc_blk_claim(&d->lock);     /* wcache/blk.h, the diagram */
+    if (likely(__atomic_load_n(&wc_fds[fd], __ATOMIC_ACQUIRE) == d &&
+               d->mode == WC_D_CACHED))
+        return 1;
+    wc_blk_exit(WC_BLK_DESC);
     return 0;
 }
 
@@ -565,7 +555,7 @@ static ssize_t to_kernel(int fd, struct wc_desc *d, int write,
 /* The two common cases of write and pwrite, each on a short path, under
  * the description's lock as the full path takes it (none while the
  * program has one thread: desc_enter; a CACHED one's owner enters as such,
- * without the mutex: desc_enter_fast), at depth 1 (a handler's write
+ * without the mutex: desc_enter_bias), at depth 1 (a handler's write
  * meets d as it is):
  *   - WATCH, a write that stays WATCH (a file's first writes, or one
  *     written a few times: fdtab.c invariant (6)): the kernel's call,
@@ -579,54 +569,86 @@ static ssize_t to_kernel(int fd, struct wc_desc *d, int write,
  *     write.c W1): 270 instructions per 1-byte write in all, where the
  *     full path takes 571.
  * The source is faulted in first, before any lock (fault_in). The
- * program's errno is kept on success: with one thread, a CACHED write
- * (taken first) neither reads nor sets it, since no call on its way
- * changes it (the rare ones keep it themselves); the others save it. Inline in write_tracked and
+ * program's errno is kept on success: a CACHED write with one thread or
+ * by the description's owner (taken first) neither reads nor sets it,
+ * since no call on its way changes it (the rare ones keep it
+ * themselves); the others save it. Inline in write_tracked and
  * pwrite_tracked, which write() and pwrite() reach by a tail call (their
  * own frames save no register: an untracked descriptor's call pays
  * nothing for it). WC_UNHANDLED, having changed nothing: the full path
  * decides. */
 #define WC_UNHANDLED ((ssize_t)INT64_MIN)
+/* fast_write's CACHED case, d entered as `held`: the engine's fast write
+ * and, when it took the write, the way out; WC_FAST_NO having changed
+ * nothing, d still entered. Leaves errno as it was. */
+static inline __attribute__((always_inline)) ssize_t
+cached_fast(struct wc_desc *d, const void *buf, size_t n, off_t pos,
+            int held)
+{
+    off_t where = 0, p = pos < 0 ? d->pos : pos;
+    wc_blk_stress_point();
+    cached_begin(d, pos, p);
+    ssize_t r = wc_write_fast(d->file, buf, n, p, d->append, &where);
+    if (unlikely(r == WC_FAST_NO)) {
+        wc_inflight.d = NULL;
+        return r;
+    }
+    cached_end(d, pos, where, r);
+    write_leave(d, held);
+    wc_shim_leave();
+    wc_pending();           /* flusher.c invariant (2), proc.c (8b) */
+    return r;
+}
+
 static inline __attribute__((always_inline)) ssize_t
 fast_write(int fd, struct wc_desc *d, const void *buf, size_t n, off_t pos)
 {
     wc_cancel_point();                  /* cancel.c invariant (2) */
     int e, held;
     ssize_t r;
-    off_t where, p;
     if (likely(__atomic_load_n(&wc_fault_ready, __ATOMIC_ACQUIRE)))
         fault_in(buf, n);
     wc_shim_enter();
+    /* The common case first: a CACHED description's write with one
+     * thread, or by its owner without the mutex (the biased entry: atomics
+     * alone). Nothing on its way changes errno (the rare calls keep it
+     * themselves: queue.c's drain, flusher.c's wc_pending_slow,
+     * write_leave's demotion; the engine's waits are raw futex calls), so
+     * the program's errno is neither read nor set there. Every other
+     * entry saves it first. */
     if (likely(__atomic_load_n(&wc_solo, __ATOMIC_RELAXED))) {
-        /* The common case first, where nothing changes errno: a CACHED
-         * description's write (the rare calls on the way keep it:
-         * queue.c's drain, flusher.c's wc_pending_slow, write_leave's
-         * demotion), so the program's errno is neither read nor set. */
         held = DESC_SOLO;
         if (likely(d->mode == WC_D_CACHED) && likely(writable(d))) {
-            where = 0;
-            p = pos < 0 ? d->pos : pos;
-            wc_blk_stress_point();
-            cached_begin(d, pos, p);
-            r = wc_write_fast(d->file, buf, n, p, d->append, &where);
-            if (likely(r != WC_FAST_NO)) {
-                cached_end(d, pos, where, r);
-                write_leave(d, held);
-                wc_shim_leave();
-                wc_pending();   /* flusher.c invariant (2), proc.c (8b) */
+            r = cached_fast(d, buf, n, pos, DESC_SOLO);
+            if (likely(r != WC_FAST_NO))
                 return r;
-            }
-            wc_inflight.d = NULL;
-            e = errno;
-            goto no;
+        }
+        e = errno;
+    } else if (desc_enter_bias(fd, d)) {
+        held = DESC_BIAS;
+        if (likely(writable(d))) {
+            r = cached_fast(d, buf, n, pos, DESC_BIAS);
+            if (likely(r != WC_FAST_NO))
+                return r;
         }
         e = errno;
     } else {
         e = errno;
-        if (desc_enter_fast(fd, d, &held)) {
+        held = DESC_LOCK;
+        if (wc_desc_lock_entry(fd, d)) {
             wc_shim_leave();
             errno = e;
             return WC_UNHANDLED;
+        }
+        if (d->mode == WC_D_CACHED) {   /* the only mode entered biased */
+            wc_blk_claim(&d->lock);     /* wcache/blk.h, the diagram */
+            if (writable(d)) {
+                r = cached_fast(d, buf, n, pos, DESC_LOCK);
+                if (r == WC_FAST_NO)
+                    goto no;
+                errno = e;  /* what a wait for the lock may have changed */
+                return r;
+            }
         }
     }
     if (d->mode == WC_D_WATCH) {
@@ -659,25 +681,11 @@ fast_write(int fd, struct wc_desc *d, const void *buf, size_t n, off_t pos)
     if (d->mode == WC_D_RESERVE && pos < 0) {
         struct iovec v = {(void *)buf, n};
         r = wc_reserve_write(fd, d, &v, 1, 0);
-        goto done;
+        write_leave(d, held);
+        wc_shim_leave();
+        wc_pending();       /* flusher.c invariant (2), proc.c (8b) */
+        return wc_ret_keep(r, e);
     }
-    if (d->mode != WC_D_CACHED || unlikely(!writable(d)))
-        goto no;
-    where = 0;
-    p = pos < 0 ? d->pos : pos;
-    wc_blk_stress_point();
-    cached_begin(d, pos, p);
-    r = wc_write_fast(d->file, buf, n, p, d->append, &where);
-    if (r == WC_FAST_NO) {
-        wc_inflight.d = NULL;
-        goto no;
-    }
-    cached_end(d, pos, where, r);
-done:
-    write_leave(d, held);
-    wc_shim_leave();
-    wc_pending();           /* flusher.c invariant (2), proc.c (8b) */
-    return wc_ret_keep(r, e);
 no:
     desc_leave(d, held);
     wc_shim_leave();

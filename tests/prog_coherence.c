@@ -656,6 +656,15 @@ static void scen_private(void)
 
 /* ---- errno on success ------------------------------------------------- */
 
+/* A second thread that only waits: until the pipe's write end closes. */
+static void *wait_on_pipe(void *arg)
+{
+    char c;
+    while (read(*(int *)arg, &c, 1) < 0 && errno == EINTR)
+        ;
+    return NULL;
+}
+
 static void scen_errno(void)
 {
     long pg = sysconf(_SC_PAGESIZE);
@@ -742,26 +751,40 @@ static void scen_errno(void)
         check("after close", name);
     }
     /* A stream the shim caches (past its first writes, WCACHE_MIN_WRITES):
-     * its fast path, by write and by pwrite, keeps errno too. */
-    for (int app = 0; app < 2; app++) {
+     * its fast path, by write and by pwrite, keeps errno too; the third
+     * and fourth with a second thread alive (the description's owner
+     * enters without its mutex). */
+    int hold[2] = {-1, -1};
+    pthread_t waiter;
+    for (int app = 0; app < 4; app++) {
         char name[8];
+        if (app == 2) {
+            if (pipe(hold) || pthread_create(&waiter, NULL, wait_on_pipe,
+                                             &hold[0]))
+                _exit(107);
+        }
         snprintf(name, sizeof name, "s%d", app);
         int fd = xopen(name, O_RDWR | O_CREAT | O_TRUNC |
-                       (app ? O_APPEND : 0));
-        int kept = 0, done = 0;
-        for (int i = 0; i < 200; i++) {
+                       (app % 2 ? O_APPEND : 0));
+        /* With threads, enough for the owner's claim (wcache/blk.h: 256
+         * entries in a row by one thread). */
+        int kept = 0, done = 0, count = app < 2 ? 200 : 1000;
+        for (int i = 0; i < count; i++) {
             errno = SENTINEL;
             ssize_t r = i % 4 == 3 ? pwrite(fd, m, 16, 16 * i)
                                    : write(fd, m, 16);
             kept += errno == SENTINEL;
             done += r == 16;
         }
-        say("OUT stream O_APPEND=%d: %d of 200 written, errno kept %d",
-            app, done, kept);
+        say("OUT stream O_APPEND=%d threads %d: %d of %d written, errno "
+            "kept %d", app % 2, 1 + app / 2, done, count, kept);
         state(name, fd);
         CALL("close", close(fd));
         check("stream after close", name);
     }
+    close(hold[1]);                     /* the waiter returns */
+    pthread_join(waiter, NULL);
+    close(hold[0]);
     int o;
     KEEP(o, "open", open(path("r0"), O_RDONLY) >= 0);
     CALL("open missing", open(path("missing"), O_RDONLY));
