@@ -84,6 +84,7 @@ void wc_hash_free(void *p, size_t size);
 #define HASH_KEYCMP(a, b, len)                                             \
     (*(const uint64_t *)(a) != *(const uint64_t *)(b))
 #include <uthash.h>
+#include "wcache/hidden.h"
 
 struct wc_file;
 
@@ -845,7 +846,7 @@ void wc_check_file(struct wc_file *f);
 /* ---- the engine's own descriptors (wbfd.c) ---------------------------- */
 
 /* Placement without a shim: anywhere, close-on-exec. */
-extern const struct wc_fd_ops wc_engine_fds_default;
+extern WC_LOCAL const struct wc_fd_ops wc_engine_fds_default;
 /* Close a descriptor the engine kept, and say so (c->fds->closed). */
 void wc_engine_fd_close(struct wc_cache *c, int fd);
 /* May the write-back descriptor of the program's `fd` (status flags `fl`)

@@ -60,6 +60,7 @@
 
 #include "shim.h"
 #include "wcache/raw.h"
+#include "wcache/hidden.h"
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__) || \
     defined(WC_KCALL_TABLE)
@@ -80,7 +81,7 @@ static inline long wc_k_ret(long r)
 
 /* 1 once real.c found that every function this file may bypass is
  * libc's own ((K4); 0 until the table is filled). */
-extern int wc_kcall_libc;
+extern WC_LOCAL int wc_kcall_libc;
 
 /* (K1), (K3), (K4): may a call that is no cancellation point be bare? */
 static inline int wc_k_bare(void)

@@ -99,7 +99,7 @@
 
 #include "config.h"
 
-extern struct wc_shim_config wc_cfg;
+extern WC_LOCAL struct wc_shim_config wc_cfg;
 
 /* Parse the environment into wc_cfg. Returns 1 when the shim should run,
  * 0 for pass-through (WCACHE_DISABLE=1, or a bad value, already reported
@@ -136,12 +136,12 @@ void wc_own_fd_range(unsigned *lo, unsigned *hi);
 
 /* The engine's descriptor placement (wc_config.fds): above the program's
  * RLIMIT_NOFILE, marked internal. */
-extern const struct wc_fd_ops wc_own_fd_ops;
+extern WC_LOCAL const struct wc_fd_ops wc_own_fd_ops;
 /* In a child after fork (alone): the placement lock is free, and a limit
  * raised by another thread of the parent is the program's again. */
 void wc_own_fd_after_fork(void);
 /* Set once a descriptor of ours had to go below the program's limit. */
-extern int wc_own_fd_fallback;
+extern WC_LOCAL int wc_own_fd_fallback;
 /* The program needs number `fd`: if it is one of ours, move it out of the
  * way, or give its file up when there is no room (fallback only). Returns
  * 0 (fd is free of ours) or -errno (it is still ours). */
@@ -174,8 +174,8 @@ int wc_own_fd_yield(void);
 /* wc_fd_makers: the calls inside (low 16 bits), and the calls ended
  * (above), one word: the end of a call moves both with one operation. */
 #define WC_FD_MADE (1u << 16)
-extern unsigned wc_fd_makers;
-extern int wc_fd_own_open;
+extern WC_LOCAL unsigned wc_fd_makers;
+extern WC_LOCAL int wc_fd_own_open;
 static inline void wc_fd_make_begin(void)
 {
     __atomic_add_fetch(&wc_fd_makers, 1, __ATOMIC_SEQ_CST);
@@ -215,12 +215,12 @@ enum wc_state {
     WC_ST_VFORK,      /* a vfork child runs in this memory: pass through
                          (proc.c invariant (7)); ON again when it leaves */
 };
-extern volatile int wc_state;
+extern WC_LOCAL volatile int wc_state;
 
 /* The cache, created by the write that first caches a file, or by an
  * open when WCACHE_MIN_WRITES=0 (fdtab.c invariant (6)); again in a child
  * after fork. NULL before. */
-extern struct wc_cache *volatile wc_cachep;
+extern WC_LOCAL struct wc_cache *volatile wc_cachep;
 
 /* Get (creating on first use) the cache; NULL if it cannot be created (the
  * reason was logged; the shim then stops caching new files). */
@@ -241,7 +241,7 @@ int wc_fd_sync_writes(int fd);
  * (wc_after_fork_child). A thread made by the program with an inline
  * system call is not seen; glibc's own single-thread fast paths (stdio,
  * malloc) make the same assumption. */
-extern int wc_solo;
+extern WC_LOCAL int wc_solo;
 static inline void wc_solo_end(void)
 {
     __atomic_store_n(&wc_solo, 0, __ATOMIC_SEQ_CST);
@@ -359,8 +359,8 @@ static inline int wc_desc_is(const struct wc_desc *d)
 }
 
 /* The fd table: slot[fd] -> description, lock-free readers. */
-extern struct wc_desc **wc_fds;
-extern unsigned wc_nfds;
+extern WC_LOCAL struct wc_desc **wc_fds;
+extern WC_LOCAL unsigned wc_nfds;
 
 /* Is `fd` one of the engine's own descriptors? (closing or replacing it
  * would corrupt write-back; the wrappers hide it from the program). Inline:
@@ -392,7 +392,7 @@ static inline int wc_hidden_at(int dirfd, const char *path)
 
 /* Lock-free lookup: the description of `fd`, or NULL (pass-through, the
  * shim off, or an internal descriptor). */
-extern int wc_cells_late;
+extern WC_LOCAL int wc_cells_late;
 /* Settle the cell (shared.c invariant (6)) of the description at fd in
  * the table, whatever wc_state is; in a vfork child only at a number it
  * did not touch (one that still names the parent's description). */
@@ -445,6 +445,7 @@ static inline struct wc_desc *wc_fd_peek(int fd)
  * thread tests meet stale pointers often. Nothing in other builds. */
 #ifdef WC_TEST_WIDEN_RACES
 #include <sched.h>
+#include "wcache/hidden.h"
 #define WC_RACE_WINDOW() sched_yield()
 #else
 #define WC_RACE_WINDOW() ((void)0)
@@ -507,7 +508,7 @@ int wc_fdtab_init(void);
 unsigned wc_fdtab_slots(void);
 /* wc_nfds bytes, one per descriptor, zero at start, mapped with the
  * table: stats.c's reasons (wc_nc_init). */
-extern unsigned char *wc_fd_bytes;
+extern WC_LOCAL unsigned char *wc_fd_bytes;
 
 /* A newly opened descriptor `fd` (from open/openat/creat..., already
  * opened for real): decide whether it is cached, per CONTRACT section 1,
@@ -572,7 +573,7 @@ int wc_desc_release_fd(struct wc_desc *d, int fd);
 int wc_reg_apply(dev_t dev, ino_t ino,
                  int (*fn)(struct wc_file *, void *), void *arg);
 /* Is no file cached at all? (cheap test before fstat-ing a path) */
-extern int wc_nreg;
+extern WC_LOCAL int wc_nreg;
 static inline int wc_reg_empty(void)
 {
     return __atomic_load_n(&wc_nreg, __ATOMIC_RELAXED) == 0;
@@ -644,7 +645,7 @@ long wc_sys_pivot_root(const char *new_root, const char *put_old);
 /* The process resolves names apart from its crash guard (a chroot, a
  * mount namespace of its own): no file is cached from then on (proc.c
  * invariant (12)). Atomic. */
-extern int wc_names_apart;
+extern WC_LOCAL int wc_names_apart;
 int wc_reg_release(dev_t dev, ino_t ino, struct wc_file *f, int fd);
 /* Let go of the files whose entries outlived their descriptions and that
  * have nothing unwritten any more (registry.c invariant (1)). */
@@ -768,7 +769,7 @@ enum { WC_ADOPT_DONE = 1, WC_ADOPT_ATTACH = 2, WC_ADOPT_NEED_CACHE = 3,
        WC_ADOPT_RENT_CELL = 7 };
 /* Nanoseconds this process's writes refused by WC_ADOPT_RENT took in the
  * kernel (atomic; fdtab.c invariant (6b)). */
-extern uint64_t wc_rent_ns;
+extern WC_LOCAL uint64_t wc_rent_ns;
 
 int wc_desc_adopt_locked(int fd, struct wc_desc *d, size_t len);
 
@@ -908,7 +909,7 @@ void wc_queue_child_resume(int finished);
 void wc_queue_init(void);
 
 /* 1 once the program has called pthread_cancel (cancel.c invariant (1)). */
-extern int wc_cancel_used;
+extern WC_LOCAL int wc_cancel_used;
 /* 1 + the cancel state to give back when the shim leaves; 0: not held
  * (cancel.c invariant (3)). */
 extern WC_TLS int wc_cancel_held;
@@ -1121,7 +1122,7 @@ void wc_cell_settle_at(int fd, int rfd, unsigned idx);
  * every stream's, fd < 0): a guarded description there becomes shared
  * with stdio first (stdio.c invariant (2)). wc_guard_seen says whether
  * any description was ever guarded (the stdio wrappers' one test). */
-extern int wc_guard_seen;
+extern WC_LOCAL int wc_guard_seen;
 
 /* ---- deferred cancellation (cancel.c) -------------------------------- */
 
@@ -1177,10 +1178,10 @@ enum wc_nc {
 
 /* The per-descriptor states exist (WCACHE_STATS set, or inherited
  * descriptors cached: the default). */
-extern int wc_nc_on;
+extern WC_LOCAL int wc_nc_on;
 /* WCACHE_STATS is set: writes passed through are counted (the write
  * paths test it before calling wc_nc_count_through). */
-extern int wc_nc_counting;
+extern WC_LOCAL int wc_nc_counting;
 /* What an exec may hand over of fd's description (proc.c invariant (6)),
  * if it is writable and regular: WC_HAND_OWN, held by this process alone
  * (not shared with a child, its holder count 1 if it has one; its cell
@@ -1304,7 +1305,7 @@ void wc_flusher_want(void);
 /* Set while the start waits; the write path then tries again (wc_pending)
  * at each write for the first WC_FLUSHER_EAGER tries, then every
  * WC_FLUSHER_RETRY writes. */
-extern int wc_flusher_deferred;
+extern WC_LOCAL int wc_flusher_deferred;
 #define WC_FLUSHER_EAGER 64
 #define WC_FLUSHER_RETRY 1024
 /* io.c invariant (7): the program's positional calls an inherited
@@ -1312,7 +1313,7 @@ extern int wc_flusher_deferred;
  * is made (wc_refused_io_probe); such a call goes to the kernel. */
 enum { WC_RF_PWRITE, WC_RF_PWRITEV, WC_RF_PWRITEV2, WC_RF_PREAD,
        WC_RF_PREADV, WC_RF_PREADV2 };
-extern int wc_refused_io;
+extern WC_LOCAL int wc_refused_io;
 void wc_refused_io_probe(void);
 /* Not a kernel flag: wc_kernel_rw_locked makes the v2 call (pwritev2,
  * preadv2) even when no other flag is set, as the program did. */
@@ -1320,7 +1321,7 @@ void wc_refused_io_probe(void);
 /* Set (atomic) when the shim's own machinery cannot run: its flusher
  * thread or its crash guard could not be made (proc.c invariant (8b)):
  * the write path then stops caching for good, at depth 0. */
-extern int wc_off_wanted;
+extern WC_LOCAL int wc_off_wanted;
 /* Ask for that, saying why at WCACHE_LOG=info. */
 void wc_off_want(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void wc_pending_slow(void);
@@ -1352,10 +1353,10 @@ int wc_proc_image_ends(void);
 /* Bytes the shim's own calls wrote to files the engine does not hold
  * (watched descriptions, passed-through writes): atomic, read by the
  * engine where a file system's free space lags (cache/errors.c (4c)). */
-extern uint64_t wc_sent_through;
+extern WC_LOCAL uint64_t wc_sent_through;
 /* lseek calls that reserved a shared description's offset for a cached
  * write (shared.c wc_reserve_write): issued, not avoided (atomic). */
-extern uint64_t wc_reserve_calls;
+extern WC_LOCAL uint64_t wc_reserve_calls;
 
 /* Is fd's file one the process maps shared and writable (meta.c
  * invariant (5b))? An fstat only once such a mapping was made. */
@@ -1486,7 +1487,7 @@ long wc_call_refused(long nr, long a, long b);
 
 /* Is the fault handler installed (a cache was opened in this image, or
  * wc_fault_ensure asked for it)? */
-extern volatile int wc_fault_ready;
+extern WC_LOCAL volatile int wc_fault_ready;
 /* Install it without a cache, to read the program's memory without
  * faulting (shared.c invariant (7)); under the lock wc_cache_get makes
  * the cache with. Returns 1 when it is there. Caller holds no lock. */

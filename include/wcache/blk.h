@@ -85,6 +85,7 @@
 
 #include "wcache/lock.h"
 #include "wcache/raw.h"
+#include "wcache/hidden.h"
 
 enum { WC_BLK_DESC = 0, WC_BLK_FILE = 1, WC_BLK_LEVELS = 2 };
 
@@ -126,7 +127,7 @@ struct wc_blk {
                                     (under m) */
 };
 
-extern int wc_blk_on;                     /* invariant (3) */
+extern WC_LOCAL int wc_blk_on;                     /* invariant (3) */
 extern __thread struct wc_blk_thr *wc_blk_me
     __attribute__((tls_model("initial-exec")));
 extern __thread char wc_blk_tag __attribute__((tls_model("initial-exec")));

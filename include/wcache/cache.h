@@ -25,6 +25,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/uio.h>
+#include "wcache/hidden.h"
 
 #define WC_PAGE_SHIFT 12
 #define WC_PAGE_SIZE (1u << WC_PAGE_SHIFT)
@@ -110,7 +111,7 @@ enum wc_reason {
     WC_WHY_OTHER,        /* mmap, sendfile, fopen, ... */
     WC_WHY_COUNT
 };
-extern const char *const wc_reason_names[WC_WHY_COUNT];
+extern WC_LOCAL const char *const wc_reason_names[WC_WHY_COUNT];
 
 struct wc_stats {
     uint64_t writes;        /* writes absorbed by the cache */

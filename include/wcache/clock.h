@@ -16,10 +16,11 @@
 
 #include <stdint.h>
 #include <time.h>
+#include "wcache/hidden.h"
 
 /* The vDSO's clock_gettime once found (cache/clock.c); before that, the
  * function that finds it. Atomic (relaxed): any thread may find it. */
-extern int (*wc_clock_gettime)(clockid_t, struct timespec *);
+extern WC_LOCAL int (*wc_clock_gettime)(clockid_t, struct timespec *);
 
 static inline uint64_t wc_now_ns(void)
 {

@@ -39,6 +39,7 @@
 #include <sys/time.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include "wcache/hidden.h"
 
 /*
  * X(return type, name, parameter list). `name` is the libc symbol that the
@@ -193,10 +194,10 @@ struct wc_sys {
 #undef WC_SYS_FIELD
 
 /* The table. Filled by the shim (dlsym) or by a test (libc). */
-extern struct wc_sys wc_sys;
+extern WC_LOCAL struct wc_sys wc_sys;
 
 /* Names of the entries, in table order, for the resolver's messages. */
-extern const char *const wc_sys_names[];
+extern WC_LOCAL const char *const wc_sys_names[];
 /* Number of entries. */
 #define WC_SYS_COUNT (sizeof(struct wc_sys) / sizeof(void (*)(void)))
 

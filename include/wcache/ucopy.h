@@ -17,6 +17,7 @@
 #include <signal.h>
 #include <ucontext.h>
 #include <stddef.h>
+#include "wcache/hidden.h"
 
 /* The copy itself (ucopy.c): returns the bytes NOT copied. */
 size_t wc__copy_rep(void *dst, const void *src, size_t n);
@@ -46,7 +47,7 @@ size_t wc_probe_readable(const void *src, size_t n);
 size_t wc_read_readable(void *dst, const void *src, size_t n);
 
 /* The highest user address + 1 on this machine (x86_64: 47 or 56 bits). */
-extern unsigned long wc_user_addr_max;
+extern WC_LOCAL unsigned long wc_user_addr_max;
 
 /* The kernel's access_ok(): is [p, p + n) inside user space? */
 static inline int wc_access_ok(const void *p, size_t n)
@@ -70,7 +71,7 @@ int wc_fault_sigaction(int sig, const struct sigaction *act,
  * about to take the default action (the process dies of it): the shim
  * writes back there. Runs inside the handler (on the thread's alternate
  * stack when it has one); must return. NULL: nothing to do. */
-extern void (*volatile wc_fault_death_hook)(int sig);
+extern WC_LOCAL void (*volatile wc_fault_death_hook)(int sig);
 
 /* Called by the fault handler before it runs the program's handler for a
  * SIGSEGV or SIGBUS the kernel raised: 1 when the kernel alone could not
@@ -78,14 +79,14 @@ extern void (*volatile wc_fault_death_hook)(int sig);
  * and the interrupted stack has no room for the kernel's frame: a stack
  * overflow), and the process dies of the signal instead, as it would
  * have. NULL or 0: the handler runs. */
-extern int (*volatile wc_fault_undeliverable_hook)(const siginfo_t *si,
+extern WC_LOCAL int (*volatile wc_fault_undeliverable_hook)(const siginfo_t *si,
                                                    const ucontext_t *uc);
 
 /* Called around the program's handler: with show 0, what uc->uc_stack
  * says of the shim's own alternate stack is replaced by what the kernel
  * alone would say (no stack) and kept in *saved; with show 1, put back
  * (the kernel restores the stack from it at the handler's return). */
-extern void (*volatile wc_fault_uc_stack_hook)(ucontext_t *uc,
+extern WC_LOCAL void (*volatile wc_fault_uc_stack_hook)(ucontext_t *uc,
                                                stack_t *saved, int show);
 
 /* The program's action `act` as the kernel keeps it: glibc's sigaction
