@@ -31,7 +31,7 @@
 #include "wcache/sys.h"
 #include "wcache/ucopy.h"
 
-__thread int wc_in_engine __attribute__((tls_model("initial-exec")));
+__thread struct wc_engine_thr wc_ethr __attribute__((tls_model("initial-exec")));
 
 const char *const wc_reason_names[WC_WHY_COUNT] = {
     "close", "fsync", "deadline", "pressure", "full", "bypass",
@@ -327,9 +327,6 @@ void wc_cache_limits_changed(struct wc_cache *c)
         lim = rl.rlim_cur;
     __atomic_store_n(&c->max_end, lim, __ATOMIC_RELAXED);
 }
-
-extern __thread struct wc_file *wc_wip_file;
-extern __thread uint64_t wc_wip_size;
 
 void wc_cache_unlock_all(struct wc_cache *c)
 {

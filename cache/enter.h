@@ -18,9 +18,10 @@
 
 #include "wcache/lock.h"
 #include "wcache/sys.h"
+#include "wcache/thr.h"
 
-/* Per thread: non-zero while the thread is inside a public entry point. */
-extern __thread int wc_in_engine __attribute__((tls_model("initial-exec")));
+/* wc_in_engine (wcache/thr.h), per thread: non-zero while the thread is
+ * inside a public entry point. */
 
 /* Enter the engine; false when this thread is already inside (a signal
  * handler interrupted it): the caller returns -EDEADLK. */

@@ -209,8 +209,6 @@ static void overlay(struct wc_file *f, const char *src, size_t n, uint64_t pos)
     }
 }
 
-__thread struct wc_file *wc_futile __attribute__((tls_model("initial-exec")));
-
 /* The gain meter, at the end of a window of operations on f: is caching
  * f worth its system calls? Caller holds f->lock. A file written
  * back at every lock or fsync, written at scattered offsets, or written
@@ -405,10 +403,8 @@ static inline void write_leave(struct wc_file *f, int locked, int dirtied)
  * appear in part (the kernel's writes are never cut by a signal). The
  * write commits when wc_wip_end is set (-1 from its start), before it
  * stops being in flight: from then on it stands, size included, as the
- * shim then counts it done too (moves the offset past it). */
-__thread struct wc_file *wc_wip_file __attribute__((tls_model("initial-exec")));
-__thread uint64_t wc_wip_size __attribute__((tls_model("initial-exec")));
-__thread int64_t wc_wip_end __attribute__((tls_model("initial-exec")));
+ * shim then counts it done too (moves the offset past it). Per thread:
+ * wc_wip_file, wc_wip_size and wc_wip_end, in wcache/thr.h's object. */
 
 /* Invariant W1: open f's window for the next write if it continues this
  * one inside the hint page, exactly where wc_write_fast's route is

@@ -59,8 +59,6 @@ WC_EXPORT int pthread_cancel(pthread_t t)
     return f(t);
 }
 
-WC_TLS int wc_cancel_held;
-
 void wc_cancel_hold(void)
 {
     int old;

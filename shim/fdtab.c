@@ -223,7 +223,7 @@ WC_BOOT struct wc_cache *volatile wc_cachep;
 WC_BOOT struct wc_desc **wc_fds;
 WC_BOOT unsigned char *wc_fd_bytes;
 WC_BOOT unsigned wc_nfds;
-WC_TLS int wc_depth;
+WC_TLS struct wc_shim_thr wc_thr;
 
 static struct wc_lock g_cache_lock;
 static int g_cache_failed;               /* wc_cache_open failed: stop */

@@ -152,8 +152,8 @@ ssize_t wc_desc_pass_for_good(int fd, struct wc_desc *d,
  * return and the offset's update, the child that writes back
  * (wc_unlock_all_in_child) moves the offset past it, as the kernel, which
  * completes a write before any handler runs, would have. Without this, a
- * write the handler queued landed on top of the one it interrupted. */
-WC_TLS struct wc_inflight wc_inflight;
+ * write the handler queued landed on top of the one it interrupted.
+ * wc_inflight is shim.h's wc_thr.inflight. */
 
 void wc_inflight_fixup(void)
 {

@@ -39,8 +39,6 @@
 #include "kcall.h"
 #include "wcache/ucopy.h"
 
-WC_TLS struct wc_queue *wc_tq;
-WC_TLS int wc_qpending;
 /* The record this thread's drain is running (NULL between records), and
  * whether it has returned: invariant (3). */
 static WC_TLS struct wc_qrec *g_running;

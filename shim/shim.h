@@ -61,6 +61,39 @@
 
 #define WC_TLS __thread __attribute__((tls_model("initial-exec")))
 
+/* The shim's per-thread words, in one object: the write path reads and
+ * writes five of them at every call, and separate initial-exec variables
+ * each took their own offset from the GOT (two instructions an access).
+ * Each keeps the name it had as a variable (the macros below).
+ *   depth        wc_depth: depth of shim code on this thread (0: not
+ *                inside; fdtab.c)
+ *   qpending     wc_qpending: records of this thread's queue of nested
+ *                writes not yet run (queue.c)
+ *   cancel_held  wc_cancel_held: 1 + the cancel state to give back when
+ *                the shim leaves; 0: not held (cancel.c invariant (3))
+ *   tq           wc_tq: that queue (NULL until first needed)
+ *   inflight     wc_inflight: a cached write at a description's offset,
+ *                in flight on this thread (io.c); in a child writing
+ *                back after a handler's _exit, the offset is moved past
+ *                it if the engine had finished it (wc_inflight_fixup) */
+struct wc_inflight {
+    struct wc_desc *d;
+    off_t start;
+};
+struct wc_shim_thr {
+    int depth;
+    int qpending;
+    int cancel_held;
+    struct wc_queue *tq;
+    struct wc_inflight inflight;
+};
+extern WC_TLS struct wc_shim_thr wc_thr;    /* defined in fdtab.c */
+#define wc_depth (wc_thr.depth)
+#define wc_qpending (wc_thr.qpending)
+#define wc_cancel_held (wc_thr.cancel_held)
+#define wc_tq (wc_thr.tq)
+#define wc_inflight (wc_thr.inflight)
+
 /* Every process that loads the library pays a page fault for each page it
  * touches (10 us and more here, for a /bin/true of 2.4 ms), so what a
  * process that only starts and exits runs and touches is kept together:
@@ -371,8 +404,8 @@ static inline int wc_fd_is_internal(int fd)
            __atomic_load_n(&wc_fds[fd], __ATOMIC_ACQUIRE) == WC_DESC_INTERNAL;
 }
 
-/* The engine's re-entry mark (cache/enter.h): this thread is inside it. */
-extern __thread int wc_in_engine __attribute__((tls_model("initial-exec")));
+/* The engine's re-entry mark, wc_in_engine (wcache/thr.h): this thread
+ * is inside it. */
 
 /* A call of the program names one of the engine's own descriptors, a
  * number it never opened (ownfd.c invariant (5)): the wrapper answers as
@@ -892,13 +925,7 @@ void wc_unlock_all_in_child(void);
 
 /* ---- re-entry and signal-nested writes (fdtab.c) --------------------- */
 
-/* Depth of shim code on this thread (0: not inside). */
-extern WC_TLS int wc_depth;
-/* This thread's queue of nested writes (NULL until first needed) and
- * the number of records in it not yet run. */
-extern WC_TLS struct wc_queue *wc_tq;
-extern WC_TLS int wc_qpending;
-
+/* wc_depth, wc_tq and wc_qpending: wc_thr, at the top of this file. */
 void wc_queue_drain(void);
 /* In the child that writes back after a handler's _exit, before it
  * drains: the record the interrupted drain was running is not run again
@@ -910,9 +937,7 @@ void wc_queue_init(void);
 
 /* 1 once the program has called pthread_cancel (cancel.c invariant (1)). */
 extern WC_LOCAL int wc_cancel_used;
-/* 1 + the cancel state to give back when the shim leaves; 0: not held
- * (cancel.c invariant (3)). */
-extern WC_TLS int wc_cancel_held;
+/* wc_cancel_held (wc_thr) set and given back. */
 void wc_cancel_hold(void);
 void wc_cancel_unhold(void);
 
@@ -1005,14 +1030,9 @@ void wc_death_signals_after_fork(void);
 
 /* ---- write/read paths (io.c) ----------------------------------------- */
 
-/* A cached write at a description's offset, in flight on this thread
- * (io.c); and, in a child writing back after a handler's _exit, the
- * offset moved past it if the engine had finished it. */
-struct wc_inflight {
-    struct wc_desc *d;
-    off_t start;
-};
-extern WC_TLS struct wc_inflight wc_inflight;
+/* wc_inflight (wc_thr): in a child writing back after a handler's _exit,
+ * the offset moved past the write in flight if the engine had finished
+ * it. */
 void wc_inflight_fixup(void);
 
 /* The one write path: write/pwrite (vec 0: one buffer, iov[0]) or

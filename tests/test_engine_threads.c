@@ -188,8 +188,8 @@ Test(engine_threads, writers, .init = wct_setup, .fini = wct_teardown,
 /* A nested entry on the same thread: what a signal handler's write()
  * does when it interrupts the engine. Simulated by entering through a
  * SIGSEGV handler that runs inside the engine's own copy... the handler
- * is not run for those; so use the public guard directly instead. */
-extern __thread int wc_in_engine;
+ * is not run for those; so use the public guard directly instead
+ * (wc_in_engine: wcache/thr.h). */
 
 Test(engine_threads, nested_entry_is_refused, .init = wct_setup, .fini = wct_teardown,
      .timeout = 30)

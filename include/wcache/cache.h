@@ -26,6 +26,7 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 #include "wcache/hidden.h"
+#include "wcache/thr.h"
 
 #define WC_PAGE_SHIFT 12
 #define WC_PAGE_SIZE (1u << WC_PAGE_SHIFT)
@@ -276,15 +277,15 @@ void wc_file_remote(struct wc_file *f);
  * A caller that keeps its own offset sets it to -1 before a write:
  * a child made after a signal handler's _exit interrupted the caller
  * between the engine's return and its own bookkeeping can then tell
- * that the write did happen, and where it ended (shim/io.c). */
-extern __thread int64_t wc_wip_end __attribute__((tls_model("initial-exec")));
+ * that the write did happen, and where it ended (shim/io.c). wc_wip_end,
+ * per thread (wcache/thr.h). */
 
 /* Set by a write (never cleared by the engine) when the file it wrote has
  * cost about one system call per operation over the engine's last window
  * of them (cache_int.h, WC_GAIN_OPS): caching it gains nothing. Reported
  * once per file; the caller clears it, and may take the file out of the
- * cache (wc_file_settle, then put every reference). */
-extern __thread struct wc_file *wc_futile __attribute__((tls_model("initial-exec")));
+ * cache (wc_file_settle, then put every reference). wc_futile, per
+ * thread (wcache/thr.h). */
 
 /* Write f back and say whether it may leave the cache now: 0 when it holds
  * no dirty byte, is in its normal state and has no write-back error still
