@@ -566,7 +566,7 @@ static ssize_t to_kernel(int fd, struct wc_desc *d, int write,
  *   - CACHED, a small write that continues the last one within its page
  *     (wc_write_fast), with wc_do_writev's in-flight mark (wc_inflight)
  *     and the gain meter's verdict, inside the file's window (cache/
- *     write.c W1): 270 instructions per 1-byte write in all, where the
+ *     write.c W1): 250 instructions per 1-byte write in all, where the
  *     full path takes 571.
  * The source is faulted in first, before any lock (fault_in). The
  * program's errno is kept on success: a CACHED write with one thread or
