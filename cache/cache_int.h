@@ -84,7 +84,6 @@ void wc_hash_free(void *p, size_t size);
 #define HASH_KEYCMP(a, b, len)                                             \
     (*(const uint64_t *)(a) != *(const uint64_t *)(b))
 #include <uthash.h>
-#include "wcache/hidden.h"
 
 struct wc_file;
 

@@ -60,7 +60,6 @@
 
 #include "shim.h"
 #include "wcache/raw.h"
-#include "wcache/hidden.h"
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__) || \
     defined(WC_KCALL_TABLE)

@@ -235,9 +235,9 @@ int wc_proc_image_ends(void)
  * single-threaded copy, with the whole cache (wc_cache_inherit: a fork
  * child gets none of the store otherwise), in which nobody holds anything:
  * it takes every lock as free, runs what handlers queued, writes back from
- * the shared store, sets the shared kernel offsets, and exits. The parent waits, then exits
- * as asked whatever became of the child (the crash guard, a later issue,
- * covers a child that could not finish). Other threads' writes that return
+ * the shared store, sets the shared kernel offsets, and exits. The parent
+ * waits, then exits as asked whatever became of the child (the crash
+ * guard, a later issue, covers a child that could not finish). Other threads' writes that return
  * after the fork are not in the copy.
  */
 static void flush_in_child(void)

@@ -478,7 +478,6 @@ static inline struct wc_desc *wc_fd_peek(int fd)
  * thread tests meet stale pointers often. Nothing in other builds. */
 #ifdef WC_TEST_WIDEN_RACES
 #include <sched.h>
-#include "wcache/hidden.h"
 #define WC_RACE_WINDOW() sched_yield()
 #else
 #define WC_RACE_WINDOW() ((void)0)

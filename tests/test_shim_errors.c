@@ -1135,6 +1135,20 @@ static void mount_image(const char *mkfs, int mib)
     mounted = 1;
 }
 
+/* What a test of program `prog` on such a file system needs first: the
+ * shim, the program, and the mkfs command (its first word, from Debian
+ * package `pkg`); then the file system, mounted. */
+static void on_image(const char *prog, const char *mkfs, const char *pkg,
+                     int mib)
+{
+    char tool[64];
+    snprintf(tool, sizeof tool, "%.*s", (int)strcspn(mkfs, " "), mkfs);
+    wct_require_shim();
+    wct_require_prog(prog);
+    wct_require_tool(tool, pkg);
+    mount_image(mkfs, mib);
+}
+
 /* A signal handler that calls _exit while the program is inside the
  * shim: the exit path cannot write back in this process (the locks held
  * may guard structures caught mid-update) and makes a copy of it with a
@@ -1149,10 +1163,7 @@ static void mount_image(const char *mkfs, int mib)
 Test(errors, an_exit_from_a_handler_inside_the_shim_writes_back,
      .init = setup, .fini = teardown, .timeout = 120)
 {
-    wct_require_shim();
-    wct_require_prog(WCT_PROG("prog_frozen"));
-    wct_require_tool("mkfs.ext2", "e2fsprogs");
-    mount_image("mkfs.ext2 -q -F", 16);
+    on_image(WCT_PROG("prog_frozen"), "mkfs.ext2 -q -F", "e2fsprogs", 16);
     char a[4300];
     snprintf(a, sizeof a, "%s/a", scratch);
     const char *argv[] = {WCT_PROG("prog_frozen"), a, mnt, NULL};
@@ -1189,10 +1200,8 @@ Test(errors, an_exit_from_a_handler_inside_the_shim_writes_back,
 Test(errors, file_system_size_limit, .init = setup, .fini = teardown,
      .timeout = 300)
 {
-    wct_require_shim();
-    wct_require_prog(WCT_PROG("prog_maxsize"));
-    wct_require_tool("mkfs.ext2", "e2fsprogs");
-    mount_image("mkfs.ext2 -q -b 1024 -F", 64);
+    on_image(WCT_PROG("prog_maxsize"), "mkfs.ext2 -q -b 1024 -F",
+             "e2fsprogs", 64);
     char f[4300], none[4300];
     snprintf(f, sizeof f, "%s/f", mnt);
     /* run_once reads its target whole: not this 16 GiB sparse file (the
@@ -1225,10 +1234,8 @@ Test(errors, file_system_size_limit, .init = setup, .fini = teardown,
 Test(errors, btrfs_snapshot_holds_the_cached_bytes, .init = setup,
      .fini = teardown, .timeout = 300)
 {
-    wct_require_shim();
-    wct_require_prog(WCT_PROG("prog_snapshot"));
-    wct_require_tool("mkfs.btrfs", "btrfs-progs");
-    mount_image("mkfs.btrfs -q -f", 300);
+    on_image(WCT_PROG("prog_snapshot"), "mkfs.btrfs -q -f", "btrfs-progs",
+             300);
     char none[4300];
     snprintf(none, sizeof none, "%s/none", mnt);
     const char *ak[] = {WCT_PROG("prog_snapshot"), mnt, "k", NULL};
@@ -1688,10 +1695,7 @@ static long long store_pages_cached(const char *dir)
 Test(errors, store_on_a_disk_reads_nothing_around, .init = setup,
      .fini = teardown, .timeout = 120)
 {
-    wct_require_shim();
-    wct_require_prog(WCT_PROG("prog_fill"));
-    wct_require_tool("mkfs.ext4", "e2fsprogs");
-    mount_image("mkfs.ext4 -q -F", 128);
+    on_image(WCT_PROG("prog_fill"), "mkfs.ext4 -q -F", "e2fsprogs", 128);
     char dir[4300], f[4300], e_dir[4400];
     snprintf(dir, sizeof dir, "%s/store", mnt);
     snprintf(f, sizeof f, "%s/out", scratch);

@@ -187,34 +187,49 @@ static char *file_lines(const char *path, size_t *len, size_t *lines)
     return data;
 }
 
+/* Run spec s; it must succeed. */
+static void run_ok(const struct wct_spec *s)
+{
+    struct wct_result r;
+    cr_assert_eq(wct_run(s, &r), 0);
+    cr_assert(wct_ok(&r), "%s\n%s", wct_status_str(&r), r.err);
+    wct_result_free(&r);
+}
+
+/* Run argv under the shim, the process's cache made at once and a file
+ * cached after the default count of first writes (the tests' is 0); it
+ * must succeed. Its WCACHE_STATS report (malloc'd), alone. */
+static char *run_stats(const char *const *argv)
+{
+    char stats[4300], senv[4400];
+    snprintf(stats, sizeof stats, "%s/stats", scratch);
+    snprintf(senv, sizeof senv, "WCACHE_STATS=%s", stats);
+    const char *env[] = {senv, "WCACHE_SETUP_US=0", "WCACHE_MIN_WRITES=8",
+                         NULL};
+    struct wct_spec s = {.argv = argv, .env = env, .shim = 1,
+                         .timeout_s = 60};
+    run_ok(&s);
+    size_t len;
+    char *text = wct_slurp(stats, &len);
+    cr_assert(text, "no statistics at %s", stats);
+    unlink(stats);              /* a report is appended to: the next run's */
+    return text;
+}
+
 /* The writes of the logger (200 lines) to `path` that passed through
  * before its file was cached, from its WCACHE_STATS report; the file is
  * checked whole. */
 static long first_writes(const char *path)
 {
-    char stats[4300], senv[4400], n[] = "200";
-    snprintf(stats, sizeof stats, "%s/stats", scratch);
-    snprintf(senv, sizeof senv, "WCACHE_STATS=%s", stats);
-    /* The file's own count alone: the process's cache made at once; the
-     * default count of first writes (the tests' is 0). */
-    const char *env[] = {senv, "WCACHE_SETUP_US=0", "WCACHE_MIN_WRITES=8",
-                         NULL};
+    char n[] = "200";
+    /* The file's own count alone. */
     const char *argv[] = {WCT_BUILD_DIR "/examples/logger", path, n, NULL};
-    struct wct_spec s = {.argv = argv, .env = env, .shim = 1,
-                         .timeout_s = 60};
-    struct wct_result r;
-    cr_assert_eq(wct_run(&s, &r), 0);
-    cr_assert(wct_ok(&r), "%s", r.err);
-    wct_result_free(&r);
-    size_t len;
-    char *text = wct_slurp(stats, &len);
-    cr_assert(text, "no statistics at %s", stats);
+    char *text = run_stats(argv);
     long few = stat_after(text, "a file's first writes (WCACHE_MIN_WRITES) ");
     if (few < 0)
         few = 0;
     free(text);
-    unlink(stats);
-    size_t lines;
+    size_t len, lines;
     char *data = file_lines(path, &len, &lines);
     cr_assert_eq(lines, 200, "%s holds %zu lines", path, lines);
     cr_assert(strstr(data, "request 199 handled"), "the last line lacks");
@@ -261,10 +276,7 @@ Test(fuse, file_system_type_asked_once_per_device, .init = setup,
                           "-o", out, "env", "LD_PRELOAD=" WCT_SHIM_SO,
                           "sh", "-c", script, NULL};
     struct wct_spec s = {.argv = argv, .timeout_s = 60};
-    struct wct_result r;
-    cr_assert_eq(wct_run(&s, &r), 0);
-    cr_assert(wct_ok(&r), "%s\n%s", wct_status_str(&r), r.err);
-    wct_result_free(&r);
+    run_ok(&s);
     size_t len;
     char *text = wct_slurp(out, &len);
     cr_assert(text);
@@ -297,25 +309,13 @@ Test(fuse, a_remote_stream_is_written_back_early,
     wct_require_shim();
     wct_require_tool("perl", "perl");
     mount_bindfs();
-    char path[4300], stats[4300], senv[4400];
+    char path[4300];
     snprintf(path, sizeof path, "%s/perl.out", mnt);
-    snprintf(stats, sizeof stats, "%s/stats", scratch);
-    snprintf(senv, sizeof senv, "WCACHE_STATS=%s", stats);
-    const char *env[] = {senv, "WCACHE_SETUP_US=0", "WCACHE_MIN_WRITES=8",
-                         NULL};
     const char *argv[] = {"perl", "-e",
                           "open(my $f, '>', shift) or die; $f->autoflush(1);"
                           " print $f \"line $_ of the file\\n\" for 1 .. 12000",
                           path, NULL};
-    struct wct_spec s = {.argv = argv, .env = env, .shim = 1,
-                         .timeout_s = 60};
-    struct wct_result r;
-    cr_assert_eq(wct_run(&s, &r), 0);
-    cr_assert(wct_ok(&r), "%s\n%s", wct_status_str(&r), r.err);
-    wct_result_free(&r);
-    size_t len;
-    char *text = wct_slurp(stats, &len);
-    cr_assert(text, "no statistics at %s", stats);
+    char *text = run_stats(argv);
     const char *at = strstr(text, "flushes: close ");
     long batches = at ? stat_after(at, " pressure ") : -1;
     /* The first at 32 pages; the second at 64 only where the first was
@@ -323,7 +323,7 @@ Test(fuse, a_remote_stream_is_written_back_early,
     cr_assert_geq(batches, 1, "%ld stream batches before the close:\n%s",
                   batches, text);
     free(text);
-    size_t lines;
+    size_t len, lines;
     char *data = file_lines(path, &len, &lines);
     cr_assert_eq(lines, 12000, "%s holds %zu lines", path, lines);
     const char *last = "line 12000 of the file\n";

@@ -271,21 +271,8 @@ struct wc_file *wc_file_get_known(struct wc_cache *c, int fd,
  * the first batch, and in smaller batches (cache/async.c (6)). */
 void wc_file_remote(struct wc_file *f);
 
-/* Where the calling thread's last completed write ended (its start plus
- * its count), set by the engine before it stops marking the write as in
- * flight (-1 from the write's start: the write commits when it is set).
- * A caller that keeps its own offset sets it to -1 before a write:
- * a child made after a signal handler's _exit interrupted the caller
- * between the engine's return and its own bookkeeping can then tell
- * that the write did happen, and where it ended (shim/io.c). wc_wip_end,
- * per thread (wcache/thr.h). */
-
-/* Set by a write (never cleared by the engine) when the file it wrote has
- * cost about one system call per operation over the engine's last window
- * of them (cache_int.h, WC_GAIN_OPS): caching it gains nothing. Reported
- * once per file; the caller clears it, and may take the file out of the
- * cache (wc_file_settle, then put every reference). wc_futile, per
- * thread (wcache/thr.h). */
+/* The per-thread words a caller reads (wc_wip_end, wc_futile) are
+ * wcache/thr.h's. */
 
 /* Write f back and say whether it may leave the cache now: 0 when it holds
  * no dirty byte, is in its normal state and has no write-back error still
