@@ -319,6 +319,15 @@ int wc_cache_open(struct wc_cache **out, const struct wc_config *cfg)
     return 0;
 }
 
+void wc_cache_fit_dirty(struct wc_cache *c, size_t bytes)
+{
+    uint32_t pages = (uint32_t)(bytes >> WC_PAGE_SHIFT);
+    if (pages < 1)
+        pages = 1;
+    if (pages < __atomic_load_n(&c->dirty_limit, __ATOMIC_RELAXED))
+        __atomic_store_n(&c->dirty_limit, pages, __ATOMIC_RELAXED);
+}
+
 void wc_cache_limits_changed(struct wc_cache *c)
 {
     struct rlimit rl;

@@ -395,7 +395,8 @@ struct wc_cache {
     struct wc_page *lru_tail;
     uint32_t nlru;              /* pages on the LRU (cache lock) */
     uint32_t dirty_pages;       /* atomic: pages with dirty ranges */
-    uint32_t dirty_limit;       /* pages that start write-back */
+    uint32_t dirty_limit;       /* pages that start write-back (atomic:
+                                   wc_cache_fit_dirty lowers it) */
     struct wc_stats totals;     /* cache lock; released files folded in */
     struct wc_space {           /* cache lock: bytes that may still be
                                    cached on a file system (st_dev) before

@@ -19,9 +19,10 @@
  *   (3) With a room function (wc_config.room: a memory cgroup's limit),
  *       the blocks the store holds in memory (reserved, less those
  *       punched) stay at most a quarter of what it holds plus the room
- *       left, as the cache's size was fitted when it was made: a growth
- *       past that is refused (-EAGAIN: the store is full, pages.c
- *       recycles clean blocks or writes back), and wc_store_fit gives
+ *       left (the shim lowers the dirty limit to match at its first
+ *       answer, wc_cache_fit_dirty): a growth past that is refused
+ *       (-EAGAIN: the store is full, pages.c recycles clean blocks or
+ *       writes back), and wc_store_fit gives
  *       free blocks back when others took the room since. The first
  *       WC_ROOM_FREE bytes are always granted. The room is asked at
  *       every growth past them (a few cgroup files read, tens of us, at

@@ -392,7 +392,8 @@ static inline void write_leave(struct wc_file *f, int locked, int dirtied)
     wc_file_leave(f, locked);
     if (dirtied &&
         __builtin_expect(__atomic_load_n(&c->dirty_pages, __ATOMIC_RELAXED) >
-                             c->dirty_limit, 0))
+                             __atomic_load_n(&c->dirty_limit,
+                                             __ATOMIC_RELAXED), 0))
         wc_flush_all_entered(c, WC_WHY_PRESSURE);
     wc_engine_leave();
 }

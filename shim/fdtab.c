@@ -410,31 +410,6 @@ static void warn_user(const char *msg)
     wc_log(WC_LOG_WARN, "%s", msg);
 }
 
-/* The cache fits the room the memory cgroup has left (memcg.c): a
- * quarter of it, of which half may be dirty, unless WCACHE_SIZE or
- * WCACHE_DIRTY said otherwise (an explicit size is kept, since memory
- * follows the data cached, but its dirty half is capped the same). */
-static void fit_memcg(struct wc_config *cc)
-{
-    uint64_t room = wc_memcg_room();
-    if (room == UINT64_MAX)
-        return;
-    /* The store keeps to the room as it grows (cache/store.h (3)): other
-     * processes of the cgroup take from it too. */
-    cc->room = wc_memcg_room;
-    uint64_t budget = room / 4 & ~(uint64_t)(WC_PAGE_SIZE - 1);
-    if (budget < (256u << 10))
-        budget = 256u << 10;            /* the least WCACHE_SIZE takes */
-    if (!cc->size && budget < (64u << 20))
-        cc->size = (size_t)budget;
-    size_t size = cc->size ? cc->size : (size_t)64 << 20;
-    if (!cc->dirty && size / 2 > budget / 2)
-        cc->dirty = (size_t)(budget / 2);
-    wc_log(WC_LOG_INFO, "memory cgroup: %llu KiB left, cache %zu KiB, "
-           "write-back from %zu KiB dirty", (unsigned long long)(room >> 10),
-           size >> 10, (cc->dirty ? cc->dirty : size / 2) >> 10);
-}
-
 int wc_cache_failed(void)
 {
     return __atomic_load_n(&g_cache_failed, __ATOMIC_RELAXED);
@@ -455,7 +430,9 @@ struct wc_cache *wc_cache_get(void)
         wc_cfg.cache.solo = &wc_solo;   /* the one-writer entry: shim.h */
         wc_cfg.cache.sent = &wc_sent_through;
         wc_cfg.cache.unnamed = wc_cfg.guard;    /* named by publish */
-        fit_memcg(&wc_cfg.cache);
+        /* The store keeps to the room the memory cgroup has left, asked
+         * first by the flusher (memcg.c invariants (1), (4)). */
+        wc_cfg.cache.room = wc_memcg_room;
         wc_real_all();          /* real.c (1b) */
         wc_signals_fault_hooks();       /* before the fault handler */
         wc_refused_io_probe();          /* io.c (7) */
@@ -1616,6 +1593,7 @@ void wc_after_fork_child(void)
     wc_reg_after_fork();
     wc_own_fd_after_fork();
     WC_RESET(g_cache_failed, 0);
+    wc_memcg_after_fork_child();
     int nwatch = 0;
     for (unsigned fd = g_own_lo; fd < g_own_hi && g_own_hi <= wc_nfds; fd++)
         if (wc_fds[fd] == WC_DESC_INTERNAL)
@@ -1655,6 +1633,7 @@ void wc_unlock_all_in_child(void)
     g_cache_lock.v = 0;
     g_slab_lock.v = 0;
     g_fs_memo_lock.v = 0;
+    wc_memcg_after_fork_child();
     wc_blk_after_fork();                /* wcache/blk.h invariant (5) */
     wc_reg_unlock_in_child();
     wc_own_fd_after_fork();

@@ -297,6 +297,8 @@ raw(long n, long a, long b, long c, long d)
 long wc_guard_clone(long flags, void *stack_top, int (*fn)(void *),
                     void *arg);
 __asm__(".text\n"
+        ".globl wc_guard_clone\n"         /* flusher.c uses it too */
+        ".hidden wc_guard_clone\n"
         ".type wc_guard_clone, @function\n"
         "wc_guard_clone:\n"
         "    and $-16, %rsi\n"          /* the child's stack: fn, arg */
@@ -401,6 +403,29 @@ static int guard_watches(const char *dir, uint64_t ns)
     return r == -EWOULDBLOCK;
 }
 
+/* guard_watches, apart on the flusher (flusher.c invariant (8)): its
+ * lock file's descriptor never takes a number in the program's table. */
+struct watch_look {
+    const char *dir;
+    uint64_t ns;
+    int r;
+};
+
+static int watches_apart(void *p)
+{
+    struct watch_look *w = p;
+    w->r = guard_watches(w->dir, w->ns);
+    return 0;
+}
+
+static int watched(const char *dir, uint64_t ns)
+{
+    struct watch_look w = {dir, ns, 0};
+    if (wc_on_flusher() && wc_apart(watches_apart, &w) == 0)
+        return w.r;
+    return guard_watches(dir, ns);
+}
+
 /* Checks (every 250 ms, by the flusher) that may find no guard before
  * the process stops caching (invariant (7)): 2 s for a guard's exec and
  * its first look at the directory, however loaded the machine. */
@@ -457,7 +482,7 @@ static int spawn(struct wc_cache *c)
         return SPAWN_NONE;
     memcpy(s->dir, path, (size_t)(slash - path));
     s->dir[slash - path] = 0;
-    if (guard_watches(s->dir, wc_cache_mnt_ns(c)))
+    if (watched(s->dir, wc_cache_mnt_ns(c)))
         return SPAWN_WATCHED;
     if (!find_guard())
         return SPAWN_NONE;

@@ -228,6 +228,16 @@ static inline void wc_fd_make_end(void)
  * its close. */
 int wc_fd_own_open_begin(void);
 void wc_fd_own_open_end(void);
+/* Is this thread the flusher? */
+int wc_on_flusher(void);
+/* fn(arg) in a child sharing this memory with a descriptor table of its
+ * own (flusher.c invariant (8)); its result, or -1 when no child could
+ * be made. The flusher only. */
+int wc_apart(int (*fn)(void *), void *arg);
+/* clone(flags, stack) running fn(arg) on `stack`, with no errno written
+ * (guard.c); the child's pid or -errno. */
+long wc_guard_clone(long flags, void *stack_top, int (*fn)(void *),
+                    void *arg);
 /* prlimit of RLIMIT_NOFILE as the program must see it, and its changes
  * (serialised with the placement; ours move above a raised limit). Same
  * returns as prlimit(2). getrlimit is interposed in ownfd.c. */
@@ -1283,8 +1293,11 @@ struct wc_desc *wc_nc_untracked_read(int fd);
          ? wc_nc_untracked_read(fd) : NULL)
 
 /* The least room (limit - usage, bytes) the process's memory cgroup and
- * its ancestors have left; UINT64_MAX: no limit (memcg.c). */
+ * its ancestors have left; UINT64_MAX: no limit (memcg.c): the engine's
+ * room function (wc_config.room). */
 uint64_t wc_memcg_room(void);
+/* A fork child starts over (its own cache, its own question). */
+void wc_memcg_after_fork_child(void);
 
 /* ---- the process side (proc.c) --------------------------------------- */
 

@@ -121,15 +121,13 @@ static long opened_raw(long fd, int dirfd, const char *path, int flags)
  * count; nor does the shim's flusher, by its thread id, which would keep
  * a process whose program threads are all gone alive for ever.)
  * Slow: only for SYS_exit. */
-static int last_program_thread(void)
+static int last_program_thread(const char *task_dir, long self)
 {
-    int dfd = REAL(open)("/proc/self/task", O_RDONLY | O_DIRECTORY |
-                         O_CLOEXEC);
+    int dfd = REAL(open)(task_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0)
         return 0;
     char buf[4096];
     int others = 0;
-    long self = REAL(syscall)(SYS_gettid);
     long flusher = wc_flusher_tid();
     long n;
     while ((n = REAL(syscall)(SYS_getdents64, dfd, buf, sizeof buf)) > 0) {
@@ -163,25 +161,53 @@ static int last_program_thread(void)
     return others == 0;
 }
 
-/* For the flusher (flusher.c): have all the program's threads ended, the
- * leader included (pthread_exit from main, then the others)? Then nothing
- * but the shim keeps the process alive. One small read while the leader
- * lives. */
-int wc_program_threads_gone(void)
+/* The look of wc_program_threads_gone at process `pid`, whose thread
+ * `self` asks. */
+static int threads_gone(int pid, long self)
 {
-    if (!wc_fd_own_open_begin())        /* flusher.c invariant (7) */
-        return 0;
-    int gone = 0, fd = REAL(open)("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+    char p[64];
+    snprintf(p, sizeof p, "/proc/%d/stat", pid);
+    int gone = 0, fd = REAL(open)(p, O_RDONLY | O_CLOEXEC);
     if (fd >= 0) {
         char st[512] = {0};
         ssize_t k = wc_k_read(fd, st, sizeof st - 1);
         wc_k_close(fd);
         char *close_p = strrchr(st, ')');
+        snprintf(p, sizeof p, "/proc/%d/task", pid);
         gone = k > 0 && close_p && close_p[1] == ' ' && close_p[2] == 'Z' &&
-               last_program_thread();   /* a directory's descriptor too */
+               last_program_thread(p, self);    /* a directory's too */
     }
-    wc_fd_own_open_end();
     return gone;
+}
+
+struct gone_look {
+    int pid;
+    long self;
+    int gone;
+};
+
+static int gone_apart(void *arg)
+{
+    struct gone_look *g = arg;
+    g->gone = threads_gone(g->pid, g->self);
+    return 0;
+}
+
+/* For the flusher (flusher.c): have all the program's threads ended, the
+ * leader included (pthread_exit from main, then the others)? Then nothing
+ * but the shim keeps the process alive. One small read while the leader
+ * lives, apart (flusher.c invariant (8)); in the program's table, as
+ * invariant (7) allows, only where no child can be made for it. */
+int wc_program_threads_gone(void)
+{
+    struct gone_look g = {getpid(), REAL(syscall)(SYS_gettid), 0};
+    if (wc_apart(gone_apart, &g) == 0)
+        return g.gone;
+    if (!wc_fd_own_open_begin())        /* flusher.c invariant (7) */
+        return 0;
+    g.gone = threads_gone(g.pid, g.self);
+    wc_fd_own_open_end();
+    return g.gone;
 }
 
 /* SYS_exit: the thread ends; if it is the program's last, the process
@@ -191,7 +217,8 @@ static long thread_exit(long code)
 {
     if (wc_state == WC_ST_ON && !wc_depth) {
         int e = errno;
-        int last = last_program_thread();
+        int last = last_program_thread("/proc/self/task",
+                                       REAL(syscall)(SYS_gettid));
         errno = e;
         if (last) {
             wc_proc_exit_flush();

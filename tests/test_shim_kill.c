@@ -1230,10 +1230,11 @@ static char *small_memcg(char *cg, size_t cgcap, char *store, size_t scap)
 }
 
 /* Run argv (found in PATH) in cgroup cg, under the shim with its store in
- * `store` when `shim`, its standard output on /dev/null; its wait
- * status (exit 98: it could not join the cgroup, 97: no exec). */
+ * `store` when `shim`, its standard output on /dev/null, and with `err`
+ * its standard error there and the shim's log at info; its wait status
+ * (exit 98: it could not join the cgroup, 97: no exec). */
 static int in_memcg(const char *cg, const char *store, int shim,
-                    const char *const *argv)
+                    const char *err, const char *const *argv)
 {
     pid_t pid = fork();
     cr_assert(pid >= 0);
@@ -1243,6 +1244,12 @@ static int in_memcg(const char *cg, const char *store, int shim,
         if (shim) {
             setenv("LD_PRELOAD", WCT_BUILD_DIR "/libwcache.so", 1);
             setenv("WCACHE_DIR", store, 1);
+        }
+        if (err) {
+            setenv("WCACHE_LOG", "info", 1);
+            int e = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+            if (e < 0 || dup2(e, 2) < 0)
+                _exit(98);
         }
         int null = open("/dev/null", O_WRONLY);
         dup2(null, 1);
@@ -1258,7 +1265,9 @@ static int in_memcg(const char *cg, const char *store, int shim,
  * a 16 MiB memory cgroup, the store on tmpfs (/dev/shm, the default):
  * with the kernel alone its page cache is reclaimed and it finishes; the
  * shim's cache, which nothing reclaims, must fit the room the cgroup has
- * (shim/memcg.c; probe M: OOM-killed with a 64 MiB cache). */
+ * (shim/memcg.c; probe M: OOM-killed with a 64 MiB cache). The shim's log
+ * says it found the limit, asked once the cache was made, and fitted the
+ * dirty limit to an eighth of the room at most (memcg.c (4)). */
 Test(kill, small_memory_cgroup_finishes, .init = setup,
      .fini = wct_scratch_cleanup, .timeout = 120)
 {
@@ -1276,7 +1285,9 @@ Test(kill, small_memory_cgroup_finishes, .init = setup,
         char sub[4200];
         snprintf(sub, sizeof sub, "%s/%s", dir, shim ? "shim" : "kernel");
         cr_assert(mkdir(sub, 0700) == 0);
-        int st = in_memcg(cg, store, shim,
+        char err[4300];
+        snprintf(err, sizeof err, "%s.log", sub);
+        int st = in_memcg(cg, store, shim, shim ? err : NULL,
                           (const char *[]){"perl", "-e", prog, sub, NULL});
         cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0,
                   "%s: status %#x (signal %d: 9 is the OOM killer)",
@@ -1291,7 +1302,76 @@ Test(kill, small_memory_cgroup_finishes, .init = setup,
                       shim ? "shim" : "kernel", i,
                       (long long)(stat(p, &s) == 0 ? s.st_size : -1));
         }
+        if (!shim)
+            continue;
+        char *log = wct_slurp(err, NULL);
+        const char *m = log ? strstr(log, "memory cgroup: ") : NULL;
+        unsigned long long left = 0, dirty = 0;
+        cr_expect(m && sscanf(m, "memory cgroup: %llu KiB left, the store "
+                              "keeps to a quarter of it, write-back from "
+                              "%llu KiB dirty", &left, &dirty) == 2,
+                  "no limit found (the log: %s)", log ? log : "none");
+        cr_expect(left > 0 && left <= 16384 && dirty >= 256 / 2 &&
+                      dirty <= 16384 / 8,
+                  "%llu KiB left, write-back from %llu KiB dirty in a 16 "
+                  "MiB cgroup", left, dirty);
+        free(log);
     }
+    for (int i = 0; i < 500 && rmdir(cg) != 0; i++)
+        usleep(10000);
+    wct_rmtree(store);
+}
+
+/* Under a memory limit the flusher asks the cgroup for its room at each
+ * tick, reading its files: it read them in the program's descriptor
+ * table, where dash's redirections met the numbers it held for a few
+ * microseconds (a dup2 onto one, a close of it, a fork copying it): "Bad
+ * file descriptor", "I/O error", "Device or resource busy", lines lost,
+ * in 4 of 4 runs of this script (ticks every millisecond). It reads them
+ * in a table of its own now (shim/flusher.c (8)). */
+Test(kill, memory_cgroup_looks_leave_the_programs_descriptors_alone,
+     .init = setup, .fini = wct_scratch_cleanup, .timeout = 120)
+{
+    wct_require_shim();
+    char cg[800], store[64];
+    char *dir = small_memcg(cg, sizeof cg, store, sizeof store);
+    static const char script[] =
+        "cd \"$1\" || exit 9\n"
+        "for i in $(seq 1500); do\n"
+        "  echo \"line $i\" > f$((i % 7))\n"
+        "  exec 3>g; echo \"x $i\" >&3; echo \"y $i\" >&3; exec 3>&-\n"
+        "  cat f$((i % 7)) >> all\n"
+        "  echo \"z $(echo $i)\" >> all\n"
+        "  cat g >> all\n"
+        "done\n";
+    char sh[4200];
+    snprintf(sh, sizeof sh, "%s/s.sh", dir);
+    cr_assert_eq(wct_spit(sh, script, sizeof script - 1), 0);
+    setenv("WCACHE_FLUSH_MS", "4", 1);  /* a tick every millisecond */
+    setenv("WCACHE_MIN_WRITES", "0", 1);
+    setenv("WCACHE_SETUP_US", "0", 1);
+    char *all[2] = {NULL, NULL};
+    for (int shim = 0; shim < 2; shim++) {
+        char sub[4200], p[4300];
+        snprintf(sub, sizeof sub, "%s/%s", dir, shim ? "shim" : "kernel");
+        cr_assert(mkdir(sub, 0700) == 0);
+        int st = in_memcg(cg, store, shim, NULL,
+                          (const char *[]){"dash", sh, sub, NULL});
+        cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+                  "%s: status %#x", shim ? "shim" : "kernel", st);
+        snprintf(p, sizeof p, "%s/all", sub);
+        all[shim] = wct_slurp(p, NULL);
+        cr_assert(all[shim], "%s: no output", shim ? "shim" : "kernel");
+    }
+    unsetenv("WCACHE_FLUSH_MS");
+    unsetenv("WCACHE_MIN_WRITES");
+    unsetenv("WCACHE_SETUP_US");
+    cr_expect(strcmp(all[0], all[1]) == 0,
+              "the script's output under the shim differs from the "
+              "kernel's (%zu bytes against %zu)", strlen(all[1]),
+              strlen(all[0]));
+    free(all[0]);
+    free(all[1]);
     for (int i = 0; i < 500 && rmdir(cg) != 0; i++)
         usleep(10000);
     wct_rmtree(store);
@@ -1334,7 +1414,7 @@ Test(kill, many_writers_in_a_small_memory_cgroup, .init = setup,
         char sub[4200];
         snprintf(sub, sizeof sub, "%s/r%d", dir, round);
         cr_assert(mkdir(sub, 0700) == 0);
-        int st = in_memcg(cg, store, shim,
+        int st = in_memcg(cg, store, shim, NULL,
                           (const char *[]){WCT_PROG("prog_manywriters"), sub,
                                            "16", "10", NULL});
         int ok = WIFEXITED(st) && WEXITSTATUS(st) == 0;

@@ -234,6 +234,11 @@ int wc_cache_async_run(struct wc_cache *c);
  * (CLOCK_MONOTONIC). Returns 0 or the first -errno. */
 int wc_cache_flush_expired(struct wc_cache *c, uint64_t max_age_ns);
 
+/* Lower the dirty limit (wc_config.dirty) to `bytes` (one page at
+ * least), if it is above: the room a memory cgroup has, known only after
+ * the cache was made (shim/memcg.c (4)). Any thread, any lock held. */
+void wc_cache_fit_dirty(struct wc_cache *c, size_t bytes);
+
 /* Re-read the process limits the write path obeys (RLIMIT_FSIZE). The
  * shim calls it after setrlimit/prlimit; reading the limit on every write
  * would cost a system call. */
