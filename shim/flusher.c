@@ -198,17 +198,32 @@ static int apart_child(void *p)
     return 0;
 }
 
-int wc_apart(int (*fn)(void *), void *arg)
+int wc_apart_on(char *stack_top, int (*fn)(void *), void *arg)
 {
     struct apart a = {fn, arg, -1};
     int e = errno;
+    /* The child starts with every signal blocked (a program thread's
+     * mask may let the terminal's SIGINT run the program's handler in
+     * it, in the program's memory); the flusher's are blocked already. */
+    uint64_t all = ~0ull, old = 0;
+    int masked = !g_is_flusher;
+    if (masked)
+        wc_raw_syscall(SYS_rt_sigprocmask, SIG_SETMASK, (long)&all,
+                       (long)&old, 8, 0, 0);
     long pid = wc_guard_clone(CLONE_VM | CLONE_VFORK | CLONE_FILES,
-                              g_apart_stack + sizeof g_apart_stack,
-                              apart_child, &a);
+                              stack_top, apart_child, &a);
     if (pid > 0)        /* exit signal 0: only __WCLONE waits for it */
         wc_raw_syscall(SYS_wait4, pid, 0, __WCLONE, 0, 0, 0);
+    if (masked)
+        wc_raw_syscall(SYS_rt_sigprocmask, SIG_SETMASK, (long)&old, 0, 8,
+                       0, 0);
     errno = e;
     return pid > 0 ? a.r : -1;
+}
+
+int wc_apart(int (*fn)(void *), void *arg)
+{
+    return wc_apart_on(g_apart_stack + sizeof g_apart_stack, fn, arg);
 }
 
 int wc_on_flusher(void)

@@ -23,11 +23,12 @@
  *       is full of it (without it the cache there was made at its least,
  *       256 KiB).
  *   (2) Its files are read with the kernel's calls, never the shim's
- *       wrappers (no descriptor of the program's table is tracked or
- *       moved), and every descriptor is closed before it returns; on the
- *       flusher, in a child with a descriptor table of its own (flusher.c
- *       invariant (8)), never in the program's: where no such child can
- *       be made, the last answer stands.
+ *       wrappers, in a child with a descriptor table of its own
+ *       (flusher.c invariant (8)), never in the program's: there, a
+ *       descriptor of ours, even for microseconds, meets another program
+ *       thread's (or a signal handler's) dup2 onto its number or close of
+ *       it. Where no such child can be made (a seccomp filter), a program
+ *       thread reads them itself, and the flusher keeps the last answer.
  *   (3) Its buffers are static, not on the caller's stack (17 KB: a
  *       write that grows the store may run on a thread with a small
  *       stack), and g_lock protects them with the state of (4): taken
@@ -211,19 +212,22 @@ static int ask_apart(void *p)
     return 0;
 }
 
-/* The room now, g_lock held: on the flusher read apart (invariant (2));
- * *later set (and 0 returned) when no child could be made for it. */
+/* The apart child's stack (invariant (2)), g_lock's like the buffers. */
+WC_LARGE static char g_stack[64u << 10];
+
+/* The room now, g_lock held, read apart (invariant (2)); where no child
+ * can be made, read here by a program thread, and on the flusher *later
+ * set (and 0 returned). */
 static uint64_t room_locked(int *later)
 {
     *later = 0;
+    struct ask a = {UINT64_MAX};
+    if (wc_apart_on(g_stack + sizeof g_stack, ask_apart, &a) == 0)
+        return a.room;
     if (!wc_on_flusher())
         return room_read();
-    struct ask a = {UINT64_MAX};
-    if (wc_apart(ask_apart, &a) != 0) {
-        *later = 1;
-        return 0;
-    }
-    return a.room;
+    *later = 1;
+    return 0;
 }
 
 enum { MC_UNASKED, MC_NONE, MC_LIMITED };

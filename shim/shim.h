@@ -231,8 +231,10 @@ void wc_fd_own_open_end(void);
 /* Is this thread the flusher? */
 int wc_on_flusher(void);
 /* fn(arg) in a child sharing this memory with a descriptor table of its
- * own (flusher.c invariant (8)); its result, or -1 when no child could
- * be made. The flusher only. */
+ * own (flusher.c invariant (8)), every signal blocked, on the stack
+ * below stack_top (the caller's alone while it runs); its result, or -1
+ * when no child could be made. wc_apart: the flusher's, on its stack. */
+int wc_apart_on(char *stack_top, int (*fn)(void *), void *arg);
 int wc_apart(int (*fn)(void *), void *arg);
 /* clone(flags, stack) running fn(arg) on `stack`, with no errno written
  * (guard.c); the child's pid or -errno. */
