@@ -105,8 +105,10 @@
  *       runs with a tick each millisecond: test_shim_kill), and read as
  *       each cache was made, 2 of 20 runs of test_shim_shared. A look
  *       costs a clone (tens of us, every 250 ms). Where no child can be
- *       made (a seccomp filter), the guard's and the threads' looks fall
- *       back to (7), the cgroup's keeps its last answer.
+ *       made (a seccomp filter), or none may be tried (WCACHE_GUARD=0:
+ *       no probe of clone was made, and a filter may kill on it), the
+ *       guard's and the threads' looks fall back to (7), the cgroup's
+ *       keeps its last answer on the flusher.
  */
 #include <errno.h>
 #include <linux/close_range.h>
@@ -200,6 +202,12 @@ static int apart_child(void *p)
 
 int wc_apart_on(char *stack_top, int (*fn)(void *), void *arg)
 {
+    /* A clone: only where guard.c's probe (its invariant (8)) found the
+     * call allowed, as the cache was made. With WCACHE_GUARD=0 nothing
+     * asked, and a seccomp filter that kills on clone would kill the
+     * program: the looks stay in its table then, as before. */
+    if (!wc_cfg.guard)
+        return -1;
     struct apart a = {fn, arg, -1};
     int e = errno;
     /* The child starts with every signal blocked (a program thread's
