@@ -431,7 +431,7 @@ struct wc_cache *wc_cache_get(void)
         wc_cfg.cache.sent = &wc_sent_through;
         wc_cfg.cache.unnamed = wc_cfg.guard;    /* named by publish */
         /* The store keeps to the room the memory cgroup has left, asked
-         * first by the flusher (memcg.c invariants (1), (4)). */
+         * first as it grows past 64 KiB (memcg.c invariants (1), (4)). */
         wc_cfg.cache.room = wc_memcg_room;
         wc_real_all();          /* real.c (1b) */
         wc_signals_fault_hooks();       /* before the fault handler */

@@ -289,13 +289,12 @@ raw(long n, long a, long b, long c, long d)
 }
 
 /*
- * clone(flags, stack) that runs fn(arg) on `stack` in the child and then
- * exits with its return value; the parent gets the child's pid or -errno.
- * glibc's clone() would write errno on failure, which the intermediate
- * child must not do (it shares the program's thread pointer).
+ * wc_guard_clone (shim.h): clone(flags, stack) that runs fn(arg) on
+ * `stack` in the child and then exits with its return value; the parent
+ * gets the child's pid or -errno. glibc's clone() would write errno on
+ * failure, which the intermediate child must not do (it shares the
+ * program's thread pointer).
  */
-long wc_guard_clone(long flags, void *stack_top, int (*fn)(void *),
-                    void *arg);
 __asm__(".text\n"
         ".globl wc_guard_clone\n"         /* flusher.c uses it too */
         ".hidden wc_guard_clone\n"

@@ -202,32 +202,26 @@ static uint64_t room_read(void)
     return room;
 }
 
-struct ask {
-    uint64_t room;
-};
-
-static int ask_apart(void *p)
+static int ask_apart(void *room)
 {
-    ((struct ask *)p)->room = room_read();
+    *(uint64_t *)room = room_read();
     return 0;
 }
 
 /* The apart child's stack (invariant (2)), g_lock's like the buffers. */
 WC_LARGE static char g_stack[64u << 10];
 
-/* The room now, g_lock held, read apart (invariant (2)); where no child
- * can be made, read here by a program thread, and on the flusher *later
- * set (and 0 returned). */
-static uint64_t room_locked(int *later)
+/* The room now into *room, g_lock held, read apart (invariant (2)); where
+ * no child can be made, read here by a program thread. 0: not asked (on
+ * the flusher, no child). */
+static int room_now(uint64_t *room)
 {
-    *later = 0;
-    struct ask a = {UINT64_MAX};
-    if (wc_apart_on(g_stack + sizeof g_stack, ask_apart, &a) == 0)
-        return a.room;
-    if (!wc_on_flusher())
-        return room_read();
-    *later = 1;
-    return 0;
+    if (wc_apart_on(g_stack + sizeof g_stack, ask_apart, room) == 0)
+        return 1;
+    if (wc_on_flusher())
+        return 0;
+    *room = room_read();
+    return 1;
 }
 
 enum { MC_UNASKED, MC_NONE, MC_LIMITED };
@@ -254,16 +248,15 @@ static void fit_dirty(uint64_t room)
                                                     : budget / 2) >> 10));
 }
 
-/* The answer, g_lock held: asked again unless there is no limit; put off
- * on the flusher (the last one then, *later set). */
-static uint64_t answer_locked(int *later)
+/* The answer, g_lock held: asked again unless there is no limit; the
+ * last one where it cannot be asked now. */
+static uint64_t answer_locked(void)
 {
-    *later = 0;
     int s = __atomic_load_n(&g_state, __ATOMIC_RELAXED);
     if (s == MC_NONE)
         return UINT64_MAX;
-    uint64_t r = room_locked(later);
-    if (*later)
+    uint64_t r;
+    if (!room_now(&r))
         return g_last;
     g_last = r;
     if (s == MC_UNASKED) {
@@ -279,9 +272,8 @@ uint64_t wc_memcg_room(void)
 {
     if (__atomic_load_n(&g_state, __ATOMIC_ACQUIRE) == MC_NONE)
         return UINT64_MAX;
-    int later;
     wc_lock(&g_lock);
-    uint64_t r = answer_locked(&later);
+    uint64_t r = answer_locked();
     wc_unlock(&g_lock);
     return r;
 }

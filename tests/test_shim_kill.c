@@ -1229,6 +1229,15 @@ static char *small_memcg(char *cg, size_t cgcap, char *store, size_t scap)
     return wct_scratch("memcg");
 }
 
+/* small_memcg's cgroup and store directory gone (the cgroup once its
+ * last process has left it). */
+static void small_memcg_done(const char *cg, const char *store)
+{
+    for (int i = 0; i < 500 && rmdir(cg) != 0; i++)
+        usleep(10000);
+    wct_rmtree(store);
+}
+
 /* Run argv (found in PATH) in cgroup cg, under the shim with its store in
  * `store` when `shim`, its standard output on /dev/null, and with `err`
  * its standard error there and the shim's log at info; its wait status
@@ -1266,8 +1275,8 @@ static int in_memcg(const char *cg, const char *store, int shim,
  * with the kernel alone its page cache is reclaimed and it finishes; the
  * shim's cache, which nothing reclaims, must fit the room the cgroup has
  * (shim/memcg.c; probe M: OOM-killed with a 64 MiB cache). The shim's log
- * says it found the limit, asked once the cache was made, and fitted the
- * dirty limit to an eighth of the room at most (memcg.c (4)). */
+ * says it found the limit, asked as the store grew, and fitted the dirty
+ * limit to an eighth of the room at most (memcg.c (4)). */
 Test(kill, small_memory_cgroup_finishes, .init = setup,
      .fini = wct_scratch_cleanup, .timeout = 120)
 {
@@ -1318,9 +1327,7 @@ Test(kill, small_memory_cgroup_finishes, .init = setup,
                   "MiB cgroup", left, dirty);
         free(log);
     }
-    for (int i = 0; i < 500 && rmdir(cg) != 0; i++)
-        usleep(10000);
-    wct_rmtree(store);
+    small_memcg_done(cg, store);
 }
 
 /* Under a memory limit the flusher asks the cgroup for its room at each
@@ -1373,9 +1380,7 @@ Test(kill, memory_cgroup_looks_leave_the_programs_descriptors_alone,
               strlen(all[0]));
     free(all[0]);
     free(all[1]);
-    for (int i = 0; i < 500 && rmdir(cg) != 0; i++)
-        usleep(10000);
-    wct_rmtree(store);
+    small_memcg_done(cg, store);
 }
 
 /* Does DIR/m<k> hold what prog_manywriters' child k writes (MIB MiB)? */
@@ -1442,9 +1447,7 @@ Test(kill, many_writers_in_a_small_memory_cgroup, .init = setup,
                   round, st);
     }
     cr_expect(compared > 0, "the kernel alone lost writers in every round");
-    for (int i = 0; i < 500 && rmdir(cg) != 0; i++)
-        usleep(10000);
-    wct_rmtree(store);
+    small_memcg_done(cg, store);
 }
 
 /* ---- corrupt and hostile backing files ------------------------------- */
