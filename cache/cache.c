@@ -189,14 +189,15 @@ static uint64_t as_needed(uint64_t nblocks, unsigned nfiles)
 
 /* The process's address space now (VmSize, /proc/self/statm), or 0 when
  * it cannot be read. */
-static uint64_t vm_size(void)
+static uint64_t vm_size(const struct wc_fd_ops *fds)
 {
     char buf[128];
-    int fd = wc_sys.open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    int fd = fds->open("/proc/self/statm", O_RDONLY, 0);
     if (fd < 0)
         return 0;
     ssize_t n = wc_sys.read(fd, buf, sizeof buf - 1);
     wc_sys.close(fd);
+    fds->closed(fd);
     if (n <= 0)
         return 0;
     buf[n] = 0;
@@ -207,12 +208,13 @@ static uint64_t vm_size(void)
  * lowered so that the engine maps at most a quarter of what the limit
  * leaves. 0, or -ENOMEM when fewer than WC_AS_MIN_BLOCKS would fit. */
 #define WC_AS_MIN_BLOCKS 64             /* 256 KiB: WCACHE_SIZE's least */
-static int fit_as(uint64_t *nblocks, unsigned nfiles)
+static int fit_as(uint64_t *nblocks, unsigned nfiles,
+                  const struct wc_fd_ops *fds)
 {
     struct rlimit rl;
     if (getrlimit(RLIMIT_AS, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
         return 0;
-    uint64_t used = vm_size();
+    uint64_t used = vm_size(fds);
     if (used == 0 || used >= rl.rlim_cur)
         return -ENOMEM;                 /* unknown, or nothing left */
     uint64_t budget = (rl.rlim_cur - used) / 4;
@@ -241,9 +243,10 @@ int wc_cache_open(struct wc_cache **out, const struct wc_config *cfg)
     if (nblocks > (1u << 30))
         return -EINVAL;
     unsigned nfiles = cfg->max_files ? cfg->max_files : 256;
+    const struct wc_fd_ops *fds = cfg->fds ? cfg->fds : &wc_engine_fds_default;
     /* An address-space limit (store.h (4)): a smaller store, with its
      * dirty half to match, or none. */
-    int fitted = fit_as(&nblocks, nfiles);
+    int fitted = fit_as(&nblocks, nfiles, fds);
     if (fitted < 0)
         return fitted;
     if (nblocks < size >> WC_PAGE_SHIFT)
@@ -266,7 +269,7 @@ int wc_cache_open(struct wc_cache **out, const struct wc_config *cfg)
         cache_free(c, nfiles);
         return -ENOMEM;
     }
-    c->fds = cfg->fds ? cfg->fds : &wc_engine_fds_default;
+    c->fds = fds;
     c->warn = cfg->warn ? cfg->warn : wc_warn_stderr;
     c->bg_page_ns = cfg->bg_page_ns ? cfg->bg_page_ns : WC_ASYNC_PAGE_NS;
 #ifndef __SANITIZE_THREAD__
@@ -279,19 +282,9 @@ int wc_cache_open(struct wc_cache **out, const struct wc_config *cfg)
         __atomic_store_n(&wc_blk_on, 1, __ATOMIC_RELAXED);
     }
 #endif
+    /* The store's descriptor is one of ours (placed, announced). */
     int r = wc_store_open(&c->store, cfg->dir, (uint32_t)nblocks, nfiles,
-                          cfg->unnamed);
-    if (r >= 0) {
-        /* The store's descriptor becomes one of ours (announced). */
-        int kept = c->fds->place(c->store.fd);
-        if (kept < 0) {
-            wc_store_close(&c->store, 1);
-            r = kept;
-        } else {
-            wc_sys.close(c->store.fd);
-            c->store.fd = kept;
-        }
-    }
+                          cfg->unnamed, c->fds);
     if (r < 0) {
         wc_big_free(c->pages, nblocks * sizeof *c->pages);
         cache_free(c, nfiles);
@@ -676,10 +669,7 @@ int wc_cache_close(struct wc_cache *c)
     /* Data that could not be written back stays in the backing file for
      * a replay (wc_cache_may_remove); only a clean cache removes it. */
     size_t pages_len = (size_t)c->store.nblocks * sizeof *c->pages;
-    int sfd = c->store.fd;
     wc_store_close(&c->store, !keep && c->store.path[0] && c->store.named);
-    if (sfd >= 0)
-        c->fds->closed(sfd);
     wc_big_free(c->pages, pages_len);
     cache_free(c, c->nfiles);
     wc_engine_leave();

@@ -855,5 +855,8 @@ int wc_wb_can_share(struct wc_cache *c, int fd, int fl);
 /* The write-back descriptor for `fd`: a dup when `share`, else a reopen of
  * its own. Returns it or -errno. */
 int wc_wb_open(struct wc_cache *c, int fd, int fl, int share);
+/* A write-only description of fd's file of the engine's own (wbfd.c):
+ * the descriptor or -errno. */
+int wc_wb_reopen(struct wc_cache *c, int fd);
 
 #endif /* WCACHE_CACHE_INT_H */

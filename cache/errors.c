@@ -658,15 +658,7 @@ static int seek_fd(struct wc_file *f)
     if (f->wb_src < 0)
         return f->wb_fd;
     if (f->seek_fd < 0) {
-        char path[64];
-        snprintf(path, sizeof path, "/proc/self/fd/%d", f->wb_fd);
-        int t = wc_sys.open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
-        if (t < 0)
-            return -1;
-        /* Placed and announced like every descriptor the engine keeps
-         * (wc_config.fds), so the program cannot see or close it. */
-        int h = f->cache->fds->place(t);
-        wc_sys.close(t);
+        int h = wc_wb_reopen(f->cache, f->wb_fd);
         if (h < 0)
             return -1;
         f->seek_fd = h;

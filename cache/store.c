@@ -212,7 +212,7 @@ int wc_store_publish(struct wc_store *s)
 }
 
 int wc_store_open(struct wc_store *s, const char *dir, uint32_t nblocks,
-                  uint32_t nfiles, int unnamed)
+                  uint32_t nfiles, int unnamed, const struct wc_fd_ops *fds)
 {
     char udir[PATH_MAX - 64];
     struct timespec now;
@@ -220,6 +220,7 @@ int wc_store_open(struct wc_store *s, const char *dir, uint32_t nblocks,
 
     memset(s, 0, sizeof *s);
     s->fd = -1;
+    s->fds = fds;
     if ((r = pick_dir(dir, udir, sizeof udir, 1)) < 0)
         return r;
 
@@ -238,18 +239,17 @@ int wc_store_open(struct wc_store *s, const char *dir, uint32_t nblocks,
     s->named = 1;
     if (unnamed) {
         store_name(s, udir, 0);
-        s->fd = wc_sys.open(udir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+        s->fd = fds->open(udir, O_TMPFILE | O_RDWR, 0600);
         s->named = s->fd < 0;       /* no O_TMPFILE here: a name at once */
     }
     for (int attempt = 0; s->named; attempt++) {
         store_name(s, udir, attempt);
-        s->fd = wc_sys.open(s->path,
-                            O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                            0600);
+        s->fd = fds->open(s->path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW,
+                          0600);
         if (s->fd >= 0)
             break;
-        if (errno != EEXIST || attempt > 16)
-            return -errno;
+        if (s->fd != -EEXIST || attempt > 16)
+            return s->fd;
     }
 
     /* Held until the file is closed (store.h (2)); a new file: free.
@@ -335,6 +335,7 @@ void wc_store_close(struct wc_store *s, int unlink_it)
         if (unlink_it && s->named)
             wc_sys.unlink(s->path);
         wc_sys.close(s->fd);
+        s->fds->closed(s->fd);
     }
     wc_big_free(s->ring, (size_t)s->nblocks * sizeof *s->ring);
     wc_big_free(s->punched, (size_t)s->nblocks * sizeof *s->punched);

@@ -79,6 +79,7 @@
  */
 struct wc_store {
     int fd;                     /* the backing file, O_CLOEXEC */
+    const struct wc_fd_ops *fds; /* where fd came from, and goes back */
     char path[PATH_MAX];        /* its name */
     uint8_t *map;               /* the whole file, MAP_SHARED */
     size_t map_len;
@@ -142,9 +143,11 @@ int wc_store_dir(const char *dir, char *out, size_t outlen);
 /* Create the backing file for `nblocks` blocks and `nfiles` slots under
  * `dir` (NULL: the default chain); with `unnamed`, without a name (an
  * O_TMPFILE, where the file system has them) until wc_store_publish, so
- * that a death before then leaves nothing. Returns 0 or -errno. */
+ * that a death before then leaves nothing. Its descriptor comes from
+ * fds->open (placed, announced) and goes back through fds->closed.
+ * Returns 0 or -errno. */
 int wc_store_open(struct wc_store *s, const char *dir, uint32_t nblocks,
-                  uint32_t nfiles, int unnamed);
+                  uint32_t nfiles, int unnamed, const struct wc_fd_ops *fds);
 /* Give an unnamed backing file its name (path). Returns 0 or -errno. */
 int wc_store_publish(struct wc_store *s);
 /* Unmap and close; unlink the file when `unlink_it`. */

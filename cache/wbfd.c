@@ -49,7 +49,18 @@ static void default_closed(int fd)
     (void)fd;
 }
 
-const struct wc_fd_ops wc_engine_fds_default = {default_place, default_closed};
+static int default_open(const char *path, int flags, mode_t mode)
+{
+    int e = errno;
+    int fd = wc_sys.open(path, flags | O_CLOEXEC, mode);
+    if (fd < 0)
+        fd = -errno;
+    errno = e;
+    return fd;
+}
+
+const struct wc_fd_ops wc_engine_fds_default = {default_place, default_closed,
+                                                default_open};
 
 /* Close a descriptor the engine kept, and say so. */
 __attribute__((cold)) void wc_engine_fd_close(struct wc_cache *c, int fd)
@@ -92,19 +103,15 @@ static int dup_high(struct wc_cache *c, int fd)
 }
 
 /* A description of our own for fd's file, write-only, without O_APPEND,
- * kept as one of ours. Its temporary descriptor (open only during this
- * call) is closed, which drops the process's POSIX locks on the file:
- * callers choose when. Returns it or -errno. */
-static int reopen_high(struct wc_cache *c, int fd)
+ * kept as one of ours (c->fds->open: its first, short-lived number meets
+ * none of the program's calls). Its temporary descriptor is closed, which
+ * drops the process's POSIX locks on the file: callers choose when.
+ * Returns it or -errno. */
+int wc_wb_reopen(struct wc_cache *c, int fd)
 {
     char path[64];
     wc_str_procfd(path, sizeof path, fd);
-    int t = wc_sys.open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
-    if (t < 0)
-        return -errno;
-    int h = c->fds->place(t);
-    wc_sys.close(t);
-    return h;
+    return c->fds->open(path, O_WRONLY | O_NOCTTY, 0);
 }
 
 /* Our own descriptor for write-back: out of the program's way (high
@@ -125,7 +132,7 @@ int wc_wb_open(struct wc_cache *c, int fd, int fl, int share)
 {
     if (share)
         return dup_high(c, fd);
-    int wb = reopen_high(c, fd);
+    int wb = wc_wb_reopen(c, fd);
     if (wb >= 0)
         return wb;
     if (fl & O_APPEND)
@@ -153,7 +160,7 @@ static int shares_description(struct wc_file *f, int fd)
 static void own_description(struct wc_file *f)
 {
     wc_async_settle(f);     /* async.c (1): a batch may be writing on it */
-    int t = reopen_high(f->cache, f->wb_fd);
+    int t = wc_wb_reopen(f->cache, f->wb_fd);
     if (t < 0)
         return;
     wc_engine_fd_close(f->cache, f->wb_fd);

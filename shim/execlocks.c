@@ -123,7 +123,9 @@ void wc_exec_keep_locks(void)
     wc_cache_each_file_fd(c, collect, &fo);
     if (!fo.n)
         return;
+    wc_fd_window_open(0);               /* ownfd.c invariant (7) */
     our_locks(&lk, (long)getpid());
+    wc_fd_window_close();
     for (int k = 0; k < fo.n; k++) {
         int locked = 0;
         for (int i = 0; i < lk.n && !locked; i++)

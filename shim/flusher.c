@@ -84,12 +84,13 @@
  *       wc_guard_check; /proc/self/stat, wc_program_threads_gone) would
  *       take the lowest free number for a few microseconds, and a program
  *       thread's open, dup, socket... at that moment would get another
- *       (probe AI F1: 12-25 of 450,000 reopens of /dev/null in 1.5 s). It
- *       opens them only while no program thread is inside a call that
- *       makes a descriptor (shim.h RETRY_EMFILE, wc_fd_makers), and such
- *       a call waits while it has one open (wc_fd_own_open); a look put
- *       off WC_OWN_OPEN_WAITS times in a row while no such call ended (a
- *       thread blocked in accept, in the open of a FIFO) is made anyway.
+ *       (probe AI F1: 12-25 of 450,000 reopens of /dev/null in 1.5 s).
+ *       Where (8) cannot make them apart, they are made in a window
+ *       (ownfd.c invariant (7)) that the flusher puts off to its next
+ *       tick while a program thread is inside a call that makes a
+ *       descriptor, unless no such call ended over WC_OWN_OPEN_WAITS
+ *       looks in a row (a thread blocked in accept, in the open of a
+ *       FIFO).
  *   (8) Its looks at files (the memory cgroup's room under a limit:
  *       memcg.c; the crash guard's lock file: guard.c; the program's
  *       threads: syscall.c) are made apart (wc_apart): in a child that
@@ -97,14 +98,17 @@
  *       (clone with CLONE_VM | CLONE_VFORK, then close_range with
  *       CLOSE_RANGE_UNSHARE over every number), the flusher waiting. A
  *       descriptor of its own in the program's table, even for a few
- *       microseconds and with (7)'s exclusion of the program's opens,
- *       meets the program's dup2 onto its number, its close of it, a
- *       fork that copies it: under a memory limit, the cgroup's files
- *       read there at each tick cost a dash script its redirections'
- *       output ("Bad file descriptor", "I/O error", lines lost; 4 of 4
- *       runs with a tick each millisecond: test_shim_kill), and read as
- *       each cache was made, 2 of 20 runs of test_shim_shared. A look
- *       costs a clone (tens of us, every 250 ms). Where no child can be
+ *       microseconds, met the program's dup2 onto its number, its close
+ *       of it, a fork that copies it: under a memory limit, the cgroup's
+ *       files read there at each tick cost a dash script its
+ *       redirections' output ("Bad file descriptor", "I/O error", lines
+ *       lost; 4 of 4 runs with a tick each millisecond: test_shim_kill),
+ *       and read as each cache was made, 2 of 20 runs of
+ *       test_shim_shared. A window (7) now keeps the calls the shim sees
+ *       off it, by making them wait; apart, nothing of the program's
+ *       waits at each tick, and the calls the shim does not see (a raw
+ *       syscall instruction, glibc's internal closes) cannot meet it. A
+ *       look costs a clone (tens of us, every 250 ms). Where no child can be
  *       made (a seccomp filter), or none may be tried (WCACHE_GUARD=0:
  *       no probe of clone was made, and a filter may kill on it), the
  *       guard's and the threads' looks fall back to (7), the cgroup's
@@ -144,41 +148,7 @@ WC_BOOT static int g_leave;
  * before the next tick (a batch handed over, or the stop), atomic. */
 static int g_kick;
 
-/* Invariant (7). */
-unsigned wc_fd_makers;
-int wc_fd_own_open;
 static WC_TLS int g_is_flusher;         /* this thread is the flusher */
-/* Looks put off in a row with no call ended, and the count of ended
- * calls at the last one (the flusher only). */
-static int g_own_open_waits;
-static unsigned g_own_open_made;
-#define WC_OWN_OPEN_WAITS 8
-
-int wc_fd_own_open_begin(void)
-{
-    if (!g_is_flusher)
-        return 1;
-    __atomic_store_n(&wc_fd_own_open, 1, __ATOMIC_SEQ_CST);
-    unsigned w = __atomic_load_n(&wc_fd_makers, __ATOMIC_SEQ_CST);
-    unsigned made = w / WC_FD_MADE;
-    if (!(w % WC_FD_MADE) ||
-        (made == g_own_open_made && ++g_own_open_waits > WC_OWN_OPEN_WAITS)) {
-        g_own_open_waits = 0;
-        return 1;
-    }
-    if (made != g_own_open_made) {
-        g_own_open_made = made;         /* calls go on: no call is stuck */
-        g_own_open_waits = 0;
-    }
-    __atomic_store_n(&wc_fd_own_open, 0, __ATOMIC_RELEASE);
-    return 0;
-}
-
-void wc_fd_own_open_end(void)
-{
-    if (g_is_flusher)
-        __atomic_store_n(&wc_fd_own_open, 0, __ATOMIC_RELEASE);
-}
 
 /* Invariant (8). The child's stack (untouched until a look), used by the
  * flusher alone. */
@@ -631,13 +601,6 @@ void wc_flusher_after_fork(void)
     WC_RESET(wc_flusher_deferred, 0);
     WC_RESET(wc_off_wanted, 0);
     WC_RESET(g_tries, 0);
-    /* Invariant (7): the threads inside such calls, and the flusher,
-     * are the parent's. The count of ended calls stays, with the last
-     * look's copy of it (a store would be a page fault in every child). */
-    if (wc_fd_makers % WC_FD_MADE)
-        wc_fd_makers -= wc_fd_makers % WC_FD_MADE;
-    WC_RESET(wc_fd_own_open, 0);
-    WC_RESET(g_own_open_waits, 0);
 }
 
 /* The program's only thread is about to take a descriptor table of its

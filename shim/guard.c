@@ -195,10 +195,13 @@ static int beside(const char *lib)
  * out, or 0. */
 static int mapped_path(char *out, size_t cap)
 {
+    wc_fd_window_open(0);               /* ownfd.c invariant (7) */
     long fd = wc_raw_syscall(SYS_openat, AT_FDCWD, (long)"/proc/self/maps",
                              O_RDONLY | O_CLOEXEC, 0, 0, 0);
-    if (fd < 0)
+    if (fd < 0) {
+        wc_fd_window_close();
         return 0;
+    }
     uintptr_t me = (uintptr_t)mapped_path;
     char buf[4096];
     size_t have = 0;
@@ -234,6 +237,7 @@ static int mapped_path(char *out, size_t cap)
             have = 0;                   /* a line too long: dropped */
     }
     wc_raw_syscall(SYS_close, fd, 0, 0, 0, 0, 0);
+    wc_fd_window_close();
     return found;
 }
 
@@ -422,7 +426,10 @@ static int watched(const char *dir, uint64_t ns)
     struct watch_look w = {dir, ns, 0};
     if (wc_on_flusher() && wc_apart(watches_apart, &w) == 0)
         return w.r;
-    return guard_watches(dir, ns);
+    wc_fd_window_open(0);               /* ownfd.c invariant (7) */
+    w.r = guard_watches(dir, ns);
+    wc_fd_window_close();
+    return w.r;
 }
 
 /* Checks (every 250 ms, by the flusher) that may find no guard before
@@ -460,15 +467,16 @@ void wc_guard_check(struct wc_cache *c)
     if (!__atomic_load_n(&g_wanted, __ATOMIC_ACQUIRE) || guard_found == 0)
         return;
     /* flusher.c invariant (7): the lock file's descriptor, and the
-     * spawn's reads, only while no program thread makes one. */
-    if (!wc_fd_own_open_begin())
+     * spawn's reads, in a window (ownfd.c (7)), put off while a program
+     * thread makes a descriptor. */
+    if (!wc_fd_window_open(1))
         return;
     if (guard_start(c) == SPAWN_WATCHED)
         g_misses = 0;
     else if (++g_misses >= WC_GUARD_MISSES)     /* invariant (7) */
         wc_off_want("no crash guard watches %s after %d tries",
                     g_spawn.dir, g_misses);
-    wc_fd_own_open_end();
+    wc_fd_window_close();
 }
 
 /* A guard for c's directory unless one watches it (invariant (2)).

@@ -378,10 +378,12 @@ WC_EXPORT int close(int fd)
         return wc_ret(-EBADF);
     struct wc_desc *d = wc_fd_get(fd);
     wc_nc_mark(fd, WC_NC_UNKNOWN);
+    int rc;
     if (likely(d == NULL)) {
         if (unlikely(wc_state == WC_ST_VFORK))
             wc_vfork_closed(fd);        /* proc.c invariant (7) */
-        return wc_k_close(fd);
+        WC_NAMES(rc, wc_k_close(fd));   /* ownfd.c invariant (7) */
+        return rc;
     }
     if (wc_depth)
         return wc_ret(wc_queue_close(fd));
@@ -389,7 +391,7 @@ WC_EXPORT int close(int fd)
     int e = wc_work_begin();
     int marked;                 /* cancellation off: cancel.c (3) */
     int r = wc_fd_close_begin(fd, &marked);     /* fdtab.c (1b) */
-    int rc = wc_k_close(fd);
+    WC_NAMES(rc, wc_k_close(fd));
     int ce = errno;
     if (marked)
         wc_fd_close_end(fd);
@@ -437,7 +439,7 @@ static void close_range_end(unsigned lo, int top)
 }
 
 /* close_range over [lo, hi] skipping the engine's descriptors. */
-static int close_range_skipping(unsigned lo, unsigned hi, int flags)
+static int close_range_skipping_(unsigned lo, unsigned hi, int flags)
 {
     unsigned start = lo;
     unsigned top = hi < wc_nfds ? hi : wc_nfds - 1;
@@ -455,21 +457,31 @@ static int close_range_skipping(unsigned lo, unsigned hi, int flags)
     return REAL(close_range)(start, hi, flags);
 }
 
+/* The same, a namer (ownfd.c invariant (7)). */
+static int close_range_skipping(unsigned lo, unsigned hi, int flags)
+{
+    int r;
+    WC_NAMES(r, close_range_skipping_(lo, hi, flags));
+    return r;
+}
+
 WC_EXPORT int close_range(unsigned lo, unsigned hi, int flags)
 {
     if ((flags & CLOSE_RANGE_UNSHARE) && lo <= hi &&
         !(flags & ~(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC)))
         wc_proc_before_unshare();       /* proc.c invariant (10) */
+    int r;
     if (lo > hi || (flags & ~(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC)) ||
-        wc_state != WC_ST_ON)
-        return REAL(close_range)(lo, hi, flags);
-    if (flags & CLOSE_RANGE_CLOEXEC)  /* ours are close-on-exec already */
-        return REAL(close_range)(lo, hi, flags);
+        wc_state != WC_ST_ON || (flags & CLOSE_RANGE_CLOEXEC)) {
+        /* (Ours are close-on-exec already.) */
+        WC_NAMES(r, REAL(close_range)(lo, hi, flags));
+        return r;
+    }
     if (wc_depth)                     /* a handler inside the shim */
         return close_range_skipping(lo, hi, flags);
     int e = wc_work_begin();
     int top = close_range_begin(lo, hi);
-    int r = close_range_skipping(lo, hi, flags);
+    r = close_range_skipping(lo, hi, flags);
     int ce = errno;
     close_range_end(lo, top);
     wc_work_end(r < 0 ? ce : e);
@@ -481,7 +493,9 @@ WC_EXPORT void closefrom(int lo)
     if (lo < 0)
         lo = 0;
     if (wc_state != WC_ST_ON) {
+        wc_fd_name_begin();             /* ownfd.c invariant (7) */
         REAL(closefrom)(lo);
+        wc_fd_name_end();
         return;
     }
     /* Inside the shim (a handler): nothing is marked or released, as
@@ -493,9 +507,11 @@ WC_EXPORT void closefrom(int lo)
     }
     if (close_range_skipping((unsigned)lo, ~0u, 0) < 0) {
         /* Old kernel: close one by one, as glibc does. */
+        wc_fd_name_begin();
         for (unsigned fd = (unsigned)lo; fd < wc_nfds; fd++)
             if (!wc_fd_is_internal((int)fd))
                 wc_k_close((int)fd);
+        wc_fd_name_end();
     }
     if (!depth) {
         close_range_end((unsigned)lo, top);
@@ -564,11 +580,13 @@ WC_EXPORT int dup2(int oldfd, int newfd)
         return wc_ret(-EBADF);
     if (unlikely(wc_fd_is_internal(newfd)) && wc_own_fd_evict(newfd) < 0)
         return wc_ret(-EBUSY);
+    int r;
     if (oldfd == newfd)
         return REAL(dup2)(oldfd, newfd);
     int track;
     struct wc_desc *ref = dup_ref(oldfd, newfd, &track);
-    return duped(ref, track, oldfd, REAL(dup2)(oldfd, newfd));
+    WC_NAMES(r, REAL(dup2)(oldfd, newfd));      /* ownfd.c invariant (7) */
+    return duped(ref, track, oldfd, r);
 }
 
 WC_EXPORT int dup3(int oldfd, int newfd, int flags)
@@ -578,9 +596,10 @@ WC_EXPORT int dup3(int oldfd, int newfd, int flags)
     if (unlikely(wc_fd_is_internal(newfd)) && oldfd != newfd &&
         wc_own_fd_evict(newfd) < 0)
         return wc_ret(-EBUSY);
-    int track;
+    int track, r;
     struct wc_desc *ref = dup_ref(oldfd, newfd, &track);
-    return duped(ref, track, oldfd, REAL(dup3)(oldfd, newfd, flags));
+    WC_NAMES(r, REAL(dup3)(oldfd, newfd, flags));
+    return duped(ref, track, oldfd, r);
 }
 
 /* ---- locks ----------------------------------------------------------- */
@@ -681,6 +700,11 @@ static int fcntl_common(int fd, int cmd, void *arg)
          * wc_fd_get above recorded it, proc.c invariant (7).) */
         if (unlikely(is_lock_cmd(cmd)))
             return lock_call(fd, cmd, arg);
+        if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) {
+            int n;              /* a maker: ownfd.c invariant (7) */
+            RETRY_EMFILE(n, wc_k_fcntl(fd, cmd, (long)arg));
+            return n;
+        }
         return wc_k_fcntl(fd, cmd, (long)arg);
     }
     int r;

@@ -80,6 +80,37 @@
  *       with, as OpenBLAS starts its pool: those run before a preloaded
  *       library's), with the table's size still to come (table_top).
  *
+ *   (7) Windows. A descriptor the shim makes for an instant in the
+ *       program's table (an open placed at once: the engine's store,
+ *       its reopens of a cached file, wc_own_fd_open; a look at a file:
+ *       /proc/self/maps, /proc/locks, the crash guard's lock, the
+ *       program's threads; the memfd of a cell region, table_ready's
+ *       eventfd) takes the lowest free number, one the program may name
+ *       the next instant: another thread's dup2 or dup3 onto it (a
+ *       number it knows free) replaces it, the engine's F_DUPFD then
+ *       copies the program's file and its close closes the program's
+ *       descriptor; a close of it (a loop over free numbers) closes the
+ *       engine's; a fork copies it; an open meanwhile gets another
+ *       number. (prog_freenumber: a thread's dup2 of a pipe onto 3, a
+ *       write there and its close, while another closed cached files
+ *       that had two descriptions (a reopen each): 21,799 of 209,865
+ *       uses of 3 went wrong in 2 s, "EBUSY" from dup2 among them, and
+ *       files lost their lines to the pipe.) So each such descriptor
+ *       lives inside a window (wc_fd_window_open, shim.h): no namer
+ *       inside, none entering (they step back), no maker inside but one
+ *       that seems blocked, and signals blocked on a program thread (its
+ *       handler's close would wait for its own window). Makers are
+ *       open, openat, creat, open_by_handle_at, dup, F_DUPFD on a
+ *       descriptor the shim tracks or in fallback, socket, socketpair,
+ *       accept, accept4, pipe, pipe2, eventfd, epoll_create, and fork
+ *       (from the shim's prepare handler to the system call's return: a
+ *       copy of the table); namers are close, close_range, closefrom,
+ *       dup2 and dup3. Limits: calls the
+ *       shim does not see (a raw syscall instruction, glibc's internal
+ *       closes, posix_spawn's child, vfork's), and a window a maker
+ *       stays blocked in for good, on a thread that cannot wait
+ *       (milliseconds, then it opens anyway).
+ *
  * Known window: during the one F_DUPFD of (1) (about a microsecond, once
  * per cached file), another thread of a program that holds every number
  * below L gets number L from the kernel instead of EMFILE.
@@ -206,10 +237,7 @@ void wc_own_fd_table_ready(void)
      * is 0), and a handler's write that placed a descriptor would take
      * g_limit_lock again on this thread (threads::handler_writes_while_
      * threads_end hung one run in three). */
-    sigset_t all, old;
-    sigfillset(&all);
-    wc_raw_syscall(SYS_rt_sigprocmask, SIG_BLOCK, (long)&all, (long)&old,
-                   sizeof(long), 0, 0);
+    wc_fd_window_open(0);               /* invariant (7); and the mask */
     wc_lock(&g_limit_lock);
     /* The descriptor duplicated is one of ours, of an object nobody
      * else holds (an eventfd): closing a descriptor of the program's
@@ -227,8 +255,7 @@ void wc_own_fd_table_ready(void)
         wc_k_close((int)src);
     }
     wc_unlock(&g_limit_lock);
-    wc_raw_syscall(SYS_rt_sigprocmask, SIG_SETMASK, (long)&old, 0,
-                   sizeof(long), 0, 0);
+    wc_fd_window_close();
     errno = e;
 }
 
@@ -291,7 +318,128 @@ void wc_own_fd_closed(int fd)
     wc_fd_mark_internal(fd, 0);
 }
 
-const struct wc_fd_ops wc_own_fd_ops = {wc_own_fd_place, wc_own_fd_closed};
+/* ---- invariant (7): windows ------------------------------------------ */
+
+unsigned wc_fd_makers;
+unsigned wc_fd_namers;
+uintptr_t wc_fd_window;
+/* Looks put off in a row with no maker ended, and the count of ended
+ * makers at the last one (the flusher's only). */
+static int g_put_off;
+static unsigned g_put_off_made;
+#define WC_OWN_OPEN_WAITS 8
+/* Rounds of wc_backoff (milliseconds, most of them asleep) that a window
+ * that cannot be put off waits with no maker ended before it opens
+ * anyway. */
+#define WC_WINDOW_STUCK 256
+
+int wc_fd_window_open(int may_put_off)
+{
+    struct wc_shim_thr *t = &wc_thr;
+    if (t->fd_window++)
+        return 1;
+    uint64_t all = ~0ull;
+    t->fd_masked = !wc_on_flusher();    /* the flusher's are blocked */
+    if (t->fd_masked)
+        wc_raw_syscall(SYS_rt_sigprocmask, SIG_SETMASK, (long)&all,
+                       (long)&t->fd_mask, 8, 0, 0);
+    uintptr_t me = (uintptr_t)t;
+    unsigned seen = 0, still = 0;
+    for (unsigned i = 0;; i++) {
+        uintptr_t none = 0;
+        if (!__atomic_compare_exchange_n(&wc_fd_window, &none, me, 0,
+                                         __ATOMIC_SEQ_CST,
+                                         __ATOMIC_RELAXED)) {
+            wc_backoff(i);              /* another thread's window */
+            continue;
+        }
+        unsigned w = __atomic_load_n(&wc_fd_makers, __ATOMIC_SEQ_CST);
+        unsigned made = w / WC_FD_MADE;
+        if ((int)(w % WC_FD_MADE) - t->fd_makes <= 0)
+            break;
+        if (may_put_off) {
+            if (made == g_put_off_made && ++g_put_off > WC_OWN_OPEN_WAITS)
+                break;                  /* a maker is blocked: go on */
+            if (made != g_put_off_made) {
+                g_put_off_made = made;  /* makers go on: none is stuck */
+                g_put_off = 0;
+            }
+            __atomic_store_n(&wc_fd_window, 0, __ATOMIC_RELEASE);
+            t->fd_window = 0;
+            if (t->fd_masked)
+                wc_raw_syscall(SYS_rt_sigprocmask, SIG_SETMASK,
+                               (long)&t->fd_mask, 0, 8, 0, 0);
+            return 0;
+        }
+        if (made != seen) {
+            seen = made;
+            still = 0;
+        } else if (++still > WC_WINDOW_STUCK) {
+            break;
+        }
+        __atomic_store_n(&wc_fd_window, 0, __ATOMIC_RELEASE);
+        wc_backoff(i);
+    }
+    if (may_put_off)
+        g_put_off = 0;
+    /* Namers that entered before the window step back no more: their
+     * calls end (a close, a dup2, a fork). */
+    for (unsigned i = 0;
+         (int)__atomic_load_n(&wc_fd_namers, __ATOMIC_SEQ_CST) -
+             t->fd_names > 0;
+         i++)
+        wc_backoff(i);
+    return 1;
+}
+
+void wc_fd_window_close(void)
+{
+    struct wc_shim_thr *t = &wc_thr;
+    if (--t->fd_window)
+        return;
+    __atomic_store_n(&wc_fd_window, 0, __ATOMIC_RELEASE);
+    if (t->fd_masked)
+        wc_raw_syscall(SYS_rt_sigprocmask, SIG_SETMASK, (long)&t->fd_mask,
+                       0, 8, 0, 0);
+}
+
+int wc_own_fd_open(const char *path, int flags, mode_t mode)
+{
+    int e = errno;
+    wc_fd_window_open(0);
+    int n = wc_k_openat(AT_FDCWD, path, flags | O_CLOEXEC, mode);
+    if (n < 0) {
+        n = -errno;
+    } else {
+        int t = n;
+        n = wc_own_fd_place(t);
+        wc_k_close(t);
+    }
+    wc_fd_window_close();
+    errno = e;
+    return n;
+}
+
+WC_ONCE
+void wc_fd_window_after_fork(void)
+{
+    /* The other threads' calls and windows stayed behind, and the fork
+     * (a maker: proc.c) has ended. The count of ended makers stays, with
+     * the last look's copy of it. */
+    if (wc_thr.fd_forking) {
+        wc_thr.fd_forking = 0;
+        wc_thr.fd_makes--;
+    }
+    unsigned in = wc_fd_makers % WC_FD_MADE;
+    if (in != (unsigned)wc_thr.fd_makes)
+        wc_fd_makers += (unsigned)wc_thr.fd_makes - in;
+    WC_RESET(wc_fd_namers, (unsigned)wc_thr.fd_names);
+    WC_RESET(wc_fd_window, 0);
+    WC_RESET(g_put_off, 0);
+}
+
+const struct wc_fd_ops wc_own_fd_ops = {wc_own_fd_place, wc_own_fd_closed,
+                                        wc_own_fd_open};
 
 /* Give up the file whose write-back descriptor is `fd` (it leaves the
  * cache; its descriptor is closed). Caller at depth 1. 0 or -errno. */

@@ -456,9 +456,30 @@ void wc_proc_exit_flush(void)
 
 /* ---- fork ------------------------------------------------------------- */
 
+/* A fork's copy of the descriptor table takes no short-lived descriptor
+ * of the shim's (ownfd.c invariant (7)): from the last of the shim's
+ * prepare work to the system call's return, the fork is a maker (not a
+ * namer, for which windows wait: a prepare handler that runs after the
+ * shim's may wait for a lock a thread in a window holds). The child's
+ * end is wc_fd_window_after_fork's. */
+static void fork_makes_begin(void)
+{
+    wc_fd_make_begin();
+    wc_thr.fd_forking = 1;
+}
+
+static void fork_makes_end(void)
+{
+    if (wc_thr.fd_forking) {
+        wc_thr.fd_forking = 0;
+        wc_fd_make_end();
+    }
+}
+
 WC_ONCE
 static void atfork_child(void)
 {
+    wc_fd_window_after_fork();          /* ownfd.c invariant (7) */
     WC_RESET(exec_only_child, 0);   /* a TLS page the parent shares */
     wc_blk_after_fork();                /* wcache/blk.h invariant (5) */
     wc_flusher_after_fork();            /* threads stay behind */
@@ -506,6 +527,12 @@ static void atfork_prepare(void)
 {
     resolve_for_children(exec_only_child);
     before_spawn(exec_only_child);
+    fork_makes_begin();
+}
+
+static void atfork_parent(void)
+{
+    fork_makes_end();
 }
 
 /* For the raw syscall() wrapper (syscall.c): a raw fork or clone runs no
@@ -513,6 +540,12 @@ static void atfork_prepare(void)
 void wc_proc_before_fork(int exec_only)
 {
     before_spawn(exec_only);
+    fork_makes_begin();
+}
+
+void wc_proc_after_fork_parent(void)
+{
+    fork_makes_end();
 }
 
 void wc_proc_after_fork_child(void)
@@ -530,9 +563,14 @@ WC_EXPORT pid_t fork(void)
 WC_EXPORT pid_t _Fork(void)
 {
     before_spawn(exec_only_child);
+    fork_makes_begin();
     pid_t p = REAL(_Fork)();
+    int e = errno;
     if (p == 0)
         atfork_child();
+    else
+        fork_makes_end();
+    errno = e;
     return p;
 }
 
@@ -1100,7 +1138,10 @@ static const struct stat *exe_of(int dirfd, const char *path, int flags,
     if (r != 0 || !S_ISREG(st->st_mode) ||
         (st->st_mode & (S_ISUID | S_ISGID)) || privileged(dirfd, path))
         return NULL;
-    return dynamic_elf(dirfd, path, flags) ? st : NULL;
+    wc_fd_window_open(0);               /* ownfd.c invariant (7) */
+    int dyn = dynamic_elf(dirfd, path, flags);
+    wc_fd_window_close();
+    return dyn ? st : NULL;
 }
 
 /* envp with WCACHE_OWN_FDS=pid:exe/list in place of any it had, in one
@@ -1641,7 +1682,8 @@ __attribute__((constructor)) static void wc_init(void)
     }
     /* pthread_atfork's body (libc_nonshared.a, linked at the end of the
      * code): called directly, it is one page fewer at start-up. */
-    __register_atfork(atfork_prepare, NULL, atfork_child, __dso_handle);
+    __register_atfork(atfork_prepare, atfork_parent, atfork_child,
+                      __dso_handle);
     wc_queue_init();
     wc_state = WC_ST_ON;
     wc_signals_init();

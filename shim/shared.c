@@ -378,9 +378,11 @@ static struct region *region_keep(struct region_head *h, int fd)
 static struct region *region_new(void)
 {
     int e = errno;
+    wc_fd_window_open(0);               /* ownfd.c invariant (7) */
     long m = wc_raw_syscall(SYS_memfd_create, (long)"wcache-cells",
                             MFD_CLOEXEC, 0, 0, 0, 0);
     int fd = m < 0 ? -1 : region_fd((int)m);
+    wc_fd_window_close();
     struct region *r = region_keep(fd >= 0 ? region_map(fd, 1) : NULL, fd);
     errno = e;
     return r;

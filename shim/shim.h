@@ -84,6 +84,11 @@ struct wc_shim_thr {
     int depth;
     int qpending;
     int cancel_held;
+    int fd_makes, fd_names;     /* ownfd.c (7): this thread's calls */
+    int fd_window;              /* its windows open (nested) */
+    int fd_forking;             /* its fork is a namer now (proc.c) */
+    int fd_masked;              /* it blocked signals for them ... */
+    uint64_t fd_mask;           /* ... and its mask before */
     struct wc_queue *tq;
     struct wc_inflight inflight;
 };
@@ -196,38 +201,85 @@ int wc_own_fd_yield(void);
             errno = retry_errno_;                                          \
         wc_fd_make_end();                                                  \
     } while (0)
-/* flusher.c invariant (7): the program's calls that make a descriptor
- * (RETRY_EMFILE) and the flusher's own short-lived descriptors (the
- * guard's lock file, /proc/self/stat) exclude each other, so that the
- * program's call gets the lowest free number, as without the shim:
- * wc_fd_makers counts program threads inside such a call, wc_fd_own_open
- * is set while the flusher has one of its own open (both atomic; each
- * side raises its own, then looks at the other's: one of the two always
- * sees the other). A call waits out the flusher's few microseconds. */
-/* wc_fd_makers: the calls inside (low 16 bits), and the calls ended
- * (above), one word: the end of a call moves both with one operation. */
+/* ownfd.c invariant (7): the shim's short-lived descriptors in the
+ * program's table (windows) and the program's calls that make a
+ * descriptor or copy the table (makers: RETRY_EMFILE, fork), that name a
+ * number (namers: close, close_range, closefrom, dup2, dup3) exclude
+ * each other, so that each of the program's calls meets only its own
+ * numbers, as without the shim. Each side raises its own word, then
+ * looks at the other's (both atomic): one of the two always sees the
+ * other. A maker waits out a window; a namer steps back from one; a
+ * window waits for the namers inside and steps back from the makers
+ * inside (one may block for ever: accept, the open of a FIFO).
+ *   wc_fd_makers: the makers inside (low 16 bits), and those ended
+ *   (above), one word: the end of a call moves both with one operation;
+ *   wc_fd_namers: the namers inside; wc_fd_window: 0, or the thread whose
+ *   window is open (its wc_thr's address). wc_thr.fd_makes and .fd_names
+ *   count the calling thread's own, raised first and lowered last: a
+ *   window opened by a handler that interrupted one of them waits for the
+ *   others' only. */
 #define WC_FD_MADE (1u << 16)
 extern WC_LOCAL unsigned wc_fd_makers;
-extern WC_LOCAL int wc_fd_own_open;
+extern WC_LOCAL unsigned wc_fd_namers;
+extern WC_LOCAL uintptr_t wc_fd_window;
 static inline void wc_fd_make_begin(void)
 {
+    wc_thr.fd_makes++;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
     __atomic_add_fetch(&wc_fd_makers, 1, __ATOMIC_SEQ_CST);
-    for (unsigned i = 0; unlikely(__atomic_load_n(&wc_fd_own_open,
+    for (unsigned i = 0; unlikely(__atomic_load_n(&wc_fd_window,
                                                   __ATOMIC_SEQ_CST)); i++)
         wc_backoff(i);
 }
 static inline void wc_fd_make_end(void)
 {
     __atomic_add_fetch(&wc_fd_makers, WC_FD_MADE - 1, __ATOMIC_RELEASE);
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    wc_thr.fd_makes--;
 }
-/* In the flusher (any other thread: 1 at once): may it open a descriptor
- * of its own now? 0 while a program thread is inside a call that makes
- * one (the look is put off), unless no such call has ended over
- * WC_OWN_OPEN_WAITS looks in a row: one is blocked (in accept, in the
- * open of a FIFO), and the look is made. Then wc_fd_own_open_end after
- * its close. */
-int wc_fd_own_open_begin(void);
-void wc_fd_own_open_end(void);
+static inline void wc_fd_name_begin(void)
+{
+    wc_thr.fd_names++;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    for (unsigned i = 0;;) {
+        __atomic_add_fetch(&wc_fd_namers, 1, __ATOMIC_SEQ_CST);
+        if (likely(!__atomic_load_n(&wc_fd_window, __ATOMIC_SEQ_CST)))
+            return;
+        __atomic_sub_fetch(&wc_fd_namers, 1, __ATOMIC_SEQ_CST);
+        while (__atomic_load_n(&wc_fd_window, __ATOMIC_ACQUIRE))
+            wc_backoff(i++);
+    }
+}
+static inline void wc_fd_name_end(void)
+{
+    __atomic_sub_fetch(&wc_fd_namers, 1, __ATOMIC_RELEASE);
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    wc_thr.fd_names--;
+}
+/* r = call, a namer (above). */
+#define WC_NAMES(r, call)                                                  \
+    do {                                                                   \
+        wc_fd_name_begin();                                                \
+        (r) = (call);                                                      \
+        int name_errno_ = errno;                                           \
+        wc_fd_name_end();                                                  \
+        errno = name_errno_;                                               \
+    } while (0)
+/* Open a window (ownfd.c invariant (7)): 1 once no program thread is
+ * inside a namer, nor inside a maker (unless one seems blocked: no maker
+ * ended for some milliseconds), signals blocked on a program thread;
+ * windows nest on a thread. With `may_put_off` (the flusher's looks,
+ * which come again at the next tick), 0 at once while a maker is inside,
+ * unless none ended over WC_OWN_OPEN_WAITS looks in a row. After 1,
+ * wc_fd_window_close when the descriptors are closed or placed. */
+int wc_fd_window_open(int may_put_off);
+void wc_fd_window_close(void);
+/* An open of (AT_FDCWD, path) in a window, placed as the engine's
+ * descriptors are (wc_own_fd_ops.open): the descriptor or -errno; errno
+ * kept. */
+int wc_own_fd_open(const char *path, int flags, mode_t mode);
+/* In a child after fork, alone: the counts hold this thread's only. */
+void wc_fd_window_after_fork(void);
 /* Is this thread the flusher? */
 int wc_on_flusher(void);
 /* fn(arg) in a child sharing this memory with a descriptor table of its
@@ -1420,9 +1472,10 @@ void wc_signals_init(void);
 void wc_stats_report(struct wc_cache *c);
 
 /* For the raw syscall() wrapper (syscall.c): what exit (no destructor
- * will run), and fork's prepare and child handlers do. */
+ * will run), and fork's prepare, parent and child handlers do. */
 void wc_proc_exit_flush(void);
 void wc_proc_before_fork(int exec_only);
+void wc_proc_after_fork_parent(void);
 void wc_proc_after_fork_child(void);
 /* vfork as a real fork serves it (syscall(SYS_vfork): the caller's frame
  * would not survive a real one); proc.c invariant (7). */

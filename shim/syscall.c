@@ -203,10 +203,10 @@ int wc_program_threads_gone(void)
     struct gone_look g = {getpid(), REAL(syscall)(SYS_gettid), 0};
     if (wc_apart(gone_apart, &g) == 0)
         return g.gone;
-    if (!wc_fd_own_open_begin())        /* flusher.c invariant (7) */
+    if (!wc_fd_window_open(1))          /* flusher.c invariant (7) */
         return 0;
     g.gone = threads_gone(g.pid, g.self);
-    wc_fd_own_open_end();
+    wc_fd_window_close();
     return g.gone;
 }
 
@@ -217,8 +217,10 @@ static long thread_exit(long code)
 {
     if (wc_state == WC_ST_ON && !wc_depth) {
         int e = errno;
+        wc_fd_window_open(0);           /* ownfd.c invariant (7) */
         int last = last_program_thread("/proc/self/task",
                                        REAL(syscall)(SYS_gettid));
+        wc_fd_window_close();
         errno = e;
         if (last) {
             wc_proc_exit_flush();
@@ -235,11 +237,12 @@ static long fork_like(long nr, long a, long b, long c, long d, long e,
 {
     wc_proc_before_fork(0);
     long r = REAL(syscall)(nr, a, b, c, d, e, f);
-    if (r == 0) {
-        int err = errno;
+    int err = errno;
+    if (r == 0)
         wc_proc_after_fork_child();
-        errno = err;
-    }
+    else
+        wc_proc_after_fork_parent();
+    errno = err;
     return r;
 }
 

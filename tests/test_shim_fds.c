@@ -576,6 +576,40 @@ Test(tsan, sigstorm_background_write_back)
     tsan_storm_env("plain", "WCACHE_BACKGROUND_NS=0");
 }
 
+/* shim/ownfd.c invariant (7): a number nobody holds stays free while the
+ * engine makes a short-lived descriptor of its own (here the reopen of a
+ * cached file whose write-back descriptor shared the description its
+ * program closes): another thread's close of it fails with EBADF, its
+ * dup2 onto it gives it, a byte written there reaches the pipe dup'ed,
+ * and every file keeps its lines. Before the windows: 21,799 of 209,865
+ * uses of number 3 went wrong in 2 s, and files lost their lines to the
+ * pipe. The kernel's run says the program itself is sound. */
+Test(fds, a_free_number_stays_free_while_the_engine_reopens)
+{
+    wct_require_shim();
+    wct_require_prog(WCT_PROG("prog_freenumber"));
+    for (int shim = 0; shim <= 1; shim++) {
+        char *dir = subdir(shim ? "free-shim" : "free-kernel");
+        const char *argv[] = {WCT_PROG("prog_freenumber"), dir, "2", NULL};
+        struct wct_spec spec = {.argv = argv, .shim = shim,
+                                .timeout_s = 60};
+        struct wct_result res;
+        cr_assert(wct_run(&spec, &res) == 0);
+        cr_assert(wct_ok(&res), "%s\n%s", wct_status_str(&res), res.err);
+        long rounds = 0, uses = 0, wrong = -1, lost = -1;
+        cr_assert(sscanf(res.out, "rounds %ld uses %ld wrong %ld lost %ld",
+                         &rounds, &uses, &wrong, &lost) == 4,
+                  "%s", res.out);
+        cr_assert(rounds > 2 && uses > 1000, "%s: %s",
+                  shim ? "shim" : "kernel", res.out);
+        cr_assert(wrong == 0 && lost == 0, "%s: %s",
+                  shim ? "shim" : "kernel", res.out);
+        wct_result_free(&res);
+        wct_rmtree(dir);
+        free(dir);
+    }
+}
+
 /* shim/flusher.c invariant (7): the flusher's own short-lived descriptors
  * (the crash guard's lock file, /proc/self/stat, every 250 ms) are not
  * open while a program thread is inside a call that makes one: a

@@ -56,8 +56,13 @@ struct wc_fd_ops {
      * `fd` (fd itself is untouched), placed and marked so that the program
      * cannot see, close or replace it. Returns it or -errno. */
     int (*place)(int fd);
-    /* The engine has just closed a descriptor place() returned. */
+    /* The engine has just closed a descriptor place() or open()
+     * returned. */
     void (*closed)(int fd);
+    /* open(path, flags | O_CLOEXEC, mode), the descriptor placed as
+     * place() places it; its first number (the lowest free one) meets
+     * none of the program's calls. Returns it or -errno; errno kept. */
+    int (*open)(const char *path, int flags, mode_t mode);
 };
 
 struct wc_config {
