@@ -107,9 +107,11 @@
  *       copy of the table); namers are close, close_range, closefrom,
  *       dup2 and dup3. Limits: calls the
  *       shim does not see (a raw syscall instruction, glibc's internal
- *       closes, posix_spawn's child, vfork's), and a window a maker
- *       stays blocked in for good, on a thread that cannot wait
- *       (milliseconds, then it opens anyway).
+ *       closes, posix_spawn's child, vfork's); and makers inside for
+ *       20 us while none enters or ends are taken for blocked past their
+ *       numbers' choice (WC_WINDOW_STUCK_NS): one that took that long to
+ *       reach it (preempted, or faulting in its path) may get the number
+ *       after the window's.
  *
  * Known window: during the one F_DUPFD of (1) (about a microsecond, once
  * per cached file), another thread of a program that holds every number
@@ -328,10 +330,16 @@ uintptr_t wc_fd_window;
 static int g_put_off;
 static unsigned g_put_off_made;
 #define WC_OWN_OPEN_WAITS 8
-/* Rounds of wc_backoff (milliseconds, most of them asleep) that a window
- * that cannot be put off waits with no maker ended before it opens
- * anyway. */
-#define WC_WINDOW_STUCK 256
+/* How long a window that cannot be put off waits while no maker enters
+ * or ends before it opens anyway. A maker takes its number as it enters
+ * the kernel (get_unused_fd_flags comes first, in open and accept alike),
+ * so one inside that long while the window's thread watched blocks past
+ * that (accept, the open of a FIFO or on a slow server) and no longer
+ * meets the window: waiting longer would cost the window's thread as
+ * long as the maker blocks (a server's accept thread: for good). Makers
+ * that entered while the window was held wait for it in
+ * wc_fd_make_begin. */
+#define WC_WINDOW_STUCK_NS 20000
 
 int wc_fd_window_open(int may_put_off)
 {
@@ -344,7 +352,8 @@ int wc_fd_window_open(int may_put_off)
         wc_raw_syscall(SYS_rt_sigprocmask, SIG_SETMASK, (long)&all,
                        (long)&t->fd_mask, 8, 0, 0);
     uintptr_t me = (uintptr_t)t;
-    unsigned seen = 0, still = 0;
+    unsigned seen = 0;
+    uint64_t since = 0;                 /* 0: nothing seen yet */
     for (unsigned i = 0;; i++) {
         uintptr_t none = 0;
         if (!__atomic_compare_exchange_n(&wc_fd_window, &none, me, 0,
@@ -371,11 +380,12 @@ int wc_fd_window_open(int may_put_off)
                                (long)&t->fd_mask, 0, 8, 0, 0);
             return 0;
         }
-        if (made != seen) {
-            seen = made;
-            still = 0;
-        } else if (++still > WC_WINDOW_STUCK) {
-            break;
+        uint64_t now = wc_now_ns();
+        if (w != seen || !since) {
+            seen = w;
+            since = now;
+        } else if (now - since > WC_WINDOW_STUCK_NS) {
+            break;                      /* those inside block: go on */
         }
         __atomic_store_n(&wc_fd_window, 0, __ATOMIC_RELEASE);
         wc_backoff(i);

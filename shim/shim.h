@@ -267,7 +267,7 @@ static inline void wc_fd_name_end(void)
     } while (0)
 /* Open a window (ownfd.c invariant (7)): 1 once no program thread is
  * inside a namer, nor inside a maker (unless one seems blocked: no maker
- * ended for some milliseconds), signals blocked on a program thread;
+ * entered or ended for 20 us), signals blocked on a program thread;
  * windows nest on a thread. With `may_put_off` (the flusher's looks,
  * which come again at the next tick), 0 at once while a maker is inside,
  * unless none ended over WC_OWN_OPEN_WAITS looks in a row. After 1,

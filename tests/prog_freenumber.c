@@ -16,7 +16,9 @@
  * kernel promises whatever the other threads do with their own numbers.
  * Rounds go on for SECONDS; between rounds the user of 3 waits while the
  * writer opens the next files (their opens take the lowest free number,
- * 3, for an instant, as the program's own).
+ * 3, for an instant, as the program's own). A third thread stays blocked
+ * in the open of a FIFO all along (a call that makes a descriptor and
+ * does not end: the engine's reopens must not wait for it).
  *
  * Checks, at the end: every file holds its two lines (a write-back
  * descriptor that became the pipe loses them), the pipe holds exactly the
@@ -30,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -60,6 +63,15 @@ static int open_high(const char *path, int flags, int at)
     int h = dup2(t, at);
     close(t);
     return h;
+}
+
+/* Blocked in the open of the FIFO until main opens its other end. */
+static void *blocked(void *arg)
+{
+    int fd = open(arg, O_RDONLY);
+    if (fd >= 0)
+        close(fd);
+    return NULL;
 }
 
 static void *user(void *arg)
@@ -114,11 +126,20 @@ int main(int argc, char **argv)
     g_pipe[0] = HIGH - 2;
     g_pipe[1] = HIGH - 1;
     fcntl(g_pipe[0], F_SETPIPE_SZ, 1 << 20);
-    pthread_t t;
+    char path[4200], line[64], fifo[4200];
+    snprintf(fifo, sizeof fifo, "%s/fifo", g_dir);
+    pthread_t t, b;
+    /* 3 held meanwhile: the blocked open has its number before it
+     * blocks (the kernel's choice comes first), and that is not 3. */
+    int hold = dup(0);
+    if (hold != NUM || mkfifo(fifo, 0600) != 0 ||
+        pthread_create(&b, NULL, blocked, fifo) != 0)
+        return 1;
+    usleep(20000);
+    close(hold);
     if (pthread_create(&t, NULL, user, NULL) != 0)
         return 1;
     long rounds = 0, lost = 0, inpipe = 0;
-    char path[4200], line[64];
     while (now() < end) {
         int a[FILES], b[FILES];
         for (int i = 0; i < FILES; i++) {
@@ -167,6 +188,12 @@ int main(int argc, char **argv)
     __atomic_store_n(&g_phase, 2, __ATOMIC_RELEASE);
     pthread_join(t, NULL);
     inpipe += drain();
+    int w = open(fifo, O_WRONLY);       /* the blocked open ends */
+    if (w < 0)
+        return 1;
+    close(w);
+    pthread_join(b, NULL);
+    unlink(fifo);
     for (int i = 0; i < FILES; i++) {
         snprintf(path, sizeof path, "%s/f%d", g_dir, i);
         unlink(path);
