@@ -322,9 +322,11 @@ void wc_own_fd_closed(int fd)
 
 /* ---- invariant (7): windows ------------------------------------------ */
 
-unsigned wc_fd_makers;
-unsigned wc_fd_namers;
-uintptr_t wc_fd_window;
+/* In .data (WC_BOOT): a fork child writes the makers' count, beside the
+ * flusher's state it resets as well (one page fault, not two). */
+WC_BOOT unsigned wc_fd_makers;
+WC_BOOT unsigned wc_fd_namers;
+WC_BOOT uintptr_t wc_fd_window;
 /* Looks put off in a row with no maker ended, and the count of ended
  * makers at the last one (the flusher's only). */
 static int g_put_off;
