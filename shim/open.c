@@ -372,18 +372,32 @@ __asm__(".pushsection .text\n"
 
 /* ---- close ------------------------------------------------------------ */
 
+/* The kernel's close of fd, a namer (ownfd.c invariant (7)) whose count
+ * ends even when a cancellation acts inside it (a cleanup handler: a
+ * setjmp in this small frame; the engine's own closes are raw). */
+static __attribute__((noinline)) int close_named(int fd)
+{
+    volatile int r = -1;
+    wc_fd_name_begin();
+    pthread_cleanup_push(wc_fd_name_cancelled, NULL);
+    r = wc_k_close(fd);
+    pthread_cleanup_pop(0);
+    int e = errno;
+    wc_fd_name_end();
+    errno = e;
+    return r;
+}
+
 WC_EXPORT int close(int fd)
 {
     if (unlikely(wc_fd_is_internal(fd)))
         return wc_ret(-EBADF);
     struct wc_desc *d = wc_fd_get(fd);
     wc_nc_mark(fd, WC_NC_UNKNOWN);
-    int rc;
     if (likely(d == NULL)) {
         if (unlikely(wc_state == WC_ST_VFORK))
             wc_vfork_closed(fd);        /* proc.c invariant (7) */
-        WC_NAMES(rc, wc_k_close(fd));   /* ownfd.c invariant (7) */
-        return rc;
+        return close_named(fd);
     }
     if (wc_depth)
         return wc_ret(wc_queue_close(fd));
@@ -391,7 +405,7 @@ WC_EXPORT int close(int fd)
     int e = wc_work_begin();
     int marked;                 /* cancellation off: cancel.c (3) */
     int r = wc_fd_close_begin(fd, &marked);     /* fdtab.c (1b) */
-    WC_NAMES(rc, wc_k_close(fd));
+    int rc = close_named(fd);
     int ce = errno;
     if (marked)
         wc_fd_close_end(fd);

@@ -100,19 +100,25 @@
  *       inside, none entering (they step back), no maker inside but one
  *       that seems blocked, and signals blocked on a program thread (its
  *       handler's close would wait for its own window). Makers are
- *       open, openat, creat, open_by_handle_at, dup, F_DUPFD on a
- *       descriptor the shim tracks or in fallback, socket, socketpair,
- *       accept, accept4, pipe, pipe2, eventfd, epoll_create, and fork
- *       (from the shim's prepare handler to the system call's return: a
- *       copy of the table); namers are close, close_range, closefrom,
- *       dup2 and dup3. Limits: calls the
- *       shim does not see (a raw syscall instruction, glibc's internal
- *       closes, posix_spawn's child, vfork's); and makers inside for
- *       20 us while none enters or ends are taken for blocked past their
- *       numbers' choice (WC_WINDOW_STUCK_NS): one that took that long to
- *       reach it (preempted, or faulting in its path) may get the number
- *       after the window's.
- *
+ *       open, openat, creat, open_by_handle_at, dup, F_DUPFD, socket,
+ *       socketpair, accept, accept4, pipe, pipe2, eventfd, epoll_create,
+ *       and fork (from the shim's prepare handler to the system call's
+ *       return: a copy of the table); namers are close, close_range,
+ *       closefrom, dup2 and dup3. A vfork child counts nothing (its
+ *       table is a copy; a count it raised before being killed would
+ *       stay in the parent's memory), and a close cancelled inside ends
+ *       its count (open.c close_named; tests: prog_deadnamer).
+ *       Limits: calls the shim does not see (a raw syscall instruction,
+ *       glibc's internal closes, posix_spawn's child); makers inside for
+ *       20 us while none enters or ends, namers inside for 100 ms while
+ *       none ends, are taken for blocked past their numbers' choice or
+ *       release (WC_WINDOW_STUCK_NS, WC_WINDOW_NAMER_NS): one that took
+ *       that long to reach it (preempted; a maker faulting in its path)
+ *       may meet the window's descriptor; and a maker's count left
+ *       raised (its thread cancelled inside open or accept, a server's
+ *       way to stop its accept thread) costs every later window those
+ *       20 us.
+
  * Known window: during the one F_DUPFD of (1) (about a microsecond, once
  * per cached file), another thread of a program that holds every number
  * below L gets number L from the kernel instead of EMFILE.
@@ -342,6 +348,12 @@ static unsigned g_put_off_made;
  * that entered while the window was held wait for it in
  * wc_fd_make_begin. */
 #define WC_WINDOW_STUCK_NS 20000
+/* And while no namer ends: a namer's number is named in its first
+ * microseconds (a close takes it out of the table before it waits, a
+ * close_range frees every number below the one it waits on), but one
+ * preempted before that may wait a scheduler's slice: 20 us let a window
+ * in beside a dup2 still to come (prog_freenumber: 8 wrong in 2 s). */
+#define WC_WINDOW_NAMER_NS 100000000
 
 int wc_fd_window_open(int may_put_off)
 {
@@ -395,12 +407,26 @@ int wc_fd_window_open(int may_put_off)
     if (may_put_off)
         g_put_off = 0;
     /* Namers that entered before the window step back no more: their
-     * calls end (a close, a dup2, a fork). */
-    for (unsigned i = 0;
-         (int)__atomic_load_n(&wc_fd_namers, __ATOMIC_SEQ_CST) -
-             t->fd_names > 0;
-         i++)
+     * calls end (a close, a dup2, a close_range), or block past their
+     * naming, as makers do (WC_WINDOW_NAMER_NS). A count left raised by
+     * a namer that never ended would cost each window that wait: close,
+     * the one that is a cancellation point, ends its count when
+     * cancelled (shim.h WC_CLOSES). */
+    seen = 0;
+    since = 0;
+    for (unsigned i = 0;; i++) {
+        unsigned n = __atomic_load_n(&wc_fd_namers, __ATOMIC_SEQ_CST);
+        if ((int)n - t->fd_names <= 0)
+            break;
+        uint64_t now = wc_now_ns();
+        if (n != seen || !since) {
+            seen = n;
+            since = now;
+        } else if (now - since > WC_WINDOW_NAMER_NS) {
+            break;
+        }
         wc_backoff(i);
+    }
     return 1;
 }
 
@@ -430,6 +456,12 @@ int wc_own_fd_open(const char *path, int flags, mode_t mode)
     wc_fd_window_close();
     errno = e;
     return n;
+}
+
+void wc_fd_name_cancelled(void *unused)
+{
+    (void)unused;
+    wc_fd_name_end();
 }
 
 WC_ONCE

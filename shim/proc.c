@@ -464,6 +464,8 @@ void wc_proc_exit_flush(void)
  * end is wc_fd_window_after_fork's. */
 static void fork_makes_begin(void)
 {
+    if (wc_state == WC_ST_VFORK)
+        return;                 /* counts nothing (shim.h) */
     wc_fd_make_begin();
     wc_thr.fd_forking = 1;
 }

@@ -41,6 +41,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <sys/resource.h>
@@ -201,6 +202,16 @@ int wc_own_fd_yield(void);
             errno = retry_errno_;                                          \
         wc_fd_make_end();                                                  \
     } while (0)
+/* The shim's state (fdtab.c; process-wide state below). */
+enum wc_state {
+    WC_ST_INIT = 0,   /* constructor not finished: pass through */
+    WC_ST_ON,         /* caching */
+    WC_ST_OFF,        /* pass-through for good (disabled, bad env, exit) */
+    WC_ST_VFORK,      /* a vfork child runs in this memory: pass through
+                         (proc.c invariant (7)); ON again when it leaves */
+};
+extern WC_LOCAL volatile int wc_state;
+
 /* ownfd.c invariant (7): the shim's short-lived descriptors in the
  * program's table (windows) and the program's calls that make a
  * descriptor or copy the table (makers: RETRY_EMFILE, fork), that name a
@@ -217,13 +228,19 @@ int wc_own_fd_yield(void);
  *   window is open (its wc_thr's address). wc_thr.fd_makes and .fd_names
  *   count the calling thread's own, raised first and lowered last: a
  *   window opened by a handler that interrupted one of them waits for the
- *   others' only. */
+ *   others' only. A vfork child (WC_ST_VFORK: the program's one thread
+ *   is in it) counts nothing: its table is a copy, which no window of
+ *   the parent's meets, and a count it raised and was killed before
+ *   lowering would stay in the parent's memory for good (a window would
+ *   wait for ever on a namer's). */
 #define WC_FD_MADE (1u << 16)
 extern WC_LOCAL unsigned wc_fd_makers;
 extern WC_LOCAL unsigned wc_fd_namers;
 extern WC_LOCAL uintptr_t wc_fd_window;
 static inline void wc_fd_make_begin(void)
 {
+    if (unlikely(wc_state == WC_ST_VFORK))
+        return;
     wc_thr.fd_makes++;
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
     __atomic_add_fetch(&wc_fd_makers, 1, __ATOMIC_SEQ_CST);
@@ -233,12 +250,16 @@ static inline void wc_fd_make_begin(void)
 }
 static inline void wc_fd_make_end(void)
 {
+    if (unlikely(wc_state == WC_ST_VFORK))
+        return;
     __atomic_add_fetch(&wc_fd_makers, WC_FD_MADE - 1, __ATOMIC_RELEASE);
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
     wc_thr.fd_makes--;
 }
 static inline void wc_fd_name_begin(void)
 {
+    if (unlikely(wc_state == WC_ST_VFORK))
+        return;
     wc_thr.fd_names++;
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
     for (unsigned i = 0;;) {
@@ -252,10 +273,16 @@ static inline void wc_fd_name_begin(void)
 }
 static inline void wc_fd_name_end(void)
 {
+    if (unlikely(wc_state == WC_ST_VFORK))
+        return;
     __atomic_sub_fetch(&wc_fd_namers, 1, __ATOMIC_RELEASE);
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
     wc_thr.fd_names--;
 }
+/* close's count ends even when a cancellation acts inside it
+ * (open.c close_named): close is a cancellation point, and a namer's
+ * count left raised would cost every later window 100 ms. */
+void wc_fd_name_cancelled(void *unused);
 /* r = call, a namer (above). */
 #define WC_NAMES(r, call)                                                  \
     do {                                                                   \
@@ -271,7 +298,8 @@ static inline void wc_fd_name_end(void)
  * windows nest on a thread. With `may_put_off` (the flusher's looks,
  * which come again at the next tick), 0 at once while a maker is inside,
  * unless none ended over WC_OWN_OPEN_WAITS looks in a row. After 1,
- * wc_fd_window_close when the descriptors are closed or placed. */
+ * wc_fd_window_close when the descriptors are closed or placed. (Namers
+ * inside are waited for 100 ms at most while none ends.) */
 int wc_fd_window_open(int may_put_off);
 void wc_fd_window_close(void);
 /* An open of (AT_FDCWD, path) in a window, placed as the engine's
@@ -305,14 +333,6 @@ int wc_nofile_prlimit(pid_t pid, const struct rlimit *nl, struct rlimit *ol);
 
 /* ---- process-wide state (fdtab.c) ------------------------------------ */
 
-enum wc_state {
-    WC_ST_INIT = 0,   /* constructor not finished: pass through */
-    WC_ST_ON,         /* caching */
-    WC_ST_OFF,        /* pass-through for good (disabled, bad env, exit) */
-    WC_ST_VFORK,      /* a vfork child runs in this memory: pass through
-                         (proc.c invariant (7)); ON again when it leaves */
-};
-extern WC_LOCAL volatile int wc_state;
 
 /* The cache, created by the write that first caches a file, or by an
  * open when WCACHE_MIN_WRITES=0 (fdtab.c invariant (6)); again in a child

@@ -610,6 +610,37 @@ Test(fds, a_free_number_stays_free_while_the_engine_reopens)
     }
 }
 
+/* shim/ownfd.c invariant (7): a close that never returns, its caller
+ * killed (a vfork child, SIGKILLed in a close that lingers) or cancelled
+ * (a thread, close being a cancellation point), leaves no count behind
+ * that the engine's later reopens wait for: 500 of them from another
+ * thread take well under a second (a count left raised: 100 ms each,
+ * past the timeout; a vfork child's that counted: hung for good). */
+static void dead_namer(const char *mode)
+{
+    wct_require_shim();
+    wct_require_prog(WCT_PROG("prog_deadnamer"));
+    for (int shim = 0; shim <= 1; shim++) {
+        char *dir = subdir(shim ? "dead-shim" : "dead-kernel");
+        char f[4300];
+        snprintf(f, sizeof f, "%s/f", dir);
+        const char *argv[] = {WCT_PROG("prog_deadnamer"), mode, f, NULL};
+        struct wct_spec spec = {.argv = argv, .shim = shim,
+                                .timeout_s = 30};
+        struct wct_result res;
+        cr_assert(wct_run(&spec, &res) == 0);
+        cr_assert(wct_ok(&res), "%s %s: %s\n%s", mode,
+                  shim ? "shim" : "kernel", wct_status_str(&res), res.err);
+        cr_assert_str_eq(res.out, "ok\n");
+        wct_result_free(&res);
+        wct_rmtree(dir);
+        free(dir);
+    }
+}
+
+Test(fds, a_vfork_child_killed_in_close_leaves_no_wait) { dead_namer("vfork"); }
+Test(fds, a_thread_cancelled_in_close_leaves_no_wait) { dead_namer("cancel"); }
+
 /* shim/flusher.c invariant (7): the flusher's own short-lived descriptors
  * (the crash guard's lock file, /proc/self/stat, every 250 ms) are not
  * open while a program thread is inside a call that makes one: a

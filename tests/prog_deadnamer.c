@@ -1,0 +1,184 @@
+/*
+ * prog_deadnamer.c - a close that never returns (its caller killed or
+ * cancelled inside it) leaves the parent's calls as they were.
+ *
+ *   prog_deadnamer vfork|cancel FILE
+ *
+ * Caches FILE through two descriptions (two opens). Then a close blocks:
+ * of a TCP connection to a listener nobody accepts from, its data not
+ * sent, with SO_LINGER (the kernel waits to send). With "vfork", a vfork
+ * child makes the connection and closes it, and a helper process, told
+ * the child's pid through a pipe, kills the child with SIGKILL in its
+ * close; with "cancel", a thread makes it and closes it, and main
+ * cancels that thread (close is a cancellation point) and joins it.
+ * Then main closes the first description of FILE (under the shim the
+ * engine then reopens the file for itself, its descriptor opened for an
+ * instant in the program's table: shim/ownfd.c (7)), writes through the
+ * second, closes it, and checks the file; then a new thread does that
+ * 500 times more. Prints "ok" and exits 0; a program whose windows wait for the
+ * dead call takes 100 ms each (past the test's timeout) or hangs.
+ */
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static struct sockaddr_in g_sa;
+static int g_tell = -1;         /* where the closer tells its pid */
+static int g_closing;           /* the closer is about to close */
+
+/* Connect to the listener, fill what the kernel would send, and close
+ * with SO_LINGER: the close blocks until the caller is killed or
+ * cancelled. */
+static void *closer(void *arg)
+{
+    (void)arg;
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    if (s < 0 || connect(s, (struct sockaddr *)&g_sa, sizeof g_sa) != 0)
+        _exit(3);
+    int small = 4096;
+    setsockopt(s, SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+    fcntl(s, F_SETFL, O_NONBLOCK);
+    static char junk[65536];
+    for (int idle = 0; idle < 3;) {     /* the peer's window full */
+        if (write(s, junk, sizeof junk) > 0) {
+            idle = 0;
+        } else {
+            idle++;
+            usleep(10000);
+        }
+    }
+    fcntl(s, F_SETFL, 0);
+    struct linger lg = {1, 30};
+    setsockopt(s, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    pid_t me = getpid();
+    if (g_tell >= 0 && write(g_tell, &me, sizeof me) != sizeof me)
+        _exit(4);
+    __atomic_store_n(&g_closing, 1, __ATOMIC_RELEASE);
+    close(s);                   /* blocks until killed or cancelled */
+    _exit(5);
+}
+
+/* 500 times: the file cached through two descriptions, the first
+ * closed (a window each). NULL, or the file's name on a failure. */
+static void *again(void *arg)
+{
+    const char *path = arg;
+    for (int i = 0; i < 500; i++) {
+        int a = open(path, O_WRONLY), b = open(path, O_WRONLY);
+        if (a < 0 || b < 0 || write(a, "again\n", 6) != 6 ||
+            pwrite(b, "b", 1, 4000) != 1 || close(a) != 0 || close(b) != 0)
+            return arg;
+    }
+    return NULL;
+}
+
+static int fail(const char *what)
+{
+    perror(what);
+    return 1;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 3)
+        return 2;
+    const char *path = argv[2];
+    int a = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int b = open(path, O_WRONLY);
+    if (a < 0 || b < 0)
+        return fail("open");
+    for (int i = 0; i < 100; i++)
+        if (write(a, "first line\n", 11) != 11)
+            return fail("write");
+    if (pwrite(b, "second", 6, 2000) != 6)
+        return fail("pwrite");
+
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t sl = sizeof sa;
+    int rcv = 4096;
+    if (l >= 0)
+        setsockopt(l, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
+    if (l < 0 || bind(l, (struct sockaddr *)&sa, sizeof sa) != 0 ||
+        listen(l, 1) != 0 || getsockname(l, (struct sockaddr *)&sa, &sl))
+        return fail("listen");
+    g_sa = sa;
+
+    if (!strcmp(argv[1], "cancel")) {
+        pthread_t t;
+        if (pthread_create(&t, NULL, closer, NULL) != 0)
+            return fail("pthread_create");
+        while (!__atomic_load_n(&g_closing, __ATOMIC_ACQUIRE))
+            usleep(1000);
+        usleep(200000);         /* the thread is in its close by now */
+        void *res;
+        if (pthread_cancel(t) != 0 || pthread_join(t, &res) != 0 ||
+            res != PTHREAD_CANCELED) {
+            fprintf(stderr, "closer not cancelled\n");
+            return 1;
+        }
+    } else {
+        int p[2];
+        if (pipe(p) != 0)
+            return fail("pipe");
+        pid_t killer = fork();
+        if (killer == 0) {
+            pid_t victim;
+            if (read(p[0], &victim, sizeof victim) != sizeof victim)
+                _exit(1);
+            usleep(300000);     /* the child is in its close by now */
+            kill(victim, SIGKILL);
+            _exit(0);
+        }
+        g_tell = p[1];
+        pid_t c = vfork();
+        if (c == 0) {
+            closer(NULL);
+            _exit(5);
+        }
+        if (c < 0)
+            return fail("vfork");
+        int st;
+        if (waitpid(c, &st, 0) != c || !WIFSIGNALED(st) ||
+            WTERMSIG(st) != SIGKILL) {
+            fprintf(stderr, "child: status %#x\n", st);
+            return 1;
+        }
+        waitpid(killer, NULL, 0);
+    }
+
+    if (close(a) != 0)
+        return fail("close a");
+    if (pwrite(b, "third", 5, 3000) != 5 || close(b) != 0)
+        return fail("b");
+    char got[3005];
+    int r = open(path, O_RDONLY);
+    if (r < 0 || pread(r, got, sizeof got, 0) != (ssize_t)sizeof got)
+        return fail("read back");
+    close(r);
+    if (memcmp(got, "first line\n", 11) || memcmp(got + 2000, "second", 6) ||
+        memcmp(got + 3000, "third", 5)) {
+        fprintf(stderr, "contents differ\n");
+        return 1;
+    }
+    /* And as many more windows, from a thread of their own (one that
+     * never counted the dead call as its own): a count the dead call
+     * left raised would cost each a wait (100 ms: 50 s in all). */
+    pthread_t t;
+    void *res;
+    if (pthread_create(&t, NULL, again, (void *)path) != 0 ||
+        pthread_join(t, &res) != 0 || res != NULL)
+        return fail("again");
+    close(l);
+    printf("ok\n");
+    return 0;
+}
