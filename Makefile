@@ -146,7 +146,8 @@ TSAN_PLAIN := shim/meta.c shim/proc.c shim/signals.c shim/flusher.c \
 	shim/stats_report.c shim/ownfd.c shim/env.c shim/real.c shim/open.c \
 	shim/guard.c
 TSAN_OBJ  := $(patsubst %,$(B)/tsan/obj/%.o,$(SHIM_SRC) $(CACHE_SRC))
-TSAN_PROGS := $(patsubst %,$(B)/tsan/prog_%,threads sigstorm fdstress tsanrace)
+TSAN_PROGS := $(patsubst %,$(B)/tsan/prog_%,threads sigstorm fdstress tsanrace \
+	freenumber)
 
 $(B)/tsan/obj/%.c.o: %.c $(HEADERS) | deps-build
 	@mkdir -p $(dir $@)

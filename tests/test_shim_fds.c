@@ -610,6 +610,33 @@ Test(fds, a_free_number_stays_free_while_the_engine_reopens)
     }
 }
 
+/* The same under the sanitizer build: the engine's reopens, their
+ * windows and the other thread's calls on descriptor 3, with no report
+ * (the windows' own code is not instrumented: TSAN_PLAIN in the
+ * Makefile; the engine's around them is). */
+Test(tsan, a_free_number_stays_free)
+{
+    require_tsan();
+    wct_require_prog(TSAN_PROG("prog_freenumber"));
+    char *dir = subdir("free-tsan");
+    const char *argv[] = {TSAN_PROG("prog_freenumber"), dir, "1", NULL};
+    const char *env[] = {"LD_PRELOAD=" TSAN_SO, TSAN_ENV, tsan_dir(),
+                         "WCACHE_MIN_WRITES=0", NULL};
+    struct wct_spec spec = {.argv = argv, .env = env, .timeout_s = 150};
+    struct wct_result res;
+    cr_assert(wct_run(&spec, &res) == 0);
+    cr_expect(wct_ok(&res), "%s\n%.4000s", wct_status_str(&res), res.err);
+    cr_expect(!strstr(res.err, "ThreadSanitizer"), "%.4000s", res.err);
+    long rounds = 0, uses = 0, wrong = -1, lost = -1;
+    cr_expect(sscanf(res.out, "rounds %ld uses %ld wrong %ld lost %ld",
+                     &rounds, &uses, &wrong, &lost) == 4 && rounds > 0 &&
+                  wrong == 0 && lost == 0,
+              "%s", res.out);
+    wct_result_free(&res);
+    wct_rmtree(dir);
+    free(dir);
+}
+
 /* shim/ownfd.c invariant (7): a close that never returns, its caller
  * killed (a vfork child, SIGKILLed in a close that lingers) or cancelled
  * (a thread, close being a cancellation point), leaves no count behind
