@@ -355,6 +355,24 @@ static unsigned g_put_off_made;
  * in beside a dup2 still to come (prog_freenumber: 8 wrong in 2 s). */
 #define WC_WINDOW_NAMER_NS 100000000
 
+/* A word a window watches, and since when it has held that value. */
+struct steady {
+    unsigned seen;
+    uint64_t since;             /* 0: not looked at yet */
+};
+
+/* Has `word` held the same value for more than `ns`? */
+static int steady_for(struct steady *s, unsigned word, uint64_t ns)
+{
+    uint64_t now = wc_now_ns();
+    if (word != s->seen || !s->since) {
+        s->seen = word;
+        s->since = now;
+        return 0;
+    }
+    return now - s->since > ns;
+}
+
 int wc_fd_window_open(int may_put_off)
 {
     struct wc_shim_thr *t = &wc_thr;
@@ -366,8 +384,7 @@ int wc_fd_window_open(int may_put_off)
         wc_raw_syscall(SYS_rt_sigprocmask, SIG_SETMASK, (long)&all,
                        (long)&t->fd_mask, 8, 0, 0);
     uintptr_t me = (uintptr_t)t;
-    unsigned seen = 0;
-    uint64_t since = 0;                 /* 0: nothing seen yet */
+    struct steady makers = {0, 0}, namers = {0, 0};
     for (unsigned i = 0;; i++) {
         uintptr_t none = 0;
         if (!__atomic_compare_exchange_n(&wc_fd_window, &none, me, 0,
@@ -394,13 +411,8 @@ int wc_fd_window_open(int may_put_off)
                                (long)&t->fd_mask, 0, 8, 0, 0);
             return 0;
         }
-        uint64_t now = wc_now_ns();
-        if (w != seen || !since) {
-            seen = w;
-            since = now;
-        } else if (now - since > WC_WINDOW_STUCK_NS) {
+        if (steady_for(&makers, w, WC_WINDOW_STUCK_NS))
             break;                      /* those inside block: go on */
-        }
         __atomic_store_n(&wc_fd_window, 0, __ATOMIC_RELEASE);
         wc_backoff(i);
     }
@@ -411,20 +423,12 @@ int wc_fd_window_open(int may_put_off)
      * naming, as makers do (WC_WINDOW_NAMER_NS). A count left raised by
      * a namer that never ended would cost each window that wait: close,
      * the one that is a cancellation point, ends its count when
-     * cancelled (shim.h WC_CLOSES). */
-    seen = 0;
-    since = 0;
+     * cancelled (open.c close_named). */
     for (unsigned i = 0;; i++) {
         unsigned n = __atomic_load_n(&wc_fd_namers, __ATOMIC_SEQ_CST);
-        if ((int)n - t->fd_names <= 0)
+        if ((int)n - t->fd_names <= 0 ||
+            steady_for(&namers, n, WC_WINDOW_NAMER_NS))
             break;
-        uint64_t now = wc_now_ns();
-        if (n != seen || !since) {
-            seen = n;
-            since = now;
-        } else if (now - since > WC_WINDOW_NAMER_NS) {
-            break;
-        }
         wc_backoff(i);
     }
     return 1;
