@@ -99,15 +99,19 @@
  *       lives inside a window (wc_fd_window_open, shim.h): no namer
  *       inside, none entering (they step back), no maker inside but one
  *       that seems blocked, and signals blocked on a program thread (its
- *       handler's close would wait for its own window). Makers are
+ *       handler's close would wait for its own window), cancellation
+ *       off once the program has cancelled a thread (a window left shut
+ *       stops every maker and namer for good). Makers are
  *       open, openat, creat, open_by_handle_at, dup, F_DUPFD, socket,
  *       socketpair, accept, accept4, pipe, pipe2, eventfd, epoll_create,
  *       and fork (from the shim's prepare handler to the system call's
  *       return: a copy of the table); namers are close, close_range,
- *       closefrom, dup2 and dup3. A vfork child counts nothing (its
- *       table is a copy; a count it raised before being killed would
- *       stay in the parent's memory), and a close cancelled inside ends
- *       its count (open.c close_named; tests: prog_deadnamer).
+ *       closefrom, dup2 and dup3. A vfork child counts nothing and opens
+ *       no shared window (its table is a copy; a count or a window it
+ *       raised before being killed would stay in the parent's memory),
+ *       and a close cancelled inside ends its count (open.c close_named;
+ *       tests: prog_deadnamer; the vfork child's window is not tested:
+ *       no test kills it inside one).
  *       Limits: calls the shim does not see (a raw syscall instruction,
  *       glibc's internal closes, posix_spawn's child); makers inside for
  *       20 us while none enters or ends, namers inside for 100 ms while
@@ -129,6 +133,7 @@
  * calling the engine.
  */
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -378,11 +383,28 @@ int wc_fd_window_open(int may_put_off)
     struct wc_shim_thr *t = &wc_thr;
     if (t->fd_window++)
         return 1;
+    /* A vfork child's descriptors are in a table of its own, which no
+     * window of the parent's meets; and a window word it set and was
+     * killed before clearing would stop the parent's calls for good.
+     * (A real vfork is made only while the program has one thread: the
+     * flusher, in the parent's table, skips its windows meanwhile too,
+     * with no program thread there to meet.) */
+    t->fd_vforked = wc_state == WC_ST_VFORK;
+    if (unlikely(t->fd_vforked))
+        return 1;
     uint64_t all = ~0ull;
     t->fd_masked = !wc_on_flusher();    /* the flusher's are blocked */
     if (t->fd_masked)
         wc_raw_syscall(SYS_rt_sigprocmask, SIG_SETMASK, (long)&all,
                        (long)&t->fd_mask, 8, 0, 0);
+    /* Nor may a cancellation act inside one (libc's open and close are
+     * cancellation points, and the window would stay shut): off, once
+     * the program has cancelled a thread (cancel.c (1)). */
+    int old;
+    t->fd_cancel = __atomic_load_n(&wc_cancel_used, __ATOMIC_RELAXED) &&
+                   pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old) == 0
+                       ? 1 + old
+                       : 0;
     uintptr_t me = (uintptr_t)t;
     struct steady makers = {0, 0}, namers = {0, 0};
     for (unsigned i = 0;; i++) {
@@ -405,10 +427,8 @@ int wc_fd_window_open(int may_put_off)
                 g_put_off = 0;
             }
             __atomic_store_n(&wc_fd_window, 0, __ATOMIC_RELEASE);
-            t->fd_window = 0;
-            if (t->fd_masked)
-                wc_raw_syscall(SYS_rt_sigprocmask, SIG_SETMASK,
-                               (long)&t->fd_mask, 0, 8, 0, 0);
+            t->fd_window = 1;
+            wc_fd_window_close();
             return 0;
         }
         if (steady_for(&makers, w, WC_WINDOW_STUCK_NS))
@@ -437,9 +457,12 @@ int wc_fd_window_open(int may_put_off)
 void wc_fd_window_close(void)
 {
     struct wc_shim_thr *t = &wc_thr;
-    if (--t->fd_window)
+    if (--t->fd_window || unlikely(t->fd_vforked))
         return;
-    __atomic_store_n(&wc_fd_window, 0, __ATOMIC_RELEASE);
+    if (__atomic_load_n(&wc_fd_window, __ATOMIC_RELAXED) == (uintptr_t)t)
+        __atomic_store_n(&wc_fd_window, 0, __ATOMIC_RELEASE);
+    if (t->fd_cancel)
+        pthread_setcancelstate(t->fd_cancel - 1, NULL);
     if (t->fd_masked)
         wc_raw_syscall(SYS_rt_sigprocmask, SIG_SETMASK, (long)&t->fd_mask,
                        0, 8, 0, 0);

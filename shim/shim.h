@@ -87,9 +87,12 @@ struct wc_shim_thr {
     int cancel_held;
     int fd_makes, fd_names;     /* ownfd.c (7): this thread's calls */
     int fd_window;              /* its windows open (nested) */
+    int fd_vforked;             /* the outermost one opened in a vfork
+                                   child (or beside one): not shared */
     int fd_forking;             /* its fork is a namer now (proc.c) */
     int fd_masked;              /* it blocked signals for them ... */
     uint64_t fd_mask;           /* ... and its mask before */
+    int fd_cancel;              /* 1 + the cancel state it set aside */
     struct wc_queue *tq;
     struct wc_inflight inflight;
 };
