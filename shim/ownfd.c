@@ -110,8 +110,7 @@
  *       no shared window (its table is a copy; a count or a window it
  *       raised before being killed would stay in the parent's memory),
  *       and a close cancelled inside ends its count (open.c close_named;
- *       tests: prog_deadnamer; the vfork child's window is not tested:
- *       no test kills it inside one).
+ *       tests: prog_deadnamer, prog_vforkwindow).
  *       Limits: calls the shim does not see (a raw syscall instruction,
  *       glibc's internal closes, posix_spawn's child); makers inside for
  *       20 us while none enters or ends, namers inside for 100 ms while

@@ -11,7 +11,10 @@
  *   statfs reports the room that is left, truthfully.
  * CTLFILE ("-": none): while this path exists, every write fails with EIO
  *   (a server whose storage went away: only write-back can meet it when a
- *   cache sits in front, since statfs still reports room).
+ *   cache sits in front, since statfs still reports room); while
+ *   CTLFILE.slow exists, every read waits, 3 s at most (a server that
+ *   stops answering: a reader stays inside its read; requests queue
+ *   behind it, the server being single-threaded).
  *
  * Runs in the foreground, single-threaded; SIGTERM unmounts and exits.
  * Not a general file system: one directory level, no links, no xattrs.
@@ -31,6 +34,7 @@
 static char backing[4096];
 static unsigned long long limit;
 static const char *ctlfile;
+static char slowfile[4200];
 
 #define BS 4096ull
 
@@ -121,6 +125,8 @@ static int fs_read(const char *path, char *buf, size_t n, off_t off,
                    struct fuse_file_info *fi)
 {
     (void)path;
+    for (int i = 0; ctlfile && i < 30 && access(slowfile, F_OK) == 0; i++)
+        usleep(100000);
     ssize_t r = pread((int)fi->fh, buf, n, off);
     return r < 0 ? -errno : (int)r;
 }
@@ -258,6 +264,8 @@ int main(int argc, char **argv)
         return 2;
     limit = strtoull(argv[3], NULL, 0);
     ctlfile = strcmp(argv[4], "-") ? argv[4] : NULL;
+    if (ctlfile)
+        snprintf(slowfile, sizeof slowfile, "%s.slow", ctlfile);
     char *fargv[] = {argv[0], argv[2], "-f", "-s", "-o", "fsname=failfs",
                      NULL};
     return fuse_main(6, fargv, &ops, NULL);

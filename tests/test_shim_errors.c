@@ -2225,3 +2225,42 @@ Test(errors, fuse_eio_sync_file_range_reports, .init = setup,
         run_free(&r);
     }
 }
+
+/* shim/ownfd.c invariant (7): a vfork child that execs opens a window of
+ * its own to read the ELF header of the program it execs (proc.c
+ * exe_of), in the parent's memory. Killed inside it (its read waits on
+ * fuse_failfs while ctl.slow exists), it must leave no window shut behind
+ * it: the parent's next open would wait on it for good. The kernel alone
+ * runs the same program first, the reference. */
+Test(errors, a_vfork_child_killed_in_its_exec_look_stops_nothing,
+     .init = setup, .fini = teardown, .timeout = 120)
+{
+    wct_require_shim();
+    wct_require_prog(WCT_PROG("prog_vforkwindow"));
+    mount_failfs(0);
+    char slow[4400], f[4300];
+    snprintf(slow, sizeof slow, "%s.slow", ctl);
+    snprintf(f, sizeof f, "%s/f", scratch);
+    for (int shim = 0; shim < 2; shim++) {
+        /* The program to exec, a copy of its own for each run, put in the
+         * backing directory: no page of it is in the mount's cache, so
+         * the header's read reaches the server. */
+        char exe_src[4300], exe[4300], cmd[9000];
+        snprintf(exe_src, sizeof exe_src, "%s/true%d", src, shim);
+        snprintf(exe, sizeof exe, "%s/true%d", mnt, shim);
+        snprintf(cmd, sizeof cmd, "cp /bin/true '%s'", exe_src);
+        cr_assert_eq(system(cmd), 0);
+        const char *argv[] = {WCT_PROG("prog_vforkwindow"), f, exe, slow,
+                              NULL};
+        struct wct_spec spec = {.argv = argv, .shim = shim,
+                                .timeout_s = 30};
+        struct wct_result res;
+        cr_assert(wct_run(&spec, &res) == 0);
+        cr_assert(wct_ok(&res), "%s: %s\n%s", shim ? "shim" : "kernel",
+                  wct_status_str(&res), res.err);
+        cr_assert_str_eq(res.out, "ok\n");
+        wct_result_free(&res);
+        unlink(slow);
+        unlink(f);
+    }
+}
