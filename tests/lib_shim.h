@@ -22,6 +22,8 @@
 #include <string.h>
 #include <sys/time.h>
 #include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #ifndef WCT_BUILD_DIR
 #define WCT_BUILD_DIR "build"
@@ -62,6 +64,36 @@ static inline void wct_handle_blocked(int sig, void (*h)(int))
     sigemptyset(&set);
     sigaddset(&set, sig);
     sigprocmask(SIG_BLOCK, &set, NULL);
+}
+
+/* For a program whose child must die inside a call that blocks: a helper
+ * process that reads a pid from `rd` (a pipe's read end), waits `usec`,
+ * and kills that process with SIGKILL. The helper's pid, or -1. */
+static inline pid_t wct_killer(int rd, long usec)
+{
+    pid_t k = fork();
+    if (k == 0) {
+        pid_t victim;
+        if (read(rd, &victim, sizeof victim) != sizeof victim)
+            _exit(1);
+        usleep((useconds_t)usec);
+        kill(victim, SIGKILL);
+        _exit(0);
+    }
+    return k;
+}
+
+/* Reap child `pid` and the helper `killer`: 1 when the child was killed
+ * by SIGKILL (else its status on stderr, and 0). */
+static inline int wct_killed(pid_t pid, pid_t killer)
+{
+    int st = 0;
+    int ok = waitpid(pid, &st, 0) == pid && WIFSIGNALED(st) &&
+             WTERMSIG(st) == SIGKILL;
+    if (!ok)
+        fprintf(stderr, "child: status %#x\n", st);
+    waitpid(killer, NULL, 0);
+    return ok;
 }
 
 static inline uint64_t wct_hash(const void *p, size_t n)

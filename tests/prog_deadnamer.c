@@ -30,6 +30,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "lib_shim.h"
+
 static struct sockaddr_in g_sa;
 static int g_tell = -1;         /* where the closer tells its pid */
 static int g_closing;           /* the closer is about to close */
@@ -130,15 +132,9 @@ int main(int argc, char **argv)
         int p[2];
         if (pipe(p) != 0)
             return fail("pipe");
-        pid_t killer = fork();
-        if (killer == 0) {
-            pid_t victim;
-            if (read(p[0], &victim, sizeof victim) != sizeof victim)
-                _exit(1);
-            usleep(300000);     /* the child is in its close by now */
-            kill(victim, SIGKILL);
-            _exit(0);
-        }
+        pid_t killer = wct_killer(p[0], 300000);    /* in its close by then */
+        if (killer < 0)
+            return fail("fork");
         g_tell = p[1];
         pid_t c = vfork();
         if (c == 0) {
@@ -147,13 +143,8 @@ int main(int argc, char **argv)
         }
         if (c < 0)
             return fail("vfork");
-        int st;
-        if (waitpid(c, &st, 0) != c || !WIFSIGNALED(st) ||
-            WTERMSIG(st) != SIGKILL) {
-            fprintf(stderr, "child: status %#x\n", st);
+        if (!wct_killed(c, killer))
             return 1;
-        }
-        waitpid(killer, NULL, 0);
     }
 
     if (close(a) != 0)

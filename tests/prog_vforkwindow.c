@@ -23,6 +23,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "lib_shim.h"
+
 extern char **environ;
 
 static int fail(const char *what)
@@ -50,15 +52,9 @@ int main(int argc, char **argv)
     int p[2];
     if (pipe2(p, O_CLOEXEC) != 0)
         return fail("pipe");
-    pid_t killer = fork();
-    if (killer == 0) {
-        pid_t victim;
-        if (read(p[0], &victim, sizeof victim) != sizeof victim)
-            _exit(1);
-        usleep(500000);         /* the child is in its read by now */
-        kill(victim, SIGKILL);
-        _exit(0);
-    }
+    pid_t killer = wct_killer(p[0], 500000);    /* in its read by then */
+    if (killer < 0)
+        return fail("fork");
     pid_t c = vfork();
     if (c == 0) {
         pid_t me = getpid();
@@ -70,13 +66,8 @@ int main(int argc, char **argv)
     }
     if (c < 0)
         return fail("vfork");
-    int st;
-    if (waitpid(c, &st, 0) != c || !WIFSIGNALED(st) ||
-        WTERMSIG(st) != SIGKILL) {
-        fprintf(stderr, "child: status %#x\n", st);
+    if (!wct_killed(c, killer))
         return 1;
-    }
-    waitpid(killer, NULL, 0);
     unlink(slow);
 
     char other[4200];
