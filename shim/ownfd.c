@@ -121,7 +121,7 @@
  *       raised (its thread cancelled inside open or accept, a server's
  *       way to stop its accept thread) costs every later window those
  *       20 us.
-
+ *
  * Known window: during the one F_DUPFD of (1) (about a microsecond, once
  * per cached file), another thread of a program that holds every number
  * below L gets number L from the kernel instead of EMFILE.
@@ -129,7 +129,12 @@
  * Locks: g_limit_lock protects g_prog_rl, g_window, g_refused and the
  * process's RLIMIT_NOFILE while raised. Order: taken inside the engine's locks
  * (place() runs under a file's or the cache's lock); never held while
- * calling the engine.
+ * calling the engine. wc_fd_window (invariant (7), a word taken with a
+ * compare-and-swap) is held while a window's short-lived descriptors are
+ * in the program's table; taken inside the engine's locks and outside
+ * g_limit_lock (wc_own_fd_open places inside its window); never held
+ * while taking an engine lock or calling a wrapper of the program's
+ * calls.
  */
 #include <fcntl.h>
 #include <pthread.h>
