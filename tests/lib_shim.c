@@ -45,10 +45,69 @@ char *wct_scratch(const char *tag)
     return path;
 }
 
+/* Is `pid` gone (or a zombie)? */
+static int gone(long pid)
+{
+    char p[64], st[512] = {0};
+    snprintf(p, sizeof p, "/proc/%ld/stat", pid);
+    int fd = open(p, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 1;
+    ssize_t n = read(fd, st, sizeof st - 1);
+    close(fd);
+    const char *close_p = n > 0 ? strrchr(st, ')') : NULL;
+    return !close_p || close_p[1] != ' ' || close_p[2] == 'Z';
+}
+
+/* Stop the crash guards (`wcache __guard DIR`, shim/cli_recover.c) that
+ * watch a store directory under `dir`: a guard outlives the programs it
+ * watches (it lingers, G3), and one that replayed a dead program's data
+ * after the test's cleanup wrote a recovered file into the scratch
+ * directory the cleanup had just emptied (a mount point: fuse_failfs
+ * gone, "cannot open it"), leaving it behind. SIGKILL, then up to 2 s for
+ * each to end. */
+static void stop_guards(const char *dir)
+{
+    size_t len = strlen(dir);
+    long pids[64];
+    int n = 0;
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    while (d && n < 64 && (e = readdir(d))) {
+        long pid = strtol(e->d_name, NULL, 10);
+        if (pid <= 0)
+            continue;
+        char p[64], cmd[4600];
+        snprintf(p, sizeof p, "/proc/%ld/cmdline", pid);
+        int fd = open(p, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        ssize_t k = read(fd, cmd, sizeof cmd - 1);
+        close(fd);
+        if (k <= 0)
+            continue;
+        cmd[k] = 0;
+        /* "wcache\0__guard\0DIR/...\0" */
+        const char *arg1 = cmd + strlen(cmd) + 1;
+        if (arg1 >= cmd + k || strcmp(arg1, "__guard"))
+            continue;
+        const char *arg2 = arg1 + strlen(arg1) + 1;
+        if (arg2 < cmd + k && !strncmp(arg2, dir, len) &&
+            (arg2[len] == '/' || !arg2[len]) && kill((pid_t)pid, SIGKILL) == 0)
+            pids[n++] = pid;
+    }
+    if (d)
+        closedir(d);
+    for (int i = 0; i < n; i++)
+        for (int t = 0; t < 200 && !gone(pids[i]); t++)
+            usleep(10000);
+}
+
 void wct_scratch_cleanup(void)
 {
     for (size_t i = 0; i < sizeof scratch_made / sizeof *scratch_made; i++)
         if (scratch_made[i]) {
+            stop_guards(scratch_made[i]);
             wct_rmtree(scratch_made[i]);
             free(scratch_made[i]);
             scratch_made[i] = NULL;

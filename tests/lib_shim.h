@@ -135,8 +135,11 @@ char *wct_scratch(const char *tag);
  * Returns 0 or -1 with errno set. Ignores a NULL or missing dir. */
 int wct_rmtree(const char *dir);
 
-/* Remove every directory wct_scratch() made in this process. Call it
- * before cr_skip_test(): Criterion runs no .fini after a skip. */
+/* Remove every directory wct_scratch() made in this process, after
+ * stopping the crash guards that watch a store directory under one (a
+ * lingering guard's replay wrote into a directory the cleanup had
+ * emptied). Call it before cr_skip_test(): Criterion runs no .fini after
+ * a skip. */
 void wct_scratch_cleanup(void);
 
 /* ---- environment ------------------------------------------------------ */
