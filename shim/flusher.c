@@ -93,8 +93,9 @@
  *       FIFO).
  *   (8) Its looks at files (the memory cgroup's room under a limit:
  *       memcg.c; the crash guard's lock file: guard.c; the program's
- *       threads: syscall.c) are made apart (wc_apart): in a child that
- *       shares its memory but has a descriptor table of its own, empty
+ *       threads: syscall.c) are made apart (wc_look, wc_apart_on): in a
+ *       child that shares its memory but has a descriptor table of its
+ *       own, empty
  *       (clone with CLONE_VM | CLONE_VFORK, then close_range with
  *       CLOSE_RANGE_UNSHARE over every number), the flusher waiting. A
  *       descriptor of its own in the program's table, even for a few
@@ -199,9 +200,17 @@ int wc_apart_on(char *stack_top, int (*fn)(void *), void *arg)
     return pid > 0 ? a.r : -1;
 }
 
-int wc_apart(int (*fn)(void *), void *arg)
+int wc_look(int (*fn)(void *), void *arg, int may_put_off)
 {
-    return wc_apart_on(g_apart_stack + sizeof g_apart_stack, fn, arg);
+    int r;
+    if (g_is_flusher &&
+        (r = wc_apart_on(g_apart_stack + sizeof g_apart_stack, fn, arg)) >= 0)
+        return r;
+    if (!wc_fd_window_open(may_put_off))
+        return -1;
+    r = fn(arg);
+    wc_fd_window_close();
+    return r;
 }
 
 int wc_on_flusher(void)

@@ -406,30 +406,24 @@ static int guard_watches(const char *dir, uint64_t ns)
     return r == -EWOULDBLOCK;
 }
 
-/* guard_watches, apart on the flusher (flusher.c invariant (8)): its
- * lock file's descriptor never takes a number in the program's table. */
+/* guard_watches as a look (shim.h wc_look): its lock file's descriptor
+ * takes no number in the program's table on the flusher, and only in a
+ * window elsewhere. */
 struct watch_look {
     const char *dir;
     uint64_t ns;
-    int r;
 };
 
-static int watches_apart(void *p)
+static int watches_look(void *p)
 {
-    struct watch_look *w = p;
-    w->r = guard_watches(w->dir, w->ns);
-    return 0;
+    const struct watch_look *w = p;
+    return guard_watches(w->dir, w->ns);
 }
 
 static int watched(const char *dir, uint64_t ns)
 {
-    struct watch_look w = {dir, ns, 0};
-    if (wc_on_flusher() && wc_apart(watches_apart, &w) == 0)
-        return w.r;
-    wc_fd_window_open(0);               /* ownfd.c invariant (7) */
-    w.r = guard_watches(dir, ns);
-    wc_fd_window_close();
-    return w.r;
+    struct watch_look w = {dir, ns};
+    return wc_look(watches_look, &w, 0) > 0;
 }
 
 /* Checks (every 250 ms, by the flusher) that may find no guard before

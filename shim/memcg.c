@@ -28,7 +28,8 @@
  *       descriptor of ours, even for microseconds, meets another program
  *       thread's (or a signal handler's) dup2 onto its number or close of
  *       it. Where no such child can be made (a seccomp filter), a program
- *       thread reads them itself, and the flusher keeps the last answer.
+ *       thread reads them itself in a window (ownfd.c invariant (7)), and
+ *       the flusher keeps the last answer.
  *   (3) Its buffers are static, not on the caller's stack (17 KB: a
  *       write that grows the store may run on a thread with a small
  *       stack), and g_lock protects them with the state of (4): taken
@@ -212,15 +213,17 @@ static int ask_apart(void *room)
 WC_LARGE static char g_stack[64u << 10];
 
 /* The room now into *room, g_lock held, read apart (invariant (2)); where
- * no child can be made, read here by a program thread. 0: not asked (on
- * the flusher, no child). */
+ * no child can be made, read here by a program thread, in a window
+ * (ownfd.c invariant (7)). 0: not asked (on the flusher, no child). */
 static int room_now(uint64_t *room)
 {
     if (wc_apart_on(g_stack + sizeof g_stack, ask_apart, room) == 0)
         return 1;
     if (wc_on_flusher())
         return 0;
+    wc_fd_window_open(0);
     *room = room_read();
+    wc_fd_window_close();
     return 1;
 }
 

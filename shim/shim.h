@@ -315,10 +315,14 @@ void wc_fd_window_after_fork(void);
 int wc_on_flusher(void);
 /* fn(arg) in a child sharing this memory with a descriptor table of its
  * own (flusher.c invariant (8)), every signal blocked, on the stack
- * below stack_top (the caller's alone while it runs); its result, or -1
- * when no child could be made. wc_apart: the flusher's, on its stack. */
+ * below stack_top (the caller's alone while it runs); its result (fn's
+ * are >= 0), or -1 when no child could be made. */
 int wc_apart_on(char *stack_top, int (*fn)(void *), void *arg);
-int wc_apart(int (*fn)(void *), void *arg);
+/* A look at files, fn(arg) (>= 0): apart on the flusher (flusher.c
+ * invariant (8)), else (another thread, or no child could be made) in a
+ * window (ownfd.c invariant (7)); -1 when the window was put off
+ * (`may_put_off`, the flusher's looks that come again at its next tick). */
+int wc_look(int (*fn)(void *), void *arg, int may_put_off);
 /* clone(flags, stack) running fn(arg) on `stack`, with no errno written
  * (guard.c); the child's pid or -errno. */
 long wc_guard_clone(long flags, void *stack_top, int (*fn)(void *),

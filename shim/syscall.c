@@ -183,31 +183,23 @@ static int threads_gone(int pid, long self)
 struct gone_look {
     int pid;
     long self;
-    int gone;
 };
 
-static int gone_apart(void *arg)
+static int gone_look(void *arg)
 {
-    struct gone_look *g = arg;
-    g->gone = threads_gone(g->pid, g->self);
-    return 0;
+    const struct gone_look *g = arg;
+    return threads_gone(g->pid, g->self);
 }
 
 /* For the flusher (flusher.c): have all the program's threads ended, the
  * leader included (pthread_exit from main, then the others)? Then nothing
  * but the shim keeps the process alive. One small read while the leader
- * lives, apart (flusher.c invariant (8)); in the program's table, as
- * invariant (7) allows, only where no child can be made for it. */
+ * lives, a look (shim.h wc_look: apart, else in a window put off while a
+ * program thread makes a descriptor: flusher.c (7), (8)). */
 int wc_program_threads_gone(void)
 {
-    struct gone_look g = {getpid(), REAL(syscall)(SYS_gettid), 0};
-    if (wc_apart(gone_apart, &g) == 0)
-        return g.gone;
-    if (!wc_fd_window_open(1))          /* flusher.c invariant (7) */
-        return 0;
-    g.gone = threads_gone(g.pid, g.self);
-    wc_fd_window_close();
-    return g.gone;
+    struct gone_look g = {getpid(), REAL(syscall)(SYS_gettid)};
+    return wc_look(gone_look, &g, 1) > 0;
 }
 
 /* SYS_exit: the thread ends; if it is the program's last, the process

@@ -59,21 +59,13 @@ static int gone(long pid)
     return !close_p || close_p[1] != ' ' || close_p[2] == 'Z';
 }
 
-/* Stop the crash guards (`wcache __guard DIR`, shim/cli_recover.c) that
- * watch a store directory under `dir`: a guard outlives the programs it
- * watches (it lingers, G3), and one that replayed a dead program's data
- * after the test's cleanup wrote a recovered file into the scratch
- * directory the cleanup had just emptied (a mount point: fuse_failfs
- * gone, "cannot open it"), leaving it behind. SIGKILL, then up to 2 s for
- * each to end. */
-static void stop_guards(const char *dir)
+int wct_guards(const char *dir, int under, pid_t *pids, int max)
 {
     size_t len = strlen(dir);
-    long pids[64];
     int n = 0;
     DIR *d = opendir("/proc");
     struct dirent *e;
-    while (d && n < 64 && (e = readdir(d))) {
+    while (d && (e = readdir(d))) {
         long pid = strtol(e->d_name, NULL, 10);
         if (pid <= 0)
             continue;
@@ -87,20 +79,37 @@ static void stop_guards(const char *dir)
         if (k <= 0)
             continue;
         cmd[k] = 0;
-        /* "wcache\0__guard\0DIR/...\0" */
+        /* "wcache\0__guard\0DIR\0" */
         const char *arg1 = cmd + strlen(cmd) + 1;
         if (arg1 >= cmd + k || strcmp(arg1, "__guard"))
             continue;
         const char *arg2 = arg1 + strlen(arg1) + 1;
-        if (arg2 < cmd + k && !strncmp(arg2, dir, len) &&
-            (arg2[len] == '/' || !arg2[len]) && kill((pid_t)pid, SIGKILL) == 0)
-            pids[n++] = pid;
+        if (arg2 >= cmd + k || strncmp(arg2, dir, len) ||
+            !(arg2[len] == 0 || (under && arg2[len] == '/')))
+            continue;
+        if (n < max)
+            pids[n] = (pid_t)pid;
+        n++;
     }
     if (d)
         closedir(d);
-    for (int i = 0; i < n; i++)
-        for (int t = 0; t < 200 && !gone(pids[i]); t++)
-            usleep(10000);
+    return n;
+}
+
+/* Stop the crash guards that watch a store directory under `dir`: a
+ * guard outlives the programs it watches (it lingers, shim/cli_recover.c
+ * G3), and one that replayed a dead program's data after the test's
+ * cleanup wrote a recovered file into the scratch directory the cleanup
+ * had just emptied (a mount point: fuse_failfs gone, "cannot open it"),
+ * leaving it behind. SIGKILL, then up to 2 s for each to end. */
+static void stop_guards(const char *dir)
+{
+    pid_t pids[64];
+    int n = wct_guards(dir, 1, pids, 64);
+    for (int i = 0; i < n && i < 64; i++)
+        if (kill(pids[i], SIGKILL) == 0)
+            for (int t = 0; t < 200 && !gone(pids[i]); t++)
+                usleep(10000);
 }
 
 void wct_scratch_cleanup(void)

@@ -135,6 +135,11 @@ char *wct_scratch(const char *tag);
  * Returns 0 or -1 with errno set. Ignores a NULL or missing dir. */
 int wct_rmtree(const char *dir);
 
+/* The crash guards (`wcache __guard DIR`) running now whose DIR is `dir`,
+ * or with `under` anywhere below it: their count, and up to `max` of
+ * their pids in pids. */
+int wct_guards(const char *dir, int under, pid_t *pids, int max);
+
 /* Remove every directory wct_scratch() made in this process, after
  * stopping the crash guards that watch a store directory under one (a
  * lingering guard's replay wrote into a directory the cleanup had

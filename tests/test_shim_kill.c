@@ -82,36 +82,11 @@ static pid_t find_guards(const char *dir, int *count)
 {
     char d[4300];
     wct_store_dir(dir, d, sizeof d);
-    DIR *proc = opendir("/proc");
-    pid_t found = 0;
-    int n_found = 0;
-    struct dirent *e;
-    while (proc && (e = readdir(proc))) {
-        char p[300], buf[8192];
-        snprintf(p, sizeof p, "/proc/%s/cmdline", e->d_name);
-        int fd = open(p, O_RDONLY);
-        if (fd < 0)
-            continue;
-        ssize_t n = read(fd, buf, sizeof buf - 1);
-        close(fd);
-        if (n <= 0)
-            continue;
-        buf[n] = 0;
-        /* "wcache\0__guard\0<dir>" */
-        size_t l0 = strlen(buf);
-        if ((ssize_t)l0 + 1 < n && !strcmp(buf + l0 + 1, "__guard")) {
-            const char *arg = buf + l0 + 1 + 8;
-            if (arg < buf + n && !strcmp(arg, d)) {
-                found = atoi(e->d_name);
-                n_found++;
-            }
-        }
-    }
-    if (proc)
-        closedir(proc);
+    pid_t one = 0;
+    int n = wct_guards(d, 0, &one, 1);
     if (count)
-        *count = n_found;
-    return found;
+        *count = n;
+    return n ? one : 0;
 }
 
 static pid_t find_guard(const char *dir)
