@@ -83,9 +83,11 @@
  *   (7) Windows. A descriptor the shim makes for an instant in the
  *       program's table (an open placed at once: the engine's store,
  *       its reopens of a cached file, wc_own_fd_open; a look at a file:
- *       /proc/self/maps, /proc/locks, the crash guard's lock, the
- *       program's threads; the memfd of a cell region, table_ready's
- *       eventfd) takes the lowest free number, one the program may name
+ *       /proc/self/maps, /proc/locks (at an exec, and as caching stops),
+ *       the crash guard's lock, the program's threads, the statistics
+ *       file at an image's end, the dead stores replayed at start-up;
+ *       the memfd of a cell region, table_ready's eventfd) takes the
+ *       lowest free number, one the program may name
  *       the next instant: another thread's dup2 or dup3 onto it (a
  *       number it knows free) replaces it, the engine's F_DUPFD then
  *       copies the program's file and its close closes the program's

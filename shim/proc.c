@@ -57,10 +57,14 @@
  *       does), not as one shared with the parent. Creating a child takes
  *       that knowledge back (wc_nc_shared_all). Descriptions whose
  *       offset is in a cell (shared.c invariant (6): `cmd > f` run by
- *       dash, which keeps f while it waits) go too, named with a
- *       descriptor of the cell's region (a memfd, without FD_CLOEXEC for
- *       the exec, closed by the new image once mapped) and the kernel's
- *       offset set to the cell's; the new image caches them as shared
+ *       dash, which keeps f while it waits) go too, named with the
+ *       cell's region's own descriptor (its memfd, at the number ownfd.c
+ *       placed it, FD_CLOEXEC cleared for the exec and set again if the
+ *       exec fails; with its identity, which the new image checks before
+ *       it maps or closes that number) and the kernel's offset set to the
+ *       cell's; no descriptor is made for it, so none takes a low number
+ *       another thread may be about to get or name (ownfd.c (7)); the
+ *       new image caches them as shared
  *       with the cell's other holders, the offset in the cell, or, when it
  *       does not believe the variable or does not cache inherited
  *       descriptors (the shim disabled, WCACHE_INHERITED=0), settles each
@@ -361,10 +365,23 @@ WC_EXPORT void abort(void)
  * compared (a btrfs subvolume's st_dev is not the one printed there): a
  * lock on another file of that number counts, which only keeps a
  * descriptor. When the list cannot be read: yes. */
+static int holds_posix_lock_in(ino_t ino);
+
+/* The list is read in a window (ownfd.c invariant (7)): other threads may
+ * be running (an exec with threads stops caching here), and the list's
+ * descriptor takes the lowest free number for that time. */
 static int holds_posix_lock(dev_t dev, ino_t ino, void *arg)
 {
     (void)dev;
     (void)arg;
+    wc_fd_window_open(0);
+    int held = holds_posix_lock_in(ino);
+    wc_fd_window_close();
+    return held;
+}
+
+static int holds_posix_lock_in(ino_t ino)
+{
     int fd = wc_k_openat(AT_FDCWD, "/proc/locks", O_RDONLY | O_CLOEXEC, 0);
     if (fd < 0)
         return 1;
@@ -1251,8 +1268,8 @@ static char **own_env(char *const envp[], int dirfd, const char *path,
                                      env_preloads_us(envp)
                                  ? exe_of(dirfd, path, flags, &xst)
                                  : NULL;
-    /* Each cell's region goes with it, as a descriptor without
-     * FD_CLOEXEC ("fd:dev:ino@rfd.idx"); a cell that cannot go is
+    /* Each cell's region goes with it, as its descriptor without
+     * FD_CLOEXEC ("fd:dev:ino@rfd.idx.rdev.rino"); a cell that cannot go is
      * settled, and its entry left as "@": the new image then takes the
      * descriptor as inherited, at the kernel's offset. */
     char full[OWN_MAX * 100];
@@ -1264,15 +1281,16 @@ static char **own_env(char *const envp[], int dirfd, const char *path,
                 full[fn++] = *q;
             continue;
         }
-        unsigned idx = 0;
-        int rfd = wc_cell_export(cells[k], &idx);
+        struct wc_cell_ref ref;
+        int rfd = wc_cell_export(cells[k], &ref);
         if (rfd >= 0) {
             /* The kernel's offset where the cell's is, for code of the
              * new image that writes before the shim starts there. */
             wc_cell_sync_kernel((int)cfd[k], cells[k]);
             rfds[(*nrfd)++] = rfd;
-            fn += snprintf(full + fn, sizeof full - (size_t)fn, "@%d.%u", rfd,
-                           idx);
+            fn += snprintf(full + fn, sizeof full - (size_t)fn,
+                           "@%d.%u.%llu.%llu", rfd, ref.idx, ref.dev,
+                           ref.ino);
         } else {
             struct wc_desc *d = wc_fd_peek((int)cfd[k]);
             if (d)
@@ -1296,7 +1314,7 @@ static char **own_env(char *const envp[], int dirfd, const char *path,
 none:
     wc_cells_settle_all();
     for (int i = 0; i < *nrfd; i++)
-        wc_k_close(rfds[i]);
+        wc_cell_unexport(rfds[i]);
     *nrfd = 0;
     errno = e;
     return NULL;
@@ -1310,7 +1328,7 @@ static void own_env_free(char **env, size_t len, const int *rfds, int nrfd)
     if (env)
         REAL(munmap)(env, len);
     for (int i = 0; i < nrfd; i++)
-        wc_k_close(rfds[i]);
+        wc_cell_unexport(rfds[i]);
     errno = e;
 }
 
@@ -1331,11 +1349,19 @@ static void own_cells(const char *p, int adopt)
         if (sscanf(p, "%u:%llu:%llu%n", &fd, &dev, &ino, &used) < 3 || !used)
             break;
         p += used;
-        if (*p == '@' && sscanf(p, "@%d.%u%n", &rfd, &idx, &used) == 2 &&
-            used) {
+        unsigned long long rdev, rino;
+        if (*p == '@' &&
+            sscanf(p, "@%d.%u.%llu.%llu%n", &rfd, &idx, &rdev, &rino,
+                   &used) == 4 && used) {
             p += used;
+            /* The region's memfd as the old image named it: a number
+             * another thread replaced in the instant before the exec is
+             * the program's, neither used nor closed here. */
             int seen = 0, ok = rfd >= 0 && (unsigned)rfd < OWN_FD_MAX &&
-                              !wc_fd_is_internal(rfd);
+                              !wc_fd_is_internal(rfd) &&
+                              wc_k_fstat(rfd, &st) == 0 &&
+                              (unsigned long long)st.st_dev == rdev &&
+                              (unsigned long long)st.st_ino == rino;
             for (int i = 0; i < nrfd; i++)
                 seen |= rfds[i] == rfd;
             if (ok && !seen && nrfd < OWN_MAX)

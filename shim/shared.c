@@ -594,7 +594,7 @@ int wc_cells_fd_move(int fd)
     return r;
 }
 
-int wc_cell_export(struct wc_cell *c, unsigned *idx)
+int wc_cell_export(struct wc_cell *c, struct wc_cell_ref *ref)
 {
     int e = errno, fd = -1;
     wc_lock(&g_cells_lock);
@@ -603,18 +603,43 @@ int wc_cell_export(struct wc_cell *c, unsigned *idx)
         if (c < r->h->cells || c >= r->h->cells + REGION_CELLS)
             continue;
         /* Still our memfd (the program cannot close or replace it through
-         * the shim; a raised limit and a raw call could)? */
+         * the shim; a raised limit and a raw call could)? It goes to the
+         * new image as it is, at its number (placed where the program
+         * does not reach: ownfd.c (1), (1b)), FD_CLOEXEC cleared: no
+         * descriptor is made, so none takes a number the program may be
+         * naming or about to get (ownfd.c (7)). */
         struct stat st;
-        if (wc_k_fstat(r->fd, &st) == 0 && st.st_dev == r->dev &&
-            st.st_ino == r->ino) {
-            fd = wc_k_fcntl(r->fd, F_DUPFD, 3);
-            *idx = (unsigned)(c - r->h->cells);
+        if (r->fd >= 0 && wc_k_fstat(r->fd, &st) == 0 &&
+            st.st_dev == r->dev && st.st_ino == r->ino &&
+            wc_k_fcntl(r->fd, F_SETFD, 0) == 0) {
+            fd = r->fd;
+            ref->rfd = fd;
+            ref->idx = (unsigned)(c - r->h->cells);
+            ref->dev = (unsigned long long)r->dev;
+            ref->ino = (unsigned long long)r->ino;
         }
         break;
     }
     wc_unlock(&g_cells_lock);
     errno = e;
     return fd;
+}
+
+void wc_cell_unexport(int rfd)
+{
+    int e = errno;
+    wc_lock(&g_cells_lock);
+    for (unsigned i = 0; i < g_nregions; i++) {
+        struct region *r = &g_regions[i];
+        struct stat st;
+        /* Still the region's (not moved meanwhile for the program: then
+         * the number is the program's, and so are its flags)? */
+        if (r->fd == rfd && wc_k_fstat(rfd, &st) == 0 &&
+            st.st_dev == r->dev && st.st_ino == r->ino)
+            wc_k_fcntl(rfd, F_SETFD, FD_CLOEXEC);
+    }
+    wc_unlock(&g_cells_lock);
+    errno = e;
 }
 
 struct wc_cell *wc_cell_import(int rfd, unsigned idx)

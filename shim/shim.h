@@ -1217,12 +1217,23 @@ void wc_cells_settle_all(void);
  * if it is a region's memfd, moved to another number or closed; 0 then,
  * -ENOENT if fd is no region's. */
 int wc_cells_fd_move(int fd);
-/* A descriptor for the region holding c, without FD_CLOEXEC, for an exec
- * (close it if the exec fails), and c's index there; -1 if none. */
-int wc_cell_export(struct wc_cell *c, unsigned *idx);
+/* What an exec hands the new image for a cell: the region's memfd (its
+ * number and identity) and the cell's index there. */
+struct wc_cell_ref {
+    int rfd;
+    unsigned idx;
+    unsigned long long dev, ino;
+};
+/* For an exec: the memfd of the region holding c, FD_CLOEXEC cleared (no
+ * new descriptor: the region's own, at its placed number), described in
+ * *ref; wc_cell_unexport(rfd) if the exec fails. -1 if none. */
+int wc_cell_export(struct wc_cell *c, struct wc_cell_ref *ref);
+/* The exec failed: rfd, if still the region's, is close-on-exec again. */
+void wc_cell_unexport(int rfd);
 /* The new image's side: the cell at index idx of the region the old image
  * passed as descriptor rfd (mapped once per region, its memfd kept as one
- * of ours; the caller closes rfd); NULL if it cannot be. */
+ * of ours; the caller closes rfd, having checked it is the memfd the old
+ * image named); NULL if it cannot be. */
 struct wc_cell *wc_cell_import(int rfd, unsigned idx);
 /* Settle cell idx of the region whose memfd is rfd, through fd (the
  * region mapped only for that). */

@@ -23,22 +23,26 @@
 #include "wcache/ucopy.h"
 
 /* Append buf[0..n) to `path` (O_APPEND: one write per record, so the
- * records of concurrent processes do not mix), made if `create`. */
+ * records of concurrent processes do not mix), made if `create`. In a
+ * window (ownfd.c invariant (7)): the image's end (exit, an exec) may
+ * find other threads running, and the descriptor takes the lowest free
+ * number for that time. */
 static void stats_append(const char *path, const char *buf, size_t n,
                          int create)
 {
+    wc_fd_window_open(0);
     int fd = wc_k_openat(AT_FDCWD, path,
                          O_WRONLY | O_APPEND | O_CLOEXEC |
                              (create ? O_CREAT : 0), 0600);
-    if (fd < 0 && !create && errno == ENOENT)
-        return;
-    if (fd < 0) {
-        wc_log(WC_LOG_WARN, "statistics: cannot open %s: %s", path,
-               strerror(errno));
-        return;
+    int e = errno;
+    if (fd >= 0) {
+        wc_k_write(fd, buf, n);
+        wc_k_close(fd);
     }
-    wc_k_write(fd, buf, n);
-    wc_k_close(fd);
+    wc_fd_window_close();
+    if (fd < 0 && (create || e != ENOENT))
+        wc_log(WC_LOG_WARN, "statistics: cannot open %s: %s", path,
+               strerror(e));
 }
 
 /* Append formatted text to buf (size sizeof buf), advancing n, cut at the

@@ -578,6 +578,30 @@ Test(shared, a_cell_is_settled_by_an_image_that_does_not_take_it)
     run_free(&r);
 }
 
+/* 30 times, a program that takes the cell, starts a thread that opens and
+ * closes a descriptor all along, and execs itself: every open gets the
+ * lowest free number, as with the kernel alone (ownfd.c (7), proc.c
+ * invariant (6)). The region's descriptor went to the new image as a
+ * copy made at the lowest free number (16-26 of the 30 programs' threads
+ * got the next number), and the exec's stop of caching read /proc/locks
+ * outside any window (6-12). */
+Test(shared, an_exec_handing_a_cell_over_takes_no_low_number)
+{
+    identical("execrace",
+              "for i in $(seq 30); do "
+              "{ \"$P\" inherited_cell . execrace; echo end; } "
+              "> f_$i 2> t_$i; done");
+    struct run r;
+    run_script_env("dash", 1, "execrace-log",
+                   "for i in $(seq 30); do "
+                   "{ \"$P\" inherited_cell . execrace; echo end; } > f; "
+                   "done",
+                   "WCACHE_LOG=debug", &r);
+    int took = count(r.out, "/f, inherited, its offset in a cell");
+    cr_expect(took >= 60, "%d images took the cell:\n%.6000s", took, r.out);
+    run_free(&r);
+}
+
 /* ---- statistics say why ------------------------------------------------ */
 
 /* Writes that were not cached are counted under their reason. */
