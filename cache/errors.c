@@ -81,12 +81,15 @@
  *       KB past the disk, their write-back failing with ENOSPC at fsync
  *       and close (probe Q). Bytes sent to other file systems count too
  *       (one total): a margin, never room that is not there. And 1 MiB
- *       and a thousandth of the file system (at most 64 MiB) are left
+ *       and a thousandth of the file system (at most 64 MiB) were left
  *       out besides: its free space is an estimate (metadata reserved
  *       as it goes), and a CI run under load still saw the cache take
  *       238 KB past a 200 MiB disk (errors::btrfs_full, 2026-12-06: the
  *       write-back's ENOSPC then reported by fsync and close, where the
- *       kernel had answered the writes). The last of such a disk is
+ *       kernel had answered the writes); with that margin (1.2 MB there)
+ *       a make test under load saw 242 KB past (2026-12-07), so the
+ *       estimate was off by more than 1.4 MB: 4 MiB and a 256th now
+ *       (4.8 MB there, at most 64 MiB). The last of such a disk is
  *       written by the kernel, which answers ENOSPC itself.
  *   (4d) A cached write past the end takes the room of the gap it leaves
  *       as well as its own (write.c write_iter): vfat and exFAT have no
@@ -401,9 +404,8 @@ int wc_err_retry_aside(struct wc_file *f, enum wc_reason why)
  * file takes from it at a time beyond the write at hand. */
 #define WC_SPACE_CHECK ((int64_t)16 << 20)
 /* btrfs's room left out of its f_bavail, beside what it has not shown
- * yet (invariant (4c)): 1 MiB and a thousandth of its size, at most
- * 64 MiB. */
-#define WC_BTRFS_MARGIN ((uint64_t)1 << 20)
+ * yet (invariant (4c)): 4 MiB and a 256th of its size, at most 64 MiB. */
+#define WC_BTRFS_MARGIN ((uint64_t)4 << 20)
 #define WC_BTRFS_MARGIN_MAX ((uint64_t)64 << 20)
 #define WC_SPACE_GRANT ((int64_t)256 << 10)
 
@@ -497,7 +499,7 @@ static int space_renew(struct wc_cache *c, uint64_t dev, int fd,
         uint64_t unseen = sent - s->lag_base;
         /* And a margin: its free space is an estimate (metadata is
          * reserved as it goes; invariant (4c)). */
-        uint64_t margin = WC_BTRFS_MARGIN + (uint64_t)sf.f_blocks * bs / 1024;
+        uint64_t margin = WC_BTRFS_MARGIN + (uint64_t)sf.f_blocks * bs / 256;
         if (margin > WC_BTRFS_MARGIN_MAX)
             margin = WC_BTRFS_MARGIN_MAX;
         unseen += margin;
