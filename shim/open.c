@@ -372,30 +372,13 @@ __asm__(".pushsection .text\n"
 
 /* ---- close ------------------------------------------------------------ */
 
-/* libc's close of fd, a cancellation point, under a cleanup handler that
- * ends the namer's count when a cancellation acts inside it (a setjmp in
- * this small frame of its own). */
-static __attribute__((noinline)) int close_cancellable(int fd)
-{
-    volatile int r = -1;
-    pthread_cleanup_push(wc_fd_name_cancelled, NULL);
-    r = REAL(close)(fd);
-    pthread_cleanup_pop(0);
-    return r;
-}
-
-/* The kernel's close of fd, a namer (ownfd.c invariant (7)) whose count
- * ends even when a cancellation acts inside it. Where the close is the
- * bare system call (kcall.h (K2): one thread, no pthread_cancel yet), no
- * cancellation can act, and no handler is set. */
+/* The kernel's close of fd, a namer (ownfd.c invariant (7)). One that
+ * never returns (its thread cancelled inside: close is a cancellation
+ * point) ends its count as the thread ends (shim.h wc_fd_calls_hook). */
 static int close_named(int fd)
 {
-    int r;
     wc_fd_name_begin();
-    if (wc_k_solo())
-        r = (int)wc_k_ret(wc_raw_syscall(SYS_close, fd, 0, 0, 0, 0, 0));
-    else
-        r = close_cancellable(fd);
+    int r = wc_k_close(fd);
     int e = errno;
     wc_fd_name_end();
     errno = e;

@@ -111,18 +111,23 @@
  *       closefrom, dup2 and dup3. A vfork child counts nothing and opens
  *       no shared window (its table is a copy; a count or a window it
  *       raised before being killed would stay in the parent's memory),
- *       and a close cancelled inside ends its count (open.c close_named;
- *       tests: prog_deadnamer, prog_vforkwindow).
+ *       and a thread that ends inside a call (cancelled in a close, an
+ *       open or an accept) ends its counts as it goes (calls_gone, a
+ *       thread-specific key's destructor; tests: prog_deadnamer,
+ *       prog_vforkwindow).
  *       Limits: calls the shim does not see (a raw syscall instruction,
  *       glibc's internal closes, posix_spawn's child); makers inside for
  *       20 us while none enters or ends, namers inside for 100 ms while
  *       none ends, are taken for blocked past their numbers' choice or
  *       release (WC_WINDOW_STUCK_NS, WC_WINDOW_NAMER_NS): one that took
  *       that long to reach it (preempted; a maker faulting in its path)
- *       may meet the window's descriptor; and a maker's count left
- *       raised (its thread cancelled inside open or accept, a server's
- *       way to stop its accept thread) costs every later window those
- *       20 us.
+ *       may meet the window's descriptor; a handler the program sets
+ *       runs with the counts of the calls it interrupted ended
+ *       (signals.c holding_handler_run: it may leave them by a jump),
+ *       but one set behind the shim (a raw rt_sigaction) that jumps, or
+ *       a thread that ends inside a call without ending as a thread does
+ *       (a raw SYS_exit), leaves its count raised, which costs every
+ *       later window those 20 us or 100 ms.
  *
  * Known window: during the one F_DUPFD of (1) (about a microsecond, once
  * per cached file), another thread of a program that holds every number
@@ -437,8 +442,12 @@ int wc_fd_window_open(int may_put_off)
             wc_fd_window_close();
             return 0;
         }
-        if (steady_for(&makers, w, WC_WINDOW_STUCK_NS))
-            break;                      /* those inside block: go on */
+        if (steady_for(&makers, w, WC_WINDOW_STUCK_NS)) {
+            /* Those inside block: go on. */
+            wc_log(WC_LOG_DEBUG, "window: %d call(s) making a descriptor "
+                   "taken for blocked", (int)(w % WC_FD_MADE) - t->fd_makes);
+            break;
+        }
         __atomic_store_n(&wc_fd_window, 0, __ATOMIC_RELEASE);
         wc_backoff(i);
     }
@@ -447,9 +456,9 @@ int wc_fd_window_open(int may_put_off)
     /* Namers that entered before the window step back no more: their
      * calls end (a close, a dup2, a close_range), or block past their
      * naming, as makers do (WC_WINDOW_NAMER_NS). A count left raised by
-     * a namer that never ended would cost each window that wait: close,
-     * the one that is a cancellation point, ends its count when
-     * cancelled (open.c close_named). */
+     * a namer that never ended would cost each window that wait: a
+     * thread cancelled in its close ends its count as it ends
+     * (calls_gone). */
     for (unsigned i = 0;; i++) {
         unsigned n = __atomic_load_n(&wc_fd_namers, __ATOMIC_SEQ_CST);
         if ((int)n - t->fd_names <= 0 ||
@@ -491,10 +500,48 @@ int wc_own_fd_open(const char *path, int flags, mode_t mode)
     return n;
 }
 
-void wc_fd_name_cancelled(void *unused)
+/* A thread's end with its counts raised (shim.h wc_fd_calls_hook): a
+ * close, open or accept it was cancelled in (cancellation points all),
+ * or left by pthread_exit from a handler, would leave them raised for
+ * good, and every later window would wait for that call: 100 ms for a
+ * namer's, 20 us for a maker's (a server stopping its accept thread).
+ * The key's destructor runs as the thread ends, after its cleanup
+ * handlers, on its own TLS: it ends them, and a window it held. One
+ * mechanism for every such call, and nothing per call (close's cleanup
+ * handler before: a sigsetjmp at each close with threads). */
+WC_BOOT static pthread_key_t g_calls_key;
+WC_BOOT static int g_calls_key_ok;
+
+static void calls_gone(void *unused)
 {
     (void)unused;
-    wc_fd_name_end();
+    struct wc_shim_thr *t = &wc_thr;
+    t->fd_forking = 0;
+    while (t->fd_makes > 0)
+        wc_fd_make_end();
+    while (t->fd_names > 0)
+        wc_fd_name_end();
+    if (t->fd_window > 0) {
+        t->fd_window = 1;
+        wc_fd_window_close();
+    }
+}
+
+WC_ONCE
+void wc_fd_calls_init(void)
+{
+    g_calls_key_ok = pthread_key_create(&g_calls_key, calls_gone) == 0;
+}
+
+void wc_fd_calls_hook(void)
+{
+    /* A key created early has its slot in the thread's descriptor: no
+     * allocation, as a signal handler may be the caller. Before the
+     * constructor (another library's), left for the next call. */
+    if (!__atomic_load_n(&g_calls_key_ok, __ATOMIC_ACQUIRE))
+        return;
+    pthread_setspecific(g_calls_key, (void *)1);
+    wc_thr.fd_hooked = 1;
 }
 
 WC_ONCE

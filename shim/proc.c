@@ -1713,6 +1713,7 @@ __attribute__((constructor)) static void wc_init(void)
     __register_atfork(atfork_prepare, atfork_parent, atfork_child,
                       __dso_handle);
     wc_queue_init();
+    wc_fd_calls_init();         /* ownfd.c: a thread's end */
     wc_state = WC_ST_ON;
     wc_signals_init();
     wc_guard_replay_dead();

@@ -86,10 +86,11 @@ struct wc_shim_thr {
     int qpending;
     int cancel_held;
     int fd_makes, fd_names;     /* ownfd.c (7): this thread's calls */
+    int fd_hooked;              /* its end gives them back (ownfd.c) */
     int fd_window;              /* its windows open (nested) */
     int fd_vforked;             /* the outermost one opened in a vfork
                                    child (or beside one): not shared */
-    int fd_forking;             /* its fork is a namer now (proc.c) */
+    int fd_forking;             /* its fork is a maker now (proc.c) */
     int fd_masked;              /* it blocked signals for them ... */
     uint64_t fd_mask;           /* ... and its mask before */
     int fd_cancel;              /* 1 + the cancel state it set aside */
@@ -240,10 +241,17 @@ extern WC_LOCAL volatile int wc_state;
 extern WC_LOCAL unsigned wc_fd_makers;
 extern WC_LOCAL unsigned wc_fd_namers;
 extern WC_LOCAL uintptr_t wc_fd_window;
+/* A thread that ends inside a maker or a namer (cancelled in open,
+ * accept or close, all cancellation points; pthread_exit from a handler)
+ * ends its counts as it goes: once it has made one such call, its end
+ * runs ownfd.c's calls_gone (a thread-specific key's destructor). */
+void wc_fd_calls_hook(void);
 static inline void wc_fd_make_begin(void)
 {
     if (unlikely(wc_state == WC_ST_VFORK))
         return;
+    if (unlikely(!wc_thr.fd_hooked))
+        wc_fd_calls_hook();
     wc_thr.fd_makes++;
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
     __atomic_add_fetch(&wc_fd_makers, 1, __ATOMIC_SEQ_CST);
@@ -263,6 +271,8 @@ static inline void wc_fd_name_begin(void)
 {
     if (unlikely(wc_state == WC_ST_VFORK))
         return;
+    if (unlikely(!wc_thr.fd_hooked))
+        wc_fd_calls_hook();
     wc_thr.fd_names++;
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
     for (unsigned i = 0;;) {
@@ -282,10 +292,8 @@ static inline void wc_fd_name_end(void)
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
     wc_thr.fd_names--;
 }
-/* close's count ends even when a cancellation acts inside it
- * (open.c close_named): close is a cancellation point, and a namer's
- * count left raised would cost every later window 100 ms. */
-void wc_fd_name_cancelled(void *unused);
+/* The key behind wc_fd_calls_hook, made once by the constructor. */
+void wc_fd_calls_init(void);
 /* r = call, a namer (above). */
 #define WC_NAMES(r, call)                                                  \
     do {                                                                   \

@@ -284,8 +284,31 @@ static int stand_in(int sig)
     return stand_in_was(sig, NULL);
 }
 
-/* Invariant (5): the program's handler for a delivery of sig. */
+/* Invariant (5): the program's handler for a delivery of sig. The
+ * calls it interrupted that make or name a descriptor (ownfd.c (7): this
+ * thread's counts) are out of the kernel while it runs, and it may leave
+ * by a jump and never come back to them (siglongjmp out of a SIGALRM
+ * handler, a timeout around a blocking open or accept): their counts end
+ * before it runs and start again after it returns, so a jump leaves none
+ * raised (every later window waited for it: 20 us, 100 ms after a
+ * close). */
+static void holding_handler_run_prog(int sig, siginfo_t *si, void *uc);
 static void holding_handler_run(int sig, siginfo_t *si, void *uc)
+{
+    struct wc_shim_thr *t = &wc_thr;
+    int makes = t->fd_makes, names = t->fd_names;
+    for (int i = 0; i < names; i++)
+        wc_fd_name_end();
+    for (int i = 0; i < makes; i++)
+        wc_fd_make_end();
+    holding_handler_run_prog(sig, si, uc);
+    for (int i = 0; i < makes; i++)
+        wc_fd_make_begin();
+    for (int i = 0; i < names; i++)
+        wc_fd_name_begin();
+}
+
+static void holding_handler_run_prog(int sig, siginfo_t *si, void *uc)
 {
     unsigned long fl = (unsigned long)__atomic_load_n(&prog_act[sig].sa_flags,
                                                       __ATOMIC_RELAXED);

@@ -2,7 +2,7 @@
  * prog_deadnamer.c - a close that never returns (its caller killed or
  * cancelled inside it) leaves the parent's calls as they were.
  *
- *   prog_deadnamer vfork|cancel FILE
+ *   prog_deadnamer vfork|cancel|accept|jump FILE
  *
  * Caches FILE through two descriptions (two opens). Then a close blocks:
  * of a TCP connection to a listener nobody accepts from, its data not
@@ -10,7 +10,11 @@
  * child makes the connection and closes it, and a helper process, told
  * the child's pid through a pipe, kills the child with SIGKILL in its
  * close; with "cancel", a thread makes it and closes it, and main
- * cancels that thread (close is a cancellation point) and joins it.
+ * cancels that thread (close is a cancellation point) and joins it;
+ * with "accept", a thread waits in accept on the listener (a maker, also
+ * a cancellation point: a server's way to stop its accept thread), and
+ * main cancels and joins it; with "jump", main waits in accept itself
+ * and leaves it by a siglongjmp out of its SIGALRM handler (a timeout).
  * Then main closes the first description of FILE (under the shim the
  * engine then reopens the file for itself, its descriptor opened for an
  * instant in the program's table: shim/ownfd.c (7)), writes through the
@@ -22,11 +26,13 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -66,6 +72,23 @@ static void *closer(void *arg)
     __atomic_store_n(&g_closing, 1, __ATOMIC_RELEASE);
     close(s);                   /* blocks until killed or cancelled */
     _exit(5);
+}
+
+/* Waits for a connection nobody makes, until cancelled. */
+static int g_listener = -1;
+static void *acceptor(void *arg)
+{
+    (void)arg;
+    __atomic_store_n(&g_closing, 1, __ATOMIC_RELEASE);
+    accept(g_listener, NULL, NULL);
+    _exit(6);
+}
+
+static sigjmp_buf g_jump;
+static void jump_out(int sig)
+{
+    (void)sig;
+    siglongjmp(g_jump, 1);
 }
 
 /* 500 times: the file cached through two descriptions, the first
@@ -115,17 +138,32 @@ int main(int argc, char **argv)
         return fail("listen");
     g_sa = sa;
 
-    if (!strcmp(argv[1], "cancel")) {
+    g_listener = l;
+    if (!strcmp(argv[1], "cancel") || !strcmp(argv[1], "accept")) {
         pthread_t t;
-        if (pthread_create(&t, NULL, closer, NULL) != 0)
+        if (pthread_create(&t, NULL,
+                           !strcmp(argv[1], "accept") ? acceptor : closer,
+                           NULL) != 0)
             return fail("pthread_create");
         while (!__atomic_load_n(&g_closing, __ATOMIC_ACQUIRE))
             usleep(1000);
-        usleep(200000);         /* the thread is in its close by now */
+        usleep(200000);         /* in its close or accept by now */
         void *res;
         if (pthread_cancel(t) != 0 || pthread_join(t, &res) != 0 ||
             res != PTHREAD_CANCELED) {
-            fprintf(stderr, "closer not cancelled\n");
+            fprintf(stderr, "thread not cancelled\n");
+            return 1;
+        }
+    } else if (!strcmp(argv[1], "jump")) {
+        struct sigaction sa = {.sa_handler = jump_out};
+        struct itimerval it = {.it_value = {0, 200000}};
+        if (sigaction(SIGALRM, &sa, NULL) != 0)
+            return fail("sigaction");
+        if (!sigsetjmp(g_jump, 1)) {
+            if (setitimer(ITIMER_REAL, &it, NULL) != 0)
+                return fail("setitimer");
+            accept(l, NULL, NULL);
+            fprintf(stderr, "accept returned\n");
             return 1;
         }
     } else {
