@@ -559,12 +559,17 @@ void wc_guard_replay_dead(void)
     /* Not in a set-user-ID program: its real user's directory holds
      * files its effective user would only refuse. */
     if (wc_cfg.guard && !getauxval(AT_SECURE)) {
-        /* A window (ownfd.c invariant (7)): a library's constructor may
-         * have started threads already, and the listing, the locks and
-         * a replay take the lowest free numbers. */
-        wc_fd_window_open(0);
+        /* In a window (ownfd.c invariant (7)) where a library's
+         * constructor started threads already (wc_fdtab_init saw them):
+         * the listing, the locks and a replay take the lowest free
+         * numbers. Alone, none is needed (nor its page of code, at every
+         * start). */
+        int threads = !__atomic_load_n(&wc_solo, __ATOMIC_RELAXED);
+        if (threads)
+            wc_fd_window_open(0);
         wc_cache_replay_dead(wc_cfg.cache.dir);
-        wc_fd_window_close();
+        if (threads)
+            wc_fd_window_close();
     }
 }
 

@@ -8,6 +8,11 @@
  * one thread; growing the table of a process with threads waits for an
  * RCU grace period, 14-24 ms here: probe AD F5), "fdsize grew"
  * otherwise; "no thread" when the library's thread is not there.
+ *
+ * prog_ctorthread DIR opener - with WCT_CTOR_OPENER set, the library's
+ * thread opens and closes /dev/null from its constructor on: prints
+ * "opens N wrong M", M the opens that did not get the lowest free number
+ * while the shim's constructor ran.
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -17,10 +22,18 @@
 
 #include "lib_shim.h"
 
+extern long ctor_opens, ctor_wrong;
+void ctor_opener_stop(void);
+
 int main(int argc, char **argv)
 {
+    if (argc == 3 && !strcmp(argv[2], "opener")) {
+        ctor_opener_stop();
+        printf("opens %ld wrong %ld\n", ctor_opens, ctor_wrong);
+        return 0;
+    }
     if (argc != 2) {
-        fprintf(stderr, "usage: prog_ctorthread DIR\n");
+        fprintf(stderr, "usage: prog_ctorthread DIR [opener]\n");
         return 2;
     }
     if (wct_status_field("Threads") < 2) {

@@ -658,6 +658,40 @@ Test(kill, a_preloaded_program_replays_the_dead_first, .init = setup,
     check_files(&r, "replayed by a preloaded program");
 }
 
+/* The same replay at start-up in a program whose linked library started
+ * a thread from its constructor (so_ctorthread.so, as OpenBLAS starts its
+ * pool) that opens and closes all along: the replay's descriptors (the
+ * store directory, the backing file, the files written) are open inside
+ * a window (shim/ownfd.c (7), guard.c (9)), so each of the thread's opens
+ * gets the lowest free number, as without the shim. */
+Test(kill, a_replay_at_start_takes_no_number_from_a_constructors_thread,
+     .init = setup, .fini = wct_scratch_cleanup, .timeout = 120)
+{
+    wct_require_prog(WCT_PROG("prog_ctorthread"));
+    char *dir = wct_scratch("kill");
+    struct run r;
+    killed_unreplayed(&r, dir, 1);
+    char store_env[4400];
+    snprintf(store_env, sizeof store_env, "WCACHE_DIR=%s", dir);
+    const char *env[] = {store_env, "WCT_CTOR_OPENER=1", NULL};
+    const char *argv[] = {WCT_PROG("prog_ctorthread"), dir, "opener", NULL};
+    struct wct_spec spec = {.argv = argv, .env = env, .shim = 1,
+                            .timeout_s = 60};
+    struct wct_result res;
+    cr_assert_eq(wct_run(&spec, &res), 0);
+    cr_assert(wct_ok(&res), "%s%s", res.out, res.err);
+    long opens = -1, wrong = -1;
+    cr_assert(sscanf(res.out, "opens %ld wrong %ld", &opens, &wrong) == 2,
+              "%s%s", res.out, res.err);
+    wct_result_free(&res);
+    cr_assert_eq(wct_stores_left(dir), 0, "the dead one's store was not "
+                 "replayed at start-up");
+    cr_expect(opens > 0, "the constructor's thread made no open");
+    cr_expect_eq(wrong, 0, "%ld of %ld opens got another number than the "
+                 "lowest free one", wrong, opens);
+    check_files(&r, "replayed with a constructor's thread running");
+}
+
 /* A writer in a mount namespace of its own (`unshare -m`, a service's
  * PrivateTmp=) killed together with its guard, which was that namespace's
  * (guard.c (2c)): no guard of that namespace is left, so the next program
