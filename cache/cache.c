@@ -676,6 +676,21 @@ int wc_cache_close(struct wc_cache *c)
     return r;
 }
 
+/* A descriptor of the engine's closed, a mapping unmapped, in a fork
+ * child (wc_cache_abandon): the bare system calls (the child has one
+ * thread, and its errno stays), not libc's close and munmap, whose pages
+ * of code each child would fault in. */
+static void abandon_fd(struct wc_cache *c, int fd)
+{
+    wc_raw_syscall(SYS_close, fd, 0, 0, 0, 0, 0);
+    c->fds->closed(fd);
+}
+
+static void abandon_map(void *p, size_t bytes)
+{
+    wc_raw_syscall(SYS_munmap, (long)p, (long)bytes, 0, 0, 0, 0);
+}
+
 __attribute__((cold)) void wc_cache_abandon(struct wc_cache *c)
 {
     /* The child has the cache object and its file slots alone, not the
@@ -687,14 +702,14 @@ __attribute__((cold)) void wc_cache_abandon(struct wc_cache *c)
         hash_lock.v = 0;
     for (uint32_t i = 0, hi = wc_files_hi(c); i < hi; i++)
         if (c->files[i].live && c->files[i].wb_fd >= 0)
-            wc_engine_fd_close(c, c->files[i].wb_fd);
+            abandon_fd(c, c->files[i].wb_fd);
     for (uint32_t i = 0, hi = wc_files_hi(c); i < hi; i++)
         if (c->files[i].live && c->files[i].seek_fd >= 0)
-            wc_engine_fd_close(c, c->files[i].seek_fd);
-    wc_engine_fd_close(c, c->store.fd);
+            abandon_fd(c, c->files[i].seek_fd);
+    abandon_fd(c, c->store.fd);
     /* Hash tables are anonymous private mappings: leaked, a few pages. */
-    wc_big_free(c->files, c->nfiles * sizeof *c->files);
-    wc_big_free(c, sizeof *c);
+    abandon_map(c->files, c->nfiles * sizeof *c->files);
+    abandon_map(c, sizeof *c);
 }
 
 void wc_cache_inherit(struct wc_cache *c)

@@ -239,7 +239,9 @@ WC_BOOT static unsigned g_own_lo = ~0u, g_own_hi; /* every WC_DESC_INTERNAL slot
                                   the program's descriptions do not walk
                                   (and fault in) the table up to numbers of
                                   ours placed at the top */
-static int g_nwatch;         /* descriptions in mode WATCH (atomic) */
+/* Descriptions in mode WATCH (atomic). WC_BOOT: a fork child resets it
+ * (wc_after_fork_child) on the page of the rest it resets. */
+WC_BOOT static int g_nwatch;
 
 unsigned wc_fdtab_slots(void)
 {
@@ -685,7 +687,10 @@ static int sync_writes(int fd, struct wc_desc *d);
 static int remote_type(unsigned long type);
 
 WC_BOOT uint64_t wc_rent_ns;
-uint64_t wc_sent_through;
+/* WC_BOOT: a fork child's first write that passes through adds to it, on
+ * the page its fork handlers write anyway (in .bss, a page more to copy
+ * in each child). */
+WC_BOOT uint64_t wc_sent_through;
 uint64_t wc_reserve_calls;
 
 int wc_desc_adopt_locked(int fd, struct wc_desc *d, size_t len)
@@ -1522,8 +1527,11 @@ int wc_file_fd_cloexec(dev_t dev, ino_t ino)
 WC_ONCE
 void wc_consistency_all(enum wc_reason why, int how, int exec_only)
 {
-    static unsigned g_child_gen;    /* child creations that share a
-                                       description (atomic) */
+    /* Child creations that share a description (atomic): in WC_BOOT,
+     * the page the parent's fork handlers write anyway (ownfd.c's
+     * window counters), where in .bss it was a page more to copy after
+     * each fork. */
+    WC_BOOT static unsigned g_child_gen;
     unsigned gen = 0;               /* taken at the first one shared: a
                                        fork that shares none writes no
                                        page the child shares */

@@ -281,6 +281,7 @@ uint64_t wc_memcg_room(void)
     return r;
 }
 
+WC_ONCE
 void wc_memcg_after_fork_child(void)
 {
     WC_RESET(g_lock.v, 0);
