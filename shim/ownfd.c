@@ -537,10 +537,12 @@ void wc_fd_calls_hook(void)
 {
     /* A key created early has its slot in the thread's descriptor: no
      * allocation, as a signal handler may be the caller. Before the
-     * constructor (another library's), left for the next call. */
-    if (!__atomic_load_n(&g_calls_key_ok, __ATOMIC_ACQUIRE))
+     * constructor (another library's), left for the next call; with no
+     * key after it (the shim off: no window ever opens), none asked. */
+    if (__atomic_load_n(&g_calls_key_ok, __ATOMIC_ACQUIRE))
+        pthread_setspecific(g_calls_key, (void *)1);
+    else if (wc_state == WC_ST_INIT)
         return;
-    pthread_setspecific(g_calls_key, (void *)1);
     wc_thr.fd_hooked = 1;
 }
 
