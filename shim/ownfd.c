@@ -512,15 +512,31 @@ int wc_own_fd_open(const char *path, int flags, mode_t mode)
 WC_BOOT static pthread_key_t g_calls_key;
 WC_BOOT static int g_calls_key_ok;
 
+void wc_fd_calls_end(int *makes, int *names)
+{
+    *makes = wc_thr.fd_makes;
+    *names = wc_thr.fd_names;
+    for (int i = 0; i < *names; i++)
+        wc_fd_name_end();
+    for (int i = 0; i < *makes; i++)
+        wc_fd_make_end();
+}
+
+void wc_fd_calls_again(int makes, int names)
+{
+    for (int i = 0; i < makes; i++)
+        wc_fd_make_begin();
+    for (int i = 0; i < names; i++)
+        wc_fd_name_begin();
+}
+
 static void calls_gone(void *unused)
 {
     (void)unused;
     struct wc_shim_thr *t = &wc_thr;
+    int makes, names;
     t->fd_forking = 0;
-    while (t->fd_makes > 0)
-        wc_fd_make_end();
-    while (t->fd_names > 0)
-        wc_fd_name_end();
+    wc_fd_calls_end(&makes, &names);
     if (t->fd_window > 0) {
         t->fd_window = 1;
         wc_fd_window_close();

@@ -365,23 +365,9 @@ WC_EXPORT void abort(void)
  * compared (a btrfs subvolume's st_dev is not the one printed there): a
  * lock on another file of that number counts, which only keeps a
  * descriptor. When the list cannot be read: yes. */
-static int holds_posix_lock_in(ino_t ino);
-
-/* The list is read in a window (ownfd.c invariant (7)): other threads may
- * be running (an exec with threads stops caching here), and the list's
- * descriptor takes the lowest free number for that time. */
-static int holds_posix_lock(dev_t dev, ino_t ino, void *arg)
+static int lock_list_has(void *arg)
 {
-    (void)dev;
-    (void)arg;
-    wc_fd_window_open(0);
-    int held = holds_posix_lock_in(ino);
-    wc_fd_window_close();
-    return held;
-}
-
-static int holds_posix_lock_in(ino_t ino)
-{
+    ino_t ino = *(const ino_t *)arg;
     int fd = wc_k_openat(AT_FDCWD, "/proc/locks", O_RDONLY | O_CLOEXEC, 0);
     if (fd < 0)
         return 1;
@@ -418,6 +404,17 @@ static int holds_posix_lock_in(ino_t ino)
     }
     wc_k_close(fd);
     return held;
+}
+
+/* The list is read as a look (shim.h wc_look: in a window on a program
+ * thread, apart on the flusher): other threads may be running (an exec
+ * with threads stops caching here), and the list's descriptor takes the
+ * lowest free number for that time (ownfd.c invariant (7)). */
+static int holds_posix_lock(dev_t dev, ino_t ino, void *arg)
+{
+    (void)dev;
+    (void)arg;
+    return wc_look(lock_list_has, &ino, 0) != 0;
 }
 
 static void proc_off(int image_ends)

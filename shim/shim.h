@@ -246,14 +246,23 @@ extern WC_LOCAL uintptr_t wc_fd_window;
  * ends its counts as it goes: once it has made one such call, its end
  * runs ownfd.c's calls_gone (a thread-specific key's destructor). */
 void wc_fd_calls_hook(void);
-static inline void wc_fd_make_begin(void)
+/* The start of a maker's or a namer's count: the thread's own first
+ * (*own: wc_thr.fd_makes or .fd_names), then the shared word by the
+ * caller; 0 in a vfork child, which counts nothing. */
+static inline int wc_fd_count_own(int *own)
 {
     if (unlikely(wc_state == WC_ST_VFORK))
-        return;
+        return 0;
     if (unlikely(!wc_thr.fd_hooked))
         wc_fd_calls_hook();
-    wc_thr.fd_makes++;
+    (*own)++;
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    return 1;
+}
+static inline void wc_fd_make_begin(void)
+{
+    if (!wc_fd_count_own(&wc_thr.fd_makes))
+        return;
     __atomic_add_fetch(&wc_fd_makers, 1, __ATOMIC_SEQ_CST);
     for (unsigned i = 0; unlikely(__atomic_load_n(&wc_fd_window,
                                                   __ATOMIC_SEQ_CST)); i++)
@@ -269,12 +278,8 @@ static inline void wc_fd_make_end(void)
 }
 static inline void wc_fd_name_begin(void)
 {
-    if (unlikely(wc_state == WC_ST_VFORK))
+    if (!wc_fd_count_own(&wc_thr.fd_names))
         return;
-    if (unlikely(!wc_thr.fd_hooked))
-        wc_fd_calls_hook();
-    wc_thr.fd_names++;
-    __atomic_signal_fence(__ATOMIC_SEQ_CST);
     for (unsigned i = 0;;) {
         __atomic_add_fetch(&wc_fd_namers, 1, __ATOMIC_SEQ_CST);
         if (likely(!__atomic_load_n(&wc_fd_window, __ATOMIC_SEQ_CST)))
@@ -294,6 +299,11 @@ static inline void wc_fd_name_end(void)
 }
 /* The key behind wc_fd_calls_hook, made once by the constructor. */
 void wc_fd_calls_init(void);
+/* End this thread's counts, *makes and *names of them (its calls are out
+ * of the kernel: the thread ends, or a program's handler runs and may
+ * leave them by a jump); wc_fd_calls_again starts them again. */
+void wc_fd_calls_end(int *makes, int *names);
+void wc_fd_calls_again(int makes, int names);
 /* r = call, a namer (above). */
 #define WC_NAMES(r, call)                                                  \
     do {                                                                   \

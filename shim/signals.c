@@ -295,17 +295,10 @@ static int stand_in(int sig)
 static void holding_handler_run_prog(int sig, siginfo_t *si, void *uc);
 static void holding_handler_run(int sig, siginfo_t *si, void *uc)
 {
-    struct wc_shim_thr *t = &wc_thr;
-    int makes = t->fd_makes, names = t->fd_names;
-    for (int i = 0; i < names; i++)
-        wc_fd_name_end();
-    for (int i = 0; i < makes; i++)
-        wc_fd_make_end();
+    int makes, names;
+    wc_fd_calls_end(&makes, &names);
     holding_handler_run_prog(sig, si, uc);
-    for (int i = 0; i < makes; i++)
-        wc_fd_make_begin();
-    for (int i = 0; i < names; i++)
-        wc_fd_name_begin();
+    wc_fd_calls_again(makes, names);
 }
 
 static void holding_handler_run_prog(int sig, siginfo_t *si, void *uc)

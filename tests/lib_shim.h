@@ -66,6 +66,13 @@ static inline void wct_handle_blocked(int sig, void (*h)(int))
     sigprocmask(SIG_BLOCK, &set, NULL);
 }
 
+/* perror(what), then the exit status of a test program that failed. */
+static inline int wct_fail(const char *what)
+{
+    perror(what);
+    return 1;
+}
+
 /* For a program whose child must die inside a call that blocks: a helper
  * process that reads a pid from `rd` (a pipe's read end), waits `usec`,
  * and kills that process with SIGKILL. The helper's pid, or -1. */

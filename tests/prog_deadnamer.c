@@ -105,12 +105,6 @@ static void *again(void *arg)
     return NULL;
 }
 
-static int fail(const char *what)
-{
-    perror(what);
-    return 1;
-}
-
 int main(int argc, char **argv)
 {
     if (argc != 3)
@@ -119,12 +113,12 @@ int main(int argc, char **argv)
     int a = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     int b = open(path, O_WRONLY);
     if (a < 0 || b < 0)
-        return fail("open");
+        return wct_fail("open");
     for (int i = 0; i < 100; i++)
         if (write(a, "first line\n", 11) != 11)
-            return fail("write");
+            return wct_fail("write");
     if (pwrite(b, "second", 6, 2000) != 6)
-        return fail("pwrite");
+        return wct_fail("pwrite");
 
     int l = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in sa = {.sin_family = AF_INET};
@@ -135,7 +129,7 @@ int main(int argc, char **argv)
         setsockopt(l, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
     if (l < 0 || bind(l, (struct sockaddr *)&sa, sizeof sa) != 0 ||
         listen(l, 1) != 0 || getsockname(l, (struct sockaddr *)&sa, &sl))
-        return fail("listen");
+        return wct_fail("listen");
     g_sa = sa;
 
     g_listener = l;
@@ -144,7 +138,7 @@ int main(int argc, char **argv)
         if (pthread_create(&t, NULL,
                            !strcmp(argv[1], "accept") ? acceptor : closer,
                            NULL) != 0)
-            return fail("pthread_create");
+            return wct_fail("pthread_create");
         while (!__atomic_load_n(&g_closing, __ATOMIC_ACQUIRE))
             usleep(1000);
         usleep(200000);         /* in its close or accept by now */
@@ -158,10 +152,10 @@ int main(int argc, char **argv)
         struct sigaction sa = {.sa_handler = jump_out};
         struct itimerval it = {.it_value = {0, 200000}};
         if (sigaction(SIGALRM, &sa, NULL) != 0)
-            return fail("sigaction");
+            return wct_fail("sigaction");
         if (!sigsetjmp(g_jump, 1)) {
             if (setitimer(ITIMER_REAL, &it, NULL) != 0)
-                return fail("setitimer");
+                return wct_fail("setitimer");
             accept(l, NULL, NULL);
             fprintf(stderr, "accept returned\n");
             return 1;
@@ -169,10 +163,10 @@ int main(int argc, char **argv)
     } else {
         int p[2];
         if (pipe(p) != 0)
-            return fail("pipe");
+            return wct_fail("pipe");
         pid_t killer = wct_killer(p[0], 300000);    /* in its close by then */
         if (killer < 0)
-            return fail("fork");
+            return wct_fail("fork");
         g_tell = p[1];
         pid_t c = vfork();
         if (c == 0) {
@@ -180,19 +174,19 @@ int main(int argc, char **argv)
             _exit(5);
         }
         if (c < 0)
-            return fail("vfork");
+            return wct_fail("vfork");
         if (!wct_killed(c, killer))
             return 1;
     }
 
     if (close(a) != 0)
-        return fail("close a");
+        return wct_fail("close a");
     if (pwrite(b, "third", 5, 3000) != 5 || close(b) != 0)
-        return fail("b");
+        return wct_fail("b");
     char got[3005];
     int r = open(path, O_RDONLY);
     if (r < 0 || pread(r, got, sizeof got, 0) != (ssize_t)sizeof got)
-        return fail("read back");
+        return wct_fail("read back");
     close(r);
     if (memcmp(got, "first line\n", 11) || memcmp(got + 2000, "second", 6) ||
         memcmp(got + 3000, "third", 5)) {
@@ -206,7 +200,7 @@ int main(int argc, char **argv)
     void *res;
     if (pthread_create(&t, NULL, again, (void *)path) != 0 ||
         pthread_join(t, &res) != 0 || res != NULL)
-        return fail("again");
+        return wct_fail("again");
     close(l);
     printf("ok\n");
     return 0;

@@ -27,12 +27,6 @@
 
 extern char **environ;
 
-static int fail(const char *what)
-{
-    perror(what);
-    return 1;
-}
-
 int main(int argc, char **argv)
 {
     if (argc != 4)
@@ -40,21 +34,21 @@ int main(int argc, char **argv)
     const char *file = argv[1], *exe = argv[2], *slow = argv[3];
     int fd = open(file, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd < 0)
-        return fail("open");
+        return wct_fail("open");
     for (int i = 0; i < 100; i++)
         if (write(fd, "before the exec\n", 16) != 16)
-            return fail("write");
+            return wct_fail("write");
     int s = open(slow, O_WRONLY | O_CREAT, 0644);
     if (s < 0)
-        return fail("slow");
+        return wct_fail("slow");
     close(s);
 
     int p[2];
     if (pipe2(p, O_CLOEXEC) != 0)
-        return fail("pipe");
+        return wct_fail("pipe");
     pid_t killer = wct_killer(p[0], 500000);    /* in its read by then */
     if (killer < 0)
-        return fail("fork");
+        return wct_fail("fork");
     pid_t c = vfork();
     if (c == 0) {
         pid_t me = getpid();
@@ -65,7 +59,7 @@ int main(int argc, char **argv)
         _exit(5);
     }
     if (c < 0)
-        return fail("vfork");
+        return wct_fail("vfork");
     if (!wct_killed(c, killer))
         return 1;
     unlink(slow);
@@ -74,14 +68,14 @@ int main(int argc, char **argv)
     snprintf(other, sizeof other, "%s.other", file);
     int o = open(other, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (o < 0 || write(o, "other\n", 6) != 6 || close(o) != 0)
-        return fail("other");
+        return wct_fail("other");
     unlink(other);
     if (write(fd, "after\n", 6) != 6 || close(fd) != 0)
-        return fail("after");
+        return wct_fail("after");
     char got[1700];
     int r = open(file, O_RDONLY);
     if (r < 0 || read(r, got, sizeof got) != 1606)
-        return fail("read back");
+        return wct_fail("read back");
     close(r);
     if (memcmp(got, "before the exec\n", 16) || memcmp(got + 1600, "after\n", 6)) {
         fprintf(stderr, "contents differ\n");
