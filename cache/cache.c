@@ -255,15 +255,15 @@ int wc_cache_open(struct wc_cache **out, const struct wc_config *cfg)
     /* Anonymous mappings, not malloc: untouched until used (malloc's
      * calloc cleared the file array and set up its heap: 300 us here),
      * and out of the way of the program's allocator. */
-    struct wc_cache *c = wc_big_alloc(sizeof *c, WC_BIG_CHILD);
+    struct wc_cache *c = wc_big_alloc(sizeof *c);
     if (!c)
         return -ENOMEM;
     /* Untouched until a block is first handed out (wc_page_get sets its
      * page's block number then): memory follows the data cached, not
      * the store's size. */
-    c->pages = wc_big_alloc(nblocks * sizeof *c->pages, 0);
-    c->files = wc_big_alloc(nfiles * sizeof *c->files, WC_BIG_CHILD);
-    c->batches = wc_big_alloc(3 * (size_t)nfiles * sizeof *c->batches, 0);
+    c->pages = wc_big_alloc(nblocks * sizeof *c->pages);
+    c->files = wc_big_alloc(nfiles * sizeof *c->files);
+    c->batches = wc_big_alloc(3 * (size_t)nfiles * sizeof *c->batches);
     if (!c->pages || !c->files || !c->batches) {
         wc_big_free(c->pages, nblocks * sizeof *c->pages);
         cache_free(c, nfiles);
@@ -676,45 +676,20 @@ int wc_cache_close(struct wc_cache *c)
     return r;
 }
 
-/* A descriptor of the engine's closed, a mapping unmapped, in a fork
- * child (wc_cache_abandon): the bare system calls (the child has one
- * thread, and its errno stays), not libc's close and munmap, whose pages
- * of code each child would fault in. */
-static void abandon_fd(struct wc_cache *c, int fd)
+__attribute__((cold)) void wc_cache_after_fork_child(void)
 {
-    wc_raw_syscall(SYS_close, fd, 0, 0, 0, 0, 0);
-    c->fds->closed(fd);
-}
-
-static void abandon_map(void *p, size_t bytes)
-{
-    wc_raw_syscall(SYS_munmap, (long)p, (long)bytes, 0, 0, 0, 0);
-}
-
-__attribute__((cold)) void wc_cache_abandon(struct wc_cache *c)
-{
-    /* The child has the cache object and its file slots alone, not the
-     * store's mapping nor the arrays sized by it (store.h (5)): it reads
-     * none of those and unmaps none. Descriptors are ours to close.
-     * Another thread of the parent may have held the hash allocator's
-     * lock at fork. */
+    /* Nothing of the cache is here (store.h (5)). Another thread of the
+     * parent may have held the hash allocator's lock at fork; its tables
+     * (anonymous private mappings) are leaked, a few pages. */
     if (hash_lock.v)
         hash_lock.v = 0;
-    for (uint32_t i = 0, hi = wc_files_hi(c); i < hi; i++)
-        if (c->files[i].live && c->files[i].wb_fd >= 0)
-            abandon_fd(c, c->files[i].wb_fd);
-    for (uint32_t i = 0, hi = wc_files_hi(c); i < hi; i++)
-        if (c->files[i].live && c->files[i].seek_fd >= 0)
-            abandon_fd(c, c->files[i].seek_fd);
-    abandon_fd(c, c->store.fd);
-    /* Hash tables are anonymous private mappings: leaked, a few pages. */
-    abandon_map(c->files, c->nfiles * sizeof *c->files);
-    abandon_map(c, sizeof *c);
 }
 
 void wc_cache_inherit(struct wc_cache *c)
 {
     size_t nb = c->store.nblocks;
+    wc_big_fork(c, sizeof *c, WC_BIG_CHILD);
+    wc_big_fork(c->files, c->nfiles * sizeof *c->files, WC_BIG_CHILD);
     wc_big_fork(c->store.map, c->store.map_len, WC_BIG_CHILD);
     wc_big_fork(c->store.ring, nb * sizeof *c->store.ring, WC_BIG_CHILD);
     wc_big_fork(c->store.punched, nb * sizeof *c->store.punched,

@@ -82,7 +82,7 @@ void wc_big_fork(void *p, size_t len, int child)
     errno = saved;
 }
 
-void *wc_big_alloc(size_t bytes, int child)
+void *wc_big_alloc(size_t bytes)
 {
     /* MAP_NORESERVE: a large store (WCACHE_SIZE=1T) must not be refused
      * by overcommit accounting for memory it will never touch. */
@@ -90,8 +90,7 @@ void *wc_big_alloc(size_t bytes, int child)
                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED)
         return NULL;
-    if (child != WC_BIG_CHILD)
-        wc_big_fork(p, bytes, 0);
+    wc_big_fork(p, bytes, 0);
     /* Its first page is written soon in any process that caches (the
      * cache, its first file, block and batch): one call, not a fault. */
     wc_prefault(p, bytes < WC_PAGE_SIZE ? bytes : WC_PAGE_SIZE);
@@ -261,8 +260,8 @@ int wc_store_open(struct wc_store *s, const char *dir, uint32_t nblocks,
         goto fail;
     }
     r = -ENOMEM;
-    s->ring = wc_big_alloc((size_t)nblocks * sizeof *s->ring, 0);
-    s->punched = wc_big_alloc((size_t)nblocks * sizeof *s->punched, 0);
+    s->ring = wc_big_alloc((size_t)nblocks * sizeof *s->ring);
+    s->punched = wc_big_alloc((size_t)nblocks * sizeof *s->punched);
     if (!s->ring || !s->punched)
         goto fail;
     if (wc_sys.ftruncate(s->fd, (off_t)size) < 0) {

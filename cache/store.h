@@ -51,14 +51,19 @@
  *       3). The limit is read once: nothing the engine maps later
  *       depends on it, and a limit the program lowers afterwards (below
  *       the store, even) fails none of its calls.
- *   (5) A fork child never receives the store's mapping nor the arrays
- *       sized by its blocks (MADV_DONTFORK): it abandons the cache
- *       without reading them (wc_cache_abandon), so fork copies none of
- *       their page tables, the parent's next store into them is no
- *       copy-on-write fault, and the child unmaps nothing of them (300
- *       children of a process with a cache: 7 munmaps each, 11% of the
- *       time). Only the cache object and its file slots, where the child
- *       finds the descriptors it closes, are inherited (WC_BIG_CHILD).
+ *   (5) A fork child receives none of the engine's memory: the store's
+ *       mapping, the arrays sized by its blocks, the cache object and its
+ *       file slots are all MADV_DONTFORK (wc_big_alloc), so fork copies
+ *       none of their page tables, the parent's next store into them
+ *       (its locks, its counters, the flusher's work) is no copy-on-write
+ *       fault, and the child unmaps nothing (300 children of a process
+ *       with a cache: 7 munmaps each were 11% of the time; the last two,
+ *       of the object and the slots, 70 us a child on a VM where an
+ *       munmap costs 17-35 us). The child's copies of the engine's
+ *       descriptors are known to the owner of the fd ops, which made
+ *       them (wc_fd_ops): it closes them (wc_cache_after_fork_child).
+ *       Only a child that writes back for its parent gets it all
+ *       (wc_cache_inherit).
  */
 #ifndef WCACHE_STORE_H
 #define WCACHE_STORE_H
@@ -166,12 +171,12 @@ int wc_store_reserve_slot(struct wc_store *s, uint32_t i);
  * blocks. */
 void wc_store_trim(struct wc_store *s, uint32_t keep);
 
-/* Zeroed memory for arrays sized by the store (untouched until used:
- * never counted against memory the program does not use), and its
- * release. Not inherited by a fork child (invariant (5)) unless `child`
- * is WC_BIG_CHILD. */
+/* Zeroed memory for the engine's objects and the arrays sized by the
+ * store (untouched until used: never counted against memory the program
+ * does not use), and its release. Not inherited by a fork child
+ * (invariant (5)). */
 #define WC_BIG_CHILD 1
-void *wc_big_alloc(size_t bytes, int child);
+void *wc_big_alloc(size_t bytes);
 /* Whether a fork child gets [p, p + bytes) from now on (WC_BIG_CHILD, or
  * 0: invariant (5)). Best effort, errno kept: where it fails a child
  * gets a copy it never reads. */

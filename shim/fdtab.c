@@ -1571,19 +1571,25 @@ void wc_consistency_all(enum wc_reason why, int how, int exec_only)
 
 /* A fork child owns none of its parent's cache, whether the parent caches
  * or stopped for good (proc.c (8)) and keeps it (the engine's descriptors
- * of locked files), and was given only the cache object and its file
- * slots (cache/store.h (5)): it closes its copies of the engine's
- * descriptors (the parent's POSIX locks are the parent's) and forgets the
- * rest. Before wc_after_fork_child, whose pass over the engine's numbers
- * then finds only what is not the cache's. */
+ * of locked files), and was given none of its memory (cache/store.h (5)):
+ * it closes its copies of the engine's descriptors (the parent's POSIX
+ * locks are the parent's), which are the internal ones (ownfd.c (5))
+ * that are not the memfds of cell regions (kept: wc_holders_after_fork_
+ * child), with the bare system call (libc's close is a page of code each
+ * child would fault in). Before wc_after_fork_child, whose pass over the
+ * internal numbers then finds only the regions'. */
 WC_ONCE
 void wc_forget_cache_in_child(void)
 {
-    struct wc_cache *c = wc_cachep;
-    if (!c)
+    if (!wc_cachep)
         return;
     wc_cachep = NULL;
-    wc_cache_abandon(c);
+    wc_cache_after_fork_child();
+    for (unsigned fd = g_own_lo; fd < g_own_hi && g_own_hi <= wc_nfds; fd++)
+        if (wc_fds[fd] == WC_DESC_INTERNAL && !wc_cells_region_fd((int)fd)) {
+            wc_raw_syscall(SYS_close, fd, 0, 0, 0, 0, 0);
+            wc_fds[fd] = NULL;
+        }
 }
 
 WC_ONCE

@@ -443,6 +443,17 @@ void wc_holders_fork(int fd, struct wc_desc *d, unsigned gen)
     }
 }
 
+/* Whether fd is a region's memfd (a fork child's pass over its internal
+ * descriptors: the others are the engine's). The child is alone: no lock. */
+WC_ONCE
+int wc_cells_region_fd(int fd)
+{
+    for (unsigned i = 0; i < g_nregions; i++)
+        if (g_regions[i].fd == fd)
+            return 1;
+    return 0;
+}
+
 WC_ONCE
 void wc_holders_after_fork_child(void)
 {

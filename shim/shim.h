@@ -1202,6 +1202,8 @@ struct wc_cell {
  * caller settles them all (wc_cells_settle_all). */
 void wc_holders_fork(int fd, struct wc_desc *d, unsigned gen);
 void wc_holders_after_fork_child(void);
+/* Whether fd is the memfd of a cell region (in a fork child, alone). */
+int wc_cells_region_fd(int fd);
 
 /* Invariant (6) of shared.c: make the kernel's offset d's offset again,
  * for good, before anything uses it (a read, lseek, a write the kernel

@@ -23,6 +23,9 @@
  *                                      when its descriptor table (a copy of
  *                                      the parent's up to the highest open
  *                                      number) has 2048 slots at most
+ *   prog_fdlimit forkfds DIR            files cached, then a child lists
+ *                                      its descriptors: how many refer to
+ *                                      each file, how many to a store
  *   prog_fdlimit reach DIR LIMIT [hard] files cached, then every number the
  *                                      program did not open, up to LIMIT +
  *                                      16, given to the calls that take a
@@ -32,6 +35,7 @@
  * Prints one line per observation (return values, errno, offsets); the
  * test compares the transcripts and the files.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -469,6 +473,58 @@ static int forktable(long lim)
     return 0;
 }
 
+/* Files cached, then a child: its descriptors are the program's, one of
+ * each file (the parent's write-back descriptors and its store are the
+ * parent's: cache/store.h (5), fdtab.c wc_forget_cache_in_child). A
+ * store held by a child that lives on would keep the parent's cached
+ * pages in memory after the parent ends. The cell regions' memfd (shim/
+ * shared.c: an exec may hand its cells on) is not counted. */
+static int forkfds(void)
+{
+    int fds[8];
+    struct stat of[8];
+    cache_files(fds, 8, "k");
+    for (int i = 0; i < 8; i++)
+        if (fstat(fds[i], &of[i]) != 0)
+            return 3;
+    fflush(stdout);
+    pid_t c = fork();
+    if (c == 0) {
+        /* The kernel's listing, which shows the descriptors the shim
+         * hides from the program's calls too. */
+        int per[8] = {0}, stores = 0;
+        DIR *d = opendir("/proc/self/fd");
+        struct dirent *e;
+        while (d && (e = readdir(d))) {
+            char link[300], to[4096];
+            struct stat st;
+            snprintf(link, sizeof link, "/proc/self/fd/%s", e->d_name);
+            ssize_t n = readlink(link, to, sizeof to - 1);
+            if (n < 0 || stat(link, &st) != 0)
+                continue;
+            to[n] = 0;
+            for (int i = 0; i < 8; i++)
+                per[i] += st.st_dev == of[i].st_dev &&
+                          st.st_ino == of[i].st_ino;
+            stores += strstr(to, "/wcache-") != NULL &&
+                      strstr(to, "memfd:") == NULL;
+        }
+        if (!d)
+            _exit(1);
+        for (int i = 0; i < 8; i++)
+            printf("the child: k.%d has %d descriptor(s)\n", i, per[i]);
+        printf("the child: %d descriptor(s) of a store\n", stores);
+        fflush(stdout);
+        _exit(0);
+    }
+    int st = -1;
+    waitpid(c, &st, 0);
+    printf("child %s\n", WIFEXITED(st) && !WEXITSTATUS(st) ? "ok" : "failed");
+    for (int i = 0; i < 8; i++)
+        report("close", close(fds[i]));
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -492,6 +548,8 @@ int main(int argc, char **argv)
         return reach(lim);
     if (!strcmp(argv[1], "forktable"))
         return forktable(lim);
+    if (!strcmp(argv[1], "forkfds"))
+        return forkfds();
     if (!strcmp(argv[1], "sockets"))
         return sockets(lim);
     if (!strcmp(argv[1], "lockdup"))

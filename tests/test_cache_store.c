@@ -252,7 +252,7 @@ Test(store, abandon_in_child)
     wct_rec_start(fd);
     pid_t pid = fork();
     if (pid == 0) {
-        wc_cache_abandon(c);
+        wc_cache_after_fork_child();
         struct stat st;
         _exit(stat(store, &st) == 0 && wct_count(WCT_WRITEBACK) == 0 ? 0 : 1);
     }

@@ -227,6 +227,10 @@ Test(fds, fork_copies_a_small_table_limit_4096)
     same("forktable", "4096", NULL);
 }
 
+/* A fork child holds none of its parent's engine descriptors: one
+ * descriptor of each cached file (the program's), none of the store. */
+Test(fds, a_fork_child_holds_no_descriptor_of_the_cache) { same("forkfds", NULL, NULL); }
+
 Test(fds, count_hard_limit_16) { count_hard("16"); }
 Test(fds, count_hard_limit_1024) { count_hard("1024"); }
 Test(fds, dup_onto_high_numbers_hard_limit_64) { same("high", "64", "hard"); }

@@ -145,13 +145,15 @@ int wc_cache_open(struct wc_cache **out, const struct wc_config *cfg);
  * file. Returns 0 or the first write-back error (-errno). */
 int wc_cache_close(struct wc_cache *c);
 
-/* In a child after fork: forget the cache without writing anything back
- * and without unlinking the parent's backing file. A fork child has only
- * the cache object and its file slots (store.h (5)): this reads nothing
- * else. */
-void wc_cache_abandon(struct wc_cache *c);
+/* In a child after fork: the parent's cache is not here (store.h (5):
+ * none of the engine's memory is inherited), and nothing is written back
+ * nor unlinked. The child's copies of the engine's descriptors are those
+ * the fd ops made (place, open) and were not told closed: their owner
+ * closes them (the shim: fdtab.c wc_forget_cache_in_child). Resets the
+ * engine's own state (its allocator's lock). Makes no system call. */
+void wc_cache_after_fork_child(void);
 
-/* The next fork child gets the whole cache, store and arrays, as a
+/* The next fork child gets the whole cache, object, store and arrays, as a
  * process that will write back from it (wc_cache_unlock_all's) needs:
  * undoes store.h (5) for good. A system call per mapping; safe in a
  * signal handler. */
