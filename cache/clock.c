@@ -21,6 +21,7 @@
 
 typedef int (*clock_fn)(clockid_t, struct timespec *);
 
+WC_HOT
 static int clock_raw(clockid_t id, struct timespec *ts)
 {
     long r = wc_raw_syscall(SYS_clock_gettime, id, (long)ts, 0, 0, 0, 0);
@@ -72,6 +73,7 @@ static void *vdso_find(const char *name)
     return NULL;
 }
 
+WC_HOT
 static int clock_first(clockid_t id, struct timespec *ts)
 {
     void *f = vdso_find("__vdso_clock_gettime");

@@ -76,7 +76,7 @@ unsigned long wc_user_addr_max = 0x7ffffffff000UL;
  * where it sends one (invariant (1)). */
 #define WC_FAULT_LABEL(name) \
         ".globl " name "\n.hidden " name "\n" name ":\n"
-__asm__(".text\n"
+__asm__(".pushsection .text.hot.wc, \"ax\", @progbits\n"
         ".globl wc__copy_rep\n"
         ".hidden wc__copy_rep\n"
         ".type wc__copy_rep,@function\n"
@@ -157,13 +157,14 @@ __asm__(".text\n"
         WC_FAULT_LABEL("wc__copy_fixup")
         "    movq %rcx, %rax\n"
         "    ret\n"
-        ".size wc__copy_rep, .-wc__copy_rep\n");
+        ".size wc__copy_rep, .-wc__copy_rep\n"
+        ".popsection\n");
 
 /*
  * int wc_probe_byte(const void *p): 0 when the byte at p could be read, 1
  * when reading it faulted.
  */
-__asm__(".text\n"
+__asm__(".pushsection .text.hot.wc, \"ax\", @progbits\n"
         ".globl wc_probe_byte\n"
         ".hidden wc_probe_byte\n"
         ".type wc_probe_byte,@function\n"
@@ -175,7 +176,8 @@ __asm__(".text\n"
         WC_FAULT_LABEL("wc__probe_fixup")
         "    movl $1, %eax\n"
         "    ret\n"
-        ".size wc_probe_byte, .-wc_probe_byte\n");
+        ".size wc_probe_byte, .-wc_probe_byte\n"
+        ".popsection\n");
 
 extern const char wc__copy_insn[], wc__copy_fixup[], wc__copy_bytes[],
     wc__copy_x_load[], wc__copy_x_store[], wc__copy_q_load[],

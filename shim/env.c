@@ -32,6 +32,7 @@ struct wc_shim_config wc_cfg = {
     .log_level = WC_LOG_WARN,
 };
 
+WC_HOT
 void wc_log(int level, const char *fmt, ...)
 {
     if (level > wc_cfg.log_level)
@@ -106,6 +107,7 @@ static int match_list(const char *list, const char *path)
     return 0;
 }
 
+WC_HOT
 int wc_env_path_ok(int dirfd, const char *path)
 {
     if (!wc_cfg.include[0] && !wc_cfg.exclude[0])

@@ -243,6 +243,7 @@ WC_BOOT static unsigned g_own_lo = ~0u, g_own_hi; /* every WC_DESC_INTERNAL slot
  * (wc_after_fork_child) on the page of the rest it resets. */
 WC_BOOT static int g_nwatch;
 
+WC_HOT
 unsigned wc_fdtab_slots(void)
 {
     struct rlimit rl;
@@ -333,6 +334,7 @@ static struct wc_desc *g_free;       /* free list */
 static struct wc_desc *g_slab;       /* current slab */
 static unsigned g_slab_used;         /* descs handed out from g_slab */
 
+WC_HOT
 static struct wc_desc *desc_alloc(void)
 {
     struct wc_desc *d;
@@ -477,6 +479,7 @@ struct wc_cache *wc_cache_get(void)
 
 /* ---- descriptors opened, duplicated, closed ------------------------- */
 
+WC_HOT
 static void install(int fd, struct wc_desc *d)
 {
     struct wc_desc *old =
@@ -502,6 +505,7 @@ static struct wc_file *file_get(struct wc_cache *c, int fd,
  * on (skipping `skip`), locked, with *fd at its slot; NULL at the end.
  * The caller unlocks it and goes on from *fd + 1. A description that
  * several slots point to is visited once per slot. */
+WC_HOT
 static struct wc_desc *next_locked(unsigned *fd, const struct wc_desc *skip)
 {
     unsigned hi = __atomic_load_n(&g_fd_hi, __ATOMIC_RELAXED);
@@ -517,6 +521,7 @@ static struct wc_desc *next_locked(unsigned *fd, const struct wc_desc *skip)
 /* Invariant (7): d's identity, asked of the kernel if not known yet;
  * 1 when it was asked now, *st then holding the answer. Caller holds
  * d->lock. */
+WC_HOT
 static int ident_stat_locked(int fd, struct wc_desc *d, struct stat *st)
 {
     if (d->ino != 0 || wc_k_fstat(fd, st) != 0)
@@ -693,6 +698,7 @@ WC_BOOT uint64_t wc_rent_ns;
 WC_BOOT uint64_t wc_sent_through;
 uint64_t wc_reserve_calls;
 
+WC_HOT
 int wc_desc_adopt_locked(int fd, struct wc_desc *d, size_t len)
 {
     if (d->mode != WC_D_WATCH)
@@ -800,6 +806,7 @@ int wc_fd_handover(int fd, dev_t *dev, ino_t *ino, struct wc_cell **cp)
     return how;
 }
 
+WC_HOT
 unsigned wc_fd_tracked_hi(void)
 {
     unsigned hi = __atomic_load_n(&g_fd_hi, __ATOMIC_RELAXED);
@@ -827,6 +834,7 @@ static int flush_cb(struct wc_file *f, void *arg)
 
 /* fd's file system (statfs f_type; 1 when fstatfs fails), asked once per
  * description d (NULL: every time); its f_flags in *flags if not NULL. */
+WC_HOT
 static unsigned long fs_type_flags(int fd, struct wc_desc *d,
                                    unsigned long *flags)
 {
@@ -884,6 +892,7 @@ int wc_fd_sync_writes(int fd)
 
 /* A file system whose calls are round trips to a server, FUSE's
  * included (by statfs f_type). */
+WC_HOT
 static int remote_type(unsigned long type)
 {
     switch (type) {
@@ -919,6 +928,7 @@ static struct {
 static unsigned g_fs_memo_next;
 static struct wc_lock g_fs_memo_lock;   /* protects g_fs_memo, _next */
 
+WC_HOT
 int wc_fs_remote(int fd, struct wc_desc *d)
 {
     if (!d || d->fstype)
@@ -989,6 +999,7 @@ ssize_t wc_fd_path(int fd, char *path, size_t cap)
     return n;
 }
 
+WC_HOT
 void wc_fd_opened(int fd, int dirfd, const char *path, int flags)
 {
     if (fd < 0 || (unsigned)fd >= wc_nfds || (flags & (O_PATH | O_DIRECTORY)))
@@ -1013,6 +1024,7 @@ void wc_fd_opened(int fd, int dirfd, const char *path, int flags)
     wc_fd_opened_known(fd, dirfd, path, flags, &st);
 }
 
+WC_HOT
 void wc_fd_opened_known(int fd, int dirfd, const char *path, int flags,
                         const struct stat *stp)
 {
@@ -1168,6 +1180,7 @@ static int writer_left(dev_t dev, ino_t ino)
     return found;
 }
 
+WC_HOT
 int wc_desc_release_fd(struct wc_desc *d, int fd)
 {
     if (__atomic_sub_fetch(&d->refs, 1, __ATOMIC_ACQ_REL) != 0)
@@ -1297,6 +1310,7 @@ void wc_fd_close_wait(int fd)
     __atomic_sub_fetch(&g_closing_waiters, 1, __ATOMIC_RELAXED);
 }
 
+WC_HOT
 int wc_fd_close_begin(int fd, int *marked)
 {
     *marked = 0;
@@ -1313,6 +1327,7 @@ int wc_fd_close_begin(int fd, int *marked)
     return wc_desc_release_fd(d, fd);       /* fd is still open here */
 }
 
+WC_HOT
 void wc_fd_close_end(int fd)
 {
     struct wc_desc *x = WC_DESC_CLOSING;
@@ -1357,6 +1372,7 @@ int wc_desc_sync_locked(int fd, struct wc_desc *d, enum wc_reason why)
     return r;
 }
 
+WC_HOT
 void wc_desc_through_locked(int fd, struct wc_desc *d, enum wc_reason why)
 {
     /* The kernel's offset from now on; at exit, only for a call that

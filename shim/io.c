@@ -70,6 +70,7 @@ static int writable(const struct wc_desc *d)
  * an iovec array (else `iov` is one buffer, described by the shim, and
  * the kernel gets the program's own call: write, pwrite, read, pread).
  * Caller holds d->lock. */
+WC_HOT
 ssize_t wc_kernel_rw_locked(int fd, struct wc_desc *d, int write,
                             const struct iovec *iov, int iovcnt, off_t pos,
                             int flags, int vec)
@@ -319,6 +320,7 @@ static void fault_in_iov(const struct iovec *iov, int iovcnt)
     }
 }
 
+WC_HOT
 ssize_t wc_do_writev(int fd, struct wc_desc *d, const struct iovec *iov,
                      int iovcnt, off_t pos, int rwf_append, int vec)
 {
@@ -441,6 +443,7 @@ static ssize_t do_readv(int fd, struct wc_desc *d, const struct iovec *iov,
 
 /* ---- common entry points ---------------------------------------------- */
 
+WC_HOT
 static ssize_t write_common(int fd, struct wc_desc *d, const struct iovec *iov,
                             int iovcnt, off_t pos, int rwf_append, int vec)
 {
@@ -698,6 +701,7 @@ static inline int fast_may(void)
     return likely(!wc_depth);
 }
 
+WC_HOT
 static __attribute__((noinline)) ssize_t
 write_tracked(int fd, struct wc_desc *d, const void *buf, size_t n)
 {
@@ -711,6 +715,7 @@ write_tracked(int fd, struct wc_desc *d, const void *buf, size_t n)
 }
 
 /* write() of a descriptor the quick look below leaves: the full lookup. */
+WC_HOT
 static __attribute__((noinline)) ssize_t write_other(int fd, const void *buf,
                                                      size_t n)
 {
@@ -749,6 +754,7 @@ quick_look(int fd, int read, struct wc_desc **dp)
     return QUICK_OTHER;
 }
 
+WC_HOT
 WC_EXPORT ssize_t write(int fd, const void *buf, size_t n)
 {
     struct wc_desc *d;

@@ -209,6 +209,7 @@ static int size_cb(struct wc_file *f, void *arg)
 }
 
 /* Replace the size in a successful stat result by the cached one. */
+WC_HOT
 static void fix_stat(int r, struct stat *st)
 {
     if (r != 0 || !st || wc_state != WC_ST_ON || wc_depth || wc_reg_empty()
@@ -223,6 +224,7 @@ static void fix_stat(int r, struct stat *st)
     wc_work_end(e);
 }
 
+WC_HOT
 WC_EXPORT int fstat(int fd, struct stat *st)
 {
     if (WC_HIDDEN(fd))
@@ -428,6 +430,7 @@ WC_EXPORT int truncate64(const char *path, off64_t len)
 
 /* Before: flush the file, set the kernel offset; pass-through afterwards
  * until wc_kernel_after(). Returns the description (NULL: not tracked). */
+WC_HOT
 struct wc_desc *wc_kernel_before(int fd, enum wc_reason why)
 {
     struct wc_desc *d = wc_fd_get(fd);
@@ -479,6 +482,7 @@ struct room {
 /* Up to n bytes of fd's file system for the call about to be made, as a
  * write passed to the kernel takes them (io.c wc_through_room_slow); hand
  * the result to room_done once the kernel has answered. */
+WC_HOT
 static struct room room_take(int fd, size_t n)
 {
     struct room r = {0, n, 0};
@@ -542,6 +546,7 @@ WC_EXPORT int posix_fallocate64(int fd, off64_t off, off64_t len)
     return posix_fallocate(fd, off, len);
 }
 
+WC_HOT
 WC_EXPORT int posix_fadvise(int fd, off_t off, off_t len, int advice)
 {
     if (WC_HIDDEN(fd))
@@ -575,6 +580,7 @@ WC_EXPORT ssize_t sendfile64(int out, int in, off64_t *off, size_t n)
     return sendfile(out, in, off, n);
 }
 
+WC_HOT
 WC_EXPORT ssize_t copy_file_range(int in, off64_t *oin, int out,
                                   off64_t *oout, size_t n, unsigned fl)
 {
@@ -1012,6 +1018,7 @@ setid_for_good(int dirfd, const char *path, int flags)
  * replay dropped the bytes it cached, or wrote those after the unlink to
  * a recovery file, probe X; past 8 in one call the others stay cached,
  * and a replay sets their bytes aside). Returns r, errno kept. */
+WC_HOT
 static int renamed(int r)
 {
     struct wc_cache *c = wc_cachep;
@@ -1082,6 +1089,7 @@ WC_EXPORT int link(const char *from, const char *to)
     return own_change(id, renamed(REAL(link)(from, to)));
 }
 
+WC_HOT
 WC_EXPORT int unlink(const char *path)
 {
     return renamed(REAL(unlink)(path));

@@ -60,6 +60,7 @@
 #define __O_TMPFILE 0
 #endif
 
+WC_HOT
 int wc_opened(int fd, int dirfd, const char *path, int flags)
 {
     if (unlikely(wc_state == WC_ST_VFORK))
@@ -85,6 +86,7 @@ static mode_t mode_arg(int flags, va_list ap)
 /* EMFILE while descriptors of ours sit below the limit: RETRY_EMFILE
  * (shim.h). */
 
+WC_HOT
 static int open_va(int dirfd, const char *path, int flags, va_list ap)
 {
     mode_t m = mode_arg(flags, ap);
@@ -93,6 +95,7 @@ static int open_va(int dirfd, const char *path, int flags, va_list ap)
     return wc_opened(fd, dirfd, path, flags);
 }
 
+WC_HOT
 WC_EXPORT int open(const char *path, int flags, ...)
 {
     va_list ap;
@@ -385,6 +388,7 @@ static int close_named(int fd)
     return r;
 }
 
+WC_HOT
 WC_EXPORT int close(int fd)
 {
     if (unlikely(wc_fd_is_internal(fd)))

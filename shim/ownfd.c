@@ -549,6 +549,7 @@ void wc_fd_calls_init(void)
     g_calls_key_ok = pthread_key_create(&g_calls_key, calls_gone) == 0;
 }
 
+WC_HOT
 void wc_fd_calls_hook(void)
 {
     /* A key created early has its slot in the thread's descriptor: no

@@ -569,6 +569,7 @@ void wc_proc_after_fork_child(void)
     atfork_child();
 }
 
+WC_HOT
 WC_EXPORT pid_t fork(void)
 {
     return REAL(fork)();

@@ -292,6 +292,7 @@ int wc_reg_each_dev(dev_t dev, int (*fn)(struct wc_file *, void *),
     return r;
 }
 
+WC_HOT
 int wc_reg_has(dev_t dev, ino_t ino)
 {
     if (wc_reg_empty())
@@ -374,11 +375,13 @@ void wc_stream_drop(dev_t dev, ino_t ino)
     wc_unlock(&g_reg_lock);
 }
 
+WC_HOT
 int wc_streams_any(void)
 {
     return __atomic_load_n(&g_nstreams, __ATOMIC_RELAXED) > 0;
 }
 
+WC_HOT
 int wc_stream_has(dev_t dev, ino_t ino)
 {
     if (!wc_streams_any())
@@ -389,6 +392,7 @@ int wc_stream_has(dev_t dev, ino_t ino)
     return r;
 }
 
+WC_HOT
 int wc_mapped_has(dev_t dev, ino_t ino)
 {
     if (!__atomic_load_n(&g_nmapped, __ATOMIC_RELAXED))

@@ -192,6 +192,7 @@ int wc_desc_share_locked(int fd, struct wc_desc *d, enum wc_reason why)
     return WC_SHARE_OTHERS_THROUGH;
 }
 
+WC_HOT
 void wc_share_finish(int how, dev_t dev, ino_t ino, const struct wc_desc *d,
                      enum wc_reason why)
 {
@@ -525,6 +526,7 @@ void wc_cell_sync_kernel(int fd, struct wc_cell *c)
 /* Invariant (6): [end - n, end) reserved in the cell (end returned), or
  * -1: the kernel's offset is the offset (settled, or settled here for an
  * offset near the file system's limits, which the kernel enforces). */
+WC_HOT
 static off_t cell_reserve(int fd, struct wc_cell *c, ssize_t n)
 {
     unsigned long long v = __atomic_load_n(&c->pos, __ATOMIC_ACQUIRE);
@@ -810,6 +812,7 @@ ssize_t wc_reserve_write(int fd, struct wc_desc *d, const struct iovec *iov,
     return r;
 }
 
+WC_HOT
 ssize_t wc_cell_write_kernel(int fd, struct wc_desc *d,
                              const struct iovec *iov, int iovcnt, int vec)
 {

@@ -135,6 +135,7 @@ int wc_nc_own(int fd)
            __atomic_load_n(&wc_fd_bytes[fd], __ATOMIC_RELAXED) == WC_NC_START_OWN;
 }
 
+WC_HOT
 void wc_nc_mark(int fd, int why)
 {
     /* Stored only where it changes (a page written in every fork cycle
@@ -350,6 +351,7 @@ size_t wc_nc_format_raw(char *buf, size_t cap)
     return n;
 }
 
+WC_HOT
 void wc_debug_fd(int fd, const char *path, const char *how)
 {
     if (wc_cfg.log_level < WC_LOG_DEBUG || fd < 0)
