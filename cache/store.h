@@ -61,9 +61,10 @@
  *       of the object and the slots, 70 us a child on a VM where an
  *       munmap costs 17-35 us). The child's copies of the engine's
  *       descriptors are known to the owner of the fd ops, which made
- *       them (wc_fd_ops): it closes them (wc_cache_after_fork_child).
- *       Only a child that writes back for its parent gets it all
- *       (wc_cache_inherit).
+ *       them (wc_fd_ops): it closes them (the shim: fdtab.c
+ *       wc_forget_cache_in_child); the engine's own part of a child's
+ *       start is wc_cache_after_fork_child. Only a child that writes back
+ *       for its parent gets it all (wc_cache_inherit).
  */
 #ifndef WCACHE_STORE_H
 #define WCACHE_STORE_H

@@ -113,7 +113,8 @@ extern WC_TLS struct wc_shim_thr wc_thr;    /* defined in fdtab.c */
  *   WC_ONCE   a function run once or rarely (start-up, exit, set-up),
  *             placed with the others at the start of the code (.text.
  *             unlikely: `cold`, which also lays its callers out for the
- *             common case). */
+ *             common case; WC_HOT's code of short processes' paths
+ *             follows it: wcache/hidden.h). */
 #define WC_LARGE __attribute__((section(".lbss")))
 #define WC_ONCE __attribute__((cold))
 /*   WC_BOOT   a variable every start writes (the constructor's), or one
