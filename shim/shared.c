@@ -332,6 +332,25 @@ static struct region *region_add(struct region_head *h, int fd)
     return r;
 }
 
+/* The region whose memfd is fd, or NULL. Caller holds g_cells_lock, or
+ * is a fork child (alone). */
+static struct region *region_by_fd(int fd)
+{
+    for (unsigned i = 0; fd >= 0 && i < g_nregions; i++)
+        if (g_regions[i].fd == fd)
+            return &g_regions[i];
+    return NULL;
+}
+
+/* Is r's number still its memfd? The program cannot close or replace it
+ * through the shim; a raised limit and a raw call could. */
+static int region_fd_ok(const struct region *r)
+{
+    struct stat st;
+    return r->fd >= 0 && wc_k_fstat(r->fd, &st) == 0 &&
+           st.st_dev == r->dev && st.st_ino == r->ino;
+}
+
 /* A memfd placed above the program's limit, marked internal. */
 static int region_fd(int fd)
 {
@@ -449,10 +468,7 @@ void wc_holders_fork(int fd, struct wc_desc *d, unsigned gen)
 WC_ONCE
 int wc_cells_region_fd(int fd)
 {
-    for (unsigned i = 0; i < g_nregions; i++)
-        if (g_regions[i].fd == fd)
-            return 1;
-    return 0;
+    return region_by_fd(fd) != NULL;
 }
 
 WC_ONCE
@@ -590,10 +606,8 @@ int wc_cells_fd_move(int fd)
 {
     int r = -ENOENT;
     wc_lock(&g_cells_lock);
-    for (unsigned i = 0; i < g_nregions && r == -ENOENT; i++) {
-        struct region *g = &g_regions[i];
-        if (g->fd != fd)
-            continue;
+    struct region *g = region_by_fd(fd);
+    if (g) {
         /* Elsewhere if there is room; else the memfd goes (the mapping
          * stays: only an exec could not hand its cells over, and settles
          * them instead). Either way the number is the program's. */
@@ -615,16 +629,12 @@ int wc_cell_export(struct wc_cell *c, struct wc_cell_ref *ref)
         struct region *r = &g_regions[i];
         if (c < r->h->cells || c >= r->h->cells + REGION_CELLS)
             continue;
-        /* Still our memfd (the program cannot close or replace it through
-         * the shim; a raised limit and a raw call could)? It goes to the
-         * new image as it is, at its number (placed where the program
-         * does not reach: ownfd.c (1), (1b)), FD_CLOEXEC cleared: no
-         * descriptor is made, so none takes a number the program may be
-         * naming or about to get (ownfd.c (7)). */
-        struct stat st;
-        if (r->fd >= 0 && wc_k_fstat(r->fd, &st) == 0 &&
-            st.st_dev == r->dev && st.st_ino == r->ino &&
-            wc_k_fcntl(r->fd, F_SETFD, 0) == 0) {
+        /* Still our memfd? It goes to the new image as it is, at its
+         * number (placed where the program does not reach: ownfd.c (1),
+         * (1b)), FD_CLOEXEC cleared: no descriptor is made, so none takes
+         * a number the program may be naming or about to get (ownfd.c
+         * (7)). */
+        if (region_fd_ok(r) && wc_k_fcntl(r->fd, F_SETFD, 0) == 0) {
             fd = r->fd;
             ref->rfd = fd;
             ref->idx = (unsigned)(c - r->h->cells);
@@ -642,15 +652,11 @@ void wc_cell_unexport(int rfd)
 {
     int e = errno;
     wc_lock(&g_cells_lock);
-    for (unsigned i = 0; i < g_nregions; i++) {
-        struct region *r = &g_regions[i];
-        struct stat st;
-        /* Still the region's (not moved meanwhile for the program: then
-         * the number is the program's, and so are its flags)? */
-        if (r->fd == rfd && wc_k_fstat(rfd, &st) == 0 &&
-            st.st_dev == r->dev && st.st_ino == r->ino)
-            wc_k_fcntl(rfd, F_SETFD, FD_CLOEXEC);
-    }
+    /* Still the region's (not moved meanwhile for the program: then the
+     * number is the program's, and so are its flags)? */
+    struct region *r = region_by_fd(rfd);
+    if (r && region_fd_ok(r))
+        wc_k_fcntl(rfd, F_SETFD, FD_CLOEXEC);
     wc_unlock(&g_cells_lock);
     errno = e;
 }
