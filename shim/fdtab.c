@@ -134,22 +134,27 @@
  *       WCACHE_SETUP_US (500 us): until then a write that (6) would have
  *       cached goes to the kernel, timed, its time added to wc_rent_ns
  *       (the ski rental: paying at most about twice the better choice,
- *       whatever comes next). A process that writes a small file (20
- *       lines: 30 us of writes on ext4) makes no cache; a stream on ext4
- *       (1.4 us a write) pays about 350 writes more; on FUSE or a network
- *       file system (50-130 us a write) a few; a shell command writing a
- *       line or two to an inherited `> log` none. Files cached at their
- *       open (WCACHE_MIN_WRITES=0) make it at once: asked for. A
- *       description whose offset is in a cell (shared.c (6): `prog >
- *       file` run by a shell under the shim, a log a forked child writes)
- *       pays its rent too, each write's range reserved in the cell and
- *       written by the kernel there (wc_cell_write_kernel): a write the
- *       kernel made at its own offset would end the cell, and the
- *       description would then be cached in reserve mode, an lseek per
- *       write (perl's 100k lines: 0.036 s with the cell, 0.235 s
- *       without); such descriptions made the cache at once before, 0.5 ms
- *       in each forked child writing a line to its parent's log (300
- *       such children: 0.28x of the kernel's time).
+ *       whatever comes next), each write counting at most a quarter of
+ *       the price (WC_RENT_PART, wc_rent_pay): a write the scheduler
+ *       preempted, or one slowed by page faults, tells nothing of the
+ *       writes to come, so at least 4 writes make a cache (on a busy CI
+ *       machine one of 30 forked children writing 3 lines made one, for
+ *       a single write that took over 500 us). A process that writes a
+ *       small file (20 lines: 30 us of writes on ext4) makes no cache; a
+ *       stream on ext4 (1.4 us a write) pays about 350 writes more; on
+ *       FUSE or a network file system (50-130 us a write) 4 or 5; a
+ *       shell command writing a line or two to an inherited `> log` none.
+ *       Files cached at their open (WCACHE_MIN_WRITES=0) make it at
+ *       once: asked for. A description whose offset is in a cell
+ *       (shared.c (6): `prog > file` run by a shell under the shim, a log
+ *       a forked child writes) pays its rent too, each write's range
+ *       reserved in the cell and written by the kernel there
+ *       (wc_cell_write_kernel): a write the kernel made at its own offset
+ *       would end the cell, and the description would then be cached in
+ *       reserve mode, an lseek per write (perl's 100k lines: 0.036 s with
+ *       the cell, 0.235 s without); such descriptions made the cache at
+ *       once before, 0.5 ms in each forked child writing a line to its
+ *       parent's log (300 such children: 0.28x of the kernel's time).
  *   (7) A WATCH description may not know its file's identity yet (ino
  *       0 until ident_locked asks fstat, which attaching and adopting do
  *       first): one made by a successful O_CREAT | O_EXCL open (a new,

@@ -378,7 +378,7 @@ again:
                                         rwf_append ? RWF_APPEND : 0, vec);
             t0 = wc_now_ns() - t0;
             if (adopt != WC_ADOPT_COUNTED)
-                __atomic_add_fetch(&wc_rent_ns, t0, __ATOMIC_RELAXED);
+                wc_rent_pay(t0);
             else
                 wc_watch_took(fd, d, t0);
             write_leave(d, held);

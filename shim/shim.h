@@ -910,8 +910,16 @@ enum { WC_ADOPT_DONE = 1, WC_ADOPT_ATTACH = 2, WC_ADOPT_NEED_CACHE = 3,
        WC_ADOPT_RENT = 4, WC_ADOPT_COUNTED = 5, WC_ADOPT_WAIT = 6,
        WC_ADOPT_RENT_CELL = 7 };
 /* Nanoseconds this process's writes refused by WC_ADOPT_RENT took in the
- * kernel (atomic; fdtab.c invariant (6b)). */
+ * kernel, each at most 1/WC_RENT_PART of the setup's price (atomic;
+ * fdtab.c invariant (6b)). */
 extern WC_LOCAL uint64_t wc_rent_ns;
+#define WC_RENT_PART 4
+/* Adds one rented write's time, ns, to wc_rent_ns. */
+static inline void wc_rent_pay(uint64_t ns)
+{
+    uint64_t most = wc_cfg.setup_ns / WC_RENT_PART + 1;
+    __atomic_add_fetch(&wc_rent_ns, ns < most ? ns : most, __ATOMIC_RELAXED);
+}
 
 int wc_desc_adopt_locked(int fd, struct wc_desc *d, size_t len);
 

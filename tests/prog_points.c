@@ -2870,7 +2870,9 @@ static void *uf_handler(void *arg)
             continue;
         struct stat st;
         char b[16];
-        if (!strcmp(uf_what, "sync"))
+        if (!strcmp(uf_what, "slow"))
+            usleep(3000);
+        else if (!strcmp(uf_what, "sync"))
             sync();
         else if (!strcmp(uf_what, "fstat"))
             (void)!fstat(uf_target, &st);
@@ -2896,13 +2898,12 @@ static void *uf_stuck_writer(void *region)
     return NULL;
 }
 
-static void s_uffd(const char *what)
+/* Four pages whose first touch waits for uf_handler, which serves them
+ * doing `what` first; NULL (said so) where userfaultfd is refused. */
+static char *uf_region(const char *what)
 {
     long psz = sysconf(_SC_PAGESIZE);
     uf_what = what;
-    uf_target = xopen("uf", O_RDWR | O_CREAT | O_TRUNC);
-    for (int i = 0; i < 100; i++)
-        (void)!write(uf_target, "a record before the fault\n", 26);
     uf_fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC);
     struct uffdio_api api = {.api = UFFD_API};
     char *region = mmap(NULL, (size_t)(4 * psz), PROT_READ | PROT_WRITE,
@@ -2913,12 +2914,25 @@ static void s_uffd(const char *what)
     if (uf_fd < 0 || ioctl(uf_fd, UFFDIO_API, &api) != 0 ||
         ioctl(uf_fd, UFFDIO_REGISTER, &reg) != 0) {
         say("OUT no userfaultfd here");
-        return;
+        return NULL;
     }
     pthread_t t;
     if (pthread_create(&t, NULL, uf_handler, NULL) != 0)
         die("pthread_create");
     pthread_detach(t);
+    return region;
+}
+
+static void s_uffd(const char *what)
+{
+    long psz = sysconf(_SC_PAGESIZE);
+    uf_target = xopen("uf", O_RDWR | O_CREAT | O_TRUNC);
+    for (int i = 0; i < 100; i++)
+        (void)!write(uf_target, "a record before the fault\n", 26);
+    pthread_t t;
+    char *region = uf_region(what);
+    if (!region)
+        return;
     if (!strcmp(what, "never")) {
         /* A writer waits for ever for its source; the process exits. */
         if (pthread_create(&t, NULL, uf_stuck_writer, region) != 0)
@@ -2937,6 +2951,28 @@ static void s_uffd(const char *what)
         (void)!write(uf_target, "a record after the fault\n", 25);
     close(uf_target);
     check("after", "uf");
+}
+
+/* A process without a cache, past a file's first writes (fdtab.c (6)),
+ * makes one write that takes 3 ms (its source page is served late:
+ * userfaultfd), then 3 quick ones: under the defaults it makes no cache
+ * (fdtab.c (6b): a write pays at most a quarter of the cache's price,
+ * WC_RENT_PART; a preempted write once made a forked child's cache). The
+ * cache would bring its flusher thread. */
+static void s_slow_rent(void)
+{
+    int fd = xopen("sr", O_WRONLY | O_CREAT | O_TRUNC);
+    lines(fd, "first", 10);
+    char *region = uf_region("slow");
+    if (!region)
+        return;
+    long threads = wct_status_field("Threads");
+    RESULT("a write whose source comes late", write(fd, region, 40));
+    lines(fd, "then", 3);
+    say("OUT threads the writes brought: %ld",
+        wct_status_field("Threads") - threads);
+    close(fd);
+    check("closed", "sr");
 }
 
 /* Faulting user memory through the interposed calls (section 5). */
@@ -3494,6 +3530,7 @@ int main(int argc, char **argv)
     else if (!strcmp(sc, "kcalls")) s_kcalls(arg);
     else if (!strcmp(sc, "cancel")) s_cancel(arg);
     else if (!strcmp(sc, "uffd")) s_uffd(arg ? arg : "sync");
+    else if (!strcmp(sc, "slow_rent")) s_slow_rent();
     else if (!strcmp(sc, "sigreport")) s_sigreport();
     else if (!strcmp(sc, "sendfile_pipe")) s_sendfile_pipe();
     else if (!strcmp(sc, "mmap_write")) s_mmap_write();

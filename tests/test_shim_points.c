@@ -378,6 +378,11 @@ Test(points, default_policy_fork_children_log)
 {
     differential("fork_children_log", NULL, defaults);
 }
+/* ... nor does one slow write of a process, 3 ms (fdtab.c (6b)). */
+Test(points, default_policy_one_slow_write_makes_no_cache)
+{
+    differential("slow_rent", NULL, defaults);
+}
 Test(points, default_policy_stdout_dup2) { differential("dup2_stdout", NULL, default_min); }
 Test(points, default_policy_many_files) { differential("many_files", NULL, default_min); }
 Test(points, default_policy_exit) { differential("exit", "_exit", default_min); }
