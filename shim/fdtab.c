@@ -97,7 +97,8 @@
  *       through the kernel, and costs no cache, no store and no crash
  *       guard; a stream pays its first few writes. Where writes are
  *       round trips to a server (FUSE, a network file system: two of
- *       the counted writes in a row took WC_WATCH_SLOW_NS or more,
+ *       the counted writes in a row, the first of them among the file's
+ *       first two, took WC_WATCH_SLOW_NS or more, wc_watch_timed and
  *       wc_watch_took; never on a local file system, where a write is
  *       slow only when its thread was preempted: on a loaded machine
  *       that made the tests' counts flaky), the file is adopted at once,

@@ -370,17 +370,19 @@ again:
              * would have taken paid for making it (fdtab.c (6b)), or
              * among a file's first writes (6); at the offset of a cell
              * reserved there. */
-            uint64_t t0 = wc_now_ns();
+            int timed = adopt != WC_ADOPT_COUNTED || wc_watch_timed(d);
+            uint64_t t0 = timed ? wc_now_ns() : 0;
             if (adopt == WC_ADOPT_RENT_CELL && pos < 0 && !rwf_append)
                 r = wc_cell_write_kernel(fd, d, iov, iovcnt, vec);
             else
                 r = wc_kernel_rw_locked(fd, d, 1, iov, iovcnt, pos,
                                         rwf_append ? RWF_APPEND : 0, vec);
-            t0 = wc_now_ns() - t0;
-            if (adopt != WC_ADOPT_COUNTED)
-                wc_rent_pay(t0);
+            if (!timed)
+                ;
+            else if (adopt != WC_ADOPT_COUNTED)
+                wc_rent_pay(wc_now_ns() - t0);
             else
-                wc_watch_took(fd, d, t0);
+                wc_watch_took(fd, d, wc_now_ns() - t0);
             write_leave(d, held);
             return r;
         }
@@ -663,7 +665,8 @@ fast_write(int fd, struct wc_desc *d, const void *buf, size_t n, off_t pos)
         if (pos < 0)
             wc_cell_settle(fd, d);  /* shared.c invariant (6) */
         int room = wc_through_room(fd, d, n);
-        uint64_t t0 = pass == WC_WATCH_COUNTED ? wc_now_ns() : 0;
+        uint64_t t0 = pass == WC_WATCH_COUNTED && wc_watch_timed(d)
+                          ? wc_now_ns() : 0;
         r = pos < 0 ? wc_k_write(fd, buf, n) : wc_k_pwrite(fd, buf, n, pos);
         if (r < 0)
             e = errno;

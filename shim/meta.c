@@ -34,7 +34,7 @@
  *       then read the frames the writer still cached (SQLITE_IOERR, its
  *       process dying after 1,211 of 1,500 transactions: CI, and a probe
  *       before). The first lock call on such a file stops the process
- *       caching for good (wc_shm_locked in open.c's lock_point), every
+ *       caching for good (wc_shm_locked in open.c's lock_before), every
  *       cached byte written back first; the file's identity is taken
  *       when it is mapped (shm_note).
  *   (4) Setting a file's times (futimens, utimensat, utimes...) flushes it
@@ -739,18 +739,18 @@ static struct {
     dev_t dev;
     ino_t ino;
 } g_shm[WC_SHM_MAX];
-static int g_nshm;
+WC_LOCAL int wc_nshm;
 
 static void shm_note(int fd)
 {
     struct stat st;
     if (wc_k_fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
         return;
-    int n = __atomic_load_n(&g_nshm, __ATOMIC_ACQUIRE);
+    int n = __atomic_load_n(&wc_nshm, __ATOMIC_ACQUIRE);
     for (int i = 0; i < n && i < WC_SHM_MAX; i++)
         if (g_shm[i].dev == st.st_dev && g_shm[i].ino == st.st_ino)
             return;
-    int i = __atomic_fetch_add(&g_nshm, 1, __ATOMIC_ACQ_REL);
+    int i = __atomic_fetch_add(&wc_nshm, 1, __ATOMIC_ACQ_REL);
     if (i < WC_SHM_MAX) {
         g_shm[i].dev = st.st_dev;
         g_shm[i].ino = st.st_ino;
@@ -759,7 +759,7 @@ static void shm_note(int fd)
 
 int wc_shm_locked(int fd)
 {
-    int n = __atomic_load_n(&g_nshm, __ATOMIC_ACQUIRE);
+    int n = __atomic_load_n(&wc_nshm, __ATOMIC_ACQUIRE);
     if (likely(n == 0))
         return 0;
     if (n > WC_SHM_MAX)

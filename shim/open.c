@@ -619,19 +619,30 @@ WC_EXPORT int dup3(int oldfd, int newfd, int flags)
 
 /* ---- locks ----------------------------------------------------------- */
 
-/* Before a lock call: flush the file. After taking a lock: invalidate. */
-static void lock_point(int fd, int after_taking)
+/* The engine's part of a lock call's consistency point (CONTRACT.md
+ * section 3), with the cache c: before the call every cached file is
+ * written back; after taking the lock, clean pages and sizes are
+ * forgotten. */
+static void lock_point_cache(struct wc_cache *c, int after_taking)
+{
+    int e = wc_work_begin();
+    wc_cache_lock_point(c, after_taking);   /* an error: kept for fsync */
+    wc_work_end(e);
+}
+
+/* Before a lock call on fd, whose description is d (NULL: untracked). A
+ * call with no cache, no shared mapping, nothing watched, costs a few
+ * loads: SQLite makes ten lock calls an insert. */
+static inline __attribute__((always_inline)) void
+lock_before(int fd, struct wc_desc *d)
 {
     if (wc_depth)
         return;
     /* A WATCH description's locks are counted, once a call (fdtab.c
      * invariant (6)): read without the lock, as a write that made it
      * CACHED before this call is seen. */
-    if (!after_taking) {
-        struct wc_desc *d = wc_fd_get(fd);
-        if (d && __atomic_load_n(&d->mode, __ATOMIC_RELAXED) == WC_D_WATCH)
-            __atomic_add_fetch(&d->wlocks, 1, __ATOMIC_RELAXED);
-    }
+    if (d && __atomic_load_n(&d->mode, __ATOMIC_RELAXED) == WC_D_WATCH)
+        __atomic_add_fetch(&d->wlocks, 1, __ATOMIC_RELAXED);
     /* A lock on any file is a consistency point for every file
      * (CONTRACT.md section 3): processes agree about one file through a
      * lock on another (SQLite's WAL behind its -shm file's locks, a log
@@ -640,16 +651,21 @@ static void lock_point(int fd, int after_taking)
         return;
     /* A lock on a file mapped shared and writable: a shared-memory
      * protocol the shim cannot follow (meta.c invariant (5b)). */
-    if (!after_taking && unlikely(wc_shm_locked(fd))) {
+    if (unlikely(wc_shm_any()) && wc_shm_locked(fd)) {
         wc_proc_off();
         return;
     }
     struct wc_cache *c = __atomic_load_n(&wc_cachep, __ATOMIC_ACQUIRE);
-    if (!c)
-        return;
-    int e = wc_work_begin();
-    wc_cache_lock_point(c, after_taking);   /* an error: kept for fsync */
-    wc_work_end(e);
+    if (c)
+        lock_point_cache(c, 0);
+}
+
+/* After a lock call that took a lock (not one that dropped it). */
+static inline __attribute__((always_inline)) void lock_after(void)
+{
+    struct wc_cache *c = __atomic_load_n(&wc_cachep, __ATOMIC_ACQUIRE);
+    if (c && !wc_depth && wc_state == WC_ST_ON)
+        lock_point_cache(c, 1);
 }
 
 /* F_DUPFD when some of our descriptors sit below the limit (ownfd.c,
@@ -677,14 +693,16 @@ static int dupfd_fallback(int fd, int cmd, int lo)
 }
 
 /* A record lock set or dropped (F_SETLK, F_SETLKW, F_OFD_SETLK,
- * F_OFD_SETLKW), on any descriptor: a consistency point (lock_point). */
-static int lock_call(int fd, int cmd, void *arg)
+ * F_OFD_SETLKW) on fd, whose description is d (NULL: untracked): a
+ * consistency point (lock_before, lock_after). */
+static inline __attribute__((always_inline)) int
+lock_call(int fd, struct wc_desc *d, int cmd, void *arg)
 {
     const struct flock *fl = arg;
-    lock_point(fd, 0);
+    lock_before(fd, d);
     int r = wc_k_fcntl(fd, cmd, (long)arg);
     if (r == 0 && fl && fl->l_type != F_UNLCK)
-        lock_point(fd, 1);
+        lock_after();
     return r;
 }
 
@@ -714,7 +732,7 @@ static int fcntl_common(int fd, int cmd, void *arg)
         /* (A vfork child's F_SETFD on the parent's description: the
          * wc_fd_get above recorded it, proc.c invariant (7).) */
         if (unlikely(is_lock_cmd(cmd)))
-            return lock_call(fd, cmd, arg);
+            return lock_call(fd, d, cmd, arg);
         if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) {
             int n;              /* a maker: ownfd.c invariant (7) */
             RETRY_EMFILE(n, wc_k_fcntl(fd, cmd, (long)arg));
@@ -781,7 +799,7 @@ static int fcntl_common(int fd, int cmd, void *arg)
     case F_SETLKW:
     case F_OFD_SETLK:
     case F_OFD_SETLKW:
-        return lock_call(fd, cmd, arg);
+        return lock_call(fd, d, cmd, arg);
     default:
         return wc_k_fcntl(fd, cmd, (long)arg);
     }
@@ -802,10 +820,10 @@ WC_EXPORT int flock(int fd, int op)
 {
     if (WC_HIDDEN(fd))
         return wc_ret(-EBADF);
-    lock_point(fd, 0);
+    lock_before(fd, wc_fd_get(fd));
     int r = REAL(flock)(fd, op);
     if (r == 0 && !(op & LOCK_UN))
-        lock_point(fd, 1);
+        lock_after();
     return r;
 }
 
@@ -815,10 +833,10 @@ WC_EXPORT int lockf(int fd, int cmd, off_t len)
         return wc_ret(-EBADF);
     if (cmd == F_TEST)
         return REAL(lockf)(fd, cmd, len);
-    lock_point(fd, 0);
+    lock_before(fd, wc_fd_get(fd));
     int r = REAL(lockf)(fd, cmd, len);
     if (r == 0 && cmd != F_ULOCK)
-        lock_point(fd, 1);
+        lock_after();
     return r;
 }
 

@@ -902,10 +902,10 @@ void wc_consistency_all(enum wc_reason why, int how, int exec_only);
  * for a description whose offset is in a cell, through
  * wc_cell_write_kernel when the write uses the offset; WC_ADOPT_COUNTED:
  * d stays WATCH and this write, counted among the file's first (6), goes
- * to the kernel, timed for wc_watch_took; WC_ADOPT_WAIT: another thread is
- * bringing the file into the cache (registry.c invariant (5)): the
- * caller unlocks d, waits (wc_reg_wait) and starts the call again; 0: d
- * stays WATCH, the write goes to the kernel. */
+ * to the kernel, timed for wc_watch_took if wc_watch_timed; WC_ADOPT_WAIT:
+ * another thread is bringing the file into the cache (registry.c
+ * invariant (5)): the caller unlocks d, waits (wc_reg_wait) and starts
+ * the call again; 0: d stays WATCH, the write goes to the kernel. */
 enum { WC_ADOPT_DONE = 1, WC_ADOPT_ATTACH = 2, WC_ADOPT_NEED_CACHE = 3,
        WC_ADOPT_RENT = 4, WC_ADOPT_COUNTED = 5, WC_ADOPT_WAIT = 6,
        WC_ADOPT_RENT_CELL = 7 };
@@ -966,6 +966,17 @@ static inline void wc_watch_restart(struct wc_desc *d)
  * never on a local one, whose writes are slow only when the thread was
  * preempted. Caller holds d->lock, or is the program's one thread. */
 int wc_fs_remote(int fd, struct wc_desc *d);
+/* Is the counted write wc_watch_passes just let through to be timed for
+ * wc_watch_took? The file's first WC_WATCH_SLOW_WRITES, and any after a
+ * slow one: a streak of slow writes starts among the first or not at all
+ * (a file whose first two writes were quick is on a local file system,
+ * or its server answered quicker than a round trip). Reading the clock
+ * twice costs 55 ns here (the vDSO's kvm-clock): each of SQLite's 7
+ * journal writes an insert paid it. */
+static inline int wc_watch_timed(const struct wc_desc *d)
+{
+    return d->writes <= WC_WATCH_SLOW_WRITES || d->wslow;
+}
 static inline void wc_watch_took(int fd, struct wc_desc *d, uint64_t ns)
 {
     if (ns < WC_WATCH_SLOW_NS)
@@ -978,7 +989,8 @@ static inline void wc_watch_took(int fd, struct wc_desc *d, uint64_t ns)
  * on WATCH description d go to the kernel with d staying WATCH (counted
  * among its first writes, or refused as gaining nothing: fdtab.c
  * invariants (6), (8)), no adoption to try? 0: no; WC_WATCH_COUNTED:
- * yes, counted among the file's first writes (time it: wc_watch_took);
+ * yes, counted among the file's first writes (time it for wc_watch_took
+ * when wc_watch_timed);
  * 1: yes. Caller holds d->lock, or is the program's one thread. */
 #define WC_WATCH_COUNTED 2
 static inline int wc_watch_passes(struct wc_desc *d, size_t len)
@@ -1514,6 +1526,13 @@ extern WC_LOCAL uint64_t wc_reserve_calls;
 /* Is fd's file one the process maps shared and writable (meta.c
  * invariant (5b))? An fstat only once such a mapping was made. */
 int wc_shm_locked(int fd);
+/* Files mapped shared and writable that wc_shm_locked looks for (meta.c;
+ * atomic). */
+extern WC_LOCAL int wc_nshm;
+static inline int wc_shm_any(void)
+{
+    return __atomic_load_n(&wc_nshm, __ATOMIC_ACQUIRE) != 0;
+}
 
 /* Is fd an io_uring's descriptor (readlink of /proc/self/fd: the kernel's
  * anon inode name)? aio.c invariant (2). errno kept. */
