@@ -305,22 +305,35 @@ static inline int wc_fmt_guard_lock(char *out, size_t cap, const char *dir,
  * `wcache ls` read it. */
 #define WC_FMT_KEPT ".kept"
 
-/* The pid in a backing file's name, "cache.<pid>.<nonce>" and, with
- * `kept` not NULL, "cache.<pid>.<nonce>.kept" too (*kept then says
- * which); 0 for any other name. */
+/* The pid in a backing file's name, "cache.<pid>.<nonce>" (the pid in
+ * decimal, 1 to INT32_MAX, the nonce 8 hex digits, as the engine makes
+ * them) and, with `kept` not NULL, "cache.<pid>.<nonce>.kept" too (*kept
+ * then says which); 0 for any other name. By hand, not sscanf: every
+ * program's start-up sweep (replay.c sweep_one) reads the names of the
+ * stores of the live processes beside it, and scanf's code (about 0.1 ms
+ * of page faults in each start here) is nothing else such a program
+ * runs. */
 static inline unsigned wc_fmt_name_parse(const char *name, int *kept)
 {
-    unsigned pid, nonce;
-    int at = 0, end = 0;
-    if (sscanf(name, "cache.%u.%n%8x%n", &pid, &at, &nonce, &end) != 2 ||
-        end - at != 8 || pid > INT32_MAX)
+    if (strncmp(name, "cache.", 6) != 0)
         return 0;
-    int k = name[end] != 0;
-    if (k && (!kept || strcmp(name + end, WC_FMT_KEPT) != 0))
+    const char *p = name + 6;
+    uint64_t pid = 0;
+    for (; *p >= '0' && *p <= '9'; p++)
+        if ((pid = pid * 10 + (uint64_t)(*p - '0')) > INT32_MAX)
+            return 0;
+    if (pid == 0 || *p++ != '.')
+        return 0;
+    for (int i = 0; i < 8; i++, p++)
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f') ||
+              (*p >= 'A' && *p <= 'F')))
+            return 0;
+    int k = *p != 0;
+    if (k && (!kept || strcmp(p, WC_FMT_KEPT) != 0))
         return 0;
     if (kept)
         *kept = k;
-    return pid;
+    return (unsigned)pid;
 }
 
 static inline unsigned wc_fmt_name_pid(const char *name)

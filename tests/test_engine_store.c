@@ -1121,3 +1121,55 @@ Test(engine_store, empty_backing_file_of_a_dead_owner_goes,
     cr_assert(res.removed, "kept");
     cr_assert_neq(access(store, F_OK), 0);
 }
+
+/* ---- backing files' names (format.h wc_fmt_name_parse) ---------------- */
+
+/* The names a sweep, `wcache ls` and `wcache recover` take for stores:
+ * "cache.<pid>.<8 hex digits>", and with ".kept" where asked; the pid
+ * back, 0 for anything else (parsed by hand since every start-up's sweep
+ * reads them: no scanf). */
+Test(engine_store, backing_file_names)
+{
+    static const struct {
+        const char *name;
+        unsigned pid, kept_pid;
+        int kept;
+    } cases[] = {
+        {"cache.1681.2bc700c7", 1681, 1681, 0},
+        {"cache.1681.2BC700C7", 1681, 1681, 0},
+        {"cache.1.00000000", 1, 1, 0},
+        {"cache.2147483647.ffffffff", 2147483647u, 2147483647u, 0},
+        {"cache.1681.2bc700c7.kept", 0, 1681, 1},
+        {"cache.2147483648.ffffffff", 0, 0, 0},
+        {"cache.99999999999999999999.ffffffff", 0, 0, 0},
+        {"cache.0.2bc700c7", 0, 0, 0},
+        {"cache..2bc700c7", 0, 0, 0},
+        {"cache.+12.2bc700c7", 0, 0, 0},
+        {"cache. 12.2bc700c7", 0, 0, 0},
+        {"cache.12.2bc700c", 0, 0, 0},
+        {"cache.12.2bc700c77", 0, 0, 0},
+        {"cache.12.0x2bc700", 0, 0, 0},
+        {"cache.12.2bc700g7", 0, 0, 0},
+        {"cache.12.2bc700c7.kep", 0, 0, 0},
+        {"cache.12.2bc700c7.keptx", 0, 0, 0},
+        {"cache.12.2bc700c7.tmp", 0, 0, 0},
+        {"cache.12", 0, 0, 0},
+        {"cache.", 0, 0, 0},
+        {"Cache.12.2bc700c7", 0, 0, 0},
+        {"guard.log", 0, 0, 0},
+        {"", 0, 0, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        int kept = -1;
+        cr_expect_eq(wc_fmt_name_pid(cases[i].name), cases[i].pid,
+                     "%s: pid %u", cases[i].name,
+                     wc_fmt_name_pid(cases[i].name));
+        cr_expect_eq(wc_fmt_name_parse(cases[i].name, &kept),
+                     cases[i].kept_pid, "%s (kept allowed): pid %u",
+                     cases[i].name,
+                     wc_fmt_name_parse(cases[i].name, &kept));
+        if (cases[i].kept_pid)
+            cr_expect_eq(kept, cases[i].kept, "%s: kept %d", cases[i].name,
+                         kept);
+    }
+}
