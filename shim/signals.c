@@ -56,7 +56,8 @@
  *       sigset, sysv_signal and bsd_signal are made here with the shim's
  *       sigaction) still runs inside it, where the queue and invariant
  *       (2) serve it; a lock it takes there writes nothing back
- *       (open.c lock_point: the thread may hold the engine's locks).
+ *       (open.c lock_before, lock_after: the thread may hold the engine's
+ *       locks).
  *   (4) SIGKILL the process sends itself (raise, kill of its own pid,
  *       group or 0, sigqueue, tgkill or tkill of one of its threads,
  *       pthread_kill, pthread_sigqueue, and their raw system calls) is
