@@ -820,7 +820,7 @@ WC_EXPORT int flock(int fd, int op)
 {
     if (WC_HIDDEN(fd))
         return wc_ret(-EBADF);
-    lock_before(fd, wc_fd_get(fd));
+    lock_before(fd, wc_depth ? NULL : wc_fd_get(fd));
     int r = REAL(flock)(fd, op);
     if (r == 0 && !(op & LOCK_UN))
         lock_after();
@@ -833,7 +833,7 @@ WC_EXPORT int lockf(int fd, int cmd, off_t len)
         return wc_ret(-EBADF);
     if (cmd == F_TEST)
         return REAL(lockf)(fd, cmd, len);
-    lock_before(fd, wc_fd_get(fd));
+    lock_before(fd, wc_depth ? NULL : wc_fd_get(fd));
     int r = REAL(lockf)(fd, cmd, len);
     if (r == 0 && cmd != F_ULOCK)
         lock_after();
