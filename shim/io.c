@@ -377,12 +377,13 @@ again:
             else
                 r = wc_kernel_rw_locked(fd, d, 1, iov, iovcnt, pos,
                                         rwf_append ? RWF_APPEND : 0, vec);
-            if (!timed)
-                ;
-            else if (adopt != WC_ADOPT_COUNTED)
-                wc_rent_pay(wc_now_ns() - t0);
-            else
-                wc_watch_took(fd, d, wc_now_ns() - t0);
+            if (timed) {
+                uint64_t ns = wc_now_ns() - t0;
+                if (adopt != WC_ADOPT_COUNTED)
+                    wc_rent_pay(ns);
+                else
+                    wc_watch_took(fd, d, ns);
+            }
             write_leave(d, held);
             return r;
         }

@@ -760,8 +760,6 @@ static void shm_note(int fd)
 int wc_shm_locked(int fd)
 {
     int n = __atomic_load_n(&wc_nshm, __ATOMIC_ACQUIRE);
-    if (likely(n == 0))
-        return 0;
     if (n > WC_SHM_MAX)
         return 1;
     struct stat st;

@@ -1524,7 +1524,7 @@ extern WC_LOCAL uint64_t wc_sent_through;
 extern WC_LOCAL uint64_t wc_reserve_calls;
 
 /* Is fd's file one the process maps shared and writable (meta.c
- * invariant (5b))? An fstat only once such a mapping was made. */
+ * invariant (5b))? An fstat: ask only when wc_shm_any. */
 int wc_shm_locked(int fd);
 /* Files mapped shared and writable that wc_shm_locked looks for (meta.c;
  * atomic). */
