@@ -9,7 +9,13 @@
 # shows medians and ratios (above 1: the shim is faster), and the write
 # system calls the shim issued per MiB the cache took in (WCACHE_STATS of
 # the first shim round). Every run is a whole process, start-up and exit
-# included (tests/bench/timeit.c).
+# included (tests/bench/timeit.c). A row's ratios are the medians of its
+# rounds' own ratios (each round's kernel run over the shim run beside it),
+# not the ratio of two medians: this VM's speed changes from minute to
+# minute (a loop of 1-byte writes: 15 or 25 ns a write, switching
+# mid-run), and the runs of one round share their minute where the two
+# medians of a row may each come from another (sqlite3's two medians gave
+# 0.94x at 14:40 on 12-07, with the empty library's 1.01x beside it).
 #
 # Writes BUILD_DIR/bench/report.md and BUILD_DIR/bench/ratios.png (gnuplot,
 # installed with apt-get when missing) and prints the table. Files live in
@@ -49,6 +55,11 @@ trap 'exit 130' INT TERM
 start=$(date +%s)
 
 median() { sort -g | awk '{v[NR] = $1} END {print NR ? v[int((NR + 1) / 2)] : ""}'; }
+# pmedian A B: the median of the rounds' ratios A[i] / B[i] (line i of the
+# file A over line i of B: the runs of one round), empty without rounds.
+pmedian() {
+    paste "$1" "$2" | awk 'NF == 2 && $2 > 0 {print $1 / $2}' | median
+}
 
 rows=$OUT/rows.tsv
 : > "$rows"
@@ -60,11 +71,14 @@ rows=$OUT/rows.tsv
 #   SETUP    shell run before every run, untimed ("" for none)
 #   CMD      the program (run as is, and under the shim)
 #   FCMD     its fwrite rewrite ("" when it does not apply)
-# Appends "ID LABEL k s f calls/MiB target_k target_f" to rows.tsv.
+# Appends "ID LABEL k s f calls/MiB target_k target_f k/s f/s" to rows.tsv:
+# k, s and f the medians of each way's runs, k/s and f/s the medians of the
+# rounds' own ratios (pmedian), which the report shows.
 # With EMPTY_ID and EMPTY_LABEL set (for one call), each round also runs
 # cmd with the empty library preloaded in the shim's place (mode e), and a
 # second row, EMPTY_ID, gives the kernel's median of these same rounds
-# against the empty library's: the floor of any LD_PRELOAD tool, measured
+# against the empty library's (and k/e, the rounds' ratios' median in the
+# k/s column): the floor of any LD_PRELOAD tool, measured
 # beside the shim (as a row of its own, run minutes later, its kernel
 # median was another: tar's 0.109 s and 0.157 s in one report). EMPTY_LIB
 # (for one call, with those) preloads another library in mode e.
@@ -100,6 +114,7 @@ measure() {
         r=$((r + 1))
     done
     k=$(median < "$dir/m.k"); s=$(median < "$dir/m.s"); f=$(median < "$dir/m.f")
+    ks=$(pmedian "$dir/m.k" "$dir/m.s"); fs=$(pmedian "$dir/m.f" "$dir/m.s")
     # Sum over every process of the run (make, git and tar have many).
     cpm=$(awk '/writes absorbed/ {
             gsub(/[()]/, ""); b += $5; i += $9
@@ -108,19 +123,21 @@ measure() {
         END { m = (b > w ? b : w) / 1048576;
               if (m >= 0.01) printf "%.0f", i / m; else print "-" }' \
         "$dir/m.stats" 2>/dev/null)
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$id" "$label" "$k" "$s" \
-        "${f:--}" "${cpm:--}" "${tk:--}" "${tf:--}" >> "$rows"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$id" "$label" \
+        "$k" "$s" "${f:--}" "${cpm:--}" "${tk:--}" "${tf:--}" "${ks:-0}" \
+        "${fs:--}" >> "$rows"
     awk -F'\t' -v id="$id" '$1 == id {
         printf "  %-38s k %8.4f  s %8.4f  f %8s  k/s %6.2fx  f/s %6s  calls/MiB %s\n",
-            $2, $3, $4, $5, ($4 > 0 ? $3 / $4 : 0),
-            ($5 == "-" ? "-" : sprintf("%.2fx", $5 / $4)), $6 }' "$rows"
+            $2, $3, $4, $5, $9, ($10 == "-" ? "-" : sprintf("%.2fx", $10)),
+            $6 }' "$rows"
     if [ -n "$eid" ]; then
         e=$(median < "$dir/m.e")
-        printf '%s\t%s\t%s\t%s\t-\t-\t-\t-\n' "$eid" "$elabel" \
-            "$k" "$e" >> "$rows"
+        ke=$(pmedian "$dir/m.k" "$dir/m.e")
+        printf '%s\t%s\t%s\t%s\t-\t-\t-\t-\t%s\t-\n' "$eid" "$elabel" \
+            "$k" "$e" "${ke:-0}" >> "$rows"
         awk -F'\t' -v id="$eid" '$1 == id {
             printf "  %-38s k %8.4f  e %8.4f  k/e %6.2fx\n", $2, $3, $4,
-                ($4 > 0 ? $3 / $4 : 0) }' "$rows"
+                $9 }' "$rows"
     fi
 }
 EMPTY_SO=$B/bench/empty.so
@@ -317,7 +334,7 @@ fi
 # (several round trips), which would otherwise hide the per-write cost.
 # skipped ID LABEL REASON [TARGET_K]: a row that could not run.
 skipped() {
-    printf '%s\t%s\t-\t-\t-\t-\t%s\t-\n' "$1" "$2 (skipped: $3)" "${4:-200}" >> "$rows"
+    printf '%s\t%s\t-\t-\t-\t-\t%s\t-\t-\t-\n' "$1" "$2 (skipped: $3)" "${4:-200}" >> "$rows"
     echo "  $2: skipped: $3"
 }
 mkdir -p "$dir/gluster"
@@ -372,7 +389,8 @@ report=$OUT/report.md
     echo
     echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, $(uname -r)," \
          "files on $(df -T "$dir" | awk 'NR == 2 {print $2}')," \
-         "$ROUNDS rounds (kernel, shim and fwrite alternating), medians," \
+         "$ROUNDS rounds (kernel, shim and fwrite alternating), medians" \
+         "of the runs' times and of the rounds' own ratios," \
          "whole processes timed; the bench took ${elapsed} s."
     echo "Ratios above 1: the shim is faster. k: the kernel alone;" \
          "s: the program under the shim; f: the same work rewritten with" \
@@ -383,35 +401,35 @@ report=$OUT/report.md
     echo "|---|---:|---:|---:|---:|---:|---:|---|---|"
     awk -F'\t' '$3 == "-" { printf "| %s | - | - | - | - | - | - | >= %sx kernel | - |\n", $2, $7; next }
     {
-        rk = $4 > 0 ? $3 / $4 : 0
-        rf = ($5 == "-" || $4 <= 0) ? "-" : sprintf("%.2fx", $5 / $4)
+        rk = $9 + 0
+        rf = $10 == "-" ? "-" : sprintf("%.2fx", $10)
         tgt = ""; ok = "yes"
         if ($7 != "-") { tgt = ">= " $7 "x kernel"; if (rk < $7) ok = "no" }
         if ($8 != "-") { tgt = tgt ", >= " $8 "x fwrite"
-                         if (rf == "-" || $5 / $4 < $8) ok = "no" }
+                         if (rf == "-" || $10 < $8) ok = "no" }
         if (tgt == "") ok = ""
         printf "| %s | %.4f | %.4f | %s | %.2fx | %s | %s | %s | %s |\n",
             $2, $3, $4, $5, rk, rf, $6, tgt, ok }' "$rows"
     echo
     awk -F'\t' '$1 == "a64" {a = $4; ak = $3} $1 == "thr" {t = $4; tk = $3}
         $1 == "prc" {p = $4; pk = $3}
-        $1 == "true" {printf "Start-up: /bin/true %.2f ms alone, %.2f ms under the shim (%.3fx; target <= 1.05x).\n", $3 * 20, $4 * 20, $4 / $3}
-        $1 == "true0" {printf "With an empty library preloaded instead (what any LD_PRELOAD tool costs): %.2f ms (%.3fx).\n", $4 * 20, $4 / $3}
+        $1 == "true" {printf "Start-up: /bin/true %.2f ms alone, %.2f ms under the shim (%.3fx the time, the median of the rounds; target <= 1.05x).\n", $3 * 20, $4 * 20, ($9 > 0 ? 1 / $9 : 0)}
+        $1 == "true0" {printf "With an empty library preloaded instead (what any LD_PRELOAD tool costs): %.2f ms (%.3fx).\n", $4 * 20, ($9 > 0 ? 1 / $9 : 0)}
         $1 == "one" {printf "A process writing one small file: %.2f ms alone, %.2f ms under the shim (%+.2f ms; target <= +1 ms).\n", $3 * 20, $4 * 20, ($4 - $3) * 20}
         $1 == "small" {printf "A process writing a small file in 20 writes: %.2f ms alone, %.2f ms under the shim (%+.2f ms; target <= +1 ms).\n", $3 * 20, $4 * 20, ($4 - $3) * 20}
         $1 == "tar" || $1 == "sql" || $1 == "git" || $1 == "dashcmd" {
-            shim[$1] = $3 / $4; name[$1] = $2 }
+            shim[$1] = $9; name[$1] = $2 }
         $1 == "tar0" || $1 == "sql0" || $1 == "git0" || $1 == "dashcmd0" {
             id = substr($1, 1, length($1) - 1)
-            if (id in shim) printf "%s: %.2fx the kernel under the shim; %.2fx with an empty library preloaded instead in the same rounds, the floor of any LD_PRELOAD tool.\n", name[id], shim[id], $3 / $4 }
+            if (id in shim) printf "%s: %.2fx the kernel under the shim; %.2fx with an empty library preloaded instead in the same rounds, the floor of any LD_PRELOAD tool.\n", name[id], shim[id], $9 }
         $1 == "dd" {dk = $3} $1 == "ddreads" {dn = $3}
         $1 == "r512" {r5 = $3} $1 == "r512f" {r5f = $3}
         $1 == "r4k" {r4 = $3} $1 == "r4kf" {r4f = $3}
         $1 == "fa64" {fk = $3} $1 == "ffloor" {ff = $3}
         $1 == "ga64" {gk = $3} $1 == "gfloor" {gf = $3}
-        $1 == "fperl0" && $4 > 0 {printf "On bindfs perl alone, its writes returning at once (tests/bench/nowrite.c), takes %.4f s: %.0fx the kernel is the most any cache in the process could reach for the perl row there (target 200x); the shim took %.2fx that time.\n", $4, $3 / $4, fps / $4}
+        $1 == "fperl0" && $4 > 0 {printf "On bindfs perl alone, its writes returning at once (tests/bench/nowrite.c), takes %.4f s: %.0fx the kernel is the most any cache in the process could reach for the perl row there (target 200x); the shim took %.2fx that time.\n", $4, $9, fps / $4}
         $1 == "fperl" {fps = $4}
-        $1 == "gperl0" && $4 > 0 {printf "On GlusterFS likewise %.4f s: at most %.0fx the kernel for its perl row (target 200x); the shim took %.2fx that time.\n", $4, $3 / $4, gps / $4}
+        $1 == "gperl0" && $4 > 0 {printf "On GlusterFS likewise %.4f s: at most %.0fx the kernel for its perl row (target 200x); the shim took %.2fx that time.\n", $4, $9, gps / $4}
         $1 == "gperl" {gps = $4}
         END { if (r5 && r5f > 0) printf "Random pwrite: the same writes sorted by offset and merged where adjacent, the fewest calls any write-back makes without reading the file, take %.4f s (512 B) and %.4f s (4 KiB) in the kernel: at most %.2fx and %.2fx the kernel for a cache (targets 3x and 1.5x).\n", r5f, r4f, r5 / r5f, (r4f > 0 ? r4 / r4f : 0)
               if (dk && dn > 0) printf "dd bs=1 makes 200k reads of /dev/zero besides its writes; they alone take %.4f s, so %.1fx the kernel is the most a cache could reach for dd bs=1 (target 3x).\n", dn, dk / dn
@@ -437,8 +455,8 @@ report=$OUT/report.md
 } > "$report"
 
 # ---- the chart ---------------------------------------------------------------
-awk -F'\t' '$3 != "-" { f = ($5 == "-" ? "NaN" : $5 / $4)
-    printf "\"%s\"\t%g\t%s\n", $2, $3 / $4, f }' "$rows" > "$OUT/ratios.dat"
+awk -F'\t' '$3 != "-" { f = ($10 == "-" ? "NaN" : $10)
+    printf "\"%s\"\t%g\t%s\n", $2, $9, f }' "$rows" > "$OUT/ratios.dat"
 gnuplot <<EOF 2>/dev/null || echo "bench: gnuplot failed: no chart" >&2
 set terminal pngcairo size 1300,800 font ",9"
 set bmargin 14
