@@ -68,8 +68,9 @@ static int writable(const struct wc_desc *d)
 /* The kernel does a read or write on a tracked description: flush first,
  * offset synced, offset read back after. `vec`: the program's call took
  * an iovec array (else `iov` is one buffer, described by the shim, and
- * the kernel gets the program's own call: write, pwrite, read, pread).
- * Caller holds d->lock. */
+ * the kernel gets the program's own call: write, pwrite, read, pread);
+ * with WC_VEC_V2, that call was pwritev2 or preadv2, made as such with the
+ * program's flags as they were. Caller holds d->lock. */
 WC_HOT
 ssize_t wc_kernel_rw_locked(int fd, struct wc_desc *d, int write,
                             const struct iovec *iov, int iovcnt, off_t pos,
@@ -109,13 +110,13 @@ ssize_t wc_kernel_rw_locked(int fd, struct wc_desc *d, int write,
             r = pos < 0 ? wc_k_read(fd, iov->iov_base, iov->iov_len)
                         : wc_k_pread(fd, iov->iov_base, iov->iov_len, pos);
     } else if (write)
-        r = flags ? REAL(pwritev2)(fd, iov, iovcnt, pos < 0 ? -1 : pos,
-                                   flags & ~WC_RWF_EXACT)
+        r = flags || (vec & WC_VEC_V2)
+                ? REAL(pwritev2)(fd, iov, iovcnt, pos < 0 ? -1 : pos, flags)
             : pos < 0 ? REAL(writev)(fd, iov, iovcnt)
                       : REAL(pwritev)(fd, iov, iovcnt, pos);
     else
-        r = flags ? REAL(preadv2)(fd, iov, iovcnt, pos < 0 ? -1 : pos,
-                                  flags & ~WC_RWF_EXACT)
+        r = flags || (vec & WC_VEC_V2)
+                ? REAL(preadv2)(fd, iov, iovcnt, pos < 0 ? -1 : pos, flags)
             : pos < 0 ? REAL(readv)(fd, iov, iovcnt)
                       : REAL(preadv)(fd, iov, iovcnt, pos);
     if (r < 0)
@@ -857,8 +858,7 @@ WC_EXPORT ssize_t pwritev2(int fd, const struct iovec *iov, int iovcnt,
     if (pos < -1)
         return wc_ret(-EINVAL);
     if ((flags & ~(RWF_HIPRI | RWF_APPEND)) || refused(WC_RF_PWRITEV2))
-        return to_kernel(fd, d, 1, iov, iovcnt, pos, flags | WC_RWF_EXACT,
-                         1);
+        return to_kernel(fd, d, 1, iov, iovcnt, pos, flags, 1 | WC_VEC_V2);
     return write_common(fd, d, iov, iovcnt, pos, !!(flags & RWF_APPEND), 1);
 }
 
@@ -1005,8 +1005,7 @@ WC_EXPORT ssize_t preadv2(int fd, const struct iovec *iov, int iovcnt,
     if (pos < -1)
         return wc_ret(-EINVAL);
     if ((flags & ~RWF_HIPRI) || refused(WC_RF_PREADV2))
-        return to_kernel(fd, d, 0, iov, iovcnt, pos, flags | WC_RWF_EXACT,
-                         1);
+        return to_kernel(fd, d, 0, iov, iovcnt, pos, flags, 1 | WC_VEC_V2);
     return read_common(fd, d, iov, iovcnt, pos, 1);
 }
 

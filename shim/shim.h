@@ -1480,9 +1480,14 @@ enum { WC_RF_PWRITE, WC_RF_PWRITEV, WC_RF_PWRITEV2, WC_RF_PREAD,
        WC_RF_PREADV, WC_RF_PREADV2 };
 extern WC_LOCAL int wc_refused_io;
 void wc_refused_io_probe(void);
-/* Not a kernel flag: wc_kernel_rw_locked makes the v2 call (pwritev2,
- * preadv2) even when no other flag is set, as the program did. */
-#define WC_RWF_EXACT (1 << 30)
+/* wc_kernel_rw_locked's `vec` beside 1 (the program's call took an iovec
+ * array): the program's call was the v2 one (pwritev2, preadv2), made so
+ * even when no flag is set, as the program did. Not a bit of the
+ * program's flags word: each of its 32 bits is the kernel's to answer
+ * (an unknown one: EOPNOTSUPP), and bit 30, which this was, reached the
+ * kernel cleared (probe: pwritev2 with 0x40000000 wrote where the kernel
+ * refuses). */
+#define WC_VEC_V2 2
 /* Set (atomic) when the shim's own machinery cannot run: its flusher
  * thread or its crash guard could not be made (proc.c invariant (8b)):
  * the write path then stops caching for good, at depth 0. */

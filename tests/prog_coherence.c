@@ -15,6 +15,8 @@
  *               only thread, or raw exits of its two threads
  *   pthread_exit  main leaves by pthread_exit, the other thread returns
  *   private     MAP_PRIVATE mappings of a file that is being written
+ *   rwf         pwritev2 and preadv2 with each of the 32 flag bits alone
+ *               on a cached file: each call's answer, the offset, the bytes
  *   errno       errno on success: set to a sentinel before every call,
  *               printed after it, including writes from partly faulting
  *               memory that return a short count
@@ -663,6 +665,37 @@ static void *wait_on_pipe(void *arg)
     while (read(*(int *)arg, &c, 1) < 0 && errno == EINTR)
         ;
     return NULL;
+}
+
+/* pwritev2 and preadv2 with each flag bit alone on a file the shim
+ * caches: the kernel's answer to each (one it does not know:
+ * EOPNOTSUPP, nothing written), the offset after it, the file's bytes.
+ * Probe: bit 30, which the shim used as a mark of its own and cleared
+ * before the kernel's call, was written where the kernel refuses it. */
+static void scen_rwf(void)
+{
+    int fd = xopen("rwf", O_RDWR | O_CREAT | O_TRUNC);
+    char line[32], lab[64], data[16], rd[16];
+    for (int i = 0; i < 64; i++) {
+        int n = snprintf(line, sizeof line, "line %02d\n", i);
+        CALL("write", write(fd, line, (size_t)n));
+    }
+    for (int b = 0; b < 32; b++) {
+        int fl = (int)(1u << b), n = snprintf(data, sizeof data, "[%02d]", b);
+        struct iovec v = {data, (size_t)n}, r = {rd, sizeof rd};
+        ssize_t got;
+        snprintf(lab, sizeof lab, "pwritev2 @-1 bit %d", b);
+        CALL(lab, pwritev2(fd, &v, 1, -1, fl));
+        snprintf(lab, sizeof lab, "pwritev2 @%d bit %d", 7 * b, b);
+        CALL(lab, pwritev2(fd, &v, 1, 7 * b, fl));
+        snprintf(lab, sizeof lab, "raw pwritev2 @%d bit %d", 11 * b, b);
+        CALL(lab, syscall(SYS_pwritev2, fd, &v, 1, 11 * b, 0, fl));
+        snprintf(lab, sizeof lab, "preadv2 @%d bit %d", 5 * b, b);
+        KEEP(got, lab, preadv2(fd, &r, 1, 5 * b, fl));
+        say("OUT read %016" PRIx64, wct_hash(rd, got > 0 ? (size_t)got : 0));
+        state(lab, fd);
+    }
+    close(fd);
 }
 
 static void scen_errno(void)
@@ -2044,6 +2077,7 @@ int main(int argc, char **argv)
         {"pthread_exit", scen_pthread_exit},
         {"private", scen_private},
         {"errno", scen_errno},
+        {"rwf", scen_rwf},
         {"passfd", scen_passfd},
         {"inhapp", scen_inhapp},
         {"inhapp_child", scen_inhapp_child},
