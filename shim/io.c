@@ -100,6 +100,10 @@ ssize_t wc_kernel_rw_locked(int fd, struct wc_desc *d, int write,
     int held = write && engine && d->file &&
                wc_file_kernel_begin(d->file, WC_WHY_OTHER);
     ssize_t r;
+    /* The v2 call with the program's flags as they were (its pwritev2 or
+     * preadv2, or a flag of the shim's: RWF_APPEND). */
+    int v2 = flags || (vec & WC_VEC_V2);
+    off_t at = pos < 0 ? -1 : pos;
     if (!vec && !flags) {
         /* The program's own call: one buffer (iov is ours). pwritev costs
          * about 0.1 us more than pwrite in the kernel. */
@@ -110,13 +114,11 @@ ssize_t wc_kernel_rw_locked(int fd, struct wc_desc *d, int write,
             r = pos < 0 ? wc_k_read(fd, iov->iov_base, iov->iov_len)
                         : wc_k_pread(fd, iov->iov_base, iov->iov_len, pos);
     } else if (write)
-        r = flags || (vec & WC_VEC_V2)
-                ? REAL(pwritev2)(fd, iov, iovcnt, pos < 0 ? -1 : pos, flags)
+        r = v2 ? REAL(pwritev2)(fd, iov, iovcnt, at, flags)
             : pos < 0 ? REAL(writev)(fd, iov, iovcnt)
                       : REAL(pwritev)(fd, iov, iovcnt, pos);
     else
-        r = flags || (vec & WC_VEC_V2)
-                ? REAL(preadv2)(fd, iov, iovcnt, pos < 0 ? -1 : pos, flags)
+        r = v2 ? REAL(preadv2)(fd, iov, iovcnt, at, flags)
             : pos < 0 ? REAL(readv)(fd, iov, iovcnt)
                       : REAL(preadv)(fd, iov, iovcnt, pos);
     if (r < 0)
