@@ -42,8 +42,18 @@
 
 static const char *g_dir;
 static int g_pipe[2];
-static int g_phase;             /* 0: files being opened, 1: closing, 2: end */
-static int g_idle;              /* the user has seen phase 0 and waits */
+/* The phase, with the round it belongs to: round * 4 + phase, where the
+ * phase is 0 (files being opened), 1 (closing) or 2 (the end). */
+static long g_phase;
+/* The last phase-0 word the user has seen (it waits then). A flag for
+ * "idle" was racy: the user could read phase 0 of the round before, be
+ * preempted while main started and ended the next round's phase 1, then
+ * set the flag; main took it as the user's word for the new phase 0 and
+ * opened files while the user still ran its own calls on 3 (a dup2 of
+ * the pipe over main's open: "lost 1"; its close of main's number: an
+ * exit with 1), about once in 30 runs of the sanitizer build on a busy
+ * machine. */
+static long g_ack = -1;
 static long g_uses, g_wrong;
 
 static double now(void)
@@ -78,11 +88,12 @@ static void *user(void *arg)
 {
     (void)arg;
     for (;;) {
-        int ph = __atomic_load_n(&g_phase, __ATOMIC_ACQUIRE);
+        long w = __atomic_load_n(&g_phase, __ATOMIC_ACQUIRE);
+        int ph = (int)(w & 3);
         if (ph == 2)
             break;
         if (ph == 0) {
-            __atomic_store_n(&g_idle, 1, __ATOMIC_RELEASE);
+            __atomic_store_n(&g_ack, w, __ATOMIC_RELEASE);
             sched_yield();
             continue;
         }
@@ -156,17 +167,17 @@ int main(int argc, char **argv)
             if (pwrite(b[i], line, (size_t)n, 64) != n)
                 return 1;
         }
-        __atomic_store_n(&g_idle, 0, __ATOMIC_RELAXED);
-        __atomic_store_n(&g_phase, 1, __ATOMIC_RELEASE);
+        __atomic_store_n(&g_phase, rounds * 4 + 1, __ATOMIC_RELEASE);
         for (int i = 0; i < FILES; i++)
             if (close(a[i]) != 0)
                 return 1;
         for (int i = 0; i < FILES; i++)
             if (close(b[i]) != 0)
                 return 1;
-        __atomic_store_n(&g_phase, 0, __ATOMIC_RELEASE);
+        long idle = (rounds + 1) * 4;
+        __atomic_store_n(&g_phase, idle, __ATOMIC_RELEASE);
         /* The user leaves 3 before the next opens; the pipe drained. */
-        while (!__atomic_load_n(&g_idle, __ATOMIC_ACQUIRE))
+        while (__atomic_load_n(&g_ack, __ATOMIC_ACQUIRE) != idle)
             sched_yield();
         inpipe += drain();
         for (int i = 0; i < FILES; i++) {
