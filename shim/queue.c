@@ -387,7 +387,27 @@ void wc_shim_leave_slow(void)
          * kernel already. */
         struct wc_queue *q = wc_tq;
         struct wc_held h[WC_HELD_MAX];
+        sigset_t old;
         int n = q ? q->nheld : 0;
+        if (n) {
+            wc_blk_stress_leave();      /* a signal in the window below */
+            /* Every signal blocked from here until the held ones are
+             * pending in the kernel again (signals.c (5)): one that came
+             * after the drain's last look would be queued at depth 1, and
+             * wait behind a handler that jumps away at depth 0 for this
+             * thread's next call. One that came before this block is
+             * drained first, while the list has room: past WC_HELD_MAX
+             * held (a storm), the rest stay queued for this loop's next
+             * pass, or, when a handler jumps away, for the thread's next
+             * call (re-draining there looped for ever in a storm:
+             * tsan::sigstorm_cache_made_in_a_handler hung). */
+            wc_signals_block(&old);
+            if (__atomic_load_n(&wc_qpending, __ATOMIC_RELAXED) > q->nheld &&
+                q->nheld < WC_HELD_MAX) {
+                pthread_sigmask(SIG_SETMASK, &old, NULL);
+                continue;
+            }
+        }
         for (int i = 0; i < n; i++)
             h[i] = q->held[i];      /* no libc call: none intercepted */
         if (n) {
@@ -400,7 +420,7 @@ void wc_shim_leave_slow(void)
         wc_depth = 0;
         __atomic_signal_fence(__ATOMIC_SEQ_CST);
         if (n)
-            wc_signals_again(h, n);
+            wc_signals_again(h, n, &old);
         if (!__atomic_load_n(&wc_qpending, __ATOMIC_RELAXED))
             return;
         wc_depth = 1;

@@ -1137,12 +1137,16 @@ struct wc_held {
     siginfo_t si;
 };
 #define WC_HELD_MAX 32
+/* Block every signal, the mask before in *old (wc_shim_leave_slow, from
+ * its last look at the queue until the held signals are pending again). */
+void wc_signals_block(sigset_t *old);
 /* Send held signals again to this thread, at depth 0, in order, every
- * signal blocked meanwhile so that all are pending before the first
- * handler runs; one the kernel has no room for (RLIMIT_SIGPENDING) has
- * its handler run here. The caller has given the program its
- * cancellation state back (cancel.c (3)). */
-void wc_signals_again(const struct wc_held *h, int n);
+ * signal blocked (wc_signals_block) so that all are pending before the
+ * first handler runs, then put *old back, where the kernel delivers them;
+ * one the kernel has no room for (RLIMIT_SIGPENDING) has its handler run
+ * here. The caller has given the program its cancellation state back
+ * (cancel.c (3)). */
+void wc_signals_again(const struct wc_held *h, int n, const sigset_t *old);
 /* Flush everything, then die of `sig` by its default action. Called at
  * depth 0 from the handler, or at depth 1 holding no lock from the queue.
  * Does not return. */

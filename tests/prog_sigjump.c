@@ -14,6 +14,15 @@
  * (before its retry); the offset was the file's size. Prints "records N
  * jumps J errors E" and exits 0 when E is 0.
  *
+ *   prog_sigjump PATH late
+ *
+ * For the stress build with WCACHE_STRESS_SIGNAL=10 (SIGUSR1 at a cached
+ * write's commit, inside the shim: held) and WCACHE_STRESS_LEAVE_SIGNAL=12
+ * (SIGUSR2 as the thread leaves, after its last look at what it holds):
+ * SIGUSR1's handler jumps out of the write loop, then the thread waits up
+ * to a second, calling nothing, for SIGUSR2's. Prints "late jumped J
+ * missed M" and exits 0 when J is 1 and M is 0.
+ *
  *   prog_sigjump PATH held
  *
  * 20 rounds: another thread sends the main thread SIGUSR1, whose handler
@@ -115,12 +124,43 @@ static int held(const char *path)
     return missed ? 1 : 0;
 }
 
+static int late(const char *path)
+{
+    signal(SIGUSR1, on_first);
+    signal(SIGUSR2, on_second);
+    static char rec[100];
+    memset(rec, 'l', sizeof rec);
+    static volatile int fd, jumped;     /* kept across the jump */
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0)
+        return 1;
+    second_ran = 0;
+    if (!sigsetjmp(jump, 1)) {
+        for (int i = 0; i < 1000; i++)
+            if (write(fd, rec, sizeof rec) != (ssize_t)sizeof rec)
+                return 1;
+    } else {
+        jumped = 1;
+    }
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    do
+        clock_gettime(CLOCK_MONOTONIC, &b);
+    while (!second_ran && b.tv_sec - a.tv_sec < 1);
+    printf("late jumped %d missed %d\n", jumped, !second_ran);
+    close(fd);
+    unlink(path);
+    return jumped && second_ran ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 3)
         return 2;
     if (!strcmp(argv[2], "held"))
         return held(argv[1]);
+    if (!strcmp(argv[2], "late"))
+        return late(argv[1]);
     const char *path = argv[1];
     long n = atol(argv[2]);
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);

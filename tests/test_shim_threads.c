@@ -553,6 +553,33 @@ Test(threads, signals_held_past_a_jump)
     sigjump("held", "missed 0");
 }
 
+/* A signal that lands after the shim's last look at the signals it holds
+ * (the stress build sends SIGUSR2 there, queue.c wc_shim_leave_slow),
+ * while the held SIGUSR1's handler jumps away: it waited in the thread's
+ * queue for its next call into the shim, which a thread spinning on a
+ * flag never makes. Every signal is blocked from that look on now. */
+Test(threads, signal_after_the_last_look_past_a_jump)
+{
+    struct stat st;
+    wct_require_prog(WCT_PROG("prog_sigjump"));
+    cr_assert(stat(STRESS_SO, &st) == 0, "%s missing: run make test",
+              STRESS_SO);
+    char path[4096], pre[4200];
+    snprintf(path, sizeof path, "%s/jump-late", scratch);
+    snprintf(pre, sizeof pre, "LD_PRELOAD=%s", STRESS_SO);
+    const char *argv[] = {WCT_PROG("prog_sigjump"), path, "late", NULL};
+    const char *env[] = {pre, "WCACHE_STRESS_SIGNAL=10",
+                         "WCACHE_STRESS_LEAVE_SIGNAL=12",
+                         "WCACHE_MIN_WRITES=0", "WCACHE_SETUP_US=0", NULL};
+    struct wct_spec spec = {.argv = argv, .env = env, .timeout_s = 30};
+    struct wct_result res;
+    cr_assert(wct_run(&spec, &res) == 0);
+    cr_expect(wct_ok(&res) && strstr(res.out, "late jumped 1 missed 0"),
+              "%s\n%s%s", wct_status_str(&res), res.out, res.err);
+    wct_result_free(&res);
+    unlink(path);
+}
+
 Test(threads, signal_storm_same_descriptor) { storm("plain", NULL); }
 Test(threads, signal_storm_append) { storm("append", NULL); }
 Test(threads, signal_storm_dup) { storm("dup", NULL); }

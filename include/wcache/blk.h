@@ -288,9 +288,32 @@ static inline void wc_blk_stress_commit(void)
                        wc_raw_syscall(186 /* SYS_gettid */, 0, 0, 0, 0, 0, 0),
                        sig, 0, 0, 0);
 }
+
+/* In the stress build, with WCACHE_STRESS_LEAVE_SIGNAL=N, signal N sent
+ * once to the calling thread as it leaves the shim with signals held,
+ * after its drain's last look at its queue (shim/queue.c
+ * wc_shim_leave_slow): a signal that lands there must not wait behind a
+ * held one whose handler jumps away (test_shim_threads). */
+static inline void wc_blk_stress_leave(void)
+{
+    static int sig = -1, sent;
+    if (sig < 0) {
+        extern char *getenv(const char *);
+        const char *v = getenv("WCACHE_STRESS_LEAVE_SIGNAL");
+        sig = 0;
+        while (v && *v >= '0' && *v <= '9')
+            sig = sig * 10 + *v++ - '0';
+    }
+    if (sig && !sent++)
+        wc_raw_syscall(234 /* SYS_tgkill */,
+                       wc_raw_syscall(39 /* SYS_getpid */, 0, 0, 0, 0, 0, 0),
+                       wc_raw_syscall(186 /* SYS_gettid */, 0, 0, 0, 0, 0, 0),
+                       sig, 0, 0, 0);
+}
 #else
 #define wc_blk_stress_point() ((void)0)
 #define wc_blk_stress_commit() ((void)0)
+#define wc_blk_stress_leave() ((void)0)
 #endif
 
 /* The child's copy of an object after fork: free, owned by nobody. */
