@@ -319,8 +319,12 @@ $(B)/bench/nowrite.so: tests/bench/nowrite.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -shared -fPIC -o $@ $< -ldl
 
+$(B)/bench/thread.so: tests/bench/thread.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -shared -fPIC -o $@ $< -lpthread
+
 bench: all $(B)/bench_engine $(B)/bench/timeit $(B)/bench/workload \
-	$(B)/bench/empty.so $(B)/bench/nowrite.so
+	$(B)/bench/empty.so $(B)/bench/nowrite.so $(B)/bench/thread.so
 	@sh tests/bench/bench.sh $(B)
 
 demo: all

@@ -142,6 +142,7 @@ measure() {
 }
 EMPTY_SO=$B/bench/empty.so
 NOWRITE_SO=$B/bench/nowrite.so
+THREAD_SO=$B/bench/thread.so
 
 echo "wcache bench: $ROUNDS rounds, medians; scratch $dir"
 
@@ -200,6 +201,11 @@ measure prc "2 processes x 64 B x 1M, 2 files" 1 "" "" "$NEW" \
 # fork copies a table up to the shim's descriptors (shim/ownfd.c (1b)).
 measure churn "4,000 short threads writing a cached log" 1 0.97 "" "$NEW" \
     "$W churn sys $WD 0 4000" ""
+# Its floor in the same rounds: the program with one idle thread preloaded
+# (tests/bench/thread.c), as a caching process has its flusher: glibc's
+# fork takes its multi-threaded path from the first thread on.
+EMPTY_ID=forks0 EMPTY_LIB=$THREAD_SO \
+    EMPTY_LABEL="300 children, one idle thread preloaded instead" \
 measure forks "300 children writing a cached log" 1 0.97 "" "$NEW" \
     "$W forks sys $WD 0 300" ""
 # Many files, each written in lines: every file pays for being watched (its
@@ -417,6 +423,8 @@ report=$OUT/report.md
         $1 == "true0" {printf "With an empty library preloaded instead (what any LD_PRELOAD tool costs): %.2f ms (%.3fx).\n", $4 * 20, ($9 > 0 ? 1 / $9 : 0)}
         $1 == "one" {printf "A process writing one small file: %.2f ms alone, %.2f ms under the shim (%+.2f ms; target <= +1 ms).\n", $3 * 20, $4 * 20, ($4 - $3) * 20}
         $1 == "small" {printf "A process writing a small file in 20 writes: %.2f ms alone, %.2f ms under the shim (%+.2f ms; target <= +1 ms).\n", $3 * 20, $4 * 20, ($4 - $3) * 20}
+        $1 == "forks" {fks = $9}
+        $1 == "forks0" {printf "300 fork children: %.2fx the kernel under the shim; %.2fx with one idle thread preloaded instead in the same rounds (tests/bench/thread.c): a process that caches has its flusher thread, and glibc forks a multi-threaded process more slowly.\n", fks, $9}
         $1 == "tar" || $1 == "sql" || $1 == "git" || $1 == "dashcmd" {
             shim[$1] = $9; name[$1] = $2 }
         $1 == "tar0" || $1 == "sql0" || $1 == "git0" || $1 == "dashcmd0" {
