@@ -266,6 +266,26 @@ static inline void wc_blk_stress_point(void)
         wc_raw_syscall(24 /* SYS_sched_yield */, 0, 0, 0, 0, 0, 0);
 }
 
+/* The stress build's signal hooks: the number in environment variable
+ * `var` (0 when unset), and a signal sent to the calling thread. */
+static inline int wc_blk_stress_env(const char *var)
+{
+    extern char *getenv(const char *);
+    const char *v = getenv(var);
+    int sig = 0;
+    while (v && *v >= '0' && *v <= '9')
+        sig = sig * 10 + *v++ - '0';
+    return sig;
+}
+
+static inline void wc_blk_stress_send(int sig)
+{
+    wc_raw_syscall(234 /* SYS_tgkill */,
+                   wc_raw_syscall(39 /* SYS_getpid */, 0, 0, 0, 0, 0, 0),
+                   wc_raw_syscall(186 /* SYS_gettid */, 0, 0, 0, 0, 0, 0),
+                   sig, 0, 0, 0);
+}
+
 /* In the stress build, with WCACHE_STRESS_SIGNAL=N in the environment,
  * signal N sent to the calling thread at every 16th write's commit point
  * (cache/write.c: the write counts as done, its flight not yet over), so
@@ -275,18 +295,10 @@ static inline void wc_blk_stress_commit(void)
 {
     static int sig = -1;
     static __thread unsigned n;
-    if (sig < 0) {
-        extern char *getenv(const char *);
-        const char *v = getenv("WCACHE_STRESS_SIGNAL");
-        sig = 0;
-        while (v && *v >= '0' && *v <= '9')
-            sig = sig * 10 + *v++ - '0';
-    }
+    if (sig < 0)
+        sig = wc_blk_stress_env("WCACHE_STRESS_SIGNAL");
     if (sig && ++n % 16 == 0)
-        wc_raw_syscall(234 /* SYS_tgkill */,
-                       wc_raw_syscall(39 /* SYS_getpid */, 0, 0, 0, 0, 0, 0),
-                       wc_raw_syscall(186 /* SYS_gettid */, 0, 0, 0, 0, 0, 0),
-                       sig, 0, 0, 0);
+        wc_blk_stress_send(sig);
 }
 
 /* In the stress build, with WCACHE_STRESS_LEAVE_SIGNAL=N, signal N sent
@@ -297,18 +309,10 @@ static inline void wc_blk_stress_commit(void)
 static inline void wc_blk_stress_leave(void)
 {
     static int sig = -1, sent;
-    if (sig < 0) {
-        extern char *getenv(const char *);
-        const char *v = getenv("WCACHE_STRESS_LEAVE_SIGNAL");
-        sig = 0;
-        while (v && *v >= '0' && *v <= '9')
-            sig = sig * 10 + *v++ - '0';
-    }
+    if (sig < 0)
+        sig = wc_blk_stress_env("WCACHE_STRESS_LEAVE_SIGNAL");
     if (sig && !sent++)
-        wc_raw_syscall(234 /* SYS_tgkill */,
-                       wc_raw_syscall(39 /* SYS_getpid */, 0, 0, 0, 0, 0, 0),
-                       wc_raw_syscall(186 /* SYS_gettid */, 0, 0, 0, 0, 0, 0),
-                       sig, 0, 0, 0);
+        wc_blk_stress_send(sig);
 }
 #else
 #define wc_blk_stress_point() ((void)0)
