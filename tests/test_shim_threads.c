@@ -213,18 +213,25 @@ Test(threads, biased_locks_against_the_flusher)
     const char *env[] = {"WCACHE_FLUSH_MS=1", NULL};
     run_threads("handover", 3, 10000, env);
 }
+/* The stress build (the Makefile, include/wcache/blk.h WC_BLK_STRESS),
+ * which make test builds. */
+#define STRESS_SO WCT_BUILD_DIR "/stress/libwcache.so"
+static void require_stress(void)
+{
+    struct stat st;
+    cr_assert(stat(STRESS_SO, &st) == 0, "%s missing: run make test",
+              STRESS_SO);
+}
+
 /* The thread modes again with the biased locks' stress build (the
  * Makefile, include/wcache/blk.h WC_BLK_STRESS): descriptions and files
  * claimed at every second write through their mutex and revoked at the
  * next other thread's, while owners yield inside their sections, so that
  * revokers wait for them (the claims are counted: the run must have
  * claimed). */
-#define STRESS_SO WCT_BUILD_DIR "/stress/libwcache.so"
 Test(threads, biased_locks_stress_build)
 {
-    struct stat st;
-    cr_assert(stat(STRESS_SO, &st) == 0, "%s missing: run make test",
-              STRESS_SO);
+    require_stress();
     shim_so = STRESS_SO;
     const char *flush[] = {"WCACHE_FLUSH_MS=1", NULL};
     run_threads("handover", 4, 10000, NULL);
@@ -560,10 +567,8 @@ Test(threads, signals_held_past_a_jump)
  * flag never makes. Every signal is blocked from that look on now. */
 Test(threads, signal_after_the_last_look_past_a_jump)
 {
-    struct stat st;
     wct_require_prog(WCT_PROG("prog_sigjump"));
-    cr_assert(stat(STRESS_SO, &st) == 0, "%s missing: run make test",
-              STRESS_SO);
+    require_stress();
     char path[4096], pre[4200];
     snprintf(path, sizeof path, "%s/jump-late", scratch);
     snprintf(pre, sizeof pre, "LD_PRELOAD=%s", STRESS_SO);
@@ -654,9 +659,7 @@ Test(threads, signal_handler_exits_inside_the_shim, .timeout = 1800)
  * build saw a hole of one record instead, 3 times in 460 runs). */
 Test(threads, signal_handler_exits_at_a_writes_commit, .timeout = 600)
 {
-    struct stat st;
-    cr_assert(stat(STRESS_SO, &st) == 0, "%s missing: run make test",
-              STRESS_SO);
+    require_stress();
     handler_ends("exit", wct_shim_long() ? 101 : 9, STRESS_SO);
     /* The handler writes a marker, then _exits: with the size taken back,
      * one run in about 70 lost that marker (200 runs: about 2.5 s). */
