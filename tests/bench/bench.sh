@@ -172,10 +172,11 @@ measure a256 "append 256 B x 50k" 1 1 1 "$NEW" "$W $A 256 50000" "$W $F 256 5000
 measure a512 "append 512 B x 50k" 1 1 1 "$NEW" "$W $A 512 50000" "$W $F 512 50000"
 measure a4k "append 4 KiB x 10k" 1 1 1 "$NEW" "$W $A 4096 10000" "$W $F 4096 10000"
 # Writes of 8 KiB and more pass through (one system call either way: a
-# cache copies the bytes in and the kernel copies them again): the row's
-# floor is any LD_PRELOAD tool's, measured beside it.
+# cache copies the bytes in and the kernel copies them again): the rows'
+# floor is any LD_PRELOAD tool's, measured beside each.
 EMPTY_ID=a64k0 EMPTY_LABEL="append 64 KiB, an empty library preloaded"
 measure a64k "append 64 KiB x 1k" 1 1 1 "$NEW" "$W $A 65536 1000" "$W $F 65536 1000"
+EMPTY_ID=a1m0 EMPTY_LABEL="append 1 MiB, an empty library preloaded"
 measure a1m "append 1 MiB x 64" 1 0.97 "" "$NEW" "$W $A 1048576 64" "$W $F 1048576 64"
 measure r512 "random 512 B pwrite x 20k, 64 MiB" 1 3 "" "$NEW" \
     "$W pwrite sys $WD 512 20000" "$W pwrite stdio $WD 512 20000"
@@ -443,9 +444,9 @@ report=$OUT/report.md
         $1 == "small" {printf "A process writing a small file in 20 writes: %.2f ms alone, %.2f ms under the shim (%+.2f ms; target <= +1 ms).\n", $3 * 20, $4 * 20, ($4 - $3) * 20}
         $1 == "forks" {fks = $9}
         $1 == "forks0" {printf "300 fork children: %.2fx the kernel under the shim; %.2fx with one idle thread preloaded instead in the same rounds (tests/bench/thread.c): a process that caches has its flusher thread, and glibc forks a multi-threaded process more slowly.\n", fks, $9}
-        $1 ~ /^(a64k|churn|tar|sql|git|rsync|awk|dashcmd)$/ {
+        $1 ~ /^(a64k|a1m|churn|tar|sql|git|rsync|awk|dashcmd)$/ {
             shim[$1] = $9; name[$1] = $2 }
-        $1 ~ /^(a64k|churn|tar|sql|git|rsync|awk|dashcmd)0$/ {
+        $1 ~ /^(a64k|a1m|churn|tar|sql|git|rsync|awk|dashcmd)0$/ {
             id = substr($1, 1, length($1) - 1)
             if (id in shim) printf "%s: %.2fx the kernel under the shim; %.2fx with an empty library preloaded instead in the same rounds, the floor of any LD_PRELOAD tool.\n", name[id], shim[id], $9 }
         $1 == "dd" {dk = $3} $1 == "ddreads" {dn = $3}
