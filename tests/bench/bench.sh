@@ -5,7 +5,8 @@
 # Every row runs in this one invocation three ways where they apply: the
 # kernel alone (no shim), the shim (LD_PRELOAD=libwcache.so), and the same
 # work rewritten with stdio's fwrite (the best the program's author could
-# do by changing it). The three alternate, ROUNDS rounds each; the table
+# do by changing it). The three alternate, ROUNDS rounds each, in an
+# order that turns from round to round (measure); the table
 # shows medians and ratios (above 1: the shim is faster), and the write
 # system calls the shim issued per MiB the cache took in (WCACHE_STATS of
 # the first shim round). Every run is a whole process, start-up and exit
@@ -90,7 +91,18 @@ measure() {
     rm -f "$dir/m.stats"
     r=1
     while [ $r -le "$ROUNDS" ]; do
-        for mode in k s e f; do
+        # The ways' order turns from round to round (k s e f, s e f k,
+        # e f k s, f k s e), so that no way always runs right after the
+        # same other one: the kernel's run of a slow row (6.5 s of 64 B
+        # writes on GlusterFS) may leave its file system busy for what
+        # comes next.
+        case $((r % 4)) in
+        1) order="k s e f" ;;
+        2) order="s e f k" ;;
+        3) order="e f k s" ;;
+        *) order="f k s e" ;;
+        esac
+        for mode in $order; do
             [ $mode = f ] && [ -z "$fcmd" ] && continue
             [ $mode = e ] && [ -z "$eid" ] && continue
             [ -n "$setup" ] && eval "$setup"
