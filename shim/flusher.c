@@ -381,9 +381,8 @@ void wc_flusher_start(void)
             wc_guard_reap();    /* no flusher to do it */
         return;                 /* started, being started, or failed */
     }
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
+    sigset_t old;
+    wc_signals_block(&old);
     /* glibc puts the program's static TLS on every thread's stack: a
      * large one does not fit in 64 KiB (EINVAL), glibc's default size
      * (only touched pages cost memory) does. A real-time program's

@@ -496,9 +496,8 @@ static int spawn(struct wc_cache *c)
     s->argv[3] = NULL;
     s->envp[0] = NULL;
     s->rt = wc_sched_realtime();
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
+    sigset_t old;
+    wc_signals_block(&old);
     /* The program does not wait for the guard's exec (about a
      * millisecond here, several under load): the flusher thread reaps
      * the intermediate (wc_guard_reap). */

@@ -1137,8 +1137,10 @@ struct wc_held {
     siginfo_t si;
 };
 #define WC_HELD_MAX 32
-/* Block every signal, the mask before in *old (wc_shim_leave_slow, from
- * its last look at the queue until the held signals are pending again). */
+/* Block every signal of the calling thread, the mask before in *old
+ * (put back with pthread_sigmask): around the shim's signal lock, a
+ * thread's or the guard's start, and from wc_shim_leave_slow's last look
+ * at its queue until the held signals are pending again. */
 void wc_signals_block(sigset_t *old);
 /* Send held signals again to this thread, at depth 0, in order, every
  * signal blocked (wc_signals_block) so that all are pending before the

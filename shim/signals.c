@@ -464,9 +464,7 @@ static struct wc_lock g_sig_lock;
 
 static void sig_lock(sigset_t *saved)
 {
-    sigset_t all;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, saved);
+    wc_signals_block(saved);
     wc_lock(&g_sig_lock);
 }
 

@@ -456,9 +456,10 @@ report=$OUT/report.md
         $1 == "small" {printf "A process writing a small file in 20 writes: %.2f ms alone, %.2f ms under the shim (%+.2f ms; target <= +1 ms).\n", $3 * 20, $4 * 20, ($4 - $3) * 20}
         $1 == "forks" {fks = $9}
         $1 == "forks0" {printf "300 fork children: %.2fx the kernel under the shim; %.2fx with one idle thread preloaded instead in the same rounds (tests/bench/thread.c): a process that caches has its flusher thread, and glibc forks a multi-threaded process more slowly.\n", fks, $9}
-        $1 ~ /^(a64k|a1m|churn|tar|sql|git|rsync|awk|dashcmd)$/ {
-            shim[$1] = $9; name[$1] = $2 }
-        $1 ~ /^(a64k|a1m|churn|tar|sql|git|rsync|awk|dashcmd)0$/ {
+        # The rows with an empty library beside them (EMPTY_ID: ID0).
+        BEGIN { floored = "^(a64k|a1m|churn|tar|sql|git|rsync|awk|dashcmd)" }
+        $1 ~ floored "$" { shim[$1] = $9; name[$1] = $2 }
+        $1 ~ floored "0$" {
             id = substr($1, 1, length($1) - 1)
             if (id in shim) printf "%s: %.2fx the kernel under the shim; %.2fx with an empty library preloaded instead in the same rounds, the floor of any LD_PRELOAD tool.\n", name[id], shim[id], $9 }
         $1 == "dd" {dk = $3} $1 == "ddreads" {dn = $3}
