@@ -6,7 +6,7 @@
 # kernel alone (no shim), the shim (LD_PRELOAD=libwcache.so), and the same
 # work rewritten with stdio's fwrite (the best the program's author could
 # do by changing it). The three alternate, ROUNDS rounds each, in an
-# order that turns from round to round (measure); the table
+# order that changes from round to round (measure); the table
 # shows medians and ratios (above 1: the shim is faster), and the write
 # system calls the shim issued per MiB the cache took in (WCACHE_STATS of
 # the first shim round). Every run is a whole process, start-up and exit
@@ -101,16 +101,20 @@ measure() {
     rm -f "$dir/m.stats"
     r=1
     while [ $r -le "$rounds" ]; do
-        # The ways' order turns from round to round (k s e f, s e f k,
-        # e f k s, f k s e), so that no way always runs right after the
-        # same other one: the kernel's run of a slow row (6.5 s of 64 B
-        # writes on GlusterFS) may leave its file system busy for what
-        # comes next.
+        # The ways' order changes from round to round so that each way
+        # runs right after each other one equally often (a Williams
+        # square: in four rounds every way follows every other once): the
+        # kernel's run of a slow row leaves its file system slower for
+        # what comes next (GlusterFS, 64 B writes, by hand on 12-07: the
+        # shim's run 47-51 ms right after the kernel's 7-10 s run, 38-41
+        # ms right after another of its own). The orders before (k s e f
+        # turned: s e f k, e f k s, f k s e) were one cycle, in which the
+        # shim's run came right after the kernel's in 5 of 7 rounds.
         case $((r % 4)) in
-        1) order="k s e f" ;;
-        2) order="s e f k" ;;
-        3) order="e f k s" ;;
-        *) order="f k s e" ;;
+        1) order="k s f e" ;;
+        2) order="s e k f" ;;
+        3) order="e f s k" ;;
+        *) order="f k e s" ;;
         esac
         for mode in $order; do
             [ $mode = f ] && [ -z "$fcmd" ] && continue
