@@ -190,11 +190,13 @@ struct wc_file {
     uint64_t noted_at;          /* CLOCK_MONOTONIC ns of the last disk
                                    note's fstat, and what it took: */
     uint64_t note_ns, note_last;/* the lesser of the last two, and the
-                                   last: wc_note_disk_wb's rate (file.c) */
+                                   last: the notes' rate (file.c) */
     int seen_stale;             /* the slot's seen_* were not taken after
                                    the last change (the file was clean
                                    then; busy stays set): taken when it
-                                   next becomes dirty (wc_note_disk_due) */
+                                   next becomes dirty (wc_note_disk_due),
+                                   or where fstat is slow, by the first
+                                   note the rate allows after that */
     int let_go;                 /* the program let go of the file with
                                    its bytes unwritten (errors.c (8)) */
     int aside_err;              /* the last recovery file errors.c (8)
