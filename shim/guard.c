@@ -36,20 +36,23 @@
  *       backing files made there. A program in a private namespace (a
  *       service's PrivateTmp=, `unshare -m`) starts a guard of its own
  *       even while the host's watches the directory.
- *   (3) Spawning costs the program one clone(CLONE_VM) with every
- *       signal blocked: no copy of its memory, no wait for the guard's
- *       exec. The intermediate child starts the guard with CLONE_VM |
- *       CLONE_VFORK (each on a static stack of its own; the guard copies
- *       the descriptor table and execs) and exits; the flusher thread
- *       reaps it (wc_guard_reap, __WCLONE: the program's wait(-1) never
- *       sees it). Both children run with the program's memory and thread
- *       pointer until exec: raw system calls only (errno never written),
- *       nothing written but their stacks (and (7)'s flag); this file is
- *       built without
- *       sanitizers. Once the clone has returned, the guard comes whatever
- *       the program does (killed at once, it is a dead owner when the
- *       guard looks); a process that ends before the flusher reaped the
- *       intermediate leaves that zombie to init (or its subreaper).
+ *   (3) Spawning costs the program one clone(CLONE_VM) with every signal
+ *       blocked: no copy of its memory, no wait for the guard's exec. The
+ *       intermediate child starts the guard with CLONE_VM | CLONE_VFORK (each
+ *       on a static stack of its own; the guard copies the descriptor table
+ *       and execs) and exits; the flusher thread reaps it (wc_guard_reap,
+ *       __WCLONE: the program's wait(-1) never sees it). Neither keeps the
+ *       program's working directory: each goes to / first when the path to
+ *       the guard is absolute (a relative one is found from there), so that a
+ *       mount the program ran in unmounts as soon as the program ends,
+ *       whether or not the guard's exec came yet. Both children run with the
+ *       program's memory and thread pointer until exec: raw system calls only
+ *       (errno never written), nothing written but their stacks (and (7)'s
+ *       flag); this file is built without sanitizers. Once the clone has
+ *       returned, the guard comes whatever the program does (killed at once,
+ *       it is a dead owner when the guard looks); a process that ends before
+ *       the flusher reaped the intermediate leaves that zombie to init (or
+ *       its subreaper).
  *   (3b) The intermediate shares the program's descriptor table until it
  *       exits. An exec in the program meanwhile would give the program a
  *       copy (exec unshares a shared table) and leave the original, the
