@@ -42,17 +42,17 @@
  *       on a static stack of its own; the guard copies the descriptor table
  *       and execs) and exits; the flusher thread reaps it (wc_guard_reap,
  *       __WCLONE: the program's wait(-1) never sees it). Neither keeps the
- *       program's working directory: each goes to / first when the path to
- *       the guard is absolute (a relative one is found from there), so that a
- *       mount the program ran in unmounts as soon as the program ends,
- *       whether or not the guard's exec came yet. Both children run with the
- *       program's memory and thread pointer until exec: raw system calls only
- *       (errno never written), nothing written but their stacks (and (7)'s
- *       flag); this file is built without sanitizers. Once the clone has
- *       returned, the guard comes whatever the program does (killed at once,
- *       it is a dead owner when the guard looks); a process that ends before
- *       the flusher reaped the intermediate leaves that zombie to init (or
- *       its subreaper).
+ *       program's working directory: the intermediate goes to / first when
+ *       the path to the guard is absolute (a relative one is found from
+ *       there), and the guard copies its, so that a mount the program ran in
+ *       unmounts as soon as the program ends, whether or not the guard's exec
+ *       came yet. Both children run with the program's memory and thread
+ *       pointer until exec: raw system calls only (errno never written),
+ *       nothing written but their stacks (and (7)'s flag); this file is built
+ *       without sanitizers. Once the clone has returned, the guard comes
+ *       whatever the program does (killed at once, it is a dead owner when
+ *       the guard looks); a process that ends before the flusher reaped the
+ *       intermediate leaves that zombie to init (or its subreaper).
  *   (3b) The intermediate shares the program's descriptor table until it
  *       exits. An exec in the program meanwhile would give the program a
  *       copy (exec unshares a shared table) and leave the original, the
@@ -347,15 +347,8 @@ static int guard_exec(void *arg)
     raw(SYS_dup3, 0, 2, 0, 0);
     uint64_t none = 0;
     raw(SYS_rt_sigprocmask, SIG_SETMASK, (long)&none, 0, 8);
-    /* Nothing of the program's kept busy from the start: its working
-     * directory (a mount the program ran in could not be unmounted until
-     * the guard's own chdir, a few ms after its exec: errors::exfat_...
-     * failed with EBUSY in CI). The intermediate left it already
-     * (guard_child) unless the path to the guard is relative (a relative
-     * LD_PRELOAD): found from there first, the guard goes to / itself
-     * then (cli_recover.c (G4)). */
-    if (s->exe[0] == '/')
-        raw(SYS_chdir, (long)"/", 0, 0, 0);
+    /* In / already: the intermediate went there (guard_child), and this
+     * child has a copy of its working directory. */
     raw(SYS_execve, (long)s->exe, (long)s->argv, (long)s->envp, 0);
 fail:
     s->failed = 1;
@@ -384,11 +377,14 @@ static void sched_plain(long pid)
 static int guard_child(void *arg)
 {
     struct spawn *s = arg;
-    /* Its copy of the program's working directory goes first, as the
-     * guard's does (guard_exec): a program that ended before the guard's
-     * exec left this child holding it, and an umount of a mount the
-     * program ran in failed with EBUSY (errors::a_mount_the_program_ran_
-     * in_unmounts_at_once, 1 of 3 rounds in a make check-long). */
+    /* Nothing of the program's kept busy from the start: its working
+     * directory goes first, for this child and the guard it starts (a
+     * copy of this one's). Kept until the guard's exec, a mount the
+     * program ran in could not be unmounted right after the program
+     * (errors::exfat_... in CI, then errors::a_mount_the_program_ran_
+     * in_unmounts_at_once, 1 of 3 rounds in a make check-long). A
+     * relative path to the guard (a relative LD_PRELOAD) is found from
+     * there; the guard goes to / itself then (cli_recover.c (G4)). */
     if (s->exe[0] == '/')
         raw(SYS_chdir, (long)"/", 0, 0, 0);
     if (s->rt)

@@ -182,6 +182,10 @@ echo "wcache bench: $ROUNDS rounds, medians; scratch $dir"
 # last ~30 s when it allocates new ones, so extracting right after
 # removing 5,000 files took 0.1 s or 0.9 s at random, for either run.
 mkdir -p "$dir/trash"
+# The perl rows' program, one for all of them ($PL OUT AUTOFLUSH N):
+# N lines to OUT, one write each with AUTOFLUSH 1.
+PL="$dir/lines.pl"
+printf '%s\n' 'open(my $f, ">", shift) or die; $f->autoflush(shift); print $f "line $_ of the file\n" for 1 .. shift' > "$PL"
 aside() { [ -e "$1" ] && mv "$1" "$(mktemp -d "$dir/trash/t.XXXXXX")/"; :; }
 
 # The synthetic rows write in $dir/w, made empty before every run (SETUP,
@@ -316,7 +320,7 @@ ROUNDS_X=$RX EMPTY_ID=awk0 EMPTY_LABEL="awk > file, an empty library preloaded"
 measure awk "awk print > file, 300k lines" 1 0.97 "" "" \
     "awk 'BEGIN { for (i = 0; i < 300000; i++) print i, \"lorem ipsum dolor\" > \"$dir/awk.out\" }'" ""
 measure perl "perl, autoflush, 100k lines" 1 3 "" "" \
-    "perl -e 'open(my \$f, \">\", shift) or die; \$f->autoflush(1); print \$f \"line \$_ of the file\\n\" for 1 .. 100000' $dir/perl.out" ""
+    "perl $PL $dir/perl.out 1 100000" ""
 measure py "python3 unbuffered, 100k lines" 1 3 "" "" \
     "$PY -c 'import sys
 f = open(sys.argv[1], \"wb\", buffering=0)
@@ -363,13 +367,13 @@ measure ddreads "dd's 200k reads of 1 B alone" 1 "" "" "" \
 # must do both on the same two cores, and can at best overlap them
 # wholly; the second process's start and its file's open are in the
 # floor too, in parallel, so it lies a little above the true one.
-cat > "$dir/side.sh" <<'EOF'
-dd if="$3" of="$4" bs=4M status=none &
-LD_PRELOAD=$1 perl -e 'open(my $f, ">", shift) or die; $f->autoflush(1); print $f "line $_ of the file\n" for 1 .. shift' "$5" "$2" || exit 1
-wait $!
+cat > "$dir/side.sh" <<EOF
+dd if="\$3" of="\$4" bs=4M status=none &
+LD_PRELOAD=\$1 perl $PL "\$5" 1 "\$2" || exit 1
+wait \$!
 EOF
 for l in 20000 50000; do
-    perl -e 'print "line $_ of the file\n" for 1 .. shift' $l > "$dir/perl$l"
+    perl "$PL" "$dir/perl$l" 0 $l
 done
 mkdir -p "$dir/fsrc" "$dir/fuse"
 if bindfs "$dir/fsrc" "$dir/fuse" 2>/dev/null; then
@@ -379,8 +383,7 @@ if bindfs "$dir/fsrc" "$dir/fuse" 2>/dev/null; then
     # thread). No cache in the process can take less (the bytes must
     # reach the server); the row's kernel time over this is the most any
     # could reach there. (Until 2026-12-07 a row of its own, run after
-    # this one's rounds: at 22:35 GlusterFS's 0.0287 s there, the shim's
-    # 0.0431 s here.)
+    # this one's rounds, in a quieter place: docs/BENCHMARKS.md.)
     EMPTY_ID=fa640 EMPTY_CMD="$W append sys $dir/fuse 1280000 1" \
     EMPTY_LABEL="FUSE (bindfs): the same 1.28 MB in one write" \
     measure fa64 "FUSE (bindfs): append 64 B x 20k" 1 200 1 "" \
@@ -391,7 +394,7 @@ if bindfs "$dir/fsrc" "$dir/fuse" 2>/dev/null; then
     EMPTY_CMD="sh $dir/side.sh $NOWRITE_SO 20000 $dir/perl20000 $dir/fuse/perl.side $dir/fuse/perl.out" \
     EMPTY_LABEL="FUSE (bindfs): perl's own work beside its bytes' write" \
     measure fperl "FUSE (bindfs): perl, autoflush, 20k lines" 1 200 "" "" \
-        "perl -e 'open(my \$f, \">\", shift) or die; \$f->autoflush(1); print \$f \"line \$_ of the file\\n\" for 1 .. 20000' $dir/fuse/perl.out" ""
+        "perl $PL $dir/fuse/perl.out 1 20000" ""
     # A program that computes what it writes: the flusher writes a
     # stream's batches back while it computes (cache/async.c).
     measure fcomp "FUSE (bindfs): computed 64 B writes x 50k" 1 "" "" "" \
@@ -421,7 +424,7 @@ if gout=$(sh "$SRC/tests/gluster.sh" start "$dir/gluster"); then
     EMPTY_CMD="sh $dir/side.sh $NOWRITE_SO 50000 $dir/perl50000 $g/perl.side $g/perl.out" \
     EMPTY_LABEL="GlusterFS: perl's own work beside its bytes' write" \
     measure gperl "GlusterFS: perl, autoflush, 50k lines" 1 200 "" "" \
-        "perl -e 'open(my \$f, \">\", shift) or die; \$f->autoflush(1); print \$f \"line \$_ of the file\\n\" for 1 .. 50000' $g/perl.out" ""
+        "perl $PL $g/perl.out 1 50000" ""
     measure gcomp "GlusterFS: computed 64 B writes x 20k" 1 "" "" "" \
         "$W compute sys $g 64 20000" "$W compute stdio $g 64 20000"
 else
@@ -502,8 +505,8 @@ report=$OUT/report.md
         $1 == "r512" {r5 = $3} $1 == "r512f" {r5f = $3}
         $1 == "r4k" {r4 = $3} $1 == "r4kf" {r4f = $3}
         $1 == "r512h" {r5h = $3} $1 == "r4kh" {r4h = $3}
-        $1 == "fa64" {fk = $3; fks = $4} $1 == "fa640" {ff = $4}
-        $1 == "ga64" {gk = $3; gks = $4} $1 == "ga640" {gf = $4}
+        $1 == "fa64" {fk = $3; fas = $4} $1 == "fa640" {ff = $4}
+        $1 == "ga64" {gk = $3; gas = $4} $1 == "ga640" {gf = $4}
         $1 == "fperl0" && $4 > 0 {printf "On bindfs perl'"'"'s own work, its writes returning at once (tests/bench/nowrite.c), beside a write of its bytes to another file there, side by side in two processes, takes %.4f s: %.0fx the kernel is the most any cache in the process could reach for the perl row there (target 200x); the shim took %.2fx that time.\n", $4, $9, fps / $4}
         $1 == "fperl" {fps = $4}
         $1 == "gperl0" && $4 > 0 {printf "On GlusterFS likewise %.4f s: at most %.0fx the kernel for its perl row (target 200x); the shim took %.2fx that time.\n", $4, $9, gps / $4}
@@ -511,8 +514,8 @@ report=$OUT/report.md
         END { if (r5 && r5f > 0) printf "Random pwrite: the same writes sorted by offset and merged where adjacent, the fewest calls any write-back makes without reading the file, take %.4f s (512 B) and %.4f s (4 KiB) in the kernel: at most %.2fx and %.2fx the kernel for a cache (targets 3x and 1.5x).\n", r5f, r4f, r5 / r5f, (r4f > 0 ? r4 / r4f : 0)
               if (r5 && r5h > 0 && r4h > 0) printf "Held in memory first, as a cache holds them (tests/bench/workload.c, held: anonymous pages faulted in with one call, written from there in the same sorted calls), they take %.4f s and %.4f s: at most %.2fx and %.2fx the kernel for a cache on this machine.\n", r5h, r4h, r5 / r5h, r4 / r4h
               if (dk && dn > 0) printf "dd bs=1 makes 200k reads of /dev/zero besides its writes; they alone take %.4f s, so %.1fx the kernel is the most a cache could reach for dd bs=1 (target 3x).\n", dn, dk / dn
-              if (fk && ff > 0) printf "On bindfs the bytes of the 64 B row, in one write by the same program in the same rounds, take %.4f s: no cache in the process can take less, so %.0fx the kernel is the most any could reach there (target 200x); the shim took %.2fx that time.\n", ff, fk / ff, fks / ff
-              if (gk && gf > 0) printf "On GlusterFS likewise %.4f s: at most %.0fx the kernel (target 200x); the shim took %.2fx that time.\n", gf, gk / gf, gks / gf
+              if (fk && ff > 0) printf "On bindfs the bytes of the 64 B row, in one write by the same program in the same rounds, take %.4f s: no cache in the process can take less, so %.0fx the kernel is the most any could reach there (target 200x); the shim took %.2fx that time.\n", ff, fk / ff, fas / ff
+              if (gk && gf > 0) printf "On GlusterFS likewise %.4f s: at most %.0fx the kernel (target 200x); the shim took %.2fx that time.\n", gf, gk / gf, gas / gf
               if (a && t) printf "Two threads on two files: %.2fx the throughput of one thread under the shim (target >= 1.7x).\n", 2 * a / t
               if (a && p) printf "Two processes, nothing shared, on two files: %.2fx the throughput of one under the shim, the ceiling of the row above on this machine; the kernel alone: %.2fx (threads) and %.2fx (processes).\n", 2 * a / p, 2 * ak / tk, 2 * ak / pk }' "$rows"
     echo
